@@ -1,0 +1,177 @@
+"""Every Prometheus metric the workers export, declared in one place.
+
+Why one module: dashboards, alert rules and their tests refer to these names, and a test parses
+the dashboards against :data:`METRIC_NAMES`; a name invented inside an agent would slip past that
+check. Naming follows the Prometheus conventions: base units (seconds), ``_total`` for counters,
+bounded label sets. Labels never carry appeal ids or personal data; the ``authority`` label is
+bounded by the routing configuration (a few hundred authorities per region at most).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+# Stage latency buckets: the pipeline works in milliseconds, so buckets run from 1 ms to 10 s.
+_STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# Response-time buckets: authorities answer in hours to weeks (fz59 allows 30 days + 30 more).
+_RESPONSE_BUCKETS = tuple(
+    h * 3600.0 for h in (1, 4, 8, 24, 48, 72, 24 * 5, 24 * 7, 24 * 10, 24 * 15, 24 * 30, 24 * 60)
+)
+
+RECEIVED = Counter(
+    "appeals_received",
+    "Intake events read from the intake topics, by channel.",
+    ["channel"],
+    registry=REGISTRY,
+)
+REGISTERED = Counter(
+    "appeals_registered",
+    "Appeals accepted by intake and published to appeals.registered.",
+    ["channel", "regime"],
+    registry=REGISTRY,
+)
+DUPLICATES = Counter(
+    "appeals_duplicates",
+    "Intake events recognised as exact duplicates of an already registered appeal.",
+    ["channel"],
+    registry=REGISTRY,
+)
+DEADLETTER = Counter(
+    "appeals_deadletter",
+    "Events sent to the dead-letter topic, by stage and reason code.",
+    ["stage", "reason"],
+    registry=REGISTRY,
+)
+CLASSIFIED = Counter(
+    "appeals_classified",
+    "Appeals classified, by category and urgency.",
+    ["category", "urgent"],
+    registry=REGISTRY,
+)
+TRIAGED = Counter(
+    "appeals_triage",
+    "Appeals sent to the manual triage queue because classifier confidence was low.",
+    registry=REGISTRY,
+)
+ROUTED = Counter(
+    "appeals_routed",
+    "Appeals routed to an authority, by category and routing level.",
+    ["category", "level"],
+    registry=REGISTRY,
+)
+LIFECYCLE = Counter(
+    "appeals_lifecycle_events",
+    "Lifecycle events applied to SLA state, by event type and outcome.",
+    ["event", "outcome"],
+    registry=REGISTRY,
+)
+SLA_ALERTS = Counter(
+    "appeals_sla_alerts",
+    "SLA alerts emitted (warning, breach, escalation), by level and regime.",
+    ["level", "regime"],
+    registry=REGISTRY,
+)
+NOTIFICATIONS = Counter(
+    "appeals_notifications",
+    "Alert deliveries to supervisors, by channel (log, webhook, alertmanager) and result.",
+    ["channel", "result"],
+    registry=REGISTRY,
+)
+ANSWERED = Counter(
+    "appeals_answered",
+    "Appeals answered, by regime and whether the answer was on time.",
+    ["regime", "on_time"],
+    registry=REGISTRY,
+)
+RESPONSE_TIME = Histogram(
+    "appeals_response_time_seconds",
+    "Time from registration to answer, in seconds of the SLA clock.",
+    ["regime"],
+    buckets=_RESPONSE_BUCKETS,
+    registry=REGISTRY,
+)
+STAGE_LATENCY = Histogram(
+    "appeals_stage_latency_seconds",
+    "Wall time from an event's Kafka timestamp to the end of its processing in a stage.",
+    ["stage"],
+    buckets=_STAGE_BUCKETS,
+    registry=REGISTRY,
+)
+BATCH_SIZE = Histogram(
+    "appeals_stage_batch_size",
+    "Events handled per batch in a stage: shows whether batching works under load.",
+    ["stage"],
+    buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2000),
+    registry=REGISTRY,
+)
+OPEN = Gauge(
+    "appeals_open",
+    "Appeals currently open (not answered or closed), per authority, in this worker's partitions.",
+    ["authority"],
+    registry=REGISTRY,
+)
+OPEN_OVERDUE = Gauge(
+    "appeals_open_overdue",
+    "Open appeals past their answer deadline, per authority, in this worker's partitions.",
+    ["authority"],
+    registry=REGISTRY,
+)
+ON_TIME_RATIO = Gauge(
+    "appeals_on_time_ratio",
+    "Answered on time / (answered + open overdue) per authority and rolling window.",
+    ["authority", "window"],
+    registry=REGISTRY,
+)
+TIMERS = Gauge(
+    "appeals_sla_timers",
+    "SLA timers pending in this worker's partitions (due-time index size).",
+    registry=REGISTRY,
+)
+TIMER_LAG = Histogram(
+    "appeals_sla_timer_lag_seconds",
+    "Wall-clock delay between an SLA timer's due moment and the alert being emitted.",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0),
+    registry=REGISTRY,
+)
+INDEX_REBUILDS = Counter(
+    "appeals_sla_index_rebuilds",
+    "Rebuilds of the Redis due-time index from the SLA table (start-up or Redis lost).",
+    registry=REGISTRY,
+)
+CONSUMER_LAG = Gauge(
+    "appeals_consumer_lag",
+    "Messages behind the end of each assigned partition (high watermark minus position).",
+    ["topic", "partition"],
+    registry=REGISTRY,
+)
+WORKER_UP = Gauge(
+    "appeals_worker_up",
+    "1 while the worker process is running its agents.",
+    registry=REGISTRY,
+)
+REDIS_ERRORS = Counter(
+    "appeals_redis_errors",
+    "Failed Redis operations (the pipeline goes on; Redis holds only derived data).",
+    ["operation"],
+    registry=REGISTRY,
+)
+
+
+def _exported_names() -> frozenset[str]:
+    """Names as they appear in a scrape, including the suffixes prometheus-client adds."""
+    names: set[str] = set()
+    for collector in list(REGISTRY._collector_to_names):
+        for metric in collector.describe():
+            base = metric.name
+            if metric.type == "counter":
+                names.update({f"{base}_total", f"{base}_created"})
+            elif metric.type == "histogram":
+                names.update({f"{base}_bucket", f"{base}_sum", f"{base}_count", f"{base}_created"})
+            else:
+                names.add(base)
+    return frozenset(names)
+
+
+METRIC_NAMES: frozenset[str] = _exported_names()
