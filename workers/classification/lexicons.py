@@ -1,0 +1,176 @@
+"""Editable rule layer: lexicons per category and for urgency.
+
+Domain experts keep ``lexicons/<category>.txt`` and ``lexicons/urgent.txt`` as plain text, one
+word or phrase per line, ``#`` for comments. Entries are lemmatised with the same normaliser as
+appeals, so «нет горячей воды» in a file matches «горячей воды нет уже третий день».
+
+Why this matching rule: a phrase matches when all its lemmas occur within a short window, in
+any order. Russian word order is free, so strict adjacency would miss most real phrasings,
+while a window keeps «нет» from pairing with a noun three sentences away.
+A line ``A & B`` matches when both parts match anywhere in the text: it expresses conditions
+such as "no heating" *and* "frost". A part written ``!C`` must NOT occur («нет свет & !подъезд»:
+a dark staircase is not a power outage).
+
+Category hit counts become model features; urgency hits drive the urgency decision directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .normalize import lemmatize
+
+__all__ = [
+    "CATEGORIES",
+    "LEXICON_DIR",
+    "Lexicon",
+    "LexiconSet",
+    "load_lexicon",
+    "load_lexicons",
+    "parse_lexicon_lines",
+]
+
+CATEGORIES: tuple[str, ...] = (
+    "housing_utilities", "roads", "transport", "landscaping", "healthcare", "education",
+    "social", "ecology", "connectivity", "safety", "trade_services", "other",
+)
+
+LEXICON_DIR = Path(__file__).with_name("lexicons")
+_WINDOW_SLACK = 3  # extra tokens allowed between the lemmas of one phrase
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """One line of a lexicon: one or more phrases (``&``), each a tuple of lemmas."""
+
+    raw: str
+    parts: tuple[tuple[str, ...], ...]
+    negated: tuple[tuple[str, ...], ...] = ()
+
+
+@dataclass(slots=True)
+class Lexicon:
+    """A named lexicon with an index from a phrase's anchor lemma to its entries (fast lookup)."""
+
+    name: str
+    entries: list[_Entry] = field(default_factory=list)
+    _index: dict[str, list[tuple[int, tuple[str, ...]]]] = field(default_factory=dict)
+
+    def add(self, raw: str) -> None:
+        """Add one line (already stripped of comments); lines that lemmatise to nothing are skipped."""
+        pieces = [p.strip() for p in raw.split("&")]
+        parts = tuple(t for t in (tuple(lemmatize(p)) for p in pieces if not p.startswith("!")) if t)
+        negated = tuple(
+            t for t in (tuple(lemmatize(p[1:])) for p in pieces if p.startswith("!")) if t
+        )
+        if not parts:
+            return
+        idx = len(self.entries)
+        self.entries.append(_Entry(raw, parts, negated))
+        anchor = parts[0]
+        self._index.setdefault(anchor[0], []).append((idx, anchor))
+
+    def matches(self, lemmas: Sequence[str], positions: dict[str, list[int]] | None = None) -> list[str]:
+        """Raw text of every entry found in ``lemmas`` (each counted once)."""
+        if positions is None:
+            positions = _positions(lemmas)
+        found: list[str] = []
+        seen: set[int] = set()
+        for lem in positions:
+            for idx, anchor in self._index.get(lem, ()):
+                if idx in seen:
+                    continue
+                entry = self.entries[idx]
+                if all(_phrase_in(p, positions) for p in entry.parts) and not any(
+                    _phrase_in(n, positions) for n in entry.negated
+                ):
+                    seen.add(idx)
+                    found.append(entry.raw)
+        return found
+
+    def count(self, lemmas: Sequence[str], positions: dict[str, list[int]] | None = None) -> int:
+        """Number of distinct entries matched: the feature value the model sees."""
+        return len(self.matches(lemmas, positions))
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+
+def _positions(lemmas: Sequence[str]) -> dict[str, list[int]]:
+    pos: dict[str, list[int]] = {}
+    for i, lem in enumerate(lemmas):
+        pos.setdefault(lem, []).append(i)
+    return pos
+
+
+def _phrase_in(phrase: tuple[str, ...], positions: dict[str, list[int]]) -> bool:
+    """All lemmas of ``phrase`` present within a window of len(phrase)+slack tokens."""
+    if len(phrase) == 1:
+        return phrase[0] in positions
+    lists = []
+    for lem in phrase:
+        p = positions.get(lem)
+        if p is None:
+            return False
+        lists.append(p)
+    width = len(phrase) + _WINDOW_SLACK
+    return any(
+        all(any(abs(q - start) < width for q in other) for other in lists[1:])
+        for start in lists[0]
+    )
+
+
+def parse_lexicon_lines(name: str, lines: Iterable[str]) -> Lexicon:
+    """Build a lexicon from text lines: ``#`` starts a comment, blank lines are ignored."""
+    lex = Lexicon(name)
+    for line in lines:
+        text = line.split("#", 1)[0].strip()
+        if text:
+            lex.add(text)
+    return lex
+
+
+def load_lexicon(path: Path) -> Lexicon:
+    """Load one lexicon file; its stem is the lexicon name (a category code or ``urgent``)."""
+    with path.open(encoding="utf-8") as fh:
+        return parse_lexicon_lines(path.stem, fh)
+
+
+@dataclass(slots=True)
+class LexiconSet:
+    """All category lexicons plus the urgency lexicon, loaded from one directory."""
+
+    categories: dict[str, Lexicon]
+    urgent: Lexicon
+    calm: Lexicon
+
+    def category_counts(self, lemmas: Sequence[str]) -> list[int]:
+        """Hit counts in the fixed order of :data:`CATEGORIES` (a feature vector)."""
+        positions = _positions(lemmas)
+        return [
+            self.categories[c].count(lemmas, positions) if c in self.categories else 0
+            for c in CATEGORIES
+        ]
+
+    def urgent_hits(self, lemmas: Sequence[str]) -> list[str]:
+        """Urgency phrases found in the text (empty list: no rule fired)."""
+        return self.urgent.matches(lemmas)
+
+    def calm_hits(self, lemmas: Sequence[str]) -> list[str]:
+        """Phrases that mark a non-emergency framing (a planned outage notice, a past event)."""
+        return self.calm.matches(lemmas)
+
+
+def load_lexicons(directory: Path | None = None) -> LexiconSet:
+    """Load ``<category>.txt``, ``urgent.txt`` and ``calm.txt`` (each optional) from a directory."""
+    d = Path(directory) if directory is not None else LEXICON_DIR
+    cats: dict[str, Lexicon] = {}
+    for c in CATEGORIES:
+        p = d / f"{c}.txt"
+        cats[c] = load_lexicon(p) if p.exists() else Lexicon(c)
+    up, cp = d / "urgent.txt", d / "calm.txt"
+    urgent = load_lexicon(up) if up.exists() else Lexicon("urgent")
+    calm = load_lexicon(cp) if cp.exists() else Lexicon("calm")
+    return LexiconSet(cats, urgent, calm)

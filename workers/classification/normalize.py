@@ -1,0 +1,137 @@
+"""Russian text normalisation for appeal classification.
+
+Appeals arrive as caps-locked social-media posts with emoji, as formal letters and as operator
+summaries with typos. The classifier must see the same token for «ОТОПЛЕНИЯ», «отопление» and
+«otoplenie», so this module lower-cases, folds ё→е, strips emoji and punctuation, repairs
+Latin look-alike letters inside Cyrillic words, transliterates Latin words that turn out to be
+known Russian words, and lemmatises with pymorphy3 (real morphology, not suffix rules).
+
+Lemmatisation is the hot path: a per-token cache makes it a dict lookup for every word seen
+before, which is what keeps batched classification at thousands of appeals per second.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+import pymorphy3
+
+__all__ = [
+    "FROST_TOKEN",
+    "char_ngrams",
+    "lemma",
+    "lemmatize",
+    "normalize_text",
+    "stem",
+    "tokenize",
+]
+
+#: Pseudo-lemma emitted for a negative temperature («-25°», «минус 30»): frost is an urgency cue.
+FROST_TOKEN = "мороз"
+
+_LATIN_LOOKALIKE = str.maketrans("aceopxyk", "асеорхук")
+_TRANSLIT = (
+    ("shch", "щ"), ("sch", "щ"), ("zh", "ж"), ("kh", "х"), ("ts", "ц"), ("ch", "ч"),
+    ("sh", "ш"), ("yu", "ю"), ("ju", "ю"), ("ya", "я"), ("ja", "я"), ("yo", "е"),
+    ("a", "а"), ("b", "б"), ("v", "в"), ("g", "г"), ("d", "д"), ("e", "е"), ("z", "з"),
+    ("i", "и"), ("y", "ы"), ("j", "й"), ("k", "к"), ("l", "л"), ("m", "м"), ("n", "н"),
+    ("o", "о"), ("p", "п"), ("r", "р"), ("s", "с"), ("t", "т"), ("u", "у"), ("f", "ф"),
+    ("h", "х"), ("c", "ц"), ("w", "в"), ("x", "кс"), ("q", "к"),
+)
+# Common Latin spellings in posts whose letter-by-letter transliteration is not a known word.
+_LATIN_WORDS = {
+    "wifi": "вайфай", "wi": "вай", "fi": "фай", "internet": "интернет", "tv": "тв",
+    "net": "нет", "pls": "пожалуйста", "plz": "пожалуйста", "ok": "хорошо",
+    "lte": "интернет", "4g": "интернет", "3g": "интернет",
+}
+
+_FROST_RE = re.compile(
+    r"(?:минус|min)\s*\d{1,2}(?!\d)"
+    r"|(?<![\w\-−–])[-−–]\s?\d{1,2}(?![\d\-])(?:\s*(?:°c?|градус\w*|гр\b))?"
+)
+_TOKEN_RE = re.compile(r"[^\W\d_]+", re.UNICODE)
+_REPEAT_RE = re.compile(r"(\w)\1{2,}")
+_CYR_RE = re.compile(r"[а-я]")
+_LAT_RE = re.compile(r"[a-z]")
+
+_MORPH = pymorphy3.MorphAnalyzer()
+
+
+def normalize_text(text: str) -> str:
+    """Lower-case, fold ё→е, mark frost and collapse «ААААА» so caps and emphasis don't matter."""
+    if not text:
+        return ""
+    s = text.lower().replace("ё", "е")
+    s = _FROST_RE.sub(" " + FROST_TOKEN + " ", s)
+    return _REPEAT_RE.sub(r"\1", s)
+
+
+@lru_cache(maxsize=262_144)
+def _fix_token(tok: str) -> str:
+    """Repair one raw lower-case token: look-alike Latin letters, transliterated words."""
+    has_cyr = _CYR_RE.search(tok) is not None
+    has_lat = _LAT_RE.search(tok) is not None
+    if has_cyr and has_lat:
+        return tok.translate(_LATIN_LOOKALIKE)
+    if has_lat and not has_cyr:
+        if tok in _LATIN_WORDS:
+            return _LATIN_WORDS[tok]
+        cyr = tok
+        for lat, ru in _TRANSLIT:
+            cyr = cyr.replace(lat, ru)
+        if _LAT_RE.search(cyr) is None and len(cyr) > 2 and _MORPH.word_is_known(cyr):
+            return cyr
+        return tok
+    return tok
+
+
+def tokenize(text: str) -> list[str]:
+    """Split into letter-only tokens (digits, emoji, punctuation dropped) after normalisation."""
+    return [_fix_token(t) for t in _TOKEN_RE.findall(normalize_text(text))]
+
+
+@lru_cache(maxsize=262_144)
+def lemma(token: str) -> str:
+    """The pymorphy3 normal form of one token (first parse), ё folded; cached because it's hot."""
+    if len(token) < 2 or _CYR_RE.search(token) is None:
+        return token
+    return _MORPH.parse(token)[0].normal_form.replace("ё", "е")
+
+
+def lemmatize(text: str) -> list[str]:
+    """Text → list of lemmas; the representation used by the word features and the lexicons."""
+    return [lemma(t) for t in tokenize(text)]
+
+
+_STEMMER = None
+
+
+def stem(token: str) -> str:
+    """Snowball Russian stem: a coarser key used where the lemma of a typo'd word is unreliable."""
+    global _STEMMER
+    if _STEMMER is None:
+        import snowballstemmer
+
+        _STEMMER = snowballstemmer.stemmer("russian")
+    return str(_STEMMER.stemWord(token))
+
+
+@lru_cache(maxsize=262_144)
+def char_ngrams(token: str) -> tuple[str, ...]:
+    """Character 3–5-grams of one token padded with spaces (sklearn's ``char_wb``), cached.
+
+    Computing them per token and caching is equivalent to ``analyzer="char_wb"`` on the joined
+    text but avoids re-slicing every word of every appeal, which dominates transform time.
+    Typos («отапление», «атопление») still share most n-grams with the correct word.
+    """
+    w = f" {token} "
+    n_len = len(w)
+    out: list[str] = []
+    for n in (3, 4, 5):
+        if n_len < n:
+            if n == 3:
+                out.append(w)
+            break
+        out.extend(w[i : i + n] for i in range(n_len - n + 1))
+    return tuple(out)

@@ -1,0 +1,325 @@
+"""Russian production calendar (производственный календарь) for deadline arithmetic.
+
+Why this exists: SLA deadlines for ``pos`` and ``incident`` are counted in working days or
+working hours, and a ``fz59`` deadline that lands on a day off is shifted (Civil Code
+art. 193). Whether a day is a working day in Russia is not "Monday to Friday minus fixed
+holidays": the Government moves days off every year by decree, which creates *working
+Saturdays* (e.g. 27 April, 2 November and 28 December 2024). ``holidays.RU`` carries
+those decrees (its ``is_working_day`` honours ``weekend_workdays``), but the decree for the
+next year comes out in the autumn, often after the installed package was released. So a
+yearly override file may add extra non-working days and extra working days; the file wins
+over the package.
+
+Override file (TOML, or YAML with the same shape), path from the argument or from the
+environment variable ``APPEALS_CALENDAR_FILE``::
+
+    # Government decree of 2026-09-xx "On the transfer of days off in 2027"
+    [years.2027]
+    source = "Decree No. ... of ..."       # optional, free text, for humans
+    non_working = [2027-01-11, "2027-02-22"]  # TOML dates or ISO strings
+    working = [2027-02-20]                  # e.g. a working Saturday
+
+Every date must belong to the year it is listed under and may not be in both lists.
+Anything else (unknown keys, wrong types) is rejected with a message naming the file and
+the offending key, because a silently ignored calendar typo moves legal deadlines.
+
+Everything here works on *local calendar dates* and naive-or-aware *local* wall times;
+converting from UTC into the region's zone is the caller's job (see ``compute.py``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import threading
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import holidays
+
+__all__ = [
+    "CALENDAR_FILE_ENV",
+    "BusinessCalendar",
+    "CalendarFileError",
+    "CalendarOverrides",
+    "ShiftMode",
+    "load_overrides",
+]
+
+CALENDAR_FILE_ENV = "APPEALS_CALENDAR_FILE"
+
+ShiftMode = Literal["previous", "next", "none"]
+SHIFT_MODES: tuple[ShiftMode, ...] = ("previous", "next", "none")
+
+# A year never has more than ~10 consecutive days off (New Year holidays); a longer walk
+# means a broken override file (e.g. a whole year declared non-working), so stop loudly.
+_MAX_CONSECUTIVE_DAYS_OFF = 60
+
+_ONE_DAY = dt.timedelta(days=1)
+
+
+class CalendarFileError(ValueError):
+    """The override file is unreadable or malformed; the message names file and key."""
+
+
+@dataclass(frozen=True)
+class CalendarOverrides:
+    """Days whose status differs from ``holidays.RU``; explicit entries beat the package."""
+
+    non_working: frozenset[dt.date] = frozenset()
+    working: frozenset[dt.date] = frozenset()
+    sources: Mapping[int, str] = field(default_factory=dict)
+    path: str | None = None
+
+    def __post_init__(self) -> None:
+        both = self.non_working & self.working
+        if both:
+            days = ", ".join(d.isoformat() for d in sorted(both))
+            raise CalendarFileError(f"{self.path or '<overrides>'}: {days} listed as both "
+                                    "working and non-working")
+
+
+def _parse_day(value: Any, where: str) -> dt.date:
+    if isinstance(value, dt.datetime):  # a datetime is a date subclass: refuse it explicitly
+        raise CalendarFileError(f"{where}: expected a date, got a date-time {value!r}")
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise CalendarFileError(f"{where}: expected a date YYYY-MM-DD, got {value!r}")
+
+
+def _parse_overrides(data: Any, path: str) -> CalendarOverrides:
+    if not isinstance(data, Mapping):
+        raise CalendarFileError(f"{path}: top level must be a table with a 'years' key")
+    unknown = set(data) - {"years"}
+    if unknown:
+        raise CalendarFileError(f"{path}: unknown top-level key(s) {sorted(map(str, unknown))}; "
+                                "expected only 'years'")
+    years = data.get("years", {})
+    if not isinstance(years, Mapping):
+        raise CalendarFileError(f"{path}: 'years' must be a table keyed by year")
+    non_working: set[dt.date] = set()
+    working: set[dt.date] = set()
+    sources: dict[int, str] = {}
+    for key, entry in years.items():
+        try:
+            year = int(str(key))
+        except ValueError:
+            raise CalendarFileError(f"{path}: years.{key}: year must be an integer") from None
+        if not 1900 <= year <= 2200:
+            raise CalendarFileError(f"{path}: years.{key}: year out of range")
+        if not isinstance(entry, Mapping):
+            raise CalendarFileError(f"{path}: years.{key} must be a table")
+        bad = set(entry) - {"non_working", "working", "source"}
+        if bad:
+            raise CalendarFileError(
+                f"{path}: years.{key}: unknown key(s) {sorted(map(str, bad))}; "
+                "allowed: non_working, working, source")
+        if "source" in entry:
+            if not isinstance(entry["source"], str):
+                raise CalendarFileError(f"{path}: years.{key}.source must be a string")
+            sources[year] = entry["source"]
+        for name, target in (("non_working", non_working), ("working", working)):
+            days = entry.get(name, [])
+            if not isinstance(days, list):
+                raise CalendarFileError(f"{path}: years.{key}.{name} must be a list of dates")
+            for i, raw in enumerate(days):
+                where = f"{path}: years.{key}.{name}[{i}]"
+                day = _parse_day(raw, where)
+                if day.year != year:
+                    raise CalendarFileError(f"{where}: {day} is not in year {year}")
+                target.add(day)
+    return CalendarOverrides(frozenset(non_working), frozenset(working), sources, path)
+
+
+def load_overrides(path: str | os.PathLike[str]) -> CalendarOverrides:
+    """Read and validate an override file; ``.yaml``/``.yml`` as YAML, anything else TOML."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise CalendarFileError(f"{p}: cannot read calendar override file: {exc}") from exc
+    if p.suffix.lower() in (".yaml", ".yml"):
+        import yaml
+
+        try:
+            data = yaml.safe_load(raw.decode("utf-8")) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise CalendarFileError(f"{p}: invalid YAML: {exc}") from exc
+    else:
+        try:
+            data = tomllib.loads(raw.decode("utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise CalendarFileError(f"{p}: invalid TOML: {exc}") from exc
+    return _parse_overrides(data, str(p))
+
+
+class BusinessCalendar:
+    """Working-day oracle: ``holidays.RU`` plus explicit overrides.
+
+    Day statuses are cached per year because the SLA engine asks about the same few
+    hundred days millions of times; the cache is filled under a lock so the object can
+    be shared between threads.
+    """
+
+    def __init__(self, overrides: CalendarOverrides | None = None) -> None:
+        self.overrides = overrides or CalendarOverrides()
+        self._years: dict[int, frozenset[dt.date]] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str] | None) -> BusinessCalendar:
+        """Calendar with the overrides in ``path``; ``None`` means the package alone."""
+        return cls(load_overrides(path) if path else None)
+
+    @classmethod
+    def from_env(cls, path: str | os.PathLike[str] | None = None) -> BusinessCalendar:
+        """Explicit ``path`` first, then ``$APPEALS_CALENDAR_FILE``, then no overrides."""
+        return cls.from_file(path or os.environ.get(CALENDAR_FILE_ENV) or None)
+
+    # --- day status ---------------------------------------------------------------------
+
+    def _non_working(self, year: int) -> frozenset[dt.date]:
+        cached = self._years.get(year)
+        if cached is not None:
+            return cached
+        with self._lock:
+            cached = self._years.get(year)
+            if cached is None:
+                ru = holidays.country_holidays("RU", years=year)
+                day = dt.date(year, 1, 1)
+                off: set[dt.date] = set()
+                while day.year == year:
+                    if day in self.overrides.working:
+                        pass
+                    elif day in self.overrides.non_working or not ru.is_working_day(day):
+                        off.add(day)
+                    day += _ONE_DAY
+                cached = frozenset(off)
+                self._years[year] = cached
+        return cached
+
+    def is_working_day(self, day: dt.date) -> bool:
+        """True if ``day`` (a local calendar date) is a working day in Russia."""
+        if isinstance(day, dt.datetime):
+            day = day.date()
+        return day not in self._non_working(day.year)
+
+    def non_working_days(self, year: int) -> list[dt.date]:
+        """All days off of ``year`` (weekends included), sorted; for reports and debugging."""
+        return sorted(self._non_working(year))
+
+    # --- arithmetic ---------------------------------------------------------------------
+
+    def next_working_day(self, day: dt.date) -> dt.date:
+        """First working day strictly after ``day``."""
+        return self.add_working_days(day, 1)
+
+    def add_working_days(self, day: dt.date, n: int) -> dt.date:
+        """The ``n``-th working day after ``day``; ``day`` itself never counts.
+
+        The start day is excluded because a period counted in days starts on the day after
+        the event (Civil Code art. 191); whether ``day`` is a working day does not matter.
+        ``n == 0`` returns ``day`` unchanged.
+        """
+        if n < 0:
+            raise ValueError(f"n must be >= 0, got {n}")
+        current = day
+        remaining = n
+        idle = 0
+        while remaining:
+            current += _ONE_DAY
+            if self.is_working_day(current):
+                remaining -= 1
+                idle = 0
+            else:
+                idle += 1
+                if idle > _MAX_CONSECUTIVE_DAYS_OFF:
+                    raise ValueError(f"no working day within {idle} days after {day}")
+        return current
+
+    def shift(self, day: dt.date, mode: ShiftMode) -> dt.date:
+        """Move a deadline day that is not a working day, per policy.
+
+        ``previous``: last working day before it (administrative practice for 59-FZ: answer
+        before the weekend); ``next``: first working day after it (Civil Code art. 193);
+        ``none``: keep the day even if it is a day off.
+        """
+        if mode not in SHIFT_MODES:
+            raise ValueError(f"shift must be one of {', '.join(SHIFT_MODES)}, got {mode!r}")
+        if mode == "none" or self.is_working_day(day):
+            return day
+        step = -_ONE_DAY if mode == "previous" else _ONE_DAY
+        current = day
+        for _ in range(_MAX_CONSECUTIVE_DAYS_OFF):
+            current += step
+            if self.is_working_day(current):
+                return current
+        raise ValueError(f"no working day within {_MAX_CONSECUTIVE_DAYS_OFF} days of {day}")
+
+    def add_working_hours(
+        self,
+        start_at: dt.datetime,
+        hours: float | dt.timedelta,
+        start: dt.time = dt.time(9, 0),
+        end: dt.time = dt.time(18, 0),
+    ) -> dt.datetime:
+        """Moment when ``hours`` of working time have elapsed after ``start_at``.
+
+        Only time inside ``[start, end)`` of working days counts, in the wall-clock time of
+        ``start_at`` (pass a region-local datetime; aware or naive, the result keeps the
+        same ``tzinfo``). A moment outside hours starts at the next opening. When the budget
+        is used up exactly at closing time the result is that closing time, not the next
+        opening, so an 8-hour budget from 09:00 ends at 17:00 and a 9-hour one at 18:00.
+        """
+        budget = hours if isinstance(hours, dt.timedelta) else dt.timedelta(hours=hours)
+        if budget < dt.timedelta(0):
+            raise ValueError(f"hours must be >= 0, got {hours}")
+        if not start < end:
+            raise ValueError(f"working day start {start} must be before end {end}")
+        tz = start_at.tzinfo
+        wall = start_at.replace(tzinfo=None)
+        day = wall.date()
+        cursor = wall
+        if not self.is_working_day(day) or wall.time() >= end:
+            day = self.next_working_day(day)
+            cursor = dt.datetime.combine(day, start)
+        elif wall.time() < start:
+            cursor = dt.datetime.combine(day, start)
+        while True:
+            closing = dt.datetime.combine(day, end)
+            available = closing - cursor
+            if budget <= available:
+                return _attach(cursor + budget, tz)
+            budget -= available
+            day = self.next_working_day(day)
+            cursor = dt.datetime.combine(day, start)
+
+    def working_days_between(self, first: dt.date, last: dt.date) -> int:
+        """Working days in ``(first, last]``; the counterpart of :meth:`add_working_days`."""
+        count = 0
+        day = first
+        while day < last:
+            day += _ONE_DAY
+            count += self.is_working_day(day)
+        return count
+
+
+def _attach(wall: dt.datetime, tz: dt.tzinfo | None) -> dt.datetime:
+    """Re-attach a zone to a wall time (zoneinfo resolves the UTC offset on the new date)."""
+    return wall.replace(tzinfo=tz) if tz is not None else wall
+
+
+def iter_days(first: dt.date, last: dt.date) -> Iterable[dt.date]:
+    """Inclusive range of dates; small helper shared by tests and reports."""
+    day = first
+    while day <= last:
+        yield day
+        day += _ONE_DAY

@@ -1,0 +1,239 @@
+"""``appeals sla due``: compute one deadline from the command line.
+
+Why a CLI: operators and authorities ask "when is this due?" and the answer must come from
+the same code the SLA engine uses, not from a spreadsheet. The lead wires this into the
+main ``appeals`` command through :func:`register`; ``python -m workers.deadlines.cli`` runs
+it standalone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from workers.deadlines.calendar import SHIFT_MODES, BusinessCalendar, CalendarFileError
+from workers.deadlines.compute import (
+    answer_due,
+    final_answer_due,
+    redirect_due,
+    stage_due,
+    to_local,
+    warning_at,
+)
+from workers.deadlines.policies import REGIMES, PolicyBook, PolicyError
+
+__all__ = ["main", "register", "run_due"]
+
+_DUE_EPILOG = """\
+counting rules (see workers/deadlines/compute.py):
+  fz59      calendar days; the day after registration is day 1 (Civil Code art. 191), so
+            registration on day D is due at 23:59:59 local of D+30 (59-FZ art. 12), then
+            shifted if that is a day off (default: previous working day).
+  pos       N working days (default 10) on the Russian production calendar, starting the
+            day after registration; due 23:59:59 local of the N-th working day.
+  incident  first public response within H working hours (default 8, 4 with --urgent),
+            09:00-18:00 local on working days; outside hours the clock starts at the next
+            opening.
+  hotline   callback within 8 working hours (4 with --urgent), a configurable default.
+
+Dates are local to the region (its IANA zone). --registered-at without a UTC offset is
+taken as region-local time; with an offset (or Z) it is converted.
+Output: one JSON object; "due" is ISO 8601 with the region's UTC offset.
+Errors (unknown regime or region, bad date, bad calendar file): message on stderr, exit 2.
+
+examples:
+  appeals sla due --regime fz59 --registered-at 2026-03-10T20:00:00Z --region 22
+  appeals sla due --regime incident --registered-at 2026-05-08T16:00 --region 77 --urgent
+"""
+
+
+class _UsageError(Exception):
+    """Bad input from the command line; reported on stderr with exit code 2."""
+
+
+def _parse_registered_at(text: str, tz: str) -> dt.datetime:
+    raw = text.strip()
+    if raw.endswith(("Z", "z")):
+        raw = raw[:-1] + "+00:00"
+    try:
+        moment = dt.datetime.fromisoformat(raw)
+    except ValueError:
+        raise _UsageError(f"--registered-at: not an ISO 8601 date-time: {text!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=ZoneInfo(tz))
+    return moment
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.isoformat()
+
+
+def run_due(args: argparse.Namespace) -> dict[str, Any]:
+    """Compute the JSON answer for ``sla due``; raises on bad input (no printing here)."""
+    from workers.geo.regions import normalize_code, region_timezone
+
+    try:
+        region = normalize_code(args.region)
+        region_tz = region_timezone(region)
+    except KeyError as exc:
+        raise _UsageError(f"--region: {exc}") from None
+    try:
+        book = PolicyBook.load(args.policy_file)
+        policy = book.resolve(args.regime, region=region, authority=args.authority,
+                              category=args.category, subcategory=args.subcategory)
+        calendar = BusinessCalendar.from_env(args.calendar_file)
+    except (PolicyError, CalendarFileError) as exc:
+        raise _UsageError(str(exc)) from None
+    tz = policy.timezone or region_tz
+    registered_at = _parse_registered_at(args.registered_at, tz)
+
+    ignored: list[str] = []
+    changes: dict[str, Any] = {}
+    if args.shift is not None:
+        changes["shift"] = args.shift
+    if args.working_days is not None:
+        if policy.counting == "working_days":
+            changes["answer"] = args.working_days
+            changes["urgent_answer"] = None
+        elif "final_answer" in policy.stages:
+            stage = dataclasses.replace(policy.stages["final_answer"], amount=args.working_days)
+            changes["stages"] = {**policy.stages, "final_answer": stage}
+        else:
+            ignored.append("--working-days")
+    if args.hours is not None:
+        if policy.counting == "working_hours":
+            # Explicit hours beat the urgent default: the operator asked for this number.
+            changes["answer"] = args.hours
+            changes["urgent_answer"] = None
+        else:
+            ignored.append("--hours")
+    if changes:
+        policy = dataclasses.replace(policy, **changes)
+
+    due = answer_due(args.regime, registered_at, tz, policy, urgent=args.urgent,
+                     calendar=calendar)
+    out: dict[str, Any] = {
+        "due": _iso(due),
+        "regime": args.regime,
+        "region": region,
+        "timezone": tz,
+        "registered_at": _iso(to_local(registered_at, tz)),
+        "counting": policy.counting,
+        "amount": policy.answer_amount(args.urgent),
+        "urgent": bool(args.urgent),
+        "shift": policy.shift,
+        "warning_at": _iso(warning_at(registered_at, due, policy.warning_share)),
+        "escalation_at": _iso(due + policy.escalation_after),
+    }
+    if "final_answer" in policy.stages:
+        out["final_answer_due"] = _iso(final_answer_due(registered_at, tz, policy, calendar))
+    if "redirect" in policy.stages:
+        out["redirect_due"] = _iso(redirect_due(registered_at, tz, policy, calendar))
+    for name in ("moderation",):
+        if name in policy.stages:
+            out[f"{name}_due"] = _iso(stage_due(name, registered_at, tz, policy, calendar))
+    if policy.extensions_allowed and policy.extension_max_days:
+        out["extension_max_days"] = policy.extension_max_days
+    if ignored:
+        out["ignored_options"] = ignored
+    return out
+
+
+def _handle_due(args: argparse.Namespace) -> int:
+    try:
+        result = run_due(args)
+    except (_UsageError, ValueError, OverflowError) as exc:
+        print(f"appeals sla due: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(json.dumps(result, ensure_ascii=False))
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``sla`` (with ``due``) to an argparse subparsers object.
+
+    The handler is stored as ``func`` on the parsed namespace; call ``args.func(args)``. It
+    prints the JSON and returns 0, or prints the error on stderr and raises
+    ``SystemExit(2)``, so exit codes are right however the caller dispatches.
+    """
+    sla = subparsers.add_parser(
+        "sla", help="SLA deadlines: compute due moments on the Russian production calendar",
+        description="SLA deadline tools (regimes fz59, pos, incident, hotline).")
+    sla_sub = sla.add_subparsers(dest="sla_command", metavar="COMMAND")
+    sla_sub.required = True
+    due = sla_sub.add_parser(
+        "due", help="print the deadline of one appeal as JSON",
+        description="Compute the answer deadline (fz59, pos) or first-response deadline "
+                    "(incident, hotline) of an appeal and print one JSON object.",
+        epilog=_DUE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    due.add_argument("--regime", required=True, choices=REGIMES,
+                     help="appeal regime: picks the SLA policy")
+    due.add_argument("--registered-at", required=True, metavar="ISO8601",
+                     help="registration moment, e.g. 2026-03-10T20:00:00Z or 2026-03-11T03:00 "
+                          "(no offset = region-local time)")
+    due.add_argument("--region", required=True, metavar="CODE",
+                     help="federal subject code, e.g. 22 (Altai Krai), 77 (Moscow): gives the "
+                          "time zone and regional overrides")
+    due.add_argument("--shift", choices=SHIFT_MODES,
+                     help="deadline on a day off: previous/next working day or none "
+                          "(default: the policy's; fz59 previous)")
+    due.add_argument("--working-days", type=_positive_int, metavar="N",
+                     help="override the working-day period (pos answer; incident final answer)")
+    due.add_argument("--hours", type=_positive_float, metavar="H",
+                     help="override the working-hours period (incident/hotline first "
+                          "response); wins over --urgent")
+    due.add_argument("--urgent", action="store_true",
+                     help="urgent appeal: use the policy's shorter period (incident: 4 h)")
+    due.add_argument("--authority", help="authority id, for authority-level policy overrides")
+    due.add_argument("--category", help="category code, for category overrides")
+    due.add_argument("--subcategory", help="subcategory code, for subcategory overrides")
+    due.add_argument("--policy-file", metavar="PATH",
+                     help="policy file (default: $APPEALS_POLICY_FILE or the packaged "
+                          "workers/deadlines/policies.toml)")
+    due.add_argument("--calendar-file", metavar="PATH",
+                     help="calendar override file (default: $APPEALS_CALENDAR_FILE)")
+    due.set_defaults(func=_handle_due)
+    return sla
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Standalone entry point: ``python -m workers.deadlines.cli sla due ...``."""
+    parser = argparse.ArgumentParser(prog="appeals", description="citizen-appeals tools")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    register(sub)
+    try:
+        args = parser.parse_args(argv)
+        return int(args.func(args))
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

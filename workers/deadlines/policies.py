@@ -1,0 +1,369 @@
+"""SLA policies per regime, as data, with overrides per region/authority/category/subcategory.
+
+Why data: DESIGN.md §2 says every deadline value is a default that a region, an authority
+or a category may change; regional regulations change more often than our code. So the
+defaults live in ``policies.toml`` next to this module (or a file named by
+``APPEALS_POLICY_FILE``) and this module only validates and resolves them.
+
+Resolution: start from the regime's defaults and apply every matching override, least
+specific first, so the most specific value wins but unrelated fields from broader rules
+still apply. Specificity is the number of selectors among region/authority/category/
+subcategory; ties break subcategory > category > authority > region > regime (a narrower
+subject beats a wider organisation, an authority beats its region).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, cast
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from workers.deadlines.calendar import SHIFT_MODES, ShiftMode
+
+__all__ = [
+    "COUNTING_KINDS",
+    "POLICY_FILE_ENV",
+    "REGIMES",
+    "Counting",
+    "Policy",
+    "PolicyBook",
+    "PolicyError",
+    "Stage",
+]
+
+POLICY_FILE_ENV = "APPEALS_POLICY_FILE"
+Counting = Literal["calendar_days", "working_days", "working_hours"]
+COUNTING_KINDS: tuple[Counting, ...] = ("calendar_days", "working_days", "working_hours")
+REGIMES: tuple[str, ...] = ("fz59", "pos", "incident", "hotline")
+
+_SELECTORS = ("regime", "region", "authority", "category", "subcategory")
+# Tie-break order on equal selector counts (later = more specific).
+_SELECTOR_RANK = ("regime", "region", "authority", "category", "subcategory")
+_FIELDS = (
+    "counting", "answer", "urgent_answer", "shift", "work_start", "work_end",
+    "warning_share", "escalation_after_hours", "extensions_allowed", "extension_max_days",
+    "timezone", "stages",
+)
+_REQUIRED = ("counting", "answer", "shift", "warning_share", "escalation_after_hours")
+
+
+class PolicyError(ValueError):
+    """The policy file or an override is invalid; the message says where."""
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A stage deadline other than the answer (registration, redirect, moderation, ...)."""
+
+    counting: Counting
+    amount: float
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Resolved SLA policy for one appeal; immutable so it can be cached and shared."""
+
+    regime: str
+    counting: Counting
+    answer: float
+    shift: ShiftMode
+    warning_share: float
+    escalation_after: dt.timedelta
+    urgent_answer: float | None = None
+    work_start: dt.time = dt.time(9, 0)
+    work_end: dt.time = dt.time(18, 0)
+    extensions_allowed: int = 0
+    extension_max_days: int = 0
+    timezone: str | None = None
+    stages: Mapping[str, Stage] = field(default_factory=dict)
+
+    def answer_amount(self, urgent: bool = False) -> float:
+        """Answer period in the policy's unit; urgent uses ``urgent_answer`` when set."""
+        if urgent and self.urgent_answer is not None:
+            return self.urgent_answer
+        return self.answer
+
+    def stage(self, name: str) -> Stage:
+        try:
+            return self.stages[name]
+        except KeyError:
+            raise PolicyError(
+                f"regime {self.regime!r} has no stage {name!r} "
+                f"(has: {', '.join(sorted(self.stages)) or 'none'})") from None
+
+
+def _parse_time(value: Any, where: str) -> dt.time:
+    if isinstance(value, dt.time):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.time.fromisoformat(value)
+        except ValueError:
+            pass
+    raise PolicyError(f"{where}: expected a time HH:MM, got {value!r}")
+
+
+def _number(value: Any, where: str, *, integer: bool, minimum: float, strict: bool) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PolicyError(f"{where}: expected a number, got {value!r}")
+    if integer and not float(value).is_integer():
+        raise PolicyError(f"{where}: expected a whole number, got {value!r}")
+    if value < minimum or (strict and value == minimum):
+        op = ">" if strict else ">="
+        raise PolicyError(f"{where}: must be {op} {minimum}, got {value!r}")
+    return int(value) if integer else float(value)
+
+
+def _counting(value: Any, where: str) -> Counting:
+    if value not in COUNTING_KINDS:
+        raise PolicyError(f"{where}: counting must be one of {', '.join(COUNTING_KINDS)}, "
+                          f"got {value!r}")
+    return cast(Counting, value)
+
+
+def _amount(value: Any, counting: Counting, where: str) -> float:
+    # Days are whole by law and by the calendar; hours may be fractional (e.g. 1.5 h).
+    return _number(value, where, integer=counting != "working_hours", minimum=0, strict=True)
+
+
+def _build_stage(name: str, raw: Any, where: str) -> Stage:
+    if not isinstance(raw, Mapping):
+        raise PolicyError(f"{where}.stages.{name}: must be a table")
+    unknown = set(raw) - {"counting", "amount"}
+    if unknown:
+        raise PolicyError(f"{where}.stages.{name}: unknown key(s) {sorted(unknown)}")
+    for key in ("counting", "amount"):
+        if key not in raw:
+            raise PolicyError(f"{where}.stages.{name}: missing {key!r}")
+    counting = _counting(raw["counting"], f"{where}.stages.{name}.counting")
+    return Stage(counting, _amount(raw["amount"], counting, f"{where}.stages.{name}.amount"))
+
+
+def _build_policy(regime: str, raw: Mapping[str, Any], where: str) -> Policy:
+    unknown = set(raw) - set(_FIELDS)
+    if unknown:
+        raise PolicyError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {list(_FIELDS)}")
+    missing = [k for k in _REQUIRED if k not in raw]
+    if missing:
+        raise PolicyError(f"{where}: missing required key(s) {missing}")
+    counting = _counting(raw["counting"], f"{where}.counting")
+    shift = raw["shift"]
+    if shift not in SHIFT_MODES:
+        raise PolicyError(f"{where}.shift: must be one of {', '.join(SHIFT_MODES)}, got {shift!r}")
+    share = _number(raw["warning_share"], f"{where}.warning_share", integer=False, minimum=0,
+                    strict=True)
+    if share > 1:
+        raise PolicyError(f"{where}.warning_share: must be in (0, 1], got {share}")
+    urgent = raw.get("urgent_answer")
+    work_start = _parse_time(raw.get("work_start", "09:00"), f"{where}.work_start")
+    work_end = _parse_time(raw.get("work_end", "18:00"), f"{where}.work_end")
+    if not work_start < work_end:
+        raise PolicyError(f"{where}: work_start {work_start} must be before work_end {work_end}")
+    tz = raw.get("timezone")
+    if tz is not None:
+        try:
+            ZoneInfo(str(tz))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise PolicyError(f"{where}.timezone: unknown IANA zone {tz!r}") from None
+    stages_raw = raw.get("stages", {})
+    if not isinstance(stages_raw, Mapping):
+        raise PolicyError(f"{where}.stages: must be a table of stages")
+    return Policy(
+        regime=regime,
+        counting=counting,
+        answer=_amount(raw["answer"], counting, f"{where}.answer"),
+        urgent_answer=None if urgent is None else _amount(urgent, counting,
+                                                          f"{where}.urgent_answer"),
+        shift=cast(ShiftMode, shift),
+        warning_share=share,
+        escalation_after=dt.timedelta(hours=_number(
+            raw["escalation_after_hours"], f"{where}.escalation_after_hours", integer=False,
+            minimum=0, strict=False)),
+        work_start=work_start,
+        work_end=work_end,
+        extensions_allowed=int(_number(raw.get("extensions_allowed", 0),
+                                       f"{where}.extensions_allowed", integer=True, minimum=0,
+                                       strict=False)),
+        extension_max_days=int(_number(raw.get("extension_max_days", 0),
+                                       f"{where}.extension_max_days", integer=True, minimum=0,
+                                       strict=False)),
+        timezone=None if tz is None else str(tz),
+        stages={name: _build_stage(name, s, where) for name, s in stages_raw.items()},
+    )
+
+
+def _merge(base: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    """Shallow merge, except ``stages`` merges per stage and per field.
+
+    A partial stage patch (no ``counting``) for a stage the regime lacks is dropped, so
+    an authority-wide ``stages.final_answer.amount`` does not break regimes without it.
+    """
+    merged = dict(base)
+    for key, value in patch.items():
+        if key == "stages" and isinstance(value, Mapping):
+            stages = {k: dict(v) for k, v in dict(base.get("stages", {})).items()}
+            for name, stage_patch in value.items():
+                if not isinstance(stage_patch, Mapping):
+                    stages[name] = stage_patch  # let validation report it
+                elif name in stages:
+                    stages[name].update(stage_patch)
+                elif "counting" in stage_patch:
+                    stages[name] = dict(stage_patch)
+            merged["stages"] = stages
+        else:
+            merged[key] = value
+    return merged
+
+
+def _normalize_region(code: Any) -> str:
+    from workers.geo.regions import normalize_code
+
+    return normalize_code(code)
+
+
+@dataclass(frozen=True)
+class _Override:
+    selectors: Mapping[str, str]
+    settings: Mapping[str, Any]
+    where: str
+
+    @property
+    def specificity(self) -> tuple[int, ...]:
+        count = sum(1 for k in self.selectors if k != "regime")
+        return (count, *[int(k in self.selectors) for k in reversed(_SELECTOR_RANK)])
+
+    def matches(self, wanted: Mapping[str, str | None]) -> bool:
+        return all(wanted.get(k) == v for k, v in self.selectors.items())
+
+
+class PolicyBook:
+    """All regime defaults plus overrides; ``resolve`` gives the policy for one appeal."""
+
+    def __init__(self, data: Mapping[str, Any], source: str = "<policies>") -> None:
+        self.source = source
+        if not isinstance(data, Mapping):
+            raise PolicyError(f"{source}: top level must be a table")
+        unknown = set(data) - {"regimes", "overrides"}
+        if unknown:
+            raise PolicyError(f"{source}: unknown top-level key(s) {sorted(unknown)}")
+        regimes = data.get("regimes")
+        if not isinstance(regimes, Mapping) or not regimes:
+            raise PolicyError(f"{source}: 'regimes' must be a non-empty table")
+        self._defaults: dict[str, dict[str, Any]] = {}
+        for regime, raw in regimes.items():
+            if not isinstance(raw, Mapping):
+                raise PolicyError(f"{source}: regimes.{regime} must be a table")
+            _build_policy(regime, raw, f"{source}: regimes.{regime}")  # validate now
+            self._defaults[regime] = dict(raw)
+        self._overrides: list[_Override] = []
+        seen: dict[tuple[tuple[str, str], ...], str] = {}
+        raw_overrides = data.get("overrides", [])
+        if not isinstance(raw_overrides, list):
+            raise PolicyError(f"{source}: 'overrides' must be an array of tables")
+        for i, entry in enumerate(raw_overrides):
+            where = f"{source}: overrides[{i}]"
+            override = self._parse_override(entry, where)
+            key = tuple(sorted(override.selectors.items()))
+            if key in seen:
+                raise PolicyError(f"{where}: same selectors as {seen[key]}; merge them")
+            seen[key] = where
+            self._overrides.append(override)
+        # Stable sort: file order decides nothing because duplicate selectors are refused.
+        self._overrides.sort(key=lambda o: o.specificity)
+        self._cache: dict[tuple[str | None, ...], Policy] = {}
+
+    def _parse_override(self, entry: Any, where: str) -> _Override:
+        if not isinstance(entry, Mapping):
+            raise PolicyError(f"{where}: must be a table")
+        selectors: dict[str, str] = {}
+        settings: dict[str, Any] = {}
+        for key, value in entry.items():
+            if key in _SELECTORS:
+                if not isinstance(value, str | int) or isinstance(value, bool):
+                    raise PolicyError(f"{where}.{key}: must be a string")
+                selectors[key] = str(value)
+            elif key in _FIELDS:
+                settings[key] = value
+            else:
+                raise PolicyError(f"{where}: unknown key {key!r}; selectors are "
+                                  f"{list(_SELECTORS)}, settings are {list(_FIELDS)}")
+        if not selectors:
+            raise PolicyError(f"{where}: needs at least one selector {list(_SELECTORS)}")
+        if not settings:
+            raise PolicyError(f"{where}: sets nothing")
+        if "region" in selectors:
+            try:
+                selectors["region"] = _normalize_region(selectors["region"])
+            except KeyError as exc:
+                raise PolicyError(f"{where}.region: {exc}") from None
+        regime = selectors.get("regime")
+        if regime is not None and regime not in self._defaults:
+            raise PolicyError(f"{where}.regime: unknown regime {regime!r}")
+        for target in [regime] if regime else list(self._defaults):
+            _build_policy(target, _merge(self._defaults[target], settings),
+                          f"{where} (applied to {target})")
+        return _Override(selectors, settings, where)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str] | None = None) -> PolicyBook:
+        """Explicit path, else ``$APPEALS_POLICY_FILE``, else the packaged ``policies.toml``."""
+        chosen = path or os.environ.get(POLICY_FILE_ENV)
+        if chosen:
+            p = Path(chosen)
+            try:
+                text = p.read_text("utf-8")
+            except OSError as exc:
+                raise PolicyError(f"{p}: cannot read policy file: {exc}") from exc
+            source = str(p)
+        else:
+            text = resources.files("workers.deadlines").joinpath("policies.toml").read_text(
+                "utf-8")
+            source = "workers/deadlines/policies.toml"
+        if source.endswith((".yaml", ".yml")):
+            import yaml
+
+            try:
+                data = yaml.safe_load(text) or {}
+            except yaml.YAMLError as exc:
+                raise PolicyError(f"{source}: invalid YAML: {exc}") from exc
+        else:
+            try:
+                data = tomllib.loads(text)
+            except tomllib.TOMLDecodeError as exc:
+                raise PolicyError(f"{source}: invalid TOML: {exc}") from exc
+        return cls(data, source)
+
+    @property
+    def regimes(self) -> tuple[str, ...]:
+        return tuple(self._defaults)
+
+    def resolve(
+        self,
+        regime: str,
+        region: str | int | None = None,
+        authority: str | None = None,
+        category: str | None = None,
+        subcategory: str | None = None,
+    ) -> Policy:
+        """Policy for an appeal with these attributes; unknown regime -> ``PolicyError``."""
+        if regime not in self._defaults:
+            raise PolicyError(f"unknown regime {regime!r}; known: {', '.join(self._defaults)}")
+        region_code = None if region is None else _normalize_region(region)
+        key = (regime, region_code, authority, category, subcategory)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        wanted = dict(zip(_SELECTORS, key, strict=True))
+        raw: dict[str, Any] = dict(self._defaults[regime])
+        for override in self._overrides:
+            if override.matches(wanted):
+                raw = _merge(raw, override.settings)
+        policy = _build_policy(regime, raw, f"{self.source}: resolved {regime}")
+        self._cache[key] = policy
+        return policy

@@ -1,0 +1,205 @@
+"""Find the municipality an appeal is about from free Russian text.
+
+Why a table of forms: citizens write «в Бийске», «Бийского района», «г.Барнаул»,
+«Камне-на-Оби», «новоалтайский водоканал». Lemmatising every token of every appeal with
+pymorphy3 costs tens of microseconds per token; instead we inflect the (few hundred)
+gazetteer names *once*, at rule load, into a dict ``token tuple -> municipality``, and
+matching an appeal is a regex tokenisation plus dict lookups (well over 10,000 texts/s).
+
+Matching is longest-first at each position, earliest position wins, so «Бийского района»
+(the district) beats «бийского» (the city adjective) and «Камень-на-Оби» is one match.
+Names flagged ``ambiguous`` (a town called «Яровое» vs «яровое» = spring crops) only match
+when capitalised in the original text or after «г.»/«город».
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+_TOKEN_RE = re.compile(r"[0-9A-Za-zА-Яа-яЁё]+")
+_CASES = ("nomn", "gent", "datv", "accs", "ablt", "loct")
+_FROZEN_AFTER = frozenset({"на", "под", "у", "в", "над"})
+"""In «Камень-на-Оби» only the words before the preposition decline."""
+_CITY_MARKERS = frozenset({"г", "гор", "город", "города", "городе", "городу", "городом"})
+_DISTRICT_WORD_ABBREVIATIONS = (("р", "н"), ("р", "на"), ("р", "не"), ("р", "ну"), ("р", "ном"))
+
+
+def normalize_token(token: str) -> str:
+    """Lower-case and fold «ё» to «е» (people write both)."""
+    return token.lower().replace("ё", "е")
+
+
+def tokenize(text: str) -> list[str]:
+    """Raw tokens: letters/digits; hyphens, dots and spaces all separate words."""
+    return _TOKEN_RE.findall(text)
+
+
+@lru_cache(maxsize=1)
+def _morph() -> Any:
+    """One shared analyzer: loading the dictionary is the expensive part."""
+    import pymorphy3
+
+    return pymorphy3.MorphAnalyzer()
+
+
+@lru_cache(maxsize=4096)
+def _word_forms(word: str, case: str | None) -> tuple[str, ...]:
+    """Forms of ``word`` in ``case`` (or all its singular/own-number forms if None).
+
+    Keeps the number (and, for adjectives, the gender) of the dictionary parse, so
+    «Бийск» never yields the plural «бийсков» and «Яровое» stays neuter.
+    """
+    morph = _morph()
+    parses = morph.parse(word)
+    parse = (
+        next((p for p in parses if "Geox" in p.tag), None)
+        or next((p for p in parses if p.tag.POS in {"NOUN", "ADJF"} and "nomn" in p.tag), None)
+        or parses[0]
+    )
+    tag = parse.tag
+    if tag.POS not in {"NOUN", "ADJF"}:
+        return (normalize_token(word),)
+    keep: set[str] = set()
+    if tag.number:
+        keep.add(tag.number)
+    if tag.POS == "ADJF" and tag.gender and case is not None:
+        keep.add(tag.gender)
+    if case is not None:
+        inflected = parse.inflect(keep | {case})
+        if inflected is None:
+            return (normalize_token(word),)
+        forms = {inflected.word}
+        if case == "loct":  # «в лесу»-style second locative, harmless when absent
+            loc2 = parse.inflect(keep | {"loc2"})
+            if loc2 is not None:
+                forms.add(loc2.word)
+        return tuple(sorted(normalize_token(f) for f in forms))
+    forms = {
+        f.word
+        for f in parse.lexeme
+        if f.tag.POS == tag.POS and (tag.POS == "ADJF" or f.tag.number == tag.number)
+    }
+    forms.add(word.lower())
+    return tuple(sorted(normalize_token(f) for f in forms))
+
+
+def name_forms(name: str) -> set[tuple[str, ...]]:
+    """Token tuples for every case of a (possibly multi-word) settlement name."""
+    words = [normalize_token(w) for w in tokenize(name)]
+    if not words:
+        return set()
+    frozen_from = next((i for i, w in enumerate(words) if i > 0 and w in _FROZEN_AFTER), None)
+    head = words if frozen_from is None else words[:frozen_from]
+    tail = () if frozen_from is None else tuple(words[frozen_from:])
+    result: set[tuple[str, ...]] = {tuple(words)}
+    for case in _CASES:
+        variants: list[tuple[str, ...]] = [()]
+        for w in head:
+            variants = [v + (f,) for v in variants for f in _word_forms(w, case)]
+        result.update(v + tail for v in variants)
+    return result
+
+
+def adjective_forms(adjective: str) -> set[tuple[str, ...]]:
+    """All forms of an adjective («барнаульский» → «барнаульского», «барнаульской»...)."""
+    return {(f,) for f in _word_forms(normalize_token(adjective), None)}
+
+
+def district_forms(adjective: str) -> set[tuple[str, ...]]:
+    """«Бийский район» in every case, plus the «р-н» abbreviations."""
+    adj = normalize_token(adjective)
+    result: set[tuple[str, ...]] = set()
+    for case in _CASES:
+        for a in _word_forms(adj, case):
+            for r in _word_forms("район", case):
+                result.add((a, r))
+    masc_forms = {a for case in _CASES for a in _word_forms(adj, case)}
+    for a in masc_forms:
+        for abbr in _DISTRICT_WORD_ABBREVIATIONS:
+            result.add((a, *abbr))
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class GazetteerEntry:
+    municipality: str
+    ambiguous: bool
+
+
+class GazetteerConflict(ValueError):
+    """The same written form would name two municipalities: the rules must disambiguate."""
+
+
+class Gazetteer:
+    """Immutable ``token tuple -> municipality`` table with longest-match lookup."""
+
+    __slots__ = ("_first", "_max_len", "_table")
+
+    def __init__(self, table: Mapping[tuple[str, ...], GazetteerEntry]) -> None:
+        self._table = dict(table)
+        self._first = frozenset(k[0] for k in self._table)
+        self._max_len = max((len(k) for k in self._table), default=0)
+
+    @classmethod
+    def build(cls, specs: Iterable[tuple[str, Mapping[str, Any]]]) -> Gazetteer:
+        """Build from ``(municipality_id, spec)`` where spec has names/adjectives/forms.
+
+        Raises :class:`GazetteerConflict` naming both municipalities and the form.
+        """
+        table: dict[tuple[str, ...], GazetteerEntry] = {}
+        for mun_id, spec in specs:
+            ambiguous = bool(spec.get("ambiguous", False))
+            keys: set[tuple[str, ...]] = set()
+            for name in spec.get("names") or ():
+                keys |= name_forms(name)
+            for adj in spec.get("adjectives") or ():
+                keys |= adjective_forms(adj)
+            for adj in spec.get("district_of") or ():
+                keys |= district_forms(adj)
+            for form in spec.get("forms") or ():
+                tokens = tuple(normalize_token(t) for t in tokenize(form))
+                if tokens:
+                    keys.add(tokens)
+            for key in keys:
+                other = table.get(key)
+                if other is not None and other.municipality != mun_id:
+                    raise GazetteerConflict(
+                        f"form {' '.join(key)!r} names both municipalities "
+                        f"{other.municipality!r} and {mun_id!r}"
+                    )
+                table[key] = GazetteerEntry(mun_id, ambiguous)
+        return cls(table)
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    def find(self, text: str | None, *, strict: bool = True) -> str | None:
+        """First (earliest, longest) municipality mentioned in ``text``, or None.
+
+        ``strict=False`` drops the capitalisation requirement of ambiguous names: used for
+        intake metadata, where the field itself says the value is a place.
+        """
+        if not text or not self._table:
+            return None
+        raw = tokenize(text)
+        norm = [normalize_token(t) for t in raw]
+        first = self._first
+        table = self._table
+        n = len(norm)
+        for i in range(n):
+            if norm[i] not in first:
+                continue
+            for length in range(min(self._max_len, n - i), 0, -1):
+                entry = table.get(tuple(norm[i : i + length]))
+                if entry is None:
+                    continue
+                if entry.ambiguous and strict and not (
+                    raw[i][:1].isupper() or (i > 0 and norm[i - 1] in _CITY_MARKERS)
+                ):
+                    continue
+                return entry.municipality
+        return None

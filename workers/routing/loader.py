@@ -1,0 +1,602 @@
+"""Load and validate routing rules (one YAML file per region).
+
+Why strict validation: rules are edited by people who run the regional desks, and a typo
+(an unknown category code, a parent id that does not exist) would otherwise surface as
+appeals silently landing on the wrong desk. Every problem is reported together, each as
+``file: path.to.key: what was expected``, and a bad file never replaces good rules.
+
+File format: see ``workers/routing/data/22-altai-krai.yaml`` (commented).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import yaml
+
+from schemas.records import CATEGORIES
+from workers.geo.regions import UnknownRegion, get_region
+from workers.routing.gazetteer import Gazetteer, GazetteerConflict
+from workers.routing.model import (
+    AUTHORITY_KINDS,
+    Authority,
+    CategoryRoute,
+    Municipality,
+    RegionRules,
+    RoutingRules,
+    Supervisor,
+)
+
+__all__ = ["ENV_VAR", "RulesError", "default_rules_path", "load_rules", "rule_files"]
+
+ENV_VAR = "APPEALS_ROUTING_RULES"
+PACKAGED_DATA = Path(__file__).with_name("data")
+SCHEMA = 1
+
+_AUTHORITY_ID = re.compile(r"^[0-9]{2}(?:-[a-z0-9]+)+$")
+_SLUG = re.compile(r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$")
+_OKTMO = re.compile(r"^[0-9]{8}(?:[0-9]{3})?$")
+_TOP_KEYS = frozenset(
+    {
+        "schema",
+        "version",
+        "region",
+        "name",
+        "timezone",
+        "triage",
+        "default_for_unknown_regions",
+        "regional_competence",
+        "routes",
+        "authorities",
+        "municipalities",
+    }
+)
+_AUTH_KEYS = frozenset(
+    {"id", "name", "kind", "parent", "timezone", "supervisors", "sla", "description"}
+)
+_MUN_KEYS = frozenset(
+    {
+        "id",
+        "name",
+        "oktmo",
+        "names",
+        "adjectives",
+        "district_of",
+        "forms",
+        "ambiguous",
+        "default",
+        "routes",
+        "authorities",
+    }
+)
+_SUPERVISOR_KEYS = frozenset({"role", "webhook", "email"})
+
+
+class RulesError(ValueError):
+    """Invalid routing rules. ``problems`` holds ``(file, key path, message)`` triples."""
+
+    def __init__(self, problems: list[tuple[str, str, str]]) -> None:
+        self.problems = problems
+        lines = [f"{f}: {p or '<root>'}: {m}" for f, p, m in problems]
+        super().__init__(
+            f"invalid routing rules ({len(problems)} problem(s)):\n  " + "\n  ".join(lines)
+        )
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that rejects duplicate mapping keys (PyYAML silently keeps the last)."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    loader.flatten_mapping(node)
+    result: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in result:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        result[key] = loader.construct_object(value_node, deep=True)
+    return result
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+    _construct_mapping,  # type: ignore[arg-type]
+)
+
+
+def default_rules_path() -> Path:
+    """``$APPEALS_ROUTING_RULES`` if set, else the packaged ``data/`` directory."""
+    env = os.environ.get(ENV_VAR)
+    return Path(env) if env else PACKAGED_DATA
+
+
+def rule_files(path: str | os.PathLike[str]) -> list[Path]:
+    """The rule files a path stands for: the file itself, or ``*.yaml|*.yml`` in a dir."""
+    p = Path(path)
+    if p.is_dir():
+        return sorted(
+            f for f in p.iterdir() if f.suffix in {".yaml", ".yml"} and not f.name.startswith(".")
+        )
+    return [p]
+
+
+def _freeze(value: Any) -> Any:
+    """Deep read-only copy so SLA overrides shared across coroutines cannot be mutated."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({str(k): _freeze(v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+class _Ctx:
+    """Problem collector for one file."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.problems: list[tuple[str, str, str]] = []
+
+    def err(self, path: str, message: str) -> None:
+        self.problems.append((self.file, path, message))
+
+    def str_(self, data: Mapping[str, Any], key: str, path: str, *, required: bool = True) -> Any:
+        value = data.get(key)
+        if value is None:
+            if required:
+                self.err(f"{path}.{key}" if path else key, "required, expected a string")
+            return None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str) or not value.strip():
+            self.err(f"{path}.{key}" if path else key, f"expected a non-empty string, got {value!r}")
+            return None
+        return value.strip()
+
+    def unknown_keys(self, data: Mapping[str, Any], allowed: frozenset[str], path: str) -> None:
+        for key in data:
+            if key not in allowed:
+                self.err(
+                    f"{path}.{key}" if path else str(key),
+                    f"unknown key; expected one of {', '.join(sorted(allowed))}",
+                )
+
+
+def _parse_routes(ctx: _Ctx, raw: Any, path: str) -> dict[str, dict[str, Any]]:
+    """``category -> id | {default: id, subcategories: {sub: id}}``, ids unchecked yet."""
+    routes: dict[str, dict[str, Any]] = {}
+    if raw is None:
+        return routes
+    if not isinstance(raw, Mapping):
+        ctx.err(path, "expected a mapping of category code -> authority id")
+        return routes
+    for category, target in raw.items():
+        cpath = f"{path}.{category}"
+        if category not in CATEGORIES:
+            ctx.err(cpath, f"unknown category code; expected one of {', '.join(CATEGORIES)}")
+            continue
+        if isinstance(target, str):
+            routes[category] = {"default": target, "subcategories": {}, "path": cpath}
+        elif isinstance(target, Mapping):
+            ctx.unknown_keys(target, frozenset({"default", "subcategories"}), cpath)
+            default = target.get("default")
+            if default is not None and not isinstance(default, str):
+                ctx.err(f"{cpath}.default", f"expected an authority id, got {default!r}")
+                default = None
+            subs_raw = target.get("subcategories") or {}
+            subs: dict[str, str] = {}
+            if not isinstance(subs_raw, Mapping):
+                ctx.err(f"{cpath}.subcategories", "expected a mapping subcategory -> authority id")
+            else:
+                for sub, sub_target in subs_raw.items():
+                    spath = f"{cpath}.subcategories.{sub}"
+                    if not isinstance(sub, str) or not _SLUG.match(sub):
+                        ctx.err(spath, "subcategory must be a lower-case slug like 'stray_dogs'")
+                    elif not isinstance(sub_target, str):
+                        ctx.err(spath, f"expected an authority id, got {sub_target!r}")
+                    else:
+                        subs[sub] = sub_target
+            if default is None and not subs:
+                ctx.err(cpath, "expected 'default' and/or 'subcategories'")
+            routes[category] = {"default": default, "subcategories": subs, "path": cpath}
+        else:
+            ctx.err(cpath, f"expected an authority id or a mapping, got {target!r}")
+    return routes
+
+
+def _parse_authority(
+    ctx: _Ctx,
+    raw: Any,
+    path: str,
+    region_code: str,
+    region_tz: str,
+    municipality: str | None,
+) -> Authority | None:
+    if not isinstance(raw, Mapping):
+        ctx.err(path, "expected a mapping with id, name, kind")
+        return None
+    ctx.unknown_keys(raw, _AUTH_KEYS, path)
+    aid = ctx.str_(raw, "id", path)
+    name = ctx.str_(raw, "name", path)
+    kind = ctx.str_(raw, "kind", path)
+    parent = ctx.str_(raw, "parent", path, required=False)
+    tz = ctx.str_(raw, "timezone", path, required=False) or region_tz
+    if aid is not None and not _AUTHORITY_ID.match(aid):
+        ctx.err(f"{path}.id", f"{aid!r}: expected '<region code>-<slug>', e.g. '22-minzhkh'")
+    elif aid is not None and not aid.startswith(f"{region_code}-"):
+        ctx.err(f"{path}.id", f"{aid!r}: must start with the region code '{region_code}-'")
+    if kind is not None and kind not in AUTHORITY_KINDS:
+        ctx.err(f"{path}.kind", f"{kind!r}: expected one of {', '.join(AUTHORITY_KINDS)}")
+    _check_timezone(ctx, tz, f"{path}.timezone")
+    supervisors: list[Supervisor] = []
+    sup_raw = raw.get("supervisors") or []
+    if not isinstance(sup_raw, list):
+        ctx.err(f"{path}.supervisors", "expected a list of {role, webhook?, email?}")
+    else:
+        for j, s in enumerate(sup_raw):
+            spath = f"{path}.supervisors[{j}]"
+            if not isinstance(s, Mapping):
+                ctx.err(spath, "expected a mapping {role, webhook?, email?}")
+                continue
+            ctx.unknown_keys(s, _SUPERVISOR_KEYS, spath)
+            role = ctx.str_(s, "role", spath)
+            webhook = ctx.str_(s, "webhook", spath, required=False)
+            email = ctx.str_(s, "email", spath, required=False)
+            if webhook is not None and not webhook.startswith(("https://", "http://")):
+                ctx.err(f"{spath}.webhook", f"{webhook!r}: expected an http(s) URL")
+            if email is not None and "@" not in email:
+                ctx.err(f"{spath}.email", f"{email!r}: expected an e-mail address")
+            if role is not None:
+                supervisors.append(Supervisor(role, webhook, email))
+    sla = raw.get("sla") or {}
+    if not isinstance(sla, Mapping):
+        ctx.err(f"{path}.sla", "expected a mapping of SLA policy overrides")
+        sla = {}
+    if aid is None or name is None or kind is None:
+        return None
+    return Authority(
+        id=aid,
+        name=name,
+        kind=kind,
+        region_code=region_code,
+        timezone=tz,
+        parent=parent,
+        municipality=municipality,
+        supervisors=tuple(supervisors),
+        sla=_freeze(sla),
+    )
+
+
+def _check_timezone(ctx: _Ctx, tz: str | None, path: str) -> None:
+    if tz is None:
+        return
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(tz)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        ctx.err(path, f"{tz!r}: not an IANA time zone (e.g. 'Asia/Barnaul')")
+
+
+def _parse_file(file: Path, text: str) -> tuple[_Ctx, dict[str, Any] | None]:
+    """Parse one region file into plain parts; cross-file checks happen in load_rules."""
+    ctx = _Ctx(str(file))
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
+    except yaml.YAMLError as exc:
+        ctx.err("", f"not valid YAML: {exc}")
+        return ctx, None
+    if not isinstance(data, Mapping):
+        ctx.err("", "expected a mapping at the top level (region, triage, authorities, ...)")
+        return ctx, None
+    ctx.unknown_keys(data, _TOP_KEYS, "")
+    schema = data.get("schema", SCHEMA)
+    if schema != SCHEMA:
+        ctx.err("schema", f"{schema!r}: this version of the router reads schema {SCHEMA}")
+    code_raw = ctx.str_(data, "region", "")
+    region = None
+    if code_raw is not None:
+        try:
+            region = get_region(code_raw)
+        except UnknownRegion as exc:
+            ctx.err("region", str(exc))
+    if region is None:
+        return ctx, None
+    code = region.code
+    tz = ctx.str_(data, "timezone", "", required=False) or region.timezone
+    _check_timezone(ctx, tz, "timezone")
+    version = ctx.str_(data, "version", "", required=False)
+    triage = ctx.str_(data, "triage", "")
+    default_flag = data.get("default_for_unknown_regions", False)
+    if not isinstance(default_flag, bool):
+        ctx.err("default_for_unknown_regions", f"expected true or false, got {default_flag!r}")
+        default_flag = False
+
+    competence_raw = data.get("regional_competence") or []
+    competence: set[str] = set()
+    if not isinstance(competence_raw, list):
+        ctx.err("regional_competence", "expected a list of category codes")
+    else:
+        for j, c in enumerate(competence_raw):
+            if c not in CATEGORIES:
+                ctx.err(
+                    f"regional_competence[{j}]",
+                    f"{c!r}: unknown category code; expected one of {', '.join(CATEGORIES)}",
+                )
+            else:
+                competence.add(c)
+
+    authorities: list[tuple[Authority, str]] = []
+    auth_raw = data.get("authorities") or []
+    if not isinstance(auth_raw, list):
+        ctx.err("authorities", "expected a list of authorities")
+        auth_raw = []
+    for j, a in enumerate(auth_raw):
+        path = f"authorities[{j}]"
+        auth = _parse_authority(ctx, a, path, code, tz, None)
+        if auth is not None:
+            authorities.append((auth, path))
+
+    region_routes = _parse_routes(ctx, data.get("routes"), "routes")
+
+    municipalities: list[dict[str, Any]] = []
+    mun_raw = data.get("municipalities") or []
+    if not isinstance(mun_raw, list):
+        ctx.err("municipalities", "expected a list of municipalities")
+        mun_raw = []
+    seen_mun: dict[str, str] = {}
+    for j, m in enumerate(mun_raw):
+        path = f"municipalities[{j}]"
+        if not isinstance(m, Mapping):
+            ctx.err(path, "expected a mapping with id, name, default, ...")
+            continue
+        ctx.unknown_keys(m, _MUN_KEYS, path)
+        mid = ctx.str_(m, "id", path)
+        mname = ctx.str_(m, "name", path)
+        if mid is not None and not _SLUG.match(mid):
+            ctx.err(f"{path}.id", f"{mid!r}: expected a lower-case slug like 'kamen-na-obi'")
+        if mid is not None and mid in seen_mun:
+            ctx.err(f"{path}.id", f"duplicate municipality id {mid!r} (also {seen_mun[mid]})")
+        if mid is not None:
+            seen_mun[mid] = path
+        oktmo = ctx.str_(m, "oktmo", path, required=False)
+        if oktmo is not None and not _OKTMO.match(oktmo):
+            ctx.err(f"{path}.oktmo", f"{oktmo!r}: expected 8 or 11 digits (quote it in YAML)")
+        for key in ("names", "adjectives", "district_of", "forms"):
+            val = m.get(key)
+            if val is not None and not (
+                isinstance(val, list) and all(isinstance(v, str) and v.strip() for v in val)
+            ):
+                ctx.err(f"{path}.{key}", "expected a list of non-empty strings")
+        if not isinstance(m.get("ambiguous", False), bool):
+            ctx.err(f"{path}.ambiguous", "expected true or false")
+        default = ctx.str_(m, "default", path, required=False)
+        routes = _parse_routes(ctx, m.get("routes"), f"{path}.routes")
+        m_auth_raw = m.get("authorities") or []
+        if not isinstance(m_auth_raw, list):
+            ctx.err(f"{path}.authorities", "expected a list of authorities")
+            m_auth_raw = []
+        for k, a in enumerate(m_auth_raw):
+            apath = f"{path}.authorities[{k}]"
+            auth = _parse_authority(ctx, a, apath, code, tz, mid)
+            if auth is not None:
+                authorities.append((auth, apath))
+        if mid is not None and mname is not None:
+            municipalities.append(
+                {
+                    "id": mid,
+                    "name": mname,
+                    "oktmo": oktmo,
+                    "default": default,
+                    "default_path": f"{path}.default",
+                    "routes": routes,
+                    "spec": m,
+                    "path": path,
+                }
+            )
+
+    return ctx, {
+        "code": code,
+        "name": ctx.str_(data, "name", "", required=False) or region.name_ru,
+        "timezone": tz,
+        "triage": triage,
+        "default": default_flag,
+        "competence": frozenset(competence),
+        "routes": region_routes,
+        "authorities": authorities,
+        "municipalities": municipalities,
+        "version": version or "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16],
+        "explicit_version": version,
+    }
+
+
+def _route_objects(
+    ctx: _Ctx, routes: dict[str, dict[str, Any]], known: Mapping[str, Authority]
+) -> dict[str, CategoryRoute]:
+    result: dict[str, CategoryRoute] = {}
+    for category, r in routes.items():
+        targets = [("default", r["default"])] + [
+            (f"subcategories.{s}", t) for s, t in r["subcategories"].items()
+        ]
+        for key, target in targets:
+            if target is not None and target not in known:
+                ctx.err(f"{r['path']}.{key}" if key != "default" or True else r["path"],
+                        f"unknown authority id {target!r}")
+        result[category] = CategoryRoute(
+            default=r["default"], subcategories=MappingProxyType(dict(r["subcategories"]))
+        )
+    return result
+
+
+def load_rules(
+    path: str | os.PathLike[str] | None = None, *, default_region: str | None = None
+) -> RoutingRules:
+    """Load every region file under ``path`` (a file or a directory of ``*.yaml``).
+
+    ``path`` defaults to :func:`default_rules_path`. ``default_region`` (the region whose
+    triage desk receives appeals from regions without rules) overrides the files'
+    ``default_for_unknown_regions`` flag; with a single region loaded it defaults to it.
+    Raises :class:`RulesError` listing every problem found.
+    """
+    root = Path(path) if path is not None else default_rules_path()
+    files = rule_files(root)
+    problems: list[tuple[str, str, str]] = []
+    if not files:
+        raise RulesError([(str(root), "", "no *.yaml rule files found")])
+    parsed: list[tuple[_Ctx, dict[str, Any]]] = []
+    for file in files:
+        try:
+            text = file.read_text(encoding="utf-8")
+        except OSError as exc:
+            problems.append((str(file), "", f"cannot read: {exc.strerror or exc}"))
+            continue
+        ctx, result = _parse_file(file, text)
+        problems.extend(ctx.problems)
+        if result is not None:
+            parsed.append((ctx, result))
+    if problems:
+        raise RulesError(problems)
+
+    # Cross-file checks: unique ids, parents exist, no cycles, routes point somewhere.
+    authorities: dict[str, Authority] = {}
+    where: dict[str, str] = {}
+    region_file: dict[str, str] = {}
+    for ctx, r in parsed:
+        if r["code"] in region_file:
+            ctx.err("region", f"region {r['code']!r} is also defined in {region_file[r['code']]}")
+        region_file[r["code"]] = ctx.file
+        for auth, apath in r["authorities"]:
+            if auth.id in authorities:
+                ctx.err(f"{apath}.id", f"duplicate authority id {auth.id!r} (also {where[auth.id]})")
+                continue
+            authorities[auth.id] = auth
+            where[auth.id] = f"{ctx.file}: {apath}"
+
+    regions: dict[str, RegionRules] = {}
+    for ctx, r in parsed:
+        for auth, apath in r["authorities"]:
+            if authorities.get(auth.id) is not auth:
+                continue
+            if auth.parent is not None and auth.parent not in authorities:
+                ctx.err(f"{apath}.parent", f"unknown parent authority id {auth.parent!r}")
+            elif auth.parent is None and auth.kind != "government":
+                ctx.err(
+                    f"{apath}.parent",
+                    "required for every authority except kind 'government' "
+                    "(escalation needs somewhere to go)",
+                )
+        triage = r["triage"]
+        if triage is not None:
+            t = authorities.get(triage)
+            if t is None:
+                ctx.err("triage", f"unknown authority id {triage!r}")
+            elif t.region_code != r["code"]:
+                ctx.err("triage", f"{triage!r} belongs to region {t.region_code}, not {r['code']}")
+        routes = _route_objects(ctx, r["routes"], authorities)
+        munis: dict[str, Municipality] = {}
+        for m in r["municipalities"]:
+            if m["default"] is not None and m["default"] not in authorities:
+                ctx.err(m["default_path"], f"unknown authority id {m['default']!r}")
+            munis[m["id"]] = Municipality(
+                id=m["id"],
+                name=m["name"],
+                default=m["default"],
+                routes=MappingProxyType(_route_objects(ctx, m["routes"], authorities)),
+                oktmo=m["oktmo"],
+            )
+        try:
+            gazetteer = Gazetteer.build((m["id"], m["spec"]) for m in r["municipalities"])
+        except GazetteerConflict as exc:
+            ctx.err("municipalities", str(exc))
+            gazetteer = Gazetteer({})
+        problems.extend(ctx.problems)
+        if triage is None:
+            continue
+        regions[r["code"]] = RegionRules(
+            code=r["code"],
+            name=r["name"],
+            timezone=r["timezone"],
+            triage=triage,
+            routes=MappingProxyType(routes),
+            municipalities=MappingProxyType(munis),
+            regional_competence=r["competence"],
+            gazetteer=gazetteer,
+            source=ctx.file,
+            version=r["version"],
+        )
+    problems.extend(_cycles(authorities, where))
+    if problems:
+        raise RulesError(problems)
+
+    flagged = [r["code"] for _, r in parsed if r["default"]]
+    if default_region is not None:
+        try:
+            default_region = get_region(default_region).code
+        except UnknownRegion as exc:
+            raise RulesError([(str(root), "default_region", str(exc))]) from None
+        if default_region not in regions:
+            raise RulesError(
+                [(str(root), "default_region", f"no rules loaded for region {default_region!r}")]
+            )
+    elif len(flagged) > 1:
+        raise RulesError(
+            [
+                (region_file[c], "default_for_unknown_regions", "set in more than one file: "
+                 + ", ".join(region_file[x] for x in flagged))
+                for c in flagged[:1]
+            ]
+        )
+    elif flagged:
+        default_region = flagged[0]
+    elif len(regions) == 1:
+        default_region = next(iter(regions))
+
+    return RoutingRules(
+        regions=MappingProxyType(regions),
+        authorities=MappingProxyType(authorities),
+        version=_set_version(parsed),
+        default_region=default_region,
+        source=str(root),
+    )
+
+
+def _set_version(parsed: Iterable[tuple[_Ctx, dict[str, Any]]]) -> str:
+    """Explicit version of a lone file, else a hash over every file's (name, version)."""
+    items = [(Path(ctx.file).name, r["version"], r["explicit_version"]) for ctx, r in parsed]
+    if len(items) == 1 and items[0][2]:
+        return str(items[0][2])
+    if len(items) == 1:
+        return str(items[0][1])
+    digest = hashlib.sha256("\n".join(f"{n}\t{v}" for n, v, _ in sorted(items)).encode())
+    return "sha256:" + digest.hexdigest()[:16]
+
+
+def _cycles(authorities: Mapping[str, Authority], where: Mapping[str, str]) -> list[
+    tuple[str, str, str]
+]:
+    """Parent chains must end: a cycle would make complaint escalation loop forever."""
+    problems: list[tuple[str, str, str]] = []
+    reported: set[str] = set()
+    for start in authorities:
+        seen: list[str] = []
+        current: str | None = start
+        while current is not None and current in authorities:
+            if current in seen:
+                cycle = seen[seen.index(current) :]
+                if not reported.intersection(cycle):
+                    reported.update(cycle)
+                    file, _, path = where[current].partition(": ")
+                    problems.append(
+                        (file, f"{path}.parent", "parent cycle: " + " -> ".join([*cycle, current]))
+                    )
+                break
+            seen.append(current)
+            current = authorities[current].parent
+    return problems

@@ -1,0 +1,187 @@
+"""Immutable routing data: authorities, municipalities, per-region rules and decisions.
+
+Everything here is frozen because a :class:`RoutingRules` object is shared by every routing
+call and replaced as a whole on reload (see :mod:`workers.routing.watcher`): nobody may
+mutate the rules another coroutine is reading.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from workers.routing.gazetteer import Gazetteer
+
+AUTHORITY_KINDS = ("government", "ministry", "agency", "municipality", "triage")
+"""``government`` is the root of a region's escalation tree (the regional government)."""
+
+RouteLevel = Literal[
+    "municipality_category",
+    "municipality_default",
+    "region_category",
+    "region_triage",
+    "complaint_parent",
+    "redirect",
+    "unroutable",
+]
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class Supervisor:
+    """Who hears about SLA warnings/breaches of an authority. Role names, never people."""
+
+    role: str
+    webhook: str | None = None
+    email: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Authority:
+    """A body that receives appeals.
+
+    ``sla`` is passed through untouched to the SLA engine (DESIGN.md §2: every deadline is
+    configurable per authority), so routing does not need to know its shape.
+    """
+
+    id: str
+    name: str
+    kind: str
+    region_code: str
+    timezone: str
+    parent: str | None = None
+    municipality: str | None = None
+    supervisors: tuple[Supervisor, ...] = ()
+    sla: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryRoute:
+    """Where one category goes: per-subcategory targets first, then ``default``."""
+
+    default: str | None = None
+    subcategories: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+
+    def target(self, subcategory: str | None) -> str | None:
+        if subcategory is not None:
+            hit = self.subcategories.get(subcategory)
+            if hit is not None:
+                return hit
+        return self.default
+
+
+@dataclass(frozen=True, slots=True)
+class Municipality:
+    """A municipal formation of a region, with its own routing table."""
+
+    id: str
+    name: str
+    default: str | None
+    routes: Mapping[str, CategoryRoute]
+    oktmo: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RegionRules:
+    """The rules of one federal subject (one rules file)."""
+
+    code: str
+    name: str
+    timezone: str
+    triage: str
+    routes: Mapping[str, CategoryRoute]
+    municipalities: Mapping[str, Municipality]
+    regional_competence: frozenset[str]
+    gazetteer: Gazetteer
+    source: str
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingRules:
+    """All loaded regions plus a global authority index.
+
+    ``version`` identifies the whole loaded set: an explicit ``version:`` when a single file
+    declares one, else a content hash. Every decision records it so a routed appeal can be
+    traced back to the exact rules that routed it.
+    """
+
+    regions: Mapping[str, RegionRules]
+    authorities: Mapping[str, Authority]
+    version: str
+    default_region: str | None
+    source: str
+
+    def authority(self, authority_id: str) -> Authority:
+        """The authority by id; raises :class:`UnknownAuthority`."""
+        try:
+            return self.authorities[authority_id]
+        except KeyError:
+            raise UnknownAuthority(authority_id) from None
+
+    def ancestors(self, authority_id: str) -> list[str]:
+        """Parent chain, nearest first (validation guarantees it is finite)."""
+        chain: list[str] = []
+        current = self.authorities.get(authority_id)
+        while current is not None and current.parent is not None:
+            chain.append(current.parent)
+            current = self.authorities.get(current.parent)
+        return chain
+
+
+class UnknownAuthority(KeyError):
+    """An authority id that the loaded rules do not define."""
+
+    def __str__(self) -> str:
+        return f"unknown authority id {self.args[0]!r}: not defined in the loaded routing rules"
+
+
+@dataclass(frozen=True, slots=True)
+class RouteInput:
+    """What routing needs from a classified appeal (no personal data beyond the text)."""
+
+    appeal_id: str
+    region_code: str
+    category: str
+    subcategory: str | None = None
+    municipality: str | None = None
+    """Intake metadata: a municipality id, its name, or an OKTMO code."""
+    text: str = ""
+    address: str | None = None
+    complaint_about: str | None = None
+    """Authority id the citizen complains about; routing never sends the appeal there."""
+
+
+@dataclass(frozen=True, slots=True)
+class RouteDecision:
+    """Where an appeal goes and why (``level``), under which rules (``rule_version``)."""
+
+    appeal_id: str
+    authority_id: str
+    authority_name: str
+    municipality: str | None
+    level: RouteLevel
+    rule_version: str
+    parent_authority_id: str | None
+    region_code: str | None = None
+    timezone: str | None = None
+    complaint_about: str | None = None
+    """Set when the complaint rule changed the target: the body complained about."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "appeal_id": self.appeal_id,
+            "authority_id": self.authority_id,
+            "authority_name": self.authority_name,
+            "municipality": self.municipality,
+            "level": self.level,
+            "rule_version": self.rule_version,
+            "parent_authority_id": self.parent_authority_id,
+            "region_code": self.region_code,
+            "timezone": self.timezone,
+            "complaint_about": self.complaint_about,
+        }
