@@ -1,4 +1,4 @@
-"""The embedded development stack: a Kafka-protocol broker and a Redis server on free loopback ports.
+"""The embedded dev stack: a Kafka-protocol broker and a Redis server on free loopback ports.
 
 Why the project starts these itself: a newcomer runs the demo and the tests with nothing installed
 but Python. The broker is Tansu (Apache-2.0, Kafka-compatible, memory-only) shipped as a static

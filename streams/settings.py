@@ -65,9 +65,11 @@ class Settings:
     warning_share: float = 0.75
     """APPEALS_WARNING_SHARE: share of the SLA period after which a warning fires."""
     escalation_after: float = 3 * 86400.0
-    """APPEALS_ESCALATION_AFTER: SLA-clock seconds a breach may stay unanswered before escalation."""
+    """APPEALS_ESCALATION_AFTER: SLA-clock seconds a breach stays unanswered before escalation."""
     time_scale: float = 1.0
     """APPEALS_TIME_SCALE: SLA clock speed; the demo runs days per second (1 = real time)."""
+    clock_epoch: float = 0.0
+    """APPEALS_CLOCK_EPOCH: Unix time at which a scaled SLA clock equals the wall clock."""
     sweep_interval: float = 0.25
     """APPEALS_SWEEP_INTERVAL: seconds between timer sweeps of the due-time index."""
     default_region: str = "22"

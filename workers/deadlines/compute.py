@@ -13,9 +13,10 @@ Counting conventions (the legal reasons are why they are what they are):
   that day, 23:59:59 local. If the last day is not a working day the policy's ``shift``
   applies: ``next`` is Civil Code art. 193 (the next working day), ``previous`` is the
   prevailing 59-FZ office practice (answer on the working day before, the default for
-  ``fz59``), ``none`` keeps the day off. The same rule gives the fz59 registration
-  (art. 8 p.2, 3 days from receipt) and redirect (art. 8 p.3, 7 days from registration)
-  deadlines.
+  ``fz59``), ``none`` keeps the day off. A ``previous`` shift that would end before the
+  start day (3 days counted from 31 December) becomes ``next``. The same rule gives the
+  fz59 registration (art. 8 p.2, 3 days from receipt) and redirect (art. 8 p.3, 7 days
+  from registration) deadlines.
 
 * **Working days (``pos``; incident final answer).** Counted on the production calendar
   starting the day after registration (art. 191 again): the N-th working day after the
@@ -126,7 +127,12 @@ def period_due(
         last = cal.add_working_days(local.date(), amount)
     else:  # pragma: no cover - Literal exhausted
         raise ValueError(f"unknown counting {period.counting!r}")
-    return end_of_day(cal.shift(last, period.shift), tz)
+    due_day = cal.shift(last, period.shift)
+    if due_day < local.date():
+        # A short period over a long holiday (3 days from 31 December) shifted back would
+        # end before it began; the statutory rule (Civil Code art. 193) applies instead.
+        due_day = cal.shift(last, "next")
+    return end_of_day(due_day, tz)
 
 
 def _check_regime(regime: str, policy: Policy) -> None:
@@ -248,7 +254,8 @@ def extend(
     day = due.date()
     last = (cal.add_working_days(day, days) if policy.counting == "working_days"
             else day + dt.timedelta(days=days))
-    return end_of_day(cal.shift(last, policy.shift), tz)
+    # Never earlier than the deadline being extended, even if ``previous`` walks back.
+    return max(end_of_day(cal.shift(last, policy.shift), tz), due)
 
 
 def pause_shift(due: dt.datetime, paused_from: dt.datetime, resumed_at: dt.datetime) -> dt.datetime:

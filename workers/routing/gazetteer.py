@@ -99,7 +99,7 @@ def name_forms(name: str) -> set[tuple[str, ...]]:
     for case in _CASES:
         variants: list[tuple[str, ...]] = [()]
         for w in head:
-            variants = [v + (f,) for v in variants for f in _word_forms(w, case)]
+            variants = [(*v, f) for v in variants for f in _word_forms(w, case)]
         result.update(v + tail for v in variants)
     return result
 
@@ -197,8 +197,10 @@ class Gazetteer:
                 entry = table.get(tuple(norm[i : i + length]))
                 if entry is None:
                     continue
-                if entry.ambiguous and strict and not (
-                    raw[i][:1].isupper() or (i > 0 and norm[i - 1] in _CITY_MARKERS)
+                if (
+                    entry.ambiguous
+                    and strict
+                    and not (raw[i][:1].isupper() or (i > 0 and norm[i - 1] in _CITY_MARKERS))
                 ):
                     continue
                 return entry.municipality

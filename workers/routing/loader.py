@@ -156,7 +156,8 @@ class _Ctx:
         if isinstance(value, int | float) and not isinstance(value, bool):
             value = str(value)
         if not isinstance(value, str) or not value.strip():
-            self.err(f"{path}.{key}" if path else key, f"expected a non-empty string, got {value!r}")
+            where = f"{path}.{key}" if path else key
+            self.err(where, f"expected a non-empty string, got {value!r}")
             return None
         return value.strip()
 
@@ -183,7 +184,12 @@ def _parse_routes(ctx: _Ctx, raw: Any, path: str) -> dict[str, dict[str, Any]]:
             ctx.err(cpath, f"unknown category code; expected one of {', '.join(CATEGORIES)}")
             continue
         if isinstance(target, str):
-            routes[category] = {"default": target, "subcategories": {}, "path": cpath}
+            routes[category] = {
+                "default": target,
+                "subcategories": {},
+                "path": cpath,
+                "short": True,
+            }
         elif isinstance(target, Mapping):
             ctx.unknown_keys(target, frozenset({"default", "subcategories"}), cpath)
             default = target.get("default")
@@ -289,7 +295,7 @@ def _parse_file(file: Path, text: str) -> tuple[_Ctx, dict[str, Any] | None]:
     """Parse one region file into plain parts; cross-file checks happen in load_rules."""
     ctx = _Ctx(str(file))
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         ctx.err("", f"not valid YAML: {exc}")
         return ctx, None
@@ -427,8 +433,8 @@ def _route_objects(
         ]
         for key, target in targets:
             if target is not None and target not in known:
-                ctx.err(f"{r['path']}.{key}" if key != "default" or True else r["path"],
-                        f"unknown authority id {target!r}")
+                kpath = r["path"] if r.get("short") else f"{r['path']}.{key}"
+                ctx.err(kpath, f"unknown authority id {target!r}")
         result[category] = CategoryRoute(
             default=r["default"], subcategories=MappingProxyType(dict(r["subcategories"]))
         )
@@ -474,7 +480,9 @@ def load_rules(
         region_file[r["code"]] = ctx.file
         for auth, apath in r["authorities"]:
             if auth.id in authorities:
-                ctx.err(f"{apath}.id", f"duplicate authority id {auth.id!r} (also {where[auth.id]})")
+                ctx.err(
+                    f"{apath}.id", f"duplicate authority id {auth.id!r} (also {where[auth.id]})"
+                )
                 continue
             authorities[auth.id] = auth
             where[auth.id] = f"{ctx.file}: {apath}"
@@ -548,8 +556,11 @@ def load_rules(
     elif len(flagged) > 1:
         raise RulesError(
             [
-                (region_file[c], "default_for_unknown_regions", "set in more than one file: "
-                 + ", ".join(region_file[x] for x in flagged))
+                (
+                    region_file[c],
+                    "default_for_unknown_regions",
+                    "set in more than one file: " + ", ".join(region_file[x] for x in flagged),
+                )
                 for c in flagged[:1]
             ]
         )
@@ -578,9 +589,9 @@ def _set_version(parsed: Iterable[tuple[_Ctx, dict[str, Any]]]) -> str:
     return "sha256:" + digest.hexdigest()[:16]
 
 
-def _cycles(authorities: Mapping[str, Authority], where: Mapping[str, str]) -> list[
-    tuple[str, str, str]
-]:
+def _cycles(
+    authorities: Mapping[str, Authority], where: Mapping[str, str]
+) -> list[tuple[str, str, str]]:
     """Parent chains must end: a cycle would make complaint escalation loop forever."""
     problems: list[tuple[str, str, str]] = []
     reported: set[str] = set()

@@ -1,0 +1,148 @@
+"""Business calendar: what the holidays package knows, and the yearly override file."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from workers.deadlines.calendar import (
+    CALENDAR_FILE_ENV,
+    BusinessCalendar,
+    CalendarFileError,
+    load_overrides,
+)
+from workers.deadlines.compute import answer_due, default_calendar
+from workers.deadlines.policies import PolicyBook
+
+D = dt.date
+MSK = ZoneInfo("Europe/Moscow")
+
+
+@pytest.fixture(scope="module")
+def cal() -> BusinessCalendar:
+    return BusinessCalendar()
+
+
+@pytest.mark.parametrize("day", [D(2024, 4, 27), D(2024, 11, 2), D(2024, 12, 28),
+                                 D(2025, 11, 1), D(2027, 2, 20)])
+def test_working_saturdays(cal: BusinessCalendar, day: dt.date) -> None:
+    assert day.weekday() == 5
+    assert cal.is_working_day(day)
+
+
+@pytest.mark.parametrize("day", [
+    D(2024, 1, 8), D(2024, 4, 29), D(2024, 4, 30), D(2024, 12, 30), D(2024, 12, 31),
+    D(2025, 1, 8), D(2025, 5, 2), D(2025, 5, 8), D(2025, 6, 13), D(2025, 11, 3),
+    D(2025, 12, 31), D(2026, 1, 9), D(2026, 3, 9), D(2026, 5, 11), D(2026, 6, 12),
+    D(2026, 11, 4), D(2026, 12, 31), D(2027, 2, 22), D(2027, 6, 14), D(2027, 11, 5),
+])
+def test_weekday_days_off(cal: BusinessCalendar, day: dt.date) -> None:
+    assert day.weekday() < 5
+    assert not cal.is_working_day(day)
+
+
+def test_no_working_saturday_in_2026(cal: BusinessCalendar) -> None:
+    days = [D(2026, 1, 1) + dt.timedelta(i) for i in range(365)]
+    assert [d for d in days if d.weekday() >= 5 and cal.is_working_day(d)] == []
+
+
+def test_add_working_days_excludes_start(cal: BusinessCalendar) -> None:
+    assert cal.add_working_days(D(2026, 3, 10), 0) == D(2026, 3, 10)
+    assert cal.add_working_days(D(2026, 3, 10), 1) == D(2026, 3, 11)
+    assert cal.add_working_days(D(2026, 3, 6), 1) == D(2026, 3, 10)  # weekend + 9 Mar off
+    assert cal.working_days_between(D(2026, 3, 6), D(2026, 3, 10)) == 1
+    with pytest.raises(ValueError):
+        cal.add_working_days(D(2026, 3, 10), -1)
+
+
+def test_shift_modes(cal: BusinessCalendar) -> None:
+    sunday = D(2026, 1, 4)
+    assert cal.shift(sunday, "previous") == D(2025, 12, 30)
+    assert cal.shift(sunday, "next") == D(2026, 1, 12)
+    assert cal.shift(sunday, "none") == sunday
+    assert cal.shift(D(2026, 1, 12), "previous") == D(2026, 1, 12)
+    with pytest.raises(ValueError, match="shift must be"):
+        cal.shift(sunday, "sideways")  # type: ignore[arg-type]
+
+
+def test_add_working_hours_naive_and_aware(cal: BusinessCalendar) -> None:
+    naive = dt.datetime(2026, 3, 10, 17, 0)
+    assert cal.add_working_hours(naive, 2) == dt.datetime(2026, 3, 11, 10, 0)
+    aware = naive.replace(tzinfo=MSK)
+    got = cal.add_working_hours(aware, dt.timedelta(hours=2), dt.time(8), dt.time(17))
+    # 17:00 is closing time for 08:00-17:00 hours: the clock starts Wed 08:00.
+    assert got == dt.datetime(2026, 3, 11, 10, 0, tzinfo=MSK)
+    with pytest.raises(ValueError):
+        cal.add_working_hours(naive, -1)
+
+
+def _write(tmp_path: Path, text: str, name: str = "cal.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, "utf-8")
+    return path
+
+
+def test_override_extra_holiday_moves_pos_deadline(tmp_path: Path) -> None:
+    # Baseline (hand-worked in test_deadline_cases): 10 wd from 30 Apr 2026 = Mon 18 May.
+    path = _write(tmp_path, '[years.2026]\nsource = "made-up decree"\nnon_working = [2026-05-18]\n')
+    cal = BusinessCalendar.from_file(path)
+    assert not cal.is_working_day(D(2026, 5, 18))
+    policy = PolicyBook.load().resolve("pos")
+    reg = dt.datetime(2026, 4, 30, 10, tzinfo=MSK)
+    assert answer_due("pos", reg, "Europe/Moscow", policy, calendar=cal) == \
+        dt.datetime(2026, 5, 19, 23, 59, 59, tzinfo=MSK)
+    assert answer_due("pos", reg, "Europe/Moscow", policy) == \
+        dt.datetime(2026, 5, 18, 23, 59, 59, tzinfo=MSK)
+
+
+def test_override_extra_working_saturday(tmp_path: Path) -> None:
+    # 4-8 May (5), 12-15 May (9), then the made-up working Saturday 16 May is the 10th.
+    path = _write(tmp_path, 'years.2026.working = ["2026-05-16"]\n')
+    cal = BusinessCalendar.from_file(path)
+    policy = PolicyBook.load().resolve("pos")
+    reg = dt.datetime(2026, 4, 30, 10, tzinfo=MSK)
+    assert answer_due("pos", reg, "Europe/Moscow", policy, calendar=cal).date() == D(2026, 5, 16)
+
+
+def test_override_moves_fz59_shift(tmp_path: Path) -> None:
+    # 11 Mar (Barnaul) + 30 = Fri 10 Apr; declared off -> previous working day Thu 9 Apr.
+    path = _write(tmp_path, "[years.2026]\nnon_working = [2026-04-10]\n")
+    cal = BusinessCalendar.from_file(path)
+    policy = PolicyBook.load().resolve("fz59")
+    reg = dt.datetime(2026, 3, 10, 20, tzinfo=dt.UTC)
+    due = answer_due("fz59", reg, "Asia/Barnaul", policy, calendar=cal)
+    assert due.isoformat() == "2026-04-09T23:59:59+07:00"
+
+
+def test_override_from_env_and_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _write(tmp_path, "years:\n  2026:\n    non_working: [2026-05-18]\n", "cal.yaml")
+    monkeypatch.setenv(CALENDAR_FILE_ENV, str(path))
+    default_calendar.cache_clear()
+    assert not default_calendar().is_working_day(D(2026, 5, 18))
+    assert BusinessCalendar.from_env().overrides.path == str(path)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[years.2026]\nnon_working = [2027-01-11]\n", "not in year 2026"),
+    ("[years.2026]\nnon_working = [2026-05-18]\nworking = [2026-05-18]\n", "both"),
+    ("[years.2026]\nholidays = [2026-05-18]\n", "unknown key"),
+    ("[years.2026]\nnon_working = [\"18.05.2026\"]\n", "expected a date"),
+    ("[years.2026]\nnon_working = \"2026-05-18\"\n", "must be a list"),
+    ("[years.twenty]\nnon_working = []\n", "year must be an integer"),
+    ("[calendar]\n", "unknown top-level"),
+    ("[years.2026\n", "invalid TOML"),
+    ("[years.2026]\nnon_working = [2026-05-18T10:00:00]\n", "date-time"),
+])
+def test_override_validation(tmp_path: Path, text: str, message: str) -> None:
+    path = _write(tmp_path, text)
+    with pytest.raises(CalendarFileError, match=message) as info:
+        load_overrides(path)
+    assert str(path) in str(info.value)
+
+
+def test_missing_override_file(tmp_path: Path) -> None:
+    with pytest.raises(CalendarFileError, match="cannot read"):
+        BusinessCalendar.from_file(tmp_path / "absent.toml")

@@ -1,0 +1,151 @@
+"""The intake agent: every intake topic in, ``appeals.registered`` or the dead-letter topic out.
+
+Exact duplicates (same channel and external id within the dedupe window) are recognised with a
+Redis ``SET NX`` whose value is the source position of the first registration. A replay of that
+very message after a crash finds its own position there and registers again, which downstream
+absorbs because the appeal id is derived; a true resend from the citizen finds another position
+and is counted as a duplicate. Losing Redis only lets a resend through, which the per-appeal SLA
+state absorbs the same way: no appeal is ever lost for a Redis fault.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import faust
+import redis.exceptions
+
+from monitoring import metrics
+from schemas.records import CHANNELS, IntakeAppeal, SourcePosition
+from schemas.validation import InvalidEvent
+from streams import topics as t
+from workers.intake import core
+from workers.runtime import WorkerContext
+
+log = logging.getLogger(__name__)
+
+STAGE = "intake"
+
+
+def _load_plugins() -> None:
+    """Channel adapters and normalisers register themselves on import, when present."""
+    import importlib
+
+    for name in ("workers.intake.adapters", "workers.intake.normalize"):
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:  # pragma: no cover - optional during development
+            if exc.name != name:
+                raise
+            log.warning("intake plugin %s not available", name)
+
+
+def install(app: faust.App, ctx: WorkerContext) -> Any:
+    _load_plugins()
+    settings = ctx.settings
+    topo = ctx.topology
+    channel_by_topic = {t.topic_name(settings, t.intake_topic(c)): c for c in CHANNELS}
+    source = topo.channel_of(*(t.intake_topic(c) for c in CHANNELS))
+    dedupe_ttl = settings.dedupe_window_days * 86400
+
+    @app.agent(source, name="intake")
+    async def intake(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(settings.batch_size, settings.batch_linger):
+            started = time.perf_counter()
+            outbox = ctx.outbox()
+            accepted: list[tuple[IntakeAppeal, SourcePosition, str]] = []
+            for event in events:
+                msg = event.message
+                channel = channel_by_topic.get(msg.topic, "unknown")
+                metrics.RECEIVED.labels(channel).inc()
+                try:
+                    appeal = core.decode_intake(
+                        msg.value,
+                        channel_hint=channel if channel != "unknown" else None,
+                        max_text_length=settings.max_text_length,
+                        max_message_bytes=settings.max_message_bytes,
+                    )
+                except InvalidEvent as exc:
+                    await outbox.dead_letter(event, stage=STAGE, reason=exc.reason,
+                                             detail=exc.detail)
+                    continue
+                except Exception as exc:  # a bug must not stop the stream
+                    log.exception("intake failed on %s[%d]@%d", msg.topic, msg.partition,
+                                  msg.offset)
+                    await outbox.dead_letter(event, stage=STAGE, reason="internal_error",
+                                             detail=type(exc).__name__)
+                    continue
+                pos = SourcePosition(msg.topic, msg.partition, msg.offset)
+                key = f"dedupe:{appeal.channel}:{appeal.external_id}"
+                accepted.append((appeal, pos, key))
+
+            fresh = await _first_seen(ctx, accepted, dedupe_ttl)
+            now = ctx.clock.now_dt()
+            for (appeal, pos, _key), is_new in zip(accepted, fresh, strict=True):
+                if not is_new:
+                    metrics.DUPLICATES.labels(appeal.channel).inc()
+                    continue
+                registered = core.register(
+                    appeal,
+                    registered_at=now,
+                    source=pos,
+                    email_regime=settings.email_regime,
+                    web_regime=settings.web_regime,
+                )
+                await outbox.send_record(t.REGISTERED, registered.appeal_id, registered)
+                metrics.REGISTERED.labels(appeal.channel, registered.regime).inc()
+            await outbox.flush()
+            metrics.BATCH_SIZE.labels(STAGE).observe(len(events))
+            _observe_latency(events, started)
+
+    return intake
+
+
+async def _first_seen(
+    ctx: WorkerContext,
+    accepted: list[tuple[IntakeAppeal, SourcePosition, str]],
+    ttl: int,
+) -> list[bool]:
+    """For each appeal: is this its first registration (or a replay of it)?
+
+    One pipelined round trip per batch. Inside one batch the same key twice is a resend.
+    """
+    if not accepted:
+        return []
+    marks = [f"{p.topic}:{p.partition}:{p.offset}" for _, p, _ in accepted]
+    try:
+        async with ctx.redis.pipeline(transaction=False) as pipe:
+            for (_, _, key), mark in zip(accepted, marks, strict=True):
+                pipe.set(key, mark, nx=True, ex=ttl)
+                pipe.get(key)
+            replies = await pipe.execute()
+    except (redis.exceptions.RedisError, OSError):
+        metrics.REDIS_ERRORS.labels("intake_dedupe").inc()
+        log.warning("Redis unavailable for intake dedupe; registering without it")
+        return _dedupe_within_batch(accepted)
+    result: list[bool] = []
+    for i, mark in enumerate(marks):
+        stored = replies[2 * i + 1]
+        stored = stored.decode() if isinstance(stored, bytes) else stored
+        result.append(stored == mark)
+    return result
+
+
+def _dedupe_within_batch(accepted: list[tuple[IntakeAppeal, SourcePosition, str]]) -> list[bool]:
+    seen: set[str] = set()
+    out = []
+    for _, _, key in accepted:
+        out.append(key not in seen)
+        seen.add(key)
+    return out
+
+
+def _observe_latency(events: list[faust.EventT], started: float) -> None:
+    now = time.time()
+    hist = metrics.STAGE_LATENCY.labels(STAGE)
+    for event in events:
+        ts = event.message.timestamp
+        if ts:
+            hist.observe(max(0.0, now - ts))

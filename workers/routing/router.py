@@ -1,0 +1,238 @@
+"""Pick the authority for a classified appeal.
+
+Resolution order (first hit wins), each recorded as the decision's ``level``:
+
+1. ``municipality_category`` - the municipality's table for the category (subcategory first);
+2. ``municipality_default``  - the municipality's administration, except for categories the
+   region lists under ``regional_competence`` (hospitals, benefits: municipalities don't run
+   them, so a city hall would only forward the appeal and lose days of the 7-day redirect
+   window of 59-FZ art. 8 p. 3);
+3. ``region_category``       - the regional ministry/agency for the category;
+4. ``region_triage``         - the regional triage desk (ЦУР), also for unknown categories.
+
+Then the complaint rule (59-FZ art. 8 p. 6): an appeal complaining about body X never goes
+to X nor to a body subordinate to X (its own department would judge X); it goes to X's
+parent (level ``complaint_parent``), or to the region's triage desk when X is the root.
+
+An appeal from a region without rules (or an invalid region code) goes to the triage desk of
+the *default region* with level ``unroutable``: never dropped, always visible to a human and
+countable in metrics; the desk forwards it with :meth:`Router.redirect`.
+
+``route`` reads the rules reference once, so a concurrent :meth:`Router.swap` (rule reload)
+never mixes two rule versions in one decision.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from schemas.records import CATEGORIES
+from workers.geo.regions import UnknownRegion, get_region
+from workers.routing.model import (
+    Authority,
+    RegionRules,
+    RouteDecision,
+    RouteInput,
+    RouteLevel,
+    RoutingRules,
+    UnknownAuthority,
+)
+
+__all__ = [
+    "RedirectRejected",
+    "Router",
+    "UnknownAuthority",
+    "detect_municipality",
+    "resolve_municipality",
+]
+
+log = logging.getLogger(__name__)
+_CATEGORIES = frozenset(CATEGORIES)
+
+
+class RedirectRejected(ValueError):
+    """A redirect that the law forbids (to the body the complaint is about)."""
+
+
+def _decision(
+    rules: RoutingRules,
+    appeal_id: str,
+    authority: Authority,
+    level: RouteLevel,
+    municipality: str | None,
+    region_code: str | None,
+    complaint_about: str | None = None,
+) -> RouteDecision:
+    return RouteDecision(
+        appeal_id=appeal_id,
+        authority_id=authority.id,
+        authority_name=authority.name,
+        municipality=municipality,
+        level=level,
+        rule_version=rules.version,
+        parent_authority_id=authority.parent,
+        region_code=region_code,
+        timezone=authority.timezone,
+        complaint_about=complaint_about,
+    )
+
+
+def resolve_municipality(region: RegionRules, value: str | None) -> str | None:
+    """Municipality id from intake metadata: an id, an OKTMO code or a place name."""
+    if not value:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    if value in region.municipalities:
+        return value
+    if value.isdigit() and value.isascii():
+        best: tuple[int, str] | None = None
+        for mun in region.municipalities.values():
+            if (
+                mun.oktmo
+                and (
+                    value.startswith(mun.oktmo) or (len(value) >= 8 and mun.oktmo.startswith(value))
+                )
+                and (best is None or len(mun.oktmo) > best[0])
+            ):
+                best = (len(mun.oktmo), mun.id)
+        return best[1] if best else None
+    return region.gazetteer.find(value, strict=False)
+
+
+def detect_municipality(region: RegionRules, appeal: RouteInput) -> str | None:
+    """Metadata first (explicit), then the address (structured), then the free text."""
+    return (
+        resolve_municipality(region, appeal.municipality)
+        or region.gazetteer.find(appeal.address)
+        or region.gazetteer.find(appeal.text)
+    )
+
+
+def _valid_code(code: object) -> str | None:
+    """Canonical code of a real federal subject (even one without rules), else None."""
+    try:
+        return get_region(code).code  # type: ignore[arg-type]
+    except (UnknownRegion, TypeError):
+        return None
+
+
+class Router:
+    """Stateless apart from the current rules; safe to share between coroutines."""
+
+    __slots__ = ("_rules",)
+
+    def __init__(self, rules: RoutingRules) -> None:
+        if rules.default_region is None or rules.default_region not in rules.regions:
+            raise ValueError("routing rules have no default region for unroutable appeals")
+        self._rules = rules
+
+    @property
+    def rules(self) -> RoutingRules:
+        return self._rules
+
+    def swap(self, rules: RoutingRules) -> None:
+        """Replace the rules atomically (a single reference assignment)."""
+        if rules.default_region is None or rules.default_region not in rules.regions:
+            raise ValueError("routing rules have no default region for unroutable appeals")
+        self._rules = rules
+        log.info("routing rules swapped in: version=%s", rules.version)
+
+    def route(self, appeal: RouteInput) -> RouteDecision:
+        """Decide the authority for ``appeal``. Never raises for any text or category."""
+        rules = self._rules  # one read: the whole decision uses one rule version
+        region = self._region(rules, appeal.region_code)
+        if region is None:
+            fallback = rules.regions[rules.default_region]  # type: ignore[index]
+            desk = rules.authorities[fallback.triage]
+            log.warning("appeal %s: no routing rules for its region", appeal.appeal_id)
+            return self._complaint_checked(
+                rules, appeal, desk, "unroutable", None, fallback, _valid_code(appeal.region_code)
+            )
+
+        municipality = detect_municipality(region, appeal)
+        category = appeal.category if appeal.category in _CATEGORIES else None
+        target: str | None = None
+        level: RouteLevel = "region_triage"
+        if category is not None:
+            mun = region.municipalities.get(municipality) if municipality else None
+            if mun is not None:
+                route = mun.routes.get(category)
+                target = route.target(appeal.subcategory) if route else None
+                if target is not None:
+                    level = "municipality_category"
+                elif mun.default is not None and category not in region.regional_competence:
+                    target, level = mun.default, "municipality_default"
+            if target is None:
+                route = region.routes.get(category)
+                target = route.target(appeal.subcategory) if route else None
+                if target is not None:
+                    level = "region_category"
+        if target is None:
+            target, level = region.triage, "region_triage"
+        return self._complaint_checked(
+            rules, appeal, rules.authorities[target], level, municipality, region, region.code
+        )
+
+    def redirect(
+        self, appeal_id: str, to_authority_id: str, *, complaint_about: str | None = None
+    ) -> RouteDecision:
+        """Re-route an appeal to a named body (an authority's ``redirected`` event).
+
+        Raises :class:`UnknownAuthority` for an id the rules don't define, and
+        :class:`RedirectRejected` when the target is the body the complaint is about.
+        """
+        rules = self._rules
+        authority = rules.authority(to_authority_id)
+        if complaint_about is not None and complaint_about == to_authority_id:
+            raise RedirectRejected(
+                f"appeal {appeal_id}: cannot redirect a complaint to {to_authority_id!r}, "
+                "the body it complains about (59-FZ art. 8 p. 6)"
+            )
+        return _decision(
+            rules, appeal_id, authority, "redirect", authority.municipality, authority.region_code
+        )
+
+    def authority(self, authority_id: str) -> Authority:
+        """Look an authority up in the current rules (raises :class:`UnknownAuthority`)."""
+        return self._rules.authority(authority_id)
+
+    @staticmethod
+    def _region(rules: RoutingRules, code: str) -> RegionRules | None:
+        try:
+            return rules.regions.get(get_region(code).code)
+        except (UnknownRegion, TypeError):
+            return None
+
+    @staticmethod
+    def _complaint_checked(
+        rules: RoutingRules,
+        appeal: RouteInput,
+        target: Authority,
+        level: RouteLevel,
+        municipality: str | None,
+        region: RegionRules,
+        region_code: str | None,
+    ) -> RouteDecision:
+        """Apply 59-FZ art. 8 p. 6: never to the body complained about, nor below it."""
+        complained = appeal.complaint_about
+        if (
+            complained is None
+            or complained not in rules.authorities
+            or (complained != target.id and complained not in rules.ancestors(target.id))
+        ):
+            return _decision(rules, appeal.appeal_id, target, level, municipality, region_code)
+        candidates = [*rules.ancestors(complained), region.triage]
+        # The parent; for the root (the regional government itself) the triage desk, which
+        # forwards outside the region. Validation guarantees every non-root has a parent.
+        chosen = next((c for c in candidates if c != complained), region.triage)
+        return _decision(
+            rules,
+            appeal.appeal_id,
+            rules.authorities[chosen],
+            "complaint_parent",
+            municipality,
+            region_code,
+            complaint_about=complained,
+        )

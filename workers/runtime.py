@@ -1,0 +1,142 @@
+"""What every agent shares: topics, the SLA clock, Redis, and the outbox discipline.
+
+The outbox is how the pipeline keeps "nothing lost": an agent sends a batch's outputs, then
+awaits their acknowledgements before the batch ends; Faust acknowledges (and later commits) the
+batch's input offsets only after that. A crash anywhere before the end replays the batch, and
+because every output is keyed by a derived ``appeal_id`` and every consumer is idempotent per
+appeal, the replay changes nothing that was already done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+import redis.asyncio as aioredis
+
+from monitoring import metrics
+from schemas.records import DeadLetter, Record
+from streams import topics as t
+from streams.clock import SlaClock
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Topology:
+    """Faust topic objects by their base name (without the deployment prefix)."""
+
+    app: faust.App
+    settings: Settings
+    topics: dict[str, faust.TopicT] = field(default_factory=dict)
+
+    def topic(self, base: str) -> faust.TopicT:
+        topic = self.topics.get(base)
+        if topic is None:
+            spec = next((s for s in t.SPECS if s.name == base), None)
+            topic = self.app.topic(
+                t.topic_name(self.settings, base),
+                partitions=self.settings.partitions,
+                replicas=self.settings.replication,
+                config=dict(spec.config) if spec else None,
+                key_serializer="raw",
+                value_serializer="raw",
+            )
+            self.topics[base] = topic
+        return topic
+
+    def channel_of(self, *bases: str) -> faust.TopicT:
+        """One Faust channel over several topics (same partition count: co-partitioned)."""
+        return self.app.topic(
+            *(t.topic_name(self.settings, b) for b in bases),
+            key_serializer="raw",
+            value_serializer="raw",
+        )
+
+    def base_name(self, full_name: str) -> str:
+        prefix = self.settings.topic_prefix
+        return full_name[len(prefix):] if prefix and full_name.startswith(prefix) else full_name
+
+
+@dataclass
+class WorkerContext:
+    settings: Settings
+    topology: Topology
+    clock: SlaClock
+    redis: aioredis.Redis
+
+    @classmethod
+    def create(cls, app: faust.App, settings: Settings) -> WorkerContext:
+        return cls(
+            settings=settings,
+            topology=Topology(app, settings),
+            clock=SlaClock(settings.time_scale, settings.clock_epoch),
+            redis=aioredis.Redis.from_url(
+                settings.redis, socket_timeout=5, socket_connect_timeout=5
+            ),
+        )
+
+    def outbox(self) -> Outbox:
+        return Outbox(self.topology)
+
+
+class Outbox:
+    """Collects a batch's sends; :meth:`flush` waits until the broker acknowledged all of them."""
+
+    __slots__ = ("_pending", "_topology")
+
+    def __init__(self, topology: Topology) -> None:
+        self._topology = topology
+        self._pending: list[Awaitable[Any]] = []
+
+    async def send(self, base: str, key: bytes | None, value: bytes) -> None:
+        fut = await self._topology.topic(base).send(key=key, value=value)
+        self._pending.append(fut)
+
+    async def send_record(self, base: str, key: str | None, record: Record) -> None:
+        await self.send(base, key.encode() if key is not None else None, record.to_json())
+
+    async def dead_letter(
+        self,
+        event: faust.EventT,
+        *,
+        stage: str,
+        reason: str,
+        detail: str | None = None,
+    ) -> None:
+        """Keep the original bytes with the reason; count it; never log the payload."""
+        message = event.message
+        raw_value = message.value if isinstance(message.value, bytes) else b""
+        raw_key = message.key if isinstance(message.key, bytes) else None
+        record = DeadLetter(
+            reason=reason,
+            stage=stage,
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            value_b64=base64.b64encode(raw_value).decode("ascii"),
+            key_b64=base64.b64encode(raw_key).decode("ascii") if raw_key is not None else None,
+            failed_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
+            detail=(detail or "")[:500] or None,
+        )
+        metrics.DEADLETTER.labels(stage, reason).inc()
+        log.warning(
+            "dead-lettered %s[%d]@%d at stage %s: %s",
+            message.topic, message.partition, message.offset, stage, reason,
+        )
+        await self.send(t.DEADLETTER, raw_key, record.to_json())
+
+    async def flush(self) -> None:
+        if self._pending:
+            pending, self._pending = self._pending, []
+            await asyncio.gather(*pending)
+
+    def __len__(self) -> int:
+        return len(self._pending)

@@ -1,0 +1,361 @@
+"""The SLA state machine of one appeal, as pure functions over a plain dict.
+
+Why pure: the Faust agent, the recompute command, the benchmark and the tests all drive the same
+transitions, and a transition's effects (alerts to emit, timers to set) come back as data, so the
+agent can send them and await acknowledgement before the input offset is committed.
+
+Why a dict: the state is the value of a changelog-backed Faust table; a dict goes through orjson
+to the changelog with no mapping layer. Times are Unix seconds on the SLA clock.
+
+Idempotency, which is what makes replays after a crash harmless:
+- a ``routed`` event for an appeal that already has state changes nothing;
+- a lifecycle event whose ``event_id`` was applied before changes nothing;
+- a timer tick carries the ``cycle`` it was set in; any deadline change bumps the cycle, so old
+  ticks are recognised as stale; an alert already recorded for (level, cycle) is not re-emitted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+State = dict[str, Any]
+
+OPEN_STATUSES = frozenset({"running", "paused"})
+MAX_EVENT_IDS = 64
+
+
+@dataclass(slots=True)
+class Timer:
+    appeal_id: str
+    kind: str  # warning | breach | escalation
+    due_ts: float
+    cycle: int
+
+    @property
+    def member(self) -> str:
+        return f"{self.appeal_id}|{self.kind}|{self.cycle}"
+
+
+@dataclass(slots=True)
+class Alert:
+    level: str  # warning | breach | escalation
+    cycle: int
+    due_ts: float
+    notify_authority_id: str
+
+
+@dataclass(slots=True)
+class Effects:
+    """What a transition asks the agent to do; empty when the input was a repeat."""
+
+    alerts: list[Alert] = field(default_factory=list)
+    timers: list[Timer] = field(default_factory=list)
+    cancel: list[Timer] = field(default_factory=list)
+    answered: tuple[float, bool] | None = None  # (response seconds, on time)
+    outcome: str = "applied"
+
+
+# Deadline function: (regime, start_ts, tz, urgent, authority, category, subcategory, region)
+# -> due_ts. Injected so the state machine does not depend on the calendar implementation.
+DueFn = Callable[[str, float, str, bool, str, str | None, str | None, str], float]
+ExtendFn = Callable[[str, float, int, str, str, str | None, str | None, str], float]
+
+
+@dataclass(frozen=True, slots=True)
+class SlaRules:
+    due: DueFn
+    extend: ExtendFn
+    warning_share: float = 0.75
+    escalation_after: float = 3 * 86400.0
+    max_extensions: int = 1
+
+
+@lru_cache(maxsize=256)
+def zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def local_day(ts: float, tz: str) -> str:
+    return dt.datetime.fromtimestamp(ts, zone(tz)).date().isoformat()
+
+
+def new_state(
+    routed: dict[str, Any],
+    partition: int,
+    registered_ts: float,
+    tz: str,
+    rules: SlaRules,
+) -> tuple[State, Effects]:
+    """State for a freshly routed appeal, with its warning and breach timers."""
+    state: State = {
+        "id": routed["appeal_id"],
+        "p": partition,
+        "regime": routed["regime"],
+        "region": routed["region"],
+        "tz": tz,
+        "auth": routed["authority_id"],
+        "parent": routed.get("parent_authority_id"),
+        "cat": routed.get("category"),
+        "sub": routed.get("subcategory"),
+        "urgent": bool(routed.get("urgent")),
+        "reg": registered_ts,
+        "recv": registered_ts,  # when the current authority received it (redirect restarts)
+        "start": registered_ts,  # start of the running answer period
+        "due": 0.0,
+        "warn": 0.0,
+        "status": "running",
+        "cycle": 0,
+        "ext": 0,
+        "paused": None,
+        "answered": None,
+        "breached": None,
+        "escalated": None,
+        "alerts": [],
+        "bdays": [],  # local days of every breach (kept when a later extension cures it)
+        "edays": [],
+        "events": [],
+    }
+    effects = Effects()
+    _start_period(state, registered_ts, rules, effects)
+    return state, effects
+
+
+def _start_period(state: State, start_ts: float, rules: SlaRules, effects: Effects) -> None:
+    due = rules.due(state["regime"], start_ts, state["tz"], state["urgent"], state["auth"],
+                    state["cat"], state["sub"], state["region"])
+    state["start"] = start_ts
+    _set_deadline(state, due, rules, effects)
+
+
+def _set_deadline(state: State, due: float, rules: SlaRules, effects: Effects) -> None:
+    """Every deadline change bumps the cycle: timers of the old cycle become stale."""
+    old_cycle = state["cycle"]
+    if state["due"]:
+        effects.cancel.extend(_timers(state, old_cycle))
+        state["cycle"] = old_cycle + 1
+    state["due"] = due
+    state["warn"] = state["start"] + (due - state["start"]) * rules.warning_share
+    state["breached"] = None
+    state["escalated"] = None
+    effects.timers.extend(_timers(state, state["cycle"]))
+
+
+def _timers(state: State, cycle: int) -> list[Timer]:
+    return [
+        Timer(state["id"], "warning", state["warn"], cycle),
+        Timer(state["id"], "breach", state["due"], cycle),
+    ]
+
+
+def apply_lifecycle(state: State, event: dict[str, Any], rules: SlaRules,
+                    resolve_parent: Callable[[str], str | None] | None = None) -> Effects:
+    """Apply one lifecycle event (already validated against its schema)."""
+    effects = Effects()
+    event_id = event["event_id"]
+    if event_id in state["events"]:
+        effects.outcome = "duplicate"
+        return effects
+    kind = event["event"]
+    at = dt.datetime.fromisoformat(event["at"]).timestamp()
+    handler = _HANDLERS.get(kind)
+    if handler is None:
+        effects.outcome = "ignored"
+    else:
+        handler(state, event, at, rules, effects, resolve_parent)
+    events = state["events"]
+    events.append(event_id)
+    if len(events) > MAX_EVENT_IDS:
+        del events[: len(events) - MAX_EVENT_IDS]
+    return effects
+
+
+def _accepted(state: State, event: dict[str, Any], at: float, rules: SlaRules,
+              effects: Effects, _rp: Any) -> None:
+    state.setdefault("accepted", at)
+
+
+def _answered(state: State, event: dict[str, Any], at: float, rules: SlaRules,
+              effects: Effects, _rp: Any) -> None:
+    if state["status"] not in OPEN_STATUSES:
+        effects.outcome = "not_open"
+        return
+    if state["status"] == "paused" and state["paused"] is not None:
+        _resume(state, at, rules, effects)
+    on_time = at <= state["due"]
+    state["status"] = "answered"
+    state["answered"] = at
+    state["on_time"] = on_time
+    effects.cancel.extend(_timers(state, state["cycle"]))
+    effects.cancel.append(Timer(state["id"], "escalation", 0.0, state["cycle"]))
+    effects.answered = (max(0.0, at - state["recv"]), on_time)
+    if not on_time:
+        # Answered late, and the breach timer has not fired yet (a backlog or a replay):
+        # the breach still happened and is reported exactly once.
+        _fire(state, "breach", state["cycle"], rules, effects, at_ts=state["due"])
+
+
+def _extended(state: State, event: dict[str, Any], at: float, rules: SlaRules,
+              effects: Effects, _rp: Any) -> None:
+    days = event.get("extension_days") or 30
+    if state["status"] not in OPEN_STATUSES:
+        effects.outcome = "not_open"
+        return
+    if state["ext"] >= rules.max_extensions:
+        effects.outcome = "rejected"
+        return
+    try:
+        due = rules.extend(state["regime"], state["due"], int(days), state["tz"], state["auth"],
+                           state["cat"], state["sub"], state["region"])
+    except ValueError:
+        effects.outcome = "rejected"
+        return
+    state["ext"] += 1
+    _set_deadline(state, due, rules, effects)
+
+
+def _redirected(state: State, event: dict[str, Any], at: float, rules: SlaRules,
+                effects: Effects, resolve_parent: Callable[[str], str | None] | None) -> None:
+    target = event.get("to_authority_id")
+    if not target or state["status"] not in OPEN_STATUSES:
+        effects.outcome = "rejected" if not target else "not_open"
+        return
+    state["auth"] = target
+    state["parent"] = resolve_parent(target) if resolve_parent else None
+    state["recv"] = at
+    state["status"] = "running"
+    state["paused"] = None
+    _start_period(state, at, rules, effects)
+
+
+def _paused(state: State, event: dict[str, Any], at: float, rules: SlaRules,
+            effects: Effects, _rp: Any) -> None:
+    if state["status"] != "running":
+        effects.outcome = "not_open"
+        return
+    state["status"] = "paused"
+    state["paused"] = at
+    effects.cancel.extend(_timers(state, state["cycle"]))
+
+
+def _resumed(state: State, event: dict[str, Any], at: float, rules: SlaRules,
+             effects: Effects, _rp: Any) -> None:
+    if state["status"] != "paused":
+        effects.outcome = "not_open"
+        return
+    _resume(state, at, rules, effects)
+
+
+def _resume(state: State, at: float, rules: SlaRules, effects: Effects) -> None:
+    paused_from = state["paused"] or at
+    state["status"] = "running"
+    state["paused"] = None
+    # A pause that began after the deadline cannot cure the breach (see deadlines.pause_shift).
+    shift = max(0.0, at - paused_from) if paused_from < state["due"] else 0.0
+    start = state["start"]
+    state["start"] = start + shift
+    _set_deadline(state, state["due"] + shift, rules, effects)
+    state["start"] = start
+
+
+def _closed(state: State, event: dict[str, Any], at: float, rules: SlaRules,
+            effects: Effects, _rp: Any) -> None:
+    if state["status"] in OPEN_STATUSES:
+        effects.cancel.extend(_timers(state, state["cycle"]))
+    state["status"] = "closed" if state["status"] != "answered" else "answered"
+    state["closed"] = at
+
+
+def _reopened(state: State, event: dict[str, Any], at: float, rules: SlaRules,
+              effects: Effects, _rp: Any) -> None:
+    if state["status"] in OPEN_STATUSES:
+        effects.outcome = "not_closed"
+        return
+    state["status"] = "running"
+    state["answered"] = None
+    state.pop("on_time", None)
+    state["reopened"] = state.get("reopened", 0) + 1
+    _start_period(state, at, rules, effects)
+
+
+_HANDLERS: dict[str, Callable[..., None]] = {
+    "accepted": _accepted,
+    "answered": _answered,
+    "extended": _extended,
+    "redirected": _redirected,
+    "paused": _paused,
+    "resumed": _resumed,
+    "closed": _closed,
+    "reopened": _reopened,
+}
+
+
+def apply_tick(state: State, kind: str, cycle: int, rules: SlaRules) -> Effects:
+    """A timer fired. Stale (old cycle, closed appeal) or repeated ticks change nothing."""
+    effects = Effects()
+    if cycle != state["cycle"] or state["status"] != "running":
+        effects.outcome = "stale"
+        return effects
+    due_ts = {"warning": state["warn"], "breach": state["due"]}.get(kind)
+    if kind == "escalation":
+        if not state["breached"]:
+            effects.outcome = "stale"
+            return effects
+        due_ts = state["breached"] + rules.escalation_after
+    if due_ts is None:
+        effects.outcome = "ignored"
+        return effects
+    _fire(state, kind, cycle, rules, effects, at_ts=due_ts)
+    return effects
+
+
+def _fire(state: State, level: str, cycle: int, rules: SlaRules, effects: Effects,
+          at_ts: float) -> None:
+    key = f"{level}:{cycle}"
+    if key in state["alerts"]:
+        effects.outcome = "duplicate"
+        return
+    state["alerts"].append(key)
+    if level == "breach":
+        state["breached"] = at_ts
+        state["bdays"].append(local_day(at_ts, state["tz"]))
+        if state["status"] == "running":
+            effects.timers.append(
+                Timer(state["id"], "escalation", at_ts + rules.escalation_after, cycle)
+            )
+    elif level == "escalation":
+        state["escalated"] = at_ts
+        state["edays"].append(local_day(at_ts, state["tz"]))
+    notify = state["auth"]
+    if level == "escalation":
+        notify = state.get("parent") or state["auth"]
+    effects.alerts.append(Alert(level, cycle, at_ts, notify))
+
+
+def contributions(state: State) -> list[tuple[str, str, str]]:
+    """What this appeal adds to its authorities' figures: (authority, day or "", counter).
+
+    Aggregates are the sum of these over all appeals of a partition, so a state change
+    updates them by the difference of old and new contributions, and a rebuild after
+    recovery is just the sum again: the figures can never drift from the per-appeal state.
+    """
+    auth = state["auth"]
+    tz = state["tz"]
+    out = [(auth, local_day(state["recv"], tz), "received")]
+    status = state["status"]
+    if status in OPEN_STATUSES:
+        out.append((auth, "", "open"))
+        if state["breached"]:
+            out.append((auth, "", "open_overdue"))
+    if state["answered"] is not None:
+        day = local_day(state["answered"], tz)
+        out.append((auth, day, "answered"))
+        if state.get("on_time"):
+            out.append((auth, day, "answered_on_time"))
+    out.extend((auth, day, "breaches") for day in state["bdays"])
+    out.extend((auth, day, "escalations") for day in state["edays"])
+    return out
