@@ -73,6 +73,12 @@ SLA_ALERTS = Counter(
     ["level", "regime"],
     registry=REGISTRY,
 )
+BREACHES = Counter(
+    "appeals_sla_breaches",
+    "SLA breaches per authority (bounded by the routing configuration) and regime.",
+    ["authority", "regime"],
+    registry=REGISTRY,
+)
 NOTIFICATIONS = Counter(
     "appeals_notifications",
     "Alert deliveries to supervisors, by channel (log, webhook, alertmanager) and result.",

@@ -4,30 +4,14 @@ One function builds the app from :class:`Settings`, so a worker process, a test 
 all get the same broker, store and consumer tuning. Values are raw bytes on every topic: agents
 decode with orjson themselves, which is several times cheaper than Faust's Record codecs and lets
 a malformed message go to the dead-letter topic instead of crashing the stream in the decoder.
+Table values use Faust's ``json`` codec, which is orjson underneath when orjson is installed.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import faust
-import orjson
-from faust.serializers import codecs
 
 from streams.settings import Settings
-
-
-class OrjsonCodec(codecs.Codec):
-    """Table values (SLA state, pending items) go to the changelog through orjson."""
-
-    def _dumps(self, obj: Any) -> bytes:
-        return orjson.dumps(obj)
-
-    def _loads(self, s: bytes) -> Any:
-        return orjson.loads(s)
-
-
-codecs.register("orjson", OrjsonCodec())
 
 
 def create_app(settings: Settings) -> faust.App:

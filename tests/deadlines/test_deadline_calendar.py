@@ -146,3 +146,14 @@ def test_override_validation(tmp_path: Path, text: str, message: str) -> None:
 def test_missing_override_file(tmp_path: Path) -> None:
     with pytest.raises(CalendarFileError, match="cannot read"):
         BusinessCalendar.from_file(tmp_path / "absent.toml")
+
+
+def test_example_file_parses(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[2] / "workers/deadlines/calendar.example.toml"
+    assert load_overrides(example).non_working == frozenset()
+    uncommented = "\n".join(line.removeprefix("# ") for line in
+                            example.read_text("utf-8").splitlines() if line.startswith("# ["))
+    text = uncommented + '\nnon_working = [2028-11-06]\n'
+    cal = BusinessCalendar.from_file(_write(tmp_path, text))
+    assert not cal.is_working_day(D(2028, 11, 6))
+    assert BusinessCalendar().is_working_day(D(2028, 11, 6))  # the package gap it fills

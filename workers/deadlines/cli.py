@@ -74,6 +74,10 @@ def _iso(moment: dt.datetime) -> str:
     return moment.isoformat()
 
 
+def _plain_number(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else value
+
+
 def run_due(args: argparse.Namespace) -> dict[str, Any]:
     """Compute the JSON answer for ``sla due``; raises on bad input (no printing here)."""
     from workers.geo.regions import normalize_code, region_timezone
@@ -125,7 +129,7 @@ def run_due(args: argparse.Namespace) -> dict[str, Any]:
         "timezone": tz,
         "registered_at": _iso(to_local(registered_at, tz)),
         "counting": policy.counting,
-        "amount": policy.answer_amount(args.urgent),
+        "amount": _plain_number(policy.answer_amount(args.urgent)),
         "urgent": bool(args.urgent),
         "shift": policy.shift,
         "warning_at": _iso(warning_at(registered_at, due, policy.warning_share)),
@@ -148,7 +152,7 @@ def run_due(args: argparse.Namespace) -> dict[str, Any]:
 def _handle_due(args: argparse.Namespace) -> int:
     try:
         result = run_due(args)
-    except (_UsageError, ValueError, OverflowError) as exc:
+    except (_UsageError, ValueError, LookupError, OverflowError) as exc:
         print(f"appeals sla due: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     print(json.dumps(result, ensure_ascii=False))
@@ -189,8 +193,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     sla_sub.required = True
     due = sla_sub.add_parser(
         "due", help="print the deadline of one appeal as JSON",
-        description="Compute the answer deadline (fz59, pos) or first-response deadline "
-                    "(incident, hotline) of an appeal and print one JSON object.",
+        description="Compute the answer deadline (fz59, pos) or the first-response deadline\n"
+                    "(incident, hotline) of one appeal and print one JSON object.",
         epilog=_DUE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     due.add_argument("--regime", required=True, choices=REGIMES,
                      help="appeal regime: picks the SLA policy")

@@ -55,9 +55,17 @@ def _word_forms(word: str, case: str | None) -> tuple[str, ...]:
     """
     morph = _morph()
     parses = morph.parse(word)
+    # Names are given in the nominative: prefer a parse whose dictionary form *is* the
+    # name (guards against the predictor's guesses for unknown villages), place names first.
+    nominative = [
+        p
+        for p in parses
+        if p.tag.POS in {"NOUN", "ADJF"} and "nomn" in p.tag and p.normal_form == word
+    ]
     parse = (
-        next((p for p in parses if "Geox" in p.tag), None)
-        or next((p for p in parses if p.tag.POS in {"NOUN", "ADJF"} and "nomn" in p.tag), None)
+        next((p for p in nominative if "Geox" in p.tag), None)
+        or next(iter(nominative), None)
+        or next((p for p in parses if "Geox" in p.tag), None)
         or parses[0]
     )
     tag = parse.tag

@@ -108,7 +108,7 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict
 
 _UniqueKeyLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    _construct_mapping,  # type: ignore[arg-type]
+    _construct_mapping,
 )
 
 
@@ -467,8 +467,10 @@ def load_rules(
         problems.extend(ctx.problems)
         if result is not None:
             parsed.append((ctx, result))
-    if problems:
-        raise RulesError(problems)
+    # No early exit: the cross-file checks below still run, so one edit round shows every
+    # problem at once.
+    for ctx, _ in parsed:
+        ctx.problems.clear()  # already copied into ``problems``
 
     # Cross-file checks: unique ids, parents exist, no cycles, routes point somewhere.
     authorities: dict[str, Authority] = {}
@@ -489,12 +491,13 @@ def load_rules(
 
     regions: dict[str, RegionRules] = {}
     for ctx, r in parsed:
-        for auth, apath in r["authorities"]:
-            if authorities.get(auth.id) is not auth:
+        for candidate, apath in r["authorities"]:
+            own = authorities.get(candidate.id)
+            if own is None or own is not candidate:  # a duplicate, already reported
                 continue
-            if auth.parent is not None and auth.parent not in authorities:
-                ctx.err(f"{apath}.parent", f"unknown parent authority id {auth.parent!r}")
-            elif auth.parent is None and auth.kind != "government":
+            if own.parent is not None and own.parent not in authorities:
+                ctx.err(f"{apath}.parent", f"unknown parent authority id {own.parent!r}")
+            elif own.parent is None and own.kind != "government":
                 ctx.err(
                     f"{apath}.parent",
                     "required for every authority except kind 'government' "

@@ -1,0 +1,122 @@
+"""docker/compose.yaml against the Compose Specification JSON Schema, plus the wiring the
+monitoring relies on (service names, healthchecks, mounts, worker replicas)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+from monitoring_support import MONITORING, REPO
+
+COMPOSE = REPO / "docker" / "compose.yaml"
+# Vendored from the docker-compose 1.29.2 wheel (compose/config/compose_spec.json): the Compose
+# Specification schema as published by the compose-spec project in 2021.
+SCHEMA = Path(__file__).with_name("compose-spec.schema.json")
+SERVICES = {"kafka", "redis", "prometheus", "alertmanager", "grafana", "worker-1", "worker-2"}
+WORKERS = ("worker-1", "worker-2")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE.read_text())  # resolves the x-worker anchors and merges
+
+
+@pytest.fixture(scope="module")
+def validator() -> jsonschema.protocols.Validator:
+    schema = json.loads(SCHEMA.read_text())
+    assert schema["title"] == "Compose Specification"
+    jsonschema.Draft201909Validator.check_schema(schema)
+    return jsonschema.Draft201909Validator(schema)
+
+
+def _errors(validator, document) -> list[str]:
+    return [
+        f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
+        for e in validator.iter_errors(document)
+    ]
+
+
+def test_compose_matches_the_specification(validator, compose):
+    assert _errors(validator, compose) == []
+
+
+def test_schema_rejects_a_broken_file(validator, compose):
+    broken = copy.deepcopy(compose)
+    broken["services"]["redis"]["healthcheck"]["intervall"] = "5s"
+    broken["services"]["kafka"]["depends_on"] = {"redis": {"condition": "when_ready"}}
+    errors = _errors(validator, broken)
+    assert any("intervall" in e for e in errors), errors
+    assert any("when_ready" in e for e in errors), errors
+
+
+def test_services_and_healthchecks(compose):
+    services = compose["services"]
+    assert set(services) == SERVICES
+    for name, service in services.items():
+        check = service.get("healthcheck")
+        assert check and check.get("test") and not check.get("disable"), name
+        for dependency in service.get("depends_on", {}).values():
+            assert dependency["condition"] == "service_healthy", name
+
+
+def test_workers(compose):
+    services = compose["services"]
+    for name in WORKERS:
+        worker = services[name]
+        assert worker["build"] == {"context": "..", "dockerfile": "docker/Dockerfile"}
+        env = worker["environment"]
+        assert env["APPEALS_KAFKA"] == "kafka://kafka:9092"
+        assert env["APPEALS_REDIS"] == "redis://redis:6379/0"
+        assert env["APPEALS_ALERTMANAGER_URL"] == "http://alertmanager:9093"
+        assert set(worker["depends_on"]) >= {"kafka", "redis"}
+    prometheus = yaml.safe_load((MONITORING / "prometheus" / "prometheus.yml").read_text())
+    job = next(j for j in prometheus["scrape_configs"] if j["job_name"] == "appeals-worker")
+    port = services[WORKERS[0]]["environment"]["APPEALS_METRICS_PORT"]
+    targets = {t for sc in job["static_configs"] for t in sc["targets"]}
+    assert targets == {f"{name}:{port}" for name in WORKERS}
+
+
+def test_kafka_is_single_node_kraft(compose):
+    kafka = compose["services"]["kafka"]
+    image, tag = kafka["image"].split(":")
+    assert image == "apache/kafka"
+    assert tuple(map(int, tag.split(".")[:2])) >= (3, 9)
+    env = kafka["environment"]
+    assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == f"{env['KAFKA_NODE_ID']}@kafka:9093"
+    assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+    assert "PLAINTEXT://kafka:9092" in env["KAFKA_ADVERTISED_LISTENERS"]
+
+
+def test_redis_appendonly(compose):
+    redis = compose["services"]["redis"]
+    assert redis["image"] == "redis:7-alpine"
+    assert "--appendonly" in redis["command"]
+
+
+def test_bind_mounts_exist_in_the_repository(compose):
+    mounts = {}
+    for name, service in compose["services"].items():
+        for volume in service.get("volumes", []):
+            source, target = volume.split(":")[:2]
+            if source.startswith("."):
+                path = (COMPOSE.parent / source).resolve()
+                assert path.exists(), f"{name}: {source}"
+                mounts[target] = path
+    assert mounts["/etc/prometheus"] == MONITORING / "prometheus"
+    assert mounts["/etc/alertmanager"] == MONITORING / "alertmanager"
+    assert mounts["/etc/grafana/provisioning"] == MONITORING / "grafana" / "provisioning"
+    assert mounts["/var/lib/grafana/dashboards"] == MONITORING / "grafana" / "dashboards"
+
+
+def test_dockerfile():
+    text = (REPO / "docker" / "Dockerfile").read_text()
+    assert "FROM python:3.11-slim" in text
+    assert 'ENTRYPOINT ["appeals", "worker"]' in text
+    assert "EXPOSE 9464" in text
+    user = [line for line in text.splitlines() if line.startswith("USER ")]
+    assert user and not user[-1].split()[1].startswith(("root", "0"))

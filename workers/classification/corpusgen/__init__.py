@@ -1,0 +1,1 @@
+"""Reproducible generator of the training and held-out corpora (see ``corpus/README.md``)."""

@@ -1,0 +1,98 @@
+"""Scoring a labelled file: per-category P/R/F1, confusion matrix, urgent P/R.
+
+Implemented with plain counting (no sklearn import) so ``classify eval`` starts fast and the
+numbers are easy to audit. The top category is always scored, whatever its confidence: the
+triage threshold is a routing decision, not part of the classifier's accuracy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .classifier import Classification, Classifier
+from .dataio import Example
+from .lexicons import CATEGORIES
+
+__all__ = ["evaluate", "format_report", "score"]
+
+
+def _prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / (tp + fn) if tp + fn else 0.0
+    f = 2 * p * r / (p + r) if p + r else 0.0
+    return p, r, f
+
+
+def score(examples: Sequence[Example], preds: Sequence[Classification]) -> dict[str, Any]:
+    """Metrics dict: ``n``, ``accuracy``, ``macro_f1``, ``urgent_precision``, ``urgent_recall``…
+
+    Macro-F1 averages over the categories present in the gold labels (a category absent from
+    the file would otherwise count as F1 = 0 and punish a small test set for its sampling).
+    """
+    n = len(examples)
+    labels = list(CATEGORIES)
+    conf = {g: dict.fromkeys(labels, 0) for g in labels}
+    for e, p in zip(examples, preds, strict=True):
+        conf[e.category][p.category] += 1
+    per: dict[str, dict[str, float]] = {}
+    for c in labels:
+        tp = conf[c][c]
+        fp = sum(conf[g][c] for g in labels) - tp
+        fn = sum(conf[c].values()) - tp
+        p, r, f = _prf(tp, fp, fn)
+        per[c] = {"precision": p, "recall": r, "f1": f, "support": tp + fn}
+    present = [c for c in labels if per[c]["support"] > 0]
+    correct = sum(conf[c][c] for c in labels)
+    utp = sum(1 for e, p in zip(examples, preds, strict=True) if e.urgent and p.urgent)
+    ufp = sum(1 for e, p in zip(examples, preds, strict=True) if not e.urgent and p.urgent)
+    ufn = sum(1 for e, p in zip(examples, preds, strict=True) if e.urgent and not p.urgent)
+    up, ur, uf = _prf(utp, ufp, ufn)
+    return {
+        "n": n,
+        "accuracy": correct / n if n else 0.0,
+        "macro_f1": sum(per[c]["f1"] for c in present) / len(present) if present else 0.0,
+        "urgent_precision": up,
+        "urgent_recall": ur,
+        "urgent_f1": uf,
+        "urgent_support": utp + ufn,
+        "per_category": per,
+        "confusion": {g: {p: v for p, v in row.items() if v} for g, row in conf.items()},
+        "model_version": preds[0].model_version if preds else "",
+    }
+
+
+def evaluate(clf: Classifier, examples: Sequence[Example],
+             batch_size: int = 512) -> tuple[dict[str, Any], list[Classification]]:
+    """Classify ``examples`` in batches and score them."""
+    preds: list[Classification] = []
+    texts = [e.text for e in examples]
+    for i in range(0, len(texts), batch_size):
+        preds.extend(clf.classify_batch(texts[i : i + batch_size]))
+    return score(examples, preds), preds
+
+
+_ABBR = {
+    "housing_utilities": "hous", "roads": "road", "transport": "trns", "landscaping": "land",
+    "healthcare": "hlth", "education": "educ", "social": "socl", "ecology": "ecol",
+    "connectivity": "conn", "safety": "safe", "trade_services": "trad", "other": "othr",
+}
+
+
+def format_report(m: dict[str, Any]) -> str:
+    """Human-readable table: per-category metrics, confusion matrix, urgency summary."""
+    lines = [f"model {m['model_version']}   n={m['n']}   accuracy={m['accuracy']:.3f}   "
+             f"macro-F1={m['macro_f1']:.3f}", ""]
+    lines.append(f"{'category':<18} {'prec':>6} {'rec':>6} {'f1':>6} {'support':>8}")
+    for c in CATEGORIES:
+        r = m["per_category"][c]
+        lines.append(f"{c:<18} {r['precision']:6.3f} {r['recall']:6.3f} {r['f1']:6.3f} "
+                     f"{int(r['support']):8d}")
+    lines += ["", "confusion matrix (rows = gold, columns = predicted)"]
+    lines.append(" " * 18 + "".join(f"{_ABBR[c]:>5}" for c in CATEGORIES))
+    for g in CATEGORIES:
+        row = m["confusion"].get(g, {})
+        lines.append(f"{g:<18}" + "".join(f"{row.get(p, 0) or '.':>5}" for p in CATEGORIES))
+    lines += ["", f"urgent: precision={m['urgent_precision']:.3f} recall={m['urgent_recall']:.3f}"
+              f" f1={m['urgent_f1']:.3f} (support {m['urgent_support']})"]
+    return "\n".join(lines)

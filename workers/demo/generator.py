@@ -1,0 +1,203 @@
+"""Synthetic appeals and authorities' answers for the demo, the tests and the benchmark.
+
+Texts come from the labelled corpus the classifier ships (real-sounding Russian appeals of every
+category and channel style), so the demo exercises classification on realistic input. People
+are obviously fictional. A share of messages is deliberately malformed, so the dead-letter path
+is always visible. Each appeal gets a fate (answered on time, late, never, extended,
+redirected, paused) that the generator turns into lifecycle events on the SLA clock.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any
+
+import orjson
+
+from schemas.records import CHANNELS
+from workers.intake.core import appeal_id_for, regime_for
+
+DAY = 86400.0
+# Nominal answer periods on the SLA clock, to plan on-time and late answers around.
+NOMINAL_PERIOD = {"fz59": 30 * DAY, "pos": 14 * DAY, "incident": 1.2 * DAY, "hotline": 1.2 * DAY}
+CHANNEL_WEIGHTS = {"pos": 35, "incident": 25, "fz59": 15, "hotline": 12, "email": 6, "web": 7}
+MUNICIPALITIES = ("Барнаул", "Бийск", "Рубцовск", "Новоалтайск", "Заринск", "Камень-на-Оби",
+                  "Славгород", "Алейск", "Белокуриха", "Яровое")
+FIRST_NAMES = ("Иван", "Мария", "Пётр", "Анна", "Сергей", "Ольга", "Алексей", "Наталья")
+LAST_NAMES = ("Тестов", "Примерова", "Демонстров", "Образцова", "Вымыслов", "Условная")
+STREETS = ("ул. Ленина", "пр. Строителей", "ул. Мира", "ул. Советская", "пр. Ленина",
+           "ул. Молодёжная", "ул. Школьная")
+FATES = (("on_time", 55), ("late", 15), ("open", 12), ("extended", 6), ("redirected", 5),
+         ("paused", 4), ("reopened", 3))
+REDIRECT_TARGETS = ("22-minzhkh", "22-mintrans", "22-minzdrav", "22-barnaul-kzhkh")
+
+
+def load_corpus() -> list[dict[str, Any]]:
+    path = resources.files("workers.classification").joinpath("corpus/train.jsonl")
+    with path.open("rb") as fh:
+        return [orjson.loads(line) for line in fh if line.strip()]
+
+
+@dataclass
+class PlannedEvent:
+    at: float  # SLA-clock seconds
+    payload: dict[str, Any]
+
+
+@dataclass
+class GeneratedAppeal:
+    channel: str
+    appeal_id: str
+    regime: str
+    value: bytes
+    fate: str
+    category: str
+    urgent: bool
+    personal: tuple[str, ...]  # the personal data it carries (to prove it never leaks)
+
+
+@dataclass
+class Malformed:
+    channel: str
+    value: bytes
+    kind: str
+
+
+@dataclass
+class Generator:
+    seed: int = 22
+    malformed_share: float = 0.02
+    max_text_length: int = 20_000
+    corpus: list[dict[str, Any]] = field(default_factory=load_corpus)
+    run_id: str = ""
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+        self.counter = 0
+        self._channels = list(CHANNEL_WEIGHTS)
+        self._weights = list(CHANNEL_WEIGHTS.values())
+        self._fates = [f for f, _ in FATES]
+        self._fate_weights = [w for _, w in FATES]
+        if not self.run_id:
+            self.run_id = f"{self.seed}-{self.rng.randrange(16**6):06x}"
+
+    def next(self, now_sla: float) -> GeneratedAppeal | Malformed:
+        self.counter += 1
+        if self.rng.random() < self.malformed_share:
+            return self.malformed()
+        return self.appeal(now_sla)
+
+    def appeal(self, now_sla: float, channel: str | None = None) -> GeneratedAppeal:
+        rng = self.rng
+        channel = channel or rng.choices(self._channels, self._weights)[0]
+        sample = rng.choice(self.corpus)
+        external_id = f"demo-{self.run_id}-{self.counter}"
+        name = f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
+        phone = f"+7913{rng.randrange(10**7):07d}"
+        email = f"citizen{rng.randrange(10**6)}@example.org"
+        municipality = rng.choice(MUNICIPALITIES)
+        address = f"г. {municipality}, {rng.choice(STREETS)}, д. {rng.randrange(1, 120)}"
+        appeal: dict[str, Any] = {
+            "schema_version": 1,
+            "channel": channel,
+            "external_id": external_id,
+            "submitted_at": datetime.fromtimestamp(now_sla, UTC).isoformat(timespec="seconds"),
+            "region": "22",
+            "text": sample["text"],
+            "municipality": municipality if rng.random() < 0.7 else None,
+            "address": address,
+            "author": {"name": name, "phone": phone, "email": email},
+        }
+        if channel == "incident":
+            appeal["importance"] = rng.choice(("normal", "normal", "high"))
+            appeal["author"] = {"handle": f"@citizen_{rng.randrange(10**5)}"}
+        value = orjson.dumps(appeal)
+        fate = rng.choices(self._fates, self._fate_weights)[0]
+        return GeneratedAppeal(
+            channel=channel,
+            appeal_id=appeal_id_for(channel, external_id),
+            regime=regime_for(channel),
+            value=value,
+            fate=fate,
+            category=sample["category"],
+            urgent=bool(sample.get("urgent")),
+            personal=(name, phone, email, address),
+        )
+
+    def malformed(self) -> Malformed:
+        rng = self.rng
+        channel = rng.choice(CHANNELS)
+        kind = rng.choice(("not_json", "wrong_type", "missing_field", "unknown_channel",
+                           "oversize_text"))
+        good = {"schema_version": 1, "channel": channel, "external_id": f"bad-{self.counter}",
+                "submitted_at": "2026-11-25T10:00:00+07:00", "region": "22", "text": "Текст"}
+        if kind == "not_json":
+            value = b"{not json at all"
+        elif kind == "wrong_type":
+            value = orjson.dumps({**good, "region": 22})
+        elif kind == "missing_field":
+            value = orjson.dumps({k: v for k, v in good.items() if k != "text"})
+        elif kind == "unknown_channel":
+            value = orjson.dumps({**good, "channel": "telegraph"})
+        else:
+            value = orjson.dumps({**good, "text": "я" * (self.max_text_length + 1)})
+        return Malformed(channel, value, kind)
+
+    def plan(self, appeal: GeneratedAppeal, registered_sla: float) -> list[PlannedEvent]:
+        """Lifecycle events for an appeal's fate, on the SLA clock."""
+        rng = self.rng
+        period = NOMINAL_PERIOD[appeal.regime]
+        events: list[PlannedEvent] = []
+        seq = 0
+
+        def add(at: float, event: str, **extra: Any) -> None:
+            nonlocal seq
+            seq += 1
+            payload = {
+                "schema_version": 1,
+                "event_id": f"{appeal.appeal_id}:{seq}",
+                "appeal_id": appeal.appeal_id,
+                "event": event,
+                "at": datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds"),
+                **extra,
+            }
+            events.append(PlannedEvent(at, payload))
+
+        t0 = registered_sla
+        add(t0 + 0.02 * period, "accepted")
+        fate = appeal.fate
+        if fate == "extended" and appeal.regime != "fz59":
+            fate = "on_time"
+        if fate == "on_time":
+            add(t0 + rng.uniform(0.1, 0.6) * period, "answered")
+        elif fate == "late":
+            add(t0 + rng.uniform(1.2, 1.5) * period, "answered")
+        elif fate == "extended":
+            add(t0 + 0.5 * period, "extended", extension_days=30, reason="нужна экспертиза")
+            add(t0 + 1.4 * period, "answered")
+        elif fate == "redirected":
+            target = rng.choice(REDIRECT_TARGETS)
+            add(t0 + 0.1 * period, "redirected", to_authority_id=target, reason="не по компетенции")
+            add(t0 + 0.1 * period + rng.uniform(0.2, 0.6) * period, "answered")
+        elif fate == "paused":
+            add(t0 + 0.3 * period, "paused", reason="запрошены сведения у заявителя")
+            add(t0 + 0.5 * period, "resumed")
+            add(t0 + 0.8 * period, "answered")
+        elif fate == "reopened":
+            add(t0 + 0.3 * period, "answered")
+            add(t0 + 0.4 * period, "reopened", reason="низкая оценка ответа")
+            add(t0 + 0.7 * period, "answered")
+        return events
+
+
+def lifecycle_bytes(event: PlannedEvent) -> bytes:
+    return orjson.dumps(event.payload)
+
+
+def iter_appeals(gen: Generator, n: int, now_sla: float) -> Iterator[GeneratedAppeal | Malformed]:
+    for _ in range(n):
+        yield gen.next(now_sla)

@@ -1,0 +1,334 @@
+"""``appeals demo``: the whole system on one machine, started and stopped by one command.
+
+It starts the embedded broker and Redis, creates the topics, starts worker processes (the same
+``appeals worker`` an operator runs), feeds synthetic appeals and answers on a sped-up SLA
+clock, and watches the output topics to print what happened at every stage. Everything it
+started is stopped on the way out, also on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from streams import topics as t
+from streams.clock import SlaClock
+from streams.devstack import DevStackError, dev_stack, free_port
+from streams.settings import Settings
+from workers.demo.generator import GeneratedAppeal, Generator, lifecycle_bytes
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DemoOptions:
+    duration: float | None = None
+    rate: float = 50.0
+    time_scale: float = 86400.0
+    workers: int = 1
+    metrics_port: int = 9464
+    seed: int = 22
+    log_dir: str = "var/demo"
+    partitions: int = 4
+
+
+@dataclass
+class Tally:
+    sent: int = 0
+    malformed_sent: int = 0
+    lifecycle_sent: int = 0
+    registered: int = 0
+    routed: int = 0
+    triage: int = 0
+    alerts: Counter[str] = field(default_factory=Counter)
+    deadletter: Counter[str] = field(default_factory=Counter)
+    categories: Counter[str] = field(default_factory=Counter)
+
+
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind(("0.0.0.0", port))  # noqa: S104 - probing the port the worker will bind
+        except OSError:
+            return False
+    return True
+
+
+def worker_env(settings: Settings, metrics_port: int) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({
+        "APPEALS_KAFKA": settings.kafka,
+        "APPEALS_REDIS": settings.redis,
+        "APPEALS_PARTITIONS": str(settings.partitions),
+        "APPEALS_TIME_SCALE": repr(settings.time_scale),
+        "APPEALS_CLOCK_EPOCH": repr(settings.clock_epoch),
+        "APPEALS_SESSION_TIMEOUT": repr(settings.session_timeout),
+        "APPEALS_METRICS_PORT": str(metrics_port),
+        "APPEALS_APP_ID": settings.app_id,
+        "APPEALS_TOPIC_PREFIX": settings.topic_prefix,
+        "APPEALS_ESCALATION_AFTER": repr(settings.escalation_after),
+        "APPEALS_LOG_LEVEL": settings.log_level,
+    })
+    return env
+
+
+def start_worker(settings: Settings, metrics_port: int, log_path: Path) -> subprocess.Popen[bytes]:
+    with open(log_path, "wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "workers.cli", "worker"],
+            env=worker_env(settings, metrics_port),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def run_demo(opts: DemoOptions) -> int:
+    log_dir = Path(opts.log_dir)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    print(f"citizen-appeals demo: starting a local broker and Redis (logs in {log_dir}/)",
+          flush=True)
+    try:
+        with dev_stack(log_dir=log_dir) as (broker, redis_server):
+            settings = Settings.load().replace(
+                kafka=broker.url,
+                redis=redis_server.url,
+                partitions=opts.partitions,
+                time_scale=opts.time_scale,
+                clock_epoch=time.time(),
+                session_timeout=6.0,
+                escalation_after=3 * 86400.0,
+                log_level="info",
+            )
+            t.ensure_topics(settings)
+            procs = []
+            ports = []
+            for i in range(opts.workers):
+                port = opts.metrics_port + i if opts.metrics_port else free_port()
+                if opts.metrics_port and not _port_free(port):
+                    port = free_port()
+                ports.append(port)
+                procs.append(start_worker(settings, port, log_dir / f"worker-{i + 1}.log"))
+            print(f"workers: {opts.workers}; metrics: " +
+                  ", ".join(f"http://127.0.0.1:{p}/metrics" for p in ports), flush=True)
+            try:
+                return asyncio.run(_stream(settings, opts, procs))
+            except KeyboardInterrupt:
+                print("\ninterrupted: stopping", flush=True)
+                return 0
+            finally:
+                for proc in procs:
+                    stop_process(proc)
+    except DevStackError as exc:
+        print(f"demo: {exc}", file=sys.stderr)
+        return 1
+
+
+async def _stream(settings: Settings, opts: DemoOptions,
+                  procs: list[subprocess.Popen[bytes]]) -> int:
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    clock = SlaClock(settings.time_scale, settings.clock_epoch)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
+                                linger_ms=5, enable_idempotence=False)
+    await producer.start()
+    watched = [t.REGISTERED, t.ROUTED, t.TRIAGE, t.SLA_ALERTS, t.DEADLETTER]
+    consumer = AIOKafkaConsumer(
+        *(t.topic_name(settings, name) for name in watched),
+        bootstrap_servers=settings.kafka_bootstrap, auto_offset_reset="earliest",
+        enable_auto_commit=False, group_id=None,
+    )
+    await consumer.start()
+    tally = Tally()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError):
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+    watcher = asyncio.create_task(_watch(consumer, settings, tally))
+    try:
+        print("waiting for the workers to join the consumer group…", flush=True)
+        if not await _wait_ready(producer, settings, tally, stop, procs):
+            return 1
+        return await _feed(settings, opts, procs, producer, tally, stop, clock)
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+        await consumer.stop()
+        await producer.stop()
+
+
+async def _feed(settings: Settings, opts: DemoOptions, procs: list[subprocess.Popen[bytes]],
+                producer: Any, tally: Tally, stop: asyncio.Event, clock: SlaClock) -> int:
+    print(f"streaming {opts.rate:g} appeals/s; SLA clock runs {opts.time_scale:g}× "
+          f"({opts.time_scale / 86400:g} day(s) per second)" +
+          (f" for {opts.duration:g} s" if opts.duration else " until Ctrl-C"), flush=True)
+    gen = Generator(seed=opts.seed, max_text_length=settings.max_text_length)
+    started = time.monotonic()
+    plan: list[tuple[float, int, bytes, bytes]] = []
+    seq = 0
+    next_print = started + 5
+    lifecycle_topic = t.topic_name(settings, t.LIFECYCLE)
+    if True:
+        while not stop.is_set():
+            now = time.monotonic()
+            if opts.duration and now - started >= opts.duration:
+                break
+            if any(p.poll() is not None for p in procs):
+                print("a worker exited unexpectedly; see its log", file=sys.stderr)
+                return 1
+            due_count = int((now - started) * opts.rate) - (tally.sent + tally.malformed_sent)
+            for _ in range(max(0, due_count)):
+                item = gen.next(clock.now())
+                topic = t.topic_name(settings, t.intake_topic(item.channel))
+                await producer.send(topic, item.value)
+                if isinstance(item, GeneratedAppeal):
+                    tally.sent += 1
+                    for ev in gen.plan(item, clock.now()):
+                        seq += 1
+                        heapq.heappush(plan, (ev.at, seq, item.appeal_id.encode(),
+                                              lifecycle_bytes(ev)))
+                else:
+                    tally.malformed_sent += 1
+            now_sla = clock.now()
+            while plan and plan[0][0] <= now_sla:
+                _, _, key, value = heapq.heappop(plan)
+                await producer.send(lifecycle_topic, value, key=key)
+                tally.lifecycle_sent += 1
+            if now >= next_print:
+                _print_live(tally, clock, now - started)
+                next_print = now + 5
+            await asyncio.sleep(0.05)
+        await producer.flush()
+        print("draining: waiting for the pipeline to catch up…", flush=True)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and tally.registered < tally.sent:
+            await asyncio.sleep(0.5)
+        await asyncio.sleep(3)
+    _print_final(tally, settings, clock)
+    return 0
+
+
+async def _wait_ready(producer: Any, settings: Settings, tally: Tally, stop: asyncio.Event,
+                      procs: list[subprocess.Popen[bytes]], timeout: float = 120.0) -> bool:
+    """Send one probe appeal and wait until it is routed: the whole pipeline is up."""
+    gen = Generator(seed=0, malformed_share=0.0, run_id="probe")
+    probe = gen.appeal(time.time(), channel="pos")
+    await producer.send_and_wait(t.topic_name(settings, t.intake_topic("pos")), probe.value)
+    tally.sent += 1
+    deadline = time.monotonic() + timeout
+    while tally.routed + tally.triage == 0 and not stop.is_set():
+        if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+            print("the workers did not come up; see the worker logs", file=sys.stderr)
+            return False
+        await asyncio.sleep(0.2)
+    return True
+
+
+async def _watch(consumer: Any, settings: Settings, tally: Tally) -> None:
+    names = {t.topic_name(settings, n): n for n in
+             (t.REGISTERED, t.ROUTED, t.TRIAGE, t.SLA_ALERTS, t.DEADLETTER)}
+    seen_alerts: set[str] = set()
+    while True:
+        batches = await consumer.getmany(timeout_ms=500, max_records=2000)
+        for tp, records in batches.items():
+            kind = names[tp.topic]
+            for rec in records:
+                if kind == t.REGISTERED:
+                    tally.registered += 1
+                elif kind == t.ROUTED:
+                    tally.routed += 1
+                    tally.categories[orjson.loads(rec.value)["category"]] += 1
+                elif kind == t.TRIAGE:
+                    tally.triage += 1
+                elif kind == t.SLA_ALERTS:
+                    alert = orjson.loads(rec.value)
+                    if alert["alert_id"] not in seen_alerts:
+                        seen_alerts.add(alert["alert_id"])
+                        tally.alerts[alert["level"]] += 1
+                else:
+                    tally.deadletter[orjson.loads(rec.value)["reason"]] += 1
+
+
+def _print_live(tally: Tally, clock: SlaClock, elapsed: float) -> None:
+    day = clock.now_dt().strftime("%Y-%m-%d")
+    print(
+        f"[{elapsed:5.0f}s | SLA clock {day}] sent {tally.sent} (+{tally.malformed_sent} "
+        f"malformed) → registered {tally.registered} → routed {tally.routed} "
+        f"(+{tally.triage} triage) | lifecycle {tally.lifecycle_sent} | warnings "
+        f"{tally.alerts['warning']}, breaches {tally.alerts['breach']}, escalations "
+        f"{tally.alerts['escalation']} | dead letters {sum(tally.deadletter.values())}",
+        flush=True,
+    )
+
+
+def _print_final(tally: Tally, settings: Settings, clock: SlaClock) -> None:
+    import redis as redis_sync
+
+    from workers.aggregates.readmodel import read_figures
+
+    print("\n=== final summary ===")
+    rows = [
+        ("appeals sent", tally.sent),
+        ("malformed sent", tally.malformed_sent),
+        ("registered", tally.registered),
+        ("routed", tally.routed),
+        ("sent to triage", tally.triage),
+        ("lifecycle events sent", tally.lifecycle_sent),
+        ("SLA warnings", tally.alerts["warning"]),
+        ("SLA breaches", tally.alerts["breach"]),
+        ("SLA escalations", tally.alerts["escalation"]),
+        ("dead letters", sum(tally.deadletter.values())),
+    ]
+    for label, value in rows:
+        print(f"  {label:24} {value:>8}")
+    if tally.deadletter:
+        print("  dead letters by reason: " +
+              ", ".join(f"{k} {v}" for k, v in tally.deadletter.most_common()))
+    if tally.categories:
+        print("  routed by category: " +
+              ", ".join(f"{k} {v}" for k, v in tally.categories.most_common()))
+    try:
+        client = redis_sync.Redis.from_url(settings.redis)
+        figures = read_figures(client, f"{settings.app_id}:", settings.partitions)
+    except Exception as exc:  # the summary must not fail the demo
+        print(f"  (authority figures unavailable: {exc})")
+        return
+    print("\n  per authority (whole run):")
+    print(f"  {'authority':28} {'recv':>5} {'ans':>5} {'on time':>7} {'open':>5} "
+          f"{'overdue':>7} {'breach':>6} {'on-time share':>13} {'median resp':>11}")
+    top = sorted(figures.values(), key=lambda f: -f.received)[:20]
+    for f in top:
+        share = f"{f.on_time_share:.0%}" if f.on_time_share is not None else "—"
+        median = (f"{f.median_response_s / 86400:.1f} d" if f.median_response_s is not None
+                  else "—")
+        print(f"  {f.authority_id:28} {f.received:>5} {f.answered:>5} {f.answered_on_time:>7} "
+              f"{f.open:>5} {f.open_overdue:>7} {f.breaches:>6} {share:>13} {median:>11}")
+    if len(figures) > len(top):
+        print(f"  … and {len(figures) - len(top)} more authorities")

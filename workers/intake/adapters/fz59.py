@@ -1,0 +1,91 @@
+"""Written appeal under 59-FZ (обращение) -> canonical intake.
+
+Two sources share one shape: the authority's electronic reception («интернет-приёмная»), and
+a paper letter scanned and registered by the office (``source: "letter"``, with an OCR'd or
+typed-in body and the scan as an attachment). Native shape::
+
+    {
+      "channel": "fz59",
+      "source": "portal" | "letter",
+      "reg_number": "Ж-22-000123/25",      # registration number -> external_id
+      "reg_date": "14.01.2025",             # registration date (kept in extra)
+      "received_at": "2025-01-13T16:40:00+07:00",  # -> submitted_at (falls back to reg_date)
+      "region": "22",
+      "addressee": "Министерство строительства ...",
+      "applicant": {"surname": "...", "name": "...", "patronymic": "...",
+                    "postal_address": "...", "email": "...", "phone": "..."},
+      "subject": "...",
+      "body": "...",
+      "incident_address": "...",            # where the problem is -> address
+      "complaint_about": "authority-id",    # a complaint about this body
+      "pages": 2,
+      "scan": {"url": "...", "size": 1048576, "mime": "application/pdf"},
+      "attachments": [...]
+    }
+
+59-FZ counts the 3-day registration deadline from receipt, so ``submitted_at`` is the receipt
+time; the office's own registration date stays in ``extra``. The applicant's postal address is
+personal data for the reply and is *not* the place of the problem: it is used as ``address``
+only when no incident address is given (near-duplicate detection compares addresses).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from schemas.validation import InvalidEvent
+from workers.intake.adapters._common import (
+    as_mapping,
+    attachment,
+    attachments,
+    author,
+    canonical,
+    first,
+    iso_date_only,
+    iso_datetime,
+    leftovers,
+    person_name,
+    region_code,
+    text_or_none,
+)
+from workers.intake.adapters._common import external_id as _external_id
+
+CHANNEL = "fz59"
+_USED = (
+    "channel", "reg_number", "external_id", "received_at", "region", "applicant", "subject",
+    "body", "incident_address", "complaint_about", "scan", "attachments", "municipality",
+)
+
+
+def adapt(data: dict[str, Any]) -> dict[str, Any]:
+    region = region_code(data.get("region"))
+    who = as_mapping(data.get("applicant"), "applicant")
+    extra = leftovers(data, _USED)
+    received = data.get("received_at")
+    if received in (None, ""):
+        reg_date = iso_date_only(data.get("reg_date"))
+        if reg_date is None:
+            raise InvalidEvent("missing_field", "received_at (or reg_date) is missing")
+        received = reg_date.isoformat()
+    files = attachments(data.get("attachments"))
+    if data.get("scan") is not None:
+        files.insert(0, attachment(data["scan"]))
+    return canonical(
+        CHANNEL,
+        external_id=_external_id(first(data, "reg_number", "external_id"), "reg_number"),
+        submitted_at=iso_datetime(received, region=region, field="received_at"),
+        region=region,
+        municipality=text_or_none(data.get("municipality")),
+        text=text_or_none(data.get("body")) or "",
+        subject=text_or_none(data.get("subject")),
+        address=text_or_none(first(data, "incident_address"))
+        or text_or_none(who.get("postal_address")),
+        complaint_about=text_or_none(data.get("complaint_about")),
+        author=author(
+            name=person_name(who.get("surname"), who.get("name"), who.get("patronymic")),
+            phone=who.get("phone"),
+            email=who.get("email"),
+        ),
+        attachments=files,
+        extra=extra,
+    )

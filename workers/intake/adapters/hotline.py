@@ -1,0 +1,71 @@
+"""Regional 122 hotline call record -> canonical intake.
+
+Native shape (the call-centre system's export, one record per finished call)::
+
+    {
+      "channel": "hotline",
+      "call_id": "122-22-20250114-000731",   # -> external_id
+      "operator_id": "op-0417",
+      "call_started": "2025-01-14 09:03:12",  # naive = the region's local time
+      "duration_s": 244,
+      "region": "22",
+      "caller": {"phone": "8 (913) 000-00-00", "name": "..."},
+      "summary": "...",                       # the operator's summary -> text
+      "transcript": "...",                    # speech-to-text; -> text when there is no summary
+      "topic": "ЖКХ",
+      "address": "...",
+      "urgent": true,                         # the operator's flag (kept in extra)
+      "callback_requested": true
+    }
+
+The operator's summary is the appeal text because it is what the authority must answer; the
+raw transcript, when both exist, stays in ``extra`` for the record. The operator id and call
+metadata stay in ``extra``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workers.intake.adapters._common import (
+    as_mapping,
+    author,
+    canonical,
+    category_code,
+    first,
+    iso_datetime,
+    leftovers,
+    region_code,
+    text_or_none,
+)
+from workers.intake.adapters._common import external_id as _external_id
+
+CHANNEL = "hotline"
+_USED = (
+    "channel", "call_id", "external_id", "call_started", "region", "caller", "summary",
+    "transcript", "topic", "address", "municipality",
+)
+
+
+def adapt(data: dict[str, Any]) -> dict[str, Any]:
+    region = region_code(data.get("region"))
+    caller = as_mapping(data.get("caller"), "caller")
+    extra = leftovers(data, _USED)
+    summary = text_or_none(data.get("summary"))
+    transcript = text_or_none(data.get("transcript"))
+    if summary and transcript:
+        extra["transcript"] = transcript
+    if data.get("topic") is not None:
+        extra["topic"] = data["topic"]
+    return canonical(
+        CHANNEL,
+        external_id=_external_id(first(data, "call_id", "external_id"), "call_id"),
+        submitted_at=iso_datetime(data.get("call_started"), region=region, field="call_started"),
+        region=region,
+        municipality=text_or_none(data.get("municipality")),
+        text=summary or transcript or "",
+        category_hint=category_code(data.get("topic")),
+        address=text_or_none(data.get("address")),
+        author=author(name=caller.get("name"), phone=caller.get("phone")),
+        extra=extra,
+    )

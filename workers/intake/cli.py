@@ -1,0 +1,219 @@
+"""Intake sub-commands of ``appeals``: ``produce`` and ``gateway``.
+
+``appeals produce FILE.jsonl [--channel C] [--kafka URL]`` publishes appeals, one JSON object a
+line (canonical, or a channel's native shape), through the producer SDK: each line is validated
+locally with the intake rules before it is sent, so a broken line is reported with the same
+reason code intake would give it and never reaches Kafka. Progress goes to stderr (a line
+rewritten in place on a terminal, a line every 10 % otherwise); the summary at the end lists the
+lines sent and the lines rejected, grouped by reason with the first few line numbers.
+
+Exit status: ``0`` when every line was sent, ``1`` when some lines were rejected (the valid ones
+*were* sent and acknowledged: a script can tell "partly bad input" from success), ``2`` when
+the broker did not acknowledge everything, or the file or broker could not be opened.
+
+``appeals gateway [--host H] [--port P]`` runs the HTTP intake gateway
+(:mod:`workers.intake.gateway`) in the foreground.
+
+``register(subparsers)`` adds both to the main CLI; ``main(argv)`` runs them stand-alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from typing import IO, Any
+
+import orjson
+
+from schemas.records import CHANNELS
+from schemas.validation import InvalidEvent
+
+__all__ = ["main", "produce", "register"]
+
+
+def register(subparsers: Any) -> None:
+    """Add ``produce`` and ``gateway`` to an argparse sub-parser collection."""
+    p = subparsers.add_parser(
+        "produce",
+        help="publish appeals from a JSON Lines file to the intake topics",
+        description="Validate each line with the intake rules and publish the valid ones "
+        "(acks=all). Exit 0: all sent; 1: some lines rejected (the rest sent); "
+        "2: delivery or I/O failure.",
+    )
+    p.add_argument("file", help="JSON Lines file, one appeal per line ('-' for stdin)")
+    p.add_argument("--channel", choices=CHANNELS,
+                   help="channel of lines that don't name one (native payloads)")
+    p.add_argument("--kafka", help="broker URL, kafka://host:port (default: APPEALS_KAFKA)")
+    p.add_argument("--topic-prefix", default=None,
+                   help="topic name prefix (default: APPEALS_TOPIC_PREFIX)")
+    p.add_argument("--idempotence", action="store_true",
+                   help="enable the idempotent producer (Apache Kafka; Tansu refuses it)")
+    p.add_argument("--quiet", action="store_true", help="no progress line")
+    p.set_defaults(func=_cmd_produce)
+
+    g = subparsers.add_parser(
+        "gateway",
+        help="run the HTTP intake gateway (POST /v1/appeals, Open311)",
+        description="HTTP intake gateway; configured by APPEALS_GATEWAY_* (see "
+        "workers/intake/gateway.py).",
+    )
+    g.add_argument("--host", default=None, help="listen address (default APPEALS_GATEWAY_HOST)")
+    g.add_argument("--port", type=int, default=None,
+                   help="listen port (default APPEALS_GATEWAY_PORT)")
+    g.set_defaults(func=_cmd_gateway)
+
+
+class _Progress:
+    """A progress line on stderr without a dependency: redrawn at most 10 times a second."""
+
+    def __init__(self, stream: IO[str], total: int | None, quiet: bool) -> None:
+        self.stream = stream
+        self.total = total
+        self.quiet = quiet
+        self.tty = stream.isatty()
+        self.last = 0.0
+        self.last_decile = -1
+        self.start = time.monotonic()
+
+    def update(self, done: int, sent: int, rejected: int, final: bool = False) -> None:
+        if self.quiet:
+            return
+        now = time.monotonic()
+        if self.tty:
+            if not final and now - self.last < 0.1:
+                return
+            self.last = now
+            self.stream.write("\r" + self._line(done, sent, rejected, now)
+                              + ("\n" if final else ""))
+            self.stream.flush()
+        elif self.total:
+            decile = done * 10 // self.total
+            if decile != self.last_decile or final:
+                self.last_decile = decile
+                self.stream.write(self._line(done, sent, rejected, now) + "\n")
+
+    def _line(self, done: int, sent: int, rejected: int, now: float) -> str:
+        rate = done / max(now - self.start, 1e-6)
+        if self.total:
+            width = 30
+            filled = width * done // self.total
+            bar = "#" * filled + "." * (width - filled)
+            return (f"[{bar}] {done}/{self.total} sent {sent} rejected {rejected} "
+                    f"{rate:,.0f}/s")
+        return f"{done} lines sent {sent} rejected {rejected} {rate:,.0f}/s"
+
+
+def produce(
+    lines: Sequence[bytes] | IO[bytes],
+    producer: Any,
+    *,
+    channel: str | None = None,
+    progress: _Progress | None = None,
+) -> tuple[int, dict[str, list[int]]]:
+    """Send each line through ``producer`` (an IntakeProducer); ``(sent, {reason: [line no]})``.
+
+    Blank lines are skipped. Delivery failures surface from ``producer.flush()``.
+    """
+    sent = 0
+    rejected: dict[str, list[int]] = defaultdict(list)
+    done = 0
+    for lineno, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        done += 1
+        try:
+            data = orjson.loads(raw)
+            if not isinstance(data, dict):
+                raise InvalidEvent("not_object", "a line must hold a JSON object")
+            producer.send(data, channel)
+            sent += 1
+        except orjson.JSONDecodeError:
+            rejected["not_json"].append(lineno)
+        except InvalidEvent as exc:
+            rejected[exc.reason].append(lineno)
+        if progress is not None:
+            progress.update(done, sent, sum(len(v) for v in rejected.values()))
+    if progress is not None:
+        progress.update(done, sent, sum(len(v) for v in rejected.values()), final=True)
+    return sent, dict(rejected)
+
+
+def _cmd_produce(args: argparse.Namespace) -> int:
+    from streams.settings import Settings
+    from workers.intake.producer import DeliveryError, IntakeProducer
+
+    settings = Settings.load()
+    url = args.kafka or settings.kafka
+    prefix = settings.topic_prefix if args.topic_prefix is None else args.topic_prefix
+    try:
+        if args.file == "-":
+            lines = sys.stdin.buffer.read().splitlines()
+        else:
+            with open(args.file, "rb") as fh:
+                lines = fh.read().splitlines()
+    except OSError as exc:
+        print(f"appeals produce: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return 2
+    total = sum(1 for line in lines if line.strip())
+    progress = _Progress(sys.stderr, total, args.quiet)
+    try:
+        producer = IntakeProducer(url, prefix, enable_idempotence=args.idempotence,
+                                  max_text_length=settings.max_text_length)
+    except Exception as exc:
+        print(f"appeals produce: cannot connect to {url}: {type(exc).__name__}: {exc}",
+              file=sys.stderr)
+        return 2
+    from kafka.errors import KafkaError
+
+    undelivered = 0
+    try:
+        sent, rejected = produce(lines, producer, channel=args.channel, progress=progress)
+        try:
+            producer.close()
+        except DeliveryError as exc:
+            undelivered = len(exc.failed)
+    except KafkaError as exc:  # e.g. the topic does not exist, or the broker went away
+        print(f"\nappeals produce: Kafka error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        producer.close(timeout=5)
+        raise
+    print(_summary(sent - undelivered, rejected, undelivered), file=sys.stderr)
+    if undelivered:
+        return 2
+    return 1 if rejected else 0
+
+
+def _summary(sent: int, rejected: dict[str, list[int]], undelivered: int) -> str:
+    count = sum(len(v) for v in rejected.values())
+    out = [f"sent {sent}, rejected {count}" + (f", undelivered {undelivered}" if undelivered
+                                                 else "")]
+    for reason, lines in sorted(Counter({r: len(v) for r, v in rejected.items()}).items(),
+                                key=lambda kv: (-kv[1], kv[0])):
+        where = ", ".join(str(n) for n in rejected[reason][:5])
+        more = " ..." if len(rejected[reason]) > 5 else ""
+        out.append(f"  {reason}: {lines} (lines {where}{more})")
+    return "\n".join(out)
+
+
+def _cmd_gateway(args: argparse.Namespace) -> int:
+    from streams.settings import Settings
+    from workers.intake.gateway import run_gateway
+
+    run_gateway(Settings.load(), host=args.host, port=args.port)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="appeals", description="citizen-appeals intake")
+    sub = parser.add_subparsers(dest="command", required=True)
+    register(sub)
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

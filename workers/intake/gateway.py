@@ -1,0 +1,749 @@
+"""HTTP intake gateway: for intake systems that can't speak Kafka (``appeals gateway``).
+
+Routes:
+
+* ``POST /v1/appeals``: one appeal (a JSON object) or a batch (a JSON array). Each item is
+  canonical (``schema_version: 1``) or a channel's native payload with a ``channel`` field (see
+  ``workers.intake.adapters``). Answers
+
+  - ``202 {"appeal_id": ..., "appeal_ids": [...], "results": [{"appeal_id", "status"}]}`` once
+    every event is durably in Kafka (aiokafka producer, ``acks="all"``, send futures awaited).
+    ``status`` is ``accepted``, or ``duplicate`` for an idempotent retry (nothing re-sent);
+  - ``400 {"error": "invalid", "errors": [{"index", "field", "reason", "message"}]}``: per-field
+    errors from the JSON Schema contract (field paths like ``author.phone``). A batch is
+    validated as a whole: one invalid item rejects the batch and nothing is published, so a
+    client can fix and resend it without tracking which items went through;
+  - ``401`` without ``Authorization: Bearer <token>``, ``403`` with an unknown token (compared
+    with :func:`hmac.compare_digest`) or a channel the client may not use;
+  - ``409`` while an earlier request with the same ``Idempotency-Key`` is still in flight;
+  - ``413`` over the body size limit, the batch size limit or the per-message size limit;
+  - ``429`` (with ``Retry-After``) over the client's rate: a token bucket per client and gateway
+    process, one token per request;
+  - ``503`` when Kafka (or Redis, for an idempotent request) did not confirm.
+* ``GET /healthz``: ``200`` when the Kafka producer knows a broker and Redis answers, else ``503``.
+* Open311 GeoReport v2 under ``/open311/v2/`` (see :mod:`workers.intake.open311`).
+
+Exactly-once from the client's point of view: ``Idempotency-Key: <key>`` makes a retry safe. The
+gateway stores ``key -> appeal_id`` in Redis with ``SET NX`` (first a short "pending" marker,
+then "done" with TTL = the dedupe window once Kafka acknowledged); a retry with a key marked
+done gets the same ``appeal_id`` and produces nothing. A payload without an external id takes
+the key as its external id (``<key>#<index>`` inside a batch), so the id is stable too. When
+the producer fails, the pending marker is deleted so the retry can go through. The key is
+scoped per client; a retry with the same key but a different payload gets the *first*
+payload's appeal id (the key wins, as in other idempotency-key APIs).
+
+Personal data never reaches the logs: the gateway logs client id, appeal id and status, and its
+access log omits query strings and remote addresses.
+
+Configuration (environment, or a ``[gateway]`` table in the ``APPEALS_CONFIG`` TOML file with
+the same names in lower case without the prefix; the environment wins):
+
+* ``APPEALS_GATEWAY_HOST`` (``127.0.0.1``), ``APPEALS_GATEWAY_PORT`` (``8080``);
+* ``APPEALS_GATEWAY_TOKENS``: ``client1:token1,client2:token2``;
+* ``APPEALS_GATEWAY_TOKENS_FILE``: TOML with ``[clients.<id>]`` tables: ``token``, and optional
+  ``rate``, ``burst``, ``channels`` (allowed channels) and ``region`` (Open311 default region);
+* ``APPEALS_GATEWAY_RATE`` (``50``, requests/s per client), ``APPEALS_GATEWAY_BURST`` (``100``);
+* ``APPEALS_GATEWAY_MAX_BODY_BYTES`` (``2097152``), ``APPEALS_GATEWAY_MAX_BATCH`` (``500``);
+* ``APPEALS_GATEWAY_SEND_TIMEOUT`` (``30`` s to wait for Kafka acknowledgements);
+* ``APPEALS_GATEWAY_CREATE_TOPICS`` (``true``: create missing topics at start-up).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import os
+import time
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+import orjson
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+import workers.intake.adapters  # registers the channel adapters
+import workers.intake.normalize  # noqa: F401  (registers the normaliser)
+from schemas.records import CHANNELS, IntakeAppeal
+from schemas.validation import InvalidEvent, load_schema
+from streams.settings import ConfigError, Settings
+from workers.intake.core import ADAPTERS, appeal_id_for, intake_from_dict
+
+__all__ = [
+    "ApiError",
+    "Client",
+    "Gateway",
+    "GatewayConfig",
+    "create_app",
+    "run_gateway",
+]
+
+log = logging.getLogger("appeals.gateway")
+
+GATEWAY: web.AppKey[Gateway] = web.AppKey("gateway")
+
+
+# --------------------------------------------------------------------------- configuration
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    """An intake system allowed to post appeals; ``id`` is what the logs name."""
+
+    id: str
+    token: str = field(repr=False)
+    rate: float | None = None
+    burst: int | None = None
+    channels: frozenset[str] | None = None
+    region: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    clients: tuple[Client, ...] = ()
+    rate: float = 50.0
+    burst: int = 100
+    max_body_bytes: int = 2 * 1024 * 1024
+    max_batch: int = 500
+    send_timeout: float = 30.0
+    create_topics: bool = True
+    pending_ttl_s: int = 120
+    """How long an in-flight idempotency marker lives if the gateway dies mid-request."""
+
+    @classmethod
+    def load(
+        cls, settings: Settings | None = None, environ: Mapping[str, str] | None = None
+    ) -> GatewayConfig:
+        env = os.environ if environ is None else environ
+        settings = settings or Settings.load(env)
+        table = settings.extra.get("gateway", {}) if settings.extra else {}
+        if not isinstance(table, Mapping):
+            raise ConfigError("[gateway] in APPEALS_CONFIG must be a table")
+
+        def pick(name: str, kind: type, default: Any) -> Any:
+            var = f"APPEALS_GATEWAY_{name.upper()}"
+            raw = env.get(var, table.get(name))
+            if raw is None:
+                return default
+            try:
+                if kind is bool:
+                    return raw if isinstance(raw, bool) else str(raw).lower() in (
+                        "1", "true", "yes", "on")
+                return kind(raw)
+            except (TypeError, ValueError):
+                raise ConfigError(f"{var}={raw!r} is not a valid {kind.__name__}") from None
+
+        clients: dict[str, Client] = {}
+        tokens_file = pick("tokens_file", str, "")
+        if tokens_file:
+            for c in _clients_from_toml(tokens_file):
+                clients[c.id] = c
+        for c in _clients_from_spec(pick("tokens", str, "")):
+            clients[c.id] = c
+        for c in _clients_from_table(table.get("clients", {}), "APPEALS_CONFIG [gateway]"):
+            clients.setdefault(c.id, c)
+        cfg = cls(
+            host=pick("host", str, cls.host),
+            port=pick("port", int, cls.port),
+            clients=tuple(clients.values()),
+            rate=pick("rate", float, cls.rate),
+            burst=pick("burst", int, cls.burst),
+            max_body_bytes=pick("max_body_bytes", int, cls.max_body_bytes),
+            max_batch=pick("max_batch", int, cls.max_batch),
+            send_timeout=pick("send_timeout", float, cls.send_timeout),
+            create_topics=pick("create_topics", bool, cls.create_topics),
+        )
+        if cfg.rate <= 0 or cfg.burst < 1:
+            raise ConfigError("APPEALS_GATEWAY_RATE must be > 0 and APPEALS_GATEWAY_BURST >= 1")
+        if cfg.max_body_bytes < 1024 or cfg.max_batch < 1:
+            raise ConfigError("APPEALS_GATEWAY_MAX_BODY_BYTES >= 1024, _MAX_BATCH >= 1")
+        return cfg
+
+
+def _clients_from_spec(spec: str) -> list[Client]:
+    out = []
+    for part in (p.strip() for p in spec.split(",")):
+        if not part:
+            continue
+        client_id, sep, token = part.partition(":")
+        if not sep or not client_id.strip() or not token.strip():
+            raise ConfigError("APPEALS_GATEWAY_TOKENS must look like client1:token1,client2:token2")
+        out.append(Client(id=client_id.strip(), token=token.strip()))
+    return out
+
+
+def _clients_from_toml(path: str) -> list[Client]:
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"APPEALS_GATEWAY_TOKENS_FILE={path}: cannot read: {exc}") from exc
+    return _clients_from_table(data.get("clients", {}), f"APPEALS_GATEWAY_TOKENS_FILE={path}")
+
+
+def _clients_from_table(table: Any, where: str) -> list[Client]:
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{where}: [clients] must be a table")
+    out = []
+    for client_id, spec in table.items():
+        if not isinstance(spec, Mapping) or not isinstance(spec.get("token"), str):
+            raise ConfigError(f"{where}: clients.{client_id} needs a token")
+        channels = spec.get("channels")
+        if channels is not None and (
+            not isinstance(channels, list) or not set(channels) <= set(CHANNELS)
+        ):
+            raise ConfigError(f"{where}: clients.{client_id}.channels: unknown channel")
+        out.append(Client(
+            id=str(client_id),
+            token=spec["token"],
+            rate=float(spec["rate"]) if "rate" in spec else None,
+            burst=int(spec["burst"]) if "burst" in spec else None,
+            channels=frozenset(channels) if channels is not None else None,
+            region=str(spec["region"]) if "region" in spec else None,
+        ))
+    return out
+
+
+# --------------------------------------------------------------------------- errors, limits
+
+class ApiError(Exception):
+    """An HTTP error with a machine-readable code; rendered as JSON by the route."""
+
+    def __init__(
+        self,
+        status: int,
+        error: str,
+        description: str = "",
+        *,
+        errors: list[dict[str, Any]] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(f"{status} {error}")
+        self.status = status
+        self.error = error
+        self.description = description
+        self.errors = errors or []
+        self.headers = dict(headers or {})
+
+    def body(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"error": self.error, "description": self.description}
+        if self.errors:
+            out["errors"] = self.errors
+        return out
+
+
+class TokenBucket:
+    """Classic token bucket on the monotonic clock: ``rate`` tokens/s, at most ``burst``."""
+
+    __slots__ = ("burst", "rate", "stamp", "tokens")
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.tokens = float(burst)
+        self.stamp = time.monotonic()
+
+    def take(self, n: float = 1.0) -> float:
+        """0.0 when granted, else the seconds until ``n`` tokens will be available."""
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= n:
+            self.tokens -= n
+            return 0.0
+        return (n - self.tokens) / self.rate
+
+
+# --------------------------------------------------------------------------- field errors
+
+@cache
+def _validator() -> Any:
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(load_schema("intake-appeal"))
+
+
+_REASONS = {
+    "required": "missing_field",
+    "type": "wrong_type",
+    "maxLength": "too_long",
+    "maxItems": "too_long",
+    "minLength": "empty",
+    "pattern": "invalid_format",
+    "format": "invalid_format",
+    "enum": "invalid_value",
+    "const": "invalid_value",
+    "minimum": "invalid_value",
+    "additionalProperties": "unknown_field",
+}
+
+
+def _message(err: Any) -> str:
+    """A message that names the rule, never the submitted value (it may be personal data)."""
+    v, vv = err.validator, err.validator_value
+    if v == "type":
+        kinds = vv if isinstance(vv, list) else [vv]
+        return "must be " + " or ".join(str(k) for k in kinds)
+    if v in ("enum", "const"):
+        allowed = vv if isinstance(vv, list) else [vv]
+        return "must be one of " + ", ".join(orjson.dumps(a).decode() for a in allowed)
+    if v == "maxLength":
+        return f"longer than {vv} characters"
+    if v == "minLength":
+        return "must not be empty" if vv == 1 else f"shorter than {vv} characters"
+    if v == "maxItems":
+        return f"more than {vv} items"
+    if v == "pattern":
+        return "has the wrong format"
+    if v == "minimum":
+        return f"must be at least {vv}"
+    if v == "additionalProperties":
+        return "has fields that are not allowed"
+    return f"breaks the {v} rule"
+
+
+def field_errors(data: Any, index: int) -> list[dict[str, Any]]:
+    """Per-field errors of a canonical dict against the intake JSON Schema (``[]`` if valid)."""
+    out = []
+    for err in _validator().iter_errors(data):
+        path = [str(p) for p in err.absolute_path]
+        if err.validator == "required":
+            missing = [p for p in err.validator_value if p not in (err.instance or {})]
+            for name in missing:
+                out.append({"index": index, "field": ".".join([*path, name]),
+                            "reason": "missing_field", "message": "is required"})
+            continue
+        name = ".".join(path) or None
+        reason = _REASONS.get(err.validator, "invalid_value")
+        if name == "channel":
+            reason = "unknown_channel"
+        out.append({"index": index, "field": name, "reason": reason, "message": _message(err)})
+    out.sort(key=lambda e: (e["field"] or "", e["reason"]))
+    return out
+
+
+def _field_from_detail(detail: str) -> str | None:
+    """fastjsonschema names the field as ``data.author.phone``; other errors name none."""
+    if detail.startswith("data."):
+        return detail[5:].split(" ", 1)[0] or None
+    return None
+
+
+_REASON_FIELDS = {
+    "too_many_attachments": "attachments",
+    "attachment_too_large": "attachments",
+    "attachment_not_url": "attachments",
+    "empty_text": "text",
+    "oversize_text": "text",
+    "unknown_region": "region",
+    "unknown_channel": "channel",
+}
+
+
+# --------------------------------------------------------------------------- the gateway
+
+class Gateway:
+    """State of one gateway process: config, Kafka producer, Redis client, rate buckets."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        config: GatewayConfig,
+        *,
+        producer: Any = None,
+        redis: Any = None,
+    ) -> None:
+        self.settings = settings
+        self.config = config
+        self.producer = producer
+        self.redis = redis
+        self._own_producer = producer is None
+        self._own_redis = redis is None
+        self._buckets: dict[str, TokenBucket] = {}
+        self._tokens = [(c.token.encode(), c) for c in config.clients]
+
+    # -- lifecycle
+
+    async def start(self) -> None:
+        if self.config.create_topics:
+            from streams.topics import ensure_topics
+
+            await asyncio.get_running_loop().run_in_executor(None, ensure_topics, self.settings)
+        if self.producer is None:
+            from aiokafka import AIOKafkaProducer
+
+            self.producer = AIOKafkaProducer(
+                bootstrap_servers=self.settings.kafka_bootstrap,
+                client_id="appeals-gateway",
+                acks="all",
+                enable_idempotence=False,  # Tansu refuses it; appeal ids make repeats harmless
+                linger_ms=2,
+                max_request_size=max(1_048_576, self.settings.max_message_bytes + 4096),
+                request_timeout_ms=int(self.config.send_timeout * 1000),
+            )
+            await self.producer.start()
+        if self.redis is None:
+            import redis.asyncio as aioredis
+
+            self.redis = aioredis.from_url(self.settings.redis)
+
+    async def stop(self) -> None:
+        if self._own_producer and self.producer is not None:
+            await self.producer.stop()
+        if self._own_redis and self.redis is not None:
+            await self.redis.aclose()
+
+    # -- request checks
+
+    def authenticate(self, header: str | None) -> Client:
+        if not header:
+            raise ApiError(401, "unauthorized", "Authorization: Bearer <token> is required",
+                           headers={"WWW-Authenticate": 'Bearer realm="appeals"'})
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise ApiError(401, "unauthorized", "Authorization must be a Bearer token",
+                           headers={"WWW-Authenticate": 'Bearer realm="appeals"'})
+        return self.client_for_token(token.strip())
+
+    def client_for_token(self, token: str) -> Client:
+        """Constant-time comparison against every configured token (no early exit)."""
+        given = token.encode("utf-8", "surrogateescape")
+        found: Client | None = None
+        for expected, client in self._tokens:
+            if hmac.compare_digest(given, expected) and found is None:
+                found = client
+        if found is None:
+            raise ApiError(403, "forbidden", "unknown client token")
+        return found
+
+    def check_rate(self, client: Client) -> None:
+        bucket = self._buckets.get(client.id)
+        if bucket is None:
+            bucket = self._buckets[client.id] = TokenBucket(
+                client.rate or self.config.rate, client.burst or self.config.burst
+            )
+        wait = bucket.take()
+        if wait > 0:
+            raise ApiError(429, "rate_limited", "too many requests for this client",
+                           headers={"Retry-After": str(max(1, int(wait + 0.999)))})
+
+    # -- items
+
+    def prepare(
+        self, item: Any, index: int, client: Client, item_key: str | None
+    ) -> IntakeAppeal:
+        """Validate and normalise one posted item; raises ApiError(400) with field errors."""
+
+        def fail(reason: str, field_name: str | None, message: str) -> ApiError:
+            return ApiError(400, "invalid", "the appeal is invalid", errors=[
+                {"index": index, "field": field_name, "reason": reason, "message": message}])
+
+        if not isinstance(item, dict):
+            raise fail("not_object", None, "each appeal must be a JSON object")
+        channel = item.get("channel")
+        if channel is None:
+            raise fail("missing_field", "channel", "is required")
+        if channel not in CHANNELS:
+            raise fail("unknown_channel", "channel", "must be one of " + ", ".join(CHANNELS))
+        if client.channels is not None and channel not in client.channels:
+            raise ApiError(403, "channel_not_allowed",
+                           f"this client may not submit to the {channel} channel")
+        data = dict(item)
+        if item_key is not None and not data.get("external_id"):
+            data["external_id"] = item_key
+        try:
+            if "schema_version" not in data:
+                data = ADAPTERS[channel](data)
+            errors = field_errors(data, index)
+            if errors:
+                raise ApiError(400, "invalid", "the appeal breaks the intake schema",
+                               errors=errors)
+            record = intake_from_dict(data, max_text_length=self.settings.max_text_length)
+        except InvalidEvent as exc:
+            field_name = _REASON_FIELDS.get(exc.reason) or _field_from_detail(exc.detail)
+            raise fail(exc.reason, field_name, _safe_detail(exc)) from None
+        except ApiError:
+            raise
+        except Exception as exc:  # an adapter met a shape it did not expect: input's fault
+            log.warning("intake item rejected client=%s index=%d error=%s",
+                        client.id, index, type(exc).__name__)
+            raise fail("invalid_payload", None, "the payload could not be read") from None
+        if item_key is not None:
+            record.idempotency_key = item_key
+        size = len(record.to_json())
+        if size > self.settings.max_message_bytes:
+            raise ApiError(413, "message_too_large",
+                           f"appeal {index} is over {self.settings.max_message_bytes} bytes")
+        return record
+
+    # -- publishing
+
+    def _idem_redis_key(self, client: Client, item_key: str) -> str:
+        digest = hashlib.sha256(item_key.encode("utf-8", "surrogateescape")).hexdigest()[:40]
+        return f"{self.settings.topic_prefix}intake:idem:{client.id}:{digest}"
+
+    async def publish(
+        self,
+        client: Client,
+        records: Sequence[IntakeAppeal],
+        item_keys: Sequence[str | None],
+    ) -> list[dict[str, str]]:
+        """Publish records durably; returns ``[{"appeal_id", "status"}]`` in order.
+
+        Raises ApiError 409 (a same-key request in flight) or 503 (Kafka/Redis failed).
+        """
+        ids = [appeal_id_for(r.channel, r.external_id) for r in records]
+        results = [{"appeal_id": a, "status": "accepted"} for a in ids]
+        to_send = list(range(len(records)))
+        claimed: list[str] = []
+        keyed = [(i, self._idem_redis_key(client, k)) for i, k in enumerate(item_keys)
+                 if k is not None]
+        if keyed:
+            to_send, claimed = await self._claim(keyed, ids, results, len(records))
+        try:
+            futures = []
+            for i in to_send:
+                record = records[i]
+                value = record.to_json()
+                topic = f"{self.settings.topic_prefix}appeals.intake.{record.channel}"
+                futures.append(await self.producer.send(topic, value=value,
+                                                        key=ids[i].encode()))
+            if futures:
+                await asyncio.wait_for(asyncio.gather(*futures), self.config.send_timeout)
+        except Exception as exc:
+            log.error("kafka did not confirm client=%s appeals=%d error=%s",
+                      client.id, len(to_send), type(exc).__name__)
+            await self._release(claimed)
+            raise ApiError(503, "kafka_unavailable", "the appeals were not stored; retry",
+                           headers={"Retry-After": "5"}) from None
+        if claimed:
+            ttl = self.settings.dedupe_window_days * 86_400
+            by_key = {k: i for i, k in keyed}
+            try:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for k in claimed:
+                        pipe.set(k, f"d:{ids[by_key[k]]}", ex=ttl)
+                    await pipe.execute()
+            except Exception as exc:  # stored in Kafka already: the pending marker expires
+                log.warning("idempotency marker not finalised client=%s error=%s",
+                            client.id, type(exc).__name__)
+        for r in results:
+            log.info("intake client=%s appeal_id=%s status=%s",
+                     client.id, r["appeal_id"], r["status"])
+        return results
+
+    async def _claim(
+        self,
+        keyed: list[tuple[int, str]],
+        ids: list[str],
+        results: list[dict[str, str]],
+        count: int,
+    ) -> tuple[list[int], list[str]]:
+        """SET NX the pending markers; returns (indexes to send, redis keys claimed)."""
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for i, k in keyed:
+                    pipe.set(k, f"p:{ids[i]}", nx=True, ex=self.config.pending_ttl_s)
+                won = await pipe.execute()
+            lost = [(i, k) for (i, k), ok in zip(keyed, won, strict=True) if not ok]
+            existing: list[Any] = []
+            if lost:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for _, k in lost:
+                        pipe.get(k)
+                    existing = await pipe.execute()
+        except Exception as exc:
+            log.error("redis unavailable for idempotency error=%s", type(exc).__name__)
+            raise ApiError(503, "redis_unavailable", "idempotency store unavailable; retry",
+                           headers={"Retry-After": "5"}) from None
+        claimed = [k for (_, k), ok in zip(keyed, won, strict=True) if ok]
+        skip: set[int] = set()
+        for (i, _k), value in zip(lost, existing, strict=True):
+            text = value.decode() if isinstance(value, bytes) else (value or "")
+            state, _, appeal_id = text.partition(":")
+            if state == "d" and appeal_id:
+                results[i] = {"appeal_id": appeal_id, "status": "duplicate"}
+                skip.add(i)
+            else:  # pending (another request in flight) or vanished between the two calls
+                await self._release(claimed)
+                raise ApiError(409, "in_progress",
+                               "a request with this Idempotency-Key is being processed",
+                               headers={"Retry-After": "1"})
+        return [i for i in range(count) if i not in skip], claimed
+
+    async def _release(self, claimed: list[str]) -> None:
+        if not claimed:
+            return
+        try:
+            await self.redis.delete(*claimed)
+        except Exception as exc:
+            log.warning("could not release idempotency markers error=%s", type(exc).__name__)
+
+    async def healthy(self) -> dict[str, bool]:
+        kafka_ok = False
+        try:
+            kafka_ok = bool(self.producer is not None and self.producer.client.cluster.brokers())
+        except Exception:
+            kafka_ok = False
+        redis_ok = False
+        try:
+            redis_ok = bool(await asyncio.wait_for(self.redis.ping(), 2.0))
+        except Exception:
+            redis_ok = False
+        return {"kafka": kafka_ok, "redis": redis_ok}
+
+
+def _safe_detail(exc: InvalidEvent) -> str:
+    """The detail of a validation error without echoing submitted values."""
+    detail = exc.detail
+    if detail.startswith("data."):
+        # fastjsonschema: "data.author.phone must be longer than ..." - keep the rule part.
+        return detail.split(" ", 1)[1] if " " in detail else exc.reason
+    return detail[:200]
+
+
+# --------------------------------------------------------------------------- routes
+
+def _json(status: int, body: Any, headers: Mapping[str, str] | None = None) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(body),
+                        content_type="application/json", headers=headers)
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The request body, or ApiError 413 over ``limit`` (checked before and while reading)."""
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(413, "too_large", f"the body is over {limit} bytes")
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise ApiError(413, "too_large", f"the body is over {limit} bytes") from None
+
+
+def _idempotency_key(request: web.Request) -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    key = key.strip()
+    if not key or len(key) > 180 or not key.isprintable():
+        raise ApiError(400, "invalid", "bad Idempotency-Key", errors=[{
+            "index": None, "field": "Idempotency-Key", "reason": "invalid_value",
+            "message": "must be 1-180 printable characters"}])
+    return key
+
+
+async def post_appeals(request: web.Request) -> web.Response:
+    gw = request.app[GATEWAY]
+    try:
+        client = gw.authenticate(request.headers.get("Authorization"))
+        gw.check_rate(client)
+        request["client_id"] = client.id
+        body = await read_body(request, gw.config.max_body_bytes)
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise ApiError(400, "not_json", "the body is not valid JSON") from None
+        single = not isinstance(payload, list)
+        items = [payload] if single else payload
+        if not items:
+            raise ApiError(400, "empty_batch", "the batch holds no appeals")
+        if len(items) > gw.config.max_batch:
+            raise ApiError(413, "batch_too_large", f"more than {gw.config.max_batch} appeals")
+        key = _idempotency_key(request)
+        item_keys: list[str | None] = [
+            None if key is None else (key if single else f"{key}#{i}") for i in range(len(items))
+        ]
+        records: list[IntakeAppeal] = []
+        errors: list[dict[str, Any]] = []
+        for i, item in enumerate(items):
+            try:
+                records.append(gw.prepare(item, i, client, item_keys[i]))
+            except ApiError as exc:
+                if exc.status != 400:
+                    raise
+                errors.extend(exc.errors)
+        if errors:
+            log.info("intake rejected client=%s items=%d errors=%d status=400",
+                     client.id, len(items), len(errors))
+            raise ApiError(400, "invalid", "some appeals are invalid; nothing was accepted",
+                           errors=errors)
+        results = await gw.publish(client, records, item_keys)
+    except ApiError as exc:
+        return _json(exc.status, exc.body(), exc.headers)
+    body_out: dict[str, Any] = {
+        "appeal_ids": [r["appeal_id"] for r in results],
+        "results": results,
+    }
+    if single:
+        body_out["appeal_id"] = results[0]["appeal_id"]
+        body_out["status"] = results[0]["status"]
+    return _json(202, body_out)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    checks = await request.app[GATEWAY].healthy()
+    ok = all(checks.values())
+    return _json(200 if ok else 503, {"status": "ok" if ok else "unavailable", **checks})
+
+
+class SafeAccessLogger(AbstractAccessLogger):
+    """Access log without query strings or client addresses: those may carry personal data."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        client_id = request.get("client_id", "-") if isinstance(request, web.Request) else "-"
+        self.logger.info("%s %s %s %.1fms client=%s", request.method, request.path,
+                         response.status, time * 1000, client_id)
+
+
+def create_app(
+    settings: Settings | None = None,
+    config: GatewayConfig | None = None,
+    *,
+    producer: Any = None,
+    redis: Any = None,
+) -> web.Application:
+    """The aiohttp application (gateway routes + Open311); Kafka and Redis start with it."""
+    from workers.intake import open311
+
+    settings = settings or Settings.load()
+    config = config or GatewayConfig.load(settings)
+    gw = Gateway(settings, config, producer=producer, redis=redis)
+    app = web.Application(client_max_size=config.max_body_bytes)
+    app[GATEWAY] = gw
+    app.router.add_post("/v1/appeals", post_appeals)
+    app.router.add_get("/healthz", healthz)
+    open311.setup(app)
+
+    async def _start(_app: web.Application) -> None:
+        await gw.start()
+
+    async def _stop(_app: web.Application) -> None:
+        await gw.stop()
+
+    app.on_startup.append(_start)
+    app.on_cleanup.append(_stop)
+    return app
+
+
+def run_gateway(
+    settings: Settings | None = None, host: str | None = None, port: int | None = None
+) -> None:
+    """Serve until interrupted (``appeals gateway``)."""
+    settings = settings or Settings.load()
+    config = GatewayConfig.load(settings)
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if not config.clients:
+        log.warning("no intake clients configured (APPEALS_GATEWAY_TOKENS): every POST gets 403")
+    web.run_app(
+        create_app(settings, config),
+        host=host or config.host,
+        port=port if port is not None else config.port,
+        access_log_class=SafeAccessLogger,
+        access_log=logging.getLogger("appeals.gateway.access"),
+        print=None,
+    )

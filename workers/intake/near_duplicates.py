@@ -1,0 +1,359 @@
+"""Near-duplicate flagging: the same author, same address and very similar text within 24 h.
+
+Citizens often resend an appeal (no answer yet, a second channel, a slightly edited text). Such
+an appeal is still *registered* (it may carry new detail, and 59-FZ requires registering it),
+but it is marked ``duplicate_of`` the earlier one so authorities and ratings don't count it
+twice. Exact repeats (same channel + external id) are handled elsewhere (Redis ``SET NX``).
+
+How similarity is measured: character 5-shingles of the normalised text (lower case, ``ё``→``е``,
+punctuation dropped, whitespace folded) hashed to 64 bits; an appeal keeps a *bottom-k sketch*,
+the ``k`` (default 128) smallest shingle hashes. Jaccard similarity of two texts is estimated
+from their sketches (KMV estimator: of the ``k`` smallest hashes of the union, the share present
+in both). For texts with at most ``k`` distinct shingles (about k characters) the sketch is the
+whole set and the estimate is exact; for longer texts the error is about ``1/sqrt(k)``. Chosen
+over MinHash because one pass over the shingles builds it (no per-permutation hashing in
+Python), and over simhash because its threshold means "Jaccard >= 0.8", which people can reason
+about.
+
+Redis layout (values are derived data, rebuilt from Kafka if lost; losing them only means a
+missed flag). Keys never contain personal data: the author identity and address are combined
+into an HMAC-SHA256 bucket id with a secret salt, so a key cannot be reversed into a phone number
+by enumerating the (small) space of Russian mobile numbers, as a plain hash could be:
+
+* ``{prefix}nd:{bucket}``: a hash ``appeal_id -> packed(ts, root appeal_id, sketch)``, with TTL
+  = window + 1 h, refreshed on every write. One bucket per author identifier (E.164 phone,
+  e-mail, social handle), so an appeal matches an earlier one that shares *any* identifier.
+
+A lookup is one round trip (``HGETALL`` of the appeal's buckets in a pipeline), remembering is
+one more (``HSET`` + ``EXPIRE``); entries older than the window are ignored on lookup and go
+with their key's TTL (or :func:`prune`). The batched variants cost the same
+two round trips for a whole batch and also compare appeals *within* the batch.
+
+Times are event times (``submitted_at``), so a replay flags exactly what the live run flagged.
+
+Configuration (environment): ``APPEALS_NEAR_DUP_SALT`` (secret for the bucket HMAC; set it in
+production, the default only suits tests), ``APPEALS_NEAR_DUP_THRESHOLD`` (0.8),
+``APPEALS_NEAR_DUP_WINDOW_S`` (86400), ``APPEALS_NEAR_DUP_SKETCH`` (128).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+import struct
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+__all__ = [
+    "NearDupConfig",
+    "Signature",
+    "find_near_duplicate",
+    "find_near_duplicates",
+    "jaccard",
+    "remember",
+    "remember_many",
+    "signature",
+    "sketch",
+]
+
+_DEFAULT_SALT = "citizen-appeals-near-dup-dev-salt"
+
+
+@dataclass(frozen=True, slots=True)
+class NearDupConfig:
+    salt: bytes = _DEFAULT_SALT.encode()
+    threshold: float = 0.8
+    window_s: float = 86_400.0
+    sketch_size: int = 128
+    shingle: int = 5
+    key_prefix: str = ""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> NearDupConfig:
+        env = os.environ if environ is None else environ
+        try:
+            return cls(
+                salt=env.get("APPEALS_NEAR_DUP_SALT", _DEFAULT_SALT).encode(),
+                threshold=float(env.get("APPEALS_NEAR_DUP_THRESHOLD", 0.8)),
+                window_s=float(env.get("APPEALS_NEAR_DUP_WINDOW_S", 86_400)),
+                sketch_size=int(env.get("APPEALS_NEAR_DUP_SKETCH", 128)),
+                key_prefix=env.get("APPEALS_TOPIC_PREFIX", ""),
+            )
+        except ValueError as exc:
+            raise ValueError(f"APPEALS_NEAR_DUP_*: {exc}") from None
+
+
+_default_config: NearDupConfig | None = None
+
+
+def default_config() -> NearDupConfig:
+    global _default_config
+    if _default_config is None:
+        _default_config = NearDupConfig.from_env()
+    return _default_config
+
+
+# --------------------------------------------------------------------------- text sketches
+
+_NON_WORD = re.compile(r"[\W_]+")
+
+
+def _canonical_text(text: str) -> str:
+    text = unicodedata.normalize("NFC", text).lower().replace("ё", "е")
+    return _NON_WORD.sub(" ", text).strip()
+
+
+def sketch(text: str, size: int = 128, shingle: int = 5) -> tuple[int, ...]:
+    """Bottom-``size`` sketch: the smallest 64-bit hashes of the text's character shingles."""
+    canon = _canonical_text(text)
+    if len(canon) <= shingle:
+        grams = {canon} if canon else set()
+    else:
+        grams = {canon[i:i + shingle] for i in range(len(canon) - shingle + 1)}
+    hashes = {
+        int.from_bytes(hashlib.blake2b(g.encode(), digest_size=8).digest(), "big") for g in grams
+    }
+    return tuple(sorted(hashes)[:size])
+
+
+def jaccard(a: Sequence[int], b: Sequence[int], size: int = 128) -> float:
+    """Jaccard estimate from two bottom-k sketches (exact when both are whole shingle sets)."""
+    if not a or not b:
+        return 0.0
+    sa, sb = set(a), set(b)
+    if len(a) < size and len(b) < size:
+        return len(sa & sb) / len(sa | sb)
+    union_k = sorted(sa | sb)[:size]
+    both = sum(1 for h in union_k if h in sa and h in sb)
+    return both / len(union_k)
+
+
+# --------------------------------------------------------------------------- appeal access
+
+_ADDR_WORDS = {
+    "улица": "ул", "проспект": "пр-кт", "пр": "пр-кт", "переулок": "пер", "дом": "д",
+    "квартира": "кв", "город": "г", "корпус": "к", "корп": "к", "строение": "стр",
+    "бульвар": "б-р", "шоссе": "ш", "площадь": "пл", "поселок": "п", "пос": "п",
+    "село": "с", "район": "р-н",
+}
+
+
+def _norm_address(address: str | None) -> str:
+    if not address:
+        return ""
+    words = _canonical_text(address).split()
+    return " ".join(_ADDR_WORDS.get(w, w) for w in words)
+
+
+def _get(obj: Any, name: str) -> Any:
+    if isinstance(obj, Mapping):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+def _identities(appeal: Any) -> list[str]:
+    """Author identifiers, strongest first; a name alone is not an identity (namesakes)."""
+    author = _get(appeal, "author")
+    if author is None:
+        return []
+    out = []
+    for kind in ("phone", "email", "handle"):
+        value = _get(author, kind)
+        if isinstance(value, str) and value.strip():
+            v = value.strip().lower()
+            if kind == "handle":
+                v = v.lstrip("@")
+            out.append(f"{kind}:{v}")
+    return out
+
+
+def _event_ts(appeal: Any) -> float:
+    for name in ("submitted_at", "registered_at"):
+        value = _get(appeal, name)
+        if isinstance(value, str):
+            try:
+                dt = datetime.fromisoformat(value)
+            except ValueError:
+                continue
+            if dt.tzinfo is None:
+                continue
+            return dt.timestamp()
+    return 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    """What near-duplicate detection needs of one appeal (no raw personal data inside)."""
+
+    appeal_id: str
+    buckets: tuple[str, ...]
+    ts: float
+    sketch: tuple[int, ...]
+    root: str
+    """The appeal this one duplicates (its ``duplicate_of``), or its own id."""
+
+
+def signature(appeal: Any, config: NearDupConfig | None = None) -> Signature:
+    cfg = config or default_config()
+    address = _norm_address(_get(appeal, "address"))
+    buckets = tuple(
+        hmac.new(cfg.salt, f"{ident}\x1f{address}".encode(), hashlib.sha256).hexdigest()[:32]
+        for ident in _identities(appeal)
+    )
+    appeal_id = str(_get(appeal, "appeal_id"))
+    return Signature(
+        appeal_id=appeal_id,
+        buckets=buckets,
+        ts=_event_ts(appeal),
+        sketch=sketch(str(_get(appeal, "text") or ""), cfg.sketch_size, cfg.shingle),
+        root=str(_get(appeal, "duplicate_of") or appeal_id),
+    )
+
+
+_HEAD = struct.Struct(">dH")
+
+
+def _pack(sig: Signature) -> bytes:
+    root = sig.root.encode()
+    return _HEAD.pack(sig.ts, len(root)) + root + struct.pack(f">{len(sig.sketch)}Q", *sig.sketch)
+
+
+def _unpack(raw: bytes) -> tuple[float, str, tuple[int, ...]] | None:
+    try:
+        ts, n = _HEAD.unpack_from(raw, 0)
+        root = raw[_HEAD.size:_HEAD.size + n].decode()
+        body = raw[_HEAD.size + n:]
+        count = len(body) // 8
+        return ts, root, struct.unpack(f">{count}Q", body[:count * 8])
+    except (struct.error, UnicodeDecodeError):
+        return None
+
+
+def _key(cfg: NearDupConfig, bucket: str) -> str:
+    return f"{cfg.key_prefix}nd:{bucket}"
+
+
+# --------------------------------------------------------------------------- matching
+
+def _best_match(
+    sig: Signature,
+    candidates: Iterable[tuple[str, float, str, tuple[int, ...]]],
+    cfg: NearDupConfig,
+) -> str | None:
+    """Earliest earlier appeal within the window whose text is similar enough; its root id."""
+    best: tuple[float, str] | None = None
+    for appeal_id, ts, root, sk in candidates:
+        if appeal_id == sig.appeal_id or root == sig.appeal_id:
+            continue  # a replay of this very appeal, or one that already points at it
+        if not (sig.ts - cfg.window_s <= ts <= sig.ts):
+            continue
+        if ts == sig.ts and appeal_id > sig.appeal_id:
+            continue  # same instant: the smaller id is "earlier", so exactly one is flagged
+        if jaccard(sig.sketch, sk, cfg.sketch_size) >= cfg.threshold and (
+            best is None or (ts, root) < best
+        ):
+            best = (ts, root)
+    return best[1] if best else None
+
+
+def _decode_bucket(raw: Mapping[Any, Any]) -> list[tuple[str, float, str, tuple[int, ...]]]:
+    out = []
+    for field_name, value in raw.items():
+        parsed = _unpack(value if isinstance(value, bytes) else str(value).encode("latin-1"))
+        if parsed is None:
+            continue
+        name = field_name.decode() if isinstance(field_name, bytes) else str(field_name)
+        out.append((name, *parsed))
+    return out
+
+
+async def find_near_duplicates(
+    redis: Any, appeals: Sequence[Any], *, window_s: float | None = None,
+    config: NearDupConfig | None = None,
+) -> list[str | None]:
+    """For each appeal, the earlier appeal_id it near-duplicates, or ``None``. One round trip.
+
+    Appeals earlier in ``appeals`` count as earlier candidates for later ones (a batch that
+    holds an appeal and its resend flags the resend). Nothing is written: call
+    :func:`remember_many` afterwards with the flags applied.
+    """
+    cfg = config or default_config()
+    if window_s is not None:
+        cfg = NearDupConfig(cfg.salt, cfg.threshold, window_s, cfg.sketch_size, cfg.shingle,
+                            cfg.key_prefix)
+    sigs = [signature(a, cfg) for a in appeals]
+    buckets = sorted({b for s in sigs for b in s.buckets})
+    stored: dict[str, list[tuple[str, float, str, tuple[int, ...]]]] = {}
+    if buckets:
+        async with redis.pipeline(transaction=False) as pipe:
+            for b in buckets:
+                pipe.hgetall(_key(cfg, b))
+            results = await pipe.execute()
+        stored = {b: _decode_bucket(r or {}) for b, r in zip(buckets, results, strict=True)}
+    out: list[str | None] = []
+    for sig in sigs:
+        cands = [c for b in sig.buckets for c in stored.get(b, ())]
+        match = _best_match(sig, cands, cfg)
+        out.append(match)
+        entry = (sig.appeal_id, sig.ts, match or sig.root, sig.sketch)
+        for b in sig.buckets:  # visible to later appeals of the same batch
+            stored.setdefault(b, []).append(entry)
+    return out
+
+
+async def find_near_duplicate(
+    redis: Any, appeal: Any, window_s: float = 86_400, *, config: NearDupConfig | None = None
+) -> str | None:
+    """The earlier appeal_id this appeal near-duplicates, or ``None`` (one round trip)."""
+    return (await find_near_duplicates(redis, [appeal], window_s=window_s, config=config))[0]
+
+
+async def remember_many(
+    redis: Any, appeals: Sequence[Any], *, config: NearDupConfig | None = None
+) -> None:
+    """Record appeals as candidates for later ones; one round trip for the whole batch.
+
+    An appeal with ``duplicate_of`` set is stored under its root, so a third resend points at
+    the original, not at the second. Each written key's TTL is reset to window + 1 h.
+    """
+    cfg = config or default_config()
+    sigs = [signature(a, cfg) for a in appeals]
+    ttl = int(cfg.window_s + 3600)
+    if not any(s.buckets for s in sigs):
+        return
+    async with redis.pipeline(transaction=False) as pipe:
+        for sig in sigs:
+            packed = _pack(sig)
+            for b in sig.buckets:
+                pipe.hset(_key(cfg, b), sig.appeal_id, packed)
+                pipe.expire(_key(cfg, b), ttl)
+        await pipe.execute()
+
+
+async def remember(
+    redis: Any, appeal: Any, *, config: NearDupConfig | None = None
+) -> None:
+    """Record one appeal (see :func:`remember_many`)."""
+    await remember_many(redis, [appeal], config=config)
+
+
+async def prune(redis: Any, appeal: Any, *, config: NearDupConfig | None = None) -> int:
+    """Drop entries older than the window from this appeal's buckets; returns how many.
+
+    Buckets are small (one author at one address) and expire a window after their last write,
+    so pruning is an optional housekeeping step, not needed for correctness.
+    """
+    cfg = config or default_config()
+    sig = signature(appeal, cfg)
+    removed = 0
+    for b in sig.buckets:
+        entries = _decode_bucket(await redis.hgetall(_key(cfg, b)) or {})
+        stale = [e[0] for e in entries if e[1] < sig.ts - cfg.window_s]
+        if stale:
+            removed += int(await redis.hdel(_key(cfg, b), *stale))
+    return removed

@@ -1,0 +1,252 @@
+"""Normalisation of canonical intake dicts, registered with :mod:`workers.intake.core` on import.
+
+Why normalise at intake: every later stage (classifier, near-duplicate detection, exact dedupe,
+search in the read model) compares text and people. Two appeals that differ only in Unicode
+composition, a zero-width space, a non-breaking space or the way a phone was typed must look the
+same to them, and a control character must never reach a log viewer or an authority's system.
+
+What it does, on the canonical dict (after schema validation, before the record is built):
+
+* every text field: Unicode NFC; control and invisible format characters removed (``Cc`` except
+  newline and tab, ``Cf`` such as zero-width spaces, soft hyphens and bidi overrides, lone
+  surrogates); exotic spaces become a plain space; whitespace folded. Single-line fields
+  (subject, address, names, ...) fold all whitespace to one space; the appeal ``text`` keeps its
+  line breaks (paragraphs carry meaning) but folds runs of spaces and of blank lines;
+* ``author.phone`` to E.164 (``phonenumbers``, default region RU, so ``8 913 ...`` works).
+  An unparsable number is kept in ``author.phone`` as its digits (with a leading ``+`` when one
+  was typed), and ``extra["phone_not_e164"] = true`` is set. It stays inside ``author`` on
+  purpose: ``author`` is the one place the system treats as personal data, whereas ``extra`` is
+  passed around freely, so moving the raw number there would leak it;
+* ``author.email`` lower-cased (and a ``Name <addr>`` form reduced to the address);
+* attachments: at most ``max_attachments`` items and ``max_attachment_bytes`` each (metadata only;
+  the content stays outside Kafka behind its URL), and only ``http(s)`` URLs: an inline
+  ``data:`` URL would smuggle binary content into Kafka. Violations raise
+  :class:`InvalidEvent` with ``too_many_attachments``, ``attachment_too_large`` or
+  ``attachment_not_url``.
+
+The function is idempotent (normalising twice gives the same dict), which matters because the
+gateway and the producer SDK normalise before publishing and the intake agent normalises again.
+
+Configuration (environment, read at import; :func:`configure` overrides it in code):
+
+* ``APPEALS_MAX_ATTACHMENTS`` (default 10): most attachments per appeal;
+* ``APPEALS_MAX_ATTACHMENT_BYTES`` (default 20 MiB): largest declared attachment size;
+* ``APPEALS_PHONE_REGION`` (default ``RU``): region assumed for numbers without a country code.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from email.utils import parseaddr
+from typing import Any
+
+import phonenumbers
+
+from schemas.validation import InvalidEvent
+from workers.intake.core import register_normaliser
+
+__all__ = [
+    "NormaliseConfig",
+    "clean_line",
+    "clean_text",
+    "configure",
+    "normalise",
+    "normalise_email",
+    "normalise_phone",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class NormaliseConfig:
+    max_attachments: int = 10
+    max_attachment_bytes: int = 20 * 1024 * 1024
+    phone_region: str = "RU"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> NormaliseConfig:
+        env = os.environ if environ is None else environ
+        cfg = cls()
+        try:
+            if env.get("APPEALS_MAX_ATTACHMENTS"):
+                cfg = replace(cfg, max_attachments=int(env["APPEALS_MAX_ATTACHMENTS"]))
+            if env.get("APPEALS_MAX_ATTACHMENT_BYTES"):
+                cfg = replace(cfg, max_attachment_bytes=int(env["APPEALS_MAX_ATTACHMENT_BYTES"]))
+        except ValueError as exc:
+            raise ValueError(f"APPEALS_MAX_ATTACHMENTS/_BYTES must be integers: {exc}") from None
+        if env.get("APPEALS_PHONE_REGION"):
+            cfg = replace(cfg, phone_region=env["APPEALS_PHONE_REGION"].upper())
+        return cfg
+
+
+_config = NormaliseConfig.from_env()
+
+
+def configure(**changes: Any) -> NormaliseConfig:
+    """Change the limits in-process (tests, or a worker applying its Settings); returns them."""
+    global _config
+    _config = replace(_config, **changes)
+    return _config
+
+
+def current_config() -> NormaliseConfig:
+    return _config
+
+
+# Characters removed outright: C0/C1 controls except \t \n (\r is handled as a line break),
+# DEL, format characters (zero-width space/joiners, LRM/RLM, bidi embeddings and isolates, soft
+# hyphen, BOM, invisible operators, interlinear annotations) and lone surrogates.
+_DROP = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5"
+    "\u180b-\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff"
+    "\uffa0\ufff0-\ufffb\ud800-\udfff]"
+)
+# Spaces that are not U+0020 (NBSP, en/em spaces, narrow NBSP, ideographic space, ...).
+_SPACES = re.compile("[\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]")
+_LINE_BREAKS = re.compile("\r\n?|[\u0085\u2028\u2029\x0b\x0c]")
+_HSPACE = re.compile("[ \t]+")
+_BLANK_LINES = re.compile("\n{3,}")
+_ANY_SPACE = re.compile(r"\s+")
+
+
+def _base(value: str) -> str:
+    if not value.isascii():
+        value = _LINE_BREAKS.sub("\n", value)
+        value = _DROP.sub("", value)
+        value = _SPACES.sub(" ", value)
+        if not unicodedata.is_normalized("NFC", value):
+            value = unicodedata.normalize("NFC", value)
+            value = _DROP.sub("", value)  # composition never creates them; kept for safety
+    else:
+        value = _LINE_BREAKS.sub("\n", value)
+        value = _DROP.sub("", value)
+    return value
+
+
+def clean_line(value: str) -> str:
+    """A single-line field: NFC, no controls, all whitespace folded to one space, trimmed."""
+    return _ANY_SPACE.sub(" ", _base(value)).strip()
+
+
+def clean_text(value: str) -> str:
+    """Free text: like :func:`clean_line` but paragraphs (line breaks) are kept."""
+    value = _base(value)
+    lines = [_HSPACE.sub(" ", line).strip() for line in value.split("\n")]
+    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
+
+
+def normalise_phone(raw: str, region: str | None = None) -> tuple[str | None, bool]:
+    """``(value, is_e164)``: E.164 when the number parses as possible, else its digits."""
+    text = clean_line(raw)
+    if not text:
+        return None, True
+    try:
+        number = phonenumbers.parse(text, region or _config.phone_region)
+        if phonenumbers.is_possible_number(number):
+            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), True
+    except phonenumbers.NumberParseException:
+        pass
+    digits = "".join(ch for ch in text if ch.isdigit() and ch.isascii())
+    if not digits:
+        return None, False
+    return ("+" + digits if text.startswith("+") else digits), False
+
+
+def normalise_email(raw: str) -> str | None:
+    text = clean_line(raw)
+    if "<" in text and ">" in text:
+        _name, addr = parseaddr(text)
+        text = addr or text
+    text = text.strip().lower()
+    if text.startswith("mailto:"):
+        text = text[len("mailto:"):]
+    return text or None
+
+
+_LINE_FIELDS = ("subject", "category_hint", "subcategory", "municipality", "address",
+                "complaint_about", "external_id", "idempotency_key")
+
+
+def normalise(data: dict[str, Any]) -> dict[str, Any]:
+    """The normalised copy of a canonical intake dict (see the module docstring)."""
+    out = dict(data)
+    text = out.get("text")
+    if isinstance(text, str):
+        out["text"] = clean_text(text)
+    for key in _LINE_FIELDS:
+        value = out.get(key)
+        if isinstance(value, str):
+            cleaned = clean_line(value)
+            # Ids must stay non-empty (they name the appeal); other empty fields become null.
+            out[key] = cleaned if cleaned or key in ("external_id",) else None
+    if out.get("external_id") == "":
+        raise InvalidEvent("missing_field", "external_id is empty after normalisation")
+    author = out.get("author")
+    if isinstance(author, dict):
+        out["author"] = _normalise_author(author, out)
+    attachments = out.get("attachments")
+    if isinstance(attachments, list):
+        out["attachments"] = _check_attachments(attachments)
+    return out
+
+
+def _normalise_author(author: dict[str, Any], out: dict[str, Any]) -> dict[str, Any] | None:
+    person = dict(author)
+    for key in ("name", "handle"):
+        value = person.get(key)
+        if isinstance(value, str):
+            person[key] = clean_line(value) or None
+    phone = person.get("phone")
+    if isinstance(phone, str):
+        value, ok = normalise_phone(phone)
+        person["phone"] = value
+        if not ok and value is not None:
+            extra = dict(out.get("extra") or {})
+            extra["phone_not_e164"] = True
+            out["extra"] = extra
+    email = person.get("email")
+    if isinstance(email, str):
+        person["email"] = normalise_email(email)
+    if not any(person.get(k) for k in ("name", "phone", "email", "handle")):
+        return None
+    return person
+
+
+def _check_attachments(items: list[Any]) -> list[Any]:
+    cfg = _config
+    if len(items) > cfg.max_attachments:
+        raise InvalidEvent(
+            "too_many_attachments", f"{len(items)} attachments > {cfg.max_attachments}"
+        )
+    cleaned = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            cleaned.append(item)
+            continue
+        size = item.get("size")
+        if isinstance(size, int) and size > cfg.max_attachment_bytes:
+            raise InvalidEvent(
+                "attachment_too_large",
+                f"attachment {i}: {size} bytes > {cfg.max_attachment_bytes}",
+            )
+        url = item.get("url")
+        if isinstance(url, str):
+            url = clean_line(url)
+            scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+            if scheme not in ("http", "https", "s3"):
+                raise InvalidEvent(
+                    "attachment_not_url",
+                    f"attachment {i}: content must be referenced by an http(s) URL",
+                )
+        new = dict(item)
+        new["url"] = url
+        if isinstance(new.get("name"), str):
+            new["name"] = clean_line(new["name"]) or None
+        cleaned.append(new)
+    return cleaned
+
+
+register_normaliser(normalise)

@@ -1,0 +1,389 @@
+"""Open311 GeoReport v2 (subset, JSON format) on the intake gateway, for civic apps.
+
+Why: many civic reporting apps already speak GeoReport v2. Mounting a subset on our gateway lets
+them submit appeals and follow their status without a custom integration. Field names follow the
+spec (http://wiki.open311.org/GeoReport_v2) exactly; errors use its format
+``[{"code": <http status>, "description": "..."}]``.
+
+Routes:
+
+* ``GET /open311/v2/services.json``: our 12 operational categories as services
+  (``service_code`` = category code, ``service_name`` in Russian, ``description``,
+  ``metadata: false``, ``type: "realtime"``, ``keywords``, ``group``).
+* ``POST /open311/v2/requests.json`` (form-encoded or JSON): ``api_key`` (an intake client
+  token, as for ``/v1/appeals``), ``service_code``, ``lat`` + ``long`` or ``address_string``
+  (or ``address_id``), ``description``, ``email``, ``first_name``, ``last_name``, ``phone``,
+  ``media_url``, ``device_id``, ``account_id``, ``jurisdiction_id``. Creates a ``web``-channel
+  intake event (published like any gateway appeal, acks=all) and answers ``201`` with
+  ``[{"service_request_id", "service_notice", "account_id": null}]``. The region is
+  ``jurisdiction_id`` when it is a region code, else the client's configured region, else
+  ``APPEALS_DEFAULT_REGION``. An ``Idempotency-Key`` header works as on ``/v1/appeals``.
+* ``GET /open311/v2/requests/{service_request_id}.json``: one request, ``status`` ``open`` or
+  ``closed`` mapped from our lifecycle, ``agency_responsible`` and ``expected_datetime`` (the SLA
+  deadline) from the read model (Redis hash ``appeal:{appeal_id}``: ``status``,
+  ``authority_id``, ``authority_name``, ``due_at``, ``category``, ``updated_at``), plus what the
+  gateway kept at submission (hash ``open311:{appeal_id}``: service code, time, coordinates).
+  ``404`` when neither exists.
+
+Privacy: the GET route is public per the spec, so it never returns personal data. The gateway
+keeps no description, address or contact details for it: ``description`` and ``address`` are
+returned only if the read model carries them, and the coordinates it returns are the problem's
+location as submitted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from schemas.records import CATEGORIES
+from workers.geo.regions import UnknownRegion, normalize_code
+
+__all__ = ["SERVICES", "setup", "status_for"]
+
+log = logging.getLogger("appeals.gateway.open311")
+
+READ_MODEL_KEY = "appeal:{appeal_id}"
+OPEN311_KEY = "{prefix}open311:{appeal_id}"
+
+# (service_code, service_name, description, keywords, group)
+_SERVICE_ROWS: tuple[tuple[str, str, str, str, str], ...] = (
+    ("housing_utilities", "ЖКХ",
+     "Отопление, водоснабжение, электроснабжение, газ, канализация, вывоз мусора, управляющие "
+     "компании, лифты, кровля", "отопление,вода,свет,газ,канализация,мусор,лифт,крыша,УК",
+     "Город и дом"),
+    ("roads", "Дороги",
+     "Дорожное покрытие, снег на дорогах, светофоры, знаки, мосты, открытые люки",
+     "яма,дорога,асфальт,светофор,знак,мост,люк,снег на дороге", "Город и дом"),
+    ("transport", "Общественный транспорт",
+     "Маршруты, расписание, стоимость проезда, остановки",
+     "автобус,маршрут,расписание,проезд,остановка,трамвай,электричка", "Город и дом"),
+    ("landscaping", "Благоустройство",
+     "Дворы, детские площадки, парки, уличное освещение, деревья, снег во дворах",
+     "двор,площадка,парк,освещение,фонарь,дерево,снег во дворе", "Город и дом"),
+    ("healthcare", "Здравоохранение",
+     "Поликлиники, больницы, запись к врачу, лекарственное обеспечение",
+     "поликлиника,больница,врач,скорая,лекарства", "Социальная сфера"),
+    ("education", "Образование",
+     "Детские сады, школы, колледжи, питание и безопасность детей",
+     "школа,детский сад,колледж,учитель,питание", "Социальная сфера"),
+    ("social", "Социальная защита",
+     "Пособия, инвалидность, пенсии, социальное обслуживание",
+     "пособие,инвалидность,пенсия,выплата,соцзащита", "Социальная сфера"),
+    ("ecology", "Экология",
+     "Свалки, выбросы, загрязнение воды, вырубка деревьев, палы травы",
+     "свалка,выбросы,загрязнение,вырубка,пал,запах", "Окружающая среда"),
+    ("connectivity", "Связь",
+     "Мобильная связь, интернет, телевидение", "связь,интернет,мобильная связь,телевидение",
+     "Связь и услуги"),
+    ("safety", "Безопасность",
+     "Бродячие собаки, общественный порядок, пожарная безопасность, аварийные здания",
+     "собаки,порядок,пожар,аварийный дом", "Окружающая среда"),
+    ("trade_services", "Торговля и услуги",
+     "Магазины, рынки, защита прав потребителей", "магазин,рынок,цены,потребитель,услуги",
+     "Связь и услуги"),
+    ("other", "Другое", "Вопросы, не вошедшие в другие категории", "другое,прочее", "Другое"),
+)
+assert tuple(r[0] for r in _SERVICE_ROWS) == CATEGORIES, "services must match CATEGORIES"
+
+SERVICES: list[dict[str, Any]] = [
+    {
+        "service_code": code,
+        "service_name": name,
+        "description": description,
+        "metadata": False,
+        "type": "realtime",
+        "keywords": keywords,
+        "group": group,
+    }
+    for code, name, description, keywords, group in _SERVICE_ROWS
+]
+_SERVICE_NAMES = {s["service_code"]: s["service_name"] for s in SERVICES}
+
+# Our lifecycle status -> (Open311 status, status_notes in Russian).
+_STATUS: dict[str, tuple[str, str]] = {
+    "registered": ("open", "Обращение зарегистрировано"),
+    "triage": ("open", "Обращение на уточнении категории"),
+    "triaged": ("open", "Категория обращения уточнена"),
+    "routed": ("open", "Обращение направлено в орган власти"),
+    "accepted": ("open", "Обращение принято к рассмотрению"),
+    "extended": ("open", "Срок рассмотрения продлён"),
+    "redirected": ("open", "Обращение перенаправлено по компетенции"),
+    "paused": ("open", "Ожидается информация от заявителя"),
+    "resumed": ("open", "Рассмотрение продолжено"),
+    "reopened": ("open", "Рассмотрение возобновлено"),
+    "answered": ("closed", "Дан ответ по существу"),
+    "closed": ("closed", "Рассмотрение завершено"),
+}
+
+_APPEAL_ID = re.compile(r"^[0-9a-f]{24}$")
+
+
+def status_for(status: str | None) -> tuple[str, str]:
+    """Open311 ``(status, status_notes)`` for our lifecycle status (unknown -> open)."""
+    if not status:
+        return "open", "Обращение принято"
+    return _STATUS.get(status, ("open", "Обращение на рассмотрении"))
+
+
+def _errors(status: int, *descriptions: str,
+            headers: dict[str, str] | None = None) -> web.Response:
+    body = [{"code": status, "description": d} for d in descriptions]
+    return web.Response(status=status, body=orjson.dumps(body),
+                        content_type="application/json", headers=headers)
+
+
+def _ok(status: int, body: Any) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
+
+
+def _iso(value: Any) -> str | None:
+    """ISO 8601 with an offset (the spec requires one) from an ISO string or epoch seconds."""
+    if value in (None, ""):
+        return None
+    text = value.decode() if isinstance(value, bytes) else str(value)
+    try:
+        return datetime.fromtimestamp(float(text), UTC).isoformat(timespec="seconds")
+    except ValueError:
+        pass
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.isoformat(timespec="seconds")
+
+
+def _text(mapping: dict[Any, Any], name: str) -> str | None:
+    value = mapping.get(name)
+    if value is None:
+        value = mapping.get(name.encode())
+    if value is None:
+        return None
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+# --------------------------------------------------------------------------- routes
+
+async def get_services(request: web.Request) -> web.Response:
+    return _ok(200, SERVICES)
+
+
+async def _read_params(request: web.Request, limit: int) -> dict[str, Any]:
+    from workers.intake.gateway import ApiError, read_body
+
+    ctype = request.content_type or ""
+    if ctype == "application/json":
+        body = await read_body(request, limit)
+        try:
+            data = orjson.loads(body) if body else {}
+        except orjson.JSONDecodeError:
+            raise ApiError(400, "not_json", "the body is not valid JSON") from None
+        if not isinstance(data, dict):
+            raise ApiError(400, "not_object", "the body must be a JSON object")
+        return data
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(413, "too_large", f"the body is over {limit} bytes")
+    try:
+        form = await request.post()
+    except web.HTTPRequestEntityTooLarge:
+        raise ApiError(413, "too_large", f"the body is over {limit} bytes") from None
+    except ValueError:
+        raise ApiError(400, "bad_form", "the form could not be read") from None
+    return {k: v for k, v in form.items() if isinstance(v, str)}
+
+
+def _param(params: dict[str, Any], name: str) -> str | None:
+    value = params.get(name)
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be a string")
+    value = value.strip()
+    return value or None
+
+
+def _coordinate(params: dict[str, Any], name: str, bound: float) -> float | None:
+    raw = _param(params, name)
+    if raw is None:
+        return None
+    value = float(raw)
+    if not -bound <= value <= bound:
+        raise ValueError(f"{name} is out of range")
+    return value
+
+
+async def post_request(request: web.Request) -> web.Response:
+    from workers.intake.gateway import GATEWAY, ApiError
+
+    gw = request.app[GATEWAY]
+    try:
+        params = await _read_params(request, gw.config.max_body_bytes)
+        api_key = params.get("api_key")
+        if not isinstance(api_key, str) or not api_key.strip():
+            return _errors(401, "api_key was not provided")
+        client = gw.client_for_token(api_key.strip())
+        request["client_id"] = client.id
+        gw.check_rate(client)
+        try:
+            service_code = _param(params, "service_code")
+            lat = _coordinate(params, "lat", 90.0)
+            lon = _coordinate(params, "long", 180.0)
+            address = _param(params, "address_string")
+            address_id = _param(params, "address_id")
+            description = _param(params, "description")
+            first_name = _param(params, "first_name")
+            last_name = _param(params, "last_name")
+            email = _param(params, "email")
+            phone = _param(params, "phone")
+            media_url = _param(params, "media_url")
+            jurisdiction = _param(params, "jurisdiction_id")
+            device_id = _param(params, "device_id")
+            account_id = _param(params, "account_id")
+        except ValueError as exc:
+            return _errors(400, str(exc))
+        if service_code is None:
+            return _errors(400, "service_code was not provided")
+        if service_code not in _SERVICE_NAMES:
+            return _errors(400, f"service_code {service_code[:50]!r} not found")
+        if (lat is None or lon is None) and address is None and address_id is None:
+            return _errors(400, "a location is required: lat and long, or address_string")
+        region = _region(jurisdiction, client.region, gw.settings.default_region)
+        key = request.headers.get("Idempotency-Key")
+        key = key.strip() if key else None
+        if key is not None and (len(key) > 180 or not key.isprintable()):
+            return _errors(400, "bad Idempotency-Key")
+        now = datetime.now(UTC)
+        open311_extra: dict[str, Any] = {"service_code": service_code}
+        for name, value in (("lat", lat), ("long", lon), ("address_id", address_id),
+                            ("device_id", device_id), ("account_id", account_id),
+                            ("jurisdiction_id", jurisdiction)):
+            if value is not None:
+                open311_extra[name] = value
+        item: dict[str, Any] = {
+            "schema_version": 1,
+            "channel": "web",
+            "external_id": key or f"open311-{uuid.uuid4().hex}",
+            "submitted_at": now.isoformat(timespec="seconds"),
+            "region": region,
+            "text": description or _SERVICE_NAMES[service_code],
+            "category_hint": service_code,
+            "address": address,
+            "author": {
+                "name": " ".join(p for p in (last_name, first_name) if p) or None,
+                "email": email,
+                "phone": phone,
+            },
+            "attachments": [{"url": media_url}] if media_url else [],
+            "extra": {"source": "open311", "open311": open311_extra},
+        }
+        if not any(item["author"].values()):
+            item["author"] = None
+        record = gw.prepare(item, 0, client, key)
+        results = await gw.publish(client, [record], [key])
+        appeal_id = results[0]["appeal_id"]
+        if results[0]["status"] == "accepted":
+            await _remember(gw, appeal_id, service_code, now, lat, lon)
+    except ApiError as exc:
+        if exc.errors:
+            return _errors(exc.status, *(
+                f"{e['field']}: {e['message']}" if e.get("field") else e["message"]
+                for e in exc.errors))
+        return _errors(exc.status, exc.description or exc.error, headers=exc.headers)
+    return _ok(201, [{
+        "service_request_id": appeal_id,
+        "service_notice": "Обращение принято. Срок ответа будет установлен после регистрации.",
+        "account_id": None,
+    }])
+
+
+def _region(jurisdiction: str | None, client_region: str | None, default: str) -> str:
+    for candidate in (jurisdiction, client_region):
+        if candidate:
+            try:
+                return normalize_code(candidate)
+            except UnknownRegion:
+                continue
+    return default
+
+
+async def _remember(gw: Any, appeal_id: str, service_code: str, at: datetime,
+                    lat: float | None, lon: float | None) -> None:
+    """Keep what GET needs before the read model knows the appeal (no personal data)."""
+    key = OPEN311_KEY.format(prefix=gw.settings.topic_prefix, appeal_id=appeal_id)
+    fields: dict[str, str] = {
+        "service_code": service_code,
+        "requested_datetime": at.isoformat(timespec="seconds"),
+    }
+    if lat is not None and lon is not None:
+        fields["lat"], fields["long"] = repr(lat), repr(lon)
+    ttl = int(float(os.environ.get("APPEALS_OPEN311_TTL_DAYS", "90")) * 86_400)
+    try:
+        async with gw.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(key, mapping=fields)
+            pipe.expire(key, ttl)
+            await pipe.execute()
+    except Exception as exc:  # the appeal is in Kafka; GET falls back to the read model
+        log.warning("open311 record not stored appeal_id=%s error=%s", appeal_id,
+                    type(exc).__name__)
+
+
+async def get_request(request: web.Request) -> web.Response:
+    from workers.intake.gateway import GATEWAY
+
+    gw = request.app[GATEWAY]
+    appeal_id = request.match_info["service_request_id"]
+    if not _APPEAL_ID.match(appeal_id):
+        return _errors(404, "service_request_id not found")
+    try:
+        async with gw.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(READ_MODEL_KEY.format(appeal_id=appeal_id))
+            pipe.hgetall(OPEN311_KEY.format(prefix=gw.settings.topic_prefix,
+                                            appeal_id=appeal_id))
+            model, mine = await pipe.execute()
+    except Exception as exc:
+        log.error("open311 lookup failed appeal_id=%s error=%s", appeal_id, type(exc).__name__)
+        return _errors(503, "status store unavailable", headers={"Retry-After": "5"})
+    if not model and not mine:
+        return _errors(404, "service_request_id not found")
+    model, mine = model or {}, mine or {}
+    status, notes = status_for(_text(model, "status"))
+    service_code = _text(model, "category") or _text(mine, "service_code")
+    lat, lon = _text(mine, "lat"), _text(mine, "long")
+    return _ok(200, [{
+        "service_request_id": appeal_id,
+        "status": status,
+        "status_notes": notes,
+        "service_name": _SERVICE_NAMES.get(service_code or ""),
+        "service_code": service_code,
+        "description": _text(model, "description"),
+        "agency_responsible": _text(model, "authority_name") or _text(model, "authority_id"),
+        "service_notice": None,
+        "requested_datetime": _iso(_text(mine, "requested_datetime"))
+        or _iso(_text(model, "registered_at")),
+        "updated_datetime": _iso(_text(model, "updated_at")),
+        "expected_datetime": _iso(_text(model, "due_at")),
+        "address": _text(model, "address"),
+        "address_id": None,
+        "zipcode": None,
+        "lat": float(lat) if lat else None,
+        "long": float(lon) if lon else None,
+        "media_url": None,
+    }])
+
+
+def setup(app: web.Application) -> None:
+    """Mount the Open311 routes on the gateway application."""
+    app.router.add_get("/open311/v2/services.json", get_services)
+    app.router.add_post("/open311/v2/requests.json", post_request)
+    app.router.add_get("/open311/v2/requests/{service_request_id}.json", get_request)

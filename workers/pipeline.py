@@ -1,0 +1,134 @@
+"""Assembles one worker process: the Faust app, every agent, the metrics endpoint.
+
+Every worker runs every agent; Kafka's consumer group spreads the partitions over however many
+workers run. Nothing here assumes a single process.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import faust
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from monitoring import metrics
+from streams.app import create_app
+from streams.settings import Settings
+from workers import lifecycle_agent
+from workers.intake import agent as intake_agent
+from workers.notify import agent as notify_agent
+from workers.route import agent as route_agent
+from workers.runtime import WorkerContext
+from workers.sla import agent as sla_agent
+
+log = logging.getLogger(__name__)
+
+
+def load_router(settings: Settings) -> tuple[Any, Any]:
+    from workers.routing import Router, load_rules
+    from workers.routing.loader import default_rules_path
+
+    path = settings.routing_rules or str(default_rules_path())
+    return Router(load_rules(path)), path
+
+
+def build_worker(settings: Settings) -> tuple[faust.App, WorkerContext]:
+    from workers.classification.classifier import load_classifier
+
+    app = create_app(settings)
+    ctx = WorkerContext.create(app, settings)
+    router, rules_path = load_router(settings)
+    started = time.perf_counter()
+    classifier = load_classifier()
+    log.info("classifier loaded in %.2f s; routing rules %s (version %s)",
+             time.perf_counter() - started, rules_path, router.rules.version)
+
+    intake_agent.install(app, ctx)
+    lifecycle_agent.install(app, ctx)
+    route_agent.install(app, ctx, router, classifier)
+    sla_agent.install(app, ctx, router)
+    notify_agent.install(app, ctx, deliver=_delivery(settings, router))
+    _install_rules_watcher(app, router, rules_path)
+    _install_metrics_endpoint(app, settings)
+    _install_lag_monitor(app)
+    return app, ctx
+
+
+def _delivery(settings: Settings, router: Any) -> Any:
+    try:
+        from workers.notify.delivery import build_delivery
+    except ImportError:
+        return None
+    return build_delivery(settings, router)
+
+
+def _install_rules_watcher(app: faust.App, router: Any, path: str) -> None:
+    from workers.routing.watcher import RulesWatcher
+
+    @app.task
+    async def watch_rules() -> None:
+        watcher = RulesWatcher(path, router.swap, interval=5.0, initial=router.rules)
+        watcher.start()
+
+
+def _install_metrics_endpoint(app: faust.App, settings: Settings) -> None:
+    async def metrics_handler(_: web.Request) -> web.Response:
+        body = generate_latest(metrics.REGISTRY)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def health(_: web.Request) -> web.Response:
+        ok = app.consumer is not None and not app.should_stop
+        return web.json_response({"status": "ok" if ok else "stopping"}, status=200 if ok else 503)
+
+    @app.task
+    async def serve_metrics() -> None:
+        web_app = web.Application()
+        web_app.router.add_get("/metrics", metrics_handler)
+        web_app.router.add_get("/healthz", health)
+        runner = web.AppRunner(web_app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "0.0.0.0", settings.metrics_port)  # noqa: S104
+        await site.start()
+        sockets = getattr(site._server, "sockets", None) or []
+        port = sockets[0].getsockname()[1] if sockets else settings.metrics_port
+        log.info("metrics on http://127.0.0.1:%d/metrics", port)
+        metrics.WORKER_UP.set(1)
+
+
+def _install_lag_monitor(app: faust.App) -> None:
+    @app.timer(5.0)
+    async def consumer_lag() -> None:
+        consumer = app.consumer
+        for tp in consumer.assignment():
+            try:
+                high = consumer.highwater(tp)
+            except Exception:  # the partition may have just been revoked
+                continue
+            read = consumer._read_offset.get(tp)  # what Faust has read
+            if high is None:
+                continue
+            lag = max(0, high - ((read or -1) + 1))
+            metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)
+
+
+def run_worker(settings: Settings) -> None:
+    """Run until stopped (SIGTERM/SIGINT): the ``appeals worker`` command."""
+    import asyncio
+
+    from streams.topics import ensure_topics
+
+    ensure_topics(settings)
+    try:
+        import uvloop
+
+        loop_name = "uvloop"
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    except ImportError:  # pragma: no cover
+        loop_name = "asyncio"
+    app, _ctx = build_worker(settings)
+    log.info("worker starting (%s loop)", loop_name)
+    worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True)
+    worker.execute_from_commandline()

@@ -1,0 +1,421 @@
+"""The SLA agent: routed appeals, lifecycle events and timer ticks in; alerts and figures out.
+
+One agent reads three co-partitioned topics (all keyed by ``appeal_id``), so every event of an
+appeal meets that appeal's state on the worker that owns its partition. The state table uses the
+key partitioner for its changelog, which (same keys, same partitioner, same partition count)
+lands each key in the changelog partition of its source partition; that is what allows writing
+the table from a batch (``take_events``) rather than one event at a time.
+
+A timer sweep on every worker reads the due timers of its own partitions from Redis and emits
+tick events to ``appeals.sla.ticks`` instead of touching the table from outside a stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from typing import Any
+
+import faust
+import orjson
+import redis.exceptions
+
+from monitoring import metrics
+from schemas.records import SlaAlert, SlaTick
+from streams import topics as t
+from workers.aggregates.partials import PartitionAggregates, publish
+from workers.runtime import WorkerContext
+from workers.sla import timers
+from workers.sla.deadline_service import DeadlineService
+from workers.sla.engine import (
+    Effects,
+    SlaRules,
+    State,
+    apply_lifecycle,
+    apply_tick,
+    contributions,
+    local_day,
+    new_state,
+)
+
+log = logging.getLogger(__name__)
+
+STAGE = "sla"
+SEVERITY = {"warning": "warning", "breach": "critical", "escalation": "page"}
+MAX_PENDING = 32
+READ_MODEL_TTL = 90 * 86400
+
+
+class SlaRuntime:
+    """State the agent and its timers share inside one worker process."""
+
+    def __init__(self, app: faust.App, ctx: WorkerContext, rules: SlaRules,
+                 resolve_parent: Any, region_tz: Any) -> None:
+        self.app = app
+        self.ctx = ctx
+        self.rules = rules
+        self.resolve_parent = resolve_parent
+        self.region_tz = region_tz
+        self.prefix = f"{ctx.settings.app_id}:"
+        self.aggregates: dict[int, PartitionAggregates] = {}
+        self.needs_rebuild = True
+        self.index_dirty: set[int] = set()
+        self.table = app.Table(
+            "sla-state",
+            partitions=ctx.settings.partitions,
+            key_type=bytes,
+            use_partitioner=True,
+        )
+        self.routed_topic = t.topic_name(ctx.settings, t.ROUTED)
+
+    def assigned_partitions(self) -> set[int]:
+        return {
+            tp.partition for tp in self.app.consumer.assignment()
+            if tp.topic == self.routed_topic
+        }
+
+    def partition_aggregates(self, partition: int) -> PartitionAggregates:
+        agg = self.aggregates.get(partition)
+        if agg is None:
+            agg = self.aggregates[partition] = PartitionAggregates()
+        return agg
+
+    def rebuild_aggregates(self) -> None:
+        """Sum the contributions of every appeal in our partitions (after recovery)."""
+        assigned = self.assigned_partitions()
+        fresh = {p: PartitionAggregates() for p in assigned}
+        for state in self.table.values():
+            agg = fresh.get(state.get("p", -1)) if isinstance(state, dict) else None
+            if agg is None or "id" not in state:
+                continue
+            agg.counters.update(contributions(state))
+            if state.get("answered") is not None:
+                agg.add_response(state["auth"], local_day(state["answered"], state["tz"]),
+                                 max(0.0, state["answered"] - state["recv"]))
+        self.aggregates = fresh
+        self.index_dirty |= assigned
+        self.needs_rebuild = False
+        log.info("SLA aggregates rebuilt for partitions %s", sorted(assigned))
+
+
+def install(app: faust.App, ctx: WorkerContext, router: Any) -> SlaRuntime:
+    settings = ctx.settings
+    service = DeadlineService()
+    rules = service.rules(settings.warning_share, settings.escalation_after)
+
+    def resolve_parent(authority_id: str) -> str | None:
+        try:
+            return router.authority(authority_id).parent  # type: ignore[no-any-return]
+        except KeyError:
+            return None
+
+    from workers.geo.regions import region_timezone
+
+    def region_tz(region: str, hint: str | None) -> str:
+        if hint:
+            return hint
+        try:
+            return region_timezone(region)
+        except KeyError:
+            return "Europe/Moscow"
+
+    rt = SlaRuntime(app, ctx, rules, resolve_parent, region_tz)
+    topo = ctx.topology
+    source = topo.channel_of(t.ROUTED, t.SLA_LIFECYCLE, t.SLA_TICKS)
+    lifecycle_topic = t.topic_name(settings, t.SLA_LIFECYCLE)
+    ticks_topic = t.topic_name(settings, t.SLA_TICKS)
+
+    @app.on_partitions_assigned.connect
+    async def _assigned(app: faust.App, assigned: Any, **_: Any) -> None:
+        rt.needs_rebuild = True
+
+    @app.agent(source, name="sla")
+    async def sla(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(settings.batch_size, settings.batch_linger):
+            if rt.needs_rebuild:
+                rt.rebuild_aggregates()
+            outbox = ctx.outbox()
+            now = time.time()
+            changed: dict[bytes, State] = {}
+            schedule: dict[int, tuple[list[Any], list[Any]]] = {}
+            for event in events:
+                msg = event.message
+                key = msg.key if isinstance(msg.key, bytes) else None
+                try:
+                    data = orjson.loads(msg.value)
+                except (orjson.JSONDecodeError, TypeError):
+                    await outbox.dead_letter(event, stage=STAGE, reason="not_json")
+                    continue
+                if key is None or not isinstance(data, dict):
+                    await outbox.dead_letter(event, stage=STAGE, reason="no_key")
+                    continue
+                state = changed.get(key)
+                if state is None:
+                    state = rt.table.get(key)
+                try:
+                    if msg.topic == lifecycle_topic:
+                        new, effects = _on_lifecycle(rt, state, data)
+                    elif msg.topic == ticks_topic:
+                        new, effects = _on_tick(rt, state, data)
+                    else:
+                        new, effects = _on_routed(rt, state, data, msg.partition)
+                except (KeyError, ValueError, TypeError) as exc:
+                    log.warning("SLA: cannot apply %s[%d]@%d: %s", msg.topic, msg.partition,
+                                msg.offset, type(exc).__name__)
+                    await outbox.dead_letter(event, stage=STAGE, reason="unprocessable",
+                                             detail=f"{type(exc).__name__}: {exc}"[:300])
+                    continue
+                if new is None:
+                    continue
+                changed[key] = new
+                if "id" not in new:  # still only pending events
+                    continue
+                await _emit(rt, outbox, new, effects, now)
+                add, remove = schedule.setdefault(new["p"], ([], []))
+                add.extend(effects.timers)
+                remove.extend(effects.cancel)
+            await outbox.flush()
+            for key, state in changed.items():
+                rt.table[key] = state
+            await _write_redis(rt, changed, schedule)
+            metrics.BATCH_SIZE.labels(STAGE).observe(len(events))
+
+    @app.timer(settings.sweep_interval)
+    async def sweep() -> None:
+        await _sweep(rt)
+
+    @app.timer(2.0)
+    async def publish_figures() -> None:
+        await _maintain(rt)
+
+    return rt
+
+
+def _on_routed(rt: SlaRuntime, state: State | None, data: dict[str, Any],
+               partition: int) -> tuple[State | None, Effects]:
+    if state is not None and "id" in state:
+        metrics.LIFECYCLE.labels("routed", "duplicate").inc()
+        return None, Effects(outcome="duplicate")
+    registered_ts = dt.datetime.fromisoformat(data["registered_at"]).timestamp()
+    tz = rt.region_tz(data["region"], data.get("timezone"))
+    new, effects = new_state(data, partition, registered_ts, tz, rt.rules)
+    metrics.LIFECYCLE.labels("routed", "applied").inc()
+    for pending in (state or {}).get("pending", []):
+        _merge(effects, apply_lifecycle(new, pending, rt.rules, rt.resolve_parent))
+    rt.partition_aggregates(partition).apply_delta([], contributions(new))
+    return new, effects
+
+
+def _merge(into: Effects, more: Effects) -> None:
+    into.alerts.extend(more.alerts)
+    into.timers.extend(more.timers)
+    into.cancel.extend(more.cancel)
+    if more.answered:
+        into.answered = more.answered
+
+
+def _on_lifecycle(rt: SlaRuntime, state: State | None,
+                  data: dict[str, Any]) -> tuple[State | None, Effects]:
+    if state is None or "id" not in state:
+        # The authority's event overtook the routing (different topics): keep it for later.
+        pending = list((state or {}).get("pending", []))
+        if any(p.get("event_id") == data.get("event_id") for p in pending):
+            return None, Effects(outcome="duplicate")
+        pending.append(data)
+        metrics.LIFECYCLE.labels(data.get("event", "unknown"), "pending").inc()
+        return {"pending": pending[-MAX_PENDING:]}, Effects(outcome="pending")
+    before = contributions(state)
+    effects = apply_lifecycle(state, data, rt.rules, rt.resolve_parent)
+    metrics.LIFECYCLE.labels(data["event"], effects.outcome).inc()
+    if effects.outcome in ("duplicate",):
+        return None, effects
+    rt.partition_aggregates(state["p"]).apply_delta(before, contributions(state))
+    return state, effects
+
+
+def _on_tick(rt: SlaRuntime, state: State | None,
+             data: dict[str, Any]) -> tuple[State | None, Effects]:
+    tick = SlaTick.from_dict(data)
+    if state is None or "id" not in state:
+        return None, Effects(outcome="stale")
+    before = contributions(state)
+    effects = apply_tick(state, tick.kind, tick.cycle, rt.rules)
+    if not effects.alerts:
+        return None, effects
+    rt.partition_aggregates(state["p"]).apply_delta(before, contributions(state))
+    return state, effects
+
+
+async def _emit(rt: SlaRuntime, outbox: Any, state: State, effects: Effects, now: float) -> None:
+    clock = rt.ctx.clock
+    fired_at = dt.datetime.fromtimestamp(clock.now(), dt.UTC).isoformat(timespec="seconds")
+    for alert in effects.alerts:
+        record = SlaAlert(
+            alert_id=f"{state['id']}:{alert.level}:{alert.cycle}",
+            appeal_id=state["id"],
+            level=alert.level,
+            regime=state["regime"],
+            region=state["region"],
+            authority_id=state["auth"],
+            notify_authority_id=alert.notify_authority_id,
+            due_at=dt.datetime.fromtimestamp(alert.due_ts, dt.UTC).isoformat(timespec="seconds"),
+            fired_at=fired_at,
+            severity=SEVERITY[alert.level],
+            category=state.get("cat"),
+            urgent=bool(state.get("urgent")),
+        )
+        await outbox.send_record(t.SLA_ALERTS, state["id"], record)
+        metrics.SLA_ALERTS.labels(alert.level, state["regime"]).inc()
+        if alert.level == "breach":
+            metrics.BREACHES.labels(state["auth"], state["regime"]).inc()
+        metrics.TIMER_LAG.observe(max(0.0, now - clock.wall_time_of(alert.due_ts)))
+    if effects.answered is not None:
+        seconds, on_time = effects.answered
+        metrics.ANSWERED.labels(state["regime"], "true" if on_time else "false").inc()
+        metrics.RESPONSE_TIME.labels(state["regime"]).observe(seconds)
+        rt.partition_aggregates(state["p"]).add_response(
+            state["auth"], local_day(state["answered"], state["tz"]), seconds)
+
+
+def _iso(ts: float | None) -> str:
+    return "" if not ts else dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds")
+
+
+async def _write_redis(rt: SlaRuntime, changed: dict[bytes, State],
+                       schedule: dict[int, tuple[list[Any], list[Any]]]) -> None:
+    """Timer index and per-appeal read model; a Redis fault marks the index for rebuild."""
+    if not changed:
+        return
+    try:
+        async with rt.ctx.redis.pipeline(transaction=False) as pipe:
+            for partition, (add, remove) in schedule.items():
+                timers.schedule(pipe, rt.prefix, partition, add, remove)
+            for state in changed.values():
+                if "id" not in state:
+                    continue
+                key = f"{rt.prefix}appeal:{state['id']}"
+                pipe.hset(key, mapping={
+                    "status": state["status"],
+                    "sla": _sla_status(state),
+                    "authority_id": state["auth"],
+                    "regime": state["regime"],
+                    "category": state.get("cat") or "",
+                    "registered_at": _iso(state["reg"]),
+                    "due_at": _iso(state["due"]),
+                    "answered_at": _iso(state["answered"]),
+                    "updated_at": _iso(rt.ctx.clock.now()),
+                })
+                pipe.expire(key, READ_MODEL_TTL)
+            await pipe.execute()
+    except (redis.exceptions.RedisError, OSError):
+        metrics.REDIS_ERRORS.labels("sla_index").inc()
+        rt.index_dirty |= set(schedule)
+        log.warning("Redis write failed; timer index of partitions %s marked for rebuild",
+                    sorted(schedule))
+
+
+def _sla_status(state: State) -> str:
+    if state["status"] == "answered":
+        return "met" if state.get("on_time") else "breached_late"
+    if state["status"] == "paused":
+        return "paused"
+    if state["status"] == "closed":
+        return "closed"
+    if state.get("breached"):
+        return "breached"
+    if f"warning:{state['cycle']}" in state["alerts"]:
+        return "warning"
+    return "extended" if state.get("ext") else "running"
+
+
+async def _sweep(rt: SlaRuntime) -> None:
+    """Emit ticks for due timers of our partitions; remove them once the ticks are written."""
+    if rt.needs_rebuild or not rt.app.tables.recovery.completed.is_set():
+        return
+    partitions = sorted(rt.assigned_partitions())
+    if not partitions:
+        return
+    now_sla = rt.ctx.clock.now()
+    redis_ = rt.ctx.redis
+    try:
+        async with redis_.pipeline(transaction=False) as pipe:
+            for p in partitions:
+                pipe.exists(timers.ready_key(rt.prefix, p))
+                pipe.zrangebyscore(timers.due_key(rt.prefix, p), "-inf", now_sla, start=0,
+                                   num=5000, withscores=True)
+            replies = await pipe.execute()
+    except (redis.exceptions.RedisError, OSError):
+        metrics.REDIS_ERRORS.labels("sla_sweep").inc()
+        return
+    outbox = rt.ctx.outbox()
+    fired: dict[int, list[Any]] = {}
+    for i, p in enumerate(partitions):
+        ready, due = replies[2 * i], replies[2 * i + 1]
+        if not ready:
+            rt.index_dirty.add(p)
+            continue
+        for member, score in due:
+            appeal_id, kind, cycle = timers.parse_member(member)
+            tick = SlaTick(appeal_id=appeal_id, kind=kind, due_ts=float(score), cycle=cycle)
+            await outbox.send_record(t.SLA_TICKS, appeal_id, tick)
+            fired.setdefault(p, []).append(member)
+    if not fired:
+        return
+    await outbox.flush()
+    try:
+        async with redis_.pipeline(transaction=False) as pipe:
+            for p, members in fired.items():
+                pipe.zrem(timers.due_key(rt.prefix, p), *members)
+            await pipe.execute()
+    except (redis.exceptions.RedisError, OSError):
+        metrics.REDIS_ERRORS.labels("sla_sweep").inc()
+
+
+async def _maintain(rt: SlaRuntime) -> None:
+    """Rebuild what Redis lost, publish figures, refresh gauges."""
+    if not rt.app.tables.recovery.completed.is_set():
+        return
+    if rt.needs_rebuild:
+        rt.rebuild_aggregates()
+    assigned = rt.assigned_partitions()
+    try:
+        for p in sorted(rt.index_dirty & assigned):
+            states = [s for s in list(rt.table.values())
+                      if isinstance(s, dict) and s.get("p") == p and "id" in s]
+            count = await timers.rebuild(rt.ctx.redis, rt.prefix, p, states,
+                                         rt.rules.escalation_after)
+            metrics.INDEX_REBUILDS.inc()
+            log.info("SLA due-time index of partition %d rebuilt: %d timers", p, count)
+            rt.index_dirty.discard(p)
+            await asyncio.sleep(0)
+        for p in sorted(assigned):
+            agg = rt.partition_aggregates(p)
+            if agg.dirty:
+                await publish(rt.ctx.redis, rt.prefix, p, agg)
+        sizes = 0
+        async with rt.ctx.redis.pipeline(transaction=False) as pipe:
+            for p in assigned:
+                pipe.zcard(timers.due_key(rt.prefix, p))
+            for n in await pipe.execute():
+                sizes += int(n)
+        metrics.TIMERS.set(sizes)
+    except (redis.exceptions.RedisError, OSError):
+        metrics.REDIS_ERRORS.labels("sla_maintain").inc()
+        rt.index_dirty |= assigned
+    _refresh_gauges(rt, assigned)
+
+
+def _refresh_gauges(rt: SlaRuntime, assigned: set[int]) -> None:
+    open_by: dict[str, int] = {}
+    overdue_by: dict[str, int] = {}
+    for p in assigned:
+        for (auth, _day, counter), n in rt.partition_aggregates(p).counters.items():
+            if counter == "open":
+                open_by[auth] = open_by.get(auth, 0) + n
+            elif counter == "open_overdue":
+                overdue_by[auth] = overdue_by.get(auth, 0) + n
+    for auth in set(open_by) | set(overdue_by):
+        metrics.OPEN.labels(auth).set(open_by.get(auth, 0))
+        metrics.OPEN_OVERDUE.labels(auth).set(overdue_by.get(auth, 0))

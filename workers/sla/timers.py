@@ -1,0 +1,85 @@
+"""The due-time index in Redis: one sorted set of timers per partition, scored by due moment.
+
+Faust has no per-key timers, so deadlines live in the SLA table and this index lets every worker
+find, each sweep, the timers of its own partitions that are due, in O(log n). The index is
+derived data: on start-up, after a rebalance, or when its readiness marker has vanished (Redis
+restarted empty) it is rebuilt from the table, so losing Redis never loses a deadline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from workers.sla.engine import OPEN_STATUSES, State, Timer
+
+
+def due_key(prefix: str, partition: int) -> str:
+    return f"{prefix}sla:due:{partition}"
+
+
+def ready_key(prefix: str, partition: int) -> str:
+    return f"{prefix}sla:ready:{partition}"
+
+
+def parse_member(member: bytes | str) -> tuple[str, str, int]:
+    text = member.decode() if isinstance(member, bytes) else member
+    appeal_id, kind, cycle = text.rsplit("|", 2)
+    return appeal_id, kind, int(cycle)
+
+
+def pending_timers(state: State, escalation_after: float) -> list[Timer]:
+    """Timers an appeal still needs, from its state alone (used by the rebuild)."""
+    if state.get("status") != "running":
+        return []
+    cycle = state["cycle"]
+    fired = set(state["alerts"])
+    out = []
+    if f"warning:{cycle}" not in fired:
+        out.append(Timer(state["id"], "warning", state["warn"], cycle))
+    if f"breach:{cycle}" not in fired:
+        out.append(Timer(state["id"], "breach", state["due"], cycle))
+    elif f"escalation:{cycle}" not in fired and state.get("breached"):
+        out.append(Timer(state["id"], "escalation", state["breached"] + escalation_after, cycle))
+    return out
+
+
+def schedule(pipe: Any, prefix: str, partition: int, add: Iterable[Timer],
+             remove: Iterable[Timer]) -> None:
+    key = due_key(prefix, partition)
+    removing = [t.member for t in remove]
+    if removing:
+        pipe.zrem(key, *removing)
+    adding = {t.member: t.due_ts for t in add}
+    if adding:
+        pipe.zadd(key, adding)
+
+
+async def rebuild(redis: Any, prefix: str, partition: int, states: Iterable[State],
+                  escalation_after: float, chunk: int = 5000) -> int:
+    """Replace one partition's index with the timers its states need; returns the count."""
+    key = due_key(prefix, partition)
+    tmp = f"{key}:rebuild"
+    total = 0
+    batch: dict[str, float] = {}
+    await redis.delete(tmp)
+    for state in states:
+        if state.get("status") not in OPEN_STATUSES:
+            continue
+        for timer in pending_timers(state, escalation_after):
+            batch[timer.member] = timer.due_ts
+        if len(batch) >= chunk:
+            await redis.zadd(tmp, batch)
+            total += len(batch)
+            batch = {}
+    if batch:
+        await redis.zadd(tmp, batch)
+        total += len(batch)
+    async with redis.pipeline(transaction=True) as pipe:
+        if total:
+            pipe.rename(tmp, key)
+        else:
+            pipe.delete(key)
+        pipe.set(ready_key(prefix, partition), "1")
+        await pipe.execute()
+    return total
