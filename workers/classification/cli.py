@@ -69,7 +69,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+def register(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
     """Add the ``classify`` command group to an argparse subparsers object."""
     p = subparsers.add_parser("classify", help="classify appeals: eval, train, text, feedback",
                               description="Category/urgency classifier for Russian appeals.")

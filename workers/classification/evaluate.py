@@ -40,8 +40,8 @@ def score(examples: Sequence[Example], preds: Sequence[Classification]) -> dict[
         tp = conf[c][c]
         fp = sum(conf[g][c] for g in labels) - tp
         fn = sum(conf[c].values()) - tp
-        p, r, f = _prf(tp, fp, fn)
-        per[c] = {"precision": p, "recall": r, "f1": f, "support": tp + fn}
+        prec, rec, f1 = _prf(tp, fp, fn)
+        per[c] = {"precision": prec, "recall": rec, "f1": f1, "support": tp + fn}
     present = [c for c in labels if per[c]["support"] > 0]
     correct = sum(conf[c][c] for c in labels)
     utp = sum(1 for e, p in zip(examples, preds, strict=True) if e.urgent and p.urgent)

@@ -17,6 +17,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -28,10 +29,12 @@ from .normalize import char_ngrams, lemma, tokenize
 __all__ = ["Doc", "Featurizer", "analyse"]
 
 # Function words: kept out of bigrams (they'd only pair everything with everything).
-_STOP = frozenset(
-    "и в во на не что с со а но по к ко у из за от до о об для же ли бы то это как так все "
-    "уже еще мы я вы он она они нас нам вас их его ее мой наш ваш быть этот который".split()
-)
+_STOP = frozenset({
+    "и", "в", "во", "на", "не", "что", "с", "со", "а", "но", "по", "к", "ко", "у", "из", "за",
+    "от", "до", "о", "об", "для", "же", "ли", "бы", "то", "это", "как", "так", "все", "уже",
+    "еще", "мы", "я", "вы", "он", "она", "они", "нас", "нам", "вас", "их", "его", "ее", "мой",
+    "наш", "ваш", "быть", "этот", "который",
+})
 _CACHE_LIMIT = 500_000
 
 
@@ -53,7 +56,7 @@ def word_terms(lemmas: Sequence[str]) -> list[str]:
     """Word features: every lemma, plus bigrams of adjacent non-function lemmas."""
     terms = list(lemmas)
     content = [m for m in lemmas if m not in _STOP and len(m) > 1]
-    terms.extend(f"{a} {b}" for a, b in zip(content, content[1:], strict=False))
+    terms.extend(f"{a} {b}" for a, b in pairwise(content))
     return terms
 
 

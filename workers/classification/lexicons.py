@@ -59,9 +59,11 @@ class Lexicon:
     _index: dict[str, list[tuple[int, tuple[str, ...]]]] = field(default_factory=dict)
 
     def add(self, raw: str) -> None:
-        """Add one line (already stripped of comments); lines that lemmatise to nothing are skipped."""
+        """Add one line (comments already stripped); lines that lemmatise to nothing are skipped."""
         pieces = [p.strip() for p in raw.split("&")]
-        parts = tuple(t for t in (tuple(lemmatize(p)) for p in pieces if not p.startswith("!")) if t)
+        parts = tuple(
+            t for t in (tuple(lemmatize(p)) for p in pieces if not p.startswith("!")) if t
+        )
         negated = tuple(
             t for t in (tuple(lemmatize(p[1:])) for p in pieces if p.startswith("!")) if t
         )
@@ -72,14 +74,16 @@ class Lexicon:
         anchor = parts[0]
         self._index.setdefault(anchor[0], []).append((idx, anchor))
 
-    def matches(self, lemmas: Sequence[str], positions: dict[str, list[int]] | None = None) -> list[str]:
+    def matches(
+        self, lemmas: Sequence[str], positions: dict[str, list[int]] | None = None
+    ) -> list[str]:
         """Raw text of every entry found in ``lemmas`` (each counted once)."""
         if positions is None:
             positions = _positions(lemmas)
         found: list[str] = []
         seen: set[int] = set()
         for lem in positions:
-            for idx, anchor in self._index.get(lem, ()):
+            for idx, _anchor in self._index.get(lem, ()):
                 if idx in seen:
                     continue
                 entry = self.entries[idx]

@@ -22,7 +22,7 @@ from .dataio import Example, read_labelled
 from .features import Featurizer, analyse
 from .lexicons import CATEGORIES, LEXICON_DIR, load_lexicons
 
-__all__ = ["CORPUS_DIR", "SEED", "training_files", "train"]
+__all__ = ["CORPUS_DIR", "SEED", "train", "training_files"]
 
 CORPUS_DIR = Path(__file__).with_name("corpus")
 SEED = 1729
@@ -140,7 +140,7 @@ def train(data_dir: Path | None = None, out: Path | None = None, *, seed: int = 
     info = {"out": str(out), "version": artifact["version"], "urgent_threshold": threshold,
             "size_bytes": out.stat().st_size, **meta}
     if verbose:
-        print(f"trained on {len(examples)} examples from {', '.join(meta['files'])}; "
+        print(f"trained on {len(examples)} examples from {', '.join(p.name for p in files)}; "
               f"version {artifact['version']}; urgent threshold {threshold}; "
               f"{info['size_bytes'] / 1e6:.2f} MB -> {out}")
     return info

@@ -78,6 +78,7 @@ class Generator:
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
         self.counter = 0
+        self.serial = 0
         self._channels = list(CHANNEL_WEIGHTS)
         self._weights = list(CHANNEL_WEIGHTS.values())
         self._fates = [f for f, _ in FATES]
@@ -93,9 +94,10 @@ class Generator:
 
     def appeal(self, now_sla: float, channel: str | None = None) -> GeneratedAppeal:
         rng = self.rng
+        self.serial += 1
         channel = channel or rng.choices(self._channels, self._weights)[0]
         sample = rng.choice(self.corpus)
-        external_id = f"demo-{self.run_id}-{self.counter}"
+        external_id = f"demo-{self.run_id}-{self.serial}"
         name = f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
         phone = f"+7913{rng.randrange(10**7):07d}"
         email = f"citizen{rng.randrange(10**6)}@example.org"

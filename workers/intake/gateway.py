@@ -85,6 +85,8 @@ __all__ = [
 log = logging.getLogger("appeals.gateway")
 
 GATEWAY: web.AppKey[Gateway] = web.AppKey("gateway")
+# The client id of a request, for the access log (RequestKey exists from aiohttp 3.12).
+CLIENT_ID: Any = web.RequestKey("client_id", str) if hasattr(web, "RequestKey") else "client_id"
 
 
 # --------------------------------------------------------------------------- configuration
@@ -147,16 +149,17 @@ class GatewayConfig:
             clients[c.id] = c
         for c in _clients_from_table(table.get("clients", {}), "APPEALS_CONFIG [gateway]"):
             clients.setdefault(c.id, c)
+        d = cls()
         cfg = cls(
-            host=pick("host", str, cls.host),
-            port=pick("port", int, cls.port),
+            host=pick("host", str, d.host),
+            port=pick("port", int, d.port),
             clients=tuple(clients.values()),
-            rate=pick("rate", float, cls.rate),
-            burst=pick("burst", int, cls.burst),
-            max_body_bytes=pick("max_body_bytes", int, cls.max_body_bytes),
-            max_batch=pick("max_batch", int, cls.max_batch),
-            send_timeout=pick("send_timeout", float, cls.send_timeout),
-            create_topics=pick("create_topics", bool, cls.create_topics),
+            rate=pick("rate", float, d.rate),
+            burst=pick("burst", int, d.burst),
+            max_body_bytes=pick("max_body_bytes", int, d.max_body_bytes),
+            max_batch=pick("max_batch", int, d.max_batch),
+            send_timeout=pick("send_timeout", float, d.send_timeout),
+            create_topics=pick("create_topics", bool, d.create_topics),
         )
         if cfg.rate <= 0 or cfg.burst < 1:
             raise ConfigError("APPEALS_GATEWAY_RATE must be > 0 and APPEALS_GATEWAY_BURST >= 1")
@@ -641,7 +644,7 @@ async def post_appeals(request: web.Request) -> web.Response:
     try:
         client = gw.authenticate(request.headers.get("Authorization"))
         gw.check_rate(client)
-        request["client_id"] = client.id
+        request[CLIENT_ID] = client.id
         body = await read_body(request, gw.config.max_body_bytes)
         try:
             payload = orjson.loads(body)
@@ -694,7 +697,7 @@ class SafeAccessLogger(AbstractAccessLogger):
     """Access log without query strings or client addresses: those may carry personal data."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        client_id = request.get("client_id", "-") if isinstance(request, web.Request) else "-"
+        client_id = request.get(CLIENT_ID, "-") if isinstance(request, web.Request) else "-"
         self.logger.info("%s %s %s %.1fms client=%s", request.method, request.path,
                          response.status, time * 1000, client_id)
 

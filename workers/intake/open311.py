@@ -224,7 +224,7 @@ def _coordinate(params: dict[str, Any], name: str, bound: float) -> float | None
 
 
 async def post_request(request: web.Request) -> web.Response:
-    from workers.intake.gateway import GATEWAY, ApiError
+    from workers.intake.gateway import CLIENT_ID, GATEWAY, ApiError
 
     gw = request.app[GATEWAY]
     try:
@@ -233,7 +233,7 @@ async def post_request(request: web.Request) -> web.Response:
         if not isinstance(api_key, str) or not api_key.strip():
             return _errors(401, "api_key was not provided")
         client = gw.client_for_token(api_key.strip())
-        request["client_id"] = client.id
+        request[CLIENT_ID] = client.id
         gw.check_rate(client)
         try:
             service_code = _param(params, "service_code")

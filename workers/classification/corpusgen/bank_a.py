@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (data module: long Russian phrases read better unwrapped)
 """Template bank A: problem phrasings and style wrappers used ONLY for the training split.
 
 Bank B (``bank_b.py``) is written independently with different phrasings and wrappers and

@@ -1,0 +1,175 @@
+"""Helpers for tests and benchmarks that drive real worker processes on a real broker.
+
+Shipped in the package (like ``faust.testing``) so tests, the benchmark and the chaos suite
+share one way to start, kill and read from the system, instead of each growing its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from streams import topics as t
+from streams.devstack import free_port
+from streams.settings import Settings
+
+
+def isolated_settings(kafka: str, redis: str, **changes: Any) -> Settings:
+    """Settings with a unique app id and topic prefix, so tests sharing a broker never meet."""
+    tag = uuid.uuid4().hex[:8]
+    base = Settings.load({}).replace(
+        kafka=kafka,
+        redis=redis,
+        app_id=f"appeals-test-{tag}",
+        topic_prefix=f"t{tag}.",
+        partitions=4,
+        session_timeout=6.0,
+        metrics_port=0,
+    )
+    return base.replace(**changes) if changes else base
+
+
+def worker_env(settings: Settings, metrics_port: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("APPEALS_")}
+    for name in ("kafka", "redis", "app_id", "topic_prefix", "partitions", "time_scale",
+                 "clock_epoch", "session_timeout", "escalation_after", "warning_share",
+                 "batch_size", "batch_linger", "triage_confidence", "store", "data_dir",
+                 "webhook_url", "alertmanager_url", "log_level", "sweep_interval"):
+        value = getattr(settings, name)
+        env[f"APPEALS_{name.upper()}"] = repr(value) if isinstance(value, float) else str(value)
+    env["APPEALS_METRICS_PORT"] = str(metrics_port)
+    return env
+
+
+class WorkerProcess:
+    """One ``appeals worker`` child process; ``kill`` is a SIGKILL, as in a crash."""
+
+    def __init__(self, settings: Settings, log_path: Path, metrics_port: int | None = None,
+                 extra_env: dict[str, str] | None = None) -> None:
+        self.settings = settings
+        self.log_path = log_path
+        self.metrics_port = metrics_port or free_port()
+        self.extra_env = extra_env or {}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WorkerProcess:
+        env = worker_env(self.settings, self.metrics_port)
+        env.update(self.extra_env)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "workers.cli", "worker"],
+                env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            )
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def metrics_text(self) -> str:
+        import urllib.request
+
+        with urllib.request.urlopen(  # noqa: S310 - loopback only
+            f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5
+        ) as resp:
+            return resp.read().decode()
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@contextmanager
+def running_worker(settings: Settings, log_path: Path, **kwargs: Any) -> Iterator[WorkerProcess]:
+    worker = WorkerProcess(settings, log_path, **kwargs).start()
+    try:
+        yield worker
+    finally:
+        worker.stop()
+
+
+def produce(settings: Settings, messages: Iterable[tuple[str, bytes | None, bytes]]) -> int:
+    """Send (topic base name, key, value) with acks=all; returns how many were sent."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
+                             linger_ms=5, retries=5, max_in_flight_requests_per_connection=1)
+    n = 0
+    try:
+        for base, key, value in messages:
+            producer.send(t.topic_name(settings, base), key=key, value=value)
+            n += 1
+        producer.flush(60)
+    finally:
+        producer.close()
+    return n
+
+
+def read_topic(settings: Settings, base: str, *, until: int | None = None,
+               timeout: float = 60.0, idle: float = 3.0) -> list[Any]:
+    """Every record of a topic from the start: stops at ``until`` records, or when nothing new
+    arrived for ``idle`` seconds (after at least ``until`` or the timeout)."""
+    return asyncio.run(_read_topic(settings, base, until, timeout, idle))
+
+
+async def _read_topic(settings: Settings, base: str, until: int | None, timeout: float,
+                      idle: float) -> list[Any]:
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(
+        t.topic_name(settings, base), bootstrap_servers=settings.kafka_bootstrap,
+        auto_offset_reset="earliest", enable_auto_commit=False, group_id=None,
+    )
+    await consumer.start()
+    records: list[Any] = []
+    deadline = time.monotonic() + timeout
+    last_new = time.monotonic()
+    try:
+        while time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=300, max_records=5000)
+            got = sum(len(v) for v in batches.values())
+            for recs in batches.values():
+                records.extend(recs)
+            if got:
+                last_new = time.monotonic()
+            if until is not None and len(records) >= until and time.monotonic() - last_new > idle:
+                break
+            if until is None and time.monotonic() - last_new > idle:
+                break
+    finally:
+        await consumer.stop()
+    return records
+
+
+def wait_for(predicate: Any, timeout: float, interval: float = 0.5, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what or predicate}")
+        time.sleep(interval)

@@ -1,0 +1,54 @@
+"""Lexicon files: comments, phrases in any order, conjunctions and negations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from workers.classification.lexicons import (
+    CATEGORIES,
+    LEXICON_DIR,
+    load_lexicon,
+    load_lexicons,
+    parse_lexicon_lines,
+)
+from workers.classification.normalize import lemmatize
+
+
+def test_shipped_lexicons_cover_every_category() -> None:
+    lex = load_lexicons()
+    for c in CATEGORIES:
+        assert len(lex.categories[c]) >= 10, c
+    assert len(lex.urgent) >= 30
+    assert (LEXICON_DIR / "urgent.txt").exists()
+
+
+def test_comments_and_blank_lines_ignored(tmp_path: Path) -> None:
+    p = tmp_path / "roads.txt"
+    p.write_text("# header\n\nяма  # inline comment\nоткрытый люк\n", encoding="utf-8")
+    lex = load_lexicon(p)
+    assert lex.name == "roads"
+    assert [e.raw for e in lex.entries] == ["яма", "открытый люк"]
+
+
+def test_phrase_matches_inflected_and_reordered() -> None:
+    lex = parse_lexicon_lines("x", ["нет горячей воды"])
+    assert lex.matches(lemmatize("Горячей воды нет уже неделю"))
+    assert lex.matches(lemmatize("НЕТ ГОРЯЧЕЙ ВОДЫ"))
+    far = "нет " + "слово " * 10 + "горячей воды"
+    assert not lex.matches(lemmatize(far))
+
+
+def test_conjunction_and_negation() -> None:
+    lex = parse_lexicon_lines("urgent", ["нет отопление & мороз", "нет свет & !подъезд"])
+    assert lex.matches(lemmatize("Отопления нет. На улице -30°"))
+    assert not lex.matches(lemmatize("Отопления нет, в квартире +17"))
+    assert lex.matches(lemmatize("В доме нет света"))
+    assert not lex.matches(lemmatize("Нет света в подъезде"))
+
+
+def test_urgent_rules_fire_on_clear_emergencies() -> None:
+    lex = load_lexicons()
+    for text in ("В подъезде сильно пахнет газом", "Нас затопило, вода течет с потолка",
+                 "на дороге открытый люк", "Отопления нет, на улице минус 35"):
+        assert lex.urgent_hits(lemmatize(text)), text
+    assert not lex.urgent_hits(lemmatize("Прошу сделать перерасчет за отопление"))

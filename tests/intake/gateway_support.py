@@ -1,0 +1,40 @@
+"""Running the gateway for a test: a real aiohttp server on a free port, real Kafka and Redis."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp.test_utils import TestClient, TestServer
+
+from streams.settings import Settings
+from workers.intake.gateway import Client, GatewayConfig, SafeAccessLogger, create_app
+
+TOKENS = {"pos-platform": "tok-pos-1", "city-app": "tok-city-2", "hotline": "tok-hot-3"}
+
+
+def gateway_config(**changes: Any) -> GatewayConfig:
+    clients = [Client(id=cid, token=tok) for cid, tok in TOKENS.items()]
+    clients[2] = Client(id="hotline", token=TOKENS["hotline"], channels=frozenset({"hotline"}))
+    base: dict[str, Any] = {"clients": tuple(clients), "create_topics": False,
+                            "rate": 1000.0, "burst": 1000, "send_timeout": 15.0}
+    base.update(changes)
+    return GatewayConfig(**base)
+
+
+@contextlib.asynccontextmanager
+async def gateway_client(settings: Settings, config: GatewayConfig | None = None
+                         ) -> AsyncIterator[TestClient]:
+    app = create_app(settings, config or gateway_config())
+    server = TestServer(app, host="127.0.0.1", access_log_class=SafeAccessLogger)
+    client = TestClient(server)
+    await client.start_server()
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+def auth(client_id: str = "pos-platform") -> dict[str, str]:
+    return {"Authorization": f"Bearer {TOKENS[client_id]}"}

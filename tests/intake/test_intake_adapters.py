@@ -1,0 +1,176 @@
+"""Channel adapters: every sample payload becomes the right canonical intake appeal."""
+
+from __future__ import annotations
+
+import pytest
+
+from schemas.validation import InvalidEvent, validate
+from tests.intake.conftest import load_samples
+from workers.intake.adapters import ADAPTER_MODULES
+from workers.intake.core import ADAPTERS, decode_intake, intake_from_dict
+
+CHANNELS = ("pos", "incident", "fz59", "hotline", "email", "web")
+
+
+def test_every_channel_has_an_adapter_registered() -> None:
+    assert {m.CHANNEL for m in ADAPTER_MODULES} == set(CHANNELS)
+    for channel in CHANNELS:
+        assert channel in ADAPTERS
+
+
+@pytest.mark.parametrize("channel", CHANNELS)
+def test_samples_adapt_to_valid_canonical(channel: str) -> None:
+    samples = load_samples(channel)
+    assert len(samples) >= 5
+    ids = set()
+    for native in samples:
+        canonical = ADAPTERS[channel](dict(native))
+        validate("intake-appeal", canonical)  # the adapter's output meets the contract itself
+        appeal = intake_from_dict(native)
+        assert appeal.channel == channel
+        assert appeal.region == "22"
+        assert appeal.text and appeal.text == appeal.text.strip()
+        assert appeal.submitted_at[-6] in "+-" or appeal.submitted_at.endswith("Z")
+        ids.add(appeal.external_id)
+    assert len(ids) == len(samples)
+
+
+@pytest.mark.parametrize("channel", CHANNELS)
+def test_native_bytes_on_the_channel_topic(channel: str) -> None:
+    import orjson
+
+    for native in load_samples(channel):
+        native = {k: v for k, v in native.items() if k != "channel"}
+        appeal = decode_intake(orjson.dumps(native), channel_hint=channel)
+        assert appeal.channel == channel
+
+
+def test_pos_fields() -> None:
+    a = intake_from_dict(load_samples("pos")[0])
+    assert a.external_id == "1834521907"
+    assert a.submitted_at == "2025-01-14T08:12:44+07:00"
+    assert a.category_hint == "housing_utilities"
+    assert a.subcategory == "Отопление"
+    assert a.subject == "Холодные батареи в квартире"
+    assert a.municipality == "г. Барнаул"
+    assert a.address == "г. Барнаул, ул. Вымышленная, д. 17, кв. 42"
+    assert a.author is not None
+    assert a.author.name == "Тестова Алевтина Вымышленовна"
+    assert a.author.phone == "+79130001101"
+    assert a.author.email == "a.testova@example.ru"
+    assert a.attachments[0].name == "батарея.jpg" and a.attachments[0].size == 348211
+    assert a.attachments[0].mime == "image/jpeg"
+    # unknown native fields and the platform's own taxonomy are kept, not dropped
+    assert a.extra["fast_track"] is False
+    assert a.extra["moderation_status"] == "approved"
+    assert a.extra["pos_subcategory"] == {"id": 1203, "name": "Отопление"}
+    assert a.extra["address_geo"]["lat"] == 53.3481
+
+
+def test_pos_epoch_millis_and_plate_alias_region() -> None:
+    a = intake_from_dict(load_samples("pos")[1])
+    assert a.region == "22"  # "122" is the plate alias of Altai Krai
+    assert a.submitted_at == "2025-01-14T07:33:20+00:00"
+    assert a.extra["likes"] == 14
+
+
+def test_incident_fields() -> None:
+    samples = load_samples("incident")
+    a = intake_from_dict(samples[0])
+    assert a.external_id == "IM-22-0458812"
+    assert a.importance == "high"
+    assert a.author is not None and a.author.handle == "@test_user_barnaul"
+    assert a.extra["network"] == "vk"
+    assert a.extra["post_url"] == "https://vk.com/wall-100000001_5001"
+    assert a.extra["reach"] == 12500
+    assert a.extra["author_profile"] == {"profile_url": "https://vk.com/id000000001"}
+    assert intake_from_dict(samples[2]).importance == "high"  # "высокая"
+    # no incident id: the post URL names the appeal
+    assert intake_from_dict(samples[3]).external_id == "https://vk.com/wall-100000001_5077"
+
+
+def test_fz59_fields() -> None:
+    samples = load_samples("fz59")
+    a = intake_from_dict(samples[0])
+    assert a.external_id == "Ж-22-000123/25"
+    assert a.submitted_at == "2025-01-13T16:40:00+07:00"  # receipt, not registration
+    assert a.extra["reg_date"] == "14.01.2025"
+    assert a.address == "г. Барнаул, ул. Вымышленная, д. 9"  # incident address wins
+    letter = intake_from_dict(samples[1])
+    assert letter.extra["source"] == "letter"
+    assert letter.submitted_at.startswith("2025-01-15T00:00:00")
+    assert letter.attachments[0].url == "https://docs.example.ru/scans/p-456.pdf"
+    assert intake_from_dict(samples[2]).complaint_about == "22-adm-pervomaisky"
+
+
+def test_hotline_fields() -> None:
+    samples = load_samples("hotline")
+    a = intake_from_dict(samples[0])
+    assert a.external_id == "122-22-20250114-000731"
+    assert a.submitted_at == "2025-01-14T09:03:12+07:00"  # naive = Barnaul time
+    assert a.text.startswith("Заявитель сообщает")
+    assert a.extra["transcript"].startswith("— Алло")
+    assert a.extra["operator_id"] == "op-0417"
+    assert a.author is not None and a.author.phone == "+79130003301"
+    # transcript only: it becomes the text
+    assert intake_from_dict(samples[2]).text.startswith("Здравствуйте")
+    # a caller who gave no number: no phone invented
+    assert intake_from_dict(samples[3]).author is None
+
+
+def test_email_fields() -> None:
+    samples = load_samples("email")
+    a = intake_from_dict(samples[0])
+    assert a.external_id == "<20250114.0912.4471@mail.example.ru>"
+    assert a.author is not None
+    assert a.author.email == "m.ivanova-testova@example.ru"
+    assert a.author.name == "Иванова-Тестова Мария"
+    assert a.submitted_at == "2025-01-14T09:12:05+07:00"
+    assert "\r" not in a.text and "\n\n" in a.text
+    assert a.extra["headers"] == {"X-Mailer": "ExampleMail 1.0"}
+    assert intake_from_dict(samples[3]).text == "Интернет в школе"  # subject-only message
+
+
+def test_web_fields() -> None:
+    samples = load_samples("web")
+    a = intake_from_dict(samples[0])
+    assert a.external_id == "minstroy-22-000512"
+    assert a.category_hint == "landscaping"
+    assert a.author is not None and a.author.phone == "+79130005501"
+    assert a.extra["form_fields"] == {"consent_pd": True}
+    assert a.extra["site"] == "minstroy.example.ru"
+    b = intake_from_dict(samples[1])
+    assert b.extra["form_fields"]["age_group"] == "60+"
+    assert intake_from_dict(samples[3]).extra["utm_source"] == "vk"
+
+
+def test_canonical_samples_are_valid() -> None:
+    for event in load_samples("canonical"):
+        a = intake_from_dict(event)
+        assert a.schema_version == 1
+    hot = intake_from_dict(load_samples("canonical")[3])
+    assert hot.extra == {"operator_id": "op-9"}  # unknown top-level field moved to extra
+
+
+@pytest.mark.parametrize(
+    ("channel", "patch", "reason"),
+    [
+        ("pos", {"id": None}, "missing_field"),
+        ("pos", {"region_code": "00"}, "unknown_region"),
+        ("pos", {"created": "вчера"}, "invalid_value"),
+        ("incident", {"importance": "очень"}, "invalid_value"),
+        ("incident", {"author": "someone"}, "wrong_type"),
+        ("fz59", {"received_at": None, "reg_date": None}, "missing_field"),
+        ("hotline", {"call_id": ""}, "missing_field"),
+        ("email", {"received": None}, "missing_field"),
+        ("web", {"fields": {"message": "  "}}, "invalid_value"),
+        ("web", {"files": "not a list"}, "wrong_type"),
+    ],
+)
+def test_broken_native_payloads_are_rejected_with_a_reason(
+    channel: str, patch: dict, reason: str
+) -> None:
+    native = {**load_samples(channel)[0], **patch}
+    with pytest.raises(InvalidEvent) as info:
+        intake_from_dict(native)
+    assert info.value.reason == reason

@@ -1,0 +1,259 @@
+"""HTTP intake gateway on a real port, publishing to the real broker, idempotency in real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import orjson
+import pytest
+
+from streams.settings import Settings
+from tests.intake.conftest import consume_all, load_samples
+from tests.intake.gateway_support import auth, gateway_client, gateway_config
+from workers.intake.core import appeal_id_for
+from workers.intake.gateway import GatewayConfig
+
+pytestmark = pytest.mark.integration
+
+
+def _canon(external_id: str = "gw-1", **fields: Any) -> dict[str, Any]:
+    event = {
+        "schema_version": 1, "channel": "pos", "external_id": external_id,
+        "submitted_at": "2025-01-14T08:00:00+07:00", "region": "22",
+        "text": "Нет отопления в доме", "author": {"phone": "8 913 000 77 01"},
+    }
+    event.update(fields)
+    return event
+
+
+def test_accepts_one_appeal_and_it_is_in_kafka(intake_settings: Settings) -> None:
+    async def go() -> tuple[int, dict]:
+        async with gateway_client(intake_settings) as c:
+            r = await c.post("/v1/appeals", json=_canon(), headers=auth())
+            return r.status, await r.json()
+
+    status, body = asyncio.run(go())
+    assert status == 202
+    expected = appeal_id_for("pos", "gw-1")
+    assert body["appeal_id"] == expected and body["appeal_ids"] == [expected]
+    events = consume_all(intake_settings, "pos", expect=1)
+    assert len(events) == 1
+    key, value = events[0]
+    assert key == expected.encode()
+    event = orjson.loads(value)
+    assert event["external_id"] == "gw-1"
+    assert event["author"]["phone"] == "+79130007701"  # normalised before publishing
+
+
+def test_batch_of_native_payloads_from_every_channel(intake_settings: Settings) -> None:
+    batch = [s for ch in ("pos", "incident", "fz59", "hotline", "email", "web")
+             for s in load_samples(ch)]
+
+    async def go() -> tuple[int, dict]:
+        async with gateway_client(intake_settings) as c:
+            r = await c.post("/v1/appeals", data=json.dumps(batch), headers=auth())
+            return r.status, await r.json()
+
+    status, body = asyncio.run(go())
+    assert status == 202, body
+    assert len(body["appeal_ids"]) == len(batch) == len(set(body["appeal_ids"]))
+    pos_events = consume_all(intake_settings, "pos", expect=5)
+    assert len(pos_events) == 5
+    assert {orjson.loads(v)["external_id"] for _, v in pos_events} == {
+        s["id"] for s in load_samples("pos")}
+
+
+def test_invalid_input_gets_400_with_field_errors(intake_settings: Settings) -> None:
+    bad = _canon("gw-bad", region="Алтай", text="", author={"phone": "1" * 60})
+    del bad["submitted_at"]
+
+    async def go() -> list[tuple[int, Any]]:
+        out = []
+        async with gateway_client(intake_settings) as c:
+            for body in (bad, [_canon("gw-ok"), {"channel": "nowhere"}], "[1, 2", []):
+                data = body if isinstance(body, str) else json.dumps(body)
+                r = await c.post("/v1/appeals", data=data, headers=auth())
+                out.append((r.status, await r.json()))
+            native = {**load_samples("pos")[0], "region_code": "00"}
+            r = await c.post("/v1/appeals", json=native, headers=auth())
+            out.append((r.status, await r.json()))
+        return out
+
+    (s1, b1), (s2, b2), (s3, b3), (s4, b4), (s5, b5) = asyncio.run(go())
+    assert s1 == 400 and b1["error"] == "invalid"
+    fields = {(e["field"], e["reason"]) for e in b1["errors"]}
+    assert ("submitted_at", "missing_field") in fields
+    assert ("region", "invalid_format") in fields
+    assert ("text", "empty") in fields
+    assert ("author.phone", "too_long") in fields
+    assert "1111" not in json.dumps(b1)  # messages name the rule, not the value
+    assert s2 == 400 and b2["errors"] == [
+        {"index": 1, "field": "channel", "reason": "unknown_channel",
+         "message": "must be one of fz59, pos, incident, hotline, email, web"}]
+    assert (s3, b3["error"]) == (400, "not_json")
+    assert (s4, b4["error"]) == (400, "empty_batch")
+    assert s5 == 400 and b5["errors"][0]["field"] == "region"
+    assert b5["errors"][0]["reason"] == "unknown_region"
+    # nothing of a rejected batch was published
+    assert consume_all(intake_settings, "pos", timeout=3) == []
+
+
+def test_auth_401_403(intake_settings: Settings) -> None:
+    async def go() -> list[int]:
+        async with gateway_client(intake_settings) as c:
+            statuses = []
+            for headers in ({}, {"Authorization": "Basic eDp5"},
+                            {"Authorization": "Bearer nope"},
+                            {"Authorization": "Bearer tok-pos-1x"}):
+                r = await c.post("/v1/appeals", json=_canon(), headers=headers)
+                statuses.append(r.status)
+            # a client limited to the hotline channel
+            r = await c.post("/v1/appeals", json=_canon(), headers=auth("hotline"))
+            statuses.append(r.status)
+            return statuses
+
+    assert asyncio.run(go()) == [401, 401, 403, 403, 403]
+
+
+def test_413_over_the_size_limits(intake_settings: Settings) -> None:
+    cfg = gateway_config(max_body_bytes=4096, max_batch=3)
+
+    async def go() -> list[tuple[int, str]]:
+        async with gateway_client(intake_settings, cfg) as c:
+            out = []
+            big = _canon(text="х" * 5000)
+            r = await c.post("/v1/appeals", data=json.dumps(big, ensure_ascii=False),
+                             headers=auth())
+            out.append((r.status, (await r.json())["error"]))
+            r = await c.post("/v1/appeals", json=[_canon(f"b{i}") for i in range(4)],
+                             headers=auth())
+            out.append((r.status, (await r.json())["error"]))
+            return out
+
+    assert asyncio.run(go()) == [(413, "too_large"), (413, "batch_too_large")]
+
+
+def test_413_for_a_message_over_the_kafka_limit(broker: Any, redis_server: Any,
+                                                intake_settings: Settings) -> None:
+    settings = intake_settings.replace(max_message_bytes=600)
+
+    async def go() -> tuple[int, dict]:
+        async with gateway_client(settings) as c:
+            r = await c.post("/v1/appeals", json=_canon(text="слово " * 100), headers=auth())
+            return r.status, await r.json()
+
+    status, body = asyncio.run(go())
+    assert (status, body["error"]) == (413, "message_too_large")
+
+
+def test_429_when_a_client_exceeds_its_rate(intake_settings: Settings) -> None:
+    cfg = gateway_config(rate=0.5, burst=2)
+
+    async def go() -> tuple[list[int], str | None, int]:
+        async with gateway_client(intake_settings, cfg) as c:
+            statuses = []
+            retry_after = None
+            for i in range(4):
+                r = await c.post("/v1/appeals", json=_canon(f"r{i}"), headers=auth())
+                statuses.append(r.status)
+                retry_after = r.headers.get("Retry-After") or retry_after
+            # another client has its own bucket
+            other = await c.post("/v1/appeals", json=_canon("r-other"), headers=auth("city-app"))
+            return statuses, retry_after, other.status
+
+    statuses, retry_after, other = asyncio.run(go())
+    assert statuses == [202, 202, 429, 429]
+    assert retry_after is not None and int(retry_after) >= 1
+    assert other == 202
+
+
+def test_idempotent_retry_yields_same_id_and_one_event(intake_settings: Settings) -> None:
+    # no external id in the payload: the Idempotency-Key names the appeal
+    native = dict(load_samples("hotline")[1])
+    del native["call_id"]
+
+    async def go() -> list[dict]:
+        async with gateway_client(intake_settings) as c:
+            headers = {**auth(), "Idempotency-Key": "retry-key-0001"}
+            bodies = []
+            for _ in range(3):
+                r = await c.post("/v1/appeals", json=native, headers=headers)
+                assert r.status == 202
+                bodies.append(await r.json())
+            # concurrent retries: only one publishes, the other may see it in flight (409)
+            rs = await asyncio.gather(*(
+                c.post("/v1/appeals", json=native,
+                       headers={**auth(), "Idempotency-Key": "retry-key-0002"})
+                for _ in range(4)))
+            statuses = sorted(r.status for r in rs)
+            bodies.append({"concurrent": statuses})
+            # the same key from another client is another appeal
+            r = await c.post("/v1/appeals", json=native,
+                             headers={**auth("city-app"), "Idempotency-Key": "retry-key-0001"})
+            bodies.append(await r.json())
+            return bodies
+
+    b = asyncio.run(go())
+    assert b[0]["appeal_id"] == b[1]["appeal_id"] == b[2]["appeal_id"]
+    assert b[0]["appeal_id"] == appeal_id_for("hotline", "retry-key-0001")
+    assert [x["status"] for x in b[:3]] == ["accepted", "duplicate", "duplicate"]
+    assert set(b[3]["concurrent"]) <= {202, 409} and 202 in b[3]["concurrent"]
+    assert b[4]["status"] == "accepted"
+    events = consume_all(intake_settings, "hotline", expect=3)
+    ids = [k.decode() for k, _ in events if k]
+    assert ids.count(appeal_id_for("hotline", "retry-key-0001")) == 2  # two clients
+    assert ids.count(appeal_id_for("hotline", "retry-key-0002")) == 1
+    first = orjson.loads(events[0][1])
+    assert first["idempotency_key"] == "retry-key-0001"
+
+
+def test_failed_publish_releases_the_key(intake_settings: Settings) -> None:
+    class Broken:
+        async def send(self, *a: Any, **k: Any) -> Any:
+            raise ConnectionError("broker gone")
+
+    async def go() -> list[int]:
+        from aiohttp.test_utils import TestClient, TestServer
+
+        from workers.intake.gateway import create_app
+
+        out = []
+        app = create_app(intake_settings, gateway_config(), producer=Broken())
+        async with TestClient(TestServer(app)) as c:
+            headers = {**auth(), "Idempotency-Key": "fail-then-ok"}
+            r = await c.post("/v1/appeals", json=_canon("f-1"), headers=headers)
+            out.append(r.status)
+        async with gateway_client(intake_settings) as c:
+            r = await c.post("/v1/appeals", json=_canon("f-1"), headers=headers)
+            out.append(r.status)
+            out.append((await r.json())["status"] == "accepted")
+        return out
+
+    assert asyncio.run(go()) == [503, 202, True]
+
+
+def test_healthz(intake_settings: Settings) -> None:
+    async def go() -> tuple[int, dict]:
+        async with gateway_client(intake_settings) as c:
+            r = await c.get("/healthz")
+            return r.status, await r.json()
+
+    assert asyncio.run(go()) == (200, {"status": "ok", "kafka": True, "redis": True})
+
+
+def test_config_from_env_and_toml(tmp_path: Any) -> None:
+    toml = tmp_path / "tokens.toml"
+    toml.write_text('[clients.pos-platform]\ntoken = "t1"\nrate = 5\nburst = 7\n'
+                    'channels = ["pos"]\n[clients.app]\ntoken = "t2"\nregion = "77"\n')
+    env = {"APPEALS_GATEWAY_TOKENS": "cli:t3", "APPEALS_GATEWAY_TOKENS_FILE": str(toml),
+           "APPEALS_GATEWAY_RATE": "12.5", "APPEALS_GATEWAY_PORT": "9001"}
+    cfg = GatewayConfig.load(Settings.load({}), env)
+    by_id = {c.id: c for c in cfg.clients}
+    assert set(by_id) == {"pos-platform", "app", "cli"}
+    assert by_id["pos-platform"].channels == frozenset({"pos"})
+    assert (by_id["pos-platform"].rate, by_id["pos-platform"].burst) == (5.0, 7)
+    assert by_id["app"].region == "77"
+    assert (cfg.rate, cfg.port) == (12.5, 9001)
+    assert "t1" not in repr(by_id["pos-platform"])  # tokens stay out of reprs and logs

@@ -1,0 +1,153 @@
+"""Near-duplicate flagging against a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from schemas.records import Author, RegisteredAppeal
+from workers.intake.near_duplicates import (
+    NearDupConfig,
+    find_near_duplicate,
+    find_near_duplicates,
+    jaccard,
+    remember,
+    remember_many,
+    sketch,
+)
+
+TEXT = ("Третий день в квартире нет отопления, батареи холодные, температура 14 градусов. "
+        "Управляющая компания на звонки не отвечает. Прошу принять меры.")
+RESEND = ("Третий день в квартире нет отопления, батареи холодные, температура 14 градусов! "
+          "Управляющая компания на звонки не отвечает. Прошу срочно принять меры.")
+OTHER = "Во дворе не горят фонари уже месяц, вечером очень темно, дети ходят в темноте."
+
+
+def _appeal(appeal_id: str, *, text: str = TEXT, phone: str | None = "+79130001101",
+            email: str | None = None, address: str | None = "г. Барнаул, ул. Вымышленная, 17",
+            at: str = "2025-01-14T08:00:00+07:00", duplicate_of: str | None = None
+            ) -> RegisteredAppeal:
+    return RegisteredAppeal(
+        appeal_id=appeal_id, channel="pos", external_id=appeal_id, regime="pos", region="22",
+        registered_at=at, submitted_at=at, text=text, address=address,
+        author=Author(name="Тестова Алевтина", phone=phone, email=email),
+        duplicate_of=duplicate_of,
+    )
+
+
+def _run(redis_url: str, fn: Any) -> Any:
+    async def main() -> Any:
+        client = aioredis.from_url(redis_url)
+        try:
+            return await fn(client)
+        finally:
+            await client.aclose()
+    return asyncio.run(main())
+
+
+def _cfg() -> NearDupConfig:
+    return NearDupConfig(key_prefix=f"t{uuid.uuid4().hex[:8]}:")
+
+
+def test_similarity_estimate() -> None:
+    assert jaccard(sketch(TEXT), sketch(TEXT)) == 1.0
+    assert jaccard(sketch(TEXT), sketch(RESEND)) >= 0.8
+    assert jaccard(sketch(TEXT), sketch(OTHER)) < 0.2
+    long_a = TEXT * 10 + " дополнительно"
+    assert jaccard(sketch(long_a), sketch(TEXT * 10)) >= 0.8
+
+
+def test_resend_within_a_day_is_flagged(redis_server: Any) -> None:
+    cfg = _cfg()
+
+    async def scenario(r: aioredis.Redis) -> tuple:
+        first = _appeal("a" * 24)
+        assert await find_near_duplicate(r, first, config=cfg) is None
+        await remember(r, first, config=cfg)
+        resend = _appeal("b" * 24, text=RESEND, at="2025-01-14T20:00:00+07:00")
+        found = await find_near_duplicate(r, resend, config=cfg)
+        # different address, other text, other author, too late: not flagged
+        elsewhere = _appeal("c" * 24, text=RESEND, address="г. Бийск, ул. Придуманная, 5")
+        other_text = _appeal("d" * 24, text=OTHER)
+        other_author = _appeal("e" * 24, text=RESEND, phone="+79130009999")
+        too_late = _appeal("f" * 24, text=RESEND, at="2025-01-15T08:00:01+07:00")
+        replay = first
+        return (found, await find_near_duplicate(r, elsewhere, config=cfg),
+                await find_near_duplicate(r, other_text, config=cfg),
+                await find_near_duplicate(r, other_author, config=cfg),
+                await find_near_duplicate(r, too_late, config=cfg),
+                await find_near_duplicate(r, replay, config=cfg))
+
+    found, elsewhere, other_text, other_author, too_late, replay = _run(redis_server.url,
+                                                                        scenario)
+    assert found == "a" * 24
+    assert (elsewhere, other_text, other_author, too_late, replay) == (None,) * 5
+
+
+def test_address_spelling_and_any_shared_identifier_match(redis_server: Any) -> None:
+    cfg = _cfg()
+
+    async def scenario(r: aioredis.Redis) -> str | None:
+        await remember(r, _appeal("1" * 24, email="a.testova@example.ru",
+                                  address="г. Барнаул, улица Вымышленная, дом 17"), config=cfg)
+        later = _appeal("2" * 24, phone=None, email="a.testova@example.ru",
+                        address="Г. БАРНАУЛ, УЛ. ВЫМЫШЛЕННАЯ, Д. 17",
+                        at="2025-01-14T09:00:00+07:00")
+        return await find_near_duplicate(r, later, config=cfg)
+
+    assert _run(redis_server.url, scenario) == "1" * 24
+
+
+def test_chain_points_at_the_original_and_batch_sees_itself(redis_server: Any) -> None:
+    cfg = _cfg()
+
+    async def scenario(r: aioredis.Redis) -> list:
+        batch = [
+            _appeal("0" * 23 + "1", at="2025-01-14T08:00:00+07:00"),
+            _appeal("0" * 23 + "2", text=RESEND, at="2025-01-14T09:00:00+07:00"),
+            _appeal("0" * 23 + "3", text=OTHER, at="2025-01-14T09:30:00+07:00"),
+        ]
+        flags = await find_near_duplicates(r, batch, config=cfg)
+        for appeal, flag in zip(batch, flags, strict=True):
+            appeal.duplicate_of = flag
+        await remember_many(r, batch, config=cfg)
+        third = _appeal("0" * 23 + "4", text=RESEND + " Ещё раз.", at="2025-01-14T10:00:00+07:00")
+        return [*flags, await find_near_duplicate(r, third, config=cfg)]
+
+    flags = _run(redis_server.url, scenario)
+    assert flags == [None, "0" * 23 + "1", None, "0" * 23 + "1"]
+
+
+def test_redis_keys_and_values_hold_no_personal_data(redis_server: Any) -> None:
+    cfg = _cfg()
+
+    async def scenario(r: aioredis.Redis) -> list[tuple[bytes, dict]]:
+        await remember(r, _appeal("9" * 24, email="secret.person@example.ru"), config=cfg)
+        keys = [k async for k in r.scan_iter(match=f"{cfg.key_prefix}*")]
+        return [(k, await r.hgetall(k)) for k in keys]
+
+    stored = _run(redis_server.url, scenario)
+    assert len(stored) == 2  # one bucket per identifier (phone, e-mail)
+    blob = repr(stored).lower()
+    for secret in ("79130001101", "secret.person", "вымышленная", "тестова",
+                   "отопления".encode().hex()):
+        assert secret not in blob
+    ttl = _run(redis_server.url, lambda r: r.ttl(stored[0][0]))
+    assert 0 < ttl <= 86_400 + 3600
+
+
+def test_no_author_means_no_flag(redis_server: Any) -> None:
+    cfg = _cfg()
+
+    async def scenario(r: aioredis.Redis) -> str | None:
+        anon = _appeal("7" * 24, phone=None)
+        anon.author = None
+        await remember(r, anon, config=cfg)
+        anon2 = _appeal("8" * 24, phone=None)
+        anon2.author = None
+        return await find_near_duplicate(r, anon2, config=cfg)
+
+    assert _run(redis_server.url, scenario) is None

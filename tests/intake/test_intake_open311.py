@@ -1,0 +1,123 @@
+"""Open311 GeoReport v2 subset: the three endpoints, field names and error format per the spec."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+import pytest
+import redis.asyncio as aioredis
+
+from schemas.records import CATEGORIES
+from streams.settings import Settings
+from tests.intake.conftest import consume_all
+from tests.intake.gateway_support import TOKENS, gateway_client
+
+pytestmark = pytest.mark.integration
+
+SERVICE_FIELDS = {"service_code", "service_name", "description", "metadata", "type",
+                  "keywords", "group"}
+REQUEST_FIELDS = {"service_request_id", "status", "status_notes", "service_name",
+                  "service_code", "description", "agency_responsible", "service_notice",
+                  "requested_datetime", "updated_datetime", "expected_datetime", "address",
+                  "address_id", "zipcode", "lat", "long", "media_url"}
+
+
+def test_services(intake_settings: Settings) -> None:
+    async def go() -> tuple[int, str, Any]:
+        async with gateway_client(intake_settings) as c:
+            r = await c.get("/open311/v2/services.json")
+            return r.status, r.content_type, await r.json()
+
+    status, ctype, services = asyncio.run(go())
+    assert (status, ctype) == (200, "application/json")
+    assert [s["service_code"] for s in services] == list(CATEGORIES)
+    for s in services:
+        assert set(s) == SERVICE_FIELDS
+        assert s["metadata"] is False and s["type"] == "realtime"
+        assert s["service_name"] and any("а" <= ch <= "я" for ch in s["service_name"].lower())
+        assert isinstance(s["keywords"], str) and isinstance(s["group"], str)
+
+
+def test_post_form_then_get_status(intake_settings: Settings) -> None:
+    form = {
+        "api_key": TOKENS["city-app"], "service_code": "roads", "lat": "53.3481",
+        "long": "83.7798", "description": "Глубокая яма у остановки", "email": "Ya.Test@Example.ru",
+        "first_name": "Яна", "last_name": "Тестова", "phone": "8 913 000 88 01",
+        "jurisdiction_id": "22", "media_url": "https://img.example.ru/p.jpg",
+    }
+
+    async def go() -> tuple:
+        async with gateway_client(intake_settings) as c:
+            r = await c.post("/open311/v2/requests.json", data=form)
+            created = (r.status, await r.json())
+            rid = created[1][0]["service_request_id"]
+            before = await c.get(f"/open311/v2/requests/{rid}.json")
+            before_body = (before.status, await before.json())
+            # the lead's read model appears once the appeal is routed
+            rds = aioredis.from_url(intake_settings.redis)
+            await rds.hset(f"appeal:{rid}", mapping={
+                "status": "answered", "authority_id": "22-mintrans",
+                "authority_name": "Министерство транспорта Алтайского края",
+                "due_at": "2025-02-13T23:59:59+07:00", "category": "roads",
+                "updated_at": "1736900000"})
+            await rds.aclose()
+            after = await c.get(f"/open311/v2/requests/{rid}.json")
+            return created, before_body, (after.status, await after.json())
+
+    (s1, b1), (s2, b2), (s3, b3) = asyncio.run(go())
+    assert s1 == 201
+    assert set(b1[0]) == {"service_request_id", "service_notice", "account_id"}
+    assert b1[0]["account_id"] is None
+    rid = b1[0]["service_request_id"]
+    assert s2 == 200 and len(b2) == 1 and set(b2[0]) == REQUEST_FIELDS
+    assert b2[0]["service_request_id"] == rid
+    assert b2[0]["status"] == "open" and b2[0]["service_code"] == "roads"
+    assert b2[0]["service_name"] == "Дороги"
+    assert (b2[0]["lat"], b2[0]["long"]) == (53.3481, 83.7798)
+    assert b2[0]["requested_datetime"].endswith("+00:00")
+    assert b2[0]["agency_responsible"] is None and b2[0]["expected_datetime"] is None
+    assert "Тестова" not in orjson.dumps(b2).decode()  # public GET: no personal data
+    assert s3 == 200
+    assert b3[0]["status"] == "closed"
+    assert b3[0]["agency_responsible"] == "Министерство транспорта Алтайского края"
+    assert b3[0]["expected_datetime"] == "2025-02-13T23:59:59+07:00"
+    assert b3[0]["updated_datetime"] == "2025-01-15T00:13:20+00:00"
+    # the intake event is a web-channel appeal, normalised
+    events = consume_all(intake_settings, "web", expect=1)
+    assert len(events) == 1
+    event = orjson.loads(events[0][1])
+    assert event["channel"] == "web" and event["category_hint"] == "roads"
+    assert event["author"] == {"name": "Тестова Яна", "phone": "+79130008801",
+                               "email": "ya.test@example.ru", "handle": None}
+    assert event["extra"]["open311"]["lat"] == 53.3481
+    assert event["attachments"][0]["url"] == "https://img.example.ru/p.jpg"
+
+
+def test_post_json_and_errors(intake_settings: Settings) -> None:
+    ok = {"api_key": TOKENS["city-app"], "service_code": "landscaping",
+          "address_string": "г. Барнаул, ул. Вымышленная, 1", "description": "Не горит фонарь"}
+
+    async def go() -> list[tuple[int, Any]]:
+        out = []
+        async with gateway_client(intake_settings) as c:
+            for body in (ok, {**ok, "api_key": None}, {**ok, "api_key": "wrong"},
+                         {**ok, "service_code": "potholes"}, {**ok, "service_code": None},
+                         {**ok, "address_string": None}, {**ok, "lat": "north"}):
+                body = {k: v for k, v in body.items() if v is not None}
+                r = await c.post("/open311/v2/requests.json", json=body)
+                out.append((r.status, await r.json()))
+            r = await c.get("/open311/v2/requests/0123456789abcdef01234567.json")
+            out.append((r.status, await r.json()))
+            r = await c.get("/open311/v2/requests/not-an-id.json")
+            out.append((r.status, await r.json()))
+        return out
+
+    results = asyncio.run(go())
+    assert results[0][0] == 201
+    assert [s for s, _ in results[1:]] == [401, 403, 400, 400, 400, 400, 404, 404]
+    for status, body in results[1:]:
+        assert isinstance(body, list) and body
+        for err in body:
+            assert set(err) == {"code", "description"} and err["code"] == status
