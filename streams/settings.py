@@ -84,8 +84,24 @@ class Settings:
     """APPEALS_ALERTMANAGER_URL: Alertmanager base URL for SLA alerts (empty = off)."""
     public_url: str = "http://localhost:8080"
     """APPEALS_PUBLIC_URL: base of links to appeals placed in alerts."""
+    webhook_attempts: int = 5
+    """APPEALS_WEBHOOK_ATTEMPTS: delivery attempts per alert and channel before dead-lettering."""
+    webhook_backoff: float = 0.5
+    """APPEALS_WEBHOOK_BACKOFF: first retry delay, seconds; doubles per attempt, with jitter."""
+    webhook_timeout: float = 5.0
+    """APPEALS_WEBHOOK_TIMEOUT: seconds one webhook or Alertmanager request may take."""
+    alert_ttl: float = 86400.0
+    """APPEALS_ALERT_TTL: seconds an alert stays active in Alertmanager (its endsAt)."""
     routing_rules: str = ""
     """APPEALS_ROUTING_RULES: routing rules file or directory (empty = packaged demo region)."""
+    api_host: str = "127.0.0.1"
+    """APPEALS_API_HOST: address the HTTP API and supervisor page listen on."""
+    api_port: int = 8080
+    """APPEALS_API_PORT: port of the HTTP API and supervisor page (0 = any free port)."""
+    rating_min_volume: int = 20
+    """APPEALS_RATING_MIN_VOLUME: answered + open overdue in a window before a score is shown."""
+    rating_refresh: float = 5.0
+    """APPEALS_RATING_REFRESH: seconds between recomputations of figures and ratings in the API."""
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Unrecognised keys from the config file, kept for sub-systems that read their own."""
 
@@ -101,6 +117,17 @@ class Settings:
         _check(self.time_scale > 0, "APPEALS_TIME_SCALE", "must be positive")
         _check(self.sweep_interval > 0, "APPEALS_SWEEP_INTERVAL", "must be positive")
         _check(self.max_text_length >= 1, "APPEALS_MAX_TEXT_LENGTH", "must be positive")
+        _check(0 <= self.api_port < 65536, "APPEALS_API_PORT", "must be a port number")
+        _check(self.rating_min_volume >= 1, "APPEALS_RATING_MIN_VOLUME", "must be at least 1")
+        _check(self.rating_refresh > 0, "APPEALS_RATING_REFRESH", "must be positive")
+        _check(1 <= self.webhook_attempts <= 20, "APPEALS_WEBHOOK_ATTEMPTS", "must be 1..20")
+        _check(0 <= self.webhook_backoff <= 60, "APPEALS_WEBHOOK_BACKOFF", "must be 0..60 s")
+        _check(0 < self.webhook_timeout <= 300, "APPEALS_WEBHOOK_TIMEOUT", "must be 0..300 s")
+        _check(self.alert_ttl > 0, "APPEALS_ALERT_TTL", "must be positive")
+        for name in ("webhook_url", "alertmanager_url"):
+            value = getattr(self, name)
+            _check(not value or value.startswith(("http://", "https://")),
+                   f"APPEALS_{name.upper()}", "must be an http(s) URL or empty")
         _check(
             self.log_level in ("debug", "info", "warning", "error", "critical"),
             "APPEALS_LOG_LEVEL",

@@ -18,7 +18,7 @@ from monitoring import metrics
 from schemas.records import LifecycleEvent
 from schemas.validation import InvalidEvent, validate
 from streams import topics as t
-from workers.runtime import WorkerContext
+from workers.runtime import WorkerContext, crash_on_error
 
 STAGE = "lifecycle"
 
@@ -29,27 +29,28 @@ def install(app: faust.App, ctx: WorkerContext) -> Any:
     @app.agent(ctx.topology.topic(t.LIFECYCLE), name="lifecycle")
     async def lifecycle(stream: faust.StreamT) -> None:
         async for events in stream.take_events(settings.batch_size, settings.batch_linger):
-            outbox = ctx.outbox()
-            for event in events:
-                raw = event.message.value
-                try:
-                    if not raw:
-                        raise InvalidEvent("empty", "message has no value")
-                    data = orjson.loads(raw)
-                    if not isinstance(data, dict):
-                        raise InvalidEvent("not_object", "expected a JSON object")
-                    validate(LifecycleEvent.schema, data)
-                except orjson.JSONDecodeError as exc:
-                    await outbox.dead_letter(event, stage=STAGE, reason="not_json",
-                                             detail=str(exc)[:200])
-                    continue
-                except InvalidEvent as exc:
-                    await outbox.dead_letter(event, stage=STAGE, reason=exc.reason,
-                                             detail=exc.detail)
-                    continue
-                target = t.TRIAGE_DECISIONS if data["event"] == "triaged" else t.SLA_LIFECYCLE
-                await outbox.send(target, data["appeal_id"].encode(), raw)
-            await outbox.flush()
-            metrics.BATCH_SIZE.labels(STAGE).observe(len(events))
+            with crash_on_error(STAGE):
+                outbox = ctx.outbox()
+                for event in events:
+                    raw = event.message.value
+                    try:
+                        if not raw:
+                            raise InvalidEvent("empty", "message has no value")
+                        data = orjson.loads(raw)
+                        if not isinstance(data, dict):
+                            raise InvalidEvent("not_object", "expected a JSON object")
+                        validate(LifecycleEvent.schema, data)
+                    except orjson.JSONDecodeError as exc:
+                        await outbox.dead_letter(event, stage=STAGE, reason="not_json",
+                                                 detail=str(exc)[:200])
+                        continue
+                    except InvalidEvent as exc:
+                        await outbox.dead_letter(event, stage=STAGE, reason=exc.reason,
+                                                 detail=exc.detail)
+                        continue
+                    target = t.TRIAGE_DECISIONS if data["event"] == "triaged" else t.SLA_LIFECYCLE
+                    await outbox.send(target, data["appeal_id"].encode(), raw)
+                await outbox.flush()
+                metrics.BATCH_SIZE.labels(STAGE).observe(len(events))
 
     return lifecycle

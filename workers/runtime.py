@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
-from collections.abc import Awaitable
+import os
+from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -140,3 +142,24 @@ class Outbox:
 
     def __len__(self) -> int:
         return len(self._pending)
+
+
+@contextlib.contextmanager
+def crash_on_error(stage: str) -> Iterator[None]:
+    """Wrap one batch: an unexpected error ends the process at once, with exit code 70.
+
+    Why not let Faust handle it: ``take_events`` acknowledges a batch's offsets when the
+    generator is closed, also when the body raised, so an exception escaping the batch would
+    let the next commit skip those events. Dying before that commit keeps them: the restarted
+    worker replays the batch, which every stage absorbs (derived ids, idempotent state).
+    Errors of single events never get here: they go to the dead-letter topic.
+    """
+    try:
+        yield
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.critical("stage %s: unexpected error in a batch; exiting so that its offsets are "
+                     "not committed (the batch is replayed on restart)", stage, exc_info=True)
+        logging.shutdown()
+        os._exit(70)

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 
 from streams.settings import Settings
-from workers.intake.gateway import Client, GatewayConfig, SafeAccessLogger, create_app
+from workers.intake.gateway import Client, GatewayConfig, create_app, runner_options
 
 TOKENS = {"pos-platform": "tok-pos-1", "city-app": "tok-city-2", "hotline": "tok-hot-3"}
 
@@ -27,7 +27,8 @@ def gateway_config(**changes: Any) -> GatewayConfig:
 async def gateway_client(settings: Settings, config: GatewayConfig | None = None
                          ) -> AsyncIterator[TestClient]:
     app = create_app(settings, config or gateway_config())
-    server = TestServer(app, host="127.0.0.1", access_log_class=SafeAccessLogger)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server(**runner_options())  # TestServer() drops runner kwargs
     client = TestClient(server)
     await client.start_server()
     try:

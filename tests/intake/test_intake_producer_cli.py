@@ -67,7 +67,8 @@ def test_cli_produce_all_good_with_channel_flag(
         json.dumps({k: v for k, v in s.items() if k != "channel"}, ensure_ascii=False)
         for s in load_samples("hotline")), encoding="utf-8")
     rc = cli.main(["produce", str(path), "--channel", "hotline", "--quiet",
-                   "--kafka", intake_settings.kafka, "--topic-prefix", intake_settings.topic_prefix])
+                   "--kafka", intake_settings.kafka,
+                   "--topic-prefix", intake_settings.topic_prefix])
     assert rc == 0
     assert "sent 5, rejected 0" in capsys.readouterr().err
     assert len(consume_all(intake_settings, "hotline", expect=5)) == 5

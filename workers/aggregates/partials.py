@@ -11,6 +11,7 @@ is exact.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -20,7 +21,19 @@ import orjson
 
 from workers.aggregates.sketch import Sketch
 
-Key = tuple[str, str, str]  # (authority, local day or "", counter)
+Key = tuple[str, str, str]  # (subject, local day or "", counter); subject: authority id,
+# ``muni:<municipality>`` or ``cat:<category>`` (see workers.sla.engine.subjects)
+
+# Day buckets kept in the partials: the longest window (30 days) plus the 7 days that the
+# rating's "change since last week" looks back, plus one day of slack because buckets are
+# local days of regions up to UTC+12 while the cut-off is computed on the UTC date.
+RETENTION_DAYS = 30 + 7 + 1
+
+
+def oldest_kept_day(now_ts: float, retention_days: int = RETENTION_DAYS) -> str:
+    """ISO date of the oldest day bucket kept at SLA-clock time ``now_ts``."""
+    today = dt.datetime.fromtimestamp(now_ts, dt.UTC).date()
+    return (today - dt.timedelta(days=retention_days)).isoformat()
 
 
 @dataclass
@@ -28,11 +41,20 @@ class PartitionAggregates:
     counters: Counter[Key] = field(default_factory=Counter)
     sketches: dict[tuple[str, str], Sketch] = field(default_factory=dict)
     dirty: bool = True
+    oldest_day: str = ""  # day buckets before this are expired ("" = none yet)
+
+    def _expired(self, day: str) -> bool:
+        return bool(day) and day < self.oldest_day
 
     def apply_delta(self, old: Iterable[Key], new: Iterable[Key]) -> None:
         old_c, new_c = Counter(old), Counter(new)
         if old_c == new_c:
             return
+        if self.oldest_day:
+            # An expired bucket was dropped; a late change to it (a reopened answer of two
+            # months ago) must not resurrect it as a negative count.
+            old_c = Counter({k: n for k, n in old_c.items() if not self._expired(k[1])})
+            new_c = Counter({k: n for k, n in new_c.items() if not self._expired(k[1])})
         self.counters.update(new_c)
         self.counters.subtract(old_c)
         for key in [k for k, v in self.counters.items() if v == 0]:
@@ -40,11 +62,34 @@ class PartitionAggregates:
         self.dirty = True
 
     def add_response(self, authority: str, day: str, seconds: float) -> None:
+        if self._expired(day):
+            return
         sketch = self.sketches.get((authority, day))
         if sketch is None:
             sketch = self.sketches[(authority, day)] = Sketch()
         sketch.add(seconds)
         self.dirty = True
+
+    def expire(self, oldest_day: str) -> int:
+        """Drop day buckets older than ``oldest_day``; returns how many keys went.
+
+        Only the published partials forget old days: the SLA table keeps every state, so the
+        figures stay ``sum(contributions)`` restricted to the kept days, and a rebuild gives
+        the same result after its first expiry. Cheap when the cut-off has not moved.
+        """
+        if oldest_day <= self.oldest_day:
+            return 0
+        self.oldest_day = oldest_day
+        old_counters = [k for k in self.counters if self._expired(k[1])]
+        for key in old_counters:
+            del self.counters[key]
+        old_sketches = [k for k in self.sketches if self._expired(k[1])]
+        for skey in old_sketches:
+            del self.sketches[skey]
+        dropped = len(old_counters) + len(old_sketches)
+        if dropped:
+            self.dirty = True
+        return dropped
 
     def to_redis(self) -> tuple[dict[str, int], dict[str, bytes]]:
         counters = {f"{a}|{d}|{c}": n for (a, d, c), n in self.counters.items() if n}

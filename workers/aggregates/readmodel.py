@@ -7,7 +7,6 @@ appeal unanswered past its deadline can only lower an authority's figure.
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,35 +67,84 @@ def _in_window(day: str, today: dt.date | None, days: int) -> bool:
     return today - dt.timedelta(days=days - 1) <= d <= today
 
 
+def subject_kind(subject: str) -> str:
+    """``authority``, ``muni`` or ``cat``: second keys carry a ``kind:`` prefix."""
+    return subject.split(":", 1)[0] if ":" in subject else "authority"
+
+
+@dataclass
+class ParsedMaps:
+    """The partitions' hashes decoded once, so several windows can be cut from one read."""
+
+    counters: list[tuple[str, str, str, int]] = field(default_factory=list)
+    sketches: list[tuple[str, str, Sketch]] = field(default_factory=list)
+
+
+def parse_maps(counter_maps: list[dict[bytes, bytes]],
+               sketch_maps: list[dict[bytes, bytes]]) -> ParsedMaps:
+    parsed = ParsedMaps()
+    for mapping in counter_maps:
+        for raw_key, raw_val in mapping.items():
+            subject, day, counter = raw_key.decode().split("|")
+            parsed.counters.append((subject, day, counter, int(raw_val)))
+    for mapping in sketch_maps:
+        for raw_key, raw_val in mapping.items():
+            subject, day = raw_key.decode().split("|")
+            parsed.sketches.append((subject, day, Sketch.from_json_map(orjson.loads(raw_val))))
+    return parsed
+
+
+def figures_from_parsed(
+    parsed: ParsedMaps,
+    today: dt.date | None = None,
+    window: str = "all",
+    kind: str = "authority",
+) -> dict[str, AuthorityFigures]:
+    """Figures per subject of ``kind`` (``authority``, ``muni``, ``cat`` or ``any``).
+
+    Day counters are summed over the window's days ending ``today``; ``open`` and
+    ``open_overdue`` are current values (they have no day), so they are the same in every
+    window. A window ending in the past (the rating's "last week") therefore still sees
+    today's backlog: callers that compare periods must account for it.
+    """
+    days = WINDOWS[window]
+    out: dict[str, AuthorityFigures] = {}
+
+    def fig_of(subject: str) -> AuthorityFigures | None:
+        if kind != "any" and subject_kind(subject) != kind:
+            return None
+        fig = out.get(subject)
+        if fig is None:
+            fig = out[subject] = AuthorityFigures(subject)
+        return fig
+
+    for subject, day, counter, n in parsed.counters:
+        current = counter in ("open", "open_overdue")
+        if current or (counter in COUNTERS and _in_window(day, today, days)):
+            fig = fig_of(subject)
+            if fig is not None:
+                setattr(fig, counter, getattr(fig, counter) + n)
+    for subject, day, sketch in parsed.sketches:
+        if _in_window(day, today, days):
+            fig = fig_of(subject)
+            if fig is not None:
+                fig.sketch.merge(sketch)
+    return out
+
+
 def figures_from_maps(
     counter_maps: list[dict[bytes, bytes]],
     sketch_maps: list[dict[bytes, bytes]],
     today: dt.date | None = None,
     window: str = "all",
+    kind: str = "authority",
 ) -> dict[str, AuthorityFigures]:
-    days = WINDOWS[window]
-    out: dict[str, AuthorityFigures] = defaultdict(lambda: AuthorityFigures(""))
-    for mapping in counter_maps:
-        for raw_key, raw_val in mapping.items():
-            auth, day, counter = raw_key.decode().split("|")
-            fig = out[auth]
-            fig.authority_id = auth
-            n = int(raw_val)
-            current = counter in ("open", "open_overdue")
-            if current or (counter in COUNTERS and _in_window(day, today, days)):
-                setattr(fig, counter, getattr(fig, counter) + n)
-    for mapping in sketch_maps:
-        for raw_key, raw_val in mapping.items():
-            auth, day = raw_key.decode().split("|")
-            if _in_window(day, today, days):
-                fig = out[auth]
-                fig.authority_id = auth
-                fig.sketch.merge(Sketch.from_json_map(orjson.loads(raw_val)))
-    return dict(out)
+    return figures_from_parsed(parse_maps(counter_maps, sketch_maps), today, window, kind)
 
 
 def read_figures(
-    redis: Any, prefix: str, partitions: int, today: dt.date | None = None, window: str = "all"
+    redis: Any, prefix: str, partitions: int, today: dt.date | None = None, window: str = "all",
+    kind: str = "authority",
 ) -> dict[str, AuthorityFigures]:
     """Synchronous read (redis.Redis) for the CLI, the demo summary and tests."""
     pipe = redis.pipeline(transaction=False)
@@ -105,4 +153,22 @@ def read_figures(
     for p in range(partitions):
         pipe.hgetall(sketches_key(prefix, p))
     replies = pipe.execute()
-    return figures_from_maps(replies[:partitions], replies[partitions:], today, window)
+    return figures_from_maps(replies[:partitions], replies[partitions:], today, window, kind)
+
+
+async def fetch_maps(redis: Any, prefix: str, partitions: int) -> ParsedMaps:
+    """Asynchronous read (redis.asyncio) of every partition's hashes, for the API.
+
+    Partitions listed in ``{prefix}agg:partitions`` are read too, so an API configured with
+    fewer partitions than the workers still sees every published partition.
+    """
+    known = await redis.smembers(f"{prefix}agg:partitions")
+    numbers = sorted(set(range(partitions)) | {int(p) for p in known})
+    async with redis.pipeline(transaction=True) as pipe:
+        for p in numbers:
+            pipe.hgetall(counters_key(prefix, p))
+        for p in numbers:
+            pipe.hgetall(sketches_key(prefix, p))
+        replies = await pipe.execute()
+    n = len(numbers)
+    return parse_maps(replies[:n], replies[n:])

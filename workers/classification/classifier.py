@@ -1,10 +1,14 @@
 """Appeal classifier: category (12 codes), urgency flag and confidence.
 
 The category comes from a linear model (multinomial logistic regression) over TF-IDF lemma and
-character n-gram features plus lexicon hit counts. Urgency combines the transparent rule layer
-(``lexicons/urgent.txt``, vetoed by ``lexicons/calm.txt``) with a small logistic model over the
-same features: a rule hit is enough, and the model catches phrasings no rule lists. Rules are
-read from the text files at load time, so an expert's edit takes effect without retraining.
+character n-gram features plus lexicon hit counts. Urgency is a logistic model over the same
+features plus the rule layer: every urgency rule (``lexicons/urgent.txt``) and calm phrase
+(``lexicons/calm.txt``) is a feature with its own weight, next to cue lexicons for
+past/resolved events, planned works, hypotheticals and "happening now / to vulnerable
+people" (``lexicons/cue_*.txt``). The model,
+not a single keyword, decides — so «газом не пахнет» or «вчера прорвало, уже заварили» are not
+emergencies. Rules are read at load time; a rule added after training counts through the
+"some rule fired and nothing calm vetoed it" column (retrain to give it its own weight).
 
 Inference is plain numpy/scipy over weights stored in the model file (no sklearn import), which
 is what keeps model load under a second and throughput in the thousands per second.
@@ -34,7 +38,7 @@ __all__ = [
 ]
 
 DEFAULT_MODEL_PATH = Path(__file__).with_name("model") / "classifier.pkl"
-MODEL_FORMAT = 1
+MODEL_FORMAT = 2
 #: Below this confidence an appeal should go to the human triage queue (routing decides).
 DEFAULT_TRIAGE_THRESHOLD = 0.5
 #: Confidence reported for empty text or text with no known word at all.
@@ -111,7 +115,7 @@ class Classifier:
                 continue
             row = probs[i]
             top3 = tuple((classes[j], float(row[j])) for j in order[i])
-            urgent = bool(rule[i] or p_urg[i] >= self.urgent_threshold)
+            urgent = bool(p_urg[i] >= self.urgent_threshold)
             out.append(Classification(top3[0][0], urgent, top3[0][1], top3, self.version))
         return out
 

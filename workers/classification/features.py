@@ -1,5 +1,6 @@
-"""Feature extraction: TF-IDF over lemmas (uni+bigrams), TF-IDF over character 3–5-grams of the
-normalised surface tokens, plus lexicon hit counts.
+"""Feature extraction: TF-IDF over lemmas (uni+bigrams, plus «не X» negation terms), TF-IDF over
+character 3–5-grams of the normalised surface tokens, lexicon hit counts, and an urgency block
+(one binary feature per urgency/calm rule known at training time + urgency cue counts).
 
 Why a home-grown vectoriser instead of sklearn's ``TfidfVectorizer`` at inference time:
 * speed — character n-grams and vocabulary look-ups are cached *per token*, so an appeal costs
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-from .lexicons import LexiconSet
+from .lexicons import CUE_NAMES, LexiconSet, _positions
 from .normalize import char_ngrams, lemma, tokenize
 
 __all__ = ["Doc", "Featurizer", "analyse"]
@@ -52,11 +53,19 @@ def analyse(text: str) -> Doc:
     return Doc(toks, [lemma(t) for t in toks])
 
 
+_NEG = frozenset({"не", "ни"})
+
+
 def word_terms(lemmas: Sequence[str]) -> list[str]:
-    """Word features: every lemma, plus bigrams of adjacent non-function lemmas."""
+    """Word features: every lemma, bigrams of adjacent non-function lemmas, and negation terms.
+
+    «не»/«ни» are function words, so plain bigrams drop them; ``не~X`` keeps the polarity of the
+    next word («газом не пахнет» → ``не~пахнуть``), which the urgency model needs.
+    """
     terms = list(lemmas)
     content = [m for m in lemmas if m not in _STOP and len(m) > 1]
     terms.extend(f"{a} {b}" for a, b in pairwise(content))
+    terms.extend(f"не~{b}" for a, b in pairwise(lemmas) if a in _NEG and b not in _STOP)
     return terms
 
 
@@ -83,6 +92,10 @@ class Featurizer:
     char_idf: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     lexicons: LexiconSet | None = None
     lex_weight: float = 0.5
+    #: Scale of the urgency block (binary rule columns): larger = less shrunk by L2.
+    urg_weight: float = 1.0
+    #: Urgency/calm rule text → column in the urgency block (rules known at training time).
+    rule_cols: dict[str, int] = field(default_factory=dict)
     _char_cache: dict[str, tuple[int, ...]] = field(default_factory=dict, repr=False)
 
     # -- fitting -------------------------------------------------------------------------
@@ -98,6 +111,12 @@ class Featurizer:
         self.char_vocab = _select(cdf, char_min_df, max_char)
         self.word_idf = _idf(wdf, len(docs), self.word_vocab)
         self.char_idf = _idf(cdf, len(docs), self.char_vocab)
+        self.rule_cols = {}
+        if self.lexicons is not None:
+            for e in self.lexicons.urgent.entries:
+                self.rule_cols.setdefault("u:" + e.raw, len(self.rule_cols))
+            for e in self.lexicons.calm.entries:
+                self.rule_cols.setdefault("c:" + e.raw, len(self.rule_cols))
         self._char_cache = {}
         return self
 
@@ -107,8 +126,22 @@ class Featurizer:
         return (len(self.lexicons.categories) + 2) if self.lexicons is not None else 0
 
     @property
+    def n_urg(self) -> int:
+        """Urgency block: one column per known rule, one per cue lexicon, and "a rule fired and
+        no calm phrase vetoed it" (the column that carries rules added after training)."""
+        return (len(self.rule_cols) + len(CUE_NAMES) + 1) if self.lexicons is not None else 0
+
+    @property
     def n_features(self) -> int:
-        return len(self.word_vocab) + len(self.char_vocab) + self.n_lex
+        return len(self.word_vocab) + len(self.char_vocab) + self.n_lex + self.n_urg
+
+    def block_slices(self) -> dict[str, slice]:
+        """Column ranges of the blocks in :meth:`transform`'s matrix."""
+        a = len(self.word_vocab)
+        b = a + len(self.char_vocab)
+        c = b + self.n_lex
+        return {"word": slice(0, a), "char": slice(a, b), "lex": slice(b, c),
+                "urg": slice(c, c + self.n_urg)}
 
     # -- transform -----------------------------------------------------------------------
     def _char_idx(self, token: str) -> tuple[int, ...]:
@@ -153,6 +186,11 @@ class Featurizer:
         cc: list[int] = []
         known: list[int] = []
         lex_rows: list[list[float]] = []
+        ur: list[int] = []
+        uc: list[int] = []
+        uv: list[float] = []
+        rc = self.rule_cols
+        n_rules = len(rc)
         rule = np.zeros(len(docs), dtype=bool)
         for i, d in enumerate(docs):
             cols = [j for t in word_terms(d.lemmas) if (j := wv.get(t)) is not None]
@@ -164,11 +202,33 @@ class Featurizer:
                 cc.extend(self._char_idx(t))
             cr.extend([i] * (len(cc) - start))
             if self.lexicons is not None:
-                counts = self.lexicons.category_counts(d.lemmas)
-                urg = len(self.lexicons.urgent_hits(d.lemmas))
-                calm = len(self.lexicons.calm_hits(d.lemmas))
+                lx = self.lexicons
+                pos = _positions(d.lemmas)
+                counts = lx.category_counts(d.lemmas)
+                u_hits = lx.urgent.matches(d.lemmas, pos)
+                c_hits = lx.calm.matches(d.lemmas, pos)
+                urg, calm = len(u_hits), len(c_hits)
                 rule[i] = urg > 0 and calm == 0
                 lex_rows.append([math.log1p(c) * self.lex_weight for c in (*counts, urg, calm)])
+                w = self.urg_weight
+                # A calm phrase silences the urgency rules («газом не пахнет» must not count
+                # as «пахнуть газ»); the calm columns themselves stay visible to the model.
+                live = () if c_hits else u_hits
+                for key in [*("u:" + h for h in live), *("c:" + h for h in c_hits)]:
+                    j = rc.get(key)
+                    if j is not None:
+                        ur.append(i)
+                        uc.append(j)
+                        uv.append(w)
+                for k, cnt in enumerate(lx.cue_counts(d.lemmas, pos)):
+                    if cnt:
+                        ur.append(i)
+                        uc.append(n_rules + k)
+                        uv.append(w * math.log1p(cnt))
+                if rule[i]:
+                    ur.append(i)
+                    uc.append(n_rules + len(CUE_NAMES))
+                    uv.append(w)
         n = len(docs)
         blocks = [
             self._block(wr, wc, n, len(wv), self.word_idf),
@@ -176,6 +236,9 @@ class Featurizer:
         ]
         if self.lexicons is not None:
             blocks.append(sparse.csr_matrix(np.asarray(lex_rows, np.float32).reshape(n, -1)))
+            blocks.append(sparse.csr_matrix(
+                (np.asarray(uv, np.float32), (np.asarray(ur, np.int32), np.asarray(uc, np.int32))),
+                shape=(n, self.n_urg), dtype=np.float32))
         return sparse.hstack(blocks, format="csr", dtype=np.float32), rule, known
 
     # -- persistence ---------------------------------------------------------------------
@@ -184,14 +247,17 @@ class Featurizer:
         return {
             "word_vocab": self.word_vocab, "word_idf": self.word_idf,
             "char_vocab": self.char_vocab, "char_idf": self.char_idf,
-            "lex_weight": self.lex_weight,
+            "lex_weight": self.lex_weight, "rule_cols": self.rule_cols,
+            "urg_weight": self.urg_weight,
         }
 
     @classmethod
     def from_state(cls, state: dict[str, Any], lexicons: LexiconSet | None) -> Featurizer:
         return cls(word_vocab=state["word_vocab"], word_idf=state["word_idf"],
                    char_vocab=state["char_vocab"], char_idf=state["char_idf"],
-                   lexicons=lexicons, lex_weight=state["lex_weight"])
+                   lexicons=lexicons, lex_weight=state["lex_weight"],
+                   rule_cols=dict(state.get("rule_cols", {})),
+                   urg_weight=float(state.get("urg_weight", 1.0)))
 
 
 def analyse_all(texts: Iterable[str]) -> list[Doc]:

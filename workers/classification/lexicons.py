@@ -11,7 +11,10 @@ A line ``A & B`` matches when both parts match anywhere in the text: it expresse
 such as "no heating" *and* "frost". A part written ``!C`` must NOT occur («нет свет & !подъезд»:
 a dark staircase is not a power outage).
 
-Category hit counts become model features; urgency hits drive the urgency decision directly.
+Category hit counts become model features. Urgency hits, calm hits and the urgency *cue*
+lexicons (``cue_*.txt``: past/resolved, planned works, hypotheticals, "happening now / to
+vulnerable people") are features of the urgency model: each known urgency/calm entry has its own
+learned weight, and the total hit counts carry any entry an expert adds after training.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from .normalize import lemmatize
 
 __all__ = [
     "CATEGORIES",
+    "CUE_NAMES",
     "LEXICON_DIR",
     "Lexicon",
     "LexiconSet",
@@ -38,6 +42,8 @@ CATEGORIES: tuple[str, ...] = (
 )
 
 LEXICON_DIR = Path(__file__).with_name("lexicons")
+#: Urgency cue lexicons (``lexicons/cue_<name>.txt``), in feature order.
+CUE_NAMES: tuple[str, ...] = ("past", "planned", "hypo", "now")
 _WINDOW_SLACK = 3  # extra tokens allowed between the lemmas of one phrase
 
 
@@ -149,6 +155,7 @@ class LexiconSet:
     categories: dict[str, Lexicon]
     urgent: Lexicon
     calm: Lexicon
+    cues: dict[str, Lexicon] = field(default_factory=dict)
 
     def category_counts(self, lemmas: Sequence[str]) -> list[int]:
         """Hit counts in the fixed order of :data:`CATEGORIES` (a feature vector)."""
@@ -166,9 +173,17 @@ class LexiconSet:
         """Phrases that mark a non-emergency framing (a planned outage notice, a past event)."""
         return self.calm.matches(lemmas)
 
+    def cue_counts(self, lemmas: Sequence[str],
+                   positions: dict[str, list[int]] | None = None) -> list[int]:
+        """Hit counts of the urgency cue lexicons, in :data:`CUE_NAMES` order."""
+        if positions is None:
+            positions = _positions(lemmas)
+        return [self.cues[c].count(lemmas, positions) if c in self.cues else 0
+                for c in CUE_NAMES]
+
 
 def load_lexicons(directory: Path | None = None) -> LexiconSet:
-    """Load ``<category>.txt``, ``urgent.txt`` and ``calm.txt`` (each optional) from a directory."""
+    """Load ``<category>.txt``, ``urgent.txt``, ``calm.txt``, ``cue_*.txt`` (each optional)."""
     d = Path(directory) if directory is not None else LEXICON_DIR
     cats: dict[str, Lexicon] = {}
     for c in CATEGORIES:
@@ -177,4 +192,6 @@ def load_lexicons(directory: Path | None = None) -> LexiconSet:
     up, cp = d / "urgent.txt", d / "calm.txt"
     urgent = load_lexicon(up) if up.exists() else Lexicon("urgent")
     calm = load_lexicon(cp) if cp.exists() else Lexicon("calm")
-    return LexiconSet(cats, urgent, calm)
+    cues = {c: load_lexicon(d / f"cue_{c}.txt") for c in CUE_NAMES
+            if (d / f"cue_{c}.txt").exists()}
+    return LexiconSet(cats, urgent, calm, cues)

@@ -23,6 +23,7 @@ __all__ = [
     "lemma",
     "lemmatize",
     "normalize_text",
+    "spell_fix",
     "stem",
     "tokenize",
 ]
@@ -91,12 +92,69 @@ def tokenize(text: str) -> list[str]:
     return [_fix_token(t) for t in _TOKEN_RE.findall(normalize_text(text))]
 
 
+_ALPHABET = "абвгдежзийклмнопрстуфхцчшщъыьэюя"
+_VOWEL_ALT = {"о": "а", "а": "о", "е": "и", "и": "е", "я": "е", "ы": "и", "э": "е"}
+_ROWS = ("йцукенгшщзхъ", "фывапролджэ", "ячсмитьбю")
+
+
+def _neighbours() -> dict[str, str]:
+    """Letters next to each other on the ЙЦУКЕН keyboard (same row and the rows around)."""
+    pos = {ch: (r, c) for r, row in enumerate(_ROWS) for c, ch in enumerate(row)}
+    out: dict[str, str] = {}
+    for ch, (r, c) in pos.items():
+        out[ch] = "".join(o for o, (r2, c2) in pos.items()
+                          if o != ch and abs(r2 - r) <= 1 and -1 <= c2 - c <= 1)
+    return out
+
+
+_KEY_NEIGHBOURS = _neighbours()
+
+
+def spell_fix(token: str) -> str:
+    """One-edit correction of a word pymorphy3 does not know, else the token unchanged.
+
+    Appeals are typed fast on phones: doubled/dropped/swapped letters and unstressed vowels
+    («леддяные», «сосуоьки», «отапление»). Candidates are tried cheapest-first — delete a
+    letter, swap neighbours, swap an unstressed vowel, insert a letter, hit a neighbouring key — and
+    the first dictionary word wins. Short or already-known tokens are left alone.
+    """
+    if len(token) < 5 or _MORPH.word_is_known(token):
+        return token
+    known = _MORPH.word_is_known
+    n = len(token)
+    for i in range(n):  # extra letter
+        c = token[:i] + token[i + 1 :]
+        if known(c):
+            return c
+    for i in range(n - 1):  # swapped neighbours
+        c = token[:i] + token[i + 1] + token[i] + token[i + 2 :]
+        if known(c):
+            return c
+    for i, ch in enumerate(token):  # unstressed vowel
+        alt = _VOWEL_ALT.get(ch)
+        if alt and known(c := token[:i] + alt + token[i + 1 :]):
+            return c
+    for i in range(1, n):  # dropped letter (not at the start: too ambiguous)
+        for a in _ALPHABET:
+            if known(c := token[:i] + a + token[i:]):
+                return c
+    for i in range(1, n):  # neighbouring key
+        for a in _KEY_NEIGHBOURS.get(token[i], ""):
+            if known(c := token[:i] + a + token[i + 1 :]):
+                return c
+    return token
+
+
 @lru_cache(maxsize=262_144)
 def lemma(token: str) -> str:
-    """The pymorphy3 normal form of one token (first parse), ё folded; cached because it's hot."""
+    """The pymorphy3 normal form of one token (first parse), ё folded; cached because it's hot.
+
+    Unknown words first get a one-edit spelling fix (:func:`spell_fix`), so a typo'd
+    «сосуоьки» still reaches the lexicons as «сосулька».
+    """
     if len(token) < 2 or _CYR_RE.search(token) is None:
         return token
-    return _MORPH.parse(token)[0].normal_form.replace("ё", "е")
+    return _MORPH.parse(spell_fix(token))[0].normal_form.replace("ё", "е")
 
 
 def lemmatize(text: str) -> list[str]:

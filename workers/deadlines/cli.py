@@ -223,7 +223,64 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     due.add_argument("--calendar-file", metavar="PATH",
                      help="calendar override file (default: $APPEALS_CALENDAR_FILE)")
     due.set_defaults(func=_handle_due)
+    _register_recompute(sla_sub)
     return sla
+
+
+_RECOMPUTE_EPILOG = """\
+how it works:
+  Deadlines of open appeals are fixed when they are set (routing, extension, pause, redirect,
+  reopening). After a change of the calendar override file (APPEALS_CALENDAR_FILE, e.g. the
+  Government decree on next year's days off) or of the policy file (APPEALS_POLICY_FILE),
+  deploy the new file to every worker at the same path, then run this command.
+
+  It publishes one recompute request per partition of appeals.sla.lifecycle. The worker that
+  owns a partition re-reads both files and recomputes every open appeal of that partition from
+  its period start, extensions and pauses, inside its stream (Faust tables change only there).
+  An appeal whose deadline moves gets a new timer cycle (old timers become stale) and a new
+  due_at in the read model; an alert already sent whose moment is still past is not sent
+  again; a breach whose new deadline lies ahead is cured. Appeals whose deadline is the same
+  are left untouched, so running the command twice is harmless. Answered and closed appeals
+  keep their history. A broken file is refused: the request is dead-lettered
+  (reason recompute_failed) and the worker keeps its current rules.
+
+  Kafka and the topic prefix come from APPEALS_KAFKA and APPEALS_TOPIC_PREFIX.
+  Output: one JSON object {"request_id", "topic", "partitions", "reason"}; exit 2 on error.
+
+examples:
+  appeals sla recompute --reason "decree on days off in 2027"
+  appeals sla recompute --partition 3
+"""
+
+
+def _register_recompute(sla_sub: Any) -> None:
+    recompute = sla_sub.add_parser(
+        "recompute", help="recompute deadlines of open appeals after a calendar/policy change",
+        description="Ask the SLA workers to recompute the deadlines of every open appeal with\n"
+                    "the current calendar and policy files.",
+        epilog=_RECOMPUTE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    recompute.add_argument("--partition", type=int, action="append", metavar="N",
+                           dest="partitions",
+                           help="only this partition (repeatable; default: all partitions)")
+    recompute.add_argument("--reason", metavar="TEXT",
+                           help="why (kept in the request, shown in the workers' logs)")
+    recompute.add_argument("--timeout", type=_positive_float, default=30.0, metavar="SECONDS",
+                           help="how long to wait for the broker (default 30)")
+    recompute.set_defaults(func=_handle_recompute)
+
+
+def _handle_recompute(args: argparse.Namespace) -> int:
+    from streams.settings import ConfigError, Settings
+    from workers.sla.recompute import publish_recompute
+
+    try:
+        settings = Settings.load()
+        result = publish_recompute(settings, args.partitions, args.reason, args.timeout)
+    except (ConfigError, RuntimeError) as exc:
+        print(f"appeals sla recompute: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(json.dumps(result, ensure_ascii=False))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -22,7 +22,7 @@ from schemas.records import CHANNELS, IntakeAppeal, SourcePosition
 from schemas.validation import InvalidEvent
 from streams import topics as t
 from workers.intake import core
-from workers.runtime import WorkerContext
+from workers.runtime import WorkerContext, crash_on_error
 
 log = logging.getLogger(__name__)
 
@@ -53,52 +53,53 @@ def install(app: faust.App, ctx: WorkerContext) -> Any:
     @app.agent(source, name="intake")
     async def intake(stream: faust.StreamT) -> None:
         async for events in stream.take_events(settings.batch_size, settings.batch_linger):
-            started = time.perf_counter()
-            outbox = ctx.outbox()
-            accepted: list[tuple[IntakeAppeal, SourcePosition, str]] = []
-            for event in events:
-                msg = event.message
-                channel = channel_by_topic.get(msg.topic, "unknown")
-                metrics.RECEIVED.labels(channel).inc()
-                try:
-                    appeal = core.decode_intake(
-                        msg.value,
-                        channel_hint=channel if channel != "unknown" else None,
-                        max_text_length=settings.max_text_length,
-                        max_message_bytes=settings.max_message_bytes,
-                    )
-                except InvalidEvent as exc:
-                    await outbox.dead_letter(event, stage=STAGE, reason=exc.reason,
-                                             detail=exc.detail)
-                    continue
-                except Exception as exc:  # a bug must not stop the stream
-                    log.exception("intake failed on %s[%d]@%d", msg.topic, msg.partition,
-                                  msg.offset)
-                    await outbox.dead_letter(event, stage=STAGE, reason="internal_error",
-                                             detail=type(exc).__name__)
-                    continue
-                pos = SourcePosition(msg.topic, msg.partition, msg.offset)
-                key = f"dedupe:{appeal.channel}:{appeal.external_id}"
-                accepted.append((appeal, pos, key))
+            with crash_on_error(STAGE):
+                started = time.perf_counter()
+                outbox = ctx.outbox()
+                accepted: list[tuple[IntakeAppeal, SourcePosition, str]] = []
+                for event in events:
+                    msg = event.message
+                    channel = channel_by_topic.get(msg.topic, "unknown")
+                    metrics.RECEIVED.labels(channel).inc()
+                    try:
+                        appeal = core.decode_intake(
+                            msg.value,
+                            channel_hint=channel if channel != "unknown" else None,
+                            max_text_length=settings.max_text_length,
+                            max_message_bytes=settings.max_message_bytes,
+                        )
+                    except InvalidEvent as exc:
+                        await outbox.dead_letter(event, stage=STAGE, reason=exc.reason,
+                                                 detail=exc.detail)
+                        continue
+                    except Exception as exc:  # a bug must not stop the stream
+                        log.exception("intake failed on %s[%d]@%d", msg.topic, msg.partition,
+                                      msg.offset)
+                        await outbox.dead_letter(event, stage=STAGE, reason="internal_error",
+                                                 detail=type(exc).__name__)
+                        continue
+                    pos = SourcePosition(msg.topic, msg.partition, msg.offset)
+                    key = f"dedupe:{appeal.channel}:{appeal.external_id}"
+                    accepted.append((appeal, pos, key))
 
-            fresh = await _first_seen(ctx, accepted, dedupe_ttl)
-            now = ctx.clock.now_dt()
-            for (appeal, pos, _key), is_new in zip(accepted, fresh, strict=True):
-                if not is_new:
-                    metrics.DUPLICATES.labels(appeal.channel).inc()
-                    continue
-                registered = core.register(
-                    appeal,
-                    registered_at=now,
-                    source=pos,
-                    email_regime=settings.email_regime,
-                    web_regime=settings.web_regime,
-                )
-                await outbox.send_record(t.REGISTERED, registered.appeal_id, registered)
-                metrics.REGISTERED.labels(appeal.channel, registered.regime).inc()
-            await outbox.flush()
-            metrics.BATCH_SIZE.labels(STAGE).observe(len(events))
-            _observe_latency(events, started)
+                fresh = await _first_seen(ctx, accepted, dedupe_ttl)
+                now = ctx.clock.now_dt()
+                for (appeal, pos, _key), is_new in zip(accepted, fresh, strict=True):
+                    if not is_new:
+                        metrics.DUPLICATES.labels(appeal.channel).inc()
+                        continue
+                    registered = core.register(
+                        appeal,
+                        registered_at=now,
+                        source=pos,
+                        email_regime=settings.email_regime,
+                        web_regime=settings.web_regime,
+                    )
+                    await outbox.send_record(t.REGISTERED, registered.appeal_id, registered)
+                    metrics.REGISTERED.labels(appeal.channel, registered.regime).inc()
+                await outbox.flush()
+                metrics.BATCH_SIZE.labels(STAGE).observe(len(events))
+                _observe_latency(events, started)
 
     return intake
 

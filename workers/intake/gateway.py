@@ -84,6 +84,18 @@ __all__ = [
 
 log = logging.getLogger("appeals.gateway")
 
+# Kafka clients log every message body at DEBUG ("Sending (key=... value=...)"): with appeals
+# that is personal data in the logs. These loggers are capped at INFO whatever the log level.
+PAYLOAD_LOGGERS = ("aiokafka.producer.producer", "kafka.producer.kafka")
+
+
+def quiet_payload_loggers() -> None:
+    """Keep client libraries from logging message bodies (see ``PAYLOAD_LOGGERS``)."""
+    for name in PAYLOAD_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.getEffectiveLevel() < logging.INFO:
+            logger.setLevel(logging.INFO)
+
 GATEWAY: web.AppKey[Gateway] = web.AppKey("gateway")
 # The client id of a request, for the access log (RequestKey exists from aiohttp 3.12).
 CLIENT_ID: Any = web.RequestKey("client_id", str) if hasattr(web, "RequestKey") else "client_id"
@@ -373,6 +385,7 @@ class Gateway:
     # -- lifecycle
 
     async def start(self) -> None:
+        quiet_payload_loggers()
         if self.config.create_topics:
             from streams.topics import ensure_topics
 
@@ -702,6 +715,13 @@ class SafeAccessLogger(AbstractAccessLogger):
                          response.status, time * 1000, client_id)
 
 
+def runner_options() -> dict[str, Any]:
+    """Keyword arguments for aiohttp's runner (``run_app``, ``AppRunner``, ``TestServer``):
+    the privacy-safe access log. aiohttp's default format logs the query string."""
+    return {"access_log_class": SafeAccessLogger,
+            "access_log": logging.getLogger("appeals.gateway.access")}
+
+
 def create_app(
     settings: Settings | None = None,
     config: GatewayConfig | None = None,
@@ -746,7 +766,6 @@ def run_gateway(
         create_app(settings, config),
         host=host or config.host,
         port=port if port is not None else config.port,
-        access_log_class=SafeAccessLogger,
-        access_log=logging.getLogger("appeals.gateway.access"),
         print=None,
+        **runner_options(),
     )

@@ -88,6 +88,9 @@ class IntakeProducer:
         self.max_text_length = max_text_length
         self._lock = threading.Lock()
         self._failed: dict[str, BaseException] = {}
+        from workers.intake.gateway import quiet_payload_loggers
+
+        quiet_payload_loggers()  # kafka-python logs message bodies at DEBUG
         self._producer = KafkaProducer(
             bootstrap_servers=bootstrap_from_url(bootstrap).split(","),
             client_id=client_id,

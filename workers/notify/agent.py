@@ -20,7 +20,7 @@ from monitoring import metrics
 from schemas.records import SlaAlert
 from schemas.validation import InvalidEvent, validate
 from streams import topics as t
-from workers.runtime import WorkerContext
+from workers.runtime import WorkerContext, crash_on_error
 
 log = logging.getLogger("appeals.alerts")
 
@@ -36,39 +36,40 @@ def install(app: faust.App, ctx: WorkerContext, deliver: Any = None) -> Any:
     @app.agent(ctx.topology.topic(t.SLA_ALERTS), name="notify")
     async def notify(stream: faust.StreamT) -> None:
         async for events in stream.take_events(settings.batch_size, settings.batch_linger):
-            outbox = ctx.outbox()
-            for event in events:
-                try:
-                    data = orjson.loads(event.message.value)
-                    validate(SlaAlert.schema, data)
-                except (orjson.JSONDecodeError, TypeError):
-                    await outbox.dead_letter(event, stage=STAGE, reason="not_json")
-                    continue
-                except InvalidEvent as exc:
-                    await outbox.dead_letter(event, stage=STAGE, reason=exc.reason,
-                                             detail=exc.detail)
-                    continue
-                alert = SlaAlert.from_dict(data)
-                marker = f"{prefix}alert:sent:{alert.alert_id}"
-                try:
-                    if await ctx.redis.exists(marker):
-                        metrics.NOTIFICATIONS.labels("log", "duplicate").inc()
+            with crash_on_error(STAGE):
+                outbox = ctx.outbox()
+                for event in events:
+                    try:
+                        data = orjson.loads(event.message.value)
+                        validate(SlaAlert.schema, data)
+                    except (orjson.JSONDecodeError, TypeError):
+                        await outbox.dead_letter(event, stage=STAGE, reason="not_json")
                         continue
-                except (redis.exceptions.RedisError, OSError):
-                    metrics.REDIS_ERRORS.labels("notify_dedupe").inc()
-                log.warning(
-                    "SLA %s: appeal %s, authority %s (notify %s), regime %s, due %s",
-                    alert.level.upper(), alert.appeal_id, alert.authority_id,
-                    alert.notify_authority_id, alert.regime, alert.due_at,
-                )
-                metrics.NOTIFICATIONS.labels("log", "sent").inc()
-                if deliver is not None and not await deliver(alert):
-                    await outbox.dead_letter(event, stage=STAGE, reason="delivery_failed")
-                    continue
-                try:
-                    await ctx.redis.set(marker, "1", ex=SENT_TTL)
-                except (redis.exceptions.RedisError, OSError):
-                    metrics.REDIS_ERRORS.labels("notify_dedupe").inc()
-            await outbox.flush()
+                    except InvalidEvent as exc:
+                        await outbox.dead_letter(event, stage=STAGE, reason=exc.reason,
+                                                 detail=exc.detail)
+                        continue
+                    alert = SlaAlert.from_dict(data)
+                    marker = f"{prefix}alert:sent:{alert.alert_id}"
+                    try:
+                        if await ctx.redis.exists(marker):
+                            metrics.NOTIFICATIONS.labels("log", "duplicate").inc()
+                            continue
+                    except (redis.exceptions.RedisError, OSError):
+                        metrics.REDIS_ERRORS.labels("notify_dedupe").inc()
+                    log.warning(
+                        "SLA %s: appeal %s, authority %s (notify %s), regime %s, due %s",
+                        alert.level.upper(), alert.appeal_id, alert.authority_id,
+                        alert.notify_authority_id, alert.regime, alert.due_at,
+                    )
+                    metrics.NOTIFICATIONS.labels("log", "sent").inc()
+                    if deliver is not None and not await deliver(alert):
+                        await outbox.dead_letter(event, stage=STAGE, reason="delivery_failed")
+                        continue
+                    try:
+                        await ctx.redis.set(marker, "1", ex=SENT_TTL)
+                    except (redis.exceptions.RedisError, OSError):
+                        metrics.REDIS_ERRORS.labels("notify_dedupe").inc()
+                await outbox.flush()
 
     return notify

@@ -20,7 +20,7 @@ from schemas.records import RegisteredAppeal, RoutedAppeal, TriageCandidate, Tri
 from schemas.validation import InvalidEvent, validate
 from streams import topics as t
 from workers.routing import RouteInput, Router
-from workers.runtime import WorkerContext
+from workers.runtime import WorkerContext, crash_on_error
 
 log = logging.getLogger(__name__)
 
@@ -77,41 +77,42 @@ def install(app: faust.App, ctx: WorkerContext, router: Router, classifier: Any)
     @app.agent(source, name="route")
     async def route(stream: faust.StreamT) -> None:
         async for events in stream.take_events(settings.batch_size, settings.batch_linger):
-            outbox = ctx.outbox()
-            appeals: list[dict[str, Any]] = []
-            for event in events:
-                msg = event.message
-                try:
-                    data = orjson.loads(msg.value)
-                    if not isinstance(data, dict):
-                        raise InvalidEvent("not_object", "expected a JSON object")
-                    if msg.topic == decisions_topic:
-                        await _on_decision(ctx, outbox, pending, router, data)
+            with crash_on_error(STAGE):
+                outbox = ctx.outbox()
+                appeals: list[dict[str, Any]] = []
+                for event in events:
+                    msg = event.message
+                    try:
+                        data = orjson.loads(msg.value)
+                        if not isinstance(data, dict):
+                            raise InvalidEvent("not_object", "expected a JSON object")
+                        if msg.topic == decisions_topic:
+                            await _on_decision(ctx, outbox, pending, router, data)
+                            continue
+                        validate(RegisteredAppeal.schema, data)
+                    except orjson.JSONDecodeError as exc:
+                        await outbox.dead_letter(event, stage=STAGE, reason="not_json",
+                                                 detail=str(exc)[:200])
                         continue
-                    validate(RegisteredAppeal.schema, data)
-                except orjson.JSONDecodeError as exc:
-                    await outbox.dead_letter(event, stage=STAGE, reason="not_json",
-                                             detail=str(exc)[:200])
-                    continue
-                except InvalidEvent as exc:
-                    await outbox.dead_letter(event, stage=STAGE, reason=exc.reason,
-                                             detail=exc.detail)
-                    continue
-                appeals.append(data)
-            if appeals:
-                results = classifier.classify_batch([a["text"] for a in appeals])
-                for appeal, result in zip(appeals, results, strict=True):
-                    metrics.CLASSIFIED.labels(result.category, str(result.urgent).lower()).inc()
-                    if result.confidence < settings.triage_confidence:
-                        await _to_triage(outbox, pending, appeal, result)
+                    except InvalidEvent as exc:
+                        await outbox.dead_letter(event, stage=STAGE, reason=exc.reason,
+                                                 detail=exc.detail)
                         continue
-                    decision = router.route(route_input(appeal, result.category))
-                    record = routed_record(appeal, decision, result.category, result.urgent,
-                                           result.confidence, result.model_version)
-                    await outbox.send_record(t.ROUTED, appeal["appeal_id"], record)
-                    metrics.ROUTED.labels(result.category, decision.level).inc()
-            await outbox.flush()
-            metrics.BATCH_SIZE.labels(STAGE).observe(len(events))
+                    appeals.append(data)
+                if appeals:
+                    results = classifier.classify_batch([a["text"] for a in appeals])
+                    for appeal, result in zip(appeals, results, strict=True):
+                        metrics.CLASSIFIED.labels(result.category, str(result.urgent).lower()).inc()
+                        if result.confidence < settings.triage_confidence:
+                            await _to_triage(outbox, pending, appeal, result)
+                            continue
+                        decision = router.route(route_input(appeal, result.category))
+                        record = routed_record(appeal, decision, result.category, result.urgent,
+                                               result.confidence, result.model_version)
+                        await outbox.send_record(t.ROUTED, appeal["appeal_id"], record)
+                        metrics.ROUTED.labels(result.category, decision.level).inc()
+                await outbox.flush()
+                metrics.BATCH_SIZE.labels(STAGE).observe(len(events))
 
     return route
 

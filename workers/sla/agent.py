@@ -25,19 +25,21 @@ import redis.exceptions
 from monitoring import metrics
 from schemas.records import SlaAlert, SlaTick
 from streams import topics as t
-from workers.aggregates.partials import PartitionAggregates, publish
-from workers.runtime import WorkerContext
-from workers.sla import timers
+from workers.aggregates.partials import PartitionAggregates, oldest_kept_day, publish
+from workers.runtime import WorkerContext, crash_on_error
+from workers.sla import recompute, timers
 from workers.sla.deadline_service import DeadlineService
 from workers.sla.engine import (
+    OPEN_STATUSES,
     Effects,
     SlaRules,
     State,
     apply_lifecycle,
     apply_tick,
-    contributions,
+    keyed_contributions,
     local_day,
     new_state,
+    subjects,
 )
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,7 @@ STAGE = "sla"
 SEVERITY = {"warning": "warning", "breach": "critical", "escalation": "page"}
 MAX_PENDING = 32
 READ_MODEL_TTL = 90 * 86400
+READ_MODEL_CHUNK = 2000
 
 
 class SlaRuntime:
@@ -90,10 +93,11 @@ class SlaRuntime:
             agg = fresh.get(state.get("p", -1)) if isinstance(state, dict) else None
             if agg is None or "id" not in state:
                 continue
-            agg.counters.update(contributions(state))
+            agg.counters.update(keyed_contributions(state))
             if state.get("answered") is not None:
-                agg.add_response(state["auth"], local_day(state["answered"], state["tz"]),
-                                 max(0.0, state["answered"] - state["recv"]))
+                day = local_day(state["answered"], state["tz"])
+                for subject in subjects(state):
+                    agg.add_response(subject, day, max(0.0, state["answered"] - state["recv"]))
         self.aggregates = fresh
         self.index_dirty |= assigned
         self.needs_rebuild = False
@@ -134,53 +138,76 @@ def install(app: faust.App, ctx: WorkerContext, router: Any) -> SlaRuntime:
     @app.agent(source, name="sla")
     async def sla(stream: faust.StreamT) -> None:
         async for events in stream.take_events(settings.batch_size, settings.batch_linger):
-            if rt.needs_rebuild:
-                rt.rebuild_aggregates()
-            outbox = ctx.outbox()
-            now = time.time()
-            changed: dict[bytes, State] = {}
-            schedule: dict[int, tuple[list[Any], list[Any]]] = {}
-            for event in events:
-                msg = event.message
-                key = msg.key if isinstance(msg.key, bytes) else None
-                try:
-                    data = orjson.loads(msg.value)
-                except (orjson.JSONDecodeError, TypeError):
-                    await outbox.dead_letter(event, stage=STAGE, reason="not_json")
-                    continue
-                if key is None or not isinstance(data, dict):
-                    await outbox.dead_letter(event, stage=STAGE, reason="no_key")
-                    continue
-                state = changed.get(key)
-                if state is None:
-                    state = rt.table.get(key)
-                try:
-                    if msg.topic == lifecycle_topic:
-                        new, effects = _on_lifecycle(rt, state, data)
-                    elif msg.topic == ticks_topic:
-                        new, effects = _on_tick(rt, state, data)
-                    else:
-                        new, effects = _on_routed(rt, state, data, msg.partition)
-                except (KeyError, ValueError, TypeError) as exc:
-                    log.warning("SLA: cannot apply %s[%d]@%d: %s", msg.topic, msg.partition,
-                                msg.offset, type(exc).__name__)
-                    await outbox.dead_letter(event, stage=STAGE, reason="unprocessable",
-                                             detail=f"{type(exc).__name__}: {exc}"[:300])
-                    continue
-                if new is None:
-                    continue
-                changed[key] = new
-                if "id" not in new:  # still only pending events
-                    continue
-                await _emit(rt, outbox, new, effects, now)
-                add, remove = schedule.setdefault(new["p"], ([], []))
-                add.extend(effects.timers)
-                remove.extend(effects.cancel)
-            await outbox.flush()
-            for key, state in changed.items():
-                rt.table[key] = state
-            await _write_redis(rt, changed, schedule)
-            metrics.BATCH_SIZE.labels(STAGE).observe(len(events))
+            with crash_on_error(STAGE):
+                if rt.needs_rebuild:
+                    rt.rebuild_aggregates()
+                outbox = ctx.outbox()
+                now = time.time()
+                changed: dict[bytes, State] = {}
+                schedule: dict[int, tuple[list[Any], list[Any]]] = {}
+                for event in events:
+                    msg = event.message
+                    key = msg.key if isinstance(msg.key, bytes) else None
+                    try:
+                        data = orjson.loads(msg.value)
+                    except (orjson.JSONDecodeError, TypeError):
+                        await outbox.dead_letter(event, stage=STAGE, reason="not_json")
+                        continue
+                    if key is None or not isinstance(data, dict):
+                        await outbox.dead_letter(event, stage=STAGE, reason="no_key")
+                        continue
+                    if msg.topic == lifecycle_topic and recompute.is_control(data):
+                        # `appeals sla recompute`: every open appeal of this partition.
+                        try:
+                            moved = recompute.recompute_partition(rt, data, msg.partition, changed)
+                        except ValueError as exc:  # a broken policy or calendar file
+                            log.error("SLA recompute refused: %s", exc)
+                            await outbox.dead_letter(event, stage=STAGE, reason="recompute_failed",
+                                                     detail=str(exc)[:300])
+                            continue
+                        for moved_key, new, effects in moved:
+                            changed[moved_key] = new
+                            await _emit(rt, outbox, new, effects, now)
+                            add, remove = schedule.setdefault(new["p"], ([], []))
+                            add.extend(effects.timers)
+                            remove.extend(effects.cancel)
+                        continue
+                    state = changed.get(key)
+                    if state is None:
+                        state = rt.table.get(key)
+                    try:
+                        if msg.topic == lifecycle_topic:
+                            new, effects = _on_lifecycle(rt, state, data)
+                        elif msg.topic == ticks_topic:
+                            new, effects = _on_tick(rt, state, data)
+                        else:
+                            new, effects = _on_routed(rt, state, data, msg.partition)
+                    except (KeyError, ValueError, TypeError) as exc:
+                        log.warning("SLA: cannot apply %s[%d]@%d: %s", msg.topic, msg.partition,
+                                    msg.offset, type(exc).__name__)
+                        await outbox.dead_letter(event, stage=STAGE, reason="unprocessable",
+                                                 detail=f"{type(exc).__name__}: {exc}"[:300])
+                        continue
+                    if new is None:
+                        continue
+                    changed[key] = new
+                    if "id" not in new:  # still only pending events
+                        continue
+                    try:
+                        await _emit(rt, outbox, new, effects, now)
+                    except Exception as exc:  # a bug must not stop every other appeal
+                        log.exception("SLA: cannot emit effects of %s[%d]@%d", msg.topic,
+                                      msg.partition, msg.offset)
+                        await outbox.dead_letter(event, stage=STAGE, reason="internal_error",
+                                                 detail=type(exc).__name__)
+                    add, remove = schedule.setdefault(new["p"], ([], []))
+                    add.extend(effects.timers)
+                    remove.extend(effects.cancel)
+                await outbox.flush()
+                for key, state in changed.items():
+                    rt.table[key] = state
+                await _write_redis(rt, changed, schedule)
+                metrics.BATCH_SIZE.labels(STAGE).observe(len(events))
 
     @app.timer(settings.sweep_interval)
     async def sweep() -> None:
@@ -204,7 +231,7 @@ def _on_routed(rt: SlaRuntime, state: State | None, data: dict[str, Any],
     metrics.LIFECYCLE.labels("routed", "applied").inc()
     for pending in (state or {}).get("pending", []):
         _merge(effects, apply_lifecycle(new, pending, rt.rules, rt.resolve_parent))
-    rt.partition_aggregates(partition).apply_delta([], contributions(new))
+    rt.partition_aggregates(partition).apply_delta([], keyed_contributions(new))
     return new, effects
 
 
@@ -226,12 +253,12 @@ def _on_lifecycle(rt: SlaRuntime, state: State | None,
         pending.append(data)
         metrics.LIFECYCLE.labels(data.get("event", "unknown"), "pending").inc()
         return {"pending": pending[-MAX_PENDING:]}, Effects(outcome="pending")
-    before = contributions(state)
+    before = keyed_contributions(state)
     effects = apply_lifecycle(state, data, rt.rules, rt.resolve_parent)
     metrics.LIFECYCLE.labels(data["event"], effects.outcome).inc()
     if effects.outcome in ("duplicate",):
         return None, effects
-    rt.partition_aggregates(state["p"]).apply_delta(before, contributions(state))
+    rt.partition_aggregates(state["p"]).apply_delta(before, keyed_contributions(state))
     return state, effects
 
 
@@ -240,11 +267,11 @@ def _on_tick(rt: SlaRuntime, state: State | None,
     tick = SlaTick.from_dict(data)
     if state is None or "id" not in state:
         return None, Effects(outcome="stale")
-    before = contributions(state)
+    before = keyed_contributions(state)
     effects = apply_tick(state, tick.kind, tick.cycle, rt.rules)
     if not effects.alerts:
         return None, effects
-    rt.partition_aggregates(state["p"]).apply_delta(before, contributions(state))
+    rt.partition_aggregates(state["p"]).apply_delta(before, keyed_contributions(state))
     return state, effects
 
 
@@ -275,8 +302,11 @@ async def _emit(rt: SlaRuntime, outbox: Any, state: State, effects: Effects, now
         seconds, on_time = effects.answered
         metrics.ANSWERED.labels(state["regime"], "true" if on_time else "false").inc()
         metrics.RESPONSE_TIME.labels(state["regime"]).observe(seconds)
-        rt.partition_aggregates(state["p"]).add_response(
-            state["auth"], local_day(state["answered"], state["tz"]), seconds)
+        if state["answered"] is not None:  # not reopened again within the same batch
+            agg = rt.partition_aggregates(state["p"])
+            day = local_day(state["answered"], state["tz"])
+            for subject in subjects(state):
+                agg.add_response(subject, day, seconds)
 
 
 def _iso(ts: float | None) -> str:
@@ -295,25 +325,38 @@ async def _write_redis(rt: SlaRuntime, changed: dict[bytes, State],
             for state in changed.values():
                 if "id" not in state:
                     continue
-                key = f"{rt.prefix}appeal:{state['id']}"
-                pipe.hset(key, mapping={
-                    "status": state["status"],
-                    "sla": _sla_status(state),
-                    "authority_id": state["auth"],
-                    "regime": state["regime"],
-                    "category": state.get("cat") or "",
-                    "registered_at": _iso(state["reg"]),
-                    "due_at": _iso(state["due"]),
-                    "answered_at": _iso(state["answered"]),
-                    "updated_at": _iso(rt.ctx.clock.now()),
-                })
-                pipe.expire(key, READ_MODEL_TTL)
+                _write_read_model(pipe, rt, state)
             await pipe.execute()
     except (redis.exceptions.RedisError, OSError):
         metrics.REDIS_ERRORS.labels("sla_index").inc()
         rt.index_dirty |= set(schedule)
         log.warning("Redis write failed; timer index of partitions %s marked for rebuild",
                     sorted(schedule))
+
+
+def _write_read_model(pipe: Any, rt: SlaRuntime, state: State) -> None:
+    """The appeal's read-model hash (and open-breach entry), queued on ``pipe``."""
+    key = f"{rt.prefix}appeal:{state['id']}"
+    pipe.hset(key, mapping={
+        "status": state["status"],
+        "sla": _sla_status(state),
+        "authority_id": state["auth"],
+        "regime": state["regime"],
+        "category": state.get("cat") or "",
+        "municipality": state.get("muni") or "",
+        "registered_at": _iso(state["reg"]),
+        "due_at": _iso(state["due"]),
+        "answered_at": _iso(state["answered"]),
+        "updated_at": _iso(rt.ctx.clock.now()),
+    })
+    pipe.expire(key, READ_MODEL_TTL)
+    # Open breaches for the API, one sorted set by deadline: a redirect changes the
+    # authority, so a per-authority set would need the old one; readers filter by
+    # the appeal hash's authority_id instead. Only ever-breached states can be in it.
+    if state["status"] in OPEN_STATUSES and state.get("breached"):
+        pipe.zadd(f"{rt.prefix}breaches:open", {state["id"]: state["due"]})
+    elif state.get("bdays"):
+        pipe.zrem(f"{rt.prefix}breaches:open", state["id"])
 
 
 def _sla_status(state: State) -> str:
@@ -388,10 +431,21 @@ async def _maintain(rt: SlaRuntime) -> None:
                                          rt.rules.escalation_after)
             metrics.INDEX_REBUILDS.inc()
             log.info("SLA due-time index of partition %d rebuilt: %d timers", p, count)
+            # The index is missing after Redis lost its data (or at start-up): the read model
+            # and the published figures of this partition are derived data lost with it.
+            for i in range(0, len(states), READ_MODEL_CHUNK):
+                async with rt.ctx.redis.pipeline(transaction=False) as pipe:
+                    for state in states[i:i + READ_MODEL_CHUNK]:
+                        _write_read_model(pipe, rt, state)
+                    await pipe.execute()
+                await asyncio.sleep(0)
+            rt.partition_aggregates(p).dirty = True
             rt.index_dirty.discard(p)
             await asyncio.sleep(0)
+        oldest = oldest_kept_day(rt.ctx.clock.now())
         for p in sorted(assigned):
             agg = rt.partition_aggregates(p)
+            agg.expire(oldest)
             if agg.dirty:
                 await publish(rt.ctx.redis, rt.prefix, p, agg)
         sizes = 0
@@ -412,6 +466,8 @@ def _refresh_gauges(rt: SlaRuntime, assigned: set[int]) -> None:
     overdue_by: dict[str, int] = {}
     for p in assigned:
         for (auth, _day, counter), n in rt.partition_aggregates(p).counters.items():
+            if ":" in auth:  # second keys (muni:, cat:) are not authorities
+                continue
             if counter == "open":
                 open_by[auth] = open_by.get(auth, 0) + n
             elif counter == "open_overdue":

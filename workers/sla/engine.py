@@ -57,6 +57,7 @@ class Effects:
     timers: list[Timer] = field(default_factory=list)
     cancel: list[Timer] = field(default_factory=list)
     answered: tuple[float, bool] | None = None  # (response seconds, on time)
+    deadline: tuple[float, float] | None = None  # (old due, new due) after a recompute
     outcome: str = "applied"
 
 
@@ -102,6 +103,9 @@ def new_state(
         "parent": routed.get("parent_authority_id"),
         "cat": routed.get("category"),
         "sub": routed.get("subcategory"),
+        # Where the problem is (a municipality id of the routing rules), kept across redirects:
+        # the per-municipality figures answer "how are appeals from this place handled".
+        "muni": routed.get("municipality"),
         "urgent": bool(routed.get("urgent")),
         "reg": registered_ts,
         "recv": registered_ts,  # when the current authority received it (redirect restarts)
@@ -119,6 +123,7 @@ def new_state(
         "bdays": [],  # local days of every breach (kept when a later extension cures it)
         "edays": [],
         "events": [],
+        "adj": [],  # extensions and pauses of the current period, replayed by recompute
     }
     effects = Effects()
     _start_period(state, registered_ts, rules, effects)
@@ -129,6 +134,7 @@ def _start_period(state: State, start_ts: float, rules: SlaRules, effects: Effec
     due = rules.due(state["regime"], start_ts, state["tz"], state["urgent"], state["auth"],
                     state["cat"], state["sub"], state["region"])
     state["start"] = start_ts
+    state["adj"] = []
     _set_deadline(state, due, rules, effects)
 
 
@@ -215,6 +221,7 @@ def _extended(state: State, event: dict[str, Any], at: float, rules: SlaRules,
         effects.outcome = "rejected"
         return
     state["ext"] += 1
+    state.setdefault("adj", []).append(["e", int(days)])
     _set_deadline(state, due, rules, effects)
 
 
@@ -256,6 +263,7 @@ def _resume(state: State, at: float, rules: SlaRules, effects: Effects) -> None:
     state["paused"] = None
     # A pause that began after the deadline cannot cure the breach (see deadlines.pause_shift).
     shift = max(0.0, at - paused_from) if paused_from < state["due"] else 0.0
+    state.setdefault("adj", []).append(["p", paused_from, at])
     start = state["start"]
     state["start"] = start + shift
     _set_deadline(state, state["due"] + shift, rules, effects)
@@ -292,6 +300,85 @@ _HANDLERS: dict[str, Callable[..., None]] = {
     "closed": _closed,
     "reopened": _reopened,
 }
+
+
+def replay_deadline(state: State, rules: SlaRules) -> tuple[float, float]:
+    """(due, warn) of the current period from its start and adjustments, with today's rules.
+
+    The same arithmetic as the incremental transitions (``_start_period``, ``_extended``,
+    ``_resume``), so with unchanged calendar and policies it gives back the stored deadline.
+    Raises ValueError when an extension is no longer allowed by the (changed) policy.
+    """
+    start = state["start"]
+    share = rules.warning_share
+    due = rules.due(state["regime"], start, state["tz"], state["urgent"], state["auth"],
+                    state["cat"], state["sub"], state["region"])
+    warn = start + (due - start) * share
+    for adj in state.get("adj", []):
+        if adj[0] == "e":
+            due = rules.extend(state["regime"], due, int(adj[1]), state["tz"], state["auth"],
+                               state["cat"], state["sub"], state["region"])
+            warn = start + (due - start) * share
+        elif adj[0] == "p":
+            paused_from, resumed_at = float(adj[1]), float(adj[2])
+            shift = max(0.0, resumed_at - paused_from) if paused_from < due else 0.0
+            due += shift
+            warn = start + shift + (due - shift - start) * share
+    return due, warn
+
+
+def recompute(state: State, rules: SlaRules, now: float) -> Effects:
+    """Recompute an open appeal's deadline after a calendar or policy change.
+
+    Nothing changes (outcome ``unchanged``) when the due moment is the same, so a repeated or
+    replayed recompute request is harmless. Otherwise the cycle is bumped (ticks of the old
+    deadline become stale), the new timers come back as effects, and ``effects.deadline``
+    carries (old, new). An alert already sent whose moment has passed under the new deadline
+    too is carried into the new cycle rather than sent again: the supervisor already knows.
+    A breach whose new deadline lies ahead is cured (like an extension cures it); the breach
+    stays in the appeal's history (``bdays``).
+    """
+    effects = Effects()
+    if state["status"] not in OPEN_STATUSES:
+        effects.outcome = "not_open"
+        return effects
+    try:
+        due, warn = replay_deadline(state, rules)
+    except ValueError:
+        effects.outcome = "rejected"
+        return effects
+    old_due, old_cycle = state["due"], state["cycle"]
+    if abs(due - old_due) < 0.5:
+        effects.outcome = "unchanged"
+        return effects
+    fired = {lvl for lvl in ("warning", "breach", "escalation")
+             if f"{lvl}:{old_cycle}" in state["alerts"]}
+    effects.cancel.extend(_timers(state, old_cycle))
+    effects.cancel.append(Timer(state["id"], "escalation", 0.0, old_cycle))
+    cycle = old_cycle + 1
+    state.update(cycle=cycle, due=due, warn=warn, breached=None)
+    escalated, state["escalated"] = state["escalated"], None
+    carried = set()
+    if "warning" in fired and warn <= now:
+        carried.add("warning")
+    if "breach" in fired and due <= now:
+        carried.add("breach")
+        state["breached"] = due
+        if "escalation" in fired and due + rules.escalation_after <= now:
+            carried.add("escalation")
+            state["escalated"] = escalated
+    state["alerts"].extend(f"{lvl}:{cycle}" for lvl in sorted(carried))
+    if state["status"] == "running":
+        if "warning" not in carried:
+            effects.timers.append(Timer(state["id"], "warning", warn, cycle))
+        if "breach" not in carried:
+            effects.timers.append(Timer(state["id"], "breach", due, cycle))
+        elif "escalation" not in carried:
+            effects.timers.append(
+                Timer(state["id"], "escalation", due + rules.escalation_after, cycle))
+    effects.deadline = (old_due, due)
+    effects.outcome = "recomputed"
+    return effects
 
 
 def apply_tick(state: State, kind: str, cycle: int, rules: SlaRules) -> Effects:
@@ -359,3 +446,30 @@ def contributions(state: State) -> list[tuple[str, str, str]]:
     out.extend((auth, day, "breaches") for day in state["bdays"])
     out.extend((auth, day, "escalations") for day in state["edays"])
     return out
+
+
+def subjects(state: State) -> list[str]:
+    """Every key this appeal's figures are counted under: its authority, then second keys.
+
+    Second keys carry a prefix (``muni:``, ``cat:``) so they can never collide with an
+    authority id; states written before municipalities were recorded simply lack that key.
+    """
+    out = [state["auth"]]
+    muni = state.get("muni")
+    if muni:
+        out.append(f"muni:{muni}")
+    cat = state.get("cat")
+    if cat:
+        out.append(f"cat:{cat}")
+    return out
+
+
+def keyed_contributions(state: State) -> list[tuple[str, str, str]]:
+    """:func:`contributions` repeated under every subject of :func:`subjects`.
+
+    Still a pure function of the state, so the delta maintenance and the rebuild after
+    recovery stay exact for the second keys too.
+    """
+    base = contributions(state)
+    extra = subjects(state)[1:]
+    return base + [(subject, day, counter) for subject in extra for _a, day, counter in base]

@@ -75,11 +75,14 @@ async def rebuild(redis: Any, prefix: str, partition: int, states: Iterable[Stat
     if batch:
         await redis.zadd(tmp, batch)
         total += len(batch)
+    # Merge rather than replace: the agent keeps writing the live index while this rebuild
+    # awaits Redis, and a timer it added meanwhile (for a state already read here) would be
+    # lost by a RENAME. Members the agent removed meanwhile may come back from the snapshot;
+    # they fire as stale ticks (old cycle or closed appeal), which change nothing.
     async with redis.pipeline(transaction=True) as pipe:
         if total:
-            pipe.rename(tmp, key)
-        else:
-            pipe.delete(key)
+            pipe.zunionstore(key, [key, tmp], aggregate="MIN")
+        pipe.delete(tmp)
         pipe.set(ready_key(prefix, partition), "1")
         await pipe.execute()
     return total

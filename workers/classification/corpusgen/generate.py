@@ -119,6 +119,9 @@ def make_example(category: str, bank: ModuleType, style: str, rng: random.Random
     """One synthetic appeal in ``style`` for ``category`` drawn from ``bank``."""
     problems = bank.PROBLEMS[category]
     text, urgent = rng.choice(problems)
+    # Template id (bank, category, phrasing index): lets training cross-validate by phrasing
+    # (group k-fold) so the urgency threshold is chosen on *unseen* phrasings.
+    tpl = f"{bank.__name__.rsplit('.', 1)[-1]}:{category}:{problems.index((text, urgent))}"
     if rng.random() < 0.2:
         text2, urgent2 = rng.choice(problems)
         if text2 != text:
@@ -147,18 +150,22 @@ def make_example(category: str, bank: ModuleType, style: str, rng: random.Random
             out = out.lower()
     else:
         out = add_typos(out, 0.01, rng)
-    return {"text": out, "category": category, "urgent": bool(urgent), "style": style}
+    return {"text": out, "category": category, "urgent": bool(urgent), "style": style,
+            "tpl": tpl}
 
 
 def read_handwritten(path: Path) -> list[dict[str, object]]:
-    """Hand-written lines: ``category<TAB>urgent(0/1)<TAB>style<TAB>text``; ``#`` = comment."""
+    """Hand-written lines: ``category<TAB>urgent(0/1)<TAB>style<TAB>text``; ``#`` = comment.
+
+    Each hand-written line is its own phrasing, so its template id is file + line number.
+    """
     rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip() or line.startswith("#"):
             continue
         cat, urg, style, text = line.split("\t", 3)
         rows.append({"text": text.strip(), "category": cat, "urgent": urg == "1",
-                     "style": f"{style}/handwritten"})
+                     "style": f"{style}/handwritten", "tpl": f"{path.stem}:{n}"})
     return rows
 
 
@@ -190,6 +197,7 @@ def build(seed: int = SEED, train_per_category: int = 220,
     rng = random.Random(seed)
     train = generate(bank_a, train_per_category, rng, STREETS_A, CITIES_A, FILLERS_A)
     train += read_handwritten(CORPUS_DIR / "handwritten_train.tsv")
+    train += read_handwritten(CORPUS_DIR / "handwritten_hard_train.tsv")
     test = generate(bank_b, test_per_category, random.Random(seed + 1), STREETS_B, CITIES_B,
                     FILLERS_B)
     test += read_handwritten(CORPUS_DIR / "handwritten_test.tsv")
@@ -207,11 +215,20 @@ def write_jsonl(rows: Sequence[dict[str, object]], path: Path) -> None:
             fh.write(orjson.dumps(r) + b"\n")
 
 
+#: Small hand-written held-out check sets: source TSV -> JSONL (never trained on: ``test*``).
+FRESH_SETS = {"fresh_check.tsv": "test_fresh.jsonl", "fresh_check2.tsv": "test_fresh2.jsonl"}
+
+
 def main() -> None:
-    """Regenerate both splits in ``corpus/``."""
+    """Regenerate both splits and the fresh check sets in ``corpus/``."""
     train, test = build()
     write_jsonl(train, CORPUS_DIR / "train.jsonl")
     write_jsonl(test, CORPUS_DIR / "test.jsonl")
+    for src, dst in FRESH_SETS.items():
+        rows = read_handwritten(CORPUS_DIR / src)
+        for r in rows:
+            del r["tpl"]
+        write_jsonl(rows, CORPUS_DIR / dst)
     print(f"train: {len(train)} lines, test: {len(test)} lines -> {CORPUS_DIR}")
 
 

@@ -1,0 +1,82 @@
+"""Personal data never reaches the logs while the gateway handles the sample appeals."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+import pytest
+
+from schemas.records import CHANNELS
+from streams.settings import Settings
+from tests.intake.conftest import load_samples
+from tests.intake.gateway_support import TOKENS, auth, gateway_client
+from workers.intake.core import intake_from_dict
+
+pytestmark = pytest.mark.integration
+
+
+def _personal_data() -> set[str]:
+    """Names, phones (as typed and E.164), e-mails and addresses of every sample appeal."""
+    found: set[str] = set()
+    for channel in (*CHANNELS, "canonical"):
+        for sample in load_samples(channel):
+            appeal = intake_from_dict(sample)
+            if appeal.author:
+                for value in (appeal.author.name, appeal.author.phone, appeal.author.email,
+                              appeal.author.handle):
+                    if value and len(value) > 3:
+                        found.add(value)
+            if appeal.address:
+                found.add(appeal.address)
+            for raw in _strings(sample):  # as typed, before normalisation
+                if "@" in raw or raw.startswith(("+7", "8 ", "8-", "8(")):
+                    found.add(raw)
+    found.add("Тестова Яна")
+    return found
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def test_no_personal_data_in_logs(intake_settings: Settings, caplog: Any) -> None:
+    samples = {ch: load_samples(ch) for ch in (*CHANNELS, "canonical")}
+
+    async def go() -> None:
+        async with gateway_client(intake_settings) as c:
+            for items in samples.values():
+                for item in items:  # one by one, with and without idempotency keys
+                    r = await c.post("/v1/appeals", json=item, headers=auth())
+                    assert r.status == 202, await r.text()
+                r = await c.post("/v1/appeals", json=items,
+                                 headers={**auth(), "Idempotency-Key": "priv-batch"})
+                assert r.status == 202
+            # invalid ones: the errors must not echo personal data into the logs either
+            bad = [{**s, "region": "Алтай"} for s in samples["canonical"]]
+            r = await c.post("/v1/appeals", data=json.dumps(bad), headers=auth())
+            assert r.status == 400
+            for item in samples["pos"]:
+                broken = {**item, "author": {"phone": item["author"].get("phone"), "x": 1}}
+                await c.post("/v1/appeals", json=broken, headers=auth())
+            r = await c.post("/open311/v2/requests.json?email=ya.test@example.ru", data={
+                "api_key": TOKENS["city-app"], "service_code": "roads",
+                "address_string": "г. Барнаул, ул. Вымышленная, 17", "description": "Яма",
+                "first_name": "Яна", "last_name": "Тестова", "phone": "+79130008801"})
+            assert r.status == 201
+
+    with caplog.at_level(logging.DEBUG):
+        asyncio.run(go())
+    text = caplog.text
+    assert "appeal_id=" in text  # the logs do say what happened
+    leaks = sorted(pd for pd in _personal_data() if pd in text)
+    assert leaks == []
+    assert "ya.test@example.ru" not in text

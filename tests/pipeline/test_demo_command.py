@@ -1,0 +1,43 @@
+"""`appeals demo --duration 60`: the newcomer's first command exits 0 and shows every stage.
+
+Runs the real command as a user would (a child process), on its own embedded broker and Redis,
+and reads its final summary.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def test_demo_runs_every_stage_and_exits_zero(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "workers.cli", "demo", "--duration", "60", "--quiet",
+         "--metrics-port", "0", "--log-dir", str(tmp_path / "demo")],
+        capture_output=True, text=True, timeout=400,
+    )
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert "=== final summary ===" in out, out
+
+    def figure(label: str) -> int:
+        match = re.search(rf"^\s+{re.escape(label)}\s+(\d+)\s*$", out, re.MULTILINE)
+        assert match, f"no {label!r} line in:\n{out}"
+        return int(match.group(1))
+
+    sent = figure("appeals sent")
+    assert sent > 1000
+    assert figure("registered") == sent
+    assert figure("routed") + figure("sent to triage") == sent
+    assert figure("lifecycle events sent") > 0
+    assert figure("SLA warnings") > 0
+    assert figure("SLA breaches") > 0
+    assert figure("dead letters") == figure("malformed sent") > 0
+    assert "per authority" in out
+    assert "Traceback" not in (tmp_path / "demo" / "worker-1.log").read_text()

@@ -1,0 +1,382 @@
+"""End to end on the real broker and a real Redis, with the SLA clock compressed.
+
+A worker subprocess (the same ``appeals worker`` an operator runs) gets ~100 appeals through
+intake, classification and routing. Each routed appeal is given a fate, and its lifecycle
+events are published when the SLA clock reaches their moments, as an authority would. The
+expected deadlines are computed here with :mod:`workers.deadlines` from the routed record (not
+with the SLA engine), and the alerts topic must show warnings, breaches and escalations for
+exactly the right appeals, once each; the read model must say ``met`` for the on-time ones.
+
+Midway, Redis is flushed (FLUSHALL): the timer index, read model and dedupe markers are gone.
+Later breaches and escalations must still fire (the index is rebuilt from the table) and the
+read model of appeals answered before the flush must come back.
+
+The Redis server is the test's own (a real ``redis-server`` on a free port), so FLUSHALL
+cannot touch data of other tests sharing the session's server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import heapq
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+import pytest
+import redis
+
+from streams import topics as t
+from streams.clock import SlaClock
+from streams.devstack import Broker, RedisServer, start_redis
+from streams.testing import WorkerProcess, isolated_settings
+from workers.deadlines.compute import answer_due, extend
+from workers.deadlines.policies import PolicyBook
+from workers.demo.generator import Generator
+from workers.geo.regions import region_timezone
+
+pytestmark = pytest.mark.integration
+
+DAY = 86400.0
+SCALE = 72_000.0  # one SLA day = 1.2 wall seconds
+ESCALATION = 3 * DAY
+WARNING_SHARE = 0.75
+N_APPEALS = 100
+LOG_DIR = Path("var/test-logs")
+GROUPS = ("on_time", "warned", "late", "breach_closed", "escalated", "extended", "paused",
+          "redirected")
+REDIRECT_TARGETS = ("22-mintrans", "22-minzdrav")
+# Wall seconds a timer may fire after its moment: the 1 s target plus the Redis rebuild
+# window (index gone until the next maintenance pass, every 2 s).
+MAX_WALL_LAG = 5.0
+
+
+@dataclass
+class Expected:
+    appeal_id: str
+    group: str
+    regime: str
+    authority: str
+    parent: str
+    registered: float
+    due: float
+    warn: float
+    alerts: set[str] = field(default_factory=set)
+    final: str = ""
+    notify: dict[str, str] = field(default_factory=dict)
+    alert_authority: str = ""
+    alert_due: float = 0.0
+    last_moment: float = 0.0
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    server = start_redis(log_dir=LOG_DIR)
+    yield server
+    server.stop()
+
+
+def _iso(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="milliseconds")
+
+
+def _iso_s(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds")
+
+
+class Planner:
+    """Fates → lifecycle events and the alerts they must (and must not) cause."""
+
+    def __init__(self) -> None:
+        self.book = PolicyBook.load()
+        self.events: list[tuple[float, int, str, bytes]] = []
+        self.seq = 0
+
+    def due(self, regime: str, start: float, tz: str, authority: str, routed: dict[str, Any],
+            ) -> tuple[float, Any]:
+        policy = self.book.resolve(regime, region=routed["region"], authority=authority,
+                                   category=routed["category"],
+                                   subcategory=routed.get("subcategory"))
+        start_dt = dt.datetime.fromtimestamp(start, dt.UTC)
+        due = answer_due(regime, start_dt, tz, policy, urgent=bool(routed["urgent"]))
+        return due.timestamp(), policy
+
+    def add(self, exp: Expected, at: float, event: str, **extra: Any) -> None:
+        self.seq += 1
+        payload = {"schema_version": 1, "event_id": f"{exp.appeal_id}:e2e:{self.seq}",
+                   "appeal_id": exp.appeal_id, "event": event, "at": _iso(at), **extra}
+        heapq.heappush(self.events, (at, self.seq, exp.appeal_id, orjson.dumps(payload)))
+        exp.last_moment = max(exp.last_moment, at)
+
+    def plan(self, routed: dict[str, Any], group: str) -> Expected:
+        regime = routed["regime"]
+        tz = region_timezone(routed["region"])
+        reg = dt.datetime.fromisoformat(routed["registered_at"]).timestamp()
+        auth = routed["authority_id"]
+        due, policy = self.due(regime, reg, tz, auth, routed)
+        period = due - reg
+        exp = Expected(routed["appeal_id"], group, regime, auth,
+                       routed.get("parent_authority_id") or auth, reg, due,
+                       reg + period * WARNING_SHARE, alert_authority=auth, alert_due=due)
+        exp.last_moment = due
+        if group == "on_time":
+            self.add(exp, reg + 0.4 * period, "answered")
+            exp.final = "met"
+        elif group == "warned":
+            self.add(exp, exp.warn + 0.5 * (due - exp.warn), "answered")
+            exp.alerts = {"warning"}
+            exp.final = "met"
+        elif group == "late":
+            self.add(exp, due + 0.4 * ESCALATION, "answered")
+            exp.alerts = {"warning", "breach"}
+            exp.final = "breached_late"
+        elif group == "breach_closed":
+            self.add(exp, due + 0.5 * ESCALATION, "closed")
+            exp.alerts = {"warning", "breach"}
+            exp.final = "closed"
+        elif group == "escalated":
+            exp.alerts = {"warning", "breach", "escalation"}
+            exp.final = "breached"
+            exp.last_moment = due + ESCALATION
+        elif group == "extended":
+            self.add(exp, reg + 0.5 * period, "extended", extension_days=30,
+                     reason="нужна экспертиза")
+            new_due = extend(dt.datetime.fromtimestamp(due, ZoneInfo(tz)), 30,
+                             policy).timestamp()
+            assert new_due > due
+            answer_at = due + 0.2 * period  # after the old deadline, long before the new warning
+            assert answer_at < reg + (new_due - reg) * WARNING_SHARE
+            self.add(exp, answer_at, "answered")
+            exp.alert_due = new_due
+            exp.final = "met"
+        elif group == "paused":
+            pause = 0.2 * period
+            self.add(exp, reg + 0.3 * period, "paused", reason="запрошены сведения")
+            self.add(exp, reg + 0.3 * period + pause, "resumed")
+            self.add(exp, due + 0.1 * period, "answered")  # late without the pause, not with it
+            exp.alerts = {"warning"}  # the warning moved by the pause too, to 95 %
+            exp.alert_due = due + pause
+            exp.warn += pause
+            exp.final = "met"
+        elif group == "redirected":
+            target = next(a for a in REDIRECT_TARGETS if a != auth)
+            at = reg + 0.3 * period
+            self.add(exp, at, "redirected", to_authority_id=target, reason="не по компетенции")
+            new_due, _ = self.due(regime, at, tz, target, routed)
+            self.add(exp, new_due + 0.5 * ESCALATION, "closed")
+            exp.alerts = {"warning", "breach"}
+            exp.alert_authority = target
+            exp.alert_due = new_due
+            exp.warn = at + (new_due - at) * WARNING_SHARE
+            exp.final = "closed"
+        return exp
+
+
+@dataclass
+class Seen:
+    routed: dict[str, dict[str, Any]] = field(default_factory=dict)
+    triaged: set[str] = field(default_factory=set)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    alert_values: list[bytes] = field(default_factory=list)
+    deadletters: list[dict[str, Any]] = field(default_factory=list)
+
+
+async def _watch(consumer: Any, settings: Any, seen: Seen) -> None:
+    names = {t.topic_name(settings, b): b for b in (t.ROUTED, t.TRIAGE, t.SLA_ALERTS,
+                                                     t.DEADLETTER)}
+    while True:
+        batches = await consumer.getmany(timeout_ms=200, max_records=2000)
+        for tp, records in batches.items():
+            base = names[tp.topic]
+            for rec in records:
+                value = orjson.loads(rec.value)
+                if base == t.ROUTED:
+                    seen.routed[value["appeal_id"]] = value
+                elif base == t.TRIAGE:
+                    seen.triaged.add(value["appeal_id"])
+                elif base == t.SLA_ALERTS:
+                    seen.alerts.append(value)
+                    seen.alert_values.append(rec.value)
+                else:
+                    seen.deadletters.append(value)
+
+
+async def _until(predicate: Any, timeout: float, what: str, worker: WorkerProcess) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if not worker.alive:
+            raise AssertionError(f"worker exited; log:\n{worker.log_text()[-4000:]}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+async def _scenario(broker: Broker, own_redis: RedisServer, tmp_path: Path) -> dict[str, Any]:
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    settings = isolated_settings(
+        broker.url, own_redis.url, partitions=4, time_scale=SCALE, clock_epoch=time.time(),
+        escalation_after=ESCALATION, warning_share=WARNING_SHARE, sweep_interval=0.1,
+        log_level="info",
+    )
+    t.ensure_topics(settings)
+    clock = SlaClock(settings.time_scale, settings.clock_epoch)
+    log_path = LOG_DIR / f"sla-e2e-{settings.app_id}.log"  # kept after the run
+    worker = WorkerProcess(settings, log_path).start()
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
+                                linger_ms=5)
+    await producer.start()
+    consumer = AIOKafkaConsumer(
+        *(t.topic_name(settings, b) for b in (t.ROUTED, t.TRIAGE, t.SLA_ALERTS, t.DEADLETTER)),
+        bootstrap_servers=settings.kafka_bootstrap, auto_offset_reset="earliest",
+        enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    seen = Seen()
+    watcher = asyncio.create_task(_watch(consumer, settings, seen))
+    rds = redis.Redis.from_url(own_redis.url)
+    try:
+        gen = Generator(seed=55, malformed_share=0.0, run_id=f"e2e-{settings.app_id}")
+        # 1. A probe: the worker has joined the group and the whole pipeline is up.
+        probe = gen.appeal(clock.now(), channel="pos")
+        await producer.send_and_wait(t.topic_name(settings, t.intake_topic("pos")), probe.value)
+        await _until(lambda: probe.appeal_id in seen.routed or probe.appeal_id in seen.triaged,
+                     120, "the probe appeal to be routed", worker)
+        # 2. The appeals, half 59-FZ (calendar days), half ПОС (working days).
+        appeals = [gen.appeal(clock.now(), channel="fz59" if i % 2 == 0 else "pos")
+                   for i in range(N_APPEALS)]
+        for a in appeals:
+            await producer.send(t.topic_name(settings, t.intake_topic(a.channel)), a.value)
+        await producer.flush()
+        ids = {a.appeal_id for a in appeals}
+        await _until(lambda: ids <= set(seen.routed) | seen.triaged, 60,
+                     "every appeal to be routed", worker)
+        # 3. Fates, expectations and the lifecycle plan.
+        planner = Planner()
+        expected: dict[str, Expected] = {}
+        counters: Counter[str] = Counter()
+        for a in appeals:
+            if a.appeal_id in seen.triaged:
+                continue
+            routed = seen.routed[a.appeal_id]
+            groups = GROUPS if routed["regime"] == "fz59" else tuple(
+                g for g in GROUPS if g != "extended")  # ПОС allows no extension
+            group = groups[counters[routed["regime"]] % len(groups)]
+            counters[routed["regime"]] += 1
+            expected[a.appeal_id] = planner.plan(routed, group)
+        end = max(e.last_moment for e in expected.values())
+        flush_at = min(e.registered for e in expected.values()) + 0.45 * (
+            end - min(e.registered for e in expected.values()))
+        # 4. Play the authorities' part on the SLA clock; flush Redis midway.
+        lifecycle = t.topic_name(settings, t.LIFECYCLE)
+        flushed_at_sla = 0.0
+        events = planner.events
+        while clock.now() < end + 0.6 * DAY:
+            if not worker.alive:
+                raise AssertionError(f"worker exited; log:\n{worker.log_text()[-4000:]}")
+            now = clock.now()
+            while events and events[0][0] <= now:
+                _, _, key, value = heapq.heappop(events)
+                await producer.send(lifecycle, value, key=key.encode())
+            if not flushed_at_sla and now >= flush_at:
+                rds.flushall()
+                flushed_at_sla = now
+            await asyncio.sleep(0.02)
+        await producer.flush()
+        # Let the last timers fire and the alerts arrive.
+        await asyncio.sleep(2.0)
+        wanted = sum(len(e.alerts) for e in expected.values())
+        await _until(lambda: len([x for x in seen.alerts if x["appeal_id"] in expected])
+                     >= wanted, 15, f"{wanted} alerts", worker)
+        await asyncio.sleep(1.0)
+        prefix = f"{settings.app_id}:"
+        read_model = {aid: {k.decode(): v.decode() for k, v in
+                            rds.hgetall(f"{prefix}appeal:{aid}").items()} for aid in expected}
+        return {"expected": expected, "seen": seen, "read_model": read_model,
+                "flushed_at": flushed_at_sla, "personal": [p for a in appeals for p in a.personal],
+                "worker_log": worker.log_text(), "triaged": len(seen.triaged & ids),
+                "rebuilt": rds.exists(f"{prefix}sla:ready:0")}
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+        await consumer.stop()
+        await producer.stop()
+        worker.stop()
+        rds.close()
+
+
+def test_sla_end_to_end_with_redis_flush(broker: Broker, own_redis: RedisServer,
+                                        tmp_path: Path) -> None:
+    started = time.monotonic()
+    out = asyncio.run(_scenario(broker, own_redis, tmp_path))
+    expected: dict[str, Expected] = out["expected"]
+    seen: Seen = out["seen"]
+    assert len(expected) >= 0.9 * N_APPEALS, f"only {len(expected)} routed ({out['triaged']} " \
+        "went to triage)"
+    alerts = [a for a in seen.alerts if a["appeal_id"] in expected]
+
+    # Once each: by alert id and by (appeal, level).
+    ids = Counter(a["alert_id"] for a in alerts)
+    assert [k for k, n in ids.items() if n > 1] == []
+    pairs = Counter((a["appeal_id"], a["level"]) for a in alerts)
+    assert [k for k, n in pairs.items() if n > 1] == []
+
+    # Exactly the right appeals, per level.
+    got = {(a["appeal_id"], a["level"]) for a in alerts}
+    want = {(aid, level) for aid, e in expected.items() for level in e.alerts}
+    missing = sorted((expected[a].group, lv) for a, lv in want - got)
+    extra = sorted((expected[a].group, lv) for a, lv in got - want)
+    assert not missing and not extra, f"missing {missing}; unexpected {extra}"
+    groups = Counter(e.group for e in expected.values())
+    assert all(groups[g] >= 3 for g in GROUPS), groups
+
+    scale_lag = []
+    for a in alerts:
+        e = expected[a["appeal_id"]]
+        assert a["authority_id"] == e.alert_authority, e.group
+        moment = {"warning": e.warn, "breach": e.alert_due,
+                  "escalation": e.alert_due + ESCALATION}[a["level"]]
+        assert a["due_at"] == _iso_s(moment), (e.group, a["level"])
+        if a["level"] == "escalation":
+            assert a["notify_authority_id"] == e.parent != e.authority
+        else:
+            assert a["notify_authority_id"] == e.alert_authority
+        fired = dt.datetime.fromisoformat(a["fired_at"]).timestamp()
+        scale_lag.append((fired - moment) / SCALE)
+    assert max(scale_lag) <= MAX_WALL_LAG, sorted(scale_lag)[-5:]
+    assert min(scale_lag) >= -1.0 / SCALE - 1e-9  # never before its moment (second rounding)
+
+    # Redis was flushed midway, and breaches/escalations due after it still fired.
+    flushed = out["flushed_at"]
+    assert flushed
+    after_flush = [a for a in alerts if a["level"] in ("breach", "escalation")
+                   and dt.datetime.fromisoformat(a["due_at"]).timestamp() > flushed]
+    assert len(after_flush) >= 10, len(after_flush)
+    assert out["rebuilt"]
+    assert out["worker_log"].count("due-time index of partition") >= 8  # start-up + after flush
+
+    # The read model: final SLA status of every appeal, rebuilt after the flush as well.
+    wrong = [(e.group, aid, round((e.last_moment - flushed) / DAY, 2), out["read_model"][aid])
+             for aid, e in expected.items() if out["read_model"][aid].get("sla") != e.final]
+    assert not wrong, f"read model differs (group, id, last event - flush in days, hash): {wrong}"
+    for aid, e in expected.items():
+        hash_ = out["read_model"][aid]
+        if e.final == "met":
+            assert hash_["due_at"] == _iso_s(e.alert_due), e.group
+    answered_before_flush = [aid for aid, e in expected.items()
+                             if e.final == "met" and e.last_moment < flushed]
+    assert answered_before_flush  # their hashes came back from the table, not from events
+
+    # No personal data in any alert.
+    blob = b"\n".join(seen.alert_values).decode()
+    for personal in out["personal"]:
+        assert personal not in blob
+    assert not [d for d in seen.deadletters if d.get("stage") in ("sla", "notify")]
+    assert time.monotonic() - started < 150

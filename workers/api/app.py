@@ -1,0 +1,340 @@
+"""The HTTP API and supervisor page (aiohttp), its own process: ``appeals api``.
+
+Read-only over the Redis read model, so any number of replicas can run behind a balancer and a
+restart loses nothing. Errors are JSON ``{"error": {"code", "message"}}`` with the right status
+(400 for a bad parameter, 404 for an unknown appeal/authority, 503 when Redis is away).
+Personal data: none is stored in the read model, none is returned, and the access log is off
+(appeal ids in paths are not personal, but there is no need to keep them either).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+import redis.exceptions
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from monitoring import metrics
+from schemas.records import CATEGORIES
+from streams.settings import Settings
+from workers.api import openapi, page
+from workers.api.service import RATING_WINDOWS, ApiService
+from workers.routing.model import Authority, RoutingRules
+
+log = logging.getLogger(__name__)
+
+APPEAL_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+SERVICE: web.AppKey[ApiService] = web.AppKey("service", ApiService)
+REGISTRY: web.AppKey[CollectorRegistry] = web.AppKey("registry", CollectorRegistry)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def error_response(status: int, code: str, message: str) -> web.Response:
+    return _json({"error": {"code": code, "message": message}}, status=status)
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status,
+                        content_type="application/json")
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc.status, exc.code, exc.message)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = (exc.reason or "error").lower().replace(" ", "_")
+        return error_response(exc.status, code, exc.reason or "error")
+    except (redis.exceptions.RedisError, OSError) as exc:
+        log.warning("read model unavailable: %s", type(exc).__name__)
+        return error_response(503, "unavailable", "the read model (Redis) is not reachable")
+
+
+def _window(request: web.Request) -> str:
+    window = request.query.get("window", "30d")
+    if window not in RATING_WINDOWS:
+        raise ApiError(400, "bad_window",
+                       f"window must be one of {', '.join(RATING_WINDOWS)}, not {window[:20]!r}")
+    return window
+
+
+def _region(svc: ApiService, request: web.Request) -> str:
+    region = request.query.get("region", svc.settings.default_region)
+    if region not in svc.rules.regions:
+        raise ApiError(404, "unknown_region", f"no routing rules for region {region[:20]!r}")
+    return region
+
+
+def _authority(svc: ApiService, authority_id: str) -> Authority:
+    authority = svc.authority(authority_id)
+    if authority is None:
+        raise ApiError(404, "unknown_authority", f"unknown authority {authority_id[:64]!r}")
+    return authority
+
+
+def _authority_dict(a: Authority) -> dict[str, Any]:
+    """Public description: role names of supervisors only, never their contacts."""
+    return {"id": a.id, "name": a.name, "kind": a.kind, "region": a.region_code,
+            "parent": a.parent, "municipality": a.municipality,
+            "supervisor_roles": [s.role for s in a.supervisors]}
+
+
+async def get_appeal(request: web.Request) -> web.Response:
+    svc = request.app[SERVICE]
+    appeal_id = request.match_info["appeal_id"]
+    if not APPEAL_ID.match(appeal_id):
+        raise ApiError(400, "bad_appeal_id", "appeal ids are 1-128 characters [A-Za-z0-9._:-]")
+    row = await svc.appeal(appeal_id)
+    if row is None:
+        raise ApiError(404, "unknown_appeal", f"no appeal {appeal_id!r} in the read model")
+    authority = svc.authority(row.get("authority_id", ""))
+    open_ = row.get("status") in ("running", "paused")
+    due = _parse_ts(row.get("due_at"))
+    now = svc.clock.now()
+    overdue = (now - due) if (open_ and due is not None and now > due) else None
+    history = [{"at": row[k], "event": name} for k, name in
+               (("registered_at", "registered"), ("answered_at", "answered"))
+               if row.get(k)]
+    history.sort(key=lambda h: h["at"])
+    return _json({
+        "appeal_id": appeal_id,
+        "status": row.get("status"),
+        "sla_status": row.get("sla"),
+        "regime": row.get("regime"),
+        "category": row.get("category") or None,
+        "municipality": row.get("municipality") or None,
+        "authority": {"id": row.get("authority_id"),
+                      "name": authority.name if authority else None},
+        "registered_at": row.get("registered_at") or None,
+        "due_at": row.get("due_at") or None,
+        "answered_at": row.get("answered_at") or None,
+        "updated_at": row.get("updated_at") or None,
+        "overdue_s": round(overdue, 1) if overdue is not None else None,
+        "open_breach": bool(open_ and row.get("sla") == "breached"),
+        "history": history,
+    })
+
+
+def _parse_ts(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return dt.datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        return None
+
+
+async def list_authorities(request: web.Request) -> web.Response:
+    svc = request.app[SERVICE]
+    window = _window(request)
+    region = request.query.get("region")
+    if region is not None and region not in svc.rules.regions:
+        raise ApiError(404, "unknown_region", f"no routing rules for region {region[:20]!r}")
+    snap = await svc.snapshot()
+    items = []
+    for a in svc.authorities(region):
+        item = _authority_dict(a)
+        item["figures"] = svc.figures(snap, a.id, window, a.region_code).to_dict()
+        items.append(item)
+    return _json({"window": window, "authorities": items})
+
+
+async def authority_stats(request: web.Request) -> web.Response:
+    svc = request.app[SERVICE]
+    authority = _authority(svc, request.match_info["authority_id"])
+    window = _window(request)
+    snap = await svc.snapshot()
+    entry = snap.entry(authority, window)
+    return _json(_stats(svc, snap, authority.id, window, authority.region_code,
+                        entry.to_dict() | {"name": authority.name} if entry else None))
+
+
+async def municipality_stats(request: web.Request) -> web.Response:
+    svc = request.app[SERVICE]
+    muni = request.match_info["municipality_id"]
+    region = svc.municipality_region(muni)
+    if region is None:
+        raise ApiError(404, "unknown_municipality", f"unknown municipality {muni[:64]!r}")
+    window = _window(request)
+    snap = await svc.snapshot()
+    return _json(_stats(svc, snap, f"muni:{muni}", window, region, None))
+
+
+async def category_stats(request: web.Request) -> web.Response:
+    svc = request.app[SERVICE]
+    category = request.match_info["category"]
+    if category not in CATEGORIES:
+        raise ApiError(404, "unknown_category", f"unknown category {category[:64]!r}")
+    window = _window(request)
+    snap = await svc.snapshot()
+    return _json(_stats(svc, snap, f"cat:{category}", window, None, None))
+
+
+def _stats(svc: ApiService, snap: Any, subject: str, window: str, region: str | None,
+           rating: dict[str, Any] | None) -> dict[str, Any]:
+    start, end = svc.window_bounds(snap, window, region)
+    return {"subject": subject, "window": window, "from": start, "to": end,
+            "figures": svc.figures(snap, subject, window, region).to_dict(), "rating": rating}
+
+
+async def ratings(request: web.Request) -> web.Response:
+    svc = request.app[SERVICE]
+    region = _region(svc, request)
+    window = _window(request)
+    snap = await svc.snapshot()
+    names = {a.id: a.name for a in svc.authorities(region)}
+    return _json({
+        "region": region,
+        "window": window,
+        "computed_at": _iso(snap.now_sla),
+        "min_volume": svc.policy.min_volume,
+        "entries": [e.to_dict() | {"name": names.get(e.authority_id, e.authority_id)}
+                    for e in snap.rating(region, window)],
+    })
+
+
+def _limit(request: web.Request) -> int:
+    raw = request.query.get("limit", "100")
+    try:
+        limit = int(raw)
+    except ValueError:
+        raise ApiError(400, "bad_limit", "limit must be an integer 1..1000") from None
+    if not 1 <= limit <= 1000:
+        raise ApiError(400, "bad_limit", "limit must be an integer 1..1000")
+    return limit
+
+
+async def breaches(request: web.Request) -> web.Response:
+    svc = request.app[SERVICE]
+    limit = _limit(request)
+    authority_id = request.query.get("authority")
+    if authority_id is not None:
+        wanted: list[str] | None = [_authority(svc, authority_id).id]
+    elif "region" in request.query:
+        wanted = [a.id for a in svc.authorities(_region(svc, request))]
+    else:
+        wanted = None
+    items, total = await svc.open_breaches(wanted, limit)
+    return _json({"total": total, "breaches": [b.to_dict() for b in items]})
+
+
+async def supervisor_page(request: web.Request) -> web.Response:
+    svc = request.app[SERVICE]
+    region = _region(svc, request)
+    window = _window(request)
+    snap = await svc.snapshot()
+    authorities = svc.authorities(region)
+    names = {a.id: a.name for a in authorities}
+    items, total = await svc.open_breaches([a.id for a in authorities], 50)
+    body = page.render(
+        region=region, region_name=svc.rules.regions[region].name, window=window,
+        windows=RATING_WINDOWS, computed_at=_iso(snap.now_sla),
+        min_volume=svc.policy.min_volume, entries=snap.rating(region, window), names=names,
+        breaches=items, breach_total=total,
+    )
+    return web.Response(text=body, content_type="text/html", charset="utf-8")
+
+
+async def openapi_doc(request: web.Request) -> web.Response:
+    return _json(openapi.document())
+
+
+async def healthz(request: web.Request) -> web.Response:
+    ok = await request.app[SERVICE].healthy()
+    return _json({"status": "ok" if ok else "redis_unreachable"}, status=200 if ok else 503)
+
+
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    await request.app[SERVICE].snapshot()  # a scrape sees figures at most one refresh old
+    body = generate_latest(request.app[REGISTRY])
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def _iso(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds")
+
+
+def api_registry() -> CollectorRegistry:
+    """The API's own registry: only the figures it computes.
+
+    Why not the workers' registry: the API would then export ``appeals_worker_up 0`` and
+    zeroed pipeline counters under its own instance, confusing the worker alerts.
+    """
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(metrics.ON_TIME_RATIO)
+    return registry
+
+
+def create_app(settings: Settings, redis_client: Any | None = None,
+               rules: RoutingRules | None = None) -> web.Application:
+    if rules is None:
+        from workers.routing import load_rules
+
+        rules = load_rules(settings.routing_rules or None,
+                           default_region=settings.default_region)
+    client = redis_client or aioredis.Redis.from_url(settings.redis, socket_timeout=5,
+                                                     socket_connect_timeout=5)
+    service = ApiService(settings, client, rules)
+    app = web.Application(middlewares=[errors])
+    app[SERVICE] = service
+    app[REGISTRY] = api_registry()
+    app.router.add_get("/", supervisor_page)
+    app.router.add_get("/supervisor", supervisor_page)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics_endpoint)
+    app.router.add_get("/openapi.json", openapi_doc)
+    app.router.add_get("/v1/appeals/{appeal_id}", get_appeal)
+    app.router.add_get("/v1/authorities", list_authorities)
+    app.router.add_get("/v1/authorities/{authority_id}/stats", authority_stats)
+    app.router.add_get("/v1/municipalities/{municipality_id}/stats", municipality_stats)
+    app.router.add_get("/v1/categories/{category}/stats", category_stats)
+    app.router.add_get("/v1/ratings", ratings)
+    app.router.add_get("/v1/breaches", breaches)
+    app.cleanup_ctx.append(_refresher)
+    return app
+
+
+async def _refresher(app: web.Application) -> AsyncIterator[None]:
+    """Recompute and publish ratings every APPEALS_RATING_REFRESH s, requests or not."""
+    svc = app[SERVICE]
+
+    async def loop() -> None:
+        while True:
+            try:
+                await svc.snapshot(max_age=svc.settings.rating_refresh * 0.9)
+            except (redis.exceptions.RedisError, OSError) as exc:
+                metrics.REDIS_ERRORS.labels("rating_refresh").inc()
+                log.warning("rating refresh failed: %s", type(exc).__name__)
+            await asyncio.sleep(svc.settings.rating_refresh)
+
+    task = asyncio.create_task(loop())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await svc.redis.aclose()
+
+
+def run_api(settings: Settings, host: str, port: int) -> None:
+    app = create_app(settings)
+    log.info("API and supervisor page on http://%s:%d/", host, port)
+    web.run_app(app, host=host, port=port, access_log=None, print=None)

@@ -1,0 +1,37 @@
+"""``appeals api``: the HTTP API and supervisor page as their own process."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    from workers.api.app import run_api
+    from workers.cli import _settings, setup_logging
+
+    settings = _settings()
+    if args.redis:
+        settings = settings.replace(redis=args.redis)
+    setup_logging(settings.log_level)
+    host = args.host or settings.api_host
+    port = settings.api_port if args.port is None else args.port
+    run_api(settings, host, port)
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "api",
+        help="serve the HTTP API (appeal status, figures, ratings) and the supervisor page",
+        description=(
+            "Serve the read API (/v1/appeals/{id}, /v1/authorities, /v1/authorities/{id}/stats, "
+            "/v1/ratings, /v1/breaches, /openapi.json, /healthz, /metrics) and the supervisor "
+            "page (/) from the Redis read model. Recomputes figures and ratings every "
+            "APPEALS_RATING_REFRESH seconds and publishes the ratings to Redis. Read-only: run "
+            "as many as you like."
+        ),
+    )
+    p.add_argument("--host", help="listen address (default APPEALS_API_HOST, 127.0.0.1)")
+    p.add_argument("--port", type=int, help="listen port (default APPEALS_API_PORT, 8080)")
+    p.add_argument("--redis", help="override APPEALS_REDIS (redis://host:port/db)")
+    p.set_defaults(func=cmd_api)

@@ -1,0 +1,227 @@
+"""The OpenAPI 3.1 document of the HTTP API, served at ``/openapi.json``.
+
+Written by hand (no framework generates it) and kept next to the handlers; a test checks that
+every route the application serves is documented here and every documented path is served.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workers.aggregates.rating import BREACH_PENALTY, OVERDUE_PENALTY, PRIOR_WEIGHT
+
+_NUM_OR_NULL: dict[str, Any] = {"type": ["number", "null"]}
+_WINDOW = {"name": "window", "in": "query", "required": False,
+           "schema": {"type": "string", "enum": ["1d", "7d", "30d"], "default": "30d"},
+           "description": "Rolling window of local days ending today in the region's zone."}
+
+
+def _error_response(description: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def _json(ref: str, description: str = "OK") -> dict[str, Any]:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
+
+
+RATING_DESCRIPTION = (
+    "score = 100 · S · (1 − β·B) · (1 − ω·O), where n = answered + open_overdue, "
+    f"S = (answered_on_time + M·p0)/(n + M) with M = {PRIOR_WEIGHT:g} and p0 the region's pooled "
+    f"on-time share, B = min(1, breaches/n), O = open_overdue/n, β = {BREACH_PENALTY:g}, "
+    f"ω = {OVERDUE_PENALTY:g}. Published only when n ≥ APPEALS_RATING_MIN_VOLUME. Ties share a "
+    "rank. trend = score − score of the same window ending 7 days earlier."
+)
+
+
+def document(version: str = "0.1.0") -> dict[str, Any]:
+    figures = {
+        "type": "object",
+        "required": ["received", "answered", "answered_on_time", "open", "open_overdue",
+                     "breaches", "escalations", "on_time_share"],
+        "properties": {
+            "authority_id": {"type": "string", "description": "the subject key"},
+            "received": {"type": "integer"},
+            "answered": {"type": "integer"},
+            "answered_on_time": {"type": "integer"},
+            "breaches": {"type": "integer"},
+            "escalations": {"type": "integer"},
+            "open": {"type": "integer", "description": "current, not windowed"},
+            "open_overdue": {"type": "integer", "description": "current, not windowed"},
+            "on_time_share": {**_NUM_OR_NULL,
+                              "description": "answered_on_time / (answered + open_overdue)"},
+            "median_response_s": {**_NUM_OR_NULL,
+                                  "description": "DDSketch, 1% relative accuracy"},
+            "p90_response_s": {**_NUM_OR_NULL, "description": "DDSketch, 1% relative accuracy"},
+        },
+    }
+    rating_entry = {
+        "type": "object",
+        "description": RATING_DESCRIPTION,
+        "properties": {
+            "authority_id": {"type": "string"},
+            "name": {"type": "string"},
+            "rated": {"type": "boolean"},
+            "score": _NUM_OR_NULL,
+            "rank": {"type": ["integer", "null"]},
+            "volume": {"type": "integer"},
+            "shrunk_share": _NUM_OR_NULL,
+            "breach_rate": _NUM_OR_NULL,
+            "overdue_share": _NUM_OR_NULL,
+            "previous_score": _NUM_OR_NULL,
+            "previous_rank": {"type": ["integer", "null"]},
+            "trend": _NUM_OR_NULL,
+            "rank_change": {"type": ["integer", "null"]},
+            "figures": {"$ref": "#/components/schemas/Figures"},
+        },
+    }
+    authority = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"}, "name": {"type": "string"}, "kind": {"type": "string"},
+            "region": {"type": "string"}, "parent": {"type": ["string", "null"]},
+            "municipality": {"type": ["string", "null"]},
+            "supervisor_roles": {"type": "array", "items": {"type": "string"}},
+            "figures": {"$ref": "#/components/schemas/Figures"},
+        },
+    }
+    breach = {
+        "type": "object",
+        "properties": {
+            "appeal_id": {"type": "string"}, "authority_id": {"type": "string"},
+            "category": {"type": ["string", "null"]}, "regime": {"type": "string"},
+            "municipality": {"type": ["string", "null"]},
+            "due_at": {"type": "string", "format": "date-time"},
+            "overdue_s": {"type": "number", "description": "SLA-clock seconds past the deadline"},
+            "sla_status": {"type": "string"},
+        },
+    }
+    appeal = {
+        "type": "object",
+        "description": "Status of one appeal. Carries no personal data.",
+        "properties": {
+            "appeal_id": {"type": "string"}, "status": {"type": "string"},
+            "sla_status": {"type": "string"}, "regime": {"type": "string"},
+            "category": {"type": ["string", "null"]},
+            "municipality": {"type": ["string", "null"]},
+            "authority": {"type": "object", "properties": {
+                "id": {"type": "string"}, "name": {"type": ["string", "null"]}}},
+            "registered_at": {"type": ["string", "null"]},
+            "due_at": {"type": ["string", "null"]},
+            "answered_at": {"type": ["string", "null"]},
+            "updated_at": {"type": ["string", "null"]},
+            "overdue_s": _NUM_OR_NULL,
+            "open_breach": {"type": "boolean"},
+            "history": {"type": "array", "items": {"type": "object", "properties": {
+                "at": {"type": "string"}, "event": {"type": "string"}}}},
+        },
+    }
+    stats = {
+        "type": "object",
+        "properties": {
+            "subject": {"type": "string"}, "window": {"type": "string"},
+            "from": {"type": "string", "format": "date"},
+            "to": {"type": "string", "format": "date"},
+            "figures": {"$ref": "#/components/schemas/Figures"},
+            "rating": {"oneOf": [{"$ref": "#/components/schemas/RatingEntry"},
+                                 {"type": "null"}]},
+        },
+    }
+    bad = _error_response("invalid parameter (e.g. an unknown window)")
+    missing = _error_response("unknown appeal, authority, region, municipality or category")
+    stats_get = {
+        "parameters": [_WINDOW],
+        "responses": {"200": _json("Stats"), "400": bad, "404": missing},
+    }
+    paths: dict[str, Any] = {
+        "/healthz": {"get": {"summary": "Liveness and Redis reachability", "responses": {
+            "200": {"description": "ok"}, "503": {"description": "Redis not reachable"}}}},
+        "/metrics": {"get": {"summary": "Prometheus metrics (appeals_on_time_ratio)",
+                             "responses": {"200": {"description": "text exposition format",
+                                                   "content": {"text/plain": {}}}}}},
+        "/openapi.json": {"get": {"summary": "This document",
+                                  "responses": {"200": {"description": "OpenAPI 3.1"}}}},
+        "/": {"get": {"summary": "Supervisor page (HTML, refreshes itself)",
+                      "parameters": [
+                          {"name": "region", "in": "query", "schema": {"type": "string"}},
+                          _WINDOW],
+                      "responses": {"200": {"description": "HTML",
+                                            "content": {"text/html": {}}}, "400": bad,
+                                    "404": missing}}},
+        "/v1/appeals/{appeal_id}": {"get": {
+            "summary": "Status, category, authority, deadlines and history of one appeal",
+            "parameters": [{"name": "appeal_id", "in": "path", "required": True,
+                            "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"}}],
+            "responses": {"200": _json("Appeal"), "400": bad, "404": missing}}},
+        "/v1/authorities": {"get": {
+            "summary": "Authorities of the routing rules with their current figures",
+            "parameters": [{"name": "region", "in": "query", "schema": {"type": "string"}},
+                           _WINDOW],
+            "responses": {"200": {"description": "OK", "content": {"application/json": {
+                "schema": {"type": "object", "properties": {
+                    "window": {"type": "string"},
+                    "authorities": {"type": "array",
+                                    "items": {"$ref": "#/components/schemas/Authority"}}}}}}},
+                "400": bad, "404": missing}}},
+        "/v1/authorities/{authority_id}/stats": {"get": {
+            **stats_get, "summary": "Figures and rating of one authority in a window",
+            "parameters": [{"name": "authority_id", "in": "path", "required": True,
+                            "schema": {"type": "string"}}, _WINDOW]}},
+        "/v1/municipalities/{municipality_id}/stats": {"get": {
+            **stats_get, "summary": "Figures of the appeals from one municipality",
+            "parameters": [{"name": "municipality_id", "in": "path", "required": True,
+                            "schema": {"type": "string"}}, _WINDOW]}},
+        "/v1/categories/{category}/stats": {"get": {
+            **stats_get, "summary": "Figures of one category of appeals",
+            "parameters": [{"name": "category", "in": "path", "required": True,
+                            "schema": {"type": "string"}}, _WINDOW]}},
+        "/v1/ratings": {"get": {
+            "summary": "Rating of a region's authorities: rated by rank, then unrated",
+            "description": RATING_DESCRIPTION,
+            "parameters": [{"name": "region", "in": "query", "schema": {"type": "string"},
+                            "description": "region code (default APPEALS_DEFAULT_REGION)"},
+                           _WINDOW],
+            "responses": {"200": {"description": "OK", "content": {"application/json": {
+                "schema": {"type": "object", "properties": {
+                    "region": {"type": "string"}, "window": {"type": "string"},
+                    "computed_at": {"type": "string"}, "min_volume": {"type": "integer"},
+                    "entries": {"type": "array",
+                                "items": {"$ref": "#/components/schemas/RatingEntry"}}}}}}},
+                "400": bad, "404": missing}}},
+        "/v1/breaches": {"get": {
+            "summary": "Open breached appeals, most overdue first",
+            "parameters": [
+                {"name": "authority", "in": "query", "schema": {"type": "string"}},
+                {"name": "region", "in": "query", "schema": {"type": "string"}},
+                {"name": "limit", "in": "query",
+                 "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}}],
+            "responses": {"200": {"description": "OK", "content": {"application/json": {
+                "schema": {"type": "object", "properties": {
+                    "total": {"type": "integer"},
+                    "breaches": {"type": "array",
+                                 "items": {"$ref": "#/components/schemas/Breach"}}}}}}},
+                "400": bad, "404": missing}}},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "citizen-appeals read API",
+            "version": version,
+            "description": "Appeal status, authorities' figures and the rating of authorities. "
+                           "Read-only, derived from Kafka through the Redis read model; "
+                           "no personal data.",
+        },
+        "paths": paths,
+        "components": {"schemas": {
+            "Error": {"type": "object", "required": ["error"], "properties": {"error": {
+                "type": "object", "required": ["code", "message"],
+                "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}},
+            "Figures": figures,
+            "RatingEntry": rating_entry,
+            "Authority": authority,
+            "Breach": breach,
+            "Appeal": appeal,
+            "Stats": stats,
+        }},
+    }

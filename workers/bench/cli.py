@@ -1,0 +1,78 @@
+"""``appeals bench``: throughput, latency and scale-out of the pipeline, in one command.
+
+Registered into the main CLI by :func:`register`; the work is in :mod:`workers.bench.runner`.
+Progress goes to stderr, so ``--json`` leaves exactly one JSON object on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import orjson
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = subparsers.add_parser(
+        "bench",
+        help="benchmark the pipeline against a bare aiokafka ceiling and a naive Faust agent",
+        description=(
+            "Start the embedded broker and Redis, pre-produce N realistic appeals and their "
+            "lifecycle events, and measure in one run: a bare aiokafka consume+decode loop "
+            "(the ceiling), a naive one-event-at-a-time Faust agent with a table counter, the "
+            "full pipeline in one worker process, intake->routed latency at a steady rate, and "
+            "two workers against one (speed-up, outputs exactly-once in effect). Compare the "
+            "ratios: absolute figures depend on what else runs on the machine."
+        ),
+    )
+    p.add_argument("--events", type=int, default=200_000,
+                   help="appeals to pre-produce (default 200000)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead")
+    p.add_argument("--skip-latency", action="store_true", help="skip the latency run")
+    p.add_argument("--skip-scaleout", action="store_true", help="skip the 2-worker run")
+    p.add_argument("--latency-seconds", type=float, default=60.0,
+                   help="length of the steady-rate latency run (default 60)")
+    p.add_argument("--latency-rate", type=int, default=1000,
+                   help="appeals per second in the latency run (default 1000)")
+    p.add_argument("--naive-seconds", type=float, default=25.0,
+                   help="time cap of the naive baseline, from its first event (default 25)")
+    p.add_argument("--partitions", type=int, default=4, help="partitions per topic (default 4)")
+    p.add_argument("--no-lifecycle", action="store_true",
+                   help="appeals only, no authorities' lifecycle events")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="override APPEALS_BATCH_SIZE of the measured workers")
+    p.add_argument("--batch-linger", type=float, default=None,
+                   help="override APPEALS_BATCH_LINGER of the measured workers")
+    p.add_argument("--log-dir", type=Path, default=Path("var/bench"),
+                   help="logs and probe status files (default var/bench)")
+    p.set_defaults(func=cmd_bench)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    import logging
+
+    from workers.bench.runner import Bench, BenchOptions, command_line, render_table
+
+    logging.basicConfig(level=logging.WARNING)
+    if args.events < 1000:
+        print("appeals bench: --events must be at least 1000", file=sys.stderr)
+        return 2
+
+    def progress(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    opts = BenchOptions(
+        events=args.events, latency_seconds=args.latency_seconds,
+        latency_rate=args.latency_rate, naive_cap_seconds=args.naive_seconds,
+        partitions=args.partitions, skip_latency=args.skip_latency,
+        skip_scaleout=args.skip_scaleout, lifecycle=not args.no_lifecycle,
+        log_dir=args.log_dir, batch_size=args.batch_size, batch_linger=args.batch_linger,
+        progress=progress, command=command_line(),
+    )
+    doc = Bench(opts).run()
+    if args.json:
+        sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        print(render_table(doc))
+    return 0

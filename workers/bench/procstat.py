@@ -1,0 +1,144 @@
+"""Process and consumer-group measurements the benchmark takes from outside a worker.
+
+Why from outside: the benchmark must measure the worker exactly as it runs in production, with no
+instrumentation of its own inside. CPU time and peak RSS come from ``/proc`` (no extra
+dependency); progress comes from the consumer group's committed offsets against the topics' end
+offsets, which is what "processed" means for a Kafka consumer (a batch is committed only after
+its outputs were acknowledged).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a live process has used so far (0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    # After the ")" the fields start at index 3 of proc(5): utime is 14, stime is 15.
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def peak_rss_mb(pid: int) -> float:
+    """Peak resident set size (VmHWM) of a live process, MiB."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def rss_mb(pid: int) -> float:
+    """Current resident set size (VmRSS) of a live process, MiB."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on, including the load other users put on it."""
+    model = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem_mb = 0
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            mem_mb = int(fh.readline().split()[1]) // 1024
+    except OSError:
+        pass
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "memory_mb": mem_mb,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def loadavg() -> float:
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return -1.0
+
+
+@dataclass
+class GroupSnapshot:
+    at: float
+    end: dict[str, int]
+    committed: dict[str, int]
+
+
+class GroupProgress:
+    """Committed offsets of one consumer group vs end offsets, summed per topic.
+
+    Committed offsets are read *before* end offsets: a topic whose producer committed its own
+    input has had its outputs acknowledged before that commit, so they are in the end offsets
+    read afterwards; "committed >= end" on every input topic then really means "all processed".
+    """
+
+    def __init__(self, bootstrap: str, group: str, topics: Iterable[str]) -> None:
+        from kafka import KafkaConsumer
+        from kafka.admin import KafkaAdminClient
+
+        self.group = group
+        self.topics = list(topics)
+        self._admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+        self._consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                                       enable_auto_commit=False)
+        self._tps: list[Any] = []
+
+    def _partitions(self) -> list[Any]:
+        from kafka import TopicPartition
+
+        if not self._tps:
+            tps = []
+            for topic in self.topics:
+                parts = self._consumer.partitions_for_topic(topic) or set()
+                tps.extend(TopicPartition(topic, p) for p in sorted(parts))
+            self._tps = tps
+        return self._tps
+
+    def snapshot(self) -> GroupSnapshot:
+        try:
+            raw = self._admin.list_consumer_group_offsets(self.group)
+        except Exception:  # the group may not exist yet
+            raw = {}
+        committed: dict[str, int] = dict.fromkeys(self.topics, 0)
+        for tp, meta in raw.items():
+            if tp.topic in committed and meta.offset > 0:
+                committed[tp.topic] += meta.offset
+        ends_raw = self._consumer.end_offsets(self._partitions())
+        end: dict[str, int] = dict.fromkeys(self.topics, 0)
+        for tp, off in ends_raw.items():
+            end[tp.topic] += off
+        return GroupSnapshot(time.monotonic(), end, committed)
+
+    def close(self) -> None:
+        self._admin.close()
+        self._consumer.close()

@@ -1,0 +1,676 @@
+"""``appeals bench``: the pipeline against a bare-consumer ceiling and a naive Faust agent.
+
+Everything runs on the embedded broker (Tansu) and a private Redis in one process tree, on the
+same pre-produced intake topics, in one run, so the ratios mean something even on a shared,
+noisy machine (absolute figures do not: the report carries the load average).
+
+What is measured, and how (from outside the measured process, with nothing added to it):
+
+* **ceiling** - ``probes.ceiling``: aiokafka group consumer + orjson decode, own process.
+* **naive** - ``probes.naive``: one Faust agent, one table write per event, own process; capped
+  in time, because at its speed 200,000 events would take minutes (the rate is what counts).
+* **pipeline** - one ``appeals worker`` process over the N appeals plus their lifecycle events,
+  all pre-produced. "Done" = the worker's consumer group has committed every offset of every
+  input topic *and* the output topics hold the expected counts (Tansu can report end offsets
+  short, so counts are checked too). Elapsed = first output seen to done, polled every 0.2 s.
+  CPU and peak RSS come from ``/proc/<pid>``. Per-stage rates come from the same timeline
+  (output topic growth; SLA from committed offsets); per-stage compute cost is measured
+  separately in this process on a sample, with no Kafka at all, to show framework overhead.
+* **latency** - a fresh worker, appeals produced at a steady rate; latency = the routed
+  record's Kafka timestamp minus the intake record's (both CreateTime, same clock).
+* **scale-out** - two workers on the same N appeals; speed-up against the single worker, and
+  the outputs checked exactly-once in effect: one read-model entry and one SLA state per appeal,
+  aggregates equal to the number of distinct appeals, duplicates in raw topics counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import os
+import shlex
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from schemas.records import CHANNELS
+from streams import topics as t
+from streams.settings import Settings
+from workers.bench import procstat
+
+Message = tuple[str, bytes | None, bytes]
+
+
+@dataclass
+class BenchOptions:
+    events: int = 200_000
+    latency_seconds: float = 60.0
+    latency_rate: int = 1000
+    naive_cap_seconds: float = 25.0
+    partitions: int = 4
+    skip_latency: bool = False
+    skip_scaleout: bool = False
+    lifecycle: bool = True
+    log_dir: Path = Path("var/bench")
+    seed: int = 7
+    batch_size: int | None = None
+    batch_linger: float | None = None
+    progress: Callable[[str], None] | None = None
+    command: str = ""
+
+
+@dataclass
+class Workload:
+    appeals: list[Message]
+    lifecycle: list[Message]
+    by_id: dict[str, str] = field(default_factory=dict)  # appeal_id -> channel
+
+    @property
+    def n(self) -> int:
+        return len(self.appeals)
+
+
+class Bench:
+    def __init__(self, opts: BenchOptions) -> None:
+        self.opts = opts
+        self.started = time.monotonic()
+        self.result: dict[str, Any] = {}
+        self.log_dir = opts.log_dir / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def say(self, text: str) -> None:
+        line = f"[bench {time.monotonic() - self.started:6.1f} s] {text}"
+        if self.opts.progress:
+            self.opts.progress(line)
+
+    def settings(self, kafka: str, redis: str) -> Settings:
+        from streams.testing import isolated_settings
+
+        changes: dict[str, Any] = {"partitions": self.opts.partitions, "session_timeout": 6.0}
+        if self.opts.batch_size:
+            changes["batch_size"] = self.opts.batch_size
+        if self.opts.batch_linger is not None:
+            changes["batch_linger"] = self.opts.batch_linger
+        return isolated_settings(kafka, redis, **changes)
+
+    # -- workload ---------------------------------------------------------------------------
+
+    def make_workload(self) -> Workload:
+        from workers.demo.generator import Generator, lifecycle_bytes
+
+        gen = Generator(seed=self.opts.seed, malformed_share=0.0, run_id=f"bench{self.opts.seed}")
+        now = time.time()
+        appeals: list[Message] = []
+        lifecycle: list[Message] = []
+        by_id: dict[str, str] = {}
+        for _ in range(self.opts.events):
+            a = gen.appeal(now)
+            appeals.append((t.intake_topic(a.channel), None, a.value))
+            by_id[a.appeal_id] = a.channel
+            if self.opts.lifecycle:
+                for ev in gen.plan(a, now):
+                    lifecycle.append((t.LIFECYCLE, a.appeal_id.encode(), lifecycle_bytes(ev)))
+        return Workload(appeals, lifecycle, by_id)
+
+    # -- phases -----------------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        from streams.devstack import dev_stack
+
+        opts = self.opts
+        load_before = procstat.loadavg()
+        self.say(f"generating {opts.events:,} appeals and their lifecycle events")
+        work = self.make_workload()
+        size = sum(len(v) for _, _, v in work.appeals) / max(1, work.n)
+        self.say(f"{work.n:,} appeals (avg {size:.0f} bytes), {len(work.lifecycle):,} lifecycle "
+                 "events; starting broker and Redis")
+        with dev_stack(log_dir=self.log_dir) as (broker, redis_server):
+            base = self.settings(broker.url, redis_server.url)
+            t.ensure_topics(base)
+            rate = produce(base, work.appeals + work.lifecycle)
+            self.say(f"pre-produced {work.n + len(work.lifecycle):,} records ({rate:,.0f}/s)")
+            intake_topics = [t.topic_name(base, t.intake_topic(c)) for c in CHANNELS]
+
+            ceiling = self.probe("ceiling", broker.bootstrap, intake_topics, work.n, cap=120)
+            self.say(f"ceiling: {ceiling['events_per_s']:,.0f} events/s")
+            naive = self.probe("naive", broker.bootstrap, intake_topics, work.n,
+                               cap=opts.naive_cap_seconds)
+            self.say(f"naive: {naive['events_per_s']:,.0f} events/s "
+                     f"({naive['count']:,} events in {naive['elapsed_s']:.1f} s)")
+            pipeline = self.pipeline(base, work, workers=1)
+            self.say(f"pipeline: {pipeline['appeals_per_s']:,.0f} appeals/s, "
+                     f"{pipeline['events_per_s']:,.0f} input events/s")
+            stages = stage_compute(work)
+            latency: dict[str, Any] = {}
+            if not opts.skip_latency:
+                latency = self.latency(broker.url, redis_server.url)
+            scale: dict[str, Any] = {}
+            if not opts.skip_scaleout:
+                other = self.settings(broker.url, redis_server.url)
+                t.ensure_topics(other)
+                produce(other, work.appeals + work.lifecycle)
+                scale = self.pipeline(other, work, workers=2)
+                scale["speedup"] = round(pipeline["elapsed_s"] / scale["elapsed_s"], 2)
+                self.say(f"scale-out: 2 workers {scale['appeals_per_s']:,.0f} appeals/s, "
+                         f"speed-up x{scale['speedup']}")
+        return self.report(work, ceiling, naive, pipeline, stages, latency, scale, load_before)
+
+    def probe(self, kind: str, bootstrap: str, topics: list[str], expected: int,
+              cap: float) -> dict[str, Any]:
+        status_path = self.log_dir / f"{kind}.json"
+        group = f"bench-{kind}-{os.getpid()}-{int(time.time())}"
+        cmd = [sys.executable, "-m", "workers.bench.probes", kind, "--bootstrap", bootstrap,
+               "--topics", ",".join(topics), "--group", group, "--expected", str(expected),
+               "--status", str(status_path)]
+        self.say(f"{kind}: consuming {expected:,} pre-produced appeals")
+        with open(self.log_dir / f"{kind}.log", "wb") as out:
+            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL)
+        doc: dict[str, Any] = {}
+        deadline = time.monotonic() + 90  # start-up and group join
+        try:
+            while True:
+                time.sleep(0.25)
+                with contextlib.suppress(OSError, orjson.JSONDecodeError):
+                    doc = orjson.loads(status_path.read_bytes())
+                if doc.get("done"):
+                    break
+                if doc.get("elapsed_s", 0) >= cap:
+                    break
+                if not doc.get("count"):
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"{kind} probe made no progress; see {out.name}")
+                    if proc.poll() is not None:
+                        raise RuntimeError(f"{kind} probe exited early; see {out.name}")
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(5)
+        count, elapsed = doc.get("count", 0), doc.get("elapsed_s", 0.0) or 1e-9
+        return {
+            "count": count,
+            "elapsed_s": round(elapsed, 2),
+            "events_per_s": round(count / elapsed, 1),
+            "cpu_s_per_1k": round(1000 * doc.get("cpu_s", 0.0) / max(1, count), 4),
+            "peak_rss_mb": round(doc.get("peak_rss_mb", 0.0), 1),
+            "capped": not doc.get("done", False),
+        }
+
+    def pipeline(self, settings: Settings, work: Workload, workers: int) -> dict[str, Any]:
+        from streams.testing import WorkerProcess
+
+        name = "pipeline" if workers == 1 else f"scaleout{workers}"
+        n, n_life = work.n, len(work.lifecycle)
+        self.say(f"{name}: {workers} worker(s) over {n:,} appeals + {n_life:,} lifecycle events")
+        tn = lambda base: t.topic_name(settings, base)  # noqa: E731
+        inputs = [tn(t.intake_topic(c)) for c in CHANNELS] + [
+            tn(b) for b in (t.LIFECYCLE, t.REGISTERED, t.TRIAGE_DECISIONS, t.SLA_LIFECYCLE,
+                            t.ROUTED, t.SLA_TICKS)]
+        outputs = [tn(b) for b in (t.TRIAGE, t.DEADLETTER)]
+        progress = procstat.GroupProgress(settings.kafka_bootstrap, settings.app_id,
+                                          inputs + outputs)
+        procs = [WorkerProcess(settings, self.log_dir / f"{name}-{i}.log") for i in
+                 range(workers)]
+        for p in procs:
+            p.start()
+        timeline: list[procstat.GroupSnapshot] = []
+        t0: float | None = None
+        cpu0: list[float] = []
+        done_at: float | None = None
+        deadline = time.monotonic() + 900
+        last_say = time.monotonic()
+        try:
+            while time.monotonic() < deadline:
+                snap = progress.snapshot()
+                timeline.append(snap)
+                if t0 is None and snap.end[tn(t.REGISTERED)] > 0:
+                    t0 = snap.at
+                    cpu0 = [procstat.cpu_seconds(p.proc.pid) for p in procs if p.proc]
+                routed = snap.end[tn(t.ROUTED)] + snap.end[tn(t.TRIAGE)]
+                if (snap.end[tn(t.REGISTERED)] >= n and routed >= n
+                        and snap.end[tn(t.SLA_LIFECYCLE)] >= n_life
+                        and all(snap.committed[x] >= snap.end[x] for x in inputs)):
+                    done_at = snap.at
+                    break
+                if any(not p.alive for p in procs):
+                    raise RuntimeError(f"{name}: a worker died; see {self.log_dir}")
+                if time.monotonic() - last_say > 10:
+                    last_say = time.monotonic()
+                    self.say(f"{name}: registered {snap.end[tn(t.REGISTERED)]:,}, routed+triage "
+                             f"{routed:,}, SLA lifecycle {snap.end[tn(t.SLA_LIFECYCLE)]:,}")
+                time.sleep(0.2)
+            if done_at is None or t0 is None:
+                raise RuntimeError(f"{name} did not finish in time; see {self.log_dir}")
+            cpu = sum(procstat.cpu_seconds(p.proc.pid) for p in procs if p.proc) - sum(cpu0)
+            peak = max(procstat.peak_rss_mb(p.proc.pid) for p in procs if p.proc)
+            check = verify_effect(settings, work) if workers > 1 else {}
+            if workers == 1:
+                check = verify_effect(settings, work, light=True)
+        finally:
+            for p in procs:
+                p.stop()
+            progress.close()
+        elapsed = done_at - t0
+        events = n + n_life
+        out: dict[str, Any] = {
+            "workers": workers,
+            "appeals": n,
+            "lifecycle_events": n_life,
+            "elapsed_s": round(elapsed, 2),
+            "appeals_per_s": round(n / elapsed, 1),
+            "events_per_s": round(events / elapsed, 1),
+            "cpu_s": round(cpu, 1),
+            "cpu_s_per_1k_events": round(1000 * cpu / events, 4),
+            "cpu_s_per_1k_appeals": round(1000 * cpu / n, 4),
+            "cpu_utilisation": round(cpu / elapsed / workers, 2),
+            "peak_rss_mb": round(peak, 1),
+            "stages": stage_rates(timeline, settings, n, n_life),
+            "triaged": timeline[-1].end[tn(t.TRIAGE)],
+            "dead_letters": timeline[-1].end[tn(t.DEADLETTER)],
+        }
+        out.update(check)
+        return out
+
+    def latency(self, kafka: str, redis: str) -> dict[str, Any]:
+        from streams.testing import WorkerProcess, read_topic
+        from workers.demo.generator import Generator
+
+        opts = self.opts
+        settings = self.settings(kafka, redis)
+        t.ensure_topics(settings)
+        gen = Generator(seed=opts.seed + 1, malformed_share=0.0, run_id="lat")
+        worker = WorkerProcess(settings, self.log_dir / "latency.log").start()
+        try:
+            warm = [gen.appeal(time.time()) for _ in range(200)]
+            produce(settings, [(t.intake_topic(a.channel), None, a.value) for a in warm])
+            progress = procstat.GroupProgress(settings.kafka_bootstrap, settings.app_id,
+                                              [t.topic_name(settings, t.ROUTED),
+                                               t.topic_name(settings, t.TRIAGE)])
+            try:
+                deadline = time.monotonic() + 120
+                while sum(progress.snapshot().end.values()) < len(warm):
+                    if time.monotonic() > deadline or not worker.alive:
+                        raise RuntimeError(f"latency: worker not ready; see {worker.log_path}")
+                    time.sleep(0.2)
+            finally:
+                progress.close()
+            total = int(opts.latency_rate * opts.latency_seconds)
+            self.say(f"latency: {opts.latency_rate}/s for {opts.latency_seconds:.0f} s "
+                     f"({total:,} appeals)")
+            steady = [gen.appeal(time.time()) for _ in range(total)]
+            sent_rate = asyncio.run(paced_produce(
+                settings, [(t.intake_topic(a.channel), None, a.value) for a in steady],
+                opts.latency_rate, self.say))
+            cpu = procstat.cpu_seconds(worker.proc.pid) if worker.proc else 0.0
+            rss = procstat.peak_rss_mb(worker.proc.pid) if worker.proc else 0.0
+            want = {a.appeal_id for a in steady}
+            routed = read_topic(settings, t.ROUTED, until=len(warm) + total, timeout=120,
+                                idle=2.0)
+            intake = []
+            for c in CHANNELS:
+                intake.extend(read_topic(settings, t.intake_topic(c), timeout=60, idle=1.0))
+        finally:
+            worker.stop()
+        from workers.intake.core import appeal_id_for
+
+        sent_at = {}
+        for r in intake:
+            doc = orjson.loads(r.value)
+            sent_at[appeal_id_for(doc["channel"], doc["external_id"])] = r.timestamp
+        lat = []
+        for r in routed:
+            aid = orjson.loads(r.value)["appeal_id"]
+            if aid in want and aid in sent_at:
+                lat.append(r.timestamp - sent_at[aid])
+        lat.sort()
+        if not lat:
+            return {"latency_samples": 0}
+        q = statistics.quantiles(lat, n=100, method="inclusive")
+        return {
+            "latency_rate_per_s": opts.latency_rate,
+            "latency_achieved_rate_per_s": round(sent_rate, 1),
+            "latency_seconds": opts.latency_seconds,
+            "latency_samples": len(lat),
+            "latency_p50_ms": round(q[49], 1),
+            "latency_p90_ms": round(q[89], 1),
+            "latency_p99_ms": round(q[98], 1),
+            "latency_max_ms": round(lat[-1], 1),
+            "latency_worker_cpu_s": round(cpu, 1),
+            "latency_worker_peak_rss_mb": round(rss, 1),
+        }
+
+    # -- report -----------------------------------------------------------------------------
+
+    def report(self, work: Workload, ceiling: dict[str, Any], naive: dict[str, Any],
+               pipeline: dict[str, Any], stages: dict[str, Any], latency: dict[str, Any],
+               scale: dict[str, Any], load_before: float) -> dict[str, Any]:
+        ceil = ceiling["events_per_s"] or 1e-9
+        nv = naive["events_per_s"] or 1e-9
+        doc: dict[str, Any] = {
+            "command": self.opts.command,
+            "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "machine": procstat.machine(),
+            "load_average_before": round(load_before, 2),
+            "load_average_after": round(procstat.loadavg(), 2),
+            "appeals": work.n,
+            "lifecycle_events": len(work.lifecycle),
+            "partitions": self.opts.partitions,
+            "ceiling_events_per_s": ceiling["events_per_s"],
+            "naive_events_per_s": naive["events_per_s"],
+            "pipeline_events_per_s": pipeline["events_per_s"],
+            "pipeline_appeals_per_s": pipeline["appeals_per_s"],
+            "pipeline_to_ceiling": round(pipeline["events_per_s"] / ceil, 4),
+            "pipeline_appeals_to_ceiling": round(pipeline["appeals_per_s"] / ceil, 4),
+            "pipeline_to_naive": round(pipeline["events_per_s"] / nv, 2),
+            "pipeline_appeals_to_naive": round(pipeline["appeals_per_s"] / nv, 2),
+            "naive_to_ceiling": round(nv / ceil, 4),
+            "latency_p50_ms": latency.get("latency_p50_ms"),
+            "latency_p99_ms": latency.get("latency_p99_ms"),
+            "peak_rss_mb": pipeline["peak_rss_mb"],
+            "ceiling": ceiling,
+            "naive": naive,
+            "pipeline": pipeline,
+            "stage_compute_us_per_event": stages,
+            "latency": latency,
+            "scaleout": scale,
+            "scaleout_speedup": scale.get("speedup"),
+            "total_seconds": round(time.monotonic() - self.started, 1),
+        }
+        return doc
+
+
+# -- measurement pieces ---------------------------------------------------------------------
+
+
+def produce(settings: Settings, messages: list[Message]) -> float:
+    """Send everything with acks=all as fast as aiokafka goes; returns records/s."""
+    return asyncio.run(_produce(settings, messages))
+
+
+async def _producer(settings: Settings) -> Any:
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
+                                linger_ms=5, max_batch_size=512 * 1024,
+                                max_request_size=4 * 1024 * 1024)
+    await producer.start()
+    return producer
+
+
+async def _produce(settings: Settings, messages: list[Message]) -> float:
+    producer = await _producer(settings)
+    started = time.perf_counter()
+    try:
+        pending = []
+        for base, key, value in messages:
+            pending.append(await producer.send(t.topic_name(settings, base), value, key=key))
+            if len(pending) >= 20_000:
+                await asyncio.gather(*pending)
+                pending = []
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return len(messages) / max(1e-9, time.perf_counter() - started)
+
+
+async def paced_produce(settings: Settings, messages: list[Message], rate: int,
+                        say: Callable[[str], None]) -> float:
+    """Send at ``rate`` records/s in 10 ms slices (each record stamped when sent)."""
+    producer = await _producer(settings)
+    started = time.perf_counter()
+    sent = 0
+    pending = []
+    try:
+        last_say = started
+        while sent < len(messages):
+            due = min(len(messages), int((time.perf_counter() - started) * rate) + 1)
+            while sent < due:
+                base, key, value = messages[sent]
+                pending.append(await producer.send(t.topic_name(settings, base), value,
+                                                   key=key))
+                sent += 1
+            if len(pending) > 2000:
+                await asyncio.gather(*pending)
+                pending = []
+            if time.perf_counter() - last_say > 15:
+                last_say = time.perf_counter()
+                say(f"latency: {sent:,}/{len(messages):,} sent")
+            await asyncio.sleep(0.01)
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return sent / max(1e-9, time.perf_counter() - started)
+
+
+def stage_rates(timeline: list[procstat.GroupSnapshot], settings: Settings, n: int,
+                n_life: int) -> dict[str, Any]:
+    """Rate of each stage while it was active, from the growth of its output (or commits)."""
+    tn = lambda base: t.topic_name(settings, base)  # noqa: E731
+
+    def span(value: Callable[[procstat.GroupSnapshot], int], total: int) -> dict[str, Any]:
+        start = next((s.at for s in timeline if value(s) > 0), None)
+        end = next((s.at for s in timeline if value(s) >= total), None)
+        if start is None or end is None or total == 0:
+            return {"events": total, "events_per_s": None}
+        # The first observation lags the first output by up to one poll: credit it back.
+        secs = max(0.2, end - start + 0.2)
+        return {"events": total, "active_s": round(secs, 2),
+                "events_per_s": round(total / secs, 1)}
+
+    routed_t = tn(t.ROUTED)
+    life_t = tn(t.SLA_LIFECYCLE)
+    return {
+        "intake": span(lambda s: s.end[tn(t.REGISTERED)], n),
+        "lifecycle_rekey": span(lambda s: s.end[life_t], n_life),
+        "classify_route": span(lambda s: s.end[routed_t] + s.end[tn(t.TRIAGE)], n),
+        "sla": span(lambda s: s.committed[routed_t] + s.committed[life_t],
+                    timeline[-1].end[routed_t] + n_life),
+    }
+
+
+def stage_compute(work: Workload, sample: int = 3000) -> dict[str, Any]:
+    """Business-logic cost per event of each stage, in this process, with no Kafka at all.
+
+    Compared with the worker's CPU per event, this shows how much is framework overhead.
+    """
+    from schemas.records import SourcePosition
+    from workers.classification.classifier import load_classifier
+    from workers.intake import agent as intake_agent
+    from workers.intake import core
+    from workers.pipeline import load_router
+    from workers.route.agent import route_input, routed_record
+    from workers.sla.deadline_service import DeadlineService
+    from workers.sla.engine import apply_lifecycle, new_state
+
+    intake_agent._load_plugins()
+    raw = [v for _, _, v in work.appeals[:sample]]
+    m = len(raw)
+    out: dict[str, Any] = {}
+    now = dt.datetime.now(dt.UTC)
+
+    t0 = time.perf_counter()
+    regs = []
+    for i, value in enumerate(raw):
+        appeal = core.decode_intake(value, max_text_length=20_000, max_message_bytes=1_000_000)
+        reg = core.register(appeal, registered_at=now, source=SourcePosition("b", 0, i))
+        regs.append(reg.to_json())
+    out["intake_decode_register_serialise"] = round((time.perf_counter() - t0) / m * 1e6, 1)
+
+    classifier = load_classifier()
+    router, _ = load_router(Settings())
+    docs = [orjson.loads(r) for r in regs]
+    classifier.classify_batch([d["text"] for d in docs[:50]])  # warm the token caches
+    t0 = time.perf_counter()
+    results = []
+    for i in range(0, m, 500):
+        results.extend(classifier.classify_batch([d["text"] for d in docs[i:i + 500]]))
+    out["classify"] = round((time.perf_counter() - t0) / m * 1e6, 1)
+    t0 = time.perf_counter()
+    routed = []
+    for d, r in zip(docs, results, strict=True):
+        decision = router.route(route_input(d, r.category))
+        rec = routed_record(d, decision, r.category, r.urgent, r.confidence, r.model_version)
+        routed.append(rec.to_json())
+    out["route_and_serialise"] = round((time.perf_counter() - t0) / m * 1e6, 1)
+
+    rules = DeadlineService().rules(0.75, 3 * 86400.0)
+    t0 = time.perf_counter()
+    states = {}
+    for value in routed:
+        data = orjson.loads(value)
+        ts = dt.datetime.fromisoformat(data["registered_at"]).timestamp()
+        states[data["appeal_id"]], _ = new_state(data, 0, ts, "Asia/Barnaul", rules)
+    out["sla_new_state"] = round((time.perf_counter() - t0) / m * 1e6, 1)
+    life = [v for _, _, v in work.lifecycle[: sample * 2]]
+    t0 = time.perf_counter()
+    applied = 0
+    for value in life:
+        data = orjson.loads(value)
+        state = states.get(data["appeal_id"])
+        if state is not None:
+            apply_lifecycle(state, data, rules)
+            applied += 1
+    if applied:
+        out["sla_apply_lifecycle"] = round((time.perf_counter() - t0) / applied * 1e6, 1)
+    return out
+
+
+def verify_effect(settings: Settings, work: Workload, light: bool = False) -> dict[str, Any]:
+    """Exactly-once in effect: one read-model entry (one SLA state) per routed appeal.
+
+    With ``light`` only the Redis side is checked (cheap); otherwise the raw topics are read
+    too, to count duplicates the idempotent consumers absorbed.
+    """
+    import redis
+
+    from streams.testing import read_topic, wait_for
+    from workers.aggregates.readmodel import read_figures
+
+    client = redis.Redis.from_url(settings.redis)
+    prefix = f"{settings.app_id}:"
+    out: dict[str, Any] = {}
+    read_model = 0
+    for _ in client.scan_iter(match=f"{prefix}appeal:*", count=10_000):
+        read_model += 1
+    out["read_model_entries"] = read_model
+
+    def received() -> int:
+        figures = read_figures(client, prefix, settings.partitions)
+        return sum(f.received for f in figures.values())
+
+    # Aggregates are published every 2 s: wait for the last publication.
+    try:
+        out["aggregate_received"] = wait_for(lambda: received() == read_model and read_model,
+                                             timeout=15, what="aggregates") and received()
+    except TimeoutError:
+        out["aggregate_received"] = received()
+    if light:
+        return out
+    registered = read_topic(settings, t.REGISTERED, until=work.n, timeout=120, idle=1.5)
+    routed = read_topic(settings, t.ROUTED, until=1, timeout=120, idle=1.5)
+    triage = read_topic(settings, t.TRIAGE, timeout=60, idle=1.0)
+    reg_ids = Counter(orjson.loads(r.value)["appeal_id"] for r in registered)
+    routed_ids = Counter(orjson.loads(r.value)["appeal_id"] for r in routed)
+    triage_ids = {orjson.loads(r.value)["appeal_id"] for r in triage}
+    out.update({
+        "registered_records": len(registered),
+        "registered_distinct": len(reg_ids),
+        "routed_records": len(routed),
+        "routed_distinct": len(routed_ids),
+        "triaged_distinct": len(triage_ids),
+        "every_appeal_registered": set(reg_ids) == set(work.by_id),
+        "every_appeal_routed_or_triaged": set(routed_ids) | triage_ids == set(work.by_id),
+    })
+    out["exactly_once_in_effect"] = bool(
+        out["every_appeal_registered"] and out["every_appeal_routed_or_triaged"]
+        and read_model == len(routed_ids) and out["aggregate_received"] == len(routed_ids))
+    return out
+
+
+# -- output -------------------------------------------------------------------------------
+
+
+def render_table(doc: dict[str, Any]) -> str:
+    """The human-readable report: one row per measurement, ratios to the ceiling and naive."""
+    ceil = doc["ceiling_events_per_s"] or 1e-9
+    nv = doc["naive_events_per_s"] or 1e-9
+    p = doc["pipeline"]
+    rows: list[tuple[str, str, str, str, str, str]] = []
+
+    def row(name: str, rate: float | None, cpu: float | None, rss: float | None,
+            note: str = "") -> None:
+        if rate is None:
+            rows.append((name, "-", "-", "-", "-", note))
+            return
+        rows.append((name, f"{rate:,.0f}", f"{rate / ceil:.3f}", f"{rate / nv:.2f}",
+                     f"{cpu:.3f}" if cpu is not None else "-",
+                     (f"{rss:,.0f}" if rss else "-") + (f"  {note}" if note else "")))
+
+    c, n = doc["ceiling"], doc["naive"]
+    row("ceiling: aiokafka + orjson", c["events_per_s"], c["cpu_s_per_1k"], c["peak_rss_mb"])
+    row("naive Faust agent + table", n["events_per_s"], n["cpu_s_per_1k"], n["peak_rss_mb"],
+        f"({n['count']:,} events{', time-capped' if n['capped'] else ''})")
+    row("pipeline, input events/s", p["events_per_s"], p["cpu_s_per_1k_events"],
+        p["peak_rss_mb"], f"({p['appeals']:,} appeals + {p['lifecycle_events']:,} lifecycle)")
+    row("pipeline, appeals/s", p["appeals_per_s"], p["cpu_s_per_1k_appeals"], None)
+    for stage, s in p["stages"].items():
+        row(f"  stage {stage}", s.get("events_per_s"), None, None, "(while active)")
+    sc = doc.get("scaleout") or {}
+    if sc:
+        row("scale-out 2 workers, appeals/s", sc["appeals_per_s"], sc["cpu_s_per_1k_appeals"],
+            sc["peak_rss_mb"], f"speed-up x{sc['speedup']}")
+    header = ("measurement", "events/s", "/ceiling", "/naive", "CPU s/1k", "peak RSS MB")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
+    lines = [f"appeals bench - {doc['date']} - {doc['machine']['cpu']}, "
+             f"{doc['machine']['cores']} cores, load avg {doc['load_average_before']} before / "
+             f"{doc['load_average_after']} after (shared machine: compare ratios, not absolutes)",
+             f"command: {doc['command']}", ""]
+    for r in [header, *rows]:
+        lines.append("  ".join(r[i].ljust(widths[i]) if i == 0 else r[i].rjust(widths[i])
+                               for i in range(5)) + "  " + r[5])
+    lines.append("")
+    lines.append(f"pipeline: {p['elapsed_s']} s, worker CPU {p['cpu_s']} s "
+                 f"({p['cpu_utilisation']:.0%} of one core), triaged {p['triaged']:,}, "
+                 f"read-model entries {p.get('read_model_entries', '-')}, "
+                 f"aggregate received {p.get('aggregate_received', '-')}")
+    lines.append("stage compute, us/event, isolated (no Kafka): " + ", ".join(
+        f"{k} {v}" for k, v in doc["stage_compute_us_per_event"].items()))
+    lat = doc.get("latency") or {}
+    if lat.get("latency_samples"):
+        lines.append(
+            f"latency intake->routed at {lat['latency_rate_per_s']}/s for "
+            f"{lat['latency_seconds']:.0f} s (achieved {lat['latency_achieved_rate_per_s']:.0f}/s,"
+            f" {lat['latency_samples']:,} samples): p50 {lat['latency_p50_ms']} ms, "
+            f"p90 {lat['latency_p90_ms']} ms, p99 {lat['latency_p99_ms']} ms, "
+            f"max {lat['latency_max_ms']} ms")
+    if sc:
+        lines.append(
+            f"scale-out: 1 worker {p['elapsed_s']} s vs 2 workers {sc['elapsed_s']} s = "
+            f"x{sc['speedup']}; exactly-once in effect: {sc.get('exactly_once_in_effect')} "
+            f"(registered {sc.get('registered_records'):,} records / "
+            f"{sc.get('registered_distinct'):,} distinct, routed {sc.get('routed_records'):,} / "
+            f"{sc.get('routed_distinct'):,}, triaged {sc.get('triaged_distinct'):,}, read-model "
+            f"{sc.get('read_model_entries'):,}, aggregate received "
+            f"{sc.get('aggregate_received'):,})")
+    lines.append(f"total bench time {doc['total_seconds']} s")
+    return "\n".join(lines)
+
+
+def command_line() -> str:
+    return "appeals " + shlex.join(sys.argv[1:]) if sys.argv else "appeals bench"

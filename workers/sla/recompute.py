@@ -1,0 +1,139 @@
+"""``appeals sla recompute``: new deadlines for open appeals after a calendar or policy change.
+
+Why a control event rather than a script over the table: Faust tables can only change inside
+stream iteration, and each appeal's state lives on the worker that owns its partition. So the
+command publishes one control message per partition of ``appeals.sla.lifecycle`` (the SLA
+agent's input, not validated as an authority's event); the worker owning partition ``p``
+reloads the policy book and calendar files from disk (``APPEALS_POLICY_FILE``,
+``APPEALS_CALENDAR_FILE``: the same paths, re-read) and recomputes every open appeal of ``p``
+with :func:`workers.sla.engine.recompute`, inside its stream, through the same outbox, table and
+Redis writes as any other event. A repeated or replayed request changes nothing, because an
+unchanged due moment leaves the state untouched.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+from monitoring import metrics
+from streams import topics as t
+from streams.settings import Settings
+from workers.sla.engine import Effects, State, keyed_contributions, recompute
+
+log = logging.getLogger(__name__)
+
+CONTROL = "recompute"
+KEY_PREFIX = b"\x00control:"
+"""Control keys start with NUL: appeal ids are hex, so a control key never names an appeal."""
+
+
+def is_control(data: dict[str, Any]) -> bool:
+    return data.get("control") == CONTROL
+
+
+def control_message(request_id: str, partition: int, reason: str | None = None,
+                    requested_at: str | None = None) -> tuple[bytes, bytes]:
+    """(key, value) of one partition's recompute request."""
+    value = {
+        "control": CONTROL,
+        "request_id": request_id,
+        "partition": partition,
+        "requested_at": requested_at
+        or dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "reason": reason,
+    }
+    return KEY_PREFIX + request_id.encode(), orjson.dumps(value)
+
+
+def reload_rules(rt: Any) -> None:
+    """Re-read policy and calendar files; raises (PolicyError, CalendarFileError) if broken."""
+    from workers.deadlines.compute import default_calendar
+    from workers.sla.deadline_service import DeadlineService
+
+    default_calendar.cache_clear()
+    service = DeadlineService()  # loads (and validates) the policy book
+    default_calendar()  # loads (and validates) the calendar override file
+    settings = rt.ctx.settings
+    rt.rules = service.rules(settings.warning_share, settings.escalation_after)
+
+
+def recompute_partition(rt: Any, data: dict[str, Any], partition: int,
+                        changed: dict[bytes, State]) -> list[tuple[bytes, State, Effects]]:
+    """Recompute every open appeal of ``partition``; returns those whose deadline moved.
+
+    ``changed`` holds states written earlier in the same batch (not yet in the table): they
+    win over the table's copies. The caller stores the returned states and sends effects.
+    """
+    request_id = str(data.get("request_id") or "")
+    if getattr(rt, "recompute_request", None) != request_id:
+        reload_rules(rt)  # once per request and worker, not once per partition
+        rt.recompute_request = request_id
+    now = rt.ctx.clock.now()
+    candidates: dict[bytes, State] = {}
+    for key, state in _items(rt.table):
+        if isinstance(state, dict) and state.get("p") == partition and "id" in state:
+            candidates[key] = state
+    for key, state in changed.items():
+        if "id" in state and state.get("p") == partition:
+            candidates[key] = state
+    out: list[tuple[bytes, State, Effects]] = []
+    counts: dict[str, int] = {}
+    for key, state in candidates.items():
+        before = keyed_contributions(state)
+        effects = recompute(state, rt.rules, now)
+        counts[effects.outcome] = counts.get(effects.outcome, 0) + 1
+        metrics.LIFECYCLE.labels("recompute", effects.outcome).inc()
+        if effects.outcome != "recomputed":
+            continue
+        rt.partition_aggregates(partition).apply_delta(before, keyed_contributions(state))
+        out.append((key, state, effects))
+    log.info("SLA recompute %s, partition %d: %s", request_id or "?", partition,
+             ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "no appeals")
+    return out
+
+
+def _items(table: Any) -> Iterable[tuple[bytes, Any]]:
+    return list(table.items())
+
+
+def publish_recompute(settings: Settings, partitions: Iterable[int] | None = None,
+                      reason: str | None = None, timeout: float = 30.0) -> dict[str, Any]:
+    """Publish one request per partition (all by default) and wait for the broker's acks."""
+    from kafka import KafkaProducer
+    from kafka.errors import KafkaError
+
+    topic = t.topic_name(settings, t.SLA_LIFECYCLE)
+    request_id = uuid.uuid4().hex
+    try:
+        producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
+                                 retries=5, request_timeout_ms=int(timeout * 1000))
+    except KafkaError as exc:
+        raise RuntimeError(f"cannot reach Kafka at {settings.kafka_bootstrap}: {exc}") from exc
+    try:
+        available = producer.partitions_for(topic)
+        if not available:
+            raise RuntimeError(f"topic {topic} does not exist (run `appeals topics create`)")
+        wanted = sorted(available) if partitions is None else sorted(set(partitions))
+        unknown = [p for p in wanted if p not in available]
+        if unknown:
+            raise RuntimeError(f"topic {topic} has no partition(s) {unknown}; "
+                               f"it has 0..{max(available)}")
+        futures = []
+        for p in wanted:
+            key, value = control_message(request_id, p, reason)
+            futures.append(producer.send(topic, key=key, value=value, partition=p))
+        producer.flush(timeout)
+        for fut in futures:
+            fut.get(timeout)
+    except KafkaError as exc:
+        raise RuntimeError(f"publishing to {topic} failed: {exc}") from exc
+    finally:
+        producer.close()
+    return {"request_id": request_id, "topic": topic, "partitions": wanted,
+            "reason": reason}
