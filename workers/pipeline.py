@@ -90,7 +90,7 @@ def _install_metrics_endpoint(app: faust.App, settings: Settings) -> None:
         web_app.router.add_get("/healthz", health)
         runner = web.AppRunner(web_app, access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, "0.0.0.0", settings.metrics_port)  # noqa: S104
+        site = web.TCPSite(runner, "0.0.0.0", settings.metrics_port)
         await site.start()
         sockets = getattr(site._server, "sockets", None) or []
         port = sockets[0].getsockname()[1] if sockets else settings.metrics_port

@@ -63,7 +63,7 @@ def _port_free(port: int) -> bool:
 
     with socket.socket() as s:
         try:
-            s.bind(("0.0.0.0", port))  # noqa: S104 - probing the port the worker will bind
+            s.bind(("0.0.0.0", port))
         except OSError:
             return False
     return True

@@ -10,6 +10,7 @@ state absorbs the same way: no appeal is ever lost for a Redis fault.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from typing import Any
@@ -18,10 +19,10 @@ import faust
 import redis.exceptions
 
 from monitoring import metrics
-from schemas.records import CHANNELS, IntakeAppeal, SourcePosition
+from schemas.records import CHANNELS, IntakeAppeal, RegisteredAppeal, SourcePosition
 from schemas.validation import InvalidEvent
 from streams import topics as t
-from workers.intake import core
+from workers.intake import core, near_duplicates
 from workers.runtime import WorkerContext, crash_on_error
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,8 @@ def install(app: faust.App, ctx: WorkerContext) -> Any:
     channel_by_topic = {t.topic_name(settings, t.intake_topic(c)): c for c in CHANNELS}
     source = topo.channel_of(*(t.intake_topic(c) for c in CHANNELS))
     dedupe_ttl = settings.dedupe_window_days * 86400
+    near_cfg = dataclasses.replace(near_duplicates.default_config(),
+                                   key_prefix=f"{settings.app_id}:")
 
     @app.agent(source, name="intake")
     async def intake(stream: faust.StreamT) -> None:
@@ -84,20 +87,24 @@ def install(app: faust.App, ctx: WorkerContext) -> Any:
 
                 fresh = await _first_seen(ctx, accepted, dedupe_ttl)
                 now = ctx.clock.now_dt()
+                batch: list[RegisteredAppeal] = []
                 for (appeal, pos, _key), is_new in zip(accepted, fresh, strict=True):
                     if not is_new:
                         metrics.DUPLICATES.labels(appeal.channel).inc()
                         continue
-                    registered = core.register(
+                    batch.append(core.register(
                         appeal,
                         registered_at=now,
                         source=pos,
                         email_regime=settings.email_regime,
                         web_regime=settings.web_regime,
-                    )
+                    ))
+                await _flag_near_duplicates(ctx, batch, near_cfg)
+                for registered in batch:
                     await outbox.send_record(t.REGISTERED, registered.appeal_id, registered)
-                    metrics.REGISTERED.labels(appeal.channel, registered.regime).inc()
+                    metrics.REGISTERED.labels(registered.channel, registered.regime).inc()
                 await outbox.flush()
+                await _remember(ctx, batch, near_cfg)
                 metrics.BATCH_SIZE.labels(STAGE).observe(len(events))
                 _observe_latency(events, started)
 
@@ -132,6 +139,30 @@ async def _first_seen(
         stored = stored.decode() if isinstance(stored, bytes) else stored
         result.append(stored == mark)
     return result
+
+
+async def _flag_near_duplicates(ctx: WorkerContext, batch: list[RegisteredAppeal],
+                                cfg: near_duplicates.NearDupConfig) -> None:
+    """Citizens often resend the same complaint: register it, but point at the first one."""
+    if not batch:
+        return
+    try:
+        found = await near_duplicates.find_near_duplicates(ctx.redis, batch, config=cfg)
+    except (redis.exceptions.RedisError, OSError):
+        metrics.REDIS_ERRORS.labels("near_duplicates").inc()
+        return
+    for registered, duplicate_of in zip(batch, found, strict=True):
+        registered.duplicate_of = duplicate_of
+
+
+async def _remember(ctx: WorkerContext, batch: list[RegisteredAppeal],
+                    cfg: near_duplicates.NearDupConfig) -> None:
+    if not batch:
+        return
+    try:
+        await near_duplicates.remember_many(ctx.redis, batch, config=cfg)
+    except (redis.exceptions.RedisError, OSError):
+        metrics.REDIS_ERRORS.labels("near_duplicates").inc()
 
 
 def _dedupe_within_batch(accepted: list[tuple[IntakeAppeal, SourcePosition, str]]) -> list[bool]:

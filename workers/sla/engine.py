@@ -203,6 +203,9 @@ def _answered(state: State, event: dict[str, Any], at: float, rules: SlaRules,
         # Answered late, and the breach timer has not fired yet (a backlog or a replay):
         # the breach still happened and is reported exactly once.
         _fire(state, "breach", state["cycle"], rules, effects, at_ts=state["due"])
+        # Usually the breach timer fired first and _fire reports "duplicate": that is about
+        # the alert, not this event. The answer itself was applied and must be stored.
+        effects.outcome = "applied"
 
 
 def _extended(state: State, event: dict[str, Any], at: float, rules: SlaRules,
