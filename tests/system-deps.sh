@@ -5,6 +5,7 @@
 #   prometheus               -> promtool (rule tests, check config, check metrics)
 #   prometheus-alertmanager  -> amtool, prometheus-alertmanager (config check, routes, inhibition)
 #   chromium chromium-driver -> headless browser test of the supervisor page
+#   kcat jq                  -> the non-Python intake producer (tests/intake/nonpython/produce.sh)
 #
 # As root: installs what is missing. Otherwise: prints the command to run and exits 0 (the
 # tests that need a missing tool then fail with the same hint; APPEALS_SKIP_SYSTEM_TOOLS=1
@@ -15,7 +16,7 @@
 # starts during the install (an existing policy-rc.d is restored afterwards, never deleted).
 set -euo pipefail
 
-PACKAGES=(prometheus prometheus-alertmanager chromium chromium-driver)
+PACKAGES=(prometheus prometheus-alertmanager chromium chromium-driver kcat jq)
 
 installed() {
   dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'
@@ -70,7 +71,7 @@ for pid in $(pgrep -x 'prometheus|prometheus-aler|alertmanager' || true); do
   fi
 done
 
-for tool in promtool amtool prometheus-alertmanager; do
+for tool in promtool amtool prometheus-alertmanager kcat jq; do
   command -v "$tool" >/dev/null || { echo "system-deps: $tool still missing" >&2; exit 1; }
 done
 echo "system-deps: done"

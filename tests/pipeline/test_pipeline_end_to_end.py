@@ -25,10 +25,10 @@ from streams import topics as t
 from streams.testing import isolated_settings, produce, read_topic, running_worker, wait_for
 from workers.aggregates.readmodel import read_figures
 from workers.deadlines.compute import answer_due
-from workers.deadlines.policies import PolicyBook
 from workers.demo.generator import Generator
 from workers.geo.regions import region_timezone
 from workers.routing import RouteInput, Router, load_rules
+from workers.sla.deadline_service import load_book
 
 pytestmark = pytest.mark.integration
 
@@ -99,7 +99,7 @@ def test_pipeline_end_to_end(broker, redis_server, tmp_path: Path) -> None:
             assert rec["rule_version"] == decision.rule_version
 
         # Deadlines: computed here from the registration time with the deadline rules.
-        book = PolicyBook.load()
+        book = load_book(router.rules.authorities.values())
         due: dict[str, dt.datetime] = {}
         for appeal_id, rec in routed.items():
             tz = region_timezone(rec["region"])

@@ -38,9 +38,10 @@ from streams.clock import SlaClock
 from streams.devstack import Broker, RedisServer, start_redis
 from streams.testing import WorkerProcess, isolated_settings
 from workers.deadlines.compute import answer_due, extend
-from workers.deadlines.policies import PolicyBook
 from workers.demo.generator import Generator
 from workers.geo.regions import region_timezone
+from workers.routing import load_rules
+from workers.sla.deadline_service import load_book
 
 pytestmark = pytest.mark.integration
 
@@ -95,7 +96,7 @@ class Planner:
     """Fates → lifecycle events and the alerts they must (and must not) cause."""
 
     def __init__(self) -> None:
-        self.book = PolicyBook.load()
+        self.book = load_book(load_rules().authorities.values())
         self.events: list[tuple[float, int, str, bytes]] = []
         self.seq = 0
 

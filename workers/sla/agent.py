@@ -28,7 +28,7 @@ from streams import topics as t
 from workers.aggregates.partials import PartitionAggregates, oldest_kept_day, publish
 from workers.runtime import WorkerContext, crash_on_error
 from workers.sla import recompute, timers
-from workers.sla.deadline_service import DeadlineService
+from workers.sla.deadline_service import DeadlineService, load_book
 from workers.sla.engine import (
     OPEN_STATUSES,
     Effects,
@@ -61,6 +61,7 @@ class SlaRuntime:
         self.rules = rules
         self.resolve_parent = resolve_parent
         self.region_tz = region_tz
+        self.router: Any = None
         self.prefix = f"{ctx.settings.app_id}:"
         self.aggregates: dict[int, PartitionAggregates] = {}
         self.needs_rebuild = True
@@ -106,7 +107,7 @@ class SlaRuntime:
 
 def install(app: faust.App, ctx: WorkerContext, router: Any) -> SlaRuntime:
     settings = ctx.settings
-    service = DeadlineService()
+    service = DeadlineService(load_book(router.rules.authorities.values()))
     rules = service.rules(settings.warning_share, settings.escalation_after)
 
     def resolve_parent(authority_id: str) -> str | None:
@@ -126,6 +127,7 @@ def install(app: faust.App, ctx: WorkerContext, router: Any) -> SlaRuntime:
             return "Europe/Moscow"
 
     rt = SlaRuntime(app, ctx, rules, resolve_parent, region_tz)
+    rt.router = router
     topo = ctx.topology
     source = topo.channel_of(t.ROUTED, t.SLA_LIFECYCLE, t.SLA_TICKS)
     lifecycle_topic = t.topic_name(settings, t.SLA_LIFECYCLE)
@@ -174,7 +176,9 @@ def install(app: faust.App, ctx: WorkerContext, router: Any) -> SlaRuntime:
                         continue
                     state = changed.get(key)
                     if state is None:
-                        state = rt.table.get(key)
+                        # A private copy: a transition that is then discarded (a repeat, an
+                        # error) must not leave its marks on the table's in-memory value.
+                        state = _copy_state(rt.table.get(key))
                     try:
                         if msg.topic == lifecycle_topic:
                             new, effects = _on_lifecycle(rt, state, data)
@@ -218,6 +222,12 @@ def install(app: faust.App, ctx: WorkerContext, router: Any) -> SlaRuntime:
         await _maintain(rt)
 
     return rt
+
+
+def _copy_state(state: State | None) -> State | None:
+    if state is None:
+        return None
+    return {k: (list(v) if isinstance(v, list) else v) for k, v in state.items()}
 
 
 def _on_routed(rt: SlaRuntime, state: State | None, data: dict[str, Any],

@@ -7,11 +7,71 @@ stream repeats a small set of such tuples, and resolving merges several override
 from __future__ import annotations
 
 import datetime as dt
+import os
+import tomllib
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
+from importlib import resources
+from typing import Any
 
 from workers.deadlines.compute import answer_due, extend
-from workers.deadlines.policies import Policy, PolicyBook
+from workers.deadlines.policies import POLICY_FILE_ENV, Policy, PolicyBook
 from workers.sla.engine import SlaRules, zone
+
+# How an authority's `sla:` block in the routing rules names a period, per regime.
+_UNIT_KEYS = {"working_days": "working_days", "calendar_days": "calendar_days",
+              "days": None, "working_hours": "working_hours", "hours": "working_hours"}
+
+
+def authority_overrides(authorities: Iterable[Any]) -> list[dict[str, Any]]:
+    """Policy-book overrides from the routing rules' per-authority ``sla`` blocks.
+
+    ``{pos: {working_days: 8}, incident: {first_response: {working_hours: 4}}, shift: next}``
+    becomes overrides selected by (authority[, regime]): an authority's own deadlines live
+    with its routing entry, where regional administrators maintain them.
+    """
+    out: list[dict[str, Any]] = []
+    for auth in authorities:
+        sla: Mapping[str, Any] = getattr(auth, "sla", None) or {}
+        common = {k: sla[k] for k in ("shift", "warning_share", "escalation_after_hours")
+                  if k in sla}
+        if common:
+            out.append({"authority": auth.id, **common})
+        for regime, spec in sla.items():
+            if not isinstance(spec, Mapping):
+                continue
+            period = spec.get("first_response", spec) if regime == "incident" else spec
+            entry: dict[str, Any] = {"authority": auth.id, "regime": regime}
+            for key, unit in _UNIT_KEYS.items():
+                if isinstance(period, Mapping) and key in period:
+                    entry["answer"] = period[key]
+                    if unit:
+                        entry["counting"] = unit
+            for key in ("shift", "urgent_answer", "extensions_allowed", "extension_max_days"):
+                if key in spec:
+                    entry[key] = spec[key]
+            if len(entry) > 2:
+                out.append(entry)
+    return out
+
+
+def load_book(authorities: Iterable[Any] = ()) -> PolicyBook:
+    """The policy file (``$APPEALS_POLICY_FILE`` or the packaged one) plus authority blocks."""
+    path = os.environ.get(POLICY_FILE_ENV)
+    if path and not path.endswith((".yaml", ".yml")):
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+        source = path
+    elif path:
+        return PolicyBook.load(path)
+    else:
+        data = tomllib.loads(resources.files("workers.deadlines").joinpath(
+            "policies.toml").read_text("utf-8"))
+        source = "workers/deadlines/policies.toml"
+    extra = authority_overrides(authorities)
+    if extra:
+        data = {**data, "overrides": [*data.get("overrides", []), *extra]}
+    return PolicyBook(data, source)
 
 
 class DeadlineService:

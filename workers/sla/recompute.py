@@ -54,10 +54,13 @@ def control_message(request_id: str, partition: int, reason: str | None = None,
 def reload_rules(rt: Any) -> None:
     """Re-read policy and calendar files; raises (PolicyError, CalendarFileError) if broken."""
     from workers.deadlines.compute import default_calendar
-    from workers.sla.deadline_service import DeadlineService
+    from workers.sla.deadline_service import DeadlineService, load_book
 
     default_calendar.cache_clear()
-    service = DeadlineService()  # loads (and validates) the policy book
+    router = getattr(rt, "router", None)
+    authorities = router.rules.authorities.values() if router is not None else ()
+    # loads (and validates) the policy book, with the authorities' own SLA blocks
+    service = DeadlineService(load_book(authorities))
     default_calendar()  # loads (and validates) the calendar override file
     settings = rt.ctx.settings
     rt.rules = service.rules(settings.warning_share, settings.escalation_after)
