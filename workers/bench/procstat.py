@@ -95,11 +95,15 @@ class GroupSnapshot:
 
 
 class GroupProgress:
-    """Committed offsets of one consumer group vs end offsets, summed per topic.
+    """Committed offsets of one consumer group and true end offsets, summed per topic.
 
     Committed offsets are read *before* end offsets: a topic whose producer committed its own
     input has had its outputs acknowledged before that commit, so they are in the end offsets
     read afterwards; "committed >= end" on every input topic then really means "all processed".
+
+    The embedded broker (Tansu) reports a partition's end offset as the *base* offset of its
+    last record batch, i.e. short by up to one batch. :meth:`snapshot` therefore reads forward
+    from the reported end to find the true one (a few records per partition, cheap).
     """
 
     def __init__(self, bootstrap: str, group: str, topics: Iterable[str]) -> None:
@@ -110,7 +114,7 @@ class GroupProgress:
         self.topics = list(topics)
         self._admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
         self._consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                                       enable_auto_commit=False)
+                                       enable_auto_commit=False, fetch_max_wait_ms=20)
         self._tps: list[Any] = []
 
     def _partitions(self) -> list[Any]:
@@ -133,11 +137,28 @@ class GroupProgress:
         for tp, meta in raw.items():
             if tp.topic in committed and meta.offset > 0:
                 committed[tp.topic] += meta.offset
-        ends_raw = self._consumer.end_offsets(self._partitions())
         end: dict[str, int] = dict.fromkeys(self.topics, 0)
-        for tp, off in ends_raw.items():
+        for tp, off in self.true_end_offsets().items():
             end[tp.topic] += off
         return GroupSnapshot(time.monotonic(), end, committed)
+
+    def true_end_offsets(self) -> dict[Any, int]:
+        """End offsets, corrected for a broker that reports the last batch's base offset."""
+        tps = self._partitions()
+        consumer = self._consumer
+        ends = dict(consumer.end_offsets(tps))
+        if not consumer.assignment():
+            consumer.assign(tps)
+        for tp in tps:
+            consumer.seek(tp, ends[tp])
+        for _ in range(20):
+            got = consumer.poll(timeout_ms=30, max_records=100_000)
+            if not got:
+                break
+            for tp, records in got.items():
+                if records:
+                    ends[tp] = max(ends[tp], records[-1].offset + 1)
+        return ends
 
     def close(self) -> None:
         self._admin.close()

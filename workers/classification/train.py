@@ -6,9 +6,11 @@ training data and the lexicons, so a model can always be traced to the exact cor
 The urgency threshold is chosen by cross-validation on the *training* data only, with folds
 that hold out whole template phrasings (group k-fold on the generator's ``tpl`` id; every
 hand-written line is its own group): random folds would put copies of one phrasing on both
-sides and make the model look surer than it is on new wording. The threshold is the lowest one
-whose out-of-fold precision stays ≥ ``TARGET_CV_PRECISION`` (recall first, with a margin over
-the 0.80 precision target). The held-out splits never influence the model.
+sides and make the model look surer than it is on new wording. The target is an operating
+point (urgent recall ≥ 0.95 at precision ≥ 0.80), so the threshold is the one that maximises
+out-of-fold recall subject to out-of-fold precision ≥ ``TARGET_CV_PRECISION`` (0.82: a small
+margin over 0.80); among thresholds with equal recall the highest (most precise) one wins. The
+held-out splits never influence the model.
 """
 
 from __future__ import annotations
@@ -33,8 +35,13 @@ CORPUS_DIR = Path(__file__).with_name("corpus")
 SEED = 1729
 CAT_C = 10.0
 URG_C = 16.0
-TARGET_CV_PRECISION = 0.85
+TARGET_CV_PRECISION = 0.82
 CV_FOLDS = 5
+#: Sample weight of a hand-written line in the urgency model. A generated phrasing appears ~6
+#: times in bank A, a hand-written line once; weighting the (more realistic, more varied)
+#: hand-written lines ×3 raised group-CV urgent recall on them (0.926 → 0.940 at the chosen
+#: threshold) with higher out-of-fold precision; chosen on training data only.
+HANDWRITTEN_WEIGHT = 3.0
 
 
 def training_files(data_dir: Path) -> list[Path]:
@@ -50,32 +57,50 @@ def training_files(data_dir: Path) -> list[Path]:
 
 def _hash(files: Sequence[Path], lexicon_dir: Path) -> str:
     h = hashlib.sha256()
+    # Training settings are part of the version: same data with another threshold rule or
+    # weighting is another model.
+    h.update(repr((CAT_C, URG_C, TARGET_CV_PRECISION, CV_FOLDS, HANDWRITTEN_WEIGHT)).encode())
     for p in [*files, *sorted(lexicon_dir.glob("*.txt"))]:
         h.update(p.name.encode())
         h.update(p.read_bytes())
     return h.hexdigest()
 
 
-def _groups(files: Sequence[Path]) -> list[str]:
-    """Template id of every training line (``tpl``), else the line's own text (its own group)."""
-    out: list[str] = []
+def _groups(files: Sequence[Path]) -> tuple[list[str], list[bool]]:
+    """Per training line: template id (``tpl``, else the line's own text, i.e. its own group)
+    and whether it is hand-written (``style`` ends with ``/handwritten``)."""
+    groups: list[str] = []
+    handwritten: list[bool] = []
     for f in files:
         for raw in f.read_bytes().splitlines():
             if raw.strip():
                 obj = orjson.loads(raw)
-                out.append(str(obj.get("tpl") or obj.get("text", "")))
-    return out
+                groups.append(str(obj.get("tpl") or obj.get("text", "")))
+                handwritten.append(str(obj.get("style", "")).endswith("/handwritten"))
+    return groups, handwritten
 
 
-def _pick_threshold(p: np.ndarray, y: np.ndarray) -> float:
-    """Lowest threshold (max recall) whose out-of-fold precision is ≥ TARGET_CV_PRECISION."""
+def _pick_threshold(p: np.ndarray, y: np.ndarray,
+                    min_precision: float = TARGET_CV_PRECISION) -> float:
+    """Threshold with the highest out-of-fold recall whose precision is ≥ ``min_precision``.
+
+    Candidates are a 0.01 grid (0.02 … 0.90), so the stored threshold is a readable number and
+    does not sit on one out-of-fold score. Ties in recall go to the higher threshold (fewer
+    false alarms at the same recall). Falls back to 0.5 if no threshold reaches the precision.
+    """
     if y.sum() == 0:
         return 0.5
-    for t in np.arange(0.02, 0.905, 0.01):
+    y = y.astype(bool)
+    best: tuple[float, float] | None = None  # (recall, threshold)
+    for t in np.round(np.arange(0.02, 0.905, 0.01), 2):
         pred = p >= t
-        if pred.sum() and (pred & y).sum() / pred.sum() >= TARGET_CV_PRECISION:
-            return float(round(t, 2))
-    return 0.5
+        tp = int((pred & y).sum())
+        if not pred.sum() or tp / pred.sum() < min_precision:
+            continue
+        rec = tp / int(y.sum())
+        if best is None or rec > best[0] or (rec == best[0] and t > best[1]):
+            best = (rec, float(t))
+    return best[1] if best is not None else 0.5
 
 
 def train(data_dir: Path | None = None, out: Path | None = None, *, seed: int = SEED,
@@ -97,7 +122,9 @@ def train(data_dir: Path | None = None, out: Path | None = None, *, seed: int = 
     y_cat = np.array([CATEGORIES.index(e.category) for e in examples])
     y_urg = np.array([e.urgent for e in examples], dtype=bool)
 
-    groups = np.array(_groups(files))
+    group_list, hw_list = _groups(files)
+    groups = np.array(group_list)
+    w_sample = np.where(np.array(hw_list, dtype=bool), HANDWRITTEN_WEIGHT, 1.0)
     blocks = feat.block_slices()
     # Category: words, characters, category lexicons (the urgency block gets zero weight).
     n_cat = blocks["lex"].stop
@@ -109,7 +136,7 @@ def train(data_dir: Path | None = None, out: Path | None = None, *, seed: int = 
     # counts, one column per urgency/calm rule and the cue lexicons (past/planned/hypo/now).
     urg_model = LogisticRegression(C=URG_C, max_iter=3000, class_weight="balanced",
                                    random_state=seed)
-    urg_model.fit(x, y_urg)
+    urg_model.fit(x, y_urg, sample_weight=w_sample)
     w_urg = urg_model.coef_[0].astype(np.float32)
 
     # Out-of-fold urgency probabilities over folds of unseen phrasings → threshold.
@@ -118,7 +145,7 @@ def train(data_dir: Path | None = None, out: Path | None = None, *, seed: int = 
     for tr, va in GroupKFold(n_splits=n_folds).split(x, y_urg, groups):
         m = LogisticRegression(C=URG_C, max_iter=3000, class_weight="balanced",
                                random_state=seed)
-        m.fit(x[tr], y_urg[tr])
+        m.fit(x[tr], y_urg[tr], sample_weight=w_sample[tr])
         oof[va] = m.predict_proba(x[va])[:, 1]
     threshold = _pick_threshold(oof, y_urg)
     pred = oof >= threshold
@@ -135,7 +162,9 @@ def train(data_dir: Path | None = None, out: Path | None = None, *, seed: int = 
         "seed": seed,
         "cat_C": CAT_C,
         "urg_C": URG_C,
+        "handwritten_weight": HANDWRITTEN_WEIGHT,
         "urgent_cv": {"folds": n_folds, "groups": len(set(groups)),
+                      "min_precision": TARGET_CV_PRECISION, "threshold": threshold,
                       "precision": round(cv_p, 4), "recall": round(cv_r, 4)},
     }
     artifact = {

@@ -198,6 +198,7 @@ def build(seed: int = SEED, train_per_category: int = 220,
     train = generate(bank_a, train_per_category, rng, STREETS_A, CITIES_A, FILLERS_A)
     train += read_handwritten(CORPUS_DIR / "handwritten_train.tsv")
     train += read_handwritten(CORPUS_DIR / "handwritten_hard_train.tsv")
+    train += read_handwritten(CORPUS_DIR / "handwritten_urgency2_train.tsv")
     test = generate(bank_b, test_per_category, random.Random(seed + 1), STREETS_B, CITIES_B,
                     FILLERS_B)
     test += read_handwritten(CORPUS_DIR / "handwritten_test.tsv")
@@ -216,7 +217,8 @@ def write_jsonl(rows: Sequence[dict[str, object]], path: Path) -> None:
 
 
 #: Small hand-written held-out check sets: source TSV -> JSONL (never trained on: ``test*``).
-FRESH_SETS = {"fresh_check.tsv": "test_fresh.jsonl", "fresh_check2.tsv": "test_fresh2.jsonl"}
+FRESH_SETS = {"fresh_check.tsv": "test_fresh.jsonl", "fresh_check2.tsv": "test_fresh2.jsonl",
+              "fresh_check3.tsv": "test_fresh3.jsonl"}
 
 
 def main() -> None:
