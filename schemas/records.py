@@ -191,6 +191,7 @@ class RoutedAppeal(Record):
     parent_authority_id: str | None = None
     municipality: str | None = None
     complaint: bool = False
+    complaint_about: str | None = None
 
 
 @dataclass(slots=True)

@@ -16,7 +16,8 @@ COMPOSE = REPO / "docker" / "compose.yaml"
 # Vendored from the docker-compose 1.29.2 wheel (compose/config/compose_spec.json): the Compose
 # Specification schema as published by the compose-spec project in 2021.
 SCHEMA = Path(__file__).with_name("compose-spec.schema.json")
-SERVICES = {"kafka", "redis", "prometheus", "alertmanager", "grafana", "worker-1", "worker-2"}
+SERVICES = {"kafka", "redis", "prometheus", "alertmanager", "grafana", "worker-1", "worker-2",
+            "api"}
 WORKERS = ("worker-1", "worker-2")
 
 
@@ -120,3 +121,13 @@ def test_dockerfile():
     assert "EXPOSE 9464" in text
     user = [line for line in text.splitlines() if line.startswith("USER ")]
     assert user and not user[-1].split()[1].startswith(("root", "0"))
+
+
+def test_api_service_is_scraped(compose):
+    """The API process computes the rating and on-time gauges: Prometheus must scrape it."""
+    api = compose["services"]["api"]
+    assert api["entrypoint"][:2] == ["appeals", "api"]
+    port = api["entrypoint"][api["entrypoint"].index("--port") + 1]
+    prometheus = yaml.safe_load((MONITORING / "prometheus" / "prometheus.yml").read_text())
+    job = next(j for j in prometheus["scrape_configs"] if j["job_name"] == "appeals-api")
+    assert {t for sc in job["static_configs"] for t in sc["targets"]} == {f"api:{port}"}

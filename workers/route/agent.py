@@ -47,6 +47,7 @@ def routed_record(appeal: dict[str, Any], decision: Any, category: str, urgent: 
         parent_authority_id=decision.parent_authority_id,
         municipality=decision.municipality,
         complaint=bool(appeal.get("complaint_about")),
+        complaint_about=appeal.get("complaint_about"),
     )
 
 

@@ -186,6 +186,11 @@ def install(app: faust.App, ctx: WorkerContext, router: Any) -> SlaRuntime:
                             new, effects = _on_tick(rt, state, data)
                         else:
                             new, effects = _on_routed(rt, state, data, msg.partition)
+                    except RedirectRefused as exc:
+                        metrics.LIFECYCLE.labels("redirected", "rejected").inc()
+                        await outbox.dead_letter(event, stage=STAGE, reason="redirect_refused",
+                                                 detail=str(exc)[:300])
+                        continue
                     except (KeyError, ValueError, TypeError) as exc:
                         log.warning("SLA: cannot apply %s[%d]@%d: %s", msg.topic, msg.partition,
                                     msg.offset, type(exc).__name__)
@@ -263,6 +268,8 @@ def _on_lifecycle(rt: SlaRuntime, state: State | None,
         pending.append(data)
         metrics.LIFECYCLE.labels(data.get("event", "unknown"), "pending").inc()
         return {"pending": pending[-MAX_PENDING:]}, Effects(outcome="pending")
+    if data["event"] == "redirected" and rt.router is not None:
+        _check_redirect(rt.router, state, data)
     before = keyed_contributions(state)
     effects = apply_lifecycle(state, data, rt.rules, rt.resolve_parent)
     metrics.LIFECYCLE.labels(data["event"], effects.outcome).inc()
@@ -270,6 +277,20 @@ def _on_lifecycle(rt: SlaRuntime, state: State | None,
         return None, effects
     rt.partition_aggregates(state["p"]).apply_delta(before, keyed_contributions(state))
     return state, effects
+
+
+class RedirectRefused(ValueError):
+    """A redirect to an unknown body, or to the body the complaint is about (59-FZ art. 8)."""
+
+
+def _check_redirect(router: Any, state: State, data: dict[str, Any]) -> None:
+    from workers.routing import RedirectRejected, UnknownAuthority
+
+    try:
+        router.redirect(state["id"], data.get("to_authority_id") or "",
+                        complaint_about=state.get("complaint_about"))
+    except (UnknownAuthority, RedirectRejected) as exc:
+        raise RedirectRefused(str(exc)) from None
 
 
 def _on_tick(rt: SlaRuntime, state: State | None,

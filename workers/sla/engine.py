@@ -107,6 +107,7 @@ def new_state(
         # the per-municipality figures answer "how are appeals from this place handled".
         "muni": routed.get("municipality"),
         "urgent": bool(routed.get("urgent")),
+        "complaint_about": routed.get("complaint_about"),
         "reg": registered_ts,
         "recv": registered_ts,  # when the current authority received it (redirect restarts)
         "start": registered_ts,  # start of the running answer period
