@@ -7,10 +7,6 @@ share one way to start, kill and read from the system, instead of each growing i
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -19,8 +15,20 @@ from pathlib import Path
 from typing import Any
 
 from streams import topics as t
-from streams.devstack import free_port
+from streams.processes import WorkerProcess, start_worker, stop_process, worker_env
 from streams.settings import Settings
+
+__all__ = [
+    "WorkerProcess",
+    "isolated_settings",
+    "produce",
+    "read_topic",
+    "running_worker",
+    "start_worker",
+    "stop_process",
+    "wait_for",
+    "worker_env",
+]
 
 
 def isolated_settings(kafka: str, redis: str, **changes: Any) -> Settings:
@@ -36,70 +44,6 @@ def isolated_settings(kafka: str, redis: str, **changes: Any) -> Settings:
         metrics_port=0,
     )
     return base.replace(**changes) if changes else base
-
-
-def worker_env(settings: Settings, metrics_port: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("APPEALS_")}
-    for name in ("kafka", "redis", "app_id", "topic_prefix", "partitions", "time_scale",
-                 "clock_epoch", "session_timeout", "escalation_after", "warning_share",
-                 "batch_size", "batch_linger", "triage_confidence", "store", "data_dir",
-                 "webhook_url", "alertmanager_url", "log_level", "sweep_interval"):
-        value = getattr(settings, name)
-        env[f"APPEALS_{name.upper()}"] = repr(value) if isinstance(value, float) else str(value)
-    env["APPEALS_METRICS_PORT"] = str(metrics_port)
-    return env
-
-
-class WorkerProcess:
-    """One ``appeals worker`` child process; ``kill`` is a SIGKILL, as in a crash."""
-
-    def __init__(self, settings: Settings, log_path: Path, metrics_port: int | None = None,
-                 extra_env: dict[str, str] | None = None) -> None:
-        self.settings = settings
-        self.log_path = log_path
-        self.metrics_port = metrics_port or free_port()
-        self.extra_env = extra_env or {}
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> WorkerProcess:
-        env = worker_env(self.settings, self.metrics_port)
-        env.update(self.extra_env)
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "workers.cli", "worker"],
-                env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            )
-        return self
-
-    @property
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self, timeout: float = 20.0) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
-
-    def metrics_text(self) -> str:
-        import urllib.request
-
-        with urllib.request.urlopen(
-            f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5
-        ) as resp:
-            return resp.read().decode()
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
 @contextmanager

@@ -12,13 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 import faust
-import orjson
 
 from monitoring import metrics
 from schemas.records import LifecycleEvent
-from schemas.validation import InvalidEvent, validate
+from schemas.validation import InvalidEvent
 from streams import topics as t
-from workers.runtime import WorkerContext, crash_on_error
+from workers.runtime import WorkerContext, crash_on_error, parse_event
 
 STAGE = "lifecycle"
 
@@ -34,16 +33,7 @@ def install(app: faust.App, ctx: WorkerContext) -> Any:
                 for event in events:
                     raw = event.message.value
                     try:
-                        if not raw:
-                            raise InvalidEvent("empty", "message has no value")
-                        data = orjson.loads(raw)
-                        if not isinstance(data, dict):
-                            raise InvalidEvent("not_object", "expected a JSON object")
-                        validate(LifecycleEvent.schema, data)
-                    except orjson.JSONDecodeError as exc:
-                        await outbox.dead_letter(event, stage=STAGE, reason="not_json",
-                                                 detail=str(exc)[:200])
-                        continue
+                        data = parse_event(raw, LifecycleEvent.schema)
                     except InvalidEvent as exc:
                         await outbox.dead_letter(event, stage=STAGE, reason=exc.reason,
                                                  detail=exc.detail)

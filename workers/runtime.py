@@ -20,10 +20,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
+import orjson
 import redis.asyncio as aioredis
 
 from monitoring import metrics
 from schemas.records import DeadLetter, Record
+from schemas.validation import InvalidEvent, validate
 from streams import topics as t
 from streams.clock import SlaClock
 from streams.settings import Settings
@@ -163,3 +165,22 @@ def crash_on_error(stage: str) -> Iterator[None]:
                      "not committed (the batch is replayed on restart)", stage, exc_info=True)
         logging.shutdown()
         os._exit(70)
+
+
+def parse_event(raw: bytes | None, schema: str | None = None) -> dict[str, Any]:
+    """Bytes of a pipeline topic to a dict, validated against ``schema`` when given.
+
+    Raises :class:`InvalidEvent` with a reason code, the one exception agents catch to send an
+    event to the dead-letter topic.
+    """
+    if not raw:
+        raise InvalidEvent("empty", "message has no value")
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidEvent("not_json", str(exc)[:200]) from None
+    if not isinstance(data, dict):
+        raise InvalidEvent("not_object", "expected a JSON object")
+    if schema is not None:
+        validate(schema, data)
+    return data

@@ -37,11 +37,11 @@ import redis as redis_sync
 from schemas.records import RoutedAppeal
 from streams import topics as t
 from streams.devstack import Broker, RedisServer, free_port
+from streams.processes import start_worker, stop_process, worker_env
 from streams.settings import Settings
 from workers.aggregates.partials import oldest_kept_day
 from workers.aggregates.readmodel import WINDOWS, read_figures
 from workers.aggregates.sketch import RELATIVE_ACCURACY
-from workers.demo.runner import start_worker, stop_process, worker_env
 
 pytestmark = pytest.mark.integration
 

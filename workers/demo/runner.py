@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import heapq
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -27,6 +26,7 @@ import orjson
 from streams import topics as t
 from streams.clock import SlaClock
 from streams.devstack import DevStackError, dev_stack, free_port
+from streams.processes import start_worker, stop_process
 from streams.settings import Settings
 from workers.demo.generator import GeneratedAppeal, Generator, lifecycle_bytes
 
@@ -67,45 +67,6 @@ def _port_free(port: int) -> bool:
         except OSError:
             return False
     return True
-
-
-def worker_env(settings: Settings, metrics_port: int) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update({
-        "APPEALS_KAFKA": settings.kafka,
-        "APPEALS_REDIS": settings.redis,
-        "APPEALS_PARTITIONS": str(settings.partitions),
-        "APPEALS_TIME_SCALE": repr(settings.time_scale),
-        "APPEALS_CLOCK_EPOCH": repr(settings.clock_epoch),
-        "APPEALS_SESSION_TIMEOUT": repr(settings.session_timeout),
-        "APPEALS_METRICS_PORT": str(metrics_port),
-        "APPEALS_APP_ID": settings.app_id,
-        "APPEALS_TOPIC_PREFIX": settings.topic_prefix,
-        "APPEALS_ESCALATION_AFTER": repr(settings.escalation_after),
-        "APPEALS_LOG_LEVEL": settings.log_level,
-    })
-    return env
-
-
-def start_worker(settings: Settings, metrics_port: int, log_path: Path) -> subprocess.Popen[bytes]:
-    with open(log_path, "wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "workers.cli", "worker"],
-            env=worker_env(settings, metrics_port),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-
-
-def stop_process(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 def run_demo(opts: DemoOptions) -> int:

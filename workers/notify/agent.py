@@ -13,14 +13,13 @@ import logging
 from typing import Any
 
 import faust
-import orjson
 import redis.exceptions
 
 from monitoring import metrics
 from schemas.records import SlaAlert
-from schemas.validation import InvalidEvent, validate
+from schemas.validation import InvalidEvent
 from streams import topics as t
-from workers.runtime import WorkerContext, crash_on_error
+from workers.runtime import WorkerContext, crash_on_error, parse_event
 
 log = logging.getLogger("appeals.alerts")
 
@@ -40,11 +39,7 @@ def install(app: faust.App, ctx: WorkerContext, deliver: Any = None) -> Any:
                 outbox = ctx.outbox()
                 for event in events:
                     try:
-                        data = orjson.loads(event.message.value)
-                        validate(SlaAlert.schema, data)
-                    except (orjson.JSONDecodeError, TypeError):
-                        await outbox.dead_letter(event, stage=STAGE, reason="not_json")
-                        continue
+                        data = parse_event(event.message.value, SlaAlert.schema)
                     except InvalidEvent as exc:
                         await outbox.dead_letter(event, stage=STAGE, reason=exc.reason,
                                                  detail=exc.detail)

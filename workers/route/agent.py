@@ -13,14 +13,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
-import orjson
 
 from monitoring import metrics
 from schemas.records import RegisteredAppeal, RoutedAppeal, TriageCandidate, TriageItem
-from schemas.validation import InvalidEvent, validate
+from schemas.validation import InvalidEvent
 from streams import topics as t
 from workers.routing import RouteInput, Router
-from workers.runtime import WorkerContext, crash_on_error
+from workers.runtime import WorkerContext, crash_on_error, parse_event
 
 log = logging.getLogger(__name__)
 
@@ -84,17 +83,11 @@ def install(app: faust.App, ctx: WorkerContext, router: Router, classifier: Any)
                 for event in events:
                     msg = event.message
                     try:
-                        data = orjson.loads(msg.value)
-                        if not isinstance(data, dict):
-                            raise InvalidEvent("not_object", "expected a JSON object")
                         if msg.topic == decisions_topic:
-                            await _on_decision(ctx, outbox, pending, router, data)
+                            await _on_decision(ctx, outbox, pending, router,
+                                               parse_event(msg.value))
                             continue
-                        validate(RegisteredAppeal.schema, data)
-                    except orjson.JSONDecodeError as exc:
-                        await outbox.dead_letter(event, stage=STAGE, reason="not_json",
-                                                 detail=str(exc)[:200])
-                        continue
+                        data = parse_event(msg.value, RegisteredAppeal.schema)
                     except InvalidEvent as exc:
                         await outbox.dead_letter(event, stage=STAGE, reason=exc.reason,
                                                  detail=exc.detail)
