@@ -110,8 +110,10 @@ def test_intake_agent_end_to_end(broker, redis_server, tmp_path: Path) -> None:
 
     with running_worker(settings, tmp_path / "worker.log") as worker:
         produce(settings, messages)
-        produce(settings, [(t.intake_topic("web"), None, orjson.dumps(resend))])
         expected_registered = len(samples) + len(valid) + 2
+        # The resend comes after the original has been registered, as it does in life.
+        read_topic(settings, t.REGISTERED, until=expected_registered - 1, timeout=240)
+        produce(settings, [(t.intake_topic("web"), None, orjson.dumps(resend))])
         registered = read_topic(settings, t.REGISTERED, until=expected_registered, timeout=240)
         dead = read_topic(settings, t.DEADLETTER, until=len(invalid), timeout=120)
         metrics_text = worker.metrics_text()
