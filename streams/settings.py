@@ -82,6 +82,8 @@ class Settings:
     """APPEALS_WEBHOOK_URL: a supervisors' webhook for every alert (empty = log only)."""
     alertmanager_url: str = ""
     """APPEALS_ALERTMANAGER_URL: Alertmanager base URL for SLA alerts (empty = off)."""
+    notify_concurrency: int = 16
+    """APPEALS_NOTIFY_CONCURRENCY: alert deliveries a worker runs side by side."""
     public_url: str = "http://localhost:8080"
     """APPEALS_PUBLIC_URL: base of links to appeals placed in alerts."""
     webhook_attempts: int = 5
@@ -109,6 +111,7 @@ class Settings:
         _check(self.partitions >= 1, "APPEALS_PARTITIONS", "must be at least 1")
         _check(self.replication >= 1, "APPEALS_REPLICATION", "must be at least 1")
         _check(self.batch_size >= 1, "APPEALS_BATCH_SIZE", "must be at least 1")
+        _check(self.notify_concurrency >= 1, "APPEALS_NOTIFY_CONCURRENCY", "must be at least 1")
         _check(self.batch_linger >= 0, "APPEALS_BATCH_LINGER", "must not be negative")
         _check(self.session_timeout >= 1, "APPEALS_SESSION_TIMEOUT", "must be at least 1 s")
         _check(0 <= self.metrics_port < 65536, "APPEALS_METRICS_PORT", "must be a port number")

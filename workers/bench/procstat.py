@@ -108,11 +108,13 @@ class GroupProgress:
 
     def __init__(self, bootstrap: str, group: str, topics: Iterable[str]) -> None:
         from kafka import KafkaConsumer
-        from kafka.admin import KafkaAdminClient
 
         self.group = group
         self.topics = list(topics)
-        self._admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+        # Bound to the group only to read its committed offsets: it never subscribes, so it
+        # never joins the group or takes part in its rebalances.
+        self._group_reader = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
+                                           enable_auto_commit=False)
         self._consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
                                        enable_auto_commit=False, fetch_max_wait_ms=20)
         self._tps: list[Any] = []
@@ -129,14 +131,14 @@ class GroupProgress:
         return self._tps
 
     def snapshot(self) -> GroupSnapshot:
-        try:
-            raw = self._admin.list_consumer_group_offsets(self.group)
-        except Exception:  # the group may not exist yet
-            raw = {}
         committed: dict[str, int] = dict.fromkeys(self.topics, 0)
-        for tp, meta in raw.items():
-            if tp.topic in committed and meta.offset > 0:
-                committed[tp.topic] += meta.offset
+        for tp in self._partitions():
+            try:
+                offset = self._group_reader.committed(tp)
+            except Exception:  # the group may not exist yet
+                offset = None
+            if offset:
+                committed[tp.topic] += offset
         end: dict[str, int] = dict.fromkeys(self.topics, 0)
         for tp, off in self.true_end_offsets().items():
             end[tp.topic] += off
@@ -161,5 +163,5 @@ class GroupProgress:
         return ends
 
     def close(self) -> None:
-        self._admin.close()
+        self._group_reader.close()
         self._consumer.close()

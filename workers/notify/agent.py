@@ -9,6 +9,7 @@ Alert texts and labels carry ids, levels and deadlines only: never the citizen's
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -34,9 +35,16 @@ def install(app: faust.App, ctx: WorkerContext, deliver: Any = None) -> Any:
 
     @app.agent(ctx.topology.topic(t.SLA_ALERTS), name="notify")
     async def notify(stream: faust.StreamT) -> None:
+        limit = asyncio.Semaphore(settings.notify_concurrency)
+
+        async def deliver_one(alert: SlaAlert) -> bool:
+            async with limit:
+                return bool(await deliver(alert))
+
         async for events in stream.take_events(settings.batch_size, settings.batch_linger):
             with crash_on_error(STAGE):
                 outbox = ctx.outbox()
+                todo: dict[str, tuple[Any, SlaAlert]] = {}
                 for event in events:
                     try:
                         data = parse_event(event.message.value, SlaAlert.schema)
@@ -45,26 +53,66 @@ def install(app: faust.App, ctx: WorkerContext, deliver: Any = None) -> Any:
                                                  detail=exc.detail)
                         continue
                     alert = SlaAlert.from_dict(data)
-                    marker = f"{prefix}alert:sent:{alert.alert_id}"
-                    try:
-                        if await ctx.redis.exists(marker):
-                            metrics.NOTIFICATIONS.labels("log", "duplicate").inc()
-                            continue
-                    except (redis.exceptions.RedisError, OSError):
-                        metrics.REDIS_ERRORS.labels("notify_dedupe").inc()
+                    if alert.alert_id in todo:
+                        metrics.NOTIFICATIONS.labels("log", "duplicate").inc()
+                        continue
+                    todo[alert.alert_id] = (event, alert)
+                pending = await _not_yet_sent(ctx, prefix, todo)
+                for _, alert in pending:
                     log.warning(
                         "SLA %s: appeal %s, authority %s (notify %s), regime %s, due %s",
                         alert.level.upper(), alert.appeal_id, alert.authority_id,
                         alert.notify_authority_id, alert.regime, alert.due_at,
                     )
                     metrics.NOTIFICATIONS.labels("log", "sent").inc()
-                    if deliver is not None and not await deliver(alert):
+                # Deliveries run side by side: one slow or failing webhook must not hold
+                # back every other supervisor's alerts behind its retries.
+                if deliver is not None:
+                    results = await asyncio.gather(*(deliver_one(a) for _, a in pending))
+                else:
+                    results = [True] * len(pending)
+                delivered = []
+                for (event, alert), ok in zip(pending, results, strict=True):
+                    if ok:
+                        delivered.append(alert.alert_id)
+                    else:
                         await outbox.dead_letter(event, stage=STAGE, reason="delivery_failed")
-                        continue
-                    try:
-                        await ctx.redis.set(marker, "1", ex=SENT_TTL)
-                    except (redis.exceptions.RedisError, OSError):
-                        metrics.REDIS_ERRORS.labels("notify_dedupe").inc()
                 await outbox.flush()
+                await _mark_sent(ctx, prefix, delivered)
 
     return notify
+
+
+async def _not_yet_sent(ctx: WorkerContext, prefix: str,
+                        todo: dict[str, tuple[Any, SlaAlert]]) -> list[tuple[Any, SlaAlert]]:
+    """Alerts whose sent-marker is absent (one round trip); all of them if Redis is down."""
+    items = list(todo.values())
+    if not items:
+        return []
+    try:
+        async with ctx.redis.pipeline(transaction=False) as pipe:
+            for _, alert in items:
+                pipe.exists(f"{prefix}alert:sent:{alert.alert_id}")
+            seen = await pipe.execute()
+    except (redis.exceptions.RedisError, OSError):
+        metrics.REDIS_ERRORS.labels("notify_dedupe").inc()
+        return items
+    out = []
+    for item, was_sent in zip(items, seen, strict=True):
+        if was_sent:
+            metrics.NOTIFICATIONS.labels("log", "duplicate").inc()
+        else:
+            out.append(item)
+    return out
+
+
+async def _mark_sent(ctx: WorkerContext, prefix: str, alert_ids: list[str]) -> None:
+    if not alert_ids:
+        return
+    try:
+        async with ctx.redis.pipeline(transaction=False) as pipe:
+            for alert_id in alert_ids:
+                pipe.set(f"{prefix}alert:sent:{alert_id}", "1", ex=SENT_TTL)
+            await pipe.execute()
+    except (redis.exceptions.RedisError, OSError):
+        metrics.REDIS_ERRORS.labels("notify_dedupe").inc()
