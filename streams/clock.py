@@ -25,10 +25,6 @@ class SlaClock:
     def now_dt(self) -> datetime:
         return datetime.fromtimestamp(self.now(), UTC)
 
-    def real_delay(self, sla_seconds: float) -> float:
-        """Wall seconds that pass while the SLA clock advances ``sla_seconds``."""
-        return sla_seconds / self.scale
-
     def wall_time_of(self, sla_ts: float) -> float:
         """The wall-clock Unix time at which the SLA clock reads ``sla_ts``."""
         if self.scale == 1.0:

@@ -64,10 +64,6 @@ class Topology:
             value_serializer="raw",
         )
 
-    def base_name(self, full_name: str) -> str:
-        prefix = self.settings.topic_prefix
-        return full_name[len(prefix):] if prefix and full_name.startswith(prefix) else full_name
-
 
 @dataclass
 class WorkerContext:

@@ -10,7 +10,6 @@ redirected, paused) that the generator turns into lifecycle events on the SLA cl
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
@@ -198,8 +197,3 @@ class Generator:
 
 def lifecycle_bytes(event: PlannedEvent) -> bytes:
     return orjson.dumps(event.payload)
-
-
-def iter_appeals(gen: Generator, n: int, now_sla: float) -> Iterator[GeneratedAppeal | Malformed]:
-    for _ in range(n):
-        yield gen.next(now_sla)

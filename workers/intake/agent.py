@@ -57,7 +57,6 @@ def install(app: faust.App, ctx: WorkerContext) -> Any:
     async def intake(stream: faust.StreamT) -> None:
         async for events in stream.take_events(settings.batch_size, settings.batch_linger):
             with crash_on_error(STAGE):
-                started = time.perf_counter()
                 outbox = ctx.outbox()
                 accepted: list[tuple[IntakeAppeal, SourcePosition, str]] = []
                 for event in events:
@@ -106,7 +105,7 @@ def install(app: faust.App, ctx: WorkerContext) -> Any:
                 await outbox.flush()
                 await _remember(ctx, batch, near_cfg)
                 metrics.BATCH_SIZE.labels(STAGE).observe(len(events))
-                _observe_latency(events, started)
+                _observe_latency(events)
 
     return intake
 
@@ -174,7 +173,7 @@ def _dedupe_within_batch(accepted: list[tuple[IntakeAppeal, SourcePosition, str]
     return out
 
 
-def _observe_latency(events: list[faust.EventT], started: float) -> None:
+def _observe_latency(events: list[faust.EventT]) -> None:
     now = time.time()
     hist = metrics.STAGE_LATENCY.labels(STAGE)
     for event in events:
