@@ -168,15 +168,14 @@ REDIS_ERRORS = Counter(
 def _exported_names() -> frozenset[str]:
     """Names as they appear in a scrape, including the suffixes prometheus-client adds."""
     names: set[str] = set()
-    for collector in list(REGISTRY._collector_to_names):
-        for metric in collector.describe():
-            base = metric.name
-            if metric.type == "counter":
-                names.update({f"{base}_total", f"{base}_created"})
-            elif metric.type == "histogram":
-                names.update({f"{base}_bucket", f"{base}_sum", f"{base}_count", f"{base}_created"})
-            else:
-                names.add(base)
+    for metric in REGISTRY.collect():
+        base = metric.name
+        if metric.type == "counter":
+            names.update({f"{base}_total", f"{base}_created"})
+        elif metric.type == "histogram":
+            names.update({f"{base}_bucket", f"{base}_sum", f"{base}_count", f"{base}_created"})
+        else:
+            names.add(base)
     return frozenset(names)
 
 

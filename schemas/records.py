@@ -63,7 +63,7 @@ class Record:
         return orjson.dumps(self)
 
     def to_dict(self) -> dict[str, Any]:
-        return orjson.loads(orjson.dumps(self))  # type: ignore[no-any-return]
+        return orjson.loads(orjson.dumps(self))
 
     @classmethod
     def from_dict(cls: type[R], data: dict[str, Any]) -> R:

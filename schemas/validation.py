@@ -34,7 +34,7 @@ def schema_path(name: str, version: int = 1) -> str:
 @cache
 def load_schema(name: str, version: int = 1) -> dict[str, Any]:
     with open(schema_path(name, version), encoding="utf-8") as fh:
-        return json.load(fh)  # type: ignore[no-any-return]
+        return json.load(fh)
 
 
 @cache

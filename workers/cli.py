@@ -160,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _plugin(module_name: str) -> Callable[[argparse._SubParsersAction], None] | None:  # type: ignore[type-arg]
+def _plugin(module_name: str) -> Callable[[argparse._SubParsersAction], None] | None:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:

@@ -17,7 +17,7 @@ from monitoring import metrics
 from schemas.records import LifecycleEvent
 from schemas.validation import InvalidEvent
 from streams import topics as t
-from workers.runtime import WorkerContext, crash_on_error, parse_event
+from workers.runtime import WorkerContext, batches, crash_on_error, parse_event
 
 STAGE = "lifecycle"
 
@@ -27,7 +27,7 @@ def install(app: faust.App, ctx: WorkerContext) -> Any:
 
     @app.agent(ctx.topology.topic(t.LIFECYCLE), name="lifecycle")
     async def lifecycle(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(settings.batch_size, settings.batch_linger):
+        async for events in batches(stream, settings):
             with crash_on_error(STAGE):
                 outbox = ctx.outbox()
                 for event in events:
@@ -39,7 +39,7 @@ def install(app: faust.App, ctx: WorkerContext) -> Any:
                                                  detail=exc.detail)
                         continue
                     target = t.TRIAGE_DECISIONS if data["event"] == "triaged" else t.SLA_LIFECYCLE
-                    await outbox.send(target, data["appeal_id"].encode(), raw)
+                    await outbox.send(target, data["appeal_id"].encode(), raw or b"")
                 await outbox.flush()
                 metrics.BATCH_SIZE.labels(STAGE).observe(len(events))
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, cast
 
 import faust
 from aiohttp import web
@@ -107,7 +107,7 @@ def _install_lag_monitor(app: faust.App) -> None:
                 high = consumer.highwater(tp)
             except Exception:  # the partition may have just been revoked
                 continue
-            read = consumer._read_offset.get(tp)  # what Faust has read
+            read = cast(Any, consumer)._read_offset.get(tp)  # what Faust has read
             if high is None:
                 continue
             lag = max(0, high - ((read or -1) + 1))

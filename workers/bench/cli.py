@@ -13,7 +13,7 @@ from pathlib import Path
 import orjson
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "bench",
         help="benchmark the pipeline against a bare aiokafka ceiling and a naive Faust agent",
@@ -31,6 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--json", action="store_true", help="print one JSON object instead")
     p.add_argument("--skip-latency", action="store_true", help="skip the latency run")
     p.add_argument("--skip-scaleout", action="store_true", help="skip the 2-worker run")
+    p.add_argument("--scaleout-events", type=int, default=50_000,
+                   help="appeals in the 2-worker run (default 50000, at most --events)")
     p.add_argument("--latency-seconds", type=float, default=60.0,
                    help="length of the steady-rate latency run (default 60)")
     p.add_argument("--latency-rate", type=int, default=1000,
@@ -66,7 +68,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         events=args.events, latency_seconds=args.latency_seconds,
         latency_rate=args.latency_rate, naive_cap_seconds=args.naive_seconds,
         partitions=args.partitions, skip_latency=args.skip_latency,
-        skip_scaleout=args.skip_scaleout, lifecycle=not args.no_lifecycle,
+        skip_scaleout=args.skip_scaleout, scaleout_events=args.scaleout_events,
+        lifecycle=not args.no_lifecycle,
         log_dir=args.log_dir, batch_size=args.batch_size, batch_linger=args.batch_linger,
         progress=progress, command=command_line(),
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import faust
@@ -23,7 +24,7 @@ from schemas.records import CHANNELS, IntakeAppeal, RegisteredAppeal, SourcePosi
 from schemas.validation import InvalidEvent
 from streams import topics as t
 from workers.intake import core, near_duplicates
-from workers.runtime import WorkerContext, crash_on_error
+from workers.runtime import WorkerContext, batches, crash_on_error
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ def install(app: faust.App, ctx: WorkerContext) -> Any:
 
     @app.agent(source, name="intake")
     async def intake(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(settings.batch_size, settings.batch_linger):
+        async for events in batches(stream, settings):
             with crash_on_error(STAGE):
                 outbox = ctx.outbox()
                 accepted: list[tuple[IntakeAppeal, SourcePosition, str]] = []
@@ -173,7 +174,7 @@ def _dedupe_within_batch(accepted: list[tuple[IntakeAppeal, SourcePosition, str]
     return out
 
 
-def _observe_latency(events: list[faust.EventT]) -> None:
+def _observe_latency(events: Sequence[faust.EventT]) -> None:
     now = time.time()
     hist = metrics.STAGE_LATENCY.labels(STAGE)
     for event in events:

@@ -20,7 +20,7 @@ from monitoring import metrics
 from schemas.records import SlaAlert
 from schemas.validation import InvalidEvent
 from streams import topics as t
-from workers.runtime import WorkerContext, crash_on_error, parse_event
+from workers.runtime import WorkerContext, batches, crash_on_error, parse_event
 
 log = logging.getLogger("appeals.alerts")
 
@@ -41,7 +41,7 @@ def install(app: faust.App, ctx: WorkerContext, deliver: Any = None) -> Any:
             async with limit:
                 return bool(await deliver(alert))
 
-        async for events in stream.take_events(settings.batch_size, settings.batch_linger):
+        async for events in batches(stream, settings):
             with crash_on_error(STAGE):
                 outbox = ctx.outbox()
                 todo: dict[str, tuple[Any, SlaAlert]] = {}

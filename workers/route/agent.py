@@ -19,7 +19,7 @@ from schemas.records import RegisteredAppeal, RoutedAppeal, TriageCandidate, Tri
 from schemas.validation import InvalidEvent
 from streams import topics as t
 from workers.routing import RouteInput, Router
-from workers.runtime import WorkerContext, crash_on_error, parse_event
+from workers.runtime import WorkerContext, batches, crash_on_error, parse_event
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def install(app: faust.App, ctx: WorkerContext, router: Router, classifier: Any)
 
     @app.agent(source, name="route")
     async def route(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(settings.batch_size, settings.batch_linger):
+        async for events in batches(stream, settings):
             with crash_on_error(STAGE):
                 outbox = ctx.outbox()
                 appeals: list[dict[str, Any]] = []

@@ -16,17 +16,17 @@ import asyncio
 import datetime as dt
 import logging
 import time
-from typing import Any
+from typing import Any, cast
 
 import faust
-import orjson
 import redis.exceptions
 
 from monitoring import metrics
 from schemas.records import SlaAlert, SlaTick
+from schemas.validation import InvalidEvent
 from streams import topics as t
 from workers.aggregates.partials import PartitionAggregates, oldest_kept_day, publish
-from workers.runtime import WorkerContext, crash_on_error
+from workers.runtime import WorkerContext, batches, crash_on_error, parse_event
 from workers.sla import recompute, timers
 from workers.sla.deadline_service import DeadlineService, load_book
 from workers.sla.engine import (
@@ -112,7 +112,8 @@ def install(app: faust.App, ctx: WorkerContext, router: Any) -> SlaRuntime:
 
     def resolve_parent(authority_id: str) -> str | None:
         try:
-            return router.authority(authority_id).parent  # type: ignore[no-any-return]
+            parent: str | None = router.authority(authority_id).parent
+            return parent
         except KeyError:
             return None
 
@@ -133,13 +134,13 @@ def install(app: faust.App, ctx: WorkerContext, router: Any) -> SlaRuntime:
     lifecycle_topic = t.topic_name(settings, t.SLA_LIFECYCLE)
     ticks_topic = t.topic_name(settings, t.SLA_TICKS)
 
-    @app.on_partitions_assigned.connect
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def _assigned(app: faust.App, assigned: Any, **_: Any) -> None:
         rt.needs_rebuild = True
 
     @app.agent(source, name="sla")
     async def sla(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(settings.batch_size, settings.batch_linger):
+        async for events in batches(stream, settings):
             with crash_on_error(STAGE):
                 if rt.needs_rebuild:
                     rt.rebuild_aggregates()
@@ -151,11 +152,12 @@ def install(app: faust.App, ctx: WorkerContext, router: Any) -> SlaRuntime:
                     msg = event.message
                     key = msg.key if isinstance(msg.key, bytes) else None
                     try:
-                        data = orjson.loads(msg.value)
-                    except (orjson.JSONDecodeError, TypeError):
-                        await outbox.dead_letter(event, stage=STAGE, reason="not_json")
+                        data = parse_event(msg.value)
+                    except InvalidEvent as exc:
+                        await outbox.dead_letter(event, stage=STAGE, reason=exc.reason,
+                                                 detail=exc.detail)
                         continue
-                    if key is None or not isinstance(data, dict):
+                    if key is None:
                         await outbox.dead_letter(event, stage=STAGE, reason="no_key")
                         continue
                     if msg.topic == lifecycle_topic and recompute.is_control(data):
@@ -167,18 +169,19 @@ def install(app: faust.App, ctx: WorkerContext, router: Any) -> SlaRuntime:
                             await outbox.dead_letter(event, stage=STAGE, reason="recompute_failed",
                                                      detail=str(exc)[:300])
                             continue
-                        for moved_key, new, effects in moved:
-                            changed[moved_key] = new
-                            await _emit(rt, outbox, new, effects, now)
-                            add, remove = schedule.setdefault(new["p"], ([], []))
-                            add.extend(effects.timers)
-                            remove.extend(effects.cancel)
+                        for moved_key, moved_state, moved_effects in moved:
+                            changed[moved_key] = moved_state
+                            await _emit(rt, outbox, moved_state, moved_effects, now)
+                            add, remove = schedule.setdefault(moved_state["p"], ([], []))
+                            add.extend(moved_effects.timers)
+                            remove.extend(moved_effects.cancel)
                         continue
                     state = changed.get(key)
                     if state is None:
                         # A private copy: a transition that is then discarded (a repeat, an
                         # error) must not leave its marks on the table's in-memory value.
                         state = _copy_state(rt.table.get(key))
+                    new: State | None
                     try:
                         if msg.topic == lifecycle_topic:
                             new, effects = _on_lifecycle(rt, state, data)
@@ -406,7 +409,7 @@ def _sla_status(state: State) -> str:
 
 async def _sweep(rt: SlaRuntime) -> None:
     """Emit ticks for due timers of our partitions; remove them once the ticks are written."""
-    if rt.needs_rebuild or not rt.app.tables.recovery.completed.is_set():
+    if rt.needs_rebuild or not cast(Any, rt.app.tables).recovery.completed.is_set():
         return
     partitions = sorted(rt.assigned_partitions())
     if not partitions:
@@ -449,7 +452,7 @@ async def _sweep(rt: SlaRuntime) -> None:
 
 async def _maintain(rt: SlaRuntime) -> None:
     """Rebuild what Redis lost, publish figures, refresh gauges."""
-    if not rt.app.tables.recovery.completed.is_set():
+    if not cast(Any, rt.app.tables).recovery.completed.is_set():
         return
     if rt.needs_rebuild:
         rt.rebuild_aggregates()
