@@ -97,26 +97,28 @@ class Classifier:
         """Classify many appeals at once: one sparse matrix product for the whole batch."""
         if not texts:
             return []
-        docs = [analyse(t if isinstance(t, str) else "") for t in texts]
-        x, rule, known = self.featurizer.transform(docs)
+        x, rule, known = self.featurizer.transform_texts(texts)
         logits = x @ self._w_cat + self._b_cat
         logits -= logits.max(axis=1, keepdims=True)
         probs = np.exp(logits)
         probs /= probs.sum(axis=1, keepdims=True)
         p_urg = 1.0 / (1.0 + np.exp(-(x @ self._w_urg + self._b_urg)))
         order = np.argsort(-probs, axis=1)[:, :3]
-        out: list[Classification] = []
+        # Plain Python values for the whole batch at once (no per-element numpy scalars).
+        top_p = np.take_along_axis(probs, order, axis=1).tolist()
+        urgent = (p_urg >= self.urgent_threshold).tolist()
+        garbage = ((np.asarray(known) == 0) & ~rule).tolist()
         classes = self.classes
-        for i in range(len(docs)):
-            if known[i] == 0 and not rule[i]:
+        version = self.version
+        out: list[Classification] = []
+        for js, ps, urg, junk in zip(order.tolist(), top_p, urgent, garbage, strict=True):
+            if junk:
                 # Nothing we recognise: an honest "don't know" rather than a confident guess.
                 out.append(Classification("other", False, GARBAGE_CONFIDENCE,
-                                          (("other", GARBAGE_CONFIDENCE),), self.version))
+                                          (("other", GARBAGE_CONFIDENCE),), version))
                 continue
-            row = probs[i]
-            top3 = tuple((classes[j], float(row[j])) for j in order[i])
-            urgent = bool(p_urg[i] >= self.urgent_threshold)
-            out.append(Classification(top3[0][0], urgent, top3[0][1], top3, self.version))
+            top3 = tuple(zip([classes[j] for j in js], ps, strict=True))
+            out.append(Classification(top3[0][0], urg, ps[0], top3, version))
         return out
 
     def explain(self, text: str) -> dict[str, Any]:

@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-from .lexicons import CUE_NAMES, LexiconSet, _positions
+from .encoder import BatchEncoder, tfidf_inplace
+from .lexicons import CUE_NAMES, LexiconSet
 from .normalize import char_ngrams, lemma, tokenize
 
 __all__ = ["Doc", "Featurizer", "analyse"]
@@ -97,6 +98,7 @@ class Featurizer:
     #: Urgency/calm rule text → column in the urgency block (rules known at training time).
     rule_cols: dict[str, int] = field(default_factory=dict)
     _char_cache: dict[str, tuple[int, ...]] = field(default_factory=dict, repr=False)
+    _enc: BatchEncoder | None = field(default=None, repr=False, compare=False)
 
     # -- fitting -------------------------------------------------------------------------
     def fit(self, docs: Sequence[Doc], *, word_min_df: int = 2, char_min_df: int = 3,
@@ -118,6 +120,7 @@ class Featurizer:
             for e in self.lexicons.calm.entries:
                 self.rule_cols.setdefault("c:" + e.raw, len(self.rule_cols))
         self._char_cache = {}
+        self._enc = None
         return self
 
     @property
@@ -164,82 +167,35 @@ class Featurizer:
             shape=(n_rows, n_cols), dtype=np.float32,
         )
         m.sum_duplicates()
-        if m.nnz:
-            m.data = (1.0 + np.log(m.data)) * idf[m.indices]
-            lengths = np.diff(m.indptr)
-            row_of = np.repeat(np.arange(n_rows), lengths)
-            norms = np.sqrt(np.bincount(row_of, weights=m.data * m.data, minlength=n_rows))
-            norms[norms == 0] = 1.0
-            m.data /= norms[row_of].astype(np.float32)
-        return m
+        return tfidf_inplace(m, idf)
+
+    def _encoder(self) -> BatchEncoder:
+        enc = self._enc
+        if enc is None or enc.signature != BatchEncoder.signature_of(self):
+            enc = self._enc = BatchEncoder(self, _STOP, _NEG)
+        return enc
 
     def transform(self, docs: Sequence[Doc]) -> tuple[sparse.csr_matrix, np.ndarray, list[int]]:
         """Feature matrix, urgency-rule flags (hit and not vetoed), known content words per doc.
 
         The known-word count lets the classifier tell garbage («ываыва», emoji only) from a real
-        appeal the model is merely unsure about.
+        appeal the model is merely unsure about. Assembly is vectorised over the whole batch
+        (:mod:`.encoder`); the columns and values are those of the per-text recipe: word terms
+        of :func:`word_terms`, char n-grams of every token, ``log1p(hits) * lex_weight`` per
+        category lexicon plus urgency and calm hits, and the urgency block (one column per
+        known rule that fired — urgency rules only when no calm phrase did —, ``log1p`` cue
+        counts, and "a rule fired and nothing calm vetoed it").
         """
-        wv = self.word_vocab
-        wr: list[int] = []
-        wc: list[int] = []
-        cr: list[int] = []
-        cc: list[int] = []
-        known: list[int] = []
-        lex_rows: list[list[float]] = []
-        ur: list[int] = []
-        uc: list[int] = []
-        uv: list[float] = []
-        rc = self.rule_cols
-        n_rules = len(rc)
-        rule = np.zeros(len(docs), dtype=bool)
-        for i, d in enumerate(docs):
-            cols = [j for t in word_terms(d.lemmas) if (j := wv.get(t)) is not None]
-            wc.extend(cols)
-            wr.extend([i] * len(cols))
-            known.append(sum(1 for m in d.lemmas if m not in _STOP and m in wv))
-            start = len(cc)
-            for t in d.tokens:
-                cc.extend(self._char_idx(t))
-            cr.extend([i] * (len(cc) - start))
-            if self.lexicons is not None:
-                lx = self.lexicons
-                pos = _positions(d.lemmas)
-                counts = lx.category_counts(d.lemmas)
-                u_hits = lx.urgent.matches(d.lemmas, pos)
-                c_hits = lx.calm.matches(d.lemmas, pos)
-                urg, calm = len(u_hits), len(c_hits)
-                rule[i] = urg > 0 and calm == 0
-                lex_rows.append([math.log1p(c) * self.lex_weight for c in (*counts, urg, calm)])
-                w = self.urg_weight
-                # A calm phrase silences the urgency rules («газом не пахнет» must not count
-                # as «пахнуть газ»); the calm columns themselves stay visible to the model.
-                live = () if c_hits else u_hits
-                for key in [*("u:" + h for h in live), *("c:" + h for h in c_hits)]:
-                    j = rc.get(key)
-                    if j is not None:
-                        ur.append(i)
-                        uc.append(j)
-                        uv.append(w)
-                for k, cnt in enumerate(lx.cue_counts(d.lemmas, pos)):
-                    if cnt:
-                        ur.append(i)
-                        uc.append(n_rules + k)
-                        uv.append(w * math.log1p(cnt))
-                if rule[i]:
-                    ur.append(i)
-                    uc.append(n_rules + len(CUE_NAMES))
-                    uv.append(w)
-        n = len(docs)
-        blocks = [
-            self._block(wr, wc, n, len(wv), self.word_idf),
-            self._block(cr, cc, n, len(self.char_vocab), self.char_idf),
-        ]
-        if self.lexicons is not None:
-            blocks.append(sparse.csr_matrix(np.asarray(lex_rows, np.float32).reshape(n, -1)))
-            blocks.append(sparse.csr_matrix(
-                (np.asarray(uv, np.float32), (np.asarray(ur, np.int32), np.asarray(uc, np.int32))),
-                shape=(n, self.n_urg), dtype=np.float32))
-        return sparse.hstack(blocks, format="csr", dtype=np.float32), rule, known
+        enc = self._encoder()
+        return enc.encode(*enc.ids_of_docs(docs))
+
+    def transform_texts(
+        self, texts: Sequence[object]
+    ) -> tuple[sparse.csr_matrix, np.ndarray, list[int]]:
+        """:meth:`transform` of ``[analyse(t) for t in texts]`` (non-strings count as ``""``),
+        without building the docs: tokens and their features come from per-chunk caches."""
+        enc = self._encoder()
+        return enc.encode(*enc.ids_of_texts(texts))
 
     # -- persistence ---------------------------------------------------------------------
     def state(self) -> dict[str, Any]:

@@ -132,6 +132,13 @@ def _phrase_in(phrase: tuple[str, ...], positions: dict[str, list[int]]) -> bool
     )
 
 
+def entry_matches(entry: _Entry, positions: dict[str, list[int]]) -> bool:
+    """The test :meth:`Lexicon.matches` applies to one entry whose anchor lemma is present."""
+    return all(_phrase_in(p, positions) for p in entry.parts) and not any(
+        _phrase_in(n, positions) for n in entry.negated
+    )
+
+
 def parse_lexicon_lines(name: str, lines: Iterable[str]) -> Lexicon:
     """Build a lexicon from text lines: ``#`` starts a comment, blank lines are ignored."""
     lex = Lexicon(name)
@@ -180,6 +187,18 @@ class LexiconSet:
             positions = _positions(lemmas)
         return [self.cues[c].count(lemmas, positions) if c in self.cues else 0
                 for c in CUE_NAMES]
+
+
+    def slots(self) -> list[Lexicon | None]:
+        """Every lexicon in one fixed order: :data:`CATEGORIES`, ``urgent``, ``calm``, then
+        :data:`CUE_NAMES` (``None`` where a file is missing)."""
+        return [*(self.categories.get(c) for c in CATEGORIES), self.urgent, self.calm,
+                *(self.cues.get(c) for c in CUE_NAMES)]
+
+    def signature(self) -> tuple[tuple[int, int], ...]:
+        """Changes whenever an entry is added or a lexicon replaced (invalidates caches)."""
+        return tuple((id(lx), len(lx.entries)) if lx is not None else (0, 0)
+                     for lx in self.slots())
 
 
 def load_lexicons(directory: Path | None = None) -> LexiconSet:
