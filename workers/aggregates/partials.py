@@ -57,8 +57,12 @@ class PartitionAggregates:
             new_c = Counter({k: n for k, n in new_c.items() if not self._expired(k[1])})
         self.counters.update(new_c)
         self.counters.subtract(old_c)
-        for key in [k for k, v in self.counters.items() if v == 0]:
-            del self.counters[key]
+        # Only the keys just touched can have reached zero: scanning every counter here made
+        # each SLA event cost O(authorities x days x counters) (bench profile, NOTES.md).
+        counters = self.counters
+        for key in old_c.keys() | new_c.keys():
+            if counters.get(key) == 0:
+                del counters[key]
         self.dirty = True
 
     def add_response(self, authority: str, day: str, seconds: float) -> None:

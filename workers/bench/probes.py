@@ -26,8 +26,15 @@ import orjson
 
 
 def _usage() -> tuple[float, float]:
+    """CPU seconds and peak RSS (MiB) of this process.
+
+    Peak RSS comes from VmHWM, not ``ru_maxrss``: the latter survives ``exec`` and would report
+    the benchmark parent's memory at fork time.
+    """
     ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024
+    from workers.bench.procstat import peak_rss_mb
+
+    return ru.ru_utime + ru.ru_stime, peak_rss_mb(os.getpid())
 
 
 class Status:

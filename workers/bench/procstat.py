@@ -123,10 +123,15 @@ class GroupProgress:
         from kafka import TopicPartition
 
         if not self._tps:
-            tps = []
+            self._consumer.topics()  # forces a metadata fetch: partitions_for_topic is cached
+            tps: list[Any] = []
+            missing = False
             for topic in self.topics:
-                parts = self._consumer.partitions_for_topic(topic) or set()
-                tps.extend(TopicPartition(topic, p) for p in sorted(parts))
+                parts = self._consumer.partitions_for_topic(topic)
+                missing = missing or not parts
+                tps.extend(TopicPartition(topic, p) for p in sorted(parts or ()))
+            if missing:  # metadata not there yet: use what we have, ask again next time
+                return tps
             self._tps = tps
         return self._tps
 
@@ -149,7 +154,7 @@ class GroupProgress:
         tps = self._partitions()
         consumer = self._consumer
         ends = dict(consumer.end_offsets(tps))
-        if not consumer.assignment():
+        if set(consumer.assignment()) != set(tps):
             consumer.assign(tps)
         for tp in tps:
             consumer.seek(tp, ends[tp])

@@ -82,7 +82,7 @@ def install(app: faust.App, ctx: WorkerContext) -> Any:
                                                  detail=type(exc).__name__)
                         continue
                     pos = SourcePosition(msg.topic, msg.partition, msg.offset)
-                    key = f"dedupe:{appeal.channel}:{appeal.external_id}"
+                    key = f"{settings.app_id}:dedupe:{appeal.channel}:{appeal.external_id}"
                     accepted.append((appeal, pos, key))
 
                 fresh = await _first_seen(ctx, accepted, dedupe_ttl)

@@ -1,0 +1,244 @@
+"""Shared pieces of the chaos tests: workloads, a webhook receiver, and per-appeal checks.
+
+The checks compare what the system holds *per appeal* with what the test computed from its own
+input (routing rules, deadline rules, fates), so a lost or doubled appeal shows up by id, not as
+a count that happens to add up.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.server
+import os
+import random
+import socket
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import redis
+
+from streams import topics as t
+from streams.settings import Settings
+from workers.aggregates.readmodel import read_figures
+from workers.deadlines.compute import answer_due
+from workers.demo.generator import GeneratedAppeal, Generator
+from workers.geo.regions import region_timezone
+from workers.routing import RouteInput, Router, load_rules
+from workers.sla.deadline_service import load_book
+
+LOG_DIR = Path(os.environ.get("APPEALS_TEST_LOG_DIR", "var/test-logs")) / "chaos"
+FIELDS = ("received", "answered", "answered_on_time", "breaches", "open", "open_overdue")
+LATE = dt.timedelta(days=400)  # later than any deadline of any regime
+
+
+@dataclass
+class Workload:
+    """Appeals with a fate each, and the authorities' answers that realise the fates."""
+
+    appeals: list[GeneratedAppeal]
+    fates: dict[str, str]
+    answers: dict[str, bytes] = field(default_factory=dict)
+
+    @property
+    def ids(self) -> set[str]:
+        return {a.appeal_id for a in self.appeals}
+
+    @property
+    def late(self) -> set[str]:
+        return {a for a, f in self.fates.items() if f == "late"}
+
+    def intake_messages(self) -> list[tuple[str, bytes | None, bytes]]:
+        return [(t.intake_topic(a.channel), None, a.value) for a in self.appeals]
+
+    def answer_messages(self) -> list[tuple[str, bytes | None, bytes]]:
+        return [(t.LIFECYCLE, a.encode(), v) for a, v in self.answers.items()]
+
+
+def workload(n: int, seed: int, channel: str | None = None,
+             fates: tuple[tuple[str, int], ...] = (("on_time", 1), ("late", 1), ("open", 1)),
+             run_id: str = "") -> Workload:
+    """``n`` appeals; answers dated on time (a minute after submission) or late (400 days)."""
+    rng = random.Random(seed)
+    gen = Generator(seed=seed, malformed_share=0.0, run_id=run_id or f"chaos{seed}")
+    now = time.time()
+    appeals = [gen.appeal(now, channel=channel) for _ in range(n)]
+    names = [f for f, _ in fates]
+    weights = [w for _, w in fates]
+    fate = {a.appeal_id: rng.choices(names, weights)[0] for a in appeals}
+    answers = {}
+    submitted = dt.datetime.fromtimestamp(now, dt.UTC)
+    for appeal_id, f in fate.items():
+        if f == "open":
+            continue
+        at = submitted + (dt.timedelta(minutes=1) if f == "on_time" else LATE)
+        answers[appeal_id] = orjson.dumps({
+            "schema_version": 1, "event_id": f"{appeal_id}:answer", "appeal_id": appeal_id,
+            "event": "answered", "at": at.isoformat(timespec="seconds")})
+    return Workload(appeals, fate, answers)
+
+
+def docs(records: Iterable[Any]) -> list[dict[str, Any]]:
+    return [orjson.loads(r.value) for r in records]
+
+
+def by_appeal(records: Iterable[Any]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for doc in docs(records):
+        out[doc["appeal_id"]].append(doc)
+    return out
+
+
+def read_model(settings: Settings, ids: Iterable[str]) -> dict[str, dict[str, str]]:
+    client = redis.Redis.from_url(settings.redis)
+    ids = list(ids)
+    pipe = client.pipeline(transaction=False)
+    for appeal_id in ids:
+        pipe.hgetall(f"{settings.app_id}:appeal:{appeal_id}")
+    out = {}
+    for appeal_id, raw in zip(ids, pipe.execute(), strict=True):
+        if raw:
+            out[appeal_id] = {k.decode(): v.decode() for k, v in raw.items()}
+    return out
+
+
+def read_model_keys(settings: Settings) -> set[str]:
+    client = redis.Redis.from_url(settings.redis)
+    prefix = f"{settings.app_id}:appeal:"
+    return {k.decode()[len(prefix):] for k in client.scan_iter(match=f"{prefix}*", count=5000)}
+
+
+EXPECTED_SLA = {"on_time": "met", "late": "breached_late", "open": "running"}
+EXPECTED_STATUS = {"on_time": "answered", "late": "answered", "open": "running"}
+
+
+def outcomes_settled(settings: Settings, work: Workload) -> bool:
+    """Every appeal in the read model with the status its fate gives."""
+    model = read_model(settings, work.ids)
+    return len(model) == len(work.fates) and all(
+        model[a].get("status") == EXPECTED_STATUS[f] for a, f in work.fates.items())
+
+
+def expected_routing(routed: dict[str, dict[str, Any]],
+                     registered: dict[str, dict[str, Any]]) -> dict[str, tuple[str, dt.datetime]]:
+    """(authority, answer deadline) per appeal, from the routing and deadline rules."""
+    router = Router(load_rules())
+    # The same book the SLA agent uses: the policy file plus the authorities' own `sla:`
+    # blocks from the routing rules (e.g. a ministry's 8 working days for platform messages).
+    book = load_book(router.rules.authorities.values())
+    out = {}
+    for appeal_id, rec in routed.items():
+        src = registered[appeal_id]
+        decision = router.route(RouteInput(
+            appeal_id=appeal_id, region_code=src["region"], category=rec["category"],
+            subcategory=src.get("subcategory"), municipality=src.get("municipality"),
+            text=src["text"], address=src.get("address"),
+            complaint_about=src.get("complaint_about")))
+        policy = book.resolve(rec["regime"], region=rec["region"], authority=rec["authority_id"],
+                              category=rec["category"], subcategory=rec.get("subcategory"))
+        due = answer_due(rec["regime"], dt.datetime.fromisoformat(rec["registered_at"]),
+                         region_timezone(rec["region"]), policy, urgent=rec["urgent"])
+        out[appeal_id] = (decision.authority_id, due)
+    return out
+
+
+def truth_figures(work: Workload, authority: dict[str, str]) -> dict[str, dict[str, int]]:
+    truth: dict[str, Counter[str]] = defaultdict(Counter)
+    for appeal_id, fate in work.fates.items():
+        c = truth[authority[appeal_id]]
+        c["received"] += 1
+        if fate == "open":
+            c["open"] += 1
+        else:
+            c["answered"] += 1
+        if fate == "on_time":
+            c["answered_on_time"] += 1
+        if fate == "late":
+            c["breaches"] += 1
+    return {a: {f: c.get(f, 0) for f in FIELDS} for a, c in truth.items()}
+
+
+def figures(settings: Settings) -> dict[str, dict[str, int]]:
+    client = redis.Redis.from_url(settings.redis)
+    got = read_figures(client, f"{settings.app_id}:", settings.partitions)
+    return {a: {f: getattr(v, f) for f in FIELDS} for a, v in got.items()
+            if ":" not in a}  # authority rows only (muni:/cat: rows are second keys)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class WebhookReceiver:
+    """A supervisors' webhook on loopback that records every request; can go down and back.
+
+    "Down" closes the listening socket, so senders see connection refused, as with a crashed
+    receiver (not a polite 503).
+    """
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.requests: list[tuple[str, dict[str, Any]]] = []
+        self._lock = threading.Lock()
+        self._server: http.server.ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def up(self) -> None:
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with receiver._lock:
+                    receiver.requests.append((self.headers.get("Idempotency-Key", ""),
+                                              orjson.loads(body)))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        http.server.ThreadingHTTPServer.allow_reuse_address = True
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def down(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def keys(self) -> Counter[str]:
+        with self._lock:
+            return Counter(k for k, _ in self.requests)
+
+
+def hooked(settings: Settings, receiver_url: str, notify_authority: str) -> bool:
+    """Does an alert for this authority go to the test's webhook (and not only elsewhere)?"""
+    from workers.notify.delivery import Delivery
+
+    return Delivery(settings, Router(load_rules())).webhooks_for(notify_authority) == [
+        receiver_url]
+
+
+def log_path(name: str) -> Path:
+    """A worker log that outlives pytest's rotating tmp dirs (CI keeps var/test-logs)."""
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    return LOG_DIR / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.log"
+
+
+def sent_markers(settings: Settings, alert_ids: list[str]) -> int:
+    """How many of these alerts the notify agent has marked as delivered (diagnostics)."""
+    client = redis.Redis.from_url(settings.redis)
+    return sum(bool(client.exists(f"{settings.app_id}:alert:sent:{a}")) for a in alert_ids)

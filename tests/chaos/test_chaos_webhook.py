@@ -1,0 +1,75 @@
+"""The supervisors' webhook is down for a while: alerts are retried and delivered once it's back.
+
+The receiver starts down (connection refused); late answers make breach alerts; once the
+worker has retried at least once, the receiver stays down a few seconds more, then comes up.
+Every alert for the hook must arrive, under its own alert id, and none may be dead-lettered.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from streams import topics as t
+from streams.testing import (
+    WorkerProcess,
+    isolated_settings,
+    produce,
+    read_topic,
+    running_worker,
+    wait_for,
+)
+from tests.chaos import support as s
+
+pytestmark = [pytest.mark.chaos, pytest.mark.integration]
+
+N = 150
+
+
+def _retries(worker: WorkerProcess) -> float:
+    """Webhook retries so far (0 while the worker's /metrics is not up yet)."""
+    try:
+        metrics_text = worker.metrics_text()
+    except OSError:
+        return 0.0
+    return sum(float(line.rsplit(" ", 1)[1]) for line in metrics_text.splitlines()
+               if line.startswith("appeals_notifications_total{")
+               and 'channel="webhook"' in line and 'result="retry"' in line)
+
+
+def test_webhook_down_then_back(broker, redis_server, tmp_path: Path) -> None:
+    receiver = s.WebhookReceiver()  # not up yet: the receiver is down from the start
+    settings = isolated_settings(broker.url, redis_server.url, triage_confidence=0.0,
+                                 webhook_url=receiver.url, webhook_attempts=12,
+                                 webhook_backoff=0.5)
+    t.ensure_topics(settings)
+    work = s.workload(N, 41, fates=(("on_time", 1), ("late", 1)))
+    try:
+        with running_worker(settings, s.log_path("webhook")) as worker:
+            produce(settings, work.intake_messages())
+            produce(settings, work.answer_messages())
+            wait_for(lambda: _retries(worker) > 0, timeout=120,
+                     what="a failed delivery being retried")
+            time.sleep(5)
+            assert not receiver.keys()
+            receiver.up()
+            alerts = s.docs(read_topic(settings, t.SLA_ALERTS, until=len(work.late),
+                                       timeout=120, idle=1))
+            assert {a["alert_id"] for a in alerts} == {f"{a}:breach:0" for a in work.late}
+            want = {a["alert_id"] for a in alerts
+                    if s.hooked(settings, receiver.url, a["notify_authority_id"])}
+            assert want, "the routing rules send some alerts to the fallback hook"
+            wait_for(lambda: set(receiver.keys()) >= want, timeout=180,
+                     what="every alert delivered after the outage")
+            assert set(receiver.keys()) == want
+            bodies = {k: b for k, b in receiver.requests}
+            for alert_id in want:
+                assert bodies[alert_id]["alert_id"] == alert_id
+            dead = s.docs(read_topic(settings, t.DEADLETTER, timeout=10, idle=1))
+            assert not [d for d in dead if d["stage"] == "notify"], "none given up"
+            print(f"{len(want)} alerts delivered after {_retries(worker):.0f} "
+                  f"retries; {sum(receiver.keys().values()) - len(want)} redeliveries")
+    finally:
+        receiver.down()
