@@ -33,7 +33,7 @@ import sys
 import time
 import tracemalloc
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -194,7 +194,7 @@ async def _run(redis_url: str, appeals: int, partitions: int, burst: int,
         loop_next = time.time()
         while len(rt.outbox.sent) < burst and time.time() < deadline:
             t0 = time.perf_counter()
-            await _sweep(rt)  # the agent's own sweep, as its @app.timer calls it
+            await _sweep(cast(Any, rt))  # the agent's own sweep, as its @app.timer calls it
             sweep_busy += time.perf_counter() - t0
             sweeps += 1
             loop_next += sweep_interval
