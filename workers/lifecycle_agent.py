@@ -13,11 +13,16 @@ from typing import Any
 
 import faust
 
-from monitoring import metrics
 from schemas.records import LifecycleEvent
 from schemas.validation import InvalidEvent
 from streams import topics as t
-from workers.runtime import WorkerContext, batches, crash_on_error, parse_event
+from workers.runtime import (
+    WorkerContext,
+    batches,
+    crash_on_error,
+    observe_stage_latency,
+    parse_event,
+)
 
 STAGE = "lifecycle"
 
@@ -41,6 +46,6 @@ def install(app: faust.App, ctx: WorkerContext) -> Any:
                     target = t.TRIAGE_DECISIONS if data["event"] == "triaged" else t.SLA_LIFECYCLE
                     await outbox.send(target, data["appeal_id"].encode(), raw or b"")
                 await outbox.flush()
-                metrics.BATCH_SIZE.labels(STAGE).observe(len(events))
+                observe_stage_latency(STAGE, events)
 
     return lifecycle

@@ -14,6 +14,7 @@ import base64
 import contextlib
 import logging
 import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -190,3 +191,14 @@ def batches(stream: faust.StreamT, settings: Settings) -> AsyncIterator[Sequence
     offsets only after the loop body for it has finished.
     """
     return cast(Any, stream).take_events(settings.batch_size, settings.batch_linger)
+
+
+def observe_stage_latency(stage: str, events: Sequence[faust.EventT]) -> None:
+    """Wall time from each event's Kafka timestamp to the end of its batch in ``stage``."""
+    now = time.time()
+    hist = metrics.STAGE_LATENCY.labels(stage)
+    for event in events:
+        ts = event.message.timestamp
+        if ts:
+            hist.observe(max(0.0, now - ts))
+    metrics.BATCH_SIZE.labels(stage).observe(len(events))

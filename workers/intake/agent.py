@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
-from collections.abc import Sequence
 from typing import Any
 
 import faust
@@ -24,7 +22,7 @@ from schemas.records import CHANNELS, IntakeAppeal, RegisteredAppeal, SourcePosi
 from schemas.validation import InvalidEvent
 from streams import topics as t
 from workers.intake import core, near_duplicates
-from workers.runtime import WorkerContext, batches, crash_on_error
+from workers.runtime import WorkerContext, batches, crash_on_error, observe_stage_latency
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +103,7 @@ def install(app: faust.App, ctx: WorkerContext) -> Any:
                     metrics.REGISTERED.labels(registered.channel, registered.regime).inc()
                 await outbox.flush()
                 await _remember(ctx, batch, near_cfg)
-                metrics.BATCH_SIZE.labels(STAGE).observe(len(events))
-                _observe_latency(events)
+                observe_stage_latency(STAGE, events)
 
     return intake
 
@@ -172,12 +169,3 @@ def _dedupe_within_batch(accepted: list[tuple[IntakeAppeal, SourcePosition, str]
         out.append(key not in seen)
         seen.add(key)
     return out
-
-
-def _observe_latency(events: Sequence[faust.EventT]) -> None:
-    now = time.time()
-    hist = metrics.STAGE_LATENCY.labels(STAGE)
-    for event in events:
-        ts = event.message.timestamp
-        if ts:
-            hist.observe(max(0.0, now - ts))

@@ -20,7 +20,13 @@ from monitoring import metrics
 from schemas.records import SlaAlert
 from schemas.validation import InvalidEvent
 from streams import topics as t
-from workers.runtime import WorkerContext, batches, crash_on_error, parse_event
+from workers.runtime import (
+    WorkerContext,
+    batches,
+    crash_on_error,
+    observe_stage_latency,
+    parse_event,
+)
 
 log = logging.getLogger("appeals.alerts")
 
@@ -79,6 +85,7 @@ def install(app: faust.App, ctx: WorkerContext, deliver: Any = None) -> Any:
                         await outbox.dead_letter(event, stage=STAGE, reason="delivery_failed")
                 await outbox.flush()
                 await _mark_sent(ctx, prefix, delivered)
+                observe_stage_latency(STAGE, events)
 
     return notify
 

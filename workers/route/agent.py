@@ -19,7 +19,13 @@ from schemas.records import RegisteredAppeal, RoutedAppeal, TriageCandidate, Tri
 from schemas.validation import InvalidEvent
 from streams import topics as t
 from workers.routing import RouteInput, Router
-from workers.runtime import WorkerContext, batches, crash_on_error, parse_event
+from workers.runtime import (
+    WorkerContext,
+    batches,
+    crash_on_error,
+    observe_stage_latency,
+    parse_event,
+)
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +112,7 @@ def install(app: faust.App, ctx: WorkerContext, router: Router, classifier: Any)
                         await outbox.send_record(t.ROUTED, appeal["appeal_id"], record)
                         metrics.ROUTED.labels(result.category, decision.level).inc()
                 await outbox.flush()
-                metrics.BATCH_SIZE.labels(STAGE).observe(len(events))
+                observe_stage_latency(STAGE, events)
 
     return route
 

@@ -26,7 +26,13 @@ from schemas.records import SlaAlert, SlaTick
 from schemas.validation import InvalidEvent
 from streams import topics as t
 from workers.aggregates.partials import PartitionAggregates, oldest_kept_day, publish
-from workers.runtime import WorkerContext, batches, crash_on_error, parse_event
+from workers.runtime import (
+    WorkerContext,
+    batches,
+    crash_on_error,
+    observe_stage_latency,
+    parse_event,
+)
 from workers.sla import recompute, timers
 from workers.sla.deadline_service import DeadlineService, load_book
 from workers.sla.engine import (
@@ -219,7 +225,7 @@ def install(app: faust.App, ctx: WorkerContext, router: Any) -> SlaRuntime:
                 for key, state in changed.items():
                     rt.table[key] = state
                 await _write_redis(rt, changed, schedule)
-                metrics.BATCH_SIZE.labels(STAGE).observe(len(events))
+                observe_stage_latency(STAGE, events)
 
     @app.timer(settings.sweep_interval)
     async def sweep() -> None:
