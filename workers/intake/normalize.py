@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -96,14 +97,31 @@ def current_config() -> NormaliseConfig:
     return _config
 
 
-# Characters removed outright: C0/C1 controls except \t \n (\r is handled as a line break),
-# DEL, format characters (zero-width space/joiners, LRM/RLM, bidi embeddings and isolates, soft
-# hyphen, BOM, invisible operators, interlinear annotations) and lone surrogates.
-_DROP = re.compile(
-    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5"
-    "\u180b-\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff"
-    "\uffa0\ufff0-\ufffb\ud800-\udfff]"
-)
+# Characters removed outright: every control (Cc) except \t \n and the line breaks handled
+# below, every format character (Cf: zero-width space/joiners, LRM/RLM, bidi embeddings and
+# isolates, soft hyphen, BOM, tag characters, ...), lone surrogates (Cs), and a few invisible
+# fillers that Unicode files elsewhere. The class is built from the Unicode database of the
+# running Python, so no format character is missed by a hand-kept list.
+def _drop_class() -> str:
+    keep = {"\t", "\n", "\r", "\x0b", "\x0c", "\x85"}
+    ranges: list[tuple[int, int]] = []
+    for cp in range(sys.maxunicode + 1):
+        ch = chr(cp)
+        if ch in keep:
+            continue
+        if unicodedata.category(ch) in ("Cc", "Cf", "Cs") or cp in _FILLERS:
+            if ranges and ranges[-1][1] == cp - 1:
+                ranges[-1] = (ranges[-1][0], cp)
+            else:
+                ranges.append((cp, cp))
+    parts = [re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}"
+             for a, b in ranges]
+    return "[" + "".join(parts) + "]"
+
+
+_FILLERS = frozenset({0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x180B, 0x180C, 0x180D, 0x180F,
+                      0x3164, 0xFFA0, *range(0xFE00, 0xFE10)})
+_DROP = re.compile(_drop_class())
 # Spaces that are not U+0020 (NBSP, en/em spaces, narrow NBSP, ideographic space, ...).
 _SPACES = re.compile("[\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]")
 _LINE_BREAKS = re.compile("\r\n?|[\u0085\u2028\u2029\x0b\x0c]")
