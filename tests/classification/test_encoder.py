@@ -21,6 +21,7 @@ from scipy import sparse
 
 from workers.classification import encoder
 from workers.classification.classifier import DEFAULT_MODEL_PATH, Classifier, read_artifact
+from workers.classification.context import context_row, hit_kinds, token_flags
 from workers.classification.features import _STOP, Doc, Featurizer, analyse, word_terms
 from workers.classification.lexicons import CUE_NAMES, _positions, load_lexicons
 from workers.classification.normalize import chunk_tokens, split_chunks, tokenize
@@ -41,6 +42,9 @@ def _reference_transform(
     ur: list[int] = []
     uc: list[int] = []
     uv: list[float] = []
+    xr: list[int] = []
+    xc: list[int] = []
+    xv: list[float] = []
     rc = f.rule_cols
     n_rules = len(rc)
     rule = np.zeros(len(docs), dtype=bool)
@@ -57,12 +61,24 @@ def _reference_transform(
         lx = f.lexicons
         pos = _positions(d.lemmas)
         counts = lx.category_counts(d.lemmas)
-        u_hits = lx.urgent.matches(d.lemmas, pos)
+        u_entries = lx.urgent.match_entries(d.lemmas, pos)
         c_hits = lx.calm.matches(d.lemmas, pos)
-        urg, calm = len(u_hits), len(c_hits)
+        urg, calm = len(u_entries), len(c_hits)
         rule[i] = urg > 0 and calm == 0
-        lex_rows.append([math.log1p(c) * f.lex_weight for c in (*counts, urg, calm)])
         w = f.urg_weight
+        u_hits = [e.raw for e in u_entries]
+        if f.context and u_entries:
+            # Only live hits count as urgency evidence; each kind gets a context column.
+            cf = [token_flags(t) for t in d.tokens]
+            kinds = hit_kinds(u_entries, d.lemmas, cf, pos)
+            u_hits = [h for h, k in zip(u_hits, kinds, strict=True) if k == "live"]
+            for j, v in enumerate(context_row(kinds, cf)):
+                if v:
+                    xr.append(i)
+                    xc.append(j)
+                    xv.append(v * w)
+        n_urg = len(u_hits)
+        lex_rows.append([math.log1p(c) * f.lex_weight for c in (*counts, n_urg, calm)])
         live = () if c_hits else u_hits
         for key in [*("u:" + h for h in live), *("c:" + h for h in c_hits)]:
             j = rc.get(key)
@@ -75,7 +91,7 @@ def _reference_transform(
                 ur.append(i)
                 uc.append(n_rules + k)
                 uv.append(w * math.log1p(cnt))
-        if rule[i]:
+        if n_urg and not calm:
             ur.append(i)
             uc.append(n_rules + len(CUE_NAMES))
             uv.append(w)
@@ -88,6 +104,10 @@ def _reference_transform(
             (np.asarray(uv, np.float32), (np.asarray(ur, np.int32), np.asarray(uc, np.int32))),
             shape=(n, f.n_urg), dtype=np.float32),
     ]
+    if f.n_ctx:
+        blocks.append(sparse.csr_matrix(
+            (np.asarray(xv, np.float32), (np.asarray(xr, np.int32), np.asarray(xc, np.int32))),
+            shape=(n, f.n_ctx), dtype=np.float32))
     return sparse.hstack(blocks, format="csr", dtype=np.float32), rule, known
 
 

@@ -7,7 +7,9 @@ features plus the rule layer: every urgency rule (``lexicons/urgent.txt``) and c
 past/resolved events, planned works, hypotheticals and "happening now / to vulnerable
 people" (``lexicons/cue_*.txt``). The model,
 not a single keyword, decides — so «газом не пахнет» or «вчера прорвало, уже заварили» are not
-emergencies. Rules are read at load time; a rule added after training counts through the
+emergencies: each urgency-rule hit is also given a context (:mod:`.context`: live, negated,
+hypothetical, fixed or past) and only live hits count as emergency evidence. Rules are read at
+load time; a rule added after training counts through the
 "some rule fired and nothing calm vetoed it" column (retrain to give it its own weight).
 
 Inference is plain numpy/scipy over weights stored in the model file (no sklearn import), which

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy import sparse
 
+from .context import HIT_KINDS, context_row, hit_kinds, token_flags
 from .lexicons import CATEGORIES, CUE_NAMES, _Entry, _positions, entry_matches
 from .normalize import char_ngrams, chunk_tokens, lemma, split_chunks
 
@@ -110,7 +111,7 @@ class BatchEncoder:
     def signature_of(feat: Featurizer) -> tuple[Any, ...]:
         lex = feat.lexicons.signature() if feat.lexicons is not None else ()
         return (lex, id(feat.word_vocab), len(feat.word_vocab), id(feat.char_vocab),
-                len(feat.char_vocab), id(feat.rule_cols), len(feat.rule_cols))
+                len(feat.char_vocab), id(feat.rule_cols), len(feat.rule_cols), feat.context)
 
     # -- record table --------------------------------------------------------------------
     def _clear(self) -> None:
@@ -125,10 +126,11 @@ class BatchEncoder:
         self._bigram = np.empty(cap, np.int64)
         self._nch = np.empty(cap, np.int64)
         self._flags = np.empty(cap, np.uint8)  # 1 known, 2 content, 4 «не/ни», 8 lexicon
+        self._cflags = np.empty(cap, np.uint16)  # context flags (:func:`.context.token_flags`)
 
     def _grow(self) -> None:
         cap = 2 * len(self._wcol)
-        for name in ("_wcol", "_negcol", "_bigram", "_nch", "_flags"):
+        for name in ("_wcol", "_negcol", "_bigram", "_nch", "_flags", "_cflags"):
             old = getattr(self, name)
             new = np.empty(cap, old.dtype)
             new[: len(old)] = old
@@ -159,6 +161,7 @@ class BatchEncoder:
         self._nch[rid] = len(chars)
         self._flags[rid] = ((not in_stop and w is not None) | (content << 1)
                             | ((lem in self._neg) << 2) | (bool(hits) << 3))
+        self._cflags[rid] = token_flags(tok) if feat.context else 0
         self._rid[tok] = rid
         return rid
 
@@ -238,19 +241,24 @@ class BatchEncoder:
 
         rule = np.zeros(n, dtype=bool)
         if feat.lexicons is not None:
-            counts, rule_hits = self._lexicon_hits(flat, lens, ids, flags, doc_of, n)
+            counts, rule_hits, live, ctx = self._lexicon_hits(flat, lens, ids, flags, doc_of, n)
             lex_w = feat.lex_weight
-            c14 = counts[:, : _N_CAT + 2]
-            tab = np.array([math.log1p(k) * lex_w for k in range(int(c14.max(initial=0)) + 1)])
-            blocks.append(sparse.csr_matrix(tab[c14].astype(np.float32).reshape(n, -1)))
+            c14 = counts[:, : _N_CAT + 2].copy()
             urg, calm = counts[:, _SLOT_URG], counts[:, _SLOT_CALM]
             rule = (urg > 0) & (calm == 0)
+            if feat.context:
+                # Negated / hypothetical / fixed urgency hits are not evidence of an emergency:
+                # only live hits count here and in the rule columns (see :mod:`.context`).
+                c14[:, _SLOT_URG] = live
+            tab = np.array([math.log1p(k) * lex_w for k in range(int(c14.max(initial=0)) + 1)])
+            blocks.append(sparse.csr_matrix(tab[c14].astype(np.float32).reshape(n, -1)))
+            fired = ((live if feat.context else urg) > 0) & (calm == 0)
             w = feat.urg_weight
             n_rules = len(feat.rule_cols)
-            hd, hs, hc = rule_hits
+            hd, hs, hc, hl = rule_hits
             # A calm phrase silences the urgency rules («газом не пахнет» must not count as
             # «пахнуть газ»); the calm columns themselves stay visible to the model.
-            keep = (hc >= 0) & ((hs == _SLOT_CALM) | (calm[hd] == 0))
+            keep = (hc >= 0) & ((hs == _SLOT_CALM) | ((calm[hd] == 0) & hl))
             ur = [hd[keep]]
             uc = [hc[keep]]
             uv = [np.full(int(keep.sum()), w)]
@@ -260,7 +268,7 @@ class BatchEncoder:
             ur.append(cd)
             uc.append(n_rules + ck)
             uv.append(cue_tab[cues[cd, ck]])
-            rd = np.flatnonzero(rule)
+            rd = np.flatnonzero(fired)
             ur.append(rd)
             uc.append(np.full(len(rd), n_rules + len(CUE_NAMES)))
             uv.append(np.full(len(rd), w))
@@ -268,27 +276,38 @@ class BatchEncoder:
                 (np.concatenate(uv).astype(np.float32),
                  (np.concatenate(ur).astype(np.int32), np.concatenate(uc).astype(np.int32))),
                 shape=(n, feat.n_urg), dtype=np.float32))
+            if feat.context:
+                cr_, cc_, cv_ = ctx
+                blocks.append(sparse.csr_matrix(
+                    ((np.asarray(cv_, np.float64) * w).astype(np.float32),
+                     (np.asarray(cr_, np.int32), np.asarray(cc_, np.int32))),
+                    shape=(n, feat.n_ctx), dtype=np.float32))
         x = sparse.hstack(blocks, format="csr", dtype=np.float32)
         return x, rule, known.tolist()
 
     def _lexicon_hits(
         self, flat: list[int], lens: list[int], ids: np.ndarray, flags: np.ndarray,
         doc_of: np.ndarray, n: int,
-    ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """Hit counts per (text, lexicon slot) and the urgency/calm hits with rule columns.
+    ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray,
+               tuple[list[int], list[int], list[float]]]:
+        """Hit counts per (text, lexicon slot), the urgency/calm hits with rule columns and
+        whether each is live, live urgency hits per text, and the context block (COO lists).
 
         One walk over the tokens whose lemma files some entry, each distinct lemma once: per
         lexicon the same hits as :meth:`Lexicon.matches` (their order may differ, which no
         feature depends on: counts, and rule columns summed into a canonical CSR matrix).
-        Positions are computed only when a multi-word entry needs them.
+        Positions are computed only when a multi-word entry needs them. Texts with urgency hits
+        then get the kind of each hit (:func:`.context.hit_kinds`) when context is on.
         """
         cand = np.flatnonzero(flags & 8)
         hd: list[int] = []
         hs: list[int] = []
         hc: list[int] = []
+        urg_hits: dict[int, list[tuple[int, _Entry]]] = {}
+        starts = np.concatenate(([0], np.cumsum(lens))).tolist()
+        lem_of = self._lem
         if len(cand):
-            starts = np.concatenate(([0], np.cumsum(lens))).tolist()
-            lem_of, hits_of = self._lem, self._hits
+            hits_of = self._hits
             prev = -1
             seen: set[str] = set()
             lemmas: list[str] | None = None
@@ -312,14 +331,41 @@ class BatchEncoder:
                             positions = _positions(lemmas)
                         if not entry_matches(entry, positions):
                             continue
+                    if slot == _SLOT_URG:
+                        urg_hits.setdefault(d, []).append((len(hd), entry))
                     hd.append(d)
                     hs.append(slot)
                     hc.append(col)
         d_arr = np.array(hd, dtype=np.int64)
         s_arr = np.array(hs, dtype=np.int64)
         counts = np.bincount(d_arr * _N_SLOTS + s_arr, minlength=n * _N_SLOTS).reshape(n, -1)
+        live_hit = np.ones(len(hd), dtype=bool)
+        live = counts[:, _SLOT_URG].copy()
+        cr: list[int] = []
+        cc: list[int] = []
+        cv: list[float] = []
+        if self.feat.context:
+            cflags = self._cflags
+            for d, hits in urg_hits.items():
+                doc_ids = flat[starts[d] : starts[d + 1]]
+                lemmas_d = [lem_of[r] for r in doc_ids]
+                cf = cflags[doc_ids].tolist()
+                kinds = hit_kinds([e for _, e in hits], lemmas_d, cf, _positions(lemmas_d))
+                n_live = 0
+                for (h, _), kind in zip(hits, kinds, strict=True):
+                    if kind == HIT_KINDS[0]:
+                        n_live += 1
+                    else:
+                        live_hit[h] = False
+                live[d] = n_live
+                for j, v in enumerate(context_row(kinds, cf)):
+                    if v:
+                        cr.append(d)
+                        cc.append(j)
+                        cv.append(v)
         sel = (s_arr == _SLOT_URG) | (s_arr == _SLOT_CALM)
-        return counts, (d_arr[sel], s_arr[sel], np.array(hc, dtype=np.int64)[sel])
+        return counts, (d_arr[sel], s_arr[sel], np.array(hc, dtype=np.int64)[sel],
+                        live_hit[sel]), live, (cr, cc, cv)
 
 
 def _tfidf_block(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int,

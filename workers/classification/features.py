@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
+from .context import CTX_NAMES
 from .encoder import BatchEncoder, tfidf_inplace
 from .lexicons import CUE_NAMES, LexiconSet
 from .normalize import char_ngrams, lemma, tokenize
@@ -97,6 +98,10 @@ class Featurizer:
     urg_weight: float = 1.0
     #: Urgency/calm rule text → column in the urgency block (rules known at training time).
     rule_cols: dict[str, int] = field(default_factory=dict)
+    #: Context of urgency hits (:mod:`.context`): only live hits feed the urgency hit count,
+    #: the rule columns and the "rule fired" column, and a context block (hits per kind, "past
+    #: only") follows the urgency block. Models trained before it load with ``False``.
+    context: bool = True
     _char_cache: dict[str, tuple[int, ...]] = field(default_factory=dict, repr=False)
     _enc: BatchEncoder | None = field(default=None, repr=False, compare=False)
 
@@ -131,20 +136,28 @@ class Featurizer:
     @property
     def n_urg(self) -> int:
         """Urgency block: one column per known rule, one per cue lexicon, and "a rule fired and
-        no calm phrase vetoed it" (the column that carries rules added after training)."""
+        no calm phrase vetoed it" (the column that carries rules added after training; with
+        :attr:`context`, only live hits count as fired)."""
         return (len(self.rule_cols) + len(CUE_NAMES) + 1) if self.lexicons is not None else 0
 
     @property
+    def n_ctx(self) -> int:
+        """Context block: live / negated / hypothetical / fixed urgency hits, "past only"."""
+        return len(CTX_NAMES) if self.lexicons is not None and self.context else 0
+
+    @property
     def n_features(self) -> int:
-        return len(self.word_vocab) + len(self.char_vocab) + self.n_lex + self.n_urg
+        return (len(self.word_vocab) + len(self.char_vocab) + self.n_lex + self.n_urg
+                + self.n_ctx)
 
     def block_slices(self) -> dict[str, slice]:
         """Column ranges of the blocks in :meth:`transform`'s matrix."""
         a = len(self.word_vocab)
         b = a + len(self.char_vocab)
         c = b + self.n_lex
+        d = c + self.n_urg
         return {"word": slice(0, a), "char": slice(a, b), "lex": slice(b, c),
-                "urg": slice(c, c + self.n_urg)}
+                "urg": slice(c, d), "ctx": slice(d, d + self.n_ctx)}
 
     # -- transform -----------------------------------------------------------------------
     def _char_idx(self, token: str) -> tuple[int, ...]:
@@ -182,9 +195,11 @@ class Featurizer:
         appeal the model is merely unsure about. Assembly is vectorised over the whole batch
         (:mod:`.encoder`); the columns and values are those of the per-text recipe: word terms
         of :func:`word_terms`, char n-grams of every token, ``log1p(hits) * lex_weight`` per
-        category lexicon plus urgency and calm hits, and the urgency block (one column per
+        category lexicon plus urgency and calm hits, the urgency block (one column per
         known rule that fired — urgency rules only when no calm phrase did —, ``log1p`` cue
-        counts, and "a rule fired and nothing calm vetoed it").
+        counts, and "a rule fired and nothing calm vetoed it") and, with :attr:`context`, the
+        context block (:func:`.context.context_row`; urgency hits that are negated,
+        hypothetical or fixed then count in it only).
         """
         enc = self._encoder()
         return enc.encode(*enc.ids_of_docs(docs))
@@ -204,7 +219,7 @@ class Featurizer:
             "word_vocab": self.word_vocab, "word_idf": self.word_idf,
             "char_vocab": self.char_vocab, "char_idf": self.char_idf,
             "lex_weight": self.lex_weight, "rule_cols": self.rule_cols,
-            "urg_weight": self.urg_weight,
+            "urg_weight": self.urg_weight, "context": self.context,
         }
 
     @classmethod
@@ -213,7 +228,8 @@ class Featurizer:
                    char_vocab=state["char_vocab"], char_idf=state["char_idf"],
                    lexicons=lexicons, lex_weight=state["lex_weight"],
                    rule_cols=dict(state.get("rule_cols", {})),
-                   urg_weight=float(state.get("urg_weight", 1.0)))
+                   urg_weight=float(state.get("urg_weight", 1.0)),
+                   context=bool(state.get("context", False)))
 
 
 def analyse_all(texts: Iterable[str]) -> list[Doc]:

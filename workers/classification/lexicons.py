@@ -84,9 +84,15 @@ class Lexicon:
         self, lemmas: Sequence[str], positions: dict[str, list[int]] | None = None
     ) -> list[str]:
         """Raw text of every entry found in ``lemmas`` (each counted once)."""
+        return [e.raw for e in self.match_entries(lemmas, positions)]
+
+    def match_entries(
+        self, lemmas: Sequence[str], positions: dict[str, list[int]] | None = None
+    ) -> list[_Entry]:
+        """Every entry found in ``lemmas`` (each counted once), as parsed entries."""
         if positions is None:
             positions = _positions(lemmas)
-        found: list[str] = []
+        found: list[_Entry] = []
         seen: set[int] = set()
         for lem in positions:
             for idx, _anchor in self._index.get(lem, ()):
@@ -97,7 +103,7 @@ class Lexicon:
                     _phrase_in(n, positions) for n in entry.negated
                 ):
                     seen.add(idx)
-                    found.append(entry.raw)
+                    found.append(entry)
         return found
 
     def count(self, lemmas: Sequence[str], positions: dict[str, list[int]] | None = None) -> int:

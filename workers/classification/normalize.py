@@ -23,6 +23,7 @@ __all__ = [
     "chunk_tokens",
     "lemma",
     "lemmatize",
+    "morph_tag",
     "normalize_text",
     "spell_fix",
     "split_chunks",
@@ -182,6 +183,13 @@ def spell_fix(token: str) -> str:
     return token
 
 
+@lru_cache(maxsize=65_536)
+def _first_parse(token: str) -> pymorphy3.analyzer.Parse:
+    """pymorphy3's first parse of a token after :func:`spell_fix` (shared by :func:`lemma` and
+    :func:`morph_tag`, so a new word is spell-checked and parsed once)."""
+    return _MORPH.parse(spell_fix(token))[0]
+
+
 @lru_cache(maxsize=262_144)
 def lemma(token: str) -> str:
     """The pymorphy3 normal form of one token (first parse), ё folded; cached because it's hot.
@@ -191,7 +199,15 @@ def lemma(token: str) -> str:
     """
     if len(token) < 2 or _CYR_RE.search(token) is None:
         return token
-    return _MORPH.parse(spell_fix(token))[0].normal_form.replace("ё", "е")
+    return str(_first_parse(token).normal_form).replace("ё", "е")
+
+
+def morph_tag(token: str) -> str:
+    """The grammatical tag of :func:`lemma`'s parse as text («VERB,perf,intr plur,past,indc»);
+    empty for tokens :func:`lemma` leaves alone (one letter, no Cyrillic)."""
+    if len(token) < 2 or _CYR_RE.search(token) is None:
+        return ""
+    return str(_first_parse(token).tag)
 
 
 def lemmatize(text: str) -> list[str]:

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from . import context
 from .classifier import DEFAULT_MODEL_PATH, MODEL_FORMAT
 from .dataio import Example, read_labelled
 from .features import Featurizer, analyse
@@ -42,6 +43,10 @@ CV_FOLDS = 5
 #: hand-written lines ×3 raised group-CV urgent recall on them (0.926 → 0.940 at the chosen
 #: threshold) with higher out-of-fold precision; chosen on training data only.
 HANDWRITTEN_WEIGHT = 3.0
+#: Feature recipe, part of the model version: ``context-1`` = urgency hits split by context
+#: (:mod:`.context`: live / negated / hypothetical / fixed / past; only live hits count as
+#: urgency evidence).
+FEATURES = "context-1"
 
 
 def training_files(data_dir: Path) -> list[Path]:
@@ -57,9 +62,10 @@ def training_files(data_dir: Path) -> list[Path]:
 
 def _hash(files: Sequence[Path], lexicon_dir: Path) -> str:
     h = hashlib.sha256()
-    # Training settings are part of the version: same data with another threshold rule or
-    # weighting is another model.
-    h.update(repr((CAT_C, URG_C, TARGET_CV_PRECISION, CV_FOLDS, HANDWRITTEN_WEIGHT)).encode())
+    # Training settings and the feature recipe are part of the version: same data with another
+    # threshold rule, weighting or featurisation is another model.
+    h.update(repr((CAT_C, URG_C, TARGET_CV_PRECISION, CV_FOLDS, HANDWRITTEN_WEIGHT,
+                   FEATURES, context.word_lists())).encode())
     for p in [*files, *sorted(lexicon_dir.glob("*.txt"))]:
         h.update(p.name.encode())
         h.update(p.read_bytes())
@@ -133,7 +139,8 @@ def train(data_dir: Path | None = None, out: Path | None = None, *, seed: int = 
     w_cat = np.zeros((x.shape[1], len(cat_model.classes_)), dtype=np.float32)
     w_cat[:n_cat] = cat_model.coef_.T
     # Urgency: every block — lemma n-grams (incl. «не X»), character n-grams (typos), lexicon
-    # counts, one column per urgency/calm rule and the cue lexicons (past/planned/hypo/now).
+    # counts, one column per urgency/calm rule and the cue lexicons (past/planned/hypo/now),
+    # and the context block (urgency hits that are negated / hypothetical / fixed / past).
     urg_model = LogisticRegression(C=URG_C, max_iter=3000, class_weight="balanced",
                                    random_state=seed)
     urg_model.fit(x, y_urg, sample_weight=w_sample)
@@ -163,6 +170,7 @@ def train(data_dir: Path | None = None, out: Path | None = None, *, seed: int = 
         "cat_C": CAT_C,
         "urg_C": URG_C,
         "handwritten_weight": HANDWRITTEN_WEIGHT,
+        "features": FEATURES,
         "urgent_cv": {"folds": n_folds, "groups": len(set(groups)),
                       "min_precision": TARGET_CV_PRECISION, "threshold": threshold,
                       "precision": round(cv_p, 4), "recall": round(cv_r, 4)},
