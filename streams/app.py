@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import faust
 
+from streams import ack_safety, fastpath
 from streams.settings import Settings
 
 
 def create_app(settings: Settings) -> faust.App:
+    ack_safety.install()
+    fastpath.install(settings.faust_fastpath)
     return faust.App(
         settings.app_id,
         broker=settings.kafka,
@@ -40,7 +43,7 @@ def create_app(settings: Settings) -> faust.App:
         producer_linger_ms=2,
         producer_max_batch_size=256 * 1024,
         producer_max_request_size=4 * 1024 * 1024,
-        stream_buffer_maxsize=8192,
+        stream_buffer_maxsize=settings.stream_buffer,
         stream_wait_empty=False,
         table_standby_replicas=0,
         web_enabled=settings.web_enabled,

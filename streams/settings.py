@@ -54,6 +54,10 @@ class Settings:
     """APPEALS_BATCH_SIZE: most events an agent handles in one batch."""
     batch_linger: float = 0.02
     """APPEALS_BATCH_LINGER: seconds an agent waits to fill a batch."""
+    stream_buffer: int = 8192
+    """APPEALS_STREAM_BUFFER: records Faust buffers per stream before fetching pauses."""
+    faust_fastpath: bool = True
+    """APPEALS_FAUST_FASTPATH: hand fetched records to streams without a task per record."""
     max_text_length: int = 20_000
     """APPEALS_MAX_TEXT_LENGTH: longest appeal text accepted, characters."""
     max_message_bytes: int = 1_000_000
@@ -112,6 +116,7 @@ class Settings:
         _check(self.replication >= 1, "APPEALS_REPLICATION", "must be at least 1")
         _check(self.batch_size >= 1, "APPEALS_BATCH_SIZE", "must be at least 1")
         _check(self.notify_concurrency >= 1, "APPEALS_NOTIFY_CONCURRENCY", "must be at least 1")
+        _check(self.stream_buffer >= 16, "APPEALS_STREAM_BUFFER", "must be at least 16")
         _check(self.batch_linger >= 0, "APPEALS_BATCH_LINGER", "must not be negative")
         _check(self.session_timeout >= 1, "APPEALS_SESSION_TIMEOUT", "must be at least 1 s")
         _check(0 <= self.metrics_port < 65536, "APPEALS_METRICS_PORT", "must be a port number")

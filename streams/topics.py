@@ -40,6 +40,7 @@ REGISTERED = "appeals.registered"
 ROUTED = "appeals.routed"
 TRIAGE = "appeals.triage"
 TRIAGE_DECISIONS = "appeals.triage.decisions"
+TRIAGE_PENDING = "appeals.triage.pending"
 LIFECYCLE = "appeals.lifecycle"
 SLA_LIFECYCLE = "appeals.sla.lifecycle"
 SLA_TICKS = "appeals.sla.ticks"
@@ -59,6 +60,8 @@ SPECS: tuple[TopicSpec, ...] = (
     TopicSpec(ROUTED, "Classified appeals with their authority (RoutedAppeal v1).", _RETAIN_90D),
     TopicSpec(TRIAGE, "Low-confidence appeals for human triage (TriageItem v1).", _RETAIN_90D),
     TopicSpec(TRIAGE_DECISIONS, "Internal: triage decisions, keyed by appeal_id.", _RETAIN_90D),
+    TopicSpec(TRIAGE_PENDING, "Internal: appeals waiting for a triage decision, keyed by "
+              "appeal_id.", _RETAIN_90D),
     TopicSpec(LIFECYCLE, "Authorities' lifecycle events (LifecycleEvent v1).", _RETAIN_90D,
               external=True),
     TopicSpec(SLA_LIFECYCLE, "Internal: validated lifecycle events re-keyed for the SLA agent.",

@@ -46,6 +46,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="override APPEALS_BATCH_SIZE of the measured workers")
     p.add_argument("--batch-linger", type=float, default=None,
                    help="override APPEALS_BATCH_LINGER of the measured workers")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
+                   help="override any worker setting of the measured workers, by its field "
+                        "name (see `appeals config`), e.g. --set stream_buffer=32768; "
+                        "repeatable")
     p.add_argument("--log-dir", type=Path, default=Path("var/bench"),
                    help="logs and probe status files (default var/bench)")
     p.set_defaults(func=cmd_bench)
@@ -54,7 +58,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def cmd_bench(args: argparse.Namespace) -> int:
     import logging
 
-    from workers.bench.runner import Bench, BenchOptions, command_line, render_table
+    from workers.bench.runner import (
+        Bench,
+        BenchOptions,
+        command_line,
+        parse_overrides,
+        render_table,
+    )
 
     logging.basicConfig(level=logging.WARNING)
     if args.events < 1000:
@@ -64,6 +74,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     def progress(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
+    try:
+        overrides = parse_overrides(args.overrides)
+    except ValueError as exc:
+        print(f"appeals bench: {exc}", file=sys.stderr)
+        return 2
     opts = BenchOptions(
         events=args.events, latency_seconds=args.latency_seconds,
         latency_rate=args.latency_rate, naive_cap_seconds=args.naive_seconds,
@@ -71,7 +86,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         skip_scaleout=args.skip_scaleout, scaleout_events=args.scaleout_events,
         lifecycle=not args.no_lifecycle,
         log_dir=args.log_dir, batch_size=args.batch_size, batch_linger=args.batch_linger,
-        progress=progress, command=command_line(),
+        progress=progress, command=command_line(), overrides=overrides,
     )
     doc = Bench(opts).run()
     if args.json:

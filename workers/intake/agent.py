@@ -1,4 +1,11 @@
-"""The intake agent: every intake topic in, ``appeals.registered`` or the dead-letter topic out.
+"""The intake agent: every intake topic in; registered, classified and routed in one step.
+
+Out go ``appeals.registered`` (the audit record of every accepted appeal), ``appeals.routed``
+(or the triage queue, when the classifier is unsure) and the dead-letter topic. Registering,
+classifying and routing a batch in the same agent is a performance decision (issue #7): each
+consumed record costs Faust tens of microseconds however little work it carries, and the
+intermediate topic would be consumed by this same worker anyway. Both outputs are acknowledged
+by the broker before the batch's offsets can be committed, as everywhere (see the outbox).
 
 Exact duplicates (same channel and external id within the dedupe window) are recognised with a
 Redis ``SET NX`` whose value is the source position of the first registration. A replay of that
@@ -22,6 +29,9 @@ from schemas.records import CHANNELS, IntakeAppeal, RegisteredAppeal, SourcePosi
 from schemas.validation import InvalidEvent
 from streams import topics as t
 from workers.intake import core, near_duplicates
+from workers.route.agent import ROUTE_FIELDS, classify_and_route
+from workers.route.agent import STAGE as ROUTE_STAGE
+from workers.routing import Router
 from workers.runtime import WorkerContext, batches, crash_on_error, observe_stage_latency
 
 log = logging.getLogger(__name__)
@@ -42,7 +52,7 @@ def _load_plugins() -> None:
             log.warning("intake plugin %s not available", name)
 
 
-def install(app: faust.App, ctx: WorkerContext) -> Any:
+def install(app: faust.App, ctx: WorkerContext, router: Router, classifier: Any) -> Any:
     _load_plugins()
     settings = ctx.settings
     topo = ctx.topology
@@ -97,15 +107,24 @@ def install(app: faust.App, ctx: WorkerContext) -> Any:
                         email_regime=settings.email_regime,
                         web_regime=settings.web_regime,
                     ))
-                await _flag_near_duplicates(ctx, batch, near_cfg)
+                signatures = [near_duplicates.signature(r, near_cfg) for r in batch]
+                await _flag_near_duplicates(ctx, batch, near_cfg, signatures)
                 for registered in batch:
                     await outbox.send_record(t.REGISTERED, registered.appeal_id, registered)
                     metrics.REGISTERED.labels(registered.channel, registered.regime).inc()
-                await outbox.flush()
-                await _remember(ctx, batch, near_cfg)
                 observe_stage_latency(STAGE, events)
+                await classify_and_route(ctx, outbox, [route_view(r) for r in batch],
+                                         classifier, router)
+                await outbox.flush()
+                await _remember(ctx, batch, near_cfg, signatures)
+                observe_stage_latency(ROUTE_STAGE, events)
 
     return intake
+
+
+def route_view(registered: RegisteredAppeal) -> dict[str, Any]:
+    """The fields routing reads, as the dict the triage path also stores."""
+    return {name: getattr(registered, name) for name in ROUTE_FIELDS}
 
 
 async def _first_seen(
@@ -139,12 +158,14 @@ async def _first_seen(
 
 
 async def _flag_near_duplicates(ctx: WorkerContext, batch: list[RegisteredAppeal],
-                                cfg: near_duplicates.NearDupConfig) -> None:
+                                cfg: near_duplicates.NearDupConfig,
+                                signatures: list[near_duplicates.Signature]) -> None:
     """Citizens often resend the same complaint: register it, but point at the first one."""
     if not batch:
         return
     try:
-        found = await near_duplicates.find_near_duplicates(ctx.redis, batch, config=cfg)
+        found = await near_duplicates.find_near_duplicates(ctx.redis, batch, config=cfg,
+                                                           signatures=signatures)
     except (redis.exceptions.RedisError, OSError):
         metrics.REDIS_ERRORS.labels("near_duplicates").inc()
         return
@@ -153,11 +174,13 @@ async def _flag_near_duplicates(ctx: WorkerContext, batch: list[RegisteredAppeal
 
 
 async def _remember(ctx: WorkerContext, batch: list[RegisteredAppeal],
-                    cfg: near_duplicates.NearDupConfig) -> None:
+                    cfg: near_duplicates.NearDupConfig,
+                    signatures: list[near_duplicates.Signature]) -> None:
     if not batch:
         return
     try:
-        await near_duplicates.remember_many(ctx.redis, batch, config=cfg)
+        await near_duplicates.remember_many(ctx.redis, batch, config=cfg,
+                                            signatures=signatures)
     except (redis.exceptions.RedisError, OSError):
         metrics.REDIS_ERRORS.labels("near_duplicates").inc()
 

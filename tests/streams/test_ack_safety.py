@@ -1,0 +1,83 @@
+"""Acknowledgements of skipped records are forgotten when Faust seeks (streams.ack_safety).
+
+The end-to-end proof is ``tests/chaos/test_chaos_kill.py``, which lost ~100 records per
+partition per kill without this fix; these tests pin down the mechanism on Faust's own consumer
+bookkeeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from typing import Any
+
+from faust.types import TP
+
+from streams import ack_safety
+
+
+class _Consumer:
+    """The slice of ``faust.transport.consumer.Consumer`` that the fix touches."""
+
+    def __init__(self) -> None:
+        self._acked: defaultdict[TP, list[int]] = defaultdict(list)
+        self._acked_index: defaultdict[TP, set[int]] = defaultdict(set)
+
+
+def test_forget_acks_drops_every_pending_acknowledgement() -> None:
+    consumer = _Consumer()
+    a, b = TP("appeals.intake.web", 0), TP("appeals.intake.web", 1)
+    consumer._acked[a] = list(range(86, 186))
+    consumer._acked_index[a] = set(range(86, 186))
+    consumer._acked[b] = [7]
+    consumer._acked_index[b] = {7}
+    assert ack_safety.forget_acks(consumer) == 101
+    assert consumer._acked[a] == [] and consumer._acked[b] == []
+    assert consumer._acked_index[a] == set() and consumer._acked_index[b] == set()
+
+
+def test_faust_new_offset_no_longer_jumps_over_skipped_records() -> None:
+    """With the skipped records' acks forgotten, the commit only covers processed ones."""
+    from faust.transport.consumer import Consumer
+
+    consumer: Any = _Consumer()
+    consumer._committed_offset = {}
+    consumer._gap = defaultdict(list)
+    tp = TP("appeals.intake.web", 0)
+    consumer._committed_offset[tp] = None
+    # Skipped while flow was suspended (and acknowledged by Faust): 0..185.
+    consumer._acked[tp] = list(range(0, 186))
+    consumer._acked_index[tp] = set(range(0, 186))
+    assert Consumer._new_offset(consumer, tp) == 186  # Faust alone: commit past all of them
+    consumer._acked[tp] = list(range(0, 186))
+    consumer._acked_index[tp] = set(range(0, 186))
+    ack_safety.forget_acks(consumer)
+    # After the seek the stream processes 0..85 and acknowledges them for real.
+    consumer._acked[tp] = list(range(0, 86))
+    consumer._acked_index[tp] = set(range(0, 86))
+    assert Consumer._new_offset(consumer, tp) == 86
+
+
+def test_install_wraps_perform_seek_once() -> None:
+    from faust.transport.consumer import Consumer
+
+    ack_safety.install()
+    wrapped = Consumer.perform_seek
+    ack_safety.install()
+    assert Consumer.perform_seek is wrapped
+    assert wrapped.__wrapped__ is not None  # type: ignore[attr-defined]
+
+    class _Seeking(_Consumer):
+        def __init__(self) -> None:
+            super().__init__()
+            self._read_offset: dict[TP, Any] = {}
+            self._committed_offset: dict[TP, Any] = {}
+
+        async def seek_to_committed(self) -> dict[TP, int]:
+            return {}
+
+    consumer = _Seeking()
+    consumer._acked[TP("t", 0)] = [1, 2]
+    consumer._acked_index[TP("t", 0)] = {1, 2}
+    asyncio.run(wrapped(consumer))  # type: ignore[arg-type]
+    assert consumer._acked[TP("t", 0)] == []
