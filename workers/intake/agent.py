@@ -28,7 +28,7 @@ from monitoring import metrics
 from schemas.records import CHANNELS, IntakeAppeal, RegisteredAppeal, SourcePosition
 from schemas.validation import InvalidEvent
 from streams import topics as t
-from workers.intake import core, near_duplicates
+from workers.intake import core, near_duplicates, redis_scripts
 from workers.route.agent import ROUTE_FIELDS, classify_and_route
 from workers.route.agent import STAGE as ROUTE_STAGE
 from workers.routing import Router
@@ -134,27 +134,19 @@ async def _first_seen(
 ) -> list[bool]:
     """For each appeal: is this its first registration (or a replay of it)?
 
-    One pipelined round trip per batch. Inside one batch the same key twice is a resend.
+    One round trip per batch (a Lua script). Inside one batch the same key twice is a resend.
     """
     if not accepted:
         return []
     marks = [f"{p.topic}:{p.partition}:{p.offset}" for _, p, _ in accepted]
     try:
-        async with ctx.redis.pipeline(transaction=False) as pipe:
-            for (_, _, key), mark in zip(accepted, marks, strict=True):
-                pipe.set(key, mark, nx=True, ex=ttl)
-                pipe.get(key)
-            replies = await pipe.execute()
+        replies = await redis_scripts.run(ctx.redis, redis_scripts.FIRST_SEEN,
+                                          [key for _, _, key in accepted], [ttl, *marks])
     except (redis.exceptions.RedisError, OSError):
         metrics.REDIS_ERRORS.labels("intake_dedupe").inc()
         log.warning("Redis unavailable for intake dedupe; registering without it")
         return _dedupe_within_batch(accepted)
-    result: list[bool] = []
-    for i, mark in enumerate(marks):
-        stored = replies[2 * i + 1]
-        stored = stored.decode() if isinstance(stored, bytes) else stored
-        result.append(stored == mark)
-    return result
+    return [bool(r) for r in replies]
 
 
 async def _flag_near_duplicates(ctx: WorkerContext, batch: list[RegisteredAppeal],

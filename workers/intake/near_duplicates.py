@@ -24,9 +24,9 @@ by enumerating the (small) space of Russian mobile numbers, as a plain hash coul
   = window + 1 h, refreshed on every write. One bucket per author identifier (E.164 phone,
   e-mail, social handle), so an appeal matches an earlier one that shares *any* identifier.
 
-A lookup is one round trip (``HGETALL`` of the appeal's buckets in a pipeline), remembering is
-one more (``HSET`` + ``EXPIRE``); entries older than the window are ignored on lookup and go
-with their key's TTL (or :func:`prune`). The batched variants cost the same
+A lookup is one round trip (``HGETALL`` of the appeal's buckets, in one Lua script), remembering
+is one more (``HSET`` + ``EXPIRE``, likewise); entries older than the window are ignored on
+lookup and go with their key's TTL (or :func:`prune`). The batched variants cost the same
 two round trips for a whole batch and also compare appeals *within* the batch.
 
 Times are event times (``submitted_at``), so a replay flags exactly what the live run flagged.
@@ -51,6 +51,8 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
+
+from workers.intake import redis_scripts
 
 __all__ = [
     "NearDupConfig",
@@ -319,11 +321,10 @@ async def find_near_duplicates(
     buckets = sorted({b for s in sigs for b in s.buckets})
     stored: dict[str, list[tuple[str, float, str, tuple[int, ...]]]] = {}
     if buckets:
-        async with redis.pipeline(transaction=False) as pipe:
-            for b in buckets:
-                pipe.hgetall(_key(cfg, b))
-            results = await pipe.execute()
-        stored = {b: _decode_bucket(r or {}) for b, r in zip(buckets, results, strict=True)}
+        results = await redis_scripts.run(redis, redis_scripts.HGETALL_MANY,
+                                          [_key(cfg, b) for b in buckets])
+        stored = {b: _decode_bucket(redis_scripts.pairs_to_dict(r or []))
+                  for b, r in zip(buckets, results, strict=True)}
     out: list[str | None] = []
     for sig in sigs:
         cands = [c for b in sig.buckets for c in stored.get(b, ())]
@@ -361,13 +362,14 @@ async def remember_many(
     ttl = int(cfg.window_s + 3600)
     if not any(s.buckets for s in sigs):
         return
-    async with redis.pipeline(transaction=False) as pipe:
-        for sig in sigs:
-            packed = _pack(sig)
-            for b in sig.buckets:
-                pipe.hset(_key(cfg, b), sig.appeal_id, packed)
-                pipe.expire(_key(cfg, b), ttl)
-        await pipe.execute()
+    keys: list[str] = []
+    args: list[Any] = [ttl]
+    for sig in sigs:
+        packed = _pack(sig)
+        for b in sig.buckets:
+            keys.append(_key(cfg, b))
+            args.extend((sig.appeal_id, packed))
+    await redis_scripts.run(redis, redis_scripts.HSET_EXPIRE_MANY, keys, args)
 
 
 async def remember(
