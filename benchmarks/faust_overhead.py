@@ -145,9 +145,12 @@ def _run_child(kind: str, bootstrap: str, records: int, buffer: int) -> dict[str
     cmd = [sys.executable, "-m", "benchmarks.faust_overhead", "--child", kind,
            "--bootstrap", bootstrap, "--records", str(records), "--buffer", str(buffer)]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    for line in out.stdout.splitlines():
-        if line.startswith("RESULT "):
-            result: dict[str, float] = orjson.loads(line[7:])
+    # Faust's worker redirects stdout into its logger, so the line may carry a log prefix and
+    # arrive on stderr.
+    for line in (out.stdout + "\n" + out.stderr).splitlines():
+        at = line.find("RESULT {")
+        if at >= 0:
+            result: dict[str, float] = orjson.loads(line[at + 7:].strip())
             return result
     raise RuntimeError(f"{kind} consumer failed:\n{out.stderr[-2000:]}")
 

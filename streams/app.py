@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import faust
 
-from streams import ack_safety, fastpath
+from streams import ack_safety, consumer_tuning, fastpath
 from streams.settings import Settings
 
 
 def create_app(settings: Settings) -> faust.App:
     ack_safety.install()
     fastpath.install(settings.faust_fastpath)
-    return faust.App(
+    app = faust.App(
         settings.app_id,
         broker=settings.kafka,
         store=settings.store,
@@ -50,3 +50,5 @@ def create_app(settings: Settings) -> faust.App:
         web_port=settings.web_port,
         web_bind="127.0.0.1",
     )
+    consumer_tuning.configure(app, settings.fetch_max_wait)
+    return app

@@ -56,6 +56,8 @@ class Settings:
     """APPEALS_BATCH_LINGER: seconds an agent waits to fill a batch."""
     stream_buffer: int = 8192
     """APPEALS_STREAM_BUFFER: records Faust buffers per stream before fetching pauses."""
+    fetch_max_wait: float = 0.1
+    """APPEALS_FETCH_MAX_WAIT: longest a consumer fetch waits for data, seconds (see README)."""
     faust_fastpath: bool = True
     """APPEALS_FAUST_FASTPATH: hand fetched records to streams without a task per record."""
     max_text_length: int = 20_000
@@ -116,6 +118,7 @@ class Settings:
         _check(self.replication >= 1, "APPEALS_REPLICATION", "must be at least 1")
         _check(self.batch_size >= 1, "APPEALS_BATCH_SIZE", "must be at least 1")
         _check(self.notify_concurrency >= 1, "APPEALS_NOTIFY_CONCURRENCY", "must be at least 1")
+        _check(0.001 <= self.fetch_max_wait <= 5, "APPEALS_FETCH_MAX_WAIT", "must be 0.001..5 s")
         _check(self.stream_buffer >= 16, "APPEALS_STREAM_BUFFER", "must be at least 16")
         _check(self.batch_linger >= 0, "APPEALS_BATCH_LINGER", "must not be negative")
         _check(self.session_timeout >= 1, "APPEALS_SESSION_TIMEOUT", "must be at least 1 s")

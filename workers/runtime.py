@@ -27,6 +27,7 @@ import redis.asyncio as aioredis
 from monitoring import metrics
 from schemas.records import DeadLetter, Record
 from schemas.validation import InvalidEvent, validate
+from streams import ack_safety
 from streams import topics as t
 from streams.clock import SlaClock
 from streams.settings import Settings
@@ -206,7 +207,14 @@ def batches(stream: faust.StreamT, settings: Settings) -> AsyncIterator[Sequence
     trip, one wait for acknowledgements per batch); ``take_events`` acknowledges a batch's
     offsets only after the loop body for it has finished.
     """
-    return cast(Any, stream).take_events(settings.batch_size, settings.batch_linger)
+    return _marked(cast(Any, stream).take_events(settings.batch_size, settings.batch_linger))
+
+
+async def _marked(source: Any) -> AsyncIterator[Sequence[faust.EventT]]:
+    """Record each batch as handed to our code: only such records may be acknowledged."""
+    async for events in source:
+        ack_safety.handed_to_body(events)
+        yield events
 
 
 def observe_stage_latency(stage: str, events: Sequence[faust.EventT]) -> None:

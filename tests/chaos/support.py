@@ -117,6 +117,19 @@ EXPECTED_SLA = {"on_time": "met", "late": "breached_late", "open": "running"}
 EXPECTED_STATUS = {"on_time": "answered", "late": "answered", "open": "running"}
 
 
+def unsettled_report(settings: Settings, work: Workload) -> str:
+    """What differs from the expected outcomes, for a failure message a person can act on."""
+    model = read_model(settings, work.ids)
+    missing = Counter(f for a, f in work.fates.items() if a not in model)
+    wrong = Counter(
+        (f, model[a].get("status")) for a, f in work.fates.items()
+        if a in model and model[a].get("status") != EXPECTED_STATUS[f])
+    samples = sorted(a for a, f in work.fates.items()
+                     if a not in model or model[a].get("status") != EXPECTED_STATUS[f])[:5]
+    return (f"not in the read model, by fate: {dict(missing)}; wrong status, by (fate, "
+            f"status): {dict(wrong)}; e.g. {samples}")
+
+
 def outcomes_settled(settings: Settings, work: Workload) -> bool:
     """Every appeal in the read model with the status its fate gives."""
     model = read_model(settings, work.ids)

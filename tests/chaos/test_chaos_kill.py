@@ -85,8 +85,11 @@ def test_sigkill_three_times_exactly_once_in_effect(broker, redis_server,
             worker = WorkerProcess(settings, log).start()
         producer.join(180)
         assert not producer.is_alive()
-        wait_for(lambda: s.outcomes_settled(settings, work), timeout=300, interval=2,
-                 what="every appeal with the status its fate gives")
+        try:
+            wait_for(lambda: s.outcomes_settled(settings, work), timeout=300, interval=2,
+                     what="every appeal with the status its fate gives")
+        except TimeoutError:
+            raise AssertionError(s.unsettled_report(settings, work)) from None
 
         registered = s.by_appeal(read_topic(settings, t.REGISTERED, until=N, timeout=120,
                                             idle=2))

@@ -81,3 +81,36 @@ def test_install_wraps_perform_seek_once() -> None:
     consumer._acked_index[TP("t", 0)] = {1, 2}
     asyncio.run(wrapped(consumer))  # type: ignore[arg-type]
     assert consumer._acked[TP("t", 0)] == []
+
+
+
+def test_consumer_ignores_acks_of_records_never_handed_to_a_batch() -> None:
+    """A record a stream skipped is not acknowledged; a processed one is, once."""
+    from types import SimpleNamespace
+
+    from faust.transport.consumer import Consumer
+
+    ack_safety.install()
+    tp = TP("appeals.intake.web", 0)
+
+    class _Message:
+        def __init__(self, offset: int) -> None:
+            self.topic, self.partition, self.offset, self.tp = tp.topic, 0, offset, tp
+            self.acked = False
+
+    def message(offset: int) -> Any:
+        return _Message(offset)
+
+    consumer: Any = _Consumer()
+    consumer.app = SimpleNamespace(topics=SimpleNamespace(acks_enabled_for=lambda _t: True))
+    consumer._committed_offset = defaultdict(lambda: None)
+    consumer._unacked_messages = set()
+    consumer._n_acked = 0
+    consumer._waiting_for_ack = None
+    skipped, processed = message(5), message(6)
+    ack_safety.handed_to_body([SimpleNamespace(message=processed)])
+    assert Consumer.ack(consumer, skipped) is False
+    assert Consumer.ack(consumer, processed) is True
+    assert consumer._acked[tp] == [6]
+    again = message(6)  # the same offset acknowledged twice (a replayed copy) counts once
+    assert Consumer.ack(consumer, again) is False
