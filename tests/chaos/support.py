@@ -29,7 +29,8 @@ from workers.aggregates.readmodel import read_figures
 from workers.deadlines.compute import answer_due
 from workers.demo.generator import GeneratedAppeal, Generator
 from workers.geo.regions import region_timezone
-from workers.routing import RouteInput, Router, load_rules
+from workers.route.agent import route_input
+from workers.routing import Router, load_rules
 from workers.sla.deadline_service import load_book
 
 LOG_DIR = Path(os.environ.get("APPEALS_TEST_LOG_DIR", "var/test-logs")) / "chaos"
@@ -147,11 +148,7 @@ def expected_routing(routed: dict[str, dict[str, Any]],
     out = {}
     for appeal_id, rec in routed.items():
         src = registered[appeal_id]
-        decision = router.route(RouteInput(
-            appeal_id=appeal_id, region_code=src["region"], category=rec["category"],
-            subcategory=src.get("subcategory"), municipality=src.get("municipality"),
-            text=src["text"], address=src.get("address"),
-            complaint_about=src.get("complaint_about")))
+        decision = router.route(route_input(src, rec["category"]))
         policy = book.resolve(rec["regime"], region=rec["region"], authority=rec["authority_id"],
                               category=rec["category"], subcategory=rec.get("subcategory"))
         due = answer_due(rec["regime"], dt.datetime.fromisoformat(rec["registered_at"]),

@@ -27,7 +27,8 @@ from workers.aggregates.readmodel import read_figures
 from workers.deadlines.compute import answer_due
 from workers.demo.generator import Generator
 from workers.geo.regions import region_timezone
-from workers.routing import RouteInput, Router, load_rules
+from workers.route.agent import route_input
+from workers.routing import Router, load_rules
 from workers.sla.deadline_service import load_book
 
 pytestmark = pytest.mark.integration
@@ -90,11 +91,7 @@ def test_pipeline_end_to_end(broker, redis_server, tmp_path: Path) -> None:
         router = Router(load_rules())
         for appeal_id, rec in routed.items():
             src = reg[appeal_id]
-            decision = router.route(RouteInput(
-                appeal_id=appeal_id, region_code=src["region"], category=rec["category"],
-                subcategory=src.get("subcategory"), municipality=src.get("municipality"),
-                text=src["text"], address=src.get("address"),
-                complaint_about=src.get("complaint_about")))
+            decision = router.route(route_input(src, rec["category"]))
             assert rec["authority_id"] == decision.authority_id, appeal_id
             assert rec["rule_version"] == decision.rule_version
 
