@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import faust
 
-from streams import ack_safety, consumer_tuning, fastpath
+from streams import ack_safety, changelog_flush, consumer_tuning, end_offsets, fastpath
 from streams.settings import Settings
 
 
 def create_app(settings: Settings) -> faust.App:
     ack_safety.install()
+    changelog_flush.install()
     fastpath.install(settings.faust_fastpath)
     app = faust.App(
         settings.app_id,
@@ -51,4 +52,5 @@ def create_app(settings: Settings) -> faust.App:
         web_bind="127.0.0.1",
     )
     consumer_tuning.configure(app, settings.fetch_max_wait)
+    end_offsets.configure(app, settings.verify_end_offsets)
     return app

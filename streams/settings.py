@@ -58,6 +58,8 @@ class Settings:
     """APPEALS_STREAM_BUFFER: records Faust buffers per stream before fetching pauses."""
     fetch_max_wait: float = 0.1
     """APPEALS_FETCH_MAX_WAIT: longest a consumer fetch waits for data, seconds (see README)."""
+    verify_end_offsets: bool = True
+    """APPEALS_VERIFY_END_OFFSETS: probe end offsets the broker may report short (recovery)."""
     faust_fastpath: bool = True
     """APPEALS_FAUST_FASTPATH: hand fetched records to streams without a task per record."""
     max_text_length: int = 20_000

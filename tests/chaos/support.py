@@ -128,7 +128,7 @@ def unsettled_report(settings: Settings, work: Workload) -> str:
     samples = sorted(a for a, f in work.fates.items()
                      if a not in model or model[a].get("status") != EXPECTED_STATUS[f])[:5]
     return (f"not in the read model, by fate: {dict(missing)}; wrong status, by (fate, "
-            f"status): {dict(wrong)}; e.g. {samples}")
+            f"status): {dict(wrong)}; e.g. {samples}\n{trace_appeals(settings, samples)}")
 
 
 def outcomes_settled(settings: Settings, work: Workload) -> bool:
@@ -252,3 +252,34 @@ def sent_markers(settings: Settings, alert_ids: list[str]) -> int:
     """How many of these alerts the notify agent has marked as delivered (diagnostics)."""
     client = redis.Redis.from_url(settings.redis)
     return sum(bool(client.exists(f"{settings.app_id}:alert:sent:{a}")) for a in alert_ids)
+
+
+def trace_appeals(settings: Settings, ids: list[str]) -> str:
+    """Where each appeal's routing, answer and SLA state are on the broker (diagnostics).
+
+    For an appeal left with the wrong status this tells "the answer never reached the SLA
+    topic" from "the SLA agent read it but its state was not kept" (changelog without it).
+    """
+    from streams.testing import read_topic
+
+    wanted = {a.encode() for a in ids}
+    lines: dict[str, list[str]] = defaultdict(list)
+    changelog_base = f"{settings.app_id}-sla-state-changelog"
+    sources = [(t.ROUTED, "routed"), (t.SLA_LIFECYCLE, "sla-lifecycle"),
+               (t.LIFECYCLE, "lifecycle")]
+    for base, label in sources:
+        for rec in read_topic(settings, base, timeout=60, idle=2):
+            if rec.key in wanted:
+                lines[rec.key.decode()].append(
+                    f"{label}[{rec.partition}]@{rec.offset} t={rec.timestamp / 1000:.1f}")
+    raw = settings.replace(topic_prefix="")
+    for rec in read_topic(raw, changelog_base, timeout=60, idle=2):
+        if rec.key in wanted:
+            try:
+                state = orjson.loads(rec.value)
+                what = state.get("status") or f"pending x{len(state.get('pending', []))}"
+            except (orjson.JSONDecodeError, AttributeError, TypeError):
+                what = repr(rec.value)[:40]
+            lines[rec.key.decode()].append(
+                f"changelog[{rec.partition}]@{rec.offset} t={rec.timestamp / 1000:.1f} {what}")
+    return "\n".join(f"{a}: " + "; ".join(lines.get(a, ["nothing"])) for a in ids)

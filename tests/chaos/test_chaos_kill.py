@@ -81,7 +81,7 @@ def test_sigkill_three_times_exactly_once_in_effect(broker, redis_server,
                 wait_for(lambda b=before: produced() > b, timeout=30, interval=0.2)
             time.sleep(rng.uniform(0.3, 3.0))
             worker.kill()
-            print(f"kill {i + 1}: output records so far {produced()}")
+            print(f"kill {i + 1} at t={time.time():.1f}: output records so far {produced()}")
             worker = WorkerProcess(settings, log).start()
         producer.join(180)
         assert not producer.is_alive()

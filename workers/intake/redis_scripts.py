@@ -12,6 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from workers.redis_lua import run
+
+__all__ = ["FIRST_SEEN", "HGETALL_MANY", "HSET_EXPIRE_MANY", "pairs_to_dict", "run"]
+
 #: For each key: ``SET key mark NX EX ttl``; 1 if this call stored ``mark`` or the key already
 #: holds it (a replay of the very message), else 0 (a resend).
 FIRST_SEEN = """
@@ -48,22 +52,6 @@ for i = 1, #KEYS do
 end
 return #KEYS
 """
-
-_scripts: dict[str, Any] = {}
-
-
-async def run(redis: Any, source: str, keys: list[Any], args: list[Any] | None = None) -> Any:
-    """Run a script on ``redis`` (EVALSHA; loaded again by redis-py when Redis lost it).
-
-    The script object is created once per source (it only computes the SHA) and always called
-    with the client in hand, so a worker that recreates its Redis client never reuses a closed
-    one.
-    """
-    found = _scripts.get(source)
-    if found is None:
-        found = _scripts[source] = redis.register_script(source)
-    return await found(keys=keys, args=args or [], client=redis)
-
 
 def pairs_to_dict(flat: list[Any]) -> dict[Any, Any]:
     """A Lua-returned ``HGETALL`` reply (field, value, field, value, ...) as a dict."""

@@ -33,10 +33,9 @@ from workers.runtime import (
     observe_stage_latency,
     parse_event,
 )
-from workers.sla import recompute, timers
+from workers.sla import read_model, recompute, timers
 from workers.sla.deadline_service import DeadlineService, load_book
 from workers.sla.engine import (
-    OPEN_STATUSES,
     Effects,
     SlaRules,
     State,
@@ -53,8 +52,6 @@ log = logging.getLogger(__name__)
 STAGE = "sla"
 SEVERITY = {"warning": "warning", "breach": "critical", "escalation": "page"}
 MAX_PENDING = 32
-READ_MODEL_TTL = 90 * 86400
-READ_MODEL_CHUNK = 2000
 
 
 class SlaRuntime:
@@ -223,6 +220,7 @@ def install(app: faust.App, ctx: WorkerContext, router: Any) -> SlaRuntime:
                     remove.extend(effects.cancel)
                 await outbox.flush()
                 for key, state in changed.items():
+                    read_model.bump_version(state)
                     rt.table[key] = state
                 await _write_redis(rt, changed, schedule)
                 observe_stage_latency(STAGE, events)
@@ -349,68 +347,28 @@ async def _emit(rt: SlaRuntime, outbox: Any, state: State, effects: Effects, now
                 agg.add_response(subject, day, seconds)
 
 
-def _iso(ts: float | None) -> str:
-    return "" if not ts else dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds")
-
-
 async def _write_redis(rt: SlaRuntime, changed: dict[bytes, State],
                        schedule: dict[int, tuple[list[Any], list[Any]]]) -> None:
-    """Timer index and per-appeal read model; a Redis fault marks the index for rebuild."""
+    """Timer index and per-appeal read model; a Redis fault marks the index for rebuild.
+
+    The rebuild rewrites the read model of the whole partition too, so a batch whose writes
+    failed is repaired by it.
+    """
     if not changed:
         return
     try:
-        async with rt.ctx.redis.pipeline(transaction=False) as pipe:
-            for partition, (add, remove) in schedule.items():
-                timers.schedule(pipe, rt.prefix, partition, add, remove)
-            for state in changed.values():
-                if "id" not in state:
-                    continue
-                _write_read_model(pipe, rt, state)
-            await pipe.execute()
+        if schedule:
+            async with rt.ctx.redis.pipeline(transaction=False) as pipe:
+                for partition, (add, remove) in schedule.items():
+                    timers.schedule(pipe, rt.prefix, partition, add, remove)
+                await pipe.execute()
+        await read_model.write(rt.ctx.redis, rt.prefix, changed.values(), rt.ctx.clock.now())
     except (redis.exceptions.RedisError, OSError):
         metrics.REDIS_ERRORS.labels("sla_index").inc()
-        rt.index_dirty |= set(schedule)
-        log.warning("Redis write failed; timer index of partitions %s marked for rebuild",
-                    sorted(schedule))
-
-
-def _write_read_model(pipe: Any, rt: SlaRuntime, state: State) -> None:
-    """The appeal's read-model hash (and open-breach entry), queued on ``pipe``."""
-    key = f"{rt.prefix}appeal:{state['id']}"
-    pipe.hset(key, mapping={
-        "status": state["status"],
-        "sla": _sla_status(state),
-        "authority_id": state["auth"],
-        "regime": state["regime"],
-        "category": state.get("cat") or "",
-        "municipality": state.get("muni") or "",
-        "registered_at": _iso(state["reg"]),
-        "due_at": _iso(state["due"]),
-        "answered_at": _iso(state["answered"]),
-        "updated_at": _iso(rt.ctx.clock.now()),
-    })
-    pipe.expire(key, READ_MODEL_TTL)
-    # Open breaches for the API, one sorted set by deadline: a redirect changes the
-    # authority, so a per-authority set would need the old one; readers filter by
-    # the appeal hash's authority_id instead. Only ever-breached states can be in it.
-    if state["status"] in OPEN_STATUSES and state.get("breached"):
-        pipe.zadd(f"{rt.prefix}breaches:open", {state["id"]: state["due"]})
-    elif state.get("bdays"):
-        pipe.zrem(f"{rt.prefix}breaches:open", state["id"])
-
-
-def _sla_status(state: State) -> str:
-    if state["status"] == "answered":
-        return "met" if state.get("on_time") else "breached_late"
-    if state["status"] == "paused":
-        return "paused"
-    if state["status"] == "closed":
-        return "closed"
-    if state.get("breached"):
-        return "breached"
-    if f"warning:{state['cycle']}" in state["alerts"]:
-        return "warning"
-    return "extended" if state.get("ext") else "running"
+        dirty = set(schedule) | {s["p"] for s in changed.values() if "p" in s}
+        rt.index_dirty |= dirty
+        log.warning("Redis write failed; timer index and read model of partitions %s marked "
+                    "for rebuild", sorted(dirty))
 
 
 async def _sweep(rt: SlaRuntime) -> None:
@@ -473,12 +431,8 @@ async def _maintain(rt: SlaRuntime) -> None:
             log.info("SLA due-time index of partition %d rebuilt: %d timers", p, count)
             # The index is missing after Redis lost its data (or at start-up): the read model
             # and the published figures of this partition are derived data lost with it.
-            for i in range(0, len(states), READ_MODEL_CHUNK):
-                async with rt.ctx.redis.pipeline(transaction=False) as pipe:
-                    for state in states[i:i + READ_MODEL_CHUNK]:
-                        _write_read_model(pipe, rt, state)
-                    await pipe.execute()
-                await asyncio.sleep(0)
+            # Versions keep this snapshot from overwriting what the agent wrote meanwhile.
+            await read_model.write(rt.ctx.redis, rt.prefix, states, rt.ctx.clock.now())
             rt.partition_aggregates(p).dirty = True
             rt.index_dirty.discard(p)
             await asyncio.sleep(0)

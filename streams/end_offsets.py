@@ -1,0 +1,123 @@
+"""True partition end offsets for table recovery, where the broker reports them short.
+
+Why: Faust recovers a table by reading its changelog up to the partition's end offset as the
+broker reports it (ListOffsets, "latest"). The embedded broker (Tansu) answers that with the
+*last batch's base offset + 1* instead of the offset after the batch's last record (measured:
+a batch at offsets 0-4 is reported as end 1; a single record at 5 as 6). Recovery then stops
+after the first record of the changelog's last batch, and the records after it sit in Faust's
+recovery buffer and never reach the table. After a SIGKILL, the SLA table lost its newest states
+that way (answered appeals were tracked as still running; found by ``tests/chaos``).
+
+A fetch response carries the correct high watermark, so each partition the broker reports as
+non-empty is probed with one fetch from its reported last offset, and the larger of the two
+figures is used. On Apache Kafka the two agree and the probe is one cheap fetch per changelog
+partition per recovery; ``APPEALS_VERIFY_END_OFFSETS=0`` turns it off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Mapping
+from typing import Any, cast
+
+log = logging.getLogger(__name__)
+
+_ATTR = "_appeals_verify_end_offsets"
+PROBE_TIMEOUT_S = 10.0
+_installed = False
+
+
+def configure(app: Any, enabled: bool) -> None:
+    """Record the choice on the app; the patched consumer thread reads it from there."""
+    setattr(app, _ATTR, enabled)
+    install()
+
+
+def install() -> None:
+    global _installed
+    if _installed:
+        return
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    original = AIOKafkaConsumerThread._highwaters
+
+    @functools.wraps(original)
+    async def _highwaters(self: Any, partitions: list[Any]) -> Mapping[Any, int | None]:
+        reported = dict(await original(self, partitions))
+        if not getattr(self.app, _ATTR, False) or self.consumer.in_transaction:
+            return reported
+        try:
+            return await true_end_offsets(_probe_consumer(self), reported)
+        except Exception as exc:  # the reported figures are still usable, only possibly short
+            log.warning("Could not verify end offsets of %d partitions (%s: %s); "
+                        "using the broker's figures", len(reported), type(exc).__name__, exc)
+            return reported
+
+    cast(Any, AIOKafkaConsumerThread)._highwaters = _highwaters
+    _installed = True
+
+
+def _probe_consumer(thread: Any) -> Any:
+    """A group-less consumer with the worker's connection settings (TLS, SASL)."""
+    import aiokafka
+    from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth, server_list
+
+    conf = thread.app.conf
+    return aiokafka.AIOKafkaConsumer(
+        bootstrap_servers=server_list(thread.transport.url, thread.transport.default_port),
+        client_id=f"{conf.broker_client_id}-end-offsets",
+        group_id=None,
+        enable_auto_commit=False,
+        request_timeout_ms=int(conf.broker_request_timeout * 1000.0),
+        fetch_max_wait_ms=100,
+        max_partition_fetch_bytes=64 * 1024,  # only the high watermark is wanted
+        **credentials_to_aiokafka_auth(conf.broker_credentials, conf.ssl_context),
+    )
+
+
+async def true_end_offsets(probe: Any, reported: Mapping[Any, int | None],
+                           timeout: float = PROBE_TIMEOUT_S) -> dict[Any, int | None]:
+    """``reported`` raised to the high watermark a fetch from each last offset shows.
+
+    ``probe`` is an unstarted ``AIOKafkaConsumer`` without a group; it is started and stopped
+    here. Partitions reported empty (end 0) are taken as empty: the quirk never reports a
+    non-empty partition below 1.
+    """
+    from aiokafka import TopicPartition
+
+    out: dict[Any, int | None] = dict(reported)
+    todo = {TopicPartition(tp.topic, tp.partition): end for tp, end in reported.items() if end}
+    if not todo:
+        return out
+    original_key = {TopicPartition(tp.topic, tp.partition): tp for tp in reported}
+    await probe.start()
+    try:
+        probe.assign(list(todo))
+        for tp, end in todo.items():
+            probe.seek(tp, end - 1)
+        pending = set(todo)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while pending:
+            left = deadline - loop.time()
+            if left <= 0:
+                raise TimeoutError(f"no fetch answer for {len(pending)} partitions")
+            await probe.getmany(*pending, timeout_ms=int(min(left, 1.0) * 1000))
+            for tp in list(pending):
+                high = probe.highwater(tp)
+                if high is not None:
+                    pending.discard(tp)
+                    if high > todo[tp]:
+                        out[original_key[tp]] = high
+        raised = {tp: (end, out[original_key[tp]]) for tp, end in todo.items()
+                  if out[original_key[tp]] != end}
+        if raised:
+            log.info("Broker reported %d of %d end offsets short; using the fetched high "
+                     "watermarks (e.g. %s)", len(raised), len(todo),
+                     ", ".join(f"{tp.topic}[{tp.partition}] {a}->{b}"
+                               for tp, (a, b) in list(raised.items())[:3]))
+        return out
+    finally:
+        await probe.stop()

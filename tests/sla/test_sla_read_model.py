@@ -1,0 +1,102 @@
+"""The read model's version guard against a real Redis (workers.sla.read_model).
+
+The race it closes was found by the SIGKILL chaos test: the start-up rebuild wrote a snapshot
+taken before an answer over the answered state the agent had written meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from workers.sla import read_model
+from workers.sla.engine import State
+
+pytestmark = pytest.mark.integration
+
+
+def _state(appeal_id: str, status: str = "running", **extra: Any) -> State:
+    state: State = {"id": appeal_id, "p": 0, "status": status, "auth": "22-minzdrav",
+                    "regime": "fz59", "cat": "healthcare", "muni": None, "reg": 1.7e9,
+                    "due": 1.7e9 + 86400, "answered": None, "alerts": [], "cycle": 0,
+                    "ext": 0, "breached": None, "bdays": []}
+    state.update(extra)
+    return state
+
+
+def _run(url: str, scenario: Any) -> Any:
+    async def main() -> Any:
+        client = aioredis.Redis.from_url(url, decode_responses=True)
+        try:
+            return await scenario(client)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(main())
+
+
+def test_an_older_snapshot_never_overwrites_a_newer_state(redis_server: Any) -> None:
+    prefix = f"{uuid.uuid4().hex}:"
+
+    async def scenario(client: Any) -> tuple[Any, ...]:
+        running = _state("a1")
+        read_model.bump_version(running)  # v1, as the agent stored it at routing
+        answered = _state("a1", "answered", answered=1.7e9 + 60, on_time=True, v=1)
+        read_model.bump_version(answered)  # v2
+        assert await read_model.write(client, prefix, [answered], 1.8e9) == 1
+        late = await read_model.write(client, prefix, [running], 1.8e9)  # the stale snapshot
+        after_stale = await client.hgetall(f"{prefix}appeal:a1")
+        same = await read_model.write(client, prefix, [answered], 1.9e9)  # a replay: same v
+        ttl = await client.ttl(f"{prefix}appeal:a1")
+        return late, after_stale, same, ttl
+
+    late, doc, same, ttl = _run(redis_server.url, scenario)
+    assert late == 0
+    assert (doc["status"], doc["sla"], doc["version"]) == ("answered", "met", "2")
+    assert doc["answered_at"] == "2023-11-14T22:14:20+00:00"
+    assert same == 1
+    assert 0 < ttl <= read_model.TTL_S
+
+
+def test_states_without_version_and_pending_entries(redis_server: Any) -> None:
+    """States stored before versions existed count as version 0; pending-only ones are skipped."""
+    prefix = f"{uuid.uuid4().hex}:"
+
+    async def scenario(client: Any) -> tuple[int, list[str]]:
+        n = await read_model.write(client, prefix, [_state("b1"), {"pending": [{"x": 1}]}],
+                                   1.8e9)
+        keys = sorted(await client.keys(f"{prefix}*"))
+        return n, keys
+
+    n, keys = _run(redis_server.url, scenario)
+    assert n == 1 and keys == [f"{prefix}appeal:b1"]
+
+
+def test_open_breach_index_follows_the_written_state(redis_server: Any) -> None:
+    prefix = f"{uuid.uuid4().hex}:"
+    index = f"{prefix}{read_model.OPEN_BREACHES}"
+
+    async def scenario(client: Any) -> list[Any]:
+        breached = _state("c1", breached=1.7e9 + 86400, bdays=["2023-11-15"], v=3)
+        await read_model.write(client, prefix, [breached], 1.8e9)
+        seen = [await client.zrange(index, 0, -1, withscores=True)]
+        cured = _state("c1", "answered", answered=1.7e9 + 90000, bdays=["2023-11-15"], v=4)
+        stale = dict(breached)  # an older copy wanting the entry back: refused
+        await read_model.write(client, prefix, [cured], 1.8e9)
+        await read_model.write(client, prefix, [stale], 1.8e9)
+        seen.append(await client.zrange(index, 0, -1))
+        many = [_state(f"d{i}", v=1) for i in range(read_model.CHUNK + 5)]
+        seen.append(await read_model.write(client, prefix, many, 1.8e9))
+        await client.script_flush()  # Redis restarted / scripts lost: loaded again by itself
+        seen.append(await read_model.write(client, prefix, many[:2], 1.8e9))
+        return seen
+
+    first, after, written, reloaded = _run(redis_server.url, scenario)
+    assert first == [("c1", 1.7e9 + 86400)]
+    assert after == []
+    assert written == read_model.CHUNK + 5
+    assert reloaded == 2
