@@ -67,6 +67,18 @@ LIFECYCLE = Counter(
     ["event", "outcome"],
     registry=REGISTRY,
 )
+LIFECYCLE_DIRECT = Counter(
+    "appeals_lifecycle_direct",
+    "Authorities' lifecycle events applied straight from appeals.lifecycle (the rest are "
+    "re-keyed once: triage decisions and events a foreign partitioner misplaced).",
+    registry=REGISTRY,
+)
+LIFECYCLE_REKEYED = Counter(
+    "appeals_lifecycle_rekeyed",
+    "Authorities' lifecycle events re-keyed by appeal_id before use, by reason.",
+    ["reason"],
+    registry=REGISTRY,
+)
 SLA_ALERTS = Counter(
     "appeals_sla_alerts",
     "SLA alerts emitted (warning, breach, escalation), by level and regime.",

@@ -17,7 +17,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from monitoring import metrics
 from streams.app import create_app
 from streams.settings import Settings
-from workers import lifecycle_agent
 from workers.intake import agent as intake_agent
 from workers.notify import agent as notify_agent
 from workers.route import agent as route_agent
@@ -47,7 +46,6 @@ def build_worker(settings: Settings) -> tuple[faust.App, WorkerContext]:
              time.perf_counter() - started, rules_path, router.rules.version)
 
     intake_agent.install(app, ctx, router, classifier)
-    lifecycle_agent.install(app, ctx)
     route_agent.install_triage(app, ctx, router)
     sla_agent.install(app, ctx, router)
     notify_agent.install(app, ctx, deliver=_delivery(settings, router))

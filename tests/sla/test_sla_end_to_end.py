@@ -42,6 +42,7 @@ from workers.demo.generator import Generator
 from workers.geo.regions import region_timezone
 from workers.routing import load_rules
 from workers.sla.deadline_service import load_book
+from workers.sla.lifecycle_routing import PartitionCheck
 
 pytestmark = pytest.mark.integration
 
@@ -278,13 +279,25 @@ async def _scenario(broker: Broker, own_redis: RedisServer, tmp_path: Path) -> d
         lifecycle = t.topic_name(settings, t.LIFECYCLE)
         flushed_at_sla = 0.0
         events = planner.events
+        # Authorities' clients differ: every 5th event on a partition our partitioner would not
+        # choose (librdkafka's default hash), every 7th without a key. The SLA agent applies
+        # the rest where it reads them and must re-key these first.
+        owns = PartitionCheck(settings.partitions)
+        sent = 0
         while clock.now() < end + 0.6 * DAY:
             if not worker.alive:
                 raise AssertionError(f"worker exited; log:\n{worker.log_text()[-4000:]}")
             now = clock.now()
             while events and events[0][0] <= now:
                 _, _, key, value = heapq.heappop(events)
-                await producer.send(lifecycle, value, key=key.encode())
+                sent += 1
+                if sent % 7 == 0:
+                    await producer.send(lifecycle, value, key=None)
+                elif sent % 5 == 0:
+                    foreign = (owns.partition_of(key.encode()) + 1) % settings.partitions
+                    await producer.send(lifecycle, value, key=key.encode(), partition=foreign)
+                else:
+                    await producer.send(lifecycle, value, key=key.encode())
             if not flushed_at_sla and now >= flush_at:
                 rds.flushall()
                 flushed_at_sla = now

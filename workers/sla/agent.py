@@ -1,10 +1,13 @@
 """The SLA agent: routed appeals, lifecycle events and timer ticks in; alerts and figures out.
 
-One agent reads three co-partitioned topics (all keyed by ``appeal_id``), so every event of an
-appeal meets that appeal's state on the worker that owns its partition. The state table uses
-the key partitioner for its changelog, which (same keys, same partitioner, same partition
-count) lands each key in the changelog partition of its source partition; that is what allows
-writing the table from a batch (``take_events``) rather than one event at a time.
+One agent reads four co-partitioned topics (all keyed by ``appeal_id``), so every event of an
+appeal meets that appeal's state on the worker that owns its partition. Authorities' lifecycle
+events are read straight from ``appeals.lifecycle``; the few that a foreign partitioner put on
+the wrong partition (and triage decisions) are re-keyed once
+(:mod:`workers.sla.lifecycle_routing`). The state table uses the key partitioner for its
+changelog, which (same keys, same partitioner, same partition count) lands each key in the
+changelog partition of its source partition; that is what allows writing the table from a
+batch (``take_events``) rather than one event at a time.
 
 A timer sweep on every worker reads the due timers of its own partitions from Redis and emits
 tick events to ``appeals.sla.ticks`` instead of touching the table from outside a stream.
@@ -22,7 +25,7 @@ import faust
 import redis.exceptions
 
 from monitoring import metrics
-from schemas.records import SlaAlert, SlaTick
+from schemas.records import LifecycleEvent, SlaAlert, SlaTick
 from schemas.validation import InvalidEvent
 from streams import topics as t
 from workers.aggregates.partials import PartitionAggregates, oldest_kept_day, publish
@@ -33,7 +36,7 @@ from workers.runtime import (
     observe_stage_latency,
     parse_event,
 )
-from workers.sla import read_model, recompute, timers
+from workers.sla import lifecycle_routing, read_model, recompute, timers
 from workers.sla.deadline_service import DeadlineService, load_book
 from workers.sla.engine import (
     Effects,
@@ -50,6 +53,7 @@ from workers.sla.engine import (
 log = logging.getLogger(__name__)
 
 STAGE = "sla"
+LIFECYCLE_STAGE = "lifecycle"
 SEVERITY = {"warning": "warning", "breach": "critical", "escalation": "page"}
 MAX_PENDING = 32
 
@@ -133,8 +137,10 @@ def install(app: faust.App, ctx: WorkerContext, router: Any) -> SlaRuntime:
     rt = SlaRuntime(app, ctx, rules, resolve_parent, region_tz)
     rt.router = router
     topo = ctx.topology
-    source = topo.channel_of(t.ROUTED, t.SLA_LIFECYCLE, t.SLA_TICKS)
+    source = topo.channel_of(t.ROUTED, t.LIFECYCLE, t.SLA_LIFECYCLE, t.SLA_TICKS)
     lifecycle_topic = t.topic_name(settings, t.SLA_LIFECYCLE)
+    external_lifecycle_topic = t.topic_name(settings, t.LIFECYCLE)
+    owns = lifecycle_routing.PartitionCheck(settings.partitions)
     ticks_topic = t.topic_name(settings, t.SLA_TICKS)
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
@@ -154,12 +160,24 @@ def install(app: faust.App, ctx: WorkerContext, router: Any) -> SlaRuntime:
                 for event in events:
                     msg = event.message
                     key = msg.key if isinstance(msg.key, bytes) else None
+                    external = msg.topic == external_lifecycle_topic
                     try:
-                        data = parse_event(msg.value)
+                        if external:
+                            data = parse_event(msg.value, LifecycleEvent.schema)
+                        else:
+                            data = parse_event(msg.value)
                     except InvalidEvent as exc:
-                        await outbox.dead_letter(event, stage=STAGE, reason=exc.reason,
-                                                 detail=exc.detail)
+                        await outbox.dead_letter(event, stage=LIFECYCLE_STAGE if external
+                                                 else STAGE, reason=exc.reason, detail=exc.detail)
                         continue
+                    if external:
+                        forward = lifecycle_routing.forward_to(data, key, msg.partition, owns)
+                        if forward is not None:
+                            # Triage decisions, and events a foreign partitioner put on a
+                            # partition that does not own the appeal: re-keyed, seen again.
+                            await outbox.send(forward, data["appeal_id"].encode(), msg.value or b"")
+                            continue
+                        metrics.LIFECYCLE_DIRECT.inc()
                     if key is None:
                         await outbox.dead_letter(event, stage=STAGE, reason="no_key")
                         continue
@@ -186,7 +204,7 @@ def install(app: faust.App, ctx: WorkerContext, router: Any) -> SlaRuntime:
                         state = _copy_state(rt.table.get(key))
                     new: State | None
                     try:
-                        if msg.topic == lifecycle_topic:
+                        if external or msg.topic == lifecycle_topic:
                             new, effects = _on_lifecycle(rt, state, data)
                         elif msg.topic == ticks_topic:
                             new, effects = _on_tick(rt, state, data)
