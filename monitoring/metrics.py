@@ -9,6 +9,8 @@ bounded by the routing configuration (a few hundred authorities per region at mo
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -192,3 +194,17 @@ def _exported_names() -> frozenset[str]:
 
 
 METRIC_NAMES: frozenset[str] = _exported_names()
+
+
+_children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+
+def child(metric: Any, *values: str) -> Any:
+    """``metric.labels(*values)``, remembered: ``labels()`` takes a lock and checks its
+    arguments on every call (~1.5% of a worker's CPU for the per-event lifecycle counter).
+    Only for label values from a bounded set, like every label here."""
+    key = (id(metric), values)
+    found = _children.get(key)
+    if found is None:
+        found = _children[key] = metric.labels(*values)
+    return found

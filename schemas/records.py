@@ -19,6 +19,18 @@ import orjson
 
 SCHEMA_VERSION = 1
 
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    """A record class's field names, looked up once (``dataclasses.fields`` is slow per call)."""
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
+
+
 CHANNELS = ("fz59", "pos", "incident", "hotline", "email", "web")
 REGIMES = ("fz59", "pos", "incident", "hotline")
 CATEGORIES = (
@@ -69,15 +81,15 @@ class Record:
     def from_dict(cls: type[R], data: dict[str, Any]) -> R:
         """Build from an already validated dict; unknown keys are ignored, missing ones default."""
         kwargs: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            if f.name not in data:
+        for name in _field_names(cls):
+            if name not in data:
                 continue
-            value = data[f.name]
-            if value is not None and f.name in cls._nested:
-                value = cls._nested[f.name].from_dict(value)
-            elif value is not None and f.name in cls._nested_lists:
-                value = [cls._nested_lists[f.name].from_dict(v) for v in value]
-            kwargs[f.name] = value
+            value = data[name]
+            if value is not None and name in cls._nested:
+                value = cls._nested[name].from_dict(value)
+            elif value is not None and name in cls._nested_lists:
+                value = [cls._nested_lists[name].from_dict(v) for v in value]
+            kwargs[name] = value
         return cls(**kwargs)
 
     @classmethod

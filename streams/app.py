@@ -12,6 +12,7 @@ from __future__ import annotations
 import faust
 
 from streams import ack_safety, changelog_flush, consumer_tuning, end_offsets, fastpath
+from streams.partitioner import partition_for
 from streams.settings import Settings
 
 
@@ -42,6 +43,7 @@ def create_app(settings: Settings) -> faust.App:
         # committed after a batch's outputs are acknowledged (see workers.outbox).
         producer_acks=-1,
         producer_linger_ms=2,
+        producer_partitioner=partition_for,  # murmur2 with the key's hash cached
         producer_max_batch_size=256 * 1024,
         producer_max_request_size=4 * 1024 * 1024,
         stream_buffer_maxsize=settings.stream_buffer,

@@ -43,3 +43,16 @@ def test_forward_to(event: str, key: bytes | None, moved: bool, want: str | None
         partition = (partition + 1) % 4
     data = {"appeal_id": "A-1", "event": event}
     assert forward_to(data, key, partition, check) == want
+
+
+def test_the_producers_partitioner_is_murmur2() -> None:
+    """The partitioner the app gives its producer places keys as aiokafka's default does."""
+    from streams.partitioner import partition_for
+
+    rng = random.Random(11)
+    parts = list(range(7))
+    for _ in range(2000):
+        key = rng.randbytes(rng.randint(0, 30))
+        assert partition_for(key, parts, parts) == DefaultPartitioner()(key, parts, parts)
+        assert partition_for(bytearray(key), parts, parts) == partition_for(key, parts, parts)
+    assert partition_for(None, parts, [3]) == 3

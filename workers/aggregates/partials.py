@@ -47,8 +47,11 @@ class PartitionAggregates:
         return bool(day) and day < self.oldest_day
 
     def apply_delta(self, old: Iterable[Key], new: Iterable[Key]) -> None:
-        old_c, new_c = Counter(old), Counter(new)
-        if old_c == new_c:
+        old_l, new_l = list(old), list(new)
+        if old_l == new_l:  # the common case (same order): one C-level comparison
+            return
+        old_c, new_c = Counter(old_l), Counter(new_l)
+        if dict.__eq__(old_c, new_c):  # Counter.__eq__ is a Python loop; no zero counts here
             return
         if self.oldest_day:
             # An expired bucket was dropped; a late change to it (a reopened answer of two

@@ -211,7 +211,7 @@ def install(app: faust.App, ctx: WorkerContext, router: Any) -> SlaRuntime:
                         else:
                             new, effects = _on_routed(rt, state, data, msg.partition)
                     except RedirectRefused as exc:
-                        metrics.LIFECYCLE.labels("redirected", "rejected").inc()
+                        metrics.child(metrics.LIFECYCLE, "redirected", "rejected").inc()
                         await outbox.dead_letter(event, stage=STAGE, reason="redirect_refused",
                                                  detail=str(exc)[:300])
                         continue
@@ -263,12 +263,12 @@ def _copy_state(state: State | None) -> State | None:
 def _on_routed(rt: SlaRuntime, state: State | None, data: dict[str, Any],
                partition: int) -> tuple[State | None, Effects]:
     if state is not None and "id" in state:
-        metrics.LIFECYCLE.labels("routed", "duplicate").inc()
+        metrics.child(metrics.LIFECYCLE, "routed", "duplicate").inc()
         return None, Effects(outcome="duplicate")
     registered_ts = dt.datetime.fromisoformat(data["registered_at"]).timestamp()
     tz = rt.region_tz(data["region"], data.get("timezone"))
     new, effects = new_state(data, partition, registered_ts, tz, rt.rules)
-    metrics.LIFECYCLE.labels("routed", "applied").inc()
+    metrics.child(metrics.LIFECYCLE, "routed", "applied").inc()
     for pending in (state or {}).get("pending", []):
         _merge(effects, apply_lifecycle(new, pending, rt.rules, rt.resolve_parent))
     rt.partition_aggregates(partition).apply_delta([], keyed_contributions(new))
@@ -291,13 +291,13 @@ def _on_lifecycle(rt: SlaRuntime, state: State | None,
         if any(p.get("event_id") == data.get("event_id") for p in pending):
             return None, Effects(outcome="duplicate")
         pending.append(data)
-        metrics.LIFECYCLE.labels(data.get("event", "unknown"), "pending").inc()
+        metrics.child(metrics.LIFECYCLE, data.get("event", "unknown"), "pending").inc()
         return {"pending": pending[-MAX_PENDING:]}, Effects(outcome="pending")
     if data["event"] == "redirected" and rt.router is not None:
         _check_redirect(rt.router, state, data)
     before = keyed_contributions(state)
     effects = apply_lifecycle(state, data, rt.rules, rt.resolve_parent)
-    metrics.LIFECYCLE.labels(data["event"], effects.outcome).inc()
+    metrics.child(metrics.LIFECYCLE, data["event"], effects.outcome).inc()
     if effects.outcome in ("duplicate",):
         return None, effects
     rt.partition_aggregates(state["p"]).apply_delta(before, keyed_contributions(state))

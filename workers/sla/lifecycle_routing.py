@@ -13,10 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiokafka.partitioner import murmur2
-
 from monitoring import metrics
 from streams import topics as t
+from streams.partitioner import key_hash
 
 
 class PartitionCheck:
@@ -30,7 +29,7 @@ class PartitionCheck:
         self.partitions = partitions
 
     def partition_of(self, key: bytes) -> int:
-        return (murmur2(key) & 0x7FFFFFFF) % self.partitions
+        return key_hash(key) % self.partitions
 
     def __call__(self, key: bytes, partition: int) -> bool:
         return self.partition_of(key) == partition
