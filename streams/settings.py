@@ -60,6 +60,8 @@ class Settings:
     """APPEALS_FETCH_MAX_WAIT: longest a consumer fetch waits for data, seconds (see README)."""
     verify_end_offsets: bool = True
     """APPEALS_VERIFY_END_OFFSETS: probe end offsets the broker may report short (recovery)."""
+    gc_threshold: str = "50000,50,1000"
+    """APPEALS_GC_THRESHOLD: the worker's cyclic-GC thresholds, "gen0,gen1,gen2" (see README)."""
     faust_fastpath: bool = True
     """APPEALS_FAUST_FASTPATH: hand fetched records to streams without a task per record."""
     max_text_length: int = 20_000
@@ -133,6 +135,8 @@ class Settings:
         _check(0 <= self.api_port < 65536, "APPEALS_API_PORT", "must be a port number")
         _check(self.rating_min_volume >= 1, "APPEALS_RATING_MIN_VOLUME", "must be at least 1")
         _check(self.rating_refresh > 0, "APPEALS_RATING_REFRESH", "must be positive")
+        _check(_gc_threshold_ok(self.gc_threshold), "APPEALS_GC_THRESHOLD",
+               "must be three non-negative integers, e.g. 50000,50,1000")
         _check(1 <= self.webhook_attempts <= 20, "APPEALS_WEBHOOK_ATTEMPTS", "must be 1..20")
         _check(0 <= self.webhook_backoff <= 60, "APPEALS_WEBHOOK_BACKOFF", "must be 0..60 s")
         _check(0 < self.webhook_timeout <= 300, "APPEALS_WEBHOOK_TIMEOUT", "must be 0..300 s")
@@ -214,6 +218,19 @@ class Settings:
                 continue
             rows.append((f"APPEALS_{f.name.upper()}", repr(f.default), docs.get(f.name, "")))
         return rows
+
+
+def gc_thresholds(value: str) -> tuple[int, int, int]:
+    """``"gen0,gen1,gen2"`` as the three ints of :func:`gc.set_threshold`."""
+    a, b, c = (int(x) for x in value.split(","))
+    return a, b, c
+
+
+def _gc_threshold_ok(value: str) -> bool:
+    try:
+        return min(gc_thresholds(value)) >= 0
+    except ValueError:
+        return False
 
 
 def _check(ok: bool, name: str, message: str) -> None:

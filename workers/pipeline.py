@@ -15,6 +15,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from monitoring import metrics
+from streams import gc_tuning
 from streams.app import create_app
 from streams.settings import Settings
 from workers.intake import agent as intake_agent
@@ -127,6 +128,7 @@ def run_worker(settings: Settings) -> None:
     except ImportError:  # pragma: no cover
         loop_name = "asyncio"
     app, _ctx = build_worker(settings)
+    gc_tuning.tune(settings)  # after the model and rules are loaded: they are never scanned
     log.info("worker starting (%s loop)", loop_name)
     worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True)
     worker.execute_from_commandline()
