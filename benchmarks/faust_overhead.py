@@ -21,8 +21,10 @@ import argparse
 import asyncio
 import os
 import resource
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -116,7 +118,8 @@ def _child_faust(bootstrap: str, records: int, fast: bool, buffer: int) -> None:
 
         if not fastpath.install():
             raise SystemExit("fast path refused to install on this faust-streaming version")
-    app = faust.App(f"bench-faust-{int(fast)}", broker=f"kafka://{bootstrap}",
+    datadir = tempfile.mkdtemp(prefix="appeals-faust-overhead-")  # not the current directory
+    app = faust.App(f"bench-faust-{int(fast)}", broker=f"kafka://{bootstrap}", datadir=datadir,
                     store="memory://", value_serializer="raw", key_serializer="raw",
                     autodiscover=False, web_enabled=False, consumer_auto_offset_reset="earliest",
                     broker_session_timeout=6, broker_heartbeat_interval=1.5,
@@ -132,6 +135,7 @@ def _child_faust(bootstrap: str, records: int, fast: bool, buffer: int) -> None:
             if meter.seen(len(events)):
                 sys.stdout.write("RESULT " + orjson.dumps(meter.result()).decode() + "\n")
                 sys.stdout.flush()
+                shutil.rmtree(datadir, ignore_errors=True)
                 os._exit(0)
 
     import uvloop

@@ -17,7 +17,9 @@ import argparse
 import asyncio
 import os
 import resource
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -103,7 +105,9 @@ def naive(bootstrap: str, topics: list[str], app_id: str, expected: int,
     import faust
 
     status = Status(status_path, expected)
-    app = faust.App(app_id, broker=f"kafka://{bootstrap}", store="memory://",
+    # Faust keeps a data directory even for memory tables; by default in the current one.
+    datadir = tempfile.mkdtemp(prefix="appeals-bench-naive-")
+    app = faust.App(app_id, broker=f"kafka://{bootstrap}", store="memory://", datadir=datadir,
                     value_serializer="raw", key_serializer="raw", autodiscover=False,
                     topic_partitions=4, web_enabled=False,
                     consumer_auto_offset_reset="earliest")
@@ -129,7 +133,10 @@ def naive(bootstrap: str, topics: list[str], app_id: str, expected: int,
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     except ImportError:  # pragma: no cover
         pass
-    worker.execute_from_commandline()
+    try:
+        worker.execute_from_commandline()
+    finally:
+        shutil.rmtree(datadir, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
