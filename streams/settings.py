@@ -61,7 +61,7 @@ class Settings:
     verify_end_offsets: bool = True
     """APPEALS_VERIFY_END_OFFSETS: probe end offsets the broker may report short (recovery)."""
     gc_threshold: str = "50000,50,1000"
-    """APPEALS_GC_THRESHOLD: the worker's cyclic-GC thresholds, "gen0,gen1,gen2" (see README)."""
+    """APPEALS_GC_THRESHOLD: worker GC thresholds "gen0,gen1,gen2"; "python" leaves GC as is."""
     faust_fastpath: bool = True
     """APPEALS_FAUST_FASTPATH: hand fetched records to streams without a task per record."""
     max_text_length: int = 20_000
@@ -136,7 +136,7 @@ class Settings:
         _check(self.rating_min_volume >= 1, "APPEALS_RATING_MIN_VOLUME", "must be at least 1")
         _check(self.rating_refresh > 0, "APPEALS_RATING_REFRESH", "must be positive")
         _check(_gc_threshold_ok(self.gc_threshold), "APPEALS_GC_THRESHOLD",
-               "must be three non-negative integers, e.g. 50000,50,1000")
+               "must be three non-negative integers, e.g. 50000,50,1000, or python")
         _check(1 <= self.webhook_attempts <= 20, "APPEALS_WEBHOOK_ATTEMPTS", "must be 1..20")
         _check(0 <= self.webhook_backoff <= 60, "APPEALS_WEBHOOK_BACKOFF", "must be 0..60 s")
         _check(0 < self.webhook_timeout <= 300, "APPEALS_WEBHOOK_TIMEOUT", "must be 0..300 s")
@@ -220,17 +220,21 @@ class Settings:
         return rows
 
 
-def gc_thresholds(value: str) -> tuple[int, int, int]:
-    """``"gen0,gen1,gen2"`` as the three ints of :func:`gc.set_threshold`."""
+def gc_thresholds(value: str) -> tuple[int, int, int] | None:
+    """``"gen0,gen1,gen2"`` as the three ints of :func:`gc.set_threshold`; ``"python"``: None
+    (CPython's own settings, no freeze: the baseline the tuning is measured against)."""
+    if value.strip().lower() == "python":
+        return None
     a, b, c = (int(x) for x in value.split(","))
     return a, b, c
 
 
 def _gc_threshold_ok(value: str) -> bool:
     try:
-        return min(gc_thresholds(value)) >= 0
+        thresholds = gc_thresholds(value)
     except ValueError:
         return False
+    return thresholds is None or min(thresholds) >= 0
 
 
 def _check(ok: bool, name: str, message: str) -> None:

@@ -6,11 +6,13 @@ ports, started by the project's own dev stack (``streams.devstack``).
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
 from hypothesis import settings as hypothesis_settings
 
 from streams.devstack import Broker, RedisServer, start_broker, start_redis
@@ -37,3 +39,23 @@ def redis_server() -> Iterator[RedisServer]:
     server = start_redis(log_dir=LOG_DIR)
     yield server
     server.stop()
+
+
+@pytest.fixture
+def redis_scenario(redis_server: RedisServer) -> Callable[..., object]:
+    """``run(scenario, decode_responses=False)``: ``await scenario(client)`` with an asyncio
+    client of the session's Redis, closed afterwards; returns what the scenario returns."""
+
+    def run(scenario: Callable[[aioredis.Redis], object],
+            decode_responses: bool = False) -> object:
+        async def main() -> object:
+            client = aioredis.Redis.from_url(redis_server.url,
+                                             decode_responses=decode_responses)
+            try:
+                return await scenario(client)  # type: ignore[misc]
+            finally:
+                await client.aclose()
+
+        return asyncio.run(main())
+
+    return run

@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Any
-
-import redis.asyncio as aioredis
 
 from workers.intake import redis_scripts
 
 
-def _run(url: str, scenario: Any) -> Any:
-    async def main() -> Any:
-        client = aioredis.Redis.from_url(url)
-        try:
-            return await scenario(client)
-        finally:
-            await client.aclose()
-
-    return asyncio.run(main())
-
-
-def test_first_seen_tells_new_replay_and_resend_apart(redis_server: Any) -> None:
+def test_first_seen_tells_new_replay_and_resend_apart(redis_scenario: Any) -> None:
     tag = uuid.uuid4().hex
 
     async def scenario(client: Any) -> list[list[int]]:
@@ -38,10 +24,10 @@ def test_first_seen_tells_new_replay_and_resend_apart(redis_server: Any) -> None
         ttl = await client.ttl(f"{tag}:a")
         return [list(first), list(replay), list(resend), [int(0 < ttl <= 60)]]
 
-    assert _run(redis_server.url, scenario) == [[1, 1, 0], [1, 1], [0], [1]]
+    assert redis_scenario(scenario) == [[1, 1, 0], [1, 1], [0], [1]]
 
 
-def test_hset_expire_and_hgetall_many_round_trip(redis_server: Any) -> None:
+def test_hset_expire_and_hgetall_many_round_trip(redis_scenario: Any) -> None:
     tag = uuid.uuid4().hex
 
     async def scenario(client: Any) -> tuple[list[dict[Any, Any]], int]:
@@ -52,12 +38,12 @@ def test_hset_expire_and_hgetall_many_round_trip(redis_server: Any) -> None:
                                       [f"{tag}:x", f"{tag}:y", f"{tag}:missing"])
         return [redis_scripts.pairs_to_dict(g) for g in got], await client.ttl(f"{tag}:y")
 
-    maps, ttl = _run(redis_server.url, scenario)
+    maps, ttl = redis_scenario(scenario)
     assert maps == [{b"id1": b"\x00\xffpacked", b"id2": b"two"}, {b"id3": b"three"}, {}]
     assert 0 < ttl <= 120
 
 
-def test_scripts_survive_a_script_flush(redis_server: Any) -> None:
+def test_scripts_survive_a_script_flush(redis_scenario: Any) -> None:
     """A Redis restart forgets loaded scripts; redis-py reloads them on NOSCRIPT."""
     tag = uuid.uuid4().hex
 
@@ -67,4 +53,4 @@ def test_scripts_survive_a_script_flush(redis_server: Any) -> None:
         return list(await redis_scripts.run(client, redis_scripts.FIRST_SEEN,
                                             [f"{tag}:k", f"{tag}:new"], [60, "m1", "m2"]))
 
-    assert _run(redis_server.url, scenario) == [1, 1]
+    assert redis_scenario(scenario) == [1, 1]

@@ -6,12 +6,10 @@ taken before an answer over the answered state the agent had written meanwhile.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 
 from workers.sla import read_model
 from workers.sla.engine import State
@@ -28,18 +26,9 @@ def _state(appeal_id: str, status: str = "running", **extra: Any) -> State:
     return state
 
 
-def _run(url: str, scenario: Any) -> Any:
-    async def main() -> Any:
-        client = aioredis.Redis.from_url(url, decode_responses=True)
-        try:
-            return await scenario(client)
-        finally:
-            await client.aclose()
-
-    return asyncio.run(main())
 
 
-def test_an_older_snapshot_never_overwrites_a_newer_state(redis_server: Any) -> None:
+def test_an_older_snapshot_never_overwrites_a_newer_state(redis_scenario: Any) -> None:
     prefix = f"{uuid.uuid4().hex}:"
 
     async def scenario(client: Any) -> tuple[Any, ...]:
@@ -54,7 +43,7 @@ def test_an_older_snapshot_never_overwrites_a_newer_state(redis_server: Any) -> 
         ttl = await client.ttl(f"{prefix}appeal:a1")
         return late, after_stale, same, ttl
 
-    late, doc, same, ttl = _run(redis_server.url, scenario)
+    late, doc, same, ttl = redis_scenario(scenario, decode_responses=True)
     assert late == 0
     assert (doc["status"], doc["sla"], doc["version"]) == ("answered", "met", "2")
     assert doc["answered_at"] == "2023-11-14T22:14:20+00:00"
@@ -62,7 +51,7 @@ def test_an_older_snapshot_never_overwrites_a_newer_state(redis_server: Any) -> 
     assert 0 < ttl <= read_model.TTL_S
 
 
-def test_states_without_version_and_pending_entries(redis_server: Any) -> None:
+def test_states_without_version_and_pending_entries(redis_scenario: Any) -> None:
     """States stored before versions existed count as version 0; pending-only ones are skipped."""
     prefix = f"{uuid.uuid4().hex}:"
 
@@ -72,11 +61,11 @@ def test_states_without_version_and_pending_entries(redis_server: Any) -> None:
         keys = sorted(await client.keys(f"{prefix}*"))
         return n, keys
 
-    n, keys = _run(redis_server.url, scenario)
+    n, keys = redis_scenario(scenario, decode_responses=True)
     assert n == 1 and keys == [f"{prefix}appeal:b1"]
 
 
-def test_open_breach_index_follows_the_written_state(redis_server: Any) -> None:
+def test_open_breach_index_follows_the_written_state(redis_scenario: Any) -> None:
     prefix = f"{uuid.uuid4().hex}:"
     index = f"{prefix}{read_model.OPEN_BREACHES}"
 
@@ -95,7 +84,7 @@ def test_open_breach_index_follows_the_written_state(redis_server: Any) -> None:
         seen.append(await read_model.write(client, prefix, many[:2], 1.8e9))
         return seen
 
-    first, after, written, reloaded = _run(redis_server.url, scenario)
+    first, after, written, reloaded = redis_scenario(scenario, decode_responses=True)
     assert first == [("c1", 1.7e9 + 86400)]
     assert after == []
     assert written == read_model.CHUNK + 5

@@ -27,6 +27,14 @@ def test_tune_freezes_start_up_objects_and_sets_thresholds(restore_gc: None) -> 
     assert gc.get_freeze_count() >= len(start_up)
 
 
+def test_python_leaves_the_collector_alone(restore_gc: None) -> None:
+    gc.set_threshold(700, 10, 10)
+    frozen = gc.get_freeze_count()
+    assert gc_tuning.tune(Settings.load({"APPEALS_GC_THRESHOLD": "python"})) is None
+    assert gc.get_threshold() == (700, 10, 10)
+    assert gc.get_freeze_count() == frozen
+
+
 def test_default_thresholds() -> None:
     assert Settings.load({}).gc_threshold == "50000,50,1000"
 
