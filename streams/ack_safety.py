@@ -55,7 +55,7 @@ def forget_acks(consumer: Any) -> int:
 
 
 def install() -> None:
-    """Wrap ``Consumer.perform_seek`` once per process (safe to call repeatedly)."""
+    """Wrap ``Consumer.perform_seek`` and ``Consumer.ack`` once per process (idempotent)."""
     global _installed
     if _installed:
         return
