@@ -11,7 +11,15 @@ from __future__ import annotations
 
 import faust
 
-from streams import ack_safety, changelog_flush, consumer_tuning, end_offsets, fastpath
+from streams import (
+    ack_safety,
+    changelog_flush,
+    consumer_tuning,
+    end_offsets,
+    fastpath,
+    fetch_snapshot,
+    resume_order,
+)
 from streams.partitioner import partition_for
 from streams.settings import Settings
 
@@ -20,6 +28,8 @@ def create_app(settings: Settings) -> faust.App:
     ack_safety.install()
     changelog_flush.install()
     fastpath.install(settings.faust_fastpath)
+    resume_order.install(settings.seek_before_resume)
+    fetch_snapshot.install()
     app = faust.App(
         settings.app_id,
         broker=settings.kafka,

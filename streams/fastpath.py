@@ -12,8 +12,9 @@ The replacement runs the delivery coroutine eagerly, one step, in the fetcher's 
 that step finishes the delivery (the common case), nothing else is needed. When it would block
 (full buffer, flow control), the rest of the delivery continues exactly as Faust runs it: as a
 task raced against ``suspend_flow`` (and the consumer's stop/crash events) by ``wait_first``.
-Offsets, acks, gaps and commits are Faust's own code paths, unchanged; only the scheduling of
-the hand-off differs.
+Acks, gaps and commits are Faust's own code paths, unchanged. Two things differ: the scheduling
+of the hand-off, and one rule: a record below Faust's read offset is still delivered when it is
+at or above the committed offset (:func:`refetched`; Faust would drop it and lose it).
 
 The patch is applied by :func:`install` (from :func:`streams.app.create_app`) and can be turned
 off with ``APPEALS_FAUST_FASTPATH=0``; it refuses to install on a faust-streaming version whose
@@ -84,6 +85,19 @@ def source_digest() -> str:
     return hashlib.sha256(inspect.getsource(original).encode()).hexdigest()
 
 
+def refetched(offset: int, committed: int | None) -> bool:
+    """A record below the read offset that must still be delivered: read again after a seek.
+
+    Faust drops every record below its read offset as already delivered. After a seek back to
+    the committed offset that is wrong for the records from the committed offset on: the earlier
+    delivery went to a stream buffer that the rebalance cleared, or a fetch from before the seek
+    moved the read offset past them (see :mod:`streams.resume_order`). Delivering them again
+    costs a duplicate, which every agent here absorbs (idempotent per appeal); dropping them
+    loses them until the next restart. Records below the committed offset stay dropped.
+    """
+    return committed is not None and offset >= committed
+
+
 async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover - hot loop
     """Faust's ``Consumer._drain_messages`` with an eager hand-off (see module docstring)."""
     callback = self.callback
@@ -94,6 +108,7 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
     wait_first = self.wait_first
 
     get_read_offset = self._read_offset.__getitem__
+    committed_offset = self._committed_offset
     set_read_offset = self._read_offset.__setitem__
     from faust.transport.consumer import CONSUMER_FETCHING
 
@@ -120,7 +135,8 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
 
                     offset = message.offset
                     r_offset = get_read_offset(tp)
-                    if r_offset is None or offset >= r_offset:
+                    if r_offset is None or offset >= r_offset or refetched(
+                            offset, committed_offset.get(tp)):
                         gap = offset - (r_offset or 0)
                         if gap > 1 and r_offset and acks_enabled_for(message.topic):
                             await self._add_gap(tp, r_offset + 1, offset)

@@ -60,6 +60,8 @@ class Settings:
     """APPEALS_FETCH_MAX_WAIT: longest a consumer fetch waits for data, seconds (see README)."""
     verify_end_offsets: bool = True
     """APPEALS_VERIFY_END_OFFSETS: probe end offsets the broker may report short (recovery)."""
+    seek_before_resume: bool = True
+    """APPEALS_SEEK_BEFORE_RESUME: after a rebalance, seek before streams fetch again."""
     gc_threshold: str = "50000,50,1000"
     """APPEALS_GC_THRESHOLD: worker GC thresholds "gen0,gen1,gen2"; "python" leaves GC as is."""
     faust_fastpath: bool = True

@@ -115,3 +115,13 @@ def test_installed_faust_is_the_checked_version() -> None:
 
 def test_disabled_by_setting() -> None:
     assert fastpath.install(enabled=False) is False
+
+
+def test_a_record_below_the_read_offset_is_delivered_only_from_the_committed_offset_on() -> None:
+    # Re-read after a seek back to the committed offset 100: delivered again.
+    assert fastpath.refetched(100, committed=100)
+    assert fastpath.refetched(150, committed=100)
+    # Already committed: stays dropped, as Faust drops it.
+    assert not fastpath.refetched(99, committed=100)
+    # Nothing committed yet: Faust's rule alone.
+    assert not fastpath.refetched(5, committed=None)
