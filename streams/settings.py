@@ -54,6 +54,8 @@ class Settings:
     """APPEALS_BATCH_SIZE: most events an agent handles in one batch."""
     batch_linger: float = 0.02
     """APPEALS_BATCH_LINGER: seconds an agent waits to fill a batch."""
+    natural_batches: bool = True
+    """APPEALS_NATURAL_BATCHES: hand a batch over as soon as nothing more is waiting."""
     stream_buffer: int = 8192
     """APPEALS_STREAM_BUFFER: records Faust buffers per stream before fetching pauses."""
     fetch_max_wait: float = 0.1

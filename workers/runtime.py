@@ -18,7 +18,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import faust
 import orjson
@@ -27,7 +27,7 @@ import redis.asyncio as aioredis
 from monitoring import metrics
 from schemas.records import DeadLetter, Record
 from schemas.validation import InvalidEvent, validate
-from streams import ack_safety
+from streams import ack_safety, natural_batches
 from streams import topics as t
 from streams.clock import SlaClock
 from streams.settings import Settings
@@ -205,9 +205,12 @@ def batches(stream: faust.StreamT, settings: Settings) -> AsyncIterator[Sequence
 
     Batches are where the pipeline's speed comes from (one classifier call, one Redis round
     trip, one wait for acknowledgements per batch); ``take_events`` acknowledges a batch's
-    offsets only after the loop body for it has finished.
+    offsets only after the loop body for it has finished. A batch is handed over when it is
+    full, when the stream has nothing more waiting, or after the linger
+    (:mod:`streams.natural_batches`).
     """
-    return _marked(cast(Any, stream).take_events(settings.batch_size, settings.batch_linger))
+    return _marked(natural_batches.take_events(stream, settings.batch_size, settings.batch_linger,
+                                               natural=settings.natural_batches))
 
 
 async def _marked(source: Any) -> AsyncIterator[Sequence[faust.EventT]]:

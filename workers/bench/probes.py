@@ -46,6 +46,7 @@ class Status:
         self.path = path
         self.expected = expected
         self.count = 0
+        self.untimed = 0  # the first batch: fetched before the clock started
         self.first: float | None = None
         self.last: float | None = None
         self.cpu_at_first = 0.0
@@ -55,6 +56,7 @@ class Status:
         if self.first is None:
             self.first = now
             self.cpu_at_first = _usage()[0]
+            self.untimed = n
         self.count += n
         self.last = now
 
@@ -62,6 +64,7 @@ class Status:
         cpu, rss = _usage()
         doc: dict[str, Any] = {
             "count": self.count,
+            "timed_count": self.count - self.untimed,
             "expected": self.expected,
             "elapsed_s": (self.last - self.first) if self.first and self.last else 0.0,
             "cpu_s": cpu - self.cpu_at_first if self.first else 0.0,

@@ -187,10 +187,10 @@ class Bench:
             intake_topics = [t.topic_name(base, t.intake_topic(c)) for c in CHANNELS]
 
             ceiling = self.probe("ceiling", broker.bootstrap, intake_topics, work.n, cap=120)
-            self.say(f"ceiling: {ceiling['events_per_s']:,.0f} events/s")
+            self.say(f"ceiling: {_rate(ceiling['events_per_s'])}")
             naive = self.probe("naive", broker.bootstrap, intake_topics, work.n,
                                cap=opts.naive_cap_seconds)
-            self.say(f"naive: {naive['events_per_s']:,.0f} events/s "
+            self.say(f"naive: {_rate(naive['events_per_s'])} "
                      f"({naive['count']:,} events in {naive['elapsed_s']:.1f} s)")
             pipeline = self.pipeline(base, work, workers=1)
             self.say(f"pipeline: {pipeline['appeals_per_s']:,.0f} appeals/s, "
@@ -247,11 +247,14 @@ class Bench:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait(5)
-        count, elapsed = doc.get("count", 0), doc.get("elapsed_s", 0.0) or 1e-9
+        count, elapsed = doc.get("count", 0), doc.get("elapsed_s", 0.0)
+        timed = doc.get("timed_count", count)
         return {
             "count": count,
             "elapsed_s": round(elapsed, 2),
-            "events_per_s": round(count / elapsed, 1),
+            # Events after the first batch over the time since it arrived; None when everything
+            # came in one batch (too few events to time: the ceiling reads 10,000 per fetch).
+            "events_per_s": round(timed / elapsed, 1) if elapsed > 0 and timed > 0 else None,
             "cpu_s_per_1k": round(1000 * doc.get("cpu_s", 0.0) / max(1, count), 4),
             "peak_rss_mb": round(doc.get("peak_rss_mb", 0.0), 1),
             "capped": not doc.get("done", False),
@@ -416,8 +419,8 @@ class Bench:
     def report(self, work: Workload, ceiling: dict[str, Any], naive: dict[str, Any],
                pipeline: dict[str, Any], stages: dict[str, Any], latency: dict[str, Any],
                scale: dict[str, Any], load_before: float) -> dict[str, Any]:
-        ceil = ceiling["events_per_s"] or 1e-9
-        nv = naive["events_per_s"] or 1e-9
+        ceil = ceiling["events_per_s"]
+        nv = naive["events_per_s"]
         doc: dict[str, Any] = {
             "command": self.opts.command,
             "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -431,11 +434,11 @@ class Bench:
             "naive_events_per_s": naive["events_per_s"],
             "pipeline_events_per_s": pipeline["events_per_s"],
             "pipeline_appeals_per_s": pipeline["appeals_per_s"],
-            "pipeline_to_ceiling": round(pipeline["events_per_s"] / ceil, 4),
-            "pipeline_appeals_to_ceiling": round(pipeline["appeals_per_s"] / ceil, 4),
-            "pipeline_to_naive": round(pipeline["events_per_s"] / nv, 2),
-            "pipeline_appeals_to_naive": round(pipeline["appeals_per_s"] / nv, 2),
-            "naive_to_ceiling": round(nv / ceil, 4),
+            "pipeline_to_ceiling": _ratio(pipeline["events_per_s"], ceil, 4),
+            "pipeline_appeals_to_ceiling": _ratio(pipeline["appeals_per_s"], ceil, 4),
+            "pipeline_to_naive": _ratio(pipeline["events_per_s"], nv, 2),
+            "pipeline_appeals_to_naive": _ratio(pipeline["appeals_per_s"], nv, 2),
+            "naive_to_ceiling": _ratio(nv, ceil, 4),
             "latency_p50_ms": latency.get("latency_p50_ms"),
             "latency_p99_ms": latency.get("latency_p99_ms"),
             "peak_rss_mb": pipeline["peak_rss_mb"],
@@ -663,10 +666,18 @@ def verify_effect(settings: Settings, work: Workload, light: bool = False) -> di
 # -- output -------------------------------------------------------------------------------
 
 
+def _ratio(a: float | None, b: float | None, digits: int) -> float | None:
+    return round(a / b, digits) if a is not None and b else None
+
+
+def _rate(rate: float | None) -> str:
+    return f"{rate:,.0f} events/s" if rate is not None else "too few events to time"
+
+
 def render_table(doc: dict[str, Any]) -> str:
     """The human-readable report: one row per measurement, ratios to the ceiling and naive."""
-    ceil = doc["ceiling_events_per_s"] or 1e-9
-    nv = doc["naive_events_per_s"] or 1e-9
+    ceil = doc["ceiling_events_per_s"]
+    nv = doc["naive_events_per_s"]
     p = doc["pipeline"]
     rows: list[tuple[str, str, str, str, str, str]] = []
 
@@ -675,7 +686,8 @@ def render_table(doc: dict[str, Any]) -> str:
         if rate is None:
             rows.append((name, "-", "-", "-", "-", note))
             return
-        rows.append((name, f"{rate:,.0f}", f"{rate / ceil:.3f}", f"{rate / nv:.2f}",
+        rows.append((name, f"{rate:,.0f}", f"{rate / ceil:.3f}" if ceil else "-",
+                     f"{rate / nv:.2f}" if nv else "-",
                      f"{cpu:.3f}" if cpu is not None else "-",
                      (f"{rss:,.0f}" if rss else "-") + (f"  {note}" if note else "")))
 

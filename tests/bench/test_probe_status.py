@@ -1,0 +1,40 @@
+"""A probe's rate leaves out the first batch, which was fetched before its clock started.
+
+A 5,000-event bench once reported a ceiling of 5,000,000,000,000 events/s: every event came in
+the ceiling's first fetch, so the whole count was divided by a near-zero time.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import orjson
+
+from workers.bench.probes import Status
+from workers.bench.runner import _ratio
+
+
+def test_first_batch_is_counted_but_not_timed(tmp_path: Path) -> None:
+    status = Status(tmp_path / "s.json", expected=300)
+    status.seen(100)
+    time.sleep(0.05)
+    status.seen(200)
+    status.write()
+    doc = orjson.loads((tmp_path / "s.json").read_bytes())
+    assert doc["count"] == 300 and doc["timed_count"] == 200 and doc["done"]
+    assert doc["elapsed_s"] >= 0.05
+
+
+def test_a_single_batch_gives_no_timed_events(tmp_path: Path) -> None:
+    status = Status(tmp_path / "s.json", expected=5000)
+    status.seen(5000)
+    status.write()
+    doc = orjson.loads((tmp_path / "s.json").read_bytes())
+    assert doc["timed_count"] == 0
+
+
+def test_ratios_to_an_untimed_figure_are_left_out() -> None:
+    assert _ratio(10.0, None, 2) is None
+    assert _ratio(None, 5.0, 2) is None
+    assert _ratio(10.0, 4.0, 2) == 2.5
