@@ -23,7 +23,8 @@ from workers.runtime import batches
 
 settings = Settings.load()
 app = create_app(settings)
-table = app.Table("resume-state", partitions=settings.partitions, key_type=bytes)
+if not os.environ.get("RESUME_NO_TABLE"):  # without tables Faust resumes via _resume_streams
+    table = app.Table("resume-state", partitions=settings.partitions, key_type=bytes)
 source = app.topic(f"{settings.topic_prefix}resume-source", partitions=settings.partitions,
                    key_serializer="raw", value_serializer="raw")
 delay = float(os.environ.get("RESUME_SEEK_DELAY", "0"))
