@@ -144,6 +144,13 @@ ON_TIME_RATIO = Gauge(
     ["authority", "window"],
     registry=REGISTRY,
 )
+EVENT_LOOP_LAG = Histogram(
+    "appeals_event_loop_lag_seconds",
+    "How late a 100 ms sleep on the worker's event loop wakes up: every agent, fetch and timer "
+    "of the process waits this long behind whatever holds the loop.",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+    registry=REGISTRY,
+)
 TIMERS = Gauge(
     "appeals_sla_timers",
     "SLA timers pending in this worker's partitions (due-time index size).",

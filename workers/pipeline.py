@@ -53,6 +53,7 @@ def build_worker(settings: Settings) -> tuple[faust.App, WorkerContext]:
     _install_rules_watcher(app, router, rules_path)
     _install_metrics_endpoint(app, settings)
     _install_lag_monitor(app)
+    _install_loop_probe(app)
     return app, ctx
 
 
@@ -111,6 +112,31 @@ def _install_lag_monitor(app: faust.App) -> None:
                 continue
             lag = max(0, high - ((read or -1) + 1))
             metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)
+
+
+LOOP_PROBE_INTERVAL_S = 0.1
+LOOP_STALL_WARN_S = 1.0
+
+
+def _install_loop_probe(app: faust.App) -> None:
+    """Measure how long the event loop is held (intake latency's tail, a stuck worker at 3 am).
+
+    A plain task rather than a Faust timer: Faust's timers correct their own drift, which is
+    exactly the delay this measures.
+    """
+    import asyncio
+
+    @app.task
+    async def event_loop_probe() -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            await asyncio.sleep(LOOP_PROBE_INTERVAL_S)
+            lag = max(0.0, loop.time() - started - LOOP_PROBE_INTERVAL_S)
+            metrics.EVENT_LOOP_LAG.observe(lag)
+            if lag >= LOOP_STALL_WARN_S:
+                log.warning("event loop was held for %.2f s: every agent and timer of this "
+                            "worker waited", lag)
 
 
 def run_worker(settings: Settings) -> None:

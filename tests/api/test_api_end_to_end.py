@@ -485,6 +485,17 @@ def test_promtool_check_metrics_on_real_scrapes(scenario: Scenario) -> None:
         assert proc.returncode == 0, f"{url}:\n{proc.stdout}\n{proc.stderr}"
 
 
+def test_worker_measures_its_event_loop(scenario: Scenario) -> None:
+    """The loop probe runs in a real worker: samples every 0.1 s, none of them negative."""
+    text = http_text(f"http://127.0.0.1:{scenario.worker_metrics}/metrics")
+    values = {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines()
+              if line.startswith("appeals_event_loop_lag_seconds_")}
+    assert values["appeals_event_loop_lag_seconds_count"] >= 5
+    assert values["appeals_event_loop_lag_seconds_sum"] >= 0.0
+    assert values['appeals_event_loop_lag_seconds_bucket{le="+Inf"}'] == \
+        values["appeals_event_loop_lag_seconds_count"]
+
+
 def test_replay_from_the_start_gives_the_same_figures(scenario: Scenario) -> None:
     """A fresh application id (new consumer group, new changelog, new Redis prefix) reads the
     same topics from the beginning and must publish exactly the same counters and sketches."""

@@ -38,3 +38,29 @@ def test_ratios_to_an_untimed_figure_are_left_out() -> None:
     assert _ratio(10.0, None, 2) is None
     assert _ratio(None, 5.0, 2) is None
     assert _ratio(10.0, 4.0, 2) == 2.5
+
+
+def test_loop_lag_summary_reads_the_cumulative_buckets() -> None:
+    from workers.bench.runner import loop_lag_summary
+
+    text = "\n".join([
+        "# TYPE appeals_event_loop_lag_seconds histogram",
+        'appeals_event_loop_lag_seconds_bucket{le="0.01"} 90.0',
+        'appeals_event_loop_lag_seconds_bucket{le="0.025"} 95.0',
+        'appeals_event_loop_lag_seconds_bucket{le="0.1"} 99.0',
+        'appeals_event_loop_lag_seconds_bucket{le="+Inf"} 100.0',
+        "appeals_event_loop_lag_seconds_count 100.0",
+    ])
+    assert loop_lag_summary(text) == {"loop_probes": 100, "loop_lag_over_25ms_share": 0.05,
+                                      "loop_lag_over_100ms_share": 0.01}
+    assert loop_lag_summary("appeals_other 1.0") == {}
+
+
+def test_broker_ack_windows_summarise_each_ten_seconds() -> None:
+    from benchmarks.broker_acks import windows
+
+    samples = [(0.5, 0.003), (1.0, 0.004), (9.9, 0.390), (12.0, 0.002)]
+    rows = windows(samples, 10)
+    assert [r["n"] for r in rows] == [3, 1]
+    assert rows[0]["max_ms"] == 390.0 and rows[0]["p50_ms"] == 4.0
+    assert rows[1]["from_s"] == 10

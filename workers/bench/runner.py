@@ -378,6 +378,10 @@ class Bench:
                 opts.latency_rate, self.say))
             cpu = procstat.cpu_seconds(worker.proc.pid) if worker.proc else 0.0
             rss = procstat.peak_rss_mb(worker.proc.pid) if worker.proc else 0.0
+            try:
+                loop_lag = loop_lag_summary(worker.metrics_text())
+            except OSError:
+                loop_lag = {}
             want = {a.appeal_id for a in steady}
             routed = read_topic(settings, t.ROUTED, until=len(warm) + total, timeout=120,
                                 idle=2.0)
@@ -410,6 +414,7 @@ class Bench:
             "latency_p90_ms": round(q[89], 1),
             "latency_p99_ms": round(q[98], 1),
             "latency_max_ms": round(lat[-1], 1),
+            **loop_lag,
             "latency_worker_cpu_s": round(cpu, 1),
             "latency_worker_peak_rss_mb": round(rss, 1),
         }
@@ -666,6 +671,28 @@ def verify_effect(settings: Settings, work: Workload, light: bool = False) -> di
 # -- output -------------------------------------------------------------------------------
 
 
+def loop_lag_summary(metrics_text: str) -> dict[str, Any]:
+    """The worker's event-loop probe over its life: how often its loop was held, and how long.
+
+    From the ``appeals_event_loop_lag_seconds`` histogram of a /metrics scrape (cumulative
+    buckets): the share of 100 ms probes that woke 25 ms / 100 ms late or more.
+    """
+    buckets: dict[float, float] = {}
+    for line in metrics_text.splitlines():
+        if line.startswith("appeals_event_loop_lag_seconds_bucket{"):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets[float("inf") if le == "+Inf" else float(le)] = float(line.rsplit(" ", 1)[1])
+    total = buckets.get(float("inf"), 0.0)
+    if not total:
+        return {}
+
+    def share_over(bound: float) -> float:
+        return round(1.0 - buckets.get(bound, total) / total, 4)
+
+    return {"loop_probes": int(total), "loop_lag_over_25ms_share": share_over(0.025),
+            "loop_lag_over_100ms_share": share_over(0.1)}
+
+
 def _ratio(a: float | None, b: float | None, digits: int) -> float | None:
     return round(a / b, digits) if a is not None and b else None
 
@@ -728,6 +755,11 @@ def render_table(doc: dict[str, Any]) -> str:
             f" {lat['latency_samples']:,} samples): p50 {lat['latency_p50_ms']} ms, "
             f"p90 {lat['latency_p90_ms']} ms, p99 {lat['latency_p99_ms']} ms, "
             f"max {lat['latency_max_ms']} ms")
+        if lat.get("loop_probes"):
+            lines.append(
+                f"  worker event loop ({lat['loop_probes']:,} probes of 100 ms): held "
+                f"25 ms or more in {lat['loop_lag_over_25ms_share']:.1%}, 100 ms or more in "
+                f"{lat['loop_lag_over_100ms_share']:.1%}")
     if sc:
         lines.append(
             f"scale-out over {sc['appeals']:,} appeals: 2 workers {sc['events_per_s']:,.0f} vs "
