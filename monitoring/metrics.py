@@ -144,6 +144,12 @@ ON_TIME_RATIO = Gauge(
     ["authority", "window"],
     registry=REGISTRY,
 )
+RECORDS_REDELIVERED = Counter(
+    "appeals_records_redelivered",
+    "Records handed to a stream again after a seek back, which Faust would have dropped as "
+    "already read (streams.fastpath.refetched): each one is a record Faust would have lost.",
+    registry=REGISTRY,
+)
 EVENT_LOOP_LAG = Histogram(
     "appeals_event_loop_lag_seconds",
     "How late a 100 ms sleep on the worker's event loop wakes up: every agent, fetch and timer "

@@ -98,6 +98,25 @@ def refetched(offset: int, committed: int | None) -> bool:
     return committed is not None and offset >= committed
 
 
+_redelivered = 0
+
+
+def _redeliver(offset: int, committed: int | None) -> bool:
+    """:func:`refetched`, counted: how often the race it covers really happens."""
+    global _redelivered
+    if refetched(offset, committed):
+        _redelivered += 1
+        return True
+    return False
+
+
+def take_redelivered() -> int:
+    """Records delivered again by :func:`refetched` since the last call (for a metric)."""
+    global _redelivered
+    n, _redelivered = _redelivered, 0
+    return n
+
+
 async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover - hot loop
     """Faust's ``Consumer._drain_messages`` with an eager hand-off (see module docstring)."""
     callback = self.callback
@@ -135,7 +154,7 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
 
                     offset = message.offset
                     r_offset = get_read_offset(tp)
-                    if r_offset is None or offset >= r_offset or refetched(
+                    if r_offset is None or offset >= r_offset or _redeliver(
                             offset, committed_offset.get(tp)):
                         gap = offset - (r_offset or 0)
                         if gap > 1 and r_offset and acks_enabled_for(message.topic):

@@ -125,3 +125,12 @@ def test_a_record_below_the_read_offset_is_delivered_only_from_the_committed_off
     assert not fastpath.refetched(99, committed=100)
     # Nothing committed yet: Faust's rule alone.
     assert not fastpath.refetched(5, committed=None)
+
+
+def test_redeliveries_are_counted_for_the_metric() -> None:
+    fastpath.take_redelivered()
+    assert fastpath._redeliver(100, committed=100)
+    assert not fastpath._redeliver(99, committed=100)
+    assert fastpath._redeliver(120, committed=100)
+    assert fastpath.take_redelivered() == 2
+    assert fastpath.take_redelivered() == 0
