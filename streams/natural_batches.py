@@ -20,10 +20,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import inspect
+import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, cast
 
 from mode.utils.futures import notify
+
+log = logging.getLogger(__name__)
 
 #: sha256 of ``inspect.getsource(Stream.take_events)`` of faust-streaming 0.15.3.
 KNOWN_SOURCES: frozenset[str] = frozenset({
@@ -40,7 +43,11 @@ def source_digest() -> str:
 def take_events(stream: Any, max_: int, within: float,
                 natural: bool = True) -> AsyncIterator[Sequence[Any]]:
     """Batches of events from ``stream``; see the module docstring."""
-    if not natural or source_digest() not in KNOWN_SOURCES:
+    if not natural:
+        return cast(AsyncIterator[Sequence[Any]], stream.take_events(max_, within))
+    if source_digest() not in KNOWN_SOURCES:
+        log.warning("faust-streaming's Stream.take_events differs from the checked version; "
+                    "using it as it is (batches wait out the %.3f s linger)", within)
         return cast(AsyncIterator[Sequence[Any]], stream.take_events(max_, within))
     agen = _take_events(stream, max_, within)
     stream._active_agens.add(agen)  # closed by Stream.on_stop, as Faust's own generators are

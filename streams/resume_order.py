@@ -30,6 +30,7 @@ another faust-streaming release keeps its own order, with a warning, until someo
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import inspect
 import logging
@@ -96,8 +97,6 @@ async def _seek_uncommitted_to_start(recovery: Any, assignment: set[Any]) -> Non
 
 async def on_recovery_completed(self: Any, generation_id: int = 0) -> None:
     """Faust's ``Recovery.on_recovery_completed`` with the seek before the resume."""
-    import asyncio
-
     consumer = self.app.consumer
     self.log.info("Restore complete!")
     await self.app.on_rebalance_complete.send()
