@@ -24,12 +24,12 @@ off with ``APPEALS_FAUST_FASTPATH=0``; it refuses to install on a faust-streamin
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import inspect
 import logging
 import types
 from collections.abc import Coroutine, Generator
 from typing import Any, cast
+
+from streams import faust_sources
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def source_digest() -> str:
     from faust.transport.consumer import Consumer
 
     original = _faust_original or Consumer._drain_messages
-    return hashlib.sha256(inspect.getsource(original).encode()).hexdigest()
+    return faust_sources.digest(original)
 
 
 def refetched(offset: int, committed: int | None) -> bool:

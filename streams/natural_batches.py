@@ -18,13 +18,13 @@ body for the batch has finished. Checked against the source it was copied from, 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import inspect
 import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, cast
 
 from mode.utils.futures import notify
+
+from streams import faust_sources
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ KNOWN_SOURCES: frozenset[str] = frozenset({
 def source_digest() -> str:
     from faust.streams import Stream
 
-    return hashlib.sha256(inspect.getsource(Stream.take_events).encode()).hexdigest()
+    return faust_sources.digest(Stream.take_events)
 
 
 def take_events(stream: Any, max_: int, within: float,

@@ -47,11 +47,14 @@ class WorkerProcess:
     """One ``appeals worker`` child process; ``kill`` is a SIGKILL, as in a crash."""
 
     def __init__(self, settings: Settings, log_path: Path, metrics_port: int | None = None,
-                 extra_env: dict[str, str] | None = None) -> None:
+                 extra_env: dict[str, str] | None = None,
+                 command: list[str] | None = None) -> None:
         self.settings = settings
         self.log_path = log_path
         self.metrics_port = metrics_port or free_port()
         self.extra_env = extra_env or {}
+        # Tests start small purpose-built workers the same way (same settings in the environment).
+        self.command = command or [sys.executable, "-m", "workers.cli", "worker"]
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> WorkerProcess:
@@ -60,7 +63,7 @@ class WorkerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "workers.cli", "worker"],
+                self.command,
                 env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             )
         return self

@@ -31,10 +31,10 @@ another faust-streaming release keeps its own order, with a warning, until someo
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import inspect
 import logging
 from typing import Any, cast
+
+from streams import faust_sources
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def source_digest(name: str) -> str:
     from faust.tables.recovery import Recovery
 
     method = _originals.get(name) or getattr(Recovery, name)
-    return hashlib.sha256(inspect.getsource(method).encode()).hexdigest()
+    return faust_sources.digest(method)
 
 
 async def _seek_then_resume(recovery: Any, assignment: set[Any]) -> None:

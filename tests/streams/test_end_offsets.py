@@ -8,8 +8,6 @@ These tests write changelogs in multi-record batches, as a worker's producer doe
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,7 +18,7 @@ from faust.types import TP
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from streams import end_offsets
-from streams.processes import worker_env
+from streams.processes import WorkerProcess
 from streams.testing import isolated_settings, wait_for
 
 pytestmark = pytest.mark.integration
@@ -89,18 +87,13 @@ def test_a_table_recovers_every_changelog_record(broker, redis_server, tmp_path:
     _create(broker.bootstrap, f"{settings.topic_prefix}recovery-source", 2)
     truth = asyncio.run(_produce_batches(broker.bootstrap, changelog, {0: [300, 120], 1: [5, 80]}))
     report = tmp_path / "report"
-    env = worker_env(settings, 0)
-    env["RECOVERY_REPORT"] = str(report)
-    log = tmp_path / "worker.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name(
-            "recovery_worker.py"))], env=env, stdout=out, stderr=subprocess.STDOUT,
-            cwd=os.getcwd())
+    script = str(Path(__file__).with_name("recovery_worker.py"))
+    worker = WorkerProcess(settings, tmp_path / "worker.log", extra_env={
+        "RECOVERY_REPORT": str(report)}, command=[sys.executable, script]).start()
     try:
-        wait_for(lambda: (report.exists() and report.read_text() != "") or proc.poll() is not None,
+        wait_for(lambda: (report.exists() and report.read_text() != "") or not worker.alive,
                  timeout=90, what="recovery report")
-        assert proc.poll() is None, log.read_text()[-3000:]
-        assert int(report.read_text()) == sum(truth.values()), log.read_text()[-3000:]
+        assert worker.alive, worker.log_text()[-3000:]
+        assert int(report.read_text()) == sum(truth.values()), worker.log_text()[-3000:]
     finally:
-        proc.terminate()
-        proc.wait(20)
+        worker.stop()

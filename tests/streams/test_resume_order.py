@@ -8,35 +8,31 @@ records and then nothing more (measured 2026-11-26); with the seek first it proc
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from streams.processes import worker_env
+from streams import topics as t
+from streams.processes import WorkerProcess
 from streams.settings import Settings
-from streams.testing import isolated_settings, wait_for
+from streams.testing import isolated_settings, read_topic, wait_for
 
 pytestmark = pytest.mark.integration
 
 N = 2000
+SOURCE = "resume-source"  # the topic resume_worker.py reads (with the settings' prefix)
 
 
-def _start(settings: Settings, report: Path, log: Path,
-           table: bool) -> subprocess.Popen[bytes]:
-    env = worker_env(settings, 0)
-    env["RESUME_REPORT"] = str(report)
+def _start(settings: Settings, report: Path, log: Path, table: bool) -> WorkerProcess:
+    env = {"RESUME_REPORT": str(report), "RESUME_SEEK_DELAY": "1.0"}
     if not table:
         env["RESUME_NO_TABLE"] = "1"
-    env["RESUME_SEEK_DELAY"] = "1.0"
-    with open(log, "wb") as out:
-        return subprocess.Popen([sys.executable, str(Path(__file__).with_name(
-            "resume_worker.py"))], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=os.getcwd())
+    script = str(Path(__file__).with_name("resume_worker.py"))
+    return WorkerProcess(settings, log, extra_env=env, command=[sys.executable, script]).start()
 
 
 def _processed(report: Path) -> set[tuple[int, int]]:
@@ -51,7 +47,7 @@ def _run(broker, redis_server, tmp_path: Path,  # type: ignore[no-untyped-def]
          ) -> tuple[set[tuple[int, int]], set[tuple[int, int]], str]:
     settings = isolated_settings(broker.url, redis_server.url, partitions=2, batch_size=20,
                                  seek_before_resume=seek_first)
-    topic = f"{settings.topic_prefix}resume-source"
+    topic = t.topic_name(settings, SOURCE)
     changelog = f"{settings.app_id}-resume-state-changelog"
     admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
     try:
@@ -70,7 +66,7 @@ def _run(broker, redis_server, tmp_path: Path,  # type: ignore[no-untyped-def]
     finally:
         producer.close()
     report, log = tmp_path / f"report-{seek_first}", tmp_path / f"worker-{seek_first}.log"
-    proc = _start(settings, report, log, table)
+    worker = _start(settings, report, log, table)
     try:
         last = (-1.0, 0)
 
@@ -81,23 +77,15 @@ def _run(broker, redis_server, tmp_path: Path,  # type: ignore[no-untyped-def]
                 last = (time.monotonic(), seen)
             return seen >= N or (seen > 0 and time.monotonic() - last[0] > 5.0)
 
-        wait_for(lambda: settled() or proc.poll() is not None, timeout=120,
+        wait_for(lambda: settled() or not worker.alive, timeout=120,
                  what="the worker to process the topic or stall")
-        assert proc.poll() is None, log.read_text()[-3000:]
+        assert worker.alive, worker.log_text()[-3000:]
     finally:
-        proc.terminate()
-        proc.wait(20)
-    # Offsets from the fetches' high watermarks: the broker's ListOffsets can report them short.
-    reader = KafkaConsumer(bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest",
-                           enable_auto_commit=False, consumer_timeout_ms=3000)
-    reader.assign([TopicPartition(topic, p) for p in range(2)])
-    try:
-        truth = {(record.partition, record.offset) for record in reader}
-    finally:
-        reader.close()
+        worker.stop()
+    truth = {(r.partition, r.offset) for r in read_topic(settings, SOURCE, until=N, idle=1.0)}
     processed = _processed(report)
     print(f"seek first={seek_first}: {len(processed)} of {len(truth)} records processed")
-    return truth, processed, log.read_text()
+    return truth, processed, worker.log_text()
 
 
 def test_every_record_is_processed_when_the_seek_comes_first(broker, redis_server,

@@ -677,11 +677,12 @@ def loop_lag_summary(metrics_text: str) -> dict[str, Any]:
     From the ``appeals_event_loop_lag_seconds`` histogram of a /metrics scrape (cumulative
     buckets): the share of 100 ms probes that woke 25 ms / 100 ms late or more.
     """
-    buckets: dict[float, float] = {}
-    for line in metrics_text.splitlines():
-        if line.startswith("appeals_event_loop_lag_seconds_bucket{"):
-            le = line.split('le="', 1)[1].split('"', 1)[0]
-            buckets[float("inf") if le == "+Inf" else float(le)] = float(line.rsplit(" ", 1)[1])
+    from prometheus_client.parser import text_string_to_metric_families
+
+    buckets = {float(s.labels["le"]): s.value
+               for family in text_string_to_metric_families(metrics_text)
+               if family.name == "appeals_event_loop_lag_seconds"
+               for s in family.samples if s.name.endswith("_bucket")}
     total = buckets.get(float("inf"), 0.0)
     if not total:
         return {}
