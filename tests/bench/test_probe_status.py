@@ -64,3 +64,24 @@ def test_broker_ack_windows_summarise_each_ten_seconds() -> None:
     assert [r["n"] for r in rows] == [3, 1]
     assert rows[0]["max_ms"] == 390.0 and rows[0]["p50_ms"] == 4.0
     assert rows[1]["from_s"] == 10
+
+
+def test_latency_by_window_splits_the_run_by_sending_time() -> None:
+    from workers.bench.runner import latency_by_window
+
+    # 300 samples sent over 30 s: the first third fast, the last slow.
+    timed = [(float(i * 100), 10.0 if i < 100 else 20.0 if i < 200 else 90.0)
+             for i in range(300)]
+    parts = latency_by_window(timed, 3)
+    assert [p["samples"] for p in parts] == [100, 100, 100]
+    assert [p["p50_ms"] for p in parts] == [10.0, 20.0, 90.0]
+    assert latency_by_window([], 3) == []
+
+
+def test_broker_fetch_slope_is_per_thousand_batches() -> None:
+    from benchmarks.broker_fetch import ms_per_1000_batches
+
+    rows = [{"batches": 5000, "fetch_p50_ms": 2.5}, {"batches": 10000, "fetch_p50_ms": 5.0},
+            {"batches": 15000, "fetch_p50_ms": 7.5}]
+    assert ms_per_1000_batches(rows) == 0.5
+    assert ms_per_1000_batches(rows[:1]) == 0.0

@@ -396,12 +396,12 @@ class Bench:
         for r in intake:
             doc = orjson.loads(r.value)
             sent_at[appeal_id_for(doc["channel"], doc["external_id"])] = r.timestamp
-        lat = []
+        timed: list[tuple[float, float]] = []
         for r in routed:
             aid = orjson.loads(r.value)["appeal_id"]
             if aid in want and aid in sent_at:
-                lat.append(r.timestamp - sent_at[aid])
-        lat.sort()
+                timed.append((sent_at[aid], r.timestamp - sent_at[aid]))
+        lat = sorted(x for _, x in timed)
         if not lat:
             return {"latency_samples": 0}
         q = statistics.quantiles(lat, n=100, method="inclusive")
@@ -414,6 +414,7 @@ class Bench:
             "latency_p90_ms": round(q[89], 1),
             "latency_p99_ms": round(q[98], 1),
             "latency_max_ms": round(lat[-1], 1),
+            "latency_by_third": latency_by_window(timed, 3),
             **loop_lag,
             "latency_worker_cpu_s": round(cpu, 1),
             "latency_worker_peak_rss_mb": round(rss, 1),
@@ -671,6 +672,32 @@ def verify_effect(settings: Settings, work: Workload, light: bool = False) -> di
 # -- output -------------------------------------------------------------------------------
 
 
+def latency_by_window(timed: list[tuple[float, float]], parts: int) -> list[dict[str, Any]]:
+    """p50 / p99 of the latency per equal part of the sending time, in order.
+
+    Why: on the embedded broker a fetch costs more the more record batches the fetched
+    partitions hold (``python -m benchmarks.broker_fetch``), so latency that rises from the
+    first part to the last is the broker's history growing, while the worker does the same
+    work per appeal in every part. ``timed`` holds (send time, latency) pairs in ms.
+    """
+    if not timed or parts < 1:
+        return []
+    first = min(t for t, _ in timed)
+    span = max(t for t, _ in timed) - first or 1.0
+    groups: list[list[float]] = [[] for _ in range(parts)]
+    for sent, latency in timed:
+        groups[min(parts - 1, int((sent - first) / span * parts))].append(latency)
+    out = []
+    for i, xs in enumerate(groups):
+        xs.sort()
+        if len(xs) < 2:
+            continue
+        q = statistics.quantiles(xs, n=100, method="inclusive")
+        out.append({"part": i + 1, "samples": len(xs), "p50_ms": round(q[49], 1),
+                    "p99_ms": round(q[98], 1)})
+    return out
+
+
 def loop_lag_summary(metrics_text: str) -> dict[str, Any]:
     """The worker's event-loop probe over its life: how often its loop was held, and how long.
 
@@ -756,6 +783,10 @@ def render_table(doc: dict[str, Any]) -> str:
             f" {lat['latency_samples']:,} samples): p50 {lat['latency_p50_ms']} ms, "
             f"p90 {lat['latency_p90_ms']} ms, p99 {lat['latency_p99_ms']} ms, "
             f"max {lat['latency_max_ms']} ms")
+        if lat.get("latency_by_third"):
+            lines.append("  by third of the run (p50 / p99 ms): " + ", ".join(
+                f"{w['p50_ms']:g} / {w['p99_ms']:g}" for w in lat["latency_by_third"])
+                + "  (the embedded broker's fetches slow down as partitions fill)")
         if lat.get("loop_probes"):
             lines.append(
                 f"  worker event loop ({lat['loop_probes']:,} probes of 100 ms): held "
