@@ -119,6 +119,14 @@ STAGE_LATENCY = Histogram(
     buckets=_STAGE_BUCKETS,
     registry=REGISTRY,
 )
+BROKER_ACK_WAIT = Histogram(
+    "appeals_broker_ack_wait_seconds",
+    "Time a batch waited for the broker to acknowledge its outputs before its offsets may be "
+    "committed; the stage's next batch waits behind it.",
+    ["stage"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+    registry=REGISTRY,
+)
 BATCH_SIZE = Histogram(
     "appeals_stage_batch_size",
     "Events handled per batch in a stage: shows whether batching works under load.",

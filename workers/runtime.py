@@ -93,8 +93,8 @@ class WorkerContext:
             ),
         )
 
-    def outbox(self) -> Outbox:
-        return Outbox(self.topology)
+    def outbox(self, stage: str) -> Outbox:
+        return Outbox(self.topology, stage)
 
 
 class Outbox:
@@ -107,12 +107,13 @@ class Outbox:
     start-up (:func:`streams.topics.ensure_topics`), not declared on first send.
     """
 
-    __slots__ = ("_pending", "_producer", "_topology")
+    __slots__ = ("_ack_wait", "_pending", "_producer", "_topology")
 
-    def __init__(self, topology: Topology) -> None:
+    def __init__(self, topology: Topology, stage: str) -> None:
         self._topology = topology
         self._producer = topology.app.producer
         self._pending: list[Awaitable[Any]] = []
+        self._ack_wait = metrics.BROKER_ACK_WAIT.labels(stage)
 
     async def send(self, base: str, key: bytes | None, value: bytes) -> None:
         fut = await self._producer.send(self._topology.name(base), key, value, None, None, None)
@@ -152,9 +153,13 @@ class Outbox:
         await self.send(t.DEADLETTER, raw_key, record.to_json())
 
     async def flush(self) -> None:
+        """Wait for the broker's acknowledgements; the wait is observed per stage because a
+        slow broker shows up here first (and holds the stage's next batch)."""
         if self._pending:
             pending, self._pending = self._pending, []
+            started = time.perf_counter()
             await asyncio.gather(*pending)
+            self._ack_wait.observe(time.perf_counter() - started)
 
     def __len__(self) -> int:
         return len(self._pending)

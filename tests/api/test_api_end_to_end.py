@@ -506,6 +506,19 @@ def test_worker_measures_its_event_loop(scenario: Scenario) -> None:
         again["appeals_event_loop_lag_seconds_count"]
 
 
+def test_worker_measures_its_waits_for_broker_acknowledgements(scenario: Scenario) -> None:
+    """Every stage that sent outputs observed how long the broker took to acknowledge them."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = http_text(f"http://127.0.0.1:{scenario.worker_metrics}/metrics")
+    family = next(f for f in text_string_to_metric_families(text)
+                  if f.name == "appeals_broker_ack_wait_seconds")
+    counts = {s.labels["stage"]: s.value for s in family.samples if s.name.endswith("_count")}
+    # The scenario's routed appeals and lifecycle events were tracked by the SLA agent.
+    assert counts.get("sla", 0) >= 1, counts
+    assert set(counts) <= {"intake", "triage", "sla", "sla_sweep", "notify"}, counts
+
+
 def test_replay_from_the_start_gives_the_same_figures(scenario: Scenario) -> None:
     """A fresh application id (new consumer group, new changelog, new Redis prefix) reads the
     same topics from the beginning and must publish exactly the same counters and sketches."""

@@ -66,7 +66,7 @@ def install(app: faust.App, ctx: WorkerContext, router: Router, classifier: Any)
     async def intake(stream: faust.StreamT) -> None:
         async for events in batches(stream, settings):
             with crash_on_error(STAGE):
-                outbox = ctx.outbox()
+                outbox = ctx.outbox(STAGE)
                 accepted: list[tuple[IntakeAppeal, SourcePosition, str]] = []
                 for event in events:
                     msg = event.message

@@ -49,7 +49,7 @@ def install(app: faust.App, ctx: WorkerContext, deliver: Any = None) -> Any:
 
         async for events in batches(stream, settings):
             with crash_on_error(STAGE):
-                outbox = ctx.outbox()
+                outbox = ctx.outbox(STAGE)
                 todo: dict[str, tuple[Any, SlaAlert]] = {}
                 for event in events:
                     try:

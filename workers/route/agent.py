@@ -136,7 +136,7 @@ def install_triage(app: faust.App, ctx: WorkerContext, router: Router) -> Any:
     async def triage(stream: faust.StreamT) -> None:
         async for events in batches(stream, settings):
             with crash_on_error(TRIAGE_STAGE):
-                outbox = ctx.outbox()
+                outbox = ctx.outbox(TRIAGE_STAGE)
                 for event in events:
                     msg = event.message
                     try:

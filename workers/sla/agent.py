@@ -153,7 +153,7 @@ def install(app: faust.App, ctx: WorkerContext, router: Any) -> SlaRuntime:
             with crash_on_error(STAGE):
                 if rt.needs_rebuild:
                     rt.rebuild_aggregates()
-                outbox = ctx.outbox()
+                outbox = ctx.outbox(STAGE)
                 now = time.time()
                 changed: dict[bytes, State] = {}
                 schedule: dict[int, tuple[list[Any], list[Any]]] = {}
@@ -408,7 +408,7 @@ async def _sweep(rt: SlaRuntime) -> None:
     except (redis.exceptions.RedisError, OSError):
         metrics.REDIS_ERRORS.labels("sla_sweep").inc()
         return
-    outbox = rt.ctx.outbox()
+    outbox = rt.ctx.outbox("sla_sweep")
     fired: dict[int, list[Any]] = {}
     for i, p in enumerate(partitions):
         ready, due = replies[2 * i], replies[2 * i + 1]
