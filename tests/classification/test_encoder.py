@@ -86,14 +86,15 @@ def _reference_transform(
                 ur.append(i)
                 uc.append(j)
                 uv.append(w)
-        for k, cnt in enumerate(lx.cue_counts(d.lemmas, pos)):
+        n_cues = len(f.cue_names)  # cues the model was trained with (a prefix)
+        for k, cnt in enumerate(lx.cue_counts(d.lemmas, pos)[:n_cues]):
             if cnt:
                 ur.append(i)
                 uc.append(n_rules + k)
                 uv.append(w * math.log1p(cnt))
         if n_urg and not calm:
             ur.append(i)
-            uc.append(n_rules + len(CUE_NAMES))
+            uc.append(n_rules + n_cues)
             uv.append(w)
     n = len(docs)
     blocks = [
@@ -181,3 +182,27 @@ def test_bounded_caches_drop_and_rebuild(texts: list[str],
         enc = f._enc
         assert enc is not None
         assert len(enc._rid) <= 500 + 2000 and len(enc._chunks) <= 700 + 2000
+
+
+def test_model_without_cue_names_keeps_the_four_older_cues(texts: list[str]) -> None:
+    # Models trained before the habitual cue (urgency rework #6) have no ``cue_names`` in their
+    # state: they get the first four cue columns, and the encoder still matches the reference.
+    shipped = _fresh().featurizer
+    assert shipped.cue_names == CUE_NAMES
+    state = shipped.state()
+    del state["cue_names"]
+    f = Featurizer.from_state(state, load_lexicons())
+    assert f.cue_names == CUE_NAMES[:4]
+    assert f.n_urg == shipped.n_urg - 1
+    batch = texts[:400]
+    _same(f.transform_texts(batch), _reference_transform(f, [analyse(t) for t in batch]))
+    state["cue_names"] = ["past", "habitual"]
+    with pytest.raises(ValueError, match="unknown urgency cue"):
+        Featurizer.from_state(state, load_lexicons())
+
+
+def test_habitual_cue_column_is_set() -> None:
+    f = _fresh().featurizer
+    col = f.block_slices()["urg"].start + len(f.rule_cols) + CUE_NAMES.index("habitual")
+    x, _, _ = f.transform_texts(["каждую весну свалку поджигают", "свалку подожгли, дым"])
+    assert x[0, col] > 0 and x[1, col] == 0

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from workers.classification.lexicons import (
     CATEGORIES,
+    CUE_NAMES,
     LEXICON_DIR,
     load_lexicon,
     load_lexicons,
@@ -52,3 +53,16 @@ def test_urgent_rules_fire_on_clear_emergencies() -> None:
                  "на дороге открытый люк", "Отопления нет, на улице минус 35"):
         assert lex.urgent_hits(lemmatize(text)), text
     assert not lex.urgent_hits(lemmatize("Прошу сделать перерасчет за отопление"))
+
+
+def test_habitual_cue_marks_recurring_wording() -> None:
+    # Urgency rework #6: the guide's rule on recurring hazards («постоянно», «каждую ночь»,
+    # «каждую весну», «по ночам» alone is not urgent) as a cue lexicon.
+    lex = load_lexicons()
+    k = CUE_NAMES.index("habitual")
+    for text in ("в бесхозном доме постоянно возгорания", "каждую ночь драки и стрельба",
+                 "свалку за селом каждую весну поджигают", "завод по ночам выбрасывает дым",
+                 "жгут мусор регулярно, из года в год"):
+        assert lex.cue_counts(lemmatize(text))[k] > 0, text
+    for text in ("опять горит, дым прямо сейчас", "горячей воды нет уже месяц"):
+        assert lex.cue_counts(lemmatize(text))[k] == 0, text

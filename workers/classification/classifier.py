@@ -4,8 +4,8 @@ The category comes from a linear model (multinomial logistic regression) over TF
 character n-gram features plus lexicon hit counts. Urgency is a logistic model over the same
 features plus the rule layer: every urgency rule (``lexicons/urgent.txt``) and calm phrase
 (``lexicons/calm.txt``) is a feature with its own weight, next to cue lexicons for
-past/resolved events, planned works, hypotheticals and "happening now / to vulnerable
-people" (``lexicons/cue_*.txt``). The model,
+past/resolved events, planned works, hypotheticals, "happening now / to vulnerable
+people" and habitual / recurring wording (``lexicons/cue_*.txt``). The model,
 not a single keyword, decides — so «газом не пахнет» or «вчера прорвало, уже заварили» are not
 emergencies: each urgency-rule hit is also given a context (:mod:`.context`: live, negated,
 hypothetical, fixed or past) and only live hits count as emergency evidence. Rules are read at

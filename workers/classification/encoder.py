@@ -93,8 +93,9 @@ class BatchEncoder:
             return (math.inf if j is None else float(idf[j]), lem)
 
         index: dict[str, list[_Hit]] = {}
+        n_slots = _SLOT_CALM + 1 + len(feat.cue_names)  # cues the model has no column for: off
         for slot, lx in enumerate(feat.lexicons.slots()):
-            if lx is None:
+            if lx is None or slot >= n_slots:
                 continue
             for e in lx.entries:
                 need = frozenset(lem for part in e.parts for lem in part)
@@ -111,7 +112,8 @@ class BatchEncoder:
     def signature_of(feat: Featurizer) -> tuple[Any, ...]:
         lex = feat.lexicons.signature() if feat.lexicons is not None else ()
         return (lex, id(feat.word_vocab), len(feat.word_vocab), id(feat.char_vocab),
-                len(feat.char_vocab), id(feat.rule_cols), len(feat.rule_cols), feat.context)
+                len(feat.char_vocab), id(feat.rule_cols), len(feat.rule_cols), feat.context,
+                feat.cue_names)
 
     # -- record table --------------------------------------------------------------------
     def _clear(self) -> None:
@@ -262,7 +264,8 @@ class BatchEncoder:
             ur = [hd[keep]]
             uc = [hc[keep]]
             uv = [np.full(int(keep.sum()), w)]
-            cues = counts[:, _N_CAT + 2 :]
+            n_cues = len(feat.cue_names)
+            cues = counts[:, _N_CAT + 2 : _N_CAT + 2 + n_cues]
             cue_tab = np.array([w * math.log1p(k) for k in range(int(cues.max(initial=0)) + 1)])
             cd, ck = np.nonzero(cues)
             ur.append(cd)
@@ -270,7 +273,7 @@ class BatchEncoder:
             uv.append(cue_tab[cues[cd, ck]])
             rd = np.flatnonzero(fired)
             ur.append(rd)
-            uc.append(np.full(len(rd), n_rules + len(CUE_NAMES)))
+            uc.append(np.full(len(rd), n_rules + n_cues))
             uv.append(np.full(len(rd), w))
             blocks.append(sparse.csr_matrix(
                 (np.concatenate(uv).astype(np.float32),

@@ -26,7 +26,7 @@ from scipy import sparse
 
 from .context import CTX_NAMES
 from .encoder import BatchEncoder, tfidf_inplace
-from .lexicons import CUE_NAMES, LexiconSet
+from .lexicons import CUE_NAMES, LEGACY_CUE_NAMES, LexiconSet
 from .normalize import char_ngrams, lemma, tokenize
 
 __all__ = ["Doc", "Featurizer", "analyse"]
@@ -102,6 +102,9 @@ class Featurizer:
     #: the rule columns and the "rule fired" column, and a context block (hits per kind, "past
     #: only") follows the urgency block. Models trained before it load with ``False``.
     context: bool = True
+    #: Urgency cue lexicons with a column, in order (a prefix of :data:`.lexicons.CUE_NAMES`).
+    #: Models trained before the ``habitual`` cue (urgency rework #6) load with the first four.
+    cue_names: tuple[str, ...] = CUE_NAMES
     _char_cache: dict[str, tuple[int, ...]] = field(default_factory=dict, repr=False)
     _enc: BatchEncoder | None = field(default=None, repr=False, compare=False)
 
@@ -138,7 +141,8 @@ class Featurizer:
         """Urgency block: one column per known rule, one per cue lexicon, and "a rule fired and
         no calm phrase vetoed it" (the column that carries rules added after training; with
         :attr:`context`, only live hits count as fired)."""
-        return (len(self.rule_cols) + len(CUE_NAMES) + 1) if self.lexicons is not None else 0
+        return ((len(self.rule_cols) + len(self.cue_names) + 1) if self.lexicons is not None
+                else 0)
 
     @property
     def n_ctx(self) -> int:
@@ -220,16 +224,20 @@ class Featurizer:
             "char_vocab": self.char_vocab, "char_idf": self.char_idf,
             "lex_weight": self.lex_weight, "rule_cols": self.rule_cols,
             "urg_weight": self.urg_weight, "context": self.context,
+            "cue_names": list(self.cue_names),
         }
 
     @classmethod
     def from_state(cls, state: dict[str, Any], lexicons: LexiconSet | None) -> Featurizer:
+        cues = tuple(state.get("cue_names", LEGACY_CUE_NAMES))
+        if cues != CUE_NAMES[: len(cues)]:
+            raise ValueError(f"model has unknown urgency cue columns {cues!r}")
         return cls(word_vocab=state["word_vocab"], word_idf=state["word_idf"],
                    char_vocab=state["char_vocab"], char_idf=state["char_idf"],
                    lexicons=lexicons, lex_weight=state["lex_weight"],
                    rule_cols=dict(state.get("rule_cols", {})),
                    urg_weight=float(state.get("urg_weight", 1.0)),
-                   context=bool(state.get("context", False)))
+                   context=bool(state.get("context", False)), cue_names=cues)
 
 
 def analyse_all(texts: Iterable[str]) -> list[Doc]:

@@ -13,8 +13,9 @@ a dark staircase is not a power outage).
 
 Category hit counts become model features. Urgency hits, calm hits and the urgency *cue*
 lexicons (``cue_*.txt``: past/resolved, planned works, hypotheticals, "happening now / to
-vulnerable people") are features of the urgency model: each known urgency/calm entry has its own
-learned weight, and the total hit counts carry any entry an expert adds after training.
+vulnerable people", habitual / recurring wording) are features of the urgency model: each known
+urgency/calm entry has its own learned weight, and the total hit counts carry any entry an
+expert adds after training.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from .normalize import lemmatize
 __all__ = [
     "CATEGORIES",
     "CUE_NAMES",
+    "LEGACY_CUE_NAMES",
     "LEXICON_DIR",
     "Lexicon",
     "LexiconSet",
@@ -42,8 +44,12 @@ CATEGORIES: tuple[str, ...] = (
 )
 
 LEXICON_DIR = Path(__file__).with_name("lexicons")
-#: Urgency cue lexicons (``lexicons/cue_<name>.txt``), in feature order.
-CUE_NAMES: tuple[str, ...] = ("past", "planned", "hypo", "now")
+#: Urgency cue lexicons (``lexicons/cue_<name>.txt``), in feature order. New cues are appended:
+#: a model records the cues it was trained with (:attr:`.features.Featurizer.cue_names`, a
+#: prefix of this tuple), so older models keep their columns.
+CUE_NAMES: tuple[str, ...] = ("past", "planned", "hypo", "now", "habitual")
+#: The cues of models trained before ``habitual`` (urgency rework #6) was added.
+LEGACY_CUE_NAMES: tuple[str, ...] = CUE_NAMES[:4]
 _WINDOW_SLACK = 3  # extra tokens allowed between the lemmas of one phrase
 
 

@@ -45,8 +45,9 @@ CV_FOLDS = 5
 HANDWRITTEN_WEIGHT = 3.0
 #: Feature recipe, part of the model version: ``context-1`` = urgency hits split by context
 #: (:mod:`.context`: live / negated / hypothetical / fixed / past; only live hits count as
-#: urgency evidence).
-FEATURES = "context-1"
+#: urgency evidence); ``+habitual`` = a fifth urgency cue, habitual / recurring wording
+#: (``lexicons/cue_habitual.txt``, urgency rework #6, chosen on group CV of the training data).
+FEATURES = "context-1+habitual"
 
 
 def training_files(data_dir: Path) -> list[Path]:
@@ -139,7 +140,8 @@ def train(data_dir: Path | None = None, out: Path | None = None, *, seed: int = 
     w_cat = np.zeros((x.shape[1], len(cat_model.classes_)), dtype=np.float32)
     w_cat[:n_cat] = cat_model.coef_.T
     # Urgency: every block — lemma n-grams (incl. «не X»), character n-grams (typos), lexicon
-    # counts, one column per urgency/calm rule and the cue lexicons (past/planned/hypo/now),
+    # counts, one column per urgency/calm rule and the cue lexicons (past/planned/hypo/now/
+    # habitual),
     # and the context block (urgency hits that are negated / hypothetical / fixed / past).
     urg_model = LogisticRegression(C=URG_C, max_iter=3000, class_weight="balanced",
                                    random_state=seed)

@@ -155,15 +155,18 @@ def make_example(category: str, bank: ModuleType, style: str, rng: random.Random
 
 
 def read_handwritten(path: Path) -> list[dict[str, object]]:
-    """Hand-written lines: ``category<TAB>urgent(0/1)<TAB>style<TAB>text``; ``#`` = comment.
+    """Hand-written lines: ``category<TAB>urgent(0/1)<TAB>style<TAB>text[<TAB># note]``.
 
-    Each hand-written line is its own phrasing, so its template id is file + line number.
+    A line starting with ``#`` is a comment; an optional trailing ``<TAB># note`` (e.g. why a
+    label was changed) is not part of the text. Each hand-written line is its own phrasing, so
+    its template id is file + line number.
     """
     rows = []
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip() or line.startswith("#"):
             continue
         cat, urg, style, text = line.split("\t", 3)
+        text = text.split("\t#", 1)[0]
         rows.append({"text": text.strip(), "category": cat, "urgent": urg == "1",
                      "style": f"{style}/handwritten", "tpl": f"{path.stem}:{n}"})
     return rows
