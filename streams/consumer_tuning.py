@@ -6,8 +6,11 @@ embedded broker (Tansu) does not: it answers when the wait is over, so every rec
 an idle partition waited up to 1.5 s before any agent saw it. Measured (``appeals bench``,
 1,000 appeals/s): intake → routed p50 428 ms, p99 2.0 s with 1,500 ms (``--set
 fetch_max_wait=1.5``), p50 86 ms, p99 385 ms with 100 ms. ``APPEALS_FETCH_MAX_WAIT`` sets
-it; the default (0.1 s) costs a real Kafka cluster at most ten empty fetches a second per idle
-connection.
+it. The default, 50 ms, was chosen on 2026-11-26 from 60 s latency runs after the later
+batching changes: p99 83 / 90 / 92 ms with 50 ms against 102 / 105 / 105 ms with 100 ms; 30 ms
+gave 117 ms, because every fetch also costs the embedded broker more as partitions fill
+(``python -m benchmarks.broker_fetch``), so more frequent fetches load it. On a real Kafka
+cluster the default costs at most twenty empty fetches a second per idle connection.
 """
 
 from __future__ import annotations

@@ -58,7 +58,7 @@ class Settings:
     """APPEALS_NATURAL_BATCHES: hand a batch over as soon as nothing more is waiting."""
     stream_buffer: int = 8192
     """APPEALS_STREAM_BUFFER: records Faust buffers per stream before fetching pauses."""
-    fetch_max_wait: float = 0.1
+    fetch_max_wait: float = 0.05
     """APPEALS_FETCH_MAX_WAIT: longest a consumer fetch waits for data, seconds (see README)."""
     verify_end_offsets: bool = True
     """APPEALS_VERIFY_END_OFFSETS: probe end offsets the broker may report short (recovery)."""

@@ -30,6 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="appeals to pre-produce (default 200000)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead")
     p.add_argument("--skip-latency", action="store_true", help="skip the latency run")
+    p.add_argument("--latency-shared-broker", action="store_true",
+                   help="run the latency phase on the broker the other phases filled instead "
+                        "of a fresh one (the embedded broker stalls more the more it holds)")
     p.add_argument("--skip-scaleout", action="store_true", help="skip the 2-worker run")
     p.add_argument("--scaleout-events", type=int, default=50_000,
                    help="appeals in the 2-worker run (default 50000, at most --events)")
@@ -83,6 +86,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         events=args.events, latency_seconds=args.latency_seconds,
         latency_rate=args.latency_rate, naive_cap_seconds=args.naive_seconds,
         partitions=args.partitions, skip_latency=args.skip_latency,
+        latency_shared_broker=args.latency_shared_broker,
         skip_scaleout=args.skip_scaleout, scaleout_events=args.scaleout_events,
         lifecycle=not args.no_lifecycle,
         log_dir=args.log_dir, batch_size=args.batch_size, batch_linger=args.batch_linger,

@@ -16,7 +16,8 @@ What is measured, and how (from outside the measured process, with nothing added
   CPU and peak RSS come from ``/proc/<pid>``. Per-stage rates come from the same timeline
   (output topic growth; SLA from committed offsets); per-stage compute cost is measured
   separately in this process on a sample, with no Kafka at all, to show framework overhead.
-* **latency** - a fresh worker, appeals produced at a steady rate; latency = the routed
+* **latency** - a fresh worker on a broker of its own (``--latency-shared-broker``: the
+  others'), appeals produced at a steady rate; latency = the routed
   record's Kafka timestamp minus the intake record's (both CreateTime, same clock).
 * **scale-out** - two workers on the same N appeals; speed-up against the single worker, and
   the outputs checked exactly-once in effect: one read-model entry and one SLA state per appeal,
@@ -59,6 +60,7 @@ class BenchOptions:
     naive_cap_seconds: float = 25.0
     partitions: int = 4
     skip_latency: bool = False
+    latency_shared_broker: bool = False
     skip_scaleout: bool = False
     scaleout_events: int = 50_000
     lifecycle: bool = True
@@ -198,7 +200,7 @@ class Bench:
             stages = stage_compute(work)
             latency: dict[str, Any] = {}
             if not opts.skip_latency:
-                latency = self.latency(broker.url, redis_server.url)
+                latency = self.latency_phase(broker.url, redis_server.url)
             scale: dict[str, Any] = {}
             if not opts.skip_scaleout:
                 other = self.settings(broker.url, redis_server.url)
@@ -345,6 +347,25 @@ class Bench:
         }
         out.update(check)
         return out
+
+    def latency_phase(self, shared_kafka: str, redis: str) -> dict[str, Any]:
+        """The latency run on a broker of its own, unless told to share the others' broker.
+
+        Why its own: the embedded broker keeps every earlier phase's ~600,000 records in
+        memory, and its stalls grow with what it holds (``benchmarks.broker_fetch
+        --elsewhere``: fetch maxima 11 ms with 50,000 batches elsewhere, 51 ms with 100,000),
+        while the latency run is about the pipeline; a Kafka broker's old segments sit on disk.
+        The run's own topics and worker are fresh either way.
+        """
+        from streams.devstack import start_broker
+
+        if self.opts.latency_shared_broker:
+            return {**self.latency(shared_kafka, redis), "latency_broker": "shared"}
+        broker = start_broker(log_dir=self.log_dir)
+        try:
+            return {**self.latency(broker.url, redis), "latency_broker": "fresh"}
+        finally:
+            broker.stop()
 
     def latency(self, kafka: str, redis: str) -> dict[str, Any]:
         from streams.testing import WorkerProcess, read_topic
@@ -782,11 +803,13 @@ def render_table(doc: dict[str, Any]) -> str:
             f"{lat['latency_seconds']:.0f} s (achieved {lat['latency_achieved_rate_per_s']:.0f}/s,"
             f" {lat['latency_samples']:,} samples): p50 {lat['latency_p50_ms']} ms, "
             f"p90 {lat['latency_p90_ms']} ms, p99 {lat['latency_p99_ms']} ms, "
-            f"max {lat['latency_max_ms']} ms")
+            f"max {lat['latency_max_ms']} ms"
+            + (" (a broker of its own)" if lat.get("latency_broker") == "fresh" else
+               " (the other phases' broker)" if lat.get("latency_broker") == "shared" else ""))
         if lat.get("latency_by_third"):
             lines.append("  by third of the run (p50 / p99 ms): " + ", ".join(
                 f"{w['p50_ms']:g} / {w['p99_ms']:g}" for w in lat["latency_by_third"])
-                + "  (the embedded broker's fetches slow down as partitions fill)")
+                + "  (a rise: the embedded broker's fetch cost grows as partitions fill)")
         if lat.get("loop_probes"):
             lines.append(
                 f"  worker event loop ({lat['loop_probes']:,} probes of 100 ms): held "
