@@ -806,10 +806,10 @@ def render_table(doc: dict[str, Any]) -> str:
             f"max {lat['latency_max_ms']} ms"
             + (" (a broker of its own)" if lat.get("latency_broker") == "fresh" else
                " (the other phases' broker)" if lat.get("latency_broker") == "shared" else ""))
-        if lat.get("latency_by_third"):
+        thirds = lat.get("latency_by_third") or []
+        if thirds:
             lines.append("  by third of the run (p50 / p99 ms): " + ", ".join(
-                f"{w['p50_ms']:g} / {w['p99_ms']:g}" for w in lat["latency_by_third"])
-                + "  (a rise: the embedded broker's fetch cost grows as partitions fill)")
+                f"{w['p50_ms']:g} / {w['p99_ms']:g}" for w in thirds))
         if lat.get("loop_probes"):
             lines.append(
                 f"  worker event loop ({lat['loop_probes']:,} probes of 100 ms): held "
