@@ -43,7 +43,7 @@ def _processed(report: Path) -> set[tuple[int, int]]:
 
 
 def _run(broker, redis_server, tmp_path: Path,  # type: ignore[no-untyped-def]
-         seek_first: bool, table: bool = True,
+         seek_first: bool, table: bool = True, attempt: int = 1,
          ) -> tuple[set[tuple[int, int]], set[tuple[int, int]], str]:
     settings = isolated_settings(broker.url, redis_server.url, partitions=2, batch_size=20,
                                  seek_before_resume=seek_first)
@@ -65,7 +65,8 @@ def _run(broker, redis_server, tmp_path: Path,  # type: ignore[no-untyped-def]
         producer.flush()
     finally:
         producer.close()
-    report, log = tmp_path / f"report-{seek_first}", tmp_path / f"worker-{seek_first}.log"
+    report = tmp_path / f"report-{seek_first}-{attempt}"
+    log = tmp_path / f"worker-{seek_first}-{attempt}.log"
     worker = _start(settings, report, log, table)
     try:
         last = (-1.0, 0)
@@ -110,12 +111,23 @@ def test_faust_order_loses_what_it_fetched_while_seeking(broker, redis_server,
                                                          tmp_path: Path) -> None:
     """Faust 0.15.3's own order, same worker: the loss the patch exists for.
 
-    If this starts failing after a faust-streaming upgrade, Faust may have fixed the order
-    itself: check, and retire streams.resume_order.
+    The loss is a race (a fetch has to land between Faust's resume and its clearing of the
+    buffers), so a run on a loaded machine can miss it: it processed all 2,000 once in a full
+    CI run (2026-11-26) and lost 280-480 in 3 of 3 runs alone. Up to three tries, each on fresh
+    topics; the test fails only if none loses anything. If it starts failing after a
+    faust-streaming upgrade, Faust may have fixed the order itself: check, and retire
+    streams.resume_order.
     """
-    truth, processed, log = _run(broker, redis_server, tmp_path, seek_first=False)
-    missing = truth - processed
-    assert processed and missing, (len(processed), log[-2000:])
+    outcomes = []
+    for attempt in range(1, 4):
+        truth, processed, log = _run(broker, redis_server, tmp_path, seek_first=False,
+                                     attempt=attempt)
+        missing = truth - processed
+        outcomes.append((len(processed), len(missing)))
+        if processed and missing:
+            return
+    pytest.fail(f"Faust's own order lost nothing in 3 tries (processed, missing): {outcomes}\n"
+                + log[-2000:])
 
 
 def test_installed_faust_is_the_checked_version() -> None:
