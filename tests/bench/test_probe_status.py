@@ -85,3 +85,12 @@ def test_broker_fetch_slope_is_per_thousand_batches() -> None:
             {"batches": 15000, "fetch_p50_ms": 7.5}]
     assert ms_per_1000_batches(rows) == 0.5
     assert ms_per_1000_batches(rows[:1]) == 0.0
+
+
+def test_near_dup_sketch_benchmark_checks_both_paths_agree() -> None:
+    from benchmarks.near_dup_sketches import run
+
+    result = run(batch=40, rounds=1)
+    assert result["batch"] == 40 and result["mean_text_chars"] > 0
+    assert result["one_by_one_us_per_text"] > 0 and result["batched_us_per_text"] > 0
+    assert result["batched_over_one_by_one"] > 0

@@ -7,6 +7,8 @@ import uuid
 from typing import Any
 
 import redis.asyncio as aioredis
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from schemas.records import Author, RegisteredAppeal
 from workers.intake.near_duplicates import (
@@ -16,7 +18,10 @@ from workers.intake.near_duplicates import (
     jaccard,
     remember,
     remember_many,
+    signature,
+    signatures,
     sketch,
+    sketches,
 )
 
 TEXT = ("Третий день в квартире нет отопления, батареи холодные, температура 14 градусов. "
@@ -58,6 +63,32 @@ def test_similarity_estimate() -> None:
     assert jaccard(sketch(TEXT), sketch(OTHER)) < 0.2
     long_a = TEXT * 10 + " дополнительно"
     assert jaccard(sketch(long_a), sketch(TEXT * 10)) >= 0.8
+
+
+_TEXTS = st.lists(
+    st.one_of(
+        st.text(max_size=300),
+        st.sampled_from(["", "  ", "!!!", "Ёж", "abcd", "abcde", "газ!", "🔥🔥🔥 ГАЗ 🔥",
+                         TEXT, OTHER, TEXT * 3]),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts=_TEXTS, size=st.sampled_from([4, 128]), shingle=st.sampled_from([3, 5]))
+def test_batch_sketches_equal_one_by_one(texts: list[str], size: int, shingle: int) -> None:
+    """The batch path hashes the texts as one array; no window may cross two texts."""
+    assert sketches(texts, size, shingle) == [sketch(t, size, shingle) for t in texts]
+
+
+def test_batch_signatures_equal_one_by_one() -> None:
+    cfg = _cfg()
+    batch = [_appeal("a1"), _appeal("a2", text=RESEND, phone=None), _appeal("a3", text=OTHER),
+             _appeal("a4", phone=None, address=None), _appeal("a5", text="")]
+    assert signatures(batch, cfg) == [signature(a, cfg) for a in batch]
+    assert signatures(batch, cfg)[3].sketch == ()  # no identity: nothing to compare, no sketch
+    assert signatures([], cfg) == []
 
 
 def test_resend_within_a_day_is_flagged(redis_server: Any) -> None:

@@ -107,7 +107,7 @@ def install(app: faust.App, ctx: WorkerContext, router: Router, classifier: Any)
                         email_regime=settings.email_regime,
                         web_regime=settings.web_regime,
                     ))
-                signatures = [near_duplicates.signature(r, near_cfg) for r in batch]
+                signatures = near_duplicates.signatures(batch, near_cfg)
                 await _flag_near_duplicates(ctx, batch, near_cfg, signatures)
                 for registered in batch:
                     await outbox.send_record(t.REGISTERED, registered.appeal_id, registered)
