@@ -1,0 +1,1 @@
+"""Experiments on the classifier that were measured but not shipped; see each module."""
