@@ -94,3 +94,23 @@ def test_near_dup_sketch_benchmark_checks_both_paths_agree() -> None:
     assert result["batch"] == 40 and result["mean_text_chars"] > 0
     assert result["one_by_one_us_per_text"] > 0 and result["batched_us_per_text"] > 0
     assert result["batched_over_one_by_one"] > 0
+
+
+def test_classify_cost_is_measured_cold_then_after_warming_on_other_appeals() -> None:
+    import orjson
+
+    from workers.bench.runner import Workload, _classify_cost
+
+    seen: list[list[str]] = []
+
+    class Recorder:
+        def classify_batch(self, texts: list[str]) -> list[None]:
+            seen.append(list(texts))
+            return [None] * len(texts)
+
+    sample = [f"s{i}" for i in range(4)]
+    appeals = [("t", None, orjson.dumps({"text": f"a{i}"})) for i in range(10)]
+    out = _classify_cost(Recorder(), Workload(appeals, []), sample, warm_with=3)
+    assert set(out) == {"classify", "classify_cold"}
+    # cold: the sample's first half; warming: appeals the sample is not (4..6); steady: the rest
+    assert seen == [["s0", "s1"], ["a4", "a5", "a6"], ["s2", "s3"]]
