@@ -63,6 +63,12 @@ def create_app(settings: Settings) -> faust.App:
         web_port=settings.web_port,
         web_bind="127.0.0.1",
     )
+    # A table write cannot await, so Faust queues its changelog record and pauses every stream
+    # while more than ``max_messages`` wait for the producer, logging a warning each time. Its
+    # fixed 100 is less than one SLA batch writes: under load the warning came ~15 times a
+    # second (issue 7), meaning nothing, and each pause drained the queue one record per
+    # ``wait_for``. Commits still wait for the whole queue (streams.changelog_flush).
+    app.producer.buffer.max_messages = settings.changelog_buffer
     consumer_tuning.configure(app, settings.fetch_max_wait)
     end_offsets.configure(app, settings.verify_end_offsets)
     return app

@@ -58,6 +58,8 @@ class Settings:
     """APPEALS_NATURAL_BATCHES: hand a batch over as soon as nothing more is waiting."""
     stream_buffer: int = 8192
     """APPEALS_STREAM_BUFFER: records Faust buffers per stream before fetching pauses."""
+    changelog_buffer: int = 4096
+    """APPEALS_CHANGELOG_BUFFER: table changelog records queued before streams pause to drain."""
     fetch_max_wait: float = 0.05
     """APPEALS_FETCH_MAX_WAIT: longest a consumer fetch waits for data, seconds (see README)."""
     verify_end_offsets: bool = True
@@ -128,6 +130,7 @@ class Settings:
         _check(self.notify_concurrency >= 1, "APPEALS_NOTIFY_CONCURRENCY", "must be at least 1")
         _check(0.001 <= self.fetch_max_wait <= 5, "APPEALS_FETCH_MAX_WAIT", "must be 0.001..5 s")
         _check(self.stream_buffer >= 16, "APPEALS_STREAM_BUFFER", "must be at least 16")
+        _check(self.changelog_buffer >= 100, "APPEALS_CHANGELOG_BUFFER", "must be at least 100")
         _check(self.batch_linger >= 0, "APPEALS_BATCH_LINGER", "must not be negative")
         _check(self.session_timeout >= 1, "APPEALS_SESSION_TIMEOUT", "must be at least 1 s")
         _check(0 <= self.metrics_port < 65536, "APPEALS_METRICS_PORT", "must be a port number")
