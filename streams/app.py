@@ -19,6 +19,7 @@ from streams import (
     fastpath,
     fetch_snapshot,
     resume_order,
+    rocksdb_store,
 )
 from streams.partitioner import partition_for
 from streams.settings import Settings
@@ -30,6 +31,7 @@ def create_app(settings: Settings) -> faust.App:
     fastpath.install(settings.faust_fastpath)
     resume_order.install(settings.seek_before_resume)
     fetch_snapshot.install()
+    rocksdb_store.install()
     app = faust.App(
         settings.app_id,
         broker=settings.kafka,

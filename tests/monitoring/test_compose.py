@@ -74,6 +74,12 @@ def test_workers(compose):
         assert env["APPEALS_REDIS"] == "redis://redis:6379/0"
         assert env["APPEALS_ALERTMANAGER_URL"] == "http://alertmanager:9093"
         assert set(worker["depends_on"]) >= {"kafka", "redis"}
+        # Durable state on a volume of the worker's own (RocksDB locks its directory).
+        assert env["APPEALS_STORE"] == "rocksdb://"
+        mounts = [v.split(":")[1] for v in worker["volumes"]]
+        assert any(env["APPEALS_DATA_DIR"].startswith(m) for m in mounts)
+    volumes = [services[name]["volumes"][0].split(":")[0] for name in WORKERS]
+    assert len(set(volumes)) == len(WORKERS)
     prometheus = yaml.safe_load((MONITORING / "prometheus" / "prometheus.yml").read_text())
     job = next(j for j in prometheus["scrape_configs"] if j["job_name"] == "appeals-worker")
     port = services[WORKERS[0]]["environment"]["APPEALS_METRICS_PORT"]

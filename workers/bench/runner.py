@@ -275,8 +275,9 @@ class Bench:
         outputs = [tn(b) for b in (t.REGISTERED, t.TRIAGE, t.DEADLETTER)]
         progress = procstat.GroupProgress(settings.kafka_bootstrap, settings.app_id,
                                           inputs + outputs)
-        procs = [WorkerProcess(settings, self.log_dir / f"{name}-{i}.log") for i in
-                 range(workers)]
+        # A state directory each: with --set store=rocksdb:// two workers must not share one.
+        procs = [WorkerProcess(settings.replace(data_dir=str(self.log_dir / f"{name}-{i}-state")),
+                               self.log_dir / f"{name}-{i}.log") for i in range(workers)]
         for p in procs:
             p.start()
         timeline: list[procstat.GroupSnapshot] = []
