@@ -76,10 +76,13 @@ _TEXTS = st.lists(
 
 
 @settings(max_examples=300, deadline=None)
-@given(texts=_TEXTS, size=st.sampled_from([4, 128]), shingle=st.sampled_from([3, 5]))
-def test_batch_sketches_equal_one_by_one(texts: list[str], size: int, shingle: int) -> None:
-    """The batch path hashes the texts as one array; no window may cross two texts."""
-    assert sketches(texts, size, shingle) == [sketch(t, size, shingle) for t in texts]
+@given(texts=_TEXTS, size=st.sampled_from([4, 128]), shingle=st.sampled_from([3, 5]),
+       chunk=st.sampled_from([1, 7, 200, 1 << 18]))
+def test_batch_sketches_equal_one_by_one(texts: list[str], size: int, shingle: int,
+                                         chunk: int) -> None:
+    """The batch path hashes runs of texts as one array (at most ``chunk`` code points, and at
+    least one text, per run); no window may cross two texts, and no text may be skipped."""
+    assert sketches(texts, size, shingle, chunk) == [sketch(t, size, shingle) for t in texts]
 
 
 def test_batch_signatures_equal_one_by_one() -> None:
