@@ -9,8 +9,8 @@ store then failed the first write of the SLA agent (``assert event is not None``
 worker exited: the README's "durable worker state" did not work.
 
 :class:`Store` is Faust's RocksDB store with one change: for a table that uses the partitioner,
-a write goes to the database of the key's partition, computed with the same murmur2 partitioner
-the changelog records get (:func:`streams.partitioner.partition_for`). That is the partition
+a write goes to the database of the key's partition, computed with the murmur2 hash the
+changelog records' partitioner uses (:func:`streams.partitioner.key_hash`). That is the partition
 whose changelog the store recovers from and whose offset it persists, so local state, changelog
 and recovery agree. Reads already search the open databases by key (Faust's own code path for
 such tables). Other tables are written as Faust writes them.
@@ -25,7 +25,7 @@ from typing import Any
 from faust.stores import rocksdb as faust_rocksdb
 from faust.streams import current_event
 
-from streams.partitioner import partition_for
+from streams.partitioner import key_hash
 
 SCHEME = "rocksdb"
 _installed = False
@@ -37,8 +37,9 @@ class Store(faust_rocksdb.Store):
     def partition_of(self, key: bytes) -> int:
         table: Any = self.table
         if table.use_partitioner:
-            partitions = list(range(table.partitions or self.app.conf.topic_partitions))
-            return partition_for(key, partitions, partitions)
+            # What streams.partitioner.partition_for picks for the changelog record of this key
+            # (partitions 0..n-1), without building the partition list on every write.
+            return key_hash(key) % (table.partitions or self.app.conf.topic_partitions)
         event = current_event()
         if event is None:
             raise RuntimeError(f"table {table.name}: written outside a stream, and its "

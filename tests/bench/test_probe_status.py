@@ -114,3 +114,10 @@ def test_classify_cost_is_measured_cold_then_after_warming_on_other_appeals() ->
     assert set(out) == {"classify", "classify_cold"}
     # cold: the sample's first half; warming: appeals the sample is not (4..6); steady: the rest
     assert seen == [["s0", "s1"], ["a4", "a5", "a6"], ["s2", "s3"]]
+
+
+def test_sketching_in_runs_bounds_the_memory_of_a_batch_of_long_letters() -> None:
+    from benchmarks.near_dup_sketches import peak_mb
+
+    # 20 letters at the length limit: in runs of one letter vs one 400,000-code-point array.
+    assert peak_mb(20, chunk=20_000) * 3 < peak_mb(20, chunk=1 << 62)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from workers.classification.studies.word_vectors import WordVectors, _p_at_recall
+from workers.classification.studies.cv import p_at_recall
+from workers.classification.studies.word_vectors import WordVectors
 
 
 def test_precision_at_recall_stops_at_the_first_score_reaching_the_recall() -> None:
     scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5])
     y = np.array([True, False, True, True, False])
-    assert _p_at_recall(scores, y, 0.95) == 0.75  # all 3 urgent found within the top 4
-    assert _p_at_recall(scores, y, 0.30) == 1.0
+    assert p_at_recall(scores, y, 0.95) == 0.75  # all 3 urgent found within the top 4
+    assert p_at_recall(scores, y, 0.30) == 1.0
 
 
 def test_mean_vectors_decode_the_quantised_table_and_skip_unknown_words() -> None:

@@ -31,117 +31,93 @@ import numpy as np
 from scipy import sparse
 
 from workers.classification import train as training
-from workers.classification.dataio import read_labelled
-from workers.classification.features import Featurizer, analyse
-from workers.classification.lexicons import CATEGORIES, LEXICON_DIR, load_lexicons
-from workers.classification.studies.word_vectors import (
-    HELD_OUT,
-    _fold_assignment,
-    _p_at_recall,
-)
+from workers.classification.lexicons import CATEGORIES
+from workers.classification.studies import cv
 
 VARIANTS = ("C", "CxF")
 ASSIGNMENTS = 16
+#: The guide's canonical non-urgent roads complaint (``tests/classification/test_classifier.py``).
+ROAD_SNOW = "Снег на проезжей части не убирают, машины буксуют"
 
 
-def _extra(probabilities: np.ndarray, fired: np.ndarray, variant: str) -> Any:
-    if variant == "C":
-        return sparse.csr_matrix(probabilities)
-    return sparse.csr_matrix(np.hstack([probabilities, probabilities * fired[:, None]]))
+def _features(x: Any, proba: np.ndarray, fired: np.ndarray, variant: str) -> Any:
+    """The shipped urgency features, plus the variant's category columns."""
+    if variant == "shipped":
+        return x
+    extra = proba if variant == "C" else np.hstack([proba, proba * fired[:, None]])
+    return sparse.hstack([x, sparse.csr_matrix(extra)]).tocsr()
 
 
 def run(held_out: bool) -> None:
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import GroupKFold
+    data = cv.training_data()
+    n_cat = data.n_cat
+    fired_col = data.feat.block_slices()["urg"].stop - 1  # "a live urgency rule fired"
 
-    files = training.training_files(training.CORPUS_DIR)
-    examples = [e for f in files for e in read_labelled(f)]
-    docs = [analyse(e.text) for e in examples]
-    feat = Featurizer(lexicons=load_lexicons(LEXICON_DIR)).fit(docs)
-    x, _, _ = feat.transform(docs)
-    x = sparse.csr_matrix(x)
-    blocks = feat.block_slices()
-    n_cat = blocks["lex"].stop
-    fired = (x[:, blocks["urg"].stop - 1].toarray().ravel() > 0).astype(np.float64)
-    y_cat = np.array([CATEGORIES.index(e.category) for e in examples])
-    y_urg = np.array([e.urgent for e in examples], dtype=bool)
-    group_list, handwritten = training._groups(files)
-    groups = np.array(group_list)
-    weight = np.where(np.array(handwritten, dtype=bool), training.HANDWRITTEN_WEIGHT, 1.0)
+    def fired(x: Any) -> np.ndarray:
+        return (x[:, fired_col].toarray().ravel() > 0).astype(np.float64)
 
-    def category_model() -> Any:
-        return LogisticRegression(C=training.CAT_C, max_iter=3000, random_state=training.SEED)
-
-    def urgency_model() -> Any:
-        return LogisticRegression(C=training.URG_C, max_iter=3000, class_weight="balanced",
-                                  random_state=training.SEED)
-
-    def oof_scores(splits: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
-        probabilities = np.zeros((len(y_cat), len(CATEGORIES)))
-        for tr, va in splits:
-            m = category_model().fit(x[tr, :n_cat], y_cat[tr])
-            probabilities[np.ix_(va, m.classes_)] = m.predict_proba(x[va, :n_cat])
-        out = {}
-        for variant in ("shipped", *VARIANTS):
-            xs = x if variant == "shipped" else sparse.hstack(
-                [x, _extra(probabilities, fired, variant)]).tocsr()
-            scores = np.zeros(len(y_urg))
-            for tr, va in splits:
-                m = urgency_model().fit(xs[tr], y_urg[tr], sample_weight=weight[tr])
-                scores[va] = m.predict_proba(xs[va])[:, 1]
-            out[variant] = scores
-        return out
+    def oof_scores(splits: cv.Splits) -> dict[str, np.ndarray]:
+        proba = cv.oof_category_proba(data.x[:, :n_cat], data, splits)
+        return {v: cv.oof_urgency(_features(data.x, proba, fired(data.x), v), data, splits)
+                for v in ("shipped", *VARIANTS)}
 
     # train.py's own folds: its threshold rule and CV P / R for each variant.
-    own = oof_scores(list(GroupKFold(training.CV_FOLDS).split(x, y_urg, groups)))
     thresholds = {}
-    for variant, scores in own.items():
-        t = thresholds[variant] = training._pick_threshold(scores, y_urg)
-        pred = scores >= t
-        tp = int((pred & y_urg).sum())
-        print(f"{variant:8} train.py folds: threshold {t}, CV P {tp / max(int(pred.sum()), 1):.3f}"
-              f" / R {tp / int(y_urg.sum()):.3f}, P@R.95 {_p_at_recall(scores, y_urg):.3f}",
-              flush=True)
+    for variant, scores in oof_scores(cv.own_splits(data)).items():
+        t = thresholds[variant] = training._pick_threshold(scores, data.y_urg)
+        print(f"{variant:8} train.py folds: threshold {t}, CV "
+              f"{cv.precision_recall(scores >= t, data.y_urg)}, "
+              f"P@R.95 {cv.p_at_recall(scores, data.y_urg):.3f}", flush=True)
     gains: dict[str, list[float]] = {v: [] for v in VARIANTS}
     for seed in range(ASSIGNMENTS):
-        splits = list(GroupKFold(5).split(x, y_urg, _fold_assignment(groups, seed)))
-        by_variant = oof_scores(splits)
-        base = _p_at_recall(by_variant["shipped"], y_urg)
+        by_variant = oof_scores(cv.random_splits(data, seed))
+        base = cv.p_at_recall(by_variant["shipped"], data.y_urg)
         for variant in VARIANTS:
-            gains[variant].append(_p_at_recall(by_variant[variant], y_urg) - base)
+            gains[variant].append(cv.p_at_recall(by_variant[variant], data.y_urg) - base)
     for variant in VARIANTS:
         g = np.array(gains[variant])
         se = g.std(ddof=1) / np.sqrt(len(g))
         print(f"{variant:8} P@R.95 gain over {ASSIGNMENTS} assignments: {g.mean():+.4f} ± "
               f"{se:.4f} s.e., better on {int((g > 0).sum())}", flush=True)
-    if not held_out:
-        return
+    if held_out:
+        _score_held_out(data, thresholds, fired)
 
-    cat_full = category_model().fit(x[:, :n_cat], y_cat)
-    # Training rows get out-of-fold probabilities on train.py's folds, as in the CV above.
-    probabilities = np.zeros((len(y_cat), len(CATEGORIES)))
-    for tr, va in GroupKFold(training.CV_FOLDS).split(x, y_urg, groups):
-        m = category_model().fit(x[tr, :n_cat], y_cat[tr])
-        probabilities[np.ix_(va, m.classes_)] = m.predict_proba(x[va, :n_cat])
+
+def _score_held_out(data: cv.TrainingData, thresholds: dict[str, float], fired: Any) -> None:
+    """The variants trained as ``train.py`` would train them, on the held-out files and on the
+    canonical road complaint; for the variants, also the urgency weights of the categories."""
+    n_cat = data.n_cat
+    category = cv.category_model().fit(data.x[:, :n_cat], data.y_cat)
+    # Training rows carry out-of-fold probabilities (train.py's folds), as in the CV above.
+    train_proba = cv.oof_category_proba(data.x[:, :n_cat], data, cv.own_splits(data))
+
+    def proba_of(x: Any) -> np.ndarray:
+        out = np.zeros((x.shape[0], len(CATEGORIES)))
+        out[:, category.classes_] = category.predict_proba(x[:, :n_cat])
+        return out
+
+    road = cv.LabelledSet([ROAD_SNOW], data.feat.transform_texts([ROAD_SNOW])[0], np.zeros(1),
+                          np.zeros(1, dtype=bool))
     for variant in ("shipped", *VARIANTS):
-        xs = x if variant == "shipped" else sparse.hstack(
-            [x, _extra(probabilities, fired, variant)]).tocsr()
-        model = urgency_model().fit(xs, y_urg, sample_weight=weight)
+        model = cv.urgency_model().fit(
+            _features(data.x, train_proba, fired(data.x), variant), data.y_urg,
+            sample_weight=data.weight)
         parts = []
-        for name in HELD_OUT:
-            rows = read_labelled(training.CORPUS_DIR / f"{name}.jsonl")
-            xt = sparse.csr_matrix(feat.transform([analyse(e.text) for e in rows])[0])
-            yt = np.array([e.urgent for e in rows], dtype=bool)
-            if variant != "shipped":
-                pt = np.zeros((len(rows), len(CATEGORIES)))
-                pt[:, cat_full.classes_] = cat_full.predict_proba(xt[:, :n_cat])
-                ft = (xt[:, blocks["urg"].stop - 1].toarray().ravel() > 0).astype(np.float64)
-                xt = sparse.hstack([xt, _extra(pt, ft, variant)]).tocsr()
+        for name in cv.HELD_OUT:
+            h = data.labelled(name)
+            xt = _features(h.x, proba_of(h.x), fired(h.x), variant)
             pred = model.predict_proba(xt)[:, 1] >= thresholds[variant]
-            tp = int((pred & yt).sum())
-            precision, recall = tp / max(int(pred.sum()), 1), tp / int(yt.sum())
-            parts.append(f"{name} P {precision:.3f} / R {recall:.3f}")
+            parts.append(f"{name} {cv.precision_recall(pred, h.y_urg)}")
         print(f"{variant:8} held out: " + "; ".join(parts), flush=True)
+        road_x = sparse.csr_matrix(road.x)
+        p_road = model.predict_proba(_features(road_x, proba_of(road_x), fired(road_x),
+                                               variant))[0, 1]
+        print(f"{variant:8} «{ROAD_SNOW}»: urgent probability {p_road:.2f} "
+              f"(threshold {thresholds[variant]})", flush=True)
+        if variant != "shipped":
+            weights = model.coef_[0, data.x.shape[1]:data.x.shape[1] + len(CATEGORIES)]
+            print(f"{variant:8} urgency weight of each category probability: " + ", ".join(
+                f"{c} {w:+.1f}" for c, w in zip(CATEGORIES, weights, strict=True)), flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -38,11 +38,8 @@ import numpy as np
 from scipy import sparse
 
 from workers.classification import train as training
-from workers.classification.dataio import read_labelled
-from workers.classification.features import Featurizer, analyse
-from workers.classification.lexicons import CATEGORIES, LEXICON_DIR, load_lexicons
+from workers.classification.studies import cv
 
-HELD_OUT = ("test", "test_fresh", "test_fresh2", "test_fresh3")
 _WORD = re.compile(r"[а-яёa-z]+")
 
 
@@ -59,13 +56,21 @@ class WordVectors:
         self.codes = np.asarray(table.pq.indexes)  # (words, subspaces) uint8
         self.centroids = np.asarray(table.pq.codes)  # (subspaces, 256, dims per subspace)
 
+    @staticmethod
+    def _words(text: str) -> list[str]:
+        return [t.replace("ё", "е") for t in _WORD.findall(text.lower())]
+
+    def coverage(self, texts: Sequence[str]) -> float:
+        """Share of the texts' words that have a vector."""
+        words = [w for text in texts for w in self._words(text)]
+        return sum(w in self.index for w in words) / max(len(words), 1)
+
     def mean_vectors(self, texts: Sequence[str]) -> np.ndarray:
         subspaces, _, width = self.centroids.shape
         out = np.zeros((len(texts), subspaces * width), np.float32)
         rows = np.arange(subspaces)[None, :]
         for k, text in enumerate(texts):
-            ids = [self.index[w] for w in (t.replace("ё", "е") for t in _WORD.findall(text.lower()))
-                   if w in self.index]
+            ids = [self.index[w] for w in self._words(text) if w in self.index]
             if ids:
                 vectors = self.centroids[rows, self.codes[ids].astype(int)].reshape(len(ids), -1)
                 mean = vectors.mean(axis=0)
@@ -73,110 +78,62 @@ class WordVectors:
         return out
 
 
-def _p_at_recall(scores: np.ndarray, y: np.ndarray, recall: float = 0.95) -> float:
-    order = np.argsort(-scores)
-    tp = np.cumsum(y[order])
-    k = int(np.searchsorted(tp, np.ceil(recall * y.sum())))
-    return float(tp[k] / (k + 1))
-
-
-def _fold_assignment(groups: np.ndarray, seed: int) -> np.ndarray:
-    unique = np.unique(groups)
-    perm = dict(zip(unique, np.random.default_rng(seed).permutation(len(unique)), strict=True))
-    return np.array([perm[g] for g in groups])
-
-
-def _with(x: Any, dense: np.ndarray | None, scale: float) -> Any:
-    return x if dense is None else sparse.hstack([x, sparse.csr_matrix(dense * scale)]).tocsr()
+def _with(x: Any, dense: np.ndarray, scale: float) -> Any:
+    """``x`` with the vector columns times ``scale`` appended; scale 0 = the shipped features."""
+    return x if scale == 0 else sparse.hstack([x, sparse.csr_matrix(dense * scale)]).tocsr()
 
 
 def run(vectors_path: Path, scales: Sequence[float]) -> None:
-    from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import f1_score
-    from sklearn.model_selection import GroupKFold
 
     vectors = WordVectors(vectors_path)
-    files = training.training_files(training.CORPUS_DIR)
-    examples = [e for f in files for e in read_labelled(f)]
-    feat = Featurizer(lexicons=load_lexicons(LEXICON_DIR)).fit([analyse(e.text) for e in examples])
-    x, _, _ = feat.transform([analyse(e.text) for e in examples])
-    n_cat = feat.block_slices()["lex"].stop
-    dense = vectors.mean_vectors([e.text for e in examples])
-    y_cat = np.array([CATEGORIES.index(e.category) for e in examples])
-    y_urg = np.array([e.urgent for e in examples], dtype=bool)
-    group_list, handwritten = training._groups(files)
-    groups = np.array(group_list)
-    weight = np.where(np.array(handwritten, dtype=bool), training.HANDWRITTEN_WEIGHT, 1.0)
-    held_out = []
-    urgent_held_out = []
-    for name in HELD_OUT:
-        rows = read_labelled(training.CORPUS_DIR / f"{name}.jsonl")
-        held_out.append((name, feat.transform([analyse(e.text) for e in rows])[0],
-                         vectors.mean_vectors([e.text for e in rows]),
-                         np.array([CATEGORIES.index(e.category) for e in rows])))
-        urgent_held_out.append(np.array([e.urgent for e in rows], dtype=bool))
+    data = cv.training_data()
+    n_cat = data.n_cat
+    dense = vectors.mean_vectors(data.texts)
+    print(f"training tokens with a vector: {vectors.coverage(data.texts):.1%}")
+    held_out = [(name, data.labelled(name)) for name in cv.HELD_OUT]
+    held_dense = [vectors.mean_vectors(h.texts) for _, h in held_out]
 
-    def category(scale: float | None) -> tuple[list[float], list[np.ndarray]]:
-        extra = None if scale is None else dense
-        xs = _with(x[:, :n_cat], extra, scale or 0.0)
-        cv = []
+    def category(scale: float) -> tuple[list[float], list[np.ndarray]]:
+        xs = _with(data.x[:, :n_cat], dense, scale)
+        scores = []
         for seed in range(4):
-            oof = np.zeros(len(y_cat), int)
-            for tr, va in GroupKFold(5).split(xs, y_cat, _fold_assignment(groups, seed)):
-                m = LogisticRegression(C=training.CAT_C, max_iter=3000,
-                                       random_state=training.SEED).fit(xs[tr], y_cat[tr])
-                oof[va] = m.predict(xs[va])
-            cv.append(float(f1_score(y_cat, oof, average="macro")))
-        model = LogisticRegression(C=training.CAT_C, max_iter=3000,
-                                   random_state=training.SEED).fit(xs, y_cat)
-        right = [model.predict(_with(xt[:, :n_cat], None if scale is None else dt, scale or 0.0))
-                 == yt for _, xt, dt, yt in held_out]
-        return cv, right
+            oof = np.zeros(len(data.y_cat), int)
+            for tr, va in cv.random_splits(data, seed):
+                oof[va] = cv.category_model().fit(xs[tr], data.y_cat[tr]).predict(xs[va])
+            scores.append(float(f1_score(data.y_cat, oof, average="macro")))
+        model = cv.category_model().fit(xs, data.y_cat)
+        right = [model.predict(_with(h.x[:, :n_cat], d, scale)) == h.y_cat
+                 for (_, h), d in zip(held_out, held_dense, strict=True)]
+        return scores, right
 
-    def urgency_held_out(scale: float | None) -> list[str]:
+    def urgency_held_out(scale: float) -> list[str]:
         """P / R on each held-out file at the threshold ``train.py``'s rule picks."""
-        xs = _with(x, None if scale is None else dense, scale or 0.0)
-        oof = np.zeros(len(y_urg))
-        for tr, va in GroupKFold(5).split(xs, y_urg, groups):
-            m = LogisticRegression(C=training.URG_C, max_iter=3000, class_weight="balanced",
-                                   random_state=training.SEED)
-            m.fit(xs[tr], y_urg[tr], sample_weight=weight[tr])
-            oof[va] = m.predict_proba(xs[va])[:, 1]
-        threshold = training._pick_threshold(oof, y_urg)
-        model = LogisticRegression(C=training.URG_C, max_iter=3000, class_weight="balanced",
-                                   random_state=training.SEED)
-        model.fit(xs, y_urg, sample_weight=weight)
-        out = []
-        for (name, xt, dt, _), yt in zip(held_out, urgent_held_out, strict=True):
-            pred = model.predict_proba(
-                _with(xt, None if scale is None else dt, scale or 0.0))[:, 1] >= threshold
-            tp = int((pred & yt).sum())
-            out.append(f"{name} P {tp / max(int(pred.sum()), 1):.3f} / R {tp / int(yt.sum()):.3f}")
-        return [f"threshold {threshold}", *out]
-
-    def urgency(scale: float | None) -> list[float]:
-        xs = _with(x, None if scale is None else dense, scale or 0.0)
-        out = []
-        for seed in range(16):
-            oof = np.zeros(len(y_urg))
-            for tr, va in GroupKFold(5).split(xs, y_urg, _fold_assignment(groups, seed)):
-                m = LogisticRegression(C=training.URG_C, max_iter=3000, class_weight="balanced",
-                                       random_state=training.SEED)
-                m.fit(xs[tr], y_urg[tr], sample_weight=weight[tr])
-                oof[va] = m.predict_proba(xs[va])[:, 1]
-            out.append(_p_at_recall(oof, y_urg))
+        xs = _with(data.x, dense, scale)
+        threshold = training._pick_threshold(cv.oof_urgency(xs, data, cv.own_splits(data)),
+                                             data.y_urg)
+        model = cv.urgency_model().fit(xs, data.y_urg, sample_weight=data.weight)
+        out = [f"threshold {threshold}"]
+        for (name, h), d in zip(held_out, held_dense, strict=True):
+            pred = model.predict_proba(_with(h.x, d, scale))[:, 1] >= threshold
+            out.append(f"{name} {cv.precision_recall(pred, h.y_urg)}")
         return out
 
-    base_cv, base_right = category(None)
-    base_urg = np.array(urgency(None))
+    def urgency(scale: float) -> list[float]:
+        xs = _with(data.x, dense, scale)
+        return [cv.p_at_recall(cv.oof_urgency(xs, data, cv.random_splits(data, seed)),
+                               data.y_urg) for seed in range(16)]
+
+    base_cv, base_right = category(0.0)
+    base_urg = np.array(urgency(0.0))
     print(f"shipped recipe: category group-CV macro-F1 {np.mean(base_cv):.3f} ± "
           f"{np.std(base_cv):.3f}; urgency P@R.95 {base_urg.mean():.3f} ± {base_urg.std():.3f}")
-    print("  urgency held out: " + "; ".join(urgency_held_out(None)))
+    print("  urgency held out: " + "; ".join(urgency_held_out(0.0)))
     for scale in scales:
-        cv, right = category(scale)
-        print(f"+ word vectors x{scale}: category group-CV macro-F1 {np.mean(cv):.3f} ± "
-              f"{np.std(cv):.3f}")
-        for (name, *_), now, before in zip(held_out, right, base_right, strict=True):
+        scores, right = category(scale)
+        print(f"+ word vectors x{scale}: category group-CV macro-F1 {np.mean(scores):.3f} ± "
+              f"{np.std(scores):.3f}")
+        for (name, _), now, before in zip(held_out, right, base_right, strict=True):
             print(f"    {name}: errors {int((~before).sum())} -> {int((~now).sum())} "
                   f"(fixed {int((now & ~before).sum())}, broke {int((~now & before).sum())})")
         gain = np.array(urgency(scale)) - base_urg
@@ -201,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         scales = [float(s) for s in opts.scales.split(",")]
     except ValueError:
         parser.error("--scales: comma-separated numbers, e.g. 1,2")
+    if any(s <= 0 for s in scales):
+        parser.error("--scales: positive numbers (the shipped recipe is always the baseline)")
     run(opts.navec, scales)
     return 0
 
