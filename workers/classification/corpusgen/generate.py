@@ -222,7 +222,8 @@ def write_jsonl(rows: Sequence[dict[str, object]], path: Path) -> None:
 
 #: Small hand-written held-out check sets: source TSV -> JSONL (never trained on: ``test*``).
 FRESH_SETS = {"fresh_check.tsv": "test_fresh.jsonl", "fresh_check2.tsv": "test_fresh2.jsonl",
-              "fresh_check3.tsv": "test_fresh3.jsonl"}
+              "fresh_check3.tsv": "test_fresh3.jsonl", "fresh_check4.tsv": "test_fresh4.jsonl",
+              "fresh_check5.tsv": "test_fresh5.jsonl"}
 
 
 def main() -> None:
