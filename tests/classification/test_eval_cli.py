@@ -34,11 +34,12 @@ def test_heldout_category_targets(capsys: pytest.CaptureFixture[str], corpus_dir
 
 @pytest.mark.xfail(strict=True, reason=(
     "Urgency target (recall >= 0.95 at precision >= 0.80) is NOT met on the held-out split: "
-    "model 2.0+6cf587ef3849 (urgency rework #6: a habitual / recurring-wording cue, "
-    "lexicons/cue_habitual.txt, shipped on group CV of the training data; threshold 0.17 = max "
-    "group-CV recall at out-of-fold precision >= 0.82) gives P=0.721 R=0.952: recall is met, "
-    "precision is not. "
-    "Was P=0.734 R=0.952 (2.0+451308dc6122, rework #5 relabelling, threshold 0.19), "
+    "model 2.0+0f40fadf93a8 (urgency rework #7: 220 hand-written training lines of the "
+    "training side's false-alarm kinds, shipped by a rule fixed before the first run; threshold "
+    "0.15 = max group-CV recall at out-of-fold precision >= 0.82) gives P=0.681 R=0.917: "
+    "neither is met (one generated phrasing, 4 lines, fell below the threshold). "
+    "Was P=0.721 R=0.952 (2.0+6cf587ef3849, rework #6 habitual cue, threshold 0.17), "
+    "P=0.734 R=0.952 (2.0+451308dc6122, rework #5 relabelling, threshold 0.19), "
     "P=0.720 R=0.955 (2.0+9eace064f990, before the relabelling), P=0.776 R=0.933 "
     "(2.0+aba6b9f0550c), P=0.871 R=0.910 with the P>=0.85 threshold rule, P=0.66 R=0.76 "
     "before the first urgency rework. Remove this marker when it passes."))

@@ -203,6 +203,7 @@ def build(seed: int = SEED, train_per_category: int = 220,
     train += read_handwritten(CORPUS_DIR / "handwritten_hard_train.tsv")
     train += read_handwritten(CORPUS_DIR / "handwritten_urgency2_train.tsv")
     train += read_handwritten(CORPUS_DIR / "handwritten_urgency3_train.tsv")
+    train += read_handwritten(CORPUS_DIR / "handwritten_urgency4_train.tsv")
     test = generate(bank_b, test_per_category, random.Random(seed + 1), STREETS_B, CITIES_B,
                     FILLERS_B)
     test += read_handwritten(CORPUS_DIR / "handwritten_test.tsv")

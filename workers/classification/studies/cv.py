@@ -15,11 +15,11 @@ import numpy as np
 from scipy import sparse
 
 from workers.classification import train as training
-from workers.classification.dataio import read_labelled
+from workers.classification.dataio import Example, read_labelled
 from workers.classification.features import Featurizer, analyse
 from workers.classification.lexicons import CATEGORIES, LEXICON_DIR, load_lexicons
 
-HELD_OUT = ("test", "test_fresh", "test_fresh2", "test_fresh3")
+HELD_OUT = ("test", "test_fresh", "test_fresh2", "test_fresh3", "test_fresh4", "test_fresh5")
 
 Splits = Sequence[tuple[np.ndarray, np.ndarray]]
 
@@ -55,16 +55,38 @@ def _labelled(texts: list[str], feat: Featurizer, rows: Sequence[Any]) -> Labell
                        np.array([e.urgent for e in rows], dtype=bool))
 
 
-def training_data() -> TrainingData:
+def training_data(exclude_tpl_prefix: str | None = None) -> TrainingData:
+    """``train.py``'s training lines; ``exclude_tpl_prefix`` leaves out the lines whose phrasing
+    id starts with it (e.g. a hand-written file's ``<stem>:``, to study what adding it does)."""
     files = training.training_files(training.CORPUS_DIR)
     examples = [e for f in files for e in read_labelled(f)]
+    group_list, handwritten = training._groups(files)
+    if exclude_tpl_prefix is not None:
+        keep = [i for i, g in enumerate(group_list) if not g.startswith(exclude_tpl_prefix)]
+        examples = [examples[i] for i in keep]
+        group_list = [group_list[i] for i in keep]
+        handwritten = [handwritten[i] for i in keep]
+    weight = np.where(np.array(handwritten, dtype=bool), training.HANDWRITTEN_WEIGHT, 1.0)
+    return _training_data(examples, np.array(group_list), weight)
+
+
+def training_data_with(data: TrainingData, rows: Sequence[dict[str, Any]]) -> TrainingData:
+    """``data`` plus hand-written ``rows`` (``read_handwritten``'s dicts) appended at the end,
+    featurised afresh as ``train.py`` would fit on the combined texts."""
+    examples = [Example(t, CATEGORIES[int(c)], bool(u))
+                for t, c, u in zip(data.texts, data.y_cat, data.y_urg, strict=True)]
+    examples += [Example(str(r["text"]), str(r["category"]), bool(r["urgent"])) for r in rows]
+    groups = np.concatenate([data.groups, np.array([str(r["tpl"]) for r in rows])])
+    weight = np.concatenate([data.weight, np.full(len(rows), training.HANDWRITTEN_WEIGHT)])
+    return _training_data(examples, groups, weight)
+
+
+def _training_data(examples: Sequence[Example], groups: np.ndarray,
+                   weight: np.ndarray) -> TrainingData:
     texts = [e.text for e in examples]
     feat = Featurizer(lexicons=load_lexicons(LEXICON_DIR)).fit([analyse(t) for t in texts])
     base = _labelled(texts, feat, examples)
-    group_list, handwritten = training._groups(files)
-    weight = np.where(np.array(handwritten, dtype=bool), training.HANDWRITTEN_WEIGHT, 1.0)
-    return TrainingData(base.texts, base.x, base.y_cat, base.y_urg, feat, np.array(group_list),
-                        weight)
+    return TrainingData(base.texts, base.x, base.y_cat, base.y_urg, feat, groups, weight)
 
 
 def category_model() -> Any:
