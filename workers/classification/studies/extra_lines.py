@@ -17,14 +17,15 @@ fall by more than 0.003 on average, ``train.py``'s threshold rule on the whole n
 CV recall ≥ 0.930, and the classifier's behaviour tests pass. ``--held-out`` scores the
 held-out files, only after the decision.
 
-Run: ``.venv/bin/python -m workers.classification.studies.extra_lines [--held-out]``
-(about 5 minutes on this machine).
+Run: ``.venv/bin/python -m workers.classification.studies.extra_lines [--extra FILE.tsv]
+[--held-out [--only NAMES]]`` (about 5 minutes on this machine).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +44,7 @@ def _macro_f1(pred: np.ndarray, y: np.ndarray) -> float:
     return float(f1_score(y, pred, average="macro"))
 
 
-def run(extra_path: Path, held_out: bool) -> None:
+def run(extra_path: Path, held_out: Sequence[str]) -> None:
     old = cv.training_data(exclude_tpl_prefix=f"{extra_path.stem}:")
     rows = read_handwritten(extra_path)
     both = cv.training_data_with(old, rows)
@@ -102,22 +103,37 @@ def run(extra_path: Path, held_out: bool) -> None:
         print(f"{name:8} train.py's rule on its whole corpus: threshold {t}, CV "
               f"{cv.precision_recall(s >= t, data.y_urg)}", flush=True)
     if held_out:
-        _score_held_out({"shipped": old, "extra": both}, thresholds)
+        _score_held_out({"shipped": old, "extra": both}, thresholds, held_out)
 
 
-def _score_held_out(variants: dict[str, cv.TrainingData], thresholds: dict[str, float]) -> None:
-    """Each variant trained on all its lines, as ``train.py`` trains it."""
+def _score_held_out(variants: dict[str, cv.TrainingData], thresholds: dict[str, float],
+                    names: Sequence[str]) -> None:
+    """Each variant trained on all its lines, as ``train.py`` trains it; per file and pooled:
+    urgent P / R at the variant's threshold, false alarms, misses, category errors."""
+    from sklearn.metrics import average_precision_score
+
     for name, data in variants.items():
         urgency = cv.urgency_model().fit(data.x, data.y_urg, sample_weight=data.weight)
         category = cv.category_model().fit(data.x[:, :data.n_cat], data.y_cat)
-        parts = []
-        for held in cv.HELD_OUT:
+        pooled_s, pooled_y, cat_errors_all = [], [], 0
+        for held in names:
             h = data.labelled(held)
-            pred = urgency.predict_proba(h.x)[:, 1] >= thresholds[name]
+            s = urgency.predict_proba(h.x)[:, 1]
+            pred = s >= thresholds[name]
             cat_errors = int((category.predict(h.x[:, :data.n_cat]) != h.y_cat).sum())
-            parts.append(f"{held} {cv.precision_recall(pred, h.y_urg)}, {cat_errors} category "
-                         "errors")
-        print(f"{name:8} held out: " + "; ".join(parts), flush=True)
+            pooled_s.append(s)
+            pooled_y.append(h.y_urg)
+            cat_errors_all += cat_errors
+            print(f"{name:8} {held}: urgent {cv.precision_recall(pred, h.y_urg)}, false alarms "
+                  f"{int((pred & ~h.y_urg).sum())}, misses {int((~pred & h.y_urg).sum())}, AP "
+                  f"{average_precision_score(h.y_urg, s):.3f}; category errors {cat_errors} of "
+                  f"{len(h.y_cat)}", flush=True)
+        s_all, y_all = np.concatenate(pooled_s), np.concatenate(pooled_y)
+        pred_all = s_all >= thresholds[name]
+        print(f"{name:8} pooled: urgent {cv.precision_recall(pred_all, y_all)}, false alarms + "
+              f"misses {int((pred_all != y_all).sum())}, AP "
+              f"{average_precision_score(y_all, s_all):.3f}; category errors {cat_errors_all} "
+              f"of {len(y_all)}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,10 +146,17 @@ def main(argv: list[str] | None = None) -> int:
                              f"(default {DEFAULT_EXTRA.name})")
     parser.add_argument("--held-out", action="store_true",
                         help="also score the held-out files (only after the decision)")
+    parser.add_argument("--only", metavar="NAMES",
+                        help="with --held-out: comma-separated held-out files to score, e.g. "
+                             "test_fresh4,test_fresh5 (default: " + ",".join(cv.HELD_OUT) + ")")
     args = parser.parse_args(argv)
     if not args.extra.is_file():
         parser.error(f"--extra: no such file: {args.extra}")
-    run(args.extra, args.held_out)
+    names = args.only.split(",") if args.only else list(cv.HELD_OUT)
+    unknown = [n for n in names if not (training.CORPUS_DIR / f"{n}.jsonl").is_file()]
+    if unknown:
+        parser.error(f"--only: no such held-out file in {training.CORPUS_DIR}: {unknown}")
+    run(args.extra, names if args.held_out else [])
     return 0
 
 
