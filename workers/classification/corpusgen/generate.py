@@ -204,6 +204,7 @@ def build(seed: int = SEED, train_per_category: int = 220,
     train += read_handwritten(CORPUS_DIR / "handwritten_urgency2_train.tsv")
     train += read_handwritten(CORPUS_DIR / "handwritten_urgency3_train.tsv")
     train += read_handwritten(CORPUS_DIR / "handwritten_urgency4_train.tsv")
+    train += read_handwritten(CORPUS_DIR / "handwritten_general5_train.tsv")
     test = generate(bank_b, test_per_category, random.Random(seed + 1), STREETS_B, CITIES_B,
                     FILLERS_B)
     test += read_handwritten(CORPUS_DIR / "handwritten_test.tsv")
@@ -224,7 +225,8 @@ def write_jsonl(rows: Sequence[dict[str, object]], path: Path) -> None:
 #: Small hand-written held-out check sets: source TSV -> JSONL (never trained on: ``test*``).
 FRESH_SETS = {"fresh_check.tsv": "test_fresh.jsonl", "fresh_check2.tsv": "test_fresh2.jsonl",
               "fresh_check3.tsv": "test_fresh3.jsonl", "fresh_check4.tsv": "test_fresh4.jsonl",
-              "fresh_check5.tsv": "test_fresh5.jsonl"}
+              "fresh_check5.tsv": "test_fresh5.jsonl", "fresh_check6.tsv": "test_fresh6.jsonl",
+              "fresh_check7.tsv": "test_fresh7.jsonl"}
 
 
 def main() -> None:

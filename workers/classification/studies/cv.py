@@ -19,7 +19,8 @@ from workers.classification.dataio import Example, read_labelled
 from workers.classification.features import Featurizer, analyse
 from workers.classification.lexicons import CATEGORIES, LEXICON_DIR, load_lexicons
 
-HELD_OUT = ("test", "test_fresh", "test_fresh2", "test_fresh3", "test_fresh4", "test_fresh5")
+HELD_OUT = ("test", "test_fresh", "test_fresh2", "test_fresh3", "test_fresh4", "test_fresh5",
+            "test_fresh6", "test_fresh7")
 
 Splits = Sequence[tuple[np.ndarray, np.ndarray]]
 
