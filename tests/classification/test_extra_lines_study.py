@@ -29,3 +29,12 @@ def test_the_exam_leaves_out_the_new_file_and_the_variant_appends_it_at_the_end(
     assert (both.weight[:n] == old.weight).all()
     # Featurised afresh on the combined texts, as train.py would fit them.
     assert both.x.shape[0] == n + len(rows) and both.x.shape[1] >= old.x.shape[1]
+
+
+def test_several_files_are_left_out_of_the_exam_together() -> None:
+    second = training.CORPUS_DIR / "handwritten_general5_train.tsv"
+    every = cv.training_data()
+    old = cv.training_data(exclude_tpl_prefix=(f"{NEW.stem}:", f"{second.stem}:"))
+    assert len(old.y_urg) == (len(every.y_urg) - len(read_handwritten(NEW))
+                              - len(read_handwritten(second)))
+    assert not any(str(g).startswith((f"{NEW.stem}:", f"{second.stem}:")) for g in old.groups)

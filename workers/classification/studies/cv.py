@@ -56,7 +56,7 @@ def _labelled(texts: list[str], feat: Featurizer, rows: Sequence[Any]) -> Labell
                        np.array([e.urgent for e in rows], dtype=bool))
 
 
-def training_data(exclude_tpl_prefix: str | None = None) -> TrainingData:
+def training_data(exclude_tpl_prefix: str | tuple[str, ...] | None = None) -> TrainingData:
     """``train.py``'s training lines; ``exclude_tpl_prefix`` leaves out the lines whose phrasing
     id starts with it (e.g. a hand-written file's ``<stem>:``, to study what adding it does)."""
     files = training.training_files(training.CORPUS_DIR)

@@ -44,9 +44,9 @@ def _macro_f1(pred: np.ndarray, y: np.ndarray) -> float:
     return float(f1_score(y, pred, average="macro"))
 
 
-def run(extra_path: Path, held_out: Sequence[str]) -> None:
-    old = cv.training_data(exclude_tpl_prefix=f"{extra_path.stem}:")
-    rows = read_handwritten(extra_path)
+def run(extra_paths: Sequence[Path], held_out: Sequence[str]) -> None:
+    old = cv.training_data(exclude_tpl_prefix=tuple(f"{p.stem}:" for p in extra_paths))
+    rows = [row for p in extra_paths for row in read_handwritten(p)]
     both = cv.training_data_with(old, rows)
     n_old = len(old.y_urg)
     extra_idx = np.arange(n_old, len(both.y_urg))
@@ -141,22 +141,24 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m workers.classification.studies.extra_lines",
         description="Paired group CV: the urgency and category models with and without a file "
                     "of new hand-written training lines, scored on the lines they already had.")
-    parser.add_argument("--extra", type=Path, default=DEFAULT_EXTRA,
-                        help="hand-written TSV (category, urgent, style, text) to add "
-                             f"(default {DEFAULT_EXTRA.name})")
+    parser.add_argument("--extra", type=Path, action="append",
+                        help="hand-written TSV (category, urgent, style, text) to add; repeat "
+                             f"for several files (default {DEFAULT_EXTRA.name})")
     parser.add_argument("--held-out", action="store_true",
                         help="also score the held-out files (only after the decision)")
     parser.add_argument("--only", metavar="NAMES",
                         help="with --held-out: comma-separated held-out files to score, e.g. "
                              "test_fresh4,test_fresh5 (default: " + ",".join(cv.HELD_OUT) + ")")
     args = parser.parse_args(argv)
-    if not args.extra.is_file():
-        parser.error(f"--extra: no such file: {args.extra}")
+    extra = args.extra or [DEFAULT_EXTRA]
+    missing = [str(p) for p in extra if not p.is_file()]
+    if missing:
+        parser.error(f"--extra: no such file: {', '.join(missing)}")
     names = args.only.split(",") if args.only else list(cv.HELD_OUT)
     unknown = [n for n in names if not (training.CORPUS_DIR / f"{n}.jsonl").is_file()]
     if unknown:
         parser.error(f"--only: no such held-out file in {training.CORPUS_DIR}: {unknown}")
-    run(args.extra, names if args.held_out else [])
+    run(extra, names if args.held_out else [])
     return 0
 
 
