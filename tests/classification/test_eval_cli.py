@@ -34,10 +34,11 @@ def test_heldout_category_targets(capsys: pytest.CaptureFixture[str], corpus_dir
 
 @pytest.mark.xfail(strict=True, reason=(
     "Urgency target (recall >= 0.95 at precision >= 0.80) is NOT met on the held-out split: "
-    "model 2.0+6e8d8a04f88f (rework #8: 300 hand-written lines of a day's ordinary inflow on top "
-    "of rework #7's 220; threshold 0.15 = max group-CV recall at out-of-fold precision >= 0.82) "
-    "gives P=0.705 R=0.940 (the four independent check sets, test_independent_check_sets, meet "
-    "it). Rework #7 (2.0+0f40fadf93a8) gave P=0.681 R=0.917. "
+    "model 2.0+180119d65187 (rework #9: 300 more hand-written lines in the weaker categories; "
+    "threshold 0.14 = max group-CV recall at out-of-fold precision >= 0.82) gives P=0.679 "
+    "R=0.905: two generated phrasings, four lines each, are missed (the six independent check "
+    "sets, test_independent_check_sets_meet_the_targets, meet it). Rework #8 (2.0+6e8d8a04f88f) "
+    "gave P=0.705 R=0.940, rework #7 (2.0+0f40fadf93a8) P=0.681 R=0.917. "
     "Was P=0.721 R=0.952 (2.0+6cf587ef3849, rework #6 habitual cue, threshold 0.17), "
     "P=0.734 R=0.952 (2.0+451308dc6122, rework #5 relabelling, threshold 0.19), "
     "P=0.720 R=0.955 (2.0+9eace064f990, before the relabelling), P=0.776 R=0.933 "
@@ -50,9 +51,9 @@ def test_heldout_urgency_targets(capsys: pytest.CaptureFixture[str], corpus_dir:
 
 
 #: Check sets written from the labelling guide alone by writers who opened no corpus file
-#: (fresh_check4-7.tsv): the nearest thing in the repository to the independent labelled sets the
+#: (fresh_check4-9.tsv): the nearest thing in the repository to the independent labelled sets the
 #: issue says this command will be run on.
-INDEPENDENT = ("test_fresh4.jsonl", "test_fresh5.jsonl", "test_fresh6.jsonl", "test_fresh7.jsonl")
+INDEPENDENT = tuple(f"test_fresh{n}.jsonl" for n in range(4, 10))
 
 
 def test_independent_check_sets_meet_the_targets(capsys: pytest.CaptureFixture[str],
@@ -60,7 +61,7 @@ def test_independent_check_sets_meet_the_targets(capsys: pytest.CaptureFixture[s
     pooled = tmp_path / "independent.jsonl"
     pooled.write_bytes(b"".join((corpus_dir / name).read_bytes() for name in INDEPENDENT))
     m = _eval_json(capsys, pooled)
-    assert m["n"] == 384
+    assert m["n"] == 576
     assert m["macro_f1"] >= 0.90, m["macro_f1"]
     assert m["urgent_recall"] >= 0.95, m["urgent_recall"]
     assert m["urgent_precision"] >= 0.80, m["urgent_precision"]

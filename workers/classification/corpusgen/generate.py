@@ -205,6 +205,7 @@ def build(seed: int = SEED, train_per_category: int = 220,
     train += read_handwritten(CORPUS_DIR / "handwritten_urgency3_train.tsv")
     train += read_handwritten(CORPUS_DIR / "handwritten_urgency4_train.tsv")
     train += read_handwritten(CORPUS_DIR / "handwritten_general5_train.tsv")
+    train += read_handwritten(CORPUS_DIR / "handwritten_general6_train.tsv")
     test = generate(bank_b, test_per_category, random.Random(seed + 1), STREETS_B, CITIES_B,
                     FILLERS_B)
     test += read_handwritten(CORPUS_DIR / "handwritten_test.tsv")
@@ -226,7 +227,8 @@ def write_jsonl(rows: Sequence[dict[str, object]], path: Path) -> None:
 FRESH_SETS = {"fresh_check.tsv": "test_fresh.jsonl", "fresh_check2.tsv": "test_fresh2.jsonl",
               "fresh_check3.tsv": "test_fresh3.jsonl", "fresh_check4.tsv": "test_fresh4.jsonl",
               "fresh_check5.tsv": "test_fresh5.jsonl", "fresh_check6.tsv": "test_fresh6.jsonl",
-              "fresh_check7.tsv": "test_fresh7.jsonl"}
+              "fresh_check7.tsv": "test_fresh7.jsonl", "fresh_check8.tsv": "test_fresh8.jsonl",
+              "fresh_check9.tsv": "test_fresh9.jsonl"}
 
 
 def main() -> None:

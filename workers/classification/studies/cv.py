@@ -20,7 +20,7 @@ from workers.classification.features import Featurizer, analyse
 from workers.classification.lexicons import CATEGORIES, LEXICON_DIR, load_lexicons
 
 HELD_OUT = ("test", "test_fresh", "test_fresh2", "test_fresh3", "test_fresh4", "test_fresh5",
-            "test_fresh6", "test_fresh7")
+            "test_fresh6", "test_fresh7", "test_fresh8", "test_fresh9")
 
 Splits = Sequence[tuple[np.ndarray, np.ndarray]]
 
