@@ -133,9 +133,10 @@ class Bench:
     def settings(self, kafka: str, redis: str) -> Settings:
         """Isolated topics and app id, and a Redis database of its own per run.
 
-        Own database because the intake's dedupe keys (``dedupe:<channel>:<external id>``)
-        are not namespaced by app id: the scale-out run re-sends the very appeals of the
-        single-worker run and would find them all "already registered" in a shared database.
+        Own database although every key carries the run's app id (the intake's dedupe keys
+        too, since 343e25a): the scale-out run re-sends the very appeals of the single-worker
+        run, and a run that found them "already registered" would measure nothing, so runs
+        are kept apart twice over.
         """
         from streams.testing import isolated_settings
 
