@@ -1,12 +1,16 @@
 """A backlog waiting for a slow (here: not yet started) consumer: memory bounded, backlog drains.
 
-The issue asks for 500,000 appeals; at ~800 appeals/s per worker on the CI machine that is over
-ten minutes, so CI uses 30,000 (CHAOS_BACKLOG to change). What is checked is that the worker
-does not pull the backlog into memory ahead of processing (Faust's flow control pauses fetching
-when its stream buffers are full): its RSS while it is a quarter through must not exceed its
-RSS at the start by more than a fixed buffer allowance, and at the end by more than that
-allowance plus a per-appeal state budget (the memory:// table holds one SLA state per appeal;
-production uses RocksDB). Then every appeal is routed and tracked.
+The issue asks for 500,000 appeals; CI uses 30,000 (CHAOS_BACKLOG to change) to stay within its
+time budget. What is checked is that the worker does not pull the backlog into memory ahead of
+processing (Faust's flow control pauses fetching when its stream buffers are full): its RSS
+while it is a quarter through must not exceed its RSS at the start by more than a fixed buffer
+allowance, and at the end by more than that allowance plus a per-appeal state budget (the
+memory:// table holds one SLA state per appeal). Then every appeal is routed and tracked. Runs
+once per store. ``CHAOS_BACKLOG=500000`` passed on 2026-11-26, about 4 min 45 s per store:
+RSS at first commit / a quarter through / peak 232 / 463 / 1,259 MB with memory://, 259 / 458 /
+655 MB with rocksdb:// (production's store: the states are on disk, so the ~400 MB it still
+grows over the run is something else, growing more slowly in the second half; which caches, I
+have not measured).
 """
 
 from __future__ import annotations
@@ -29,8 +33,11 @@ BUFFER_MB = 200.0  # stream buffers, fetch buffers, producer batches, caches
 STATE_KB = 6.0  # one SLA state + triage-free routing, in the memory:// table
 
 
-def test_backlog_drains_with_bounded_memory(broker, redis_server, tmp_path: Path) -> None:
-    settings = isolated_settings(broker.url, redis_server.url, triage_confidence=0.0)
+@pytest.mark.parametrize("store", ["memory", "rocksdb"])
+def test_backlog_drains_with_bounded_memory(broker, redis_server, tmp_path: Path,
+                                            store: str) -> None:
+    settings = isolated_settings(broker.url, redis_server.url, triage_confidence=0.0,
+                                 store=f"{store}://", data_dir=str(tmp_path / "state"))
     t.ensure_topics(settings)
     work = s.workload(B, 61, fates=(("open", 1),))
     produce(settings, work.intake_messages())
@@ -62,7 +69,7 @@ def test_backlog_drains_with_bounded_memory(broker, redis_server, tmp_path: Path
     assert set(routed) == work.ids
     started = next(rss for done, rss in samples if done > 0)
     quarter = max(rss for done, rss in samples if done <= B // 4)
-    print(f"backlog {B}: RSS at first commit {started:.0f} MB, up to a quarter "
+    print(f"backlog {B}, store {store}: RSS at first commit {started:.0f} MB, up to a quarter "
           f"{quarter:.0f} MB, peak {peak:.0f} MB")
     assert quarter - started <= BUFFER_MB + STATE_KB * B / 4 / 1024
     assert peak - started <= BUFFER_MB + STATE_KB * B / 1024
