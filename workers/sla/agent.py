@@ -441,6 +441,10 @@ async def _maintain(rt: SlaRuntime) -> None:
     assigned = rt.assigned_partitions()
     try:
         for p in sorted(rt.index_dirty & assigned):
+            # Unmarked before the snapshot, not after the awaits: a write that fails while
+            # this rebuild is in flight marks the partition again and must not be lost (the
+            # same race as the figures' dirty flag in ``publish``).
+            rt.index_dirty.discard(p)
             states = [s for s in list(rt.table.values())
                       if isinstance(s, dict) and s.get("p") == p and "id" in s]
             count = await timers.rebuild(rt.ctx.redis, rt.prefix, p, states,
@@ -452,7 +456,6 @@ async def _maintain(rt: SlaRuntime) -> None:
             # Versions keep this snapshot from overwriting what the agent wrote meanwhile.
             await read_model.write(rt.ctx.redis, rt.prefix, states, rt.ctx.clock.now())
             rt.partition_aggregates(p).dirty = True
-            rt.index_dirty.discard(p)
             await asyncio.sleep(0)
         oldest = oldest_kept_day(rt.ctx.clock.now())
         for p in sorted(assigned):
