@@ -151,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     missing = [str(p) for p in extra if not p.is_file()]
     if missing:
         parser.error(f"--extra: no such file: {', '.join(missing)}")
+    if args.only and not args.held_out:
+        parser.error("--only chooses which held-out files --held-out scores; give both")
     names = args.only.split(",") if args.only else list(cv.HELD_OUT)
     unknown = [n for n in names if not (training.CORPUS_DIR / f"{n}.jsonl").is_file()]
     if unknown:
