@@ -21,9 +21,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from .dataio import read_labelled
     from .evaluate import evaluate, format_report
 
-    examples = read_labelled(Path(args.data))
+    examples = [e for path in args.data for e in read_labelled(Path(path))]
     if not examples:
-        print(f"error: {args.data}: no labelled lines", file=sys.stderr)
+        print(f"error: {', '.join(args.data)}: no labelled lines", file=sys.stderr)
         return 2
     metrics, _ = evaluate(load_classifier(args.model), examples)
     if args.json:
@@ -77,8 +77,10 @@ def register(
                               description="Category/urgency classifier for Russian appeals.")
     sub = p.add_subparsers(dest="classify_cmd", required=True, metavar="COMMAND")
 
-    e = sub.add_parser("eval", help="score a labelled JSONL file")
-    e.add_argument("--data", required=True, help='JSONL lines {"text","category","urgent"}')
+    e = sub.add_parser("eval", help="score labelled JSONL files (one, or several pooled)")
+    e.add_argument("--data", required=True, action="append",
+                   help='JSONL lines {"text","category","urgent"}; repeat to score several '
+                        "files as one pooled set")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.add_argument("--model", default=None, help="model file (default: shipped model)")
     e.set_defaults(func=_cmd_eval)

@@ -182,16 +182,13 @@ def sketches(texts: Sequence[str], size: int = 128, shingle: int = 5,
 def _sketch_run(canons: list[str], first: int, last: int, total: int, size: int, shingle: int,
                 out: list[tuple[int, ...]]) -> None:
     """Sketches of ``canons[first:last]`` (``total`` code points) hashed as one array."""
-    if total < shingle:  # nothing as long as one shingle: each is hashed whole, as sketch() does
-        for i in range(first, last):
-            if canons[i]:
-                out[i] = tuple(np.unique(_shingle_hashes(canons[i], shingle))[:size].tolist())
-        return
-    hashes = _shingle_hashes("".join(canons[first:last]), shingle)
+    # Under one shingle in all, no text of the run is as long as a shingle: nothing to join.
+    hashes = _shingle_hashes("".join(canons[first:last]), shingle) if total >= shingle else None
     start = 0
     for i in range(first, last):
         length = len(canons[i])
         if length >= shingle:
+            assert hashes is not None  # total >= length >= shingle
             window = hashes[start:start + length - shingle + 1]
             out[i] = tuple(np.unique(window)[:size].tolist())
         elif length:

@@ -223,12 +223,11 @@ def write_jsonl(rows: Sequence[dict[str, object]], path: Path) -> None:
             fh.write(orjson.dumps(r) + b"\n")
 
 
-#: Small hand-written held-out check sets: source TSV -> JSONL (never trained on: ``test*``).
-FRESH_SETS = {"fresh_check.tsv": "test_fresh.jsonl", "fresh_check2.tsv": "test_fresh2.jsonl",
-              "fresh_check3.tsv": "test_fresh3.jsonl", "fresh_check4.tsv": "test_fresh4.jsonl",
-              "fresh_check5.tsv": "test_fresh5.jsonl", "fresh_check6.tsv": "test_fresh6.jsonl",
-              "fresh_check7.tsv": "test_fresh7.jsonl", "fresh_check8.tsv": "test_fresh8.jsonl",
-              "fresh_check9.tsv": "test_fresh9.jsonl"}
+def fresh_sets() -> dict[str, str]:
+    """Every hand-written held-out check set, source TSV -> JSONL (never trained on: ``test*``):
+    ``fresh_check<N>.tsv`` -> ``test_fresh<N>.jsonl``, so a new set needs no list edited."""
+    return {p.name: p.name.replace("fresh_check", "test_fresh", 1).replace(".tsv", ".jsonl")
+            for p in sorted(CORPUS_DIR.glob("fresh_check*.tsv"))}
 
 
 def main() -> None:
@@ -236,7 +235,7 @@ def main() -> None:
     train, test = build()
     write_jsonl(train, CORPUS_DIR / "train.jsonl")
     write_jsonl(test, CORPUS_DIR / "test.jsonl")
-    for src, dst in FRESH_SETS.items():
+    for src, dst in fresh_sets().items():
         rows = read_handwritten(CORPUS_DIR / src)
         for r in rows:
             del r["tpl"]

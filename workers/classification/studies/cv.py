@@ -19,8 +19,9 @@ from workers.classification.dataio import Example, read_labelled
 from workers.classification.features import Featurizer, analyse
 from workers.classification.lexicons import CATEGORIES, LEXICON_DIR, load_lexicons
 
-HELD_OUT = ("test", "test_fresh", "test_fresh2", "test_fresh3", "test_fresh4", "test_fresh5",
-            "test_fresh6", "test_fresh7", "test_fresh8", "test_fresh9")
+#: Every held-out file of the corpus (``test.jsonl``, then ``test_fresh*.jsonl`` in number order).
+HELD_OUT = tuple(sorted((p.stem for p in training.CORPUS_DIR.glob("test*.jsonl")),
+                        key=lambda stem: (len(stem), stem)))
 
 Splits = Sequence[tuple[np.ndarray, np.ndarray]]
 
