@@ -69,7 +69,7 @@ def build_states(n: int, partitions: int, now: float, seed: int = 1) -> list[dic
     from workers.sla.deadline_service import DeadlineService
     from workers.sla.engine import new_state
 
-    rules = DeadlineService().rules(0.75, 3 * DAY)
+    rules = DeadlineService().rules()
     rng = random.Random(seed)
     states = []
     for i in range(n):

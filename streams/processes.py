@@ -29,7 +29,9 @@ def worker_env(settings: Settings, metrics_port: int) -> dict[str, str]:
         if f.name == "extra":
             continue
         value = getattr(settings, f.name)
-        if isinstance(value, bool):
+        if value is None:
+            text = ""  # an optional setting left unset (Settings.load reads "" as unset)
+        elif isinstance(value, bool):
             text = "true" if value else "false"
         elif isinstance(value, float):
             text = repr(value)

@@ -78,10 +78,10 @@ class Settings:
     """APPEALS_DEDUPE_WINDOW_DAYS: how long an exact duplicate is recognised."""
     triage_confidence: float = 0.45
     """APPEALS_TRIAGE_CONFIDENCE: below this classifier confidence an appeal goes to triage."""
-    warning_share: float = 0.75
-    """APPEALS_WARNING_SHARE: share of the SLA period after which a warning fires."""
-    escalation_after: float = 3 * 86400.0
-    """APPEALS_ESCALATION_AFTER: SLA-clock seconds a breach stays unanswered before escalation."""
+    warning_share: float | None = None
+    """APPEALS_WARNING_SHARE: if set, overrides every SLA policy's warning share (drills, tests)."""
+    escalation_after: float | None = None
+    """APPEALS_ESCALATION_AFTER: if set, SLA-clock seconds from breach to escalation for all."""
     time_scale: float = 1.0
     """APPEALS_TIME_SCALE: SLA clock speed; the demo runs days per second (1 = real time)."""
     clock_epoch: float = 0.0
@@ -134,7 +134,10 @@ class Settings:
         _check(self.batch_linger >= 0, "APPEALS_BATCH_LINGER", "must not be negative")
         _check(self.session_timeout >= 1, "APPEALS_SESSION_TIMEOUT", "must be at least 1 s")
         _check(0 <= self.metrics_port < 65536, "APPEALS_METRICS_PORT", "must be a port number")
-        _check(0 < self.warning_share < 1, "APPEALS_WARNING_SHARE", "must be between 0 and 1")
+        _check(self.warning_share is None or 0 < self.warning_share < 1,
+               "APPEALS_WARNING_SHARE", "must be between 0 and 1")
+        _check(self.escalation_after is None or self.escalation_after > 0,
+               "APPEALS_ESCALATION_AFTER", "must be positive seconds")
         _check(0 <= self.triage_confidence <= 1, "APPEALS_TRIAGE_CONFIDENCE", "must be in [0, 1]")
         _check(self.time_scale > 0, "APPEALS_TIME_SCALE", "must be positive")
         _check(self.sweep_interval > 0, "APPEALS_SWEEP_INTERVAL", "must be positive")
@@ -199,7 +202,7 @@ class Settings:
                 continue
             raw = env.get(f"APPEALS_{f.name.upper()}")
             if raw is not None:
-                values[f.name] = _coerce(f.name, raw, f.default)
+                values[f.name] = _coerce(f.name, raw, f.default, str(f.type))
         try:
             return cls(**values, extra=extra)
         except TypeError as exc:
@@ -249,8 +252,13 @@ def _check(ok: bool, name: str, message: str) -> None:
         raise ConfigError(f"{name} {message}")
 
 
-def _coerce(name: str, raw: str, default: Any) -> Any:
+def _coerce(name: str, raw: str, default: Any, annotation: str = "") -> Any:
     var = f"APPEALS_{name.upper()}"
+    if default is None and annotation.startswith("float"):
+        # An optional number: empty means "not set" (use the policy's own).
+        if not raw.strip():
+            return None
+        default = 0.0
     try:
         if isinstance(default, bool):
             if raw.lower() in ("1", "true", "yes", "on"):

@@ -640,7 +640,7 @@ def stage_compute(work: Workload, sample: int = 3000) -> dict[str, Any]:
         routed.append(rec.to_json())
     out["route_and_serialise"] = round((time.perf_counter() - t0) / m * 1e6, 1)
 
-    rules = DeadlineService().rules(0.75, 3 * 86400.0)
+    rules = DeadlineService().rules()
     t0 = time.perf_counter()
     states = {}
     for value in routed:

@@ -83,7 +83,6 @@ def run_demo(opts: DemoOptions) -> int:
                 time_scale=opts.time_scale,
                 clock_epoch=time.time(),
                 session_timeout=6.0,
-                escalation_after=3 * 86400.0,
                 log_level="info",
             )
             t.ensure_topics(settings)

@@ -156,7 +156,7 @@ def install(app: faust.App, ctx: WorkerContext, router: Any) -> SlaRuntime:
                 outbox = ctx.outbox(STAGE)
                 now = time.time()
                 changed: dict[bytes, State] = {}
-                schedule: dict[int, tuple[list[Any], list[Any]]] = {}
+                schedule: dict[int, timers.Plan] = {}
                 for event in events:
                     msg = event.message
                     key = msg.key if isinstance(msg.key, bytes) else None
@@ -193,9 +193,8 @@ def install(app: faust.App, ctx: WorkerContext, router: Any) -> SlaRuntime:
                         for moved_key, moved_state, moved_effects in moved:
                             changed[moved_key] = moved_state
                             await _emit(rt, outbox, moved_state, moved_effects, now)
-                            add, remove = schedule.setdefault(moved_state["p"], ([], []))
-                            add.extend(moved_effects.timers)
-                            remove.extend(moved_effects.cancel)
+                            schedule.setdefault(moved_state["p"], timers.Plan()).record(
+                                moved_effects)
                         continue
                     state = changed.get(key)
                     if state is None:
@@ -233,9 +232,7 @@ def install(app: faust.App, ctx: WorkerContext, router: Any) -> SlaRuntime:
                                       msg.partition, msg.offset)
                         await outbox.dead_letter(event, stage=STAGE, reason="internal_error",
                                                  detail=type(exc).__name__)
-                    add, remove = schedule.setdefault(new["p"], ([], []))
-                    add.extend(effects.timers)
-                    remove.extend(effects.cancel)
+                    schedule.setdefault(new["p"], timers.Plan()).record(effects)
                 await outbox.flush()
                 for key, state in changed.items():
                     read_model.bump_version(state)
@@ -366,7 +363,7 @@ async def _emit(rt: SlaRuntime, outbox: Any, state: State, effects: Effects, now
 
 
 async def _write_redis(rt: SlaRuntime, changed: dict[bytes, State],
-                       schedule: dict[int, tuple[list[Any], list[Any]]]) -> None:
+                       schedule: dict[int, timers.Plan]) -> None:
     """Timer index and per-appeal read model; a Redis fault marks the index for rebuild.
 
     The rebuild rewrites the read model of the whole partition too, so a batch whose writes
@@ -377,8 +374,8 @@ async def _write_redis(rt: SlaRuntime, changed: dict[bytes, State],
     try:
         if schedule:
             async with rt.ctx.redis.pipeline(transaction=False) as pipe:
-                for partition, (add, remove) in schedule.items():
-                    timers.schedule(pipe, rt.prefix, partition, add, remove)
+                for partition, plan in schedule.items():
+                    timers.schedule(pipe, rt.prefix, partition, *plan.net())
                 await pipe.execute()
         await read_model.write(rt.ctx.redis, rt.prefix, changed.values(), rt.ctx.clock.now())
     except (redis.exceptions.RedisError, OSError):
@@ -448,7 +445,7 @@ async def _maintain(rt: SlaRuntime) -> None:
             states = [s for s in list(rt.table.values())
                       if isinstance(s, dict) and s.get("p") == p and "id" in s]
             count = await timers.rebuild(rt.ctx.redis, rt.prefix, p, states,
-                                         rt.rules.escalation_after)
+                                         lambda st: rt.rules.of(st).escalation_after)
             metrics.INDEX_REBUILDS.inc()
             log.info("SLA due-time index of partition %d rebuilt: %d timers", p, count)
             # The index is missing after Redis lost its data (or at start-up): the read model

@@ -16,7 +16,7 @@ from typing import Any
 
 from workers.deadlines.compute import answer_due, extend
 from workers.deadlines.policies import POLICY_FILE_ENV, Policy, PolicyBook
-from workers.sla.engine import SlaRules, zone
+from workers.sla.engine import SlaParams, SlaRules, State, zone
 
 # How an authority's `sla:` block in the routing rules names a period, per regime.
 _UNIT_KEYS = {"working_days": "working_days", "calendar_days": "calendar_days",
@@ -86,20 +86,44 @@ class DeadlineService:
 
     def due(self, regime: str, start_ts: float, tz: str, urgent: bool, authority: str,
             category: str | None, subcategory: str | None, region: str) -> float:
+        """Answer deadline; a policy's ``timezone`` wins over the region's ``tz``, as in
+        ``appeals sla due`` (an authority working on Moscow time counts its days there)."""
         policy = self._policy(regime, region, authority, category, subcategory)
+        tz = policy.timezone or tz
         start = dt.datetime.fromtimestamp(start_ts, zone(tz))
         return answer_due(regime, start, tz, policy, urgent=urgent).timestamp()
 
     def extend(self, regime: str, due_ts: float, days: int, tz: str, authority: str,
                category: str | None, subcategory: str | None, region: str) -> float:
         policy = self._policy(regime, region, authority, category, subcategory)
-        due = dt.datetime.fromtimestamp(due_ts, zone(tz))
+        due = dt.datetime.fromtimestamp(due_ts, zone(policy.timezone or tz))
         return extend(due, days, policy).timestamp()
 
-    def rules(self, warning_share: float, escalation_after: float) -> SlaRules:
+    def params(self, state: State, warning_share: float | None = None,
+               escalation_after: float | None = None) -> SlaParams:
+        """The appeal's own policy numbers; a given number overrides its policy's (drills)."""
+        policy = self._policy(state["regime"], state["region"], state["auth"], state["cat"],
+                              state["sub"])
+        return SlaParams(
+            warning_share=policy.warning_share if warning_share is None else warning_share,
+            escalation_after=(policy.escalation_after.total_seconds()
+                              if escalation_after is None else escalation_after),
+            max_extensions=policy.extensions_allowed,
+        )
+
+    def rules(self, warning_share: float | None = None,
+              escalation_after: float | None = None) -> SlaRules:
+        """Rules whose numbers come from each appeal's policy (per regime, region, authority,
+        category, subcategory: DESIGN.md §2), unless a number is given to override them all
+        (``APPEALS_WARNING_SHARE`` / ``APPEALS_ESCALATION_AFTER``, for drills and tests)."""
+
+        def params(state: State) -> SlaParams:
+            return self.params(state, warning_share, escalation_after)
+
         return SlaRules(
             due=self.due,
             extend=self.extend,
-            warning_share=warning_share,
-            escalation_after=escalation_after,
+            warning_share=0.75 if warning_share is None else warning_share,
+            escalation_after=3 * 86400.0 if escalation_after is None else escalation_after,
+            params=params,
         )

@@ -68,12 +68,34 @@ ExtendFn = Callable[[str, float, int, str, str, str | None, str | None, str], fl
 
 
 @dataclass(frozen=True, slots=True)
+class SlaParams:
+    """The policy numbers one appeal's clock runs by (its regime, region, authority, category)."""
+
+    warning_share: float
+    escalation_after: float
+    max_extensions: int
+
+
+@dataclass(frozen=True, slots=True)
 class SlaRules:
+    """Deadline functions and policy numbers.
+
+    ``params`` resolves an appeal's own policy numbers (the policy book's ``warning_share``,
+    ``escalation_after_hours``, ``extensions_allowed`` with their per-authority overrides);
+    without it every appeal uses the flat numbers here (tests, the demo's simple clock).
+    """
+
     due: DueFn
     extend: ExtendFn
     warning_share: float = 0.75
     escalation_after: float = 3 * 86400.0
     max_extensions: int = 1
+    params: Callable[[State], SlaParams] | None = None
+
+    def of(self, state: State) -> SlaParams:
+        if self.params is not None:
+            return self.params(state)
+        return SlaParams(self.warning_share, self.escalation_after, self.max_extensions)
 
 
 @lru_cache(maxsize=256)
@@ -132,24 +154,65 @@ def new_state(
 
 
 def _start_period(state: State, start_ts: float, rules: SlaRules, effects: Effects) -> None:
+    """A new answer period (registration, redirect, reopen): a fresh clock and fresh alerts.
+
+    The extension count belongs to the period too: 59-FZ art. 12 p.2 lets the body that
+    answers extend once, so a receiving body after a redirect has its own extension.
+    """
     due = rules.due(state["regime"], start_ts, state["tz"], state["urgent"], state["auth"],
                     state["cat"], state["sub"], state["region"])
     state["start"] = start_ts
     state["adj"] = []
-    _set_deadline(state, due, rules, effects)
-
-
-def _set_deadline(state: State, due: float, rules: SlaRules, effects: Effects) -> None:
-    """Every deadline change bumps the cycle: timers of the old cycle become stale."""
-    old_cycle = state["cycle"]
+    state["ext"] = 0
     if state["due"]:
-        effects.cancel.extend(_timers(state, old_cycle))
-        state["cycle"] = old_cycle + 1
+        effects.cancel.extend(_timers(state, state["cycle"]))
+        effects.cancel.append(Timer(state["id"], "escalation", 0.0, state["cycle"]))
+        state["cycle"] += 1
     state["due"] = due
-    state["warn"] = state["start"] + (due - state["start"]) * rules.warning_share
+    state["warn"] = state["start"] + (due - state["start"]) * rules.of(state).warning_share
     state["breached"] = None
     state["escalated"] = None
     effects.timers.extend(_timers(state, state["cycle"]))
+
+
+def _move_deadline(state: State, due: float, warn: float, rules: SlaRules, effects: Effects,
+                   now: float) -> None:
+    """The deadline of the running period moved (extension, pause, recompute).
+
+    Every move bumps the cycle, so ticks of the old deadline are recognised as stale. An alert
+    already sent whose moment has passed under the new deadline too is carried into the new
+    cycle instead of being sent again: the supervisor already knows. So a resume after a pause
+    that began past the deadline, or a late answer while paused, never repeats a breach. An
+    alert whose new moment lies ahead is armed again (an extension cures a breach; the breach
+    stays in the appeal's history, ``bdays``).
+    """
+    old_cycle = state["cycle"]
+    fired = {lvl for lvl in ("warning", "breach", "escalation")
+             if f"{lvl}:{old_cycle}" in state["alerts"]}
+    effects.cancel.extend(_timers(state, old_cycle))
+    effects.cancel.append(Timer(state["id"], "escalation", 0.0, old_cycle))
+    cycle = old_cycle + 1
+    escalation_after = rules.of(state).escalation_after
+    state.update(cycle=cycle, due=due, warn=warn, breached=None)
+    escalated, state["escalated"] = state["escalated"], None
+    carried = set()
+    if "warning" in fired and warn <= now:
+        carried.add("warning")
+    if "breach" in fired and due <= now:
+        carried.add("breach")
+        state["breached"] = due
+        if "escalation" in fired and due + escalation_after <= now:
+            carried.add("escalation")
+            state["escalated"] = escalated
+    state["alerts"].extend(f"{lvl}:{cycle}" for lvl in sorted(carried))
+    if state["status"] == "running":
+        if "warning" not in carried:
+            effects.timers.append(Timer(state["id"], "warning", warn, cycle))
+        if "breach" not in carried:
+            effects.timers.append(Timer(state["id"], "breach", due, cycle))
+        elif "escalation" not in carried:
+            effects.timers.append(
+                Timer(state["id"], "escalation", due + escalation_after, cycle))
 
 
 def _timers(state: State, cycle: int) -> list[Timer]:
@@ -215,7 +278,7 @@ def _extended(state: State, event: dict[str, Any], at: float, rules: SlaRules,
     if state["status"] not in OPEN_STATUSES:
         effects.outcome = "not_open"
         return
-    if state["ext"] >= rules.max_extensions:
+    if state["ext"] >= rules.of(state).max_extensions:
         effects.outcome = "rejected"
         return
     try:
@@ -226,7 +289,9 @@ def _extended(state: State, event: dict[str, Any], at: float, rules: SlaRules,
         return
     state["ext"] += 1
     state.setdefault("adj", []).append(["e", int(days)])
-    _set_deadline(state, due, rules, effects)
+    start = state["start"]
+    _move_deadline(state, due, start + (due - start) * rules.of(state).warning_share, rules,
+                   effects, now=at)
 
 
 def _redirected(state: State, event: dict[str, Any], at: float, rules: SlaRules,
@@ -268,16 +333,25 @@ def _resume(state: State, at: float, rules: SlaRules, effects: Effects) -> None:
     # A pause that began after the deadline cannot cure the breach (see deadlines.pause_shift).
     shift = max(0.0, at - paused_from) if paused_from < state["due"] else 0.0
     state.setdefault("adj", []).append(["p", paused_from, at])
-    start = state["start"]
-    state["start"] = start + shift
-    _set_deadline(state, state["due"] + shift, rules, effects)
-    state["start"] = start
+    due = state["due"] + shift
+    start = state["start"] + shift
+    _move_deadline(state, due, start + (due - start) * rules.of(state).warning_share, rules,
+                   effects, now=at)
 
 
 def _closed(state: State, event: dict[str, Any], at: float, rules: SlaRules,
             effects: Effects, _rp: Any) -> None:
     if state["status"] in OPEN_STATUSES:
+        if state["status"] == "paused" and state["paused"] is not None:
+            _resume(state, at, rules, effects)
+        if at > state["due"]:
+            # Closed unanswered after the deadline before the breach timer fired (a backlog or
+            # a replay): the breach still happened and is reported exactly once, as in
+            # ``_answered``; usually the timer fired first and this is a duplicate.
+            _fire(state, "breach", state["cycle"], rules, effects, at_ts=state["due"])
+            effects.outcome = "applied"
         effects.cancel.extend(_timers(state, state["cycle"]))
+        effects.cancel.append(Timer(state["id"], "escalation", 0.0, state["cycle"]))
     state["status"] = "closed" if state["status"] != "answered" else "answered"
     state["closed"] = at
 
@@ -314,7 +388,7 @@ def replay_deadline(state: State, rules: SlaRules) -> tuple[float, float]:
     Raises ValueError when an extension is no longer allowed by the (changed) policy.
     """
     start = state["start"]
-    share = rules.warning_share
+    share = rules.of(state).warning_share
     due = rules.due(state["regime"], start, state["tz"], state["urgent"], state["auth"],
                     state["cat"], state["sub"], state["region"])
     warn = start + (due - start) * share
@@ -351,35 +425,11 @@ def recompute(state: State, rules: SlaRules, now: float) -> Effects:
     except ValueError:
         effects.outcome = "rejected"
         return effects
-    old_due, old_cycle = state["due"], state["cycle"]
+    old_due = state["due"]
     if abs(due - old_due) < 0.5:
         effects.outcome = "unchanged"
         return effects
-    fired = {lvl for lvl in ("warning", "breach", "escalation")
-             if f"{lvl}:{old_cycle}" in state["alerts"]}
-    effects.cancel.extend(_timers(state, old_cycle))
-    effects.cancel.append(Timer(state["id"], "escalation", 0.0, old_cycle))
-    cycle = old_cycle + 1
-    state.update(cycle=cycle, due=due, warn=warn, breached=None)
-    escalated, state["escalated"] = state["escalated"], None
-    carried = set()
-    if "warning" in fired and warn <= now:
-        carried.add("warning")
-    if "breach" in fired and due <= now:
-        carried.add("breach")
-        state["breached"] = due
-        if "escalation" in fired and due + rules.escalation_after <= now:
-            carried.add("escalation")
-            state["escalated"] = escalated
-    state["alerts"].extend(f"{lvl}:{cycle}" for lvl in sorted(carried))
-    if state["status"] == "running":
-        if "warning" not in carried:
-            effects.timers.append(Timer(state["id"], "warning", warn, cycle))
-        if "breach" not in carried:
-            effects.timers.append(Timer(state["id"], "breach", due, cycle))
-        elif "escalation" not in carried:
-            effects.timers.append(
-                Timer(state["id"], "escalation", due + rules.escalation_after, cycle))
+    _move_deadline(state, due, warn, rules, effects, now)
     effects.deadline = (old_due, due)
     effects.outcome = "recomputed"
     return effects
@@ -396,7 +446,7 @@ def apply_tick(state: State, kind: str, cycle: int, rules: SlaRules) -> Effects:
         if not state["breached"]:
             effects.outcome = "stale"
             return effects
-        due_ts = state["breached"] + rules.escalation_after
+        due_ts = state["breached"] + rules.of(state).escalation_after
     if due_ts is None:
         effects.outcome = "ignored"
         return effects
@@ -416,7 +466,8 @@ def _fire(state: State, level: str, cycle: int, rules: SlaRules, effects: Effect
         state["bdays"].append(local_day(at_ts, state["tz"]))
         if state["status"] == "running":
             effects.timers.append(
-                Timer(state["id"], "escalation", at_ts + rules.escalation_after, cycle)
+                Timer(state["id"], "escalation", at_ts + rules.of(state).escalation_after,
+                      cycle)
             )
     elif level == "escalation":
         state["escalated"] = at_ts

@@ -8,7 +8,7 @@ restarted empty) it is rebuilt from the table, so losing Redis never loses a dea
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from workers.sla.engine import OPEN_STATUSES, State, Timer
@@ -28,7 +28,11 @@ def parse_member(member: bytes | str) -> tuple[str, str, int]:
     return appeal_id, kind, int(cycle)
 
 
-def pending_timers(state: State, escalation_after: float) -> list[Timer]:
+#: Seconds from a breach to its escalation: one number, or each appeal's own (its policy's).
+EscalationAfter = float | Callable[[State], float]
+
+
+def pending_timers(state: State, escalation_after: EscalationAfter) -> list[Timer]:
     """Timers an appeal still needs, from its state alone (used by the rebuild)."""
     if state.get("status") != "running":
         return []
@@ -40,8 +44,36 @@ def pending_timers(state: State, escalation_after: float) -> list[Timer]:
     if f"breach:{cycle}" not in fired:
         out.append(Timer(state["id"], "breach", state["due"], cycle))
     elif f"escalation:{cycle}" not in fired and state.get("breached"):
-        out.append(Timer(state["id"], "escalation", state["breached"] + escalation_after, cycle))
+        after = escalation_after(state) if callable(escalation_after) else escalation_after
+        out.append(Timer(state["id"], "escalation", state["breached"] + after, cycle))
     return out
+
+
+class Plan:
+    """A batch's timer changes for one partition, netted in the order they were made.
+
+    Why: ``schedule`` removes before it adds, so a timer armed by one event and cancelled by a
+    later one of the same batch (or by the same transition: a resume then an answer) would
+    stay in the index and tick for nothing. Here the last word on each timer wins, and within
+    one transition a cancel wins over an add.
+    """
+
+    __slots__ = ("_last",)
+
+    def __init__(self) -> None:
+        self._last: dict[str, tuple[Timer, bool]] = {}
+
+    def record(self, effects: Any) -> None:
+        for timer in effects.timers:
+            self._last[timer.member] = (timer, True)
+        for timer in effects.cancel:
+            self._last[timer.member] = (timer, False)
+
+    def net(self) -> tuple[list[Timer], list[Timer]]:
+        """(timers to add, timers to remove)."""
+        add = [t for t, keep in self._last.values() if keep]
+        remove = [t for t, keep in self._last.values() if not keep]
+        return add, remove
 
 
 def schedule(pipe: Any, prefix: str, partition: int, add: Iterable[Timer],
@@ -56,7 +88,7 @@ def schedule(pipe: Any, prefix: str, partition: int, add: Iterable[Timer],
 
 
 async def rebuild(redis: Any, prefix: str, partition: int, states: Iterable[State],
-                  escalation_after: float, chunk: int = 5000) -> int:
+                  escalation_after: EscalationAfter, chunk: int = 5000) -> int:
     """Replace one partition's index with the timers its states need; returns the count."""
     key = due_key(prefix, partition)
     tmp = f"{key}:rebuild"
