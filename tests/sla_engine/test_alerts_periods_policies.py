@@ -127,6 +127,14 @@ def test_the_receiving_body_of_a_redirect_has_its_own_extension() -> None:
     assert state["due"] == T0 + 100 * DAY
 
 
+def test_an_extension_declared_after_the_deadline_is_refused() -> None:
+    state, _ = new_state(_routed(), 0, T0, "Asia/Barnaul", RULES)
+    late = apply_lifecycle(state, _ev("extended", T0 + 31 * DAY, 1, extension_days=30), RULES)
+    assert late.outcome == "rejected" and state["due"] == T0 + 30 * DAY
+    assert apply_lifecycle(state, _ev("extended", T0 + 30 * DAY, 2, extension_days=30),
+                           RULES).outcome == "applied"  # on the last moment: still running
+
+
 def _book(overrides: list[dict[str, Any]]) -> PolicyBook:
     data = tomllib.loads(resources.files("workers.deadlines").joinpath("policies.toml")
                          .read_text("utf-8"))

@@ -281,6 +281,11 @@ def _extended(state: State, event: dict[str, Any], at: float, rules: SlaRules,
     if state["ext"] >= rules.of(state).max_extensions:
         effects.outcome = "rejected"
         return
+    if at > state["due"]:
+        # 59-FZ art. 12 p.2 extends a term that is still running; an extension declared after
+        # the deadline would turn a breach into an answer "on time" after the fact.
+        effects.outcome = "rejected"
+        return
     try:
         due = rules.extend(state["regime"], state["due"], int(days), state["tz"], state["auth"],
                            state["cat"], state["sub"], state["region"])
