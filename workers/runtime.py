@@ -132,14 +132,32 @@ class Outbox:
     ) -> None:
         """Keep the original bytes with the reason; count it; never log the payload."""
         message = event.message
-        raw_value = message.value if isinstance(message.value, bytes) else b""
-        raw_key = message.key if isinstance(message.key, bytes) else None
+        await self.dead_letter_raw(
+            message.value if isinstance(message.value, bytes) else b"",
+            message.key if isinstance(message.key, bytes) else None,
+            topic=message.topic, partition=message.partition, offset=message.offset,
+            stage=stage, reason=reason, detail=detail)
+
+    async def dead_letter_raw(
+        self,
+        raw_value: bytes,
+        raw_key: bytes | None,
+        *,
+        topic: str,
+        partition: int,
+        offset: int,
+        stage: str,
+        reason: str,
+        detail: str | None = None,
+    ) -> None:
+        """Dead-letter bytes that are no longer the message in hand (an event held while it
+        waited for its appeal, refused when applied): partition and offset -1 when unknown."""
         record = DeadLetter(
             reason=reason,
             stage=stage,
-            topic=message.topic,
-            partition=message.partition,
-            offset=message.offset,
+            topic=topic,
+            partition=partition,
+            offset=offset,
             value_b64=base64.b64encode(raw_value).decode("ascii"),
             key_b64=base64.b64encode(raw_key).decode("ascii") if raw_key is not None else None,
             failed_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
@@ -147,8 +165,7 @@ class Outbox:
         )
         metrics.DEADLETTER.labels(stage, reason).inc()
         log.warning(
-            "dead-lettered %s[%d]@%d at stage %s: %s",
-            message.topic, message.partition, message.offset, stage, reason,
+            "dead-lettered %s[%d]@%d at stage %s: %s", topic, partition, offset, stage, reason,
         )
         await self.send(t.DEADLETTER, raw_key, record.to_json())
 

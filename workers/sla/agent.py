@@ -22,6 +22,7 @@ import time
 from typing import Any, cast
 
 import faust
+import orjson
 import redis.exceptions
 
 from monitoring import metrics
@@ -208,7 +209,13 @@ def install(app: faust.App, ctx: WorkerContext, router: Any) -> SlaRuntime:
                         elif msg.topic == ticks_topic:
                             new, effects = _on_tick(rt, state, data)
                         else:
-                            new, effects = _on_routed(rt, state, data, msg.partition)
+                            refused: list[tuple[dict[str, Any], str]] = []
+                            new, effects = _on_routed(rt, state, data, msg.partition, refused)
+                            for held, why in refused:
+                                await outbox.dead_letter_raw(
+                                    orjson.dumps(held), key, topic=lifecycle_topic,
+                                    partition=-1, offset=-1, stage=STAGE,
+                                    reason="redirect_refused", detail=why[:300])
                     except RedirectRefused as exc:
                         metrics.child(metrics.LIFECYCLE, "redirected", "rejected").inc()
                         await outbox.dead_letter(event, stage=STAGE, reason="redirect_refused",
@@ -257,8 +264,15 @@ def _copy_state(state: State | None) -> State | None:
     return {k: (list(v) if isinstance(v, list) else v) for k, v in state.items()}
 
 
-def _on_routed(rt: SlaRuntime, state: State | None, data: dict[str, Any],
-               partition: int) -> tuple[State | None, Effects]:
+def _on_routed(rt: SlaRuntime, state: State | None, data: dict[str, Any], partition: int,
+               refused: list[tuple[dict[str, Any], str]] | None = None,
+               ) -> tuple[State | None, Effects]:
+    """A new appeal's state, with the lifecycle events that overtook its routing applied.
+
+    A held redirect gets the same check as one arriving after routing (the body complained
+    about, an unknown body); a refused one is left out and handed back in ``refused`` with the
+    reason, for the caller to dead-letter.
+    """
     if state is not None and "id" in state:
         metrics.child(metrics.LIFECYCLE, "routed", "duplicate").inc()
         return None, Effects(outcome="duplicate")
@@ -267,6 +281,14 @@ def _on_routed(rt: SlaRuntime, state: State | None, data: dict[str, Any],
     new, effects = new_state(data, partition, registered_ts, tz, rt.rules)
     metrics.child(metrics.LIFECYCLE, "routed", "applied").inc()
     for pending in (state or {}).get("pending", []):
+        if pending.get("event") == "redirected" and rt.router is not None:
+            try:
+                _check_redirect(rt.router, new, pending)
+            except RedirectRefused as exc:
+                metrics.child(metrics.LIFECYCLE, "redirected", "rejected").inc()
+                if refused is not None:
+                    refused.append((pending, str(exc)))
+                continue
         _merge(effects, apply_lifecycle(new, pending, rt.rules, rt.resolve_parent))
     rt.partition_aggregates(partition).apply_delta([], keyed_contributions(new))
     return new, effects
