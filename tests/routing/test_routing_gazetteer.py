@@ -90,3 +90,45 @@ def test_fast(gaz: Gazetteer) -> None:
         assert gaz.find(text) == "slavgorod"
     rate = n / (time.perf_counter() - start)
     assert rate > 2000, f"{rate:.0f} texts/s"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ул. Бийская, д. 12",
+        "улица Алейская 5",
+        "на улице Бийской",
+        "Каменская ул., 3",
+        "Бийский тракт, 40",
+        "пр-т Новоалтайский",
+        "пер. Заринский",
+        "Славгородская площадь",
+        "мкр Барнаульский",
+        "Я, Заринский Иван Петрович, пишу вам",
+        "Заринская Мария Ивановна",
+        "заявитель Алейский И. П.",
+        "Иван Петрович Заринский",
+    ],
+)
+def test_adjective_in_street_or_person_name_is_not_a_place(gaz: Gazetteer, text: str) -> None:
+    assert gaz.find(text) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("ул. Бийская, д. 12, г. Барнаул", "barnaul"),
+        ("ул. Алейская, д. 5, Барнаул", "barnaul"),
+        ("Каменская ул., 3, Барнаул", "barnaul"),
+        ("Я, Заринский Иван Петрович, житель г. Барнаула", "barnaul"),
+        ("На улице Бийской в Барнауле", "barnaul"),
+        # No street word: the explicit city still beats the earlier adjective.
+        ("Бийская, 12, г. Барнаул", "barnaul"),
+        ("новоалтайские дороги, а живу в Барнауле", "barnaul"),
+        # An adjective still counts when it is the only mention, even next to a street.
+        ("Новоалтайская ТЭЦ, ул. Ленина", "novoaltaysk"),
+        ("Бийская ул., Барнаульский водоканал", "barnaul"),
+    ],
+)
+def test_explicit_mention_beats_adjective(gaz: Gazetteer, text: str, expected: str) -> None:
+    assert gaz.find(text) == expected

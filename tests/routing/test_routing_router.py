@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
+from types import MappingProxyType
+
 import pytest
 
 from schemas.records import CATEGORIES
@@ -124,7 +128,8 @@ def test_decision_fields(router: Router, demo_rules: RoutingRules) -> None:
     assert d.appeal_id == "a-42"
     assert d.authority_name == "Комитет жилищно-коммунального хозяйства города Барнаула"
     assert d.parent_authority_id == "22-minzhkh"
-    assert d.rule_version == demo_rules.version == "22-altai-krai/2025-06-01.1"
+    assert d.rule_version == demo_rules.version
+    assert re.fullmatch(r"22-altai-krai/2025-06-01\.1\+[0-9a-f]{12}", d.rule_version)
     assert d.timezone == "Asia/Barnaul"
     assert d.to_dict()["authority_id"] == "22-barnaul-kzhkh"
 
@@ -215,3 +220,31 @@ def test_redirect_unknown_target(router: Router) -> None:
 def test_redirect_to_complained_body_rejected(router: Router) -> None:
     with pytest.raises(RedirectRejected, match="59-FZ"):
         router.redirect("a-7", "22-minzhkh", complaint_about="22-minzhkh")
+
+
+@pytest.mark.parametrize(
+    ("address", "text"),
+    [
+        ("ул. Бийская, д. 12, г. Барнаул", "Яма на дороге у дома"),
+        ("Каменская ул., 3, Барнаул", "Яма на дороге у дома"),
+        (None, "Я, Заринский Иван Петрович, житель г. Барнаула. Яма на дороге у дома"),
+    ],
+)
+def test_street_or_surname_does_not_override_the_city(
+    router: Router, address: str | None, text: str
+) -> None:
+    d = router.route(RouteInput("a-1", "22", "roads", text=text, address=address))
+    assert (d.municipality, d.authority_id) == ("barnaul", "22-barnaul-kdht")
+
+
+def test_router_refuses_a_root_triage_desk(router: Router, demo_rules: RoutingRules) -> None:
+    # Rules built around load_rules: a root triage desk would receive complaints about itself.
+    region = dataclasses.replace(demo_rules.regions["22"], triage="22-government")
+    bad = dataclasses.replace(demo_rules, regions=MappingProxyType({"22": region}))
+    with pytest.raises(ValueError, match="triage desk '22-government' must be"):
+        Router(bad)
+    with pytest.raises(ValueError, match="triage desk"):
+        router.swap(bad)
+    assert router.rules is demo_rules
+    d = router.route(RouteInput("a", "22", "roads", complaint_about="22-government"))
+    assert d.authority_id == "22-cur"

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from schemas.records import CATEGORIES
 from workers.routing import RulesError, load_rules
-from workers.routing.loader import ENV_VAR, PACKAGED_DATA, default_rules_path
+from workers.routing.loader import (
+    ENV_VAR,
+    PACKAGED_DATA,
+    content_fingerprint,
+    default_rules_path,
+)
 
 MINIMAL = """\
 region: "54"
@@ -72,8 +78,14 @@ def test_minimal_file_and_content_hash_version(tmp_path: Path) -> None:
     assert again.version != rules.version
 
 
-def test_explicit_version(tmp_path: Path) -> None:
-    assert load_rules(write(tmp_path, 'version: "v7"\n' + MINIMAL)).version == "v7"
+def test_explicit_version_keeps_the_content_hash(tmp_path: Path) -> None:
+    rules = load_rules(write(tmp_path, 'version: "v7"\n' + MINIMAL))
+    assert re.fullmatch(r"v7\+[0-9a-f]{12}", rules.version)
+    assert rules.regions["54"].version == rules.version
+    # Edited without bumping the declared version: still a different recorded version.
+    edited = load_rules(write(tmp_path, 'version: "v7"\n' + MINIMAL.replace("roads", "transport")))
+    assert edited.version.startswith("v7+")
+    assert edited.version != rules.version
 
 
 def test_directory_loads_every_region(tmp_path: Path, demo_yaml: str) -> None:
@@ -82,8 +94,15 @@ def test_directory_loads_every_region(tmp_path: Path, demo_yaml: str) -> None:
     rules = load_rules(tmp_path)
     assert set(rules.regions) == {"22", "54"}
     assert rules.default_region == "22"  # flagged default_for_unknown_regions
-    assert rules.version.startswith("sha256:")
+    # Declared versions (only the demo file has one) plus a hash over every file.
+    assert re.fullmatch(r"22-altai-krai/2025-06-01\.1\+[0-9a-f]{12}", rules.version)
+    assert rules.version != load_rules(tmp_path / "22.yaml").version
     assert load_rules(tmp_path, default_region="54").default_region == "54"
+    write(tmp_path, MINIMAL + "# edited\n")  # an edit to the undeclared file shows too
+    assert load_rules(tmp_path).version != rules.version
+    write(tmp_path, 'version: "54/v1"\n' + MINIMAL)
+    both = load_rules(tmp_path).version
+    assert re.fullmatch(r"22-altai-krai/2025-06-01\.1,54/v1\+[0-9a-f]{12}", both)
 
 
 def test_env_var_names_the_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -196,3 +215,97 @@ def test_gazetteer_conflict_reported(tmp_path: Path) -> None:
         "  - {id: b, name: B, forms: [Бердске]}\n"
     )
     assert "form 'бердске' names both municipalities 'a' and 'b'" in problems(write(tmp_path, text))
+
+
+# ------------------------------------------------------------- malformed files never crash
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(MINIMAL.encode("cp1251"), id="cp1251"),
+        pytest.param(MINIMAL.encode()[: MINIMAL.encode().index("ЦУР".encode()) + 1], id="cut"),
+    ],
+)
+def test_not_utf8_is_a_rules_error(tmp_path: Path, raw: bytes) -> None:
+    path = tmp_path / "54.yaml"
+    path.write_bytes(raw)
+    msg = problems(path)
+    assert f"{path}: <root>: not valid UTF-8 (line " in msg
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("{id: a, name: A, names: 5}", "municipalities[0].names: expected a list of"),
+        (
+            "{id: a, name: A, names: [Бердск, 50701000]}",
+            "municipalities[0].names[1]: expected a non-empty string, got 50701000",
+        ),
+        (
+            "{id: a, name: A, forms: [Бердске, null]}",
+            "municipalities[0].forms[1]: expected a non-empty string, got None",
+        ),
+        (
+            "{id: a, name: A, adjectives: ['—']}",
+            "municipalities[0].adjectives[0]: '—': contains no letters or digits",
+        ),
+        ("{id: a, name: A, district_of: бердский}", "municipalities[0].district_of: expected"),
+    ],
+)
+def test_bad_gazetteer_values_are_rules_errors(tmp_path: Path, spec: str, expected: str) -> None:
+    # These used to reach Gazetteer.build after being reported, and crash it (TypeError).
+    msg = problems(write(tmp_path, MINIMAL + f"municipalities:\n  - {spec}\n"))
+    assert f"54.yaml: {expected}" in msg
+
+
+def test_empty_list_item_is_a_rules_error(tmp_path: Path) -> None:
+    text = MINIMAL + (
+        "municipalities:\n  - id: a\n    name: A\n    names:\n      - Бердск\n      -\n"
+    )
+    assert "54.yaml: municipalities[0].names[1]: expected a non-empty string, got None" in (
+        problems(write(tmp_path, text))
+    )
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ("? [a, b]\n: 1\n", "<root>: not valid YAML: a mapping key must be a plain value"),
+        ("? {a: 1}\n: 1\n", "<root>: not valid YAML: a mapping key must be a plain value"),
+        ("version: 2025-13-45\n", "<root>: not valid YAML: ValueError: month must be in 1..12"),
+        ("timezone: Asia\n", "timezone: 'Asia': not an IANA time zone"),
+    ],
+)
+def test_odd_yaml_is_a_rules_error(tmp_path: Path, extra: str, expected: str) -> None:
+    assert f"54.yaml: {expected}" in problems(write(tmp_path, MINIMAL + extra))
+
+
+def test_triage_desk_must_not_be_a_root(tmp_path: Path) -> None:
+    # A complaint about the root goes to the triage desk: a root desk would get complaints
+    # about itself (59-FZ art. 8 p. 6), so the file is refused.
+    text = MINIMAL.replace("triage: 54-cur", "triage: 54-government")
+    assert "54.yaml: triage: '54-government' has no parent (kind 'government')" in problems(
+        write(tmp_path, text)
+    )
+
+
+def test_half_written_file_does_not_reuse_the_version(tmp_path: Path, demo_yaml: str) -> None:
+    # A non-atomic write caught mid-way can be valid rules (municipalities missing): it must
+    # not record the complete file's version.
+    good = load_rules(write(tmp_path, demo_yaml, "22.yaml"))
+    cut = demo_yaml.index("  - id: slavgorod")
+    partial = load_rules(write(tmp_path, demo_yaml[:cut], "22.yaml"))
+    assert "slavgorod" not in partial.regions["22"].municipalities
+    assert partial.version.startswith("22-altai-krai/2025-06-01.1+")
+    assert partial.version != good.version
+
+
+def test_fingerprint_names_the_bytes_loaded(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL)
+    rules = load_rules(path)
+    assert rules.fingerprint == content_fingerprint([("54.yaml", path.read_bytes())])
+    bad = write(tmp_path, MINIMAL.replace("54-cur\nroutes", "54-nobody\nroutes"))
+    with pytest.raises(RulesError) as exc:
+        load_rules(bad)
+    assert exc.value.fingerprint == content_fingerprint([("54.yaml", bad.read_bytes())])

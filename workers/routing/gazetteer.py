@@ -10,6 +10,13 @@ Matching is longest-first at each position, earliest position wins, so «Бий�
 (the district) beats «бийского» (the city adjective) and «Камень-на-Оби» is one match.
 Names flagged ``ambiguous`` (a town called «Яровое» vs «яровое» = spring crops) only match
 when capitalised in the original text or after «г.»/«город».
+
+Adjective forms (``adjectives:``, «бийский», «бийская»...) are weaker evidence than a name:
+the same words are street names («ул. Бийская», «Каменская ул.») and surnames («Заринский
+Иван Петрович»). So an adjective next to a street word, or a capitalised adjective next to a
+first name, patronymic or initial, is skipped, and any name, form or district mention
+anywhere in the text («г. Барнаул», «в Барнауле», «Бийского района») beats an adjective
+mention; only without one does the earliest remaining adjective count.
 """
 
 from __future__ import annotations
@@ -26,6 +33,31 @@ _FROZEN_AFTER = frozenset({"на", "под", "у", "в", "над"})
 """In «Камень-на-Оби» only the words before the preposition decline."""
 _CITY_MARKERS = frozenset({"г", "гор", "город", "города", "городе", "городу", "городом"})
 _DISTRICT_WORD_ABBREVIATIONS = (("р", "н"), ("р", "на"), ("р", "не"), ("р", "ну"), ("р", "ном"))
+
+
+def _declined(*stems_and_endings: tuple[str, tuple[str, ...]]) -> frozenset[str]:
+    return frozenset(stem + end for stem, ends in stems_and_endings for end in ends)
+
+
+_MASC = ("", "а", "у", "ом", "е", "ы", "ов", "ам", "ами", "ах")
+_STREET_WORDS = frozenset(
+    {"ул", "пр", "просп", "пер", "бул", "пл", "мкр", "мкрн", "ш", "шоссе"}
+) | _declined(
+    ("улиц", ("а", "ы", "е", "у", "ей", "ею", "", "ам", "ами", "ах")),
+    ("проспект", _MASC),
+    ("переул", ("ок", "ка", "ку", "ком", "ке", "ки", "ков", "кам", "ками", "ках")),
+    ("бульвар", _MASC),
+    ("тракт", _MASC),
+    ("проезд", _MASC),
+    ("площад", ("ь", "и", "ью", "ей", "ям", "ями", "ях")),
+    ("микрорайон", _MASC),
+)
+"""Words (normalised tokens) that make a neighbouring adjective a street name."""
+_STREET_ABBREVIATIONS = frozenset({("пр", "т"), ("пр", "кт"), ("б", "р"), ("пр", "д")})
+"""Hyphenated abbreviations the tokenizer splits: «пр-т», «пр-кт», «б-р», «пр-д»."""
+_PATRONYMIC_RE = re.compile(r"(?:ович|евич|овна|евна|ична)$")
+_STREET_GAP_RE = re.compile(r"[\s.]*")
+_NAME_GAP_RE = re.compile(r"\s+")
 
 
 def normalize_token(token: str) -> str:
@@ -112,6 +144,17 @@ def name_forms(name: str) -> set[tuple[str, ...]]:
     return result
 
 
+@lru_cache(maxsize=4096)
+def _is_given_name(word: str) -> bool:
+    """A first name, a patronymic («Иван», «Петровича») or an initial («И»)."""
+    if len(word) == 1:
+        return word.isalpha()
+    low = normalize_token(word)
+    if _PATRONYMIC_RE.search(low):  # also patronymics the dictionary does not know
+        return True
+    return any("Name" in p.tag or "Patr" in p.tag for p in _morph().parse(low))
+
+
 def adjective_forms(adjective: str) -> set[tuple[str, ...]]:
     """All forms of an adjective («барнаульский» → «барнаульского», «барнаульской»...)."""
     return {(f,) for f in _word_forms(normalize_token(adjective), None)}
@@ -136,6 +179,8 @@ def district_forms(adjective: str) -> set[tuple[str, ...]]:
 class GazetteerEntry:
     municipality: str
     ambiguous: bool
+    adjective: bool = False
+    """Only an adjective form («бийская»): weaker evidence, see the module docstring."""
 
 
 class GazetteerConflict(ValueError):
@@ -164,29 +209,33 @@ class Gazetteer:
             keys: set[tuple[str, ...]] = set()
             for name in spec.get("names") or ():
                 keys |= name_forms(name)
-            for adj in spec.get("adjectives") or ():
-                keys |= adjective_forms(adj)
             for adj in spec.get("district_of") or ():
                 keys |= district_forms(adj)
             for form in spec.get("forms") or ():
                 tokens = tuple(normalize_token(t) for t in tokenize(form))
                 if tokens:
                     keys.add(tokens)
-            for key in keys:
+            adjectives: set[tuple[str, ...]] = set()
+            for adj in spec.get("adjectives") or ():
+                adjectives |= adjective_forms(adj)
+            for key in keys | adjectives:
                 other = table.get(key)
                 if other is not None and other.municipality != mun_id:
                     raise GazetteerConflict(
                         f"form {' '.join(key)!r} names both municipalities "
                         f"{other.municipality!r} and {mun_id!r}"
                     )
-                table[key] = GazetteerEntry(mun_id, ambiguous)
+                table[key] = GazetteerEntry(mun_id, ambiguous, key not in keys)
         return cls(table)
 
     def __len__(self) -> int:
         return len(self._table)
 
     def find(self, text: str | None, *, strict: bool = True) -> str | None:
-        """First (earliest, longest) municipality mentioned in ``text``, or None.
+        """The municipality ``text`` is about, or None.
+
+        The earliest (longest) name, form or district mention; without one, the earliest
+        adjective mention that is not part of a street name or a person's name.
 
         ``strict=False`` drops the capitalisation requirement of ambiguous names: used for
         intake metadata, where the field itself says the value is a place.
@@ -198,6 +247,8 @@ class Gazetteer:
         first = self._first
         table = self._table
         n = len(norm)
+        adjective_hit: str | None = None
+        spans: list[tuple[int, int]] | None = None
         for i in range(n):
             if norm[i] not in first:
                 continue
@@ -211,5 +262,53 @@ class Gazetteer:
                     and not (raw[i][:1].isupper() or (i > 0 and norm[i - 1] in _CITY_MARKERS))
                 ):
                     continue
-                return entry.municipality
-        return None
+                if not entry.adjective:
+                    return entry.municipality
+                if adjective_hit is None:
+                    if spans is None:  # only texts with an adjective candidate pay for this
+                        spans = [m.span() for m in _TOKEN_RE.finditer(text)]
+                    if not _street_or_person(text, raw, norm, spans, i):
+                        adjective_hit = entry.municipality
+                break
+        return adjective_hit
+
+
+def _street_or_person(
+    text: str, raw: list[str], norm: list[str], spans: list[tuple[int, int]], i: int
+) -> bool:
+    """Is the adjective at token ``i`` part of a street name or a person's (sur)name?"""
+
+    def gap(a: int, b: int, pattern: re.Pattern[str]) -> bool:
+        """Only ``pattern`` (spaces, dots) between the end of token a and the start of b."""
+        return pattern.fullmatch(text, spans[a][1], spans[b][0]) is not None
+
+    n = len(norm)
+    # «ул. Бийская», «улице Бийской», «пр-т Бийский»
+    if i >= 1 and norm[i - 1] in _STREET_WORDS and gap(i - 1, i, _STREET_GAP_RE):
+        return True
+    if (
+        i >= 2
+        and (norm[i - 2], norm[i - 1]) in _STREET_ABBREVIATIONS
+        and gap(i - 1, i, _STREET_GAP_RE)
+    ):
+        return True
+    # «Бийская ул.», «Бийский тракт», «Каменский пр-т»
+    if i + 1 < n and norm[i + 1] in _STREET_WORDS and gap(i, i + 1, _NAME_GAP_RE):
+        return True
+    if not raw[i][:1].isupper():
+        return False
+    # «Заринский Иван Петрович», «Заринская И. П.», «Иван Петрович Заринский»
+    if (
+        i + 1 < n
+        and raw[i + 1][:1].isupper()
+        and gap(i, i + 1, _NAME_GAP_RE)
+        and _is_given_name(raw[i + 1])
+    ):
+        return True
+    return (
+        i >= 1
+        and raw[i - 1][:1].isupper()
+        and gap(i - 1, i, _NAME_GAP_RE)
+        and len(raw[i - 1]) > 1
+        and _is_given_name(raw[i - 1])
+    )

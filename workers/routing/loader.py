@@ -6,6 +6,13 @@ appeals silently landing on the wrong desk. Every problem is reported together, 
 ``file: path.to.key: what was expected``, and a bad file never replaces good rules.
 
 File format: see ``workers/routing/data/22-altai-krai.yaml`` (commented).
+
+Rule version: every loaded set records a version that identifies its *content*, so two
+different rule sets never share one. A file's ``version:`` is kept for people and suffixed
+with the first 12 hex digits of the SHA-256 of the file's bytes (``2025-06-01.1+3f2a9c...``);
+a file without one gets ``sha256:<16 hex digits>``. A directory of several files records its
+declared versions, comma-separated, plus a hash over every file's name and content
+(``22/v1,54/v3+<12 hex>``), or ``sha256:<16 hex>`` when no file declares one.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -22,7 +29,7 @@ import yaml
 
 from schemas.records import CATEGORIES
 from workers.geo.regions import UnknownRegion, get_region
-from workers.routing.gazetteer import Gazetteer, GazetteerConflict
+from workers.routing.gazetteer import Gazetteer, GazetteerConflict, tokenize
 from workers.routing.model import (
     AUTHORITY_KINDS,
     Authority,
@@ -33,7 +40,14 @@ from workers.routing.model import (
     Supervisor,
 )
 
-__all__ = ["ENV_VAR", "RulesError", "default_rules_path", "load_rules", "rule_files"]
+__all__ = [
+    "ENV_VAR",
+    "RulesError",
+    "content_fingerprint",
+    "default_rules_path",
+    "load_rules",
+    "rule_files",
+]
 
 ENV_VAR = "APPEALS_ROUTING_RULES"
 PACKAGED_DATA = Path(__file__).with_name("data")
@@ -79,10 +93,18 @@ _SUPERVISOR_KEYS = frozenset({"role", "webhook", "email"})
 
 
 class RulesError(ValueError):
-    """Invalid routing rules. ``problems`` holds ``(file, key path, message)`` triples."""
+    """Invalid routing rules. ``problems`` holds ``(file, key path, message)`` triples.
 
-    def __init__(self, problems: list[tuple[str, str, str]]) -> None:
+    ``fingerprint`` is the :func:`content_fingerprint` of the files that were validated when
+    :func:`load_rules` raised it (None otherwise): the watcher uses it so that the same bad
+    content is not validated again on every poll.
+    """
+
+    def __init__(
+        self, problems: list[tuple[str, str, str]], *, fingerprint: str | None = None
+    ) -> None:
         self.problems = problems
+        self.fingerprint = fingerprint
         lines = [f"{f}: {p or '<root>'}: {m}" for f, p, m in problems]
         super().__init__(
             f"invalid routing rules ({len(problems)} problem(s)):\n  " + "\n  ".join(lines)
@@ -98,6 +120,15 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict
     result: dict[Any, Any] = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
+        try:
+            hash(key)
+        except TypeError:  # «? [a, b]» or «? {a: 1}»: a complex key, never a rules key
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                "a mapping key must be a plain value, not a list or mapping",
+                key_node.start_mark,
+            ) from None
         if key in result:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r}", key_node.start_mark
@@ -126,6 +157,22 @@ def rule_files(path: str | os.PathLike[str]) -> list[Path]:
             f for f in p.iterdir() if f.suffix in {".yaml", ".yml"} and not f.name.startswith(".")
         )
     return [p]
+
+
+def content_fingerprint(contents: Iterable[tuple[str, bytes | None]]) -> str:
+    """Hash over ``(file name, bytes)`` pairs (None: unreadable), in the given order.
+
+    :func:`load_rules` records it for the bytes it actually parsed, and
+    :class:`~workers.routing.watcher.RulesWatcher` compares the files on disk against it.
+    """
+    digest = hashlib.sha256()
+    for name, data in contents:
+        digest.update(name.encode("utf-8", "surrogateescape") + b"\0")
+        if data is None:
+            digest.update(b"\1unreadable\0")
+        else:
+            digest.update(b"%d\0" % len(data) + data)
+    return digest.hexdigest()
 
 
 def _freeze(value: Any) -> Any:
@@ -287,17 +334,33 @@ def _check_timezone(ctx: _Ctx, tz: str | None, path: str) -> None:
 
     try:
         zoneinfo.ZoneInfo(tz)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # OSError: «Asia» is a dir
         ctx.err(path, f"{tz!r}: not an IANA time zone (e.g. 'Asia/Barnaul')")
 
 
-def _parse_file(file: Path, text: str) -> tuple[_Ctx, dict[str, Any] | None]:
+def _parse_file(file: Path, raw: bytes) -> tuple[_Ctx, dict[str, Any] | None]:
     """Parse one region file into plain parts; cross-file checks happen in load_rules."""
     ctx = _Ctx(str(file))
+    sha = hashlib.sha256(raw).hexdigest()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        ctx.err(
+            "",
+            f"not valid UTF-8 (line {line}, byte {exc.start}: {exc.reason}); "
+            "save the file as UTF-8, and check it was not cut off mid-write",
+        )
+        return ctx, None
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         ctx.err("", f"not valid YAML: {exc}")
+        return ctx, None
+    except (ValueError, TypeError, RecursionError) as exc:
+        # PyYAML's constructors raise plain errors for some scalars, e.g. «2025-13-45»
+        # resolves to a date and fails with "month must be in 1..12".
+        ctx.err("", f"not valid YAML: {type(exc).__name__}: {exc}")
         return ctx, None
     if not isinstance(data, Mapping):
         ctx.err("", "expected a mapping at the top level (region, triage, authorities, ...)")
@@ -375,14 +438,30 @@ def _parse_file(file: Path, text: str) -> tuple[_Ctx, dict[str, Any] | None]:
         oktmo = ctx.str_(m, "oktmo", path, required=False)
         if oktmo is not None and not _OKTMO.match(oktmo):
             ctx.err(f"{path}.oktmo", f"{oktmo!r}: expected 8 or 11 digits (quote it in YAML)")
+        # The gazetteer is built from this validated copy only: a bad value (``names: 5``,
+        # a number or an empty item in the list) is reported, never handed to it.
+        spec: dict[str, Any] = {}
         for key in ("names", "adjectives", "district_of", "forms"):
             val = m.get(key)
-            if val is not None and not (
-                isinstance(val, list) and all(isinstance(v, str) and v.strip() for v in val)
-            ):
-                ctx.err(f"{path}.{key}", "expected a list of non-empty strings")
-        if not isinstance(m.get("ambiguous", False), bool):
+            if val is None:
+                continue
+            if not isinstance(val, list):
+                ctx.err(f"{path}.{key}", f"expected a list of non-empty strings, got {val!r}")
+                continue
+            good: list[str] = []
+            for k, v in enumerate(val):
+                if not isinstance(v, str) or not v.strip():
+                    ctx.err(f"{path}.{key}[{k}]", f"expected a non-empty string, got {v!r}")
+                elif not tokenize(v):
+                    ctx.err(f"{path}.{key}[{k}]", f"{v!r}: contains no letters or digits")
+                else:
+                    good.append(v)
+            spec[key] = good
+        ambiguous = m.get("ambiguous", False)
+        if not isinstance(ambiguous, bool):
             ctx.err(f"{path}.ambiguous", "expected true or false")
+        else:
+            spec["ambiguous"] = ambiguous
         default = ctx.str_(m, "default", path, required=False)
         routes = _parse_routes(ctx, m.get("routes"), f"{path}.routes")
         m_auth_raw = m.get("authorities") or []
@@ -403,7 +482,7 @@ def _parse_file(file: Path, text: str) -> tuple[_Ctx, dict[str, Any] | None]:
                     "default": default,
                     "default_path": f"{path}.default",
                     "routes": routes,
-                    "spec": m,
+                    "spec": spec,
                     "path": path,
                 }
             )
@@ -418,8 +497,9 @@ def _parse_file(file: Path, text: str) -> tuple[_Ctx, dict[str, Any] | None]:
         "routes": region_routes,
         "authorities": authorities,
         "municipalities": municipalities,
-        "version": version or "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16],
+        "version": _file_version(version, sha),
         "explicit_version": version,
+        "sha256": sha,
     }
 
 
@@ -454,19 +534,29 @@ def load_rules(
     root = Path(path) if path is not None else default_rules_path()
     files = rule_files(root)
     problems: list[tuple[str, str, str]] = []
-    if not files:
-        raise RulesError([(str(root), "", "no *.yaml rule files found")])
+    # Each file is read exactly once; the rules, their version and the fingerprint the
+    # watcher compares against all come from these same bytes.
+    contents: list[tuple[str, bytes | None]] = []
     parsed: list[tuple[_Ctx, dict[str, Any]]] = []
     for file in files:
         try:
-            text = file.read_text(encoding="utf-8")
+            raw = file.read_bytes()
         except OSError as exc:
+            contents.append((file.name, None))
             problems.append((str(file), "", f"cannot read: {exc.strerror or exc}"))
             continue
-        ctx, result = _parse_file(file, text)
+        contents.append((file.name, raw))
+        try:
+            ctx, result = _parse_file(file, raw)
+        except Exception as exc:  # a bug here must still name the file, not crash a reload
+            problems.append((str(file), "", f"could not be validated: {type(exc).__name__}: {exc}"))
+            continue
         problems.extend(ctx.problems)
         if result is not None:
             parsed.append((ctx, result))
+    fingerprint = content_fingerprint(contents)
+    if not files:
+        raise RulesError([(str(root), "", "no *.yaml rule files found")], fingerprint=fingerprint)
     # No early exit: the cross-file checks below still run, so one edit round shows every
     # problem at once.
     for ctx, _ in parsed:
@@ -510,6 +600,17 @@ def load_rules(
                 ctx.err("triage", f"unknown authority id {triage!r}")
             elif t.region_code != r["code"]:
                 ctx.err("triage", f"{triage!r} belongs to region {t.region_code}, not {r['code']}")
+            elif t.parent is None:
+                # A complaint about a root body goes to the triage desk (which forwards it
+                # outside the region). If the desk *is* a root, a complaint about it would go
+                # to itself (59-FZ art. 8 p. 6 forbids that) and route() must never raise,
+                # so such a configuration is refused here, where the editor sees why.
+                ctx.err(
+                    "triage",
+                    f"{triage!r} has no parent (kind {t.kind!r}): a complaint about it would "
+                    "be routed to itself; name a triage desk (kind 'triage') under the "
+                    "regional government",
+                )
         routes = _route_objects(ctx, r["routes"], authorities)
         munis: dict[str, Municipality] = {}
         for m in r["municipalities"]:
@@ -544,17 +645,20 @@ def load_rules(
         )
     problems.extend(_cycles(authorities, where))
     if problems:
-        raise RulesError(problems)
+        raise RulesError(problems, fingerprint=fingerprint)
 
     flagged = [r["code"] for _, r in parsed if r["default"]]
     if default_region is not None:
         try:
             default_region = get_region(default_region).code
         except UnknownRegion as exc:
-            raise RulesError([(str(root), "default_region", str(exc))]) from None
+            raise RulesError(
+                [(str(root), "default_region", str(exc))], fingerprint=fingerprint
+            ) from None
         if default_region not in regions:
             raise RulesError(
-                [(str(root), "default_region", f"no rules loaded for region {default_region!r}")]
+                [(str(root), "default_region", f"no rules loaded for region {default_region!r}")],
+                fingerprint=fingerprint,
             )
     elif len(flagged) > 1:
         raise RulesError(
@@ -565,7 +669,8 @@ def load_rules(
                     "set in more than one file: " + ", ".join(region_file[x] for x in flagged),
                 )
                 for c in flagged[:1]
-            ]
+            ],
+            fingerprint=fingerprint,
         )
     elif flagged:
         default_region = flagged[0]
@@ -578,18 +683,31 @@ def load_rules(
         version=_set_version(parsed),
         default_region=default_region,
         source=str(root),
+        fingerprint=fingerprint,
     )
 
 
-def _set_version(parsed: Iterable[tuple[_Ctx, dict[str, Any]]]) -> str:
-    """Explicit version of a lone file, else a hash over every file's (name, version)."""
-    items = [(Path(ctx.file).name, r["version"], r["explicit_version"]) for ctx, r in parsed]
-    if len(items) == 1 and items[0][2]:
-        return str(items[0][2])
-    if len(items) == 1:
-        return str(items[0][1])
-    digest = hashlib.sha256("\n".join(f"{n}\t{v}" for n, v, _ in sorted(items)).encode())
-    return "sha256:" + digest.hexdigest()[:16]
+def _file_version(declared: str | None, sha256_hex: str) -> str:
+    """``<declared>+<12 hex>`` or ``sha256:<16 hex>``: always names the file's content.
+
+    The declared version alone would let an edit without a bumped version (or a file caught
+    half-written) record the same version as the rules before it.
+    """
+    if declared:
+        return f"{declared}+{sha256_hex[:12]}"
+    return "sha256:" + sha256_hex[:16]
+
+
+def _set_version(parsed: Sequence[tuple[_Ctx, dict[str, Any]]]) -> str:
+    """Version of the whole set: see the module docstring for the format."""
+    if len(parsed) == 1:
+        return str(parsed[0][1]["version"])
+    items = sorted((Path(ctx.file).name, r["sha256"], r["explicit_version"]) for ctx, r in parsed)
+    digest = hashlib.sha256("\n".join(f"{n}\t{h}" for n, h, _ in items).encode()).hexdigest()
+    declared = [str(v) for _, _, v in items if v]
+    if declared:
+        return ",".join(declared) + "+" + digest[:12]
+    return "sha256:" + digest[:16]
 
 
 def _cycles(

@@ -105,9 +105,12 @@ class RegionRules:
 class RoutingRules:
     """All loaded regions plus a global authority index.
 
-    ``version`` identifies the whole loaded set: an explicit ``version:`` when a single file
-    declares one, else a content hash. Every decision records it so a routed appeal can be
-    traced back to the exact rules that routed it.
+    ``version`` identifies the whole loaded set by its content: the declared ``version:``
+    (kept for people) plus a content hash, e.g. ``22-altai-krai/2025-06-01.1+3f2a9c0d1e4b``,
+    or ``sha256:<16 hex>`` when no file declares one (format: :mod:`workers.routing.loader`).
+    Every decision records it so a routed appeal can be traced back to the exact rules that
+    routed it. ``fingerprint`` is the hash of the file names and bytes the rules were built
+    from; :class:`~workers.routing.watcher.RulesWatcher` compares the disk against it.
     """
 
     regions: Mapping[str, RegionRules]
@@ -115,6 +118,7 @@ class RoutingRules:
     version: str
     default_region: str | None
     source: str
+    fingerprint: str | None = None
 
     def authority(self, authority_id: str) -> Authority:
         """The authority by id; raises :class:`UnknownAuthority`."""

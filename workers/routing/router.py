@@ -118,14 +118,33 @@ def _valid_code(code: object) -> str | None:
         return None
 
 
+def _check_rules(rules: RoutingRules) -> None:
+    """The invariants :meth:`Router.route` relies on to never raise (load_rules checks them
+    with file and key path; this guards rules built or swapped in any other way)."""
+    if rules.default_region is None or rules.default_region not in rules.regions:
+        raise ValueError(
+            "routing rules have no default region for unroutable appeals "
+            f"({len(rules.regions)} regions loaded: set default_for_unknown_regions: true "
+            "in one file)"
+        )
+    for region in rules.regions.values():
+        desk = rules.authorities.get(region.triage)
+        if desk is None or desk.parent is None:
+            # A complaint about a root body falls back to the triage desk: a root desk
+            # would receive complaints about itself.
+            raise ValueError(
+                f"region {region.code}: triage desk {region.triage!r} must be a defined "
+                "authority with a parent"
+            )
+
+
 class Router:
     """Stateless apart from the current rules; safe to share between coroutines."""
 
     __slots__ = ("_rules",)
 
     def __init__(self, rules: RoutingRules) -> None:
-        if rules.default_region is None or rules.default_region not in rules.regions:
-            raise ValueError("routing rules have no default region for unroutable appeals")
+        _check_rules(rules)
         self._rules = rules
 
     @property
@@ -133,9 +152,11 @@ class Router:
         return self._rules
 
     def swap(self, rules: RoutingRules) -> None:
-        """Replace the rules atomically (a single reference assignment)."""
-        if rules.default_region is None or rules.default_region not in rules.regions:
-            raise ValueError("routing rules have no default region for unroutable appeals")
+        """Replace the rules atomically (a single reference assignment).
+
+        Raises ValueError (and keeps the current rules) for rules ``route`` cannot use.
+        """
+        _check_rules(rules)
         self._rules = rules
         log.info("routing rules swapped in: version=%s", rules.version)
 
@@ -225,8 +246,11 @@ class Router:
             return _decision(rules, appeal.appeal_id, target, level, municipality, region_code)
         candidates = [*rules.ancestors(complained), region.triage]
         # The parent; for the root (the regional government itself) the triage desk, which
-        # forwards outside the region. Validation guarantees every non-root has a parent.
-        chosen = next((c for c in candidates if c != complained), region.triage)
+        # forwards outside the region. Validation guarantees every non-root has a parent, and
+        # (load_rules, _check_rules) that the triage desk is not a root, so ``chosen`` is never
+        # ``complained``. We refuse such rules up front rather than here because route() must
+        # not raise: its callers (intake, triage, bench) treat an exception as a crash.
+        chosen = next(c for c in candidates if c != complained)
         return _decision(
             rules,
             appeal.appeal_id,

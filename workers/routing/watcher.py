@@ -6,19 +6,20 @@ nothing and works everywhere. Cheap ``(mtime_ns, size)`` fingerprints gate the c
 the hash gates the (comparatively slow) validation, and only fully valid rules are handed to
 ``on_change``. An invalid edit keeps the previous rules and logs the validation problems
 (file, key path, message: rule files hold no personal data, and no appeal data is logged).
+Rules that ``on_change`` refuses (``Router.swap`` without a default region) are handled the
+same way: ``last_error`` says why and ``rules`` stays the version actually in use.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from workers.routing.loader import RulesError, load_rules, rule_files
+from workers.routing.loader import RulesError, content_fingerprint, load_rules, rule_files
 from workers.routing.model import RoutingRules
 
 __all__ = ["RulesWatcher"]
@@ -58,9 +59,11 @@ class RulesWatcher:
         self._content_fp: str | None = None
         self._task: asyncio.Task[None] | None = None
         if initial is not None:
-            # Remember what is on disk now, so the first poll doesn't reload needlessly.
-            self._stat_fp = self._stat_fingerprint()
-            self._content_fp = self._content_fingerprint()
+            # Compare the disk with what the initial rules were *loaded from*, not with what
+            # is there now: an edit made between load_rules() and this watcher is then
+            # loaded on the first poll. ``_stat_fp`` stays None, so that poll hashes the
+            # files once. (Rules without a fingerprint are reloaded on the first poll.)
+            self._content_fp = initial.fingerprint
 
     def _stat_fingerprint(self) -> tuple[tuple[str, int, int], ...]:
         items = []
@@ -73,14 +76,29 @@ class RulesWatcher:
         return tuple(items)
 
     def _content_fingerprint(self) -> str:
-        digest = hashlib.sha256()
+        """Same hash as :attr:`RoutingRules.fingerprint` for the same files."""
+        contents: list[tuple[str, bytes | None]] = []
         for f in rule_files(self.path):
-            digest.update(f.name.encode())
             try:
-                digest.update(f.read_bytes())
+                contents.append((f.name, f.read_bytes()))
             except OSError:
-                digest.update(b"\0unreadable")
-        return digest.hexdigest()
+                contents.append((f.name, None))
+        return content_fingerprint(contents)
+
+    def _reject(
+        self, error: RulesError, content_fp: str, what: str, *, exc_info: bool = False
+    ) -> None:
+        """Keep the current rules; remember the content so it is not re-validated every tick."""
+        self._content_fp = content_fp
+        self.last_error = error
+        log.error(
+            "routing rules at %s %s, keeping version %s: %s",
+            self.path,
+            what,
+            self.rules.version if self.rules else None,
+            error,
+            exc_info=exc_info,
+        )
 
     async def check(self) -> bool:
         """One poll. Returns True when new rules were loaded and handed to ``on_change``."""
@@ -97,26 +115,41 @@ class RulesWatcher:
                 load_rules, self.path, default_region=self.default_region
             )
         except RulesError as exc:
-            self._content_fp = content_fp  # don't re-validate the same bad content every tick
-            self.last_error = exc
-            log.error(
-                "routing rules at %s rejected, keeping version %s: %s",
-                self.path,
-                self.rules.version if self.rules else None,
-                exc,
-            )
+            # Includes unreadable, non-UTF-8 and half-written files: load_rules reads each
+            # file once and reports every such problem as a RulesError.
+            self._reject(exc, exc.fingerprint or content_fp, "rejected")
             return False
-        except Exception:  # I/O races (file replaced mid-read): retry on the next tick
+        except OSError as exc:
+            # Listing the directory failed (it vanished mid-swap): retry on the next tick.
             self._stat_fp = None
-            log.exception("routing rules at %s could not be loaded; will retry", self.path)
+            log.warning("routing rules at %s could not be listed (%s); will retry", self.path, exc)
             return False
-        self._content_fp = content_fp
+        except Exception as exc:
+            # Not a rules problem: a bug in validation, which would repeat for the same bytes
+            # on every tick. Report it once, like an invalid edit; the next edit retries.
+            error = RulesError(
+                [(str(self.path), "", f"could not be loaded: {type(exc).__name__}: {exc}")]
+            )
+            self._reject(error, content_fp, "could not be loaded", exc_info=True)
+            return False
+        loaded_fp = rules.fingerprint or content_fp
+        try:
+            result = self.on_change(rules)
+            if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
+                await result
+        except Exception as exc:
+            # E.g. Router.swap refusing a set without a default region: the consumer still
+            # runs the old rules, so they stay ``self.rules`` and the refusal is the error.
+            error = RulesError(
+                [(rules.source, "", f"valid, but not taken into use: {exc}")],
+                fingerprint=loaded_fp,
+            )
+            self._reject(error, loaded_fp, f"refused (version {rules.version})")
+            return False
+        self._content_fp = loaded_fp
         self.last_error = None
         previous = self.rules.version if self.rules else None
         self.rules = rules
-        result = self.on_change(rules)
-        if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
-            await result
         log.info("routing rules reloaded: %s -> %s", previous, rules.version)
         return True
 
