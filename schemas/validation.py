@@ -43,13 +43,21 @@ def _compiled(name: str, version: int) -> Callable[[Any], Any]:
 
 
 def _is_datetime(value: str) -> bool:
+    """JSON Schema ``date-time`` is RFC 3339: a date, a time *and* a UTC offset (or ``Z``).
+
+    A naive timestamp such as ``2025-01-14T10:00:00`` is refused: every consumer would read it
+    in its own host's time zone (the SLA engine calls ``.timestamp()`` on lifecycle ``at``), so
+    the same event would mean different instants on different workers.
+    """
     from datetime import datetime
 
+    if not value.isascii():
+        return False
     try:
-        datetime.fromisoformat(value)
+        parsed = datetime.fromisoformat(value)
     except ValueError:
         return False
-    return True
+    return parsed.utcoffset() is not None
 
 
 def validate(name: str, obj: Any, version: int = 1) -> None:

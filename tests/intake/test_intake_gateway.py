@@ -170,7 +170,7 @@ def test_429_when_a_client_exceeds_its_rate(intake_settings: Settings) -> None:
 
 
 def test_idempotent_retry_yields_same_id_and_one_event(intake_settings: Settings) -> None:
-    # no external id in the payload: the Idempotency-Key names the appeal
+    # no external id in the payload: the Idempotency-Key, scoped to the client, names the appeal
     native = dict(load_samples("hotline")[1])
     del native["call_id"]
 
@@ -197,14 +197,16 @@ def test_idempotent_retry_yields_same_id_and_one_event(intake_settings: Settings
 
     b = asyncio.run(go())
     assert b[0]["appeal_id"] == b[1]["appeal_id"] == b[2]["appeal_id"]
-    assert b[0]["appeal_id"] == appeal_id_for("hotline", "retry-key-0001")
+    mine = appeal_id_for("hotline", "pos-platform:retry-key-0001")
+    theirs = appeal_id_for("hotline", "city-app:retry-key-0001")
+    assert b[0]["appeal_id"] == mine
     assert [x["status"] for x in b[:3]] == ["accepted", "duplicate", "duplicate"]
     assert set(b[3]["concurrent"]) <= {202, 409} and 202 in b[3]["concurrent"]
-    assert b[4]["status"] == "accepted"
+    assert b[4]["status"] == "accepted" and b[4]["appeal_id"] == theirs != mine
     events = consume_all(intake_settings, "hotline", expect=3)
     ids = [k.decode() for k, _ in events if k]
-    assert ids.count(appeal_id_for("hotline", "retry-key-0001")) == 2  # two clients
-    assert ids.count(appeal_id_for("hotline", "retry-key-0002")) == 1
+    assert ids.count(mine) == 1 and ids.count(theirs) == 1  # two clients, two appeals
+    assert ids.count(appeal_id_for("hotline", "pos-platform:retry-key-0002")) == 1
     first = orjson.loads(events[0][1])
     assert first["idempotency_key"] == "retry-key-0001"
 

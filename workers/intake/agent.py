@@ -32,7 +32,13 @@ from workers.intake import core, near_duplicates, redis_scripts
 from workers.route.agent import ROUTE_FIELDS, classify_and_route
 from workers.route.agent import STAGE as ROUTE_STAGE
 from workers.routing import Router
-from workers.runtime import WorkerContext, batches, crash_on_error, observe_stage_latency
+from workers.runtime import (
+    Outbox,
+    WorkerContext,
+    batches,
+    crash_on_error,
+    observe_stage_latency,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +74,7 @@ def install(app: faust.App, ctx: WorkerContext, router: Router, classifier: Any)
             with crash_on_error(STAGE):
                 outbox = ctx.outbox(STAGE)
                 accepted: list[tuple[IntakeAppeal, SourcePosition, str]] = []
+                accepted_events: list[faust.EventT] = []
                 for event in events:
                     msg = event.message
                     channel = channel_by_topic.get(msg.topic, "unknown")
@@ -92,11 +99,14 @@ def install(app: faust.App, ctx: WorkerContext, router: Router, classifier: Any)
                     pos = SourcePosition(msg.topic, msg.partition, msg.offset)
                     key = f"{settings.app_id}:dedupe:{appeal.channel}:{appeal.external_id}"
                     accepted.append((appeal, pos, key))
+                    accepted_events.append(event)
 
                 fresh = await _first_seen(ctx, accepted, dedupe_ttl)
                 now = ctx.clock.now_dt()
                 batch: list[RegisteredAppeal] = []
-                for (appeal, pos, _key), is_new in zip(accepted, fresh, strict=True):
+                batch_events: list[faust.EventT] = []
+                for (appeal, pos, _key), event, is_new in zip(accepted, accepted_events, fresh,
+                                                              strict=True):
                     if not is_new:
                         metrics.DUPLICATES.labels(appeal.channel).inc()
                         continue
@@ -107,11 +117,11 @@ def install(app: faust.App, ctx: WorkerContext, router: Router, classifier: Any)
                         email_regime=settings.email_regime,
                         web_regime=settings.web_regime,
                     ))
+                    batch_events.append(event)
                 signatures = near_duplicates.signatures(batch, near_cfg)
                 await _flag_near_duplicates(ctx, batch, near_cfg, signatures)
-                for registered in batch:
-                    await outbox.send_record(t.REGISTERED, registered.appeal_id, registered)
-                    metrics.REGISTERED.labels(registered.channel, registered.regime).inc()
+                batch, signatures = await _send_registered(outbox, batch, batch_events,
+                                                           signatures)
                 observe_stage_latency(STAGE, events)
                 await classify_and_route(ctx, outbox, [route_view(r) for r in batch],
                                          classifier, router)
@@ -120,6 +130,35 @@ def install(app: faust.App, ctx: WorkerContext, router: Router, classifier: Any)
                 observe_stage_latency(ROUTE_STAGE, events)
 
     return intake
+
+
+async def _send_registered(
+    outbox: Outbox,
+    batch: list[RegisteredAppeal],
+    events: list[faust.EventT],
+    signatures: list[near_duplicates.Signature],
+) -> tuple[list[RegisteredAppeal], list[near_duplicates.Signature]]:
+    """Publish each registered appeal; returns the ones sent (and their signatures).
+
+    Defence in depth: decoding already rejects what cannot be written (too deep a payload), but
+    should one record still fail to serialise, only that record goes to the dead-letter topic.
+    An exception here would otherwise end the worker (``crash_on_error``), and the replayed
+    batch would fail the same way on every restart.
+    """
+    sent: list[RegisteredAppeal] = []
+    sent_signatures: list[near_duplicates.Signature] = []
+    for registered, event, signature in zip(batch, events, signatures, strict=True):
+        try:
+            value = registered.to_json()
+        except (TypeError, ValueError) as exc:  # orjson.JSONEncodeError is a TypeError
+            await outbox.dead_letter(event, stage=STAGE, reason="unserialisable",
+                                     detail=f"{type(exc).__name__}: {exc}"[:200])
+            continue
+        await outbox.send(t.REGISTERED, registered.appeal_id.encode(), value)
+        metrics.REGISTERED.labels(registered.channel, registered.regime).inc()
+        sent.append(registered)
+        sent_signatures.append(signature)
+    return sent, sent_signatures
 
 
 def route_view(registered: RegisteredAppeal) -> dict[str, Any]:

@@ -132,6 +132,8 @@ def produce(
             sent += 1
         except orjson.JSONDecodeError:
             rejected["not_json"].append(lineno)
+        except orjson.JSONEncodeError:  # accepted but not writable: that line only, go on
+            rejected["unserialisable"].append(lineno)
         except InvalidEvent as exc:
             rejected[exc.reason].append(lineno)
         if progress is not None:

@@ -24,6 +24,7 @@ from schemas.records import (
     SourcePosition,
 )
 from schemas.validation import InvalidEvent, validate
+from workers.geo.regions import UnknownRegion, normalize_code
 
 _APPEAL_NS = uuid.UUID("6f1d8a52-3c1e-4f7e-9a57-0b7a3c2d9e11")
 _KNOWN_FIELDS = frozenset(IntakeAppeal.__dataclass_fields__)
@@ -36,6 +37,14 @@ ADAPTERS: dict[str, Adapter] = {}
 # Normalisation (Unicode, whitespace, phones) is plugged in by workers.intake.normalize.
 Normaliser = Callable[[dict[str, Any]], dict[str, Any]]
 _normalisers: list[Normaliser] = []
+
+# How deeply a payload may nest objects and arrays (the payload object itself is level 1).
+# orjson *reads* JSON nested up to 1024 levels but *writes* only about 254, and unknown fields
+# are carried on unchecked in ``extra`` (one level deeper again in the registered record). An
+# appeal that is accepted here but cannot be written later would fail its whole batch in the
+# agent, and the replayed batch would fail again: intake would stop. Real intake payloads nest
+# 3-4 levels; 32 leaves room for any plausible ``extra`` and stays far below orjson's limit.
+MAX_NESTING = 32
 
 
 def register_adapter(channel: str, adapter: Adapter) -> None:
@@ -96,7 +105,15 @@ def decode_intake(
 def intake_from_dict(
     data: dict[str, Any], *, channel_hint: str | None = None, max_text_length: int = 20_000
 ) -> IntakeAppeal:
-    """Validate and normalise an already decoded payload (shared with the HTTP gateway)."""
+    """Validate and normalise an already decoded payload (shared with the HTTP gateway).
+
+    The schema is checked twice: on the payload as sent, so that each fault gets its own reason
+    code, and again after normalisation, because Unicode NFC can lengthen a string (U+0958 is
+    two code points in NFC) past a limit. Only what satisfies the contract *as published* is
+    accepted, so the gateway, the SDK and the intake agent (which re-decodes the published,
+    normalised record) always reach the same verdict.
+    """
+    check_nesting(data)
     if "schema_version" not in data:
         channel = data.get("channel") or channel_hint
         adapter = ADAPTERS.get(channel) if isinstance(channel, str) else None
@@ -110,18 +127,13 @@ def intake_from_dict(
             raise
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidEvent("adapter_failed", f"{channel} payload: {exc}"[:300]) from None
-    unknown = data.keys() - _KNOWN_FIELDS
-    if unknown:
-        extra = dict(data.get("extra") or {}) if isinstance(data.get("extra"), dict) else {}
-        for key in unknown:
-            extra[key] = data[key]
-        data = {k: v for k, v in data.items() if k not in unknown}
-        data["extra"] = extra
+    data = _unknown_into_extra(data)
     validate("intake-appeal", data)
     if channel_hint is not None and data["channel"] != channel_hint:
         raise InvalidEvent(
             "channel_mismatch", f"channel {data['channel']!r} on the {channel_hint!r} topic"
         )
+    _check_region(data["region"])
     for normalise in _normalisers:
         data = normalise(data)
     text = data.get("text") or ""
@@ -129,7 +141,69 @@ def intake_from_dict(
         raise InvalidEvent("empty_text", "text is empty after normalisation")
     if len(text) > max_text_length:
         raise InvalidEvent("oversize_text", f"{len(text)} characters > {max_text_length}")
+    if _normalisers:
+        try:
+            validate("intake-appeal", data)
+        except InvalidEvent as exc:
+            raise InvalidEvent(exc.reason, f"{exc.detail} (after Unicode normalisation)") from None
     return IntakeAppeal.from_dict(data)
+
+
+def check_nesting(data: Any, limit: int = MAX_NESTING) -> None:
+    """Raise ``InvalidEvent("too_deep")`` when objects/arrays nest deeper than ``limit``.
+
+    Iterative, so a hostile payload cannot exhaust the Python stack either.
+    """
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            raise InvalidEvent("too_deep", f"objects and arrays nested deeper than {limit} levels")
+        for child in node.values() if isinstance(node, dict) else node:
+            if isinstance(child, dict | list | tuple):
+                stack.append((child, depth + 1))
+
+
+def _unknown_into_extra(data: dict[str, Any]) -> dict[str, Any]:
+    """Move unknown top-level fields into ``extra`` without losing anything.
+
+    ``extra`` must be an object whether or not unknown fields come along (else ``wrong_type``,
+    as the schema says). A field sent both at the top level and inside ``extra`` is ambiguous:
+    rather than let one silently overwrite the other, the payload is rejected with
+    ``extra_conflict`` (dead-lettered with the field names, or a 400 at the gateway).
+    """
+    unknown = data.keys() - _KNOWN_FIELDS
+    if not unknown:
+        return data
+    extra = data.get("extra", {})
+    if not isinstance(extra, dict):
+        raise InvalidEvent("wrong_type", "data.extra must be object")
+    clash = sorted(unknown & extra.keys())
+    if clash:
+        names = ", ".join(name[:50] for name in clash[:5])
+        raise InvalidEvent(
+            "extra_conflict", f"field(s) sent both at the top level and in extra: {names}"
+        )
+    merged = dict(extra)
+    for key in unknown:
+        merged[key] = data[key]
+    out = {k: v for k, v in data.items() if k not in unknown}
+    out["extra"] = merged
+    return out
+
+
+def _check_region(region: str) -> None:
+    """A canonical region must be a code of the region catalogue, spelt canonically.
+
+    The schema pattern only says "two digits", and Python's ``\\d`` also matches non-ASCII
+    digits; adapters map native codes through the catalogue, so the canonical path does too.
+    """
+    try:
+        known = normalize_code(region)
+    except UnknownRegion:
+        known = None
+    if known != region:
+        raise InvalidEvent("unknown_region", "region code is not a federal subject")
 
 
 def register(

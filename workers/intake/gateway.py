@@ -27,9 +27,12 @@ Exactly-once from the client's point of view: ``Idempotency-Key: <key>`` makes a
 gateway stores ``key -> appeal_id`` in Redis with ``SET NX`` (first a short "pending" marker,
 then "done" with TTL = the dedupe window once Kafka acknowledged); a retry with a key marked
 done gets the same ``appeal_id`` and produces nothing. A payload without an external id takes
-the key as its external id (``<key>#<index>`` inside a batch), so the id is stable too. When
-the producer fails, the pending marker is deleted so the retry can go through. The key is
-scoped per client; a retry with the same key but a different payload gets the *first*
+``<client id>:<key>`` as its external id (``<client id>:<key>#<index>`` inside a batch; see
+:func:`scoped_external_id`), so the id is stable too, and two clients that happen to use the
+same key never share an appeal id: the client is the ``Client.id`` its bearer token
+authenticated as, never anything in the payload. When the producer fails, the pending marker
+is deleted so the retry can go through. The key is scoped per client (its Redis key holds the
+client id too); a retry with the same key but a different payload gets the *first*
 payload's appeal id (the key wins, as in other idempotency-key APIs).
 
 Personal data never reaches the logs: the gateway logs client id, appeal id and status, and its
@@ -71,7 +74,7 @@ import workers.intake.normalize  # noqa: F401  (registers the normaliser)
 from schemas.records import CHANNELS, IntakeAppeal
 from schemas.validation import InvalidEvent, load_schema
 from streams.settings import ConfigError, Settings
-from workers.intake.core import ADAPTERS, appeal_id_for, intake_from_dict
+from workers.intake.core import ADAPTERS, appeal_id_for, check_nesting, intake_from_dict
 
 __all__ = [
     "ApiError",
@@ -80,6 +83,7 @@ __all__ = [
     "GatewayConfig",
     "create_app",
     "run_gateway",
+    "scoped_external_id",
 ]
 
 log = logging.getLogger("appeals.gateway")
@@ -357,7 +361,25 @@ _REASON_FIELDS = {
     "oversize_text": "text",
     "unknown_region": "region",
     "unknown_channel": "channel",
+    "extra_conflict": "extra",
 }
+
+
+def scoped_external_id(client_id: str, item_key: str) -> str:
+    """The external id of an appeal sent without one: its Idempotency-Key, scoped to the client.
+
+    Idempotency keys are chosen by each client and only unique per client, while the appeal id
+    derives from (channel, external id) alone. The bare key would give two clients' different
+    appeals with the key ``1`` one appeal id, and intake would drop the second as a duplicate.
+    The client is the configured ``Client.id`` its bearer token (Open311: ``api_key``)
+    authenticated as. A retry by the same client still gets the same id. Should client id and
+    key not fit the 200-character limit of ``external_id``, a digest of both stands in.
+    """
+    scoped = f"{client_id}:{item_key}"
+    if len(scoped) > 200:
+        digest = hashlib.sha256(scoped.encode("utf-8", "surrogateescape")).hexdigest()
+        scoped = f"{client_id[:100]}:sha256:{digest}"
+    return scoped
 
 
 # --------------------------------------------------------------------------- the gateway
@@ -471,8 +493,9 @@ class Gateway:
                            f"this client may not submit to the {channel} channel")
         data = dict(item)
         if item_key is not None and not data.get("external_id"):
-            data["external_id"] = item_key
+            data["external_id"] = scoped_external_id(client.id, item_key)
         try:
+            check_nesting(data)  # before anything walks the payload
             if "schema_version" not in data:
                 data = ADAPTERS[channel](data)
             errors = field_errors(data, index)
@@ -491,7 +514,12 @@ class Gateway:
             raise fail("invalid_payload", None, "the payload could not be read") from None
         if item_key is not None:
             record.idempotency_key = item_key
-        size = len(record.to_json())
+        try:
+            size = len(record.to_json())
+        except (TypeError, ValueError) as exc:  # decoding rules out known causes; be safe
+            log.warning("intake item not serialisable client=%s index=%d error=%s",
+                        client.id, index, type(exc).__name__)
+            raise fail("unserialisable", None, "the appeal cannot be stored as JSON") from None
         if size > self.settings.max_message_bytes:
             raise ApiError(413, "message_too_large",
                            f"appeal {index} is over {self.settings.max_message_bytes} bytes")

@@ -17,7 +17,8 @@ Routes:
   intake event (published like any gateway appeal, acks=all) and answers ``201`` with
   ``[{"service_request_id", "service_notice", "account_id": null}]``. The region is
   ``jurisdiction_id`` when it is a region code, else the client's configured region, else
-  ``APPEALS_DEFAULT_REGION``. An ``Idempotency-Key`` header works as on ``/v1/appeals``.
+  ``APPEALS_DEFAULT_REGION``. An ``Idempotency-Key`` header works as on ``/v1/appeals`` (the
+  appeal's external id is then ``<client id>:<key>``).
 * ``GET /open311/v2/requests/{service_request_id}.json``: one request, ``status`` ``open`` or
   ``closed`` mapped from our lifecycle, ``agency_responsible`` and ``expected_datetime`` (the SLA
   deadline) from the read model (Redis hash ``appeal:{appeal_id}``: ``status``,
@@ -224,7 +225,7 @@ def _coordinate(params: dict[str, Any], name: str, bound: float) -> float | None
 
 
 async def post_request(request: web.Request) -> web.Response:
-    from workers.intake.gateway import CLIENT_ID, GATEWAY, ApiError
+    from workers.intake.gateway import CLIENT_ID, GATEWAY, ApiError, scoped_external_id
 
     gw = request.app[GATEWAY]
     try:
@@ -273,7 +274,9 @@ async def post_request(request: web.Request) -> web.Response:
         item: dict[str, Any] = {
             "schema_version": 1,
             "channel": "web",
-            "external_id": key or f"open311-{uuid.uuid4().hex}",
+            # Keyed: the key scoped to the client, as on /v1/appeals (keys are per client).
+            "external_id": (scoped_external_id(client.id, key) if key
+                            else f"open311-{uuid.uuid4().hex}"),
             "submitted_at": now.isoformat(timespec="seconds"),
             "region": region,
             "text": description or _SERVICE_NAMES[service_code],

@@ -59,7 +59,19 @@ def text_or_none(value: Any, limit: int | None = None) -> str | None:
 
 
 def external_id(value: Any, field: str) -> str:
-    """The source's own id for the appeal: required, because exact dedupe is keyed on it."""
+    """The source's own id for the appeal: required, because exact dedupe is keyed on it.
+
+    A numeric id must be a JSON integer. orjson reads integers outside the 64-bit range
+    (and anything written with a fraction or exponent) as floats, and ``str(float)`` loses
+    digits: ``18446744073709551616`` and ``...617`` would both become ``1.8446744073709552e+19``,
+    one appeal id, and the second appeal would be dropped as a duplicate. Such ids are rejected
+    (``invalid_value``); a source with ids that large must send them as strings.
+    """
+    if isinstance(value, float):
+        raise InvalidEvent(
+            "invalid_value",
+            f"{field} must be a string or an integer within 64 bits (send large ids as text)",
+        )
     text = text_or_none(value)
     if text is None:
         raise InvalidEvent("missing_field", f"{field} (the source's id) is missing")

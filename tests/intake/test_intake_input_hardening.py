@@ -1,0 +1,264 @@
+"""Hostile or odd intake input: rejected with a reason, never a crash, never a silent drop.
+
+Fast tests (no Kafka, no Redis): the real agent body runs over in-memory batches
+(:mod:`tests.intake.fakes`) and the real gateway app over an in-memory producer and Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+import pytest
+
+from schemas.validation import InvalidEvent
+from streams import topics as t
+from tests.intake.fakes import AgentHarness, auth, gateway
+from workers.intake import cli, core
+from workers.intake.producer import IntakeProducer
+
+CANONICAL: dict[str, Any] = {
+    "schema_version": 1, "channel": "pos", "external_id": "x-1",
+    "submitted_at": "2025-01-14T10:00:00+03:00", "region": "22", "text": "Нет отопления",
+}
+
+
+def canonical(**changes: Any) -> dict[str, Any]:
+    return {**CANONICAL, **changes}
+
+
+def deep(levels: int) -> bytes:
+    """A canonical appeal with an unknown field nested ``levels`` arrays deep."""
+    return orjson.dumps(canonical(external_id=f"deep-{levels}"))[:-1] + (
+        b',"foo":' + b"[" * levels + b"]" * levels + b"}")
+
+
+# --------------------------------------------------------------------------- D1: nesting
+
+@pytest.mark.parametrize("levels", [40, 260, 1000])
+def test_too_deep_payload_is_rejected_at_decode(levels: int) -> None:
+    with pytest.raises(InvalidEvent) as info:
+        core.decode_intake(deep(levels), channel_hint="pos")
+    assert info.value.reason == "too_deep"
+
+
+def test_nesting_within_the_limit_is_accepted() -> None:
+    appeal = core.decode_intake(deep(core.MAX_NESTING - 2), channel_hint="pos")
+    appeal.to_json()
+
+
+def test_deep_message_is_dead_lettered_and_the_batch_goes_on() -> None:
+    h = AgentHarness()
+    good = orjson.dumps(canonical(external_id="ok-1"))
+    good2 = orjson.dumps(canonical(external_id="ok-2"))
+    h.run(h.batch("pos", [good, deep(260), good2]))
+    assert h.crashes == []
+    assert [d[1] for d in h.deadletters()] == ["too_deep"]
+    assert len(h.registered()) == 2
+
+
+def test_a_record_that_cannot_be_serialised_is_dead_lettered_not_fatal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Defence in depth: were the decode-time check ever bypassed, only that record fails."""
+    monkeypatch.setattr(core, "check_nesting", lambda data, limit=0: None)
+    h = AgentHarness()
+    good = orjson.dumps(canonical(external_id="ok-1"))
+    h.run(h.batch("pos", [good, deep(260), orjson.dumps(canonical(external_id="ok-2"))]))
+    assert h.crashes == []
+    assert [d[1] for d in h.deadletters()] == ["unserialisable"]
+    assert len(h.registered()) == 2
+    registered_ids = {orjson.loads(v)["appeal_id"] for _t, _k, v in h.registered()}
+    downstream = {orjson.loads(v)["appeal_id"] for base, _k, v in h.sent
+                  if base not in (t.REGISTERED, t.DEADLETTER)}
+    assert downstream == registered_ids  # the dead-lettered appeal is not routed either
+
+
+def test_produce_command_rejects_a_deep_line_and_goes_on() -> None:
+    class Producer:
+        prepare = IntakeProducer.prepare
+        max_text_length = 20_000
+
+        def send(self, data: Any, channel: str | None = None) -> None:
+            self.prepare(data, channel).to_json()
+
+    good = orjson.dumps(canonical())
+    sent, rejected = cli.produce([good, deep(260), good], Producer())
+    assert sent == 2
+    assert rejected == {"too_deep": [2]}
+
+
+def test_gateway_answers_400_with_the_reason_for_deep_json() -> None:
+    async def go() -> tuple[int, Any, int]:
+        async with gateway() as (c, producer, _r):
+            r = await c.post("/v1/appeals", data=deep(260),
+                             headers={**auth(), "Content-Type": "application/json"})
+            return r.status, await r.json(), len(producer.sent)
+
+    status, body, sent = asyncio.run(go())
+    assert status == 400
+    assert [e["reason"] for e in body["errors"]] == ["too_deep"]
+    assert sent == 0
+
+
+# --------------------------------------------------------------------------- D2: idem keys
+
+def _keyless(text: str, phone: str) -> dict[str, Any]:
+    return {"schema_version": 1, "channel": "web", "submitted_at": "2025-01-14T10:00:00+03:00",
+            "region": "22", "text": text, "author": {"phone": phone}}
+
+
+def test_same_idempotency_key_from_two_clients_names_two_appeals() -> None:
+    async def go() -> tuple[list[Any], list[tuple[str, bytes, bytes]]]:
+        async with gateway() as (c, producer, _r):
+            out = []
+            for client, text in (("client-a", "Яма на дороге у дома 5"),
+                                 ("client-b", "Нет отопления в школе 12"),
+                                 ("client-a", "Яма на дороге у дома 5")):  # a retry by A
+                r = await c.post("/v1/appeals", json=_keyless(text, "+79130000001"),
+                                 headers={**auth(client), "Idempotency-Key": "1"})
+                out.append((r.status, await r.json()))
+            return out, producer.sent
+
+    results, sent = asyncio.run(go())
+    (sa, a), (sb, b), (sr, retry) = results
+    assert (sa, sb, sr) == (202, 202, 202)
+    assert a["status"] == b["status"] == "accepted"
+    assert a["appeal_id"] != b["appeal_id"]
+    assert retry == {**a, "status": "duplicate", "results": [
+        {"appeal_id": a["appeal_id"], "status": "duplicate"}]}
+    assert len(sent) == 2
+    ids = sorted(orjson.loads(v)["external_id"] for _t, _k, v in sent)
+    assert ids == ["client-a:1", "client-b:1"]
+
+    h = AgentHarness()
+    h.run(h.batch("web", [v for _t, _k, v in sent]))
+    assert len(h.registered()) == 2 and not h.deadletters()
+
+
+def test_open311_idempotency_key_is_scoped_to_the_client() -> None:
+    async def go() -> list[tuple[int, Any]]:
+        async with gateway() as (c, _p, _r):
+            out = []
+            for client in ("client-a", "client-b"):
+                r = await c.post("/open311/v2/requests.json", json={
+                    "api_key": f"tok-{client[-1]}", "service_code": "roads",
+                    "address_string": "ул. Мира, 1", "description": f"Яма ({client})",
+                    "jurisdiction_id": "22"}, headers={"Idempotency-Key": "k-7"})
+                out.append((r.status, await r.json()))
+            return out
+
+    (sa, a), (sb, b) = asyncio.run(go())
+    assert (sa, sb) == (201, 201)
+    assert a[0]["service_request_id"] != b[0]["service_request_id"]
+
+
+# --------------------------------------------------------------------------- D3: NFC growth
+
+def test_limits_hold_for_the_normalised_text() -> None:
+    """U+0958 is 2 code points in NFC: 600 of them are 1,200 after normalisation (max 1,000)."""
+    with pytest.raises(InvalidEvent) as info:
+        core.intake_from_dict(canonical(subject="\u0958" * 600))
+    assert info.value.reason == "too_long"
+    assert "normalisation" in info.value.detail
+    ok = core.intake_from_dict(canonical(subject="\u0958" * 500))
+    assert ok.subject is not None and len(ok.subject) == 1000
+
+
+def test_gateway_and_agent_agree_on_nfc_growth() -> None:
+    async def go(subject: str) -> tuple[int, Any, list[tuple[str, bytes, bytes]]]:
+        async with gateway() as (c, producer, _r):
+            r = await c.post("/v1/appeals", json=canonical(subject=subject), headers=auth())
+            return r.status, await r.json(), producer.sent
+
+    status, body, sent = asyncio.run(go("\u0958" * 600))
+    assert status == 400 and body["errors"][0]["field"] == "subject"
+    assert sent == []
+    status, _body, sent = asyncio.run(go("\u0958" * 500))
+    assert status == 202
+    h = AgentHarness()
+    h.run(h.batch("pos", [sent[0][2]]))
+    assert len(h.registered()) == 1 and not h.deadletters()
+
+
+# --------------------------------------------------------------------------- D4: numeric ids
+
+def _native(number: str) -> bytes:
+    head = '{"channel":"pos","created":"2025-01-14T10:00:00+03:00","region_code":"22",'
+    return (head + f'"id":{number},"text":"Обращение {number}"}}').encode()
+
+
+@pytest.mark.parametrize("number", ["18446744073709551616", "-9223372036854775809", "12.5",
+                                    "1e3", "7.0"])
+def test_numeric_id_that_is_not_an_exact_integer_is_rejected(number: str) -> None:
+    with pytest.raises(InvalidEvent) as info:
+        core.decode_intake(_native(number), channel_hint="pos")
+    assert info.value.reason == "invalid_value"
+
+
+def test_large_integer_ids_stay_exact_and_distinct() -> None:
+    a = core.decode_intake(_native("18446744073709551615"), channel_hint="pos")
+    b = core.decode_intake(_native("18446744073709551614"), channel_hint="pos")
+    assert (a.external_id, b.external_id) == ("18446744073709551615", "18446744073709551614")
+
+
+def test_ids_above_64_bits_are_dead_lettered_not_deduplicated() -> None:
+    h = AgentHarness()
+    h.run(h.batch("pos", [_native("18446744073709551616"), _native("18446744073709551617")]))
+    assert [d[1] for d in h.deadletters()] == ["invalid_value", "invalid_value"]
+    assert h.registered() == []
+
+
+# --------------------------------------------------------------------------- D5: regions
+
+@pytest.mark.parametrize("region", ["00", "88", "\u0662\u0662", "\uff12\uff12"])
+def test_canonical_unknown_region_is_rejected_like_native(region: str) -> None:
+    native = {"channel": "pos", "id": "r-1", "created": "2025-01-14T10:00:00+03:00",
+              "region_code": region, "text": "Нет отопления"}
+    for payload in (native, canonical(region=region)):
+        with pytest.raises(InvalidEvent) as info:
+            core.intake_from_dict(payload)
+        assert info.value.reason == "unknown_region"
+
+
+def test_canonical_known_regions_are_accepted() -> None:
+    assert core.intake_from_dict(canonical(region="22")).region == "22"
+    assert core.intake_from_dict(canonical(region="02")).region == "02"
+
+
+# --------------------------------------------------------------------------- D6: extra
+
+@pytest.mark.parametrize("extra", ["KEEP ME", None, [1], 3])
+def test_wrong_typed_extra_is_rejected_with_or_without_unknown_fields(extra: Any) -> None:
+    for payload in (canonical(extra=extra), canonical(extra=extra, source_flag=1)):
+        with pytest.raises(InvalidEvent) as info:
+            core.intake_from_dict(payload)
+        assert info.value.reason == "wrong_type"
+
+
+def test_unknown_field_clashing_with_extra_is_rejected_not_overwritten() -> None:
+    with pytest.raises(InvalidEvent) as info:
+        core.intake_from_dict(canonical(extra={"foo": "orig"}, foo="top"))
+    assert info.value.reason == "extra_conflict"
+    assert "foo" in info.value.detail
+
+
+def test_unknown_fields_join_extra() -> None:
+    rec = core.intake_from_dict(canonical(extra={"a": 1}, b=2))
+    assert rec.extra == {"a": 1, "b": 2}
+    again = core.decode_intake(rec.to_json(), channel_hint="pos")
+    assert again == rec
+
+
+def test_gateway_names_the_extra_conflict() -> None:
+    async def go() -> tuple[int, Any]:
+        async with gateway() as (c, _p, _r):
+            r = await c.post("/v1/appeals", json=canonical(extra={"foo": 1}, foo=2),
+                             headers=auth())
+            return r.status, await r.json()
+
+    status, body = asyncio.run(go())
+    assert status == 400
+    assert body["errors"][0]["reason"] == "extra_conflict"
+    assert body["errors"][0]["field"] == "extra"
