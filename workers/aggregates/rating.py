@@ -2,12 +2,13 @@
 
 The formula (documented in the README and served in ``/openapi.json``)::
 
-    n      = answered + open_overdue                     volume: what the on-time share counts
+    u      = open_overdue + closed_overdue               past due and never answered
+    n      = answered + u                                volume: what the on-time share counts
     share  = answered_on_time / n                         DESIGN.md §4 on-time share
     p0     = Σ answered_on_time / Σ n over the region's authorities in the window
     S      = (answered_on_time + M · p0) / (n + M)        Bayesian shrinkage toward the region
     B      = min(1, breaches / n)                         breach rate in the window
-    O      = open_overdue / n                             share still unanswered past due
+    O      = u / n                                        share never answered past due
     score  = 100 · S · (1 − β · B) · (1 − ω · O)          0..100, one decimal
 
 with ``M = 10`` pseudo-appeals of prior weight, ``β = 0.25`` and ``ω = 0.25``.
@@ -23,7 +24,9 @@ Why this shape:
 - **Breaches and backlog as penalties.** A late answer already counts 0 in the share; the
   breach term additionally separates "late by a day" from "late and escalated" only through
   the breach count, so it is mild (β). The backlog term makes an appeal still unanswered past
-  its deadline cost more than one answered late (ω): not answering must never pay.
+  its deadline cost more than one answered late (ω): not answering must never pay. An appeal
+  *closed* unanswered past its deadline counts exactly like one left open (``u``), so closing
+  the backlog without answers cannot buy a better score either.
 - **Multiplicative.** Penalties scale the share, so the score stays in 0..100 and an authority
   with no breaches and no backlog scores exactly its shrunk share × 100.
 
@@ -113,8 +116,8 @@ def _round(x: float | None, digits: int = 4) -> float | None:
 
 
 def volume(fig: AuthorityFigures) -> int:
-    """The denominator of the on-time share: answered + open overdue."""
-    return fig.answered + fig.open_overdue
+    """The denominator of the on-time share: answered + never answered past the deadline."""
+    return fig.answered + fig.unanswered_overdue
 
 
 def regional_mean(figures: Iterable[AuthorityFigures]) -> float:
@@ -134,7 +137,7 @@ def score(fig: AuthorityFigures, prior: float, policy: RatingPolicy = RatingPoli
         return None
     shrunk = (fig.answered_on_time + policy.prior_weight * prior) / (n + policy.prior_weight)
     breach_rate = min(1.0, fig.breaches / n)
-    overdue_share = min(1.0, fig.open_overdue / n)
+    overdue_share = min(1.0, fig.unanswered_overdue / n)
     value = (100.0 * shrunk * (1.0 - policy.breach_penalty * breach_rate)
              * (1.0 - policy.overdue_penalty * overdue_share))
     value = round(min(100.0, max(0.0, value)), 1)
@@ -146,7 +149,7 @@ def score(fig: AuthorityFigures, prior: float, policy: RatingPolicy = RatingPoli
 def past_backlog_estimate(fig: AuthorityFigures) -> AuthorityFigures:
     """The figures of a past window with its backlog estimated from its own day buckets."""
     late = fig.answered - fig.answered_on_time
-    return replace(fig, open_overdue=max(0, fig.breaches - late), open=0)
+    return replace(fig, open_overdue=max(0, fig.breaches - late - fig.closed_overdue), open=0)
 
 
 def _rank(entries: list[RatingEntry]) -> None:

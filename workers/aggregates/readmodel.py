@@ -1,7 +1,9 @@
 """Reading authorities' figures back from Redis: the partitions summed, windows applied.
 
-On-time share follows DESIGN.md §4: answered on time / (answered + open overdue), so leaving an
-appeal unanswered past its deadline can only lower an authority's figure.
+On-time share follows DESIGN.md §4, answered on time / (answered + open overdue), with one
+addition: appeals *closed* unanswered past their deadline (``closed_overdue``, on the day they
+closed) count like open overdue ones. Without it, closing overdue appeals without an answer
+took them out of the denominator and raised the share: not answering paid.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from workers.aggregates.partials import counters_key, sketches_key
 from workers.aggregates.sketch import Sketch
 
 WINDOWS = {"1d": 1, "7d": 7, "30d": 30, "all": 100_000}
-COUNTERS = ("received", "answered", "answered_on_time", "breaches", "escalations")
+COUNTERS = ("received", "answered", "answered_on_time", "breaches", "escalations",
+            "closed_overdue")
 
 
 @dataclass
@@ -29,11 +32,17 @@ class AuthorityFigures:
     escalations: int = 0
     open: int = 0
     open_overdue: int = 0
+    closed_overdue: int = 0
     sketch: Sketch = field(default_factory=Sketch)
 
     @property
+    def unanswered_overdue(self) -> int:
+        """Past the deadline and never answered: still open, or closed without an answer."""
+        return self.open_overdue + self.closed_overdue
+
+    @property
     def on_time_share(self) -> float | None:
-        denominator = self.answered + self.open_overdue
+        denominator = self.answered + self.unanswered_overdue
         return self.answered_on_time / denominator if denominator else None
 
     @property
@@ -54,6 +63,7 @@ class AuthorityFigures:
             "escalations": self.escalations,
             "open": self.open,
             "open_overdue": self.open_overdue,
+            "closed_overdue": self.closed_overdue,
             "on_time_share": self.on_time_share,
             "median_response_s": self.median_response_s,
             "p90_response_s": self.p90_response_s,

@@ -27,9 +27,10 @@ def _json(ref: str, description: str = "OK") -> dict[str, Any]:
 
 
 RATING_DESCRIPTION = (
-    "score = 100 · S · (1 − β·B) · (1 − ω·O), where n = answered + open_overdue, "
+    "score = 100 · S · (1 − β·B) · (1 − ω·O), where u = open_overdue + closed_overdue, "
+    "n = answered + u, "
     f"S = (answered_on_time + M·p0)/(n + M) with M = {PRIOR_WEIGHT:g} and p0 the region's pooled "
-    f"on-time share, B = min(1, breaches/n), O = open_overdue/n, β = {BREACH_PENALTY:g}, "
+    f"on-time share, B = min(1, breaches/n), O = u/n, β = {BREACH_PENALTY:g}, "
     f"ω = {OVERDUE_PENALTY:g}. Published only when n ≥ APPEALS_RATING_MIN_VOLUME. Ties share a "
     "rank. trend = score − score of the same window ending 7 days earlier."
 )
@@ -49,8 +50,11 @@ def document(version: str = "0.1.0") -> dict[str, Any]:
             "escalations": {"type": "integer"},
             "open": {"type": "integer", "description": "current, not windowed"},
             "open_overdue": {"type": "integer", "description": "current, not windowed"},
+            "closed_overdue": {"type": "integer",
+                               "description": "closed unanswered past the deadline, by day closed"},
             "on_time_share": {**_NUM_OR_NULL,
-                              "description": "answered_on_time / (answered + open_overdue)"},
+                              "description": "answered_on_time / (answered + open_overdue + "
+                                             "closed_overdue)"},
             "median_response_s": {**_NUM_OR_NULL,
                                   "description": "DDSketch, 1% relative accuracy"},
             "p90_response_s": {**_NUM_OR_NULL, "description": "DDSketch, 1% relative accuracy"},

@@ -46,8 +46,8 @@ from workers.sla.engine import (
     apply_lifecycle,
     apply_tick,
     keyed_contributions,
-    local_day,
     new_state,
+    responses,
     subjects,
 )
 
@@ -73,6 +73,7 @@ class SlaRuntime:
         self.prefix = f"{ctx.settings.app_id}:"
         self.aggregates: dict[int, PartitionAggregates] = {}
         self.needs_rebuild = True
+        self.gauge_authorities: set[str] = set()  # exported by _refresh_gauges last time
         self.index_dirty: set[int] = set()
         self.table = app.Table(
             "sla-state",
@@ -103,10 +104,9 @@ class SlaRuntime:
             if agg is None or "id" not in state:
                 continue
             agg.counters.update(keyed_contributions(state))
-            if state.get("answered") is not None:
-                day = local_day(state["answered"], state["tz"])
-                for subject in subjects(state):
-                    agg.add_response(subject, day, max(0.0, state["answered"] - state["recv"]))
+            for auth, day, seconds in responses(state):
+                for subject in [auth, *subjects(state)[1:]]:
+                    agg.add_response(subject, day, seconds)
         self.aggregates = fresh
         self.index_dirty |= assigned
         self.needs_rebuild = False
@@ -300,6 +300,7 @@ def _merge(into: Effects, more: Effects) -> None:
     into.cancel.extend(more.cancel)
     if more.answered:
         into.answered = more.answered
+    into.answers += more.answers
 
 
 def _on_lifecycle(rt: SlaRuntime, state: State | None,
@@ -377,10 +378,10 @@ async def _emit(rt: SlaRuntime, outbox: Any, state: State, effects: Effects, now
         seconds, on_time = effects.answered
         metrics.ANSWERED.labels(state["regime"], "true" if on_time else "false").inc()
         metrics.RESPONSE_TIME.labels(state["regime"]).observe(seconds)
-        if state["answered"] is not None:  # not reopened again within the same batch
-            agg = rt.partition_aggregates(state["p"])
-            day = local_day(state["answered"], state["tz"])
-            for subject in subjects(state):
+        # The answers this transition recorded (engine.responses: the rebuild adds the same).
+        agg = rt.partition_aggregates(state["p"])
+        for auth, day, seconds in responses(state)[-max(1, effects.answers):]:
+            for subject in [auth, *subjects(state)[1:]]:
                 agg.add_response(subject, day, seconds)
 
 
@@ -506,6 +507,11 @@ def _refresh_gauges(rt: SlaRuntime, assigned: set[int]) -> None:
                 open_by[auth] = open_by.get(auth, 0) + n
             elif counter == "open_overdue":
                 overdue_by[auth] = overdue_by.get(auth, 0) + n
-    for auth in set(open_by) | set(overdue_by):
+    # A counter that reached zero is deleted from the partials, and partitions move between
+    # workers: so authorities exported last time but absent now are set to 0 (still ours to
+    # report: the series stays, at zero) — else the last non-zero value would stay for good.
+    shown = set(open_by) | set(overdue_by)
+    for auth in shown | rt.gauge_authorities:
         metrics.OPEN.labels(auth).set(open_by.get(auth, 0))
         metrics.OPEN_OVERDUE.labels(auth).set(overdue_by.get(auth, 0))
+    rt.gauge_authorities = shown

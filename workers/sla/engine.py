@@ -56,7 +56,8 @@ class Effects:
     alerts: list[Alert] = field(default_factory=list)
     timers: list[Timer] = field(default_factory=list)
     cancel: list[Timer] = field(default_factory=list)
-    answered: tuple[float, bool] | None = None  # (response seconds, on time)
+    answered: tuple[float, bool] | None = None  # (response seconds, on time) of the last
+    answers: int = 0  # answers recorded (engine.responses' last entries); >1 only when merged
     deadline: tuple[float, float] | None = None  # (old due, new due) after a recompute
     outcome: str = "applied"
 
@@ -143,8 +144,13 @@ def new_state(
         "breached": None,
         "escalated": None,
         "alerts": [],
-        "bdays": [],  # local days of every breach (kept when a later extension cures it)
+        # [local day, authority] of every breach and escalation, kept when a later extension
+        # cures it and charged to the body that missed the deadline even after a redirect.
+        # (States written before the authority was recorded hold bare days.)
+        "bdays": [],
         "edays": [],
+        "resp": [],  # [authority, local day, seconds] of every answer (reopened ones too)
+        "prev": [],  # [authority, local day received] of bodies that redirected it onwards
         "events": [],
         "adj": [],  # extensions and pauses of the current period, replayed by recompute
     }
@@ -263,6 +269,9 @@ def _answered(state: State, event: dict[str, Any], at: float, rules: SlaRules,
     effects.cancel.extend(_timers(state, state["cycle"]))
     effects.cancel.append(Timer(state["id"], "escalation", 0.0, state["cycle"]))
     effects.answered = (max(0.0, at - state["recv"]), on_time)
+    state.setdefault("resp", []).append(
+        [state["auth"], local_day(at, state["tz"]), effects.answered[0]])
+    effects.answers += 1
     if not on_time:
         # Answered late, and the breach timer has not fired yet (a backlog or a replay):
         # the breach still happened and is reported exactly once.
@@ -305,6 +314,7 @@ def _redirected(state: State, event: dict[str, Any], at: float, rules: SlaRules,
     if not target or state["status"] not in OPEN_STATUSES:
         effects.outcome = "rejected" if not target else "not_open"
         return
+    state.setdefault("prev", []).append([state["auth"], local_day(state["recv"], state["tz"])])
     state["auth"] = target
     state["parent"] = resolve_parent(target) if resolve_parent else None
     state["recv"] = at
@@ -468,7 +478,7 @@ def _fire(state: State, level: str, cycle: int, rules: SlaRules, effects: Effect
     state["alerts"].append(key)
     if level == "breach":
         state["breached"] = at_ts
-        state["bdays"].append(local_day(at_ts, state["tz"]))
+        state["bdays"].append([local_day(at_ts, state["tz"]), state["auth"]])
         if state["status"] == "running":
             effects.timers.append(
                 Timer(state["id"], "escalation", at_ts + rules.of(state).escalation_after,
@@ -476,14 +486,14 @@ def _fire(state: State, level: str, cycle: int, rules: SlaRules, effects: Effect
             )
     elif level == "escalation":
         state["escalated"] = at_ts
-        state["edays"].append(local_day(at_ts, state["tz"]))
+        state["edays"].append([local_day(at_ts, state["tz"]), state["auth"]])
     notify = state["auth"]
     if level == "escalation":
         notify = state.get("parent") or state["auth"]
     effects.alerts.append(Alert(level, cycle, at_ts, notify))
 
 
-def contributions(state: State) -> list[tuple[str, str, str]]:
+def contributions(state: State, *, earlier_bodies: bool = True) -> list[tuple[str, str, str]]:
     """What this appeal adds to its authorities' figures: (authority, day or "", counter).
 
     Aggregates are the sum of these over all appeals of a partition, so a state change
@@ -493,19 +503,48 @@ def contributions(state: State) -> list[tuple[str, str, str]]:
     auth = state["auth"]
     tz = state["tz"]
     out = [(auth, local_day(state["recv"], tz), "received")]
+    if earlier_bodies:  # bodies that received it before a redirect received it too
+        out.extend((prev_auth, day, "received") for prev_auth, day in state.get("prev", ()))
     status = state["status"]
     if status in OPEN_STATUSES:
         out.append((auth, "", "open"))
         if state["breached"]:
             out.append((auth, "", "open_overdue"))
+    elif status == "closed" and state["answered"] is None and state["breached"]:
+        # Closed unanswered past its deadline: it still counts against the on-time share
+        # (DESIGN.md §4: not answering must never improve the figure), on the day it closed.
+        out.append((auth, local_day(state.get("closed") or state["breached"], tz),
+                    "closed_overdue"))
     if state["answered"] is not None:
         day = local_day(state["answered"], tz)
         out.append((auth, day, "answered"))
         if state.get("on_time"):
             out.append((auth, day, "answered_on_time"))
-    out.extend((auth, day, "breaches") for day in state["bdays"])
-    out.extend((auth, day, "escalations") for day in state["edays"])
+    out.extend(_charged(auth, entry, "breaches") for entry in state["bdays"])
+    out.extend(_charged(auth, entry, "escalations") for entry in state["edays"])
     return out
+
+
+def _charged(auth: str, entry: str | list[str], counter: str) -> tuple[str, str, str]:
+    """A breach or escalation entry as a contribution of the body that was responsible."""
+    if isinstance(entry, str):  # a state written before entries named the authority
+        return auth, entry, counter
+    return entry[1], entry[0], counter
+
+
+def responses(state: State) -> list[tuple[str, str, float]]:
+    """(authority, local day, seconds) of every answer, for the response-time sketches.
+
+    A pure function of the state like :func:`contributions`, so a rebuild after recovery
+    gives the sketches the live path built: a reopened appeal answered twice has two samples
+    either way. States from before answers were recorded give their one (last) answer.
+    """
+    if "resp" in state:
+        return [(a, d, float(s)) for a, d, s in state["resp"]]
+    if state.get("answered") is None:
+        return []
+    return [(state["auth"], local_day(state["answered"], state["tz"]),
+             max(0.0, state["answered"] - state["recv"]))]
 
 
 def subjects(state: State) -> list[str]:
@@ -532,4 +571,8 @@ def keyed_contributions(state: State) -> list[tuple[str, str, str]]:
     """
     base = contributions(state)
     extra = subjects(state)[1:]
-    return base + [(subject, day, counter) for subject in extra for _a, day, counter in base]
+    if not extra:
+        return base
+    # A place or a category received the appeal once, however many bodies it passed through.
+    once = contributions(state, earlier_bodies=False) if state.get("prev") else base
+    return base + [(subject, day, counter) for subject in extra for _a, day, counter in once]
