@@ -6,6 +6,7 @@ workers run. Nothing here assumes a single process.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from typing import Any, cast
@@ -99,12 +100,19 @@ def _install_metrics_endpoint(app: faust.App, settings: Settings) -> None:
 
 
 def _install_lag_monitor(app: faust.App) -> None:
-    """Every 5 s: consumer lag per partition, and records the fast path delivered again."""
+    """Every 5 s: consumer lag per partition, and records the fast path delivered again.
+
+    Only partitions assigned to this worker are exported: after a rebalance a revoked
+    partition's series is removed, else its last lag would stay and be counted again (by
+    ``topic:appeals_consumer_lag:sum``) with the new owner's.
+    """
+    exported: set[tuple[str, str]] = set()
 
     @app.timer(5.0)
     async def consumer_lag() -> None:
         consumer = app.consumer
-        for tp in consumer.assignment():
+        assigned = list(consumer.assignment())
+        for tp in assigned:
             try:
                 high = consumer.highwater(tp)
             except Exception:  # the partition may have just been revoked
@@ -113,7 +121,13 @@ def _install_lag_monitor(app: faust.App) -> None:
             if high is None:
                 continue
             lag = max(0, high - ((read or -1) + 1))
-            metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)
+            labels = (tp.topic, str(tp.partition))
+            metrics.CONSUMER_LAG.labels(*labels).set(lag)
+            exported.add(labels)
+        for labels in exported - {(tp.topic, str(tp.partition)) for tp in assigned}:
+            with contextlib.suppress(KeyError):  # removed elsewhere already
+                metrics.CONSUMER_LAG.remove(*labels)
+            exported.discard(labels)
         redelivered = fastpath.take_redelivered()
         if redelivered:
             metrics.RECORDS_REDELIVERED.inc(redelivered)

@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
 import pytest
 import redis.asyncio as aioredis
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
 from schemas.records import CATEGORIES
 from streams.settings import Settings
 from tests.intake.conftest import consume_all
 from tests.intake.gateway_support import TOKENS, gateway_client
+from workers.intake import open311
+from workers.intake.gateway import GATEWAY
+from workers.sla import read_model
+from workers.sla.engine import State
 
 pytestmark = pytest.mark.integration
 
@@ -22,6 +30,58 @@ REQUEST_FIELDS = {"service_request_id", "status", "status_notes", "service_name"
                   "service_code", "description", "agency_responsible", "service_notice",
                   "requested_datetime", "updated_datetime", "expected_datetime", "address",
                   "address_id", "zipcode", "lat", "long", "media_url"}
+
+
+DUE = 1739465999.0  # 2025-02-13T23:59:59+07:00
+UPDATED = 1736900000.0  # 2025-01-15T00:13:20+00:00
+
+
+async def _store_read_model(rds: Any, settings: Settings, appeal_id: str, status: str,
+                            authority_id: str) -> None:
+    """The appeal's read model, through the SLA agent's own writer and key prefix."""
+    state: State = {"id": appeal_id, "p": 0, "status": status, "auth": authority_id,
+                    "regime": "fz59", "cat": "roads", "muni": None, "reg": DUE - 30 * 86400,
+                    "due": DUE, "answered": UPDATED if status == "answered" else None,
+                    "on_time": True, "alerts": [], "cycle": 0, "ext": 0, "breached": None,
+                    "bdays": [], "v": 1}
+    prefix = read_model.key_prefix(settings.app_id)
+    assert await read_model.write(rds, prefix, [state], UPDATED) == 1
+
+
+def test_status_is_read_from_the_sla_read_model(redis_server: Any) -> None:
+    """GET finds what the SLA agent wrote under its app-id prefix (it once read an unprefixed
+    key nobody writes, so every request stayed "open" with no agency or deadline)."""
+    settings = Settings(redis=redis_server.url, app_id=f"o311-{uuid.uuid4().hex[:8]}")
+    open_id, answered_id = uuid.uuid4().hex[:24], uuid.uuid4().hex[:24]
+
+    async def go() -> list[tuple[int, Any]]:
+        rds = aioredis.from_url(settings.redis)
+        await _store_read_model(rds, settings, open_id, "running", "22-minzdrav")
+        await _store_read_model(rds, settings, answered_id, "answered", "22-mintrans")
+        app = web.Application()
+        app[GATEWAY] = SimpleNamespace(redis=rds, settings=settings)
+        open311.setup(app)
+        out = []
+        try:
+            async with TestClient(TestServer(app)) as c:
+                for rid in (open_id, answered_id):
+                    r = await c.get(f"/open311/v2/requests/{rid}.json")
+                    out.append((r.status, await r.json()))
+        finally:
+            await rds.aclose()
+        return out
+
+    (s1, b1), (s2, b2) = asyncio.run(go())
+    assert (s1, s2) == (200, 200)
+    assert set(b1[0]) == REQUEST_FIELDS and set(b2[0]) == REQUEST_FIELDS
+    assert (b1[0]["status"], b1[0]["agency_responsible"]) == ("open", "22-minzdrav")
+    assert (b2[0]["status"], b2[0]["agency_responsible"]) == ("closed", "22-mintrans")
+    for body in (b1, b2):
+        assert body[0]["service_code"] == "roads" and body[0]["service_name"] == "Дороги"
+        assert body[0]["expected_datetime"] == "2025-02-13T16:59:59+00:00"
+        assert body[0]["updated_datetime"] == "2025-01-15T00:13:20+00:00"
+        # no submission record here: the registration time comes from the read model
+        assert body[0]["requested_datetime"] == "2025-01-14T16:59:59+00:00"
 
 
 def test_services(intake_settings: Settings) -> None:
@@ -55,13 +115,9 @@ def test_post_form_then_get_status(intake_settings: Settings) -> None:
             rid = created[1][0]["service_request_id"]
             before = await c.get(f"/open311/v2/requests/{rid}.json")
             before_body = (before.status, await before.json())
-            # the lead's read model appears once the appeal is routed
+            # the read model appears once the appeal is routed: written as the SLA agent does
             rds = aioredis.from_url(intake_settings.redis)
-            await rds.hset(f"appeal:{rid}", mapping={
-                "status": "answered", "authority_id": "22-mintrans",
-                "authority_name": "Министерство транспорта Алтайского края",
-                "due_at": "2025-02-13T23:59:59+07:00", "category": "roads",
-                "updated_at": "1736900000"})
+            await _store_read_model(rds, intake_settings, rid, "answered", "22-mintrans")
             await rds.aclose()
             after = await c.get(f"/open311/v2/requests/{rid}.json")
             return created, before_body, (after.status, await after.json())
@@ -80,10 +136,13 @@ def test_post_form_then_get_status(intake_settings: Settings) -> None:
     assert b2[0]["agency_responsible"] is None and b2[0]["expected_datetime"] is None
     assert "Тестова" not in orjson.dumps(b2).decode()  # public GET: no personal data
     assert s3 == 200
-    assert b3[0]["status"] == "closed"
-    assert b3[0]["agency_responsible"] == "Министерство транспорта Алтайского края"
-    assert b3[0]["expected_datetime"] == "2025-02-13T23:59:59+07:00"
+    assert set(b3[0]) == REQUEST_FIELDS
+    assert b3[0]["status"] == "closed" and b3[0]["status_notes"] == "Дан ответ по существу"
+    assert b3[0]["agency_responsible"] == "22-mintrans"
+    assert b3[0]["expected_datetime"] == "2025-02-13T16:59:59+00:00"
     assert b3[0]["updated_datetime"] == "2025-01-15T00:13:20+00:00"
+    assert b3[0]["requested_datetime"] == b2[0]["requested_datetime"]  # kept at submission
+    assert b3[0]["description"] is None and b3[0]["address"] is None
     # the intake event is a web-channel appeal, normalised
     events = consume_all(intake_settings, "web", expect=1)
     assert len(events) == 1

@@ -89,3 +89,47 @@ def test_open_breach_index_follows_the_written_state(redis_scenario: Any) -> Non
     assert after == []
     assert written == read_model.CHUNK + 5
     assert reloaded == 2
+
+
+def test_open_appeals_never_expire_and_a_reopen_removes_the_expiry(
+        redis_scenario: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only answered/closed records expire. An escalated open appeal is not written again
+    until someone acts on it: with a 90-day expiry on every record the most neglected appeals
+    vanished from the API while still counted as open and overdue. ``TTL_S`` = 1 s stands for
+    the 90 days."""
+    monkeypatch.setattr(read_model, "TTL_S", 1)
+    prefix = f"{uuid.uuid4().hex}:"
+    index = f"{prefix}{read_model.OPEN_BREACHES}"
+
+    def key(appeal_id: str) -> str:
+        return read_model.appeal_key(prefix, appeal_id)
+
+    async def scenario(client: Any) -> dict[str, Any]:
+        import asyncio
+
+        states = [
+            _state("breached", breached=1.7e9 + 86400, bdays=["2023-11-15"], v=5),
+            _state("paused", "paused", v=2),
+            _state("answered", "answered", answered=1.7e9 + 60, on_time=True, v=2),
+            _state("closed", "closed", v=2),
+            _state("reopened", "answered", answered=1.7e9 + 60, on_time=True, v=2),
+        ]
+        await read_model.write(client, prefix, states, 1.8e9)
+        out: dict[str, Any] = {"ttl": {s["id"]: await client.ttl(key(s["id"])) for s in states}}
+        reopened = _state("reopened", v=3)  # answered, then reopened: open again
+        stale = _state("reopened", "answered", answered=1.7e9 + 60, on_time=True, v=2)
+        await read_model.write(client, prefix, [reopened, stale], 1.8e9)  # stale: refused
+        out["reopened_ttl"] = await client.ttl(key("reopened"))
+        await asyncio.sleep(1.5)  # "90 days" later, nothing written meanwhile
+        out["left"] = sorted(k.removeprefix(prefix) for k in await client.keys(f"{prefix}appeal:*"))
+        out["index"] = await client.zrange(index, 0, -1)
+        out["breached"] = await client.hgetall(key("breached"))
+        return out
+
+    out = redis_scenario(scenario, decode_responses=True)
+    assert out["ttl"]["breached"] == -1 and out["ttl"]["paused"] == -1  # -1: no expiry
+    assert all(0 < out["ttl"][i] <= 1 for i in ("answered", "closed", "reopened"))
+    assert out["reopened_ttl"] == -1
+    assert out["left"] == ["appeal:breached", "appeal:paused", "appeal:reopened"]
+    assert out["index"] == ["breached"]
+    assert (out["breached"]["status"], out["breached"]["sla"]) == ("running", "breached")

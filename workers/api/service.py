@@ -40,13 +40,15 @@ from workers.aggregates.readmodel import (
     figures_from_parsed,
 )
 from workers.routing.model import Authority, RoutingRules
+from workers.sla import read_model
+from workers.sla.engine import OPEN_STATUSES
 
 log = logging.getLogger(__name__)
 
 RATING_WINDOWS = ("1d", "7d", "30d")
 TREND_DAYS = 7
 BREACH_SCAN_LIMIT = 20_000  # open breaches read per request at most (most overdue first)
-OPEN_BREACHES = "breaches:open"
+OPEN_BREACHES = read_model.OPEN_BREACHES
 
 
 def rating_key(app_id: str, region: str, window: str) -> str:
@@ -104,7 +106,7 @@ class ApiService:
         self.redis = redis
         self.rules = rules
         self.clock = clock or SlaClock(settings.time_scale, settings.clock_epoch)
-        self.prefix = f"{settings.app_id}:"
+        self.prefix = read_model.key_prefix(settings.app_id)
         self.policy = RatingPolicy(min_volume=settings.rating_min_volume)
         self._snapshot: Snapshot | None = None
         self._lock = asyncio.Lock()
@@ -214,7 +216,7 @@ class ApiService:
 
     # ----------------------------------------------------------------- appeals, breaches
     async def appeal(self, appeal_id: str) -> dict[str, str] | None:
-        raw = await self.redis.hgetall(f"{self.prefix}appeal:{appeal_id}")
+        raw = await self.redis.hgetall(read_model.appeal_key(self.prefix, appeal_id))
         if not raw:
             return None
         return {k.decode(): v.decode() for k, v in raw.items()}
@@ -230,7 +232,7 @@ class ApiService:
         fields = ("authority_id", "category", "regime", "municipality", "status", "sla")
         async with self.redis.pipeline(transaction=False) as pipe:
             for member, _score in members:
-                pipe.hmget(f"{self.prefix}appeal:{member.decode()}", *fields)
+                pipe.hmget(read_model.appeal_key(self.prefix, member.decode()), *fields)
             rows = await pipe.execute()
         now = self.clock.now()
         out: list[OpenBreach] = []
@@ -238,8 +240,8 @@ class ApiService:
         for (member, due), row in zip(members, rows, strict=True):
             values = [v.decode() if v is not None else "" for v in row]
             auth, category, regime, muni, status, sla = values
-            if not auth or status not in ("running", "paused"):
-                continue  # expired read model, or closed since (the set catches up)
+            if not auth or status not in OPEN_STATUSES:
+                continue  # record lost (Redis data loss), or closed since (the set catches up)
             if wanted is not None and auth not in wanted:
                 continue
             total += 1

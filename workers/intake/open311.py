@@ -20,16 +20,22 @@ Routes:
   ``APPEALS_DEFAULT_REGION``. An ``Idempotency-Key`` header works as on ``/v1/appeals`` (the
   appeal's external id is then ``<client id>:<key>``).
 * ``GET /open311/v2/requests/{service_request_id}.json``: one request, ``status`` ``open`` or
-  ``closed`` mapped from our lifecycle, ``agency_responsible`` and ``expected_datetime`` (the SLA
-  deadline) from the read model (Redis hash ``appeal:{appeal_id}``: ``status``,
-  ``authority_id``, ``authority_name``, ``due_at``, ``category``, ``updated_at``), plus what the
+  ``closed`` mapped from our lifecycle, ``agency_responsible`` (the authority's id) and
+  ``expected_datetime`` (the SLA deadline) from the SLA agent's read model
+  (:func:`workers.sla.read_model.appeal_key`, prefixed with ``APPEALS_APP_ID``: ``status``,
+  ``authority_id``, ``due_at``, ``category``, ``registered_at``, ``updated_at``), plus what the
   gateway kept at submission (hash ``open311:{appeal_id}``: service code, time, coordinates).
   ``404`` when neither exists.
 
+``agency_responsible`` is the authority's id (e.g. ``22-mintrans``), not its name: the read model
+carries only the id, and the names live in the routing rules, which the gateway does not load
+(it routes nothing, and would have to follow the workers' rule reloads to stay right). The field
+is optional in GeoReport v2; ``/v1/appeals/{id}`` and ``/v1/authorities`` give the name.
+
 Privacy: the GET route is public per the spec, so it never returns personal data. The gateway
-keeps no description, address or contact details for it: ``description`` and ``address`` are
-returned only if the read model carries them, and the coordinates it returns are the problem's
-location as submitted.
+keeps no description, address or contact details for it and the read model carries none either:
+``description``, ``address`` (both optional in the spec) are always ``null``; the coordinates it
+returns are the problem's location as submitted.
 """
 
 from __future__ import annotations
@@ -46,12 +52,12 @@ from aiohttp import web
 
 from schemas.records import CATEGORIES
 from workers.geo.regions import UnknownRegion, normalize_code
+from workers.sla import read_model
 
 __all__ = ["SERVICES", "setup", "status_for"]
 
 log = logging.getLogger("appeals.gateway.open311")
 
-READ_MODEL_KEY = "appeal:{appeal_id}"
 OPEN311_KEY = "{prefix}open311:{appeal_id}"
 
 # (service_code, service_name, description, keywords, group)
@@ -350,7 +356,8 @@ async def get_request(request: web.Request) -> web.Response:
         return _errors(404, "service_request_id not found")
     try:
         async with gw.redis.pipeline(transaction=False) as pipe:
-            pipe.hgetall(READ_MODEL_KEY.format(appeal_id=appeal_id))
+            pipe.hgetall(read_model.appeal_key(read_model.key_prefix(gw.settings.app_id),
+                                               appeal_id))
             pipe.hgetall(OPEN311_KEY.format(prefix=gw.settings.topic_prefix,
                                             appeal_id=appeal_id))
             model, mine = await pipe.execute()
@@ -369,14 +376,14 @@ async def get_request(request: web.Request) -> web.Response:
         "status_notes": notes,
         "service_name": _SERVICE_NAMES.get(service_code or ""),
         "service_code": service_code,
-        "description": _text(model, "description"),
-        "agency_responsible": _text(model, "authority_name") or _text(model, "authority_id"),
+        "description": None,  # never kept (personal data); optional in the spec
+        "agency_responsible": _text(model, "authority_id"),
         "service_notice": None,
         "requested_datetime": _iso(_text(mine, "requested_datetime"))
         or _iso(_text(model, "registered_at")),
         "updated_datetime": _iso(_text(model, "updated_at")),
         "expected_datetime": _iso(_text(model, "due_at")),
-        "address": _text(model, "address"),
+        "address": None,  # never kept (personal data); optional in the spec
         "address_id": None,
         "zipcode": None,
         "lat": float(lat) if lat else None,

@@ -9,6 +9,12 @@ win, so a snapshot taken before an answer could put the appeal back to "running"
 every change it stores; the script below keeps a hash's fields unless the incoming version is at
 least the stored one. The open-breach index follows the same decision.
 
+Retention: only records of answered or closed appeals expire (``TTL_S`` after their last
+write). An open appeal's record never expires: once an appeal is escalated nothing writes it
+again until someone acts on it, so an expiry would drop exactly the most neglected appeals from
+``/v1/appeals/{id}``, the open-breach list and the supervisor page while the figures still count
+them as open and overdue. A write that makes an appeal open again (reopen) removes the expiry.
+
 One script call per chunk of states is also cheaper for the worker than ``HSET`` + ``EXPIRE``
 (+ ``ZADD``/``ZREM``) pipelined per appeal: one command to pack and one reply to parse.
 """
@@ -30,28 +36,33 @@ FIELDS = ("status", "sla", "authority_id", "regime", "category", "municipality",
           "registered_at", "due_at", "answered_at", "updated_at")
 
 #: KEYS[1] the open-breach sorted set, KEYS[2..] one appeal hash per state.
-#: ARGV: ttl, number of fields F, the F field names, then per state: version, appeal id,
-#: breach action ("add", "rem" or ""), due score, the F values. Returns how many were written.
+#: ARGV: number of fields F, the F field names, then per state: version, appeal id, ttl in
+#: seconds (0: never expires), breach action ("add", "rem" or ""), due score, the F values.
+#: Returns how many were written.
 WRITE_IF_NOT_OLDER = """
-local ttl = tonumber(ARGV[1])
-local f = tonumber(ARGV[2])
-local stride = 4 + f
+local f = tonumber(ARGV[1])
+local stride = 5 + f
 local written = 0
 for i = 2, #KEYS do
-  local o = 3 + f + (i - 2) * stride
+  local o = 2 + f + (i - 2) * stride
   local version = tonumber(ARGV[o])
   local stored = redis.call('HGET', KEYS[i], 'version')
   if (not stored) or tonumber(stored) <= version then
     local args = {'version', ARGV[o]}
     for j = 1, f do
-      args[#args + 1] = ARGV[2 + j]
-      args[#args + 1] = ARGV[o + 3 + j]
+      args[#args + 1] = ARGV[1 + j]
+      args[#args + 1] = ARGV[o + 4 + j]
     end
     redis.call('HSET', KEYS[i], unpack(args))
-    redis.call('EXPIRE', KEYS[i], ttl)
-    local action = ARGV[o + 2]
+    local ttl = tonumber(ARGV[o + 2])
+    if ttl > 0 then
+      redis.call('EXPIRE', KEYS[i], ttl)
+    else
+      redis.call('PERSIST', KEYS[i])
+    end
+    local action = ARGV[o + 3]
     if action == 'add' then
-      redis.call('ZADD', KEYS[1], ARGV[o + 3], ARGV[o + 1])
+      redis.call('ZADD', KEYS[1], ARGV[o + 4], ARGV[o + 1])
     elseif action == 'rem' then
       redis.call('ZREM', KEYS[1], ARGV[o + 1])
     end
@@ -60,6 +71,16 @@ for i = 2, #KEYS do
 end
 return written
 """
+
+
+def key_prefix(app_id: str) -> str:
+    """The prefix of every read-model key of the application ``app_id`` (the SLA agent's)."""
+    return f"{app_id}:"
+
+
+def appeal_key(prefix: str, appeal_id: str) -> str:
+    """The Redis hash of one appeal's read model; ``prefix`` as from :func:`key_prefix`."""
+    return f"{prefix}appeal:{appeal_id}"
 
 
 def bump_version(state: State) -> None:
@@ -94,6 +115,11 @@ def _breach_action(state: State) -> str:
     return "rem" if state.get("bdays") else ""
 
 
+def _ttl(state: State) -> int:
+    """Seconds this state's record is kept after the write; 0: kept while the appeal is open."""
+    return 0 if state["status"] in OPEN_STATUSES else int(TTL_S)
+
+
 def _values(state: State, updated_at: str) -> list[Any]:
     return [state["status"], sla_status(state), state["auth"], state["regime"],
             state.get("cat") or "", state.get("muni") or "", _iso(state["reg"]),
@@ -103,7 +129,7 @@ def _values(state: State, updated_at: str) -> list[Any]:
 async def write(redis: Any, prefix: str, states: Iterable[State], now: float) -> int:
     """Store the read model of these (routed) states; returns how many hashes were written."""
     updated_at = _iso(now)
-    head: list[Any] = [TTL_S, len(FIELDS), *FIELDS]
+    head: list[Any] = [len(FIELDS), *FIELDS]
     written = 0
     chunk: list[State] = []
     for state in states:
@@ -123,7 +149,8 @@ async def _write_chunk(redis: Any, prefix: str, head: list[Any], states: Sequenc
     keys = [f"{prefix}{OPEN_BREACHES}"]
     args = list(head)
     for state in states:
-        keys.append(f"{prefix}appeal:{state['id']}")
-        args += [int(state.get("v") or 0), state["id"], _breach_action(state), state["due"]]
+        keys.append(appeal_key(prefix, state["id"]))
+        args += [int(state.get("v") or 0), state["id"], _ttl(state), _breach_action(state),
+                 state["due"]]
         args += _values(state, updated_at)
     return int(await run(redis, WRITE_IF_NOT_OLDER, keys, args))

@@ -1,0 +1,61 @@
+"""``appeals_consumer_lag`` exports only the partitions assigned to this worker.
+
+A revoked partition kept exporting its last lag, so after a rebalance the recording rule
+``topic:appeals_consumer_lag:sum`` counted it twice (this worker's stale value and the new
+owner's).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any, NamedTuple
+
+from monitoring import metrics
+from workers import pipeline
+
+
+class TP(NamedTuple):
+    topic: str
+    partition: int
+
+
+def _exported(topic: str) -> dict[str, float]:
+    return {s.labels["partition"]: s.value for m in metrics.REGISTRY.collect()
+            if m.name == "appeals_consumer_lag" for s in m.samples
+            if s.labels["topic"] == topic}
+
+
+def test_a_revoked_partition_stops_exporting_its_lag() -> None:
+    topic = f"appeals.routed.{uuid.uuid4().hex[:8]}"
+    assignment = [TP(topic, 0), TP(topic, 1), TP(topic, 2)]
+    consumer = SimpleNamespace(assignment=lambda: list(assignment), highwater=lambda tp: 5000,
+                               _read_offset={})
+    timers: list[Callable[[], Any]] = []
+
+    def timer(_interval: float) -> Callable[[Callable[[], Any]], Callable[[], Any]]:
+        def register(fn: Callable[[], Any]) -> Callable[[], Any]:
+            timers.append(fn)
+            return fn
+        return register
+
+    pipeline._install_lag_monitor(SimpleNamespace(consumer=consumer, timer=timer))  # type: ignore[arg-type]
+    (tick,) = timers
+
+    asyncio.run(tick())
+    assert _exported(topic) == {"0": 5000.0, "1": 5000.0, "2": 5000.0}
+
+    assignment[:] = [TP(topic, 0)]  # rebalance: partitions 1 and 2 go to another worker
+    consumer._read_offset[TP(topic, 0)] = 4899
+    asyncio.run(tick())
+    assert _exported(topic) == {"0": 100.0}
+
+    assignment.append(TP(topic, 2))  # partition 2 comes back
+    asyncio.run(tick())
+    assert _exported(topic) == {"0": 100.0, "2": 5000.0}
+
+    assignment.clear()  # everything revoked
+    asyncio.run(tick())
+    assert _exported(topic) == {}
