@@ -99,6 +99,32 @@ NOTIFICATIONS = Counter(
     ["channel", "result"],
     registry=REGISTRY,
 )
+NOTIFY_PARKED = Counter(
+    "appeals_notify_parked",
+    "SLA alerts parked on appeals.notify.retry because a receiver failed the quick attempts, by "
+    "channel (webhook, alertmanager).",
+    ["channel"],
+    registry=REGISTRY,
+)
+NOTIFY_RETRIES = Counter(
+    "appeals_notify_retries",
+    "Delivery attempts of parked SLA alerts, by channel and result (sent, failed, rejected).",
+    ["channel", "result"],
+    registry=REGISTRY,
+)
+NOTIFY_PARKED_ALERTS = Gauge(
+    "appeals_notify_parked_alerts",
+    "SLA alerts parked and not yet delivered that this worker parked or is retrying, by channel.",
+    ["channel"],
+    registry=REGISTRY,
+)
+NOTIFY_PARKED_OLDEST_AGE = Gauge(
+    "appeals_notify_parked_oldest_age_seconds",
+    "Seconds since the first failed delivery of the oldest SLA alert this worker parked or is "
+    "retrying, by channel (0 when none).",
+    ["channel"],
+    registry=REGISTRY,
+)
 ANSWERED = Counter(
     "appeals_answered",
     "Appeals answered, by regime and whether the answer was on time.",

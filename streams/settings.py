@@ -102,14 +102,22 @@ class Settings:
     """APPEALS_NOTIFY_CONCURRENCY: alert deliveries a worker runs side by side."""
     public_url: str = "http://localhost:8080"
     """APPEALS_PUBLIC_URL: base of links to appeals placed in alerts."""
-    webhook_attempts: int = 5
-    """APPEALS_WEBHOOK_ATTEMPTS: delivery attempts per alert and channel before dead-lettering."""
-    webhook_backoff: float = 0.5
-    """APPEALS_WEBHOOK_BACKOFF: first retry delay, seconds; doubles per attempt, with jitter."""
+    webhook_attempts: int = 3
+    """APPEALS_WEBHOOK_ATTEMPTS: quick attempts per alert and receiver before it is parked."""
+    webhook_backoff: float = 0.2
+    """APPEALS_WEBHOOK_BACKOFF: first quick-retry delay, seconds; doubles, with jitter."""
     webhook_timeout: float = 5.0
     """APPEALS_WEBHOOK_TIMEOUT: seconds one webhook or Alertmanager request may take."""
     alert_ttl: float = 86400.0
-    """APPEALS_ALERT_TTL: seconds an alert stays active in Alertmanager (its endsAt)."""
+    """APPEALS_ALERT_TTL: seconds an alert stays active in Alertmanager after its delivery."""
+    notify_inline_budget: float = 2.0
+    """APPEALS_NOTIFY_INLINE_BUDGET: seconds a batch's quick attempts may take before parking."""
+    notify_retry_backoff: float = 5.0
+    """APPEALS_NOTIFY_RETRY_BACKOFF: first delay of a parked alert's retry, seconds (doubles)."""
+    notify_retry_backoff_max: float = 300.0
+    """APPEALS_NOTIFY_RETRY_BACKOFF_MAX: longest delay between retries of a parked alert, s."""
+    notify_retry_max_age: float = 7 * 86400.0
+    """APPEALS_NOTIFY_RETRY_MAX_AGE: seconds a parked alert is retried before dead-lettering."""
     routing_rules: str = ""
     """APPEALS_ROUTING_RULES: routing rules file or directory (empty = packaged demo region)."""
     api_host: str = "127.0.0.1"
@@ -150,7 +158,16 @@ class Settings:
         _check(1 <= self.webhook_attempts <= 20, "APPEALS_WEBHOOK_ATTEMPTS", "must be 1..20")
         _check(0 <= self.webhook_backoff <= 60, "APPEALS_WEBHOOK_BACKOFF", "must be 0..60 s")
         _check(0 < self.webhook_timeout <= 300, "APPEALS_WEBHOOK_TIMEOUT", "must be 0..300 s")
-        _check(self.alert_ttl > 0, "APPEALS_ALERT_TTL", "must be positive")
+        _check(0 < self.alert_ttl <= 366 * 86400, "APPEALS_ALERT_TTL",
+               "must be positive, at most a year")
+        _check(0 < self.notify_inline_budget <= 60, "APPEALS_NOTIFY_INLINE_BUDGET",
+               "must be 0..60 s")
+        _check(0 < self.notify_retry_backoff <= 3600, "APPEALS_NOTIFY_RETRY_BACKOFF",
+               "must be 0..3600 s")
+        _check(self.notify_retry_backoff <= self.notify_retry_backoff_max <= 86400,
+               "APPEALS_NOTIFY_RETRY_BACKOFF_MAX",
+               "must be at least APPEALS_NOTIFY_RETRY_BACKOFF and at most a day")
+        _check(self.notify_retry_max_age > 0, "APPEALS_NOTIFY_RETRY_MAX_AGE", "must be positive")
         for name in ("webhook_url", "alertmanager_url"):
             value = getattr(self, name)
             _check(not value or value.startswith(("http://", "https://")),

@@ -46,6 +46,7 @@ SLA_LIFECYCLE = "appeals.sla.lifecycle"
 SLA_TICKS = "appeals.sla.ticks"
 SLA_ALERTS = "appeals.sla.alerts"
 DEADLETTER = "appeals.deadletter"
+NOTIFY_RETRY = "appeals.notify.retry"
 
 _RETAIN_90D = {"retention.ms": str(90 * DAY_MS), "cleanup.policy": "delete"}
 _RETAIN_30D = {"retention.ms": str(30 * DAY_MS), "cleanup.policy": "delete"}
@@ -70,6 +71,8 @@ SPECS: tuple[TopicSpec, ...] = (
     TopicSpec(SLA_ALERTS, "SLA warnings, breaches, escalations (SlaAlert v1).", _RETAIN_90D),
     TopicSpec(DEADLETTER, "Inputs that failed, with reason and original bytes (DeadLetter v1).",
               _RETAIN_90D),
+    TopicSpec(NOTIFY_RETRY, "Internal: SLA alerts parked for a later delivery attempt, keyed by "
+              "appeal_id (workers/notify/retry.py).", _RETAIN_30D),
 )
 
 

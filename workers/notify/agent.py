@@ -1,16 +1,42 @@
-"""The notify agent: SLA alerts to supervisors, each delivered once in effect.
+"""The notify agents: SLA alerts to supervisors, each delivered once in effect, none lost.
+
+Two agents in every worker:
+
+- ``notify`` reads ``appeals.sla.alerts``. Each alert gets a few quick attempts per target
+  (webhooks, Alertmanager) within one time budget per batch; an alert some target did not take
+  is *parked* on ``appeals.notify.retry`` (:mod:`workers.notify.retry`) with the targets that
+  did. The batch's offsets are committed only after each alert is delivered or its retry
+  record is acknowledged by the broker (the outbox), so a receiver that is down costs the
+  batch at most the budget and holds up nobody else's alerts.
+- ``notify-retry`` reads ``appeals.notify.retry``: waits until a record's ``not_before``
+  (each record of a batch on its own; the wait holds the retry agent's next batch, at most
+  ``APPEALS_NOTIFY_RETRY_BACKOFF_MAX``, never the notify agent), tries the targets not yet
+  served, and marks the alert sent or parks it again with a longer backoff (capped). After
+  ``APPEALS_NOTIFY_RETRY_MAX_AGE`` of failures it dead-letters the alert (``delivery_failed``),
+  which ``AppealsSupervisorAlertsLost`` reports.
 
 An alert id is derived (appeal, level, cycle), so a replayed alert carries the id of the one
-already delivered; a Redis marker, written only after a successful delivery, turns the replay
-into a no-op. A lost marker at worst re-delivers with the same idempotency key, which receivers
-(webhooks with Idempotency-Key, Alertmanager by label set) absorb.
+already delivered; a Redis marker, written only after a successful delivery to every target,
+turns the replay (and a second retry record of the same alert) into a no-op. A lost marker at
+worst re-delivers with the same idempotency key, which receivers (webhooks with
+Idempotency-Key, Alertmanager by label set) absorb.
+
+No alert can stop the worker: an alert that fails its schema, cannot be expressed in a
+request (a ``fired_at`` without a UTC moment), is refused for good by a receiver (a 4xx), or
+trips an unexpected error is dead-lettered with a reason and counted; only errors of the
+broker or the process itself end a batch (``crash_on_error``).
 Alert texts and labels carry ids, levels and deadlines only: never the citizen's data.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import faust
@@ -20,7 +46,10 @@ from monitoring import metrics
 from schemas.records import SlaAlert
 from schemas.validation import InvalidEvent
 from streams import topics as t
+from workers.notify.delivery import Delivery, Outcome, UndeliverableAlert, check_alert
+from workers.notify.retry import Parked, ParkedTracker, retry_delay
 from workers.runtime import (
+    Outbox,
     WorkerContext,
     batches,
     crash_on_error,
@@ -31,95 +60,305 @@ from workers.runtime import (
 log = logging.getLogger("appeals.alerts")
 
 STAGE = "notify"
+RETRY_STAGE = "notify_retry"  # label of the retry agent's broker-ack wait; dead letters: STAGE
 SENT_TTL = 90 * 86400
+CHANNELS = ("webhook", "alertmanager")
+# Reasons a notify dead letter can carry (exported at 0 from the start, so that an alert rule
+# on ``increase`` sees the first one).
+DEAD_LETTER_REASONS = ("delivery_failed", "delivery_rejected", "delivery_error", "bad_timestamp",
+                       "bad_retry_record", "schema_invalid")
 
 
-def install(app: faust.App, ctx: WorkerContext, deliver: Any = None) -> Any:
-    """``deliver(alert) -> bool`` is an async callable for external channels (webhook, ...)."""
-    settings = ctx.settings
-    prefix = f"{settings.app_id}:"
+@dataclass(slots=True)
+class _Error:
+    """One alert's delivery raised: dead-letter it, the batch goes on."""
+
+    reason: str
+    detail: str
+
+
+_ALREADY_SENT = object()
+
+
+class Notifier:
+    """The per-batch logic of both agents (agents are thin loops around it; tests drive it)."""
+
+    def __init__(self, ctx: WorkerContext, delivery: Delivery | None, *,
+                 clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+                 rng: random.Random | None = None) -> None:
+        self.ctx = ctx
+        self.settings = settings = ctx.settings
+        self.delivery = delivery
+        self.prefix = f"{settings.app_id}:"
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self.tracker = ParkedTracker(2 * settings.notify_retry_backoff_max + 120, clock)
+        for channel in CHANNELS:
+            metrics.NOTIFY_PARKED_ALERTS.labels(channel).set_function(
+                functools.partial(self.tracker.count, channel))
+            metrics.NOTIFY_PARKED_OLDEST_AGE.labels(channel).set_function(
+                functools.partial(self.tracker.oldest_age, channel))
+            metrics.NOTIFY_PARKED.labels(channel)
+            for result in ("sent", "failed", "rejected"):
+                metrics.NOTIFY_RETRIES.labels(channel, result)
+        for reason in DEAD_LETTER_REASONS:
+            metrics.DEADLETTER.labels(STAGE, reason)
+
+    # -- appeals.sla.alerts -----------------------------------------------------------------
+
+    async def alerts(self, events: Sequence[Any], outbox: Outbox) -> None:
+        """One batch of the alerts topic: deliver or park each alert, dead-letter the bad."""
+        todo: dict[str, tuple[Any, SlaAlert]] = {}
+        for event in events:
+            alert = await self._read_alert(event, outbox)
+            if alert is None:
+                continue
+            if alert.alert_id in todo:
+                metrics.NOTIFICATIONS.labels("log", "duplicate").inc()
+                continue
+            todo[alert.alert_id] = (event, alert)
+        pending = await self._not_yet_sent(list(todo.values()))
+        for _, alert in pending:
+            log.warning(
+                "SLA %s: appeal %s, authority %s (notify %s), regime %s, due %s",
+                alert.level.upper(), alert.appeal_id, alert.authority_id,
+                alert.notify_authority_id, alert.regime, alert.due_at,
+            )
+            metrics.NOTIFICATIONS.labels("log", "sent").inc()
+        # Side by side, within one budget: one receiver that is down or slow must not hold
+        # back every other supervisor's alerts behind its retries.
+        results = await asyncio.gather(*(self._first_try(alert) for _, alert in pending))
+        finished: list[str] = []
+        now = self._clock()
+        for (event, alert), result in zip(pending, results, strict=True):
+            if isinstance(result, _Error):
+                await outbox.dead_letter(event, stage=STAGE, reason=result.reason,
+                                         detail=result.detail)
+                continue
+            await self._dead_letter_rejected(outbox, event, result)
+            if not result.failed:
+                finished.append(alert.alert_id)
+                continue
+            parked = Parked(alert=alert, attempt=1, first_failed_at=now,
+                            not_before=now + retry_delay(self.settings, 1, self._rng),
+                            done=result.done_keys, channels=result.failed_channels)
+            await outbox.send(t.NOTIFY_RETRY, alert.appeal_id.encode(), parked.to_json())
+            for channel in parked.channels:
+                metrics.NOTIFY_PARKED.labels(channel).inc()
+            log.warning("alert %s parked for retry in %.1f s: %s", alert.alert_id,
+                        parked.not_before - now, _failures(result))
+        await outbox.flush()  # parked records acknowledged before the offsets move
+        await self._mark_sent(finished)
+
+    async def _read_alert(self, event: Any, outbox: Outbox) -> SlaAlert | None:
+        try:
+            data = parse_event(event.message.value, SlaAlert.schema)
+            alert = SlaAlert.from_dict(data)
+            check_alert(alert)
+        except (InvalidEvent, UndeliverableAlert) as exc:
+            await outbox.dead_letter(event, stage=STAGE, reason=exc.reason, detail=exc.detail)
+            return None
+        except Exception as exc:  # a bug must cost one alert, not the worker
+            log.exception("alert at %s[%d]@%d could not be read", event.message.topic,
+                          event.message.partition, event.message.offset)
+            await outbox.dead_letter(event, stage=STAGE, reason="delivery_error",
+                                     detail=type(exc).__name__)
+            return None
+        return alert
+
+    async def _first_try(self, alert: SlaAlert) -> Outcome | _Error:
+        if self.delivery is None:
+            return Outcome()
+        try:
+            return await self.delivery.send(alert, self.delivery.targets(alert),
+                                            budget=self.settings.notify_inline_budget,
+                                            hold_off=self.delivery.hold_off)
+        except UndeliverableAlert as exc:
+            return _Error(exc.reason, exc.detail)
+        except Exception as exc:
+            log.exception("delivery of alert %s raised", alert.alert_id)
+            return _Error("delivery_error", type(exc).__name__)
+
+    # -- appeals.notify.retry ---------------------------------------------------------------
+
+    async def retries(self, events: Sequence[Any], outbox: Outbox) -> None:
+        """One batch of the retry topic: each record waits for its moment, then is tried."""
+        items: dict[str, tuple[Any, Parked]] = {}
+        for event in events:
+            try:
+                parked = Parked.from_bytes(event.message.value)
+            except InvalidEvent as exc:
+                await outbox.dead_letter(event, stage=STAGE, reason=exc.reason,
+                                         detail=exc.detail)
+                continue
+            except Exception as exc:
+                log.exception("retry record at %s[%d]@%d could not be read",
+                              event.message.topic, event.message.partition,
+                              event.message.offset)
+                await outbox.dead_letter(event, stage=STAGE, reason="bad_retry_record",
+                                         detail=type(exc).__name__)
+                continue
+            alert_id = parked.alert.alert_id
+            if alert_id in items:
+                items[alert_id][1].merge(parked)
+                metrics.NOTIFICATIONS.labels("log", "duplicate").inc()
+                continue
+            items[alert_id] = (event, parked)
+            self.tracker.seen(alert_id, parked.channels, parked.first_failed_at)
+        # Each record waits for its own not_before and is settled (delivered and marked, parked
+        # again, or dead-lettered) as soon as it was tried; the batch, and with it the offsets,
+        # ends when the last is done, so a record waits at most
+        # APPEALS_NOTIFY_RETRY_BACKOFF_MAX behind another of its partition.
+        await asyncio.gather(*(self._retry_and_settle(event, parked, outbox)
+                               for event, parked in items.values()))
+        await outbox.flush()  # records parked again acknowledged before the offsets move
+
+    async def _retry_and_settle(self, event: Any, parked: Parked, outbox: Outbox) -> None:
+        result = await self._retry(parked)
+        alert_id = parked.alert.alert_id
+        if result is _ALREADY_SENT:
+            self.tracker.resolved(alert_id)
+            return
+        if isinstance(result, _Error):
+            self.tracker.resolved(alert_id)
+            await outbox.dead_letter(event, stage=STAGE, reason=result.reason,
+                                     detail=result.detail)
+            return
+        assert isinstance(result, Outcome)
+        _count_retry(result)
+        await self._dead_letter_rejected(outbox, event, result)
+        if not result.failed:
+            self.tracker.resolved(alert_id)
+            await self._mark_sent([alert_id])
+            log.info("parked alert %s delivered at retry %d", alert_id, parked.attempt)
+            return
+        now = self._clock()
+        age = now - parked.first_failed_at
+        if age >= self.settings.notify_retry_max_age:
+            self.tracker.resolved(alert_id)
+            for channel in result.failed_channels:
+                metrics.NOTIFICATIONS.labels(channel, "failed").inc()
+            await outbox.dead_letter(
+                event, stage=STAGE, reason="delivery_failed",
+                detail=f"not delivered after {parked.attempt} retries in {age:.0f} s: "
+                       f"{_failures(result)}")
+            return
+        again = Parked(alert=parked.alert, attempt=parked.attempt + 1,
+                       first_failed_at=parked.first_failed_at,
+                       not_before=now + retry_delay(self.settings, parked.attempt + 1, self._rng),
+                       done=parked.done + result.done_keys, channels=result.failed_channels)
+        await outbox.send(t.NOTIFY_RETRY, parked.alert.appeal_id.encode(), again.to_json())
+        self.tracker.seen(alert_id, again.channels, again.first_failed_at)
+        log.info("parked alert %s: retry %d failed (%s); next in %.1f s", alert_id,
+                 parked.attempt, _failures(result), again.not_before - now)
+
+    async def _retry(self, parked: Parked) -> object:
+        wait = min(parked.not_before - self._clock(), self.settings.notify_retry_backoff_max)
+        if wait > 0:
+            await self._sleep(wait)
+        alert = parked.alert
+        try:
+            if await self._was_sent(alert.alert_id):
+                metrics.NOTIFICATIONS.labels("log", "duplicate").inc()
+                return _ALREADY_SENT
+            if self.delivery is None:
+                return Outcome()
+            targets = [x for x in self.delivery.targets(alert) if x.key not in parked.done]
+            # hold_off=0: a target that fails during this round is not tried again by the
+            # other records of the round (one probe of a dead receiver, not hundreds).
+            return await self.delivery.send(alert, targets,
+                                            budget=self.settings.notify_inline_budget,
+                                            hold_off=0.0)
+        except UndeliverableAlert as exc:
+            return _Error(exc.reason, exc.detail)
+        except Exception as exc:
+            log.exception("retry of alert %s raised", alert.alert_id)
+            return _Error("delivery_error", type(exc).__name__)
+
+    # -- shared -----------------------------------------------------------------------------
+
+    async def _dead_letter_rejected(self, outbox: Outbox, event: Any, outcome: Outcome) -> None:
+        if not outcome.rejected:
+            return
+        for target, _ in outcome.rejected:
+            metrics.NOTIFICATIONS.labels(target.channel, "rejected").inc()
+        detail = "; ".join(f"{x.channel} {x.host}: {why}" for x, why in outcome.rejected)
+        await outbox.dead_letter(event, stage=STAGE, reason="delivery_rejected", detail=detail)
+
+    async def _not_yet_sent(self, items: list[tuple[Any, SlaAlert]]
+                            ) -> list[tuple[Any, SlaAlert]]:
+        """Alerts whose sent-marker is absent (one round trip); all of them if Redis is down."""
+        if not items:
+            return []
+        try:
+            async with self.ctx.redis.pipeline(transaction=False) as pipe:
+                for _, alert in items:
+                    pipe.exists(f"{self.prefix}alert:sent:{alert.alert_id}")
+                seen = await pipe.execute()
+        except (redis.exceptions.RedisError, OSError):
+            metrics.REDIS_ERRORS.labels("notify_dedupe").inc()
+            return items
+        out = []
+        for item, was_sent in zip(items, seen, strict=True):
+            if was_sent:
+                metrics.NOTIFICATIONS.labels("log", "duplicate").inc()
+            else:
+                out.append(item)
+        return out
+
+    async def _was_sent(self, alert_id: str) -> bool:
+        try:
+            return bool(await self.ctx.redis.exists(f"{self.prefix}alert:sent:{alert_id}"))
+        except (redis.exceptions.RedisError, OSError):
+            metrics.REDIS_ERRORS.labels("notify_dedupe").inc()
+            return False
+
+    async def _mark_sent(self, alert_ids: list[str]) -> None:
+        if not alert_ids:
+            return
+        try:
+            async with self.ctx.redis.pipeline(transaction=False) as pipe:
+                for alert_id in alert_ids:
+                    pipe.set(f"{self.prefix}alert:sent:{alert_id}", "1", ex=SENT_TTL)
+                await pipe.execute()
+        except (redis.exceptions.RedisError, OSError):
+            metrics.REDIS_ERRORS.labels("notify_dedupe").inc()
+
+
+def _count_retry(outcome: Outcome) -> None:
+    for target in outcome.sent:
+        metrics.NOTIFY_RETRIES.labels(target.channel, "sent").inc()
+    for target, _ in outcome.failed:
+        metrics.NOTIFY_RETRIES.labels(target.channel, "failed").inc()
+    for target, _ in outcome.rejected:
+        metrics.NOTIFY_RETRIES.labels(target.channel, "rejected").inc()
+
+
+def _failures(outcome: Outcome) -> str:
+    """Channel, host and reason of each failed target (hosts only: URLs may hold secrets)."""
+    return "; ".join(f"{x.channel} {x.host}: {why}" for x, why in outcome.failed)
+
+
+def install(app: faust.App, ctx: WorkerContext, deliver: Delivery | None = None) -> Any:
+    """Declare the notify agent and, next to it, the retry agent; returns the notify agent.
+
+    ``deliver`` sends to the external channels (webhooks, Alertmanager); None: log only.
+    """
+    notifier = Notifier(ctx, deliver)
 
     @app.agent(ctx.topology.topic(t.SLA_ALERTS), name="notify")
     async def notify(stream: faust.StreamT) -> None:
-        limit = asyncio.Semaphore(settings.notify_concurrency)
-
-        async def deliver_one(alert: SlaAlert) -> bool:
-            async with limit:
-                return bool(await deliver(alert))
-
-        async for events in batches(stream, settings):
+        async for events in batches(stream, ctx.settings):
             with crash_on_error(STAGE):
-                outbox = ctx.outbox(STAGE)
-                todo: dict[str, tuple[Any, SlaAlert]] = {}
-                for event in events:
-                    try:
-                        data = parse_event(event.message.value, SlaAlert.schema)
-                    except InvalidEvent as exc:
-                        await outbox.dead_letter(event, stage=STAGE, reason=exc.reason,
-                                                 detail=exc.detail)
-                        continue
-                    alert = SlaAlert.from_dict(data)
-                    if alert.alert_id in todo:
-                        metrics.NOTIFICATIONS.labels("log", "duplicate").inc()
-                        continue
-                    todo[alert.alert_id] = (event, alert)
-                pending = await _not_yet_sent(ctx, prefix, todo)
-                for _, alert in pending:
-                    log.warning(
-                        "SLA %s: appeal %s, authority %s (notify %s), regime %s, due %s",
-                        alert.level.upper(), alert.appeal_id, alert.authority_id,
-                        alert.notify_authority_id, alert.regime, alert.due_at,
-                    )
-                    metrics.NOTIFICATIONS.labels("log", "sent").inc()
-                # Deliveries run side by side: one slow or failing webhook must not hold
-                # back every other supervisor's alerts behind its retries.
-                if deliver is not None:
-                    results = await asyncio.gather(*(deliver_one(a) for _, a in pending))
-                else:
-                    results = [True] * len(pending)
-                delivered = []
-                for (event, alert), ok in zip(pending, results, strict=True):
-                    if ok:
-                        delivered.append(alert.alert_id)
-                    else:
-                        await outbox.dead_letter(event, stage=STAGE, reason="delivery_failed")
-                await outbox.flush()
-                await _mark_sent(ctx, prefix, delivered)
+                await notifier.alerts(events, ctx.outbox(STAGE))
                 observe_stage_latency(STAGE, events)
 
+    @app.agent(ctx.topology.topic(t.NOTIFY_RETRY), name="notify-retry")
+    async def notify_retry(stream: faust.StreamT) -> None:
+        async for events in batches(stream, ctx.settings):
+            with crash_on_error(RETRY_STAGE):
+                await notifier.retries(events, ctx.outbox(RETRY_STAGE))
+
     return notify
-
-
-async def _not_yet_sent(ctx: WorkerContext, prefix: str,
-                        todo: dict[str, tuple[Any, SlaAlert]]) -> list[tuple[Any, SlaAlert]]:
-    """Alerts whose sent-marker is absent (one round trip); all of them if Redis is down."""
-    items = list(todo.values())
-    if not items:
-        return []
-    try:
-        async with ctx.redis.pipeline(transaction=False) as pipe:
-            for _, alert in items:
-                pipe.exists(f"{prefix}alert:sent:{alert.alert_id}")
-            seen = await pipe.execute()
-    except (redis.exceptions.RedisError, OSError):
-        metrics.REDIS_ERRORS.labels("notify_dedupe").inc()
-        return items
-    out = []
-    for item, was_sent in zip(items, seen, strict=True):
-        if was_sent:
-            metrics.NOTIFICATIONS.labels("log", "duplicate").inc()
-        else:
-            out.append(item)
-    return out
-
-
-async def _mark_sent(ctx: WorkerContext, prefix: str, alert_ids: list[str]) -> None:
-    if not alert_ids:
-        return
-    try:
-        async with ctx.redis.pipeline(transaction=False) as pipe:
-            for alert_id in alert_ids:
-                pipe.set(f"{prefix}alert:sent:{alert_id}", "1", ex=SENT_TTL)
-            await pipe.execute()
-    except (redis.exceptions.RedisError, OSError):
-        metrics.REDIS_ERRORS.labels("notify_dedupe").inc()

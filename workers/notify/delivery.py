@@ -1,9 +1,17 @@
 """Delivery of SLA alerts to supervisors: per-authority webhooks and the Alertmanager v2 API.
 
 Why this shape:
-- The notify agent calls ``deliver(alert) -> bool`` once per alert and dead-letters the alert
-  (reason ``delivery_failed``) when it returns False, so everything about retrying lives here
-  and the agent stays a plain loop.
+- Every alert goes to a list of :class:`Target` (each supervisors' hook, Alertmanager), and
+  :meth:`Delivery.send` reports per target: sent, failed (worth trying again) or rejected (a
+  4xx other than the retryable ones). The notify agent parks an alert whose targets failed on
+  ``appeals.notify.retry`` (:mod:`workers.notify.retry`) with the targets already served, so a
+  retry never re-sends to a receiver that took the alert.
+- The quick attempts of a batch are few and bounded by one time budget
+  (``APPEALS_NOTIFY_INLINE_BUDGET``), and each receiver has its own concurrency limit: a
+  receiver that is down or hangs costs the batch at most the budget, and never holds up the
+  other supervisors' alerts behind its retries. A receiver that just failed is not tried again
+  by the next batches for ``APPEALS_NOTIFY_RETRY_BACKOFF`` seconds: their alerts for it are
+  parked at once (the retry agent is the one that probes it).
 - Retries use exponential backoff with jitter, so a receiver that comes back after an outage is
   not hit by every worker at the same instant. Every attempt of one alert carries the same
   ``Idempotency-Key`` (the alert id, derived from appeal, level and cycle): a receiver that saw
@@ -11,7 +19,9 @@ Why this shape:
 - The webhook URL comes from the routing rules (the notified authority's supervisors), so
   adding a supervisor's hook is a rules change, reloaded without a restart. Hosts under the
   reserved ``.invalid`` top-level domain (RFC 6761; the packaged demo rules use them as
-  placeholders) are skipped instead of retried into a certain failure.
+  placeholders) are skipped instead of retried into a certain failure. A target is named by
+  its channel and a hash of its URL (:attr:`Target.key`): hook URLs may carry secrets, so they
+  are never written to a topic or a log (logs show the host only).
 - Alertmanager labels must be a bounded set: appeal ids never go there (one series per appeal
   would grow without limit). The Alertmanager alert therefore means "authority X has an SLA
   warning/breach/escalation in regime R"; the appeal's link goes into the annotations, and the
@@ -25,10 +35,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -53,11 +65,55 @@ PUBLIC_FIELDS = ("alert_id", "appeal_id", "level", "regime", "region", "authorit
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 LEVEL_TEXT = {"warning": "SLA warning", "breach": "SLA breach", "escalation": "SLA escalation"}
 
-Deliver = Callable[[SlaAlert], Awaitable[bool]]
+SENT = "sent"
+FAILED = "failed"
+REJECTED = "rejected"
+_AGAIN = "again"  # one attempt failed in a way worth repeating
+
+class UndeliverableAlert(ValueError):
+    """A schema-valid alert that cannot be turned into a request (reason: a metric label)."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
 
 
-class PermanentFailure(Exception):
-    """The receiver rejected the request (a 4xx other than the retryable ones)."""
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One receiver of an alert: a supervisors' webhook or Alertmanager."""
+
+    channel: str
+    url: str
+
+    @property
+    def key(self) -> str:
+        """Stable name of the receiver without its URL (which may hold a secret)."""
+        if self.channel == "alertmanager":
+            return "alertmanager"
+        return f"{self.channel}:{hashlib.sha256(self.url.encode()).hexdigest()[:16]}"
+
+    @property
+    def host(self) -> str:
+        return _host(self.url)
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What :meth:`Delivery.send` achieved for one alert, per target."""
+
+    sent: list[Target] = field(default_factory=list)
+    failed: list[tuple[Target, str]] = field(default_factory=list)
+    rejected: list[tuple[Target, str]] = field(default_factory=list)
+
+    @property
+    def done_keys(self) -> list[str]:
+        """Targets that must not get this alert again: they took it, or refused it for good."""
+        return [t.key for t in self.sent] + [t.key for t, _ in self.rejected]
+
+    @property
+    def failed_channels(self) -> list[str]:
+        return sorted({t.channel for t, _ in self.failed})
 
 
 def appeal_url(public_url: str, appeal_id: str) -> str:
@@ -81,18 +137,40 @@ def _rfc3339(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def check_alert(alert: SlaAlert) -> None:
+    """Raise :class:`UndeliverableAlert` for an alert no channel can be given.
+
+    The schema accepts any RFC 3339 moment, among them some that have no UTC equivalent in
+    Python's range (``0001-01-01T00:30:00+01:00``): converting ``fired_at`` raised
+    ``OverflowError`` in the middle of a batch, and the worker died on every replay.
+    """
+    try:
+        _rfc3339(_parse_ts(alert.fired_at))
+    except (ValueError, OverflowError) as exc:
+        raise UndeliverableAlert(
+            "bad_timestamp", f"fired_at {alert.fired_at[:40]!r} has no UTC moment: {exc}"
+        ) from None
+
+
 def alertmanager_alert(alert: SlaAlert, public_url: str, ttl: float,
                        now: float | None = None) -> dict[str, Any]:
     """One postable alert of the Alertmanager v2 API.
 
     ``startsAt`` is the alert's ``fired_at``, except when that lies ahead of the wall clock (a
     demo or test runs the SLA clock faster than real time): Alertmanager resolves by wall
-    time, so such an alert starts now. ``endsAt`` is ``ttl`` seconds later; a re-sent alert
-    (same labels) simply refreshes it.
+    time, so such an alert starts now. ``endsAt`` is ``ttl`` seconds after the delivery (now),
+    not after ``fired_at``: an alert delivered late (a receiver down for a while, a backlog)
+    must arrive firing, not already resolved. A re-sent alert (same labels) refreshes it.
     """
     wall_now = dt.datetime.fromtimestamp(time.time() if now is None else now, dt.UTC)
-    starts = min(_parse_ts(alert.fired_at), wall_now)
-    ends = starts + dt.timedelta(seconds=ttl)
+    try:
+        starts = min(_parse_ts(alert.fired_at), wall_now)
+        starts_at = _rfc3339(starts)
+        ends_at = _rfc3339(max(starts, wall_now) + dt.timedelta(seconds=ttl))
+    except (ValueError, OverflowError) as exc:
+        raise UndeliverableAlert(
+            "bad_timestamp", f"fired_at {alert.fired_at[:40]!r} has no UTC moment: {exc}"
+        ) from None
     link = appeal_url(public_url, alert.appeal_id)
     what = LEVEL_TEXT.get(alert.level, alert.level)
     return {
@@ -114,8 +192,8 @@ def alertmanager_alert(alert: SlaAlert, public_url: str, ttl: float,
             "alert_id": alert.alert_id,
             "due_at": alert.due_at,
         },
-        "startsAt": _rfc3339(starts),
-        "endsAt": _rfc3339(ends),
+        "startsAt": starts_at,
+        "endsAt": ends_at,
         "generatorURL": link,
     }
 
@@ -126,7 +204,7 @@ def _reserved_host(url: str) -> bool:
 
 
 class Delivery:
-    """``await delivery(alert)`` → True when every configured channel accepted the alert."""
+    """Sends alerts to their targets; ``await delivery(alert)`` → True when all accepted it."""
 
     def __init__(self, settings: Settings, router: Any = None, *,
                  sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
@@ -135,11 +213,17 @@ class Delivery:
         self.router = router
         self.attempts = settings.webhook_attempts
         self.backoff = settings.webhook_backoff
+        self.budget = settings.notify_inline_budget
         self.timeout = aiohttp.ClientTimeout(total=settings.webhook_timeout)
         self.alertmanager = settings.alertmanager_url.rstrip("/")
+        # A target that failed this recently is not tried by the quick path: its alerts are
+        # parked at once (the retry agent probes it; a success there clears the mark).
+        self.hold_off = settings.notify_retry_backoff
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._session: aiohttp.ClientSession | None = None
+        self._limits: dict[str, asyncio.Semaphore] = {}
+        self._failed_at: dict[str, float] = {}
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -162,6 +246,13 @@ class Delivery:
         full = self.backoff * (2 ** (attempt - 1))
         return full / 2 + self._rng.uniform(0, full / 2)
 
+    def _limit(self, key: str) -> asyncio.Semaphore:
+        """Concurrency per receiver: a hanging one cannot take the slots of the others."""
+        limit = self._limits.get(key)
+        if limit is None:
+            limit = self._limits[key] = asyncio.Semaphore(self.settings.notify_concurrency)
+        return limit
+
     def webhooks_for(self, authority_id: str) -> list[str]:
         """The notified authority's supervisors' hooks, else the global fallback, else none."""
         urls: list[str] = []
@@ -178,60 +269,114 @@ class Delivery:
             urls.append(self.settings.webhook_url)
         return urls
 
-    async def _post(self, channel: str, url: str, payload: Any,
-                    headers: dict[str, str]) -> bool:
-        """POST with retries; True once a 2xx arrives, False after the last attempt."""
-        for attempt in range(1, self.attempts + 1):
-            try:
-                async with self.session().post(url, json=payload, headers=headers) as resp:
-                    status = resp.status
-                    await resp.read()
-                if 200 <= status < 300:
-                    metrics.NOTIFICATIONS.labels(channel, "sent").inc()
-                    return True
-                if status not in RETRY_STATUSES:
-                    raise PermanentFailure(f"HTTP {status}")
-                reason = f"HTTP {status}"
-            except PermanentFailure as exc:
-                log.warning("%s delivery rejected by %s: %s", channel, _host(url), exc)
-                break
-            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-                reason = type(exc).__name__
-            if attempt < self.attempts:
-                metrics.NOTIFICATIONS.labels(channel, "retry").inc()
-                log.info("%s delivery to %s failed (%s), attempt %d/%d", channel, _host(url),
-                         reason, attempt, self.attempts)
-                await self._sleep(self.delay(attempt))
-            else:
-                log.warning("%s delivery to %s failed (%s) after %d attempts", channel,
-                            _host(url), reason, self.attempts)
-        metrics.NOTIFICATIONS.labels(channel, "failed").inc()
-        return False
-
-    # -- channels ---------------------------------------------------------------------------
-
-    async def webhook(self, alert: SlaAlert) -> bool:
-        urls = self.webhooks_for(alert.notify_authority_id)
-        body = webhook_body(alert, self.settings.public_url)
-        headers = {"Idempotency-Key": alert.alert_id}
-        results = []
-        for url in urls:
+    def targets(self, alert: SlaAlert) -> list[Target]:
+        """Where this alert goes now (routing rules are reloaded without a restart)."""
+        out: list[Target] = []
+        for url in self.webhooks_for(alert.notify_authority_id):
             if _reserved_host(url):
                 metrics.NOTIFICATIONS.labels("webhook", "skipped").inc()
                 continue
-            results.append(self._post("webhook", url, body, headers))
-        return all(await asyncio.gather(*results)) if results else True
+            out.append(Target("webhook", url))
+        if self.alertmanager:
+            out.append(Target("alertmanager", f"{self.alertmanager}/api/v2/alerts"))
+        return out
 
-    async def to_alertmanager(self, alert: SlaAlert) -> bool:
-        if not self.alertmanager:
-            return True
-        payload = [alertmanager_alert(alert, self.settings.public_url, self.settings.alert_ttl)]
-        return await self._post("alertmanager", f"{self.alertmanager}/api/v2/alerts", payload,
-                                {"Idempotency-Key": alert.alert_id})
+    def _payload(self, target: Target, alert: SlaAlert) -> Any:
+        if target.channel == "alertmanager":
+            return [alertmanager_alert(alert, self.settings.public_url, self.settings.alert_ttl)]
+        return webhook_body(alert, self.settings.public_url)
+
+    # -- sending ----------------------------------------------------------------------------
+
+    async def send(self, alert: SlaAlert, targets: Sequence[Target], *,
+                   budget: float | None = None, hold_off: float | None = None) -> Outcome:
+        """Up to ``webhook_attempts`` quick attempts per target, side by side, all within
+        ``budget`` seconds (None: no bound). With ``hold_off``, a target whose last attempt
+        failed less than that many seconds before this call (or during it) is not tried:
+        it counts as failed at once. Exceptions other than HTTP and network errors (a bug)
+        propagate to the caller, which dead-letters that one alert."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        deadline = None if budget is None else started + budget
+        skip_since = None if hold_off is None else started - hold_off
+        headers = {"Idempotency-Key": alert.alert_id}
+        results = await asyncio.gather(*(
+            self._deliver(target, self._payload(target, alert), headers, deadline, skip_since)
+            for target in targets))
+        outcome = Outcome()
+        for target, (result, reason) in zip(targets, results, strict=True):
+            if result == SENT:
+                outcome.sent.append(target)
+            elif result == REJECTED:
+                outcome.rejected.append((target, reason))
+            else:
+                outcome.failed.append((target, reason))
+        return outcome
+
+    def _held_off(self, key: str, skip_since: float | None) -> bool:
+        if skip_since is None:
+            return False
+        failed_at = self._failed_at.get(key)
+        return failed_at is not None and failed_at >= skip_since
+
+    async def _deliver(self, target: Target, payload: Any, headers: dict[str, str],
+                       deadline: float | None, skip_since: float | None) -> tuple[str, str]:
+        """Attempts to one target: (SENT | FAILED | REJECTED, reason)."""
+        loop = asyncio.get_running_loop()
+        key, channel = target.key, target.channel
+        reason = ""
+        for attempt in range(1, self.attempts + 1):
+            if self._held_off(key, skip_since):
+                return FAILED, reason or "receiver failed moments ago"
+            result, reason = await self._attempt(target, payload, headers, deadline)
+            if result == SENT:
+                self._failed_at.pop(key, None)
+                metrics.NOTIFICATIONS.labels(channel, "sent").inc()
+                return SENT, ""
+            if result == REJECTED:
+                log.warning("%s delivery rejected by %s: %s", channel, target.host, reason)
+                return REJECTED, reason
+            if attempt == self.attempts:
+                break
+            pause = self.delay(attempt)
+            if deadline is not None and loop.time() + pause >= deadline:
+                break
+            metrics.NOTIFICATIONS.labels(channel, "retry").inc()
+            log.info("%s delivery to %s failed (%s), attempt %d/%d", channel, target.host,
+                     reason, attempt, self.attempts)
+            await self._sleep(pause)
+        self._failed_at[key] = loop.time()
+        log.warning("%s delivery to %s failed (%s) after %d attempt(s)", channel, target.host,
+                    reason, attempt)
+        return FAILED, reason
+
+    async def _attempt(self, target: Target, payload: Any, headers: dict[str, str],
+                       deadline: float | None) -> tuple[str, str]:
+        """One POST, bounded by the deadline (waiting for the receiver's slot included)."""
+        try:
+            async with (asyncio.timeout_at(deadline), self._limit(target.key),
+                        self.session().post(target.url, json=payload, headers=headers) as resp):
+                status = resp.status
+                await resp.read()
+        except aiohttp.InvalidURL:
+            return REJECTED, "invalid URL"  # a rules mistake: retrying cannot help
+        except TimeoutError:
+            past = deadline is not None and asyncio.get_running_loop().time() >= deadline
+            return _AGAIN, "no answer within the batch's budget" if past else "TimeoutError"
+        except (aiohttp.ClientError, OSError) as exc:
+            return _AGAIN, type(exc).__name__
+        if 200 <= status < 300:
+            return SENT, ""
+        if status not in RETRY_STATUSES:
+            return REJECTED, f"HTTP {status}"
+        return _AGAIN, f"HTTP {status}"
 
     async def __call__(self, alert: SlaAlert) -> bool:
-        hook_ok, am_ok = await asyncio.gather(self.webhook(alert), self.to_alertmanager(alert))
-        return bool(hook_ok and am_ok)
+        """Every target, ``webhook_attempts`` attempts each, no budget: True if all took it."""
+        outcome = await self.send(alert, self.targets(alert))
+        for target, _ in outcome.failed + outcome.rejected:
+            metrics.NOTIFICATIONS.labels(target.channel, "failed").inc()
+        return not outcome.failed and not outcome.rejected
 
 
 def _host(url: str) -> str:

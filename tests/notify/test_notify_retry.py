@@ -1,0 +1,512 @@
+"""The notify agents' batch logic: parking, retrying, giving up, and alerts that must not crash.
+
+Driven through :class:`workers.notify.agent.Notifier` (what both agents run per batch) with real
+HTTP receivers on loopback and the session's real Redis (sent markers); the outbox is a
+recorder, since here the question is what the agents *send*, not whether the broker keeps it
+(the end-to-end tests in test_notify_retry_e2e.py run the real worker on the real broker).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any, cast
+
+import orjson
+import pytest
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from monitoring import metrics
+from schemas.records import SlaAlert
+from streams import topics as t
+from streams.devstack import free_port
+from streams.settings import ConfigError, Settings
+from workers.notify.agent import Notifier
+from workers.notify.delivery import Delivery, Target, alertmanager_alert
+from workers.notify.retry import Parked, ParkedTracker, retry_delay
+from workers.routing.model import Authority, Supervisor
+
+pytestmark = pytest.mark.integration  # the session's Redis holds the sent markers
+
+
+# ------------------------------------------------------------------------------ receivers
+
+
+@dataclass
+class Receivers:
+    """Webhooks and an Alertmanager on one loopback server; each path answers from a script
+    of status codes (then 200) and records (key, body) of every request."""
+
+    scripts: dict[str, list[int]] = field(default_factory=dict)
+    requests: list[tuple[str, str, Any]] = field(default_factory=list)
+    base: str = ""
+
+    def url(self, path: str) -> str:
+        return f"{self.base}{path}"
+
+    def keys(self, path: str) -> list[str]:
+        return [k for p, k, _ in self.requests if p == path]
+
+    def bodies(self, path: str) -> list[Any]:
+        return [b for p, _, b in self.requests if p == path]
+
+    async def handle(self, request: web.Request) -> web.Response:
+        path = request.path
+        self.requests.append((path, request.headers.get("Idempotency-Key", ""),
+                              orjson.loads(await request.read())))
+        script = self.scripts.get(path, [])
+        return web.Response(status=script.pop(0) if script else 200)
+
+
+async def _with_receivers(body: Callable[[Receivers], Awaitable[Any]]) -> Any:
+    rec = Receivers()
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", rec.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    rec.base = f"http://127.0.0.1:{port}"
+    try:
+        return await body(rec)
+    finally:
+        await runner.cleanup()
+
+
+# ------------------------------------------------------------------------------ fakes
+
+
+@dataclass
+class RecordingOutbox:
+    sent: list[tuple[str, bytes | None, bytes]] = field(default_factory=list)
+    dead: list[tuple[str, str, bytes, str | None]] = field(default_factory=list)
+    flushed: int = 0
+
+    async def send(self, base: str, key: bytes | None, value: bytes) -> None:
+        self.sent.append((base, key, value))
+
+    async def dead_letter(self, event: Any, *, stage: str, reason: str,
+                          detail: str | None = None) -> None:
+        metrics.DEADLETTER.labels(stage, reason).inc()
+        self.dead.append((stage, reason, event.message.value, detail))
+
+    async def flush(self) -> None:
+        self.flushed += 1
+
+    def parked(self) -> list[Parked]:
+        return [Parked.from_bytes(v) for base, _, v in self.sent if base == t.NOTIFY_RETRY]
+
+
+class Router:
+    def __init__(self, hooks: dict[str, list[str]]) -> None:
+        self.hooks = hooks
+
+    def authority(self, authority_id: str) -> Authority:
+        if authority_id not in self.hooks:
+            raise KeyError(authority_id)
+        return Authority(id=authority_id, name=authority_id, kind="ministry", region_code="22",
+                         timezone="Asia/Barnaul",
+                         supervisors=tuple(Supervisor(f"r{i}", h)
+                                           for i, h in enumerate(self.hooks[authority_id])))
+
+
+def _event(value: bytes, offset: int = 0, topic: str = "appeals.sla.alerts") -> Any:
+    msg = SimpleNamespace(value=value, key=b"k", topic=topic, partition=0, offset=offset,
+                          timestamp=time.time())
+    return SimpleNamespace(message=msg)
+
+
+def _alert(appeal_id: str, authority: str = "22-a", level: str = "breach",
+           fired_at: str = "2026-12-10T17:00:00+00:00") -> SlaAlert:
+    return SlaAlert(
+        alert_id=f"{appeal_id}:{level}:0", appeal_id=appeal_id, level=level, regime="pos",
+        region="22", authority_id=authority, notify_authority_id=authority,
+        due_at="2026-12-10T16:59:59+00:00", fired_at=fired_at, severity="critical",
+        category="housing_utilities", urgent=False)
+
+
+def _settings(**changes: Any) -> Settings:
+    base = Settings.load({}).replace(
+        app_id=f"notify-unit-{uuid.uuid4().hex[:8]}", webhook_attempts=2, webhook_backoff=0.01,
+        webhook_timeout=2.0, notify_inline_budget=1.0, notify_retry_backoff=5.0,
+        notify_retry_backoff_max=60.0, public_url="https://appeals.example")
+    return base.replace(**changes)
+
+
+def _count(metric: Any, *labels: str) -> float:
+    return float(metric.labels(*labels)._value.get())
+
+
+class Harness:
+    """A Notifier over the receivers, a recording outbox per batch and the real Redis."""
+
+    def __init__(self, settings: Settings, redis_url: str, router: Any = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.redis = aioredis.Redis.from_url(redis_url)
+        self.delivery = Delivery(settings, router, rng=random.Random(1))
+        self.sleeps: list[float] = []
+        ctx = SimpleNamespace(settings=settings, redis=self.redis)
+        self.notifier = Notifier(cast(Any, ctx), self.delivery, clock=clock, sleep=self._sleep,
+                                 rng=random.Random(2))
+
+    async def _sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+
+    async def alerts(self, *values: bytes) -> RecordingOutbox:
+        outbox = RecordingOutbox()
+        await self.notifier.alerts([_event(v, i) for i, v in enumerate(values)],
+                                   cast(Any, outbox))
+        return outbox
+
+    async def retries(self, *records: Parked | bytes) -> RecordingOutbox:
+        outbox = RecordingOutbox()
+        events = [_event(r if isinstance(r, bytes) else r.to_json(), i, t.NOTIFY_RETRY)
+                  for i, r in enumerate(records)]
+        await self.notifier.retries(events, cast(Any, outbox))
+        return outbox
+
+    async def sent(self, alert: SlaAlert) -> bool:
+        key = f"{self.settings.app_id}:alert:sent:{alert.alert_id}"
+        return bool(await self.redis.exists(key))
+
+    async def close(self) -> None:
+        await self.delivery.close()
+        await self.redis.aclose()
+
+
+def _run(redis_url: str, scenario: Callable[[Receivers, Harness], Awaitable[Any]],
+         router_hooks: Callable[[Receivers], dict[str, list[str]]] | None = None,
+         clock: Callable[[], float] = time.time, **settings: Any) -> Any:
+    async def body(rec: Receivers) -> Any:
+        hooks = router_hooks(rec) if router_hooks else {"22-a": [rec.url("/a")]}
+        s = _settings(**{k: (v(rec) if callable(v) else v) for k, v in settings.items()})
+        harness = Harness(s, redis_url, Router(hooks), clock=clock)
+        try:
+            return await scenario(rec, harness)
+        finally:
+            await harness.close()
+
+    return asyncio.run(_with_receivers(body))
+
+
+# ------------------------------------------------------------------------------ poison alerts
+
+
+def test_poison_fired_at_is_dead_lettered_and_the_loop_goes_on(redis_server) -> None:
+    """fired_at 0001-01-01T00:30:00+01:00 is schema-valid but has no UTC moment: it used to
+    raise OverflowError in the batch and end the worker (exit 70) on every replay."""
+    poison = _alert("appeal-poison", fired_at="0001-01-01T00:30:00+01:00")
+    good1, good2 = _alert("appeal-good-1"), _alert("appeal-good-2")
+    counted = _count(metrics.DEADLETTER, "notify", "bad_timestamp")
+
+    async def scenario(rec: Receivers, h: Harness) -> None:
+        first = await h.alerts(poison.to_json(), good1.to_json())
+        second = await h.alerts(good2.to_json())  # the next batch runs: the loop goes on
+        assert [(s, r, v) for s, r, v, _ in first.dead] == [
+            ("notify", "bad_timestamp", poison.to_json())]
+        assert "0001-01-01T00:30:00+01:00" in (first.dead[0][3] or "")
+        assert not second.dead and not first.parked() and not second.parked()
+        assert rec.keys("/a") == [good1.alert_id, good2.alert_id]
+        assert len(rec.keys("/api/v2/alerts")) == 2  # Alertmanager got both good ones
+        assert await h.sent(good1) and await h.sent(good2) and not await h.sent(poison)
+
+    _run(redis_server.url, scenario, alertmanager_url=lambda rec: rec.base)
+    assert _count(metrics.DEADLETTER, "notify", "bad_timestamp") == counted + 1
+
+
+def test_unexpected_error_of_one_alert_is_dead_lettered_not_fatal(redis_server) -> None:
+    bad, good = _alert("appeal-bug"), _alert("appeal-fine")
+
+    async def scenario(rec: Receivers, h: Harness) -> None:
+        real = h.delivery._payload
+
+        def payload(target: Target, alert: SlaAlert) -> Any:
+            if alert.alert_id == bad.alert_id:
+                raise RuntimeError("a bug in building the request")
+            return real(target, alert)
+
+        h.delivery._payload = payload  # type: ignore[method-assign]
+        out = await h.alerts(bad.to_json(), good.to_json(), b"{not json")
+        assert sorted((r, v) for _, r, v, _ in out.dead) == [
+            ("delivery_error", bad.to_json()), ("not_json", b"{not json")]
+        assert rec.keys("/a") == [good.alert_id]
+        assert await h.sent(good) and not await h.sent(bad)
+
+    _run(redis_server.url, scenario)
+
+
+# ------------------------------------------------------------------------------ parking
+
+
+def test_failed_target_is_parked_with_the_targets_already_served(redis_server) -> None:
+    alert = _alert("appeal-two-hooks")
+    now = 1_900_000_000.0
+
+    async def scenario(rec: Receivers, h: Harness) -> None:
+        rec.scripts["/down"] = [503] * 10
+        parked_before = _count(metrics.NOTIFY_PARKED, "webhook")
+        out = await h.alerts(alert.to_json())
+        assert not out.dead
+        (record,) = out.parked()
+        ((base, key, _),) = out.sent
+        assert base == t.NOTIFY_RETRY and key == alert.appeal_id.encode()
+        assert record.alert == alert and record.attempt == 1
+        assert record.done == [Target("webhook", rec.url("/up")).key]
+        assert record.channels == ["webhook"]
+        assert record.first_failed_at == now
+        assert now + 2.5 <= record.not_before <= now + 5.0  # 5 s base, upper half jittered
+        assert rec.keys("/down") == [alert.alert_id] * 2  # the quick attempts, no more
+        assert rec.keys("/up") == [alert.alert_id]
+        assert not await h.sent(alert)
+        assert _count(metrics.NOTIFY_PARKED, "webhook") == parked_before + 1
+        # No URL in the record: hooks may carry secrets.
+        assert b"/down" not in out.sent[0][2] and b"/up" not in out.sent[0][2]
+
+    _run(redis_server.url, scenario, clock=lambda: now,
+         router_hooks=lambda rec: {"22-a": [rec.url("/up"), rec.url("/down")]})
+
+
+def test_rejected_delivery_is_dead_lettered_not_parked(redis_server) -> None:
+    alert = _alert("appeal-404")
+
+    async def scenario(rec: Receivers, h: Harness) -> None:
+        rec.scripts["/a"] = [404]
+        out = await h.alerts(alert.to_json())
+        assert [(r, v) for _, r, v, _ in out.dead] == [("delivery_rejected", alert.to_json())]
+        assert "HTTP 404" in (out.dead[0][3] or "")
+        assert not out.parked()
+        assert rec.keys("/a") == [alert.alert_id]  # a 4xx is not retried
+        assert await h.sent(alert)  # handled: a replay does not send it again
+
+    _run(redis_server.url, scenario)
+
+
+def test_invalid_hook_url_is_rejected_not_retried_for_days(redis_server) -> None:
+    alert = _alert("appeal-bad-url")
+
+    async def scenario(rec: Receivers, h: Harness) -> None:
+        out = await h.alerts(alert.to_json())
+        assert [(r, d) for _, r, _, d in out.dead] == [
+            ("delivery_rejected", "webhook ?: invalid URL")]
+        assert not out.parked()
+
+    _run(redis_server.url, scenario, router_hooks=lambda rec: {"22-a": ["http:///no-host"]})
+
+
+def test_a_receiver_that_just_failed_is_not_tried_by_the_next_batch(redis_server) -> None:
+    """The next batch's alerts for a failing receiver are parked at once instead of waiting
+    for it again; the other receivers' alerts go out in the same batch."""
+    a1, a2, b1 = _alert("appeal-a1"), _alert("appeal-a2"), _alert("appeal-b1", "22-b")
+
+    async def scenario(rec: Receivers, h: Harness) -> None:
+        rec.scripts["/a"] = [503] * 10
+        first = await h.alerts(a1.to_json())
+        second = await h.alerts(a2.to_json(), b1.to_json())
+        assert [p.alert.alert_id for p in first.parked()] == [a1.alert_id]
+        assert [p.alert.alert_id for p in second.parked()] == [a2.alert_id]
+        assert rec.keys("/a") == [a1.alert_id] * 2  # a2: no request
+        assert rec.keys("/b") == [b1.alert_id]
+
+    _run(redis_server.url, scenario,
+         router_hooks=lambda rec: {"22-a": [rec.url("/a")], "22-b": [rec.url("/b")]})
+
+
+# ------------------------------------------------------------------------------ retrying
+
+
+def _parked(alert: SlaAlert, attempt: int = 1, first_failed_at: float | None = None,
+            not_before: float | None = None, done: list[str] | None = None) -> Parked:
+    now = time.time()
+    return Parked(alert=alert, attempt=attempt,
+                  first_failed_at=now - 10 if first_failed_at is None else first_failed_at,
+                  not_before=now if not_before is None else not_before,
+                  done=done or [], channels=["webhook"])
+
+
+def test_retry_delivers_to_the_targets_not_yet_served_and_marks_sent(redis_server) -> None:
+    alert = _alert("appeal-retry-ok")
+
+    async def scenario(rec: Receivers, h: Harness) -> None:
+        sent_before = _count(metrics.NOTIFY_RETRIES, "webhook", "sent")
+        record = _parked(alert, attempt=3, done=[Target("webhook", rec.url("/up")).key])
+        out = await h.retries(record)
+        assert not out.dead and not out.parked()
+        assert rec.keys("/back") == [alert.alert_id] and rec.keys("/up") == []
+        assert await h.sent(alert)
+        assert _count(metrics.NOTIFY_RETRIES, "webhook", "sent") == sent_before + 1
+        # A replay of the record (or a second record of the alert) is a no-op now.
+        again = await h.retries(record)
+        assert not again.sent and not again.dead and rec.keys("/back") == [alert.alert_id]
+
+    _run(redis_server.url, scenario,
+         router_hooks=lambda rec: {"22-a": [rec.url("/up"), rec.url("/back")]})
+
+
+def test_retry_waits_for_not_before_and_backs_off_exponentially(redis_server) -> None:
+    alert = _alert("appeal-retry-again")
+    now = 1_900_000_000.0
+
+    async def scenario(rec: Receivers, h: Harness) -> None:
+        rec.scripts["/a"] = [503] * 10
+        failed_before = _count(metrics.NOTIFY_RETRIES, "webhook", "failed")
+        out = await h.retries(_parked(alert, attempt=3, first_failed_at=now - 100,
+                                      not_before=now + 7.5))
+        assert h.sleeps == [7.5]  # waited for its moment
+        (again,) = out.parked()
+        assert (again.attempt, again.first_failed_at) == (4, now - 100)
+        # Attempt 4: 5 s · 2³ = 40 s, the upper half jittered.
+        assert now + 20 <= again.not_before <= now + 40
+        assert not out.dead and not await h.sent(alert)
+        assert _count(metrics.NOTIFY_RETRIES, "webhook", "failed") == failed_before + 1
+        assert h.notifier.tracker.count("webhook") == 1
+        assert h.notifier.tracker.oldest_age("webhook") == 100
+        # A not_before far ahead (another worker's clock) waits at most the backoff maximum.
+        h.sleeps.clear()
+        await h.retries(_parked(alert, not_before=now + 86400))
+        assert h.sleeps == [h.settings.notify_retry_backoff_max]
+
+    _run(redis_server.url, scenario, clock=lambda: now)
+
+
+def test_backoff_is_capped() -> None:
+    settings = _settings(notify_retry_backoff=5.0, notify_retry_backoff_max=300.0)
+    rng = random.Random(4)
+    for attempt, full in [(1, 5), (2, 10), (3, 20), (7, 300), (60, 300), (10_000, 300)]:
+        assert full / 2 <= retry_delay(settings, attempt, rng) <= full
+
+
+def test_parked_alert_older_than_max_age_is_dead_lettered(redis_server) -> None:
+    alert = _alert("appeal-given-up")
+    now = 1_900_000_000.0
+
+    async def scenario(rec: Receivers, h: Harness) -> None:
+        rec.scripts["/a"] = [503] * 10
+        failed_before = _count(metrics.NOTIFICATIONS, "webhook", "failed")
+        dl_before = _count(metrics.DEADLETTER, "notify", "delivery_failed")
+        record = _parked(alert, attempt=40, not_before=now,
+                         first_failed_at=now - h.settings.notify_retry_max_age - 1)
+        h.notifier.tracker.seen(alert.alert_id, ["webhook"], record.first_failed_at)
+        out = await h.retries(record)
+        assert rec.keys("/a") == [alert.alert_id] * 2  # tried once more before giving up
+        assert not out.parked()
+        ((stage, reason, value, detail),) = out.dead
+        assert (stage, reason) == ("notify", "delivery_failed")
+        assert Parked.from_bytes(value).alert == alert  # the alert is kept in the dead letter
+        assert "40 retries" in (detail or "") and "/a" not in (detail or "")
+        assert _count(metrics.NOTIFICATIONS, "webhook", "failed") == failed_before + 1
+        assert _count(metrics.DEADLETTER, "notify", "delivery_failed") == dl_before + 1
+        assert h.notifier.tracker.count("webhook") == 0
+        assert not await h.sent(alert)
+
+    _run(redis_server.url, scenario, clock=lambda: now)
+
+
+def test_young_parked_alert_is_not_dead_lettered(redis_server) -> None:
+    alert = _alert("appeal-still-young")
+    now = 1_900_000_000.0
+
+    async def scenario(rec: Receivers, h: Harness) -> None:
+        rec.scripts["/a"] = [503] * 10
+        out = await h.retries(_parked(alert, attempt=40, not_before=now,
+                                      first_failed_at=now - h.settings.notify_retry_max_age + 5))
+        assert not out.dead and [p.attempt for p in out.parked()] == [41]
+
+    _run(redis_server.url, scenario, clock=lambda: now)
+
+
+def test_bad_retry_record_is_dead_lettered(redis_server) -> None:
+    alert = _alert("appeal-ok-neighbour")
+
+    async def scenario(rec: Receivers, h: Harness) -> None:
+        broken = orjson.dumps({"schema_version": 1, "kind": "notify-retry", "alert": {"x": 1}})
+        odd = orjson.loads(_parked(alert).to_json())
+        odd["attempt"] = "3"
+        out = await h.retries(broken, orjson.dumps(odd), b"[]", _parked(alert))
+        assert sorted(r for _, r, _, _ in out.dead) == sorted(
+            ["missing_field", "bad_retry_record", "not_object"])
+        assert rec.keys("/a") == [alert.alert_id]
+
+    _run(redis_server.url, scenario)
+
+
+def test_two_records_of_one_alert_are_tried_once(redis_server) -> None:
+    alert = _alert("appeal-parked-twice")
+
+    async def scenario(rec: Receivers, h: Harness) -> None:
+        out = await h.retries(_parked(alert, attempt=2), _parked(alert, attempt=5))
+        assert rec.keys("/a") == [alert.alert_id]
+        assert not out.dead and not out.parked() and await h.sent(alert)
+
+    _run(redis_server.url, scenario)
+
+
+# ------------------------------------------------------------------------------ Alertmanager
+
+
+def test_late_delivery_posts_an_alert_still_firing() -> None:
+    """endsAt was fired_at + ttl: an alert delivered more than the ttl late (after an outage)
+    arrived already resolved. It is the delivery time + ttl; startsAt stays fired_at."""
+    now = 1_800_000_000.0
+    fired = dt.datetime.fromtimestamp(now - 25 * 3600, dt.timezone(dt.timedelta(hours=7)))
+    alert = _alert("appeal-late", fired_at=fired.isoformat(timespec="seconds"))
+    body = alertmanager_alert(alert, "http://x", ttl=86400.0, now=now)
+    starts = dt.datetime.fromisoformat(body["startsAt"].replace("Z", "+00:00"))
+    ends = dt.datetime.fromisoformat(body["endsAt"].replace("Z", "+00:00"))
+    assert body["startsAt"].endswith("Z") and starts == fired
+    assert ends.timestamp() == now + 86400.0 > now
+
+
+def test_parked_alert_reaches_alertmanager_firing(redis_server) -> None:
+    """The retry path builds the Alertmanager body at delivery time, not at parking time."""
+    fired = time.time() - 3 * 3600
+    alert = _alert("appeal-am-late", fired_at=dt.datetime.fromtimestamp(fired, dt.UTC)
+                   .isoformat(timespec="seconds"))
+
+    async def scenario(rec: Receivers, h: Harness) -> None:
+        before = time.time()
+        await h.retries(_parked(alert, done=[Target("webhook", rec.url("/a")).key]))
+        ((posted,),) = rec.bodies("/api/v2/alerts")
+        ends = dt.datetime.fromisoformat(posted["endsAt"].replace("Z", "+00:00")).timestamp()
+        starts = dt.datetime.fromisoformat(posted["startsAt"].replace("Z", "+00:00"))
+        assert ends >= before + 3600 - 1  # alert_ttl after the delivery
+        assert starts.timestamp() == int(fired)
+        assert rec.keys("/a") == []  # the webhook had it already
+        assert await h.sent(alert)
+
+    _run(redis_server.url, scenario, alertmanager_url=lambda rec: rec.base, alert_ttl=3600.0)
+
+
+# ------------------------------------------------------------------------------ bits
+
+
+def test_tracker_forgets_records_it_no_longer_sees() -> None:
+    now = [1000.0]
+    tracker = ParkedTracker(forget_after=60, clock=lambda: now[0])
+    tracker.seen("a", ["webhook"], 900.0)
+    tracker.seen("b", ["webhook", "alertmanager"], 950.0)
+    assert (tracker.count("webhook"), tracker.oldest_age("webhook")) == (2, 100.0)
+    assert tracker.oldest_age("alertmanager") == 50.0
+    tracker.resolved("a")
+    assert tracker.oldest_age("webhook") == 50.0
+    now[0] = 1100.0
+    assert (tracker.count("webhook"), tracker.oldest_age("webhook")) == (0, 0.0)
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("APPEALS_NOTIFY_INLINE_BUDGET", "0"),
+    ("APPEALS_NOTIFY_RETRY_BACKOFF", "0"),
+    ("APPEALS_NOTIFY_RETRY_BACKOFF_MAX", "1"),  # below the 5 s first delay
+    ("APPEALS_NOTIFY_RETRY_MAX_AGE", "-1"),
+    ("APPEALS_ALERT_TTL", "1e12"),
+])
+def test_retry_settings_are_validated(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        Settings.load({name: value})
