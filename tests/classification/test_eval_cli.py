@@ -163,12 +163,63 @@ def test_export_feedback_dedupes_by_appeal_id(tmp_path: Path) -> None:
     out = tmp_path / "feedback.jsonl"
     assert export_feedback(src, out) == 2
     rows = read_labelled(out)
+    # The first decision wins, as in the triage agent, which routed a1 as roads.
     assert [(r.text, r.category) for r in rows] == [
-        ("Пахнет газом", "housing_utilities"), ("Снег во дворе", "landscaping")]
+        ("Снег во дворе", "roads"), ("Пахнет газом", "housing_utilities")]
     # And via the CLI.
     out2 = tmp_path / "fb2.jsonl"
     assert cli.main(["classify", "export-feedback", "--from", str(src), "--out", str(out2)]) == 0
     assert out2.read_bytes() == out.read_bytes()
+
+
+def _feedback(tmp_path: Path, *rows: dict[str, object]) -> Path:
+    src = tmp_path / "triage.jsonl"
+    src.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    return src
+
+
+def test_export_feedback_parses_urgent(tmp_path: Path) -> None:
+    src = _feedback(tmp_path, *[
+        {"appeal_id": f"a{i}", "text": f"Текст {i}", "category": "roads", "urgent": u}
+        for i, u in enumerate(["false", "true", "FALSE", 0, 1, True, False])])
+    out = tmp_path / "o.jsonl"
+    assert export_feedback(src, out) == 7
+    assert [r.urgent for r in read_labelled(out)] == [False, True, False, False, True, True,
+                                                      False]
+
+
+@pytest.mark.parametrize("urgent", ["null", "missing", '"maybe"', "2"])
+def test_export_feedback_refuses_an_unknown_urgency(tmp_path: Path, urgent: str) -> None:
+    # null means "keep the classifier's flag" to the triage agent: a «Пахнет газом» appeal was
+    # routed urgent, and that flag is not in the file, so the line is refused, not made false.
+    field = "" if urgent == "missing" else f', "urgent": {urgent}'
+    src = tmp_path / "triage.jsonl"
+    src.write_text('{"appeal_id": "g1", "text": "Пахнет газом", "category": "housing_utilities"'
+                   + field + "}\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r":1: 'urgent'"):
+        export_feedback(src, tmp_path / "o.jsonl")
+
+
+def test_export_feedback_dedupes_texts(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                       ) -> None:
+    src = _feedback(
+        tmp_path,
+        {"appeal_id": "d1", "text": "Нет воды", "category": "housing_utilities", "urgent": True},
+        {"appeal_id": "d2", "text": " Нет  воды\n", "category": "other", "urgent": False},
+        {"appeal_id": "d3", "text": "Нет воды", "category": "housing_utilities", "urgent": True},
+        {"appeal_id": "s1", "text": "Снег  во дворе", "category": "roads", "urgent": False},
+        {"appeal_id": "s2", "text": "Снег во дворе ", "category": "roads", "urgent": "false"},
+        {"appeal_id": "g1", "text": "Пахнет газом", "category": "housing_utilities",
+         "urgent": True},
+        {"appeal_id": "g2", "text": "Пахнет газом", "category": "housing_utilities",
+         "urgent": False},
+    )
+    out = tmp_path / "o.jsonl"
+    assert export_feedback(src, out) == 1
+    rows = [orjson.loads(x) for x in out.read_bytes().splitlines()]
+    assert [(r["appeal_id"], r["category"], r["urgent"]) for r in rows] == [
+        ("s1", "roads", False)]
+    assert "left out 2 texts (5 decisions) whose labels disagree" in capsys.readouterr().err
 
 
 def test_export_feedback_bad_line(tmp_path: Path) -> None:

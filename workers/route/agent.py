@@ -7,19 +7,25 @@ the model is unsure of goes to the human triage queue instead of being routed on
 ``TriageItem`` for people and a pending copy for the triage agent, keyed by ``appeal_id``.
 
 The triage agent keeps the pending appeals in a table until a triage decision (a ``triaged``
-lifecycle event) names the category, then routes the appeal once. A decision that overtakes its
-pending appeal (different topics) waits in the same table for it.
+lifecycle event) names the category, then routes the appeal once; the first decision wins. A
+decision that overtakes its pending appeal (different topics) waits in the same table for it,
+but not for ever: once the stream has moved :data:`EARLY_DECISION_WAIT` past it (message
+timestamps, so a replay behaves like the first run) it is dead-lettered as ``not_triaged`` (an
+unknown id, an appeal that was routed directly). The table is written only after the batch's
+routed records are acknowledged (:class:`_Staged`).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import faust
 import orjson
+from aiokafka.partitioner import murmur2
 
 from monitoring import metrics
 from schemas.records import RoutedAppeal, TriageCandidate, TriageItem
@@ -131,27 +137,183 @@ def install_triage(app: faust.App, ctx: WorkerContext, router: Router) -> Any:
         key_type=bytes,
         use_partitioner=True,
     )
+    early = EarlyDecisions(settings.partitions)
+
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def _assigned(app: faust.App, assigned: Any, **_: Any) -> None:
+        early.needs_rebuild = True
+
+    def assigned_partitions() -> set[int]:
+        return {tp.partition for tp in app.consumer.assignment() if tp.topic == decisions_topic}
 
     @app.agent(source, name="triage")
     async def triage(stream: faust.StreamT) -> None:
         async for events in batches(stream, settings):
             with crash_on_error(TRIAGE_STAGE):
+                if early.needs_rebuild:
+                    early.rebuild(pending.items(), assigned_partitions())
                 outbox = ctx.outbox(TRIAGE_STAGE)
-                for event in events:
-                    msg = event.message
-                    try:
-                        data = parse_event(msg.value)
-                        if msg.topic == decisions_topic:
-                            await _on_decision(outbox, pending, router, data)
-                        else:
-                            await _on_pending(outbox, pending, router, data)
-                    except InvalidEvent as exc:
-                        await outbox.dead_letter(event, stage=TRIAGE_STAGE, reason=exc.reason,
-                                                 detail=exc.detail)
-                await outbox.flush()
+                await process_batch(outbox, pending, router, early, events, decisions_topic)
                 observe_stage_latency(TRIAGE_STAGE, events)
 
     return triage
+
+
+#: How long a decision that overtook its pending appeal waits for it, in seconds of the
+#: pending topic's own time (message timestamps of ``appeals.triage.pending`` on the decision's
+#: partition). A pending copy is written before its triage item can reach a human, so once that
+#: topic is this far past the decision's timestamp the appeal is not coming (never triaged,
+#: routed directly, an unknown id); the margin covers clock skew between the workers.
+EARLY_DECISION_WAIT = 3600.0
+#: The backstop for a partition whose pending topic is quiet (triage switched off by
+#: ``APPEALS_TRIAGE_CONFIDENCE=0``, say): the same limit on the time of either input topic.
+#: Longer, because while catching up on a backlog the small decision records run ahead of the
+#: pending copies; a backlog of more than this many seconds could expire a decision early.
+EARLY_DECISION_MAX_WAIT = 7 * 86400.0
+
+
+class EarlyDecisions:
+    """Decisions waiting in the table for their pending appeal, and the stream times that end
+    the wait. The waiting decision itself, with its message timestamp (``since``) and
+    partition, is in the changelog-backed table: this index is rebuilt from the table after
+    every rebalance, so a restart neither forgets a wait nor starts it again."""
+
+    def __init__(self, partitions: int) -> None:
+        self.partitions = partitions
+        self.waiting: dict[bytes, tuple[int, float]] = {}
+        self.pending_time: dict[int, float] = {}
+        self.stream_time: dict[int, float] = {}
+        self.needs_rebuild = True
+
+    def observe(self, partition: int, timestamp: float | None, *, pending: bool) -> float:
+        """Advance the partition's stream times; returns the event's time."""
+        ts = float(timestamp) if timestamp is not None and timestamp > 0 else time.time()
+        if ts > self.stream_time.get(partition, float("-inf")):
+            self.stream_time[partition] = ts
+        if pending and ts > self.pending_time.get(partition, float("-inf")):
+            self.pending_time[partition] = ts
+        return ts
+
+    def track(self, key: bytes, value: Any) -> None:
+        if _is_early(value):
+            self.waiting[key] = (int(value.get("p", -1)), float(value.get("since", 0.0)))
+        else:
+            self.waiting.pop(key, None)
+
+    def rebuild(self, items: Any, assigned: set[int]) -> None:
+        self.waiting = {}
+        for key, value in items:
+            if not _is_early(value) or not isinstance(key, bytes):
+                continue
+            p = value.get("p")
+            if not isinstance(p, int):  # stored before the wait had a limit
+                p = (murmur2(key) & 0x7FFFFFFF) % self.partitions
+            if p not in assigned:
+                continue
+            since = value.get("since")
+            if not isinstance(since, int | float):
+                since = _timestamp(value["decision"].get("at"))
+            self.waiting[key] = (p, float(since))
+        self.needs_rebuild = False
+        if self.waiting:
+            log.info("triage: %d early decisions waiting for their appeal", len(self.waiting))
+
+    def expired(self, partitions: set[int]) -> list[bytes]:
+        out = []
+        for key, (p, since) in self.waiting.items():
+            if p not in partitions:
+                continue
+            pending_time = self.pending_time.get(p, float("-inf"))
+            stream_time = self.stream_time.get(p, float("-inf"))
+            if (pending_time - since >= EARLY_DECISION_WAIT
+                    or stream_time - since >= EARLY_DECISION_MAX_WAIT):
+                out.append(key)
+        return out
+
+
+def _is_early(value: Any) -> bool:
+    return isinstance(value, dict) and isinstance(value.get("decision"), dict)
+
+
+def _timestamp(at: Any) -> float:
+    try:
+        return datetime.fromisoformat(at).timestamp()
+    except (TypeError, ValueError):
+        return 0.0
+
+
+class _Staged:
+    """A batch's table writes, applied only after the outbox flush: a ``done`` marker in the
+    changelog must never describe a routed record the broker did not take (the replayed
+    decision would then be skipped and the appeal lost). Reads see the staged writes."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+        self.changes: dict[bytes, Any] = {}
+
+    def get(self, key: bytes) -> Any:
+        if key in self.changes:
+            return self.changes[key]
+        return self.table.get(key)
+
+    def __setitem__(self, key: bytes, value: Any) -> None:
+        self.changes[key] = value
+
+    def __delitem__(self, key: bytes) -> None:
+        self.changes[key] = None
+
+    def commit(self) -> None:
+        for key, value in self.changes.items():
+            if value is not None:
+                self.table[key] = value
+            elif self.table.get(key) is not None:
+                del self.table[key]
+        self.changes = {}
+
+
+async def process_batch(outbox: Outbox, table: Any, router: Router, early: EarlyDecisions,
+                        events: Sequence[Any], decisions_topic: str) -> None:
+    """One batch of pending appeals and decisions; the table is written after the flush."""
+    staged = _Staged(table)
+    touched: set[int] = set()
+    for event in events:
+        msg = event.message
+        is_decision = msg.topic == decisions_topic
+        at = early.observe(msg.partition, msg.timestamp, pending=not is_decision)
+        touched.add(msg.partition)
+        try:
+            data = parse_event(msg.value)
+            if is_decision:
+                await _on_decision(outbox, staged, router, data, at=at,
+                                   partition=msg.partition, offset=msg.offset)
+            else:
+                await _on_pending(outbox, staged, router, data)
+        except InvalidEvent as exc:
+            await outbox.dead_letter(event, stage=TRIAGE_STAGE, reason=exc.reason,
+                                     detail=exc.detail)
+    for key, value in staged.changes.items():
+        early.track(key, value)
+    await _expire_early(outbox, staged, early, touched, decisions_topic)
+    await outbox.flush()
+    staged.commit()
+
+
+async def _expire_early(outbox: Outbox, staged: _Staged, early: EarlyDecisions,
+                        partitions: set[int], decisions_topic: str) -> None:
+    """Dead-letter (``not_triaged``) the decisions whose appeal did not come in time."""
+    for key in early.expired(partitions):
+        held = staged.get(key)
+        early.waiting.pop(key, None)
+        if not _is_early(held):
+            continue
+        decision = held["decision"]
+        await outbox.dead_letter_raw(
+            orjson.dumps(decision), key, topic=decisions_topic,
+            partition=int(held.get("p", -1)), offset=int(held.get("offset", -1)),
+            stage=TRIAGE_STAGE, reason="not_triaged",
+            detail=f"no appeal {decision.get('appeal_id')} waiting for triage")
+        metrics.LIFECYCLE.labels("triaged", "not_triaged").inc()
+        del staged[key]
 
 
 def _appeal_id(data: dict[str, Any]) -> str:
@@ -175,9 +337,14 @@ async def _on_pending(outbox: Outbox, pending: Any, router: Router,
     pending[key] = appeal
 
 
-async def _on_decision(outbox: Outbox, pending: Any, router: Router,
-                       data: dict[str, Any]) -> None:
-    """A human named the category: route the waiting appeal (once; repeats find nothing)."""
+async def _on_decision(outbox: Outbox, pending: Any, router: Router, data: dict[str, Any], *,
+                       at: float | None = None, partition: int = -1, offset: int = -1) -> None:
+    """A human named the category: route the waiting appeal (once; repeats find nothing).
+
+    The first decision wins: later ones for the same appeal are counted and ignored (and
+    ``classify export-feedback`` keeps the first too). A decision that overtook its appeal
+    waits, stamped with its message time ``at``, until :func:`_expire_early` gives up on it.
+    """
     appeal_id = _appeal_id(data)
     if not isinstance(data.get("category"), str):
         raise InvalidEvent("invalid_value", "triage decision needs appeal_id and category")
@@ -185,7 +352,8 @@ async def _on_decision(outbox: Outbox, pending: Any, router: Router,
     held = pending.get(key)
     if held is None:
         # The decision overtook the pending appeal: keep it until the appeal arrives.
-        pending[key] = {"decision": data}
+        pending[key] = {"decision": data, "since": time.time() if at is None else at,
+                        "p": partition, "offset": offset}
         metrics.LIFECYCLE.labels("triaged", "early").inc()
         return
     if "decision" in held or held.get("done"):
