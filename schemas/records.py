@@ -228,6 +228,26 @@ class TriageItem(Record):
 
 
 @dataclass(slots=True)
+class TriageFeedback(Record):
+    """A human triage decision as training data, on ``appeals.triage.feedback`` keyed by
+    ``appeal_id``: the appeal's text with the labels it was routed with (``urgent`` is the
+    decision's flag, or the classifier's when the decision left it null). The text is the
+    training data; the author, contacts and address are never carried."""
+
+    schema: ClassVar[str] = "triage-feedback"
+
+    appeal_id: str
+    text: str
+    category: str
+    urgent: bool
+    decided_at: str
+    schema_version: int = SCHEMA_VERSION
+    classifier_category: str | None = None
+    confidence: float | None = None
+    classifier_version: str | None = None
+
+
+@dataclass(slots=True)
 class LifecycleEvent(Record):
     schema: ClassVar[str] = "lifecycle-event"
 
@@ -295,6 +315,7 @@ ALL_RECORDS: tuple[type[Record], ...] = (
     RegisteredAppeal,
     RoutedAppeal,
     TriageItem,
+    TriageFeedback,
     LifecycleEvent,
     SlaAlert,
     SlaTick,

@@ -41,6 +41,7 @@ ROUTED = "appeals.routed"
 TRIAGE = "appeals.triage"
 TRIAGE_DECISIONS = "appeals.triage.decisions"
 TRIAGE_PENDING = "appeals.triage.pending"
+TRIAGE_FEEDBACK = "appeals.triage.feedback"
 LIFECYCLE = "appeals.lifecycle"
 SLA_LIFECYCLE = "appeals.sla.lifecycle"
 SLA_TICKS = "appeals.sla.ticks"
@@ -50,6 +51,8 @@ NOTIFY_RETRY = "appeals.notify.retry"
 
 _RETAIN_90D = {"retention.ms": str(90 * DAY_MS), "cleanup.policy": "delete"}
 _RETAIN_30D = {"retention.ms": str(30 * DAY_MS), "cleanup.policy": "delete"}
+#: Training data: a year of human decisions, read whole by ``appeals classify export-feedback``.
+_RETAIN_365D = {"retention.ms": str(365 * DAY_MS), "cleanup.policy": "delete"}
 
 SPECS: tuple[TopicSpec, ...] = (
     *(
@@ -63,6 +66,9 @@ SPECS: tuple[TopicSpec, ...] = (
     TopicSpec(TRIAGE_DECISIONS, "Internal: triage decisions, keyed by appeal_id.", _RETAIN_90D),
     TopicSpec(TRIAGE_PENDING, "Internal: appeals waiting for a triage decision, keyed by "
               "appeal_id.", _RETAIN_90D),
+    TopicSpec(TRIAGE_FEEDBACK, "Human triage decisions with the appeal text, as training data "
+              "(TriageFeedback v1), keyed by appeal_id; read by `appeals classify "
+              "export-feedback`.", _RETAIN_365D),
     TopicSpec(LIFECYCLE, "Authorities' lifecycle events (LifecycleEvent v1).", _RETAIN_90D,
               external=True),
     TopicSpec(SLA_LIFECYCLE, "Internal: validated lifecycle events re-keyed for the SLA agent.",

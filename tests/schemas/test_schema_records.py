@@ -26,6 +26,7 @@ from schemas.records import (
     SlaTick,
     SourcePosition,
     TriageCandidate,
+    TriageFeedback,
     TriageItem,
 )
 from schemas.validation import InvalidEvent, load_schema, validate
@@ -54,6 +55,10 @@ EXAMPLES: dict[type, Any] = {
     TriageItem: TriageItem(
         appeal_id="c" * 24, region="22", registered_at=TS,
         candidates=[TriageCandidate("roads", 0.4), TriageCandidate("landscaping", 0.35)],
+    ),
+    TriageFeedback: TriageFeedback(
+        appeal_id="f" * 24, text="Во дворе яма", category="roads", urgent=False,
+        decided_at=TS, confidence=0.31, classifier_version="2.0+abc",
     ),
     LifecycleEvent: LifecycleEvent(
         event_id="e-1", appeal_id="d" * 24, event="extended", at=TS, extension_days=30,

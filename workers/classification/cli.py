@@ -7,8 +7,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import orjson
@@ -54,11 +56,45 @@ def _cmd_text(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from .feedback import export_feedback
+    from .feedback import KafkaUnavailable, export_feedback, export_feedback_from_kafka
 
-    n = export_feedback(Path(args.src), Path(args.out))
+    if args.src is not None:
+        n = export_feedback(Path(args.src), Path(args.out))
+    else:
+        from streams.settings import ConfigError, Settings
+
+        try:
+            settings = Settings.load()
+            if args.kafka:
+                settings = settings.replace(kafka=args.kafka)
+            if args.topic_prefix is not None:
+                settings = settings.replace(topic_prefix=args.topic_prefix)
+        except ConfigError as exc:
+            print(f"error: configuration: {exc}", file=sys.stderr)
+            return 2
+        try:
+            with _quiet_kafka_logs():
+                n = export_feedback_from_kafka(
+                    settings, Path(args.out), progress=None if args.quiet else sys.stderr,
+                    kafka_source="--kafka" if args.kafka else "APPEALS_KAFKA")
+        except KafkaUnavailable as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     print(f"wrote {n} training lines to {args.out}", file=sys.stderr)
     return 0
+
+
+@contextlib.contextmanager
+def _quiet_kafka_logs() -> Iterator[None]:
+    """The Kafka client logs each failed connection attempt; the command reports the outcome
+    in one line instead (only while the export runs, for the stand-alone command)."""
+    logger = logging.getLogger("aiokafka")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -98,9 +134,30 @@ def register(
     x.add_argument("--model", default=None)
     x.set_defaults(func=_cmd_text)
 
-    f = sub.add_parser("export-feedback", help="triage decisions -> training corpus lines")
-    f.add_argument("--from", dest="src", required=True, help="triage decisions JSONL")
-    f.add_argument("--out", required=True, help="corpus JSONL to write")
+    f = sub.add_parser(
+        "export-feedback", help="triage decisions -> training corpus lines",
+        description=(
+            "Write human triage decisions as training lines {text, category, urgent, style, "
+            "appeal_id}. By default they are read from the Kafka topic appeals.triage.feedback "
+            "(APPEALS_KAFKA, APPEALS_TOPIC_PREFIX), where the triage agent publishes every "
+            "decision it routes an appeal on, with the appeal's text and the category and "
+            "urgency it was routed with; the topic is read once from its beginning to its "
+            "current end (365 days retained), without a consumer group. --from FILE reads a "
+            "JSONL of the same fields (appeal_id, text, category, urgent) instead. The first "
+            "decision per appeal wins, identical texts are written once and texts whose "
+            "decisions disagree are left out (counted on stderr). Written to "
+            "workers/classification/corpus/feedback.jsonl, the file is picked up by the next "
+            "`appeals classify train` (every *.jsonl there not named test*)."),
+        epilog="Exit status: 0 written; 2 bad input, or the broker unreachable.")
+    f.add_argument("--from", dest="src", default=None, metavar="FILE",
+                   help="read decisions from this JSONL file instead of Kafka")
+    f.add_argument("--out", required=True,
+                   help="corpus JSONL to write, e.g. workers/classification/corpus/feedback.jsonl")
+    f.add_argument("--kafka", default=None,
+                   help="broker URL, kafka://host:port (default: APPEALS_KAFKA)")
+    f.add_argument("--topic-prefix", default=None,
+                   help="topic name prefix (default: APPEALS_TOPIC_PREFIX)")
+    f.add_argument("--quiet", action="store_true", help="no progress on stderr")
     f.set_defaults(func=_cmd_export)
 
     b = sub.add_parser("bench", help="measure classification throughput (appeals/s)")

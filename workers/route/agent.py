@@ -28,7 +28,7 @@ import orjson
 from aiokafka.partitioner import murmur2
 
 from monitoring import metrics
-from schemas.records import RoutedAppeal, TriageCandidate, TriageItem
+from schemas.records import RoutedAppeal, TriageCandidate, TriageFeedback, TriageItem
 from schemas.validation import InvalidEvent
 from streams import topics as t
 from workers.routing import RouteInput, Router
@@ -371,5 +371,42 @@ async def _route_decided(outbox: Outbox, router: Router, appeal: dict[str, Any],
     decision = router.route(route_input(appeal, category))
     record = routed_record(appeal, decision, category, urgent, 1.0, "triage")
     await outbox.send_record(t.ROUTED, appeal["appeal_id"], record)
+    await _send_feedback(outbox, appeal, decision_event, category, urgent)
     metrics.ROUTED.labels(category, decision.level).inc()
     metrics.LIFECYCLE.labels("triaged", "applied").inc()
+
+
+async def _send_feedback(outbox: Outbox, appeal: dict[str, Any], decision_event: dict[str, Any],
+                         category: str, urgent: bool) -> None:
+    """The decision as training data (``appeals.triage.feedback``, read by ``appeals classify
+    export-feedback``), in the same outbox as the routed record: acknowledged before the table
+    write and the offsets, so a replay may publish it twice (export keeps the first per appeal)
+    but never loses it. The appeal's text and labels only: no author, contacts or address."""
+    text = appeal.get("text")
+    if not isinstance(text, str) or not text.strip():
+        return  # nothing to learn from
+    confidence = appeal.get("confidence")
+    feedback = TriageFeedback(
+        appeal_id=appeal["appeal_id"],
+        text=text,
+        category=category,
+        urgent=urgent,
+        decided_at=_decided_at(decision_event.get("at")),
+        classifier_category=appeal.get("classifier_category"),
+        confidence=(round(float(confidence), 4)
+                    if isinstance(confidence, int | float) else None),
+        classifier_version=appeal.get("classifier_version"),
+    )
+    await outbox.send(t.TRIAGE_FEEDBACK, appeal["appeal_id"].encode(), feedback.to_json())
+
+
+def _decided_at(at: Any) -> str:
+    """The decision's own time when it names an instant (lifecycle events are validated with a
+    UTC offset upstream), else now: training lines need a time, not the worker's zone."""
+    if isinstance(at, str) and at.isascii():
+        try:
+            if datetime.fromisoformat(at).utcoffset() is not None:
+                return at
+        except ValueError:
+            pass
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
