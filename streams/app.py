@@ -9,6 +9,8 @@ Table values use Faust's ``json`` codec, which is orjson underneath when orjson 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import faust
 
 from streams import (
@@ -32,11 +34,15 @@ def create_app(settings: Settings) -> faust.App:
     resume_order.install(settings.seek_before_resume)
     fetch_snapshot.install()
     rocksdb_store.install()
+    # Faust creates only the last level of its data dir: make the whole path, so the relative
+    # default (var/worker) works from any working directory.
+    datadir = Path(settings.data_dir).expanduser().absolute()
+    datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.app_id,
         broker=settings.kafka,
         store=settings.store,
-        datadir=settings.data_dir,
+        datadir=str(datadir),
         autodiscover=False,
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication,

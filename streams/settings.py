@@ -4,11 +4,23 @@ Why three layers: operators set a handful of things per deployment in the enviro
 Redis), keep the rest in a reviewed file (``APPEALS_CONFIG``), and everything has a default that
 works on a laptop. A bad value stops the process at start-up with the variable's name in the
 message, never halfway through a stream.
+
+Values from the TOML file are checked and converted by the field's type exactly like
+environment values (a string ``"false"`` is false, ``"8"`` is 8; a number where a string is
+expected is an error), and errors name the file and the key. A top-level key that is not a
+setting is an error when its value is a scalar (almost always a typo, e.g. ``partitons = 8``);
+tables (``[gateway]`` ...) are kept in ``Settings.extra`` for the sub-systems that read their
+own section.
+
+Some sub-systems read variables of their own straight from the environment (the gateway, the
+near-duplicate detector, the SLA policy and calendar files ...): :data:`OTHER_VARIABLES` lists
+them, so ``appeals config`` shows every variable the code reads.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import tomllib
 from collections.abc import Mapping
@@ -39,7 +51,10 @@ class Settings:
     store: str = "memory://"
     """APPEALS_STORE: Faust table store: ``memory://`` or ``rocksdb://`` for durable local state."""
     data_dir: str = "var/worker"
-    """APPEALS_DATA_DIR: where a worker keeps local state (RocksDB tables)."""
+    """APPEALS_DATA_DIR: local state (RocksDB tables); a relative path is from the working dir.
+
+    Created with its parents when a worker starts (streams.app.create_app), so the default works
+    from any directory: ./var/worker, next to the demo's ./var/demo logs."""
     session_timeout: float = 10.0
     """APPEALS_SESSION_TIMEOUT: consumer-group session timeout, seconds."""
     metrics_port: int = 9464
@@ -129,7 +144,7 @@ class Settings:
     rating_refresh: float = 5.0
     """APPEALS_RATING_REFRESH: seconds between recomputations of figures and ratings in the API."""
     extra: Mapping[str, Any] = field(default_factory=dict)
-    """Unrecognised keys from the config file, kept for sub-systems that read their own."""
+    """Tables of the config file that are not settings (``[gateway]``), for the sub-systems."""
 
     def __post_init__(self) -> None:
         _check(self.partitions >= 1, "APPEALS_PARTITIONS", "must be at least 1")
@@ -204,6 +219,8 @@ class Settings:
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         extra: dict[str, Any] = {}
+        from_file: dict[str, str] = {}  # field -> "APPEALS_CONFIG=<path>: key" for messages
+        fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "extra"}
         path = env.get("APPEALS_CONFIG")
         if path:
             try:
@@ -211,19 +228,36 @@ class Settings:
                     data = tomllib.load(fh)
             except (OSError, tomllib.TOMLDecodeError) as exc:
                 raise ConfigError(f"APPEALS_CONFIG={path}: cannot read: {exc}") from exc
-            known = {f.name for f in dataclasses.fields(cls)}
             for key, value in data.items():
-                (values if key in known and key != "extra" else extra)[key] = value
-        for f in dataclasses.fields(cls):
-            if f.name == "extra":
-                continue
-            raw = env.get(f"APPEALS_{f.name.upper()}")
+                where = f"APPEALS_CONFIG={path}: {key}"
+                f = fields.get(key)
+                if f is not None:
+                    values[key] = _coerce_file_value(where, value, f.default, str(f.type))
+                    from_file[key] = where
+                elif isinstance(value, dict):
+                    extra[key] = value  # a sub-system's own section, e.g. [gateway]
+                else:
+                    close = difflib.get_close_matches(
+                        key.lower().removeprefix("appeals_"), fields, n=1)
+                    hint = f" (did you mean {close[0]}?)" if close else ""
+                    raise ConfigError(f"{where}: not a setting{hint}; keys are the lower-case "
+                                      "names of `appeals config` without APPEALS_")
+        for name, f in fields.items():
+            raw = env.get(f"APPEALS_{name.upper()}")
             if raw is not None:
-                values[f.name] = _coerce(f.name, raw, f.default, str(f.type))
+                values[name] = _coerce(name, raw, f.default, str(f.type))
+                from_file.pop(name, None)
         try:
             return cls(**values, extra=extra)
         except TypeError as exc:
             raise ConfigError(str(exc)) from exc
+        except ConfigError as exc:
+            # A range check names the variable; say so when the value came from the file.
+            var = str(exc).split(" ", 1)[0]
+            name = var.removeprefix("APPEALS_").lower()
+            if name in from_file:
+                raise ConfigError(f"{exc} (set by {from_file[name]})") from None
+            raise
 
     @classmethod
     def describe(cls) -> list[tuple[str, str, str]]:
@@ -247,6 +281,44 @@ class Settings:
         return rows
 
 
+#: Variables read straight from the environment by sub-systems, not through :class:`Settings`
+#: (variable, default, meaning); ``appeals config`` prints them after the settings.
+#: tests/cli/test_cli_operator_errors.py checks every APPEALS_* name in workers/ and streams/ is
+#: either a setting or listed here.
+OTHER_VARIABLES: tuple[tuple[str, str, str], ...] = (
+    ("APPEALS_CONFIG", "unset",
+     "TOML file of settings (lower-case names without APPEALS_); the environment wins"),
+    ("APPEALS_POLICY_FILE", "packaged",
+     "SLA policy file (default: workers/deadlines/policies.toml)"),
+    ("APPEALS_CALENDAR_FILE", "unset",
+     "production-calendar overrides (a decree newer than the holidays package)"),
+    ("APPEALS_GATEWAY_HOST", "'127.0.0.1'", "intake gateway listen address ([gateway] host)"),
+    ("APPEALS_GATEWAY_PORT", "8080", "intake gateway listen port"),
+    ("APPEALS_GATEWAY_TOKENS", "empty",
+     "intake clients, client1:token1,client2:token2 (none: every POST gets 403)"),
+    ("APPEALS_GATEWAY_TOKENS_FILE", "unset",
+     "TOML with [clients.<id>] tables: token, rate, burst, channels, region"),
+    ("APPEALS_GATEWAY_RATE", "50.0", "gateway requests per second per client"),
+    ("APPEALS_GATEWAY_BURST", "100", "gateway token-bucket burst per client"),
+    ("APPEALS_GATEWAY_MAX_BODY_BYTES", "2097152", "largest gateway request body, bytes"),
+    ("APPEALS_GATEWAY_MAX_BATCH", "500", "most appeals in one gateway batch request"),
+    ("APPEALS_GATEWAY_SEND_TIMEOUT", "30.0", "seconds the gateway waits for Kafka acks"),
+    ("APPEALS_GATEWAY_CREATE_TOPICS", "True", "gateway creates missing topics at start-up"),
+    ("APPEALS_OPEN311_TTL_DAYS", "90",
+     "days the gateway keeps an Open311 request's code/time/place in Redis for GET"),
+    ("APPEALS_NEAR_DUP_SALT", "dev salt",
+     "secret of the near-duplicate bucket HMAC: set it in production"),
+    ("APPEALS_NEAR_DUP_THRESHOLD", "0.8",
+     "estimated Jaccard similarity from which texts are near-duplicates"),
+    ("APPEALS_NEAR_DUP_WINDOW_S", "86400", "seconds a near-duplicate is looked for"),
+    ("APPEALS_NEAR_DUP_SKETCH", "128",
+     "hashes kept per appeal (bottom-k sketch) for near-duplicates"),
+    ("APPEALS_MAX_ATTACHMENTS", "10", "most attachments per appeal"),
+    ("APPEALS_MAX_ATTACHMENT_BYTES", "20971520", "largest declared attachment size, bytes"),
+    ("APPEALS_PHONE_REGION", "'RU'", "region assumed for phone numbers without a country code"),
+)
+
+
 def gc_thresholds(value: str) -> tuple[int, int, int] | None:
     """``"gen0,gen1,gen2"`` as the three ints of :func:`gc.set_threshold`; ``"python"``: None
     (CPython's own settings, no freeze: the baseline the tuning is measured against)."""
@@ -267,6 +339,32 @@ def _gc_threshold_ok(value: str) -> bool:
 def _check(ok: bool, name: str, message: str) -> None:
     if not ok:
         raise ConfigError(f"{name} {message}")
+
+
+def _coerce_file_value(where: str, value: Any, default: Any, annotation: str) -> Any:
+    """A TOML value for a field: native TOML types of the field's type pass, strings are read
+    like environment values, anything else is an error naming ``where`` (file and key)."""
+    optional_float = default is None and annotation.startswith("float")
+    kind: type = float if optional_float else type(default)
+    if isinstance(value, str) and kind is not str:
+        try:
+            return _coerce("", value, default, annotation)
+        except ConfigError:
+            raise ConfigError(f"{where} = {value!r} is not a valid {kind.__name__}") from None
+    if kind is bool:
+        ok = isinstance(value, bool)
+    elif kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    else:
+        ok = isinstance(value, kind)
+    if not ok:
+        expected = {str: "a string (quote it)", int: "a whole number", float: "a number",
+                    bool: "true or false"}.get(kind, kind.__name__)
+        raise ConfigError(f"{where} = {value!r}: expected {expected}")
+    return value
 
 
 def _coerce(name: str, raw: str, default: Any, annotation: str = "") -> Any:

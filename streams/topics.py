@@ -86,6 +86,19 @@ def topic_name(settings: Settings, base: str) -> str:
     return f"{settings.topic_prefix}{base}"
 
 
+def durability_config(replication: int) -> dict[str, str]:
+    """Per-topic settings that make ``acks=all`` mean what the runbook says.
+
+    ``min.insync.replicas`` is 2 from replication factor 3 on (a write needs two copies; one
+    broker may be down), 1 below it (with 1 or 2 copies a stricter value would stop writes when
+    one broker is away); unclean leader election stays off, so an out-of-date replica never
+    becomes leader and drops acknowledged records. Faust's own changelog topics take the
+    broker's defaults, which the README's production table sets the same way.
+    """
+    return {"min.insync.replicas": "2" if replication >= 3 else "1",
+            "unclean.leader.election.enable": "false"}
+
+
 def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
     """Create missing topics with our partition count and configs; returns those created.
 
@@ -118,7 +131,7 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
                 name=topic_name(settings, spec.name),
                 num_partitions=settings.partitions,
                 replication_factor=settings.replication,
-                topic_configs=dict(spec.config),
+                topic_configs={**spec.config, **durability_config(settings.replication)},
             )
             for spec in SPECS
             if topic_name(settings, spec.name) not in existing

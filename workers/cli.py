@@ -7,13 +7,16 @@ this module only wires them together and keeps the top-level ``--help`` readable
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import importlib
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, NoReturn
 
-from streams.settings import ConfigError, Settings
+from streams.settings import OTHER_VARIABLES, ConfigError, Settings, _coerce
 
 log = logging.getLogger("appeals")
 
@@ -38,6 +41,61 @@ def setup_logging(level: str = "info") -> None:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """Usage errors as one line (``appeals api: error: argument --port: ...``), exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+# -- argparse types: a bad option value is a one-line usage error naming the option, exit 2.
+
+def port_number(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number 0..65535, got {value}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def setting_value(name: str) -> Callable[[str], Any]:
+    """An argparse type for an option overriding setting ``name``: the setting's own checks."""
+    field = next(f for f in dataclasses.fields(Settings) if f.name == name)
+
+    def parse(text: str) -> Any:
+        try:
+            value = _coerce(name, text, field.default, str(field.type))
+            Settings().replace(**{name: value})
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return value
+
+    parse.__name__ = name  # argparse names the type in some messages
+    return parse
+
+
 def _settings() -> Settings:
     try:
         return Settings.load()
@@ -46,22 +104,84 @@ def _settings() -> Settings:
         raise SystemExit(2) from None
 
 
+# -- Kafka not reachable: one line naming APPEALS_KAFKA and the address, exit 2 (as `produce`).
+
+def kafka_cause(exc: BaseException) -> BaseException | None:
+    """The Kafka client error behind ``exc`` (itself, or what ``ensure_topics``' RuntimeError
+    wraps), or None when ``exc`` is something else."""
+    from kafka.errors import KafkaError
+
+    kinds: tuple[type[BaseException], ...] = (KafkaError,)
+    try:
+        from aiokafka.errors import KafkaError as AioKafkaError
+
+        kinds += (AioKafkaError,)
+    except ImportError:  # pragma: no cover
+        pass
+    for candidate in (exc, exc.__cause__):
+        if isinstance(candidate, kinds):
+            return candidate
+    return None
+
+
+def kafka_failure_message(command: str, url: str, exc: BaseException,
+                          source: str = "APPEALS_KAFKA") -> str:
+    """``appeals CMD: cannot reach Kafka at host:port (APPEALS_KAFKA=url): Error: detail``."""
+    cause = kafka_cause(exc) or exc
+    name = type(cause).__name__
+    detail = str(cause)
+    if not detail.startswith(name):  # kafka-python's errors print their class name already
+        detail = f"{name}: {detail}" if detail else name
+    bootstrap = url.split("://", 1)[-1].replace(";", ",")
+    return f"appeals {command}: cannot reach Kafka at {bootstrap} ({source}={url}): {detail}"
+
+
+@contextlib.contextmanager
+def kafka_errors(command: str, url: str, source: str = "APPEALS_KAFKA") -> Iterator[None]:
+    """Turn a Kafka client error raised inside into one line on stderr and exit status 2."""
+    try:
+        yield
+    except Exception as exc:
+        if kafka_cause(exc) is None:
+            raise
+        print(kafka_failure_message(command, url, exc, source), file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _override(settings: Settings, **changes: Any) -> Settings:
+    try:
+        return settings.replace(**changes)
+    except ConfigError as exc:  # a combination the single-option checks cannot see
+        print(f"appeals: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     settings = _settings()
+    changes: dict[str, Any] = {}
     if args.kafka:
-        settings = settings.replace(kafka=args.kafka)
+        changes["kafka"] = args.kafka
     if args.redis:
-        settings = settings.replace(redis=args.redis)
+        changes["redis"] = args.redis
     if args.metrics_port is not None:
-        settings = settings.replace(metrics_port=args.metrics_port)
+        changes["metrics_port"] = args.metrics_port
+    settings = _override(settings, **changes)
     setup_logging(settings.log_level)
+    from streams.topics import ensure_topics
     from workers.pipeline import run_worker
 
-    run_worker(settings)
+    with kafka_errors("worker", settings.kafka, "--kafka" if args.kafka else "APPEALS_KAFKA"):
+        ensure_topics(settings)
+    run_worker(settings, create_topics=False)
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    if args.metrics_port and args.metrics_port + args.workers - 1 > 65535:
+        print(f"appeals demo: --metrics-port {args.metrics_port} leaves no port for worker "
+              f"{args.workers} (ports {args.metrics_port}..{args.metrics_port + args.workers - 1})",
+              file=sys.stderr)
+        return 2
     setup_logging("warning" if args.quiet else "info")
     from workers.demo.runner import DemoOptions, run_demo
 
@@ -78,7 +198,8 @@ def cmd_topics(args: argparse.Namespace) -> int:
     from streams.topics import SPECS, ensure_topics, topic_name
 
     if args.action == "create":
-        created = ensure_topics(settings)
+        with kafka_errors("topics create", settings.kafka):
+            created = ensure_topics(settings)
         print(f"created {len(created)} topic(s)" + (": " + ", ".join(created) if created else ""))
     else:
         for spec in SPECS:
@@ -90,13 +211,19 @@ def cmd_topics(args: argparse.Namespace) -> int:
 def cmd_config(_: argparse.Namespace) -> int:
     for var, default, meaning in Settings.describe():
         print(f"{var:30} {default:28} {meaning}")
+    print("\nRead by sub-systems straight from the environment (gateway ones also from a "
+          "[gateway] table of the APPEALS_CONFIG file):")
+    for var, default, meaning in OTHER_VARIABLES:
+        print(f"{var:30} {default:28} {meaning}")
     print("\nAPPEALS_CONFIG names a TOML file whose keys are the lower-case names without the "
-          "APPEALS_ prefix; the environment overrides the file.")
+          "APPEALS_ prefix; the environment overrides the file. Values are checked like "
+          "environment values; a key that is not a setting is an error, except tables "
+          "(sections such as [gateway]).")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="appeals",
         description=(
             "Citizens' appeals processing on Kafka/Faust: intake, classification, routing, "
@@ -116,9 +243,11 @@ def build_parser() -> argparse.ArgumentParser:
             "Kafka and Redis come from APPEALS_KAFKA and APPEALS_REDIS."
         ),
     )
-    p.add_argument("--kafka", help="override APPEALS_KAFKA (kafka://host:port)")
-    p.add_argument("--redis", help="override APPEALS_REDIS (redis://host:port/db)")
-    p.add_argument("--metrics-port", type=int, help="override APPEALS_METRICS_PORT")
+    p.add_argument("--kafka", type=setting_value("kafka"),
+                   help="override APPEALS_KAFKA (kafka://host:port)")
+    p.add_argument("--redis", type=setting_value("redis"),
+                   help="override APPEALS_REDIS (redis://host:port/db)")
+    p.add_argument("--metrics-port", type=port_number, help="override APPEALS_METRICS_PORT")
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser(
@@ -134,11 +263,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--duration", type=float, default=None,
                    help="seconds of streaming after start-up (default: until Ctrl-C)")
-    p.add_argument("--rate", type=float, default=50.0, help="appeals per second (default 50)")
-    p.add_argument("--time-scale", type=float, default=86400.0,
+    p.add_argument("--rate", type=positive_float, default=50.0,
+                   help="appeals per second (default 50)")
+    p.add_argument("--time-scale", type=positive_float, default=86400.0,
                    help="SLA-clock seconds per real second (default 86400: a day a second)")
-    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-    p.add_argument("--metrics-port", type=int, default=9464,
+    p.add_argument("--workers", type=positive_int, default=1,
+                   help="worker processes, at least 1 (default 1)")
+    p.add_argument("--metrics-port", type=port_number, default=9464,
                    help="first worker's /metrics port; 0 = any free port (default 9464)")
     p.add_argument("--seed", type=int, default=22, help="random seed of the generator")
     p.add_argument("--log-dir", default="var/demo", help="where logs go (default var/demo)")
@@ -147,10 +278,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("topics", help="list or create the Kafka topics",
                        description="List the topics, or create the missing ones (idempotent).")
-    p.add_argument("action", choices=("list", "create"), nargs="?", default="list")
+    p.add_argument("action", choices=("list", "create"), nargs="?", default="list",
+                   help="list (default) or create the missing topics")
     p.set_defaults(func=cmd_topics)
 
-    p = sub.add_parser("config", help="print every setting, its default and meaning")
+    p = sub.add_parser(
+        "config", help="print every setting, its default and meaning",
+        description="Print every APPEALS_* variable the code reads: the settings (environment, "
+                    "else the APPEALS_CONFIG TOML file, else the default) with their defaults "
+                    "and meanings, then the variables sub-systems read on their own.")
     p.set_defaults(func=cmd_config)
 
     for module_name, _what in PLUGINS:
@@ -170,11 +306,24 @@ def _plugin(module_name: str) -> Callable[[argparse._SubParsersAction], None] | 
     return getattr(module, "register", None)
 
 
+def _dispatch(args: argparse.Namespace) -> Any:
+    if args.command == "classify":
+        # Through the group's own wrapper: data errors become one line and exit status 2.
+        from workers.classification.cli import run
+
+        return run(args)
+    return args.func(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("PYTHONHASHSEED", "0")
     parser = build_parser()
     args = parser.parse_args(argv)
-    result = args.func(args)
+    try:
+        result = _dispatch(args)
+    except ConfigError as exc:  # settings read by a command or a sub-system (APPEALS_GATEWAY_*)
+        print(f"appeals: configuration error: {exc}", file=sys.stderr)
+        return 2
     return int(result or 0)
 
 

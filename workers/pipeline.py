@@ -160,13 +160,18 @@ def _install_loop_probe(app: faust.App) -> None:
                             "worker waited", lag)
 
 
-def run_worker(settings: Settings) -> None:
-    """Run until stopped (SIGTERM/SIGINT): the ``appeals worker`` command."""
+def run_worker(settings: Settings, *, create_topics: bool = True) -> None:
+    """Run until stopped (SIGTERM/SIGINT): the ``appeals worker`` command.
+
+    ``create_topics=False`` when the caller has already run ``ensure_topics`` (the CLI does, to
+    report an unreachable broker in one line).
+    """
     import asyncio
 
-    from streams.topics import ensure_topics
+    if create_topics:
+        from streams.topics import ensure_topics
 
-    ensure_topics(settings)
+        ensure_topics(settings)
     try:
         import uvloop
 

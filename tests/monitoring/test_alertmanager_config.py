@@ -21,13 +21,13 @@ REL = str(CONFIG.relative_to(REPO))
 ROUTES = [
     ({"alertname": "AppealSlaWarning", "authority": "22-minzhkh", "severity": "warning",
       "regime": "fz59", "region": "22"}, ["22-minzhkh-supervisors"]),
-    ({"alertname": "AppealSlaBreach", "authority": "22-barnaul-zhkh", "severity": "critical",
-      "regime": "pos", "region": "22"}, ["22-barnaul-zhkh-supervisors"]),
+    ({"alertname": "AppealSlaBreach", "authority": "22-barnaul-kzhkh", "severity": "critical",
+      "regime": "pos", "region": "22"}, ["22-barnaul-kzhkh-supervisors"]),
     ({"alertname": "AppealSlaEscalation", "authority": "22-minzhkh", "severity": "page",
       "regime": "fz59", "region": "22"},
      ["regional-situation-centre-escalations", "22-minzhkh-supervisors"]),
-    ({"alertname": "AppealsAuthorityBreachRateHigh", "authority": "22-barnaul-zhkh",
-      "severity": "critical"}, ["22-barnaul-zhkh-supervisors"]),
+    ({"alertname": "AppealsAuthorityBreachRateHigh", "authority": "22-barnaul-kzhkh",
+      "severity": "critical"}, ["22-barnaul-kzhkh-supervisors"]),
     # An authority without its own route: the regional situation centre.
     ({"alertname": "AppealSlaBreach", "authority": "22-unknown-body", "severity": "critical"},
      ["regional-situation-centre"]),
@@ -127,7 +127,7 @@ def test_inhibition_on_real_alertmanager(alertmanager):
     _api(alertmanager, "/api/v2/alerts", [
         alert("AppealSlaBreach", authority="22-minzhkh", severity="critical", regime="fz59"),
         alert("AppealSlaWarning", authority="22-minzhkh", severity="warning", regime="pos"),
-        alert("AppealSlaWarning", authority="22-barnaul-zhkh", severity="warning", regime="fz59"),
+        alert("AppealSlaWarning", authority="22-barnaul-kzhkh", severity="warning", regime="fz59"),
         # Platform alerts have no authority: a critical one must not silence a warning one.
         alert("AppealsDeadLetterRatioHigh", team="platform", severity="critical"),
         alert("AppealsDeadLettersGrowing", team="platform", severity="warning",
@@ -147,7 +147,7 @@ def test_inhibition_on_real_alertmanager(alertmanager):
     assert state == {
         ("AppealSlaBreach", "22-minzhkh"): "active",
         ("AppealSlaWarning", "22-minzhkh"): "suppressed",  # breach for the same authority
-        ("AppealSlaWarning", "22-barnaul-zhkh"): "active",  # other authority: untouched
+        ("AppealSlaWarning", "22-barnaul-kzhkh"): "active",  # other authority: untouched
         ("AppealsDeadLetterRatioHigh", None): "active",
         ("AppealsDeadLettersGrowing", None): "active",
     }

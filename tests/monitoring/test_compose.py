@@ -17,7 +17,7 @@ COMPOSE = REPO / "docker" / "compose.yaml"
 # Specification schema as published by the compose-spec project in 2021.
 SCHEMA = Path(__file__).with_name("compose-spec.schema.json")
 SERVICES = {"kafka", "redis", "prometheus", "alertmanager", "grafana", "worker-1", "worker-2",
-            "api"}
+            "api", "notify-gateway"}
 WORKERS = ("worker-1", "worker-2")
 
 

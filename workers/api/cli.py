@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 
+from workers.cli import port_number, setting_value
+
 
 def cmd_api(args: argparse.Namespace) -> int:
     from workers.api.app import run_api
-    from workers.cli import _settings, setup_logging
+    from workers.cli import _override, _settings, setup_logging
 
     settings = _settings()
     if args.redis:
-        settings = settings.replace(redis=args.redis)
+        settings = _override(settings, redis=args.redis)
     setup_logging(settings.log_level)
     host = args.host or settings.api_host
     port = settings.api_port if args.port is None else args.port
@@ -32,6 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("--host", help="listen address (default APPEALS_API_HOST, 127.0.0.1)")
-    p.add_argument("--port", type=int, help="listen port (default APPEALS_API_PORT, 8080)")
-    p.add_argument("--redis", help="override APPEALS_REDIS (redis://host:port/db)")
+    p.add_argument("--port", type=port_number,
+                   help="listen port (default APPEALS_API_PORT, 8080)")
+    p.add_argument("--redis", type=setting_value("redis"),
+                   help="override APPEALS_REDIS (redis://host:port/db)")
     p.set_defaults(func=cmd_api)

@@ -131,7 +131,7 @@ def register(
     x = sub.add_parser("text", help="classify one text and print JSON")
     x.add_argument("text", nargs="*", help="appeal text (default: read stdin)")
     x.add_argument("--explain", action="store_true", help="also show lemmas and rule hits")
-    x.add_argument("--model", default=None)
+    x.add_argument("--model", default=None, help="model file (default: shipped model)")
     x.set_defaults(func=_cmd_text)
 
     f = sub.add_parser(
@@ -161,9 +161,11 @@ def register(
     f.set_defaults(func=_cmd_export)
 
     b = sub.add_parser("bench", help="measure classification throughput (appeals/s)")
-    b.add_argument("--n", type=int, default=20_000)
-    b.add_argument("--batch-size", type=int, default=256)
-    b.add_argument("--model", default=None)
+    b.add_argument("--n", type=int, default=20_000,
+                   help="texts to classify: corpus texts made unique (default 20,000)")
+    b.add_argument("--batch-size", type=int, default=256,
+                   help="texts per classify_batch call, as the worker batches them (default 256)")
+    b.add_argument("--model", default=None, help="model file (default: shipped model)")
     b.set_defaults(func=_cmd_bench)
     return p
 

@@ -30,6 +30,7 @@ import orjson
 
 from schemas.records import CHANNELS
 from schemas.validation import InvalidEvent
+from workers.cli import kafka_errors, kafka_failure_message, port_number
 
 __all__ = ["main", "produce", "register"]
 
@@ -61,7 +62,7 @@ def register(subparsers: Any) -> None:
         "workers/intake/gateway.py).",
     )
     g.add_argument("--host", default=None, help="listen address (default APPEALS_GATEWAY_HOST)")
-    g.add_argument("--port", type=int, default=None,
+    g.add_argument("--port", type=port_number, default=None,
                    help="listen port (default APPEALS_GATEWAY_PORT)")
     g.set_defaults(func=_cmd_gateway)
 
@@ -165,7 +166,8 @@ def _cmd_produce(args: argparse.Namespace) -> int:
         producer = IntakeProducer(url, prefix, enable_idempotence=args.idempotence,
                                   max_text_length=settings.max_text_length)
     except Exception as exc:
-        print(f"appeals produce: cannot connect to {url}: {type(exc).__name__}: {exc}",
+        print(kafka_failure_message("produce", url, exc,
+                                    "--kafka" if args.kafka else "APPEALS_KAFKA"),
               file=sys.stderr)
         return 2
     from kafka.errors import KafkaError
@@ -205,7 +207,9 @@ def _cmd_gateway(args: argparse.Namespace) -> int:
     from streams.settings import Settings
     from workers.intake.gateway import run_gateway
 
-    run_gateway(Settings.load(), host=args.host, port=args.port)
+    settings = Settings.load()
+    with kafka_errors("gateway", settings.kafka):
+        run_gateway(settings, host=args.host, port=args.port)
     return 0
 
 

@@ -177,6 +177,8 @@ class GatewayConfig:
             send_timeout=pick("send_timeout", float, d.send_timeout),
             create_topics=pick("create_topics", bool, d.create_topics),
         )
+        if not 0 <= cfg.port <= 65535:
+            raise ConfigError("APPEALS_GATEWAY_PORT must be a port number 0..65535")
         if cfg.rate <= 0 or cfg.burst < 1:
             raise ConfigError("APPEALS_GATEWAY_RATE must be > 0 and APPEALS_GATEWAY_BURST >= 1")
         if cfg.max_body_bytes < 1024 or cfg.max_batch < 1:
@@ -415,7 +417,7 @@ class Gateway:
         if self.producer is None:
             from aiokafka import AIOKafkaProducer
 
-            self.producer = AIOKafkaProducer(
+            producer = AIOKafkaProducer(
                 bootstrap_servers=self.settings.kafka_bootstrap,
                 client_id="appeals-gateway",
                 acks="all",
@@ -424,7 +426,12 @@ class Gateway:
                 max_request_size=max(1_048_576, self.settings.max_message_bytes + 4096),
                 request_timeout_ms=int(self.config.send_timeout * 1000),
             )
-            await self.producer.start()
+            try:
+                await producer.start()
+            except BaseException:
+                await producer.stop()  # no "Unclosed AIOKafkaProducer" after the error
+                raise
+            self.producer = producer
         if self.redis is None:
             import redis.asyncio as aioredis
 

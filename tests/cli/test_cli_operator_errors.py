@@ -1,0 +1,162 @@
+"""`appeals ...` fed bad input by an operator: one line naming what is wrong, exit status 2,
+no traceback. Runs the CLI in-process through ``workers.cli.main``."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from workers import cli
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run(argv: list[str], capsys: Any) -> tuple[int, str]:
+    """Exit status and stderr of ``appeals *argv``, however the command ends."""
+    try:
+        rc = cli.main(argv)
+    except SystemExit as exc:
+        rc = exc.code if isinstance(exc.code, int) else 2
+    return rc, capsys.readouterr().err
+
+
+def one_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+# -- 1: the classify group goes through its own error wrapper
+
+@pytest.mark.parametrize("argv", [
+    ["classify", "eval", "--data", "/nonexistent/x.jsonl"],
+    ["classify", "text", "--model", "/nonexistent/model.pkl", "hello"],
+    ["classify", "export-feedback", "--from", "/nonexistent/d.jsonl", "--out", "/tmp/x.jsonl"],
+], ids=["eval", "text", "export-feedback"])
+def test_classify_missing_file_is_one_line(argv: list[str], capsys: Any) -> None:
+    rc, err = run(argv, capsys)
+    assert rc == 2
+    assert "/nonexistent/" in one_line(err)
+
+
+# -- 2 and 10: bad option values are usage errors naming the option
+
+@pytest.mark.parametrize(("argv", "option"), [
+    (["worker", "--kafka", "localhost:9092"], "--kafka"),
+    (["worker", "--redis", "http://x"], "--redis"),
+    (["worker", "--metrics-port", "70000"], "--metrics-port"),
+    (["api", "--redis", "http://x"], "--redis"),
+    (["api", "--port", "70000"], "--port"),
+    (["gateway", "--port", "-1"], "--port"),
+    (["demo", "--time-scale", "0"], "--time-scale"),
+    (["demo", "--rate", "-5"], "--rate"),
+    (["demo", "--metrics-port", "70000"], "--metrics-port"),
+    (["demo", "--workers", "0"], "--workers"),
+])
+def test_bad_option_values(argv: list[str], option: str, capsys: Any) -> None:
+    rc, err = run(argv, capsys)
+    assert rc == 2
+    assert f"argument {option}:" in one_line(err)
+
+
+def test_demo_port_range_must_fit_every_worker(capsys: Any) -> None:
+    rc, err = run(["demo", "--metrics-port", "65535", "--workers", "2"], capsys)
+    assert rc == 2
+    assert "--metrics-port" in one_line(err)
+
+
+def test_bad_environment_of_a_sub_system(monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    monkeypatch.setenv("APPEALS_GATEWAY_RATE", "abc")
+    rc, err = run(["gateway", "--port", "0"], capsys)
+    assert rc == 2
+    assert "APPEALS_GATEWAY_RATE='abc'" in one_line(err)
+
+
+def test_bad_config_file_value(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                               capsys: Any) -> None:
+    config = tmp_path / "appeals.toml"
+    config.write_text("kafka = 9092\n")
+    monkeypatch.setenv("APPEALS_CONFIG", str(config))
+    rc, err = run(["topics"], capsys)
+    assert rc == 2
+    line = one_line(err)
+    assert str(config) in line and "kafka" in line
+
+
+# -- 3: an unreachable broker is one line naming APPEALS_KAFKA and the address
+
+def _unreachable(settings: Any, timeout: float = 30.0) -> list[str]:
+    """What streams.topics.ensure_topics raises when its 30 s of bootstrap attempts run out."""
+    from kafka.errors import KafkaTimeoutError
+
+    try:
+        raise KafkaTimeoutError(f"Unable to bootstrap from {settings.kafka_bootstrap}")
+    except KafkaTimeoutError as exc:
+        raise RuntimeError(f"cannot reach Kafka at {settings.kafka_bootstrap}: {exc}") from exc
+
+
+@pytest.mark.parametrize("argv", [["topics", "create"], ["worker"], ["gateway", "--port", "0"]],
+                         ids=["topics-create", "worker", "gateway"])
+def test_unreachable_broker(argv: list[str], monkeypatch: pytest.MonkeyPatch,
+                            capsys: Any) -> None:
+    import streams.topics
+
+    monkeypatch.setattr(streams.topics, "ensure_topics", _unreachable)
+    monkeypatch.setenv("APPEALS_KAFKA", "kafka://127.0.0.1:1")
+    monkeypatch.setenv("APPEALS_GATEWAY_CREATE_TOPICS", "true")
+    rc, err = run(argv, capsys)
+    assert rc == 2
+    lines = [line for line in err.splitlines() if line.startswith("appeals ")]
+    assert lines == [f"appeals {' '.join(argv[:2]) if argv[0] == 'topics' else argv[0]}: "
+                     "cannot reach Kafka at 127.0.0.1:1 (APPEALS_KAFKA=kafka://127.0.0.1:1): "
+                     "KafkaTimeoutError: Unable to bootstrap from 127.0.0.1:1"], err
+    assert "Traceback" not in err
+
+
+def test_unreachable_broker_gateway_producer_real(tmp_path: Path) -> None:
+    """No mock: the gateway's own producer fails to bootstrap against a closed port."""
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {"PATH": "/usr/bin:/bin", "APPEALS_KAFKA": f"kafka://127.0.0.1:{port}",
+           "APPEALS_GATEWAY_CREATE_TOPICS": "false", "APPEALS_REDIS": "redis://127.0.0.1:1/0"}
+    proc = subprocess.run([sys.executable, "-m", "workers.cli", "gateway", "--port", "0"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and "Unclosed" not in proc.stderr, proc.stderr
+    assert re.search(rf"^appeals gateway: cannot reach Kafka at 127\.0\.0\.1:{port} "
+                     rf"\(APPEALS_KAFKA=kafka://127\.0\.0\.1:{port}\): KafkaConnectionError",
+                     proc.stderr, re.MULTILINE), proc.stderr
+
+
+# -- 9: `appeals config` lists every APPEALS_* variable the code reads
+
+def test_config_lists_every_variable_read_in_the_code(capsys: Any) -> None:
+    assert cli.main(["config"]) == 0
+    listed = set(re.findall(r"^(APPEALS_[A-Z0-9_]+)\s", capsys.readouterr().out, re.MULTILINE))
+    read = set()
+    for folder in ("workers", "streams"):
+        for path in (REPO / folder).rglob("*.py"):
+            for name in re.findall(r"\bAPPEALS_[A-Z0-9_]+\b", path.read_text(encoding="utf-8")):
+                if not name.endswith("_"):  # a prefix: f"APPEALS_GATEWAY_{name.upper()}"
+                    read.add(name)
+    assert read  # the scan found something
+    assert read - listed == set()
+
+
+def test_help_texts_outside_the_classify_group() -> None:
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert sub.choices["config"].description
+    for name in ("worker", "demo", "topics", "api", "gateway", "produce"):
+        for action in sub.choices[name]._actions:
+            assert action.help, (name, action.dest)
