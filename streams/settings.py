@@ -140,7 +140,7 @@ class Settings:
     api_port: int = 8080
     """APPEALS_API_PORT: port of the HTTP API and supervisor page (0 = any free port)."""
     rating_min_volume: int = 20
-    """APPEALS_RATING_MIN_VOLUME: answered + open overdue in a window before a score is shown."""
+    """APPEALS_RATING_MIN_VOLUME: answered + unanswered overdue in a window for a score."""
     rating_refresh: float = 5.0
     """APPEALS_RATING_REFRESH: seconds between recomputations of figures and ratings in the API."""
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -277,7 +277,8 @@ class Settings:
         for f in dataclasses.fields(cls):
             if f.name == "extra":
                 continue
-            rows.append((f"APPEALS_{f.name.upper()}", repr(f.default), docs.get(f.name, "")))
+            default = "unset" if f.default is None else repr(f.default)
+            rows.append((f"APPEALS_{f.name.upper()}", default, docs.get(f.name, "")))
         return rows
 
 

@@ -510,3 +510,21 @@ def test_tracker_forgets_records_it_no_longer_sees() -> None:
 def test_retry_settings_are_validated(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
         Settings.load({name: value})
+
+
+def test_parked_alert_whose_receivers_were_removed_is_dead_lettered(redis_server) -> None:
+    alert = _alert("appeal-orphaned", authority="22-b")
+    now = 1_900_000_000.0
+
+    async def scenario(rec: Receivers, h: Harness) -> None:
+        before = _count(metrics.DEADLETTER, "notify", "no_receiver")
+        out = await h.retries(_parked(alert, attempt=3, not_before=now,
+                                      first_failed_at=now - 60))
+        ((stage, reason, value, _detail),) = out.dead
+        assert (stage, reason) == ("notify", "no_receiver")
+        assert Parked.from_bytes(value).alert == alert
+        assert not out.parked() and not await h.sent(alert)
+        assert _count(metrics.DEADLETTER, "notify", "no_receiver") == before + 1
+
+    # The rules no longer name any hook for 22-b (and Alertmanager is off).
+    _run(redis_server.url, scenario, router_hooks=lambda rec: {"22-b": []}, clock=lambda: now)

@@ -135,6 +135,20 @@ def test_an_extension_declared_after_the_deadline_is_refused() -> None:
                            RULES).outcome == "applied"  # on the last moment: still running
 
 
+def test_an_extension_during_a_pause_that_began_in_time_is_accepted() -> None:
+    state, _ = new_state(_routed(), 0, T0, "Asia/Barnaul", RULES)
+    apply_lifecycle(state, _ev("paused", T0 + 20 * DAY, 1), RULES)  # 10 days left, held
+    assert apply_lifecycle(state, _ev("extended", T0 + 35 * DAY, 2, extension_days=30),
+                           RULES).outcome == "applied"
+    apply_lifecycle(state, _ev("resumed", T0 + 40 * DAY, 3), RULES)
+    assert state["due"] == T0 + (30 + 30 + 20) * DAY  # the extension and the 20-day pause
+    # A pause that began after the deadline holds nothing: an extension then is too late.
+    late, _ = new_state(_routed(), 0, T0, "Asia/Barnaul", RULES)
+    apply_lifecycle(late, _ev("paused", T0 + 31 * DAY, 1), RULES)
+    assert apply_lifecycle(late, _ev("extended", T0 + 32 * DAY, 2, extension_days=30),
+                           RULES).outcome == "rejected"
+
+
 def _book(overrides: list[dict[str, Any]]) -> PolicyBook:
     data = tomllib.loads(resources.files("workers.deadlines").joinpath("policies.toml")
                          .read_text("utf-8"))

@@ -266,6 +266,11 @@ class Notifier:
             if self.delivery is None:
                 return Outcome()
             targets = [x for x in self.delivery.targets(alert) if x.key not in parked.done]
+            if not targets:
+                # The receivers it waited for were removed from the rules (or Alertmanager was
+                # switched off): nobody is left to deliver to. Not "delivered": dead-lettered.
+                return _Error("no_receiver", "the receivers this alert was parked for are no "
+                                             "longer configured")
             # hold_off=0: a target that fails during this round is not tried again by the
             # other records of the round (one probe of a dead receiver, not hundreds).
             return await self.delivery.send(alert, targets,

@@ -69,6 +69,10 @@ SENT = "sent"
 FAILED = "failed"
 REJECTED = "rejected"
 _AGAIN = "again"  # one attempt failed in a way worth repeating
+_QUEUED = "queued"  # the budget ran out before the receiver's turn: says nothing about it
+#: A request cut by the batch's budget after less than this long in flight says nothing about
+#: the receiver either (it was the last of many); one that hung longer marks the receiver down.
+_CUT_SHORT_S = 1.0
 
 class UndeliverableAlert(ValueError):
     """A schema-valid alert that cannot be turned into a request (reason: a metric label)."""
@@ -329,6 +333,8 @@ class Delivery:
             if self._held_off(key, skip_since):
                 return FAILED, reason or "receiver failed moments ago"
             result, reason = await self._attempt(target, payload, headers, deadline)
+            if result == _QUEUED:
+                return FAILED, reason  # parked for a retry; the receiver is not held off
             if result == SENT:
                 self._failed_at.pop(key, None)
                 metrics.NOTIFICATIONS.labels(channel, "sent").inc()
@@ -352,16 +358,28 @@ class Delivery:
 
     async def _attempt(self, target: Target, payload: Any, headers: dict[str, str],
                        deadline: float | None) -> tuple[str, str]:
-        """One POST, bounded by the deadline (waiting for the receiver's slot included)."""
+        """One POST, bounded by the deadline (waiting for the receiver's slot included).
+
+        A budget that runs out while the request still waits for the receiver's slot is
+        ``_QUEUED``, not a failure of the receiver: a healthy receiver with many alerts at once
+        (every fz59 deadline falls at 23:59:59) must not be held off as if it were down.
+        """
+        loop = asyncio.get_running_loop()
+        in_flight: float | None = None
         try:
-            async with (asyncio.timeout_at(deadline), self._limit(target.key),
-                        self.session().post(target.url, json=payload, headers=headers) as resp):
-                status = resp.status
-                await resp.read()
+            async with asyncio.timeout_at(deadline), self._limit(target.key):
+                in_flight = loop.time()
+                async with self.session().post(target.url, json=payload,
+                                               headers=headers) as resp:
+                    status = resp.status
+                    await resp.read()
         except aiohttp.InvalidURL:
             return REJECTED, "invalid URL"  # a rules mistake: retrying cannot help
         except TimeoutError:
-            past = deadline is not None and asyncio.get_running_loop().time() >= deadline
+            now = loop.time()
+            past = deadline is not None and now >= deadline
+            if past and (in_flight is None or now - in_flight < _CUT_SHORT_S):
+                return _QUEUED, "the batch's budget ran out before the receiver's turn"
             return _AGAIN, "no answer within the batch's budget" if past else "TimeoutError"
         except (aiohttp.ClientError, OSError) as exc:
             return _AGAIN, type(exc).__name__

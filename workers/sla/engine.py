@@ -290,7 +290,7 @@ def _extended(state: State, event: dict[str, Any], at: float, rules: SlaRules,
     if state["ext"] >= rules.of(state).max_extensions:
         effects.outcome = "rejected"
         return
-    if at > state["due"]:
+    if at > _running_due(state, at):
         # 59-FZ art. 12 p.2 extends a term that is still running; an extension declared after
         # the deadline would turn a breach into an answer "on time" after the fact.
         effects.outcome = "rejected"
@@ -306,6 +306,15 @@ def _extended(state: State, event: dict[str, Any], at: float, rules: SlaRules,
     start = state["start"]
     _move_deadline(state, due, start + (due - start) * rules.of(state).warning_share, rules,
                    effects, now=at)
+
+
+def _running_due(state: State, at: float) -> float:
+    """The deadline as of ``at``: a pause that began before the deadline holds the clock, so
+    while it lasts the deadline moves with it (the stored one moves only on resume)."""
+    paused = state["paused"]
+    if state["status"] == "paused" and paused is not None and paused < state["due"]:
+        return float(state["due"] + max(0.0, at - paused))
+    return float(state["due"])
 
 
 def _redirected(state: State, event: dict[str, Any], at: float, rules: SlaRules,
