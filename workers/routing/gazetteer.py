@@ -11,12 +11,12 @@ Matching is longest-first at each position, earliest position wins, so «Бий�
 Names flagged ``ambiguous`` (a town called «Яровое» vs «яровое» = spring crops) only match
 when capitalised in the original text or after «г.»/«город».
 
-Adjective forms (``adjectives:``, «бийский», «бийская»...) are weaker evidence than a name:
-the same words are street names («ул. Бийская», «Каменская ул.») and surnames («Заринский
-Иван Петрович»). So an adjective next to a street word, or a capitalised adjective next to a
-first name, patronymic or initial, is skipped, and any name, form or district mention
-anywhere in the text («г. Барнаул», «в Барнауле», «Бийского района») beats an adjective
-mention; only without one does the earliest remaining adjective count.
+Adjective forms (``adjectives:``, «бийский», «бийская»...) are also street names («ул.
+Бийская», «Каменская ул.») and surnames («Заринский Иван Петрович»). So an adjective next to a
+street word, or a capitalised adjective next to a first name, patronymic or initial, is
+skipped; otherwise it counts like a name, earliest mention first. (A rule that let any name
+anywhere beat an adjective sent «В Алейской ЦРБ … приходится ездить в Барнаул» to Barnaul:
+the institution names the place, the later town is where people travel.)
 """
 
 from __future__ import annotations
@@ -53,11 +53,15 @@ _STREET_WORDS = frozenset(
     ("микрорайон", _MASC),
 )
 """Words (normalised tokens) that make a neighbouring adjective a street name."""
+_STREET_ABBREVIATION_WORDS = frozenset(
+    {"ул", "пр", "просп", "пер", "бул", "пл", "мкр", "мкрн", "ш"})
+"""Those written with a dot («ул.»): only after these may a dot stand before the adjective."""
 _STREET_ABBREVIATIONS = frozenset({("пр", "т"), ("пр", "кт"), ("б", "р"), ("пр", "д")})
 """Hyphenated abbreviations the tokenizer splits: «пр-т», «пр-кт», «б-р», «пр-д»."""
 _PATRONYMIC_RE = re.compile(r"(?:ович|евич|овна|евна|ична)$")
 _STREET_GAP_RE = re.compile(r"[\s.]*")
 _NAME_GAP_RE = re.compile(r"\s+")
+_HOUSE_GAP_RE = re.compile(r",?\s+|,")
 
 
 def normalize_token(token: str) -> str:
@@ -234,8 +238,8 @@ class Gazetteer:
     def find(self, text: str | None, *, strict: bool = True) -> str | None:
         """The municipality ``text`` is about, or None.
 
-        The earliest (longest) name, form or district mention; without one, the earliest
-        adjective mention that is not part of a street name or a person's name.
+        The earliest (longest) mention: a name, form, district or adjective, skipping an
+        adjective that is part of a street name or a person's name.
 
         ``strict=False`` drops the capitalisation requirement of ambiguous names: used for
         intake metadata, where the field itself says the value is a place.
@@ -247,7 +251,6 @@ class Gazetteer:
         first = self._first
         table = self._table
         n = len(norm)
-        adjective_hit: str | None = None
         spans: list[tuple[int, int]] | None = None
         for i in range(n):
             if norm[i] not in first:
@@ -264,13 +267,12 @@ class Gazetteer:
                     continue
                 if not entry.adjective:
                     return entry.municipality
-                if adjective_hit is None:
-                    if spans is None:  # only texts with an adjective candidate pay for this
-                        spans = [m.span() for m in _TOKEN_RE.finditer(text)]
-                    if not _street_or_person(text, raw, norm, spans, i):
-                        adjective_hit = entry.municipality
+                if spans is None:  # only texts with an adjective candidate pay for this
+                    spans = [m.span() for m in _TOKEN_RE.finditer(text)]
+                if not _street_or_person(text, raw, norm, spans, i):
+                    return entry.municipality
                 break
-        return adjective_hit
+        return None
 
 
 def _street_or_person(
@@ -283,9 +285,12 @@ def _street_or_person(
         return pattern.fullmatch(text, spans[a][1], spans[b][0]) is not None
 
     n = len(norm)
-    # «ул. Бийская», «улице Бийской», «пр-т Бийский»
-    if i >= 1 and norm[i - 1] in _STREET_WORDS and gap(i - 1, i, _STREET_GAP_RE):
-        return True
+    # «ул. Бийская», «улице Бийской», «пр-т Бийский». A dot may follow an abbreviation only:
+    # «Нет проезда. Заринская администрация молчит» is a sentence end, not a street.
+    if i >= 1 and norm[i - 1] in _STREET_WORDS:
+        dotted = norm[i - 1] in _STREET_ABBREVIATION_WORDS
+        if gap(i - 1, i, _STREET_GAP_RE if dotted else _NAME_GAP_RE):
+            return True
     if (
         i >= 2
         and (norm[i - 2], norm[i - 1]) in _STREET_ABBREVIATIONS
@@ -294,6 +299,9 @@ def _street_or_person(
         return True
     # «Бийская ул.», «Бийский тракт», «Каменский пр-т»
     if i + 1 < n and norm[i + 1] in _STREET_WORDS and gap(i, i + 1, _NAME_GAP_RE):
+        return True
+    # An address without the street word: «Бийская, 12», «Алейская 5»
+    if i + 1 < n and raw[i + 1][:1].isdigit() and gap(i, i + 1, _HOUSE_GAP_RE):
         return True
     if not raw[i][:1].isupper():
         return False
