@@ -45,12 +45,19 @@ def handed_to_body(events: Any) -> None:
 
 
 def forget_acks(consumer: Any) -> int:
-    """Drop the consumer's pending acknowledgements of every partition; returns how many."""
+    """Drop the consumer's pending acknowledgements (and gaps) of every partition.
+
+    Gaps are offsets Faust counts as acknowledged; one recorded before the seek is as stale as
+    an acknowledgement: the records it spans are read again and must be processed before the
+    commit passes them. Returns how many acknowledgements were dropped.
+    """
     dropped = 0
     for tp in list(consumer._acked):
         dropped += len(consumer._acked[tp])
         consumer._acked[tp] = []
         consumer._acked_index[tp] = set()
+    for gaps in getattr(consumer, "_gap", {}).values():
+        gaps.clear()
     return dropped
 
 

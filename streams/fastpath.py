@@ -12,9 +12,11 @@ The replacement runs the delivery coroutine eagerly, one step, in the fetcher's 
 that step finishes the delivery (the common case), nothing else is needed. When it would block
 (full buffer, flow control), the rest of the delivery continues exactly as Faust runs it: as a
 task raced against ``suspend_flow`` (and the consumer's stop/crash events) by ``wait_first``.
-Acks, gaps and commits are Faust's own code paths, unchanged. Two things differ: the scheduling
-of the hand-off, and one rule: a record below Faust's read offset is still delivered when it is
-at or above the committed offset (:func:`refetched`; Faust would drop it and lose it).
+Acks and commits are Faust's own code paths, unchanged. Three things differ: the scheduling
+of the hand-off; a record below Faust's read offset is still delivered when it is at or above
+the committed offset (:func:`refetched`; Faust would drop it and lose it); and a jump in offsets
+becomes a Faust "gap" (offsets the commit may pass without an acknowledgement) only for the
+offsets that no longer exist below the partition's log start (:func:`_add_missing_gap`).
 
 The patch is applied by :func:`install` (from :func:`streams.app.create_app`) and can be turned
 off with ``APPEALS_FAUST_FASTPATH=0``; it refuses to install on a faust-streaming version whose
@@ -110,6 +112,29 @@ def _redeliver(offset: int, committed: int | None) -> bool:
     return False
 
 
+async def _add_missing_gap(consumer: Any, tp: Any, first: int) -> None:
+    """Let the commit pass offsets from ``first`` on only where they no longer exist.
+
+    Faust marks every jump in offsets as a gap that counts as acknowledged, for compacted
+    topics. Our acknowledged topics are never compacted; a jump means either records deleted
+    by retention below the log start (a real gap) or a record fetched before a seek arriving
+    ahead of the records from the committed offset, which are fetched again and delivered by
+    :func:`refetched`. Faust's gap would count those as done, so acknowledging the early record
+    let the commit jump past records not yet processed, and a crash then lost them (found in
+    review; ``tests/streams/test_fastpath.py``). Only jumps are rare (after seeks), so the one
+    broker round trip here is not on the per-record path. When the log start cannot be read,
+    no gap: the commit then waits for the records instead of passing them.
+    """
+    try:
+        earliest = (await consumer.earliest_offsets(tp)).get(tp)
+    except Exception as exc:  # the safe side is "no gap"
+        log.warning("log start of %s unknown (%s): no gap from offset %d", tp,
+                    type(exc).__name__, first)
+        return
+    if earliest is not None and earliest > first:
+        await consumer._add_gap(tp, first, earliest - 1)
+
+
 def take_redelivered() -> int:
     """Records delivered again by :func:`refetched` since the last call (for a metric)."""
     global _redelivered
@@ -158,7 +183,7 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
                             offset, committed_offset.get(tp)):
                         gap = offset - (r_offset or 0)
                         if gap > 1 and r_offset and acks_enabled_for(message.topic):
-                            await self._add_gap(tp, r_offset + 1, offset)
+                            await _add_missing_gap(self, tp, r_offset + 1)
                         if commit_every is not None and self._n_acked >= commit_every:
                             self._n_acked = 0
                             await self.commit()

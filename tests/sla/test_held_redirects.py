@@ -94,3 +94,13 @@ def test_a_refused_held_event_is_dead_lettered_with_its_reason() -> None:
     record = asyncio.run(_dead_letter_of(b'{"event": "redirected"}'))
     assert record["reason"] == "redirect_refused" and record["offset"] == -1
     assert record["detail"] == "the body complained about"
+
+
+def test_states_of_partitions_revoked_during_the_batch_are_not_written() -> None:
+    table: dict[bytes, Any] = {}
+    rt: Any = SimpleNamespace(table=table, assigned_partitions=lambda: {0, 2})
+    changed: dict[bytes, dict[str, Any]] = {b"a": {"id": "a", "p": 0}, b"b": {"id": "b", "p": 1},
+               b"c": {"pending": [{"event_id": "e"}]}}
+    written = sla_agent._store(rt, changed)
+    assert set(written) == set(table) == {b"a", b"c"}  # b's partition moved to another worker
+    assert table[b"a"]["v"] == 1  # versioned for the read model, as before

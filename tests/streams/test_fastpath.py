@@ -134,3 +134,113 @@ def test_redeliveries_are_counted_for_the_metric() -> None:
     assert fastpath._redeliver(120, committed=100)
     assert fastpath.take_redelivered() == 2
     assert fastpath.take_redelivered() == 0
+
+
+class _Consumer:
+    """The parts of Faust's Consumer that ``_drain_messages`` and the commit arithmetic use;
+    ``_add_gap`` and ``_new_offset`` are Faust's own methods."""
+
+    from faust.transport.consumer import Consumer as _Faust
+
+    _add_gap = _Faust._add_gap
+    _new_offset = _Faust._new_offset
+
+    def __init__(self, tp: Any, committed: int, earliest: int, batches: list[list[int]]) -> None:
+        from collections import defaultdict
+        from types import SimpleNamespace
+
+        from intervaltree import IntervalTree
+
+        self.tp = tp
+        self._committed_offset = {tp: committed}
+        self._read_offset = {tp: committed}
+        self._acked: dict[Any, list[int]] = defaultdict(list)
+        self._acked_index: dict[Any, set[int]] = defaultdict(set)
+        self._gap: dict[Any, Any] = defaultdict(IntervalTree)
+        self._commit_every = None
+        self._n_acked = 0
+        self._stopped = asyncio.Event()
+        self.suspend_flow = asyncio.Event()
+        self.diag = SimpleNamespace(set_flag=lambda f: None, unset_flag=lambda f: None)
+        self.app = SimpleNamespace(topics=SimpleNamespace(acks_enabled_for=lambda t: True))
+        self.should_stop = False
+        self.delivered: list[int] = []
+        self._earliest = earliest
+        self._batches = batches
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    async def wait_first(self, *coros: Any) -> None:  # only when a delivery would block
+        raise AssertionError("deliveries here never block")
+
+    async def callback(self, message: Any) -> None:
+        self.delivered.append(message.offset)
+
+    async def earliest_offsets(self, *tps: Any) -> dict[Any, int]:
+        return {tp: self._earliest for tp in tps}
+
+    def getmany(self, timeout: float) -> Any:
+        from faust.types.tuples import Message
+
+        async def records() -> Any:
+            if not self._batches:
+                self._stopped.set()
+                return
+            for offset in self._batches.pop(0):
+                yield self.tp, Message(self.tp.topic, self.tp.partition, offset, 0.0, 0, [],
+                                       b"k", b"v", None, tp=self.tp)
+        return records()
+
+    def ack(self, offset: int) -> None:
+        self._acked[self.tp].append(offset)
+        self._acked[self.tp].sort()
+        self._acked_index[self.tp].add(offset)
+
+
+def _drain(consumer: _Consumer) -> None:
+    from types import SimpleNamespace
+
+    asyncio.run(fastpath._drain_messages(consumer, SimpleNamespace(_stopped=asyncio.Event())))
+
+
+def test_an_early_record_after_a_seek_cannot_carry_the_commit_past_records_not_processed() -> None:
+    from faust.types import TP
+
+    tp = TP("appeals.intake.web", 0)
+    # Seek back to the committed offset 100; a record fetched before the seek (150) arrives
+    # ahead of the records read again from 100.
+    consumer = _Consumer(tp, committed=100, earliest=0, batches=[[150, 151], [100, 101, 102]])
+    _drain(consumer)
+    assert consumer.delivered == [150, 151, 100, 101, 102]
+    assert not consumer._gap[tp]  # 101..149 exist: they are not "done"
+    consumer.ack(150)  # the early record is processed first
+    assert consumer._new_offset(tp) is None  # the commit stays at 100
+    for offset in range(101, 150):
+        consumer.ack(offset)
+    assert consumer._new_offset(tp) == 151
+
+
+def test_records_deleted_by_retention_are_a_gap_the_commit_may_pass() -> None:
+    from faust.types import TP
+
+    tp = TP("appeals.intake.web", 0)
+    # Down for longer than the retention: the log now starts at 150.
+    consumer = _Consumer(tp, committed=100, earliest=150, batches=[[150, 151]])
+    _drain(consumer)
+    assert sorted((iv.begin, iv.end) for iv in consumer._gap[tp]) == [(101, 150)]
+    consumer.ack(150)
+    assert consumer._new_offset(tp) == 151
+
+
+def test_a_seek_forgets_gaps_with_the_acknowledgements() -> None:
+    from faust.types import TP
+
+    from streams import ack_safety
+
+    tp = TP("appeals.intake.web", 0)
+    consumer = _Consumer(tp, committed=100, earliest=150, batches=[[150]])
+    _drain(consumer)
+    assert consumer._gap[tp]
+    ack_safety.forget_acks(consumer)
+    assert not consumer._gap[tp]

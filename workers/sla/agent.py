@@ -241,10 +241,9 @@ def install(app: faust.App, ctx: WorkerContext, router: Any) -> SlaRuntime:
                                                  detail=type(exc).__name__)
                     schedule.setdefault(new["p"], timers.Plan()).record(effects)
                 await outbox.flush()
-                for key, state in changed.items():
-                    read_model.bump_version(state)
-                    rt.table[key] = state
-                await _write_redis(rt, changed, schedule)
+                owned = _store(rt, changed)
+                await _write_redis(rt, owned, {p: plan for p, plan in schedule.items()
+                                               if p in rt.assigned_partitions()})
                 observe_stage_latency(STAGE, events)
 
     @app.timer(settings.sweep_interval)
@@ -383,6 +382,31 @@ async def _emit(rt: SlaRuntime, outbox: Any, state: State, effects: Effects, now
         for auth, day, seconds in responses(state)[-max(1, effects.answers):]:
             for subject in [auth, *subjects(state)[1:]]:
                 agg.add_response(subject, day, seconds)
+
+
+def _store(rt: SlaRuntime, changed: dict[bytes, State]) -> dict[bytes, State]:
+    """Write the batch's states to the table, except those of partitions revoked meanwhile.
+
+    ``stream_wait_empty`` is off, so a rebalance can complete while the batch awaits its
+    acknowledgements. A late write to a partition this worker no longer owns would reach that
+    partition's changelog after the new owner's writes (and reopen its RocksDB here): the next
+    recovery would read this stale state as the latest. The offsets of those events are not
+    committed by this worker either, so the new owner processes them again. Returns the states
+    written.
+    """
+    owned = rt.assigned_partitions()
+    written: dict[bytes, State] = {}
+    for key, state in changed.items():
+        partition = state.get("p")
+        if partition is not None and partition not in owned:
+            continue
+        read_model.bump_version(state)
+        rt.table[key] = state
+        written[key] = state
+    skipped = len(changed) - len(written)
+    if skipped:
+        log.info("SLA: %d states of revoked partitions left to their new owner", skipped)
+    return written
 
 
 async def _write_redis(rt: SlaRuntime, changed: dict[bytes, State],
