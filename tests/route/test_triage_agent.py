@@ -237,3 +237,22 @@ def test_a_failed_flush_leaves_no_done_marker(router: Router) -> None:
     replay = Outbox()
     Worker(table, replay, router).run([decision_msg("a1", T0 + 1)])
     assert [r["appeal_id"] for r in replay.sent] == ["a1"]
+
+
+def test_writes_of_partitions_revoked_during_the_flush_are_left_to_the_new_owner(
+        router: Router) -> None:
+    early = A.EarlyDecisions(SETTINGS.partitions)
+    lost = early.partition_of(b"a1")
+    table: dict[bytes, Any] = {}
+
+    async def run() -> None:
+        await A.process_batch(Outbox(), table, router, early,  # type: ignore[arg-type]
+                              [pending_msg("a1", T0)],
+                              DECISIONS, lambda: set(range(SETTINGS.partitions)) - {lost})
+        await A.process_batch(Outbox(), table, router, early,  # type: ignore[arg-type]
+                              [pending_msg("a2", T0)],
+                              DECISIONS, lambda: set(range(SETTINGS.partitions)))
+
+    asyncio.run(run())
+    assert b"a1" not in table  # its partition moved away while the batch awaited its acks
+    assert b"a2" in table

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -153,7 +153,8 @@ def install_triage(app: faust.App, ctx: WorkerContext, router: Router) -> Any:
                 if early.needs_rebuild:
                     early.rebuild(pending.items(), assigned_partitions())
                 outbox = ctx.outbox(TRIAGE_STAGE)
-                await process_batch(outbox, pending, router, early, events, decisions_topic)
+                await process_batch(outbox, pending, router, early, events, decisions_topic,
+                                    assigned_partitions)
                 observe_stage_latency(TRIAGE_STAGE, events)
 
     return triage
@@ -200,6 +201,10 @@ class EarlyDecisions:
         else:
             self.waiting.pop(key, None)
 
+    def partition_of(self, key: bytes) -> int:
+        """The table partition of ``key`` (the tables use Kafka's default partitioner)."""
+        return (murmur2(key) & 0x7FFFFFFF) % self.partitions
+
     def rebuild(self, items: Any, assigned: set[int]) -> None:
         self.waiting = {}
         for key, value in items:
@@ -207,7 +212,7 @@ class EarlyDecisions:
                 continue
             p = value.get("p")
             if not isinstance(p, int):  # stored before the wait had a limit
-                p = (murmur2(key) & 0x7FFFFFFF) % self.partitions
+                p = self.partition_of(key)
             if p not in assigned:
                 continue
             since = value.get("since")
@@ -262,8 +267,13 @@ class _Staged:
     def __delitem__(self, key: bytes) -> None:
         self.changes[key] = None
 
-    def commit(self) -> None:
+    def commit(self, owned: Callable[[bytes], bool] | None = None) -> None:
+        """Apply the writes; with ``owned``, skip keys of partitions revoked meanwhile (a
+        rebalance can complete during the flush: the new owner replays those events, and a
+        late write here would put a stale value in its changelog)."""
         for key, value in self.changes.items():
+            if owned is not None and not owned(key):
+                continue
             if value is not None:
                 self.table[key] = value
             elif self.table.get(key) is not None:
@@ -272,7 +282,8 @@ class _Staged:
 
 
 async def process_batch(outbox: Outbox, table: Any, router: Router, early: EarlyDecisions,
-                        events: Sequence[Any], decisions_topic: str) -> None:
+                        events: Sequence[Any], decisions_topic: str,
+                        assigned: Callable[[], set[int]] | None = None) -> None:
     """One batch of pending appeals and decisions; the table is written after the flush."""
     staged = _Staged(table)
     touched: set[int] = set()
@@ -295,7 +306,11 @@ async def process_batch(outbox: Outbox, table: Any, router: Router, early: Early
         early.track(key, value)
     await _expire_early(outbox, staged, early, touched, decisions_topic)
     await outbox.flush()
-    staged.commit()
+    if assigned is None:
+        staged.commit()
+    else:
+        owned = assigned()
+        staged.commit(lambda key: early.partition_of(key) in owned)
 
 
 async def _expire_early(outbox: Outbox, staged: _Staged, early: EarlyDecisions,
