@@ -682,7 +682,9 @@ def verify_effect(settings: Settings, work: Workload, light: bool = False) -> di
     out["read_model_entries"] = read_model
 
     def received() -> int:
-        figures = read_figures(client, prefix, settings.partitions)
+        # Per category, where every appeal is received once: per authority a redirected
+        # appeal counts for each body that received it (engine.contributions).
+        figures = read_figures(client, prefix, settings.partitions, kind="cat")
         return sum(f.received for f in figures.values())
 
     # Aggregates are published every 2 s: wait for the last publication.
