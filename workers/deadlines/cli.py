@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from workers.cli import positive_float, positive_int
 from workers.deadlines.calendar import SHIFT_MODES, BusinessCalendar, CalendarFileError
 from workers.deadlines.compute import (
     answer_due,
@@ -159,26 +160,6 @@ def _handle_due(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0 or value != value or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
-    return value
-
-
 def register(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``sla`` (with ``due``) to an argparse subparsers object.
 
@@ -207,9 +188,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     due.add_argument("--shift", choices=SHIFT_MODES,
                      help="deadline on a day off: previous/next working day or none "
                           "(default: the policy's; fz59 previous)")
-    due.add_argument("--working-days", type=_positive_int, metavar="N",
+    due.add_argument("--working-days", type=positive_int, metavar="N",
                      help="override the working-day period (pos answer; incident final answer)")
-    due.add_argument("--hours", type=_positive_float, metavar="H",
+    due.add_argument("--hours", type=positive_float, metavar="H",
                      help="override the working-hours period (incident/hotline first "
                           "response); wins over --urgent")
     due.add_argument("--urgent", action="store_true",
@@ -264,7 +245,7 @@ def _register_recompute(sla_sub: Any) -> None:
                            help="only this partition (repeatable; default: all partitions)")
     recompute.add_argument("--reason", metavar="TEXT",
                            help="why (kept in the request, shown in the workers' logs)")
-    recompute.add_argument("--timeout", type=_positive_float, default=30.0, metavar="SECONDS",
+    recompute.add_argument("--timeout", type=positive_float, default=30.0, metavar="SECONDS",
                            help="how long to wait for the broker (default 30)")
     recompute.set_defaults(func=_handle_recompute)
 
