@@ -40,7 +40,7 @@ def test_json_keys(capsys: pytest.CaptureFixture[str]) -> None:
     (["--regime", "fz59", "--registered-at", "10.03.2026", "--region", "77"], "ISO 8601"),
     (["--regime", "fz59", "--registered-at", "2026-02-30T10:00", "--region", "77"], "ISO"),
     (["--regime", "pos", "--registered-at", "2026-03-10", "--region", "77",
-      "--working-days", "0"], "must be > 0"),
+      "--working-days", "0"], "must be at least 1"),
     (["--regime", "pos", "--registered-at", "2026-03-10", "--region", "77",
       "--shift", "later"], "invalid choice"),
     (["--regime", "pos", "--region", "77"], "required"),
