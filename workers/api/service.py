@@ -144,12 +144,15 @@ class ApiService:
             if snap is not None and time.monotonic() - snap.computed_mono < age_limit:
                 return snap
             snap = await self._compute()
+            # Published before the snapshot is shared: a request served from this snapshot
+            # must find the same ratings in Redis (the refresher's publish used to be still
+            # in flight when another request got the cached snapshot; a CI run caught it).
+            try:
+                await self._publish(snap)
+            except Exception as exc:  # a failed publish must not fail the request
+                metrics.REDIS_ERRORS.labels("rating_publish").inc()
+                log.warning("rating publish failed: %s", type(exc).__name__)
             self._snapshot = snap
-        try:
-            await self._publish(snap)
-        except Exception as exc:  # a failed publish must not fail the request that computed it
-            metrics.REDIS_ERRORS.labels("rating_publish").inc()
-            log.warning("rating publish failed: %s", type(exc).__name__)
         return snap
 
     async def _compute(self) -> Snapshot:
