@@ -241,9 +241,9 @@ def install(app: faust.App, ctx: WorkerContext, router: Any) -> SlaRuntime:
                                                  detail=type(exc).__name__)
                     schedule.setdefault(new["p"], timers.Plan()).record(effects)
                 await outbox.flush()
-                owned = _store(rt, changed)
-                await _write_redis(rt, owned, {p: plan for p, plan in schedule.items()
-                                               if p in rt.assigned_partitions()})
+                assigned = rt.assigned_partitions()
+                await _write_redis(rt, _store(rt, changed, assigned),
+                                   {p: plan for p, plan in schedule.items() if p in assigned})
                 observe_stage_latency(STAGE, events)
 
     @app.timer(settings.sweep_interval)
@@ -384,7 +384,7 @@ async def _emit(rt: SlaRuntime, outbox: Any, state: State, effects: Effects, now
                 agg.add_response(subject, day, seconds)
 
 
-def _store(rt: SlaRuntime, changed: dict[bytes, State]) -> dict[bytes, State]:
+def _store(rt: SlaRuntime, changed: dict[bytes, State], owned: set[int]) -> dict[bytes, State]:
     """Write the batch's states to the table, except those of partitions revoked meanwhile.
 
     ``stream_wait_empty`` is off, so a rebalance can complete while the batch awaits its
@@ -394,7 +394,6 @@ def _store(rt: SlaRuntime, changed: dict[bytes, State]) -> dict[bytes, State]:
     committed by this worker either, so the new owner processes them again. Returns the states
     written.
     """
-    owned = rt.assigned_partitions()
     written: dict[bytes, State] = {}
     for key, state in changed.items():
         partition = state.get("p")

@@ -24,6 +24,7 @@ import numpy as np
 import orjson
 
 from workers.classification import load_classifier
+from workers.classification.evaluate import _prf
 
 TARGET_RECALL = 0.95
 TARGET_PRECISION = 0.80
@@ -62,23 +63,20 @@ def score(paths: Sequence[Path], model: str | None = None) -> Scored:
 
 
 def figures(s: Scored, weights: np.ndarray) -> tuple[float, float, float]:
-    """(macro-F1, urgent precision, urgent recall) with each line counted ``weights`` times."""
+    """(macro-F1, urgent precision, urgent recall) with each line counted ``weights`` times:
+    ``classify eval``'s arithmetic (:func:`evaluate._prf`, macro over the gold categories) on
+    weighted counts."""
     f1s = []
     for c in range(s.n_categories):
         g, p = s.gold_cat == c, s.pred_cat == c
-        support = weights[g].sum()
-        if support == 0:
+        if not weights[g].sum():
             continue
         tp = weights[g & p].sum()
-        predicted = weights[p].sum()
-        prec = tp / predicted if predicted else 0.0
-        rec = tp / support
-        f1s.append(2 * prec * rec / (prec + rec) if prec + rec else 0.0)
+        f1s.append(_prf(tp, weights[p].sum() - tp, weights[g].sum() - tp)[2])
     tp = weights[s.gold_urg & s.pred_urg].sum()
-    flagged = weights[s.pred_urg].sum()
-    urgent = weights[s.gold_urg].sum()
-    return (float(np.mean(f1s)), float(tp / flagged) if flagged else 0.0,
-            float(tp / urgent) if urgent else 0.0)
+    precision, recall, _f1 = _prf(tp, weights[s.pred_urg].sum() - tp,
+                                  weights[s.gold_urg].sum() - tp)
+    return float(np.mean(f1s)), float(precision), float(recall)
 
 
 def bootstrap(s: Scored, rounds: int, seed: int = 8) -> np.ndarray:
