@@ -18,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from monitoring import metrics
 from streams import fastpath, gc_tuning
 from streams.app import create_app
+from streams.payload_logging import quiet_payload_loggers
 from streams.settings import Settings
 from workers.intake import agent as intake_agent
 from workers.notify import agent as notify_agent
@@ -182,5 +183,14 @@ def run_worker(settings: Settings, *, create_topics: bool = True) -> None:
     app, _ctx = build_worker(settings)
     gc_tuning.tune(settings)  # after the model and rules are loaded: they are never scanned
     log.info("worker starting (%s loop)", loop_name)
-    worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True)
+    worker = _Worker(app, loglevel=settings.log_level.upper(), quiet=True)
     worker.execute_from_commandline()
+
+
+class _Worker(faust.Worker):
+    """Faust's worker, with message bodies kept out of the logs at every level: Faust configures
+    logging as it starts, after anything set before, so the cap is applied here."""
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        super().on_setup_root_logger(logger, level)
+        quiet_payload_loggers()

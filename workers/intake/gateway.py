@@ -73,6 +73,7 @@ import workers.intake.adapters  # registers the channel adapters
 import workers.intake.normalize  # noqa: F401  (registers the normaliser)
 from schemas.records import CHANNELS, IntakeAppeal
 from schemas.validation import InvalidEvent, load_schema
+from streams.payload_logging import quiet_payload_loggers
 from streams.settings import ConfigError, Settings
 from workers.intake.core import ADAPTERS, appeal_id_for, check_nesting, intake_from_dict
 
@@ -88,17 +89,6 @@ __all__ = [
 
 log = logging.getLogger("appeals.gateway")
 
-# Kafka clients log every message body at DEBUG ("Sending (key=... value=...)"): with appeals
-# that is personal data in the logs. These loggers are capped at INFO whatever the log level.
-PAYLOAD_LOGGERS = ("aiokafka.producer.producer", "kafka.producer.kafka")
-
-
-def quiet_payload_loggers() -> None:
-    """Keep client libraries from logging message bodies (see ``PAYLOAD_LOGGERS``)."""
-    for name in PAYLOAD_LOGGERS:
-        logger = logging.getLogger(name)
-        if logger.getEffectiveLevel() < logging.INFO:
-            logger.setLevel(logging.INFO)
 
 GATEWAY: web.AppKey[Gateway] = web.AppKey("gateway")
 # The client id of a request, for the access log (RequestKey exists from aiohttp 3.12).

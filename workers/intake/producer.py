@@ -88,7 +88,7 @@ class IntakeProducer:
         self.max_text_length = max_text_length
         self._lock = threading.Lock()
         self._failed: dict[str, BaseException] = {}
-        from workers.intake.gateway import quiet_payload_loggers
+        from streams.payload_logging import quiet_payload_loggers
 
         quiet_payload_loggers()  # kafka-python logs message bodies at DEBUG
         self._producer = KafkaProducer(
