@@ -18,7 +18,7 @@ from types import ModuleType
 
 import orjson
 
-from . import bank_a, bank_b
+from . import bank_a, bank_b, bank_c, bank_d
 
 CORPUS_DIR = Path(__file__).resolve().parent.parent / "corpus"
 SEED = 20240522
@@ -41,6 +41,14 @@ KEY_NEIGHBOURS = {
 }
 VOWEL_SWAP = {"о": "а", "а": "о", "е": "и", "и": "е", "я": "е"}
 STYLE_WEIGHTS = {"social": 0.35, "formal": 0.2, "hotline": 0.2, "web": 0.25}
+#: Session 9's banks (``corpus/bank_s9/``): C is a development check set, D training phrasings.
+#: Each carries its own streets, towns and fillers; each gets its own seed.
+BANK_C_FILE = "test_bankc.jsonl"
+BANK_C_PER_CATEGORY = 30
+BANK_D_FILE = "train_bankd.jsonl"
+BANK_D_PER_CATEGORY = 110
+#: Whether ``main`` writes bank D's lines for training (decided by ``corpus/bank_s9/RULE.md``).
+TRAIN_ON_BANK_D = False
 
 
 def typo(word: str, rng: random.Random) -> str:
@@ -216,6 +224,24 @@ def build(seed: int = SEED, train_per_category: int = 220,
     return train, test
 
 
+def _own_bank(bank: ModuleType, per_category: int, seed: int) -> list[dict[str, object]]:
+    return generate(bank, per_category, random.Random(seed), bank.STREETS, bank.CITIES,
+                    bank.FILLERS)
+
+
+def bank_c_check_rows(train_texts: set[str]) -> list[dict[str, object]]:
+    """Bank C's appeals (never trained on), minus any text that training also has."""
+    rows = _own_bank(bank_c, BANK_C_PER_CATEGORY, SEED + 30)
+    return [r for r in rows if str(r["text"]).lower() not in train_texts]
+
+
+def bank_d_training_rows() -> list[dict[str, object]]:
+    """Bank D's appeals, for training."""
+    rows = _own_bank(bank_d, BANK_D_PER_CATEGORY, SEED + 40)
+    random.Random(SEED + 41).shuffle(rows)
+    return rows
+
+
 def write_jsonl(rows: Sequence[dict[str, object]], path: Path) -> None:
     """One JSON object per line, UTF-8, non-ASCII kept readable."""
     with path.open("wb") as fh:
@@ -235,6 +261,12 @@ def main() -> None:
     train, test = build()
     write_jsonl(train, CORPUS_DIR / "train.jsonl")
     write_jsonl(test, CORPUS_DIR / "test.jsonl")
+    train_texts = {str(r["text"]).lower() for r in train}
+    if TRAIN_ON_BANK_D:
+        bank_d_rows = bank_d_training_rows()
+        write_jsonl(bank_d_rows, CORPUS_DIR / BANK_D_FILE)
+        train_texts |= {str(r["text"]).lower() for r in bank_d_rows}
+    write_jsonl(bank_c_check_rows(train_texts), CORPUS_DIR / BANK_C_FILE)
     for src, dst in fresh_sets().items():
         rows = read_handwritten(CORPUS_DIR / src)
         for r in rows:
