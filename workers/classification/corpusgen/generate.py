@@ -41,14 +41,16 @@ KEY_NEIGHBOURS = {
 }
 VOWEL_SWAP = {"о": "а", "а": "о", "е": "и", "и": "е", "я": "е"}
 STYLE_WEIGHTS = {"social": 0.35, "formal": 0.2, "hotline": 0.2, "web": 0.25}
-#: Session 9's banks (``corpus/bank_s9/``): C is a development check set, D training phrasings.
-#: Each carries its own streets, towns and fillers; each gets its own seed.
+#: Session 9's banks (``corpus/bank_s9/``): C is a development check set, the others training
+#: phrasings. Each carries its own streets, towns and fillers, and gets its own seed.
 BANK_C_FILE = "test_bankc.jsonl"
 BANK_C_PER_CATEGORY = 30
-BANK_D_FILE = "train_bankd.jsonl"
-BANK_D_PER_CATEGORY = 110
-#: Whether ``main`` writes bank D's lines for training (decided by ``corpus/bank_s9/RULE.md``).
-TRAIN_ON_BANK_D = False
+#: Training banks beyond A: output file -> (bank module, seed offset, appeals per category).
+EXTRA_TRAINING_BANKS: dict[str, tuple[ModuleType, int, int]] = {
+    "train_bankd.jsonl": (bank_d, 40, 110),
+}
+#: The ones ``main`` writes for training (each decided by a rule in ``corpus/bank_s9/``).
+TRAINED_BANKS = ("train_bankd.jsonl",)
 
 
 def typo(word: str, rng: random.Random) -> str:
@@ -235,10 +237,11 @@ def bank_c_check_rows(train_texts: set[str]) -> list[dict[str, object]]:
     return [r for r in rows if str(r["text"]).lower() not in train_texts]
 
 
-def bank_d_training_rows() -> list[dict[str, object]]:
-    """Bank D's appeals, for training."""
-    rows = _own_bank(bank_d, BANK_D_PER_CATEGORY, SEED + 40)
-    random.Random(SEED + 41).shuffle(rows)
+def extra_bank_rows(name: str) -> list[dict[str, object]]:
+    """A training bank's appeals (``EXTRA_TRAINING_BANKS[name]``), shuffled."""
+    bank, offset, per_category = EXTRA_TRAINING_BANKS[name]
+    rows = _own_bank(bank, per_category, SEED + offset)
+    random.Random(SEED + offset + 1).shuffle(rows)
     return rows
 
 
@@ -262,10 +265,10 @@ def main() -> None:
     write_jsonl(train, CORPUS_DIR / "train.jsonl")
     write_jsonl(test, CORPUS_DIR / "test.jsonl")
     train_texts = {str(r["text"]).lower() for r in train}
-    if TRAIN_ON_BANK_D:
-        bank_d_rows = bank_d_training_rows()
-        write_jsonl(bank_d_rows, CORPUS_DIR / BANK_D_FILE)
-        train_texts |= {str(r["text"]).lower() for r in bank_d_rows}
+    for name in TRAINED_BANKS:
+        rows = extra_bank_rows(name)
+        write_jsonl(rows, CORPUS_DIR / name)
+        train_texts |= {str(r["text"]).lower() for r in rows}
     write_jsonl(bank_c_check_rows(train_texts), CORPUS_DIR / BANK_C_FILE)
     for src, dst in fresh_sets().items():
         rows = read_handwritten(CORPUS_DIR / src)

@@ -6,8 +6,10 @@ files, so this prints only the new phrasing's id and its closeness scores: the h
 character-4-gram Jaccard against any held-out line and whether any word 4-gram is shared. The
 writer rewords what is flagged and runs it again.
 
-Run: ``.venv/bin/python -m workers.classification.studies.similarity MODULE_OR_TSV [...]``
-where a module is a bank (``PROBLEMS``), e.g. ``workers/classification/corpusgen/bank_d.py``.
+Run: ``.venv/bin/python -m workers.classification.studies.similarity MODULE_OR_TSV [...]
+[--against training]`` where a module is a bank (``PROBLEMS``), e.g.
+``workers/classification/corpusgen/bank_d.py``; ``--against training`` checks a new check set's
+phrasings against every training line instead.
 """
 
 from __future__ import annotations
@@ -65,7 +67,15 @@ def phrasings(path: Path) -> list[tuple[str, str]]:
 
 
 def held_out_texts(corpus: Path = training.CORPUS_DIR) -> list[str]:
-    return [str(orjson.loads(line)["text"]) for p in sorted(corpus.glob("test*.jsonl"))
+    return _texts(sorted(corpus.glob("test*.jsonl")))
+
+
+def training_texts(corpus: Path = training.CORPUS_DIR) -> list[str]:
+    return _texts(training.training_files(corpus))
+
+
+def _texts(paths: Sequence[Path]) -> list[str]:
+    return [str(orjson.loads(line)["text"]) for p in paths
             for line in p.read_bytes().splitlines() if line.strip()]
 
 
@@ -85,8 +95,11 @@ def closeness(new: Iterable[tuple[str, str]],
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("files", nargs="+", type=Path)
+    ap.add_argument("--against", choices=("held-out", "training"), default="held-out",
+                    help="compare with every held-out line (new training phrasings) or every "
+                         "training line (new check-set phrasings)")
     args = ap.parse_args(argv)
-    held = held_out_texts()
+    held = held_out_texts() if args.against == "held-out" else training_texts()
     flagged = 0
     for path in args.files:
         for pid, jac, shared in closeness(phrasings(path), held):

@@ -6,8 +6,9 @@ part comes from bank B (phrasings in wording training never saw), and ~0.85 on t
 check sets. Reading ``test.jsonl`` to find out why would tune to it. Instead two more banks were
 written from the labelling guide alone (``corpus/bank_s9/RULE.md``): bank C, a development set
 that is never trained on (``test_bankc.jsonl``), and bank D, more training phrasings with their
-own wrappers. This module compares the shipped model with the same recipe trained on the
-training files plus bank D's lines, on bank C, by the rule written before either bank existed:
+own wrappers. This module trains the shipped recipe twice, on the corpus's own training files
+plus the ``--base`` banks, and plus the ``--add`` banks too (by default: none, and bank D), and
+compares them on bank C by the rule written before either bank existed:
 
 (a) urgency average precision (AP) on bank C higher in >= 95 % of paired bootstrap resamples
     over bank C's phrasings;
@@ -18,8 +19,8 @@ training files plus bank D's lines, on bank C, by the rule written before either
 
 ``test.jsonl`` is scored only with ``--after-decision``.
 
-Run: ``.venv/bin/python -m workers.classification.studies.template_bank [--after-decision]``
-(trains one model: a few minutes).
+Run: ``.venv/bin/python -m workers.classification.studies.template_bank [--base BANKS]
+[--add BANKS] [--after-decision]`` (trains two models: about 20 s).
 """
 
 from __future__ import annotations
@@ -100,18 +101,16 @@ def paired_ap_gain(base: Scores, variant: Scores, y: np.ndarray, groups: np.ndar
     return out
 
 
-def bank_d_rows() -> list[dict[str, object]]:
-    return generate.bank_d_training_rows()
-
-
-def train_variant(workdir: Path) -> Classifier:
-    """The shipped recipe on the training files plus bank D's generated lines."""
+def train_on(workdir: Path, banks: Sequence[str]) -> Classifier:
+    """The shipped recipe on the corpus's own training files plus ``banks`` (names of
+    ``generate.EXTRA_TRAINING_BANKS``), generated afresh; other extra banks are left out."""
     data = workdir / "corpus"
-    data.mkdir()
+    data.mkdir(parents=True)
     for f in training.training_files(training.CORPUS_DIR):
-        if f.name != generate.BANK_D_FILE:
+        if f.name not in generate.EXTRA_TRAINING_BANKS:
             shutil.copy(f, data / f.name)
-    generate.write_jsonl(bank_d_rows(), data / generate.BANK_D_FILE)
+    for name in banks:
+        generate.write_jsonl(generate.extra_bank_rows(name), data / name)
     out = workdir / "model.pkl"
     training.train(data_dir=data, out=out, verbose=False)
     return Classifier(read_artifact(out))
@@ -127,14 +126,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--after-decision", action="store_true",
                     help="also score test.jsonl (only once the rule has decided)")
-    ap.add_argument("--variant-model", type=Path,
-                    help="score this model as the variant instead of training one")
+    ap.add_argument("--base", default="",
+                    help="extra training banks of the baseline, comma-separated (default: none)")
+    ap.add_argument("--add", default="train_bankd.jsonl",
+                    help="extra training banks the variant adds, comma-separated")
     args = ap.parse_args(argv)
-
-    base = Classifier(read_artifact(training.DEFAULT_MODEL_PATH))
+    base_banks = [b for b in args.base.split(",") if b]
+    added = [b for b in args.add.split(",") if b]
+    unknown = sorted(set(base_banks + added) - set(generate.EXTRA_TRAINING_BANKS))
+    if unknown:
+        ap.error(f"unknown bank(s) {unknown}; known: {sorted(generate.EXTRA_TRAINING_BANKS)}")
     with tempfile.TemporaryDirectory() as tmp:
-        variant = (Classifier(read_artifact(args.variant_model)) if args.variant_model
-                   else train_variant(Path(tmp)))
+        base = train_on(Path(tmp) / "base", base_banks)
+        variant = train_on(Path(tmp) / "variant", base_banks + added)
     print(f"baseline {base.version} (threshold {base.urgent_threshold}); variant "
           f"{variant.version} (threshold {variant.urgent_threshold})", flush=True)
 
