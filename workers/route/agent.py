@@ -13,6 +13,13 @@ but not for ever: once the stream has moved :data:`EARLY_DECISION_WAIT` past it 
 timestamps, so a replay behaves like the first run) it is dead-lettered as ``not_triaged`` (an
 unknown id, an appeal that was routed directly). The table is written only after the batch's
 routed records are acknowledged (:class:`_Staged`).
+
+Both inputs are checked when they arrive (:func:`check_pending`, :func:`_on_decision`): a record
+the routing could not use goes to the dead-letter topic with the reason instead of waiting in
+the table for the decision that would trip over it. A decision applied to a stored record that
+still fails (one stored before the check, replayed from the changelog) is dead-lettered as
+``unprocessable``, and so is any other event that raises ``KeyError``, ``ValueError`` or
+``TypeError`` while it is applied: one bad record never stops the agent.
 """
 
 from __future__ import annotations
@@ -28,7 +35,14 @@ import orjson
 from aiokafka.partitioner import murmur2
 
 from monitoring import metrics
-from schemas.records import RoutedAppeal, TriageCandidate, TriageFeedback, TriageItem
+from schemas.records import (
+    CATEGORIES,
+    REGIMES,
+    RoutedAppeal,
+    TriageCandidate,
+    TriageFeedback,
+    TriageItem,
+)
 from schemas.validation import InvalidEvent
 from streams import topics as t
 from workers.routing import RouteInput, Router
@@ -302,6 +316,16 @@ async def process_batch(outbox: Outbox, table: Any, router: Router, early: Early
         except InvalidEvent as exc:
             await outbox.dead_letter(event, stage=TRIAGE_STAGE, reason=exc.reason,
                                      detail=exc.detail)
+        except (KeyError, ValueError, TypeError) as exc:
+            # Not a check's verdict but a fault while applying the event (a stored value of a
+            # shape nobody foresaw, say). Uncaught it would end the process in crash_on_error,
+            # and the replayed batch would end the next one the same way. Each handler writes
+            # the table and sends only after everything that can raise, so nothing of the event
+            # is half-applied. The type (and a missing key's name) only: never the payload.
+            log.warning("triage: cannot apply %s[%d]@%d: %s", msg.topic, msg.partition,
+                        msg.offset, type(exc).__name__)
+            await outbox.dead_letter(event, stage=TRIAGE_STAGE, reason="unprocessable",
+                                     detail=_fault(exc))
     for key, value in staged.changes.items():
         early.track(key, value)
     await _expire_early(outbox, staged, early, touched, decisions_topic)
@@ -338,13 +362,95 @@ def _appeal_id(data: dict[str, Any]) -> str:
     return appeal_id
 
 
+#: Fields of a pending copy that may be absent or null and are otherwise strings.
+_OPTIONAL_TEXT = ("channel", "subcategory", "municipality", "text", "address", "complaint_about",
+                  "classifier_version")
+
+
+def check_pending(appeal: dict[str, Any]) -> str:
+    """Refuse (:class:`InvalidEvent`) a pending copy that routing could not use; returns its id.
+
+    ``appeals.triage.pending`` is internal and has no schema file of its own (it is a projection
+    of a registered appeal, :data:`ROUTE_FIELDS`, plus the classifier's verdict), but anything
+    on a topic can be bad; stored unchecked, a copy waits in the table until its decision trips
+    over it, and that decision is replayed after every restart. So the copy must carry what
+    :func:`route_input`, :func:`routed_record` and the feedback read, of the types and values
+    their own schemas (``routed-appeal``, ``triage-feedback``) allow. The reason codes are
+    those of schema validation; a detail names the field, never its value (the copy holds the
+    appeal's text and address).
+    """
+    appeal_id = _appeal_id(appeal)
+    for name in ("regime", "region", "registered_at"):
+        if appeal.get(name) is None:
+            raise InvalidEvent("missing_field", f"pending appeal: {name} missing")
+    if appeal["regime"] not in REGIMES:
+        raise InvalidEvent("invalid_value", "pending appeal: regime is not a known regime")
+    if not isinstance(appeal["region"], str):
+        raise InvalidEvent("wrong_type", "pending appeal: region is not a string")
+    if not isinstance(appeal["registered_at"], str):
+        raise InvalidEvent("wrong_type", "pending appeal: registered_at is not a string")
+    if _instant(appeal["registered_at"]) is None:
+        raise InvalidEvent("invalid_value",
+                           "pending appeal: registered_at is not a date-time with a UTC offset")
+    for name in _OPTIONAL_TEXT:
+        if not isinstance(appeal.get(name), str | None):
+            raise InvalidEvent("wrong_type", f"pending appeal: {name} is not a string or null")
+    if not isinstance(appeal.get("urgent"), bool | None):
+        raise InvalidEvent("wrong_type", "pending appeal: urgent is not a boolean or null")
+    confidence = appeal.get("confidence")
+    if confidence is not None and (isinstance(confidence, bool)
+                                   or not isinstance(confidence, int | float)):
+        raise InvalidEvent("wrong_type", "pending appeal: confidence is not a number or null")
+    if confidence is not None and not 0 <= confidence <= 1:
+        raise InvalidEvent("invalid_value", "pending appeal: confidence is not within 0..1")
+    if appeal.get("classifier_category") not in (*CATEGORIES, None):
+        raise InvalidEvent("invalid_value",
+                           "pending appeal: classifier_category is not a known category")
+    return appeal_id
+
+
+def check_decision(data: dict[str, Any]) -> str:
+    """Refuse (:class:`InvalidEvent`) a decision the routed record could not carry; returns the
+    appeal id. Lifecycle events are validated upstream, but this topic is a topic like any
+    other: an unknown category would be routed to the region's triage desk and published in a
+    routed record its schema refuses."""
+    appeal_id = _appeal_id(data)
+    category = data.get("category")
+    if not isinstance(category, str):
+        raise InvalidEvent("invalid_value", "triage decision needs appeal_id and category")
+    if category not in CATEGORIES:
+        raise InvalidEvent("invalid_value", "triage decision category is not a known category")
+    if not isinstance(data.get("urgent"), bool | None):
+        raise InvalidEvent("wrong_type", "triage decision urgent is not a boolean or null")
+    return appeal_id
+
+
+def _held(pending: Any, key: bytes) -> dict[str, Any] | None:
+    """The table's value for ``key``. This agent writes only objects there; anything else (a
+    changelog record written by hand) refuses the event instead of failing on a lookup."""
+    held = pending.get(key)
+    if held is not None and not isinstance(held, dict):
+        raise InvalidEvent("unprocessable",
+                           "the triage table holds a value that is not an object for this appeal")
+    return held
+
+
 async def _on_pending(outbox: Outbox, pending: Any, router: Router,
                       appeal: dict[str, Any]) -> None:
-    key = _appeal_id(appeal).encode()
-    held = pending.get(key)
+    key = check_pending(appeal).encode()
+    held = _held(pending, key)
     if held is not None and "decision" in held:
-        # The human was quicker than this queue: route now.
-        await _route_decided(outbox, router, appeal, held["decision"])
+        # The human was quicker than this queue: route now (a decision that waited since
+        # before check_decision existed is checked here; refused, it expires as not_triaged).
+        decision = held["decision"]
+        try:
+            if not isinstance(decision, dict):
+                raise InvalidEvent("not_object", "expected a JSON object")
+            check_decision(decision)
+        except InvalidEvent as exc:
+            raise InvalidEvent("unprocessable", f"the waiting decision for {appeal['appeal_id']} "
+                               f"fails its check ({exc.reason}): {exc.detail}") from None
+        await _route_decided(outbox, router, appeal, decision)
         pending[key] = {"done": True}
         return
     if held is not None and held.get("done"):
@@ -359,12 +465,15 @@ async def _on_decision(outbox: Outbox, pending: Any, router: Router, data: dict[
     The first decision wins: later ones for the same appeal are counted and ignored (and
     ``classify export-feedback`` keeps the first too). A decision that overtook its appeal
     waits, stamped with its message time ``at``, until :func:`_expire_early` gives up on it.
+
+    The stored appeal is checked again before it is routed: one stored before
+    :func:`check_pending` existed comes back from the changelog unchecked. If it fails, this
+    decision is dead-lettered (``unprocessable``) and the table is left as it was, so the
+    stored copy is neither routed on a guess nor dropped unseen.
     """
-    appeal_id = _appeal_id(data)
-    if not isinstance(data.get("category"), str):
-        raise InvalidEvent("invalid_value", "triage decision needs appeal_id and category")
+    appeal_id = check_decision(data)
     key = appeal_id.encode()
-    held = pending.get(key)
+    held = _held(pending, key)
     if held is None:
         # The decision overtook the pending appeal: keep it until the appeal arrives.
         pending[key] = {"decision": data, "since": time.time() if at is None else at,
@@ -374,34 +483,52 @@ async def _on_decision(outbox: Outbox, pending: Any, router: Router, data: dict[
     if "decision" in held or held.get("done"):
         metrics.LIFECYCLE.labels("triaged", "not_pending").inc()
         return
+    try:
+        check_pending(held)
+    except InvalidEvent as exc:
+        raise InvalidEvent("unprocessable", f"the stored pending appeal {appeal_id} fails its "
+                           f"check ({exc.reason}): {exc.detail}") from None
     await _route_decided(outbox, router, held, data)
     pending[key] = {"done": True}
 
 
+def _fault(exc: Exception) -> str:
+    """The dead-letter detail of an unexpected fault: its type, and for a ``KeyError`` the key
+    (a field name of our own code). Other messages may quote the value, so they are left out."""
+    if isinstance(exc, KeyError):
+        return f"KeyError: {exc}"[:300]
+    return f"{type(exc).__name__} while applying the event"
+
+
 async def _route_decided(outbox: Outbox, router: Router, appeal: dict[str, Any],
                          decision_event: dict[str, Any]) -> None:
+    """Route ``appeal`` to the decided category. Everything that can raise comes before the
+    first send: an event that fails is dead-lettered with nothing of it published."""
     category = decision_event["category"]
     urgent = decision_event.get("urgent")
     urgent = bool(appeal.get("urgent")) if urgent is None else bool(urgent)
     decision = router.route(route_input(appeal, category))
     record = routed_record(appeal, decision, category, urgent, 1.0, "triage")
+    feedback = _feedback(appeal, decision_event, category, urgent)
     await outbox.send_record(t.ROUTED, appeal["appeal_id"], record)
-    await _send_feedback(outbox, appeal, decision_event, category, urgent)
+    if feedback is not None:
+        await outbox.send(t.TRIAGE_FEEDBACK, appeal["appeal_id"].encode(), feedback.to_json())
     metrics.ROUTED.labels(category, decision.level).inc()
     metrics.LIFECYCLE.labels("triaged", "applied").inc()
 
 
-async def _send_feedback(outbox: Outbox, appeal: dict[str, Any], decision_event: dict[str, Any],
-                         category: str, urgent: bool) -> None:
+def _feedback(appeal: dict[str, Any], decision_event: dict[str, Any], category: str,
+              urgent: bool) -> TriageFeedback | None:
     """The decision as training data (``appeals.triage.feedback``, read by ``appeals classify
-    export-feedback``), in the same outbox as the routed record: acknowledged before the table
-    write and the offsets, so a replay may publish it twice (export keeps the first per appeal)
-    but never loses it. The appeal's text and labels only: no author, contacts or address."""
+    export-feedback``), sent in the same outbox as the routed record: acknowledged before the
+    table write and the offsets, so a replay may publish it twice (export keeps the first per
+    appeal) but never loses it. The appeal's text and labels only: no author, contacts or
+    address. None when there is no text to learn from."""
     text = appeal.get("text")
     if not isinstance(text, str) or not text.strip():
-        return  # nothing to learn from
+        return None
     confidence = appeal.get("confidence")
-    feedback = TriageFeedback(
+    return TriageFeedback(
         appeal_id=appeal["appeal_id"],
         text=text,
         category=category,
@@ -412,16 +539,25 @@ async def _send_feedback(outbox: Outbox, appeal: dict[str, Any], decision_event:
                     if isinstance(confidence, int | float) else None),
         classifier_version=appeal.get("classifier_version"),
     )
-    await outbox.send(t.TRIAGE_FEEDBACK, appeal["appeal_id"].encode(), feedback.to_json())
+
+
+def _instant(value: str) -> datetime | None:
+    """``value`` as an instant: ISO 8601 with a UTC offset (a naive time would be read in each
+    host's own zone) that also exists in UTC (``9999-12-31T23:00-05:00`` does not)."""
+    if not value.isascii():
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+        if parsed.utcoffset() is None:
+            return None
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
+        return None
 
 
 def _decided_at(at: Any) -> str:
     """The decision's own time when it names an instant (lifecycle events are validated with a
     UTC offset upstream), else now: training lines need a time, not the worker's zone."""
-    if isinstance(at, str) and at.isascii():
-        try:
-            if datetime.fromisoformat(at).utcoffset() is not None:
-                return at
-        except ValueError:
-            pass
+    if isinstance(at, str) and _instant(at) is not None:
+        return at
     return datetime.now(UTC).isoformat(timespec="milliseconds")
