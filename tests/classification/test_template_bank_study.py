@@ -73,12 +73,16 @@ def test_paired_gain_is_zero_for_the_same_model_and_positive_for_a_better_one() 
     assert (better >= 0).all() and (better > 0).mean() > 0.9
 
 
+#: Phrasings the session-9 rule dropped (writer and blind annotator disagreed), per bank.
+DROPPED_BY_RULE = {"bank_c": 0, "bank_d": 0, "bank_e": 1, "bank_f": 0, "bank_g": 0}
+
+
 def test_session9_banks_carry_only_phrasings_both_annotators_labelled_alike() -> None:
     """The rule drops a phrasing where writer and blind annotator disagree: the committed banks
     must match the committed annotator labels exactly, and keep every item they were given."""
     corpusgen = Path(blind_labels.__file__).resolve().parents[1] / "corpusgen"
     audit = Path(blind_labels.__file__).resolve().parents[1] / "corpus" / "bank_s9"
-    for name in ("bank_c", "bank_d"):
+    for name in ("bank_c", "bank_d", "bank_e", "bank_f", "bank_g"):
         bank = blind_labels.load_bank(corpusgen / f"{name}.py")
         diff, _k_cat, _k_urg = blind_labels.disagreements(
             bank, audit / f"{name}_items.key.tsv", audit / f"{name}_labels_annotator.tsv")
@@ -88,4 +92,14 @@ def test_session9_banks_carry_only_phrasings_both_annotators_labelled_alike() ->
         key = dict(line.split("\t") for line in
                    (audit / f"{name}_items.key.tsv").read_text(encoding="utf-8").splitlines())
         texts = {ref: fill(text) for ref, text, _urgent in blind_labels.phrasings(bank)}
-        assert {key[q]: text for q, text in items.items()} == texts, name
+        shown = {key[q]: text for q, text in items.items()}
+        assert {r: t for r, t in shown.items() if not r.startswith(blind_labels.DROPPED)} == texts
+        assert len(shown) - len(texts) == DROPPED_BY_RULE[name], name
+
+
+def test_drop_marks_the_phrasing_and_shifts_its_category(tmp_path: Path) -> None:
+    key = tmp_path / "key.tsv"
+    key.write_text("Q1\troads:0\nQ2\troads:1\nQ3\troads:2\nQ4\tother:1\n", encoding="utf-8")
+    blind_labels.drop(key, "roads:1")
+    assert key.read_text(encoding="utf-8").splitlines() == [
+        "Q1\troads:0", "Q2\tdropped:roads:1", "Q3\troads:1", "Q4\tother:1"]

@@ -36,3 +36,25 @@ def test_pick_threshold_falls_back_when_no_positives_or_unreachable() -> None:
     assert _pick_threshold(np.array([0.2, 0.7]), np.array([False, False])) == 0.5
     assert _pick_threshold(np.array([0.9, 0.9]), np.array([True, False]),
                            min_precision=0.99) == 0.5
+
+
+def test_pick_threshold_per_kind_holds_the_floor_in_each_kind() -> None:
+    # Kind A (many lines) is well separated; kind B's false alarms score 0.3-0.4. Pooled, t=0.25
+    # keeps P >= 0.82 thanks to kind A's volume; per kind, B's precision at 0.25 is 0.5.
+    a_pos, a_neg = np.full(40, 0.9), np.full(40, 0.05)
+    b_pos, b_neg = np.array([0.8, 0.7, 0.3, 0.3]), np.array([0.35, 0.3, 0.3, 0.3])
+    p = np.concatenate([a_pos, a_neg, b_pos, b_neg])
+    y = np.concatenate([np.ones(40, bool), np.zeros(40, bool), np.ones(4, bool),
+                        np.zeros(4, bool)])
+    kinds = np.array([0] * 80 + [1] * 8)
+    pooled = _pick_threshold(p, y, min_precision=0.82)
+    per_kind = _pick_threshold(p, y, min_precision=0.82, kinds=kinds)
+    assert pooled <= 0.30  # all 44 urgent lines at 4 false alarms: P 0.917
+    assert 0.35 < per_kind <= 0.70  # kind B: only its two clear hits, none of its alarms
+    b = kinds == 1
+    pred = p >= per_kind
+    assert (pred[b] & y[b]).sum() / pred[b].sum() >= 0.82
+    # A kind without urgent lines imposes nothing.
+    kinds_no_b_urgent = kinds.copy()
+    assert _pick_threshold(p[:80], y[:80], kinds=kinds_no_b_urgent[:80]) == _pick_threshold(
+        p[:80], y[:80])

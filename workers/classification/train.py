@@ -48,6 +48,10 @@ HANDWRITTEN_WEIGHT = 3.0
 #: urgency evidence); ``+habitual`` = a fifth urgency cue, habitual / recurring wording
 #: (``lexicons/cue_habitual.txt``, urgency rework #6, chosen on group CV of the training data).
 FEATURES = "context-1+habitual"
+#: Whether the threshold's out-of-fold precision floor must hold on the generated lines and on
+#: the hand-written lines each counted separately (session 9, round 3: with several template
+#: banks the pooled floor held on template text only). Part of the model version when on.
+THRESHOLD_PER_KIND = False
 
 
 def training_files(data_dir: Path) -> list[Path]:
@@ -61,12 +65,16 @@ def training_files(data_dir: Path) -> list[Path]:
     return files
 
 
-def _hash(files: Sequence[Path], lexicon_dir: Path) -> str:
+def _hash(files: Sequence[Path], lexicon_dir: Path, per_kind: bool = False) -> str:
     h = hashlib.sha256()
     # Training settings and the feature recipe are part of the version: same data with another
-    # threshold rule, weighting or featurisation is another model.
-    h.update(repr((CAT_C, URG_C, TARGET_CV_PRECISION, CV_FOLDS, HANDWRITTEN_WEIGHT,
-                   FEATURES, context.word_lists())).encode())
+    # threshold rule, weighting or featurisation is another model. (The per-kind rule is added
+    # only when on, so models trained before it existed keep their versions.)
+    settings: tuple[object, ...] = (CAT_C, URG_C, TARGET_CV_PRECISION, CV_FOLDS,
+                                    HANDWRITTEN_WEIGHT, FEATURES, context.word_lists())
+    if per_kind:
+        settings += ("threshold-per-kind",)
+    h.update(repr(settings).encode())
     for p in [*files, *sorted(lexicon_dir.glob("*.txt"))]:
         h.update(p.name.encode())
         h.update(p.read_bytes())
@@ -88,21 +96,28 @@ def _groups(files: Sequence[Path]) -> tuple[list[str], list[bool]]:
 
 
 def _pick_threshold(p: np.ndarray, y: np.ndarray,
-                    min_precision: float = TARGET_CV_PRECISION) -> float:
+                    min_precision: float = TARGET_CV_PRECISION,
+                    kinds: np.ndarray | None = None) -> float:
     """Threshold with the highest out-of-fold recall whose precision is ≥ ``min_precision``.
 
     Candidates are a 0.01 grid (0.02 … 0.90), so the stored threshold is a readable number and
     does not sit on one out-of-fold score. Ties in recall go to the higher threshold (fewer
     false alarms at the same recall). Falls back to 0.5 if no threshold reaches the precision.
+    With ``kinds`` (a label per line, e.g. hand-written or not) the precision floor must hold
+    within every kind that has urgent lines, not only over all lines pooled.
     """
     if y.sum() == 0:
         return 0.5
     y = y.astype(bool)
+    groups = ([np.ones(len(y), dtype=bool)] if kinds is None
+              else [kinds == k for k in np.unique(kinds) if y[kinds == k].any()])
     best: tuple[float, float] | None = None  # (recall, threshold)
     for t in np.round(np.arange(0.02, 0.905, 0.01), 2):
         pred = p >= t
         tp = int((pred & y).sum())
-        if not pred.sum() or tp / pred.sum() < min_precision:
+        if not pred.sum() or any(
+                not pred[g].sum() or (pred[g] & y[g]).sum() / pred[g].sum() < min_precision
+                for g in groups):
             continue
         rec = tp / int(y.sum())
         if best is None or rec > best[0] or (rec == best[0] and t > best[1]):
@@ -111,7 +126,7 @@ def _pick_threshold(p: np.ndarray, y: np.ndarray,
 
 
 def train(data_dir: Path | None = None, out: Path | None = None, *, seed: int = SEED,
-          verbose: bool = True) -> dict[str, Any]:
+          verbose: bool = True, threshold_per_kind: bool | None = None) -> dict[str, Any]:
     """Fit featuriser, category model and urgency model; write the artifact; return its meta."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GroupKFold
@@ -156,13 +171,15 @@ def train(data_dir: Path | None = None, out: Path | None = None, *, seed: int = 
                                random_state=seed)
         m.fit(x[tr], y_urg[tr], sample_weight=w_sample[tr])
         oof[va] = m.predict_proba(x[va])[:, 1]
-    threshold = _pick_threshold(oof, y_urg)
+    per_kind = THRESHOLD_PER_KIND if threshold_per_kind is None else threshold_per_kind
+    kinds = np.array(hw_list, dtype=bool) if per_kind else None
+    threshold = _pick_threshold(oof, y_urg, kinds=kinds)
     pred = oof >= threshold
     cv_p = float((pred & y_urg).sum() / max(pred.sum(), 1))
     cv_r = float((pred & y_urg).sum() / max(y_urg.sum(), 1))
 
     classes = [CATEGORIES[i] for i in cat_model.classes_]
-    data_hash = _hash(files, LEXICON_DIR)
+    data_hash = _hash(files, LEXICON_DIR, per_kind)
     meta = {
         "n_train": len(examples),
         "files": [p.name for p in files],
@@ -175,6 +192,7 @@ def train(data_dir: Path | None = None, out: Path | None = None, *, seed: int = 
         "features": FEATURES,
         "urgent_cv": {"folds": n_folds, "groups": len(set(groups)),
                       "min_precision": TARGET_CV_PRECISION, "threshold": threshold,
+                      "floor_per_kind": per_kind,
                       "precision": round(cv_p, 4), "recall": round(cv_r, 4)},
     }
     artifact = {

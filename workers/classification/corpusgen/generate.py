@@ -18,7 +18,7 @@ from types import ModuleType
 
 import orjson
 
-from . import bank_a, bank_b, bank_c, bank_d
+from . import bank_a, bank_b, bank_c, bank_d, bank_e, bank_f, bank_g
 
 CORPUS_DIR = Path(__file__).resolve().parent.parent / "corpus"
 SEED = 20240522
@@ -45,9 +45,13 @@ STYLE_WEIGHTS = {"social": 0.35, "formal": 0.2, "hotline": 0.2, "web": 0.25}
 #: phrasings. Each carries its own streets, towns and fillers, and gets its own seed.
 BANK_C_FILE = "test_bankc.jsonl"
 BANK_C_PER_CATEGORY = 30
+#: Bank G: round 2's final check set, never trained on and used for no decision.
+BANK_G_FILE = "test_bankg.jsonl"
 #: Training banks beyond A: output file -> (bank module, seed offset, appeals per category).
 EXTRA_TRAINING_BANKS: dict[str, tuple[ModuleType, int, int]] = {
     "train_bankd.jsonl": (bank_d, 40, 110),
+    "train_banke.jsonl": (bank_e, 50, 110),
+    "train_bankf.jsonl": (bank_f, 60, 110),
 }
 #: The ones ``main`` writes for training (each decided by a rule in ``corpus/bank_s9/``).
 TRAINED_BANKS = ("train_bankd.jsonl",)
@@ -237,6 +241,12 @@ def bank_c_check_rows(train_texts: set[str]) -> list[dict[str, object]]:
     return [r for r in rows if str(r["text"]).lower() not in train_texts]
 
 
+def bank_g_check_rows(train_texts: set[str]) -> list[dict[str, object]]:
+    """Bank G's appeals (never trained on), minus any text that training also has."""
+    rows = _own_bank(bank_g, BANK_C_PER_CATEGORY, SEED + 70)
+    return [r for r in rows if str(r["text"]).lower() not in train_texts]
+
+
 def extra_bank_rows(name: str) -> list[dict[str, object]]:
     """A training bank's appeals (``EXTRA_TRAINING_BANKS[name]``), shuffled."""
     bank, offset, per_category = EXTRA_TRAINING_BANKS[name]
@@ -270,6 +280,7 @@ def main() -> None:
         write_jsonl(rows, CORPUS_DIR / name)
         train_texts |= {str(r["text"]).lower() for r in rows}
     write_jsonl(bank_c_check_rows(train_texts), CORPUS_DIR / BANK_C_FILE)
+    write_jsonl(bank_g_check_rows(train_texts), CORPUS_DIR / BANK_G_FILE)
     for src, dst in fresh_sets().items():
         rows = read_handwritten(CORPUS_DIR / src)
         for r in rows:

@@ -23,6 +23,26 @@ from types import ModuleType
 
 from workers.classification.studies.bank_audit import fill, kappa
 
+#: Key prefix of a phrasing dropped from its bank after the annotation (its later indices shift).
+DROPPED = "dropped:"
+
+
+def drop(key: Path, ref: str) -> None:
+    """Mark ``ref`` (``<category>:<index>``) dropped in ``key`` and shift the later indices of
+    its category down by one, as removing it from the bank's list does."""
+    cat, index = ref.rsplit(":", 1)
+    lines = []
+    for line in key.read_text(encoding="utf-8").splitlines():
+        qid, r = line.split("\t")
+        if not r.startswith(DROPPED) and r.rsplit(":", 1)[0] == cat:
+            i = int(r.rsplit(":", 1)[1])
+            if i == int(index):
+                r = DROPPED + r
+            elif i > int(index):
+                r = f"{cat}:{i - 1}"
+        lines.append(f"{qid}\t{r}\n")
+    key.write_text("".join(lines), encoding="utf-8")
+
 
 def load_bank(path: Path) -> ModuleType:
     spec = importlib.util.spec_from_file_location(path.stem, path)
@@ -57,12 +77,15 @@ def disagreements(bank: ModuleType, key: Path,
     by_ref = {ref: (ref.split(":")[0], urgent) for ref, _text, urgent in phrasings(bank)}
     ref_of = dict(line.split("\t")[:2] for line in key.read_text(encoding="utf-8").splitlines()
                   if line.strip())
+    # A phrasing the rule dropped (writer and annotator disagreed) is keyed ``dropped:<ref>``.
+    ref_of = {q: ref for q, ref in ref_of.items() if not ref.startswith(DROPPED)}
     theirs: dict[str, tuple[str, bool]] = {}
     for line in labels.read_text(encoding="utf-8").splitlines():
         if not line.strip() or line.startswith("#"):
             continue
         qid, cat, urg = line.split("\t")[:3]
-        theirs[ref_of[qid.strip()]] = (cat.strip(), urg.strip() == "1")
+        if qid.strip() in ref_of:
+            theirs[ref_of[qid.strip()]] = (cat.strip(), urg.strip() == "1")
     missing = sorted(set(by_ref) - set(theirs))
     if missing:
         raise SystemExit(f"{labels}: no label for {len(missing)} phrasings, e.g. {missing[:3]}")

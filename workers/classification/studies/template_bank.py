@@ -17,7 +17,11 @@ compares them on bank C by the rule written before either bank existed:
 (c) the hand-written check sets 4-9 pooled still meet the targets;
 (d) the behaviour tests pass (run separately: ``pytest tests/classification``).
 
-``test.jsonl`` is scored only with ``--after-decision``.
+``test.jsonl`` and bank G (``test_bankg.jsonl``, round 2's final check set) are scored only with
+``--after-decision``. Round 1 (``RULE.md``): ``--add train_bankd.jsonl`` (the default), shipped.
+Round 2 (``RULE2.md``): ``--base train_bankd.jsonl --add train_banke.jsonl,train_bankf.jsonl``,
+not shipped; round 3 (``RULE3.md``): the same with ``--per-kind`` (the threshold's precision
+floor holds on generated and hand-written lines separately), not shipped.
 
 Run: ``.venv/bin/python -m workers.classification.studies.template_bank [--base BANKS]
 [--add BANKS] [--after-decision]`` (trains two models: about 20 s).
@@ -101,7 +105,8 @@ def paired_ap_gain(base: Scores, variant: Scores, y: np.ndarray, groups: np.ndar
     return out
 
 
-def train_on(workdir: Path, banks: Sequence[str]) -> Classifier:
+def train_on(workdir: Path, banks: Sequence[str],
+             threshold_per_kind: bool | None = None) -> Classifier:
     """The shipped recipe on the corpus's own training files plus ``banks`` (names of
     ``generate.EXTRA_TRAINING_BANKS``), generated afresh; other extra banks are left out."""
     data = workdir / "corpus"
@@ -112,7 +117,8 @@ def train_on(workdir: Path, banks: Sequence[str]) -> Classifier:
     for name in banks:
         generate.write_jsonl(generate.extra_bank_rows(name), data / name)
     out = workdir / "model.pkl"
-    training.train(data_dir=data, out=out, verbose=False)
+    training.train(data_dir=data, out=out, verbose=False,
+                   threshold_per_kind=threshold_per_kind)
     return Classifier(read_artifact(out))
 
 
@@ -130,6 +136,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="extra training banks of the baseline, comma-separated (default: none)")
     ap.add_argument("--add", default="train_bankd.jsonl",
                     help="extra training banks the variant adds, comma-separated")
+    ap.add_argument("--per-kind", action="store_true",
+                    help="the variant's threshold floor holds on generated and hand-written "
+                         "lines separately (round 3; train.THRESHOLD_PER_KIND)")
     args = ap.parse_args(argv)
     base_banks = [b for b in args.base.split(",") if b]
     added = [b for b in args.add.split(",") if b]
@@ -138,7 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ap.error(f"unknown bank(s) {unknown}; known: {sorted(generate.EXTRA_TRAINING_BANKS)}")
     with tempfile.TemporaryDirectory() as tmp:
         base = train_on(Path(tmp) / "base", base_banks)
-        variant = train_on(Path(tmp) / "variant", base_banks + added)
+        variant = train_on(Path(tmp) / "variant", base_banks + added,
+                           threshold_per_kind=True if args.per_kind else None)
     print(f"baseline {base.version} (threshold {base.urgent_threshold}); variant "
           f"{variant.version} (threshold {variant.urgent_threshold})", flush=True)
 
@@ -191,8 +201,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("(d) behaviour tests: run pytest tests/classification with the variant model")
     print(f"decision by (a)-(c): {'ship' if all(checks.values()) else 'do not ship'}")
     if args.after_decision:
-        for name, clf in (("baseline", base), ("variant", variant)):
-            print(_line(name, clf, training.CORPUS_DIR / "test.jsonl"))
+        for path in (training.CORPUS_DIR / "test.jsonl",
+                     training.CORPUS_DIR / generate.BANK_G_FILE):
+            print(path.name)
+            for name, clf in (("baseline", base), ("variant", variant)):
+                print(_line(name, clf, path))
     return 0
 
 
