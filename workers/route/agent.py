@@ -20,6 +20,11 @@ the table for the decision that would trip over it. A decision applied to a stor
 still fails (one stored before the check, replayed from the changelog) is dead-lettered as
 ``unprocessable``, and so is any other event that raises ``KeyError``, ``ValueError`` or
 ``TypeError`` while it is applied: one bad record never stops the agent.
+
+An appeal registered with ``importance: high`` is routed ``urgent`` whatever the classifier
+thinks (:func:`is_urgent`): the SLA agent picks the policy's shorter ``urgent_answer`` from that
+flag alone, and for the incident regime the importance is what decides it (DESIGN §2: 4 working
+hours for high importance instead of 8).
 """
 
 from __future__ import annotations
@@ -60,9 +65,21 @@ log = logging.getLogger(__name__)
 STAGE = "route"
 TRIAGE_STAGE = "triage"
 
-#: The fields of a registered appeal that classification and routing read.
+#: The fields of a registered appeal that classification and routing read (``importance``
+#: for :func:`is_urgent`; it travels in the triage pending copy too).
 ROUTE_FIELDS = ("appeal_id", "regime", "region", "registered_at", "channel", "subcategory",
-                "municipality", "text", "address", "complaint_about")
+                "municipality", "text", "address", "complaint_about", "importance")
+#: The values of a registered appeal's ``importance`` (``registered-appeal`` schema), or null.
+IMPORTANCES = ("low", "normal", "high")
+
+
+def is_urgent(appeal: dict[str, Any], classifier_urgent: bool) -> bool:
+    """The urgency an appeal is routed with when no human decided it: the classifier's, or the
+    intake's ``importance: high``. The routed record's ``urgent`` is the only thing the SLA
+    reads to pick the policy's ``urgent_answer``, so an importance the source already set (an
+    incident marked high by the ЦУР) must not be lost to a classifier that reads only the text.
+    A pending copy stored before ``importance`` was carried has none: it is not made urgent."""
+    return bool(classifier_urgent) or appeal.get("importance") == "high"
 
 
 def routed_record(appeal: dict[str, Any], decision: Any, category: str, urgent: bool,
@@ -115,8 +132,9 @@ async def classify_and_route(ctx: WorkerContext, outbox: Outbox, appeals: Sequen
             await _to_triage(outbox, appeal, result)
             continue
         decision = router.route(route_input(appeal, result.category))
-        record = routed_record(appeal, decision, result.category, result.urgent,
-                               result.confidence, result.model_version)
+        record = routed_record(appeal, decision, result.category,
+                               is_urgent(appeal, result.urgent), result.confidence,
+                               result.model_version)
         await outbox.send_record(t.ROUTED, appeal["appeal_id"], record)
         metrics.ROUTED.labels(result.category, decision.level).inc()
 
@@ -397,6 +415,8 @@ def check_pending(appeal: dict[str, Any]) -> str:
             raise InvalidEvent("wrong_type", f"pending appeal: {name} is not a string or null")
     if not isinstance(appeal.get("urgent"), bool | None):
         raise InvalidEvent("wrong_type", "pending appeal: urgent is not a boolean or null")
+    if appeal.get("importance") not in (*IMPORTANCES, None):
+        raise InvalidEvent("invalid_value", "pending appeal: importance is not low/normal/high")
     confidence = appeal.get("confidence")
     if confidence is not None and (isinstance(confidence, bool)
                                    or not isinstance(confidence, int | float)):
@@ -503,13 +523,20 @@ def _fault(exc: Exception) -> str:
 async def _route_decided(outbox: Outbox, router: Router, appeal: dict[str, Any],
                          decision_event: dict[str, Any]) -> None:
     """Route ``appeal`` to the decided category. Everything that can raise comes before the
-    first send: an event that fails is dead-lettered with nothing of it published."""
+    first send: an event that fails is dead-lettered with nothing of it published.
+
+    The decision's explicit ``urgent`` wins; left null, the appeal is routed with
+    :func:`is_urgent` (the classifier's flag from the pending copy, or high importance). The
+    feedback's label stays the decision's flag or the classifier's: it trains a classifier of
+    the text, and the importance is not in the text."""
     category = decision_event["category"]
-    urgent = decision_event.get("urgent")
-    urgent = bool(appeal.get("urgent")) if urgent is None else bool(urgent)
+    decided = decision_event.get("urgent")
+    classifier_urgent = bool(appeal.get("urgent"))
+    urgent = is_urgent(appeal, classifier_urgent) if decided is None else bool(decided)
+    label = classifier_urgent if decided is None else bool(decided)
     decision = router.route(route_input(appeal, category))
     record = routed_record(appeal, decision, category, urgent, 1.0, "triage")
-    feedback = _feedback(appeal, decision_event, category, urgent)
+    feedback = _feedback(appeal, decision_event, category, label)
     await outbox.send_record(t.ROUTED, appeal["appeal_id"], record)
     if feedback is not None:
         await outbox.send(t.TRIAGE_FEEDBACK, appeal["appeal_id"].encode(), feedback.to_json())
