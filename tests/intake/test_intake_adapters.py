@@ -118,6 +118,16 @@ def test_hotline_fields() -> None:
     assert intake_from_dict(samples[3]).author is None
 
 
+def test_hotline_operator_urgent_flag_is_high_importance() -> None:
+    """The 122 operator's urgent flag is a person's judgement of the call: it must reach routing
+    (which routes importance "high" as urgent), not only sit in ``extra``."""
+    samples = load_samples("hotline")
+    assert samples[0]["urgent"] is True and intake_from_dict(samples[0]).importance == "high"
+    assert intake_from_dict(samples[0]).extra["urgent"] is True  # kept as given, too
+    assert "urgent" not in samples[1] and intake_from_dict(samples[1]).importance is None
+    assert intake_from_dict({**samples[1], "urgent": False}).importance is None
+
+
 def test_email_fields() -> None:
     samples = load_samples("email")
     a = intake_from_dict(samples[0])

@@ -14,13 +14,15 @@ Native shape (the call-centre system's export, one record per finished call)::
       "transcript": "...",                    # speech-to-text; -> text when there is no summary
       "topic": "ЖКХ",
       "address": "...",
-      "urgent": true,                         # the operator's flag (kept in extra)
+      "urgent": true,                         # the operator's flag -> importance "high"
       "callback_requested": true
     }
 
 The operator's summary is the appeal text because it is what the authority must answer; the
 raw transcript, when both exist, stays in ``extra`` for the record. The operator id and call
-metadata stay in ``extra``.
+metadata stay in ``extra``. The operator's ``urgent`` flag is a person's judgement of the call,
+so it becomes the appeal's importance ``high`` (routed as urgent, whatever the classifier reads
+in the summary); it also stays in ``extra`` as given.
 """
 
 from __future__ import annotations
@@ -67,5 +69,6 @@ def adapt(data: dict[str, Any]) -> dict[str, Any]:
         category_hint=category_code(data.get("topic")),
         address=text_or_none(data.get("address")),
         author=author(name=caller.get("name"), phone=caller.get("phone")),
+        importance="high" if data.get("urgent") is True else None,
         extra=extra,
     )
