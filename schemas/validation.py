@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -16,6 +17,28 @@ from typing import Any
 import fastjsonschema
 
 SCHEMA_PACKAGE = "schemas.json"
+
+#: The years (of the UTC moment, both inclusive) a ``date-time`` field may name. RFC 3339 alone
+#: accepts ``0001-01-01`` to ``9999-12-31``, and both ends did harm: an answer dated year 1
+#: counted as on time, and a redirect or reopen dated 9999 started a period whose deadline
+#: arithmetic overflowed (``OverflowError``), so the worker died on every replay. Nothing this
+#: system handles can predate 2000 (59-FZ itself is from 2006; an epoch-zero or year-1 default
+#: is a producer's bug). 2099 keeps every derived moment (a deadline, an extension, an
+#: escalation: months after the event) far inside what ``datetime`` can represent, while a
+#: later bound would only let a mistyped year (2206 for 2026) on a redirect, reopen or resume
+#: start a period that hides the appeal's breach for centuries. The
+#: deadline calendar's override file accepts 1900..2200 and intake's adapters 1990..2200, so
+#: neither refuses a year allowed here. Scaled clocks stay inside it too: the tests start the SLA
+#: clock at the present and run it at most a day a second for minutes (years of SLA time); the
+#: demo's day a second passes 2099 only after about seven hours of running.
+MIN_YEAR = 2000
+MAX_YEAR = 2099
+_EARLIEST = datetime(MIN_YEAR, 1, 1, tzinfo=UTC)
+_END = datetime(MAX_YEAR + 1, 1, 1, tzinfo=UTC)
+
+#: Reason code of a well-formed date-time outside :data:`MIN_YEAR`..:data:`MAX_YEAR` (the one
+#: the notify stage already gives an alert whose moment has no UTC equivalent).
+BAD_TIMESTAMP = "bad_timestamp"
 
 
 class InvalidEvent(ValueError):
@@ -43,21 +66,30 @@ def _compiled(name: str, version: int) -> Callable[[Any], Any]:
 
 
 def _is_datetime(value: str) -> bool:
-    """JSON Schema ``date-time`` is RFC 3339: a date, a time *and* a UTC offset (or ``Z``).
+    """JSON Schema ``date-time`` is RFC 3339: a date, a time *and* a UTC offset (or ``Z``),
+    here also within :data:`MIN_YEAR`..:data:`MAX_YEAR`.
 
     A naive timestamp such as ``2025-01-14T10:00:00`` is refused: every consumer would read it
     in its own host's time zone (the SLA engine calls ``.timestamp()`` on lifecycle ``at``), so
     the same event would mean different instants on different workers.
     """
-    from datetime import datetime
+    parsed = _aware(value)
+    return parsed is not None and _EARLIEST <= parsed < _END
 
+
+def _aware(value: str) -> datetime | None:
+    """``value`` as an aware datetime, or None if it is not an ISO 8601 one with an offset.
+
+    Comparing aware datetimes never converts them, so a moment such as
+    ``9999-12-31T23:00:00-05:00`` (year 10000 in UTC) is compared without overflowing.
+    """
     if not value.isascii():
-        return False
+        return None
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        return False
-    return parsed.utcoffset() is not None
+        return None
+    return parsed if parsed.utcoffset() is not None else None
 
 
 def validate(name: str, obj: Any, version: int = 1) -> None:
@@ -65,7 +97,20 @@ def validate(name: str, obj: Any, version: int = 1) -> None:
     try:
         _compiled(name, version)(obj)
     except fastjsonschema.JsonSchemaValueException as exc:
+        if _out_of_range(exc):
+            # The value parsed as a date-time, so quoting it cannot leak personal data; the
+            # dead letter then says which moment was refused, not only that one was.
+            raise InvalidEvent(BAD_TIMESTAMP, (
+                f"{exc.name} must be a date-time in the years {MIN_YEAR}..{MAX_YEAR} (UTC), "
+                f"got {str(exc.value)[:40]!r}")) from None
         raise InvalidEvent(_reason_code(exc), exc.message) from None
+
+
+def _out_of_range(exc: fastjsonschema.JsonSchemaValueException) -> bool:
+    """A well-formed, offset-carrying date-time refused only for its year: reason
+    :data:`BAD_TIMESTAMP`. A malformed or naive one stays ``invalid_value``, as before."""
+    return (exc.rule == "format" and exc.rule_definition == "date-time"
+            and isinstance(exc.value, str) and _aware(exc.value) is not None)
 
 
 def _reason_code(exc: fastjsonschema.JsonSchemaValueException) -> str:

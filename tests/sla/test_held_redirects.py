@@ -43,16 +43,17 @@ def _redirect(to: str) -> dict[str, Any]:
 def test_a_held_redirect_to_a_refused_body_is_handed_back(target: str) -> None:
     rt = _runtime()
     held, _ = sla_agent._on_lifecycle(rt, None, _redirect(target))  # overtakes the routing
-    refused: list[tuple[dict[str, Any], str]] = []
+    refused: list[tuple[dict[str, Any], str, str]] = []
     state, _ = sla_agent._on_routed(rt, held, ROUTED, 0, refused)
     assert state is not None and state["auth"] == "22-government"
-    assert [event["event_id"] for event, _why in refused] == ["e1"]
+    assert [(event["event_id"], reason) for event, reason, _why in refused] == [
+        ("e1", "redirect_refused")]
 
 
 def test_a_held_redirect_to_an_allowed_body_is_applied() -> None:
     rt = _runtime()
     held, _ = sla_agent._on_lifecycle(rt, None, _redirect("22-mintrans"))
-    refused: list[tuple[dict[str, Any], str]] = []
+    refused: list[tuple[dict[str, Any], str, str]] = []
     state, _ = sla_agent._on_routed(rt, held, ROUTED, 0, refused)
     assert state is not None and state["auth"] == "22-mintrans" and refused == []
 

@@ -121,7 +121,7 @@ def test_response_times_after_a_reopen_are_the_same_live_and_rebuilt() -> None:
     async def run() -> State:
         routed = {"appeal_id": "a1", "regime": "fz59", "region": "22",
                   "authority_id": "22-A", "registered_at": _iso(T0)}
-        state, effects = sla_agent._on_routed(rt, None, routed, 0)
+        state, effects = sla_agent._on_routed(rt, None, routed, 0, [])
         assert state is not None
         await sla_agent._emit(rt, _Outbox(), state, effects, T0)
         for i, (kind, at) in enumerate((("answered", T0 + 3600), ("reopened", T0 + 7200),

@@ -18,7 +18,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import math
 import time
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import faust
@@ -26,11 +28,12 @@ import orjson
 import redis.exceptions
 
 from monitoring import metrics
-from schemas.records import LifecycleEvent, SlaAlert, SlaTick
-from schemas.validation import InvalidEvent
+from schemas.records import LifecycleEvent, RoutedAppeal, SlaAlert, SlaTick
+from schemas.validation import InvalidEvent, validate
 from streams import topics as t
 from workers.aggregates.partials import PartitionAggregates, oldest_kept_day, publish
 from workers.runtime import (
+    Outbox,
     WorkerContext,
     batches,
     crash_on_error,
@@ -45,6 +48,7 @@ from workers.sla.engine import (
     State,
     apply_lifecycle,
     apply_tick,
+    event_time,
     keyed_contributions,
     new_state,
     responses,
@@ -56,7 +60,11 @@ log = logging.getLogger(__name__)
 STAGE = "sla"
 LIFECYCLE_STAGE = "lifecycle"
 SEVERITY = {"warning": "warning", "breach": "critical", "escalation": "page"}
+#: Lifecycle events one appeal may hold while its routing has not arrived; more are
+#: dead-lettered (reason ``pending_overflow``) instead of growing its state without end.
 MAX_PENDING = 32
+#: Dead-letter reason of an event its appeal's state machine could not apply.
+UNPROCESSABLE = "unprocessable"
 
 
 class SlaRuntime:
@@ -82,6 +90,10 @@ class SlaRuntime:
             use_partitioner=True,
         )
         self.routed_topic = t.topic_name(ctx.settings, t.ROUTED)
+        self.external_lifecycle_topic = t.topic_name(ctx.settings, t.LIFECYCLE)
+        self.lifecycle_topic = t.topic_name(ctx.settings, t.SLA_LIFECYCLE)
+        self.ticks_topic = t.topic_name(ctx.settings, t.SLA_TICKS)
+        self.owns = lifecycle_routing.PartitionCheck(ctx.settings.partitions)
 
     def assigned_partitions(self) -> set[int]:
         return {
@@ -96,17 +108,29 @@ class SlaRuntime:
         return agg
 
     def rebuild_aggregates(self) -> None:
-        """Sum the contributions of every appeal in our partitions (after recovery)."""
+        """Sum the contributions of every appeal in our partitions (after recovery).
+
+        A stored state whose figures cannot be counted (one an older version stored half
+        applied) is left out with an error in the log: it ran inside the batch's
+        ``crash_on_error``, so it would otherwise end the worker on every start.
+        """
         assigned = self.assigned_partitions()
         fresh = {p: PartitionAggregates() for p in assigned}
-        for state in self.table.values():
+        for key, state in self.table.items():
             agg = fresh.get(state.get("p", -1)) if isinstance(state, dict) else None
             if agg is None or "id" not in state:
                 continue
-            agg.counters.update(keyed_contributions(state))
-            for auth, day, seconds in responses(state):
-                for subject in [auth, *subjects(state)[1:]]:
-                    agg.add_response(subject, day, seconds)
+            try:
+                counted = keyed_contributions(state)
+                answers = [(subject, day, seconds) for auth, day, seconds in responses(state)
+                           for subject in [auth, *subjects(state)[1:]]]
+            except Exception as exc:
+                log.error("SLA: the stored state of %r cannot be counted, left out of the "
+                          "figures: %s", key, type(exc).__name__)
+                continue
+            agg.counters.update(counted)
+            for subject, day, seconds in answers:
+                agg.add_response(subject, day, seconds)
         self.aggregates = fresh
         self.index_dirty |= assigned
         self.needs_rebuild = False
@@ -137,12 +161,7 @@ def install(app: faust.App, ctx: WorkerContext, router: Any) -> SlaRuntime:
 
     rt = SlaRuntime(app, ctx, rules, resolve_parent, region_tz)
     rt.router = router
-    topo = ctx.topology
-    source = topo.channel_of(t.ROUTED, t.LIFECYCLE, t.SLA_LIFECYCLE, t.SLA_TICKS)
-    lifecycle_topic = t.topic_name(settings, t.SLA_LIFECYCLE)
-    external_lifecycle_topic = t.topic_name(settings, t.LIFECYCLE)
-    owns = lifecycle_routing.PartitionCheck(settings.partitions)
-    ticks_topic = t.topic_name(settings, t.SLA_TICKS)
+    source = ctx.topology.channel_of(t.ROUTED, t.LIFECYCLE, t.SLA_LIFECYCLE, t.SLA_TICKS)
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def _assigned(app: faust.App, assigned: Any, **_: Any) -> None:
@@ -155,95 +174,14 @@ def install(app: faust.App, ctx: WorkerContext, router: Any) -> SlaRuntime:
                 if rt.needs_rebuild:
                     rt.rebuild_aggregates()
                 outbox = ctx.outbox(STAGE)
-                now = time.time()
-                changed: dict[bytes, State] = {}
-                schedule: dict[int, timers.Plan] = {}
+                batch = Batch(now=time.time())
                 for event in events:
-                    msg = event.message
-                    key = msg.key if isinstance(msg.key, bytes) else None
-                    external = msg.topic == external_lifecycle_topic
-                    try:
-                        if external:
-                            data = parse_event(msg.value, LifecycleEvent.schema)
-                        else:
-                            data = parse_event(msg.value)
-                    except InvalidEvent as exc:
-                        await outbox.dead_letter(event, stage=LIFECYCLE_STAGE if external
-                                                 else STAGE, reason=exc.reason, detail=exc.detail)
-                        continue
-                    if external:
-                        forward = lifecycle_routing.forward_to(data, key, msg.partition, owns)
-                        if forward is not None:
-                            # Triage decisions, and events a foreign partitioner put on a
-                            # partition that does not own the appeal: re-keyed, seen again.
-                            await outbox.send(forward, data["appeal_id"].encode(), msg.value or b"")
-                            continue
-                        metrics.LIFECYCLE_DIRECT.inc()
-                    if key is None:
-                        await outbox.dead_letter(event, stage=STAGE, reason="no_key")
-                        continue
-                    if msg.topic == lifecycle_topic and recompute.is_control(data):
-                        # `appeals sla recompute`: every open appeal of this partition.
-                        try:
-                            moved = recompute.recompute_partition(rt, data, msg.partition, changed)
-                        except ValueError as exc:  # a broken policy or calendar file
-                            log.error("SLA recompute refused: %s", exc)
-                            await outbox.dead_letter(event, stage=STAGE, reason="recompute_failed",
-                                                     detail=str(exc)[:300])
-                            continue
-                        for moved_key, moved_state, moved_effects in moved:
-                            changed[moved_key] = moved_state
-                            await _emit(rt, outbox, moved_state, moved_effects, now)
-                            schedule.setdefault(moved_state["p"], timers.Plan()).record(
-                                moved_effects)
-                        continue
-                    state = changed.get(key)
-                    if state is None:
-                        # A private copy: a transition that is then discarded (a repeat, an
-                        # error) must not leave its marks on the table's in-memory value.
-                        state = _copy_state(rt.table.get(key))
-                    new: State | None
-                    try:
-                        if external or msg.topic == lifecycle_topic:
-                            new, effects = _on_lifecycle(rt, state, data)
-                        elif msg.topic == ticks_topic:
-                            new, effects = _on_tick(rt, state, data)
-                        else:
-                            refused: list[tuple[dict[str, Any], str]] = []
-                            new, effects = _on_routed(rt, state, data, msg.partition, refused)
-                            for held, why in refused:
-                                await outbox.dead_letter_raw(
-                                    orjson.dumps(held), key, topic=lifecycle_topic,
-                                    partition=-1, offset=-1, stage=STAGE,
-                                    reason="redirect_refused", detail=why[:300])
-                    except RedirectRefused as exc:
-                        metrics.child(metrics.LIFECYCLE, "redirected", "rejected").inc()
-                        await outbox.dead_letter(event, stage=STAGE, reason="redirect_refused",
-                                                 detail=str(exc)[:300])
-                        continue
-                    except (KeyError, ValueError, TypeError) as exc:
-                        log.warning("SLA: cannot apply %s[%d]@%d: %s", msg.topic, msg.partition,
-                                    msg.offset, type(exc).__name__)
-                        await outbox.dead_letter(event, stage=STAGE, reason="unprocessable",
-                                                 detail=f"{type(exc).__name__}: {exc}"[:300])
-                        continue
-                    if new is None:
-                        continue
-                    changed[key] = new
-                    if "id" not in new:  # still only pending events
-                        continue
-                    try:
-                        await _emit(rt, outbox, new, effects, now)
-                    except Exception as exc:  # a bug must not stop every other appeal
-                        log.exception("SLA: cannot emit effects of %s[%d]@%d", msg.topic,
-                                      msg.partition, msg.offset)
-                        await outbox.dead_letter(event, stage=STAGE, reason="internal_error",
-                                                 detail=type(exc).__name__)
-                    schedule.setdefault(new["p"], timers.Plan()).record(effects)
+                    await _handle(rt, outbox, event, batch)
                 await outbox.flush()
                 assigned = rt.assigned_partitions()
-                await _write_redis(rt, _store(rt, changed, assigned),
-                                   {p: plan for p, plan in schedule.items() if p in assigned})
+                await _write_redis(rt, _store(rt, batch.changed, assigned),
+                                   {p: plan for p, plan in batch.schedule.items()
+                                    if p in assigned})
                 observe_stage_latency(STAGE, events)
 
     @app.timer(settings.sweep_interval)
@@ -257,20 +195,160 @@ def install(app: faust.App, ctx: WorkerContext, router: Any) -> SlaRuntime:
     return rt
 
 
-def _copy_state(state: State | None) -> State | None:
+@dataclass(slots=True)
+class Batch:
+    """What one batch has decided so far: the states to store, the timer changes."""
+
+    now: float
+    changed: dict[bytes, State] = field(default_factory=dict)
+    schedule: dict[int, timers.Plan] = field(default_factory=dict)
+
+
+class PendingOverflow(Exception):
+    """The appeal already holds :data:`MAX_PENDING` events waiting for its routing."""
+
+
+async def _handle(rt: SlaRuntime, outbox: Outbox, event: faust.EventT, batch: Batch) -> None:
+    """One event of a batch: read, applied to its appeal, and then added to ``batch``.
+
+    Bad input never ends the worker and is never dropped without a trace: whatever cannot be
+    read or applied goes to the dead-letter topic with its reason (counted there by stage and
+    reason), and the batch goes on. The transition runs on a private copy of the appeal's
+    state, and only a transition that went through is added to ``batch``: one that raised
+    halfway must not leave its marks on the table's value, nor on what an earlier event of
+    the same batch made of the state (a half-applied state, once stored, failed every later
+    write of it and every restart).
+    """
+    msg = event.message
+    key = msg.key if isinstance(msg.key, bytes) else None
+    external = msg.topic == rt.external_lifecycle_topic
+    try:
+        data = _read(rt, msg.topic, msg.value)
+    except InvalidEvent as exc:
+        await outbox.dead_letter(event, stage=LIFECYCLE_STAGE if external else STAGE,
+                                 reason=exc.reason, detail=exc.detail)
+        return
+    if external:
+        forward = lifecycle_routing.forward_to(data, key, msg.partition, rt.owns)
+        if forward is not None:
+            # Triage decisions, and events a foreign partitioner put on a
+            # partition that does not own the appeal: re-keyed, seen again.
+            await outbox.send(forward, data["appeal_id"].encode(), msg.value or b"")
+            return
+        metrics.LIFECYCLE_DIRECT.inc()
+    if key is None:
+        await outbox.dead_letter(event, stage=STAGE, reason="no_key")
+        return
+    if msg.topic == rt.lifecycle_topic and recompute.is_control(data):
+        await _recompute(rt, outbox, event, data, batch)
+        return
+    refused: list[tuple[dict[str, Any], str, str]] = []
+    new: State | None
+    try:
+        state = batch.changed.get(key)
+        state = _copy_state(rt.table.get(key) if state is None else state)
+        if msg.topic == rt.ticks_topic:
+            new, effects = _on_tick(rt, state, data)
+        elif msg.topic == rt.routed_topic:
+            new, effects = _on_routed(rt, state, data, msg.partition, refused)
+        else:
+            new, effects = _on_lifecycle(rt, state, data)
+    except RedirectRefused as exc:
+        metrics.child(metrics.LIFECYCLE, "redirected", "rejected").inc()
+        await outbox.dead_letter(event, stage=STAGE, reason="redirect_refused",
+                                 detail=str(exc)[:300])
+        return
+    except PendingOverflow as exc:
+        await outbox.dead_letter(event, stage=STAGE, reason="pending_overflow",
+                                 detail=str(exc)[:300])
+        return
+    except Exception as exc:
+        # The transitions are pure functions of (state, event): whatever one raises, this
+        # event raises it again on every replay, so it goes to the dead-letter topic rather
+        # than ending the worker in a crash loop (an OverflowError from deadline arithmetic
+        # on a far-off date did, while only KeyError, ValueError and TypeError were caught).
+        log.warning("SLA: cannot apply %s[%d]@%d: %s", msg.topic, msg.partition,
+                    msg.offset, type(exc).__name__)
+        await outbox.dead_letter(event, stage=STAGE, reason=UNPROCESSABLE,
+                                 detail=f"{type(exc).__name__}: {exc}"[:300])
+        return
+    for held, reason, why in refused:
+        await outbox.dead_letter_raw(orjson.dumps(held), key, topic=rt.lifecycle_topic,
+                                     partition=-1, offset=-1, stage=STAGE, reason=reason,
+                                     detail=why[:300])
+    if new is None:
+        return
+    batch.changed[key] = new
+    if "id" not in new:  # still only pending events
+        return
+    try:
+        await _emit(rt, outbox, new, effects, batch.now)
+    except Exception as exc:  # a bug must not stop every other appeal
+        log.exception("SLA: cannot emit effects of %s[%d]@%d", msg.topic, msg.partition,
+                      msg.offset)
+        await outbox.dead_letter(event, stage=STAGE, reason="internal_error",
+                                 detail=type(exc).__name__)
+    batch.schedule.setdefault(new["p"], timers.Plan()).record(effects)
+
+
+def _read(rt: SlaRuntime, topic: str, raw: bytes | None) -> dict[str, Any]:
+    """The event as a dict, checked against the schema of the topic it came from.
+
+    The internal topics are checked too: anything on a topic can be bad (a record written by
+    hand, a producer of another version), and an unchecked one reached the state machine (a
+    routed appeal without an id was stored, then refused by Redis on every write). On
+    ``appeals.sla.lifecycle`` only recompute controls have a shape of their own.
+    """
+    if topic == rt.external_lifecycle_topic:
+        return parse_event(raw, LifecycleEvent.schema)
+    if topic == rt.routed_topic:
+        return parse_event(raw, RoutedAppeal.schema)
+    if topic == rt.ticks_topic:
+        return parse_event(raw, SlaTick.schema)
+    data = parse_event(raw)
+    if not recompute.is_control(data):
+        validate(LifecycleEvent.schema, data)
+    return data
+
+
+async def _recompute(rt: SlaRuntime, outbox: Outbox, event: faust.EventT, data: dict[str, Any],
+                     batch: Batch) -> None:
+    """`appeals sla recompute`: every open appeal of this partition."""
+    msg = event.message
+    try:
+        moved = recompute.recompute_partition(rt, data, msg.partition, batch.changed)
+    except ValueError as exc:  # a broken policy or calendar file
+        log.error("SLA recompute refused: %s", exc)
+        await outbox.dead_letter(event, stage=STAGE, reason="recompute_failed",
+                                 detail=str(exc)[:300])
+        return
+    for moved_key, moved_state, moved_effects in moved:
+        batch.changed[moved_key] = moved_state
+        await _emit(rt, outbox, moved_state, moved_effects, batch.now)
+        batch.schedule.setdefault(moved_state["p"], timers.Plan()).record(moved_effects)
+
+
+def _copy_state(state: Any) -> State | None:
+    """A copy a transition may change freely: the engine only ever appends to a state's
+    lists or replaces its values, so copying the lists themselves is enough."""
     if state is None:
         return None
+    if not isinstance(state, dict):
+        raise ValueError("the SLA table holds a value that is not an object for this key")
     return {k: (list(v) if isinstance(v, list) else v) for k, v in state.items()}
 
 
 def _on_routed(rt: SlaRuntime, state: State | None, data: dict[str, Any], partition: int,
-               refused: list[tuple[dict[str, Any], str]] | None = None,
+               refused: list[tuple[dict[str, Any], str, str]],
                ) -> tuple[State | None, Effects]:
     """A new appeal's state, with the lifecycle events that overtook its routing applied.
 
-    A held redirect gets the same check as one arriving after routing (the body complained
-    about, an unknown body); a refused one is left out and handed back in ``refused`` with the
-    reason, for the caller to dead-letter.
+    Each held event is applied on its own copy of the state: one that cannot be applied is
+    left out and handed back in ``refused`` as (event, reason, detail), for the caller to
+    dead-letter, and the routing and the other held events still take effect (a held event
+    that raised used to take the routing down with it: the appeal never got SLA state). A held
+    redirect gets the same check as one arriving after routing (the body complained about, an
+    unknown body).
     """
     if state is not None and "id" in state:
         metrics.child(metrics.LIFECYCLE, "routed", "duplicate").inc()
@@ -278,18 +356,25 @@ def _on_routed(rt: SlaRuntime, state: State | None, data: dict[str, Any], partit
     registered_ts = dt.datetime.fromisoformat(data["registered_at"]).timestamp()
     tz = rt.region_tz(data["region"], data.get("timezone"))
     new, effects = new_state(data, partition, registered_ts, tz, rt.rules)
-    metrics.child(metrics.LIFECYCLE, "routed", "applied").inc()
+    counted = keyed_contributions(new)
     for pending in (state or {}).get("pending", []):
-        if pending.get("event") == "redirected" and rt.router is not None:
-            try:
-                _check_redirect(rt.router, new, pending)
-            except RedirectRefused as exc:
-                metrics.child(metrics.LIFECYCLE, "redirected", "rejected").inc()
-                if refused is not None:
-                    refused.append((pending, str(exc)))
-                continue
-        _merge(effects, apply_lifecycle(new, pending, rt.rules, rt.resolve_parent))
-    rt.partition_aggregates(partition).apply_delta([], keyed_contributions(new))
+        trial = cast(State, _copy_state(new))
+        try:
+            if pending.get("event") == "redirected" and rt.router is not None:
+                _check_redirect(rt.router, trial, pending)
+            more = apply_lifecycle(trial, pending, rt.rules, rt.resolve_parent)
+            trial_counted = keyed_contributions(trial)
+        except RedirectRefused as exc:
+            metrics.child(metrics.LIFECYCLE, "redirected", "rejected").inc()
+            refused.append((pending, "redirect_refused", str(exc)))
+            continue
+        except Exception as exc:  # as for any event: see _handle
+            refused.append((pending, UNPROCESSABLE, f"{type(exc).__name__}: {exc}"))
+            continue
+        new, counted = trial, trial_counted
+        _merge(effects, more)
+    rt.partition_aggregates(partition).apply_delta([], counted)
+    metrics.child(metrics.LIFECYCLE, "routed", "applied").inc()
     return new, effects
 
 
@@ -309,17 +394,24 @@ def _on_lifecycle(rt: SlaRuntime, state: State | None,
         pending = list((state or {}).get("pending", []))
         if any(p.get("event_id") == data.get("event_id") for p in pending):
             return None, Effects(outcome="duplicate")
+        if len(pending) >= MAX_PENDING:
+            # The held events are applied in order once the routing comes, so the newest is
+            # refused: dropping the oldest would apply a history without its beginning.
+            raise PendingOverflow(f"{len(pending)} events already wait for this appeal's "
+                                  "routing")
+        event_time(data)  # a moment the engine cannot read is refused now, not at routing
         pending.append(data)
         metrics.child(metrics.LIFECYCLE, data.get("event", "unknown"), "pending").inc()
-        return {"pending": pending[-MAX_PENDING:]}, Effects(outcome="pending")
+        return {"pending": pending}, Effects(outcome="pending")
     if data["event"] == "redirected" and rt.router is not None:
         _check_redirect(rt.router, state, data)
     before = keyed_contributions(state)
     effects = apply_lifecycle(state, data, rt.rules, rt.resolve_parent)
-    metrics.child(metrics.LIFECYCLE, data["event"], effects.outcome).inc()
     if effects.outcome in ("duplicate",):
+        metrics.child(metrics.LIFECYCLE, data["event"], effects.outcome).inc()
         return None, effects
     rt.partition_aggregates(state["p"]).apply_delta(before, keyed_contributions(state))
+    metrics.child(metrics.LIFECYCLE, data["event"], effects.outcome).inc()
     return state, effects
 
 
@@ -476,7 +568,14 @@ async def _sweep(rt: SlaRuntime) -> None:
 
 
 async def _maintain(rt: SlaRuntime) -> None:
-    """Rebuild what Redis lost, publish figures, refresh gauges."""
+    """Rebuild what Redis lost, publish figures, refresh gauges.
+
+    A Redis outage stops the pass and marks every partition for rebuild. A bad stored state is
+    not an outage: it is left out of its partition's rebuild (:func:`_writable`), and whatever
+    else fails in one partition's rebuild stays with that partition. One state without an id
+    used to fail every rebuild with Redis's ``DataError``, taken for an outage: every
+    partition was marked again and no partition's figures were published, every 2 s.
+    """
     if not cast(Any, rt.app.tables).recovery.completed.is_set():
         return
     if rt.needs_rebuild:
@@ -488,17 +587,16 @@ async def _maintain(rt: SlaRuntime) -> None:
             # this rebuild is in flight marks the partition again and must not be lost (the
             # same race as the figures' dirty flag in ``publish``).
             rt.index_dirty.discard(p)
-            states = [s for s in list(rt.table.values())
-                      if isinstance(s, dict) and s.get("p") == p and "id" in s]
-            count = await timers.rebuild(rt.ctx.redis, rt.prefix, p, states,
-                                         lambda st: rt.rules.of(st).escalation_after)
-            metrics.INDEX_REBUILDS.inc()
-            log.info("SLA due-time index of partition %d rebuilt: %d timers", p, count)
-            # The index is missing after Redis lost its data (or at start-up): the read model
-            # and the published figures of this partition are derived data lost with it.
-            # Versions keep this snapshot from overwriting what the agent wrote meanwhile.
-            await read_model.write(rt.ctx.redis, rt.prefix, states, rt.ctx.clock.now())
-            rt.partition_aggregates(p).dirty = True
+            try:
+                await _rebuild_partition(rt, p)
+            except redis.exceptions.DataError:  # refused by the client: a value, not Redis
+                log.exception("SLA: rebuild of partition %d failed on a value Redis cannot "
+                              "take; the other partitions go on", p)
+            except (redis.exceptions.RedisError, OSError):
+                raise  # an outage: the whole pass stops, below
+            except Exception:  # a state of this partition: the other partitions go on
+                log.exception("SLA: rebuild of partition %d failed; the other partitions go "
+                              "on", p)
             await asyncio.sleep(0)
         oldest = oldest_kept_day(rt.ctx.clock.now())
         for p in sorted(assigned):
@@ -517,6 +615,40 @@ async def _maintain(rt: SlaRuntime) -> None:
         metrics.REDIS_ERRORS.labels("sla_maintain").inc()
         rt.index_dirty |= assigned
     _refresh_gauges(rt, assigned)
+
+
+async def _rebuild_partition(rt: SlaRuntime, p: int) -> None:
+    """The due-time index and read model of partition ``p``, from the table."""
+    states = [s for s in list(rt.table.values())
+              if isinstance(s, dict) and s.get("p") == p and "id" in s and _writable(rt, s)]
+    count = await timers.rebuild(rt.ctx.redis, rt.prefix, p, states,
+                                 lambda st: rt.rules.of(st).escalation_after)
+    metrics.INDEX_REBUILDS.inc()
+    log.info("SLA due-time index of partition %d rebuilt: %d timers", p, count)
+    # The index is missing after Redis lost its data (or at start-up): the read model
+    # and the published figures of this partition are derived data lost with it.
+    # Versions keep this snapshot from overwriting what the agent wrote meanwhile.
+    await read_model.write(rt.ctx.redis, rt.prefix, states, rt.ctx.clock.now())
+    rt.partition_aggregates(p).dirty = True
+
+
+def _writable(rt: SlaRuntime, state: State) -> bool:
+    """Can this stored state go to Redis (its read-model record and its timers)?
+
+    The table may hold states no version of this agent should have stored (an older one
+    stored a routed appeal without an id, and answers applied halfway); they are left out of
+    the rebuild, with an error in the log naming their appeal, so that the rest is rebuilt.
+    """
+    try:
+        read_model.script_args(state, "")
+        for timer in timers.pending_timers(state, lambda st: rt.rules.of(st).escalation_after):
+            if not math.isfinite(timer.due_ts):
+                raise ValueError(f"the {timer.kind} timer is due at {timer.due_ts}")
+    except Exception as exc:
+        log.error("SLA: the stored state of appeal %r is left out of the rebuild: %s",
+                  str(state.get("id"))[:80], f"{type(exc).__name__}: {exc}"[:200])
+        return False
+    return True
 
 
 def _refresh_gauges(rt: SlaRuntime, assigned: set[int]) -> None:

@@ -228,9 +228,25 @@ def _timers(state: State, cycle: int) -> list[Timer]:
     ]
 
 
+def event_time(event: dict[str, Any]) -> float:
+    """The moment of a lifecycle event (its ``at``) as Unix seconds.
+
+    Raises ValueError (or OverflowError) when ``at`` names no moment that the engine can count
+    from: checked before an event is held for a routing that has not come yet, so that it is
+    refused then rather than when the routing arrives.
+    """
+    at = dt.datetime.fromisoformat(event["at"]).timestamp()
+    dt.datetime.fromtimestamp(at, dt.UTC)  # figures count it on a day: it must have one
+    return at
+
+
 def apply_lifecycle(state: State, event: dict[str, Any], rules: SlaRules,
                     resolve_parent: Callable[[str], str | None] | None = None) -> Effects:
-    """Apply one lifecycle event (already validated against its schema)."""
+    """Apply one lifecycle event (already validated against its schema).
+
+    Raises on an event it cannot apply, possibly after changing ``state``: callers apply it
+    to a copy they can throw away (``workers.sla.agent``).
+    """
     effects = Effects()
     event_id = event["event_id"]
     if event_id in state["events"]:

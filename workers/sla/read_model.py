@@ -22,11 +22,15 @@ One script call per chunk of states is also cheaper for the worker than ``HSET``
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from workers.redis_lua import run
 from workers.sla.engine import OPEN_STATUSES, State
+
+log = logging.getLogger(__name__)
 
 TTL_S = 90 * 86400
 CHUNK = 1000
@@ -126,31 +130,68 @@ def _values(state: State, updated_at: str) -> list[Any]:
             _iso(state["due"]), _iso(state["answered"]), updated_at]
 
 
+class UnwritableState(ValueError):
+    """A stored state that no read-model record can be made of (see :func:`script_args`)."""
+
+
+def script_args(state: State, updated_at: str) -> list[Any]:
+    """One state's arguments to the write script: version, appeal id, ttl, breach action, due
+    score, then the values of :data:`FIELDS`.
+
+    Raises :class:`UnwritableState` for a state that cannot be written: no appeal id, a moment
+    outside what a date can show, a value Redis cannot take. Such a state was once stored (a
+    routed appeal without an id; an answer applied halfway), and Redis refusing it was taken
+    for an outage: every write and rebuild of its partition failed again.
+    """
+    appeal_id = state.get("id")
+    if not isinstance(appeal_id, str) or not appeal_id:
+        raise UnwritableState("the state has no appeal id")
+    try:
+        due = state["due"]
+        args = [int(state.get("v") or 0), appeal_id, _ttl(state), _breach_action(state), due,
+                *_values(state, updated_at)]
+    except (LookupError, TypeError, ValueError, OverflowError, AttributeError) as exc:
+        raise UnwritableState(f"{type(exc).__name__}: {exc}") from None
+    if isinstance(due, bool) or not isinstance(due, int | float) or not math.isfinite(due):
+        raise UnwritableState("the due moment is not a number")
+    if not all(isinstance(v, str) for v in args[5:]):
+        raise UnwritableState("a field of the record is not text")
+    return args
+
+
 async def write(redis: Any, prefix: str, states: Iterable[State], now: float) -> int:
-    """Store the read model of these (routed) states; returns how many hashes were written."""
+    """Store the read model of these (routed) states; returns how many hashes were written.
+
+    A state that cannot be written is left out, with an error in the log naming its appeal,
+    so that it cannot fail the records of every other state written with it.
+    """
     updated_at = _iso(now)
     head: list[Any] = [len(FIELDS), *FIELDS]
     written = 0
-    chunk: list[State] = []
+    chunk: list[tuple[str, list[Any]]] = []
     for state in states:
         if "id" not in state:
             continue  # only events waiting for the routing: nothing to show yet
-        chunk.append(state)
+        try:
+            args = script_args(state, updated_at)
+        except UnwritableState as exc:
+            log.error("read model of appeal %r not written, its state is unusable: %s",
+                      str(state.get("id"))[:80], exc)
+            continue
+        chunk.append((appeal_key(prefix, args[1]), args))
         if len(chunk) >= CHUNK:
-            written += await _write_chunk(redis, prefix, head, chunk, updated_at)
+            written += await _write_chunk(redis, prefix, head, chunk)
             chunk = []
     if chunk:
-        written += await _write_chunk(redis, prefix, head, chunk, updated_at)
+        written += await _write_chunk(redis, prefix, head, chunk)
     return written
 
 
-async def _write_chunk(redis: Any, prefix: str, head: list[Any], states: Sequence[State],
-                       updated_at: str) -> int:
+async def _write_chunk(redis: Any, prefix: str, head: list[Any],
+                       rows: Sequence[tuple[str, list[Any]]]) -> int:
     keys = [f"{prefix}{OPEN_BREACHES}"]
     args = list(head)
-    for state in states:
-        keys.append(appeal_key(prefix, state["id"]))
-        args += [int(state.get("v") or 0), state["id"], _ttl(state), _breach_action(state),
-                 state["due"]]
-        args += _values(state, updated_at)
+    for key, state_args in rows:
+        keys.append(key)
+        args += state_args
     return int(await run(redis, WRITE_IF_NOT_OLDER, keys, args))
