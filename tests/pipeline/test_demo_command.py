@@ -41,3 +41,20 @@ def test_demo_runs_every_stage_and_exits_zero(tmp_path: Path) -> None:
     assert figure("dead letters") == figure("malformed sent") > 0
     assert "per authority" in out
     assert "Traceback" not in (tmp_path / "demo" / "worker-1.log").read_text()
+
+
+def test_demo_stops_before_its_clock_leaves_the_years_events_may_carry() -> None:
+    """At a day a second the SLA clock passes MAX_YEAR after hours; past it every appeal would
+    be dead-lettered as bad_timestamp, so the demo's run is capped (pure arithmetic, no broker)."""
+    from datetime import UTC, datetime
+
+    from schemas.validation import MAX_YEAR
+    from workers.demo.runner import DemoOptions, _capped_duration
+
+    end = datetime(MAX_YEAR + 1, 1, 1, tzinfo=UTC).timestamp()
+    # 30 SLA days before the end, minus the week kept for deadlines: ~23 s at a day a second.
+    assert 20 < _capped_duration(DemoOptions(), end - 30 * 86400) < 24
+    assert _capped_duration(DemoOptions(duration=5), end - 30 * 86400) == 5
+    now = datetime(2026, 11, 26, tzinfo=UTC).timestamp()
+    assert 7 * 3600 < _capped_duration(DemoOptions(), now) < 8 * 3600
+    assert _capped_duration(DemoOptions(time_scale=1.0), now) > 365 * 86400  # real time: years

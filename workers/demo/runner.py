@@ -18,11 +18,13 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from schemas.validation import MAX_YEAR
 from streams import topics as t
 from streams.clock import SlaClock
 from streams.devstack import DevStackError, dev_stack, free_port
@@ -144,11 +146,24 @@ async def _stream(settings: Settings, opts: DemoOptions,
         await producer.stop()
 
 
+def _capped_duration(opts: DemoOptions, sla_now: float) -> float:
+    """The run's length in seconds, stopped before the scaled SLA clock leaves the years events
+    may carry (``schemas.validation.MAX_YEAR``): past it every appeal would be dead-lettered as
+    ``bad_timestamp``. At the default day a second that is about seven hours."""
+    end = datetime(MAX_YEAR + 1, 1, 1, tzinfo=UTC).timestamp()
+    left = max(0.0, (end - 7 * 86400 - sla_now) / max(opts.time_scale, 1e-9))
+    return min(opts.duration, left) if opts.duration else left
+
+
 async def _feed(settings: Settings, opts: DemoOptions, procs: list[subprocess.Popen[bytes]],
                 producer: Any, tally: Tally, stop: asyncio.Event, clock: SlaClock) -> int:
+    duration = _capped_duration(opts, clock.now())
     print(f"streaming {opts.rate:g} appeals/s; SLA clock runs {opts.time_scale:g}× "
           f"({opts.time_scale / 86400:g} day(s) per second)" +
           (f" for {opts.duration:g} s" if opts.duration else " until Ctrl-C"), flush=True)
+    if duration != opts.duration:
+        print(f"(the SLA clock reaches the end of {MAX_YEAR}, the last year events may carry, "
+              f"after {duration / 3600:.1f} h at this speed: the demo stops there)", flush=True)
     gen = Generator(seed=opts.seed, max_text_length=settings.max_text_length)
     started = time.monotonic()
     plan: list[tuple[float, int, bytes, bytes]] = []
@@ -158,7 +173,7 @@ async def _feed(settings: Settings, opts: DemoOptions, procs: list[subprocess.Po
     if True:
         while not stop.is_set():
             now = time.monotonic()
-            if opts.duration and now - started >= opts.duration:
+            if duration is not None and now - started >= duration:
                 break
             if any(p.poll() is not None for p in procs):
                 print("a worker exited unexpectedly; see its log", file=sys.stderr)
