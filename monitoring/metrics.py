@@ -174,7 +174,8 @@ OPEN_OVERDUE = Gauge(
 )
 ON_TIME_RATIO = Gauge(
     "appeals_on_time_ratio",
-    "Answered on time / (answered + open overdue + closed overdue) per authority and window.",
+    "Answered on time / (answered + open overdue + closed overdue + redirected overdue) per "
+    "authority and window.",
     ["authority", "window"],
     registry=REGISTRY,
 )

@@ -87,3 +87,20 @@ def test_past_backlog_is_estimated_from_unanswered_breaches() -> None:
     past = past_backlog_estimate(fig("a", answered=30, on_time=25, breaches=8))
     assert past.open_overdue == 3  # 8 breaches, 5 of them answered late in the window
     assert past_backlog_estimate(fig("a", 30, 20, breaches=4)).open_overdue == 0
+
+
+def test_passing_an_overdue_appeal_on_counts_like_leaving_it_open() -> None:
+    """An appeal redirected onwards past the body's deadline (``redirected_overdue``) is in
+    the volume and the backlog term exactly like one left open or closed unanswered: before,
+    a body that sat on appeals and then redirected them dropped out of its own share."""
+    left = fig("left", answered=40, on_time=40, overdue=10, breaches=10)
+    passed_on = AuthorityFigures("passed", received=50, answered=40, answered_on_time=40,
+                                 breaches=10, redirected_overdue=10)
+    closed = AuthorityFigures("closed", received=50, answered=40, answered_on_time=40,
+                              breaches=10, closed_overdue=10)
+    assert passed_on.on_time_share == closed.on_time_share == left.on_time_share == 0.8
+    assert passed_on.to_dict()["redirected_overdue"] == 10
+    prior = 0.8
+    assert score(passed_on, prior) == score(closed, prior) == score(left, prior)
+    # The past window's backlog: those breaches were settled by the redirect.
+    assert past_backlog_estimate(passed_on).open_overdue == 0

@@ -115,3 +115,15 @@ def test_sketch_quantiles_within_stated_accuracy(seed: int) -> None:
         assert abs(got - true) <= RELATIVE_ACCURACY * true * 1.0001, q
     round_trip = Sketch.from_json_map(merged.to_json_map())
     assert round_trip.quantile(0.9) == merged.quantile(0.9)
+
+
+def test_redirected_overdue_is_a_day_counter_of_its_window() -> None:
+    today = dt.date(2026, 3, 31)
+    agg = PartitionAggregates()
+    for back in (0, 10):
+        day = (today - dt.timedelta(days=back)).isoformat()
+        agg.apply_delta([], [("a", day, "redirected_overdue"), ("a", day, "answered")])
+    c, s = _maps(agg)
+    assert figures_from_maps(c, s, today, "7d")["a"].redirected_overdue == 1
+    assert figures_from_maps(c, s, today, "30d")["a"].redirected_overdue == 2
+    assert figures_from_maps(c, s, today, "30d")["a"].on_time_share == 0.0

@@ -34,6 +34,18 @@ def test_json_keys(capsys: pytest.CaptureFixture[str]) -> None:
     assert data["warning_at"] < data["due"]
 
 
+def test_readme_example_redirect_due_is_after_the_new_year(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's example: 7 days from Wed 30 Dec 2026 end on Wed 6 Jan, inside the New
+    Year days off; "previous" walked back to 30 Dec itself, the day of registration."""
+    code, out, _err = run(capsys, "--regime", "fz59", "--registered-at", "2026-12-30T15:00",
+                          "--region", "22")
+    assert code == 0
+    data = json.loads(out)
+    assert data["redirect_due"] == "2027-01-11T23:59:59+07:00"
+    assert data["due"] == "2027-01-29T23:59:59+07:00"
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["--regime", "fz60", "--registered-at", "2026-03-10", "--region", "77"], "invalid choice"),
     (["--regime", "fz59", "--registered-at", "2026-03-10", "--region", "999"], "region"),

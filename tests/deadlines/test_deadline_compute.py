@@ -9,11 +9,13 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from workers.deadlines.compute import (
+    Period,
     answer_due,
     extend,
     final_answer_due,
     first_response_due,
     pause_shift,
+    period_due,
     redirect_due,
     registration_due,
     stage_due,
@@ -48,6 +50,26 @@ def test_previous_shift_never_before_start() -> None:
     # Received Wed 31 Dec 2025 (day off): +3 = Sat 3 Jan 2026. "previous" would be
     # Tue 30 Dec, before receipt, so the next working day applies: Mon 12 Jan.
     assert registration_due(msk(2025, 12, 31, 12), "Europe/Moscow", FZ59) == eod(2026, 1, 12)
+
+
+def test_previous_shift_never_collapses_onto_the_start_day() -> None:
+    """A "previous" shift back onto the start day left a body what remained of that day for a
+    3- or 7-day step (session-10 review); the next working day applies instead."""
+    # Registered Wed 30 Dec 2026: +7 = Wed 6 Jan 2027, +3 = Sat 2 Jan; 31 Dec - 10 Jan are
+    # days off, so "previous" is Wed 30 Dec itself: Mon 11 Jan instead.
+    reg = msk(2026, 12, 30, 15)
+    assert redirect_due(reg, "Europe/Moscow", FZ59) == eod(2027, 1, 11)
+    assert registration_due(reg, "Europe/Moscow", FZ59) == eod(2027, 1, 11)
+    # Received Thu 30 Apr 2026: +3 = Sun 3 May (1-3 May off) -> Thu 30 Apr -> Mon 4 May.
+    assert registration_due(msk(2026, 4, 30, 17, 30), "Europe/Moscow", FZ59) == eod(2026, 5, 4)
+    # One day from a Friday: Saturday, shifted back to the Friday -> Monday.
+    one_day = Period("calendar_days", 1, "previous")
+    assert period_due(msk(2026, 3, 13, 9), "Europe/Moscow", one_day) == eod(2026, 3, 16)
+    # Shifting back to a day after the start is still allowed: 29 Dec + 3 = 1 Jan -> 30 Dec.
+    assert registration_due(msk(2026, 12, 29, 9), "Europe/Moscow", FZ59) == eod(2026, 12, 30)
+    # A period of no days on a working day ends that day, as before.
+    none = Period("calendar_days", 0, "previous")
+    assert period_due(msk(2026, 3, 13, 9), "Europe/Moscow", none) == eod(2026, 3, 13)
 
 
 def test_incident_first_response_and_final_answer() -> None:

@@ -45,6 +45,17 @@ def test_short_periods_never_before_start(reg: dt.datetime, tz: str, amount: int
 
 
 @settings(max_examples=300, deadline=None)
+@given(reg=moments, tz=st.sampled_from(ZONES), amount=st.integers(1, 10), shift=shifts,
+       kind=st.sampled_from(["calendar_days", "working_days"]))
+def test_day_periods_end_after_their_start_day(reg: dt.datetime, tz: str, amount: int,
+                                               shift: str, kind: str) -> None:
+    # A period counted in days starts the day after the event (Civil Code art. 191), so no
+    # shift may bring its end back onto the start day (1 day from a Friday, 7 from 30 Dec).
+    period = Period(kind, amount, shift)  # type: ignore[arg-type]
+    assert period_due(reg, tz, period, CAL).date() > to_local(reg, tz).date()
+
+
+@settings(max_examples=300, deadline=None)
 @given(reg=moments, tz=st.sampled_from(ZONES), n=st.integers(1, 40))
 def test_working_day_deadline_is_working_day(reg: dt.datetime, tz: str, n: int) -> None:
     policy = replace(BOOK.resolve("pos"), answer=n)

@@ -39,7 +39,8 @@ def _redirect(to: str) -> dict[str, Any]:
             "at": (T0 + dt.timedelta(days=1)).isoformat(), "to_authority_id": to}
 
 
-@pytest.mark.parametrize("target", ["22-minzhkh", "22-no-such-body"])
+# 22-government: the body the routing gives it, so no redirect at all (it restarted the clock).
+@pytest.mark.parametrize("target", ["22-minzhkh", "22-no-such-body", "22-government"])
 def test_a_held_redirect_to_a_refused_body_is_handed_back(target: str) -> None:
     rt = _runtime()
     held, _ = sla_agent._on_lifecycle(rt, None, _redirect(target))  # overtakes the routing

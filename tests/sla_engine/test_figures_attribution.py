@@ -58,6 +58,8 @@ def test_a_breach_stays_with_the_body_that_missed_the_deadline() -> None:
     assert mine[("22-A", "breaches")] == 1 and mine[("22-B", "breaches")] == 0
     assert mine[("22-A", "received")] == 1 and mine[("22-B", "received")] == 1
     assert mine[("22-B", "open")] == 1 and mine[("22-B", "open_overdue")] == 0
+    # ...and the item it left overdue stays in its on-time share (was dropped by the redirect).
+    assert mine[("22-A", "redirected_overdue")] == 1
     # The place and the category received one appeal with one breach.
     keyed = _by(state, keyed=True)
     assert keyed[("muni:barnaul", "received")] == 1 and keyed[("cat:roads", "received")] == 1

@@ -172,7 +172,9 @@ def test_replaying_any_history_changes_nothing(events: list[Any], rnd: random.Ra
         if kind.startswith("tick-"):
             history.append(("tick", kind[5:], cycle))
         else:
-            extra = {"to_authority_id": "22-mintrans"} if kind == "redirected" else {}
+            # Back and forth, and to the body that holds it (refused), by the drawn number.
+            target = ("22-mintrans", "22-minzhkh")[cycle % 2]
+            extra = {"to_authority_id": target} if kind == "redirected" else {}
             if kind == "extended":
                 extra = {"extension_days": 10}
             history.append(("ev", _ev(kind, T0 + day * DAY, i, **extra), None))
@@ -188,6 +190,10 @@ def test_replaying_any_history_changes_nothing(events: list[Any], rnd: random.Ra
         agg.update(contributions(state))
         agg.subtract(before)
     assert +agg == Counter(contributions(state))
+    # No answer ever drops out of the figures (a reopen used to erase the earlier one), and
+    # the one extension is never exceeded (a reopen used to give a fresh one).
+    assert sum(1 for _a, _d, c in contributions(state) if c == "answered") == len(state["resp"])
+    assert state["ext"] <= RULES.max_extensions
     snapshot = repr(sorted(state.items()))
     for item in history:  # a replay after a crash: only ticks of old cycles or repeats
         if item[0] == "ev":

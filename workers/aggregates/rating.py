@@ -3,6 +3,7 @@
 The formula (documented in the README and served in ``/openapi.json``)::
 
     u      = open_overdue + closed_overdue               past due and never answered
+             + redirected_overdue                         (left open, closed or passed on)
     n      = answered + u                                volume: what the on-time share counts
     share  = answered_on_time / n                         DESIGN.md §4 on-time share
     p0     = Σ answered_on_time / Σ n over the region's authorities in the window
@@ -25,8 +26,8 @@ Why this shape:
   breach term additionally separates "late by a day" from "late and escalated" only through
   the breach count, so it is mild (β). The backlog term makes an appeal still unanswered past
   its deadline cost more than one answered late (ω): not answering must never pay. An appeal
-  *closed* unanswered past its deadline counts exactly like one left open (``u``), so closing
-  the backlog without answers cannot buy a better score either.
+  *closed* unanswered past its deadline, or *redirected* onwards past it, counts exactly like
+  one left open (``u``), so clearing the backlog without answers cannot buy a better score.
 - **Multiplicative.** Penalties scale the share, so the score stays in 0..100 and an authority
   with no breaches and no backlog scores exactly its shrunk share × 100.
 
@@ -36,7 +37,8 @@ order within a tie is by volume, then id, so it is stable.
 Change since last week: the same computation on the window ending seven days ago (its own
 regional mean). Day buckets give every counter of that past window except the backlog, which
 is a current value with no history; for the past window it is estimated as the breaches of
-that window not answered within it, ``max(0, breaches − (answered − answered_on_time))``.
+that window not answered, closed or redirected within it,
+``max(0, breaches − (answered − answered_on_time) − closed_overdue − redirected_overdue)``.
 """
 
 from __future__ import annotations
@@ -149,7 +151,8 @@ def score(fig: AuthorityFigures, prior: float, policy: RatingPolicy = RatingPoli
 def past_backlog_estimate(fig: AuthorityFigures) -> AuthorityFigures:
     """The figures of a past window with its backlog estimated from its own day buckets."""
     late = fig.answered - fig.answered_on_time
-    return replace(fig, open_overdue=max(0, fig.breaches - late - fig.closed_overdue), open=0)
+    settled = late + fig.closed_overdue + fig.redirected_overdue
+    return replace(fig, open_overdue=max(0, fig.breaches - settled), open=0)
 
 
 def _rank(entries: list[RatingEntry]) -> None:

@@ -1,9 +1,11 @@
 """Reading authorities' figures back from Redis: the partitions summed, windows applied.
 
-On-time share follows DESIGN.md §4, answered on time / (answered + open overdue), with one
-addition: appeals *closed* unanswered past their deadline (``closed_overdue``, on the day they
-closed) count like open overdue ones. Without it, closing overdue appeals without an answer
-took them out of the denominator and raised the share: not answering paid.
+On-time share follows DESIGN.md §4, answered on time / (answered + open overdue), with two
+additions: appeals *closed* unanswered past their deadline (``closed_overdue``, on the day they
+closed) and appeals *redirected* onwards past the deadline (``redirected_overdue``, charged to
+the body that handed them on, on the day of the redirect) count like open overdue ones.
+Without them, closing or passing on overdue appeals without an answer took them out of the
+denominator and raised the share: not answering paid.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from workers.aggregates.sketch import Sketch
 
 WINDOWS = {"1d": 1, "7d": 7, "30d": 30, "all": 100_000}
 COUNTERS = ("received", "answered", "answered_on_time", "breaches", "escalations",
-            "closed_overdue")
+            "closed_overdue", "redirected_overdue")
 
 
 @dataclass
@@ -33,12 +35,14 @@ class AuthorityFigures:
     open: int = 0
     open_overdue: int = 0
     closed_overdue: int = 0
+    redirected_overdue: int = 0
     sketch: Sketch = field(default_factory=Sketch)
 
     @property
     def unanswered_overdue(self) -> int:
-        """Past the deadline and never answered: still open, or closed without an answer."""
-        return self.open_overdue + self.closed_overdue
+        """Past the deadline and never answered by this body: still open, closed without an
+        answer, or redirected onwards."""
+        return self.open_overdue + self.closed_overdue + self.redirected_overdue
 
     @property
     def on_time_share(self) -> float | None:
@@ -64,6 +68,7 @@ class AuthorityFigures:
             "open": self.open,
             "open_overdue": self.open_overdue,
             "closed_overdue": self.closed_overdue,
+            "redirected_overdue": self.redirected_overdue,
             "on_time_share": self.on_time_share,
             "median_response_s": self.median_response_s,
             "p90_response_s": self.p90_response_s,

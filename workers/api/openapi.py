@@ -27,7 +27,8 @@ def _json(ref: str, description: str = "OK") -> dict[str, Any]:
 
 
 RATING_DESCRIPTION = (
-    "score = 100 · S · (1 − β·B) · (1 − ω·O), where u = open_overdue + closed_overdue, "
+    "score = 100 · S · (1 − β·B) · (1 − ω·O), where u = open_overdue + closed_overdue + "
+    "redirected_overdue, "
     "n = answered + u, "
     f"S = (answered_on_time + M·p0)/(n + M) with M = {PRIOR_WEIGHT:g} and p0 the region's pooled "
     f"on-time share, B = min(1, breaches/n), O = u/n, β = {BREACH_PENALTY:g}, "
@@ -52,9 +53,12 @@ def document(version: str = "0.1.0") -> dict[str, Any]:
             "open_overdue": {"type": "integer", "description": "current, not windowed"},
             "closed_overdue": {"type": "integer",
                                "description": "closed unanswered past the deadline, by day closed"},
+            "redirected_overdue": {"type": "integer",
+                                   "description": "redirected onwards unanswered past this "
+                                                  "body's deadline, by day redirected"},
             "on_time_share": {**_NUM_OR_NULL,
                               "description": "answered_on_time / (answered + open_overdue + "
-                                             "closed_overdue)"},
+                                             "closed_overdue + redirected_overdue)"},
             "median_response_s": {**_NUM_OR_NULL,
                                   "description": "DDSketch, 1% relative accuracy"},
             "p90_response_s": {**_NUM_OR_NULL, "description": "DDSketch, 1% relative accuracy"},

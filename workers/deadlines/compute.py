@@ -13,8 +13,10 @@ Counting conventions (the legal reasons are why they are what they are):
   that day, 23:59:59 local. If the last day is not a working day the policy's ``shift``
   applies: ``next`` is Civil Code art. 193 (the next working day), ``previous`` is the
   prevailing 59-FZ office practice (answer on the working day before, the default for
-  ``fz59``), ``none`` keeps the day off. A ``previous`` shift that would end before the
-  start day (3 days counted from 31 December) becomes ``next``. The same rule gives the
+  ``fz59``), ``none`` keeps the day off. A ``previous`` shift that would end on or before
+  the start day (3 days counted from 31 December; 7 days from 30 December, whose next
+  working day is in January) becomes ``next``: a period of one day or more never collapses
+  onto the day it started, which left a body hours for a 7-day step. The same rule gives the
   fz59 registration (art. 8 p.2, 3 days from receipt) and redirect (art. 8 p.3, 7 days
   from registration) deadlines.
 
@@ -128,9 +130,11 @@ def period_due(
     else:  # pragma: no cover - Literal exhausted
         raise ValueError(f"unknown counting {period.counting!r}")
     due_day = cal.shift(last, period.shift)
-    if due_day < local.date():
-        # A short period over a long holiday (3 days from 31 December) shifted back would
-        # end before it began; the statutory rule (Civil Code art. 193) applies instead.
+    if due_day <= local.date():
+        # A short period over a long holiday (3 days from 31 December, 7 from 30 December)
+        # shifted back would end before it began, or on its own start day with only what was
+        # left of that day; the statutory rule (Civil Code art. 193) applies instead. A 0-day
+        # period started on a working day stays on it ("next" keeps a working day).
         due_day = cal.shift(last, "next")
     return end_of_day(due_day, tz)
 

@@ -197,12 +197,19 @@ class Router:
         )
 
     def redirect(
-        self, appeal_id: str, to_authority_id: str, *, complaint_about: str | None = None
+        self,
+        appeal_id: str,
+        to_authority_id: str,
+        *,
+        complaint_about: str | None = None,
+        from_authority_id: str | None = None,
     ) -> RouteDecision:
         """Re-route an appeal to a named body (an authority's ``redirected`` event).
 
         Raises :class:`UnknownAuthority` for an id the rules don't define, and
-        :class:`RedirectRejected` when the target is the body the complaint is about.
+        :class:`RedirectRejected` when the target is the body the complaint is about, or the
+        body that holds the appeal now (``from_authority_id``): that is no redirect, and
+        taken as one it would restart that body's own answer clock and clear its breach.
         """
         rules = self._rules
         authority = rules.authority(to_authority_id)
@@ -210,6 +217,11 @@ class Router:
             raise RedirectRejected(
                 f"appeal {appeal_id}: cannot redirect a complaint to {to_authority_id!r}, "
                 "the body it complains about (59-FZ art. 8 p. 6)"
+            )
+        if from_authority_id is not None and from_authority_id == to_authority_id:
+            raise RedirectRejected(
+                f"appeal {appeal_id}: {to_authority_id!r} already holds it; a redirect to "
+                "the same body would restart its answer clock"
             )
         return _decision(
             rules, appeal_id, authority, "redirect", authority.municipality, authority.region_code

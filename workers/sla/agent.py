@@ -416,7 +416,8 @@ def _on_lifecycle(rt: SlaRuntime, state: State | None,
 
 
 class RedirectRefused(ValueError):
-    """A redirect to an unknown body, or to the body the complaint is about (59-FZ art. 8)."""
+    """A redirect to an unknown body, to the body the complaint is about (59-FZ art. 8), or
+    to the body that already holds the appeal."""
 
 
 def _check_redirect(router: Any, state: State, data: dict[str, Any]) -> None:
@@ -424,7 +425,8 @@ def _check_redirect(router: Any, state: State, data: dict[str, Any]) -> None:
 
     try:
         router.redirect(state["id"], data.get("to_authority_id") or "",
-                        complaint_about=state.get("complaint_about"))
+                        complaint_about=state.get("complaint_about"),
+                        from_authority_id=state.get("auth"))
     except (UnknownAuthority, RedirectRejected) as exc:
         raise RedirectRefused(str(exc)) from None
 
@@ -446,13 +448,15 @@ async def _emit(rt: SlaRuntime, outbox: Any, state: State, effects: Effects, now
     clock = rt.ctx.clock
     fired_at = dt.datetime.fromtimestamp(clock.now(), dt.UTC).isoformat(timespec="seconds")
     for alert in effects.alerts:
+        # A breach reported by a redirect is the handing-on body's, not the state's new one.
+        authority_id = alert.authority_id or state["auth"]
         record = SlaAlert(
             alert_id=f"{state['id']}:{alert.level}:{alert.cycle}",
             appeal_id=state["id"],
             level=alert.level,
             regime=state["regime"],
             region=state["region"],
-            authority_id=state["auth"],
+            authority_id=authority_id,
             notify_authority_id=alert.notify_authority_id,
             due_at=dt.datetime.fromtimestamp(alert.due_ts, dt.UTC).isoformat(timespec="seconds"),
             fired_at=fired_at,
@@ -463,7 +467,7 @@ async def _emit(rt: SlaRuntime, outbox: Any, state: State, effects: Effects, now
         await outbox.send_record(t.SLA_ALERTS, state["id"], record)
         metrics.SLA_ALERTS.labels(alert.level, state["regime"]).inc()
         if alert.level == "breach":
-            metrics.BREACHES.labels(state["auth"], state["regime"]).inc()
+            metrics.BREACHES.labels(authority_id, state["regime"]).inc()
         metrics.TIMER_LAG.observe(max(0.0, now - clock.wall_time_of(alert.due_ts)))
     if effects.answered is not None:
         seconds, on_time = effects.answered

@@ -47,6 +47,10 @@ class Alert:
     cycle: int
     due_ts: float
     notify_authority_id: str
+    # The body whose deadline it is. Usually the appeal's current one, but a redirect past the
+    # deadline reports the breach of the body that hands it on, after which the state already
+    # names the receiving body ("" = the state's authority).
+    authority_id: str = ""
 
 
 @dataclass(slots=True)
@@ -150,6 +154,11 @@ def new_state(
         "bdays": [],
         "edays": [],
         "resp": [],  # [authority, local day, seconds] of every answer (reopened ones too)
+        # [authority, local day, outcome] of every answer period that ended before the current
+        # one: a reopen keeps the earlier answer (or overdue close) in the figures, a redirect
+        # past the deadline keeps the unanswered-overdue item of the body that handed it on.
+        # (States written before this was recorded lack the key: read as empty.)
+        "outcomes": [],
         "prev": [],  # [authority, local day received] of bodies that redirected it onwards
         "events": [],
         "adj": [],  # extensions and pauses of the current period, replayed by recompute
@@ -162,14 +171,15 @@ def new_state(
 def _start_period(state: State, start_ts: float, rules: SlaRules, effects: Effects) -> None:
     """A new answer period (registration, redirect, reopen): a fresh clock and fresh alerts.
 
-    The extension count belongs to the period too: 59-FZ art. 12 p.2 lets the body that
-    answers extend once, so a receiving body after a redirect has its own extension.
+    The extension count is not the period's but the body's: 59-FZ art. 12 p.2 lets the body
+    that answers extend once, so a receiving body after a redirect has its own extension
+    (``_redirected`` resets it), while a reopen is the same body's same appeal and does not
+    give it a second one.
     """
     due = rules.due(state["regime"], start_ts, state["tz"], state["urgent"], state["auth"],
                     state["cat"], state["sub"], state["region"])
     state["start"] = start_ts
     state["adj"] = []
-    state["ext"] = 0
     if state["due"]:
         effects.cancel.extend(_timers(state, state["cycle"]))
         effects.cancel.append(Timer(state["id"], "escalation", 0.0, state["cycle"]))
@@ -335,16 +345,42 @@ def _running_due(state: State, at: float) -> float:
 
 def _redirected(state: State, event: dict[str, Any], at: float, rules: SlaRules,
                 effects: Effects, resolve_parent: Callable[[str], str | None] | None) -> None:
+    """The appeal goes to another body, whose answer clock starts now (DESIGN.md §2).
+
+    Refused (``rejected``, nothing changes) when it names the body that already holds the
+    appeal: that is no redirect, and applying it would restart the late body's own clock and
+    clear its breach, so its open-overdue item vanished and a late answer scored on time.
+
+    A body whose deadline has passed and that hands the appeal on keeps an unanswered-overdue
+    outcome (``redirected_overdue``, on the redirect's local day), counted like an overdue
+    close (DESIGN.md §4: not answering must never improve the figure; before, passing the
+    appeal on took it out of the body's on-time share, which answering late would not have).
+    A deadline passed before its breach timer fired (a backlog or a replay) is reported here,
+    once, as ``_answered`` and ``_closed`` do: a redirect must not erase the breach, and the
+    figures must not depend on whether the tick or the redirect was processed first.
+    """
     target = event.get("to_authority_id")
     if not target or state["status"] not in OPEN_STATUSES:
         effects.outcome = "rejected" if not target else "not_open"
         return
-    state.setdefault("prev", []).append([state["auth"], local_day(state["recv"], state["tz"])])
+    if target == state["auth"]:
+        effects.outcome = "rejected"
+        return
+    tz = state["tz"]
+    if at > _running_due(state, at):
+        # _fire arms an escalation timer of this cycle, which _start_period cancels below.
+        _fire(state, "breach", state["cycle"], rules, effects, at_ts=state["due"])
+        effects.outcome = "applied"  # "duplicate" was about the alert, not this event
+    if state["breached"]:
+        state.setdefault("outcomes", []).append(
+            [state["auth"], local_day(at, tz), "redirected_overdue"])
+    state.setdefault("prev", []).append([state["auth"], local_day(state["recv"], tz)])
     state["auth"] = target
     state["parent"] = resolve_parent(target) if resolve_parent else None
     state["recv"] = at
     state["status"] = "running"
     state["paused"] = None
+    state["ext"] = 0  # the receiving body's own extension (59-FZ art. 12 p.2)
     _start_period(state, at, rules, effects)
 
 
@@ -398,9 +434,18 @@ def _closed(state: State, event: dict[str, Any], at: float, rules: SlaRules,
 
 def _reopened(state: State, event: dict[str, Any], at: float, rules: SlaRules,
               effects: Effects, _rp: Any) -> None:
+    """A new answer period at the same body; the ended period's outcome stays counted.
+
+    Before, a reopen dropped the earlier answer from the figures, so a late answer (or an
+    overdue close) followed by a reopen and a quick answer scored on time. Now the ended
+    period's outcome moves to ``outcomes`` unchanged (the figures do not move at the reopen),
+    and the new period adds its own. The extension count is kept (see ``_start_period``).
+    """
     if state["status"] in OPEN_STATUSES:
         effects.outcome = "not_closed"
         return
+    state.setdefault("outcomes", []).extend(
+        [auth, day, outcome] for auth, day, outcome in _period_outcome(state))
     state["status"] = "running"
     state["answered"] = None
     state.pop("on_time", None)
@@ -515,7 +560,35 @@ def _fire(state: State, level: str, cycle: int, rules: SlaRules, effects: Effect
     notify = state["auth"]
     if level == "escalation":
         notify = state.get("parent") or state["auth"]
-    effects.alerts.append(Alert(level, cycle, at_ts, notify))
+    effects.alerts.append(Alert(level, cycle, at_ts, notify, state["auth"]))
+
+
+#: The day counters an answer period's outcome adds to its body's figures.
+OUTCOME_COUNTERS: dict[str, tuple[str, ...]] = {
+    "answered": ("answered",),
+    "answered_on_time": ("answered", "answered_on_time"),
+    # Closed unanswered past its deadline, on the day it closed: it still counts against the
+    # on-time share (DESIGN.md §4: not answering must never improve the figure).
+    "closed_overdue": ("closed_overdue",),
+    # Handed on to another body past the deadline, on the day of the redirect: the same.
+    "redirected_overdue": ("redirected_overdue",),
+}
+
+
+def _period_outcome(state: State) -> list[tuple[str, str, str]]:
+    """(authority, local day, outcome) of the current answer period, if it has one yet.
+
+    The one place a period's outcome is read from the state, both for the figures and when a
+    reopen files the period under ``outcomes``: so the figures stay the same across a reopen.
+    """
+    auth, tz = state["auth"], state["tz"]
+    if state["answered"] is not None:
+        outcome = "answered_on_time" if state.get("on_time") else "answered"
+        return [(auth, local_day(state["answered"], tz), outcome)]
+    if state["status"] == "closed" and state["breached"]:
+        return [(auth, local_day(state.get("closed") or state["breached"], tz),
+                 "closed_overdue")]
+    return []
 
 
 def contributions(state: State, *, earlier_bodies: bool = True) -> list[tuple[str, str, str]]:
@@ -530,21 +603,14 @@ def contributions(state: State, *, earlier_bodies: bool = True) -> list[tuple[st
     out = [(auth, local_day(state["recv"], tz), "received")]
     if earlier_bodies:  # bodies that received it before a redirect received it too
         out.extend((prev_auth, day, "received") for prev_auth, day in state.get("prev", ()))
-    status = state["status"]
-    if status in OPEN_STATUSES:
+    if state["status"] in OPEN_STATUSES:
         out.append((auth, "", "open"))
         if state["breached"]:
             out.append((auth, "", "open_overdue"))
-    elif status == "closed" and state["answered"] is None and state["breached"]:
-        # Closed unanswered past its deadline: it still counts against the on-time share
-        # (DESIGN.md §4: not answering must never improve the figure), on the day it closed.
-        out.append((auth, local_day(state.get("closed") or state["breached"], tz),
-                    "closed_overdue"))
-    if state["answered"] is not None:
-        day = local_day(state["answered"], tz)
-        out.append((auth, day, "answered"))
-        if state.get("on_time"):
-            out.append((auth, day, "answered_on_time"))
+    # Every ended answer period counts (a reopen, a redirect past the deadline), then the
+    # current one: a later period can add to the figures, never erase an earlier outcome.
+    for period_auth, day, outcome in [*state.get("outcomes", ()), *_period_outcome(state)]:
+        out.extend((period_auth, day, counter) for counter in OUTCOME_COUNTERS[outcome])
     out.extend(_charged(auth, entry, "breaches") for entry in state["bdays"])
     out.extend(_charged(auth, entry, "escalations") for entry in state["edays"])
     return out
