@@ -58,3 +58,21 @@ def test_demo_stops_before_its_clock_leaves_the_years_events_may_carry() -> None
     now = datetime(2026, 11, 26, tzinfo=UTC).timestamp()
     assert 7 * 3600 < _capped_duration(DemoOptions(), now) < 8 * 3600
     assert _capped_duration(DemoOptions(time_scale=1.0), now) > 365 * 86400  # real time: years
+
+
+def test_demo_redirects_go_to_another_body_than_the_likely_holder() -> None:
+    """A redirect to the body that holds the appeal is refused; the demo's redirects pick
+    another body, checked against the demo rules' own routing of each category."""
+    import random
+
+    from workers.classification.lexicons import CATEGORIES
+    from workers.demo.generator import redirect_target
+    from workers.routing import RouteInput, Router, load_rules
+
+    router = Router(load_rules())
+    rng = random.Random(1)
+    for category in CATEGORIES:
+        for municipality in (None, "Барнаул"):
+            held_by = router.route(RouteInput(appeal_id="x", region_code="22", category=category,
+                                              municipality=municipality)).authority_id
+            assert held_by not in {redirect_target(category, rng) for _ in range(50)}, category

@@ -33,6 +33,22 @@ STREETS = ("ул. Ленина", "пр. Строителей", "ул. Мира",
 FATES = (("on_time", 55), ("late", 15), ("open", 12), ("extended", 6), ("redirected", 5),
          ("paused", 4), ("reopened", 3))
 REDIRECT_TARGETS = ("22-minzhkh", "22-mintrans", "22-minzdrav", "22-barnaul-kzhkh")
+#: The targets each category's appeals are usually routed to (the demo rules'
+#: ``22-altai-krai.yaml``; unmapped categories fall back to the housing ministry). A redirect to
+#: the body that holds the appeal is refused (dead-lettered as ``redirect_refused``), so the
+#: demo's "not in our competence" picks among the others.
+LIKELY_HOLDERS = {
+    "housing_utilities": {"22-minzhkh", "22-barnaul-kzhkh"},
+    "roads": {"22-mintrans"},
+    "transport": {"22-mintrans"},
+    "healthcare": {"22-minzdrav"},
+}
+
+
+def redirect_target(category: str, rng: random.Random) -> str:
+    """A body to hand the appeal to that is not the one it was most likely routed to."""
+    holders = LIKELY_HOLDERS.get(category, {"22-minzhkh"})
+    return rng.choice([a for a in REDIRECT_TARGETS if a not in holders])
 
 
 def load_corpus() -> list[dict[str, Any]]:
@@ -181,7 +197,7 @@ class Generator:
             add(t0 + 0.5 * period, "extended", extension_days=30, reason="нужна экспертиза")
             add(t0 + 1.4 * period, "answered")
         elif fate == "redirected":
-            target = rng.choice(REDIRECT_TARGETS)
+            target = redirect_target(appeal.category, rng)
             add(t0 + 0.1 * period, "redirected", to_authority_id=target, reason="не по компетенции")
             add(t0 + 0.1 * period + rng.uniform(0.2, 0.6) * period, "answered")
         elif fate == "paused":
