@@ -34,6 +34,18 @@ def test_json_keys(capsys: pytest.CaptureFixture[str]) -> None:
     assert data["warning_at"] < data["due"]
 
 
+def test_incident_warning_is_a_share_of_working_time(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """75 % of 8 working hours from Friday 17:00 are used on Monday at 14:00; the wall-clock
+    share said Sunday 22:15, after one working hour (session-11 review)."""
+    code, out, _err = run(capsys, "--regime", "incident", "--registered-at", "2026-03-13T17:00",
+                          "--region", "22")
+    assert code == 0
+    data = json.loads(out)
+    assert data["due"] == "2026-03-16T16:00:00+07:00"
+    assert data["warning_at"] == "2026-03-16T14:00:00+07:00"
+
+
 def test_readme_example_redirect_due_is_after_the_new_year(
         capsys: pytest.CaptureFixture[str]) -> None:
     """The README's example: 7 days from Wed 30 Dec 2026 end on Wed 6 Jan, inside the New

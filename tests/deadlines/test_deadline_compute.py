@@ -105,14 +105,20 @@ def test_extend_never_earlier() -> None:
 
 
 def test_pause_shift() -> None:
-    due = msk(2026, 4, 10, 23, 59, 59)
-    assert pause_shift(due, msk(2026, 4, 1, 12), msk(2026, 4, 3, 12)) == due + dt.timedelta(2)
-    # Pause straddling the deadline: the remaining time is kept.
-    assert pause_shift(due, msk(2026, 4, 10, 23), msk(2026, 4, 12, 23)) == due + dt.timedelta(2)
+    due = msk(2026, 4, 10, 23, 59, 59)  # Friday
+    # Two local midnights: the last day moves 2 days to Sun 12 Apr; fz59's "previous" shift
+    # brings it back to Friday, "next" to Monday, "none" keeps the Sunday.
+    assert pause_shift(due, msk(2026, 4, 1, 12), msk(2026, 4, 3, 12), FZ59) == due
+    nxt, keep = replace(FZ59, shift="next"), replace(FZ59, shift="none")
+    assert pause_shift(due, msk(2026, 4, 1, 12), msk(2026, 4, 3, 12), nxt) == eod(2026, 4, 13)
+    assert pause_shift(due, msk(2026, 4, 1, 12), msk(2026, 4, 3, 12), keep) == eod(2026, 4, 12)
+    # Pause straddling the deadline: what was left of its last day is given back on the day
+    # of the resume, a Sunday; "previous" may not end the rest before the resume: Monday.
+    assert pause_shift(due, msk(2026, 4, 10, 23), msk(2026, 4, 12, 23), FZ59) == eod(2026, 4, 13)
     # Pause after a breach does not cure it.
-    assert pause_shift(due, msk(2026, 4, 11), msk(2026, 4, 20)) == due
+    assert pause_shift(due, msk(2026, 4, 11), msk(2026, 4, 20), FZ59) == due
     with pytest.raises(ValueError):
-        pause_shift(due, msk(2026, 4, 3), msk(2026, 4, 1))
+        pause_shift(due, msk(2026, 4, 3), msk(2026, 4, 1), FZ59)
 
 
 def test_warning_at() -> None:

@@ -79,11 +79,13 @@ def test_working_hours_deadline_inside_hours(reg: dt.datetime, tz: str, hours: i
 @settings(max_examples=300, deadline=None)
 @given(due=moments, start_offset=st.timedeltas(min_value=dt.timedelta(days=-60),
                                                max_value=dt.timedelta(days=60)),
-       length=st.timedeltas(min_value=dt.timedelta(0), max_value=dt.timedelta(days=90)))
+       length=st.timedeltas(min_value=dt.timedelta(0), max_value=dt.timedelta(days=90)),
+       regime=st.sampled_from(["fz59", "pos", "incident", "hotline"]), shift=shifts)
 def test_pause_never_shortens(due: dt.datetime, start_offset: dt.timedelta,
-                              length: dt.timedelta) -> None:
+                              length: dt.timedelta, regime: str, shift: str) -> None:
+    policy = replace(BOOK.resolve(regime), shift=shift)  # type: ignore[arg-type]
     paused = due + start_offset
-    assert pause_shift(due, paused, paused + length) >= due
+    assert pause_shift(due, paused, paused + length, policy, CAL) >= due
 
 
 @settings(max_examples=300, deadline=None)

@@ -37,7 +37,7 @@ from streams import topics as t
 from streams.clock import SlaClock
 from streams.devstack import Broker, RedisServer, start_redis
 from streams.testing import WorkerProcess, isolated_settings
-from workers.deadlines.compute import answer_due, extend
+from workers.deadlines.compute import answer_due, extend, pause_shift, pause_shift_warning
 from workers.demo.generator import Generator
 from workers.geo.regions import region_timezone
 from workers.routing import load_rules
@@ -159,13 +159,30 @@ class Planner:
             exp.alert_due = new_due
             exp.final = "met"
         elif group == "paused":
-            pause = 0.2 * period
-            self.add(exp, reg + 0.3 * period, "paused", reason="запрошены сведения")
-            self.add(exp, reg + 0.3 * period + pause, "resumed")
-            self.add(exp, due + 0.1 * period, "answered")  # late without the pause, not with it
-            exp.alerts = {"warning"}  # the warning moved by the pause too, to 95 %
-            exp.alert_due = due + pause
-            exp.warn += pause
+            paused_at = reg + 0.3 * period
+            resumed_at = paused_at + 0.2 * period
+            self.add(exp, paused_at, "paused", reason="запрошены сведения")
+            self.add(exp, resumed_at, "resumed")
+            # The pause moves the deadline and the warning in the policy's unit (whole days
+            # here: a "previous" shift over holidays may take all of it back).
+            zone = ZoneInfo(tz)
+            old_due, old_warn = (dt.datetime.fromtimestamp(x, zone) for x in (due, exp.warn))
+            paused, resumed = (dt.datetime.fromtimestamp(x, zone)
+                               for x in (paused_at, resumed_at))
+            moved = pause_shift(old_due, paused, resumed, policy)
+            warn = pause_shift_warning(old_warn, old_due, moved, paused, resumed, policy)
+            new_due = moved.timestamp() if moved != old_due else due
+            exp.warn = warn.timestamp() if warn != old_warn else exp.warn
+            # Late without the pause, not with it, and after the moved warning, when the pause
+            # moved the deadline at all (over the New Year "previous" can take all of it
+            # back: then between the warning and the deadline). Midway, clear of the timers.
+            lo = max(due, exp.warn)
+            answer_at = (lo + 0.5 * (new_due - lo) if new_due > due
+                         else resumed_at + 0.8 * (due - resumed_at))
+            assert exp.warn < answer_at < new_due
+            self.add(exp, answer_at, "answered")
+            exp.alerts = {"warning"}
+            exp.alert_due = new_due
             exp.final = "met"
         elif group == "redirected":
             target = next(a for a in REDIRECT_TARGETS if a != auth)

@@ -20,6 +20,7 @@ from workers.sla.engine import (
     apply_tick,
     contributions,
     new_state,
+    replay_deadline,
 )
 
 DAY = 86400.0
@@ -194,6 +195,8 @@ def test_replaying_any_history_changes_nothing(events: list[Any], rnd: random.Ra
     # the one extension is never exceeded (a reopen used to give a fresh one).
     assert sum(1 for _a, _d, c in contributions(state) if c == "answered") == len(state["resp"])
     assert state["ext"] <= RULES.max_extensions
+    if state["status"] in ("running", "paused"):  # a recompute with the same rules: a no-op
+        assert replay_deadline(state, RULES) == (state["due"], state["warn"])
     snapshot = repr(sorted(state.items()))
     for item in history:  # a replay after a crash: only ticks of old cycles or repeats
         if item[0] == "ev":

@@ -302,6 +302,35 @@ class BusinessCalendar:
             day = self.next_working_day(day)
             cursor = dt.datetime.combine(day, start)
 
+    def working_hours_between(
+        self,
+        first: dt.datetime,
+        last: dt.datetime,
+        start: dt.time = dt.time(9, 0),
+        end: dt.time = dt.time(18, 0),
+    ) -> dt.timedelta:
+        """Working time in ``[first, last)``; the counterpart of :meth:`add_working_hours`.
+
+        Counted on the wall-clock times of ``first`` and ``last`` (pass both in the region's
+        zone), so ``add_working_hours(a, working_hours_between(a, b))`` is the first moment
+        at which that much working time is used after ``a``: ``b`` itself when ``b`` lies
+        inside working hours (or at a closing time). Zero when ``last`` is not after ``first``.
+        """
+        if not start < end:
+            raise ValueError(f"working day start {start} must be before end {end}")
+        lo_wall = first.replace(tzinfo=None)
+        hi_wall = last.replace(tzinfo=None)
+        total = dt.timedelta(0)
+        day = lo_wall.date()
+        while day <= hi_wall.date():
+            if self.is_working_day(day):
+                lo = max(lo_wall, dt.datetime.combine(day, start))
+                hi = min(hi_wall, dt.datetime.combine(day, end))
+                if hi > lo:
+                    total += hi - lo
+            day += _ONE_DAY
+        return total
+
     def working_days_between(self, first: dt.date, last: dt.date) -> int:
         """Working days in ``(first, last]``; the counterpart of :meth:`add_working_days`."""
         count = 0

@@ -43,6 +43,10 @@ counting rules (see workers/deadlines/compute.py):
             opening.
   hotline   callback within 8 working hours (4 with --urgent), a configurable default.
 
+warning_at: when the policy's warning_share of the period is used; for incident and
+hotline in working time (75 % of 8 working hours = after 6 working hours), for day counts
+as a share of the wall-clock span.
+
 Dates are local to the region (its IANA zone). --registered-at without a UTC offset is
 taken as region-local time; with an offset (or Z) it is converted.
 Output: one JSON object; "due" is ISO 8601 with the region's UTC offset.
@@ -133,7 +137,8 @@ def run_due(args: argparse.Namespace) -> dict[str, Any]:
         "amount": _plain_number(policy.answer_amount(args.urgent)),
         "urgent": bool(args.urgent),
         "shift": policy.shift,
-        "warning_at": _iso(warning_at(registered_at, due, policy.warning_share)),
+        "warning_at": _iso(warning_at(registered_at, due, policy.warning_share, policy,
+                                      calendar)),
         "escalation_at": _iso(due + policy.escalation_after),
     }
     if "final_answer" in policy.stages:

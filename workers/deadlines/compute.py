@@ -36,8 +36,18 @@ Counting conventions (the legal reasons are why they are what they are):
   date and shifts again; counting from the (possibly shifted-back) current date is never
   later than the statutory maximum.
 
-* **Pause** (waiting for the citizen) moves the deadline by the paused wall-clock duration
-  when the pause began before the deadline, and never moves it earlier.
+* **Pause** (waiting for the citizen) holds the clock in the policy's own unit: what was left
+  of the period when the pause began is counted again from the resume, with the same rules
+  as the period itself (:func:`pause_shift`). A pause that begins at or after the deadline
+  moves nothing (it cannot cure a breach), and a pause never moves a deadline earlier. For
+  day counts a day is used as soon as part of it ran: the day the pause began counts as a
+  day the body had, and the remainder runs from the day after the resume (Civil Code
+  art. 191, as for any period counted in days), so a pause within one local day moves
+  nothing and a pause across N local midnights moves the last day by N calendar days
+  (``fz59``) or by the working days among them (``pos``).
+
+* **Warning** fires when a share of the period's time is used (DESIGN.md §2), measured in
+  working time for ``working_hours`` policies (:func:`warning_at`).
 """
 
 from __future__ import annotations
@@ -60,6 +70,7 @@ __all__ = [
     "final_answer_due",
     "first_response_due",
     "pause_shift",
+    "pause_shift_warning",
     "period_due",
     "redirect_due",
     "registration_due",
@@ -219,11 +230,31 @@ def redirect_due(
     return stage_due("redirect", registered_at, tz, policy, calendar)
 
 
-def warning_at(registered_at: dt.datetime, due: dt.datetime, share: float) -> dt.datetime:
-    """Moment ``share`` of the elapsed (wall-clock) period is used, in the zone of ``due``.
+def warning_at(
+    registered_at: dt.datetime,
+    due: dt.datetime,
+    share: float,
+    policy: Policy | None = None,
+    calendar: BusinessCalendar | None = None,
+) -> dt.datetime:
+    """Moment ``share`` of the period's time is used, in the zone of ``due``.
 
-    Wall-clock rather than working time, so the warning for a Friday-evening deadline
-    does not fire before the weekend for a period that is mostly weekend.
+    DESIGN.md §2 fires the warning at "a share of the time used", and the time of a period
+    is counted in its policy's unit:
+
+    * ``working_hours`` (``policy`` given): the moment ``share`` of the working time between
+      ``registered_at`` and ``due`` has been worked (``add_working_hours``). A wall-clock
+      share was wrong here: registered Friday 17:00 with 8 working hours (due Monday
+      16:00), 75 % of the wall-clock span is Sunday 22:15, after one working hour of eight
+      (12 %); in working time it is Monday 14:00, when 6 of the 8 hours are gone.
+    * day counts, or no ``policy``: the wall-clock share, unchanged. For calendar days
+      (``fz59``) wall-clock time is the period's unit. For working days (``pos``) it is an
+      approximation: for 10 working days it fires after 60-83 % of them in ordinary weeks
+      (within about a working day and a half of 75 %) and after about 50 % over the New
+      Year holidays. That is not the unit error of the hours case (a warning after 12 % of
+      the time is no warning), so it is kept; a working-day share would be the next step.
+
+    Returns ``due`` when the period is empty (``due`` not after ``registered_at``).
     """
     _require_aware(registered_at, "registered_at")
     _require_aware(due, "due")
@@ -231,6 +262,16 @@ def warning_at(registered_at: dt.datetime, due: dt.datetime, share: float) -> dt
         raise ValueError(f"share must be in (0, 1], got {share}")
     if due <= registered_at:
         return due
+    if policy is not None and policy.counting == "working_hours":
+        cal = calendar or default_calendar()
+        start = registered_at.astimezone(due.tzinfo)
+        budget = cal.working_hours_between(start, due, policy.work_start, policy.work_end)
+        if budget > dt.timedelta(0):
+            # Whole seconds, rounded: float noise must not put the warning a second early.
+            used = dt.timedelta(seconds=round(budget.total_seconds() * share))
+            moment = cal.add_working_hours(start, used, policy.work_start, policy.work_end)
+            return min(moment, due).replace(microsecond=0)
+        # No working time at all between them (a hand-made deadline): the wall-clock share.
     moment = registered_at + (due - registered_at) * share
     return moment.astimezone(due.tzinfo).replace(microsecond=0)
 
@@ -262,11 +303,44 @@ def extend(
     return max(end_of_day(cal.shift(last, policy.shift), tz), due)
 
 
-def pause_shift(due: dt.datetime, paused_from: dt.datetime, resumed_at: dt.datetime) -> dt.datetime:
-    """Deadline after a pause: later by the paused duration, never earlier.
+def pause_shift(
+    due: dt.datetime,
+    paused_from: dt.datetime,
+    resumed_at: dt.datetime,
+    policy: Policy,
+    calendar: BusinessCalendar | None = None,
+) -> dt.datetime:
+    """Deadline after a pause, in the zone of ``due``: the rest of the period, re-counted.
 
-    A pause that starts after the deadline (already breached) moves nothing: waiting for
-    the citizen cannot cure a breach.
+    A pause holds the clock, so what was left of the period when it began is counted again
+    from the resume, in the policy's unit and with the same rules as the period itself
+    (:func:`period_due`). Adding the paused wall-clock time instead (as before) was wrong
+    for every unit: a weekend pause of an 8-working-hour incident added 63.5 h, a pause
+    ending after closing time put the deadline at night, and day counts landed on days off.
+
+    * ``working_hours``: the working time in ``[paused_from, due)`` is added to
+      ``resumed_at`` with ``add_working_hours`` (paused Friday 17:30 with the deadline
+      Monday 16:00, resumed Monday 09:00: 7.5 h remain, due Monday 16:30).
+    * ``working_days``: the working days after the pause's local day up to the due day are
+      counted again after the resume day (end of day), so the deadline moves by the working
+      days among the local days after the pause began, up to the resume day.
+    * ``calendar_days``: likewise with calendar days: the last day moves by the number of
+      local midnights the pause spanned, ends at 23:59:59 local, and the policy's shift
+      applies again to a non-working last day. As in :func:`period_due` the shift never
+      brings the end back before the resume day (nor onto it when whole days remained):
+      the next working day applies then. The days are counted from the current deadline's
+      day, as :func:`extend` does; for the default ``previous`` shift that is never later
+      than counting from the unshifted statutory last day.
+
+    Partial days (day counts): the day the pause began counts as a day the body had, and
+    the remainder runs from the day after the resume, because a period counted in days runs
+    from the day after the event that starts it (Civil Code art. 191) and 59-FZ practice
+    counts whole days, never hours. So a pause that begins and ends on the same local day
+    moves nothing, and one that spans N local midnights moves the last day by N calendar
+    days (``fz59``) or by the working days among those N days (``pos``).
+
+    A pause that begins at or after the deadline moves nothing: waiting for the citizen
+    cannot cure a breach. The result is never earlier than ``due``.
     """
     for name, moment in (("due", due), ("paused_from", paused_from),
                          ("resumed_at", resumed_at)):
@@ -275,4 +349,58 @@ def pause_shift(due: dt.datetime, paused_from: dt.datetime, resumed_at: dt.datet
         raise ValueError("resumed_at is before paused_from")
     if paused_from >= due:
         return due
-    return due + (resumed_at - paused_from)
+    cal = calendar or default_calendar()
+    tz = due.tzinfo
+    assert tz is not None
+    paused = paused_from.astimezone(tz)
+    resumed = resumed_at.astimezone(tz)
+    if policy.counting == "working_hours":
+        left = cal.working_hours_between(paused, due, policy.work_start, policy.work_end)
+        moved = cal.add_working_hours(resumed, left, policy.work_start, policy.work_end)
+        return max(moved, due)
+    if paused.date() == resumed.date():
+        return due
+    if policy.counting == "calendar_days":
+        days_left = (due.date() - paused.date()).days
+    else:
+        days_left = cal.working_days_between(paused.date(), due.date())
+    period = Period(policy.counting, days_left, policy.shift, policy.work_start,
+                    policy.work_end)
+    return max(period_due(resumed, tz, period, cal), due)
+
+
+def pause_shift_warning(
+    warning: dt.datetime,
+    due: dt.datetime,
+    moved_due: dt.datetime,
+    paused_from: dt.datetime,
+    resumed_at: dt.datetime,
+    policy: Policy,
+    calendar: BusinessCalendar | None = None,
+) -> dt.datetime:
+    """Warning moment after the pause that moved ``due`` to ``moved_due``.
+
+    The warning marks a share of the period used, so a pause holds it the way it holds the
+    deadline: for ``working_hours`` the working time left until the warning when the pause
+    began is counted again from the resume (so a warning at 6 of 8 working hours stays at 6
+    of 8); for day counts it keeps its distance to the deadline (it moves as far as the
+    deadline did; its wall-clock share is kept, see :func:`warning_at`). A warning whose
+    moment had come when the pause began stays where it is: the share was used by then, and
+    moving it would send a warning that already went out a second time.
+    """
+    for name, moment in (("warning", warning), ("due", due), ("moved_due", moved_due),
+                         ("paused_from", paused_from), ("resumed_at", resumed_at)):
+        _require_aware(moment, name)
+    if resumed_at < paused_from:
+        raise ValueError("resumed_at is before paused_from")
+    if paused_from >= warning:
+        return warning
+    if policy.counting != "working_hours":
+        return warning + max(moved_due - due, dt.timedelta(0))
+    cal = calendar or default_calendar()
+    tz = warning.tzinfo
+    left = cal.working_hours_between(paused_from.astimezone(tz), warning, policy.work_start,
+                                     policy.work_end)
+    moved = cal.add_working_hours(resumed_at.astimezone(tz), left, policy.work_start,
+                                  policy.work_end)
+    return max(moved, warning)

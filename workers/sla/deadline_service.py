@@ -13,8 +13,15 @@ from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from importlib import resources
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from workers.deadlines.compute import answer_due, extend
+from workers.deadlines.compute import (
+    answer_due,
+    extend,
+    pause_shift,
+    pause_shift_warning,
+    warning_at,
+)
 from workers.deadlines.policies import POLICY_FILE_ENV, Policy, PolicyBook
 from workers.sla.engine import SlaParams, SlaRules, State, zone
 
@@ -99,6 +106,40 @@ class DeadlineService:
         due = dt.datetime.fromtimestamp(due_ts, zone(policy.timezone or tz))
         return extend(due, days, policy).timestamp()
 
+    def _state_policy(self, state: State) -> tuple[Policy, ZoneInfo]:
+        policy = self._policy(state["regime"], state["region"], state["auth"], state["cat"],
+                              state["sub"])
+        return policy, zone(policy.timezone or state["tz"])
+
+    def warning(self, state: State, start_ts: float, due_ts: float, share: float) -> float:
+        """Warning moment: ``share`` of the period used, in the policy's unit.
+
+        Working-hours policies (``incident``, ``hotline``) count working time
+        (``deadlines.compute.warning_at``); day counts keep the wall-clock share, computed
+        here as it always was so the warning of a day-counted appeal does not move.
+        """
+        policy, tz = self._state_policy(state)
+        if policy.counting != "working_hours":
+            return start_ts + (due_ts - start_ts) * share
+        start = dt.datetime.fromtimestamp(start_ts, tz)
+        due = dt.datetime.fromtimestamp(due_ts, tz)
+        return warning_at(start, due, share, policy).timestamp()
+
+    def pause(self, state: State, due_ts: float, warn_ts: float, paused_ts: float,
+              resumed_ts: float) -> tuple[float, float]:
+        """(due, warning) after a pause, in the policy's unit (``deadlines.compute.pause_shift``
+        and ``pause_shift_warning``), in the zone the deadline was counted in. A moment the
+        pause does not move comes back as the very number it was."""
+        policy, tz = self._state_policy(state)
+        due = dt.datetime.fromtimestamp(due_ts, tz)
+        warn = dt.datetime.fromtimestamp(warn_ts, tz)
+        paused = dt.datetime.fromtimestamp(paused_ts, tz)
+        resumed = dt.datetime.fromtimestamp(resumed_ts, tz)
+        moved_due = pause_shift(due, paused, resumed, policy)
+        moved_warn = pause_shift_warning(warn, due, moved_due, paused, resumed, policy)
+        return (due_ts if moved_due == due else moved_due.timestamp(),
+                warn_ts if moved_warn == warn else moved_warn.timestamp())
+
     def params(self, state: State, warning_share: float | None = None,
                escalation_after: float | None = None) -> SlaParams:
         """The appeal's own policy numbers; a given number overrides its policy's (drills)."""
@@ -126,4 +167,6 @@ class DeadlineService:
             warning_share=0.75 if warning_share is None else warning_share,
             escalation_after=3 * 86400.0 if escalation_after is None else escalation_after,
             params=params,
+            warning=self.warning,
+            pause=self.pause,
         )

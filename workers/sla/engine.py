@@ -27,6 +27,11 @@ State = dict[str, Any]
 
 OPEN_STATUSES = frozenset({"running", "paused"})
 MAX_EVENT_IDS = 64
+#: Fourth element of an ``adj`` pause entry ``["p", paused from, resumed at, PAUSE_IN_UNITS]``:
+#: the pause was counted in the policy's unit (``SlaRules.pause``). Entries without it were
+#: applied as wall-clock time (the version before, or rules without a policy book) and are
+#: replayed that way, so a recompute never moves a deadline already published for them.
+PAUSE_IN_UNITS = "units"
 
 
 @dataclass(slots=True)
@@ -70,6 +75,13 @@ class Effects:
 # -> due_ts. Injected so the state machine does not depend on the calendar implementation.
 DueFn = Callable[[str, float, str, bool, str, str | None, str | None, str], float]
 ExtendFn = Callable[[str, float, int, str, str, str | None, str | None, str], float]
+# Warning function: (state, period start, due, share) -> warning moment, in the appeal's policy
+# unit (``DeadlineService.warning``).
+WarningFn = Callable[[State, float, float, float], float]
+# Pause function: (state, due, warning, paused from, resumed at) -> (due, warning) after the
+# pause, in the appeal's policy unit (``DeadlineService.pause``). Called with resumed at >=
+# paused from.
+PauseFn = Callable[[State, float, float, float, float], tuple[float, float]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +100,10 @@ class SlaRules:
     ``params`` resolves an appeal's own policy numbers (the policy book's ``warning_share``,
     ``escalation_after_hours``, ``extensions_allowed`` with their per-authority overrides);
     without it every appeal uses the flat numbers here (tests, the demo's simple clock).
+
+    ``warning`` and ``pause`` count the warning moment and a pause in the appeal's policy unit
+    (working hours, working days, calendar days: ``DeadlineService``). Without them the clock
+    is plain wall-clock arithmetic, as the simple deadline functions of tests are.
     """
 
     due: DueFn
@@ -96,11 +112,43 @@ class SlaRules:
     escalation_after: float = 3 * 86400.0
     max_extensions: int = 1
     params: Callable[[State], SlaParams] | None = None
+    warning: WarningFn | None = None
+    pause: PauseFn | None = None
 
     def of(self, state: State) -> SlaParams:
         if self.params is not None:
             return self.params(state)
         return SlaParams(self.warning_share, self.escalation_after, self.max_extensions)
+
+    def warn_at(self, state: State, start: float, due: float) -> float:
+        """Warning moment of a period ``start``..``due``: its policy's share of the time used.
+
+        The one place every transition and :func:`replay_deadline` get it from, so a live
+        state and its replay agree.
+        """
+        share = self.of(state).warning_share
+        if self.warning is not None:
+            return float(self.warning(state, start, due, share))
+        return start + (due - start) * share
+
+    def after_pause(self, state: State, due: float, warn: float, paused_from: float,
+                    resumed_at: float, in_units: bool = True) -> tuple[float, float]:
+        """(due, warning) after a pause ``paused_from``..``resumed_at``; never earlier.
+
+        The one place the resume, a pause still running (:func:`_running_due`) and
+        :func:`replay_deadline` get it from. A resume stamped before its pause (events out
+        of order) counts as a pause of no length. ``in_units=False`` replays a pause the way
+        it was applied before pauses were counted in policy units (wall clock).
+        """
+        resumed_at = max(resumed_at, paused_from)
+        if in_units and self.pause is not None:
+            new_due, new_warn = self.pause(state, due, warn, paused_from, resumed_at)
+            return float(new_due), float(new_warn)
+        # Wall clock: the deadline and the period's start move by the paused time, unless
+        # the pause began after the deadline (it cannot cure a breach).
+        shift = resumed_at - paused_from if paused_from < due else 0.0
+        start = state["start"]
+        return due + shift, start + shift + (due - start) * self.of(state).warning_share
 
 
 @lru_cache(maxsize=256)
@@ -161,7 +209,9 @@ def new_state(
         "outcomes": [],
         "prev": [],  # [authority, local day received] of bodies that redirected it onwards
         "events": [],
-        "adj": [],  # extensions and pauses of the current period, replayed by recompute
+        # Extensions ["e", days] and pauses ["p", from, to(, PAUSE_IN_UNITS)] of the current
+        # period, replayed by recompute.
+        "adj": [],
     }
     effects = Effects()
     _start_period(state, registered_ts, rules, effects)
@@ -185,7 +235,7 @@ def _start_period(state: State, start_ts: float, rules: SlaRules, effects: Effec
         effects.cancel.append(Timer(state["id"], "escalation", 0.0, state["cycle"]))
         state["cycle"] += 1
     state["due"] = due
-    state["warn"] = state["start"] + (due - state["start"]) * rules.of(state).warning_share
+    state["warn"] = rules.warn_at(state, start_ts, due)
     state["breached"] = None
     state["escalated"] = None
     effects.timers.extend(_timers(state, state["cycle"]))
@@ -316,7 +366,7 @@ def _extended(state: State, event: dict[str, Any], at: float, rules: SlaRules,
     if state["ext"] >= rules.of(state).max_extensions:
         effects.outcome = "rejected"
         return
-    if at > _running_due(state, at):
+    if at > _running_due(state, at, rules):
         # 59-FZ art. 12 p.2 extends a term that is still running; an extension declared after
         # the deadline would turn a breach into an answer "on time" after the fact.
         effects.outcome = "rejected"
@@ -329,17 +379,17 @@ def _extended(state: State, event: dict[str, Any], at: float, rules: SlaRules,
         return
     state["ext"] += 1
     state.setdefault("adj", []).append(["e", int(days)])
-    start = state["start"]
-    _move_deadline(state, due, start + (due - start) * rules.of(state).warning_share, rules,
-                   effects, now=at)
+    _move_deadline(state, due, rules.warn_at(state, state["start"], due), rules, effects,
+                   now=at)
 
 
-def _running_due(state: State, at: float) -> float:
+def _running_due(state: State, at: float, rules: SlaRules) -> float:
     """The deadline as of ``at``: a pause that began before the deadline holds the clock, so
-    while it lasts the deadline moves with it (the stored one moves only on resume)."""
+    while it lasts the deadline is the one a resume at ``at`` would give (the stored one moves
+    only on resume), counted by the same rule as the resume and the replay."""
     paused = state["paused"]
     if state["status"] == "paused" and paused is not None and paused < state["due"]:
-        return float(state["due"] + max(0.0, at - paused))
+        return rules.after_pause(state, state["due"], state["warn"], paused, at)[0]
     return float(state["due"])
 
 
@@ -367,7 +417,7 @@ def _redirected(state: State, event: dict[str, Any], at: float, rules: SlaRules,
         effects.outcome = "rejected"
         return
     tz = state["tz"]
-    if at > _running_due(state, at):
+    if at > _running_due(state, at, rules):
         # _fire arms an escalation timer of this cycle, which _start_period cancels below.
         _fire(state, "breach", state["cycle"], rules, effects, at_ts=state["due"])
         effects.outcome = "applied"  # "duplicate" was about the alert, not this event
@@ -403,16 +453,18 @@ def _resumed(state: State, event: dict[str, Any], at: float, rules: SlaRules,
 
 
 def _resume(state: State, at: float, rules: SlaRules, effects: Effects) -> None:
+    """The pause ends: the deadline and the warning move by the time the pause held, in the
+    appeal's policy unit (``SlaRules.after_pause``, ``deadlines.compute.pause_shift``); a
+    pause that began after the deadline cannot cure the breach."""
     paused_from = state["paused"] or at
     state["status"] = "running"
     state["paused"] = None
-    # A pause that began after the deadline cannot cure the breach (see deadlines.pause_shift).
-    shift = max(0.0, at - paused_from) if paused_from < state["due"] else 0.0
-    state.setdefault("adj", []).append(["p", paused_from, at])
-    due = state["due"] + shift
-    start = state["start"] + shift
-    _move_deadline(state, due, start + (due - start) * rules.of(state).warning_share, rules,
-                   effects, now=at)
+    entry: list[Any] = ["p", paused_from, at]
+    if rules.pause is not None:
+        entry.append(PAUSE_IN_UNITS)
+    state.setdefault("adj", []).append(entry)
+    due, warn = rules.after_pause(state, state["due"], state["warn"], paused_from, at)
+    _move_deadline(state, due, warn, rules, effects, now=at)
 
 
 def _closed(state: State, event: dict[str, Any], at: float, rules: SlaRules,
@@ -470,23 +522,25 @@ def replay_deadline(state: State, rules: SlaRules) -> tuple[float, float]:
 
     The same arithmetic as the incremental transitions (``_start_period``, ``_extended``,
     ``_resume``), so with unchanged calendar and policies it gives back the stored deadline.
-    Raises ValueError when an extension is no longer allowed by the (changed) policy.
+    A pause counts in the policy's unit when its entry says it was applied so
+    (``PAUSE_IN_UNITS``); a pause stored by the version that added wall-clock time keeps that
+    meaning, so a recompute does not move (e.g. bring forward into a breach) a deadline the
+    body was given for it. Raises ValueError when an extension is no longer allowed by the
+    (changed) policy.
     """
     start = state["start"]
-    share = rules.of(state).warning_share
     due = rules.due(state["regime"], start, state["tz"], state["urgent"], state["auth"],
                     state["cat"], state["sub"], state["region"])
-    warn = start + (due - start) * share
+    warn = rules.warn_at(state, start, due)
     for adj in state.get("adj", []):
         if adj[0] == "e":
             due = rules.extend(state["regime"], due, int(adj[1]), state["tz"], state["auth"],
                                state["cat"], state["sub"], state["region"])
-            warn = start + (due - start) * share
+            warn = rules.warn_at(state, start, due)
         elif adj[0] == "p":
-            paused_from, resumed_at = float(adj[1]), float(adj[2])
-            shift = max(0.0, resumed_at - paused_from) if paused_from < due else 0.0
-            due += shift
-            warn = start + shift + (due - shift - start) * share
+            in_units = len(adj) > 3 and adj[3] == PAUSE_IN_UNITS
+            due, warn = rules.after_pause(state, due, warn, float(adj[1]), float(adj[2]),
+                                          in_units)
     return due, warn
 
 
