@@ -117,3 +117,11 @@ def wait_for(predicate: Any, timeout: float, interval: float = 0.5, what: str = 
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what or predicate}")
         time.sleep(interval)
+
+
+def partition_of(key: str, partitions: int) -> int:
+    """The partition the pipeline's partitioner puts ``key`` on (murmur2, as Kafka's clients):
+    tests that need records of one partition pick their keys with it."""
+    from streams.partitioner import key_hash
+
+    return key_hash(key.encode()) % partitions

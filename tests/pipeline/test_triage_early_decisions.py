@@ -14,17 +14,12 @@ from pathlib import Path
 
 import orjson
 import pytest
-from aiokafka.partitioner import murmur2
 
 from streams import topics as t
-from streams.testing import isolated_settings, read_topic, running_worker
+from streams.testing import isolated_settings, partition_of, read_topic, running_worker
 from workers.route.agent import EARLY_DECISION_WAIT
 
 pytestmark = pytest.mark.integration
-
-
-def _partition(key: str, partitions: int) -> int:
-    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
 def _pending(appeal_id: str) -> bytes:
@@ -48,8 +43,8 @@ def test_unmatched_decision_is_dead_lettered(broker, redis_server, tmp_path: Pat
     t.ensure_topics(settings)
     n = settings.partitions
     unknown = "never-triaged"
-    p = _partition(unknown, n)
-    same = [a for a in (f"tr-early-{i}" for i in range(200)) if _partition(a, n) == p]
+    p = partition_of(unknown, n)
+    same = [a for a in (f"tr-early-{i}" for i in range(200)) if partition_of(a, n) == p]
     overtaken, later = same[:2]
     now_ms = int(time.time() * 1000)
     wait_ms = int(EARLY_DECISION_WAIT * 1000)

@@ -16,18 +16,13 @@ from pathlib import Path
 
 import orjson
 import pytest
-from aiokafka.partitioner import murmur2
 
 from streams import topics as t
-from streams.testing import isolated_settings, read_topic, running_worker
+from streams.testing import isolated_settings, partition_of, read_topic, running_worker
 
 pytestmark = pytest.mark.integration
 
 TEXT = "На дороге по улице Ленина яма"
-
-
-def _partition(key: str, partitions: int) -> int:
-    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
 def _pending(appeal_id: str) -> bytes:
@@ -53,9 +48,9 @@ def test_pending_copy_of_the_wrong_shape_is_dead_lettered(broker, redis_server,
     t.ensure_topics(settings)
     n = settings.partitions
     # All on one partition, so the decisions are applied in the order they are sent.
-    p = _partition("tr-shape-0", n)
+    p = partition_of("tr-shape-0", n)
     bad, legacy, good = [a for a in (f"tr-shape-{i}" for i in range(200))
-                         if _partition(a, n) == p][:3]
+                         if partition_of(a, n) == p][:3]
     changelog = f"{settings.app_id}-triage-pending-changelog"
 
     # What the old version stored for a bad copy, in the table's changelog before the worker

@@ -10,18 +10,16 @@ The running worker is tested with the same inputs in ``test_sla_poison_inputs.py
 from __future__ import annotations
 
 import asyncio
-import base64
 import datetime as dt
 from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
 import orjson
 import pytest
 
 from monitoring import metrics
 from schemas.validation import InvalidEvent
-from streams import topics as t
-from workers import runtime
+from tests.sla.recording_outbox import RecordingOutbox
 from workers.aggregates.partials import PartitionAggregates
 from workers.sla import agent as sla_agent
 from workers.sla.engine import SlaRules, State
@@ -38,30 +36,6 @@ def _due(regime: str, start: float, *_: Any) -> float:
     if start >= LIMIT:
         raise OverflowError("date value out of range")
     return start + 10 * DAY
-
-
-class Outbox(runtime.Outbox):
-    """The agent's outbox on a producer that only records: ``dead`` holds the dead letters as
-    (reason, original value, detail)."""
-
-    def __init__(self) -> None:
-        self.records: list[tuple[str, bytes | None, bytes]] = []
-
-        async def send(topic: str, key: bytes | None, value: bytes, *_: Any) -> Any:
-            self.records.append((topic, key, value))
-            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            done.set_result(None)
-            return done
-
-        topology = SimpleNamespace(app=SimpleNamespace(producer=SimpleNamespace(send=send)),
-                                   name=lambda base: base)
-        super().__init__(cast(Any, topology), "sla")
-
-    @property
-    def dead(self) -> list[tuple[str, bytes, str | None]]:
-        letters = [orjson.loads(value) for topic, _key, value in self.records
-                   if topic == t.DEADLETTER]
-        return [(d["reason"], base64.b64decode(d["value_b64"]), d["detail"]) for d in letters]
 
 
 def _runtime(table: dict[bytes, Any] | None = None) -> Any:
@@ -103,12 +77,12 @@ def _lifecycle(kind: str, n: int, at: dt.datetime, **extra: Any) -> dict[str, An
 LATE = dt.datetime(2031, 5, 1, tzinfo=dt.UTC)  # valid by the schema; the rules overflow
 
 
-def _run(rt: Any, *batches: list[Any]) -> tuple[Outbox, list[sla_agent.Batch]]:
+def _run(rt: Any, *batches: list[Any]) -> tuple[RecordingOutbox, list[sla_agent.Batch]]:
     """Each list of events as one batch; the batch's states are stored as the agent does."""
     done = []
 
-    async def main() -> Outbox:
-        outbox = Outbox()
+    async def main() -> RecordingOutbox:
+        outbox = RecordingOutbox()
         for events in batches:
             batch = sla_agent.Batch(now=T0.timestamp())
             for event in events:

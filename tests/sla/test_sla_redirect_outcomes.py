@@ -21,7 +21,7 @@ from typing import Any, cast
 import orjson
 
 from streams import topics as t
-from workers import runtime
+from tests.sla.recording_outbox import RecordingOutbox
 from workers.routing import Router, load_rules
 from workers.routing.loader import PACKAGED_DATA
 from workers.sla import agent as sla_agent
@@ -32,26 +32,6 @@ T0 = dt.datetime(2026, 11, 2, 3, 0, tzinfo=dt.UTC)  # 10:00 in Barnaul
 EXTERNAL, INTERNAL, ROUTED, TICKS = "p.lifecycle", "p.sla.lifecycle", "p.routed", "p.ticks"
 APPEAL = "a" * 24
 KEY = APPEAL.encode()
-
-
-class Outbox(runtime.Outbox):
-    """The agent's outbox on a producer that only records what it is given."""
-
-    def __init__(self) -> None:
-        self.records: list[tuple[str, bytes | None, bytes]] = []
-
-        async def send(topic: str, key: bytes | None, value: bytes, *_: Any) -> Any:
-            self.records.append((topic, key, value))
-            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            done.set_result(None)
-            return done
-
-        topology = SimpleNamespace(app=SimpleNamespace(producer=SimpleNamespace(send=send)),
-                                   name=lambda base: base)
-        super().__init__(cast(Any, topology), "sla")
-
-    def of(self, topic: str) -> list[dict[str, Any]]:
-        return [orjson.loads(value) for name, _key, value in self.records if name == topic]
 
 
 def _runtime() -> Any:
@@ -89,11 +69,11 @@ def _lifecycle(kind: str, n: int, days: float, **extra: Any) -> dict[str, Any]:
             "event": kind, "at": at.isoformat(), **extra}
 
 
-def _run(rt: Any, *events: Any) -> Outbox:
+def _run(rt: Any, *events: Any) -> RecordingOutbox:
     """Each event in its own batch, its states stored as the agent stores them."""
 
-    async def main() -> Outbox:
-        outbox = Outbox()
+    async def main() -> RecordingOutbox:
+        outbox = RecordingOutbox()
         for event in events:
             batch = sla_agent.Batch(now=T0.timestamp())
             await sla_agent._handle(rt, outbox, event, batch)
