@@ -37,7 +37,7 @@ def test_json_keys(capsys: pytest.CaptureFixture[str]) -> None:
 def test_incident_warning_is_a_share_of_working_time(
         capsys: pytest.CaptureFixture[str]) -> None:
     """75 % of 8 working hours from Friday 17:00 are used on Monday at 14:00; the wall-clock
-    share said Sunday 22:15, after one working hour (session-11 review)."""
+    share said Sunday 22:15, after one working hour (session-9 DESIGN review)."""
     code, out, _err = run(capsys, "--regime", "incident", "--registered-at", "2026-03-13T17:00",
                           "--region", "22")
     assert code == 0

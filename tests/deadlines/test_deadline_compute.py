@@ -54,7 +54,7 @@ def test_previous_shift_never_before_start() -> None:
 
 def test_previous_shift_never_collapses_onto_the_start_day() -> None:
     """A "previous" shift back onto the start day left a body what remained of that day for a
-    3- or 7-day step (session-10 review); the next working day applies instead."""
+    3- or 7-day step (session-9 DESIGN review); the next working day applies instead."""
     # Registered Wed 30 Dec 2026: +7 = Wed 6 Jan 2027, +3 = Sat 2 Jan; 31 Dec - 10 Jan are
     # days off, so "previous" is Wed 30 Dec itself: Mon 11 Jan instead.
     reg = msk(2026, 12, 30, 15)

@@ -1,5 +1,5 @@
 """A pause holds the clock, and a warning fires at a share of the time used, in the policy's
-own unit (working hours, working days, calendar days); session-11 DESIGN review cases.
+own unit (working hours, working days, calendar days); session-9 DESIGN review cases.
 
 Before, a pause added its wall-clock length to the deadline whatever the unit (a weekend
 pause of an 8-working-hour incident moved it by 63.5 h, to Thursday 07:30) and the warning

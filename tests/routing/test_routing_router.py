@@ -224,7 +224,7 @@ def test_redirect_to_complained_body_rejected(router: Router) -> None:
 
 def test_redirect_to_the_body_that_holds_the_appeal_rejected(router: Router) -> None:
     """No redirect at all: taken as one, it restarted that body's clock and cleared its
-    breach (session-10 review)."""
+    breach (session-9 DESIGN review)."""
     with pytest.raises(RedirectRejected, match="already holds it"):
         router.redirect("a-7", "22-minzhkh", from_authority_id="22-minzhkh")
     assert router.redirect("a-7", "22-minzhkh", from_authority_id="22-mintrans").authority_id \

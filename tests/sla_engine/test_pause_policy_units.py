@@ -1,4 +1,4 @@
-"""The SLA engine holds a paused clock, and warns, in the appeal's policy unit (session-11 review).
+"""The SLA engine holds a paused clock, and warns, in the policy unit (session-9 DESIGN review).
 
 Before, a resume added the paused wall-clock time to the deadline (``_resume``, the same in
 ``replay_deadline`` and ``_running_due``) and the warning of a working-hours appeal was a

@@ -1,7 +1,7 @@
 """Every answer period's outcome stays in the figures: redirects and reopens can add to a
 body's record, never wipe it (DESIGN.md §4: not answering must never improve the figure).
 
-Each test here failed on the engine before the session-10 review fixes:
+Each test here failed on the engine before the session-9 DESIGN review fixes:
 - a redirect to the body that already held the appeal restarted its clock and cleared its
   breach (A);
 - a body that let its deadline pass and then redirected dropped out of its own on-time share,
