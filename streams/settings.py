@@ -143,6 +143,12 @@ class Settings:
     """APPEALS_RATING_MIN_VOLUME: answered + unanswered overdue in a window for a score."""
     rating_refresh: float = 5.0
     """APPEALS_RATING_REFRESH: seconds between recomputations of figures and ratings in the API."""
+    api_redis_connections: int = 100
+    """APPEALS_API_REDIS_CONNECTIONS: Redis connections one API process opens at most (1..10000).
+
+    More requests than this in flight wait up to 2 s for a free connection, then get
+    503 ``busy`` with Retry-After (never "Redis not reachable"); size it with Redis's
+    ``maxclients`` (10000 by default) divided by the API replicas and the workers in mind."""
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Tables of the config file that are not settings (``[gateway]``), for the sub-systems."""
 
@@ -168,6 +174,8 @@ class Settings:
         _check(0 <= self.api_port < 65536, "APPEALS_API_PORT", "must be a port number")
         _check(self.rating_min_volume >= 1, "APPEALS_RATING_MIN_VOLUME", "must be at least 1")
         _check(self.rating_refresh > 0, "APPEALS_RATING_REFRESH", "must be positive")
+        _check(1 <= self.api_redis_connections <= 10_000, "APPEALS_API_REDIS_CONNECTIONS",
+               "must be 1..10000")
         _check(_gc_threshold_ok(self.gc_threshold), "APPEALS_GC_THRESHOLD",
                "must be three non-negative integers, e.g. 50000,50,1000, or python")
         _check(1 <= self.webhook_attempts <= 20, "APPEALS_WEBHOOK_ATTEMPTS", "must be 1..20")

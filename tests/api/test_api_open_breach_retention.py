@@ -55,8 +55,8 @@ def test_open_breach_outlives_the_retention(redis_server: Any,
                                     _state("done1", "answered", due, answered=due + DAY)],
                                    due + 3 * DAY)
             await asyncio.sleep(1.5)
-            items, total = await svc.open_breaches(None, 100)
-            return ([b.appeal_id for b in items], total, await svc.appeal("open1"),
+            page = await svc.open_breaches(None, 100)
+            return ([b.appeal_id for b in page.items], page.total, await svc.appeal("open1"),
                     await svc.appeal("done1"))
         finally:
             await redis.aclose()

@@ -2,62 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
-import datetime as dt
 import re
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from streams.settings import Settings
-from workers.aggregates.partials import PartitionAggregates, publish
+from tests.api.api_support import api_settings, run_api
 from workers.api import page
 from workers.api.app import create_app
 from workers.api.openapi import document
 from workers.api.service import rating_key
 
-TZ_TODAY = dt.datetime.now(dt.timezone(dt.timedelta(hours=7))).date()
-
-
-def _settings(redis_url: str) -> Settings:
-    return Settings.load({}).replace(redis=redis_url, app_id=f"api-unit-{uuid.uuid4().hex[:8]}",
-                                     partitions=2, rating_min_volume=5)
-
 
 def _run(redis_url: str, body: Callable[[TestClient, Settings, Any], Awaitable[None]]) -> None:
-    async def main() -> None:
-        settings = _settings(redis_url)
-        redis = aioredis.Redis.from_url(redis_url)
-        await _seed(redis, settings)
-        app = create_app(settings, aioredis.Redis.from_url(redis_url))
-        async with TestClient(TestServer(app)) as client:
-            await body(client, settings, redis)
-        await redis.aclose()
-
-    asyncio.run(main())
-
-
-async def _seed(redis: Any, settings: Settings) -> None:
-    today = TZ_TODAY.isoformat()
-    agg = PartitionAggregates()
-    for auth, answered, on_time in (("22-minzdrav", 10, 9), ("22-minsoc", 8, 4),
-                                    ("22-mincifry", 2, 2)):
-        for subject in (auth, "cat:healthcare", "muni:barnaul"):
-            agg.apply_delta([], [(subject, today, "answered")] * answered
-                            + [(subject, today, "answered_on_time")] * on_time)
-            for i in range(answered):
-                agg.add_response(subject, today, 3600.0 * (i + 1))
-    await publish(redis, f"{settings.app_id}:", 0, agg)
-    await redis.hset(f"{settings.app_id}:appeal:pos-abc", mapping={
-        "status": "running", "sla": "breached", "authority_id": "22-minzdrav",
-        "regime": "pos", "category": "healthcare", "municipality": "barnaul",
-        "registered_at": "2026-01-01T00:00:00+00:00", "due_at": "2026-01-10T00:00:00+00:00",
-        "answered_at": "", "updated_at": "2026-01-11T00:00:00+00:00"})
-    due = dt.datetime(2026, 1, 10, tzinfo=dt.UTC).timestamp()
-    await redis.zadd(f"{settings.app_id}:breaches:open", {"pos-abc": due})
+    run_api(api_settings(redis_url), body,
+            client_factory=lambda: aioredis.Redis.from_url(redis_url))
 
 
 def test_routes_figures_ratings_and_errors(redis_server: Any) -> None:
@@ -122,7 +84,7 @@ def test_routes_figures_ratings_and_errors(redis_server: Any) -> None:
 
 
 def test_openapi_documents_exactly_the_served_routes(redis_server: Any) -> None:
-    settings = _settings(redis_server.url)
+    settings = api_settings(redis_server.url)
     app = create_app(settings, aioredis.Redis.from_url(redis_server.url))
     served = {re.sub(r"\{[^}]+\}", "{}", r.resource.canonical) for r in app.router.routes()
               if r.method == "GET" and r.resource is not None}

@@ -2,7 +2,10 @@
 
 Read-only over the Redis read model, so any number of replicas can run behind a balancer and a
 restart loses nothing. Errors are JSON ``{"error": {"code", "message"}}`` with the right status
-(400 for a bad parameter, 404 for an unknown appeal/authority, 503 when Redis is away).
+(400 for a bad parameter, 404 for an unknown appeal/authority, 405 with ``Allow``, 503
+``unavailable`` when Redis is away, 503 ``busy`` with ``Retry-After`` when every pooled Redis
+connection stayed in use for the wait: see ``workers.api.pool``). The routing rules are reloaded
+while the process runs (``RulesWatcher``, as in the workers).
 Personal data: none is stored in the read model, none is returned, and the access log is off
 (appeal ids in paths are not personal, but there is no need to keep them either).
 """
@@ -13,6 +16,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import math
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -27,14 +31,22 @@ from monitoring import metrics
 from schemas.records import CATEGORIES
 from streams.settings import Settings
 from workers.api import openapi, page
-from workers.api.service import RATING_WINDOWS, ApiService
+from workers.api.pool import PoolBusy, make_client
+from workers.api.service import RATING_WINDOWS, ApiService, ReadModelUnavailable
 from workers.routing.model import Authority, RoutingRules
 
 log = logging.getLogger(__name__)
 
-APPEAL_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+#: Checked with ``fullmatch``: ``match`` with ``$`` let an id with a trailing newline through.
+APPEAL_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+#: Seconds a client is asked to wait after a 503 ``busy``.
+BUSY_RETRY_AFTER_S = 1
+#: Seconds between polls of the routing rules, as in the workers (workers/pipeline.py).
+RULES_POLL_S = 5.0
 SERVICE: web.AppKey[ApiService] = web.AppKey("service", ApiService)
 REGISTRY: web.AppKey[CollectorRegistry] = web.AppKey("registry", CollectorRegistry)
+RULES_PATH: web.AppKey[str] = web.AppKey("rules_path", str)
+RULES_POLL: web.AppKey[float] = web.AppKey("rules_poll", float)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -63,10 +75,25 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         if exc.status < 400:
             raise
         code = (exc.reason or "error").lower().replace(" ", "_")
-        return error_response(exc.status, code, exc.reason or "error")
+        response = error_response(exc.status, code, exc.reason or "error")
+        # Keep what the exception says beyond its body: 405 must carry Allow (RFC 9110).
+        for name, value in exc.headers.items():
+            if name.lower() not in ("content-type", "content-length"):
+                response.headers[name] = value
+        return response
+    except (PoolBusy, redis.exceptions.MaxConnectionsError) as exc:
+        # Redis answered; this process has every pooled connection in use. Not an outage.
+        log.info("answered 503 busy: %s", exc)
+        response = error_response(503, "busy", "the API is busy (every Redis connection stayed "
+                                  "in use); retry after the Retry-After delay")
+        response.headers["Retry-After"] = str(BUSY_RETRY_AFTER_S)
+        return response
     except (redis.exceptions.RedisError, OSError) as exc:
         log.warning("read model unavailable: %s", type(exc).__name__)
-        return error_response(503, "unavailable", "the read model (Redis) is not reachable")
+        response = error_response(503, "unavailable", "the read model (Redis) is not reachable")
+        if isinstance(exc, ReadModelUnavailable):
+            response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+        return response
 
 
 def _window(request: web.Request) -> str:
@@ -101,9 +128,9 @@ def _authority_dict(a: Authority) -> dict[str, Any]:
 async def get_appeal(request: web.Request) -> web.Response:
     svc = request.app[SERVICE]
     appeal_id = request.match_info["appeal_id"]
-    if not APPEAL_ID.match(appeal_id):
+    if not APPEAL_ID.fullmatch(appeal_id):
         raise ApiError(400, "bad_appeal_id", "appeal ids are 1-128 characters [A-Za-z0-9._:-]")
-    row = await svc.appeal(appeal_id)
+    row, in_breach_index = await svc.appeal_and_breach(appeal_id)
     if row is None:
         raise ApiError(404, "unknown_appeal", f"no appeal {appeal_id!r} in the read model")
     authority = svc.authority(row.get("authority_id", ""))
@@ -129,7 +156,9 @@ async def get_appeal(request: web.Request) -> web.Response:
         "answered_at": row.get("answered_at") or None,
         "updated_at": row.get("updated_at") or None,
         "overdue_s": round(overdue, 1) if overdue is not None else None,
-        "open_breach": bool(open_ and row.get("sla") == "breached"),
+        # The source /v1/breaches lists: the open-breach index (a breached appeal that was
+        # then paused reads sla=paused and still is an open breach).
+        "open_breach": bool(open_ and in_breach_index),
         "history": history,
     })
 
@@ -213,28 +242,30 @@ async def ratings(request: web.Request) -> web.Response:
 
 
 def _limit(request: web.Request) -> int:
+    """ASCII digits only: ``int()`` also took ``٥`` (Arabic-Indic five), ``1_0`` and spaces."""
     raw = request.query.get("limit", "100")
-    try:
-        limit = int(raw)
-    except ValueError:
-        raise ApiError(400, "bad_limit", "limit must be an integer 1..1000") from None
-    if not 1 <= limit <= 1000:
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 4) or not 1 <= int(raw) <= 1000:
         raise ApiError(400, "bad_limit", "limit must be an integer 1..1000")
-    return limit
+    return int(raw)
 
 
 async def breaches(request: web.Request) -> web.Response:
     svc = request.app[SERVICE]
     limit = _limit(request)
     authority_id = request.query.get("authority")
+    # Both filters are checked and both apply (region used to be ignored next to authority).
+    region = _region(svc, request) if "region" in request.query else None
+    wanted: list[str] | None
     if authority_id is not None:
-        wanted: list[str] | None = [_authority(svc, authority_id).id]
-    elif "region" in request.query:
-        wanted = [a.id for a in svc.authorities(_region(svc, request))]
+        authority = _authority(svc, authority_id)
+        wanted = [authority.id] if region in (None, authority.region_code) else []
+    elif region is not None:
+        wanted = [a.id for a in svc.authorities(region)]
     else:
         wanted = None
-    items, total = await svc.open_breaches(wanted, limit)
-    return _json({"total": total, "breaches": [b.to_dict() for b in items]})
+    result = await svc.open_breaches(wanted, limit)
+    return _json({"total": result.total, "truncated": result.truncated,
+                  "breaches": [b.to_dict() for b in result.items]})
 
 
 async def supervisor_page(request: web.Request) -> web.Response:
@@ -244,12 +275,13 @@ async def supervisor_page(request: web.Request) -> web.Response:
     snap = await svc.snapshot()
     authorities = svc.authorities(region)
     names = {a.id: a.name for a in authorities}
-    items, total = await svc.open_breaches([a.id for a in authorities], 50)
+    breach_page = await svc.open_breaches([a.id for a in authorities], 50)
     body = page.render(
         region=region, region_name=svc.rules.regions[region].name, window=window,
         windows=RATING_WINDOWS, computed_at=_iso(snap.now_sla),
         min_volume=svc.policy.min_volume, entries=snap.rating(region, window), names=names,
-        breaches=items, breach_total=total,
+        breaches=breach_page.items, breach_total=breach_page.total,
+        breach_truncated=breach_page.truncated,
     )
     return web.Response(text=body, content_type="text/html", charset="utf-8")
 
@@ -259,8 +291,11 @@ async def openapi_doc(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    ok = await request.app[SERVICE].healthy()
-    return _json({"status": "ok" if ok else "redis_unreachable"}, status=200 if ok else 503)
+    status = await request.app[SERVICE].health()
+    response = _json({"status": status}, status=200 if status == "ok" else 503)
+    if status == "busy":
+        response.headers["Retry-After"] = str(BUSY_RETRY_AFTER_S)
+    return response
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:
@@ -285,24 +320,34 @@ def api_registry() -> CollectorRegistry:
 
 
 def create_app(settings: Settings, redis_client: Any | None = None,
-               rules: RoutingRules | None = None) -> web.Application:
+               rules: RoutingRules | None = None, *,
+               rules_poll: float | None = None) -> web.Application:
+    """The application. Rules given by the caller are used as they are; rules it loads itself
+    (``APPEALS_ROUTING_RULES`` or the packaged region) are polled every ``rules_poll`` s
+    (default :data:`RULES_POLL_S`) and reloaded on a valid change, as README promises and the
+    workers do."""
+    rules_path = ""
     if rules is None:
         from workers.routing import load_rules
+        from workers.routing.loader import default_rules_path
 
-        rules = load_rules(settings.routing_rules or None,
-                           default_region=settings.default_region)
-    client = redis_client or aioredis.Redis.from_url(settings.redis, socket_timeout=5,
-                                                     socket_connect_timeout=5)
+        rules_path = settings.routing_rules or str(default_rules_path())
+        rules = load_rules(rules_path, default_region=settings.default_region)
+    client: aioredis.Redis = redis_client or make_client(settings)
     service = ApiService(settings, client, rules)
     app = web.Application(middlewares=[errors])
     app[SERVICE] = service
     app[REGISTRY] = api_registry()
+    app[RULES_PATH] = rules_path
+    app[RULES_POLL] = RULES_POLL_S if rules_poll is None else rules_poll
     app.router.add_get("/", supervisor_page)
     app.router.add_get("/supervisor", supervisor_page)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_endpoint)
     app.router.add_get("/openapi.json", openapi_doc)
-    app.router.add_get("/v1/appeals/{appeal_id}", get_appeal)
+    # Any segment reaches the handler's id check (aiohttp's default segment excludes braces,
+    # so "{x}" got the router's generic 404 instead of 400 bad_appeal_id).
+    app.router.add_get("/v1/appeals/{appeal_id:[^/]+}", get_appeal)
     app.router.add_get("/v1/authorities", list_authorities)
     app.router.add_get("/v1/authorities/{authority_id}/stats", authority_stats)
     app.router.add_get("/v1/municipalities/{municipality_id}/stats", municipality_stats)
@@ -310,7 +355,26 @@ def create_app(settings: Settings, redis_client: Any | None = None,
     app.router.add_get("/v1/ratings", ratings)
     app.router.add_get("/v1/breaches", breaches)
     app.cleanup_ctx.append(_refresher)
+    app.cleanup_ctx.append(_rules_watcher)
     return app
+
+
+async def _rules_watcher(app: web.Application) -> AsyncIterator[None]:
+    """Reload the routing rules while serving (README: APPEALS_ROUTING_RULES reloads without
+    a restart). The API loaded them once, so renamed, added and removed bodies never reached
+    it. An invalid edit keeps the rules in use (the watcher logs why)."""
+    path = app[RULES_PATH]
+    if not path:
+        yield  # rules handed in by the caller: not ours to reload
+        return
+    from workers.routing.watcher import RulesWatcher
+
+    svc = app[SERVICE]
+    watcher = RulesWatcher(path, svc.replace_rules, interval=app[RULES_POLL],
+                           initial=svc.rules, default_region=svc.settings.default_region)
+    watcher.start()
+    yield
+    await watcher.stop()
 
 
 async def _refresher(app: web.Application) -> AsyncIterator[None]:
@@ -320,7 +384,7 @@ async def _refresher(app: web.Application) -> AsyncIterator[None]:
     async def loop() -> None:
         while True:
             try:
-                await svc.snapshot(max_age=svc.settings.rating_refresh * 0.9)
+                await svc.snapshot(max_age=svc.settings.rating_refresh * 0.9, probe=True)
             except (redis.exceptions.RedisError, OSError) as exc:
                 metrics.REDIS_ERRORS.labels("rating_refresh").inc()
                 log.warning("rating refresh failed: %s", type(exc).__name__)
@@ -331,6 +395,7 @@ async def _refresher(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+    await svc.close()
     await svc.redis.aclose()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from workers.aggregates.rating import BREACH_PENALTY, OVERDUE_PENALTY, PRIOR_WEIGHT
+from workers.api.service import BREACH_SCAN_LIMIT
 
 _NUM_OR_NULL: dict[str, Any] = {"type": ["number", "null"]}
 _WINDOW = {"name": "window", "in": "query", "required": False,
@@ -19,6 +20,20 @@ _WINDOW = {"name": "window", "in": "query", "required": False,
 def _error_response(description: str) -> dict[str, Any]:
     return {"description": description,
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+#: Every path that reads Redis can answer this (the page and /metrics included).
+UNAVAILABLE: dict[str, Any] = {
+    **_error_response(
+        "error.code `unavailable`: the read model (Redis) is not reachable (after a failed "
+        "read it is not retried for one APPEALS_RATING_REFRESH interval; Retry-After then "
+        "says how long); or error.code `busy`: every Redis connection of this API process "
+        "(APPEALS_API_REDIS_CONNECTIONS) stayed in use for the wait; Redis itself is fine, "
+        "retry after Retry-After seconds"),
+    "headers": {"Retry-After": {
+        "description": "seconds to wait before retrying (always with `busy`)",
+        "schema": {"type": "integer", "minimum": 1}}},
+}
 
 
 def _json(ref: str, description: str = "OK") -> dict[str, Any]:
@@ -109,8 +124,8 @@ def document(version: str = "0.1.0") -> dict[str, Any]:
         "type": "object",
         "description": "Status of one appeal. Carries no personal data.",
         "properties": {
-            "appeal_id": {"type": "string"}, "status": {"type": "string"},
-            "sla_status": {"type": "string"}, "regime": {"type": "string"},
+            "appeal_id": {"type": "string"}, "status": {"type": ["string", "null"]},
+            "sla_status": {"type": ["string", "null"]}, "regime": {"type": ["string", "null"]},
             "category": {"type": ["string", "null"]},
             "municipality": {"type": ["string", "null"]},
             "authority": {"type": "object", "properties": {
@@ -140,14 +155,19 @@ def document(version: str = "0.1.0") -> dict[str, Any]:
     missing = _error_response("unknown appeal, authority, region, municipality or category")
     stats_get = {
         "parameters": [_WINDOW],
-        "responses": {"200": _json("Stats"), "400": bad, "404": missing},
+        "responses": {"200": _json("Stats"), "400": bad, "404": missing, "503": UNAVAILABLE},
     }
     paths: dict[str, Any] = {
         "/healthz": {"get": {"summary": "Liveness and Redis reachability", "responses": {
-            "200": {"description": "ok"}, "503": {"description": "Redis not reachable"}}}},
+            "200": {"description": "ok"},
+            "503": {"description": "status `redis_unreachable`: Redis not reachable; status "
+                                   "`busy` (with Retry-After): every Redis connection of this "
+                                   "process stayed in use for the wait",
+                    "headers": UNAVAILABLE["headers"]}}}},
         "/metrics": {"get": {"summary": "Prometheus metrics (appeals_on_time_ratio)",
                              "responses": {"200": {"description": "text exposition format",
-                                                   "content": {"text/plain": {}}}}}},
+                                                   "content": {"text/plain": {}}},
+                                           "503": UNAVAILABLE}}},
         "/openapi.json": {"get": {"summary": "This document",
                                   "responses": {"200": {"description": "OpenAPI 3.1"}}}},
         "/": {"get": {"summary": "Supervisor page (HTML, refreshes itself)",
@@ -156,12 +176,13 @@ def document(version: str = "0.1.0") -> dict[str, Any]:
                           _WINDOW],
                       "responses": {"200": {"description": "HTML",
                                             "content": {"text/html": {}}}, "400": bad,
-                                    "404": missing}}},
+                                    "404": missing, "503": UNAVAILABLE}}},
         "/v1/appeals/{appeal_id}": {"get": {
             "summary": "Status, category, authority, deadlines and history of one appeal",
             "parameters": [{"name": "appeal_id", "in": "path", "required": True,
                             "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"}}],
-            "responses": {"200": _json("Appeal"), "400": bad, "404": missing}}},
+            "responses": {"200": _json("Appeal"), "400": bad, "404": missing,
+                          "503": UNAVAILABLE}}},
         "/v1/authorities": {"get": {
             "summary": "Authorities of the routing rules with their current figures",
             "parameters": [{"name": "region", "in": "query", "schema": {"type": "string"}},
@@ -171,7 +192,7 @@ def document(version: str = "0.1.0") -> dict[str, Any]:
                     "window": {"type": "string"},
                     "authorities": {"type": "array",
                                     "items": {"$ref": "#/components/schemas/Authority"}}}}}}},
-                "400": bad, "404": missing}}},
+                "400": bad, "404": missing, "503": UNAVAILABLE}}},
         "/v1/authorities/{authority_id}/stats": {"get": {
             **stats_get, "summary": "Figures and rating of one authority in a window",
             "parameters": [{"name": "authority_id", "in": "path", "required": True,
@@ -196,20 +217,29 @@ def document(version: str = "0.1.0") -> dict[str, Any]:
                     "computed_at": {"type": "string"}, "min_volume": {"type": "integer"},
                     "entries": {"type": "array",
                                 "items": {"$ref": "#/components/schemas/RatingEntry"}}}}}}},
-                "400": bad, "404": missing}}},
+                "400": bad, "404": missing, "503": UNAVAILABLE}}},
         "/v1/breaches": {"get": {
             "summary": "Open breached appeals, most overdue first",
+            "description": "authority and region both filter when both are given (an "
+                           "authority outside the region: none). Unfiltered, total is the "
+                           "size of the open-breach index; filtered, it is counted over at "
+                           f"most {BREACH_SCAN_LIMIT} most overdue open breaches, and "
+                           "truncated says the count stopped there (total is then a lower "
+                           "bound).",
             "parameters": [
                 {"name": "authority", "in": "query", "schema": {"type": "string"}},
                 {"name": "region", "in": "query", "schema": {"type": "string"}},
                 {"name": "limit", "in": "query",
                  "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}}],
             "responses": {"200": {"description": "OK", "content": {"application/json": {
-                "schema": {"type": "object", "properties": {
+                "schema": {"type": "object", "required": ["total", "truncated", "breaches"],
+                           "properties": {
                     "total": {"type": "integer"},
+                    "truncated": {"type": "boolean",
+                                  "description": "the count stopped at the scan limit"},
                     "breaches": {"type": "array",
                                  "items": {"$ref": "#/components/schemas/Breach"}}}}}}},
-                "400": bad, "404": missing}}},
+                "400": bad, "404": missing, "503": UNAVAILABLE}}},
     }
     return {
         "openapi": "3.1.0",

@@ -60,7 +60,7 @@ $rating_rows
 $unrated_rows
 </tbody>
 </table>
-<h2>Открытые нарушения сроков (<span id="breach-total">$breach_total</span>)</h2>
+<h2>Открытые нарушения сроков (<span id="breach-total">$breach_total</span>$breach_more)</h2>
 <table id="breaches">
 <thead><tr><th class="name">Обращение</th><th class="name">Орган</th>
 <th class="name">Категория</th><th>Срок</th><th>Просрочка</th></tr></thead>
@@ -145,7 +145,9 @@ def _breach_row(b: OpenBreach, name: str) -> str:
 def render(*, region: str, region_name: str, window: str, windows: Sequence[str],
            computed_at: str, min_volume: int, entries: Sequence[RatingEntry],
            names: Mapping[str, str], breaches: Sequence[OpenBreach], breach_total: int,
-           refresh: int = REFRESH_SECONDS) -> str:
+           breach_truncated: bool = False, refresh: int = REFRESH_SECONDS) -> str:
+    """The page. ``breach_truncated``: the count stopped at the scan limit, so the total is
+    a lower bound and the page says so instead of passing it off as exact."""
     rated = [x for x in entries if x.rated]
     unrated = [x for x in entries if not x.rated]
     nav = " ".join(
@@ -167,6 +169,8 @@ def render(*, region: str, region_name: str, window: str, windows: Sequence[str]
         unrated_rows="\n".join(_unrated_row(x, names.get(x.authority_id, x.authority_id))
                                for x in unrated) or empty,
         breach_total=int(breach_total),
+        breach_more=(' <span id="breach-truncated" class="muted">и более: подсчёт '
+                     'остановлен на пределе</span>' if breach_truncated else ""),
         breach_rows="\n".join(_breach_row(b, names.get(b.authority_id, b.authority_id))
                               for b in breaches) or empty,
     )

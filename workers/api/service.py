@@ -23,10 +23,11 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 import orjson
+import redis.exceptions
 
 from monitoring import metrics
 from streams.clock import SlaClock
@@ -38,7 +39,9 @@ from workers.aggregates.readmodel import (
     ParsedMaps,
     fetch_maps,
     figures_from_parsed,
+    subject_kind,
 )
+from workers.api.pool import PoolBusy
 from workers.routing.model import Authority, RoutingRules
 from workers.sla import read_model
 from workers.sla.engine import OPEN_STATUSES
@@ -47,8 +50,13 @@ log = logging.getLogger(__name__)
 
 RATING_WINDOWS = ("1d", "7d", "30d")
 TREND_DAYS = 7
-BREACH_SCAN_LIMIT = 20_000  # open breaches read per request at most (most overdue first)
+#: Open breaches a filtered breach list reads at most, most overdue first; past it the total is
+#: a lower bound and the answer says ``truncated``. (An unfiltered total is ZCARD: no cap.)
+BREACH_SCAN_LIMIT = 100_000
+#: Open breaches read and checked per round trip while paging through the index.
+BREACH_CHUNK = 2_000
 OPEN_BREACHES = read_model.OPEN_BREACHES
+_BREACH_FIELDS = ("authority_id", "category", "regime", "municipality", "status", "sla")
 
 
 def rating_key(app_id: str, region: str, window: str) -> str:
@@ -57,13 +65,22 @@ def rating_key(app_id: str, region: str, window: str) -> str:
 
 @dataclass
 class Snapshot:
-    """One consistent read of the partitions and everything derived from it."""
+    """One consistent read of the partitions and everything derived from it.
+
+    ``figures`` holds every subject's figures per (local day, window), cut once when the
+    snapshot is computed: requests only look subjects up. (``/v1/authorities`` used to cut the
+    figures of every subject again for each authority it listed, about 2 s of CPU per request
+    on region-sized data, with the event loop blocked meanwhile.)
+    """
 
     computed_mono: float
     now_sla: float
     parsed: ParsedMaps
     today: dict[str, dt.date]
     ratings: dict[tuple[str, str], list[RatingEntry]] = field(default_factory=dict)
+    figures: dict[tuple[dt.date, str], dict[str, AuthorityFigures]] = field(default_factory=dict)
+    default_today: dt.date | None = None
+    rules: RoutingRules | None = None
 
     def rating(self, region: str, window: str) -> list[RatingEntry]:
         return self.ratings.get((region, window), [])
@@ -73,6 +90,37 @@ class Snapshot:
             if entry.authority_id == authority.id:
                 return entry
         return None
+
+
+@dataclass
+class _Failure:
+    """The last snapshot computation's Redis error, answered at once until ``until``."""
+
+    error: BaseException
+    at: float
+    until: float
+
+
+class ReadModelUnavailable(redis.exceptions.ConnectionError):
+    """The snapshot could not be computed a moment ago; raised at once instead of trying again.
+
+    Why: with Redis hung, every request used to wait out the socket timeout on its own, one
+    after another (the k-th waited k × 5 s). A failure is remembered for one refresh interval
+    (the background refresher keeps probing meanwhile) and requests fail fast during it.
+    """
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class BreachPage(NamedTuple):
+    """A page of open breaches: ``total`` matched in all; ``truncated`` when the count stopped
+    at :data:`BREACH_SCAN_LIMIT` (then ``total`` is a lower bound)."""
+
+    items: list[OpenBreach]
+    total: int
+    truncated: bool
 
 
 @dataclass
@@ -109,10 +157,19 @@ class ApiService:
         self.prefix = read_model.key_prefix(settings.app_id)
         self.policy = RatingPolicy(min_volume=settings.rating_min_volume)
         self._snapshot: Snapshot | None = None
-        self._lock = asyncio.Lock()
+        self._inflight: asyncio.Task[Snapshot] | None = None
+        self._failure: _Failure | None = None
         self._gauge_labels: set[tuple[str, str]] = set()
 
     # ----------------------------------------------------------------- routing data
+    def replace_rules(self, rules: RoutingRules) -> None:
+        """Take reloaded routing rules into use (``RulesWatcher``'s ``on_change``).
+
+        The cached snapshot was rated with the previous rules (which bodies a region has), so
+        it counts as stale from now on: the next request or refresh computes a new one.
+        """
+        self.rules = rules
+
     def authorities(self, region: str | None = None) -> list[Authority]:
         items = self.rules.authorities.values()
         return sorted((a for a in items if region is None or a.region_code == region),
@@ -128,59 +185,122 @@ class ApiService:
         return None
 
     def today(self, region: str | None) -> dt.date:
-        region_rules = self.rules.regions.get(region or self.settings.default_region)
-        tz = region_rules.timezone if region_rules else "Europe/Moscow"
-        return dt.datetime.fromtimestamp(self.clock.now(), ZoneInfo(tz)).date()
+        return _local_day(self.rules, region or self.settings.default_region, self.clock.now())
 
     # ----------------------------------------------------------------- snapshot
-    async def snapshot(self, max_age: float | None = None) -> Snapshot:
-        """The cached snapshot, recomputed when older than ``APPEALS_RATING_REFRESH``."""
+    def _fresh(self, snap: Snapshot, age_limit: float) -> bool:
+        """Young enough, and rated with the rules in use (a reload makes it stale)."""
+        return snap.rules is self.rules and time.monotonic() - snap.computed_mono < age_limit
+
+    async def snapshot(self, max_age: float | None = None, *, probe: bool = False) -> Snapshot:
+        """The cached snapshot, recomputed when older than ``APPEALS_RATING_REFRESH``.
+
+        Single flight: concurrent callers share the one computation in flight, its result or
+        its exception (each of them used to retry it alone behind a lock, so with Redis hung
+        the k-th request waited k socket timeouts). A Redis failure is remembered for one
+        refresh interval and raised at once as :class:`ReadModelUnavailable` meanwhile;
+        ``probe`` (the background refresher) tries again regardless, so the API recovers
+        within one interval of Redis coming back.
+        """
         age_limit = self.settings.rating_refresh if max_age is None else max_age
         snap = self._snapshot
-        if snap is not None and time.monotonic() - snap.computed_mono < age_limit:
+        if snap is not None and self._fresh(snap, age_limit):
             return snap
-        async with self._lock:
-            snap = self._snapshot
-            if snap is not None and time.monotonic() - snap.computed_mono < age_limit:
-                return snap
+        failure = self._failure
+        now = time.monotonic()
+        if failure is not None and now < failure.until and not probe:
+            raise ReadModelUnavailable(
+                f"the read model could not be read {now - failure.at:.1f} s ago "
+                f"({type(failure.error).__name__}); not retried before the next refresh",
+                retry_after=failure.until - now) from failure.error
+        task = self._inflight
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._refresh(),
+                                                          name="api-snapshot")
+            self._inflight = task
+            task.add_done_callback(self._refresh_done)
+        # shield: a request cancelled (client gone) must not cancel the others' computation.
+        return await asyncio.shield(task)
+
+    def _refresh_done(self, task: asyncio.Task[Snapshot]) -> None:
+        if self._inflight is task:
+            self._inflight = None
+        if not task.cancelled():
+            task.exception()  # retrieved: every waiter may have gone away meanwhile
+
+    async def _refresh(self) -> Snapshot:
+        try:
             snap = await self._compute()
-            # Published before the snapshot is shared: a request served from this snapshot
-            # must find the same ratings in Redis (the refresher's publish used to be still
-            # in flight when another request got the cached snapshot; a CI run caught it).
-            try:
-                await self._publish(snap)
-            except Exception as exc:  # a failed publish must not fail the request
-                metrics.REDIS_ERRORS.labels("rating_publish").inc()
-                log.warning("rating publish failed: %s", type(exc).__name__)
-            self._snapshot = snap
+        except PoolBusy:
+            raise  # this process is saturated, Redis answered: nothing to remember
+        except (redis.exceptions.RedisError, OSError) as exc:
+            now = time.monotonic()
+            self._failure = _Failure(exc, now, now + self.settings.rating_refresh)
+            raise
+        self._failure = None
+        # Published before the snapshot is shared: a request served from this snapshot
+        # must find the same ratings in Redis (the refresher's publish used to be still
+        # in flight when another request got the cached snapshot; a CI run caught it).
+        try:
+            await self._publish(snap)
+        except Exception as exc:  # a failed publish must not fail the request
+            metrics.REDIS_ERRORS.labels("rating_publish").inc()
+            log.warning("rating publish failed: %s", type(exc).__name__)
+        self._snapshot = snap
         return snap
+
+    async def close(self) -> None:
+        """Cancel a computation in flight (shutdown): nobody will wait for it any more."""
+        task, self._inflight = self._inflight, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
     async def _compute(self) -> Snapshot:
+        rules = self.rules
         parsed = await fetch_maps(self.redis, self.prefix, self.settings.partitions)
-        snap = Snapshot(time.monotonic(), self.clock.now(), parsed,
-                        {code: self.today(code) for code in self.rules.regions})
-        for code in self.rules.regions:
-            today = snap.today[code]
-            ids = [a.id for a in self.authorities(code)]
-            for window in RATING_WINDOWS:
-                now_figs = figures_from_parsed(parsed, today, window, "authority")
-                past_figs = figures_from_parsed(
-                    parsed, today - dt.timedelta(days=TREND_DAYS), window, "authority")
-                # Bodies that are not in the rules any more but still have figures are rated
-                # too (their appeals still count for the region's mean).
-                extra = [a for a in now_figs if a not in self.rules.authorities
-                         and a.startswith(f"{code}-")]
-                snap.ratings[(code, window)] = rate_with_trend(
-                    now_figs, past_figs, ids + sorted(extra), self.policy)
-        self._set_gauges(snap)
+        computed_mono, now_sla = time.monotonic(), self.clock.now()
+        # Cutting every window of every subject is CPU work of a few hundred ms on
+        # region-sized data: off the event loop, so /healthz and cached answers keep flowing.
+        snap = await asyncio.to_thread(self._derive, rules, parsed, computed_mono, now_sla)
+        self._set_gauges(snap, rules)
         return snap
 
-    def _set_gauges(self, snap: Snapshot) -> None:
+    def _derive(self, rules: RoutingRules, parsed: ParsedMaps, computed_mono: float,
+                now_sla: float) -> Snapshot:
+        """Figures of every subject per (region's local day, window), and the ratings."""
+        today = {code: _local_day(rules, code, now_sla) for code in rules.regions}
+        default_today = _local_day(rules, self.settings.default_region, now_sla)
+        snap = Snapshot(computed_mono, now_sla, parsed, today, default_today=default_today,
+                        rules=rules)
+        for day in sorted({*today.values(), default_today}):
+            for window in RATING_WINDOWS:
+                snap.figures[(day, window)] = figures_from_parsed(parsed, day, window, "any")
+        past: dict[tuple[dt.date, str], dict[str, AuthorityFigures]] = {}
+        for code in rules.regions:
+            day = today[code]
+            ids = sorted(a.id for a in rules.authorities.values() if a.region_code == code)
+            for window in RATING_WINDOWS:
+                now_figs = {s: f for s, f in snap.figures[(day, window)].items()
+                            if subject_kind(s) == "authority"}
+                key = (day - dt.timedelta(days=TREND_DAYS), window)
+                if key not in past:
+                    past[key] = figures_from_parsed(parsed, key[0], window, "authority")
+                # Bodies that are not in the rules any more but still have figures are rated
+                # too (their appeals still count for the region's mean).
+                extra = [a for a in now_figs if a not in rules.authorities
+                         and a.startswith(f"{code}-")]
+                snap.ratings[(code, window)] = rate_with_trend(
+                    now_figs, past[key], ids + sorted(extra), self.policy)
+        return snap
+
+    def _set_gauges(self, snap: Snapshot, rules: RoutingRules) -> None:
         seen: set[tuple[str, str]] = set()
         for (_region, window), entries in snap.ratings.items():
             for entry in entries:
                 share = entry.figures.on_time_share
-                if share is None or entry.authority_id not in self.rules.authorities:
+                if share is None or entry.authority_id not in rules.authorities:
                     continue
                 metrics.ON_TIME_RATIO.labels(entry.authority_id, window).set(share)
                 seen.add((entry.authority_id, window))
@@ -207,57 +327,120 @@ class ApiService:
                 pipe.expire(details, ttl)
             await pipe.execute()
 
+    def _day(self, snap: Snapshot, region: str | None) -> dt.date:
+        """The local day a snapshot's windows of ``region`` end on (None: default region)."""
+        if region is None:
+            return snap.default_today or self.today(None)
+        return snap.today.get(region) or self.today(region)
+
     def figures(self, snap: Snapshot, subject: str, window: str,
                 region: str | None = None) -> AuthorityFigures:
-        today = snap.today.get(region or "") or self.today(region)
-        figs = figures_from_parsed(snap.parsed, today, window, "any")
-        return figs.get(subject) or AuthorityFigures(subject)
+        """A subject's figures: a lookup in the snapshot, no recomputation."""
+        key = (self._day(snap, region), window)
+        table = snap.figures.get(key)
+        if table is None:  # a region of rules reloaded after this snapshot: cut it once
+            table = snap.figures[key] = figures_from_parsed(snap.parsed, key[0], window, "any")
+        return table.get(subject) or AuthorityFigures(subject)
 
     def window_bounds(self, snap: Snapshot, window: str, region: str | None) -> tuple[str, str]:
-        today = snap.today.get(region or "") or self.today(region)
+        today = self._day(snap, region)
         return (today - dt.timedelta(days=WINDOWS[window] - 1)).isoformat(), today.isoformat()
 
     # ----------------------------------------------------------------- appeals, breaches
     async def appeal(self, appeal_id: str) -> dict[str, str] | None:
-        raw = await self.redis.hgetall(read_model.appeal_key(self.prefix, appeal_id))
+        row, _ = await self.appeal_and_breach(appeal_id)
+        return row
+
+    async def appeal_and_breach(self, appeal_id: str) -> tuple[dict[str, str] | None, bool]:
+        """An appeal's record and whether it is in the open-breach index, in one MULTI.
+
+        Why the index and not the record's ``sla`` field: ``/v1/breaches`` and the supervisor
+        page list the index, and a breached appeal that was then paused reads ``sla=paused``
+        while it stays an open breach; ``open_breach`` said false for it. The writer changes
+        the record and the index in one script, so one MULTI reads them consistently.
+        """
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hgetall(read_model.appeal_key(self.prefix, appeal_id))
+            pipe.zscore(f"{self.prefix}{OPEN_BREACHES}", appeal_id)
+            raw, score = await pipe.execute()
         if not raw:
-            return None
-        return {k.decode(): v.decode() for k, v in raw.items()}
+            return None, False
+        return {k.decode(): v.decode() for k, v in raw.items()}, score is not None
 
     async def open_breaches(self, authority_ids: Iterable[str] | None = None,
-                            limit: int = 100) -> tuple[list[OpenBreach], int]:
-        """Open breached appeals, most overdue first, and how many matched in total."""
+                            limit: int = 100) -> BreachPage:
+        """Open breached appeals, most overdue first, and how many matched in total.
+
+        Unfiltered, the total is the size of the index (ZCARD, less entries met whose record
+        is gone) and paging stops once ``limit`` are listed. Filtered by authorities, the
+        index is paged through :data:`BREACH_CHUNK` at a time until the count is complete,
+        or :data:`BREACH_SCAN_LIMIT` entries were read (``truncated``). The old single read of
+        the first 20,000 entries left bodies whose breaches sorted later with total 0.
+        """
         wanted = set(authority_ids) if authority_ids is not None else None
-        members = await self.redis.zrange(f"{self.prefix}{OPEN_BREACHES}", 0,
-                                          BREACH_SCAN_LIMIT - 1, withscores=True)
-        if not members:
-            return [], 0
-        fields = ("authority_id", "category", "regime", "municipality", "status", "sla")
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for member, _score in members:
-                pipe.hmget(read_model.appeal_key(self.prefix, member.decode()), *fields)
-            rows = await pipe.execute()
+        key = f"{self.prefix}{OPEN_BREACHES}"
+        if wanted is not None and not wanted:
+            return BreachPage([], 0, False)
+        card = int(await self.redis.zcard(key))
+        end = card if wanted is None else min(card, BREACH_SCAN_LIMIT)
+        chunk = BREACH_CHUNK if wanted is not None else min(BREACH_CHUNK, limit + 64)
         now = self.clock.now()
         out: list[OpenBreach] = []
-        total = 0
-        for (member, due), row in zip(members, rows, strict=True):
-            values = [v.decode() if v is not None else "" for v in row]
-            auth, category, regime, muni, status, sla = values
-            if not auth or status not in OPEN_STATUSES:
-                continue  # record lost (Redis data loss), or closed since (the set catches up)
-            if wanted is not None and auth not in wanted:
-                continue
-            total += 1
-            if len(out) < limit:
-                out.append(OpenBreach(member.decode(), auth, category, regime, muni,
-                                      _iso(due), max(0.0, now - due), sla))
-        return out, total
+        seen: set[bytes] = set()
+        total = stale = pos = 0
+        exhausted = False
+        while pos < end:
+            if wanted is None and len(out) >= limit:
+                break
+            members = await self.redis.zrange(key, pos, min(pos + chunk, end) - 1,
+                                              withscores=True)
+            if not members:
+                exhausted = True  # the index shrank while being read
+                break
+            pos += len(members)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for member, _score in members:
+                    pipe.hmget(read_model.appeal_key(self.prefix, member.decode()),
+                               *_BREACH_FIELDS)
+                rows = await pipe.execute()
+            for (member, due), row in zip(members, rows, strict=True):
+                if member in seen:
+                    continue  # the index moved under the paging: already counted
+                seen.add(member)
+                values = [v.decode() if v is not None else "" for v in row]
+                auth, category, regime, muni, status, sla = values
+                if not auth or status not in OPEN_STATUSES:
+                    stale += 1  # record lost (Redis data loss), or closed since
+                    continue
+                if wanted is not None and auth not in wanted:
+                    continue
+                total += 1
+                if len(out) < limit:
+                    out.append(OpenBreach(member.decode(), auth, category, regime, muni,
+                                          _iso(due), max(0.0, now - due), sla))
+        if wanted is None:
+            return BreachPage(out, max(card - stale, len(out)), False)
+        return BreachPage(out, total, not exhausted and end < card)
+
+    async def health(self) -> str:
+        """``ok``, ``busy`` (no free pooled connection within the wait) or
+        ``redis_unreachable``."""
+        try:
+            return "ok" if await self.redis.ping() else "redis_unreachable"
+        except PoolBusy:
+            return "busy"
+        except Exception:
+            return "redis_unreachable"
 
     async def healthy(self) -> bool:
-        try:
-            return bool(await self.redis.ping())
-        except Exception:
-            return False
+        return await self.health() == "ok"
+
+
+def _local_day(rules: RoutingRules, region: str | None, ts: float) -> dt.date:
+    """The calendar day at ``ts`` in ``region``'s zone (Moscow time for an unknown region)."""
+    region_rules = rules.regions.get(region or "")
+    tz = region_rules.timezone if region_rules else "Europe/Moscow"
+    return dt.datetime.fromtimestamp(ts, ZoneInfo(tz)).date()
 
 
 def _iso(ts: float | None) -> str:
