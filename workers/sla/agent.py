@@ -48,6 +48,7 @@ from workers.sla.engine import (
     State,
     apply_lifecycle,
     apply_tick,
+    copy_state,
     event_time,
     keyed_contributions,
     new_state,
@@ -246,7 +247,7 @@ async def _handle(rt: SlaRuntime, outbox: Outbox, event: faust.EventT, batch: Ba
     new: State | None
     try:
         state = batch.changed.get(key)
-        state = _copy_state(rt.table.get(key) if state is None else state)
+        state = copy_state(rt.table.get(key) if state is None else state)
         if msg.topic == rt.ticks_topic:
             new, effects = _on_tick(rt, state, data)
         elif msg.topic == rt.routed_topic:
@@ -324,18 +325,11 @@ async def _recompute(rt: SlaRuntime, outbox: Outbox, event: faust.EventT, data: 
         return
     for moved_key, moved_state, moved_effects in moved:
         batch.changed[moved_key] = moved_state
-        await _emit(rt, outbox, moved_state, moved_effects, batch.now)
         batch.schedule.setdefault(moved_state["p"], timers.Plan()).record(moved_effects)
-
-
-def _copy_state(state: Any) -> State | None:
-    """A copy a transition may change freely: the engine only ever appends to a state's
-    lists or replaces its values, so copying the lists themselves is enough."""
-    if state is None:
-        return None
-    if not isinstance(state, dict):
-        raise ValueError("the SLA table holds a value that is not an object for this key")
-    return {k: (list(v) if isinstance(v, list) else v) for k, v in state.items()}
+        try:
+            await _emit(rt, outbox, moved_state, moved_effects, batch.now)
+        except Exception:  # a bug must not stop the recompute of every other appeal
+            log.exception("SLA: cannot emit the recompute effects of %r", moved_key)
 
 
 def _on_routed(rt: SlaRuntime, state: State | None, data: dict[str, Any], partition: int,
@@ -358,7 +352,7 @@ def _on_routed(rt: SlaRuntime, state: State | None, data: dict[str, Any], partit
     new, effects = new_state(data, partition, registered_ts, tz, rt.rules)
     counted = keyed_contributions(new)
     for pending in (state or {}).get("pending", []):
-        trial = cast(State, _copy_state(new))
+        trial = cast(State, copy_state(new))
         try:
             if pending.get("event") == "redirected" and rt.router is not None:
                 _check_redirect(rt.router, trial, pending)

@@ -218,6 +218,16 @@ def new_state(
     return state, effects
 
 
+def copy_state(state: Any) -> State | None:
+    """A copy a transition may change freely: the engine only ever appends to a state's
+    lists or replaces its values, so copying the lists themselves is enough."""
+    if state is None:
+        return None
+    if not isinstance(state, dict):
+        raise ValueError("the SLA table holds a value that is not an object for this key")
+    return {k: (list(v) if isinstance(v, list) else v) for k, v in state.items()}
+
+
 def _start_period(state: State, start_ts: float, rules: SlaRules, effects: Effects) -> None:
     """A new answer period (registration, redirect, reopen): a fresh clock and fresh alerts.
 

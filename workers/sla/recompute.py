@@ -17,14 +17,14 @@ import datetime as dt
 import logging
 import uuid
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
 from monitoring import metrics
 from streams import topics as t
 from streams.settings import Settings
-from workers.sla.engine import Effects, State, keyed_contributions, recompute
+from workers.sla.engine import Effects, State, copy_state, keyed_contributions, recompute
 
 log = logging.getLogger(__name__)
 
@@ -87,14 +87,27 @@ def recompute_partition(rt: Any, data: dict[str, Any], partition: int,
             candidates[key] = state
     out: list[tuple[bytes, State, Effects]] = []
     counts: dict[str, int] = {}
-    for key, state in candidates.items():
-        before = keyed_contributions(state)
-        effects = recompute(state, rt.rules, now)
+    for key, stored in candidates.items():
+        # Each appeal on a private copy, and one that cannot be recomputed (a state an older
+        # version stored half applied) is left as it is: it must neither refuse the request
+        # for the whole partition nor leave the appeals before it moved in the table with no
+        # timers armed for their new deadlines.
+        try:
+            state = cast(State, copy_state(stored))
+            before = keyed_contributions(stored)
+            effects = recompute(state, rt.rules, now)
+            after = keyed_contributions(state) if effects.outcome == "recomputed" else before
+        except Exception as exc:
+            log.error("SLA recompute: the stored state of %r cannot be recomputed, left as it "
+                      "is: %s", key, type(exc).__name__)
+            counts["unprocessable"] = counts.get("unprocessable", 0) + 1
+            metrics.LIFECYCLE.labels("recompute", "unprocessable").inc()
+            continue
         counts[effects.outcome] = counts.get(effects.outcome, 0) + 1
         metrics.LIFECYCLE.labels("recompute", effects.outcome).inc()
         if effects.outcome != "recomputed":
             continue
-        rt.partition_aggregates(partition).apply_delta(before, keyed_contributions(state))
+        rt.partition_aggregates(partition).apply_delta(before, after)
         out.append((key, state, effects))
     log.info("SLA recompute %s, partition %d: %s", request_id or "?", partition,
              ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "no appeals")
