@@ -146,7 +146,9 @@ async def _to_triage(outbox: Outbox, appeal: dict[str, Any], result: Any) -> Non
         registered_at=appeal["registered_at"],
         candidates=[TriageCandidate(c, round(float(s), 4)) for c, s in result.top3],
         regime=appeal["regime"],
-        urgent=result.urgent,
+        # What the appeal will be routed with unless the desk says otherwise: a high-importance
+        # incident or a call the operator marked urgent is urgent whatever the text reads like.
+        urgent=is_urgent(appeal, result.urgent),
         classifier_version=result.model_version,
     )
     await outbox.send_record(t.TRIAGE, appeal["appeal_id"], item)
