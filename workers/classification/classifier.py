@@ -104,7 +104,7 @@ class Classifier:
         logits -= logits.max(axis=1, keepdims=True)
         probs = np.exp(logits)
         probs /= probs.sum(axis=1, keepdims=True)
-        p_urg = 1.0 / (1.0 + np.exp(-(x @ self._w_urg + self._b_urg)))
+        p_urg = self._p_urgent(x)
         order = np.argsort(-probs, axis=1)[:, :3]
         # Plain Python values for the whole batch at once (no per-element numpy scalars).
         top_p = np.take_along_axis(probs, order, axis=1).tolist()
@@ -122,6 +122,15 @@ class Classifier:
             top3 = tuple(zip([classes[j] for j in js], ps, strict=True))
             out.append(Classification(top3[0][0], urg, ps[0], top3, version))
         return out
+
+    def urgency_scores(self, texts: Sequence[str]) -> np.ndarray:
+        """The urgency probability of each text, before the threshold (for studies that rank
+        by it: average precision, precision at a recall)."""
+        x, _rule, _known = self.featurizer.transform_texts(texts)
+        return np.asarray(self._p_urgent(x), dtype=float)
+
+    def _p_urgent(self, x: Any) -> Any:
+        return 1.0 / (1.0 + np.exp(-(x @ self._w_urg + self._b_urg)))
 
     def explain(self, text: str) -> dict[str, Any]:
         """Which lexicon entries fired — for people debugging a surprising decision."""

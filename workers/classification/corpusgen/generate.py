@@ -44,9 +44,13 @@ STYLE_WEIGHTS = {"social": 0.35, "formal": 0.2, "hotline": 0.2, "web": 0.25}
 #: Session 9's banks (``corpus/bank_s9/``): C is a development check set, the others training
 #: phrasings. Each carries its own streets, towns and fillers, and gets its own seed.
 BANK_C_FILE = "test_bankc.jsonl"
-BANK_C_PER_CATEGORY = 30
 #: Bank G: round 2's final check set, never trained on and used for no decision.
 BANK_G_FILE = "test_bankg.jsonl"
+#: Check banks (never trained on): output file -> (bank module, seed offset, appeals per category).
+CHECK_BANKS: dict[str, tuple[ModuleType, int, int]] = {
+    BANK_C_FILE: (bank_c, 30, 30),
+    BANK_G_FILE: (bank_g, 70, 30),
+}
 #: Training banks beyond A: output file -> (bank module, seed offset, appeals per category).
 EXTRA_TRAINING_BANKS: dict[str, tuple[ModuleType, int, int]] = {
     "train_bankd.jsonl": (bank_d, 40, 110),
@@ -235,15 +239,10 @@ def _own_bank(bank: ModuleType, per_category: int, seed: int) -> list[dict[str, 
                     bank.FILLERS)
 
 
-def bank_c_check_rows(train_texts: set[str]) -> list[dict[str, object]]:
-    """Bank C's appeals (never trained on), minus any text that training also has."""
-    rows = _own_bank(bank_c, BANK_C_PER_CATEGORY, SEED + 30)
-    return [r for r in rows if str(r["text"]).lower() not in train_texts]
-
-
-def bank_g_check_rows(train_texts: set[str]) -> list[dict[str, object]]:
-    """Bank G's appeals (never trained on), minus any text that training also has."""
-    rows = _own_bank(bank_g, BANK_C_PER_CATEGORY, SEED + 70)
+def check_bank_rows(name: str, train_texts: set[str]) -> list[dict[str, object]]:
+    """A check bank's appeals (``CHECK_BANKS[name]``), minus any text training also has."""
+    bank, offset, per_category = CHECK_BANKS[name]
+    rows = _own_bank(bank, per_category, SEED + offset)
     return [r for r in rows if str(r["text"]).lower() not in train_texts]
 
 
@@ -279,8 +278,8 @@ def main() -> None:
         rows = extra_bank_rows(name)
         write_jsonl(rows, CORPUS_DIR / name)
         train_texts |= {str(r["text"]).lower() for r in rows}
-    write_jsonl(bank_c_check_rows(train_texts), CORPUS_DIR / BANK_C_FILE)
-    write_jsonl(bank_g_check_rows(train_texts), CORPUS_DIR / BANK_G_FILE)
+    for name in CHECK_BANKS:
+        write_jsonl(check_bank_rows(name, train_texts), CORPUS_DIR / name)
     for src, dst in fresh_sets().items():
         rows = read_handwritten(CORPUS_DIR / src)
         for r in rows:

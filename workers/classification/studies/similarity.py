@@ -15,7 +15,6 @@ phrasings against every training line instead.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import re
 import sys
 from collections.abc import Iterable, Sequence
@@ -25,6 +24,7 @@ import orjson
 
 from workers.classification import train as training
 from workers.classification.corpusgen.generate import read_handwritten
+from workers.classification.studies import blind_labels
 
 #: Flag at or above this character-4-gram Jaccard (session 7's rewritten lines topped at 0.315).
 JACCARD_FLAG = 0.35
@@ -57,13 +57,8 @@ def phrasings(path: Path) -> list[tuple[str, str]]:
     TSV."""
     if path.suffix == ".tsv":
         return [(str(r["tpl"]), str(r["text"])) for r in read_handwritten(path)]
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    if spec is None or spec.loader is None:
-        raise SystemExit(f"{path}: cannot import")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return [(f"{path.stem}:{cat}:{i}", _SLOT_RE.sub(f" {SLOT} ", text))
-            for cat, items in mod.PROBLEMS.items() for i, (text, _urgent) in enumerate(items)]
+    return [(f"{path.stem}:{ref}", _SLOT_RE.sub(f" {SLOT} ", text))
+            for ref, text, _urgent in blind_labels.phrasings(blind_labels.load_bank(path))]
 
 
 def held_out_texts(corpus: Path = training.CORPUS_DIR) -> list[str]:

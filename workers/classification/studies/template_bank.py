@@ -68,10 +68,8 @@ def _rows(path: Path) -> list[dict[str, object]]:
 
 def score(clf: Classifier, rows: Sequence[dict[str, object]]) -> Scores:
     texts = [str(r["text"]) for r in rows]
-    x, _rule, _known = clf.featurizer.transform_texts(texts)
-    p = 1.0 / (1.0 + np.exp(-(x @ clf._w_urg + clf._b_urg)))
     results = clf.classify_batch(texts)
-    return Scores(np.asarray(p, dtype=float), np.array([c.urgent for c in results]),
+    return Scores(clf.urgency_scores(texts), np.array([c.urgent for c in results]),
                   np.array([c.category for c in results]))
 
 
