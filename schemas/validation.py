@@ -62,10 +62,10 @@ def load_schema(name: str, version: int = 1) -> dict[str, Any]:
 
 @cache
 def _compiled(name: str, version: int) -> Callable[[Any], Any]:
-    return fastjsonschema.compile(load_schema(name, version), formats={"date-time": _is_datetime})
+    return fastjsonschema.compile(load_schema(name, version), formats={"date-time": is_datetime})
 
 
-def _is_datetime(value: str) -> bool:
+def is_datetime(value: str) -> bool:
     """JSON Schema ``date-time`` is RFC 3339: a date, a time *and* a UTC offset (or ``Z``),
     here also within :data:`MIN_YEAR`..:data:`MAX_YEAR`.
 

@@ -48,7 +48,7 @@ from schemas.records import (
     TriageFeedback,
     TriageItem,
 )
-from schemas.validation import InvalidEvent
+from schemas.validation import InvalidEvent, is_datetime
 from streams import topics as t
 from workers.routing import RouteInput, Router
 from workers.runtime import (
@@ -409,9 +409,9 @@ def check_pending(appeal: dict[str, Any]) -> str:
         raise InvalidEvent("wrong_type", "pending appeal: region is not a string")
     if not isinstance(appeal["registered_at"], str):
         raise InvalidEvent("wrong_type", "pending appeal: registered_at is not a string")
-    if _instant(appeal["registered_at"]) is None:
-        raise InvalidEvent("invalid_value",
-                           "pending appeal: registered_at is not a date-time with a UTC offset")
+    if not is_datetime(appeal["registered_at"]):
+        raise InvalidEvent("invalid_value", "pending appeal: registered_at is not a date-time "
+                           "with a UTC offset in the years events may carry")
     for name in _OPTIONAL_TEXT:
         if not isinstance(appeal.get(name), str | None):
             raise InvalidEvent("wrong_type", f"pending appeal: {name} is not a string or null")
@@ -570,23 +570,9 @@ def _feedback(appeal: dict[str, Any], decision_event: dict[str, Any], category: 
     )
 
 
-def _instant(value: str) -> datetime | None:
-    """``value`` as an instant: ISO 8601 with a UTC offset (a naive time would be read in each
-    host's own zone) that also exists in UTC (``9999-12-31T23:00-05:00`` does not)."""
-    if not value.isascii():
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-        if parsed.utcoffset() is None:
-            return None
-        return parsed.astimezone(UTC)
-    except (ValueError, OverflowError):
-        return None
-
-
 def _decided_at(at: Any) -> str:
     """The decision's own time when it names an instant (lifecycle events are validated with a
     UTC offset upstream), else now: training lines need a time, not the worker's zone."""
-    if isinstance(at, str) and _instant(at) is not None:
+    if isinstance(at, str) and is_datetime(at):
         return at
     return datetime.now(UTC).isoformat(timespec="milliseconds")
