@@ -44,8 +44,6 @@ class WaitingConnectionPool(BlockingConnectionPool):
                              **options: Any) -> Any:
         try:
             return await super().get_connection()
-        except PoolBusy:
-            raise
         except redis.exceptions.ConnectionError as exc:
             if isinstance(exc.__cause__, asyncio.TimeoutError | TimeoutError):
                 raise PoolBusy(f"no free Redis connection within {self.timeout:g} s "
