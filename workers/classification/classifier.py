@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from .embeddings import Projection
 from .features import Featurizer, analyse
 from .lexicons import CATEGORIES, LexiconSet, load_lexicons
 
@@ -90,6 +91,12 @@ class Classifier:
         self.featurizer = Featurizer.from_state(artifact["featurizer"], self.lexicons)
         self._other = self.classes.index("other") if "other" in self.classes else 0
         self.meta: dict[str, Any] = artifact.get("meta", {})
+        vectors = artifact.get("word_vectors")
+        #: Word-vector block (:mod:`.embeddings`): per word, its share of each class logit and
+        #: of the urgency logit. ``None`` for models trained without it.
+        self._vectors = Projection.from_state(vectors) if vectors is not None else None
+        if self._vectors is not None and self._vectors.n_outputs != len(self.classes) + 1:
+            raise ValueError("model's word-vector table does not match its classes")
 
     def classify(self, text: str) -> Classification:
         """Classify one appeal; never raises on odd input (None/empty/garbage → ``other``)."""
@@ -100,11 +107,10 @@ class Classifier:
         if not texts:
             return []
         x, rule, known = self.featurizer.transform_texts(texts)
-        logits = x @ self._w_cat + self._b_cat
+        logits, p_urg = self._scores(x, texts)
         logits -= logits.max(axis=1, keepdims=True)
         probs = np.exp(logits)
         probs /= probs.sum(axis=1, keepdims=True)
-        p_urg = self._p_urgent(x)
         order = np.argsort(-probs, axis=1)[:, :3]
         # Plain Python values for the whole batch at once (no per-element numpy scalars).
         top_p = np.take_along_axis(probs, order, axis=1).tolist()
@@ -127,10 +133,17 @@ class Classifier:
         """The urgency probability of each text, before the threshold (for studies that rank
         by it: average precision, precision at a recall)."""
         x, _rule, _known = self.featurizer.transform_texts(texts)
-        return np.asarray(self._p_urgent(x), dtype=float)
+        return np.asarray(self._scores(x, texts)[1], dtype=float)
 
-    def _p_urgent(self, x: Any) -> Any:
-        return 1.0 / (1.0 + np.exp(-(x @ self._w_urg + self._b_urg)))
+    def _scores(self, x: Any, texts: Sequence[object]) -> tuple[np.ndarray, np.ndarray]:
+        """Category logits and urgency probability of a batch (its features ``x``)."""
+        logits = np.asarray(x @ self._w_cat + self._b_cat)
+        urg_logit = np.asarray(x @ self._w_urg + self._b_urg)
+        if self._vectors is not None:
+            extra = self._vectors.scores(texts)
+            logits = logits + extra[:, :-1]
+            urg_logit = urg_logit + extra[:, -1]
+        return logits, 1.0 / (1.0 + np.exp(-urg_logit))
 
     def explain(self, text: str) -> dict[str, Any]:
         """Which lexicon entries fired — for people debugging a surprising decision."""

@@ -27,6 +27,7 @@ import orjson
 from . import context
 from .classifier import DEFAULT_MODEL_PATH, MODEL_FORMAT
 from .dataio import Example, read_labelled
+from .embeddings import NAVEC_NAME, Projection, WordVectors
 from .features import Featurizer, analyse
 from .lexicons import CATEGORIES, LEXICON_DIR, load_lexicons
 
@@ -52,6 +53,10 @@ FEATURES = "context-1+habitual"
 #: the hand-written lines each counted separately (session 9, round 3: with several template
 #: banks the pooled floor held on template text only). Part of the model version when on.
 THRESHOLD_PER_KIND = False
+#: Whether a block of pre-trained word vectors (:mod:`.embeddings`, navec's news vectors) joins
+#: both models' features (session 10, round 4: ``corpus/bank_s9/RULE4.md``). Part of the model
+#: version when on.
+EMBEDDINGS = False
 
 
 def training_files(data_dir: Path) -> list[Path]:
@@ -65,7 +70,8 @@ def training_files(data_dir: Path) -> list[Path]:
     return files
 
 
-def _hash(files: Sequence[Path], lexicon_dir: Path, per_kind: bool = False) -> str:
+def _hash(files: Sequence[Path], lexicon_dir: Path, per_kind: bool = False,
+          embeddings: bool = False) -> str:
     h = hashlib.sha256()
     # Training settings and the feature recipe are part of the version: same data with another
     # threshold rule, weighting or featurisation is another model. (The per-kind rule is added
@@ -74,6 +80,8 @@ def _hash(files: Sequence[Path], lexicon_dir: Path, per_kind: bool = False) -> s
                                     HANDWRITTEN_WEIGHT, FEATURES, context.word_lists())
     if per_kind:
         settings += ("threshold-per-kind",)
+    if embeddings:
+        settings += ("word-vectors", NAVEC_NAME)
     h.update(repr(settings).encode())
     for p in [*files, *sorted(lexicon_dir.glob("*.txt"))]:
         h.update(p.name.encode())
@@ -126,8 +134,10 @@ def _pick_threshold(p: np.ndarray, y: np.ndarray,
 
 
 def train(data_dir: Path | None = None, out: Path | None = None, *, seed: int = SEED,
-          verbose: bool = True, threshold_per_kind: bool | None = None) -> dict[str, Any]:
+          verbose: bool = True, threshold_per_kind: bool | None = None,
+          embeddings: bool | None = None) -> dict[str, Any]:
     """Fit featuriser, category model and urgency model; write the artifact; return its meta."""
+    from scipy import sparse
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GroupKFold
 
@@ -148,12 +158,27 @@ def train(data_dir: Path | None = None, out: Path | None = None, *, seed: int = 
     groups = np.array(group_list)
     w_sample = np.where(np.array(hw_list, dtype=bool), HANDWRITTEN_WEIGHT, 1.0)
     blocks = feat.block_slices()
-    # Category: words, characters, category lexicons (the urgency block gets zero weight).
     n_cat = blocks["lex"].stop
+    n_sparse = x.shape[1]
+    use_vectors = EMBEDDINGS if embeddings is None else embeddings
+    vectors: WordVectors | None = None
+    vec_scale = 0.0
+    x_cat = x[:, :n_cat]
+    if use_vectors:
+        # RULE4.md: the plain mean of the tokens' vectors times one constant that gives the
+        # block a typical norm of 1, like the L2-normalised TF-IDF blocks.
+        vectors = WordVectors()
+        dense = vectors.mean_vectors([d.tokens for d in docs])
+        norms = np.linalg.norm(dense, axis=1)
+        vec_scale = float(1.0 / norms[norms > 0].mean())
+        block = sparse.csr_matrix(dense * vec_scale)
+        x_cat = sparse.hstack([x_cat, block]).tocsr()
+        x = sparse.hstack([x, block]).tocsr()
+    # Category: words, characters, category lexicons (the urgency block gets zero weight).
     cat_model = LogisticRegression(C=CAT_C, max_iter=3000, random_state=seed)
-    cat_model.fit(x[:, :n_cat], y_cat)
-    w_cat = np.zeros((x.shape[1], len(cat_model.classes_)), dtype=np.float32)
-    w_cat[:n_cat] = cat_model.coef_.T
+    cat_model.fit(x_cat, y_cat)
+    w_cat = np.zeros((n_sparse, len(cat_model.classes_)), dtype=np.float32)
+    w_cat[:n_cat] = cat_model.coef_[:, :n_cat].T
     # Urgency: every block — lemma n-grams (incl. «не X»), character n-grams (typos), lexicon
     # counts, one column per urgency/calm rule and the cue lexicons (past/planned/hypo/now/
     # habitual),
@@ -161,7 +186,12 @@ def train(data_dir: Path | None = None, out: Path | None = None, *, seed: int = 
     urg_model = LogisticRegression(C=URG_C, max_iter=3000, class_weight="balanced",
                                    random_state=seed)
     urg_model.fit(x, y_urg, sample_weight=w_sample)
-    w_urg = urg_model.coef_[0].astype(np.float32)
+    w_urg = urg_model.coef_[0, :n_sparse].astype(np.float32)
+    projection: Projection | None = None
+    if vectors is not None:
+        # Each word's share of every logit (classes in the model's order, then urgency).
+        w_vec = np.hstack([cat_model.coef_[:, n_cat:].T, urg_model.coef_[0, n_sparse:, None]])
+        projection = Projection(vectors.words, vectors.project(w_vec * vec_scale))
 
     # Out-of-fold urgency probabilities over folds of unseen phrasings → threshold.
     oof = np.zeros(len(examples))
@@ -179,7 +209,7 @@ def train(data_dir: Path | None = None, out: Path | None = None, *, seed: int = 
     cv_r = float((pred & y_urg).sum() / max(y_urg.sum(), 1))
 
     classes = [CATEGORIES[i] for i in cat_model.classes_]
-    data_hash = _hash(files, LEXICON_DIR, per_kind)
+    data_hash = _hash(files, LEXICON_DIR, per_kind, use_vectors)
     meta = {
         "n_train": len(examples),
         "files": [p.name for p in files],
@@ -189,7 +219,7 @@ def train(data_dir: Path | None = None, out: Path | None = None, *, seed: int = 
         "cat_C": CAT_C,
         "urg_C": URG_C,
         "handwritten_weight": HANDWRITTEN_WEIGHT,
-        "features": FEATURES,
+        "features": FEATURES + (f"+vectors:{NAVEC_NAME}" if use_vectors else ""),
         "urgent_cv": {"folds": n_folds, "groups": len(set(groups)),
                       "min_precision": TARGET_CV_PRECISION, "threshold": threshold,
                       "floor_per_kind": per_kind,
@@ -208,6 +238,9 @@ def train(data_dir: Path | None = None, out: Path | None = None, *, seed: int = 
         "featurizer": feat.state(),
         "meta": meta,
     }
+    if projection is not None:
+        artifact["word_vectors"] = {"name": NAVEC_NAME, "scale": vec_scale,
+                                    **projection.state()}
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(out.suffix + ".tmp")
     with tmp.open("wb") as fh:

@@ -21,7 +21,8 @@ compares them on bank C by the rule written before either bank existed:
 ``--after-decision``. Round 1 (``RULE.md``): ``--add train_bankd.jsonl`` (the default), shipped.
 Round 2 (``RULE2.md``): ``--base train_bankd.jsonl --add train_banke.jsonl,train_bankf.jsonl``,
 not shipped; round 3 (``RULE3.md``): the same with ``--per-kind`` (the threshold's precision
-floor holds on generated and hand-written lines separately), not shipped.
+floor holds on generated and hand-written lines separately), not shipped. Round 4
+(``RULE4.md``): ``--base train_bankd.jsonl --add '' --vectors`` (pre-trained word vectors).
 
 Run: ``.venv/bin/python -m workers.classification.studies.template_bank [--base BANKS]
 [--add BANKS] [--after-decision]`` (trains two models: about 20 s).
@@ -104,7 +105,8 @@ def paired_ap_gain(base: Scores, variant: Scores, y: np.ndarray, groups: np.ndar
 
 
 def train_on(workdir: Path, banks: Sequence[str],
-             threshold_per_kind: bool | None = None) -> Classifier:
+             threshold_per_kind: bool | None = None,
+             embeddings: bool | None = None) -> Classifier:
     """The shipped recipe on the corpus's own training files plus ``banks`` (names of
     ``generate.EXTRA_TRAINING_BANKS``), generated afresh; other extra banks are left out."""
     data = workdir / "corpus"
@@ -116,7 +118,7 @@ def train_on(workdir: Path, banks: Sequence[str],
         generate.write_jsonl(generate.extra_bank_rows(name), data / name)
     out = workdir / "model.pkl"
     training.train(data_dir=data, out=out, verbose=False,
-                   threshold_per_kind=threshold_per_kind)
+                   threshold_per_kind=threshold_per_kind, embeddings=embeddings)
     return Classifier(read_artifact(out))
 
 
@@ -137,6 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--per-kind", action="store_true",
                     help="the variant's threshold floor holds on generated and hand-written "
                          "lines separately (round 3; train.THRESHOLD_PER_KIND)")
+    ap.add_argument("--vectors", action="store_true",
+                    help="the variant adds the word-vector block (round 4; train.EMBEDDINGS)")
     args = ap.parse_args(argv)
     base_banks = [b for b in args.base.split(",") if b]
     added = [b for b in args.add.split(",") if b]
@@ -146,7 +150,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         base = train_on(Path(tmp) / "base", base_banks)
         variant = train_on(Path(tmp) / "variant", base_banks + added,
-                           threshold_per_kind=True if args.per_kind else None)
+                           threshold_per_kind=True if args.per_kind else None,
+                           embeddings=True if args.vectors else None)
     print(f"baseline {base.version} (threshold {base.urgent_threshold}); variant "
           f"{variant.version} (threshold {variant.urgent_threshold})", flush=True)
 

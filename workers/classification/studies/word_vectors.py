@@ -27,7 +27,6 @@ decision are in the corpus README ("Study: pre-trained word vectors").
 from __future__ import annotations
 
 import argparse
-import importlib
 import re
 import sys
 from collections.abc import Sequence
@@ -37,24 +36,16 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
+from workers.classification import embeddings
 from workers.classification import train as training
 from workers.classification.studies import cv
 
 _WORD = re.compile(r"[а-яёa-z]+")
 
 
-class WordVectors:
-    """navec's product-quantised table, looked up by lower-cased word form (ё read as е)."""
-
-    def __init__(self, path: Path) -> None:
-        try:
-            navec = importlib.import_module("navec")
-        except ImportError:
-            raise SystemExit("this study needs the navec package: pip install navec") from None
-        table = navec.Navec.load(str(path))
-        self.index = {w: i for i, w in enumerate(table.vocab.words)}
-        self.codes = np.asarray(table.pq.indexes)  # (words, subspaces) uint8
-        self.centroids = np.asarray(table.pq.codes)  # (subspaces, 256, dims per subspace)
+class WordVectors(embeddings.WordVectors):
+    """navec's table (loaded by :mod:`..embeddings`), with this study's own recipe: words by a
+    plain regex and an L2-normalised mean (the shipped option, round 4, uses neither)."""
 
     @staticmethod
     def _words(text: str) -> list[str]:
@@ -65,7 +56,7 @@ class WordVectors:
         words = [w for text in texts for w in self._words(text)]
         return sum(w in self.index for w in words) / max(len(words), 1)
 
-    def mean_vectors(self, texts: Sequence[str]) -> np.ndarray:
+    def mean_vectors(self, texts: Sequence[str]) -> np.ndarray:  # type: ignore[override]
         subspaces, _, width = self.centroids.shape
         out = np.zeros((len(texts), subspaces * width), np.float32)
         rows = np.arange(subspaces)[None, :]
