@@ -131,6 +131,8 @@ class Settings:
     """APPEALS_NOTIFY_RETRY_BACKOFF: first delay of a parked alert's retry, seconds (doubles)."""
     notify_retry_backoff_max: float = 300.0
     """APPEALS_NOTIFY_RETRY_BACKOFF_MAX: longest delay between retries of a parked alert, s."""
+    notify_retry_after_max: float = 300.0
+    """APPEALS_NOTIFY_RETRY_AFTER_MAX: longest wait a receiver's Retry-After is honoured for, s."""
     notify_retry_max_age: float = 7 * 86400.0
     """APPEALS_NOTIFY_RETRY_MAX_AGE: seconds a parked alert is retried before dead-lettering."""
     routing_rules: str = ""
@@ -190,6 +192,8 @@ class Settings:
         _check(self.notify_retry_backoff <= self.notify_retry_backoff_max <= 86400,
                "APPEALS_NOTIFY_RETRY_BACKOFF_MAX",
                "must be at least APPEALS_NOTIFY_RETRY_BACKOFF and at most a day")
+        _check(0 < self.notify_retry_after_max <= 3600, "APPEALS_NOTIFY_RETRY_AFTER_MAX",
+               "must be 0..3600 s")
         _check(self.notify_retry_max_age > 0, "APPEALS_NOTIFY_RETRY_MAX_AGE", "must be positive")
         for name in ("webhook_url", "alertmanager_url"):
             value = getattr(self, name)

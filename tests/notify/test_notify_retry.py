@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import email.utils
 import random
 import time
 import uuid
@@ -42,9 +43,10 @@ pytestmark = pytest.mark.integration  # the session's Redis holds the sent marke
 @dataclass
 class Receivers:
     """Webhooks and an Alertmanager on one loopback server; each path answers from a script
-    of status codes (then 200) and records (key, body) of every request."""
+    of status codes or (status, headers) (then 200) and records (key, body) of every
+    request."""
 
-    scripts: dict[str, list[int]] = field(default_factory=dict)
+    scripts: dict[str, list[int | tuple[int, dict[str, str]]]] = field(default_factory=dict)
     requests: list[tuple[str, str, Any]] = field(default_factory=list)
     base: str = ""
 
@@ -62,7 +64,9 @@ class Receivers:
         self.requests.append((path, request.headers.get("Idempotency-Key", ""),
                               orjson.loads(await request.read())))
         script = self.scripts.get(path, [])
-        return web.Response(status=script.pop(0) if script else 200)
+        answer = script.pop(0) if script else 200
+        status, headers = answer if isinstance(answer, tuple) else (answer, {})
+        return web.Response(status=status, headers=headers)
 
 
 async def _with_receivers(body: Callable[[Receivers], Awaitable[Any]]) -> Any:
@@ -107,6 +111,11 @@ class RecordingOutbox:
 class Router:
     def __init__(self, hooks: dict[str, list[str]]) -> None:
         self.hooks = hooks
+
+    @property
+    def rules(self) -> Any:
+        """What :meth:`Delivery.has_receivers` reads of the real router's rules."""
+        return SimpleNamespace(authorities={a: self.authority(a) for a in self.hooks})
 
     def authority(self, authority_id: str) -> Authority:
         if authority_id not in self.hooks:
@@ -368,12 +377,13 @@ def test_retry_waits_for_not_before_and_backs_off_exponentially(redis_server) ->
         assert _count(metrics.NOTIFY_RETRIES, "webhook", "failed") == failed_before + 1
         assert h.notifier.tracker.count("webhook") == 1
         assert h.notifier.tracker.oldest_age("webhook") == 100
-        # A not_before far ahead (another worker's clock) waits at most the backoff maximum.
+        # A not_before far ahead (another worker's clock) waits at most the backoff maximum
+        # (or the Retry-After cap, when that is longer).
         h.sleeps.clear()
         await h.retries(_parked(alert, not_before=now + 86400))
         assert h.sleeps == [h.settings.notify_retry_backoff_max]
 
-    _run(redis_server.url, scenario, clock=lambda: now)
+    _run(redis_server.url, scenario, clock=lambda: now, notify_retry_after_max=30.0)
 
 
 def test_backoff_is_capped() -> None:
@@ -506,6 +516,8 @@ def test_tracker_forgets_records_it_no_longer_sees() -> None:
     ("APPEALS_NOTIFY_RETRY_BACKOFF_MAX", "1"),  # below the 5 s first delay
     ("APPEALS_NOTIFY_RETRY_MAX_AGE", "-1"),
     ("APPEALS_ALERT_TTL", "1e12"),
+    ("APPEALS_NOTIFY_RETRY_AFTER_MAX", "0"),
+    ("APPEALS_NOTIFY_RETRY_AFTER_MAX", "7200"),  # over an hour
 ])
 def test_retry_settings_are_validated(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
@@ -528,3 +540,131 @@ def test_parked_alert_whose_receivers_were_removed_is_dead_lettered(redis_server
 
     # The rules no longer name any hook for 22-b (and Alertmanager is off).
     _run(redis_server.url, scenario, router_hooks=lambda rec: {"22-b": []}, clock=lambda: now)
+
+
+# ------------------------------------------------------------------------------ no receiver
+
+
+def test_alert_for_an_authority_without_receiver_is_dead_lettered(redis_server) -> None:
+    """22-a has no supervisors' hook, 22-c only a .invalid placeholder, and there is no
+    fallback hook and no Alertmanager, while 22-b has a hook: 22-a's and 22-c's alerts used to
+    be marked sent with only a log line. They are dead-lettered as ``no_receiver`` (like a
+    parked alert whose receivers were removed), counted, not parked, not marked sent."""
+    lost, placeholder, fine = (_alert("appeal-no-hook"), _alert("appeal-placeholder", "22-c"),
+                               _alert("appeal-has-hook", "22-b"))
+
+    async def scenario(rec: Receivers, h: Harness) -> None:
+        before = _count(metrics.DEADLETTER, "notify", "no_receiver")
+        out = await h.alerts(lost.to_json(), fine.to_json(), placeholder.to_json())
+        assert sorted((s, r, v) for s, r, v, _ in out.dead) == sorted([
+            ("notify", "no_receiver", lost.to_json()),
+            ("notify", "no_receiver", placeholder.to_json())])
+        details = {v: d for _, _, v, d in out.dead}
+        assert "authority 22-a" in (details[lost.to_json()] or "")
+        assert "invalid" not in (details[placeholder.to_json()] or "")  # no URL in the reason
+        assert not out.parked()
+        assert not await h.sent(lost) and not await h.sent(placeholder)
+        assert rec.keys("/b") == [fine.alert_id] and await h.sent(fine)
+        assert _count(metrics.DEADLETTER, "notify", "no_receiver") == before + 2
+
+    _run(redis_server.url, scenario, webhook_url="", alertmanager_url="",
+         router_hooks=lambda rec: {"22-a": [], "22-b": [rec.url("/b")],
+                                   "22-c": ["https://hooks.example.invalid/22/c"]})
+
+
+def test_log_only_deployment_still_marks_alerts_sent(redis_server) -> None:
+    """No receiver configured anywhere (the packaged demo rules, no APPEALS_WEBHOOK_URL, no
+    Alertmanager): the log line is the delivery, as documented; nothing is dead-lettered."""
+    alert = _alert("appeal-log-only")
+
+    async def scenario(rec: Receivers, h: Harness) -> None:
+        out = await h.alerts(alert.to_json())
+        assert not out.dead and not out.parked() and await h.sent(alert)
+
+    _run(redis_server.url, scenario, webhook_url="", alertmanager_url="",
+         router_hooks=lambda rec: {"22-a": [], "22-b": ["https://hooks.example.invalid/22/b"]})
+
+
+# ------------------------------------------------------------------------------ Retry-After
+
+
+def test_retry_after_seconds_holds_the_receiver_and_parks_its_alerts(redis_server) -> None:
+    """A 429 with Retry-After: 30 used to be followed by the next quick attempt a fraction of
+    a second later. No request reaches that receiver before the 30 s: the alert is parked with
+    its not_before, the next batch's alert for it is parked without a request, another
+    receiver's alert goes out, and the retry agent waits and does not probe it early."""
+    a1, a2, b1 = _alert("appeal-ra-1"), _alert("appeal-ra-2"), _alert("appeal-ra-b", "22-b")
+    now = 1_900_000_000.0
+
+    async def scenario(rec: Receivers, h: Harness) -> None:
+        rec.scripts["/a"] = [(429, {"Retry-After": "30"})]
+        first = await h.alerts(a1.to_json())
+        assert rec.keys("/a") == [a1.alert_id]  # no second quick attempt
+        (parked,) = first.parked()
+        assert now + 29 <= parked.not_before <= now + 30.5 and not first.dead
+        second = await h.alerts(a2.to_json(), b1.to_json())
+        assert rec.keys("/a") == [a1.alert_id]
+        (parked2,) = second.parked()
+        assert parked2.alert == a2 and parked2.not_before >= now + 28
+        assert rec.keys("/b") == [b1.alert_id] and await h.sent(b1)
+        # The retry agent waits for the record's moment; its clock says the moment has come,
+        # but the receiver's 30 s have not passed: still no request, parked again no earlier.
+        again = await h.retries(parked)
+        assert len(h.sleeps) == 1 and 29 <= h.sleeps[0] <= 30.5
+        assert rec.keys("/a") == [a1.alert_id]
+        (parked3,) = again.parked()
+        assert parked3.attempt == 2 and parked3.not_before >= now + 28
+        assert not await h.sent(a1) and not await h.sent(a2)
+
+    _run(redis_server.url, scenario, clock=lambda: now,
+         router_hooks=lambda rec: {"22-a": [rec.url("/a")], "22-b": [rec.url("/b")]})
+
+
+def test_retry_after_http_date_is_honoured(redis_server) -> None:
+    """The HTTP-date form is read too (on a 503); once its moment has passed the receiver
+    gets the alert from the retry agent."""
+    alert = _alert("appeal-ra-date")
+
+    async def scenario(rec: Receivers, h: Harness) -> None:
+        until = time.time() + 3
+        rec.scripts["/a"] = [(503, {"Retry-After": email.utils.formatdate(until, usegmt=True)})]
+        start = time.time()
+        out = await h.alerts(alert.to_json())
+        assert rec.keys("/a") == [alert.alert_id]  # no second quick attempt
+        (parked,) = out.parked()
+        assert start + 1.5 <= parked.not_before <= until + 0.5  # not the 0.1 s backoff
+        await asyncio.sleep(max(0.0, until - time.time()) + 1.1)
+        done = await h.retries(parked)
+        assert rec.keys("/a") == [alert.alert_id] * 2
+        assert not done.parked() and not done.dead and await h.sent(alert)
+
+    _run(redis_server.url, scenario, notify_retry_backoff=0.1)
+
+
+def test_retry_after_is_capped(redis_server) -> None:
+    """A Retry-After longer than APPEALS_NOTIFY_RETRY_AFTER_MAX is cut to it."""
+    alert = _alert("appeal-ra-cap")
+
+    async def scenario(rec: Receivers, h: Harness) -> None:
+        rec.scripts["/a"] = [(429, {"Retry-After": "86400"})]
+        start = time.time()
+        out = await h.alerts(alert.to_json())
+        assert rec.keys("/a") == [alert.alert_id]
+        (parked,) = out.parked()
+        assert start + 19 <= parked.not_before <= time.time() + 20.5
+
+    _run(redis_server.url, scenario, notify_retry_backoff=0.1, notify_retry_after_max=20.0)
+
+
+def test_retry_after_header_forms() -> None:
+    from workers.notify.delivery import parse_retry_after
+
+    now = 1_900_000_000.0
+    date = email.utils.formatdate(now + 30, usegmt=True)
+    assert parse_retry_after("30", now) == 30.0
+    assert parse_retry_after(" 0 ", now) == 0.0
+    assert parse_retry_after(date, now) == 30.0
+    assert parse_retry_after(email.utils.formatdate(now - 60, usegmt=True), now) == 0.0
+    assert parse_retry_after("9" * 40, now) == 1e12  # capped by the caller
+    for bad in (None, "", "-5", "1.5", "soon", "x" * 100):
+        assert parse_retry_after(bad, now) is None

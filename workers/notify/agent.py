@@ -10,10 +10,15 @@ Two agents in every worker:
   batch at most the budget and holds up nobody else's alerts.
 - ``notify-retry`` reads ``appeals.notify.retry``: waits until a record's ``not_before``
   (each record of a batch on its own; the wait holds the retry agent's next batch, at most
-  ``APPEALS_NOTIFY_RETRY_BACKOFF_MAX``, never the notify agent), tries the targets not yet
+  ``APPEALS_NOTIFY_RETRY_BACKOFF_MAX`` or ``APPEALS_NOTIFY_RETRY_AFTER_MAX``, whichever is
+  longer, never the notify agent), tries the targets not yet
   served, and marks the alert sent or parks it again with a longer backoff (capped). After
   ``APPEALS_NOTIFY_RETRY_MAX_AGE`` of failures it dead-letters the alert (``delivery_failed``),
   which ``AppealsSupervisorAlertsLost`` reports.
+
+A receiver that answers 429/503 with ``Retry-After`` (seconds or an HTTP-date, capped at
+``APPEALS_NOTIFY_RETRY_AFTER_MAX``) gets no request from either agent before that moment: its
+alerts are parked with a ``not_before`` no earlier, the other receivers' alerts go on.
 
 An alert id is derived (appeal, level, cycle), so a replayed alert carries the id of the one
 already delivered; a Redis marker, written only after a successful delivery to every target,
@@ -22,9 +27,11 @@ worst re-delivers with the same idempotency key, which receivers (webhooks with
 Idempotency-Key, Alertmanager by label set) absorb.
 
 No alert can stop the worker: an alert that fails its schema, cannot be expressed in a
-request (a ``fired_at`` without a UTC moment), is refused for good by a receiver (a 4xx), or
-trips an unexpected error is dead-lettered with a reason and counted; only errors of the
-broker or the process itself end a batch (``crash_on_error``).
+request (a ``fired_at`` without a UTC moment), is refused for good by a receiver (a 4xx), has
+no receiver while the deployment has some (``no_receiver``: an authority without a hook and
+no fallback), or trips an unexpected error is dead-lettered with a reason and counted; only
+errors of the broker or the process itself end a batch (``crash_on_error``). With no receiver
+configured at all the deployment is log-only: the log line is the delivery.
 Alert texts and labels carry ids, levels and deadlines only: never the citizen's data.
 """
 
@@ -66,7 +73,7 @@ CHANNELS = ("webhook", "alertmanager")
 # Reasons a notify dead letter can carry (exported at 0 from the start, so that an alert rule
 # on ``increase`` sees the first one).
 DEAD_LETTER_REASONS = ("delivery_failed", "delivery_rejected", "delivery_error", "bad_timestamp",
-                       "bad_retry_record", "schema_invalid")
+                       "bad_retry_record", "schema_invalid", "no_receiver")
 
 
 @dataclass(slots=True)
@@ -142,7 +149,7 @@ class Notifier:
                 finished.append(alert.alert_id)
                 continue
             parked = Parked(alert=alert, attempt=1, first_failed_at=now,
-                            not_before=now + retry_delay(self.settings, 1, self._rng),
+                            not_before=now + self._delay(1, result),
                             done=result.done_keys, channels=result.failed_channels)
             await outbox.send(t.NOTIFY_RETRY, alert.appeal_id.encode(), parked.to_json())
             for channel in parked.channels:
@@ -172,7 +179,14 @@ class Notifier:
         if self.delivery is None:
             return Outcome()
         try:
-            return await self.delivery.send(alert, self.delivery.targets(alert),
+            targets = self.delivery.targets(alert)
+            if not targets and self.delivery.has_receivers():
+                # Receivers are configured, but none for this authority (no supervisors' hook,
+                # no fallback, no Alertmanager): not "delivered". Dead-lettered like a parked
+                # alert whose receivers were removed; replay it once the rules name one.
+                return _Error("no_receiver", "no receiver is configured for authority "
+                                             f"{alert.notify_authority_id[:80]}")
+            return await self.delivery.send(alert, targets,
                                             budget=self.settings.notify_inline_budget,
                                             hold_off=self.delivery.hold_off)
         except UndeliverableAlert as exc:
@@ -210,7 +224,8 @@ class Notifier:
         # Each record waits for its own not_before and is settled (delivered and marked, parked
         # again, or dead-lettered) as soon as it was tried; the batch, and with it the offsets,
         # ends when the last is done, so a record waits at most
-        # APPEALS_NOTIFY_RETRY_BACKOFF_MAX behind another of its partition.
+        # APPEALS_NOTIFY_RETRY_BACKOFF_MAX (or APPEALS_NOTIFY_RETRY_AFTER_MAX, if longer)
+        # behind another of its partition.
         await asyncio.gather(*(self._retry_and_settle(event, parked, outbox)
                                for event, parked in items.values()))
         await outbox.flush()  # records parked again acknowledged before the offsets move
@@ -247,15 +262,22 @@ class Notifier:
             return
         again = Parked(alert=parked.alert, attempt=parked.attempt + 1,
                        first_failed_at=parked.first_failed_at,
-                       not_before=now + retry_delay(self.settings, parked.attempt + 1, self._rng),
+                       not_before=now + self._delay(parked.attempt + 1, result),
                        done=parked.done + result.done_keys, channels=result.failed_channels)
         await outbox.send(t.NOTIFY_RETRY, parked.alert.appeal_id.encode(), again.to_json())
         self.tracker.seen(alert_id, again.channels, again.first_failed_at)
         log.info("parked alert %s: retry %d failed (%s); next in %.1f s", alert_id,
                  parked.attempt, _failures(result), again.not_before - now)
 
+    def _delay(self, attempt: int, outcome: Outcome) -> float:
+        """Backoff before retry ``attempt``, but not before a receiver's Retry-After."""
+        return max(retry_delay(self.settings, attempt, self._rng), outcome.wait)
+
     async def _retry(self, parked: Parked) -> object:
-        wait = min(parked.not_before - self._clock(), self.settings.notify_retry_backoff_max)
+        # At most the backoff maximum (a not_before far ahead may come from another worker's
+        # clock), or the Retry-After cap: a receiver's Retry-After is honoured after a restart.
+        cap = max(self.settings.notify_retry_backoff_max, self.settings.notify_retry_after_max)
+        wait = min(parked.not_before - self._clock(), cap)
         if wait > 0:
             await self._sleep(wait)
         alert = parked.alert

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import email.utils
 import hashlib
 import logging
 import random
@@ -63,6 +64,8 @@ PUBLIC_FIELDS = ("alert_id", "appeal_id", "level", "regime", "region", "authorit
                  "schema_version")
 # Answers worth retrying: the receiver may accept the same request later.
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+# Answers whose Retry-After header is honoured (RFC 6585 §4, RFC 9110 §10.2.3).
+RETRY_AFTER_STATUSES = frozenset({429, 503})
 LEVEL_TEXT = {"warning": "SLA warning", "breach": "SLA breach", "escalation": "SLA escalation"}
 
 SENT = "sent"
@@ -70,6 +73,7 @@ FAILED = "failed"
 REJECTED = "rejected"
 _AGAIN = "again"  # one attempt failed in a way worth repeating
 _QUEUED = "queued"  # the budget ran out before the receiver's turn: says nothing about it
+_HELD = "held"  # the receiver's Retry-After began while this request waited for its slot
 #: A request cut by the batch's budget after less than this long in flight says nothing about
 #: the receiver either (it was the last of many); one that hung longer marks the receiver down.
 _CUT_SHORT_S = 1.0
@@ -109,6 +113,8 @@ class Outcome:
     sent: list[Target] = field(default_factory=list)
     failed: list[tuple[Target, str]] = field(default_factory=list)
     rejected: list[tuple[Target, str]] = field(default_factory=list)
+    wait: float = 0.0
+    """Seconds before which a failed target must not be tried again (its Retry-After)."""
 
     @property
     def done_keys(self) -> list[str]:
@@ -202,6 +208,25 @@ def alertmanager_alert(alert: SlaAlert, public_url: str, ttl: float,
     }
 
 
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds a ``Retry-After`` header asks for (delta-seconds or HTTP-date), None if absent
+    or unreadable; a date in the past is 0."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value or len(value) > 64:
+        return None
+    if value.isascii() and value.isdigit():
+        return float(int(value)) if len(value) <= 12 else 1e12
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)  # an HTTP-date is GMT
+    return max(0.0, moment.timestamp() - now)
+
+
 def _reserved_host(url: str) -> bool:
     host = (urlsplit(url).hostname or "").rstrip(".").lower()
     return host == "invalid" or host.endswith(".invalid")
@@ -223,6 +248,11 @@ class Delivery:
         # A target that failed this recently is not tried by the quick path: its alerts are
         # parked at once (the retry agent probes it; a success there clears the mark).
         self.hold_off = settings.notify_retry_backoff
+        # A receiver that answered 429/503 with Retry-After gets no request (from either path)
+        # before the moment it asked for, capped at APPEALS_NOTIFY_RETRY_AFTER_MAX.
+        self.retry_after_max = settings.notify_retry_after_max
+        self._wait_until: dict[str, float] = {}
+        self._receivers_of: tuple[Any, bool] | None = None
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._session: aiohttp.ClientSession | None = None
@@ -273,6 +303,28 @@ class Delivery:
             urls.append(self.settings.webhook_url)
         return urls
 
+    def has_receivers(self) -> bool:
+        """Whether any external receiver is configured at all: the fallback hook, Alertmanager,
+        or a supervisors' hook (not a ``.invalid`` placeholder) of some authority in the
+        current rules. None: the deployment is log-only (the log line is the delivery); an
+        alert with no target while others have one is a gap in the configuration."""
+        if self.settings.webhook_url or self.alertmanager:
+            return True
+        if self.router is None:
+            return False
+        rules = getattr(self.router, "rules", None)
+        authorities = getattr(rules, "authorities", None)
+        if authorities is None:
+            return True  # a router that cannot list its hooks: assume it has some
+        if self._receivers_of is None or self._receivers_of[0] is not rules:
+            found = any(
+                url and not _reserved_host(url)
+                for authority in authorities.values()
+                for url in (getattr(s, "webhook", None)
+                            for s in getattr(authority, "supervisors", ()) or ()))
+            self._receivers_of = (rules, found)  # rules are swapped, never changed in place
+        return self._receivers_of[1]
+
     def targets(self, alert: SlaAlert) -> list[Target]:
         """Where this alert goes now (routing rules are reloaded without a restart)."""
         out: list[Target] = []
@@ -308,6 +360,7 @@ class Delivery:
             self._deliver(target, self._payload(target, alert), headers, deadline, skip_since)
             for target in targets))
         outcome = Outcome()
+        now = loop.time()
         for target, (result, reason) in zip(targets, results, strict=True):
             if result == SENT:
                 outcome.sent.append(target)
@@ -315,7 +368,16 @@ class Delivery:
                 outcome.rejected.append((target, reason))
             else:
                 outcome.failed.append((target, reason))
+                outcome.wait = max(outcome.wait, self._wait_until.get(target.key, now) - now)
         return outcome
+
+    def _waiting(self, key: str) -> bool:
+        """The receiver asked (Retry-After) not to be sent anything before a moment to come."""
+        return self._wait_until.get(key, 0.0) > asyncio.get_running_loop().time()
+
+    def _wait_reason(self, key: str) -> str:
+        left = self._wait_until.get(key, 0.0) - asyncio.get_running_loop().time()
+        return f"receiver asked to wait (Retry-After, {max(left, 0.0):.0f} s left)"
 
     def _held_off(self, key: str, skip_since: float | None) -> bool:
         if skip_since is None:
@@ -330,18 +392,30 @@ class Delivery:
         key, channel = target.key, target.channel
         reason = ""
         for attempt in range(1, self.attempts + 1):
+            if self._waiting(key):
+                return FAILED, reason or self._wait_reason(key)
             if self._held_off(key, skip_since):
                 return FAILED, reason or "receiver failed moments ago"
-            result, reason = await self._attempt(target, payload, headers, deadline)
-            if result == _QUEUED:
+            result, reason, retry_after = await self._attempt(target, payload, headers,
+                                                              deadline)
+            if result in (_QUEUED, _HELD):
                 return FAILED, reason  # parked for a retry; the receiver is not held off
             if result == SENT:
                 self._failed_at.pop(key, None)
+                self._wait_until.pop(key, None)
                 metrics.NOTIFICATIONS.labels(channel, "sent").inc()
                 return SENT, ""
             if result == REJECTED:
                 log.warning("%s delivery rejected by %s: %s", channel, target.host, reason)
                 return REJECTED, reason
+            if retry_after:
+                # No quick attempt before the moment the receiver asked for: park the alert.
+                hold = min(retry_after, self.retry_after_max)
+                self._failed_at[key] = loop.time()
+                self._wait_until[key] = loop.time() + hold
+                reason = f"{reason}, Retry-After {hold:.0f} s"
+                log.warning("%s delivery to %s failed (%s)", channel, target.host, reason)
+                return FAILED, reason
             if attempt == self.attempts:
                 break
             pause = self.delay(attempt)
@@ -357,37 +431,44 @@ class Delivery:
         return FAILED, reason
 
     async def _attempt(self, target: Target, payload: Any, headers: dict[str, str],
-                       deadline: float | None) -> tuple[str, str]:
+                       deadline: float | None) -> tuple[str, str, float | None]:
         """One POST, bounded by the deadline (waiting for the receiver's slot included).
 
         A budget that runs out while the request still waits for the receiver's slot is
         ``_QUEUED``, not a failure of the receiver: a healthy receiver with many alerts at once
         (every fz59 deadline falls at 23:59:59) must not be held off as if it were down.
+        The third value is the seconds a 429/503's ``Retry-After`` asks for (None: no header).
         """
         loop = asyncio.get_running_loop()
         in_flight: float | None = None
         try:
             async with asyncio.timeout_at(deadline), self._limit(target.key):
+                if self._waiting(target.key):
+                    return _HELD, self._wait_reason(target.key), None
                 in_flight = loop.time()
                 async with self.session().post(target.url, json=payload,
                                                headers=headers) as resp:
                     status = resp.status
+                    retry_after = resp.headers.get("Retry-After")
                     await resp.read()
         except aiohttp.InvalidURL:
-            return REJECTED, "invalid URL"  # a rules mistake: retrying cannot help
+            return REJECTED, "invalid URL", None  # a rules mistake: retrying cannot help
         except TimeoutError:
             now = loop.time()
             past = deadline is not None and now >= deadline
             if past and (in_flight is None or now - in_flight < _CUT_SHORT_S):
-                return _QUEUED, "the batch's budget ran out before the receiver's turn"
-            return _AGAIN, "no answer within the batch's budget" if past else "TimeoutError"
+                return _QUEUED, "the batch's budget ran out before the receiver's turn", None
+            return (_AGAIN, "no answer within the batch's budget" if past else "TimeoutError",
+                    None)
         except (aiohttp.ClientError, OSError) as exc:
-            return _AGAIN, type(exc).__name__
+            return _AGAIN, type(exc).__name__, None
         if 200 <= status < 300:
-            return SENT, ""
+            return SENT, "", None
         if status not in RETRY_STATUSES:
-            return REJECTED, f"HTTP {status}"
-        return _AGAIN, f"HTTP {status}"
+            return REJECTED, f"HTTP {status}", None
+        if status in RETRY_AFTER_STATUSES:
+            return _AGAIN, f"HTTP {status}", parse_retry_after(retry_after, time.time())
+        return _AGAIN, f"HTTP {status}", None
 
     async def __call__(self, alert: SlaAlert) -> bool:
         """Every target, ``webhook_attempts`` attempts each, no budget: True if all took it."""
