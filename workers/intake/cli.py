@@ -31,6 +31,7 @@ import orjson
 from schemas.records import CHANNELS
 from schemas.validation import InvalidEvent
 from workers.cli import kafka_errors, kafka_failure_message, port_number
+from workers.intake.core import loads_json
 
 __all__ = ["main", "produce", "register"]
 
@@ -126,13 +127,11 @@ def produce(
             continue
         done += 1
         try:
-            data = orjson.loads(raw)
+            data = loads_json(raw)
             if not isinstance(data, dict):
                 raise InvalidEvent("not_object", "a line must hold a JSON object")
             producer.send(data, channel)
             sent += 1
-        except orjson.JSONDecodeError:
-            rejected["not_json"].append(lineno)
         except orjson.JSONEncodeError:  # accepted but not writable: that line only, go on
             rejected["unserialisable"].append(lineno)
         except InvalidEvent as exc:

@@ -91,15 +91,30 @@ def decode_intake(
         raise InvalidEvent("empty", "message has no value")
     if len(raw) > max_message_bytes:
         raise InvalidEvent("oversize_message", f"{len(raw)} bytes > {max_message_bytes}")
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidEvent("not_json", str(exc)[:200]) from None
+    data = loads_json(raw)
     if not isinstance(data, dict):
         raise InvalidEvent("not_object", f"JSON {type(data).__name__}, expected an object")
     return intake_from_dict(
         data, channel_hint=channel_hint, max_text_length=max_text_length
     )
+
+
+def loads_json(raw: bytes | str) -> Any:
+    """Parse JSON; ``InvalidEvent("too_deep")`` or ``("not_json")`` when it cannot be read.
+
+    orjson refuses documents nested deeper than 1024 levels with a decode error. Such a
+    document may be valid JSON, and it is nested far deeper than :data:`MAX_NESTING`, so it
+    gets the reason a shallower deep payload gets (``too_deep``), not ``not_json``.
+    """
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        message = str(exc)
+        if message.startswith("depth limit exceeded") or "recursion limit" in message.lower():
+            raise InvalidEvent(
+                "too_deep", f"objects and arrays nested deeper than {MAX_NESTING} levels"
+            ) from None
+        raise InvalidEvent("not_json", message[:200]) from None
 
 
 def intake_from_dict(

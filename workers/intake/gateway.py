@@ -19,21 +19,30 @@ Routes:
   - ``413`` over the body size limit, the batch size limit or the per-message size limit;
   - ``429`` (with ``Retry-After``) over the client's rate: a token bucket per client and gateway
     process, one token per request;
-  - ``503`` when Kafka (or Redis, for an idempotent request) did not confirm.
+  - ``503`` when nothing was stored: Kafka refused the appeals before any was handed to the
+    producer, or Redis (for an idempotent request) is unavailable; retry;
+  - ``504 {"error": "outcome_unknown"}`` when the appeals were handed to the producer but Kafka
+    did not confirm within ``APPEALS_GATEWAY_SEND_TIMEOUT``: a send cannot be withdrawn, so they
+    may still reach the topic. Retry with the same ``Idempotency-Key`` (or the same payload,
+    whose external ids name the same appeals): the retry cannot register an appeal twice.
+  - every other error (``404`` unknown path, ``405`` wrong method, ...) is JSON too.
 * ``GET /healthz``: ``200`` when the Kafka producer knows a broker and Redis answers, else ``503``.
 * Open311 GeoReport v2 under ``/open311/v2/`` (see :mod:`workers.intake.open311`).
 
 Exactly-once from the client's point of view: ``Idempotency-Key: <key>`` makes a retry safe. The
 gateway stores ``key -> appeal_id`` in Redis with ``SET NX`` (first a short "pending" marker,
-then "done" with TTL = the dedupe window once Kafka acknowledged); a retry with a key marked
-done gets the same ``appeal_id`` and produces nothing. A payload without an external id takes
-``<client id>:<key>`` as its external id (``<client id>:<key>#<index>`` inside a batch; see
+then "done" with TTL = the dedupe window once Kafka acknowledged) under
+``<APPEALS_APP_ID>:intake:idem:<client id>:<digest>``; a retry with a key marked done gets the
+same ``appeal_id`` and produces nothing. Each item has its own key, :func:`item_key`: the key
+itself for a single appeal, ``<key>#<index>`` inside a batch, never the same for two items. A
+payload without an external id takes ``<client id>:<item key>`` as its external id (see
 :func:`scoped_external_id`), so the id is stable too, and two clients that happen to use the
 same key never share an appeal id: the client is the ``Client.id`` its bearer token
-authenticated as, never anything in the payload. When the producer fails, the pending marker
-is deleted so the retry can go through. The key is scoped per client (its Redis key holds the
-client id too); a retry with the same key but a different payload gets the *first*
-payload's appeal id (the key wins, as in other idempotency-key APIs).
+authenticated as, never anything in the payload. When the producer fails or does not confirm,
+the pending marker is deleted so the retry can go through (it publishes the same appeal id
+again, which the intake agent's exact dedupe absorbs). The key is scoped per client (its
+Redis key holds the client id too); a retry with the same key but a different payload gets the
+*first* payload's appeal id (the key wins, as in other idempotency-key APIs).
 
 Personal data never reaches the logs: the gateway logs client id, appeal id and status, and its
 access log omits query strings and remote addresses.
@@ -48,6 +57,8 @@ the same names in lower case without the prefix; the environment wins):
 * ``APPEALS_GATEWAY_RATE`` (``50``, requests/s per client), ``APPEALS_GATEWAY_BURST`` (``100``);
 * ``APPEALS_GATEWAY_MAX_BODY_BYTES`` (``2097152``), ``APPEALS_GATEWAY_MAX_BATCH`` (``500``);
 * ``APPEALS_GATEWAY_SEND_TIMEOUT`` (``30`` s to wait for Kafka acknowledgements);
+* ``APPEALS_GATEWAY_OPEN311_RETRY_WINDOW`` (``86400`` s): how long an exact repeat of an Open311
+  request without ``Idempotency-Key`` counts as its retry (see :mod:`workers.intake.open311`);
 * ``APPEALS_GATEWAY_CREATE_TOPICS`` (``true``: create missing topics at start-up).
 """
 
@@ -58,6 +69,7 @@ import hashlib
 import hmac
 import logging
 import os
+import re
 import time
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -75,7 +87,14 @@ from schemas.records import CHANNELS, IntakeAppeal
 from schemas.validation import InvalidEvent, load_schema
 from streams.payload_logging import quiet_payload_loggers
 from streams.settings import ConfigError, Settings
-from workers.intake.core import ADAPTERS, appeal_id_for, check_nesting, intake_from_dict
+from workers.intake.core import (
+    ADAPTERS,
+    appeal_id_for,
+    check_nesting,
+    intake_from_dict,
+    loads_json,
+)
+from workers.intake.normalize import clean_line
 
 __all__ = [
     "ApiError",
@@ -83,6 +102,8 @@ __all__ = [
     "Gateway",
     "GatewayConfig",
     "create_app",
+    "item_key",
+    "redis_prefix",
     "run_gateway",
     "scoped_external_id",
 ]
@@ -122,6 +143,8 @@ class GatewayConfig:
     create_topics: bool = True
     pending_ttl_s: int = 120
     """How long an in-flight idempotency marker lives if the gateway dies mid-request."""
+    open311_retry_window_s: int = 86_400
+    """How long an exact repeat of a keyless Open311 request is taken as its retry."""
 
     @classmethod
     def load(
@@ -166,6 +189,7 @@ class GatewayConfig:
             max_batch=pick("max_batch", int, d.max_batch),
             send_timeout=pick("send_timeout", float, d.send_timeout),
             create_topics=pick("create_topics", bool, d.create_topics),
+            open311_retry_window_s=pick("open311_retry_window", int, d.open311_retry_window_s),
         )
         if not 0 <= cfg.port <= 65535:
             raise ConfigError("APPEALS_GATEWAY_PORT must be a port number 0..65535")
@@ -173,6 +197,8 @@ class GatewayConfig:
             raise ConfigError("APPEALS_GATEWAY_RATE must be > 0 and APPEALS_GATEWAY_BURST >= 1")
         if cfg.max_body_bytes < 1024 or cfg.max_batch < 1:
             raise ConfigError("APPEALS_GATEWAY_MAX_BODY_BYTES >= 1024, _MAX_BATCH >= 1")
+        if cfg.open311_retry_window_s < 1:
+            raise ConfigError("APPEALS_GATEWAY_OPEN311_RETRY_WINDOW must be >= 1 (seconds)")
         return cfg
 
 
@@ -357,6 +383,53 @@ _REASON_FIELDS = {
 }
 
 
+def redis_prefix(settings: Settings) -> str:
+    """The prefix of the gateway's Redis keys: ``<APPEALS_APP_ID>:``, as every Redis key of the
+    project (intake dedupe, near-duplicates, the SLA read model).
+
+    Until this change the gateway prefixed its keys with ``APPEALS_TOPIC_PREFIX`` (empty by
+    default), so two regions with different app ids on one Redis shared ``intake:idem:`` and
+    ``open311:`` keys. Keys written under the old prefix are no longer read and expire on their
+    own (idempotency markers after the dedupe window, Open311 hashes after
+    ``APPEALS_OPEN311_TTL_DAYS``). Across the upgrade: a retry of a request finished before it
+    is published again instead of being answered ``duplicate``; its appeal id is the same (it
+    derives from the external id), and the intake agent's exact dedupe (keys
+    ``<app id>:dedupe:``, unchanged) registers it once. ``GET`` of an Open311 request sent
+    before the upgrade still answers from the SLA read model, without the submitted
+    coordinates.
+    """
+    return f"{settings.app_id}:"
+
+
+# A batch item's key ends in "#<index>" (ASCII digits, no leading zero).
+_ITEM_SUFFIX = re.compile(r"#([0-9]+)\Z")
+
+
+def item_key(key: str, index: int | None) -> str:
+    """The idempotency key of one item: ``key`` for a single appeal, ``key#<index>`` in a batch.
+
+    Keys may contain ``#``, so a single appeal's key ``K#0`` once named the same appeal as item
+    0 of a batch sent with ``K`` (that item came back ``duplicate`` of the other appeal and was
+    never published). Batch items keep ``K#<index>`` with the index written without leading
+    zeros; a single key that *ends* in ``#<digits>`` gets a ``0`` put before those digits
+    (``K#0`` -> ``K#00``, ``K#12`` -> ``K#012``), a form no batch item has and no other single
+    key maps to, so the mapping is one-to-one and every other key keeps its id.
+
+    Upgrade: only a single appeal sent without an external id under such a key (or under a key
+    that normalisation would change, see :func:`scoped_external_id`) gets a new external id and
+    so a new appeal id. A retry after the upgrade of such a request first sent before it is
+    registered as a second appeal (its Redis marker is under the old prefix and the old derived
+    key, see :func:`redis_prefix`, and is not read): let clients finish their retries of such
+    keys before upgrading. The old markers expire after the dedupe window.
+    """
+    if index is not None:
+        return f"{key}#{index}"
+    match = _ITEM_SUFFIX.search(key)
+    if match is None:
+        return key
+    return f"{key[:match.start(1)]}0{match.group(1)}"
+
+
 def scoped_external_id(client_id: str, item_key: str) -> str:
     """The external id of an appeal sent without one: its Idempotency-Key, scoped to the client.
 
@@ -365,10 +438,12 @@ def scoped_external_id(client_id: str, item_key: str) -> str:
     appeals with the key ``1`` one appeal id, and intake would drop the second as a duplicate.
     The client is the configured ``Client.id`` its bearer token (Open311: ``api_key``)
     authenticated as. A retry by the same client still gets the same id. Should client id and
-    key not fit the 200-character limit of ``external_id``, a digest of both stands in.
+    key not fit the 200-character limit of ``external_id``, a digest of both stands in; so it
+    does when normalisation would change the id (``a  b`` and ``a b``, or two Unicode forms of
+    one key, would otherwise fold into one external id, one appeal).
     """
     scoped = f"{client_id}:{item_key}"
-    if len(scoped) > 200:
+    if len(scoped) > 200 or clean_line(scoped) != scoped:
         digest = hashlib.sha256(scoped.encode("utf-8", "surrogateescape")).hexdigest()
         scoped = f"{client_id[:100]}:sha256:{digest}"
     return scoped
@@ -526,7 +601,7 @@ class Gateway:
 
     def _idem_redis_key(self, client: Client, item_key: str) -> str:
         digest = hashlib.sha256(item_key.encode("utf-8", "surrogateescape")).hexdigest()[:40]
-        return f"{self.settings.topic_prefix}intake:idem:{client.id}:{digest}"
+        return f"{redis_prefix(self.settings)}intake:idem:{client.id}:{digest}"
 
     async def publish(
         self,
@@ -536,7 +611,9 @@ class Gateway:
     ) -> list[dict[str, str]]:
         """Publish records durably; returns ``[{"appeal_id", "status"}]`` in order.
 
-        Raises ApiError 409 (a same-key request in flight) or 503 (Kafka/Redis failed).
+        Raises ApiError 409 (a same-key request in flight), 503 (nothing was stored: Kafka
+        refused before any record was handed to the producer, or Redis failed) or 504 (records
+        were handed to the producer but not confirmed in time: the outcome is unknown).
         """
         ids = [appeal_id_for(r.channel, r.external_id) for r in records]
         results = [{"appeal_id": a, "status": "accepted"} for a in ids]
@@ -546,22 +623,51 @@ class Gateway:
                  if k is not None]
         if keyed:
             to_send, claimed = await self._claim(keyed, ids, results, len(records))
+        futures: list[asyncio.Future[Any]] = []
+        error: str | None = None
         try:
-            futures = []
             for i in to_send:
                 record = records[i]
                 value = record.to_json()
                 topic = f"{self.settings.topic_prefix}appeals.intake.{record.channel}"
                 futures.append(await self.producer.send(topic, value=value,
                                                         key=ids[i].encode()))
-            if futures:
-                await asyncio.wait_for(asyncio.gather(*futures), self.config.send_timeout)
         except Exception as exc:
-            log.error("kafka did not confirm client=%s appeals=%d error=%s",
-                      client.id, len(to_send), type(exc).__name__)
+            error = type(exc).__name__
+        if error is not None and not futures:
+            # send() raised before any record was handed to the producer: nothing can arrive.
+            log.error("kafka refused client=%s appeals=%d error=%s",
+                      client.id, len(to_send), error)
             await self._release(claimed)
             raise ApiError(503, "kafka_unavailable", "the appeals were not stored; retry",
-                           headers={"Retry-After": "5"}) from None
+                           headers={"Retry-After": "5"})
+        if futures:
+            # asyncio.wait, not wait_for: a send cannot be withdrawn, cancelling its future
+            # would only hide what becomes of it.
+            done, pending = await asyncio.wait(futures, timeout=self.config.send_timeout)
+            for fut in pending:
+                fut.add_done_callback(_consume_outcome)
+            failed = [f for f in done if f.exception() is not None]
+            if failed and error is None:
+                error = type(failed[0].exception()).__name__
+            if pending and error is None:
+                error = "timeout"
+        if error is not None:
+            # Some records were handed to the producer and are unconfirmed (a timeout, or an
+            # error after the request may have reached the broker): they may be in Kafka now or
+            # later. 504, not 503: 503 says the request was not processed, while here the
+            # gateway's upstream did not answer in time and the outcome is unknown. A retry is
+            # safe and must be invited: the same Idempotency-Key (or the payload's own external
+            # ids) names the same appeal ids, and the intake agent registers an id once.
+            log.error("kafka did not confirm client=%s appeals=%d error=%s outcome=unknown",
+                      client.id, len(to_send), error)
+            await self._release(claimed)
+            raise ApiError(
+                504, "outcome_unknown",
+                "Kafka did not confirm in time: the appeals may or may not be stored. Retry "
+                "with the same Idempotency-Key (or the same payload with its external ids); "
+                "a retry cannot register an appeal twice",
+                headers={"Retry-After": "5"})
         if claimed:
             ttl = self.settings.dedupe_window_days * 86_400
             by_key = {k: i for i, k in keyed}
@@ -639,6 +745,13 @@ class Gateway:
         return {"kafka": kafka_ok, "redis": redis_ok}
 
 
+def _consume_outcome(fut: asyncio.Future[Any]) -> None:
+    """Retrieve a late send's outcome, so asyncio does not warn about an unretrieved error."""
+    if not fut.cancelled() and fut.exception() is not None:
+        log.warning("a send answered 504 reported an error later (it may still be stored) "
+                    "error=%s", type(fut.exception()).__name__)
+
+
 def _safe_detail(exc: InvalidEvent) -> str:
     """The detail of a validation error without echoing submitted values."""
     detail = exc.detail
@@ -665,6 +778,19 @@ async def read_body(request: web.Request, limit: int) -> bytes:
         raise ApiError(413, "too_large", f"the body is over {limit} bytes") from None
 
 
+def parse_json(body: bytes) -> Any:
+    """The decoded body, or ApiError 400 ``not_json`` / ``too_deep`` (nested past any limit)."""
+    try:
+        return loads_json(body)
+    except InvalidEvent as exc:
+        if exc.reason == "too_deep":
+            # as for a payload nested past MAX_NESTING but readable: "invalid", reason too_deep
+            raise ApiError(400, "invalid", "the body nests objects and arrays too deeply",
+                           errors=[{"index": None, "field": None, "reason": "too_deep",
+                                    "message": _safe_detail(exc)}]) from None
+        raise ApiError(400, "not_json", "the body is not valid JSON") from None
+
+
 def _idempotency_key(request: web.Request) -> str | None:
     key = request.headers.get("Idempotency-Key")
     if key is None:
@@ -684,10 +810,7 @@ async def post_appeals(request: web.Request) -> web.Response:
         gw.check_rate(client)
         request[CLIENT_ID] = client.id
         body = await read_body(request, gw.config.max_body_bytes)
-        try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise ApiError(400, "not_json", "the body is not valid JSON") from None
+        payload = parse_json(body)
         single = not isinstance(payload, list)
         items = [payload] if single else payload
         if not items:
@@ -696,7 +819,8 @@ async def post_appeals(request: web.Request) -> web.Response:
             raise ApiError(413, "batch_too_large", f"more than {gw.config.max_batch} appeals")
         key = _idempotency_key(request)
         item_keys: list[str | None] = [
-            None if key is None else (key if single else f"{key}#{i}") for i in range(len(items))
+            None if key is None else item_key(key, None if single else i)
+            for i in range(len(items))
         ]
         records: list[IntakeAppeal] = []
         errors: list[dict[str, Any]] = []
@@ -723,6 +847,31 @@ async def post_appeals(request: web.Request) -> web.Response:
         body_out["appeal_id"] = results[0]["appeal_id"]
         body_out["status"] = results[0]["status"]
     return _json(202, body_out)
+
+
+_HTTP_ERRORS = {404: ("not_found", "no such resource"),
+                405: ("method_not_allowed", "this method is not allowed here")}
+# Headers of aiohttp's own errors worth passing on (405 must name the allowed methods).
+_KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    """aiohttp's own error answers (unknown path 404, wrong method 405, ...) as JSON, like the
+    routes' errors: ``{"error", "description"}``, or the GeoReport error list under
+    ``/open311/``. The path is not echoed (it may carry personal data)."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        error, description = _HTTP_ERRORS.get(
+            exc.status, (exc.reason.lower().replace(" ", "_"), exc.reason))
+        headers = {h: exc.headers[h] for h in _KEPT_HEADERS if h in exc.headers}
+        body: Any = {"error": error, "description": description}
+        if request.path.startswith("/open311/"):
+            body = [{"code": exc.status, "description": description}]
+        return _json(exc.status, body, headers)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -760,7 +909,7 @@ def create_app(
     settings = settings or Settings.load()
     config = config or GatewayConfig.load(settings)
     gw = Gateway(settings, config, producer=producer, redis=redis)
-    app = web.Application(client_max_size=config.max_body_bytes)
+    app = web.Application(client_max_size=config.max_body_bytes, middlewares=[json_errors])
     app[GATEWAY] = gw
     app.router.add_post("/v1/appeals", post_appeals)
     app.router.add_get("/healthz", healthz)

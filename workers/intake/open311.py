@@ -18,13 +18,25 @@ Routes:
   ``[{"service_request_id", "service_notice", "account_id": null}]``. The region is
   ``jurisdiction_id`` when it is a region code, else the client's configured region, else
   ``APPEALS_DEFAULT_REGION``. An ``Idempotency-Key`` header works as on ``/v1/appeals`` (the
-  appeal's external id is then ``<client id>:<key>``).
+  appeal's external id is then ``<client id>:<key>``, see
+  :func:`workers.intake.gateway.item_key`). Without one, an exact repeat of a request is its
+  retry for ``APPEALS_GATEWAY_OPEN311_RETRY_WINDOW`` (24 h): the gateway keeps
+  ``<APPEALS_APP_ID>:open311:retry:<client id>:<digest>`` -> (external id, submission time),
+  the digest being SHA-256 over the client id (what ``api_key`` authenticated as) and the
+  request's parameters (every field but ``api_key``, values trimmed, names sorted: form or JSON
+  alike), set with ``SET NX`` for the window. A repeat within the window publishes the same
+  record again under the same appeal id, which the intake agent registers once, and answers
+  the same ``service_request_id``. Two citizens' requests differ in some field (description,
+  name, contacts, location); an identical one from the same client within the window is taken
+  as the same request. When Kafka does not confirm in time the answer is ``504`` (outcome
+  unknown; resend the same request), when Redis or Kafka refused it ``503`` (nothing stored).
 * ``GET /open311/v2/requests/{service_request_id}.json``: one request, ``status`` ``open`` or
   ``closed`` mapped from our lifecycle, ``agency_responsible`` (the authority's id) and
   ``expected_datetime`` (the SLA deadline) from the SLA agent's read model
   (:func:`workers.sla.read_model.appeal_key`, prefixed with ``APPEALS_APP_ID``: ``status``,
   ``authority_id``, ``due_at``, ``category``, ``registered_at``, ``updated_at``), plus what the
-  gateway kept at submission (hash ``open311:{appeal_id}``: service code, time, coordinates).
+  gateway kept at submission (hash ``<APPEALS_APP_ID>:open311:{appeal_id}``: service code,
+  time, coordinates).
   ``404`` when neither exists.
 
 ``agency_responsible`` is the authority's id (e.g. ``22-mintrans``), not its name: the read model
@@ -40,25 +52,32 @@ returns are the problem's location as submitted.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import web
 
 from schemas.records import CATEGORIES
+from schemas.validation import InvalidEvent
 from workers.geo.regions import UnknownRegion, normalize_code
+from workers.intake.core import check_nesting
 from workers.sla import read_model
+
+if TYPE_CHECKING:
+    from workers.intake.gateway import Client, Gateway
 
 __all__ = ["SERVICES", "setup", "status_for"]
 
 log = logging.getLogger("appeals.gateway.open311")
 
 OPEN311_KEY = "{prefix}open311:{appeal_id}"
+RETRY_KEY = "{prefix}open311:retry:{client_id}:{digest}"
 
 # (service_code, service_name, description, keywords, group)
 _SERVICE_ROWS: tuple[tuple[str, str, str, str, str], ...] = (
@@ -185,15 +204,17 @@ async def get_services(request: web.Request) -> web.Response:
 
 
 async def _read_params(request: web.Request, limit: int) -> dict[str, Any]:
-    from workers.intake.gateway import ApiError, read_body
+    from workers.intake.gateway import ApiError, parse_json, read_body
 
     ctype = request.content_type or ""
     if ctype == "application/json":
         body = await read_body(request, limit)
+        data = parse_json(body) if body else {}
         try:
-            data = orjson.loads(body) if body else {}
-        except orjson.JSONDecodeError:
-            raise ApiError(400, "not_json", "the body is not valid JSON") from None
+            check_nesting(data)  # before anything walks or re-encodes it
+        except InvalidEvent:
+            raise ApiError(400, "too_deep", "the body nests objects and arrays too deeply",
+                           ) from None
         if not isinstance(data, dict):
             raise ApiError(400, "not_object", "the body must be a JSON object")
         return data
@@ -220,18 +241,79 @@ def _param(params: dict[str, Any], name: str) -> str | None:
     return value or None
 
 
+# A decimal number as JSON or a form writes it. float() also takes "1_0", "١٠", "nan", "inf".
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
+
+
 def _coordinate(params: dict[str, Any], name: str, bound: float) -> float | None:
     raw = _param(params, name)
     if raw is None:
         return None
+    if not _NUMBER.match(raw):
+        raise ValueError(f"{name} is not a decimal number")
     value = float(raw)
     if not -bound <= value <= bound:
         raise ValueError(f"{name} is out of range")
     return value
 
 
+def _normalised(value: Any) -> Any:
+    """A parameter as :func:`_param` reads it: trimmed text; a JSON number as its text."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = str(value)
+    return value.strip() if isinstance(value, str) else value
+
+
+def _request_digest(client_id: str, params: dict[str, Any]) -> str:
+    """SHA-256 over the client and the normalised request (all but ``api_key``)."""
+    fields = {k: _normalised(v) for k, v in params.items() if k != "api_key"}
+    body = orjson.dumps(fields, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    return hashlib.sha256(client_id.encode("utf-8", "surrogateescape") + b"\x00"
+                          + body).hexdigest()
+
+
+async def _retry_identity(gw: Gateway, client: Client, params: dict[str, Any],
+                          now: datetime) -> tuple[str, datetime]:
+    """(external id, submission time) of a keyless request: the first one's within the window.
+
+    Raises ApiError 503 when Redis cannot say (nothing has been published yet).
+    """
+    from workers.intake.gateway import ApiError, redis_prefix
+
+    key = RETRY_KEY.format(prefix=redis_prefix(gw.settings), client_id=client.id,
+                           digest=_request_digest(client.id, params))
+    mine = f"open311-{uuid.uuid4().hex} {now.isoformat(timespec='seconds')}"
+    try:
+        for _ in range(3):  # the first one's key may expire between SET NX and GET
+            if await gw.redis.set(key, mine, nx=True, ex=gw.config.open311_retry_window_s):
+                value: Any = mine
+                break
+            value = await gw.redis.get(key)
+            if value is not None:
+                break
+        else:
+            raise RuntimeError("retry key kept vanishing")
+    except Exception as exc:
+        log.error("redis unavailable for open311 retries client=%s error=%s", client.id,
+                  type(exc).__name__)
+        raise ApiError(503, "redis_unavailable", "the request was not stored; retry",
+                       headers={"Retry-After": "5"}) from None
+    text = value.decode() if isinstance(value, bytes) else str(value)
+    external_id, _, at = text.partition(" ")
+    try:
+        return external_id, datetime.fromisoformat(at)
+    except ValueError:  # not written by this code; keep the id, the time is ours
+        return external_id, now
+
+
 async def post_request(request: web.Request) -> web.Response:
-    from workers.intake.gateway import CLIENT_ID, GATEWAY, ApiError, scoped_external_id
+    from workers.intake.gateway import (
+        CLIENT_ID,
+        GATEWAY,
+        ApiError,
+        item_key,
+        scoped_external_id,
+    )
 
     gw = request.app[GATEWAY]
     try:
@@ -271,6 +353,12 @@ async def post_request(request: web.Request) -> web.Response:
         if key is not None and (len(key) > 180 or not key.isprintable()):
             return _errors(400, "bad Idempotency-Key")
         now = datetime.now(UTC)
+        if key is not None:
+            # Keyed: the key scoped to the client, as on /v1/appeals (keys are per client).
+            key = item_key(key, None)
+            external_id = scoped_external_id(client.id, key)
+        else:
+            external_id, now = await _retry_identity(gw, client, params, now)
         open311_extra: dict[str, Any] = {"service_code": service_code}
         for name, value in (("lat", lat), ("long", lon), ("address_id", address_id),
                             ("device_id", device_id), ("account_id", account_id),
@@ -280,9 +368,7 @@ async def post_request(request: web.Request) -> web.Response:
         item: dict[str, Any] = {
             "schema_version": 1,
             "channel": "web",
-            # Keyed: the key scoped to the client, as on /v1/appeals (keys are per client).
-            "external_id": (scoped_external_id(client.id, key) if key
-                            else f"open311-{uuid.uuid4().hex}"),
+            "external_id": external_id,
             "submitted_at": now.isoformat(timespec="seconds"),
             "region": region,
             "text": description or _SERVICE_NAMES[service_code],
@@ -304,6 +390,10 @@ async def post_request(request: web.Request) -> web.Response:
         if results[0]["status"] == "accepted":
             await _remember(gw, appeal_id, service_code, now, lat, lon)
     except ApiError as exc:
+        if exc.status == 504:
+            return _errors(504, "the outcome is unknown: the request may have been stored. "
+                           "Resend the same request (with the same Idempotency-Key, if any); "
+                           "it cannot be created twice", headers=exc.headers)
         if exc.errors:
             return _errors(exc.status, *(
                 f"{e['field']}: {e['message']}" if e.get("field") else e["message"]
@@ -329,7 +419,9 @@ def _region(jurisdiction: str | None, client_region: str | None, default: str) -
 async def _remember(gw: Any, appeal_id: str, service_code: str, at: datetime,
                     lat: float | None, lon: float | None) -> None:
     """Keep what GET needs before the read model knows the appeal (no personal data)."""
-    key = OPEN311_KEY.format(prefix=gw.settings.topic_prefix, appeal_id=appeal_id)
+    from workers.intake.gateway import redis_prefix
+
+    key = OPEN311_KEY.format(prefix=redis_prefix(gw.settings), appeal_id=appeal_id)
     fields: dict[str, str] = {
         "service_code": service_code,
         "requested_datetime": at.isoformat(timespec="seconds"),
@@ -348,7 +440,7 @@ async def _remember(gw: Any, appeal_id: str, service_code: str, at: datetime,
 
 
 async def get_request(request: web.Request) -> web.Response:
-    from workers.intake.gateway import GATEWAY
+    from workers.intake.gateway import GATEWAY, redis_prefix
 
     gw = request.app[GATEWAY]
     appeal_id = request.match_info["service_request_id"]
@@ -358,7 +450,7 @@ async def get_request(request: web.Request) -> web.Response:
         async with gw.redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(read_model.appeal_key(read_model.key_prefix(gw.settings.app_id),
                                                appeal_id))
-            pipe.hgetall(OPEN311_KEY.format(prefix=gw.settings.topic_prefix,
+            pipe.hgetall(OPEN311_KEY.format(prefix=redis_prefix(gw.settings),
                                             appeal_id=appeal_id))
             model, mine = await pipe.execute()
     except Exception as exc:

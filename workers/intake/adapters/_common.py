@@ -25,6 +25,7 @@ __all__ = [
     "first",
     "iso_datetime",
     "leftovers",
+    "person_leftovers",
     "region_code",
     "text_or_none",
 ]
@@ -194,9 +195,29 @@ def attachments(items: Any, **names: str) -> list[dict[str, Any]]:
 
 
 def leftovers(data: Mapping[str, Any], used: Iterable[str]) -> dict[str, Any]:
-    """Native fields the adapter did not map: kept verbatim in ``extra``, never dropped."""
+    """Native fields the adapter did not map: kept verbatim in ``extra``, never dropped.
+
+    Only the top level of ``data``: an adapter that maps some fields of a nested object (the
+    applicant, the author, the caller) keeps that object's other fields with
+    :func:`person_leftovers`.
+    """
     used_set = set(used)
     return {k: v for k, v in data.items() if k not in used_set}
+
+
+def person_leftovers(
+    extra: dict[str, Any], name: str, person: Mapping[str, Any], used: Iterable[str]
+) -> None:
+    """Keep the fields of a nested person object the adapter did not map in ``extra[name]``.
+
+    A 59-FZ applicant's postal address (where the answer goes), a SNILS, a second phone: the
+    canonical ``author`` has no field for them and must not lose them. They are personal data:
+    like ``author`` they travel only on the intake and registered topics (never the routed
+    one) and are never logged.
+    """
+    rest = leftovers(person, used)
+    if rest:
+        extra[name] = rest
 
 
 # Category names as source systems write them (lower-case, ё→е) -> our operational codes.

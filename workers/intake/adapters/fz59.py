@@ -26,7 +26,9 @@ typed-in body and the scan as an attachment). Native shape::
 59-FZ counts the 3-day registration deadline from receipt, so ``submitted_at`` is the receipt
 time; the office's own registration date stays in ``extra``. The applicant's postal address is
 personal data for the reply and is *not* the place of the problem: it is used as ``address``
-only when no incident address is given (near-duplicate detection compares addresses).
+only when no incident address is given (near-duplicate detection compares addresses), and it is
+always kept, as the reply address, in ``extra["applicant"]["postal_address"]`` with every other
+applicant field that ``author`` has no place for (``snils``, a second phone, ...).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from workers.intake.adapters._common import (
     iso_date_only,
     iso_datetime,
     leftovers,
+    person_leftovers,
     person_name,
     region_code,
     text_or_none,
@@ -55,12 +58,16 @@ _USED = (
     "channel", "reg_number", "external_id", "received_at", "region", "applicant", "subject",
     "body", "incident_address", "complaint_about", "scan", "attachments", "municipality",
 )
+# Applicant fields that become ``author``; every other one (postal_address, snils, a second
+# phone, ...) is kept in ``extra["applicant"]``.
+_APPLICANT_USED = ("surname", "name", "patronymic", "phone", "email")
 
 
 def adapt(data: dict[str, Any]) -> dict[str, Any]:
     region = region_code(data.get("region"))
     who = as_mapping(data.get("applicant"), "applicant")
     extra = leftovers(data, _USED)
+    person_leftovers(extra, "applicant", who, _APPLICANT_USED)
     received = data.get("received_at")
     if received in (None, ""):
         reg_date = iso_date_only(data.get("reg_date"))

@@ -20,9 +20,10 @@ Native shape (the call-centre system's export, one record per finished call)::
 
 The operator's summary is the appeal text because it is what the authority must answer; the
 raw transcript, when both exist, stays in ``extra`` for the record. The operator id and call
-metadata stay in ``extra``. The operator's ``urgent`` flag is a person's judgement of the call,
-so it becomes the appeal's importance ``high`` (routed as urgent, whatever the classifier reads
-in the summary); it also stays in ``extra`` as given.
+metadata stay in ``extra``, and so do caller fields other than name and phone (a second
+number, ...) in ``extra["caller"]``. The operator's ``urgent`` flag is a person's judgement of
+the call, so it becomes the appeal's importance ``high`` (routed as urgent, whatever the
+classifier reads in the summary); it also stays in ``extra`` as given.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from workers.intake.adapters._common import (
     first,
     iso_datetime,
     leftovers,
+    person_leftovers,
     region_code,
     text_or_none,
 )
@@ -53,6 +55,7 @@ def adapt(data: dict[str, Any]) -> dict[str, Any]:
     region = region_code(data.get("region"))
     caller = as_mapping(data.get("caller"), "caller")
     extra = leftovers(data, _USED)
+    person_leftovers(extra, "caller", caller, ("name", "phone"))
     summary = text_or_none(data.get("summary"))
     transcript = text_or_none(data.get("transcript"))
     if summary and transcript:

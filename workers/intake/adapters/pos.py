@@ -23,7 +23,8 @@ The platform's category name is mapped to our code as ``category_hint`` when we 
 classifier still decides); the platform's own category and subcategory objects are kept in
 ``extra`` because routing and the ПОС SLA policy depend on the platform's subcategory id.
 ``subcategory`` carries the subcategory *name* (the SLA policy key of the pos regime).
-Unknown native fields go to ``extra`` verbatim.
+Unknown native fields go to ``extra`` verbatim; author fields ``author`` has no place for go to
+``extra["pos_author"]``.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from workers.intake.adapters._common import (
     first,
     iso_datetime,
     leftovers,
+    person_leftovers,
     person_name,
     region_code,
     text_or_none,
@@ -51,6 +53,9 @@ _USED = (
     "municipality", "category", "subcategory", "title", "text", "author", "address",
     "attachments",
 )
+# Author fields that become ``author`` (``name`` last: used only without the name parts); the
+# others (a second phone, SNILS, ...) are kept in ``extra["pos_author"]``.
+_AUTHOR_USED = ("last_name", "first_name", "middle_name", "phone", "email", "name")
 
 
 def _named(value: Any) -> str | None:
@@ -77,6 +82,10 @@ def adapt(data: dict[str, Any]) -> dict[str, Any]:
         extra["pos_category"] = category
     if subcategory is not None:
         extra["pos_subcategory"] = subcategory
+    full_name = person_name(who.get("last_name"), who.get("first_name"), who.get("middle_name"))
+    # "name" stands in only when the parts are missing; otherwise it is kept in extra.
+    person_leftovers(extra, "pos_author", who,
+                     _AUTHOR_USED if full_name is None else _AUTHOR_USED[:-1])
     return canonical(
         CHANNEL,
         external_id=_external_id(first(data, "id", "external_id"), "id"),
@@ -89,8 +98,7 @@ def adapt(data: dict[str, Any]) -> dict[str, Any]:
         subcategory=_named(subcategory),
         address=address,
         author=author(
-            name=person_name(who.get("last_name"), who.get("first_name"), who.get("middle_name"))
-            or who.get("name"),
+            name=full_name or who.get("name"),
             phone=who.get("phone"),
             email=who.get("email"),
         ),
