@@ -153,7 +153,11 @@ def test_example_file_parses(tmp_path: Path) -> None:
     assert load_overrides(example).non_working == frozenset()
     uncommented = "\n".join(line.removeprefix("# ") for line in
                             example.read_text("utf-8").splitlines() if line.startswith("# ["))
-    text = uncommented + '\nnon_working = [2028-11-06]\n'
+    # A made-up decree day: Tue 2 May 2028.
+    text = uncommented + '\nnon_working = [2028-05-02]\n'
     cal = BusinessCalendar.from_file(_write(tmp_path, text))
+    assert not cal.is_working_day(D(2028, 5, 2))
+    assert cal.decree_known(2028)
+    # Art. 112 (4 Nov 2028 is a Saturday) applies with or without the file.
     assert not cal.is_working_day(D(2028, 11, 6))
-    assert BusinessCalendar().is_working_day(D(2028, 11, 6))  # the package gap it fills
+    assert not BusinessCalendar().is_working_day(D(2028, 11, 6))

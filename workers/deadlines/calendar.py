@@ -23,6 +23,30 @@ Every date must belong to the year it is listed under and may not be in both lis
 Anything else (unknown keys, wrong types) is rejected with a message naming the file and
 the offending key, because a silently ignored calendar typo moves legal deadlines.
 
+Years without a known decree. ``holidays`` lists the transfers of each year by hand (the
+decree's substituted days and the automatic Labour Code art. 112 transfers); 0.109 has them
+only up to 2027 and its RU class has no "observed" rule to switch on, so for 2028 it
+silently kept Monday 6 November a working day although 4 November 2028 (Unity Day) is a
+Saturday. For a year later than the last year the installed package has transfer data for
+(:func:`last_decree_year`, read from the package's tables, not hard-coded), this module
+applies Labour Code art. 112 part 2 itself: a non-working public holiday of art. 112 part 1
+other than 1-8 January that falls on a Saturday or Sunday gives a day off on the next
+working day after it (4 Nov 2028, a Saturday, makes Monday 6 Nov a day off). The weekend
+coincidences of the New Year holidays are *not* moved: the Government's decree moves them
+to dates nobody can predict, and so does it for working Saturdays. Such a year is flagged
+(:meth:`BusinessCalendar.undecreed_years_used`; ``appeals sla due`` prints a
+``calendar_note``) and logged once per year per process, until the year appears in the
+override file (a ``[years.N]`` table, even an empty one, means "the decree for N is
+loaded"). The override file still wins over everything, the art. 112 days included, and
+that matters: a decree may send such a day off elsewhere (2025: the days off for Sun 23 Feb
+and Sat 8 Mar went to 8 May and 13 Jun, so Mon 24 Feb and Mon 10 Mar were working days).
+When loading a decree that does so, list the art. 112 Monday under ``working``.
+
+Period limits. Day counts above :data:`MAX_PERIOD_DAYS` and working-hour budgets above
+:data:`MAX_PERIOD_HOURS` are refused with ``ValueError``: no SLA is anywhere near them (the
+longest statutory period is 30 + 30 days), and an absurd amount from a policy file or the
+command line would otherwise run for seconds and end in an ``OverflowError``.
+
 Everything here works on *local calendar dates* and naive-or-aware *local* wall times;
 converting from UTC into the region's zone is the caller's job (see ``compute.py``).
 """
@@ -30,6 +54,9 @@ converting from UTC into the region's zone is the caller's job (see ``compute.py
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import logging
+import math
 import os
 import threading
 import tomllib
@@ -41,13 +68,21 @@ from typing import Any, Literal
 import holidays
 
 __all__ = [
+    "ART112_HOLIDAYS",
     "CALENDAR_FILE_ENV",
+    "MAX_PERIOD_DAYS",
+    "MAX_PERIOD_HOURS",
     "BusinessCalendar",
     "CalendarFileError",
     "CalendarOverrides",
     "ShiftMode",
+    "art112_transfers",
+    "last_decree_year",
     "load_overrides",
+    "missing_decree_note",
 ]
+
+log = logging.getLogger(__name__)
 
 CALENDAR_FILE_ENV = "APPEALS_CALENDAR_FILE"
 
@@ -59,6 +94,94 @@ SHIFT_MODES: tuple[ShiftMode, ...] = ("previous", "next", "none")
 _MAX_CONSECUTIVE_DAYS_OFF = 60
 
 _ONE_DAY = dt.timedelta(days=1)
+
+# Upper bounds of a period (policy files, the CLI and the arithmetic below all refuse more).
+# 3650 days (about 14 years of working days) and 10000 working hours (over 4 years of
+# 9-hour days) are far above any SLA (the longest statutory one is 30 + 30 calendar days)
+# yet keep every result far inside the range of ``datetime.date`` and the walk fast.
+MAX_PERIOD_DAYS = 3650
+MAX_PERIOD_HOURS = 10_000
+
+# Labour Code art. 112 part 1: the non-working public holidays (month, day). 1-8 January
+# (New Year holidays and Christmas) are excluded from the automatic transfer of part 2.
+ART112_HOLIDAYS: tuple[tuple[int, int], ...] = (
+    (1, 1), (1, 2), (1, 3), (1, 4), (1, 5), (1, 6), (1, 7), (1, 8),
+    (2, 23), (3, 8), (5, 1), (5, 9), (6, 12), (11, 4),
+)
+
+# Years already reported as lacking a decree: one warning per year and process, however
+# many appeals or calendar reloads touch the year.
+_WARNED_YEARS: set[int] = set()
+_WARNED_LOCK = threading.Lock()
+
+
+def _is_new_year_holiday(day: dt.date) -> bool:
+    return day.month == 1 and day.day <= 8
+
+
+def art112_transfers(year: int) -> frozenset[dt.date]:
+    """Days off that Labour Code art. 112 part 2 creates in ``year`` without any decree.
+
+    A holiday of art. 112 part 1 other than 1-8 January that falls on a Saturday or Sunday
+    gives a day off on the next working day after it (weekends, holidays and transfers
+    already made skipped): 4 Nov 2028 (Sat) -> Mon 6 Nov; 1 May 2032 (Sat) -> Mon 3 May and
+    9 May 2032 (Sun) -> Mon 10 May.
+    """
+    statutory = {dt.date(year, month, day) for month, day in ART112_HOLIDAYS}
+    moved: set[dt.date] = set()
+    for holiday in sorted(statutory):
+        if _is_new_year_holiday(holiday) or holiday.weekday() < 5:
+            continue
+        day = holiday + _ONE_DAY
+        while day.weekday() >= 5 or day in statutory or day in moved:
+            day += _ONE_DAY
+        moved.add(day)
+    return frozenset(moved)
+
+
+def _probe_last_decree_year() -> int:
+    """Fallback of :func:`last_decree_year` through the public API only.
+
+    A year has transfer data when the package lists a day besides the statutory holidays
+    (a substituted or observed day off) or a working weekend day.
+    """
+    last = 0
+    for year in range(2013, dt.date.today().year + 30):
+        ru = holidays.country_holidays("RU", years=year)
+        statutory = {dt.date(year, month, day) for month, day in ART112_HOLIDAYS}
+        if set(ru) - statutory or getattr(ru, "weekend_workdays", None):
+            last = year
+    return last
+
+
+@functools.cache
+def last_decree_year() -> int:
+    """Last year the installed ``holidays`` package has RU transfer data for (2027 in 0.109).
+
+    Read from the package's own tables (substituted days off and the hand-listed art. 112
+    transfers), so a newer package moves the boundary by itself; if a future package
+    reorganises those tables, every year is probed through the public API instead.
+    """
+    try:
+        from holidays.countries.russia import RussiaStaticHolidays
+
+        years = [*RussiaStaticHolidays.special_public_holidays,
+                 *RussiaStaticHolidays.special_public_holidays_observed]
+        return max(int(y) for y in years)
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return _probe_last_decree_year()
+
+
+def _check_days(n: int, name: str = "n") -> None:
+    if n > MAX_PERIOD_DAYS:
+        raise ValueError(f"{name} must be at most {MAX_PERIOD_DAYS} days, got {n}")
+
+
+def _check_hours(budget: dt.timedelta | float, shown: object) -> None:
+    hours = budget.total_seconds() / 3600 if isinstance(budget, dt.timedelta) else budget
+    if not math.isfinite(hours) or hours > MAX_PERIOD_HOURS:
+        raise ValueError(f"hours must be a finite number of at most {MAX_PERIOD_HOURS} "
+                         f"working hours, got {shown}")
 
 
 class CalendarFileError(ValueError):
@@ -73,6 +196,8 @@ class CalendarOverrides:
     working: frozenset[dt.date] = frozenset()
     sources: Mapping[int, str] = field(default_factory=dict)
     path: str | None = None
+    # Years with a ``[years.N]`` table: their decree is taken as loaded (no art. 112 note).
+    years: frozenset[int] = frozenset()
 
     def __post_init__(self) -> None:
         both = self.non_working & self.working
@@ -108,6 +233,7 @@ def _parse_overrides(data: Any, path: str) -> CalendarOverrides:
     non_working: set[dt.date] = set()
     working: set[dt.date] = set()
     sources: dict[int, str] = {}
+    seen_years: set[int] = set()
     for key, entry in years.items():
         try:
             year = int(str(key))
@@ -115,6 +241,7 @@ def _parse_overrides(data: Any, path: str) -> CalendarOverrides:
             raise CalendarFileError(f"{path}: years.{key}: year must be an integer") from None
         if not 1900 <= year <= 2200:
             raise CalendarFileError(f"{path}: years.{key}: year out of range")
+        seen_years.add(year)
         if not isinstance(entry, Mapping):
             raise CalendarFileError(f"{path}: years.{key} must be a table")
         bad = set(entry) - {"non_working", "working", "source"}
@@ -136,7 +263,8 @@ def _parse_overrides(data: Any, path: str) -> CalendarOverrides:
                 if day.year != year:
                     raise CalendarFileError(f"{where}: {day} is not in year {year}")
                 target.add(day)
-    return CalendarOverrides(frozenset(non_working), frozenset(working), sources, path)
+    return CalendarOverrides(frozenset(non_working), frozenset(working), sources, path,
+                             frozenset(seen_years))
 
 
 def load_overrides(path: str | os.PathLike[str]) -> CalendarOverrides:
@@ -162,48 +290,82 @@ def load_overrides(path: str | os.PathLike[str]) -> CalendarOverrides:
 
 
 class BusinessCalendar:
-    """Working-day oracle: ``holidays.RU`` plus explicit overrides.
+    """Working-day oracle: ``holidays.RU``, art. 112 transfers of undecreed years, overrides.
 
     Day statuses are cached per year because the SLA engine asks about the same few
     hundred days millions of times; the cache is filled under a lock so the object can
     be shared between threads.
+
+    ``log_missing_decree=False`` silences the once-per-year warning about a year without a
+    known decree (for callers that report it themselves, like ``appeals sla due``).
     """
 
-    def __init__(self, overrides: CalendarOverrides | None = None) -> None:
+    def __init__(self, overrides: CalendarOverrides | None = None, *,
+                 log_missing_decree: bool = True) -> None:
         self.overrides = overrides or CalendarOverrides()
+        self.log_missing_decree = log_missing_decree
         self._years: dict[int, frozenset[dt.date]] = {}
+        self._undecreed: set[int] = set()
         self._lock = threading.Lock()
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike[str] | None) -> BusinessCalendar:
+    def from_file(cls, path: str | os.PathLike[str] | None, *,
+                  log_missing_decree: bool = True) -> BusinessCalendar:
         """Calendar with the overrides in ``path``; ``None`` means the package alone."""
-        return cls(load_overrides(path) if path else None)
+        return cls(load_overrides(path) if path else None,
+                   log_missing_decree=log_missing_decree)
 
     @classmethod
-    def from_env(cls, path: str | os.PathLike[str] | None = None) -> BusinessCalendar:
+    def from_env(cls, path: str | os.PathLike[str] | None = None, *,
+                 log_missing_decree: bool = True) -> BusinessCalendar:
         """Explicit ``path`` first, then ``$APPEALS_CALENDAR_FILE``, then no overrides."""
-        return cls.from_file(path or os.environ.get(CALENDAR_FILE_ENV) or None)
+        return cls.from_file(path or os.environ.get(CALENDAR_FILE_ENV) or None,
+                             log_missing_decree=log_missing_decree)
 
     # --- day status ---------------------------------------------------------------------
+
+    def decree_known(self, year: int) -> bool:
+        """True if the package or the override file covers ``year``'s transfer decree."""
+        return year <= last_decree_year() or year in self.overrides.years
+
+    def undecreed_years_used(self) -> list[int]:
+        """Years consulted so far that had no known decree (art. 112 transfers only), sorted.
+
+        A fresh calendar per computation tells which years a result depended on; for day
+        counts with ``shift = "none"`` the calendar is never asked, so none are listed.
+        """
+        with self._lock:
+            return sorted(self._undecreed)
 
     def _non_working(self, year: int) -> frozenset[dt.date]:
         cached = self._years.get(year)
         if cached is not None:
             return cached
+        warn = False
         with self._lock:
             cached = self._years.get(year)
             if cached is None:
                 ru = holidays.country_holidays("RU", years=year)
+                undecreed = not self.decree_known(year)
+                # Art. 112 part 2 holds in every year; the package lists it by hand only for
+                # the years it knows, so it is added for the later ones.
+                moved = art112_transfers(year) if year > last_decree_year() else frozenset()
                 day = dt.date(year, 1, 1)
                 off: set[dt.date] = set()
                 while day.year == year:
                     if day in self.overrides.working:
                         pass
-                    elif day in self.overrides.non_working or not ru.is_working_day(day):
+                    elif (day in self.overrides.non_working or day in moved
+                          or not ru.is_working_day(day)):
                         off.add(day)
                     day += _ONE_DAY
                 cached = frozenset(off)
                 self._years[year] = cached
+                if undecreed:
+                    self._undecreed.add(year)
+                    warn = self.log_missing_decree
+        if warn:
+            _warn_missing_decree(year)
         return cached
 
     def is_working_day(self, day: dt.date) -> bool:
@@ -231,6 +393,7 @@ class BusinessCalendar:
         """
         if n < 0:
             raise ValueError(f"n must be >= 0, got {n}")
+        _check_days(n)
         current = day
         remaining = n
         idle = 0
@@ -279,6 +442,7 @@ class BusinessCalendar:
         is used up exactly at closing time the result is that closing time, not the next
         opening, so an 8-hour budget from 09:00 ends at 17:00 and a 9-hour one at 18:00.
         """
+        _check_hours(hours, hours)  # before timedelta(): 1e300 h would raise OverflowError
         budget = hours if isinstance(hours, dt.timedelta) else dt.timedelta(hours=hours)
         if budget < dt.timedelta(0):
             raise ValueError(f"hours must be >= 0, got {hours}")
@@ -339,6 +503,25 @@ class BusinessCalendar:
             day += _ONE_DAY
             count += self.is_working_day(day)
         return count
+
+
+def missing_decree_note(years: Iterable[int]) -> str:
+    """Operator-facing text for years computed with art. 112 transfers only."""
+    listed = ", ".join(str(y) for y in sorted(years))
+    return (f"no Government decree on days off is known for {listed} (the installed "
+            f"holidays package has transfers up to {last_decree_year()}, the override file "
+            f"has no entry): the production calendar uses Labour Code art. 112 transfers "
+            f"only (a holiday on a weekend gives a day off on the next working day; New "
+            f"Year holidays and working Saturdays are not predicted); load the decree with "
+            f"--calendar-file / ${CALENDAR_FILE_ENV}")
+
+
+def _warn_missing_decree(year: int) -> None:
+    with _WARNED_LOCK:
+        if year in _WARNED_YEARS:
+            return
+        _WARNED_YEARS.add(year)
+    log.warning("production calendar: %s", missing_decree_note([year]))
 
 
 def _attach(wall: dt.datetime, tz: dt.tzinfo | None) -> dt.datetime:

@@ -18,7 +18,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from workers.cli import positive_float, positive_int
-from workers.deadlines.calendar import SHIFT_MODES, BusinessCalendar, CalendarFileError
+from workers.deadlines.calendar import (
+    MAX_PERIOD_DAYS,
+    MAX_PERIOD_HOURS,
+    SHIFT_MODES,
+    BusinessCalendar,
+    CalendarFileError,
+    missing_decree_note,
+)
 from workers.deadlines.compute import (
     answer_due,
     final_answer_due,
@@ -47,6 +54,13 @@ warning_at: when the policy's warning_share of the period is used; for incident 
 hotline in working time (75 % of 8 working hours = after 6 working hours), for day counts
 as a share of the wall-clock span.
 
+Calendar years without a known decree: for a year later than the last one the installed
+holidays package has transfers for (2027 in holidays 0.109) and that the calendar file does
+not list, Labour Code art. 112 transfers are applied (a holiday on a Saturday or Sunday gives
+a day off on the next working day; New Year holidays are not moved, working Saturdays are
+not known). The output then has a "calendar_note" key and the note goes to stderr too:
+load the decree for that year with --calendar-file / APPEALS_CALENDAR_FILE.
+
 Dates are local to the region (its IANA zone). --registered-at without a UTC offset is
 taken as region-local time; with an offset (or Z) it is converted.
 Output: one JSON object; "due" is ISO 8601 with the region's UTC offset.
@@ -60,6 +74,20 @@ examples:
 
 class _UsageError(Exception):
     """Bad input from the command line; reported on stderr with exit code 2."""
+
+
+def _working_days_arg(text: str) -> int:
+    value = positive_int(text)
+    if value > MAX_PERIOD_DAYS:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_PERIOD_DAYS}, got {value}")
+    return value
+
+
+def _hours_arg(text: str) -> float:
+    value = positive_float(text)
+    if value > MAX_PERIOD_HOURS:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_PERIOD_HOURS}, got {text}")
+    return value
 
 
 def _parse_registered_at(text: str, tz: str) -> dt.datetime:
@@ -96,7 +124,9 @@ def run_due(args: argparse.Namespace) -> dict[str, Any]:
         book = PolicyBook.load(args.policy_file)
         policy = book.resolve(args.regime, region=region, authority=args.authority,
                               category=args.category, subcategory=args.subcategory)
-        calendar = BusinessCalendar.from_env(args.calendar_file)
+        # The note below reports a year without a decree; the library's log line would
+        # only repeat it on stderr.
+        calendar = BusinessCalendar.from_env(args.calendar_file, log_missing_decree=False)
     except (PolicyError, CalendarFileError) as exc:
         raise _UsageError(str(exc)) from None
     tz = policy.timezone or region_tz
@@ -152,6 +182,9 @@ def run_due(args: argparse.Namespace) -> dict[str, Any]:
         out["extension_max_days"] = policy.extension_max_days
     if ignored:
         out["ignored_options"] = ignored
+    undecreed = calendar.undecreed_years_used()
+    if undecreed:
+        out["calendar_note"] = missing_decree_note(undecreed)
     return out
 
 
@@ -161,6 +194,8 @@ def _handle_due(args: argparse.Namespace) -> int:
     except (_UsageError, ValueError, LookupError, OverflowError) as exc:
         print(f"appeals sla due: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    if "calendar_note" in result:
+        print(f"appeals sla due: note: {result['calendar_note']}", file=sys.stderr)
     print(json.dumps(result, ensure_ascii=False))
     return 0
 
@@ -193,11 +228,15 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     due.add_argument("--shift", choices=SHIFT_MODES,
                      help="deadline on a day off: previous/next working day or none "
                           "(default: the policy's; fz59 previous)")
-    due.add_argument("--working-days", type=positive_int, metavar="N",
-                     help="override the working-day period (pos answer; incident final answer)")
-    due.add_argument("--hours", type=positive_float, metavar="H",
+    due.add_argument("--working-days", type=_working_days_arg, metavar="N",
+                     help="override the working-day period (pos answer; incident final "
+                          f"answer), 1..{MAX_PERIOD_DAYS}: about 14 years of working days, "
+                          "far above any SLA, and beyond it the calendar has no meaning")
+    due.add_argument("--hours", type=_hours_arg, metavar="H",
                      help="override the working-hours period (incident/hotline first "
-                          "response); wins over --urgent")
+                          f"response), > 0 and at most {MAX_PERIOD_HOURS} (over 4 years of "
+                          "9-hour working days; first responses take hours); wins over "
+                          "--urgent")
     due.add_argument("--urgent", action="store_true",
                      help="urgent appeal: use the policy's shorter period (incident: 4 h)")
     due.add_argument("--authority", help="authority id, for authority-level policy overrides")

@@ -46,6 +46,10 @@ Counting conventions (the legal reasons are why they are what they are):
   nothing and a pause across N local midnights moves the last day by N calendar days
   (``fz59``) or by the working days among them (``pos``).
 
+* **Limits.** Day counts above ``MAX_PERIOD_DAYS`` (3650) and working-hour budgets above
+  ``MAX_PERIOD_HOURS`` (10000) raise ``ValueError`` (see ``calendar.py``): no SLA is near
+  them, and an absurd amount from a policy file must fail clearly, not overflow.
+
 * **Warning** fires when a share of the period's time is used (DESIGN.md §2), measured in
   working time for ``working_hours`` policies (:func:`warning_at`).
 """
@@ -54,10 +58,11 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import math
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from workers.deadlines.calendar import BusinessCalendar, ShiftMode
+from workers.deadlines.calendar import MAX_PERIOD_DAYS, BusinessCalendar, ShiftMode
 from workers.deadlines.policies import Counting, Policy
 
 __all__ = [
@@ -131,8 +136,11 @@ def period_due(
     local = to_local(start_at, tz)
     if period.counting == "working_hours":
         return cal.add_working_hours(local, period.amount, period.work_start, period.work_end)
+    if not (math.isfinite(period.amount) and 0 <= period.amount <= MAX_PERIOD_DAYS):
+        raise ValueError(f"a day count must be a whole number in 0..{MAX_PERIOD_DAYS}, "
+                         f"got {period.amount}")
     amount = int(period.amount)
-    if amount != period.amount or amount < 0:
+    if amount != period.amount:
         raise ValueError(f"a day count must be a whole number >= 0, got {period.amount}")
     if period.counting == "calendar_days":
         last = local.date() + dt.timedelta(days=amount)

@@ -15,6 +15,7 @@ subject beats a wider organisation, an authority beats its region).
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -24,7 +25,12 @@ from pathlib import Path
 from typing import Any, Literal, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from workers.deadlines.calendar import SHIFT_MODES, ShiftMode
+from workers.deadlines.calendar import (
+    MAX_PERIOD_DAYS,
+    MAX_PERIOD_HOURS,
+    SHIFT_MODES,
+    ShiftMode,
+)
 
 __all__ = [
     "COUNTING_KINDS",
@@ -109,14 +115,19 @@ def _parse_time(value: Any, where: str) -> dt.time:
     raise PolicyError(f"{where}: expected a time HH:MM, got {value!r}")
 
 
-def _number(value: Any, where: str, *, integer: bool, minimum: float, strict: bool) -> float:
+def _number(value: Any, where: str, *, integer: bool, minimum: float, strict: bool,
+            maximum: float | None = None) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise PolicyError(f"{where}: expected a number, got {value!r}")
+    if not math.isfinite(value):
+        raise PolicyError(f"{where}: expected a finite number, got {value!r}")
     if integer and not float(value).is_integer():
         raise PolicyError(f"{where}: expected a whole number, got {value!r}")
     if value < minimum or (strict and value == minimum):
         op = ">" if strict else ">="
         raise PolicyError(f"{where}: must be {op} {minimum}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise PolicyError(f"{where}: must be at most {maximum}, got {value!r}")
     return int(value) if integer else float(value)
 
 
@@ -129,7 +140,10 @@ def _counting(value: Any, where: str) -> Counting:
 
 def _amount(value: Any, counting: Counting, where: str) -> float:
     # Days are whole by law and by the calendar; hours may be fractional (e.g. 1.5 h).
-    return _number(value, where, integer=counting != "working_hours", minimum=0, strict=True)
+    # Upper bounds: see MAX_PERIOD_DAYS / MAX_PERIOD_HOURS in calendar.py.
+    hours = counting == "working_hours"
+    return _number(value, where, integer=not hours, minimum=0, strict=True,
+                   maximum=MAX_PERIOD_HOURS if hours else MAX_PERIOD_DAYS)
 
 
 def _build_stage(name: str, raw: Any, where: str) -> Stage:
@@ -184,7 +198,7 @@ def _build_policy(regime: str, raw: Mapping[str, Any], where: str) -> Policy:
         warning_share=share,
         escalation_after=dt.timedelta(hours=_number(
             raw["escalation_after_hours"], f"{where}.escalation_after_hours", integer=False,
-            minimum=0, strict=False)),
+            minimum=0, strict=False, maximum=MAX_PERIOD_HOURS)),
         work_start=work_start,
         work_end=work_end,
         extensions_allowed=int(_number(raw.get("extensions_allowed", 0),
@@ -192,7 +206,7 @@ def _build_policy(regime: str, raw: Mapping[str, Any], where: str) -> Policy:
                                        strict=False)),
         extension_max_days=int(_number(raw.get("extension_max_days", 0),
                                        f"{where}.extension_max_days", integer=True, minimum=0,
-                                       strict=False)),
+                                       strict=False, maximum=MAX_PERIOD_DAYS)),
         timezone=None if tz is None else str(tz),
         stages={name: _build_stage(name, s, where) for name, s in stages_raw.items()},
     )
