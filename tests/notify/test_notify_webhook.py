@@ -190,6 +190,14 @@ def test_supervisor_webhook_from_rules_wins_over_fallback() -> None:
     assert _count("webhook", "skipped") == skipped_before + 1
 
 
+def test_authority_with_only_placeholder_hooks_gets_the_fallback() -> None:
+    placeholder = "https://hooks.example.invalid/22/x"
+    delivery = Delivery(_settings("http://127.0.0.1:1/fallback"),
+                        _Router(_authority(placeholder)))
+    assert delivery.webhooks_for("22-minzhkh") == [placeholder, "http://127.0.0.1:1/fallback"]
+    assert [t.url for t in delivery.targets(_alert())] == ["http://127.0.0.1:1/fallback"]
+
+
 def test_no_webhook_anywhere_is_a_successful_no_op() -> None:
     delivery = build_delivery(_settings(""), _Router(_authority(None)))
     assert delivery.webhooks_for("22-minzhkh") == []

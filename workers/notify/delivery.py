@@ -288,7 +288,12 @@ class Delivery:
         return limit
 
     def webhooks_for(self, authority_id: str) -> list[str]:
-        """The notified authority's supervisors' hooks, else the global fallback, else none."""
+        """The notified authority's supervisors' hooks, else the global fallback, else none.
+
+        A ``.invalid`` placeholder hook is not a receiver: an authority that has only
+        placeholders gets the fallback as well (the placeholders stay listed and are skipped),
+        so the shipped demo rules' placeholders never swallow an alert the fallback would take.
+        """
         urls: list[str] = []
         if self.router is not None:
             try:
@@ -299,7 +304,7 @@ class Delivery:
                 url = getattr(supervisor, "webhook", None)
                 if url and url not in urls:
                     urls.append(url)
-        if not urls and self.settings.webhook_url:
+        if self.settings.webhook_url and all(_reserved_host(u) for u in urls):
             urls.append(self.settings.webhook_url)
         return urls
 
