@@ -236,9 +236,7 @@ class WebhookReceiver:
 
 def hooked(settings: Settings, receiver_url: str, notify_authority: str) -> bool:
     """Does an alert for this authority go to the test's webhook (and not only elsewhere)?"""
-    from workers.notify.delivery import Delivery
-
-    from workers.notify.delivery import _reserved_host
+    from workers.notify.delivery import Delivery, _reserved_host
 
     urls = Delivery(settings, Router(load_rules())).webhooks_for(notify_authority)
     return [u for u in urls if not _reserved_host(u)] == [receiver_url]

@@ -141,3 +141,57 @@ def test_adjective_in_street_or_person_name_is_not_a_place(gaz: Gazetteer, text:
 def test_earliest_mention_wins_skipping_streets_and_people(gaz: Gazetteer, text: str,
                                                            expected: str) -> None:
     assert gaz.find(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # A district the rules don't know: no municipality (regional level), never the city.
+        "Заринский район, село Голуха, нет воды",
+        "в Заринском районе нет воды",
+        "жителям Заринского р-на",
+        "Заринского района",
+        "656000, Алтайский край, Заринский район, с. Комарское",
+        "Алтайский край, Алейский район, с. Дружба",
+        "в Алейском районе",
+        "Славгородский район",
+        "Заринский муниципальный округ",
+        # Nor a later town in the same text (where people travel to).
+        "в Заринском районе нет врача, ездим в Барнаул",
+    ],
+)
+def test_unknown_district_is_not_the_city_of_that_name(gaz: Gazetteer, text: str) -> None:
+    assert gaz.find(text) is None
+    assert gaz.find(text, strict=False) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Заринск, Заринский район", "zarinsk"),  # the city is named first
+        ("под Заринском", "zarinsk"),
+        ("в Бийске, район вокзала", "biysk"),  # a noun form, not «Бийский район»
+        ("Каменский район, с. Попереченское", "kamen-na-obi"),  # the Kamensky district
+        ("ул. Заринская, район рынка, Барнаул", "barnaul"),
+        ("Рубцовский район", "rubtsovskiy-rayon"),
+    ],
+)
+def test_district_rule_keeps_cities_and_known_districts(
+    gaz: Gazetteer, text: str, expected: str
+) -> None:
+    assert gaz.find(text) == expected
+
+
+def test_plural_only_village_genitive(gaz: Gazetteer) -> None:
+    assert gaz.find("из Сросток") == "biyskiy-rayon"  # pymorphy3 guesses «сростков»
+    assert gaz.find("в Сростках") == "biyskiy-rayon"
+
+
+@pytest.mark.parametrize("text", ["ПОСЕЯЛИ ЯРОВОЕ", "ЯРОВОЕ ПОЛЕ ЗАТОПИЛО", "В ЯРОВОМ КЛИНЕ"])
+def test_ambiguous_name_in_capitals_is_not_capitalised(gaz: Gazetteer, text: str) -> None:
+    assert gaz.find(text) is None
+
+
+def test_ambiguous_name_in_capitals_after_city_marker(gaz: Gazetteer) -> None:
+    assert gaz.find("В Г. ЯРОВОЕ НЕТ ВОДЫ") == "yarovoye"
+    assert gaz.find("ЯРОВОЕ", strict=False) == "yarovoye"  # metadata: the field says so

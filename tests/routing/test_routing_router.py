@@ -127,7 +127,7 @@ def test_decision_fields(router: Router, demo_rules: RoutingRules) -> None:
     d = router.route(RouteInput("a-42", "22", "housing_utilities", text="в Барнауле"))
     assert d.appeal_id == "a-42"
     assert d.authority_name == "Комитет жилищно-коммунального хозяйства города Барнаула"
-    assert d.parent_authority_id == "22-minzhkh"
+    assert d.parent_authority_id == "22-barnaul-admin"  # its administration, not a ministry
     assert d.rule_version == demo_rules.version
     assert re.fullmatch(r"22-altai-krai/2025-06-01\.1\+[0-9a-f]{12}", d.rule_version)
     assert d.timezone == "Asia/Barnaul"
@@ -163,11 +163,18 @@ def test_complaint_about_parent_of_target_goes_further_up(router: Router) -> Non
         )
     )
     assert (d.authority_id, d.level) == ("22-government", "complaint_parent")
-    # Ministry complained about; municipal committee under it is also excluded.
+    # Ministry complained about; the regional fund under it is also excluded.
+    d = router.route(
+        RouteInput(
+            "a", "22", "housing_utilities", subcategory="overhaul", complaint_about="22-minzhkh"
+        )
+    )
+    assert (d.authority_id, d.level) == ("22-government", "complaint_parent")
+    # A city committee is not below the regional ministry: it may judge a complaint about it.
     d = router.route(
         RouteInput("a", "22", "housing_utilities", text="в Барнауле", complaint_about="22-minzhkh")
     )
-    assert d.authority_id == "22-government"
+    assert (d.authority_id, d.level) == ("22-barnaul-kzhkh", "municipality_category")
 
 
 def test_complaint_about_root_goes_to_triage_desk(router: Router) -> None:
@@ -208,7 +215,7 @@ def test_complaint_never_routed_to_its_subject(
 def test_redirect_valid(router: Router) -> None:
     d = router.redirect("a-7", "22-biysk-uobr")
     assert (d.authority_id, d.level, d.municipality) == ("22-biysk-uobr", "redirect", "biysk")
-    assert d.parent_authority_id == "22-minobr"
+    assert d.parent_authority_id == "22-biysk-admin"
     assert d.rule_version == router.rules.version
 
 
@@ -257,3 +264,40 @@ def test_router_refuses_a_root_triage_desk(router: Router, demo_rules: RoutingRu
     assert router.rules is demo_rules
     d = router.route(RouteInput("a", "22", "roads", complaint_about="22-government"))
     assert d.authority_id == "22-cur"
+
+
+@pytest.mark.parametrize("value", ["Заринский р-н", "Заринский район", "Алейский район"])
+def test_metadata_naming_an_unknown_district_falls_back_to_the_region(
+    router: Router, value: str
+) -> None:
+    d = router.route(RouteInput("a", "22", "housing_utilities", municipality=value))
+    assert (d.municipality, d.authority_id, d.level) == (None, "22-minzhkh", "region_category")
+
+
+def test_redirect_below_the_complained_body_rejected(router: Router) -> None:
+    with pytest.raises(RedirectRejected, match=r"a body below '22-biysk-admin'.*59-FZ"):
+        router.redirect(
+            "a-7", "22-biysk-ugh", complaint_about="22-biysk-admin",
+            from_authority_id="22-government",
+        )
+    # Above or beside the body complained about is fine.
+    assert router.redirect(
+        "a-7", "22-government", complaint_about="22-biysk-admin"
+    ).authority_id == "22-government"
+
+
+def test_redirect_refuses_exactly_what_route_refuses(
+    router: Router, demo_rules: RoutingRules
+) -> None:
+    """Same rule in both: redirect never sends a complaint where route() never would."""
+    for complained in demo_rules.authorities:
+        forbidden = {complained} | {
+            a for a in demo_rules.authorities if complained in demo_rules.ancestors(a)
+        }
+        for target in demo_rules.authorities:
+            if target in forbidden:
+                with pytest.raises(RedirectRejected, match="59-FZ"):
+                    router.redirect("a", target, complaint_about=complained)
+            else:
+                assert router.redirect("a", target, complaint_about=complained).authority_id \
+                    == target

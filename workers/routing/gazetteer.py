@@ -9,7 +9,14 @@ matching an appeal is a regex tokenisation plus dict lookups (well over 10,000 t
 Matching is longest-first at each position, earliest position wins, so «Бийского района»
 (the district) beats «бийского» (the city adjective) and «Камень-на-Оби» is one match.
 Names flagged ``ambiguous`` (a town called «Яровое» vs «яровое» = spring crops) only match
-when capitalised in the original text or after «г.»/«город».
+when capitalised in the original text or after «г.»/«город». A word in capitals («ПОСЕЯЛИ
+ЯРОВОЕ») says nothing about capitalisation, so it counts as lower case.
+
+A city adjective followed by «район»/«р-н»/«муниципальный округ» («Заринский район», «в
+Алейском районе») names a district. Known districts have their own (longer) entries; any
+other such mention is a district the rules do not know, and it ends the search with no
+match: never the city of the same name, nor a later place in the text (where people travel
+to, see below).
 
 Adjective forms (``adjectives:``, «бийский», «бийская»...) are also street names («ул.
 Бийская», «Каменская ул.») and surnames («Заринский Иван Петрович»). So an adjective next to a
@@ -159,6 +166,33 @@ def _is_given_name(word: str) -> bool:
     return any("Name" in p.tag or "Patr" in p.tag for p in _morph().parse(low))
 
 
+def _capitalised(word: str) -> bool:
+    """«Яровое» yes; «яровое» and «ЯРОВОЕ» (all capitals carry no signal) no."""
+    return word[:1].isupper() and not (len(word) > 1 and word.isupper())
+
+
+@lru_cache(maxsize=1)
+def _district_words() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    """Forms of «район» (singular and plural), of «муниципальный», and of «округ»."""
+
+    def forms(*words: str) -> frozenset[str]:
+        return frozenset(f for w in words for f in _word_forms(w, None))
+
+    return forms("район", "районы"), forms("муниципальный"), forms("округ", "округа")
+
+
+def _district_word_at(norm: list[str], j: int) -> bool:
+    """Does «район», «р-н», «р-на»... or «муниципальный район/округ» start at token ``j``?"""
+    if j >= len(norm):
+        return False
+    rayon, municipal, okrug = _district_words()
+    if norm[j] in rayon:
+        return True
+    if norm[j] in municipal:
+        return j + 1 < len(norm) and (norm[j + 1] in rayon or norm[j + 1] in okrug)
+    return tuple(norm[j : j + 2]) in _DISTRICT_WORD_ABBREVIATIONS
+
+
 def adjective_forms(adjective: str) -> set[tuple[str, ...]]:
     """All forms of an adjective («барнаульский» → «барнаульского», «барнаульской»...)."""
     return {(f,) for f in _word_forms(normalize_token(adjective), None)}
@@ -185,6 +219,8 @@ class GazetteerEntry:
     ambiguous: bool
     adjective: bool = False
     """Only an adjective form («бийская»): weaker evidence, see the module docstring."""
+    adjectival: bool = False
+    """An adjective form, perhaps also a name form («заринском»: of Заринск and заринский)."""
 
 
 class GazetteerConflict(ValueError):
@@ -229,7 +265,9 @@ class Gazetteer:
                         f"form {' '.join(key)!r} names both municipalities "
                         f"{other.municipality!r} and {mun_id!r}"
                     )
-                table[key] = GazetteerEntry(mun_id, ambiguous, key not in keys)
+                table[key] = GazetteerEntry(
+                    mun_id, ambiguous, key not in keys, key in adjectives
+                )
         return cls(table)
 
     def __len__(self) -> int:
@@ -262,16 +300,17 @@ class Gazetteer:
                 if (
                     entry.ambiguous
                     and strict
-                    and not (raw[i][:1].isupper() or (i > 0 and norm[i - 1] in _CITY_MARKERS))
+                    and not (_capitalised(raw[i]) or (i > 0 and norm[i - 1] in _CITY_MARKERS))
                 ):
                     continue
-                if not entry.adjective:
-                    return entry.municipality
-                if spans is None:  # only texts with an adjective candidate pay for this
-                    spans = [m.span() for m in _TOKEN_RE.finditer(text)]
-                if not _street_or_person(text, raw, norm, spans, i):
-                    return entry.municipality
-                break
+                if entry.adjective:
+                    if spans is None:  # only texts with an adjective candidate pay for this
+                        spans = [m.span() for m in _TOKEN_RE.finditer(text)]
+                    if _street_or_person(text, raw, norm, spans, i):
+                        break
+                if entry.adjectival and _district_word_at(norm, i + length):
+                    return None  # a district without an entry: not the city of that name
+                return entry.municipality
         return None
 
 

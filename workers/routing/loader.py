@@ -7,6 +7,12 @@ appeals silently landing on the wrong desk. Every problem is reported together, 
 
 File format: see ``workers/routing/data/22-altai-krai.yaml`` (commented).
 
+Beyond the format, two checks protect what other code relies on: every authority listed under
+a municipality sits below that municipality's administration (the complaint rule excludes
+only bodies *below* the one complained about), and every ``sla:`` block is built into the
+SLA worker's policy book, so a block the book would refuse (or keys it would ignore) is
+reported here, against the rules file, instead of failing the SLA worker later.
+
 Rule version: every loaded set records a version that identifies its *content*, so two
 different rule sets never share one. A file's ``version:`` is kept for people and suffixed
 with the first 12 hex digits of the SHA-256 of the file's bytes (``2025-06-01.1+3f2a9c...``);
@@ -18,6 +24,7 @@ declared versions, comma-separated, plus a hash over every file's name and conte
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -51,6 +58,7 @@ __all__ = [
 
 ENV_VAR = "APPEALS_ROUTING_RULES"
 PACKAGED_DATA = Path(__file__).with_name("data")
+log = logging.getLogger(__name__)
 SCHEMA = 1
 
 _AUTHORITY_ID = re.compile(r"^[0-9]{2}(?:-[a-z0-9]+)+$")
@@ -643,7 +651,11 @@ def load_rules(
             source=ctx.file,
             version=r["version"],
         )
-    problems.extend(_cycles(authorities, where))
+    cycles = _cycles(authorities, where)
+    problems.extend(cycles)
+    if not cycles:  # the checks below walk parent chains
+        problems.extend(_departments_outside_their_municipality(parsed, authorities))
+    problems.extend(_sla_problems(parsed, authorities))
     if problems:
         raise RulesError(problems, fingerprint=fingerprint)
 
@@ -732,3 +744,192 @@ def _cycles(
             seen.append(current)
             current = authorities[current].parent
     return problems
+
+
+def _departments_outside_their_municipality(
+    parsed: Sequence[tuple[_Ctx, dict[str, Any]]], authorities: Mapping[str, Authority]
+) -> list[tuple[str, str, str]]:
+    """Every authority listed under a municipality sits below that municipality's
+    administration (its ``default``).
+
+    A municipal department is run by its administration (local self-government is not part
+    of the regional ministries). With a regional ministry as its parent, a complaint about
+    the city administration was routed to the administration's own department: the
+    complaint rule only excludes bodies *below* the one complained about.
+    """
+    problems: list[tuple[str, str, str]] = []
+    for ctx, r in parsed:
+        admin_of = {m["id"]: m["default"] for m in r["municipalities"]}
+        for candidate, apath in r["authorities"]:
+            own = authorities.get(candidate.id)
+            if own is not candidate or own.municipality is None:
+                continue
+            admin = admin_of.get(own.municipality)
+            if admin is None or admin not in authorities or own.id == admin:
+                continue
+            chain: list[str] = []
+            current = own.parent
+            while current is not None and current in authorities and current not in chain:
+                chain.append(current)
+                current = authorities[current].parent
+            if admin not in chain:
+                problems.append(
+                    (
+                        ctx.file,
+                        f"{apath}.parent",
+                        f"{own.id!r} belongs to municipality {own.municipality!r} but does "
+                        f"not sit below its administration {admin!r} (parent chain: "
+                        f"{' -> '.join([own.id, *chain]) or own.id}); set parent: {admin}, "
+                        "or a complaint about the administration would go to its own "
+                        "department",
+                    )
+                )
+    return problems
+
+
+def _policy_reason(exc: Exception) -> tuple[str | None, str]:
+    """``(field, message)`` from a policy book error, without the book's own location
+    (``policies.toml: overrides[7] (applied to pos)``), which means nothing to the person
+    editing the routing rules."""
+    m = re.match(r"^(?:.*?overrides\[\d+\])?(?: \(applied to [^)]*\))?\.?(.*)$", str(exc), re.S)
+    text = m.group(1) if m else str(exc)
+    field, sep, rest = text.partition(": ")
+    if sep and re.fullmatch(r"[a-z_]+(?:\.[a-z_]+)*", field):
+        return field, rest
+    return None, text
+
+
+def _sla_problems(
+    parsed: Sequence[tuple[_Ctx, dict[str, Any]]], authorities: Mapping[str, Authority]
+) -> list[tuple[str, str, str]]:
+    """Check the authorities' ``sla:`` blocks the way the SLA worker will use them.
+
+    The SLA worker turns each block into policy-book overrides
+    (:func:`workers.sla.deadline_service.authority_overrides`) and builds its book with
+    :func:`~workers.sla.deadline_service.load_book`. Both are reused here, so the rules
+    cannot accept what the book refuses (nor the other way round), and a reload with a bad
+    block keeps the working rules instead of failing the SLA worker at its next start or
+    recompute with a message naming the policy file. A key the conversion ignores (a typo
+    such as ``workingdays``) is reported too.
+    """
+    located: list[tuple[Authority, str, str]] = []
+    for ctx, r in parsed:
+        pairs: list[tuple[Authority, str]] = r["authorities"]
+        for auth, apath in pairs:
+            if auth.sla and authorities.get(auth.id) is auth:  # not a reported duplicate
+                located.append((auth, ctx.file, apath))
+    if not located:
+        return []
+    from workers.deadlines.policies import PolicyError
+    from workers.sla.deadline_service import load_book
+
+    try:
+        regimes = load_book(()).regimes
+    except (PolicyError, OSError, ValueError) as exc:
+        # Not a problem of the rules file: the SLA worker reports it on its own.
+        log.warning("SLA overrides in the routing rules not checked: %s", exc)
+        return []
+
+    problems: list[tuple[str, str, str]] = []
+    for auth, file, apath in located:
+        found: list[tuple[tuple[str, ...], str]] = []
+        _sla_unused(auth.id, (), auth.sla, found)
+        for key, value in auth.sla.items():
+            found.extend(_sla_key_problems(auth.id, str(key), value, regimes))
+        if not found:
+            # The whole block, resolved as the SLA worker will resolve it: overrides that
+            # pass one by one may still combine into an invalid policy.
+            try:
+                book = load_book([auth])
+                for regime in book.regimes:
+                    for category in (None, *CATEGORIES):
+                        book.resolve(regime, auth.region_code, auth.id, category)
+            except PolicyError as exc:
+                field, message = _policy_reason(exc)
+                found.append(((), f"{field}: {message}" if field else message))
+        problems.extend(
+            (file, ".".join((f"{apath}.sla", *keys)), f"authority {auth.id!r}: {message}")
+            for keys, message in found
+        )
+    return problems
+
+
+def _sla_converted(auth_id: str, keys: tuple[str, ...], value: Any) -> list[dict[str, Any]]:
+    """The SLA worker's overrides for an ``sla:`` block holding only ``keys -> value``."""
+    from workers.sla.deadline_service import authority_overrides
+
+    for key in reversed(keys):
+        value = {key: value}
+    return authority_overrides([_SlaProbe(auth_id, value)])
+
+
+def _sla_unused(
+    auth_id: str,
+    keys: tuple[str, ...],
+    value: Any,
+    found: list[tuple[tuple[str, ...], str]],
+) -> None:
+    """Report the keys the SLA worker's conversion drops, and periods set twice."""
+    if isinstance(value, Mapping) and value:
+        periods: list[str] = []
+        for k, v in value.items():
+            sub = (*keys, str(k))
+            out = _sla_converted(auth_id, sub, v)
+            if not out or isinstance(v, Mapping):
+                _sla_unused(auth_id, sub, v, found)
+            if keys and any("answer" in o for o in out):
+                periods.append(str(k))
+        if len(periods) > 1:  # the conversion would silently keep one of them
+            found.append((keys, f"sets the period more than once ({', '.join(periods)}); "
+                                "keep one"))
+        return
+    if not _sla_converted(auth_id, keys, value):
+        what = "empty" if isinstance(value, Mapping) else "unknown key or wrong shape"
+        found.append((keys, f"ignored by the SLA engine ({what}); expected e.g. "
+                            "'pos: {working_days: 5}', "
+                            "'incident: {first_response: {working_hours: 4}}' or 'shift: next'"))
+
+
+def _sla_key_problems(
+    auth_id: str, key: str, value: Any, regimes: Sequence[str]
+) -> list[tuple[tuple[str, ...], str]]:
+    """One top-level key of an ``sla:`` block through the policy book, on its own, so an
+    error names that key (and, within a regime, the unit or setting at fault)."""
+    from workers.deadlines.policies import PolicyError
+    from workers.sla.deadline_service import load_book
+
+    try:
+        load_book([_SlaProbe(auth_id, {key: value})])
+    except PolicyError as exc:
+        field, message = _policy_reason(exc)
+    else:
+        return []
+    keys: tuple[str, ...] = (key,)
+    if field == "regime":
+        return [(keys, f"unknown SLA regime {key!r}; expected one of {', '.join(regimes)}")]
+    if isinstance(value, Mapping):
+        period = value.get("first_response", value) if key == "incident" else value
+        inner: tuple[str, ...] = ("first_response",) if period is not value else ()
+        if field is not None and field in value:
+            return [((key, field), message)]
+        if field in ("answer", "counting") and isinstance(period, Mapping):
+            units = [
+                str(k)
+                for k, v in period.items()
+                if any("answer" in o for o in _sla_converted(auth_id, (key, *inner, str(k)), v))
+            ]
+            if len(units) == 1:  # the book's «answer» is this unit key
+                return [((key, *inner, units[0]), message)]
+    if field is not None and field != key:
+        message = f"{field}: {message}"
+    return [(keys, message)]
+
+
+class _SlaProbe:
+    """The two attributes :func:`authority_overrides` reads from an authority."""
+
+    __slots__ = ("id", "sla")
+
+    def __init__(self, id: str, sla: Mapping[str, Any]) -> None:
+        self.id = id
+        self.sla = sla

@@ -45,7 +45,8 @@ class Authority:
     """A body that receives appeals.
 
     ``sla`` is passed through untouched to the SLA engine (DESIGN.md §2: every deadline is
-    configurable per authority), so routing does not need to know its shape.
+    configurable per authority); routing does not read it, but the loader checks it with the
+    SLA worker's own policy book so that a bad block is refused with the rules file's name.
     """
 
     id: str

@@ -77,6 +77,17 @@ def _decision(
     )
 
 
+def _judges_itself(rules: RoutingRules, complained: str | None, target_id: str) -> bool:
+    """59-FZ art. 8 p. 6: is ``target_id`` the body complained about, or below it?
+
+    The one test behind both :meth:`Router.route` and :meth:`Router.redirect`. An id the
+    rules don't define (free text, a typo) constrains nothing.
+    """
+    if complained is None or complained not in rules.authorities:
+        return False
+    return complained == target_id or complained in rules.ancestors(target_id)
+
+
 def resolve_municipality(region: RegionRules, value: str | None) -> str | None:
     """Municipality id from intake metadata: an id, an OKTMO code or a place name."""
     if not value:
@@ -207,16 +218,23 @@ class Router:
         """Re-route an appeal to a named body (an authority's ``redirected`` event).
 
         Raises :class:`UnknownAuthority` for an id the rules don't define, and
-        :class:`RedirectRejected` when the target is the body the complaint is about, or the
-        body that holds the appeal now (``from_authority_id``): that is no redirect, and
-        taken as one it would restart that body's own answer clock and clear its breach.
+        :class:`RedirectRejected` when the target is one :meth:`route` would never pick for
+        the complaint (the body it is about, or a body below it: its own department would
+        judge it), or the body that holds the appeal now (``from_authority_id``): that is no
+        redirect, and taken as one it would restart that body's own answer clock and clear
+        its breach.
         """
         rules = self._rules
         authority = rules.authority(to_authority_id)
-        if complaint_about is not None and complaint_about == to_authority_id:
+        if _judges_itself(rules, complaint_about, to_authority_id):
+            what = (
+                "the body it complains about"
+                if complaint_about == to_authority_id
+                else f"a body below {complaint_about!r}, the body it complains about"
+            )
             raise RedirectRejected(
                 f"appeal {appeal_id}: cannot redirect a complaint to {to_authority_id!r}, "
-                "the body it complains about (59-FZ art. 8 p. 6)"
+                f"{what} (59-FZ art. 8 p. 6: never to the body complained about, nor below it)"
             )
         if from_authority_id is not None and from_authority_id == to_authority_id:
             raise RedirectRejected(
@@ -250,11 +268,7 @@ class Router:
     ) -> RouteDecision:
         """Apply 59-FZ art. 8 p. 6: never to the body complained about, nor below it."""
         complained = appeal.complaint_about
-        if (
-            complained is None
-            or complained not in rules.authorities
-            or (complained != target.id and complained not in rules.ancestors(target.id))
-        ):
+        if complained is None or not _judges_itself(rules, complained, target.id):
             return _decision(rules, appeal.appeal_id, target, level, municipality, region_code)
         candidates = [*rules.ancestors(complained), region.triage]
         # The parent; for the root (the regional government itself) the triage desk, which
