@@ -317,6 +317,8 @@ OTHER_VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("APPEALS_GATEWAY_MAX_BATCH", "500", "most appeals in one gateway batch request"),
     ("APPEALS_GATEWAY_SEND_TIMEOUT", "30.0", "seconds the gateway waits for Kafka acks"),
     ("APPEALS_GATEWAY_CREATE_TOPICS", "True", "gateway creates missing topics at start-up"),
+    ("APPEALS_GATEWAY_OPEN311_RETRY_WINDOW", "86400",
+     "seconds an exact repeat of a keyless Open311 request counts as its retry"),
     ("APPEALS_OPEN311_TTL_DAYS", "90",
      "days the gateway keeps an Open311 request's code/time/place in Redis for GET"),
     ("APPEALS_NEAR_DUP_SALT", "dev salt",
