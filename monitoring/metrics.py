@@ -1,4 +1,4 @@
-"""Every Prometheus metric the workers export, declared in one place.
+"""Every Prometheus metric the workers (and the intake gateway) export, declared in one place.
 
 Why one module: dashboards, alert rules and their tests refer to these names, and a test parses
 the dashboards against :data:`METRIC_NAMES`; a name invented inside an agent would slip past that
@@ -227,10 +227,51 @@ REDIS_ERRORS = Counter(
 )
 
 
+# --------------------------------------------------------------------------- intake gateway
+# The HTTP intake gateway (workers/intake/gateway.py) serves these on its own ``GET /metrics``,
+# from a registry of its own: with the workers' registry it would export ``appeals_worker_up 0``
+# and zeroed pipeline counters under its instance (the API keeps its own registry likewise).
+# Labels are fixed sets: ``endpoint`` is a route name (never the raw path), ``code`` the HTTP
+# status the gateway answered, ``outcome`` what became of posted appeals. No client ids.
+GATEWAY_REGISTRY = CollectorRegistry(auto_describe=True)
+
+# Gateway answers: milliseconds when all is well, up to APPEALS_GATEWAY_SEND_TIMEOUT (30 s) when
+# Kafka stalls.
+_GATEWAY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+GATEWAY_REQUESTS = Counter(
+    "appeals_gateway_requests",
+    "HTTP requests answered by the intake gateway, by endpoint (v1_appeals, open311_requests, "
+    "open311_request, open311_services, healthz, metrics, other) and status code.",
+    ["endpoint", "code"],
+    registry=GATEWAY_REGISTRY,
+)
+GATEWAY_REQUEST_DURATION = Histogram(
+    "appeals_gateway_request_duration_seconds",
+    "Time the intake gateway took to answer a request, by endpoint.",
+    ["endpoint"],
+    buckets=_GATEWAY_BUCKETS,
+    registry=GATEWAY_REGISTRY,
+)
+GATEWAY_APPEALS = Counter(
+    "appeals_gateway_appeals",
+    "Appeals posted to the intake gateway, by outcome: accepted (stored in Kafka), duplicate "
+    "(idempotent retry, nothing sent), rejected (invalid, answered 400), not_stored (503), "
+    "outcome_unknown (504: handed to the producer, not confirmed in time), in_progress (409).",
+    ["outcome"],
+    registry=GATEWAY_REGISTRY,
+)
+GATEWAY_KAFKA_LAST_ACK = Gauge(
+    "appeals_gateway_kafka_last_ack_timestamp_seconds",
+    "Unix time of the intake gateway's last send confirmed by Kafka (0 before the first).",
+    registry=GATEWAY_REGISTRY,
+)
+
+
 def _exported_names() -> frozenset[str]:
     """Names as they appear in a scrape, including the suffixes prometheus-client adds."""
     names: set[str] = set()
-    for metric in REGISTRY.collect():
+    for metric in [*REGISTRY.collect(), *GATEWAY_REGISTRY.collect()]:
         base = metric.name
         if metric.type == "counter":
             names.update({f"{base}_total", f"{base}_created"})

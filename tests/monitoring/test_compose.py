@@ -17,7 +17,7 @@ COMPOSE = REPO / "docker" / "compose.yaml"
 # Specification schema as published by the compose-spec project in 2021.
 SCHEMA = Path(__file__).with_name("compose-spec.schema.json")
 SERVICES = {"kafka", "redis", "prometheus", "alertmanager", "grafana", "worker-1", "worker-2",
-            "api", "notify-gateway"}
+            "api", "notify-gateway", "gateway"}
 WORKERS = ("worker-1", "worker-2")
 
 
@@ -137,3 +137,14 @@ def test_api_service_is_scraped(compose):
     prometheus = yaml.safe_load((MONITORING / "prometheus" / "prometheus.yml").read_text())
     job = next(j for j in prometheus["scrape_configs"] if j["job_name"] == "appeals-api")
     assert {t for sc in job["static_configs"] for t in sc["targets"]} == {f"api:{port}"}
+
+
+def test_every_scrape_target_is_a_compose_service(compose):
+    """Prometheus scrapes hosts the stack runs (the gateway's target pointed at nothing)."""
+    config = yaml.safe_load((REPO / "monitoring" / "prometheus" / "prometheus.yml").read_text())
+    hosts = {target.rsplit(":", 1)[0]
+             for job in config["scrape_configs"]
+             for static in job.get("static_configs", [])
+             for target in static["targets"]}
+    assert "gateway" in hosts
+    assert hosts - {"localhost", "127.0.0.1"} <= set(compose["services"])

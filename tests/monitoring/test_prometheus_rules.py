@@ -56,6 +56,14 @@ def test_config_scrapes_both_workers():
     assert am == ["alertmanager:9093"]
 
 
+def test_config_scrapes_the_intake_gateway():
+    config = yaml.safe_load(CONFIG.read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    gateway = jobs["appeals-gateway"]
+    assert gateway.get("metrics_path", "/metrics") == "/metrics"
+    assert [t for sc in gateway["static_configs"] for t in sc["targets"]] == ["gateway:8080"]
+
+
 def test_promtool_check_rules(promtool):
     run_tool(promtool, "check", "rules", *map(_rel, RULE_FILES))
 
@@ -97,13 +105,30 @@ def test_promtool_check_metrics_on_the_catalogue(promtool):
     # a live worker's /metrics scrape belongs with the end-to-end tests that run a worker.)
     from prometheus_client import generate_latest
 
-    from monitoring.metrics import REGISTRY
+    from monitoring.metrics import GATEWAY_REGISTRY, REGISTRY
 
-    proc = subprocess.run(
-        [promtool, "check", "metrics"],
-        input=generate_latest(REGISTRY),
-        capture_output=True,
-        timeout=30,
-        check=False,
-    )
-    assert proc.returncode == 0, (proc.stdout + proc.stderr).decode()
+    for registry in (REGISTRY, GATEWAY_REGISTRY):  # the workers', the intake gateway's
+        proc = subprocess.run(
+            [promtool, "check", "metrics"],
+            input=generate_latest(registry),
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+        assert proc.returncode == 0, (proc.stdout + proc.stderr).decode()
+
+
+def test_gateway_metrics_are_in_the_catalogue_and_apart_from_the_workers():
+    # Dashboards and rules may name the gateway's metrics (METRIC_NAMES), but a worker's scrape
+    # does not carry them, nor the gateway's a worker's (appeals_worker_up would read 0).
+    from prometheus_client import generate_latest
+
+    from monitoring.metrics import GATEWAY_REGISTRY, METRIC_NAMES, REGISTRY
+
+    gateway = {m.name for m in GATEWAY_REGISTRY.collect()}
+    assert {"appeals_gateway_requests_total", "appeals_gateway_request_duration_seconds_bucket",
+            "appeals_gateway_appeals_total",
+            "appeals_gateway_kafka_last_ack_timestamp_seconds"} <= METRIC_NAMES
+    assert gateway.isdisjoint(m.name for m in REGISTRY.collect())
+    assert b"appeals_gateway_" not in generate_latest(REGISTRY)
+    assert b"appeals_worker_up" not in generate_latest(GATEWAY_REGISTRY)

@@ -27,6 +27,16 @@ Routes:
     whose external ids name the same appeals): the retry cannot register an appeal twice.
   - every other error (``404`` unknown path, ``405`` wrong method, ...) is JSON too.
 * ``GET /healthz``: ``200`` when the Kafka producer knows a broker and Redis answers, else ``503``.
+  ``kafka: true`` only says the producer's cached metadata names a broker, not that Kafka answers
+  now (a frozen broker still passes); ``kafka_last_ack_at`` (ISO 8601, ``null`` before the first)
+  is when Kafka last confirmed a send of this process, for an operator to judge.
+* ``GET /metrics``: Prometheus exposition of the gateway's own metrics
+  (``monitoring.metrics.GATEWAY_REGISTRY``: requests by endpoint and status code, latency,
+  appeals by outcome, time of the last Kafka acknowledgement). Served on the gateway's port, like
+  the API's, so Prometheus scrapes the process that answers; it needs no client token (Prometheus
+  has none) and exposes no personal data: labels are route names, status codes and outcome names
+  only, never paths, client ids, appeal ids or anything posted. Block it at the reverse proxy if
+  even request counts must not be public.
 * Open311 GeoReport v2 under ``/open311/v2/`` (see :mod:`workers.intake.open311`).
 
 Exactly-once from the client's point of view: ``Idempotency-Key: <key>`` makes a retry safe. The
@@ -74,15 +84,18 @@ import time
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
 import orjson
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 import workers.intake.adapters  # registers the channel adapters
 import workers.intake.normalize  # noqa: F401  (registers the normaliser)
+from monitoring import metrics
 from schemas.records import CHANNELS, IntakeAppeal
 from schemas.validation import InvalidEvent, load_schema
 from streams.payload_logging import quiet_payload_loggers
@@ -469,6 +482,8 @@ class Gateway:
         self._own_producer = producer is None
         self._own_redis = redis is None
         self._buckets: dict[str, TokenBucket] = {}
+        self._limited: set[str] = set()  # clients whose last request got 429 (for the log)
+        self.last_ack: float | None = None  # time.time() of the last send Kafka confirmed
         self._tokens = [(c.token.encode(), c) for c in config.clients]
 
     # -- lifecycle
@@ -538,7 +553,12 @@ class Gateway:
                 client.rate or self.config.rate, client.burst or self.config.burst
             )
         wait = bucket.take()
-        if wait > 0:
+        if wait <= 0:
+            self._limited.discard(client.id)
+        else:
+            if client.id not in self._limited:  # once per spell, not once per refused request
+                self._limited.add(client.id)
+                log.warning("rate limited client=%s (429 until its rate drops)", client.id)
             raise ApiError(429, "rate_limited", "too many requests for this client",
                            headers={"Retry-After": str(max(1, int(wait + 0.999)))})
 
@@ -614,7 +634,25 @@ class Gateway:
         Raises ApiError 409 (a same-key request in flight), 503 (nothing was stored: Kafka
         refused before any record was handed to the producer, or Redis failed) or 504 (records
         were handed to the producer but not confirmed in time: the outcome is unknown).
+        Counts each record in ``appeals_gateway_appeals_total`` by the answer it got.
         """
+        try:
+            results = await self._publish(client, records, item_keys)
+        except ApiError as exc:
+            outcome = _PUBLISH_OUTCOMES.get(exc.status)
+            if outcome is not None:
+                metrics.child(metrics.GATEWAY_APPEALS, outcome).inc(len(records))
+            raise
+        for r in results:
+            metrics.child(metrics.GATEWAY_APPEALS, r["status"]).inc()
+        return results
+
+    async def _publish(
+        self,
+        client: Client,
+        records: Sequence[IntakeAppeal],
+        item_keys: Sequence[str | None],
+    ) -> list[dict[str, str]]:
         ids = [appeal_id_for(r.channel, r.external_id) for r in records]
         results = [{"appeal_id": a, "status": "accepted"} for a in ids]
         to_send = list(range(len(records)))
@@ -668,6 +706,9 @@ class Gateway:
                 "with the same Idempotency-Key (or the same payload with its external ids); "
                 "a retry cannot register an appeal twice",
                 headers={"Retry-After": "5"})
+        if futures:
+            self.last_ack = time.time()
+            metrics.GATEWAY_KAFKA_LAST_ACK.set(self.last_ack)
         if claimed:
             ttl = self.settings.dedupe_window_days * 86_400
             by_key = {k: i for i, k in keyed}
@@ -743,6 +784,10 @@ class Gateway:
         except Exception:
             redis_ok = False
         return {"kafka": kafka_ok, "redis": redis_ok}
+
+
+# What an ApiError out of publish() means for the records it carried.
+_PUBLISH_OUTCOMES = {409: "in_progress", 503: "not_stored", 504: "outcome_unknown"}
 
 
 def _consume_outcome(fut: asyncio.Future[Any]) -> None:
@@ -834,6 +879,7 @@ async def post_appeals(request: web.Request) -> web.Response:
         if errors:
             log.info("intake rejected client=%s items=%d errors=%d status=400",
                      client.id, len(items), len(errors))
+            metrics.child(metrics.GATEWAY_APPEALS, "rejected").inc(len(items))
             raise ApiError(400, "invalid", "some appeals are invalid; nothing was accepted",
                            errors=errors)
         results = await gw.publish(client, records, item_keys)
@@ -875,9 +921,67 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    checks = await request.app[GATEWAY].healthy()
+    gw = request.app[GATEWAY]
+    checks = await gw.healthy()
     ok = all(checks.values())
-    return _json(200 if ok else 503, {"status": "ok" if ok else "unavailable", **checks})
+    # Reported, not judged: a quiet gateway has no recent ack and is not unhealthy for it.
+    last_ack = (None if gw.last_ack is None else
+                datetime.fromtimestamp(gw.last_ack, UTC).isoformat(timespec="seconds"))
+    return _json(200 if ok else 503, {"status": "ok" if ok else "unavailable", **checks,
+                                      "kafka_last_ack_at": last_ack})
+
+
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    """Prometheus exposition of the gateway's registry; no token (see the module docstring)."""
+    return web.Response(body=generate_latest(metrics.GATEWAY_REGISTRY),
+                        headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+# Route name for the ``endpoint`` label: a fixed set, never the raw path (it may carry ids or
+# personal data, and unknown paths would make the label set unbounded).
+_ENDPOINTS = {
+    "/v1/appeals": "v1_appeals",
+    "/open311/v2/requests.json": "open311_requests",
+    "/open311/v2/requests/{service_request_id}.json": "open311_request",
+    "/open311/v2/services.json": "open311_services",
+    "/healthz": "healthz",
+    "/metrics": "metrics",
+}
+
+
+def endpoint_of(request: web.Request) -> str:
+    """The route's name in :data:`_ENDPOINTS`, ``other`` for anything else (404s included)."""
+    route = request.match_info.route
+    resource = route.resource if route is not None else None
+    if resource is not None:
+        return _ENDPOINTS.get(resource.canonical, "other")
+    # a 405 or 404 has no resource: name a known static path (405), else "other"
+    return _ENDPOINTS.get(request.path, "other")
+
+
+@web.middleware
+async def count_requests(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Count every answer by endpoint and status code and time it; outermost middleware, so it
+    sees the final status of :func:`json_errors`' answers too. An exception that escapes is
+    aiohttp's 500."""
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    except asyncio.CancelledError:  # shutdown: no answer was given, count none
+        status = 0
+        raise
+    finally:
+        if status:
+            endpoint = endpoint_of(request)
+            metrics.child(metrics.GATEWAY_REQUESTS, endpoint, str(status)).inc()
+            metrics.child(metrics.GATEWAY_REQUEST_DURATION, endpoint).observe(
+                time.perf_counter() - started)
 
 
 class SafeAccessLogger(AbstractAccessLogger):
@@ -909,10 +1013,14 @@ def create_app(
     settings = settings or Settings.load()
     config = config or GatewayConfig.load(settings)
     gw = Gateway(settings, config, producer=producer, redis=redis)
-    app = web.Application(client_max_size=config.max_body_bytes, middlewares=[json_errors])
+    app = web.Application(client_max_size=config.max_body_bytes,
+                          middlewares=[count_requests, json_errors])
     app[GATEWAY] = gw
     app.router.add_post("/v1/appeals", post_appeals)
     app.router.add_get("/healthz", healthz)
+    # /metrics on the gateway's own port (as the API does), not a separate port like the Faust
+    # workers': one port to open and scrape, and the scrape reaches the process that answers.
+    app.router.add_get("/metrics", metrics_endpoint)
     open311.setup(app)
 
     async def _start(_app: web.Application) -> None:

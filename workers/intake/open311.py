@@ -63,6 +63,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
+from monitoring import metrics
 from schemas.records import CATEGORIES
 from schemas.validation import InvalidEvent
 from workers.geo.regions import UnknownRegion, normalize_code
@@ -307,6 +308,17 @@ async def _retry_identity(gw: Gateway, client: Client, params: dict[str, Any],
 
 
 async def post_request(request: web.Request) -> web.Response:
+    """``POST requests.json``; a ``400`` to an authenticated client counts as a rejected appeal
+    (``appeals_gateway_appeals_total{outcome="rejected"}``; the others count in ``publish``)."""
+    from workers.intake.gateway import CLIENT_ID
+
+    response = await _post_request(request)
+    if response.status == 400 and CLIENT_ID in request:
+        metrics.child(metrics.GATEWAY_APPEALS, "rejected").inc()
+    return response
+
+
+async def _post_request(request: web.Request) -> web.Response:
     from workers.intake.gateway import (
         CLIENT_ID,
         GATEWAY,
