@@ -129,3 +129,80 @@ def test_normalise_is_idempotent(text: str, line: str, phone: str) -> None:
         assert unicodedata.is_normalized("NFC", value)
         assert not any(unicodedata.category(c) in ("Cc", "Cf", "Cs") and c not in "\n\t"
                        for c in value)
+
+
+# --- the fast paths of _base / clean_line / clean_text against the substitutions they skip ---
+# The reference below is the code before the fast paths (issue 7, session 10): every string
+# must come out the same, whichever path it takes.
+
+def _reference_base(value: str) -> str:
+    if not value.isascii():
+        value = normalize._LINE_BREAKS.sub("\n", value)
+        value = normalize._DROP.sub("", value)
+        value = normalize._SPACES.sub(" ", value)
+        if not unicodedata.is_normalized("NFC", value):
+            value = unicodedata.normalize("NFC", value)
+            value = normalize._DROP.sub("", value)
+    else:
+        value = normalize._LINE_BREAKS.sub("\n", value)
+        value = normalize._DROP.sub("", value)
+    return value
+
+
+def _reference_line(value: str) -> str:
+    return normalize._ANY_SPACE.sub(" ", _reference_base(value)).strip()
+
+
+def _reference_text(value: str) -> str:
+    value = _reference_base(value)
+    lines = [normalize._HSPACE.sub(" ", line).strip() for line in value.split("\n")]
+    return normalize._BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
+
+
+# Characters each path must get right: every filler, line breaks, exotic spaces, controls,
+# format characters, a lone surrogate, private use, unassigned code points, decomposed
+# letters (NFC), and the plain letters and spaces of real appeals.
+_SPECIAL = sorted({chr(cp) for cp in normalize._FILLERS} | set(
+    " \t\n\r\x0b\x0c\x85\x00\x1f\x7f\u00a0\u1680\u2000\u200b\u200d\u200e\u2028\u2029\u202f"
+    "\u205f\u3000\u00ad\ufeff\ud800\ue000\U000e0041\u0378\u0308\u0301\u0915\u093c\u0958"
+    "еЕёЁиИ\u0306й0aZ-.,!"))
+_STRINGS = st.one_of(
+    st.text(),
+    st.text(alphabet=st.sampled_from(_SPECIAL), max_size=30),
+    st.text(alphabet=st.one_of(st.sampled_from(_SPECIAL), st.characters()), max_size=30),
+    st.sampled_from(["Нет отопления в доме", "ул. Ленина, д. 5", "  два  пробела ", "е\u0308ж",
+                     "\u0958", "a\u034fb", "ㅤ", "x\u3164y", "tab\there", "", " "]),
+)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(_STRINGS)
+def test_fast_paths_change_nothing(value: str) -> None:
+    assert normalize._base(value) == _reference_base(value)
+    assert clean_line(value) == _reference_line(value)
+    assert clean_text(value) == _reference_text(value)
+
+
+def test_every_filler_is_caught_by_the_fast_path_check() -> None:
+    """The fast path trusts isprintable() for all of _DROP but the fillers: so a filler must be
+    either non-printable or matched by _FILLER."""
+    for cp in normalize._FILLERS:
+        ch = chr(cp)
+        assert not ch.isprintable() or normalize._FILLER.search(ch)
+        assert not normalize._plain(f"а{ch}б")
+
+
+def test_printable_characters_are_never_dropped_or_respaced() -> None:
+    """What _plain relies on, over the whole Unicode range of this Python: a printable
+    character other than a filler is neither in _DROP, nor a line break, nor an exotic space,
+    and the only printable whitespace is U+0020."""
+    import sys
+
+    for cp in range(sys.maxunicode + 1):
+        ch = chr(cp)
+        if not ch.isprintable() or cp in normalize._FILLERS:
+            continue
+        assert not normalize._DROP.match(ch), hex(cp)
+        assert not normalize._LINE_BREAKS.match(ch), hex(cp)
+        assert not normalize._SPACES.match(ch), hex(cp)
+        assert not normalize._ANY_SPACE.match(ch) or ch == " ", hex(cp)

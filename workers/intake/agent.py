@@ -78,7 +78,7 @@ def install(app: faust.App, ctx: WorkerContext, router: Router, classifier: Any)
                 for event in events:
                     msg = event.message
                     channel = channel_by_topic.get(msg.topic, "unknown")
-                    metrics.RECEIVED.labels(channel).inc()
+                    metrics.child(metrics.RECEIVED, channel).inc()
                     try:
                         appeal = core.decode_intake(
                             msg.value,
@@ -108,7 +108,7 @@ def install(app: faust.App, ctx: WorkerContext, router: Router, classifier: Any)
                 for (appeal, pos, _key), event, is_new in zip(accepted, accepted_events, fresh,
                                                               strict=True):
                     if not is_new:
-                        metrics.DUPLICATES.labels(appeal.channel).inc()
+                        metrics.child(metrics.DUPLICATES, appeal.channel).inc()
                         continue
                     batch.append(core.register(
                         appeal,
@@ -155,7 +155,7 @@ async def _send_registered(
                                      detail=f"{type(exc).__name__}: {exc}"[:200])
             continue
         await outbox.send(t.REGISTERED, registered.appeal_id.encode(), value)
-        metrics.REGISTERED.labels(registered.channel, registered.regime).inc()
+        metrics.child(metrics.REGISTERED, registered.channel, registered.regime).inc()
         sent.append(registered)
         sent_signatures.append(signature)
     return sent, sent_signatures

@@ -185,16 +185,46 @@ def _sketch_run(canons: list[str], first: int, last: int, total: int, size: int,
     # Under one shingle in all, no text of the run is as long as a shingle: nothing to join.
     hashes = _shingle_hashes("".join(canons[first:last]), shingle) if total >= shingle else None
     start = 0
+    whole: list[int] = []  # texts with at least one whole shingle
+    windows = []
     for i in range(first, last):
         length = len(canons[i])
         if length >= shingle:
             assert hashes is not None  # total >= length >= shingle
-            window = hashes[start:start + length - shingle + 1]
-            out[i] = tuple(np.unique(window)[:size].tolist())
+            whole.append(i)
+            windows.append(hashes[start:start + length - shingle + 1])
         elif length:
             # Shorter than one shingle: hashed whole, as sketch() does.
             out[i] = tuple(np.unique(_shingle_hashes(canons[i], shingle))[:size].tolist())
         start += length
+    if whole:
+        _distinct_smallest(whole, windows, size, out)
+
+
+def _distinct_smallest(indices: list[int], windows: list[Any], size: int,
+                       out: list[tuple[int, ...]]) -> None:
+    """``out[i] = tuple(np.unique(window)[:size])`` for each (i, window), with a few numpy calls
+    for all the windows together instead of one ``np.unique`` (~10 calls) per text: each
+    window is sorted in place within one joined array, a value equal to its predecessor in
+    the same window is dropped, and each text takes the first ``size`` values left of its own
+    window."""
+    joined = np.concatenate(windows)
+    lengths = np.fromiter((len(w) for w in windows), dtype=np.int64, count=len(windows))
+    starts = np.zeros(len(windows), dtype=np.int64)
+    np.cumsum(lengths[:-1], out=starts[1:])
+    for a, n in zip(starts.tolist(), lengths.tolist(), strict=True):
+        joined[a:a + n].sort()
+    keep = np.empty(len(joined), dtype=bool)
+    keep[0] = True
+    np.not_equal(joined[1:], joined[:-1], out=keep[1:])
+    keep[starts] = True  # a window's first value is never its predecessor's repeat
+    kept = np.cumsum(keep)  # kept[j]: values kept in joined[:j + 1]
+    # Distinct values before each window, and in it: the window's slice of the kept values.
+    before = kept[starts] - 1
+    counts = kept[starts + lengths - 1] - before
+    values = joined[keep].tolist()
+    for i, lo, n in zip(indices, before.tolist(), counts.tolist(), strict=True):
+        out[i] = tuple(values[lo:lo + min(n, size)])
 
 
 def jaccard(a: Sequence[int], b: Sequence[int], size: int = 128) -> float:

@@ -130,7 +130,33 @@ _BLANK_LINES = re.compile("\n{3,}")
 _ANY_SPACE = re.compile(r"\s+")
 
 
+# The fillers as a pattern of their own: the one kind of character :data:`_DROP` removes that
+# ``str.isprintable()`` can let through (see :func:`_plain`).
+_FILLER = re.compile("[" + "".join(re.escape(chr(cp)) for cp in sorted(_FILLERS)) + "]")
+
+
+def _plain(value: str) -> bool:
+    """Is there nothing in ``value`` for the patterns above to change?
+
+    ``str.isprintable()`` is False for every character of Unicode's "Other" (Cc, Cf, Cs, Co,
+    Cn) and "Separator" (Zs, Zl, Zp) categories except the ASCII space, so a printable string
+    holds no control, format or surrogate character (:data:`_DROP` minus the fillers), no line
+    break (:data:`_LINE_BREAKS`), no exotic space (:data:`_SPACES`), and no whitespace but
+    U+0020. The fillers are letters and marks, hence printable: searched for apart. Most
+    fields of most appeals are like that (already normalised by the gateway or the SDK), and
+    the checks run in C, faster than the substitutions that would find nothing.
+    """
+    return value.isprintable() and (value.isascii() or _FILLER.search(value) is None)
+
+
 def _base(value: str) -> str:
+    if _plain(value):
+        # The substitutions below would find nothing: only the NFC step remains (an ASCII
+        # string is NFC).
+        if value.isascii() or unicodedata.is_normalized("NFC", value):
+            return value
+        value = unicodedata.normalize("NFC", value)
+        return _DROP.sub("", value)  # composition never creates them; kept for safety
     if not value.isascii():
         value = _LINE_BREAKS.sub("\n", value)
         value = _DROP.sub("", value)
@@ -146,12 +172,20 @@ def _base(value: str) -> str:
 
 def clean_line(value: str) -> str:
     """A single-line field: NFC, no controls, all whitespace folded to one space, trimmed."""
-    return _ANY_SPACE.sub(" ", _base(value)).strip()
+    value = _base(value)
+    if "  " not in value and value.isprintable():
+        # Its only whitespace is single U+0020 spaces (see _plain): nothing to fold.
+        return value.strip()
+    return _ANY_SPACE.sub(" ", value).strip()
 
 
 def clean_text(value: str) -> str:
     """Free text: like :func:`clean_line` but paragraphs (line breaks) are kept."""
     value = _base(value)
+    if "  " not in value and value.isprintable():
+        # One line, whose only whitespace is single U+0020 spaces (see _plain): nothing to
+        # fold, no blank lines.
+        return value.strip()
     lines = [_HSPACE.sub(" ", line).strip() for line in value.split("\n")]
     return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
 

@@ -127,7 +127,7 @@ async def classify_and_route(ctx: WorkerContext, outbox: Outbox, appeals: Sequen
     threshold = ctx.settings.triage_confidence
     results = classifier.classify_batch([a["text"] for a in appeals])
     for appeal, result in zip(appeals, results, strict=True):
-        metrics.CLASSIFIED.labels(result.category, str(result.urgent).lower()).inc()
+        metrics.child(metrics.CLASSIFIED, result.category, str(result.urgent).lower()).inc()
         if result.confidence < threshold:
             await _to_triage(outbox, appeal, result)
             continue
@@ -136,7 +136,7 @@ async def classify_and_route(ctx: WorkerContext, outbox: Outbox, appeals: Sequen
                                is_urgent(appeal, result.urgent), result.confidence,
                                result.model_version)
         await outbox.send_record(t.ROUTED, appeal["appeal_id"], record)
-        metrics.ROUTED.labels(result.category, decision.level).inc()
+        metrics.child(metrics.ROUTED, result.category, decision.level).inc()
 
 
 async def _to_triage(outbox: Outbox, appeal: dict[str, Any], result: Any) -> None:

@@ -66,6 +66,8 @@ SEVERITY = {"warning": "warning", "breach": "critical", "escalation": "page"}
 MAX_PENDING = 32
 #: Dead-letter reason of an event its appeal's state machine could not apply.
 UNPROCESSABLE = "unprocessable"
+#: An appeal's figures as :func:`keyed_contributions` gives them.
+Contributions = list[tuple[str, str, str]]
 
 
 class SlaRuntime:
@@ -203,6 +205,12 @@ class Batch:
     now: float
     changed: dict[bytes, State] = field(default_factory=dict)
     schedule: dict[int, timers.Plan] = field(default_factory=dict)
+    #: key -> (the state in ``changed``, its ``keyed_contributions``): the figures an event
+    #: of this batch left it with are the figures the next event of the appeal starts from,
+    #: so they are counted once, not after one event and again before the next. Used only
+    #: while ``changed`` still holds that very object (states there are never changed in
+    #: place: every event works on a copy).
+    counted: dict[bytes, tuple[State, Contributions]] = field(default_factory=dict)
 
 
 class PendingOverflow(Exception):
@@ -246,14 +254,16 @@ async def _handle(rt: SlaRuntime, outbox: Outbox, event: faust.EventT, batch: Ba
     refused: list[tuple[dict[str, Any], str, str]] = []
     new: State | None
     try:
-        state = batch.changed.get(key)
-        state = copy_state(rt.table.get(key) if state is None else state)
+        source = batch.changed.get(key)
+        known = batch.counted.get(key) if source is not None else None
+        figures = Figures(known[1] if known is not None and known[0] is source else None)
+        state = copy_state(rt.table.get(key) if source is None else source)
         if msg.topic == rt.ticks_topic:
-            new, effects = _on_tick(rt, state, data)
+            new, effects = _on_tick(rt, state, data, figures)
         elif msg.topic == rt.routed_topic:
-            new, effects = _on_routed(rt, state, data, msg.partition, refused)
+            new, effects = _on_routed(rt, state, data, msg.partition, refused, figures)
         else:
-            new, effects = _on_lifecycle(rt, state, data)
+            new, effects = _on_lifecycle(rt, state, data, figures)
     except RedirectRefused as exc:
         metrics.child(metrics.LIFECYCLE, "redirected", "rejected").inc()
         await outbox.dead_letter(event, stage=STAGE, reason="redirect_refused",
@@ -280,6 +290,10 @@ async def _handle(rt: SlaRuntime, outbox: Outbox, event: faust.EventT, batch: Ba
     if new is None:
         return
     batch.changed[key] = new
+    if figures.after is not None:
+        batch.counted[key] = (new, figures.after)
+    else:
+        batch.counted.pop(key, None)
     if "id" not in new:  # still only pending events
         return
     try:
@@ -333,7 +347,7 @@ async def _recompute(rt: SlaRuntime, outbox: Outbox, event: faust.EventT, data: 
 
 
 def _on_routed(rt: SlaRuntime, state: State | None, data: dict[str, Any], partition: int,
-               refused: list[tuple[dict[str, Any], str, str]],
+               refused: list[tuple[dict[str, Any], str, str]], figures: Figures | None = None,
                ) -> tuple[State | None, Effects]:
     """A new appeal's state, with the lifecycle events that overtook its routing applied.
 
@@ -369,6 +383,8 @@ def _on_routed(rt: SlaRuntime, state: State | None, data: dict[str, Any], partit
         _merge(effects, more)
     rt.partition_aggregates(partition).apply_delta([], counted)
     metrics.child(metrics.LIFECYCLE, "routed", "applied").inc()
+    if figures is not None:
+        figures.after = counted
     return new, effects
 
 
@@ -381,8 +397,8 @@ def _merge(into: Effects, more: Effects) -> None:
     into.answers += more.answers
 
 
-def _on_lifecycle(rt: SlaRuntime, state: State | None,
-                  data: dict[str, Any]) -> tuple[State | None, Effects]:
+def _on_lifecycle(rt: SlaRuntime, state: State | None, data: dict[str, Any],
+                  figures: Figures | None = None) -> tuple[State | None, Effects]:
     if state is None or "id" not in state:
         # The authority's event overtook the routing (different topics): keep it for later.
         pending = list((state or {}).get("pending", []))
@@ -399,12 +415,12 @@ def _on_lifecycle(rt: SlaRuntime, state: State | None,
         return {"pending": pending}, Effects(outcome="pending")
     if data["event"] == "redirected" and rt.router is not None:
         _check_redirect(rt.router, state, data)
-    before = keyed_contributions(state)
+    before = _before(state, figures)
     effects = apply_lifecycle(state, data, rt.rules, rt.resolve_parent)
     if effects.outcome in ("duplicate",):
         metrics.child(metrics.LIFECYCLE, data["event"], effects.outcome).inc()
         return None, effects
-    rt.partition_aggregates(state["p"]).apply_delta(before, keyed_contributions(state))
+    rt.partition_aggregates(state["p"]).apply_delta(before, _after(state, figures))
     metrics.child(metrics.LIFECYCLE, data["event"], effects.outcome).inc()
     return state, effects
 
@@ -425,17 +441,39 @@ def _check_redirect(router: Any, state: State, data: dict[str, Any]) -> None:
         raise RedirectRefused(str(exc)) from None
 
 
-def _on_tick(rt: SlaRuntime, state: State | None,
-             data: dict[str, Any]) -> tuple[State | None, Effects]:
+def _on_tick(rt: SlaRuntime, state: State | None, data: dict[str, Any],
+             figures: Figures | None = None) -> tuple[State | None, Effects]:
     tick = SlaTick.from_dict(data)
     if state is None or "id" not in state:
         return None, Effects(outcome="stale")
-    before = keyed_contributions(state)
+    before = _before(state, figures)
     effects = apply_tick(state, tick.kind, tick.cycle, rt.rules)
     if not effects.alerts:
         return None, effects
-    rt.partition_aggregates(state["p"]).apply_delta(before, keyed_contributions(state))
+    rt.partition_aggregates(state["p"]).apply_delta(before, _after(state, figures))
     return state, effects
+
+
+@dataclass(slots=True)
+class Figures:
+    """One event's figures of its appeal: ``before`` it, if already known (``Batch.counted``),
+    and ``after`` it, filled in by a transition that went through."""
+
+    before: Contributions | None = None
+    after: Contributions | None = None
+
+
+def _before(state: State, figures: Figures | None) -> Contributions:
+    if figures is not None and figures.before is not None:
+        return figures.before
+    return keyed_contributions(state)
+
+
+def _after(state: State, figures: Figures | None) -> Contributions:
+    after = keyed_contributions(state)
+    if figures is not None:
+        figures.after = after
+    return after
 
 
 async def _emit(rt: SlaRuntime, outbox: Any, state: State, effects: Effects, now: float) -> None:

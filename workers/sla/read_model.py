@@ -21,6 +21,7 @@ One script call per chunk of states is also cheaper for the worker than ``HSET``
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import math
@@ -106,8 +107,26 @@ def sla_status(state: State) -> str:
     return "extended" if state.get("ext") else "running"
 
 
+_ISO: dict[Any, str] = {}
+_ISO_MAX = 16384
+
+
 def _iso(ts: float | None) -> str:
-    return "" if not ts else dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds")
+    """``ts`` as an ISO UTC moment ("" for none). Remembered: an appeal's registration and
+    deadline are written again with every change of its state. An error is raised again,
+    never remembered."""
+    if not ts:
+        return ""
+    try:
+        return _ISO[ts]
+    except (KeyError, TypeError):
+        pass
+    text = dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds")
+    if len(_ISO) >= _ISO_MAX:
+        _ISO.clear()
+    with contextlib.suppress(TypeError):  # an unhashable number type: not remembered
+        _ISO[ts] = text
+    return text
 
 
 def _breach_action(state: State) -> str:
