@@ -415,6 +415,12 @@ def _extended(state: State, event: dict[str, Any], at: float, rules: SlaRules,
     except ValueError:
         effects.outcome = "rejected"
         return
+    if due <= state["due"]:
+        # The extension moves nothing (a short one whose last day the ``previous`` shift walks
+        # back to the current deadline, e.g. +1 day from a Friday). Applied, it used up the one
+        # extension 59-FZ allows and left the body no way to extend for real.
+        effects.outcome = "rejected"
+        return
     state["ext"] += 1
     state.setdefault("adj", []).append(["e", int(days)])
     _move_deadline(state, due, rules.warn_at(state, state["start"], due), rules, effects,
@@ -477,6 +483,13 @@ def _paused(state: State, event: dict[str, Any], at: float, rules: SlaRules,
     if state["status"] != "running":
         effects.outcome = "not_open"
         return
+    if at > state["due"]:
+        # Paused after the deadline before the breach timer fired (a backlog or a replay):
+        # the breach happened and is reported once, as in ``_answered`` and ``_closed``.
+        # Before, the pause cancelled the timer and the late appeal showed neither a breach
+        # nor an open-overdue item for as long as the pause lasted.
+        _fire(state, "breach", state["cycle"], rules, effects, at_ts=state["due"])
+        effects.outcome = "applied"
     state["status"] = "paused"
     state["paused"] = at
     effects.cancel.extend(_timers(state, state["cycle"]))

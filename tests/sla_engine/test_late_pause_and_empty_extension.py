@@ -1,0 +1,92 @@
+"""Two ways a late or lopsided lifecycle event used to hide a deadline's state (session 10).
+
+* A pause that arrives after the deadline, before the breach tick was processed (a backlog, a
+  replay), cancelled the breach timer: the appeal showed neither a breach nor an open-overdue
+  item, and no supervisor heard of it, for as long as the pause lasted.
+* An extension whose result the ``previous`` shift walks back onto the current deadline moved
+  nothing but used up the one extension 59-FZ allows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from typing import Any
+
+from workers.sla.deadline_service import DeadlineService
+from workers.sla.engine import (
+    SlaRules,
+    apply_lifecycle,
+    apply_tick,
+    contributions,
+    new_state,
+)
+
+DAY = 86400.0
+T0 = 1_790_000_000.0
+
+
+def _rules() -> SlaRules:
+    return SlaRules(due=lambda regime, start, *_: start + 30 * DAY,
+                    extend=lambda regime, due, days, *_: due + days * DAY,
+                    warning_share=0.75, escalation_after=3 * DAY)
+
+
+def _routed(regime: str = "fz59") -> dict[str, Any]:
+    return {"appeal_id": "a1", "regime": regime, "region": "22", "authority_id": "A",
+            "parent_authority_id": "P", "category": "roads", "urgent": False}
+
+
+def _ev(event: str, at: float, n: int, **extra: Any) -> dict[str, Any]:
+    return {"event_id": f"e{n}", "appeal_id": "a1", "event": event,
+            "at": dt.datetime.fromtimestamp(at, dt.UTC).isoformat(), **extra}
+
+
+def _counts(state: dict[str, Any]) -> Counter[str]:
+    return Counter(counter for _auth, _day, counter in contributions(state))
+
+
+def test_pause_after_the_deadline_reports_the_breach_once() -> None:
+    rules = _rules()
+    state, _ = new_state(_routed(), 0, T0, "Asia/Barnaul", rules)
+    eff = apply_lifecycle(state, _ev("paused", T0 + 31 * DAY, 1), rules)
+    assert [(a.level, a.due_ts) for a in eff.alerts] == [("breach", T0 + 30 * DAY)]
+    assert state["status"] == "paused" and state["breached"] == T0 + 30 * DAY
+    counts = _counts(state)
+    assert counts["open_overdue"] == 1 and counts["breaches"] == 1
+    # The breach tick that comes afterwards changes nothing (the appeal is paused).
+    assert not apply_tick(state, "breach", state["cycle"], rules).alerts
+    # Resumed: the pause began after the deadline, so it cures nothing and the breach is not
+    # sent again; the answer is late.
+    eff = apply_lifecycle(state, _ev("resumed", T0 + 33 * DAY, 2), rules)
+    assert not eff.alerts and state["breached"]
+    eff = apply_lifecycle(state, _ev("answered", T0 + 34 * DAY, 3), rules)
+    assert not eff.alerts and state["on_time"] is False
+    assert _counts(state)["breaches"] == 1
+
+
+def test_pause_before_the_deadline_reports_nothing() -> None:
+    rules = _rules()
+    state, _ = new_state(_routed(), 0, T0, "Asia/Barnaul", rules)
+    eff = apply_lifecycle(state, _ev("paused", T0 + 29 * DAY, 1), rules)
+    assert not eff.alerts and state["breached"] is None
+    assert _counts(state)["open_overdue"] == 0
+
+
+def test_extension_that_moves_nothing_is_refused_and_keeps_the_one_extension() -> None:
+    rules = DeadlineService().rules(0.75, 3 * DAY)
+    # Registered Fri 13 Mar 2026 (Moscow): the 30th day is Sun 12 Apr, fz59's `previous`
+    # shift gives Fri 10 Apr 23:59:59. +1 day is Sat 11 Apr, walked back to Fri 10 Apr.
+    reg = dt.datetime(2026, 3, 13, 10, 0, tzinfo=dt.timezone(dt.timedelta(hours=3)))
+    state, _ = new_state(_routed(), 0, reg.timestamp(), "Europe/Moscow", rules)
+    due = state["due"]
+    assert dt.datetime.fromtimestamp(due, dt.UTC).date() == dt.date(2026, 4, 10)
+    eff = apply_lifecycle(state, _ev("extended", reg.timestamp() + 5 * DAY, 1,
+                                     extension_days=1), rules)
+    assert eff.outcome == "rejected" and state["due"] == due and state["ext"] == 0
+    # The real extension still goes through: +30 from Fri 10 Apr is Sun 10 May, walked back
+    # to Fri 8 May.
+    eff = apply_lifecycle(state, _ev("extended", reg.timestamp() + 6 * DAY, 2,
+                                     extension_days=30), rules)
+    assert eff.outcome == "applied" and state["ext"] == 1
+    assert dt.datetime.fromtimestamp(state["due"], dt.UTC).date() == dt.date(2026, 5, 8)
