@@ -497,14 +497,14 @@ async def _emit(rt: SlaRuntime, outbox: Any, state: State, effects: Effects, now
             urgent=bool(state.get("urgent")),
         )
         await outbox.send_record(t.SLA_ALERTS, state["id"], record)
-        metrics.SLA_ALERTS.labels(alert.level, state["regime"]).inc()
+        metrics.child(metrics.SLA_ALERTS, alert.level, state["regime"]).inc()
         if alert.level == "breach":
-            metrics.BREACHES.labels(authority_id, state["regime"]).inc()
+            metrics.child(metrics.BREACHES, authority_id, state["regime"]).inc()
         metrics.TIMER_LAG.observe(max(0.0, now - clock.wall_time_of(alert.due_ts)))
     if effects.answered is not None:
         seconds, on_time = effects.answered
-        metrics.ANSWERED.labels(state["regime"], "true" if on_time else "false").inc()
-        metrics.RESPONSE_TIME.labels(state["regime"]).observe(seconds)
+        metrics.child(metrics.ANSWERED, state["regime"], "true" if on_time else "false").inc()
+        metrics.child(metrics.RESPONSE_TIME, state["regime"]).observe(seconds)
         # The answers this transition recorded (engine.responses: the rebuild adds the same).
         agg = rt.partition_aggregates(state["p"])
         for auth, day, seconds in responses(state)[-max(1, effects.answers):]:
