@@ -204,6 +204,7 @@ class RoutedAppeal(Record):
     municipality: str | None = None
     complaint: bool = False
     complaint_about: str | None = None
+    timezone: str | None = None
 
 
 @dataclass(slots=True)

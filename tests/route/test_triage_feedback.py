@@ -159,3 +159,26 @@ def test_an_appeal_without_text_routes_but_teaches_nothing(router: Router) -> No
     outbox, table = Outbox(), {}  # type: ignore[var-annotated]
     run(outbox, table, router, [pending("a1", text="  "), decision("a1")])
     assert len(outbox.on(t.ROUTED)) == 1 and outbox.on(t.TRIAGE_FEEDBACK) == []
+
+
+def test_the_pending_copy_keeps_the_classifier_category_for_the_feedback(
+        router: Router) -> None:
+    """``_to_triage`` wrote the classifier's urgency and confidence into the pending copy but
+    not its category, so every feedback line said ``classifier_category: null``."""
+    appeal = {"appeal_id": "a9", "regime": "pos", "region": "22",
+              "registered_at": "2026-11-24T02:00:00+00:00", "channel": "web",
+              "subcategory": None, "municipality": "Барнаул", "text": "Пахнет газом в подъезде",
+              "address": None, "complaint_about": None, "importance": None}
+    result = SimpleNamespace(category="ecology", urgent=True, confidence=0.31,
+                             model_version="2.0+abc",
+                             top3=(("ecology", 0.31), ("housing_utilities", 0.3),
+                                   ("safety", 0.2)))
+    first = Outbox()
+    asyncio.run(A._to_triage(first, appeal, result))  # type: ignore[arg-type]
+    [copy] = [v for b, _, v in first.sent if b == t.TRIAGE_PENDING]
+    assert copy["classifier_category"] == "ecology"
+    outbox, table = Outbox(), {}  # type: ignore[var-annotated]
+    run(outbox, table, router, [_event(PENDING, copy, T0)], [decision("a9")])
+    [feedback] = outbox.on(t.TRIAGE_FEEDBACK)
+    assert (feedback["classifier_category"], feedback["category"]) == (
+        "ecology", "housing_utilities")

@@ -103,6 +103,8 @@ def routed_record(appeal: dict[str, Any], decision: Any, category: str, urgent: 
         municipality=decision.municipality,
         complaint=bool(appeal.get("complaint_about")),
         complaint_about=appeal.get("complaint_about"),
+        # The authority's own zone (rules: ``timezone:``): its deadlines are counted in it.
+        timezone=decision.timezone,
     )
 
 
@@ -155,6 +157,9 @@ async def _to_triage(outbox: Outbox, appeal: dict[str, Any], result: Any) -> Non
     keep = {k: appeal.get(k) for k in ROUTE_FIELDS}
     keep["urgent"] = result.urgent
     keep["confidence"] = result.confidence
+    # The classifier's own top category, so the desk's decision becomes a training line that
+    # says what the model had guessed (``classify export-feedback``); it was never set.
+    keep["classifier_category"] = result.category
     keep["classifier_version"] = result.model_version
     await outbox.send(t.TRIAGE_PENDING, appeal["appeal_id"].encode(), orjson.dumps(keep))
     metrics.TRIAGED.inc()

@@ -54,6 +54,7 @@ from workers.sla.engine import (
     new_state,
     responses,
     subjects,
+    zone,
 )
 
 log = logging.getLogger(__name__)
@@ -81,9 +82,13 @@ class SlaRuntime:
         self.resolve_parent = resolve_parent
         self.region_tz = region_tz
         self.router: Any = None
+        #: The routing rules ``rules`` was built from (``refresh_rules``).
+        self.rules_of: Any = None
         self.prefix = f"{ctx.settings.app_id}:"
         self.aggregates: dict[int, PartitionAggregates] = {}
         self.needs_rebuild = True
+        #: The agent is inside a batch: its figures are ahead of the table (see ``_maintain``).
+        self.batch_in_flight = False
         self.gauge_authorities: set[str] = set()  # exported by _refresh_gauges last time
         self.index_dirty: set[int] = set()
         self.table = app.Table(
@@ -103,6 +108,30 @@ class SlaRuntime:
             tp.partition for tp in self.app.consumer.assignment()
             if tp.topic == self.routed_topic
         }
+
+    def refresh_rules(self) -> None:
+        """Rebuild the policy book when the rules watcher has swapped the routing rules.
+
+        The authorities' SLA overrides live in the routing rules; the book was built once at
+        start, so an edited override reached the router on reload but not the deadlines of
+        new appeals until a restart. Appeals already tracked keep their deadlines (a change of
+        policy is not an event of theirs; ``appeals sla recompute`` applies it to them). The
+        rules loader has validated the overrides with this same book, so a failure here is
+        unexpected: the old book stays, with an error in the log.
+        """
+        current = getattr(self.router, "rules", None)
+        if current is None or current is self.rules_of:
+            return
+        try:
+            service = DeadlineService(load_book(current.authorities.values()))
+        except Exception as exc:
+            log.error("SLA: the reloaded rules' SLA overrides cannot be used, the policies "
+                      "of the rules before stay: %s", f"{type(exc).__name__}: {exc}"[:300])
+        else:
+            settings = self.ctx.settings
+            self.rules = service.rules(settings.warning_share, settings.escalation_after)
+            log.info("SLA: policies rebuilt from the reloaded routing rules")
+        self.rules_of = current
 
     def partition_aggregates(self, partition: int) -> PartitionAggregates:
         agg = self.aggregates.get(partition)
@@ -140,6 +169,24 @@ class SlaRuntime:
         log.info("SLA aggregates rebuilt for partitions %s", sorted(assigned))
 
 
+def appeal_zone(region: str, hint: str | None) -> str:
+    """The zone an appeal's deadlines are counted in: the routed authority's (the record's
+    ``timezone``, from the rules) when it names a known zone, else the region's, else Moscow."""
+    from workers.geo.regions import region_timezone
+
+    if hint:
+        try:
+            zone(hint)
+            return hint
+        except (ValueError, KeyError):  # ZoneInfoNotFoundError is a KeyError
+            log.warning("SLA: routed record names an unknown time zone %r; the region's is "
+                        "used", hint[:64])
+    try:
+        return region_timezone(region)
+    except KeyError:
+        return "Europe/Moscow"
+
+
 def install(app: faust.App, ctx: WorkerContext, router: Any) -> SlaRuntime:
     settings = ctx.settings
     service = DeadlineService(load_book(router.rules.authorities.values()))
@@ -152,18 +199,9 @@ def install(app: faust.App, ctx: WorkerContext, router: Any) -> SlaRuntime:
         except KeyError:
             return None
 
-    from workers.geo.regions import region_timezone
-
-    def region_tz(region: str, hint: str | None) -> str:
-        if hint:
-            return hint
-        try:
-            return region_timezone(region)
-        except KeyError:
-            return "Europe/Moscow"
-
-    rt = SlaRuntime(app, ctx, rules, resolve_parent, region_tz)
+    rt = SlaRuntime(app, ctx, rules, resolve_parent, appeal_zone)
     rt.router = router
+    rt.rules_of = router.rules
     source = ctx.topology.channel_of(t.ROUTED, t.LIFECYCLE, t.SLA_LIFECYCLE, t.SLA_TICKS)
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
@@ -174,17 +212,22 @@ def install(app: faust.App, ctx: WorkerContext, router: Any) -> SlaRuntime:
     async def sla(stream: faust.StreamT) -> None:
         async for events in batches(stream, settings):
             with crash_on_error(STAGE):
+                rt.refresh_rules()
                 if rt.needs_rebuild:
                     rt.rebuild_aggregates()
-                outbox = ctx.outbox(STAGE)
-                batch = Batch(now=time.time())
-                for event in events:
-                    await _handle(rt, outbox, event, batch)
-                await outbox.flush()
-                assigned = rt.assigned_partitions()
-                await _write_redis(rt, _store(rt, batch.changed, assigned),
-                                   {p: plan for p, plan in batch.schedule.items()
-                                    if p in assigned})
+                rt.batch_in_flight = True
+                try:
+                    outbox = ctx.outbox(STAGE)
+                    batch = Batch(now=time.time())
+                    for event in events:
+                        await _handle(rt, outbox, event, batch)
+                    await outbox.flush()
+                    assigned = rt.assigned_partitions()
+                    await _write_redis(rt, _store(rt, batch.changed, assigned),
+                                       {p: plan for p, plan in batch.schedule.items()
+                                        if p in assigned})
+                finally:
+                    rt.batch_in_flight = False
                 observe_stage_latency(STAGE, events)
 
     @app.timer(settings.sweep_interval)
@@ -615,6 +658,12 @@ async def _maintain(rt: SlaRuntime) -> None:
     if not cast(Any, rt.app.tables).recovery.completed.is_set():
         return
     if rt.needs_rebuild:
+        if rt.batch_in_flight:
+            # The batch has changed the figures for states it has not stored yet (it awaits
+            # the broker): a rebuild from the table now would drop those changes until the
+            # next rebuild. The agent rebuilds before its next batch; the next pass does
+            # when the stream is idle.
+            return
         rt.rebuild_aggregates()
     assigned = rt.assigned_partitions()
     try:
