@@ -13,10 +13,12 @@ from pathlib import Path
 import orjson
 
 from schemas.validation import validate
+from streams.settings import Settings
 from workers.route.agent import routed_record
 from workers.routing import RouteInput, Router, load_rules
-from workers.sla.agent import appeal_zone
+from workers.sla.agent import appeal_zone, sla_rules
 from workers.sla.deadline_service import DeadlineService, load_book
+from workers.sla.engine import apply_lifecycle, new_state
 
 RULES = Path(__file__).resolve().parents[2] / "workers/routing/data/22-altai-krai.yaml"
 
@@ -57,3 +59,25 @@ def test_zone_falls_back_to_the_region_for_no_or_an_unknown_zone() -> None:
     assert appeal_zone("22", "Mars/Olympus") == "Asia/Barnaul"
     assert appeal_zone("22", "../../etc/passwd") == "Asia/Barnaul"
     assert appeal_zone("99999", None) == "Europe/Moscow"
+
+
+def test_a_redirect_counts_the_receiving_body_deadline_in_its_own_zone(tmp_path: Path) -> None:
+    """The first routing carried the authority's zone; a redirect kept the first body's."""
+    rules = load_rules(_rules_with_moscow_health_ministry(tmp_path))
+    router = Router(rules)
+    service = DeadlineService(load_book(rules.authorities.values()))
+    sla = sla_rules(service, Settings.load({}), router)
+    start = dt.datetime(2026, 3, 2, 15, 30, tzinfo=dt.UTC).timestamp()
+    routed = {"appeal_id": "a1", "regime": "fz59", "region": "22",
+              "authority_id": "22-mintrans", "category": "roads", "urgent": False}
+    state, _ = new_state(routed, 0, start, appeal_zone("22", None), sla)
+    assert state["tz"] == "Asia/Barnaul"
+    event = {"event_id": "e1", "appeal_id": "a1", "event": "redirected",
+             "at": "2026-03-02T15:30:00+00:00", "to_authority_id": "22-minzdrav"}
+    apply_lifecycle(state, event, sla, lambda a: router.authority(a).parent)
+    assert (state["auth"], state["tz"]) == ("22-minzdrav", "Europe/Moscow")
+    # As if routed to it first: day 30 is Wed 1 Apr, end of day in Moscow.
+    assert dt.datetime.fromtimestamp(state["due"], dt.UTC) == dt.datetime(
+        2026, 4, 1, 20, 59, 59, tzinfo=dt.UTC)
+    # A body the rules don't know keeps the appeal's zone.
+    assert sla.zone_of is not None and sla.zone_of("22-nobody") is None

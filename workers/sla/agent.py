@@ -16,6 +16,7 @@ tick events to ``appeals.sla.ticks`` instead of touching the table from outside 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 import math
@@ -129,7 +130,7 @@ class SlaRuntime:
                       "of the rules before stay: %s", f"{type(exc).__name__}: {exc}"[:300])
         else:
             settings = self.ctx.settings
-            self.rules = service.rules(settings.warning_share, settings.escalation_after)
+            self.rules = sla_rules(service, settings, self.router)
             log.info("SLA: policies rebuilt from the reloaded routing rules")
         self.rules_of = current
 
@@ -169,6 +170,22 @@ class SlaRuntime:
         log.info("SLA aggregates rebuilt for partitions %s", sorted(assigned))
 
 
+def sla_rules(service: DeadlineService, settings: Any, router: Any) -> SlaRules:
+    """The SLA clock's rules: the policy book's deadlines plus each authority's own zone (for
+    the receiving body of a redirect; the first routing carries it in the routed record)."""
+
+    def zone_of(authority_id: str) -> str | None:
+        try:
+            name = router.authority(authority_id).timezone
+            zone(name)  # the rules loader checked it; a zone this host lacks keeps the old
+        except (KeyError, AttributeError, ValueError, TypeError):
+            return None
+        return str(name)
+
+    return dataclasses.replace(service.rules(settings.warning_share, settings.escalation_after),
+                               zone_of=zone_of)
+
+
 def appeal_zone(region: str, hint: str | None) -> str:
     """The zone an appeal's deadlines are counted in: the routed authority's (the record's
     ``timezone``, from the rules) when it names a known zone, else the region's, else Moscow."""
@@ -190,7 +207,7 @@ def appeal_zone(region: str, hint: str | None) -> str:
 def install(app: faust.App, ctx: WorkerContext, router: Any) -> SlaRuntime:
     settings = ctx.settings
     service = DeadlineService(load_book(router.rules.authorities.values()))
-    rules = service.rules(settings.warning_share, settings.escalation_after)
+    rules = sla_rules(service, settings, router)
 
     def resolve_parent(authority_id: str) -> str | None:
         try:

@@ -115,6 +115,10 @@ class SlaRules:
     params: Callable[[State], SlaParams] | None = None
     warning: WarningFn | None = None
     pause: PauseFn | None = None
+    #: The time zone an authority counts its deadlines in (the routing rules'
+    #: ``timezone:``), for the receiving body of a redirect; None or an unknown body keeps the
+    #: appeal's zone.
+    zone_of: Callable[[str], str | None] | None = None
 
     def of(self, state: State) -> SlaParams:
         if self.params is not None:
@@ -475,6 +479,11 @@ def _redirected(state: State, event: dict[str, Any], at: float, rules: SlaRules,
     state["status"] = "running"
     state["paused"] = None
     state["ext"] = 0  # the receiving body's own extension (59-FZ art. 12 p.2)
+    # The receiving body's clock runs in its own zone, as it would have had the appeal been
+    # routed to it first (``workers.sla.agent.appeal_zone``).
+    target_zone = rules.zone_of(target) if rules.zone_of is not None else None
+    if target_zone:
+        state["tz"] = target_zone
     _start_period(state, at, rules, effects)
 
 
