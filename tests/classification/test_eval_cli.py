@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -228,3 +229,25 @@ def test_export_feedback_bad_line(tmp_path: Path) -> None:
     src.write_text('{"appeal_id": "a1", "text": "x", "category": "bogus"}\n', encoding="utf-8")
     with pytest.raises(DataError, match=r":1: unknown category"):
         export_feedback(src, tmp_path / "o.jsonl")
+
+
+def test_train_word_vectors_flag_reaches_training_and_a_missing_package_is_one_line(
+        tmp_path: Path, monkeypatch: Any, capsys: Any) -> None:
+    """`classify train --word-vectors` (round 4's variant, so `classify bench --model` can
+    measure it); without natasha the command says so in one line, exit 2."""
+    from workers.classification import train as training
+
+    seen: list[Any] = []
+
+    def fake_train(*args: Any, embeddings: bool | None = None, **kw: Any) -> dict[str, Any]:
+        seen.append(embeddings)
+        if embeddings:
+            raise FileNotFoundError("training with word vectors needs the natasha wheel")
+        return {}
+
+    monkeypatch.setattr(training, "train", fake_train)
+    out = str(tmp_path / "m.pkl")
+    assert cli.main(["classify", "train", "--out", out]) == 0
+    assert cli.main(["classify", "train", "--word-vectors", "--out", out]) == 2
+    assert seen == [None, True]
+    assert "needs the natasha wheel" in capsys.readouterr().err

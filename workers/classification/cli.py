@@ -38,8 +38,15 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from .train import SEED, train
 
-    train(Path(args.data) if args.data else None, Path(args.out) if args.out else None,
-          seed=SEED if args.seed is None else args.seed)
+    try:
+        train(Path(args.data) if args.data else None, Path(args.out) if args.out else None,
+              seed=SEED if args.seed is None else args.seed,
+              embeddings=True if args.word_vectors else None)
+    except (ImportError, FileNotFoundError) as exc:
+        if not args.word_vectors:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -126,6 +133,9 @@ def register(
                    help="corpus directory (all *.jsonl except test*; default: shipped corpus)")
     t.add_argument("--out", default=None, help="model path (default: shipped model path)")
     t.add_argument("--seed", type=int, default=None, help=argparse.SUPPRESS)
+    t.add_argument("--word-vectors", action="store_true",
+                   help="add the pre-trained word-vector block (issue 4, round 4: not shipped; "
+                        "needs `pip install --no-deps natasha==1.6.0 navec==0.10.0`)")
     t.set_defaults(func=_cmd_train)
 
     x = sub.add_parser("text", help="classify one text and print JSON")
