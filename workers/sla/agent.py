@@ -33,6 +33,7 @@ from schemas.records import LifecycleEvent, RoutedAppeal, SlaAlert, SlaTick
 from schemas.validation import InvalidEvent, validate
 from streams import topics as t
 from workers.aggregates.partials import PartitionAggregates, oldest_kept_day, publish
+from workers.geo.regions import region_timezone
 from workers.runtime import (
     Outbox,
     WorkerContext,
@@ -170,6 +171,15 @@ class SlaRuntime:
         log.info("SLA aggregates rebuilt for partitions %s", sorted(assigned))
 
 
+def known_zone(name: Any) -> str | None:
+    """``name`` if this host knows it as an IANA zone, else None (never raises)."""
+    try:
+        zone(name)
+    except (ValueError, KeyError, TypeError):  # ZoneInfoNotFoundError is a KeyError
+        return None
+    return str(name)
+
+
 def sla_rules(service: DeadlineService, settings: Any, router: Any) -> SlaRules:
     """The SLA clock's rules: the policy book's deadlines plus each authority's own zone (for
     the receiving body of a redirect; the first routing carries it in the routed record)."""
@@ -177,10 +187,9 @@ def sla_rules(service: DeadlineService, settings: Any, router: Any) -> SlaRules:
     def zone_of(authority_id: str) -> str | None:
         try:
             name = router.authority(authority_id).timezone
-            zone(name)  # the rules loader checked it; a zone this host lacks keeps the old
-        except (KeyError, AttributeError, ValueError, TypeError):
+        except (KeyError, AttributeError):
             return None
-        return str(name)
+        return known_zone(name)  # the rules loader checked it; one this host lacks: None
 
     return dataclasses.replace(service.rules(settings.warning_share, settings.escalation_after),
                                zone_of=zone_of)
@@ -189,15 +198,11 @@ def sla_rules(service: DeadlineService, settings: Any, router: Any) -> SlaRules:
 def appeal_zone(region: str, hint: str | None) -> str:
     """The zone an appeal's deadlines are counted in: the routed authority's (the record's
     ``timezone``, from the rules) when it names a known zone, else the region's, else Moscow."""
-    from workers.geo.regions import region_timezone
-
     if hint:
-        try:
-            zone(hint)
+        if known_zone(hint):
             return hint
-        except (ValueError, KeyError):  # ZoneInfoNotFoundError is a KeyError
-            log.warning("SLA: routed record names an unknown time zone %r; the region's is "
-                        "used", hint[:64])
+        log.warning("SLA: routed record names an unknown time zone %r; the region's is used",
+                    hint[:64])
     try:
         return region_timezone(region)
     except KeyError:

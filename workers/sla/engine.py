@@ -16,7 +16,6 @@ Idempotency, which is what makes replays after a crash harmless:
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -161,29 +160,15 @@ def zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
-_LOCAL_DAYS: dict[tuple[Any, Any], str] = {}
-_LOCAL_DAYS_MAX = 16384
-
-
+@lru_cache(maxsize=16384)
 def local_day(ts: float, tz: str) -> str:
     """The local date of ``ts`` in zone ``tz``, ISO-formatted.
 
     Remembered: a state's figures (:func:`contributions`) are counted before and after every
-    event, and each count reads the same few moments again (received, answered, breached). A
-    pure function of its arguments; what cannot be a key (or a day) is computed as before, so
-    it raises what it raised before, and an error is never remembered.
+    event, and each count reads the same few moments again (received, answered, breached).
+    A pure function of its arguments; errors are never cached.
     """
-    key = (ts, tz)
-    try:
-        return _LOCAL_DAYS[key]
-    except (KeyError, TypeError):
-        pass
-    day = dt.datetime.fromtimestamp(ts, zone(tz)).date().isoformat()
-    if len(_LOCAL_DAYS) >= _LOCAL_DAYS_MAX:
-        _LOCAL_DAYS.clear()
-    with contextlib.suppress(TypeError):  # an unhashable number type: not remembered
-        _LOCAL_DAYS[key] = day
-    return day
+    return dt.datetime.fromtimestamp(ts, zone(tz)).date().isoformat()
 
 
 def new_state(

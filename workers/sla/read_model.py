@@ -21,11 +21,11 @@ One script call per chunk of states is also cheaper for the worker than ``HSET``
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
 import math
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from typing import Any
 
 from workers.redis_lua import run
@@ -107,26 +107,16 @@ def sla_status(state: State) -> str:
     return "extended" if state.get("ext") else "running"
 
 
-_ISO: dict[Any, str] = {}
-_ISO_MAX = 16384
-
-
 def _iso(ts: float | None) -> str:
-    """``ts`` as an ISO UTC moment ("" for none). Remembered: an appeal's registration and
-    deadline are written again with every change of its state. An error is raised again,
-    never remembered."""
-    if not ts:
-        return ""
-    try:
-        return _ISO[ts]
-    except (KeyError, TypeError):
-        pass
-    text = dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds")
-    if len(_ISO) >= _ISO_MAX:
-        _ISO.clear()
-    with contextlib.suppress(TypeError):  # an unhashable number type: not remembered
-        _ISO[ts] = text
-    return text
+    """``ts`` as an ISO UTC moment ("" for none)."""
+    return _iso_moment(ts) if ts else ""
+
+
+@lru_cache(maxsize=16384)
+def _iso_moment(ts: float) -> str:
+    """Remembered: an appeal's registration and deadline are written again with every change
+    of its state. Errors are never cached."""
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds")
 
 
 def _breach_action(state: State) -> str:
