@@ -432,9 +432,6 @@ class ApiService:
         except Exception:
             return "redis_unreachable"
 
-    async def healthy(self) -> bool:
-        return await self.health() == "ok"
-
 
 def _local_day(rules: RoutingRules, region: str | None, ts: float) -> dt.date:
     """The calendar day at ``ts`` in ``region``'s zone (Moscow time for an unknown region)."""

@@ -172,16 +172,16 @@ def last_decree_year() -> int:
         return _probe_last_decree_year()
 
 
-def _check_days(n: int, name: str = "n") -> None:
+def _check_days(n: int) -> None:
     if n > MAX_PERIOD_DAYS:
-        raise ValueError(f"{name} must be at most {MAX_PERIOD_DAYS} days, got {n}")
+        raise ValueError(f"n must be at most {MAX_PERIOD_DAYS} days, got {n}")
 
 
-def _check_hours(budget: dt.timedelta | float, shown: object) -> None:
+def _check_hours(budget: dt.timedelta | float) -> None:
     hours = budget.total_seconds() / 3600 if isinstance(budget, dt.timedelta) else budget
     if not math.isfinite(hours) or hours > MAX_PERIOD_HOURS:
         raise ValueError(f"hours must be a finite number of at most {MAX_PERIOD_HOURS} "
-                         f"working hours, got {shown}")
+                         f"working hours, got {budget}")
 
 
 class CalendarFileError(ValueError):
@@ -442,7 +442,7 @@ class BusinessCalendar:
         is used up exactly at closing time the result is that closing time, not the next
         opening, so an 8-hour budget from 09:00 ends at 17:00 and a 9-hour one at 18:00.
         """
-        _check_hours(hours, hours)  # before timedelta(): 1e300 h would raise OverflowError
+        _check_hours(hours)  # before timedelta(): 1e300 h would raise OverflowError
         budget = hours if isinstance(hours, dt.timedelta) else dt.timedelta(hours=hours)
         if budget < dt.timedelta(0):
             raise ValueError(f"hours must be >= 0, got {hours}")
