@@ -108,6 +108,7 @@ from workers.intake.core import (
     loads_json,
 )
 from workers.intake.normalize import clean_line
+from workers.sla.read_model import key_prefix
 
 __all__ = [
     "ApiError",
@@ -116,7 +117,6 @@ __all__ = [
     "GatewayConfig",
     "create_app",
     "item_key",
-    "redis_prefix",
     "run_gateway",
     "scoped_external_id",
 ]
@@ -396,24 +396,6 @@ _REASON_FIELDS = {
 }
 
 
-def redis_prefix(settings: Settings) -> str:
-    """The prefix of the gateway's Redis keys: ``<APPEALS_APP_ID>:``, as every Redis key of the
-    project (intake dedupe, near-duplicates, the SLA read model).
-
-    Until this change the gateway prefixed its keys with ``APPEALS_TOPIC_PREFIX`` (empty by
-    default), so two regions with different app ids on one Redis shared ``intake:idem:`` and
-    ``open311:`` keys. Keys written under the old prefix are no longer read and expire on their
-    own (idempotency markers after the dedupe window, Open311 hashes after
-    ``APPEALS_OPEN311_TTL_DAYS``). Across the upgrade: a retry of a request finished before it
-    is published again instead of being answered ``duplicate``; its appeal id is the same (it
-    derives from the external id), and the intake agent's exact dedupe (keys
-    ``<app id>:dedupe:``, unchanged) registers it once. ``GET`` of an Open311 request sent
-    before the upgrade still answers from the SLA read model, without the submitted
-    coordinates.
-    """
-    return f"{settings.app_id}:"
-
-
 # A batch item's key ends in "#<index>" (ASCII digits, no leading zero).
 _ITEM_SUFFIX = re.compile(r"#([0-9]+)\Z")
 
@@ -432,7 +414,7 @@ def item_key(key: str, index: int | None) -> str:
     that normalisation would change, see :func:`scoped_external_id`) gets a new external id and
     so a new appeal id. A retry after the upgrade of such a request first sent before it is
     registered as a second appeal (its Redis marker is under the old prefix and the old derived
-    key, see :func:`redis_prefix`, and is not read): let clients finish their retries of such
+    key, see ``_idem_redis_key``, and is not read): let clients finish their retries of such
     keys before upgrading. The old markers expire after the dedupe window.
     """
     if index is not None:
@@ -620,8 +602,15 @@ class Gateway:
     # -- publishing
 
     def _idem_redis_key(self, client: Client, item_key: str) -> str:
+        # Under ``<APPEALS_APP_ID>:`` like every Redis key of the project (read_model.key_prefix).
+        # Until session 10 the gateway used APPEALS_TOPIC_PREFIX (empty by default), so two
+        # regions on one Redis shared ``intake:idem:`` and ``open311:`` keys. Keys under the old
+        # prefix are no longer read and expire on their own; a retry across the upgrade is
+        # published again under the same appeal id (it derives from the external id) and the
+        # intake agent's exact dedupe registers it once. GET of an Open311 request sent before
+        # the upgrade answers from the SLA read model, without the submitted coordinates.
         digest = hashlib.sha256(item_key.encode("utf-8", "surrogateescape")).hexdigest()[:40]
-        return f"{redis_prefix(self.settings)}intake:idem:{client.id}:{digest}"
+        return f"{key_prefix(self.settings.app_id)}intake:idem:{client.id}:{digest}"
 
     async def publish(
         self,

@@ -279,9 +279,9 @@ async def _retry_identity(gw: Gateway, client: Client, params: dict[str, Any],
 
     Raises ApiError 503 when Redis cannot say (nothing has been published yet).
     """
-    from workers.intake.gateway import ApiError, redis_prefix
+    from workers.intake.gateway import ApiError
 
-    key = RETRY_KEY.format(prefix=redis_prefix(gw.settings), client_id=client.id,
+    key = RETRY_KEY.format(prefix=read_model.key_prefix(gw.settings.app_id), client_id=client.id,
                            digest=_request_digest(client.id, params))
     mine = f"open311-{uuid.uuid4().hex} {now.isoformat(timespec='seconds')}"
     try:
@@ -431,9 +431,7 @@ def _region(jurisdiction: str | None, client_region: str | None, default: str) -
 async def _remember(gw: Any, appeal_id: str, service_code: str, at: datetime,
                     lat: float | None, lon: float | None) -> None:
     """Keep what GET needs before the read model knows the appeal (no personal data)."""
-    from workers.intake.gateway import redis_prefix
-
-    key = OPEN311_KEY.format(prefix=redis_prefix(gw.settings), appeal_id=appeal_id)
+    key = OPEN311_KEY.format(prefix=read_model.key_prefix(gw.settings.app_id), appeal_id=appeal_id)
     fields: dict[str, str] = {
         "service_code": service_code,
         "requested_datetime": at.isoformat(timespec="seconds"),
@@ -452,7 +450,7 @@ async def _remember(gw: Any, appeal_id: str, service_code: str, at: datetime,
 
 
 async def get_request(request: web.Request) -> web.Response:
-    from workers.intake.gateway import GATEWAY, redis_prefix
+    from workers.intake.gateway import GATEWAY
 
     gw = request.app[GATEWAY]
     appeal_id = request.match_info["service_request_id"]
@@ -462,7 +460,7 @@ async def get_request(request: web.Request) -> web.Response:
         async with gw.redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(read_model.appeal_key(read_model.key_prefix(gw.settings.app_id),
                                                appeal_id))
-            pipe.hgetall(OPEN311_KEY.format(prefix=redis_prefix(gw.settings),
+            pipe.hgetall(OPEN311_KEY.format(prefix=read_model.key_prefix(gw.settings.app_id),
                                             appeal_id=appeal_id))
             model, mine = await pipe.execute()
     except Exception as exc:
