@@ -14,6 +14,17 @@ from workers.intake.gateway import Client, GatewayConfig, create_app, runner_opt
 TOKENS = {"pos-platform": "tok-pos-1", "city-app": "tok-city-2", "hotline": "tok-hot-3"}
 
 
+def canon_appeal(external_id: str = "gw-1", **fields: Any) -> dict[str, Any]:
+    """A valid appeal in the canonical intake shape (a pos message with an author's phone)."""
+    event = {
+        "schema_version": 1, "channel": "pos", "external_id": external_id,
+        "submitted_at": "2025-01-14T08:00:00+07:00", "region": "22",
+        "text": "Нет отопления в доме", "author": {"phone": "8 913 000 77 01"},
+    }
+    event.update(fields)
+    return event
+
+
 def gateway_config(**changes: Any) -> GatewayConfig:
     clients = [Client(id=cid, token=tok) for cid, tok in TOKENS.items()]
     clients[2] = Client(id="hotline", token=TOKENS["hotline"], channels=frozenset({"hotline"}))

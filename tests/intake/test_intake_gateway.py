@@ -11,27 +11,19 @@ import pytest
 
 from streams.settings import Settings
 from tests.intake.conftest import consume_all, load_samples
-from tests.intake.gateway_support import auth, gateway_client, gateway_config
+from tests.intake.gateway_support import auth, canon_appeal, gateway_client, gateway_config
 from workers.intake.core import appeal_id_for
 from workers.intake.gateway import GatewayConfig
 
 pytestmark = pytest.mark.integration
 
 
-def _canon(external_id: str = "gw-1", **fields: Any) -> dict[str, Any]:
-    event = {
-        "schema_version": 1, "channel": "pos", "external_id": external_id,
-        "submitted_at": "2025-01-14T08:00:00+07:00", "region": "22",
-        "text": "Нет отопления в доме", "author": {"phone": "8 913 000 77 01"},
-    }
-    event.update(fields)
-    return event
 
 
 def test_accepts_one_appeal_and_it_is_in_kafka(intake_settings: Settings) -> None:
     async def go() -> tuple[int, dict]:
         async with gateway_client(intake_settings) as c:
-            r = await c.post("/v1/appeals", json=_canon(), headers=auth())
+            r = await c.post("/v1/appeals", json=canon_appeal(), headers=auth())
             return r.status, await r.json()
 
     status, body = asyncio.run(go())
@@ -66,13 +58,13 @@ def test_batch_of_native_payloads_from_every_channel(intake_settings: Settings) 
 
 
 def test_invalid_input_gets_400_with_field_errors(intake_settings: Settings) -> None:
-    bad = _canon("gw-bad", region="Алтай", text="", author={"phone": "1" * 60})
+    bad = canon_appeal("gw-bad", region="Алтай", text="", author={"phone": "1" * 60})
     del bad["submitted_at"]
 
     async def go() -> list[tuple[int, Any]]:
         out = []
         async with gateway_client(intake_settings) as c:
-            for body in (bad, [_canon("gw-ok"), {"channel": "nowhere"}], "[1, 2", []):
+            for body in (bad, [canon_appeal("gw-ok"), {"channel": "nowhere"}], "[1, 2", []):
                 data = body if isinstance(body, str) else json.dumps(body)
                 r = await c.post("/v1/appeals", data=data, headers=auth())
                 out.append((r.status, await r.json()))
@@ -107,10 +99,10 @@ def test_auth_401_403(intake_settings: Settings) -> None:
             for headers in ({}, {"Authorization": "Basic eDp5"},
                             {"Authorization": "Bearer nope"},
                             {"Authorization": "Bearer tok-pos-1x"}):
-                r = await c.post("/v1/appeals", json=_canon(), headers=headers)
+                r = await c.post("/v1/appeals", json=canon_appeal(), headers=headers)
                 statuses.append(r.status)
             # a client limited to the hotline channel
-            r = await c.post("/v1/appeals", json=_canon(), headers=auth("hotline"))
+            r = await c.post("/v1/appeals", json=canon_appeal(), headers=auth("hotline"))
             statuses.append(r.status)
             return statuses
 
@@ -123,11 +115,11 @@ def test_413_over_the_size_limits(intake_settings: Settings) -> None:
     async def go() -> list[tuple[int, str]]:
         async with gateway_client(intake_settings, cfg) as c:
             out = []
-            big = _canon(text="х" * 5000)
+            big = canon_appeal(text="х" * 5000)
             r = await c.post("/v1/appeals", data=json.dumps(big, ensure_ascii=False),
                              headers=auth())
             out.append((r.status, (await r.json())["error"]))
-            r = await c.post("/v1/appeals", json=[_canon(f"b{i}") for i in range(4)],
+            r = await c.post("/v1/appeals", json=[canon_appeal(f"b{i}") for i in range(4)],
                              headers=auth())
             out.append((r.status, (await r.json())["error"]))
             return out
@@ -141,7 +133,7 @@ def test_413_for_a_message_over_the_kafka_limit(broker: Any, redis_server: Any,
 
     async def go() -> tuple[int, dict]:
         async with gateway_client(settings) as c:
-            r = await c.post("/v1/appeals", json=_canon(text="слово " * 100), headers=auth())
+            r = await c.post("/v1/appeals", json=canon_appeal(text="слово " * 100), headers=auth())
             return r.status, await r.json()
 
     status, body = asyncio.run(go())
@@ -156,11 +148,12 @@ def test_429_when_a_client_exceeds_its_rate(intake_settings: Settings) -> None:
             statuses = []
             retry_after = None
             for i in range(4):
-                r = await c.post("/v1/appeals", json=_canon(f"r{i}"), headers=auth())
+                r = await c.post("/v1/appeals", json=canon_appeal(f"r{i}"), headers=auth())
                 statuses.append(r.status)
                 retry_after = r.headers.get("Retry-After") or retry_after
             # another client has its own bucket
-            other = await c.post("/v1/appeals", json=_canon("r-other"), headers=auth("city-app"))
+            other = await c.post("/v1/appeals", json=canon_appeal("r-other"),
+                                 headers=auth("city-app"))
             return statuses, retry_after, other.status
 
     statuses, retry_after, other = asyncio.run(go())
@@ -225,10 +218,10 @@ def test_failed_publish_releases_the_key(intake_settings: Settings) -> None:
         app = create_app(intake_settings, gateway_config(), producer=Broken())
         async with TestClient(TestServer(app)) as c:
             headers = {**auth(), "Idempotency-Key": "fail-then-ok"}
-            r = await c.post("/v1/appeals", json=_canon("f-1"), headers=headers)
+            r = await c.post("/v1/appeals", json=canon_appeal("f-1"), headers=headers)
             out.append(r.status)
         async with gateway_client(intake_settings) as c:
-            r = await c.post("/v1/appeals", json=_canon("f-1"), headers=headers)
+            r = await c.post("/v1/appeals", json=canon_appeal("f-1"), headers=headers)
             out.append(r.status)
             out.append((await r.json())["status"] == "accepted")
         return out

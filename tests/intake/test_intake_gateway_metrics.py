@@ -22,7 +22,7 @@ from streams import topics as t
 from streams.settings import Settings
 from streams.testing import isolated_settings
 from tests.intake.conftest import create_topics
-from tests.intake.gateway_support import TOKENS, auth, gateway_client, gateway_config
+from tests.intake.gateway_support import TOKENS, auth, canon_appeal, gateway_client, gateway_config
 
 pytestmark = pytest.mark.integration
 
@@ -68,14 +68,6 @@ def appeals(before: Samples, after: Samples, outcome: str) -> float:
     return delta(before, after, "appeals_gateway_appeals_total", outcome=outcome)
 
 
-def _canon(external_id: str, **fields: Any) -> dict[str, Any]:
-    event = {
-        "schema_version": 1, "channel": "pos", "external_id": external_id,
-        "submitted_at": "2025-01-14T08:00:00+07:00", "region": "22",
-        "text": "Нет отопления в доме", "author": {"phone": "8 913 000 77 01"},
-    }
-    event.update(fields)
-    return event
 
 
 def test_metrics_count_2xx_4xx_by_endpoint_and_code(gw_settings: Settings) -> None:
@@ -85,13 +77,13 @@ def test_metrics_count_2xx_4xx_by_endpoint_and_code(gw_settings: Settings) -> No
         async with gateway_client(gw_settings) as c:
             _, before = await scrape(c)
             sent_at.append(time.time())
-            ok = await c.post("/v1/appeals", json=_canon("m-ok"), headers=auth())
+            ok = await c.post("/v1/appeals", json=canon_appeal("m-ok"), headers=auth())
             assert ok.status == 202
-            bad = await c.post("/v1/appeals", json=[_canon("m-b1"), {"channel": "nowhere"}],
+            bad = await c.post("/v1/appeals", json=[canon_appeal("m-b1"), {"channel": "nowhere"}],
                                headers=auth())
             assert bad.status == 400
             assert (await c.post("/v1/appeals", data=b"[1, 2", headers=auth())).status == 400
-            assert (await c.post("/v1/appeals", json=_canon("m-x"))).status == 401
+            assert (await c.post("/v1/appeals", json=canon_appeal("m-x"))).status == 401
             assert (await c.get("/v1/appeals")).status == 405
             assert (await c.get("/v1/appeals/m-ok")).status == 404
             assert (await c.get("/open311/v2/services.json")).status == 200
@@ -125,7 +117,7 @@ def test_metrics_count_429_rate_limited(gw_settings: Settings) -> None:
             _, before = await scrape(c)
             statuses = []
             for i in range(3):
-                r = await c.post("/v1/appeals", json=_canon(f"m-r{i}"), headers=auth())
+                r = await c.post("/v1/appeals", json=canon_appeal(f"m-r{i}"), headers=auth())
                 statuses.append(r.status)
             form = {"api_key": TOKENS["pos-platform"], "service_code": "roads",
                     "lat": "53.3", "long": "83.7", "description": "Яма"}
@@ -147,12 +139,12 @@ def test_metrics_exposition_holds_no_personal_data(gw_settings: Settings) -> Non
 
     async def go() -> tuple[str, Samples, list[str]]:
         async with gateway_client(gw_settings) as c:
-            r = await c.post("/v1/appeals", json=_canon(
+            r = await c.post("/v1/appeals", json=canon_appeal(
                 secret_id, text=text, author={"name": name, "phone": phone}),
                 headers={**auth("city-app"), "Idempotency-Key": key})
             assert r.status == 202
             appeal_id = (await r.json())["appeal_id"]
-            r = await c.post("/v1/appeals", json=_canon(
+            r = await c.post("/v1/appeals", json=canon_appeal(
                 "bad-" + secret_id, region=name, author={"phone": phone * 5}), headers=auth())
             assert r.status == 400
             form = {"api_key": TOKENS["city-app"], "service_code": "roads", "lat": "53.31",
@@ -191,12 +183,12 @@ def test_kafka_stall_counts_504_outcome_unknown_and_keeps_the_last_ack(
 
     async def go() -> tuple[int, dict[str, Any], Samples, Samples, dict[str, Any]]:
         async with gateway_client(settings, gateway_config(send_timeout=2.0)) as c:
-            warm = await c.post("/v1/appeals", json=_canon("m-warm"), headers=auth())
+            warm = await c.post("/v1/appeals", json=canon_appeal("m-warm"), headers=auth())
             assert warm.status == 202
             _, before = await scrape(c)
             os.kill(broker.pid, signal.SIGSTOP)
             try:
-                r = await c.post("/v1/appeals", json=_canon("m-stall"), headers=auth())
+                r = await c.post("/v1/appeals", json=canon_appeal("m-stall"), headers=auth())
                 status = r.status
                 health = await (await c.get("/healthz")).json()
                 _, during = await scrape(c)
