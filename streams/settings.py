@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -155,6 +156,15 @@ class Settings:
     """Tables of the config file that are not settings (``[gateway]``), for the sub-systems."""
 
     def __post_init__(self) -> None:
+        # First, for every number of seconds, share or scale: ``nan`` and ``inf`` are floats
+        # (from the environment or TOML's own inf/nan) and slip through the range checks below
+        # (``inf > 0``; ``nan`` fails no ``not``-less comparison), then a clock or a window
+        # turns them into 500s. No setting gives infinity a meaning.
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float):
+                _check(math.isfinite(value), f"APPEALS_{f.name.upper()}",
+                       "must be a finite number")
         _check(self.partitions >= 1, "APPEALS_PARTITIONS", "must be at least 1")
         _check(self.replication >= 1, "APPEALS_REPLICATION", "must be at least 1")
         _check(self.batch_size >= 1, "APPEALS_BATCH_SIZE", "must be at least 1")

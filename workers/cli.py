@@ -148,6 +148,43 @@ def kafka_errors(command: str, url: str, source: str = "APPEALS_KAFKA") -> Itera
         raise SystemExit(2) from None
 
 
+# -- A listen address that cannot be used: one line naming the setting, exit 2, before anything
+# starts (the API and the gateway ended in a traceback; a worker found out after it had joined
+# the consumer group, when its metrics task died).
+
+def check_listen(command: str, host: str, port: int, host_source: str,
+                 port_source: str) -> None:
+    """Exit 2 with one line when ``host:port`` cannot be listened on: an unknown host, an
+    address of no interface, a port in use or not allowed. Binds every address ``host``
+    stands for as the servers do (SO_REUSEADDR, as asyncio's ``create_server``), then lets go.
+    """
+    import errno
+    import socket
+
+    def fail(source: str, value: Any, reason: str) -> NoReturn:
+        print(f"appeals {command}: cannot listen on {host}:{port} ({source}={value}): {reason}",
+              file=sys.stderr)
+        raise SystemExit(2)
+
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        fail(host_source, host, f"unknown host ({getattr(exc, 'strerror', None) or exc})")
+    for family, kind, proto, _name, address in infos:
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6 and hasattr(socket, "IPV6_V6ONLY"):
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                reason = (exc.strerror or str(exc)).lower()
+                if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                    fail(port_source, port, reason)
+                fail(host_source, host, reason)
+
+
 def _override(settings: Settings, **changes: Any) -> Settings:
     try:
         return settings.replace(**changes)
@@ -166,6 +203,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if args.metrics_port is not None:
         changes["metrics_port"] = args.metrics_port
     settings = _override(settings, **changes)
+    if settings.metrics_port:  # 0: any free port, always there
+        check_listen("worker", "0.0.0.0", settings.metrics_port, "APPEALS_METRICS_PORT",
+                     "--metrics-port" if args.metrics_port is not None
+                     else "APPEALS_METRICS_PORT")
     setup_logging(settings.log_level)
     from streams.topics import ensure_topics
     from workers.pipeline import run_worker
@@ -209,6 +250,10 @@ def cmd_topics(args: argparse.Namespace) -> int:
 
 
 def cmd_config(_: argparse.Namespace) -> int:
+    # The settings are loaded as every command loads them: a broken APPEALS_CONFIG file or a bad
+    # variable is one line and exit 2 here too (the defaults were printed, exit 0, while
+    # `appeals api` refused the same file).
+    _settings()
     for var, default, meaning in Settings.describe():
         print(f"{var:30} {default:28} {meaning}")
     print("\nRead by sub-systems straight from the environment (gateway ones also from a "

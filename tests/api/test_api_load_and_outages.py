@@ -103,7 +103,10 @@ def test_hung_redis_parallel_requests_share_one_failed_read_then_fail_fast() -> 
                          "/metrics", "/v1/authorities/22-minzdrav/stats",
                          "/v1/municipalities/barnaul/stats"]
                 results = await asyncio.gather(*(timed(p) for p in paths))
-                assert all(status == 503 for _, status, _ in results), results
+                # /metrics answers regardless (the Redis error counts are what it has to say
+                # then; a 503 made the API look down), after the same shared failed read.
+                assert all(status == (200 if path == "/metrics" else 503)
+                           for path, status, _ in results), results
                 slowest = max(took for _, _, took in results)
                 assert slowest < 2.5, results  # one 1 s timeout for all, not six in a row
                 path, status, took = await timed("/v1/ratings")

@@ -176,10 +176,17 @@ async def fetch_maps(redis: Any, prefix: str, partitions: int) -> ParsedMaps:
 
     Partitions listed in ``{prefix}agg:partitions`` are read too, so an API configured with
     fewer partitions than the workers still sees every published partition.
+
+    A plain pipeline, not MULTI: each hash is replaced whole by its writer's MULTI, so every
+    reply is one whole hash, and the partitions' figures are independent sums (a refresh
+    reading one partition's counters just before its sketches change is as good as reading it
+    a moment earlier). MULTI bought nothing and cost every read once Redis is over maxmemory:
+    ``noeviction`` refuses any command queued in a MULTI, reads included, so every endpoint of
+    the API answered 503 while plain reads still worked.
     """
     known = await redis.smembers(f"{prefix}agg:partitions")
     numbers = sorted(set(range(partitions)) | {int(p) for p in known})
-    async with redis.pipeline(transaction=True) as pipe:
+    async with redis.pipeline(transaction=False) as pipe:
         for p in numbers:
             pipe.hgetall(counters_key(prefix, p))
         for p in numbers:

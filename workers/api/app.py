@@ -88,7 +88,17 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
                                   "in use); retry after the Retry-After delay")
         response.headers["Retry-After"] = str(BUSY_RETRY_AFTER_S)
         return response
+    except redis.exceptions.OutOfMemoryError:
+        # Reads avoid MULTI, which a full Redis refuses; should one still meet the refusal,
+        # say what it is: Redis answers, it is full (maxmemory), and waiting will not help.
+        metrics.REDIS_ERRORS.labels("api_read").inc()
+        log.warning("read model full: Redis refuses commands over maxmemory")
+        return error_response(503, "read_model_full",
+                              "the read model (Redis) is over its maxmemory and refuses the "
+                              "read; an operator must free memory or raise maxmemory")
     except (redis.exceptions.RedisError, OSError) as exc:
+        if not isinstance(exc, ReadModelUnavailable):  # that one was counted when it failed
+            metrics.REDIS_ERRORS.labels("api_read").inc()
         log.warning("read model unavailable: %s", type(exc).__name__)
         response = error_response(503, "unavailable", "the read model (Redis) is not reachable")
         if isinstance(exc, ReadModelUnavailable):
@@ -134,10 +144,16 @@ async def get_appeal(request: web.Request) -> web.Response:
     if row is None:
         raise ApiError(404, "unknown_appeal", f"no appeal {appeal_id!r} in the read model")
     authority = svc.authority(row.get("authority_id", ""))
-    open_ = row.get("status") in ("running", "paused")
+    status = row.get("status")
+    open_ = status in ("running", "paused")
     due = _parse_ts(row.get("due_at"))
     now = svc.clock.now()
-    overdue = (now - due) if (open_ and due is not None and now > due) else None
+    # A paused appeal's stored due is the one from before the pause: its clock stands still
+    # and the engine moves the deadline on by the pause when it resumes, so one paused in time
+    # is not overdue however long the pause lasts. Paused, it is overdue only as an open breach
+    # (breached before the pause: in the index /v1/breaches lists, same overdue_s there).
+    overdue_rule = status == "running" or (status == "paused" and in_breach_index)
+    overdue = (now - due) if (overdue_rule and due is not None and now > due) else None
     history = [{"at": row[k], "event": name} for k, name in
                (("registered_at", "registered"), ("answered_at", "answered"))
                if row.get(k)]
@@ -299,7 +315,13 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:
-    await request.app[SERVICE].snapshot()  # a scrape sees figures at most one refresh old
+    # A scrape sees figures at most one refresh old. With Redis away it still answers, with
+    # the gauges as they were and the Redis error counts: a 503 here made the API look down
+    # (AppealsApiDown) and hid exactly the counter that tells what is wrong.
+    try:
+        await request.app[SERVICE].snapshot()
+    except (PoolBusy, redis.exceptions.RedisError, OSError) as exc:
+        log.info("metrics scrape without a fresh snapshot: %s", type(exc).__name__)
     body = generate_latest(request.app[REGISTRY])
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -309,13 +331,17 @@ def _iso(ts: float) -> str:
 
 
 def api_registry() -> CollectorRegistry:
-    """The API's own registry: only the figures it computes.
+    """The API's own registry: the figures it computes and what this process counts
+    (``appeals_redis_errors_total``: ``rating_refresh`` and ``rating_publish`` by the
+    background refresh, ``api_read`` by requests, ``appeal_read`` for a MULTI a full Redis
+    refused).
 
     Why not the workers' registry: the API would then export ``appeals_worker_up 0`` and
     zeroed pipeline counters under its own instance, confusing the worker alerts.
     """
     registry = CollectorRegistry(auto_describe=True)
     registry.register(metrics.ON_TIME_RATIO)
+    registry.register(metrics.REDIS_ERRORS)
     return registry
 
 

@@ -29,7 +29,8 @@ UNAVAILABLE: dict[str, Any] = {
         "read it is not retried for one APPEALS_RATING_REFRESH interval; Retry-After then "
         "says how long); or error.code `busy`: every Redis connection of this API process "
         "(APPEALS_API_REDIS_CONNECTIONS) stayed in use for the wait; Redis itself is fine, "
-        "retry after Retry-After seconds"),
+        "retry after Retry-After seconds; or error.code `read_model_full`: Redis answers but "
+        "is over its maxmemory and refuses the read (an operator must act)"),
     "headers": {"Retry-After": {
         "description": "seconds to wait before retrying (always with `busy`)",
         "schema": {"type": "integer", "minimum": 1}}},

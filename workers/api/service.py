@@ -358,11 +358,27 @@ class ApiService:
         page list the index, and a breached appeal that was then paused reads ``sla=paused``
         while it stays an open breach; ``open_breach`` said false for it. The writer changes
         the record and the index in one script, so one MULTI reads them consistently.
+
+        Redis over ``maxmemory`` (``noeviction``) refuses every command queued in a MULTI,
+        reads too, while it still serves plain reads: the API answered 503 "not reachable"
+        for every appeal. The two reads are then sent as a plain pipeline (counted as
+        ``appeals_redis_errors_total{operation="appeal_read"}``): a full Redis refuses the
+        writer's updates as well, and one answer torn by a racing write beats none.
         """
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hgetall(read_model.appeal_key(self.prefix, appeal_id))
-            pipe.zscore(f"{self.prefix}{OPEN_BREACHES}", appeal_id)
-            raw, score = await pipe.execute()
+        key = read_model.appeal_key(self.prefix, appeal_id)
+        index = f"{self.prefix}{OPEN_BREACHES}"
+        try:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.hgetall(key)
+                pipe.zscore(index, appeal_id)
+                raw, score = await pipe.execute()
+        except redis.exceptions.OutOfMemoryError:
+            metrics.REDIS_ERRORS.labels("appeal_read").inc()
+            log.warning("Redis is over maxmemory and refuses MULTI: appeal read without it")
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.hgetall(key)
+                pipe.zscore(index, appeal_id)
+                raw, score = await pipe.execute()
         if not raw:
             return None, False
         return {k.decode(): v.decode() for k, v in raw.items()}, score is not None

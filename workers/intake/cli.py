@@ -30,7 +30,7 @@ import orjson
 
 from schemas.records import CHANNELS
 from schemas.validation import InvalidEvent
-from workers.cli import kafka_errors, kafka_failure_message, port_number
+from workers.cli import check_listen, kafka_errors, kafka_failure_message, port_number
 from workers.intake.core import loads_json
 
 __all__ = ["main", "produce", "register"]
@@ -204,11 +204,18 @@ def _summary(sent: int, rejected: dict[str, list[int]], undelivered: int) -> str
 
 def _cmd_gateway(args: argparse.Namespace) -> int:
     from streams.settings import Settings
-    from workers.intake.gateway import run_gateway
+    from workers.intake.gateway import GatewayConfig, run_gateway
 
     settings = Settings.load()
+    config = GatewayConfig.load(settings)
+    host = args.host or config.host
+    port = args.port if args.port is not None else config.port
+    # Before Kafka is asked for anything: a taken port used to end in a traceback once the
+    # producer had started.
+    check_listen("gateway", host, port, "--host" if args.host else "APPEALS_GATEWAY_HOST",
+                 "--port" if args.port is not None else "APPEALS_GATEWAY_PORT")
     with kafka_errors("gateway", settings.kafka):
-        run_gateway(settings, host=args.host, port=args.port)
+        run_gateway(settings, host=host, port=port)
     return 0
 
 

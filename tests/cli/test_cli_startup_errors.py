@@ -1,0 +1,180 @@
+"""Start-up failures an operator meets, as one line naming the setting and exit status 2:
+
+* ``appeals api`` on a taken port, an unknown host, a missing APPEALS_ROUTING_RULES file, and
+  ``appeals gateway`` on a taken port ended in tracebacks with exit 1;
+* ``appeals worker`` with a taken metrics port died only after it had joined the consumer
+  group (its metrics task failed); now it stops before Kafka is asked for anything;
+* ``appeals config`` with a broken APPEALS_CONFIG file printed the defaults and exit 0 while
+  ``appeals api`` refused the file.
+
+Runs the CLI in-process through ``workers.cli.main``; one case as a real process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from workers import cli
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run(argv: list[str], capsys: Any) -> tuple[int, str]:
+    """Exit status and stderr of ``appeals *argv``; an exception escaping is the failure."""
+    try:
+        rc = cli.main(argv)
+    except SystemExit as exc:
+        rc = exc.code if isinstance(exc.code, int) else 2
+    return rc, capsys.readouterr().err
+
+
+def one_line(err: str) -> str:
+    lines = [line for line in err.strip().splitlines() if line.startswith("appeals")]
+    assert "Traceback" not in err, err
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+@contextlib.contextmanager
+def taken_port(host: str = "0.0.0.0") -> Iterator[int]:
+    """A port something listens on (as another process's server would)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+@pytest.fixture(autouse=True)
+def _no_broker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A closed Kafka port and no topic creation: the checks must come before Kafka."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("APPEALS_KAFKA", f"kafka://127.0.0.1:{port}")
+    monkeypatch.setenv("APPEALS_REDIS", "redis://127.0.0.1:1/0")
+    monkeypatch.setenv("APPEALS_GATEWAY_CREATE_TOPICS", "false")
+    monkeypatch.delenv("APPEALS_CONFIG", raising=False)
+
+    import streams.topics
+
+    def no_kafka(*_: Any, **__: Any) -> list[str]:
+        raise AssertionError("Kafka was asked before the listen check")
+
+    monkeypatch.setattr(streams.topics, "ensure_topics", no_kafka)
+
+
+def test_api_port_in_use(capsys: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    with taken_port() as port:
+        rc, err = run(["api", "--port", str(port)], capsys)
+        assert rc == 2
+        assert one_line(err) == (f"appeals api: cannot listen on 127.0.0.1:{port} "
+                                 f"(--port={port}): address already in use")
+        monkeypatch.setenv("APPEALS_API_PORT", str(port))
+        rc, err = run(["api"], capsys)
+        assert rc == 2
+        assert f"(APPEALS_API_PORT={port}): address already in use" in one_line(err)
+
+
+def test_api_unknown_host(capsys: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    rc, err = run(["api", "--host", "no-such-host.invalid", "--port", "0"], capsys)
+    assert rc == 2
+    assert one_line(err).startswith("appeals api: cannot listen on no-such-host.invalid:0 "
+                                    "(--host=no-such-host.invalid): unknown host")
+    monkeypatch.setenv("APPEALS_API_HOST", "no-such-host.invalid")
+    rc, err = run(["api", "--port", "0"], capsys)
+    assert rc == 2
+    assert "(APPEALS_API_HOST=no-such-host.invalid): unknown host" in one_line(err)
+
+
+def test_api_missing_routing_rules(capsys: Any, monkeypatch: pytest.MonkeyPatch,
+                                   tmp_path: Path) -> None:
+    missing = tmp_path / "nonexistent.yaml"
+    monkeypatch.setenv("APPEALS_ROUTING_RULES", str(missing))
+    rc, err = run(["api", "--port", "0"], capsys)
+    assert rc == 2
+    line = one_line(err)
+    assert line.startswith(f"appeals api: invalid routing rules "
+                           f"(APPEALS_ROUTING_RULES={missing}): {missing}: "), line
+    assert "cannot read" in line
+
+
+def test_gateway_port_in_use(capsys: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    with taken_port() as port:
+        rc, err = run(["gateway", "--port", str(port)], capsys)
+        assert rc == 2
+        assert one_line(err) == (f"appeals gateway: cannot listen on 127.0.0.1:{port} "
+                                 f"(--port={port}): address already in use")
+        monkeypatch.setenv("APPEALS_GATEWAY_PORT", str(port))
+        rc, err = run(["gateway"], capsys)
+        assert rc == 2
+        assert f"(APPEALS_GATEWAY_PORT={port}): address already in use" in one_line(err)
+
+
+def test_worker_metrics_port_in_use_stops_before_kafka(capsys: Any,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    with taken_port() as port:
+        rc, err = run(["worker", "--metrics-port", str(port)], capsys)
+        assert rc == 2
+        assert one_line(err) == (f"appeals worker: cannot listen on 0.0.0.0:{port} "
+                                 f"(--metrics-port={port}): address already in use")
+        monkeypatch.setenv("APPEALS_METRICS_PORT", str(port))
+        rc, err = run(["worker"], capsys)
+        assert rc == 2
+        assert f"(APPEALS_METRICS_PORT={port}): address already in use" in one_line(err)
+
+
+def test_api_port_in_use_as_a_process() -> None:
+    with taken_port("127.0.0.1") as port:
+        proc = subprocess.run(
+            [sys.executable, "-m", "workers.cli", "api", "--port", str(port)],
+            cwd=REPO, env={"PATH": "/usr/bin:/bin", "APPEALS_REDIS": "redis://127.0.0.1:1/0"},
+            capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr == (f"appeals api: cannot listen on 127.0.0.1:{port} (--port={port}): "
+                           "address already in use\n")
+
+
+@pytest.mark.parametrize(("text", "expect"), [
+    ("partitons = 8\n", "partitons: not a setting (did you mean partitions?)"),
+    ("partitions = [\n", "cannot read"),
+    ("rating_refresh = -1\n", "APPEALS_RATING_REFRESH must be positive"),
+], ids=["typo", "unparsable", "out-of-range"])
+def test_config_command_loads_the_settings(text: str, expect: str, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch,
+                                           capsys: Any) -> None:
+    config = tmp_path / "appeals.toml"
+    config.write_text(text, encoding="utf-8")
+    monkeypatch.setenv("APPEALS_CONFIG", str(config))
+    rc, err = run(["config"], capsys)
+    assert rc == 2
+    line = one_line(err)
+    assert line.startswith("appeals: configuration error: ") and expect in line, line
+    assert str(config) in line
+    assert "APPEALS_PARTITIONS" not in capsys.readouterr().out  # no defaults printed
+
+
+def test_config_command_with_a_good_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         capsys: Any) -> None:
+    config = tmp_path / "appeals.toml"
+    config.write_text("partitions = 4\n[gateway]\nport = 8081\n", encoding="utf-8")
+    monkeypatch.setenv("APPEALS_CONFIG", str(config))
+    assert cli.main(["config"]) == 0
+    assert "APPEALS_PARTITIONS" in capsys.readouterr().out
+
+
+def test_api_help_names_every_route(capsys: Any) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["api", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for route in ("/v1/appeals/{id}", "/v1/authorities", "/v1/authorities/{id}/stats",
+                  "/v1/municipalities/{id}/stats", "/v1/categories/{code}/stats",
+                  "/v1/ratings", "/v1/breaches", "/openapi.json", "/healthz", "/metrics"):
+        assert route in text, route
