@@ -83,13 +83,15 @@ LIFECYCLE_REKEYED = Counter(
 )
 SLA_ALERTS = Counter(
     "appeals_sla_alerts",
-    "SLA alerts emitted (warning, breach, escalation), by level and regime.",
-    ["level", "regime"],
+    "SLA alerts emitted (warning, breach, escalation), by level, regime and stage (answer, or "
+    "a tracked stage of the policy file such as redirect or final_answer).",
+    ["level", "regime", "stage"],
     registry=REGISTRY,
 )
 BREACHES = Counter(
     "appeals_sla_breaches",
-    "SLA breaches per authority (bounded by the routing configuration) and regime.",
+    "SLA breaches of the answer deadline per authority (bounded by the routing configuration) "
+    "and regime; stage breaches are in appeals_sla_alerts_total.",
     ["authority", "regime"],
     registry=REGISTRY,
 )

@@ -282,6 +282,7 @@ class SlaAlert(Record):
     schema_version: int = SCHEMA_VERSION
     category: str | None = None
     urgent: bool = False
+    stage: str | None = None  # a tracked stage deadline; None: the answer deadline
 
 
 @dataclass(slots=True)

@@ -42,6 +42,9 @@ from streams.settings import Settings
 from workers.aggregates.partials import oldest_kept_day
 from workers.aggregates.readmodel import WINDOWS, read_figures
 from workers.aggregates.sketch import RELATIVE_ACCURACY
+from workers.deadlines.compute import redirect_due
+from workers.routing import load_rules
+from workers.sla.deadline_service import load_book
 
 pytestmark = pytest.mark.integration
 
@@ -408,7 +411,17 @@ def test_api_matches_the_truth(scenario: Scenario) -> None:
         assert set(body) <= {"appeal_id", "status", "sla_status", "regime", "category",
                              "municipality", "authority", "registered_at", "due_at",
                              "answered_at", "updated_at", "overdue_s", "open_breach",
-                             "history"}
+                             "stages", "history"}
+        # The 59-FZ redirect stage (README "Stage deadlines"): 7 days from registration,
+        # settled by the answer, never breached by its deadline alone.
+        [stage] = body["stages"]
+        tz = ZoneInfo("Asia/Barnaul")
+        policy = load_book(load_rules().authorities.values()).resolve(
+            "fz59", region="22", authority=a.auth, category=a.category)
+        want_due = redirect_due(dt.datetime.fromtimestamp(a.reg, tz), "Asia/Barnaul", policy)
+        assert stage["stage"] == "redirect" and stage["breached"] is False, (fate, stage)
+        assert dt.datetime.fromisoformat(stage["due_at"]) == want_due.replace(microsecond=0)
+        assert (stage["ended_at"] is None) == (body["answered_at"] is None), (fate, stage)
     assert http_json(f"{s.api_url}/v1/appeals/fz59-nobody")[0] == 404
     assert http_json(f"{s.api_url}/v1/authorities/22-minzdrav/stats?window=5d")[0] == 400
     assert http_json(f"{s.api_url}/openapi.json")[1]["openapi"] == "3.1.0"

@@ -177,3 +177,18 @@ def test_compressed_clock_alert_starts_now_not_in_the_future() -> None:
     body = alertmanager_alert(future, "http://x", ttl=3600, now=1_800_000_000.0)
     assert body["startsAt"] == "2027-01-15T08:00:00Z"
     assert body["endsAt"] == "2027-01-15T09:00:00Z"
+
+
+def test_a_stage_alert_is_its_own_alertmanager_alert_and_says_its_stage() -> None:
+    """A stage deadline's alert (README "Stage deadlines") must not merge with the answer's
+    alert of the same authority at Alertmanager (alerts with equal labels are one alert), and
+    its text names the stage; the answer's alert keeps its labels as they were."""
+    answer = _alert("ef" * 12, "breach")
+    stage = SlaAlert.from_dict({**answer.to_dict(), "stage": "redirect",
+                                "alert_id": f"{'ef' * 12}:redirect.breach:0"})
+    plain = alertmanager_alert(answer, "http://x", ttl=3600, now=1_800_000_000.0)
+    staged = alertmanager_alert(stage, "http://x", ttl=3600, now=1_800_000_000.0)
+    assert "stage" not in plain["labels"]
+    assert staged["labels"] == {**plain["labels"], "stage": "redirect"}
+    assert staged["annotations"]["summary"].startswith("SLA breach (stage redirect):")
+    assert plain["annotations"]["summary"].startswith("SLA breach:")

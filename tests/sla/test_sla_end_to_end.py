@@ -6,6 +6,12 @@ events are published when the SLA clock reaches their moments, as an authority w
 expected deadlines are computed here with :mod:`workers.deadlines` from the routed record (not
 with the SLA engine), and the alerts topic must show warnings, breaches and escalations for
 exactly the right appeals, once each; the read model must say ``met`` for the on-time ones.
+The tracked stage deadlines run on the same clock: 59-FZ bodies accept their appeals in time
+(the receiving body of a redirect too), except in two groups: one body never does (the
+redirect stage warns, nothing more: the answer shows the appeal was its own) and the
+redirected group's first body hands the appeal on after the 7 days (a warning, then the
+redirect's breach). A few incidents get their first response and then either a final answer in
+time or none (the final-answer stage warns and breaches).
 
 Midway, Redis is flushed (FLUSHALL): the timer index, read model and dedupe markers are gone.
 Later breaches and escalations must still fire (the index is rebuilt from the table) and the
@@ -21,10 +27,12 @@ import asyncio
 import contextlib
 import datetime as dt
 import heapq
+import os
 import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -37,7 +45,14 @@ from streams import topics as t
 from streams.clock import SlaClock
 from streams.devstack import Broker, RedisServer, start_redis
 from streams.testing import WorkerProcess, isolated_settings
-from workers.deadlines.compute import answer_due, extend, pause_shift, pause_shift_warning
+from workers.deadlines.compute import (
+    answer_due,
+    extend,
+    pause_shift,
+    pause_shift_warning,
+    stage_due,
+)
+from workers.deadlines.policies import POLICY_FILE_ENV
 from workers.demo.generator import Generator
 from workers.geo.regions import region_timezone
 from workers.routing import load_rules
@@ -53,7 +68,18 @@ WARNING_SHARE = 0.75
 N_APPEALS = 100
 LOG_DIR = Path("var/test-logs")
 GROUPS = ("on_time", "warned", "late", "breach_closed", "escalated", "extended", "paused",
-          "redirected")
+          "redirected", "never_accepted")
+INCIDENT_GROUPS = ("final_in_time", "final_missing")
+N_INCIDENTS = 10
+# The incidents' first response, made longer than the packaged 8 (4 when urgent) working hours:
+# on this clock an hour is 0.05 wall seconds, so a CI machine's pause of a second would make
+# a first response planned for "in two hours" late. The final answer keeps its 7 working days.
+POLICY_PATCH = """
+[[overrides]]
+regime = "incident"
+answer = 24
+urgent_answer = 24
+"""
 REDIRECT_TARGETS = ("22-mintrans", "22-minzdrav")
 # Wall seconds a timer may fire after its moment: the 1 s target plus the Redis rebuild
 # window (index gone until the next maintenance pass, every 2 s).
@@ -76,6 +102,11 @@ class Expected:
     alert_authority: str = ""
     alert_due: float = 0.0
     last_moment: float = 0.0
+    # Stage alerts ("redirect.breach", ...) -> (authority, moment).
+    stage_alerts: dict[str, tuple[str, float]] = field(default_factory=dict)
+
+    def levels(self) -> set[str]:
+        return self.alerts | set(self.stage_alerts)
 
 
 @pytest.fixture
@@ -117,6 +148,20 @@ class Planner:
         heapq.heappush(self.events, (at, self.seq, exp.appeal_id, orjson.dumps(payload)))
         exp.last_moment = max(exp.last_moment, at)
 
+    def stage(self, name: str, start: float, tz: str, authority: str,
+              routed: dict[str, Any]) -> tuple[float, float]:
+        """(due, warning) of a tracked stage, from the policy book (not the SLA engine)."""
+        policy = self.book.resolve(routed["regime"], region=routed["region"],
+                                   authority=authority, category=routed["category"],
+                                   subcategory=routed.get("subcategory"))
+        due = stage_due(name, dt.datetime.fromtimestamp(start, ZoneInfo(tz)), tz,
+                        policy).timestamp()
+        return due, start + (due - start) * WARNING_SHARE
+
+    def accept(self, exp: Expected, at: float) -> None:
+        """The body takes the 59-FZ appeal as its own, well before the redirect stage warns."""
+        self.add(exp, at, "accepted")
+
     def plan(self, routed: dict[str, Any], group: str) -> Expected:
         regime = routed["regime"]
         tz = region_timezone(routed["region"])
@@ -128,7 +173,32 @@ class Planner:
                        routed.get("parent_authority_id") or auth, reg, due,
                        reg + period * WARNING_SHARE, alert_authority=auth, alert_due=due)
         exp.last_moment = due
-        if group == "on_time":
+        if regime == "fz59" and group not in ("never_accepted", "redirected"):
+            self.accept(exp, reg + 0.02 * period)
+        if group in INCIDENT_GROUPS:
+            # The first response in time; the final answer (closing it) in time or never.
+            self.add(exp, reg + 0.4 * period, "answered")
+            exp.final = "met"
+            final_due, final_warn = self.stage("final_answer", reg, tz, auth, routed)
+            if group == "final_in_time":
+                answered_at = reg + 0.4 * period
+                assert answered_at < final_warn
+                self.add(exp, answered_at + 0.5 * (final_warn - answered_at), "closed")
+            else:
+                exp.stage_alerts = {"final_answer.warning": (auth, final_warn),
+                                    "final_answer.breach": (auth, final_due)}
+                exp.last_moment = final_due
+        elif group == "never_accepted":
+            # Answered in time, after the redirect stage's 7 days, by a body that never said
+            # the appeal is its own: the stage warned (the window for a redirect was closing);
+            # the answer settles it without a breach (59-FZ art. 8 p.3 binds redirects only).
+            stage_due_ts, stage_warn = self.stage("redirect", reg, tz, auth, routed)
+            answer_at = max(reg + 0.4 * period, stage_due_ts + 0.1 * period)
+            assert answer_at < exp.warn
+            self.add(exp, answer_at, "answered")
+            exp.stage_alerts = {"redirect.warning": (auth, stage_warn)}
+            exp.final = "met"
+        elif group == "on_time":
             self.add(exp, reg + 0.4 * period, "answered")
             exp.final = "met"
         elif group == "warned":
@@ -188,6 +258,14 @@ class Planner:
             target = next(a for a in REDIRECT_TARGETS if a != auth)
             at = reg + 0.3 * period
             self.add(exp, at, "redirected", to_authority_id=target, reason="не по компетенции")
+            if regime == "fz59":
+                # Day 9: later than the 7 days of 59-FZ art. 8 p.3. The receiving body accepts
+                # it, which settles its own redirect stage.
+                stage_due_ts, stage_warn = self.stage("redirect", reg, tz, auth, routed)
+                assert at > stage_due_ts
+                exp.stage_alerts = {"redirect.warning": (auth, stage_warn),
+                                    "redirect.breach": (auth, stage_due_ts)}
+                self.accept(exp, at + 0.02 * period)
             new_due, _ = self.due(regime, at, tz, target, routed)
             self.add(exp, new_due + 0.5 * ESCALATION, "closed")
             exp.alerts = {"warning", "breach"}
@@ -237,6 +315,13 @@ async def _until(predicate: Any, timeout: float, what: str, worker: WorkerProces
         await asyncio.sleep(0.1)
 
 
+def _policy_file(tmp_path: Path) -> Path:
+    packaged = resources.files("workers.deadlines").joinpath("policies.toml").read_text("utf-8")
+    path = tmp_path / "policies.toml"
+    path.write_text(packaged + POLICY_PATCH, "utf-8")
+    return path
+
+
 async def _scenario(broker: Broker, own_redis: RedisServer, tmp_path: Path) -> dict[str, Any]:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
@@ -248,7 +333,8 @@ async def _scenario(broker: Broker, own_redis: RedisServer, tmp_path: Path) -> d
     t.ensure_topics(settings)
     clock = SlaClock(settings.time_scale, settings.clock_epoch)
     log_path = LOG_DIR / f"sla-e2e-{settings.app_id}.log"  # kept after the run
-    worker = WorkerProcess(settings, log_path).start()
+    worker = WorkerProcess(settings, log_path,
+                           extra_env={POLICY_FILE_ENV: os.environ[POLICY_FILE_ENV]}).start()
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
                                 linger_ms=5)
     await producer.start()
@@ -270,6 +356,7 @@ async def _scenario(broker: Broker, own_redis: RedisServer, tmp_path: Path) -> d
         # 2. The appeals, half 59-FZ (calendar days), half ПОС (working days).
         appeals = [gen.appeal(clock.now(), channel="fz59" if i % 2 == 0 else "pos")
                    for i in range(N_APPEALS)]
+        appeals += [gen.appeal(clock.now(), channel="incident") for _ in range(N_INCIDENTS)]
         for a in appeals:
             await producer.send(t.topic_name(settings, t.intake_topic(a.channel)), a.value)
         await producer.flush()
@@ -284,8 +371,12 @@ async def _scenario(broker: Broker, own_redis: RedisServer, tmp_path: Path) -> d
             if a.appeal_id in seen.triaged:
                 continue
             routed = seen.routed[a.appeal_id]
-            groups = GROUPS if routed["regime"] == "fz59" else tuple(
-                g for g in GROUPS if g != "extended")  # ПОС allows no extension
+            if routed["regime"] == "incident":
+                groups = INCIDENT_GROUPS
+            elif routed["regime"] == "fz59":
+                groups = GROUPS
+            else:  # ПОС allows no extension and has no tracked stage
+                groups = tuple(g for g in GROUPS if g not in ("extended", "never_accepted"))
             group = groups[counters[routed["regime"]] % len(groups)]
             counters[routed["regime"]] += 1
             expected[a.appeal_id] = planner.plan(routed, group)
@@ -322,7 +413,7 @@ async def _scenario(broker: Broker, own_redis: RedisServer, tmp_path: Path) -> d
         await producer.flush()
         # Let the last timers fire and the alerts arrive.
         await asyncio.sleep(2.0)
-        wanted = sum(len(e.alerts) for e in expected.values())
+        wanted = sum(len(e.levels()) for e in expected.values())
         await _until(lambda: len([x for x in seen.alerts if x["appeal_id"] in expected])
                      >= wanted, 15, f"{wanted} alerts", worker)
         await asyncio.sleep(1.0)
@@ -344,33 +435,47 @@ async def _scenario(broker: Broker, own_redis: RedisServer, tmp_path: Path) -> d
 
 
 def test_sla_end_to_end_with_redis_flush(broker: Broker, own_redis: RedisServer,
-                                        tmp_path: Path) -> None:
+                                        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The worker and the planner read the same policy file.
+    monkeypatch.setenv(POLICY_FILE_ENV, str(_policy_file(tmp_path)))
     started = time.monotonic()
     out = asyncio.run(_scenario(broker, own_redis, tmp_path))
     expected: dict[str, Expected] = out["expected"]
     seen: Seen = out["seen"]
-    assert len(expected) >= 0.9 * N_APPEALS, f"only {len(expected)} routed ({out['triaged']} " \
-        "went to triage)"
+    assert len(expected) >= 0.9 * (N_APPEALS + N_INCIDENTS), \
+        f"only {len(expected)} routed ({out['triaged']} went to triage)"
     alerts = [a for a in seen.alerts if a["appeal_id"] in expected]
 
-    # Once each: by alert id and by (appeal, level).
+    def level(alert: dict[str, Any]) -> str:
+        return f"{alert['stage']}.{alert['level']}" if alert.get("stage") else alert["level"]
+
+    # Once each: by alert id and by (appeal, stage, level).
     ids = Counter(a["alert_id"] for a in alerts)
     assert [k for k, n in ids.items() if n > 1] == []
-    pairs = Counter((a["appeal_id"], a["level"]) for a in alerts)
+    pairs = Counter((a["appeal_id"], level(a)) for a in alerts)
     assert [k for k, n in pairs.items() if n > 1] == []
 
-    # Exactly the right appeals, per level.
-    got = {(a["appeal_id"], a["level"]) for a in alerts}
-    want = {(aid, level) for aid, e in expected.items() for level in e.alerts}
+    # Exactly the right appeals, per level and stage.
+    got = {(a["appeal_id"], level(a)) for a in alerts}
+    want = {(aid, lv) for aid, e in expected.items() for lv in e.levels()}
     missing = sorted((expected[a].group, lv) for a, lv in want - got)
     extra = sorted((expected[a].group, lv) for a, lv in got - want)
     assert not missing and not extra, f"missing {missing}; unexpected {extra}"
     groups = Counter(e.group for e in expected.values())
     assert all(groups[g] >= 3 for g in GROUPS), groups
+    assert all(groups[g] >= 3 for g in INCIDENT_GROUPS), groups
 
     scale_lag = []
     for a in alerts:
         e = expected[a["appeal_id"]]
+        if a.get("stage"):
+            authority, moment = e.stage_alerts[level(a)]
+            assert a["authority_id"] == a["notify_authority_id"] == authority, e.group
+            assert a["due_at"] == _iso_s(moment), (e.group, level(a))
+            assert a["alert_id"] == f"{e.appeal_id}:{level(a)}:0"
+            fired = dt.datetime.fromisoformat(a["fired_at"]).timestamp()
+            scale_lag.append((fired - moment) / SCALE)
+            continue
         assert a["authority_id"] == e.alert_authority, e.group
         moment = {"warning": e.warn, "breach": e.alert_due,
                   "escalation": e.alert_due + ESCALATION}[a["level"]]

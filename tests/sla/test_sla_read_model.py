@@ -133,3 +133,31 @@ def test_open_appeals_never_expire_and_a_reopen_removes_the_expiry(
     assert out["left"] == ["appeal:breached", "appeal:paused", "appeal:reopened"]
     assert out["index"] == ["breached"]
     assert (out["breached"]["status"], out["breached"]["sla"]) == ("running", "breached")
+
+
+def test_tracked_stages_reach_the_read_model_and_the_api_shape(redis_scenario: Any) -> None:
+    """The API shows each tracked stage's deadline, end and breach (``read_model._stages``)."""
+    from workers.api.app import _stages
+
+    prefix = f"{uuid.uuid4().hex}:"
+    state = _state("s1", "answered", answered=1.7e9 + 60, on_time=True, regime="incident",
+                   alerts=["final_answer.breach:1"],
+                   stg=[["final_answer", 1.7e9, 1.7e9 + 7 * 86400, 1.7e9 + 5 * 86400, 1, None],
+                        ["redirect", 1.7e9, 1.7e9 + 86400, 1.7e9 + 3600, 0, 1.7e9 + 600]])
+    read_model.bump_version(state)
+
+    async def scenario(client: Any) -> dict[str, str]:
+        await read_model.write(client, prefix, [state, _state("s2")], 1.8e9)
+        one = await client.hgetall(f"{prefix}appeal:s1")
+        two = await client.hgetall(f"{prefix}appeal:s2")
+        return {"one": one["stages"], "two": two["stages"]}
+
+    rows = redis_scenario(scenario, decode_responses=True)
+    assert _stages(rows["two"]) == [] and _stages("not json") == []
+    assert _stages(rows["one"]) == [
+        {"stage": "final_answer", "started_at": "2023-11-14T22:13:20+00:00",
+         "due_at": "2023-11-21T22:13:20+00:00", "ended_at": None, "breached": True},
+        {"stage": "redirect", "started_at": "2023-11-14T22:13:20+00:00",
+         "due_at": "2023-11-15T22:13:20+00:00", "ended_at": "2023-11-14T22:23:20+00:00",
+         "breached": False},
+    ]

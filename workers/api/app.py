@@ -175,8 +175,21 @@ async def get_appeal(request: web.Request) -> web.Response:
         # The source /v1/breaches lists: the open-breach index (a breached appeal that was
         # then paused reads sla=paused and still is an open breach).
         "open_breach": bool(open_ and in_breach_index),
+        "stages": _stages(row.get("stages")),
         "history": history,
     })
+
+
+def _stages(text: str | None) -> list[Any]:
+    """The tracked stage deadlines the SLA agent wrote (``read_model._stages``); a record
+    written before they existed, or unreadable, shows none."""
+    if not text:
+        return []
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return []
+    return value if isinstance(value, list) else []
 
 
 def _parse_ts(value: str | None) -> float | None:

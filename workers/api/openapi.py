@@ -137,6 +137,12 @@ def document(version: str = "0.1.0") -> dict[str, Any]:
             "updated_at": {"type": ["string", "null"]},
             "overdue_s": _NUM_OR_NULL,
             "open_breach": {"type": "boolean"},
+            "stages": {"type": "array", "description": (
+                "Tracked stage deadlines (fz59 redirect, incident/hotline final answer)"),
+                "items": {"type": "object", "properties": {
+                    "stage": {"type": "string"}, "started_at": {"type": "string"},
+                    "due_at": {"type": "string"}, "ended_at": {"type": ["string", "null"]},
+                    "breached": {"type": "boolean"}}}},
             "history": {"type": "array", "items": {"type": "object", "properties": {
                 "at": {"type": "string"}, "event": {"type": "string"}}}},
         },

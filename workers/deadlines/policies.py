@@ -36,6 +36,8 @@ __all__ = [
     "COUNTING_KINDS",
     "POLICY_FILE_ENV",
     "REGIMES",
+    "STAGE_END_EVENTS",
+    "STAGE_RESTART_EVENTS",
     "Counting",
     "Policy",
     "PolicyBook",
@@ -63,12 +65,38 @@ class PolicyError(ValueError):
     """The policy file or an override is invalid; the message says where."""
 
 
+#: Lifecycle events that can end a tracked stage, and those that can start it again.
+STAGE_END_EVENTS: tuple[str, ...] = ("accepted", "answered", "redirected", "closed")
+STAGE_RESTART_EVENTS: tuple[str, ...] = ("redirected", "reopened")
+
+
 @dataclass(frozen=True)
 class Stage:
-    """A stage deadline other than the answer (registration, redirect, moderation, ...)."""
+    """A stage deadline other than the answer (registration, redirect, moderation, ...).
+
+    A stage with ``ended_by`` is *tracked*: the SLA engine starts it with the answer clock and
+    warns at the policy's share of it. One of the ``ended_by`` events completes the stage; after
+    the deadline that is a breach. With ``breach_timer`` the deadline itself fires the breach
+    (the incident's final answer: not closing in time is the breach); without it only a late
+    completion does (59-FZ art. 8 p.3 binds a redirect, so the breach is a late redirect, not
+    the 7th day passing). ``cancelled_by`` events make the stage moot, quietly (the body accepts
+    the appeal as its own, answers it); closing the appeal ends every stage, quietly unless
+    ``closed`` is in ``ended_by``. ``restarted_by`` starts it again at the receiving body (a
+    redirect) or for a new answer period (a reopen). A stage without ``ended_by``
+    (registration, the platform's moderation and assignment: done before an appeal reaches
+    this system, or by it) is computed by ``appeals sla due`` only.
+    """
 
     counting: Counting
     amount: float
+    ended_by: frozenset[str] = frozenset()
+    restarted_by: frozenset[str] = frozenset()
+    cancelled_by: frozenset[str] = frozenset()
+    breach_timer: bool = True
+
+    @property
+    def tracked(self) -> bool:
+        return bool(self.ended_by)
 
 
 @dataclass(frozen=True)
@@ -149,14 +177,41 @@ def _amount(value: Any, counting: Counting, where: str) -> float:
 def _build_stage(name: str, raw: Any, where: str) -> Stage:
     if not isinstance(raw, Mapping):
         raise PolicyError(f"{where}.stages.{name}: must be a table")
-    unknown = set(raw) - {"counting", "amount"}
+    if not name.isidentifier() or not name.islower():
+        # The name becomes part of timer members, alert ids and a metric label.
+        raise PolicyError(f"{where}.stages.{name}: a stage name is lower-case letters, digits "
+                          "and underscores")
+    unknown = set(raw) - {"counting", "amount", "ended_by", "restarted_by", "cancelled_by",
+                          "breach_timer"}
     if unknown:
         raise PolicyError(f"{where}.stages.{name}: unknown key(s) {sorted(unknown)}")
     for key in ("counting", "amount"):
         if key not in raw:
             raise PolicyError(f"{where}.stages.{name}: missing {key!r}")
     counting = _counting(raw["counting"], f"{where}.stages.{name}.counting")
-    return Stage(counting, _amount(raw["amount"], counting, f"{where}.stages.{name}.amount"))
+    here = f"{where}.stages.{name}"
+    ended = _events(raw.get("ended_by", []), STAGE_END_EVENTS, f"{here}.ended_by")
+    cancelled = _events(raw.get("cancelled_by", []), STAGE_END_EVENTS, f"{here}.cancelled_by")
+    if ended & cancelled:
+        raise PolicyError(f"{here}: {sorted(ended & cancelled)} both in ended_by and "
+                          "cancelled_by")
+    timer = raw.get("breach_timer", True)
+    if not isinstance(timer, bool):
+        raise PolicyError(f"{here}.breach_timer: must be true or false, got {timer!r}")
+    return Stage(counting, _amount(raw["amount"], counting, f"{here}.amount"),
+                 ended_by=ended,
+                 restarted_by=_events(raw.get("restarted_by", []), STAGE_RESTART_EVENTS,
+                                      f"{here}.restarted_by"),
+                 cancelled_by=cancelled, breach_timer=timer)
+
+
+def _events(value: Any, allowed: tuple[str, ...], where: str) -> frozenset[str]:
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise PolicyError(f"{where}: must be a list of lifecycle events ({', '.join(allowed)})")
+    bad = sorted(set(value) - set(allowed))
+    if bad:
+        raise PolicyError(f"{where}: {bad} not allowed here; use {', '.join(allowed)}")
+    return frozenset(value)
 
 
 def _build_policy(regime: str, raw: Mapping[str, Any], where: str) -> Policy:

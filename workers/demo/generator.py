@@ -22,6 +22,10 @@ from workers.intake.core import appeal_id_for, regime_for
 
 DAY = 86400.0
 # Nominal answer periods on the SLA clock, to plan on-time and late answers around.
+#: Regimes whose final answer is a tracked stage after the first response (policies.toml), and
+#: that stage's nominal length (7 working days) on the SLA clock.
+FINAL_ANSWER_REGIMES = frozenset({"incident", "hotline"})
+FINAL_ANSWER_NOMINAL = 9 * DAY
 NOMINAL_PERIOD = {"fz59": 30 * DAY, "pos": 14 * DAY, "incident": 1.2 * DAY, "hotline": 1.2 * DAY}
 CHANNEL_WEIGHTS = {"pos": 35, "incident": 25, "fz59": 15, "hotline": 12, "email": 6, "web": 7}
 MUNICIPALITIES = ("Барнаул", "Бийск", "Рубцовск", "Новоалтайск", "Заринск", "Камень-на-Оби",
@@ -199,6 +203,7 @@ class Generator:
         elif fate == "redirected":
             target = redirect_target(appeal.category, rng)
             add(t0 + 0.1 * period, "redirected", to_authority_id=target, reason="не по компетенции")
+            add(t0 + 0.12 * period, "accepted")  # the receiving body takes it (its own stage)
             add(t0 + 0.1 * period + rng.uniform(0.2, 0.6) * period, "answered")
         elif fate == "paused":
             add(t0 + 0.3 * period, "paused", reason="запрошены сведения у заявителя")
@@ -208,6 +213,12 @@ class Generator:
             add(t0 + 0.3 * period, "answered")
             add(t0 + 0.4 * period, "reopened", reason="низкая оценка ответа")
             add(t0 + 0.7 * period, "answered")
+        if appeal.regime in FINAL_ANSWER_REGIMES and events[-1].payload["event"] == "answered":
+            # The first response is the `answer`; the incident (or call) is closed with its final
+            # answer later, mostly within the final-answer stage, sometimes after it.
+            late = rng.random() < 0.1
+            add(events[-1].at + (FINAL_ANSWER_NOMINAL * rng.uniform(1.1, 1.3) if late
+                                 else rng.uniform(0.5, 2.0) * period), "closed")
         return events
 
 

@@ -129,9 +129,10 @@ class Notifier:
         pending = await self._not_yet_sent(list(todo.values()))
         for _, alert in pending:
             log.warning(
-                "SLA %s: appeal %s, authority %s (notify %s), regime %s, due %s",
-                alert.level.upper(), alert.appeal_id, alert.authority_id,
-                alert.notify_authority_id, alert.regime, alert.due_at,
+                "SLA %s%s: appeal %s, authority %s (notify %s), regime %s, due %s",
+                alert.level.upper(), f" of stage {alert.stage}" if alert.stage else "",
+                alert.appeal_id, alert.authority_id, alert.notify_authority_id, alert.regime,
+                alert.due_at,
             )
             metrics.NOTIFICATIONS.labels("log", "sent").inc()
         # Side by side, within one budget: one receiver that is down or slow must not hold

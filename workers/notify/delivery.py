@@ -61,7 +61,7 @@ ALERT_NAMES = {
 # Fields of SlaAlert that may leave the system (no personal data: ids, codes and moments).
 PUBLIC_FIELDS = ("alert_id", "appeal_id", "level", "regime", "region", "authority_id",
                  "notify_authority_id", "due_at", "fired_at", "severity", "category", "urgent",
-                 "schema_version")
+                 "stage", "schema_version")
 # Answers worth retrying: the receiver may accept the same request later.
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 # Answers whose Retry-After header is honoured (RFC 6585 §4, RFC 9110 §10.2.3).
@@ -182,15 +182,18 @@ def alertmanager_alert(alert: SlaAlert, public_url: str, ttl: float,
             "bad_timestamp", f"fired_at {alert.fired_at[:40]!r} has no UTC moment: {exc}"
         ) from None
     link = appeal_url(public_url, alert.appeal_id)
-    what = LEVEL_TEXT.get(alert.level, alert.level)
+    what = alert_text(alert)
+    labels = {
+        "alertname": ALERT_NAMES.get(alert.level, "AppealSla"),
+        "authority": alert.notify_authority_id,
+        "severity": alert.severity,
+        "regime": alert.regime,
+        "region": alert.region,
+    }
+    if alert.stage:  # a stage deadline's alert must not merge with the answer's
+        labels["stage"] = alert.stage
     return {
-        "labels": {
-            "alertname": ALERT_NAMES.get(alert.level, "AppealSla"),
-            "authority": alert.notify_authority_id,
-            "severity": alert.severity,
-            "regime": alert.regime,
-            "region": alert.region,
-        },
+        "labels": labels,
         "annotations": {
             "summary": f"{what}: appeal handled by {alert.authority_id}, due {alert.due_at}",
             "description": (
@@ -206,6 +209,13 @@ def alertmanager_alert(alert: SlaAlert, public_url: str, ttl: float,
         "endsAt": ends_at,
         "generatorURL": link,
     }
+
+
+def alert_text(alert: Any) -> str:
+    """"SLA breach", or "SLA breach (stage redirect)" for a tracked stage's alert."""
+    what = LEVEL_TEXT.get(alert.level, alert.level)
+    stage = getattr(alert, "stage", None)
+    return f"{what} (stage {stage})" if stage else what
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:

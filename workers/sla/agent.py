@@ -547,8 +547,10 @@ async def _emit(rt: SlaRuntime, outbox: Any, state: State, effects: Effects, now
     for alert in effects.alerts:
         # A breach reported by a redirect is the handing-on body's, not the state's new one.
         authority_id = alert.authority_id or state["auth"]
+        # A stage's alert id names the stage: (appeal, stage, level, run) is its dedupe key.
+        what = f"{alert.stage}.{alert.level}" if alert.stage else alert.level
         record = SlaAlert(
-            alert_id=f"{state['id']}:{alert.level}:{alert.cycle}",
+            alert_id=f"{state['id']}:{what}:{alert.cycle}",
             appeal_id=state["id"],
             level=alert.level,
             regime=state["regime"],
@@ -560,10 +562,12 @@ async def _emit(rt: SlaRuntime, outbox: Any, state: State, effects: Effects, now
             severity=SEVERITY[alert.level],
             category=state.get("cat"),
             urgent=bool(state.get("urgent")),
+            stage=alert.stage or None,
         )
         await outbox.send_record(t.SLA_ALERTS, state["id"], record)
-        metrics.child(metrics.SLA_ALERTS, alert.level, state["regime"]).inc()
-        if alert.level == "breach":
+        metrics.child(metrics.SLA_ALERTS, alert.level, state["regime"],
+                      alert.stage or "answer").inc()
+        if alert.level == "breach" and not alert.stage:
             metrics.child(metrics.BREACHES, authority_id, state["regime"]).inc()
         metrics.TIMER_LAG.observe(max(0.0, now - clock.wall_time_of(alert.due_ts)))
     if effects.answered is not None:

@@ -20,10 +20,11 @@ from workers.deadlines.compute import (
     extend,
     pause_shift,
     pause_shift_warning,
+    stage_due,
     warning_at,
 )
 from workers.deadlines.policies import POLICY_FILE_ENV, Policy, PolicyBook
-from workers.sla.engine import SlaParams, SlaRules, State, zone
+from workers.sla.engine import SlaParams, SlaRules, StageRule, State, zone
 
 # How an authority's `sla:` block in the routing rules names a period, per regime.
 _UNIT_KEYS = {"working_days": "working_days", "calendar_days": "calendar_days",
@@ -85,6 +86,8 @@ class DeadlineService:
     def __init__(self, book: PolicyBook | None = None) -> None:
         self.book = book or PolicyBook.load()
         self._policy = lru_cache(maxsize=4096)(self._resolve)
+        self._stage_rules = lru_cache(maxsize=4096)(self._tracked)
+        self._day_stage_due = lru_cache(maxsize=16384)(self._day_due)
 
     def _resolve(self, regime: str, region: str, authority: str, category: str | None,
                  subcategory: str | None) -> Policy:
@@ -140,6 +143,42 @@ class DeadlineService:
         return (due_ts if moved_due == due else moved_due.timestamp(),
                 warn_ts if moved_warn == warn else moved_warn.timestamp())
 
+    def tracked_stages(self, state: State) -> dict[str, StageRule]:
+        """The appeal's policy's tracked stages (those with ``ended_by``); asked at every
+        lifecycle event, so remembered per policy key like the policy itself."""
+        return self._stage_rules(state["regime"], state["region"], state["auth"], state["cat"],
+                                 state["sub"])
+
+    def _tracked(self, regime: str, region: str, authority: str, category: str | None,
+                 subcategory: str | None) -> dict[str, StageRule]:
+        policy = self._policy(regime, region, authority, category, subcategory)
+        return {name: StageRule(stage.ended_by, stage.restarted_by, stage.cancelled_by,
+                                stage.breach_timer)
+                for name, stage in policy.stages.items() if stage.tracked}
+
+    def stage_deadline(self, state: State, name: str, start_ts: float,
+                       share: float) -> tuple[float, float]:
+        """(due, warning) of stage ``name`` started at ``start_ts``, in the zone the answer is
+        counted in; the warning at ``share`` of the stage, in the stage's unit (as
+        :meth:`warning` does for the answer)."""
+        policy, tz = self._state_policy(state)
+        stage = policy.stage(name)
+        if stage.counting != "working_hours":
+            # A day-counted stage ends on a day that depends on its start's local date only.
+            day = dt.datetime.fromtimestamp(start_ts, tz).date()
+            due_ts = self._day_stage_due(state["regime"], state["region"], state["auth"],
+                                         state["cat"], state["sub"], name, tz.key, day)
+            return due_ts, start_ts + (due_ts - start_ts) * share
+        start = dt.datetime.fromtimestamp(start_ts, tz)
+        due = stage_due(name, start, tz.key, policy)
+        return due.timestamp(), warning_at(start, due, share, policy).timestamp()
+
+    def _day_due(self, regime: str, region: str, authority: str, category: str | None,
+                 subcategory: str | None, name: str, tz: str, day: dt.date) -> float:
+        policy = self._policy(regime, region, authority, category, subcategory)
+        start = dt.datetime.combine(day, dt.time(12), zone(tz))
+        return stage_due(name, start, tz, policy).timestamp()
+
     def params(self, state: State, warning_share: float | None = None,
                escalation_after: float | None = None) -> SlaParams:
         """The appeal's own policy numbers; a given number overrides its policy's (drills)."""
@@ -169,4 +208,6 @@ class DeadlineService:
             params=params,
             warning=self.warning,
             pause=self.pause,
+            stages=self.tracked_stages,
+            stage_due=self.stage_deadline,
         )

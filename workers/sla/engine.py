@@ -12,6 +12,16 @@ Idempotency, which is what makes replays after a crash harmless:
 - a lifecycle event whose ``event_id`` was applied before changes nothing;
 - a timer tick carries the ``cycle`` it was set in; any deadline change bumps the cycle, so old
   ticks are recognised as stale; an alert already recorded for (level, cycle) is not re-emitted.
+
+Stage deadlines (DESIGN.md §2: the fz59 redirect within 7 days, the incident's and hotline's
+final answer) run beside the answer clock, each in ``state["stg"]`` as ``[name, start, due,
+warn, k, ended, breach timer, settled]``: own timers (kind ``"<name>.<level>"``, cycle ``k``),
+own alerts (``"<name>.<level>:<k>"`` in ``alerts``), completed by the lifecycle events its
+policy names (``SlaRules.stages``; a breach when late), settled by others (no timers any more,
+but a later completion is still checked against the deadline: a body that accepted an appeal
+and redirects it on day 9 redirected it late) and ended by closing the appeal. Pauses and
+extensions move the answer deadline only. An entry is never changed in place (a state copy
+shares the inner lists): it is replaced.
 """
 
 from __future__ import annotations
@@ -56,6 +66,7 @@ class Alert:
     # deadline reports the breach of the body that hands it on, after which the state already
     # names the receiving body ("" = the state's authority).
     authority_id: str = ""
+    stage: str = ""  # "" = the answer period; else a tracked stage (``SlaRules.stages``)
 
 
 @dataclass(slots=True)
@@ -82,6 +93,23 @@ WarningFn = Callable[[State, float, float, float], float]
 # pause, in the appeal's policy unit (``DeadlineService.pause``). Called with resumed at >=
 # paused from.
 PauseFn = Callable[[State, float, float, float, float], tuple[float, float]]
+
+
+@dataclass(frozen=True, slots=True)
+class StageRule:
+    """How a tracked stage runs (``deadlines.policies.Stage``): the events that complete it (a
+    breach when late), start it again, or cancel it quietly; whether its deadline alone fires
+    a breach. Closing the appeal always ends it."""
+
+    ended_by: frozenset[str]
+    restarted_by: frozenset[str] = frozenset()
+    cancelled_by: frozenset[str] = frozenset()
+    breach_timer: bool = True
+
+
+# Stage deadline function: (state, stage name, stage start, warning share) -> (due, warning
+# moment); the share is the appeal's own (``SlaRules.of``), as for the answer.
+StageDueFn = Callable[[State, str, float, float], tuple[float, float]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +146,15 @@ class SlaRules:
     #: ``timezone:``), for the receiving body of a redirect; None or an unknown body keeps the
     #: appeal's zone.
     zone_of: Callable[[str], str | None] | None = None
+    #: The tracked stages of an appeal's policy by name, and their deadlines. Without both,
+    #: no stage is tracked (tests' simple rules).
+    stages: Callable[[State], dict[str, StageRule]] | None = None
+    stage_due: StageDueFn | None = None
+
+    def stage_rules(self, state: State) -> dict[str, StageRule]:
+        if self.stages is None or self.stage_due is None:
+            return {}
+        return self.stages(state)
 
     def of(self, state: State) -> SlaParams:
         if self.params is not None:
@@ -226,6 +263,7 @@ def new_state(
     }
     effects = Effects()
     _start_period(state, registered_ts, rules, effects)
+    _start_stages(state, registered_ts, rules, effects, None)
     return state, effects
 
 
@@ -308,6 +346,118 @@ def _move_deadline(state: State, due: float, warn: float, rules: SlaRules, effec
                 Timer(state["id"], "escalation", due + escalation_after, cycle))
 
 
+def _start_stages(state: State, at: float, rules: SlaRules, effects: Effects,
+                  trigger: str | None) -> None:
+    """Start the tracked stages at ``at``: every one at registration (``trigger`` None), else
+    those the event ``trigger`` restarts (``StageRule.restarted_by``). A restarted stage gets
+    the next ``k``, so ticks and alerts of its earlier run are told apart."""
+    specs = rules.stage_rules(state)
+    if not specs:
+        return
+    assert rules.stage_due is not None
+    entries = {e[0]: e for e in state.get("stg", ())}
+    for name, spec in specs.items():
+        if trigger is not None and trigger not in spec.restarted_by:
+            continue
+        old = entries.get(name)
+        k = 0
+        if old is not None:
+            if _armed(old):
+                effects.cancel.extend(_stage_timers(state, old))
+            k = int(old[4]) + 1
+        due, warn = rules.stage_due(state, name, at, rules.of(state).warning_share)
+        entry = [name, at, due, warn, k, None, spec.breach_timer, None]
+        entries[name] = entry
+        effects.timers.extend(_stage_timers(state, entry))
+    state["stg"] = list(entries.values())
+
+
+def _end_stages(state: State, kind: str, at: float, rules: SlaRules,
+                effects: Effects) -> None:
+    """The lifecycle event ``kind`` completes, settles or (``closed``) ends the open stages.
+
+    A completion after the deadline is a breach, reported here once when its timer has not
+    fired (a backlog, a replay, an event stamped late; or a stage whose deadline alone is no
+    breach, ``StageRule.breach_timer``). Settling (``cancelled_by``) is quiet: the timers go,
+    the stage stays open for a later completion. Closing ends it, quietly unless ``closed``
+    completes it.
+    """
+    entries = state.get("stg")
+    if not entries:
+        return
+    specs = rules.stage_rules(state)
+    out: list[list[Any]] = []
+    for raw in entries:
+        entry = _full(raw)
+        spec = specs.get(entry[0])
+        if entry[5] is None:
+            completes = spec is not None and kind in spec.ended_by
+            settles = spec is not None and kind in spec.cancelled_by
+            if completes or kind == "closed" or (settles and entry[7] is None):
+                if _armed(entry):
+                    effects.cancel.extend(_stage_timers(state, entry))
+                if completes and at > entry[2]:
+                    _fire_stage(state, entry, "breach", effects)
+                if completes or kind == "closed":
+                    entry = [*entry[:5], at, *entry[6:]]
+                else:
+                    entry = [*entry[:7], at]
+        out.append(entry)
+    state["stg"] = out
+
+
+def _full(entry: list[Any]) -> list[Any]:
+    """An entry with every field (the breach-timer flag and the settled moment came later)."""
+    return [*entry, *(True, None)[len(entry) - 6:]] if len(entry) < 8 else entry
+
+
+def _armed(entry: list[Any]) -> bool:
+    """Whether the stage's timers are (still) in the index: open and not settled."""
+    entry = _full(entry)
+    return entry[5] is None and entry[7] is None
+
+
+def _stage_timers(state: State, entry: list[Any]) -> list[Timer]:
+    name, _start, due, warn, k = entry[:5]
+    timers = [Timer(state["id"], f"{name}.warning", warn, k)]
+    if _breach_timer(entry):
+        timers.append(Timer(state["id"], f"{name}.breach", due, k))
+    return timers
+
+
+def _breach_timer(entry: list[Any]) -> bool:
+    return bool(entry[6]) if len(entry) > 6 else True
+
+
+def stage_timers(state: State) -> list[Timer]:
+    """Timers the open stages of a state still need (for the index rebuild): a warning only
+    while its breach has not been reported."""
+    if state.get("status") == "closed":
+        return []
+    fired = set(state.get("alerts", ()))
+    out: list[Timer] = []
+    for entry in state.get("stg", ()):
+        if not _armed(entry):
+            continue
+        name, k = entry[0], entry[4]
+        if f"{name}.breach:{k}" in fired:
+            continue
+        out.extend(t for t in _stage_timers(state, entry) if f"{t.kind}:{k}" not in fired)
+    return out
+
+
+def _fire_stage(state: State, entry: list[Any], level: str, effects: Effects) -> bool:
+    """Record and emit a stage alert once per (stage, level, k); False when already sent."""
+    name, _start, due, warn, k = entry[:5]
+    key = f"{name}.{level}:{k}"
+    if key in state["alerts"]:
+        return False
+    state["alerts"].append(key)
+    at_ts = due if level == "breach" else warn
+    effects.alerts.append(Alert(level, int(k), at_ts, state["auth"], state["auth"], stage=name))
+    return True
+
+
 def _timers(state: State, cycle: int) -> list[Timer]:
     return [
         Timer(state["id"], "warning", state["warn"], cycle),
@@ -356,6 +506,7 @@ def apply_lifecycle(state: State, event: dict[str, Any], rules: SlaRules,
 def _accepted(state: State, event: dict[str, Any], at: float, rules: SlaRules,
               effects: Effects, _rp: Any) -> None:
     state.setdefault("accepted", at)
+    _end_stages(state, "accepted", at, rules, effects)
 
 
 def _answered(state: State, event: dict[str, Any], at: float, rules: SlaRules,
@@ -375,6 +526,7 @@ def _answered(state: State, event: dict[str, Any], at: float, rules: SlaRules,
     state.setdefault("resp", []).append(
         [state["auth"], local_day(at, state["tz"]), effects.answered[0]])
     effects.answers += 1
+    _end_stages(state, "answered", at, rules, effects)
     if not on_time:
         # Answered late, and the breach timer has not fired yet (a backlog or a replay):
         # the breach still happened and is reported exactly once.
@@ -457,6 +609,7 @@ def _redirected(state: State, event: dict[str, Any], at: float, rules: SlaRules,
     if state["breached"]:
         state.setdefault("outcomes", []).append(
             [state["auth"], local_day(at, tz), "redirected_overdue"])
+    _end_stages(state, "redirected", at, rules, effects)  # the handing-on body's stages
     state.setdefault("prev", []).append([state["auth"], local_day(state["recv"], tz)])
     state["auth"] = target
     state["parent"] = resolve_parent(target) if resolve_parent else None
@@ -470,6 +623,7 @@ def _redirected(state: State, event: dict[str, Any], at: float, rules: SlaRules,
     if target_zone:
         state["tz"] = target_zone
     _start_period(state, at, rules, effects)
+    _start_stages(state, at, rules, effects, "redirected")
 
 
 def _paused(state: State, event: dict[str, Any], at: float, rules: SlaRules,
@@ -525,6 +679,7 @@ def _closed(state: State, event: dict[str, Any], at: float, rules: SlaRules,
             effects.outcome = "applied"
         effects.cancel.extend(_timers(state, state["cycle"]))
         effects.cancel.append(Timer(state["id"], "escalation", 0.0, state["cycle"]))
+    _end_stages(state, "closed", at, rules, effects)
     state["status"] = "closed" if state["status"] != "answered" else "answered"
     state["closed"] = at
 
@@ -548,6 +703,7 @@ def _reopened(state: State, event: dict[str, Any], at: float, rules: SlaRules,
     state.pop("on_time", None)
     state["reopened"] = state.get("reopened", 0) + 1
     _start_period(state, at, rules, effects)
+    _start_stages(state, at, rules, effects, "reopened")
 
 
 _HANDLERS: dict[str, Callable[..., None]] = {
@@ -601,17 +757,18 @@ def recompute(state: State, rules: SlaRules, now: float) -> Effects:
     stays in the appeal's history (``bdays``).
     """
     effects = Effects()
+    stages_moved = _recompute_stages(state, rules, now, effects)
     if state["status"] not in OPEN_STATUSES:
-        effects.outcome = "not_open"
+        effects.outcome = "recomputed" if stages_moved else "not_open"
         return effects
     try:
         due, warn = replay_deadline(state, rules)
     except ValueError:
-        effects.outcome = "rejected"
+        effects.outcome = "recomputed" if stages_moved else "rejected"
         return effects
     old_due = state["due"]
     if abs(due - old_due) < 0.5:
-        effects.outcome = "unchanged"
+        effects.outcome = "recomputed" if stages_moved else "unchanged"
         return effects
     _move_deadline(state, due, warn, rules, effects, now)
     effects.deadline = (old_due, due)
@@ -619,9 +776,48 @@ def recompute(state: State, rules: SlaRules, now: float) -> Effects:
     return effects
 
 
+def _recompute_stages(state: State, rules: SlaRules, now: float, effects: Effects) -> bool:
+    """New deadlines for the open tracked stages, from each stage's start, as
+    :func:`recompute` does for the answer: a moved stage runs as ``k + 1``; an alert already
+    sent whose moment has passed under the new deadline too is carried, not sent again."""
+    specs = rules.stage_rules(state)
+    if not specs or state.get("status") == "closed" or not state.get("stg"):
+        return False
+    assert rules.stage_due is not None
+    moved = False
+    out: list[list[Any]] = []
+    for raw in state["stg"]:
+        entry = _full(raw)
+        name, start, old_due, old_warn, k, ended = entry[:6]
+        if ended is not None or name not in specs:
+            out.append(raw)
+            continue
+        due, warn = rules.stage_due(state, name, start, rules.of(state).warning_share)
+        if abs(due - old_due) < 0.5 and abs(warn - old_warn) < 0.5:
+            out.append(raw)
+            continue
+        moved = True
+        if not _armed(entry):  # settled: no timers, but a later completion counts from it
+            out.append([name, start, due, warn, *entry[4:]])
+            continue
+        effects.cancel.extend(_stage_timers(state, entry))
+        new = [name, start, due, warn, int(k) + 1, None, *entry[6:]]
+        carried = {lvl for lvl, moment in (("warning", warn), ("breach", due))
+                   if f"{name}.{lvl}:{k}" in state["alerts"] and moment <= now}
+        state["alerts"].extend(f"{name}.{lvl}:{new[4]}" for lvl in sorted(carried))
+        if "breach" not in carried:
+            effects.timers.extend(t for t in _stage_timers(state, new)
+                                  if t.kind.rsplit(".", 1)[1] not in carried)
+        out.append(new)
+    state["stg"] = out
+    return moved
+
+
 def apply_tick(state: State, kind: str, cycle: int, rules: SlaRules) -> Effects:
     """A timer fired. Stale (old cycle, closed appeal) or repeated ticks change nothing."""
     effects = Effects()
+    if "." in kind:
+        return _stage_tick(state, kind, cycle, effects)
     if cycle != state["cycle"] or state["status"] != "running":
         effects.outcome = "stale"
         return effects
@@ -635,6 +831,22 @@ def apply_tick(state: State, kind: str, cycle: int, rules: SlaRules) -> Effects:
         effects.outcome = "ignored"
         return effects
     _fire(state, kind, cycle, rules, effects, at_ts=due_ts)
+    return effects
+
+
+def _stage_tick(state: State, kind: str, k: int, effects: Effects) -> Effects:
+    """A stage timer fired: stale unless the stage is still open in run ``k`` (and, for a
+    warning, its breach has not been reported)."""
+    name, level = kind.rsplit(".", 1)
+    entry = next((e for e in state.get("stg", ()) if e[0] == name), None)
+    if (entry is None or entry[4] != k or not _armed(entry) or state["status"] == "closed"
+            or level not in ("warning", "breach")
+            or (level == "breach" and not _breach_timer(entry))
+            or (level == "warning" and f"{name}.breach:{k}" in state["alerts"])):
+        effects.outcome = "stale"
+        return effects
+    if not _fire_stage(state, entry, level, effects):
+        effects.outcome = "duplicate"
     return effects
 
 

@@ -28,6 +28,8 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any
 
+import orjson
+
 from workers.redis_lua import run
 from workers.sla.engine import OPEN_STATUSES, State
 
@@ -38,7 +40,7 @@ CHUNK = 1000
 OPEN_BREACHES = "breaches:open"
 VERSION_FIELD = "version"
 FIELDS = ("status", "sla", "authority_id", "regime", "category", "municipality",
-          "registered_at", "due_at", "answered_at", "updated_at")
+          "registered_at", "due_at", "answered_at", "updated_at", "stages")
 
 #: KEYS[1] the open-breach sorted set, KEYS[2..] one appeal hash per state.
 #: ARGV: number of fields F, the F field names, then per state: version, appeal id, ttl in
@@ -136,7 +138,22 @@ def _ttl(state: State) -> int:
 def _values(state: State, updated_at: str) -> list[Any]:
     return [state["status"], sla_status(state), state["auth"], state["regime"],
             state.get("cat") or "", state.get("muni") or "", _iso(state["reg"]),
-            _iso(state["due"]), _iso(state["answered"]), updated_at]
+            _iso(state["due"]), _iso(state["answered"]), updated_at, _stages(state)]
+
+
+def _stages(state: State) -> str:
+    """The tracked stages (``engine`` ``stg``) as JSON text for the API: each stage's current
+    run, its deadline, when it ended or was settled (a 59-FZ body accepted the appeal) and
+    whether its breach was reported; "" for none."""
+    entries = state.get("stg")
+    if not entries:
+        return ""
+    alerts = set(state["alerts"])
+    return orjson.dumps([
+        {"stage": name, "started_at": _iso(start), "due_at": _iso(due),
+         "ended_at": _iso(ended or (rest[1] if len(rest) > 1 else None)) or None,
+         "breached": f"{name}.breach:{k}" in alerts}
+        for name, start, due, _warn, k, ended, *rest in entries]).decode()
 
 
 class UnwritableState(ValueError):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from workers.sla.engine import OPEN_STATUSES, State, Timer
+from workers.sla.engine import State, Timer, stage_timers
 
 
 def due_key(prefix: str, partition: int) -> str:
@@ -33,9 +33,11 @@ EscalationAfter = float | Callable[[State], float]
 
 
 def pending_timers(state: State, escalation_after: EscalationAfter) -> list[Timer]:
-    """Timers an appeal still needs, from its state alone (used by the rebuild)."""
+    """Timers an appeal still needs, from its state alone (used by the rebuild): those of the
+    running answer period and of its open stages (which run on after the answer, e.g. an
+    incident's final answer)."""
     if state.get("status") != "running":
-        return []
+        return stage_timers(state)
     cycle = state["cycle"]
     fired = set(state["alerts"])
     out = []
@@ -46,6 +48,7 @@ def pending_timers(state: State, escalation_after: EscalationAfter) -> list[Time
     elif f"escalation:{cycle}" not in fired and state.get("breached"):
         after = escalation_after(state) if callable(escalation_after) else escalation_after
         out.append(Timer(state["id"], "escalation", state["breached"] + after, cycle))
+    out.extend(stage_timers(state))
     return out
 
 
@@ -96,8 +99,6 @@ async def rebuild(redis: Any, prefix: str, partition: int, states: Iterable[Stat
     batch: dict[str, float] = {}
     await redis.delete(tmp)
     for state in states:
-        if state.get("status") not in OPEN_STATUSES:
-            continue
         for timer in pending_timers(state, escalation_after):
             batch[timer.member] = timer.due_ts
         if len(batch) >= chunk:
