@@ -14,7 +14,7 @@ import pytest
 
 from schemas.records import SlaTick
 from schemas.validation import InvalidEvent, validate
-from workers.deadlines.compute import final_answer_due, redirect_due, stage_due
+from workers.deadlines.compute import answer_due, final_answer_due, redirect_due, stage_due
 from workers.deadlines.policies import PolicyBook, PolicyError
 from workers.sla import timers
 from workers.sla.deadline_service import DeadlineService
@@ -301,3 +301,22 @@ def test_remembered_stage_deadlines_equal_the_calendar_rules_at_any_moment() -> 
                 local = dt.datetime.fromtimestamp(start, ZoneInfo(tz))
                 assert due == stage_due(name, local, tz, policy).timestamp(), (regime, local)
                 assert warn == start + (due - start) * 0.75
+
+
+def test_remembered_answer_deadlines_equal_the_calendar_rules_at_any_moment() -> None:
+    """``DeadlineService.due`` remembers day-counted answer deadlines per local start day (the
+    same cache as the stages'): equal to ``answer_due`` for the exact moment."""
+    service = DeadlineService(_book())
+    rng = random.Random(11)
+    starts = [dt.datetime(2026, 12, 31, 23, 59, 59, tzinfo=ZoneInfo(TZ)).timestamp(),
+              dt.datetime(2027, 5, 1, 0, 0, 0, tzinfo=ZoneInfo(TZ)).timestamp()]
+    starts += [T0 + rng.uniform(0, 400 * DAY) for _ in range(300)]
+    for tz in (TZ, "Asia/Kamchatka"):
+        for regime in ("fz59", "pos", "incident"):
+            policy = _book().resolve(regime, region="22", authority="A", category="roads")
+            for urgent in (False, True):
+                for start in starts:
+                    local = dt.datetime.fromtimestamp(start, ZoneInfo(tz))
+                    want = answer_due(regime, local, tz, policy, urgent=urgent).timestamp()
+                    got = service.due(regime, start, tz, urgent, "A", "roads", None, "22")
+                    assert got == want, (regime, urgent, local)

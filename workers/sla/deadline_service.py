@@ -88,6 +88,7 @@ class DeadlineService:
         self._policy = lru_cache(maxsize=4096)(self._resolve)
         self._stage_rules = lru_cache(maxsize=4096)(self._tracked)
         self._day_stage_due = lru_cache(maxsize=16384)(self._day_due)
+        self._day_answer_due = lru_cache(maxsize=16384)(self._day_answer)
 
     def _resolve(self, regime: str, region: str, authority: str, category: str | None,
                  subcategory: str | None) -> Policy:
@@ -101,6 +102,17 @@ class DeadlineService:
         policy = self._policy(regime, region, authority, category, subcategory)
         tz = policy.timezone or tz
         start = dt.datetime.fromtimestamp(start_ts, zone(tz))
+        if policy.counting != "working_hours":
+            # A day-counted deadline ends on a day that depends on the start's local date
+            # only: remembered per day, as every appeal of a day and policy shares it.
+            return self._day_answer_due(regime, region, authority, category, subcategory, tz,
+                                        urgent, start.date())
+        return answer_due(regime, start, tz, policy, urgent=urgent).timestamp()
+
+    def _day_answer(self, regime: str, region: str, authority: str, category: str | None,
+                    subcategory: str | None, tz: str, urgent: bool, day: dt.date) -> float:
+        policy = self._policy(regime, region, authority, category, subcategory)
+        start = dt.datetime.combine(day, dt.time(12), zone(tz))
         return answer_due(regime, start, tz, policy, urgent=urgent).timestamp()
 
     def extend(self, regime: str, due_ts: float, days: int, tz: str, authority: str,
