@@ -201,7 +201,8 @@ TIMERS = Gauge(
 )
 TIMER_LAG = Histogram(
     "appeals_sla_timer_lag_seconds",
-    "Wall-clock delay between an SLA timer's due moment and the alert being emitted.",
+    "Wall-clock delay between an SLA timer's due moment and the alert its tick raised (alerts "
+    "an event raises for a deadline already passed, e.g. a late redirect, are not timers).",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0),
     registry=REGISTRY,
 )

@@ -421,7 +421,9 @@ def test_api_matches_the_truth(scenario: Scenario) -> None:
         want_due = redirect_due(dt.datetime.fromtimestamp(a.reg, tz), "Asia/Barnaul", policy)
         assert stage["stage"] == "redirect" and stage["breached"] is False, (fate, stage)
         assert dt.datetime.fromisoformat(stage["due_at"]) == want_due.replace(microsecond=0)
-        assert (stage["ended_at"] is None) == (body["answered_at"] is None), (fate, stage)
+        # The answer settles it (a later redirect would still be judged by the 7 days).
+        assert stage["ended_at"] is None, (fate, stage)
+        assert (stage["settled_at"] is None) == (body["answered_at"] is None), (fate, stage)
     assert http_json(f"{s.api_url}/v1/appeals/fz59-nobody")[0] == 404
     assert http_json(f"{s.api_url}/v1/authorities/22-minzdrav/stats?window=5d")[0] == 400
     assert http_json(f"{s.api_url}/openapi.json")[1]["openapi"] == "3.1.0"

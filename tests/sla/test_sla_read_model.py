@@ -141,9 +141,11 @@ def test_tracked_stages_reach_the_read_model_and_the_api_shape(redis_scenario: A
 
     prefix = f"{uuid.uuid4().hex}:"
     state = _state("s1", "answered", answered=1.7e9 + 60, on_time=True, regime="incident",
-                   alerts=["final_answer.breach:1"],
-                   stg=[["final_answer", 1.7e9, 1.7e9 + 7 * 86400, 1.7e9 + 5 * 86400, 1, None],
-                        ["redirect", 1.7e9, 1.7e9 + 86400, 1.7e9 + 3600, 0, 1.7e9 + 600]])
+                   alerts=["final_answer.breach:1", "redirect.breach:0"],
+                   stg=[["final_answer", 1.7e9, 1.7e9 + 7 * 86400, 1.7e9 + 5 * 86400, 1, None,
+                         True, None],
+                        ["redirect", 1.7e9 + 9 * 86400, 1.7e9 + 16 * 86400, 1.7e9 + 14 * 86400,
+                         1, None, False, 1.7e9 + 10 * 86400]])
     read_model.bump_version(state)
 
     async def scenario(client: Any) -> dict[str, str]:
@@ -155,9 +157,11 @@ def test_tracked_stages_reach_the_read_model_and_the_api_shape(redis_scenario: A
     rows = redis_scenario(scenario, decode_responses=True)
     assert _stages(rows["two"]) == [] and _stages("not json") == []
     assert _stages(rows["one"]) == [
-        {"stage": "final_answer", "started_at": "2023-11-14T22:13:20+00:00",
-         "due_at": "2023-11-21T22:13:20+00:00", "ended_at": None, "breached": True},
-        {"stage": "redirect", "started_at": "2023-11-14T22:13:20+00:00",
-         "due_at": "2023-11-15T22:13:20+00:00", "ended_at": "2023-11-14T22:23:20+00:00",
-         "breached": False},
+        {"stage": "final_answer", "run": 1, "started_at": "2023-11-14T22:13:20+00:00",
+         "due_at": "2023-11-21T22:13:20+00:00", "settled_at": None, "ended_at": None,
+         "breached": True, "breaches": 1},
+        # The receiving body's run, settled (accepted); the late redirect's breach was run 0's.
+        {"stage": "redirect", "run": 1, "started_at": "2023-11-23T22:13:20+00:00",
+         "due_at": "2023-11-30T22:13:20+00:00", "settled_at": "2023-11-24T22:13:20+00:00",
+         "ended_at": None, "breached": False, "breaches": 1},
     ]

@@ -24,6 +24,7 @@ from workers.sla.engine import (
     State,
     apply_lifecycle,
     apply_tick,
+    copy_state,
     new_state,
     recompute,
 )
@@ -320,3 +321,88 @@ def test_remembered_answer_deadlines_equal_the_calendar_rules_at_any_moment() ->
                     want = answer_due(regime, local, tz, policy, urgent=urgent).timestamp()
                     got = service.due(regime, start, tz, urgent, "A", "roads", None, "22")
                     assert got == want, (regime, urgent, local)
+
+
+# -- Found by the review of the stage deadlines (session 11); each failed before its fix.
+
+@pytest.mark.parametrize("trigger", ["redirected", "reopened"])
+@pytest.mark.parametrize("order", ["tick_first", "event_first"])
+def test_a_restart_after_the_final_answer_deadline_keeps_its_breach(trigger: str,
+                                                                    order: str) -> None:
+    """Whether the tick or the event is processed first must not decide whether the breach
+    of the run the event replaces is known; it is charged to the body whose run it was."""
+    rules = _rules()
+    state, _ = _start("incident", rules)
+    if trigger == "reopened":
+        apply_lifecycle(state, _ev("answered", T0 + 3600, 1), rules)
+    due = _stage(state, "final_answer")[2]
+    extra = {"to_authority_id": "B"} if trigger == "redirected" else {}
+    event = _ev(trigger, due + 3600, 2, **extra)
+    steps = [lambda: apply_tick(state, "final_answer.breach", 0, rules),
+             lambda: apply_lifecycle(state, event, rules)]
+    alerts = [a for step in (steps if order == "tick_first" else steps[::-1])
+              for a in _stage_alerts(step())]
+    assert alerts == [("final_answer", "breach", 0, "A")]
+    assert _stage(state, "final_answer")[4] == 1  # the new run
+
+
+def test_only_alerts_raised_by_their_timer_say_so() -> None:
+    """``appeals_sla_timer_lag_seconds`` measures timers: a late redirect's breach, raised by
+    the event days after the deadline, must not count as a timer firing days late."""
+    rules = _rules()
+    state, _ = _start("fz59", rules)
+    tick = apply_tick(state, "redirect.warning", 0, rules)
+    assert [a.from_timer for a in tick.alerts] == [True]
+    late = apply_lifecycle(state, _ev("redirected", _stage(state, "redirect")[2] + 9 * DAY, 1,
+                                      to_authority_id="B"), rules)
+    assert [(a.stage, a.level, a.from_timer) for a in late.alerts] == [
+        ("redirect", "breach", False)]
+    assert [a.from_timer for a in apply_tick(state, "warning", state["cycle"], rules).alerts] \
+        == [True]
+
+
+def test_a_stage_the_receiving_bodys_policy_does_not_track_ends_at_the_redirect() -> None:
+    untracked_b = _rules('\n[[overrides]]\nauthority = "B"\nregime = "incident"\n'
+                         'stages.final_answer.ended_by = []\n')
+    state, _ = _start("incident", untracked_b)
+    effects = apply_lifecycle(state, _ev("redirected", T0 + 3600, 1, to_authority_id="B"),
+                              untracked_b)
+    assert "final_answer.breach" in {t.kind for t in effects.cancel}
+    assert _stage(state, "final_answer")[5] == T0 + 3600
+    assert not [t for t in timers.pending_timers(state, 3 * DAY) if "." in t.kind]
+    assert apply_tick(state, "final_answer.breach", 0, untracked_b).outcome == "stale"
+
+
+def test_recompute_ends_a_stage_the_policy_no_longer_tracks() -> None:
+    state, _ = _start("incident", _rules())
+    off = _rules('\n[[overrides]]\nregime = "incident"\nstages.final_answer.ended_by = []\n')
+    copy = copy_state(state)
+    assert copy is not None
+    assert apply_tick(copy, "final_answer.warning", 0, off).outcome == "stale"
+    effects = recompute(state, off, T0 + DAY)
+    assert effects.outcome == "recomputed"
+    assert {t.kind for t in effects.cancel} == {"final_answer.warning", "final_answer.breach"}
+    assert _stage(state, "final_answer")[5] == T0 + DAY
+    assert not [t for t in timers.pending_timers(state, 3 * DAY) if "." in t.kind]
+
+
+@pytest.mark.parametrize("name", ["этап", "_final", "answer", "Final"])
+def test_stage_names_follow_the_schemas_pattern_and_answer_is_reserved(name: str) -> None:
+    with pytest.raises(PolicyError, match="stage name"):
+        _book(f'\n[regimes.pos.stages."{name}"]\ncounting = "working_days"\namount = 1\n'
+              f'ended_by = ["accepted"]\n').resolve("pos", region="22")
+
+
+def test_a_working_hours_stage_warns_in_working_time_in_a_day_counted_regime() -> None:
+    """A pos stage of 8 working hours from Friday 17:00 is due Tuesday 16:00; 75 % of its
+    working time is used on Tuesday 14:00, not on the Monday a wall-clock share gives."""
+    patch = ('\n[regimes.pos.stages.review]\ncounting = "working_hours"\namount = 8\n'
+             'ended_by = ["accepted"]\n')
+    friday = dt.datetime(2026, 3, 6, 17, 0, tzinfo=ZoneInfo(TZ)).timestamp()
+    state, _ = new_state(_routed("pos"), 0, friday, TZ, _rules(patch))
+    _name, _start_ts, due, warn = _stage(state, "review")[:4]
+    local = ZoneInfo(TZ)
+    assert dt.datetime.fromtimestamp(due, local) == dt.datetime(2026, 3, 10, 16, 0,
+                                                                tzinfo=local)
+    assert dt.datetime.fromtimestamp(warn, local) == dt.datetime(2026, 3, 10, 14, 0,
+                                                                 tzinfo=local)

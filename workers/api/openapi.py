@@ -140,9 +140,12 @@ def document(version: str = "0.1.0") -> dict[str, Any]:
             "stages": {"type": "array", "description": (
                 "Tracked stage deadlines (fz59 redirect, incident/hotline final answer)"),
                 "items": {"type": "object", "properties": {
-                    "stage": {"type": "string"}, "started_at": {"type": "string"},
-                    "due_at": {"type": "string"}, "ended_at": {"type": ["string", "null"]},
-                    "breached": {"type": "boolean"}}}},
+                    "stage": {"type": "string"}, "run": {"type": "integer"},
+                    "started_at": {"type": "string"}, "due_at": {"type": "string"},
+                    "settled_at": {"type": ["string", "null"]},
+                    "ended_at": {"type": ["string", "null"]},
+                    "breached": {"type": "boolean", "description": "this run's breach"},
+                    "breaches": {"type": "integer", "description": "over every run"}}}},
             "history": {"type": "array", "items": {"type": "object", "properties": {
                 "at": {"type": "string"}, "event": {"type": "string"}}}},
         },

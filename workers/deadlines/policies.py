@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -65,6 +66,8 @@ class PolicyError(ValueError):
     """The policy file or an override is invalid; the message says where."""
 
 
+#: A stage's name: the pattern of ``stage`` in ``sla-alert.v1`` and of ``kind`` in ``sla-tick.v1``.
+STAGE_NAME = re.compile(r"[a-z][a-z0-9_]*")
 #: Lifecycle events that can end a tracked stage, and those that can start it again.
 STAGE_END_EVENTS: tuple[str, ...] = ("accepted", "answered", "redirected", "closed")
 STAGE_RESTART_EVENTS: tuple[str, ...] = ("redirected", "reopened")
@@ -177,10 +180,12 @@ def _amount(value: Any, counting: Counting, where: str) -> float:
 def _build_stage(name: str, raw: Any, where: str) -> Stage:
     if not isinstance(raw, Mapping):
         raise PolicyError(f"{where}.stages.{name}: must be a table")
-    if not name.isidentifier() or not name.islower():
-        # The name becomes part of timer members, alert ids and a metric label.
-        raise PolicyError(f"{where}.stages.{name}: a stage name is lower-case letters, digits "
-                          "and underscores")
+    if not STAGE_NAME.fullmatch(name) or name == "answer":
+        # The name becomes part of timer members, alert ids and the `stage` of the tick and
+        # alert schemas (the same pattern), and a metric label whose "answer" is the answer
+        # period's own.
+        raise PolicyError(f"{where}.stages.{name}: a stage name is lower-case Latin letters, "
+                          "digits and underscores, starting with a letter, and not 'answer'")
     unknown = set(raw) - {"counting", "amount", "ended_by", "restarted_by", "cancelled_by",
                           "breach_timer"}
     if unknown:

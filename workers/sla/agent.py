@@ -569,7 +569,8 @@ async def _emit(rt: SlaRuntime, outbox: Any, state: State, effects: Effects, now
                       alert.stage or "answer").inc()
         if alert.level == "breach" and not alert.stage:
             metrics.child(metrics.BREACHES, authority_id, state["regime"]).inc()
-        metrics.TIMER_LAG.observe(max(0.0, now - clock.wall_time_of(alert.due_ts)))
+        if alert.from_timer:  # an event reporting a passed deadline is no timer firing late
+            metrics.TIMER_LAG.observe(max(0.0, now - clock.wall_time_of(alert.due_ts)))
     if effects.answered is not None:
         seconds, on_time = effects.answered
         metrics.child(metrics.ANSWERED, state["regime"], "true" if on_time else "false").inc()

@@ -6,6 +6,7 @@ stream repeats a small set of such tuples, and resolving merges several override
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import tomllib
@@ -183,7 +184,9 @@ class DeadlineService:
             return due_ts, start_ts + (due_ts - start_ts) * share
         start = dt.datetime.fromtimestamp(start_ts, tz)
         due = stage_due(name, start, tz.key, policy)
-        return due.timestamp(), warning_at(start, due, share, policy).timestamp()
+        # Counted in the stage's working time, whatever the answer's unit is.
+        hours = dataclasses.replace(policy, counting="working_hours")
+        return due.timestamp(), warning_at(start, due, share, hours).timestamp()
 
     def _day_due(self, regime: str, region: str, authority: str, category: str | None,
                  subcategory: str | None, name: str, tz: str, day: dt.date) -> float:

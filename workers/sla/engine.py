@@ -67,6 +67,9 @@ class Alert:
     # names the receiving body ("" = the state's authority).
     authority_id: str = ""
     stage: str = ""  # "" = the answer period; else a tracked stage (``SlaRules.stages``)
+    #: Raised by its timer's tick (not by an event reporting a deadline already passed): only
+    #: these measure how late timers fire (``appeals_sla_timer_lag_seconds``).
+    from_timer: bool = False
 
 
 @dataclass(slots=True)
@@ -352,10 +355,17 @@ def _start_stages(state: State, at: float, rules: SlaRules, effects: Effects,
     those the event ``trigger`` restarts (``StageRule.restarted_by``). A restarted stage gets
     the next ``k``, so ticks and alerts of its earlier run are told apart."""
     specs = rules.stage_rules(state)
-    if not specs:
-        return
-    assert rules.stage_due is not None
     entries = {e[0]: e for e in state.get("stg", ())}
+    for name, old in entries.items():
+        if name not in specs and _armed(old):
+            # Not tracked by the policy that applies now (the receiving body's own, or a
+            # policy changed since): it ends here, quietly, rather than alert for a body whose
+            # policy does not ask for it.
+            effects.cancel.extend(_stage_timers(state, old))
+            entries[name] = [*old[:5], at, *old[6:]]
+    if specs:
+        assert rules.stage_due is not None
+        share = rules.of(state).warning_share
     for name, spec in specs.items():
         if trigger is not None and trigger not in spec.restarted_by:
             continue
@@ -365,11 +375,13 @@ def _start_stages(state: State, at: float, rules: SlaRules, effects: Effects,
             if _armed(old):
                 effects.cancel.extend(_stage_timers(state, old))
             k = int(old[4]) + 1
-        due, warn = rules.stage_due(state, name, at, rules.of(state).warning_share)
+        assert rules.stage_due is not None
+        due, warn = rules.stage_due(state, name, at, share)
         entry = [name, at, due, warn, k, None, spec.breach_timer, None]
         entries[name] = entry
         effects.timers.extend(_stage_timers(state, entry))
-    state["stg"] = list(entries.values())
+    if entries:
+        state["stg"] = list(entries.values())
 
 
 def _end_stages(state: State, kind: str, at: float, rules: SlaRules,
@@ -380,16 +392,21 @@ def _end_stages(state: State, kind: str, at: float, rules: SlaRules,
     fired (a backlog, a replay, an event stamped late; or a stage whose deadline alone is no
     breach, ``StageRule.breach_timer``). Settling (``cancelled_by``) is quiet: the timers go,
     the stage stays open for a later completion. Closing ends it, quietly unless ``closed``
-    completes it.
+    completes it. An event that will start a stage again (``restarted_by``: a redirect, a
+    reopen) after the deadline of a run whose deadline is a breach reports that breach first,
+    for the body whose run it was: whether the tick or the event is processed first must not
+    decide whether the breach is known.
     """
     entries = state.get("stg")
     if not entries:
         return
     specs = rules.stage_rules(state)
     out: list[list[Any]] = []
-    for raw in entries:
-        entry = _full(raw)
+    for entry in entries:
         spec = specs.get(entry[0])
+        if (spec is not None and kind in spec.restarted_by and _armed(entry) and entry[6]
+                and at > entry[2]):
+            _fire_stage(state, entry, "breach", effects)
         if entry[5] is None:
             completes = spec is not None and kind in spec.ended_by
             settles = spec is not None and kind in spec.cancelled_by
@@ -406,27 +423,17 @@ def _end_stages(state: State, kind: str, at: float, rules: SlaRules,
     state["stg"] = out
 
 
-def _full(entry: list[Any]) -> list[Any]:
-    """An entry with every field (the breach-timer flag and the settled moment came later)."""
-    return [*entry, *(True, None)[len(entry) - 6:]] if len(entry) < 8 else entry
-
-
 def _armed(entry: list[Any]) -> bool:
     """Whether the stage's timers are (still) in the index: open and not settled."""
-    entry = _full(entry)
     return entry[5] is None and entry[7] is None
 
 
 def _stage_timers(state: State, entry: list[Any]) -> list[Timer]:
     name, _start, due, warn, k = entry[:5]
     timers = [Timer(state["id"], f"{name}.warning", warn, k)]
-    if _breach_timer(entry):
+    if entry[6]:  # the deadline alone is a breach
         timers.append(Timer(state["id"], f"{name}.breach", due, k))
     return timers
-
-
-def _breach_timer(entry: list[Any]) -> bool:
-    return bool(entry[6]) if len(entry) > 6 else True
 
 
 def stage_timers(state: State) -> list[Timer]:
@@ -446,7 +453,8 @@ def stage_timers(state: State) -> list[Timer]:
     return out
 
 
-def _fire_stage(state: State, entry: list[Any], level: str, effects: Effects) -> bool:
+def _fire_stage(state: State, entry: list[Any], level: str, effects: Effects,
+                timer: bool = False) -> bool:
     """Record and emit a stage alert once per (stage, level, k); False when already sent."""
     name, _start, due, warn, k = entry[:5]
     key = f"{name}.{level}:{k}"
@@ -454,7 +462,8 @@ def _fire_stage(state: State, entry: list[Any], level: str, effects: Effects) ->
         return False
     state["alerts"].append(key)
     at_ts = due if level == "breach" else warn
-    effects.alerts.append(Alert(level, int(k), at_ts, state["auth"], state["auth"], stage=name))
+    effects.alerts.append(Alert(level, int(k), at_ts, state["auth"], state["auth"], stage=name,
+                                from_timer=timer))
     return True
 
 
@@ -702,6 +711,7 @@ def _reopened(state: State, event: dict[str, Any], at: float, rules: SlaRules,
     state["answered"] = None
     state.pop("on_time", None)
     state["reopened"] = state.get("reopened", 0) + 1
+    _end_stages(state, "reopened", at, rules, effects)  # a run it restarts past its deadline
     _start_period(state, at, rules, effects)
     _start_stages(state, at, rules, effects, "reopened")
 
@@ -781,20 +791,26 @@ def _recompute_stages(state: State, rules: SlaRules, now: float, effects: Effect
     :func:`recompute` does for the answer: a moved stage runs as ``k + 1``; an alert already
     sent whose moment has passed under the new deadline too is carried, not sent again."""
     specs = rules.stage_rules(state)
-    if not specs or state.get("status") == "closed" or not state.get("stg"):
+    if state.get("status") == "closed" or not state.get("stg"):
         return False
     assert rules.stage_due is not None
     moved = False
     out: list[list[Any]] = []
-    for raw in state["stg"]:
-        entry = _full(raw)
+    for entry in state["stg"]:
         name, start, old_due, old_warn, k, ended = entry[:6]
-        if ended is not None or name not in specs:
-            out.append(raw)
+        if ended is not None:
+            out.append(entry)
+            continue
+        if name not in specs:
+            # The policy no longer tracks it: it ends now, quietly (its timers go).
+            if _armed(entry):
+                effects.cancel.extend(_stage_timers(state, entry))
+            out.append([*entry[:5], now, *entry[6:]])
+            moved = True
             continue
         due, warn = rules.stage_due(state, name, start, rules.of(state).warning_share)
         if abs(due - old_due) < 0.5 and abs(warn - old_warn) < 0.5:
-            out.append(raw)
+            out.append(entry)
             continue
         moved = True
         if not _armed(entry):  # settled: no timers, but a later completion counts from it
@@ -817,7 +833,7 @@ def apply_tick(state: State, kind: str, cycle: int, rules: SlaRules) -> Effects:
     """A timer fired. Stale (old cycle, closed appeal) or repeated ticks change nothing."""
     effects = Effects()
     if "." in kind:
-        return _stage_tick(state, kind, cycle, effects)
+        return _stage_tick(state, kind, cycle, rules, effects)
     if cycle != state["cycle"] or state["status"] != "running":
         effects.outcome = "stale"
         return effects
@@ -830,28 +846,29 @@ def apply_tick(state: State, kind: str, cycle: int, rules: SlaRules) -> Effects:
     if due_ts is None:
         effects.outcome = "ignored"
         return effects
-    _fire(state, kind, cycle, rules, effects, at_ts=due_ts)
+    _fire(state, kind, cycle, rules, effects, at_ts=due_ts, timer=True)
     return effects
 
 
-def _stage_tick(state: State, kind: str, k: int, effects: Effects) -> Effects:
-    """A stage timer fired: stale unless the stage is still open in run ``k`` (and, for a
-    warning, its breach has not been reported)."""
+def _stage_tick(state: State, kind: str, k: int, rules: SlaRules, effects: Effects) -> Effects:
+    """A stage timer fired: stale unless the stage is still open and tracked in run ``k``
+    (and, for a warning, its breach has not been reported)."""
     name, level = kind.rsplit(".", 1)
     entry = next((e for e in state.get("stg", ()) if e[0] == name), None)
     if (entry is None or entry[4] != k or not _armed(entry) or state["status"] == "closed"
+            or name not in rules.stage_rules(state)
             or level not in ("warning", "breach")
-            or (level == "breach" and not _breach_timer(entry))
+            or (level == "breach" and not entry[6])
             or (level == "warning" and f"{name}.breach:{k}" in state["alerts"])):
         effects.outcome = "stale"
         return effects
-    if not _fire_stage(state, entry, level, effects):
+    if not _fire_stage(state, entry, level, effects, timer=True):
         effects.outcome = "duplicate"
     return effects
 
 
 def _fire(state: State, level: str, cycle: int, rules: SlaRules, effects: Effects,
-          at_ts: float) -> None:
+          at_ts: float, timer: bool = False) -> None:
     key = f"{level}:{cycle}"
     if key in state["alerts"]:
         effects.outcome = "duplicate"
@@ -871,7 +888,7 @@ def _fire(state: State, level: str, cycle: int, rules: SlaRules, effects: Effect
     notify = state["auth"]
     if level == "escalation":
         notify = state.get("parent") or state["auth"]
-    effects.alerts.append(Alert(level, cycle, at_ts, notify, state["auth"]))
+    effects.alerts.append(Alert(level, cycle, at_ts, notify, state["auth"], from_timer=timer))
 
 
 #: The day counters an answer period's outcome adds to its body's figures.

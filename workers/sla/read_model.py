@@ -142,18 +142,26 @@ def _values(state: State, updated_at: str) -> list[Any]:
 
 
 def _stages(state: State) -> str:
-    """The tracked stages (``engine`` ``stg``) as JSON text for the API: each stage's current
-    run, its deadline, when it ended or was settled (a 59-FZ body accepted the appeal) and
-    whether its breach was reported; "" for none."""
+    """The tracked stages (``engine`` ``stg``) as JSON text for the API; "" for none.
+
+    Each stage's current run (``run``: 0, then one more per restart at a receiving body or a
+    reopen): its deadline, when it was settled (a 59-FZ body accepted or answered the appeal:
+    no timers any more, but a later redirect is still judged against the deadline) or ended,
+    whether this run's breach was reported, and ``breaches`` over every run (a late redirect's
+    breach belongs to the run it ended, which the receiving body's run replaces).
+    """
     entries = state.get("stg")
     if not entries:
         return ""
-    alerts = set(state["alerts"])
-    return orjson.dumps([
-        {"stage": name, "started_at": _iso(start), "due_at": _iso(due),
-         "ended_at": _iso(ended or (rest[1] if len(rest) > 1 else None)) or None,
-         "breached": f"{name}.breach:{k}" in alerts}
-        for name, start, due, _warn, k, ended, *rest in entries]).decode()
+    alerts = state["alerts"]
+    out = []
+    for name, start, due, _warn, k, ended, _timer, settled in entries:
+        breach = f"{name}.breach:"
+        out.append({"stage": name, "run": k, "started_at": _iso(start), "due_at": _iso(due),
+                    "settled_at": _iso(settled) or None, "ended_at": _iso(ended) or None,
+                    "breached": f"{breach}{k}" in alerts,
+                    "breaches": sum(1 for a in alerts if a.startswith(breach))})
+    return orjson.dumps(out).decode()
 
 
 class UnwritableState(ValueError):
