@@ -55,7 +55,8 @@ class Tally:
     registered: int = 0
     routed: int = 0
     triage: int = 0
-    alerts: Counter[str] = field(default_factory=Counter)
+    alerts: Counter[str] = field(default_factory=Counter)  # the answer deadline's, by level
+    stage_alerts: Counter[str] = field(default_factory=Counter)  # "<stage> <level>"
     deadletter: Counter[str] = field(default_factory=Counter)
     categories: Counter[str] = field(default_factory=Counter)
 
@@ -246,7 +247,10 @@ async def _watch(consumer: Any, settings: Settings, tally: Tally) -> None:
                     alert = orjson.loads(rec.value)
                     if alert["alert_id"] not in seen_alerts:
                         seen_alerts.add(alert["alert_id"])
-                        tally.alerts[alert["level"]] += 1
+                        if alert.get("stage"):  # README "Stage deadlines"
+                            tally.stage_alerts[f"{alert['stage']} {alert['level']}"] += 1
+                        else:
+                            tally.alerts[alert["level"]] += 1
                 else:
                     tally.deadletter[orjson.loads(rec.value)["reason"]] += 1
 
@@ -258,7 +262,8 @@ def _print_live(tally: Tally, clock: SlaClock, elapsed: float) -> None:
         f"malformed) → registered {tally.registered} → routed {tally.routed} "
         f"(+{tally.triage} triage) | lifecycle {tally.lifecycle_sent} | warnings "
         f"{tally.alerts['warning']}, breaches {tally.alerts['breach']}, escalations "
-        f"{tally.alerts['escalation']} | dead letters {sum(tally.deadletter.values())}",
+        f"{tally.alerts['escalation']} (+{sum(tally.stage_alerts.values())} of stages) | "
+        f"dead letters {sum(tally.deadletter.values())}",
         flush=True,
     )
 
@@ -276,13 +281,16 @@ def _print_final(tally: Tally, settings: Settings, clock: SlaClock) -> None:
         ("routed", tally.routed),
         ("sent to triage", tally.triage),
         ("lifecycle events sent", tally.lifecycle_sent),
-        ("SLA warnings", tally.alerts["warning"]),
+        ("SLA warnings", tally.alerts["warning"]),  # of the answer deadline
         ("SLA breaches", tally.alerts["breach"]),
         ("SLA escalations", tally.alerts["escalation"]),
         ("dead letters", sum(tally.deadletter.values())),
     ]
     for label, value in rows:
         print(f"  {label:24} {value:>8}")
+    if tally.stage_alerts:
+        print("  stage deadline alerts: " +
+              ", ".join(f"{k} {v}" for k, v in sorted(tally.stage_alerts.items())))
     if tally.deadletter:
         print("  dead letters by reason: " +
               ", ".join(f"{k} {v}" for k, v in tally.deadletter.most_common()))
