@@ -153,13 +153,8 @@ def build_variant(corpus: Path, base_path: Path,
 
 
 def run(after_decision: bool, save: Path | None) -> int:
-    from workers.classification import train as training
     from workers.classification.classifier import read_artifact
-    from workers.classification.corpusgen import generate
-    from workers.classification.dataio import read_labelled
-    from workers.classification.evaluate import evaluate
     from workers.classification.studies import template_bank as tb
-    from workers.classification.studies.cv import p_at_recall
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp) / "base"
@@ -178,57 +173,8 @@ def run(after_decision: bool, save: Path | None) -> int:
     imp = _importance(variant)
     print("  stage-2 split counts: " + ", ".join(f"{n} {c}" for n, c in imp if c))
 
-    rows = tb._rows(training.CORPUS_DIR / generate.BANK_C_FILE)
-    y = np.array([bool(r["urgent"]) for r in rows])
-    gold = np.array([str(r["category"]) for r in rows])
-    groups = np.array([str(r["tpl"]) for r in rows])
-    print(f"bank C: {len(rows)} lines, {len(set(groups))} phrasings, {int(y.sum())} urgent")
-    by = {"baseline": tb.score(base, rows), "variant": tb.score(variant, rows)}
-    ones = np.ones(len(rows))
-    errors: dict[str, int] = {}
-    f1: dict[str, float] = {}
-    for name, s in by.items():
-        fa = int((s.urgent & ~y).sum())
-        miss = int((~s.urgent & y).sum())
-        tp = int((s.urgent & y).sum())
-        errors[name] = fa + miss
-        f1[name] = tb.macro_f1(gold, s.category)
-        print(f"  {name:<9} AP {tb.average_precision(s.p_urgent, y, ones):.3f}  P@R.95 "
-              f"{p_at_recall(s.p_urgent, y):.3f}  at threshold: P {tp / max(tp + fa, 1):.3f} "
-              f"R {tp / max(int(y.sum()), 1):.3f} ({fa} false alarms, {miss} misses)  "
-              f"macro-F1 {f1[name]:.3f}")
-    gains = tb.paired_ap_gain(by["baseline"], by["variant"], y, groups)
-    share = float((gains > 0).mean())
-    lo, hi = np.percentile(gains, [2.5, 97.5])
-    print(f"  AP gain {np.mean(gains):+.4f} (95 % {lo:+.4f} .. {hi:+.4f}); > 0 in "
-          f"{share:.1%} of {tb.ROUNDS} resamples")
-
-    pooled = [r for f in tb.POOLED for r in read_labelled(training.CORPUS_DIR / f)]
-    pooled_ok = True
-    for name, clf in (("baseline", base), ("variant", variant)):
-        m, _preds = evaluate(clf, pooled)
-        ok = (m["urgent_precision"] >= 0.80 and m["urgent_recall"] >= 0.95
-              and m["macro_f1"] >= 0.90)
-        pooled_ok = pooled_ok and (ok or name == "baseline")
-        print(f"  fresh4-9 pooled, {name}: macro-F1 {m['macro_f1']:.3f} urgent P "
-              f"{m['urgent_precision']:.3f} R {m['urgent_recall']:.3f} (targets met: {ok})")
-    checks = {
-        "(a) AP gain > 0 in >= 95 % of resamples": share >= tb.MIN_SHARE,
-        "(b) errors do not rise, macro-F1 within 0.005": (
-            errors["variant"] <= errors["baseline"]
-            and f1["variant"] >= f1["baseline"] - tb.MAX_F1_LOSS),
-        "(c) fresh4-9 pooled meet the targets": pooled_ok,
-    }
-    for what, ok in checks.items():
-        print(f"{what}: {'pass' if ok else 'FAIL'}")
-    print("(d) behaviour tests: pytest -p with the saved variant; (e) --bench MODEL")
-    print(f"decision by (a)-(c): {'ship' if all(checks.values()) else 'do not ship'}")
-    if after_decision:
-        for path in (training.CORPUS_DIR / "test.jsonl",
-                     training.CORPUS_DIR / generate.BANK_G_FILE):
-            print(path.name)
-            for name, clf in (("baseline", base), ("variant", variant)):
-                print(tb._line(name, clf, path))
+    tb.decide(base, variant, after_decision,
+              d_hint="pytest -p with the saved variant; (e) --bench MODEL")
     return 0
 
 

@@ -128,33 +128,11 @@ def _line(name: str, clf: Classifier, path: Path) -> str:
             f"R {m['urgent_recall']:.3f}")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--after-decision", action="store_true",
-                    help="also score test.jsonl (only once the rule has decided)")
-    ap.add_argument("--base", default="",
-                    help="extra training banks of the baseline, comma-separated (default: none)")
-    ap.add_argument("--add", default="train_bankd.jsonl",
-                    help="extra training banks the variant adds, comma-separated")
-    ap.add_argument("--per-kind", action="store_true",
-                    help="the variant's threshold floor holds on generated and hand-written "
-                         "lines separately (round 3; train.THRESHOLD_PER_KIND)")
-    ap.add_argument("--vectors", action="store_true",
-                    help="the variant adds the word-vector block (round 4; train.EMBEDDINGS)")
-    args = ap.parse_args(argv)
-    base_banks = [b for b in args.base.split(",") if b]
-    added = [b for b in args.add.split(",") if b]
-    unknown = sorted(set(base_banks + added) - set(generate.EXTRA_TRAINING_BANKS))
-    if unknown:
-        ap.error(f"unknown bank(s) {unknown}; known: {sorted(generate.EXTRA_TRAINING_BANKS)}")
-    with tempfile.TemporaryDirectory() as tmp:
-        base = train_on(Path(tmp) / "base", base_banks)
-        variant = train_on(Path(tmp) / "variant", base_banks + added,
-                           threshold_per_kind=True if args.per_kind else None,
-                           embeddings=True if args.vectors else None)
-    print(f"baseline {base.version} (threshold {base.urgent_threshold}); variant "
-          f"{variant.version} (threshold {variant.urgent_threshold})", flush=True)
-
+def decide(base: Classifier, variant: Classifier, after_decision: bool,
+           d_hint: str = "run pytest tests/classification with the variant model") -> None:
+    """Score a baseline and a variant on bank C by the pre-registered rules' (a)-(c) and print
+    the decision; with ``after_decision`` also the sets scored only after it. Shared by every
+    round's study (template banks, word vectors, stacking), so each applies the same rule."""
     rows = _rows(training.CORPUS_DIR / generate.BANK_C_FILE)
     y = np.array([bool(r["urgent"]) for r in rows])
     gold = np.array([str(r["category"]) for r in rows])
@@ -201,14 +179,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     for what, ok in checks.items():
         print(f"{what}: {'pass' if ok else 'FAIL'}")
-    print("(d) behaviour tests: run pytest tests/classification with the variant model")
+    print(f"(d) behaviour tests: {d_hint}")
     print(f"decision by (a)-(c): {'ship' if all(checks.values()) else 'do not ship'}")
-    if args.after_decision:
+    if after_decision:
         for path in (training.CORPUS_DIR / "test.jsonl",
                      training.CORPUS_DIR / generate.BANK_G_FILE):
             print(path.name)
             for name, clf in (("baseline", base), ("variant", variant)):
                 print(_line(name, clf, path))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--after-decision", action="store_true",
+                    help="also score test.jsonl (only once the rule has decided)")
+    ap.add_argument("--base", default="",
+                    help="extra training banks of the baseline, comma-separated (default: none)")
+    ap.add_argument("--add", default="train_bankd.jsonl",
+                    help="extra training banks the variant adds, comma-separated")
+    ap.add_argument("--per-kind", action="store_true",
+                    help="the variant's threshold floor holds on generated and hand-written "
+                         "lines separately (round 3; train.THRESHOLD_PER_KIND)")
+    ap.add_argument("--vectors", action="store_true",
+                    help="the variant adds the word-vector block (round 4; train.EMBEDDINGS)")
+    args = ap.parse_args(argv)
+    base_banks = [b for b in args.base.split(",") if b]
+    added = [b for b in args.add.split(",") if b]
+    unknown = sorted(set(base_banks + added) - set(generate.EXTRA_TRAINING_BANKS))
+    if unknown:
+        ap.error(f"unknown bank(s) {unknown}; known: {sorted(generate.EXTRA_TRAINING_BANKS)}")
+    with tempfile.TemporaryDirectory() as tmp:
+        base = train_on(Path(tmp) / "base", base_banks)
+        variant = train_on(Path(tmp) / "variant", base_banks + added,
+                           threshold_per_kind=True if args.per_kind else None,
+                           embeddings=True if args.vectors else None)
+    print(f"baseline {base.version} (threshold {base.urgent_threshold}); variant "
+          f"{variant.version} (threshold {variant.urgent_threshold})", flush=True)
+
+    decide(base, variant, args.after_decision)
     return 0
 
 
