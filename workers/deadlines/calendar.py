@@ -23,6 +23,38 @@ Every date must belong to the year it is listed under and may not be in both lis
 Anything else (unknown keys, wrong types) is rejected with a message naming the file and
 the offending key, because a silently ignored calendar typo moves legal deadlines.
 
+Regional days off. Several federal subjects have non-working holidays of their own by
+regional law (Tatarstan: Republic Day 30 August, Constitution Day 6 November, Uraza and
+Kurban Bayram), and a working-day deadline of an authority there counts them. They live
+in ``[regions."<code>"]`` tables (the code of a federal subject in ``workers/geo``):
+the packaged ``regional_calendar.toml`` ships what a named regional law fixes, and the
+override file may add or replace regions in the same shape::
+
+    [regions."16"]
+    source = "Law of the Republic of Tatarstan of 19.02.1992 No. 1448-XII"
+    holidays = ["08-30", "11-06"]   # MM-DD, a day off every year
+    transfer = false                # a holiday on a weekend gives no day off elsewhere
+    moving_holidays = "Uraza Bayram, Kurban Bayram (decree of the Rais each year)"
+
+    [regions."16".years.2027]       # one year's decree / production calendar
+    source = "Decree of the Rais of Tatarstan of ... No. ..."
+    non_working = [2027-03-10]      # days off of that year (a transferred day included)
+    working = []                    # days that stay working (wins over everything)
+
+The fixed ``holidays`` are days off as they fall. ``transfer = true`` applies the rule
+of Labour Code art. 112 part 2 to them (a holiday on a Saturday or Sunday that is off
+nationally gives a day off on the next working day); it is off by default because the
+regions differ (Tatarstan does not move 30 August from a Sunday; Bashkortostan moved its
+11 October from Saturday to Monday in 2014 and 2025), so a region says so only with a
+source. Holidays whose date a regional act sets each year (the Muslim Bayrams) are not
+computed: the year's table lists them; ``moving_holidays`` names them, and a result that
+consulted a year with no ``[regions.R.years.N]`` table is flagged
+(:meth:`BusinessCalendar.regional_years_missing`, a ``regional_calendar_note`` in
+``appeals sla due``, one log warning per region and year). A region table of the
+override file replaces the packaged keys it names; its year tables replace the packaged
+year tables of the same years. A regional calendar is :meth:`BusinessCalendar.for_region`
+of the national one; callers without a region keep the national object.
+
 Years without a known decree. ``holidays`` lists the transfers of each year by hand (the
 decree's substituted days and the automatic Labour Code art. 112 transfers); 0.109 has them
 only up to 2027 and its RU class has no "observed" rule to switch on, so for 2028 it
@@ -75,11 +107,15 @@ __all__ = [
     "BusinessCalendar",
     "CalendarFileError",
     "CalendarOverrides",
+    "RegionRules",
+    "RegionYear",
     "ShiftMode",
     "art112_transfers",
     "last_decree_year",
     "load_overrides",
     "missing_decree_note",
+    "missing_regional_note",
+    "shipped_regions",
 ]
 
 log = logging.getLogger(__name__)
@@ -112,6 +148,7 @@ ART112_HOLIDAYS: tuple[tuple[int, int], ...] = (
 # Years already reported as lacking a decree: one warning per year and process, however
 # many appeals or calendar reloads touch the year.
 _WARNED_YEARS: set[int] = set()
+_WARNED_REGION_YEARS: set[tuple[str, int]] = set()
 _WARNED_LOCK = threading.Lock()
 
 
@@ -189,6 +226,41 @@ class CalendarFileError(ValueError):
 
 
 @dataclass(frozen=True)
+class RegionYear:
+    """One year of a region: its decree's days off and the days that stay working."""
+
+    non_working: frozenset[dt.date] = frozenset()
+    working: frozenset[dt.date] = frozenset()
+    source: str | None = None
+
+
+@dataclass(frozen=True)
+class RegionRules:
+    """Days off of one federal subject on top of the national calendar.
+
+    ``given`` names the table keys the file set, so a table of the override file replaces
+    only those keys of the packaged one (:meth:`over`).
+    """
+
+    code: str
+    holidays: tuple[tuple[int, int], ...] = ()
+    transfer: bool = False
+    moving_holidays: str | None = None
+    source: str | None = None
+    name: str | None = None
+    years: Mapping[int, RegionYear] = field(default_factory=dict)
+    given: frozenset[str] = frozenset()
+    path: str | None = None
+
+    def over(self, base: RegionRules) -> RegionRules:
+        """These rules layered over ``base`` (same region): named keys and years win."""
+        keys = ("holidays", "transfer", "moving_holidays", "source", "name")
+        picked = {k: getattr(self if k in self.given else base, k) for k in keys}
+        return RegionRules(self.code, years={**base.years, **self.years},
+                           given=self.given | base.given, path=self.path, **picked)
+
+
+@dataclass(frozen=True)
 class CalendarOverrides:
     """Days whose status differs from ``holidays.RU``; explicit entries beat the package."""
 
@@ -198,6 +270,8 @@ class CalendarOverrides:
     path: str | None = None
     # Years with a ``[years.N]`` table: their decree is taken as loaded (no art. 112 note).
     years: frozenset[int] = frozenset()
+    # ``[regions."<code>"]`` tables of the file, by canonical code (layered over the packaged).
+    regions: Mapping[str, RegionRules] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         both = self.non_working & self.working
@@ -220,13 +294,133 @@ def _parse_day(value: Any, where: str) -> dt.date:
     raise CalendarFileError(f"{where}: expected a date YYYY-MM-DD, got {value!r}")
 
 
+def _parse_year_key(key: Any, where: str) -> int:
+    try:
+        year = int(str(key))
+    except ValueError:
+        raise CalendarFileError(f"{where}: year must be an integer") from None
+    if not 1900 <= year <= 2200:
+        raise CalendarFileError(f"{where}: year out of range")
+    return year
+
+
+def _parse_day_list(entry: Mapping[str, Any], name: str, year: int,
+                    where: str) -> frozenset[dt.date]:
+    days = entry.get(name, [])
+    if not isinstance(days, list):
+        raise CalendarFileError(f"{where}.{name} must be a list of dates")
+    out: set[dt.date] = set()
+    for i, raw in enumerate(days):
+        at = f"{where}.{name}[{i}]"
+        day = _parse_day(raw, at)
+        if day.year != year:
+            raise CalendarFileError(f"{at}: {day} is not in year {year}")
+        out.add(day)
+    return frozenset(out)
+
+
+def _parse_month_day(raw: Any, where: str) -> tuple[int, int]:
+    text = raw.strip() if isinstance(raw, str) else ""
+    parts = text.split("-")
+    if len(parts) == 2 and all(len(p) == 2 and p.isdigit() for p in parts):
+        month, day = int(parts[0]), int(parts[1])
+        try:
+            dt.date(2001, month, day)  # a common year: 29 February is no yearly holiday
+        except ValueError:
+            pass
+        else:
+            return month, day
+    raise CalendarFileError(f"{where}: expected a yearly date MM-DD (e.g. \"08-30\"; "
+                            f"not 02-29), got {raw!r}")
+
+
+_REGION_KEYS = ("name", "source", "holidays", "transfer", "moving_holidays", "years")
+
+
+def _region_code(key: Any, where: str) -> str:
+    from workers.geo.regions import UnknownRegion, normalize_code
+
+    text = str(key)
+    try:
+        code = normalize_code(text)
+    except UnknownRegion:
+        raise CalendarFileError(
+            f"{where}: unknown region code {text!r}: expected the code of a federal subject "
+            "(workers/geo/regions.csv), e.g. \"16\" (Tatarstan)") from None
+    if code != text:
+        raise CalendarFileError(f"{where}: write the region code {text!r} as its canonical "
+                                f"two-digit code \"{code}\" (quoted)")
+    return code
+
+
+def _parse_region(key: Any, entry: Any, path: str) -> RegionRules:
+    where = f"{path}: regions.{key}"
+    code = _region_code(key, where)
+    if not isinstance(entry, Mapping):
+        raise CalendarFileError(f"{where} must be a table")
+    bad = set(entry) - set(_REGION_KEYS)
+    if bad:
+        raise CalendarFileError(f"{where}: unknown key(s) {sorted(map(str, bad))}; "
+                                f"allowed: {', '.join(_REGION_KEYS)}")
+    texts: dict[str, str | None] = {}
+    for name in ("name", "source", "moving_holidays"):
+        value = entry.get(name)
+        if value is not None and not isinstance(value, str):
+            raise CalendarFileError(f"{where}.{name} must be a string")
+        texts[name] = value
+    transfer = entry.get("transfer", False)
+    if not isinstance(transfer, bool):
+        raise CalendarFileError(f"{where}.transfer must be true or false")
+    raw_holidays = entry.get("holidays", [])
+    if not isinstance(raw_holidays, list):
+        raise CalendarFileError(f"{where}.holidays must be a list of MM-DD strings")
+    holidays_md = sorted({_parse_month_day(raw, f"{where}.holidays[{i}]")
+                          for i, raw in enumerate(raw_holidays)})
+    raw_years = entry.get("years", {})
+    if not isinstance(raw_years, Mapping):
+        raise CalendarFileError(f"{where}.years must be a table keyed by year")
+    years: dict[int, RegionYear] = {}
+    for ykey, yentry in raw_years.items():
+        ywhere = f"{where}.years.{ykey}"
+        year = _parse_year_key(ykey, ywhere)
+        if not isinstance(yentry, Mapping):
+            raise CalendarFileError(f"{ywhere} must be a table")
+        ybad = set(yentry) - {"non_working", "working", "source"}
+        if ybad:
+            raise CalendarFileError(f"{ywhere}: unknown key(s) {sorted(map(str, ybad))}; "
+                                    "allowed: non_working, working, source")
+        source = yentry.get("source")
+        if source is not None and not isinstance(source, str):
+            raise CalendarFileError(f"{ywhere}.source must be a string")
+        off = _parse_day_list(yentry, "non_working", year, ywhere)
+        on = _parse_day_list(yentry, "working", year, ywhere)
+        if off & on:
+            days = ", ".join(d.isoformat() for d in sorted(off & on))
+            raise CalendarFileError(f"{ywhere}: {days} listed as both working and non-working")
+        years[year] = RegionYear(off, on, source)
+    return RegionRules(code, tuple(holidays_md), transfer, texts["moving_holidays"],
+                       texts["source"], texts["name"], years, frozenset(entry) - {"years"},
+                       path)
+
+
+def _parse_regions(data: Any, path: str) -> dict[str, RegionRules]:
+    if not isinstance(data, Mapping):
+        raise CalendarFileError(f"{path}: 'regions' must be a table keyed by region code")
+    out: dict[str, RegionRules] = {}
+    for key, entry in data.items():
+        rules = _parse_region(key, entry, path)
+        out[rules.code] = rules
+    return out
+
+
 def _parse_overrides(data: Any, path: str) -> CalendarOverrides:
     if not isinstance(data, Mapping):
         raise CalendarFileError(f"{path}: top level must be a table with a 'years' key")
-    unknown = set(data) - {"years"}
+    unknown = set(data) - {"years", "regions"}
     if unknown:
         raise CalendarFileError(f"{path}: unknown top-level key(s) {sorted(map(str, unknown))}; "
-                                "expected only 'years'")
+                                "expected only 'years' and 'regions'")
+    regions = _parse_regions(data.get("regions", {}), path)
     years = data.get("years", {})
     if not isinstance(years, Mapping):
         raise CalendarFileError(f"{path}: 'years' must be a table keyed by year")
@@ -264,7 +458,26 @@ def _parse_overrides(data: Any, path: str) -> CalendarOverrides:
                     raise CalendarFileError(f"{where}: {day} is not in year {year}")
                 target.add(day)
     return CalendarOverrides(frozenset(non_working), frozenset(working), sources, path,
-                             frozenset(seen_years))
+                             frozenset(seen_years), regions)
+
+
+_SHIPPED_FILE = "regional_calendar.toml"
+
+
+@functools.cache
+def shipped_regions() -> Mapping[str, RegionRules]:
+    """The packaged regional tables (``workers/deadlines/regional_calendar.toml``)."""
+    from importlib import resources
+
+    text = resources.files(__package__).joinpath(_SHIPPED_FILE).read_text("utf-8")
+    where = f"workers/deadlines/{_SHIPPED_FILE}"
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise CalendarFileError(f"{where}: invalid TOML: {exc}") from exc
+    if set(data) - {"regions"}:
+        raise CalendarFileError(f"{where}: only 'regions' tables belong here")
+    return _parse_regions(data.get("regions", {}), where)
 
 
 def load_overrides(path: str | os.PathLike[str]) -> CalendarOverrides:
@@ -298,12 +511,32 @@ class BusinessCalendar:
 
     ``log_missing_decree=False`` silences the once-per-year warning about a year without a
     known decree (for callers that report it themselves, like ``appeals sla due``).
+
+    This object is the national calendar. ``regions`` is the regional data under the
+    override file's ``regions`` tables (default: the packaged ``regional_calendar.toml``;
+    ``{}`` for none); :meth:`for_region` gives the calendar of one federal subject, built
+    once per region and sharing the national per-year sets.
     """
 
+    region: str | None = None
+    """Canonical code of the region whose days off this calendar adds; ``None``: national."""
+
     def __init__(self, overrides: CalendarOverrides | None = None, *,
-                 log_missing_decree: bool = True) -> None:
+                 log_missing_decree: bool = True,
+                 regions: Mapping[str, RegionRules] | None = None) -> None:
         self.overrides = overrides or CalendarOverrides()
         self.log_missing_decree = log_missing_decree
+        base = shipped_regions() if regions is None else regions
+        merged = dict(base)
+        for code, rules in self.overrides.regions.items():
+            merged[code] = rules.over(base[code]) if code in base else rules
+        self.regions: Mapping[str, RegionRules] = merged
+        self._national: BusinessCalendar = self
+        self._regional: dict[str | int, BusinessCalendar] = {}
+        self._regional_lock = threading.Lock()
+        self._init_years()
+
+    def _init_years(self) -> None:
         self._years: dict[int, frozenset[dt.date]] = {}
         self._undecreed: set[int] = set()
         self._lock = threading.Lock()
@@ -337,6 +570,65 @@ class BusinessCalendar:
         with self._lock:
             return sorted(self._undecreed)
 
+    def regional_years_missing(self) -> list[int]:
+        """Years consulted so far whose regional yearly holidays (``moving_holidays``) had
+        no ``[regions.R.years.N]`` table, sorted; always empty for the national calendar."""
+        return []
+
+    def for_region(self, code: str | int | None) -> BusinessCalendar:
+        """The calendar of federal subject ``code``: national days off plus the region's.
+
+        A region without a table, ``None``, ``""`` or a code the catalogue does not know
+        gives the national calendar itself (the engine never fails on a region). One object
+        per region, remembered: the SLA engine asks at every deadline.
+        """
+        national = self._national
+        try:
+            return national._regional[code]  # type: ignore[index]
+        except (KeyError, TypeError):
+            pass
+        if code is None or code == "":
+            return national
+        from workers.geo.regions import UnknownRegion, normalize_code
+
+        try:
+            canonical: str | None = normalize_code(code)
+        except UnknownRegion:
+            canonical = None
+        with national._regional_lock:
+            cal = national._regional.get(canonical) if canonical else None
+            if cal is None:
+                rules = national.regions.get(canonical) if canonical else None
+                cal = national if rules is None else _RegionalCalendar(national, rules)
+                if canonical:
+                    national._regional[canonical] = cal
+            if len(national._regional) < 10_000:  # stray codes must not grow it forever
+                national._regional[code] = cal
+        return cal
+
+    def _build_year(self, year: int) -> tuple[frozenset[dt.date], bool]:
+        """(days off of ``year``, whether to log a warning); called once per year, locked."""
+        ru = holidays.country_holidays("RU", years=year)
+        undecreed = not self.decree_known(year)
+        # Art. 112 part 2 holds in every year; the package lists it by hand only for
+        # the years it knows, so it is added for the later ones.
+        moved = art112_transfers(year) if year > last_decree_year() else frozenset()
+        day = dt.date(year, 1, 1)
+        off: set[dt.date] = set()
+        while day.year == year:
+            if day in self.overrides.working:
+                pass
+            elif (day in self.overrides.non_working or day in moved
+                  or not ru.is_working_day(day)):
+                off.add(day)
+            day += _ONE_DAY
+        if undecreed:
+            self._undecreed.add(year)
+        return frozenset(off), undecreed and self.log_missing_decree
+
+    def _warn_year(self, year: int) -> None:
+        _warn_missing_decree(year)
+
     def _non_working(self, year: int) -> frozenset[dt.date]:
         cached = self._years.get(year)
         if cached is not None:
@@ -345,27 +637,10 @@ class BusinessCalendar:
         with self._lock:
             cached = self._years.get(year)
             if cached is None:
-                ru = holidays.country_holidays("RU", years=year)
-                undecreed = not self.decree_known(year)
-                # Art. 112 part 2 holds in every year; the package lists it by hand only for
-                # the years it knows, so it is added for the later ones.
-                moved = art112_transfers(year) if year > last_decree_year() else frozenset()
-                day = dt.date(year, 1, 1)
-                off: set[dt.date] = set()
-                while day.year == year:
-                    if day in self.overrides.working:
-                        pass
-                    elif (day in self.overrides.non_working or day in moved
-                          or not ru.is_working_day(day)):
-                        off.add(day)
-                    day += _ONE_DAY
-                cached = frozenset(off)
+                cached, warn = self._build_year(year)
                 self._years[year] = cached
-                if undecreed:
-                    self._undecreed.add(year)
-                    warn = self.log_missing_decree
         if warn:
-            _warn_missing_decree(year)
+            self._warn_year(year)
         return cached
 
     def is_working_day(self, day: dt.date) -> bool:
@@ -503,6 +778,95 @@ class BusinessCalendar:
             day += _ONE_DAY
             count += self.is_working_day(day)
         return count
+
+
+class _RegionalCalendar(BusinessCalendar):
+    """National days off plus one region's (:meth:`BusinessCalendar.for_region`).
+
+    Its per-year set is built once from the national set of that year: the region's fixed
+    holidays, their weekend transfers if ``transfer`` is set, then its year table
+    (``non_working`` added, ``working`` removed: the table wins over everything).
+    """
+
+    def __init__(self, national: BusinessCalendar, rules: RegionRules) -> None:
+        # Not BusinessCalendar.__init__: the overrides and regions are the national ones.
+        self.overrides = national.overrides
+        self.log_missing_decree = national.log_missing_decree
+        self.regions = national.regions
+        self._national = national
+        self.region = rules.code
+        self.rules = rules
+        self._holiday_md = frozenset(rules.holidays)
+        self._missing: set[int] = set()
+        self._init_years()
+
+    def regional_years_missing(self) -> list[int]:
+        with self._lock:
+            return sorted(self._missing)
+
+    def _regional_holiday(self, day: dt.date) -> bool:
+        table = self.rules.years.get(day.year)
+        return ((day.month, day.day) in self._holiday_md
+                or (table is not None and day in table.non_working))
+
+    def _transfers(self, year: int) -> set[dt.date]:
+        """Days off that the region's weekend holidays give in ``year`` (``transfer``).
+
+        A fixed holiday on a Saturday or Sunday that is off nationally moves to the next
+        day that is working nationally and no regional day off (one already moved to
+        included); a holiday late in December may move into ``year``.
+        """
+        national = self._national
+        moved: set[dt.date] = set()
+        for y in (year - 1, year):
+            for month, mday in self.rules.holidays:
+                holiday = dt.date(y, month, mday)
+                if holiday.weekday() < 5 or national.is_working_day(holiday):
+                    continue
+                day = holiday + _ONE_DAY
+                for _ in range(_MAX_CONSECUTIVE_DAYS_OFF):
+                    if (national.is_working_day(day) and not self._regional_holiday(day)
+                            and day not in moved):
+                        break
+                    day += _ONE_DAY
+                moved.add(day)
+        return {d for d in moved if d.year == year}
+
+    def _build_year(self, year: int) -> tuple[frozenset[dt.date], bool]:
+        national = self._national
+        off = set(national._non_working(year))  # the national lock, never the other way
+        if not national.decree_known(year):
+            self._undecreed.add(year)  # the national object logs it
+        rules = self.rules
+        off.update(dt.date(year, month, mday) for month, mday in rules.holidays)
+        if rules.transfer:
+            off |= self._transfers(year)
+        table = rules.years.get(year)
+        if table is not None:
+            off |= table.non_working
+            off -= table.working
+        missing = table is None and rules.moving_holidays is not None
+        if missing:
+            self._missing.add(year)
+        return frozenset(off), missing and self.log_missing_decree
+
+    def _warn_year(self, year: int) -> None:
+        with _WARNED_LOCK:
+            if (self.rules.code, year) in _WARNED_REGION_YEARS:
+                return
+            _WARNED_REGION_YEARS.add((self.rules.code, year))
+        log.warning("production calendar: %s",
+                    missing_regional_note(self.rules, [year]))
+
+
+def missing_regional_note(rules: RegionRules, years: Iterable[int]) -> str:
+    """Operator-facing text for years whose regional yearly holidays are not loaded."""
+    listed = ", ".join(str(y) for y in sorted(years))
+    return (f"region {rules.code}: the days off that a regional act sets each year "
+            f"({rules.moving_holidays}) are not loaded for {listed}: deadlines there count "
+            f"only the region's fixed holidays; add a [regions.\"{rules.code}\".years.N] "
+            f"table with the year's non_working days to the calendar file "
+            f"(--calendar-file / ${CALENDAR_FILE_ENV})")
 
 
 def missing_decree_note(years: Iterable[int]) -> str:

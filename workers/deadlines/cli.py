@@ -25,6 +25,7 @@ from workers.deadlines.calendar import (
     BusinessCalendar,
     CalendarFileError,
     missing_decree_note,
+    missing_regional_note,
 )
 from workers.deadlines.compute import (
     answer_due,
@@ -60,6 +61,13 @@ not list, Labour Code art. 112 transfers are applied (a holiday on a Saturday or
 a day off on the next working day; New Year holidays are not moved, working Saturdays are
 not known). The output then has a "calendar_note" key and the note goes to stderr too:
 load the decree for that year with --calendar-file / APPEALS_CALENDAR_FILE.
+
+Regional days off: --region also picks the region's own non-working holidays (packaged
+workers/deadlines/regional_calendar.toml: Tatarstan 30 Aug and 6 Nov, Bashkortostan 11 Oct;
+[regions."CODE"] tables of the calendar file). "calendar" in the output says "national" or
+"regional:CODE". Holidays a regional act dates each year (Uraza and Kurban Bayram) count
+only once the calendar file has [regions."CODE".years.N] for that year; until then the
+output has a "regional_calendar_note" (also on stderr).
 
 Dates are local to the region (its IANA zone). --registered-at without a UTC offset is
 taken as region-local time; with an offset (or Z) it is converted.
@@ -126,9 +134,11 @@ def run_due(args: argparse.Namespace) -> dict[str, Any]:
                               category=args.category, subcategory=args.subcategory)
         # The note below reports a year without a decree; the library's log line would
         # only repeat it on stderr.
-        calendar = BusinessCalendar.from_env(args.calendar_file, log_missing_decree=False)
+        national = BusinessCalendar.from_env(args.calendar_file, log_missing_decree=False)
     except (PolicyError, CalendarFileError) as exc:
         raise _UsageError(str(exc)) from None
+    # The region's own days off (regional_calendar.toml, the file's [regions] tables).
+    calendar = national.for_region(region)
     tz = policy.timezone or region_tz
     registered_at = _parse_registered_at(args.registered_at, tz)
 
@@ -170,6 +180,7 @@ def run_due(args: argparse.Namespace) -> dict[str, Any]:
         "warning_at": _iso(warning_at(registered_at, due, policy.warning_share, policy,
                                       calendar)),
         "escalation_at": _iso(due + policy.escalation_after),
+        "calendar": "national" if calendar.region is None else f"regional:{calendar.region}",
     }
     if "final_answer" in policy.stages:
         out["final_answer_due"] = _iso(final_answer_due(registered_at, tz, policy, calendar))
@@ -185,6 +196,10 @@ def run_due(args: argparse.Namespace) -> dict[str, Any]:
     undecreed = calendar.undecreed_years_used()
     if undecreed:
         out["calendar_note"] = missing_decree_note(undecreed)
+    unloaded = calendar.regional_years_missing()
+    if unloaded and calendar.region is not None:
+        out["regional_calendar_note"] = missing_regional_note(
+            national.regions[calendar.region], unloaded)
     return out
 
 
@@ -194,8 +209,9 @@ def _handle_due(args: argparse.Namespace) -> int:
     except (_UsageError, ValueError, LookupError, OverflowError) as exc:
         print(f"appeals sla due: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    if "calendar_note" in result:
-        print(f"appeals sla due: note: {result['calendar_note']}", file=sys.stderr)
+    for key in ("calendar_note", "regional_calendar_note"):
+        if key in result:
+            print(f"appeals sla due: note: {result[key]}", file=sys.stderr)
     print(json.dumps(result, ensure_ascii=False))
     return 0
 
@@ -224,7 +240,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                           "(no offset = region-local time)")
     due.add_argument("--region", required=True, metavar="CODE",
                      help="federal subject code, e.g. 22 (Altai Krai), 77 (Moscow): gives the "
-                          "time zone and regional overrides")
+                          "time zone, regional overrides and the region's own days off "
+                          "(16 Tatarstan: 30 Aug, 6 Nov)")
     due.add_argument("--shift", choices=SHIFT_MODES,
                      help="deadline on a day off: previous/next working day or none "
                           "(default: the policy's; fz59 previous)")

@@ -2,6 +2,10 @@
 
 Policy resolution is cached per (regime, region, authority, category, subcategory): an appeal
 stream repeats a small set of such tuples, and resolving merges several override layers.
+
+Every deadline is counted on the production calendar of the appeal's region
+(``BusinessCalendar.for_region``: the national days off plus the region's own, e.g. 30 August
+in Tatarstan), so every per-day cache below is keyed by the region as well.
 """
 
 from __future__ import annotations
@@ -16,8 +20,10 @@ from importlib import resources
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from workers.deadlines.calendar import BusinessCalendar
 from workers.deadlines.compute import (
     answer_due,
+    default_calendar,
     extend,
     pause_shift,
     pause_shift_warning,
@@ -84,12 +90,22 @@ def load_book(authorities: Iterable[Any] = ()) -> PolicyBook:
 
 
 class DeadlineService:
-    def __init__(self, book: PolicyBook | None = None) -> None:
+    """Deadlines of the SLA engine; ``calendar`` is the national calendar whose regions are
+    used (default: the process-wide ``default_calendar()``, read at each call so a reload
+    after ``default_calendar.cache_clear()`` applies)."""
+
+    def __init__(self, book: PolicyBook | None = None,
+                 calendar: BusinessCalendar | None = None) -> None:
         self.book = book or PolicyBook.load()
+        self.calendar = calendar
         self._policy = lru_cache(maxsize=4096)(self._resolve)
         self._stage_rules = lru_cache(maxsize=4096)(self._tracked)
         self._day_stage_due = lru_cache(maxsize=16384)(self._day_due)
         self._day_answer_due = lru_cache(maxsize=16384)(self._day_answer)
+
+    def _calendar(self, region: str | None) -> BusinessCalendar:
+        """The production calendar of ``region`` (national for a region without a table)."""
+        return (self.calendar or default_calendar()).for_region(region)
 
     def _resolve(self, regime: str, region: str, authority: str, category: str | None,
                  subcategory: str | None) -> Policy:
@@ -108,19 +124,21 @@ class DeadlineService:
             # only: remembered per day, as every appeal of a day and policy shares it.
             return self._day_answer_due(regime, region, authority, category, subcategory, tz,
                                         urgent, start.date())
-        return answer_due(regime, start, tz, policy, urgent=urgent).timestamp()
+        return answer_due(regime, start, tz, policy, urgent=urgent,
+                          calendar=self._calendar(region)).timestamp()
 
     def _day_answer(self, regime: str, region: str, authority: str, category: str | None,
                     subcategory: str | None, tz: str, urgent: bool, day: dt.date) -> float:
         policy = self._policy(regime, region, authority, category, subcategory)
         start = dt.datetime.combine(day, dt.time(12), zone(tz))
-        return answer_due(regime, start, tz, policy, urgent=urgent).timestamp()
+        return answer_due(regime, start, tz, policy, urgent=urgent,
+                          calendar=self._calendar(region)).timestamp()
 
     def extend(self, regime: str, due_ts: float, days: int, tz: str, authority: str,
                category: str | None, subcategory: str | None, region: str) -> float:
         policy = self._policy(regime, region, authority, category, subcategory)
         due = dt.datetime.fromtimestamp(due_ts, zone(policy.timezone or tz))
-        return extend(due, days, policy).timestamp()
+        return extend(due, days, policy, self._calendar(region)).timestamp()
 
     def _state_policy(self, state: State) -> tuple[Policy, ZoneInfo]:
         policy = self._policy(state["regime"], state["region"], state["auth"], state["cat"],
@@ -139,7 +157,8 @@ class DeadlineService:
             return start_ts + (due_ts - start_ts) * share
         start = dt.datetime.fromtimestamp(start_ts, tz)
         due = dt.datetime.fromtimestamp(due_ts, tz)
-        return warning_at(start, due, share, policy).timestamp()
+        return warning_at(start, due, share, policy,
+                          self._calendar(state["region"])).timestamp()
 
     def pause(self, state: State, due_ts: float, warn_ts: float, paused_ts: float,
               resumed_ts: float) -> tuple[float, float]:
@@ -151,8 +170,9 @@ class DeadlineService:
         warn = dt.datetime.fromtimestamp(warn_ts, tz)
         paused = dt.datetime.fromtimestamp(paused_ts, tz)
         resumed = dt.datetime.fromtimestamp(resumed_ts, tz)
-        moved_due = pause_shift(due, paused, resumed, policy)
-        moved_warn = pause_shift_warning(warn, due, moved_due, paused, resumed, policy)
+        cal = self._calendar(state["region"])
+        moved_due = pause_shift(due, paused, resumed, policy, cal)
+        moved_warn = pause_shift_warning(warn, due, moved_due, paused, resumed, policy, cal)
         return (due_ts if moved_due == due else moved_due.timestamp(),
                 warn_ts if moved_warn == warn else moved_warn.timestamp())
 
@@ -183,16 +203,17 @@ class DeadlineService:
                                          state["cat"], state["sub"], name, tz.key, day)
             return due_ts, start_ts + (due_ts - start_ts) * share
         start = dt.datetime.fromtimestamp(start_ts, tz)
-        due = stage_due(name, start, tz.key, policy)
+        cal = self._calendar(state["region"])
+        due = stage_due(name, start, tz.key, policy, cal)
         # Counted in the stage's working time, whatever the answer's unit is.
         hours = dataclasses.replace(policy, counting="working_hours")
-        return due.timestamp(), warning_at(start, due, share, hours).timestamp()
+        return due.timestamp(), warning_at(start, due, share, hours, cal).timestamp()
 
     def _day_due(self, regime: str, region: str, authority: str, category: str | None,
                  subcategory: str | None, name: str, tz: str, day: dt.date) -> float:
         policy = self._policy(regime, region, authority, category, subcategory)
         start = dt.datetime.combine(day, dt.time(12), zone(tz))
-        return stage_due(name, start, tz, policy).timestamp()
+        return stage_due(name, start, tz, policy, self._calendar(region)).timestamp()
 
     def params(self, state: State, warning_share: float | None = None,
                escalation_after: float | None = None) -> SlaParams:
