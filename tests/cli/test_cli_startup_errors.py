@@ -22,18 +22,10 @@ from typing import Any
 
 import pytest
 
+from tests.cli.cli_run import run
 from workers import cli
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def run(argv: list[str], capsys: Any) -> tuple[int, str]:
-    """Exit status and stderr of ``appeals *argv``; an exception escaping is the failure."""
-    try:
-        rc = cli.main(argv)
-    except SystemExit as exc:
-        rc = exc.code if isinstance(exc.code, int) else 2
-    return rc, capsys.readouterr().err
 
 
 def one_line(err: str) -> str:
