@@ -234,12 +234,17 @@ class WebhookReceiver:
             return Counter(k for k, _ in self.requests)
 
 
-def hooked(settings: Settings, receiver_url: str, notify_authority: str) -> bool:
-    """Does an alert for this authority go to the test's webhook (and not only elsewhere)?"""
+def hooked(settings: Settings, receiver_url: str, authorities: Iterable[str]) -> set[str]:
+    """The authorities whose alerts go to the test's webhook (and not only elsewhere).
+
+    One routing-rules load for all of them: a load per alert (thousands) took longer than the
+    test's whole budget once the rules' load-time checks grew.
+    """
     from workers.notify.delivery import Delivery, _reserved_host
 
-    urls = Delivery(settings, Router(load_rules())).webhooks_for(notify_authority)
-    return [u for u in urls if not _reserved_host(u)] == [receiver_url]
+    delivery = Delivery(settings, Router(load_rules()))
+    return {a for a in set(authorities)
+            if [u for u in delivery.webhooks_for(a) if not _reserved_host(u)] == [receiver_url]}
 
 
 def log_path(name: str) -> Path:

@@ -387,6 +387,12 @@ class PolicyBook:
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None) -> PolicyBook:
         """Explicit path, else ``$APPEALS_POLICY_FILE``, else the packaged ``policies.toml``."""
+        return cls(*cls.read_data(path))
+
+    @staticmethod
+    def read_data(path: str | os.PathLike[str] | None = None) -> tuple[dict[str, Any], str]:
+        """(the policy file's data, its name), not yet validated: :meth:`load` without the
+        book, for callers that add overrides first (``deadline_service.load_book``)."""
         chosen = path or os.environ.get(POLICY_FILE_ENV)
         if chosen:
             p = Path(chosen)
@@ -411,7 +417,7 @@ class PolicyBook:
                 data = tomllib.loads(text)
             except tomllib.TOMLDecodeError as exc:
                 raise PolicyError(f"{source}: invalid TOML: {exc}") from exc
-        return cls(data, source)
+        return data, source
 
     @property
     def regimes(self) -> tuple[str, ...]:

@@ -10,13 +10,12 @@ in Tatarstan), so every per-day cache below is keyed by the region as well.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime as dt
 import os
-import tomllib
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
-from importlib import resources
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -71,22 +70,34 @@ def authority_overrides(authorities: Iterable[Any]) -> list[dict[str, Any]]:
 
 
 def load_book(authorities: Iterable[Any] = ()) -> PolicyBook:
-    """The policy file (``$APPEALS_POLICY_FILE`` or the packaged one) plus authority blocks."""
-    path = os.environ.get(POLICY_FILE_ENV)
-    if path and not path.endswith((".yaml", ".yml")):
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
-        source = path
-    elif path:
-        return PolicyBook.load(path)
-    else:
-        data = tomllib.loads(resources.files("workers.deadlines").joinpath(
-            "policies.toml").read_text("utf-8"))
-        source = "workers/deadlines/policies.toml"
+    """The policy file (``$APPEALS_POLICY_FILE``, TOML or YAML, or the packaged one) plus the
+    authorities' own blocks.
+
+    The file is parsed once per version of it (its path and modification time): a routing
+    rules load checks every authority's block with a book of its own (twelve in the demo
+    rules), and each used to read and parse the file again.
+    """
+    path = os.environ.get(POLICY_FILE_ENV) or None
+    data, source = _policy_data(path, _stamp(path))
+    data = copy.deepcopy(data)  # the cached parse stays as it was read
     extra = authority_overrides(authorities)
     if extra:
         data = {**data, "overrides": [*data.get("overrides", []), *extra]}
     return PolicyBook(data, source)
+
+
+def _stamp(path: str | None) -> int:
+    if path is None:
+        return 0
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return -1  # read_data reports the file
+
+
+@lru_cache(maxsize=8)
+def _policy_data(path: str | None, _stamp: int) -> tuple[dict[str, Any], str]:
+    return PolicyBook.read_data(path)
 
 
 class DeadlineService:
