@@ -74,12 +74,14 @@ def test_load_classifier_is_cached() -> None:
 
 
 def test_model_load_time_in_fresh_process() -> None:
-    code = ("import time; t=time.perf_counter(); "
+    # CPU time, not wall time: a CI box running other jobs on the same cores (chaos tests,
+    # benchmarks) stretched the wall time of this 1 s load to 3 s. The target (< 1 s) is
+    # reported by `appeals classify bench`; here a floor with slack.
+    code = ("import time; t=time.process_time(); "
             "from workers.classification import load_classifier; load_classifier(); "
-            "print(time.perf_counter()-t)")
+            "print(time.process_time()-t)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                          text=True, check=True)
-    # Target is < 1 s; allow slack for a loaded CI box sharing its cores.
     assert float(out.stdout.strip()) < 2.0
 
 
@@ -88,8 +90,8 @@ def test_throughput_sanity(clf: Classifier) -> None:
 
     res = run_bench(n=3000, batch_size=256)
     # The target (≥ 5,000/s on one free core) is reported by `classify bench`; here only a
-    # generous floor so a shared test machine doesn't flake.
-    assert res["appeals_per_s"] > 1000
+    # generous floor, on CPU time, so other jobs on a shared test machine can't fail it.
+    assert res["appeals_per_cpu_s"] > 1000
 
 
 def test_explain_lists_rule_hits(clf: Classifier) -> None:

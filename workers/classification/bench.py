@@ -39,12 +39,17 @@ def run_bench(n: int = 20_000, batch_size: int = 256, model: str | None = None) 
     texts = _texts(n)
     clf.classify_batch(texts[:batch_size])  # warm the per-token caches with one batch
     t1 = time.perf_counter()
+    c1 = time.process_time()
     for i in range(0, n, batch_size):
         clf.classify_batch(texts[i : i + batch_size])
     dt = time.perf_counter() - t1
+    cpu = time.process_time() - c1
     mean_len = sum(map(len, texts)) / max(n, 1)
+    # Wall time is what a worker gets on a free core; CPU time is what the classifier costs
+    # whatever else runs on the machine (the figure the tests' floor uses).
     return {"n": n, "batch_size": batch_size, "seconds": round(dt, 3),
-            "appeals_per_s": round(n / dt), "load_s": round(load_s, 3),
+            "appeals_per_s": round(n / dt), "cpu_seconds": round(cpu, 3),
+            "appeals_per_cpu_s": round(n / max(cpu, 1e-9)), "load_s": round(load_s, 3),
             "mean_chars": round(mean_len), "model_version": clf.version}
 
 
