@@ -113,7 +113,7 @@ class Outbox:
         self._topology = topology
         self._producer = topology.app.producer
         self._pending: list[Awaitable[Any]] = []
-        self._ack_wait = metrics.BROKER_ACK_WAIT.labels(stage)
+        self._ack_wait = metrics.child(metrics.BROKER_ACK_WAIT, stage)  # one Outbox per batch
 
     async def send(self, base: str, key: bytes | None, value: bytes) -> None:
         fut = await self._producer.send(self._topology.name(base), key, value, None, None, None)

@@ -74,3 +74,47 @@ def test_a_failed_write_leaves_the_figures_pending(redis_scenario: Callable[...,
 
     redis_scenario(scenario)
     assert agg.dirty
+
+
+def test_the_published_hashes_are_the_snapshot_exactly(
+        redis_scenario: Callable[..., object]) -> None:
+    """The script writes what ``to_redis`` gives, field for field: more pairs than one slice
+    of the script's ``unpack`` takes, non-ASCII names, sketches; a later publish drops fields
+    the partition no longer has (the old MULTI's ``DEL``), and an empty partition leaves no
+    hashes behind."""
+    agg = PartitionAggregates()
+    subjects = ["auth-1", "muni:Белокуриха", "cat:roads \"quoted\" \\ back"]
+    keys = [(s, f"2026-11-{d:02d}", c) for s in subjects for d in range(1, 29)
+            for c in ("received", "answered", "open", "open_overdue")]
+    for n, key in enumerate(keys * 2):  # 336 keys, then counts above 1
+        agg.apply_delta([], [key])
+        if n % 3 == 0:
+            agg.add_response(key[0], key[1], 60.0 * (n + 1))
+    for i in range(1200):  # 1,536 counters in all: 3,072 values, two slices of 2,000
+        agg.apply_delta([], [(f"auth-{i}", "2026-11-30", "received")])
+    prefix = PREFIX + "exact:"
+
+    async def hashes(client: Any) -> tuple[dict[bytes, bytes], dict[bytes, bytes], set[bytes]]:
+        return (await client.hgetall(f"{prefix}agg:2"), await client.hgetall(f"{prefix}aggsk:2"),
+                await client.smembers(f"{prefix}agg:partitions"))
+
+    def expected() -> tuple[dict[bytes, bytes], dict[bytes, bytes]]:
+        counters, sketches = agg.to_redis()
+        return ({k.encode(): str(v).encode() for k, v in counters.items()},
+                {k.encode(): v for k, v in sketches.items()})
+
+    async def scenario(client: Any) -> None:
+        await publish(client, prefix, 2, agg)
+        counters, sketches, partitions = await hashes(client)
+        assert (counters, sketches) == expected()
+        assert len(counters) == 1536 and partitions == {b"2"}
+        agg.apply_delta([("auth-7", "2026-11-30", "received")], [])
+        agg.add_response("auth-1", "2026-11-01", 5.0)
+        await publish(client, prefix, 2, agg)
+        counters, sketches, _ = await hashes(client)
+        assert (counters, sketches) == expected()
+        assert b"auth-7|2026-11-30|received" not in counters
+        await publish(client, prefix, 2, PartitionAggregates())
+        assert await client.exists(f"{prefix}agg:2", f"{prefix}aggsk:2") == 0
+
+    redis_scenario(scenario)
