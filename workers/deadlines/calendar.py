@@ -429,12 +429,7 @@ def _parse_overrides(data: Any, path: str) -> CalendarOverrides:
     sources: dict[int, str] = {}
     seen_years: set[int] = set()
     for key, entry in years.items():
-        try:
-            year = int(str(key))
-        except ValueError:
-            raise CalendarFileError(f"{path}: years.{key}: year must be an integer") from None
-        if not 1900 <= year <= 2200:
-            raise CalendarFileError(f"{path}: years.{key}: year out of range")
+        year = _parse_year_key(key, f"{path}: years.{key}")
         seen_years.add(year)
         if not isinstance(entry, Mapping):
             raise CalendarFileError(f"{path}: years.{key} must be a table")
