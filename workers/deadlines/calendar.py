@@ -443,15 +443,7 @@ def _parse_overrides(data: Any, path: str) -> CalendarOverrides:
                 raise CalendarFileError(f"{path}: years.{key}.source must be a string")
             sources[year] = entry["source"]
         for name, target in (("non_working", non_working), ("working", working)):
-            days = entry.get(name, [])
-            if not isinstance(days, list):
-                raise CalendarFileError(f"{path}: years.{key}.{name} must be a list of dates")
-            for i, raw in enumerate(days):
-                where = f"{path}: years.{key}.{name}[{i}]"
-                day = _parse_day(raw, where)
-                if day.year != year:
-                    raise CalendarFileError(f"{where}: {day} is not in year {year}")
-                target.add(day)
+            target |= _parse_day_list(entry, name, year, f"{path}: years.{key}")
     return CalendarOverrides(frozenset(non_working), frozenset(working), sources, path,
                              frozenset(seen_years), regions)
 

@@ -364,7 +364,6 @@ def _start_stages(state: State, at: float, rules: SlaRules, effects: Effects,
             effects.cancel.extend(_stage_timers(state, old))
             entries[name] = [*old[:5], at, *old[6:]]
     if specs:
-        assert rules.stage_due is not None
         share = rules.of(state).warning_share
     for name, spec in specs.items():
         if trigger is not None and trigger not in spec.restarted_by:
