@@ -205,6 +205,8 @@ class RoutedAppeal(Record):
     complaint: bool = False
     complaint_about: str | None = None
     timezone: str | None = None
+    duplicate_of: str | None = None
+    """The intake's near-duplicate flag: the earlier appeal this one repeats (within 24 h)."""
 
 
 @dataclass(slots=True)

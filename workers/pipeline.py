@@ -34,7 +34,9 @@ def load_router(settings: Settings) -> tuple[Any, Any]:
     from workers.routing.loader import default_rules_path
 
     path = settings.routing_rules or str(default_rules_path())
-    return Router(load_rules(path)), path
+    # APPEALS_DEFAULT_REGION, as the API loads them: the two must agree on where an appeal
+    # from a region without rules goes.
+    return Router(load_rules(path, default_region=settings.default_region)), path
 
 
 def build_worker(settings: Settings) -> tuple[faust.App, WorkerContext]:
@@ -52,7 +54,7 @@ def build_worker(settings: Settings) -> tuple[faust.App, WorkerContext]:
     route_agent.install_triage(app, ctx, router)
     sla_agent.install(app, ctx, router)
     notify_agent.install(app, ctx, deliver=_delivery(settings, router))
-    _install_rules_watcher(app, router, rules_path)
+    _install_rules_watcher(app, router, rules_path, settings.default_region)
     _install_metrics_endpoint(app, settings)
     _install_lag_monitor(app)
     _install_loop_probe(app)
@@ -67,12 +69,15 @@ def _delivery(settings: Settings, router: Any) -> Any:
     return build_delivery(settings, router)
 
 
-def _install_rules_watcher(app: faust.App, router: Any, path: str) -> None:
+def _install_rules_watcher(
+    app: faust.App, router: Any, path: str, default_region: str | None
+) -> None:
     from workers.routing.watcher import RulesWatcher
 
     @app.task
     async def watch_rules() -> None:
-        watcher = RulesWatcher(path, router.swap, interval=5.0, initial=router.rules)
+        watcher = RulesWatcher(path, router.swap, interval=5.0, initial=router.rules,
+                               default_region=default_region)
         watcher.start()
 
 

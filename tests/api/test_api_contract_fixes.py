@@ -206,3 +206,36 @@ def test_small_contract_gaps(redis_server: Any) -> None:
 
     run_api(api_settings(redis_server.url), body)
 
+
+
+def test_the_near_duplicate_flag_reaches_the_appeal_view(redis_server: Any) -> None:
+    """Intake flags a resend ``duplicate_of`` the earlier appeal; the routed record carries it,
+    and the body reading ``/v1/appeals/{id}`` sees it (a review found it stopped at intake)."""
+    from workers.sla.engine import SlaRules, new_state
+
+    rules = SlaRules(due=lambda regime, start, *_: start + 30 * DAY,
+                     extend=lambda regime, due, days, *_: due + days * DAY)
+    now = time.time()
+
+    def routed(appeal_id: str, duplicate_of: str | None) -> dict[str, Any]:
+        return {"appeal_id": appeal_id, "regime": "fz59", "region": "22",
+                "authority_id": "22-minzdrav", "category": "healthcare",
+                "duplicate_of": duplicate_of}
+
+    states = [new_state(routed("resend", "first"), 0, now, "Asia/Barnaul", rules)[0],
+              new_state(routed("first", None), 0, now, "Asia/Barnaul", rules)[0]]
+    for state in states:
+        read_model.bump_version(state)
+
+    async def body(client: TestClient, settings: Settings, redis: Any) -> None:
+        await read_model.write(redis, read_model.key_prefix(settings.app_id), states, now)
+        got = {}
+        for appeal_id in ("resend", "first"):
+            r = await client.get(f"/v1/appeals/{appeal_id}")
+            assert r.status == 200
+            got[appeal_id] = (await r.json())["duplicate_of"]
+        assert got == {"resend": "first", "first": None}
+
+    run_api(api_settings(redis_server.url), body)
+    appeal = document()["components"]["schemas"]["Appeal"]["properties"]
+    assert appeal["duplicate_of"]["type"] == ["string", "null"]

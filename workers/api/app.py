@@ -176,6 +176,8 @@ async def get_appeal(request: web.Request) -> web.Response:
         # then paused reads sla=paused and still is an open breach).
         "open_breach": bool(open_ and in_breach_index),
         "stages": _stages(row.get("stages")),
+        # Intake's near-duplicate flag: the earlier appeal this one repeats (null: none).
+        "duplicate_of": row.get("duplicate_of") or None,
         "history": history,
     })
 

@@ -146,6 +146,8 @@ def document(version: str = "0.1.0") -> dict[str, Any]:
                     "ended_at": {"type": ["string", "null"]},
                     "breached": {"type": "boolean", "description": "this run's breach"},
                     "breaches": {"type": "integer", "description": "over every run"}}}},
+            "duplicate_of": {"type": ["string", "null"], "description": (
+                "the earlier appeal this one repeats (intake's near-duplicate flag)")},
             "history": {"type": "array", "items": {"type": "object", "properties": {
                 "at": {"type": "string"}, "event": {"type": "string"}}}},
         },

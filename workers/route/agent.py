@@ -66,9 +66,11 @@ STAGE = "route"
 TRIAGE_STAGE = "triage"
 
 #: The fields of a registered appeal that classification and routing read (``importance``
-#: for :func:`is_urgent`; it travels in the triage pending copy too).
+#: for :func:`is_urgent`; it travels in the triage pending copy too; ``duplicate_of``, the
+#: intake's near-duplicate flag, is not read by routing but carried into the routed record).
 ROUTE_FIELDS = ("appeal_id", "regime", "region", "registered_at", "channel", "subcategory",
-                "municipality", "text", "address", "complaint_about", "importance")
+                "municipality", "text", "address", "complaint_about", "importance", "subject",
+                "duplicate_of")
 #: The values of a registered appeal's ``importance`` (``registered-appeal`` schema), or null.
 IMPORTANCES = ("low", "normal", "high")
 
@@ -105,6 +107,8 @@ def routed_record(appeal: dict[str, Any], decision: Any, category: str, urgent: 
         complaint_about=appeal.get("complaint_about"),
         # The authority's own zone (rules: ``timezone:``): its deadlines are counted in it.
         timezone=decision.timezone,
+        # The intake's near-duplicate flag, so the authority sees it is a resend.
+        duplicate_of=appeal.get("duplicate_of"),
     )
 
 
@@ -118,6 +122,7 @@ def route_input(appeal: dict[str, Any], category: str) -> RouteInput:
         text=appeal.get("text") or "",
         address=appeal.get("address"),
         complaint_about=appeal.get("complaint_about"),
+        subject=appeal.get("subject"),
     )
 
 
@@ -389,7 +394,7 @@ def _appeal_id(data: dict[str, Any]) -> str:
 
 #: Fields of a pending copy that may be absent or null and are otherwise strings.
 _OPTIONAL_TEXT = ("channel", "subcategory", "municipality", "text", "address", "complaint_about",
-                  "classifier_version")
+                  "classifier_version", "subject", "duplicate_of")
 
 
 def check_pending(appeal: dict[str, Any]) -> str:

@@ -12,11 +12,15 @@ Names flagged ``ambiguous`` (a town called «Яровое» vs «яровое» 
 when capitalised in the original text or after «г.»/«город». A word in capitals («ПОСЕЯЛИ
 ЯРОВОЕ») says nothing about capitalisation, so it counts as lower case.
 
-A city adjective followed by «район»/«р-н»/«муниципальный округ» («Заринский район», «в
-Алейском районе») names a district. Known districts have their own (longer) entries; any
-other such mention is a district the rules do not know, and it ends the search with no
+A city adjective followed by «район»/«р-н»/«муниципальный район»/«муниципальный округ»
+(«Заринский район», «в Алейском районе») names a district. Known districts have their own
+(longer) entries, also with «муниципальный район/округ» («Бийского муниципального района»);
+any other such mention is a district the rules do not know, and it ends the search with no
 match: never the city of the same name, nor a later place in the text (where people travel
-to, see below).
+to, see below). :meth:`Gazetteer.lookup` tells that outcome apart (:data:`UNLISTED_DISTRICT`)
+so that routing also stops there instead of searching the next field (metadata, then address,
+subject and text): «Заринский район» in the address says the place is outside every listed
+municipality, whatever town the text mentions.
 
 Adjective forms (``adjectives:``, «бийский», «бийская»...) are also street names («ул.
 Бийская», «Каменская ул.») and surnames («Заринский Иван Петрович»). So an adjective next to a
@@ -32,7 +36,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Final
 
 _TOKEN_RE = re.compile(r"[0-9A-Za-zА-Яа-яЁё]+")
 _CASES = ("nomn", "gent", "datv", "accs", "ablt", "loct")
@@ -199,18 +203,37 @@ def adjective_forms(adjective: str) -> set[tuple[str, ...]]:
 
 
 def district_forms(adjective: str) -> set[tuple[str, ...]]:
-    """«Бийский район» in every case, plus the «р-н» abbreviations."""
+    """«Бийский район», «Бийский муниципальный район» and «Бийский муниципальный округ» in
+    every case, plus the «р-н» abbreviations (a district that became a municipal okrug keeps
+    being written both ways)."""
     adj = normalize_token(adjective)
     result: set[tuple[str, ...]] = set()
     for case in _CASES:
         for a in _word_forms(adj, case):
             for r in _word_forms("район", case):
                 result.add((a, r))
+            for m in _word_forms("муниципальный", case):
+                for r in (*_word_forms("район", case), *_word_forms("округ", case)):
+                    result.add((a, m, r))
     masc_forms = {a for case in _CASES for a in _word_forms(adj, case)}
     for a in masc_forms:
         for abbr in _DISTRICT_WORD_ABBREVIATIONS:
             result.add((a, *abbr))
     return result
+
+
+class UnlistedDistrict:
+    """The type of :data:`UNLISTED_DISTRICT` (one instance)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "UNLISTED_DISTRICT"
+
+
+UNLISTED_DISTRICT: Final = UnlistedDistrict()
+"""What :meth:`Gazetteer.lookup` returns for a district the rules do not list («Заринский
+район»): a place was named, and it is no listed municipality (``None`` means no place found)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,7 +297,7 @@ class Gazetteer:
         return len(self._table)
 
     def find(self, text: str | None, *, strict: bool = True) -> str | None:
-        """The municipality ``text`` is about, or None.
+        """The municipality ``text`` is about, or None (also for an unlisted district).
 
         The earliest (longest) mention: a name, form, district or adjective, skipping an
         adjective that is part of a street name or a person's name.
@@ -282,6 +305,12 @@ class Gazetteer:
         ``strict=False`` drops the capitalisation requirement of ambiguous names: used for
         intake metadata, where the field itself says the value is a place.
         """
+        found = self.lookup(text, strict=strict)
+        return found if isinstance(found, str) else None
+
+    def lookup(self, text: str | None, *, strict: bool = True) -> str | UnlistedDistrict | None:
+        """Like :meth:`find`, but a district the rules do not list is
+        :data:`UNLISTED_DISTRICT` rather than None: the search must end there."""
         if not text or not self._table:
             return None
         raw = tokenize(text)
@@ -309,7 +338,8 @@ class Gazetteer:
                     if _street_or_person(text, raw, norm, spans, i):
                         break
                 if entry.adjectival and _district_word_at(norm, i + length):
-                    return None  # a district without an entry: not the city of that name
+                    # A district without an entry: not the city of that name.
+                    return UNLISTED_DISTRICT
                 return entry.municipality
         return None
 

@@ -24,6 +24,7 @@ RouteLevel = Literal[
     "region_category",
     "region_triage",
     "complaint_parent",
+    "complaint_unidentified",
     "redirect",
     "unroutable",
 ]
@@ -157,8 +158,12 @@ class RouteInput:
     """Intake metadata: a municipality id, its name, or an OKTMO code."""
     text: str = ""
     address: str | None = None
+    """Where the problem is (never the citizen's own postal address)."""
     complaint_about: str | None = None
-    """Authority id the citizen complains about; routing never sends the appeal there."""
+    """The authority the citizen complains about (its id, in any case, or its name); routing
+    never sends the appeal there, and one it cannot identify goes to the triage desk."""
+    subject: str | None = None
+    """The title / subject line (a ПОС message's title, a letter's subject)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,9 +10,18 @@ Resolution order (first hit wins), each recorded as the decision's ``level``:
 3. ``region_category``       - the regional ministry/agency for the category;
 4. ``region_triage``         - the regional triage desk (ЦУР), also for unknown categories.
 
+The municipality comes from intake metadata, then the address (where the problem is), then the
+subject line, then the text; the first that names a place decides. A district the rules do not
+list («Заринский район») ends the search there with no municipality (so the category's regional
+body gets it), never a town named in a later field.
+
 Then the complaint rule (59-FZ art. 8 p. 6): an appeal complaining about body X never goes
 to X nor to a body subordinate to X (its own department would judge X); it goes to X's
 parent (level ``complaint_parent``), or to the region's triage desk when X is the root.
+X is identified by its id (in any case) or by its name; a complaint whose body cannot be
+identified (a typo, «администрация нашего района») could be about any body routing would pick,
+so it goes to the region's triage desk (level ``complaint_unidentified``), where a person
+reads it and forwards it with :meth:`Router.redirect`.
 
 An appeal from a region without rules (or an invalid region code) goes to the triage desk of
 the *default region* with level ``unroutable``: never dropped, always visible to a human and
@@ -28,6 +37,7 @@ import logging
 
 from schemas.records import CATEGORIES
 from workers.geo.regions import UnknownRegion, get_region
+from workers.routing.gazetteer import UnlistedDistrict, normalize_token, tokenize
 from workers.routing.model import (
     Authority,
     RegionRules,
@@ -43,6 +53,7 @@ __all__ = [
     "Router",
     "UnknownAuthority",
     "detect_municipality",
+    "identify_authority",
     "resolve_municipality",
 ]
 
@@ -77,19 +88,54 @@ def _decision(
     )
 
 
+def _name_key(value: str) -> str:
+    """An authority's name or id as compared: case, «ё», quotes and punctuation ignored."""
+    return " ".join(normalize_token(t) for t in tokenize(value))
+
+
+def identify_authority(rules: RoutingRules, value: str | None) -> str | None:
+    """The id of the authority ``value`` names: its id (any case) or its full name; else None.
+
+    The exact id is one dict lookup; the rest (rare: a complaint field filled by hand) scans
+    the authorities, a few hundred per region at most.
+    """
+    if value is None:
+        return None
+    if value in rules.authorities:
+        return value
+    key = _name_key(value)
+    if not key:
+        return None
+    by_name = None
+    for authority in rules.authorities.values():
+        if _name_key(authority.id) == key:
+            return authority.id
+        if by_name is None and _name_key(authority.name) == key:
+            by_name = authority.id
+    return by_name
+
+
 def _judges_itself(rules: RoutingRules, complained: str | None, target_id: str) -> bool:
     """59-FZ art. 8 p. 6: is ``target_id`` the body complained about, or below it?
 
-    The one test behind both :meth:`Router.route` and :meth:`Router.redirect`. An id the
-    rules don't define (free text, a typo) constrains nothing.
+    The one test behind both :meth:`Router.route` and :meth:`Router.redirect`; the body is
+    identified by :func:`identify_authority`. A value that names no authority constrains
+    nothing here (:meth:`Router.route` sends such a complaint to the triage desk instead).
     """
-    if complained is None or complained not in rules.authorities:
+    body = identify_authority(rules, complained)
+    if body is None:
         return False
-    return complained == target_id or complained in rules.ancestors(target_id)
+    return body == target_id or body in rules.ancestors(target_id)
 
 
 def resolve_municipality(region: RegionRules, value: str | None) -> str | None:
     """Municipality id from intake metadata: an id, an OKTMO code or a place name."""
+    found = _metadata_place(region, value)
+    return found if isinstance(found, str) else None
+
+
+def _metadata_place(region: RegionRules, value: str | None) -> str | UnlistedDistrict | None:
+    """:func:`resolve_municipality`, telling an unlisted district apart from no place."""
     if not value:
         return None
     value = value.strip()
@@ -109,16 +155,24 @@ def resolve_municipality(region: RegionRules, value: str | None) -> str | None:
             ):
                 best = (len(mun.oktmo), mun.id)
         return best[1] if best else None
-    return region.gazetteer.find(value, strict=False)
+    return region.gazetteer.lookup(value, strict=False)
 
 
 def detect_municipality(region: RegionRules, appeal: RouteInput) -> str | None:
-    """Metadata first (explicit), then the address (structured), then the free text."""
-    return (
-        resolve_municipality(region, appeal.municipality)
-        or region.gazetteer.find(appeal.address)
-        or region.gazetteer.find(appeal.text)
-    )
+    """Metadata first (explicit), then the address (structured), the subject line, the text.
+
+    The first field that names a place decides: a district the rules do not list ends the
+    search with None (the appeal is about a place outside every listed municipality; a town
+    in a later field is where people travel to, or whom they already asked).
+    """
+    found = _metadata_place(region, appeal.municipality)
+    if found is None:
+        gazetteer = region.gazetteer
+        for field in (appeal.address, appeal.subject, appeal.text):
+            found = gazetteer.lookup(field)
+            if found is not None:
+                break
+    return found if isinstance(found, str) else None
 
 
 def _valid_code(code: object) -> str | None:
@@ -227,10 +281,11 @@ class Router:
         rules = self._rules
         authority = rules.authority(to_authority_id)
         if _judges_itself(rules, complaint_about, to_authority_id):
+            body = identify_authority(rules, complaint_about)
             what = (
                 "the body it complains about"
-                if complaint_about == to_authority_id
-                else f"a body below {complaint_about!r}, the body it complains about"
+                if body == to_authority_id
+                else f"a body below {body!r}, the body it complains about"
             )
             raise RedirectRejected(
                 f"appeal {appeal_id}: cannot redirect a complaint to {to_authority_id!r}, "
@@ -266,9 +321,20 @@ class Router:
         region: RegionRules,
         region_code: str | None,
     ) -> RouteDecision:
-        """Apply 59-FZ art. 8 p. 6: never to the body complained about, nor below it."""
-        complained = appeal.complaint_about
-        if complained is None or not _judges_itself(rules, complained, target.id):
+        """Apply 59-FZ art. 8 p. 6: never to the body complained about, nor below it.
+
+        A complaint about a body the rules cannot identify goes to the triage desk (level
+        ``complaint_unidentified``): any target might be that body or below it. An
+        ``unroutable`` appeal is on the default region's desk already and keeps that level.
+        """
+        if appeal.complaint_about is None or not appeal.complaint_about.strip():
+            return _decision(rules, appeal.appeal_id, target, level, municipality, region_code)
+        complained = identify_authority(rules, appeal.complaint_about)
+        if complained is None:
+            if level != "unroutable":
+                target, level = rules.authorities[region.triage], "complaint_unidentified"
+            return _decision(rules, appeal.appeal_id, target, level, municipality, region_code)
+        if not _judges_itself(rules, complained, target.id):
             return _decision(rules, appeal.appeal_id, target, level, municipality, region_code)
         candidates = [*rules.ancestors(complained), region.triage]
         # The parent; for the root (the regional government itself) the triage desk, which

@@ -234,6 +234,9 @@ def new_state(
         "muni": routed.get("municipality"),
         "urgent": bool(routed.get("urgent")),
         "complaint_about": routed.get("complaint_about"),
+        # The intake's near-duplicate flag (the earlier appeal this one repeats), for the read
+        # model: the body sees a resend as one. Not read by the clock or the figures.
+        "dup": routed.get("duplicate_of"),
         "reg": registered_ts,
         "recv": registered_ts,  # when the current authority received it (redirect restarts)
         "start": registered_ts,  # start of the running answer period

@@ -40,7 +40,7 @@ CHUNK = 1000
 OPEN_BREACHES = "breaches:open"
 VERSION_FIELD = "version"
 FIELDS = ("status", "sla", "authority_id", "regime", "category", "municipality",
-          "registered_at", "due_at", "answered_at", "updated_at", "stages")
+          "registered_at", "due_at", "answered_at", "updated_at", "stages", "duplicate_of")
 
 #: KEYS[1] the open-breach sorted set, KEYS[2..] one appeal hash per state.
 #: ARGV: number of fields F, the F field names, then per state: version, appeal id, ttl in
@@ -138,7 +138,8 @@ def _ttl(state: State) -> int:
 def _values(state: State, updated_at: str) -> list[Any]:
     return [state["status"], sla_status(state), state["auth"], state["regime"],
             state.get("cat") or "", state.get("muni") or "", _iso(state["reg"]),
-            _iso(state["due"]), _iso(state["answered"]), updated_at, _stages(state)]
+            _iso(state["due"]), _iso(state["answered"]), updated_at, _stages(state),
+            state.get("dup") or ""]
 
 
 def _stages(state: State) -> str:

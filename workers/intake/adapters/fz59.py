@@ -25,9 +25,11 @@ typed-in body and the scan as an attachment). Native shape::
 
 59-FZ counts the 3-day registration deadline from receipt, so ``submitted_at`` is the receipt
 time; the office's own registration date stays in ``extra``. The applicant's postal address is
-personal data for the reply and is *not* the place of the problem: it is used as ``address``
-only when no incident address is given (near-duplicate detection compares addresses), and it is
-always kept, as the reply address, in ``extra["applicant"]["postal_address"]`` with every other
+personal data for the reply and is *not* the place of the problem, so it never becomes
+``address`` (routing reads ``address`` to find the municipality: a letter from Barnaul about a
+road in Biysk belongs to Biysk). A letter without ``incident_address`` has no ``address``; the
+municipality then comes from ``municipality``, the subject or the body. The postal address is
+kept, as the reply address, in ``extra["applicant"]["postal_address"]`` with every other
 applicant field that ``author`` has no place for (``snils``, a second phone, ...).
 """
 
@@ -85,8 +87,7 @@ def adapt(data: dict[str, Any]) -> dict[str, Any]:
         municipality=text_or_none(data.get("municipality")),
         text=text_or_none(data.get("body")) or "",
         subject=text_or_none(data.get("subject")),
-        address=text_or_none(first(data, "incident_address"))
-        or text_or_none(who.get("postal_address")),
+        address=text_or_none(data.get("incident_address")),
         complaint_about=text_or_none(data.get("complaint_about")),
         author=author(
             name=person_name(who.get("surname"), who.get("name"), who.get("patronymic")),
