@@ -184,3 +184,39 @@ def test_broken_native_payloads_are_rejected_with_a_reason(
     with pytest.raises(InvalidEvent) as info:
         intake_from_dict(native)
     assert info.value.reason == reason
+
+
+# --- alternatives the adapter did not use are kept (review 12, defect 15) -------------------
+
+def test_web_form_name_is_kept_when_fio_names_the_author() -> None:
+    native = {"channel": "web", "submission_id": "minstroy-22-000512",
+              "external_id": "site-7", "submitted": "2025-01-14 10:21:00", "region": "22",
+              "fields": {"fio": "Петрова Анна Сергеевна", "name": "ТСЖ «Ленина, 5»",
+                         "message": "Прошу проверить детскую площадку во дворе."}}
+    appeal = intake_from_dict(native, channel_hint="web")
+    assert appeal.author is not None and appeal.author.name == "Петрова Анна Сергеевна"
+    assert appeal.external_id == "minstroy-22-000512"
+    assert appeal.extra["form_fields"] == {"name": "ТСЖ «Ленина, 5»"}
+    assert appeal.extra["external_id"] == "site-7"
+    # Only one of them: nothing is added.
+    alone = intake_from_dict(dict(native, external_id=None,
+                                  fields={"name": "Петрова А. С.", "message": "Текст"}),
+                             channel_hint="web")
+    assert alone.author is not None and alone.author.name == "Петрова А. С."
+    assert "form_fields" not in alone.extra and "external_id" not in alone.extra
+
+
+def test_pos_alternative_fields_are_kept_when_the_primary_is_present() -> None:
+    native = {"channel": "pos", "id": "77", "external_id": "pos-77",
+              "created": "2025-01-14T08:12:44+07:00", "created_at": 1736817164000,
+              "region_code": "22", "region": "Алтайский край, Бийский район",
+              "text": "Нет воды"}
+    appeal = intake_from_dict(native, channel_hint="pos")
+    assert (appeal.external_id, appeal.region, appeal.submitted_at) == (
+        "77", "22", "2025-01-14T08:12:44+07:00")
+    assert appeal.extra == {"external_id": "pos-77", "created_at": 1736817164000,
+                            "region": "Алтайский край, Бийский район"}
+    fallback = intake_from_dict({"channel": "pos", "external_id": "pos-78", "region": "22",
+                                 "created_at": "2025-01-14T08:12:44+07:00", "text": "Нет воды"},
+                                channel_hint="pos")
+    assert (fallback.external_id, fallback.region, fallback.extra) == ("pos-78", "22", {})

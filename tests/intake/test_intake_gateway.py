@@ -255,3 +255,18 @@ def test_config_from_env_and_toml(tmp_path: Any) -> None:
     assert by_id["app"].region == "77"
     assert (cfg.rate, cfg.port) == (12.5, 9001)
     assert "t1" not in repr(by_id["pos-platform"])  # tokens stay out of reprs and logs
+
+
+def test_client_id_with_a_colon_is_refused(tmp_path: Any) -> None:
+    """``<client id>:<key>`` is the external id of a keyed appeal without one: client ``mfc``
+    with key ``22:1001`` and client ``mfc:22`` with key ``1001`` shared an appeal id."""
+    from streams.settings import ConfigError
+
+    toml = tmp_path / "tokens.toml"
+    toml.write_text('[clients.mfc]\ntoken = "t1"\n[clients."mfc:22"]\ntoken = "secret-token-2"\n')
+    env = {"APPEALS_GATEWAY_TOKENS_FILE": str(toml)}
+    with pytest.raises(ConfigError) as err:
+        GatewayConfig.load(Settings.load({}), env)
+    message = str(err.value)
+    assert str(toml) in message and "mfc:22" in message and "':'" in message
+    assert "secret-token-2" not in message  # the token is not echoed

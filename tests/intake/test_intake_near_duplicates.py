@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from typing import Any
 
+import pytest
 import redis.asyncio as aioredis
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -185,3 +186,99 @@ def test_no_author_means_no_flag(redis_server: Any) -> None:
         return await find_near_duplicate(r, anon2, config=cfg)
 
     assert _run(redis_server.url, scenario) is None
+
+
+# --- review 12: identities, address spellings, order of arrival ------------------------------
+
+def _incident(appeal_id: str, handle: str, network: str | None) -> RegisteredAppeal:
+    return RegisteredAppeal(
+        appeal_id=appeal_id, channel="incident", external_id=appeal_id, regime="incident",
+        region="22", registered_at="2025-01-14T08:00:00+07:00",
+        submitted_at="2025-01-14T08:00:00+07:00", text=TEXT,
+        author=Author(handle=handle), extra={} if network is None else {"network": network},
+    )
+
+
+def test_a_handle_is_an_identity_only_within_its_network() -> None:
+    """@ivanov on VK and @Ivanov on Telegram are two people (defect 9)."""
+    cfg = NearDupConfig()
+    vk = signature(_incident("v" * 24, "@ivanov", "vk"), cfg)
+    tg = signature(_incident("g" * 24, "@Ivanov", "telegram"), cfg)
+    vk_again = signature(_incident("w" * 24, "Ivanov", "VK"), cfg)
+    assert not set(vk.buckets) & set(tg.buckets)
+    assert vk.buckets == vk_again.buckets  # case, '@' and the network's spelling don't matter
+    unknown = signature(_incident("u" * 24, "@ivanov", None), cfg)
+    assert not set(unknown.buckets) & (set(vk.buckets) | set(tg.buckets))
+
+
+@pytest.mark.parametrize(("first", "second"), [
+    ("г. Барнаул, проспект Ленина, д. 5", "г. Барнаул, пр-т Ленина, д. 5"),
+    ("г. Барнаул, пр-кт Ленина, 5", "Барнаул, проспект Ленина, дом 5"),
+    ("г. Барнаул, б-р Победы, 5", "г. Барнаул, бульвар Победы, 5"),
+    ("Барнаул, Ленина 5", "г. Барнаул, ул. Ленина, 5"),
+    ("город Барнаул, улица Ленина, дом 5, корп. 2", "Барнаул, Ленина, 5, корпус 2"),
+    ("Ростов-на-Дону, пр-д Ленина, 5", "Ростов-на-Дону, проезд Ленина, д. 5"),
+])
+def test_spellings_of_one_address_are_one_bucket(first: str, second: str) -> None:
+    """Abbreviations are matched before hyphens are dropped; «г.», «д.», «ул.» are noise
+    (defect 10)."""
+    cfg = NearDupConfig()
+    one = signature(_appeal("1" * 24, address=first), cfg)
+    two = signature(_appeal("2" * 24, address=second), cfg)
+    assert one.buckets == two.buckets
+
+
+@pytest.mark.parametrize(("first", "second"), [
+    ("г. Барнаул, ул. Ленина, 5", "г. Барнаул, пр-т Ленина, 5"),
+    ("г. Барнаул, ул. Ленина, 5", "г. Барнаул, б-р Ленина, 5"),
+    ("г. Барнаул, пр-т Ленина, 5", "г. Барнаул, пр-д Ленина, 5"),
+    ("г. Барнаул, ул. Ленина, д. 5", "г. Барнаул, ул. Ленина, д. 5 г"),   # house 5Г
+    ("г. Барнаул, ул. Ленина, д. 5", "г. Барнаул, ул. Ленина, д. 5, кв. 3"),
+    ("г. Барнаул, ул. Ленина, д. 5, к. 2", "г. Барнаул, ул. Ленина, д. 52"),
+    ("г. Барнаул, ул. Ленина, 5", "г. Бийск, ул. Ленина, 5"),
+    ("д. Ивановка, ул. Садовая, 5", "Ивановка, ул. Садовая, 5"),  # village: «д.» kept
+])
+def test_different_addresses_stay_apart(first: str, second: str) -> None:
+    cfg = NearDupConfig()
+    one = signature(_appeal("1" * 24, address=first), cfg)
+    two = signature(_appeal("2" * 24, address=second), cfg)
+    assert not set(one.buckets) & set(two.buckets)
+
+
+def test_resend_written_earlier_but_met_later_is_flagged(redis_server: Any) -> None:
+    """An e-mail resend (10:00) is met first, the ПОС message it repeats (09:00, held in
+    moderation) later: the one met later is flagged, pointing at the one met first (defect 7)."""
+    cfg = _cfg()
+
+    async def scenario(r: aioredis.Redis) -> tuple:
+        email = _appeal("e" * 24, text=RESEND, at="2025-01-14T10:00:00+07:00")
+        pos = _appeal("p" * 24, at="2025-01-14T09:00:00+07:00")
+        first = await find_near_duplicate(r, email, config=cfg)
+        await remember(r, email, config=cfg)
+        second = await find_near_duplicate(r, pos, config=cfg)
+        # Written more than the window before the one met first: not a resend of it.
+        stale = _appeal("s" * 24, at="2025-01-13T09:59:59+07:00")
+        return first, second, await find_near_duplicate(r, stale, config=cfg)
+
+    assert _run(redis_server.url, scenario) == (None, "e" * 24, None)
+
+
+def test_a_replay_gets_the_decision_of_the_live_run(redis_server: Any) -> None:
+    cfg = _cfg()
+
+    async def scenario(r: aioredis.Redis) -> tuple:
+        a = _appeal("a" * 24, at="2025-01-14T10:00:00+07:00")
+        b = _appeal("b" * 24, text=RESEND, at="2025-01-14T09:00:00+07:00")
+        c = _appeal("c" * 24, text=RESEND, at="2025-01-14T11:00:00+07:00")
+        live = []
+        for appeal in (a, b, c):
+            appeal.duplicate_of = (await find_near_duplicates(r, [appeal], config=cfg))[0]
+            await remember_many(r, [appeal], config=cfg)
+            live.append(appeal.duplicate_of)
+        replayed = [_appeal(x.appeal_id, text=x.text, at=x.submitted_at) for x in (a, b, c)]
+        return live, await find_near_duplicates(r, replayed, config=cfg)
+
+    live, replay = _run(redis_server.url, scenario)
+    assert replay == live
+    # b, written before a but met after it, points at a; so does c (a's group's root).
+    assert live == [None, "a" * 24, "a" * 24]

@@ -206,3 +206,53 @@ def test_printable_characters_are_never_dropped_or_respaced() -> None:
         assert not normalize._LINE_BREAKS.match(ch), hex(cp)
         assert not normalize._SPACES.match(ch), hex(cp)
         assert not normalize._ANY_SPACE.match(ch) or ch == " ", hex(cp)
+
+
+# --- external ids: whitespace runs are part of the id (review 12, defect 14) ---------------
+
+def test_external_ids_differing_only_in_a_whitespace_run_stay_two_appeals() -> None:
+    """«ID  1001» and «ID 1001» are two ids of the source: folding them gave both one appeal id
+    and intake dropped the second as an exact duplicate."""
+    from workers.intake.core import appeal_id_for
+
+    one = intake_from_dict(_event(external_id="ID 1001"))
+    two = intake_from_dict(_event(external_id="ID  1001"))
+    tabbed = intake_from_dict(_event(external_id="ID\t\t1001"))
+    assert (one.external_id, two.external_id, tabbed.external_id) == (
+        "ID 1001", "ID  1001", "ID  1001")
+    assert appeal_id_for("pos", one.external_id) != appeal_id_for("pos", two.external_id)
+    # Ends are still trimmed; other single-line fields still fold.
+    assert intake_from_dict(_event(external_id="  ID  1001 \n")).external_id == "ID  1001"
+    assert intake_from_dict(_event(external_id="x", subject="a   b")).subject == "a b"
+
+
+@pytest.mark.parametrize(("external_id", "appeal_id"), [
+    # Appeal ids computed with the code before the change: ids without a whitespace run keep
+    # theirs (trimming, NFC, NBSP and invisible characters behave as before).
+    ("ID 1001", "4f361940be675d40a25251d9"),
+    ("  ID 1001  ", "4f361940be675d40a25251d9"),
+    ("ID\u00a01001", "4f361940be675d40a25251d9"),
+    ("1834521907", "9e87a75020ef5574a775ff3e"),
+    ("minstroy-22-000512", "299c3bc549a250008fc53374"),
+    ("И\u0306-1", "33b5140a7b3e5810a48602e4"),
+    ("a\u200bb", "0f9ee17274ec5766b948e279"),
+    ("№ 12/3 от 14.01.2025", "20e32b3e17e45ba295a07a1c"),
+])
+def test_ids_without_whitespace_runs_keep_their_appeal_id(external_id: str,
+                                                          appeal_id: str) -> None:
+    from workers.intake.core import appeal_id_for
+
+    appeal = intake_from_dict(_event(external_id=external_id))
+    assert appeal_id_for("pos", appeal.external_id) == appeal_id
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=40))
+def test_clean_id_only_differs_from_clean_line_by_not_folding(value: str) -> None:
+    from workers.intake.normalize import clean_id
+
+    ident = clean_id(value)
+    assert clean_line(ident) == clean_line(value)  # a refinement of the old id, never coarser
+    assert clean_id(ident) == ident  # idempotent
+    if clean_line(value) == value:
+        assert ident == value  # an already normalised id is left as it is

@@ -63,7 +63,9 @@ the same names in lower case without the prefix; the environment wins):
 * ``APPEALS_GATEWAY_HOST`` (``127.0.0.1``), ``APPEALS_GATEWAY_PORT`` (``8080``);
 * ``APPEALS_GATEWAY_TOKENS``: ``client1:token1,client2:token2``;
 * ``APPEALS_GATEWAY_TOKENS_FILE``: TOML with ``[clients.<id>]`` tables: ``token``, and optional
-  ``rate``, ``burst``, ``channels`` (allowed channels) and ``region`` (Open311 default region);
+  ``rate``, ``burst``, ``channels`` (allowed channels) and ``region`` (Open311 default region).
+  A client id must not contain ``:`` (it separates client id and key in an external id, see
+  :func:`scoped_external_id`); such a file is refused at start-up;
 * ``APPEALS_GATEWAY_RATE`` (``50``, requests/s per client), ``APPEALS_GATEWAY_BURST`` (``100``);
 * ``APPEALS_GATEWAY_MAX_BODY_BYTES`` (``2097152``), ``APPEALS_GATEWAY_MAX_BATCH`` (``500``);
 * ``APPEALS_GATEWAY_SEND_TIMEOUT`` (``30`` s to wait for Kafka acknowledgements);
@@ -241,6 +243,11 @@ def _clients_from_table(table: Any, where: str) -> list[Client]:
         raise ConfigError(f"{where}: [clients] must be a table")
     out = []
     for client_id, spec in table.items():
+        if ":" in str(client_id):
+            # ``<client id>:<key>`` is an appeal's external id (scoped_external_id): with a ':'
+            # in the id, client "mfc" with key "22:1001" and client "mfc:22" with key "1001"
+            # would name one appeal, and intake would drop the second as a duplicate.
+            raise ConfigError(f"{where}: clients.{client_id}: a client id must not contain ':'")
         if not isinstance(spec, Mapping) or not isinstance(spec.get("token"), str):
             raise ConfigError(f"{where}: clients.{client_id} needs a token")
         channels = spec.get("channels")
@@ -434,8 +441,13 @@ def scoped_external_id(client_id: str, item_key: str) -> str:
     The client is the configured ``Client.id`` its bearer token (Open311: ``api_key``)
     authenticated as. A retry by the same client still gets the same id. Should client id and
     key not fit the 200-character limit of ``external_id``, a digest of both stands in; so it
-    does when normalisation would change the id (``a  b`` and ``a b``, or two Unicode forms of
-    one key, would otherwise fold into one external id, one appeal).
+    does when :func:`clean_line` would change the id (two Unicode forms of one key would
+    otherwise fold into one external id, one appeal; ``a  b`` took this path too when external
+    ids were whitespace-folded, and still does, so its appeal id stays what it was).
+
+    One-to-one because a client id never contains ``:`` (refused when the clients are loaded,
+    :func:`_clients_from_table`): otherwise client ``mfc`` with key ``22:1001`` and client
+    ``mfc:22`` with key ``1001`` would share an appeal id.
     """
     scoped = f"{client_id}:{item_key}"
     if len(scoped) > 200 or clean_line(scoped) != scoped:

@@ -2,8 +2,10 @@
 
 Citizens often resend an appeal (no answer yet, a second channel, a slightly edited text). Such
 an appeal is still *registered* (it may carry new detail, and 59-FZ requires registering it),
-but it is marked ``duplicate_of`` the earlier one so authorities and ratings don't count it
-twice. Exact repeats (same channel + external id) are handled elsewhere (Redis ``SET NX``).
+but it is marked ``duplicate_of`` the earlier one, and the flag travels in the routed record so
+the receiving authority sees it is a resend. The figures and ratings still count it as an
+appeal of its own (a resend the body must answer too). Exact repeats (same channel + external
+id) are handled elsewhere (Redis ``SET NX``).
 
 How similarity is measured: character 5-shingles of the normalised text (lower case, ``ё``→``е``,
 punctuation dropped, whitespace folded) hashed to 64 bits; an appeal keeps a *bottom-k sketch*,
@@ -22,14 +24,30 @@ by enumerating the (small) space of Russian mobile numbers, as a plain hash coul
 
 * ``{prefix}nd2:{bucket}``: a hash ``appeal_id -> packed(ts, root appeal_id, sketch)``, with TTL
   = window + 1 h, refreshed on every write. One bucket per author identifier (E.164 phone,
-  e-mail, social handle), so an appeal matches an earlier one that shares *any* identifier.
+  e-mail, social handle together with its network: ``extra["network"]``), so an appeal matches
+  an earlier one that shares *any* identifier.
+
+  Upgrade (session 12): bucket ids of social handles now include the network, and addresses
+  are normalised differently (:func:`_norm_address`), so such appeals registered before the
+  upgrade are not found by appeals after it, for one window (missed flags, nothing else).
 
 A lookup is one round trip (``HGETALL`` of the appeal's buckets, in one Lua script), remembering
 is one more (``HSET`` + ``EXPIRE``, likewise); entries older than the window are ignored on
 lookup and go with their key's TTL (or :func:`prune`). The batched variants cost the same
 two round trips for a whole batch and also compare appeals *within* the batch.
 
-Times are event times (``submitted_at``), so a replay flags exactly what the live run flagged.
+Which of two similar appeals is flagged: the one intake meets *later*, whatever their
+``submitted_at``, because the one met first is registered and published by then and a flag
+cannot be withdrawn. The window is measured on event times (``submitted_at``) in both
+directions, so a resend written earlier but delivered later (an e-mail resend delivered before
+the ПОС message it repeats, which waited in moderation) is flagged as well, pointing at the
+appeal met first. Replays: an appeal met again (the same appeal id; a batch replayed after a
+crash) gets the decision recorded for it the first time, as long as its entry is in Redis (up
+to window + 1 h after its bucket's last write), so it flags exactly what the live run flagged.
+Not guaranteed: once its entry has expired or Redis lost it, the decision is made again from
+what Redis holds at that time, which can differ from the live run (a rebuild that meets the
+appeals in another order, e.g. partitions interleaved differently, flags the other one of a
+pair).
 
 Configuration (environment): ``APPEALS_NEAR_DUP_SALT`` (secret for the bucket HMAC; set it in
 production, the default only suits tests), ``APPEALS_NEAR_DUP_THRESHOLD`` (0.8),
@@ -241,19 +259,53 @@ def jaccard(a: Sequence[int], b: Sequence[int], size: int = 128) -> float:
 
 # --------------------------------------------------------------------------- appeal access
 
-_ADDR_WORDS = {
-    "улица": "ул", "проспект": "пр-кт", "пр": "пр-кт", "переулок": "пер", "дом": "д",
-    "квартира": "кв", "город": "г", "корпус": "к", "корп": "к", "строение": "стр",
-    "бульвар": "б-р", "шоссе": "ш", "площадь": "пл", "поселок": "п", "пос": "п",
-    "село": "с", "район": "р-н",
+# Address words -> one spelling each (``None``: dropped). Matched on whole tokens that keep
+# their inner hyphens, *before* punctuation is dropped: «пр-т», «пр-кт» and «проспект» are one
+# word, «б-р» and «бульвар» another (with the hyphen turned into a space first, «пр-т» became
+# «пр т» and matched neither). The street type «улица» is dropped: it is what an address
+# without a type means («Ленина, 5» is «ул. Ленина, 5»), while every other type stays, so
+# «пр-кт Ленина 5» never equals «ул. Ленина 5».
+_ADDR_WORDS: dict[str, str | None] = {
+    "улица": None, "ул": None,
+    "проспект": "пр-кт", "пр": "пр-кт", "пр-т": "пр-кт", "пр-кт": "пр-кт", "просп": "пр-кт",
+    "пркт": "пр-кт",
+    "переулок": "пер", "квартира": "кв", "корпус": "к", "корп": "к", "строение": "стр",
+    "бульвар": "б-р", "б-р": "б-р", "бул": "б-р", "шоссе": "ш", "площадь": "пл",
+    "поселок": "п", "пос": "п", "село": "с", "район": "р-н", "р-н": "р-н",
+    "микрорайон": "мкр", "мкрн": "мкр", "мкр-н": "мкр", "набережная": "наб",
+    "проезд": "пр-д", "пр-д": "пр-д",
 }
+# «г.»/«город» before a place name and «д.»/«дом» before a house number are noise: «г. Барнаул,
+# ул. Ленина, д. 5» is «Барнаул, Ленина 5». Only in those positions: a lone «г» or «д» after a
+# house number is a building letter («д. 5 г» is house 5Г, not house 5), and «д. Ивановка» is a
+# village (деревня), so they are kept there.
+_CITY_WORDS = frozenset({"г", "город"})
+_HOUSE_WORDS = frozenset({"д", "дом"})
+_ADDR_TOKEN = re.compile(r"[^\W_]+(?:-[^\W_]+)*")
 
 
 def _norm_address(address: str | None) -> str:
+    """One spelling for the spelling variants of one address (see :data:`_ADDR_WORDS`)."""
     if not address:
         return ""
-    words = _canonical_text(address).split()
-    return " ".join(_ADDR_WORDS.get(w, w) for w in words)
+    text = unicodedata.normalize("NFC", address).lower().replace("ё", "е")
+    tokens = _ADDR_TOKEN.findall(text)
+    words: list[str] = []
+    for i, tok in enumerate(tokens):
+        prev = words[-1] if words else ""
+        nxt = tokens[i + 1] if i + 1 < len(tokens) else ""
+        if tok in _CITY_WORDS and nxt[:1].isalpha() and nxt not in _ADDR_WORDS \
+                and not prev[:1].isdigit():
+            continue
+        if tok in _HOUSE_WORDS and nxt[:1].isdigit() and not prev[:1].isdigit():
+            continue
+        if tok in _ADDR_WORDS:
+            mapped = _ADDR_WORDS[tok]
+            if mapped is not None:
+                words.append(mapped)
+            continue
+        words.extend(tok.split("-"))  # «Ростов-на-Дону» as before: hyphens were spaces
+    return " ".join(words)
 
 
 def _get(obj: Any, name: str) -> Any:
@@ -262,8 +314,21 @@ def _get(obj: Any, name: str) -> Any:
     return getattr(obj, name, None)
 
 
+def _network(appeal: Any) -> str:
+    """The social network a handle belongs to (``extra["network"]``, set by the incident
+    adapter), lower-cased; ``""`` when the appeal does not say."""
+    extra = _get(appeal, "extra")
+    value = extra.get("network") if isinstance(extra, Mapping) else None
+    return value.strip().lower() if isinstance(value, str) else ""
+
+
 def _identities(appeal: Any) -> list[str]:
-    """Author identifiers, strongest first; a name alone is not an identity (namesakes)."""
+    """Author identifiers, strongest first; a name alone is not an identity (namesakes).
+
+    A social handle names a person only within its network: @ivanov on VK and @ivanov on
+    Telegram are two people, so the network is part of the identity. Handles of appeals that
+    name no network are compared only with each other.
+    """
     author = _get(appeal, "author")
     if author is None:
         return []
@@ -273,7 +338,7 @@ def _identities(appeal: Any) -> list[str]:
         if isinstance(value, str) and value.strip():
             v = value.strip().lower()
             if kind == "handle":
-                v = v.lstrip("@")
+                v = f"{_network(appeal)}\x1f{v.lstrip('@')}"
             out.append(f"{kind}:{v}")
     return out
 
@@ -380,15 +445,20 @@ def _best_match(
     candidates: Iterable[tuple[str, float, str, tuple[int, ...]]],
     cfg: NearDupConfig,
 ) -> str | None:
-    """Earliest earlier appeal within the window whose text is similar enough; its root id."""
+    """The root of the earliest-written appeal met before this one, written within the window
+    either side of it, whose text is similar enough; or ``None``.
+
+    When this appeal was met before (a replay: its own entry is among the candidates), the
+    decision recorded then: its stored root, ``None`` if that is itself.
+    """
     best: tuple[float, str] | None = None
     for appeal_id, ts, root, sk in candidates:
-        if appeal_id == sig.appeal_id or root == sig.appeal_id:
-            continue  # a replay of this very appeal, or one that already points at it
-        if not (sig.ts - cfg.window_s <= ts <= sig.ts):
+        if appeal_id == sig.appeal_id:
+            return root if root != sig.appeal_id else None
+        if root == sig.appeal_id:
+            continue  # one that already points at this appeal
+        if abs(ts - sig.ts) > cfg.window_s:
             continue
-        if ts == sig.ts and appeal_id > sig.appeal_id:
-            continue  # same instant: the smaller id is "earlier", so exactly one is flagged
         if jaccard(sig.sketch, sk, cfg.sketch_size) >= cfg.threshold and (
             best is None or (ts, root) < best
         ):
@@ -411,7 +481,8 @@ async def find_near_duplicates(
     redis: Any, appeals: Sequence[Any], *, window_s: float | None = None,
     config: NearDupConfig | None = None, signatures: Sequence[Signature] | None = None,
 ) -> list[str | None]:
-    """For each appeal, the earlier appeal_id it near-duplicates, or ``None``. One round trip.
+    """For each appeal, the appeal_id (a root) of the one met before it that it near-duplicates,
+    or ``None``; for an appeal met before, the decision recorded then. One round trip.
 
     Appeals earlier in ``appeals`` count as earlier candidates for later ones (a batch that
     holds an appeal and its resend flags the resend). Nothing is written: call

@@ -11,7 +11,12 @@ What it does, on the canonical dict (after schema validation, before the record 
   newline and tab, ``Cf`` such as zero-width spaces, soft hyphens and bidi overrides, lone
   surrogates); exotic spaces become a plain space; whitespace folded. Single-line fields
   (subject, address, names, ...) fold all whitespace to one space; the appeal ``text`` keeps its
-  line breaks (paragraphs carry meaning) but folds runs of spaces and of blank lines;
+  line breaks (paragraphs carry meaning) but folds runs of spaces and of blank lines. The
+  ``external_id`` is trimmed at both ends and each whitespace character inside becomes a
+  space, but runs are *not* folded (:func:`clean_id`): it names the appeal, and ``ID  1001``
+  and ``ID 1001`` are two of them. Upgrade: an id with a run of whitespace inside named the
+  folded id's appeal before session 12 and names another appeal id now, so a retry or replay
+  across the upgrade of a message registered before it registers a second appeal;
 * ``author.phone`` to E.164 (``phonenumbers``, default region RU, so ``8 913 ...`` works).
   An unparsable number is kept in ``author.phone`` as its digits (with a leading ``+`` when one
   was typed), and ``extra["phone_not_e164"] = true`` is set. It stays inside ``author`` on
@@ -52,6 +57,7 @@ from workers.intake.core import register_normaliser
 
 __all__ = [
     "NormaliseConfig",
+    "clean_id",
     "clean_line",
     "clean_text",
     "configure",
@@ -179,6 +185,25 @@ def clean_line(value: str) -> str:
     return _ANY_SPACE.sub(" ", value).strip()
 
 
+_ONE_SPACE = re.compile(r"\s")
+
+
+def clean_id(value: str) -> str:
+    """An identifier (``external_id``): like :func:`clean_line`, but whitespace is not folded.
+
+    Each whitespace character inside becomes one space and the ends are trimmed, but a run of
+    spaces stays a run: ``"ID  1001"`` and ``"ID 1001"`` are two ids of the source, and
+    folding them made two appeals one appeal id, the second dropped as a duplicate. An id
+    :func:`clean_line` leaves unchanged is left unchanged here too, so its appeal id is the
+    same as before.
+    """
+    value = _base(value)
+    if value.isprintable():
+        # Its only whitespace is U+0020 (see _plain): nothing to turn into a space.
+        return value.strip()
+    return _ONE_SPACE.sub(" ", value).strip()
+
+
 def clean_text(value: str) -> str:
     """Free text: like :func:`clean_line` but paragraphs (line breaks) are kept."""
     value = _base(value)
@@ -231,7 +256,7 @@ def normalise(data: dict[str, Any]) -> dict[str, Any]:
     for key in _LINE_FIELDS:
         value = out.get(key)
         if isinstance(value, str):
-            cleaned = clean_line(value)
+            cleaned = clean_id(value) if key == "external_id" else clean_line(value)
             # Ids must stay non-empty (they name the appeal); other empty fields become null.
             out[key] = cleaned if cleaned or key in ("external_id",) else None
     if out.get("external_id") == "":

@@ -24,11 +24,14 @@ classifier still decides); the platform's own category and subcategory objects a
 ``extra`` because routing and the ПОС SLA policy depend on the platform's subcategory id.
 ``subcategory`` carries the subcategory *name* (the SLA policy key of the pos regime).
 Unknown native fields go to ``extra`` verbatim; author fields ``author`` has no place for go to
-``extra["pos_author"]``.
+``extra["pos_author"]``. Of two native spellings of one field (``region_code``/``region``,
+``id``/``external_id``, ``created``/``created_at``) the first present one is used and the other,
+when present too, is kept in ``extra`` under its own name, verbatim: nothing is dropped.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from workers.intake.adapters._common import (
@@ -64,11 +67,25 @@ def _named(value: Any) -> str | None:
     return text_or_none(value)
 
 
+def _pick(data: Mapping[str, Any], keys: tuple[str, ...], unused: dict[str, Any]) -> Any:
+    """:func:`first` of ``keys``; every other of ``keys`` with a value in ``data`` is put into
+    ``unused`` verbatim (``region`` may be the name «Алтайский край, Бийский район» next to
+    ``region_code``: not the same information)."""
+    chosen = next((k for k in keys if first(data, k) is not None), None)
+    for key in keys:
+        if key != chosen and first(data, key) is not None:
+            unused[key] = data[key]
+    return data[chosen] if chosen is not None else None
+
+
 def adapt(data: dict[str, Any]) -> dict[str, Any]:
-    region = region_code(first(data, "region_code", "region"))
+    extra = leftovers(data, _USED)
+    # Alternatives of a field the adapter maps, other than the one it used: kept, not dropped.
+    region = region_code(_pick(data, ("region_code", "region"), extra))
+    source_id = _pick(data, ("id", "external_id"), extra)
+    created = _pick(data, ("created", "created_at"), extra)
     who = as_mapping(data.get("author"), "author")
     addr = data.get("address")
-    extra = leftovers(data, _USED)
     if isinstance(addr, dict):
         address = text_or_none(addr.get("full"))
         geo = {k: v for k, v in addr.items() if k != "full"}
@@ -88,8 +105,8 @@ def adapt(data: dict[str, Any]) -> dict[str, Any]:
                      _AUTHOR_USED if full_name is None else _AUTHOR_USED[:-1])
     return canonical(
         CHANNEL,
-        external_id=_external_id(first(data, "id", "external_id"), "id"),
-        submitted_at=iso_datetime(first(data, "created", "created_at"), region=region),
+        external_id=_external_id(source_id, "id"),
+        submitted_at=iso_datetime(created, region=region),
         region=region,
         municipality=text_or_none(data.get("municipality")),
         text=text_or_none(data.get("text")) or "",

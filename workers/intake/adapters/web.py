@@ -21,11 +21,16 @@ Native shape (what the site's form handler posts; form field names are the site'
     }
 
 Sites add form fields at will, so unknown *form* fields are kept in ``extra["form_fields"]`` and
-unknown top-level fields in ``extra``: nothing a citizen typed is dropped.
+unknown top-level fields in ``extra``: nothing a citizen typed is dropped. The same holds for
+alternatives the adapter did not use: ``name`` when ``fio`` gave the author's name goes to
+``extra["form_fields"]["name"]`` (a form may ask for both: the person and the organisation),
+``external_id`` when ``submission_id`` gave the id to ``extra["external_id"]``, verbatim.
+Like ``author``, ``extra["form_fields"]`` may hold personal data and is never logged.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from workers.intake.adapters._common import (
@@ -49,18 +54,31 @@ _FORM_USED = (
 )
 
 
+def _pick(data: Mapping[str, Any], keys: tuple[str, ...], unused: dict[str, Any]) -> Any:
+    """:func:`first` of ``keys``; every other of ``keys`` with a value in ``data`` is put into
+    ``unused`` verbatim (a site that sends both ``fio`` and ``name`` means two things)."""
+    chosen = next((k for k in keys if first(data, k) is not None), None)
+    for key in keys:
+        if key != chosen and first(data, key) is not None:
+            unused[key] = data[key]
+    return data[chosen] if chosen is not None else None
+
+
 def adapt(data: dict[str, Any]) -> dict[str, Any]:
     region = region_code(data.get("region"))
     form = as_mapping(data.get("fields"), "fields")
     extra = leftovers(data, _USED)
     form_extra = leftovers(form, _FORM_USED)
+    # Alternatives of a field the adapter maps, other than the one it used: kept, not dropped.
+    source_id = _pick(data, ("submission_id", "external_id"), extra)
+    name = _pick(form, ("fio", "name"), form_extra)
     if form_extra:
         extra["form_fields"] = form_extra
     if form.get("theme") is not None:
         extra["theme"] = form["theme"]
     return canonical(
         CHANNEL,
-        external_id=_external_id(first(data, "submission_id", "external_id"), "submission_id"),
+        external_id=_external_id(source_id, "submission_id"),
         submitted_at=iso_datetime(data.get("submitted"), region=region, field="submitted"),
         region=region,
         municipality=text_or_none(form.get("municipality")),
@@ -68,9 +86,7 @@ def adapt(data: dict[str, Any]) -> dict[str, Any]:
         subject=text_or_none(form.get("subject")),
         category_hint=category_code(form.get("theme")),
         address=text_or_none(form.get("address")),
-        author=author(
-            name=first(form, "fio", "name"), phone=form.get("phone"), email=form.get("email")
-        ),
+        author=author(name=name, phone=form.get("phone"), email=form.get("email")),
         attachments=attachments(data.get("files")),
         extra=extra,
     )
