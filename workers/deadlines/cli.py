@@ -31,6 +31,7 @@ from workers.deadlines.compute import (
     answer_due,
     final_answer_due,
     redirect_due,
+    registration_due,
     stage_due,
     to_local,
     warning_at,
@@ -119,6 +120,44 @@ def _plain_number(value: float) -> int | float:
     return int(value) if float(value).is_integer() else value
 
 
+def _authority(authority_id: str | None) -> Any:
+    """The routing rules' entry of ``--authority`` (``$APPEALS_ROUTING_RULES`` or the
+    packaged rules, as the workers load them), or None: no option, or a body the rules do not
+    know (its policy-file overrides by id still apply)."""
+    if not authority_id:
+        return None
+    from workers.routing.loader import RulesError, load_rules
+
+    try:
+        rules = load_rules()
+    except RulesError as exc:
+        raise _UsageError(f"--authority: cannot read the routing rules: {exc}") from None
+    return rules.authorities.get(authority_id)
+
+
+def _authority_zone(body: Any) -> str | None:
+    name = getattr(body, "timezone", None)
+    if not name:
+        return None
+    try:
+        ZoneInfo(name)
+    except (ValueError, KeyError):
+        return None
+    return str(name)
+
+
+def _book(policy_file: str | None, body: Any) -> PolicyBook:
+    """The policy book the SLA engine uses for this authority: the policy file plus the
+    authority's own ``sla:`` block of the routing rules (``deadline_service.load_book``)."""
+    from workers.sla.deadline_service import authority_overrides
+
+    data, source = PolicyBook.read_data(policy_file)
+    extra = authority_overrides([body]) if body is not None else []
+    if extra:
+        data = {**data, "overrides": [*data.get("overrides", []), *extra]}
+    return PolicyBook(data, source)
+
+
 def run_due(args: argparse.Namespace) -> dict[str, Any]:
     """Compute the JSON answer for ``sla due``; raises on bad input (no printing here)."""
     from workers.geo.regions import normalize_code, region_timezone
@@ -128,8 +167,9 @@ def run_due(args: argparse.Namespace) -> dict[str, Any]:
         region_tz = region_timezone(region)
     except KeyError as exc:
         raise _UsageError(f"--region: {exc}") from None
+    body = _authority(args.authority)
     try:
-        book = PolicyBook.load(args.policy_file)
+        book = _book(args.policy_file, body)
         policy = book.resolve(args.regime, region=region, authority=args.authority,
                               category=args.category, subcategory=args.subcategory)
         # The note below reports a year without a decree; the library's log line would
@@ -139,7 +179,9 @@ def run_due(args: argparse.Namespace) -> dict[str, Any]:
         raise _UsageError(str(exc)) from None
     # The region's own days off (regional_calendar.toml, the file's [regions] tables).
     calendar = national.for_region(region)
-    tz = policy.timezone or region_tz
+    # As the SLA engine counts it: the policy's zone, else the authority's own (routing
+    # rules' ``timezone:``, carried by the routed record), else the region's.
+    tz = policy.timezone or _authority_zone(body) or region_tz
     registered_at = _parse_registered_at(args.registered_at, tz)
 
     ignored: list[str] = []
@@ -186,9 +228,22 @@ def run_due(args: argparse.Namespace) -> dict[str, Any]:
         out["final_answer_due"] = _iso(final_answer_due(registered_at, tz, policy, calendar))
     if "redirect" in policy.stages:
         out["redirect_due"] = _iso(redirect_due(registered_at, tz, policy, calendar))
-    for name in ("moderation",):
-        if name in policy.stages:
-            out[f"{name}_due"] = _iso(stage_due(name, registered_at, tz, policy, calendar))
+    # The stages nothing tracks (README "Stage deadlines"): 59-FZ registration within 3 days
+    # of receipt (counted from the moment given), the platform's moderation, then assignment
+    # counted from the moderation deadline (policies.toml: "within 1 working day of
+    # moderation").
+    if "registration" in policy.stages:
+        out["registration_due"] = _iso(
+            registration_due(registered_at, tz, policy, calendar))
+    if "moderation" in policy.stages:
+        moderated = stage_due("moderation", registered_at, tz, policy, calendar)
+        out["moderation_due"] = _iso(moderated)
+        if "assignment" in policy.stages:
+            out["assignment_due"] = _iso(
+                stage_due("assignment", moderated, tz, policy, calendar))
+    elif "assignment" in policy.stages:
+        out["assignment_due"] = _iso(
+            stage_due("assignment", registered_at, tz, policy, calendar))
     if policy.extensions_allowed and policy.extension_max_days:
         out["extension_max_days"] = policy.extension_max_days
     if ignored:
@@ -256,7 +311,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                           "--urgent")
     due.add_argument("--urgent", action="store_true",
                      help="urgent appeal: use the policy's shorter period (incident: 4 h)")
-    due.add_argument("--authority", help="authority id, for authority-level policy overrides")
+    due.add_argument("--authority",
+                     help="authority id: its policy overrides, its own `sla:` block and time "
+                          "zone in the routing rules ($APPEALS_ROUTING_RULES), as the SLA "
+                          "engine counts them")
     due.add_argument("--category", help="category code, for category overrides")
     due.add_argument("--subcategory", help="subcategory code, for subcategory overrides")
     due.add_argument("--policy-file", metavar="PATH",

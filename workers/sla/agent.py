@@ -45,6 +45,7 @@ from workers.runtime import (
 from workers.sla import lifecycle_routing, read_model, recompute, timers
 from workers.sla.deadline_service import DeadlineService, load_book
 from workers.sla.engine import (
+    FOREIGN_AUTHORITY,
     Effects,
     SlaRules,
     State,
@@ -338,6 +339,10 @@ async def _handle(rt: SlaRuntime, outbox: Outbox, event: faust.EventT, batch: Ba
         await outbox.dead_letter(event, stage=STAGE, reason="pending_overflow",
                                  detail=str(exc)[:300])
         return
+    except ForeignAuthority as exc:
+        await outbox.dead_letter(event, stage=STAGE, reason=FOREIGN_AUTHORITY,
+                                 detail=str(exc)[:300])
+        return
     except Exception as exc:
         # The transitions are pure functions of (state, event): whatever one raises, this
         # event raises it again on every replay, so it goes to the dead-letter topic rather
@@ -436,10 +441,14 @@ def _on_routed(rt: SlaRuntime, state: State | None, data: dict[str, Any], partit
             if pending.get("event") == "redirected" and rt.router is not None:
                 _check_redirect(rt.router, trial, pending)
             more = apply_lifecycle(trial, pending, rt.rules, rt.resolve_parent)
+            _check_reporter(trial, pending, more)
             trial_counted = keyed_contributions(trial)
         except RedirectRefused as exc:
             metrics.child(metrics.LIFECYCLE, "redirected", "rejected").inc()
             refused.append((pending, "redirect_refused", str(exc)))
+            continue
+        except ForeignAuthority as exc:
+            refused.append((pending, FOREIGN_AUTHORITY, str(exc)))
             continue
         except Exception as exc:  # as for any event: see _handle
             refused.append((pending, UNPROCESSABLE, f"{type(exc).__name__}: {exc}"))
@@ -482,12 +491,25 @@ def _on_lifecycle(rt: SlaRuntime, state: State | None, data: dict[str, Any],
         _check_redirect(rt.router, state, data)
     before = _before(state, figures)
     effects = apply_lifecycle(state, data, rt.rules, rt.resolve_parent)
+    _check_reporter(state, data, effects)
     if effects.outcome in ("duplicate",):
         metrics.child(metrics.LIFECYCLE, data["event"], effects.outcome).inc()
         return None, effects
     rt.partition_aggregates(state["p"]).apply_delta(before, _after(state, figures))
     metrics.child(metrics.LIFECYCLE, data["event"], effects.outcome).inc()
     return state, effects
+
+
+class ForeignAuthority(ValueError):
+    """A lifecycle event reported by a body that does not hold the appeal (``authority_id``
+    is not the current one): dead-lettered as ``foreign_authority``, never applied."""
+
+
+def _check_reporter(state: State, data: dict[str, Any], effects: Effects) -> None:
+    if effects.outcome == FOREIGN_AUTHORITY:
+        metrics.child(metrics.LIFECYCLE, data.get("event", "unknown"), "rejected").inc()
+        raise ForeignAuthority(f"{data.get('event')} reported by {data.get('authority_id')!r}, "
+                               f"the appeal is held by {state.get('auth')!r}")
 
 
 class RedirectRefused(ValueError):

@@ -42,6 +42,11 @@ MAX_EVENT_IDS = 64
 #: applied as wall-clock time (the version before, or rules without a policy book) and are
 #: replayed that way, so a recompute never moves a deadline already published for them.
 PAUSE_IN_UNITS = "units"
+#: Outcome (and dead-letter reason) of a lifecycle event whose ``authority_id`` is not the
+#: body that holds the appeal (:func:`apply_lifecycle`).
+FOREIGN_AUTHORITY = "foreign_authority"
+#: A stored deadline names a whole second (``late``).
+DUE_SECOND = 1.0
 
 
 @dataclass(slots=True)
@@ -319,9 +324,11 @@ def _move_deadline(state: State, due: float, warn: float, rules: SlaRules, effec
     Every move bumps the cycle, so ticks of the old deadline are recognised as stale. An alert
     already sent whose moment has passed under the new deadline too is carried into the new
     cycle instead of being sent again: the supervisor already knows. So a resume after a pause
-    that began past the deadline, or a late answer while paused, never repeats a breach. An
-    alert whose new moment lies ahead is armed again (an extension cures a breach; the breach
-    stays in the appeal's history, ``bdays``).
+    that began past the deadline, or a late answer while paused, never repeats a breach, and
+    a breach carried on leaves the period's unsent warning unsent. An alert whose new moment
+    lies ahead is armed again (a recompute cures a breach; the breach stays in the appeal's
+    history, ``bdays``; an extension is stamped in time, so a breach its tick recorded was
+    taken back first, ``_retract_breach``).
     """
     old_cycle = state["cycle"]
     fired = {lvl for lvl in ("warning", "breach", "escalation")
@@ -330,6 +337,7 @@ def _move_deadline(state: State, due: float, warn: float, rules: SlaRules, effec
     effects.cancel.append(Timer(state["id"], "escalation", 0.0, old_cycle))
     cycle = old_cycle + 1
     escalation_after = rules.of(state).escalation_after
+    was_breached = state["breached"]
     state.update(cycle=cycle, due=due, warn=warn, breached=None)
     escalated, state["escalated"] = state["escalated"], None
     carried = set()
@@ -342,14 +350,69 @@ def _move_deadline(state: State, due: float, warn: float, rules: SlaRules, effec
             carried.add("escalation")
             state["escalated"] = escalated
     state["alerts"].extend(f"{lvl}:{cycle}" for lvl in sorted(carried))
+    if "breach" in carried:
+        # The same breach goes on: its history entries follow it into the new cycle (so an
+        # event that later shows there was none takes back the right ones). One taken back
+        # before (``_retract_breach``) that the new deadline makes real again is recorded.
+        state["bdays"] = _retag(state["bdays"], old_cycle, cycle)
+        if not was_breached:
+            state["bdays"].append([local_day(due, state["tz"]), state["auth"], cycle])
+        if "escalation" in carried:
+            state["edays"] = _retag(state["edays"], old_cycle, cycle)
     if state["status"] == "running":
-        if "warning" not in carried:
+        # A period's warning is never sent after its breach: a breach carried on (a resume
+        # after a pause that began past the deadline) leaves its unsent warning unsent.
+        if "warning" not in carried and "breach" not in carried:
             effects.timers.append(Timer(state["id"], "warning", warn, cycle))
         if "breach" not in carried:
             effects.timers.append(Timer(state["id"], "breach", due, cycle))
         elif "escalation" not in carried:
             effects.timers.append(
                 Timer(state["id"], "escalation", due + escalation_after, cycle))
+
+
+def _retag(entries: list[Any], old_cycle: int, cycle: int) -> list[Any]:
+    """Breach or escalation entries of ``old_cycle`` as entries of ``cycle`` (replaced, not
+    changed in place: a state copy shares the inner lists)."""
+    return [[*e[:2], cycle] if _cycle_of(e) == old_cycle else e for e in entries]
+
+
+def _cycle_of(entry: Any) -> int | None:
+    """The cycle a breach or escalation entry was recorded in (None: written before entries
+    named it)."""
+    if isinstance(entry, list) and len(entry) > 2:
+        return int(entry[2])
+    return None
+
+
+def late(at: float, due: float) -> bool:
+    """Whether a moment ``at`` is past the deadline ``due``.
+
+    A deadline is stored to the second (23:59:59 local of the last day) and names that whole
+    second: an answer at 23:59:59.5 is on time. The one place lateness is judged. The
+    breach timer still fires at ``due`` itself; an answer (or a close, a redirect, a pause,
+    an extension) stamped within that last second and processed after the tick takes the
+    breach back (``_retract_breach``), so the figures are those of the event's moment.
+    """
+    return at >= due + DUE_SECOND
+
+
+def _retract_breach(state: State, at: float) -> None:
+    """An event stamped at or before the running deadline (an answer, an extension, a pause,
+    a redirect, a close) shows that the breach recorded for it by its timer did not happen:
+    the timer's tick was only processed first. The breach (and an escalation after it) leaves
+    the figures, so they do not depend on the order of tick and event; the alert already sent
+    stays sent (``alerts`` keeps its key, so it is never sent twice). Entries from before
+    breaches named their cycle are kept."""
+    if not state["breached"] or late(at, state["due"]):
+        return
+    cycle = state["cycle"]
+    if not any(_cycle_of(e) == cycle for e in state["bdays"]):
+        return
+    state["bdays"] = [e for e in state["bdays"] if _cycle_of(e) != cycle]
+    state["edays"] = [e for e in state["edays"] if _cycle_of(e) != cycle]
+    state["breached"] = None
+    state["escalated"] = None
 
 
 def _start_stages(state: State, at: float, rules: SlaRules, effects: Effects,
@@ -407,7 +470,7 @@ def _end_stages(state: State, kind: str, at: float, rules: SlaRules,
     for entry in entries:
         spec = specs.get(entry[0])
         if (spec is not None and kind in spec.restarted_by and _armed(entry) and entry[6]
-                and at > entry[2]):
+                and late(at, entry[2])):
             _fire_stage(state, entry, "breach", effects)
         if entry[5] is None:
             completes = spec is not None and kind in spec.ended_by
@@ -415,7 +478,7 @@ def _end_stages(state: State, kind: str, at: float, rules: SlaRules,
             if completes or kind == "closed" or (settles and entry[7] is None):
                 if _armed(entry):
                     effects.cancel.extend(_stage_timers(state, entry))
-                if completes and at > entry[2]:
+                if completes and late(at, entry[2]):
                     _fire_stage(state, entry, "breach", effects)
                 if completes or kind == "closed":
                     entry = [*entry[:5], at, *entry[6:]]
@@ -492,6 +555,11 @@ def apply_lifecycle(state: State, event: dict[str, Any], rules: SlaRules,
                     resolve_parent: Callable[[str], str | None] | None = None) -> Effects:
     """Apply one lifecycle event (already validated against its schema).
 
+    An event naming an ``authority_id`` other than the appeal's current body is not applied
+    (outcome ``FOREIGN_AUTHORITY``): after a redirect, the handing-on body's close or
+    extension must not end or move the receiving body's period. Events without one apply to
+    whichever body holds the appeal.
+
     Raises on an event it cannot apply, possibly after changing ``state``: callers apply it
     to a copy they can throw away (``workers.sla.agent``).
     """
@@ -499,6 +567,13 @@ def apply_lifecycle(state: State, event: dict[str, Any], rules: SlaRules,
     event_id = event["event_id"]
     if event_id in state["events"]:
         effects.outcome = "duplicate"
+        return effects
+    reporter = event.get("authority_id")
+    if reporter and reporter != state["auth"]:
+        # Reported by a body that does not hold the appeal (the one that redirected it, as
+        # a rule): its close, extension or answer is not the current body's. Nothing changes
+        # and the event id is not kept (the agent dead-letters it, ``FOREIGN_AUTHORITY``).
+        effects.outcome = FOREIGN_AUTHORITY
         return effects
     kind = event["event"]
     at = dt.datetime.fromisoformat(event["at"]).timestamp()
@@ -527,7 +602,8 @@ def _answered(state: State, event: dict[str, Any], at: float, rules: SlaRules,
         return
     if state["status"] == "paused" and state["paused"] is not None:
         _resume(state, at, rules, effects)
-    on_time = at <= state["due"]
+    _retract_breach(state, at)
+    on_time = not late(at, state["due"])
     state["status"] = "answered"
     state["answered"] = at
     state["on_time"] = on_time
@@ -556,7 +632,7 @@ def _extended(state: State, event: dict[str, Any], at: float, rules: SlaRules,
     if state["ext"] >= rules.of(state).max_extensions:
         effects.outcome = "rejected"
         return
-    if at > _running_due(state, at, rules):
+    if late(at, _running_due(state, at, rules)):
         # 59-FZ art. 12 p.2 extends a term that is still running; an extension declared after
         # the deadline would turn a breach into an answer "on time" after the fact.
         effects.outcome = "rejected"
@@ -573,6 +649,7 @@ def _extended(state: State, event: dict[str, Any], at: float, rules: SlaRules,
         # extension 59-FZ allows and left the body no way to extend for real.
         effects.outcome = "rejected"
         return
+    _retract_breach(state, at)  # stamped in time: a breach its tick recorded was none
     state["ext"] += 1
     state.setdefault("adj", []).append(["e", int(days)])
     _move_deadline(state, due, rules.warn_at(state, state["start"], due), rules, effects,
@@ -606,14 +683,24 @@ def _redirected(state: State, event: dict[str, Any], at: float, rules: SlaRules,
     figures must not depend on whether the tick or the redirect was processed first.
     """
     target = event.get("to_authority_id")
-    if not target or state["status"] not in OPEN_STATUSES:
-        effects.outcome = "rejected" if not target else "not_open"
+    if not target:
+        effects.outcome = "rejected"
+        return
+    if state["status"] not in OPEN_STATUSES:
+        if state["status"] == "answered" and _restartable_stage(state, "redirected", rules):
+            if target == state["auth"]:
+                effects.outcome = "rejected"
+                return
+            _redirected_after_answer(state, target, at, rules, effects, resolve_parent)
+            return
+        effects.outcome = "not_open"
         return
     if target == state["auth"]:
         effects.outcome = "rejected"
         return
     tz = state["tz"]
-    if at > _running_due(state, at, rules):
+    _retract_breach(state, at)  # stamped in time: a breach its tick recorded was none
+    if late(at, _running_due(state, at, rules)):
         # _fire arms an escalation timer of this cycle, which _start_period cancels below.
         _fire(state, "breach", state["cycle"], rules, effects, at_ts=state["due"])
         effects.outcome = "applied"  # "duplicate" was about the alert, not this event
@@ -637,12 +724,49 @@ def _redirected(state: State, event: dict[str, Any], at: float, rules: SlaRules,
     _start_stages(state, at, rules, effects, "redirected")
 
 
+def _restartable_stage(state: State, kind: str, rules: SlaRules) -> bool:
+    """Whether a tracked stage that the event ``kind`` starts again is still running (open
+    and not settled): an incident's final answer after its first response."""
+    specs = rules.stage_rules(state)
+    return any(_armed(e) and e[0] in specs and kind in specs[e[0]].restarted_by
+               for e in state.get("stg", ()))
+
+
+def _redirected_after_answer(state: State, target: str, at: float, rules: SlaRules,
+                             effects: Effects,
+                             resolve_parent: Callable[[str], str | None] | None) -> None:
+    """A redirect of an answered appeal whose stage it restarts still runs (policies.toml:
+    an incident's or a call's ``final_answer`` is ``restarted_by`` ``redirected``).
+
+    The appeal moves to ``target`` as any redirect moves it (the handing-on body keeps it in
+    its "received", the receiving body receives it now, in its own zone) and the stage starts
+    again at the receiving body. The answer period is over and stays so: its outcome is filed
+    under ``outcomes`` for the body that answered (``state["filed"]``: not counted again as
+    the current period's), and no new answer clock starts.
+    """
+    tz = state["tz"]
+    if not state.get("filed"):
+        state.setdefault("outcomes", []).extend(
+            [auth, day, outcome] for auth, day, outcome in _period_outcome(state))
+        state["filed"] = True
+    _end_stages(state, "redirected", at, rules, effects)  # the handing-on body's stages
+    state.setdefault("prev", []).append([state["auth"], local_day(state["recv"], tz)])
+    state["auth"] = target
+    state["parent"] = resolve_parent(target) if resolve_parent else None
+    state["recv"] = at
+    target_zone = rules.zone_of(target) if rules.zone_of is not None else None
+    if target_zone:
+        state["tz"] = target_zone
+    _start_stages(state, at, rules, effects, "redirected")
+
+
 def _paused(state: State, event: dict[str, Any], at: float, rules: SlaRules,
             effects: Effects, _rp: Any) -> None:
     if state["status"] != "running":
         effects.outcome = "not_open"
         return
-    if at > state["due"]:
+    _retract_breach(state, at)
+    if late(at, state["due"]):
         # Paused after the deadline before the breach timer fired (a backlog or a replay):
         # the breach happened and is reported once, as in ``_answered`` and ``_closed``.
         # Before, the pause cancelled the timer and the late appeal showed neither a breach
@@ -682,7 +806,8 @@ def _closed(state: State, event: dict[str, Any], at: float, rules: SlaRules,
     if state["status"] in OPEN_STATUSES:
         if state["status"] == "paused" and state["paused"] is not None:
             _resume(state, at, rules, effects)
-        if at > state["due"]:
+        _retract_breach(state, at)
+        if late(at, state["due"]):
             # Closed unanswered after the deadline before the breach timer fired (a backlog or
             # a replay): the breach still happened and is reported exactly once, as in
             # ``_answered``; usually the timer fired first and this is a duplicate.
@@ -712,6 +837,7 @@ def _reopened(state: State, event: dict[str, Any], at: float, rules: SlaRules,
     state["status"] = "running"
     state["answered"] = None
     state.pop("on_time", None)
+    state.pop("filed", None)
     state["reopened"] = state.get("reopened", 0) + 1
     _end_stages(state, "reopened", at, rules, effects)  # a run it restarts past its deadline
     _start_period(state, at, rules, effects)
@@ -839,6 +965,9 @@ def apply_tick(state: State, kind: str, cycle: int, rules: SlaRules) -> Effects:
     if cycle != state["cycle"] or state["status"] != "running":
         effects.outcome = "stale"
         return effects
+    if kind == "warning" and f"breach:{cycle}" in state["alerts"]:
+        effects.outcome = "stale"  # a period's warning never follows its breach
+        return effects
     due_ts = {"warning": state["warn"], "breach": state["due"]}.get(kind)
     if kind == "escalation":
         if not state["breached"]:
@@ -878,7 +1007,7 @@ def _fire(state: State, level: str, cycle: int, rules: SlaRules, effects: Effect
     state["alerts"].append(key)
     if level == "breach":
         state["breached"] = at_ts
-        state["bdays"].append([local_day(at_ts, state["tz"]), state["auth"]])
+        state["bdays"].append([local_day(at_ts, state["tz"]), state["auth"], cycle])
         if state["status"] == "running":
             effects.timers.append(
                 Timer(state["id"], "escalation", at_ts + rules.of(state).escalation_after,
@@ -886,7 +1015,7 @@ def _fire(state: State, level: str, cycle: int, rules: SlaRules, effects: Effect
             )
     elif level == "escalation":
         state["escalated"] = at_ts
-        state["edays"].append([local_day(at_ts, state["tz"]), state["auth"]])
+        state["edays"].append([local_day(at_ts, state["tz"]), state["auth"], cycle])
     notify = state["auth"]
     if level == "escalation":
         notify = state.get("parent") or state["auth"]
@@ -912,6 +1041,8 @@ def _period_outcome(state: State) -> list[tuple[str, str, str]]:
     reopen files the period under ``outcomes``: so the figures stay the same across a reopen.
     """
     auth, tz = state["auth"], state["tz"]
+    if state.get("filed"):  # filed under ``outcomes`` by a redirect after the answer
+        return []
     if state["answered"] is not None:
         outcome = "answered_on_time" if state.get("on_time") else "answered"
         return [(auth, local_day(state["answered"], tz), outcome)]

@@ -62,8 +62,12 @@ def reload_rules(rt: Any) -> None:
     # loads (and validates) the policy book, with the authorities' own SLA blocks
     service = DeadlineService(load_book(authorities))
     default_calendar()  # loads (and validates) the calendar override file
-    settings = rt.ctx.settings
-    rt.rules = service.rules(settings.warning_share, settings.escalation_after)
+    from workers.sla.agent import sla_rules
+
+    # The same rules the agent starts with: the authorities' own zones (``zone_of``, for the
+    # receiving body of a redirect) included, or a recompute counted redirected appeals in
+    # the wrong zone from then on.
+    rt.rules = sla_rules(service, rt.ctx.settings, router)
 
 
 def recompute_partition(rt: Any, data: dict[str, Any], partition: int,

@@ -41,9 +41,10 @@ def pending_timers(state: State, escalation_after: EscalationAfter) -> list[Time
     cycle = state["cycle"]
     fired = set(state["alerts"])
     out = []
-    if f"warning:{cycle}" not in fired:
+    breached = f"breach:{cycle}" in fired
+    if f"warning:{cycle}" not in fired and not breached:  # never a warning after the breach
         out.append(Timer(state["id"], "warning", state["warn"], cycle))
-    if f"breach:{cycle}" not in fired:
+    if not breached:
         out.append(Timer(state["id"], "breach", state["due"], cycle))
     elif f"escalation:{cycle}" not in fired and state.get("breached"):
         after = escalation_after(state) if callable(escalation_after) else escalation_after
