@@ -411,7 +411,7 @@ def test_api_matches_the_truth(scenario: Scenario) -> None:
         assert set(body) <= {"appeal_id", "status", "sla_status", "regime", "category",
                              "municipality", "authority", "registered_at", "due_at",
                              "answered_at", "updated_at", "overdue_s", "open_breach",
-                             "stages", "history"}
+                             "stages", "duplicate_of", "history"}
         # The 59-FZ redirect stage (README "Stage deadlines"): 7 days from registration,
         # settled by the answer, never breached by its deadline alone.
         [stage] = body["stages"]

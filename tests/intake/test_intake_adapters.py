@@ -100,7 +100,7 @@ def test_fz59_fields() -> None:
     assert letter.extra["source"] == "letter"
     assert letter.submitted_at.startswith("2025-01-15T00:00:00")
     assert letter.attachments[0].url == "https://docs.example.ru/scans/p-456.pdf"
-    assert intake_from_dict(samples[2]).complaint_about == "22-adm-pervomaisky"
+    assert intake_from_dict(samples[2]).complaint_about == "22-pervomayskiy-rayon-admin"
 
 
 def test_hotline_fields() -> None:
