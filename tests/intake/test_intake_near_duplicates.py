@@ -218,6 +218,10 @@ def test_a_handle_is_an_identity_only_within_its_network() -> None:
     ("Барнаул, Ленина 5", "г. Барнаул, ул. Ленина, 5"),
     ("город Барнаул, улица Ленина, дом 5, корп. 2", "Барнаул, Ленина, 5, корпус 2"),
     ("Ростов-на-Дону, пр-д Ленина, 5", "Ростов-на-Дону, проезд Ленина, д. 5"),
+    # «дом»/«город» after a number were kept verbatim, apart from «д»/«г» (re-read review)
+    ("мкр. 3, д. 12", "мкр. 3, дом 12"),
+    ("ул. Ленина, д. 5, г. Бийск", "ул. Ленина, дом 5, город Бийск"),
+    ("ул. Ленина, д. 5, город Бийск", "ул. Ленина, д. 5, Бийск"),
 ])
 def test_spellings_of_one_address_are_one_bucket(first: str, second: str) -> None:
     """Abbreviations are matched before hyphens are dropped; «г.», «д.», «ул.» are noise

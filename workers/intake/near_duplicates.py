@@ -276,9 +276,11 @@ _ADDR_WORDS: dict[str, str | None] = {
     "проезд": "пр-д", "пр-д": "пр-д",
 }
 # «г.»/«город» before a place name and «д.»/«дом» before a house number are noise: «г. Барнаул,
-# ул. Ленина, д. 5» is «Барнаул, Ленина 5». Only in those positions: a lone «г» or «д» after a
-# house number is a building letter («д. 5 г» is house 5Г, not house 5), and «д. Ивановка» is a
-# village (деревня), so they are kept there.
+# ул. Ленина, д. 5» is «Барнаул, Ленина 5», and «…, д. 5, г. Бийск» (the city last, as on an
+# envelope) is «…, 5, Бийск». Elsewhere they are kept, as «г» and «д» whichever way they were
+# spelt: a lone «г» after a house number and before nothing or another address word is a
+# building letter («д. 5 г» is house 5Г, not house 5), and «д. Ивановка» is a village
+# (деревня).
 _CITY_WORDS = frozenset({"г", "город"})
 _HOUSE_WORDS = frozenset({"д", "дом"})
 _ADDR_TOKEN = re.compile(r"[^\W_]+(?:-[^\W_]+)*")
@@ -292,12 +294,15 @@ def _norm_address(address: str | None) -> str:
     tokens = _ADDR_TOKEN.findall(text)
     words: list[str] = []
     for i, tok in enumerate(tokens):
-        prev = words[-1] if words else ""
         nxt = tokens[i + 1] if i + 1 < len(tokens) else ""
-        if tok in _CITY_WORDS and nxt[:1].isalpha() and nxt not in _ADDR_WORDS \
-                and not prev[:1].isdigit():
+        if tok in _CITY_WORDS:
+            if not (nxt[:1].isalpha() and nxt not in _ADDR_WORDS
+                    and nxt not in _CITY_WORDS | _HOUSE_WORDS):
+                words.append("г")
             continue
-        if tok in _HOUSE_WORDS and nxt[:1].isdigit() and not prev[:1].isdigit():
+        if tok in _HOUSE_WORDS:
+            if not nxt[:1].isdigit():
+                words.append("д")
             continue
         if tok in _ADDR_WORDS:
             mapped = _ADDR_WORDS[tok]
