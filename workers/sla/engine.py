@@ -45,8 +45,6 @@ PAUSE_IN_UNITS = "units"
 #: Outcome (and dead-letter reason) of a lifecycle event whose ``authority_id`` is not the
 #: body that holds the appeal (:func:`apply_lifecycle`).
 FOREIGN_AUTHORITY = "foreign_authority"
-#: A stored deadline names a whole second (``late``).
-DUE_SECOND = 1.0
 
 
 @dataclass(slots=True)
@@ -388,13 +386,16 @@ def _cycle_of(entry: Any) -> int | None:
 def late(at: float, due: float) -> bool:
     """Whether a moment ``at`` is past the deadline ``due``.
 
-    A deadline is stored to the second (23:59:59 local of the last day) and names that whole
-    second: an answer at 23:59:59.5 is on time. The one place lateness is judged. The
-    breach timer still fires at ``due`` itself; an answer (or a close, a redirect, a pause,
-    an extension) stamped within that last second and processed after the tick takes the
-    breach back (``_retract_breach``), so the figures are those of the event's moment.
+    The one place lateness is judged: a moment after ``due`` (23:59:59 local of the last day
+    for day-counted periods). The breach timers of the answer period and of the stages fire
+    at ``due`` itself, so this is the same instant: an event stamped at or before it and
+    processed after the tick takes the answer period's breach back (``_retract_breach``).
+    Counting the whole last second as in time (23:59:59.5) was tried and taken back: the
+    stage breaches and the pause arithmetic judge at ``due`` too, so a stage's breach and a
+    pause's shift came to depend on processing order (review of session 12); moving every
+    breach timer to the end of the second would be the way to do it.
     """
-    return at >= due + DUE_SECOND
+    return at > due
 
 
 def _retract_breach(state: State, at: float) -> None:
