@@ -148,14 +148,10 @@ def _authority_zone(body: Any) -> str | None:
 
 def _book(policy_file: str | None, body: Any) -> PolicyBook:
     """The policy book the SLA engine uses for this authority: the policy file plus the
-    authority's own ``sla:`` block of the routing rules (``deadline_service.load_book``)."""
-    from workers.sla.deadline_service import authority_overrides
+    authority's own ``sla:`` block of the routing rules."""
+    from workers.sla.deadline_service import load_book
 
-    data, source = PolicyBook.read_data(policy_file)
-    extra = authority_overrides([body]) if body is not None else []
-    if extra:
-        data = {**data, "overrides": [*data.get("overrides", []), *extra]}
-    return PolicyBook(data, source)
+    return load_book([body] if body is not None else [], path=policy_file)
 
 
 def run_due(args: argparse.Namespace) -> dict[str, Any]:

@@ -69,15 +69,15 @@ def authority_overrides(authorities: Iterable[Any]) -> list[dict[str, Any]]:
     return out
 
 
-def load_book(authorities: Iterable[Any] = ()) -> PolicyBook:
-    """The policy file (``$APPEALS_POLICY_FILE``, TOML or YAML, or the packaged one) plus the
-    authorities' own blocks.
+def load_book(authorities: Iterable[Any] = (), path: str | None = None) -> PolicyBook:
+    """The policy file (``path``, else ``$APPEALS_POLICY_FILE``, TOML or YAML, else the
+    packaged one) plus the authorities' own blocks.
 
     The file is parsed once per version of it (its path and modification time): a routing
     rules load checks every authority's block with a book of its own (twelve in the demo
     rules), and each used to read and parse the file again.
     """
-    path = os.environ.get(POLICY_FILE_ENV) or None
+    path = path or os.environ.get(POLICY_FILE_ENV) or None
     data, source = _policy_data(path, _stamp(path))
     data = copy.deepcopy(data)  # the cached parse stays as it was read
     extra = authority_overrides(authorities)
