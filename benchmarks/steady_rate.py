@@ -16,11 +16,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import re
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from streams import topics as t
 from streams.devstack import dev_stack
@@ -39,10 +40,13 @@ HISTOGRAMS = ("appeals_stage_batch_size", "appeals_broker_ack_wait_seconds")
 def histogram_totals(metrics_text: str, name: str) -> dict[str, tuple[float, float]]:
     """(count, sum) per ``stage`` label of one histogram in Prometheus text format."""
     out: dict[str, list[float]] = {}
-    for m in re.finditer(rf'^{name}_(sum|count)\{{stage="([^"]+)"\}} (\S+)$', metrics_text,
-                         re.M):
-        pair = out.setdefault(m.group(2), [0.0, 0.0])
-        pair[0 if m.group(1) == "count" else 1] = float(m.group(3))
+    for family in text_string_to_metric_families(metrics_text):
+        if family.name != name:
+            continue
+        for s in family.samples:
+            if s.name in (f"{name}_count", f"{name}_sum"):
+                pair = out.setdefault(s.labels["stage"], [0.0, 0.0])
+                pair[0 if s.name.endswith("_count") else 1] = s.value
     return {stage: (c, s) for stage, (c, s) in out.items()}
 
 

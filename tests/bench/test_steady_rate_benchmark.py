@@ -41,9 +41,10 @@ def test_the_command_line_refuses_a_rate_of_zero() -> None:
 
 
 def test_histogram_delta_reads_prometheus_text() -> None:
-    before = ('appeals_stage_batch_size_count{stage="intake"} 2.0\n'
+    head = "# TYPE appeals_stage_batch_size histogram\n"  # as a /metrics scrape has it
+    before = (head + 'appeals_stage_batch_size_count{stage="intake"} 2.0\n'
               'appeals_stage_batch_size_sum{stage="intake"} 10.0\n')
-    after = ('appeals_stage_batch_size_count{stage="intake"} 6.0\n'
+    after = (head + 'appeals_stage_batch_size_count{stage="intake"} 6.0\n'
              'appeals_stage_batch_size_sum{stage="intake"} 50.0\n'
              'appeals_stage_batch_size_count{stage="sla"} 0.0\n')
     got = steady_rate.histogram_delta(before, after, "appeals_stage_batch_size", 40)
