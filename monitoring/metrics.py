@@ -40,6 +40,13 @@ DUPLICATES = Counter(
     ["channel"],
     registry=REGISTRY,
 )
+NEAR_DUP_DROPPED = Counter(
+    "appeals_near_dup_entries_dropped",
+    "Near-duplicate candidates dropped because one author at one address had more than "
+    "APPEALS_NEAR_DUP_BUCKET_MAX appeals in the window (an organisation or an operator's "
+    "number); resends of those older appeals are not flagged.",
+    registry=REGISTRY,
+)
 DEADLETTER = Counter(
     "appeals_deadletter",
     "Events sent to the dead-letter topic, by stage and reason code.",

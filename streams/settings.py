@@ -338,6 +338,8 @@ OTHER_VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("APPEALS_NEAR_DUP_WINDOW_S", "86400", "seconds a near-duplicate is looked for"),
     ("APPEALS_NEAR_DUP_SKETCH", "128",
      "hashes kept per appeal (bottom-k sketch) for near-duplicates"),
+    ("APPEALS_NEAR_DUP_BUCKET_MAX", "32",
+     "latest appeals of one author at one address compared for near-duplicates"),
     ("APPEALS_MAX_ATTACHMENTS", "10", "most attachments per appeal"),
     ("APPEALS_MAX_ATTACHMENT_BYTES", "20971520", "largest declared attachment size, bytes"),
     ("APPEALS_PHONE_REGION", "'RU'", "region assumed for phone numbers without a country code"),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import struct
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -53,10 +54,18 @@ class FakeScriptRedis:
                 return out
             if source == redis_scripts.HGETALL_MANY:
                 return [[x for kv in self.h.get(k, {}).items() for x in kv] for k in keys]
-            if source == redis_scripts.HSET_EXPIRE_MANY:
+            if source == redis_scripts.HSET_CAPPED_MANY:
+                cap = int(args[1])
                 for i, k in enumerate(keys):
-                    self.h.setdefault(k, {})[args[2 * i + 1]] = args[2 * i + 2]
-                return len(keys)
+                    self.h.setdefault(k, {})[args[2 * i + 2]] = args[2 * i + 3]
+                dropped = 0
+                for k in dict.fromkeys(keys):
+                    entries = sorted(self.h[k].items(),
+                                     key=lambda kv: (struct.unpack_from(">d", kv[1])[0], kv[0]))
+                    for field, _ in entries[: max(0, len(entries) - cap)]:
+                        del self.h[k][field]
+                        dropped += 1
+                return dropped
             raise AssertionError("unknown script")
 
         return call

@@ -286,3 +286,112 @@ def test_a_replay_gets_the_decision_of_the_live_run(redis_server: Any) -> None:
     assert replay == live
     # b, written before a but met after it, points at a; so does c (a's group's root).
     assert live == [None, "a" * 24, "a" * 24]
+
+
+# --------------------------------------------------------------------------- one busy author
+
+_TOPICS = ["яма на дороге у остановки", "не горит фонарь во дворе", "не вывозят мусор",
+           "течёт крыша в подъезде", "сломана скамейка на площадке", "нет воды в доме"]
+
+
+def _busy(i: int, minute: int) -> RegisteredAppeal:
+    """Appeal ``i`` of an organisation that writes many distinct appeals from one phone."""
+    text = (f"Заявка номер {i * 7919 % 100_003}: {_TOPICS[i % len(_TOPICS)]}, дом {i}, "
+            f"подъезд {i % 9}")
+    return _appeal(f"{i:024x}", text=text,
+                   at=f"2025-01-14T{8 + minute // 60:02d}:{minute % 60:02d}:00+07:00")
+
+
+def _resend_of(appeal: RegisteredAppeal, appeal_id: str) -> RegisteredAppeal:
+    return _appeal(appeal_id, text=appeal.text + " Повторно!", at="2025-01-14T23:00:00+07:00")
+
+
+def test_a_busy_author_keeps_a_bounded_bucket_and_bounded_comparisons(
+        redis_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One phone at one address sending 150 appeals (an organisation, an operator's number):
+    its bucket keeps the ``bucket_max`` with the latest event times, every lookup compares
+    against at most that many, a resend of a recent one is flagged, and one of an appeal beyond
+    the cap is not (the documented price). Uncapped, the 150th lookup compared 149 texts and
+    5,000 such appeals held a worker's event loop for seconds."""
+    import dataclasses
+
+    from workers.intake import near_duplicates as nd
+
+    cfg = dataclasses.replace(_cfg(), bucket_max=8)
+    compared: list[int] = []
+    real = nd._best_match
+
+    def counting(sig: Any, candidates: Any, c: Any) -> Any:
+        cands = list(candidates)
+        compared.append(len(cands))
+        return real(sig, cands, c)
+
+    monkeypatch.setattr(nd, "_best_match", counting)
+    appeals = [_busy(i, i) for i in range(150)]
+
+    async def scenario(r: aioredis.Redis) -> tuple[list[str | None], int, list[int], Any]:
+        flags: list[str | None] = []
+        dropped = 0
+        for start in range(0, 120, 10):  # batches of 10, as a worker meets them
+            batch = appeals[start:start + 10]
+            found = await find_near_duplicates(r, batch, config=cfg)
+            flags += found
+            for a, f in zip(batch, found, strict=True):
+                a.duplicate_of = f
+            dropped += await remember_many(r, batch, config=cfg)
+        # The last 30 one at a time.
+        for a in appeals[120:]:
+            a.duplicate_of = await find_near_duplicate(r, a, config=cfg)
+            flags.append(a.duplicate_of)
+            dropped += await remember_many(r, [a], config=cfg)
+        keys = [k async for k in r.scan_iter(match=f"{cfg.key_prefix}nd2:*")]
+        sizes = [await r.hlen(k) for k in keys]
+        recent = await find_near_duplicate(r, _resend_of(appeals[146], "f" * 24), config=cfg)
+        old = await find_near_duplicate(r, _resend_of(appeals[3], "e" * 24), config=cfg)
+        return flags, dropped, sizes, (recent, old)
+
+    flags, dropped, sizes, (recent, old) = _run(redis_server.url, scenario)
+    assert flags == [None] * 150, "distinct appeals of one author are not duplicates"
+    assert sizes == [8]
+    assert dropped == 150 - 8
+    assert max(compared) <= 8 + 10 and max(compared[-40:]) <= 8
+    assert recent == appeals[146].appeal_id
+    assert old is None
+
+
+def test_the_cap_gives_the_same_flags_in_one_batch_and_one_by_one(redis_server: Any) -> None:
+    """Within a batch, later appeals see the newest ``bucket_max`` of the earlier ones, as
+    they would had each batch held one appeal: a resend of an appeal pushed out is not flagged
+    either way, a resend of a kept one is flagged either way."""
+    import dataclasses
+
+    cfg_a = dataclasses.replace(_cfg(), bucket_max=5)
+    cfg_b = dataclasses.replace(_cfg(), bucket_max=5)
+
+    def stream() -> list[RegisteredAppeal]:
+        out = [_busy(i, i) for i in range(12)]
+        out.append(_resend_of(out[1], "e" * 24))   # 11 newer ones since: pushed out
+        out.append(_resend_of(out[10], "f" * 24))  # kept
+        return out
+
+    async def scenario(r: aioredis.Redis) -> tuple[list[str | None], list[str | None]]:
+        batch = stream()
+        together = await find_near_duplicates(r, batch, config=cfg_a)
+        one_by_one: list[str | None] = []
+        for a in stream():
+            a.duplicate_of = await find_near_duplicate(r, a, config=cfg_b)
+            one_by_one.append(a.duplicate_of)
+            await remember(r, a, config=cfg_b)
+        return together, one_by_one
+
+    together, one_by_one = _run(redis_server.url, scenario)
+    assert together == one_by_one
+    assert together[-2:] == [None, f"{10:024x}"]
+
+
+def test_bucket_max_is_validated() -> None:
+    assert NearDupConfig.from_env({"APPEALS_NEAR_DUP_BUCKET_MAX": "64"}).bucket_max == 64
+    assert NearDupConfig.from_env({}).bucket_max == 32
+    for bad in ("0", "-3", "many"):
+        with pytest.raises(ValueError, match="APPEALS_NEAR_DUP"):
+            NearDupConfig.from_env({"APPEALS_NEAR_DUP_BUCKET_MAX": bad})

@@ -210,10 +210,13 @@ async def _remember(ctx: WorkerContext, batch: list[RegisteredAppeal],
     if not batch:
         return
     try:
-        await near_duplicates.remember_many(ctx.redis, batch, config=cfg,
-                                            signatures=signatures)
+        dropped = await near_duplicates.remember_many(ctx.redis, batch, config=cfg,
+                                                      signatures=signatures)
     except (redis.exceptions.RedisError, OSError):
         metrics.REDIS_ERRORS.labels("near_duplicates").inc()
+        return
+    if dropped:
+        metrics.NEAR_DUP_DROPPED.inc(dropped)
 
 
 def _dedupe_within_batch(accepted: list[tuple[IntakeAppeal, SourcePosition, str]]) -> list[bool]:

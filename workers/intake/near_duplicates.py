@@ -27,6 +27,16 @@ by enumerating the (small) space of Russian mobile numbers, as a plain hash coul
   e-mail, social handle together with its network: ``extra["network"]``), so an appeal matches
   an earlier one that shares *any* identifier.
 
+  A bucket keeps at most ``bucket_max`` entries (``APPEALS_NEAR_DUP_BUCKET_MAX``, 32): after
+  each write the entries with the earliest event times beyond that are dropped (ties: the
+  smaller appeal id), by the same script. Why: one identity can send thousands of appeals a
+  day from one address — an organisation, an operator's or a hotline's own number — and every
+  lookup reads and compares the whole bucket (~10 µs per comparison here), so an uncapped
+  bucket made intake quadratic in that identity's appeals: 5,000 appeals from one phone held
+  the worker's event loop for up to 8 s at a time. A citizen's resend repeats one of their
+  latest appeals, which the cap keeps; a resend of an appeal more than ``bucket_max`` appeals
+  back is not flagged. Lookups compare against the same newest entries (also within a batch).
+
   Upgrade (session 12): bucket ids of social handles now include the network, and addresses
   are normalised differently (:func:`_norm_address`), so such appeals registered before the
   upgrade are not found by appeals after it, for one window (missed flags, nothing else).
@@ -44,14 +54,15 @@ the ПОС message it repeats, which waited in moderation) is flagged as well, p
 appeal met first. Replays: an appeal met again (the same appeal id; a batch replayed after a
 crash) gets the decision recorded for it the first time, as long as its entry is in Redis (up
 to window + 1 h after its bucket's last write), so it flags exactly what the live run flagged.
-Not guaranteed: once its entry has expired or Redis lost it, the decision is made again from
-what Redis holds at that time, which can differ from the live run (a rebuild that meets the
-appeals in another order, e.g. partitions interleaved differently, flags the other one of a
-pair).
+Not guaranteed: once its entry has expired, was dropped by the bucket cap or Redis lost it,
+the decision is made again from what Redis holds at that time, which can differ from the live
+run (a rebuild that meets the appeals in another order, e.g. partitions interleaved
+differently, flags the other one of a pair).
 
 Configuration (environment): ``APPEALS_NEAR_DUP_SALT`` (secret for the bucket HMAC; set it in
 production, the default only suits tests), ``APPEALS_NEAR_DUP_THRESHOLD`` (0.8),
-``APPEALS_NEAR_DUP_WINDOW_S`` (86400), ``APPEALS_NEAR_DUP_SKETCH`` (128).
+``APPEALS_NEAR_DUP_WINDOW_S`` (86400), ``APPEALS_NEAR_DUP_SKETCH`` (128),
+``APPEALS_NEAR_DUP_BUCKET_MAX`` (32).
 """
 
 from __future__ import annotations
@@ -97,6 +108,8 @@ class NearDupConfig:
     sketch_size: int = 128
     shingle: int = 5
     key_prefix: str = ""
+    #: Entries a bucket keeps: the ones with the latest event times (see the module docstring).
+    bucket_max: int = 32
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> NearDupConfig:
@@ -108,9 +121,18 @@ class NearDupConfig:
                 window_s=float(env.get("APPEALS_NEAR_DUP_WINDOW_S", 86_400)),
                 sketch_size=int(env.get("APPEALS_NEAR_DUP_SKETCH", 128)),
                 key_prefix=env.get("APPEALS_TOPIC_PREFIX", ""),
+                bucket_max=_positive_int(env.get("APPEALS_NEAR_DUP_BUCKET_MAX", "32"),
+                                         "APPEALS_NEAR_DUP_BUCKET_MAX"),
             )
         except ValueError as exc:
             raise ValueError(f"APPEALS_NEAR_DUP_*: {exc}") from None
+
+
+def _positive_int(raw: str, name: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, got {raw!r}")
+    return value
 
 
 _default_config: NearDupConfig | None = None
@@ -495,15 +517,15 @@ async def find_near_duplicates(
     """
     cfg = config or default_config()
     if window_s is not None:
-        cfg = NearDupConfig(cfg.salt, cfg.threshold, window_s, cfg.sketch_size, cfg.shingle,
-                            cfg.key_prefix)
+        cfg = dataclasses.replace(cfg, window_s=window_s)
     sigs = list(signatures) if signatures is not None else _batch_signatures(appeals, cfg)
     buckets = sorted({b for s in sigs for b in s.buckets})
     stored: dict[str, list[tuple[str, float, str, tuple[int, ...]]]] = {}
     if buckets:
         results = await redis_scripts.run(redis, redis_scripts.HGETALL_MANY,
                                           [_key(cfg, b) for b in buckets])
-        stored = {b: _decode_bucket(redis_scripts.pairs_to_dict(r or []))
+        stored = {b: _newest(_decode_bucket(redis_scripts.pairs_to_dict(r or [])),
+                             cfg.bucket_max)
                   for b, r in zip(buckets, results, strict=True)}
     out: list[str | None] = []
     for sig in sigs:
@@ -512,8 +534,25 @@ async def find_near_duplicates(
         out.append(match)
         entry = (sig.appeal_id, sig.ts, match or sig.root, sig.sketch)
         for b in sig.buckets:  # visible to later appeals of the same batch
-            stored.setdefault(b, []).append(entry)
+            held = stored.setdefault(b, [])
+            held.append(entry)
+            if len(held) > cfg.bucket_max:  # what Redis keeps of the bucket after the write
+                held.remove(min(held, key=_age_order))
     return out
+
+
+def _age_order(entry: tuple[str, float, str, tuple[int, ...]]) -> tuple[float, str]:
+    """Oldest first: event time, then appeal id (the order the Redis trim uses)."""
+    return entry[1], entry[0]
+
+
+def _newest(entries: list[tuple[str, float, str, tuple[int, ...]]], keep: int
+            ) -> list[tuple[str, float, str, tuple[int, ...]]]:
+    """The ``keep`` entries with the latest event times (a bucket written before the cap
+    existed can hold more until its next write trims it)."""
+    if len(entries) <= keep:
+        return entries
+    return sorted(entries, key=_age_order)[-keep:]
 
 
 async def find_near_duplicate(
@@ -526,8 +565,10 @@ async def find_near_duplicate(
 async def remember_many(
     redis: Any, appeals: Sequence[Any], *, config: NearDupConfig | None = None,
     signatures: Sequence[Signature] | None = None,
-) -> None:
+) -> int:
     """Record appeals as candidates for later ones; one round trip for the whole batch.
+    Returns how many older entries the written buckets dropped to stay within
+    ``bucket_max``.
 
     An appeal with ``duplicate_of`` set is stored under its root, so a third resend points at
     the original, not at the second. Each written key's TTL is reset to window + 1 h.
@@ -541,15 +582,15 @@ async def remember_many(
         sigs = _batch_signatures(appeals, cfg)
     ttl = int(cfg.window_s + 3600)
     if not any(s.buckets for s in sigs):
-        return
+        return 0
     keys: list[str] = []
-    args: list[Any] = [ttl]
+    args: list[Any] = [ttl, cfg.bucket_max]
     for sig in sigs:
         packed = _pack(sig)
         for b in sig.buckets:
             keys.append(_key(cfg, b))
             args.extend((sig.appeal_id, packed))
-    await redis_scripts.run(redis, redis_scripts.HSET_EXPIRE_MANY, keys, args)
+    return int(await redis_scripts.run(redis, redis_scripts.HSET_CAPPED_MANY, keys, args))
 
 
 async def remember(

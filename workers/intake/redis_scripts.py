@@ -14,7 +14,7 @@ from typing import Any
 
 from workers.redis_lua import run
 
-__all__ = ["FIRST_SEEN", "HGETALL_MANY", "HSET_EXPIRE_MANY", "pairs_to_dict", "run"]
+__all__ = ["FIRST_SEEN", "HGETALL_MANY", "HSET_CAPPED_MANY", "pairs_to_dict", "run"]
 
 #: For each key: ``SET key mark NX EX ttl``; 1 if this call stored ``mark`` or the key already
 #: holds it (a replay of the very message), else 0 (a resend).
@@ -43,14 +43,45 @@ end
 return out
 """
 
-#: For each key: ``HSET key field value`` and ``EXPIRE key ttl`` (fields and values in ARGV).
-HSET_EXPIRE_MANY = """
+#: For each key: ``HSET key field value`` and ``EXPIRE key ttl`` (ARGV: ttl, cap, then the
+#: fields and values); then every written hash holding more than ``cap`` fields keeps the ``cap``
+#: whose values carry the latest timestamps (a big-endian double at the start of each value, as
+#: :func:`workers.intake.near_duplicates._pack` writes it; ties: the larger field name) and drops
+#: the rest. Returns how many fields were dropped. Values that don't parse count as oldest.
+HSET_CAPPED_MANY = """
 local ttl = tonumber(ARGV[1])
+local cap = tonumber(ARGV[2])
+local written = {}
+local order = {}
 for i = 1, #KEYS do
-  redis.call('HSET', KEYS[i], ARGV[2 * i], ARGV[2 * i + 1])
+  redis.call('HSET', KEYS[i], ARGV[2 * i + 1], ARGV[2 * i + 2])
   redis.call('EXPIRE', KEYS[i], ttl)
+  if not written[KEYS[i]] then
+    written[KEYS[i]] = true
+    order[#order + 1] = KEYS[i]
+  end
 end
-return #KEYS
+local dropped = 0
+for _, key in ipairs(order) do
+  if redis.call('HLEN', key) > cap then
+    local flat = redis.call('HGETALL', key)
+    local entries = {}
+    for j = 1, #flat, 2 do
+      local ok, ts = pcall(struct.unpack, '>d', flat[j + 1])
+      if not ok then ts = -math.huge end
+      entries[#entries + 1] = {ts, flat[j]}
+    end
+    table.sort(entries, function(a, b)
+      if a[1] ~= b[1] then return a[1] < b[1] end
+      return a[2] < b[2]
+    end)
+    for j = 1, #entries - cap do
+      redis.call('HDEL', key, entries[j][2])
+      dropped = dropped + 1
+    end
+  end
+end
+return dropped
 """
 
 def pairs_to_dict(flat: list[Any]) -> dict[Any, Any]:
