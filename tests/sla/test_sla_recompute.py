@@ -115,6 +115,28 @@ def test_breach_still_past_is_carried_not_sent_again() -> None:
     assert [a.level for a in apply_tick(state, "escalation", 1, rules).alerts] == ["escalation"]
 
 
+def test_an_escalation_sent_is_not_sent_again_when_the_breach_goes_on() -> None:
+    """The deadline moves one day later, still past: the breach goes on, and its escalation,
+    already sent, would fall a day ahead under the new deadline. It is not armed again."""
+    period = Period()
+    rules = _rules(period)
+    state, _ = new_state(_routed(), 0, T0, "Asia/Barnaul", rules)
+    apply_tick(state, "breach", 0, rules)
+    assert [a.level for a in apply_tick(state, "escalation", 0, rules).alerts] == ["escalation"]
+    escalated = state["escalated"]
+    period.days = 11  # new breach moment T0+11d (past), new escalation moment T0+13d (ahead)
+    effects = recompute(state, rules, now=T0 + 12.5 * DAY)
+    assert effects.outcome == "recomputed" and not effects.alerts
+    assert not [t for t in effects.timers if t.kind == "escalation"]
+    assert {"breach:1", "escalation:1"} <= set(state["alerts"])
+    assert state["escalated"] == escalated and state["breached"] == T0 + 11 * DAY
+    assert not apply_tick(state, "escalation", 1, rules).alerts
+    # The index rebuilt from the state arms nothing either.
+    assert not [t for t in timers.pending_timers(state, rules.escalation_after)
+                if t.kind == "escalation"]
+    assert len(state["edays"]) == 1
+
+
 def test_breach_cured_when_new_deadline_is_ahead() -> None:
     period = Period()
     rules = _rules(period)

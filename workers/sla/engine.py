@@ -323,8 +323,9 @@ def _move_deadline(state: State, due: float, warn: float, rules: SlaRules, effec
     already sent whose moment has passed under the new deadline too is carried into the new
     cycle instead of being sent again: the supervisor already knows. So a resume after a pause
     that began past the deadline, or a late answer while paused, never repeats a breach, and
-    a breach carried on leaves the period's unsent warning unsent. An alert whose new moment
-    lies ahead is armed again (a recompute cures a breach; the breach stays in the appeal's
+    a breach carried on leaves the period's unsent warning unsent and keeps its escalation,
+    if sent, whatever the new escalation moment. An alert whose new moment lies ahead is
+    armed again (a recompute cures a breach; the breach stays in the appeal's
     history, ``bdays``; an extension is stamped in time, so a breach its tick recorded was
     taken back first, ``_retract_breach``).
     """
@@ -344,7 +345,10 @@ def _move_deadline(state: State, due: float, warn: float, rules: SlaRules, effec
     if "breach" in fired and due <= now:
         carried.add("breach")
         state["breached"] = due
-        if "escalation" in fired and due + escalation_after <= now:
+        # The escalation of a breach that goes on stays sent, even when the new deadline puts
+        # its moment ahead: the supervisor was told of this very breach already (re-arming it
+        # sent a second escalation of one breach).
+        if "escalation" in fired:
             carried.add("escalation")
             state["escalated"] = escalated
     state["alerts"].extend(f"{lvl}:{cycle}" for lvl in sorted(carried))
