@@ -136,14 +136,10 @@ def _authority(authority_id: str | None) -> Any:
 
 
 def _authority_zone(body: Any) -> str | None:
-    name = getattr(body, "timezone", None)
-    if not name:
-        return None
-    try:
-        ZoneInfo(name)
-    except (ValueError, KeyError):
-        return None
-    return str(name)
+    """The authority's own zone, as the SLA worker reads it (:func:`known_zone`)."""
+    from workers.sla.engine import known_zone
+
+    return known_zone(getattr(body, "timezone", None))
 
 
 def _book(policy_file: str | None, body: Any) -> PolicyBook:

@@ -54,10 +54,10 @@ from workers.sla.engine import (
     copy_state,
     event_time,
     keyed_contributions,
+    known_zone,
     new_state,
     responses,
     subjects,
-    zone,
 )
 
 log = logging.getLogger(__name__)
@@ -170,15 +170,6 @@ class SlaRuntime:
         self.index_dirty |= assigned
         self.needs_rebuild = False
         log.info("SLA aggregates rebuilt for partitions %s", sorted(assigned))
-
-
-def known_zone(name: Any) -> str | None:
-    """``name`` if this host knows it as an IANA zone, else None (never raises)."""
-    try:
-        zone(name)
-    except (ValueError, KeyError, TypeError):  # ZoneInfoNotFoundError is a KeyError
-        return None
-    return str(name)
 
 
 def sla_rules(service: DeadlineService, settings: Any, router: Any) -> SlaRules:

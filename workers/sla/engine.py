@@ -203,6 +203,19 @@ def zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
+def known_zone(name: Any) -> str | None:
+    """``name`` if this host knows it as an IANA zone, else None (never raises): an
+    authority's zone from the routing rules that this host's tz database lacks must fall back
+    to the region's, in the worker and in ``appeals sla due`` alike."""
+    if not name:
+        return None
+    try:
+        zone(name)
+    except (ValueError, KeyError, TypeError):  # ZoneInfoNotFoundError is a KeyError
+        return None
+    return str(name)
+
+
 @lru_cache(maxsize=16384)
 def local_day(ts: float, tz: str) -> str:
     """The local date of ``ts`` in zone ``tz``, ISO-formatted.
