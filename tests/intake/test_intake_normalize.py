@@ -256,3 +256,28 @@ def test_clean_id_only_differs_from_clean_line_by_not_folding(value: str) -> Non
     assert clean_id(ident) == ident  # idempotent
     if clean_line(value) == value:
         assert ident == value  # an already normalised id is left as it is
+
+
+def test_the_plus7_shortcut_gives_what_the_phone_parser_gives() -> None:
+    """``normalise_phone`` returns a ``+7`` E.164 number without parsing it; phonenumbers must
+    agree for every three-digit prefix (random subscriber digits), so the shortcut changes no
+    appeal's phone. Near misses (11 digits, Arabic-Indic digits, a space) still take the
+    parser."""
+    import random
+
+    import phonenumbers
+
+    from workers.intake import normalize as n
+
+    rng = random.Random(7)
+    for prefix in range(1000):
+        for _ in range(3):
+            number = f"+7{prefix:03d}{rng.randrange(10**7):07d}"
+            assert n._E164_PLUS7.fullmatch(number)
+            parsed = phonenumbers.parse(number, "RU")
+            assert phonenumbers.is_possible_number(parsed), number
+            assert phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164) \
+                == number
+            assert normalise_phone(number) == (number, True)
+    for near in ("+791312345678", "+7913123456", "+7913 1234567", "+7٩١٣١٢٣٤٥٦٧", "+8913123456"):
+        assert not n._E164_PLUS7.fullmatch(near)

@@ -215,11 +215,19 @@ def clean_text(value: str) -> str:
     return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
 
 
+#: A Russian/Kazakh number already in E.164 form: phonenumbers returns it unchanged (every
+#: ``+7`` number of 10 national digits is "possible"; tests/intake compares the two over every
+#: three-digit prefix), and skipping its parser saves ~40 µs per appeal on a slow host.
+_E164_PLUS7 = re.compile(r"\+7[0-9]{10}")
+
+
 def normalise_phone(raw: str, region: str | None = None) -> tuple[str | None, bool]:
     """``(value, is_e164)``: E.164 when the number parses as possible, else its digits."""
     text = clean_line(raw)
     if not text:
         return None, True
+    if _E164_PLUS7.fullmatch(text):
+        return text, True
     try:
         number = phonenumbers.parse(text, region or _config.phone_region)
         if phonenumbers.is_possible_number(number):
