@@ -26,7 +26,7 @@ import redis.asyncio as aioredis
 
 from monitoring import metrics
 from schemas.records import DeadLetter, Record
-from schemas.validation import InvalidEvent, validate
+from schemas.validation import InvalidEvent, validate_incoming
 from streams import ack_safety, natural_batches
 from streams import topics as t
 from streams.clock import SlaClock
@@ -218,7 +218,7 @@ def parse_event(raw: bytes | None, schema: str | None = None) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InvalidEvent("not_object", "expected a JSON object")
     if schema is not None:
-        validate(schema, data)
+        validate_incoming(schema, data)
     return data
 
 

@@ -79,7 +79,7 @@ def export_feedback_from_kafka(settings: Settings, out: Path, *, progress: IO[st
     where the broker URL came from in error messages.
     """
     from schemas.records import TriageFeedback
-    from schemas.validation import InvalidEvent, validate
+    from schemas.validation import InvalidEvent, validate_incoming
 
     records, topic = asyncio.run(_read_topic(settings, progress, stall_timeout,
                                                 kafka_source))
@@ -91,7 +91,7 @@ def export_feedback_from_kafka(settings: Settings, out: Path, *, progress: IO[st
             obj = orjson.loads(raw) if raw else None
             if not isinstance(obj, dict):
                 raise InvalidEvent("not_object", "not a JSON object")
-            validate(TriageFeedback.schema, obj)
+            validate_incoming(TriageFeedback.schema, obj)
         except (orjson.JSONDecodeError, InvalidEvent) as exc:
             reason = exc.reason if isinstance(exc, InvalidEvent) else "not_json"
             invalid.append(f"{where} ({reason})")

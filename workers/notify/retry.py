@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 
 from schemas.records import SlaAlert
-from schemas.validation import InvalidEvent, validate
+from schemas.validation import InvalidEvent, validate_incoming
 from streams.settings import Settings
 from workers.runtime import parse_event
 
@@ -66,7 +66,7 @@ class Parked:
         if data.get("kind") != KIND or data.get("schema_version") != VERSION:
             raise InvalidEvent("bad_retry_record", "not a notify-retry record of version 1")
         alert = data.get("alert")
-        validate("sla-alert", alert)
+        validate_incoming("sla-alert", alert)
         done, channels = data.get("done", []), data.get("channels", [])
         attempt = data.get("attempt")
         moments = (data.get("first_failed_at"), data.get("not_before"))
