@@ -37,6 +37,8 @@ State = dict[str, Any]
 
 OPEN_STATUSES = frozenset({"running", "paused"})
 MAX_EVENT_IDS = 64
+#: Resumes kept while their pause has not arrived yet (:func:`_resumed`); the oldest go first.
+MAX_EARLY_RESUMES = 8
 #: Fourth element of an ``adj`` pause entry ``["p", paused from, resumed at, PAUSE_IN_UNITS]``:
 #: the pause was counted in the policy's unit (``SlaRules.pause``). Entries without it were
 #: applied as wall-clock time (the version before, or rules without a policy book) and are
@@ -783,6 +785,7 @@ def _paused(state: State, event: dict[str, Any], at: float, rules: SlaRules,
     if state["status"] != "running":
         effects.outcome = "not_open"
         return
+    resume_at = _take_early_resume(state, at)
     _retract_breach(state, at)
     if late(at, state["due"]):
         # Paused after the deadline before the breach timer fired (a backlog or a replay):
@@ -794,14 +797,48 @@ def _paused(state: State, event: dict[str, Any], at: float, rules: SlaRules,
     state["status"] = "paused"
     state["paused"] = at
     effects.cancel.extend(_timers(state, state["cycle"]))
+    if resume_at is not None:
+        # Its resume came first (see _resumed): the pause held from ``at`` to ``resume_at``.
+        _resume(state, resume_at, rules, effects)
 
 
 def _resumed(state: State, event: dict[str, Any], at: float, rules: SlaRules,
              effects: Effects, _rp: Any) -> None:
+    """End the pause; or, on a running appeal, keep the resume for the pause it ends.
+
+    Events of one appeal can arrive out of order: those without the appeal's key (or on
+    another partition) are re-published keyed once, each from the partition it was read on,
+    so a pause and its resume sent together by an authority's nightly sync can be re-keyed
+    in either order. A resume that overtook its pause was dropped ("not_open"), and the pause
+    then held the appeal with no timers for good: its deadline never came. Now such a resume
+    is kept (``eres``, at most :data:`MAX_EARLY_RESUMES`), and a pause stamped at or before
+    it applies both; a pause stamped after every kept resume is an ordinary pause.
+    """
     if state["status"] != "paused":
-        effects.outcome = "not_open"
+        if state["status"] != "running":
+            effects.outcome = "not_open"
+            return
+        early = state.setdefault("eres", [])
+        early.append(at)
+        early.sort()
+        del early[: max(0, len(early) - MAX_EARLY_RESUMES)]
+        effects.outcome = "early"
         return
     _resume(state, at, rules, effects)
+
+
+def _take_early_resume(state: State, paused_at: float) -> float | None:
+    """The earliest kept resume stamped at or after ``paused_at`` (removed), or None."""
+    early = state.get("eres")
+    if not early:
+        return None
+    for i, resume_at in enumerate(early):
+        if resume_at >= paused_at:
+            del early[i]
+            if not early:
+                del state["eres"]
+            return float(resume_at)
+    return None
 
 
 def _resume(state: State, at: float, rules: SlaRules, effects: Effects) -> None:
