@@ -10,6 +10,7 @@ worker (exit 70) on every start.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 from types import SimpleNamespace
@@ -55,8 +56,9 @@ def test_figures_are_counted_without_a_state_that_cannot_be() -> None:
     good = _state("good", 0)
     rt: Any = SimpleNamespace(table={b"bad": _half_answered("bad", 0), b"good": good},
                               assigned_partitions=lambda: {0}, index_dirty=set(),
-                              needs_rebuild=True, aggregates={})
-    sla_agent.SlaRuntime.rebuild_aggregates(rt)
+                              needs_rebuild=True, aggregates={},
+                              rebuild_lock=asyncio.Lock(), assign_gen=0)
+    asyncio.run(sla_agent.SlaRuntime.rebuild_aggregates(rt))
     assert dict(rt.aggregates[0].counters) == {k: 1 for k in keyed_contributions(good)}
     assert not rt.needs_rebuild
 

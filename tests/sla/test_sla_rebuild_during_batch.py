@@ -44,6 +44,8 @@ class _Runtime:
         self.index_dirty: set[int] = set()
         self.needs_rebuild = False
         self.batch_in_flight = False
+        self.rebuild_lock = asyncio.Lock()
+        self.assign_gen = 0
 
     def assigned_partitions(self) -> set[int]:
         return {0}
@@ -67,7 +69,7 @@ def test_maintenance_does_not_rebuild_the_figures_of_a_batch_in_flight() -> None
     # The batch stores its states and ends; the next pass rebuilds from the table: the same.
     rt.table.update(states)
     rt.batch_in_flight = False
-    rt.rebuild_aggregates()
+    assert asyncio.run(rt.rebuild_aggregates())
     truth: Counter[tuple[str, str, str]] = Counter()
     for state in rt.table.values():
         truth.update(keyed_contributions(state))

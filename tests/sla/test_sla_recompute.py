@@ -7,6 +7,7 @@ no-op for every kind of history: extension, pause, redirect).
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 from dataclasses import dataclass, field
@@ -244,7 +245,7 @@ def test_recompute_partition_reloads_calendar_and_moves_only_affected_appeals(
     calendar.write_text('[years.2026]\nnon_working = ["2026-11-05", "2026-11-06"]\n')
     try:
         data = orjson.loads(rc.control_message("req-1", 0)[1])
-        moved = rc.recompute_partition(rt, data, 0, {})
+        moved = asyncio.run(rc.recompute_partition(rt, data, 0, {}))
     finally:
         default_calendar.cache_clear()
     assert [key for key, _, _ in moved] == [f"{0:024x}".encode()]
@@ -267,7 +268,8 @@ def test_broken_calendar_file_is_refused(tmp_path: Path, monkeypatch: pytest.Mon
     rt = _Runtime(_Ctx(Settings.load({}), _Clock(T0)), rules, {})
     try:
         with pytest.raises(ValueError, match="not a date"):
-            rc.recompute_partition(rt, {"control": "recompute", "request_id": "x"}, 0, {})
+            asyncio.run(rc.recompute_partition(rt, {"control": "recompute", "request_id": "x"},
+                                                0, {}))
     finally:
         default_calendar.cache_clear()
     assert rt.rules is rules

@@ -138,6 +138,7 @@ def test_live_figures_equal_the_rebuild_after_reopens_and_a_late_redirect() -> N
     assert mine == {"received": 1, "answered": 2, "answered_on_time": 1, "breaches": 2,
                     "redirected_overdue": 1}
     rebuilt: Any = SimpleNamespace(table=dict(rt.table), assigned_partitions=lambda: {0},
-                                   index_dirty=set(), needs_rebuild=True, aggregates={})
-    sla_agent.SlaRuntime.rebuild_aggregates(rebuilt)
+                                   index_dirty=set(), needs_rebuild=True, aggregates={},
+                                   rebuild_lock=asyncio.Lock(), assign_gen=0)
+    asyncio.run(sla_agent.SlaRuntime.rebuild_aggregates(rebuilt))
     assert +Counter(rebuilt.aggregates[0].counters) == live

@@ -138,8 +138,9 @@ def test_response_times_after_a_reopen_are_the_same_live_and_rebuilt() -> None:
     assert [round(s) for _a, _d, s in responses(state)] == [3600, 36000]
     live = rt.aggregates[0].sketches
     rebuilt: Any = SimpleNamespace(table={b"a1": state}, assigned_partitions=lambda: {0},
-                                   index_dirty=set(), needs_rebuild=True, aggregates={})
-    sla_agent.SlaRuntime.rebuild_aggregates(rebuilt)
+                                   index_dirty=set(), needs_rebuild=True, aggregates={},
+                                   rebuild_lock=asyncio.Lock(), assign_gen=0)
+    asyncio.run(sla_agent.SlaRuntime.rebuild_aggregates(rebuilt))
     again = rebuilt.aggregates[0].sketches
     assert live.keys() == again.keys()
     for key in live:

@@ -68,6 +68,12 @@ SEVERITY = {"warning": "warning", "breach": "critical", "escalation": "page"}
 #: Lifecycle events one appeal may hold while its routing has not arrived; more are
 #: dead-lettered (reason ``pending_overflow``) instead of growing its state without end.
 MAX_PENDING = 32
+#: States handled between two yields to the event loop in the passes over a whole table (the
+#: figures' rebuild, the index and read-model rebuild, a partition's recompute). One pass over
+#: 1,000,000 appeals held the loop for 14-50 s on this host (review of session 13), and with
+#: it every agent, timer, commit and rebalance callback of the worker; 2,000 states are tens
+#: of milliseconds.
+YIELD_EVERY = 2000
 #: Dead-letter reason of an event its appeal's state machine could not apply.
 UNPROCESSABLE = "unprocessable"
 #: An appeal's figures as :func:`keyed_contributions` gives them.
@@ -94,6 +100,10 @@ class SlaRuntime:
         self.batch_in_flight = False
         self.gauge_authorities: set[str] = set()  # exported by _refresh_gauges last time
         self.index_dirty: set[int] = set()
+        #: One figures' rebuild at a time (the agent's and the maintenance pass's), and the
+        #: count of assignments, which tells a rebuild that a rebalance came in its middle.
+        self.rebuild_lock = asyncio.Lock()
+        self.assign_gen = 0
         self.table = app.Table(
             "sla-state",
             partitions=ctx.settings.partitions,
@@ -142,34 +152,51 @@ class SlaRuntime:
             agg = self.aggregates[partition] = PartitionAggregates()
         return agg
 
-    def rebuild_aggregates(self) -> None:
-        """Sum the contributions of every appeal in our partitions (after recovery).
+    async def rebuild_aggregates(self) -> bool:
+        """Sum the contributions of every appeal in our partitions (after recovery); False
+        when a rebalance came in its middle (``needs_rebuild`` stays set: run it again).
+
+        It yields to the event loop every :data:`YIELD_EVERY` states, over a snapshot of the
+        table, and runs under ``rebuild_lock``: the agent, arriving with a batch meanwhile,
+        waits for it and finds it done.
 
         A stored state whose figures cannot be counted (one an older version stored half
         applied) is left out with an error in the log: it ran inside the batch's
         ``crash_on_error``, so it would otherwise end the worker on every start.
         """
-        assigned = self.assigned_partitions()
-        fresh = {p: PartitionAggregates() for p in assigned}
-        for key, state in self.table.items():
-            agg = fresh.get(state.get("p", -1)) if isinstance(state, dict) else None
-            if agg is None or "id" not in state:
-                continue
-            try:
-                counted = keyed_contributions(state)
-                answers = [(subject, day, seconds) for auth, day, seconds in responses(state)
-                           for subject in [auth, *subjects(state)[1:]]]
-            except Exception as exc:
-                log.error("SLA: the stored state of %r cannot be counted, left out of the "
-                          "figures: %s", key, type(exc).__name__)
-                continue
-            agg.counters.update(counted)
-            for subject, day, seconds in answers:
-                agg.add_response(subject, day, seconds)
-        self.aggregates = fresh
-        self.index_dirty |= assigned
-        self.needs_rebuild = False
-        log.info("SLA aggregates rebuilt for partitions %s", sorted(assigned))
+        async with self.rebuild_lock:
+            if not self.needs_rebuild:
+                return True
+            generation = self.assign_gen
+            assigned = self.assigned_partitions()
+            fresh = {p: PartitionAggregates() for p in assigned}
+            for n, (key, state) in enumerate(list(self.table.items()), 1):
+                if n % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
+                    if self.assign_gen != generation:
+                        log.info("SLA aggregates rebuild interrupted by a rebalance; it "
+                                 "starts again")
+                        return False
+                agg = fresh.get(state.get("p", -1)) if isinstance(state, dict) else None
+                if agg is None or "id" not in state:
+                    continue
+                try:
+                    counted = keyed_contributions(state)
+                    answers = [(subject, day, seconds)
+                               for auth, day, seconds in responses(state)
+                               for subject in [auth, *subjects(state)[1:]]]
+                except Exception as exc:
+                    log.error("SLA: the stored state of %r cannot be counted, left out of the "
+                              "figures: %s", key, type(exc).__name__)
+                    continue
+                agg.counters.update(counted)
+                for subject, day, seconds in answers:
+                    agg.add_response(subject, day, seconds)
+            self.aggregates = fresh
+            self.index_dirty |= assigned
+            self.needs_rebuild = False
+            log.info("SLA aggregates rebuilt for partitions %s", sorted(assigned))
+            return True
 
 
 def sla_rules(service: DeadlineService, settings: Any, router: Any) -> SlaRules:
@@ -221,14 +248,15 @@ def install(app: faust.App, ctx: WorkerContext, router: Any) -> SlaRuntime:
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def _assigned(app: faust.App, assigned: Any, **_: Any) -> None:
         rt.needs_rebuild = True
+        rt.assign_gen += 1
 
     @app.agent(source, name="sla")
     async def sla(stream: faust.StreamT) -> None:
         async for events in batches(stream, settings):
             with crash_on_error(STAGE):
                 rt.refresh_rules()
-                if rt.needs_rebuild:
-                    rt.rebuild_aggregates()
+                while rt.needs_rebuild and not await rt.rebuild_aggregates():
+                    pass  # a rebalance came in its middle: again, on the new assignment
                 rt.batch_in_flight = True
                 try:
                     outbox = ctx.outbox(STAGE)
@@ -392,7 +420,7 @@ async def _recompute(rt: SlaRuntime, outbox: Outbox, event: faust.EventT, data: 
     """`appeals sla recompute`: every open appeal of this partition."""
     msg = event.message
     try:
-        moved = recompute.recompute_partition(rt, data, msg.partition, batch.changed)
+        moved = await recompute.recompute_partition(rt, data, msg.partition, batch.changed)
     except ValueError as exc:  # a broken policy or calendar file
         log.error("SLA recompute refused: %s", exc)
         await outbox.dead_letter(event, stage=STAGE, reason="recompute_failed",
@@ -630,10 +658,7 @@ async def _write_redis(rt: SlaRuntime, changed: dict[bytes, State],
         return
     try:
         if schedule:
-            async with rt.ctx.redis.pipeline(transaction=False) as pipe:
-                for partition, plan in schedule.items():
-                    timers.schedule(pipe, rt.prefix, partition, *plan.net())
-                await pipe.execute()
+            await timers.write_plans(rt.ctx.redis, rt.prefix, schedule)
         await read_model.write(rt.ctx.redis, rt.prefix, changed.values(), rt.ctx.clock.now())
     except (redis.exceptions.RedisError, OSError):
         metrics.REDIS_ERRORS.labels("sla_index").inc()
@@ -673,7 +698,10 @@ async def _sweep(rt: SlaRuntime) -> None:
             appeal_id, kind, cycle = timers.parse_member(member)
             tick = SlaTick(appeal_id=appeal_id, kind=kind, due_ts=float(score), cycle=cycle)
             await outbox.send_record(t.SLA_TICKS, appeal_id, tick)
-            fired.setdefault(p, []).append(member)
+            sent = fired.setdefault(p, [])
+            sent.append(member)
+            if len(sent) % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # a deadline burst: thousands due at 23:59:59
     if not fired:
         return
     await outbox.flush()
@@ -704,16 +732,19 @@ async def _maintain(rt: SlaRuntime) -> None:
             # next rebuild. The agent rebuilds before its next batch; the next pass does
             # when the stream is idle.
             return
-        rt.rebuild_aggregates()
+        if not await rt.rebuild_aggregates():
+            return  # a rebalance came in its middle; the next pass starts again
     assigned = rt.assigned_partitions()
     try:
-        for p in sorted(rt.index_dirty & assigned):
-            # Unmarked before the snapshot, not after the awaits: a write that fails while
-            # this rebuild is in flight marks the partition again and must not be lost (the
-            # same race as the figures' dirty flag in ``publish``).
-            rt.index_dirty.discard(p)
+        dirty = sorted(rt.index_dirty & assigned)
+        # Unmarked before the snapshot, not after the awaits: a write that fails while this
+        # rebuild is in flight marks the partition again and must not be lost (the same race
+        # as the figures' dirty flag in ``publish``).
+        rt.index_dirty.difference_update(dirty)
+        states_of = await _states_by_partition(rt, set(dirty)) if dirty else {}
+        for p in dirty:
             try:
-                await _rebuild_partition(rt, p)
+                await _rebuild_partition(rt, p, states_of[p])
             except redis.exceptions.DataError:  # refused by the client: a value, not Redis
                 log.exception("SLA: rebuild of partition %d failed on a value Redis cannot "
                               "take; the other partitions go on", p)
@@ -742,10 +773,24 @@ async def _maintain(rt: SlaRuntime) -> None:
     _refresh_gauges(rt, assigned)
 
 
-async def _rebuild_partition(rt: SlaRuntime, p: int) -> None:
-    """The due-time index and read model of partition ``p``, from the table."""
-    states = [s for s in list(rt.table.values())
-              if isinstance(s, dict) and s.get("p") == p and "id" in s and _writable(rt, s)]
+async def _states_by_partition(rt: SlaRuntime, partitions: set[int]) -> dict[int, list[State]]:
+    """The stored states of ``partitions`` that can go to Redis (:func:`_writable`), from one
+    pass over a snapshot of the table that yields every :data:`YIELD_EVERY` states (one full
+    scan per partition, with no yield, held the loop for seconds at 1,000,000 appeals)."""
+    out: dict[int, list[State]] = {p: [] for p in partitions}
+    for n, state in enumerate(list(rt.table.values()), 1):
+        if n % YIELD_EVERY == 0:
+            await asyncio.sleep(0)
+        if not isinstance(state, dict) or "id" not in state:
+            continue
+        bucket = out.get(state.get("p", -1))
+        if bucket is not None and _writable(rt, state):
+            bucket.append(state)
+    return out
+
+
+async def _rebuild_partition(rt: SlaRuntime, p: int, states: list[State]) -> None:
+    """The due-time index and read model of partition ``p``, from its stored ``states``."""
     count = await timers.rebuild(rt.ctx.redis, rt.prefix, p, states,
                                  lambda st: rt.rules.of(st).escalation_after)
     metrics.INDEX_REBUILDS.inc()

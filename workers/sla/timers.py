@@ -91,6 +91,39 @@ def schedule(pipe: Any, prefix: str, partition: int, add: Iterable[Timer],
         pipe.zadd(key, adding)
 
 
+#: Timer members per Redis round trip when a batch's plans are large (a recompute moves every
+#: open appeal of a partition): redis-py packs a whole pipeline in one synchronous step, and
+#: one of 100,000 members held the event loop for most of a second.
+WRITE_CHUNK = 5000
+
+
+async def write_plans(redis: Any, prefix: str, plans: dict[int, Plan],
+                      chunk: int = WRITE_CHUNK) -> None:
+    """Apply the net timer changes of ``plans`` to the index: one pipeline for a usual batch,
+    several of at most ``chunk`` members each for a large one. Each member is either added or
+    removed (``Plan.net``), so the order of the pieces does not matter."""
+    ops: list[tuple[int, list[Timer], list[Timer]]] = []
+    for partition, plan in plans.items():
+        add, remove = plan.net()
+        ops.extend((partition, [], remove[i:i + chunk]) for i in range(0, len(remove), chunk))
+        ops.extend((partition, add[i:i + chunk], []) for i in range(0, len(add), chunk))
+    start = 0
+    while start < len(ops):
+        size, end = 0, start
+        while end < len(ops) and (end == start or size + _members(ops[end]) <= chunk):
+            size += _members(ops[end])
+            end += 1
+        async with redis.pipeline(transaction=False) as pipe:
+            for partition, add, remove in ops[start:end]:
+                schedule(pipe, prefix, partition, add, remove)
+            await pipe.execute()
+        start = end
+
+
+def _members(op: tuple[int, list[Timer], list[Timer]]) -> int:
+    return len(op[1]) + len(op[2])
+
+
 async def rebuild(redis: Any, prefix: str, partition: int, states: Iterable[State],
                   escalation_after: EscalationAfter, chunk: int = 5000) -> int:
     """Replace one partition's index with the timers its states need; returns the count."""
