@@ -46,6 +46,7 @@ from workers.sla import lifecycle_routing, read_model, recompute, timers
 from workers.sla.deadline_service import DeadlineService, load_book
 from workers.sla.engine import (
     FOREIGN_AUTHORITY,
+    HISTORY_OVERFLOW,
     Effects,
     SlaRules,
     State,
@@ -362,6 +363,10 @@ async def _handle(rt: SlaRuntime, outbox: Outbox, event: faust.EventT, batch: Ba
         await outbox.dead_letter(event, stage=STAGE, reason=FOREIGN_AUTHORITY,
                                  detail=str(exc)[:300])
         return
+    except HistoryOverflow as exc:
+        await outbox.dead_letter(event, stage=STAGE, reason=HISTORY_OVERFLOW,
+                                 detail=str(exc)[:300])
+        return
     except Exception as exc:
         # The transitions are pure functions of (state, event): whatever one raises, this
         # event raises it again on every replay, so it goes to the dead-letter topic rather
@@ -469,6 +474,9 @@ def _on_routed(rt: SlaRuntime, state: State | None, data: dict[str, Any], partit
         except ForeignAuthority as exc:
             refused.append((pending, FOREIGN_AUTHORITY, str(exc)))
             continue
+        except HistoryOverflow as exc:
+            refused.append((pending, HISTORY_OVERFLOW, str(exc)))
+            continue
         except Exception as exc:  # as for any event: see _handle
             refused.append((pending, UNPROCESSABLE, f"{type(exc).__name__}: {exc}"))
             continue
@@ -524,7 +532,16 @@ class ForeignAuthority(ValueError):
     is not the current one): dead-lettered as ``foreign_authority``, never applied."""
 
 
+class HistoryOverflow(ValueError):
+    """A reopen, redirect or pause beyond the appeal's ``MAX_HISTORY``: dead-lettered as
+    ``history_overflow``, never applied."""
+
+
 def _check_reporter(state: State, data: dict[str, Any], effects: Effects) -> None:
+    if effects.outcome == HISTORY_OVERFLOW:
+        metrics.child(metrics.LIFECYCLE, data.get("event", "unknown"), "rejected").inc()
+        raise HistoryOverflow(f"{data.get('event')}: the appeal already has "
+                              f"{state.get('hist')} reopens, redirects and pauses")
     if effects.outcome == FOREIGN_AUTHORITY:
         metrics.child(metrics.LIFECYCLE, data.get("event", "unknown"), "rejected").inc()
         raise ForeignAuthority(f"{data.get('event')} reported by {data.get('authority_id')!r}, "
