@@ -256,8 +256,11 @@ def install(app: faust.App, ctx: WorkerContext, router: Any) -> SlaRuntime:
         async for events in batches(stream, settings):
             with crash_on_error(STAGE):
                 rt.refresh_rules()
-                while rt.needs_rebuild and not await rt.rebuild_aggregates():
-                    pass  # a rebalance came in its middle: again, on the new assignment
+                if rt.needs_rebuild and cast(Any, app.tables).recovery.completed.is_set():
+                    # One attempt: a rebalance in its middle leaves needs_rebuild set, and the
+                    # next batch or maintenance pass runs it on the new assignment once its
+                    # tables are recovered (a retry here could count a half-recovered table).
+                    await rt.rebuild_aggregates()
                 rt.batch_in_flight = True
                 try:
                     outbox = ctx.outbox(STAGE)
