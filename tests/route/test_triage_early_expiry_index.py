@@ -68,3 +68,12 @@ def test_a_quiet_batch_looks_at_the_oldest_waiting_decision_only() -> None:
     assert compared == 1
     early.observe(0, 1000.0 + A.EARLY_DECISION_WAIT + 2.5, pending=True)
     assert early.expired({0}) == [b"k0", b"k1", b"k2"]
+
+
+def test_a_wait_tracked_again_is_listed_once() -> None:
+    early = A.EarlyDecisions(1)
+    value = {"decision": {}, "p": 0, "since": 1000.0}
+    for _ in range(3):
+        early.track(b"k", value)
+    early.observe(0, 1000.0 + A.EARLY_DECISION_WAIT, pending=True)
+    assert early.expired({0}) == [b"k"]

@@ -253,6 +253,8 @@ class EarlyDecisions:
             self.waiting.pop(key, None)
 
     def _wait(self, key: bytes, partition: int, since: float) -> None:
+        if self.waiting.get(key) == (partition, since):
+            return  # already indexed: one heap entry per wait
         self.waiting[key] = (partition, since)
         heapq.heappush(self._oldest.setdefault(partition, []), (since, key))
 
