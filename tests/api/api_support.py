@@ -56,6 +56,7 @@ async def seed(redis: Any, settings: Settings) -> None:
         "answered_at": "", "updated_at": "2026-01-11T00:00:00+00:00"})
     due = dt.datetime(2026, 1, 10, tzinfo=dt.UTC).timestamp()
     await redis.zadd(f"{settings.app_id}:breaches:open", {"pos-abc": due})
+    await redis.zadd(f"{settings.app_id}:breaches:open:22-minzdrav", {"pos-abc": due})
 
 
 def run_api(settings: Settings, body: Body, *, client_factory: Callable[[], Any] | None = None,

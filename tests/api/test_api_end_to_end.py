@@ -332,6 +332,11 @@ def test_read_model_matches_the_truth(scenario: Scenario) -> None:
     assert row[b"sla"] == b"breached" and row[b"municipality"] == (appeal.muni or "").encode()
     members = {m.decode() for m in s.redis.zrange(f"{s.prefix}breaches:open", 0, -1)}
     assert members == {a.appeal_id for a in s.appeals if a.fate == "overdue"}
+    # The per-authority sets hold the same appeals, each under the body that holds it.
+    for auth in {a.auth for a in s.appeals}:
+        own = {m.decode() for m in s.redis.zrange(f"{s.prefix}breaches:open:{auth}", 0, -1)}
+        assert own == {a.appeal_id for a in s.appeals
+                       if a.fate == "overdue" and a.auth == auth}, auth
 
 
 def test_late_answer_updates_the_day_it_belongs_to(scenario: Scenario) -> None:

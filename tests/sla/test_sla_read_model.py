@@ -165,3 +165,39 @@ def test_tracked_stages_reach_the_read_model_and_the_api_shape(redis_scenario: A
          "due_at": "2023-11-30T22:13:20+00:00", "settled_at": "2023-11-24T22:13:20+00:00",
          "ended_at": None, "breached": False, "breaches": 1},
     ]
+
+
+def test_each_authoritys_open_breaches_follow_the_appeal_across_a_redirect(
+        redis_scenario: Any) -> None:
+    """Per-authority breach sets (what a filtered /v1/breaches reads): the appeal is in the
+    set of the body holding it while breached, moves on a redirect, and leaves on a cure; a
+    stale copy cannot put it back."""
+    prefix = f"{uuid.uuid4().hex}:"
+
+    def own(auth: str) -> str:
+        return read_model.authority_breaches_key(prefix, auth)
+
+    async def scenario(client: Any) -> list[Any]:
+        seen = []
+        at_a = _state("r1", breached=1.7e9, bdays=["2023-11-14"], v=1)
+        at_a["auth"] = "22-A"
+        await read_model.write(client, prefix, [at_a], 1.8e9)
+        seen.append([await client.zrange(own(a), 0, -1) for a in ("22-A", "22-B")])
+        at_b = _state("r1", breached=1.71e9, bdays=["2023-11-14", "2024-03-10"], v=2)
+        at_b["auth"] = "22-B"
+        await read_model.write(client, prefix, [at_b], 1.8e9)
+        seen.append([await client.zrange(own(a), 0, -1) for a in ("22-A", "22-B")])
+        await read_model.write(client, prefix, [at_a], 1.8e9)  # older: refused
+        seen.append([await client.zrange(own(a), 0, -1) for a in ("22-A", "22-B")])
+        cured = _state("r1", "answered", answered=1.72e9, bdays=at_b["bdays"], v=3)
+        cured["auth"] = "22-B"
+        await read_model.write(client, prefix, [cured], 1.8e9)
+        seen.append([await client.zrange(own(a), 0, -1) for a in ("22-A", "22-B")])
+        seen.append(await client.zrange(f"{prefix}{read_model.OPEN_BREACHES}", 0, -1))
+        return seen
+
+    placed, moved, kept, cured, everything = redis_scenario(scenario, decode_responses=True)
+    assert placed == [["r1"], []]
+    assert moved == [[], ["r1"]]
+    assert kept == [[], ["r1"]]
+    assert cured == [[], []] and everything == []

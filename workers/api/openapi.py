@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from workers.aggregates.rating import BREACH_PENALTY, OVERDUE_PENALTY, PRIOR_WEIGHT
-from workers.api.service import BREACH_SCAN_LIMIT
 
 _NUM_OR_NULL: dict[str, Any] = {"type": ["number", "null"]}
 _WINDOW = {"name": "window", "in": "query", "required": False,
@@ -233,11 +232,10 @@ def document(version: str = "0.1.0") -> dict[str, Any]:
         "/v1/breaches": {"get": {
             "summary": "Open breached appeals, most overdue first",
             "description": "authority and region both filter when both are given (an "
-                           "authority outside the region: none). Unfiltered, total is the "
-                           "size of the open-breach index; filtered, it is counted over at "
-                           f"most {BREACH_SCAN_LIMIT} most overdue open breaches, and "
-                           "truncated says the count stopped there (total is then a lower "
-                           "bound).",
+                           "authority outside the region: none). total is the number of "
+                           "open breaches of the authorities asked for (all of them "
+                           "unfiltered), read from per-authority indexes; entries whose "
+                           "appeal record is gone count until they are met.",
             "parameters": [
                 {"name": "authority", "in": "query", "schema": {"type": "string"}},
                 {"name": "region", "in": "query", "schema": {"type": "string"}},
@@ -248,7 +246,9 @@ def document(version: str = "0.1.0") -> dict[str, Any]:
                            "properties": {
                     "total": {"type": "integer"},
                     "truncated": {"type": "boolean",
-                                  "description": "the count stopped at the scan limit"},
+                                  "description": "always false: every count is complete "
+                                                 "(kept for clients of the earlier scan "
+                                                 "limit)"},
                     "breaches": {"type": "array",
                                  "items": {"$ref": "#/components/schemas/Breach"}}}}}}},
                 "400": bad, "404": missing, "503": UNAVAILABLE}}},

@@ -50,9 +50,6 @@ log = logging.getLogger(__name__)
 
 RATING_WINDOWS = ("1d", "7d", "30d")
 TREND_DAYS = 7
-#: Open breaches a filtered breach list reads at most, most overdue first; past it the total is
-#: a lower bound and the answer says ``truncated``. (An unfiltered total is ZCARD: no cap.)
-BREACH_SCAN_LIMIT = 100_000
 #: Open breaches read and checked per round trip while paging through the index.
 BREACH_CHUNK = 2_000
 OPEN_BREACHES = read_model.OPEN_BREACHES
@@ -115,8 +112,8 @@ class ReadModelUnavailable(redis.exceptions.ConnectionError):
 
 
 class BreachPage(NamedTuple):
-    """A page of open breaches: ``total`` matched in all; ``truncated`` when the count stopped
-    at :data:`BREACH_SCAN_LIMIT` (then ``total`` is a lower bound)."""
+    """A page of open breaches: ``total`` matched in all. ``truncated`` is kept in the
+    answer's shape for clients; since the per-authority sets every count is complete."""
 
     items: list[OpenBreach]
     total: int
@@ -388,55 +385,89 @@ class ApiService:
         """Open breached appeals, most overdue first, and how many matched in total.
 
         Unfiltered, the total is the size of the index (ZCARD, less entries met whose record
-        is gone) and paging stops once ``limit`` are listed. Filtered by authorities, the
-        index is paged through :data:`BREACH_CHUNK` at a time until the count is complete,
-        or :data:`BREACH_SCAN_LIMIT` entries were read (``truncated``). The old single read of
-        the first 20,000 entries left bodies whose breaches sorted later with total 0.
+        is gone) and paging stops once ``limit`` are listed. Filtered by authorities, only
+        those bodies' own sets are read (:func:`read_model.authority_breaches_key`): the total
+        is the sum of their sizes less the entries met whose record is gone, and the page is
+        the merge of the most overdue of each. The old filtered listing paged through the
+        whole index (4.5 s of CPU at 100,000 breaches of another body) and stopped at 100,000
+        entries with a lower bound (``truncated``, now always false).
         """
-        wanted = set(authority_ids) if authority_ids is not None else None
-        key = f"{self.prefix}{OPEN_BREACHES}"
-        if wanted is not None and not wanted:
+        if authority_ids is None:
+            return await self._all_breaches(limit)
+        wanted = sorted(set(authority_ids))
+        if not wanted:
             return BreachPage([], 0, False)
-        card = int(await self.redis.zcard(key))
-        end = card if wanted is None else min(card, BREACH_SCAN_LIMIT)
-        chunk = BREACH_CHUNK if wanted is not None else min(BREACH_CHUNK, limit + 64)
+        keys = [read_model.authority_breaches_key(self.prefix, a) for a in wanted]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.zcard(key)
+            cards = [int(n) for n in await pipe.execute()]
+        card = sum(cards)
         now = self.clock.now()
-        out: list[OpenBreach] = []
-        seen: set[bytes] = set()
-        total = stale = pos = 0
-        exhausted = False
-        while pos < end:
-            if wanted is None and len(out) >= limit:
-                break
-            members = await self.redis.zrange(key, pos, min(pos + chunk, end) - 1,
-                                              withscores=True)
-            if not members:
-                exhausted = True  # the index shrank while being read
-                break
-            pos += len(members)
+        take = limit + 64
+        while True:
             async with self.redis.pipeline(transaction=False) as pipe:
-                for member, _score in members:
+                for key, n in zip(keys, cards, strict=True):
+                    if n:
+                        pipe.zrange(key, 0, take - 1, withscores=True)
+                pages = await pipe.execute()
+            merged = sorted((due, member) for page in pages for member, due in page)
+            out, stale = await self._checked(merged, wanted, limit, now)
+            more = any(n > take for n in cards)
+            if len(out) >= limit or not more:
+                return BreachPage(out, max(card - stale, len(out)), False)
+            take *= 4  # more stale entries than the margin: read further
+
+    async def _checked(self, merged: list[tuple[float, bytes]], wanted: Iterable[str] | None,
+                       limit: int, now: float) -> tuple[list[OpenBreach], int]:
+        """The first ``limit`` of ``(due, appeal id)`` whose record is an open appeal (of
+        ``wanted``, when given), and how many entries met had no such record (stale)."""
+        allowed = set(wanted) if wanted is not None else None
+        out: list[OpenBreach] = []
+        stale = 0
+        seen: set[bytes] = set()
+        for start in range(0, len(merged), BREACH_CHUNK):
+            if len(out) >= limit:
+                break
+            part = merged[start:start + BREACH_CHUNK]
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for _due, member in part:
                     pipe.hmget(read_model.appeal_key(self.prefix, member.decode()),
                                *_BREACH_FIELDS)
                 rows = await pipe.execute()
-            for (member, due), row in zip(members, rows, strict=True):
+            for (due, member), row in zip(part, rows, strict=True):
                 if member in seen:
-                    continue  # the index moved under the paging: already counted
+                    continue
                 seen.add(member)
                 values = [v.decode() if v is not None else "" for v in row]
                 auth, category, regime, muni, status, sla = values
-                if not auth or status not in OPEN_STATUSES:
-                    stale += 1  # record lost (Redis data loss), or closed since
+                if not auth or status not in OPEN_STATUSES or (
+                        allowed is not None and auth not in allowed):
+                    stale += 1  # record lost (Redis data loss), closed, or moved since
                     continue
-                if wanted is not None and auth not in wanted:
-                    continue
-                total += 1
                 if len(out) < limit:
                     out.append(OpenBreach(member.decode(), auth, category, regime, muni,
                                           _iso(due), max(0.0, now - due), sla))
-        if wanted is None:
-            return BreachPage(out, max(card - stale, len(out)), False)
-        return BreachPage(out, total, not exhausted and end < card)
+        return out, stale
+
+    async def _all_breaches(self, limit: int) -> BreachPage:
+        key = f"{self.prefix}{OPEN_BREACHES}"
+        card = int(await self.redis.zcard(key))
+        now = self.clock.now()
+        out: list[OpenBreach] = []
+        stale = pos = 0
+        chunk = min(BREACH_CHUNK, limit + 64)
+        while pos < card and len(out) < limit:
+            members = await self.redis.zrange(key, pos, min(pos + chunk, card) - 1,
+                                              withscores=True)
+            if not members:
+                break  # the index shrank while being read
+            pos += len(members)
+            page, gone = await self._checked([(due, m) for m, due in members], None,
+                                             limit - len(out), now)
+            out += page
+            stale += gone
+        return BreachPage(out, max(card - stale, len(out)), False)
 
     async def health(self) -> str:
         """``ok``, ``busy`` (no free pooled connection within the wait) or
