@@ -245,3 +245,29 @@ def test_the_near_duplicate_flag_reaches_the_appeal_view(redis_server: Any) -> N
     run_api(api_settings(redis_server.url), body)
     appeal = document()["components"]["schemas"]["Appeal"]["properties"]
     assert appeal["duplicate_of"]["type"] == ["string", "null"]
+
+
+def test_a_filtered_page_is_the_most_overdue_even_behind_stale_entries(
+        redis_server: Any) -> None:
+    """One body's set starts with 70 entries whose records are gone (Redis lost them), then
+    its real breach, the most overdue of all; another body's breach is later. The page of one
+    is the first body's, whatever the margin read past ``limit`` (review of session 13)."""
+    async def body(client: TestClient, settings: Settings, redis: Any) -> None:
+        prefix = read_model.key_prefix(settings.app_id)
+        due0 = time.time() - 30 * DAY
+        sets = {a: read_model.authority_breaches_key(prefix, a)
+                for a in ("22-minzhkh", "22-mintrans")}
+        await redis.zadd(sets["22-minzhkh"], {f"gone-{i}": due0 + i for i in range(70)})
+        for appeal_id, auth, due in (("late-zhkh", "22-minzhkh", due0 + 100),
+                                     ("late-trans", "22-mintrans", due0 + 500)):
+            await redis.hset(read_model.appeal_key(prefix, appeal_id), mapping={
+                "status": "running", "sla": "breached", "authority_id": auth,
+                "regime": "fz59", "category": "roads", "municipality": "barnaul"})
+            await redis.zadd(sets[auth], {appeal_id: due})
+        # Region 22: these two bodies and the seeded pos-abc (22-minzdrav, the most overdue).
+        for limit, want in ((2, ["pos-abc", "late-zhkh"]),
+                            (3, ["pos-abc", "late-zhkh", "late-trans"])):
+            got = await (await client.get(f"/v1/breaches?region=22&limit={limit}")).json()
+            assert [b["appeal_id"] for b in got["breaches"]] == want, got
+
+    run_api(api_settings(redis_server.url), body)

@@ -406,26 +406,33 @@ class ApiService:
         now = self.clock.now()
         take = limit + 64
         while True:
+            read = [n for n in cards if n]
             async with self.redis.pipeline(transaction=False) as pipe:
                 for key, n in zip(keys, cards, strict=True):
                     if n:
                         pipe.zrange(key, 0, take - 1, withscores=True)
                 pages = await pipe.execute()
-            merged = sorted((due, member) for page in pages for member, due in page)
-            out, stale = await self._checked(merged, wanted, limit, now)
-            more = any(n > take for n in cards)
-            if len(out) >= limit or not more:
+            # Entries not read yet lie beyond the last one read from each set with more: the
+            # merge is in order only up to the earliest of those.
+            bound = min((page[-1][1] for page, n in zip(pages, read, strict=True)
+                         if page and n > len(page)), default=float("inf"))
+            merged = sorted((due, member) for page in pages for member, due in page
+                            if due <= bound)
+            out, stale = await self._checked(merged, wanted, limit, now, set())
+            if len(out) >= limit or bound == float("inf"):
                 return BreachPage(out, max(card - stale, len(out)), False)
-            take *= 4  # more stale entries than the margin: read further
+            take *= 4  # stale entries ate the margin before the bound: read further
 
     async def _checked(self, merged: list[tuple[float, bytes]], wanted: Iterable[str] | None,
-                       limit: int, now: float) -> tuple[list[OpenBreach], int]:
+                       limit: int, now: float, seen: set[bytes]
+                       ) -> tuple[list[OpenBreach], int]:
         """The first ``limit`` of ``(due, appeal id)`` whose record is an open appeal (of
-        ``wanted``, when given), and how many entries met had no such record (stale)."""
+        ``wanted``, when given), and how many entries met had no such record (stale). ``seen``
+        (shared by the pages of one listing) skips an id met before: the index can move
+        while it is paged through."""
         allowed = set(wanted) if wanted is not None else None
         out: list[OpenBreach] = []
         stale = 0
-        seen: set[bytes] = set()
         for start in range(0, len(merged), BREACH_CHUNK):
             if len(out) >= limit:
                 break
@@ -455,6 +462,7 @@ class ApiService:
         card = int(await self.redis.zcard(key))
         now = self.clock.now()
         out: list[OpenBreach] = []
+        seen: set[bytes] = set()
         stale = pos = 0
         chunk = min(BREACH_CHUNK, limit + 64)
         while pos < card and len(out) < limit:
@@ -464,7 +472,7 @@ class ApiService:
                 break  # the index shrank while being read
             pos += len(members)
             page, gone = await self._checked([(due, m) for m, due in members], None,
-                                             limit - len(out), now)
+                                             limit - len(out), now, seen)
             out += page
             stale += gone
         return BreachPage(out, max(card - stale, len(out)), False)
