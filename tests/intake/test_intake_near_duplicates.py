@@ -395,3 +395,32 @@ def test_bucket_max_is_validated() -> None:
     for bad in ("0", "-3", "many"):
         with pytest.raises(ValueError, match="APPEALS_NEAR_DUP"):
             NearDupConfig.from_env({"APPEALS_NEAR_DUP_BUCKET_MAX": bad})
+
+
+def test_a_replayed_batch_gets_the_live_runs_flags_under_the_cap(redis_server: Any) -> None:
+    """A replay's own entries replace themselves in the batch's view of a bucket, as HSET
+    replaces them in Redis; appending them pushed a real entry out of the cap, and the resend
+    in the replayed batch lost its flag (review of session 13)."""
+    import dataclasses
+
+    cfg = dataclasses.replace(_cfg(), bucket_max=3)
+    other2 = "На остановке сломана скамейка и разбито стекло павильона, просим отремонтировать."
+
+    def batch() -> list[RegisteredAppeal]:
+        return [_appeal("a" * 24, text=other2, at="2025-01-14T10:00:00+07:00"),
+                _appeal("b" * 24, text=TEXT, at="2025-01-14T02:00:00+07:00"),
+                _appeal("c" * 24, text=RESEND, at="2025-01-14T03:00:00+07:00")]
+
+    async def scenario(r: aioredis.Redis) -> tuple[list[str | None], list[str | None]]:
+        earlier = _appeal("9" * 24, text=OTHER, at="2025-01-14T05:00:00+07:00")
+        await remember_many(r, [earlier], config=cfg)
+        live_batch = batch()
+        live = await find_near_duplicates(r, live_batch, config=cfg)
+        for a, flag in zip(live_batch, live, strict=True):
+            a.duplicate_of = flag
+        await remember_many(r, live_batch, config=cfg)
+        return live, await find_near_duplicates(r, batch(), config=cfg)
+
+    live, replay = _run(redis_server.url, scenario)
+    assert live == [None, None, "b" * 24]
+    assert replay == live

@@ -535,6 +535,9 @@ async def find_near_duplicates(
         entry = (sig.appeal_id, sig.ts, match or sig.root, sig.sketch)
         for b in sig.buckets:  # visible to later appeals of the same batch
             held = stored.setdefault(b, [])
+            # As HSET does: a replayed appeal's entry replaces its own, it is not a second one
+            # (which would push a real entry out of the cap).
+            held[:] = [e for e in held if e[0] != sig.appeal_id]
             held.append(entry)
             if len(held) > cfg.bucket_max:  # what Redis keeps of the bucket after the write
                 held.remove(min(held, key=_age_order))
