@@ -200,6 +200,12 @@ class SlaRuntime:
             return True
 
 
+def _recovering(app: Any) -> bool:
+    """A rebalance or the tables' recovery is under way (Faust's own flags): a figures'
+    rebuild now would be redone when it ends."""
+    return bool(getattr(app, "rebalancing", False) or getattr(app, "in_recovery", False))
+
+
 def sla_rules(service: DeadlineService, settings: Any, router: Any) -> SlaRules:
     """The SLA clock's rules: the policy book's deadlines plus each authority's own zone (for
     the receiving body of a redirect; the first routing carries it in the routed record)."""
@@ -251,15 +257,23 @@ def install(app: faust.App, ctx: WorkerContext, router: Any) -> SlaRuntime:
         rt.needs_rebuild = True
         rt.assign_gen += 1
 
+    @app.on_rebalance_complete.connect  # type: ignore[arg-type]
+    async def _recovered(app: faust.App, **_: Any) -> None:
+        # Faust sends this once the assigned tables are recovered (or need none). A figures'
+        # rebuild that ran or runs meanwhile read a table still being recovered: it is
+        # interrupted, or redone, on the complete table.
+        rt.needs_rebuild = True
+        rt.assign_gen += 1
+
     @app.agent(source, name="sla")
     async def sla(stream: faust.StreamT) -> None:
         async for events in batches(stream, settings):
             with crash_on_error(STAGE):
                 rt.refresh_rules()
-                if rt.needs_rebuild and cast(Any, app.tables).recovery.completed.is_set():
-                    # One attempt: a rebalance in its middle leaves needs_rebuild set, and the
-                    # next batch or maintenance pass runs it on the new assignment once its
-                    # tables are recovered (a retry here could count a half-recovered table).
+                if rt.needs_rebuild and not _recovering(app):
+                    # One attempt: a rebalance in its middle leaves needs_rebuild set for the
+                    # next batch or maintenance pass; the end of the tables' recovery sets it
+                    # again (_recovered), so no rebuild of a half-recovered table stands.
                     await rt.rebuild_aggregates()
                 rt.batch_in_flight = True
                 try:
@@ -743,7 +757,7 @@ async def _maintain(rt: SlaRuntime) -> None:
     used to fail every rebuild with Redis's ``DataError``, taken for an outage: every
     partition was marked again and no partition's figures were published, every 2 s.
     """
-    if not cast(Any, rt.app.tables).recovery.completed.is_set():
+    if not cast(Any, rt.app.tables).recovery.completed.is_set() or _recovering(rt.app):
         return
     if rt.needs_rebuild:
         if rt.batch_in_flight:
