@@ -124,7 +124,7 @@ def _aware(value: str) -> datetime | None:
 def validate(name: str, obj: Any, version: int = 1) -> None:
     """Raise :class:`InvalidEvent` with a reason code naming the kind of fault (the strict
     schema: what a writer may write)."""
-    _check(_compiled(name, version), obj)
+    _check(_compiled(name, version, False), obj)  # the same cache key as validate_incoming's
 
 
 def validate_incoming(name: str, obj: Any, version: int = 1) -> None:

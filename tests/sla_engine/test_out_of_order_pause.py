@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from tests.sla_engine.test_breach_order_and_warning import BOOK, DAY, SIMPLE, T0, TZ
 from workers.sla import timers
-from workers.sla.deadline_service import DeadlineService
 from workers.sla.engine import (
     MAX_EARLY_RESUMES,
     SlaRules,
@@ -25,11 +25,6 @@ from workers.sla.engine import (
     new_state,
 )
 
-DAY = 86400.0
-TZ = "Asia/Barnaul"
-T0 = dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.timezone(dt.timedelta(hours=7))).timestamp()
-SIMPLE = SlaRules(due=lambda r, s, *_: s + 30 * DAY, extend=lambda r, d, n, *_: d + n * DAY)
-BOOK = DeadlineService().rules()
 KEYS = ("status", "due", "warn", "cycle", "paused", "adj", "breached", "alerts", "bdays")
 
 

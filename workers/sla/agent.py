@@ -376,12 +376,8 @@ async def _handle(rt: SlaRuntime, outbox: Outbox, event: faust.EventT, batch: Ba
         await outbox.dead_letter(event, stage=STAGE, reason="pending_overflow",
                                  detail=str(exc)[:300])
         return
-    except ForeignAuthority as exc:
-        await outbox.dead_letter(event, stage=STAGE, reason=FOREIGN_AUTHORITY,
-                                 detail=str(exc)[:300])
-        return
-    except HistoryOverflow as exc:
-        await outbox.dead_letter(event, stage=STAGE, reason=HISTORY_OVERFLOW,
+    except NotApplied as exc:
+        await outbox.dead_letter(event, stage=STAGE, reason=exc.reason,
                                  detail=str(exc)[:300])
         return
     except Exception as exc:
@@ -488,11 +484,8 @@ def _on_routed(rt: SlaRuntime, state: State | None, data: dict[str, Any], partit
             metrics.child(metrics.LIFECYCLE, "redirected", "rejected").inc()
             refused.append((pending, "redirect_refused", str(exc)))
             continue
-        except ForeignAuthority as exc:
-            refused.append((pending, FOREIGN_AUTHORITY, str(exc)))
-            continue
-        except HistoryOverflow as exc:
-            refused.append((pending, HISTORY_OVERFLOW, str(exc)))
+        except NotApplied as exc:
+            refused.append((pending, exc.reason, str(exc)))
             continue
         except Exception as exc:  # as for any event: see _handle
             refused.append((pending, UNPROCESSABLE, f"{type(exc).__name__}: {exc}"))
@@ -544,25 +537,40 @@ def _on_lifecycle(rt: SlaRuntime, state: State | None, data: dict[str, Any],
     return state, effects
 
 
-class ForeignAuthority(ValueError):
-    """A lifecycle event reported by a body that does not hold the appeal (``authority_id``
-    is not the current one): dead-lettered as ``foreign_authority``, never applied."""
+class NotApplied(ValueError):
+    """A lifecycle event the engine did not apply and that goes to the dead-letter topic
+    with the engine's outcome as its reason (``reason``); never applied, its id not kept."""
+
+    reason = ""
 
 
-class HistoryOverflow(ValueError):
-    """A reopen, redirect or pause beyond the appeal's ``MAX_HISTORY``: dead-lettered as
-    ``history_overflow``, never applied."""
+class ForeignAuthority(NotApplied):
+    """Reported by a body that does not hold the appeal (``authority_id`` is not the
+    current one)."""
+
+    reason = FOREIGN_AUTHORITY
+
+
+class HistoryOverflow(NotApplied):
+    """A reopen, redirect or pause beyond the appeal's ``MAX_HISTORY``."""
+
+    reason = HISTORY_OVERFLOW
 
 
 def _check_reporter(state: State, data: dict[str, Any], effects: Effects) -> None:
+    """Raise :class:`NotApplied` for an event the engine refused (its outcome says which)."""
+    event = data.get("event", "unknown")
     if effects.outcome == HISTORY_OVERFLOW:
-        metrics.child(metrics.LIFECYCLE, data.get("event", "unknown"), "rejected").inc()
-        raise HistoryOverflow(f"{data.get('event')}: the appeal already has "
-                              f"{state.get('hist')} reopens, redirects and pauses")
-    if effects.outcome == FOREIGN_AUTHORITY:
-        metrics.child(metrics.LIFECYCLE, data.get("event", "unknown"), "rejected").inc()
-        raise ForeignAuthority(f"{data.get('event')} reported by {data.get('authority_id')!r}, "
-                               f"the appeal is held by {state.get('auth')!r}")
+        refusal: NotApplied = HistoryOverflow(
+            f"{event}: the appeal already has {state.get('hist')} reopens, redirects and "
+            "pauses")
+    elif effects.outcome == FOREIGN_AUTHORITY:
+        refusal = ForeignAuthority(f"{event} reported by {data.get('authority_id')!r}, the "
+                                   f"appeal is held by {state.get('auth')!r}")
+    else:
+        return
+    metrics.child(metrics.LIFECYCLE, event, "rejected").inc()
+    raise refusal
 
 
 class RedirectRefused(ValueError):
