@@ -36,7 +36,12 @@ from zoneinfo import ZoneInfo
 State = dict[str, Any]
 
 OPEN_STATUSES = frozenset({"running", "paused"})
-MAX_EVENT_IDS = 64
+#: Event ids one appeal remembers (the newest). Enough for every event an appeal can have
+#: within :data:`MAX_HISTORY`: 65 periods, each accepted, extended, answered and closed, plus
+#: 64 reopens, redirects or pauses and their resumes come to under 400. With 64, a resend of a
+#: long appeal's whole log re-applied its oldest events (its first answer answered the period
+#: running now; ``tests/sla/test_sla_event_memory.py``). Only such appeals hold long lists.
+MAX_EVENT_IDS = 512
 #: Resumes kept while their pause has not arrived yet (:func:`_resumed`); the oldest go first.
 MAX_EARLY_RESUMES = 8
 #: Fourth element of an ``adj`` pause entry ``["p", paused from, resumed at, PAUSE_IN_UNITS]``:
