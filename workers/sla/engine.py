@@ -642,7 +642,10 @@ def _accepted(state: State, event: dict[str, Any], at: float, rules: SlaRules,
 def _answered(state: State, event: dict[str, Any], at: float, rules: SlaRules,
               effects: Effects, _rp: Any) -> None:
     if state["status"] not in OPEN_STATUSES:
-        effects.outcome = "not_open"
+        if _closed_before_its_answer(state, at):
+            _answer_under_the_close(state, event, at, rules, effects)
+        else:
+            effects.outcome = "not_open"
         return
     if state["status"] == "paused" and state["paused"] is not None:
         _resume(state, at, rules, effects)
@@ -665,6 +668,41 @@ def _answered(state: State, event: dict[str, Any], at: float, rules: SlaRules,
         # Usually the breach timer fired first and _fire reports "duplicate": that is about
         # the alert, not this event. The answer itself was applied and must be stored.
         effects.outcome = "applied"
+
+
+def _closed_before_its_answer(state: State, at: float) -> bool:
+    """Did a close overtake this answer: closed unanswered, the answer stamped within the
+    period, before the close?
+
+    An authority system sends the answer and then the close; sent without the appeal's key
+    (or with another), each is re-published keyed from the partition it was read on, so the
+    close can reach the state first. The answer was then refused as ``not_open``: the appeal
+    counted as closed unanswered (overdue when the close came late), and the body lost an
+    on-time answer from its rating. A close that resumed a pause is left alone (the answer
+    would have ended that pause earlier, and the deadline the close's resume gave cannot be
+    taken back): such an answer stays ``not_open``.
+    """
+    closed = state.get("closed")
+    if (state["status"] != "closed" or state["answered"] is not None or closed is None
+            or not state["start"] <= at <= closed):
+        return False
+    return not any(entry[0] == "p" and entry[2] == closed for entry in state.get("adj", ()))
+
+
+def _answer_under_the_close(state: State, event: dict[str, Any], at: float,
+                            rules: SlaRules, effects: Effects) -> None:
+    """Apply an answer that a close overtook (:func:`_closed_before_its_answer`), then the
+    close again: the state the two give in the order they were stamped. The stages the close
+    ended are open again for the answer (which may complete them at its own moment), and a
+    breach the close reported is taken back when the answer came in time (the alert already
+    sent stays sent, as for a breach tick processed before its answer)."""
+    closed = float(state.pop("closed"))
+    if state.get("stg"):
+        state["stg"] = [[*e[:5], None, *e[6:]] if e[5] == closed else e for e in state["stg"]]
+    state["status"] = "running"
+    _answered(state, event, at, rules, effects, None)
+    _closed(state, event, closed, rules, effects, None)
+    effects.outcome = "applied"
 
 
 def _extended(state: State, event: dict[str, Any], at: float, rules: SlaRules,
