@@ -10,9 +10,14 @@ for companions that are not coming: part of the intake -> routed latency of issu
 reason to hand over a batch: the stream's buffer is empty, so nothing else is waiting right now.
 An event then goes on at once when the agent is idle, and a busy stream still fills its batches
 to ``max_`` because its buffer is not empty while it is busy. ``within`` stays as the upper
-bound. Acknowledgements are Faust's: a batch's events are acknowledged after the agent's loop
-body for the batch has finished. Checked against the source it was copied from, like
-:mod:`streams.fastpath`; on another release :func:`take_events` falls back to Faust's own.
+bound. A batch's events are acknowledged after the agent's loop body for the batch has
+finished, and only then: Faust's version acknowledges them in a ``finally``, so also when the
+generator is closed under a body still at work (``Stream.on_stop`` closes it on SIGTERM, and the
+consumer then commits on stop). A notify-retry batch waiting for its retry moment was lost that
+way (review of session 14), as was any batch a stop caught before its outputs were sent.
+``natural=False`` keeps Faust's batching, with this acknowledgement. Checked against the source
+it was copied from, like :mod:`streams.fastpath`; on another release :func:`take_events` falls
+back to Faust's own (and its acknowledgement on close).
 """
 
 from __future__ import annotations
@@ -43,18 +48,18 @@ def source_digest() -> str:
 def take_events(stream: Any, max_: int, within: float,
                 natural: bool = True) -> AsyncIterator[Sequence[Any]]:
     """Batches of events from ``stream``; see the module docstring."""
-    if not natural:
-        return cast(AsyncIterator[Sequence[Any]], stream.take_events(max_, within))
     if source_digest() not in KNOWN_SOURCES:
         log.warning("faust-streaming's Stream.take_events differs from the checked version; "
-                    "using it as it is (batches wait out the %.3f s linger)", within)
+                    "using it as it is (batches wait out the %.3f s linger, and a batch a "
+                    "stop interrupts is acknowledged)", within)
         return cast(AsyncIterator[Sequence[Any]], stream.take_events(max_, within))
-    agen = _take_events(stream, max_, within)
+    agen = _take_events(stream, max_, within, natural)
     stream._active_agens.add(agen)  # closed by Stream.on_stop, as Faust's own generators are
     return agen
 
 
-async def _take_events(self: Any, max_: int, within: float) -> AsyncIterator[Sequence[Any]]:
+async def _take_events(self: Any, max_: int, within: float,
+                       natural: bool = True) -> AsyncIterator[Sequence[Any]]:
     buffer: list[Any] = []
     events: list[Any] = []
     buffer_add = buffer.append
@@ -87,7 +92,7 @@ async def _take_events(self: Any, max_: int, within: float) -> AsyncIterator[Seq
                 buffer_full.set()
                 buffer_consumed.clear()
                 await self.wait(buffer_consumed)
-            elif queue_empty():
+            elif natural and queue_empty():
                 # The change: nothing else is waiting, so this batch is as big as it gets now.
                 buffer_full.set()
         except asyncio.CancelledError:  # pragma: no cover
@@ -105,12 +110,15 @@ async def _take_events(self: Any, max_: int, within: float) -> AsyncIterator[Seq
             await self.wait_for_stopped(buffer_full, timeout=timeout)
             if buffer:
                 buffer_consuming = self.loop.create_future()
+                finished = False
                 try:
                     yield list(events)
+                    finished = True  # the agent asked for the next batch: this one is done
                 finally:
                     buffer.clear()
-                    for event in events:
-                        await self.ack(event)
+                    if finished:
+                        for event in events:
+                            await self.ack(event)
                     events.clear()
                     notify(buffer_consuming)
                     buffer_full.clear()

@@ -256,3 +256,35 @@ def test_hanging_receiver_does_not_hold_up_other_supervisors(
     finally:
         hook_a.set("down")
         hook_b.set("down")
+
+
+def test_a_parked_alert_survives_a_gentle_stop_of_its_retrier(
+        broker: Any, redis_server: Any, tmp_path: Path) -> None:
+    """SIGTERM while the retry agent waits for a parked alert's moment: the restarted worker
+    delivers it. Faust's ``take_events`` acknowledged the batch when the stop closed it, the
+    consumer committed on stop, and the alert was gone: not delivered, not dead-lettered
+    (review of session 14)."""
+    journal = Journal()
+    hook = Receiver("hook", journal)  # down: the alert is parked
+    settings = isolated_settings(
+        broker.url, redis_server.url, webhook_url=hook.url, webhook_attempts=1,
+        webhook_backoff=0.05, notify_inline_budget=1.0, notify_retry_backoff=20.0,
+        notify_retry_backoff_max=20.0)
+    t.ensure_topics(settings)
+    alert = _alert("e2e-sigterm-0", FALLBACK_ONLY)
+    try:
+        with running_worker(settings, tmp_path / "worker-1.log") as worker:
+            _produce(settings, [alert])
+            wait_for(lambda: _metric(worker, "appeals_notify_parked_alerts") >= 1, timeout=120,
+                     what="the retry agent waiting for the parked alert's moment")
+        # Leaving the block stopped the worker with SIGTERM, mid-wait.
+        hook.set("up")
+        with running_worker(settings, tmp_path / "worker-2.log") as worker:
+            wait_for(lambda: journal.accepted("hook"), timeout=120,
+                     what="the parked alert delivered by the restarted worker")
+            time.sleep(2)
+            assert journal.accepted("hook") == Counter({alert.alert_id: 1}), _fail(
+                worker, "not exactly once")
+        assert _notify_dead_letters(settings) == []
+    finally:
+        hook.set("down")

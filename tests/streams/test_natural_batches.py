@@ -64,3 +64,46 @@ def test_a_full_batch_still_goes_at_max_and_nothing_is_lost() -> None:
 def test_installed_faust_is_the_checked_version() -> None:
     """A faust-streaming upgrade must be looked at: this fails until its digest is added."""
     assert natural_batches.source_digest() in natural_batches.KNOWN_SOURCES
+
+
+def test_a_batch_is_acknowledged_only_when_its_body_finished() -> None:
+    """Closing the generator while the body still holds a batch (``Stream.on_stop`` on SIGTERM)
+    must not acknowledge it: the consumer commits on stop, and a batch acknowledged unfinished
+    (a notify-retry record waiting for its moment, outputs not yet sent) was lost."""
+
+    async def scenario() -> tuple[list[int], list[int]]:
+        app = faust.App(f"nb-{time.time_ns()}", broker="kafka://127.0.0.1:9", autodiscover=False)
+        app.flow_control.resume()
+        channel = app.channel()
+        stream = app.stream(channel)
+        acked: list[int] = []
+
+        async def ack(event: faust.EventT) -> bool:
+            acked.append(event.value)
+            return True
+
+        stream.ack = ack  # type: ignore[method-assign]
+        await stream.maybe_start()
+        finished: list[int] = []
+        agen = natural_batches.take_events(stream, 10, 2.0)
+
+        async def consume() -> None:
+            async for batch in agen:
+                values = [e.value for e in batch]
+                if 2 in values:
+                    await asyncio.sleep(3600)  # a body at work when the stop comes
+                finished.extend(values)
+
+        task = asyncio.ensure_future(consume())
+        await channel.send(value=1)
+        await asyncio.sleep(0.1)
+        await channel.send(value=2)
+        await asyncio.sleep(0.1)
+        task.cancel()
+        await agen.aclose()  # type: ignore[attr-defined]
+        await stream.stop()
+        return finished, acked
+
+    finished, acked = asyncio.run(scenario())
+    assert finished == [1]
+    assert acked == [1], "only the finished batch is acknowledged"
