@@ -115,7 +115,7 @@ class Settings:
     alertmanager_url: str = ""
     """APPEALS_ALERTMANAGER_URL: Alertmanager base URL for SLA alerts (empty = off)."""
     notify_concurrency: int = 16
-    """APPEALS_NOTIFY_CONCURRENCY: alert deliveries a worker runs side by side."""
+    """APPEALS_NOTIFY_CONCURRENCY: alert deliveries a worker runs side by side per receiver."""
     public_url: str = "http://localhost:8080"
     """APPEALS_PUBLIC_URL: base of links to appeals placed in alerts."""
     webhook_attempts: int = 3
@@ -205,10 +205,13 @@ class Settings:
         _check(0 < self.notify_retry_after_max <= 3600, "APPEALS_NOTIFY_RETRY_AFTER_MAX",
                "must be 0..3600 s")
         _check(self.notify_retry_max_age > 0, "APPEALS_NOTIFY_RETRY_MAX_AGE", "must be positive")
-        for name in ("webhook_url", "alertmanager_url"):
+        for name in ("webhook_url", "alertmanager_url", "public_url"):
             value = getattr(self, name)
-            _check(not value or value.startswith(("http://", "https://")),
-                   f"APPEALS_{name.upper()}", "must be an http(s) URL or empty")
+            problem = _http_url_problem(value, base=name != "webhook_url")
+            optional = name != "public_url"
+            _check(not problem or (not value and optional), f"APPEALS_{name.upper()}",
+                   f"must be an http(s) URL with a host{' or empty' if optional else ''}"
+                   f" ({problem})")
         _check(
             self.log_level in ("debug", "info", "warning", "error", "critical"),
             "APPEALS_LOG_LEVEL",
@@ -361,6 +364,33 @@ def _gc_threshold_ok(value: str) -> bool:
     except ValueError:
         return False
     return thresholds is None or min(thresholds) >= 0
+
+
+def _http_url_problem(value: str, base: bool) -> str:
+    """What is wrong with ``value`` as an http(s) URL to send to ("" for nothing).
+
+    Only the prefix was checked, so ``http://`` or a URL with a space started a worker that
+    then dead-lettered every alert as ``invalid URL`` (review of session 14). ``base``: a
+    base URL, to which paths are added (no query or fragment).
+    """
+    from urllib.parse import urlsplit
+
+    if not value:
+        return "empty"
+    if any(c.isspace() for c in value):
+        return "contains whitespace"
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https"):
+        return "scheme is not http or https"
+    if not parts.hostname:
+        return "no host"
+    try:
+        _ = parts.port
+    except ValueError:
+        return "bad port"
+    if base and (parts.query or parts.fragment):
+        return "a base URL takes no query or fragment"
+    return ""
 
 
 def _check(ok: bool, name: str, message: str) -> None:

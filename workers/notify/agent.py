@@ -101,7 +101,11 @@ class Notifier:
         self._clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()
-        self.tracker = ParkedTracker(2 * settings.notify_retry_backoff_max + 120, clock)
+        # An entry is forgotten only after the longest a record can wait (backoff or a
+        # receiver's Retry-After), doubled: forgetting sooner hid an alert still waiting from
+        # the parked gauges and ``AppealsSupervisorAlertsStuck``.
+        longest_wait = max(settings.notify_retry_backoff_max, settings.notify_retry_after_max)
+        self.tracker = ParkedTracker(2 * longest_wait + 120, clock)
         for channel in CHANNELS:
             metrics.NOTIFY_PARKED_ALERTS.labels(channel).set_function(
                 functools.partial(self.tracker.count, channel))

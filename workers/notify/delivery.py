@@ -77,6 +77,10 @@ _HELD = "held"  # the receiver's Retry-After began while this request waited for
 #: A request cut by the batch's budget after less than this long in flight says nothing about
 #: the receiver either (it was the last of many); one that hung longer marks the receiver down.
 _CUT_SHORT_S = 1.0
+#: A receiver's answer body is read (so its connection can serve the next request) only when
+#: it says it is at most this long; the status is all delivery needs. Reading any body made a
+#: receiver answering with gigabytes take the worker's memory (review of session 14).
+_BODY_READ_MAX = 64 * 1024
 
 class UndeliverableAlert(ValueError):
     """A schema-valid alert that cannot be turned into a request (reason: a metric label)."""
@@ -272,11 +276,19 @@ class Delivery:
     # -- plumbing ---------------------------------------------------------------------------
 
     def session(self) -> aiohttp.ClientSession:
-        """One shared session (connection pool) per process, made inside the running loop."""
+        """One shared session per process, made inside the running loop.
+
+        Its pool has no overall limit: each receiver's own semaphore
+        (``APPEALS_NOTIFY_CONCURRENCY``) bounds its connections. aiohttp's default pool of
+        100 let seven hanging receivers (7 × 16 requests) take every connection, and a healthy
+        receiver's request then waited for one until the budget ran out: parked and held off
+        as if it were down, and sent twice (review of session 14).
+        """
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 timeout=self.timeout,
                 headers={"User-Agent": "citizen-appeals-notify/1"},
+                connector=aiohttp.TCPConnector(limit=0),
             )
         return self._session
 
@@ -461,11 +473,16 @@ class Delivery:
                 if self._waiting(target.key):
                     return _HELD, self._wait_reason(target.key), None
                 in_flight = loop.time()
-                async with self.session().post(target.url, json=payload,
-                                               headers=headers) as resp:
+                # Redirects are not followed: aiohttp turns a POST answered 301/302/303 into
+                # a bodiless GET, whose 200 counted as delivered; a 307 re-sent the alert to
+                # whatever host the receiver named. A 3xx is a rejection (a hook URL to fix).
+                async with self.session().post(target.url, json=payload, headers=headers,
+                                               allow_redirects=False) as resp:
                     status = resp.status
                     retry_after = resp.headers.get("Retry-After")
-                    await resp.read()
+                    length = resp.content_length
+                    if length is not None and length <= _BODY_READ_MAX:
+                        await resp.read()
         except aiohttp.InvalidURL:
             return REJECTED, "invalid URL", None  # a rules mistake: retrying cannot help
         except TimeoutError:
@@ -494,8 +511,17 @@ class Delivery:
 
 
 def _host(url: str) -> str:
-    """Host only, for logs: URLs of hooks may carry secrets in the path or query."""
-    return urlsplit(url).netloc or "?"
+    """Host (and port) only, for logs and dead letters: URLs of hooks may carry secrets in the
+    path, the query or the user part (``https://user:token@host/``)."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    host = parts.hostname or "?"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{host}:{port}" if port is not None else host
 
 
 def build_delivery(settings: Settings, router: Any = None) -> Delivery:

@@ -35,6 +35,12 @@ KIND = "notify-retry"
 VERSION = 1
 
 
+#: Attempts a record may claim. A record claiming 2**64 - 1 was accepted, and ``attempt + 1``
+#: then could not be encoded: the worker exited on it at every replay (review of session 14).
+#: Backoff doubles to its cap long before; a year of retries at one a second stays below.
+MAX_ATTEMPT = 1 << 32
+
+
 @dataclass(slots=True)
 class Parked:
     """One alert waiting for its next delivery attempt."""
@@ -71,7 +77,8 @@ class Parked:
         attempt = data.get("attempt")
         moments = (data.get("first_failed_at"), data.get("not_before"))
         if not (_strings(done) and _strings(channels)
-                and isinstance(attempt, int) and not isinstance(attempt, bool) and attempt >= 1
+                and isinstance(attempt, int) and not isinstance(attempt, bool)
+                and 1 <= attempt <= MAX_ATTEMPT
                 and all(_finite(m) for m in moments)):
             raise InvalidEvent("bad_retry_record", "done, channels, attempt or moments invalid")
         assert isinstance(alert, dict)

@@ -33,7 +33,9 @@ def describe(path: str, payload: Any) -> list[str]:
         return [f"{path}: not an Alertmanager webhook payload"]
     lines = []
     for alert in payload["alerts"]:
-        labels = alert.get("labels", {}) if isinstance(alert, dict) else {}
+        labels = alert.get("labels") if isinstance(alert, dict) else None
+        if not isinstance(labels, dict):
+            labels = {}
         status = alert.get("status", payload.get("status", "?")) if isinstance(alert, dict) else "?"
         shown = " ".join(f"{k}={labels[k]}" for k in SHOWN_LABELS if k in labels)
         lines.append(f"{path} {status} {shown}".rstrip())
