@@ -12,14 +12,18 @@ what the demo accepts; production runs Apache Kafka (see ``docker/compose.yaml``
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +32,34 @@ log = logging.getLogger(__name__)
 
 class DevStackError(RuntimeError):
     """A local server could not be started; the message says which and why."""
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has the child sent SIGTERM when the process starting it dies.
+
+    Why: the servers run in sessions of their own (a Ctrl-C meant for the demo must not kill
+    them before it has stopped its workers), so nothing else reaches them when the demo ends
+    without its clean-up: a closed terminal (SIGHUP) left the broker and Redis running for
+    good (review of session 14), as does a SIGKILL. Linux only, and only from the main thread:
+    the kernel sends the signal when the *thread* that started the child ends.
+    """
+    if sys.platform != "linux" or threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before the line above
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return preexec
 
 
 def free_port() -> int:
@@ -158,6 +190,7 @@ def start_broker(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=die_with_parent(),
         )
     broker = Broker("tansu", port, proc, log_path)
     try:
@@ -197,6 +230,7 @@ def start_redis(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=die_with_parent(),
         )
     server = RedisServer("redis", port, proc, log_path, workdir)
     try:

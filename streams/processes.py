@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from streams.devstack import free_port
+from streams.devstack import die_with_parent, free_port
 from streams.settings import Settings
 
 
@@ -50,13 +50,16 @@ class WorkerProcess:
 
     def __init__(self, settings: Settings, log_path: Path, metrics_port: int | None = None,
                  extra_env: dict[str, str] | None = None,
-                 command: list[str] | None = None) -> None:
+                 command: list[str] | None = None, new_session: bool = False) -> None:
         self.settings = settings
         self.log_path = log_path
         self.metrics_port = metrics_port or free_port()
         self.extra_env = extra_env or {}
         # Tests start small purpose-built workers the same way (same settings in the environment).
         self.command = command or [sys.executable, "-m", "workers.cli", "worker"]
+        # In a session of its own, a terminal's Ctrl-C reaches only the parent, which stops
+        # the worker itself when it is done with it (the demo drains first).
+        self.new_session = new_session
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> WorkerProcess:
@@ -67,6 +70,7 @@ class WorkerProcess:
             self.proc = subprocess.Popen(
                 self.command,
                 env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=self.new_session, preexec_fn=die_with_parent(),
             )
         return self
 
@@ -100,9 +104,10 @@ class WorkerProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
-def start_worker(settings: Settings, metrics_port: int, log_path: Path) -> subprocess.Popen[bytes]:
+def start_worker(settings: Settings, metrics_port: int, log_path: Path,
+                 new_session: bool = False) -> subprocess.Popen[bytes]:
     """Start ``appeals worker`` with ``settings``; its output goes to ``log_path``."""
-    proc = WorkerProcess(settings, log_path, metrics_port).start().proc
+    proc = WorkerProcess(settings, log_path, metrics_port, new_session=new_session).start().proc
     assert proc is not None
     return proc
 

@@ -60,6 +60,9 @@ class Settings:
     """APPEALS_SESSION_TIMEOUT: consumer-group session timeout, seconds."""
     metrics_port: int = 9464
     """APPEALS_METRICS_PORT: port of the /metrics and /healthz endpoint (0 = any free port)."""
+    metrics_host: str = "0.0.0.0"
+    """APPEALS_METRICS_HOST: address /metrics listens on (0.0.0.0: every interface, for a
+    Prometheus elsewhere; the demo uses 127.0.0.1)."""
     web_port: int = 6066
     """APPEALS_WEB_PORT: Faust's own web server port."""
     web_enabled: bool = False
@@ -175,6 +178,8 @@ class Settings:
         _check(self.batch_linger >= 0, "APPEALS_BATCH_LINGER", "must not be negative")
         _check(self.session_timeout >= 1, "APPEALS_SESSION_TIMEOUT", "must be at least 1 s")
         _check(0 <= self.metrics_port < 65536, "APPEALS_METRICS_PORT", "must be a port number")
+        _check(bool(self.metrics_host) and not any(c.isspace() for c in self.metrics_host),
+               "APPEALS_METRICS_HOST", "must be a host name or address (0.0.0.0: every one)")
         _check(self.warning_share is None or 0 < self.warning_share < 1,
                "APPEALS_WARNING_SHARE", "must be between 0 and 1")
         _check(self.escalation_after is None or self.escalation_after > 0,

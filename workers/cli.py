@@ -204,7 +204,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
         changes["metrics_port"] = args.metrics_port
     settings = _override(settings, **changes)
     if settings.metrics_port:  # 0: any free port, always there
-        check_listen("worker", "0.0.0.0", settings.metrics_port, "APPEALS_METRICS_PORT",
+        check_listen("worker", settings.metrics_host, settings.metrics_port,
+                     "APPEALS_METRICS_HOST",
                      "--metrics-port" if args.metrics_port is not None
                      else "APPEALS_METRICS_PORT")
     setup_logging(settings.log_level)
@@ -303,7 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
             "create the topics, run the workers, feed synthetic Russian-language appeals and "
             "authorities' answers (some late, so warnings and breaches happen) on a sped-up "
             "SLA clock, serve /metrics, print a live summary and a final one, stop everything. "
-            "Ctrl-C stops it cleanly."
+            "Ctrl-C (or SIGTERM, or closing the terminal) drains the pipeline, prints the final "
+            "summary and stops everything it started; a second Ctrl-C stops at once."
         ),
     )
     p.add_argument("--duration", type=float, default=None,
@@ -314,8 +316,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="SLA-clock seconds per real second (default 86400: a day a second)")
     p.add_argument("--workers", type=positive_int, default=1,
                    help="worker processes, at least 1 (default 1)")
-    p.add_argument("--metrics-port", type=port_number, default=9464,
-                   help="first worker's /metrics port; 0 = any free port (default 9464)")
+    p.add_argument("--metrics-port", type=port_number, default=None,
+                   help="first worker's /metrics port on 127.0.0.1, an error if taken; 0 = any "
+                        "free port (default: 9464, or a free port with a notice if 9464 is "
+                        "taken)")
     p.add_argument("--seed", type=int, default=22, help="random seed of the generator")
     p.add_argument("--log-dir", default="var/demo", help="where logs go (default var/demo)")
     p.add_argument("--quiet", action="store_true", help="only the summaries, no info logs")

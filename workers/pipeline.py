@@ -97,11 +97,12 @@ def _install_metrics_endpoint(app: faust.App, settings: Settings) -> None:
         web_app.router.add_get("/healthz", health)
         runner = web.AppRunner(web_app, access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, "0.0.0.0", settings.metrics_port)
+        site = web.TCPSite(runner, settings.metrics_host, settings.metrics_port)
         await site.start()
         sockets = getattr(site._server, "sockets", None) or []
         port = sockets[0].getsockname()[1] if sockets else settings.metrics_port
-        log.info("metrics on http://127.0.0.1:%d/metrics", port)
+        shown = "127.0.0.1" if settings.metrics_host in ("0.0.0.0", "") else settings.metrics_host
+        log.info("metrics on http://%s:%d/metrics", shown, port)
         metrics.WORKER_UP.set(1)
 
 

@@ -3,7 +3,10 @@
 Texts come from the labelled corpus the classifier ships (real-sounding Russian appeals of every
 category and channel style), so the demo exercises classification on realistic input. People
 are obviously fictional. A share of messages is deliberately malformed, so the dead-letter path
-is always visible. Each appeal gets a fate (answered on time, late, never, extended,
+is always visible. With ``vague_share`` (the demo's), a share of appeals says too little to
+classify (the classifier's confidence is below the triage threshold for each of
+:data:`VAGUE_TEXTS`), so they go to the human triage queue, where the demo's operator decides
+them. Each appeal gets a fate (answered on time, late, never, extended,
 redirected, paused) that the generator turns into lifecycle events on the SLA clock.
 """
 
@@ -36,6 +39,17 @@ STREETS = ("ул. Ленина", "пр. Строителей", "ул. Мира",
            "ул. Молодёжная", "ул. Школьная")
 FATES = (("on_time", 55), ("late", 15), ("open", 12), ("extended", 6), ("redirected", 5),
          ("paused", 4), ("reopened", 3))
+#: Appeals that say too little to classify, with the category the demo's triage operator gives
+#: each (as a human would after reading the attachment or calling back). The classifier's
+#: confidence for every one is below the default triage threshold (0.45; a test checks it).
+VAGUE_TEXTS = (
+    ("Прошу разобраться с ситуацией, которая длится уже второй месяц.", "housing_utilities"),
+    ("Прошу принять меры. Подробности готов сообщить по телефону.", "roads"),
+    ("Когда это всё закончится? Сколько можно терпеть?", "landscaping"),
+    ("Жалоба на бездействие. Меры до сих пор не приняты.", "housing_utilities"),
+    ("Прошу проверить законность действий и сообщить мне результат.", "social"),
+    ("Уважаемые! Ситуация не меняется, прошу вмешаться.", "ecology"),
+)
 REDIRECT_TARGETS = ("22-minzhkh", "22-mintrans", "22-minzdrav", "22-barnaul-kzhkh")
 #: The targets each category's appeals are usually routed to (the demo rules'
 #: ``22-altai-krai.yaml``; unmapped categories fall back to the housing ministry). A redirect to
@@ -77,6 +91,7 @@ class GeneratedAppeal:
     category: str
     urgent: bool
     personal: tuple[str, ...]  # the personal data it carries (to prove it never leaks)
+    vague: bool = False  # one of VAGUE_TEXTS: meant for the triage queue
 
 
 @dataclass
@@ -90,6 +105,7 @@ class Malformed:
 class Generator:
     seed: int = 22
     malformed_share: float = 0.02
+    vague_share: float = 0.0
     max_text_length: int = 20_000
     corpus: list[dict[str, Any]] = field(default_factory=load_corpus)
     run_id: str = ""
@@ -115,7 +131,12 @@ class Generator:
         rng = self.rng
         self.serial += 1
         channel = channel or rng.choices(self._channels, self._weights)[0]
-        sample = rng.choice(self.corpus)
+        vague = self.vague_share > 0 and rng.random() < self.vague_share
+        if vague:
+            text, category = rng.choice(VAGUE_TEXTS)
+            sample: dict[str, Any] = {"text": text, "category": category, "urgent": False}
+        else:
+            sample = rng.choice(self.corpus)
         external_id = f"demo-{self.run_id}-{self.serial}"
         name = f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
         phone = f"+7913{rng.randrange(10**7):07d}"
@@ -147,6 +168,7 @@ class Generator:
             category=sample["category"],
             urgent=bool(sample.get("urgent")),
             personal=(name, phone, email, address),
+            vague=vague,
         )
 
     def malformed(self) -> Malformed:
@@ -220,6 +242,15 @@ class Generator:
             add(events[-1].at + (FINAL_ANSWER_NOMINAL * rng.uniform(1.1, 1.3) if late
                                  else rng.uniform(0.5, 2.0) * period), "closed")
         return events
+
+
+def triage_decision(appeal_id: str, category: str, at: float, n: int) -> PlannedEvent:
+    """The demo operator's decision for an appeal in the triage queue (a ``triaged`` event)."""
+    return PlannedEvent(at, {
+        "schema_version": 1, "event_id": f"{appeal_id}:triage:{n}", "appeal_id": appeal_id,
+        "event": "triaged", "at": datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds"),
+        "category": category,
+    })
 
 
 def lifecycle_bytes(event: PlannedEvent) -> bytes:

@@ -3,7 +3,11 @@
 It starts the embedded broker and Redis, creates the topics, starts worker processes (the same
 ``appeals worker`` an operator runs), feeds synthetic appeals and answers on a sped-up SLA
 clock, and watches the output topics to print what happened at every stage. Everything it
-started is stopped on the way out, also on Ctrl-C.
+started is stopped on the way out: on Ctrl-C, SIGTERM or a closed terminal (SIGHUP) it drains
+first. The workers run in a session of their own, so a Ctrl-C at the terminal reaches only the
+demo, which stops them once the pipeline has caught up (before, they stopped with it and the
+summary showed appeals sent but never registered); the broker, Redis and the workers are sent
+SIGTERM by the kernel if the demo dies without its clean-up (``devstack.die_with_parent``).
 """
 
 from __future__ import annotations
@@ -30,7 +34,13 @@ from streams.clock import SlaClock
 from streams.devstack import DevStackError, dev_stack, free_port
 from streams.processes import start_worker, stop_process
 from streams.settings import Settings
-from workers.demo.generator import GeneratedAppeal, Generator, lifecycle_bytes
+from workers.demo.generator import (
+    DAY,
+    GeneratedAppeal,
+    Generator,
+    lifecycle_bytes,
+    triage_decision,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +51,13 @@ class DemoOptions:
     rate: float = 50.0
     time_scale: float = 86400.0
     workers: int = 1
-    metrics_port: int = 9464
+    #: None: 9464 (then 9465, …), or a free port with a notice when taken; 0: any free port;
+    #: a number: that port, or an error when it is taken.
+    metrics_port: int | None = None
     seed: int = 22
+    #: Share of appeals too vague to classify: they go to the triage queue, and the demo's
+    #: operator decides each one after TRIAGE_DELAY on the SLA clock.
+    vague_share: float = 0.03
     log_dir: str = "var/demo"
     partitions: int = 4
 
@@ -55,26 +70,72 @@ class Tally:
     registered: int = 0
     routed: int = 0
     triage: int = 0
+    triage_decided: int = 0
+    #: (appeal id, the classifier's first candidate) of triage items not decided yet
+    to_decide: list[tuple[str, str]] = field(default_factory=list)
     alerts: Counter[str] = field(default_factory=Counter)  # the answer deadline's, by level
     stage_alerts: Counter[str] = field(default_factory=Counter)  # "<stage> <level>"
     deadletter: Counter[str] = field(default_factory=Counter)
     categories: Counter[str] = field(default_factory=Counter)
 
 
+#: How long (SLA time) the demo's triage operator takes to decide an appeal.
+TRIAGE_DELAY = 0.25 * DAY
+DEFAULT_METRICS_PORT = 9464
+METRICS_HOST = "127.0.0.1"  # the demo's /metrics, like its broker and Redis, stays local
+
+
 def _port_free(port: int) -> bool:
     import socket
 
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            s.bind(("0.0.0.0", port))
+            s.bind((METRICS_HOST, port))
         except OSError:
             return False
     return True
 
 
+def _metrics_ports(opts: DemoOptions) -> list[int] | None:
+    """Each worker's /metrics port; None (after one line on stderr) when an asked-for port is
+    taken. The default port falls back to a free one, saying so: before, the fallback was
+    silent and the README's URL answered from whatever else held 9464."""
+    ports: list[int] = []
+    for i in range(opts.workers):
+        if opts.metrics_port == 0:
+            ports.append(free_port())
+            continue
+        port = (opts.metrics_port or DEFAULT_METRICS_PORT) + i
+        if not _port_free(port):
+            if opts.metrics_port is not None:
+                print(f"appeals demo: --metrics-port: port {port} (worker {i + 1}) is in use; "
+                      "choose another, or 0 for any free port", file=sys.stderr)
+                return None
+            fallback = free_port()
+            print(f"port {port} is in use: worker {i + 1} serves its metrics on {fallback} "
+                  "instead", flush=True)
+            port = fallback
+        ports.append(port)
+    return ports
+
+
+def _fresh_logs(log_dir: Path) -> None:
+    """Start each run with fresh logs: the worker logs were appended across runs and the
+    broker's and Redis's piled up, one pair per run."""
+    for pattern in ("worker-*.log", "tansu-*.log", "redis-*.log"):
+        for old in log_dir.glob(pattern):
+            with contextlib.suppress(OSError):
+                old.unlink()
+
+
 def run_demo(opts: DemoOptions) -> int:
     log_dir = Path(opts.log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
+    ports = _metrics_ports(opts)
+    if ports is None:
+        return 2
+    _fresh_logs(log_dir)
     print(f"citizen-appeals demo: starting a local broker and Redis (logs in {log_dir}/)",
           flush=True)
     try:
@@ -87,22 +148,18 @@ def run_demo(opts: DemoOptions) -> int:
                 clock_epoch=time.time(),
                 session_timeout=6.0,
                 log_level="info",
+                metrics_host=METRICS_HOST,
             )
             t.ensure_topics(settings)
-            procs = []
-            ports = []
-            for i in range(opts.workers):
-                port = opts.metrics_port + i if opts.metrics_port else free_port()
-                if opts.metrics_port and not _port_free(port):
-                    port = free_port()
-                ports.append(port)
-                procs.append(start_worker(settings, port, log_dir / f"worker-{i + 1}.log"))
+            procs = [start_worker(settings, port, log_dir / f"worker-{i + 1}.log",
+                                  new_session=True)
+                     for i, port in enumerate(ports)]
             print(f"workers: {opts.workers}; metrics: " +
-                  ", ".join(f"http://127.0.0.1:{p}/metrics" for p in ports), flush=True)
+                  ", ".join(f"http://{METRICS_HOST}:{p}/metrics" for p in ports), flush=True)
             try:
                 return asyncio.run(_stream(settings, opts, procs))
-            except KeyboardInterrupt:
-                print("\ninterrupted: stopping", flush=True)
+            except KeyboardInterrupt:  # a second Ctrl-C while draining
+                print("\ninterrupted again: stopping without waiting", flush=True)
                 return 0
             finally:
                 for proc in procs:
@@ -130,9 +187,18 @@ async def _stream(settings: Settings, opts: DemoOptions,
     tally = Tally()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def interrupted(signum: int) -> None:
+        if stop.is_set():  # the second one: stop without draining
+            raise KeyboardInterrupt
+        stop.set()
+        with contextlib.suppress(OSError):  # a closed terminal cannot be written to
+            print(f"\n{signal.Signals(signum).name}: stopping; draining first "
+                  "(Ctrl-C again to stop at once)", flush=True)
+
     with contextlib.suppress(NotImplementedError):
-        loop.add_signal_handler(signal.SIGINT, stop.set)
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.add_signal_handler(signum, interrupted, signum)
     watcher = asyncio.create_task(_watch(consumer, settings, tally))
     try:
         print("waiting for the workers to join the consumer group…", flush=True)
@@ -165,7 +231,9 @@ async def _feed(settings: Settings, opts: DemoOptions, procs: list[subprocess.Po
     if duration != opts.duration:
         print(f"(the SLA clock reaches the end of {MAX_YEAR}, the last year events may carry, "
               f"after {duration / 3600:.1f} h at this speed: the demo stops there)", flush=True)
-    gen = Generator(seed=opts.seed, max_text_length=settings.max_text_length)
+    gen = Generator(seed=opts.seed, max_text_length=settings.max_text_length,
+                    vague_share=opts.vague_share)
+    intended: dict[str, str] = {}  # vague appeals: the category the operator will give
     started = time.monotonic()
     plan: list[tuple[float, int, bytes, bytes]] = []
     seq = 0
@@ -186,6 +254,8 @@ async def _feed(settings: Settings, opts: DemoOptions, procs: list[subprocess.Po
                 await producer.send(topic, item.value)
                 if isinstance(item, GeneratedAppeal):
                     tally.sent += 1
+                    if item.vague:
+                        intended[item.appeal_id] = item.category
                     for ev in gen.plan(item, clock.now()):
                         seq += 1
                         heapq.heappush(plan, (ev.at, seq, item.appeal_id.encode(),
@@ -193,6 +263,16 @@ async def _feed(settings: Settings, opts: DemoOptions, procs: list[subprocess.Po
                 else:
                     tally.malformed_sent += 1
             now_sla = clock.now()
+            for appeal_id, first_candidate in tally.to_decide:
+                # The operator reads it and decides: the intended category of a vague appeal,
+                # the classifier's best guess for the rare other one.
+                seq += 1
+                decision = triage_decision(appeal_id, intended.pop(appeal_id, first_candidate),
+                                           now_sla + TRIAGE_DELAY, seq)
+                heapq.heappush(plan, (decision.at, seq, appeal_id.encode(),
+                                      lifecycle_bytes(decision)))
+                tally.triage_decided += 1
+            tally.to_decide.clear()
             while plan and plan[0][0] <= now_sla:
                 _, _, key, value = heapq.heappop(plan)
                 await producer.send(lifecycle_topic, value, key=key)
@@ -243,6 +323,8 @@ async def _watch(consumer: Any, settings: Settings, tally: Tally) -> None:
                     tally.categories[orjson.loads(rec.value)["category"]] += 1
                 elif kind == t.TRIAGE:
                     tally.triage += 1
+                    item = orjson.loads(rec.value)
+                    tally.to_decide.append((item["appeal_id"], item["candidates"][0]["category"]))
                 elif kind == t.SLA_ALERTS:
                     alert = orjson.loads(rec.value)
                     if alert["alert_id"] not in seen_alerts:
@@ -260,9 +342,11 @@ def _print_live(tally: Tally, clock: SlaClock, elapsed: float) -> None:
     print(
         f"[{elapsed:5.0f}s | SLA clock {day}] sent {tally.sent} (+{tally.malformed_sent} "
         f"malformed) → registered {tally.registered} → routed {tally.routed} "
-        f"(+{tally.triage} triage) | lifecycle {tally.lifecycle_sent} | warnings "
-        f"{tally.alerts['warning']}, breaches {tally.alerts['breach']}, escalations "
-        f"{tally.alerts['escalation']} (+{sum(tally.stage_alerts.values())} of stages) | "
+        f"(+{tally.triage} to triage, {tally.triage_decided} decided) | authorities' events "
+        f"sent {tally.lifecycle_sent} | "
+        f"warnings {tally.alerts['warning']}, breaches {tally.alerts['breach']}, escalations "
+        f"{tally.alerts['escalation']} (+{sum(tally.stage_alerts.values())} of stage "
+        "deadlines) | "
         f"dead letters {sum(tally.deadletter.values())}",
         flush=True,
     )
@@ -280,6 +364,7 @@ def _print_final(tally: Tally, settings: Settings, clock: SlaClock) -> None:
         ("registered", tally.registered),
         ("routed", tally.routed),
         ("sent to triage", tally.triage),
+        ("triage decisions sent", tally.triage_decided),
         ("lifecycle events sent", tally.lifecycle_sent),
         ("SLA warnings", tally.alerts["warning"]),  # of the answer deadline
         ("SLA breaches", tally.alerts["breach"]),
@@ -303,7 +388,17 @@ def _print_final(tally: Tally, settings: Settings, clock: SlaClock) -> None:
     except Exception as exc:  # the summary must not fail the demo
         print(f"  (authority figures unavailable: {exc})")
         return
-    print("\n  per authority (whole run):")
+    from workers.aggregates.partials import RETENTION_DAYS
+
+    # Not the whole run: the figures keep day buckets for RETENTION_DAYS SLA days, which at
+    # the demo's clock speed is the run's last seconds (the table said "whole run", and its
+    # received counts fell short of the totals above).
+    window = RETENTION_DAYS * 86400 / max(settings.time_scale, 1e-9)
+    span = f"{window:.0f} s" if window < 3600 else f"{window / 3600:.1f} h"
+    print(f"\n  per authority: what the figures' API shows now (received, answered, on time, "
+          f"breaches: the last {RETENTION_DAYS} SLA days, i.e. the last {span} of this run, "
+          "so an answer can belong to an appeal received before them; open and overdue: now; "
+          "the 20 busiest):")
     print(f"  {'authority':28} {'recv':>5} {'ans':>5} {'on time':>7} {'open':>5} "
           f"{'overdue':>7} {'breach':>6} {'on-time share':>13} {'median resp':>11}")
     top = sorted(figures.values(), key=lambda f: -f.received)[:20]
