@@ -59,8 +59,11 @@ def register(subparsers: Any) -> None:
     g = subparsers.add_parser(
         "gateway",
         help="run the HTTP intake gateway (POST /v1/appeals, Open311)",
-        description="HTTP intake gateway; configured by APPEALS_GATEWAY_* (see "
-        "workers/intake/gateway.py).",
+        description="HTTP intake gateway: POST /v1/appeals (one appeal or a batch, with an "
+        "Idempotency-Key) and Open311 GeoReport v2, authenticated by client tokens, rate "
+        "limited per client, published to Kafka with acks=all. Configured by "
+        "APPEALS_GATEWAY_* variables or a [gateway] table of the APPEALS_CONFIG file: "
+        "`appeals config` lists them with their defaults.",
     )
     g.add_argument("--host", default=None, help="listen address (default APPEALS_GATEWAY_HOST)")
     g.add_argument("--port", type=port_number, default=None,
