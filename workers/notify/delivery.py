@@ -278,17 +278,18 @@ class Delivery:
     def session(self) -> aiohttp.ClientSession:
         """One shared session per process, made inside the running loop.
 
-        Its pool has no overall limit: each receiver's own semaphore
-        (``APPEALS_NOTIFY_CONCURRENCY``) bounds its connections. aiohttp's default pool of
-        100 let seven hanging receivers (7 × 16 requests) take every connection, and a healthy
-        receiver's request then waited for one until the budget ran out: parked and held off
-        as if it were down, and sent twice (review of session 14).
+        Each receiver's own semaphore (``APPEALS_NOTIFY_CONCURRENCY``) bounds its
+        connections; the pool's overall limit is only a guard for the process's file
+        descriptors (:func:`_pool_limit`). aiohttp's default pool of 100 let seven hanging
+        receivers (7 × 16 requests) take every connection, and a healthy receiver's request
+        then waited for one until the budget ran out: parked and held off as if it were down,
+        and sent twice (review of session 14).
         """
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 timeout=self.timeout,
                 headers={"User-Agent": "citizen-appeals-notify/1"},
-                connector=aiohttp.TCPConnector(limit=0),
+                connector=aiohttp.TCPConnector(limit=_pool_limit()),
             )
         return self._session
 
@@ -508,6 +509,22 @@ class Delivery:
         for target, _ in outcome.failed + outcome.rejected:
             metrics.NOTIFICATIONS.labels(target.channel, "failed").inc()
         return not outcome.failed and not outcome.rejected
+
+
+def _pool_limit() -> int:
+    """Connections all receivers may hold at once: half the process's file descriptors (the
+    worker's Kafka, Redis and RocksDB files need the rest), at least aiohttp's 100. With the
+    usual limits (20,000 here, 1,048,576 in containers) hundreds of hanging receivers fit
+    before a healthy one has to wait; with 1,024, 32 do."""
+    import resource
+
+    try:
+        soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (OSError, ValueError):
+        return 100
+    if soft == resource.RLIM_INFINITY:
+        return 0  # no limit
+    return max(100, int(soft) // 2)
 
 
 def _host(url: str) -> str:
