@@ -152,3 +152,21 @@ def test_help_texts_outside_the_classify_group() -> None:
     for name in ("worker", "demo", "topics", "api", "gateway", "produce"):
         for action in sub.choices[name]._actions:
             assert action.help, (name, action.dest)
+
+
+def test_produce_to_an_unreachable_broker_says_so_at_once(capsys: Any) -> None:
+    """kafka-python tried to bootstrap for 30 s before `appeals produce` could say anything."""
+    import socket
+    import time
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    started = time.monotonic()
+    rc, err = run(["produce", str(REPO / "tests/data/intake/canonical.jsonl"),
+                   "--kafka", f"kafka://127.0.0.1:{port}"], capsys)
+    assert rc == 2
+    assert time.monotonic() - started < 10
+    assert [line for line in err.splitlines() if line.startswith("appeals ")] == [
+        f"appeals produce: cannot reach Kafka at 127.0.0.1:{port} "
+        f"(--kafka=kafka://127.0.0.1:{port}): connection refused or timed out"], err

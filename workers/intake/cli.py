@@ -71,6 +71,28 @@ def register(subparsers: Any) -> None:
     g.set_defaults(func=_cmd_gateway)
 
 
+def _unreachable(url: str, timeout: float = 3.0) -> str:
+    """The bootstrap addresses of ``url`` when none of them accepts a TCP connection ("" when
+    one does, or when the URL cannot be read here: the producer then says what is wrong)."""
+    import socket
+
+    from workers.intake.producer import bootstrap_from_url
+
+    try:
+        addresses = [a.strip() for a in bootstrap_from_url(url).split(",") if a.strip()]
+    except ValueError:
+        return ""
+    for address in addresses:
+        host, _, port = address.rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]") or "localhost", int(port)),
+                                          timeout=timeout):
+                return ""
+        except (OSError, ValueError):
+            continue
+    return ", ".join(addresses)
+
+
 class _Progress:
     """A progress line on stderr without a dependency: redrawn at most 10 times a second."""
 
@@ -164,6 +186,13 @@ def _cmd_produce(args: argparse.Namespace) -> int:
         return 2
     total = sum(1 for line in lines if line.strip())
     progress = _Progress(sys.stderr, total, args.quiet)
+    unreachable = _unreachable(url)
+    if unreachable:
+        # kafka-python tries to bootstrap for 30 s before it says so.
+        print(f"appeals produce: cannot reach Kafka at {unreachable} "
+              f"({'--kafka' if args.kafka else 'APPEALS_KAFKA'}={url}): connection refused or "
+              "timed out", file=sys.stderr)
+        return 2
     try:
         producer = IntakeProducer(url, prefix, enable_idempotence=args.idempotence,
                                   max_text_length=settings.max_text_length)
