@@ -109,6 +109,30 @@ def test_an_answer_of_an_earlier_period_does_not_answer_the_reopened_one() -> No
     assert state["answered"] is None
 
 
+def test_an_answer_stamped_before_the_reopen_does_not_answer_the_open_reopened_period() -> None:
+    state = _state(SIMPLE, "fz59")
+    for n, (kind, hours) in enumerate([("closed", 2), ("reopened", 3)]):
+        apply_lifecycle(state, _ev(kind, T0 + hours * 3600, n), SIMPLE)
+    assert apply_lifecycle(state, _ev("answered", T0 + 3600, 9), SIMPLE).outcome == "not_open"
+    assert state["answered"] is None and state["status"] == "running"
+
+
+def test_an_answer_between_two_closes_counts_the_same_in_every_order() -> None:
+    """A second close moved ``closed`` to its own moment, so an answer stamped between the
+    two was refused when processed between them and applied when processed after both
+    (review of session 14). The earliest close's moment is kept: refused in every order."""
+    c1, answered, c2 = (_ev("closed", T0 + 3600, 1), _ev("answered", T0 + 2 * 3600, 2),
+                        _ev("closed", T0 + 3 * 3600, 3))
+    results = []
+    for order in ((c1, answered, c2), (c1, c2, answered), (c2, c1, answered)):
+        state = _state(SIMPLE, "fz59")
+        outcomes = {e["event_id"]: apply_lifecycle(state, e, SIMPLE).outcome for e in order}
+        results.append((outcomes["e2"], _view(state), sorted(contributions(state))))
+    assert results[0][0] == "not_open"
+    assert results[1] == results[0]
+    assert results[2] == results[0]
+
+
 def test_a_close_that_ended_a_pause_keeps_a_later_processed_answer_out() -> None:
     """The close resumed the pause at its own moment; the answer would have ended it earlier,
     so its deadline would differ. Not reordered: the answer stays ``not_open``."""

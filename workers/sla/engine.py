@@ -36,11 +36,14 @@ from zoneinfo import ZoneInfo
 State = dict[str, Any]
 
 OPEN_STATUSES = frozenset({"running", "paused"})
-#: Event ids one appeal remembers (the newest). Enough for every event an appeal can have
+#: Event ids one appeal remembers (the newest). More than the events an appeal can apply
 #: within :data:`MAX_HISTORY`: 65 periods, each accepted, extended, answered and closed, plus
-#: 64 reopens, redirects or pauses and their resumes come to under 400. With 64, a resend of a
-#: long appeal's whole log re-applied its oldest events (its first answer answered the period
-#: running now; ``tests/sla/test_sla_event_memory.py``). Only such appeals hold long lists.
+#: 64 reopens, redirects or pauses and their resumes come to under 400. Only events that
+#: change nothing (acceptances repeated, refused events) can push older ids out, and an
+#: answer stamped before the running period is refused in any case (:func:`_answered`). With
+#: 64, a resend of a long appeal's whole log re-applied its oldest events (its first answer
+#: answered the period running now; ``tests/sla/test_sla_event_memory.py``). Only such
+#: appeals hold long lists.
 MAX_EVENT_IDS = 512
 #: Resumes kept while their pause has not arrived yet (:func:`_resumed`); the oldest go first.
 MAX_EARLY_RESUMES = 8
@@ -647,6 +650,12 @@ def _answered(state: State, event: dict[str, Any], at: float, rules: SlaRules,
         else:
             effects.outcome = "not_open"
         return
+    if at < state["start"] and state.get("reopened"):
+        # Stamped before the reopen that started this period: an answer of an earlier period
+        # (processed late, or resent), not of this one. Applied, it answered the reopened
+        # period before it began.
+        effects.outcome = "not_open"
+        return
     if state["status"] == "paused" and state["paused"] is not None:
         _resume(state, at, rules, effects)
     _retract_breach(state, at)
@@ -920,6 +929,7 @@ def _resume(state: State, at: float, rules: SlaRules, effects: Effects) -> None:
 
 def _closed(state: State, event: dict[str, Any], at: float, rules: SlaRules,
             effects: Effects, _rp: Any) -> None:
+    first = state["status"] in OPEN_STATUSES or state.get("closed") is None
     if state["status"] in OPEN_STATUSES:
         if state["status"] == "paused" and state["paused"] is not None:
             _resume(state, at, rules, effects)
@@ -934,7 +944,12 @@ def _closed(state: State, event: dict[str, Any], at: float, rules: SlaRules,
         effects.cancel.append(Timer(state["id"], "escalation", 0.0, state["cycle"]))
     _end_stages(state, "closed", at, rules, effects)
     state["status"] = "closed" if state["status"] != "answered" else "answered"
-    state["closed"] = at
+    # A second close of the period (a resend under a new id, another system) keeps the
+    # earliest moment: moved to the later one, an answer stamped between them counted as given
+    # before the close when processed after both, and as too late when processed between them
+    # (review of session 14). A close of an open appeal is always the first of its period
+    # (``closed`` of an earlier one, before a reopen, is replaced).
+    state["closed"] = at if first else min(float(state["closed"]), at)
 
 
 def _reopened(state: State, event: dict[str, Any], at: float, rules: SlaRules,
