@@ -304,8 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
             "create the topics, run the workers, feed synthetic Russian-language appeals and "
             "authorities' answers (some late, so warnings and breaches happen) on a sped-up "
             "SLA clock, serve /metrics, print a live summary and a final one, stop everything. "
-            "Ctrl-C (or SIGTERM, or closing the terminal) drains the pipeline, prints the final "
-            "summary and stops everything it started; a second Ctrl-C stops at once."
+            "Ctrl-C (or SIGTERM) drains the pipeline, prints the final summary and stops "
+            "everything it started; a second Ctrl-C stops without draining. Closing the "
+            "terminal does the same, writing the rest to <log-dir>/demo-after-hangup.log."
         ),
     )
     p.add_argument("--duration", type=float, default=None,

@@ -101,7 +101,11 @@ def _install_metrics_endpoint(app: faust.App, settings: Settings) -> None:
         await site.start()
         sockets = getattr(site._server, "sockets", None) or []
         port = sockets[0].getsockname()[1] if sockets else settings.metrics_port
-        shown = "127.0.0.1" if settings.metrics_host in ("0.0.0.0", "") else settings.metrics_host
+        shown = settings.metrics_host
+        if shown in ("0.0.0.0", "::"):
+            shown = "127.0.0.1"
+        elif ":" in shown:
+            shown = f"[{shown}]"
         log.info("metrics on http://%s:%d/metrics", shown, port)
         metrics.WORKER_UP.set(1)
 

@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 
 from streams.devstack import free_port
-from streams.settings import ConfigError, Settings
+from streams.settings import Settings
 from tests.notify.test_notify_retry import (
     Harness,
     Receivers,
@@ -199,21 +199,6 @@ def test_parked_gauges_remember_an_alert_as_long_as_a_retry_after_can_hold_it(
 
     _run(redis_server.url, scenario, notify_retry_backoff_max=60.0,
          notify_retry_after_max=600.0)
-
-
-@pytest.mark.parametrize(("name", "value"), [
-    ("APPEALS_WEBHOOK_URL", "http://"),
-    ("APPEALS_WEBHOOK_URL", "https://hooks example.org/x"),
-    ("APPEALS_WEBHOOK_URL", "ftp://hooks.example.org/x"),
-    ("APPEALS_WEBHOOK_URL", "http://hooks.example.org:99999/x"),
-    ("APPEALS_ALERTMANAGER_URL", "http://"),
-    ("APPEALS_ALERTMANAGER_URL", "http://am:9093/?x=1"),
-    ("APPEALS_PUBLIC_URL", "not a url at all"),
-    ("APPEALS_PUBLIC_URL", ""),
-])
-def test_receiver_urls_are_checked_at_start(name: str, value: str) -> None:
-    with pytest.raises(ConfigError, match=name):
-        Settings.load({name: value})
 
 
 @pytest.mark.parametrize(("name", "value"), [

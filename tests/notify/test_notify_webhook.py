@@ -218,6 +218,15 @@ def test_backoff_grows_exponentially_with_jitter() -> None:
     ("APPEALS_ALERT_TTL", "0"),
     ("APPEALS_WEBHOOK_URL", "ftp://x"),
     ("APPEALS_ALERTMANAGER_URL", "localhost:9093"),
+    # Checked beyond the prefix since session 14: each of these started a worker that
+    # dead-lettered every alert as "invalid URL".
+    ("APPEALS_WEBHOOK_URL", "http://"),
+    ("APPEALS_WEBHOOK_URL", "https://hooks example.org/x"),
+    ("APPEALS_WEBHOOK_URL", "http://hooks.example.org:99999/x"),
+    ("APPEALS_ALERTMANAGER_URL", "http://"),
+    ("APPEALS_ALERTMANAGER_URL", "http://am:9093/?x=1"),
+    ("APPEALS_PUBLIC_URL", "not a url at all"),
+    ("APPEALS_PUBLIC_URL", ""),
 ])
 def test_delivery_settings_are_validated(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):

@@ -49,6 +49,24 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _figure(out: str, label: str) -> int:
+    match = re.search(rf"^\s+{re.escape(label)}\s+(\d+)$", out, re.MULTILINE)
+    assert match, f"no {label!r} line in:\n{out}"
+    return int(match.group(1))
+
+
+def _assert_drained(out: str) -> None:
+    """The final summary is there, and every appeal sent was registered before the stop."""
+    assert _figure(out, "registered") == _figure(out, "appeals sent"), out
+
+
+def _assert_gone(children: set[int], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while any(_alive(p) for p in children) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [p for p in children if _alive(p)], "left running after the demo ended"
+
+
 def _start_demo(tmp_path: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "workers.cli", "demo", "--quiet", "--metrics-port", "0",
@@ -87,13 +105,8 @@ def test_ctrl_c_drains_then_stops_everything(tmp_path: Path) -> None:
     out = "".join(lines) + out
     assert demo.returncode == 0, out
     assert "SIGINT: stopping; draining first" in out
-    sent = int(re.search(r"^\s+appeals sent\s+(\d+)$", out, re.MULTILINE).group(1))  # type: ignore[union-attr]
-    registered = int(re.search(r"^\s+registered\s+(\d+)$", out, re.MULTILINE).group(1))  # type: ignore[union-attr]
-    assert registered == sent, out
-    deadline = time.monotonic() + 10
-    while any(_alive(p) for p in children) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not [p for p in children if _alive(p)], "left running after the demo ended"
+    _assert_drained(out)
+    _assert_gone(children)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
@@ -115,3 +128,47 @@ def test_a_killed_demo_takes_its_servers_and_workers_with_it(tmp_path: Path) -> 
         for pid in children:
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_closing_the_terminal_drains_and_writes_the_summary_to_a_file(tmp_path: Path) -> None:
+    """SIGHUP from a closed terminal: the next print failed with EIO (exit 1, no drain, no
+    summary). Now the rest of the output goes to demo-after-hangup.log."""
+    import pty
+    import select
+
+    log_dir = tmp_path / "demo"
+    pid, master = pty.fork()
+    if pid == 0:  # the child: the demo on the pseudo-terminal
+        try:
+            os.execv(sys.executable, [sys.executable, "-m", "workers.cli", "demo", "--quiet",
+                                      "--metrics-port", "0", "--log-dir", str(log_dir)])
+        finally:
+            os._exit(127)
+    seen = b""
+    children: set[int] = set()
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not re.search(rb"\] sent \d+.*registered", seen):
+            ready, _, _ = select.select([master], [], [], 1)
+            if ready:
+                try:
+                    seen += os.read(master, 4096)
+                except OSError:
+                    break
+        assert re.search(rb"\] sent \d+.*registered", seen), seen.decode(errors="replace")
+        children = _descendants(pid)
+        os.close(master)  # the terminal is gone: SIGHUP, and writes to it fail
+        master = -1
+        _, status = os.waitpid(pid, 0)
+        out = (log_dir / "demo-after-hangup.log").read_text()
+        assert os.waitstatus_to_exitcode(status) == 0, out
+        assert "SIGHUP: stopping; draining first" in out and "=== final summary ===" in out, out
+        _assert_drained(out)
+        _assert_gone(children)
+    finally:
+        if master >= 0:
+            os.close(master)
+        for child in [pid, *children]:
+            if _alive(child):
+                os.kill(child, signal.SIGKILL)

@@ -125,8 +125,8 @@ def register(
         description="Score the classifier on labelled JSONL files: per-category precision, "
                     "recall and F1, the confusion matrix, urgent precision and recall. The top "
                     "category is scored even when its confidence is below the triage "
-                    "threshold. With --json: one object with n, accuracy, macro_f1, "
-                    "urgent_precision, urgent_recall.")
+                    "threshold. With --json: one object whose keys include n, accuracy, "
+                    "macro_f1, urgent_precision, urgent_recall.")
     e.add_argument("--data", required=True, action="append",
                    help='JSONL lines {"text","category","urgent"}; repeat to score several '
                         "files as one pooled set")

@@ -123,7 +123,8 @@ def _metrics_ports(opts: DemoOptions) -> list[int] | None:
 def _fresh_logs(log_dir: Path) -> None:
     """Start each run with fresh logs: the worker logs were appended across runs and the
     broker's and Redis's piled up, one pair per run."""
-    for pattern in ("worker-*.log", "tansu-*.log", "redis-*.log"):
+    for pattern in ("worker-[0-9]*.log", "tansu-[0-9]*-[0-9]*.log", "redis-[0-9]*-[0-9]*.log",
+                    "demo-after-hangup.log"):
         for old in log_dir.glob(pattern):
             with contextlib.suppress(OSError):
                 old.unlink()
@@ -151,22 +152,57 @@ def run_demo(opts: DemoOptions) -> int:
                 metrics_host=METRICS_HOST,
             )
             t.ensure_topics(settings)
-            procs = [start_worker(settings, port, log_dir / f"worker-{i + 1}.log",
-                                  new_session=True)
-                     for i, port in enumerate(ports)]
-            print(f"workers: {opts.workers}; metrics: " +
-                  ", ".join(f"http://{METRICS_HOST}:{p}/metrics" for p in ports), flush=True)
+            procs: list[subprocess.Popen[bytes]] = []
             try:
+                for i, port in enumerate(ports):
+                    # Their own session only where the kernel stops them should the demo
+                    # die (die_with_parent): elsewhere the shared process group does.
+                    procs.append(start_worker(settings, port, log_dir / f"worker-{i + 1}.log",
+                                              new_session=sys.platform == "linux"))
+                print(f"workers: {opts.workers}; metrics: " +
+                      ", ".join(f"http://{METRICS_HOST}:{p}/metrics" for p in ports),
+                      flush=True)
                 return asyncio.run(_stream(settings, opts, procs))
-            except KeyboardInterrupt:  # a second Ctrl-C while draining
-                print("\ninterrupted again: stopping without waiting", flush=True)
+            except KeyboardInterrupt:  # a second Ctrl-C while draining, or one at start-up
+                _say("\ninterrupted: stopping without draining")
                 return 0
             finally:
-                for proc in procs:
-                    stop_process(proc)
+                _stop_workers(procs)
     except DevStackError as exc:
         print(f"demo: {exc}", file=sys.stderr)
         return 1
+
+
+def _say(text: str) -> None:
+    """Print, unless the terminal is gone (after a hang-up the output goes to a file)."""
+    with contextlib.suppress(OSError):
+        print(text, flush=True)
+
+
+def _stop_workers(procs: list[subprocess.Popen[bytes]], timeout: float = 20.0) -> None:
+    """SIGTERM to every worker at once, then wait for them together (one by one it took up to
+    20 s each); further Ctrl-Cs cannot cut this short and leave workers running."""
+    with contextlib.suppress(ValueError):  # not the main thread: no handler to change
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for proc in procs:
+        stop_process(proc, timeout=max(0.1, deadline - time.monotonic()))
+
+
+def _after_hangup(log_dir: Path) -> Path:
+    """Send the rest of the output to a file: the terminal is gone, and the next print to it
+    failed with EIO and cut the drain and the final summary short (review of session 14)."""
+    path = log_dir / "demo-after-hangup.log"
+    out = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 (kept for the process)
+    sys.stdout = out
+    sys.stderr = out
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(out)
+    return path
 
 
 async def _stream(settings: Settings, opts: DemoOptions,
@@ -189,12 +225,13 @@ async def _stream(settings: Settings, opts: DemoOptions,
     loop = asyncio.get_running_loop()
 
     def interrupted(signum: int) -> None:
+        if signum == signal.SIGHUP:
+            _after_hangup(Path(opts.log_dir))
         if stop.is_set():  # the second one: stop without draining
             raise KeyboardInterrupt
         stop.set()
-        with contextlib.suppress(OSError):  # a closed terminal cannot be written to
-            print(f"\n{signal.Signals(signum).name}: stopping; draining first "
-                  "(Ctrl-C again to stop at once)", flush=True)
+        _say(f"\n{signal.Signals(signum).name}: stopping; draining first "
+             "(Ctrl-C again to stop without draining)")
 
     with contextlib.suppress(NotImplementedError):
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
