@@ -36,7 +36,7 @@ async def _serve(routes: dict[str, Any]) -> tuple[web.AppRunner, str]:
     app = web.Application()
     for path, handler in routes.items():
         app.router.add_route("*", path, handler)
-    runner = web.AppRunner(app, access_log=None)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
@@ -142,6 +142,35 @@ def test_an_endless_answer_body_is_not_read(redis_server: Any) -> None:
             assert not out.parked() and not out.dead
             assert await h.sent(alert)
             assert time.monotonic() - started < 3.0, "not waiting for the body's end"
+        finally:
+            await h.close()
+            await runner.cleanup()
+
+    asyncio.run(scenario())
+
+
+def test_a_body_that_stalls_after_a_200_does_not_make_the_alert_fail(redis_server: Any) -> None:
+    """The status says the alert was taken; waiting for the rest of a stalled body until the
+    budget ran out counted the receiver as failed and sent the alert again later."""
+
+    async def stalls(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        resp = web.StreamResponse(status=200)
+        resp.content_length = 100
+        await resp.prepare(request)
+        await resp.write(b"ok")
+        await asyncio.sleep(3600)  # the other 98 bytes never come
+        return resp
+
+    async def scenario() -> None:
+        runner, base = await _serve({"/hook": stalls})
+        h = Harness(_settings(webhook_timeout=10.0, notify_inline_budget=5.0), redis_server.url,
+                    Router({"22-a": [f"{base}/hook"]}))
+        alert = _alert("appeal-stalled-body")
+        try:
+            out = await h.alerts(alert.to_json())
+            assert not out.parked() and not out.dead
+            assert await h.sent(alert)
         finally:
             await h.close()
             await runner.cleanup()

@@ -34,6 +34,7 @@ Why this shape:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import email.utils
 import hashlib
@@ -81,6 +82,7 @@ _CUT_SHORT_S = 1.0
 #: it says it is at most this long; the status is all delivery needs. Reading any body made a
 #: receiver answering with gigabytes take the worker's memory (review of session 14).
 _BODY_READ_MAX = 64 * 1024
+_BODY_READ_S = 1.0
 
 class UndeliverableAlert(ValueError):
     """A schema-valid alert that cannot be turned into a request (reason: a metric label)."""
@@ -481,9 +483,7 @@ class Delivery:
                                                allow_redirects=False) as resp:
                     status = resp.status
                     retry_after = resp.headers.get("Retry-After")
-                    length = resp.content_length
-                    if length is not None and length <= _BODY_READ_MAX:
-                        await resp.read()
+                    await _drain_small_body(resp)
         except aiohttp.InvalidURL:
             return REJECTED, "invalid URL", None  # a rules mistake: retrying cannot help
         except TimeoutError:
@@ -509,6 +509,22 @@ class Delivery:
         for target, _ in outcome.failed + outcome.rejected:
             metrics.NOTIFICATIONS.labels(target.channel, "failed").inc()
         return not outcome.failed and not outcome.rejected
+
+
+async def _drain_small_body(resp: aiohttp.ClientResponse) -> None:
+    """Read a small answer body so its connection can carry the next alert; never a big one.
+
+    The status is all delivery needs. A body announced larger than :data:`_BODY_READ_MAX` is
+    not read (the connection is closed instead); one of unknown length (chunked) is read up to
+    that much. A body that stalls after the status line is given up after
+    :data:`_BODY_READ_S`: the status already told us whether the alert was taken.
+    """
+    length = resp.content_length
+    if length is not None and length > _BODY_READ_MAX:
+        return
+    with contextlib.suppress(TimeoutError, aiohttp.ClientError):
+        async with asyncio.timeout(_BODY_READ_S):
+            await resp.content.read(_BODY_READ_MAX)
 
 
 def _pool_limit() -> int:
