@@ -116,38 +116,61 @@ def alertmanager(tmp_path):
             proc.wait()
 
 
-def test_inhibition_on_real_alertmanager(alertmanager):
+def _states(alertmanager: str, alerts: list[tuple[str, dict[str, str]]]) -> dict:
+    """Post ``alerts`` (name, labels) to a real Alertmanager; their states by (name, authority)."""
     now = datetime.now(UTC)
     window = {"startsAt": now.isoformat(), "endsAt": (now + timedelta(minutes=10)).isoformat()}
-
-    def alert(name: str, **labels: str) -> dict:
-        return {"labels": {"alertname": name, "region": "22", **labels},
-                "annotations": {"summary": f"{name} test"}, **window}  # fmt: skip
-
     _api(alertmanager, "/api/v2/alerts", [
-        alert("AppealSlaBreach", authority="22-minzhkh", severity="critical", regime="fz59"),
-        alert("AppealSlaWarning", authority="22-minzhkh", severity="warning", regime="pos"),
-        alert("AppealSlaWarning", authority="22-barnaul-kzhkh", severity="warning", regime="fz59"),
-        # Platform alerts have no authority: a critical one must not silence a warning one.
-        alert("AppealsDeadLetterRatioHigh", team="platform", severity="critical"),
-        alert("AppealsDeadLettersGrowing", team="platform", severity="warning",
-              stage="intake", reason="schema_invalid"),
-    ])  # fmt: skip
+        {"labels": {"alertname": name, "region": "22", **labels},
+         "annotations": {"summary": f"{name} test"}, **window}
+        for name, labels in alerts])  # fmt: skip
     deadline = time.monotonic() + 10
     while True:
-        alerts = _api(alertmanager, "/api/v2/alerts")
-        assert isinstance(alerts, list)
+        got = _api(alertmanager, "/api/v2/alerts")
+        assert isinstance(got, list)
         state = {
             (a["labels"]["alertname"], a["labels"].get("authority")): a["status"]["state"]
-            for a in alerts
+            for a in got
         }
-        if len(state) == 5 or time.monotonic() > deadline:
-            break
+        if len(state) == len(alerts) or time.monotonic() > deadline:
+            return state
         time.sleep(0.2)
+
+
+def test_inhibition_on_real_alertmanager(alertmanager):
+    state = _states(alertmanager, [
+        ("AppealSlaBreach", {"authority": "22-minzhkh", "severity": "critical", "regime": "fz59"}),
+        ("AppealSlaWarning", {"authority": "22-minzhkh", "severity": "warning", "regime": "pos"}),
+        ("AppealSlaWarning", {"authority": "22-barnaul-kzhkh", "severity": "warning",
+                              "regime": "fz59"}),
+        # Platform alerts have no authority: a critical one must not silence a warning one.
+        ("AppealsDeadLetterRatioHigh", {"team": "platform", "severity": "critical"}),
+        ("AppealsDeadLettersGrowing", {"team": "platform", "severity": "warning",
+                                       "stage": "intake", "reason": "schema_invalid"}),
+    ])  # fmt: skip
     assert state == {
         ("AppealSlaBreach", "22-minzhkh"): "active",
         ("AppealSlaWarning", "22-minzhkh"): "suppressed",  # breach for the same authority
         ("AppealSlaWarning", "22-barnaul-kzhkh"): "active",  # other authority: untouched
         ("AppealsDeadLetterRatioHigh", None): "active",
         ("AppealsDeadLettersGrowing", None): "active",
+    }
+
+
+def test_no_worker_running_silences_the_worker_alerts_only(alertmanager):
+    """The API reads Redis, not the workers: its being down must page while no worker runs.
+    Every platform warning was silenced with the workers' (review of session 14)."""
+    state = _states(alertmanager, [
+        ("AppealsNoWorkerRunning", {"team": "platform", "severity": "page"}),
+        ("AppealsWorkerDown", {"team": "platform", "severity": "warning",
+                               "instance": "worker-1:9464"}),
+        ("AppealsDeadLettersGrowing", {"team": "platform", "severity": "warning",
+                                       "stage": "intake", "reason": "schema_invalid"}),
+        ("AppealsApiDown", {"team": "platform", "severity": "warning", "instance": "api:8080"}),
+    ])  # fmt: skip
+    assert state == {
+        ("AppealsNoWorkerRunning", None): "active",
+        ("AppealsWorkerDown", None): "suppressed",
+        ("AppealsDeadLettersGrowing", None): "suppressed",
+        ("AppealsApiDown", None): "active",
     }
