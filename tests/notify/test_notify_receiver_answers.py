@@ -43,6 +43,25 @@ async def _serve(routes: dict[str, Any]) -> tuple[web.AppRunner, str]:
     return runner, f"http://127.0.0.1:{port}"
 
 
+def _delivered_at_once(redis_url: str, hook: Any, appeal_id: str, **settings: Any) -> None:
+    """One alert to a receiver answering with ``hook``: sent in the batch, marked sent."""
+
+    async def scenario() -> None:
+        runner, base = await _serve({"/hook": hook})
+        h = Harness(_settings(notify_inline_budget=5.0, **settings), redis_url,
+                    Router({"22-a": [f"{base}/hook"]}))
+        alert = _alert(appeal_id)
+        try:
+            out = await h.alerts(alert.to_json())
+            assert not out.parked() and not out.dead
+            assert await h.sent(alert)
+        finally:
+            await h.close()
+            await runner.cleanup()
+
+    asyncio.run(scenario())
+
+
 def test_a_redirect_is_a_rejection_not_a_delivery(redis_server: Any) -> None:
     """aiohttp followed a 302 with a bodiless GET, whose 200 counted as delivered."""
     hits: list[tuple[str, str]] = []
@@ -131,22 +150,9 @@ def test_an_endless_answer_body_is_not_read(redis_server: Any) -> None:
             pass
         return resp
 
-    async def scenario() -> None:
-        runner, base = await _serve({"/hook": endless})
-        h = Harness(_settings(webhook_timeout=3.0, notify_inline_budget=5.0), redis_server.url,
-                    Router({"22-a": [f"{base}/hook"]}))
-        alert = _alert("appeal-endless-body")
-        try:
-            started = time.monotonic()
-            out = await h.alerts(alert.to_json())
-            assert not out.parked() and not out.dead
-            assert await h.sent(alert)
-            assert time.monotonic() - started < 3.0, "not waiting for the body's end"
-        finally:
-            await h.close()
-            await runner.cleanup()
-
-    asyncio.run(scenario())
+    started = time.monotonic()
+    _delivered_at_once(redis_server.url, endless, "appeal-endless-body", webhook_timeout=3.0)
+    assert time.monotonic() - started < 3.0, "not waiting for the body's end"
 
 
 def test_a_body_that_stalls_after_a_200_does_not_make_the_alert_fail(redis_server: Any) -> None:
@@ -162,20 +168,7 @@ def test_a_body_that_stalls_after_a_200_does_not_make_the_alert_fail(redis_serve
         await asyncio.sleep(3600)  # the other 98 bytes never come
         return resp
 
-    async def scenario() -> None:
-        runner, base = await _serve({"/hook": stalls})
-        h = Harness(_settings(webhook_timeout=10.0, notify_inline_budget=5.0), redis_server.url,
-                    Router({"22-a": [f"{base}/hook"]}))
-        alert = _alert("appeal-stalled-body")
-        try:
-            out = await h.alerts(alert.to_json())
-            assert not out.parked() and not out.dead
-            assert await h.sent(alert)
-        finally:
-            await h.close()
-            await runner.cleanup()
-
-    asyncio.run(scenario())
+    _delivered_at_once(redis_server.url, stalls, "appeal-stalled-body", webhook_timeout=10.0)
 
 
 def test_credentials_in_a_hook_url_stay_out_of_logs_and_dead_letters(

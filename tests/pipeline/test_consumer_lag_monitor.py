@@ -28,11 +28,8 @@ def _exported(topic: str) -> dict[str, float]:
             if s.labels["topic"] == topic}
 
 
-def test_a_revoked_partition_stops_exporting_its_lag() -> None:
-    topic = f"appeals.routed.{uuid.uuid4().hex[:8]}"
-    assignment = [TP(topic, 0), TP(topic, 1), TP(topic, 2)]
-    consumer = SimpleNamespace(assignment=lambda: list(assignment), highwater=lambda tp: 5000,
-                               _read_offset={})
+def _monitor(consumer: Any) -> Callable[[], Any]:
+    """The lag monitor's timer body, installed on a stand-in app with ``consumer``."""
     timers: list[Callable[[], Any]] = []
 
     def timer(_interval: float) -> Callable[[Callable[[], Any]], Callable[[], Any]]:
@@ -43,6 +40,15 @@ def test_a_revoked_partition_stops_exporting_its_lag() -> None:
 
     pipeline._install_lag_monitor(SimpleNamespace(consumer=consumer, timer=timer))  # type: ignore[arg-type]
     (tick,) = timers
+    return tick
+
+
+def test_a_revoked_partition_stops_exporting_its_lag() -> None:
+    topic = f"appeals.routed.{uuid.uuid4().hex[:8]}"
+    assignment = [TP(topic, 0), TP(topic, 1), TP(topic, 2)]
+    consumer = SimpleNamespace(assignment=lambda: list(assignment), highwater=lambda tp: 5000,
+                               _read_offset={})
+    tick = _monitor(consumer)
 
     asyncio.run(tick())
     assert _exported(topic) == {"0": 5000.0, "1": 5000.0, "2": 5000.0}
@@ -59,3 +65,15 @@ def test_a_revoked_partition_stops_exporting_its_lag() -> None:
     assignment.clear()  # everything revoked
     asyncio.run(tick())
     assert _exported(topic) == {}
+
+
+def test_table_changelogs_are_not_counted_as_lag() -> None:
+    """Read only during recovery, then paused: their 'lag' never moves and stayed in the total."""
+    topic = f"appeals.routed.{uuid.uuid4().hex[:8]}"
+    changelog = f"citizen-appeals-{uuid.uuid4().hex[:6]}-sla-state-changelog"
+    consumer = SimpleNamespace(assignment=lambda: [TP(topic, 0), TP(changelog, 0)],
+                               highwater=lambda tp: 10, _read_offset={TP(topic, 0): 9})
+    tick = _monitor(consumer)
+    asyncio.run(tick())
+    assert _exported(topic) == {"0": 0.0}
+    assert _exported(changelog) == {}
