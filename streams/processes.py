@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from streams.devstack import die_with_parent, free_port
@@ -79,13 +80,8 @@ class WorkerProcess:
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self, timeout: float = 20.0) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        if self.proc is not None:
+            stop_process(self.proc, timeout)
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -114,10 +110,19 @@ def start_worker(settings: Settings, metrics_port: int, log_path: Path,
 
 def stop_process(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
     """SIGTERM (Faust commits offsets and flushes on it), then SIGKILL after ``timeout``."""
-    if proc.poll() is None:
+    stop_processes([proc], timeout)
+
+
+def stop_processes(procs: list[subprocess.Popen[bytes]], timeout: float = 20.0) -> None:
+    """SIGTERM to every one at once, then wait for them together; SIGKILL for those still
+    running after ``timeout`` (stopped one after the other, N workers took up to N × 20 s)."""
+    alive = [proc for proc in procs if proc.poll() is None]
+    for proc in alive:
         proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for proc in alive:
         try:
-            proc.wait(timeout)
+            proc.wait(max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)

@@ -32,7 +32,7 @@ from schemas.validation import MAX_YEAR
 from streams import topics as t
 from streams.clock import SlaClock
 from streams.devstack import DevStackError, dev_stack, free_port
-from streams.processes import start_worker, stop_process
+from streams.processes import start_worker, stop_processes
 from streams.settings import Settings
 from workers.demo.generator import (
     DAY,
@@ -179,20 +179,15 @@ def _say(text: str) -> None:
         print(text, flush=True)
 
 
-def _stop_workers(procs: list[subprocess.Popen[bytes]], timeout: float = 20.0) -> None:
-    """SIGTERM to every worker at once, then wait for them together (one by one it took up to
-    20 s each); further Ctrl-Cs cannot cut this short and leave workers running."""
+def _stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
+    """Stop the workers together; further Ctrl-Cs cannot cut this short and leave workers
+    running."""
     with contextlib.suppress(ValueError):  # not the main thread: no handler to change
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    for proc in procs:
-        stop_process(proc, timeout=max(0.1, deadline - time.monotonic()))
+    stop_processes(procs)
 
 
-def _after_hangup(log_dir: Path) -> Path:
+def _after_hangup(log_dir: Path) -> None:
     """Send the rest of the output to a file: the terminal is gone, and the next print to it
     failed with EIO and cut the drain and the final summary short (review of session 14)."""
     path = log_dir / "demo-after-hangup.log"
@@ -202,7 +197,6 @@ def _after_hangup(log_dir: Path) -> Path:
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.StreamHandler):
             handler.setStream(out)
-    return path
 
 
 async def _stream(settings: Settings, opts: DemoOptions,

@@ -73,22 +73,23 @@ def register(subparsers: Any) -> None:
 
 def _unreachable(url: str, timeout: float = 3.0) -> str:
     """The bootstrap addresses of ``url`` when none of them accepts a TCP connection ("" when
-    one does, or when the URL cannot be read here: the producer then says what is wrong)."""
+    one does, or when an address is not host:port: the producer then says what is wrong)."""
     import socket
 
     from workers.intake.producer import bootstrap_from_url
 
-    try:
-        addresses = [a.strip() for a in bootstrap_from_url(url).split(",") if a.strip()]
-    except ValueError:
-        return ""
+    addresses = [a.strip() for a in bootstrap_from_url(url).split(",") if a.strip()]
+    endpoints: list[tuple[str, int]] = []
     for address in addresses:
         host, _, port = address.rpartition(":")
+        if not port.isdigit():
+            return ""
+        endpoints.append((host.strip("[]") or "localhost", int(port)))
+    for endpoint in endpoints:
         try:
-            with socket.create_connection((host.strip("[]") or "localhost", int(port)),
-                                          timeout=timeout):
+            with socket.create_connection(endpoint, timeout=timeout):
                 return ""
-        except (OSError, ValueError):
+        except OSError:
             continue
     return ", ".join(addresses)
 

@@ -78,9 +78,9 @@ _HELD = "held"  # the receiver's Retry-After began while this request waited for
 #: A request cut by the batch's budget after less than this long in flight says nothing about
 #: the receiver either (it was the last of many); one that hung longer marks the receiver down.
 _CUT_SHORT_S = 1.0
-#: A receiver's answer body is read (so its connection can serve the next request) only when
-#: it says it is at most this long; the status is all delivery needs. Reading any body made a
-#: receiver answering with gigabytes take the worker's memory (review of session 14).
+#: Of a receiver's answer body at most this much is read, for at most ``_BODY_READ_S``, so its
+#: connection can serve the next request; the status is all delivery needs. Reading any body
+#: made a receiver answering with gigabytes take the worker's memory (review of session 14).
 _BODY_READ_MAX = 64 * 1024
 _BODY_READ_S = 1.0
 
