@@ -41,8 +41,12 @@ from workers.demo.generator import (
     lifecycle_bytes,
     triage_decision,
 )
+from workers.demo.terminal import HangupOutput, output_survives_hangup
 
 log = logging.getLogger(__name__)
+
+#: Where the output goes once the terminal is gone (workers/demo/terminal.py).
+HANGUP_LOG = "demo-after-hangup.log"
 
 
 @dataclass
@@ -124,7 +128,7 @@ def _fresh_logs(log_dir: Path) -> None:
     """Start each run with fresh logs: the worker logs were appended across runs and the
     broker's and Redis's piled up, one pair per run."""
     for pattern in ("worker-[0-9]*.log", "tansu-[0-9]*-[0-9]*.log", "redis-[0-9]*-[0-9]*.log",
-                    "demo-after-hangup.log"):
+                    HANGUP_LOG):
         for old in log_dir.glob(pattern):
             with contextlib.suppress(OSError):
                 old.unlink()
@@ -137,6 +141,11 @@ def run_demo(opts: DemoOptions) -> int:
     if ports is None:
         return 2
     _fresh_logs(log_dir)
+    with output_survives_hangup(log_dir / HANGUP_LOG) as hangup:
+        return _run(opts, log_dir, ports, hangup)
+
+
+def _run(opts: DemoOptions, log_dir: Path, ports: list[int], hangup: HangupOutput) -> int:
     print(f"citizen-appeals demo: starting a local broker and Redis (logs in {log_dir}/)",
           flush=True)
     try:
@@ -162,7 +171,7 @@ def run_demo(opts: DemoOptions) -> int:
                 print(f"workers: {opts.workers}; metrics: " +
                       ", ".join(f"http://{METRICS_HOST}:{p}/metrics" for p in ports),
                       flush=True)
-                return asyncio.run(_stream(settings, opts, procs))
+                return asyncio.run(_stream(settings, opts, procs, hangup))
             except KeyboardInterrupt:  # a second Ctrl-C while draining, or one at start-up
                 _say("\ninterrupted: stopping without draining")
                 return 0
@@ -174,7 +183,8 @@ def run_demo(opts: DemoOptions) -> int:
 
 
 def _say(text: str) -> None:
-    """Print, unless the terminal is gone (after a hang-up the output goes to a file)."""
+    """Print, whatever happens to the output (a full disk under the hang-up file, say): these
+    lines come from the clean-up, which must go on."""
     with contextlib.suppress(OSError):
         print(text, flush=True)
 
@@ -187,20 +197,8 @@ def _stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
     stop_processes(procs)
 
 
-def _after_hangup(log_dir: Path) -> None:
-    """Send the rest of the output to a file: the terminal is gone, and the next print to it
-    failed with EIO and cut the drain and the final summary short (review of session 14)."""
-    path = log_dir / "demo-after-hangup.log"
-    out = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 (kept for the process)
-    sys.stdout = out
-    sys.stderr = out
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.StreamHandler):
-            handler.setStream(out)
-
-
 async def _stream(settings: Settings, opts: DemoOptions,
-                  procs: list[subprocess.Popen[bytes]]) -> int:
+                  procs: list[subprocess.Popen[bytes]], hangup: HangupOutput) -> int:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
     clock = SlaClock(settings.time_scale, settings.clock_epoch)
@@ -219,8 +217,8 @@ async def _stream(settings: Settings, opts: DemoOptions,
     loop = asyncio.get_running_loop()
 
     def interrupted(signum: int) -> None:
-        if signum == signal.SIGHUP:
-            _after_hangup(Path(opts.log_dir))
+        if signum == signal.SIGHUP:  # before a print finds the terminal gone
+            hangup.switch()
         if stop.is_set():  # the second one: stop without draining
             raise KeyboardInterrupt
         stop.set()
