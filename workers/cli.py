@@ -136,9 +136,52 @@ def kafka_failure_message(command: str, url: str, exc: BaseException,
     return f"appeals {command}: cannot reach Kafka at {bootstrap} ({source}={url}): {detail}"
 
 
+#: How long a command waits for the broker to accept a connection before it says it cannot
+#: reach it: long enough for a broker that is still starting, far shorter than kafka-python's
+#: 30 s bootstrap with a log line per attempt.
+BROKER_WAIT_S = 5.0
+
+
+def broker_unreachable(url: str, wait: float = BROKER_WAIT_S) -> str:
+    """The bootstrap addresses of ``url`` when none of them accepts a TCP connection within
+    ``wait`` seconds ("" when one does, or when an address is not host:port: the client then
+    says what is wrong)."""
+    import socket
+    import time
+
+    from workers.intake.producer import bootstrap_from_url
+
+    addresses = [a.strip() for a in bootstrap_from_url(url).split(",") if a.strip()]
+    endpoints: list[tuple[str, int]] = []
+    for address in addresses:
+        host, _, port = address.rpartition(":")
+        if not port.isdigit():
+            return ""
+        endpoints.append((host.strip("[]") or "localhost", int(port)))
+    deadline = time.monotonic() + wait
+    while True:
+        for endpoint in endpoints:
+            left = deadline - time.monotonic()
+            try:
+                with socket.create_connection(endpoint, timeout=max(0.5, min(3.0, left))):
+                    return ""
+            except OSError:
+                continue
+        if time.monotonic() >= deadline:
+            return ", ".join(addresses)
+        time.sleep(0.25)
+
+
 @contextlib.contextmanager
 def kafka_errors(command: str, url: str, source: str = "APPEALS_KAFKA") -> Iterator[None]:
-    """Turn a Kafka client error raised inside into one line on stderr and exit status 2."""
+    """Turn a Kafka client error raised inside into one line on stderr and exit status 2;
+    a broker that accepts no connection is reported that way before anything is asked of it
+    (kafka-python tried for 30 s and logged ~40 lines first)."""
+    unreachable = broker_unreachable(url)
+    if unreachable:
+        print(f"appeals {command}: cannot reach Kafka at {unreachable} ({source}={url}): "
+              f"no connection accepted within {BROKER_WAIT_S:g} s", file=sys.stderr)
+        raise SystemExit(2)
     try:
         yield
     except Exception as exc:

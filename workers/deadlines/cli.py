@@ -363,10 +363,16 @@ def _register_recompute(sla_sub: Any) -> None:
 
 def _handle_recompute(args: argparse.Namespace) -> int:
     from streams.settings import ConfigError, Settings
+    from workers.cli import BROKER_WAIT_S, broker_unreachable
     from workers.sla.recompute import publish_recompute
 
     try:
         settings = Settings.load()
+        # kafka-python would try for --timeout seconds with a log line per attempt.
+        unreachable = broker_unreachable(settings.kafka, min(args.timeout, BROKER_WAIT_S))
+        if unreachable:
+            raise RuntimeError(f"cannot reach Kafka at {unreachable} "
+                               f"(APPEALS_KAFKA={settings.kafka}): no connection accepted")
         result = publish_recompute(settings, args.partitions, args.reason, args.timeout)
     except (ConfigError, RuntimeError) as exc:
         print(f"appeals sla recompute: error: {exc}", file=sys.stderr)

@@ -30,7 +30,13 @@ import orjson
 
 from schemas.records import CHANNELS
 from schemas.validation import InvalidEvent
-from workers.cli import check_listen, kafka_errors, kafka_failure_message, port_number
+from workers.cli import (
+    broker_unreachable,
+    check_listen,
+    kafka_errors,
+    kafka_failure_message,
+    port_number,
+)
 from workers.intake.core import loads_json
 
 __all__ = ["main", "produce", "register"]
@@ -69,29 +75,6 @@ def register(subparsers: Any) -> None:
     g.add_argument("--port", type=port_number, default=None,
                    help="listen port (default APPEALS_GATEWAY_PORT)")
     g.set_defaults(func=_cmd_gateway)
-
-
-def _unreachable(url: str, timeout: float = 3.0) -> str:
-    """The bootstrap addresses of ``url`` when none of them accepts a TCP connection ("" when
-    one does, or when an address is not host:port: the producer then says what is wrong)."""
-    import socket
-
-    from workers.intake.producer import bootstrap_from_url
-
-    addresses = [a.strip() for a in bootstrap_from_url(url).split(",") if a.strip()]
-    endpoints: list[tuple[str, int]] = []
-    for address in addresses:
-        host, _, port = address.rpartition(":")
-        if not port.isdigit():
-            return ""
-        endpoints.append((host.strip("[]") or "localhost", int(port)))
-    for endpoint in endpoints:
-        try:
-            with socket.create_connection(endpoint, timeout=timeout):
-                return ""
-        except OSError:
-            continue
-    return ", ".join(addresses)
 
 
 class _Progress:
@@ -187,7 +170,7 @@ def _cmd_produce(args: argparse.Namespace) -> int:
         return 2
     total = sum(1 for line in lines if line.strip())
     progress = _Progress(sys.stderr, total, args.quiet)
-    unreachable = _unreachable(url)
+    unreachable = broker_unreachable(url, wait=3.0)
     if unreachable:
         # kafka-python tries to bootstrap for 30 s before it says so.
         print(f"appeals produce: cannot reach Kafka at {unreachable} "
