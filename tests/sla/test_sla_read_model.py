@@ -201,3 +201,44 @@ def test_each_authoritys_open_breaches_follow_the_appeal_across_a_redirect(
     assert moved == [[], ["r1"]]
     assert kept == [[], ["r1"]]
     assert cured == [[], []] and everything == []
+
+
+def test_a_breach_taken_back_leaves_the_open_breach_indexes(redis_scenario: Any) -> None:
+    """The breach timer fired first; an extension stamped an hour before the deadline came
+    after it and took the breach back. The entry stayed in both indexes for good, so
+    /v1/breaches and the supervisor page listed an appeal that was never overdue (review of
+    session 15)."""
+    import datetime as dt
+
+    from workers.sla.engine import SlaRules, apply_lifecycle, apply_tick, new_state
+
+    day = 86400.0
+    rules = SlaRules(due=lambda regime, start, *_: start + 10 * day,
+                     extend=lambda regime, due, days, *_: due + days * day)
+    prefix = f"{uuid.uuid4().hex}:"
+    index = f"{prefix}{read_model.OPEN_BREACHES}"
+    own = read_model.authority_breaches_key(prefix, "22-minzdrav")
+    routed = {"appeal_id": "e1", "regime": "pos", "region": "22",
+              "authority_id": "22-minzdrav", "category": "healthcare"}
+    state, _ = new_state(routed, 0, 1.79e9, "Asia/Barnaul", rules)
+    due = state["due"]
+
+    def iso(ts: float) -> str:
+        return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat()
+
+    async def scenario(client: Any) -> list[tuple[list[str], list[str]]]:
+        seen = []
+        apply_tick(state, "breach", state["cycle"], rules)
+        for change in (None, {"event_id": "x1", "event": "extended", "at": iso(due - 3600),
+                              "days": 5}):
+            if change:
+                apply_lifecycle(state, change, rules)
+            read_model.bump_version(state)
+            await read_model.write(client, prefix, [state], due + 3600)
+            seen.append((await client.zrange(index, 0, -1), await client.zrange(own, 0, -1)))
+        return seen
+
+    breached, taken_back = redis_scenario(scenario, decode_responses=True)
+    assert breached == (["e1"], ["e1"])
+    assert not state["breached"] and state["status"] == "running"
+    assert taken_back == ([], [])

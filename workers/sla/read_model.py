@@ -149,12 +149,16 @@ def _iso_moment(ts: float) -> str:
 
 
 def _breach_action(state: State) -> str:
-    # Open breaches for the API, sorted by deadline: all of them, and per authority (the
-    # write script moves an appeal between authorities' sets on a redirect). Only
-    # ever-breached states can be in them.
+    """Open breaches for the API, sorted by deadline: all of them, and per authority (the
+    write script moves an appeal between authorities' sets on a redirect).
+
+    Every other state is removed, not only those with a recorded breach day: a breach taken
+    back by an event stamped before the deadline (the engine's ``_retract_breach``) empties
+    ``bdays`` too, and its entry stayed listed by ``/v1/breaches`` and the supervisor page for
+    good (review of session 15). A ZREM of a non-member is cheap inside the script."""
     if state["status"] in OPEN_STATUSES and state.get("breached"):
         return "add"
-    return "rem" if state.get("bdays") else ""
+    return "rem"
 
 
 def _ttl(state: State) -> int:
