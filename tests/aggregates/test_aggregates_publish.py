@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
@@ -118,3 +119,36 @@ def test_the_published_hashes_are_the_snapshot_exactly(
         assert await client.exists(f"{prefix}agg:2", f"{prefix}aggsk:2") == 0
 
     redis_scenario(scenario)
+
+
+def test_the_api_parses_the_published_hashes_off_the_event_loop(
+        redis_scenario: Callable[..., object], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parsing a region's hashes took about 0.6 s on the API's event loop at every refresh:
+    /healthz and cached answers waited (review of session 15). It runs in a worker thread, and
+    the figures it parses are the ones published."""
+    import threading
+
+    import workers.aggregates.readmodel as readmodel
+
+    threads: list[threading.Thread] = []
+    parse = readmodel.parse_maps
+
+    def watched(*args: Any) -> Any:
+        threads.append(threading.current_thread())
+        return parse(*args)
+
+    monkeypatch.setattr(readmodel, "parse_maps", watched)
+    prefix = "loop-test:"
+
+    async def scenario(client: Any) -> Any:
+        agg = PartitionAggregates()
+        agg.apply_delta([], [("22-minzdrav", "2026-11-20", "received")] * 3)
+        agg.add_response("22-minzdrav", "2026-11-20", 3600.0)
+        await publish(client, prefix, 0, agg)
+        return threading.current_thread(), await readmodel.fetch_maps(client, prefix, 1)
+
+    loop_thread, parsed = redis_scenario(scenario)
+    assert threads and all(t is not loop_thread for t in threads)
+    figures = readmodel.figures_from_parsed(parsed, dt.date(2026, 11, 20),
+                                            "all", "any")
+    assert figures["22-minzdrav"].received == 3
