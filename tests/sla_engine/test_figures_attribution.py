@@ -135,7 +135,9 @@ def test_response_times_after_a_reopen_are_the_same_live_and_rebuilt() -> None:
         return state
 
     state = asyncio.run(run())
-    assert [round(s) for _a, _d, s in responses(state)] == [3600, 36000]
+    # The second answer counts from the reopen, not from registration (it was 36000: the
+    # first period and the time the appeal lay answered counted against the body).
+    assert [round(s) for _a, _d, s in responses(state)] == [3600, 36000 - 7200]
     live = rt.aggregates[0].sketches
     rebuilt: Any = SimpleNamespace(table={b"a1": state}, assigned_partitions=lambda: {0},
                                    index_dirty=set(), needs_rebuild=True, aggregates={},
@@ -163,3 +165,30 @@ def test_open_gauges_go_back_to_zero() -> None:
     sla_agent._refresh_gauges(rt, {0})
     assert metrics.OPEN_OVERDUE.labels("22-gauge")._value.get() == 0
     assert metrics.OPEN.labels("22-gauge")._value.get() == 0
+
+
+def test_a_redirect_leaves_the_place_and_category_received_on_the_registration_day() -> None:
+    """The place's and category's "received" followed the current body's receipt, so a
+    redirect 9 days later moved it out of the week it was registered in (review of session
+    15). The receiving body's own "received" is the redirect's day, as before."""
+    state = _new()
+    before = [(who, day) for who, day, counter in keyed_contributions(state)
+              if counter == "received"]
+    apply_lifecycle(state, _ev("redirected", T0 + 9 * DAY, 1, to_authority_id="22-B"), RULES)
+    after = [(who, day) for who, day, counter in keyed_contributions(state)
+             if counter == "received"]
+    registered = dt.datetime.fromtimestamp(T0 + 7 * 3600, dt.UTC).date().isoformat()
+    redirected = dt.datetime.fromtimestamp(T0 + 9 * DAY + 7 * 3600, dt.UTC).date().isoformat()
+    assert ("muni:barnaul", registered) in before and ("cat:roads", registered) in before
+    assert sorted(after) == sorted([("22-B", redirected), ("22-A", registered),
+                                    ("muni:barnaul", registered), ("cat:roads", registered)])
+
+
+def test_a_reopened_appeal_is_answered_from_the_reopen() -> None:
+    state = _new()
+    apply_lifecycle(state, _ev("answered", T0 + 5 * DAY, 1), RULES)
+    apply_lifecycle(state, _ev("reopened", T0 + 25 * DAY, 2), RULES)
+    apply_lifecycle(state, _ev("answered", T0 + 26 * DAY, 3), RULES)
+    assert [round(s / DAY, 3) for _a, _d, s in responses(state)] == [5.0, 1.0]  # was 26.0
+    state.pop("resp")  # a state stored before samples were kept: its last answer
+    assert [round(s / DAY, 3) for _a, _d, s in responses(state)] == [1.0]

@@ -665,7 +665,10 @@ def _answered(state: State, event: dict[str, Any], at: float, rules: SlaRules,
     state["on_time"] = on_time
     effects.cancel.extend(_timers(state, state["cycle"]))
     effects.cancel.append(Timer(state["id"], "escalation", 0.0, state["cycle"]))
-    effects.answered = (max(0.0, at - state["recv"]), on_time)
+    # From the start of the period it answers: receipt by this body (registration, or the
+    # redirect), or the reopen. From receipt, a reopened appeal's second answer counted the
+    # first period and the time it lay answered (review of session 15).
+    effects.answered = (max(0.0, at - _period_began(state)), on_time)
     state.setdefault("resp", []).append(
         [state["auth"], local_day(at, state["tz"]), effects.answered[0]])
     effects.answers += 1
@@ -1228,7 +1231,12 @@ def responses(state: State) -> list[tuple[str, str, float]]:
     if state.get("answered") is None:
         return []
     return [(state["auth"], local_day(state["answered"], state["tz"]),
-             max(0.0, state["answered"] - state["recv"]))]
+             max(0.0, state["answered"] - _period_began(state)))]
+
+
+def _period_began(state: State) -> float:
+    """When the answer period being answered began for the body answering it."""
+    return max(state["recv"], state.get("start") or state["recv"])
 
 
 def subjects(state: State) -> list[str]:
@@ -1257,6 +1265,13 @@ def keyed_contributions(state: State) -> list[tuple[str, str, str]]:
     extra = subjects(state)[1:]
     if not extra:
         return base
-    # A place or a category received the appeal once, however many bodies it passed through.
-    once = contributions(state, earlier_bodies=False) if state.get("prev") else base
+    # A place or a category received the appeal once, however many bodies it passed through,
+    # on the day it was registered: counted on the current body's receipt, a redirect moved
+    # it to the redirect's day and changed past windows of the place (review of session 15).
+    # The first body's receipt (``prev``) is the registration, on that body's local day.
+    if state.get("prev"):
+        once = contributions(state, earlier_bodies=False)
+        once[0] = (once[0][0], state["prev"][0][1], "received")
+    else:
+        once = base
     return base + [(subject, day, counter) for subject in extra for _a, day, counter in once]
