@@ -144,7 +144,7 @@ def test_email_fields() -> None:
 def test_web_fields() -> None:
     samples = load_samples("web")
     a = intake_from_dict(samples[0])
-    assert a.external_id == "minstroy-22-000512"
+    assert a.external_id == "minstroy.example.ru:minstroy-22-000512"  # scoped by its site
     assert a.category_hint == "landscaping"
     assert a.author is not None and a.author.phone == "+79130005501"
     assert a.extra["form_fields"] == {"consent_pd": True}

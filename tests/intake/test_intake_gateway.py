@@ -270,3 +270,42 @@ def test_client_id_with_a_colon_is_refused(tmp_path: Any) -> None:
     message = str(err.value)
     assert str(toml) in message and "mfc:22" in message and "':'" in message
     assert "secret-token-2" not in message  # the token is not echoed
+
+
+def test_sources_own_ids_name_the_appeal(intake_settings: Settings) -> None:
+    """Review of session 15. Two sites' submission ``1001`` were one appeal id: intake kept the
+    first citizen's appeal and dropped the second as a duplicate. And an Idempotency-Key took
+    precedence over an incident's post URL, so one post sent with two keys was two appeals."""
+    def web(site: str | None, text: str) -> dict[str, Any]:
+        form = {"channel": "web", "submission_id": "1001", "submitted": "2025-01-14 10:21:00",
+                "region": "22", "fields": {"message": text}}
+        return {**form, "site": site} if site else form
+
+    post = {"channel": "incident", "post_url": "https://vk.com/wall-1234_5678", "network": "vk",
+            "published_at": "2025-01-14T07:55:00+07:00", "region": "22",
+            "text": "Прорыв трубы на ул. Советской, вода заливает подвал"}
+
+    async def go() -> tuple[list[str], list[str]]:
+        async with gateway_client(intake_settings) as c:
+            sites = []
+            for client, payload in (("pos-platform", web("minstroy.example.ru", "Яма у школы")),
+                                    ("pos-platform", web("minzdrav.example.ru", "Нет талонов")),
+                                    ("city-app", web(None, "Не вывезли мусор"))):
+                r = await c.post("/v1/appeals", json=payload, headers=auth(client))
+                assert r.status == 202, await r.text()
+                sites.append((await r.json())["appeal_id"])
+            posts = []
+            for key in ("inc-42", None, "inc-43"):
+                headers = {**auth(), **({"Idempotency-Key": key} if key else {})}
+                r = await c.post("/v1/appeals", json=post, headers=headers)
+                assert r.status == 202, await r.text()
+                posts.append((await r.json())["appeal_id"])
+            return sites, posts
+
+    sites, posts = asyncio.run(go())
+    assert len(set(sites)) == 3
+    assert sites[0] == appeal_id_for("web", "minstroy.example.ru:1001")
+    assert sites[2] == appeal_id_for("web", "city-app:1001")  # no site: the client scopes it
+    assert posts == [appeal_id_for("incident", post["post_url"])] * 3
+    web_events = consume_all(intake_settings, "web", expect=3)
+    assert sorted(k.decode() for k, _ in web_events) == sorted(sites)

@@ -102,6 +102,7 @@ from schemas.records import CHANNELS, IntakeAppeal
 from schemas.validation import InvalidEvent, load_schema
 from streams.payload_logging import quiet_payload_loggers
 from streams.settings import ConfigError, Settings
+from workers.intake.adapters import NATIVE_ID_FIELDS
 from workers.intake.core import (
     ADAPTERS,
     appeal_id_for,
@@ -432,6 +433,15 @@ def item_key(key: str, index: int | None) -> str:
     return f"{key[:match.start(1)]}0{match.group(1)}"
 
 
+def _own_id(data: Mapping[str, Any], channel: str, native: bool) -> bool:
+    """Whether the payload carries the source's own id for the appeal. Only an item without
+    one takes its Idempotency-Key as its id: a key took precedence over an incident's
+    ``post_url``, and the same post sent with two keys became two appeals (review of
+    session 15)."""
+    fields = ("external_id", *(NATIVE_ID_FIELDS.get(channel, ()) if native else ()))
+    return any(data.get(name) not in (None, "") for name in fields)
+
+
 def scoped_external_id(client_id: str, item_key: str) -> str:
     """The external id of an appeal sent without one: its Idempotency-Key, scoped to the client.
 
@@ -578,8 +588,13 @@ class Gateway:
             raise ApiError(403, "channel_not_allowed",
                            f"this client may not submit to the {channel} channel")
         data = dict(item)
-        if item_key is not None and not data.get("external_id"):
+        native = "schema_version" not in data
+        if item_key is not None and not _own_id(data, channel, native):
             data["external_id"] = scoped_external_id(client.id, item_key)
+        if native and channel == "web" and not data.get("site"):
+            # A site's submission ids are its own counter: scoped by the site (the web
+            # adapter), or by the client that posted them when the handler names no site.
+            data["site"] = client.id
         try:
             check_nesting(data)  # before anything walks the payload
             if "schema_version" not in data:

@@ -16,4 +16,7 @@ ADAPTER_MODULES = (pos, incident, fz59, hotline, email, web)
 for _module in ADAPTER_MODULES:
     register_adapter(_module.CHANNEL, _module.adapt)
 
-__all__ = ["ADAPTER_MODULES"]
+#: Per channel, the native fields that carry the source's own id for the appeal.
+NATIVE_ID_FIELDS: dict[str, tuple[str, ...]] = {m.CHANNEL: m.ID_FIELDS for m in ADAPTER_MODULES}
+
+__all__ = ["ADAPTER_MODULES", "NATIVE_ID_FIELDS"]

@@ -10,6 +10,7 @@ payload cannot be mapped (the code becomes a bounded metric label on the dead-le
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
@@ -77,6 +78,19 @@ def external_id(value: Any, field: str) -> str:
     if text is None:
         raise InvalidEvent("missing_field", f"{field} (the source's id) is missing")
     return text
+
+
+def scoped_id(scope: str | None, source_id: str) -> str:
+    """``<scope>:<source id>`` for ids that are unique only within their source (a site's
+    submission counter); a digest of both when that would pass the schema's 200 characters.
+    ``source_id`` alone when there is no scope."""
+    if not scope:
+        return source_id
+    scoped = f"{scope}:{source_id}"
+    if len(scoped) > 200:
+        digest = hashlib.sha256(scoped.encode("utf-8", "surrogateescape")).hexdigest()
+        scoped = f"{scope[:100]}:sha256:{digest}"
+    return scoped
 
 
 def region_code(value: Any) -> str:

@@ -39,6 +39,8 @@ from workers.intake.adapters._common import (
 from workers.intake.adapters._common import external_id as _external_id
 
 CHANNEL = "email"
+#: Native fields that carry the source's own id (the gateway adds none of its own then).
+ID_FIELDS = ("message_id",)
 _USED = (
     "channel", "message_id", "external_id", "from", "subject", "body", "received", "region",
     "phone", "address", "attachments", "municipality",

@@ -56,6 +56,8 @@ from workers.intake.adapters._common import (
 from workers.intake.adapters._common import external_id as _external_id
 
 CHANNEL = "fz59"
+#: Native fields that carry the source's own id (the gateway adds none of its own then).
+ID_FIELDS = ("reg_number",)
 _USED = (
     "channel", "reg_number", "external_id", "received_at", "region", "applicant", "subject",
     "body", "incident_address", "complaint_about", "scan", "attachments", "municipality",

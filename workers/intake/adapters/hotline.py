@@ -45,6 +45,8 @@ from workers.intake.adapters._common import (
 from workers.intake.adapters._common import external_id as _external_id
 
 CHANNEL = "hotline"
+#: Native fields that carry the source's own id (the gateway adds none of its own then).
+ID_FIELDS = ("call_id",)
 _USED = (
     "channel", "call_id", "external_id", "call_started", "region", "caller", "summary",
     "transcript", "topic", "address", "municipality",

@@ -44,6 +44,8 @@ from workers.intake.adapters._common import (
 from workers.intake.adapters._common import external_id as _external_id
 
 CHANNEL = "incident"
+#: Native fields that carry the source's own id (the gateway adds none of its own then).
+ID_FIELDS = ("incident_id", "post_url")
 _USED = (
     "channel", "incident_id", "external_id", "published_at", "region", "municipality",
     "author", "text", "importance", "topic", "location", "media",

@@ -51,6 +51,8 @@ from workers.intake.adapters._common import (
 from workers.intake.adapters._common import external_id as _external_id
 
 CHANNEL = "pos"
+#: Native fields that carry the source's own id (the gateway adds none of its own then).
+ID_FIELDS = ("id",)
 _USED = (
     "channel", "id", "external_id", "created", "created_at", "region_code", "region",
     "municipality", "category", "subcategory", "title", "text", "author", "address",

@@ -26,6 +26,11 @@ alternatives the adapter did not use: ``name`` when ``fio`` gave the author's na
 ``extra["form_fields"]["name"]`` (a form may ask for both: the person and the organisation),
 ``external_id`` when ``submission_id`` gave the id to ``extra["external_id"]``, verbatim.
 Like ``author``, ``extra["form_fields"]`` may hold personal data and is never logged.
+
+A submission id is the site's own counter, so the external id is ``<site>:<submission id>``
+when the payload names its ``site``: two sites' submission ``1001`` were one appeal id, and
+intake dropped the second citizen's appeal as a duplicate (review of session 15). The gateway
+fills ``site`` with the client's id when a form handler leaves it out.
 """
 
 from __future__ import annotations
@@ -43,11 +48,14 @@ from workers.intake.adapters._common import (
     iso_datetime,
     leftovers,
     region_code,
+    scoped_id,
     text_or_none,
 )
 from workers.intake.adapters._common import external_id as _external_id
 
 CHANNEL = "web"
+#: Native fields that carry the source's own id (the gateway adds none of its own then).
+ID_FIELDS = ("submission_id",)
 _USED = ("channel", "submission_id", "external_id", "submitted", "region", "fields", "files")
 _FORM_USED = (
     "fio", "name", "phone", "email", "address", "theme", "subject", "message", "municipality",
@@ -78,7 +86,8 @@ def adapt(data: dict[str, Any]) -> dict[str, Any]:
         extra["theme"] = form["theme"]
     return canonical(
         CHANNEL,
-        external_id=_external_id(source_id, "submission_id"),
+        external_id=scoped_id(text_or_none(data.get("site")),
+                              _external_id(source_id, "submission_id")),
         submitted_at=iso_datetime(data.get("submitted"), region=region, field="submitted"),
         region=region,
         municipality=text_or_none(form.get("municipality")),
