@@ -220,3 +220,18 @@ def test_pos_alternative_fields_are_kept_when_the_primary_is_present() -> None:
                                  "created_at": "2025-01-14T08:12:44+07:00", "text": "Нет воды"},
                                 channel_hint="pos")
     assert (fallback.external_id, fallback.region, fallback.extra) == ("pos-78", "22", {})
+
+
+@pytest.mark.parametrize(("received", "expected"), [
+    ("Tue, 14 Jan 2025 09:12:05 -0000", "2025-01-14T09:12:05+00:00"),  # UTC, zone unknown
+    ("Tue, 14 Jan 2025 09:12:05 -0000 (UTC)", "2025-01-14T09:12:05+00:00"),
+    ("Tue, 14 Jan 2025 09:12:05 +0000", "2025-01-14T09:12:05+00:00"),
+    ("Tue, 14 Jan 2025 09:12:05 +0700", "2025-01-14T09:12:05+07:00"),
+    ("Tue, 14 Jan 2025 09:12:05", "2025-01-14T09:12:05+07:00"),  # no zone: the region's
+])
+def test_an_email_date_of_minus_0000_is_utc(received: str, expected: str) -> None:
+    """RFC 5322 3.3: -0000 is UTC with the sender's zone unknown; it was taken as the
+    region's local time, 7 hours off in Barnaul (review of session 15)."""
+    from workers.intake.adapters._common import iso_datetime
+
+    assert iso_datetime(received, region="22", field="received") == expected

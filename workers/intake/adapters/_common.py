@@ -11,6 +11,7 @@ payload cannot be mapped (the code becomes a bounded metric label on the dead-le
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
@@ -145,6 +146,9 @@ def iso_datetime(value: Any, *, region: str | None = None, field: str = "submitt
     return dt.isoformat(timespec="seconds")
 
 
+_UNKNOWN_LOCAL_ZONE = re.compile(r"\s-0000\s*(\([^()]*\))?\s*$")
+
+
 def _parse_text_datetime(raw: str) -> datetime | None:
     try:
         return datetime.fromisoformat(raw.replace(" ", "T", 1) if "T" not in raw else raw)
@@ -156,9 +160,14 @@ def _parse_text_datetime(raw: str) -> datetime | None:
         except ValueError:
             continue
     try:
-        return parsedate_to_datetime(raw)
+        parsed = parsedate_to_datetime(raw)
     except (TypeError, ValueError, IndexError):
         return None
+    if parsed.tzinfo is None and _UNKNOWN_LOCAL_ZONE.search(raw):
+        # RFC 5322 3.3: "-0000" is UTC with the sender's zone unknown. Python gives it naive,
+        # and as naive it was taken as the region's local time: 7 h off in Barnaul.
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed
 
 
 def iso_date_only(value: Any) -> date | None:
