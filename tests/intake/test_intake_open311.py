@@ -180,3 +180,20 @@ def test_post_json_and_errors(intake_settings: Settings) -> None:
         assert isinstance(body, list) and body
         for err in body:
             assert set(err) == {"code", "description"} and err["code"] == status
+
+
+def test_a_json_body_that_is_not_an_object_is_a_400(intake_settings: Settings) -> None:
+    """A body of `5`, `true` or `null` was a 500 in text/plain, before the api_key was
+    checked: anyone could cause one (review of session 15)."""
+    async def go() -> list[tuple[int, str, Any]]:
+        out = []
+        async with gateway_client(intake_settings) as c:
+            for raw in (b"5", b"true", b"null", b'"text"', b"[1, 2]"):
+                r = await c.post("/open311/v2/requests.json", data=raw,
+                                 headers={"Content-Type": "application/json"})
+                out.append((r.status, r.content_type, await r.json()))
+        return out
+
+    for status, ctype, body in asyncio.run(go()):
+        assert (status, ctype) == (400, "application/json"), body
+        assert body[0]["code"] == 400

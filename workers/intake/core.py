@@ -174,6 +174,8 @@ def check_nesting(data: Any, limit: int = MAX_NESTING) -> None:
         node, depth = stack.pop()
         if depth > limit:
             raise InvalidEvent("too_deep", f"objects and arrays nested deeper than {limit} levels")
+        if not isinstance(node, dict | list | tuple):
+            continue  # a scalar document: Open311 answered a body of `5` with a 500
         for child in node.values() if isinstance(node, dict) else node:
             if isinstance(child, dict | list | tuple):
                 stack.append((child, depth + 1))
