@@ -235,3 +235,22 @@ def test_an_email_date_of_minus_0000_is_utc(received: str, expected: str) -> Non
     from workers.intake.adapters._common import iso_datetime
 
     assert iso_datetime(received, region="22", field="received") == expected
+
+
+def test_a_complaint_may_name_any_shipped_authority_by_its_full_name() -> None:
+    """complaint_about was capped at 100 characters, and three shipped authorities have
+    longer names: a 59-FZ complaint naming one was dead-lettered as too_long, though the
+    router would have sent it to the parent (review of session 15)."""
+    import orjson
+
+    from workers.routing import load_rules
+
+    rules = load_rules()
+    assert max(len(a.name) for a in rules.authorities.values()) > 100
+    for authority in rules.authorities.values():
+        letter = {"channel": "fz59", "reg_number": f"Ж-{authority.id}", "region": "22",
+                  "received_at": "2025-01-13T16:40:00+07:00",
+                  "body": "Жалоба на бездействие: дорогу не ремонтируют",
+                  "complaint_about": authority.name}
+        appeal = decode_intake(orjson.dumps(letter), channel_hint="fz59")
+        assert appeal.complaint_about == authority.name
