@@ -188,6 +188,13 @@ class Settings:
         _check(self.time_scale > 0, "APPEALS_TIME_SCALE", "must be positive")
         _check(self.sweep_interval > 0, "APPEALS_SWEEP_INTERVAL", "must be positive")
         _check(self.max_text_length >= 1, "APPEALS_MAX_TEXT_LENGTH", "must be positive")
+        # Unchecked until session 15: a window of 0 made Redis refuse every FIRST_SEEN call
+        # ("invalid expire time"), and intake silently deduplicated within a batch only.
+        _check(1 <= self.dedupe_window_days <= 3660, "APPEALS_DEDUPE_WINDOW_DAYS",
+               "must be 1..3660 days")
+        _check(self.max_message_bytes >= 512, "APPEALS_MAX_MESSAGE_BYTES",
+               "must be at least 512 bytes")
+        _check(0 <= self.web_port < 65536, "APPEALS_WEB_PORT", "must be a port number")
         _check(0 <= self.api_port < 65536, "APPEALS_API_PORT", "must be a port number")
         _check(self.rating_min_volume >= 1, "APPEALS_RATING_MIN_VOLUME", "must be at least 1")
         _check(self.rating_refresh > 0, "APPEALS_RATING_REFRESH", "must be positive")

@@ -42,3 +42,23 @@ def test_replace_refuses_them_too_and_finite_values_pass() -> None:
         Settings.load({}).replace(time_scale=float("inf"))
     s = Settings.load({"APPEALS_CLOCK_EPOCH": "1700000000.5", "APPEALS_TIME_SCALE": "86400"})
     assert (s.clock_epoch, s.time_scale) == (1700000000.5, 86400.0)
+
+
+INT_SETTINGS = [f"APPEALS_{f.name.upper()}" for f in dataclasses.fields(Settings)
+                if str(f.type) == "int"]
+
+
+@pytest.mark.parametrize("var", INT_SETTINGS)
+def test_every_whole_number_setting_has_a_range(var: str) -> None:
+    """APPEALS_DEDUPE_WINDOW_DAYS=0 passed, Redis then refused every dedupe call and intake
+    deduplicated within a batch only; APPEALS_MAX_MESSAGE_BYTES=-5 passed too (review of
+    session 15). No count, size, port or duration here means anything below zero."""
+    with pytest.raises(ConfigError) as exc:
+        Settings.load({var: "-1"})
+    assert str(exc.value).startswith(f"{var} "), exc.value
+
+
+def test_a_dedupe_window_of_zero_days_is_refused() -> None:
+    with pytest.raises(ConfigError, match="APPEALS_DEDUPE_WINDOW_DAYS must be 1..3660 days"):
+        Settings.load({"APPEALS_DEDUPE_WINDOW_DAYS": "0"})
+    assert Settings.load({"APPEALS_DEDUPE_WINDOW_DAYS": "1"}).dedupe_window_days == 1
