@@ -85,3 +85,21 @@ def test_cli_parser_registers_both_commands() -> None:
     cli.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["gateway", "--port", "9999"])
     assert args.port == 9999 and args.func is not None
+
+
+def test_sdk_refuses_a_record_over_the_message_limit_before_sending(
+        intake_settings: Settings) -> None:
+    """It passed the SDK, was sent, and the intake agent dead-lettered it as oversize_message:
+    the SDK promises intake's own verdict before sending (review of session 15)."""
+    canon = load_samples("canonical")[0]
+    big = {**canon, "external_id": "canon-big-1", "extra": {"scan": "x" * 5000}}
+    with IntakeProducer(intake_settings.kafka, intake_settings.topic_prefix,
+                        max_message_bytes=4096) as producer:
+        with pytest.raises(InvalidEvent) as info:
+            producer.prepare(big)
+        assert info.value.reason == "oversize_message"
+        with pytest.raises(InvalidEvent):
+            producer.send(big, wait=True)
+        small = producer.send({**canon, "external_id": "canon-small-1"}, wait=True)
+    sent = consume_all(intake_settings, canon["channel"], expect=1)
+    assert [k.decode() for k, _ in sent if k] == [small]

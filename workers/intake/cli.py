@@ -179,7 +179,8 @@ def _cmd_produce(args: argparse.Namespace) -> int:
         return 2
     try:
         producer = IntakeProducer(url, prefix, enable_idempotence=args.idempotence,
-                                  max_text_length=settings.max_text_length)
+                                  max_text_length=settings.max_text_length,
+                                  max_message_bytes=settings.max_message_bytes)
     except Exception as exc:
         print(kafka_failure_message("produce", url, exc,
                                     "--kafka" if args.kafka else "APPEALS_KAFKA"),

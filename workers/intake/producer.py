@@ -81,11 +81,13 @@ class IntakeProducer:
         linger_ms: int = 5,
         request_timeout_ms: int = 30_000,
         max_text_length: int = 20_000,
+        max_message_bytes: int = 1_000_000,
         client_id: str = "appeals-intake-sdk",
         **kafka_config: Any,
     ) -> None:
         self.topic_prefix = topic_prefix
         self.max_text_length = max_text_length
+        self.max_message_bytes = max_message_bytes
         self._lock = threading.Lock()
         self._failed: dict[str, BaseException] = {}
         from streams.payload_logging import quiet_payload_loggers
@@ -110,6 +112,14 @@ class IntakeProducer:
         self, appeal: Mapping[str, Any] | IntakeAppeal, channel: str | None = None
     ) -> IntakeAppeal:
         """The validated, normalised record for a payload; raises :class:`InvalidEvent`."""
+        return self._encoded(appeal, channel)[0]
+
+    def _encoded(
+        self, appeal: Mapping[str, Any] | IntakeAppeal, channel: str | None
+    ) -> tuple[IntakeAppeal, bytes]:
+        """The record and the bytes to send. The size is intake's check too: a record over
+        ``max_message_bytes`` passed here and was dead-lettered by the intake agent as
+        ``oversize_message`` after it had been sent (review of session 15)."""
         if channel is not None and channel not in CHANNELS:
             raise InvalidEvent("unknown_channel", f"channel {channel!r} is not known")
         if isinstance(appeal, IntakeAppeal):
@@ -120,9 +130,14 @@ class IntakeProducer:
             raise InvalidEvent("not_object", f"{type(appeal).__name__}, expected an object")
         if channel is not None and "channel" not in data:
             data["channel"] = channel
-        return intake_from_dict(
+        record = intake_from_dict(
             data, channel_hint=channel, max_text_length=self.max_text_length
         )
+        value = record.to_json()
+        if len(value) > self.max_message_bytes:
+            raise InvalidEvent("oversize_message",
+                               f"{len(value)} bytes > {self.max_message_bytes}")
+        return record, value
 
     def send(
         self,
@@ -137,10 +152,10 @@ class IntakeProducer:
         Without ``wait`` the event is queued and confirmed by :meth:`flush`; with ``wait`` this
         call returns only after the broker acknowledged it (and raises if it did not).
         """
-        record = self.prepare(appeal, channel)
+        record, value = self._encoded(appeal, channel)
         appeal_id = appeal_id_for(record.channel, record.external_id)
         future = self._producer.send(
-            self.topic_for(record.channel), value=record.to_json(), key=appeal_id.encode()
+            self.topic_for(record.channel), value=value, key=appeal_id.encode()
         )
         if wait:
             future.get(timeout=timeout)
