@@ -59,6 +59,6 @@ def test_every_whole_number_setting_has_a_range(var: str) -> None:
 
 
 def test_a_dedupe_window_of_zero_days_is_refused() -> None:
-    with pytest.raises(ConfigError, match="APPEALS_DEDUPE_WINDOW_DAYS must be 1..3660 days"):
+    with pytest.raises(ConfigError, match=r"APPEALS_DEDUPE_WINDOW_DAYS must be 1\.\.3660 days"):
         Settings.load({"APPEALS_DEDUPE_WINDOW_DAYS": "0"})
     assert Settings.load({"APPEALS_DEDUPE_WINDOW_DAYS": "1"}).dedupe_window_days == 1
