@@ -131,6 +131,33 @@ def test_normalise_is_idempotent(text: str, line: str, phone: str) -> None:
                        for c in value)
 
 
+_PHONE_LIKE = st.lists(st.sampled_from(list("0123456789+-() x#*.,доб ext;")), min_size=1,
+                      max_size=22).map("".join)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(_PHONE_LIKE)
+def test_phone_normalisation_is_a_fixed_point(raw: str) -> None:
+    """Its digits fallback could parse on a second pass: the gateway's and the agent's passes
+    gave one number two values and a stale not-E.164 flag (review of session 15)."""
+    value, ok = normalise_phone(raw)
+    if value is not None:
+        assert normalise_phone(value) == (value, ok)
+    once = normalise(_event(author={"name": "x", "phone": raw}))
+    assert normalise(once) == once
+
+
+def test_a_phone_that_parses_once_its_digits_are_taken_is_e164_without_the_flag() -> None:
+    assert normalise_phone("8(3852)+266999") == ("+73852266999", True)
+    once = normalise(_event(author={"name": "x", "phone": "8(3852)+266999"}))
+    assert once["author"]["phone"] == "+73852266999"
+    assert "phone_not_e164" not in (once.get("extra") or {})
+    # A record flagged by an older pass is cleared when its number now parses.
+    stale = normalise(_event(author={"name": "x", "phone": "83852266999"},
+                             extra={"phone_not_e164": True}))
+    assert "phone_not_e164" not in stale["extra"]
+
+
 # --- the fast paths of _base / clean_line / clean_text against the substitutions they skip ---
 # The reference below is the code before the fast paths (issue 7, session 10): every string
 # must come out the same, whichever path it takes.

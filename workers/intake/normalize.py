@@ -222,7 +222,25 @@ _E164_PLUS7 = re.compile(r"\+7[0-9]{10}")
 
 
 def normalise_phone(raw: str, region: str | None = None) -> tuple[str | None, bool]:
-    """``(value, is_e164)``: E.164 when the number parses as possible, else its digits."""
+    """``(value, is_e164)``: E.164 when the number parses as possible, else its digits.
+
+    Repeated to a fixed point: the digits of a number that did not parse can parse
+    (``8(3852)+266999`` gives ``83852266999``, which is ``+73852266999``). Once only, the
+    gateway's pass and the intake agent's gave one number two values, and near-duplicate
+    identities differed by the route the appeal came in (review of session 15).
+    """
+    value, ok = _phone_once(raw, region)
+    for _ in range(3):
+        if ok or value is None:
+            break
+        again = _phone_once(value, region)
+        if again == (value, ok):
+            break
+        value, ok = again
+    return value, ok
+
+
+def _phone_once(raw: str, region: str | None) -> tuple[str | None, bool]:
     text = clean_line(raw)
     if not text:
         return None, True
@@ -288,9 +306,14 @@ def _normalise_author(author: dict[str, Any], out: dict[str, Any]) -> dict[str, 
     if isinstance(phone, str):
         value, ok = normalise_phone(phone)
         person["phone"] = value
-        if not ok and value is not None:
+        current = out.get("extra")
+        flagged = isinstance(current, dict) and current.get("phone_not_e164") is True
+        if (not ok and value is not None) != flagged:  # set, or cleared by a later pass
             extra = dict(out.get("extra") or {})
-            extra["phone_not_e164"] = True
+            if ok or value is None:
+                extra.pop("phone_not_e164", None)
+            else:
+                extra["phone_not_e164"] = True
             out["extra"] = extra
     email = person.get("email")
     if isinstance(email, str):
