@@ -20,7 +20,10 @@ match: never the city of the same name, nor a later place in the text (where peo
 to, see below). :meth:`Gazetteer.lookup` tells that outcome apart (:data:`UNLISTED_DISTRICT`)
 so that routing also stops there instead of searching the next field (metadata, then address,
 subject and text): «Заринский район» in the address says the place is outside every listed
-municipality, whatever town the text mentions.
+municipality, whatever town the text mentions. In a place field (metadata, address) the same
+holds for any district or settlement named explicitly that matches no entry («Тальменский
+район», «р.п. Тальменка»): a field that says where the problem is and names no listed place
+rules every listed place out.
 
 Adjective forms (``adjectives:``, «бийский», «бийская»...) are also street names («ул.
 Бийская», «Каменская ул.») and surnames («Заринский Иван Петрович»). So an adjective next to a
@@ -197,6 +200,71 @@ def _district_word_at(norm: list[str], j: int) -> bool:
     return tuple(norm[j : j + 2]) in _DISTRICT_WORD_ABBREVIATIONS
 
 
+@lru_cache(maxsize=1)
+def _settlement_words() -> tuple[frozenset[str], frozenset[str]]:
+    """Forms of the settlement words written out («село», «посёлке»...), of «городской»."""
+
+    def forms(*words: str) -> frozenset[str]:
+        return frozenset(f for w in words for f in _word_forms(w, None))
+
+    written = forms("село", "посёлок", "деревня", "станица", "хутор", "город") | {
+        "рп", "пгт", "зато", "поселок", "пос", "дер", "гор"}
+    return written, forms("городской")
+
+
+_SETTLEMENT_ABBREVIATIONS = frozenset(
+    {("р", "п"), ("п", "г", "т"), ("н", "п"), ("с",), ("п",), ("д",), ("г",), ("х",), ("ст",)}
+)
+"""Dotted abbreviations («р.п.», «с.», «д.»): a dot must follow, or «с»/«д» is a preposition or
+«дом» («вход с торца», «д. 5»)."""
+
+
+@lru_cache(maxsize=4096)
+def _place_adjective(word: str) -> bool:
+    """«тальменский», «центральный»; not «нашем», «этом», «первом» (pronoun, ordinal)."""
+    return any(
+        p.tag.POS == "ADJF" and "Apro" not in p.tag and "Anum" not in p.tag
+        for p in _morph().parse(word)
+    )
+
+
+def _names_a_place(text: str, raw: list[str], norm: list[str], *, strict: bool) -> bool:
+    """Does a field name a place explicitly: «<adjective> район / муниципальный район /
+    муниципальный округ / городской округ», or a settlement word and a name («р.п. Тальменка»,
+    «с. Луговое», «ЗАТО Сибирский»)? ``strict``: the name must be capitalised.
+
+    Only place fields ask this (metadata, address): in free text a village is as often where
+    somebody travelled as where the problem is.
+    """
+    written, city_okrug = _settlement_words()
+    _, _, okrug = _district_words()
+    n = len(norm)
+    spans: list[tuple[int, int]] | None = None
+
+    def is_name(j: int) -> bool:
+        word = raw[j]
+        return len(word) > 1 and word.isalpha() and (not strict or word[:1].isupper())
+
+    for i in range(n):
+        nxt = i + 1
+        if (
+            _district_word_at(norm, nxt)
+            or (nxt + 1 < n and norm[nxt] in city_okrug and norm[nxt + 1] in okrug)
+        ) and raw[i].isalpha() and _place_adjective(norm[i]):
+            return True
+        if norm[i] in written and nxt < n and is_name(nxt):
+            return True
+        for length in (3, 2, 1):
+            j = i + length
+            if j >= n or tuple(norm[i:j]) not in _SETTLEMENT_ABBREVIATIONS:
+                continue
+            if spans is None:
+                spans = [m.span() for m in _TOKEN_RE.finditer(text)]
+            if text.startswith(".", spans[j - 1][1]) and is_name(j):
+                return True
+    return False
+
+
 def adjective_forms(adjective: str) -> set[tuple[str, ...]]:
     """All forms of an adjective («барнаульский» → «барнаульского», «барнаульской»...)."""
     return {(f,) for f in _word_forms(normalize_token(adjective), None)}
@@ -233,7 +301,8 @@ class UnlistedDistrict:
 
 UNLISTED_DISTRICT: Final = UnlistedDistrict()
 """What :meth:`Gazetteer.lookup` returns for a district the rules do not list («Заринский
-район»): a place was named, and it is no listed municipality (``None`` means no place found)."""
+район»), or in a place field any place they do not list («р.п. Тальменка»): a place was
+named, and it is no listed municipality (``None`` means no place found)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,9 +377,25 @@ class Gazetteer:
         found = self.lookup(text, strict=strict)
         return found if isinstance(found, str) else None
 
-    def lookup(self, text: str | None, *, strict: bool = True) -> str | UnlistedDistrict | None:
+    def lookup(
+        self, text: str | None, *, strict: bool = True, place_field: bool = False
+    ) -> str | UnlistedDistrict | None:
         """Like :meth:`find`, but a district the rules do not list is
-        :data:`UNLISTED_DISTRICT` rather than None: the search must end there."""
+        :data:`UNLISTED_DISTRICT` rather than None: the search must end there.
+
+        ``place_field``: ``text`` is where the problem is (intake metadata, the address), so
+        any place it names explicitly and no entry matches («Тальменский район», «р.п.
+        Тальменка») is :data:`UNLISTED_DISTRICT` too. A listed place anywhere in the field
+        still wins («ул. Попова, 5, Индустриальный район, г. Барнаул» is Barnaul).
+        """
+        found = self._lookup(text, strict)
+        if found is None and place_field and text:
+            raw = tokenize(text)
+            if _names_a_place(text, raw, [normalize_token(t) for t in raw], strict=strict):
+                return UNLISTED_DISTRICT
+        return found
+
+    def _lookup(self, text: str | None, strict: bool) -> str | UnlistedDistrict | None:
         if not text or not self._table:
             return None
         raw = tokenize(text)

@@ -11,9 +11,11 @@ Resolution order (first hit wins), each recorded as the decision's ``level``:
 4. ``region_triage``         - the regional triage desk (ЦУР), also for unknown categories.
 
 The municipality comes from intake metadata, then the address (where the problem is), then the
-subject line, then the text; the first that names a place decides. A district the rules do not
-list («Заринский район») ends the search there with no municipality (so the category's regional
-body gets it), never a town named in a later field.
+subject line, then the text; the first that names a place decides. A place the rules do not
+list ends the search there with no municipality (so the category's regional body gets it),
+never a town named in a later field: a district («Заринский район», anywhere), and in the
+metadata or the address any «<adjective> район/муниципальный район/округ/городской округ», a
+settlement («р.п. Тальменка», «с. Луговое») or an OKTMO code no listed municipality has.
 
 Then the complaint rule (59-FZ art. 8 p. 6): an appeal complaining about body X never goes
 to X nor to a body subordinate to X (its own department would judge X); it goes to X's
@@ -34,6 +36,7 @@ never mixes two rule versions in one decision.
 from __future__ import annotations
 
 import logging
+from typing import Final
 
 from schemas.records import CATEGORIES
 from workers.geo.regions import UnknownRegion, get_region
@@ -128,14 +131,27 @@ def _judges_itself(rules: RoutingRules, complained: str | None, target_id: str) 
     return body == target_id or body in rules.ancestors(target_id)
 
 
+class _UnknownCode:
+    """The type of :data:`_UNKNOWN_CODE` (one instance)."""
+
+    __slots__ = ()
+
+
+_UNKNOWN_CODE: Final = _UnknownCode()
+"""An OKTMO code that no listed municipality's code covers."""
+
+
 def resolve_municipality(region: RegionRules, value: str | None) -> str | None:
     """Municipality id from intake metadata: an id, an OKTMO code or a place name."""
     found = _metadata_place(region, value)
     return found if isinstance(found, str) else None
 
 
-def _metadata_place(region: RegionRules, value: str | None) -> str | UnlistedDistrict | None:
-    """:func:`resolve_municipality`, telling an unlisted district apart from no place."""
+def _metadata_place(
+    region: RegionRules, value: str | None
+) -> str | UnlistedDistrict | _UnknownCode | None:
+    """:func:`resolve_municipality`, telling an unlisted place and an unknown code apart
+    from no place."""
     if not value:
         return None
     value = value.strip()
@@ -154,25 +170,42 @@ def _metadata_place(region: RegionRules, value: str | None) -> str | UnlistedDis
                 and (best is None or len(mun.oktmo) > best[0])
             ):
                 best = (len(mun.oktmo), mun.id)
-        return best[1] if best else None
-    return region.gazetteer.lookup(value, strict=False)
+        return best[1] if best else _UNKNOWN_CODE
+    return region.gazetteer.lookup(value, strict=False, place_field=True)
 
 
 def detect_municipality(region: RegionRules, appeal: RouteInput) -> str | None:
     """Metadata first (explicit), then the address (structured), the subject line, the text.
 
-    The first field that names a place decides: a district the rules do not list ends the
+    The first field that names a place decides: a place the rules do not list ends the
     search with None (the appeal is about a place outside every listed municipality; a town
-    in a later field is where people travel to, or whom they already asked).
+    in a later field is where people travel to, or whom they already asked). Metadata and
+    the address say where the problem is, so any place they name explicitly counts there;
+    in the subject and text only a district does (a village there is as often a visit).
+
+    An OKTMO code no listed code covers rules out only the municipalities that declare a
+    code: a later field may still name one the rules list without a code (its villages'
+    codes are unknown to us), never a town whose declared code differs.
     """
     found = _metadata_place(region, appeal.municipality)
-    if found is None:
-        gazetteer = region.gazetteer
-        for field in (appeal.address, appeal.subject, appeal.text):
-            found = gazetteer.lookup(field)
-            if found is not None:
-                break
-    return found if isinstance(found, str) else None
+    if found is not None and found is not _UNKNOWN_CODE:
+        return found if isinstance(found, str) else None
+    gazetteer = region.gazetteer
+    later: str | UnlistedDistrict | None = None
+    for field, place_field in (
+        (appeal.address, True),
+        (appeal.subject, False),
+        (appeal.text, False),
+    ):
+        later = gazetteer.lookup(field, place_field=place_field)
+        if later is not None:
+            break
+    if not isinstance(later, str):
+        return None
+    mun = region.municipalities.get(later)
+    if found is _UNKNOWN_CODE and (mun is None or mun.oktmo is not None):
+        return None
+    return later
 
 
 def _valid_code(code: object) -> str | None:
