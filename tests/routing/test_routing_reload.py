@@ -64,6 +64,8 @@ def test_watcher_swaps_rules_and_keeps_old_on_error(
         # Invalid edit: unknown authority. Old rules stay, error logged without appeal data.
         write(path, "v3", roads="54-nobody")
         with caplog.at_level(logging.ERROR, logger="workers.routing.watcher"):
+            assert await watcher.check() is False  # not settled yet: taken on the next poll
+            assert caplog.text == ""
             assert await watcher.check() is False
         assert router.route(appeal).rule_version.startswith("v2+")
         assert watcher.last_error is not None
@@ -76,14 +78,16 @@ def test_watcher_swaps_rules_and_keeps_old_on_error(
         assert await watcher.check() is False
         assert caplog.text == ""
 
-        # Fixed: picked up.
+        # Fixed: picked up once settled.
         write(path, "v4")
+        assert await watcher.check() is False  # not settled yet: taken on the next poll
         assert await watcher.check() is True
         assert router.route(appeal).rule_version.startswith("v4+")
 
-        # Touch without change: no reload.
+        # Touch without change: no reload, also once settled.
         st = path.stat()
         os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+        assert await watcher.check() is False
         assert await watcher.check() is False
 
     asyncio.run(scenario())
@@ -102,6 +106,7 @@ def test_watcher_on_directory_and_async_callback(tmp_path: Path) -> None:
         (tmp_path / "notes.txt").write_text("ignored")
         assert await watcher.check() is False
         write(tmp_path / "54.yaml", "v2")
+        assert await watcher.check() is False  # not settled yet: taken on the next poll
         assert await watcher.check() is True
 
     asyncio.run(scenario())
@@ -119,6 +124,7 @@ def test_edit_between_load_and_watcher_start_is_loaded(tmp_path: Path) -> None:
 
     async def scenario() -> None:
         watcher = RulesWatcher(path, router.swap, interval=0.01, initial=router.rules)
+        assert await watcher.check() is False  # first sight of the files: settling
         assert await watcher.check() is True
         assert await watcher.check() is False
 
@@ -137,6 +143,7 @@ def test_edit_without_version_bump_records_a_new_version(tmp_path: Path) -> None
 
     async def scenario() -> None:
         watcher = RulesWatcher(path, router.swap, interval=0.01, initial=router.rules)
+        assert await watcher.check() is False  # first sight of the files: settling
         assert await watcher.check() is True
 
     asyncio.run(scenario())
@@ -193,7 +200,9 @@ def test_rules_refused_by_on_change_keep_the_old_version(tmp_path: Path, demo_ya
             "default_for_unknown_regions: true", "default_for_unknown_regions: false"
         )
         (tmp_path / "22.yaml").write_text(no_default, encoding="utf-8")
-        assert await watcher.check() is False
+        assert await watcher.check() is False  # not settled yet
+        assert await watcher.check() is False  # refused
+        assert watcher.last_error is not None
         assert await watcher.check() is False  # the same content is not offered again
         return watcher
 

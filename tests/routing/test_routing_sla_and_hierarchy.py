@@ -92,6 +92,7 @@ def test_reload_with_bad_sla_override_keeps_the_working_rules(
             demo_yaml.replace(URB_SLA, "    sla:\n      pos: {working_days: -5}\n"),
             encoding="utf-8",
         )
+        assert await watcher.check() is False  # not settled yet: checked on the next poll
         assert await watcher.check() is False
         return watcher
 

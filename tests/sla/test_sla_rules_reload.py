@@ -43,7 +43,11 @@ def test_edited_override_reaches_new_deadlines_after_a_reload(tmp_path: Path) ->
     rules_file.write_text(SRC.replace("pos: {working_days: 5}", "pos: {working_days: 20}"),
                           encoding="utf-8")
     watcher = RulesWatcher(tmp_path, router.swap, interval=0.05, initial=router.rules)
-    assert asyncio.run(watcher.check())
+
+    async def settle_then_load() -> bool:  # a changed file is taken once it has settled
+        return not await watcher.check() and await watcher.check()
+
+    assert asyncio.run(settle_then_load())
     sla_agent.SlaRuntime.refresh_rules(rt)
     # 20 working days from Tue 3 Mar (9 Mar off): 3-6 (4), 10-13 (8), 16-20 (13), 23-27
     # (18), 30 (19), 31 Mar (20): Tue 31 Mar 2026.

@@ -2,12 +2,21 @@
 
 Why polling: inotify is Linux-only and misses edits made through config-map symlink swaps
 (Kubernetes) or network mounts; a stat() of a handful of files every few seconds costs
-nothing and works everywhere. Cheap ``(mtime_ns, size)`` fingerprints gate the content hash,
-the hash gates the (comparatively slow) validation, and only fully valid rules are handed to
-``on_change``. An invalid edit keeps the previous rules and logs the validation problems
-(file, key path, message: rule files hold no personal data, and no appeal data is logged).
-Rules that ``on_change`` refuses (``Router.swap`` without a default region) are handled the
-same way: ``last_error`` says why and ``rules`` stays the version actually in use.
+nothing and works everywhere. Cheap ``(size, mtime_ns, inode)`` fingerprints gate the content
+hash, the hash gates the (comparatively slow) validation, and only fully valid rules are
+handed to ``on_change``. An invalid edit keeps the previous rules and logs the validation
+problems (file, key path, message: rule files hold no personal data, and no appeal data is
+logged). Rules that ``on_change`` refuses (``Router.swap`` without a default region) are
+handled the same way: ``last_error`` says why and ``rules`` stays the version actually in use.
+
+Why a changed file waits one poll: a file an editor or ``cp`` is writing in place, cut at a
+line boundary, is valid YAML with entries missing, and validation cannot tell it from a real
+edit (rules that drop Biysk route its appeals to the regional ministry). So a change is taken
+only once the fingerprint is the same on two polls in a row, and the files are stat'ed again
+after reading, to drop a read that raced a new write. The inode catches a rename-replace that
+keeps size and mtime (``cp -p``, ``rsync -t``). A writer that dies mid-file still leaves a
+settled, shorter file: the reload that takes it warns with what it drops. Replacing the file
+atomically (write a temp file, rename it over) avoids all of this.
 """
 
 from __future__ import annotations
@@ -27,10 +36,32 @@ __all__ = ["RulesWatcher"]
 log = logging.getLogger(__name__)
 
 OnChange = Callable[[RoutingRules], Awaitable[None] | None]
+StatFingerprint = tuple[tuple[str, int, int, int], ...]
+"""``(file name, size, mtime_ns, inode)`` per rule file."""
+_LISTED = 10
+"""Ids named in the warning about a reload that drops entries; the rest are counted."""
+
+
+def _dropped(old: RoutingRules, new: RoutingRules) -> tuple[list[str], list[str]]:
+    """Municipalities (``region/id``) and authorities in ``old`` that ``new`` lacks."""
+    municipalities = sorted(
+        f"{code}/{mun}"
+        for code, region in old.regions.items()
+        for mun in region.municipalities
+        if code not in new.regions or mun not in new.regions[code].municipalities
+    )
+    authorities = sorted(a for a in old.authorities if a not in new.authorities)
+    return municipalities, authorities
+
+
+def _listed(ids: list[str]) -> str:
+    shown = ", ".join(ids[:_LISTED])
+    return shown + (f", … {len(ids) - _LISTED} more" if len(ids) > _LISTED else "")
 
 
 class RulesWatcher:
-    """Poll a rules file or directory; call ``on_change(new_rules)`` after a valid change.
+    """Poll a rules file or directory; call ``on_change(new_rules)`` after a valid change
+    that has settled (unchanged for one poll interval, so a reload takes up to two).
 
     Typical use with a :class:`~workers.routing.router.Router`::
 
@@ -55,24 +86,27 @@ class RulesWatcher:
         self.default_region = default_region
         self.rules: RoutingRules | None = initial
         self.last_error: RulesError | None = None
-        self._stat_fp: tuple[tuple[str, int, int], ...] | None = None
+        self._seen: StatFingerprint | None = None
+        """What the previous poll saw: a change is taken once a poll sees the same again."""
+        self._taken: StatFingerprint | None = None
+        """The settled files whose content was last hashed (and loaded, or rejected)."""
         self._content_fp: str | None = None
         self._task: asyncio.Task[None] | None = None
         if initial is not None:
             # Compare the disk with what the initial rules were *loaded from*, not with what
             # is there now: an edit made between load_rules() and this watcher is then
-            # loaded on the first poll. ``_stat_fp`` stays None, so that poll hashes the
-            # files once. (Rules without a fingerprint are reloaded on the first poll.)
+            # loaded once it has settled. ``_seen`` and ``_taken`` stay None, so the second
+            # poll hashes the files once. (Rules without a fingerprint are reloaded then.)
             self._content_fp = initial.fingerprint
 
-    def _stat_fingerprint(self) -> tuple[tuple[str, int, int], ...]:
+    def _stat_fingerprint(self) -> StatFingerprint:
         items = []
         for f in rule_files(self.path):
             try:
                 st = f.stat()
             except OSError:
                 continue
-            items.append((f.name, st.st_mtime_ns, st.st_size))
+            items.append((f.name, st.st_size, st.st_mtime_ns, st.st_ino))
         return tuple(items)
 
     def _content_fingerprint(self) -> str:
@@ -101,11 +135,16 @@ class RulesWatcher:
         )
 
     async def check(self) -> bool:
-        """One poll. Returns True when new rules were loaded and handed to ``on_change``."""
+        """One poll. Returns True when new rules were loaded and handed to ``on_change``.
+
+        Without rules in use (no ``initial``) the first poll loads at once: there is nothing
+        a half-written file could replace, and a later settled change is taken as usual.
+        """
         stat_fp = self._stat_fingerprint()
-        if stat_fp == self._stat_fp and self.rules is not None:
-            return False
-        self._stat_fp = stat_fp
+        previous, self._seen = self._seen, stat_fp
+        if self.rules is not None and (stat_fp == self._taken or stat_fp != previous):
+            return False  # nothing new, or changed since the last poll: maybe mid-write
+        self._taken = stat_fp
         content_fp = self._content_fingerprint()
         if content_fp == self._content_fp and self.rules is not None:
             return False  # touched, not changed
@@ -115,13 +154,14 @@ class RulesWatcher:
                 load_rules, self.path, default_region=self.default_region
             )
         except RulesError as exc:
-            # Includes unreadable, non-UTF-8 and half-written files: load_rules reads each
-            # file once and reports every such problem as a RulesError.
+            # Unreadable, non-UTF-8 and syntactically broken files: load_rules reads each file
+            # once and reports every such problem as a RulesError. (A file cut at a line
+            # boundary may be valid: the settling above is what keeps it out.)
             self._reject(exc, exc.fingerprint or content_fp, "rejected")
             return False
         except OSError as exc:
             # Listing the directory failed (it vanished mid-swap): retry on the next tick.
-            self._stat_fp = None
+            self._taken = None
             log.warning("routing rules at %s could not be listed (%s); will retry", self.path, exc)
             return False
         except Exception as exc:
@@ -131,6 +171,13 @@ class RulesWatcher:
                 [(str(self.path), "", f"could not be loaded: {type(exc).__name__}: {exc}")]
             )
             self._reject(error, content_fp, "could not be loaded", exc_info=True)
+            return False
+        after = self._stat_fingerprint()
+        if after != stat_fp:
+            # Written again while we read: what we read may be half of it. This poll counts
+            # as having seen ``after``, so the next one takes it if it stays.
+            self._seen, self._taken = after, None
+            log.info("routing rules at %s changed while being read; will retry", self.path)
             return False
         loaded_fp = rules.fingerprint or content_fp
         try:
@@ -148,9 +195,23 @@ class RulesWatcher:
             return False
         self._content_fp = loaded_fp
         self.last_error = None
-        previous = self.rules.version if self.rules else None
-        self.rules = rules
-        log.info("routing rules reloaded: %s -> %s", previous, rules.version)
+        old, self.rules = self.rules, rules
+        log.info("routing rules reloaded: %s -> %s", old.version if old else None, rules.version)
+        if old is not None:
+            municipalities, authorities = _dropped(old, rules)
+            if municipalities or authorities:
+                # Valid, but maybe not meant: a file cut short by a writer that died loads
+                # like an edit that removes entries, and their appeals now go elsewhere.
+                log.warning(
+                    "routing rules %s drop %d municipalities (%s) and %d authorities (%s) "
+                    "that %s had; if that was not intended, restore the file",
+                    rules.version,
+                    len(municipalities),
+                    _listed(municipalities),
+                    len(authorities),
+                    _listed(authorities),
+                    old.version,
+                )
         return True
 
     async def run(self) -> None:
