@@ -254,3 +254,20 @@ def test_a_complaint_may_name_any_shipped_authority_by_its_full_name() -> None:
                   "complaint_about": authority.name}
         appeal = decode_intake(orjson.dumps(letter), channel_hint="fz59")
         assert appeal.complaint_about == authority.name
+
+
+@pytest.mark.parametrize("phone", [
+    "8 (913) 000-00-00 доб. 123, рабочий 8 (3852) 22-22-22",  # a second number
+    "8 (913) 000-00-00" + " " * 40,  # padded by the export
+])
+def test_a_long_phone_as_typed_does_not_refuse_the_appeal(phone: str) -> None:
+    """author.phone was capped at 50 characters as typed, before normalisation: a hotline
+    call whose caller gave two numbers was dead-lettered whole (review of session 15)."""
+    import orjson
+
+    call = {"channel": "hotline", "call_id": "122-22-20250114-000731", "region": "22",
+            "call_started": "2025-01-14 09:03:12", "summary": "Нет отопления в доме",
+            "caller": {"phone": phone, "name": "Иванов"}}
+    appeal = decode_intake(orjson.dumps(call), channel_hint="hotline")
+    assert appeal.author is not None and appeal.author.phone
+    assert len(appeal.author.phone) <= 50
