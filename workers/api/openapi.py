@@ -176,9 +176,11 @@ def document(version: str = "0.1.0") -> dict[str, Any]:
                                    "process stayed in use for the wait",
                     "headers": UNAVAILABLE["headers"]}}}},
         "/metrics": {"get": {"summary": "Prometheus metrics (appeals_on_time_ratio)",
-                             "responses": {"200": {"description": "text exposition format",
-                                                   "content": {"text/plain": {}}},
-                                           "503": UNAVAILABLE}}},
+                             "responses": {"200": {
+                                 "description": "text exposition format; with Redis away the "
+                                                "gauges as last computed and the Redis error "
+                                                "counters (never a 503)",
+                                 "content": {"text/plain": {}}}}}},
         "/openapi.json": {"get": {"summary": "This document",
                                   "responses": {"200": {"description": "OpenAPI 3.1"}}}},
         "/": {"get": {"summary": "Supervisor page (HTML, refreshes itself)",
