@@ -152,3 +152,23 @@ def test_a_routed_record_without_the_field_still_reads() -> None:
     del record["duplicate_of"]
     validate(RoutedAppeal.schema, record)
     assert RoutedAppeal.from_dict(record).duplicate_of is None
+
+
+# ------------------------------------------------------- review of session 15: complaint_about
+
+
+@pytest.mark.parametrize(("about", "expected"), [
+    ("22-biysk-ugh", "22-biysk-ugh"),
+    ("Управление ЖКХ администрации г. Бийска, глава Иванов И.И.", None),  # names an official
+    ("Минтранс", None),
+])
+def test_the_routed_record_names_the_body_complained_about_by_its_id_only(
+        router: Router, about: str, expected: str | None) -> None:
+    """The routed record carried complaint_about as typed, which may name an official, while
+    README says appeals.routed holds no personal data."""
+    appeal = registered(letter(complaint_about=about))
+    decision = router.route(A.route_input(appeal, "roads"))
+    record = A.routed_record(appeal, decision, "roads", False, 0.9, "test")
+    assert record.complaint is True
+    assert record.complaint_about == expected
+    assert about not in record.to_json().decode() or about == expected

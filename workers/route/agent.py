@@ -105,7 +105,10 @@ def routed_record(appeal: dict[str, Any], decision: Any, category: str, urgent: 
         parent_authority_id=decision.parent_authority_id,
         municipality=decision.municipality,
         complaint=bool(appeal.get("complaint_about")),
-        complaint_about=appeal.get("complaint_about"),
+        # The body's id as the rules identify it: the field as typed may name an official,
+        # and appeals.routed holds no personal data (review of session 15). The SLA's
+        # redirect check needs no more: it can identify no body the router could not.
+        complaint_about=decision.complaint_about,
         # The authority's own zone (rules: ``timezone:``): its deadlines are counted in it.
         timezone=decision.timezone,
         # The intake's near-duplicate flag, so the authority sees it is a resend.

@@ -180,7 +180,9 @@ class RouteDecision:
     region_code: str | None = None
     timezone: str | None = None
     complaint_about: str | None = None
-    """Set when the complaint rule changed the target: the body complained about."""
+    """The id of the body a complaint is about, when the rules identify it (whether or not
+    the complaint rule changed the target); None otherwise. The routed record carries this,
+    never the citizen's own words (which may name an official)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {

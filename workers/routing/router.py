@@ -368,7 +368,8 @@ class Router:
                 target, level = rules.authorities[region.triage], "complaint_unidentified"
             return _decision(rules, appeal.appeal_id, target, level, municipality, region_code)
         if not _judges_itself(rules, complained, target.id):
-            return _decision(rules, appeal.appeal_id, target, level, municipality, region_code)
+            return _decision(rules, appeal.appeal_id, target, level, municipality, region_code,
+                             complaint_about=complained)
         candidates = [*rules.ancestors(complained), region.triage]
         # The parent; for the root (the regional government itself) the triage desk, which
         # forwards outside the region. Validation guarantees every non-root has a parent, and
