@@ -271,3 +271,17 @@ def test_a_long_phone_as_typed_does_not_refuse_the_appeal(phone: str) -> None:
     appeal = decode_intake(orjson.dumps(call), channel_hint="hotline")
     assert appeal.author is not None and appeal.author.phone
     assert len(appeal.author.phone) <= 50
+
+
+def test_a_byte_order_mark_before_the_json_is_skipped() -> None:
+    """RFC 8259 8.1 lets a parser ignore a UTF-8 BOM; Windows tools write one, and such a
+    message was dead-lettered as not_json (review of session 15). Only a leading one."""
+    import orjson
+
+    canon = load_samples("canonical")[0]
+    raw = orjson.dumps(canon)
+    appeal = decode_intake(b"\xef\xbb\xbf" + raw, channel_hint=canon["channel"])
+    assert appeal.external_id == canon["external_id"]
+    with pytest.raises(InvalidEvent) as info:
+        decode_intake(b" \xef\xbb\xbf" + raw, channel_hint=canon["channel"])
+    assert info.value.reason == "not_json"

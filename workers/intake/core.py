@@ -105,7 +105,14 @@ def loads_json(raw: bytes | str) -> Any:
     orjson refuses documents nested deeper than 1024 levels with a decode error. Such a
     document may be valid JSON, and it is nested far deeper than :data:`MAX_NESTING`, so it
     gets the reason a shallower deep payload gets (``too_deep``), not ``not_json``.
+
+    A leading UTF-8 byte-order mark is skipped (RFC 8259 8.1 lets a parser ignore it):
+    Windows tools write one, and such a body was refused as ``not_json``.
     """
+    if isinstance(raw, bytes):
+        raw = raw.removeprefix(b"\xef\xbb\xbf")
+    else:
+        raw = raw.removeprefix("\ufeff")
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
