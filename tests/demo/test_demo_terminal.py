@@ -87,3 +87,23 @@ def test_the_sighup_handler_switches_before_any_write_fails(tmp_path: Path) -> N
         sys.stdout = saved
     assert out.getvalue() == ""
     assert path.read_text() == "to the file\n"
+
+
+def test_a_closed_pipe_is_not_taken_for_a_hang_up(tmp_path: Path) -> None:
+    """`appeals demo | head`: a broken pipe still ends the demo; only EIO (the terminal is
+    gone) moves the output to the file."""
+    import pytest
+
+    class ClosedPipe(io.StringIO):
+        def write(self, text: str) -> int:
+            raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
+    saved = sys.stdout
+    sys.stdout = ClosedPipe()
+    path = tmp_path / "after-hangup.log"
+    try:
+        with output_survives_hangup(path), pytest.raises(BrokenPipeError):
+            print("a line")
+    finally:
+        sys.stdout = saved
+    assert not path.exists()

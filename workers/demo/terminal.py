@@ -10,6 +10,7 @@ switch happens where the write fails, as well as from the handler.
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import logging
 import sys
@@ -59,16 +60,22 @@ class TerminalOrFile(io.TextIOBase):
                 self._terminal.write(text)
                 self._terminal.flush()
                 return len(text)
-            except OSError:
-                pass
+            except OSError as exc:
+                # Only a terminal that is gone: a closed pipe (`appeals demo | head`) still
+                # ends the demo as it did.
+                if exc.errno != errno.EIO:
+                    raise
         return self._hangup.switch().write(text)
 
     def flush(self) -> None:
         if self._hangup.file is not None:
             self._hangup.file.flush()
             return
-        with contextlib.suppress(OSError):
+        try:
             self._terminal.flush()
+        except OSError as exc:
+            if exc.errno != errno.EIO:
+                raise
 
     def isatty(self) -> bool:
         return self._hangup.file is None and self._terminal.isatty()
