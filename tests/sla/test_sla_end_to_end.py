@@ -47,6 +47,7 @@ from streams.devstack import Broker, RedisServer, start_redis
 from streams.testing import WorkerProcess, isolated_settings
 from workers.deadlines.compute import (
     answer_due,
+    day_count_deadlines,
     extend,
     pause_shift,
     pause_shift_warning,
@@ -141,6 +142,21 @@ class Planner:
         due = answer_due(regime, start_dt, tz, policy, urgent=bool(routed["urgent"]))
         return due.timestamp(), policy
 
+    @staticmethod
+    def adjusted(reg: float, due: float, tz: str, policy: Any, routed: dict[str, Any],
+                 adjustment: tuple[Any, ...]) -> dt.datetime:
+        """The deadline after one extension or pause, from the policy book: a day-counted
+        period counts from its statutory last day (``day_count_deadlines``), a working-hour
+        one from the deadline (``extend``, ``pause_shift``)."""
+        zone = ZoneInfo(tz)
+        if policy.counting != "working_hours":
+            return day_count_deadlines(dt.datetime.fromtimestamp(reg, zone), tz, policy,
+                                       [adjustment], urgent=bool(routed["urgent"]))[-1]
+        old_due = dt.datetime.fromtimestamp(due, zone)
+        if adjustment[0] == "e":
+            return extend(old_due, adjustment[1], policy)
+        return pause_shift(old_due, adjustment[1], adjustment[2], policy)
+
     def add(self, exp: Expected, at: float, event: str, **extra: Any) -> None:
         self.seq += 1
         payload = {"schema_version": 1, "event_id": f"{exp.appeal_id}:e2e:{self.seq}",
@@ -224,8 +240,7 @@ class Planner:
         elif group == "extended":
             self.add(exp, reg + 0.5 * period, "extended", extension_days=30,
                      reason="нужна экспертиза")
-            new_due = extend(dt.datetime.fromtimestamp(due, ZoneInfo(tz)), 30,
-                             policy).timestamp()
+            new_due = self.adjusted(reg, due, tz, policy, routed, ("e", 30)).timestamp()
             assert new_due > due
             answer_at = due + 0.2 * period  # after the old deadline, long before the new warning
             assert answer_at < reg + (new_due - reg) * WARNING_SHARE
@@ -243,7 +258,7 @@ class Planner:
             old_due, old_warn = (dt.datetime.fromtimestamp(x, zone) for x in (due, exp.warn))
             paused, resumed = (dt.datetime.fromtimestamp(x, zone)
                                for x in (paused_at, resumed_at))
-            moved = pause_shift(old_due, paused, resumed, policy)
+            moved = self.adjusted(reg, due, tz, policy, routed, ("p", paused, resumed))
             warn = pause_shift_warning(old_warn, old_due, moved, paused, resumed, policy)
             new_due = moved.timestamp() if moved != old_due else due
             exp.warn = warn.timestamp() if warn != old_warn else exp.warn

@@ -75,9 +75,9 @@ def test_pause_before_the_deadline_reports_nothing() -> None:
 
 def test_extension_that_moves_nothing_is_refused_and_keeps_the_one_extension() -> None:
     rules = DeadlineService().rules(0.75, 3 * DAY)
-    # Registered Fri 13 Mar 2026 (Moscow): the 30th day is Sun 12 Apr, fz59's `previous`
-    # shift gives Fri 10 Apr 23:59:59. +1 day is Sat 11 Apr, walked back to Fri 10 Apr.
-    reg = dt.datetime(2026, 3, 13, 10, 0, tzinfo=dt.timezone(dt.timedelta(hours=3)))
+    # Registered Wed 11 Mar 2026 (Moscow): the 30th day is Fri 10 Apr, 23:59:59. +1 day is
+    # Sat 11 Apr, walked back to Fri 10 Apr by fz59's `previous` shift: it moves nothing.
+    reg = dt.datetime(2026, 3, 11, 10, 0, tzinfo=dt.timezone(dt.timedelta(hours=3)))
     state, _ = new_state(_routed(), 0, reg.timestamp(), "Europe/Moscow", rules)
     due = state["due"]
     assert dt.datetime.fromtimestamp(due, dt.UTC).date() == dt.date(2026, 4, 10)

@@ -32,9 +32,10 @@ Counting conventions (the legal reasons are why they are what they are):
   a budget used up exactly at closing gives that closing moment. The due moment is exact,
   not an end of day, because a first response is measured in hours.
 
-* **Extension** (59-FZ art. 12 p.2) adds calendar days to the *current* deadline's local
-  date and shifts again; counting from the (possibly shifted-back) current date is never
-  later than the statutory maximum.
+* **Extension** (59-FZ art. 12 p.2) adds days to the period's statutory last day and shifts
+  once (:func:`day_count_deadlines`, what the SLA engine uses). :func:`extend` adds them to the
+  *current* deadline's local date, which is right for a deadline that was not shifted and is
+  kept for one given alone (a shifted one loses the days the shift took back).
 
 * **Pause** (waiting for the citizen) holds the clock in the policy's own unit: what was left
   of the period when the pause began is counted again from the resume, with the same rules
@@ -59,7 +60,9 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from workers.deadlines.calendar import MAX_PERIOD_DAYS, BusinessCalendar, ShiftMode
@@ -337,8 +340,9 @@ def pause_shift(
       applies again to a non-working last day. As in :func:`period_due` the shift never
       brings the end back before the resume day (nor onto it when whole days remained):
       the next working day applies then. The days are counted from the current deadline's
-      day, as :func:`extend` does; for the default ``previous`` shift that is never later
-      than counting from the unshifted statutory last day.
+      day, as :func:`extend` does: a deadline shifted to a working day loses the days the
+      shift took back, so the SLA engine recounts day-counted periods from their statutory
+      last day instead (:func:`day_count_deadlines`).
 
     Partial days (day counts): the day the pause began counts as a day the body had, and
     the remainder runs from the day after the resume, because a period counted in days runs
@@ -375,6 +379,79 @@ def pause_shift(
     period = Period(policy.counting, days_left, policy.shift, policy.work_start,
                     policy.work_end)
     return max(period_due(resumed, tz, period, cal), due)
+
+
+#: An adjustment of a day-counted answer period, in order: an extension (``("e", days)``) or
+#: a pause (``("p", paused_from, resumed_at)``, aware datetimes).
+DayAdjustment = tuple[Any, ...]
+
+
+def day_count_deadlines(
+    start_at: dt.datetime,
+    tz: str | dt.tzinfo,
+    policy: Policy,
+    adjustments: Iterable[DayAdjustment],
+    *,
+    urgent: bool = False,
+    calendar: BusinessCalendar | None = None,
+) -> list[dt.datetime]:
+    """The deadline of a day-counted answer period when it starts and after each adjustment.
+
+    Extensions and pauses count from the period's *statutory* last day, the day before the
+    shift: :func:`extend` and :func:`pause_shift` count from the current, possibly shifted
+    deadline, and so the shift was applied twice. With day 30 on a day off and the deadline
+    moved back to the working day before it, a 10-day pause that ended in the New Year
+    holidays moved nothing, a 5-day extension moved nothing (refused), a 30-day one gave
+    day 52 instead of day 60; with ``next`` an extension ended after day 60 (review of
+    session 15). Here the last day moves by the extension's days and by the local midnights
+    a pause spanned (``pos``: the working days among them), and the shift is applied once,
+    to the result. The rest is as in those functions: a pause that begins at or after the
+    deadline, or within one local day, moves nothing, and no adjustment brings the deadline
+    earlier. Raises ValueError for an extension the policy does not allow.
+    """
+    _require_aware(start_at, "start_at")
+    if policy.counting == "working_hours":
+        raise ValueError("working-hour periods are adjusted by extend and pause_shift")
+    cal = calendar or default_calendar()
+    zone_ = _zone(tz)
+    period = Period(policy.counting, policy.answer_amount(urgent), policy.shift,
+                    policy.work_start, policy.work_end)
+    due = period_due(start_at, zone_, period, cal)
+    amount = int(period.amount)
+    start_day = to_local(start_at, zone_).date()
+    last = (start_day + dt.timedelta(days=amount) if policy.counting == "calendar_days"
+            else cal.add_working_days(start_day, amount))
+    out = [due]
+    for adjustment in adjustments:
+        if adjustment[0] == "e":
+            days = int(adjustment[1])
+            if policy.extension_max_days <= 0 or policy.extensions_allowed <= 0:
+                raise ValueError(f"regime {policy.regime!r} allows no extension")
+            if not 0 < days <= policy.extension_max_days:
+                raise ValueError(
+                    f"extension must be 1..{policy.extension_max_days} days, got {days}")
+            last = (last + dt.timedelta(days=days) if policy.counting == "calendar_days"
+                    else cal.add_working_days(last, days))
+            due = max(end_of_day(cal.shift(last, policy.shift), zone_), due)
+        else:
+            paused_from, resumed_at = adjustment[1], adjustment[2]
+            _require_aware(paused_from, "paused_from")
+            _require_aware(resumed_at, "resumed_at")
+            paused = paused_from.astimezone(zone_).date()
+            resumed = max(resumed_at, paused_from).astimezone(zone_).date()
+            if paused_from < due and paused != resumed:
+                if policy.counting == "calendar_days":
+                    left = max(0, (last - paused).days)
+                    last = resumed + dt.timedelta(days=left)
+                else:
+                    left = cal.working_days_between(paused, last)
+                    last = cal.add_working_days(resumed, left)
+                due_day = cal.shift(last, policy.shift)
+                if due_day <= resumed:  # as period_due, counted from the resume
+                    due_day = cal.shift(last, "next")
+                due = max(end_of_day(due_day, zone_), due)
+        out.append(due)
+    return out
 
 
 def pause_shift_warning(

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 from workers.deadlines.calendar import BusinessCalendar
 from workers.deadlines.compute import (
     answer_due,
+    day_count_deadlines,
     default_calendar,
     extend,
     pause_shift,
@@ -30,7 +31,7 @@ from workers.deadlines.compute import (
     warning_at,
 )
 from workers.deadlines.policies import POLICY_FILE_ENV, Policy, PolicyBook
-from workers.sla.engine import SlaParams, SlaRules, StageRule, State, zone
+from workers.sla.engine import PAUSE_IN_UNITS, SlaParams, SlaRules, StageRule, State, zone
 
 # How an authority's `sla:` block in the routing rules names a period, per regime.
 _UNIT_KEYS = {"working_days": "working_days", "calendar_days": "calendar_days",
@@ -187,6 +188,45 @@ class DeadlineService:
         return (due_ts if moved_due == due else moved_due.timestamp(),
                 warn_ts if moved_warn == warn else moved_warn.timestamp())
 
+    def recount(self, state: State, adjustments: list[list[Any]],
+                share: float) -> tuple[float, float] | None:
+        """(due, warning) of a day-counted answer period from its start and ``adjustments``
+        (the state's ``adj`` entries, in order), each counted from the statutory last day
+        (``deadlines.compute.day_count_deadlines``); None for a working-hours policy and for
+        a pause stored before pauses counted in policy units: those keep the step-by-step
+        arithmetic (``extend``, ``pause``). Raises ValueError for an extension the policy
+        does not allow.
+
+        The warning moves as it does step by step: to ``share`` of the period at an
+        extension, and by as much as the deadline at a pause that began before it.
+        """
+        policy, tz = self._state_policy(state)
+        if policy.counting == "working_hours":
+            return None
+        steps: list[tuple[Any, ...]] = []
+        for entry in adjustments:
+            if entry[0] == "e":
+                steps.append(("e", int(entry[1])))
+            elif len(entry) > 3 and entry[3] == PAUSE_IN_UNITS:
+                steps.append(("p", dt.datetime.fromtimestamp(float(entry[1]), tz),
+                              dt.datetime.fromtimestamp(float(entry[2]), tz)))
+            else:
+                return None
+        start_ts = float(state["start"])
+        start = dt.datetime.fromtimestamp(start_ts, tz)
+        dues = day_count_deadlines(start, tz, policy, steps, urgent=bool(state["urgent"]),
+                                   calendar=self._calendar(state["region"]))
+        due = dues[0].timestamp()
+        warn = start_ts + (due - start_ts) * share
+        for step, after in zip(steps, dues[1:], strict=True):
+            moved = after.timestamp()
+            if step[0] == "e":
+                warn = start_ts + (moved - start_ts) * share
+            elif step[1].timestamp() < warn:
+                warn += max(0.0, moved - due)
+            due = moved
+        return due, warn
+
     def tracked_stages(self, state: State) -> dict[str, StageRule]:
         """The appeal's policy's tracked stages (those with ``ended_by``); asked at every
         lifecycle event, so remembered per policy key like the policy itself."""
@@ -255,6 +295,7 @@ class DeadlineService:
             params=params,
             warning=self.warning,
             pause=self.pause,
+            recount=self.recount,
             stages=self.tracked_stages,
             stage_due=self.stage_deadline,
         )

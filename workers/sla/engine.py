@@ -120,6 +120,10 @@ WarningFn = Callable[[State, float, float, float], float]
 # pause, in the appeal's policy unit (``DeadlineService.pause``). Called with resumed at >=
 # paused from.
 PauseFn = Callable[[State, float, float, float, float], tuple[float, float]]
+# Recount function: (state, adjustments, warning share) -> (due, warning) of a day-counted
+# answer period from its start and those ``adj`` entries, or None when the step-by-step
+# arithmetic applies (``DeadlineService.recount``).
+RecountFn = Callable[[State, list[list[Any]], float], "tuple[float, float] | None"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +173,11 @@ class SlaRules:
     params: Callable[[State], SlaParams] | None = None
     warning: WarningFn | None = None
     pause: PauseFn | None = None
+    #: Day-counted periods: the deadline recounted from the period's start and all its
+    #: extensions and pauses, so each counts from the statutory last day and the shift to a
+    #: working day applies once (``recounted``). Without it (tests' simple rules), and for
+    #: working-hour periods, each adjustment moves the deadline it finds.
+    recount: RecountFn | None = None
     #: The time zone an authority counts its deadlines in (the routing rules'
     #: ``timezone:``), for the receiving body of a redirect; None or an unknown body keeps the
     #: appeal's zone.
@@ -198,6 +207,15 @@ class SlaRules:
         if self.warning is not None:
             return float(self.warning(state, start, due, share))
         return start + (due - start) * share
+
+    def recounted(self, state: State, adjustments: list[list[Any]]
+                  ) -> tuple[float, float] | None:
+        """(due, warning) of the current period with ``adjustments`` (its ``adj`` entries, in
+        order) when :attr:`recount` handles its policy, else None. ValueError: an extension
+        the policy does not allow."""
+        if self.recount is None:
+            return None
+        return self.recount(state, adjustments, self.of(state).warning_share)
 
     def after_pause(self, state: State, due: float, warn: float, paused_from: float,
                     resumed_at: float, in_units: bool = True) -> tuple[float, float]:
@@ -732,8 +750,13 @@ def _extended(state: State, event: dict[str, Any], at: float, rules: SlaRules,
         effects.outcome = "rejected"
         return
     try:
-        due = rules.extend(state["regime"], state["due"], int(days), state["tz"], state["auth"],
-                           state["cat"], state["sub"], state["region"])
+        counted = rules.recounted(state, [*state.get("adj", ()), ["e", int(days)]])
+        if counted is None:
+            due = rules.extend(state["regime"], state["due"], int(days), state["tz"],
+                               state["auth"], state["cat"], state["sub"], state["region"])
+            warn = rules.warn_at(state, state["start"], due)
+        else:
+            due, warn = counted
     except ValueError:
         effects.outcome = "rejected"
         return
@@ -746,8 +769,7 @@ def _extended(state: State, event: dict[str, Any], at: float, rules: SlaRules,
     _retract_breach(state, at)  # stamped in time: a breach its tick recorded was none
     state["ext"] += 1
     state.setdefault("adj", []).append(["e", int(days)])
-    _move_deadline(state, due, rules.warn_at(state, state["start"], due), rules, effects,
-                   now=at)
+    _move_deadline(state, due, warn, rules, effects, now=at)
 
 
 def _running_due(state: State, at: float, rules: SlaRules) -> float:
@@ -756,6 +778,13 @@ def _running_due(state: State, at: float, rules: SlaRules) -> float:
     only on resume), counted by the same rule as the resume and the replay."""
     paused = state["paused"]
     if state["status"] == "paused" and paused is not None and paused < state["due"]:
+        try:
+            counted = rules.recounted(state, [*state.get("adj", ()),
+                                              _pause_entry(paused, at, rules)])
+        except ValueError:  # an extension the changed policy no longer allows
+            counted = None
+        if counted is not None:
+            return counted[0]
         return rules.after_pause(state, state["due"], state["warn"], paused, at)[0]
     return float(state["due"])
 
@@ -922,12 +951,31 @@ def _resume(state: State, at: float, rules: SlaRules, effects: Effects) -> None:
     paused_from = state["paused"] or at
     state["status"] = "running"
     state["paused"] = None
-    entry: list[Any] = ["p", paused_from, at]
+    state.setdefault("adj", []).append(_pause_entry(paused_from, at, rules))
+    counted = _recount_or_none(state, rules)
+    if counted is None:
+        due, warn = rules.after_pause(state, state["due"], state["warn"], paused_from, at)
+    else:
+        due, warn = counted
+    _move_deadline(state, due, warn, rules, effects, now=at)
+
+
+def _pause_entry(paused_from: float, resumed_at: float, rules: SlaRules) -> list[Any]:
+    """The ``adj`` entry of a pause; marked as counted in the policy's unit when it is."""
+    entry: list[Any] = ["p", paused_from, resumed_at]
     if rules.pause is not None:
         entry.append(PAUSE_IN_UNITS)
-    state.setdefault("adj", []).append(entry)
-    due, warn = rules.after_pause(state, state["due"], state["warn"], paused_from, at)
-    _move_deadline(state, due, warn, rules, effects, now=at)
+    return entry
+
+
+def _recount_or_none(state: State, rules: SlaRules) -> tuple[float, float] | None:
+    """:meth:`SlaRules.recounted` of the state's own adjustments, or None when an extension
+    among them is no longer allowed (a changed policy): the resume then moves the deadline
+    it finds, as before."""
+    try:
+        return rules.recounted(state, state.get("adj", []))
+    except ValueError:
+        return None
 
 
 def _closed(state: State, event: dict[str, Any], at: float, rules: SlaRules,
@@ -1002,6 +1050,9 @@ def replay_deadline(state: State, rules: SlaRules) -> tuple[float, float]:
     body was given for it. Raises ValueError when an extension is no longer allowed by the
     (changed) policy.
     """
+    counted = rules.recounted(state, state.get("adj", []))
+    if counted is not None:
+        return counted
     start = state["start"]
     due = rules.due(state["regime"], start, state["tz"], state["urgent"], state["auth"],
                     state["cat"], state["sub"], state["region"])
