@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from workers.classification.normalize import (
     FROST_TOKEN,
     char_ngrams,
@@ -59,3 +61,19 @@ def test_lemma_cache_and_stem() -> None:
 def test_char_ngrams_padded() -> None:
     grams = char_ngrams("яма")
     assert " ям" in grams and "ма " in grams and " яма " in grams
+
+
+def test_a_token_longer_than_any_word_is_not_spell_checked(monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    """The one-edit candidates grow with the square of a token's length: one 20,000-letter
+    token took 108 s to classify and held up its partition (review of session 15)."""
+    from workers.classification import normalize as n
+
+    calls: list[str] = []
+    known = n._MORPH.word_is_known
+    monkeypatch.setattr(n._MORPH, "word_is_known", lambda w: calls.append(w) or known(w))
+    long = "ы" * (n.MAX_SPELL_FIX_LETTERS + 1)
+    assert n.spell_fix(long) == long
+    assert calls == []
+    assert n.spell_fix("отапление") == "отопление"  # a real typo is still corrected
+    assert calls

@@ -148,6 +148,12 @@ def _neighbours() -> dict[str, str]:
 _KEY_NEIGHBOURS = _neighbours()
 
 
+#: Longer tokens are no word to correct («превысокомногорассмотрительствующий» has 35
+#: letters). The candidates grow with the square of the length: one 20,000-letter token took
+#: 108 s to classify and held up its partition (review of session 15).
+MAX_SPELL_FIX_LETTERS = 40
+
+
 def spell_fix(token: str) -> str:
     """One-edit correction of a word pymorphy3 does not know, else the token unchanged.
 
@@ -156,7 +162,7 @@ def spell_fix(token: str) -> str:
     letter, swap neighbours, swap an unstressed vowel, insert a letter, hit a neighbouring key — and
     the first dictionary word wins. Short or already-known tokens are left alone.
     """
-    if len(token) < 5 or _MORPH.word_is_known(token):
+    if len(token) < 5 or len(token) > MAX_SPELL_FIX_LETTERS or _MORPH.word_is_known(token):
         return token
     known = _MORPH.word_is_known
     n = len(token)
