@@ -83,3 +83,39 @@ def test_help_says_where_the_data_comes_from() -> None:
     for needle in ("appeals.triage.feedback", "APPEALS_KAFKA", "--from FILE",
                    "first decision per appeal wins", "appeals classify train"):
         assert needle in text, needle
+
+
+def test_an_unusable_topic_record_is_left_out_not_blocking_the_export(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+        ) -> None:
+    """A decision whose text is only spaces passes the topic's schema (minLength 1) and made
+    the whole export fail; the topic keeps it for a year, so every export failed for a year
+    (review of session 15). The read of the topic is replaced here: the export's rules are
+    under test, the broker read has its own end-to-end test."""
+    from streams.settings import Settings
+    from workers.classification import feedback
+
+    def record(appeal_id: str, text: str, category: str = "roads") -> bytes:
+        return orjson.dumps({"schema_version": 1, "appeal_id": appeal_id, "text": text,
+                             "category": category, "urgent": False,
+                             "decided_at": "2026-11-24T02:00:00+00:00"})
+
+    records = [(0, 0, record("a1", "Яма на дороге у дома 5")), (0, 1, b"not json"),
+               (0, 2, record("a2", "   ")), (1, 0, record("a3", "Не вывозят мусор",
+                                                          "landscaping"))]
+
+    async def read(*_: object) -> tuple[list[tuple[int, int, bytes]], str]:
+        return records, "appeals.triage.feedback"
+
+    monkeypatch.setattr(feedback, "_read_topic", read)
+    out = tmp_path / "feedback.jsonl"
+    assert feedback.export_feedback_from_kafka(Settings.load({}), out) == 2
+    assert [r.text for r in read_labelled(out)] == ["Яма на дороге у дома 5",
+                                                    "Не вывозят мусор"]
+    err = capsys.readouterr().err
+    assert "appeals.triage.feedback[0]@2 (needs 'appeal_id' and non-empty 'text')" in err
+    # A file the operator gives is still refused at the bad line.
+    src = tmp_path / "decisions.jsonl"
+    src.write_bytes(record("a2", "   ") + b"\n")
+    with pytest.raises(feedback.DataError, match=r"decisions\.jsonl:1"):
+        feedback.export_feedback(src, tmp_path / "o.jsonl")

@@ -101,7 +101,7 @@ def export_feedback_from_kafka(settings: Settings, out: Path, *, progress: IO[st
         print(f"export-feedback: left out {len(invalid)} records that break "
               f"{TriageFeedback.schema}.v1: {', '.join(invalid[:5])}"
               + (", ..." if len(invalid) > 5 else ""), file=sys.stderr)
-    return _write_corpus(decisions, Path(out))
+    return _write_corpus(decisions, Path(out), strict=False)
 
 
 def _file_decisions(src: Path) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -117,29 +117,52 @@ def _file_decisions(src: Path) -> Iterator[tuple[str, dict[str, Any]]]:
         yield f"{src}:{n}", obj
 
 
-def _write_corpus(decisions: Iterable[tuple[str, dict[str, Any]]], out: Path) -> int:
+def _problem(obj: dict[str, Any]) -> str | None:
+    """Why a decision cannot be a training line, or None."""
+    aid, text, cat = obj.get("appeal_id"), obj.get("text"), obj.get("category")
+    if aid is None or not isinstance(text, str) or not text.strip():
+        return "needs 'appeal_id' and non-empty 'text'"
+    if cat not in CATEGORIES:
+        return f"unknown category {cat!r}"
+    if obj.get("urgent") is None:
+        return ("'urgent' is missing or null (the classifier's flag, which this file does not "
+                "carry); write the urgency the appeal was routed with")
+    if _parse_bool(obj["urgent"]) is None:
+        return "'urgent' must be true or false"
+    return None
+
+
+def _write_corpus(decisions: Iterable[tuple[str, dict[str, Any]]], out: Path, *,
+                  strict: bool = True) -> int:
     """The export rules (first decision per appeal, urgency parsed, identical texts once,
-    disagreeing texts left out) over ``(where, decision)`` in decision order."""
+    disagreeing texts left out) over ``(where, decision)`` in decision order.
+
+    ``strict`` (a file the operator gave): a decision that breaks them is an error naming its
+    line. Not strict (the topic): it is left out and reported. The topic keeps a year of
+    records and cannot be corrected, so one record with a text of spaces (the schema lets it
+    through) blocked every export for that year (review of session 15).
+    """
     first: dict[str, dict[str, object]] = {}
+    unusable: list[str] = []
     for where, obj in decisions:
-        aid, text, cat = obj.get("appeal_id"), obj.get("text"), obj.get("category")
-        if aid is None or not isinstance(text, str) or not text.strip():
-            raise DataError(f"{where}: needs 'appeal_id' and non-empty 'text'")
-        if cat not in CATEGORIES:
-            raise DataError(f"{where}: unknown category {cat!r}")
-        if obj.get("urgent") is None:
-            raise DataError(f"{where}: 'urgent' is missing or null (the classifier's flag, "
-                            "which this file does not carry); write the urgency the appeal "
-                            "was routed with")
+        problem = _problem(obj)
+        if problem is not None:
+            if strict:
+                raise DataError(f"{where}: {problem}")
+            unusable.append(f"{where} ({problem.split(' (')[0]})")
+            continue
+        aid, text, cat = obj["appeal_id"], obj["text"], obj["category"]
         urgent = _parse_bool(obj["urgent"])
-        if urgent is None:
-            raise DataError(f"{where}: 'urgent' must be true or false")
         key = str(aid)
         if key in first:
             continue  # a later decision for the same appeal: the agent ignored it too
         first[key] = {"text": text, "category": cat, "urgent": urgent,
                       "style": "feedback", "appeal_id": key}
 
+    if unusable:
+        print(f"export-feedback: left out {len(unusable)} decisions that cannot be training "
+              f"lines: {', '.join(unusable[:5])}" + (", ..." if len(unusable) > 5 else ""),
+              file=sys.stderr)
     by_text: dict[str, list[dict[str, object]]] = {}
     for row in first.values():
         by_text.setdefault(_text_key(str(row["text"])), []).append(row)
