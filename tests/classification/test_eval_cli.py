@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -251,3 +252,31 @@ def test_train_word_vectors_flag_reaches_training_and_a_missing_package_is_one_l
     assert cli.main(["classify", "train", "--word-vectors", "--out", out]) == 2
     assert seen == [None, True]
     assert "needs the natasha wheel" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content", [b"", b"\x80\x04\x95", b"not a pickle at all\n",
+                                     pickle.dumps([1, 2]),
+                                     pickle.dumps({"format": 1})],
+                         ids=["empty", "truncated", "text", "a-list", "old-format"])
+def test_a_file_that_is_no_model_is_one_line_naming_it(
+        content: bytes, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+        corpus_dir: Path) -> None:
+    """It ended in a traceback that never named the file (``EOFError: Ran out of input``;
+    review of session 15)."""
+    model = tmp_path / "model.pkl"
+    model.write_bytes(content)
+    code = cli.main(["classify", "eval", "--data", str(corpus_dir / "test.jsonl"),
+                     "--model", str(model)])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith(f"error: {model}: not a ") and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "x"])
+def test_bench_counts_must_be_positive(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--batch-size -1`` ran nothing and printed a throughput; 0 was a traceback."""
+    for option in ("--n", "--batch-size"):
+        with pytest.raises(SystemExit) as info:
+            cli.main(["classify", "bench", option, value])
+        assert info.value.code == 2
+        assert option in capsys.readouterr().err

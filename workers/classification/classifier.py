@@ -164,14 +164,31 @@ def read_artifact(path: Path) -> dict[str, Any]:
     The file is produced by our own ``train`` command; never load model files from untrusted
     sources (pickle executes code).
     """
+    from .dataio import DataError
+
     with Path(path).open("rb") as fh:
-        art: dict[str, Any] = pickle.load(fh)
+        try:
+            art = pickle.load(fh)
+        except (EOFError, pickle.UnpicklingError, AttributeError, ImportError, IndexError,
+                TypeError, ValueError) as exc:
+            # A truncated or foreign file ended in a traceback that never named it
+            # (``EOFError: Ran out of input``; review of session 15).
+            raise DataError(f"{path}: not a classifier model "
+                            f"({type(exc).__name__}: {exc})"[:300]) from None
+    if not isinstance(art, dict):
+        raise DataError(f"{path}: not a classifier model (a pickled {type(art).__name__})")
     return art
 
 
 @lru_cache(maxsize=8)
 def _load_cached(path: str) -> Classifier:
-    return Classifier(read_artifact(Path(path)))
+    from .dataio import DataError
+
+    artifact = read_artifact(Path(path))
+    try:
+        return Classifier(artifact)
+    except (KeyError, ValueError) as exc:
+        raise DataError(f"{path}: not a model this version reads ({exc})") from None
 
 
 def load_classifier(path: str | Path | None = None) -> Classifier:
