@@ -280,3 +280,19 @@ def test_bench_counts_must_be_positive(value: str, capsys: pytest.CaptureFixture
             cli.main(["classify", "bench", option, value])
         assert info.value.code == 2
         assert option in capsys.readouterr().err
+
+
+def test_figures_a_file_cannot_measure_read_n_a(clf: Classifier) -> None:
+    """A file without urgent appeals read ``precision=0.000 recall=0.000`` even for a perfect
+    classifier, and so did categories absent from it (review of session 15). The JSON keeps
+    sklearn's 0.0 for an undefined figure; the report says n/a."""
+    from workers.classification.dataio import Example
+    from workers.classification.evaluate import format_report
+
+    examples = [Example("Огромная яма на дороге у дома 5, машины бьют колёса", "roads", False)]
+    metrics, _ = evaluate(clf, examples)
+    assert metrics["urgent_support"] == 0 and metrics["urgent_precision"] == 0.0
+    report = format_report(metrics)
+    assert "urgent: n/a, the file has no urgent appeals" in report
+    assert "precision=0.000" not in report
+    assert any(line.startswith("healthcare") and "n/a" in line for line in report.splitlines())

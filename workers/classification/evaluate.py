@@ -56,6 +56,7 @@ def score(examples: Sequence[Example], preds: Sequence[Classification]) -> dict[
         "urgent_recall": ur,
         "urgent_f1": uf,
         "urgent_support": utp + ufn,
+        "urgent_false_alarms": ufp,
         "per_category": per,
         "confusion": {g: {p: v for p, v in row.items() if v} for g, row in conf.items()},
         "model_version": preds[0].model_version if preds else "",
@@ -86,6 +87,11 @@ def format_report(m: dict[str, Any]) -> str:
     lines.append(f"{'category':<18} {'prec':>6} {'rec':>6} {'f1':>6} {'support':>8}")
     for c in CATEGORIES:
         r = m["per_category"][c]
+        if not r["support"]:  # not in the file: no recall to measure, not in macro-F1
+            predicted = sum(row.get(c, 0) for row in m["confusion"].values())
+            lines.append(f"{c:<18} {'n/a':>6} {'n/a':>6} {'n/a':>6} {0:8d}"
+                         + (f"   (predicted {predicted}x)" if predicted else ""))
+            continue
         lines.append(f"{c:<18} {r['precision']:6.3f} {r['recall']:6.3f} {r['f1']:6.3f} "
                      f"{int(r['support']):8d}")
     lines += ["", "confusion matrix (rows = gold, columns = predicted)"]
@@ -93,6 +99,13 @@ def format_report(m: dict[str, Any]) -> str:
     for g in CATEGORIES:
         row = m["confusion"].get(g, {})
         lines.append(f"{g:<18}" + "".join(f"{row.get(p, 0) or '.':>5}" for p in CATEGORIES))
-    lines += ["", f"urgent: precision={m['urgent_precision']:.3f} recall={m['urgent_recall']:.3f}"
-              f" f1={m['urgent_f1']:.3f} (support {m['urgent_support']})"]
+    if m["urgent_support"]:
+        lines += ["", f"urgent: precision={m['urgent_precision']:.3f} "
+                      f"recall={m['urgent_recall']:.3f} f1={m['urgent_f1']:.3f} "
+                      f"(support {m['urgent_support']})"]
+    else:
+        # 0.000 read as a classifier that finds no urgent appeal: the file has none to find
+        # (the JSON keeps sklearn's 0.0 for an undefined figure; review of session 15).
+        lines += ["", "urgent: n/a, the file has no urgent appeals "
+                      f"({m['urgent_false_alarms']} marked urgent by the classifier)"]
     return "\n".join(lines)
