@@ -114,3 +114,10 @@ def test_elapsed_single_classify_is_fast(clf: Classifier) -> None:
     for _ in range(100):
         clf.classify("Не горят фонари во дворе дома 5")
     assert (time.perf_counter() - t) / 100 < 0.01
+
+
+def test_the_default_triage_threshold_is_the_settings_default() -> None:
+    from streams.settings import Settings
+    from workers.classification.classifier import DEFAULT_TRIAGE_THRESHOLD
+
+    assert Settings().triage_confidence == DEFAULT_TRIAGE_THRESHOLD

@@ -3,11 +3,11 @@
 A triage decision is the best label we will ever get for a hard appeal, so it goes back into
 the corpus. The triage agent (``workers/route/agent.py``) publishes every decision it routes an
 appeal on to ``appeals.triage.feedback`` (``TriageFeedback`` v1, keyed by ``appeal_id``: the
-appeal's text, the decided category and the urgency the appeal was routed with);
+appeal's text, the decided category and urgency: the decision's flag, or the classifier's
+when it left it null, never the intake importance, which is not in the text);
 :func:`export_feedback_from_kafka` reads that topic from its beginning to its end as of the
 start of the read (no consumer group, nothing committed). :func:`export_feedback` reads the
-same fields from a JSONL file instead. Either way the label is the one the appeal was routed
-with:
+same fields from a JSONL file instead. Either way the label is the decision's:
 
 - The same appeal can be triaged twice, and a replayed batch can publish its decision twice;
   the *first* decision for an ``appeal_id`` wins, as in the triage agent, which routes on the
@@ -16,7 +16,7 @@ with:
 - ``urgent`` is parsed like the labelled files (``true``/``false``, also as strings or 0/1). A
   null or missing ``urgent`` means "keep the classifier's flag" to the agent, and that flag is
   not in a file, so such a line is refused rather than guessed. (Topic records carry the flag
-  the agent actually routed with.)
+  the agent resolved: the decision's or the classifier's.)
 - Identical texts (whitespace normalised) are exported once; when their labels disagree, none
   of them is exported, and the count is reported on stderr.
 
