@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import numpy as np
+import pytest
 
 from workers.classification.train import TARGET_CV_PRECISION, _pick_threshold
 
@@ -58,3 +62,28 @@ def test_pick_threshold_per_kind_holds_the_floor_in_each_kind() -> None:
     kinds_no_b_urgent = kinds.copy()
     assert _pick_threshold(p[:80], y[:80], kinds=kinds_no_b_urgent[:80]) == _pick_threshold(
         p[:80], y[:80])
+
+
+@pytest.mark.parametrize(("lines", "message"), [
+    ([], "no training lines"),
+    ([("Яма на дороге", "roads", False), ("Нет воды", "roads", True)], "one category"),
+    ([("Яма на дороге", "roads", False), ("Не вывозят мусор", "landscaping", False)],
+     "every line is non-urgent"),
+    ([("Яма на дороге", "roads", False, "t1"), ("Нет воды", "housing_utilities", True, "t1")],
+     "form only one"),
+])
+def test_data_no_model_can_be_fitted_on_is_one_line(
+        tmp_path: Path, lines: list[tuple[Any, ...]], message: str) -> None:
+    """It ended in scikit-learn's traceback after every text had been featurised (review of
+    session 15)."""
+    import orjson
+
+    from workers.classification.dataio import DataError
+    from workers.classification.train import train
+
+    rows = [{"text": t, "category": c, "urgent": u, **({"tpl": rest[0]} if rest else {})}
+            for t, c, u, *rest in lines]
+    (tmp_path / "train.jsonl").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    with pytest.raises(DataError, match=message):
+        train(tmp_path, tmp_path / "model.pkl", verbose=False)
+    assert not (tmp_path / "model.pkl").exists()

@@ -133,6 +133,25 @@ def _pick_threshold(p: np.ndarray, y: np.ndarray,
     return best[1] if best is not None else 0.5
 
 
+def _check_trainable(data_dir: Path, examples: Sequence[Example], groups: Sequence[Any]) -> None:
+    """Refuse, in one line, data the models cannot be fitted on: it ended in scikit-learn's
+    traceback after every text had been featurised (review of session 15)."""
+    from .dataio import DataError
+
+    if not examples:
+        raise DataError(f"{data_dir}: no training lines (every *.jsonl not named test*)")
+    if len({e.category for e in examples}) < 2:
+        raise DataError(f"{data_dir}: every line has one category; the category model needs "
+                        "at least two")
+    if len({e.urgent for e in examples}) < 2:
+        kind = "urgent" if examples[0].urgent else "non-urgent"
+        raise DataError(f"{data_dir}: every line is {kind}; the urgency model needs both")
+    if len(set(groups)) < 2:
+        raise DataError(f"{data_dir}: the urgency threshold is chosen by cross-validation over "
+                        "groups of phrasings, and these lines form only one (add lines, or "
+                        "another file)")
+
+
 def train(data_dir: Path | None = None, out: Path | None = None, *, seed: int = SEED,
           verbose: bool = True, threshold_per_kind: bool | None = None,
           embeddings: bool | None = None) -> dict[str, Any]:
@@ -147,6 +166,8 @@ def train(data_dir: Path | None = None, out: Path | None = None, *, seed: int = 
     examples: list[Example] = []
     for f in files:
         examples.extend(read_labelled(f))
+    group_list, hw_list = _groups(files)
+    _check_trainable(data_dir, examples, group_list)
     docs = [analyse(e.text) for e in examples]
     lexicons = load_lexicons(LEXICON_DIR)
     feat = Featurizer(lexicons=lexicons).fit(docs)
@@ -154,7 +175,6 @@ def train(data_dir: Path | None = None, out: Path | None = None, *, seed: int = 
     y_cat = np.array([CATEGORIES.index(e.category) for e in examples])
     y_urg = np.array([e.urgent for e in examples], dtype=bool)
 
-    group_list, hw_list = _groups(files)
     groups = np.array(group_list)
     w_sample = np.where(np.array(hw_list, dtype=bool), HANDWRITTEN_WEIGHT, 1.0)
     blocks = feat.block_slices()
