@@ -123,3 +123,24 @@ def test_policy_file_from_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     path.write_text("[regimes\n", "utf-8")
     with pytest.raises(PolicyError, match="invalid TOML"):
         PolicyBook.load()
+
+
+def test_an_urgent_answer_is_never_longer_than_the_ordinary_one() -> None:
+    """An authority that shortens ``answer`` kept the book's 4-hour ``urgent_answer``: an
+    urgent incident got more time than an ordinary one (review of session 15)."""
+    import datetime as dt
+    from types import SimpleNamespace
+    from zoneinfo import ZoneInfo
+
+    from workers.deadlines.calendar import BusinessCalendar
+    from workers.deadlines.compute import answer_due
+    from workers.sla.deadline_service import load_book
+
+    body = SimpleNamespace(id="22-cur", sla={"incident": {"first_response": {"working_hours": 2}}})
+    policy = load_book([body]).resolve("incident", region="22", authority="22-cur")
+    registered = dt.datetime(2026, 3, 10, 10, 0, tzinfo=ZoneInfo("Asia/Barnaul"))
+    cal = BusinessCalendar(log_missing_decree=False)
+    ordinary = answer_due("incident", registered, "Asia/Barnaul", policy, calendar=cal)
+    urgent = answer_due("incident", registered, "Asia/Barnaul", policy, urgent=True,
+                        calendar=cal)
+    assert ordinary.hour == 12 and urgent <= ordinary

@@ -121,9 +121,12 @@ class Policy:
     stages: Mapping[str, Stage] = field(default_factory=dict)
 
     def answer_amount(self, urgent: bool = False) -> float:
-        """Answer period in the policy's unit; urgent uses ``urgent_answer`` when set."""
+        """Answer period in the policy's unit; urgent uses ``urgent_answer`` when set, never
+        longer than the ordinary period: an authority's override that shortens ``answer``
+        (a ЦУР's 2 working hours) kept the book's 4-hour ``urgent_answer``, and an urgent
+        incident got more time than an ordinary one (review of session 15)."""
         if urgent and self.urgent_answer is not None:
-            return self.urgent_answer
+            return min(self.urgent_answer, self.answer)
         return self.answer
 
     def stage(self, name: str) -> Stage:
