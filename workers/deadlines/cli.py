@@ -70,9 +70,10 @@ workers/deadlines/regional_calendar.toml: Tatarstan 30 Aug and 6 Nov, Bashkortos
 only once the calendar file has [regions."CODE".years.N] for that year; until then the
 output has a "regional_calendar_note" (also on stderr).
 
-Dates are local to the region (its IANA zone). --registered-at without a UTC offset is
-taken as region-local time; with an offset (or Z) it is converted.
-Output: one JSON object; "due" is ISO 8601 with the region's UTC offset.
+Dates are local to the zone the deadline is counted in: the policy's `timezone`, else the
+authority's own (routing rules), else the region's. --registered-at without a UTC offset is
+taken as local time of that zone; with an offset (or Z) it is converted.
+Output: one JSON object; "due" is ISO 8601 with that zone's UTC offset.
 Errors (unknown regime or region, bad date, bad calendar file): message on stderr, exit 2.
 
 examples:
@@ -284,7 +285,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                      help="appeal regime: picks the SLA policy")
     due.add_argument("--registered-at", required=True, metavar="ISO8601",
                      help="registration moment, e.g. 2026-03-10T20:00:00Z or 2026-03-11T03:00 "
-                          "(no offset = region-local time)")
+                          "(no offset = local time of the zone the deadline is counted in: "
+                          "the policy's, else the authority's, else the region's)")
     due.add_argument("--region", required=True, metavar="CODE",
                      help="federal subject code, e.g. 22 (Altai Krai), 77 (Moscow): gives the "
                           "time zone, regional overrides and the region's own days off "
