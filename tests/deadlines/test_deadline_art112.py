@@ -127,14 +127,14 @@ def test_fz59_2028_unity_day() -> None:
 
 
 def test_incident_2028_unity_day() -> None:
-    # Fri 3 Nov 2028 17:00: 1 h on Friday; Sat 4 (holiday), Sun 5, Mon 6 (art. 112) off;
-    # 7 h more from Tue 7 Nov 09:00 = 16:00. Final answer, 7 wd after 3 Nov: 7, 8, 9, 10,
-    # 13, 14, 15 Nov.
+    # Fri 3 Nov 2028 17:00: the day before Unity Day closes at 17:00 (art. 95), so nothing
+    # of it is left; Sat 4 (holiday), Sun 5, Mon 6 (art. 112) off; 8 h from Tue 7 Nov
+    # 09:00 = 17:00. Final answer, 7 wd after 3 Nov: 7, 8, 9, 10, 13, 14, 15 Nov.
     policy = PolicyBook.load().resolve("incident")
     reg = dt.datetime(2028, 11, 3, 17, tzinfo=MSK)
     cal = BusinessCalendar()
     due = answer_due("incident", reg, "Europe/Moscow", policy, calendar=cal)
-    assert due.isoformat() == "2028-11-07T16:00:00+03:00"
+    assert due.isoformat() == "2028-11-07T17:00:00+03:00"
     assert final_answer_due(reg, "Europe/Moscow", policy, cal).date() == D(2028, 11, 15)
 
 
@@ -148,12 +148,13 @@ def test_pos_2030_defender_day_on_saturday() -> None:
 
 
 def test_incident_2031_womens_day_on_saturday() -> None:
-    # Fri 7 Mar 2031 17:00: 1 h; Sat 8 Mar (holiday), Sun 9, Mon 10 (art. 112) off; 7 h from
-    # Tue 11 Mar 09:00 = 16:00.
+    # Fri 7 Mar 2031 17:00: the day before Women's Day closes at 17:00 (art. 95), nothing is
+    # left of it; Sat 8 Mar (holiday), Sun 9, Mon 10 (art. 112) off; 8 h from Tue 11 Mar
+    # 09:00 = 17:00.
     policy = PolicyBook.load().resolve("incident")
     reg = dt.datetime(2031, 3, 7, 17, tzinfo=MSK)
     due = answer_due("incident", reg, "Europe/Moscow", policy, calendar=BusinessCalendar())
-    assert due.isoformat() == "2031-03-11T16:00:00+03:00"
+    assert due.isoformat() == "2031-03-11T17:00:00+03:00"
 
 
 def test_fz59_2032_may_holidays_on_the_weekend() -> None:
@@ -204,7 +205,7 @@ def test_cli_incident_2028(capsys: pytest.CaptureFixture[str]) -> None:
     code, data, _err = _due(capsys, "--regime", "incident", "--registered-at",
                             "2028-11-03T17:00", "--region", "77")
     assert code == 0
-    assert data["due"] == "2028-11-07T16:00:00+03:00"  # worked in test_incident_2028_unity_day
+    assert data["due"] == "2028-11-07T17:00:00+03:00"  # worked in test_incident_2028_unity_day
     assert data["final_answer_due"] == "2028-11-15T23:59:59+03:00"
     assert "calendar_note" in data
 

@@ -161,3 +161,41 @@ def test_example_file_parses(tmp_path: Path) -> None:
     # Art. 112 (4 Nov 2028 is a Saturday) applies with or without the file.
     assert not cal.is_working_day(D(2028, 11, 6))
     assert not BusinessCalendar().is_working_day(D(2028, 11, 6))
+
+
+# -- Labour Code art. 95: the working day before a holiday is an hour shorter (review of
+# session 15; working-hour deadlines came out an hour early on those days).
+
+@pytest.mark.parametrize(("day", "shortened"), [
+    (D(2026, 4, 30), True), (D(2026, 5, 8), True), (D(2026, 6, 11), True),
+    (D(2026, 11, 3), True), (D(2025, 3, 7), True), (D(2027, 4, 30), True),
+    (D(2026, 2, 20), False),  # Fri; Sat 21 and Sun 22 lie between it and 23 Feb
+    (D(2026, 3, 6), False),   # Fri; 8 March 2026 is a Sunday
+    (D(2026, 5, 7), False), (D(2026, 11, 4), False),  # an ordinary day; the holiday itself
+])
+def test_the_day_before_a_holiday_is_shortened(cal: BusinessCalendar, day: dt.date,
+                                               shortened: bool) -> None:
+    assert cal.is_shortened(day) is shortened
+
+
+def test_a_shortened_day_closes_an_hour_early(cal: BusinessCalendar) -> None:
+    at = dt.datetime(2026, 4, 30, 16, tzinfo=MSK)
+    # 1 h left on Thu 30 Apr 2026 (to 17:00); 1-3 May off; 3 h more on Mon 4 May.
+    assert cal.add_working_hours(at, 4) == dt.datetime(2026, 5, 4, 12, tzinfo=MSK)
+    assert cal.working_hours_between(at, dt.datetime(2026, 4, 30, 18, tzinfo=MSK)) \
+        == dt.timedelta(hours=1)
+    # Registered at 17:30 on it: after hours, the clock starts on the next working day.
+    late = dt.datetime(2026, 4, 30, 17, 30, tzinfo=MSK)
+    assert cal.add_working_hours(late, 1) == dt.datetime(2026, 5, 4, 10, tzinfo=MSK)
+
+
+def test_a_decrees_other_shortened_days_come_from_the_override_file(tmp_path: Path) -> None:
+    """Sat 1 Nov 2025, a working Saturday before the 3-4 November days off, was shortened by
+    the decree; art. 95 alone does not give it (2 November is a Sunday)."""
+    path = tmp_path / "calendar.toml"
+    path.write_text('[years.2025]\nshortened = [2025-11-01]\n', encoding="utf-8")
+    plain, loaded = BusinessCalendar(), BusinessCalendar(load_overrides(path))
+    assert not plain.is_shortened(D(2025, 11, 1)) and loaded.is_shortened(D(2025, 11, 1))
+    assert loaded.for_region("22").is_shortened(D(2025, 11, 1))
+    at = dt.datetime(2025, 11, 1, 16, tzinfo=MSK)
+    assert loaded.add_working_hours(at, 2) == dt.datetime(2025, 11, 5, 10, tzinfo=MSK)

@@ -159,8 +159,11 @@ CASES = [
          "incident", "2026-03-10T09:00", "77", "2026-03-10T18:00:00+03:00", hours=9),
     Case("incident Vladivostok: 23:00Z 11 Jun is 09:00 12 Jun (holiday); Mon 15 Jun 17:00",
          "incident", "2026-06-11T23:00:00Z", "25", "2026-06-15T17:00:00+10:00"),
-    Case("incident urgent Fri 30 Apr 2027 17:00: 1 h; 1-3 May off; Tue 4 May 12:00",
-         "incident", "2027-04-30T17:00", "77", "2027-05-04T12:00:00+03:00", urgent=True),
+    Case("incident urgent Fri 30 Apr 2027 17:00: the day before 1 May closes at 17:00 "
+         "(art. 95); 1-3 May off; Tue 4 May 13:00",
+         "incident", "2027-04-30T17:00", "77", "2027-05-04T13:00:00+03:00", urgent=True),
+    Case("incident Thu 30 Apr 2026 16:00: 1 h to the shortened day's 17:00; Mon 4 May 16:00",
+         "incident", "2026-04-30T16:00", "77", "2026-05-04T16:00:00+03:00"),
     Case("incident working Sat 1 Nov 2025 17:00: 1 h; 2 Sun, 3-4 off; Wed 5 Nov 16:00",
          "incident", "2025-11-01T17:00", "77", "2025-11-05T16:00:00+03:00"),
     Case("incident shift option is irrelevant to working hours",

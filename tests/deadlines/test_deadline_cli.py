@@ -104,12 +104,13 @@ def test_irrelevant_option_reported(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_incident_working_days_sets_final_answer(capsys: pytest.CaptureFixture[str]) -> None:
-    # Fri 8 May 2026 16:00; 3 wd after: 12, 13, 14 May.
+    # Fri 8 May 2026 16:00, the day before Victory Day (closes at 17:00, art. 95): 1 h, then
+    # 7 h from Tue 12 May 09:00 = 16:00. 3 wd after: 12, 13, 14 May.
     code, out, _ = run(capsys, "--regime", "incident", "--registered-at", "2026-05-08T16:00",
                        "--region", "77", "--working-days", "3")
     assert code == 0
     data = json.loads(out)
-    assert data["due"] == "2026-05-12T15:00:00+03:00"
+    assert data["due"] == "2026-05-12T16:00:00+03:00"
     assert data["final_answer_due"] == "2026-05-14T23:59:59+03:00"
 
 

@@ -73,9 +73,11 @@ def test_previous_shift_never_collapses_onto_the_start_day() -> None:
 
 
 def test_incident_first_response_and_final_answer() -> None:
-    reg = msk(2026, 5, 8, 16)  # Fri; 9-10 May weekend, Mon 11 May off
-    assert first_response_due(reg, "Europe/Moscow", INCIDENT) == msk(2026, 5, 12, 15)
-    assert first_response_due(reg, "Europe/Moscow", INCIDENT, urgent=True) == msk(2026, 5, 12, 11)
+    # Fri, the day before Victory Day: it closes at 17:00 (art. 95), 1 h is left of it;
+    # 9-10 May weekend, Mon 11 May off.
+    reg = msk(2026, 5, 8, 16)
+    assert first_response_due(reg, "Europe/Moscow", INCIDENT) == msk(2026, 5, 12, 16)
+    assert first_response_due(reg, "Europe/Moscow", INCIDENT, urgent=True) == msk(2026, 5, 12, 12)
     # 7 wd after 8 May: 12, 13, 14, 15, 18, 19, 20 May.
     assert final_answer_due(reg, "Europe/Moscow", INCIDENT) == eod(2026, 5, 20)
 

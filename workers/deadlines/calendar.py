@@ -156,6 +156,7 @@ def _is_new_year_holiday(day: dt.date) -> bool:
     return day.month == 1 and day.day <= 8
 
 
+
 def art112_transfers(year: int) -> frozenset[dt.date]:
     """Days off that Labour Code art. 112 part 2 creates in ``year`` without any decree.
 
@@ -272,6 +273,8 @@ class CalendarOverrides:
     years: frozenset[int] = frozenset()
     # ``[regions."<code>"]`` tables of the file, by canonical code (layered over the packaged).
     regions: Mapping[str, RegionRules] = field(default_factory=dict)
+    # Working days a decree shortens by one hour besides those art. 95 gives by itself.
+    shortened: frozenset[dt.date] = frozenset()
 
     def __post_init__(self) -> None:
         both = self.non_working & self.working
@@ -426,6 +429,7 @@ def _parse_overrides(data: Any, path: str) -> CalendarOverrides:
         raise CalendarFileError(f"{path}: 'years' must be a table keyed by year")
     non_working: set[dt.date] = set()
     working: set[dt.date] = set()
+    shortened: set[dt.date] = set()
     sources: dict[int, str] = {}
     seen_years: set[int] = set()
     for key, entry in years.items():
@@ -433,19 +437,20 @@ def _parse_overrides(data: Any, path: str) -> CalendarOverrides:
         seen_years.add(year)
         if not isinstance(entry, Mapping):
             raise CalendarFileError(f"{path}: years.{key} must be a table")
-        bad = set(entry) - {"non_working", "working", "source"}
+        bad = set(entry) - {"non_working", "working", "shortened", "source"}
         if bad:
             raise CalendarFileError(
                 f"{path}: years.{key}: unknown key(s) {sorted(map(str, bad))}; "
-                "allowed: non_working, working, source")
+                "allowed: non_working, working, shortened, source")
         if "source" in entry:
             if not isinstance(entry["source"], str):
                 raise CalendarFileError(f"{path}: years.{key}.source must be a string")
             sources[year] = entry["source"]
-        for name, target in (("non_working", non_working), ("working", working)):
+        for name, target in (("non_working", non_working), ("working", working),
+                             ("shortened", shortened)):
             target |= _parse_day_list(entry, name, year, f"{path}: years.{key}")
     return CalendarOverrides(frozenset(non_working), frozenset(working), sources, path,
-                             frozenset(seen_years), regions)
+                             frozenset(seen_years), regions, frozenset(shortened))
 
 
 _SHIPPED_FILE = "regional_calendar.toml"
@@ -636,6 +641,28 @@ class BusinessCalendar:
             day = day.date()
         return day not in self._non_working(day.year)
 
+    def is_shortened(self, day: dt.date) -> bool:
+        """Whether ``day`` is a working day one hour shorter: Labour Code art. 95, the day
+        immediately before a holiday of art. 112 (30 April, 8 May, 11 June, 3 November
+        2026), or a day the override file's ``shortened`` lists for a decree's other ones.
+        Counting those days in full put working-hour deadlines an hour early and took a
+        registration at 17:30 on them for one within hours (review of session 15)."""
+        if not self.is_working_day(day):
+            return False
+        following = day + _ONE_DAY
+        return ((following.month, following.day) in ART112_HOLIDAYS
+                or day in self.overrides.shortened)
+
+    def closing(self, day: dt.date, end: dt.time, start: dt.time) -> dt.datetime:
+        """When the working day ``day`` closes: ``end``, an hour earlier on a shortened day
+        (never before ``start`` and an hour of work)."""
+        closing = dt.datetime.combine(day, end)
+        if self.is_shortened(day):
+            earlier = closing - dt.timedelta(hours=1)
+            if earlier > dt.datetime.combine(day, start):
+                return earlier
+        return closing
+
     def non_working_days(self, year: int) -> list[dt.date]:
         """All days off of ``year`` (weekends included), sorted; for reports and debugging."""
         return sorted(self._non_working(year))
@@ -714,13 +741,13 @@ class BusinessCalendar:
         wall = start_at.replace(tzinfo=None)
         day = wall.date()
         cursor = wall
-        if not self.is_working_day(day) or wall.time() >= end:
+        if not self.is_working_day(day) or wall >= self.closing(day, end, start):
             day = self.next_working_day(day)
             cursor = dt.datetime.combine(day, start)
         elif wall.time() < start:
             cursor = dt.datetime.combine(day, start)
         while True:
-            closing = dt.datetime.combine(day, end)
+            closing = self.closing(day, end, start)
             available = closing - cursor
             if budget <= available:
                 return _attach(cursor + budget, tz)
@@ -751,7 +778,7 @@ class BusinessCalendar:
         while day <= hi_wall.date():
             if self.is_working_day(day):
                 lo = max(lo_wall, dt.datetime.combine(day, start))
-                hi = min(hi_wall, dt.datetime.combine(day, end))
+                hi = min(hi_wall, self.closing(day, end, start))
                 if hi > lo:
                     total += hi - lo
             day += _ONE_DAY
