@@ -68,6 +68,11 @@ def test_readme_example_redirect_due_is_after_the_new_year(
     (["--regime", "pos", "--registered-at", "2026-03-10", "--region", "77",
       "--shift", "later"], "invalid choice"),
     (["--regime", "pos", "--region", "77"], "required"),
+    # Year 1 printed an offset of +11:49:56, year 9999 an error naming no option.
+    (["--regime", "fz59", "--registered-at", "0001-03-10T10:00", "--region", "77"],
+     "--registered-at: the year must be 2000..2099"),
+    (["--regime", "fz59", "--registered-at", "9999-12-30T10:00", "--region", "77"],
+     "--registered-at: the year must be 2000..2099"),
 ])
 def test_bad_input_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str],
                           message: str) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from schemas.validation import MAX_YEAR, MIN_YEAR
 from workers.cli import positive_float, positive_int
 from workers.deadlines.calendar import (
     MAX_PERIOD_DAYS,
@@ -108,6 +109,12 @@ def _parse_registered_at(text: str, tz: str) -> dt.datetime:
         moment = dt.datetime.fromisoformat(raw)
     except ValueError:
         raise _UsageError(f"--registered-at: not an ISO 8601 date-time: {text!r}") from None
+    if not MIN_YEAR <= moment.year <= MAX_YEAR:
+        # The years an appeal's moments may have (schemas.validation). Year 1 printed an
+        # offset of +11:49:56 with no note, year 9999 "date value out of range" naming no
+        # option (review of session 15).
+        raise _UsageError(f"--registered-at: the year must be {MIN_YEAR}..{MAX_YEAR}, "
+                          f"got {text!r}")
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=ZoneInfo(tz))
     return moment
