@@ -58,7 +58,7 @@ def test_batch_of_native_payloads_from_every_channel(intake_settings: Settings) 
 
 
 def test_invalid_input_gets_400_with_field_errors(intake_settings: Settings) -> None:
-    bad = canon_appeal("gw-bad", region="Алтай", text="", author={"phone": "1" * 60})
+    bad = canon_appeal("gw-bad", region="Алтай", text="", author={"phone": "1" * 210})
     del bad["submitted_at"]
 
     async def go() -> list[tuple[int, Any]]:
@@ -309,3 +309,26 @@ def test_sources_own_ids_name_the_appeal(intake_settings: Settings) -> None:
     assert posts == [appeal_id_for("incident", post["post_url"])] * 3
     web_events = consume_all(intake_settings, "web", expect=3)
     assert sorted(k.decode() for k, _ in web_events) == sorted(sites)
+
+
+def test_an_explicit_id_and_a_site_that_is_no_text_are_left_as_sent(
+        intake_settings: Settings) -> None:
+    """A web form's explicit external id (the gateway's ``<client>:<key>`` too) is not scoped
+    again, and a ``site`` that is no text stays in ``extra`` instead of refusing the form
+    (review of this session's diff)."""
+    form = {"channel": "web", "submitted": "2025-01-14 10:21:00", "region": "22",
+            "fields": {"message": "Не горит фонарь во дворе"}}
+
+    async def go() -> list[str]:
+        async with gateway_client(intake_settings) as c:
+            ids = []
+            for payload, headers in ((form, {"Idempotency-Key": "k-1"}),
+                                     ({**form, "submission_id": "77", "site": {"x": 1}}, {}),
+                                     ({**form, "external_id": "own-5", "site": "a.ru"}, {})):
+                r = await c.post("/v1/appeals", json=payload, headers={**auth(), **headers})
+                assert r.status == 202, await r.text()
+                ids.append((await r.json())["appeal_id"])
+            return ids
+
+    assert asyncio.run(go()) == [appeal_id_for("web", "pos-platform:k-1"),
+                                 appeal_id_for("web", "77"), appeal_id_for("web", "own-5")]

@@ -78,7 +78,9 @@ def test_a_record_that_cannot_be_serialised_is_dead_lettered_not_fatal(
 def test_produce_command_rejects_a_deep_line_and_goes_on() -> None:
     class Producer:
         prepare = IntakeProducer.prepare
+        _encoded = IntakeProducer._encoded
         max_text_length = 20_000
+        max_message_bytes = 1_000_000
 
         def send(self, data: Any, channel: str | None = None) -> None:
             self.prepare(data, channel).to_json()

@@ -8,7 +8,9 @@ the worker uses (``DeadlineService``), and its replay, which must agree.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -109,3 +111,36 @@ def test_a_working_day_period_is_unchanged() -> None:
     # Two working days among the midnights of Wed 10 .. Fri 12 Dec.
     assert _day(state["due"]) == BusinessCalendar(log_missing_decree=False).add_working_days(
         _day(before), 2)
+
+
+def _rules_with_period(days: int) -> SlaRules:
+    body = SimpleNamespace(id="77-x", sla={"fz59": {"calendar_days": days}})
+    return _rules(load_book([body]))
+
+
+def test_a_period_started_before_the_recount_keeps_its_deadlines() -> None:
+    """A period extended by the step-by-step arithmetic (before this version) is not recounted:
+    its replay gives back the deadline the body was told, and a later pause moves that one.
+    Recounted, its extension moved (with ``next``, five days earlier: a breach at once in a
+    recompute), and a pause could bring the deadline earlier (review of this session's
+    diff)."""
+    rules = _rules()
+    old_rules = dataclasses.replace(rules, recount=None)
+    state = _state(old_rules, "2025-12-08T10:00")
+    _apply(state, old_rules, ("extended", "2025-12-15T10:00", 30))
+    told = state["due"]
+    assert _day(told) == dt.date(2026, 1, 29)  # counted from the shifted 30 Dec
+    assert replay_deadline(state, rules) == (told, state["warn"])
+    _apply(state, rules, ("paused", "2026-01-12T10:00", 0), ("resumed", "2026-01-13T10:00", 0))
+    assert state["due"] > told
+
+
+def test_a_changed_policy_waits_for_a_recompute() -> None:
+    """Registered under 30 days; the authority's period became 15 by a rules reload while the
+    appeal was paused. The resume recounted the period with the new policy: the deadline fell
+    to before the pause began. It moves the deadline the body had by the pause instead."""
+    state = _state(_rules_with_period(30), "2026-03-02T10:00")
+    assert _day(state["due"]) == dt.date(2026, 4, 1)
+    shorter = _rules_with_period(15)
+    _apply(state, shorter, ("paused", "2026-03-20T10:00", 0), ("resumed", "2026-03-21T10:00", 0))
+    assert _day(state["due"]) == dt.date(2026, 4, 2)

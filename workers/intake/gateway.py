@@ -591,7 +591,9 @@ class Gateway:
         native = "schema_version" not in data
         if item_key is not None and not _own_id(data, channel, native):
             data["external_id"] = scoped_external_id(client.id, item_key)
-        if native and channel == "web" and not data.get("site"):
+        site = data.get("site")
+        if native and channel == "web" and (site is None or (isinstance(site, str)
+                                                             and not site.strip())):
             # A site's submission ids are its own counter: scoped by the site (the web
             # adapter), or by the client that posted them when the handler names no site.
             data["site"] = client.id

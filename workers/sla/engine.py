@@ -52,6 +52,10 @@ MAX_EARLY_RESUMES = 8
 #: applied as wall-clock time (the version before, or rules without a policy book) and are
 #: replayed that way, so a recompute never moves a deadline already published for them.
 PAUSE_IN_UNITS = "units"
+#: State key: the current answer period was started under ``SlaRules.recount`` (day counts
+#: from the statutory last day). A period started before that kept the deadlines the
+#: step-by-step arithmetic gave it; recounting one moved its deadline, even earlier.
+RECOUNTED = "rc"
 #: Outcome (and dead-letter reason) of a lifecycle event whose ``authority_id`` is not the
 #: body that holds the appeal (:func:`apply_lifecycle`).
 FOREIGN_AUTHORITY = "foreign_authority"
@@ -213,7 +217,7 @@ class SlaRules:
         """(due, warning) of the current period with ``adjustments`` (its ``adj`` entries, in
         order) when :attr:`recount` handles its policy, else None. ValueError: an extension
         the policy does not allow."""
-        if self.recount is None:
+        if self.recount is None or not state.get(RECOUNTED):
             return None
         return self.recount(state, adjustments, self.of(state).warning_share)
 
@@ -356,6 +360,10 @@ def _start_period(state: State, start_ts: float, rules: SlaRules, effects: Effec
                     state["cat"], state["sub"], state["region"])
     state["start"] = start_ts
     state["adj"] = []
+    if rules.recount is not None:
+        state[RECOUNTED] = 1
+    else:
+        state.pop(RECOUNTED, None)
     if state["due"]:
         effects.cancel.extend(_timers(state, state["cycle"]))
         effects.cancel.append(Timer(state["id"], "escalation", 0.0, state["cycle"]))
@@ -750,7 +758,7 @@ def _extended(state: State, event: dict[str, Any], at: float, rules: SlaRules,
         effects.outcome = "rejected"
         return
     try:
-        counted = rules.recounted(state, [*state.get("adj", ()), ["e", int(days)]])
+        counted = _recounted_with(state, rules, ["e", int(days)])
         if counted is None:
             due = rules.extend(state["regime"], state["due"], int(days), state["tz"],
                                state["auth"], state["cat"], state["sub"], state["region"])
@@ -778,11 +786,7 @@ def _running_due(state: State, at: float, rules: SlaRules) -> float:
     only on resume), counted by the same rule as the resume and the replay."""
     paused = state["paused"]
     if state["status"] == "paused" and paused is not None and paused < state["due"]:
-        try:
-            counted = rules.recounted(state, [*state.get("adj", ()),
-                                              _pause_entry(paused, at, rules)])
-        except ValueError:  # an extension the changed policy no longer allows
-            counted = None
+        counted = _recounted_with(state, rules, _pause_entry(paused, at, rules))
         if counted is not None:
             return counted[0]
         return rules.after_pause(state, state["due"], state["warn"], paused, at)[0]
@@ -951,8 +955,9 @@ def _resume(state: State, at: float, rules: SlaRules, effects: Effects) -> None:
     paused_from = state["paused"] or at
     state["status"] = "running"
     state["paused"] = None
-    state.setdefault("adj", []).append(_pause_entry(paused_from, at, rules))
-    counted = _recount_or_none(state, rules)
+    entry = _pause_entry(paused_from, at, rules)
+    counted = _recounted_with(state, rules, entry)
+    state.setdefault("adj", []).append(entry)
     if counted is None:
         due, warn = rules.after_pause(state, state["due"], state["warn"], paused_from, at)
     else:
@@ -968,14 +973,22 @@ def _pause_entry(paused_from: float, resumed_at: float, rules: SlaRules) -> list
     return entry
 
 
-def _recount_or_none(state: State, rules: SlaRules) -> tuple[float, float] | None:
-    """:meth:`SlaRules.recounted` of the state's own adjustments, or None when an extension
-    among them is no longer allowed (a changed policy): the resume then moves the deadline
-    it finds, as before."""
+def _recounted_with(state: State, rules: SlaRules,
+                    entry: list[Any]) -> tuple[float, float] | None:
+    """(due, warning) of the current period with ``entry`` added to its adjustments, counted
+    from the statutory last day (:meth:`SlaRules.recounted`); None when the step-by-step
+    arithmetic applies instead: a period not recounted, or one whose recount no longer gives
+    the stored deadline (the policy or the calendar changed since, or an extension the
+    changed policy no longer allows). Applying today's rules to the whole period here moved
+    the deadline of a live appeal, even to before its pause began; that is ``appeals sla
+    recompute``'s job. ValueError: ``entry`` is an extension the policy does not allow."""
     try:
-        return rules.recounted(state, state.get("adj", []))
+        base = rules.recounted(state, state.get("adj", []))
     except ValueError:
         return None
+    if base is None or abs(base[0] - float(state["due"])) >= 0.5:
+        return None
+    return rules.recounted(state, [*state.get("adj", []), entry])
 
 
 def _closed(state: State, event: dict[str, Any], at: float, rules: SlaRules,

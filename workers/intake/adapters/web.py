@@ -28,9 +28,11 @@ alternatives the adapter did not use: ``name`` when ``fio`` gave the author's na
 Like ``author``, ``extra["form_fields"]`` may hold personal data and is never logged.
 
 A submission id is the site's own counter, so the external id is ``<site>:<submission id>``
-when the payload names its ``site``: two sites' submission ``1001`` were one appeal id, and
-intake dropped the second citizen's appeal as a duplicate (review of session 15). The gateway
-fills ``site`` with the client's id when a form handler leaves it out.
+when the payload names its ``site`` as a text (an explicit ``external_id`` stays as given):
+two sites' submission ``1001`` were one appeal id, and intake dropped the second citizen's
+appeal as a duplicate (review of session 15). The gateway fills ``site`` with the client's id
+when a form handler leaves it out. Upgrade note: a form resent across this change gets a new
+appeal id and is registered again.
 """
 
 from __future__ import annotations
@@ -72,6 +74,17 @@ def _pick(data: Mapping[str, Any], keys: tuple[str, ...], unused: dict[str, Any]
     return data[chosen] if chosen is not None else None
 
 
+def _scoped_submission(data: Mapping[str, Any], source_id: Any) -> str:
+    """The external id: a ``submission_id`` scoped by the payload's ``site`` (a text), else
+    as given. An explicit ``external_id`` is the sender's own id and stays as it is (the
+    gateway's ``<client>:<key>`` was scoped a second time)."""
+    own = _external_id(source_id, "submission_id")
+    site = data.get("site")
+    if first(data, "submission_id") is None or not isinstance(site, str):
+        return own
+    return scoped_id(text_or_none(site), own)
+
+
 def adapt(data: dict[str, Any]) -> dict[str, Any]:
     region = region_code(data.get("region"))
     form = as_mapping(data.get("fields"), "fields")
@@ -86,8 +99,7 @@ def adapt(data: dict[str, Any]) -> dict[str, Any]:
         extra["theme"] = form["theme"]
     return canonical(
         CHANNEL,
-        external_id=scoped_id(text_or_none(data.get("site")),
-                              _external_id(source_id, "submission_id")),
+        external_id=_scoped_submission(data, source_id),
         submitted_at=iso_datetime(data.get("submitted"), region=region, field="submitted"),
         region=region,
         municipality=text_or_none(form.get("municipality")),
