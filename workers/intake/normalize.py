@@ -224,23 +224,12 @@ _E164_PLUS7 = re.compile(r"\+7[0-9]{10}")
 def normalise_phone(raw: str, region: str | None = None) -> tuple[str | None, bool]:
     """``(value, is_e164)``: E.164 when the number parses as possible, else its digits.
 
-    Repeated to a fixed point: the digits of a number that did not parse can parse
-    (``8(3852)+266999`` gives ``83852266999``, which is ``+73852266999``). Once only, the
-    gateway's pass and the intake agent's gave one number two values, and near-duplicate
-    identities differed by the route the appeal came in (review of session 15).
+    Not idempotent on its own: the digits of a number that did not parse can parse
+    (``8(3852)+266999`` gives ``83852266999``), and the digits of two numbers can make one
+    that does (``2-13-45, 2-18-90``). :func:`normalise` keeps a number a previous pass
+    flagged (``phone_not_e164``) as its digits, so a record is normalised once whichever
+    route it came by (gateway, then the intake agent).
     """
-    value, ok = _phone_once(raw, region)
-    for _ in range(3):
-        if ok or value is None:
-            break
-        again = _phone_once(value, region)
-        if again == (value, ok):
-            break
-        value, ok = again
-    return value, ok
-
-
-def _phone_once(raw: str, region: str | None) -> tuple[str | None, bool]:
     text = clean_line(raw)
     if not text:
         return None, True
@@ -252,10 +241,14 @@ def _phone_once(raw: str, region: str | None) -> tuple[str | None, bool]:
             return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), True
     except phonenumbers.NumberParseException:
         pass
+    digits = _digits(text)
+    return (digits or None), False
+
+
+def _digits(text: str) -> str:
+    """A number's ASCII digits, with the leading ``+`` when one was typed; idempotent."""
     digits = "".join(ch for ch in text if ch.isdigit() and ch.isascii())
-    if not digits:
-        return None, False
-    return ("+" + digits if text.startswith("+") else digits), False
+    return ("+" + digits if digits and text.startswith("+") else digits)
 
 
 def normalise_email(raw: str) -> str | None:
@@ -304,17 +297,19 @@ def _normalise_author(author: dict[str, Any], out: dict[str, Any]) -> dict[str, 
             person[key] = clean_line(value) or None
     phone = person.get("phone")
     if isinstance(phone, str):
-        value, ok = normalise_phone(phone)
-        person["phone"] = value
         current = out.get("extra")
-        flagged = isinstance(current, dict) and current.get("phone_not_e164") is True
-        if (not ok and value is not None) != flagged:  # set, or cleared by a later pass
-            extra = dict(out.get("extra") or {})
-            if ok or value is None:
-                extra.pop("phone_not_e164", None)
-            else:
+        if isinstance(current, dict) and current.get("phone_not_e164") is True:
+            # A previous pass kept this number as its digits: parsing them again gave the
+            # gateway's and the agent's passes two values (review of session 15), and the
+            # digits of two numbers would parse as one number nobody has.
+            person["phone"] = _digits(clean_line(phone)) or None
+        else:
+            value, ok = normalise_phone(phone)
+            person["phone"] = value
+            if not ok and value is not None:
+                extra = dict(out.get("extra") or {})
                 extra["phone_not_e164"] = True
-            out["extra"] = extra
+                out["extra"] = extra
     email = person.get("email")
     if isinstance(email, str):
         person["email"] = normalise_email(email)
