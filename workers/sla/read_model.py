@@ -155,10 +155,13 @@ def _breach_action(state: State) -> str:
     Every other state is removed, not only those with a recorded breach day: a breach taken
     back by an event stamped before the deadline (the engine's ``_retract_breach``) empties
     ``bdays`` too, and its entry stayed listed by ``/v1/breaches`` and the supervisor page for
-    good (review of session 15). A ZREM of a non-member is cheap inside the script."""
+    good (review of session 15). Only a state that ever had a breach can be listed, so the
+    others (most writes) skip the removal: its alert stays recorded after a retraction."""
     if state["status"] in OPEN_STATUSES and state.get("breached"):
         return "add"
-    return "rem"
+    if state.get("bdays") or any(a.startswith("breach:") for a in state.get("alerts", ())):
+        return "rem"
+    return ""
 
 
 def _ttl(state: State) -> int:
