@@ -15,6 +15,8 @@ from pathlib import Path
 
 import orjson
 
+from workers.cli import positive_int
+
 __all__ = ["main", "register"]
 
 
@@ -178,25 +180,13 @@ def register(
     f.set_defaults(func=_cmd_export)
 
     b = sub.add_parser("bench", help="measure classification throughput (appeals/s)")
-    b.add_argument("--n", type=_positive_int, default=20_000,
+    b.add_argument("--n", type=positive_int, default=20_000,
                    help="texts to classify: corpus texts made unique (default 20,000)")
-    b.add_argument("--batch-size", type=_positive_int, default=256,
+    b.add_argument("--batch-size", type=positive_int, default=256,
                    help="texts per classify_batch call, as the worker batches them (default 256)")
     b.add_argument("--model", default=None, help="model file (default: shipped model)")
     b.set_defaults(func=_cmd_bench)
     return p
-
-
-def _positive_int(text: str) -> int:
-    """A count of at least 1: ``--batch-size -1`` ran nothing and printed a throughput,
-    ``0`` ended in a traceback."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:
