@@ -275,6 +275,32 @@ def test_broken_calendar_file_is_refused(tmp_path: Path, monkeypatch: pytest.Mon
     assert rt.rules is rules
 
 
+def test_a_refused_recompute_leaves_the_calendar_in_use(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The calendar's process-wide cache was cleared before the new file was checked: the
+    refused request left every later deadline re-reading the broken file, and new appeals
+    were dead-lettered as unprocessable (review of session 15)."""
+    from streams.settings import Settings
+
+    good = tmp_path / "calendar.toml"
+    good.write_text("[years.2026]\nnon_working = []\n")
+    monkeypatch.setenv("APPEALS_CALENDAR_FILE", str(good))
+    default_calendar.cache_clear()
+    try:
+        rules = DeadlineService().rules(0.75, 3 * DAY)
+        new_state(_routed(f"{9:024x}", "pos"), 0, T0, "Asia/Barnaul", rules)  # loads it
+        good.write_text("[years.2026\n")  # the operator's typo, then a recompute request
+        rt = _Runtime(_Ctx(Settings.load({}), _Clock(T0)), rules, {})
+        with pytest.raises(ValueError):
+            asyncio.run(rc.recompute_partition(rt, {"control": "recompute", "request_id": "y"},
+                                                0, {}))
+        assert rt.rules is rules
+        state, _ = new_state(_routed(f"{8:024x}", "pos"), 0, T0 + DAY, "Asia/Barnaul", rules)
+        assert state["due"] > T0 + DAY
+    finally:
+        default_calendar.cache_clear()
+
+
 @pytest.mark.integration
 def test_cli_publishes_one_request_per_partition(broker: Any, capsys: pytest.CaptureFixture[str],
                                                  monkeypatch: pytest.MonkeyPatch) -> None:

@@ -57,15 +57,20 @@ def control_message(request_id: str, partition: int, reason: str | None = None,
 
 def reload_rules(rt: Any) -> None:
     """Re-read policy and calendar files; raises (PolicyError, CalendarFileError) if broken."""
+    from workers.deadlines.calendar import BusinessCalendar
     from workers.deadlines.compute import default_calendar
     from workers.sla.deadline_service import DeadlineService, load_book
 
-    default_calendar.cache_clear()
     router = getattr(rt, "router", None)
     authorities = router.rules.authorities.values() if router is not None else ()
-    # loads (and validates) the policy book, with the authorities' own SLA blocks
-    service = DeadlineService(load_book(authorities))
-    default_calendar()  # loads (and validates) the calendar override file
+    # Both files are read and checked before anything in use is replaced. The calendar's
+    # process-wide cache used to be cleared first: a broken calendar file refused the
+    # request and then failed every later deadline (new appeals dead-lettered as
+    # unprocessable) while the log said only "recompute refused" (review of session 15).
+    calendar = BusinessCalendar.from_env()
+    book = load_book(authorities)  # with the authorities' own SLA blocks
+    default_calendar.cache_clear()
+    service = DeadlineService(book, calendar)
     from workers.sla.agent import sla_rules
 
     # The same rules the agent starts with: the authorities' own zones (``zone_of``, for the
