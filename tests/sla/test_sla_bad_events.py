@@ -234,3 +234,14 @@ def test_a_table_value_that_is_not_an_object_refuses_the_event() -> None:
     rt = _runtime({APPEAL.encode(): [1, 2, 3]})
     outbox, _ = _run(rt, [_event(EXTERNAL, _lifecycle("answered", 1, T0))])
     assert [reason for reason, _v, _d in outbox.dead] == ["unprocessable"]
+
+
+def test_a_routed_record_keyed_other_than_its_appeal_is_dead_lettered() -> None:
+    """Stored under its key, timed and ticked under its appeal id: the tick found no state and
+    no alert was ever sent (review of session 15)."""
+    rt = _runtime()
+    outbox, _ = _run(rt, [_event(ROUTED, _routed(), key=b"some-other-key"),
+                          _event(ROUTED, _routed(appeal_id="b" * 24), 1, key=b"b" * 24)])
+    [(reason, value, _detail)] = outbox.dead
+    assert reason == "key_mismatch" and orjson.loads(value)["appeal_id"] == APPEAL
+    assert set(rt.table) == {b"b" * 24}

@@ -354,6 +354,13 @@ async def _handle(rt: SlaRuntime, outbox: Outbox, event: faust.EventT, batch: Ba
     if msg.topic == rt.lifecycle_topic and recompute.is_control(data):
         await _recompute(rt, outbox, event, data, batch)
         return
+    if msg.topic == rt.routed_topic and key != str(data.get("appeal_id", "")).encode():
+        # Stored under the key, its timers and ticks under the appeal id: a tick found no
+        # state and no alert was ever sent (review of session 15). The route agent keys by
+        # the appeal id; another producer's record must say the same.
+        await outbox.dead_letter(event, stage=STAGE, reason="key_mismatch",
+                                 detail="the record's key is not its appeal_id")
+        return
     refused: list[tuple[dict[str, Any], str, str]] = []
     new: State | None
     try:
