@@ -101,6 +101,9 @@ class SlaRuntime:
         self.batch_in_flight = False
         self.gauge_authorities: set[str] = set()  # exported by _refresh_gauges last time
         self.index_dirty: set[int] = set()
+        #: The Redis process the index markers must name (``timers.server_token``); read by
+        #: each maintenance pass, None until the first.
+        self.redis_token: str | None = None
         #: One figures' rebuild at a time (the agent's and the maintenance pass's), and the
         #: count of assignments, which tells a rebuild that a rebalance came in its middle.
         self.rebuild_lock = asyncio.Lock()
@@ -733,7 +736,7 @@ async def _sweep(rt: SlaRuntime) -> None:
     try:
         async with redis_.pipeline(transaction=False) as pipe:
             for p in partitions:
-                pipe.exists(timers.ready_key(rt.prefix, p))
+                pipe.get(timers.ready_key(rt.prefix, p))
                 pipe.zrangebyscore(timers.due_key(rt.prefix, p), "-inf", now_sla, start=0,
                                    num=5000, withscores=True)
             replies = await pipe.execute()
@@ -744,7 +747,7 @@ async def _sweep(rt: SlaRuntime) -> None:
     fired: dict[int, list[Any]] = {}
     for i, p in enumerate(partitions):
         ready, due = replies[2 * i], replies[2 * i + 1]
-        if not ready:
+        if not timers.marker_matches(ready, rt.redis_token):
             rt.index_dirty.add(p)
             continue
         for member, score in due:
@@ -789,6 +792,7 @@ async def _maintain(rt: SlaRuntime) -> None:
             return  # a rebalance came in its middle; the next pass starts again
     assigned = rt.assigned_partitions()
     try:
+        rt.redis_token = await timers.server_token(rt.ctx.redis)
         dirty = sorted(rt.index_dirty & assigned)
         # Unmarked before the snapshot, not after the awaits: a write that fails while this
         # rebuild is in flight marks the partition again and must not be lost (the same race
@@ -845,7 +849,13 @@ async def _states_by_partition(rt: SlaRuntime, partitions: set[int]) -> dict[int
 async def _rebuild_partition(rt: SlaRuntime, p: int, states: list[State]) -> None:
     """The due-time index and read model of partition ``p``, from its stored ``states``."""
     count = await timers.rebuild(rt.ctx.redis, rt.prefix, p, states,
-                                 lambda st: rt.rules.of(st).escalation_after)
+                                 lambda st: rt.rules.of(st).escalation_after,
+                                 token=rt.redis_token or "1")
+    if count < 0:
+        rt.index_dirty.add(p)
+        log.warning("SLA: Redis lost part of partition %d's due-time index while it was "
+                    "rebuilt; rebuilding again", p)
+        return
     metrics.INDEX_REBUILDS.inc()
     log.info("SLA due-time index of partition %d rebuilt: %d timers", p, count)
     # The index is missing after Redis lost its data (or at start-up): the read model

@@ -3,13 +3,16 @@
 Faust has no per-key timers, so deadlines live in the SLA table and this index lets every worker
 find, each sweep, the timers of its own partitions that are due, in O(log n). The index is
 derived data: on start-up, after a rebalance, or when its readiness marker has vanished (Redis
-restarted empty) it is rebuilt from the table, so losing Redis never loses a deadline.
+restarted empty) or names another Redis process (restarted from a snapshot older than the
+index) it is rebuilt from the table, so losing Redis never loses a deadline.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from typing import Any
+
+from redis.exceptions import ResponseError
 
 from workers.sla.engine import State, Timer, stage_timers
 
@@ -124,32 +127,71 @@ def _members(op: tuple[int, list[Timer], list[Timer]]) -> int:
     return len(op[1]) + len(op[2])
 
 
+#: Merges the rebuilt timers into the live index and sets the readiness marker, only if the
+#: temporary set still holds every timer written to it: a FLUSHALL (or an eviction) in the
+#: middle of a rebuild left half an index marked ready, and the timers it lost never fired.
+_FINISH = """
+if redis.call('ZCARD', KEYS[2]) ~= tonumber(ARGV[1]) then
+  redis.call('DEL', KEYS[2])
+  return 0
+end
+if tonumber(ARGV[1]) > 0 then
+  redis.call('ZUNIONSTORE', KEYS[1], 2, KEYS[1], KEYS[2], 'AGGREGATE', 'MIN')
+end
+redis.call('DEL', KEYS[2])
+redis.call('SET', KEYS[3], ARGV[2])
+return 1
+"""
+
+
+async def server_token(redis: Any) -> str:
+    """What identifies the Redis process: its ``run_id``, new at every start. The readiness
+    marker holds it, so an index restored from an older snapshot (a restart that loaded the
+    RDB or AOF file) is told from the one this worker built: its marker names the process
+    that wrote it, and the timers written after that snapshot are missing."""
+    try:
+        info = await redis.info("server")
+    except ResponseError:  # INFO disabled by a managed service
+        return ""
+    return str(info.get("run_id") or "")
+
+
+def marker_matches(value: bytes | str | None, token: str | None) -> bool:
+    """Whether a readiness marker says the index is complete in the Redis process ``token``
+    names (any marker, while the token is not known yet)."""
+    if not value:
+        return False
+    if not token:
+        return True
+    text = value.decode() if isinstance(value, bytes) else value
+    return text == token
+
+
 async def rebuild(redis: Any, prefix: str, partition: int, states: Iterable[State],
-                  escalation_after: EscalationAfter, chunk: int = 5000) -> int:
-    """Replace one partition's index with the timers its states need; returns the count."""
+                  escalation_after: EscalationAfter, chunk: int = 5000,
+                  token: str = "1") -> int:
+    """Replace one partition's index with the timers its states need; returns the count, or
+    -1 when Redis lost part of it meanwhile (not marked ready: the caller rebuilds again).
+    ``token`` (:func:`server_token`) is the readiness marker's value."""
     key = due_key(prefix, partition)
     tmp = f"{key}:rebuild"
     total = 0
+    added = 0  # members new to the set, as Redis counted them (a state's twin adds none)
     batch: dict[str, float] = {}
     await redis.delete(tmp)
     for state in states:
         for timer in pending_timers(state, escalation_after):
             batch[timer.member] = timer.due_ts
         if len(batch) >= chunk:
-            await redis.zadd(tmp, batch)
+            added += int(await redis.zadd(tmp, batch))
             total += len(batch)
             batch = {}
     if batch:
-        await redis.zadd(tmp, batch)
+        added += int(await redis.zadd(tmp, batch))
         total += len(batch)
     # Merge rather than replace: the agent keeps writing the live index while this rebuild
     # awaits Redis, and a timer it added meanwhile (for a state already read here) would be
     # lost by a RENAME. Members the agent removed meanwhile may come back from the snapshot;
     # they fire as stale ticks (old cycle or closed appeal), which change nothing.
-    async with redis.pipeline(transaction=True) as pipe:
-        if total:
-            pipe.zunionstore(key, [key, tmp], aggregate="MIN")
-        pipe.delete(tmp)
-        pipe.set(ready_key(prefix, partition), "1")
-        await pipe.execute()
-    return total
+    done = await redis.eval(_FINISH, 3, key, tmp, ready_key(prefix, partition), added, token)
+    return total if int(done) == 1 else -1

@@ -1,0 +1,118 @@
+"""The due-time index's readiness marker says the index is complete in *this* Redis process
+(real Redis; review of session 15).
+
+The sweep took any marker for a complete index. A Redis restarted from its last snapshot
+brings back the marker with an index that lacks every timer written after the snapshot, and a
+FLUSHALL while a rebuild ran left half an index marked ready: the warnings and breaches of the
+lost timers never fired, and nothing rebuilt until the next rebalance.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from workers.sla import agent as sla_agent
+from workers.sla import timers
+from workers.sla.engine import SlaRules, State, new_state
+
+pytestmark = pytest.mark.integration
+
+DAY = 86400.0
+T0 = dt.datetime(2026, 11, 2, 3, 0, tzinfo=dt.UTC).timestamp()
+RULES = SlaRules(due=lambda regime, start, *_: start + 10 * DAY,
+                 extend=lambda regime, due, days, *_: due + days * DAY)
+
+
+def _states(n: int) -> list[State]:
+    out = []
+    for i in range(n):
+        routed = {"appeal_id": f"a{i:03d}", "regime": "fz59", "region": "22",
+                  "authority_id": "22-mintrans", "category": "roads", "urgent": False}
+        out.append(new_state(routed, 0, T0, "Asia/Barnaul", RULES)[0])
+    return out
+
+
+class FlushedHalfway:
+    """A client whose Redis loses the rebuild's data after its first chunk, as a FLUSHALL
+    would (only this key is deleted: the session's Redis is shared with other tests)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.chunks = 0
+
+    async def zadd(self, key: str, mapping: dict[str, float]) -> int:
+        added = int(await self.client.zadd(key, mapping))
+        self.chunks += 1
+        if self.chunks == 1:
+            await self.client.delete(key)
+        return added
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+
+def test_a_rebuild_redis_loses_halfway_is_not_marked_ready(redis_scenario: Any) -> None:
+    prefix = f"{uuid.uuid4().hex}:"
+
+    async def scenario(client: Any) -> tuple[int, Any, int]:
+        count = await timers.rebuild(FlushedHalfway(client), prefix, 0, _states(10),
+                                     3 * DAY, chunk=4, token="t")
+        return (count, await client.get(timers.ready_key(prefix, 0)),
+                await client.zcard(timers.due_key(prefix, 0)))
+
+    count, marker, left = redis_scenario(scenario)
+    assert count == -1 and marker is None  # rebuilt again by the next maintenance pass
+    assert left == 0
+
+
+def test_a_whole_rebuild_is_marked_with_the_redis_process(redis_scenario: Any) -> None:
+    prefix = f"{uuid.uuid4().hex}:"
+
+    async def scenario(client: Any) -> tuple[int, str, Any]:
+        token = await timers.server_token(client)
+        count = await timers.rebuild(client, prefix, 0, _states(10), 3 * DAY, chunk=4,
+                                     token=token)
+        return count, token, await client.get(timers.ready_key(prefix, 0))
+
+    count, token, marker = redis_scenario(scenario)
+    assert count == 20 and len(token) == 40 and marker == token.encode()
+    assert timers.marker_matches(marker, token)
+    assert not timers.marker_matches(marker, "another process")
+    assert timers.marker_matches(marker, None)  # before the first maintenance pass
+
+
+def test_the_sweep_rebuilds_an_index_whose_marker_names_another_redis_process(
+        redis_scenario: Any) -> None:
+    """What a restart from an older snapshot looks like to the sweep: a marker written by the
+    process before the restart. It fired the timers it found and went on; now the partition
+    is marked for a rebuild and nothing fires from the stale index."""
+    prefix = f"{uuid.uuid4().hex}:"
+    sent: list[Any] = []
+
+    class Outbox:
+        async def send_record(self, *args: Any) -> None:
+            sent.append(args)
+
+        async def flush(self) -> None:
+            return None
+
+    async def scenario(client: Any) -> set[int]:
+        await client.zadd(timers.due_key(prefix, 0), {"a001|breach|0": T0})
+        await client.set(timers.ready_key(prefix, 0), "the process before the restart")
+        recovery = SimpleNamespace(completed=SimpleNamespace(is_set=lambda: True))
+        rt: Any = SimpleNamespace(
+            app=SimpleNamespace(tables=SimpleNamespace(recovery=recovery)),
+            ctx=SimpleNamespace(redis=client, clock=SimpleNamespace(now=lambda: T0 + DAY),
+                                outbox=lambda stage: Outbox()),
+            needs_rebuild=False, assigned_partitions=lambda: {0}, index_dirty=set(),
+            prefix=prefix, redis_token=await timers.server_token(client))
+        await sla_agent._sweep(rt)
+        return set(rt.index_dirty)
+
+    assert redis_scenario(scenario) == {0}
+    assert sent == []
