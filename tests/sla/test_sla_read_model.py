@@ -242,3 +242,26 @@ def test_a_breach_taken_back_leaves_the_open_breach_indexes(redis_scenario: Any)
     assert breached == (["e1"], ["e1"])
     assert not state["breached"] and state["status"] == "running"
     assert taken_back == ([], [])
+
+
+def test_a_rebuild_does_not_write_a_record_past_its_keeping_time(
+        redis_scenario: Any) -> None:
+    """Every rebuild (each rebalance or restart) wrote the records of all stored states,
+    closed ones included, with a fresh 90 days: Redis kept every appeal ever handled (review
+    of session 15). An open appeal is always written; an ended one within its time too."""
+    prefix = f"{uuid.uuid4().hex}:"
+    closed_at = 1.7e9 + 86400
+    old = _state("old", "closed", closed=closed_at, v=2)
+    recent = _state("recent", "answered", answered=closed_at, on_time=True, v=2)
+    running = _state("running", v=2)
+
+    async def scenario(client: Any) -> tuple[int, list[str]]:
+        now = closed_at + read_model.TTL_S + 1
+        recent["answered"] = now - 86400
+        written = await read_model.write(client, prefix, [old, recent, running], now,
+                                         skip_expired=True)
+        return written, sorted(await client.keys(f"{prefix}appeal:*"))
+
+    written, keys = redis_scenario(scenario, decode_responses=True)
+    assert written == 2
+    assert keys == [f"{prefix}appeal:recent", f"{prefix}appeal:running"]

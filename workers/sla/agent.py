@@ -861,7 +861,8 @@ async def _rebuild_partition(rt: SlaRuntime, p: int, states: list[State]) -> Non
     # The index is missing after Redis lost its data (or at start-up): the read model
     # and the published figures of this partition are derived data lost with it.
     # Versions keep this snapshot from overwriting what the agent wrote meanwhile.
-    await read_model.write(rt.ctx.redis, rt.prefix, states, rt.ctx.clock.now())
+    await read_model.write(rt.ctx.redis, rt.prefix, states, rt.ctx.clock.now(),
+                           skip_expired=True)
     rt.partition_aggregates(p).dirty = True
 
 

@@ -164,6 +164,16 @@ def _breach_action(state: State) -> str:
     return ""
 
 
+def _expired(state: State, now: float) -> bool:
+    """An ended appeal whose record's keeping time has run out by ``now`` (SLA clock): every
+    rebuild of its partition (each rebalance or restart) wrote it again with a fresh 90 days,
+    so Redis kept the record of every appeal ever handled (review of session 15)."""
+    if state.get("status") in OPEN_STATUSES:
+        return False
+    ended = [float(m) for m in (state.get("closed"), state.get("answered")) if m]
+    return bool(ended) and max(ended) + TTL_S <= now
+
+
 def _ttl(state: State) -> int:
     """Seconds this state's record is kept after the write; 0: kept while the appeal is open."""
     return 0 if state["status"] in OPEN_STATUSES else int(TTL_S)
@@ -228,11 +238,14 @@ def script_args(state: State, updated_at: str) -> list[Any]:
     return args
 
 
-async def write(redis: Any, prefix: str, states: Iterable[State], now: float) -> int:
+async def write(redis: Any, prefix: str, states: Iterable[State], now: float, *,
+                skip_expired: bool = False) -> int:
     """Store the read model of these (routed) states; returns how many hashes were written.
 
     A state that cannot be written is left out, with an error in the log naming its appeal,
     so that it cannot fail the records of every other state written with it.
+    ``skip_expired`` (a rebuild from the whole table): an ended appeal whose record's keeping
+    time has run out by ``now`` is left out too (:func:`_expired`).
     """
     updated_at = _iso(now)
     head: list[Any] = [len(FIELDS), *FIELDS]
@@ -241,6 +254,8 @@ async def write(redis: Any, prefix: str, states: Iterable[State], now: float) ->
     for state in states:
         if "id" not in state:
             continue  # only events waiting for the routing: nothing to show yet
+        if skip_expired and _expired(state, now):
+            continue
         try:
             args = script_args(state, updated_at)
         except UnwritableState as exc:
