@@ -1063,7 +1063,9 @@ def replay_deadline(state: State, rules: SlaRules) -> tuple[float, float]:
     body was given for it. Raises ValueError when an extension is no longer allowed by the
     (changed) policy.
     """
-    counted = rules.recounted(state, state.get("adj", []))
+    # A period without adjustments has its first deadline either way; the step path has it
+    # from the per-day cache (a recompute of a million open appeals recounted each: 4x).
+    counted = rules.recounted(state, state["adj"]) if state.get("adj") else None
     if counted is not None:
         return counted
     start = state["start"]
