@@ -199,3 +199,11 @@ def test_a_decrees_other_shortened_days_come_from_the_override_file(tmp_path: Pa
     assert loaded.for_region("22").is_shortened(D(2025, 11, 1))
     at = dt.datetime(2025, 11, 1, 16, tzinfo=MSK)
     assert loaded.add_working_hours(at, 2) == dt.datetime(2025, 11, 5, 10, tzinfo=MSK)
+
+
+def test_a_short_working_day_is_not_shortened_below_an_hour(cal: BusinessCalendar) -> None:
+    """09:00-10:30 closed at 09:30 on a shortened day, less than 09:00-10:00 kept (10:00)."""
+    day = D(2026, 4, 30)
+    for end, closes in ((dt.time(10, 0), dt.time(10, 0)), (dt.time(10, 30), dt.time(10, 30)),
+                        (dt.time(11, 0), dt.time(10, 0)), (dt.time(18, 0), dt.time(17, 0))):
+        assert cal.closing(day, end, dt.time(9, 0)).time() == closes, end

@@ -73,6 +73,9 @@ def test_readme_example_redirect_due_is_after_the_new_year(
      "--registered-at: the year must be 2000..2099"),
     (["--regime", "fz59", "--registered-at", "9999-12-30T10:00", "--region", "77"],
      "--registered-at: the year must be 2000..2099"),
+    # The year where the deadline is counted: 2100-01-01 07:00 in Moscow.
+    (["--regime", "fz59", "--registered-at", "2099-12-31T23:00-05:00", "--region", "77"],
+     "--registered-at: the year must be 2000..2099"),
 ])
 def test_bad_input_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str],
                           message: str) -> None:

@@ -144,3 +144,16 @@ def test_an_urgent_answer_is_never_longer_than_the_ordinary_one() -> None:
     urgent = answer_due("incident", registered, "Asia/Barnaul", policy, urgent=True,
                         calendar=cal)
     assert ordinary.hour == 12 and urgent <= ordinary
+
+
+def test_an_override_in_another_unit_drops_the_inherited_urgent_period() -> None:
+    """The book's incident urgent period is 4 working hours; an override to 10 working days
+    kept 4, read as 4 working days (review of session 15)."""
+    from types import SimpleNamespace
+
+    from workers.sla.deadline_service import load_book
+
+    body = SimpleNamespace(id="22-x", sla={"incident": {"first_response": {"working_days": 10}}})
+    policy = load_book([body]).resolve("incident", region="22", authority="22-x")
+    assert policy.counting == "working_days"
+    assert policy.answer_amount(urgent=True) == policy.answer_amount() == 10

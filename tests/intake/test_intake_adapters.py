@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from schemas.validation import InvalidEvent, validate
@@ -285,3 +287,16 @@ def test_a_byte_order_mark_before_the_json_is_skipped() -> None:
     with pytest.raises(InvalidEvent) as info:
         decode_intake(b" \xef\xbb\xbf" + raw, channel_hint=canon["channel"])
     assert info.value.reason == "not_json"
+
+
+def test_a_numeric_site_scopes_the_submission_id() -> None:
+    """A site given as a number is a site id: two sites' submission 1001 stay two appeals."""
+    import orjson
+
+    def form(site: Any) -> dict[str, Any]:
+        return {"channel": "web", "submission_id": 1001, "site": site, "region": "22",
+                "submitted": "2025-01-14 10:21:00", "fields": {"message": "Яма у дома 5"}}
+
+    ids = [decode_intake(orjson.dumps(form(site)), channel_hint="web").external_id
+           for site in (12, 13, "12", {"id": 1}, True)]
+    assert ids == ["12:1001", "13:1001", "12:1001", "1001", "1001"]

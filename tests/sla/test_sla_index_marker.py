@@ -116,3 +116,30 @@ def test_the_sweep_rebuilds_an_index_whose_marker_names_another_redis_process(
 
     assert redis_scenario(scenario) == {0}
     assert sent == []
+
+
+def test_a_loss_between_the_read_of_the_states_and_the_rebuild_is_seen(
+        redis_scenario: Any) -> None:
+    """Redis lost its data after the maintenance pass read the table and before a
+    partition's rebuild began: the rebuild was whole and marked ready, without the timers the
+    agent wrote in between (review of the session's late commits). The guard key set before
+    the read is gone then, and the rebuild is not marked ready. (Only this test's keys are
+    deleted, as a FLUSHALL would: the session's Redis is shared.)"""
+    prefix = f"{uuid.uuid4().hex}:"
+
+    async def scenario(client: Any) -> tuple[int, Any, int, Any]:
+        guard = await timers.set_guard(client, prefix)
+        snapshot = _states(2)
+        await client.zadd(timers.due_key(prefix, 0), {"a000|breach|1": T0 + 2 * DAY})
+        await client.delete(guard, timers.due_key(prefix, 0))  # Redis lost its data
+        lost = await timers.rebuild(client, prefix, 0, snapshot, 3 * DAY, token="t",
+                                    guard=guard)
+        marker = await client.get(timers.ready_key(prefix, 0))
+        guard = await timers.set_guard(client, prefix)
+        whole = await timers.rebuild(client, prefix, 0, snapshot, 3 * DAY, token="t",
+                                     guard=guard)
+        return lost, marker, whole, await client.get(timers.ready_key(prefix, 0))
+
+    lost, marker, whole, ready = redis_scenario(scenario)
+    assert (lost, marker) == (-1, None)
+    assert (whole, ready) == (4, b"t")

@@ -156,7 +156,6 @@ def _is_new_year_holiday(day: dt.date) -> bool:
     return day.month == 1 and day.day <= 8
 
 
-
 def art112_transfers(year: int) -> frozenset[dt.date]:
     """Days off that Labour Code art. 112 part 2 creates in ``year`` without any decree.
 
@@ -655,11 +654,12 @@ class BusinessCalendar:
 
     def closing(self, day: dt.date, end: dt.time, start: dt.time) -> dt.datetime:
         """When the working day ``day`` closes: ``end``, an hour earlier on a shortened day
-        (never before ``start`` and an hour of work)."""
+        when that still leaves an hour of work (a day of less than two hours is not
+        shortened: it would have less time than a longer day shortened)."""
         closing = dt.datetime.combine(day, end)
         if self.is_shortened(day):
             earlier = closing - dt.timedelta(hours=1)
-            if earlier > dt.datetime.combine(day, start):
+            if earlier >= dt.datetime.combine(day, start) + dt.timedelta(hours=1):
                 return earlier
         return closing
 

@@ -109,7 +109,8 @@ def _parse_registered_at(text: str, tz: str) -> dt.datetime:
         moment = dt.datetime.fromisoformat(raw)
     except ValueError:
         raise _UsageError(f"--registered-at: not an ISO 8601 date-time: {text!r}") from None
-    if not MIN_YEAR <= moment.year <= MAX_YEAR:
+    local = moment if moment.tzinfo is None else moment.astimezone(ZoneInfo(tz))
+    if not MIN_YEAR <= local.year <= MAX_YEAR:
         # The years an appeal's moments may have (schemas.validation). Year 1 printed an
         # offset of +11:49:56 with no note, year 9999 "date value out of range" naming no
         # option (review of session 15).

@@ -295,6 +295,11 @@ def _merge(base: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
             merged["stages"] = stages
         else:
             merged[key] = value
+    if ("counting" in patch and patch["counting"] != base.get("counting")
+            and "urgent_answer" not in patch):
+        # The inherited urgent period is in the old unit: an incident override to 10 working
+        # days kept the book's 4 (hours) as 4 working days (review of session 15).
+        merged.pop("urgent_answer", None)
     return merged
 
 

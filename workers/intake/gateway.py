@@ -595,7 +595,8 @@ class Gateway:
         if native and channel == "web" and (site is None or (isinstance(site, str)
                                                              and not site.strip())):
             # A site's submission ids are its own counter: scoped by the site (the web
-            # adapter), or by the client that posted them when the handler names no site.
+            # adapter; a number is a site id too), or by the client that posted them when
+            # the handler names no site.
             data["site"] = client.id
         try:
             check_nesting(data)  # before anything walks the payload

@@ -798,10 +798,11 @@ async def _maintain(rt: SlaRuntime) -> None:
         # rebuild is in flight marks the partition again and must not be lost (the same race
         # as the figures' dirty flag in ``publish``).
         rt.index_dirty.difference_update(dirty)
+        guard = await timers.set_guard(rt.ctx.redis, rt.prefix) if dirty else None
         states_of = await _states_by_partition(rt, set(dirty)) if dirty else {}
         for p in dirty:
             try:
-                await _rebuild_partition(rt, p, states_of[p])
+                await _rebuild_partition(rt, p, states_of[p], guard)
             except redis.exceptions.DataError:  # refused by the client: a value, not Redis
                 log.exception("SLA: rebuild of partition %d failed on a value Redis cannot "
                               "take; the other partitions go on", p)
@@ -811,6 +812,8 @@ async def _maintain(rt: SlaRuntime) -> None:
                 log.exception("SLA: rebuild of partition %d failed; the other partitions go "
                               "on", p)
             await asyncio.sleep(0)
+        if guard is not None:
+            await rt.ctx.redis.delete(guard)
         oldest = oldest_kept_day(rt.ctx.clock.now())
         for p in sorted(assigned):
             agg = rt.partition_aggregates(p)
@@ -846,11 +849,12 @@ async def _states_by_partition(rt: SlaRuntime, partitions: set[int]) -> dict[int
     return out
 
 
-async def _rebuild_partition(rt: SlaRuntime, p: int, states: list[State]) -> None:
+async def _rebuild_partition(rt: SlaRuntime, p: int, states: list[State],
+                             guard: str | None = None) -> None:
     """The due-time index and read model of partition ``p``, from its stored ``states``."""
     count = await timers.rebuild(rt.ctx.redis, rt.prefix, p, states,
                                  lambda st: rt.rules.of(st).escalation_after,
-                                 token=rt.redis_token or "1")
+                                 token=rt.redis_token or "1", guard=guard)
     if count < 0:
         rt.index_dirty.add(p)
         log.warning("SLA: Redis lost part of partition %d's due-time index while it was "

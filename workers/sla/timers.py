@@ -128,10 +128,13 @@ def _members(op: tuple[int, list[Timer], list[Timer]]) -> int:
 
 
 #: Merges the rebuilt timers into the live index and sets the readiness marker, only if the
-#: temporary set still holds every timer written to it: a FLUSHALL (or an eviction) in the
-#: middle of a rebuild left half an index marked ready, and the timers it lost never fired.
+#: temporary set still holds every timer written to it and the guard key set before the
+#: states were read still exists: a FLUSHALL (or an eviction) in the middle of a rebuild, or
+#: between the read of the states and the rebuild, left an index marked ready without the
+#: timers written before the loss, and those never fired.
 _FINISH = """
-if redis.call('ZCARD', KEYS[2]) ~= tonumber(ARGV[1]) then
+if redis.call('ZCARD', KEYS[2]) ~= tonumber(ARGV[1])
+    or (ARGV[3] == '1' and redis.call('EXISTS', KEYS[4]) == 0) then
   redis.call('DEL', KEYS[2])
   return 0
 end
@@ -156,6 +159,16 @@ async def server_token(redis: Any) -> str:
     return str(info.get("run_id") or "")
 
 
+async def set_guard(redis: Any, prefix: str, ttl_s: int = 3600) -> str:
+    """A key that exists until Redis loses its data (or ``ttl_s`` passes): set before the
+    states of a rebuild are read, checked when it finishes (:data:`_FINISH`)."""
+    import uuid
+
+    key = f"{prefix}sla:rebuild-guard:{uuid.uuid4().hex}"
+    await redis.set(key, "1", ex=ttl_s)
+    return key
+
+
 def marker_matches(value: bytes | str | None, token: str | None) -> bool:
     """Whether a readiness marker says the index is complete in the Redis process ``token``
     names (any marker, while the token is not known yet)."""
@@ -169,10 +182,12 @@ def marker_matches(value: bytes | str | None, token: str | None) -> bool:
 
 async def rebuild(redis: Any, prefix: str, partition: int, states: Iterable[State],
                   escalation_after: EscalationAfter, chunk: int = 5000,
-                  token: str = "1") -> int:
+                  token: str = "1", guard: str | None = None) -> int:
     """Replace one partition's index with the timers its states need; returns the count, or
     -1 when Redis lost part of it meanwhile (not marked ready: the caller rebuilds again).
-    ``token`` (:func:`server_token`) is the readiness marker's value."""
+    ``token`` (:func:`server_token`) is the readiness marker's value; ``guard`` a key the
+    caller set before it read ``states`` (:func:`set_guard`), gone if Redis lost its data
+    since."""
     key = due_key(prefix, partition)
     tmp = f"{key}:rebuild"
     total = 0
@@ -193,5 +208,6 @@ async def rebuild(redis: Any, prefix: str, partition: int, states: Iterable[Stat
     # awaits Redis, and a timer it added meanwhile (for a state already read here) would be
     # lost by a RENAME. Members the agent removed meanwhile may come back from the snapshot;
     # they fire as stale ticks (old cycle or closed appeal), which change nothing.
-    done = await redis.eval(_FINISH, 3, key, tmp, ready_key(prefix, partition), added, token)
+    done = await redis.eval(_FINISH, 4, key, tmp, ready_key(prefix, partition), guard or tmp,
+                            added, token, "1" if guard else "0")
     return total if int(done) == 1 else -1

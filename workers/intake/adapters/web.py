@@ -80,8 +80,9 @@ def _scoped_submission(data: Mapping[str, Any], source_id: Any) -> str:
     gateway's ``<client>:<key>`` was scoped a second time)."""
     own = _external_id(source_id, "submission_id")
     site = data.get("site")
-    if first(data, "submission_id") is None or not isinstance(site, str):
-        return own
+    if (first(data, "submission_id") is None or isinstance(site, bool)
+            or not isinstance(site, str | int | float)):
+        return own  # an object or a flag names no site: kept in ``extra`` as sent
     return scoped_id(text_or_none(site), own)
 
 
