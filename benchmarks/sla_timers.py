@@ -121,6 +121,7 @@ class _SweepRuntime:
         self.prefix = PREFIX
         self.needs_rebuild = False
         self.index_dirty: set[int] = set()
+        self.redis_token: str | None = None  # any readiness marker counts (no maintenance)
         self._partitions = set(range(partitions))
         self.app = SimpleNamespace(tables=SimpleNamespace(
             recovery=SimpleNamespace(completed=_Ready())))
