@@ -287,6 +287,21 @@ def warning_at(
     return moment.astimezone(due.tzinfo).replace(microsecond=0)
 
 
+def _check_extension(days: int, policy: Policy) -> None:
+    """59-FZ art. 12 p.2 as the policy states it: ValueError for an extension it refuses."""
+    if policy.extension_max_days <= 0 or policy.extensions_allowed <= 0:
+        raise ValueError(f"regime {policy.regime!r} allows no extension")
+    if not 0 < days <= policy.extension_max_days:
+        raise ValueError(f"extension must be 1..{policy.extension_max_days} days, got {days}")
+
+
+def _add_days(day: dt.date, n: int, counting: Counting, cal: BusinessCalendar) -> dt.date:
+    """``n`` days after ``day`` in a day-counted policy's unit (the day itself excluded)."""
+    if counting == "working_days":
+        return cal.add_working_days(day, n)
+    return day + dt.timedelta(days=n)
+
+
 def extend(
     due: dt.datetime,
     days: int,
@@ -300,16 +315,12 @@ def extend(
     allowed (``extensions_allowed``) depends on the appeal's history: the caller checks it.
     """
     _require_aware(due, "due")
-    if policy.extension_max_days <= 0 or policy.extensions_allowed <= 0:
-        raise ValueError(f"regime {policy.regime!r} allows no extension")
-    if not 0 < days <= policy.extension_max_days:
-        raise ValueError(f"extension must be 1..{policy.extension_max_days} days, got {days}")
+    _check_extension(days, policy)
     cal = calendar or default_calendar()
     tz = due.tzinfo
     assert tz is not None
     day = due.date()
-    last = (cal.add_working_days(day, days) if policy.counting == "working_days"
-            else day + dt.timedelta(days=days))
+    last = _add_days(day, days, policy.counting, cal)
     # Never earlier than the deadline being extended, even if ``previous`` walks back.
     return max(end_of_day(cal.shift(last, policy.shift), tz), due)
 
@@ -419,19 +430,13 @@ def day_count_deadlines(
     due = period_due(start_at, zone_, period, cal)
     amount = int(period.amount)
     start_day = to_local(start_at, zone_).date()
-    last = (start_day + dt.timedelta(days=amount) if policy.counting == "calendar_days"
-            else cal.add_working_days(start_day, amount))
+    last = _add_days(start_day, amount, policy.counting, cal)
     out = [due]
     for adjustment in adjustments:
         if adjustment[0] == "e":
             days = int(adjustment[1])
-            if policy.extension_max_days <= 0 or policy.extensions_allowed <= 0:
-                raise ValueError(f"regime {policy.regime!r} allows no extension")
-            if not 0 < days <= policy.extension_max_days:
-                raise ValueError(
-                    f"extension must be 1..{policy.extension_max_days} days, got {days}")
-            last = (last + dt.timedelta(days=days) if policy.counting == "calendar_days"
-                    else cal.add_working_days(last, days))
+            _check_extension(days, policy)
+            last = _add_days(last, days, policy.counting, cal)
             due = max(end_of_day(cal.shift(last, policy.shift), zone_), due)
         else:
             paused_from, resumed_at = adjustment[1], adjustment[2]
