@@ -45,6 +45,7 @@ from workers.runtime import (
 from workers.sla import lifecycle_routing, read_model, recompute, timers
 from workers.sla.deadline_service import DeadlineService, load_book
 from workers.sla.engine import (
+    BEFORE_PERIOD,
     FOREIGN_AUTHORITY,
     HISTORY_OVERFLOW,
     Effects,
@@ -567,6 +568,12 @@ class HistoryOverflow(NotApplied):
     reason = HISTORY_OVERFLOW
 
 
+class BeforePeriod(NotApplied):
+    """A pause stamped before the answer period it would pause began."""
+
+    reason = BEFORE_PERIOD
+
+
 def _check_reporter(state: State, data: dict[str, Any], effects: Effects) -> None:
     """Raise :class:`NotApplied` for an event the engine refused (its outcome says which)."""
     event = data.get("event", "unknown")
@@ -574,6 +581,9 @@ def _check_reporter(state: State, data: dict[str, Any], effects: Effects) -> Non
         refusal: NotApplied = HistoryOverflow(
             f"{event}: the appeal already has {state.get('hist')} reopens, redirects and "
             "pauses")
+    elif effects.outcome == BEFORE_PERIOD:
+        refusal = BeforePeriod(f"{event} stamped {data.get('at')}, before the answer period "
+                               "it would pause began (registration, redirect or reopen)")
     elif effects.outcome == FOREIGN_AUTHORITY:
         refusal = ForeignAuthority(f"{event} reported by {data.get('authority_id')!r}, the "
                                    f"appeal is held by {state.get('auth')!r}")

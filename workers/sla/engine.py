@@ -62,6 +62,12 @@ FOREIGN_AUTHORITY = "foreign_authority"
 #: Outcome (and dead-letter reason) of an event that would give an appeal more than
 #: :data:`MAX_HISTORY` periods, redirects or pauses (:func:`apply_lifecycle`).
 HISTORY_OVERFLOW = "history_overflow"
+#: Outcome (and dead-letter reason) of a pause stamped before the answer period it would
+#: pause began (registration, redirect or reopen). Applied, its resume moved the deadline by
+#: the whole gap: a pause dated ten years early (a mistyped year) put a ``pos`` deadline ten
+#: years out, and one over ten years early made every later resume, answer and close fail,
+#: so the appeal stayed paused with no deadline (review of session 16).
+BEFORE_PERIOD = "before_period"
 #: Reopens, redirects and pauses one appeal may have. Each adds to the appeal's history
 #: (ended periods, previous bodies, pause spans, alerts of each cycle), and every event of the
 #: appeal recounts that history for the figures: an authority system resending reopens in a
@@ -891,6 +897,9 @@ def _paused(state: State, event: dict[str, Any], at: float, rules: SlaRules,
             effects: Effects, _rp: Any) -> None:
     if state["status"] != "running":
         effects.outcome = "not_open"
+        return
+    if at < state["start"]:
+        effects.outcome = BEFORE_PERIOD
         return
     resume_at = _take_early_resume(state, at)
     _retract_breach(state, at)
