@@ -152,3 +152,73 @@ def test_the_api_parses_the_published_hashes_off_the_event_loop(
     figures = readmodel.figures_from_parsed(parsed, dt.date(2026, 11, 20),
                                             "all", "any")
     assert figures["22-minzdrav"].received == 3
+
+
+def test_a_subject_with_a_bar_and_an_unreadable_field_do_not_break_the_figures(
+        redis_scenario: Callable[..., object]) -> None:
+    """A routed record from another producer may name a municipality ``barnaul|old``: split
+    from the left, its keys made every read of the figures raise, so every figures endpoint,
+    the ratings and ``/metrics`` answered 500 (review of session 16). Keys split from the
+    right keep that subject; a field that does not parse at all is left out."""
+    import workers.aggregates.readmodel as readmodel
+
+    prefix = "bar-test:"
+
+    async def scenario(client: Any) -> Any:
+        agg = PartitionAggregates()
+        agg.apply_delta([], [("muni:barnaul|old", "2026-11-20", "received"),
+                             ("22-minzdrav", "2026-11-20", "received")])
+        agg.add_response("muni:barnaul|old", "2026-11-20", 60.0)
+        await publish(client, prefix, 0, agg)
+        await client.hset(f"{prefix}agg:0", mapping={"no-bars": "1", "a|2026-11-20|x": "nan"})
+        await client.hset(f"{prefix}aggsk:0", mapping={"no-bars": "{}", "b|2026-11-20": "[1]"})
+        return await readmodel.fetch_maps(client, prefix, 1)
+
+    parsed = redis_scenario(scenario)
+    figures = readmodel.figures_from_parsed(parsed, dt.date(2026, 11, 20), "all", "any")
+    assert figures["muni:barnaul|old"].received == 1
+    assert figures["muni:barnaul|old"].sketch.count == 1
+    assert figures["22-minzdrav"].received == 1
+    assert len(parsed.counters) == 2 and len(parsed.sketches) == 1
+
+
+def test_the_rating_refresher_outlives_an_error_that_is_not_redis(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The refresher caught Redis errors only: one ValueError ended its task for good and the
+    published ratings expired with nobody refreshing them (review of session 16)."""
+    import asyncio
+    import contextlib
+
+    from streams.settings import Settings
+    from workers.api import app as api_app
+    from workers.routing import load_rules
+
+    settings = Settings.load({"APPEALS_RATING_REFRESH": "0.01"})
+    web_app = api_app.create_app(settings, object(), load_rules())
+    calls: list[int] = []
+
+    async def snapshot(**_: Any) -> None:
+        calls.append(1)
+        raise ValueError("a field the API cannot read")
+
+    async def close() -> None:
+        return None
+
+    class Client:
+        async def aclose(self) -> None:
+            return None
+
+    svc = web_app[api_app.SERVICE]
+    monkeypatch.setattr(svc, "snapshot", snapshot)
+    monkeypatch.setattr(svc, "close", close)
+    svc.redis = Client()
+
+    async def main() -> None:
+        gen = api_app._refresher(web_app)
+        await gen.__anext__()
+        await asyncio.sleep(0.2)
+        with contextlib.suppress(StopAsyncIteration):
+            await gen.__anext__()
+
+    asyncio.run(main())
+    assert len(calls) >= 3

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,8 @@ import orjson
 
 from workers.aggregates.partials import counters_key, sketches_key
 from workers.aggregates.sketch import Sketch
+
+log = logging.getLogger(__name__)
 
 WINDOWS = {"1d": 1, "7d": 7, "30d": 30, "all": 100_000}
 COUNTERS = ("received", "answered", "answered_on_time", "breaches", "escalations",
@@ -98,15 +101,37 @@ class ParsedMaps:
 
 def parse_maps(counter_maps: list[dict[bytes, bytes]],
                sketch_maps: list[dict[bytes, bytes]]) -> ParsedMaps:
+    """Decode the partitions' hashes; a field that does not parse is left out with a warning.
+
+    Keys are ``subject|day|counter`` and ``subject|day``, split from the right: the day and
+    the counter never hold a ``|``, a subject from a hand-written routed record may. Split
+    from the left, one such subject made every read of the figures raise, so every figures
+    endpoint, the ratings and ``/metrics`` answered 500 and the API's rating refresher
+    ended for good (review of session 16).
+    """
     parsed = ParsedMaps()
+    skipped = 0
     for mapping in counter_maps:
         for raw_key, raw_val in mapping.items():
-            subject, day, counter = raw_key.decode().split("|")
-            parsed.counters.append((subject, day, counter, int(raw_val)))
+            parts = raw_key.decode(errors="replace").rsplit("|", 2)
+            try:
+                subject, day, counter = parts
+                parsed.counters.append((subject, day, counter, int(raw_val)))
+            except ValueError:
+                skipped += 1
     for mapping in sketch_maps:
         for raw_key, raw_val in mapping.items():
-            subject, day = raw_key.decode().split("|")
-            parsed.sketches.append((subject, day, Sketch.from_json_map(orjson.loads(raw_val))))
+            parts = raw_key.decode(errors="replace").rsplit("|", 1)
+            try:
+                subject, day = parts
+                sketch = Sketch.from_json_map(orjson.loads(raw_val))
+            except (ValueError, TypeError, KeyError, AttributeError):
+                skipped += 1
+                continue
+            parsed.sketches.append((subject, day, sketch))
+    if skipped:
+        log.warning("read model: %d fields that do not parse left out of the figures",
+                    skipped)
     return parsed
 
 

@@ -429,6 +429,11 @@ async def _refresher(app: web.Application) -> AsyncIterator[None]:
             except (redis.exceptions.RedisError, OSError) as exc:
                 metrics.REDIS_ERRORS.labels("rating_refresh").inc()
                 log.warning("rating refresh failed: %s", type(exc).__name__)
+            except Exception:
+                # Anything else (a read-model field the API cannot read, a bug) ended this
+                # task for good, and the ratings then expired with nobody refreshing them.
+                log.exception("rating refresh failed; tried again in %s s",
+                              svc.settings.rating_refresh)
             await asyncio.sleep(svc.settings.rating_refresh)
 
     task = asyncio.create_task(loop())
