@@ -276,12 +276,16 @@ class Planner:
         elif group == "redirected":
             target = next(a for a in REDIRECT_TARGETS if a != auth)
             at = reg + 0.3 * period
-            self.add(exp, at, "redirected", to_authority_id=target, reason="не по компетенции")
             if regime == "fz59":
-                # Day 9: later than the 7 days of 59-FZ art. 8 p.3. The receiving body accepts
+                # Day 9 or later: after the 7 days of 59-FZ art. 8 p.3, which a weekend's
+                # "next" shift can stretch to day 9 or beyond (registered on a Saturday, day 7
+                # is a Saturday, the stage ends on Monday, day 9). The receiving body accepts
                 # it, which settles its own redirect stage.
                 stage_due_ts, stage_warn = self.stage("redirect", reg, tz, auth, routed)
+                at = max(at, stage_due_ts + 0.05 * period)
                 assert at > stage_due_ts
+            self.add(exp, at, "redirected", to_authority_id=target, reason="не по компетенции")
+            if regime == "fz59":
                 exp.stage_alerts = {"redirect.warning": (auth, stage_warn),
                                     "redirect.breach": (auth, stage_due_ts)}
                 self.accept(exp, at + 0.02 * period)
