@@ -352,8 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
             "terminal does the same, writing the rest to <log-dir>/demo-after-hangup.log."
         ),
     )
-    p.add_argument("--duration", type=float, default=None,
-                   help="seconds of streaming after start-up (default: until Ctrl-C)")
+    p.add_argument("--duration", type=positive_float, default=None,
+                   help="seconds of streaming after start-up, > 0 (default: until Ctrl-C)")
     p.add_argument("--rate", type=positive_float, default=50.0,
                    help="appeals per second (default 50)")
     p.add_argument("--time-scale", type=positive_float, default=86400.0,

@@ -52,6 +52,10 @@ def test_classify_missing_file_is_one_line(argv: list[str], capsys: Any) -> None
     (["demo", "--rate", "-5"], "--rate"),
     (["demo", "--metrics-port", "70000"], "--metrics-port"),
     (["demo", "--workers", "0"], "--workers"),
+    (["demo", "--duration", "-5"], "--duration"),
+    (["demo", "--duration", "0"], "--duration"),
+    (["demo", "--duration", "nan"], "--duration"),
+    (["demo", "--duration", "inf"], "--duration"),
 ])
 def test_bad_option_values(argv: list[str], option: str, capsys: Any) -> None:
     rc, err = run(argv, capsys)
@@ -189,3 +193,20 @@ def test_produce_to_an_unreachable_broker_says_so_at_once(capsys: Any) -> None:
     assert [line for line in err.splitlines() if line.startswith("appeals ")] == [
         f"appeals produce: cannot reach Kafka at 127.0.0.1:{port} "
         f"(--kafka=kafka://127.0.0.1:{port}): connection refused or timed out"], err
+
+
+def test_demo_log_dir_it_cannot_create_is_one_line(tmp_path: Path, capsys: Any) -> None:
+    """Was a FileNotFoundError traceback, exit 1 (review of session 16)."""
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    rc, err = run(["demo", "--log-dir", str(blocker / "logs"), "--duration", "1"], capsys)
+    assert rc == 2
+    assert "--log-dir" in one_line(err)
+
+
+@pytest.mark.parametrize("argv", [["classify", "text", ""], ["classify", "text", " ", "\n"]])
+def test_classify_text_without_text_is_one_line(argv: list[str], capsys: Any) -> None:
+    """An empty text was classified as ``other`` with exit 0 (review of session 16)."""
+    rc, err = run(argv, capsys)
+    assert rc == 2
+    assert "no text" in one_line(err)

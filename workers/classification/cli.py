@@ -57,6 +57,10 @@ def _cmd_text(args: argparse.Namespace) -> int:
 
     clf = load_classifier(args.model)
     text = " ".join(args.text) if args.text else sys.stdin.read()
+    if not text.strip():
+        print("appeals classify text: error: no text (give it as arguments or on stdin)",
+              file=sys.stderr)
+        return 2
     res = clf.classify(text).to_dict()
     if args.explain:
         res["explain"] = clf.explain(text)

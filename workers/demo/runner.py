@@ -136,7 +136,11 @@ def _fresh_logs(log_dir: Path) -> None:
 
 def run_demo(opts: DemoOptions) -> int:
     log_dir = Path(opts.log_dir)
-    log_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        log_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"appeals demo: --log-dir {log_dir}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     ports = _metrics_ports(opts)
     if ports is None:
         return 2
