@@ -239,3 +239,34 @@ def test_the_sink_describes_alerts_whose_labels_are_not_a_mapping() -> None:
                                               {"labels": {"alertname": "X"}}]}
     assert describe("/hook", payload) == ["/hook firing", "/hook firing",
                                           "/hook firing alertname=X"]
+
+
+def test_a_slow_receiver_that_answers_within_its_timeout_is_served_by_the_retry(
+        redis_server: Any) -> None:
+    """The retry agent cut its requests at the inline budget (2 s) although a request may take
+    APPEALS_WEBHOOK_TIMEOUT (5 s): a receiver answering 200 in 2.5 s got a copy at every retry
+    for 7 days and the alert was dead-lettered as delivery_failed."""
+    keys: list[str] = []
+
+    async def slow(request: web.Request) -> web.Response:
+        keys.append(request.headers["Idempotency-Key"])
+        await asyncio.sleep(1.0)  # past the inline budget, well inside the timeout
+        return web.Response(status=200)
+
+    async def scenario() -> None:
+        runner, base = await _serve({"/hook": slow})
+        h = Harness(_settings(webhook_attempts=1, webhook_timeout=3.0, notify_inline_budget=0.5),
+                    redis_server.url, Router({"22-a": [f"{base}/hook"]}))
+        alert = _alert("appeal-slow-receiver")
+        try:
+            parked = (await h.alerts(alert.to_json())).parked()
+            assert [p.alert.alert_id for p in parked] == [alert.alert_id]  # quick attempt cut
+            out = await h.retries(*parked)
+            assert not out.parked() and not out.dead, "the retry did not wait for the answer"
+            assert await h.sent(alert)
+            assert keys == [alert.alert_id] * 2
+        finally:
+            await h.close()
+            await runner.cleanup()
+
+    asyncio.run(scenario())

@@ -12,7 +12,8 @@ Two agents in every worker:
   (each record of a batch on its own; the wait holds the retry agent's next batch, at most
   ``APPEALS_NOTIFY_RETRY_BACKOFF_MAX`` or ``APPEALS_NOTIFY_RETRY_AFTER_MAX``, whichever is
   longer, never the notify agent), tries the targets not yet
-  served, and marks the alert sent or parks it again with a longer backoff (capped). After
+  served (each request with the whole ``APPEALS_WEBHOOK_TIMEOUT``, not the inline budget),
+  and marks the alert sent or parks it again with a longer backoff (capped). After
   ``APPEALS_NOTIFY_RETRY_MAX_AGE`` of failures it dead-letters the alert (``delivery_failed``),
   which ``AppealsSupervisorAlertsLost`` reports.
 
@@ -274,6 +275,10 @@ class Notifier:
         log.info("parked alert %s: retry %d failed (%s); next in %.1f s", alert_id,
                  parked.attempt, _failures(result), again.not_before - now)
 
+    def _retry_budget(self) -> float:
+        """How long a retry round may start requests: at least one whole request."""
+        return max(self.settings.webhook_timeout, self.settings.notify_inline_budget)
+
     def _delay(self, attempt: int, outcome: Outcome) -> float:
         """Backoff before retry ``attempt``, but not before a receiver's Retry-After."""
         return max(retry_delay(self.settings, attempt, self._rng), outcome.wait)
@@ -300,9 +305,14 @@ class Notifier:
                                              "longer configured")
             # hold_off=0: a target that fails during this round is not tried again by the
             # other records of the round (one probe of a dead receiver, not hundreds).
+            # A request gets the whole APPEALS_WEBHOOK_TIMEOUT: the inline budget bounds only
+            # the quick attempts of an alerts batch. Cut at that budget, a receiver answering
+            # in 2.5 s (timeout 5 s) got a copy at every retry for 7 days and was never
+            # served (delivery_failed). The round's budget (one timeout) bounds only the
+            # start of a request: waiting for the receiver's slot, a next attempt.
             return await self.delivery.send(alert, targets,
-                                            budget=self.settings.notify_inline_budget,
-                                            hold_off=0.0)
+                                            budget=self._retry_budget(),
+                                            hold_off=0.0, whole_requests=True)
         except UndeliverableAlert as exc:
             return _Error(exc.reason, exc.detail)
         except Exception as exc:

@@ -375,9 +375,13 @@ class Delivery:
     # -- sending ----------------------------------------------------------------------------
 
     async def send(self, alert: SlaAlert, targets: Sequence[Target], *,
-                   budget: float | None = None, hold_off: float | None = None) -> Outcome:
+                   budget: float | None = None, hold_off: float | None = None,
+                   whole_requests: bool = False) -> Outcome:
         """Up to ``webhook_attempts`` quick attempts per target, side by side, all within
-        ``budget`` seconds (None: no bound). With ``hold_off``, a target whose last attempt
+        ``budget`` seconds (None: no bound). With ``whole_requests``, the budget bounds only
+        the start of a request (waiting for the receiver's slot, a next attempt): a request
+        under way gets the whole ``APPEALS_WEBHOOK_TIMEOUT`` (the retry agent's rounds; the
+        quick attempts cut it at the budget). With ``hold_off``, a target whose last attempt
         failed less than that many seconds before this call (or during it) is not tried:
         it counts as failed at once. Exceptions other than HTTP and network errors (a bug)
         propagate to the caller, which dead-letters that one alert."""
@@ -387,7 +391,8 @@ class Delivery:
         skip_since = None if hold_off is None else started - hold_off
         headers = {"Idempotency-Key": alert.alert_id}
         results = await asyncio.gather(*(
-            self._deliver(target, self._payload(target, alert), headers, deadline, skip_since)
+            self._deliver(target, self._payload(target, alert), headers, deadline, skip_since,
+                          whole_requests)
             for target in targets))
         outcome = Outcome()
         now = loop.time()
@@ -416,7 +421,8 @@ class Delivery:
         return failed_at is not None and failed_at >= skip_since
 
     async def _deliver(self, target: Target, payload: Any, headers: dict[str, str],
-                       deadline: float | None, skip_since: float | None) -> tuple[str, str]:
+                       deadline: float | None, skip_since: float | None,
+                       whole_requests: bool = False) -> tuple[str, str]:
         """Attempts to one target: (SENT | FAILED | REJECTED, reason)."""
         loop = asyncio.get_running_loop()
         key, channel = target.key, target.channel
@@ -427,7 +433,7 @@ class Delivery:
             if self._held_off(key, skip_since):
                 return FAILED, reason or "receiver failed moments ago"
             result, reason, retry_after = await self._attempt(target, payload, headers,
-                                                              deadline)
+                                                              deadline, whole_requests)
             if result in (_QUEUED, _HELD):
                 return FAILED, reason  # parked for a retry; the receiver is not held off
             if result == SENT:
@@ -461,8 +467,11 @@ class Delivery:
         return FAILED, reason
 
     async def _attempt(self, target: Target, payload: Any, headers: dict[str, str],
-                       deadline: float | None) -> tuple[str, str, float | None]:
-        """One POST, bounded by the deadline (waiting for the receiver's slot included).
+                       deadline: float | None, whole_request: bool = False,
+                       ) -> tuple[str, str, float | None]:
+        """One POST, bounded by the deadline (waiting for the receiver's slot included);
+        with ``whole_request``, the deadline bounds the wait for the slot only and the POST
+        has the session's whole timeout (``APPEALS_WEBHOOK_TIMEOUT``).
 
         A budget that runs out while the request still waits for the receiver's slot is
         ``_QUEUED``, not a failure of the receiver: a healthy receiver with many alerts at once
@@ -472,10 +481,12 @@ class Delivery:
         loop = asyncio.get_running_loop()
         in_flight: float | None = None
         try:
-            async with asyncio.timeout_at(deadline), self._limit(target.key):
+            async with asyncio.timeout_at(deadline) as budget, self._limit(target.key):
                 if self._waiting(target.key):
                     return _HELD, self._wait_reason(target.key), None
                 in_flight = loop.time()
+                if whole_request:
+                    budget.reschedule(None)  # a slow receiver that answers in time is served
                 # Redirects are not followed: aiohttp turns a POST answered 301/302/303 into
                 # a bodiless GET, whose 200 counted as delivered; a 307 re-sent the alert to
                 # whatever host the receiver named. A 3xx is a rejection (a hook URL to fix).
@@ -488,7 +499,8 @@ class Delivery:
             return REJECTED, "invalid URL", None  # a rules mistake: retrying cannot help
         except TimeoutError:
             now = loop.time()
-            past = deadline is not None and now >= deadline
+            past = deadline is not None and now >= deadline and not (
+                whole_request and in_flight is not None)
             if past and (in_flight is None or now - in_flight < _CUT_SHORT_S):
                 return _QUEUED, "the batch's budget ran out before the receiver's turn", None
             return (_AGAIN, "no answer within the batch's budget" if past else "TimeoutError",
