@@ -270,3 +270,38 @@ def test_a_slow_receiver_that_answers_within_its_timeout_is_served_by_the_retry(
             await runner.cleanup()
 
     asyncio.run(scenario())
+
+
+def test_a_200_late_in_the_budget_counts_though_its_body_stalls(redis_server: Any) -> None:
+    """The body was read inside the batch's budget: a 200 that came with less than a second
+    of it left was thrown away when the budget ran out during the read, and the alert was
+    parked and sent again. The status decides; the body read still ends with the budget."""
+    keys: list[str] = []
+
+    async def late_then_stalls(request: web.Request) -> web.StreamResponse:
+        keys.append(request.headers["Idempotency-Key"])
+        await request.read()
+        await asyncio.sleep(0.7)  # the 200 comes with 0.3 s of the budget left
+        resp = web.StreamResponse(status=200)
+        resp.content_length = 100
+        await resp.prepare(request)
+        await asyncio.sleep(3600)  # the body never comes
+        return resp
+
+    async def scenario() -> None:
+        runner, base = await _serve({"/hook": late_then_stalls})
+        h = Harness(_settings(webhook_timeout=5.0, notify_inline_budget=1.0), redis_server.url,
+                    Router({"22-a": [f"{base}/hook"]}))
+        alert = _alert("appeal-late-200")
+        try:
+            started = time.monotonic()
+            out = await h.alerts(alert.to_json())
+            took = time.monotonic() - started
+            assert not out.parked() and not out.dead, "a 200 came, yet the alert is parked"
+            assert await h.sent(alert) and keys == [alert.alert_id]
+            assert took < 1.5, f"the body read outlasted the batch's budget ({took:.1f} s)"
+        finally:
+            await h.close()
+            await runner.cleanup()
+
+    asyncio.run(scenario())

@@ -494,7 +494,14 @@ class Delivery:
                                                allow_redirects=False) as resp:
                     status = resp.status
                     retry_after = resp.headers.get("Retry-After")
-                    await _drain_small_body(resp)
+                    # The status decides from here on: a 200 that came late in the budget
+                    # was lost when the budget ran out during the body read, and the alert
+                    # was sent again. The body gets what is left of the budget (at most
+                    # _BODY_READ_S; unread, the connection is closed, not reused).
+                    budget.reschedule(None)
+                    left = _BODY_READ_S if deadline is None or whole_request else min(
+                        _BODY_READ_S, deadline - loop.time())
+                    await _drain_small_body(resp, left)
         except aiohttp.InvalidURL:
             return REJECTED, "invalid URL", None  # a rules mistake: retrying cannot help
         except TimeoutError:
@@ -523,19 +530,20 @@ class Delivery:
         return not outcome.failed and not outcome.rejected
 
 
-async def _drain_small_body(resp: aiohttp.ClientResponse) -> None:
+async def _drain_small_body(resp: aiohttp.ClientResponse, seconds: float = _BODY_READ_S) -> None:
     """Read a small answer body so its connection can carry the next alert; never a big one.
 
     The status is all delivery needs. A body announced larger than :data:`_BODY_READ_MAX` is
     not read (the connection is closed instead); one of unknown length (chunked) is read up to
-    that much. A body that stalls after the status line is given up after
-    :data:`_BODY_READ_S`: the status already told us whether the alert was taken.
+    that much. A body that stalls after the status line is given up after ``seconds`` (at
+    most :data:`_BODY_READ_S`, less when the batch's budget has less left): the status
+    already told us whether the alert was taken.
     """
     length = resp.content_length
-    if length is not None and length > _BODY_READ_MAX:
+    if seconds <= 0 or (length is not None and length > _BODY_READ_MAX):
         return
     with contextlib.suppress(TimeoutError, aiohttp.ClientError):
-        async with asyncio.timeout(_BODY_READ_S):
+        async with asyncio.timeout(seconds):
             await resp.content.read(_BODY_READ_MAX)
 
 
