@@ -293,9 +293,58 @@ def test_rejected_delivery_is_dead_lettered_not_parked(redis_server) -> None:
         assert "HTTP 404" in (out.dead[0][3] or "")
         assert not out.parked()
         assert rec.keys("/a") == [alert.alert_id]  # a 4xx is not retried
-        assert await h.sent(alert)  # handled: a replay does not send it again
+        # Not marked sent: the runbook's "fix the receiver, replay the dead letter" must
+        # deliver it (test_replaying_a_rejected_alert_reaches_only_the_receivers_that_refused).
+        assert not await h.sent(alert)
 
     _run(redis_server.url, scenario)
+
+
+def test_replaying_a_rejected_alert_reaches_only_the_receivers_that_refused(
+        redis_server) -> None:
+    """A 4xx dead-lettered the alert (delivery_rejected) and marked it sent as well, so the
+    dead letter replayed once the receiver was fixed was dropped as a duplicate for 90 days."""
+    alert = _alert("appeal-refused-then-fixed")
+
+    async def scenario(rec: Receivers, h: Harness) -> None:
+        rec.scripts["/refuses"] = [401]  # a wrong token in the rules, fixed afterwards
+        out = await h.alerts(alert.to_json())
+        assert [(r, v) for _, r, v, _ in out.dead] == [("delivery_rejected", alert.to_json())]
+        assert not out.parked() and not await h.sent(alert)
+        replay = await h.alerts(out.dead[0][2])  # the operator replays the dead letter
+        assert not replay.dead and not replay.parked()
+        assert rec.keys("/refuses") == [alert.alert_id] * 2
+        assert rec.keys("/took") == [alert.alert_id]  # not sent again to who had it
+        assert await h.sent(alert)
+        await h.alerts(alert.to_json())  # delivered everywhere: a replay is a no-op again
+        assert len(rec.requests) == 3
+
+    _run(redis_server.url, scenario,
+         router_hooks=lambda rec: {"22-a": [rec.url("/took"), rec.url("/refuses")]})
+
+
+def test_an_alert_refused_before_its_retry_succeeded_is_not_marked_sent(redis_server) -> None:
+    """Refused by one receiver at the quick attempts, parked for another that failed: the
+    retry that served the second one marked the alert sent, and the replay of the first
+    receiver's dead letter was a no-op."""
+    alert = _alert("appeal-refused-and-parked")
+
+    async def scenario(rec: Receivers, h: Harness) -> None:
+        rec.scripts["/refuses"] = [403]
+        rec.scripts["/down"] = [503, 503]
+        out = await h.alerts(alert.to_json())
+        assert [r for _, r, _, _ in out.dead] == ["delivery_rejected"]
+        (record,) = out.parked()
+        assert record.rejected == [Target("webhook", rec.url("/refuses")).key]
+        retry = await h.retries(record)
+        assert not retry.dead and not retry.parked() and not await h.sent(alert)
+        await h.alerts(out.dead[0][2])  # the replay once /refuses is fixed
+        assert rec.keys("/refuses") == [alert.alert_id] * 2
+        assert rec.keys("/down") == [alert.alert_id] * 3  # 2 quick attempts, the retry
+        assert await h.sent(alert)
+
+    _run(redis_server.url, scenario,
+         router_hooks=lambda rec: {"22-a": [rec.url("/refuses"), rec.url("/down")]})
 
 
 def test_invalid_hook_url_is_rejected_not_retried_for_days(redis_server) -> None:

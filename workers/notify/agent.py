@@ -22,10 +22,14 @@ A receiver that answers 429/503 with ``Retry-After`` (seconds or an HTTP-date, c
 alerts are parked with a ``not_before`` no earlier, the other receivers' alerts go on.
 
 An alert id is derived (appeal, level, cycle), so a replayed alert carries the id of the one
-already delivered; a Redis marker, written only after a successful delivery to every target,
-turns the replay (and a second retry record of the same alert) into a no-op. A lost marker at
-worst re-delivers with the same idempotency key, which receivers (webhooks with
-Idempotency-Key, Alertmanager by label set) absorb.
+already delivered; a Redis marker, written only after every target took it, turns the replay
+(and a second retry record of the same alert) into a no-op. Each target that took it gets a
+marker of its own as well, and a delivery (first try, retry, replay) skips the targets
+marked: an alert a receiver refused (4xx, ``delivery_rejected``) is not marked sent as a
+whole, so replaying its dead letter once the receiver is fixed reaches the receivers that
+refused and none that took it (it was marked sent, and the replay dropped as a duplicate for
+90 days). A lost marker at worst re-delivers with the same idempotency key, which receivers
+(webhooks with Idempotency-Key, Alertmanager by label set) absorb.
 
 No alert can stop the worker: an alert that fails its schema, cannot be expressed in a
 request (a ``fired_at`` without a UTC moment), is refused for good by a receiver (a 4xx), has
@@ -54,7 +58,7 @@ from monitoring import metrics
 from schemas.records import SlaAlert
 from schemas.validation import InvalidEvent
 from streams import topics as t
-from workers.notify.delivery import Delivery, Outcome, UndeliverableAlert, check_alert
+from workers.notify.delivery import Delivery, Outcome, Target, UndeliverableAlert, check_alert
 from workers.notify.retry import Parked, ParkedTracker, retry_delay
 from workers.runtime import (
     Outbox,
@@ -144,6 +148,7 @@ class Notifier:
         # back every other supervisor's alerts behind its retries.
         results = await asyncio.gather(*(self._first_try(alert) for _, alert in pending))
         finished: list[str] = []
+        served: list[tuple[str, list[str]]] = []
         now = self._clock()
         for (event, alert), result in zip(pending, results, strict=True):
             if isinstance(result, _Error):
@@ -151,19 +156,22 @@ class Notifier:
                                          detail=result.detail)
                 continue
             await self._dead_letter_rejected(outbox, event, result)
+            served.append((alert.alert_id, [x.key for x in result.sent]))
             if not result.failed:
-                finished.append(alert.alert_id)
+                if not result.rejected:  # refused: its dead letter's replay must not be a no-op
+                    finished.append(alert.alert_id)
                 continue
             parked = Parked(alert=alert, attempt=1, first_failed_at=now,
                             not_before=now + self._delay(1, result),
-                            done=result.done_keys, channels=result.failed_channels)
+                            done=result.done_keys, channels=result.failed_channels,
+                            rejected=[x.key for x, _ in result.rejected])
             await outbox.send(t.NOTIFY_RETRY, alert.appeal_id.encode(), parked.to_json())
             for channel in parked.channels:
                 metrics.NOTIFY_PARKED.labels(channel).inc()
             log.warning("alert %s parked for retry in %.1f s: %s", alert.alert_id,
                         parked.not_before - now, _failures(result))
         await outbox.flush()  # parked records acknowledged before the offsets move
-        await self._mark_sent(finished)
+        await self._mark_sent(finished, served)
 
     async def _read_alert(self, event: Any, outbox: Outbox) -> SlaAlert | None:
         try:
@@ -192,6 +200,9 @@ class Notifier:
                 # alert whose receivers were removed; replay it once the rules name one.
                 return _Error("no_receiver", "no receiver is configured for authority "
                                              f"{alert.notify_authority_id[:80]}")
+            targets = await self._unserved(alert, targets)  # a replay: only those not served
+            if not targets:
+                return Outcome()
             return await self.delivery.send(alert, targets,
                                             budget=self.settings.notify_inline_budget,
                                             hold_off=self.delivery.hold_off)
@@ -250,11 +261,17 @@ class Notifier:
         assert isinstance(result, Outcome)
         _count_retry(result)
         await self._dead_letter_rejected(outbox, event, result)
+        rejected = parked.rejected + [x.key for x, _ in result.rejected]
         if not result.failed:
             self.tracker.resolved(alert_id)
-            await self._mark_sent([alert_id])
-            log.info("parked alert %s delivered at retry %d", alert_id, parked.attempt)
+            # Refused by some receiver (now or at an earlier attempt): not marked sent as a
+            # whole, so the replay of its dead letter reaches those that refused.
+            await self._mark_sent([] if rejected else [alert_id],
+                                  [(alert_id, [x.key for x in result.sent])])
+            log.info("parked alert %s delivered at retry %d%s", alert_id, parked.attempt,
+                     " (refused by some receivers)" if rejected else "")
             return
+        await self._mark_sent([], [(alert_id, [x.key for x in result.sent])])
         now = self._clock()
         age = now - parked.first_failed_at
         if age >= self.settings.notify_retry_max_age:
@@ -269,7 +286,8 @@ class Notifier:
         again = Parked(alert=parked.alert, attempt=parked.attempt + 1,
                        first_failed_at=parked.first_failed_at,
                        not_before=now + self._delay(parked.attempt + 1, result),
-                       done=parked.done + result.done_keys, channels=result.failed_channels)
+                       done=parked.done + result.done_keys, channels=result.failed_channels,
+                       rejected=rejected)
         await outbox.send(t.NOTIFY_RETRY, parked.alert.appeal_id.encode(), again.to_json())
         self.tracker.seen(alert_id, again.channels, again.first_failed_at)
         log.info("parked alert %s: retry %d failed (%s); next in %.1f s", alert_id,
@@ -303,6 +321,9 @@ class Notifier:
                 # switched off): nobody is left to deliver to. Not "delivered": dead-lettered.
                 return _Error("no_receiver", "the receivers this alert was parked for are no "
                                              "longer configured")
+            targets = await self._unserved(alert, targets)  # e.g. served by a replay meanwhile
+            if not targets:
+                return Outcome()
             # hold_off=0: a target that fails during this round is not tried again by the
             # other records of the round (one probe of a dead receiver, not hundreds).
             # A request gets the whole APPEALS_WEBHOOK_TIMEOUT: the inline budget bounds only
@@ -357,13 +378,40 @@ class Notifier:
             metrics.REDIS_ERRORS.labels("notify_dedupe").inc()
             return False
 
-    async def _mark_sent(self, alert_ids: list[str]) -> None:
-        if not alert_ids:
+    def _target_marker(self, alert_id: str, target_key: str) -> str:
+        return f"{self.prefix}alert:sent-to:{target_key}:{alert_id}"
+
+    async def _unserved(self, alert: SlaAlert, targets: list[Target]) -> list[Target]:
+        """The targets that have not taken this alert yet (all of them if Redis is down)."""
+        if not targets:
+            return targets
+        try:
+            marks = await self.ctx.redis.mget(
+                [self._target_marker(alert.alert_id, x.key) for x in targets])
+        except (redis.exceptions.RedisError, OSError):
+            metrics.REDIS_ERRORS.labels("notify_dedupe").inc()
+            return targets
+        out = []
+        for target, mark in zip(targets, marks, strict=True):
+            if mark is None:
+                out.append(target)
+            else:
+                metrics.NOTIFICATIONS.labels(target.channel, "duplicate").inc()
+        return out
+
+    async def _mark_sent(self, alert_ids: list[str],
+                         served: Sequence[tuple[str, list[str]]] = ()) -> None:
+        """Mark ``alert_ids`` sent as a whole, and each (alert, target keys) of ``served``
+        taken by those targets."""
+        if not alert_ids and not any(keys for _, keys in served):
             return
         try:
             async with self.ctx.redis.pipeline(transaction=False) as pipe:
                 for alert_id in alert_ids:
                     pipe.set(f"{self.prefix}alert:sent:{alert_id}", "1", ex=SENT_TTL)
+                for alert_id, keys in served:
+                    for key in keys:
+                        pipe.set(self._target_marker(alert_id, key), "1", ex=SENT_TTL)
                 await pipe.execute()
         except (redis.exceptions.RedisError, OSError):
             metrics.REDIS_ERRORS.labels("notify_dedupe").inc()

@@ -10,9 +10,13 @@ failures the record is dead-lettered (``delivery_failed``): nothing is dropped s
 
 The record is internal (written and read only by ``workers/notify``), JSON like every topic:
 ``{"schema_version": 1, "kind": "notify-retry", "alert": <SlaAlert v1>, "done": [target keys],
-"attempt": n, "first_failed_at": unix s, "not_before": unix s, "channels": [pending]}``.
+"attempt": n, "first_failed_at": unix s, "not_before": unix s, "channels": [pending],
+"rejected": [target keys]}``.
 ``done`` holds :attr:`workers.notify.delivery.Target.key` values (channel and URL hash, never
-the URL): a retry sends to the alert's current targets minus those.
+the URL): a retry sends to the alert's current targets minus those. ``rejected`` (optional,
+absent in records of older workers) names those of ``done`` that refused the alert (a 4xx,
+dead-lettered as ``delivery_rejected``): once the others took it, the alert is not marked
+sent as a whole, so the dead letter's replay reaches the receivers that refused.
 """
 
 from __future__ import annotations
@@ -52,6 +56,8 @@ class Parked:
     not_before: float
     done: list[str] = field(default_factory=list)
     channels: list[str] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)
+    """Targets of ``done`` that refused the alert (they are in ``done`` too)."""
 
     def to_json(self) -> bytes:
         return orjson.dumps({
@@ -63,6 +69,7 @@ class Parked:
             "first_failed_at": self.first_failed_at,
             "not_before": self.not_before,
             "channels": sorted(set(self.channels)),
+            "rejected": sorted(set(self.rejected)),
         })
 
     @classmethod
@@ -74,9 +81,10 @@ class Parked:
         alert = data.get("alert")
         validate_incoming("sla-alert", alert)
         done, channels = data.get("done", []), data.get("channels", [])
+        rejected = data.get("rejected", [])
         attempt = data.get("attempt")
         moments = (data.get("first_failed_at"), data.get("not_before"))
-        if not (_strings(done) and _strings(channels)
+        if not (_strings(done) and _strings(channels) and _strings(rejected)
                 and isinstance(attempt, int) and not isinstance(attempt, bool)
                 and 1 <= attempt <= MAX_ATTEMPT
                 and all(_finite(m) for m in moments)):
@@ -84,12 +92,13 @@ class Parked:
         assert isinstance(alert, dict)
         return cls(alert=SlaAlert.from_dict(alert), attempt=attempt,
                    first_failed_at=float(moments[0]), not_before=float(moments[1]),  # type: ignore[arg-type]
-                   done=list(done), channels=list(channels))
+                   done=list(done), channels=list(channels), rejected=list(rejected))
 
     def merge(self, other: Parked) -> None:
         """Two records of one alert (a replay parked it twice): one attempt serves both."""
         self.done = sorted(set(self.done) | set(other.done))
         self.channels = sorted(set(self.channels) | set(other.channels))
+        self.rejected = sorted(set(self.rejected) | set(other.rejected))
         self.attempt = max(self.attempt, other.attempt)
         self.first_failed_at = min(self.first_failed_at, other.first_failed_at)
         self.not_before = min(self.not_before, other.not_before)
