@@ -717,3 +717,44 @@ def test_retry_after_header_forms() -> None:
     assert parse_retry_after("9" * 40, now) == 1e12  # capped by the caller
     for bad in (None, "", "-5", "1.5", "soon", "x" * 100):
         assert parse_retry_after(bad, now) is None
+
+
+def test_a_parked_warning_is_superseded_by_its_breach_sent_meanwhile(redis_server) -> None:
+    """The warning was parked (its receiver hiccupped), the same appeal's breach went out at
+    once, and the warning's retry then delivered the stale warning after the breach."""
+    warning = _alert("appeal-order", level="warning")
+    breach = _alert("appeal-order", level="breach")
+    other_cycle = SlaAlert.from_dict({**_alert("appeal-order", level="warning").to_dict(),
+                                      "alert_id": "appeal-order:warning:1"})
+
+    async def scenario(rec: Receivers, h: Harness) -> None:
+        rec.scripts["/a"] = [503, 503]
+        (parked,) = (await h.alerts(warning.to_json())).parked()
+        superseded = _count(metrics.NOTIFICATIONS, "webhook", "superseded")
+        h.delivery._failed_at.clear()  # the hold-off has passed
+        assert not (await h.alerts(breach.to_json())).parked()
+        out = await h.retries(parked)
+        assert not out.sent and not out.dead  # settled: neither parked again nor lost
+        assert [b["level"] for b in rec.bodies("/a")] == ["warning", "warning", "breach"]
+        assert _count(metrics.NOTIFICATIONS, "webhook", "superseded") == superseded + 1
+        assert await h.sent(warning)
+        # Another cycle's warning (a new deadline) is not superseded by this breach.
+        await h.alerts(other_cycle.to_json())
+        assert [b["alert_id"] for b in rec.bodies("/a")][-1] == other_cycle.alert_id
+
+    _run(redis_server.url, scenario)
+
+
+def test_a_warning_and_its_breach_in_one_batch_go_out_as_the_breach_only(redis_server) -> None:
+    """A batch holding both (the timer sweep catching up after an outage) sent them side by
+    side, in no particular order."""
+    warning = _alert("appeal-both", level="warning")
+    breach = _alert("appeal-both", level="breach")
+
+    async def scenario(rec: Receivers, h: Harness) -> None:
+        out = await h.alerts(warning.to_json(), breach.to_json())
+        assert not out.sent and not out.dead
+        assert rec.keys("/a") == [breach.alert_id]
+        assert await h.sent(warning) and await h.sent(breach)
+
+    _run(redis_server.url, scenario)

@@ -31,6 +31,15 @@ refused and none that took it (it was marked sent, and the replay dropped as a d
 90 days). A lost marker at worst re-delivers with the same idempotency key, which receivers
 (webhooks with Idempotency-Key, Alertmanager by label set) absorb.
 
+Alerts of one appeal's deadline (same stage and cycle) keep their order: a warning is not
+sent to a receiver that already took the breach or escalation of that deadline (the alert ids
+name them), it is *superseded* (``appeals_notifications_total{result="superseded"}``, a log
+line). So a warning parked while its receiver hiccupped no longer arrives after the breach
+that went out meanwhile; within a batch of either agent the higher level is tried first. A
+superseded warning is settled (marked sent), not dead-lettered: the receiver has the newer
+alert of the same deadline. Only the moment a warning's retry is already in flight when the
+breach goes out is not covered.
+
 No alert can stop the worker: an alert that fails its schema, cannot be expressed in a
 request (a ``fired_at`` without a UTC moment), is refused for good by a receiver (a 4xx), has
 no receiver while the deployment has some (``no_receiver``: an authority without a hook and
@@ -119,6 +128,7 @@ class Notifier:
             metrics.NOTIFY_PARKED.labels(channel)
             for result in ("sent", "failed", "rejected"):
                 metrics.NOTIFY_RETRIES.labels(channel, result)
+            metrics.NOTIFICATIONS.labels(channel, "superseded")
         for reason in DEAD_LETTER_REASONS:
             metrics.DEADLETTER.labels(STAGE, reason)
 
@@ -146,7 +156,7 @@ class Notifier:
             metrics.NOTIFICATIONS.labels("log", "sent").inc()
         # Side by side, within one budget: one receiver that is down or slow must not hold
         # back every other supervisor's alerts behind its retries.
-        results = await asyncio.gather(*(self._first_try(alert) for _, alert in pending))
+        results = await _in_family_order([alert for _, alert in pending], self._first_try)
         finished: list[str] = []
         served: list[tuple[str, list[str]]] = []
         now = self._clock()
@@ -189,7 +199,7 @@ class Notifier:
             return None
         return alert
 
-    async def _first_try(self, alert: SlaAlert) -> Outcome | _Error:
+    async def _first_try(self, alert: SlaAlert, above: frozenset[str]) -> Outcome | _Error:
         if self.delivery is None:
             return Outcome()
         try:
@@ -200,7 +210,7 @@ class Notifier:
                 # alert whose receivers were removed; replay it once the rules name one.
                 return _Error("no_receiver", "no receiver is configured for authority "
                                              f"{alert.notify_authority_id[:80]}")
-            targets = await self._unserved(alert, targets)  # a replay: only those not served
+            targets = await self._unserved(alert, targets, above)  # a replay: those not served
             if not targets:
                 return Outcome()
             return await self.delivery.send(alert, targets,
@@ -243,21 +253,28 @@ class Notifier:
         # ends when the last is done, so a record waits at most
         # APPEALS_NOTIFY_RETRY_BACKOFF_MAX (or APPEALS_NOTIFY_RETRY_AFTER_MAX, if longer)
         # behind another of its partition.
-        await asyncio.gather(*(self._retry_and_settle(event, parked, outbox)
-                               for event, parked in items.values()))
+        by_alert = {parked.alert.alert_id: (event, parked) for event, parked in items.values()}
+
+        async def settle(alert: SlaAlert, above: frozenset[str]) -> list[str]:
+            event, parked = by_alert[alert.alert_id]
+            return await self._retry_and_settle(event, parked, outbox, above)
+
+        await _in_family_order([parked.alert for _, parked in items.values()], settle)
         await outbox.flush()  # records parked again acknowledged before the offsets move
 
-    async def _retry_and_settle(self, event: Any, parked: Parked, outbox: Outbox) -> None:
-        result = await self._retry(parked)
+    async def _retry_and_settle(self, event: Any, parked: Parked, outbox: Outbox,
+                                above: frozenset[str] = frozenset()) -> list[str]:
+        """Retry one record and settle it; returns the keys of the targets it reached."""
+        result = await self._retry(parked, above)
         alert_id = parked.alert.alert_id
         if result is _ALREADY_SENT:
             self.tracker.resolved(alert_id)
-            return
+            return []
         if isinstance(result, _Error):
             self.tracker.resolved(alert_id)
             await outbox.dead_letter(event, stage=STAGE, reason=result.reason,
                                      detail=result.detail)
-            return
+            return []
         assert isinstance(result, Outcome)
         _count_retry(result)
         await self._dead_letter_rejected(outbox, event, result)
@@ -270,7 +287,7 @@ class Notifier:
                                   [(alert_id, [x.key for x in result.sent])])
             log.info("parked alert %s delivered at retry %d%s", alert_id, parked.attempt,
                      " (refused by some receivers)" if rejected else "")
-            return
+            return [x.key for x in result.sent]
         await self._mark_sent([], [(alert_id, [x.key for x in result.sent])])
         now = self._clock()
         age = now - parked.first_failed_at
@@ -282,7 +299,7 @@ class Notifier:
                 event, stage=STAGE, reason="delivery_failed",
                 detail=f"not delivered after {parked.attempt} retries in {age:.0f} s: "
                        f"{_failures(result)}")
-            return
+            return [x.key for x in result.sent]
         again = Parked(alert=parked.alert, attempt=parked.attempt + 1,
                        first_failed_at=parked.first_failed_at,
                        not_before=now + self._delay(parked.attempt + 1, result),
@@ -292,6 +309,7 @@ class Notifier:
         self.tracker.seen(alert_id, again.channels, again.first_failed_at)
         log.info("parked alert %s: retry %d failed (%s); next in %.1f s", alert_id,
                  parked.attempt, _failures(result), again.not_before - now)
+        return [x.key for x in result.sent]
 
     def _retry_budget(self) -> float:
         """How long a retry round may start requests: at least one whole request."""
@@ -301,7 +319,7 @@ class Notifier:
         """Backoff before retry ``attempt``, but not before a receiver's Retry-After."""
         return max(retry_delay(self.settings, attempt, self._rng), outcome.wait)
 
-    async def _retry(self, parked: Parked) -> object:
+    async def _retry(self, parked: Parked, above: frozenset[str] = frozenset()) -> object:
         # At most the backoff maximum (a not_before far ahead may come from another worker's
         # clock), or the Retry-After cap: a receiver's Retry-After is honoured after a restart.
         cap = max(self.settings.notify_retry_backoff_max, self.settings.notify_retry_after_max)
@@ -321,7 +339,8 @@ class Notifier:
                 # switched off): nobody is left to deliver to. Not "delivered": dead-lettered.
                 return _Error("no_receiver", "the receivers this alert was parked for are no "
                                              "longer configured")
-            targets = await self._unserved(alert, targets)  # e.g. served by a replay meanwhile
+            # Served by a replay meanwhile, or already given this deadline's breach.
+            targets = await self._unserved(alert, targets, above)
             if not targets:
                 return Outcome()
             # hold_off=0: a target that fails during this round is not tried again by the
@@ -381,22 +400,31 @@ class Notifier:
     def _target_marker(self, alert_id: str, target_key: str) -> str:
         return f"{self.prefix}alert:sent-to:{target_key}:{alert_id}"
 
-    async def _unserved(self, alert: SlaAlert, targets: list[Target]) -> list[Target]:
-        """The targets that have not taken this alert yet (all of them if Redis is down)."""
+    async def _unserved(self, alert: SlaAlert, targets: list[Target],
+                        above: frozenset[str] = frozenset()) -> list[Target]:
+        """The targets that have taken neither this alert nor a later level of its deadline
+        (``above``: target keys this batch gave one; Redis holds the earlier batches')."""
         if not targets:
             return targets
+        later = _later_ids(alert)
+        ids = [alert.alert_id, *later]
         try:
             marks = await self.ctx.redis.mget(
-                [self._target_marker(alert.alert_id, x.key) for x in targets])
+                [self._target_marker(i, x.key) for x in targets for i in ids])
         except (redis.exceptions.RedisError, OSError):
             metrics.REDIS_ERRORS.labels("notify_dedupe").inc()
-            return targets
+            marks = [None] * (len(targets) * len(ids))
         out = []
-        for target, mark in zip(targets, marks, strict=True):
-            if mark is None:
-                out.append(target)
-            else:
+        for n, target in enumerate(targets):
+            own, *higher = marks[n * len(ids):(n + 1) * len(ids)]
+            if own is not None:
                 metrics.NOTIFICATIONS.labels(target.channel, "duplicate").inc()
+            elif target.key in above or any(m is not None for m in higher):
+                metrics.NOTIFICATIONS.labels(target.channel, "superseded").inc()
+                log.info("alert %s not sent to %s %s: superseded, it has a later level of "
+                         "the same deadline", alert.alert_id, target.channel, target.host)
+            else:
+                out.append(target)
         return out
 
     async def _mark_sent(self, alert_ids: list[str],
@@ -415,6 +443,56 @@ class Notifier:
                 await pipe.execute()
         except (redis.exceptions.RedisError, OSError):
             metrics.REDIS_ERRORS.labels("notify_dedupe").inc()
+
+
+LEVELS = ("warning", "breach", "escalation")  # the order alerts of one deadline are sent in
+
+
+def _family(alert: SlaAlert) -> tuple[str, str, int] | None:
+    """(prefix, cycle, rank) of an alert id as the SLA agent derives it,
+    ``<appeal>:[<stage>.]<level>:<cycle>``; None for any other id (never superseded)."""
+    if alert.level not in LEVELS:
+        return None
+    prefix = f"{alert.appeal_id}:{alert.stage + '.' if alert.stage else ''}"
+    head, _, cycle = alert.alert_id.rpartition(":")
+    if head != f"{prefix}{alert.level}" or not cycle:
+        return None
+    return prefix, cycle, LEVELS.index(alert.level)
+
+
+def _later_ids(alert: SlaAlert) -> list[str]:
+    """Ids of the later levels of this alert's deadline (same appeal, stage and cycle)."""
+    family = _family(alert)
+    if family is None:
+        return []
+    prefix, cycle, rank = family
+    return [f"{prefix}{level}:{cycle}" for level in LEVELS[rank + 1:]]
+
+
+async def _in_family_order(
+        alerts: Sequence[SlaAlert],
+        run: Callable[[SlaAlert, frozenset[str]], Awaitable[Any]]) -> list[Any]:
+    """``run`` each alert, side by side, except that alerts of one deadline (same appeal,
+    stage and cycle) run one after the other, the latest level first; each is given the keys
+    of the targets the later levels reached (``Outcome.sent``, or a retry's returned keys)."""
+    results: list[Any] = [None] * len(alerts)
+    chains: dict[Any, list[int]] = {}
+    for i, alert in enumerate(alerts):
+        family = _family(alert)
+        chains.setdefault(family[:2] if family else i, []).append(i)
+
+    async def chain(indexes: list[int]) -> None:
+        reached: set[str] = set()
+        order = sorted(indexes, key=lambda i: -(f[2] if (f := _family(alerts[i])) else 0))
+        for i in order:
+            results[i] = result = await run(alerts[i], frozenset(reached))
+            if isinstance(result, Outcome):
+                reached.update(x.key for x in result.sent)
+            elif isinstance(result, list):
+                reached.update(result)
+
+    await asyncio.gather(*(chain(indexes) for indexes in chains.values()))
+    return results
 
 
 def _count_retry(outcome: Outcome) -> None:
