@@ -14,9 +14,10 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from schemas.records import CHANNELS
-from streams.settings import Settings
+from streams.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,9 @@ class TopicSpec:
     config: dict[str, str] = field(default_factory=dict)
     external: bool = False
     """Written by systems outside the pipeline (intake systems, authorities)."""
+    per_appeal: bool = True
+    """Keyed by ``appeal_id`` and read co-partitioned: its partition count must be
+    ``APPEALS_PARTITIONS`` (intake and dead-letter topics carry other keys)."""
 
 
 def intake_topic(channel: str) -> str:
@@ -57,7 +61,7 @@ _RETAIN_365D = {"retention.ms": str(365 * DAY_MS), "cleanup.policy": "delete"}
 SPECS: tuple[TopicSpec, ...] = (
     *(
         TopicSpec(intake_topic(c), f"Intake events of the {c} channel (IntakeAppeal v1).",
-                  _RETAIN_30D, external=True)
+                  _RETAIN_30D, external=True, per_appeal=False)
         for c in CHANNELS
     ),
     TopicSpec(REGISTERED, "Accepted, normalised appeals (RegisteredAppeal v1).", _RETAIN_90D),
@@ -76,7 +80,7 @@ SPECS: tuple[TopicSpec, ...] = (
     TopicSpec(SLA_TICKS, "Internal: timer firings for the SLA agent (SlaTick v1).", _RETAIN_30D),
     TopicSpec(SLA_ALERTS, "SLA warnings, breaches, escalations (SlaAlert v1).", _RETAIN_90D),
     TopicSpec(DEADLETTER, "Inputs that failed, with reason and original bytes (DeadLetter v1).",
-              _RETAIN_90D),
+              _RETAIN_90D, per_appeal=False),
     TopicSpec(NOTIFY_RETRY, "Internal: SLA alerts parked for a later delivery attempt, keyed by "
               "appeal_id (workers/notify/retry.py).", _RETAIN_30D),
 )
@@ -102,8 +106,13 @@ def durability_config(replication: int) -> dict[str, str]:
 def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
     """Create missing topics with our partition count and configs; returns those created.
 
-    Safe to call from every worker at every start: existing topics are left alone (their
-    partition count is checked and a mismatch is logged, since changing it would move keys).
+    Safe to call from every worker at every start: existing topics are left alone, but their
+    partition counts are checked (changing a count would move keys, so nothing is changed).
+    A per-appeal topic whose count is not ``APPEALS_PARTITIONS`` raises :class:`ConfigError`
+    naming the topic and both counts: the SLA agent reads those topics co-partitioned, and
+    an appeal's events on partitions that do not line up reach a state that is not its own
+    (an older deployment's 4-partition ``appeals.routed`` next to new 8-partition topics went
+    unnoticed). Intake and dead-letter topics carry other keys: a different count is logged.
     """
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka.errors import KafkaError, TopicAlreadyExistsError
@@ -126,6 +135,7 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
     created: list[str] = []
     try:
         existing = set(admin.list_topics())
+        _check_partition_counts(settings, admin, existing)
         wanted = [
             NewTopic(
                 name=topic_name(settings, spec.name),
@@ -147,3 +157,30 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
     finally:
         admin.close()
     return created
+
+
+def _check_partition_counts(settings: Settings, admin: Any, existing: set[str]) -> None:
+    """Raise :class:`ConfigError` when an existing per-appeal topic has another partition
+    count than ``settings.partitions``; log a warning for the other topics."""
+    specs = {topic_name(settings, spec.name): spec for spec in SPECS}
+    names = sorted(name for name in specs if name in existing)
+    if not names:
+        return
+    counts: dict[str, int] = {}
+    for meta in admin.describe_topics(names):
+        name = meta.get("name") or meta.get("topic")  # kafka-python 3 says "name"
+        if name in specs and not meta.get("error_code") and meta.get("partitions"):
+            counts[name] = len(meta["partitions"])
+    wrong = {name: n for name, n in counts.items() if n != settings.partitions}
+    for name, n in wrong.items():
+        if not specs[name].per_appeal:
+            log.warning("topic %s has %d partitions, APPEALS_PARTITIONS is %d (not a "
+                        "per-appeal topic: left as it is)", name, n, settings.partitions)
+    bad = sorted(name for name in wrong if specs[name].per_appeal)
+    if bad:
+        listed = ", ".join(f"{name} has {wrong[name]}" for name in bad)
+        raise ConfigError(
+            f"APPEALS_PARTITIONS is {settings.partitions}, but existing topic {listed} "
+            "partitions; per-appeal topics are read co-partitioned and must all have the same "
+            "count: set APPEALS_PARTITIONS to the existing count, or add partitions to the "
+            "topic (kafka-topics --alter; this moves keys, so drain the topic first)")
