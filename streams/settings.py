@@ -72,7 +72,8 @@ class Settings:
     batch_size: int = 500
     """APPEALS_BATCH_SIZE: most events an agent handles in one batch."""
     batch_linger: float = 0.02
-    """APPEALS_BATCH_LINGER: seconds an agent waits to fill a batch."""
+    """APPEALS_BATCH_LINGER: seconds an agent waits to fill a batch (0: no wait; only with
+    natural batches, which hand a batch over when nothing more is waiting)."""
     natural_batches: bool = True
     """APPEALS_NATURAL_BATCHES: hand a batch over as soon as nothing more is waiting."""
     stream_buffer: int = 8192
@@ -176,6 +177,11 @@ class Settings:
         _check(self.stream_buffer >= 16, "APPEALS_STREAM_BUFFER", "must be at least 16")
         _check(self.changelog_buffer >= 100, "APPEALS_CHANGELOG_BUFFER", "must be at least 100")
         _check(self.batch_linger >= 0, "APPEALS_BATCH_LINGER", "must not be negative")
+        # 0 means "no time bound" to take_events: with natural batches off, a batch then went
+        # only when APPEALS_BATCH_SIZE events had arrived, and at a low rate agents stalled.
+        _check(self.batch_linger > 0 or self.natural_batches, "APPEALS_BATCH_LINGER",
+               "must be above 0 when APPEALS_NATURAL_BATCHES is false (with 0 a batch waits "
+               "for APPEALS_BATCH_SIZE events, however long that takes)")
         _check(self.session_timeout >= 1, "APPEALS_SESSION_TIMEOUT", "must be at least 1 s")
         _check(0 <= self.metrics_port < 65536, "APPEALS_METRICS_PORT", "must be a port number")
         _check(bool(self.metrics_host) and not any(c.isspace() for c in self.metrics_host),
