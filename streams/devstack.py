@@ -68,15 +68,105 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class PortInUse(DevStackError):
+    """The port a server was to listen on belongs to another program."""
+
+
+#: Attempts of a server started on a port of our own choosing (``port=None``): a port
+#: :func:`free_port` found free can be taken by another program before the server binds it.
+PORT_ATTEMPTS = 3
+#: How long a child that is still running may leave its port answered by another process
+#: before it is taken as a wrapper whose own child serves (a server that lost the bind exits
+#: at once: redis-server immediately, Tansu in ~0.2 s).
+_FOREIGN_LISTENER_GRACE_S = 2.0
+
+
+def port_is_free(port: int) -> bool:
+    """Whether nothing listens on (or is bound to) 127.0.0.1:``port``.
+
+    ``SO_REUSEADDR`` as the servers set it: a connection of an earlier server on the port in
+    TIME_WAIT (``RedisServer.restart_empty``) does not count."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _owns_listener(pid: int, port: int) -> bool | None:
+    """Whether process ``pid`` holds the socket listening on ``port``; None: cannot tell (no
+    Linux ``/proc``)."""
+    inodes: set[str] = set()
+    readable = False
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        readable = True
+        for line in lines:
+            cols = line.split()
+            if len(cols) > 9 and cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(cols[9])  # 0A: LISTEN
+    if not readable:
+        return None
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return None
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if target.startswith("socket:[") and target[8:-1] in inodes:
+                return True
+    return False
+
+
 def _wait_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout: float) -> None:
+    """Return once ``proc`` accepts connections on ``port``.
+
+    A connection alone proved nothing: on a port another program listened on, the child
+    failed to bind and exited, and the start "succeeded" with the other program answering
+    (review of session 15). The listener must be the child's (Linux: its socket in
+    ``/proc``), or elsewhere the child must still run half a second after the port answers;
+    a child that exits while the port is taken raises :class:`PortInUse`.
+    """
     deadline = time.monotonic() + timeout
+    foreign_since: float | None = None
     while time.monotonic() < deadline:
         if proc.poll() is not None:
+            if foreign_since is not None or not port_is_free(port):
+                raise PortInUse(f"{what}: 127.0.0.1:{port} is already in use by another "
+                                f"program (the server exited with code {proc.returncode})")
             raise DevStackError(f"{what} exited with code {proc.returncode} during start-up")
+        answered = False
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
+            answered = True
+        if answered:
+            owner = _owns_listener(proc.pid, port)
+            if owner is None:  # cannot tell: a child that lost the bind is gone by now
+                time.sleep(0.5)
+                if proc.poll() is None:
+                    return
+                continue
+            if owner:
+                return
+            now = time.monotonic()
+            foreign_since = now if foreign_since is None else foreign_since
+            if now - foreign_since >= _FOREIGN_LISTENER_GRACE_S:
+                return  # still running: a wrapper whose own child listens
         time.sleep(0.05)
+    if foreign_since is not None:
+        raise PortInUse(f"{what}: 127.0.0.1:{port} is answered by another program")
     raise DevStackError(f"{what} did not listen on 127.0.0.1:{port} within {timeout:.0f} s")
+
+
+def _check_requested_port(port: int, what: str) -> None:
+    if not port_is_free(port):
+        raise PortInUse(f"cannot start {what}: 127.0.0.1:{port} is already in use by another "
+                        "program")
 
 
 @dataclass
@@ -170,8 +260,23 @@ def _log_file(log_dir: Path | None, name: str) -> Path:
 def start_broker(
     port: int | None = None, log_dir: Path | None = None, timeout: float = 20.0
 ) -> Broker:
-    """Start Tansu on 127.0.0.1; returns once it accepts connections."""
-    port = port or free_port()
+    """Start Tansu on 127.0.0.1; returns once it accepts connections.
+
+    ``port``: that port, or :class:`PortInUse` when another program has it; None: a free one
+    (tried again on another when the one found is taken before Tansu binds it)."""
+    if port:
+        _check_requested_port(port, "the Tansu broker")
+    for attempt in range(1 if port else PORT_ATTEMPTS):
+        try:
+            return _start_broker(port or free_port(), log_dir, timeout)
+        except PortInUse as exc:
+            if port or attempt + 1 == PORT_ATTEMPTS:
+                raise
+            log.info("%s; trying another port", exc)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _start_broker(port: int, log_dir: Path | None, timeout: float) -> Broker:
     url = f"tcp://127.0.0.1:{port}"
     log_path = _log_file(log_dir, "tansu")
     with open(log_path, "wb") as out:
@@ -205,8 +310,23 @@ def start_broker(
 def start_redis(
     port: int | None = None, log_dir: Path | None = None, timeout: float = 10.0
 ) -> RedisServer:
-    """Start a throw-away redis-server (no persistence) on 127.0.0.1."""
-    port = port or free_port()
+    """Start a throw-away redis-server (no persistence) on 127.0.0.1.
+
+    ``port``: that port, or :class:`PortInUse` when another program has it; None: a free one
+    (tried again on another when the one found is taken before Redis binds it)."""
+    if port:
+        _check_requested_port(port, "redis-server")
+    for attempt in range(1 if port else PORT_ATTEMPTS):
+        try:
+            return _start_redis(port or free_port(), log_dir, timeout)
+        except PortInUse as exc:
+            if port or attempt + 1 == PORT_ATTEMPTS:
+                raise
+            log.info("%s; trying another port", exc)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _start_redis(port: int, log_dir: Path | None, timeout: float) -> RedisServer:
     workdir = tempfile.TemporaryDirectory(prefix="appeals-redis-")
     log_path = _log_file(log_dir, "redis")
     with open(log_path, "wb") as out:
@@ -237,6 +357,7 @@ def start_redis(
         _wait_port(port, proc, f"redis-server (log: {log_path})", timeout)
     except DevStackError:
         server.stop()
+        workdir.cleanup()
         raise
     log.info("Redis on 127.0.0.1:%d", port)
     return server
