@@ -28,6 +28,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+#: Apache Kafka's default ``group.min.session.timeout.ms``: a shorter session is refused.
+MIN_SESSION_TIMEOUT_S = 6.0
+
 
 class ConfigError(ValueError):
     """A setting has a value the system cannot run with; the message names the setting."""
@@ -57,7 +60,7 @@ class Settings:
     Created with its parents when a worker starts (streams.app.create_app), so the default works
     from any directory: ./var/worker, next to the demo's ./var/demo logs."""
     session_timeout: float = 10.0
-    """APPEALS_SESSION_TIMEOUT: consumer-group session timeout, seconds."""
+    """APPEALS_SESSION_TIMEOUT: consumer-group session timeout, seconds (at least 6)."""
     metrics_port: int = 9464
     """APPEALS_METRICS_PORT: port of the /metrics and /healthz endpoint (0 = any free port)."""
     metrics_host: str = "0.0.0.0"
@@ -182,7 +185,12 @@ class Settings:
         _check(self.batch_linger > 0 or self.natural_batches, "APPEALS_BATCH_LINGER",
                "must be above 0 when APPEALS_NATURAL_BATCHES is false (with 0 a batch waits "
                "for APPEALS_BATCH_SIZE events, however long that takes)")
-        _check(self.session_timeout >= 1, "APPEALS_SESSION_TIMEOUT", "must be at least 1 s")
+        # Apache Kafka refuses a group member whose session is shorter than the broker's
+        # group.min.session.timeout.ms (6 s by default): 1..5 s passed here, and the worker
+        # then failed to join its group (INVALID_SESSION_TIMEOUT) instead of stopping here.
+        _check(self.session_timeout >= MIN_SESSION_TIMEOUT_S, "APPEALS_SESSION_TIMEOUT",
+               f"must be at least {MIN_SESSION_TIMEOUT_S:g} s (Apache Kafka's default "
+               "group.min.session.timeout.ms; a broker refuses shorter sessions)")
         _check(0 <= self.metrics_port < 65536, "APPEALS_METRICS_PORT", "must be a port number")
         _check(bool(self.metrics_host) and not any(c.isspace() for c in self.metrics_host),
                "APPEALS_METRICS_HOST", "must be a host name or address (0.0.0.0: every one)")
