@@ -23,6 +23,7 @@ import dataclasses
 import difflib
 import math
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -30,6 +31,16 @@ from typing import Any
 
 #: Apache Kafka's default ``group.min.session.timeout.ms``: a shorter session is refused.
 MIN_SESSION_TIMEOUT_S = 6.0
+
+#: Kafka's topic names: these characters only, at most :data:`MAX_TOPIC_NAME` of them.
+TOPIC_NAME_CHARS = re.compile(r"[A-Za-z0-9._-]*")
+MAX_TOPIC_NAME = 249
+#: The longest topic name APPEALS_TOPIC_PREFIX is put before (of ``streams.topics.SPECS``).
+LONGEST_TOPIC_BASE = "appeals.triage.decisions"
+#: The longest name Faust puts after APPEALS_APP_ID for a topic of its own: the changelog of the
+#: route agent's ``triage-pending`` table. tests/streams/test_settings_limits.py keeps both
+#: figures in step with the topics and the tables of a worker.
+LONGEST_APP_TOPIC_SUFFIX = "-triage-pending-changelog"
 
 
 class ConfigError(ValueError):
@@ -45,9 +56,13 @@ class Settings:
     redis: str = "redis://127.0.0.1:6379/0"
     """APPEALS_REDIS: Redis URL for the timer index, dedupe keys and read model."""
     app_id: str = "citizen-appeals"
-    """APPEALS_APP_ID: Faust application id (consumer group and changelog topic prefix)."""
+    """APPEALS_APP_ID: Faust application id (consumer group and changelog topic prefix).
+
+    Letters, digits, ``.``, ``_`` and ``-`` only, at most 224 characters (topic names)."""
     topic_prefix: str = ""
-    """APPEALS_TOPIC_PREFIX: prepended to every topic name (e.g. ``prod.``)."""
+    """APPEALS_TOPIC_PREFIX: prepended to every topic name (e.g. ``prod.``).
+
+    Letters, digits, ``.``, ``_`` and ``-`` only, at most 225 characters (topic names)."""
     partitions: int = 8
     """APPEALS_PARTITIONS: partitions of every topic created at start-up."""
     replication: int = 1
@@ -191,6 +206,20 @@ class Settings:
         _check(self.session_timeout >= MIN_SESSION_TIMEOUT_S, "APPEALS_SESSION_TIMEOUT",
                f"must be at least {MIN_SESSION_TIMEOUT_S:g} s (Apache Kafka's default "
                "group.min.session.timeout.ms; a broker refuses shorter sessions)")
+        # Both end up in topic names Kafka refuses otherwise: a space or a slash passed here
+        # and every topic creation then failed with InvalidTopicError deep in start-up.
+        for name, value, longest, what in (
+                ("topic_prefix", self.topic_prefix, LONGEST_TOPIC_BASE, "{}"),
+                ("app_id", self.app_id, LONGEST_APP_TOPIC_SUFFIX, "Faust's {}")):
+            var = f"APPEALS_{name.upper()}"
+            _check(TOPIC_NAME_CHARS.fullmatch(value) is not None, var,
+                   f"may hold only letters, digits, '.', '_' and '-' (it is part of Kafka "
+                   f"topic names), got {value!r}")
+            _check(len(value) + len(longest) <= MAX_TOPIC_NAME, var,
+                   f"must be at most {MAX_TOPIC_NAME - len(longest)} characters, got "
+                   f"{len(value)}: with it, {what.format(f'topic ...{longest}')} is longer "
+                   f"than Kafka's {MAX_TOPIC_NAME}")
+        _check(bool(self.app_id), "APPEALS_APP_ID", "must not be empty")
         _check(0 <= self.metrics_port < 65536, "APPEALS_METRICS_PORT", "must be a port number")
         _check(bool(self.metrics_host) and not any(c.isspace() for c in self.metrics_host),
                "APPEALS_METRICS_HOST", "must be a host name or address (0.0.0.0: every one)")

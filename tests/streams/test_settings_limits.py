@@ -7,8 +7,15 @@ from pathlib import Path
 
 import pytest
 
+from streams import topics
 from streams.app import create_app, heartbeat_interval
-from streams.settings import ConfigError, Settings
+from streams.settings import (
+    LONGEST_APP_TOPIC_SUFFIX,
+    LONGEST_TOPIC_BASE,
+    MAX_TOPIC_NAME,
+    ConfigError,
+    Settings,
+)
 
 
 def test_no_linger_without_natural_batches_is_refused() -> None:
@@ -47,3 +54,43 @@ def test_the_heartbeat_rule_holds_for_any_session() -> None:
     settings' minimum too."""
     for session in (0.5, 1.0, 2.0, 3.0, 5.0, 6.0, 7.5):
         assert heartbeat_interval(session) < session / 3
+
+
+@pytest.mark.parametrize(("var", "raw"), [
+    ("APPEALS_TOPIC_PREFIX", "prod/eu "), ("APPEALS_TOPIC_PREFIX", "prod:"),
+    ("APPEALS_APP_ID", "citizen appeals"), ("APPEALS_APP_ID", "appeals#2"),
+    ("APPEALS_APP_ID", ""),
+])
+def test_names_kafka_refuses_in_a_topic_name_are_refused(var: str, raw: str) -> None:
+    """A space or a slash passed, and every topic creation then failed with Kafka's
+    InvalidTopicError (the prefix) or Faust's changelog topics did (the app id)."""
+    with pytest.raises(ConfigError) as exc:
+        Settings.load({var: raw})
+    assert str(exc.value).startswith(f"{var} "), exc.value
+
+
+def test_names_are_refused_when_a_topic_would_be_too_long() -> None:
+    prefix_max = MAX_TOPIC_NAME - len(LONGEST_TOPIC_BASE)
+    app_id_max = MAX_TOPIC_NAME - len(LONGEST_APP_TOPIC_SUFFIX)
+    s = Settings(topic_prefix="p." * (prefix_max // 2) + "p" * (prefix_max % 2),
+                 app_id="a" * app_id_max)
+    assert max(len(topics.topic_name(s, spec.name)) for spec in topics.SPECS) == MAX_TOPIC_NAME
+    with pytest.raises(ConfigError, match=f"^APPEALS_TOPIC_PREFIX must be at most {prefix_max} "):
+        s.replace(topic_prefix=s.topic_prefix + "x")
+    with pytest.raises(ConfigError, match=f"^APPEALS_APP_ID must be at most {app_id_max} "):
+        s.replace(app_id=s.app_id + "x")
+    assert Settings(topic_prefix="prod-eu_1.", app_id="citizen-appeals.v2").app_id
+
+
+def test_the_longest_names_follow_the_topics_and_the_tables(tmp_path: Path) -> None:
+    """The limits above rest on the longest topic base and the longest topic name Faust puts
+    after the app id; a new topic or table with a longer name must move them."""
+    from workers.pipeline import build_worker
+
+    assert max(len(spec.name) for spec in topics.SPECS) == len(LONGEST_TOPIC_BASE)
+    settings = Settings(data_dir=str(tmp_path), metrics_port=0)
+    app, _ = build_worker(settings)
+    own = [table.changelog_topic.get_topic_name() for table in app.tables.values()]
+    own.append(app._leader_assignor._leader_topic_name)
+    assert all(name.startswith(settings.app_id) for name in own), own
+    assert max(len(name) - len(settings.app_id) for name in own) == len(LONGEST_APP_TOPIC_SUFFIX)
