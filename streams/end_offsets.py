@@ -12,6 +12,12 @@ A fetch response carries the correct high watermark, so each partition the broke
 non-empty is probed with one fetch from its reported last offset, and the larger of the two
 figures is used. On Apache Kafka the two agree and the probe is one cheap fetch per changelog
 partition per recovery; ``APPEALS_VERIFY_END_OFFSETS=0`` turns it off.
+
+A probe that fails (a slow broker, a timeout) is tried again, :data:`PROBE_ATTEMPTS` times in
+all with a warning each time, and then recovery fails with :class:`EndOffsetsUnverified`: the
+broker's figures are the ones known to be short, and recovering on them lost the newest states
+without a word (the probe used to fall back to them). The worker stops with the error in its
+log; once the broker answers, a restart recovers in full.
 """
 
 from __future__ import annotations
@@ -19,14 +25,22 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 log = logging.getLogger(__name__)
 
 _ATTR = "_appeals_verify_end_offsets"
 PROBE_TIMEOUT_S = 10.0
+#: Probes of one recovery's end offsets before it fails, and the pause after a failed one (s,
+#: growing with each attempt).
+PROBE_ATTEMPTS = 3
+PROBE_RETRY_PAUSE_S = 1.0
 _installed = False
+
+
+class EndOffsetsUnverified(RuntimeError):
+    """The end offsets table recovery would read up to could not be verified."""
 
 
 def configure(app: Any, enabled: bool) -> None:
@@ -48,15 +62,42 @@ def install() -> None:
         reported = dict(await original(self, partitions))
         if not getattr(self.app, _ATTR, False) or self.consumer.in_transaction:
             return reported
-        try:
-            return await true_end_offsets(_probe_consumer(self), reported)
-        except Exception as exc:  # the reported figures are still usable, only possibly short
-            log.warning("Could not verify end offsets of %d partitions (%s: %s); "
-                        "using the broker's figures", len(reported), type(exc).__name__, exc)
-            return reported
+        return await verified_end_offsets(lambda: _probe_consumer(self), reported)
 
     cast(Any, AIOKafkaConsumerThread)._highwaters = _highwaters
     _installed = True
+
+
+async def verified_end_offsets(make_probe: Callable[[], Any],
+                               reported: Mapping[Any, int | None]) -> dict[Any, int | None]:
+    """:func:`true_end_offsets` with a new probe consumer per attempt, :data:`PROBE_ATTEMPTS`
+    attempts; :class:`EndOffsetsUnverified` when none answers.
+
+    Not the broker's figures instead: they are the possibly short ones this module exists for,
+    and a table recovered up to them silently misses its newest states.
+    """
+    problem = ""
+    for attempt in range(1, PROBE_ATTEMPTS + 1):
+        try:
+            return await true_end_offsets(make_probe(), reported)
+        except Exception as exc:
+            problem = f"{type(exc).__name__}: {exc}"
+            if attempt == PROBE_ATTEMPTS:
+                break
+            pause = PROBE_RETRY_PAUSE_S * attempt
+            log.warning("Could not verify the end offsets of %d changelog partitions (%s); "
+                        "trying again in %g s (attempt %d of %d)", len(reported), problem,
+                        pause, attempt + 1, PROBE_ATTEMPTS)
+            await asyncio.sleep(pause)
+    message = (
+        f"table recovery stopped: the end offsets of {len(reported)} changelog partitions "
+        f"could not be verified in {PROBE_ATTEMPTS} attempts ({problem}). The broker's own "
+        "figures can be short (the embedded broker's are), and a table recovered up to them "
+        "misses its newest states. Check that the broker answers fetches, then restart the "
+        "worker; on Apache Kafka, whose figures are right, APPEALS_VERIFY_END_OFFSETS=0 "
+        "skips the check")
+    log.error("%s", message)
+    raise EndOffsetsUnverified(message)
 
 
 def _probe_consumer(thread: Any) -> Any:

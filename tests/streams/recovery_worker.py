@@ -3,6 +3,7 @@
 Started as a child process by ``test_end_offsets.py`` with the project's app factory (so the
 same consumer patches as a real worker), settings from the environment. After recovery it writes
 ``<count>`` of keys in the table to ``RECOVERY_REPORT`` and keeps running until stopped.
+``RECOVERY_PROBE_FAILS=1``: every end-offset probe times out (a broker that does not answer).
 """
 
 from __future__ import annotations
@@ -10,8 +11,16 @@ from __future__ import annotations
 import os
 import sys
 
+from streams import end_offsets
 from streams.app import create_app
 from streams.settings import Settings
+
+if os.environ.get("RECOVERY_PROBE_FAILS") == "1":
+    async def _no_answer(*args: object, **kwargs: object) -> dict[object, int | None]:
+        raise TimeoutError("no fetch answer for 1 partitions")
+
+    end_offsets.true_end_offsets = _no_answer  # type: ignore[assignment]
+    end_offsets.PROBE_RETRY_PAUSE_S = 0.1
 
 settings = Settings.load()
 app = create_app(settings)

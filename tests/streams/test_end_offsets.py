@@ -97,3 +97,31 @@ def test_a_table_recovers_every_changelog_record(broker, redis_server, tmp_path:
         assert int(report.read_text()) == sum(truth.values()), worker.log_text()[-3000:]
     finally:
         worker.stop()
+
+
+def test_a_recovery_whose_end_offsets_cannot_be_verified_fails_loudly(
+        broker, redis_server, tmp_path: Path) -> None:
+    """A probe that never answers used to hand recovery the broker's (short) figures: the
+    table recovered without its newest states and nothing said so. Now the worker stops with
+    one error naming the cause and the way out, and never reports a recovered table."""
+    settings = isolated_settings(broker.url, redis_server.url, partitions=1)
+    changelog = f"{settings.app_id}-recovered-changelog"
+    _create(broker.bootstrap, changelog, 1)
+    _create(broker.bootstrap, f"{settings.topic_prefix}recovery-source", 1)
+    asyncio.run(_produce_batches(broker.bootstrap, changelog, {0: [20]}))
+    report = tmp_path / "report"
+    script = str(Path(__file__).with_name("recovery_worker.py"))
+    worker = WorkerProcess(settings, tmp_path / "worker.log", extra_env={
+        "RECOVERY_REPORT": str(report), "RECOVERY_PROBE_FAILS": "1"},
+        command=[sys.executable, script]).start()
+    try:
+        wait_for(lambda: "table recovery stopped" in worker.log_text() or report.exists(),
+                 timeout=90, what="the recovery error")
+        text = worker.log_text()
+        assert not report.exists(), text[-3000:]
+        assert f"in {end_offsets.PROBE_ATTEMPTS} attempts" in text, text[-3000:]
+        assert "APPEALS_VERIFY_END_OFFSETS=0" in text
+        assert text.count("trying again in") == end_offsets.PROBE_ATTEMPTS - 1
+        wait_for(lambda: not worker.alive, timeout=60, what="the worker to stop")
+    finally:
+        worker.stop()
