@@ -28,6 +28,8 @@ from faust.streams import current_event
 from streams.partitioner import key_hash
 
 SCHEME = "rocksdb"
+#: DESIGN.md's name for the same store: both schemes build :class:`Store`.
+SCHEMES = (SCHEME, "rocksdict")
 _installed = False
 
 
@@ -54,11 +56,13 @@ class Store(faust_rocksdb.Store):
 
 
 def install() -> None:
-    """Make ``rocksdb://`` store URLs build :class:`Store` (idempotent)."""
+    """Make ``rocksdb://`` (and ``rocksdict://``) store URLs build :class:`Store`
+    (idempotent)."""
     global _installed
     if _installed:
         return
     from faust.stores import STORES
 
-    STORES.aliases[SCHEME] = f"{__name__}:Store"
+    for scheme in SCHEMES:
+        STORES.aliases[scheme] = f"{__name__}:Store"
     _installed = True

@@ -29,6 +29,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+#: Table stores a worker can run with (streams/rocksdb_store.py makes the RocksDB ones).
+STORE_SCHEMES = ("memory", "rocksdb", "rocksdict")
+
 #: Apache Kafka's default ``group.min.session.timeout.ms``: a shorter session is refused.
 MIN_SESSION_TIMEOUT_S = 6.0
 
@@ -194,6 +197,12 @@ class Settings:
         _check(0.001 <= self.fetch_max_wait <= 5, "APPEALS_FETCH_MAX_WAIT", "must be 0.001..5 s")
         _check(self.stream_buffer >= 16, "APPEALS_STREAM_BUFFER", "must be at least 16")
         _check(self.changelog_buffer >= 100, "APPEALS_CHANGELOG_BUFFER", "must be at least 100")
+        # A mistyped scheme passed here and the worker failed after joining Kafka, in a
+        # traceback of some 120 lines (review of session 16).
+        scheme, sep, _ = self.store.partition("://")
+        _check(bool(sep) and scheme in STORE_SCHEMES, "APPEALS_STORE",
+               "must be memory:// (tests, the demo) or rocksdb:// (durable; rocksdict:// is "
+               "the same store)")
         _check(self.batch_linger >= 0, "APPEALS_BATCH_LINGER", "must not be negative")
         # 0 means "no time bound" to take_events: with natural batches off, a batch then went
         # only when APPEALS_BATCH_SIZE events had arrived, and at a low rate agents stalled.

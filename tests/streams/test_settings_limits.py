@@ -94,3 +94,22 @@ def test_the_longest_names_follow_the_topics_and_the_tables(tmp_path: Path) -> N
     own.append(app._leader_assignor._leader_topic_name)
     assert all(name.startswith(settings.app_id) for name in own), own
     assert max(len(name) - len(settings.app_id) for name in own) == len(LONGEST_APP_TOPIC_SUFFIX)
+
+
+@pytest.mark.parametrize("raw", ["rocksdbb://", "rocksdb", "", "redis://x", "aerospike://"])
+def test_a_store_the_worker_cannot_open_is_refused(raw: str) -> None:
+    """A mistyped APPEALS_STORE passed and the worker failed after joining Kafka, in a
+    traceback of some 120 lines (review of session 16)."""
+    with pytest.raises(ConfigError, match=r"^APPEALS_STORE "):
+        Settings.load({"APPEALS_STORE": raw})
+
+
+@pytest.mark.parametrize("raw", ["memory://", "rocksdb://", "rocksdict://"])
+def test_the_stores_a_worker_runs_with_are_accepted(raw: str) -> None:
+    from faust.stores import STORES
+
+    from streams import rocksdb_store
+
+    assert Settings.load({"APPEALS_STORE": raw}).store == raw
+    rocksdb_store.install()
+    assert raw.split(":")[0] in STORES.aliases
