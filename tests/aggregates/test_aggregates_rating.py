@@ -104,3 +104,79 @@ def test_passing_an_overdue_appeal_on_counts_like_leaving_it_open() -> None:
     assert score(passed_on, prior) == score(closed, prior) == score(left, prior)
     # The past window's backlog: those breaches were settled by the redirect.
     assert past_backlog_estimate(passed_on).open_overdue == 0
+
+
+def _day_maps(days: dict[str, list[tuple[str, str, str]]],
+              backlog: dict[str, int]) -> list[dict[bytes, bytes]]:
+    from workers.aggregates.partials import PartitionAggregates
+
+    agg = PartitionAggregates()
+    for contributions in days.values():
+        agg.apply_delta([], contributions)
+    for auth, n in backlog.items():
+        agg.apply_delta([], [(auth, "", "open"), (auth, "", "open_overdue")] * n)
+    counters, _ = agg.to_redis()
+    return [{k.encode(): str(v).encode() for k, v in counters.items()}]
+
+
+def _trends(maps: list[dict[bytes, bytes]], today: object, ids: list[str],
+            window: str = "30d") -> dict[str, object]:
+    import datetime as dt
+
+    from workers.aggregates.readmodel import figures_from_maps
+    from workers.api.service import TREND_DAYS, TREND_WINDOW
+
+    assert isinstance(today, dt.date)
+    now = figures_from_maps(maps, [], today, window)
+    week_ago = figures_from_maps(maps, [], today - dt.timedelta(days=TREND_DAYS), window)
+    since = figures_from_maps(maps, [], today, TREND_WINDOW)
+    return {e.authority_id: e for e in rate_with_trend(now, week_ago, ids, RatingPolicy(),
+                                                       since)}
+
+
+def test_an_unchanged_old_backlog_gives_no_trend() -> None:
+    """Two bodies answer ten appeals a day on time; one also carries the same 50 appeals
+    overdue since two months ago. The past window counted only its own breaches, so that body
+    had a previous score of 100, a trend of -17 and lost its rank with nothing changed
+    (review of session 16)."""
+    import datetime as dt
+
+    today = dt.date(2026, 3, 31)
+    days = {}
+    for back in range(45):
+        day = (today - dt.timedelta(days=back)).isoformat()
+        days[day] = [(a, day, c) for a in ("22-a", "22-b")
+                     for c in ("received", "answered", "answered_on_time")] * 10
+    for window in ("1d", "7d", "30d"):
+        entries = _trends(_day_maps(days, {"22-a": 50}), today, ["22-a", "22-b"], window)
+        a = entries["22-a"]
+        assert a.score is not None and a.score < 100  # type: ignore[attr-defined]
+        assert a.trend == 0.0 and a.rank_change == 0, window  # type: ignore[attr-defined]
+
+
+def test_the_past_backlog_walks_back_over_breaches_and_late_settlements() -> None:
+    """Today 30 overdue: 20 of them breached this week, and this week 5 older overdue ones
+    were answered late and 3 closed unanswered: a week ago the body had 30 - 20 + 5 + 3 = 18."""
+    import datetime as dt
+
+    from workers.aggregates.rating import past_backlog
+    from workers.aggregates.readmodel import figures_from_maps
+
+    today = dt.date(2026, 3, 31)
+    recent = (today - dt.timedelta(days=2)).isoformat()
+    days = {recent: [("22-a", recent, "breaches")] * 20
+            + [("22-a", recent, "answered")] * 5 + [("22-a", recent, "closed_overdue")] * 3}
+    maps = _day_maps(days, {"22-a": 30})
+    since = figures_from_maps(maps, [], today, "7d")["22-a"]
+    past = figures_from_maps(maps, [], today - dt.timedelta(days=7), "30d").get("22-a")
+    assert past_backlog(past or AuthorityFigures("22-a"), since, 30).open_overdue == 18
+    assert past_backlog(AuthorityFigures("22-a"), None, 4).open_overdue == 4
+    entries = _trends(maps, today, ["22-a"])
+    assert entries["22-a"].figures.open_overdue == 30  # type: ignore[attr-defined]
+
+
+def test_the_trend_window_is_the_trend_days() -> None:
+    from workers.aggregates.readmodel import WINDOWS
+    from workers.api.service import TREND_DAYS, TREND_WINDOW
+
+    assert WINDOWS[TREND_WINDOW] == TREND_DAYS

@@ -149,10 +149,34 @@ def score(fig: AuthorityFigures, prior: float, policy: RatingPolicy = RatingPoli
 
 
 def past_backlog_estimate(fig: AuthorityFigures) -> AuthorityFigures:
-    """The figures of a past window with its backlog estimated from its own day buckets."""
+    """The figures of a past window with its backlog estimated from its own day buckets: the
+    window's breaches not settled in it. Items breached before the window and still overdue at
+    its end are missing, so an authority with an old backlog looked better a week ago than it
+    was; :func:`past_backlog` replaces this when the days after the window are known."""
     late = fig.answered - fig.answered_on_time
     settled = late + fig.closed_overdue + fig.redirected_overdue
     return replace(fig, open_overdue=max(0, fig.breaches - settled), open=0)
+
+
+def past_backlog(fig: AuthorityFigures, since: AuthorityFigures | None,
+                 open_overdue_now: int) -> AuthorityFigures:
+    """The figures of a past window with the backlog it ended with: today's backlog, less the
+    deadlines missed since the window ended, plus the overdue items settled since (answered
+    late, closed unanswered or handed on past the deadline). ``since``: the figures of the days
+    after the window up to today (None: none of them has any).
+
+    Each missed deadline puts one item into the backlog on the day it is counted as a breach,
+    and each late settlement takes one out, so walking back over those days gives the backlog
+    as it was. Before, a past window counted only its own unsettled breaches: an authority
+    carrying the same old backlog every day had a previous score far above its score and a
+    falling trend although nothing changed (review of session 16).
+    """
+    if since is None:
+        since = AuthorityFigures(fig.authority_id)
+    settled = (since.answered - since.answered_on_time + since.closed_overdue
+               + since.redirected_overdue)
+    return replace(fig, open_overdue=max(0, open_overdue_now - since.breaches + settled),
+                   open=0)
 
 
 def _rank(entries: list[RatingEntry]) -> None:
@@ -191,12 +215,24 @@ def rate(figures: Mapping[str, AuthorityFigures], authority_ids: Iterable[str],
 def rate_with_trend(current: Mapping[str, AuthorityFigures],
                     week_ago: Mapping[str, AuthorityFigures],
                     authority_ids: Iterable[str],
-                    policy: RatingPolicy = RatingPolicy()) -> list[RatingEntry]:
+                    policy: RatingPolicy = RatingPolicy(),
+                    since: Mapping[str, AuthorityFigures] | None = None) -> list[RatingEntry]:
     """:func:`rate` for now, with last week's score and rank filled in; sorted for display:
-    rated by rank, then unrated by volume."""
+    rated by rank, then unrated by volume.
+
+    ``since``: figures of the days from the end of ``week_ago``'s window up to today, by which
+    the past backlog is walked back from today's (:func:`past_backlog`); None: estimated from
+    the past window alone (:func:`past_backlog_estimate`)."""
     ids = list(dict.fromkeys(authority_ids))
     entries = rate(current, ids, policy)
-    past = {a: past_backlog_estimate(f) for a, f in week_ago.items()}
+    if since is None:
+        past = {a: past_backlog_estimate(f) for a, f in week_ago.items()}
+    else:
+        past = {}
+        for a in {*week_ago, *current}:
+            now = current.get(a)
+            past[a] = past_backlog(week_ago.get(a) or AuthorityFigures(a), since.get(a),
+                                   now.open_overdue if now is not None else 0)
     before = {e.authority_id: e for e in rate(past, ids, policy)}
     for entry in entries:
         old = before.get(entry.authority_id)

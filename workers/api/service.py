@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 
 RATING_WINDOWS = ("1d", "7d", "30d")
 TREND_DAYS = 7
+#: The window of the TREND_DAYS days after the past window (its last day is today).
+TREND_WINDOW = "7d"
 #: Open breaches read and checked per round trip while paging through the index.
 BREACH_CHUNK = 2_000
 OPEN_BREACHES = read_model.OPEN_BREACHES
@@ -288,8 +290,12 @@ class ApiService:
                 # too (their appeals still count for the region's mean).
                 extra = [a for a in now_figs if a not in rules.authorities
                          and a.startswith(f"{code}-")]
+                # The days after the past window up to today: the past backlog is today's
+                # walked back over them (rating.past_backlog).
+                since = {s: f for s, f in snap.figures[(day, TREND_WINDOW)].items()
+                         if subject_kind(s) == "authority"}
                 snap.ratings[(code, window)] = rate_with_trend(
-                    now_figs, past[key], ids + sorted(extra), self.policy)
+                    now_figs, past[key], ids + sorted(extra), self.policy, since)
         return snap
 
     def _set_gauges(self, snap: Snapshot, rules: RoutingRules) -> None:
