@@ -251,7 +251,7 @@ async def category_stats(request: web.Request) -> web.Response:
 
 def _stats(svc: ApiService, snap: Any, subject: str, window: str, region: str | None,
            rating: dict[str, Any] | None) -> dict[str, Any]:
-    start, end = svc.window_bounds(snap, window, region)
+    start, end = svc.window_bounds(snap, window, region, subject)
     return {"subject": subject, "window": window, "from": start, "to": end,
             "figures": svc.figures(snap, subject, window, region).to_dict(), "rating": rating}
 

@@ -80,6 +80,8 @@ class Snapshot:
     figures: dict[tuple[dt.date, str], dict[str, AuthorityFigures]] = field(default_factory=dict)
     default_today: dt.date | None = None
     rules: RoutingRules | None = None
+    own_day: dict[str, dt.date] = field(default_factory=dict)
+    """Authorities with a zone of their own whose local day is not their region's."""
 
     def rating(self, region: str, window: str) -> list[RatingEntry]:
         return self.ratings.get((region, window), [])
@@ -268,34 +270,57 @@ class ApiService:
 
     def _derive(self, rules: RoutingRules, parsed: ParsedMaps, computed_mono: float,
                 now_sla: float) -> Snapshot:
-        """Figures of every subject per (region's local day, window), and the ratings."""
+        """Figures of every subject per (local day, window), and the ratings.
+
+        Windows end on the region's local day, except for an authority with a zone of its own
+        whose day differs (``Snapshot.own_day``): its answers are bucketed on its own day, and
+        cut on the region's, an answer given minutes ago stayed out of the 1d window for up to
+        the zones' difference (review of session 16).
+        """
         today = {code: _local_day(rules, code, now_sla) for code in rules.regions}
         default_today = _local_day(rules, self.settings.default_region, now_sla)
+        own_day = _own_days(rules, today, now_sla)
         snap = Snapshot(computed_mono, now_sla, parsed, today, default_today=default_today,
-                        rules=rules)
-        for day in sorted({*today.values(), default_today}):
+                        rules=rules, own_day=own_day)
+        for day in sorted({*today.values(), default_today, *own_day.values()}):
             for window in RATING_WINDOWS:
                 snap.figures[(day, window)] = figures_from_parsed(parsed, day, window, "any")
         past: dict[tuple[dt.date, str], dict[str, AuthorityFigures]] = {}
+
+        def authorities(day: dt.date, window: str, back: int = 0) -> dict[str, AuthorityFigures]:
+            """The authorities' figures of ``window`` ending ``back`` days before ``day``, or
+            before an authority's own day."""
+            def table(d: dt.date) -> dict[str, AuthorityFigures]:
+                if back == 0:
+                    return snap.figures[(d, window)]
+                key = (d - dt.timedelta(days=back), window)
+                if key not in past:
+                    past[key] = figures_from_parsed(parsed, key[0], window, "authority")
+                return past[key]
+
+            out = {s: f for s, f in table(day).items()
+                   if subject_kind(s) == "authority" and s not in own_day}
+            for auth, d in own_day.items():
+                fig = table(d).get(auth)
+                if fig is not None:
+                    out[auth] = fig
+            return out
+
         for code in rules.regions:
             day = today[code]
             ids = sorted(a.id for a in rules.authorities.values() if a.region_code == code)
+            # The days after the past window up to today: the past backlog is today's walked
+            # back over them (rating.past_backlog).
+            since = authorities(day, TREND_WINDOW)
             for window in RATING_WINDOWS:
-                now_figs = {s: f for s, f in snap.figures[(day, window)].items()
-                            if subject_kind(s) == "authority"}
-                key = (day - dt.timedelta(days=TREND_DAYS), window)
-                if key not in past:
-                    past[key] = figures_from_parsed(parsed, key[0], window, "authority")
+                now_figs = authorities(day, window)
                 # Bodies that are not in the rules any more but still have figures are rated
                 # too (their appeals still count for the region's mean).
                 extra = [a for a in now_figs if a not in rules.authorities
                          and a.startswith(f"{code}-")]
-                # The days after the past window up to today: the past backlog is today's
-                # walked back over them (rating.past_backlog).
-                since = {s: f for s, f in snap.figures[(day, TREND_WINDOW)].items()
-                         if subject_kind(s) == "authority"}
                 snap.ratings[(code, window)] = rate_with_trend(
-                    now_figs, past[key], ids + sorted(extra), self.policy, since)
+                    now_figs, authorities(day, window, TREND_DAYS), ids + sorted(extra),
+                    self.policy, since)
         return snap
 
     def _set_gauges(self, snap: Snapshot, rules: RoutingRules) -> None:
@@ -330,8 +355,11 @@ class ApiService:
                 pipe.expire(details, ttl)
             await pipe.execute()
 
-    def _day(self, snap: Snapshot, region: str | None) -> dt.date:
-        """The local day a snapshot's windows of ``region`` end on (None: default region)."""
+    def _day(self, snap: Snapshot, region: str | None, subject: str = "") -> dt.date:
+        """The local day a snapshot's windows of ``region`` end on (None: default region), or
+        of ``subject``, an authority whose own zone has another day."""
+        if subject in snap.own_day:
+            return snap.own_day[subject]
         if region is None:
             return snap.default_today or self.today(None)
         return snap.today.get(region) or self.today(region)
@@ -339,14 +367,15 @@ class ApiService:
     def figures(self, snap: Snapshot, subject: str, window: str,
                 region: str | None = None) -> AuthorityFigures:
         """A subject's figures: a lookup in the snapshot, no recomputation."""
-        key = (self._day(snap, region), window)
+        key = (self._day(snap, region, subject), window)
         table = snap.figures.get(key)
         if table is None:  # a region of rules reloaded after this snapshot: cut it once
             table = snap.figures[key] = figures_from_parsed(snap.parsed, key[0], window, "any")
         return table.get(subject) or AuthorityFigures(subject)
 
-    def window_bounds(self, snap: Snapshot, window: str, region: str | None) -> tuple[str, str]:
-        today = self._day(snap, region)
+    def window_bounds(self, snap: Snapshot, window: str, region: str | None,
+                      subject: str = "") -> tuple[str, str]:
+        today = self._day(snap, region, subject)
         return (today - dt.timedelta(days=WINDOWS[window] - 1)).isoformat(), today.isoformat()
 
     # ----------------------------------------------------------------- appeals, breaches
@@ -492,6 +521,21 @@ class ApiService:
             return "busy"
         except Exception:
             return "redis_unreachable"
+
+
+def _own_days(rules: RoutingRules, today: dict[str, dt.date], ts: float) -> dict[str, dt.date]:
+    """Local day of each authority whose zone's day at ``ts`` is not its region's."""
+    region_zone = {code: r.timezone for code, r in rules.regions.items()}
+    days: dict[str, dt.date] = {}
+    out: dict[str, dt.date] = {}
+    for a in rules.authorities.values():
+        if not a.timezone or a.timezone == region_zone.get(a.region_code):
+            continue
+        if a.timezone not in days:
+            days[a.timezone] = dt.datetime.fromtimestamp(ts, ZoneInfo(a.timezone)).date()
+        if days[a.timezone] != today.get(a.region_code):
+            out[a.id] = days[a.timezone]
+    return out
 
 
 def _local_day(rules: RoutingRules, region: str | None, ts: float) -> dt.date:
