@@ -33,15 +33,19 @@ log = logging.getLogger(__name__)
 _installed = False
 
 
-#: (topic, partition, offset) of records handed to a batch body and not yet acknowledged.
-_handed: set[tuple[str, int, int]] = set()
+#: The messages handed to a batch body and not yet acknowledged, by identity (the message is
+#: kept, so its id cannot be reused meanwhile). By (topic, partition, offset), another copy of
+#: a record a batch still worked on (a redelivery a stream skipped) was acknowledged in its
+#: place, and the commit could pass the record before the batch's effects were durable
+#: (review of session 16).
+_handed: dict[int, Any] = {}
 
 
 def handed_to_body(events: Any) -> None:
     """Mark a batch's records as processed by our code: only these may be acknowledged."""
     for event in events:
         message = event.message
-        _handed.add((message.topic, message.partition, message.offset))
+        _handed[id(message)] = message
 
 
 def forget_acks(consumer: Any) -> int:
@@ -73,6 +77,12 @@ def install() -> None:
     @functools.wraps(original)
     async def perform_seek(self: Any) -> None:
         await original(self)
+        # A batch still at work from before the seek is read again from the committed
+        # offsets: its acknowledgements, if it still makes them, must not move the commit
+        # past records whose effects it may not have stored (a batch's writes for a revoked
+        # partition are skipped). This also drops batches that never acknowledged (stopped
+        # or abandoned by a rebalance), which were kept for good.
+        _handed.clear()
         dropped = forget_acks(self)
         if dropped:
             log.info("seek to committed offsets: %d acknowledgements of records no stream "
@@ -84,13 +94,12 @@ def install() -> None:
 
     @functools.wraps(original_ack)
     def ack(self: Any, message: Any) -> bool:
-        key = (message.topic, message.partition, message.offset)
-        if key not in _handed:
+        if _handed.get(id(message)) is not message:
             # Skipped by a stream (flow control, old generation), never processed: not
             # acknowledged, so the commit cannot pass it; the record is read again.
             return False
-        _handed.discard(key)
-        return bool(original_ack(self, message))
+        del _handed[id(message)]
+        return bool(cast(Any, original_ack)(self, message))
 
     cast(Any, Consumer).ack = ack
     _installed = True

@@ -114,3 +114,74 @@ def test_consumer_ignores_acks_of_records_never_handed_to_a_batch() -> None:
     assert consumer._acked[tp] == [6]
     again = message(6)  # the same offset acknowledged twice (a replayed copy) counts once
     assert Consumer.ack(consumer, again) is False
+
+
+def _ack_consumer(tp: TP) -> Any:
+    from types import SimpleNamespace
+
+    consumer: Any = _Consumer()
+    consumer.app = SimpleNamespace(topics=SimpleNamespace(acks_enabled_for=lambda _t: True))
+    consumer._committed_offset = defaultdict(lambda: None)
+    consumer._unacked_messages = set()
+    consumer._n_acked = 0
+    consumer._waiting_for_ack = None
+    return consumer
+
+
+class _Msg:
+    def __init__(self, tp: TP, offset: int) -> None:
+        self.topic, self.partition, self.offset, self.tp = tp.topic, tp.partition, offset, tp
+        self.acked = False
+
+
+def test_a_skipped_copy_of_a_record_in_a_batch_is_not_acknowledged_for_it() -> None:
+    """While a batch still works on offset 7, a stream skips another copy of offset 7 (a
+    redelivery) and acknowledges it: by (topic, partition, offset) that acknowledgement was
+    taken in the batch's place, and the commit could pass 7 before the batch's effects were
+    stored (review of session 16). Only the very message handed to the batch counts."""
+    from types import SimpleNamespace
+
+    from faust.transport.consumer import Consumer
+
+    ack_safety.install()
+    tp = TP("appeals.routed", 0)
+    consumer = _ack_consumer(tp)
+    in_batch, copy = _Msg(tp, 7), _Msg(tp, 7)
+    ack_safety.handed_to_body([SimpleNamespace(message=in_batch)])
+    assert Consumer.ack(consumer, copy) is False
+    assert consumer._acked[tp] == []
+    assert Consumer.ack(consumer, in_batch) is True
+    assert consumer._acked[tp] == [7]
+
+
+def test_a_seek_drops_the_batches_in_flight() -> None:
+    """After a seek to the committed offsets a batch from before it is read again: its late
+    acknowledgements must not move the commit (its writes for a revoked partition may have
+    been skipped), and batches that never acknowledged are not kept for good."""
+    from types import SimpleNamespace
+
+    from faust.transport.consumer import Consumer
+
+    ack_safety.install()
+    tp = TP("appeals.routed", 1)
+
+    class _Seeking(_Consumer):
+        def __init__(self) -> None:
+            super().__init__()
+            self._read_offset: dict[TP, Any] = {}
+            self._committed_offset: dict[TP, Any] = defaultdict(lambda: None)
+            self.app = SimpleNamespace(
+                topics=SimpleNamespace(acks_enabled_for=lambda _t: True))
+            self._unacked_messages: set[Any] = set()
+            self._n_acked = 0
+            self._waiting_for_ack = None
+
+        async def seek_to_committed(self) -> dict[TP, int]:
+            return {}
+
+    consumer = _Seeking()
+    old = _Msg(tp, 3)
+    ack_safety.handed_to_body([SimpleNamespace(message=old)])
+    asyncio.run(Consumer.perform_seek(consumer))  # type: ignore[arg-type]
+    assert Consumer.ack(consumer, old) is False
+    assert not ack_safety._handed
