@@ -29,7 +29,7 @@ import orjson
 import redis.exceptions
 
 from monitoring import metrics
-from schemas.records import LifecycleEvent, RoutedAppeal, SlaAlert, SlaTick
+from schemas.records import REGIMES, LifecycleEvent, RoutedAppeal, SlaAlert, SlaTick
 from schemas.validation import InvalidEvent, validate
 from streams import topics as t
 from workers.aggregates.partials import PartitionAggregates, oldest_kept_day, publish
@@ -149,6 +149,7 @@ class SlaRuntime:
             settings = self.ctx.settings
             self.rules = sla_rules(service, settings, self.router)
             log.info("SLA: policies rebuilt from the reloaded routing rules")
+            create_breach_series(current)
         self.rules_of = current
 
     def partition_aggregates(self, partition: int) -> PartitionAggregates:
@@ -239,6 +240,22 @@ def appeal_zone(region: str, hint: str | None) -> str:
         return "Europe/Moscow"
 
 
+def create_breach_series(rules: Any) -> None:
+    """Create the breach counters' series at 0: every authority of the rules per regime, and
+    the answer deadline's breaches per regime.
+
+    ``increase()`` does not count a series' first sample. Created at the first breach, the
+    series of a restarted worker began with the whole burst its sweep emits for the deadlines
+    missed while it was down, and ``AppealsAuthorityBreachRateHigh`` stayed quiet for 40
+    breaches of one authority in an hour (review of session 16). The sets are bounded: the
+    authorities of the routing rules times four regimes.
+    """
+    for regime in REGIMES:
+        metrics.child(metrics.SLA_ALERTS, "breach", regime, "answer")
+        for authority_id in rules.authorities:
+            metrics.child(metrics.BREACHES, authority_id, regime)
+
+
 def install(app: faust.App, ctx: WorkerContext, router: Any) -> SlaRuntime:
     settings = ctx.settings
     service = DeadlineService(load_book(router.rules.authorities.values()))
@@ -254,6 +271,7 @@ def install(app: faust.App, ctx: WorkerContext, router: Any) -> SlaRuntime:
     rt = SlaRuntime(app, ctx, rules, resolve_parent, appeal_zone)
     rt.router = router
     rt.rules_of = router.rules
+    create_breach_series(router.rules)
     source = ctx.topology.channel_of(t.ROUTED, t.LIFECYCLE, t.SLA_LIFECYCLE, t.SLA_TICKS)
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
