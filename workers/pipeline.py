@@ -133,7 +133,8 @@ def _install_lag_monitor(app: faust.App) -> None:
             read = cast(Any, consumer)._read_offset.get(tp)  # what Faust has read
             if high is None:
                 continue
-            lag = max(0, high - ((read or -1) + 1))
+            # Offset 0 read is one record read: ``read or -1`` took it for none (lag 1).
+            lag = max(0, high - ((-1 if read is None else read) + 1))
             labels = (tp.topic, str(tp.partition))
             metrics.CONSUMER_LAG.labels(*labels).set(lag)
             exported.add(labels)

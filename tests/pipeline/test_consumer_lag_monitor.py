@@ -77,3 +77,14 @@ def test_table_changelogs_are_not_counted_as_lag() -> None:
     asyncio.run(tick())
     assert _exported(topic) == {"0": 0.0}
     assert _exported(changelog) == {}
+
+
+def test_a_partition_whose_only_record_was_read_has_no_lag() -> None:
+    """Read offset 0 is the first record read, not "nothing read" (was lag 1 for good on a
+    partition with one record; review of session 16)."""
+    topic = f"appeals.routed.{uuid.uuid4().hex[:8]}"
+    consumer = SimpleNamespace(assignment=lambda: [TP(topic, 0), TP(topic, 1)],
+                               highwater=lambda tp: 1, _read_offset={TP(topic, 0): 0})
+    tick = _monitor(consumer)
+    asyncio.run(tick())
+    assert _exported(topic) == {"0": 0.0, "1": 1.0}
