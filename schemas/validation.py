@@ -8,6 +8,7 @@ hand-written copy of the rules that could drift from them.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache
@@ -94,9 +95,25 @@ def _without_closed_objects(node: Any) -> Any:
     return node
 
 
+#: RFC 3339 section 5.6 ``date-time``, checked before anything is parsed: a full date, ``T``
+#: (or ``t``), hours, minutes *and* seconds, an optional fraction, then ``Z`` (or ``z``) or
+#: ``+HH:MM``/``-HH:MM``. ``datetime.fromisoformat`` alone is ISO 8601 and far wider: it took
+#: a space for the ``T``, the basic format (``20261125T100000+0700``), week and ordinal dates,
+#: an hour alone, a time without seconds, a comma fraction and an offset with seconds, so
+#: records a non-Python reader of the same schema refuses passed (and a triaged ``at`` went
+#: verbatim into a triage-feedback ``decided_at``). ASCII digits only (``\d`` is Unicode).
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:(\d{2})(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})", re.ASCII)
+
+#: A leap second (``23:59:60Z``) is refused (``invalid_value``, the message says why): RFC 3339
+#: allows second 60, but Python's ``datetime`` cannot hold it and no deadline arithmetic could
+#: count it. None has been inserted since 2016, and they are to be abolished by 2035; moving it
+#: silently to ``:59`` would make the record say a moment its producer did not send.
+
+
 def is_datetime(value: str) -> bool:
-    """JSON Schema ``date-time`` is RFC 3339: a date, a time *and* a UTC offset (or ``Z``),
-    here also within :data:`MIN_YEAR`..:data:`MAX_YEAR`.
+    """JSON Schema ``date-time`` is RFC 3339: a date, a time with seconds *and* a UTC offset
+    (or ``Z``), here also within :data:`MIN_YEAR`..:data:`MAX_YEAR` and without a leap second.
 
     A naive timestamp such as ``2025-01-14T10:00:00`` is refused: every consumer would read it
     in its own host's time zone (the SLA engine calls ``.timestamp()`` on lifecycle ``at``), so
@@ -106,19 +123,42 @@ def is_datetime(value: str) -> bool:
     return parsed is not None and _EARLIEST <= parsed < _END
 
 
+def parse_datetime(value: str) -> datetime:
+    """A ``date-time`` value (already validated) as an aware datetime.
+
+    RFC 3339 allows a lowercase ``t`` and ``z``; ``datetime.fromisoformat`` refuses the ``z``,
+    so a reader of a validated field parses it here rather than with ``fromisoformat``.
+    """
+    return datetime.fromisoformat(value.upper())
+
+
 def _aware(value: str) -> datetime | None:
-    """``value`` as an aware datetime, or None if it is not an ISO 8601 one with an offset.
+    """``value`` as an aware datetime, or None if it is not an RFC 3339 date-time.
 
     Comparing aware datetimes never converts them, so a moment such as
     ``9999-12-31T23:00:00-05:00`` (year 10000 in UTC) is compared without overflowing.
     """
-    if not value.isascii():
+    if not isinstance(value, str):
+        return None
+    match = _RFC3339.fullmatch(value)
+    if match is None or match.group(1) == "60":
         return None
     try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
+        parsed = parse_datetime(value)
+    except ValueError:  # month 13, 30 February, hour 24, offset +25:00 ...
         return None
     return parsed if parsed.utcoffset() is not None else None
+
+
+def _leap_second(value: Any) -> bool:
+    """``value`` would be a valid date-time but for its second ``60``."""
+    if not isinstance(value, str):
+        return False
+    match = _RFC3339.fullmatch(value)
+    if match is None or match.group(1) != "60":
+        return False
+    start, end = match.span(1)
+    return _aware(value[:start] + "59" + value[end:]) is not None
 
 
 def validate(name: str, obj: Any, version: int = 1) -> None:
@@ -143,6 +183,11 @@ def _check(check: Callable[[Any], Any], obj: Any) -> None:
             raise InvalidEvent(BAD_TIMESTAMP, (
                 f"{exc.name} must be a date-time in the years {MIN_YEAR}..{MAX_YEAR} (UTC), "
                 f"got {str(exc.value)[:40]!r}")) from None
+        if (exc.rule == "format" and exc.rule_definition == "date-time"
+                and _leap_second(exc.value)):
+            raise InvalidEvent("invalid_value", (
+                f"{exc.name} is a leap second (second 60), which this pipeline does not "
+                f"accept: send second 59, got {str(exc.value)[:40]!r}")) from None
         raise InvalidEvent(_reason_code(exc), exc.message) from None
 
 

@@ -76,11 +76,11 @@ import struct
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import numpy as np
 
+from schemas.validation import parse_datetime
 from workers.intake import redis_scripts
 
 __all__ = [
@@ -375,7 +375,7 @@ def _event_ts(appeal: Any) -> float:
         value = _get(appeal, name)
         if isinstance(value, str):
             try:
-                dt = datetime.fromisoformat(value)
+                dt = parse_datetime(value)
             except ValueError:
                 continue
             if dt.tzinfo is None:

@@ -49,7 +49,7 @@ from schemas.records import (
     TriageFeedback,
     TriageItem,
 )
-from schemas.validation import InvalidEvent, is_datetime
+from schemas.validation import InvalidEvent, is_datetime, parse_datetime
 from streams import topics as t
 from workers.routing import RouteInput, Router
 from workers.runtime import (
@@ -315,8 +315,8 @@ def _is_early(value: Any) -> bool:
 
 def _timestamp(at: Any) -> float:
     try:
-        return datetime.fromisoformat(at).timestamp()
-    except (TypeError, ValueError):
+        return parse_datetime(at).timestamp()
+    except (AttributeError, TypeError, ValueError):
         return 0.0
 
 

@@ -33,6 +33,8 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from schemas.validation import parse_datetime
+
 State = dict[str, Any]
 
 OPEN_STATUSES = frozenset({"running", "paused"})
@@ -617,7 +619,7 @@ def event_time(event: dict[str, Any]) -> float:
     from: checked before an event is held for a routing that has not come yet, so that it is
     refused then rather than when the routing arrives.
     """
-    at = dt.datetime.fromisoformat(event["at"]).timestamp()
+    at = parse_datetime(event["at"]).timestamp()
     dt.datetime.fromtimestamp(at, dt.UTC)  # figures count it on a day: it must have one
     return at
 
@@ -653,7 +655,7 @@ def apply_lifecycle(state: State, event: dict[str, Any], rules: SlaRules,
         # Not applied and its id not kept: the agent dead-letters it (HISTORY_OVERFLOW).
         effects.outcome = HISTORY_OVERFLOW
         return effects
-    at = dt.datetime.fromisoformat(event["at"]).timestamp()
+    at = parse_datetime(event["at"]).timestamp()
     handler = _HANDLERS.get(kind)
     if handler is None:
         effects.outcome = "ignored"
