@@ -164,13 +164,30 @@ def _leap_second(value: Any) -> bool:
 def validate(name: str, obj: Any, version: int = 1) -> None:
     """Raise :class:`InvalidEvent` with a reason code naming the kind of fault (the strict
     schema: what a writer may write)."""
+    _check_version(obj, version)
     _check(_compiled(name, version, False), obj)  # the same cache key as validate_incoming's
 
 
 def validate_incoming(name: str, obj: Any, version: int = 1) -> None:
     """:func:`validate` for a record read from a topic: an :data:`INTERNAL_RECORDS` record may
     carry fields this release does not know (they are ignored by ``Record.from_dict``)."""
+    _check_version(obj, version)
     _check(_compiled(name, version, name in INTERNAL_RECORDS), obj)
+
+
+def _check_version(obj: Any, version: int) -> None:
+    """A record of another ``schema_version`` is ``unsupported_schema_version`` whatever else
+    it breaks: checked before the schema run, since a version that renamed or removed a
+    required field failed ``required`` first and was dead-lettered as ``missing_field`` (its
+    producer then looked for a field it had not meant to send). The same test as the schemas'
+    ``"const"``: ``1.0`` is version 1, ``true`` is not. A missing version is left to the
+    schema (``missing_field``)."""
+    if not isinstance(obj, dict) or "schema_version" not in obj:
+        return
+    found = obj["schema_version"]
+    if isinstance(found, bool) or found != version:
+        raise InvalidEvent("unsupported_schema_version", (
+            f"data.schema_version is {repr(found)[:20]}: this release reads version {version}"))
 
 
 def _check(check: Callable[[Any], Any], obj: Any) -> None:
