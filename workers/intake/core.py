@@ -34,6 +34,11 @@ _KNOWN_FIELDS = frozenset(IntakeAppeal.__dataclass_fields__)
 # ``schema_version`` is taken to be native and goes through its channel's adapter.
 Adapter = Callable[[dict[str, Any]], dict[str, Any]]
 ADAPTERS: dict[str, Adapter] = {}
+#: Per channel, the native fields that carry the source's own id (``register_adapter``).
+NATIVE_ID_FIELDS: dict[str, tuple[str, ...]] = {}
+#: Canonical fields that, all present in a payload without ``schema_version`` and with none of
+#: its channel's native id fields, mark a canonical record that forgot its version.
+_CANONICAL_KEYS = ("external_id", "submitted_at", "region", "text")
 # Normalisation (Unicode, whitespace, phones) is plugged in by workers.intake.normalize.
 Normaliser = Callable[[dict[str, Any]], dict[str, Any]]
 _normalisers: list[Normaliser] = []
@@ -47,8 +52,36 @@ _normalisers: list[Normaliser] = []
 MAX_NESTING = 32
 
 
-def register_adapter(channel: str, adapter: Adapter) -> None:
+def register_adapter(channel: str, adapter: Adapter, id_fields: tuple[str, ...] = ()) -> None:
     ADAPTERS[channel] = adapter
+    NATIVE_ID_FIELDS[channel] = tuple(id_fields)
+
+
+def adapt_native(data: dict[str, Any], channel: str) -> dict[str, Any]:
+    """``data`` through its channel's adapter (which must be registered).
+
+    A canonical record that only forgot ``schema_version`` is taken for a native payload and
+    fails in the adapter, which then named a field the record has (``submitted_at is
+    missing``: the pos adapter reads ``created``). When the adapter refuses a payload that has
+    the canonical fields and none of the channel's native id fields, the fault reported is
+    the missing version (``missing_field``). A payload the adapter accepts is accepted, as
+    before.
+    """
+    try:
+        return ADAPTERS[channel](data)
+    except Exception:
+        if _forgot_version(data, channel):
+            raise InvalidEvent(
+                "missing_field",
+                "schema_version is missing (the payload has the canonical fields and none of "
+                f"the {channel} channel's own id fields, so it is not a native payload)",
+            ) from None
+        raise
+
+
+def _forgot_version(data: dict[str, Any], channel: str) -> bool:
+    return (all(data.get(key) is not None for key in _CANONICAL_KEYS)
+            and not any(data.get(key) is not None for key in NATIVE_ID_FIELDS.get(channel, ())))
 
 
 def register_normaliser(fn: Normaliser) -> None:
@@ -138,13 +171,12 @@ def intake_from_dict(
     check_nesting(data)
     if "schema_version" not in data:
         channel = data.get("channel") or channel_hint
-        adapter = ADAPTERS.get(channel) if isinstance(channel, str) else None
-        if adapter is None:
+        if not isinstance(channel, str) or channel not in ADAPTERS:
             if channel is not None and channel not in CHANNELS:
                 raise InvalidEvent("unknown_channel", f"channel {channel!r} is not known")
             raise InvalidEvent("missing_field", "schema_version is missing")
         try:
-            data = adapter(data)
+            data = adapt_native(data, channel)
         except InvalidEvent:
             raise
         except (KeyError, TypeError, ValueError) as exc:

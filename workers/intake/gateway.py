@@ -104,7 +104,7 @@ from streams.payload_logging import quiet_payload_loggers
 from streams.settings import ConfigError, Settings
 from workers.intake.adapters import NATIVE_ID_FIELDS
 from workers.intake.core import (
-    ADAPTERS,
+    adapt_native,
     appeal_id_for,
     check_nesting,
     intake_from_dict,
@@ -601,7 +601,7 @@ class Gateway:
         try:
             check_nesting(data)  # before anything walks the payload
             if "schema_version" not in data:
-                data = ADAPTERS[channel](data)
+                data = adapt_native(data, channel)
             errors = field_errors(data, index)
             if errors:
                 raise ApiError(400, "invalid", "the appeal breaks the intake schema",

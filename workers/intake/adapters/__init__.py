@@ -14,7 +14,7 @@ from workers.intake.core import register_adapter
 ADAPTER_MODULES = (pos, incident, fz59, hotline, email, web)
 
 for _module in ADAPTER_MODULES:
-    register_adapter(_module.CHANNEL, _module.adapt)
+    register_adapter(_module.CHANNEL, _module.adapt, _module.ID_FIELDS)
 
 #: Per channel, the native fields that carry the source's own id for the appeal.
 NATIVE_ID_FIELDS: dict[str, tuple[str, ...]] = {m.CHANNEL: m.ID_FIELDS for m in ADAPTER_MODULES}
