@@ -72,6 +72,9 @@ TRIAGE_STAGE = "triage"
 ROUTE_FIELDS = ("appeal_id", "regime", "region", "registered_at", "channel", "subcategory",
                 "municipality", "text", "address", "complaint_about", "importance", "subject",
                 "duplicate_of")
+#: ``schema_version`` of a pending copy (``appeals.triage.pending``, no schema file of its own).
+#: Copies written before it was added carry none and are read as version 1.
+PENDING_VERSION = 1
 #: The values of a registered appeal's ``importance`` (``registered-appeal`` schema), or null.
 IMPORTANCES = ("low", "normal", "high")
 
@@ -170,6 +173,7 @@ async def _to_triage(outbox: Outbox, appeal: dict[str, Any], result: Any) -> Non
     # says what the model had guessed (``classify export-feedback``); it was never set.
     keep["classifier_category"] = result.category
     keep["classifier_version"] = result.model_version
+    keep["schema_version"] = PENDING_VERSION
     await outbox.send(t.TRIAGE_PENDING, appeal["appeal_id"].encode(), orjson.dumps(keep))
     metrics.TRIAGED.inc()
 
@@ -437,8 +441,13 @@ def check_pending(appeal: dict[str, Any]) -> str:
     their own schemas (``routed-appeal``, ``triage-feedback``) allow. The reason codes are
     those of schema validation; a detail names the field, never its value (the copy holds the
     appeal's text and address).
+
+    A copy of another ``schema_version`` is ``unsupported_schema_version``; one without (written
+    before the field was added, possibly still in the topic and the table) is version 1.
     """
     appeal_id = _appeal_id(appeal)
+    _check_version(appeal.get("schema_version", PENDING_VERSION), PENDING_VERSION,
+                   "pending appeal")
     for name in ("regime", "region", "registered_at"):
         if appeal.get(name) is None:
             raise InvalidEvent("missing_field", f"pending appeal: {name} missing")
@@ -474,7 +483,11 @@ def check_decision(data: dict[str, Any]) -> str:
     """Refuse (:class:`InvalidEvent`) a decision the routed record could not carry; returns the
     appeal id. Lifecycle events are validated upstream, but this topic is a topic like any
     other: an unknown category would be routed to the region's triage desk and published in a
-    routed record its schema refuses."""
+    routed record its schema refuses. A decision is a ``lifecycle-event``: of another
+    ``schema_version`` (or none) it is refused, as the SLA agent refuses such an event."""
+    if "schema_version" not in data:
+        raise InvalidEvent("missing_field", "triage decision: schema_version missing")
+    _check_version(data["schema_version"], 1, "triage decision")
     appeal_id = _appeal_id(data)
     category = data.get("category")
     if not isinstance(category, str):
@@ -484,6 +497,14 @@ def check_decision(data: dict[str, Any]) -> str:
     if not isinstance(data.get("urgent"), bool | None):
         raise InvalidEvent("wrong_type", "triage decision urgent is not a boolean or null")
     return appeal_id
+
+
+def _check_version(found: Any, version: int, what: str) -> None:
+    """The ``"const"`` test of the schemas (``1.0`` is 1, ``true`` is not)."""
+    if isinstance(found, bool) or found != version:
+        raise InvalidEvent("unsupported_schema_version",
+                           f"{what}: schema_version is {repr(found)[:20]}, this release reads "
+                           f"version {version}")
 
 
 def _held(pending: Any, key: bytes) -> dict[str, Any] | None:
