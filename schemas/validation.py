@@ -76,9 +76,34 @@ INTERNAL_RECORDS = frozenset({
 })
 
 
+#: The annotation under which a schema lists, per field, keywords the pipeline checks in code
+#: (``intake-appeal``: limits that are settings, checks made after Unicode normalisation, each
+#: with its own reason code). The published value is the default a producer should keep to.
+CHECKED_IN_CODE = "x-checked-by-intake"
+
+
+@cache
+def runtime_schema(name: str, version: int = 1) -> dict[str, Any]:
+    """The schema as the pipeline checks it: every keyword a field lists under
+    :data:`CHECKED_IN_CODE` left out, since intake checks it itself with the configured limit
+    (``APPEALS_MAX_ATTACHMENTS`` may allow more than the published 10) and its own reason
+    code (``too_many_attachments``, not ``too_long``)."""
+    return _without_checked_in_code(load_schema(name, version))
+
+
+def _without_checked_in_code(node: Any) -> Any:
+    if isinstance(node, dict):
+        listed = node.get(CHECKED_IN_CODE)
+        drop = set(listed) if isinstance(listed, dict) else set()
+        return {k: _without_checked_in_code(v) for k, v in node.items() if k not in drop}
+    if isinstance(node, list):
+        return [_without_checked_in_code(v) for v in node]
+    return node
+
+
 @cache
 def _compiled(name: str, version: int, tolerant: bool = False) -> Callable[[Any], Any]:
-    schema = load_schema(name, version)
+    schema = runtime_schema(name, version)
     if tolerant:
         schema = _without_closed_objects(schema)
     return fastjsonschema.compile(schema, formats={"date-time": is_datetime})

@@ -99,7 +99,7 @@ import workers.intake.adapters  # registers the channel adapters
 import workers.intake.normalize  # noqa: F401  (registers the normaliser)
 from monitoring import metrics
 from schemas.records import CHANNELS, IntakeAppeal
-from schemas.validation import InvalidEvent, load_schema
+from schemas.validation import InvalidEvent, runtime_schema
 from streams.payload_logging import quiet_payload_loggers
 from streams.settings import ConfigError, Settings
 from workers.intake.adapters import NATIVE_ID_FIELDS
@@ -323,7 +323,9 @@ class TokenBucket:
 def _validator() -> Any:
     from jsonschema import Draft202012Validator
 
-    return Draft202012Validator(load_schema("intake-appeal"))
+    # The limits intake checks itself (configurable, its own reason codes) are left out: the
+    # published defaults would refuse what a deployment's settings allow.
+    return Draft202012Validator(runtime_schema("intake-appeal"))
 
 
 _REASONS = {
