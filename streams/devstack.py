@@ -26,9 +26,10 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
 
 log = logging.getLogger(__name__)
+S = TypeVar("S", bound="Server")
 
 
 class DevStackError(RuntimeError):
@@ -315,6 +316,22 @@ def _log_file(log_dir: Path | None, name: str) -> Path:
     return directory / f"{name}-{os.getpid()}-{time.monotonic_ns()}.log"
 
 
+def _on_a_port(port: int | None, what: str, start: Callable[[int], S]) -> S:
+    """``start`` on ``port`` (:class:`PortInUse` when another program has it), or on a free
+    port, tried again on another when the one found is taken before the server binds it."""
+    if port:
+        _check_requested_port(port, what)
+        return start(port)
+    for attempt in range(PORT_ATTEMPTS):
+        try:
+            return start(free_port())
+        except PortInUse as exc:
+            if attempt + 1 == PORT_ATTEMPTS:
+                raise
+            log.info("%s; trying another port", exc)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def start_broker(
     port: int | None = None, log_dir: Path | None = None, timeout: float = 20.0
 ) -> Broker:
@@ -322,16 +339,7 @@ def start_broker(
 
     ``port``: that port, or :class:`PortInUse` when another program has it; None: a free one
     (tried again on another when the one found is taken before Tansu binds it)."""
-    if port:
-        _check_requested_port(port, "the Tansu broker")
-    for attempt in range(1 if port else PORT_ATTEMPTS):
-        try:
-            return _start_broker(port or free_port(), log_dir, timeout)
-        except PortInUse as exc:
-            if port or attempt + 1 == PORT_ATTEMPTS:
-                raise
-            log.info("%s; trying another port", exc)
-    raise AssertionError("unreachable")  # pragma: no cover
+    return _on_a_port(port, "the Tansu broker", lambda p: _start_broker(p, log_dir, timeout))
 
 
 def _start_broker(port: int, log_dir: Path | None, timeout: float) -> Broker:
@@ -369,16 +377,7 @@ def start_redis(
 
     ``port``: that port, or :class:`PortInUse` when another program has it; None: a free one
     (tried again on another when the one found is taken before Redis binds it)."""
-    if port:
-        _check_requested_port(port, "redis-server")
-    for attempt in range(1 if port else PORT_ATTEMPTS):
-        try:
-            return _start_redis(port or free_port(), log_dir, timeout)
-        except PortInUse as exc:
-            if port or attempt + 1 == PORT_ATTEMPTS:
-                raise
-            log.info("%s; trying another port", exc)
-    raise AssertionError("unreachable")  # pragma: no cover
+    return _on_a_port(port, "redis-server", lambda p: _start_redis(p, log_dir, timeout))
 
 
 def _start_redis(port: int, log_dir: Path | None, timeout: float) -> RedisServer:

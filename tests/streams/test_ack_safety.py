@@ -101,12 +101,7 @@ def test_consumer_ignores_acks_of_records_never_handed_to_a_batch() -> None:
     def message(offset: int) -> Any:
         return _Message(offset)
 
-    consumer: Any = _Consumer()
-    consumer.app = SimpleNamespace(topics=SimpleNamespace(acks_enabled_for=lambda _t: True))
-    consumer._committed_offset = defaultdict(lambda: None)
-    consumer._unacked_messages = set()
-    consumer._n_acked = 0
-    consumer._waiting_for_ack = None
+    consumer = _ack_consumer(tp)
     skipped, processed = message(5), message(6)
     ack_safety.handed_to_body([SimpleNamespace(message=processed)])
     assert Consumer.ack(consumer, skipped) is False
