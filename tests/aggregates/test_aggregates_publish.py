@@ -170,12 +170,15 @@ def test_a_subject_with_a_bar_and_an_unreadable_field_do_not_break_the_figures(
                              ("22-minzdrav", "2026-11-20", "received")])
         agg.add_response("muni:barnaul|old", "2026-11-20", 60.0)
         await publish(client, prefix, 0, agg)
-        await client.hset(f"{prefix}agg:0", mapping={"no-bars": "1", "a|2026-11-20|x": "nan"})
-        await client.hset(f"{prefix}aggsk:0", mapping={"no-bars": "{}", "b|2026-11-20": "[1]"})
+        await client.hset(f"{prefix}agg:0", mapping={"no-bars": "1", "a|2026-11-20|x": "nan",
+                                                     "c|not-a-day|received": "1"})
+        await client.hset(f"{prefix}aggsk:0", mapping={"no-bars": "{}", "b|2026-11-20": "[1]",
+                                                       "d|2026-13-01": "{}"})
         return await readmodel.fetch_maps(client, prefix, 1)
 
     parsed = redis_scenario(scenario)
     figures = readmodel.figures_from_parsed(parsed, dt.date(2026, 11, 20), "all", "any")
+    assert readmodel.figures_from_parsed(parsed, dt.date(2026, 11, 20), "1d", "any")
     assert figures["muni:barnaul|old"].received == 1
     assert figures["muni:barnaul|old"].sketch.count == 1
     assert figures["22-minzdrav"].received == 1

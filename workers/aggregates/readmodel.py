@@ -111,12 +111,26 @@ def parse_maps(counter_maps: list[dict[bytes, bytes]],
     """
     parsed = ParsedMaps()
     skipped = 0
+    days: dict[str, bool] = {"": True}  # "" is the day of the current values (open, ...)
+
+    def a_day(day: str) -> str:
+        ok = days.get(day)
+        if ok is None:
+            try:
+                dt.date.fromisoformat(day)
+                ok = days[day] = True
+            except ValueError:
+                ok = days[day] = False
+        if not ok:
+            raise ValueError(day)
+        return day
+
     for mapping in counter_maps:
         for raw_key, raw_val in mapping.items():
             parts = raw_key.decode(errors="replace").rsplit("|", 2)
             try:
                 subject, day, counter = parts
-                parsed.counters.append((subject, day, counter, int(raw_val)))
+                parsed.counters.append((subject, a_day(day), counter, int(raw_val)))
             except ValueError:
                 skipped += 1
     for mapping in sketch_maps:
@@ -124,6 +138,7 @@ def parse_maps(counter_maps: list[dict[bytes, bytes]],
             parts = raw_key.decode(errors="replace").rsplit("|", 1)
             try:
                 subject, day = parts
+                a_day(day)
                 sketch = Sketch.from_json_map(orjson.loads(raw_val))
             except (ValueError, TypeError, KeyError, AttributeError):
                 skipped += 1
