@@ -21,9 +21,17 @@ def _exposed() -> str:
 
 
 def test_every_authority_and_regime_has_a_breach_series_at_zero() -> None:
+    from workers.deadlines.policies import PolicyBook
+
     rules = load_rules()
-    create_breach_series(rules)
+    book = PolicyBook.load()
+    create_breach_series(rules, book)
     text = _exposed()
+    stages = {(regime, stage) for regime in REGIMES for stage in book.resolve(regime).stages}
+    assert ("fz59", "redirect") in stages and ("incident", "final_answer") in stages
+    for regime, stage in stages:
+        assert (f'appeals_sla_alerts_total{{level="breach",regime="{regime}",stage="{stage}"}}'
+                in text), (regime, stage)
     for authority_id in rules.authorities:
         for regime in REGIMES:
             line = (f'appeals_sla_breaches_total{{authority="{authority_id}",'

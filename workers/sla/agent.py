@@ -149,7 +149,7 @@ class SlaRuntime:
             settings = self.ctx.settings
             self.rules = sla_rules(service, settings, self.router)
             log.info("SLA: policies rebuilt from the reloaded routing rules")
-            create_breach_series(current)
+            create_breach_series(current, service.book)
         self.rules_of = current
 
     def partition_aggregates(self, partition: int) -> PartitionAggregates:
@@ -240,9 +240,10 @@ def appeal_zone(region: str, hint: str | None) -> str:
         return "Europe/Moscow"
 
 
-def create_breach_series(rules: Any) -> None:
+def create_breach_series(rules: Any, book: Any = None) -> None:
     """Create the breach counters' series at 0: every authority of the rules per regime, and
-    the answer deadline's breaches per regime.
+    per regime the breaches of the answer deadline and of each stage the policy book's regime
+    defaults track (``book``: a ``PolicyBook``; None: the answer deadline's only).
 
     ``increase()`` does not count a series' first sample. Created at the first breach, the
     series of a restarted worker began with the whole burst its sweep emits for the deadlines
@@ -252,6 +253,9 @@ def create_breach_series(rules: Any) -> None:
     """
     for regime in REGIMES:
         metrics.child(metrics.SLA_ALERTS, "breach", regime, "answer")
+        if book is not None and regime in book.regimes:
+            for stage in book.resolve(regime).stages:
+                metrics.child(metrics.SLA_ALERTS, "breach", regime, stage)
         for authority_id in rules.authorities:
             metrics.child(metrics.BREACHES, authority_id, regime)
 
@@ -271,7 +275,7 @@ def install(app: faust.App, ctx: WorkerContext, router: Any) -> SlaRuntime:
     rt = SlaRuntime(app, ctx, rules, resolve_parent, appeal_zone)
     rt.router = router
     rt.rules_of = router.rules
-    create_breach_series(router.rules)
+    create_breach_series(router.rules, service.book)
     source = ctx.topology.channel_of(t.ROUTED, t.LIFECYCLE, t.SLA_LIFECYCLE, t.SLA_TICKS)
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
