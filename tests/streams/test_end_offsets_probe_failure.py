@@ -83,3 +83,18 @@ def test_the_check_switched_off_uses_the_brokers_figures(highwaters: Any,
     calls = _probe_answers(monkeypatch, [])
     assert highwaters(verify=False) == {"changelog-0": 1}
     assert calls == []
+
+
+def test_no_probe_is_made_when_every_changelog_partition_is_empty() -> None:
+    """A first start (every end offset 0) needs no probe: one created anyway was never
+    started nor closed, and aiokafka logged "Unclosed AIOKafkaConsumer" at ERROR in every
+    fresh worker's log (review of session 16)."""
+    made: list[int] = []
+
+    def make() -> Any:
+        made.append(1)
+        return object()
+
+    reported = {"changelog-0": 0, "changelog-1": None}
+    assert asyncio.run(end_offsets.verified_end_offsets(make, reported)) == reported
+    assert made == []
