@@ -210,3 +210,15 @@ def test_classify_text_without_text_is_one_line(argv: list[str], capsys: Any) ->
     rc, err = run(argv, capsys)
     assert rc == 2
     assert "no text" in one_line(err)
+
+
+def test_the_classify_group_help_names_its_real_subcommands() -> None:
+    """``appeals --help`` listed a ``feedback`` subcommand that does not exist and left out
+    ``export-feedback`` and ``bench`` (review of session 16)."""
+    parser = cli.build_parser()
+    group = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    classify = group.choices["classify"]
+    listed = next(c.help for c in group._choices_actions if c.dest == "classify")
+    named = {w.strip() for w in (listed or "").split(":", 1)[1].split(",")}
+    sub = next(a for a in classify._actions if isinstance(a, argparse._SubParsersAction))
+    assert named == set(sub.choices)

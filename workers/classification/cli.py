@@ -122,7 +122,8 @@ def register(
     subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> argparse.ArgumentParser:
     """Add the ``classify`` command group to an argparse subparsers object."""
-    p = subparsers.add_parser("classify", help="classify appeals: eval, train, text, feedback",
+    p = subparsers.add_parser("classify",
+                              help="classify appeals: eval, train, text, export-feedback, bench",
                               description="Category/urgency classifier for Russian appeals.")
     sub = p.add_subparsers(dest="classify_cmd", required=True, metavar="COMMAND")
 
