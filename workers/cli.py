@@ -414,9 +414,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         result = _dispatch(args)
+        sys.stdout.flush()
     except ConfigError as exc:  # settings read by a command or a sub-system (APPEALS_GATEWAY_*)
         print(f"appeals: configuration error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (``appeals config | head``): no traceback, and nothing more to
+        # flush into the closed pipe at exit. 141 is a shell's status for a SIGPIPE death.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     return int(result or 0)
 
 

@@ -222,3 +222,14 @@ def test_the_classify_group_help_names_its_real_subcommands() -> None:
     named = {w.strip() for w in (listed or "").split(":", 1)[1].split(",")}
     sub = next(a for a in classify._actions if isinstance(a, argparse._SubParsersAction))
     assert named == set(sub.choices)
+
+
+def test_a_reader_that_goes_away_is_no_traceback() -> None:
+    """``appeals config | head -1`` printed a BrokenPipeError traceback (review of session
+    16)."""
+    proc = subprocess.run(
+        ["bash", "-c", f"'{sys.executable}' -m workers.cli config | head -c 10 >/dev/null; "
+                       "echo status=${PIPESTATUS[0]} >&2"],
+        cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr
+    assert "status=141" in proc.stderr or "status=0" in proc.stderr, proc.stderr
