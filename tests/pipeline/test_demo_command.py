@@ -34,12 +34,13 @@ def test_demo_runs_every_stage_and_exits_zero(tmp_path: Path) -> None:
     sent = figure("appeals sent")
     assert sent > 1000
     assert figure("registered") == sent
-    # Vague appeals go to triage; the demo's operator decides them, and each decision routes
-    # one (those sent to triage in the run's last moments may still be waiting).
+    # Vague appeals go to triage; the demo's operator decides them, also while it drains, and
+    # each decision routes one. The last decision used to be counted as sent when it was only
+    # scheduled, and dropped at the end: routed was one short (review of session 16).
     triage, decided, routed = (figure("sent to triage"), figure("triage decisions sent"),
                                figure("routed"))
-    assert triage > 0 and decided > 0
-    assert sent - triage < routed <= sent - triage + decided
+    assert triage > 0
+    assert decided == triage and routed == sent, (triage, decided, routed, sent)
     assert figure("lifecycle events sent") > 0
     assert figure("SLA warnings") > 0
     assert figure("SLA breaches") > 0
@@ -48,7 +49,9 @@ def test_demo_runs_every_stage_and_exits_zero(tmp_path: Path) -> None:
     assert re.search(r"^  stage deadline alerts: .*final_answer breach \d+", out, re.MULTILINE), out
     assert figure("dead letters") == figure("malformed sent") > 0
     assert "per authority" in out
-    assert "Traceback" not in (tmp_path / "demo" / "worker-1.log").read_text()
+    log = (tmp_path / "demo" / "worker-1.log").read_text()
+    assert "Traceback" not in log
+    assert "Unclosed AIOKafkaConsumer" not in log  # the end-offset probe of a fresh start
 
 
 def test_the_demos_vague_texts_go_to_triage() -> None:

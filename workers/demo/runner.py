@@ -272,6 +272,30 @@ async def _feed(settings: Settings, opts: DemoOptions, procs: list[subprocess.Po
     seq = 0
     next_print = started + 5
     lifecycle_topic = t.topic_name(settings, t.LIFECYCLE)
+    decisions: set[int] = set()  # plan entries that are triage decisions
+
+    async def send_due(seq: int) -> int:
+        """Decide the appeals triage has sent in, and send the lifecycle events now due."""
+        now_sla = clock.now()
+        for appeal_id, first_candidate in tally.to_decide:
+            # The operator reads it and decides: the intended category of a vague appeal,
+            # the classifier's best guess for the rare other one.
+            seq += 1
+            decision = triage_decision(appeal_id, intended.pop(appeal_id, first_candidate),
+                                       now_sla + TRIAGE_DELAY, seq)
+            heapq.heappush(plan, (decision.at, seq, appeal_id.encode(),
+                                  lifecycle_bytes(decision)))
+            decisions.add(seq)
+        tally.to_decide.clear()
+        while plan and plan[0][0] <= now_sla:
+            _, n, key, value = heapq.heappop(plan)
+            await producer.send(lifecycle_topic, value, key=key)
+            tally.lifecycle_sent += 1
+            if n in decisions:  # counted when sent: one scheduled but dropped at the end was
+                decisions.discard(n)  # counted as sent, and its appeal never routed
+                tally.triage_decided += 1
+        return seq
+
     if True:
         while not stop.is_set():
             now = time.monotonic()
@@ -295,21 +319,7 @@ async def _feed(settings: Settings, opts: DemoOptions, procs: list[subprocess.Po
                                               lifecycle_bytes(ev)))
                 else:
                     tally.malformed_sent += 1
-            now_sla = clock.now()
-            for appeal_id, first_candidate in tally.to_decide:
-                # The operator reads it and decides: the intended category of a vague appeal,
-                # the classifier's best guess for the rare other one.
-                seq += 1
-                decision = triage_decision(appeal_id, intended.pop(appeal_id, first_candidate),
-                                           now_sla + TRIAGE_DELAY, seq)
-                heapq.heappush(plan, (decision.at, seq, appeal_id.encode(),
-                                      lifecycle_bytes(decision)))
-                tally.triage_decided += 1
-            tally.to_decide.clear()
-            while plan and plan[0][0] <= now_sla:
-                _, _, key, value = heapq.heappop(plan)
-                await producer.send(lifecycle_topic, value, key=key)
-                tally.lifecycle_sent += 1
+            seq = await send_due(seq)
             if now >= next_print:
                 _print_live(tally, clock, now - started)
                 next_print = now + 5
@@ -317,8 +327,14 @@ async def _feed(settings: Settings, opts: DemoOptions, procs: list[subprocess.Po
         await producer.flush()
         print("draining: waiting for the pipeline to catch up…", flush=True)
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and tally.registered < tally.sent:
-            await asyncio.sleep(0.5)
+        # The operator goes on deciding what triage sends in, and the authorities go on
+        # answering, until every appeal is registered and every triage decision is sent.
+        while time.monotonic() < deadline and (
+                tally.registered < tally.sent or decisions or tally.to_decide
+                or tally.routed + tally.triage < tally.registered):
+            seq = await send_due(seq)
+            await producer.flush()
+            await asyncio.sleep(0.25)
         await asyncio.sleep(3)
     _print_final(tally, settings, clock)
     return 0
