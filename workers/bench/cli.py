@@ -27,7 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("--events", type=int, default=200_000,
-                   help="appeals to pre-produce (default 200000)")
+                   help="appeals to pre-produce (default 200000; the ceiling needs more than "
+                        "10000, one fetch of its loop, to be timed)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead")
     p.add_argument("--skip-latency", action="store_true", help="skip the latency run")
     p.add_argument("--latency-shared-broker", action="store_true",
