@@ -407,6 +407,9 @@ def _print_final(tally: Tally, settings: Settings, clock: SlaClock) -> None:
     from workers.aggregates.readmodel import read_figures
 
     print("\n=== final summary ===")
+    # The SLA clock runs on while the workers stop: alerts raised in those last moments are in
+    # the workers' logs and metrics, not here.
+    print("(as the drain ended; alerts raised while the workers stopped are only in their logs)")
     rows = [
         ("appeals sent", tally.sent),
         ("malformed sent", tally.malformed_sent),
