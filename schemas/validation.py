@@ -209,10 +209,16 @@ def _check_version(obj: Any, version: int) -> None:
     schema (``missing_field``)."""
     if not isinstance(obj, dict) or "schema_version" not in obj:
         return
-    found = obj["schema_version"]
+    check_version(obj["schema_version"], version, "data.")
+
+
+def check_version(found: Any, version: int, what: str = "") -> None:
+    """Raise ``unsupported_schema_version`` unless ``found`` is ``version`` as the schemas'
+    ``"const"`` sees it (``1.0`` is 1, ``true`` is not); ``what`` prefixes the detail.
+    Also for records without a schema file of their own (the triage agent's)."""
     if isinstance(found, bool) or found != version:
         raise InvalidEvent("unsupported_schema_version", (
-            f"data.schema_version is {repr(found)[:20]}: this release reads version {version}"))
+            f"{what}schema_version is {repr(found)[:20]}: this release reads version {version}"))
 
 
 def _check(check: Callable[[Any], Any], obj: Any) -> None:

@@ -9,7 +9,6 @@ ten years early made every later resume, answer and close fail, the appeal stuck
 from __future__ import annotations
 
 import datetime as dt
-import logging
 
 import orjson
 
@@ -59,23 +58,18 @@ def _ev(n: int, kind: str, at: str) -> dict[str, object]:
             "at": at}
 
 
-def test_the_resume_of_an_early_pause_moves_no_deadline_in_any_regime(
-        caplog: object) -> None:
-    logging.disable(logging.WARNING)
-    try:
-        rules = DeadlineService().rules()
-        for regime in ("pos", "fz59", "incident"):
-            state = _state(regime)
-            due = state["due"]
-            out = apply_lifecycle(state, _ev(1, "paused", "2016-11-20T10:00:00+07:00"), rules)
-            assert out.outcome == BEFORE_PERIOD, regime
-            # The engine's caller throws the state away on a refusal; the resume then finds a
-            # running appeal and is kept for a pause that may still come.
-            state = _state(regime)
-            out = apply_lifecycle(state, _ev(2, "resumed", "2026-11-26T10:00:00+07:00"), rules)
-            assert out.outcome == "early" and state["due"] == due, regime
-    finally:
-        logging.disable(logging.NOTSET)
+def test_the_resume_of_an_early_pause_moves_no_deadline_in_any_regime() -> None:
+    rules = DeadlineService().rules()
+    for regime in ("pos", "fz59", "incident"):
+        state = _state(regime)
+        due = state["due"]
+        out = apply_lifecycle(state, _ev(1, "paused", "2016-11-20T10:00:00+07:00"), rules)
+        assert out.outcome == BEFORE_PERIOD, regime
+        # The engine's caller throws the state away on a refusal; the resume then finds a
+        # running appeal and is kept for a pause that may still come.
+        state = _state(regime)
+        out = apply_lifecycle(state, _ev(2, "resumed", "2026-11-26T10:00:00+07:00"), rules)
+        assert out.outcome == "early" and state["due"] == due, regime
 
 
 def test_a_pause_before_a_reopen_is_refused_and_one_after_it_applies() -> None:

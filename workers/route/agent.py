@@ -49,7 +49,7 @@ from schemas.records import (
     TriageFeedback,
     TriageItem,
 )
-from schemas.validation import InvalidEvent, is_datetime, parse_datetime
+from schemas.validation import InvalidEvent, check_version, is_datetime, parse_datetime
 from streams import topics as t
 from workers.routing import RouteInput, Router
 from workers.runtime import (
@@ -446,8 +446,8 @@ def check_pending(appeal: dict[str, Any]) -> str:
     before the field was added, possibly still in the topic and the table) is version 1.
     """
     appeal_id = _appeal_id(appeal)
-    _check_version(appeal.get("schema_version", PENDING_VERSION), PENDING_VERSION,
-                   "pending appeal")
+    check_version(appeal.get("schema_version", PENDING_VERSION), PENDING_VERSION,
+                  "pending appeal: ")
     for name in ("regime", "region", "registered_at"):
         if appeal.get(name) is None:
             raise InvalidEvent("missing_field", f"pending appeal: {name} missing")
@@ -487,7 +487,7 @@ def check_decision(data: dict[str, Any]) -> str:
     ``schema_version`` (or none) it is refused, as the SLA agent refuses such an event."""
     if "schema_version" not in data:
         raise InvalidEvent("missing_field", "triage decision: schema_version missing")
-    _check_version(data["schema_version"], 1, "triage decision")
+    check_version(data["schema_version"], 1, "triage decision: ")
     appeal_id = _appeal_id(data)
     category = data.get("category")
     if not isinstance(category, str):
@@ -497,14 +497,6 @@ def check_decision(data: dict[str, Any]) -> str:
     if not isinstance(data.get("urgent"), bool | None):
         raise InvalidEvent("wrong_type", "triage decision urgent is not a boolean or null")
     return appeal_id
-
-
-def _check_version(found: Any, version: int, what: str) -> None:
-    """The ``"const"`` test of the schemas (``1.0`` is 1, ``true`` is not)."""
-    if isinstance(found, bool) or found != version:
-        raise InvalidEvent("unsupported_schema_version",
-                           f"{what}: schema_version is {repr(found)[:20]}, this release reads "
-                           f"version {version}")
 
 
 def _held(pending: Any, key: bytes) -> dict[str, Any] | None:
