@@ -1,5 +1,6 @@
 """The watcher takes a changed rules file only once it has settled (the same size, mtime and
-inode on two polls in a row), and warns when a reload drops municipalities or authorities.
+inode on two polls in a row), warns when a reload drops municipalities or authorities, and
+reads a file it could not read again once it can.
 
 A file cut at a line boundary is valid YAML: the watcher used to load whatever a poll caught
 while an editor or ``cp`` was writing in place, and Biysk's appeals went to the regional
@@ -9,8 +10,10 @@ ministry until the next poll (for good, had the writer died).
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -141,6 +144,90 @@ def test_a_write_racing_the_read_is_dropped_and_taken_once_settled(
         monkeypatch.setattr(watcher_module, "load_rules", read_then_written)
         assert await watcher.check() is False  # read, but the files changed meanwhile
         assert router.rules is initial
+        assert await watcher.check() is True
+
+    asyncio.run(scenario())
+    assert router.rules.version.startswith("2099")
+
+
+def _unreadable_when(
+    monkeypatch: pytest.MonkeyPatch, path: Path, failing: Callable[[], OSError | None]
+) -> None:
+    """Reading ``path`` raises what ``failing()`` returns (None: the read succeeds).
+
+    The tests run as root, who reads a mode-000 file: the read error is simulated.
+    """
+    real = Path.read_bytes
+
+    def read_bytes(self: Path) -> bytes:
+        if self == path:
+            exc = failing()
+            if exc is not None:
+                raise exc
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+
+
+def test_a_file_made_readable_by_chmod_is_loaded(
+    tmp_path: Path, demo_yaml: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # chmod changes neither size, mtime nor inode: the watcher took the unreadable file's
+    # fingerprint and never read the file again.
+    path, router = _setup(tmp_path, demo_yaml)
+    initial = router.rules
+    _unreadable_when(
+        monkeypatch,
+        path,
+        lambda: None
+        if path.stat().st_mode & 0o444
+        else PermissionError(errno.EACCES, "Permission denied"),
+    )
+
+    async def scenario() -> None:
+        watcher = RulesWatcher(tmp_path, router.swap, interval=0.01, initial=initial)
+        tmp = tmp_path / ".22-altai-krai.yaml.new"
+        tmp.write_text(_bump(demo_yaml, "2099-01-01.1"), encoding="utf-8")
+        tmp.chmod(0)
+        os.replace(tmp, path)  # a tool that leaves the edit unreadable to the worker
+        for _ in range(3):
+            assert await watcher.check() is False
+        assert watcher.last_error is not None
+        assert "cannot read: Permission denied" in str(watcher.last_error)
+        path.chmod(0o644)  # the operator fixes the permissions
+        assert await watcher.check() is False  # changed since the last poll: not yet
+        assert await watcher.check() is True
+        assert watcher.last_error is None
+
+    asyncio.run(scenario())
+    assert router.rules.version.startswith("2099")
+
+
+def test_a_read_error_is_retried_and_reported_once(
+    tmp_path: Path,
+    demo_yaml: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A read that fails without anything in the file's stat changing (an I/O error, the
+    # directory's permissions, an ACL): the next poll reads the file again.
+    path, router = _setup(tmp_path, demo_yaml)
+    initial = router.rules
+    broken = [True]
+    _unreadable_when(
+        monkeypatch, path, lambda: OSError(errno.EIO, "Input/output error") if broken[0] else None
+    )
+
+    async def scenario() -> None:
+        watcher = RulesWatcher(tmp_path, router.swap, interval=0.01, initial=initial)
+        path.write_text(_bump(demo_yaml, "2099-01-01.1"), encoding="utf-8")
+        with caplog.at_level(logging.ERROR, logger="workers.routing.watcher"):
+            for _ in range(4):
+                assert await watcher.check() is False
+        assert router.rules is initial
+        assert "cannot read: Input/output error" in str(watcher.last_error)
+        assert len(caplog.records) == 1  # retried on every poll, reported once
+        broken[0] = False
         assert await watcher.check() is True
 
     asyncio.run(scenario())

@@ -2,12 +2,13 @@
 
 Why polling: inotify is Linux-only and misses edits made through config-map symlink swaps
 (Kubernetes) or network mounts; a stat() of a handful of files every few seconds costs
-nothing and works everywhere. Cheap ``(size, mtime_ns, inode)`` fingerprints gate the content
-hash, the hash gates the (comparatively slow) validation, and only fully valid rules are
-handed to ``on_change``. An invalid edit keeps the previous rules and logs the validation
-problems (file, key path, message: rule files hold no personal data, and no appeal data is
-logged). Rules that ``on_change`` refuses (``Router.swap`` without a default region) are
-handled the same way: ``last_error`` says why and ``rules`` stays the version actually in use.
+nothing and works everywhere. Cheap ``(size, mtime_ns, inode, ctime_ns, mode)`` fingerprints
+gate the content hash, the hash gates the (comparatively slow) validation, and only fully
+valid rules are handed to ``on_change``. An invalid edit keeps the previous rules and logs
+the validation problems (file, key path, message: rule files hold no personal data, and no
+appeal data is logged). Rules that ``on_change`` refuses (``Router.swap`` without a default
+region) are handled the same way: ``last_error`` says why and ``rules`` stays the version
+actually in use.
 
 Why a changed file waits one poll: a file an editor or ``cp`` is writing in place, cut at a
 line boundary, is valid YAML with entries missing, and validation cannot tell it from a real
@@ -17,6 +18,13 @@ after reading, to drop a read that raced a new write. The inode catches a rename
 keeps size and mtime (``cp -p``, ``rsync -t``). A writer that dies mid-file still leaves a
 settled, shorter file: the reload that takes it warns with what it drops. Replacing the file
 atomically (write a temp file, rename it over) avoids all of this.
+
+Why an unreadable file is looked at again on every poll: fixing it (``chmod``, ``chown``, an
+ACL, the directory's permissions) changes neither its size, mtime nor inode, so a fingerprint
+taken while it could not be read would never let the fixed file be read. The ctime and mode
+catch the usual ``chmod``; a poll whose read failed does not count as having taken the files,
+which covers the rest (the content hash, with the unreadable file marked as such, still keeps
+the rejection from being validated and logged again on every poll).
 """
 
 from __future__ import annotations
@@ -36,8 +44,8 @@ __all__ = ["RulesWatcher"]
 log = logging.getLogger(__name__)
 
 OnChange = Callable[[RoutingRules], Awaitable[None] | None]
-StatFingerprint = tuple[tuple[str, int, int, int], ...]
-"""``(file name, size, mtime_ns, inode)`` per rule file."""
+StatFingerprint = tuple[tuple[str, int, int, int, int, int], ...]
+"""``(file name, size, mtime_ns, inode, ctime_ns, mode)`` per rule file."""
 _LISTED = 10
 """Ids named in the warning about a reload that drops entries; the rest are counted."""
 
@@ -106,18 +114,25 @@ class RulesWatcher:
                 st = f.stat()
             except OSError:
                 continue
-            items.append((f.name, st.st_size, st.st_mtime_ns, st.st_ino))
+            # ctime and mode: a chmod that makes an unreadable file readable changes nothing
+            # else (see the module docstring).
+            items.append(
+                (f.name, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, st.st_mode)
+            )
         return tuple(items)
 
-    def _content_fingerprint(self) -> str:
-        """Same hash as :attr:`RoutingRules.fingerprint` for the same files."""
+    def _content_fingerprint(self) -> tuple[str, bool]:
+        """Same hash as :attr:`RoutingRules.fingerprint` for the same files, and whether
+        every file could be read."""
         contents: list[tuple[str, bytes | None]] = []
+        readable = True
         for f in rule_files(self.path):
             try:
                 contents.append((f.name, f.read_bytes()))
             except OSError:
                 contents.append((f.name, None))
-        return content_fingerprint(contents)
+                readable = False
+        return content_fingerprint(contents), readable
 
     def _reject(
         self, error: RulesError, content_fp: str, what: str, *, exc_info: bool = False
@@ -144,10 +159,12 @@ class RulesWatcher:
         previous, self._seen = self._seen, stat_fp
         if self.rules is not None and (stat_fp == self._taken or stat_fp != previous):
             return False  # nothing new, or changed since the last poll: maybe mid-write
-        self._taken = stat_fp
-        content_fp = self._content_fingerprint()
+        content_fp, readable = self._content_fingerprint()
+        # A file that could not be read is read again on the next poll: what makes it
+        # readable may leave its stat fingerprint as it is (see the module docstring).
+        self._taken = stat_fp if readable else None
         if content_fp == self._content_fp and self.rules is not None:
-            return False  # touched, not changed
+            return False  # touched, not changed (or still unreadable: already reported)
         try:
             # Validation builds the gazetteer (pymorphy3): keep it off the event loop.
             rules = await asyncio.to_thread(
