@@ -309,3 +309,76 @@ def test_fingerprint_names_the_bytes_loaded(tmp_path: Path) -> None:
     with pytest.raises(RulesError) as exc:
         load_rules(bad)
     assert exc.value.fingerprint == content_fingerprint([("54.yaml", bad.read_bytes())])
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            "      roads: 22-biysk-ugh",
+            "      roads: 22-barnaul-kdht",
+            "municipalities[1].routes.roads: '22-barnaul-kdht' is a body of municipality "
+            "'barnaul', not 'biysk'",
+        ),
+        (
+            "    default: 22-yarovoye-admin",
+            "    default: 22-barnaul-admin",
+            "municipalities[9].default: '22-barnaul-admin' is a body of municipality "
+            "'barnaul', not 'yarovoye'",
+        ),
+        (
+            "    default: 22-minzhkh",
+            "    default: 22-barnaul-kzhkh",
+            "routes.housing_utilities.default: '22-barnaul-kzhkh' is a body of municipality "
+            "'barnaul': a region-wide setting must name a region-level body",
+        ),
+        (
+            "      stray_dogs: 22-vet",
+            "      stray_dogs: 22-biysk-ugh",
+            "routes.safety.subcategories.stray_dogs: '22-biysk-ugh' is a body of municipality "
+            "'biysk'",
+        ),
+        (
+            "triage: 22-cur",
+            "triage: 22-barnaul-kblag",
+            "triage: '22-barnaul-kblag' is a body of municipality 'barnaul': a region-wide "
+            "setting must name a region-level body",
+        ),
+        (
+            "    default: 22-minzhkh",
+            "    default: 54-mintrans",
+            "routes.housing_utilities.default: '54-mintrans' belongs to region 54, not 22",
+        ),
+        (
+            "      roads: 22-biysk-ugh",
+            "      roads: 54-mintrans",
+            "municipalities[1].routes.roads: '54-mintrans' belongs to region 54, not 22",
+        ),
+    ],
+    ids=[
+        "other-municipality-route",
+        "other-municipality-default",
+        "region-route-to-city-body",
+        "region-subcategory-to-city-body",
+        "triage-desk-is-a-city-body",
+        "region-route-to-other-region",
+        "municipality-route-to-other-region",
+    ],
+)
+def test_route_targets_belong_to_the_region_and_municipality(
+    tmp_path: Path, demo_yaml: str, old: str, new: str, expected: str
+) -> None:
+    # Each edit loaded cleanly (only existence was checked) and misrouted: Biysk's roads to
+    # Barnaul's committee, the region-wide fallback or the triage desk to a city body,
+    # appeals of region 22 to a ministry of region 54.
+    assert old in demo_yaml
+    write(tmp_path, demo_yaml.replace(old, new, 1), "22.yaml")
+    write(tmp_path, MINIMAL)
+    msg = problems(tmp_path)
+    assert f"22.yaml: {expected}" in msg
+
+
+def test_a_municipality_may_route_to_a_region_level_body(tmp_path: Path, demo_yaml: str) -> None:
+    text = demo_yaml.replace("      roads: 22-biysk-ugh", "      roads: 22-mintrans", 1)
+    rules = load_rules(write(tmp_path, text, "22.yaml"))
+    assert rules.regions["22"].municipalities["biysk"].routes["roads"].default == "22-mintrans"

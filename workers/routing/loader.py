@@ -7,6 +7,11 @@ appeals silently landing on the wrong desk. Every problem is reported together, 
 
 File format: see ``workers/routing/data/22-altai-krai.yaml`` (commented).
 
+Route targets must be more than existing ids: a region's ``routes:`` and ``triage:`` name
+bodies of that region listed under its top-level ``authorities:``, and a municipality's
+``routes:`` and ``default:`` name those or the municipality's own bodies (never another
+municipality's, nor another region's): such an edit loaded cleanly and misrouted.
+
 Beyond the format, two checks protect what other code relies on: every authority listed under
 a municipality sits below that municipality's administration (the complaint rule excludes
 only bodies *below* the one complained about), and every ``sla:`` block is built into the
@@ -511,18 +516,58 @@ def _parse_file(file: Path, raw: bytes) -> tuple[_Ctx, dict[str, Any] | None]:
     }
 
 
+def _target_problem(
+    target: str, known: Mapping[str, Authority], region_code: str, municipality: str | None
+) -> str | None:
+    """Why ``target`` cannot receive the appeals of a route, default or triage desk of
+    ``region_code`` (and of ``municipality``, None for the region's own tables), or None.
+
+    Existence alone let an edit route Biysk's roads to Barnaul's committee, the region-wide
+    housing fallback to a city committee, or appeals to another region's ministry: all
+    loaded cleanly and misrouted. A region's tables name its region-level bodies (the
+    top-level ``authorities:``); a municipality's name those or its own bodies.
+    """
+    auth = known.get(target)
+    if auth is None:
+        return f"unknown authority id {target!r}"
+    if auth.region_code != region_code:
+        return (
+            f"{target!r} belongs to region {auth.region_code}, not {region_code}: "
+            "name a body of this region"
+        )
+    if auth.municipality is None or auth.municipality == municipality:
+        return None
+    if municipality is None:
+        return (
+            f"{target!r} is a body of municipality {auth.municipality!r}: a region-wide "
+            "setting must name a region-level body (one under the top-level authorities:)"
+        )
+    return (
+        f"{target!r} is a body of municipality {auth.municipality!r}, not {municipality!r}: "
+        f"name a body of {municipality!r} or a region-level body (top-level authorities:)"
+    )
+
+
 def _route_objects(
-    ctx: _Ctx, routes: dict[str, dict[str, Any]], known: Mapping[str, Authority]
+    ctx: _Ctx,
+    routes: dict[str, dict[str, Any]],
+    known: Mapping[str, Authority],
+    region_code: str,
+    municipality: str | None,
 ) -> dict[str, CategoryRoute]:
+    """Routes with every target checked by :func:`_target_problem`."""
     result: dict[str, CategoryRoute] = {}
     for category, r in routes.items():
         targets = [("default", r["default"])] + [
             (f"subcategories.{s}", t) for s, t in r["subcategories"].items()
         ]
         for key, target in targets:
-            if target is not None and target not in known:
+            if target is None:
+                continue
+            problem = _target_problem(target, known, region_code, municipality)
+            if problem is not None:
                 kpath = r["path"] if r.get("short") else f"{r['path']}.{key}"
-                ctx.err(kpath, f"unknown authority id {target!r}")
+                ctx.err(kpath, problem)
         result[category] = CategoryRoute(
             default=r["default"], subcategories=MappingProxyType(dict(r["subcategories"]))
         )
@@ -604,10 +649,9 @@ def load_rules(
         triage = r["triage"]
         if triage is not None:
             t = authorities.get(triage)
-            if t is None:
-                ctx.err("triage", f"unknown authority id {triage!r}")
-            elif t.region_code != r["code"]:
-                ctx.err("triage", f"{triage!r} belongs to region {t.region_code}, not {r['code']}")
+            problem = _target_problem(triage, authorities, r["code"], None)
+            if t is None or problem is not None:
+                ctx.err("triage", problem or f"unknown authority id {triage!r}")
             elif t.parent is None:
                 # A complaint about a root body goes to the triage desk (which forwards it
                 # outside the region). If the desk *is* a root, a complaint about it would go
@@ -619,16 +663,19 @@ def load_rules(
                     "be routed to itself; name a triage desk (kind 'triage') under the "
                     "regional government",
                 )
-        routes = _route_objects(ctx, r["routes"], authorities)
+        routes = _route_objects(ctx, r["routes"], authorities, r["code"], None)
         munis: dict[str, Municipality] = {}
         for m in r["municipalities"]:
-            if m["default"] is not None and m["default"] not in authorities:
-                ctx.err(m["default_path"], f"unknown authority id {m['default']!r}")
+            if m["default"] is not None:
+                problem = _target_problem(m["default"], authorities, r["code"], m["id"])
+                if problem is not None:
+                    ctx.err(m["default_path"], problem)
+            mun_routes = _route_objects(ctx, m["routes"], authorities, r["code"], m["id"])
             munis[m["id"]] = Municipality(
                 id=m["id"],
                 name=m["name"],
                 default=m["default"],
-                routes=MappingProxyType(_route_objects(ctx, m["routes"], authorities)),
+                routes=MappingProxyType(mun_routes),
                 oktmo=m["oktmo"],
             )
         try:
