@@ -187,6 +187,41 @@ def test_plural_only_village_genitive(gaz: Gazetteer) -> None:
     assert gaz.find("в Сростках") == "biyskiy-rayon"
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "На столбе висят оголённые сростки проводов, в Барнауле на ул. Попова 5",
+        "Один сросток провода лежит на земле, в Барнауле",
+        "сростки кабеля в подъезде, Барнаул",
+    ],
+)
+def test_splices_are_not_the_village_srostki(gaz: Gazetteer, text: str) -> None:
+    # «сростки»/«сросток» (wire splices) read as the village Сростки sent Barnaul appeals
+    # about bare wires to the Бийский район.
+    assert gaz.find(text) == "barnaul"
+
+
+def test_ambiguous_names_flag_only_the_listed_names() -> None:
+    gaz = Gazetteer.build(
+        [
+            (
+                "d",
+                {
+                    "names": ["Сростки", "Бобровка"],
+                    "forms": ["Сросток"],
+                    "district_of": ["бийский"],
+                    "ambiguous_names": ["Сростки", "Сросток"],
+                },
+            )
+        ]
+    )
+    for text in ("сростки проводов", "сросток", "сростках", "СРОСТКИ ПРОВОДОВ"):
+        assert gaz.find(text) is None, text
+    for text in ("в Сростках", "из Сросток", "с. Сростки", "в бобровке", "бийского района"):
+        assert gaz.find(text) == "d", text
+    assert gaz.find("сростки", strict=False) == "d"  # metadata: the field says so
+
+
 @pytest.mark.parametrize("text", ["ПОСЕЯЛИ ЯРОВОЕ", "ЯРОВОЕ ПОЛЕ ЗАТОПИЛО", "В ЯРОВОМ КЛИНЕ"])
 def test_ambiguous_name_in_capitals_is_not_capitalised(gaz: Gazetteer, text: str) -> None:
     assert gaz.find(text) is None

@@ -251,6 +251,15 @@ def test_not_utf8_is_a_rules_error(tmp_path: Path, raw: bytes) -> None:
             "municipalities[0].adjectives[0]: '—': contains no letters or digits",
         ),
         ("{id: a, name: A, district_of: бердский}", "municipalities[0].district_of: expected"),
+        (
+            "{id: a, name: A, names: [Бердск], ambiguous_names: [Бердск, Бердкс]}",
+            "municipalities[0].ambiguous_names[1]: 'Бердкс' is none of this municipality's "
+            "names: or forms:",
+        ),
+        (
+            "{id: a, name: A, names: [Бердск], ambiguous_names: Бердск}",
+            "municipalities[0].ambiguous_names: expected a list of",
+        ),
     ],
 )
 def test_bad_gazetteer_values_are_rules_errors(tmp_path: Path, spec: str, expected: str) -> None:

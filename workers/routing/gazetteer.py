@@ -10,7 +10,9 @@ Matching is longest-first at each position, earliest position wins, so «Бий�
 (the district) beats «бийского» (the city adjective) and «Камень-на-Оби» is one match.
 Names flagged ``ambiguous`` (a town called «Яровое» vs «яровое» = spring crops) only match
 when capitalised in the original text or after «г.»/«город». A word in capitals («ПОСЕЯЛИ
-ЯРОВОЕ») says nothing about capitalisation, so it counts as lower case.
+ЯРОВОЕ») says nothing about capitalisation, so it counts as lower case. The flag covers a
+whole municipality; ``ambiguous_names`` flags single names of one (the village «Сростки» of
+the Бийский район vs «оголённые сростки проводов», wire splices), the same way.
 
 A city adjective followed by «район»/«р-н»/«муниципальный район»/«муниципальный округ»
 («Заринский район», «в Алейском районе») names a district. Known districts have their own
@@ -86,6 +88,11 @@ def normalize_token(token: str) -> str:
 def tokenize(text: str) -> list[str]:
     """Raw tokens: letters/digits; hyphens, dots and spaces all separate words."""
     return _TOKEN_RE.findall(text)
+
+
+def place_key(name: str) -> tuple[str, ...]:
+    """A name or form as the gazetteer keys it: normalised tokens («Сростки» → ``("сростки",)``)."""
+    return tuple(normalize_token(t) for t in tokenize(name))
 
 
 @lru_cache(maxsize=1)
@@ -333,23 +340,39 @@ class Gazetteer:
     def build(cls, specs: Iterable[tuple[str, Mapping[str, Any]]]) -> Gazetteer:
         """Build from ``(municipality_id, spec)`` where spec has names/adjectives/forms.
 
+        ``ambiguous`` flags every name and form of the municipality; ``ambiguous_names``
+        only the listed ``names``/``forms`` (with every case of a listed name), for a place
+        whose other names are not ordinary words («Сростки» is also «сростки проводов»).
+
         Raises :class:`GazetteerConflict` naming both municipalities and the form.
         """
         table: dict[tuple[str, ...], GazetteerEntry] = {}
         for mun_id, spec in specs:
             ambiguous = bool(spec.get("ambiguous", False))
+            ambiguous_names = {place_key(n) for n in spec.get("ambiguous_names") or ()}
             keys: set[tuple[str, ...]] = set()
+            # Keys some unflagged name, form, district or adjective gives: they stay
+            # unambiguous even when an ``ambiguous_names`` entry gives them too.
+            plain: set[tuple[str, ...]] = set()
             for name in spec.get("names") or ():
-                keys |= name_forms(name)
+                forms = name_forms(name)
+                keys |= forms
+                if place_key(name) not in ambiguous_names:
+                    plain |= forms
             for adj in spec.get("district_of") or ():
-                keys |= district_forms(adj)
+                forms = district_forms(adj)
+                keys |= forms
+                plain |= forms
             for form in spec.get("forms") or ():
-                tokens = tuple(normalize_token(t) for t in tokenize(form))
+                tokens = place_key(form)
                 if tokens:
                     keys.add(tokens)
+                    if tokens not in ambiguous_names:
+                        plain.add(tokens)
             adjectives: set[tuple[str, ...]] = set()
             for adj in spec.get("adjectives") or ():
                 adjectives |= adjective_forms(adj)
+            plain |= adjectives
             for key in keys | adjectives:
                 other = table.get(key)
                 if other is not None and other.municipality != mun_id:
@@ -358,7 +381,7 @@ class Gazetteer:
                         f"{other.municipality!r} and {mun_id!r}"
                     )
                 table[key] = GazetteerEntry(
-                    mun_id, ambiguous, key not in keys, key in adjectives
+                    mun_id, ambiguous or key not in plain, key not in keys, key in adjectives
                 )
         return cls(table)
 

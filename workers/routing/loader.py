@@ -41,7 +41,7 @@ import yaml
 
 from schemas.records import CATEGORIES
 from workers.geo.regions import UnknownRegion, get_region
-from workers.routing.gazetteer import Gazetteer, GazetteerConflict, tokenize
+from workers.routing.gazetteer import Gazetteer, GazetteerConflict, place_key, tokenize
 from workers.routing.model import (
     AUTHORITY_KINDS,
     Authority,
@@ -97,6 +97,7 @@ _MUN_KEYS = frozenset(
         "district_of",
         "forms",
         "ambiguous",
+        "ambiguous_names",
         "default",
         "routes",
         "authorities",
@@ -454,7 +455,7 @@ def _parse_file(file: Path, raw: bytes) -> tuple[_Ctx, dict[str, Any] | None]:
         # The gazetteer is built from this validated copy only: a bad value (``names: 5``,
         # a number or an empty item in the list) is reported, never handed to it.
         spec: dict[str, Any] = {}
-        for key in ("names", "adjectives", "district_of", "forms"):
+        for key in ("names", "adjectives", "district_of", "forms", "ambiguous_names"):
             val = m.get(key)
             if val is None:
                 continue
@@ -475,6 +476,16 @@ def _parse_file(file: Path, raw: bytes) -> tuple[_Ctx, dict[str, Any] | None]:
             ctx.err(f"{path}.ambiguous", "expected true or false")
         else:
             spec["ambiguous"] = ambiguous
+        # A flag on a name the municipality does not have would protect nothing: most
+        # likely a typo, and the ordinary word would go on matching the listed name.
+        own = {place_key(v) for key in ("names", "forms") for v in spec.get(key, ())}
+        for k, v in enumerate(spec.get("ambiguous_names", ())):
+            if place_key(v) not in own:
+                ctx.err(
+                    f"{path}.ambiguous_names[{k}]",
+                    f"{v!r} is none of this municipality's names: or forms:; "
+                    "list it there, or fix the spelling",
+                )
         default = ctx.str_(m, "default", path, required=False)
         routes = _parse_routes(ctx, m.get("routes"), f"{path}.routes")
         m_auth_raw = m.get("authorities") or []
