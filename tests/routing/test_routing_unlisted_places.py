@@ -132,3 +132,45 @@ def test_the_gazetteer_reports_an_unlisted_place_only_in_place_fields(
         UNLISTED_DISTRICT
     )
     assert resolve_municipality(demo_rules.regions["22"], "р.п. Тальменка") is None
+
+
+@pytest.mark.parametrize(
+    ("meta", "address"),
+    [
+        (None, "Индустриальный район, ул. Попова, 5"),
+        (None, "Железнодорожный р-н, ул. Мало-Тобольская, 1"),
+        (None, "в Ленинском районе, ул. Юрина, 3"),
+        (None, "Октябрьский район, пр. Ленина, 5"),
+        (None, "Центральный район, ул. Мира, 1"),
+        (None, "р.п. Южный, ул. Чайковского, 3"),
+        (None, "с. Власиха, ул. Мира, 1"),
+        (None, "пос. Новосиликатный, ул. Весенняя, 2"),
+        (None, "пос. Научный Городок, 10"),
+        ("Индустриальный район", None),
+        ("рп Южный", None),
+        ("Власиха", None),
+    ],
+)
+def test_barnaul_districts_and_settlements_are_barnaul(
+    router: Router, meta: str | None, address: str | None
+) -> None:
+    # An inner district or a settlement of the Barnaul city okrug without the city's name
+    # was an unlisted place: the appeal went to the regional ministry, not the city.
+    d = router.route(RouteInput("a", "22", "roads", municipality=meta, address=address,
+                                text="Яма на дороге, не проехать"))
+    assert (d.municipality, d.authority_id) == ("barnaul", "22-barnaul-kdht")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "в центральном районе Бийска прорвало трубу",  # downtown, not Barnaul's district
+        "на южной окраине Бийска прорвало трубу",
+        "научный городок при университете, Бийск",
+    ],
+)
+def test_ordinary_words_among_barnaul_names_do_not_pick_barnaul(
+    demo_rules: RoutingRules, text: str
+) -> None:
+    appeal = RouteInput("a", "22", "roads", text=text)
+    assert detect_municipality(demo_rules.regions["22"], appeal) == "biysk"
