@@ -7,7 +7,7 @@ import time
 import pytest
 
 from workers.routing import RoutingRules
-from workers.routing.gazetteer import Gazetteer, GazetteerConflict
+from workers.routing.gazetteer import UNLISTED_DISTRICT, Gazetteer, GazetteerConflict
 
 
 @pytest.fixture(scope="module")
@@ -230,3 +230,26 @@ def test_ambiguous_name_in_capitals_is_not_capitalised(gaz: Gazetteer, text: str
 def test_ambiguous_name_in_capitals_after_city_marker(gaz: Gazetteer) -> None:
     assert gaz.find("В Г. ЯРОВОЕ НЕТ ВОДЫ") == "yarovoye"
     assert gaz.find("ЯРОВОЕ", strict=False) == "yarovoye"  # metadata: the field says so
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("В Бийском и Смоленском районах третий день нет воды", "biyskiy-rayon"),
+        ("в Бийском, Смоленском и Алтайском районах", "biyskiy-rayon"),
+        ("Бийский, Смоленский районы", "biyskiy-rayon"),
+        ("в Бийском районах", "biyskiy-rayon"),
+        ("в Смоленском и Бийском районах", "biyskiy-rayon"),  # Смоленский is not listed
+        ("в Ленинском и Индустриальном районах", "barnaul"),
+        ("в Бийском и Смоленском", "biysk"),  # no district word: the city's adjective
+        ("бийские и новые районы", "biysk"),  # plural: districts of the city
+    ],
+)
+def test_coordinated_districts(gaz: Gazetteer, text: str, expected: str) -> None:
+    # The adjective check looked at the next token only: «Бийском и Смоленском районах»
+    # was the city of Biysk.
+    assert gaz.find(text) == expected
+
+
+def test_coordinated_unlisted_districts_end_the_search(gaz: Gazetteer) -> None:
+    assert gaz.lookup("в Заринском и Алейском районах, а ездим в Барнаул") is UNLISTED_DISTRICT

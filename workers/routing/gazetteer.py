@@ -15,17 +15,18 @@ whole municipality; ``ambiguous_names`` flags single names of one (the village �
 the Бийский район vs «оголённые сростки проводов», wire splices), the same way.
 
 A city adjective followed by «район»/«р-н»/«муниципальный район»/«муниципальный округ»
-(«Заринский район», «в Алейском районе») names a district. Known districts have their own
-(longer) entries, also with «муниципальный район/округ» («Бийского муниципального района»);
-any other such mention is a district the rules do not know, and it ends the search with no
-match: never the city of the same name, nor a later place in the text (where people travel
-to, see below). :meth:`Gazetteer.lookup` tells that outcome apart (:data:`UNLISTED_DISTRICT`)
-so that routing also stops there instead of searching the next field (metadata, then address,
-subject and text): «Заринский район» in the address says the place is outside every listed
-municipality, whatever town the text mentions. In a place field (metadata, address) the same
-holds for any district or settlement named explicitly that matches no entry («Тальменский
-район», «р.п. Тальменка»): a field that says where the problem is and names no listed place
-rules every listed place out.
+(«Заринский район», «в Алейском районе»), also in the plural after other districts' adjectives
+(«в Бийском и Смоленском районах»: the first counts, like the earliest mention), names a
+district. Known districts have their own (longer) entries, also with «муниципальный район/округ»
+(«Бийского муниципального района»); any other such mention is a district the rules do not know,
+and it ends the search with no match: never the city of the same name, nor a later place in the
+text (where people travel to, see below). :meth:`Gazetteer.lookup` tells that outcome apart
+(:data:`UNLISTED_DISTRICT`) so that routing also stops there instead of searching the next field
+(metadata, then address, subject and text): «Заринский район» in the address says the place is
+outside every listed municipality, whatever town the text mentions. In a place field (metadata,
+address) the same holds for any district or settlement named explicitly that matches no entry
+(«Тальменский район», «р.п. Тальменка»): a field that says where the problem is and names no
+listed place rules every listed place out.
 
 Adjective forms (``adjectives:``, «бийский», «бийская»...) are also street names («ул.
 Бийская», «Каменская ул.») and surnames («Заринский Иван Петрович»). So an adjective next to a
@@ -445,11 +446,77 @@ class Gazetteer:
                         spans = [m.span() for m in _TOKEN_RE.finditer(text)]
                     if _street_or_person(text, raw, norm, spans, i):
                         break
-                if entry.adjectival and _district_word_at(norm, i + length):
-                    # A district without an entry: not the city of that name.
-                    return UNLISTED_DISTRICT
+                if entry.adjectival:
+                    if spans is None:
+                        spans = [m.span() for m in _TOKEN_RE.finditer(text)]
+                    if _district_follows(text, norm, spans, i, i + length):
+                        # A district, not the city of that name: the listed district of that
+                        # adjective («Бийском … районах»), else one the rules do not list.
+                        return self._district(norm[i]) or UNLISTED_DISTRICT
+                return entry.municipality
+            else:
+                # No entry: a listed district's adjective with a plural district word or
+                # before coordinated ones («в Ленинском и Индустриальном районах»).
+                district = self._district(norm[i])
+                if district is not None:
+                    if spans is None:
+                        spans = [m.span() for m in _TOKEN_RE.finditer(text)]
+                    if _district_follows(text, norm, spans, i, i + 1):
+                        return district
+        return None
+
+    def _district(self, adjective: str) -> str | None:
+        """The municipality listed as the district of ``adjective`` (any case), if any.
+
+        An ambiguous entry does not count («Центральный район» of Barnaul is also the
+        downtown of any town): only its own forms, capitalised, name it.
+        """
+        rayon, _, _ = _district_words()
+        for word in rayon:
+            entry = self._table.get((adjective, word))
+            if entry is not None and not entry.adjective and not entry.ambiguous:
                 return entry.municipality
         return None
+
+
+_COORDINATORS = frozenset({"и", "или"})
+_COMMA_GAP_RE = re.compile(r"\s*,\s*")
+_COORDINATED_MAX = 5
+"""Adjectives looked through in «Бийском, Смоленском, … и Заринском районах»."""
+
+
+def _district_follows(
+    text: str, norm: list[str], spans: list[tuple[int, int]], i: int, j: int
+) -> bool:
+    """Does a district word («район», «районах», «р-н»...) follow the adjective at token
+    ``i`` (ending before ``j``), directly or after coordinated adjectives: «в Бийском и
+    Смоленском районах», «Бийский, Смоленский районы»?
+
+    Only a singular adjective starts a coordination (each district has its own): «бийские
+    и новые районы» are districts of the city.
+    """
+    if _district_word_at(norm, j):
+        return True
+    if not _singular_adjective(norm[i]):
+        return False
+    n = len(norm)
+    for _ in range(_COORDINATED_MAX):
+        if j < n and norm[j] in _COORDINATORS:
+            j += 1
+        elif not (j < n and _COMMA_GAP_RE.fullmatch(text, spans[j - 1][1], spans[j][0])):
+            return False
+        if j >= n or not _singular_adjective(norm[j]):
+            return False
+        j += 1
+        if _district_word_at(norm, j):
+            return True
+    return False
+
+
+@lru_cache(maxsize=4096)
+def _singular_adjective(word: str) -> bool:
+    """«смоленском», «других»: a full adjective that can be singular."""
+    return any(p.tag.POS == "ADJF" and p.tag.number == "sing" for p in _morph().parse(word))
 
 
 def _street_or_person(
