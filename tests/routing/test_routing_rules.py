@@ -391,3 +391,35 @@ def test_a_municipality_may_route_to_a_region_level_body(tmp_path: Path, demo_ya
     text = demo_yaml.replace("      roads: 22-biysk-ugh", "      roads: 22-mintrans", 1)
     rules = load_rules(write(tmp_path, text, "22.yaml"))
     assert rules.regions["22"].municipalities["biysk"].routes["roads"].default == "22-mintrans"
+
+
+@pytest.mark.parametrize(
+    ("tz", "expected"),
+    [
+        ("Etc/GMT+7", "'Etc/GMT+7': UTC offset -07:00, outside Russia's UTC+2..+12"),
+        ("America/New_York", "'America/New_York': UTC offset -05:00, outside Russia's"),
+        ("Factory", "'Factory': UTC offset +00:00, outside Russia's UTC+2..+12"),
+        ("UTC", "'UTC': UTC offset +00:00, outside Russia's UTC+2..+12"),
+        # Host files: refused as such, or as unknown where the host lacks them.
+        ("posixrules", "'posixrules': "),
+        ("localtime", "'localtime': "),
+    ],
+)
+def test_timezone_must_be_one_a_russian_body_can_have(
+    tmp_path: Path, tz: str, expected: str
+) -> None:
+    # Each loaded (the zone database knows them), and the SLA counted the body's working
+    # hours in UTC−7 or New York time.
+    text = MINIMAL.replace("kind: ministry\n", f"kind: ministry\n    timezone: {tz}\n")
+    msg = problems(write(tmp_path, text))
+    assert f"54.yaml: authorities[2].timezone: {expected}" in msg
+    if tz == "Etc/GMT+7":
+        assert "Etc/GMT+7 is UTC−7: use Asia/Barnaul" in msg
+
+
+@pytest.mark.parametrize(
+    "tz", ["Europe/Kaliningrad", "Europe/Moscow", "Asia/Novosibirsk", "Asia/Kamchatka"]
+)
+def test_russian_timezones_load(tmp_path: Path, tz: str) -> None:
+    text = MINIMAL.replace("kind: ministry\n", f"kind: ministry\n    timezone: {tz}\n")
+    assert load_rules(write(tmp_path, text)).authorities["54-mintrans"].timezone == tz

@@ -33,6 +33,7 @@ import logging
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -341,15 +342,54 @@ def _parse_authority(
     )
 
 
+_RUSSIAN_OFFSETS = (timedelta(hours=2), timedelta(hours=12))
+"""UTC offsets of Russia's time zones: Kaliningrad (+2) to Kamchatka (+12)."""
+_OFFSET_INSTANT = datetime(2025, 1, 15, tzinfo=UTC)
+"""When the offset is taken: a fixed recent instant (Russia keeps no daylight saving time)."""
+_NOT_ZONES = frozenset({"localtime", "posixrules"})
+"""Files of the host's zone database that name no zone of their own (they copy another)."""
+
+
 def _check_timezone(ctx: _Ctx, tz: str | None, path: str) -> None:
+    """An IANA zone a Russian body can be in (UTC+2..+12).
+
+    The zone database also holds names no body here can have: «Etc/GMT+7» is UTC−7 (POSIX
+    signs, the classic mistake for Barnaul's UTC+7), «posixrules» is New York on Debian,
+    «Factory» is UTC. Each loaded, and the SLA counted the body's working hours in it.
+    """
     if tz is None:
         return
     import zoneinfo
 
     try:
-        zoneinfo.ZoneInfo(tz)
+        zone = zoneinfo.ZoneInfo(tz)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # OSError: «Asia» is a dir
         ctx.err(path, f"{tz!r}: not an IANA time zone (e.g. 'Asia/Barnaul')")
+        return
+    if tz in _NOT_ZONES:
+        ctx.err(
+            path,
+            f"{tz!r}: a file of the host's zone database that copies another zone; name "
+            "the body's city zone (e.g. 'Asia/Barnaul')",
+        )
+        return
+    offset = _OFFSET_INSTANT.astimezone(zone).utcoffset()
+    low, high = _RUSSIAN_OFFSETS
+    if offset is None or not low <= offset <= high:
+        ctx.err(
+            path,
+            f"{tz!r}: UTC offset {_format_offset(offset)}, outside Russia's UTC+2..+12; "
+            "name the body's city zone (Etc/GMT+7 is UTC−7: use Asia/Barnaul)",
+        )
+
+
+def _format_offset(offset: timedelta | None) -> str:
+    """``+07:00``, ``-05:00`` (``timedelta`` prints UTC−5 as «-1 day, 19:00:00»)."""
+    if offset is None:
+        return "unknown"
+    minutes = int(offset.total_seconds()) // 60
+    sign = "+" if minutes >= 0 else "-"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
 def _parse_file(file: Path, raw: bytes) -> tuple[_Ctx, dict[str, Any] | None]:
