@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import holidays
 import pytest
 
+from workers.deadlines import calendar as calendar_module
 from workers.deadlines.calendar import (
     CALENDAR_FILE_ENV,
     BusinessCalendar,
     CalendarFileError,
+    decree_working_weekends,
+    iter_days,
     load_overrides,
 )
 from workers.deadlines.compute import answer_due, default_calendar
@@ -190,15 +195,104 @@ def test_a_shortened_day_closes_an_hour_early(cal: BusinessCalendar) -> None:
 
 
 def test_a_decrees_other_shortened_days_come_from_the_override_file(tmp_path: Path) -> None:
-    """Sat 1 Nov 2025, a working Saturday before the 3-4 November days off, was shortened by
-    the decree; art. 95 alone does not give it (2 November is a Sunday)."""
+    """A decree newer than the package says which of its working Saturdays are shortened: the
+    file gives no pairs of swapped days, so ``shortened`` lists them (a made-up 2028 decree:
+    Sat 4 Nov 2028 is Unity Day itself, so take Sat 28 Oct worked for Fri 3 Nov)."""
     path = tmp_path / "calendar.toml"
-    path.write_text('[years.2025]\nshortened = [2025-11-01]\n', encoding="utf-8")
-    plain, loaded = BusinessCalendar(), BusinessCalendar(load_overrides(path))
-    assert not plain.is_shortened(D(2025, 11, 1)) and loaded.is_shortened(D(2025, 11, 1))
-    assert loaded.for_region("22").is_shortened(D(2025, 11, 1))
-    at = dt.datetime(2025, 11, 1, 16, tzinfo=MSK)
-    assert loaded.add_working_hours(at, 2) == dt.datetime(2025, 11, 5, 10, tzinfo=MSK)
+    path.write_text('[years.2028]\nworking = [2028-10-28]\nnon_working = [2028-11-03]\n'
+                    'shortened = [2028-10-28]\n', encoding="utf-8")
+    loaded = BusinessCalendar(load_overrides(path))
+    assert not BusinessCalendar().is_shortened(D(2028, 10, 28))  # a Saturday off there
+    assert loaded.is_shortened(D(2028, 10, 28))
+    assert loaded.for_region("22").is_shortened(D(2028, 10, 28))
+    at = dt.datetime(2028, 10, 28, 16, tzinfo=MSK)
+    # 1 h to 17:00; Sun 29 Oct; Mon 30 Oct 09:00 + 1 h.
+    assert loaded.add_working_hours(at, 2) == dt.datetime(2028, 10, 30, 10, tzinfo=MSK)
+
+
+# -- Working Saturdays (review of the deadlines area): a decree's working Saturday worked
+# in place of the day before a holiday is shortened as that day was; 2025 came to 1973 hours
+# (published: 1972) and a registration at 17:30 on Sat 1 Nov 2025 counted half an hour.
+
+@pytest.mark.parametrize(("day", "shortened"), [
+    (D(2025, 11, 1), True),   # Sat, worked for Mon 3 Nov (the day before 4 Nov)
+    (D(2027, 2, 20), True),   # Sat, worked for Mon 22 Feb (the day before 23 Feb)
+    (D(2021, 2, 20), True),   # the same scheme in 2021
+    (D(2024, 11, 2), True),   # Sat, worked for Tue 30 Apr (the day before 1 May)
+    (D(2018, 12, 29), True),  # Sat, worked for Mon 31 Dec (the day before 1 January)
+    (D(2020, 12, 31), True),  # 31 December is shortened when it is worked
+    (D(2024, 12, 28), False),  # Sat, worked for Mon 30 Dec, no pre-holiday day (31 Dec off)
+    (D(2024, 4, 27), False),   # Sat, worked for Mon 29 Apr (30 Apr was the pre-holiday day)
+    (D(2025, 5, 7), False),    # Wed; 8 May is a transferred day off, not a holiday
+    (D(2025, 12, 30), False),  # Tue; 31 Dec 2025 is a transferred day off
+    (D(2026, 12, 30), False),  # Wed; likewise in 2026
+    (D(2025, 11, 3), False),   # the day off itself
+])
+def test_a_decrees_working_saturday_carries_the_shortening(cal: BusinessCalendar,
+                                                           day: dt.date,
+                                                           shortened: bool) -> None:
+    assert cal.is_shortened(day) is shortened
+
+
+@pytest.mark.parametrize(("year", "hours"), [
+    (2015, 1971), (2016, 1974), (2017, 1973), (2018, 1970), (2019, 1970), (2020, 1979),
+    (2021, 1972), (2022, 1973), (2023, 1973), (2024, 1979), (2025, 1972), (2026, 1972),
+])
+def test_the_published_norm_of_working_hours(cal: BusinessCalendar, year: int,
+                                             hours: int) -> None:
+    """The Ministry of Labour's norm for a 40-hour week: 8 hours a working day, 7 on a
+    shortened one. The last working day before a run of days off ending in a holiday is
+    not shortened as such (Fri 6 Mar 2026, Wed 7 May 2025): that gave 1969-1970 a year."""
+    days = [D(year, 1, 1) + dt.timedelta(n) for n in range(366)]
+    norm = sum(8 - cal.is_shortened(d) for d in days
+               if d.year == year and cal.is_working_day(d))
+    assert norm == hours
+
+
+def test_shortened_days_of_2025_and_2026(cal: BusinessCalendar) -> None:
+    def shortened(year: int) -> list[dt.date]:
+        return [d for d in iter_days(D(year, 1, 1), D(year, 12, 31)) if cal.is_shortened(d)]
+
+    assert shortened(2025) == [D(2025, 3, 7), D(2025, 4, 30), D(2025, 6, 11), D(2025, 11, 1)]
+    assert shortened(2026) == [D(2026, 4, 30), D(2026, 5, 8), D(2026, 6, 11), D(2026, 11, 3)]
+    assert sum(map(cal.is_working_day, iter_days(D(2026, 1, 1), D(2026, 12, 31)))) == 247
+
+
+def test_the_swaps_read_from_the_package_match_its_labels(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fallback (the labels of the substituted days) agrees with the table, so a package
+    that reorganises its table keeps the working Saturdays' shortening."""
+    tables = {year: decree_working_weekends(year) for year in range(2013, 2029)}
+    assert tables[2025] == {D(2025, 11, 1): D(2025, 11, 3)}
+    assert tables[2024] == {D(2024, 4, 27): D(2024, 4, 29), D(2024, 11, 2): D(2024, 4, 30),
+                            D(2024, 12, 28): D(2024, 12, 30)}
+    assert tables[2026] == {} and tables[2028] == {}
+    decree_working_weekends.cache_clear()
+    # The package keeps its loaded RU class; only the import of the table fails.
+    holidays.country_holidays("RU", years=2025)
+    monkeypatch.setitem(sys.modules, "holidays.countries.russia", None)
+    probed: list[int] = []
+    probe = calendar_module._probe_working_weekends
+
+    def spy(year: int) -> dict[dt.date, dt.date]:
+        probed.append(year)
+        return probe(year)
+
+    monkeypatch.setattr(calendar_module, "_probe_working_weekends", spy)
+    try:
+        assert {year: decree_working_weekends(year) for year in tables} == tables
+    finally:
+        decree_working_weekends.cache_clear()
+    assert probed == list(tables)
+
+
+def test_registered_late_on_a_shortened_saturday() -> None:
+    """Region 77, Sat 20 Feb 2027 17:30: after the shortened day's 17:00; 21 Sun, 22-23 Feb
+    off; 8 working hours from Wed 24 Feb 09:00."""
+    book = PolicyBook.load()
+    reg = dt.datetime(2027, 2, 20, 17, 30, tzinfo=MSK)
+    assert answer_due("incident", reg, "Europe/Moscow", book.resolve("incident", region="77"),
+                      calendar=BusinessCalendar()) == dt.datetime(2027, 2, 24, 17, tzinfo=MSK)
 
 
 def test_a_short_working_day_is_not_shortened_below_an_hour(cal: BusinessCalendar) -> None:

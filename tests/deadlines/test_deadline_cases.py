@@ -164,8 +164,17 @@ CASES = [
          "incident", "2027-04-30T17:00", "77", "2027-05-04T13:00:00+03:00", urgent=True),
     Case("incident Thu 30 Apr 2026 16:00: 1 h to the shortened day's 17:00; Mon 4 May 16:00",
          "incident", "2026-04-30T16:00", "77", "2026-05-04T16:00:00+03:00"),
-    Case("incident working Sat 1 Nov 2025 17:00: 1 h; 2 Sun, 3-4 off; Wed 5 Nov 16:00",
-         "incident", "2025-11-01T17:00", "77", "2025-11-05T16:00:00+03:00"),
+    Case("incident working Sat 1 Nov 2025 16:00: 1 h to 17:00 (worked for Mon 3 Nov, the day "
+         "before 4 Nov, so shortened); 2 Sun, 3-4 off; Wed 5 Nov 16:00",
+         "incident", "2025-11-01T16:00", "77", "2025-11-05T16:00:00+03:00"),
+    Case("incident working Sat 1 Nov 2025 17:00: the shortened day has closed; Wed 5 Nov "
+         "09:00 + 8 h = 17:00",
+         "incident", "2025-11-01T17:00", "77", "2025-11-05T17:00:00+03:00"),
+    Case("incident working Sat 20 Feb 2027 17:30 (shortened, worked for Mon 22 Feb): closed; "
+         "21 Sun, 22-23 off; Wed 24 Feb 17:00",
+         "incident", "2027-02-20T17:30", "77", "2027-02-24T17:00:00+03:00"),
+    Case("incident working Sat 20 Feb 2027 13:00: 4 h to 17:00; Wed 24 Feb 09:00 + 4 h",
+         "incident", "2027-02-20T13:00", "77", "2027-02-24T13:00:00+03:00"),
     Case("incident shift option is irrelevant to working hours",
          "incident", "2026-03-10T17:00", "77", "2026-03-11T16:00:00+03:00", shift="previous"),
     # ---- hotline default: 8 working hours (documented choice) -----------------------------

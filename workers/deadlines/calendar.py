@@ -74,6 +74,14 @@ that matters: a decree may send such a day off elsewhere (2025: the days off for
 and Sat 8 Mar went to 8 May and 13 Jun, so Mon 24 Feb and Mon 10 Mar were working days).
 When loading a decree that does so, list the art. 112 Monday under ``working``.
 
+Shortened days (Labour Code art. 95: the working day immediately before a non-working
+holiday is an hour shorter; :meth:`BusinessCalendar.is_shortened`): the day before an
+art. 112 holiday, the working Saturday a known decree put in place of such a day (Sat 1 Nov
+2025 for Mon 3 Nov; :func:`decree_working_weekends`), and the days a year table lists under
+``shortened`` (the same Saturdays of a decree newer than the package). Not the last working
+day before a weekend or a transferred day off that precedes a holiday (Fri 6 Mar 2026, Wed
+7 May 2025): the published norms (1972 hours in 2025 and 2026) count them in full.
+
 Period limits. Day counts above :data:`MAX_PERIOD_DAYS` and working-hour budgets above
 :data:`MAX_PERIOD_HOURS` are refused with ``ValueError``: no SLA is anywhere near them (the
 longest statutory period is 30 + 30 days), and an absurd amount from a policy file or the
@@ -90,6 +98,7 @@ import functools
 import logging
 import math
 import os
+import re
 import threading
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -111,6 +120,7 @@ __all__ = [
     "RegionYear",
     "ShiftMode",
     "art112_transfers",
+    "decree_working_weekends",
     "last_decree_year",
     "load_overrides",
     "missing_decree_note",
@@ -209,6 +219,74 @@ def last_decree_year() -> int:
         return _probe_last_decree_year()
 
 
+def _precedes_holiday(day: dt.date) -> bool:
+    """Whether the calendar day after ``day`` is a non-working holiday of art. 112 part 1."""
+    following = day + _ONE_DAY
+    return (following.month, following.day) in ART112_HOLIDAYS
+
+
+def _is_ordinary_weekend_day(day: dt.date) -> bool:
+    """A Saturday or Sunday that is no holiday: a decree moving its day off makes it
+    working (moving a holiday on a weekend, Sun 23 Feb 2025, leaves that day off)."""
+    return day.weekday() >= 5 and (day.month, day.day) not in ART112_HOLIDAYS
+
+
+# "Выходной (перенесено с 01.11.2025)": the date a substituted day off was moved from.
+_MOVED_FROM = re.compile(r"(\d{2})\.(\d{2})\.(\d{4})")
+
+
+def _probe_working_weekends(year: int) -> dict[dt.date, dt.date]:
+    """Fallback of :func:`decree_working_weekends` through the public API only: the Russian
+    labels of the substituted days off name the date they were moved from."""
+    out: dict[dt.date, dt.date] = {}
+    ru = holidays.country_holidays("RU", years=(year, year + 1), language="ru")
+    for day, name in ru.items():
+        for match in _MOVED_FROM.finditer(str(name)):
+            worked = dt.date(int(match[3]), int(match[2]), int(match[1]))
+            if worked.year == year and _is_ordinary_weekend_day(worked):
+                out[worked] = day
+    return out
+
+
+@functools.cache
+def decree_working_weekends(year: int) -> Mapping[dt.date, dt.date]:
+    """The weekend days of ``year`` that a decree the package knows swapped with a weekday,
+    each mapped to the weekday made a day off in its place ({Sat 1 Nov 2025: Mon 3 Nov}).
+
+    Why the pairs and not the shape of the calendar: the Ministry of Labour's production
+    calendars shorten such a Saturday exactly when the weekday it is worked for was the
+    day before a holiday (art. 95 moves with the working day): Sat 1 Nov 2025 (for Mon
+    3 Nov), Sat 20 Feb 2021 and 2027 (for Mon 22 Feb), Sat 2 Nov 2024 (for Tue 30 Apr), but
+    not Sat 28 Dec 2024 (for Mon 30 Dec; 31 Dec was off too) nor Sat 27 Apr 2024 (for Mon
+    29 Apr), although both come before a run of days off ending in a holiday. Nor is the
+    last working day before such a run shortened otherwise (Wed 7 May 2025 before the
+    8 May day off, Fri 6 Mar 2026 before Sunday 8 March): this rule gives the published
+    norms of 2015-2026 (1972 hours in 2025) and the shape of the calendar does not. Read
+    from the package's substitution table, like :func:`last_decree_year`; if a future
+    package reorganises it, from the labels of its substituted days.
+    """
+    try:
+        from holidays.countries.russia import RussiaStaticHolidays
+
+        table: Mapping[int, Any] = RussiaStaticHolidays.special_public_holidays
+        out: dict[dt.date, dt.date] = {}
+        for listed in (year, year + 1):  # a decree may move a day off into the next year
+            entries: Any = table.get(listed, ())
+            if entries and isinstance(entries[0], int):
+                entries = (entries,)  # one entry is written without the outer tuple
+            for entry in entries:
+                if len(entry) < 4:
+                    continue  # (month, day, name): a one-off holiday, not a substitution
+                to_month, to_day, from_month, from_day, *from_year = entry
+                worked = dt.date(int(from_year[0]) if from_year else listed, int(from_month),
+                                 int(from_day))
+                if worked.year == year and _is_ordinary_weekend_day(worked):
+                    out[worked] = dt.date(listed, int(to_month), int(to_day))
+        return out
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return _probe_working_weekends(year)
+
+
 def _check_days(n: int) -> None:
     if n > MAX_PERIOD_DAYS:
         raise ValueError(f"n must be at most {MAX_PERIOD_DAYS} days, got {n}")
@@ -272,7 +350,8 @@ class CalendarOverrides:
     years: frozenset[int] = frozenset()
     # ``[regions."<code>"]`` tables of the file, by canonical code (layered over the packaged).
     regions: Mapping[str, RegionRules] = field(default_factory=dict)
-    # Working days a decree shortens by one hour besides those art. 95 gives by itself.
+    # Working days a decree shortens by one hour besides those art. 95 gives by itself and
+    # the package's decrees give (a working Saturday worked for a pre-holiday day).
     shortened: frozenset[dt.date] = frozenset()
 
     def __post_init__(self) -> None:
@@ -641,16 +720,26 @@ class BusinessCalendar:
         return day not in self._non_working(day.year)
 
     def is_shortened(self, day: dt.date) -> bool:
-        """Whether ``day`` is a working day one hour shorter: Labour Code art. 95, the day
-        immediately before a holiday of art. 112 (30 April, 8 May, 11 June, 3 November
-        2026), or a day the override file's ``shortened`` lists for a decree's other ones.
-        Counting those days in full put working-hour deadlines an hour early and took a
-        registration at 17:30 on them for one within hours (review of session 15)."""
+        """Whether ``day`` is a working day one hour shorter (Labour Code art. 95).
+
+        That is the working day immediately before a holiday of art. 112 (30 April, 8 May,
+        11 June, 3 November 2026; 31 December when it is worked); a weekend day a decree
+        made working in place of such a day (:func:`decree_working_weekends`: Sat 1 Nov
+        2025, Sat 20 Feb 2027); and a day the override file's ``shortened`` lists (the same
+        for a decree newer than the package). Counting those days in full put working-hour
+        deadlines an hour early and took a registration at 17:30 on them for one within
+        hours (review of session 15); the working Saturdays were still counted in full (2025
+        came to 1973 hours, not the published 1972; review of the deadlines area).
+        """
+        if isinstance(day, dt.datetime):
+            day = day.date()
         if not self.is_working_day(day):
             return False
-        following = day + _ONE_DAY
-        return ((following.month, following.day) in ART112_HOLIDAYS
-                or day in self.overrides.shortened)
+        if _precedes_holiday(day) or day in self.overrides.shortened:
+            return True
+        replaced = decree_working_weekends(day.year).get(day)
+        return (replaced is not None and _precedes_holiday(replaced)
+                and not self.is_working_day(replaced))
 
     def closing(self, day: dt.date, end: dt.time, start: dt.time) -> dt.datetime:
         """When the working day ``day`` closes: ``end``, an hour earlier on a shortened day
