@@ -157,19 +157,56 @@ def test_fz59_last_day_on_a_regional_holiday(national: BusinessCalendar, region:
     assert got == dt.datetime.combine(due, dt.time(23, 59, 59), MSK)
 
 
-@pytest.mark.parametrize(("region", "due"), [
-    # 8 working hours from Thu 5 Nov 2026 15:00: 3 h Thu + 5 h Fri -> Fri 14:00; in Tatarstan
-    # Fri 6 Nov is off -> Mon 9 Nov 14:00.
-    ("77", dt.datetime(2026, 11, 6, 14)),
-    ("16", dt.datetime(2026, 11, 9, 14)),
+@pytest.mark.parametrize(("region", "registered", "due"), [
+    # 8 working hours from Thu 5 Nov 2026 15:00: 3 h Thu + 5 h Fri -> Fri 14:00. In Tatarstan
+    # Thu 5 Nov is the day before Constitution Day, shortened to 17:00 (art. 95), and Fri
+    # 6 Nov is off: 2 h Thu + 6 h Mon -> Mon 9 Nov 15:00.
+    ("77", dt.datetime(2026, 11, 5, 15), dt.datetime(2026, 11, 6, 14)),
+    ("16", dt.datetime(2026, 11, 5, 15), dt.datetime(2026, 11, 9, 15)),
+    # Registered at 17:30: 30 min before closing in Moscow -> Fri 16:30; after the shortened
+    # day's 17:00 in Tatarstan -> Mon 9 Nov 09:00 + 8 h = 17:00.
+    ("77", dt.datetime(2026, 11, 5, 17, 30), dt.datetime(2026, 11, 6, 16, 30)),
+    ("16", dt.datetime(2026, 11, 5, 17, 30), dt.datetime(2026, 11, 9, 17)),
 ])
 def test_incident_working_hours_over_6_november(national: BusinessCalendar, region: str,
+                                                registered: dt.datetime,
                                                 due: dt.datetime) -> None:
     policy = PolicyBook.load().resolve("incident", region=region)
-    reg = dt.datetime(2026, 11, 5, 15, tzinfo=MSK)
+    reg = registered.replace(tzinfo=MSK)
     got = answer_due("incident", reg, "Europe/Moscow", policy,
                      calendar=national.for_region(region))
     assert got == due.replace(tzinfo=MSK)
+
+
+@pytest.mark.parametrize(("region", "day", "shortened"), [
+    ("16", D(2025, 8, 29), True),    # Fri before Sat 30 Aug 2025, Republic Day
+    ("16", D(2026, 11, 5), True),    # Thu before Fri 6 Nov 2026, Constitution Day
+    ("16", D(2026, 11, 3), True),    # the national rule holds in the region (4 Nov)
+    ("16", D(2026, 8, 28), False),   # Fri; 30 Aug 2026 is a Sunday, 29 Aug lies between
+    ("16", D(2026, 11, 6), False),   # the holiday itself
+    ("02", D(2025, 10, 10), True),   # Fri before Sat 11 Oct 2025, Republic Day
+    ("02", D(2026, 10, 9), False),   # Fri; 11 Oct 2026 a Sunday; Mon 12 Oct is a transfer
+    ("77", D(2025, 8, 29), False),   # Moscow: no holiday of its own
+    ("77", D(2026, 11, 5), False),
+])
+def test_the_day_before_a_regional_holiday_is_shortened(national: BusinessCalendar,
+                                                        region: str, day: dt.date,
+                                                        shortened: bool) -> None:
+    """Labour Code art. 95 holds for every non-working holiday, a region's own included
+    (Tatarstan's Ministry of Labour shortens 29 Aug 2025 and 5 Nov 2026)."""
+    assert national.for_region(region).is_shortened(day) is shortened
+    assert national.is_shortened(day) is (day == D(2026, 11, 3))  # only the federal one
+
+
+def test_the_day_before_a_year_table_holiday_is_shortened(tmp_path: Path) -> None:
+    # A made-up date for the test (Kurban Bayram is dated by the Rais each year).
+    path = _write(tmp_path, '[regions."16".years.2026]\nsource = "test"\n'
+                            "non_working = [2026-05-27]\nworking = [2026-11-06]\n")
+    national = BusinessCalendar.from_file(path)
+    tatarstan = national.for_region("16")
+    assert tatarstan.is_shortened(D(2026, 5, 26)) and not national.is_shortened(D(2026, 5, 26))
+    # 6 Nov 2026 stays working by the year table: 5 Nov is an ordinary day then.
+    assert not tatarstan.is_shortened(D(2026, 11, 5))
 
 
 # --- the override file --------------------------------------------------------------------
@@ -294,8 +331,10 @@ def test_cli_region_16_fz59_and_incident(capsys: pytest.CaptureFixture[str]) -> 
     _, data, _ = _due(capsys, "--regime", "incident", "--registered-at", "2026-11-05T15:00",
                       "--region", "116")
     assert data["region"] == "16" and data["calendar"] == "regional:16"
-    assert data["due"] == "2026-11-09T14:00:00+03:00"
-    assert data["warning_at"] == "2026-11-09T12:00:00+03:00"
+    # Thu 5 Nov closes at 17:00 (the day before Constitution Day): 2 h, then 6 h on Mon 9 Nov;
+    # the warning after 6 of the 8 hours: 2 h Thu + 4 h Mon.
+    assert data["due"] == "2026-11-09T15:00:00+03:00"
+    assert data["warning_at"] == "2026-11-09T13:00:00+03:00"
 
 
 def test_cli_region_year_table_from_calendar_file(capsys: pytest.CaptureFixture[str],

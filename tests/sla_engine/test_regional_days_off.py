@@ -79,9 +79,10 @@ ANSWER_CASES = [
     ("fz59", "77", at("77", 2026, 10, 7, 10), eod("77", 2026, 11, 6)),
     ("fz59", "16", at("16", 2026, 10, 7, 10), eod("16", 2026, 11, 5)),
     # incident, 8 working hours from Thu 5 Nov 2026 15:00: 3 h on Thu, 5 h on Fri -> Fri 14:00;
-    # in Tatarstan Fri 6 Nov is off -> Mon 9 Nov 14:00.
+    # in Tatarstan Thu 5 Nov, the day before Constitution Day, closes at 17:00 (art. 95) and
+    # Fri 6 Nov is off: 2 h on Thu, 6 h on Mon -> Mon 9 Nov 15:00.
     ("incident", "77", at("77", 2026, 11, 5, 15), at("77", 2026, 11, 6, 14)),
-    ("incident", "16", at("16", 2026, 11, 5, 15), at("16", 2026, 11, 9, 14)),
+    ("incident", "16", at("16", 2026, 11, 5, 15), at("16", 2026, 11, 9, 15)),
 ]
 
 
@@ -98,21 +99,24 @@ def test_answer_deadlines_count_the_regions_days_off() -> None:
 
 def test_the_incident_warning_counts_working_time_on_the_regional_calendar() -> None:
     service = DeadlineService()
-    # 75 % of 8 working hours = 6 h: 3 h on Thu 5 Nov, then 3 h on the next working day.
+    # 75 % of 8 working hours = 6 h: 3 h on Thu 5 Nov, then 3 h on the next working day; in
+    # Kazan Thu 5 Nov closes at 17:00 (the day before Constitution Day): 2 h, then 4 h Mon.
     moscow = _start(service, "incident", "77", at("77", 2026, 11, 5, 15))
     kazan = _start(service, "incident", "16", at("16", 2026, 11, 5, 15))
     assert moscow["warn"] == at("77", 2026, 11, 6, 12)
-    assert kazan["warn"] == at("16", 2026, 11, 9, 12)
+    assert kazan["warn"] == at("16", 2026, 11, 9, 13)
 
 
 def test_a_pause_resumes_on_the_regional_calendar() -> None:
     service = DeadlineService()
-    # incident registered Thu 5 Nov 2026 10:00: due 18:00. Paused 16:00 (2 working hours
-    # left), resumed 19:00: the 2 hours run from the next opening, Fri 11:00 in Moscow,
-    # Mon 9 Nov 11:00 in Kazan.
-    for region, moved in (("77", at("77", 2026, 11, 6, 11)), ("16", at("16", 2026, 11, 9, 11))):
+    # incident registered Thu 5 Nov 2026 10:00: due 18:00 in Moscow; in Kazan Thu 5 Nov
+    # closes at 17:00 (the day before Constitution Day): 7 h, then Mon 9 Nov 10:00. Paused
+    # 16:00 (2 working hours left: Thu 16-18, or Thu 16-17 and Mon 9-10), resumed 19:00: the
+    # 2 hours run from the next opening, Fri 11:00 in Moscow, Mon 9 Nov 11:00 in Kazan.
+    for region, due, moved in (("77", at("77", 2026, 11, 5, 18), at("77", 2026, 11, 6, 11)),
+                               ("16", at("16", 2026, 11, 9, 10), at("16", 2026, 11, 9, 11))):
         state = _start(service, "incident", region, at(region, 2026, 11, 5, 10))
-        assert state["due"] == at(region, 2026, 11, 5, 18)
+        assert state["due"] == due, region
         apply_lifecycle(state, _ev("paused", at(region, 2026, 11, 5, 16)), service.rules())
         apply_lifecycle(state, _ev("resumed", at(region, 2026, 11, 5, 19)), service.rules())
         assert state["due"] == moved, region

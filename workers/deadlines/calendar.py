@@ -78,7 +78,9 @@ Shortened days (Labour Code art. 95: the working day immediately before a non-wo
 holiday is an hour shorter; :meth:`BusinessCalendar.is_shortened`): the day before an
 art. 112 holiday, the working Saturday a known decree put in place of such a day (Sat 1 Nov
 2025 for Mon 3 Nov; :func:`decree_working_weekends`), and the days a year table lists under
-``shortened`` (the same Saturdays of a decree newer than the package). Not the last working
+``shortened`` (the same Saturdays of a decree newer than the package); in a regional
+calendar also the day before one of the region's own holidays (art. 95 holds for them too:
+Tatarstan shortens Thu 5 Nov 2026, before its Constitution Day). Not the last working
 day before a weekend or a transferred day off that precedes a holiday (Fri 6 Mar 2026, Wed
 7 May 2025): the published norms (1972 hours in 2025 and 2026) count them in full.
 
@@ -726,7 +728,8 @@ class BusinessCalendar:
         11 June, 3 November 2026; 31 December when it is worked); a weekend day a decree
         made working in place of such a day (:func:`decree_working_weekends`: Sat 1 Nov
         2025, Sat 20 Feb 2027); and a day the override file's ``shortened`` lists (the same
-        for a decree newer than the package). Counting those days in full put working-hour
+        for a decree newer than the package). A regional calendar adds the day before one
+        of the region's own holidays. Counting those days in full put working-hour
         deadlines an hour early and took a registration at 17:30 on them for one within
         hours (review of session 15); the working Saturdays were still counted in full (2025
         came to 1973 hours, not the published 1972; review of the deadlines area).
@@ -911,6 +914,20 @@ class _RegionalCalendar(BusinessCalendar):
         table = self.rules.years.get(day.year)
         return ((day.month, day.day) in self._holiday_md
                 or (table is not None and day in table.non_working))
+
+    def is_shortened(self, day: dt.date) -> bool:
+        """The national rule, and the working day immediately before one of the region's
+        holidays (fixed or of the year's table): art. 95 holds for every non-working
+        holiday, a region's own included (Tatarstan: Fri 29 Aug 2025 before Republic Day,
+        Thu 5 Nov 2026 before Constitution Day). A transferred day off is no holiday, but
+        the year table does not tell them apart; a transfer follows days off in practice."""
+        if isinstance(day, dt.datetime):
+            day = day.date()
+        if super().is_shortened(day):
+            return True
+        following = day + _ONE_DAY
+        return (self._regional_holiday(following) and not self.is_working_day(following)
+                and self.is_working_day(day))
 
     def _transfers(self, year: int) -> set[dt.date]:
         """Days off that the region's weekend holidays give in ``year`` (``transfer``).
