@@ -114,6 +114,27 @@ def test_invalid_regime_defaults() -> None:
         PolicyBook(data, "test")
 
 
+def test_a_misspelt_regime_table_is_refused_at_load(tmp_path: Path) -> None:
+    """[regimes.fz95] loaded, and every fz59 appeal then failed with "unknown regime"."""
+    text = resources.files("workers.deadlines").joinpath("policies.toml").read_text("utf-8")
+    path = tmp_path / "policies.toml"
+    path.write_text(text.replace("[regimes.fz59", "[regimes.fz95"), "utf-8")
+    with pytest.raises(PolicyError) as err:
+        PolicyBook.load(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: regimes.fz95: unknown regime 'fz95'")
+    assert "missing: regimes.fz59" in message
+    assert "fz59, pos, incident, hotline" in message
+
+
+def test_a_deleted_regime_table_is_refused() -> None:
+    data = copy.deepcopy(_shipped())
+    del data["regimes"]["hotline"]
+    with pytest.raises(PolicyError, match=r"^test: regimes\.hotline: missing; every regime "
+                                          r"needs its table \(fz59, pos, incident, hotline\)"):
+        PolicyBook(data, "test")
+
+
 def test_policy_file_from_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     text = resources.files("workers.deadlines").joinpath("policies.toml").read_text("utf-8")
     path = tmp_path / "p.toml"

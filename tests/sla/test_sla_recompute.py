@@ -275,6 +275,30 @@ def test_broken_calendar_file_is_refused(tmp_path: Path, monkeypatch: pytest.Mon
     assert rt.rules is rules
 
 
+def test_a_misspelt_regime_table_refuses_the_recompute(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """[regimes.fz95] was taken by the reload: the recompute went ahead and every fz59 appeal
+    then failed with "unknown regime 'fz59'". Now the request is refused naming the file and
+    the key, and the rules in use stay."""
+    from streams.settings import Settings
+    from workers.deadlines.policies import PolicyError
+
+    text = (Path(__file__).resolve().parents[2] / "workers/deadlines/policies.toml").read_text(
+        encoding="utf-8")
+    bad = tmp_path / "policies.toml"
+    bad.write_text(text.replace("[regimes.fz59", "[regimes.fz95"), encoding="utf-8")
+    rules = DeadlineService().rules(0.75, 3 * DAY)  # started with the good file
+    monkeypatch.setenv("APPEALS_POLICY_FILE", str(bad))
+    rt = _Runtime(_Ctx(Settings.load({}), _Clock(T0)), rules, {})
+    try:
+        with pytest.raises(PolicyError, match=rf"^{bad}: regimes\.fz95: unknown regime"):
+            asyncio.run(rc.recompute_partition(rt, {"control": "recompute", "request_id": "z"},
+                                                0, {}))
+    finally:
+        default_calendar.cache_clear()
+    assert rt.rules is rules
+
+
 def test_a_refused_recompute_leaves_the_calendar_in_use(tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """The calendar's process-wide cache was cleared before the new file was checked: the

@@ -309,6 +309,25 @@ def _normalize_region(code: Any) -> str:
     return normalize_code(code)
 
 
+def _check_regime_names(regimes: Mapping[Any, Any], source: str) -> None:
+    """Every regime of :data:`REGIMES` has its table and no other name is one.
+
+    A misspelt table (``[regimes.fz95]``) or a deleted one used to load: the workers started
+    and ``appeals sla recompute`` took the file, then every appeal of the missing regime
+    failed with "unknown regime 'fz59'" (the SLA worker dead-lettered the whole regime).
+    """
+    valid = ", ".join(REGIMES)
+    unknown = [str(name) for name in regimes if name not in REGIMES]
+    missing = [name for name in REGIMES if name not in regimes]
+    if unknown:
+        also = f" (missing: {', '.join(f'regimes.{m}' for m in missing)})" if missing else ""
+        raise PolicyError(f"{source}: regimes.{unknown[0]}: unknown regime {unknown[0]!r}"
+                          f"{also}; the regimes are {valid}: rename the table")
+    if missing:
+        raise PolicyError(f"{source}: regimes.{missing[0]}: missing; every regime needs its "
+                          f"table ({valid})")
+
+
 @dataclass(frozen=True)
 class _Override:
     selectors: Mapping[str, str]
@@ -337,6 +356,7 @@ class PolicyBook:
         regimes = data.get("regimes")
         if not isinstance(regimes, Mapping) or not regimes:
             raise PolicyError(f"{source}: 'regimes' must be a non-empty table")
+        _check_regime_names(regimes, source)
         self._defaults: dict[str, dict[str, Any]] = {}
         for regime, raw in regimes.items():
             if not isinstance(raw, Mapping):
