@@ -122,6 +122,22 @@ def test_incident_working_days_sets_final_answer(capsys: pytest.CaptureFixture[s
     assert data["final_answer_due"] == "2026-05-14T23:59:59+03:00"
 
 
+def test_hotline_working_days_sets_final_answer_and_the_help_says_so(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The help named the pos answer and the incident final answer only; the hotline's final
+    answer (3 working days by default) is changed too."""
+    # Tue 10 Mar 2026: 5 working days after are 11, 12, 13, 16, 17 March.
+    code, out, _ = run(capsys, "--regime", "hotline", "--registered-at", "2026-03-10T10:00",
+                       "--region", "77", "--working-days", "5")
+    assert code == 0
+    data = json.loads(out)
+    assert data["final_answer_due"] == "2026-03-17T23:59:59+03:00"
+    assert "ignored_options" not in data
+    assert cli.main(["sla", "due", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "else the final answer (incident, hotline)" in text
+
+
 def test_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["sla", "due", "--help"]) == 0
     out = capsys.readouterr().out

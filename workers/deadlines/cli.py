@@ -303,9 +303,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                      help="deadline on a day off: previous/next working day or none "
                           "(default: the policy's; fz59 previous)")
     due.add_argument("--working-days", type=_working_days_arg, metavar="N",
-                     help="override the working-day period (pos answer; incident final "
-                          f"answer), 1..{MAX_PERIOD_DAYS}: about 14 years of working days, "
-                          "far above any SLA, and beyond it the calendar has no meaning")
+                     help="override the working-day period: the answer of a regime counted "
+                          "in working days (pos), else the final answer (incident, hotline); "
+                          f"1..{MAX_PERIOD_DAYS}: about 14 years of working days, far above "
+                          "any SLA, and beyond it the calendar has no meaning")
     due.add_argument("--hours", type=_hours_arg, metavar="H",
                      help="override the working-hours period (incident/hotline first "
                           f"response), > 0 and at most {MAX_PERIOD_HOURS} (over 4 years of "

@@ -20,11 +20,11 @@ Counting conventions (the legal reasons are why they are what they are):
   fz59 registration (art. 8 p.2, 3 days from receipt) and redirect (art. 8 p.3, 7 days
   from registration) deadlines.
 
-* **Working days (``pos``; incident final answer).** Counted on the production calendar
-  starting the day after registration (art. 191 again): the N-th working day after the
-  registration date, end of that day. The registration day never counts, whether or not it
-  is a working day or the appeal came at 08:00. The result is a working day, so ``shift``
-  has nothing to do.
+* **Working days (``pos``; the incident and hotline final answer).** Counted on the
+  production calendar starting the day after registration (art. 191 again): the N-th
+  working day after the registration date, end of that day. The registration day never
+  counts, whether or not it is a working day or the appeal came at 08:00. The result is a
+  working day, so ``shift`` has nothing to do.
 
 * **Working hours (``incident`` first response, ``hotline`` callback).** Only time inside
   the policy's working hours (09:00-18:00 by default, no lunch break) on working days in
