@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from workers.classification import Classification, Classifier, load_classifier
+from workers.classification.classifier import GARBAGE_CONFIDENCE
 from workers.classification.lexicons import CATEGORIES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,6 +37,38 @@ def test_empty_and_garbage_is_other_with_low_confidence(clf: Classifier, text: s
     assert res.confidence < 0.3
     assert res.urgent is False
     assert res.needs_triage()
+
+
+@pytest.mark.parametrize("text", ["-1", "-1 -2 -3", "8 (3852) 55 - 12 - 34", "−30", "мороз"])
+def test_frost_alone_is_garbage(clf: Classifier, text: str) -> None:
+    # A negative number with no word is no frost appeal: it went to housing_utilities as urgent
+    # at confidence 0.65-0.70, so it was routed instead of triaged.
+    res = clf.classify(text)
+    assert (res.category, res.urgent, res.confidence) == ("other", False, GARBAGE_CONFIDENCE)
+
+
+@pytest.mark.parametrize("text", [
+    "Плохо греют батареи, в квартире 17 - 18 градусов.",
+    "В домах 10 - 12 по улице Ленина плохо убирают подъезды.",
+    "Поликлиника принимает с 8:00 - 14:00, очереди огромные.",
+    "Автобусы 25 - 27 ходят раз в час.",
+])
+def test_ranges_are_not_frost_emergencies(clf: Classifier, text: str) -> None:
+    assert clf.classify(text).urgent is False
+
+
+@pytest.mark.parametrize("text", [
+    "Во дворе дома 12 не вывозят мусор уже неделю.",
+    "Не работает лифт в подъезде, пожилым тяжело.",
+    "Холодные батареи в квартире.",
+    "В доме отключили горячую воду на плановый ремонт.",
+    "На остановке нет навеса.",
+])
+def test_phone_number_with_spaced_dashes_does_not_make_urgent(clf: Classifier,
+                                                              text: str) -> None:
+    res = clf.classify(text + " Мой телефон 8 913 555 - 12 - 34.")
+    assert res.urgent is False
+    assert res.urgent is clf.classify(text).urgent
 
 
 def test_non_string_input_does_not_raise(clf: Classifier) -> None:

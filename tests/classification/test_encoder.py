@@ -24,7 +24,7 @@ from workers.classification.classifier import DEFAULT_MODEL_PATH, Classifier, re
 from workers.classification.context import context_row, hit_kinds, token_flags
 from workers.classification.features import _STOP, Doc, Featurizer, analyse, word_terms
 from workers.classification.lexicons import CUE_NAMES, _positions, load_lexicons
-from workers.classification.normalize import chunk_tokens, split_chunks, tokenize
+from workers.classification.normalize import FROST_TOKEN, chunk_tokens, split_chunks, tokenize
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "golden_outputs.jsonl.gz"
 
@@ -52,7 +52,8 @@ def _reference_transform(
         cols = [j for t in word_terms(d.lemmas) if (j := wv.get(t)) is not None]
         wc.extend(cols)
         wr.extend([i] * len(cols))
-        known.append(sum(1 for m in d.lemmas if m not in _STOP and m in wv))
+        known.append(sum(1 for m in d.lemmas
+                         if m not in _STOP and m in wv and m != FROST_TOKEN))
         start = len(cc)
         for t in d.tokens:
             cc.extend(f._char_idx(t))

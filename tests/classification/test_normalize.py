@@ -50,6 +50,35 @@ def test_frost_marker() -> None:
     assert FROST_TOKEN not in lemmatize("дом 12-25")
 
 
+@pytest.mark.parametrize("text", [
+    "на улице -35, батареи холодные", "минус 30", "-25°", "мороз −30 а отопления нет",
+    "на улице - 35 градусов", "ночью до -30гр", "температура: -30", "18, -5 на улице",
+    "−18 град",
+])
+def test_negative_temperatures_are_frost(text: str) -> None:
+    assert FROST_TOKEN in tokenize(text)
+
+
+@pytest.mark.parametrize("text", [
+    "в квартире 17 - 18 градусов", "В домах 10 - 12 по улице Ленина плохо убирают подъезды",
+    "Поликлиника принимает с 8:00 - 14:00", "Автобусы 25 - 27 ходят раз в час",
+    "Мой телефон 8 913 555 - 12 - 34.", "8 (3852) 55 - 12 - 34", "в квартире 17 -18 градусов",
+    "в квартире +18 - 20 градусов", "18° - 20°", "на улице - 35", "с 8:00 -14:00",
+])
+def test_ranges_times_and_phones_are_not_frost(text: str) -> None:
+    # A spaced dash after a number or a time is a range or a phone number, and a spaced dash
+    # with no degree unit after it is punctuation: none of them is a negative temperature (they
+    # made ordinary appeals urgent).
+    assert FROST_TOKEN not in tokenize(text)
+    assert tokenize(text) == tokenize(text.replace("-", " "))
+
+
+def test_hostile_numbers_and_dashes_are_marked_in_one_pass() -> None:
+    # Many number-and-dash candidates: the result only (the pattern's parts are bounded).
+    text = "1:" * 20_000 + " - " + "-1 " * 5_000 + "12 - " * 5_000
+    assert tokenize(text).count(FROST_TOKEN) == 5_000
+
+
 def test_lemma_cache_and_stem() -> None:
     lemma.cache_clear()
     lemma("ямами")

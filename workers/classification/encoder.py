@@ -25,7 +25,7 @@ from scipy import sparse
 
 from .context import HIT_KINDS, context_row, hit_kinds, token_flags
 from .lexicons import CATEGORIES, CUE_NAMES, _Entry, _positions, entry_matches
-from .normalize import char_ngrams, chunk_tokens, lemma, split_chunks
+from .normalize import FROST_TOKEN, char_ngrams, chunk_tokens, lemma, split_chunks
 
 if TYPE_CHECKING:
     from .features import Doc, Featurizer
@@ -161,7 +161,11 @@ class BatchEncoder:
         self._negcol[rid] = -1 if in_stop else wv.get("не~" + lem, -1)
         self._bigram[rid] = self._bid.get(lem, -1) if content else -1
         self._nch[rid] = len(chars)
-        self._flags[rid] = ((not in_stop and w is not None) | (content << 1)
+        # The frost token is no known word: «-1» or a stray dash and digits alone is junk, not
+        # a frost appeal (it was routed as urgent housing at 0.70; review of session 16). The
+        # word «мороз» shares the token, so it alone is junk too; with any other word it counts.
+        known = not in_stop and w is not None and lem != FROST_TOKEN
+        self._flags[rid] = (known | (content << 1)
                             | ((lem in self._neg) << 2) | (bool(hits) << 3))
         self._cflags[rid] = token_flags(tok) if feat.context else 0
         self._rid[tok] = rid

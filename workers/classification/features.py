@@ -196,8 +196,10 @@ class Featurizer:
         """Feature matrix, urgency-rule flags (hit and not vetoed), known content words per doc.
 
         The known-word count lets the classifier tell garbage («ываыва», emoji only) from a real
-        appeal the model is merely unsure about. Assembly is vectorised over the whole batch
-        (:mod:`.encoder`); the columns and values are those of the per-text recipe: word terms
+        appeal the model is merely unsure about; the frost token
+        (:data:`.normalize.FROST_TOKEN`) is not counted, so «-1» alone is garbage. Assembly is
+        vectorised over the whole batch (:mod:`.encoder`); the columns and values are those of
+        the per-text recipe: word terms
         of :func:`word_terms`, char n-grams of every token, ``log1p(hits) * lex_weight`` per
         category lexicon plus urgency and calm hits, the urgency block (one column per
         known rule that fired — urgency rules only when no calm phrase did —, ``log1p`` cue

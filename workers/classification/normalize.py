@@ -50,10 +50,29 @@ _LATIN_WORDS = {
     "lte": "интернет", "4g": "интернет", "3g": "интернет",
 }
 
+_DEGREE = r"(?:°c?|градус\w*|град\b|гр\b)"
+#: A negative temperature: «минус 30», a minus glued to one or two digits («-25», «−30°»), or a
+#: minus, a space and one or two digits *with* a degree unit («- 35 градусов»). A spaced dash
+#: without a unit is punctuation («на улице - 35» is rare, «дом 10 - 12» is common).
+#: The ``skip`` alternative matches a number or a time followed by a dash — the start of a
+#: range or a phone number («17 - 18 градусов», «с 8:00 - 14:00», «Автобусы 25 - 27»,
+#: «555 - 12 - 34») — so that dash is consumed as it is and never read as a sign: those turned
+#: ordinary appeals urgent (review of session 16). The number's parts are bounded, so a hostile
+#: run of «1:1:1:…» costs linear time.
 _FROST_RE = re.compile(
-    r"(?:минус|min)\s*\d{1,2}(?!\d)"
-    r"|(?<![\w\-−–])[-−–]\s?\d{1,2}(?![\d\-])(?:\s*(?:°c?|градус\w*|гр\b))?"
+    r"(?P<skip>(?<![\w\-−–])\+?\(?\d+(?:[:.,]\d+){0,2}\)?(?:°c?)?\s*[-−–])"
+    r"|(?:минус|min)\s*\d{1,2}(?!\d)"
+    r"|(?<![\w\-−–])[-−–](?:\d{1,2}(?![\d\-])(?:\s*" + _DEGREE + r")?"
+    r"|\s\d{1,2}(?![\d\-])\s*" + _DEGREE + r")"
 )
+_FROST_MARK = " " + FROST_TOKEN + " "
+
+
+def _mark_frost(m: re.Match[str]) -> str:
+    """Replacement of :data:`_FROST_RE`: the frost token, or a range's dash left as it is."""
+    return m.group(0) if m.group("skip") is not None else _FROST_MARK
+
+
 _TOKEN_RE = re.compile(r"[^\W\d_]+", re.UNICODE)
 _REPEAT_RE = re.compile(r"(\w)\1{2,}")
 _CYR_RE = re.compile(r"[а-я]")
@@ -67,7 +86,7 @@ def normalize_text(text: str) -> str:
     if not text:
         return ""
     s = text.lower().replace("ё", "е")
-    s = _FROST_RE.sub(" " + FROST_TOKEN + " ", s)
+    s = _FROST_RE.sub(_mark_frost, s)
     return _REPEAT_RE.sub(r"\1", s)
 
 
@@ -114,7 +133,7 @@ def split_chunks(text: str) -> list[str]:
     s = text.lower().replace("ё", "е")
     for trig in _FROST_TRIGGERS:
         if trig in s:
-            s = _FROST_RE.sub(" " + FROST_TOKEN + " ", s)
+            s = _FROST_RE.sub(_mark_frost, s)
             break
     return s.split()
 

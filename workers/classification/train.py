@@ -47,8 +47,10 @@ HANDWRITTEN_WEIGHT = 3.0
 #: Feature recipe, part of the model version: ``context-1`` = urgency hits split by context
 #: (:mod:`.context`: live / negated / hypothetical / fixed / past; only live hits count as
 #: urgency evidence); ``+habitual`` = a fifth urgency cue, habitual / recurring wording
-#: (``lexicons/cue_habitual.txt``, urgency rework #6, chosen on group CV of the training data).
-FEATURES = "context-1+habitual"
+#: (``lexicons/cue_habitual.txt``, urgency rework #6, chosen on group CV of the training data);
+#: ``+frost-2`` = a spaced dash after a number or time («17 - 18», «555 - 12 - 34») and a
+#: spaced dash without a degree unit are no longer a negative temperature (session 16 review).
+FEATURES = "context-1+habitual+frost-2"
 #: Whether the threshold's out-of-fold precision floor must hold on the generated lines and on
 #: the hand-written lines each counted separately (session 9, round 3: with several template
 #: banks the pooled floor held on template text only). Part of the model version when on.
