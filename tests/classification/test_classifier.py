@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import subprocess
 import sys
 import time
@@ -154,3 +155,26 @@ def test_the_default_triage_threshold_is_the_settings_default() -> None:
     from workers.classification.classifier import DEFAULT_TRIAGE_THRESHOLD
 
     assert Settings().triage_confidence == DEFAULT_TRIAGE_THRESHOLD
+
+
+def test_lexicon_error_is_not_blamed_on_the_model(monkeypatch: pytest.MonkeyPatch,
+                                                  tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    # urgent.txt saved as cp1251 by a Windows editor was reported as "classifier.pkl: not a
+    # model this version reads".
+    from workers.classification import cli, lexicons
+    from workers.classification.classifier import _load_cached
+
+    d = tmp_path / "lexicons"
+    shutil.copytree(lexicons.LEXICON_DIR, d)
+    p = d / "urgent.txt"
+    p.write_bytes(p.read_text(encoding="utf-8").encode("cp1251"))
+    monkeypatch.setattr(lexicons, "LEXICON_DIR", d)
+    _load_cached.cache_clear()
+    try:
+        assert cli.main(["classify", "text", "Нет воды"]) == 2
+    finally:
+        _load_cached.cache_clear()
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {p}:1: not UTF-8") and "model" not in err
+    assert len(err.strip().splitlines()) == 1

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import pytest
+
+from workers.classification.dataio import DataError
 from workers.classification.lexicons import (
     CATEGORIES,
     CUE_NAMES,
@@ -66,3 +70,17 @@ def test_habitual_cue_marks_recurring_wording() -> None:
         assert lex.cue_counts(lemmatize(text))[k] > 0, text
     for text in ("опять горит, дым прямо сейчас", "горячей воды нет уже месяц"):
         assert lex.cue_counts(lemmatize(text))[k] == 0, text
+
+
+def test_lexicon_not_in_utf8_names_the_file_and_line(tmp_path: Path) -> None:
+    p = tmp_path / "roads.txt"
+    p.write_bytes(b"# roads\n" + "яма на дороге\n".encode("cp1251"))
+    with pytest.raises(DataError, match=rf"^{re.escape(str(p))}:2: not UTF-8"):
+        load_lexicon(p)
+
+
+def test_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    p = tmp_path / "roads.txt"
+    p.write_bytes(b"\xef\xbb\xbf" + "яма\n".encode())
+    assert [e.raw for e in load_lexicon(p).entries] == ["яма"]
+

@@ -186,8 +186,11 @@ def _load_cached(path: str) -> Classifier:
     from .dataio import DataError
 
     artifact = read_artifact(Path(path))
+    # Lexicons first, outside the model-format check: a lexicon error (a file not in UTF-8, a
+    # malformed line) is a ValueError too, and was reported as a model this version can't read.
+    lexicons = load_lexicons()
     try:
-        return Classifier(artifact)
+        return Classifier(artifact, lexicons)
     except (KeyError, ValueError) as exc:
         raise DataError(f"{path}: not a model this version reads ({exc})") from None
 

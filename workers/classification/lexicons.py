@@ -162,9 +162,22 @@ def parse_lexicon_lines(name: str, lines: Iterable[str]) -> Lexicon:
 
 
 def load_lexicon(path: Path) -> Lexicon:
-    """Load one lexicon file; its stem is the lexicon name (a category code or ``urgent``)."""
-    with path.open(encoding="utf-8") as fh:
-        return parse_lexicon_lines(path.stem, fh)
+    """Load one lexicon file; its stem is the lexicon name (a category code or ``urgent``).
+
+    The file must be UTF-8 (a byte-order mark is allowed): a file saved in another encoding
+    by a Windows editor raises :class:`.dataio.DataError` naming it and the first bad line
+    (it ended as a ``UnicodeDecodeError`` blamed on the model file).
+    """
+    from .dataio import DataError
+
+    data = Path(path).read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise DataError(f"{path}:{line}: not UTF-8 (byte 0x{data[exc.start]:02x}); save the "
+                        "file as UTF-8") from None
+    return parse_lexicon_lines(path.stem, text.splitlines())
 
 
 @dataclass(slots=True)
