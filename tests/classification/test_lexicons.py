@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -84,3 +86,45 @@ def test_byte_order_mark_is_accepted(tmp_path: Path) -> None:
     p.write_bytes(b"\xef\xbb\xbf" + "яма\n".encode())
     assert [e.raw for e in load_lexicon(p).entries] == ["яма"]
 
+
+@pytest.mark.parametrize(("line", "msg"), [
+    ("нет свет &", "empty condition"),
+    ("& мороз", "empty condition"),
+    ("нет свет && мороз", "empty condition"),
+    ("нет свет & !", "'!' with no word"),
+    ("!подъезд", "only negated conditions"),
+    ("!подъезд & !двор", "only negated conditions"),
+    ("112", "no word the classifier reads"),
+    ("нет свет & !112", "no word the classifier reads"),
+])
+def test_malformed_line_names_file_and_line(tmp_path: Path, line: str, msg: str) -> None:
+    # These were skipped or half-read in silence: a trailing '&' dropped the conditions after
+    # it, so «нет свет &» fired on every text with «нет света».
+    p = tmp_path / "urgent.txt"
+    p.write_text(f"# rules\nзапах газа\n{line}  # edited\n", encoding="utf-8")
+    with pytest.raises(DataError, match=rf"^{re.escape(str(p))}:3: .*{re.escape(msg)}"):
+        load_lexicon(p)
+
+
+def test_negation_with_a_space_after_the_mark_still_reads(tmp_path: Path) -> None:
+    lex = parse_lexicon_lines("urgent", ["нет свет & ! подъезд"])
+    assert lex.entries[0].negated == (("подъезд",),)
+
+
+def test_missing_lexicon_file_is_an_error(tmp_path: Path) -> None:
+    # A deleted urgent.txt loaded as an empty lexicon: no urgency rule fired, and nothing said so.
+    d = tmp_path / "lexicons"
+    shutil.copytree(LEXICON_DIR, d)
+    (d / "urgent.txt").unlink()
+    (d / "cue_now.txt").unlink()
+    with pytest.raises(DataError, match=r"missing lexicon file\(s\) urgent\.txt, cue_now\.txt"):
+        load_lexicons(d)
+
+
+def test_rule_counts_are_logged(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="workers.classification.lexicons"):
+        lex = load_lexicons()
+    (rec,) = [r for r in caplog.records if r.name == "workers.classification.lexicons"]
+    assert rec.levelno == logging.INFO
+    assert f"urgent {len(lex.urgent)}," in rec.getMessage()
+    assert f"roads {len(lex.categories['roads'])}," in rec.getMessage()

@@ -16,10 +16,16 @@ lexicons (``cue_*.txt``: past/resolved, planned works, hypotheticals, "happening
 vulnerable people", habitual / recurring wording) are features of the urgency model: each known
 urgency/calm entry has its own learned weight, and the total hit counts carry any entry an
 expert adds after training.
+
+Every file is read at load time and must be UTF-8; a missing file, a file in another encoding
+or a line that cannot mean what it says (an empty condition around ``&``, ``!`` conditions
+only, a condition with no word in it such as «112») is an error naming the file and line, not
+a lexicon that silently lost rules.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +39,7 @@ __all__ = [
     "LEXICON_DIR",
     "Lexicon",
     "LexiconSet",
+    "lexicon_files",
     "load_lexicon",
     "load_lexicons",
     "parse_lexicon_lines",
@@ -51,6 +58,7 @@ CUE_NAMES: tuple[str, ...] = ("past", "planned", "hypo", "now", "habitual")
 #: The cues of models trained before ``habitual`` (urgency rework #6) was added.
 LEGACY_CUE_NAMES: tuple[str, ...] = CUE_NAMES[:4]
 _WINDOW_SLACK = 3  # extra tokens allowed between the lemmas of one phrase
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,18 +79,33 @@ class Lexicon:
     _index: dict[str, list[tuple[int, tuple[str, ...]]]] = field(default_factory=dict)
 
     def add(self, raw: str) -> None:
-        """Add one line (comments already stripped); lines that lemmatise to nothing are skipped."""
-        pieces = [p.strip() for p in raw.split("&")]
-        parts = tuple(
-            t for t in (tuple(lemmatize(p)) for p in pieces if not p.startswith("!")) if t
-        )
-        negated = tuple(
-            t for t in (tuple(lemmatize(p[1:])) for p in pieces if p.startswith("!")) if t
-        )
+        """Add one line (comments already stripped).
+
+        Raises ``ValueError`` saying what is wrong with a line that cannot mean what its
+        writer meant: an empty condition around ``&`` (a trailing ``&`` was ignored, so a line
+        cut to «нет свет &» fired on every «нет света»), a condition with no word the
+        classifier reads («112»: digits and punctuation are dropped), or only negated
+        conditions (``!подъезд`` alone can never match). Such lines used to be skipped or
+        half-read without a word.
+        """
+        parts: list[tuple[str, ...]] = []
+        negated: list[tuple[str, ...]] = []
+        for piece in (p.strip() for p in raw.split("&")):
+            neg = piece.startswith("!")
+            words = piece[1:].strip() if neg else piece
+            if not words:
+                raise ValueError("an empty condition before or after '&'" if not neg
+                                 else "'!' with no word after it")
+            lemmas = tuple(lemmatize(words))
+            if not lemmas:
+                raise ValueError(f"{piece!r} has no word the classifier reads (digits and "
+                                 "punctuation are dropped)")
+            (negated if neg else parts).append(lemmas)
         if not parts:
-            return
+            raise ValueError("only negated conditions ('!…'): a line needs a word that must "
+                             "occur")
         idx = len(self.entries)
-        self.entries.append(_Entry(raw, parts, negated))
+        self.entries.append(_Entry(raw, tuple(parts), tuple(negated)))
         anchor = parts[0]
         self._index.setdefault(anchor[0], []).append((idx, anchor))
 
@@ -151,13 +174,23 @@ def entry_matches(entry: _Entry, positions: dict[str, list[int]]) -> bool:
     )
 
 
-def parse_lexicon_lines(name: str, lines: Iterable[str]) -> Lexicon:
-    """Build a lexicon from text lines: ``#`` starts a comment, blank lines are ignored."""
+def parse_lexicon_lines(name: str, lines: Iterable[str], source: str | None = None) -> Lexicon:
+    """Build a lexicon from text lines: ``#`` starts a comment, blank lines are ignored.
+
+    A malformed line raises :class:`.dataio.DataError` naming ``source`` (default: the
+    lexicon's name) and the line number, so the expert who edited the file can fix it.
+    """
+    from .dataio import DataError
+
     lex = Lexicon(name)
-    for line in lines:
+    for lineno, line in enumerate(lines, 1):
         text = line.split("#", 1)[0].strip()
         if text:
-            lex.add(text)
+            try:
+                lex.add(text)
+            except ValueError as exc:
+                raise DataError(f"{source or name}:{lineno}: {exc}; fix or remove the line "
+                                "(see lexicons.py for the syntax)") from None
     return lex
 
 
@@ -177,7 +210,7 @@ def load_lexicon(path: Path) -> Lexicon:
         line = data.count(b"\n", 0, exc.start) + 1
         raise DataError(f"{path}:{line}: not UTF-8 (byte 0x{data[exc.start]:02x}); save the "
                         "file as UTF-8") from None
-    return parse_lexicon_lines(path.stem, text.splitlines())
+    return parse_lexicon_lines(path.stem, text.splitlines(), source=str(path))
 
 
 @dataclass(slots=True)
@@ -226,16 +259,32 @@ class LexiconSet:
                      for lx in self.slots())
 
 
+def lexicon_files() -> list[str]:
+    """Names of the files :func:`load_lexicons` reads, in :meth:`LexiconSet.slots` order."""
+    return [*(f"{c}.txt" for c in CATEGORIES), "urgent.txt", "calm.txt",
+            *(f"cue_{c}.txt" for c in CUE_NAMES)]
+
+
 def load_lexicons(directory: Path | None = None) -> LexiconSet:
-    """Load ``<category>.txt``, ``urgent.txt``, ``calm.txt``, ``cue_*.txt`` (each optional)."""
+    """Load ``<category>.txt``, ``urgent.txt``, ``calm.txt`` and ``cue_*.txt``; all required.
+
+    A missing file raises :class:`.dataio.DataError` naming every missing one: a deleted or
+    renamed ``urgent.txt`` used to load as an empty lexicon, silently switching the urgency
+    rules off. The number of rules of each lexicon is logged (info), so an edit that lost
+    most of a file shows at worker start.
+    """
+    from .dataio import DataError
+
     d = Path(directory) if directory is not None else LEXICON_DIR
-    cats: dict[str, Lexicon] = {}
-    for c in CATEGORIES:
-        p = d / f"{c}.txt"
-        cats[c] = load_lexicon(p) if p.exists() else Lexicon(c)
-    up, cp = d / "urgent.txt", d / "calm.txt"
-    urgent = load_lexicon(up) if up.exists() else Lexicon("urgent")
-    calm = load_lexicon(cp) if cp.exists() else Lexicon("calm")
-    cues = {c: load_lexicon(d / f"cue_{c}.txt") for c in CUE_NAMES
-            if (d / f"cue_{c}.txt").exists()}
-    return LexiconSet(cats, urgent, calm, cues)
+    missing = [name for name in lexicon_files() if not (d / name).is_file()]
+    if missing:
+        raise DataError(f"{d}: missing lexicon file(s) {', '.join(missing)}; restore them (a "
+                        "file of comments only, for a lexicon meant to be empty)")
+    cats = {c: load_lexicon(d / f"{c}.txt") for c in CATEGORIES}
+    urgent = load_lexicon(d / "urgent.txt")
+    calm = load_lexicon(d / "calm.txt")
+    cues = {c: load_lexicon(d / f"cue_{c}.txt") for c in CUE_NAMES}
+    lexicons = LexiconSet(cats, urgent, calm, cues)
+    _log.info("lexicons loaded from %s, rules per lexicon: %s", d,
+              ", ".join(f"{lx.name} {len(lx)}" for lx in lexicons.slots() if lx is not None))
+    return lexicons
