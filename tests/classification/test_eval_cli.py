@@ -233,6 +233,77 @@ def test_export_feedback_bad_line(tmp_path: Path) -> None:
         export_feedback(src, tmp_path / "o.jsonl")
 
 
+_DECISIONS = [{"appeal_id": "a1", "text": "Снег во дворе", "category": "landscaping",
+               "urgent": False}]
+
+
+def test_export_feedback_refuses_an_out_inside_the_package(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], corpus_dir: Path) -> None:
+    # The documented --out was workers/classification/corpus/feedback.jsonl: package data, so
+    # citizens' texts shipped in every wheel and Docker image.
+    src = _feedback(tmp_path, *_DECISIONS)
+    out = corpus_dir / "feedback.jsonl"
+    assert not out.exists()
+    try:
+        code = cli.main(["classify", "export-feedback", "--from", str(src), "--out", str(out)])
+        assert not out.exists()
+    finally:
+        out.unlink(missing_ok=True)  # a regression must not leave the file in the source tree
+    assert code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "--allow-in-package" in err, err
+    assert err.startswith(f"error: --out {out} is inside the package directory ")
+
+
+def test_export_feedback_in_package_only_when_allowed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pkg = tmp_path / "pkg"
+    monkeypatch.setattr(cli, "_package_roots", lambda: [pkg.resolve()])
+    src = _feedback(tmp_path, *_DECISIONS)
+    out = pkg / "corpus" / "feedback.jsonl"
+    args = ["classify", "export-feedback", "--from", str(src), "--out", str(out)]
+    assert cli.main(args) == 2 and not out.exists()
+    assert cli.main([*args, "--allow-in-package"]) == 0
+    assert [e.text for e in read_labelled(out)] == ["Снег во дворе"]
+
+
+def test_export_feedback_default_out_is_outside_the_package(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    src = _feedback(tmp_path, *_DECISIONS)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["classify", "export-feedback", "--from", str(src)]) == 0
+    assert len(read_labelled(tmp_path / "var" / "feedback" / "feedback.jsonl")) == 1
+
+
+def test_feedback_in_the_corpus_is_ignored_by_git_and_docker() -> None:
+    root = Path(__file__).resolve().parents[2]
+    ignore = (root / "docker" / "Dockerfile.dockerignore").read_text(encoding="utf-8")
+    assert "workers/classification/corpus/feedback*.jsonl" in ignore.splitlines()
+    assert "var" in ignore.splitlines()
+    gitignore = (root / ".gitignore").read_text(encoding="utf-8").splitlines()
+    assert "workers/classification/corpus/feedback*.jsonl" in gitignore and "/var/" in gitignore
+    pyproject = (root / "pyproject.toml").read_text(encoding="utf-8")
+    assert '[tool.setuptools.exclude-package-data]\n"*" = ["feedback*.jsonl"]' in pyproject
+
+
+def test_train_extra_file_joins_the_corpus(tmp_path: Path, corpus_dir: Path) -> None:
+    data = tmp_path / "corpus"
+    data.mkdir()
+    lines = (corpus_dir / "train.jsonl").read_bytes().splitlines()[:400]
+    (data / "train.jsonl").write_bytes(b"\n".join(lines[:300]) + b"\n")
+    extra = tmp_path / "var" / "feedback.jsonl"
+    extra.parent.mkdir()
+    extra.write_bytes(b"\n".join(lines[300:]) + b"\n")
+    a, b = tmp_path / "a.pkl", tmp_path / "b.pkl"
+    assert cli.main(["classify", "train", "--data", str(data), "--out", str(a)]) == 0
+    assert cli.main(["classify", "train", "--data", str(data), "--extra", str(extra),
+                     "--extra", str(data / "train.jsonl"), "--out", str(b)]) == 0
+    meta_a, meta_b = (load_classifier(m).meta for m in (a, b))
+    assert meta_a["n_train"] == 300 and meta_b["n_train"] == 400
+    assert meta_b["files"] == ["train.jsonl", "feedback.jsonl"]
+    assert load_classifier(a).version != load_classifier(b).version
+
+
 def test_train_word_vectors_flag_reaches_training_and_a_missing_package_is_one_line(
         tmp_path: Path, monkeypatch: Any, capsys: Any) -> None:
     """`classify train --word-vectors` (round 4's variant, so `classify bench --model` can

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import logging
 import sys
 from collections.abc import Iterator, Sequence
@@ -43,7 +44,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     try:
         train(Path(args.data) if args.data else None, Path(args.out) if args.out else None,
               seed=SEED if args.seed is None else args.seed,
-              embeddings=True if args.word_vectors else None)
+              embeddings=True if args.word_vectors else None,
+              extra=[Path(p) for p in args.extra])
     except (ImportError, FileNotFoundError) as exc:
         if not args.word_vectors:
             raise
@@ -68,9 +70,40 @@ def _cmd_text(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Top-level packages of the project (pyproject's ``packages.find``): every *.jsonl under
+#: their directories is package data, so it ships in the wheel and the Docker image.
+_SHIPPED_PACKAGES = ("workers", "streams", "schemas", "monitoring")
+#: Where ``export-feedback`` writes by default: outside the packages, git- and docker-ignored.
+DEFAULT_FEEDBACK_OUT = Path("var") / "feedback" / "feedback.jsonl"
+
+
+def _package_roots() -> list[Path]:
+    """The directories the project's packages are imported from (source tree or install)."""
+    roots: list[Path] = []
+    for name in _SHIPPED_PACKAGES:
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.submodule_search_locations:
+            roots.extend(Path(loc).resolve() for loc in spec.submodule_search_locations)
+    return roots
+
+
+def _package_dir_holding(path: Path) -> Path | None:
+    """The package directory ``path`` lies in, if any."""
+    target = path.resolve()
+    return next((root for root in _package_roots() if target.is_relative_to(root)), None)
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     from .feedback import KafkaUnavailable, export_feedback, export_feedback_from_kafka
 
+    root = _package_dir_holding(Path(args.out))
+    if root is not None and not args.allow_in_package:
+        # The exported file holds citizens' texts: under a package directory it is package data
+        # and ships in every wheel and Docker image (the documented path was in the corpus).
+        print(f"error: --out {args.out} is inside the package directory {root}, whose files "
+              f"ship in the wheel and the Docker image; write it elsewhere (default "
+              f"{DEFAULT_FEEDBACK_OUT}) or pass --allow-in-package", file=sys.stderr)
+        return 2
     if args.src is not None:
         n = export_feedback(Path(args.src), Path(args.out))
     else:
@@ -144,6 +177,9 @@ def register(
     t = sub.add_parser("train", help="retrain the model reproducibly from the corpus")
     t.add_argument("--data", default=None,
                    help="corpus directory (all *.jsonl except test*; default: shipped corpus)")
+    t.add_argument("--extra", action="append", default=[], metavar="FILE",
+                   help="one more training JSONL file outside the corpus directory, e.g. "
+                        f"exported triage feedback ({DEFAULT_FEEDBACK_OUT}); repeatable")
     t.add_argument("--out", default=None, help="model path (default: shipped model path)")
     t.add_argument("--seed", type=int, default=None, help=argparse.SUPPRESS)
     t.add_argument("--word-vectors", action="store_true",
@@ -169,14 +205,20 @@ def register(
             "consumer group. --from FILE reads a "
             "JSONL of the same fields (appeal_id, text, category, urgent) instead. The first "
             "decision per appeal wins, identical texts are written once and texts whose "
-            "decisions disagree are left out (counted on stderr). Written to "
-            "workers/classification/corpus/feedback.jsonl, the file is picked up by the next "
-            "`appeals classify train` (every *.jsonl there not named test*)."),
-        epilog="Exit status: 0 written; 2 bad input, or the broker unreachable.")
+            "decisions disagree are left out (counted on stderr). The file holds citizens' "
+            f"texts: it goes to {DEFAULT_FEEDBACK_OUT} by default (git- and docker-ignored), "
+            "never under the package directory, whose files ship in the wheel and the image; "
+            f"train on it with `appeals classify train --extra {DEFAULT_FEEDBACK_OUT}`."),
+        epilog="Exit status: 0 written; 2 bad input, the broker unreachable, or --out inside "
+               "the package directory.")
     f.add_argument("--from", dest="src", default=None, metavar="FILE",
                    help="read decisions from this JSONL file instead of Kafka")
-    f.add_argument("--out", required=True,
-                   help="corpus JSONL to write, e.g. workers/classification/corpus/feedback.jsonl")
+    f.add_argument("--out", default=str(DEFAULT_FEEDBACK_OUT),
+                   help=f"JSONL to write (default: {DEFAULT_FEEDBACK_OUT}, from the working "
+                        "directory; its directory is created)")
+    f.add_argument("--allow-in-package", action="store_true",
+                   help="write --out even inside the package directory (it would then ship "
+                        "in the wheel and the Docker image)")
     f.add_argument("--kafka", default=None,
                    help="broker URL, kafka://host:port (default: APPEALS_KAFKA)")
     f.add_argument("--topic-prefix", default=None,

@@ -64,7 +64,8 @@ EMBEDDINGS = False
 def training_files(data_dir: Path) -> list[Path]:
     """All ``*.jsonl`` in ``data_dir`` except held-out files (names starting with ``test``).
 
-    Exported triage feedback dropped into the corpus directory is picked up automatically.
+    Exported triage feedback belongs outside it (``train --extra``): files in the corpus
+    directory ship in the wheel and the Docker image.
     """
     files = sorted(p for p in Path(data_dir).glob("*.jsonl") if not p.name.startswith("test"))
     if not files:
@@ -156,8 +157,12 @@ def _check_trainable(data_dir: Path, examples: Sequence[Example], groups: Sequen
 
 def train(data_dir: Path | None = None, out: Path | None = None, *, seed: int = SEED,
           verbose: bool = True, threshold_per_kind: bool | None = None,
-          embeddings: bool | None = None) -> dict[str, Any]:
-    """Fit featuriser, category model and urgency model; write the artifact; return its meta."""
+          embeddings: bool | None = None, extra: Sequence[Path] = ()) -> dict[str, Any]:
+    """Fit featuriser, category model and urgency model; write the artifact; return its meta.
+
+    ``extra``: more training files after the corpus directory's, e.g. exported triage
+    feedback, which holds citizens' texts and so is kept outside the package directory.
+    """
     from scipy import sparse
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GroupKFold
@@ -165,6 +170,11 @@ def train(data_dir: Path | None = None, out: Path | None = None, *, seed: int = 
     data_dir = Path(data_dir) if data_dir is not None else CORPUS_DIR
     out = Path(out) if out is not None else DEFAULT_MODEL_PATH
     files = training_files(data_dir)
+    known = {f.resolve() for f in files}
+    for f in map(Path, extra):
+        if f.resolve() not in known:  # a file of the corpus directory is read once
+            known.add(f.resolve())
+            files.append(f)
     examples: list[Example] = []
     for f in files:
         examples.extend(read_labelled(f))
