@@ -71,6 +71,16 @@ def test_pick_threshold_per_kind_holds_the_floor_in_each_kind() -> None:
      "every line is non-urgent"),
     ([("Яма на дороге", "roads", False, "t1"), ("Нет воды", "housing_utilities", True, "t1")],
      "form only one"),
+    # Both classes and several groups, but every urgent line in one phrasing: the fold that
+    # holds it out had no urgent line to fit (scikit-learn's traceback, exit 1).
+    ([("Яма на дороге", "roads", False), ("Нет воды", "housing_utilities", True, "t1"),
+      ("Нет воды совсем", "housing_utilities", True, "t1"),
+      ("Автобус не ходит", "transport", False), ("Не вывозят мусор", "landscaping", False)],
+     r"the urgent lines \(1 group\(s\)\) all fall in one held-out fold"),
+    ([("Яма на дороге", "roads", True), ("Нет воды", "housing_utilities", False, "t1"),
+      ("Нет воды совсем", "housing_utilities", False, "t1"),
+      ("Пахнет газом", "housing_utilities", True)],
+     r"the non-urgent lines \(1 group\(s\)\) all fall in one held-out fold"),
 ])
 def test_data_no_model_can_be_fitted_on_is_one_line(
         tmp_path: Path, lines: list[tuple[Any, ...]], message: str) -> None:

@@ -153,6 +153,26 @@ def _check_trainable(data_dir: Path, examples: Sequence[Example], groups: Sequen
         raise DataError(f"{data_dir}: the urgency threshold is chosen by cross-validation over "
                         "groups of phrasings, and these lines form only one (add lines, or "
                         "another file)")
+    # Each fold's model is fitted without the held-out groups: when those hold every urgent
+    # (or every non-urgent) line, scikit-learn stopped the training with a traceback.
+    y = np.array([e.urgent for e in examples], dtype=bool)
+    for train_idx, _ in _folds(groups):
+        if y[train_idx].all() or not y[train_idx].any():
+            kind = "non-urgent" if y[train_idx].all() else "urgent"
+            n_groups = len({g for g, u in zip(groups, y, strict=True) if u == (kind == "urgent")})
+            raise DataError(
+                f"{data_dir}: the urgency threshold is chosen by cross-validation over groups "
+                f"of phrasings, and the {kind} lines ({n_groups} group(s)) all fall in one "
+                f"held-out fold; add {kind} lines of other phrasings")
+
+
+def _folds(groups: Sequence[Any]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The (train, held-out) index pairs of the threshold's group cross-validation."""
+    from sklearn.model_selection import GroupKFold
+
+    g = np.asarray(groups)
+    n_folds = min(CV_FOLDS, len(set(groups)))
+    return list(GroupKFold(n_splits=n_folds).split(np.zeros((len(g), 1)), groups=g))
 
 
 def train(data_dir: Path | None = None, out: Path | None = None, *, seed: int = SEED,
@@ -165,7 +185,6 @@ def train(data_dir: Path | None = None, out: Path | None = None, *, seed: int = 
     """
     from scipy import sparse
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import GroupKFold
 
     data_dir = Path(data_dir) if data_dir is not None else CORPUS_DIR
     out = Path(out) if out is not None else DEFAULT_MODEL_PATH
@@ -228,7 +247,7 @@ def train(data_dir: Path | None = None, out: Path | None = None, *, seed: int = 
     # Out-of-fold urgency probabilities over folds of unseen phrasings → threshold.
     oof = np.zeros(len(examples))
     n_folds = min(CV_FOLDS, len(set(groups)))
-    for tr, va in GroupKFold(n_splits=n_folds).split(x, y_urg, groups):
+    for tr, va in _folds(group_list):
         m = LogisticRegression(C=URG_C, max_iter=3000, class_weight="balanced",
                                random_state=seed)
         m.fit(x[tr], y_urg[tr], sample_weight=w_sample[tr])
