@@ -304,6 +304,48 @@ def test_train_extra_file_joins_the_corpus(tmp_path: Path, corpus_dir: Path) -> 
     assert load_classifier(a).version != load_classifier(b).version
 
 
+def _small_corpus(tmp_path: Path, corpus_dir: Path, n: int = 300) -> Path:
+    data = tmp_path / "corpus"
+    data.mkdir()
+    lines = (corpus_dir / "train.jsonl").read_bytes().splitlines()[:n]
+    (data / "train.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    return data
+
+
+@pytest.mark.parametrize("command", ["eval --model", "export-feedback --out", "train --out"])
+def test_a_directory_for_a_file_is_one_line(command: str, tmp_path: Path, corpus_dir: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    # Each ended in an IsADirectoryError traceback; train also left DIR.tmp behind.
+    d = tmp_path / "a-directory"
+    d.mkdir()
+    small = tmp_path / "small.jsonl"
+    small.write_bytes(b"\n".join((corpus_dir / "test.jsonl").read_bytes().splitlines()[:5]))
+    rest = {"eval --model": ["--data", str(small)],
+            "export-feedback --out": ["--from", str(_feedback(tmp_path, *_DECISIONS))],
+            "train --out": ["--data", str(_small_corpus(tmp_path, corpus_dir))]}[command]
+    name, option = command.split()
+    assert cli.main(["classify", name, option, str(d), *rest]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and err.startswith(f"error: {d}"), err
+    assert not Path(f"{d}.tmp").exists()
+
+
+def test_train_removes_its_temporary_file_when_writing_fails(
+        tmp_path: Path, corpus_dir: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from workers.classification import train as training
+
+    def full_disk(*_args: Any, **_kw: Any) -> None:
+        raise OSError(28, "No space left on device", str(out) + ".tmp")
+
+    out = tmp_path / "model.pkl"
+    monkeypatch.setattr(training.pickle, "dump", full_disk)
+    data = _small_corpus(tmp_path, corpus_dir)
+    assert cli.main(["classify", "train", "--data", str(data), "--out", str(out)]) == 2
+    assert capsys.readouterr().err.strip().endswith("model.pkl.tmp: No space left on device")
+    assert list(tmp_path.iterdir()) == [data]
+
+
 def test_train_word_vectors_flag_reaches_training_and_a_missing_package_is_one_line(
         tmp_path: Path, monkeypatch: Any, capsys: Any) -> None:
     """`classify train --word-vectors` (round 4's variant, so `classify bench --model` can

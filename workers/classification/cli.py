@@ -237,13 +237,23 @@ def register(
 
 
 def run(args: argparse.Namespace) -> int:
-    """Dispatch parsed arguments; data errors become a one-line message and exit code 2."""
+    """Dispatch parsed arguments; data errors and files that cannot be read or written (a
+    directory, no permission, a full disk) become a one-line message and exit code 2."""
     from .dataio import DataError
 
     try:
         return int(args.func(args))
-    except (DataError, FileNotFoundError) as e:
+    except BrokenPipeError:
+        raise  # the reader went away: the main CLI ends quietly with status 141
+    except DataError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        # ``eval --model DIR``, ``train --out DIR``, ``export-feedback --out DIR`` ended in an
+        # IsADirectoryError traceback.
+        name = f"{e.filename} -> {e.filename2}" if e.filename2 else e.filename
+        where = f"{name}: {e.strerror}" if e.filename and e.strerror else str(e)
+        print(f"error: {where}", file=sys.stderr)
         return 2
 
 

@@ -188,6 +188,10 @@ def train(data_dir: Path | None = None, out: Path | None = None, *, seed: int = 
 
     data_dir = Path(data_dir) if data_dir is not None else CORPUS_DIR
     out = Path(out) if out is not None else DEFAULT_MODEL_PATH
+    if out.is_dir():  # said before the training, not after it
+        from .dataio import DataError
+
+        raise DataError(f"{out}: is a directory; the model is written to a file")
     files = training_files(data_dir)
     known = {f.resolve() for f in files}
     for f in map(Path, extra):
@@ -294,9 +298,14 @@ def train(data_dir: Path | None = None, out: Path | None = None, *, seed: int = 
                                     **projection.state()}
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(out.suffix + ".tmp")
-    with tmp.open("wb") as fh:
-        pickle.dump(artifact, fh, protocol=pickle.HIGHEST_PROTOCOL)
-    tmp.replace(out)
+    try:
+        with tmp.open("wb") as fh:
+            pickle.dump(artifact, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        tmp.replace(out)
+    except BaseException:
+        # ``--out DIR`` (or a full disk) left ``DIR.tmp`` behind, a model nobody would load.
+        tmp.unlink(missing_ok=True)
+        raise
     from .classifier import _load_cached
 
     _load_cached.cache_clear()
