@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import logging
+import random
 import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from workers.classification.dataio import DataError
 from workers.classification.lexicons import (
+    _WINDOW_SLACK,
     CATEGORIES,
     CUE_NAMES,
     LEXICON_DIR,
+    _phrase_in,
+    _positions,
     load_lexicon,
     load_lexicons,
     parse_lexicon_lines,
@@ -128,3 +134,51 @@ def test_rule_counts_are_logged(caplog: pytest.LogCaptureFixture) -> None:
     assert rec.levelno == logging.INFO
     assert f"urgent {len(lex.urgent)}," in rec.getMessage()
     assert f"roads {len(lex.categories['roads'])}," in rec.getMessage()
+
+
+def _phrase_in_brute_force(phrase: tuple[str, ...], positions: dict[str, list[int]]) -> bool:
+    """The definition: some position of the first lemma has one of every other lemma less
+    than the window width away (the former implementation, pair by pair)."""
+    if any(lem not in positions for lem in phrase):
+        return False
+    width = len(phrase) + _WINDOW_SLACK
+    return any(all(any(abs(q - start) < width for q in positions[lem]) for lem in phrase[1:])
+               for start in positions[phrase[0]])
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_phrase_window_equals_the_brute_force_definition(seed: int) -> None:
+    rng = random.Random(seed)
+    vocab = ["а", "б", "в", "г", "д"][: rng.randint(1, 5)]
+    for _ in range(50):
+        lemmas = [rng.choice(vocab) for _ in range(rng.randint(0, 40))]
+        phrase = tuple(rng.choice(vocab) for _ in range(rng.randint(1, 4)))
+        pos = _positions(lemmas)
+        assert _phrase_in(phrase, pos) == _phrase_in_brute_force(phrase, pos), (lemmas, phrase)
+
+
+class _CountingList(list[int]):
+    """A positions list that counts element reads."""
+
+    reads = 0
+
+    def __getitem__(self, i: Any) -> Any:
+        _CountingList.reads += 1
+        return super().__getitem__(i)
+
+    def __iter__(self) -> Iterator[int]:
+        for i in range(len(self)):
+            yield self[i]
+
+
+@pytest.mark.parametrize("near_at_end", [False, True])
+def test_phrase_window_reads_each_position_a_bounded_number_of_times(near_at_end: bool) -> None:
+    # «нет» n times, then «вода» n times: every pair was compared, n² (a 40,000-character
+    # text took seconds); now every position is read a few times at most.
+    n = 2_000
+    lemmas = ["нет"] * n + ["ы"] * 7 + ["вода"] * n + (["нет"] if near_at_end else [])
+    pos = {lem: _CountingList(p) for lem, p in _positions(lemmas).items()}
+    _CountingList.reads = 0
+    assert _phrase_in(("нет", "вода"), pos) is near_at_end
+    assert _CountingList.reads <= 4 * len(lemmas)
+    assert parse_lexicon_lines("x", ["нет воды"]).count(lemmas) == int(near_at_end)

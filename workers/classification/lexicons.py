@@ -151,7 +151,15 @@ def _positions(lemmas: Sequence[str]) -> dict[str, list[int]]:
 
 
 def _phrase_in(phrase: tuple[str, ...], positions: dict[str, list[int]]) -> bool:
-    """All lemmas of ``phrase`` present within a window of len(phrase)+slack tokens."""
+    """All lemmas of ``phrase`` present within a window of len(phrase)+slack tokens: some
+    position of the first lemma has a position of every other lemma less than the window
+    width away.
+
+    ``positions`` lists are ascending (as :func:`_positions` builds them), so one pointer per
+    other lemma walks forward as the first lemma's position grows: linear in the positions.
+    Comparing every pair was quadratic: a 40,000-character text repeating «нет» and «вода»
+    far apart took seconds per phrase (review of session 16).
+    """
     if len(phrase) == 1:
         return phrase[0] in positions
     lists = []
@@ -161,10 +169,19 @@ def _phrase_in(phrase: tuple[str, ...], positions: dict[str, list[int]]) -> bool
             return False
         lists.append(p)
     width = len(phrase) + _WINDOW_SLACK
-    return any(
-        all(any(abs(q - start) < width for q in other) for other in lists[1:])
-        for start in lists[0]
-    )
+    others = lists[1:]
+    ptr = [0] * len(others)
+    for start in lists[0]:
+        for i, other in enumerate(others):
+            j, n = ptr[i], len(other)
+            while j < n and other[j] <= start - width:  # too far behind, now and later
+                j += 1
+            ptr[i] = j
+            if j == n or other[j] >= start + width:
+                break
+        else:
+            return True
+    return False
 
 
 def entry_matches(entry: _Entry, positions: dict[str, list[int]]) -> bool:
