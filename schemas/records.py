@@ -12,6 +12,7 @@ the event to the dead-letter topic instead of guessing.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
@@ -61,6 +62,29 @@ LIFECYCLE_EVENTS = (
 ALERT_LEVELS = ("warning", "breach", "escalation")
 
 R = TypeVar("R", bound="Record")
+
+#: An appeal id in a hexadecimal form, in either case: ours (24 hex digits of a UUIDv5,
+#: ``workers.intake.core.appeal_id_for``, always written in lower case), a whole UUID's 32 hex
+#: digits, or the 8-4-4-4-12 UUID spelling. ASCII only (``re.ASCII``).
+_HEX_APPEAL_ID = re.compile(
+    r"[0-9a-fA-F]{24}|[0-9a-fA-F]{32}|[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}",
+    re.ASCII)
+
+
+def canonical_appeal_id(appeal_id: str) -> str:
+    """The spelling every per-appeal key, state and record uses for ``appeal_id``.
+
+    Why: UUIDs and hex ids are case-insensitive (RFC 9562), and systems outside send them in
+    upper case (SQL Server's ``uniqueidentifier``, .NET's ``Guid.ToString().ToUpper()``). Our
+    ids are lower-case hex, so an authority's answer keyed by the upper-case spelling was kept
+    under a key no routing ever names (held as pending for good) while the appeal itself
+    breached. A hexadecimal id is therefore read in lower case; any other id is kept as it is
+    (no appeal of ours has one, and guessing at it could join two distinct ids).
+    """
+    if _HEX_APPEAL_ID.fullmatch(appeal_id) is not None:
+        return appeal_id.lower()
+    return appeal_id
+
 
 
 @dataclass(slots=True)

@@ -29,7 +29,14 @@ import orjson
 import redis.exceptions
 
 from monitoring import metrics
-from schemas.records import REGIMES, LifecycleEvent, RoutedAppeal, SlaAlert, SlaTick
+from schemas.records import (
+    REGIMES,
+    LifecycleEvent,
+    RoutedAppeal,
+    SlaAlert,
+    SlaTick,
+    canonical_appeal_id,
+)
 from schemas.validation import InvalidEvent, validate
 from streams import topics as t
 from workers.aggregates.partials import PartitionAggregates, oldest_kept_day, publish
@@ -361,7 +368,7 @@ async def _handle(rt: SlaRuntime, outbox: Outbox, event: faust.EventT, batch: Ba
     key = msg.key if isinstance(msg.key, bytes) else None
     external = msg.topic == rt.external_lifecycle_topic
     try:
-        data = _read(rt, msg.topic, msg.value)
+        data, respelt = _read(rt, msg.topic, msg.value)
     except InvalidEvent as exc:
         await outbox.dead_letter(event, stage=LIFECYCLE_STAGE if external else STAGE,
                                  reason=exc.reason, detail=exc.detail)
@@ -370,8 +377,11 @@ async def _handle(rt: SlaRuntime, outbox: Outbox, event: faust.EventT, batch: Ba
         forward = lifecycle_routing.forward_to(data, key, msg.partition, rt.owns)
         if forward is not None:
             # Triage decisions, and events a foreign partitioner put on a
-            # partition that does not own the appeal: re-keyed, seen again.
-            await outbox.send(forward, data["appeal_id"].encode(), msg.value or b"")
+            # partition that does not own the appeal: re-keyed, seen again. The producer's
+            # bytes, unless its appeal id was spelt otherwise (upper case): then the event
+            # with the canonical id, so the triage agent reads the id it is keyed by.
+            value = orjson.dumps(data) if respelt else msg.value or b""
+            await outbox.send(forward, data["appeal_id"].encode(), value)
             return
         metrics.LIFECYCLE_DIRECT.inc()
     if key is None:
@@ -446,24 +456,35 @@ async def _handle(rt: SlaRuntime, outbox: Outbox, event: faust.EventT, batch: Ba
     batch.schedule.setdefault(new["p"], timers.Plan()).record(effects)
 
 
-def _read(rt: SlaRuntime, topic: str, raw: bytes | None) -> dict[str, Any]:
-    """The event as a dict, checked against the schema of the topic it came from.
+def _read(rt: SlaRuntime, topic: str, raw: bytes | None) -> tuple[dict[str, Any], bool]:
+    """The event as a dict, checked against the schema of the topic it came from, and
+    whether its appeal id was rewritten to the canonical spelling.
 
     The internal topics are checked too: anything on a topic can be bad (a record written by
     hand, a producer of another version), and an unchecked one reached the state machine (a
     routed appeal without an id was stored, then refused by Redis on every write). On
     ``appeals.sla.lifecycle`` only recompute controls have a shape of their own.
+
+    A lifecycle event's ``appeal_id`` is made canonical here
+    (:func:`schemas.records.canonical_appeal_id`: a hex id in lower case), before it is keyed,
+    checked for its partition or held: this agent is where authorities' events enter the
+    pipeline, and what it re-publishes carries the canonical id, so the SLA state, its
+    alerts (notify), the read model and the triage agent all see one spelling.
     """
-    if topic == rt.external_lifecycle_topic:
-        return parse_event(raw, LifecycleEvent.schema)
     if topic == rt.routed_topic:
-        return parse_event(raw, RoutedAppeal.schema)
+        return parse_event(raw, RoutedAppeal.schema), False
     if topic == rt.ticks_topic:
-        return parse_event(raw, SlaTick.schema)
-    data = parse_event(raw)
-    if not recompute.is_control(data):
+        return parse_event(raw, SlaTick.schema), False
+    if topic == rt.external_lifecycle_topic:
+        data = parse_event(raw, LifecycleEvent.schema)
+    else:
+        data = parse_event(raw)
+        if recompute.is_control(data):
+            return data, False
         validate(LifecycleEvent.schema, data)
-    return data
+    sent = data["appeal_id"]
+    data["appeal_id"] = canonical_appeal_id(sent)
+    return data, data["appeal_id"] != sent
 
 
 async def _recompute(rt: SlaRuntime, outbox: Outbox, event: faust.EventT, data: dict[str, Any],

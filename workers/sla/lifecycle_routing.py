@@ -37,7 +37,10 @@ class PartitionCheck:
 
 def forward_to(data: dict[str, Any], key: bytes | None, partition: int,
                owns: PartitionCheck) -> str | None:
-    """The internal topic a validated lifecycle event must go to first, or None to apply it."""
+    """The internal topic a validated lifecycle event must go to first, or None to apply it.
+
+    ``data`` as the agent read it: its ``appeal_id`` already canonical (``agent._read``), so a
+    key spelt otherwise (an upper-case hex id) is re-keyed to the partition of the appeal."""
     if data.get("event") == "triaged":
         metrics.LIFECYCLE_REKEYED.labels("triage_decision").inc()
         return t.TRIAGE_DECISIONS

@@ -1,0 +1,135 @@
+"""An authority's event naming the appeal in upper case reaches the appeal (agent._read).
+
+UUIDs and hex ids are case-insensitive (RFC 9562), and systems outside send them upper-case
+(SQL Server's ``uniqueidentifier``, .NET's ``Guid.ToString().ToUpper()``). Such an answer was
+keyed by that spelling and held as "pending" under a key no routing ever names, for good and
+without a trace, while the appeal itself breached (review of the SLA timers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from types import SimpleNamespace
+from typing import Any
+
+import orjson
+
+from streams import topics as t
+from tests.sla.recording_outbox import RecordingOutbox
+from workers.aggregates.partials import PartitionAggregates
+from workers.sla import agent as sla_agent
+from workers.sla.engine import SlaRules
+from workers.sla.lifecycle_routing import PartitionCheck
+
+DAY = 86400.0
+T0 = dt.datetime(2026, 11, 2, 3, 0, tzinfo=dt.UTC)
+EXTERNAL, INTERNAL, ROUTED, TICKS = "p.lifecycle", "p.sla.lifecycle", "p.routed", "p.ticks"
+PARTITIONS = 8
+APPEAL = "0b7c7a0e1f7e5a559a0b3d0f"  # 24 hex digits, as workers.intake.core.appeal_id_for
+UPPER = APPEAL.upper()
+
+
+def _runtime() -> Any:
+    aggregates: dict[int, PartitionAggregates] = {}
+    clock = SimpleNamespace(now=lambda: T0.timestamp(), wall_time_of=lambda ts: ts)
+    return SimpleNamespace(
+        table={}, router=None,
+        rules=SlaRules(due=lambda regime, start, *_: start + 10 * DAY,
+                       extend=lambda regime, due, days, *_: due + days * DAY),
+        resolve_parent=lambda authority: None,
+        region_tz=lambda region, hint: "Asia/Barnaul",
+        partition_aggregates=lambda p: aggregates.setdefault(p, PartitionAggregates()),
+        ctx=SimpleNamespace(clock=clock),
+        external_lifecycle_topic=EXTERNAL, lifecycle_topic=INTERNAL, routed_topic=ROUTED,
+        ticks_topic=TICKS, owns=PartitionCheck(PARTITIONS))
+
+
+def _event(rt: Any, topic: str, value: dict[str, Any] | bytes, key: bytes) -> Any:
+    """An event placed as our producers place it: murmur2 of ``key``."""
+    raw = value if isinstance(value, bytes) else orjson.dumps(value)
+    return SimpleNamespace(message=SimpleNamespace(
+        topic=topic, partition=rt.owns.partition_of(key), offset=0, key=key, value=raw))
+
+
+def _run(rt: Any, *batches: list[Any]) -> RecordingOutbox:
+    async def main() -> RecordingOutbox:
+        outbox = RecordingOutbox()
+        for events in batches:
+            batch = sla_agent.Batch(now=T0.timestamp())
+            for event in events:
+                await sla_agent._handle(rt, outbox, event, batch)
+            await outbox.flush()
+            rt.table.update(batch.changed)
+        return outbox
+
+    return asyncio.run(main())
+
+
+def _routed() -> dict[str, Any]:
+    return {"schema_version": 1, "appeal_id": APPEAL, "regime": "fz59", "region": "22",
+            "registered_at": T0.isoformat(), "category": "roads", "urgent": False,
+            "confidence": 0.9, "authority_id": "22-mintrans", "routing_level": "region",
+            "rule_version": "t", "routed_at": T0.isoformat()}
+
+
+def _answer(appeal_id: str = UPPER) -> dict[str, Any]:
+    return {"schema_version": 1, "event_id": "ans-1", "appeal_id": appeal_id,
+            "event": "answered", "at": (T0 + dt.timedelta(days=3)).isoformat(),
+            "authority_id": "22-mintrans"}
+
+
+def _forwarded(rt: Any, outbox: RecordingOutbox, topic: str) -> list[Any]:
+    """What ``outbox`` re-published to ``topic``, as the agent reads it back."""
+    return [_event(rt, INTERNAL, value, key) for name, key, value in outbox.records
+            if name == topic and key is not None]
+
+
+def test_an_upper_case_answer_keyed_by_its_own_spelling_answers_the_appeal() -> None:
+    rt = _runtime()
+    _run(rt, [_event(rt, ROUTED, _routed(), APPEAL.encode())])
+    out = _run(rt, [_event(rt, EXTERNAL, _answer(), UPPER.encode())])
+    assert out.dead == []
+    [(topic, key, value)] = out.records
+    assert (topic, key) == (t.SLA_LIFECYCLE, APPEAL.encode())  # re-keyed by the canonical id
+    assert orjson.loads(value)["appeal_id"] == APPEAL
+    again = _run(rt, _forwarded(rt, out, t.SLA_LIFECYCLE))
+    assert again.dead == []
+    assert rt.table[APPEAL.encode()]["status"] == "answered"
+    assert set(rt.table) == {APPEAL.encode()}  # nothing held under another key
+
+
+def test_an_upper_case_answer_on_the_appeals_own_partition_is_applied_there() -> None:
+    rt = _runtime()
+    _run(rt, [_event(rt, ROUTED, _routed(), APPEAL.encode())])
+    out = _run(rt, [_event(rt, EXTERNAL, _answer(), APPEAL.encode())])
+    assert out.records == []  # neither re-published nor dead-lettered
+    assert rt.table[APPEAL.encode()]["status"] == "answered"
+
+
+def test_an_upper_case_answer_before_the_routing_waits_under_the_appeals_key() -> None:
+    rt = _runtime()
+    out = _run(rt, [_event(rt, INTERNAL, _answer(), APPEAL.encode())])
+    assert out.records == []
+    assert [p["appeal_id"] for p in rt.table[APPEAL.encode()]["pending"]] == [APPEAL]
+    _run(rt, [_event(rt, ROUTED, _routed(), APPEAL.encode())])
+    assert rt.table[APPEAL.encode()]["status"] == "answered"
+
+
+def test_an_upper_case_triage_decision_reaches_the_triage_agent_canonical() -> None:
+    rt = _runtime()
+    decision = {"schema_version": 1, "event_id": "tri-1", "appeal_id": UPPER,
+                "event": "triaged", "at": T0.isoformat(), "category": "roads"}
+    out = _run(rt, [_event(rt, EXTERNAL, decision, UPPER.encode())])
+    [(topic, key, value)] = out.records
+    assert (topic, key) == (t.TRIAGE_DECISIONS, APPEAL.encode())
+    assert orjson.loads(value) == {**decision, "appeal_id": APPEAL}
+
+
+def test_an_event_already_canonical_is_re_published_as_its_producer_wrote_it() -> None:
+    """The producer's own bytes (spacing and all) when nothing had to be rewritten."""
+    rt = _runtime()
+    raw = b'{"schema_version": 1, "event_id": "e", "appeal_id": "%s", "event": "answered", ' \
+          b'"at": "2026-11-05T03:00:00Z"}' % APPEAL.encode()
+    out = _run(rt, [_event(rt, EXTERNAL, raw, b"not-the-appeal")])
+    assert out.records == [(t.SLA_LIFECYCLE, APPEAL.encode(), raw)]
