@@ -123,6 +123,9 @@ class Settings:
     """APPEALS_WARNING_SHARE: if set, overrides every SLA policy's warning share (drills, tests)."""
     escalation_after: float | None = None
     """APPEALS_ESCALATION_AFTER: if set, SLA-clock seconds from breach to escalation for all."""
+    sla_pending_max_age: float = 7 * 86400.0
+    """APPEALS_SLA_PENDING_MAX_AGE: seconds (wall clock) lifecycle events may wait for their
+    appeal's routing; then they are dead-lettered as ``unknown_appeal`` (an hour to 366 days)."""
     time_scale: float = 1.0
     """APPEALS_TIME_SCALE: SLA clock speed; the demo runs days per second (1 = real time)."""
     clock_epoch: float = 0.0
@@ -234,6 +237,8 @@ class Settings:
                "APPEALS_METRICS_HOST", "must be a host name or address (0.0.0.0: every one)")
         _check(self.warning_share is None or 0 < self.warning_share < 1,
                "APPEALS_WARNING_SHARE", "must be between 0 and 1")
+        _check(3600 <= self.sla_pending_max_age <= 366 * 86400, "APPEALS_SLA_PENDING_MAX_AGE",
+               "must be 3600..31622400 s (an hour to 366 days)")
         _check(self.escalation_after is None or self.escalation_after > 0,
                "APPEALS_ESCALATION_AFTER", "must be positive seconds")
         _check(0 <= self.triage_confidence <= 1, "APPEALS_TRIAGE_CONFIDENCE", "must be in [0, 1]")

@@ -22,7 +22,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, TypeGuard, cast
 
 import faust
 import orjson
@@ -85,6 +85,12 @@ MAX_PENDING = 32
 YIELD_EVERY = 2000
 #: Dead-letter reason of an event its appeal's state machine could not apply.
 UNPROCESSABLE = "unprocessable"
+#: Dead-letter reason of held lifecycle events whose appeal was not routed within
+#: ``APPEALS_SLA_PENDING_MAX_AGE`` (:func:`_expire_held`).
+UNKNOWN_APPEAL = "unknown_appeal"
+#: Seconds between two passes of :func:`_expire_held` over the table: held events are
+#: dead-lettered between the configured age and this much later.
+HELD_SCAN_EVERY = 3600.0
 #: An appeal's figures as :func:`keyed_contributions` gives them.
 Contributions = list[tuple[str, str, str]]
 
@@ -107,6 +113,11 @@ class SlaRuntime:
         self.needs_rebuild = True
         #: The agent is inside a batch: its figures are ahead of the table (see ``_maintain``).
         self.batch_in_flight = False
+        #: Held by the agent from the first event of a batch to its states' store, and by
+        #: :func:`_expire_held` from its last look at a held state to the state's deletion:
+        #: a batch must not route an appeal whose held events are being dead-lettered, nor
+        #: store a copy of a state deleted meanwhile.
+        self.table_lock = asyncio.Lock()
         self.gauge_authorities: set[str] = set()  # exported by _refresh_gauges last time
         self.index_dirty: set[int] = set()
         #: The Redis process the index markers must name (``timers.server_token``); read by
@@ -308,19 +319,20 @@ def install(app: faust.App, ctx: WorkerContext, router: Any) -> SlaRuntime:
                     # next batch or maintenance pass; the end of the tables' recovery sets it
                     # again (_recovered), so no rebuild of a half-recovered table stands.
                     await rt.rebuild_aggregates()
-                rt.batch_in_flight = True
-                try:
-                    outbox = ctx.outbox(STAGE)
-                    batch = Batch(now=time.time())
-                    for event in events:
-                        await _handle(rt, outbox, event, batch)
-                    await outbox.flush()
-                    assigned = rt.assigned_partitions()
-                    await _write_redis(rt, _store(rt, batch.changed, assigned),
-                                       {p: plan for p, plan in batch.schedule.items()
-                                        if p in assigned})
-                finally:
-                    rt.batch_in_flight = False
+                async with rt.table_lock:
+                    rt.batch_in_flight = True
+                    try:
+                        outbox = ctx.outbox(STAGE)
+                        batch = Batch(now=time.time())
+                        for event in events:
+                            await _handle(rt, outbox, event, batch)
+                        await outbox.flush()
+                        assigned = rt.assigned_partitions()
+                        await _write_redis(rt, _store(rt, batch.changed, assigned),
+                                           {p: plan for p, plan in batch.schedule.items()
+                                            if p in assigned})
+                    finally:
+                        rt.batch_in_flight = False
                 observe_stage_latency(STAGE, events)
 
     @app.timer(settings.sweep_interval)
@@ -330,6 +342,10 @@ def install(app: faust.App, ctx: WorkerContext, router: Any) -> SlaRuntime:
     @app.timer(2.0)
     async def publish_figures() -> None:
         await _maintain(rt)
+
+    @app.timer(HELD_SCAN_EVERY)
+    async def expire_held() -> None:
+        await _expire_held(rt, time.time())
 
     return rt
 
@@ -409,7 +425,7 @@ async def _handle(rt: SlaRuntime, outbox: Outbox, event: faust.EventT, batch: Ba
         elif msg.topic == rt.routed_topic:
             new, effects = _on_routed(rt, state, data, msg.partition, refused, figures)
         else:
-            new, effects = _on_lifecycle(rt, state, data, figures)
+            new, effects = _on_lifecycle(rt, state, data, figures, batch.now)
     except RedirectRefused as exc:
         metrics.child(metrics.LIFECYCLE, "redirected", "rejected").inc()
         await outbox.dead_letter(event, stage=STAGE, reason="redirect_refused",
@@ -563,7 +579,13 @@ def _merge(into: Effects, more: Effects) -> None:
 
 
 def _on_lifecycle(rt: SlaRuntime, state: State | None, data: dict[str, Any],
-                  figures: Figures | None = None) -> tuple[State | None, Effects]:
+                  figures: Figures | None = None, now: float | None = None,
+                  ) -> tuple[State | None, Effects]:
+    """One lifecycle event applied to its appeal's state, or held until the routing comes.
+
+    A held state records ``since``, the wall-clock moment (``now``: the batch's) its first
+    event was held, which :func:`_expire_held` measures ``APPEALS_SLA_PENDING_MAX_AGE`` from.
+    """
     if state is None or "id" not in state:
         # The authority's event overtook the routing (different topics): keep it for later.
         pending = list((state or {}).get("pending", []))
@@ -577,7 +599,10 @@ def _on_lifecycle(rt: SlaRuntime, state: State | None, data: dict[str, Any],
         event_time(data)  # a moment the engine cannot read is refused now, not at routing
         pending.append(data)
         metrics.child(metrics.LIFECYCLE, data.get("event", "unknown"), "pending").inc()
-        return {"pending": pending}, Effects(outcome="pending")
+        since = (state or {}).get("since")
+        if not _is_moment(since):
+            since = time.time() if now is None else now
+        return {"pending": pending, "since": since}, Effects(outcome="pending")
     if data["event"] == "redirected" and rt.router is not None:
         _check_redirect(rt.router, state, data)
     before = _before(state, figures)
@@ -892,6 +917,107 @@ async def _maintain(rt: SlaRuntime) -> None:
         metrics.REDIS_ERRORS.labels("sla_maintain").inc()
         rt.index_dirty |= assigned
     _refresh_gauges(rt, assigned)
+
+
+def _is_moment(value: Any) -> TypeGuard[float]:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _held_only(state: Any) -> TypeGuard[State]:
+    """A state that is only lifecycle events waiting for a routing that has not come."""
+    return (isinstance(state, dict) and "id" not in state
+            and isinstance(state.get("pending"), list) and bool(state["pending"]))
+
+
+def _held_since(state: State) -> float:
+    """When the held events of ``state`` began to wait (wall clock).
+
+    A state held before ``since`` was recorded has the newest ``at`` of its events instead
+    (the SLA clock runs at wall-clock speed in production); one without a readable moment
+    counts as held for ever, so its events are dead-lettered at the next pass."""
+    since = state.get("since")
+    if _is_moment(since):
+        return float(since)
+    moments = []
+    for held in state["pending"]:
+        try:
+            moments.append(event_time(held))
+        except Exception:  # whatever it is, it names no moment
+            continue
+    return max(moments, default=0.0)
+
+
+def _iso_utc(ts: float) -> str:
+    try:
+        return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds")
+    except (ValueError, OverflowError, OSError):
+        return "an unknown moment"
+
+
+async def _expire_held(rt: SlaRuntime, now: float) -> int:
+    """Dead-letter (``unknown_appeal``) the events held longer than
+    ``APPEALS_SLA_PENDING_MAX_AGE`` for an appeal never routed, and delete their state;
+    returns how many states were deleted.
+
+    Why: a lifecycle event for an appeal whose routing has not come is held in the state
+    table under the appeal's key until the routing applies it. For an id no appeal has (a
+    typo, another system's id, an appeal that never reached routing) the routing never comes:
+    the events stayed in the table for good and nobody learnt of them. Their dead letters keep
+    them, with the key, for an operator to correct and replay.
+
+    Runs from a timer every :data:`HELD_SCAN_EVERY` seconds on the partitions this worker
+    owns, after the tables' recovery. The candidates come from one pass over a snapshot of
+    the table that yields every :data:`YIELD_EVERY` states; each is looked at again, its dead
+    letters sent and acknowledged, and the state deleted under ``table_lock``, so no batch
+    routes the appeal or stores a copy of the state in between. Dead letters first: a crash
+    before the deletion sends them again at the next pass rather than losing the events. A
+    partition revoked before the deletion is left to its new owner (which may dead-letter
+    the same events again).
+    """
+    if not cast(Any, rt.app.tables).recovery.completed.is_set() or _recovering(rt.app):
+        return 0
+    max_age = float(rt.ctx.settings.sla_pending_max_age)
+    assigned = rt.assigned_partitions()
+    candidates: list[bytes] = []
+    for n, (key, state) in enumerate(list(rt.table.items()), 1):
+        if n % YIELD_EVERY == 0:
+            await asyncio.sleep(0)
+        if (isinstance(key, bytes) and _held_only(state)
+                and rt.owns.partition_of(key) in assigned
+                and _held_since(state) + max_age <= now):
+            candidates.append(key)
+    if not candidates:
+        return 0
+    deleted = 0
+    async with rt.table_lock:
+        assigned = rt.assigned_partitions()
+        outbox = rt.ctx.outbox(STAGE)
+        expired: list[bytes] = []
+        for key in candidates:
+            state = rt.table.get(key)  # again: a batch may have routed it meanwhile
+            if not _held_only(state) or rt.owns.partition_of(key) not in assigned:
+                continue
+            since = _held_since(state)
+            if since + max_age > now:
+                continue
+            detail = (f"no routing for this appeal id within {max_age / 86400:g} days "
+                      f"(held since {_iso_utc(since)})")
+            for held in state["pending"]:
+                await outbox.dead_letter_raw(orjson.dumps(held), key, topic=rt.lifecycle_topic,
+                                             partition=-1, offset=-1, stage=STAGE,
+                                             reason=UNKNOWN_APPEAL, detail=detail)
+            expired.append(key)
+        await outbox.flush()
+        owned = rt.assigned_partitions()
+        for key in expired:
+            if rt.owns.partition_of(key) in owned and rt.table.get(key) is not None:
+                del rt.table[key]
+                deleted += 1
+    if deleted:
+        log.warning("SLA: %d appeal ids held lifecycle events for more than %g days without "
+                    "a routing; the events are dead-lettered as %s", deleted,
+                    max_age / 86400, UNKNOWN_APPEAL)
+    return deleted
 
 
 async def _states_by_partition(rt: SlaRuntime, partitions: set[int]) -> dict[int, list[State]]:
