@@ -107,6 +107,17 @@ def _count(reason: str) -> float:
     return value
 
 
+@pytest.mark.parametrize("registered_at", ["2026-11-02T03:00:00z", "2026-11-02t03:00:00Z",
+                                           "2026-11-02T10:00:00.000+07:00"])
+def test_a_registration_time_the_schema_accepts_is_read(registered_at: str) -> None:
+    """RFC 3339 (and the schema) allow a lower-case ``z``; ``fromisoformat`` refused it, and
+    the appeal was dead-lettered as unprocessable and never got an SLA clock."""
+    rt = _runtime()
+    outbox, _ = _run(rt, [_event(ROUTED, _routed(registered_at=registered_at))])
+    assert outbox.dead == []
+    assert rt.table[APPEAL.encode()]["reg"] == T0.timestamp()
+
+
 def test_an_error_of_any_type_in_a_transition_is_dead_lettered() -> None:
     """OverflowError from the deadline arithmetic used to escape the agent (exit 70, replayed
     and raised again on every restart): only KeyError, ValueError and TypeError were caught."""

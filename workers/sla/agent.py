@@ -37,7 +37,7 @@ from schemas.records import (
     SlaTick,
     canonical_appeal_id,
 )
-from schemas.validation import InvalidEvent, validate
+from schemas.validation import InvalidEvent, parse_datetime, validate
 from streams import topics as t
 from workers.aggregates.partials import PartitionAggregates, oldest_kept_day, publish
 from workers.geo.regions import region_timezone
@@ -538,7 +538,9 @@ def _on_routed(rt: SlaRuntime, state: State | None, data: dict[str, Any], partit
     if state is not None and "id" in state:
         metrics.child(metrics.LIFECYCLE, "routed", "duplicate").inc()
         return None, Effects(outcome="duplicate")
-    registered_ts = dt.datetime.fromisoformat(data["registered_at"]).timestamp()
+    # parse_datetime, not fromisoformat: RFC 3339 (and the schema) allow a lower-case "z",
+    # which fromisoformat refuses; such an appeal was dead-lettered and never tracked.
+    registered_ts = parse_datetime(data["registered_at"]).timestamp()
     tz = rt.region_tz(data["region"], data.get("timezone"))
     new, effects = new_state(data, partition, registered_ts, tz, rt.rules)
     counted = keyed_contributions(new)
