@@ -265,3 +265,51 @@ def test_a_rebuild_does_not_write_a_record_past_its_keeping_time(
     written, keys = redis_scenario(scenario, decode_responses=True)
     assert written == 2
     assert keys == [f"{prefix}appeal:recent", f"{prefix}appeal:running"]
+
+
+def test_an_ended_record_is_kept_until_its_end_plus_the_keeping_time(
+        redis_scenario: Any) -> None:
+    """Every write of an ended appeal's record (each rebuild: rebalance, restart) set a fresh
+    ``TTL_S``: a record written again on day 89 after the answer was kept until day 179. It is
+    kept until ``TTL_S`` after the answer or close, whenever it is written."""
+    prefix = f"{uuid.uuid4().hex}:"
+    day = 86400.0
+    answered_at = 1.7e9 + 60
+    states = {
+        "answered": _state("answered", "answered", answered=answered_at, on_time=True, v=2),
+        "closed": _state("closed", "closed", closed=answered_at, v=2),
+        # reopened, then answered again: the later answer ends it
+        "again": _state("again", "answered", closed=answered_at - 10 * day,
+                        answered=answered_at, on_time=True, v=2),
+        "ahead": _state("ahead", "answered", answered=answered_at + 30 * day, v=2),
+        "legacy": _state("legacy", "closed", v=2),  # no moment of its end: from the write
+    }
+
+    async def scenario(client: Any) -> dict[str, Any]:
+        at_answer = await read_model.write(client, prefix, states.values(), answered_at)
+        first = {k: await client.ttl(read_model.appeal_key(prefix, k)) for k in states}
+        for state in states.values():
+            read_model.bump_version(state)
+        rebuilt = await read_model.write(client, prefix, states.values(),
+                                         answered_at + 89 * day, skip_expired=True)
+        later = {k: await client.ttl(read_model.appeal_key(prefix, k)) for k in states}
+        return {"written": (at_answer, rebuilt), "first": first, "later": later}
+
+    out = redis_scenario(scenario, decode_responses=True)
+    ttl_s = read_model.TTL_S
+    assert out["written"] == (5, 5)
+    assert all(ttl_s - 2 <= out["first"][k] <= ttl_s for k in states)
+    for k in ("answered", "closed", "again"):  # one day of the 90 left
+        assert day - 2 <= out["later"][k] <= day, (k, out["later"][k])
+    # ended 30 days after the first write: kept 90 days from then, never more than TTL_S
+    # from a write (the first write's TTL above, not 120 days)
+    assert 31 * day - 2 <= out["later"]["ahead"] <= 31 * day
+    assert ttl_s - 2 <= out["later"]["legacy"] <= ttl_s
+
+
+def test_a_record_written_past_its_keeping_time_expires_at_once() -> None:
+    """A live write (an event for an appeal ended long ago) has at least one second: Redis's
+    EXPIRE with 0 or less would delete the record before the reply."""
+    state = _state("old", "closed", closed=1.7e9, v=2)
+    assert read_model._ttl(state, 1.7e9 + read_model.TTL_S + 500) == 1
+    assert read_model._ttl(_state("open", v=2), 1.9e9) == 0

@@ -1067,7 +1067,7 @@ def _writable(rt: SlaRuntime, state: State) -> bool:
     the rebuild, with an error in the log naming their appeal, so that the rest is rebuilt.
     """
     try:
-        read_model.script_args(state, "")
+        read_model.script_args(state, "", 0.0)  # whether it can be written: any moment
         for timer in timers.pending_timers(state, lambda st: rt.rules.of(st).escalation_after):
             if not math.isfinite(timer.due_ts):
                 raise ValueError(f"the {timer.kind} timer is due at {timer.due_ts}")

@@ -9,8 +9,9 @@ win, so a snapshot taken before an answer could put the appeal back to "running"
 every change it stores; the script below keeps a hash's fields unless the incoming version is at
 least the stored one. The open-breach index follows the same decision.
 
-Retention: only records of answered or closed appeals expire (``TTL_S`` after their last
-write). An open appeal's record never expires: once an appeal is escalated nothing writes it
+Retention: only records of answered or closed appeals expire, ``TTL_S`` after the appeal
+ended (its answer or close), whenever the record is written. An open appeal's record never
+expires: once an appeal is escalated nothing writes it
 again until someone acts on it, so an expiry would drop exactly the most neglected appeals from
 ``/v1/appeals/{id}``, the open-breach list and the supervisor page while the figures still count
 them as open and overdue. A write that makes an appeal open again (reopen) removes the expiry.
@@ -164,19 +165,39 @@ def _breach_action(state: State) -> str:
     return ""
 
 
+def _ended_at(state: State) -> float | None:
+    """When an ended appeal ended (its latest answer or close, SLA clock); None if unknown."""
+    ended = [float(m) for m in (state.get("closed"), state.get("answered")) if m]
+    return max(ended) if ended else None
+
+
 def _expired(state: State, now: float) -> bool:
     """An ended appeal whose record's keeping time has run out by ``now`` (SLA clock): every
     rebuild of its partition (each rebalance or restart) wrote it again with a fresh 90 days,
     so Redis kept the record of every appeal ever handled (review of session 15)."""
     if state.get("status") in OPEN_STATUSES:
         return False
-    ended = [float(m) for m in (state.get("closed"), state.get("answered")) if m]
-    return bool(ended) and max(ended) + TTL_S <= now
+    ended = _ended_at(state)
+    return ended is not None and ended + TTL_S <= now
 
 
-def _ttl(state: State) -> int:
-    """Seconds this state's record is kept after the write; 0: kept while the appeal is open."""
-    return 0 if state["status"] in OPEN_STATUSES else int(TTL_S)
+def _ttl(state: State, now: float) -> int:
+    """Seconds this state's record is kept after a write at ``now`` (SLA clock); 0: kept while
+    the appeal is open.
+
+    An ended appeal's record is kept until ``TTL_S`` after it ended, not after the write: a
+    rebuild (every rebalance or restart) gave it a fresh ``TTL_S`` each time, so a record
+    written again on day 89 was kept until day 179. At least a second (Redis's ``EXPIRE``
+    with 0 or less deletes at once), and at most ``TTL_S`` (an end stamped ahead of the
+    clock is not kept longer than a write now would keep it). An ended state without its
+    moment (stored by an older version) keeps ``TTL_S`` from the write.
+    """
+    if state["status"] in OPEN_STATUSES:
+        return 0
+    ended = _ended_at(state)
+    if ended is None:
+        return int(TTL_S)
+    return max(1, min(int(TTL_S), math.ceil(ended + TTL_S - now)))
 
 
 def _values(state: State, updated_at: str) -> list[Any]:
@@ -213,9 +234,9 @@ class UnwritableState(ValueError):
     """A stored state that no read-model record can be made of (see :func:`script_args`)."""
 
 
-def script_args(state: State, updated_at: str) -> list[Any]:
-    """One state's arguments to the write script: version, appeal id, ttl, breach action, due
-    score, then the values of :data:`FIELDS`.
+def script_args(state: State, updated_at: str, now: float) -> list[Any]:
+    """One state's arguments to the write script (written at ``now``, SLA clock): version,
+    appeal id, ttl, breach action, due score, then the values of :data:`FIELDS`.
 
     Raises :class:`UnwritableState` for a state that cannot be written: no appeal id, a moment
     outside what a date can show, a value Redis cannot take. Such a state was once stored (a
@@ -227,7 +248,7 @@ def script_args(state: State, updated_at: str) -> list[Any]:
         raise UnwritableState("the state has no appeal id")
     try:
         due = state["due"]
-        args = [int(state.get("v") or 0), appeal_id, _ttl(state), _breach_action(state), due,
+        args = [int(state.get("v") or 0), appeal_id, _ttl(state, now), _breach_action(state), due,
                 *_values(state, updated_at)]
     except (LookupError, TypeError, ValueError, OverflowError, AttributeError) as exc:
         raise UnwritableState(f"{type(exc).__name__}: {exc}") from None
@@ -257,7 +278,7 @@ async def write(redis: Any, prefix: str, states: Iterable[State], now: float, *,
         if skip_expired and _expired(state, now):
             continue
         try:
-            args = script_args(state, updated_at)
+            args = script_args(state, updated_at, now)
         except UnwritableState as exc:
             log.error("read model of appeal %r not written, its state is unusable: %s",
                       str(state.get("id"))[:80], exc)
