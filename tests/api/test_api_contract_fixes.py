@@ -141,6 +141,24 @@ def test_open_breach_of_an_appeal_is_its_membership_of_the_breach_index(
     run_api(api_settings(redis_server.url), body)
 
 
+def test_an_upper_case_hex_id_finds_its_appeal(redis_server: Any) -> None:
+    """Hex ids are case-insensitive: the SLA worker stores them in lower case, and an id
+    copied from a system printing them in upper case found no record (404)."""
+    now = time.time()
+    appeal_id = "0f3a9c2b7d4e5f6a1b2c3d4e"
+    states = [_state(appeal_id, "running", now + 10 * DAY)]
+
+    async def body(client: TestClient, settings: Settings, redis: Any) -> None:
+        await read_model.write(redis, read_model.key_prefix(settings.app_id), states, now)
+        r = await client.get(f"/v1/appeals/{appeal_id.upper()}")
+        assert r.status == 200
+        assert (await r.json())["appeal_id"] == appeal_id
+        r = await client.get("/v1/appeals/PAUSED-BREACHED")  # not hex: kept as it is
+        assert r.status == 404
+
+    run_api(api_settings(redis_server.url), body)
+
+
 def test_api_reloads_edited_routing_rules(redis_server: Any, tmp_path: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """An edit of APPEALS_ROUTING_RULES reaches the running API: a renamed body, a new body

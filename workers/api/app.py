@@ -28,7 +28,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from monitoring import metrics
-from schemas.records import CATEGORIES
+from schemas.records import CATEGORIES, canonical_appeal_id
 from streams.settings import Settings
 from workers.api import openapi, page
 from workers.api.pool import PoolBusy, make_client
@@ -140,6 +140,9 @@ async def get_appeal(request: web.Request) -> web.Response:
     appeal_id = request.match_info["appeal_id"]
     if not APPEAL_ID.fullmatch(appeal_id):
         raise ApiError(400, "bad_appeal_id", "appeal ids are 1-128 characters [A-Za-z0-9._:-]")
+    # The spelling the SLA worker stores under: an id copied from a system that prints hex
+    # ids in upper case (SQL Server, .NET) named no record and answered 404.
+    appeal_id = canonical_appeal_id(appeal_id)
     row, in_breach_index = await svc.appeal_and_breach(appeal_id)
     if row is None:
         raise ApiError(404, "unknown_appeal", f"no appeal {appeal_id!r} in the read model")
