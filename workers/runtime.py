@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hashlib
 import logging
 import os
 import time
@@ -97,6 +98,39 @@ class WorkerContext:
         return Outbox(self.topology, stage)
 
 
+DEADLETTER_MAX_ORIGINAL = 700_000
+"""Bytes of an original record (value and key) a dead letter carries at most.
+
+Why: a dead letter holds the original in base64 (4/3 of its size) with an envelope, and
+Apache Kafka refuses records over its default ``message.max.bytes`` (1,048,588 bytes). An
+intake record of 800 KB, or an ``oversize_message`` one of 1 MB, made a dead letter of
+1.07-1.33 MB that the broker refused; the batch's flush then raised, the worker exited and
+replayed the same record after every restart, blocking its partition. Tansu has no such
+limit, so neither the tests nor the demo showed it (review of session 17). 700,000 bytes
+encode to 933,336, which fits with the envelope. A cut record stays in its own topic at the
+dead letter's topic, partition and offset until that topic's retention ends."""
+_DEADLETTER_MAX_KEY = 4096
+
+
+def _fit_original(value: bytes, key: bytes | None) -> tuple[bytes, bytes | None, str]:
+    """``value`` and ``key`` cut to :data:`DEADLETTER_MAX_ORIGINAL` bytes together, and a
+    note saying what was cut ("" when nothing was)."""
+    key_len = len(key) if key is not None else 0
+    if len(value) + key_len <= DEADLETTER_MAX_ORIGINAL:
+        return value, key, ""
+    notes = []
+    if key is not None and key_len > _DEADLETTER_MAX_KEY:
+        notes.append(f"key of {key_len} bytes cut to its first {_DEADLETTER_MAX_KEY}")
+        key = key[:_DEADLETTER_MAX_KEY]
+        key_len = _DEADLETTER_MAX_KEY
+    room = DEADLETTER_MAX_ORIGINAL - key_len
+    if len(value) > room:
+        digest = hashlib.sha256(value).hexdigest()
+        notes.append(f"value of {len(value)} bytes (sha256 {digest}) cut to its first {room}")
+        value = value[:room]
+    return value, key, "original " + " and ".join(notes)
+
+
 class Outbox:
     """Collects a batch's sends; :meth:`flush` waits until the broker acknowledged all of them.
 
@@ -151,7 +185,14 @@ class Outbox:
         detail: str | None = None,
     ) -> None:
         """Dead-letter bytes that are no longer the message in hand (an event held while it
-        waited for its appeal, refused when applied): partition and offset -1 when unknown."""
+        waited for its appeal, refused when applied): partition and offset -1 when unknown.
+
+        Originals over :data:`DEADLETTER_MAX_ORIGINAL` bytes are cut (see there); the detail
+        then says so, with the original's size and digest."""
+        raw_value, raw_key, cut = _fit_original(raw_value, raw_key)
+        text = (detail or "")[:500]
+        if cut:
+            text = f"{cut}; {text}"[:500] if text else cut
         record = DeadLetter(
             reason=reason,
             stage=stage,
@@ -161,7 +202,7 @@ class Outbox:
             value_b64=base64.b64encode(raw_value).decode("ascii"),
             key_b64=base64.b64encode(raw_key).decode("ascii") if raw_key is not None else None,
             failed_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
-            detail=(detail or "")[:500] or None,
+            detail=text or None,
         )
         metrics.DEADLETTER.labels(stage, reason).inc()
         log.warning(
