@@ -76,6 +76,8 @@ def test_workers(compose):
         assert set(worker["depends_on"]) >= {"kafka", "redis"}
         # Durable state on a volume of the worker's own (RocksDB locks its directory).
         assert env["APPEALS_STORE"] == "rocksdb://"
+        # No published salt: compose refuses to start without one (phones in Redis keys).
+        assert env["APPEALS_NEAR_DUP_SALT"].startswith("${APPEALS_NEAR_DUP_SALT:?"), name
         mounts = [v.split(":")[1] for v in worker["volumes"]]
         assert any(env["APPEALS_DATA_DIR"].startswith(m) for m in mounts)
     volumes = [services[name]["volumes"][0].split(":")[0] for name in WORKERS]
@@ -85,6 +87,11 @@ def test_workers(compose):
     port = services[WORKERS[0]]["environment"]["APPEALS_METRICS_PORT"]
     targets = {t for sc in job["static_configs"] for t in sc["targets"]}
     assert targets == {f"{name}:{port}" for name in WORKERS}
+
+
+def test_the_webhook_sink_stops_on_sigterm(compose):
+    """The sink sets no SIGTERM handler and PID 1 ignores unhandled signals: an init runs it."""
+    assert compose["services"]["notify-gateway"]["init"] is True
 
 
 def test_kafka_is_single_node_kraft(compose):
