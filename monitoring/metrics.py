@@ -266,7 +266,8 @@ GATEWAY_REQUEST_DURATION = Histogram(
 GATEWAY_APPEALS = Counter(
     "appeals_gateway_appeals",
     "Appeals posted to the intake gateway, by outcome: accepted (stored in Kafka), duplicate "
-    "(idempotent retry, nothing sent), rejected (invalid, answered 400), not_stored (503), "
+    "(idempotent retry, nothing sent), rejected (invalid, answered 400; an Idempotency-Key "
+    "reused with another request, 422), not_stored (503), "
     "outcome_unknown (504: handed to the producer, not confirmed in time), in_progress (409).",
     ["outcome"],
     registry=GATEWAY_REGISTRY,

@@ -7,6 +7,7 @@ timeout the way a stalled broker does.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import os
@@ -164,6 +165,96 @@ def test_single_key_and_batch_item_keys_never_name_the_same_appeal(
     texts = {orjson.loads(v)["text"] for _, v in consume_all(intake_settings, "web", expect=5)}
     assert {"Не горит фонарь в парке", "Собаки во дворе", "Сломана скамейка",
             "Нет воды в доме"} <= texts
+
+
+def test_a_key_reused_with_another_request_is_422_on_either_endpoint(
+    intake_settings: Settings,
+) -> None:
+    """The same Idempotency-Key with a different payload (on the same
+    endpoint, or on /v1 and then Open311) was answered "duplicate" with the first appeal's id,
+    and the second appeal was never published. Now: 422, and each endpoint has its own keys;
+    a true retry (the same request, re-encoded) is still a duplicate, nothing re-sent."""
+    key = f"K{uuid.uuid4().hex[:6]}"
+    form = {"api_key": TOKENS["pos-platform"], "service_code": "roads", "lat": "53.3",
+            "long": "83.7", "description": "Яма на дороге у школы"}
+
+    async def go() -> list[tuple[int, Any]]:
+        out: list[tuple[int, Any]] = []
+        headers = {**auth(), "Idempotency-Key": key}
+        first = _web("Прорвало трубу", author={"phone": "8 913 000 77 01"})
+        async with gateway_client(intake_settings) as c:
+            for body in (first,
+                         dict(reversed(list(first.items()))),  # the same request re-encoded
+                         {**first, "text": "Не горит фонарь"},
+                         [first, _web("Собаки во дворе")],
+                         [first, _web("Собаки во дворе")],
+                         [first, _web("Сломана скамейка")]):
+                r = await c.post("/v1/appeals", data=json.dumps(body, ensure_ascii=False),
+                                 headers=headers)
+                out.append((r.status, await r.json()))
+            for params in (form, form, {**form, "description": "Нет воды"}):
+                r = await c.post("/open311/v2/requests.json", data=params,
+                                 headers={"Idempotency-Key": key})
+                out.append((r.status, await r.json()))
+        return out
+
+    (single, retry, other, batch, batch_retry, batch_other,
+     o311, o311_retry, o311_other) = asyncio.run(go())
+    assert single[0] == 202 and single[1]["status"] == "accepted"
+    assert retry[0] == 202 and retry[1]["status"] == "duplicate"
+    assert retry[1]["appeal_id"] == single[1]["appeal_id"]
+    assert other[0] == 422 and other[1]["error"] == "idempotency_key_reused", other
+    assert "Idempotency-Key reused with a different request" in other[1]["description"]
+    assert batch[0] == 202 and [r["status"] for r in batch[1]["results"]] == ["accepted"] * 2
+    assert [r["status"] for r in batch_retry[1]["results"]] == ["duplicate"] * 2
+    assert batch_other[0] == 422
+    # Open311 with the client's /v1 key: another request, another appeal
+    assert o311[0] == 201 and o311_retry[0] == 201
+    rid = o311[1][0]["service_request_id"]
+    assert o311_retry[1][0]["service_request_id"] == rid != single[1]["appeal_id"]
+    assert o311_other == (422, [{"code": 422, "description": (
+        "Idempotency-Key reused with a different request: the key names an earlier request "
+        "with another payload; send this one with a new key")}])
+    events = [orjson.loads(v) | {"_key": k.decode()}
+              for k, v in consume_all(intake_settings, "web", expect=4) if k]
+    texts = sorted(e["text"] for e in events)
+    assert texts == sorted(["Прорвало трубу", "Прорвало трубу", "Собаки во дворе",
+                            "Яма на дороге у школы"])  # single, batch (2), Open311
+    assert len({e["_key"] for e in events}) == 4  # four appeals, none dropped as a repeat
+    rds = redis.Redis.from_url(intake_settings.redis)
+    try:
+        for space, item_keys in (("intake:idem", (key, f"{key}#0", f"{key}#1")),
+                                 ("open311:idem", (key,))):
+            for k in item_keys:  # a digest of the request next to each marker, no content
+                digest = hashlib.sha256(k.encode()).hexdigest()[:40]
+                fp = rds.get(f"{intake_settings.app_id}:{space}:pos-platform:{digest}:fp")
+                assert fp is not None and len(fp) == 64, (space, k)
+    finally:
+        rds.close()
+
+
+def test_a_marker_of_an_older_gateway_without_a_fingerprint_still_names_the_appeal(
+    intake_settings: Settings,
+) -> None:
+    """Upgrade: markers written before fingerprints have none; they are taken as matching."""
+    key = f"old-{uuid.uuid4().hex[:6]}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:40]
+    old_id = "0123456789abcdef01234567"
+    rds = redis.Redis.from_url(intake_settings.redis)
+    try:
+        rds.set(f"{intake_settings.app_id}:intake:idem:pos-platform:{digest}", f"d:{old_id}",
+                ex=600)
+    finally:
+        rds.close()
+
+    async def go() -> tuple[int, Any]:
+        async with gateway_client(intake_settings) as c:
+            r = await c.post("/v1/appeals", json=_web("Что угодно"),
+                             headers={**auth(), "Idempotency-Key": key})
+            return r.status, await r.json()
+
+    status, body = asyncio.run(go())
+    assert (status, body["status"], body["appeal_id"]) == (202, "duplicate", old_id)
 
 
 # --------------------------------------------------------------------------- 3: native fields

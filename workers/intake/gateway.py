@@ -16,6 +16,8 @@ Routes:
   - ``401`` without ``Authorization: Bearer <token>``, ``403`` with an unknown token (compared
     with :func:`hmac.compare_digest`) or a channel the client may not use;
   - ``409`` while an earlier request with the same ``Idempotency-Key`` is still in flight;
+  - ``422 {"error": "idempotency_key_reused"}`` when the ``Idempotency-Key`` was used before
+    with a different request (nothing is published; send it with a new key);
   - ``413`` over the body size limit, the batch size limit or the per-message size limit;
   - ``429`` (with ``Retry-After``) over the client's rate: a token bucket per client and gateway
     process, one token per request;
@@ -42,17 +44,20 @@ Routes:
 Exactly-once from the client's point of view: ``Idempotency-Key: <key>`` makes a retry safe. The
 gateway stores ``key -> appeal_id`` in Redis with ``SET NX`` (first a short "pending" marker,
 then "done" with TTL = the dedupe window once Kafka acknowledged) under
-``<APPEALS_APP_ID>:intake:idem:<client id>:<digest>``; a retry with a key marked done gets the
-same ``appeal_id`` and produces nothing. Each item has its own key, :func:`item_key`: the key
-itself for a single appeal, ``<key>#<index>`` inside a batch, never the same for two items. A
-payload without an external id takes ``<client id>:<item key>`` as its external id (see
-:func:`scoped_external_id`), so the id is stable too, and two clients that happen to use the
-same key never share an appeal id: the client is the ``Client.id`` its bearer token
-authenticated as, never anything in the payload. When the producer fails or does not confirm,
-the pending marker is deleted so the retry can go through (it publishes the same appeal id
-again, which the intake agent's exact dedupe absorbs). The key is scoped per client (its
-Redis key holds the client id too); a retry with the same key but a different payload gets the
-*first* payload's appeal id (the key wins, as in other idempotency-key APIs).
+``<APPEALS_APP_ID>:intake:idem:<client id>:<digest>`` (Open311: ``...:open311:idem:...``, a key
+space of its own), next to the request's fingerprint (``<marker>:fp``: a SHA-256 of the decoded
+body, see :func:`request_fingerprint`; no request content). A retry (same key, same request)
+with a key marked done gets the same ``appeal_id`` and produces nothing. Each item has its own
+key, :func:`item_key`: the key itself for a single appeal, ``<key>#<index>`` inside a batch,
+never the same for two items. A payload without an external id takes ``<client id>:<item key>``
+as its external id (see :func:`scoped_external_id`), so the id is stable too, and two clients
+that happen to use the same key never share an appeal id: the client is the ``Client.id`` its
+bearer token authenticated as, never anything in the payload. When the producer fails or does
+not confirm, the pending marker is deleted so the retry can go through (it publishes the same
+appeal id again, which the intake agent's exact dedupe absorbs). The key is scoped per client (its
+Redis key holds the client id too). The same key with a different request is ``422`` (as the
+IETF Idempotency-Key draft says), not the first request's appeal id: that answer said
+"duplicate" and the second appeal was never published.
 
 Personal data never reaches the logs: the gateway logs client id, appeal id and status, and its
 access log omits query strings and remote addresses.
@@ -468,6 +473,37 @@ def scoped_external_id(client_id: str, item_key: str) -> str:
     return scoped
 
 
+# --------------------------------------------------------------------------- idempotency
+
+# The Redis key spaces of the Idempotency-Key markers, one per endpoint: a client's keys on
+# /v1/appeals and on Open311 are two counters (two integrations, often), and a key shared by
+# both once answered the second request with the first one's appeal id and published nothing.
+IDEM_V1 = "intake:idem"
+IDEM_OPEN311 = "open311:idem"
+# ``<marker key>`` + this: the fingerprint of the request that claimed the marker. A key of
+# its own, not a part of the marker's value: a gateway of an older release reads the value
+# as ``<state>:<appeal id>``, and answers right while both releases run.
+FINGERPRINT_SUFFIX = ":fp"
+
+
+def request_fingerprint(endpoint: str, payload: Any) -> str:
+    """SHA-256 over the endpoint and the request as decoded (keys sorted, so a client that
+    re-encodes the same request gets the same digest): what a key's marker is compared with.
+    A digest, so Redis holds no more of the request than before."""
+    try:
+        body = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    except orjson.JSONEncodeError:  # nested past orjson's limit: decoded, so never expected
+        body = repr(payload).encode("utf-8", "surrogateescape")
+    return hashlib.sha256(endpoint.encode() + b"\x00" + body).hexdigest()
+
+
+def _text(value: Any) -> str:
+    """A Redis reply as text ("" for none)."""
+    if value is None:
+        return ""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 # --------------------------------------------------------------------------- the gateway
 
 class Gateway:
@@ -633,7 +669,8 @@ class Gateway:
 
     # -- publishing
 
-    def _idem_redis_key(self, client: Client, item_key: str) -> str:
+    def _idem_redis_key(self, client: Client, item_key: str,
+                        key_space: str = IDEM_V1) -> str:
         # Under ``<APPEALS_APP_ID>:`` like every Redis key of the project (read_model.key_prefix).
         # Until session 10 the gateway used APPEALS_TOPIC_PREFIX (empty by default), so two
         # regions on one Redis shared ``intake:idem:`` and ``open311:`` keys. Keys under the old
@@ -641,24 +678,33 @@ class Gateway:
         # published again under the same appeal id (it derives from the external id) and the
         # intake agent's exact dedupe registers it once. GET of an Open311 request sent before
         # the upgrade answers from the SLA read model, without the submitted coordinates.
+        # ``key_space`` is the endpoint's own (IDEM_V1, IDEM_OPEN311): a client's key on one
+        # endpoint says nothing about the other.
         digest = hashlib.sha256(item_key.encode("utf-8", "surrogateescape")).hexdigest()[:40]
-        return f"{key_prefix(self.settings.app_id)}intake:idem:{client.id}:{digest}"
+        return f"{key_prefix(self.settings.app_id)}{key_space}:{client.id}:{digest}"
 
     async def publish(
         self,
         client: Client,
         records: Sequence[IntakeAppeal],
         item_keys: Sequence[str | None],
+        *,
+        fingerprint: str | None = None,
+        key_space: str = IDEM_V1,
     ) -> list[dict[str, str]]:
         """Publish records durably; returns ``[{"appeal_id", "status"}]`` in order.
 
-        Raises ApiError 409 (a same-key request in flight), 503 (nothing was stored: Kafka
-        refused before any record was handed to the producer, or Redis failed) or 504 (records
-        were handed to the producer but not confirmed in time: the outcome is unknown).
-        Counts each record in ``appeals_gateway_appeals_total`` by the answer it got.
+        ``fingerprint`` (:func:`request_fingerprint`) names the request the keyed items came
+        in, ``key_space`` the endpoint's Redis key space for their markers.
+
+        Raises ApiError 409 (a same-key request in flight), 422 (an item's key was used before
+        with another request), 503 (nothing was stored: Kafka refused before any record was
+        handed to the producer, or Redis failed) or 504 (records were handed to the producer
+        but not confirmed in time: the outcome is unknown). Counts each record in
+        ``appeals_gateway_appeals_total`` by the answer it got.
         """
         try:
-            results = await self._publish(client, records, item_keys)
+            results = await self._publish(client, records, item_keys, fingerprint, key_space)
         except ApiError as exc:
             outcome = _PUBLISH_OUTCOMES.get(exc.status)
             if outcome is not None:
@@ -673,15 +719,18 @@ class Gateway:
         client: Client,
         records: Sequence[IntakeAppeal],
         item_keys: Sequence[str | None],
+        fingerprint: str | None,
+        key_space: str,
     ) -> list[dict[str, str]]:
         ids = [appeal_id_for(r.channel, r.external_id) for r in records]
         results = [{"appeal_id": a, "status": "accepted"} for a in ids]
         to_send = list(range(len(records)))
         claimed: list[str] = []
-        keyed = [(i, self._idem_redis_key(client, k)) for i, k in enumerate(item_keys)
-                 if k is not None]
+        keyed = [(i, self._idem_redis_key(client, k, key_space))
+                 for i, k in enumerate(item_keys) if k is not None]
         if keyed:
-            to_send, claimed = await self._claim(keyed, ids, results, len(records))
+            to_send, claimed = await self._claim(client, keyed, ids, results, len(records),
+                                                 fingerprint)
         futures: list[asyncio.Future[Any]] = []
         error: str | None = None
         try:
@@ -734,8 +783,11 @@ class Gateway:
             ttl = self.settings.dedupe_window_days * 86_400
             by_key = {k: i for i, k in keyed}
             try:
-                async with self.redis.pipeline(transaction=False) as pipe:
+                # One transaction: a reader that sees "d" sees the fingerprint too (_claim).
+                async with self.redis.pipeline(transaction=True) as pipe:
                     for k in claimed:
+                        if fingerprint is not None:
+                            pipe.set(k + FINGERPRINT_SUFFIX, fingerprint, ex=ttl)
                         pipe.set(k, f"d:{ids[by_key[k]]}", ex=ttl)
                     await pipe.execute()
             except Exception as exc:  # stored in Kafka already: the pending marker expires
@@ -748,12 +800,20 @@ class Gateway:
 
     async def _claim(
         self,
+        client: Client,
         keyed: list[tuple[int, str]],
         ids: list[str],
         results: list[dict[str, str]],
         count: int,
+        fingerprint: str | None,
     ) -> tuple[list[int], list[str]]:
-        """SET NX the pending markers; returns (indexes to send, redis keys claimed)."""
+        """SET NX the pending markers; returns (indexes to send, redis keys claimed).
+
+        A key marked done is a retry ("duplicate", nothing re-sent) when the request that
+        marked it had this request's fingerprint, else ApiError 422: the key was reused for
+        another request, which must not be answered with the first one's appeal id (it was
+        answered so and never published).
+        """
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for i, k in keyed:
@@ -762,9 +822,11 @@ class Gateway:
             lost = [(i, k) for (i, k), ok in zip(keyed, won, strict=True) if not ok]
             existing: list[Any] = []
             if lost:
-                async with self.redis.pipeline(transaction=False) as pipe:
+                # marker and fingerprint from one transaction, as they are written
+                async with self.redis.pipeline(transaction=True) as pipe:
                     for _, k in lost:
                         pipe.get(k)
+                        pipe.get(k + FINGERPRINT_SUFFIX)
                     existing = await pipe.execute()
         except Exception as exc:
             log.error("redis unavailable for idempotency error=%s", type(exc).__name__)
@@ -772,17 +834,34 @@ class Gateway:
                            headers={"Retry-After": "5"}) from None
         claimed = [k for (_, k), ok in zip(keyed, won, strict=True) if ok]
         skip: set[int] = set()
-        for (i, _k), value in zip(lost, existing, strict=True):
-            text = value.decode() if isinstance(value, bytes) else (value or "")
+        reused = busy = False
+        for n, (i, _k) in enumerate(lost):
+            text = _text(existing[2 * n])
             state, _, appeal_id = text.partition(":")
             if state == "d" and appeal_id:
-                results[i] = {"appeal_id": appeal_id, "status": "duplicate"}
-                skip.add(i)
+                stored = _text(existing[2 * n + 1])
+                # Upgrade: a marker written by an older gateway (or by one during a rolling
+                # upgrade) has no fingerprint; it is taken as matching, the old behaviour
+                # (the key wins) until it expires after the dedupe window.
+                if not stored or fingerprint is None or stored == fingerprint:
+                    results[i] = {"appeal_id": appeal_id, "status": "duplicate"}
+                    skip.add(i)
+                else:
+                    reused = True
             else:  # pending (another request in flight) or vanished between the two calls
-                await self._release(claimed)
-                raise ApiError(409, "in_progress",
-                               "a request with this Idempotency-Key is being processed",
-                               headers={"Retry-After": "1"})
+                busy = True
+        if reused:  # before 409: a retry of this request can never succeed
+            await self._release(claimed)
+            log.info("intake rejected client=%s reason=idempotency_key_reused status=422",
+                     client.id)
+            raise ApiError(422, "idempotency_key_reused",
+                           "Idempotency-Key reused with a different request: the key names an "
+                           "earlier request with another payload; send this one with a new key")
+        if busy:
+            await self._release(claimed)
+            raise ApiError(409, "in_progress",
+                           "a request with this Idempotency-Key is being processed",
+                           headers={"Retry-After": "1"})
         return [i for i in range(count) if i not in skip], claimed
 
     async def _release(self, claimed: list[str]) -> None:
@@ -808,7 +887,8 @@ class Gateway:
 
 
 # What an ApiError out of publish() means for the records it carried.
-_PUBLISH_OUTCOMES = {409: "in_progress", 503: "not_stored", 504: "outcome_unknown"}
+_PUBLISH_OUTCOMES = {409: "in_progress", 422: "rejected", 503: "not_stored",
+                     504: "outcome_unknown"}
 
 
 def _consume_outcome(fut: asyncio.Future[Any]) -> None:
@@ -903,7 +983,8 @@ async def post_appeals(request: web.Request) -> web.Response:
             metrics.child(metrics.GATEWAY_APPEALS, "rejected").inc(len(items))
             raise ApiError(400, "invalid", "some appeals are invalid; nothing was accepted",
                            errors=errors)
-        results = await gw.publish(client, records, item_keys)
+        fingerprint = None if key is None else request_fingerprint("/v1/appeals", payload)
+        results = await gw.publish(client, records, item_keys, fingerprint=fingerprint)
     except ApiError as exc:
         return _json(exc.status, exc.body(), exc.headers)
     body_out: dict[str, Any] = {

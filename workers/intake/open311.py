@@ -17,10 +17,12 @@ Routes:
   intake event (published like any gateway appeal, acks=all) and answers ``201`` with
   ``[{"service_request_id", "service_notice", "account_id": null}]``. The region is
   ``jurisdiction_id`` when it is a region code, else the client's configured region, else
-  ``APPEALS_DEFAULT_REGION``. An ``Idempotency-Key`` header works as on ``/v1/appeals`` (the
-  appeal's external id is then ``<client id>:<key>``, see
-  :func:`workers.intake.gateway.item_key`). Without one, an exact repeat of a request is its
-  retry for ``APPEALS_GATEWAY_OPEN311_RETRY_WINDOW`` (24 h): the gateway keeps
+  ``APPEALS_DEFAULT_REGION``. An ``Idempotency-Key`` header works as on ``/v1/appeals``, in a
+  key space of its own (Redis ``<APPEALS_APP_ID>:open311:idem:``; the appeal's external id is
+  then ``<client id>:open311:sha256:<digest>``, see :func:`keyed_external_id`): a retry gets
+  the same ``service_request_id``, the same key with different parameters ``422``
+  ("Idempotency-Key reused with a different request"). Without one, an exact repeat of a
+  request is its retry for ``APPEALS_GATEWAY_OPEN311_RETRY_WINDOW`` (24 h): the gateway keeps
   ``<APPEALS_APP_ID>:open311:retry:<client id>:<digest>`` -> (external id, submission time),
   the digest being SHA-256 over the client id (what ``api_key`` authenticated as) and the
   request's parameters (every field but ``api_key``, values trimmed, names sorted: form or JSON
@@ -273,6 +275,24 @@ def _request_digest(client_id: str, params: dict[str, Any]) -> str:
                           + body).hexdigest()
 
 
+def keyed_external_id(client_id: str, key: str) -> str:
+    """The external id of a request sent with an ``Idempotency-Key`` (``key`` as
+    :func:`workers.intake.gateway.item_key` maps it): the client's key in Open311's own space.
+
+    Not ``<client id>:<key>`` as on ``/v1/appeals``: a client's web appeal posted there with
+    key ``1001`` and its Open311 request with key ``1001`` had one appeal id, so one of them
+    was lost. ``<client id>:open311:sha256:<digest of client id and key>`` is a form no
+    ``/v1`` key gives by chance (the digest stands for the key: keys may be 180 characters).
+
+    Upgrade: an Open311 request sent with a key before this form and resent after it is
+    registered twice (its marker was under ``intake:idem:`` and its id was ``<client>:<key>``);
+    let clients finish such retries first.
+    """
+    digest = hashlib.sha256(f"open311\x00{client_id}\x00{key}".encode(
+        "utf-8", "surrogateescape")).hexdigest()
+    return f"{client_id[:100]}:open311:sha256:{digest}"
+
+
 async def _retry_identity(gw: Gateway, client: Client, params: dict[str, Any],
                           now: datetime) -> tuple[str, datetime]:
     """(external id, submission time) of a keyless request: the first one's within the window.
@@ -319,13 +339,7 @@ async def post_request(request: web.Request) -> web.Response:
 
 
 async def _post_request(request: web.Request) -> web.Response:
-    from workers.intake.gateway import (
-        CLIENT_ID,
-        GATEWAY,
-        ApiError,
-        item_key,
-        scoped_external_id,
-    )
+    from workers.intake.gateway import CLIENT_ID, GATEWAY, IDEM_OPEN311, ApiError, item_key
 
     gw = request.app[GATEWAY]
     try:
@@ -366,9 +380,10 @@ async def _post_request(request: web.Request) -> web.Response:
             return _errors(400, "bad Idempotency-Key")
         now = datetime.now(UTC)
         if key is not None:
-            # Keyed: the key scoped to the client, as on /v1/appeals (keys are per client).
+            # Keyed: the key scoped to the client (keys are per client), in Open311's own key
+            # space (see keyed_external_id).
             key = item_key(key, None)
-            external_id = scoped_external_id(client.id, key)
+            external_id = keyed_external_id(client.id, key)
         else:
             external_id, now = await _retry_identity(gw, client, params, now)
         open311_extra: dict[str, Any] = {"service_code": service_code}
@@ -397,7 +412,9 @@ async def _post_request(request: web.Request) -> web.Response:
         if not any(item["author"].values()):
             item["author"] = None
         record = gw.prepare(item, 0, client, key)
-        results = await gw.publish(client, [record], [key])
+        results = await gw.publish(
+            client, [record], [key], key_space=IDEM_OPEN311,
+            fingerprint=None if key is None else _request_digest(client.id, params))
         appeal_id = results[0]["appeal_id"]
         if results[0]["status"] == "accepted":
             await _remember(gw, appeal_id, service_code, now, lat, lon)
