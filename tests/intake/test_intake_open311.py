@@ -197,3 +197,54 @@ def test_a_json_body_that_is_not_an_object_is_a_400(intake_settings: Settings) -
     for status, ctype, body in asyncio.run(go()):
         assert (status, ctype) == (400, "application/json"), body
         assert body[0]["code"] == 400
+
+
+_PART = b'--zz\r\nContent-Disposition: form-data; name="api_key"\r\n'
+MALFORMED_BODIES = [
+    ("application/x-www-form-urlencoded; charset=nonexistent", None, b"api_key=tok-a&x=1"),
+    ("multipart/form-data; boundary=zz", None,
+     _PART + b"Content-Type: text/plain; charset=nonexistent\r\n\r\ntok-a\r\n--zz--\r\n"),
+    ("multipart/form-data; boundary=zz", None,
+     _PART + b"Content-Transfer-Encoding: rot13\r\n\r\ntok-a\r\n--zz--\r\n"),
+    ("application/x-www-form-urlencoded", "gzip", b"not gzip at all"),
+    ("application/json", "gzip", b"not gzip at all"),
+]
+
+
+def test_a_body_that_cannot_be_decoded_is_a_400_not_a_500() -> None:
+    """An unknown charset (urlencoded body or multipart part), an unknown
+    Content-Transfer-Encoding or a Content-Encoding that does not decode: aiohttp raises
+    LookupError, RuntimeError or RequestPayloadError, which were a text/plain 500 for anyone
+    (no api_key needed), counted towards the critical AppealsGatewayErrors alert."""
+    from monitoring import metrics
+    from tests.intake.fakes import auth, gateway
+
+    def count_5xx() -> float:
+        return sum(s.value for m in metrics.GATEWAY_REQUESTS.collect() for s in m.samples
+                   if s.name.endswith("_total") and s.labels["code"].startswith("5"))
+
+    async def go() -> list[tuple[int, str, Any]]:
+        out = []
+        async with gateway() as (c, producer, _r):
+            for ctype, encoding, body in MALFORMED_BODIES:
+                headers = {"Content-Type": ctype, "Connection": "close"}
+                if encoding:
+                    headers["Content-Encoding"] = encoding
+                r = await c.post("/open311/v2/requests.json", data=body, headers=headers)
+                out.append((r.status, r.content_type, await r.json()))
+            r = await c.post("/v1/appeals", data=b"not gzip at all", headers={
+                **auth(), "Content-Type": "application/json", "Content-Encoding": "gzip",
+                "Connection": "close"})
+            out.append((r.status, r.content_type, await r.json()))
+            assert producer.sent == []
+        return out
+
+    before = count_5xx()
+    *open311_answers, v1 = asyncio.run(go())
+    for status, ctype, body in open311_answers:
+        assert (status, ctype) == (400, "application/json"), body
+        assert body[0]["code"] == 400
+    assert [b[0]["description"] for _, _, b in open311_answers[:3]] == [
+        "the form could not be read"] * 3
+    assert v1[:2] == (400, "application/json") and v1[2]["error"] == "bad_body"
+    assert count_5xx() == before

@@ -915,13 +915,22 @@ def _json(status: int, body: Any, headers: Mapping[str, str] | None = None) -> w
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
-    """The request body, or ApiError 413 over ``limit`` (checked before and while reading)."""
+    """The request body, or ApiError 413 over ``limit`` (checked before and while reading).
+
+    A body its ``Content-Encoding`` does not decode (``gzip`` that is not gzip) is ApiError
+    400 ``bad_body``: aiohttp raises RequestPayloadError, which was a text/plain 500 that any
+    client could cause (and it counts towards the AppealsGatewayErrors alert). The charset of
+    ``Content-Type`` plays no part: the bytes are JSON, read as UTF-8 (RFC 8259).
+    """
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, "too_large", f"the body is over {limit} bytes")
     try:
         return await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise ApiError(413, "too_large", f"the body is over {limit} bytes") from None
+    except web.RequestPayloadError:
+        raise ApiError(400, "bad_body", "the body could not be decoded (Content-Encoding)",
+                       ) from None
 
 
 def parse_json(body: bytes) -> Any:
