@@ -307,7 +307,8 @@ def cmd_config(_: argparse.Namespace) -> int:
     print("\nAPPEALS_CONFIG names a TOML file whose keys are the lower-case names without the "
           "APPEALS_ prefix; the environment overrides the file. Values are checked like "
           "environment values; a key that is not a setting is an error, except tables "
-          "(sections such as [gateway]).")
+          "(sections such as [gateway], whose keys `appeals gateway` checks likewise when it "
+          "starts).")
     return 0
 
 

@@ -332,3 +332,67 @@ def test_an_explicit_id_and_a_site_that_is_no_text_are_left_as_sent(
 
     assert asyncio.run(go()) == [appeal_id_for("web", "pos-platform:k-1"),
                                  appeal_id_for("web", "77"), appeal_id_for("web", "own-5")]
+
+
+@pytest.mark.parametrize(("env", "named"), [
+    ({"APPEALS_GATEWAY_CREATE_TOPICS": "ture"}, "APPEALS_GATEWAY_CREATE_TOPICS='ture'"),
+    ({"APPEALS_GATEWAY_SEND_TIMEOUT": "0"}, "APPEALS_GATEWAY_SEND_TIMEOUT must be"),
+    ({"APPEALS_GATEWAY_SEND_TIMEOUT": "-5"}, "APPEALS_GATEWAY_SEND_TIMEOUT must be"),
+    ({"APPEALS_GATEWAY_SEND_TIMEOUT": "nan"}, "APPEALS_GATEWAY_SEND_TIMEOUT must be"),
+    ({"APPEALS_GATEWAY_RATE": "nan"}, "APPEALS_GATEWAY_RATE must be"),
+    ({"APPEALS_GATEWAY_RATE": "inf"}, "APPEALS_GATEWAY_RATE must be"),
+])
+def test_config_refuses_values_the_gateway_cannot_run_with(env: dict[str, str],
+                                                           named: str) -> None:
+    """A send timeout of 0 or less passed (and start-up then said "cannot reach Kafka"),
+    ``nan`` was a traceback or switched rate limiting off, ``ture`` was silently false."""
+    from streams.settings import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        GatewayConfig.load(Settings.load({}), env)
+    assert named in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(("table", "named"), [
+    ("send_timout = 5", "[gateway] send_timout: not a gateway setting (did you mean "
+                        "send_timeout?)"),
+    ('create_topics = "ture"', "[gateway] create_topics = 'ture' is not a valid bool"),
+    ("rate = nan", "[gateway] rate must be a finite number"),
+    ("max_batch = 2.5", "[gateway] max_batch = 2.5: expected a whole number"),
+    ('[gateway.clients.app]\ntoken = "t"\nchanels = ["pos"]',
+     "clients.app.chanels: not a client setting"),
+    ('[gateway.clients.app]\ntoken = "t"\nrate = 0', "clients.app.rate = 0: must be"),
+])
+def test_config_file_gateway_table_is_checked(tmp_path: Any, table: str, named: str) -> None:
+    """Unknown keys of [gateway] were ignored, so a typo silently kept the default."""
+    from streams.settings import ConfigError
+
+    path = tmp_path / "appeals.toml"
+    path.write_text(f"[gateway]\n{table}\n", encoding="utf-8")
+    env = {"APPEALS_CONFIG": str(path)}
+    with pytest.raises(ConfigError) as err:
+        GatewayConfig.load(Settings.load(env), env)
+    assert f"APPEALS_CONFIG={path}:" in str(err.value) and named in str(err.value)
+
+
+def test_config_file_gateway_table_takes_its_values(tmp_path: Any) -> None:
+    path = tmp_path / "appeals.toml"
+    path.write_text('[gateway]\nsend_timeout = 5\ncreate_topics = "off"\nrate = 7\n'
+                    '[gateway.clients.app]\ntoken = "t"\nrate = 2.5\nburst = 3\n',
+                    encoding="utf-8")
+    env = {"APPEALS_CONFIG": str(path), "APPEALS_GATEWAY_RATE": "9.5"}
+    cfg = GatewayConfig.load(Settings.load(env), env)
+    assert (cfg.send_timeout, cfg.create_topics, cfg.rate) == (5.0, False, 9.5)
+    assert [(c.id, c.rate, c.burst) for c in cfg.clients] == [("app", 2.5, 3)]
+
+
+def test_gateway_command_refuses_a_bad_send_timeout_in_one_line(
+        monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    from workers import cli as main_cli
+
+    monkeypatch.setenv("APPEALS_GATEWAY_SEND_TIMEOUT", "0")
+    monkeypatch.delenv("APPEALS_CONFIG", raising=False)
+    assert main_cli.main(["gateway", "--port", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("appeals: configuration error: APPEALS_GATEWAY_SEND_TIMEOUT must be a "
+                   "finite number of seconds above 0")

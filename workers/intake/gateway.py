@@ -63,7 +63,10 @@ Personal data never reaches the logs: the gateway logs client id, appeal id and 
 access log omits query strings and remote addresses.
 
 Configuration (environment, or a ``[gateway]`` table in the ``APPEALS_CONFIG`` TOML file with
-the same names in lower case without the prefix; the environment wins):
+the same names in lower case without the prefix; the environment wins). Checked at start-up as
+:class:`Settings` checks its own (strict booleans, finite numbers, a key of ``[gateway]`` that is
+not one of these is an error): a bad value is one line and exit 2, see
+:meth:`GatewayConfig.load`:
 
 * ``APPEALS_GATEWAY_HOST`` (``127.0.0.1``), ``APPEALS_GATEWAY_PORT`` (``8080``);
 * ``APPEALS_GATEWAY_TOKENS``: ``client1:token1,client2:token2``;
@@ -82,9 +85,11 @@ the same names in lower case without the prefix; the environment wins):
 from __future__ import annotations
 
 import asyncio
+import difflib
 import hashlib
 import hmac
 import logging
+import math
 import os
 import re
 import time
@@ -106,7 +111,7 @@ from monitoring import metrics
 from schemas.records import CHANNELS, IntakeAppeal
 from schemas.validation import InvalidEvent, runtime_schema
 from streams.payload_logging import quiet_payload_loggers
-from streams.settings import ConfigError, Settings
+from streams.settings import ConfigError, Settings, _coerce, _coerce_file_value
 from workers.intake.adapters import NATIVE_ID_FIELDS
 from workers.intake.core import (
     adapt_native,
@@ -171,56 +176,88 @@ class GatewayConfig:
     def load(
         cls, settings: Settings | None = None, environ: Mapping[str, str] | None = None
     ) -> GatewayConfig:
+        """The gateway's configuration, every value checked: a bad one is a ConfigError naming
+        the variable (or the file and key) at start-up, not a failure on some later request.
+
+        Values are read as :class:`Settings` reads its own: strict booleans (``ture`` was
+        silently false), numbers that are finite (``nan`` turned rate limiting off and made
+        the send timeout a traceback), TOML values of the right type; a key of the
+        ``[gateway]`` table that is not a gateway setting is an error (a typo was ignored).
+        """
         env = os.environ if environ is None else environ
         settings = settings or Settings.load(env)
         table = settings.extra.get("gateway", {}) if settings.extra else {}
         if not isinstance(table, Mapping):
             raise ConfigError("[gateway] in APPEALS_CONFIG must be a table")
+        in_file = f"APPEALS_CONFIG={env.get('APPEALS_CONFIG', '')}: [gateway]"
+        for key in table:
+            if key not in _TABLE_KEYS:
+                close = difflib.get_close_matches(str(key), _TABLE_KEYS, n=1)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                raise ConfigError(
+                    f"{in_file} {key}: not a gateway setting{hint}; keys are the names of "
+                    "APPEALS_GATEWAY_* in lower case without APPEALS_GATEWAY_, and "
+                    "[gateway.clients.<id>] tables")
+        source: dict[str, str] = {}  # name -> where its value came from, for range errors
 
-        def pick(name: str, kind: type, default: Any) -> Any:
-            var = f"APPEALS_GATEWAY_{name.upper()}"
-            raw = env.get(var, table.get(name))
-            if raw is None:
-                return default
-            try:
-                if kind is bool:
-                    return raw if isinstance(raw, bool) else str(raw).lower() in (
-                        "1", "true", "yes", "on")
-                return kind(raw)
-            except (TypeError, ValueError):
-                raise ConfigError(f"{var}={raw!r} is not a valid {kind.__name__}") from None
+        def pick(name: str, default: Any, var: str = "") -> Any:
+            var = var or f"APPEALS_GATEWAY_{name.upper()}"
+            raw = env.get(var)
+            if raw is not None:
+                source[name] = var
+                return _coerce(var.removeprefix("APPEALS_").lower(), raw, default)
+            if name in table:
+                source[name] = f"{in_file} {name}"
+                return _coerce_file_value(source[name], table[name], default, "")
+            source[name] = var
+            return default
+
+        def check(ok: bool, name: str, message: str) -> None:
+            if not ok:
+                raise ConfigError(f"{source[name]} {message}")
 
         clients: dict[str, Client] = {}
-        tokens_file = pick("tokens_file", str, "")
+        tokens_file = pick("tokens_file", "")
         if tokens_file:
             for c in _clients_from_toml(tokens_file):
                 clients[c.id] = c
-        for c in _clients_from_spec(pick("tokens", str, "")):
+        for c in _clients_from_spec(pick("tokens", "")):
             clients[c.id] = c
-        for c in _clients_from_table(table.get("clients", {}), "APPEALS_CONFIG [gateway]"):
+        for c in _clients_from_table(table.get("clients", {}), in_file):
             clients.setdefault(c.id, c)
         d = cls()
         cfg = cls(
-            host=pick("host", str, d.host),
-            port=pick("port", int, d.port),
+            host=pick("host", d.host),
+            port=pick("port", d.port),
             clients=tuple(clients.values()),
-            rate=pick("rate", float, d.rate),
-            burst=pick("burst", int, d.burst),
-            max_body_bytes=pick("max_body_bytes", int, d.max_body_bytes),
-            max_batch=pick("max_batch", int, d.max_batch),
-            send_timeout=pick("send_timeout", float, d.send_timeout),
-            create_topics=pick("create_topics", bool, d.create_topics),
-            open311_retry_window_s=pick("open311_retry_window", int, d.open311_retry_window_s),
+            rate=pick("rate", d.rate),
+            burst=pick("burst", d.burst),
+            max_body_bytes=pick("max_body_bytes", d.max_body_bytes),
+            max_batch=pick("max_batch", d.max_batch),
+            send_timeout=pick("send_timeout", d.send_timeout),
+            create_topics=pick("create_topics", d.create_topics),
+            open311_retry_window_s=pick("open311_retry_window", d.open311_retry_window_s),
         )
-        if not 0 <= cfg.port <= 65535:
-            raise ConfigError("APPEALS_GATEWAY_PORT must be a port number 0..65535")
-        if cfg.rate <= 0 or cfg.burst < 1:
-            raise ConfigError("APPEALS_GATEWAY_RATE must be > 0 and APPEALS_GATEWAY_BURST >= 1")
-        if cfg.max_body_bytes < 1024 or cfg.max_batch < 1:
-            raise ConfigError("APPEALS_GATEWAY_MAX_BODY_BYTES >= 1024, _MAX_BATCH >= 1")
-        if cfg.open311_retry_window_s < 1:
-            raise ConfigError("APPEALS_GATEWAY_OPEN311_RETRY_WINDOW must be >= 1 (seconds)")
+        check(0 <= cfg.port <= 65535, "port", "must be a port number 0..65535")
+        # ``nan`` fails no ``<=`` test: finiteness first, then the range
+        check(math.isfinite(cfg.rate) and cfg.rate > 0, "rate",
+              "must be a finite number of requests per second above 0")
+        check(cfg.burst >= 1, "burst", "must be at least 1")
+        check(cfg.max_body_bytes >= 1024, "max_body_bytes", "must be at least 1024")
+        check(cfg.max_batch >= 1, "max_batch", "must be at least 1")
+        # 0 or less passed, and the producer's start then failed as "cannot reach Kafka"
+        check(math.isfinite(cfg.send_timeout) and cfg.send_timeout > 0, "send_timeout",
+              "must be a finite number of seconds above 0")
+        check(cfg.open311_retry_window_s >= 1, "open311_retry_window",
+              "must be >= 1 (seconds)")
         return cfg
+
+
+#: Keys of the ``[gateway]`` table of APPEALS_CONFIG (``clients``: ``[gateway.clients.<id>]``).
+_TABLE_KEYS = ("host", "port", "tokens", "tokens_file", "rate", "burst", "max_body_bytes",
+               "max_batch", "send_timeout", "create_topics", "open311_retry_window", "clients")
+#: Keys of a ``[clients.<id>]`` table.
+_CLIENT_KEYS = ("token", "rate", "burst", "channels", "region")
 
 
 def _clients_from_spec(spec: str) -> list[Client]:
@@ -256,16 +293,30 @@ def _clients_from_table(table: Any, where: str) -> list[Client]:
             raise ConfigError(f"{where}: clients.{client_id}: a client id must not contain ':'")
         if not isinstance(spec, Mapping) or not isinstance(spec.get("token"), str):
             raise ConfigError(f"{where}: clients.{client_id} needs a token")
+        unknown = sorted(set(spec) - set(_CLIENT_KEYS))
+        if unknown:  # a mistyped "channels" let the client post to every channel
+            raise ConfigError(f"{where}: clients.{client_id}.{unknown[0]}: not a client "
+                              f"setting; keys are {', '.join(_CLIENT_KEYS)}")
         channels = spec.get("channels")
         if channels is not None and (
             not isinstance(channels, list) or not set(channels) <= set(CHANNELS)
         ):
             raise ConfigError(f"{where}: clients.{client_id}.channels: unknown channel")
+        rate = spec.get("rate")
+        if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int | float)
+                                 or not math.isfinite(rate) or rate <= 0):
+            raise ConfigError(f"{where}: clients.{client_id}.rate = {rate!r}: must be a "
+                              "finite number of requests per second above 0")
+        burst = spec.get("burst")
+        if burst is not None and (isinstance(burst, bool) or not isinstance(burst, int)
+                                  or burst < 1):
+            raise ConfigError(f"{where}: clients.{client_id}.burst = {burst!r}: must be a "
+                              "whole number, at least 1")
         out.append(Client(
             id=str(client_id),
             token=spec["token"],
-            rate=float(spec["rate"]) if "rate" in spec else None,
-            burst=int(spec["burst"]) if "burst" in spec else None,
+            rate=float(rate) if rate is not None else None,
+            burst=burst,
             channels=frozenset(channels) if channels is not None else None,
             region=str(spec["region"]) if "region" in spec else None,
         ))
