@@ -402,7 +402,8 @@ OTHER_VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("APPEALS_GATEWAY_OPEN311_RETRY_WINDOW", "86400",
      "seconds an exact repeat of a keyless Open311 request counts as its retry"),
     ("APPEALS_OPEN311_TTL_DAYS", "90",
-     "days the gateway keeps an Open311 request's code/time/place in Redis for GET"),
+     "days the gateway keeps an Open311 request's code/time/place in Redis for GET "
+     "([gateway] open311_ttl_days)"),
     ("APPEALS_NEAR_DUP_SALT", "dev salt",
      "secret of the near-duplicate bucket HMAC: set it in production"),
     ("APPEALS_NEAR_DUP_THRESHOLD", "0.8",

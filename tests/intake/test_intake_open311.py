@@ -248,3 +248,44 @@ def test_a_body_that_cannot_be_decoded_is_a_400_not_a_500() -> None:
         "the form could not be read"] * 3
     assert v1[:2] == (400, "application/json") and v1[2]["error"] == "bad_body"
     assert count_5xx() == before
+
+
+@pytest.mark.parametrize("value", ["90d", "nan", "inf", "0", "-1", "1e-9"])
+def test_open311_ttl_is_checked_at_start_up(value: str) -> None:
+    """APPEALS_OPEN311_TTL_DAYS was read on every POST after the appeal was published: "90d"
+    or "nan" answered 500 for a stored appeal, 0 expired the record at once (GET 404)."""
+    from streams.settings import ConfigError
+    from workers.intake.gateway import GatewayConfig
+
+    with pytest.raises(ConfigError) as err:
+        GatewayConfig.load(Settings.load({}), {"APPEALS_OPEN311_TTL_DAYS": value})
+    assert str(err.value).startswith("APPEALS_OPEN311_TTL_DAYS")
+
+
+def test_open311_record_lives_for_the_configured_ttl(intake_settings: Settings,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.intake.gateway_support import gateway_config
+    from workers.intake.gateway import GatewayConfig
+
+    cfg = GatewayConfig.load(intake_settings, {"APPEALS_OPEN311_TTL_DAYS": "0.5"})
+    assert cfg.open311_ttl_s == 43_200
+    # the environment is not read again per request (it was, after publishing)
+    monkeypatch.setenv("APPEALS_OPEN311_TTL_DAYS", "nan")
+
+    async def go() -> tuple[int, int, int]:
+        async with gateway_client(intake_settings, gateway_config(open311_ttl_s=43_200)) as c:
+            r = await c.post("/open311/v2/requests.json", data={
+                "api_key": TOKENS["city-app"], "service_code": "roads", "lat": "53.3",
+                "long": "83.7", "description": f"Яма {uuid.uuid4().hex[:6]}"})
+            rid = (await r.json())[0]["service_request_id"]
+            g = await c.get(f"/open311/v2/requests/{rid}.json")
+            rds = aioredis.from_url(intake_settings.redis)
+            try:
+                ttl = await rds.ttl(f"{intake_settings.app_id}:open311:{rid}")
+            finally:
+                await rds.aclose()
+            return r.status, g.status, ttl
+
+    created, got, ttl = asyncio.run(go())
+    assert (created, got) == (201, 200)
+    assert 43_000 < ttl <= 43_200

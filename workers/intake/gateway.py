@@ -79,12 +79,15 @@ not one of these is an error): a bad value is one line and exit 2, see
 * ``APPEALS_GATEWAY_SEND_TIMEOUT`` (``30`` s to wait for Kafka acknowledgements);
 * ``APPEALS_GATEWAY_OPEN311_RETRY_WINDOW`` (``86400`` s): how long an exact repeat of an Open311
   request without ``Idempotency-Key`` counts as its retry (see :mod:`workers.intake.open311`);
-* ``APPEALS_GATEWAY_CREATE_TOPICS`` (``true``: create missing topics at start-up).
+* ``APPEALS_GATEWAY_CREATE_TOPICS`` (``true``: create missing topics at start-up);
+* ``APPEALS_OPEN311_TTL_DAYS`` (``90``; ``open311_ttl_days`` in ``[gateway]``): how long an
+  Open311 request's service code, time and place are kept for its GET.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import difflib
 import hashlib
 import hmac
@@ -171,6 +174,9 @@ class GatewayConfig:
     """How long an in-flight idempotency marker lives if the gateway dies mid-request."""
     open311_retry_window_s: int = 86_400
     """How long an exact repeat of a keyless Open311 request is taken as its retry."""
+    open311_ttl_s: int = 90 * 86_400
+    """How long an Open311 request's code, time and place are kept for GET
+    (``APPEALS_OPEN311_TTL_DAYS``)."""
 
     @classmethod
     def load(
@@ -238,6 +244,15 @@ class GatewayConfig:
             create_topics=pick("create_topics", d.create_topics),
             open311_retry_window_s=pick("open311_retry_window", d.open311_retry_window_s),
         )
+        # Read on every Open311 POST, after the appeal was published, until this was checked
+        # here: "90d" or "nan" answered 500 for a stored appeal, 0 expired the record at once
+        # (GET 404 right after 201).
+        ttl_days = pick("open311_ttl_days", d.open311_ttl_s / 86_400,
+                        var="APPEALS_OPEN311_TTL_DAYS")
+        ttl_s = int(ttl_days * 86_400) if math.isfinite(ttl_days) else 0
+        check(ttl_s >= 1 and ttl_days <= 3660, "open311_ttl_days",
+              "must be a number of days above 0 (a second at least) and at most 3660")
+        cfg = dataclasses.replace(cfg, open311_ttl_s=ttl_s)
         check(0 <= cfg.port <= 65535, "port", "must be a port number 0..65535")
         # ``nan`` fails no ``<=`` test: finiteness first, then the range
         check(math.isfinite(cfg.rate) and cfg.rate > 0, "rate",
@@ -255,7 +270,8 @@ class GatewayConfig:
 
 #: Keys of the ``[gateway]`` table of APPEALS_CONFIG (``clients``: ``[gateway.clients.<id>]``).
 _TABLE_KEYS = ("host", "port", "tokens", "tokens_file", "rate", "burst", "max_body_bytes",
-               "max_batch", "send_timeout", "create_topics", "open311_retry_window", "clients")
+               "max_batch", "send_timeout", "create_topics", "open311_retry_window",
+               "open311_ttl_days", "clients")
 #: Keys of a ``[clients.<id>]`` table.
 _CLIENT_KEYS = ("token", "rate", "burst", "channels", "region")
 

@@ -56,7 +56,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
 import uuid
 from datetime import UTC, datetime
@@ -462,11 +461,10 @@ async def _remember(gw: Any, appeal_id: str, service_code: str, at: datetime,
     }
     if lat is not None and lon is not None:
         fields["lat"], fields["long"] = repr(lat), repr(lon)
-    ttl = int(float(os.environ.get("APPEALS_OPEN311_TTL_DAYS", "90")) * 86_400)
     try:
         async with gw.redis.pipeline(transaction=False) as pipe:
             pipe.hset(key, mapping=fields)
-            pipe.expire(key, ttl)
+            pipe.expire(key, gw.config.open311_ttl_s)  # APPEALS_OPEN311_TTL_DAYS
             await pipe.execute()
     except Exception as exc:  # the appeal is in Kafka; GET falls back to the read model
         log.warning("open311 record not stored appeal_id=%s error=%s", appeal_id,
