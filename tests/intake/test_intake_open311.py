@@ -289,3 +289,54 @@ def test_open311_record_lives_for_the_configured_ttl(intake_settings: Settings,
     created, got, ttl = asyncio.run(go())
     assert (created, got) == (201, 200)
     assert 43_000 < ttl <= 43_200
+
+
+def test_a_jurisdiction_that_is_no_region_is_404_not_the_default_region() -> None:
+    """GeoReport v2: 404 "jurisdiction_id provided was not found". It was replaced by
+    APPEALS_DEFAULT_REGION, so a Moscow request was routed and timed in Altai Krai. Region
+    codes in every accepted form still work; without jurisdiction_id, the default applies."""
+    from tests.intake.fakes import gateway
+
+    form = {"api_key": "tok-a", "service_code": "roads", "lat": "55.75", "long": "37.61",
+            "description": "Яма на Тверской"}
+
+    async def go() -> tuple[list[tuple[int, Any, str | None]], list[int]]:
+        out = []
+        async with gateway(Settings(default_region="22")) as (c, producer, _r):
+            for j in ("RU-MOW", "moscow.ru", "770", "Москва", "77", "077", "177", None):
+                data = {**form, "description": f"{form['description']} ({j})"}
+                if j is not None:
+                    data["jurisdiction_id"] = j
+                n = len(producer.sent)
+                r = await c.post("/open311/v2/requests.json", data=data,  # (fake Redis:
+                                 headers={"Idempotency-Key": f"j-{j}"})  # keyed requests)
+                region = (orjson.loads(producer.sent[n][2])["region"]
+                          if len(producer.sent) > n else None)
+                out.append((r.status, await r.json(), region))
+            services = []
+            for j in ("RU-MOW", "22"):
+                r = await c.get(f"/open311/v2/services.json?jurisdiction_id={j}")
+                services.append(r.status)
+        return out, services
+
+    answers, services = asyncio.run(go())
+    not_found = [{"code": 404, "description": "jurisdiction_id provided was not found"}]
+    assert answers[:4] == [(404, not_found, None)] * 4  # nothing published
+    assert [(s, region) for s, _, region in answers[4:]] == [
+        (201, "77"), (201, "77"), (201, "77"), (201, "22")]
+    assert services == [404, 200]
+
+
+def test_a_client_region_that_is_no_region_is_refused_at_start_up(tmp_path: Any) -> None:
+    from streams.settings import ConfigError
+    from workers.intake.gateway import GatewayConfig
+
+    toml = tmp_path / "tokens.toml"
+    toml.write_text('[clients.app]\ntoken = "t"\nregion = "RU-MOW"\n'
+                    '[clients.ok]\ntoken = "u"\nregion = "077"\n', encoding="utf-8")
+    env = {"APPEALS_GATEWAY_TOKENS_FILE": str(toml)}
+    with pytest.raises(ConfigError) as err:
+        GatewayConfig.load(Settings.load({}), env)
+    assert "clients.app.region = 'RU-MOW': not a region code" in str(err.value)
+    toml.write_text('[clients.ok]\ntoken = "u"\nregion = "077"\n', encoding="utf-8")
+    assert GatewayConfig.load(Settings.load({}), env).clients[0].region == "77"

@@ -115,6 +115,7 @@ from schemas.records import CHANNELS, IntakeAppeal
 from schemas.validation import InvalidEvent, runtime_schema
 from streams.payload_logging import quiet_payload_loggers
 from streams.settings import ConfigError, Settings, _coerce, _coerce_file_value
+from workers.geo.regions import UnknownRegion, normalize_code
 from workers.intake.adapters import NATIVE_ID_FIELDS
 from workers.intake.core import (
     adapt_native,
@@ -328,13 +329,22 @@ def _clients_from_table(table: Any, where: str) -> list[Client]:
                                   or burst < 1):
             raise ConfigError(f"{where}: clients.{client_id}.burst = {burst!r}: must be a "
                               "whole number, at least 1")
+        region = spec.get("region")
+        if region is not None:
+            # an unknown one was skipped for APPEALS_DEFAULT_REGION on every Open311 request
+            try:
+                region = normalize_code(region)
+            except UnknownRegion:
+                raise ConfigError(f"{where}: clients.{client_id}.region = {region!r}: not a "
+                                  "region code (such as \"22\", see workers/geo/regions.csv)"
+                                  ) from None
         out.append(Client(
             id=str(client_id),
             token=spec["token"],
             rate=float(rate) if rate is not None else None,
             burst=burst,
             channels=frozenset(channels) if channels is not None else None,
-            region=str(spec["region"]) if "region" in spec else None,
+            region=region,
         ))
     return out
 

@@ -9,14 +9,19 @@ Routes:
 
 * ``GET /open311/v2/services.json``: our 12 operational categories as services
   (``service_code`` = category code, ``service_name`` in Russian, ``description``,
-  ``metadata: false``, ``type: "realtime"``, ``keywords``, ``group``).
+  ``metadata: false``, ``type: "realtime"``, ``keywords``, ``group``); the same in every
+  region, ``404`` for a ``jurisdiction_id`` that is not a region code (as on POST).
 * ``POST /open311/v2/requests.json`` (form-encoded or JSON): ``api_key`` (an intake client
   token, as for ``/v1/appeals``), ``service_code``, ``lat`` + ``long`` or ``address_string``
   (or ``address_id``), ``description``, ``email``, ``first_name``, ``last_name``, ``phone``,
   ``media_url``, ``device_id``, ``account_id``, ``jurisdiction_id``. Creates a ``web``-channel
   intake event (published like any gateway appeal, acks=all) and answers ``201`` with
-  ``[{"service_request_id", "service_notice", "account_id": null}]``. The region is
-  ``jurisdiction_id`` when it is a region code, else the client's configured region, else
+  ``[{"service_request_id", "service_notice", "account_id": null}]``. ``jurisdiction_id`` is
+  a region code (``22``, ``022``, or a vehicle-plate alias such as ``122``, see
+  :func:`workers.geo.regions.normalize_code`) and sets the appeal's region; any other value is
+  ``404`` "jurisdiction_id provided was not found", as GeoReport v2 says (it was replaced by
+  the default region, and the appeal was routed and timed in the wrong region). Without
+  ``jurisdiction_id`` the region is the client's configured one, else
   ``APPEALS_DEFAULT_REGION``. An ``Idempotency-Key`` header works as on ``/v1/appeals``, in a
   key space of its own (Redis ``<APPEALS_APP_ID>:open311:idem:``; the appeal's external id is
   then ``<client id>:open311:sha256:<digest>``, see :func:`keyed_external_id`): a retry gets
@@ -202,6 +207,13 @@ def _text(mapping: dict[Any, Any], name: str) -> str | None:
 # --------------------------------------------------------------------------- routes
 
 async def get_services(request: web.Request) -> web.Response:
+    """The services; ``404`` for a ``jurisdiction_id`` that names no region (as on POST)."""
+    jurisdiction = request.query.get("jurisdiction_id", "").strip()
+    if jurisdiction:
+        try:
+            normalize_code(jurisdiction)
+        except UnknownRegion:
+            return _errors(404, _JURISDICTION_NOT_FOUND)
     return _ok(200, SERVICES)
 
 
@@ -373,13 +385,16 @@ async def _post_request(request: web.Request) -> web.Response:
             account_id = _param(params, "account_id")
         except ValueError as exc:
             return _errors(400, str(exc))
+        try:
+            region = _region(jurisdiction, client.region, gw.settings.default_region)
+        except UnknownJurisdiction:
+            return _errors(404, _JURISDICTION_NOT_FOUND)
         if service_code is None:
             return _errors(400, "service_code was not provided")
         if service_code not in _SERVICE_NAMES:
             return _errors(400, f"service_code {service_code[:50]!r} not found")
         if (lat is None or lon is None) and address is None and address_id is None:
             return _errors(400, "a location is required: lat and long, or address_string")
-        region = _region(jurisdiction, client.region, gw.settings.default_region)
         key = request.headers.get("Idempotency-Key")
         key = key.strip() if key else None
         if key is not None and (len(key) > 180 or not key.isprintable()):
@@ -441,14 +456,28 @@ async def _post_request(request: web.Request) -> web.Response:
     }])
 
 
+class UnknownJurisdiction(ValueError):
+    """A ``jurisdiction_id`` that names no region: GeoReport v2's 404."""
+
+
 def _region(jurisdiction: str | None, client_region: str | None, default: str) -> str:
-    for candidate in (jurisdiction, client_region):
-        if candidate:
-            try:
-                return normalize_code(candidate)
-            except UnknownRegion:
-                continue
-    return default
+    """The appeal's region: ``jurisdiction_id`` when given, else the client's, else the default.
+
+    A ``jurisdiction_id`` must be a region code as :func:`normalize_code` reads it (``22``,
+    ``022``, plate aliases such as ``122``); anything else raises :class:`UnknownJurisdiction`.
+    It fell back to the default region, so a Moscow request sent with ``RU-MOW`` was routed
+    to the default region's bodies and timed on its calendar and time zone. A client's region
+    is checked when the clients are loaded.
+    """
+    if jurisdiction is not None:
+        try:
+            return normalize_code(jurisdiction)
+        except UnknownRegion:
+            raise UnknownJurisdiction(jurisdiction) from None
+    return client_region or default
+
+
+_JURISDICTION_NOT_FOUND = "jurisdiction_id provided was not found"
 
 
 async def _remember(gw: Any, appeal_id: str, service_code: str, at: datetime,
