@@ -103,3 +103,40 @@ def test_sdk_refuses_a_record_over_the_message_limit_before_sending(
         small = producer.send({**canon, "external_id": "canon-small-1"}, wait=True)
     sent = consume_all(intake_settings, canon["channel"], expect=1)
     assert [k.decode() for k, _ in sent if k] == [small]
+
+
+def _pos(external_id: str, text: str) -> str:
+    return json.dumps({"schema_version": 1, "channel": "pos", "external_id": external_id,
+                       "submitted_at": "2025-01-14T08:00:00+07:00", "region": "22",
+                       "text": text}, ensure_ascii=False)
+
+
+def test_cli_produce_sends_a_line_over_1_mib_when_the_limit_allows_it(
+    intake_settings: Settings, tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """APPEALS_MAX_MESSAGE_BYTES above 1 MiB: a valid line between 1 MiB and the limit made
+    kafka-python (max_request_size 1 MiB by default) raise from send(), and the whole file
+    was aborted (exit 2, no summary, the lines after it never sent)."""
+    monkeypatch.setenv("APPEALS_MAX_MESSAGE_BYTES", "2000000")
+    monkeypatch.setenv("APPEALS_MAX_TEXT_LENGTH", "1000000")
+    path = tmp_path / "big.jsonl"
+    path.write_text("\n".join([_pos("big-1", "Нет отопления"), _pos("big-2", "я" * 600_000),
+                               _pos("big-3", "Нет воды")]) + "\n", encoding="utf-8")
+    rc = cli.main(["produce", str(path), "--quiet", "--kafka", intake_settings.kafka,
+                   "--topic-prefix", intake_settings.topic_prefix])
+    assert (rc, capsys.readouterr().err.strip()) == (0, "sent 3, rejected 0")
+    events = consume_all(intake_settings, "pos", expect=3)
+    assert sorted(orjson.loads(v)["external_id"] for _, v in events) == [
+        "big-1", "big-2", "big-3"]
+
+
+def test_produce_rejects_a_line_kafka_refuses_for_its_size_and_goes_on(
+        intake_settings: Settings) -> None:
+    lines = [_pos("mid-1", "Нет отопления").encode(), _pos("mid-2", "я" * 3000).encode(),
+             _pos("mid-3", "Нет воды").encode()]
+    with IntakeProducer(intake_settings.kafka, intake_settings.topic_prefix,
+                        max_request_size=4096) as producer:  # below the record of line 2
+        sent, rejected = cli.produce(lines, producer)
+    assert (sent, rejected) == (2, {"message_too_large": [2]})
+    events = consume_all(intake_settings, "pos", expect=2)
+    assert sorted(orjson.loads(v)["external_id"] for _, v in events) == ["mid-1", "mid-3"]

@@ -126,8 +126,15 @@ def produce(
 ) -> tuple[int, dict[str, list[int]]]:
     """Send each line through ``producer`` (an IntakeProducer); ``(sent, {reason: [line no]})``.
 
-    Blank lines are skipped. Delivery failures surface from ``producer.flush()``.
+    Blank lines are skipped. Delivery failures surface from ``producer.flush()``. A line Kafka's
+    client refuses for its size (``MessageSizeTooLargeError`` from ``send()``) is rejected as
+    ``message_too_large`` and the file goes on: it aborted the whole file (exit 2, no summary,
+    the lines after it not sent). Other Kafka errors of ``send()`` (no metadata for the topic
+    within ``max_block_ms``, a full buffer) are the broker's, not the line's: every later line
+    would wait as long for the same error, so they still end the command.
     """
+    from kafka.errors import MessageSizeTooLargeError
+
     sent = 0
     rejected: dict[str, list[int]] = defaultdict(list)
     done = 0
@@ -143,6 +150,8 @@ def produce(
             sent += 1
         except orjson.JSONEncodeError:  # accepted but not writable: that line only, go on
             rejected["unserialisable"].append(lineno)
+        except MessageSizeTooLargeError:  # that line only, go on
+            rejected["message_too_large"].append(lineno)
         except InvalidEvent as exc:
             rejected[exc.reason].append(lineno)
         if progress is not None:

@@ -93,6 +93,11 @@ class IntakeProducer:
         from streams.payload_logging import quiet_payload_loggers
 
         quiet_payload_loggers()  # kafka-python logs message bodies at DEBUG
+        # Room for every record _encoded lets through, as the gateway's producer has: with
+        # kafka-python's default (1 MiB) and max_message_bytes raised above it, a valid record
+        # over 1 MiB made send() raise MessageSizeTooLargeError. The key and the batch's
+        # framing take the 4 KiB on top.
+        kafka_config.setdefault("max_request_size", max(1_048_576, max_message_bytes + 4096))
         self._producer = KafkaProducer(
             bootstrap_servers=bootstrap_from_url(bootstrap).split(","),
             client_id=client_id,
