@@ -98,6 +98,54 @@ def test_send_timeout_is_504_outcome_unknown_and_open311_retry_is_the_same_appea
     assert keyed_events and {e["_key"] for e in keyed_events} == {keyed_retry[1]["appeal_id"]}
 
 
+class _FullBuffer:
+    """A producer whose send() blocks after ``hand_over`` records, as aiokafka's does when a
+    batch is full and the broker stalls (up to its request timeout); nothing is acked."""
+
+    def __init__(self, hand_over: int) -> None:
+        self.hand_over = hand_over
+        self.sent = 0
+
+    async def send(self, topic: str, value: bytes, key: bytes) -> asyncio.Future[Any]:
+        if self.sent >= self.hand_over:
+            await asyncio.sleep(30)
+        self.sent += 1
+        return asyncio.get_running_loop().create_future()  # never acknowledged
+
+    async def stop(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("hand_over", "status"), [(0, 503), (1, 504)])
+def test_send_timeout_bounds_the_whole_send_not_only_the_wait_for_acks(
+        hand_over: int, status: int) -> None:
+    """send() could block up to the producer's request timeout before the wait for acks
+    began: with a stalled broker a batch was answered after several send timeouts. Nothing
+    handed over is still 503, something handed over and not acked 504, and the key is
+    released either way."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from tests.intake.fakes import FakeRedis
+    from workers.intake.gateway import create_app
+
+    async def go() -> list[tuple[int, float]]:
+        producer = _FullBuffer(hand_over)
+        app = create_app(Settings(), gateway_config(send_timeout=1.0),
+                         producer=producer, redis=FakeRedis())
+        out = []
+        async with TestClient(TestServer(app)) as c:
+            for _ in range(2):  # the retry is not refused as in flight (409)
+                producer.sent = 0
+                started = time.monotonic()
+                r = await c.post("/v1/appeals", json=[_web("Яма"), _web("Фонарь")],
+                                 headers={**auth(), "Idempotency-Key": "stalled"})
+                out.append((r.status, time.monotonic() - started))
+        return out
+
+    for got, took in asyncio.run(go()):
+        assert got == status and took < 3.0, (got, took)
+
+
 def test_keyless_open311_repeat_is_a_retry_and_another_request_is_another_appeal(
     intake_settings: Settings,
 ) -> None:

@@ -76,7 +76,8 @@ not one of these is an error): a bad value is one line and exit 2, see
   :func:`scoped_external_id`); such a file is refused at start-up;
 * ``APPEALS_GATEWAY_RATE`` (``50``, requests/s per client), ``APPEALS_GATEWAY_BURST`` (``100``);
 * ``APPEALS_GATEWAY_MAX_BODY_BYTES`` (``2097152``), ``APPEALS_GATEWAY_MAX_BATCH`` (``500``);
-* ``APPEALS_GATEWAY_SEND_TIMEOUT`` (``30`` s to wait for Kafka acknowledgements);
+* ``APPEALS_GATEWAY_SEND_TIMEOUT`` (``30`` s for a request's appeals to be handed to the
+  producer and acknowledged by Kafka: one deadline for both);
 * ``APPEALS_GATEWAY_OPEN311_RETRY_WINDOW`` (``86400`` s): how long an exact repeat of an Open311
   request without ``Idempotency-Key`` counts as its retry (see :mod:`workers.intake.open311`);
 * ``APPEALS_GATEWAY_CREATE_TOPICS`` (``true``: create missing topics at start-up);
@@ -810,13 +811,25 @@ class Gateway:
                                                  fingerprint)
         futures: list[asyncio.Future[Any]] = []
         error: str | None = None
+        # One deadline for handing the records over and for their acknowledgements. send()
+        # itself may wait, for the topic's metadata or for room in a full batch, up to the
+        # producer's request timeout, and it did so before the wait for acknowledgements
+        # began: with a stalled broker a request was answered after several times
+        # APPEALS_GATEWAY_SEND_TIMEOUT.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.send_timeout
         try:
-            for i in to_send:
-                record = records[i]
-                value = record.to_json()
-                topic = f"{self.settings.topic_prefix}appeals.intake.{record.channel}"
-                futures.append(await self.producer.send(topic, value=value,
-                                                        key=ids[i].encode()))
+            async with asyncio.timeout_at(deadline):
+                for i in to_send:
+                    record = records[i]
+                    value = record.to_json()
+                    topic = f"{self.settings.topic_prefix}appeals.intake.{record.channel}"
+                    futures.append(await self.producer.send(topic, value=value,
+                                                            key=ids[i].encode()))
+        except TimeoutError:
+            # The send() cut short handed nothing over: aiokafka appends a record and returns
+            # its future without waiting in between. Those in ``futures`` were handed over.
+            error = "timeout"
         except Exception as exc:
             error = type(exc).__name__
         if error is not None and not futures:
@@ -829,7 +842,8 @@ class Gateway:
         if futures:
             # asyncio.wait, not wait_for: a send cannot be withdrawn, cancelling its future
             # would only hide what becomes of it.
-            done, pending = await asyncio.wait(futures, timeout=self.config.send_timeout)
+            done, pending = await asyncio.wait(futures,
+                                               timeout=max(0.0, deadline - loop.time()))
             for fut in pending:
                 fut.add_done_callback(_consume_outcome)
             failed = [f for f in done if f.exception() is not None]
