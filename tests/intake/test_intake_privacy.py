@@ -80,3 +80,29 @@ def test_no_personal_data_in_logs(intake_settings: Settings, caplog: Any) -> Non
     leaks = sorted(pd for pd in _personal_data() if pd in text)
     assert leaks == []
     assert "ya.test@example.ru" not in text
+
+
+def test_access_log_names_the_route_not_the_path_as_sent(caplog: Any) -> None:
+    """The access log wrote the percent-decoded path: a phone number or a name put in a path
+    (a mistaken GET, an Open311 client using a name as an id) was logged verbatim."""
+    from tests.intake import fakes
+
+    async def go() -> None:
+        async with fakes.gateway() as (c, _p, _r):
+            await c.get("/v1/appeals/+79130007701", headers=fakes.auth())
+            await c.get("/open311/v2/requests/%D0%98%D0%B2%D0%B0%D0%BD%D0%BE%D0%B2%20"
+                        "%D0%98%D0%B2%D0%B0%D0%BD.json")
+            await c.get("/open311/v2/requests/0123456789abcdef01234567.json")
+            await c.get("/v1/appeals?phone=79130007701", headers=fakes.auth())
+            await c.get("/metrics")
+
+    with caplog.at_level(logging.INFO, logger="appeals.gateway.access"):
+        asyncio.run(go())
+    lines = [r.getMessage().rsplit(" ", 2)[0] for r in caplog.records
+             if r.name == "appeals.gateway.access"]
+    assert lines == ["GET <unmatched> 404",
+                     "GET /open311/v2/requests/{service_request_id}.json 404",
+                     "GET /open311/v2/requests/{service_request_id}.json 404",
+                     "GET /v1/appeals 405", "GET /metrics 200"]
+    assert "7913" not in caplog.text and "Иванов" not in caplog.text
+    assert "0123456789abcdef" not in caplog.text

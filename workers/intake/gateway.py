@@ -60,7 +60,8 @@ IETF Idempotency-Key draft says), not the first request's appeal id: that answer
 "duplicate" and the second appeal was never published.
 
 Personal data never reaches the logs: the gateway logs client id, appeal id and status, and its
-access log omits query strings and remote addresses.
+access log names the route's pattern, not the path as sent (:func:`logged_path`), and omits query
+strings and remote addresses.
 
 Configuration (environment, or a ``[gateway]`` table in the ``APPEALS_CONFIG`` TOML file with
 the same names in lower case without the prefix; the environment wins). Checked at start-up as
@@ -1186,12 +1187,32 @@ async def count_requests(request: web.Request, handler: Any) -> web.StreamRespon
                 time.perf_counter() - started)
 
 
+# The access log's path for a request no route matched (a 404, or a parser error).
+UNMATCHED_PATH = "<unmatched>"
+
+
+def logged_path(request: web.BaseRequest) -> str:
+    """The path the access log names: the matched route's pattern
+    (``/open311/v2/requests/{service_request_id}.json``), a fixed path of ours (a 405 has no
+    route), else :data:`UNMATCHED_PATH`. Never the path as sent: it was logged percent-decoded,
+    so a mistaken ``GET /v1/appeals/+79130007701`` or a name as an Open311 id was personal
+    data in the log."""
+    match_info = getattr(request, "match_info", None)  # a BaseRequest was never routed
+    route = match_info.route if match_info is not None else None
+    resource = route.resource if route is not None else None
+    if resource is not None:
+        return resource.canonical
+    return request.path if request.path in _ENDPOINTS and "{" not in request.path else (
+        UNMATCHED_PATH)
+
+
 class SafeAccessLogger(AbstractAccessLogger):
-    """Access log without query strings or client addresses: those may carry personal data."""
+    """Access log without the path as sent, query strings or client addresses: those may
+    carry personal data (see :func:`logged_path`)."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         client_id = request.get(CLIENT_ID, "-") if isinstance(request, web.Request) else "-"
-        self.logger.info("%s %s %s %.1fms client=%s", request.method, request.path,
+        self.logger.info("%s %s %s %.1fms client=%s", request.method, logged_path(request),
                          response.status, time * 1000, client_id)
 
 
