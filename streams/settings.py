@@ -390,7 +390,8 @@ OTHER_VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("APPEALS_GATEWAY_HOST", "'127.0.0.1'", "intake gateway listen address ([gateway] host)"),
     ("APPEALS_GATEWAY_PORT", "8080", "intake gateway listen port"),
     ("APPEALS_GATEWAY_TOKENS", "empty",
-     "intake clients, client1:token1,client2:token2 (none: every POST gets 403)"),
+     "intake clients, client1:token1,client2:token2 (none: every POST is refused, 401 "
+     "without a token, 403 with one)"),
     ("APPEALS_GATEWAY_TOKENS_FILE", "unset",
      "TOML with [clients.<id>] tables: token, rate, burst, channels, region"),
     ("APPEALS_GATEWAY_RATE", "50.0", "gateway requests per second per client"),

@@ -396,3 +396,30 @@ def test_gateway_command_refuses_a_bad_send_timeout_in_one_line(
     err = capsys.readouterr().err.strip()
     assert err == ("appeals: configuration error: APPEALS_GATEWAY_SEND_TIMEOUT must be a "
                    "finite number of seconds above 0")
+
+
+def test_without_clients_a_post_is_401_without_a_token_and_403_with_one() -> None:
+    """`appeals config` and the start-up warning said "every POST gets 403"; a POST without
+    a token gets 401. The text now says what the gateway does."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from streams.settings import OTHER_VARIABLES
+    from tests.intake.fakes import FakeProducer, FakeRedis
+    from workers.intake.gateway import create_app
+
+    async def go() -> list[int]:
+        app = create_app(Settings(), GatewayConfig(create_topics=False),
+                         producer=FakeProducer(), redis=FakeRedis())
+        out = []
+        async with TestClient(TestServer(app)) as c:
+            for headers in ({}, {"Authorization": "Bearer some-token"}):
+                r = await c.post("/v1/appeals", json=canon_appeal(), headers=headers)
+                out.append(r.status)
+            for form in ({"service_code": "roads"}, {"api_key": "some-token"}):
+                r = await c.post("/open311/v2/requests.json", data=form)
+                out.append(r.status)
+        return out
+
+    assert asyncio.run(go()) == [401, 403, 401, 403]
+    meaning = dict((v, m) for v, _d, m in OTHER_VARIABLES)["APPEALS_GATEWAY_TOKENS"]
+    assert "401 without a token, 403 with one" in meaning

@@ -1266,7 +1266,8 @@ def run_gateway(
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if not config.clients:
-        log.warning("no intake clients configured (APPEALS_GATEWAY_TOKENS): every POST gets 403")
+        log.warning("no intake clients configured (APPEALS_GATEWAY_TOKENS): every POST is "
+                    "refused, 401 without a token, 403 with one")
     web.run_app(
         create_app(settings, config),
         host=host or config.host,
