@@ -300,3 +300,26 @@ def test_a_numeric_site_scopes_the_submission_id() -> None:
     ids = [decode_intake(orjson.dumps(form(site)), channel_hint="web").external_id
            for site in (12, 13, "12", {"id": 1}, True)]
     assert ids == ["12:1001", "13:1001", "12:1001", "1001", "1001"]
+
+
+def test_an_over_long_native_id_is_digested() -> None:
+    """A post URL (the incident's id when it has no incident_id) over the schema's 200
+    characters was dead-lettered too_long; it is digested as scoped_id digests, stably."""
+    import orjson
+
+    base = "https://dzen.ru/a/ZxYk3QbW1k2Yx3vA?utm_source=im&utm_medium=monitoring&utm_content="
+    incident = {"channel": "incident", "network": "dzen", "region": "22",
+                "published_at": "2025-01-14T07:55:00+07:00", "importance": "high",
+                "text": "Ямы на дороге по ул. Ленина в Барнауле не заделывают"}
+    ids = [decode_intake(orjson.dumps({**incident, "post_url": base + tail}),
+                         channel_hint="incident").external_id
+           for tail in ("x" * 150, "y" * 150, "x" * 150)]
+    assert ids[0] == ids[2] != ids[1]
+    assert all(len(i) <= 200 and i.startswith(base[:100]) and ":sha256:" in i for i in ids)
+    short = decode_intake(orjson.dumps({**incident, "post_url": base + "x"}),
+                          channel_hint="incident")
+    assert short.external_id == base + "x"  # within the limit: the URL itself, as before
+    with pytest.raises(InvalidEvent) as info:  # an explicit id is the sender's own
+        decode_intake(orjson.dumps({**incident, "external_id": "e" * 201}),
+                      channel_hint="incident")
+    assert info.value.reason == "too_long"

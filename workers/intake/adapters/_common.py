@@ -81,16 +81,24 @@ def external_id(value: Any, field: str) -> str:
     return text
 
 
+#: The schema's longest ``external_id``: a longer native id is digested (:func:`scoped_id`).
+MAX_ID_LENGTH = 200
+
+
 def scoped_id(scope: str | None, source_id: str) -> str:
     """``<scope>:<source id>`` for ids that are unique only within their source (a site's
-    submission counter); a digest of both when that would pass the schema's 200 characters.
-    ``source_id`` alone when there is no scope."""
-    if not scope:
-        return source_id
-    scoped = f"{scope}:{source_id}"
-    if len(scoped) > 200:
+    submission counter, an office's registration numbers); ``source_id`` alone when there is
+    no scope.
+
+    A digest when the id would pass the schema's 200 characters: the first 100 characters
+    of the scope (or, unscoped, of the id) then ``:sha256:`` and the digest of the whole.
+    Stable, so a redelivery names the same appeal; an over-long native id (a post URL with
+    tracking parameters, the incident adapter's fallback) was dead-lettered ``too_long``.
+    """
+    scoped = f"{scope}:{source_id}" if scope else source_id
+    if len(scoped) > MAX_ID_LENGTH:
         digest = hashlib.sha256(scoped.encode("utf-8", "surrogateescape")).hexdigest()
-        scoped = f"{scope[:100]}:sha256:{digest}"
+        scoped = f"{(scope or source_id)[:100]}:sha256:{digest}"
     return scoped
 
 

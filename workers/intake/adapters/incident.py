@@ -22,6 +22,10 @@ Native shape (a post the monitoring system picked up in a social network)::
 The importance decides the first-response deadline of the incident regime (4 working hours for
 high importance is common), so an unrecognised importance is rejected rather than guessed.
 The post URL and network are kept in ``extra`` (answers are published back under the post).
+A native id longer than the schema's 200 characters (a post URL with tracking parameters, as
+the fallback id) becomes its first 100 characters, ``:sha256:`` and a digest of the whole
+(:func:`~workers.intake.adapters._common.scoped_id`): such an incident was dead-lettered
+``too_long``. An explicit ``external_id`` stays as given.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from workers.intake.adapters._common import (
     iso_datetime,
     leftovers,
     region_code,
+    scoped_id,
     text_or_none,
 )
 from workers.intake.adapters._common import external_id as _external_id
@@ -66,6 +71,15 @@ def _importance(value: Any) -> str | None:
     return _IMPORTANCE[value.strip().lower()]
 
 
+def _native_id(data: dict[str, Any]) -> str:
+    """``incident_id``, else ``external_id``, else the post URL; a native one (not an
+    explicit ``external_id``) digested past 200 characters (see the module docstring)."""
+    own = _external_id(first(data, "incident_id", "external_id", "post_url"), "incident_id")
+    if first(data, "incident_id") is None and first(data, "external_id") is not None:
+        return own
+    return scoped_id(None, own)
+
+
 def adapt(data: dict[str, Any]) -> dict[str, Any]:
     region = region_code(data.get("region"))
     who = as_mapping(data.get("author"), "author")
@@ -86,9 +100,7 @@ def adapt(data: dict[str, Any]) -> dict[str, Any]:
     media = data.get("media")
     return canonical(
         CHANNEL,
-        external_id=_external_id(
-            first(data, "incident_id", "external_id", "post_url"), "incident_id"
-        ),
+        external_id=_native_id(data),
         submitted_at=iso_datetime(data.get("published_at"), region=region, field="published_at"),
         region=region,
         municipality=text_or_none(data.get("municipality")),
