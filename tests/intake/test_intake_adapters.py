@@ -94,7 +94,8 @@ def test_incident_fields() -> None:
 def test_fz59_fields() -> None:
     samples = load_samples("fz59")
     a = intake_from_dict(samples[0])
-    assert a.external_id == "Ж-22-000123/25"
+    assert a.external_id == "22:Министерство строительства и ЖКХ Алтайского края:Ж-22-000123/25"
+    assert intake_from_dict(samples[1]).external_id == "22:П-22-000456/25"  # no addressee
     assert a.submitted_at == "2025-01-13T16:40:00+07:00"  # receipt, not registration
     assert a.extra["reg_date"] == "14.01.2025"
     assert a.address == "г. Барнаул, ул. Вымышленная, д. 9"  # incident address wins
@@ -108,7 +109,7 @@ def test_fz59_fields() -> None:
 def test_hotline_fields() -> None:
     samples = load_samples("hotline")
     a = intake_from_dict(samples[0])
-    assert a.external_id == "122-22-20250114-000731"
+    assert a.external_id == "22:122-22-20250114-000731"  # each region runs its own 122
     assert a.submitted_at == "2025-01-14T09:03:12+07:00"  # naive = Barnaul time
     assert a.text.startswith("Заявитель сообщает")
     assert a.extra["transcript"].startswith("— Алло")
@@ -300,6 +301,18 @@ def test_a_numeric_site_scopes_the_submission_id() -> None:
     ids = [decode_intake(orjson.dumps(form(site)), channel_hint="web").external_id
            for site in (12, 13, "12", {"id": 1}, True)]
     assert ids == ["12:1001", "13:1001", "12:1001", "1001", "1001"]
+
+
+def test_one_call_id_in_two_regions_is_two_appeals() -> None:
+    """Every region runs its own 122 centre and counts its calls: two regions' call
+    ``000731`` were one appeal id, the second caller's appeal dropped as a duplicate."""
+    call = dict(load_samples("hotline")[1])
+    ids = {intake_from_dict({**call, "region": region}).external_id for region in ("22", "54")}
+    assert ids == {"22:122-22-20250114-000802", "54:122-22-20250114-000802"}
+    # a redelivery names the same appeal; an explicit external_id stays as given
+    assert intake_from_dict(dict(call)).external_id == "22:122-22-20250114-000802"
+    explicit = {k: v for k, v in call.items() if k != "call_id"}
+    assert intake_from_dict({**explicit, "external_id": "own-7"}).external_id == "own-7"
 
 
 def test_an_over_long_native_id_is_digested() -> None:

@@ -102,6 +102,17 @@ def scoped_id(scope: str | None, source_id: str) -> str:
     return scoped
 
 
+def scope_part(value: Any) -> str | None:
+    """A native field as part of an id's scope: its text with whitespace runs folded, or
+    ``None`` when it is not a text or a number (an object or a flag names nothing; such a
+    value stays in ``extra`` as sent). Folded, so a redelivery that spaces an authority's
+    name differently still names the same appeal."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    text = text_or_none(value)
+    return " ".join(text.split()) if text else None
+
+
 def region_code(value: Any) -> str:
     """Canonical two-digit region code; plate aliases (``122``, ``777``) are accepted."""
     if value is None or value == "":

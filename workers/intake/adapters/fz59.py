@@ -7,7 +7,7 @@ typed-in body and the scan as an attachment). Native shape::
     {
       "channel": "fz59",
       "source": "portal" | "letter",
-      "reg_number": "Ж-22-000123/25",      # registration number -> external_id
+      "reg_number": "Ж-22-000123/25",      # registration number -> external_id (scoped)
       "reg_date": "14.01.2025",             # registration date (kept in extra)
       "received_at": "2025-01-13T16:40:00+07:00",  # -> submitted_at (falls back to reg_date)
       "region": "22",
@@ -31,6 +31,16 @@ road in Biysk belongs to Biysk). A letter without ``incident_address`` has no ``
 municipality then comes from ``municipality``, the subject or the body. The postal address is
 kept, as the reply address, in ``extra["applicant"]["postal_address"]`` with every other
 applicant field that ``author`` has no place for (``snils``, a second phone, ...).
+
+A registration number is unique only in the register of the office that gave it (``1-1/25``
+is the first letter of 2025 in many offices), so the external id is
+``<region>:<addressee>:<reg_number>`` (``<region>:<reg_number>`` without an ``addressee``; an
+explicit ``external_id`` stays as given). Two authorities' letters ``1-1/25`` were one appeal
+id, and intake dropped the second citizen's letter as a duplicate; a redelivery of one letter
+(same region, addressee and number) still names one appeal. Letters without ``addressee``
+from two offices of one region that number alike still collide: a source should send it.
+Upgrade note: a letter delivered both before and after this change gets two appeal ids and is
+registered twice.
 """
 
 from __future__ import annotations
@@ -51,6 +61,8 @@ from workers.intake.adapters._common import (
     person_leftovers,
     person_name,
     region_code,
+    scope_part,
+    scoped_id,
     text_or_none,
 )
 from workers.intake.adapters._common import external_id as _external_id
@@ -65,6 +77,17 @@ _USED = (
 # Applicant fields that become ``author``; every other one (postal_address, snils, a second
 # phone, ...) is kept in ``extra["applicant"]``.
 _APPLICANT_USED = ("surname", "name", "patronymic", "phone", "email")
+
+
+def _scoped_reg_number(data: dict[str, Any], region: str) -> str:
+    """The external id: ``reg_number`` scoped by the region and the addressee (see the module
+    docstring); an explicit ``external_id`` is the sender's own id and stays as it is (the
+    gateway's ``<client>:<key>`` among them)."""
+    own = _external_id(first(data, "reg_number", "external_id"), "reg_number")
+    if first(data, "reg_number") is None:
+        return own
+    addressee = scope_part(data.get("addressee"))
+    return scoped_id(f"{region}:{addressee}" if addressee else region, own)
 
 
 def adapt(data: dict[str, Any]) -> dict[str, Any]:
@@ -83,7 +106,7 @@ def adapt(data: dict[str, Any]) -> dict[str, Any]:
         files.insert(0, attachment(data["scan"]))
     return canonical(
         CHANNEL,
-        external_id=_external_id(first(data, "reg_number", "external_id"), "reg_number"),
+        external_id=_scoped_reg_number(data, region),
         submitted_at=iso_datetime(received, region=region, field="received_at"),
         region=region,
         municipality=text_or_none(data.get("municipality")),

@@ -4,7 +4,7 @@ Native shape (the call-centre system's export, one record per finished call)::
 
     {
       "channel": "hotline",
-      "call_id": "122-22-20250114-000731",   # -> external_id
+      "call_id": "122-22-20250114-000731",   # -> external_id (scoped by region)
       "operator_id": "op-0417",
       "call_started": "2025-01-14 09:03:12",  # naive = the region's local time
       "duration_s": 244,
@@ -24,6 +24,12 @@ metadata stay in ``extra``, and so do caller fields other than name and phone (a
 number, ...) in ``extra["caller"]``. The operator's ``urgent`` flag is a person's judgement of
 the call, so it becomes the appeal's importance ``high`` (routed as urgent, whatever the
 classifier reads in the summary); it also stays in ``extra`` as given.
+
+A call id is the call-centre system's own counter, and every region runs its own 122 centre,
+so the external id is ``<region>:<call_id>`` (an explicit ``external_id`` stays as given): two
+regions' call ``000731`` were one appeal id, and the second caller's appeal was dropped as a
+duplicate. Upgrade note: a call record delivered both before and after this change gets two
+appeal ids and is registered twice.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from workers.intake.adapters._common import (
     leftovers,
     person_leftovers,
     region_code,
+    scoped_id,
     text_or_none,
 )
 from workers.intake.adapters._common import external_id as _external_id
@@ -51,6 +58,15 @@ _USED = (
     "channel", "call_id", "external_id", "call_started", "region", "caller", "summary",
     "transcript", "topic", "address", "municipality",
 )
+
+
+def _scoped_call_id(data: dict[str, Any], region: str) -> str:
+    """``<region>:<call_id>``; an explicit ``external_id`` (the sender's own, or the gateway's
+    ``<client>:<key>``) stays as it is."""
+    own = _external_id(first(data, "call_id", "external_id"), "call_id")
+    if first(data, "call_id") is None:
+        return own
+    return scoped_id(region, own)
 
 
 def adapt(data: dict[str, Any]) -> dict[str, Any]:
@@ -66,7 +82,7 @@ def adapt(data: dict[str, Any]) -> dict[str, Any]:
         extra["topic"] = data["topic"]
     return canonical(
         CHANNEL,
-        external_id=_external_id(first(data, "call_id", "external_id"), "call_id"),
+        external_id=_scoped_call_id(data, region),
         submitted_at=iso_datetime(data.get("call_started"), region=region, field="call_started"),
         region=region,
         municipality=text_or_none(data.get("municipality")),
