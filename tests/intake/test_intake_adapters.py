@@ -336,3 +336,41 @@ def test_an_over_long_native_id_is_digested() -> None:
         decode_intake(orjson.dumps({**incident, "external_id": "e" * 201}),
                       channel_hint="incident")
     assert info.value.reason == "too_long"
+
+
+@pytest.mark.parametrize(("sender", "name", "email"), [
+    ("Петров, Иван <Ivan.Petrov@Example.ru>", "Петров, Иван", "ivan.petrov@example.ru"),
+    ("ТСЖ «Ленина 5», председатель Иванов И.И. <tsj@example.ru>",
+     "ТСЖ «Ленина 5», председатель Иванов И.И.", "tsj@example.ru"),
+    ('"Петров, Иван" <ivan@example.ru>', "Петров, Иван", "ivan@example.ru"),
+    ("ivan@example.ru (Иван Петров)", "Иван Петров", "ivan@example.ru"),
+    ("Иван Иванов", "Иван Иванов", None),  # no address: a name, never an e-mail
+    ("Иван <ivan>", "Иван", None),
+], ids=["comma", "comma-and-quotes", "quoted", "comment", "no-address", "no-at"])
+def test_the_sender_address_is_one_with_an_at_sign(sender: str, name: str,
+                                                   email: str | None) -> None:
+    """parseaddr splits an unquoted «Фамилия, Имя <addr>» (Outlook, Exchange) at the comma:
+    the adapter stored «петров» as the e-mail and lost the address the answer goes to, and
+    the name."""
+    import orjson
+
+    mail = {**load_samples("email")[1], "from": sender}
+    appeal = decode_intake(orjson.dumps(mail), channel_hint="email")
+    assert appeal.author is not None
+    assert (appeal.author.name, appeal.author.email) == (name, email)
+
+
+@pytest.mark.parametrize("sender", ["(" * 600 + "a@b.ru", "(" * 5000 + "a@b.ru",
+                                    "Иван " * 200 + "<ivan@example.ru>"],
+                         ids=["nested-600", "nested-5000", "over-998"])
+def test_an_unreadable_or_over_long_sender_is_refused_with_a_reason(sender: str) -> None:
+    """Hundreds of nested '(' made parseaddr raise RecursionError: the agent dead-lettered
+    the mail as internal_error after logging a thousand-frame traceback. A From over 998
+    characters (RFC 5322's line limit) is refused as well."""
+    import orjson
+
+    mail = {**load_samples("email")[1], "from": sender}
+    with pytest.raises(InvalidEvent) as info:
+        decode_intake(orjson.dumps(mail), channel_hint="email")
+    assert info.value.reason == "invalid_value"
+    assert "from" in info.value.detail and "Иван" not in info.value.detail

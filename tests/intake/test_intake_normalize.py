@@ -79,6 +79,10 @@ def test_unparsable_phone_keeps_digits_inside_author_only() -> None:
 def test_email_lower_case() -> None:
     assert normalise_email(" Ivan.Testov@Example.RU ") == "ivan.testov@example.ru"
     assert normalise_email("Иван <Ivan@Example.ru>") == "ivan@example.ru"
+    # An unquoted comma in the name: the address, not the name's first word (review 16).
+    assert normalise_email("Петров, Иван <Ivan@Example.ru>") == "ivan@example.ru"
+    assert normalise_email("Петров, Иван <ivan>") is None  # no address with an @
+    assert normalise_email("(" * 290 + "<a@b.ru>") == "a@b.ru"
     a = intake_from_dict(_event(author={"email": "A.B@EXAMPLE.COM"}))
     assert a.author is not None and a.author.email == "a.b@example.com"
 

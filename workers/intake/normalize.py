@@ -22,7 +22,8 @@ What it does, on the canonical dict (after schema validation, before the record 
   was typed), and ``extra["phone_not_e164"] = true`` is set. It stays inside ``author`` on
   purpose: ``author`` is the one place the system treats as personal data, whereas ``extra`` is
   passed around freely, so moving the raw number there would leak it;
-* ``author.email`` lower-cased (and a ``Name <addr>`` form reduced to the address);
+* ``author.email`` lower-cased (and a ``Name <addr>`` form reduced to the address, or to
+  nothing when it holds no address with an ``@``);
 * attachments: at most ``max_attachments`` items and ``max_attachment_bytes`` each (metadata only;
   the content stays outside Kafka behind its URL), and only ``http(s)`` URLs: an inline
   ``data:`` URL would smuggle binary content into Kafka. Violations raise
@@ -47,13 +48,13 @@ import sys
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from email.utils import parseaddr
 from typing import Any
 
 import phonenumbers
 
 from schemas.validation import InvalidEvent
 from workers.intake.core import register_normaliser
+from workers.intake.mailbox import UnreadableMailbox, split_mailbox
 
 __all__ = [
     "NormaliseConfig",
@@ -252,10 +253,19 @@ def _digits(text: str) -> str:
 
 
 def normalise_email(raw: str) -> str | None:
+    """The address of an e-mail field, lower-cased; ``None`` when a ``Name <addr>`` form
+    holds no address with an ``@`` (:func:`workers.intake.mailbox.split_mailbox`: the
+    name's first word was taken for the address, ``Петров, Иван <ivan@x.ru>`` gave
+    ``петров``)."""
     text = clean_line(raw)
     if "<" in text and ">" in text:
-        _name, addr = parseaddr(text)
-        text = addr or text
+        try:
+            _name, addr = split_mailbox(text)
+        except UnreadableMailbox:
+            addr = None
+        if addr is None:
+            return None
+        text = addr
     text = text.strip().lower()
     if text.startswith("mailto:"):
         text = text[len("mailto:"):]

@@ -19,13 +19,19 @@ Native shape (the mail gateway's JSON rendering of a received message)::
 Since 30 March 2025 e-mail is not a valid channel for a 59-FZ appeal, so the regime is chosen
 downstream (``Settings.email_regime``); this adapter only maps fields. The Message-ID is the
 external id because mail retries and forwards keep it. Recipient and headers stay in ``extra``.
+
+The sender is read from ``from`` by :func:`workers.intake.mailbox.split_mailbox`: an address
+counts only with an ``@`` (``Петров, Иван <ivan@example.ru>`` gave ``петров`` as the e-mail and
+no name), and the display name is kept. A ``from`` over 998 characters (RFC 5322's line
+limit), or whose comments nest too deeply to read, is refused (``invalid_value``); the latter
+was an ``internal_error`` after a thousand-frame traceback in the log.
 """
 
 from __future__ import annotations
 
-from email.utils import parseaddr
 from typing import Any
 
+from schemas.validation import InvalidEvent
 from workers.intake.adapters._common import (
     attachments,
     author,
@@ -37,6 +43,7 @@ from workers.intake.adapters._common import (
     text_or_none,
 )
 from workers.intake.adapters._common import external_id as _external_id
+from workers.intake.mailbox import MAX_HEADER_LENGTH, UnreadableMailbox, split_mailbox
 
 CHANNEL = "email"
 #: Native fields that carry the source's own id (the gateway adds none of its own then).
@@ -47,11 +54,24 @@ _USED = (
 )
 
 
+def _sender(value: Any) -> tuple[str | None, str | None]:
+    """``(display name, address)`` of the ``from`` header (see the module docstring)."""
+    sender = text_or_none(value)
+    if sender is None:
+        return None, None
+    if len(sender) > MAX_HEADER_LENGTH:
+        raise InvalidEvent("invalid_value", f"from is longer than {MAX_HEADER_LENGTH} "
+                           "characters (RFC 5322's line limit)")
+    try:
+        return split_mailbox(sender)
+    except UnreadableMailbox as exc:
+        raise InvalidEvent("invalid_value", f"from is not a readable mailbox: {exc}") from None
+
+
 def adapt(data: dict[str, Any]) -> dict[str, Any]:
     region = region_code(data.get("region"))
     extra = leftovers(data, _USED)
-    sender = text_or_none(data.get("from"))
-    name, mailbox = parseaddr(sender) if sender else ("", "")
+    name, mailbox = _sender(data.get("from"))
     subject = text_or_none(data.get("subject"))
     body = text_or_none(data.get("body"))
     return canonical(
@@ -64,7 +84,7 @@ def adapt(data: dict[str, Any]) -> dict[str, Any]:
         text=body or subject or "",
         subject=subject,
         address=text_or_none(data.get("address")),
-        author=author(name=name or None, email=mailbox or sender, phone=data.get("phone")),
+        author=author(name=name, email=mailbox, phone=data.get("phone")),
         attachments=attachments(data.get("attachments"), name="filename", mime="content_type"),
         extra=extra,
     )
