@@ -134,7 +134,9 @@ def test_hotline_operator_urgent_flag_is_high_importance() -> None:
 def test_email_fields() -> None:
     samples = load_samples("email")
     a = intake_from_dict(samples[0])
-    assert a.external_id == "<20250114.0912.4471@mail.example.ru>"
+    # scoped by the receiving mailbox
+    assert a.external_id == "22:priemnaya@minstroy.example.ru:<20250114.0912.4471@mail.example.ru>"
+    assert intake_from_dict(samples[3]).external_id == "22:<abc-0004@mx.example.com>"  # no to
     assert a.author is not None
     assert a.author.email == "m.ivanova-testova@example.ru"
     assert a.author.name == "Иванова-Тестова Мария"
@@ -374,3 +376,34 @@ def test_an_unreadable_or_over_long_sender_is_refused_with_a_reason(sender: str)
         decode_intake(orjson.dumps(mail), channel_hint="email")
     assert info.value.reason == "invalid_value"
     assert "from" in info.value.detail and "Иван" not in info.value.detail
+
+
+def test_one_message_to_two_authorities_is_an_appeal_for_each() -> None:
+    """A citizen mails two authorities at once: each mailbox's gateway delivers the message
+    with one Message-ID, and the second authority's copy was dropped as a duplicate, so that
+    authority never got the appeal. A retry to one mailbox is still
+    one appeal, however the gateway spells the mailbox."""
+    import orjson
+
+    from tests.intake.fakes import AgentHarness
+
+    mail = {"channel": "email", "message_id": "<20250114.0912.4471@mail.example.ru>",
+            "from": "Иванова Мария <m.ivanova@example.ru>", "subject": "Свалка у школы",
+            "body": "Около школы №5 третий месяц свалка мусора, прошу принять меры",
+            "received": "Tue, 14 Jan 2025 09:12:05 +0700"}
+    copies = [{**mail, "to": "priemnaya@minprirody.example.ru", "region": "22"},
+              {**mail, "to": "obr@nso.example.ru", "region": "54"},
+              {**mail, "to": "info@minzdrav.example.ru", "region": "22"},
+              {**mail, "to": "Приёмная <Priemnaya@MinPrirody.example.ru>", "region": "22"}]
+    ids = [intake_from_dict(copy).external_id for copy in copies]
+    assert ids[:3] == ["22:priemnaya@minprirody.example.ru:" + mail["message_id"],
+                       "54:obr@nso.example.ru:" + mail["message_id"],
+                       "22:info@minzdrav.example.ru:" + mail["message_id"]]
+    assert ids[3] == ids[0]
+    explicit = {k: v for k, v in copies[0].items() if k != "message_id"}
+    assert intake_from_dict({**explicit, "external_id": "own-3"}).external_id == "own-3"
+
+    h = AgentHarness()
+    h.run(h.batch("email", [orjson.dumps(copy) for copy in copies]))
+    registered = [orjson.loads(v) for _t, _k, v in h.registered()]
+    assert [r["extra"]["to"] for r in registered] == [c["to"] for c in copies[:3]]

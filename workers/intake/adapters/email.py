@@ -4,9 +4,9 @@ Native shape (the mail gateway's JSON rendering of a received message)::
 
     {
       "channel": "email",
-      "message_id": "<20250114.0912.4471@mail.example.ru>",  # -> external_id
+      "message_id": "<20250114.0912.4471@mail.example.ru>",  # -> external_id (scoped)
       "from": "Иванова Мария <m.ivanova@example.ru>",         # RFC 5322 mailbox
-      "to": "priemnaya@minstroy.example.ru",
+      "to": "priemnaya@minstroy.example.ru",                # the receiving mailbox
       "subject": "...",
       "body": "...",                 # text/plain part (the gateway strips HTML)
       "received": "Tue, 14 Jan 2025 09:12:05 +0700",          # RFC 2822 or ISO 8601
@@ -17,8 +17,19 @@ Native shape (the mail gateway's JSON rendering of a received message)::
     }
 
 Since 30 March 2025 e-mail is not a valid channel for a 59-FZ appeal, so the regime is chosen
-downstream (``Settings.email_regime``); this adapter only maps fields. The Message-ID is the
-external id because mail retries and forwards keep it. Recipient and headers stay in ``extra``.
+downstream (``Settings.email_regime``); this adapter only maps fields. The Message-ID names
+the appeal because mail retries and forwards keep it. Recipient and headers stay in ``extra``.
+
+One message sent to two authorities (``To:`` both mailboxes) reaches each mailbox's gateway with
+one Message-ID, and the second authority's copy was dropped as a duplicate: the external id
+is therefore the Message-ID scoped by the receiving mailbox, ``<region>:<to>:<message id>``
+(``to``'s addresses lower-cased, sorted and comma-joined; ``<region>:<message id>`` without
+a ``to``; an explicit ``external_id`` stays as given). ``region`` is the authority's, set by
+the gateway per mailbox, so it is always there; ``to`` tells two mailboxes of one region
+apart when the gateway gives the receiving mailbox (as here) and not the whole ``To:``
+header. A retry of one message to one mailbox still names one appeal. Upgrade note: a
+message delivered both before and after this change gets two appeal ids and is registered
+twice.
 
 The sender is read from ``from`` by :func:`workers.intake.mailbox.split_mailbox`: an address
 counts only with an ``@`` (``Петров, Иван <ivan@example.ru>`` gave ``петров`` as the e-mail and
@@ -40,10 +51,12 @@ from workers.intake.adapters._common import (
     iso_datetime,
     leftovers,
     region_code,
+    scope_part,
+    scoped_id,
     text_or_none,
 )
 from workers.intake.adapters._common import external_id as _external_id
-from workers.intake.mailbox import MAX_HEADER_LENGTH, UnreadableMailbox, split_mailbox
+from workers.intake.mailbox import MAX_HEADER_LENGTH, UnreadableMailbox, addresses, split_mailbox
 
 CHANNEL = "email"
 #: Native fields that carry the source's own id (the gateway adds none of its own then).
@@ -68,6 +81,19 @@ def _sender(value: Any) -> tuple[str | None, str | None]:
         raise InvalidEvent("invalid_value", f"from is not a readable mailbox: {exc}") from None
 
 
+def _scoped_message_id(data: dict[str, Any], region: str) -> str:
+    """The Message-ID scoped by the region and the receiving mailbox (see the module
+    docstring); an explicit ``external_id`` (the sender's own, or the gateway's
+    ``<client>:<key>``) stays as it is."""
+    own = _external_id(first(data, "message_id", "external_id"), "message_id")
+    if first(data, "message_id") is None:
+        return own
+    recipient = scope_part(data.get("to"))
+    if recipient is not None:
+        recipient = ",".join(addresses(recipient)) or recipient.lower()
+    return scoped_id(f"{region}:{recipient}" if recipient else region, own)
+
+
 def adapt(data: dict[str, Any]) -> dict[str, Any]:
     region = region_code(data.get("region"))
     extra = leftovers(data, _USED)
@@ -76,7 +102,7 @@ def adapt(data: dict[str, Any]) -> dict[str, Any]:
     body = text_or_none(data.get("body"))
     return canonical(
         CHANNEL,
-        external_id=_external_id(first(data, "message_id", "external_id"), "message_id"),
+        external_id=_scoped_message_id(data, region),
         submitted_at=iso_datetime(data.get("received"), region=region, field="received"),
         region=region,
         municipality=text_or_none(data.get("municipality")),
