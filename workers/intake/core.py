@@ -43,6 +43,12 @@ _CANONICAL_KEYS = ("external_id", "submitted_at", "region", "text")
 Normaliser = Callable[[dict[str, Any]], dict[str, Any]]
 _normalisers: list[Normaliser] = []
 
+#: How many times ``max_text_length`` a text may be *before* normalisation: normalising is
+#: not free (NFC, the substitutions), so a text that cannot pass the limit afterwards is
+#: refused first. Normalisation mostly shrinks a text (CR LF, invisible characters, runs of
+#: spaces), so twice the limit refuses nothing that would pass it.
+RAW_TEXT_FACTOR = 2
+
 # How deeply a payload may nest objects and arrays (the payload object itself is level 1).
 # orjson *reads* JSON nested up to 1024 levels but *writes* only about 254, and unknown fields
 # are carried on unchecked in ``extra`` (one level deeper again in the registered record). An
@@ -164,7 +170,9 @@ def intake_from_dict(
 
     The schema is checked twice: on the payload as sent, so that each fault gets its own reason
     code, and again after normalisation, because Unicode NFC can lengthen a string (U+0958 is
-    two code points in NFC) past a limit. Only what satisfies the contract *as published* is
+    two code points in NFC) past a limit. The text's length is checked before normalisation
+    too (:data:`RAW_TEXT_FACTOR` times the limit), so a text far too long is refused before
+    the work of normalising it. Only what satisfies the contract *as published* is
     accepted, so the gateway, the SDK and the intake agent (which re-decodes the published,
     normalised record) always reach the same verdict.
     """
@@ -188,6 +196,10 @@ def intake_from_dict(
             "channel_mismatch", f"channel {data['channel']!r} on the {channel_hint!r} topic"
         )
     _check_region(data["region"])
+    raw_text = data.get("text")
+    if isinstance(raw_text, str) and len(raw_text) > RAW_TEXT_FACTOR * max_text_length:
+        raise InvalidEvent("oversize_text", f"{len(raw_text)} characters before normalisation "
+                           f"> {RAW_TEXT_FACTOR} x {max_text_length}")
     for normalise in _normalisers:
         data = normalise(data)
     text = data.get("text") or ""

@@ -7,7 +7,9 @@ same to them, and a control character must never reach a log viewer or an author
 
 What it does, on the canonical dict (after schema validation, before the record is built):
 
-* every text field: Unicode NFC; control and invisible format characters removed (``Cc`` except
+* every text field: Unicode NFC (in a text that is not NFC yet, a run of more than 30
+  combining marks is cut to 30 first: :data:`MAX_COMBINING_RUN`); control and invisible
+  format characters removed (``Cc`` except
   newline and tab, ``Cf`` such as zero-width spaces, soft hyphens and bidi overrides, lone
   surrogates); exotic spaces become a plain space; whitespace folded. Single-line fields
   (subject, address, names, ...) fold all whitespace to one space; the appeal ``text`` keeps its
@@ -156,21 +158,73 @@ def _plain(value: str) -> bool:
     return value.isprintable() and (value.isascii() or _FILLER.search(value) is None)
 
 
+#: Most combining marks (canonical combining class above 0) kept in a row of a text that
+#: needs NFC; the rest of a longer run is dropped. CPython's NFC puts a run in canonical
+#: order by insertion sort, quadratic in its length: 160,000 marks of alternating classes
+#: held the event loop for 27 s, and the text was refused as too long only afterwards. 30 is
+#: the bound of Unicode's Stream-Safe Text Format (UAX #15, section 13), which no real text
+#: reaches (Russian needs one mark: й, ё, a stress; Vietnamese or pointed Hebrew a few); only
+#: "Zalgo" text does.
+MAX_COMBINING_RUN = 30
+
+
+def _char_class(cps: list[int]) -> str:
+    ranges: list[tuple[int, int]] = []
+    for cp in cps:
+        if ranges and ranges[-1][1] == cp - 1:
+            ranges[-1] = (ranges[-1][0], cp)
+        else:
+            ranges.append((cp, cp))
+    return "[" + "".join(re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}"
+                         for a, b in ranges) + "]"
+
+
+def _run_pattern(marks: str) -> re.Pattern[str]:
+    """``marks`` (a class) more than :data:`MAX_COMBINING_RUN` times; group 1 is the part kept."""
+    return re.compile(f"({marks}{{{MAX_COMBINING_RUN}}}){marks}+")
+
+
+_MARKS = [cp for cp in range(sys.maxunicode + 1) if unicodedata.combining(chr(cp))]
+# Two patterns for speed: the re module tests a class of BMP characters with a bitmap, but a
+# class that also holds astral ranges range by range (~10x slower on every character). Texts
+# without astral characters (nearly all) use the first.
+_BMP_MARK_RUN = _run_pattern(_char_class([cp for cp in _MARKS if cp <= 0xFFFF]))
+_MARK_RUN = _run_pattern(_char_class(_MARKS))
+_ASTRAL = re.compile("[\U00010000-\U0010FFFF]")
+
+
+def _cut_mark_runs(value: str) -> str:
+    pattern = _MARK_RUN if _ASTRAL.search(value) else _BMP_MARK_RUN
+    return pattern.sub(r"\1", value)
+
+
+def _nfc(value: str) -> str:
+    """NFC of ``value``; when it is not NFC yet, every run of combining marks is cut to
+    :data:`MAX_COMBINING_RUN` first.
+
+    NFC is quadratic only in the sorting of a run out of canonical order, and such a text is
+    never NFC; a text that is NFC (nearly every one, checked quickly) is left as it is. The
+    runs are cut again after NFC: decomposing a precomposed letter (``ё`` is ``е`` and
+    U+0308) can add a mark to a run, and cutting the end of a run in canonical order leaves
+    the text NFC, so a second pass changes nothing.
+    """
+    if unicodedata.is_normalized("NFC", value):
+        return value
+    value = unicodedata.normalize("NFC", _cut_mark_runs(value))
+    value = _cut_mark_runs(value)
+    return _DROP.sub("", value)  # composition never creates them; kept for safety
+
+
 def _base(value: str) -> str:
     if _plain(value):
         # The substitutions below would find nothing: only the NFC step remains (an ASCII
         # string is NFC).
-        if value.isascii() or unicodedata.is_normalized("NFC", value):
-            return value
-        value = unicodedata.normalize("NFC", value)
-        return _DROP.sub("", value)  # composition never creates them; kept for safety
+        return value if value.isascii() else _nfc(value)
     if not value.isascii():
         value = _LINE_BREAKS.sub("\n", value)
         value = _DROP.sub("", value)
         value = _SPACES.sub(" ", value)
-        if not unicodedata.is_normalized("NFC", value):
-            value = unicodedata.normalize("NFC", value)
-            value = _DROP.sub("", value)  # composition never creates them; kept for safety
+        value = _nfc(value)
     else:
         value = _LINE_BREAKS.sub("\n", value)
         value = _DROP.sub("", value)
