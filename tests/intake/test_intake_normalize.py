@@ -350,3 +350,53 @@ def test_a_text_far_over_the_limit_is_refused_before_normalisation() -> None:
     # 1,800 characters as sent, 900 once the CR LF line ends and zero-width spaces are gone.
     padded = "а\r\n\u200b\u200b" * 300
     assert len(intake_from_dict(_event(text=padded), max_text_length=1000).text) <= 1000
+
+
+# ------------------------------------------------------------------------ emoji sequences
+
+@pytest.mark.parametrize("emoji", [
+    "👨\u200d👩\u200d👧",  # a family: three people joined by U+200D
+    "🧑\u200d🦽",  # a person in a wheelchair
+    "🏳\ufe0f\u200d🌈",  # the rainbow flag: a selector, then the joiner
+    "👩🏽\u200d⚕\ufe0f",  # a skin tone, a selector at the end
+    "🏴\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f",  # Scotland (tags)
+    "1\ufe0f\u20e3",  # a keycap
+    "❤\ufe0f", "ℹ\ufe0f", "‼\ufe0f",  # emoji presentation, also of non-symbols
+], ids=["family", "wheelchair", "rainbow-flag", "health-worker", "scotland", "keycap",
+        "heart", "information", "double-exclamation"])
+def test_emoji_sequences_keep_their_joiners_and_selectors(emoji: str) -> None:
+    """Every format character was removed, and the joiners, selectors and tags of emoji with
+    them: a family became three people, the rainbow flag a white flag and a rainbow.
+    Social-media incidents are full of them."""
+    text = f"Нет пандуса {emoji} третий месяц"
+    assert clean_text(text) == text
+    assert clean_line(emoji) == emoji
+    assert intake_from_dict(_event(text=text)).text == text
+
+
+@pytest.mark.parametrize(("raw", "clean"), [
+    ("при\u200dвет", "привет"),  # a joiner inside a word (dodges word filters)
+    ("п\ufe0fлохо", "плохо"),  # a selector after a letter
+    ("\u200d👩 и 👩\u200d", "👩 и 👩"),  # a joiner with an emoji on one side only
+    ("👨\u200b\u200d👩", "👨👩"),  # a zero-width space before the joiner
+    ("🏴\U000e0067\U000e0062", "🏴"),  # tags without the cancel tag
+    ("x\U000e0067\U000e007f", "x"),  # tags after a letter
+    ("🏴" + "\U000e0067" * 40 + "\U000e007f", "🏴"),  # a run far longer than any flag
+    ("1\ufe0f", "1"),  # a keycap base with a selector and no keycap
+], ids=["zwj-in-word", "selector-after-letter", "one-sided", "zwsp", "no-cancel",
+        "tags-after-letter", "long-tag-run", "no-keycap"])
+def test_format_characters_outside_emoji_are_still_removed(raw: str, clean: str) -> None:
+    assert clean_text(raw) == clean
+    assert clean_text(clean) == clean
+
+
+def test_many_joiners_cost_little() -> None:
+    """Judging a joiner is a Python call: a text full of them (after letters, or in
+    emoji-looking sequences) must still be normalised in well under a second."""
+    import time
+
+    for hostile in ("а\u200d" * 20_000, "👩\u200d" * 20_000, "1\ufe0f" * 20_000,
+                    "🏴" + "\U000e0067" * 40_000):
+        started = time.perf_counter()
+        clean_text(hostile)
+        assert time.perf_counter() - started < 1.0

@@ -9,16 +9,18 @@ What it does, on the canonical dict (after schema validation, before the record 
 
 * every text field: Unicode NFC (in a text that is not NFC yet, a run of more than 30
   combining marks is cut to 30 first: :data:`MAX_COMBINING_RUN`); control and invisible
-  format characters removed (``Cc`` except
-  newline and tab, ``Cf`` such as zero-width spaces, soft hyphens and bidi overrides, lone
-  surrogates); exotic spaces become a plain space; whitespace folded. Single-line fields
+  format characters removed (``Cc`` except newline and tab, ``Cf`` such as zero-width spaces,
+  soft hyphens and bidi overrides, lone surrogates), except the joiners, variation selectors
+  and tags of emoji sequences (👨‍👩‍👧, 🏳️‍🌈, 1️⃣: :func:`_drop`); exotic spaces become a
+  plain space; whitespace folded. Single-line fields
   (subject, address, names, ...) fold all whitespace to one space; the appeal ``text`` keeps its
   line breaks (paragraphs carry meaning) but folds runs of spaces and of blank lines. The
   ``external_id`` is trimmed at both ends and each whitespace character inside becomes a
   space, but runs are *not* folded (:func:`clean_id`): it names the appeal, and ``ID  1001``
   and ``ID 1001`` are two of them. Upgrade: an id with a run of whitespace inside named the
   folded id's appeal before session 12 and names another appeal id now, so a retry or replay
-  across the upgrade of a message registered before it registers a second appeal;
+  across the upgrade of a message registered before it registers a second appeal (so does
+  one whose external id holds an emoji sequence, whose emoji joiners are kept now);
 * ``author.phone`` to E.164 (``phonenumbers``, default region RU, so ``8 913 ...`` works).
   An unparsable number is kept in ``author.phone`` as its digits (with a leading ``+`` when one
   was typed), and ``extra["phone_not_e164"] = true`` is set. It stays inside ``author`` on
@@ -139,6 +141,71 @@ _BLANK_LINES = re.compile("\n{3,}")
 _ANY_SPACE = re.compile(r"\s+")
 
 
+# --- Emoji sequences. Three kinds of character that _DROP removes are part of emoji: the zero
+# width joiner U+200D (👨‍👩‍👧 is one family, 🧑‍🦽 one person in a wheelchair), the variation
+# selectors U+FE0E/U+FE0F (text or emoji presentation: ❤️, and the 1️⃣ keycap) and the tag
+# characters U+E0020-E007F (🏴 + tags + U+E007F is the flag of Scotland). Removed, a family
+# became three people and the rainbow flag a white flag and a rainbow. They are kept where
+# they join emoji, and removed elsewhere (a joiner inside a Cyrillic word dodges filters).
+#: One joiner or selector, or a run of tag characters (judged as a whole), where it can be
+#: part of an emoji sequence: after a character of the blocks that hold emoji (or after a
+#: selector), or a selector between a keycap base and U+20E3. The ranges are a cheap first
+#: cut (a joiner after a letter is never kept, and a text full of them must not cost a
+#: Python call each); :func:`_emoji_format_kept` decides.
+_EMOJI_FORMAT = re.compile(
+    "(?<=[\u00a9\u00ae\u2000-\u32ff\ufe0e\ufe0f\U0001f000-\U0001faff])"
+    "(?:[\u200d\ufe0e\ufe0f]|[\U000e0020-\U000e007f]+)"
+    "|(?<=[0-9#*])[\ufe0e\ufe0f](?=\u20e3)")
+_VARIATION = frozenset("\ufe0e\ufe0f")
+_ZWJ = "\u200d"
+_CANCEL_TAG = "\U000e007f"
+#: Emoji that Unicode does not file as symbols (So), e.g. ‼ ℹ ↔ 〰; and the skin tones (Sk).
+_EMOJI_NOT_SO = frozenset(chr(cp) for cp in (
+    0x203C, 0x2049, 0x2139, 0x2194, 0x25FB, 0x25FC, 0x25FD, 0x25FE, 0x2934, 0x2935, 0x3030,
+    0x303D, *range(0x1F3FB, 0x1F400)))
+_KEYCAP_BASE = frozenset("0123456789#*")
+#: The longest run of tags kept (a subdivision flag has at most 7 tags and the cancel tag).
+_MAX_TAGS = 32
+
+
+def _is_emoji(ch: str) -> bool:
+    """An emoji, or near enough: every symbol (So) and :data:`_EMOJI_NOT_SO`; not ""."""
+    return bool(ch) and (ch in _EMOJI_NOT_SO or unicodedata.category(ch) == "So")
+
+
+def _emoji_format_kept(text: str, start: int, end: int) -> bool:
+    """Is ``text[start:end]`` (a joiner, a variation selector or a run of tags) part of an
+    emoji sequence?"""
+    ch = text[start]
+    before = text[start - 1] if start else ""
+    after = text[end] if end < len(text) else ""
+    if ch in _VARIATION:  # after an emoji, or after a keycap base and before U+20E3
+        return _is_emoji(before) or (before in _KEYCAP_BASE and after == "\u20e3")
+    if ch == _ZWJ:  # between two emoji; the first may carry a selector (🏳️‍🌈)
+        j = start - 1 if before not in _VARIATION else start - 2
+        return j >= 0 and _is_emoji(text[j]) and _is_emoji(after)
+    # Tags: right after an emoji, ended by the cancel tag and holding no other one.
+    return (end - start <= _MAX_TAGS and _is_emoji(before) and text[end - 1] == _CANCEL_TAG
+            and text.find(_CANCEL_TAG, start, end - 1) == -1)
+
+
+def _drop(value: str) -> str:
+    """``value`` without what :data:`_DROP` matches, except the joiners, selectors and tags
+    of emoji sequences (see :func:`_emoji_format_kept`), judged in the text as it was."""
+    kept = [match.span() for match in _EMOJI_FORMAT.finditer(value)
+            if _emoji_format_kept(value, *match.span())]
+    if not kept:
+        return _DROP.sub("", value)
+    parts: list[str] = []
+    last = 0
+    for start, end in kept:
+        parts.append(_DROP.sub("", value[last:start]))
+        parts.append(value[start:end])
+        last = end
+    parts.append(_DROP.sub("", value[last:]))
+    return "".join(parts)
+
+
 # The fillers as a pattern of their own: the one kind of character :data:`_DROP` removes that
 # ``str.isprintable()`` can let through (see :func:`_plain`).
 _FILLER = re.compile("[" + "".join(re.escape(chr(cp)) for cp in sorted(_FILLERS)) + "]")
@@ -212,7 +279,7 @@ def _nfc(value: str) -> str:
         return value
     value = unicodedata.normalize("NFC", _cut_mark_runs(value))
     value = _cut_mark_runs(value)
-    return _DROP.sub("", value)  # composition never creates them; kept for safety
+    return _drop(value)  # composition never creates them; kept for safety
 
 
 def _base(value: str) -> str:
@@ -222,12 +289,12 @@ def _base(value: str) -> str:
         return value if value.isascii() else _nfc(value)
     if not value.isascii():
         value = _LINE_BREAKS.sub("\n", value)
-        value = _DROP.sub("", value)
+        value = _drop(value)
         value = _SPACES.sub(" ", value)
         value = _nfc(value)
     else:
         value = _LINE_BREAKS.sub("\n", value)
-        value = _DROP.sub("", value)
+        value = _drop(value)
     return value
 
 
