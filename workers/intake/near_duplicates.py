@@ -7,6 +7,15 @@ the receiving authority sees it is a resend. The figures and ratings still count
 appeal of its own (a resend the body must answer too). Exact repeats (same channel + external
 id) are handled elsewhere (Redis ``SET NX``).
 
+Texts that hold other numbers are never near-duplicates (:func:`_numbers`): «Не работает
+лифт в подъезде 1» and «... в подъезде 2» share nearly every shingle (0.92) and were flagged
+as one resend, though they are two lifts; so were «залив квартиры 12» and «квартиры 45». The
+price: a resend that adds a number («пишу третий раз, обращение от 14.01») is not flagged. A
+missed flag registers an appeal as any other; a wrong one tells the body it may leave an
+appeal unanswered (59-FZ art. 11 p. 5). Upgrade: entries written before it carry no numbers
+and are compared on their text alone, as before, for one window; an older worker skips the
+entries a newer one writes (missed flags while both run).
+
 How similarity is measured: character 5-shingles of the normalised text (lower case, ``ё``→``е``,
 punctuation dropped, whitespace folded) hashed to 64 bits; an appeal keeps a *bottom-k sketch*,
 the ``k`` (default 128) smallest shingle hashes. Jaccard similarity of two texts is estimated
@@ -22,10 +31,10 @@ missed flag). Keys never contain personal data: the author identity and address 
 into an HMAC-SHA256 bucket id with a secret salt, so a key cannot be reversed into a phone number
 by enumerating the (small) space of Russian mobile numbers, as a plain hash could be:
 
-* ``{prefix}nd2:{bucket}``: a hash ``appeal_id -> packed(ts, root appeal_id, sketch)``, with TTL
-  = window + 1 h, refreshed on every write. One bucket per author identifier (E.164 phone,
-  e-mail, social handle together with its network: ``extra["network"]``), so an appeal matches
-  an earlier one that shares *any* identifier.
+* ``{prefix}nd2:{bucket}``: a hash ``appeal_id -> packed(ts, root appeal_id, numbers, sketch)``,
+  with TTL = window + 1 h, refreshed on every write. One bucket per author identifier (E.164
+  phone, e-mail, social handle together with its network: ``extra["network"]``), so an appeal
+  matches an earlier one that shares *any* identifier.
 
   A bucket keeps at most ``bucket_max`` entries (``APPEALS_NEAR_DUP_BUCKET_MAX``, 32): after
   each write the entries with the earliest event times beyond that are dropped (ties: the
@@ -394,6 +403,29 @@ class Signature:
     sketch: tuple[int, ...]
     root: str
     """The appeal this one duplicates (its ``duplicate_of``), or its own id."""
+    numbers: int = 0
+    """A digest of the numbers in the text (:func:`_numbers`): appeals that differ in them
+    are never near-duplicates."""
+
+
+#: A bucket's entry: appeal id, event time, root, sketch, numbers digest (``None``: an entry
+#: written before numbers were recorded, compared on its text alone).
+_Entry = tuple[str, float, str, tuple[int, ...], int | None]
+
+_NUMBER = re.compile(r"\d+")
+
+
+def _numbers(text: str) -> int:
+    """A 64-bit digest of the numbers of a text: its digit runs, leading zeros dropped,
+    distinct and sorted.
+
+    Two short appeals that differ only in a number («лифт в подъезде 1» and «... 2»,
+    «залив квартиры 12» and «... 45») share nearly every shingle (Jaccard 0.92) but are two
+    problems, and were flagged as resends. The digit runs of a text are those of its
+    canonical form (NFC, case and punctuation leave them as they are).
+    """
+    found = ",".join(sorted({n.lstrip("0") or "0" for n in _NUMBER.findall(text)}))
+    return int.from_bytes(hashlib.blake2b(found.encode(), digest_size=8).digest(), "big")
 
 
 def _buckets(appeal: Any, cfg: NearDupConfig) -> tuple[str, ...]:
@@ -412,6 +444,8 @@ def _signature(appeal: Any, buckets: tuple[str, ...], text_sketch: tuple[int, ..
         ts=_event_ts(appeal),
         sketch=text_sketch,
         root=str(_get(appeal, "duplicate_of") or appeal_id),
+        # Like the sketch: only for an appeal with an author identity to compare under.
+        numbers=_numbers(str(_get(appeal, "text") or "")) if buckets else 0,
     )
 
 
@@ -441,20 +475,33 @@ _batch_signatures = signatures  # the batch functions below take a ``signatures`
 
 
 _HEAD = struct.Struct(">dH")
+#: Set in the root length of an entry whose numbers digest follows its root. An entry of an
+#: older worker has no digest (and is compared on its text alone); an older worker takes the
+#: flag for a root length past the end of the entry, reads the digest and sketch as the root
+#: and skips the entry when they are not UTF-8 (practically always), else finds no sketch in
+#: it: no flag either way.
+_HAS_NUMBERS = 0x8000
+_DIGEST = struct.Struct(">Q")
 
 
 def _pack(sig: Signature) -> bytes:
     root = sig.root.encode()
-    return _HEAD.pack(sig.ts, len(root)) + root + struct.pack(f">{len(sig.sketch)}Q", *sig.sketch)
+    return (_HEAD.pack(sig.ts, len(root) | _HAS_NUMBERS) + root + _DIGEST.pack(sig.numbers)
+            + struct.pack(f">{len(sig.sketch)}Q", *sig.sketch))
 
 
-def _unpack(raw: bytes) -> tuple[float, str, tuple[int, ...]] | None:
+def _unpack(raw: bytes) -> tuple[float, str, tuple[int, ...], int | None] | None:
     try:
         ts, n = _HEAD.unpack_from(raw, 0)
-        root = raw[_HEAD.size:_HEAD.size + n].decode()
-        body = raw[_HEAD.size + n:]
+        at = _HEAD.size + (n & ~_HAS_NUMBERS)
+        root = raw[_HEAD.size:at].decode()
+        numbers = None
+        if n & _HAS_NUMBERS:
+            (numbers,) = _DIGEST.unpack_from(raw, at)
+            at += _DIGEST.size
+        body = raw[at:]
         count = len(body) // 8
-        return ts, root, struct.unpack(f">{count}Q", body[:count * 8])
+        return ts, root, struct.unpack(f">{count}Q", body[:count * 8]), numbers
     except (struct.error, UnicodeDecodeError):
         return None
 
@@ -469,7 +516,7 @@ def _key(cfg: NearDupConfig, bucket: str) -> str:
 
 def _best_match(
     sig: Signature,
-    candidates: Iterable[tuple[str, float, str, tuple[int, ...]]],
+    candidates: Iterable[_Entry],
     cfg: NearDupConfig,
 ) -> str | None:
     """The root of the earliest-written appeal met before this one, written within the window
@@ -479,13 +526,15 @@ def _best_match(
     decision recorded then: its stored root, ``None`` if that is itself.
     """
     best: tuple[float, str] | None = None
-    for appeal_id, ts, root, sk in candidates:
+    for appeal_id, ts, root, sk, numbers in candidates:
         if appeal_id == sig.appeal_id:
             return root if root != sig.appeal_id else None
         if root == sig.appeal_id:
             continue  # one that already points at this appeal
         if abs(ts - sig.ts) > cfg.window_s:
             continue
+        if numbers is not None and numbers != sig.numbers:
+            continue  # other numbers: another entrance, flat, house (see _numbers)
         if jaccard(sig.sketch, sk, cfg.sketch_size) >= cfg.threshold and (
             best is None or (ts, root) < best
         ):
@@ -493,7 +542,7 @@ def _best_match(
     return best[1] if best else None
 
 
-def _decode_bucket(raw: Mapping[Any, Any]) -> list[tuple[str, float, str, tuple[int, ...]]]:
+def _decode_bucket(raw: Mapping[Any, Any]) -> list[_Entry]:
     out = []
     for field_name, value in raw.items():
         parsed = _unpack(value if isinstance(value, bytes) else str(value).encode("latin-1"))
@@ -520,7 +569,7 @@ async def find_near_duplicates(
         cfg = dataclasses.replace(cfg, window_s=window_s)
     sigs = list(signatures) if signatures is not None else _batch_signatures(appeals, cfg)
     buckets = sorted({b for s in sigs for b in s.buckets})
-    stored: dict[str, list[tuple[str, float, str, tuple[int, ...]]]] = {}
+    stored: dict[str, list[_Entry]] = {}
     if buckets:
         results = await redis_scripts.run(redis, redis_scripts.HGETALL_MANY,
                                           [_key(cfg, b) for b in buckets])
@@ -532,7 +581,7 @@ async def find_near_duplicates(
         cands = [c for b in sig.buckets for c in stored.get(b, ())]
         match = _best_match(sig, cands, cfg)
         out.append(match)
-        entry = (sig.appeal_id, sig.ts, match or sig.root, sig.sketch)
+        entry: _Entry = (sig.appeal_id, sig.ts, match or sig.root, sig.sketch, sig.numbers)
         for b in sig.buckets:  # visible to later appeals of the same batch
             held = stored.setdefault(b, [])
             # As HSET does: a replayed appeal's entry replaces its own, it is not a second one
@@ -544,13 +593,12 @@ async def find_near_duplicates(
     return out
 
 
-def _age_order(entry: tuple[str, float, str, tuple[int, ...]]) -> tuple[float, str]:
+def _age_order(entry: _Entry) -> tuple[float, str]:
     """Oldest first: event time, then appeal id (the order the Redis trim uses)."""
     return entry[1], entry[0]
 
 
-def _newest(entries: list[tuple[str, float, str, tuple[int, ...]]], keep: int
-            ) -> list[tuple[str, float, str, tuple[int, ...]]]:
+def _newest(entries: list[_Entry], keep: int) -> list[_Entry]:
     """The ``keep`` entries with the latest event times (a bucket written before the cap
     existed can hold more until its next write trims it)."""
     if len(entries) <= keep:
