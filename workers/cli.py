@@ -253,8 +253,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
                      else "APPEALS_METRICS_PORT")
     setup_logging(settings.log_level)
     from streams.topics import ensure_topics
+    from workers.intake.agent import check_environment
     from workers.pipeline import run_worker
 
+    check_environment()  # a bad APPEALS_NEAR_DUP_* or APPEALS_PHONE_REGION: one line, exit 2
     with kafka_errors("worker", settings.kafka, "--kafka" if args.kafka else "APPEALS_KAFKA"):
         ensure_topics(settings)
     run_worker(settings, create_topics=False)

@@ -58,6 +58,17 @@ def _load_plugins() -> None:
             log.warning("intake plugin %s not available", name)
 
 
+def check_environment() -> None:
+    """Read intake's own variables now (``APPEALS_NEAR_DUP_*``, ``APPEALS_PHONE_REGION``,
+    ``APPEALS_MAX_ATTACHMENT*``): a bad value raises :class:`~streams.settings.ConfigError`
+    naming it, which ``appeals worker`` reports in one line with status 2 before it contacts
+    Kafka. They were read unchecked and a bad one silently switched a feature off."""
+    from workers.intake.normalize import NormaliseConfig
+
+    NormaliseConfig.from_env()
+    near_duplicates.NearDupConfig.from_env()
+
+
 def install(app: faust.App, ctx: WorkerContext, router: Router, classifier: Any) -> Any:
     _load_plugins()
     settings = ctx.settings

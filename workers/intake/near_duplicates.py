@@ -79,17 +79,19 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
+import math
 import os
 import re
 import struct
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from schemas.validation import parse_datetime
+from streams.settings import ConfigError
 from workers.intake import redis_scripts
 
 __all__ = [
@@ -107,6 +109,7 @@ __all__ = [
 ]
 
 _DEFAULT_SALT = "citizen-appeals-near-dup-dev-salt"
+_N = TypeVar("_N", int, float)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,25 +125,42 @@ class NearDupConfig:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> NearDupConfig:
+        """The configuration from ``APPEALS_NEAR_DUP_*``; a bad value raises
+        :class:`~streams.settings.ConfigError` naming its variable (one line; ``appeals
+        worker`` stops with status 2 before it contacts Kafka).
+
+        Each value is range-checked: a percent-style threshold (80), ``nan``, a sketch of 0
+        hashes or a window of 0 s switched flagging off for good, and a threshold of 0
+        flagged every appeal of an author as a resend, all without a word.
+        """
         env = os.environ if environ is None else environ
-        try:
-            return cls(
-                salt=env.get("APPEALS_NEAR_DUP_SALT", _DEFAULT_SALT).encode(),
-                threshold=float(env.get("APPEALS_NEAR_DUP_THRESHOLD", 0.8)),
-                window_s=float(env.get("APPEALS_NEAR_DUP_WINDOW_S", 86_400)),
-                sketch_size=int(env.get("APPEALS_NEAR_DUP_SKETCH", 128)),
-                key_prefix=env.get("APPEALS_TOPIC_PREFIX", ""),
-                bucket_max=_positive_int(env.get("APPEALS_NEAR_DUP_BUCKET_MAX", "32"),
-                                         "APPEALS_NEAR_DUP_BUCKET_MAX"),
-            )
-        except ValueError as exc:
-            raise ValueError(f"APPEALS_NEAR_DUP_*: {exc}") from None
+        return cls(
+            salt=env.get("APPEALS_NEAR_DUP_SALT", _DEFAULT_SALT).encode(),
+            threshold=_number(env, "APPEALS_NEAR_DUP_THRESHOLD", 0.8, float,
+                              lambda v: 0 < v <= 1, "a number in (0, 1] (a Jaccard similarity)"),
+            window_s=_number(env, "APPEALS_NEAR_DUP_WINDOW_S", 86_400.0, float,
+                             lambda v: v > 0, "a number of seconds above 0"),
+            sketch_size=_number(env, "APPEALS_NEAR_DUP_SKETCH", 128, int, lambda v: v >= 1,
+                                "a whole number of at least 1"),
+            key_prefix=env.get("APPEALS_TOPIC_PREFIX", ""),
+            bucket_max=_number(env, "APPEALS_NEAR_DUP_BUCKET_MAX", 32, int, lambda v: v >= 1,
+                               "a whole number of at least 1"),
+        )
 
 
-def _positive_int(raw: str, name: str) -> int:
-    value = int(raw)
-    if value < 1:
-        raise ValueError(f"{name} must be at least 1, got {raw!r}")
+def _number(env: Mapping[str, str], name: str, default: _N, kind: Callable[[str], _N],
+             ok: Callable[[_N], bool], expected: str) -> _N:
+    """``env[name]`` read by ``kind`` (``default`` when unset) and checked by ``ok``."""
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = None
+    # ``nan`` passes no comparison but fails none written with ``not``; inf is no setting.
+    if value is None or not math.isfinite(value) or not ok(value):
+        raise ConfigError(f"{name} must be {expected}, got {raw!r}")
     return value
 
 

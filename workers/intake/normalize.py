@@ -57,6 +57,7 @@ from typing import Any
 import phonenumbers
 
 from schemas.validation import InvalidEvent
+from streams.settings import ConfigError
 from workers.intake.core import register_normaliser
 from workers.intake.mailbox import UnreadableMailbox, split_mailbox
 
@@ -80,18 +81,38 @@ class NormaliseConfig:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> NormaliseConfig:
+        """The limits from the environment; a bad value raises
+        :class:`~streams.settings.ConfigError` naming its variable (read on import, so
+        ``appeals worker`` and ``appeals gateway`` stop with one line and status 2).
+
+        ``APPEALS_PHONE_REGION`` must be a region ``phonenumbers`` knows: ``RUS`` passed, and
+        every national number (``8 913 ...``) then failed to parse and was kept as digits.
+        """
         env = os.environ if environ is None else environ
         cfg = cls()
-        try:
-            if env.get("APPEALS_MAX_ATTACHMENTS"):
-                cfg = replace(cfg, max_attachments=int(env["APPEALS_MAX_ATTACHMENTS"]))
-            if env.get("APPEALS_MAX_ATTACHMENT_BYTES"):
-                cfg = replace(cfg, max_attachment_bytes=int(env["APPEALS_MAX_ATTACHMENT_BYTES"]))
-        except ValueError as exc:
-            raise ValueError(f"APPEALS_MAX_ATTACHMENTS/_BYTES must be integers: {exc}") from None
+        if env.get("APPEALS_MAX_ATTACHMENTS"):
+            cfg = replace(cfg, max_attachments=_count(env, "APPEALS_MAX_ATTACHMENTS"))
+        if env.get("APPEALS_MAX_ATTACHMENT_BYTES"):
+            cfg = replace(cfg, max_attachment_bytes=_count(env, "APPEALS_MAX_ATTACHMENT_BYTES"))
         if env.get("APPEALS_PHONE_REGION"):
-            cfg = replace(cfg, phone_region=env["APPEALS_PHONE_REGION"].upper())
+            region = env["APPEALS_PHONE_REGION"].strip().upper()
+            if region not in phonenumbers.SUPPORTED_REGIONS:
+                raise ConfigError(
+                    f"APPEALS_PHONE_REGION must be a two-letter region phonenumbers knows "
+                    f"(RU, KZ, BY, ...), got {env['APPEALS_PHONE_REGION']!r}")
+            cfg = replace(cfg, phone_region=region)
         return cfg
+
+
+def _count(env: Mapping[str, str], name: str) -> int:
+    raw = env[name]
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ConfigError(f"{name} must be a whole number of at least 0, got {raw!r}")
+    return value
 
 
 _config = NormaliseConfig.from_env()
