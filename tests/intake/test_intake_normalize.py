@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -316,16 +317,35 @@ def test_the_plus7_shortcut_gives_what_the_phone_parser_gives() -> None:
 
 # ------------------------------------------------------------- long runs of combining marks
 
+def _longest_mark_run(value: str) -> int:
+    longest = run = 0
+    for ch in value:
+        run = run + 1 if unicodedata.combining(ch) else 0
+        longest = max(longest, run)
+    return longest
+
+
+def _never_called(value: str) -> str:
+    raise AssertionError("normalised before the length check")
+
+
 def test_a_long_run_of_combining_marks_is_cut_before_nfc() -> None:
     """CPython sorts a run of combining marks out of canonical order by insertion sort:
     40,000 marks of alternating classes took 1.6 s and 160,000 took 27 s, on the event
     loop. A run is cut to MAX_COMBINING_RUN before NFC."""
-    import time
+    runs: list[int] = []
+    real_normalize = unicodedata.normalize
+
+    def recording(form: Any, value: str) -> str:
+        runs.append(_longest_mark_run(value))
+        return real_normalize(form, value)
 
     hostile = "Нет воды а" + "\u0301\u0316" * 20_000
-    started = time.perf_counter()
-    out = clean_text(hostile)
-    assert time.perf_counter() - started < 0.5
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(normalize.unicodedata, "normalize", recording)
+        out = clean_text(hostile)
+    # What NFC was given: runs it sorts in no time (no timing asserted: the cost is the run).
+    assert runs and max(runs) <= normalize.MAX_COMBINING_RUN
     assert out == unicodedata.normalize("NFC", "Нет воды а" + "\u0301\u0316" * 15)
     assert len(out) == len("Нет воды а") + normalize.MAX_COMBINING_RUN
     assert clean_text(out) == out  # idempotent
@@ -339,13 +359,10 @@ def test_a_text_far_over_the_limit_is_refused_before_normalisation() -> None:
     """The length limit was checked after normalising only, so a hostile text was normalised
     at full cost and refused afterwards. A text over twice the limit as sent is refused
     first; one that normalisation brings within the limit is still accepted."""
-    import time
-
     hostile = _event(text="а" + "\u0301\u0316" * 20_000)
-    started = time.perf_counter()
-    with pytest.raises(InvalidEvent) as info:
+    with pytest.MonkeyPatch.context() as mp, pytest.raises(InvalidEvent) as info:
+        mp.setattr(normalize, "_nfc", _never_called)  # refused before any normalising
         intake_from_dict(hostile, max_text_length=1000)
-    assert time.perf_counter() - started < 0.5
     assert info.value.reason == "oversize_text" and "before normalisation" in info.value.detail
     # 1,800 characters as sent, 900 once the CR LF line ends and zero-width spaces are gone.
     padded = "а\r\n\u200b\u200b" * 300
@@ -392,11 +409,10 @@ def test_format_characters_outside_emoji_are_still_removed(raw: str, clean: str)
 
 def test_many_joiners_cost_little() -> None:
     """Judging a joiner is a Python call: a text full of them (after letters, or in
-    emoji-looking sequences) must still be normalised in well under a second."""
-    import time
-
-    for hostile in ("а\u200d" * 20_000, "👩\u200d" * 20_000, "1\ufe0f" * 20_000,
-                    "🏴" + "\U000e0067" * 40_000):
-        started = time.perf_counter()
-        clean_text(hostile)
-        assert time.perf_counter() - started < 1.0
+    emoji-looking sequences) is still normalised, to what the rules say (its cost is measured
+    by hand, not asserted: ~15-60 ms for 40,000 characters in session 17)."""
+    assert clean_text("а\u200d" * 20_000) == "а" * 20_000
+    assert clean_text("1\ufe0f" * 20_000) == "1" * 20_000
+    assert clean_text("🏴" + "\U000e0067" * 40_000) == "🏴"
+    joined = clean_text("👩\u200d" * 20_000)
+    assert joined == "👩\u200d" * 19_999 + "👩"  # the last joiner has no emoji after it
