@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.cli.cli_run import run
+from tests.cli.cli_run import run, run_out
 from workers import cli
 
 REPO = Path(__file__).resolve().parents[2]
@@ -145,12 +145,12 @@ def test_config_command_loads_the_settings(text: str, expect: str, tmp_path: Pat
     config = tmp_path / "appeals.toml"
     config.write_text(text, encoding="utf-8")
     monkeypatch.setenv("APPEALS_CONFIG", str(config))
-    rc, err = run(["config"], capsys)
+    rc, out, err = run_out(["config"], capsys)
     assert rc == 2
     line = one_line(err)
     assert line.startswith("appeals: configuration error: ") and expect in line, line
     assert str(config) in line
-    assert "APPEALS_PARTITIONS" not in capsys.readouterr().out  # no defaults printed
+    assert out == "", out  # no defaults printed, not even before the error
 
 
 def test_config_command_with_a_good_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -158,8 +158,9 @@ def test_config_command_with_a_good_file(tmp_path: Path, monkeypatch: pytest.Mon
     config = tmp_path / "appeals.toml"
     config.write_text("partitions = 4\n[gateway]\nport = 8081\n", encoding="utf-8")
     monkeypatch.setenv("APPEALS_CONFIG", str(config))
-    assert cli.main(["config"]) == 0
-    assert "APPEALS_PARTITIONS" in capsys.readouterr().out
+    rc, out, err = run_out(["config"], capsys)
+    assert (rc, err) == (0, ""), err
+    assert "APPEALS_PARTITIONS" in out
 
 
 def test_api_help_names_every_route(capsys: Any) -> None:
