@@ -138,21 +138,51 @@ def outcomes_settled(settings: Settings, work: Workload) -> bool:
         model[a].get("status") == EXPECTED_STATUS[f] for a, f in work.fates.items())
 
 
-def expected_routing(routed: dict[str, dict[str, Any]],
-                     registered: dict[str, dict[str, Any]]) -> dict[str, tuple[str, dt.datetime]]:
-    """(authority, answer deadline) per appeal, from the routing and deadline rules."""
+def expected_routing(routed: dict[str, dict[str, Any]], registered: dict[str, dict[str, Any]],
+                     appeals: Iterable[GeneratedAppeal],
+                     registered_between: tuple[float, float],
+                     ) -> dict[str, tuple[str, dt.datetime]]:
+    """(authority, answer deadline) per appeal, from the routing and deadline rules applied to
+    what the generator sent, after checking the routed record against that truth.
+
+    The deadline is not computed from the routed record's own regime, region or urgency: those
+    are outputs of the code under test, so a wrong regime (a 59-FZ appeal routed as "pos", 14
+    days instead of 30) would give the same wrong deadline on both sides. The regime comes from
+    the generator (its channel's regime), the region and importance from the message it sent;
+    the registration time must be the registered record's and lie within
+    ``registered_between`` (SLA-clock Unix seconds: before the first message was produced,
+    after the record was read back). Only two inputs are taken from the pipeline, both the
+    classifier's (separately tested) call on the text: the category, and the urgency of an
+    appeal not marked ``importance: high`` (one that is must be routed urgent, DESIGN §2).
+    """
     router = Router(load_rules())
     # The same book the SLA agent uses: the policy file plus the authorities' own `sla:`
     # blocks from the routing rules (e.g. a ministry's 8 working days for platform messages).
     book = load_book(router.rules.authorities.values())
+    truth = {a.appeal_id: a for a in appeals}
+    low, high = registered_between
     out = {}
     for appeal_id, rec in routed.items():
         src = registered[appeal_id]
+        sent = truth[appeal_id]
+        message = orjson.loads(sent.value)
+        region = message["region"]
+        assert rec["regime"] == sent.regime, (appeal_id, sent.channel, rec["regime"])
+        assert src["regime"] == sent.regime, (appeal_id, sent.channel, src["regime"])
+        assert rec["region"] == region, (appeal_id, rec["region"])
+        if message.get("importance") == "high":
+            assert rec["urgent"] is True, (appeal_id, "importance high routed not urgent")
+        urgent = True if message.get("importance") == "high" else rec["urgent"]
+        assert rec["registered_at"] == src["registered_at"], appeal_id
+        registered_at = dt.datetime.fromisoformat(rec["registered_at"])
+        # Registered with millisecond precision: a millisecond of slack on either side.
+        assert low - 0.001 <= registered_at.timestamp() <= high + 0.001, (
+            appeal_id, rec["registered_at"], low, high)
         decision = router.route(route_input(src, rec["category"]))
-        policy = book.resolve(rec["regime"], region=rec["region"], authority=rec["authority_id"],
+        policy = book.resolve(sent.regime, region=region, authority=decision.authority_id,
                               category=rec["category"], subcategory=rec.get("subcategory"))
-        due = answer_due(rec["regime"], dt.datetime.fromisoformat(rec["registered_at"]),
-                         region_timezone(rec["region"]), policy, urgent=rec["urgent"])
+        due = answer_due(sent.regime, registered_at, region_timezone(region), policy,
+                         urgent=urgent)
         out[appeal_id] = (decision.authority_id, due)
     return out
 

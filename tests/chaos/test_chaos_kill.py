@@ -76,6 +76,7 @@ def test_sigkill_three_times_exactly_once_in_effect(broker, redis_server, tmp_pa
         return sum(progress.snapshot().end.values())
 
     log = s.log_path("kill")
+    started = time.time()
     worker = WorkerProcess(settings, log).start()
     producer = threading.Thread(target=stream, daemon=True)
     producer.start()
@@ -108,7 +109,8 @@ def test_sigkill_three_times_exactly_once_in_effect(broker, redis_server, tmp_pa
             assert len({(c["authority_id"], c["category"]) for c in copies}) == 1, appeal_id
         first_reg = {a: c[0] for a, c in registered.items()}
         first_routed = {a: c[0] for a, c in routed.items()}
-        expected = s.expected_routing(first_routed, first_reg)
+        expected = s.expected_routing(first_routed, first_reg, work.appeals,
+                                      (started, time.time()))
 
         # One SLA state per appeal: one read-model entry, right authority, right deadline.
         assert s.read_model_keys(settings) == work.ids

@@ -17,6 +17,7 @@ import orjson
 import pytest
 
 from streams import topics as t
+from streams.clock import SlaClock
 from streams.devstack import start_redis
 from streams.testing import isolated_settings, produce, read_topic, running_worker, wait_for
 from tests.chaos import support as s
@@ -38,7 +39,9 @@ def test_redis_restarted_empty(broker, tmp_path: Path) -> None:
         first = s.workload(BEFORE, 31, channel="fz59", fates=(("open", 1),), run_id="r1")
         second = s.workload(AFTER, 32, channel="fz59", fates=(("open", 1),), run_id="r2")
         every = first.ids | second.ids
+        clock = SlaClock(settings.time_scale, settings.clock_epoch)
         with running_worker(settings, s.log_path("redis")) as worker:
+            produced_from = clock.now()
             produce(settings, first.intake_messages())
             wait_for(lambda: len(s.read_model(settings, first.ids)) == BEFORE, timeout=120,
                      what="first wave tracked")
@@ -69,7 +72,8 @@ def test_redis_restarted_empty(broker, tmp_path: Path) -> None:
         routed = {d["appeal_id"]: d for d in s.docs(read_topic(settings, t.ROUTED,
                                                                timeout=30, idle=1))}
         assert set(routed) == every
-        expected = s.expected_routing(routed, registered)
+        expected = s.expected_routing(routed, registered, first.appeals + second.appeals,
+                                      (produced_from, clock.now()))
         model = s.read_model(settings, every)
         for appeal_id in every:
             authority, due = expected[appeal_id]

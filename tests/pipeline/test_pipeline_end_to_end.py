@@ -3,9 +3,11 @@
 2,000 realistic appeals (plus exact resends and malformed messages) go in through the intake
 topics; the test then answers some on time, some late and leaves the rest open, and checks:
 each appeal registered once and routed once, to the authority the routing rules give; its
-deadline equal to the one the (separately unit-tested) deadline rules give; one breach alert per
-late answer and no other alert; every malformed message dead-lettered with its reason and
-counted; the per-authority figures equal to what the test computes from its own input.
+regime and region those the test sent, a high-importance incident routed urgent, and its
+registration time within the test's run; its deadline equal to the one the (separately
+unit-tested) deadline rules give for what the test sent; one breach alert per late answer and
+no other alert; every malformed message dead-lettered with its reason and counted; the
+per-authority figures equal to what the test computes from its own input.
 """
 
 from __future__ import annotations
@@ -23,13 +25,11 @@ import redis
 from schemas.records import CHANNELS
 from streams import topics as t
 from streams.testing import isolated_settings, produce, read_topic, running_worker, wait_for
+from tests.chaos.support import expected_routing
 from workers.aggregates.readmodel import read_figures
-from workers.deadlines.compute import answer_due
 from workers.demo.generator import Generator
-from workers.geo.regions import region_timezone
 from workers.route.agent import route_input
 from workers.routing import Router, load_rules
-from workers.sla.deadline_service import load_book
 
 pytestmark = pytest.mark.integration
 
@@ -71,6 +71,7 @@ def test_pipeline_end_to_end(broker, redis_server, tmp_path: Path) -> None:
     rng.shuffle(messages)
 
     with running_worker(settings, tmp_path / "worker.log") as worker:
+        produced_from = time.time()
         produce(settings, messages)
 
         registered = read_topic(settings, t.REGISTERED, until=N_APPEALS, timeout=240)
@@ -95,17 +96,10 @@ def test_pipeline_end_to_end(broker, redis_server, tmp_path: Path) -> None:
             assert rec["authority_id"] == decision.authority_id, appeal_id
             assert rec["rule_version"] == decision.rule_version
 
-        # Deadlines: computed here from the registration time with the deadline rules.
-        book = load_book(router.rules.authorities.values())
-        due: dict[str, dt.datetime] = {}
-        for appeal_id, rec in routed.items():
-            tz = region_timezone(rec["region"])
-            registered_at = dt.datetime.fromisoformat(rec["registered_at"])
-            policy = book.resolve(rec["regime"], region=rec["region"],
-                                  authority=rec["authority_id"], category=rec["category"],
-                                  subcategory=rec.get("subcategory"))
-            due[appeal_id] = answer_due(rec["regime"], registered_at, tz, policy,
-                                        urgent=rec["urgent"])
+        # Deadlines: computed here with the deadline rules from what the generator sent (its
+        # regime, region, importance), the routed record checked against it on the way.
+        expected = expected_routing(routed, reg, appeals, (produced_from, time.time()))
+        due = {appeal_id: d for appeal_id, (_, d) in expected.items()}
 
         # Authorities answer: on time, late, or not yet.
         fates = {a: rng.choices(("on_time", "late", "open"), (60, 20, 20))[0] for a in by_id}
