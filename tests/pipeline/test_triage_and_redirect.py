@@ -2,7 +2,8 @@
 
 - Below the confidence threshold an appeal goes to ``appeals.triage`` with its top-3
   candidates, not to an authority; a human's ``triaged`` decision routes it, once.
-- A ``redirected`` event moves the appeal to the named body and restarts its clock there; a
+- A ``redirected`` event moves the appeal to the named body and restarts its clock there (the
+  new deadline is the receiving body's period from the redirect's date, exactly); a
   redirect to an unknown body, or to the body a complaint is about, is refused and
   dead-lettered with its reason.
 """
@@ -19,12 +20,18 @@ import redis
 
 from streams import topics as t
 from streams.testing import isolated_settings, produce, read_topic, running_worker, wait_for
+from workers.deadlines.compute import answer_due
+from workers.geo.regions import region_timezone
 from workers.intake.core import appeal_id_for
 from workers.routing import RouteInput, Router, load_rules
+from workers.sla.deadline_service import load_book
 
 pytestmark = pytest.mark.integration
 
 N = 30
+#: How long after registration the redirects are dated: longer than any run of non-working
+#: days (the New Year holidays run up to 12), so the two deadlines fall on different days.
+REDIRECT_AFTER = dt.timedelta(days=20, hours=3)
 
 
 def _intake(i: int, **extra: object) -> bytes:
@@ -34,6 +41,23 @@ def _intake(i: int, **extra: object) -> bytes:
         "text": f"Обращение {i}: на дороге по улице Ленина яма, машины бьют колёса",
         "municipality": "Барнаул", **extra,
     })
+
+
+def _due_at(client: redis.Redis, key: str) -> dt.datetime:
+    raw = client.hget(key, "due_at")
+    assert raw is not None, key
+    return dt.datetime.fromisoformat(raw.decode())
+
+
+def _expected_due(router: Router, authority: str, start: dt.datetime) -> dt.datetime:
+    """The answer deadline of a 59-FZ roads appeal of the region whose clock ``authority``
+    starts at ``start``: the deadline rules (separately unit-tested) in the body's zone, as
+    the SLA agent counts them."""
+    book = load_book(router.rules.authorities.values())
+    policy = book.resolve("fz59", region="22", authority=authority, category="roads",
+                          subcategory=None)
+    zone = policy.timezone or router.authority(authority).timezone or region_timezone("22")
+    return answer_due("fz59", start, zone, policy).replace(microsecond=0)
 
 
 def _event(appeal_id: str, n: int, event: str, **extra: object) -> tuple[str, bytes, bytes]:
@@ -88,10 +112,20 @@ def test_triage_then_redirects(broker, redis_server, tmp_path: Path) -> None:
             return all(client.hget(f"{prefix}appeal:{a}", "authority_id") for a in ids)
 
         wait_for(tracked, timeout=60, what="SLA state for every routed appeal")
-        due_before = {a: client.hget(f"{prefix}appeal:{a}", "due_at") for a in ids[:10]}
+        due_before = {a: _due_at(client, f"{prefix}appeal:{a}") for a in ids[:10]}
 
         # Redirects: ten valid ones, one to an unknown body, one complaint back to its target.
-        redirects = [_event(a, 2, "redirected", to_authority_id="22-minzdrav") for a in ids[:10]]
+        # The valid ones are dated REDIRECT_AFTER past registration, so the receiving body's
+        # 30 days (its clock restarts, DESIGN §2) end on another day than the first body's.
+        redirected_at = {a: dt.datetime.fromisoformat(registered[a]["registered_at"])
+                         + REDIRECT_AFTER for a in ids[:10]}
+        due_after = {a: _expected_due(router, "22-minzdrav", at)
+                     for a, at in redirected_at.items()}
+        for a in ids[:10]:
+            assert due_after[a] > due_before[a], (a, "the test's dates restart no clock")
+        redirects = [_event(a, 2, "redirected", to_authority_id="22-minzdrav",
+                            at=redirected_at[a].isoformat(timespec="seconds"))
+                     for a in ids[:10]]
         redirects.append(_event(ids[10], 2, "redirected", to_authority_id="22-no-such-body"))
         redirects.append(_event(complaint_id, 2, "redirected", to_authority_id="22-barnaul-kdht"))
         produce(settings, redirects)
@@ -102,7 +136,8 @@ def test_triage_then_redirects(broker, redis_server, tmp_path: Path) -> None:
 
         wait_for(redirected, timeout=60, what="redirects applied")
         for a in ids[:10]:
-            assert client.hget(f"{prefix}appeal:{a}", "due_at") >= due_before[a]
+            # The clock restarted at the redirect: the new body's own 30 days from then.
+            assert _due_at(client, f"{prefix}appeal:{a}") == due_after[a], a
         dead = [orjson.loads(r.value) for r in read_topic(settings, t.DEADLETTER, until=2)]
         assert sorted(d["reason"] for d in dead) == ["redirect_refused", "redirect_refused"]
         assert client.hget(f"{prefix}appeal:{ids[10]}", "authority_id") == \
