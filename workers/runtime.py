@@ -115,11 +115,11 @@ _DEADLETTER_MAX_KEY = 4096
 def _fit_original(value: bytes, key: bytes | None) -> tuple[bytes, bytes | None, str]:
     """``value`` and ``key`` cut to :data:`DEADLETTER_MAX_ORIGINAL` bytes together, and a
     note saying what was cut ("" when nothing was)."""
-    key_len = len(key) if key is not None else 0
-    if len(value) + key_len <= DEADLETTER_MAX_ORIGINAL:
-        return value, key, ""
     notes = []
+    key_len = len(key) if key is not None else 0
     if key is not None and key_len > _DEADLETTER_MAX_KEY:
+        # Always, not only over the total: the key travels twice (in key_b64 and as the dead
+        # letter's own Kafka key), so a 120 KB key with a 580 KB value made 1.05 MB.
         notes.append(f"key of {key_len} bytes cut to its first {_DEADLETTER_MAX_KEY}")
         key = key[:_DEADLETTER_MAX_KEY]
         key_len = _DEADLETTER_MAX_KEY
@@ -128,7 +128,7 @@ def _fit_original(value: bytes, key: bytes | None) -> tuple[bytes, bytes | None,
         digest = hashlib.sha256(value).hexdigest()
         notes.append(f"value of {len(value)} bytes (sha256 {digest}) cut to its first {room}")
         value = value[:room]
-    return value, key, "original " + " and ".join(notes)
+    return value, key, "original " + " and ".join(notes) if notes else ""
 
 
 class Outbox:

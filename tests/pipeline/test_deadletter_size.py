@@ -63,6 +63,15 @@ def test_a_large_original_is_cut_to_fit_and_the_detail_says_so(size: int) -> Non
         "appeals.intake.web", 3, 17)
 
 
+@pytest.mark.parametrize(("key_size", "value_size"),
+                         [(120_000, 580_000), (200_000, 500_000), (700_000, 0)])
+def test_a_large_key_counts_twice(key_size: int, value_size: int) -> None:
+    """The key is in ``key_b64`` and is the dead letter's own Kafka key: a total of 700,000
+    bytes made a dead letter of 1.05-1.63 MB (review of session 17's diff)."""
+    letter = _dead_letter(b"v" * value_size, b"k" * key_size)  # asserts the size
+    assert letter["detail"].startswith(f"original key of {key_size} bytes cut")
+
+
 def test_a_huge_key_is_cut_too() -> None:
     letter = _dead_letter(b"v" * 10, b"k" * 900_000, detail=None)
     assert len(base64.b64decode(letter["key_b64"])) == 4096
