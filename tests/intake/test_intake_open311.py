@@ -120,6 +120,9 @@ def test_post_form_then_get_status(intake_settings: Settings) -> None:
             await _store_read_model(rds, intake_settings, rid, "answered", "22-mintrans")
             await rds.aclose()
             after = await c.get(f"/open311/v2/requests/{rid}.json")
+            # Hex ids are case-insensitive: one a client prints in upper case finds it too.
+            upper = await c.get(f"/open311/v2/requests/{rid.upper()}.json")
+            assert upper.status == 200 and await upper.json() == await after.json()
             return created, before_body, (after.status, await after.json())
 
     (s1, b1), (s2, b2), (s3, b3) = asyncio.run(go())

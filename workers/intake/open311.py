@@ -70,7 +70,7 @@ import orjson
 from aiohttp import web
 
 from monitoring import metrics
-from schemas.records import CATEGORIES
+from schemas.records import CATEGORIES, canonical_appeal_id
 from schemas.validation import InvalidEvent
 from workers.geo.regions import UnknownRegion, normalize_code
 from workers.intake.core import check_nesting
@@ -504,7 +504,8 @@ async def get_request(request: web.Request) -> web.Response:
     from workers.intake.gateway import GATEWAY
 
     gw = request.app[GATEWAY]
-    appeal_id = request.match_info["service_request_id"]
+    # Hex ids are case-insensitive; a client that prints them in upper case got 404.
+    appeal_id = canonical_appeal_id(request.match_info["service_request_id"])
     if not _APPEAL_ID.match(appeal_id):
         return _errors(404, "service_request_id not found")
     try:
