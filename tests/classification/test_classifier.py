@@ -58,6 +58,20 @@ def test_ranges_are_not_frost_emergencies(clf: Classifier, text: str) -> None:
     assert clf.classify(text).urgent is False
 
 
+@pytest.mark.parametrize(("text", "in_words"), [
+    ("15.01 -35 градусов, батареи холодные", "15 января -35 градусов, батареи холодные"),
+    ("Сегодня 12.01.2026 -38°, нет отопления в доме",
+     "Сегодня, 12 января, -38°, нет отопления в доме"),
+    ("в 7:00 -32 градуса, батарея холодная", "утром -32 градуса, батарея холодная"),
+])
+def test_frost_after_a_date_or_time_is_urgent(clf: Classifier, text: str,
+                                              in_words: str) -> None:
+    # The range rule read the minus after a date or a time as a range's dash: these were not
+    # urgent, while the same appeal with the date in words was.
+    assert clf.classify(in_words).urgent is True
+    assert clf.classify(text).urgent is True
+
+
 @pytest.mark.parametrize("text", [
     "Во дворе дома 12 не вывозят мусор уже неделю.",
     "Не работает лифт в подъезде, пожилым тяжело.",

@@ -100,7 +100,7 @@ def test_shipped_model_is_classified_with_context() -> None:
 
     art = read_artifact(DEFAULT_MODEL_PATH)
     assert art["featurizer"]["context"] is True
-    assert art["meta"]["features"] == "context-1+habitual+frost-2"
+    assert art["meta"]["features"] == "context-1+habitual+frost-3"
 
 
 def test_context_follows_lexicon_edits() -> None:

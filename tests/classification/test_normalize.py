@@ -53,10 +53,26 @@ def test_frost_marker() -> None:
 @pytest.mark.parametrize("text", [
     "на улице -35, батареи холодные", "минус 30", "-25°", "мороз −30 а отопления нет",
     "на улице - 35 градусов", "ночью до -30гр", "температура: -30", "18, -5 на улице",
-    "−18 град",
+    "−18 град", "15.01 -35 градусов, батареи холодные", "12.01.2026 -38°",
+    "в 7:00 -32 градуса, батарея холодная", "с утра 7:00 -32 градуса", "12 января 2026 -38°",
 ])
 def test_negative_temperatures_are_frost(text: str) -> None:
     assert FROST_TOKEN in tokenize(text)
+
+
+@pytest.mark.parametrize(("text", "without_number"), [
+    ("15.01 -35 градусов, батареи холодные", "-35 градусов, батареи холодные"),
+    ("Сегодня 12.01.2026 -38°, нет отопления", "Сегодня -38°, нет отопления"),
+    ("в 7:00 -32 градуса, батарея холодная", "в -32 градуса, батарея холодная"),
+    ("с утра 7:00 -32 градуса", "с утра -32 градуса"),
+])
+def test_minus_glued_to_a_temperature_after_a_date_or_time_is_frost(
+        text: str, without_number: str) -> None:
+    # A date or a time does not start a temperature range, so the minus glued to the degrees
+    # after it is a sign: the range rule of session 16 swallowed it and these were not urgent.
+    # The temperature is marked whole, its unit included, as without the date or time.
+    assert tokenize(text) == tokenize(without_number)
+    assert tokenize(text).count(FROST_TOKEN) == 1
 
 
 @pytest.mark.parametrize("text", [
@@ -64,6 +80,7 @@ def test_negative_temperatures_are_frost(text: str) -> None:
     "Поликлиника принимает с 8:00 - 14:00", "Автобусы 25 - 27 ходят раз в час",
     "Мой телефон 8 913 555 - 12 - 34.", "8 (3852) 55 - 12 - 34", "в квартире 17 -18 градусов",
     "в квартире +18 - 20 градусов", "18° - 20°", "на улице - 35", "с 8:00 -14:00",
+    "10-12 градусов", "17 - 18 градусов", "+18 -20°", "в комнате 20,5 -22 градуса",
 ])
 def test_ranges_times_and_phones_are_not_frost(text: str) -> None:
     # A spaced dash after a number or a time is a range or a phone number, and a spaced dash
@@ -77,6 +94,7 @@ def test_hostile_numbers_and_dashes_are_marked_in_one_pass() -> None:
     # Many number-and-dash candidates: the result only (the pattern's parts are bounded).
     text = "1:" * 20_000 + " - " + "-1 " * 5_000 + "12 - " * 5_000
     assert tokenize(text).count(FROST_TOKEN) == 5_000
+    assert tokenize("15.01.2026 -35° " * 5_000).count(FROST_TOKEN) == 5_000
 
 
 def test_lemma_cache_and_stem() -> None:

@@ -57,20 +57,35 @@ _DEGREE = r"(?:°c?|градус\w*|град\b|гр\b)"
 #: The ``skip`` alternative matches a number or a time followed by a dash — the start of a
 #: range or a phone number («17 - 18 градусов», «с 8:00 - 14:00», «Автобусы 25 - 27»,
 #: «555 - 12 - 34») — so that dash is consumed as it is and never read as a sign: those turned
-#: ordinary appeals urgent (review of session 16). The number's parts are bounded, so a hostile
-#: run of «1:1:1:…» costs linear time.
+#: ordinary appeals urgent (review of session 16). A dash glued to one or two digits and a
+#: degree unit (``temp``) is a range only after a temperature («17 -18 градусов»); after a date,
+#: a time or a longer number («15.01 -35 градусов», «в 7:00 -32 градуса», «2026 -38°») it is
+#: a minus sign (:func:`_mark_frost`; review of session 17). The number's parts are bounded, so
+#: a hostile run of «1:1:1:…» costs linear time.
 _FROST_RE = re.compile(
-    r"(?P<skip>(?<![\w\-−–])\+?\(?\d+(?:[:.,]\d+){0,2}\)?(?:°c?)?\s*[-−–])"
+    r"(?P<skip>(?<![\w\-−–])\+?\(?(?P<num>\d+(?:[:.,]\d+){0,2})\)?(?:°c?)?\s*(?P<dash>[-−–])"
+    r"(?P<temp>\d{1,2}(?![\d\-])\s*" + _DEGREE + r")?)"
     r"|(?:минус|min)\s*\d{1,2}(?!\d)"
     r"|(?<![\w\-−–])[-−–](?:\d{1,2}(?![\d\-])(?:\s*" + _DEGREE + r")?"
     r"|\s\d{1,2}(?![\d\-])\s*" + _DEGREE + r")"
 )
+#: A number that can start a temperature range: one or two digits, maybe one decimal digit.
+_TEMPERATURE_RE = re.compile(r"\d{1,2}(?:[.,]\d)?")
 _FROST_MARK = " " + FROST_TOKEN + " "
 
 
 def _mark_frost(m: re.Match[str]) -> str:
-    """Replacement of :data:`_FROST_RE`: the frost token, or a range's dash left as it is."""
-    return m.group(0) if m.group("skip") is not None else _FROST_MARK
+    """Replacement of :data:`_FROST_RE`: the frost token, or a range's dash left as it is.
+
+    A ``skip`` match followed by a glued negative temperature with its unit keeps its number and
+    marks the temperature, exactly as the sign alternative would have without the number, unless
+    the number is itself a temperature (then the dash is a range's).
+    """
+    if m.group("skip") is None:
+        return _FROST_MARK
+    if m.group("temp") is None or _TEMPERATURE_RE.fullmatch(m.group("num")):
+        return m.group(0)
+    return m.group(0)[: m.start("dash") - m.start()] + _FROST_MARK
 
 
 _TOKEN_RE = re.compile(r"[^\W\d_]+", re.UNICODE)

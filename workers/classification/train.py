@@ -49,8 +49,11 @@ HANDWRITTEN_WEIGHT = 3.0
 #: urgency evidence); ``+habitual`` = a fifth urgency cue, habitual / recurring wording
 #: (``lexicons/cue_habitual.txt``, urgency rework #6, chosen on group CV of the training data);
 #: ``+frost-2`` = a spaced dash after a number or time («17 - 18», «555 - 12 - 34») and a
-#: spaced dash without a degree unit are no longer a negative temperature (session 16 review).
-FEATURES = "context-1+habitual+frost-2"
+#: spaced dash without a degree unit are no longer a negative temperature (session 16 review);
+#: ``+frost-3`` = a minus glued to a temperature with its unit after a date, a time or a longer
+#: number («15.01 -35 градусов», «в 7:00 -32 градуса») is a negative temperature again, not
+#: a range's dash (session 17 review).
+FEATURES = "context-1+habitual+frost-3"
 #: Whether the threshold's out-of-fold precision floor must hold on the generated lines and on
 #: the hand-written lines each counted separately (session 9, round 3: with several template
 #: banks the pooled floor held on template text only). Part of the model version when on.
