@@ -126,6 +126,11 @@ class Settings:
     sla_pending_max_age: float = 7 * 86400.0
     """APPEALS_SLA_PENDING_MAX_AGE: seconds (wall clock) lifecycle events may wait for their
     appeal's routing; then they are dead-lettered as ``unknown_appeal`` (an hour to 366 days)."""
+    sla_future_tolerance: float = 300.0
+    """APPEALS_SLA_FUTURE_TOLERANCE: seconds (wall clock) events may be stamped ahead of now.
+
+    Clock skew between systems: a lifecycle event whose ``at`` is further ahead of the SLA
+    clock is dead-lettered as ``future_timestamp`` (0 to 3660 days)."""
     time_scale: float = 1.0
     """APPEALS_TIME_SCALE: SLA clock speed; the demo runs days per second (1 = real time)."""
     clock_epoch: float = 0.0
@@ -239,6 +244,8 @@ class Settings:
                "APPEALS_WARNING_SHARE", "must be between 0 and 1")
         _check(3600 <= self.sla_pending_max_age <= 366 * 86400, "APPEALS_SLA_PENDING_MAX_AGE",
                "must be 3600..31622400 s (an hour to 366 days)")
+        _check(0 <= self.sla_future_tolerance <= 3660 * 86400, "APPEALS_SLA_FUTURE_TOLERANCE",
+               "must be 0..316224000 s (up to 3660 days; 300 allows for clock skew)")
         _check(self.escalation_after is None or self.escalation_after > 0,
                "APPEALS_ESCALATION_AFTER", "must be positive seconds")
         _check(0 <= self.triage_confidence <= 1, "APPEALS_TRIAGE_CONFIDENCE", "must be in [0, 1]")

@@ -36,6 +36,10 @@ from workers.sla.deadline_service import load_book
 LOG_DIR = Path(os.environ.get("APPEALS_TEST_LOG_DIR", "var/test-logs")) / "chaos"
 FIELDS = ("received", "answered", "answered_on_time", "breaches", "open", "open_overdue")
 LATE = dt.timedelta(days=400)  # later than any deadline of any regime
+#: APPEALS_SLA_FUTURE_TOLERANCE for workers that get :func:`workload`'s answers: the late ones
+#: are stamped ``LATE`` ahead of the real clock the workers run on, and would be refused as
+#: ``future_timestamp`` (tests/sla/test_sla_future_stamps.py checks that refusal).
+FUTURE_TOLERANCE = (LATE + dt.timedelta(days=1)).total_seconds()
 
 
 @dataclass

@@ -50,7 +50,8 @@ def test_sigkill_three_times_exactly_once_in_effect(broker, redis_server, tmp_pa
     receiver.up()
     settings = isolated_settings(broker.url, redis_server.url, triage_confidence=0.0,
                                  webhook_url=receiver.url, webhook_backoff=0.2,
-                                 store=f"{store}://", data_dir=str(tmp_path / "state"))
+                                 store=f"{store}://", data_dir=str(tmp_path / "state"),
+                                 sla_future_tolerance=s.FUTURE_TOLERANCE)
     t.ensure_topics(settings)
     work = s.workload(N, seed)
     resent = rng.sample(work.appeals, N // 50)  # citizens' exact resends

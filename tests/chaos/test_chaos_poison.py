@@ -56,7 +56,8 @@ def _lifecycle_poison(i: int, appeal_id: str) -> tuple[bytes, set[str]]:
 
 def test_poison_one_percent(broker, redis_server, tmp_path: Path) -> None:
     rng = random.Random(5)
-    settings = isolated_settings(broker.url, redis_server.url, triage_confidence=0.0)
+    settings = isolated_settings(broker.url, redis_server.url, triage_confidence=0.0,
+                                 sla_future_tolerance=s.FUTURE_TOLERANCE)
     t.ensure_topics(settings)
     work = s.workload(N, 51)
     intake = work.intake_messages()

@@ -52,7 +52,8 @@ def test_webhook_down_then_back(broker, redis_server, tmp_path: Path) -> None:
     settings = isolated_settings(broker.url, redis_server.url, triage_confidence=0.0,
                                  webhook_url=receiver.url, webhook_attempts=2,
                                  webhook_backoff=0.1, notify_inline_budget=1.0,
-                                 notify_retry_backoff=0.5, notify_retry_backoff_max=3.0)
+                                 notify_retry_backoff=0.5, notify_retry_backoff_max=3.0,
+                                 sla_future_tolerance=s.FUTURE_TOLERANCE)
     t.ensure_topics(settings)
     work = s.workload(N, 41, fates=(("on_time", 1), ("late", 1)))
     try:

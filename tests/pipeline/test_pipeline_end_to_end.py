@@ -56,7 +56,11 @@ def _malformed(max_text: int) -> list[tuple[str, bytes, str]]:
 
 
 def test_pipeline_end_to_end(broker, redis_server, tmp_path: Path) -> None:
-    settings = isolated_settings(broker.url, redis_server.url, triage_confidence=0.0)
+    # The answers are stamped up to weeks after registration (late ones after their deadline),
+    # ahead of the real clock the workers run on: the agent is told to accept events that far
+    # ahead (tests/sla/test_sla_future_stamps.py checks the refusal of future stamps).
+    settings = isolated_settings(broker.url, redis_server.url, triage_confidence=0.0,
+                                 sla_future_tolerance=100 * 86400.0)
     t.ensure_topics(settings)
     rng = random.Random(2026)
     gen = Generator(seed=11, malformed_share=0.0, run_id="e2e")

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from streams import topics as t
+from streams.settings import Settings
 from tests.sla.recording_outbox import RecordingOutbox
 from workers.aggregates.partials import PartitionAggregates
 from workers.sla import agent as sla_agent
@@ -32,7 +33,9 @@ UPPER = APPEAL.upper()
 
 def _runtime() -> Any:
     aggregates: dict[int, PartitionAggregates] = {}
-    clock = SimpleNamespace(now=lambda: T0.timestamp(), wall_time_of=lambda ts: ts)
+    # The SLA clock reads a month after T0: the answers, three days after it, are in its past
+    # (one stamped ahead of it is refused: agent._check_not_ahead).
+    clock = SimpleNamespace(now=lambda: T0.timestamp() + 30 * DAY, wall_time_of=lambda ts: ts)
     return SimpleNamespace(
         table={}, router=None,
         rules=SlaRules(due=lambda regime, start, *_: start + 10 * DAY,
@@ -40,7 +43,7 @@ def _runtime() -> Any:
         resolve_parent=lambda authority: None,
         region_tz=lambda region, hint: "Asia/Barnaul",
         partition_aggregates=lambda p: aggregates.setdefault(p, PartitionAggregates()),
-        ctx=SimpleNamespace(clock=clock),
+        ctx=SimpleNamespace(clock=clock, settings=Settings()),
         external_lifecycle_topic=EXTERNAL, lifecycle_topic=INTERNAL, routed_topic=ROUTED,
         ticks_topic=TICKS, owns=PartitionCheck(PARTITIONS))
 

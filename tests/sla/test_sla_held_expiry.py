@@ -35,7 +35,9 @@ KNOWN = "0b7c7a0e1f7e5a559a0b3d0f"
 
 def _runtime(assigned: set[int] | None = None) -> Any:
     aggregates: dict[int, PartitionAggregates] = {}
-    clock = SimpleNamespace(now=lambda: T0.timestamp(), wall_time_of=lambda ts: ts)
+    # The SLA clock reads two days after T0: the held answers, a day after it, are in its
+    # past (one stamped ahead of it is refused: agent._check_not_ahead).
+    clock = SimpleNamespace(now=lambda: T0.timestamp() + 2 * DAY, wall_time_of=lambda ts: ts)
     outboxes: list[RecordingOutbox] = []
 
     def outbox(_stage: str) -> RecordingOutbox:

@@ -21,6 +21,7 @@ from typing import Any, cast
 import orjson
 
 from streams import topics as t
+from streams.settings import Settings
 from tests.sla.recording_outbox import RecordingOutbox
 from workers.routing import Router, load_rules
 from workers.routing.loader import PACKAGED_DATA
@@ -35,7 +36,9 @@ KEY = APPEAL.encode()
 
 
 def _runtime() -> Any:
-    clock = SimpleNamespace(now=lambda: T0.timestamp(), wall_time_of=lambda ts: ts)
+    # The SLA clock reads two months after T0: every event here (up to 30 days after it) is
+    # in its past (one stamped ahead of it is refused: agent._check_not_ahead).
+    clock = SimpleNamespace(now=lambda: T0.timestamp() + 60 * DAY, wall_time_of=lambda ts: ts)
     rt = SimpleNamespace(
         table={}, aggregates={},
         router=Router(load_rules(PACKAGED_DATA)),
@@ -43,7 +46,7 @@ def _runtime() -> Any:
                        extend=lambda regime, due, days, *a: due + days * DAY),
         resolve_parent=lambda authority: None,
         region_tz=lambda region, hint: "Asia/Barnaul",
-        ctx=SimpleNamespace(clock=clock),
+        ctx=SimpleNamespace(clock=clock, settings=Settings()),
         external_lifecycle_topic=EXTERNAL, lifecycle_topic=INTERNAL, routed_topic=ROUTED,
         ticks_topic=TICKS, owns=lambda key, partition: True)
     rt.partition_aggregates = lambda p: sla_agent.SlaRuntime.partition_aggregates(

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from streams.settings import Settings
 from workers.sla import agent as sla_agent
 from workers.sla import recompute
 from workers.sla.agent import sla_rules
@@ -89,10 +90,13 @@ class _Outbox:
 
 
 def _rt() -> Any:
-    clock = SimpleNamespace(now=lambda: T0, wall_time_of=lambda ts: ts)
+    # The SLA clock reads a month after T0: the events here (days after it) are in its past
+    # (one stamped ahead of it is refused: agent._check_not_ahead).
+    clock = SimpleNamespace(now=lambda: T0 + 30 * DAY, wall_time_of=lambda ts: ts)
     rt: Any = SimpleNamespace(rules=BOOK, resolve_parent=None, router=None,
                               region_tz=lambda region, hint: TZ,
-                              ctx=SimpleNamespace(clock=clock), aggregates={})
+                              ctx=SimpleNamespace(clock=clock, settings=Settings()),
+                              aggregates={})
     rt.partition_aggregates = lambda p: sla_agent.SlaRuntime.partition_aggregates(rt, p)
     return rt
 

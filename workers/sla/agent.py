@@ -88,6 +88,9 @@ UNPROCESSABLE = "unprocessable"
 #: Dead-letter reason of held lifecycle events whose appeal was not routed within
 #: ``APPEALS_SLA_PENDING_MAX_AGE`` (:func:`_expire_held`).
 UNKNOWN_APPEAL = "unknown_appeal"
+#: Dead-letter reason of a lifecycle event stamped further ahead of the SLA clock than
+#: ``APPEALS_SLA_FUTURE_TOLERANCE`` (:func:`_check_not_ahead`).
+FUTURE_TIMESTAMP = "future_timestamp"
 #: Seconds between two passes of :func:`_expire_held` over the table: held events are
 #: dead-lettered between the configured age and this much later.
 HELD_SCAN_EVERY = 3600.0
@@ -425,6 +428,10 @@ async def _handle(rt: SlaRuntime, outbox: Outbox, event: faust.EventT, batch: Ba
         elif msg.topic == rt.routed_topic:
             new, effects = _on_routed(rt, state, data, msg.partition, refused, figures)
         else:
+            # The one place an authority's event is first looked at: refused here when
+            # stamped in the future, before it is applied or held for its routing (held events
+            # are not checked again when the routing applies them).
+            _check_not_ahead(rt, data)
             new, effects = _on_lifecycle(rt, state, data, figures, batch.now)
     except RedirectRefused as exc:
         metrics.child(metrics.LIFECYCLE, "redirected", "rejected").inc()
@@ -642,6 +649,48 @@ class BeforePeriod(NotApplied):
     """A pause stamped before the answer period it would pause began."""
 
     reason = BEFORE_PERIOD
+
+
+class FutureTimestamp(NotApplied):
+    """Stamped further ahead of the SLA clock than ``APPEALS_SLA_FUTURE_TOLERANCE``."""
+
+    reason = FUTURE_TIMESTAMP
+
+
+def _check_not_ahead(rt: SlaRuntime, data: dict[str, Any]) -> None:
+    """Raise :class:`FutureTimestamp` for an event whose ``at`` the SLA clock has not reached
+    yet, give or take ``APPEALS_SLA_FUTURE_TOLERANCE``.
+
+    Why: the engine judges an answer, close or extension by its ``at`` against the deadline,
+    so an event from the future decides now what only the clock may decide later. A body's
+    system that writes local time with a UTC offset (12:00 in Altai sent as 12:00+00:00, seven
+    hours ahead) had an on-time answer recorded as late, its breach alert sent hours before
+    the deadline, and the warning never sent. The tolerance is wall-clock seconds (clock skew
+    between systems), measured through ``clock.wall_time_of``: on the demo's sped-up clock it
+    is as many times longer on the SLA clock, so the lag between the demo's producer and a
+    worker never refuses the demo's own events.
+    """
+    clock = rt.ctx.clock
+    at = event_time(data)
+    now = clock.now()
+    tolerance = float(rt.ctx.settings.sla_future_tolerance)
+    if clock.wall_time_of(at) - clock.wall_time_of(now) <= tolerance:
+        return
+    event = data.get("event", "unknown")
+    metrics.child(metrics.LIFECYCLE, event, "rejected").inc()
+    raise FutureTimestamp(
+        f"{event} stamped {_span(at - now)} ahead of the SLA clock, more than "
+        f"APPEALS_SLA_FUTURE_TOLERANCE ({tolerance:g} s) allows: is the sender's clock or "
+        "time zone wrong (local time sent as UTC)?")
+
+
+def _span(seconds: float) -> str:
+    """A duration for a dead letter's detail: seconds, hours or days."""
+    if seconds < 3600:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
 
 
 def _check_reporter(state: State, data: dict[str, Any], effects: Effects) -> None:
