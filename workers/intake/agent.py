@@ -60,9 +60,10 @@ def _load_plugins() -> None:
 
 def check_environment() -> None:
     """Read intake's own variables now (``APPEALS_NEAR_DUP_*``, ``APPEALS_PHONE_REGION``,
-    ``APPEALS_MAX_ATTACHMENTS``, ``APPEALS_MAX_ATTACHMENT_BYTES``): a bad value raises :class:`~streams.settings.ConfigError`
-    naming it, which ``appeals worker`` reports in one line with status 2 before it contacts
-    Kafka. They were read unchecked and a bad one silently switched a feature off."""
+    ``APPEALS_MAX_ATTACHMENTS``, ``APPEALS_MAX_ATTACHMENT_BYTES``): a bad value raises
+    :class:`~streams.settings.ConfigError` naming it, which ``appeals worker`` reports in one
+    line with status 2 before it contacts Kafka. They were read unchecked and a bad one
+    silently switched a feature off."""
     from workers.intake.normalize import NormaliseConfig
 
     NormaliseConfig.from_env()
