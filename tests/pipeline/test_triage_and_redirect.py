@@ -68,7 +68,10 @@ def _event(appeal_id: str, n: int, event: str, **extra: object) -> tuple[str, by
 
 def test_triage_then_redirects(broker, redis_server, tmp_path: Path) -> None:
     # Confidence is never 1.0, so with this threshold every appeal needs a human.
-    settings = isolated_settings(broker.url, redis_server.url, triage_confidence=1.0)
+    # The redirects are stamped 20 days after registration, ahead of the real clock: the agent
+    # is told to accept them (tests/sla/test_sla_future_stamps.py checks the refusal).
+    settings = isolated_settings(broker.url, redis_server.url, triage_confidence=1.0,
+                                 sla_future_tolerance=30 * 86400.0)
     t.ensure_topics(settings)
     ids = [appeal_id_for("web", f"tr-{i}") for i in range(N)]
     complaint_id = ids[-1]

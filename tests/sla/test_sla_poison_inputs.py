@@ -76,7 +76,10 @@ def _run(broker: Any, redis_server: Any, log: Path, *, routed: list[str],
     """Route ``routed`` and a good appeal, send ``before`` (and wait for the read model of the
     routed ones), then ``bad``; wait for ``dead`` dead letters, send ``after``, then answer the
     good appeal: its answer must be applied by the same worker."""
-    settings = isolated_settings(broker.url, redis_server.url)
+    # Events are stamped up to days after now (a held answer, a late one): the agent is told to
+    # accept them (tests/sla/test_sla_future_stamps.py checks the refusal of future stamps).
+    settings = isolated_settings(broker.url, redis_server.url,
+                                 sla_future_tolerance=30 * 86400.0)
     t.ensure_topics(settings)
     good = _id()
     client = redis.Redis.from_url(settings.redis)
@@ -142,12 +145,18 @@ def test_a_bad_event_held_for_its_routing_does_not_take_the_routing_down(
     dead-lettered in its place and the appeal never got SLA state."""
     held = _id()
     bad = _event(held, "answered", 1, at="9999-12-31T23:00:00-05:00")
+
+    def routed(seen: Seen) -> None:
+        # While the worker runs (``then``): waited for after _run, the worker had stopped, and
+        # a routing on another partition than the good appeal's answer could be left unread.
+        wait_for(lambda: seen.status(held) == "running", 30, what="the held appeal's routing")
+
     seen = _run(broker, redis_server, tmp_path / "worker.log", routed=[],
-                before=[], bad=[bad], dead=1, after=[_routed(held)])
+                before=[], bad=[bad], dead=1, after=[_routed(held)], then=routed)
     [letter] = seen.dead
     assert (letter["stage"], letter["reason"], letter["value"]) == (
         "lifecycle", "bad_timestamp", orjson.loads(bad[2]))
-    wait_for(lambda: seen.status(held) == "running", 30, what="the held appeal's routing")
+    assert seen.status(held) == "running"
 
 
 def test_a_failed_event_leaves_no_half_applied_state_behind(
