@@ -8,7 +8,6 @@ without a trace, while the appeal itself breached (review of the SLA timers).
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from types import SimpleNamespace
 from typing import Any
@@ -18,8 +17,8 @@ import orjson
 from streams import topics as t
 from streams.settings import Settings
 from tests.sla.recording_outbox import RecordingOutbox
+from tests.sla.test_sla_bad_events import _run as _run_batches
 from workers.aggregates.partials import PartitionAggregates
-from workers.sla import agent as sla_agent
 from workers.sla.engine import SlaRules
 from workers.sla.lifecycle_routing import PartitionCheck
 
@@ -56,17 +55,8 @@ def _event(rt: Any, topic: str, value: dict[str, Any] | bytes, key: bytes) -> An
 
 
 def _run(rt: Any, *batches: list[Any]) -> RecordingOutbox:
-    async def main() -> RecordingOutbox:
-        outbox = RecordingOutbox()
-        for events in batches:
-            batch = sla_agent.Batch(now=T0.timestamp())
-            for event in events:
-                await sla_agent._handle(rt, outbox, event, batch)
-            await outbox.flush()
-            rt.table.update(batch.changed)
-        return outbox
-
-    return asyncio.run(main())
+    """Each list of events as one batch, stored as the agent does (test_sla_bad_events')."""
+    return _run_batches(rt, *batches)[0]
 
 
 def _routed() -> dict[str, Any]:
