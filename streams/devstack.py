@@ -24,7 +24,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TypeVar
 
@@ -179,7 +179,6 @@ class Server:
     port: int
     proc: subprocess.Popen[bytes]
     log_path: Path
-    _workdir: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
 
     @property
     def pid(self) -> int:
@@ -226,7 +225,6 @@ class RedisServer(Server):
         self.kill()
         fresh = start_redis(port=self.port, log_dir=self.log_path.parent)
         self.proc = fresh.proc
-        self._workdir = fresh._workdir
 
 
 def tansu_binary() -> str:
@@ -407,13 +405,18 @@ def _start_redis(port: int, log_dir: Path | None, timeout: float) -> RedisServer
     except DevStackError:
         workdir.cleanup()
         raise
-    server = RedisServer("redis", port, proc, log_path, workdir)
+    server = RedisServer("redis", port, proc, log_path)
     try:
         _wait_port(port, proc, f"redis-server (log: {log_path})", timeout)
     except DevStackError:
         server.stop()
-        workdir.cleanup()
         raise
+    finally:
+        # Redis chdirs into --dir at start and, with persistence off, never writes there
+        # again, so the directory can go now. Kept until stop(), it outlived every parent
+        # that did not exit through the interpreter (a SIGKILLed demo, os._exit), and CI
+        # runs left dozens of empty appeals-redis-* directories in /tmp.
+        workdir.cleanup()
     log.info("Redis on 127.0.0.1:%d", port)
     return server
 
