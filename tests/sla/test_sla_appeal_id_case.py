@@ -17,34 +17,29 @@ import orjson
 from streams import topics as t
 from streams.settings import Settings
 from tests.sla.recording_outbox import RecordingOutbox
+from tests.sla.sla_support import (
+    DAY,
+    EXTERNAL,
+    INTERNAL,
+    ROUTED,
+    fixed_clock,
+    stand_in_runtime,
+    ten_day_rules,
+)
 from tests.sla.test_sla_bad_events import _run as _run_batches
-from workers.aggregates.partials import PartitionAggregates
-from workers.sla.engine import SlaRules
 from workers.sla.lifecycle_routing import PartitionCheck
 
-DAY = 86400.0
 T0 = dt.datetime(2026, 11, 2, 3, 0, tzinfo=dt.UTC)
-EXTERNAL, INTERNAL, ROUTED, TICKS = "p.lifecycle", "p.sla.lifecycle", "p.routed", "p.ticks"
 PARTITIONS = 8
 APPEAL = "0b7c7a0e1f7e5a559a0b3d0f"  # 24 hex digits, as workers.intake.core.appeal_id_for
 UPPER = APPEAL.upper()
 
 
 def _runtime() -> Any:
-    aggregates: dict[int, PartitionAggregates] = {}
     # The SLA clock reads a month after T0: the answers, three days after it, are in its past
     # (one stamped ahead of it is refused: agent._check_not_ahead).
-    clock = SimpleNamespace(now=lambda: T0.timestamp() + 30 * DAY, wall_time_of=lambda ts: ts)
-    return SimpleNamespace(
-        table={}, router=None,
-        rules=SlaRules(due=lambda regime, start, *_: start + 10 * DAY,
-                       extend=lambda regime, due, days, *_: due + days * DAY),
-        resolve_parent=lambda authority: None,
-        region_tz=lambda region, hint: "Asia/Barnaul",
-        partition_aggregates=lambda p: aggregates.setdefault(p, PartitionAggregates()),
-        ctx=SimpleNamespace(clock=clock, settings=Settings()),
-        external_lifecycle_topic=EXTERNAL, lifecycle_topic=INTERNAL, routed_topic=ROUTED,
-        ticks_topic=TICKS, owns=PartitionCheck(PARTITIONS))
+    return stand_in_runtime(clock=fixed_clock(T0.timestamp() + 30 * DAY), rules=ten_day_rules(),
+                            settings=Settings(), owns=PartitionCheck(PARTITIONS))
 
 
 def _event(rt: Any, topic: str, value: dict[str, Any] | bytes, key: bytes) -> Any:

@@ -21,17 +21,23 @@ from monitoring import metrics
 from schemas.validation import InvalidEvent
 from streams.settings import Settings
 from tests.sla.recording_outbox import RecordingOutbox
-from workers.aggregates.partials import PartitionAggregates
+from tests.sla.sla_support import (
+    DAY,
+    EXTERNAL,
+    INTERNAL,
+    ROUTED,
+    TICKS,
+    fixed_clock,
+    stand_in_runtime,
+)
 from workers.sla import agent as sla_agent
 from workers.sla.engine import SlaRules, State
 
-DAY = 86400.0
 T0 = dt.datetime(2026, 11, 2, 3, 0, tzinfo=dt.UTC)
 LIMIT = dt.datetime(2030, 1, 1, tzinfo=dt.UTC).timestamp()
 #: The SLA clock of the stand-in runtime: after every event these tests send (``LATE``
 #: included), so none is refused as stamped in the future (``agent._check_not_ahead``).
 NOW = dt.datetime(2032, 1, 1, tzinfo=dt.UTC)
-EXTERNAL, INTERNAL, ROUTED, TICKS = "p.lifecycle", "p.sla.lifecycle", "p.routed", "p.ticks"
 APPEAL = "a" * 24
 
 
@@ -43,18 +49,10 @@ def _due(regime: str, start: float, *_: Any) -> float:
 
 
 def _runtime(table: dict[bytes, Any] | None = None) -> Any:
-    aggregates: dict[int, PartitionAggregates] = {}
-    clock = SimpleNamespace(now=lambda: NOW.timestamp(), wall_time_of=lambda ts: ts)
-    return SimpleNamespace(
-        table=table if table is not None else {},
-        router=None,
+    return stand_in_runtime(
+        clock=fixed_clock(NOW.timestamp()), table=table, settings=Settings(),
         rules=SlaRules(due=_due, extend=lambda regime, due, days, *a: due + days * DAY),
-        resolve_parent=lambda authority: None,
-        region_tz=lambda region, hint: "Asia/Barnaul",
-        partition_aggregates=lambda p: aggregates.setdefault(p, PartitionAggregates()),
-        ctx=SimpleNamespace(clock=clock, settings=Settings()),
-        external_lifecycle_topic=EXTERNAL, lifecycle_topic=INTERNAL, routed_topic=ROUTED,
-        ticks_topic=TICKS, owns=lambda key, partition: True)
+        owns=lambda key, partition: True)
 
 
 def _event(topic: str, value: dict[str, Any] | bytes, offset: int = 0,

@@ -26,14 +26,13 @@ from streams import topics as t
 from streams.clock import SlaClock
 from streams.settings import ConfigError, Settings
 from tests.sla.recording_outbox import RecordingOutbox
-from workers.aggregates.partials import PartitionAggregates
+from tests.sla.sla_support import EXTERNAL, INTERNAL, ROUTED, TICKS, fixed_clock, stand_in_runtime
 from workers.sla import agent as sla_agent
 from workers.sla import timers
 from workers.sla.deadline_service import DeadlineService
 
 BARNAUL = ZoneInfo("Asia/Barnaul")
 DAY = dt.date(2027, 2, 10)  # a Wednesday, a working day
-EXTERNAL, INTERNAL, ROUTED, TICKS = "p.lifecycle", "p.sla.lifecycle", "p.routed", "p.ticks"
 APPEAL = "a" * 24
 KEY = APPEAL.encode()
 
@@ -44,19 +43,11 @@ def _local(hour: int, minute: int = 0) -> dt.datetime:
 
 def _runtime(now: dt.datetime | None = None, clock: Any = None, **settings: Any) -> Any:
     """A stand-in SLA runtime with the packaged deadline rules and an SLA clock at ``now``."""
-    aggregates: dict[int, PartitionAggregates] = {}
     if clock is None:
         assert now is not None
-        moment = now.timestamp()
-        clock = SimpleNamespace(now=lambda: moment, wall_time_of=lambda ts: ts)
-    return SimpleNamespace(
-        table={}, router=None, rules=DeadlineService().rules(),
-        resolve_parent=lambda authority: None,
-        region_tz=lambda region, hint: "Asia/Barnaul",
-        partition_aggregates=lambda p: aggregates.setdefault(p, PartitionAggregates()),
-        ctx=SimpleNamespace(clock=clock, settings=Settings(**settings)),
-        external_lifecycle_topic=EXTERNAL, lifecycle_topic=INTERNAL, routed_topic=ROUTED,
-        ticks_topic=TICKS, owns=lambda key, partition: True)
+        clock = fixed_clock(now.timestamp())
+    return stand_in_runtime(clock=clock, rules=DeadlineService().rules(),
+                            settings=Settings(**settings), owns=lambda key, partition: True)
 
 
 def _event(topic: str, value: dict[str, Any], offset: int = 0) -> Any:

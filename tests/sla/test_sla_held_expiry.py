@@ -19,14 +19,18 @@ import pytest
 
 from streams.settings import ConfigError, Settings
 from tests.sla.recording_outbox import RecordingOutbox
-from workers.aggregates.partials import PartitionAggregates
+from tests.sla.sla_support import (
+    DAY,
+    INTERNAL,
+    ROUTED,
+    fixed_clock,
+    stand_in_runtime,
+    ten_day_rules,
+)
 from workers.sla import agent as sla_agent
-from workers.sla.engine import SlaRules
 from workers.sla.lifecycle_routing import PartitionCheck
 
-DAY = 86400.0
 T0 = dt.datetime(2026, 11, 2, 3, 0, tzinfo=dt.UTC)
-EXTERNAL, INTERNAL, ROUTED, TICKS = "p.lifecycle", "p.sla.lifecycle", "p.routed", "p.ticks"
 PARTITIONS = 4
 MAX_AGE = 7 * DAY
 UNKNOWN = "ffffffffffffffffffffffff"
@@ -34,32 +38,23 @@ KNOWN = "0b7c7a0e1f7e5a559a0b3d0f"
 
 
 def _runtime(assigned: set[int] | None = None) -> Any:
-    aggregates: dict[int, PartitionAggregates] = {}
     # The SLA clock reads two days after T0: the held answers, a day after it, are in its
     # past (one stamped ahead of it is refused: agent._check_not_ahead).
-    clock = SimpleNamespace(now=lambda: T0.timestamp() + 2 * DAY, wall_time_of=lambda ts: ts)
     outboxes: list[RecordingOutbox] = []
 
     def outbox(_stage: str) -> RecordingOutbox:
         outboxes.append(RecordingOutbox())
         return outboxes[-1]
 
-    return SimpleNamespace(
-        table={}, router=None,
-        rules=SlaRules(due=lambda regime, start, *_: start + 10 * DAY,
-                       extend=lambda regime, due, days, *_: due + days * DAY),
-        resolve_parent=lambda authority: None,
-        region_tz=lambda region, hint: "Asia/Barnaul",
-        partition_aggregates=lambda p: aggregates.setdefault(p, PartitionAggregates()),
-        ctx=SimpleNamespace(clock=clock, outbox=outbox,
-                            settings=Settings(sla_pending_max_age=MAX_AGE)),
+    return stand_in_runtime(
+        clock=fixed_clock(T0.timestamp() + 2 * DAY), rules=ten_day_rules(),
+        settings=Settings(sla_pending_max_age=MAX_AGE), owns=PartitionCheck(PARTITIONS),
+        ctx_extra={"outbox": outbox},
         app=SimpleNamespace(tables=SimpleNamespace(recovery=SimpleNamespace(
             completed=SimpleNamespace(is_set=lambda: True))), rebalancing=False,
             in_recovery=False),
         assigned_partitions=lambda: set(range(PARTITIONS)) if assigned is None else assigned,
-        external_lifecycle_topic=EXTERNAL, lifecycle_topic=INTERNAL, routed_topic=ROUTED,
-        ticks_topic=TICKS, owns=PartitionCheck(PARTITIONS), table_lock=asyncio.Lock(),
-        outboxes=outboxes)
+        table_lock=asyncio.Lock(), outboxes=outboxes)
 
 
 def _event(rt: Any, topic: str, value: dict[str, Any], key: str) -> Any:
