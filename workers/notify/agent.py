@@ -84,10 +84,19 @@ STAGE = "notify"
 RETRY_STAGE = "notify_retry"  # label of the retry agent's broker-ack wait; dead letters: STAGE
 SENT_TTL = 90 * 86400
 CHANNELS = ("webhook", "alertmanager")
-# Reasons a notify dead letter can carry (exported at 0 from the start, so that an alert rule
-# on ``increase`` sees the first one).
-DEAD_LETTER_REASONS = ("delivery_failed", "delivery_rejected", "delivery_error", "bad_timestamp",
-                       "bad_retry_record", "schema_invalid", "no_receiver")
+# Reasons a notify dead letter can carry, exported at 0 from the start so that
+# ``AppealsSupervisorAlertsLost``'s ``increase`` sees the first one: delivery outcomes, a retry
+# record that is not one, and the codes ``parse_event`` and the sla-alert schema give (the
+# schema has no length limit and no channel, and internal records may carry unknown fields, so
+# too_long, unknown_channel and unknown_field cannot occur). ``schema_invalid``, listed before,
+# is no code of the notify stage: the real schema codes appeared only with their first dead
+# letter. A reason missing here is still alerted on (the rule also reads the series' creation
+# time), only no longer seen at 0 beforehand.
+DEAD_LETTER_REASONS = (
+    "delivery_failed", "delivery_rejected", "delivery_error", "no_receiver", "bad_retry_record",
+    "bad_timestamp", "empty", "not_json", "not_object", "unsupported_schema_version",
+    "missing_field", "wrong_type", "invalid_value",
+)
 
 
 @dataclass(slots=True)
