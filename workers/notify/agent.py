@@ -56,7 +56,7 @@ import functools
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,6 +129,7 @@ class Notifier:
         # the parked gauges and ``AppealsSupervisorAlertsStuck``.
         longest_wait = max(settings.notify_retry_backoff_max, settings.notify_retry_after_max)
         self.tracker = ParkedTracker(2 * longest_wait + 120, clock)
+        self.retry_topic = t.topic_name(settings, t.NOTIFY_RETRY)
         for channel in CHANNELS:
             metrics.NOTIFY_PARKED_ALERTS.labels(channel).set_function(
                 functools.partial(self.tracker.count, channel))
@@ -256,7 +257,8 @@ class Notifier:
                 metrics.NOTIFICATIONS.labels("log", "duplicate").inc()
                 continue
             items[alert_id] = (event, parked)
-            self.tracker.seen(alert_id, parked.channels, parked.first_failed_at)
+            self.tracker.seen(alert_id, parked.channels, parked.first_failed_at,
+                              event.message.partition)
         # Each record waits for its own not_before and is settled (delivered and marked, parked
         # again, or dead-lettered) as soon as it was tried; the batch, and with it the offsets,
         # ends when the last is done, so a record waits at most
@@ -315,7 +317,9 @@ class Notifier:
                        done=parked.done + result.done_keys, channels=result.failed_channels,
                        rejected=rejected)
         await outbox.send(t.NOTIFY_RETRY, parked.alert.appeal_id.encode(), again.to_json())
-        self.tracker.seen(alert_id, again.channels, again.first_failed_at)
+        # The record parked again has the same key (the appeal id): the same partition.
+        self.tracker.seen(alert_id, again.channels, again.first_failed_at,
+                          event.message.partition)
         log.info("parked alert %s: retry %d failed (%s); next in %.1f s", alert_id,
                  parked.attempt, _failures(result), again.not_before - now)
         return [x.key for x in result.sent]
@@ -367,6 +371,16 @@ class Notifier:
         except Exception as exc:
             log.exception("retry of alert %s raised", alert.alert_id)
             return _Error("delivery_error", type(exc).__name__)
+
+    def partitions_assigned(self, assigned: Iterable[Any]) -> None:
+        """After a rebalance (``assigned``: this worker's whole new assignment, as Faust's
+        ``on_partitions_assigned`` gives it): stop exporting the parked alerts of the retry
+        partitions that went to another worker (see :class:`ParkedTracker`). Not on
+        revocation: Faust revokes every partition at each rebalance, and the alerts of the
+        partitions that stay would leave the gauges until read again, restarting
+        ``AppealsSupervisorAlertsStuck``'s 5 minutes."""
+        self.tracker.keep_partitions(tp.partition for tp in assigned
+                                     if tp.topic == self.retry_topic)
 
     # -- shared -----------------------------------------------------------------------------
 
@@ -524,6 +538,10 @@ def install(app: faust.App, ctx: WorkerContext, deliver: Delivery | None = None)
     ``deliver`` sends to the external channels (webhooks, Alertmanager); None: log only.
     """
     notifier = Notifier(ctx, deliver)
+
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def _assigned(app: faust.App, assigned: Any, **_: Any) -> None:
+        notifier.partitions_assigned(assigned)
 
     @app.agent(ctx.topology.topic(t.SLA_ALERTS), name="notify")
     async def notify(stream: faust.StreamT) -> None:

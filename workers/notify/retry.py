@@ -124,32 +124,53 @@ def retry_delay(settings: Settings, attempt: int, rng: random.Random) -> float:
 class ParkedTracker:
     """Alerts this worker parked or is retrying, per channel, for the parked gauges.
 
-    A record moves on (another worker takes the partition, or delivers the alert) without this
-    worker hearing of it, so an entry not seen again within ``forget_after`` seconds (more
-    than a retry agent can hold a record) is forgotten.
+    Each entry remembers the partition of ``appeals.notify.retry`` its record was read from.
+    After a rebalance the worker keeps only the entries of the partitions it still owns
+    (:meth:`keep_partitions`): the new owner of a partition reads its records again and
+    exports them from then on. Kept until ``forget_after``, an entry whose partition had moved
+    was counted by both workers, and its age, still growing on the old owner, passed
+    ``AppealsSupervisorAlertsStuck``'s 30 minutes for an alert the new owner had delivered.
+    A record can still move on without this worker hearing of it (delivered from another
+    record of the same alert), so an entry not seen again within ``forget_after`` seconds (more
+    than a retry agent can hold a record) is forgotten as well.
     """
 
     def __init__(self, forget_after: float, clock: Callable[[], float] = time.time) -> None:
         self.forget_after = forget_after
         self._clock = clock
-        # alert_id -> (pending channels, first failed at, last seen)
-        self._entries: dict[str, tuple[frozenset[str], float, float]] = {}
+        # alert_id -> (pending channels, first failed at, last seen, retry partition or None)
+        self._entries: dict[str, tuple[frozenset[str], float, float, int | None]] = {}
+        self._owned: frozenset[int] | None = None  # retry partitions owned; None: not known
 
-    def seen(self, alert_id: str, channels: Iterable[str], first_failed_at: float) -> None:
+    def seen(self, alert_id: str, channels: Iterable[str], first_failed_at: float,
+             partition: int | None = None) -> None:
+        """The alert is parked with ``channels`` pending, its record on ``partition`` (None:
+        not known, kept whatever the assignment). A record of a partition this worker no
+        longer owns (the end of a batch that outlived its partition's revocation) is left to
+        the partition's new owner."""
         pending = frozenset(channels)
-        if pending:
-            self._entries[alert_id] = (pending, first_failed_at, self._clock())
+        owned = partition is None or self._owned is None or partition in self._owned
+        if pending and owned:
+            self._entries[alert_id] = (pending, first_failed_at, self._clock(), partition)
         else:
             self._entries.pop(alert_id, None)
 
     def resolved(self, alert_id: str) -> None:
         self._entries.pop(alert_id, None)
 
+    def keep_partitions(self, partitions: Iterable[int]) -> None:
+        """After a rebalance: ``partitions`` are the retry partitions this worker now owns
+        (all of them, not only the new ones); forget the entries of every other one."""
+        self._owned = frozenset(partitions)
+        for alert_id in [a for a, (_, _, _, p) in self._entries.items()
+                         if p is not None and p not in self._owned]:
+            del self._entries[alert_id]
+
     def _live(self) -> list[tuple[frozenset[str], float]]:
         horizon = self._clock() - self.forget_after
-        for alert_id in [a for a, (_, _, seen) in self._entries.items() if seen < horizon]:
+        for alert_id in [a for a, (_, _, seen, _) in self._entries.items() if seen < horizon]:
             del self._entries[alert_id]
-        return [(channels, first) for channels, first, _ in self._entries.values()]
+        return [(channels, first) for channels, first, _, _ in self._entries.values()]
 
     def count(self, channel: str) -> int:
         return sum(1 for channels, _ in self._live() if channel in channels)
