@@ -9,9 +9,11 @@ loop is busy with a batch.
 from __future__ import annotations
 
 import asyncio
+import logging
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from faust.transport.producer import ProducerBuffer
 
 from streams import changelog_flush
@@ -54,3 +56,133 @@ def test_flush_returns_only_when_every_record_is_handed_over() -> None:
 def test_flush_of_an_empty_buffer_returns_at_once() -> None:
     changelog_flush.install()
     assert _flush_with(0, 0.25) == []
+
+
+# -- A record the broker refuses: the commit must not go ahead --------------------------------
+#
+# aiokafka's flush swallows delivery errors and Faust only logs them (``Topic._on_published``),
+# so Faust committed the input offsets and the state change was lost after recovery.
+
+
+class _Exited(BaseException):
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def _exit_raises(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fake_exit(code: int) -> None:
+        raise _Exited(code)
+
+    monkeypatch.setattr(changelog_flush, "_exit", fake_exit, raising=False)
+
+
+class _AiokafkaLikeChannel:
+    """Hands a record over as Faust's topic does with aiokafka: returns the delivery future."""
+
+    def __init__(self) -> None:
+        self.deliveries: list[asyncio.Future[Any]] = []
+
+    def get_topic_name(self) -> str:
+        return "appeals-sla-state-changelog"
+
+    async def publish_message(self, fut: Any, wait: bool = False) -> asyncio.Future[Any]:
+        delivery: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.deliveries.append(delivery)
+        return delivery
+
+
+class _FakeAiokafka:
+    """aiokafka's flush: waits for the batches and swallows their errors; ``fail`` fails them
+    right before it returns, so no callback has run when the caller resumes."""
+
+    def __init__(self, channel: _AiokafkaLikeChannel, fail: bool) -> None:
+        self.channel = channel
+        self.fail = fail
+
+    async def flush(self) -> None:
+        for delivery in self.channel.deliveries:
+            if self.fail:
+                delivery.set_exception(RuntimeError("KafkaTimeoutError: batch expired"))
+            else:
+                delivery.set_result(None)
+
+
+def _commit_flush(fail: bool) -> dict[str, Any]:
+    """Faust's producer flush before a commit, with one changelog record in the buffer."""
+    from faust.transport.drivers.aiokafka import Producer
+
+    async def main() -> dict[str, Any]:
+        buffer = ProducerBuffer()
+        buffer.app = SimpleNamespace(conf=SimpleNamespace(producer_threaded=False))  # type: ignore[assignment]
+        await buffer.start()
+        channel = _AiokafkaLikeChannel()
+        producer = SimpleNamespace(buffer=buffer, _producer=_FakeAiokafka(channel, fail),
+                                   _transaction_producers={})
+        try:
+            buffer.put(SimpleNamespace(message=SimpleNamespace(channel=channel)))  # type: ignore[arg-type]
+            await Producer.flush(producer)  # type: ignore[arg-type]
+            return {"exited": None, "deliveries": len(channel.deliveries)}
+        except _Exited as exc:
+            return {"exited": exc.code, "deliveries": len(channel.deliveries)}
+        finally:
+            for delivery in channel.deliveries:
+                if delivery.done() and not delivery.cancelled():
+                    delivery.exception()  # retrieved: no "never retrieved" noise
+            buffer.__dict__.pop("_appeals_failed", None)  # let the buffer stop quietly
+            await buffer.stop()
+
+    return asyncio.run(main())
+
+
+def test_a_failed_changelog_delivery_ends_the_process_before_the_commit(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    changelog_flush.install()
+    _exit_raises(monkeypatch)
+    assert _commit_flush(fail=True) == {"exited": 70, "deliveries": 1}
+    message = next(r.getMessage() for r in caplog.records if r.levelno == logging.CRITICAL)
+    assert "appeals-sla-state-changelog" in message and "batch expired" in message
+
+
+def test_delivered_changelog_records_let_the_commit_go_ahead(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    changelog_flush.install()
+    _exit_raises(monkeypatch)
+    assert _commit_flush(fail=False) == {"exited": None, "deliveries": 1}
+
+
+class _RefusingChannel:
+    """Fails the record as ``Topic._on_published`` does when the broker refuses its batch."""
+
+    async def publish_message(self, fut: Any, wait: bool = False) -> Any:
+        fut.set_exception(RuntimeError("NOT_ENOUGH_REPLICAS"))
+        return fut
+
+
+def test_the_buffer_flush_does_not_return_after_a_failed_delivery(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from faust.types.tuples import FutureMessage, PendingMessage
+
+    changelog_flush.install()
+    _exit_raises(monkeypatch)
+
+    async def main() -> int | None:
+        buffer = ProducerBuffer()
+        buffer.app = SimpleNamespace(conf=SimpleNamespace(producer_threaded=False))  # type: ignore[assignment]
+        await buffer.start()
+        message = PendingMessage(channel=_RefusingChannel(), key=b"k", value=b"v",  # type: ignore[arg-type]
+                                 partition=None, timestamp=None, headers=None,
+                                 key_serializer=None, value_serializer=None, callback=None)
+        fut = FutureMessage(message)
+        try:
+            buffer.put(fut)
+            await buffer.flush()
+            return None
+        except _Exited as exc:
+            return exc.code
+        finally:
+            fut.exception()
+            buffer.__dict__.pop("_appeals_failed", None)
+            await buffer.stop()
+
+    assert asyncio.run(main()) == 70
