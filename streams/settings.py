@@ -27,6 +27,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 #: Table stores a worker can run with (streams/rocksdb_store.py makes the RocksDB ones).
@@ -134,7 +135,8 @@ class Settings:
     time_scale: float = 1.0
     """APPEALS_TIME_SCALE: SLA clock speed; the demo runs days per second (1 = real time)."""
     clock_epoch: float = 0.0
-    """APPEALS_CLOCK_EPOCH: Unix time at which a scaled SLA clock equals the wall clock."""
+    """APPEALS_CLOCK_EPOCH: Unix time at which a scaled SLA clock equals the wall clock
+    (required when APPEALS_TIME_SCALE is not 1; e.g. the deployment's start)."""
     sweep_interval: float = 0.25
     """APPEALS_SWEEP_INTERVAL: seconds between timer sweeps of the due-time index."""
     default_region: str = "22"
@@ -250,6 +252,8 @@ class Settings:
                "APPEALS_ESCALATION_AFTER", "must be positive seconds")
         _check(0 <= self.triage_confidence <= 1, "APPEALS_TRIAGE_CONFIDENCE", "must be in [0, 1]")
         _check(self.time_scale > 0, "APPEALS_TIME_SCALE", "must be positive")
+        if self.time_scale != 1:
+            self._check_scaled_clock()
         _check(self.sweep_interval > 0, "APPEALS_SWEEP_INTERVAL", "must be positive")
         _check(self.max_text_length >= 1, "APPEALS_MAX_TEXT_LENGTH", "must be positive")
         # Unchecked until session 15: a window of 0 made Redis refuse every FIRST_SEEN call
@@ -306,6 +310,30 @@ class Settings:
                 f"APPEALS_{name.upper()}",
                 "must be fz59, pos, incident or hotline",
             )
+
+    def _check_scaled_clock(self) -> None:
+        """A sped-up SLA clock needs its epoch, and must read a year events may carry.
+
+        The epoch defaulted to 0: the clock then scaled the time since 1970, so
+        APPEALS_TIME_SCALE=60 alone read the year 5384 and 1000 a year ``datetime`` cannot
+        hold, and every batch of the intake agent crashed (exit 70, in a loop).
+        """
+        from schemas.validation import MAX_YEAR, MIN_YEAR
+        from streams.clock import SlaClock
+
+        _check(self.clock_epoch != 0, "APPEALS_CLOCK_EPOCH",
+               f"must be set when APPEALS_TIME_SCALE is not 1 (it is {self.time_scale:g}): "
+               "the Unix time from which the sped-up SLA clock runs, e.g. `date +%s` at the "
+               "deployment's start (with 0 it counts sped-up time from 1970)")
+        now = SlaClock(self.time_scale, self.clock_epoch).now()
+        start = datetime(MIN_YEAR, 1, 1, tzinfo=UTC).timestamp()
+        end = datetime(MAX_YEAR + 1, 1, 1, tzinfo=UTC).timestamp()
+        year = 1970 + int(now // (365.2425 * 86400))  # approximate: for the message only
+        _check(start <= now < end, "APPEALS_CLOCK_EPOCH",
+               f"({self.clock_epoch:.0f}) with APPEALS_TIME_SCALE={self.time_scale:g} puts the SLA "
+               f"clock in about the year {year}, outside the years {MIN_YEAR}..{MAX_YEAR} events "
+               "may carry: set APPEALS_CLOCK_EPOCH to a recent Unix time (e.g. the "
+               "deployment's start)")
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,34 @@ def test_the_stores_a_worker_runs_with_are_accepted(raw: str) -> None:
     assert Settings.load({"APPEALS_STORE": raw}).store == raw
     rocksdb_store.install()
     assert raw.split(":")[0] in STORES.aliases
+
+
+@pytest.mark.parametrize("scale", ["60", "1000", "86400", "0.5"])
+def test_a_sped_up_clock_without_its_epoch_is_refused(scale: str) -> None:
+    """The epoch defaulted to 0: the clock then sped up the time since 1970, so scale 60 read
+    the year 5384, and from 1000 on every intake batch crashed ("year out of range")."""
+    with pytest.raises(ConfigError, match=r"^APPEALS_CLOCK_EPOCH must be set when "
+                                          r"APPEALS_TIME_SCALE is not 1 "):
+        Settings.load({"APPEALS_TIME_SCALE": scale})
+
+
+@pytest.mark.parametrize(("scale", "epoch_from_now"), [
+    ("60", -2 * 365 * 86400.0),  # two years ago at 60x: some 120 years ahead, past 2099
+    ("86400", -10 * 3600.0),     # ten hours ago at a day per second: 100 years ahead
+    ("60", 400 * 86400.0),       # an epoch in the future: the clock runs back before 2000
+])
+def test_a_sped_up_clock_outside_the_event_years_is_refused(scale: str,
+                                                            epoch_from_now: float) -> None:
+    env = {"APPEALS_TIME_SCALE": scale, "APPEALS_CLOCK_EPOCH": str(time.time() + epoch_from_now)}
+    with pytest.raises(ConfigError, match=r"^APPEALS_CLOCK_EPOCH \(\d+\) with "
+                                          rf"APPEALS_TIME_SCALE={scale} puts the SLA clock in "
+                                          r"about the year \d+, outside the years 2000..2099"):
+        Settings.load(env)
+
+
+def test_a_sped_up_clock_from_a_recent_epoch_is_accepted() -> None:
+    now = time.time()
+    s = Settings.load({"APPEALS_TIME_SCALE": "86400", "APPEALS_CLOCK_EPOCH": str(now)})
+    assert (s.time_scale, s.clock_epoch) == (86400.0, now)
+    # Real time needs no epoch (the default 0 is ignored).
+    assert Settings.load({"APPEALS_TIME_SCALE": "1"}).clock_epoch == 0.0
