@@ -531,17 +531,26 @@ def _coerce_file_value(where: str, value: Any, default: Any, annotation: str) ->
 
 
 def _coerce(name: str, raw: str, default: Any, annotation: str = "") -> Any:
+    """``raw`` as the type of ``default``; an empty (or blank) value means the default.
+
+    Why empty is the default for every type but strings: manifests template variables as
+    ``${X:-}``, and an empty boolean meant false, so it silently turned off the data-loss guards
+    (APPEALS_SEEK_BEFORE_RESUME, APPEALS_VERIFY_END_OFFSETS ...), while an empty optional
+    number already meant unset. An empty string setting stays empty ("" is a value: no
+    webhook, no topic prefix). ``streams.processes.worker_env`` writes "" for an unset
+    optional number only, so its round trip is unchanged.
+    """
     var = f"APPEALS_{name.upper()}"
+    if not raw.strip() and not isinstance(default, str):
+        return default  # for an optional number None: "not set" (use the policy's own)
     if default is None and annotation.startswith("float"):
-        # An optional number: empty means "not set" (use the policy's own).
-        if not raw.strip():
-            return None
         default = 0.0
     try:
         if isinstance(default, bool):
-            if raw.lower() in ("1", "true", "yes", "on"):
+            value = raw.strip().lower()
+            if value in ("1", "true", "yes", "on"):
                 return True
-            if raw.lower() in ("0", "false", "no", "off", ""):
+            if value in ("0", "false", "no", "off"):
                 return False
             raise ValueError(raw)
         if isinstance(default, int):
