@@ -302,8 +302,15 @@ class Settings:
             "APPEALS_KAFKA",
             "must look like kafka://host:port",
         )
+        # Only the prefix was checked: kafka:// (no host) waited 30 s for a broker, a port
+        # that is no number ended in a kafka-python traceback not naming the variable.
+        problem = _kafka_hosts_problem(self.kafka.split("://", 1)[1])
+        _check(not problem, "APPEALS_KAFKA",
+               f"must look like kafka://host:port[;host:port] ({problem})")
         _check(self.redis.startswith(("redis://", "rediss://", "unix://")), "APPEALS_REDIS",
                "must look like redis://host:port/db")
+        problem = _redis_url_problem(self.redis)
+        _check(not problem, "APPEALS_REDIS", f"must look like redis://host:port/db ({problem})")
         for name in ("email_regime", "web_regime"):
             _check(
                 getattr(self, name) in ("fz59", "pos", "incident", "hotline"),
@@ -560,3 +567,64 @@ def _coerce(name: str, raw: str, default: Any, annotation: str = "") -> Any:
     except ValueError:
         raise ConfigError(f"{var}={raw!r} is not a valid {type(default).__name__}") from None
     return raw
+
+
+def _host_port_problem(entry: str) -> str:
+    """What is wrong with ``host[:port]`` (IPv6 in brackets) of a broker or Redis URL.
+
+    A missing port is fine (the clients use the service's default); a port must be 1..65535.
+    """
+    from urllib.parse import urlsplit
+
+    if not entry:
+        return "no host"
+    if any(c.isspace() for c in entry):
+        return f"{entry!r} contains whitespace"
+    parts = urlsplit(f"//{entry}")
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if not parts.hostname:
+        return f"{entry!r} has no host"
+    if port == -1 or port == 0 or parts.netloc.endswith(":"):
+        return f"{entry!r}: the port must be a number 1..65535"
+    return ""
+
+
+def _kafka_hosts_problem(hosts: str) -> str:
+    """What is wrong with the ``host:port[;host:port]`` part of APPEALS_KAFKA ("" for nothing).
+
+    Separators are ``;`` (the documented one) and ``,`` (what the clients get); each entry is
+    checked, as the clients would otherwise fail late (kafka:// waited 30 s for a broker)."""
+    if not hosts:
+        return "no host"
+    for entry in hosts.replace(",", ";").split(";"):
+        if "://" in entry:
+            return f"{entry!r}: one kafka:// before the whole list, not one per broker"
+        if "/" in entry or "@" in entry:
+            return f"{entry!r} is not host:port"
+        problem = _host_port_problem(entry)
+        if problem:
+            return problem
+    return ""
+
+
+def _redis_url_problem(url: str) -> str:
+    """What is wrong with APPEALS_REDIS past its scheme ("" for nothing); never shows a password.
+
+    ``redis://h:x/0`` passed the prefix check and failed at the first Redis call."""
+    from urllib.parse import urlsplit
+
+    if any(c.isspace() for c in url):
+        return "contains whitespace"
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        return "" if parts.path else "no socket path"
+    hostport = parts.netloc.rpartition("@")[2]  # without user:password
+    problem = _host_port_problem(hostport)
+    if problem:
+        return problem
+    if parts.path not in ("", "/") and not re.fullmatch(r"/\d+", parts.path):
+        return f"the database {parts.path[1:]!r} must be a number"
+    return ""
