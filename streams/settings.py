@@ -35,6 +35,8 @@ STORE_SCHEMES = ("memory", "rocksdb", "rocksdict")
 
 #: Apache Kafka's default ``group.min.session.timeout.ms``: a shorter session is refused.
 MIN_SESSION_TIMEOUT_S = 6.0
+#: Apache Kafka's default ``group.max.session.timeout.ms`` (30 min): a longer one is refused.
+MAX_SESSION_TIMEOUT_S = 1800.0
 
 #: Kafka's topic names: these characters only, at most :data:`MAX_TOPIC_NAME` of them.
 TOPIC_NAME_CHARS = re.compile(r"[A-Za-z0-9._-]*")
@@ -79,7 +81,7 @@ class Settings:
     Created with its parents when a worker starts (streams.app.create_app), so the default works
     from any directory: ./var/worker, next to the demo's ./var/demo logs."""
     session_timeout: float = 10.0
-    """APPEALS_SESSION_TIMEOUT: consumer-group session timeout, seconds (at least 6)."""
+    """APPEALS_SESSION_TIMEOUT: consumer-group session timeout, seconds (6..1800)."""
     metrics_port: int = 9464
     """APPEALS_METRICS_PORT: port of the /metrics and /healthz endpoint (0 = any free port)."""
     metrics_host: str = "0.0.0.0"
@@ -225,6 +227,11 @@ class Settings:
         _check(self.session_timeout >= MIN_SESSION_TIMEOUT_S, "APPEALS_SESSION_TIMEOUT",
                f"must be at least {MIN_SESSION_TIMEOUT_S:g} s (Apache Kafka's default "
                "group.min.session.timeout.ms; a broker refuses shorter sessions)")
+        # Likewise above group.max.session.timeout.ms (30 min by default): 3600 passed here and
+        # the broker refused the JoinGroup (from ~24.9 days on it did not even fit its int32).
+        _check(self.session_timeout <= MAX_SESSION_TIMEOUT_S, "APPEALS_SESSION_TIMEOUT",
+               f"must be at most {MAX_SESSION_TIMEOUT_S:g} s (Apache Kafka's default "
+               "group.max.session.timeout.ms; a broker refuses longer sessions)")
         # Both end up in topic names Kafka refuses otherwise: a space or a slash passed here
         # and every topic creation then failed with InvalidTopicError deep in start-up.
         for name, value, longest, what in (

@@ -42,6 +42,16 @@ def test_a_session_shorter_than_kafkas_minimum_is_refused(raw: str) -> None:
     assert Settings.load({"APPEALS_SESSION_TIMEOUT": "6"}).session_timeout == 6.0
 
 
+@pytest.mark.parametrize("raw", ["1800.5", "3600", "1e7"])
+def test_a_session_longer_than_kafkas_maximum_is_refused(raw: str) -> None:
+    """Apache Kafka refuses sessions above group.max.session.timeout.ms (30 min by default):
+    3600 s was accepted and the JoinGroup then failed (INVALID_SESSION_TIMEOUT)."""
+    with pytest.raises(ConfigError, match=r"^APPEALS_SESSION_TIMEOUT must be at most 1800 s "
+                                          r"\(Apache Kafka's default group.max.session"):
+        Settings.load({"APPEALS_SESSION_TIMEOUT": raw})
+    assert Settings.load({"APPEALS_SESSION_TIMEOUT": "1800"}).session_timeout == 1800.0
+
+
 @pytest.mark.parametrize("session", [6.0, 10.0, 45.0, 300.0])
 def test_the_heartbeat_stays_below_a_third_of_the_session(session: float,
                                                           tmp_path: Path) -> None:
