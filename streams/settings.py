@@ -404,7 +404,12 @@ class Settings:
 
     @classmethod
     def describe(cls) -> list[tuple[str, str, str]]:
-        """(variable, default, meaning) rows for ``appeals config``."""
+        """(variable, default, meaning) rows for ``appeals config``.
+
+        The meaning is the first paragraph of the field's docstring, joined into one line: only
+        its first line was taken, and three descriptions ended mid-sentence, losing the limit
+        they state (APPEALS_BATCH_LINGER, APPEALS_METRICS_HOST, APPEALS_SLA_PENDING_MAX_AGE).
+        """
         import inspect
 
         doc_lines = inspect.getsource(cls).splitlines()
@@ -415,7 +420,7 @@ class Settings:
                 name = stripped.split(":", 1)[0]
                 nxt = doc_lines[i + 1].strip() if i + 1 < len(doc_lines) else ""
                 if nxt.startswith('"""'):
-                    docs[name] = nxt.strip('"').split(": ", 1)[-1]
+                    docs[name] = _first_paragraph(doc_lines[i + 1:]).split(": ", 1)[-1]
         rows = []
         for f in dataclasses.fields(cls):
             if f.name == "extra":
@@ -423,6 +428,22 @@ class Settings:
             default = "unset" if f.default is None else repr(f.default)
             rows.append((f"APPEALS_{f.name.upper()}", default, docs.get(f.name, "")))
         return rows
+
+
+def _first_paragraph(lines: list[str]) -> str:
+    """The first paragraph of the docstring that starts ``lines``, as one line."""
+    words: list[str] = []
+    for n, line in enumerate(lines):
+        text = line.strip()
+        if n == 0:
+            text = text.removeprefix('"""')
+        elif not text:
+            break  # a blank line ends the paragraph
+        ends = text.endswith('"""')
+        words.append(text.removesuffix('"""').strip())
+        if ends:
+            break
+    return " ".join(w for w in words if w)
 
 
 #: Variables read straight from the environment by sub-systems, not through :class:`Settings`
