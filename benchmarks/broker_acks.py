@@ -21,6 +21,7 @@ import time
 from aiokafka import AIOKafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
+from benchmarks.server_logs import server_logs
 from streams.devstack import start_broker
 
 TOPIC = "broker-acks"
@@ -84,11 +85,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=600, help="record size in bytes (default 600)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args(argv)
-    broker = start_broker()
-    try:
-        samples = asyncio.run(_measure(broker.bootstrap, args.rate, args.seconds, args.size))
-    finally:
-        broker.stop()
+    with server_logs() as logs:
+        broker = start_broker(log_dir=logs)
+        try:
+            samples = asyncio.run(_measure(broker.bootstrap, args.rate, args.seconds, args.size))
+        finally:
+            broker.stop()
     rows = windows(samples, WINDOW_S)
     if args.json:
         print(json.dumps({"rate": args.rate, "seconds": args.seconds, "windows": rows}))

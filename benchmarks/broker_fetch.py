@@ -30,6 +30,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
+from benchmarks.server_logs import server_logs
 from streams.devstack import start_broker
 
 TOPIC = "broker-fetch"
@@ -138,12 +139,13 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.steps < 1 or args.step_batches < 1 or args.records_per_batch < 1:
         p.error("--steps, --step-batches and --records-per-batch must be at least 1")
-    broker = start_broker()
-    try:
-        rows = asyncio.run(measure(broker.bootstrap, args.steps, args.step_batches,
-                                   args.records_per_batch, args.size, args.elsewhere))
-    finally:
-        broker.stop()
+    with server_logs() as logs:
+        broker = start_broker(log_dir=logs)
+        try:
+            rows = asyncio.run(measure(broker.bootstrap, args.steps, args.step_batches,
+                                       args.records_per_batch, args.size, args.elsewhere))
+        finally:
+            broker.stop()
     slope = ms_per_1000_batches(rows)
     if args.json:
         print(json.dumps({"records_per_batch": args.records_per_batch, "size": args.size,

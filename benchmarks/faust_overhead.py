@@ -160,15 +160,17 @@ def _run_child(kind: str, bootstrap: str, records: int, buffer: int) -> dict[str
 
 
 def run(records: int = 100_000, partitions: int = 4, buffer: int = 8192) -> dict[str, Any]:
+    from benchmarks.server_logs import server_logs
     from streams.devstack import start_broker
 
-    broker = start_broker()
-    try:
-        _produce(broker.bootstrap, records, partitions)
-        results = {kind: _run_child(kind, broker.bootstrap, records, buffer)
-                   for kind in ("aiokafka", "faust", "faust+fastpath")}
-    finally:
-        broker.stop()
+    with server_logs() as logs:
+        broker = start_broker(log_dir=logs)
+        try:
+            _produce(broker.bootstrap, records, partitions)
+            results = {kind: _run_child(kind, broker.bootstrap, records, buffer)
+                       for kind in ("aiokafka", "faust", "faust+fastpath")}
+        finally:
+            broker.stop()
     base = results["aiokafka"]["records_per_s"]
     for r in results.values():
         r["ratio_to_aiokafka"] = round(r["records_per_s"] / base, 3)

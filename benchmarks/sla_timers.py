@@ -267,18 +267,21 @@ def run(appeals: int = 1_000_000, partitions: int = 8, burst: int = 50_000,
     """Run the benchmark; returns the figures (see the module docstring)."""
     if burst > appeals:
         raise ValueError("burst must not exceed appeals")
-    server = None
-    if redis_url is None:
-        from streams.devstack import start_redis
+    from benchmarks.server_logs import server_logs
 
-        server = start_redis()
-        redis_url = server.url
-    try:
-        result = asyncio.run(_run(redis_url, appeals, partitions, burst, sweep_interval,
-                                  min(sample, appeals)))
-    finally:
-        if server is not None:
-            server.stop()
+    with server_logs() as logs:
+        server = None
+        if redis_url is None:
+            from streams.devstack import start_redis
+
+            server = start_redis(log_dir=logs)
+            redis_url = server.url
+        try:
+            result = asyncio.run(_run(redis_url, appeals, partitions, burst, sweep_interval,
+                                      min(sample, appeals)))
+        finally:
+            if server is not None:
+                server.stop()
     result["python"] = sys.version.split()[0]
     return result
 
