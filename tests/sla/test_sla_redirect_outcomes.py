@@ -2,7 +2,8 @@
 
 - A redirect to the body that already holds the appeal is dead-lettered (``redirect_refused``)
   like a redirect to the body complained about: before, the router accepted it, and the engine
-  restarted that body's clock and cleared its breach.
+  restarted that body's clock and cleared its breach. A redirect delivered again (same
+  ``event_id``) is a quiet repeat, not such a redirect.
 - A redirect past the deadline whose breach timer had not fired yet reports the breach as the
   handing-on body's (alert and metric), not as the receiving body's.
 - The figures kept live by deltas equal the figures rebuilt from the stored states, with the
@@ -106,6 +107,27 @@ def test_a_redirect_to_the_body_that_holds_the_appeal_is_dead_lettered() -> None
     assert (state["auth"], state["due"], state["cycle"], state["recv"]) == (
         before["auth"], before["due"], before["cycle"], before["recv"])
     assert _counters(rt) == counters and outbox.of(t.SLA_ALERTS) == []
+
+
+def test_a_redirect_delivered_twice_is_a_repeat_not_a_refused_redirect() -> None:
+    """The second delivery was checked by the router as a redirect from the receiving body to
+    itself and dead-lettered as ``redirect_refused``: a replay after a crash, or an authority
+    resending its log, filled the dead-letter topic with redirects that had been applied."""
+    rt = _runtime()
+    _run(rt, _event(ROUTED, _routed()))
+    redirect = _lifecycle("redirected", 1, 3, to_authority_id="22-minzhkh")
+    _run(rt, _event(EXTERNAL, redirect, 1))
+    after = dict(rt.table[KEY])
+    counters = _counters(rt)
+    outbox = _run(rt, _event(EXTERNAL, redirect, 2))
+    assert outbox.of(t.DEADLETTER) == [] and outbox.of(t.SLA_ALERTS) == []
+    state = rt.table[KEY]
+    assert (state["auth"], state["due"], state["cycle"], state["recv"]) == (
+        "22-minzhkh", after["due"], after["cycle"], after["recv"])
+    assert _counters(rt) == counters
+    _new, effects = sla_agent._on_lifecycle(rt, dict(state, events=list(state["events"])),
+                                            redirect)
+    assert effects.outcome == "duplicate"
 
 
 def test_a_breach_reported_by_a_redirect_is_the_handing_on_bodys() -> None:

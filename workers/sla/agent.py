@@ -612,7 +612,11 @@ def _on_lifecycle(rt: SlaRuntime, state: State | None, data: dict[str, Any],
         if not _is_moment(since):
             since = time.time() if now is None else now
         return {"pending": pending, "since": since}, Effects(outcome="pending")
-    if data["event"] == "redirected" and rt.router is not None:
+    if (data["event"] == "redirected" and rt.router is not None
+            and data.get("event_id") not in state.get("events", ())):
+        # A repeat (a replay, an authority resending its log) is the engine's ``duplicate``:
+        # judged by the router after its first delivery moved the appeal, it was a redirect
+        # to the body that now holds it and went to the dead-letter topic.
         _check_redirect(rt.router, state, data)
     before = _before(state, figures)
     effects = apply_lifecycle(state, data, rt.rules, rt.resolve_parent)
