@@ -1,5 +1,6 @@
 """A pause stamped before the answer period it would pause is dead-lettered
-(``before_period``) and leaves the deadline alone.
+(``before_period``) and leaves the deadline alone; so is an extension stamped before the
+redirect that began the period it would extend.
 
 A review of session 16 found a ``paused`` dated years before the appeal's registration (a
 mistyped year) applied: its resume moved a ``pos`` deadline ten years out, and a pause over
@@ -85,3 +86,25 @@ def test_a_pause_before_a_reopen_is_refused_and_one_after_it_applies() -> None:
     assert apply_lifecycle(state, _ev(4, "paused", "2026-11-27T12:00:00+07:00"),
                            rules).outcome == "applied"
     assert state["status"] == "paused"
+
+
+def test_an_extension_stamped_before_the_redirect_is_dead_lettered() -> None:
+    """The handing-on body's extension, processed after the redirect (re-keyed events come in
+    the order they are re-published), gave the receiving body's fresh period a month more and
+    used up its one extension."""
+    rt = _runtime()
+    _routed_state(rt)
+    redirect = _lifecycle("redirected", 0, T0 + dt.timedelta(days=6),
+                          to_authority_id="22-minzhkh")
+    _run(rt, [_event(EXTERNAL, redirect)])
+    due = rt.table[APPEAL.encode()]["due"]
+    before = _count(BEFORE_PERIOD)
+    extension = _lifecycle("extended", 1, T0 + dt.timedelta(days=5), extension_days=30)
+    outbox, _ = _run(rt, [_event(EXTERNAL, extension, 1)])
+    [(reason, value, detail)] = outbox.dead
+    assert (reason, orjson.loads(value)["event_id"]) == (BEFORE_PERIOD, extension["event_id"])
+    assert detail is not None and "would extend" in detail
+    assert _count(BEFORE_PERIOD) == before + 1
+    state = rt.table[APPEAL.encode()]
+    assert state["due"] == due and state["ext"] == 0 and state["auth"] == "22-minzhkh"
+    assert extension["event_id"] not in state["events"]

@@ -650,7 +650,8 @@ class HistoryOverflow(NotApplied):
 
 
 class BeforePeriod(NotApplied):
-    """A pause stamped before the answer period it would pause began."""
+    """A pause stamped before the answer period it would pause began, or an extension stamped
+    before the redirect or reopen that began the period it would extend."""
 
     reason = BEFORE_PERIOD
 
@@ -706,7 +707,8 @@ def _check_reporter(state: State, data: dict[str, Any], effects: Effects) -> Non
             "pauses")
     elif effects.outcome == BEFORE_PERIOD:
         refusal = BeforePeriod(f"{event} stamped {data.get('at')}, before the answer period "
-                               "it would pause began (registration, redirect or reopen)")
+                               f"it would {'extend' if event == 'extended' else 'pause'} "
+                               "began (registration, redirect or reopen)")
     elif effects.outcome == FOREIGN_AUTHORITY:
         refusal = ForeignAuthority(f"{event} reported by {data.get('authority_id')!r}, the "
                                    f"appeal is held by {state.get('auth')!r}")

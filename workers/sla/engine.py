@@ -68,7 +68,10 @@ HISTORY_OVERFLOW = "history_overflow"
 #: pause began (registration, redirect or reopen). Applied, its resume moved the deadline by
 #: the whole gap: a pause dated ten years early (a mistyped year) put a ``pos`` deadline ten
 #: years out, and one over ten years early made every later resume, answer and close fail,
-#: so the appeal stayed paused with no deadline (review of session 16).
+#: so the appeal stayed paused with no deadline (review of session 16). Also of an extension
+#: stamped before a redirect or reopen that began the running period (:func:`_before_period`):
+#: the handing-on body's extension, processed after the redirect, gave the receiving body's
+#: fresh period a month more and used up its one extension.
 BEFORE_PERIOD = "before_period"
 #: Reopens, redirects and pauses one appeal may have. Each adds to the appeal's history
 #: (ended periods, previous bodies, pause spans, alerts of each cycle), and every event of the
@@ -670,6 +673,21 @@ def apply_lifecycle(state: State, event: dict[str, Any], rules: SlaRules,
     return effects
 
 
+def _before_period(state: State, at: float) -> bool:
+    """Is ``at`` before a redirect or a reopen that began the running answer period?
+
+    Such an answer, close or extension belongs to an earlier period (the handing-on body's,
+    or the one the reopen ended) and was only processed late: events without the appeal's key
+    are re-published keyed, each from the partition it was read on, so they can reach the
+    state in another order than they were sent. Applied, an answer stamped before a redirect
+    credited the receiving body with an answer in 0 s, a close ended a period before it began
+    (its timers cancelled, its deadline never reported), and an extension gave a fresh period
+    a month more. The first period is not judged so: it begins at the intake's registration,
+    and an authority's clock a little behind the intake's must not lose an answer.
+    """
+    return at < state["start"] and state["start"] != state["reg"]
+
+
 def _accepted(state: State, event: dict[str, Any], at: float, rules: SlaRules,
               effects: Effects, _rp: Any) -> None:
     state.setdefault("accepted", at)
@@ -684,10 +702,10 @@ def _answered(state: State, event: dict[str, Any], at: float, rules: SlaRules,
         else:
             effects.outcome = "not_open"
         return
-    if at < state["start"] and state.get("reopened"):
-        # Stamped before the reopen that started this period: an answer of an earlier period
-        # (processed late, or resent), not of this one. Applied, it answered the reopened
-        # period before it began.
+    if _before_period(state, at):
+        # Stamped before the reopen or redirect that started this period: an answer of an
+        # earlier period (processed late, or resent), not of this one. Applied, it answered
+        # the period before it began.
         effects.outcome = "not_open"
         return
     if state["status"] == "paused" and state["paused"] is not None:
@@ -756,6 +774,9 @@ def _extended(state: State, event: dict[str, Any], at: float, rules: SlaRules,
     days = event.get("extension_days") or 30
     if state["status"] not in OPEN_STATUSES:
         effects.outcome = "not_open"
+        return
+    if _before_period(state, at):  # the extension of an earlier period, processed late
+        effects.outcome = BEFORE_PERIOD
         return
     if state["ext"] >= rules.of(state).max_extensions:
         effects.outcome = "rejected"
@@ -1004,7 +1025,14 @@ def _recounted_with(state: State, rules: SlaRules,
 
 def _closed(state: State, event: dict[str, Any], at: float, rules: SlaRules,
             effects: Effects, _rp: Any) -> None:
-    first = state["status"] in OPEN_STATUSES or state.get("closed") is None
+    if _before_period(state, at):
+        # The close of an earlier period (before the reopen or redirect that began this one),
+        # processed late: it closed the running period before it began and cancelled its
+        # timers, and as a second close it moved ``closed`` back into the earlier period.
+        effects.outcome = "not_open"
+        return
+    first = (state["status"] in OPEN_STATUSES or state.get("closed") is None
+             or _before_period(state, float(state["closed"])))
     if state["status"] in OPEN_STATUSES:
         if state["status"] == "paused" and state["paused"] is not None:
             _resume(state, at, rules, effects)
@@ -1022,8 +1050,8 @@ def _closed(state: State, event: dict[str, Any], at: float, rules: SlaRules,
     # A second close of the period (a resend under a new id, another system) keeps the
     # earliest moment: moved to the later one, an answer stamped between them counted as given
     # before the close when processed after both, and as too late when processed between them
-    # (review of session 14). A close of an open appeal is always the first of its period
-    # (``closed`` of an earlier one, before a reopen, is replaced).
+    # (review of session 14). A close of an open appeal is always the first of its period,
+    # and so is one finding ``closed`` of an earlier period (before a reopen): it is replaced.
     state["closed"] = at if first else min(float(state["closed"]), at)
 
 
