@@ -1052,7 +1052,53 @@ def _closed(state: State, event: dict[str, Any], at: float, rules: SlaRules,
     # before the close when processed after both, and as too late when processed between them
     # (review of session 14). A close of an open appeal is always the first of its period,
     # and so is one finding ``closed`` of an earlier period (before a reopen): it is replaced.
-    state["closed"] = at if first else min(float(state["closed"]), at)
+    if first:
+        state["closed"] = at
+    elif at < float(state["closed"]):
+        _closed_earlier(state, at, rules)
+
+
+def _closed_earlier(state: State, at: float, rules: SlaRules) -> None:
+    """A second close of the period, stamped before the close applied: the period ended at
+    ``at``, as had the two come in order.
+
+    Before, only ``closed`` moved back: a breach the later close had reported (closed
+    unanswered past the deadline before the breach timer fired) stayed, and the appeal counted
+    as closed overdue, with a breach, though it was closed in time. Now such a breach is taken
+    back when ``at`` is in time (its alert stays sent, as for an answer under a close). When
+    the first close ended a pause, the pause ends at ``at`` instead (or, stamped before the
+    pause, there was none in the period) and the deadline is counted again. The stages the
+    first close ended end at ``at``, so an answer processed later finds them as in order
+    (:func:`_answer_under_the_close`). No timers change: the appeal was and stays ended.
+    """
+    old = float(state["closed"])
+    if state.get("stg"):
+        state["stg"] = [[*e[:5], at, *e[6:]] if e[5] == old else e for e in state["stg"]]
+    state["closed"] = at
+    if state["status"] != "closed":  # answered: the answer, not the close, decided the breach
+        return
+    adj = list(state.get("adj") or ())
+    if adj and adj[-1][0] == "p" and float(adj[-1][2]) == old:
+        _pause_ended_earlier(state, adj, at, rules)
+    _retract_breach(state, at)
+
+
+def _pause_ended_earlier(state: State, adj: list[list[Any]], at: float,
+                         rules: SlaRules) -> None:
+    """The pause the first close ended (the last of ``adj``, the period's adjustments) ended
+    at ``at``, an earlier close; dropped when ``at`` is before it began. The deadline is that
+    of the period's start and adjustments (:func:`replay_deadline`), provided today's rules
+    still give the stored one; if they do not (a calendar or policy changed since), it is
+    left as it is, as a recompute leaves a closed appeal's."""
+    last = adj[-1]
+    kept = adj[:-1] if at < float(last[1]) else [*adj[:-1], [*last[:2], at, *last[3:]]]
+    try:
+        if abs(replay_deadline(state, rules)[0] - float(state["due"])) >= 0.5:
+            return
+        due, warn = replay_deadline({**state, "adj": kept}, rules)
+    except ValueError:
+        return
+    state.update(adj=kept, due=due, warn=warn)
 
 
 def _reopened(state: State, event: dict[str, Any], at: float, rules: SlaRules,
