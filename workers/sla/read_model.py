@@ -134,7 +134,19 @@ def sla_status(state: State) -> str:
         return "breached"
     if f"warning:{state['cycle']}" in state["alerts"]:
         return "warning"
-    return "extended" if state.get("ext") else "running"
+    return "extended" if _period_extended(state) else "running"
+
+
+def _period_extended(state: State) -> bool:
+    """Whether the running answer period was extended: an extension among its adjustments.
+
+    Not ``ext``: that counts the body's extensions across reopens (a reopen gives no second
+    one), and a reopened period with the plain deadline showed as "extended". A state written
+    before a period's adjustments were kept (no ``adj``) has only ``ext`` to go by."""
+    adj = state.get("adj")
+    if adj is None:
+        return bool(state.get("ext"))
+    return any(entry[0] == "e" for entry in adj)
 
 
 def _iso(ts: float | None) -> str:
