@@ -225,3 +225,51 @@ def test_the_rating_refresher_outlives_an_error_that_is_not_redis(
 
     asyncio.run(main())
     assert len(calls) >= 3
+
+
+
+def test_a_windowed_field_without_a_day_is_left_out(caplog: pytest.LogCaptureFixture) -> None:
+    """``22-minzdrav||answered`` (a windowed counter without its day) passed the parse and
+    then raised in the window cut (``fromisoformat("")``): every figures endpoint and
+    ``/metrics`` answered 500. It is left out with a warning naming it; the current counters
+    (which have no day) still count."""
+    import logging
+
+    import workers.aggregates.readmodel as readmodel
+
+    counters = {b"22-minzdrav|2026-11-20|answered": b"1", b"22-minzdrav||open": b"1",
+                b"22-minzdrav||answered": b"1", b"22-minzdrav||whatever": b"1"}
+    sketches = {b"22-minzdrav|": b"{}"}
+    with caplog.at_level(logging.WARNING, logger="workers.aggregates.readmodel"):
+        parsed = readmodel.parse_maps([counters], [sketches])
+    figures = readmodel.figures_from_parsed(parsed, dt.date(2026, 11, 20), "1d", "any")
+    assert figures["22-minzdrav"].answered == 1
+    assert figures["22-minzdrav"].open == 1
+    assert parsed.sketches == []
+    assert "'22-minzdrav||" in " ".join(r.getMessage() for r in caplog.records)
+
+
+def test_a_member_of_the_partitions_set_that_is_no_number_is_left_out(
+        redis_scenario: Callable[..., object], caplog: pytest.LogCaptureFixture) -> None:
+    """A member ``x`` of agg:partitions raised in ``int()``: every figures endpoint answered
+    500. It is left out with a warning naming the key and the member."""
+    import logging
+
+    import workers.aggregates.readmodel as readmodel
+
+    prefix = "odd-member-test:"
+
+    async def scenario(client: Any) -> Any:
+        await client.delete(f"{prefix}agg:partitions")
+        agg = PartitionAggregates()
+        agg.apply_delta([], [("22-minzdrav", "2026-11-20", "answered")])
+        await publish(client, prefix, 3, agg)
+        await client.sadd(f"{prefix}agg:partitions", "x", "-1", "\u0663")
+        return await readmodel.fetch_maps(client, prefix, 1)
+
+    with caplog.at_level(logging.WARNING, logger="workers.aggregates.readmodel"):
+        parsed = redis_scenario(scenario)
+    figures = readmodel.figures_from_parsed(parsed, dt.date(2026, 11, 20), "1d", "any")
+    assert figures["22-minzdrav"].answered == 1  # partition 3, listed in the set, is read
+    messages = " ".join(r.getMessage() for r in caplog.records)
+    assert f"{prefix}agg:partitions" in messages and "'x'" in messages

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 WINDOWS = {"1d": 1, "7d": 7, "30d": 30, "all": 100_000}
 COUNTERS = ("received", "answered", "answered_on_time", "breaches", "escalations",
             "closed_overdue", "redirected_overdue")
+#: Counters of the current state: they carry no day (``subject||open``).
+CURRENT = ("open", "open_overdue")
 
 
 @dataclass
@@ -108,10 +110,16 @@ def parse_maps(counter_maps: list[dict[bytes, bytes]],
     from the left, one such subject made every read of the figures raise, so every figures
     endpoint, the ratings and ``/metrics`` answered 500 and the API's rating refresher
     ended for good (review of session 16).
+
+    Only the current counters (:data:`CURRENT`) go without a day. A windowed counter or a
+    sketch without one (``22-minzdrav||answered``, by hand or by an older writer) passed
+    here and then raised in the window cut (``fromisoformat("")``): every figures endpoint
+    and ``/metrics`` answered 500 again.
     """
     parsed = ParsedMaps()
     skipped = 0
-    days: dict[str, bool] = {"": True}  # "" is the day of the current values (open, ...)
+    example = ""
+    days: dict[str, bool] = {}
 
     def a_day(day: str) -> str:
         ok = days.get(day)
@@ -130,9 +138,12 @@ def parse_maps(counter_maps: list[dict[bytes, bytes]],
             parts = raw_key.decode(errors="replace").rsplit("|", 2)
             try:
                 subject, day, counter = parts
-                parsed.counters.append((subject, a_day(day), counter, int(raw_val)))
+                if day or counter not in CURRENT:
+                    a_day(day)
+                parsed.counters.append((subject, day, counter, int(raw_val)))
             except ValueError:
                 skipped += 1
+                example = example or raw_key.decode(errors="replace")
     for mapping in sketch_maps:
         for raw_key, raw_val in mapping.items():
             parts = raw_key.decode(errors="replace").rsplit("|", 1)
@@ -142,11 +153,13 @@ def parse_maps(counter_maps: list[dict[bytes, bytes]],
                 sketch = Sketch.from_json_map(orjson.loads(raw_val))
             except (ValueError, TypeError, KeyError, AttributeError):
                 skipped += 1
+                example = example or raw_key.decode(errors="replace")
                 continue
             parsed.sketches.append((subject, day, sketch))
     if skipped:
-        log.warning("read model: %d fields that do not parse left out of the figures",
-                    skipped)
+        log.warning("read model: %d fields of the agg:/aggsk: hashes do not parse (e.g. %r: "
+                    "expected subject|YYYY-MM-DD|counter, or subject||open); left out of the "
+                    "figures, remove them with HDEL", skipped, example[:100])
     return parsed
 
 
@@ -212,11 +225,32 @@ def read_figures(
     return figures_from_maps(replies[:partitions], replies[partitions:], today, window, kind)
 
 
-async def fetch_maps(redis: Any, prefix: str, partitions: int) -> ParsedMaps:
+def partitions_key(prefix: str) -> str:
+    """The set of partitions whose figures a worker has published (``partials.publish``)."""
+    return f"{prefix}agg:partitions"
+
+
+async def published_partitions(redis: Any, prefix: str) -> set[int]:
+    """The partition numbers in :func:`partitions_key`; a member that is not one is left
+    out with a warning (``int()`` of it made every figures endpoint answer 500)."""
+    out: set[int] = set()
+    for member in await redis.smembers(partitions_key(prefix)):
+        text = member.decode(errors="replace") if isinstance(member, bytes) else str(member)
+        if text.isascii() and text.isdigit():
+            out.add(int(text))
+        else:
+            log.warning("read model: %s holds %r, not a partition number; left out (remove "
+                        "it with SREM)", partitions_key(prefix), text[:64])
+    return out
+
+
+async def fetch_maps(redis: Any, prefix: str, partitions: int,
+                     published: set[int] | None = None) -> ParsedMaps:
     """Asynchronous read (redis.asyncio) of every partition's hashes, for the API.
 
     Partitions listed in ``{prefix}agg:partitions`` are read too, so an API configured with
-    fewer partitions than the workers still sees every published partition.
+    fewer partitions than the workers still sees every published partition (``published``:
+    that set as the caller read it with :func:`published_partitions`; None: read here).
 
     A plain pipeline, not MULTI: each hash is replaced whole by its writer's MULTI, so every
     reply is one whole hash, and the partitions' figures are independent sums (a refresh
@@ -225,8 +259,9 @@ async def fetch_maps(redis: Any, prefix: str, partitions: int) -> ParsedMaps:
     ``noeviction`` refuses any command queued in a MULTI, reads included, so every endpoint of
     the API answered 503 while plain reads still worked.
     """
-    known = await redis.smembers(f"{prefix}agg:partitions")
-    numbers = sorted(set(range(partitions)) | {int(p) for p in known})
+    if published is None:
+        published = await published_partitions(redis, prefix)
+    numbers = sorted(set(range(partitions)) | published)
     async with redis.pipeline(transaction=False) as pipe:
         for p in numbers:
             pipe.hgetall(counters_key(prefix, p))

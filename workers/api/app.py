@@ -4,7 +4,8 @@ Read-only over the Redis read model, so any number of replicas can run behind a 
 restart loses nothing. Errors are JSON ``{"error": {"code", "message"}}`` with the right status
 (400 for a bad parameter, 404 for an unknown appeal/authority, 405 with ``Allow``, 503
 ``unavailable`` when Redis is away, 503 ``busy`` with ``Retry-After`` when every pooled Redis
-connection stayed in use for the wait: see ``workers.api.pool``). The routing rules are reloaded
+connection stayed in use for the wait: see ``workers.api.pool``; 500 ``internal_error`` for
+anything else, its details in the log only). The routing rules are reloaded
 while the process runs (``RulesWatcher``, as in the workers).
 Personal data: none is stored in the read model, none is returned, and the access log is off
 (appeal ids in paths are not personal, but there is no need to keep them either).
@@ -104,6 +105,12 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         if isinstance(exc, ReadModelUnavailable):
             response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
         return response
+    except Exception:
+        # Anything else is a bug or a read-model value nobody foresaw: aiohttp's own answer
+        # was a text/plain 500 a JSON client cannot read. The details go to the log only.
+        log.exception("answered 500 to %s %s", request.method, request.path[:200])
+        return error_response(500, "internal_error",
+                              "the API failed to answer this request; its log says why")
 
 
 def _window(request: web.Request) -> str:
@@ -340,6 +347,9 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
         await request.app[SERVICE].snapshot()
     except (PoolBusy, redis.exceptions.RedisError, OSError) as exc:
         log.info("metrics scrape without a fresh snapshot: %s", type(exc).__name__)
+    except Exception as exc:  # a figure the API cannot read, a bug: the scrape still answers
+        log.warning("metrics scrape without a fresh snapshot: %s (the rating refresh logs "
+                    "the details)", type(exc).__name__)
     body = generate_latest(request.app[REGISTRY])
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
