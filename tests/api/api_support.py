@@ -39,7 +39,9 @@ def api_settings(redis_url: str, **changes: Any) -> Settings:
 
 async def seed(redis: Any, settings: Settings) -> None:
     """Figures of three bodies (also under a category and a municipality) and one open
-    breach, ``pos-abc`` of 22-minzdrav, as the aggregates and the SLA writer store them."""
+    breach, ``pos-abc`` of 22-minzdrav, as the aggregates and the SLA writer store them.
+    The other partitions publish no figures, as a worker publishes a quiet partition: until
+    every partition has, the API answers 503 ``rebuilding``."""
     today = TZ_TODAY.isoformat()
     agg = PartitionAggregates()
     for auth, (answered, on_time) in ANSWERED.items():
@@ -49,6 +51,8 @@ async def seed(redis: Any, settings: Settings) -> None:
             for i in range(answered):
                 agg.add_response(subject, today, 3600.0 * (i + 1))
     await publish(redis, f"{settings.app_id}:", 0, agg)
+    for partition in range(1, settings.partitions):
+        await publish(redis, f"{settings.app_id}:", partition, PartitionAggregates())
     await redis.hset(f"{settings.app_id}:appeal:pos-abc", mapping={
         "status": "running", "sla": "breached", "authority_id": "22-minzdrav",
         "regime": "pos", "category": "healthcare", "municipality": "barnaul",

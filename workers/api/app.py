@@ -3,8 +3,10 @@
 Read-only over the Redis read model, so any number of replicas can run behind a balancer and a
 restart loses nothing. Errors are JSON ``{"error": {"code", "message"}}`` with the right status
 (400 for a bad parameter, 404 for an unknown appeal/authority, 405 with ``Allow``, 503
-``unavailable`` when Redis is away, 503 ``busy`` with ``Retry-After`` when every pooled Redis
-connection stayed in use for the wait: see ``workers.api.pool``; 500 ``internal_error`` for
+``unavailable`` when Redis is away, 503 ``rebuilding`` with ``Retry-After`` while a partition
+has not published its figures since Redis lost them (``ReadModelRebuilding``), 503 ``busy`` with
+``Retry-After`` when every pooled Redis connection stayed in use for the wait: see
+``workers.api.pool``; 500 ``internal_error`` for
 anything else, its details in the log only). The routing rules are reloaded
 while the process runs (``RulesWatcher``, as in the workers).
 Personal data: none is stored in the read model, none is returned, and the access log is off
@@ -33,7 +35,12 @@ from schemas.records import CATEGORIES, canonical_appeal_id
 from streams.settings import Settings
 from workers.api import openapi, page
 from workers.api.pool import PoolBusy, make_client
-from workers.api.service import RATING_WINDOWS, ApiService, ReadModelUnavailable
+from workers.api.service import (
+    RATING_WINDOWS,
+    ApiService,
+    ReadModelRebuilding,
+    ReadModelUnavailable,
+)
 from workers.routing.model import Authority, RoutingRules
 
 log = logging.getLogger(__name__)
@@ -42,6 +49,9 @@ log = logging.getLogger(__name__)
 APPEAL_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 #: Seconds a client is asked to wait after a 503 ``busy``.
 BUSY_RETRY_AFTER_S = 1
+#: Seconds a client is asked to wait after a 503 ``rebuilding`` (the workers publish their
+#: partitions' figures every 2 s once they have rebuilt them).
+REBUILDING_RETRY_AFTER_S = 5
 #: Seconds between polls of the routing rules, as in the workers (workers/pipeline.py).
 RULES_POLL_S = 5.0
 SERVICE: web.AppKey[ApiService] = web.AppKey("service", ApiService)
@@ -105,6 +115,15 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         if isinstance(exc, ReadModelUnavailable):
             response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
         return response
+    except ReadModelRebuilding as exc:
+        log.info("answered 503 rebuilding: %s", exc)
+        response = error_response(
+            503, "rebuilding",
+            f"the read model is being rebuilt ({exc}; Redis lost its data): figures, "
+            "appeals and breaches would read as missing meanwhile; retry after the "
+            "Retry-After delay")
+        response.headers["Retry-After"] = str(REBUILDING_RETRY_AFTER_S)
+        return response
     except Exception:
         # Anything else is a bug or a read-model value nobody foresaw: aiohttp's own answer
         # was a text/plain 500 a JSON client cannot read. The details go to the log only.
@@ -152,6 +171,8 @@ async def get_appeal(request: web.Request) -> web.Response:
     appeal_id = canonical_appeal_id(appeal_id)
     row, in_breach_index = await svc.appeal_and_breach(appeal_id)
     if row is None:
+        # Not found while Redis is being refilled proves nothing: 503 rebuilding, not 404.
+        await svc.check_ready()
         raise ApiError(404, "unknown_appeal", f"no appeal {appeal_id!r} in the read model")
     authority = svc.authority(row.get("authority_id", ""))
     status = row.get("status")
@@ -304,6 +325,7 @@ async def breaches(request: web.Request) -> web.Response:
         wanted = [a.id for a in svc.authorities(region)]
     else:
         wanted = None
+    await svc.check_ready()  # an index being refilled would list none or a few
     result = await svc.open_breaches(wanted, limit)
     return _json({"total": result.total, "truncated": result.truncated,
                   "breaches": [b.to_dict() for b in result.items]})
@@ -332,8 +354,19 @@ async def openapi_doc(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    status = await request.app[SERVICE].health()
-    response = _json({"status": status}, status=200 if status == "ok" else 503)
+    """This process and its Redis: 200 ``ok``, else 503. A read model being rebuilt is 200
+    with ``read_model: rebuilding``, not 503: every replica sees the same Redis, so a 503
+    made a balancer drop them all at once (clients then got its error instead of the
+    endpoints' own 503 ``rebuilding`` with Retry-After), and a liveness probe restarted
+    processes that are fine, which does not bring the workers' figures back any sooner."""
+    svc = request.app[SERVICE]
+    status, published = await svc.health()
+    body: dict[str, Any] = {"status": status}
+    if published is not None:
+        expected = svc.settings.partitions
+        body |= {"read_model": "ready" if published >= expected else "rebuilding",
+                 "partitions_published": published, "partitions": expected}
+    response = _json(body, status=200 if status == "ok" else 503)
     if status == "busy":
         response.headers["Retry-After"] = str(BUSY_RETRY_AFTER_S)
     return response
@@ -345,7 +378,7 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
     # (AppealsApiDown) and hid exactly the counter that tells what is wrong.
     try:
         await request.app[SERVICE].snapshot()
-    except (PoolBusy, redis.exceptions.RedisError, OSError) as exc:
+    except (PoolBusy, redis.exceptions.RedisError, OSError, ReadModelRebuilding) as exc:
         log.info("metrics scrape without a fresh snapshot: %s", type(exc).__name__)
     except Exception as exc:  # a figure the API cannot read, a bug: the scrape still answers
         log.warning("metrics scrape without a fresh snapshot: %s (the rating refresh logs "
@@ -442,6 +475,10 @@ async def _refresher(app: web.Application) -> AsyncIterator[None]:
             except (redis.exceptions.RedisError, OSError) as exc:
                 metrics.REDIS_ERRORS.labels("rating_refresh").inc()
                 log.warning("rating refresh failed: %s", type(exc).__name__)
+            except ReadModelRebuilding as exc:
+                # The ratings in Redis and the gauges stay as last computed: rated from the
+                # empty hashes, every body was published as unrated.
+                log.warning("rating refresh skipped while the read model is rebuilt: %s", exc)
             except Exception:
                 # Anything else (a read-model field the API cannot read, a bug) ended this
                 # task for good, and the ratings then expired with nobody refreshing them.

@@ -28,10 +28,15 @@ UNAVAILABLE: dict[str, Any] = {
         "read it is not retried for one APPEALS_RATING_REFRESH interval; Retry-After then "
         "says how long); or error.code `busy`: every Redis connection of this API process "
         "(APPEALS_API_REDIS_CONNECTIONS) stayed in use for the wait; Redis itself is fine, "
-        "retry after Retry-After seconds; or error.code `read_model_full`: Redis answers but "
+        "retry after Retry-After seconds; or error.code `rebuilding`: Redis answers but fewer "
+        "of the APPEALS_PARTITIONS partitions than all have published their figures "
+        "({app_id}:agg:partitions) since Redis lost its data, so figures, appeals and "
+        "breaches would read as missing (retry after Retry-After seconds); or error.code "
+        "`read_model_full`: Redis answers but "
         "is over its maxmemory and refuses the read (an operator must act)"),
     "headers": {"Retry-After": {
-        "description": "seconds to wait before retrying (always with `busy`)",
+        "description": "seconds to wait before retrying (always with `busy` and "
+                       "`rebuilding`)",
         "schema": {"type": "integer", "minimum": 1}}},
 }
 
@@ -170,16 +175,28 @@ def document(version: str = "0.1.0") -> dict[str, Any]:
     }
     paths: dict[str, Any] = {
         "/healthz": {"get": {"summary": "Liveness and Redis reachability", "responses": {
-            "200": {"description": "ok"},
+            "200": {"description": (
+                "status `ok`: this process and Redis answer. read_model `rebuilding`: fewer "
+                "partitions than APPEALS_PARTITIONS have published their figures since Redis "
+                "lost its data, and the figure, appeal and breach paths answer 503 "
+                "`rebuilding` meanwhile; still 200, since every replica shares that state and "
+                "a restart or a balancer taking them out would not end it"),
+                "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["status"], "properties": {
+                        "status": {"type": "string", "enum": ["ok"]},
+                        "read_model": {"type": "string", "enum": ["ready", "rebuilding"]},
+                        "partitions_published": {"type": "integer", "minimum": 0},
+                        "partitions": {"type": "integer", "minimum": 1}}}}}},
             "503": {"description": "status `redis_unreachable`: Redis not reachable; status "
                                    "`busy` (with Retry-After): every Redis connection of this "
                                    "process stayed in use for the wait",
                     "headers": UNAVAILABLE["headers"]}}}},
         "/metrics": {"get": {"summary": "Prometheus metrics (appeals_on_time_ratio)",
                              "responses": {"200": {
-                                 "description": "text exposition format; with Redis away the "
-                                                "gauges as last computed and the Redis error "
-                                                "counters (never a 503)",
+                                 "description": "text exposition format; with Redis away or "
+                                                "the read model rebuilding the gauges as last "
+                                                "computed and the Redis error counters (never "
+                                                "a 503)",
                                  "content": {"text/plain": {}}}}}},
         "/openapi.json": {"get": {"summary": "This document",
                                   "responses": {"200": {"description": "OpenAPI 3.1"}}}},

@@ -39,6 +39,7 @@ from workers.aggregates.readmodel import (
     ParsedMaps,
     fetch_maps,
     figures_from_parsed,
+    published_partitions,
     subject_kind,
 )
 from workers.api.pool import PoolBusy
@@ -113,6 +114,22 @@ class ReadModelUnavailable(redis.exceptions.ConnectionError):
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class ReadModelRebuilding(Exception):
+    """Fewer of the ``APPEALS_PARTITIONS`` partitions than all have published their figures
+    (``{app_id}:agg:partitions``): Redis restarted empty, or lost its data, and the workers
+    have not written everything back yet (at start-up, before any worker ran, too).
+
+    Why not answer from what is there: every figure read as 0, the rating as all unrated,
+    known appeals as unknown, and nothing told a client that these were no real data (review
+    of session 17). Not a Redis error: Redis answers, so nothing is remembered as a failure;
+    the next request or refresh looks again.
+    """
+
+    def __init__(self, published: int, expected: int) -> None:
+        super().__init__(f"{published} of {expected} partitions have published their figures")
+        self.published, self.expected = published, expected
 
 
 class BreachPage(NamedTuple):
@@ -258,9 +275,26 @@ class ApiService:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
+    def _published(self, published: set[int]) -> int:
+        """How many of the configured partitions are in ``published``."""
+        return len(published & set(range(self.settings.partitions)))
+
+    async def check_ready(self) -> None:
+        """Raise :class:`ReadModelRebuilding` unless every partition has published: for the
+        reads that do not go through a snapshot (an appeal not found, the breach list)."""
+        published = self._published(await published_partitions(self.redis, self.prefix))
+        if published < self.settings.partitions:
+            raise ReadModelRebuilding(published, self.settings.partitions)
+
     async def _compute(self) -> Snapshot:
+        """A new snapshot; :class:`ReadModelRebuilding` (nothing read, rated, published or
+        set as a gauge) while a partition has not published its figures."""
         rules = self.rules
-        parsed = await fetch_maps(self.redis, self.prefix, self.settings.partitions)
+        published = await published_partitions(self.redis, self.prefix)
+        if self._published(published) < self.settings.partitions:
+            raise ReadModelRebuilding(self._published(published), self.settings.partitions)
+        parsed = await fetch_maps(self.redis, self.prefix, self.settings.partitions,
+                                  published=published)
         computed_mono, now_sla = time.monotonic(), self.clock.now()
         # Cutting every window of every subject is CPU work of a few hundred ms on
         # region-sized data: off the event loop, so /healthz and cached answers keep flowing.
@@ -512,15 +546,19 @@ class ApiService:
             stale += gone
         return BreachPage(out, max(card - stale, len(out)), False)
 
-    async def health(self) -> str:
+    async def health(self) -> tuple[str, int | None]:
         """``ok``, ``busy`` (no free pooled connection within the wait) or
-        ``redis_unreachable``."""
+        ``redis_unreachable``; with ``ok``, how many of the configured partitions have
+        published their figures (fewer than all: :class:`ReadModelRebuilding`)."""
         try:
-            return "ok" if await self.redis.ping() else "redis_unreachable"
+            if not await self.redis.ping():
+                return "redis_unreachable", None
+            published = await published_partitions(self.redis, self.prefix)
         except PoolBusy:
-            return "busy"
+            return "busy", None
         except Exception:
-            return "redis_unreachable"
+            return "redis_unreachable", None
+        return "ok", self._published(published)
 
 
 def _own_days(rules: RoutingRules, today: dict[str, dt.date], ts: float) -> dict[str, dt.date]:
