@@ -58,3 +58,34 @@ def test_an_answer_on_the_bodys_own_day_counts_in_its_1d_window(tmp_path: Path) 
     rated = {e.authority_id: e for e in snap.rating("22", "1d")}
     assert rated["22-minzdrav"].figures.answered == 1
     assert rated["22-mintrans"].figures.answered == 1
+
+
+def test_the_same_answer_counts_in_the_places_and_the_categorys_1d_window(
+        tmp_path: Path) -> None:
+    """The SLA engine's contributions of an answer 22-minzdrav (Vladivostok) gave at 22:00
+    Barnaul time, 01:00 its own: counted in its own 1d figures and, half an hour later, in
+    those of its municipality and its category as well (they were bucketed on the body's
+    day, and the API cuts a place's and a category's windows on the region's)."""
+    from workers.sla.engine import SlaRules, apply_lifecycle, keyed_contributions, new_state
+
+    rules = _rules_with_zone(tmp_path)
+    sla = SlaRules(due=lambda regime, start, *_: start + 30 * 86400.0,
+                   extend=lambda regime, due, days, *_: due + days * 86400.0)
+    answered = dt.datetime(2026, 3, 10, 15, 0, tzinfo=dt.UTC)
+    routed = {"appeal_id": "a1", "regime": "fz59", "region": "22",
+              "authority_id": "22-minzdrav", "municipality": "barnaul",
+              "category": "healthcare"}
+    state, _ = new_state(routed, 0, answered.timestamp() - 5 * 86400.0, "Asia/Vladivostok",
+                         sla)
+    apply_lifecycle(state, {"event_id": "e1", "appeal_id": "a1", "event": "answered",
+                            "at": answered.isoformat()}, sla)
+    agg = PartitionAggregates()
+    agg.apply_delta([], keyed_contributions(state))
+    counters, _ = agg.to_redis()
+    parsed = parse_maps([{k.encode(): str(v).encode() for k, v in counters.items()}], [])
+    svc = ApiService(Settings.load({}), None, rules)  # type: ignore[arg-type]
+    now = answered.timestamp() + 1800
+    snap = svc._derive(rules, parsed, time.monotonic(), now)  # type: ignore[arg-type]
+    for subject, region in (("22-minzdrav", "22"), ("muni:barnaul", "22"),
+                            ("cat:healthcare", None)):
+        assert svc.figures(snap, subject, "1d", region).answered == 1, subject

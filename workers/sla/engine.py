@@ -1411,18 +1411,44 @@ def keyed_contributions(state: State) -> list[tuple[str, str, str]]:
 
     Still a pure function of the state, so the delta maintenance and the rebuild after
     recovery stay exact for the second keys too.
+
+    The second keys are bucketed on the local day of the appeal's region, the day the API
+    cuts a place's or a category's windows on. Bucketed on the day in the zone of a body with
+    a zone of its own, an answer at 22:00 in Barnaul, 01:00 in Vladivostok, went to the next
+    day and stayed out of the place's and the category's 1d figures until the region's day
+    turned (review of session 17). Days the state keeps as dates only (earlier periods'
+    outcomes, breaches, escalations) cannot be moved to another zone and stay on the day
+    of the body's zone; the registration and the current period's outcome are moved.
     """
     base = contributions(state)
     extra = subjects(state)[1:]
     if not extra:
         return base
-    # A place or a category received the appeal once, however many bodies it passed through,
-    # on the day it was registered: counted on the current body's receipt, a redirect moved
-    # it to the redirect's day and changed past windows of the place (review of session 15).
-    # The first body's receipt (``prev``) is the registration, on that body's local day.
-    if state.get("prev"):
-        once = contributions(state, earlier_bodies=False)
-        once[0] = (once[0][0], state["prev"][0][1], "received")
-    else:
+    region_zone = _region_zone(str(state.get("region") or ""))
+    if region_zone == state["tz"] and not state.get("prev"):
         once = base
+    else:
+        once = contributions(state if region_zone == state["tz"]
+                             else {**state, "tz": region_zone}, earlier_bodies=False)
+        # A place or a category received the appeal once, however many bodies it passed
+        # through, on the day it was registered: counted on the current body's receipt, a
+        # redirect moved it to the redirect's day and changed past windows of the place
+        # (review of session 15).
+        if state.get("reg") is not None:
+            once[0] = (once[0][0], local_day(state["reg"], region_zone), "received")
+        elif state.get("prev"):  # no registration moment: the first body's day, as before
+            once[0] = (once[0][0], state["prev"][0][1], "received")
     return base + [(subject, day, counter) for subject in extra for _a, day, counter in once]
+
+
+@lru_cache(maxsize=256)
+def _region_zone(region: str) -> str:
+    """The zone of ``region``'s capital (``workers.geo``), the one the routing rules name for
+    the region unless they say otherwise, and so the one the API cuts its days in; Moscow for
+    a region this host does not know, as the SLA agent and the API take it."""
+    from workers.geo.regions import region_timezone  # data loaded on first use, not import
+
+    try:
+        return region_timezone(region)
+    except KeyError:  # UnknownRegion
+        return "Europe/Moscow"
