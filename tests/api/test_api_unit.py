@@ -108,3 +108,22 @@ def test_page_escapes_everything() -> None:
                        names={"a": evil}, breaches=[], breach_total=0)
     assert "<script>" not in html and "&lt;script&gt;" in html
     assert page.duration(3600 * 5) == "5.0 ч" and page.duration(86400 * 3) == "3.0 дн"
+
+
+def test_page_names_every_part_of_the_rating_volume() -> None:
+    """The page said the volume was "answers + open overdue"; rating.volume also counts the
+    appeals closed and redirected unanswered past the deadline: a body with 10 answers and
+    10 such appeals is rated at the minimum of 20, which the page's own definition denied."""
+    from workers.aggregates.rating import RatingPolicy, rate, volume
+    from workers.aggregates.readmodel import AuthorityFigures
+
+    fig = AuthorityFigures("a", answered=10, answered_on_time=10, closed_overdue=6,
+                           redirected_overdue=4)
+    assert volume(fig) == 20
+    html = page.render(region="22", region_name="Алтайский край", window="30d",
+                       windows=["30d"], computed_at="now", min_volume=20,
+                       entries=rate({"a": fig}, ["a"], RatingPolicy(min_volume=20)),
+                       names={}, breaches=[], breach_total=0)
+    text = " ".join(html.split())
+    assert ("(ответы + просроченные без ответа: открытые, закрытые и перенаправленные)"
+            in text)

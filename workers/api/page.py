@@ -42,7 +42,8 @@ nav a { margin-right: .8rem; } nav a.current { font-weight: bold; }
 <p class="muted">Окно: <span id="window">$window</span>;
 расчёт: <span id="computed-at">$computed_at</span>;
 в рейтинге — органы с объёмом не менее <span id="min-volume">$min_volume</span>
-(ответы + просроченные открытые). Страница обновляется каждые $refresh с.</p>
+(ответы + просроченные без ответа: открытые, закрытые и перенаправленные).
+Страница обновляется каждые $refresh с.</p>
 <nav>$nav</nav>
 <table id="rating">
 <thead><tr><th>Место</th><th class="name">Орган</th><th>Балл</th><th>За неделю</th>
