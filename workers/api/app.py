@@ -16,6 +16,8 @@ Personal data: none is stored in the read model, none is returned, and the acces
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import datetime as dt
 import logging
@@ -311,9 +313,39 @@ def _limit(request: web.Request) -> int:
     return int(raw)
 
 
+def encode_cursor(due: float, appeal_id: str) -> str:
+    """``next_cursor``: the position (score, appeal id) of a page's last item, opaque to
+    clients (base64url of a JSON pair), so the next page is read from there (keyset paging:
+    an offset skipped or repeated items whenever breaches came or went between pages)."""
+    return base64.urlsafe_b64encode(orjson.dumps([due, appeal_id])).rstrip(b"=").decode()
+
+
+def _cursor(request: web.Request) -> tuple[float, bytes] | None:
+    """The ``cursor`` parameter decoded; 400 ``bad_cursor`` for anything that is not one
+    :func:`encode_cursor` made."""
+    raw = request.query.get("cursor")
+    if raw is None:
+        return None
+    try:
+        if not raw or len(raw) > 400 or not raw.isascii():
+            raise ValueError(raw)
+        data = orjson.loads(base64.b64decode(raw + "=" * (-len(raw) % 4), altchars=b"-_",
+                                             validate=True))
+        due, appeal_id = data
+        if (isinstance(due, bool) or not isinstance(due, int | float)
+                or not math.isfinite(due) or not isinstance(appeal_id, str)
+                or not APPEAL_ID.fullmatch(appeal_id)):
+            raise ValueError(raw)
+    except (ValueError, TypeError, binascii.Error):
+        raise ApiError(400, "bad_cursor", "cursor must be the next_cursor of an earlier page, "
+                                          "unchanged") from None
+    return float(due), appeal_id.encode()
+
+
 async def breaches(request: web.Request) -> web.Response:
     svc = request.app[SERVICE]
     limit = _limit(request)
+    after = _cursor(request)
     authority_id = request.query.get("authority")
     # Both filters are checked and both apply (region used to be ignored next to authority).
     region = _region(svc, request) if "region" in request.query else None
@@ -326,9 +358,12 @@ async def breaches(request: web.Request) -> web.Response:
     else:
         wanted = None
     await svc.check_ready()  # an index being refilled would list none or a few
-    result = await svc.open_breaches(wanted, limit)
+    result = await svc.open_breaches(wanted, limit, after)
+    last = result.items[-1] if result.items else None
     return _json({"total": result.total, "truncated": result.truncated,
-                  "breaches": [b.to_dict() for b in result.items]})
+                  "breaches": [b.to_dict() for b in result.items],
+                  "next_cursor": encode_cursor(last.due_ts, last.appeal_id)
+                  if result.more and last is not None else None})
 
 
 async def supervisor_page(request: web.Request) -> web.Response:

@@ -253,16 +253,29 @@ def document(version: str = "0.1.0") -> dict[str, Any]:
             "description": "authority and region both filter when both are given (an "
                            "authority outside the region: none). total is the number of "
                            "open breaches of the authorities asked for (all of them "
-                           "unfiltered), read from per-authority indexes; entries whose "
-                           "appeal record is gone count until they are met.",
+                           "unfiltered, on every page, not only those after the cursor), "
+                           "read from per-authority indexes; entries whose appeal record is "
+                           "gone count until they are met. Pages: pass the answer's "
+                           "next_cursor as cursor (with the same filters) for the breaches "
+                           "after the last one listed, until next_cursor is null; a breach "
+                           "that stays open is listed once over the pages whatever comes or "
+                           "goes between them (one that opens behind the cursor shows on a "
+                           "listing started again).",
             "parameters": [
                 {"name": "authority", "in": "query", "schema": {"type": "string"}},
                 {"name": "region", "in": "query", "schema": {"type": "string"}},
                 {"name": "limit", "in": "query",
-                 "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}}],
+                 "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}},
+                {"name": "cursor", "in": "query", "schema": {"type": "string"},
+                 "description": "next_cursor of the page before, unchanged (opaque; anything "
+                                "else: 400 bad_cursor)"}],
             "responses": {"200": {"description": "OK", "content": {"application/json": {
-                "schema": {"type": "object", "required": ["total", "truncated", "breaches"],
+                "schema": {"type": "object",
+                           "required": ["total", "truncated", "breaches", "next_cursor"],
                            "properties": {
+                    "next_cursor": {"type": ["string", "null"],
+                                    "description": "cursor of the next page; null on the "
+                                                   "last"},
                     "total": {"type": "integer"},
                     "truncated": {"type": "boolean",
                                   "description": "always false: every count is complete "

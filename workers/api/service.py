@@ -55,6 +55,13 @@ TREND_DAYS = 7
 TREND_WINDOW = "7d"
 #: Open breaches read and checked per round trip while paging through the index.
 BREACH_CHUNK = 2_000
+#: Entries read before the rank a position was estimated at (:meth:`ApiService._after`):
+#: ranks shift when the index changes between round trips; a read is used only when it
+#: starts at or before the position, and is tried again from further back otherwise.
+RANK_MARGIN = 64
+#: (due, appeal id as stored): a position in a breach index, ordered as Redis orders a
+#: sorted set (score, then member bytes).
+Position = tuple[float, bytes]
 OPEN_BREACHES = read_model.OPEN_BREACHES
 _BREACH_FIELDS = ("authority_id", "category", "regime", "municipality", "status", "sla")
 
@@ -134,11 +141,13 @@ class ReadModelRebuilding(Exception):
 
 class BreachPage(NamedTuple):
     """A page of open breaches: ``total`` matched in all. ``truncated`` is kept in the
-    answer's shape for clients; since the per-authority sets every count is complete."""
+    answer's shape for clients; since the per-authority sets every count is complete.
+    ``more``: open breaches follow the last item (the next page starts after it)."""
 
     items: list[OpenBreach]
     total: int
     truncated: bool
+    more: bool = False
 
 
 @dataclass
@@ -151,6 +160,8 @@ class OpenBreach:
     due_at: str
     overdue_s: float
     sla_status: str
+    #: The score in the index (``due_at`` before formatting): a cursor's position.
+    due_ts: float = field(default=0.0, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -450,19 +461,24 @@ class ApiService:
         return {k.decode(): v.decode() for k, v in raw.items()}, score is not None
 
     async def open_breaches(self, authority_ids: Iterable[str] | None = None,
-                            limit: int = 100) -> BreachPage:
+                            limit: int = 100, after: Position | None = None) -> BreachPage:
         """Open breached appeals, most overdue first, and how many matched in total.
 
+        ``after``: the position of the last item of the page before (a cursor); this page
+        lists those after it in the index's order (due, then appeal id). A page is read from
+        the position, not from an offset, so an appeal that stays an open breach is listed
+        exactly once over the pages whatever is added or removed between them.
+
         Unfiltered, the total is the size of the index (ZCARD, less entries met whose record
-        is gone) and paging stops once ``limit`` are listed. Filtered by authorities, only
-        those bodies' own sets are read (:func:`read_model.authority_breaches_key`): the total
-        is the sum of their sizes less the entries met whose record is gone, and the page is
-        the merge of the most overdue of each. The old filtered listing paged through the
-        whole index (4.5 s of CPU at 100,000 breaches of another body) and stopped at 100,000
-        entries with a lower bound (``truncated``, now always false).
+        is gone). Filtered by authorities, only those bodies' own sets are read
+        (:func:`read_model.authority_breaches_key`): the total is the sum of their sizes less
+        the entries met whose record is gone, and the page is the merge of the first of each.
+        The old filtered listing paged through the whole index (4.5 s of CPU at 100,000
+        breaches of another body) and stopped at 100,000 entries with a lower bound
+        (``truncated``, now always false).
         """
         if authority_ids is None:
-            return await self._all_breaches(limit)
+            return await self._all_breaches(limit, after)
         wanted = sorted(set(authority_ids))
         if not wanted:
             return BreachPage([], 0, False)
@@ -470,29 +486,74 @@ class ApiService:
         async with self.redis.pipeline(transaction=False) as pipe:
             for key in keys:
                 pipe.zcard(key)
-            cards = [int(n) for n in await pipe.execute()]
-        card = sum(cards)
+            card = sum(int(n) for n in await pipe.execute())
         now = self.clock.now()
         take = limit + 64
         while True:
-            read = [n for n in cards if n]
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for key, n in zip(keys, cards, strict=True):
-                    if n:
-                        pipe.zrange(key, 0, take - 1, withscores=True)
-                pages = await pipe.execute()
+            pages = await self._after(keys, after, take)
             # Entries not read yet lie beyond the last one read from each set with more: the
             # merge is in order only up to the earliest of those.
-            bound = min((page[-1][1] for page, n in zip(pages, read, strict=True)
-                         if page and n > len(page)), default=float("inf"))
-            merged = sorted((due, member) for page in pages for member, due in page
-                            if due <= bound)
-            out, stale = await self._checked(merged, wanted, limit, now, set())
-            if len(out) >= limit or bound == float("inf"):
-                return BreachPage(out, max(card - stale, len(out)), False)
+            bound = min((last for _entries, more, last in pages if more and last), default=None)
+            merged = sorted(e for entries, _more, _last in pages for e in entries
+                            if bound is None or e <= bound)
+            out, stale = await self._checked(merged, wanted, limit + 1, now, set())
+            if len(out) > limit or bound is None:
+                return BreachPage(out[:limit], max(card - stale, len(out[:limit])), False,
+                                  more=len(out) > limit)
             take *= 4  # stale entries ate the margin before the bound: read further
 
-    async def _checked(self, merged: list[tuple[float, bytes]], wanted: Iterable[str] | None,
+    async def _after(self, keys: list[str], after: Position | None, count: int
+                     ) -> list[tuple[list[Position], bool, Position | None]]:
+        """Per key: the entries after ``after`` (all from the start: None) among about
+        ``count`` read from its position, whether the set goes on beyond the read, and the
+        last entry read.
+
+        By rank, which ZRANGE reads in O(log n + count): the position's rank is the member's
+        own (ZRANK) while it is in the set with the same score, else the number of entries
+        due before it (ZCOUNT). The index can change between that estimate and the read, so
+        the read starts :data:`RANK_MARGIN` earlier and counts only if its first entry is at
+        or before the position (nothing after it was passed over); else it is tried again
+        from further back. Entries at or before the position are dropped, so none repeats.
+        """
+        results: list[tuple[list[Position], bool, Position | None]] = [([], False, None)] * len(
+            keys)
+        todo = list(range(len(keys)))
+        estimate = dict.fromkeys(todo, 0)
+        margin = RANK_MARGIN
+        for attempt in range(6):
+            if after is not None:
+                due, member = after
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for i in todo:
+                        pipe.zscore(keys[i], member)
+                        pipe.zrank(keys[i], member)
+                        pipe.zcount(keys[i], "-inf", f"({due!r}")
+                    replies = await pipe.execute()
+                for j, i in enumerate(todo):
+                    score, rank, below = replies[3 * j:3 * j + 3]
+                    estimate[i] = rank if score == due and rank is not None else int(below)
+            # The last try reads from the start: always in time, however busy the index.
+            starts = {i: 0 if attempt == 5 else max(0, estimate[i] - margin) for i in todo}
+            stops = {i: estimate[i] + count for i in todo}
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for i in todo:
+                    pipe.zrange(keys[i], starts[i], stops[i], withscores=True)
+                pages = await pipe.execute()
+            again = []
+            for i, page in zip(todo, pages, strict=True):
+                entries = [(float(score), m) for m, score in page]
+                if after is not None and starts[i] > 0 and (not entries or entries[0] > after):
+                    again.append(i)  # the index shrank before the position meanwhile
+                    continue
+                results[i] = ([e for e in entries if after is None or e > after],
+                              len(entries) == stops[i] - starts[i] + 1,
+                              entries[-1] if entries else None)
+            if not again:
+                break
+            todo, margin = again, margin * 8
+        return results
+
+    async def _checked(self, merged: list[Position], wanted: Iterable[str] | None,
                        limit: int, now: float, seen: set[bytes]
                        ) -> tuple[list[OpenBreach], int]:
         """The first ``limit`` of ``(due, appeal id)`` whose record is an open appeal (of
@@ -523,28 +584,29 @@ class ApiService:
                     continue
                 if len(out) < limit:
                     out.append(OpenBreach(member.decode(), auth, category, regime, muni,
-                                          _iso(due), max(0.0, now - due), sla))
+                                          _iso(due), max(0.0, now - due), sla, due))
         return out, stale
 
-    async def _all_breaches(self, limit: int) -> BreachPage:
+    async def _all_breaches(self, limit: int, after: Position | None = None) -> BreachPage:
         key = f"{self.prefix}{OPEN_BREACHES}"
         card = int(await self.redis.zcard(key))
         now = self.clock.now()
         out: list[OpenBreach] = []
         seen: set[bytes] = set()
-        stale = pos = 0
+        stale = 0
         chunk = min(BREACH_CHUNK, limit + 64)
-        while pos < card and len(out) < limit:
-            members = await self.redis.zrange(key, pos, min(pos + chunk, card) - 1,
-                                              withscores=True)
-            if not members:
-                break  # the index shrank while being read
-            pos += len(members)
-            page, gone = await self._checked([(due, m) for m, due in members], None,
-                                             limit - len(out), now, seen)
+        position = after
+        # One more than the page: whether anything follows its last item.
+        while len(out) <= limit:
+            [(entries, more, last)] = await self._after([key], position, chunk)
+            page, gone = await self._checked(entries, None, limit + 1 - len(out), now, seen)
             out += page
             stale += gone
-        return BreachPage(out, max(card - stale, len(out)), False)
+            if not more or last is None:
+                break
+            position = last
+        items = out[:limit]
+        return BreachPage(items, max(card - stale, len(items)), False, more=len(out) > limit)
 
     async def health(self) -> tuple[str, int | None]:
         """``ok``, ``busy`` (no free pooled connection within the wait) or
