@@ -26,6 +26,7 @@ from aiohttp import web
 
 from monitoring import metrics
 from schemas.records import SlaAlert
+from schemas.validation import validate_incoming
 from streams import topics as t
 from streams.devstack import free_port
 from streams.settings import ConfigError, Settings
@@ -229,6 +230,25 @@ def test_poison_fired_at_is_dead_lettered_and_the_loop_goes_on(redis_server) -> 
 
     _run(redis_server.url, scenario, alertmanager_url=lambda rec: rec.base)
     assert _count(metrics.DEADLETTER, "notify", "bad_timestamp") == counted + 1
+
+
+def test_lower_case_t_and_z_in_fired_at_are_delivered(redis_server) -> None:
+    """RFC 3339 allows ``t`` and ``z`` in lower case and the schema accepts them; only an
+    upper-case ``Z`` was replaced before parsing, so such an alert was dead-lettered as
+    ``bad_timestamp`` ("has no UTC moment") and no supervisor heard of it."""
+    alert = _alert("appeal-lower-z", fired_at="2026-03-10t17:00:00z")
+    validate_incoming("sla-alert", alert.to_dict())
+
+    async def scenario(rec: Receivers, h: Harness) -> None:
+        out = await h.alerts(alert.to_json())
+        assert not out.dead and not out.parked()
+        assert rec.keys("/a") == [alert.alert_id]
+        assert rec.bodies("/a")[0]["fired_at"] == "2026-03-10t17:00:00z"  # passed as sent
+        ((posted,),) = rec.bodies("/api/v2/alerts")
+        assert posted["startsAt"] == "2026-03-10T17:00:00Z"
+        assert await h.sent(alert)
+
+    _run(redis_server.url, scenario, alertmanager_url=lambda rec: rec.base)
 
 
 def test_unexpected_error_of_one_alert_is_dead_lettered_not_fatal(redis_server) -> None:

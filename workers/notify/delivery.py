@@ -50,6 +50,7 @@ import aiohttp
 
 from monitoring import metrics
 from schemas.records import SlaAlert
+from schemas.validation import parse_datetime
 from streams.settings import Settings
 
 log = logging.getLogger("appeals.alerts")
@@ -145,7 +146,13 @@ def webhook_body(alert: SlaAlert, public_url: str) -> dict[str, Any]:
 
 
 def _parse_ts(text: str) -> dt.datetime:
-    moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    """``fired_at`` as an aware moment (naive: UTC).
+
+    Through the schema's own reader: RFC 3339 allows a lower-case ``t`` and ``z``, and
+    replacing only ``Z`` dead-lettered a schema-valid ``2026-12-10t17:00:00z`` as
+    ``bad_timestamp``.
+    """
+    moment = parse_datetime(text)
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
