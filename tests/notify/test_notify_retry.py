@@ -320,6 +320,31 @@ def test_rejected_delivery_is_dead_lettered_not_parked(redis_server) -> None:
     _run(redis_server.url, scenario)
 
 
+def test_a_409_request_in_progress_is_retried_not_rejected(redis_server) -> None:
+    """A receiver implementing Idempotency-Key answers 409 to a repeat that arrives while the
+    first request with the key is still being processed. It was taken as a refusal for
+    good: dead-lettered as ``delivery_rejected`` and never tried again, so the alert was lost
+    if that first request then failed."""
+    alert = _alert("appeal-409")
+
+    async def scenario(rec: Receivers, h: Harness) -> None:
+        rec.scripts["/a"] = [409] * 4
+        out = await h.alerts(alert.to_json())
+        assert not out.dead
+        (record,) = out.parked()
+        assert record.channels == ["webhook"] and record.rejected == []
+        assert rec.keys("/a") == [alert.alert_id] * 2  # both quick attempts, with backoff
+        again = await h.retries(record)
+        assert not again.dead
+        (record,) = again.parked()  # still in progress at both attempts: parked again
+        done = await h.retries(record)
+        assert not done.dead and not done.parked()
+        assert rec.keys("/a") == [alert.alert_id] * 5
+        assert await h.sent(alert)
+
+    _run(redis_server.url, scenario)
+
+
 def test_replaying_a_rejected_alert_reaches_only_the_receivers_that_refused(
         redis_server) -> None:
     """A 4xx dead-lettered the alert (delivery_rejected) and marked it sent as well, so the

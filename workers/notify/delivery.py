@@ -3,9 +3,9 @@
 Why this shape:
 - Every alert goes to a list of :class:`Target` (each supervisors' hook, Alertmanager), and
   :meth:`Delivery.send` reports per target: sent, failed (worth trying again) or rejected (a
-  4xx other than the retryable ones). The notify agent parks an alert whose targets failed on
-  ``appeals.notify.retry`` (:mod:`workers.notify.retry`) with the targets already served, so a
-  retry never re-sends to a receiver that took the alert.
+  4xx other than the retryable 408, 409, 425 and 429). The notify agent parks an alert whose
+  targets failed on ``appeals.notify.retry`` (:mod:`workers.notify.retry`) with the targets
+  already served, so a retry never re-sends to a receiver that took the alert.
 - The quick attempts of a batch are few and bounded by one time budget
   (``APPEALS_NOTIFY_INLINE_BUDGET``), and each receiver has its own concurrency limit: a
   receiver that is down or hangs costs the batch at most the budget, and never holds up the
@@ -64,8 +64,12 @@ ALERT_NAMES = {
 PUBLIC_FIELDS = ("alert_id", "appeal_id", "level", "regime", "region", "authority_id",
                  "notify_authority_id", "due_at", "fired_at", "severity", "category", "urgent",
                  "stage", "schema_version")
-# Answers worth retrying: the receiver may accept the same request later.
-RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+# Answers worth retrying: the receiver may accept the same request later. 409 is what a
+# receiver implementing Idempotency-Key answers a repeat that arrives while the first request
+# with that key is still being processed (draft-ietf-httpapi-idempotency-key-header, "Error
+# Scenarios"): "not yet", not a refusal. Taken as one, the alert was dead-lettered and never
+# retried, and lost if that first request then failed.
+RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 # Answers whose Retry-After header is honoured (RFC 6585 §4, RFC 9110 §10.2.3).
 RETRY_AFTER_STATUSES = frozenset({429, 503})
 LEVEL_TEXT = {"warning": "SLA warning", "breach": "SLA breach", "escalation": "SLA escalation"}
