@@ -404,6 +404,83 @@ def test_invalid_hook_url_is_rejected_not_retried_for_days(redis_server) -> None
     _run(redis_server.url, scenario, router_hooks=lambda rec: {"22-a": ["http:///no-host"]})
 
 
+async def _served(h: Harness, alert: SlaAlert, *targets: Target) -> list[bool]:
+    """Whether each target has its own marker for the alert (a replay skips those)."""
+    keys = [f"{h.settings.app_id}:alert:sent-to:{x.key}:{alert.alert_id}" for x in targets]
+    return [bool(m) for m in await h.redis.mget(keys)]
+
+
+@pytest.mark.parametrize("bad_hook", [
+    "http://hooks..example.ru/x",  # an empty label
+    "https://" + "h" * 64 + ".example.ru/x",  # a label over 63 characters
+])
+def test_a_hook_host_idna_cannot_encode_is_rejected_for_that_hook_only(
+        redis_server, bad_hook: str) -> None:
+    """aiohttp lets such a host through and getaddrinfo's IDNA encoding raises UnicodeError:
+    it escaped the side-by-side delivery, the whole alert was dead-lettered as
+    ``delivery_error`` although the good hook and Alertmanager had taken it, and with no
+    marker of theirs the replay sent it to them again."""
+    alert = _alert("appeal-bad-host")
+
+    async def scenario(rec: Receivers, h: Harness) -> None:
+        good, am = Target("webhook", rec.url("/a")), Target("alertmanager", "")
+        out = await h.alerts(alert.to_json())
+        assert [r for _, r, _, _ in out.dead] == ["delivery_rejected"]
+        assert (out.dead[0][3] or "").endswith(": invalid URL")
+        assert not out.parked()
+        assert rec.keys("/a") == [alert.alert_id]
+        assert len(rec.keys("/api/v2/alerts")) == 1
+        assert await _served(h, alert, good, am) == [True, True]
+        assert not await h.sent(alert)  # the replay must still reach the bad hook once fixed
+        again = await h.alerts(out.dead[0][2])  # the replay: nothing again to those that took it
+        assert [r for _, r, _, _ in again.dead] == ["delivery_rejected"]
+        assert rec.keys("/a") == [alert.alert_id]
+        assert len(rec.keys("/api/v2/alerts")) == 1
+
+    _run(redis_server.url, scenario, alertmanager_url=lambda rec: rec.base,
+         router_hooks=lambda rec: {"22-a": [rec.url("/a"), bad_hook]})
+
+
+def test_an_error_delivering_to_one_target_leaves_the_others_outcomes(redis_server) -> None:
+    """An unexpected exception (a bug) while delivering to one target escaped
+    ``asyncio.gather``: the alert was dead-lettered as a whole and the targets that took it got
+    no marker. Now it is that target's ``delivery_error`` only; a parked target stays parked."""
+    alert = _alert("appeal-one-target-bug")
+
+    async def scenario(rec: Receivers, h: Harness) -> None:
+        good, bug, down = (Target("webhook", rec.url(p)) for p in ("/a", "/bug", "/down"))
+        rec.scripts["/down"] = [503] * 10
+        real = h.delivery._deliver
+
+        async def deliver(target: Target, *args: Any, **kwargs: Any) -> tuple[str, str]:
+            if target == bug:
+                raise RuntimeError("a bug in one target's delivery")
+            return await real(target, *args, **kwargs)
+
+        h.delivery._deliver = deliver  # type: ignore[method-assign]
+        out = await h.alerts(alert.to_json())
+        assert [(r, d) for _, r, _, d in out.dead] == [
+            ("delivery_error", "webhook 127.0.0.1:" + rec.base.rsplit(":", 1)[1]
+             + ": RuntimeError")]
+        (record,) = out.parked()
+        assert record.channels == ["webhook"]
+        assert sorted(record.done) == sorted([good.key, bug.key])
+        assert record.rejected == [bug.key]
+        assert await _served(h, alert, good, bug, down) == [True, False, False]
+        h.delivery._deliver = real  # type: ignore[method-assign]
+        rec.scripts["/down"] = []
+        retry = await h.retries(record)  # /down is back: delivered, not marked sent as a whole
+        assert not retry.dead and not retry.parked()
+        assert not await h.sent(alert)
+        await h.alerts(out.dead[0][2])  # the replay once fixed: only the target that raised
+        assert rec.keys("/a") == [alert.alert_id]
+        assert rec.keys("/bug") == [alert.alert_id]
+        assert await h.sent(alert)
+
+    _run(redis_server.url, scenario,
+         router_hooks=lambda rec: {"22-a": [rec.url(p) for p in ("/a", "/bug", "/down")]})
+
+
 def test_a_receiver_that_just_failed_is_not_tried_by_the_next_batch(redis_server) -> None:
     """The next batch's alerts for a failing receiver are parked at once instead of waiting
     for it again; the other receivers' alerts go out in the same batch."""

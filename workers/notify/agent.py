@@ -178,13 +178,13 @@ class Notifier:
             await self._dead_letter_rejected(outbox, event, result)
             served.append((alert.alert_id, [x.key for x in result.sent]))
             if not result.failed:
-                if not result.rejected:  # refused: its dead letter's replay must not be a no-op
+                if not result.refused:  # refused: its dead letter's replay must not be a no-op
                     finished.append(alert.alert_id)
                 continue
             parked = Parked(alert=alert, attempt=1, first_failed_at=now,
                             not_before=now + self._delay(1, result),
                             done=result.done_keys, channels=result.failed_channels,
-                            rejected=[x.key for x, _ in result.rejected])
+                            rejected=[x.key for x, _ in result.refused])
             await outbox.send(t.NOTIFY_RETRY, alert.appeal_id.encode(), parked.to_json())
             for channel in parked.channels:
                 metrics.NOTIFY_PARKED.labels(channel).inc()
@@ -289,7 +289,7 @@ class Notifier:
         assert isinstance(result, Outcome)
         _count_retry(result)
         await self._dead_letter_rejected(outbox, event, result)
-        rejected = parked.rejected + [x.key for x, _ in result.rejected]
+        rejected = parked.rejected + [x.key for x, _ in result.refused]
         if not result.failed:
             self.tracker.resolved(alert_id)
             # Refused by some receiver (now or at an earlier attempt): not marked sent as a
@@ -385,12 +385,17 @@ class Notifier:
     # -- shared -----------------------------------------------------------------------------
 
     async def _dead_letter_rejected(self, outbox: Outbox, event: Any, outcome: Outcome) -> None:
-        if not outcome.rejected:
-            return
-        for target, _ in outcome.rejected:
-            metrics.NOTIFICATIONS.labels(target.channel, "rejected").inc()
-        detail = "; ".join(f"{x.channel} {x.host}: {why}" for x, why in outcome.rejected)
-        await outbox.dead_letter(event, stage=STAGE, reason="delivery_rejected", detail=detail)
+        """The alert's dead letter for the targets that refused it (``delivery_rejected``) and
+        for those whose delivery raised (``delivery_error``); the other targets' outcomes
+        stand (markers of those that took it, parking for those that failed)."""
+        for targets, reason in ((outcome.rejected, "delivery_rejected"),
+                                (outcome.errors, "delivery_error")):
+            if not targets:
+                continue
+            for target, _ in targets:
+                metrics.NOTIFICATIONS.labels(target.channel, "rejected").inc()
+            detail = "; ".join(f"{x.channel} {x.host}: {why}" for x, why in targets)
+            await outbox.dead_letter(event, stage=STAGE, reason=reason, detail=detail)
 
     async def _not_yet_sent(self, items: list[tuple[Any, SlaAlert]]
                             ) -> list[tuple[Any, SlaAlert]]:
@@ -523,7 +528,7 @@ def _count_retry(outcome: Outcome) -> None:
         metrics.NOTIFY_RETRIES.labels(target.channel, "sent").inc()
     for target, _ in outcome.failed:
         metrics.NOTIFY_RETRIES.labels(target.channel, "failed").inc()
-    for target, _ in outcome.rejected:
+    for target, _ in outcome.refused:
         metrics.NOTIFY_RETRIES.labels(target.channel, "rejected").inc()
 
 

@@ -124,13 +124,22 @@ class Outcome:
     sent: list[Target] = field(default_factory=list)
     failed: list[tuple[Target, str]] = field(default_factory=list)
     rejected: list[tuple[Target, str]] = field(default_factory=list)
+    errors: list[tuple[Target, str]] = field(default_factory=list)
+    """Targets whose delivery raised an unexpected exception (a bug): not retried, the alert is
+    dead-lettered (``delivery_error``) for them alone, the others' outcomes stand."""
     wait: float = 0.0
     """Seconds before which a failed target must not be tried again (its Retry-After)."""
 
     @property
+    def refused(self) -> list[tuple[Target, str]]:
+        """Targets given up for this delivery (a 4xx, or an error): the alert's dead letter
+        must reach them when replayed, so it is not marked sent as a whole."""
+        return self.rejected + self.errors
+
+    @property
     def done_keys(self) -> list[str]:
         """Targets that must not get this alert again: they took it, or refused it for good."""
-        return [t.key for t in self.sent] + [t.key for t, _ in self.rejected]
+        return [t.key for t in self.sent] + [t.key for t, _ in self.refused]
 
     @property
     def failed_channels(self) -> list[str]:
@@ -394,20 +403,36 @@ class Delivery:
         under way gets the whole ``APPEALS_WEBHOOK_TIMEOUT`` (the retry agent's rounds; the
         quick attempts cut it at the budget). With ``hold_off``, a target whose last attempt
         failed less than that many seconds before this call (or during it) is not tried:
-        it counts as failed at once. Exceptions other than HTTP and network errors (a bug)
-        propagate to the caller, which dead-letters that one alert."""
+        it counts as failed at once.
+
+        An alert no request can carry (:class:`UndeliverableAlert`, a bug in building a
+        request) raises before any target is tried. An unexpected exception while delivering
+        to one target (a bug) is that target's :attr:`Outcome.errors` only: it escaped
+        ``asyncio.gather`` and the whole alert was dead-lettered as ``delivery_error``
+        although other receivers had taken it, and without their markers a replay sent it to
+        them again.
+        """
         loop = asyncio.get_running_loop()
         started = loop.time()
         deadline = None if budget is None else started + budget
         skip_since = None if hold_off is None else started - hold_off
         headers = {"Idempotency-Key": alert.alert_id}
+        payloads = [self._payload(target, alert) for target in targets]
         results = await asyncio.gather(*(
-            self._deliver(target, self._payload(target, alert), headers, deadline, skip_since,
-                          whole_requests)
-            for target in targets))
+            self._deliver(target, payload, headers, deadline, skip_since, whole_requests)
+            for target, payload in zip(targets, payloads, strict=True)),
+            return_exceptions=True)
         outcome = Outcome()
         now = loop.time()
-        for target, (result, reason) in zip(targets, results, strict=True):
+        for target, answer in zip(targets, results, strict=True):
+            if isinstance(answer, BaseException):
+                if not isinstance(answer, Exception):
+                    raise answer  # cancellation, interpreter exit: not this target's doing
+                log.error("%s delivery to %s raised %s", target.channel, target.host,
+                          type(answer).__name__, exc_info=answer)
+                outcome.errors.append((target, type(answer).__name__))
+                continue
+            result, reason = answer
             if result == SENT:
                 outcome.sent.append(target)
             elif result == REJECTED:
@@ -491,6 +516,8 @@ class Delivery:
         """
         loop = asyncio.get_running_loop()
         in_flight: float | None = None
+        status: int | None = None
+        retry_after: str | None = None
         try:
             async with asyncio.timeout_at(deadline) as budget, self._limit(target.key):
                 if self._waiting(target.key):
@@ -524,7 +551,16 @@ class Delivery:
             return (_AGAIN, "no answer within the batch's budget" if past else "TimeoutError",
                     None)
         except (aiohttp.ClientError, OSError) as exc:
+            # Before ValueError: a certificate error is both, and the receiver's to fix.
             return _AGAIN, type(exc).__name__, None
+        except ValueError:
+            # Not a URL either: aiohttp refuses some hosts as InvalidURL, but one with an empty
+            # or over-long label (``hooks..example.ru``) passes it and fails when getaddrinfo
+            # IDNA-encodes it (UnicodeError, a ValueError), which ended the whole alert as
+            # ``delivery_error``. Once the receiver's status is in, the status decides.
+            if status is None:
+                return REJECTED, "invalid URL", None
+        assert status is not None  # set, or the request raised and returned above
         if 200 <= status < 300:
             return SENT, "", None
         if status not in RETRY_STATUSES:
@@ -536,9 +572,9 @@ class Delivery:
     async def __call__(self, alert: SlaAlert) -> bool:
         """Every target, ``webhook_attempts`` attempts each, no budget: True if all took it."""
         outcome = await self.send(alert, self.targets(alert))
-        for target, _ in outcome.failed + outcome.rejected:
+        for target, _ in outcome.failed + outcome.refused:
             metrics.NOTIFICATIONS.labels(target.channel, "failed").inc()
-        return not outcome.failed and not outcome.rejected
+        return not outcome.failed and not outcome.refused
 
 
 async def _drain_small_body(resp: aiohttp.ClientResponse, seconds: float = _BODY_READ_S) -> None:
