@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from streams.urls import http_url_problem
+
 #: Table stores a worker can run with (streams/rocksdb_store.py makes the RocksDB ones).
 STORE_SCHEMES = ("memory", "rocksdb", "rocksdict")
 
@@ -294,7 +296,10 @@ class Settings:
         _check(self.notify_retry_max_age > 0, "APPEALS_NOTIFY_RETRY_MAX_AGE", "must be positive")
         for name in ("webhook_url", "alertmanager_url", "public_url"):
             value = getattr(self, name)
-            problem = _http_url_problem(value, base=name != "webhook_url")
+            # The check the routing rules' hooks get too (streams/urls.py): only the prefix was
+            # checked, then the parts; a host IDNA cannot encode still passed and failed at the
+            # first alert.
+            problem = http_url_problem(value, base=name != "webhook_url")
             optional = name != "public_url"
             _check(not problem or (not value and optional), f"APPEALS_{name.upper()}",
                    f"must be an http(s) URL with a host{' or empty' if optional else ''}"
@@ -505,33 +510,6 @@ def _gc_threshold_ok(value: str) -> bool:
     except ValueError:
         return False
     return thresholds is None or min(thresholds) >= 0
-
-
-def _http_url_problem(value: str, base: bool) -> str:
-    """What is wrong with ``value`` as an http(s) URL to send to ("" for nothing).
-
-    Only the prefix was checked, so ``http://`` or a URL with a space started a worker that
-    then dead-lettered every alert as ``invalid URL`` (review of session 14). ``base``: a
-    base URL, to which paths are added (no query or fragment).
-    """
-    from urllib.parse import urlsplit
-
-    if not value:
-        return "empty"
-    if any(c.isspace() for c in value):
-        return "contains whitespace"
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https"):
-        return "scheme is not http or https"
-    if not parts.hostname:
-        return "no host"
-    try:
-        _ = parts.port
-    except ValueError:
-        return "bad port"
-    if base and (parts.query or parts.fragment):
-        return "a base URL takes no query or fragment"
-    return ""
 
 
 def _check(ok: bool, name: str, message: str) -> None:

@@ -227,10 +227,26 @@ def test_backoff_grows_exponentially_with_jitter() -> None:
     ("APPEALS_ALERTMANAGER_URL", "http://am:9093/?x=1"),
     ("APPEALS_PUBLIC_URL", "not a url at all"),
     ("APPEALS_PUBLIC_URL", ""),
+    # A host IDNA cannot encode passed, and each alert to it raised UnicodeError; an unclosed
+    # IPv6 bracket raised a bare ValueError instead of naming the variable.
+    ("APPEALS_WEBHOOK_URL", "https://hooks..minzhkh22.ru/x"),
+    ("APPEALS_WEBHOOK_URL", "http://[::1/x"),
+    ("APPEALS_ALERTMANAGER_URL", "http://alertmanager..monitoring:9093"),
+    ("APPEALS_ALERTMANAGER_URL", f"http://{'a' * 64}.monitoring:9093"),
+    ("APPEALS_PUBLIC_URL", "https://appeals..example.ru"),
 ])
 def test_delivery_settings_are_validated(name: str, value: str) -> None:
-    with pytest.raises(ConfigError, match=name):
+    with pytest.raises(ConfigError, match=name) as exc:
         Settings.load({name: value})
+    assert "\n" not in str(exc.value)  # one line for the operator
+
+
+def test_a_bad_hook_host_is_named_and_the_rest_of_the_url_is_not() -> None:
+    with pytest.raises(ConfigError) as exc:
+        Settings.load({"APPEALS_WEBHOOK_URL": "https://hooks..minzhkh22.ru/T0KEN"})
+    assert str(exc.value).startswith("APPEALS_WEBHOOK_URL must be an http(s) URL")
+    assert "'hooks..minzhkh22.ru' is no DNS name" in str(exc.value)
+    assert "T0KEN" not in str(exc.value)  # a hook's path may hold a secret
 
 
 def test_delivery_settings_from_environment() -> None:

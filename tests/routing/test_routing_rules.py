@@ -423,3 +423,43 @@ def test_timezone_must_be_one_a_russian_body_can_have(
 def test_russian_timezones_load(tmp_path: Path, tz: str) -> None:
     text = MINIMAL.replace("kind: ministry\n", f"kind: ministry\n    timezone: {tz}\n")
     assert load_rules(write(tmp_path, text)).authorities["54-mintrans"].timezone == tz
+
+
+@pytest.mark.parametrize(
+    ("hook", "expected"),
+    [
+        # Each passed the prefix check and failed at the first alert: the space as an
+        # unresolvable host, the others as UnicodeError from the IDNA encoding.
+        ('"http://exa mple.ru/x"', "contains whitespace"),
+        ("https://hooks..minzhkh54.ru/alerts", "host 'hooks..minzhkh54.ru' is no DNS name"),
+        (f"https://{'h' * 64}.ru/alerts", f"host '{'h' * 64}.ru' is no DNS name"),
+        ("http://", "no host"),
+        ("http://hooks.example.ru:99999/x", "bad port"),
+    ],
+)
+def test_a_supervisors_hook_gets_the_settings_url_check(
+    tmp_path: Path, hook: str, expected: str
+) -> None:
+    text = MINIMAL.replace(
+        "kind: ministry\n",
+        f"kind: ministry\n    supervisors:\n      - role: duty\n        webhook: {hook}\n",
+    )
+    msg = problems(write(tmp_path, text))
+    (line,) = (x for x in msg.splitlines() if "webhook" in x)
+    _, _, what = line.partition("54.yaml: authorities[2].supervisors[0].webhook: ")
+    assert what.startswith("expected an http(s) URL (") and expected in what
+    assert "/alerts" not in what and "/x" not in what  # the host only: a path may hold a secret
+
+
+@pytest.mark.parametrize(
+    "hook",
+    ["https://hooks.example.invalid/54/x", "https://хуки.пример.рф/54", "http://[::1]:8080/x",
+     "http://10.0.0.7/x", "https://hooks.example.ru./x"],
+)
+def test_a_supervisors_hook_that_can_be_sent_to_loads(tmp_path: Path, hook: str) -> None:
+    text = MINIMAL.replace(
+        "kind: ministry\n",
+        f"kind: ministry\n    supervisors:\n      - role: duty\n        webhook: '{hook}'\n",
+    )
+    rules = load_rules(write(tmp_path, text))
+    assert rules.authorities["54-mintrans"].supervisors[0].webhook == hook

@@ -41,6 +41,7 @@ from typing import Any
 import yaml
 
 from schemas.records import CATEGORIES
+from streams.urls import http_url_problem
 from workers.geo.regions import UnknownRegion, get_region
 from workers.routing.gazetteer import Gazetteer, GazetteerConflict, place_key, tokenize
 from workers.routing.model import (
@@ -317,8 +318,12 @@ def _parse_authority(
             role = ctx.str_(s, "role", spath)
             webhook = ctx.str_(s, "webhook", spath, required=False)
             email = ctx.str_(s, "email", spath, required=False)
-            if webhook is not None and not webhook.startswith(("https://", "http://")):
-                ctx.err(f"{spath}.webhook", f"{webhook!r}: expected an http(s) URL")
+            # The settings' URL check: the prefix alone let through a host with a space or
+            # one IDNA cannot encode (``hooks..example.ru``), which failed at the first alert.
+            # The problem names the host, never the URL (a hook's path may hold a secret).
+            problem = "" if webhook is None else http_url_problem(webhook)
+            if problem:
+                ctx.err(f"{spath}.webhook", f"expected an http(s) URL ({problem})")
             if email is not None and "@" not in email:
                 ctx.err(f"{spath}.email", f"{email!r}: expected an e-mail address")
             if role is not None:
