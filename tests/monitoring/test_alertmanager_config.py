@@ -1,18 +1,28 @@
 """Alertmanager config: amtool check-config, routing by authority, and inhibition on a real
-Alertmanager started on a free local port."""
+Alertmanager started on a free local port; the SLA alerts as the notify stage posts them
+(``workers.notify.delivery.alertmanager_alert``) through the shipped config to a receiver."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import subprocess
+import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 from monitoring_support import MONITORING, REPO, require_tool, run_tool
+
+from schemas.records import SlaAlert
+from workers.notify.delivery import alertmanager_alert
 
 CONFIG = MONITORING / "alertmanager" / "alertmanager.yml"
 REL = str(CONFIG.relative_to(REPO))
@@ -56,15 +66,17 @@ def test_grouping_and_inhibition_declared():
     config = yaml.safe_load(CONFIG.read_text())
     assert config["route"]["group_by"] == ["alertname", "authority"]
     rules = config["inhibit_rules"]
+    # Scoped to one appeal's deadline: `equal: [authority]` silenced every other appeal's
+    # warning of the authority while one breach fired.
     assert {
         "source_matchers": ['severity="critical"', 'authority=~".+"'],
         "target_matchers": ['severity="warning"', 'authority=~".+"'],
-        "equal": ["authority"],
+        "equal": ["authority", "appeal", "stage", "cycle"],
     } in rules
     assert {
         "source_matchers": ['alertname="AppealSlaBreach"'],
         "target_matchers": ['alertname="AppealSlaWarning"'],
-        "equal": ["authority"],
+        "equal": ["authority", "appeal", "stage", "cycle"],
     } in rules
     for receiver in config["receivers"]:
         assert set(receiver) == {"name", "webhook_configs"}, receiver["name"]
@@ -87,10 +99,16 @@ def _api(base: str, path: str, body: object | None = None) -> object:
 
 @pytest.fixture
 def alertmanager(tmp_path):
+    with _running_alertmanager(CONFIG, tmp_path) as base:
+        yield base
+
+
+@contextlib.contextmanager
+def _running_alertmanager(config: Path, storage: Path) -> Iterator[str]:
     binary = require_tool("prometheus-alertmanager")
     port = _free_port()
     proc = subprocess.Popen(
-        [binary, f"--config.file={CONFIG}", f"--storage.path={tmp_path}",
+        [binary, f"--config.file={config}", f"--storage.path={storage}",
          f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
@@ -174,3 +192,132 @@ def test_no_worker_running_silences_the_worker_alerts_only(alertmanager):
         ("AppealsDeadLettersGrowing", None): "suppressed",
         ("AppealsApiDown", None): "active",
     }
+
+
+# ------------------------------------------------------------------ SLA alerts as posted
+
+
+def _sla(appeal: str, level: str, *, stage: str | None = None, cycle: int = 0,
+         authority: str = "22-minzhkh") -> dict[str, Any]:
+    """An SLA alert as the notify stage posts it to Alertmanager."""
+    severity = {"warning": "warning", "breach": "critical", "escalation": "page"}[level]
+    fired = (datetime.now(UTC) - timedelta(minutes=1)).isoformat(timespec="seconds")
+    what = f"{stage}.{level}" if stage else level
+    alert = SlaAlert(
+        alert_id=f"{appeal}:{what}:{cycle}", appeal_id=appeal, level=level, regime="fz59",
+        region="22", authority_id=authority, notify_authority_id=authority, due_at=fired,
+        fired_at=fired, severity=severity, stage=stage)  # fmt: skip
+    return alertmanager_alert(alert, "https://appeals.example", ttl=600.0)
+
+
+def _held(alertmanager: str, count: int) -> dict[tuple[str, ...], str]:
+    """State of each alert Alertmanager holds, by (alertname, appeal, stage, cycle)."""
+    deadline = time.monotonic() + 10
+    while True:
+        got = _api(alertmanager, "/api/v2/alerts")
+        assert isinstance(got, list)
+        state = {
+            tuple(a["labels"].get(k, "") for k in ("alertname", "appeal", "stage", "cycle")):
+            a["status"]["state"] for a in got
+        }  # fmt: skip
+        settled = all(a["status"]["state"] != "unprocessed" for a in got)
+        if (len(got) >= count and settled) or time.monotonic() > deadline:
+            return state
+        time.sleep(0.2)
+
+
+def test_each_appeals_alert_is_its_own_and_a_breach_silences_its_own_warning_only(
+        alertmanager):
+    """Labels per authority made every appeal's alert of an authority one alert: a second
+    appeal's breach only replaced the first's annotations, and the breach silenced the
+    warnings of every other appeal of the authority."""
+    _api(alertmanager, "/api/v2/alerts", [
+        _sla("a" * 24, "breach"),
+        _sla("b" * 24, "breach"),
+        _sla("a" * 24, "warning"),  # the breached deadline's warning: redundant
+        _sla("c" * 24, "warning"),  # another appeal of the same authority
+        _sla("a" * 24, "warning", stage="redirect"),  # another deadline of the same appeal
+        _sla("a" * 24, "warning", cycle=1),  # the reopened appeal's new deadline
+    ])  # fmt: skip
+    assert _held(alertmanager, 6) == {
+        ("AppealSlaBreach", "a" * 24, "", "0"): "active",
+        ("AppealSlaBreach", "b" * 24, "", "0"): "active",
+        ("AppealSlaWarning", "a" * 24, "", "0"): "suppressed",
+        ("AppealSlaWarning", "c" * 24, "", "0"): "active",
+        ("AppealSlaWarning", "a" * 24, "redirect", "0"): "active",
+        ("AppealSlaWarning", "a" * 24, "", "1"): "active",
+    }
+
+
+def test_a_rule_alert_about_an_authority_leaves_its_appeals_warnings_alone(alertmanager):
+    _api(alertmanager, "/api/v2/alerts", [
+        {"labels": {"alertname": "AppealsAuthorityBreachRateHigh", "authority": "22-minzhkh",
+                    "severity": "critical"},
+         "startsAt": datetime.now(UTC).isoformat(),
+         "endsAt": (datetime.now(UTC) + timedelta(minutes=10)).isoformat()},
+        _sla("c" * 24, "warning"),
+    ])  # fmt: skip
+    assert _held(alertmanager, 2)[("AppealSlaWarning", "c" * 24, "", "0")] == "active"
+
+
+class _Sink(ThreadingHTTPServer):
+    """Records the Alertmanager webhook posts it gets: (path, payload)."""
+
+    def __init__(self) -> None:
+        self.posts: list[tuple[str, dict[str, Any]]] = []
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                sink.posts.append((self.path, json.loads(body)))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+
+    def notified(self, appeal: str, alertname: str) -> list[tuple[str, dict[str, Any]]]:
+        return [(path, p) for path, p in list(self.posts)
+                if any(a["labels"].get("appeal") == appeal
+                       and a["labels"]["alertname"] == alertname and a["status"] == "firing"
+                       for a in p["alerts"])]  # fmt: skip
+
+
+def test_the_authoritys_supervisors_are_notified_of_every_appeal(tmp_path):
+    """The shipped config (receivers pointed at a local sink, group timers in seconds): each
+    appeal's alert reaches the authority's supervisors, one group per alert name and
+    authority. A second appeal's breach gave no notification at all, and a third appeal's
+    warning was silenced by the breaches."""
+    sink = _Sink()
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    try:
+        config = yaml.safe_load(CONFIG.read_text())
+        config["route"].update(group_wait="1s", group_interval="2s")
+        text = yaml.safe_dump(config).replace(
+            "http://notify-gateway:8080", f"http://127.0.0.1:{sink.server_address[1]}")
+        (tmp_path / "am.yml").write_text(text)
+        with _running_alertmanager(tmp_path / "am.yml", tmp_path / "data") as base:
+
+            def notified(appeal: str, alertname: str) -> list[tuple[str, dict[str, Any]]]:
+                deadline = time.monotonic() + 30
+                while not (got := sink.notified(appeal, alertname)):
+                    assert time.monotonic() < deadline, (appeal, alertname, sink.posts)
+                    time.sleep(0.2)
+                return got
+
+            _api(base, "/api/v2/alerts", [_sla("a" * 24, "breach")])
+            notified("a" * 24, "AppealSlaBreach")
+            _api(base, "/api/v2/alerts", [_sla("b" * 24, "breach")])
+            ((path, payload), *_) = notified("b" * 24, "AppealSlaBreach")
+            _api(base, "/api/v2/alerts", [_sla("c" * 24, "warning")])
+            notified("c" * 24, "AppealSlaWarning")
+    finally:
+        sink.shutdown()
+        sink.server_close()
+    assert path == "/hooks/authority/22-minzhkh"
+    assert payload["groupLabels"] == {"alertname": "AppealSlaBreach", "authority": "22-minzhkh"}
+    assert sorted(a["labels"]["appeal"] for a in payload["alerts"]) == ["a" * 24, "b" * 24]
+    assert {p for p, _ in sink.posts} == {"/hooks/authority/22-minzhkh"}

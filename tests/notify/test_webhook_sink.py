@@ -55,3 +55,14 @@ def test_rejects_what_is_not_json(sink: str) -> None:
 
 def test_describe_other_payloads() -> None:
     assert describe("/h", {"nope": 1}) == ["/h: not an Alertmanager webhook payload"]
+
+
+def test_describe_tells_the_appeals_of_one_notification_apart() -> None:
+    payload = {"alerts": [
+        {"status": "firing", "labels": {"alertname": "AppealSlaBreach", "authority": "22-a",
+                                        "appeal": appeal, "cycle": "0"}}
+        for appeal in ("ab" * 12, "cd" * 12)]}  # fmt: skip
+    assert describe("/h", payload) == [
+        f"/h firing alertname=AppealSlaBreach authority=22-a appeal={'ab' * 12}",
+        f"/h firing alertname=AppealSlaBreach authority=22-a appeal={'cd' * 12}",
+    ]

@@ -22,10 +22,16 @@ Why this shape:
   placeholders) are skipped instead of retried into a certain failure. A target is named by
   its channel and a hash of its URL (:attr:`Target.key`): hook URLs may carry secrets, so they
   are never written to a topic or a log (logs show the host only).
-- Alertmanager labels must be a bounded set: appeal ids never go there (one series per appeal
-  would grow without limit). The Alertmanager alert therefore means "authority X has an SLA
-  warning/breach/escalation in regime R"; the appeal's link goes into the annotations, and the
-  webhook carries every individual alert.
+- Each SLA alert is an alert of its own at Alertmanager: its labels name the appeal
+  (``appeal``, an opaque id, no personal data) and the deadline's ``cycle`` (and ``stage``)
+  besides the level, authority, severity, regime and region. Alertmanager takes alerts with
+  equal labels for one alert: with per-authority labels only, a second appeal's breach merely
+  replaced the first's annotations (no notification), and the breach-silences-warning rule
+  silenced every other appeal's warning of that authority. Grouping by ``alertname`` and
+  ``authority`` (``monitoring/alertmanager/alertmanager.yml``) still makes one notification
+  per authority and level, listing its appeals. The set stays bounded: Alertmanager forgets
+  an alert after its ``endsAt`` (delivery + ``APPEALS_ALERT_TTL``) has passed, and no metric
+  carries an appeal id. Labels hold ids and codes only; the link and texts are annotations.
 - Nothing of the citizen goes out: an :class:`SlaAlert` holds ids, codes and moments only, and
   the body is built from an explicit list of its fields, so a field added to the record later
   does not leak by default.
@@ -215,9 +221,15 @@ def alertmanager_alert(alert: SlaAlert, public_url: str, ttl: float,
         "severity": alert.severity,
         "regime": alert.regime,
         "region": alert.region,
+        # One alert per appeal's deadline and level (module docstring): without these, every
+        # appeal of an authority was the same alert at Alertmanager.
+        "appeal": alert.appeal_id,
     }
     if alert.stage:  # a stage deadline's alert must not merge with the answer's
         labels["stage"] = alert.stage
+    cycle = alert_cycle(alert)
+    if cycle is not None:  # a reopened appeal's new deadline is not the previous one's
+        labels["cycle"] = cycle
     return {
         "labels": labels,
         "annotations": {
@@ -235,6 +247,15 @@ def alertmanager_alert(alert: SlaAlert, public_url: str, ttl: float,
         "endsAt": ends_at,
         "generatorURL": link,
     }
+
+
+def alert_cycle(alert: SlaAlert) -> str | None:
+    """The cycle of the alert's deadline, from an id of the SLA agent's form
+    ``<appeal>:[<stage>.]<level>:<cycle>`` (a run of digits); None for any other id."""
+    stage = f"{alert.stage}." if alert.stage else ""
+    head, _, cycle = alert.alert_id.rpartition(":")
+    ok = head == f"{alert.appeal_id}:{stage}{alert.level}"
+    return cycle if ok and cycle.isascii() and cycle.isdigit() and len(cycle) <= 9 else None
 
 
 def alert_text(alert: Any) -> str:

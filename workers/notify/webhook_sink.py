@@ -4,9 +4,10 @@
 ``http://notify-gateway:8080/hooks/...``: in production that name belongs to the deployment's
 gateway to the supervisors' e-mail / messenger / SMS. ``docker/compose.yaml`` runs this module
 under that name so the stack is complete: it accepts Alertmanager's webhook posts (payload
-version 4) and logs one line per alert — receiver path, status, alertname, authority, severity
-(labels only: they never hold personal data) — so ``docker compose logs notify-gateway`` shows
-what would have been sent. It answers ``GET /healthz`` for the compose healthcheck.
+version 4) and logs one line per alert — receiver path, status, alertname, authority, severity,
+the SLA alerts' stage and appeal id (labels only: they never hold personal data) — so
+``docker compose logs notify-gateway`` shows what would have been sent. It answers
+``GET /healthz`` for the compose healthcheck.
 
     python -m workers.notify.webhook_sink [--host 0.0.0.0] [--port 8080]
 """
@@ -24,7 +25,9 @@ from typing import Any
 log = logging.getLogger("appeals.notify_sink")
 
 MAX_BODY_BYTES = 1 << 20
-SHOWN_LABELS = ("alertname", "authority", "severity", "regime", "team", "slo", "instance")
+# ``stage`` and ``appeal`` tell apart the SLA alerts of one authority that a notification lists.
+SHOWN_LABELS = ("alertname", "authority", "severity", "regime", "team", "slo", "instance",
+                "stage", "appeal")
 
 
 def describe(path: str, payload: Any) -> list[str]:
