@@ -66,3 +66,25 @@ def test_describe_tells_the_appeals_of_one_notification_apart() -> None:
         f"/h firing alertname=AppealSlaBreach authority=22-a appeal={'ab' * 12}",
         f"/h firing alertname=AppealSlaBreach authority=22-a appeal={'cd' * 12}",
     ]
+
+
+def test_a_notification_listing_thousands_of_appeals_is_taken(
+        sink: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Each appeal is an Alertmanager alert of its own, and one notification lists all firing
+    alerts of an authority and level: 2,000 of them (about 1.8 MB, a backlog of one body) were
+    answered 413 at the old 1 MiB limit, which Alertmanager retries for good."""
+    caplog.set_level(logging.INFO, logger="appeals.notify_sink")
+    alert = {"status": "firing", "labels": {
+        "alertname": "AppealSlaBreach", "authority": "22-minzhkh", "severity": "critical",
+        "regime": "pos", "team": "authority", "stage": "answer"},
+        "annotations": {"summary": "x" * 500}, "startsAt": "2026-12-10T17:00:00Z",
+        "endsAt": "2026-12-11T17:00:00Z", "generatorURL": "", "fingerprint": "f" * 16}
+    alerts = [{**alert, "labels": {**alert["labels"], "appeal": f"{i:024x}"}}
+              for i in range(2000)]
+    body = json.dumps({**PAYLOAD, "alerts": alerts}).encode()
+    assert len(body) > 1 << 20
+    req = urllib.request.Request(sink + "/hooks/authority/22-minzhkh", data=body,
+                                 method="POST", headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        assert resp.status == 200
+    assert sum("appeal=" in m for m in caplog.messages) == 2000

@@ -24,7 +24,10 @@ from typing import Any
 
 log = logging.getLogger("appeals.notify_sink")
 
-MAX_BODY_BYTES = 1 << 20
+# A notification lists every firing SLA alert of its authority and level (each appeal is an
+# alert of its own, about 0.9 KB): at 1 MiB, a body with some 1,100 appeals of one body was
+# answered 413, and Alertmanager retried it and never delivered it. 64 MiB holds about 70,000.
+MAX_BODY_BYTES = 64 << 20
 # ``stage`` and ``appeal`` tell apart the SLA alerts of one authority that a notification lists.
 SHOWN_LABELS = ("alertname", "authority", "severity", "regime", "team", "slo", "instance",
                 "stage", "appeal")
