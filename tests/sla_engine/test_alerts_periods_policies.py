@@ -14,6 +14,7 @@ from workers.deadlines.policies import PolicyBook
 from workers.sla import timers
 from workers.sla.deadline_service import DeadlineService
 from workers.sla.engine import (
+    EXTENSION_REFUSED,
     Effects,
     SlaRules,
     State,
@@ -119,7 +120,7 @@ def test_the_receiving_body_of_a_redirect_has_its_own_extension() -> None:
     state, _ = new_state(_routed(), 0, T0, "Asia/Barnaul", RULES)
     apply_lifecycle(state, _ev("extended", T0 + 25 * DAY, 1, extension_days=30), RULES)
     assert apply_lifecycle(state, _ev("extended", T0 + 26 * DAY, 2, extension_days=5),
-                           RULES).outcome == "rejected"  # one per body (59-FZ art. 12 p.2)
+                           RULES).outcome == EXTENSION_REFUSED  # one per body (59-FZ art. 12 p.2)
     apply_lifecycle(state, _ev("redirected", T0 + 40 * DAY, 3, to_authority_id="B"), RULES)
     assert state["due"] == T0 + 70 * DAY
     assert apply_lifecycle(state, _ev("extended", T0 + 60 * DAY, 4, extension_days=30),
@@ -130,7 +131,7 @@ def test_the_receiving_body_of_a_redirect_has_its_own_extension() -> None:
 def test_an_extension_declared_after_the_deadline_is_refused() -> None:
     state, _ = new_state(_routed(), 0, T0, "Asia/Barnaul", RULES)
     late = apply_lifecycle(state, _ev("extended", T0 + 31 * DAY, 1, extension_days=30), RULES)
-    assert late.outcome == "rejected" and state["due"] == T0 + 30 * DAY
+    assert late.outcome == EXTENSION_REFUSED and state["due"] == T0 + 30 * DAY
     assert apply_lifecycle(state, _ev("extended", T0 + 30 * DAY, 2, extension_days=30),
                            RULES).outcome == "applied"  # on the last moment: still running
 
@@ -146,7 +147,7 @@ def test_an_extension_during_a_pause_that_began_in_time_is_accepted() -> None:
     late, _ = new_state(_routed(), 0, T0, "Asia/Barnaul", RULES)
     apply_lifecycle(late, _ev("paused", T0 + 31 * DAY, 1), RULES)
     assert apply_lifecycle(late, _ev("extended", T0 + 32 * DAY, 2, extension_days=30),
-                           RULES).outcome == "rejected"
+                           RULES).outcome == EXTENSION_REFUSED
 
 
 def _book(overrides: list[dict[str, Any]]) -> PolicyBook:
@@ -198,7 +199,7 @@ def test_extensions_follow_the_policy() -> None:
     rules = DeadlineService(_book([])).rules()
     state, _ = new_state(_routed("incident"), 0, REG, "Asia/Barnaul", rules)
     assert apply_lifecycle(state, _ev("extended", REG + 3600, 1, extension_days=1),
-                           rules).outcome == "rejected"  # the incident policy allows none
+                           rules).outcome == EXTENSION_REFUSED  # the incident policy allows none
 
 
 def _t(kind: str, cycle: int = 0) -> Timer:

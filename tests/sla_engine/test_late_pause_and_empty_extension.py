@@ -15,6 +15,7 @@ from typing import Any
 
 from workers.sla.deadline_service import DeadlineService
 from workers.sla.engine import (
+    EXTENSION_REFUSED,
     SlaRules,
     apply_lifecycle,
     apply_tick,
@@ -83,7 +84,7 @@ def test_extension_that_moves_nothing_is_refused_and_keeps_the_one_extension() -
     assert dt.datetime.fromtimestamp(due, dt.UTC).date() == dt.date(2026, 4, 10)
     eff = apply_lifecycle(state, _ev("extended", reg.timestamp() + 5 * DAY, 1,
                                      extension_days=1), rules)
-    assert eff.outcome == "rejected" and state["due"] == due and state["ext"] == 0
+    assert eff.outcome == EXTENSION_REFUSED and state["due"] == due and state["ext"] == 0
     # The real extension still goes through: +30 from Fri 10 Apr is Sun 10 May, walked back
     # to Fri 8 May.
     eff = apply_lifecycle(state, _ev("extended", reg.timestamp() + 6 * DAY, 2,

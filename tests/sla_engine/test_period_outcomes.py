@@ -22,6 +22,7 @@ import pytest
 from workers.aggregates.partials import PartitionAggregates
 from workers.aggregates.readmodel import AuthorityFigures, figures_from_maps
 from workers.sla.engine import (
+    EXTENSION_REFUSED,
     SlaRules,
     State,
     apply_lifecycle,
@@ -225,7 +226,7 @@ def test_a_reopen_does_not_give_the_body_a_second_extension() -> None:
                              ("answered", T0 + 50 * DAY, {}), ("closed", T0 + 50 * DAY, {}),
                              ("reopened", T0 + 52 * DAY, {}),
                              ("extended", T0 + 60 * DAY, {"extension_days": 30})])
-    assert [e.outcome for e in effects] == ["applied"] * 4 + ["rejected"]
+    assert [e.outcome for e in effects] == ["applied"] * 4 + [EXTENSION_REFUSED]
     assert state["due"] == T0 + 82 * DAY and state["ext"] == 1
 
 

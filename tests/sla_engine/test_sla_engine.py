@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from workers.sla.engine import (
+    EXTENSION_REFUSED,
     SlaRules,
     apply_lifecycle,
     apply_tick,
@@ -114,7 +115,7 @@ def test_extension_once_moves_deadline_and_obsoletes_old_timers() -> None:
     assert {(t.kind, t.cycle) for t in eff.timers} == {("warning", 1), ("breach", 1)}
     assert apply_tick(state, "breach", 0, RULES).outcome == "stale"
     again = apply_lifecycle(state, _ev("extended", T0 + 21 * DAY, 2, extension_days=10), RULES)
-    assert again.outcome == "rejected" and state["due"] == T0 + 60 * DAY
+    assert again.outcome == EXTENSION_REFUSED and state["due"] == T0 + 60 * DAY
 
 
 def test_pause_moves_deadline_by_paused_time_and_never_shortens() -> None:

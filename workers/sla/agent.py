@@ -53,6 +53,7 @@ from workers.sla import lifecycle_routing, read_model, recompute, timers
 from workers.sla.deadline_service import DeadlineService, load_book
 from workers.sla.engine import (
     BEFORE_PERIOD,
+    EXTENSION_REFUSED,
     FOREIGN_AUTHORITY,
     HISTORY_OVERFLOW,
     Effects,
@@ -656,6 +657,15 @@ class BeforePeriod(NotApplied):
     reason = BEFORE_PERIOD
 
 
+class ExtensionRefused(NotApplied):
+    """An extension the rules refuse: beyond the policy's number for the body, declared after
+    the deadline, ``extension_days`` the policy or calendar refuses, or one that moves
+    nothing (the detail names which). Counted only, it let the body's system believe its
+    deadline had moved."""
+
+    reason = EXTENSION_REFUSED
+
+
 class FutureTimestamp(NotApplied):
     """Stamped further ahead of the SLA clock than ``APPEALS_SLA_FUTURE_TOLERANCE``."""
 
@@ -709,6 +719,8 @@ def _check_reporter(state: State, data: dict[str, Any], effects: Effects) -> Non
         refusal = BeforePeriod(f"{event} stamped {data.get('at')}, before the answer period "
                                f"it would {'extend' if event == 'extended' else 'pause'} "
                                "began (registration, redirect or reopen)")
+    elif effects.outcome == EXTENSION_REFUSED:
+        refusal = ExtensionRefused(f"{event} refused: {effects.detail}")
     elif effects.outcome == FOREIGN_AUTHORITY:
         refusal = ForeignAuthority(f"{event} reported by {data.get('authority_id')!r}, the "
                                    f"appeal is held by {state.get('auth')!r}")

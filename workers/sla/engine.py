@@ -73,6 +73,14 @@ HISTORY_OVERFLOW = "history_overflow"
 #: the handing-on body's extension, processed after the redirect, gave the receiving body's
 #: fresh period a month more and used up its one extension.
 BEFORE_PERIOD = "before_period"
+#: Outcome (and dead-letter reason) of an extension the rules refuse (:func:`_extended`): one
+#: beyond the policy's ``extensions_allowed`` for the body, one declared after the deadline
+#: (59-FZ art. 12 p.2 extends a running term), ``extension_days`` the policy or the calendar
+#: refuses, or one that moves nothing. ``Effects.detail`` says which. One reason for the four:
+#: it is a metric label; the detail is for the operator and the authority. Before, such an
+#: extension was only counted (``rejected``): the body's system believed its deadline moved,
+#: and nobody could tell which event was refused or why.
+EXTENSION_REFUSED = "extension_refused"
 #: Reopens, redirects and pauses one appeal may have. Each adds to the appeal's history
 #: (ended periods, previous bodies, pause spans, alerts of each cycle), and every event of the
 #: appeal recounts that history for the figures: an authority system resending reopens in a
@@ -122,6 +130,9 @@ class Effects:
     answers: int = 0  # answers recorded (engine.responses' last entries); >1 only when merged
     deadline: tuple[float, float] | None = None  # (old due, new due) after a recompute
     outcome: str = "applied"
+    #: Why an event was refused, one line for its dead letter (the rule and its numbers, never
+    #: personal data); "" unless a handler says more than ``outcome`` (``EXTENSION_REFUSED``).
+    detail: str = ""
 
 
 # Deadline function: (regime, start_ts, tz, urgent, authority, category, subcategory, region)
@@ -636,7 +647,10 @@ def apply_lifecycle(state: State, event: dict[str, Any], rules: SlaRules,
     can still end. An event naming an ``authority_id`` other than the appeal's current body is
     not applied (outcome ``FOREIGN_AUTHORITY``): after a redirect, the handing-on body's close or
     extension must not end or move the receiving body's period. Events without one apply to
-    whichever body holds the appeal.
+    whichever body holds the appeal. A pause or extension of an earlier period
+    (``BEFORE_PERIOD``) and an extension the rules refuse (``EXTENSION_REFUSED``, the rule in
+    ``effects.detail``) change nothing but the remembered event ids; the agent throws that
+    state away and dead-letters the event, so a resend is judged again.
 
     Raises on an event it cannot apply, possibly after changing ``state``: callers apply it
     to a copy they can throw away (``workers.sla.agent``).
@@ -771,6 +785,12 @@ def _answer_under_the_close(state: State, event: dict[str, Any], at: float,
 
 def _extended(state: State, event: dict[str, Any], at: float, rules: SlaRules,
               effects: Effects, _rp: Any) -> None:
+    """Move the running deadline by ``extension_days`` (59-FZ art. 12 p.2), once per body.
+
+    An extension the rules refuse changes nothing and comes back as ``EXTENSION_REFUSED``
+    with the rule in ``effects.detail``, for the agent to dead-letter: the body's system must
+    learn that its deadline did not move.
+    """
     days = event.get("extension_days") or 30
     if state["status"] not in OPEN_STATUSES:
         effects.outcome = "not_open"
@@ -778,13 +798,18 @@ def _extended(state: State, event: dict[str, Any], at: float, rules: SlaRules,
     if _before_period(state, at):  # the extension of an earlier period, processed late
         effects.outcome = BEFORE_PERIOD
         return
-    if state["ext"] >= rules.of(state).max_extensions:
-        effects.outcome = "rejected"
+    allowed = rules.of(state).max_extensions
+    if state["ext"] >= allowed:
+        _refuse_extension(effects, f"extension {state['ext'] + 1} of this body: the policy "
+                                   f"allows {allowed or 'none'}")
         return
-    if late(at, _running_due(state, at, rules)):
+    running_due = _running_due(state, at, rules)
+    if late(at, running_due):
         # 59-FZ art. 12 p.2 extends a term that is still running; an extension declared after
         # the deadline would turn a breach into an answer "on time" after the fact.
-        effects.outcome = "rejected"
+        _refuse_extension(effects, f"declared at {_local_iso(at, state['tz'])}, after the "
+                                   f"deadline {_local_iso(running_due, state['tz'])}: only a "
+                                   "running term can be extended")
         return
     try:
         counted = _recounted_with(state, rules, ["e", int(days)])
@@ -794,19 +819,36 @@ def _extended(state: State, event: dict[str, Any], at: float, rules: SlaRules,
             warn = rules.warn_at(state, state["start"], due)
         else:
             due, warn = counted
-    except ValueError:
-        effects.outcome = "rejected"
+    except ValueError as exc:
+        # The policy's limits (``extension_max_days``, a regime with no extension) or the
+        # calendar's; the message names the numbers, never the appeal's content.
+        _refuse_extension(effects, f"extension_days {days}: {exc}"[:200])
         return
     if due <= state["due"]:
         # The extension moves nothing (a short one whose last day the ``previous`` shift walks
         # back to the current deadline, e.g. +1 day from a Friday). Applied, it used up the one
         # extension 59-FZ allows and left the body no way to extend for real.
-        effects.outcome = "rejected"
+        _refuse_extension(effects, f"extension_days {days} moves nothing: the deadline stays "
+                                   f"{_local_iso(state['due'], state['tz'])}")
         return
     _retract_breach(state, at)  # stamped in time: a breach its tick recorded was none
     state["ext"] += 1
     state.setdefault("adj", []).append(["e", int(days)])
     _move_deadline(state, due, warn, rules, effects, now=at)
+
+
+def _refuse_extension(effects: Effects, detail: str) -> None:
+    effects.outcome = EXTENSION_REFUSED
+    effects.detail = detail
+
+
+def _local_iso(ts: float, tz: str) -> str:
+    """A moment in the appeal's zone for a dead letter's detail (a day-counted deadline reads
+    as 23:59:59 of its last day), to the second."""
+    try:
+        return dt.datetime.fromtimestamp(ts, zone(tz)).isoformat(timespec="seconds")
+    except (ValueError, OverflowError, OSError, KeyError):
+        return f"{ts:.0f} (Unix seconds)"
 
 
 def _running_due(state: State, at: float, rules: SlaRules) -> float:
