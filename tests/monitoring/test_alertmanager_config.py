@@ -164,7 +164,7 @@ def test_inhibition_on_real_alertmanager(alertmanager):
         # Platform alerts have no authority: a critical one must not silence a warning one.
         ("AppealsDeadLetterRatioHigh", {"team": "platform", "severity": "critical"}),
         ("AppealsDeadLettersGrowing", {"team": "platform", "severity": "warning",
-                                       "stage": "intake", "reason": "schema_invalid"}),
+                                       "stage": "intake", "reason": "missing_field"}),
     ])  # fmt: skip
     assert state == {
         ("AppealSlaBreach", "22-minzhkh"): "active",
@@ -183,7 +183,7 @@ def test_no_worker_running_silences_the_worker_alerts_only(alertmanager):
         ("AppealsWorkerDown", {"team": "platform", "severity": "warning",
                                "instance": "worker-1:9464"}),
         ("AppealsDeadLettersGrowing", {"team": "platform", "severity": "warning",
-                                       "stage": "intake", "reason": "schema_invalid"}),
+                                       "stage": "intake", "reason": "missing_field"}),
         ("AppealsApiDown", {"team": "platform", "severity": "warning", "instance": "api:8080"}),
     ])  # fmt: skip
     assert state == {
