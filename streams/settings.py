@@ -135,7 +135,8 @@ class Settings:
     """APPEALS_SLA_FUTURE_TOLERANCE: seconds (wall clock) events may be stamped ahead of now.
 
     Clock skew between systems: a lifecycle event whose ``at`` is further ahead of the SLA
-    clock is dead-lettered as ``future_timestamp`` (0 to 3660 days)."""
+    clock is dead-lettered as ``future_timestamp``, one further before its appeal's
+    registration as ``before_period`` (0 to 3660 days)."""
     time_scale: float = 1.0
     """APPEALS_TIME_SCALE: SLA clock speed; the demo runs days per second (1 = real time)."""
     clock_epoch: float = 0.0

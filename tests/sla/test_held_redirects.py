@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from streams.settings import Settings
+from tests.sla.sla_support import fixed_clock
 from workers.aggregates.partials import PartitionAggregates
 from workers.routing import Router, load_rules
 from workers.routing.loader import PACKAGED_DATA
@@ -31,7 +33,8 @@ def _runtime() -> Any:
                        extend=lambda regime, due, days, *a: due + days * DAY),
         resolve_parent=lambda aid: None,
         region_tz=lambda region, hint: hint or "Asia/Barnaul",
-        partition_aggregates=lambda p: aggregates.setdefault(p, PartitionAggregates()))
+        partition_aggregates=lambda p: aggregates.setdefault(p, PartitionAggregates()),
+        ctx=SimpleNamespace(clock=fixed_clock(T0.timestamp() + 2 * DAY), settings=Settings()))
 
 
 def _redirect(to: str) -> dict[str, Any]:

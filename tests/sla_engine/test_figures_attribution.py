@@ -10,6 +10,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from monitoring import metrics
+from streams.settings import Settings
 from workers.aggregates.partials import PartitionAggregates
 from workers.aggregates.rating import rate
 from workers.aggregates.readmodel import figures_from_maps
@@ -117,7 +118,8 @@ def test_response_times_after_a_reopen_are_the_same_live_and_rebuilt() -> None:
     clock = SimpleNamespace(now=lambda: T0, wall_time_of=lambda ts: ts)
     rt: Any = SimpleNamespace(rules=RULES, resolve_parent=None, router=None,
                               region_tz=lambda region, hint: "Asia/Barnaul",
-                              ctx=SimpleNamespace(clock=clock), aggregates={})
+                              ctx=SimpleNamespace(clock=clock, settings=Settings()),
+                              aggregates={})
     rt.partition_aggregates = lambda p: sla_agent.SlaRuntime.partition_aggregates(rt, p)
 
     async def run() -> State:

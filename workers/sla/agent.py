@@ -92,6 +92,10 @@ UNKNOWN_APPEAL = "unknown_appeal"
 #: Dead-letter reason of a lifecycle event stamped further ahead of the SLA clock than
 #: ``APPEALS_SLA_FUTURE_TOLERANCE`` (:func:`_check_not_ahead`).
 FUTURE_TIMESTAMP = "future_timestamp"
+#: Lifecycle events the SLA engine applies at their ``at``: none of them can be stamped
+#: before the appeal was registered (:func:`_check_not_before_registration`).
+STAMPED_KINDS = frozenset({"accepted", "answered", "extended", "redirected", "paused",
+                           "resumed", "closed", "reopened"})
 #: Seconds between two passes of :func:`_expire_held` over the table: held events are
 #: dead-lettered between the configured age and this much later.
 HELD_SCAN_EVERY = 3600.0
@@ -555,6 +559,7 @@ def _on_routed(rt: SlaRuntime, state: State | None, data: dict[str, Any], partit
     for pending in (state or {}).get("pending", []):
         trial = cast(State, copy_state(new))
         try:
+            _check_not_before_registration(rt, trial, pending)
             if pending.get("event") == "redirected" and rt.router is not None:
                 _check_redirect(rt.router, trial, pending)
             more = apply_lifecycle(trial, pending, rt.rules, rt.resolve_parent)
@@ -613,6 +618,7 @@ def _on_lifecycle(rt: SlaRuntime, state: State | None, data: dict[str, Any],
         if not _is_moment(since):
             since = time.time() if now is None else now
         return {"pending": pending, "since": since}, Effects(outcome="pending")
+    _check_not_before_registration(rt, state, data)
     if (data["event"] == "redirected" and rt.router is not None
             and data.get("event_id") not in state.get("events", ())):
         # A repeat (a replay, an authority resending its log) is the engine's ``duplicate``:
@@ -651,8 +657,10 @@ class HistoryOverflow(NotApplied):
 
 
 class BeforePeriod(NotApplied):
-    """A pause stamped before the answer period it would pause began, or an extension stamped
-    before the redirect or reopen that began the period it would extend."""
+    """A pause stamped before the answer period it would pause began, an extension stamped
+    before the redirect or reopen that began the period it would extend, or any event stamped
+    before the appeal's registration by more than ``APPEALS_SLA_FUTURE_TOLERANCE``
+    (:func:`_check_not_before_registration`)."""
 
     reason = BEFORE_PERIOD
 
@@ -697,6 +705,46 @@ def _check_not_ahead(rt: SlaRuntime, data: dict[str, Any]) -> None:
         f"{event} stamped {_span(at - now)} ahead of the SLA clock, more than "
         f"APPEALS_SLA_FUTURE_TOLERANCE ({tolerance:g} s) allows: is the sender's clock or "
         "time zone wrong (local time sent as UTC)?")
+
+
+def _check_not_before_registration(rt: SlaRuntime, state: State,
+                                   data: dict[str, Any]) -> None:
+    """Raise :class:`BeforePeriod` for an event stamped before its appeal was registered by
+    more than ``APPEALS_SLA_FUTURE_TOLERANCE``.
+
+    Why: the engine takes answers, closes and extensions in the first answer period whatever
+    their stamp (``engine._before_period`` leaves that period alone, so that a sender's clock a
+    little behind the intake's loses no answer). An answer dated years early (a mistyped
+    year) was then applied as given in time, in 0 s: it raised the body's on-time share and
+    pulled its median response time down, and nobody learnt of the typo. A redirect so dated
+    started the receiving body's period overdue, and a close closed the appeal before it
+    existed. No event of an appeal can come before its registration, in any period: beyond
+    clock skew it is dead-lettered for someone to correct. The skew is the one
+    :func:`_check_not_ahead` allows, in wall-clock seconds through ``clock.wall_time_of``, so
+    that the demo's sped-up clock (its producer stamps an appeal's events from its own reading
+    of the clock, the intake registers it a moment later) refuses none of its own events.
+
+    Checked by the agent, not the engine: the engine is a pure function of state and event
+    and knows no wall clock. It runs where an event meets its routed appeal, applied at once
+    (:func:`_on_lifecycle`) or held until its routing came (:func:`_on_routed`). A repeat of
+    an event the state already holds is left to the engine (``duplicate``): one an older
+    version applied is not dead-lettered at each replay.
+    """
+    event = data.get("event", "unknown")
+    registered = state.get("reg")
+    if (event not in STAMPED_KINDS or not _is_moment(registered)
+            or data.get("event_id") in state.get("events", ())):
+        return
+    clock = rt.ctx.clock
+    at = event_time(data)
+    tolerance = float(rt.ctx.settings.sla_future_tolerance)
+    if clock.wall_time_of(registered) - clock.wall_time_of(at) <= tolerance:
+        return
+    metrics.child(metrics.LIFECYCLE, event, "rejected").inc()
+    raise BeforePeriod(
+        f"{event} stamped {_span(registered - at)} before the appeal was registered "
+        f"({_iso_utc(registered)}), more than APPEALS_SLA_FUTURE_TOLERANCE ({tolerance:g} s) "
+        "of clock skew allows: is its date (the year) mistyped?")
 
 
 def _span(seconds: float) -> str:

@@ -71,7 +71,10 @@ HISTORY_OVERFLOW = "history_overflow"
 #: so the appeal stayed paused with no deadline (review of session 16). Also of an extension
 #: stamped before a redirect or reopen that began the running period (:func:`_before_period`):
 #: the handing-on body's extension, processed after the redirect, gave the receiving body's
-#: fresh period a month more and used up its one extension.
+#: fresh period a month more and used up its one extension. The SLA agent gives it too to any
+#: event stamped before the appeal's registration by more than clock skew
+#: (``workers.sla.agent._check_not_before_registration``), which the first period's own check
+#: here lets through.
 BEFORE_PERIOD = "before_period"
 #: Outcome (and dead-letter reason) of an extension the rules refuse (:func:`_extended`): one
 #: beyond the policy's ``extensions_allowed`` for the body, one declared after the deadline
@@ -697,7 +700,10 @@ def _before_period(state: State, at: float) -> bool:
     credited the receiving body with an answer in 0 s, a close ended a period before it began
     (its timers cancelled, its deadline never reported), and an extension gave a fresh period
     a month more. The first period is not judged so: it begins at the intake's registration,
-    and an authority's clock a little behind the intake's must not lose an answer.
+    and an authority's clock a little behind the intake's must not lose an answer. An event
+    stamped before registration by more than that skew is refused by the SLA agent before it
+    gets here (``workers.sla.agent._check_not_before_registration``: the skew is wall-clock
+    seconds, which this pure function cannot measure).
     """
     return at < state["start"] and state["start"] != state["reg"]
 
