@@ -135,8 +135,15 @@ class Settings:
     """APPEALS_SLA_FUTURE_TOLERANCE: seconds (wall clock) events may be stamped ahead of now.
 
     Clock skew between systems: a lifecycle event whose ``at`` is further ahead of the SLA
-    clock is dead-lettered as ``future_timestamp``, one further before its appeal's
-    registration as ``before_period`` (0 to 3660 days)."""
+    clock is dead-lettered as ``future_timestamp`` (0 to 3660 days)."""
+    sla_past_tolerance: float = 3 * 86400.0
+    """APPEALS_SLA_PAST_TOLERANCE: seconds (wall clock) events may be stamped before their
+    appeal's registration.
+
+    Further before, a lifecycle event is dead-lettered as ``before_period`` (a mistyped year).
+    Not the few minutes of clock skew: the intake registers an appeal when it reads it, so after
+    an outage or a backlog an authority's system can stamp its acceptance or a hotline's answer
+    hours before the registration (0 to 3660 days)."""
     time_scale: float = 1.0
     """APPEALS_TIME_SCALE: SLA clock speed; the demo runs days per second (1 = real time)."""
     clock_epoch: float = 0.0
@@ -258,6 +265,9 @@ class Settings:
                "must be 3600..31622400 s (an hour to 366 days)")
         _check(0 <= self.sla_future_tolerance <= 3660 * 86400, "APPEALS_SLA_FUTURE_TOLERANCE",
                "must be 0..316224000 s (up to 3660 days; 300 allows for clock skew)")
+        _check(0 <= self.sla_past_tolerance <= 3660 * 86400, "APPEALS_SLA_PAST_TOLERANCE",
+               "must be 0..316224000 s (up to 3660 days; 259200, three days, allows for an "
+               "intake backlog)")
         _check(self.escalation_after is None or self.escalation_after > 0,
                "APPEALS_ESCALATION_AFTER", "must be positive seconds")
         _check(0 <= self.triage_confidence <= 1, "APPEALS_TRIAGE_CONFIDENCE", "must be in [0, 1]")

@@ -98,7 +98,7 @@ def test_an_answer_with_a_mistyped_year_is_dead_lettered_not_counted_on_time() -
     assert (reason, orjson.loads(value)) == (BEFORE_PERIOD, answer)
     assert detail is not None and "\n" not in detail
     assert "3651.0 days before the appeal was registered" in detail
-    assert "2026-11-25T03:00:00+00:00" in detail and "APPEALS_SLA_FUTURE_TOLERANCE" in detail
+    assert "2026-11-25T03:00:00+00:00" in detail and "APPEALS_SLA_PAST_TOLERANCE" in detail
     assert _dead_count() == counted + 1
     assert metrics.child(metrics.LIFECYCLE, "answered", "rejected")._value.get() == rejected + 1
     assert batch.changed == {} and batch.schedule == {}, "no state change, no timer cancelled"
@@ -138,11 +138,12 @@ def test_a_close_extension_or_redirect_with_a_mistyped_year_is_dead_lettered(
 
 
 def test_an_event_a_little_before_registration_still_applies() -> None:
-    """A sender's clock four minutes behind the intake's (the default allows 300 s): the answer
-    is applied, on time, in 0 s, as before."""
+    """An intake backlog of two days (the default allows three): a hotline's answer given on
+    the call, stamped before the intake read the appeal, is applied, on time, in 0 s, as
+    before. A tolerance of the future check's 300 s would have dead-lettered it."""
     rt = _runtime()
     _run(rt, _event(ROUTED, _routed()))
-    early = REGISTERED - dt.timedelta(minutes=4)
+    early = REGISTERED - dt.timedelta(days=2)
     outbox, _ = _run(rt, _event(EXTERNAL, _lifecycle("answered", early), 1))
     assert outbox.dead == []
     state = rt.table[KEY]
@@ -150,13 +151,13 @@ def test_an_event_a_little_before_registration_still_applies() -> None:
     assert state["answered"] == early.timestamp() and state["resp"][-1][2] == 0.0
 
 
-def test_the_tolerance_is_the_future_tolerance_setting() -> None:
+def test_the_tolerance_is_the_past_tolerance_setting() -> None:
     stamped = _lifecycle("closed", REGISTERED - dt.timedelta(minutes=10))
-    strict = _runtime(sla_future_tolerance=60.0)
+    strict = _runtime(sla_past_tolerance=60.0, sla_future_tolerance=3600.0)
     _run(strict, _event(ROUTED, _routed()))
     outbox, _ = _run(strict, _event(EXTERNAL, stamped, 1))
     assert [reason for reason, _v, _d in outbox.dead] == [BEFORE_PERIOD]
-    loose = _runtime(sla_future_tolerance=3600.0)
+    loose = _runtime(sla_past_tolerance=3600.0, sla_future_tolerance=60.0)
     _run(loose, _event(ROUTED, _routed()))
     outbox, _ = _run(loose, _event(EXTERNAL, stamped, 1))
     assert outbox.dead == [] and loose.table[KEY]["status"] == "closed"
@@ -185,7 +186,7 @@ def test_a_held_event_with_a_mistyped_year_is_dead_lettered_when_its_routing_com
 
 def test_a_held_event_a_little_before_registration_still_applies() -> None:
     rt = _runtime()
-    early = REGISTERED - dt.timedelta(minutes=2)
+    early = REGISTERED - dt.timedelta(hours=20)
     _run(rt, _event(EXTERNAL, _lifecycle("answered", early), 1))
     outbox, _ = _run(rt, _event(ROUTED, _routed(), 2))
     assert outbox.dead == []
@@ -198,14 +199,14 @@ def test_on_a_sped_up_clock_the_tolerance_is_wall_clock_seconds() -> None:
     own reading, and the intake registers the appeal a moment later: hours of SLA time before
     the registration, a fraction of a wall-clock second, must not be refused."""
     clock = SlaClock(scale=86400.0, epoch=time.time())
-    rt = _runtime(clock=clock)
+    rt = _runtime(clock=clock, sla_past_tolerance=300.0)
     registered = dt.datetime.fromtimestamp(clock.now(), dt.UTC)
     _run(rt, _event(ROUTED, _routed(registered)))
     sooner = registered - dt.timedelta(hours=3)  # 1/8 s of wall time
     outbox, _ = _run(rt, _event(EXTERNAL, _lifecycle("accepted", sooner), 1))
     assert outbox.dead == [] and _lifecycle("accepted", sooner)["event_id"] in (
         rt.table[KEY]["events"])
-    mistyped = registered - dt.timedelta(days=400)  # 400 s of wall time
+    mistyped = registered - dt.timedelta(days=400)  # 400 s of wall time, more than 300
     outbox, _ = _run(rt, _event(EXTERNAL, _lifecycle("answered", mistyped, 2), 2))
     assert [reason for reason, _v, _d in outbox.dead] == [BEFORE_PERIOD]
 
@@ -213,7 +214,7 @@ def test_on_a_sped_up_clock_the_tolerance_is_wall_clock_seconds() -> None:
 def test_a_repeat_of_an_event_already_applied_stays_a_duplicate() -> None:
     """An answer an older version applied despite its stamp is not dead-lettered again at
     every replay of the topic: the state holds its id, and the engine calls it a duplicate."""
-    rt = _runtime(sla_future_tolerance=3660 * 86400.0)  # as the older version: no check
+    rt = _runtime(sla_past_tolerance=3660 * 86400.0)  # as the older version: no check
     _run(rt, _event(ROUTED, _routed()))
     answer = _lifecycle("answered", MISTYPED)
     _run(rt, _event(EXTERNAL, answer, 1))

@@ -659,7 +659,7 @@ class HistoryOverflow(NotApplied):
 class BeforePeriod(NotApplied):
     """A pause stamped before the answer period it would pause began, an extension stamped
     before the redirect or reopen that began the period it would extend, or any event stamped
-    before the appeal's registration by more than ``APPEALS_SLA_FUTURE_TOLERANCE``
+    before the appeal's registration by more than ``APPEALS_SLA_PAST_TOLERANCE``
     (:func:`_check_not_before_registration`)."""
 
     reason = BEFORE_PERIOD
@@ -710,7 +710,7 @@ def _check_not_ahead(rt: SlaRuntime, data: dict[str, Any]) -> None:
 def _check_not_before_registration(rt: SlaRuntime, state: State,
                                    data: dict[str, Any]) -> None:
     """Raise :class:`BeforePeriod` for an event stamped before its appeal was registered by
-    more than ``APPEALS_SLA_FUTURE_TOLERANCE``.
+    more than ``APPEALS_SLA_PAST_TOLERANCE``.
 
     Why: the engine takes answers, closes and extensions in the first answer period whatever
     their stamp (``engine._before_period`` leaves that period alone, so that a sender's clock a
@@ -718,11 +718,12 @@ def _check_not_before_registration(rt: SlaRuntime, state: State,
     year) was then applied as given in time, in 0 s: it raised the body's on-time share and
     pulled its median response time down, and nobody learnt of the typo. A redirect so dated
     started the receiving body's period overdue, and a close closed the appeal before it
-    existed. No event of an appeal can come before its registration, in any period: beyond
-    clock skew it is dead-lettered for someone to correct. The skew is the one
-    :func:`_check_not_ahead` allows, in wall-clock seconds through ``clock.wall_time_of``, so
-    that the demo's sped-up clock (its producer stamps an appeal's events from its own reading
-    of the clock, the intake registers it a moment later) refuses none of its own events.
+    existed. Such an event is dead-lettered for someone to correct. The tolerance is days, not
+    the minutes of clock skew :func:`_check_not_ahead` allows: the intake registers an appeal
+    when it reads it, so after an outage or behind a backlog a body's own system (a letter it
+    registered itself, a hotline answering on the call) stamps events hours before our
+    registration, and they are real. It is in wall-clock seconds through
+    ``clock.wall_time_of``, so that the demo's sped-up clock refuses none of its own events.
 
     Checked by the agent, not the engine: the engine is a pure function of state and event
     and knows no wall clock. It runs where an event meets its routed appeal, applied at once
@@ -737,14 +738,14 @@ def _check_not_before_registration(rt: SlaRuntime, state: State,
         return
     clock = rt.ctx.clock
     at = event_time(data)
-    tolerance = float(rt.ctx.settings.sla_future_tolerance)
+    tolerance = float(rt.ctx.settings.sla_past_tolerance)
     if clock.wall_time_of(registered) - clock.wall_time_of(at) <= tolerance:
         return
     metrics.child(metrics.LIFECYCLE, event, "rejected").inc()
     raise BeforePeriod(
         f"{event} stamped {_span(registered - at)} before the appeal was registered "
-        f"({_iso_utc(registered)}), more than APPEALS_SLA_FUTURE_TOLERANCE ({tolerance:g} s) "
-        "of clock skew allows: is its date (the year) mistyped?")
+        f"({_iso_utc(registered)}), more than APPEALS_SLA_PAST_TOLERANCE ({tolerance:g} s) "
+        "allows: is its date (the year) mistyped?")
 
 
 def _span(seconds: float) -> str:
