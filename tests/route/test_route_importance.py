@@ -26,6 +26,7 @@ import workers.intake.adapters  # noqa: F401  (registers the native adapters)
 from schemas.records import RoutedAppeal
 from schemas.validation import InvalidEvent, validate
 from streams import topics as t
+from streams.clock import SlaClock
 from streams.settings import Settings
 from workers.intake.agent import route_view
 from workers.intake.core import intake_from_dict, register
@@ -97,7 +98,7 @@ def incident(importance: str | None, incident_id: str = "inc-1") -> dict[str, An
 def classify_and_route(router: Router, appeals: list[dict[str, Any]], *, urgent: bool,
                        confidence: float) -> Outbox:
     outbox = Outbox()
-    ctx = SimpleNamespace(settings=SETTINGS)
+    ctx = SimpleNamespace(settings=SETTINGS, clock=SlaClock())
     asyncio.run(A.classify_and_route(ctx, outbox, appeals,  # type: ignore[arg-type]
                                      Classifier(urgent=urgent, confidence=confidence), router))
     return outbox

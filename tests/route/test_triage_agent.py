@@ -21,6 +21,7 @@ import orjson
 import pytest
 
 from streams import topics as t
+from streams.clock import SlaClock
 from streams.settings import Settings
 from workers.route import agent as A
 from workers.routing import Router, load_rules
@@ -94,6 +95,7 @@ class Worker:
                 for topic in (DECISIONS, PENDING) for p in range(SETTINGS.partitions)]),
         )
         ctx = SimpleNamespace(settings=SETTINGS, outbox=lambda stage: self.outbox,
+                              clock=SlaClock(),
                               topology=SimpleNamespace(channel_of=lambda *bases: None))
         self.agent = A.install_triage(app, ctx, router)  # type: ignore[arg-type]
 

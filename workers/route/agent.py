@@ -51,6 +51,7 @@ from schemas.records import (
 )
 from schemas.validation import InvalidEvent, check_version, is_datetime, parse_datetime
 from streams import topics as t
+from streams.clock import SlaClock
 from workers.routing import RouteInput, Router
 from workers.runtime import (
     Outbox,
@@ -89,7 +90,14 @@ def is_urgent(appeal: dict[str, Any], classifier_urgent: bool) -> bool:
 
 
 def routed_record(appeal: dict[str, Any], decision: Any, category: str, urgent: bool,
-                  confidence: float, classifier_version: str | None) -> RoutedAppeal:
+                  confidence: float, classifier_version: str | None,
+                  routed_at: datetime | None = None) -> RoutedAppeal:
+    """The routed record of ``appeal``. ``routed_at`` is read on the SLA clock
+    (``ctx.clock.now_dt()``), the clock intake stamps ``registered_at`` with: on the demo's
+    sped-up clock the wall clock put the routing weeks before the registration. None (tools
+    and tests without a clock) is the wall clock."""
+    if routed_at is None:
+        routed_at = datetime.now(UTC)
     return RoutedAppeal(
         appeal_id=appeal["appeal_id"],
         regime=appeal["regime"],
@@ -101,7 +109,7 @@ def routed_record(appeal: dict[str, Any], decision: Any, category: str, urgent: 
         authority_id=decision.authority_id,
         routing_level=decision.level,
         rule_version=decision.rule_version,
-        routed_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
+        routed_at=routed_at.astimezone(UTC).isoformat(timespec="milliseconds"),
         channel=appeal.get("channel"),
         subcategory=appeal.get("subcategory"),
         classifier_version=classifier_version,
@@ -140,6 +148,7 @@ async def classify_and_route(ctx: WorkerContext, outbox: Outbox, appeals: Sequen
         return
     threshold = ctx.settings.triage_confidence
     results = classifier.classify_batch([a["text"] for a in appeals])
+    now = ctx.clock.now_dt()
     for appeal, result in zip(appeals, results, strict=True):
         metrics.child(metrics.CLASSIFIED, result.category, str(result.urgent).lower()).inc()
         if result.confidence < threshold:
@@ -148,7 +157,7 @@ async def classify_and_route(ctx: WorkerContext, outbox: Outbox, appeals: Sequen
         decision = router.route(route_input(appeal, result.category))
         record = routed_record(appeal, decision, result.category,
                                is_urgent(appeal, result.urgent), result.confidence,
-                               result.model_version)
+                               result.model_version, now)
         await outbox.send_record(t.ROUTED, appeal["appeal_id"], record)
         metrics.child(metrics.ROUTED, result.category, decision.level).inc()
 
@@ -206,7 +215,7 @@ def install_triage(app: faust.App, ctx: WorkerContext, router: Router) -> Any:
                     early.rebuild(pending.items(), assigned_partitions())
                 outbox = ctx.outbox(TRIAGE_STAGE)
                 await process_batch(outbox, pending, router, early, events, decisions_topic,
-                                    assigned_partitions)
+                                    assigned_partitions, clock=ctx.clock)
                 observe_stage_latency(TRIAGE_STAGE, events)
 
     return triage
@@ -360,8 +369,12 @@ class _Staged:
 
 async def process_batch(outbox: Outbox, table: Any, router: Router, early: EarlyDecisions,
                         events: Sequence[Any], decisions_topic: str,
-                        assigned: Callable[[], set[int]] | None = None) -> None:
-    """One batch of pending appeals and decisions; the table is written after the flush."""
+                        assigned: Callable[[], set[int]] | None = None, *,
+                        clock: SlaClock | None = None) -> None:
+    """One batch of pending appeals and decisions; the table is written after the flush.
+    ``clock`` is the SLA clock the routed records' ``routed_at`` is read on (None: the wall
+    clock, for tests)."""
+    now = (clock or SlaClock()).now_dt()
     staged = _Staged(table)
     touched: set[int] = set()
     for event in events:
@@ -373,9 +386,9 @@ async def process_batch(outbox: Outbox, table: Any, router: Router, early: Early
             data = parse_event(msg.value)
             if is_decision:
                 await _on_decision(outbox, staged, router, data, at=at,
-                                   partition=msg.partition, offset=msg.offset)
+                                   partition=msg.partition, offset=msg.offset, now=now)
             else:
-                await _on_pending(outbox, staged, router, data)
+                await _on_pending(outbox, staged, router, data, now=now)
         except InvalidEvent as exc:
             await outbox.dead_letter(event, stage=TRIAGE_STAGE, reason=exc.reason,
                                      detail=exc.detail)
@@ -510,7 +523,7 @@ def _held(pending: Any, key: bytes) -> dict[str, Any] | None:
 
 
 async def _on_pending(outbox: Outbox, pending: Any, router: Router,
-                      appeal: dict[str, Any]) -> None:
+                      appeal: dict[str, Any], *, now: datetime | None = None) -> None:
     key = check_pending(appeal).encode()
     held = _held(pending, key)
     if held is not None and "decision" in held:
@@ -524,7 +537,7 @@ async def _on_pending(outbox: Outbox, pending: Any, router: Router,
         except InvalidEvent as exc:
             raise InvalidEvent("unprocessable", f"the waiting decision for {appeal['appeal_id']} "
                                f"fails its check ({exc.reason}): {exc.detail}") from None
-        await _route_decided(outbox, router, appeal, decision)
+        await _route_decided(outbox, router, appeal, decision, now)
         pending[key] = {"done": True}
         return
     if held is not None and held.get("done"):
@@ -533,7 +546,8 @@ async def _on_pending(outbox: Outbox, pending: Any, router: Router,
 
 
 async def _on_decision(outbox: Outbox, pending: Any, router: Router, data: dict[str, Any], *,
-                       at: float | None = None, partition: int = -1, offset: int = -1) -> None:
+                       at: float | None = None, partition: int = -1, offset: int = -1,
+                       now: datetime | None = None) -> None:
     """A human named the category: route the waiting appeal (once; repeats find nothing).
 
     The first decision wins: later ones for the same appeal are counted and ignored (and
@@ -562,7 +576,7 @@ async def _on_decision(outbox: Outbox, pending: Any, router: Router, data: dict[
     except InvalidEvent as exc:
         raise InvalidEvent("unprocessable", f"the stored pending appeal {appeal_id} fails its "
                            f"check ({exc.reason}): {exc.detail}") from None
-    await _route_decided(outbox, router, held, data)
+    await _route_decided(outbox, router, held, data, now)
     pending[key] = {"done": True}
 
 
@@ -575,7 +589,7 @@ def _fault(exc: Exception) -> str:
 
 
 async def _route_decided(outbox: Outbox, router: Router, appeal: dict[str, Any],
-                         decision_event: dict[str, Any]) -> None:
+                         decision_event: dict[str, Any], now: datetime | None = None) -> None:
     """Route ``appeal`` to the decided category. Everything that can raise comes before the
     first send: an event that fails is dead-lettered with nothing of it published.
 
@@ -589,7 +603,7 @@ async def _route_decided(outbox: Outbox, router: Router, appeal: dict[str, Any],
     urgent = is_urgent(appeal, classifier_urgent) if decided is None else bool(decided)
     label = classifier_urgent if decided is None else bool(decided)
     decision = router.route(route_input(appeal, category))
-    record = routed_record(appeal, decision, category, urgent, 1.0, "triage")
+    record = routed_record(appeal, decision, category, urgent, 1.0, "triage", now)
     feedback = _feedback(appeal, decision_event, category, label)
     await outbox.send_record(t.ROUTED, appeal["appeal_id"], record)
     if feedback is not None:
