@@ -81,9 +81,10 @@ def pending(appeal_id: str, /, **changes: Any) -> dict[str, Any]:
 
 
 def decision(appeal_id: str, **changes: Any) -> dict[str, Any]:
-    return {"schema_version": 1, "event_id": f"{appeal_id}:t", "appeal_id": appeal_id,
-            "event": "triaged", "at": "2026-11-24T03:00:00+00:00", "category": "roads",
-            **changes}
+    value = {"schema_version": 1, "event_id": f"{appeal_id}:t", "appeal_id": appeal_id,
+             "event": "triaged", "at": "2026-11-24T03:00:00+00:00", "category": "roads",
+             **changes}
+    return {k: v for k, v in value.items() if v is not _DROP}
 
 
 def event(topic: str, value: dict[str, Any]) -> Any:
@@ -194,6 +195,15 @@ def test_a_value_in_the_table_that_is_not_an_object_is_refused(router: Router) -
     ({"category": "potholes"}, "invalid_value"),
     ({"category": None}, "invalid_value"),
     ({"urgent": "no"}, "wrong_type"),
+    # Checked against the lifecycle-event schema, and it must be a triage decision.
+    ({"event": "answered"}, "invalid_value"),
+    ({"event": "redirected", "to_authority_id": "22-minzdrav"}, "invalid_value"),
+    ({"event_id": _DROP}, "missing_field"),
+    ({"event_id": ""}, "invalid_value"),
+    ({"at": _DROP}, "missing_field"),
+    ({"at": "tomorrow"}, "invalid_value"),
+    ({"at": "2026-11-24T03:00:00"}, "invalid_value"),
+    ({"note": "x"}, "unknown_field"),
 ])
 def test_a_decision_the_routed_record_could_not_carry_is_refused(
         router: Router, changes: dict[str, Any], reason: str) -> None:
@@ -202,6 +212,19 @@ def test_a_decision_the_routed_record_could_not_carry_is_refused(
         [(DECISIONS, decision("a1", **changes)), (DECISIONS, decision("a1"))])
     assert [(d["reason"], d["topic"]) for d in outbox.dead] == [(reason, DECISIONS)]
     assert outbox.routed() == ["a1"], "the next, valid decision still routes it"
+
+
+def test_another_lifecycle_event_with_a_category_is_no_triage_decision(router: Router) -> None:
+    """The reviewer's case: an ``answered`` event with a category and neither ``event_id`` nor
+    ``at`` routed the waiting appeal to healthcare and became a training line."""
+    outbox, table = Outbox(), {}  # type: ignore[var-annotated]
+    answered = {"schema_version": 1, "appeal_id": "a1", "event": "answered",
+                "category": "healthcare"}
+    run(outbox, table, router, [(PENDING, pending("a1")), (DECISIONS, answered)])
+    assert [(d["reason"], d["topic"]) for d in outbox.dead] == [("invalid_value", DECISIONS)]
+    assert "triaged" in outbox.dead[0]["detail"]
+    assert outbox.sent == [], "neither routed nor published as training data"
+    assert "decision" not in table[b"a1"] and not table[b"a1"].get("done"), "still waiting"
 
 
 class FaultyRouter(Router):

@@ -44,12 +44,19 @@ from monitoring import metrics
 from schemas.records import (
     CATEGORIES,
     REGIMES,
+    LifecycleEvent,
     RoutedAppeal,
     TriageCandidate,
     TriageFeedback,
     TriageItem,
 )
-from schemas.validation import InvalidEvent, check_version, is_datetime, parse_datetime
+from schemas.validation import (
+    InvalidEvent,
+    check_version,
+    is_datetime,
+    parse_datetime,
+    validate,
+)
 from streams import topics as t
 from streams.clock import SlaClock
 from workers.routing import RouteInput, Router
@@ -497,11 +504,18 @@ def check_decision(data: dict[str, Any]) -> str:
     appeal id. Lifecycle events are validated upstream, but this topic is a topic like any
     other: an unknown category would be routed to the region's triage desk and published in a
     routed record its schema refuses. A decision is a ``lifecycle-event``: of another
-    ``schema_version`` (or none) it is refused, as the SLA agent refuses such an event."""
+    ``schema_version`` (or none) it is refused, as the SLA agent refuses such an event.
+
+    The whole ``lifecycle-event`` schema is checked, and the event must be ``triaged``: an
+    ``answered`` event with a category (no ``event_id``, no ``at``) routed the waiting appeal as
+    if a human had triaged it and became a training line. The reason codes are the schema's
+    (``invalid_value`` for another event)."""
     if "schema_version" not in data:
         raise InvalidEvent("missing_field", "triage decision: schema_version missing")
     check_version(data["schema_version"], 1, "triage decision: ")
     appeal_id = _appeal_id(data)
+    if data.get("event") != "triaged":
+        raise InvalidEvent("invalid_value", "triage decision: event is not triaged")
     category = data.get("category")
     if not isinstance(category, str):
         raise InvalidEvent("invalid_value", "triage decision needs appeal_id and category")
@@ -509,6 +523,10 @@ def check_decision(data: dict[str, Any]) -> str:
         raise InvalidEvent("invalid_value", "triage decision category is not a known category")
     if not isinstance(data.get("urgent"), bool | None):
         raise InvalidEvent("wrong_type", "triage decision urgent is not a boolean or null")
+    try:
+        validate(LifecycleEvent.schema, data)
+    except InvalidEvent as exc:
+        raise InvalidEvent(exc.reason, f"triage decision: {exc.detail}") from None
     return appeal_id
 
 
