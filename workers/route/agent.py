@@ -393,9 +393,10 @@ async def process_batch(outbox: Outbox, table: Any, router: Router, early: Early
             data = parse_event(msg.value)
             if is_decision:
                 await _on_decision(outbox, staged, router, data, at=at,
-                                   partition=msg.partition, offset=msg.offset, now=now)
+                                   partition=msg.partition, offset=msg.offset, now=now,
+                                   key=msg.key)
             else:
-                await _on_pending(outbox, staged, router, data, now=now)
+                await _on_pending(outbox, staged, router, data, now=now, key=msg.key)
         except InvalidEvent as exc:
             await outbox.dead_letter(event, stage=TRIAGE_STAGE, reason=exc.reason,
                                      detail=exc.detail)
@@ -530,6 +531,30 @@ def check_decision(data: dict[str, Any]) -> str:
     return appeal_id
 
 
+#: ``key`` of :func:`_on_pending` and :func:`_on_decision` when the caller has no message key
+#: to compare (tests that feed the handlers directly).
+_UNCHECKED: Any = object()
+
+
+def _check_key(key: Any, appeal_id: str, what: str) -> bytes:
+    """The table key of ``appeal_id``; refuses (``key_mismatch``) a record whose Kafka key is
+    not its appeal id.
+
+    Why: the table key comes from the payload, but the record sits on the partition of its
+    Kafka key. With two workers the table partition of the appeal id may belong to the other
+    one, and the batch's table writes skip keys of partitions this worker does not own
+    (:meth:`_Staged.commit`): such a decision found no appeal here, its wait was never stored,
+    and it vanished without a trace. The SLA agent refuses a routed record keyed otherwise the
+    same way. The detail names neither key nor payload."""
+    wanted = appeal_id.encode()
+    if key is not _UNCHECKED and key != wanted:
+        raise InvalidEvent("key_mismatch", (
+            f"{what}: the record's Kafka key is not its appeal_id"
+            f"{' (it has no key)' if key is None else ''}; re-publish it keyed by its "
+            "appeal_id"))
+    return wanted
+
+
 def _held(pending: Any, key: bytes) -> dict[str, Any] | None:
     """The table's value for ``key``. This agent writes only objects there; anything else (a
     changelog record written by hand) refuses the event instead of failing on a lookup."""
@@ -541,8 +566,9 @@ def _held(pending: Any, key: bytes) -> dict[str, Any] | None:
 
 
 async def _on_pending(outbox: Outbox, pending: Any, router: Router,
-                      appeal: dict[str, Any], *, now: datetime | None = None) -> None:
-    key = check_pending(appeal).encode()
+                      appeal: dict[str, Any], *, now: datetime | None = None,
+                      key: Any = _UNCHECKED) -> None:
+    key = _check_key(key, check_pending(appeal), "pending appeal")
     held = _held(pending, key)
     if held is not None and "decision" in held:
         # The human was quicker than this queue: route now (a decision that waited since
@@ -565,7 +591,7 @@ async def _on_pending(outbox: Outbox, pending: Any, router: Router,
 
 async def _on_decision(outbox: Outbox, pending: Any, router: Router, data: dict[str, Any], *,
                        at: float | None = None, partition: int = -1, offset: int = -1,
-                       now: datetime | None = None) -> None:
+                       now: datetime | None = None, key: Any = _UNCHECKED) -> None:
     """A human named the category: route the waiting appeal (once; repeats find nothing).
 
     The first decision wins: later ones for the same appeal are counted and ignored (and
@@ -578,7 +604,7 @@ async def _on_decision(outbox: Outbox, pending: Any, router: Router, data: dict[
     stored copy is neither routed on a guess nor dropped unseen.
     """
     appeal_id = check_decision(data)
-    key = appeal_id.encode()
+    key = _check_key(key, appeal_id, "triage decision")
     held = _held(pending, key)
     if held is None:
         # The decision overtook the pending appeal: keep it until the appeal arrives.
