@@ -64,6 +64,18 @@ TRIAGED = Counter(
     "Appeals sent to the manual triage queue because classifier confidence was low.",
     registry=REGISTRY,
 )
+TRIAGE_WAITING = Gauge(
+    "appeals_triage_waiting",
+    "Appeals waiting in the triage table for a human decision, in this worker's partitions "
+    "(after APPEALS_TRIAGE_MAX_WAIT they go to the region's triage desk).",
+    registry=REGISTRY,
+)
+TRIAGE_OLDEST_WAIT = Gauge(
+    "appeals_triage_oldest_wait_seconds",
+    "Seconds (wall clock) the oldest appeal waiting for a triage decision in this worker's "
+    "partitions has waited since its pending copy was written (0 when none).",
+    registry=REGISTRY,
+)
 ROUTED = Counter(
     "appeals_routed",
     "Appeals routed to an authority, by category and routing level.",

@@ -124,6 +124,17 @@ class Settings:
     """APPEALS_DEDUPE_WINDOW_DAYS: how long an exact duplicate is recognised."""
     triage_confidence: float = 0.45
     """APPEALS_TRIAGE_CONFIDENCE: below this classifier confidence an appeal goes to triage."""
+    triage_max_wait: float = 86400.0
+    """APPEALS_TRIAGE_MAX_WAIT: seconds an appeal may wait for a triage decision; then it is
+    routed to its region's triage desk (routing_level triage_timeout) with its registration
+    time, so its deadlines are tracked (60 s to 7 days; 0 is refused).
+
+    Measured in message time of the triage agent's inputs (the later of the pending and the
+    decisions topic on the appeal's partition), as the early-decision wait is, so a replay
+    decides as the first run did. Not 0 for "no limit": an appeal nobody decides must not
+    wait unseen, with its deadlines untracked and its text in the triage table, for ever; and
+    at most the 7 days 59-FZ gives for a redirect (art. 8 p. 3), which run from registration
+    whether or not anyone triaged the appeal."""
     warning_share: float | None = None
     """APPEALS_WARNING_SHARE: if set, overrides every SLA policy's warning share (drills, tests)."""
     escalation_after: float | None = None
@@ -271,6 +282,9 @@ class Settings:
         _check(self.escalation_after is None or self.escalation_after > 0,
                "APPEALS_ESCALATION_AFTER", "must be positive seconds")
         _check(0 <= self.triage_confidence <= 1, "APPEALS_TRIAGE_CONFIDENCE", "must be in [0, 1]")
+        _check(60 <= self.triage_max_wait <= 7 * 86400, "APPEALS_TRIAGE_MAX_WAIT",
+               "must be 60..604800 s (a minute to 7 days; there is no 'off': an undecided "
+               "appeal goes to the triage desk)")
         _check(self.time_scale > 0, "APPEALS_TIME_SCALE", "must be positive")
         if self.time_scale != 1:
             self._check_scaled_clock()

@@ -12,6 +12,7 @@ dead-lettered as ``unprocessable``; the good appeal behind both is routed and th
 from __future__ import annotations
 
 import base64
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -66,7 +67,11 @@ def test_pending_copy_of_the_wrong_shape_is_dead_lettered(broker, redis_server,
         def send(topic: str, key: str, value: bytes) -> None:
             producer.send(topic, key=key.encode(), value=value, partition=p).get(30)
 
-        send(changelog, legacy, orjson.dumps({"appeal_id": legacy}))
+        # Registered just now: it waits for its decision (one stored without a registration
+        # time, or longer ago than APPEALS_TRIAGE_MAX_WAIT, is dead-lettered at the first
+        # batch of its partition instead, tests/route/test_triage_timeout.py).
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        send(changelog, legacy, orjson.dumps({"appeal_id": legacy, "registered_at": now}))
         with running_worker(settings, tmp_path / "worker.log") as worker:
             send(t.topic_name(settings, t.TRIAGE_PENDING), good, _pending(good))
             send(t.topic_name(settings, t.TRIAGE_PENDING), bad, orjson.dumps({"appeal_id": bad}))

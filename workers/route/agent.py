@@ -14,6 +14,12 @@ timestamps, so a replay behaves like the first run) it is dead-lettered as ``not
 unknown id, an appeal that was routed directly). The table is written only after the batch's
 routed records are acknowledged (:class:`_Staged`).
 
+A pending appeal waits for its decision no longer than ``APPEALS_TRIAGE_MAX_WAIT`` (message time
+again): then it is routed to its region's triage desk (:func:`_time_out`), so the SLA agent
+tracks its deadlines from registration, and its copy (text, address) leaves the table. A
+decision that comes after that redirects it from the desk (:func:`_redirect_late`). Gauges
+(``appeals_triage_waiting``, ``appeals_triage_oldest_wait_seconds``) show what waits.
+
 Both inputs are checked when they arrive (:func:`check_pending`, :func:`_on_decision`): a record
 the routing could not use goes to the dead-letter topic with the reason instead of waiting in
 the table for the decision that would trip over it. A decision applied to a stored record that
@@ -205,7 +211,8 @@ def install_triage(app: faust.App, ctx: WorkerContext, router: Router) -> Any:
         key_type=bytes,
         use_partitioner=True,
     )
-    early = EarlyDecisions(settings.partitions)
+    pending_topic = t.topic_name(settings, t.TRIAGE_PENDING)
+    early = EarlyDecisions(settings.partitions, settings.triage_max_wait)
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def _assigned(app: faust.App, assigned: Any, **_: Any) -> None:
@@ -213,6 +220,18 @@ def install_triage(app: faust.App, ctx: WorkerContext, router: Router) -> Any:
 
     def assigned_partitions() -> set[int]:
         return {tp.partition for tp in app.consumer.assignment() if tp.topic == decisions_topic}
+
+    def owned_now() -> set[int]:
+        """For the gauges, read at each scrape: the partitions owned now, so those revoked
+        since the last batch (whose items are still in the index) are not counted."""
+        try:
+            return assigned_partitions()
+        except Exception:  # no consumer yet (before start, or stopping): nothing owned
+            return set()
+
+    metrics.TRIAGE_WAITING.set_function(lambda: early.copies_waiting(owned_now())[0])
+    metrics.TRIAGE_OLDEST_WAIT.set_function(
+        lambda: _age(early.copies_waiting(owned_now())[1], time.time()))
 
     @app.agent(source, name="triage")
     async def triage(stream: faust.StreamT) -> None:
@@ -222,7 +241,8 @@ def install_triage(app: faust.App, ctx: WorkerContext, router: Router) -> Any:
                     early.rebuild(pending.items(), assigned_partitions())
                 outbox = ctx.outbox(TRIAGE_STAGE)
                 await process_batch(outbox, pending, router, early, events, decisions_topic,
-                                    assigned_partitions, clock=ctx.clock)
+                                    assigned_partitions, clock=ctx.clock,
+                                    pending_topic=pending_topic)
                 observe_stage_latency(TRIAGE_STAGE, events)
 
     return triage
@@ -239,16 +259,84 @@ EARLY_DECISION_WAIT = 3600.0
 #: Longer, because while catching up on a backlog the small decision records run ahead of the
 #: pending copies; a backlog of more than this many seconds could expire a decision early.
 EARLY_DECISION_MAX_WAIT = 7 * 86400.0
+#: ``APPEALS_TRIAGE_MAX_WAIT``'s default: :class:`EarlyDecisions` built without settings.
+TRIAGE_MAX_WAIT = 86400.0
+
+
+def _age(since: float | None, now: float) -> float:
+    """Seconds from ``since`` to ``now``; 0 for nothing waiting (the gauge's convention)."""
+    return 0.0 if since is None else max(0.0, now - since)
+
+
+class _Waits:
+    """Keys waiting since a moment, per partition: counts, and the oldest first without a scan
+    (a heap per partition; an entry whose key no longer waits with that moment is stale and
+    dropped when it comes up, as in :class:`EarlyDecisions`)."""
+
+    def __init__(self) -> None:
+        self.since: dict[bytes, tuple[int, float]] = {}
+        self._heaps: dict[int, list[tuple[float, bytes]]] = {}
+        self._counts: dict[int, int] = {}
+
+    def add(self, key: bytes, partition: int, since: float) -> None:
+        old = self.since.get(key)
+        if old == (partition, since):
+            return  # already indexed: one heap entry per wait
+        if old is not None:
+            self._counts[old[0]] -= 1
+        self.since[key] = (partition, since)
+        self._counts[partition] = self._counts.get(partition, 0) + 1
+        heapq.heappush(self._heaps.setdefault(partition, []), (since, key))
+
+    def drop(self, key: bytes) -> None:
+        old = self.since.pop(key, None)
+        if old is not None:
+            self._counts[old[0]] -= 1
+
+    def count(self, partition: int) -> int:
+        return self._counts.get(partition, 0)
+
+    def oldest(self, partition: int) -> float | None:
+        heap = self._heaps.get(partition)
+        while heap:
+            since, key = heap[0]
+            if self.since.get(key) == (partition, since):
+                return since
+            heapq.heappop(heap)
+        return None
+
+    def due(self, partition: int, limit: float) -> list[bytes]:
+        """The keys of ``partition`` waiting since ``limit`` or before, oldest first; they
+        wait no more."""
+        out = []
+        while (since := self.oldest(partition)) is not None and since <= limit:
+            key = heapq.heappop(self._heaps[partition])[1]
+            self.drop(key)
+            out.append(key)
+        return out
 
 
 class EarlyDecisions:
-    """Decisions waiting in the table for their pending appeal, and the stream times that end
-    the wait. The waiting decision itself, with its message timestamp (``since``) and
-    partition, is in the changelog-backed table: this index is rebuilt from the table after
-    every rebalance, so a restart neither forgets a wait nor starts it again."""
+    """Decisions waiting in the table for their pending appeal, pending appeals waiting for
+    their decision (:attr:`copies`), and the stream times that end both waits. What waits, with
+    its message timestamp (``since``) and partition, is in the changelog-backed table: this
+    index is rebuilt from the table after every rebalance, so a restart neither forgets a wait
+    nor starts it again.
 
-    def __init__(self, partitions: int) -> None:
+    A pending appeal waits ``max_wait`` (``APPEALS_TRIAGE_MAX_WAIT``) of its partition's stream
+    time, the later message time of either input topic there: a decision is keyed like its
+    appeal, so once either topic of the partition is that far past the appeal's arrival, any
+    decision stamped within the wait has been read (one read after is late, and redirects the
+    appeal from the desk: :func:`_redirect_late`). Not the wall clock, so a replay times out
+    what the first run timed out; a partition where nothing at all arrives any more keeps its
+    appeals waiting, which the gauges (``appeals_triage_oldest_wait_seconds``, wall clock)
+    and the ``AppealsTriageWaiting`` alert show."""
+
+    def __init__(self, partitions: int, max_wait: float = TRIAGE_MAX_WAIT) -> None:
         self.partitions = partitions
+        self.max_wait = float(max_wait)
+        #: Pending appeals waiting for a decision: key -> (partition, since).
+        self.copies = _Waits()
         self.waiting: dict[bytes, tuple[int, float]] = {}
         #: Per partition, (since, key) of the waiting decisions, oldest first. Entries whose
         #: key no longer waits with that ``since`` are stale and dropped when they come up.
@@ -272,8 +360,46 @@ class EarlyDecisions:
     def track(self, key: bytes, value: Any) -> None:
         if _is_early(value):
             self._wait(key, int(value.get("p", -1)), float(value.get("since", 0.0)))
+            self.copies.drop(key)
+        elif _is_waiting_copy(value):
+            self.waiting.pop(key, None)
+            self.copies.add(key, *self._copy_wait(key, value))
         else:
             self.waiting.pop(key, None)
+            self.copies.drop(key)
+
+    def _copy_wait(self, key: bytes, value: dict[str, Any]) -> tuple[int, float]:
+        """(partition, since) of a stored pending appeal. One stored before the wait had a
+        limit has neither: its key's partition, and its registration time (intake writes the
+        pending copy at registration)."""
+        p = value.get("p")
+        if not isinstance(p, int) or isinstance(p, bool):
+            p = self.partition_of(key)
+        since = value.get("since")
+        if not isinstance(since, int | float) or isinstance(since, bool):
+            since = _timestamp(value.get("registered_at"))
+        return p, float(since)
+
+    def timed_out(self, partitions: set[int]) -> list[bytes]:
+        """The pending appeals of ``partitions`` that waited ``max_wait`` of their partition's
+        stream time, oldest first; they wait no more (the caller routes them to the desk)."""
+        out: list[bytes] = []
+        for p in partitions:
+            stream_time = self.stream_time.get(p)
+            if stream_time is not None:
+                out.extend(self.copies.due(p, stream_time - self.max_wait))
+        return out
+
+    def copies_waiting(self, partitions: set[int]) -> tuple[int, float | None]:
+        """How many pending appeals of ``partitions`` wait for a decision, and since when the
+        oldest of them does (None for none)."""
+        count, oldest = 0, None
+        for p in partitions:
+            count += self.copies.count(p)
+            since = self.copies.oldest(p)
+            if since is not None and (oldest is None or since < oldest):
+                oldest = since
+        return count, oldest
 
     def _wait(self, key: bytes, partition: int, since: float) -> None:
         if self.waiting.get(key) == (partition, since):
@@ -288,8 +414,16 @@ class EarlyDecisions:
     def rebuild(self, items: Any, assigned: set[int]) -> None:
         self.waiting = {}
         self._oldest = {}
+        self.copies = _Waits()
         for key, value in items:
-            if not _is_early(value) or not isinstance(key, bytes):
+            if not isinstance(key, bytes):
+                continue
+            if _is_waiting_copy(value):
+                p, since = self._copy_wait(key, value)
+                if p in assigned:
+                    self.copies.add(key, p, since)
+                continue
+            if not _is_early(value):
                 continue
             p = value.get("p")
             if not isinstance(p, int):  # stored before the wait had a limit
@@ -303,6 +437,8 @@ class EarlyDecisions:
         self.needs_rebuild = False
         if self.waiting:
             log.info("triage: %d early decisions waiting for their appeal", len(self.waiting))
+        if self.copies.since:
+            log.info("triage: %d appeals waiting for a triage decision", len(self.copies.since))
 
     def expired(self, partitions: set[int]) -> list[bytes]:
         """The decisions of ``partitions`` whose wait is over, oldest first (the caller stops
@@ -331,6 +467,13 @@ class EarlyDecisions:
 
 def _is_early(value: Any) -> bool:
     return isinstance(value, dict) and isinstance(value.get("decision"), dict)
+
+
+def _is_waiting_copy(value: Any) -> bool:
+    """A pending appeal stored in the table, no decision for it yet (neither a waiting
+    decision nor a ``done`` marker)."""
+    return (isinstance(value, dict) and "appeal_id" in value and "decision" not in value
+            and not value.get("done"))
 
 
 def _timestamp(at: Any) -> float:
@@ -377,11 +520,15 @@ class _Staged:
 async def process_batch(outbox: Outbox, table: Any, router: Router, early: EarlyDecisions,
                         events: Sequence[Any], decisions_topic: str,
                         assigned: Callable[[], set[int]] | None = None, *,
-                        clock: SlaClock | None = None) -> None:
+                        clock: SlaClock | None = None,
+                        pending_topic: str | None = None) -> None:
     """One batch of pending appeals and decisions; the table is written after the flush.
     ``clock`` is the SLA clock the routed records' ``routed_at`` is read on (None: the wall
-    clock, for tests)."""
+    clock, for tests). ``pending_topic`` names the pending topic in dead letters of pending
+    appeals that time out (None: the decisions topic's prefix with the pending topic's name)."""
     now = (clock or SlaClock()).now_dt()
+    if pending_topic is None:
+        pending_topic = decisions_topic.removesuffix(t.TRIAGE_DECISIONS) + t.TRIAGE_PENDING
     staged = _Staged(table)
     touched: set[int] = set()
     for event in events:
@@ -396,7 +543,8 @@ async def process_batch(outbox: Outbox, table: Any, router: Router, early: Early
                                    partition=msg.partition, offset=msg.offset, now=now,
                                    key=msg.key)
             else:
-                await _on_pending(outbox, staged, router, data, now=now, key=msg.key)
+                await _on_pending(outbox, staged, router, data, now=now, key=msg.key, at=at,
+                                  partition=msg.partition, offset=msg.offset)
         except InvalidEvent as exc:
             await outbox.dead_letter(event, stage=TRIAGE_STAGE, reason=exc.reason,
                                      detail=exc.detail)
@@ -413,6 +561,7 @@ async def process_batch(outbox: Outbox, table: Any, router: Router, early: Early
     for key, value in staged.changes.items():
         early.track(key, value)
     await _expire_early(outbox, staged, early, touched, decisions_topic)
+    await _time_out(outbox, staged, early, touched, router, pending_topic, now)
     await outbox.flush()
     if assigned is None:
         staged.commit()
@@ -437,6 +586,81 @@ async def _expire_early(outbox: Outbox, staged: _Staged, early: EarlyDecisions,
             detail=f"no appeal {decision.get('appeal_id')} waiting for triage")
         metrics.LIFECYCLE.labels("triaged", "not_triaged").inc()
         del staged[key]
+
+
+async def _time_out(outbox: Outbox, staged: _Staged, early: EarlyDecisions,
+                    partitions: set[int], router: Router, pending_topic: str,
+                    now: datetime) -> None:
+    """Route the pending appeals nobody decided within ``APPEALS_TRIAGE_MAX_WAIT`` to their
+    region's triage desk (:meth:`Router.triage_desk`, level ``triage_timeout``).
+
+    Why: until a decision came, an appeal in triage had no routed record, so the SLA agent
+    tracked none of its deadlines (59-FZ's run from registration), nobody was warned, the API
+    did not know it, and its pending copy (text, address) stayed in the table for good. The
+    routed record keeps the appeal's ``registered_at``, so the SLA engine counts the deadlines
+    from registration and the desk's supervisors get its warnings and breaches. The category
+    is the classifier's guess (``other`` without one), its confidence below the threshold
+    saying so.
+
+    The pending copy is replaced by a marker with no personal data: the desk, and the
+    municipality and complaint ids routing found (what a late decision needs to be routed,
+    :func:`_redirect_late`). Written like any table change of the batch, after the routed
+    record is acknowledged (:class:`_Staged`): a crash in between replays the batch and routes
+    the appeal to the desk again, a duplicate the SLA agent ignores (the first routing wins).
+
+    A stored copy that fails its check (one stored before the check existed) is dead-lettered
+    as ``unprocessable`` and removed: it could never be routed."""
+    for key in early.timed_out(partitions):
+        held = staged.get(key)
+        if not _is_waiting_copy(held):
+            continue
+        category = held.get("classifier_category")
+        if category not in CATEGORIES:
+            category = "other"
+        try:
+            check_pending(held)
+            decision = router.triage_desk(route_input(held, category))
+            confidence = held.get("confidence")
+            record = routed_record(
+                held, decision, category, is_urgent(held, bool(held.get("urgent"))),
+                float(confidence) if isinstance(confidence, int | float) else 0.0,
+                held.get("classifier_version"), now)
+        except (InvalidEvent, KeyError, ValueError, TypeError) as exc:
+            why = (f"({exc.reason}): {exc.detail}" if isinstance(exc, InvalidEvent)
+                   else f"({_fault(exc)})")
+            log.warning("triage: a stored pending appeal cannot be routed to the triage desk "
+                        "after APPEALS_TRIAGE_MAX_WAIT (%s); dead-lettered as unprocessable",
+                        exc.reason if isinstance(exc, InvalidEvent) else type(exc).__name__)
+            await outbox.dead_letter_raw(
+                orjson.dumps({k: v for k, v in held.items() if k not in _WAIT_FIELDS}), key,
+                topic=pending_topic, partition=_int(held.get("p")),
+                offset=_int(held.get("offset")), stage=TRIAGE_STAGE, reason="unprocessable",
+                detail=f"the stored pending appeal waited past APPEALS_TRIAGE_MAX_WAIT and "
+                       f"fails its check {why}"[:300])
+            del staged[key]
+            continue
+        await outbox.send_record(t.ROUTED, held["appeal_id"], record)
+        metrics.ROUTED.labels(category, decision.level).inc()
+        metrics.LIFECYCLE.labels("triaged", "timed_out").inc()
+        complaint = held.get("complaint_about")
+        staged[key] = {
+            "done": True, "timed_out": record.routed_at, "authority_id": decision.authority_id,
+            "region": held["region"], "subcategory": held.get("subcategory"),
+            "municipality": decision.municipality,
+            "complaint": isinstance(complaint, str) and bool(complaint.strip()),
+            "complaint_about": decision.complaint_about,
+        }
+        early.copies.drop(key)
+
+
+def _int(value: Any) -> int:
+    """A stored partition or offset, -1 ("unknown" in a dead letter) for anything else."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else -1
+
+
+#: What the triage agent adds to a pending copy it stores: its message time, partition and
+#: offset (the wait's start, and where a dead letter of it points).
+_WAIT_FIELDS = ("since", "p", "offset")
 
 
 def _appeal_id(data: dict[str, Any]) -> str:
@@ -567,7 +791,11 @@ def _held(pending: Any, key: bytes) -> dict[str, Any] | None:
 
 async def _on_pending(outbox: Outbox, pending: Any, router: Router,
                       appeal: dict[str, Any], *, now: datetime | None = None,
-                      key: Any = _UNCHECKED) -> None:
+                      key: Any = _UNCHECKED, at: float | None = None, partition: int = -1,
+                      offset: int = -1) -> None:
+    """A pending appeal: routed at once if its decision came first, else stored to wait for
+    one, stamped with its message time ``at`` (where ``APPEALS_TRIAGE_MAX_WAIT`` is counted
+    from, :func:`_time_out`), partition and offset."""
     key = _check_key(key, check_pending(appeal), "pending appeal")
     held = _held(pending, key)
     if held is not None and "decision" in held:
@@ -585,8 +813,12 @@ async def _on_pending(outbox: Outbox, pending: Any, router: Router,
         pending[key] = {"done": True}
         return
     if held is not None and held.get("done"):
-        return  # a replay of an appeal already routed by its decision
-    pending[key] = appeal
+        return  # a replay of an appeal already routed (by its decision, or to the desk)
+    if held is not None and _is_waiting_copy(held) and "since" in held:
+        return  # a replay (or a resend) of a copy already waiting: its wait goes on
+    stored = {k: v for k, v in appeal.items() if k not in ("decision", "done", *_WAIT_FIELDS)}
+    stored.update(since=time.time() if at is None else at, p=partition, offset=offset)
+    pending[key] = stored
 
 
 async def _on_decision(outbox: Outbox, pending: Any, router: Router, data: dict[str, Any], *,
@@ -612,6 +844,11 @@ async def _on_decision(outbox: Outbox, pending: Any, router: Router, data: dict[
                         "p": partition, "offset": offset}
         metrics.LIFECYCLE.labels("triaged", "early").inc()
         return
+    if _timed_out(held) and "decided" not in held:
+        # Routed to the triage desk after APPEALS_TRIAGE_MAX_WAIT, before this decision came.
+        await _redirect_late(outbox, router, held, data, appeal_id)
+        pending[key] = {**held, "decided": data["category"]}
+        return
     if "decision" in held or held.get("done"):
         metrics.LIFECYCLE.labels("triaged", "not_pending").inc()
         return
@@ -622,6 +859,61 @@ async def _on_decision(outbox: Outbox, pending: Any, router: Router, data: dict[
                            f"check ({exc.reason}): {exc.detail}") from None
     await _route_decided(outbox, router, held, data, now)
     pending[key] = {"done": True}
+
+
+def _timed_out(held: dict[str, Any]) -> bool:
+    """The table's marker of an appeal routed to the triage desk by :func:`_time_out`."""
+    return (bool(held.get("done")) and isinstance(held.get("timed_out"), str)
+            and isinstance(held.get("authority_id"), str) and isinstance(held.get("region"), str))
+
+
+#: ``event_id`` of the redirect a late decision publishes: one per appeal (the first decision
+#: wins), so a replay publishes the same event and the SLA engine applies it once.
+LATE_REDIRECT_ID = "{appeal_id}:triage-redirect"
+
+
+async def _redirect_late(outbox: Outbox, router: Router, held: dict[str, Any],
+                         decision_event: dict[str, Any], appeal_id: str) -> None:
+    """A decision for an appeal :func:`_time_out` already routed to the triage desk: a
+    ``redirected`` lifecycle event from the desk to the body the decided category routes to,
+    on ``appeals.sla.lifecycle`` keyed by the appeal id (the SLA agent applies it where it
+    reads it, and holds it if it overtook the routed record).
+
+    Why a redirect and not a routed record: the appeal already has SLA state at the desk,
+    and a second routing is a duplicate the SLA agent ignores. A redirect is what the desk
+    would send by hand: the receiving body's answer clock starts at the decision's ``at``
+    (DESIGN §2), the desk's 59-FZ redirect stage (7 days from registration) is completed by it,
+    a breach when late, and the SLA agent's own redirect check still refuses the body a
+    complaint is about. From the desk (``authority_id``): if the desk has redirected the appeal
+    itself meanwhile, the SLA agent refuses this one (``foreign_authority``) rather than
+    overriding the desk.
+
+    The pending copy is gone, so the decided category is routed without the text: from the
+    municipality id and the complaint's body id routing found at the timeout (an unidentified
+    complaint stays at the desk, as routing would keep it there). When that is the desk,
+    nothing is sent. No training line: the text is no longer kept."""
+    desk = held["authority_id"]
+    category = decision_event["category"]
+    if held.get("complaint") and not held.get("complaint_about"):
+        target = desk  # a complaint about a body nobody identified: routing keeps it there
+    else:
+        target = router.route(RouteInput(
+            appeal_id=appeal_id, region_code=held["region"], category=category,
+            subcategory=held.get("subcategory"), municipality=held.get("municipality"),
+            complaint_about=held.get("complaint_about"))).authority_id
+    if target == desk:
+        metrics.LIFECYCLE.labels("triaged", "late_kept_at_desk").inc()
+        return
+    event = {
+        "schema_version": 1, "event_id": LATE_REDIRECT_ID.format(appeal_id=appeal_id),
+        "appeal_id": appeal_id, "event": "redirected", "at": decision_event["at"],
+        "authority_id": desk, "to_authority_id": target,
+        "reason": (f"triage decision ({category}) after APPEALS_TRIAGE_MAX_WAIT; the appeal "
+                   f"was routed to the triage desk at {held['timed_out']}"),
+    }
+    validate(LifecycleEvent.schema, event)
+    await outbox.send(t.SLA_LIFECYCLE, appeal_id.encode(), orjson.dumps(event))
+    metrics.LIFECYCLE.labels("triaged", "late_redirected").inc()
 
 
 def _fault(exc: Exception) -> str:

@@ -27,6 +27,7 @@ RouteLevel = Literal[
     "complaint_unidentified",
     "redirect",
     "unroutable",
+    "triage_timeout",
 ]
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})

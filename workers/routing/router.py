@@ -29,6 +29,10 @@ An appeal from a region without rules (or an invalid region code) goes to the tr
 the *default region* with level ``unroutable``: never dropped, always visible to a human and
 countable in metrics; the desk forwards it with :meth:`Router.redirect`.
 
+An appeal that waited for a human triage decision longer than ``APPEALS_TRIAGE_MAX_WAIT`` goes
+to its region's triage desk whatever its category (:meth:`Router.triage_desk`, level
+``triage_timeout``), where its deadlines are tracked like any routed appeal's.
+
 ``route`` reads the rules reference once, so a concurrent :meth:`Router.swap` (rule reload)
 never mixes two rule versions in one decision.
 """
@@ -294,6 +298,26 @@ class Router:
             rules, appeal, rules.authorities[target], level, municipality, region, region.code
         )
 
+    def triage_desk(self, appeal: RouteInput) -> RouteDecision:
+        """The triage desk of ``appeal``'s region (level ``triage_timeout``): an appeal nobody
+        triaged in time goes where a person reads it, whatever the classifier guessed. The
+        municipality is detected as :meth:`route` detects it (the figures count the appeal
+        there, and a later decision is routed from it without the text). A region without
+        rules is the default region's desk, as for :meth:`route` (level ``unroutable``). The
+        complaint rule still applies: a complaint about the desk itself or a body above it
+        goes to the complained body's parent (``complaint_parent``), as :meth:`route` sends
+        it. Never raises."""
+        rules = self._rules
+        region = self._region(rules, appeal.region_code)
+        if region is None:
+            fallback = rules.regions[rules.default_region]  # type: ignore[index]
+            return self._complaint_checked(
+                rules, appeal, rules.authorities[fallback.triage], "unroutable", None, fallback,
+                _valid_code(appeal.region_code))
+        return self._complaint_checked(
+            rules, appeal, rules.authorities[region.triage], "triage_timeout",
+            detect_municipality(region, appeal), region, region.code)
+
     def redirect(
         self,
         appeal_id: str,
@@ -364,7 +388,7 @@ class Router:
             return _decision(rules, appeal.appeal_id, target, level, municipality, region_code)
         complained = identify_authority(rules, appeal.complaint_about)
         if complained is None:
-            if level != "unroutable":
+            if level not in ("unroutable", "triage_timeout"):  # both on the desk already
                 target, level = rules.authorities[region.triage], "complaint_unidentified"
             return _decision(rules, appeal.appeal_id, target, level, municipality, region_code)
         if not _judges_itself(rules, complained, target.id):
