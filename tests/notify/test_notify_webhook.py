@@ -144,6 +144,32 @@ def test_webhook_client_error_is_not_retried() -> None:
     assert len(hook.requests) == 1
 
 
+@pytest.mark.parametrize("status", [500, 502, 503, 504, 506, 507, 508, 510, 511, 599])
+def test_a_5xx_is_retried_unless_retrying_cannot_help(status: int) -> None:
+    """Only 500, 502, 503 and 504 were retried: a receiver answering 507 (its disk full for
+    a moment) had the alert dead-lettered at once as ``delivery_rejected``, though the
+    README promises that only a 4xx is refused for good."""
+    hook = Hook(statuses=[status, status])
+    assert _run(_settings(webhook_attempts=3), hook, _alert())
+    assert len(hook.requests) == 3
+
+
+@pytest.mark.parametrize("status", [501, 505, 301, 400, 404, 418])
+def test_an_answer_the_same_request_cannot_outlive_is_not_retried(status: int) -> None:
+    """501 (the receiver does not do POST) and 505 (nor our HTTP version) stay so whatever
+    we wait; the request is refused for good like a 4xx."""
+    hook = Hook(statuses=[status])
+    assert not _run(_settings(webhook_attempts=5), hook, _alert())
+    assert len(hook.requests) == 1
+
+
+@pytest.mark.parametrize("status", [408, 409, 425, 429])
+def test_the_4xx_that_mean_not_yet_are_retried(status: int) -> None:
+    hook = Hook(statuses=[status])
+    assert _run(_settings(webhook_attempts=2), hook, _alert())
+    assert len(hook.requests) == 2
+
+
 def test_unreachable_webhook_fails_after_attempts() -> None:
     settings = _settings(f"http://127.0.0.1:{free_port()}/hook", webhook_attempts=2)
     delivery = Delivery(settings)

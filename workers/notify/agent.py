@@ -25,7 +25,7 @@ An alert id is derived (appeal, level, cycle), so a replayed alert carries the i
 already delivered; a Redis marker, written only after every target took it, turns the replay
 (and a second retry record of the same alert) into a no-op. Each target that took it gets a
 marker of its own as well, and a delivery (first try, retry, replay) skips the targets
-marked: an alert a receiver refused (4xx, ``delivery_rejected``) is not marked sent as a
+marked: an alert a receiver refused (``delivery_rejected``) is not marked sent as a
 whole, so replaying its dead letter once the receiver is fixed reaches the receivers that
 refused and none that took it (it was marked sent, and the replay dropped as a duplicate for
 90 days). A lost marker at worst re-delivers with the same idempotency key, which receivers
@@ -41,7 +41,8 @@ alert of the same deadline. Only the moment a warning's retry is already in flig
 breach goes out is not covered.
 
 No alert can stop the worker: an alert that fails its schema, cannot be expressed in a
-request (a ``fired_at`` without a UTC moment), is refused for good by a receiver (a 4xx), has
+request (a ``fired_at`` without a UTC moment), is refused for good by a receiver (a 3xx, a
+4xx other than 408/409/425/429, 501 or 505: :func:`workers.notify.delivery.retryable`), has
 no receiver while the deployment has some (``no_receiver``: an authority without a hook and
 no fallback), or trips an unexpected error is dead-lettered with a reason and counted; only
 errors of the broker or the process itself end a batch (``crash_on_error``). With no receiver

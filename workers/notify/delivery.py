@@ -2,8 +2,9 @@
 
 Why this shape:
 - Every alert goes to a list of :class:`Target` (each supervisors' hook, Alertmanager), and
-  :meth:`Delivery.send` reports per target: sent, failed (worth trying again) or rejected (a
-  4xx other than the retryable 408, 409, 425 and 429). The notify agent parks an alert whose
+  :meth:`Delivery.send` reports per target: sent, failed (worth trying again: no answer, a
+  5xx other than 501 and 505, or a 408, 409, 425 or 429) or rejected (any other answer: a 3xx,
+  another 4xx, 501 or 505; see :func:`retryable`). The notify agent parks an alert whose
   targets failed on ``appeals.notify.retry`` (:mod:`workers.notify.retry`) with the targets
   already served, so a retry never re-sends to a receiver that took the alert.
 - The quick attempts of a batch are few and bounded by one time budget
@@ -70,12 +71,15 @@ ALERT_NAMES = {
 PUBLIC_FIELDS = ("alert_id", "appeal_id", "level", "regime", "region", "authority_id",
                  "notify_authority_id", "due_at", "fired_at", "severity", "category", "urgent",
                  "stage", "schema_version")
-# Answers worth retrying: the receiver may accept the same request later. 409 is what a
+# 4xx answers worth retrying: the receiver may accept the same request later. 409 is what a
 # receiver implementing Idempotency-Key answers a repeat that arrives while the first request
 # with that key is still being processed (draft-ietf-httpapi-idempotency-key-header, "Error
 # Scenarios"): "not yet", not a refusal. Taken as one, the alert was dead-lettered and never
 # retried, and lost if that first request then failed.
-RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+RETRY_CLIENT_STATUSES = frozenset({408, 409, 425, 429})
+# 5xx answers that the same request cannot outlive (RFC 9110 §15.6.2, §15.6.6): the receiver
+# does not implement POST, or not our HTTP version. Retrying them only waits out the max age.
+FINAL_SERVER_STATUSES = frozenset({501, 505})
 # Answers whose Retry-After header is honoured (RFC 6585 §4, RFC 9110 §10.2.3).
 RETRY_AFTER_STATUSES = frozenset({429, 503})
 LEVEL_TEXT = {"warning": "SLA warning", "breach": "SLA breach", "escalation": "SLA escalation"}
@@ -94,6 +98,20 @@ _CUT_SHORT_S = 1.0
 #: made a receiver answering with gigabytes take the worker's memory (review of session 14).
 _BODY_READ_MAX = 64 * 1024
 _BODY_READ_S = 1.0
+
+def retryable(status: int) -> bool:
+    """True if a receiver's non-2xx ``status`` is worth the same request again later.
+
+    Every 5xx is the receiver's own trouble and may pass (a full disk, 507; a proxy that
+    wants a login, 511; a status it made up, 599) except :data:`FINAL_SERVER_STATUSES`; of
+    the 4xx only :data:`RETRY_CLIENT_STATUSES`. A fixed list of 500/502/503/504 dead-lettered
+    an alert answered 507 at once as ``delivery_rejected``, though the receiver would have
+    taken it once it had room. Anything else (another 4xx, a 3xx) is a refusal for good.
+    """
+    if 500 <= status <= 599:
+        return status not in FINAL_SERVER_STATUSES
+    return status in RETRY_CLIENT_STATUSES
+
 
 class UndeliverableAlert(ValueError):
     """A schema-valid alert that cannot be turned into a request (reason: a metric label)."""
@@ -584,7 +602,7 @@ class Delivery:
         assert status is not None  # set, or the request raised and returned above
         if 200 <= status < 300:
             return SENT, "", None
-        if status not in RETRY_STATUSES:
+        if not retryable(status):
             return REJECTED, f"HTTP {status}", None
         if status in RETRY_AFTER_STATUSES:
             return _AGAIN, f"HTTP {status}", parse_retry_after(retry_after, time.time())

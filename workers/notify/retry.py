@@ -14,10 +14,10 @@ The record is internal (written and read only by ``workers/notify``), JSON like 
 "rejected": [target keys]}``.
 ``done`` holds :attr:`workers.notify.delivery.Target.key` values (channel and URL hash, never
 the URL): a retry sends to the alert's current targets minus those. ``rejected`` (optional,
-absent in records of older workers) names those of ``done`` that refused the alert (a 4xx,
-dead-lettered as ``delivery_rejected``) or whose delivery raised (``delivery_error``): once
-the others took it, the alert is not marked sent as a whole, so the dead letter's replay
-reaches the receivers that refused.
+absent in records of older workers) names those of ``done`` that refused the alert (an
+answer no retry can change, dead-lettered as ``delivery_rejected``) or whose delivery raised
+(``delivery_error``): once the others took it, the alert is not marked sent as a whole, so
+the dead letter's replay reaches the receivers that refused.
 """
 
 from __future__ import annotations
