@@ -26,7 +26,7 @@ from aiohttp.test_utils import TestClient
 from streams.settings import Settings
 from tests.api.api_support import ANSWERED, api_settings, own_redis, run_api
 from workers.api import service as service_module
-from workers.api.app import SERVICE
+from workers.api.app import SERVICE, UNAVAILABLE_RETRY_AFTER_S
 from workers.api.openapi import document
 
 pytestmark = pytest.mark.integration
@@ -89,11 +89,14 @@ def test_hung_redis_parallel_requests_share_one_failed_read_then_fail_fast() -> 
 
         async def body(client: TestClient, settings: Settings, redis: Any) -> None:
             assert (await client.get("/v1/ratings")).status == 200
+            waits: list[tuple[str, str | None]] = []
 
             async def timed(path: str) -> tuple[str, int, float]:
                 started = time.monotonic()
                 r = await client.get(path)
                 await r.read()
+                if r.status == 503:
+                    waits.append((path, r.headers.get("Retry-After")))
                 return path, r.status, time.monotonic() - started
 
             os.kill(server.pid, signal.SIGSTOP)
@@ -109,6 +112,9 @@ def test_hung_redis_parallel_requests_share_one_failed_read_then_fail_fast() -> 
                            for path, status, _ in results), results
                 slowest = max(took for _, _, took in results)
                 assert slowest < 2.5, results  # one 1 s timeout for all, not six in a row
+                # Those that shared the failed read, too, say when to come back: the rest of
+                # the remembered failure's interval (they had no Retry-After).
+                assert all(wait == "1" for _, wait in waits), waits
                 path, status, took = await timed("/v1/ratings")
                 assert status == 503 and took < 0.5, (path, status, took)
                 r = await client.get("/v1/ratings")
@@ -194,5 +200,34 @@ def test_openapi_documents_503_where_redis_is_read() -> None:
                 assert r.status == (200 if path in ("/metrics", "/openapi.json") else 503), url
                 if r.status == 503 and path != "/healthz":
                     assert (await r.json())["error"]["code"] in ("unavailable", "busy"), url
+                    assert int(r.headers.get("Retry-After", "0")) >= 1, url
 
         run_api(api_settings(server.url), body)
+
+
+def test_every_503_unavailable_carries_retry_after() -> None:
+    """The README promises a 503 with Retry-After when Redis cannot be read; only a request
+    inside the remembered snapshot failure had one. An appeal lookup and the breach list
+    (which read Redis directly) and the request whose snapshot read failed answered without
+    it. The first snapshot failure asks for the rest of its interval, as the next request
+    does; a direct read for UNAVAILABLE_RETRY_AFTER_S."""
+    with own_redis() as server:
+        async def body(client: TestClient, settings: Settings, redis: Any) -> None:
+            server.kill()
+            await asyncio.sleep(0.2)
+            waits = {}
+            for path in ("/v1/appeals/pos-abc", "/v1/appeals/pos-abc", "/v1/breaches",
+                         "/v1/authorities/22-minzdrav/stats",
+                         "/v1/authorities/22-minzdrav/stats"):
+                r = await client.get(path)
+                assert r.status == 503, path
+                assert (await r.json())["error"]["code"] == "unavailable", path
+                assert "Retry-After" in r.headers, path
+                waits.setdefault(path, []).append(int(r.headers["Retry-After"]))
+            assert waits["/v1/appeals/pos-abc"] == [UNAVAILABLE_RETRY_AFTER_S] * 2
+            assert waits["/v1/breaches"] == [UNAVAILABLE_RETRY_AFTER_S]
+            # The snapshot is not read again for one APPEALS_RATING_REFRESH (30 s here).
+            first, second = waits["/v1/authorities/22-minzdrav/stats"]
+            assert 28 <= second <= first <= 30, (first, second)
+
+        run_api(api_settings(server.url, rating_refresh=30.0), body)

@@ -3,10 +3,10 @@
 Read-only over the Redis read model, so any number of replicas can run behind a balancer and a
 restart loses nothing. Errors are JSON ``{"error": {"code", "message"}}`` with the right status
 (400 for a bad parameter, 404 for an unknown appeal/authority, 405 with ``Allow``, 503
-``unavailable`` when Redis is away, 503 ``rebuilding`` with ``Retry-After`` while a partition
-has not published its figures since Redis lost them (``ReadModelRebuilding``), 503 ``busy`` with
-``Retry-After`` when every pooled Redis connection stayed in use for the wait: see
-``workers.api.pool``; 500 ``internal_error`` for
+``unavailable`` with ``Retry-After`` when Redis is away, 503 ``rebuilding`` with
+``Retry-After`` while a partition has not published its figures since Redis lost them
+(``ReadModelRebuilding``), 503 ``busy`` with ``Retry-After`` when every pooled Redis
+connection stayed in use for the wait: see ``workers.api.pool``; 500 ``internal_error`` for
 anything else, its details in the log only). The routing rules are reloaded
 while the process runs (``RulesWatcher``, as in the workers).
 Personal data: none is stored in the read model, none is returned, and the access log is off
@@ -51,6 +51,10 @@ log = logging.getLogger(__name__)
 APPEAL_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 #: Seconds a client is asked to wait after a 503 ``busy``.
 BUSY_RETRY_AFTER_S = 1
+#: Seconds a client is asked to wait after a 503 ``unavailable`` from a read that does not go
+#: through the snapshot (an appeal, the breach list): such a read asks Redis again on the next
+#: request, so the wait only keeps clients from hammering a Redis on its way back.
+UNAVAILABLE_RETRY_AFTER_S = 5
 #: Seconds a client is asked to wait after a 503 ``rebuilding`` (the workers publish their
 #: partitions' figures every 2 s once they have rebuilt them).
 REBUILDING_RETRY_AFTER_S = 5
@@ -114,8 +118,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             metrics.REDIS_ERRORS.labels("api_read").inc()
         log.warning("read model unavailable: %s", type(exc).__name__)
         response = error_response(503, "unavailable", "the read model (Redis) is not reachable")
-        if isinstance(exc, ReadModelUnavailable):
-            response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+        response.headers["Retry-After"] = str(_unavailable_retry_after(request, exc))
         return response
     except ReadModelRebuilding as exc:
         log.info("answered 503 rebuilding: %s", exc)
@@ -132,6 +135,22 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         log.exception("answered 500 to %s %s", request.method, request.path[:200])
         return error_response(500, "internal_error",
                               "the API failed to answer this request; its log says why")
+
+
+def _unavailable_retry_after(request: web.Request, exc: BaseException) -> int:
+    """Retry-After of a 503 ``unavailable``, which every such answer carries (RFC 9110
+    §10.2.3; the README promises it): the rest of the remembered snapshot failure's interval
+    when the snapshot could not be read, else :data:`UNAVAILABLE_RETRY_AFTER_S`. Only a
+    request inside that interval had one: the request whose snapshot read failed, an appeal
+    lookup and the breach list answered 503 without it."""
+    if isinstance(exc, ReadModelUnavailable):
+        wait: float | None = exc.retry_after
+    else:
+        svc = request.app.get(SERVICE)
+        wait = svc.failure_wait(exc) if svc is not None else None
+    if wait is None:
+        return UNAVAILABLE_RETRY_AFTER_S
+    return max(1, math.ceil(wait))
 
 
 def _window(request: web.Request) -> str:

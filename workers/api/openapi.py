@@ -24,19 +24,20 @@ def _error_response(description: str) -> dict[str, Any]:
 #: Every path that reads Redis can answer this (the page and /metrics included).
 UNAVAILABLE: dict[str, Any] = {
     **_error_response(
-        "error.code `unavailable`: the read model (Redis) is not reachable (after a failed "
-        "read it is not retried for one APPEALS_RATING_REFRESH interval; Retry-After then "
-        "says how long); or error.code `busy`: every Redis connection of this API process "
-        "(APPEALS_API_REDIS_CONNECTIONS) stayed in use for the wait; Redis itself is fine, "
-        "retry after Retry-After seconds; or error.code `rebuilding`: Redis answers but fewer "
-        "of the APPEALS_PARTITIONS partitions than all have published their figures "
-        "({app_id}:agg:partitions) since Redis lost its data, so figures, appeals and "
-        "breaches would read as missing (retry after Retry-After seconds); or error.code "
-        "`read_model_full`: Redis answers but "
-        "is over its maxmemory and refuses the read (an operator must act)"),
+        "error.code `unavailable`: the read model (Redis) is not reachable (after a failed read "
+        "of the figures it is not retried for one APPEALS_RATING_REFRESH interval, which "
+        "Retry-After then counts down; an appeal or the breach list asks Redis again at the next "
+        "request, Retry-After 5); or error.code `busy`: every Redis connection of this API "
+        "process (APPEALS_API_REDIS_CONNECTIONS) stayed in use for the wait; Redis itself is "
+        "fine, retry after Retry-After seconds; or error.code `rebuilding`: Redis answers but "
+        "fewer of the APPEALS_PARTITIONS partitions than all have published their figures "
+        "({app_id}:agg:partitions) since Redis lost its data, so figures, appeals and breaches "
+        "would read as missing (retry after Retry-After seconds); or error.code "
+        "`read_model_full`: Redis answers but is over its maxmemory and refuses the read (an "
+        "operator must act)"),
     "headers": {"Retry-After": {
-        "description": "seconds to wait before retrying (always with `busy` and "
-                       "`rebuilding`)",
+        "description": "seconds to wait before retrying (always with `unavailable`, "
+                       "`busy` and `rebuilding`; never with `read_model_full`)",
         "schema": {"type": "integer", "minimum": 1}}},
 }
 

@@ -251,6 +251,18 @@ class ApiService:
         # shield: a request cancelled (client gone) must not cancel the others' computation.
         return await asyncio.shield(task)
 
+    def failure_wait(self, exc: BaseException) -> float | None:
+        """Seconds until the snapshot is read again, if ``exc`` is its remembered failure.
+
+        The request whose read failed gets the raw Redis error, not
+        :class:`ReadModelUnavailable`; its Retry-After should still say when a retry can be
+        answered from Redis rather than at once from the remembered failure.
+        """
+        failure = self._failure
+        if failure is None or failure.error is not exc:
+            return None
+        return max(0.0, failure.until - time.monotonic())
+
     def _refresh_done(self, task: asyncio.Task[Snapshot]) -> None:
         if self._inflight is task:
             self._inflight = None
