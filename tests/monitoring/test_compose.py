@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 
 import jsonschema
@@ -24,6 +25,12 @@ WORKERS = ("worker-1", "worker-2")
 @pytest.fixture(scope="module")
 def compose() -> dict:
     return yaml.safe_load(COMPOSE.read_text())  # resolves the x-worker anchors and merges
+
+
+#: ``${VAR:?message}`` and ``${VAR?message}``: Compose refuses to start without ``VAR``.
+REQUIRED_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*):?\?")
+#: Documents whose shell blocks start the stack.
+GUIDES = (REPO / "README.md", MONITORING / "README.md")
 
 
 @pytest.fixture(scope="module")
@@ -155,3 +162,24 @@ def test_every_scrape_target_is_a_compose_service(compose):
              for target in static["targets"]}
     assert "gateway" in hosts
     assert hosts - {"localhost", "127.0.0.1"} <= set(compose["services"])
+
+
+def _compose_up_blocks(text: str) -> list[str]:
+    """The fenced shell blocks of a Markdown text that run ``docker compose ... up``."""
+    blocks = re.findall(r"^```(?:sh|bash|shell)?\n(.*?)^```", text, re.M | re.S)
+    return [b for b in blocks if re.search(r"docker compose\b[^\n]*\sup\b", b)]
+
+
+@pytest.mark.parametrize("guide", GUIDES, ids=lambda p: str(p.relative_to(REPO)))
+def test_every_documented_stack_start_sets_the_required_variables(guide: Path) -> None:
+    """monitoring/README.md's "Stack" step exported GRAFANA_ADMIN_PASSWORD only, and compose
+    refused to start for want of APPEALS_NEAR_DUP_SALT: a command copied from the docs must
+    set every variable compose.yaml requires."""
+    required = set(REQUIRED_VARIABLE.findall(COMPOSE.read_text()))
+    assert required >= {"GRAFANA_ADMIN_PASSWORD", "APPEALS_NEAR_DUP_SALT"}
+    blocks = _compose_up_blocks(guide.read_text())
+    assert blocks, f"{guide.name}: no shell block runs docker compose up"
+    for block in blocks:
+        exported = set(re.findall(r"^\s*export\s+([A-Za-z_][A-Za-z0-9_]*)=", block, re.M))
+        missing = sorted(required - exported)
+        assert not missing, f"{guide.relative_to(REPO)}: docker compose up without {missing}"
