@@ -8,6 +8,10 @@ defaults are now in the schema, each listed under ``x-checked-by-intake`` with i
 pipeline itself leaves those keywords to intake's own checks (configurable, with their reason
 codes), so a deployment that raises a limit still takes what it allows.
 
+``registered-appeal`` kept a fixed ``maxItems: 20`` of its own: with
+``APPEALS_MAX_ATTACHMENTS=25`` intake took 25 attachments and published a record that broke
+the topic's schema. The limits that are settings are left open there.
+
 ``routed-appeal``'s ``authority_id`` and ``municipality`` took any string; a ``|`` in one broke
 the read model's ``a|b|c`` keys. They now carry the id patterns the routing rules enforce.
 """
@@ -16,16 +20,18 @@ from __future__ import annotations
 
 import copy
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 import jsonschema
 import pytest
 
 import workers.intake.normalize  # noqa: F401  (registers the normaliser)
-from schemas.validation import InvalidEvent, load_schema, validate
+from schemas.records import SourcePosition
+from schemas.validation import CHECKED_IN_CODE, InvalidEvent, load_schema, validate
 from streams.settings import Settings
 from workers.intake import gateway, normalize
-from workers.intake.core import intake_from_dict
+from workers.intake.core import intake_from_dict, register
 from workers.routing import load_rules
 from workers.routing import loader as rules_loader
 
@@ -100,6 +106,57 @@ def test_a_configured_limit_above_the_published_default_is_honoured() -> None:
         assert gateway.field_errors(doc, 0) == []
     finally:
         normalize.configure(max_attachments=old.max_attachments)
+
+
+def test_a_record_registered_under_raised_limits_keeps_to_the_registered_schema() -> None:
+    """25 attachments of 30 MiB and a 25,000-character text, all allowed by the deployment's
+    settings: the registered record is valid for the pipeline and for a validator of the
+    published schema (a consumer outside Python)."""
+    old = normalize.current_config()
+    doc = _doc(attachments=[dict(ATT, size=30 * 2**20)] * 25, text="я" * 25_000)
+    try:
+        normalize.configure(max_attachments=25, max_attachment_bytes=40 * 2**20)
+        appeal = intake_from_dict(doc, max_text_length=30_000)
+    finally:
+        normalize.configure(max_attachments=old.max_attachments,
+                            max_attachment_bytes=old.max_attachment_bytes)
+    record = register(appeal, registered_at=datetime(2026, 11, 25, 3, 0, tzinfo=UTC),
+                      source=SourcePosition(topic="appeals.intake.pos", partition=0, offset=1))
+    data = record.to_dict()
+    assert len(data["attachments"]) == 25
+    validate("registered-appeal", data)
+    published = jsonschema.Draft202012Validator(load_schema("registered-appeal"))
+    assert [e.message for e in published.iter_errors(data)] == []
+
+
+def _checked_by_intake(node: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...],
+                                                                           str]]:
+    """(property path, keyword) of every limit intake-appeal lists as a setting's."""
+    found: list[tuple[tuple[str, ...], str]] = []
+    if isinstance(node, dict):
+        for keyword, why in node.get(CHECKED_IN_CODE, {}).items():
+            if "APPEALS_" in why:
+                found.append((path, keyword))
+        for key, child in node.items():
+            if key != CHECKED_IN_CODE:
+                found += _checked_by_intake(child, (*path, key))
+    return found
+
+
+def test_no_record_downstream_of_intake_fixes_a_limit_that_is_a_setting() -> None:
+    """Each limit intake takes from a setting is absent from the registered record's schema
+    at the same place: a raised setting would otherwise break it (attachments had 20)."""
+    limits = _checked_by_intake(load_schema("intake-appeal"))
+    assert {k for _, k in limits} == {"maxLength", "maxItems", "maximum"}
+    registered = load_schema("registered-appeal")
+    for path, keyword in limits:
+        node: Any = registered
+        for key in path:
+            node = node[key]
+        assert keyword not in node, f"registered-appeal {'/'.join(path)} fixes {keyword}"
+    for name in ("APPEALS_MAX_TEXT_LENGTH", "APPEALS_MAX_ATTACHMENTS",
+                 "APPEALS_MAX_ATTACHMENT_BYTES"):
+        assert name in registered["description"]
 
 
 def _routed(**fields: Any) -> dict[str, Any]:
