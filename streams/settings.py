@@ -94,7 +94,8 @@ class Settings:
     web_enabled: bool = False
     """APPEALS_WEB_ENABLED: run Faust's web server (not needed for /metrics)."""
     log_level: str = "info"
-    """APPEALS_LOG_LEVEL: debug, info, warning or error (``warn`` slows Faust down)."""
+    """APPEALS_LOG_LEVEL: debug, info, warning, error or critical (``warn`` slows Faust
+    down)."""
     batch_size: int = 500
     """APPEALS_BATCH_SIZE: most events an agent handles in one batch."""
     batch_linger: float = 0.02
