@@ -28,6 +28,7 @@ from schemas.validation import InvalidEvent, validate
 from streams import topics as t
 from streams.clock import SlaClock
 from streams.settings import Settings
+from tests.route.route_support import RecordingOutbox
 from workers.intake.agent import route_view
 from workers.intake.core import intake_from_dict, register
 from workers.route import agent as A
@@ -40,29 +41,11 @@ BARNAUL = dt.timezone(dt.timedelta(hours=7))
 MONDAY_10 = dt.datetime(2026, 3, 16, 10, 0, tzinfo=BARNAUL)
 
 
-class Outbox:
-    """Every send, decoded, with its topic base name."""
+class Outbox(RecordingOutbox):
+    """Every send, decoded, with its topic base name; a dead letter fails the test."""
 
     def __init__(self) -> None:
-        self.sent: list[tuple[str, dict[str, Any]]] = []
-
-    async def send(self, base: str, key: bytes | None, value: bytes) -> None:
-        self.sent.append((base, orjson.loads(value)))
-
-    async def send_record(self, base: str, key: str, record: Any) -> None:
-        await self.send(base, key.encode(), record.to_json())
-
-    async def dead_letter(self, event: Any, **kw: Any) -> None:
-        raise AssertionError(f"unexpected dead letter: {kw}")
-
-    async def dead_letter_raw(self, raw: bytes, key: bytes | None, **kw: Any) -> None:
-        raise AssertionError(f"unexpected dead letter: {kw}")
-
-    async def flush(self) -> None:
-        pass
-
-    def on(self, base: str) -> list[dict[str, Any]]:
-        return [v for b, v in self.sent if b == base]
+        super().__init__(strict=True)
 
 
 class Classifier:

@@ -20,6 +20,7 @@ import pytest
 from streams import topics as t
 from streams.clock import SlaClock
 from streams.settings import Settings
+from tests.route.route_support import RecordingOutbox
 from workers.route import agent as A
 from workers.routing import Router, load_rules
 
@@ -30,25 +31,9 @@ PENDING = t.topic_name(SETTINGS, t.TRIAGE_PENDING)
 CLOCK = SlaClock(86400.0, time.time() - 20)
 
 
-class Outbox:
+class Outbox(RecordingOutbox):
     def __init__(self) -> None:
-        self.routed: list[dict[str, Any]] = []
-
-    async def send(self, base: str, key: bytes | None, value: bytes) -> None:
-        if base == t.ROUTED:
-            self.routed.append(orjson.loads(value))
-
-    async def send_record(self, base: str, key: str, record: Any) -> None:
-        await self.send(base, key.encode(), record.to_json())
-
-    async def dead_letter(self, event: Any, **kw: Any) -> None:
-        raise AssertionError(f"unexpected dead letter: {kw}")
-
-    async def dead_letter_raw(self, raw: bytes, key: bytes | None, **kw: Any) -> None:
-        raise AssertionError(f"unexpected dead letter: {kw}")
-
-    async def flush(self) -> None:
-        pass
+        super().__init__(strict=True)
 
 
 class Classifier:

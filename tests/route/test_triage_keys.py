@@ -20,6 +20,7 @@ import pytest
 
 from streams import topics as t
 from streams.settings import Settings
+from tests.route.route_support import RecordingOutbox
 from workers.route import agent as A
 from workers.routing import Router, load_rules
 
@@ -31,26 +32,10 @@ PART = A.EarlyDecisions(SETTINGS.partitions).partition_of
 TEXT = "Яма на дороге у дома Проверкина"
 
 
-class Outbox:
-    def __init__(self) -> None:
-        self.routed: list[str] = []
-        self.dead: list[dict[str, Any]] = []
-
-    async def send(self, base: str, key: bytes | None, value: bytes) -> None:
-        if base == t.ROUTED:
-            self.routed.append(orjson.loads(value)["appeal_id"])
-
-    async def send_record(self, base: str, key: str, record: Any) -> None:
-        await self.send(base, key.encode(), record.to_json())
-
-    async def dead_letter(self, event: Any, **kw: Any) -> None:
-        self.dead.append({**kw, "topic": event.message.topic})
-
-    async def dead_letter_raw(self, raw: bytes, key: bytes | None, **kw: Any) -> None:
-        self.dead.append({**kw, "value": orjson.loads(raw)})
-
-    async def flush(self) -> None:
-        pass
+class Outbox(RecordingOutbox):
+    @property
+    def routed_ids(self) -> list[str]:
+        return [r["appeal_id"] for r in self.routed]
 
 
 def pending(appeal_id: str) -> dict[str, Any]:
@@ -107,9 +92,9 @@ def test_a_mis_keyed_decision_is_dead_lettered_not_lost(router: Router) -> None:
     out = a.run(router, event(DECISIONS, decision(x), k))
     assert [(d["reason"], d["topic"]) for d in out.dead] == [("key_mismatch", DECISIONS)]
     assert "appeal_id" in out.dead[0]["detail"] and x not in out.dead[0]["detail"]
-    assert out.routed == [] and a.table == {}
+    assert out.routed_ids == [] and a.table == {}
     # The same decision keyed by its appeal id reaches the owner and routes the appeal.
-    assert b.run(router, event(DECISIONS, decision(x), x.encode())).routed == [x]
+    assert b.run(router, event(DECISIONS, decision(x), x.encode())).routed_ids == [x]
 
 
 @pytest.mark.parametrize("key", [b"somebody-else", None, b"AB" * 12])
@@ -127,4 +112,4 @@ def test_a_well_keyed_decision_and_copy_still_route(router: Router) -> None:
     appeal_id = "cd" * 12
     out = worker.run(router, event(PENDING, pending(appeal_id), appeal_id.encode()),
                      event(DECISIONS, decision(appeal_id), appeal_id.encode()))
-    assert out.dead == [] and out.routed == [appeal_id]
+    assert out.dead == [] and out.routed_ids == [appeal_id]

@@ -34,6 +34,7 @@ from schemas.validation import validate
 from streams import topics as t
 from streams.clock import SlaClock
 from streams.settings import ConfigError, Settings
+from tests.route.route_support import RecordingOutbox
 from workers.route import agent as A
 from workers.routing import RouteInput, Router, load_rules
 
@@ -58,30 +59,9 @@ X, Y, Z = ids_on(1, 3)
 OTHER = ids_on(2, 1)[0]
 
 
-class Outbox:
+class Outbox(RecordingOutbox):
     def __init__(self, fail_flush: bool = False) -> None:
-        self.sent: list[tuple[str, bytes | None, dict[str, Any]]] = []
-        self.dead: list[dict[str, Any]] = []
-        self.fail_flush = fail_flush
-
-    async def send(self, base: str, key: bytes | None, value: bytes) -> None:
-        self.sent.append((base, key, orjson.loads(value)))
-
-    async def send_record(self, base: str, key: str, record: Any) -> None:
-        await self.send(base, key.encode(), record.to_json())
-
-    async def dead_letter(self, event: Any, **kw: Any) -> None:
-        self.dead.append({**kw, "topic": event.message.topic})
-
-    async def dead_letter_raw(self, raw: bytes, key: bytes | None, **kw: Any) -> None:
-        self.dead.append({**kw, "value": orjson.loads(raw)})
-
-    async def flush(self) -> None:
-        if self.fail_flush:
-            raise ConnectionError("broker gone")
-
-    def on(self, base: str) -> list[dict[str, Any]]:
-        return [v for b, _k, v in self.sent if b == base]
+        super().__init__(fail_flush=fail_flush)
 
 
 def pending(appeal_id: str, **changes: Any) -> dict[str, Any]:

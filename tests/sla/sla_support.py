@@ -7,12 +7,16 @@ reads is added once, not in every test file that builds the stand-in."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
 from streams.settings import Settings
+from tests.sla.recording_outbox import RecordingOutbox
 from workers.aggregates.partials import PartitionAggregates
+from workers.sla import agent as sla_agent
 from workers.sla.engine import SlaRules
 
 DAY = 86400.0
@@ -44,3 +48,18 @@ def stand_in_runtime(*, clock: Any, rules: SlaRules, settings: Settings,
         ctx=SimpleNamespace(clock=clock, settings=settings, **(ctx_extra or {})),
         external_lifecycle_topic=EXTERNAL, lifecycle_topic=INTERNAL, routed_topic=ROUTED,
         ticks_topic=TICKS, owns=owns, **extra)
+
+
+def run_one_batch(rt: Any, *events: Any) -> tuple[RecordingOutbox, sla_agent.Batch]:
+    """``events`` as one batch of the SLA agent; its states stored as the agent stores them."""
+
+    async def main() -> tuple[RecordingOutbox, sla_agent.Batch]:
+        outbox = RecordingOutbox()
+        batch = sla_agent.Batch(now=time.time())
+        for event in events:
+            await sla_agent._handle(rt, outbox, event, batch)
+        await outbox.flush()
+        rt.table.update(batch.changed)
+        return outbox, batch
+
+    return asyncio.run(main())

@@ -13,7 +13,6 @@ still applies as before.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import time
 from types import SimpleNamespace
@@ -28,7 +27,14 @@ from streams import topics as t
 from streams.clock import SlaClock
 from streams.settings import Settings
 from tests.sla.recording_outbox import RecordingOutbox
-from tests.sla.sla_support import EXTERNAL, INTERNAL, ROUTED, fixed_clock, stand_in_runtime
+from tests.sla.sla_support import (
+    EXTERNAL,
+    INTERNAL,
+    ROUTED,
+    fixed_clock,
+    run_one_batch,
+    stand_in_runtime,
+)
 from workers.sla import agent as sla_agent
 from workers.sla.deadline_service import DeadlineService
 from workers.sla.engine import BEFORE_PERIOD
@@ -65,18 +71,7 @@ def _lifecycle(kind: str, at: dt.datetime, n: int = 1, **extra: Any) -> dict[str
 
 
 def _run(rt: Any, *events: Any) -> tuple[RecordingOutbox, sla_agent.Batch]:
-    """The events as one batch; its states stored as the agent stores them."""
-
-    async def main() -> tuple[RecordingOutbox, sla_agent.Batch]:
-        outbox = RecordingOutbox()
-        batch = sla_agent.Batch(now=time.time())
-        for event in events:
-            await sla_agent._handle(rt, outbox, event, batch)
-        await outbox.flush()
-        rt.table.update(batch.changed)
-        return outbox, batch
-
-    return asyncio.run(main())
+    return run_one_batch(rt, *events)
 
 
 def _dead_count() -> float:

@@ -11,7 +11,6 @@ applied or held; one within ``APPEALS_SLA_FUTURE_TOLERANCE`` (clock skew) still 
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import time
 from types import SimpleNamespace
@@ -26,7 +25,15 @@ from streams import topics as t
 from streams.clock import SlaClock
 from streams.settings import ConfigError, Settings
 from tests.sla.recording_outbox import RecordingOutbox
-from tests.sla.sla_support import EXTERNAL, INTERNAL, ROUTED, TICKS, fixed_clock, stand_in_runtime
+from tests.sla.sla_support import (
+    EXTERNAL,
+    INTERNAL,
+    ROUTED,
+    TICKS,
+    fixed_clock,
+    run_one_batch,
+    stand_in_runtime,
+)
 from workers.sla import agent as sla_agent
 from workers.sla import timers
 from workers.sla.deadline_service import DeadlineService
@@ -69,18 +76,7 @@ def _answer(at: str, n: int = 1) -> dict[str, Any]:
 
 
 def _run(rt: Any, *events: Any) -> tuple[RecordingOutbox, sla_agent.Batch]:
-    """The events as one batch; its states stored as the agent stores them."""
-
-    async def main() -> tuple[RecordingOutbox, sla_agent.Batch]:
-        outbox = RecordingOutbox()
-        batch = sla_agent.Batch(now=time.time())
-        for event in events:
-            await sla_agent._handle(rt, outbox, event, batch)
-        await outbox.flush()
-        rt.table.update(batch.changed)
-        return outbox, batch
-
-    return asyncio.run(main())
+    return run_one_batch(rt, *events)
 
 
 def _dead_count() -> float:
