@@ -412,6 +412,13 @@ def _dispatch(args: argparse.Namespace) -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # also while the sub-commands' modules are imported
+        return interrupted(whole_process=argv is None)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     os.environ.setdefault("PYTHONHASHSEED", "0")
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -428,6 +435,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 141
     return int(result or 0)
+
+
+#: A shell's status for a command stopped by Ctrl-C (128 + SIGINT).
+INTERRUPTED = 130
+
+
+def interrupted(whole_process: bool = True) -> int:
+    """One line and the Ctrl-C status, for a command the operator stopped with Ctrl-C.
+
+    Why here: every command waits on something an operator may give up on (stdin, a broker
+    that is not up, a long run), and each one ended in a KeyboardInterrupt traceback. The
+    clean-up (``finally`` blocks, context managers stopping child processes) has already run
+    when the exception gets here. With ``whole_process`` (``appeals`` run as a program, not
+    ``main([...])`` in a test) a further Ctrl-C while the interpreter shuts down (joining
+    threads, flushing) ends the process at once, by the signal, instead of printing another
+    traceback.
+    """
+    if whole_process:
+        import signal
+
+        with contextlib.suppress(ValueError):  # not the main thread: nothing to change
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+    with contextlib.suppress(OSError):
+        sys.stdout.flush()
+    with contextlib.suppress(OSError):
+        print("appeals: interrupted", file=sys.stderr, flush=True)
+    return INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ import orjson
 
 from schemas.records import CHANNELS
 from streams import topics as t
+from streams.devstack import die_with_parent
 from streams.settings import Settings
 from workers.bench import procstat
 
@@ -54,6 +55,17 @@ Message = tuple[str, bytes | None, bytes]
 #: lifecycle event ``Generator.plan`` stamps after an appeal (a 59-FZ answer at 1.5 periods,
 #: 45 days), so none of the workload is refused as stamped in the future.
 BENCH_FUTURE_TOLERANCE = 120 * 86400.0
+#: The probes and workers run in a session of their own where the kernel stops them should the
+#: bench die (``devstack.die_with_parent``, Linux); elsewhere they share its process group.
+OWN_SESSION = sys.platform == "linux"
+
+
+def _interrupted_child(proc: subprocess.Popen[bytes]) -> None:
+    """KeyboardInterrupt when ``proc`` was ended by SIGINT: a Ctrl-C meant for the bench (a
+    ``kill -INT`` to its process group), to be reported as an interruption (the CLI's
+    "interrupted", status 130), not as a probe or worker that failed."""
+    if proc.returncode in (-signal.SIGINT, 128 + signal.SIGINT):
+        raise KeyboardInterrupt
 
 
 @dataclass
@@ -233,8 +245,13 @@ class Bench:
                "--status", str(status_path)]
         self.say(f"{kind}: consuming {expected:,} pre-produced appeals")
         with open(self.log_dir / f"{kind}.log", "wb") as out:
+            # In a session of its own (where the kernel stops it should the bench die), so a
+            # terminal's Ctrl-C reaches only the bench, which stops the probe on its way out:
+            # the naive probe (Faust) stops cleanly on SIGINT, exit status 0, and the bench
+            # could see it gone before its own KeyboardInterrupt ("naive probe exited early").
             proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL)
+                                    stdin=subprocess.DEVNULL, start_new_session=OWN_SESSION,
+                                    preexec_fn=die_with_parent())
         doc: dict[str, Any] = {}
         deadline = time.monotonic() + 90  # start-up and group join
         try:
@@ -250,6 +267,7 @@ class Bench:
                     if time.monotonic() > deadline:
                         raise RuntimeError(f"{kind} probe made no progress; see {out.name}")
                     if proc.poll() is not None:
+                        _interrupted_child(proc)
                         raise RuntimeError(f"{kind} probe exited early; see {out.name}")
         finally:
             if proc.poll() is None:
@@ -287,7 +305,8 @@ class Bench:
                                           inputs + outputs)
         # A state directory each: with --set store=rocksdb:// two workers must not share one.
         procs = [WorkerProcess(settings.replace(data_dir=str(self.log_dir / f"{name}-{i}-state")),
-                               self.log_dir / f"{name}-{i}.log") for i in range(workers)]
+                               self.log_dir / f"{name}-{i}.log", new_session=OWN_SESSION)
+                 for i in range(workers)]
         for p in procs:
             p.start()
         timeline: list[procstat.GroupSnapshot] = []
@@ -313,6 +332,9 @@ class Bench:
                     done_at = snap.at
                     break
                 if any(not p.alive for p in procs):
+                    for p in procs:
+                        if p.proc is not None and p.proc.poll() is not None:
+                            _interrupted_child(p.proc)
                     raise RuntimeError(f"{name}: a worker died; see {self.log_dir}")
                 if t0 is not None and time.monotonic() - last_change > 60:
                     detail = ", ".join(f"{x}: {snap.committed[x]}/{snap.end[x]}" for x in inputs)
@@ -389,7 +411,8 @@ class Bench:
         settings = self.settings(kafka, redis)
         t.ensure_topics(settings)
         gen = Generator(seed=opts.seed + 1, malformed_share=0.0, run_id="lat")
-        worker = WorkerProcess(settings, self.log_dir / "latency.log").start()
+        worker = WorkerProcess(settings, self.log_dir / "latency.log",
+                               new_session=OWN_SESSION).start()
         try:
             warm = [gen.appeal(time.time()) for _ in range(200)]
             produce(settings, [(t.intake_topic(a.channel), None, a.value) for a in warm])
@@ -400,6 +423,8 @@ class Bench:
                 deadline = time.monotonic() + 120
                 while sum(progress.snapshot().end.values()) < len(warm):
                     if time.monotonic() > deadline or not worker.alive:
+                        if worker.proc is not None and worker.proc.poll() is not None:
+                            _interrupted_child(worker.proc)
                         raise RuntimeError(f"latency: worker not ready; see {worker.log_path}")
                     time.sleep(0.2)
             finally:
