@@ -361,7 +361,7 @@ def _start_broker(port: int, log_dir: Path | None, timeout: float) -> Broker:
     broker = Broker("tansu", port, proc, log_path)
     try:
         _wait_port(port, proc, f"Tansu broker (log: {log_path})", timeout)
-    except DevStackError:
+    except BaseException:  # a Ctrl-C too: the broker ran on till the starter exited
         broker.stop()
         raise
     log.info("Kafka-protocol broker (Tansu) on 127.0.0.1:%d, log %s", port, log_path)
@@ -408,7 +408,7 @@ def _start_redis(port: int, log_dir: Path | None, timeout: float) -> RedisServer
     server = RedisServer("redis", port, proc, log_path)
     try:
         _wait_port(port, proc, f"redis-server (log: {log_path})", timeout)
-    except DevStackError:
+    except BaseException:  # a Ctrl-C too, as for the broker
         server.stop()
         raise
     finally:
