@@ -172,3 +172,65 @@ def test_closing_the_terminal_drains_and_writes_the_summary_to_a_file(tmp_path: 
         for child in [pid, *children]:
             if _alive(child):
                 os.kill(child, signal.SIGKILL)
+
+
+def _read_until(demo: subprocess.Popen[str], lines: list[str], marker: str) -> None:
+    """Read the demo's output up to the first line starting with ``marker``."""
+    assert demo.stdout is not None
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        line = demo.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if line.startswith(marker):
+            return
+    raise AssertionError(f"no {marker!r} line:\n" + "".join(lines))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("marker", ["workers: ", "waiting for the workers"],
+                         ids=["clients-starting", "workers-starting"])
+def test_ctrl_c_before_streaming_stops_at_once(tmp_path: Path, marker: str) -> None:
+    """A Ctrl-C while the workers started was acted on only once they were up (13-15 s): the
+    demo then streamed, drained and printed a summary, exit 0; one while its Kafka clients
+    started left the producer unclosed (``ERROR asyncio: Unclosed AIOKafkaProducer``). Now
+    the run stops there, with nothing streamed, and exits 130."""
+    demo = _start_demo(tmp_path)
+    lines: list[str] = []
+    try:
+        _read_until(demo, lines, marker)
+        children = _descendants(demo.pid)
+        os.killpg(demo.pid, signal.SIGINT)
+        out, _ = demo.communicate(timeout=120)
+    finally:
+        if demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGKILL)
+    out = "".join(lines) + out
+    assert demo.returncode == 130, out
+    assert not re.search(r"^streaming ", out, re.MULTILINE), out
+    assert "final summary" not in out, out
+    assert "Traceback" not in out and "Unclosed" not in out, out
+    _assert_gone(children)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_second_ctrl_c_aborts_the_drain_with_status_130(tmp_path: Path) -> None:
+    """The second Ctrl-C stops without draining: an aborted run, exit 130 (was 0)."""
+    demo = _start_demo(tmp_path)
+    lines: list[str] = []
+    try:
+        _wait_streaming(demo, lines)
+        children = _descendants(demo.pid)
+        os.killpg(demo.pid, signal.SIGINT)
+        _read_until(demo, lines, "SIGINT: stopping; draining first")
+        os.killpg(demo.pid, signal.SIGINT)
+        out, _ = demo.communicate(timeout=120)
+    finally:
+        if demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGKILL)
+    out = "".join(lines) + out
+    assert demo.returncode == 130, out
+    assert "interrupted: stopping without draining" in out and "final summary" not in out, out
+    assert "Traceback" not in out, out
+    _assert_gone(children)

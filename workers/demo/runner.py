@@ -166,6 +166,7 @@ def _run(opts: DemoOptions, log_dir: Path, ports: list[int], hangup: HangupOutpu
             )
             t.ensure_topics(settings)
             procs: list[subprocess.Popen[bytes]] = []
+            stopping = Stopping()
             try:
                 for i, port in enumerate(ports):
                     # Their own session only where the kernel stops them should the demo
@@ -175,15 +176,29 @@ def _run(opts: DemoOptions, log_dir: Path, ports: list[int], hangup: HangupOutpu
                 print(f"workers: {opts.workers}; metrics: " +
                       ", ".join(f"http://{METRICS_HOST}:{p}/metrics" for p in ports),
                       flush=True)
-                return asyncio.run(_stream(settings, opts, procs, hangup))
+                return asyncio.run(_stream(settings, opts, procs, hangup, stopping))
             except KeyboardInterrupt:  # a second Ctrl-C while draining, or one at start-up
                 _say("\ninterrupted: stopping without draining")
-                return 0
+                return 128 + (stopping.signum or signal.SIGINT)
             finally:
                 _stop_workers(procs)
     except DevStackError as exc:
         print(f"demo: {exc}", file=sys.stderr)
         return 1
+
+
+@dataclass
+class Stopping:
+    """What stopped the run: the first signal (None: none) and whether streaming had begun.
+
+    Why kept: a signal before streaming begins aborts the start-up (status 128 + signal, as a
+    shell reports a command the signal ended), one after it drains and ends normally (status
+    0), and a second one aborts the drain (128 + the first signal).
+    """
+
+    signum: int | None = None
+    streaming: bool = False
+    aborted: bool = False
 
 
 def _say(text: str) -> None:
@@ -202,20 +217,11 @@ def _stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
 
 
 async def _stream(settings: Settings, opts: DemoOptions,
-                  procs: list[subprocess.Popen[bytes]], hangup: HangupOutput) -> int:
+                  procs: list[subprocess.Popen[bytes]], hangup: HangupOutput,
+                  stopping: Stopping) -> int:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
     clock = SlaClock(settings.time_scale, settings.clock_epoch)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
-                                linger_ms=5, enable_idempotence=False)
-    await producer.start()
-    watched = [t.REGISTERED, t.ROUTED, t.TRIAGE, t.SLA_ALERTS, t.DEADLETTER]
-    consumer = AIOKafkaConsumer(
-        *(t.topic_name(settings, name) for name in watched),
-        bootstrap_servers=settings.kafka_bootstrap, auto_offset_reset="earliest",
-        enable_auto_commit=False, group_id=None,
-    )
-    await consumer.start()
     tally = Tally()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -223,25 +229,52 @@ async def _stream(settings: Settings, opts: DemoOptions,
     def interrupted(signum: int) -> None:
         if signum == signal.SIGHUP:  # before a print finds the terminal gone
             hangup.switch()
-        if stop.is_set():  # the second one: stop without draining
-            raise KeyboardInterrupt
+        if stop.is_set():  # the second one: stop without draining (once: the clean-up runs)
+            if not stopping.aborted:
+                stopping.aborted = True
+                raise KeyboardInterrupt
+            return
         stop.set()
-        _say(f"\n{signal.Signals(signum).name}: stopping; draining first "
-             "(Ctrl-C again to stop without draining)")
+        stopping.signum = signum
+        name = signal.Signals(signum).name
+        if stopping.streaming:
+            _say(f"\n{name}: stopping; draining first (Ctrl-C again to stop without draining)")
+        else:  # nothing to drain: the run had not begun
+            _say(f"\n{name}: stopping before streaming began")
 
+    # First of all: a Ctrl-C while the clients start found asyncio's own handler, which
+    # cancelled the start-up and left the producer unclosed (an asyncio ERROR at exit).
     with contextlib.suppress(NotImplementedError):
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(signum, interrupted, signum)
-    watcher = asyncio.create_task(_watch(consumer, settings, tally))
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
+                                linger_ms=5, enable_idempotence=False)
+    watched = [t.REGISTERED, t.ROUTED, t.TRIAGE, t.SLA_ALERTS, t.DEADLETTER]
+    consumer = AIOKafkaConsumer(
+        *(t.topic_name(settings, name) for name in watched),
+        bootstrap_servers=settings.kafka_bootstrap, auto_offset_reset="earliest",
+        enable_auto_commit=False, group_id=None,
+    )
+    watcher: asyncio.Task[None] | None = None
     try:
-        print("waiting for the workers to join the consumer group…", flush=True)
-        if not await _wait_ready(producer, settings, tally, stop, procs):
+        await producer.start()
+        await consumer.start()
+        watcher = asyncio.create_task(_watch(consumer, settings, tally))
+        ready = False
+        if not stop.is_set():
+            print("waiting for the workers to join the consumer group…", flush=True)
+            ready = await _wait_ready(producer, settings, tally, stop, procs)
+        if stop.is_set():  # before streaming began: stop now, nothing to drain
+            return 128 + (stopping.signum or signal.SIGINT)
+        if not ready:
             return 1
+        stopping.streaming = True
         return await _feed(settings, opts, procs, producer, tally, stop, clock)
     finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
         await consumer.stop()
         await producer.stop()
 
@@ -342,10 +375,25 @@ async def _feed(settings: Settings, opts: DemoOptions, procs: list[subprocess.Po
 
 async def _wait_ready(producer: Any, settings: Settings, tally: Tally, stop: asyncio.Event,
                       procs: list[subprocess.Popen[bytes]], timeout: float = 120.0) -> bool:
-    """Send one probe appeal and wait until it is routed: the whole pipeline is up."""
+    """Send one probe appeal and wait until it is routed: the whole pipeline is up.
+
+    Returns as soon as ``stop`` is set (the caller looks at it first): a Ctrl-C while the
+    workers started was only acted on once they were up, 13-15 s later, and the demo then
+    streamed, drained and printed a summary of a run that never began."""
     gen = Generator(seed=0, malformed_share=0.0, run_id="probe")
     probe = gen.appeal(time.time(), channel="pos")
-    await producer.send_and_wait(t.topic_name(settings, t.intake_topic("pos")), probe.value)
+    # Not past a Ctrl-C: the first send waits for the new topics' leaders.
+    sent = asyncio.ensure_future(
+        producer.send_and_wait(t.topic_name(settings, t.intake_topic("pos")), probe.value))
+    stopped = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({sent, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if not sent.done():
+        sent.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sent
+        return False
+    sent.result()
     tally.sent += 1
     deadline = time.monotonic() + timeout
     while tally.routed + tally.triage == 0 and not stop.is_set():
