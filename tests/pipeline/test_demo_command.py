@@ -47,6 +47,9 @@ def test_demo_runs_every_stage_and_exits_zero(tmp_path: Path) -> None:
     # The incidents' and hotline calls' final answers run as a stage (README "Stage deadlines"):
     # some are closed after it, so the stage warns and breaches within the run.
     assert re.search(r"^  stage deadline alerts: .*final_answer breach \d+", out, re.MULTILINE), out
+    # None of the demo's own events: they were planned from the moment it sent the appeal,
+    # and a pause planned before the worker registered it was refused (review of a first run).
+    assert "before_period" not in out, out
     assert figure("dead letters") == figure("malformed sent") > 0
     assert "per authority" in out
     log = (tmp_path / "demo" / "worker-1.log").read_text()

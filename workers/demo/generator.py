@@ -80,6 +80,17 @@ class PlannedEvent:
     at: float  # SLA-clock seconds
     payload: dict[str, Any]
 
+    def moved(self, delta: float) -> PlannedEvent:
+        """The same event ``delta`` SLA seconds later (its ``at`` field too): the demo plans
+        an appeal's events when it sends the appeal and moves them to the registration."""
+        at = self.at + delta
+        return PlannedEvent(at, {**self.payload, "at": _stamp(at)})
+
+
+def _stamp(at: float) -> str:
+    """An event's ``at`` field for SLA-clock seconds ``at``."""
+    return datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds")
+
 
 @dataclass
 class GeneratedAppeal:
@@ -205,7 +216,7 @@ class Generator:
                 "event_id": f"{appeal.appeal_id}:{seq}",
                 "appeal_id": appeal.appeal_id,
                 "event": event,
-                "at": datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds"),
+                "at": _stamp(at),
                 **extra,
             }
             events.append(PlannedEvent(at, payload))
@@ -248,7 +259,7 @@ def triage_decision(appeal_id: str, category: str, at: float, n: int) -> Planned
     """The demo operator's decision for an appeal in the triage queue (a ``triaged`` event)."""
     return PlannedEvent(at, {
         "schema_version": 1, "event_id": f"{appeal_id}:triage:{n}", "appeal_id": appeal_id,
-        "event": "triaged", "at": datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds"),
+        "event": "triaged", "at": _stamp(at),
         "category": category,
     })
 

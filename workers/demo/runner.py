@@ -38,6 +38,7 @@ from workers.demo.generator import (
     DAY,
     GeneratedAppeal,
     Generator,
+    PlannedEvent,
     lifecycle_bytes,
     triage_decision,
 )
@@ -77,10 +78,47 @@ class Tally:
     triage_decided: int = 0
     #: (appeal id, the classifier's first candidate) of triage items not decided yet
     to_decide: list[tuple[str, str]] = field(default_factory=list)
+    #: (appeal id, registered_at on the SLA clock) read on appeals.registered, not yet planned
+    registrations: list[tuple[str, float]] = field(default_factory=list)
     alerts: Counter[str] = field(default_factory=Counter)  # the answer deadline's, by level
     stage_alerts: Counter[str] = field(default_factory=Counter)  # "<stage> <level>"
     deadletter: Counter[str] = field(default_factory=Counter)
     categories: Counter[str] = field(default_factory=Counter)
+
+
+class AwaitingRegistration:
+    """Each sent appeal's lifecycle events, until the demo reads its ``registered_at``.
+
+    Why: the events were planned from the clock when the demo sent the appeal, while the
+    worker registers it (and starts its periods) when it processes it; at 86,400× an intake
+    lag of 0.36 s is 0.36 SLA days, so a pause planned 0.3 × 1.2 days after sending fell
+    before an incident's registration and was dead-lettered as ``before_period`` (1-12 per
+    run). The events are planned when the appeal is sent, so the generator's random draws
+    (and the appeals a seed gives) do not depend on the workers' timing, then moved to start
+    at the registration.
+    """
+
+    def __init__(self) -> None:
+        self._planned: dict[str, tuple[float, list[PlannedEvent]]] = {}
+
+    def __len__(self) -> int:
+        return len(self._planned)
+
+    def add(self, appeal_id: str, planned_from: float, events: list[PlannedEvent]) -> None:
+        """``events`` of an appeal sent at ``planned_from``, planned from that moment."""
+        self._planned[appeal_id] = (planned_from, events)
+
+    def registered(self, appeal_id: str, registered_sla: float) -> list[PlannedEvent]:
+        """The appeal's events, moved to start at its registration (none for an appeal this
+        run did not plan: the readiness probe, or one registered already)."""
+        planned_from, events = self._planned.pop(appeal_id, (registered_sla, []))
+        return [ev.moved(registered_sla - planned_from) for ev in events]
+
+
+def registration(value: bytes) -> tuple[str, float]:
+    """(appeal id, ``registered_at`` on the SLA clock) of an appeals.registered record."""
+    doc = orjson.loads(value)
+    return doc["appeal_id"], datetime.fromisoformat(doc["registered_at"]).timestamp()
 
 
 #: How long (SLA time) the demo's triage operator takes to decide an appeal.
@@ -306,9 +344,16 @@ async def _feed(settings: Settings, opts: DemoOptions, procs: list[subprocess.Po
     next_print = started + 5
     lifecycle_topic = t.topic_name(settings, t.LIFECYCLE)
     decisions: set[int] = set()  # plan entries that are triage decisions
+    awaiting = AwaitingRegistration()
 
     async def send_due(seq: int) -> int:
-        """Decide the appeals triage has sent in, and send the lifecycle events now due."""
+        """Plan the events of the appeals registered since, decide the appeals triage has
+        sent in, and send the lifecycle events now due."""
+        for appeal_id, registered_sla in tally.registrations:
+            for ev in awaiting.registered(appeal_id, registered_sla):
+                seq += 1
+                heapq.heappush(plan, (ev.at, seq, appeal_id.encode(), lifecycle_bytes(ev)))
+        tally.registrations.clear()
         now_sla = clock.now()
         for appeal_id, first_candidate in tally.to_decide:
             # The operator reads it and decides: the intended category of a vague appeal,
@@ -346,10 +391,8 @@ async def _feed(settings: Settings, opts: DemoOptions, procs: list[subprocess.Po
                     tally.sent += 1
                     if item.vague:
                         intended[item.appeal_id] = item.category
-                    for ev in gen.plan(item, clock.now()):
-                        seq += 1
-                        heapq.heappush(plan, (ev.at, seq, item.appeal_id.encode(),
-                                              lifecycle_bytes(ev)))
+                    sent_sla = clock.now()
+                    awaiting.add(item.appeal_id, sent_sla, gen.plan(item, sent_sla))
                 else:
                     tally.malformed_sent += 1
             seq = await send_due(seq)
@@ -415,6 +458,7 @@ async def _watch(consumer: Any, settings: Settings, tally: Tally) -> None:
             for rec in records:
                 if kind == t.REGISTERED:
                     tally.registered += 1
+                    tally.registrations.append(registration(rec.value))
                 elif kind == t.ROUTED:
                     tally.routed += 1
                     tally.categories[orjson.loads(rec.value)["category"]] += 1
