@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -43,10 +44,48 @@ def test_authority_sla_block_and_zone_of_the_routing_rules(
     # Mon 2 March 10:00 Barnaul = 06:00 Moscow; 3 working days: 3, 4, 5 March.
     assert data["amount"] == 3 and data["timezone"] == "Europe/Moscow"
     assert data["due"] == "2026-03-05T23:59:59+03:00"
-    # An authority the rules do not know: the region's zone and the policy file's numbers.
-    other = _due(capsys, "--regime", "pos", "--registered-at", REG, "--region", "22",
-                 "--authority", "22-unknown")
-    assert other["amount"] == 10 and other["timezone"] == "Asia/Barnaul"
+    # In any case, as the README names bodies.
+    assert _due(capsys, "--regime", "pos", "--registered-at", "2026-03-02T10:00+07:00",
+                "--region", "22", "--authority", "22-X") == data
+
+
+def _refused(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    code = cli.main(["sla", "due", *argv])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "", (code, out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+@pytest.mark.parametrize("typo", ["22-minzkh", "22-MINZKH"])
+def test_an_authority_nobody_names_is_refused(capsys: pytest.CaptureFixture[str],
+                                              typo: str) -> None:
+    """A typo was taken silently: exit 0 and the region's default deadline (10 working days
+    where 22-minzhkh has 8), as if it were that body's."""
+    line = _refused(capsys, "--regime", "pos", "--registered-at", REG, "--region", "22",
+                    "--authority", typo)
+    assert f"unknown authority {typo!r}" in line and "22-minzhkh" in line, line
+
+
+def test_packaged_authorities_are_named_in_any_case(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ("--regime", "pos", "--registered-at", REG, "--region", "22", "--authority")
+    lower = _due(capsys, *argv, "22-minzhkh")
+    assert lower["amount"] == 8  # its own `sla:` block (the region's default is 10)
+    assert _due(capsys, *argv, "22-MINZHKH") == lower
+
+
+def test_an_authority_only_the_policy_file_names_is_known(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A body the rules do not list (yet), with an override of its own in the policy file."""
+    path = tmp_path / "pol.toml"
+    text = Path(cli.__file__).with_name("policies.toml").read_text("utf-8")
+    path.write_text(text + '\n[[overrides]]\nauthority = "22-new-body"\nregime = "pos"\n'
+                    "answer = 5\n", "utf-8")
+    argv = ("--regime", "pos", "--registered-at", REG, "--region", "22",
+            "--policy-file", str(path), "--authority")
+    assert _due(capsys, *argv, "22-New-Body")["amount"] == 5
+    assert "unknown authority" in _refused(capsys, *argv, "22-old-body")
 
 
 def test_cli_gives_the_engine_s_deadline_for_an_authority_of_the_packaged_rules(

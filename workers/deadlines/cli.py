@@ -129,19 +129,47 @@ def _plain_number(value: float) -> int | float:
     return int(value) if float(value).is_integer() else value
 
 
-def _authority(authority_id: str | None) -> Any:
-    """The routing rules' entry of ``--authority`` (``$APPEALS_ROUTING_RULES`` or the
-    packaged rules, as the workers load them), or None: no option, or a body the rules do not
-    know (its policy-file overrides by id still apply)."""
+def _authority(authority_id: str | None) -> tuple[str | None, Any]:
+    """(its id as the rules spell it, the routing rules' entry) of ``--authority``
+    (``$APPEALS_ROUTING_RULES`` or the packaged rules, as the workers load them); (the id as
+    given, None) without the option or for a body the rules do not know (the caller checks
+    that the policy file names it).
+
+    In any case, as the README names bodies: ``22-MINZHKH`` was not found, and the region's
+    default deadline was printed as if it were that body's."""
     if not authority_id:
-        return None
+        return authority_id, None
     from workers.routing.loader import RulesError, load_rules
 
     try:
         rules = load_rules()
     except RulesError as exc:
         raise _UsageError(f"--authority: cannot read the routing rules: {exc}") from None
-    return rules.authorities.get(authority_id)
+    wanted = authority_id.casefold()
+    for known, body in rules.authorities.items():
+        if known.casefold() == wanted:
+            return known, body
+    return authority_id, None
+
+
+def _known_to_the_policy_file(authority_id: str, book: PolicyBook) -> str:
+    """``authority_id`` as the policy file's overrides spell it; a :class:`_UsageError`
+    naming it (and the closest known ids) when they do not select it either: a typo
+    (``22-minzkh``) was taken silently and printed the region's default deadline."""
+    wanted = authority_id.casefold()
+    named = sorted(book.authorities())
+    for known in named:
+        if known.casefold() == wanted:
+            return known
+    import difflib
+
+    from workers.routing.loader import load_rules
+
+    ids = {i.casefold(): i for i in (*load_rules().authorities, *named)}
+    close = [ids[i] for i in difflib.get_close_matches(wanted, sorted(ids), n=3, cutoff=0.75)]
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise _UsageError(f"--authority: unknown authority {authority_id!r}: neither the routing "
+                      f"rules nor the policy file's overrides name it{hint}")
 
 
 def _authority_zone(body: Any) -> str | None:
@@ -168,10 +196,12 @@ def run_due(args: argparse.Namespace) -> dict[str, Any]:
         region_tz = region_timezone(region)
     except KeyError as exc:
         raise _UsageError(f"--region: {exc}") from None
-    body = _authority(args.authority)
+    authority, body = _authority(args.authority)
     try:
         book = _book(args.policy_file, body)
-        policy = book.resolve(args.regime, region=region, authority=args.authority,
+        if authority is not None and body is None:
+            authority = _known_to_the_policy_file(authority, book)
+        policy = book.resolve(args.regime, region=region, authority=authority,
                               category=args.category, subcategory=args.subcategory)
         # The note below reports a year without a decree; the library's log line would
         # only repeat it on stderr.
@@ -315,9 +345,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     due.add_argument("--urgent", action="store_true",
                      help="urgent appeal: use the policy's shorter period (incident: 4 h)")
     due.add_argument("--authority",
-                     help="authority id: its policy overrides, its own `sla:` block and time "
-                          "zone in the routing rules ($APPEALS_ROUTING_RULES), as the SLA "
-                          "engine counts them")
+                     help="authority id, in any case: its policy overrides, its own `sla:` "
+                          "block and time zone in the routing rules ($APPEALS_ROUTING_RULES), "
+                          "as the SLA engine counts them; an id neither the rules nor the "
+                          "policy file's overrides name is an error (exit 2)")
     due.add_argument("--category", help="category code, for category overrides")
     due.add_argument("--subcategory", help="subcategory code, for subcategory overrides")
     due.add_argument("--policy-file", metavar="PATH",

@@ -451,6 +451,12 @@ class PolicyBook:
     def regimes(self) -> tuple[str, ...]:
         return tuple(self._defaults)
 
+    def authorities(self) -> frozenset[str]:
+        """The authority ids the overrides select: ``sla due --authority`` accepts a body the
+        routing rules do not list (yet) when the policy file names it."""
+        return frozenset(o.selectors["authority"] for o in self._overrides
+                         if "authority" in o.selectors)
+
     def resolve(
         self,
         regime: str,
