@@ -489,7 +489,7 @@ OTHER_VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("APPEALS_CALENDAR_FILE", "unset",
      "production-calendar overrides (a decree newer than the holidays package)"),
     ("APPEALS_GATEWAY_HOST", "'127.0.0.1'", "intake gateway listen address ([gateway] host)"),
-    ("APPEALS_GATEWAY_PORT", "8080", "intake gateway listen port"),
+    ("APPEALS_GATEWAY_PORT", "8081", "intake gateway listen port (the API's is 8080)"),
     ("APPEALS_GATEWAY_TOKENS", "empty",
      "intake clients, client1:token1,client2:token2 (none: every POST is refused, 401 "
      "without a token, 403 with one)"),

@@ -171,3 +171,20 @@ def test_api_help_names_every_route(capsys: Any) -> None:
                   "/v1/municipalities/{id}/stats", "/v1/categories/{code}/stats",
                   "/v1/ratings", "/v1/breaches", "/openapi.json", "/healthz", "/metrics"):
         assert route in text, route
+
+
+def test_api_and_gateway_default_ports_differ(capsys: Any,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both defaulted to 8080: on one host with the defaults the second could not listen.
+    The gateway's is 8081, as `appeals config` says and the compose stack publishes it."""
+    from workers.intake.gateway import GatewayConfig
+
+    for name in ("APPEALS_API_PORT", "APPEALS_GATEWAY_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    settings = cli.Settings.load()
+    gateway = GatewayConfig.load(settings, {})
+    assert (settings.api_port, gateway.port) == (8080, 8081)
+    rc, out, _ = run_out(["config"], capsys)
+    assert rc == 0
+    line = next(x for x in out.splitlines() if x.lstrip().startswith("APPEALS_GATEWAY_PORT"))
+    assert line.split()[1] == "8081", line

@@ -183,3 +183,17 @@ def test_every_documented_stack_start_sets_the_required_variables(guide: Path) -
         exported = set(re.findall(r"^\s*export\s+([A-Za-z_][A-Za-z0-9_]*)=", block, re.M))
         missing = sorted(required - exported)
         assert not missing, f"{guide.relative_to(REPO)}: docker compose up without {missing}"
+
+
+def test_prometheus_scrapes_the_gateway_on_the_port_it_listens_on(compose):
+    """The gateway's default port (8081: the API has 8080), in the container and published."""
+    from workers.intake.gateway import GatewayConfig
+
+    gateway = compose["services"]["gateway"]
+    port = gateway["entrypoint"][gateway["entrypoint"].index("--port") + 1]
+    assert int(port) == GatewayConfig().port
+    assert gateway["ports"] == [f"127.0.0.1:{port}:{port}"]
+    assert f"http://127.0.0.1:{port}/healthz" in gateway["healthcheck"]["test"][-1]
+    prometheus = yaml.safe_load((MONITORING / "prometheus" / "prometheus.yml").read_text())
+    job = next(j for j in prometheus["scrape_configs"] if j["job_name"] == "appeals-gateway")
+    assert {t for sc in job["static_configs"] for t in sc["targets"]} == {f"gateway:{port}"}

@@ -61,7 +61,7 @@ def test_config_scrapes_the_intake_gateway():
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     gateway = jobs["appeals-gateway"]
     assert gateway.get("metrics_path", "/metrics") == "/metrics"
-    assert [t for sc in gateway["static_configs"] for t in sc["targets"]] == ["gateway:8080"]
+    assert [t for sc in gateway["static_configs"] for t in sc["targets"]] == ["gateway:8081"]
 
 
 def test_promtool_check_rules(promtool):

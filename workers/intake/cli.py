@@ -73,7 +73,7 @@ def register(subparsers: Any) -> None:
     )
     g.add_argument("--host", default=None, help="listen address (default APPEALS_GATEWAY_HOST)")
     g.add_argument("--port", type=port_number, default=None,
-                   help="listen port (default APPEALS_GATEWAY_PORT)")
+                   help="listen port (default APPEALS_GATEWAY_PORT, 8081)")
     g.set_defaults(func=_cmd_gateway)
 
 

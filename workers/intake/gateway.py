@@ -69,7 +69,8 @@ the same names in lower case without the prefix; the environment wins). Checked 
 not one of these is an error): a bad value is one line and exit 2, see
 :meth:`GatewayConfig.load`:
 
-* ``APPEALS_GATEWAY_HOST`` (``127.0.0.1``), ``APPEALS_GATEWAY_PORT`` (``8080``);
+* ``APPEALS_GATEWAY_HOST`` (``127.0.0.1``), ``APPEALS_GATEWAY_PORT`` (``8081``: the API's is
+  ``8080``, so both run on one host with the defaults);
 * ``APPEALS_GATEWAY_TOKENS``: ``client1:token1,client2:token2``;
 * ``APPEALS_GATEWAY_TOKENS_FILE``: TOML with ``[clients.<id>]`` tables: ``token``, and optional
   ``rate``, ``burst``, ``channels`` (allowed channels) and ``region`` (Open311 default region).
@@ -165,7 +166,9 @@ class Client:
 @dataclass(frozen=True, slots=True)
 class GatewayConfig:
     host: str = "127.0.0.1"
-    port: int = 8080
+    #: Not the API's 8080 (APPEALS_API_PORT): on one host with the defaults the second of the
+    #: two could not listen. The compose stack publishes the gateway on 8081 too.
+    port: int = 8081
     clients: tuple[Client, ...] = ()
     rate: float = 50.0
     burst: int = 100
