@@ -121,6 +121,14 @@ class Settings:
     """APPEALS_MAX_TEXT_LENGTH: longest appeal text accepted, characters."""
     max_message_bytes: int = 1_000_000
     """APPEALS_MAX_MESSAGE_BYTES: largest intake message accepted, bytes."""
+    intake_max_age: float = 365 * 86400.0
+    """APPEALS_INTAKE_MAX_AGE: seconds (SLA clock) an appeal's ``submitted_at`` may lie before
+    intake reads it (a day to 3660 days; a year by default).
+
+    Deadlines count from the legal registration, which follows receipt (59-FZ: at most three
+    days after it), not from when intake reads the record; an older ``submitted_at`` is
+    dead-lettered as ``invalid_value``: a mistyped year must not make an appeal years overdue
+    at once. Within it, an old letter is overdue at once, which is the truth."""
     dedupe_window_days: int = 30
     """APPEALS_DEDUPE_WINDOW_DAYS: how long an exact duplicate is recognised."""
     triage_confidence: float = 0.45
@@ -153,9 +161,10 @@ class Settings:
     appeal's registration.
 
     Further before, a lifecycle event is dead-lettered as ``before_period`` (a mistyped year).
-    Not the few minutes of clock skew: the intake registers an appeal when it reads it, so after
-    an outage or a backlog an authority's system can stamp its acceptance or a hotline's answer
-    hours before the registration (0 to 3660 days)."""
+    Days, not the few minutes of clock skew: registration is the legal moment (intake's
+    ``registration_time``), and a body's system may stamp on a register kept by the date (a
+    letter registered "on 2 March", at midnight, before its receipt that morning), besides
+    clocks that drift (0 to 3660 days)."""
     time_scale: float = 1.0
     """APPEALS_TIME_SCALE: SLA clock speed; the demo runs days per second (1 = real time)."""
     clock_epoch: float = 0.0
@@ -278,8 +287,8 @@ class Settings:
         _check(0 <= self.sla_future_tolerance <= 3660 * 86400, "APPEALS_SLA_FUTURE_TOLERANCE",
                "must be 0..316224000 s (up to 3660 days; 300 allows for clock skew)")
         _check(0 <= self.sla_past_tolerance <= 3660 * 86400, "APPEALS_SLA_PAST_TOLERANCE",
-               "must be 0..316224000 s (up to 3660 days; 259200, three days, allows for an "
-               "intake backlog)")
+               "must be 0..316224000 s (up to 3660 days; 259200, three days, allows for "
+               "registers kept by the date and clock skew)")
         _check(self.escalation_after is None or self.escalation_after > 0,
                "APPEALS_ESCALATION_AFTER", "must be positive seconds")
         _check(0 <= self.triage_confidence <= 1, "APPEALS_TRIAGE_CONFIDENCE", "must be in [0, 1]")
@@ -291,6 +300,9 @@ class Settings:
             self._check_scaled_clock()
         _check(self.sweep_interval > 0, "APPEALS_SWEEP_INTERVAL", "must be positive")
         _check(self.max_text_length >= 1, "APPEALS_MAX_TEXT_LENGTH", "must be positive")
+        _check(86400 <= self.intake_max_age <= 3660 * 86400, "APPEALS_INTAKE_MAX_AGE",
+               "must be 86400..316224000 s (a day to 3660 days; 31536000, a year, is the "
+               "default)")
         # Unchecked until session 15: a window of 0 made Redis refuse every FIRST_SEEN call
         # ("invalid expire time"), and intake silently deduplicated within a batch only.
         _check(1 <= self.dedupe_window_days <= 3660, "APPEALS_DEDUPE_WINDOW_DAYS",

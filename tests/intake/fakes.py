@@ -105,9 +105,19 @@ class FakeClassifier:
                                 top3=[("other", 0.0)], model_version="fake") for _ in texts]
 
 
+#: The agent's clock in the harness unless a test gives its own: a fortnight after the sample
+#: payloads (tests/data/intake, January 2025). Intake registers an appeal at its legal moment,
+#: at most when it reads it, and refuses one submitted more than APPEALS_INTAKE_MAX_AGE (a
+#: year) before: on the wall clock the samples would age out of the tests that send them.
+HARNESS_NOW = datetime(2025, 2, 1, tzinfo=UTC)
+
+
 class AgentHarness:
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(self, settings: Settings | None = None,
+                 now: datetime = HARNESS_NOW) -> None:
         self.settings = settings or Settings()
+        #: The moment the agent reads the batches (its clock).
+        self.now = now
         self.sent: list[tuple[Any, ...]] = []
         self.crashes: list[BaseException] = []
         self.redis = FakeScriptRedis()
@@ -140,7 +150,7 @@ class AgentHarness:
             settings=self.settings,
             topology=SimpleNamespace(channel_of=lambda *a: None),
             outbox=lambda stage: FakeOutbox(self.sent),
-            clock=SimpleNamespace(now_dt=lambda: datetime.now(UTC)),
+            clock=SimpleNamespace(now_dt=lambda: self.now),
             redis=self.redis,
         )
         orig_b, orig_c = intake_agent.batches, intake_agent.crash_on_error

@@ -23,6 +23,8 @@ from streams.testing import isolated_settings, produce, read_topic, running_work
 from workers.intake.core import appeal_id_for
 
 pytestmark = pytest.mark.integration
+#: APPEALS_INTAKE_MAX_AGE of these tests: the longest allowed (3660 days).
+SAMPLES_MAX_AGE = 3660 * 86400.0
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "intake"
 N_MIXED = 10_000
@@ -59,7 +61,10 @@ def _personal_strings(payload: object) -> set[str]:
 
 
 def test_intake_agent_end_to_end(broker, redis_server, tmp_path: Path) -> None:
-    settings = isolated_settings(broker.url, redis_server.url)
+    # The sample payloads are dated (January 2025) and the worker reads them on the wall
+    # clock: they must not age out of APPEALS_INTAKE_MAX_AGE (a year by default).
+    settings = isolated_settings(broker.url, redis_server.url,
+                                 intake_max_age=SAMPLES_MAX_AGE)
     t.ensure_topics(settings)
     rng = random.Random(3)
     samples = _samples()

@@ -27,6 +27,8 @@ from streams.testing import isolated_settings, read_topic, running_worker
 from workers.intake.core import appeal_id_for
 
 pytestmark = pytest.mark.integration
+#: APPEALS_INTAKE_MAX_AGE of these tests: the longest allowed (3660 days).
+SAMPLES_MAX_AGE = 3660 * 86400.0
 
 HERE = Path(__file__).resolve().parent
 SCRIPT = HERE / "nonpython" / "produce.sh"
@@ -48,7 +50,10 @@ def _require(*tools: str) -> None:
 
 def test_kcat_events_from_a_file_are_registered(broker, redis_server, tmp_path: Path) -> None:
     _require("kcat", "jq")
-    settings = isolated_settings(broker.url, redis_server.url)
+    # The sample payloads are dated (January 2025) and the worker reads them on the wall
+    # clock: they must not age out of APPEALS_INTAKE_MAX_AGE (a year by default).
+    settings = isolated_settings(broker.url, redis_server.url,
+                                 intake_max_age=SAMPLES_MAX_AGE)
     t.ensure_topics(settings)
     sources = [orjson.loads(line) for line in CANONICAL.read_text(encoding="utf-8").splitlines()
                if line.strip()]

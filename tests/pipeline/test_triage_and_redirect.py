@@ -37,7 +37,7 @@ REDIRECT_AFTER = dt.timedelta(days=20, hours=3)
 def _intake(i: int, **extra: object) -> bytes:
     return orjson.dumps({
         "schema_version": 1, "channel": "web", "external_id": f"tr-{i}",
-        "submitted_at": "2026-11-24T09:00:00+07:00", "region": "22",
+        "submitted_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "region": "22",
         "text": f"Обращение {i}: на дороге по улице Ленина яма, машины бьют колёса",
         "municipality": "Барнаул", **extra,
     })

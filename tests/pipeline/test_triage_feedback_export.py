@@ -41,7 +41,8 @@ SURE = "Пахнет газом в подъезде"
 def _intake(ext: str, text: str) -> tuple[str, None, bytes]:
     return (t.intake_topic("web"), None, orjson.dumps({
         "schema_version": 1, "channel": "web", "external_id": ext,
-        "submitted_at": "2026-11-24T09:00:00+07:00", "region": "22", "text": text,
+        "submitted_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "region": "22",
+        "text": text,
         "municipality": "Барнаул", "author": {"name": "Тестов Иван", "phone": "+79130000000"},
         "address": "г. Барнаул, ул. Мира, 1"}))
 

@@ -7,6 +7,11 @@ consumed record costs Faust tens of microseconds however little work it carries,
 intermediate topic would be consumed by this same worker anyway. Both outputs are acknowledged
 by the broker before the batch's offsets can be committed, as everywhere (see the outbox).
 
+An appeal is registered at its legal registration moment (``core.registration_time``: 59-FZ's
+from receipt and the body's register, the platforms' and the hotline's at submission), at most
+the moment the agent reads it, which the registered record's Kafka timestamp keeps: every
+deadline counts from ``registered_at``, and a backlog must not move them later.
+
 Exact duplicates (same channel and external id within the dedupe window) are recognised with a
 Redis ``SET NX`` whose value is the source position of the first registration. A replay of that
 very message after a crash finds its own position there and registers again, which downstream
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from datetime import datetime
 from typing import Any
 
 import faust
@@ -85,7 +91,11 @@ def install(app: faust.App, ctx: WorkerContext, router: Router, classifier: Any)
         async for events in batches(stream, settings):
             with crash_on_error(STAGE):
                 outbox = ctx.outbox(STAGE)
+                # The moment intake reads the batch (the registered record's Kafka timestamp
+                # keeps it); the appeal's registered_at is its legal registration, at most this.
+                now = ctx.clock.now_dt()
                 accepted: list[tuple[IntakeAppeal, SourcePosition, str]] = []
+                registered_at: list[datetime] = []
                 accepted_events: list[faust.EventT] = []
                 for event in events:
                     msg = event.message
@@ -98,6 +108,12 @@ def install(app: faust.App, ctx: WorkerContext, router: Router, classifier: Any)
                             max_text_length=settings.max_text_length,
                             max_message_bytes=settings.max_message_bytes,
                         )
+                        # Before the dedupe mark: a record refused here (a mistyped year) and
+                        # sent again corrected is a first registration, not a duplicate.
+                        registration = core.registration_time(
+                            appeal, now, max_age=settings.intake_max_age,
+                            regime=core.regime_for(appeal.channel, settings.email_regime,
+                                                   settings.web_regime))
                     except InvalidEvent as exc:
                         await outbox.dead_letter(event, stage=STAGE, reason=exc.reason,
                                                  detail=exc.detail)
@@ -112,19 +128,19 @@ def install(app: faust.App, ctx: WorkerContext, router: Router, classifier: Any)
                     key = f"{settings.app_id}:dedupe:{appeal.channel}:{appeal.external_id}"
                     accepted.append((appeal, pos, key))
                     accepted_events.append(event)
+                    registered_at.append(registration)
 
                 fresh = await _first_seen(ctx, accepted, dedupe_ttl)
-                now = ctx.clock.now_dt()
                 batch: list[RegisteredAppeal] = []
                 batch_events: list[faust.EventT] = []
-                for (appeal, pos, _key), event, is_new in zip(accepted, accepted_events, fresh,
-                                                              strict=True):
+                for (appeal, pos, _key), event, is_new, at in zip(
+                        accepted, accepted_events, fresh, registered_at, strict=True):
                     if not is_new:
                         metrics.child(metrics.DUPLICATES, appeal.channel).inc()
                         continue
                     batch.append(core.register(
                         appeal,
-                        registered_at=now,
+                        registered_at=at,
                         source=pos,
                         email_regime=settings.email_regime,
                         web_regime=settings.web_regime,

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 
@@ -23,8 +24,8 @@ from schemas.records import (
     RegisteredAppeal,
     SourcePosition,
 )
-from schemas.validation import InvalidEvent, validate
-from workers.geo.regions import UnknownRegion, normalize_code
+from schemas.validation import InvalidEvent, parse_datetime, validate
+from workers.geo.regions import UnknownRegion, normalize_code, region_timezone
 
 _APPEAL_NS = uuid.UUID("6f1d8a52-3c1e-4f7e-9a57-0b7a3c2d9e11")
 _KNOWN_FIELDS = frozenset(IntakeAppeal.__dataclass_fields__)
@@ -274,6 +275,83 @@ def _check_region(region: str) -> None:
         raise InvalidEvent("unknown_region", "region code is not a federal subject")
 
 
+#: 59-FZ art. 8 p. 2: a written appeal is registered within three days of its receipt.
+FZ59_REGISTRATION_DAYS = 3
+#: APPEALS_INTAKE_MAX_AGE's default: how long before intake reads it an appeal may have been
+#: submitted (received) and still be registered, seconds (a year).
+DEFAULT_MAX_AGE = 365 * 86400.0
+
+
+def registration_time(
+    intake: IntakeAppeal,
+    read_at: datetime,
+    *,
+    regime: str,
+    max_age: float = DEFAULT_MAX_AGE,
+) -> datetime:
+    """The legal registration moment of ``intake``, which intake reads at ``read_at``.
+
+    Why: every deadline counts from ``registered_at`` (the SLA engine's period start), and it
+    was the moment intake read the record. After a backlog or an outage a 59-FZ letter the
+    office received and registered on 2 March and intake read on 12 March was due on
+    10 April, where 59-FZ (art. 8 p. 2, art. 12 p. 1) gives 1 April, 3 April at the latest.
+    The moment intake read the record stays in its Kafka timestamp.
+
+    - ``fz59``: the body's own registration date when the source names it (the fz59
+      channel's ``extra.reg_date``, a date: the start of that day in the region's zone, never
+      before receipt), else the last moment the law allows, receipt (``submitted_at``) plus
+      :data:`FZ59_REGISTRATION_DAYS` days;
+    - ``pos``, ``incident``, ``hotline``: the platform's and the hotline's clocks start at
+      submission, publication or the call: ``submitted_at``.
+
+    Never later than ``read_at``: a ``submitted_at`` (or registration date) in the future is
+    someone's clock, and intake registers what it reads. A ``submitted_at`` more than
+    ``max_age`` seconds (``APPEALS_INTAKE_MAX_AGE``) before ``read_at`` is refused with
+    :class:`InvalidEvent` ``invalid_value``: it is far more likely a mistyped year than a
+    letter that waited that long, and it would make the appeal years overdue at once. Within
+    it, an old letter is overdue at once, which is the truth.
+    """
+    receipt = parse_datetime(intake.submitted_at)
+    age = (read_at - receipt).total_seconds()
+    if age > max_age:
+        raise InvalidEvent(
+            "invalid_value",
+            f"submitted_at lies {age / 86400:.0f} days before intake read the appeal, more than "
+            f"APPEALS_INTAKE_MAX_AGE ({max_age:g} s) allows: is its year mistyped?")
+    if regime != "fz59":
+        return min(read_at, receipt)
+    legal = receipt + timedelta(days=FZ59_REGISTRATION_DAYS)
+    registered_on = _reg_date(intake) if intake.channel == "fz59" else None
+    if registered_on is not None:
+        start = datetime.combine(registered_on, time(0), _region_zone(intake.region))
+        legal = max(receipt, start)
+    return min(read_at, legal)
+
+
+def _reg_date(intake: IntakeAppeal) -> date | None:
+    """The office's registration date a 59-FZ letter carries (``extra.reg_date``,
+    ``DD.MM.YYYY`` or ``YYYY-MM-DD``, as the fz59 adapter reads it), or None when absent or
+    unreadable (the legal latest, receipt plus three days, applies then)."""
+    value = (intake.extra or {}).get("reg_date")
+    if not isinstance(value, str):
+        return None
+    for fmt in ("%Y-%m-%d", "%d.%m.%Y"):
+        try:
+            return datetime.strptime(value.strip(), fmt).date()
+        except ValueError:
+            continue
+    return None
+
+
+def _region_zone(region: str) -> ZoneInfo:
+    """The region's zone (its capital's), Moscow's for a region the catalogue has no zone
+    for, as the SLA agent takes it."""
+    try:
+        return ZoneInfo(region_timezone(region))
+    except (UnknownRegion, KeyError, ValueError):
+        return ZoneInfo("Europe/Moscow")
+
+
 def register(
     intake: IntakeAppeal,
     *,
@@ -283,7 +361,8 @@ def register(
     web_regime: str = "fz59",
     duplicate_of: str | None = None,
 ) -> RegisteredAppeal:
-    """The registered appeal for an accepted intake event."""
+    """The registered appeal for an accepted intake event, registered at ``registered_at``
+    (the legal registration moment, :func:`registration_time`)."""
     return RegisteredAppeal(
         appeal_id=appeal_id_for(intake.channel, intake.external_id),
         channel=intake.channel,

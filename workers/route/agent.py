@@ -106,9 +106,9 @@ def routed_record(appeal: dict[str, Any], decision: Any, category: str, urgent: 
                   confidence: float, classifier_version: str | None,
                   routed_at: datetime | None = None) -> RoutedAppeal:
     """The routed record of ``appeal``. ``routed_at`` is read on the SLA clock
-    (``ctx.clock.now_dt()``), the clock intake stamps ``registered_at`` with: on the demo's
-    sped-up clock the wall clock put the routing weeks before the registration. None (tools
-    and tests without a clock) is the wall clock."""
+    (``ctx.clock.now_dt()``), the clock intake reads appeals on (``registered_at`` is at
+    most that reading): on the demo's sped-up clock the wall clock put the routing weeks
+    before the registration. None (tools and tests without a clock) is the wall clock."""
     if routed_at is None:
         routed_at = datetime.now(UTC)
     return RoutedAppeal(

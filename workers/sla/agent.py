@@ -719,10 +719,10 @@ def _check_not_before_registration(rt: SlaRuntime, state: State,
     pulled its median response time down, and nobody learnt of the typo. A redirect so dated
     started the receiving body's period overdue, and a close closed the appeal before it
     existed. Such an event is dead-lettered for someone to correct. The tolerance is days, not
-    the minutes of clock skew :func:`_check_not_ahead` allows: the intake registers an appeal
-    when it reads it, so after an outage or behind a backlog a body's own system (a letter it
-    registered itself, a hotline answering on the call) stamps events hours before our
-    registration, and they are real. It is in wall-clock seconds through
+    the minutes of clock skew :func:`_check_not_ahead` allows: registration is the legal moment
+    (``workers.intake.core.registration_time``), but a body's own system may stamp on a
+    register kept by the date (a letter registered "on 2 March", at midnight, before its
+    receipt that morning), and such events are real. It is in wall-clock seconds through
     ``clock.wall_time_of``, so that the demo's sped-up clock refuses none of its own events.
 
     Checked by the agent, not the engine: the engine is a pure function of state and event

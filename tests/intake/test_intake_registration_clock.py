@@ -1,0 +1,151 @@
+"""The registration moment intake stamps: the legal one, not the moment intake reads the record.
+
+Every deadline counts from ``registered_at``. It was the moment intake read the record, so a
+59-FZ letter the office received and registered on 2 March 2026 and intake read on 12 March
+after a backlog was due on 10 April; 59-FZ (art. 8 p. 2: registered within 3 days of receipt;
+art. 12 p. 1: answered within 30 days of registration) gives 1 April, 3 April at the latest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+import pytest
+
+import workers.intake.adapters  # registers the adapters
+import workers.intake.normalize  # noqa: F401  (registers the normaliser)
+from schemas.records import IntakeAppeal
+from schemas.validation import InvalidEvent
+from streams.settings import ConfigError, Settings
+from tests.intake.fakes import AgentHarness
+from workers.intake.core import decode_intake, registration_time
+from workers.sla.deadline_service import DeadlineService
+from workers.sla.engine import new_state
+
+BARNAUL = ZoneInfo("Asia/Barnaul")
+#: Intake reads the letter ten days after the office received it (a backlog, an outage).
+READ = dt.datetime(2026, 3, 12, 10, 0, tzinfo=BARNAUL)
+RECEIVED = "2026-03-02T10:00:00+07:00"
+
+
+def _letter(**changes: Any) -> dict[str, Any]:
+    letter = {"channel": "fz59", "source": "letter", "reg_number": "1-1/26",
+              "reg_date": "02.03.2026", "received_at": RECEIVED, "region": "22",
+              "addressee": "Минстрой", "applicant": {"surname": "Тестов", "name": "Тест"},
+              "subject": "Дорога", "body": "Прошу отремонтировать дорогу на улице"}
+    letter.update(changes)
+    return {k: v for k, v in letter.items() if v is not None}
+
+
+def _intake(payload: dict[str, Any]) -> IntakeAppeal:
+    return decode_intake(orjson.dumps(payload), channel_hint=payload["channel"])
+
+
+def _canonical(channel: str, submitted_at: str) -> IntakeAppeal:
+    return _intake({"schema_version": 1, "channel": channel, "external_id": f"{channel}-1",
+                    "submitted_at": submitted_at, "region": "22", "text": "Яма на дороге"})
+
+
+def test_fz59_reg_date_is_the_registration() -> None:
+    """The office's own registration date (kept in ``extra.reg_date`` by the adapter), never
+    before receipt: the letter received at 10:00 is registered at 10:00, not at midnight."""
+    intake = _intake(_letter())
+    assert intake.extra["reg_date"] == "02.03.2026"
+    assert registration_time(intake, READ, regime="fz59") == dt.datetime.fromisoformat(RECEIVED)
+
+
+def test_fz59_reg_date_after_receipt_is_the_start_of_that_local_day() -> None:
+    intake = _intake(_letter(reg_date="2026-03-04"))
+    assert registration_time(intake, READ, regime="fz59") == dt.datetime(
+        2026, 3, 4, 0, 0, tzinfo=BARNAUL)
+
+
+@pytest.mark.parametrize("reg_date", [None, "not a date", "31.02.2026"])
+def test_fz59_without_a_reg_date_is_registered_at_the_legal_latest(reg_date: str | None) -> None:
+    """Receipt plus the three days art. 8 p. 2 allows."""
+    intake = _intake(_letter(reg_date=reg_date))
+    assert registration_time(intake, READ, regime="fz59") == dt.datetime(
+        2026, 3, 5, 10, 0, tzinfo=BARNAUL)
+
+
+def test_fz59_read_within_three_days_is_registered_when_read() -> None:
+    read = dt.datetime(2026, 3, 3, 9, 0, tzinfo=BARNAUL)
+    assert registration_time(_intake(_letter(reg_date=None)), read, regime="fz59") == read
+    # A registration date after the reading (someone's clock) does not move it later.
+    later = _intake(_letter(reg_date="04.03.2026"))
+    assert registration_time(later, read, regime="fz59") == read
+
+
+def test_web_form_under_fz59_is_registered_at_the_legal_latest() -> None:
+    """The web channel names no registration date: receipt plus three days, at most read."""
+    intake = _canonical("web", RECEIVED)
+    assert registration_time(intake, READ, regime="fz59") == dt.datetime(
+        2026, 3, 5, 10, 0, tzinfo=BARNAUL)
+
+
+@pytest.mark.parametrize("channel", ["pos", "incident", "hotline", "email"])
+def test_platform_and_hotline_clocks_start_at_submission(channel: str) -> None:
+    regime = "pos" if channel == "email" else channel
+    intake = _canonical(channel, RECEIVED)
+    assert registration_time(intake, READ, regime=regime) == dt.datetime.fromisoformat(RECEIVED)
+
+
+@pytest.mark.parametrize("regime", ["fz59", "pos", "incident", "hotline"])
+def test_a_submitted_at_in_the_future_is_ignored(regime: str) -> None:
+    intake = _canonical("fz59" if regime == "fz59" else regime, "2026-03-20T10:00:00+07:00")
+    assert registration_time(intake, READ, regime=regime) == READ
+
+
+def test_a_submitted_at_older_than_the_max_age_is_refused() -> None:
+    intake = _canonical("pos", "2016-03-02T10:00:00+07:00")  # a mistyped year
+    with pytest.raises(InvalidEvent) as caught:
+        registration_time(intake, READ, regime="pos", max_age=365 * 86400.0)
+    assert caught.value.reason == "invalid_value"
+    assert "APPEALS_INTAKE_MAX_AGE" in caught.value.detail and "\n" not in caught.value.detail
+    # Within it, an old appeal is registered at its submission (and so overdue at once).
+    old = _canonical("pos", "2025-04-02T10:00:00+07:00")
+    assert registration_time(old, READ, regime="pos") == dt.datetime(
+        2025, 4, 2, 10, 0, tzinfo=BARNAUL)
+
+
+def test_the_max_age_setting_is_checked() -> None:
+    assert Settings().intake_max_age == 365 * 86400.0
+    with pytest.raises(ConfigError, match="APPEALS_INTAKE_MAX_AGE"):
+        Settings(intake_max_age=3600.0)
+
+
+def test_agent_dead_letters_a_too_old_appeal_and_lets_its_correction_through() -> None:
+    """Dead-lettered before the dedupe mark: the corrected resend is not a duplicate."""
+    h = AgentHarness(now=READ)
+    bad = {"schema_version": 1, "channel": "pos", "external_id": "p-1",
+           "submitted_at": "2016-03-02T10:00:00+07:00", "region": "22", "text": "Яма на дороге"}
+    h.run(h.batch("pos", [orjson.dumps(bad)]),
+          h.batch("pos", [orjson.dumps({**bad, "submitted_at": RECEIVED})]))
+    assert h.crashes == []
+    [(_topic, reason, detail)] = h.deadletters()
+    assert reason == "invalid_value" and "APPEALS_INTAKE_MAX_AGE" in detail
+    [(_topic, _key, value)] = h.registered()
+    assert orjson.loads(value)["registered_at"] == "2026-03-02T03:00:00.000+00:00"
+
+
+@pytest.mark.parametrize(("reg_date", "due"), [
+    ("02.03.2026", "2026-04-01T23:59:59+07:00"),  # 30 days from the office's registration
+    (None, "2026-04-03T23:59:59+07:00"),          # from the legal latest, receipt + 3 days
+])
+def test_backlogged_letter_is_due_from_its_legal_registration(reg_date: str | None,
+                                                              due: str) -> None:
+    """The agent registers a letter read ten days late at its legal registration, and the SLA
+    engine counts its answer deadline from there (it was 10 April, from the reading)."""
+    h = AgentHarness(now=READ)
+    h.run(h.batch("fz59", [orjson.dumps(_letter(reg_date=reg_date))]))
+    assert h.crashes == [] and h.deadletters() == []
+    [(_topic, _key, value)] = h.registered()
+    registered = orjson.loads(value)
+    routed = {"appeal_id": registered["appeal_id"], "regime": registered["regime"],
+              "region": "22", "authority_id": "A", "category": "roads", "urgent": False}
+    start = dt.datetime.fromisoformat(registered["registered_at"]).timestamp()
+    state, _ = new_state(routed, 0, start, "Asia/Barnaul", DeadlineService().rules())
+    assert dt.datetime.fromtimestamp(state["due"], BARNAUL).isoformat() == due
