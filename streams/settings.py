@@ -624,7 +624,10 @@ def _host_port_problem(entry: str) -> str:
         return "no host"
     if any(c.isspace() for c in entry):
         return f"{entry!r} contains whitespace"
-    parts = urlsplit(f"//{entry}")
+    try:
+        parts = urlsplit(f"//{entry}")
+    except ValueError:  # an unclosed IPv6 bracket ([::1:9092): no host to read
+        return f"{entry!r}: an IPv6 address goes in brackets, [::1]:9092"
     try:
         port = parts.port
     except ValueError:
@@ -662,7 +665,10 @@ def _redis_url_problem(url: str) -> str:
 
     if any(c.isspace() for c in url):
         return "contains whitespace"
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unclosed IPv6 bracket; the netloc may hold a password: not shown
+        return "an IPv6 address goes in brackets, redis://[::1]:6379/0"
     if parts.scheme == "unix":
         return "" if parts.path else "no socket path"
     hostport = parts.netloc.rpartition("@")[2]  # without user:password

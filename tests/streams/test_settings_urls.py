@@ -73,3 +73,16 @@ def test_the_message_never_shows_a_redis_password() -> None:
 ])
 def test_redis_urls_the_client_takes_are_accepted(raw: str) -> None:
     assert Settings.load({"APPEALS_REDIS": raw}).redis == raw
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("APPEALS_KAFKA", "kafka://[::1:9092"),
+    ("APPEALS_REDIS", "redis://:s3cret@[::1:6379/0"),
+])
+def test_an_unclosed_ipv6_bracket_is_a_config_error(name: str, value: str) -> None:
+    """urlsplit raised a bare ValueError ("Invalid IPv6 URL"): a traceback not naming the
+    variable, where every other bad value is one line that does."""
+    with pytest.raises(ConfigError) as exc:
+        Settings.load({name: value})
+    message = str(exc.value)
+    assert name in message and "\n" not in message and "s3cret" not in message
