@@ -40,7 +40,12 @@ def _usage() -> tuple[float, float]:
 
 
 class Status:
-    """Progress of a probe, written atomically to a JSON file."""
+    """Progress of a probe, written atomically to a JSON file.
+
+    The clock and the CPU baseline both start once the first batch is in, so ``elapsed_s`` and
+    ``cpu_s`` cover ``timed_count`` events, not ``count``: a rate or a CPU cost per event must
+    divide by ``timed_count`` (``count`` would understate the cost by up to 2x on two batches).
+    """
 
     def __init__(self, path: Path, expected: int) -> None:
         self.path = path

@@ -285,7 +285,9 @@ class Bench:
             # Events after the first batch over the time since it arrived; None when everything
             # came in one batch (too few events to time: the ceiling reads 10,000 per fetch).
             "events_per_s": round(timed / elapsed, 1) if elapsed > 0 and timed > 0 else None,
-            "cpu_s_per_1k": round(1000 * doc.get("cpu_s", 0.0) / max(1, count), 4),
+            # The probe's CPU baseline is taken after its first batch too: per timed event.
+            "cpu_s_per_1k": (round(1000 * doc.get("cpu_s", 0.0) / timed, 4)
+                             if timed > 0 else None),
             "peak_rss_mb": round(doc.get("peak_rss_mb", 0.0), 1),
             "capped": not doc.get("done", False),
         }
