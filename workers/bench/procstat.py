@@ -92,6 +92,10 @@ class GroupSnapshot:
     at: float
     end: dict[str, int]
     committed: dict[str, int]
+    #: Every non-empty partition's end was confirmed by a fetch answer in this snapshot; when
+    #: not, ``end`` holds the largest ends known (never below an earlier snapshot's) but may be
+    #: short, and "committed >= end" must not be read as "all processed".
+    confirmed: bool = True
 
 
 class GroupProgress:
@@ -102,9 +106,15 @@ class GroupProgress:
     read afterwards; "committed >= end" on every input topic then really means "all processed".
 
     The embedded broker (Tansu) reports a partition's end offset as the *base* offset of its
-    last record batch, i.e. short by up to one batch. :meth:`snapshot` therefore reads forward
-    from the reported end to find the true one (a few records per partition, cheap).
+    last record batch, i.e. short by up to one batch; a fetch answer's high watermark is right.
+    :meth:`snapshot` therefore fetches from each non-empty partition's last known offset until
+    every one of them has answered (a few records per partition, cheap), and never reports a
+    partition's end below one it reported before: an offset, once written, stays.
     """
+
+    #: Seconds a snapshot waits for every non-empty partition's fetch answer; past it the
+    #: snapshot is returned with ``confirmed`` False (a busy machine, a stalled broker).
+    confirm_timeout = 10.0
 
     def __init__(self, bootstrap: str, group: str, topics: Iterable[str]) -> None:
         from kafka import KafkaConsumer
@@ -118,6 +128,8 @@ class GroupProgress:
         self._consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
                                        enable_auto_commit=False, fetch_max_wait_ms=20)
         self._tps: list[Any] = []
+        #: The largest end seen per partition, across snapshots.
+        self._ends: dict[Any, int] = {}
 
     def _partitions(self) -> list[Any]:
         from kafka import TopicPartition
@@ -145,27 +157,51 @@ class GroupProgress:
             if offset:
                 committed[tp.topic] += offset
         end: dict[str, int] = dict.fromkeys(self.topics, 0)
-        for tp, off in self.true_end_offsets().items():
+        ends, confirmed = self._true_end_offsets()
+        for tp, off in ends.items():
             end[tp.topic] += off
-        return GroupSnapshot(time.monotonic(), end, committed)
+        return GroupSnapshot(time.monotonic(), end, committed, confirmed)
 
     def true_end_offsets(self) -> dict[Any, int]:
         """End offsets, corrected for a broker that reports the last batch's base offset."""
+        return self._true_end_offsets()[0]
+
+    def _true_end_offsets(self) -> tuple[dict[Any, int], bool]:
+        """End offsets and whether a fetch answer confirmed each non-empty partition's.
+
+        Why not "until a poll comes back empty" (as before): on a loaded machine the first poll
+        often returns nothing within its timeout because the answer has not arrived yet, not
+        because there is nothing; the broker's short end then stood, and the benchmark took
+        the worker for done one batch early. A fetch from a partition's last known offset
+        always returns that record, so its arrival proves the answer, whose high watermark is
+        the true end. Partitions reported empty are taken as empty (the quirk never reports a
+        non-empty partition below 1).
+        """
         tps = self._partitions()
         consumer = self._consumer
-        ends = dict(consumer.end_offsets(tps))
+        ends = {tp: max(int(off or 0), self._ends.get(tp, 0))
+                for tp, off in consumer.end_offsets(tps).items()}
         if set(consumer.assignment()) != set(tps):
             consumer.assign(tps)
+        pending = set()
         for tp in tps:
-            consumer.seek(tp, ends[tp])
-        for _ in range(20):
-            got = consumer.poll(timeout_ms=30, max_records=100_000)
-            if not got:
-                break
+            if ends.get(tp, 0) > 0:
+                consumer.seek(tp, ends[tp] - 1)
+                pending.add(tp)
+            else:
+                consumer.seek(tp, 0)
+        deadline = time.monotonic() + self.confirm_timeout
+        while pending and time.monotonic() < deadline:
+            got = consumer.poll(timeout_ms=100, max_records=100_000)
             for tp, records in got.items():
-                if records:
-                    ends[tp] = max(ends[tp], records[-1].offset + 1)
-        return ends
+                if not records:
+                    continue
+                high = consumer.highwater(tp)
+                ends[tp] = max(ends.get(tp, 0), records[-1].offset + 1, high or 0)
+                pending.discard(tp)
+        for tp, off in ends.items():
+            self._ends[tp] = max(self._ends.get(tp, 0), off)
+        return ends, not pending
 
     def close(self) -> None:
         self._group_reader.close()
