@@ -64,6 +64,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     from workers.bench.runner import (
         Bench,
+        BenchError,
         BenchOptions,
         command_line,
         parse_overrides,
@@ -93,7 +94,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         log_dir=args.log_dir, batch_size=args.batch_size, batch_linger=args.batch_linger,
         progress=progress, command=command_line(), overrides=overrides,
     )
-    doc = Bench(opts).run()
+    try:
+        doc = Bench(opts).run()
+    except BenchError as exc:  # a probe or worker died or stalled: the line names its log
+        print(f"appeals bench: {exc}", file=sys.stderr)
+        return 1
     if args.json:
         sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:

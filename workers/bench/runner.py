@@ -60,6 +60,11 @@ BENCH_FUTURE_TOLERANCE = 120 * 86400.0
 OWN_SESSION = sys.platform == "linux"
 
 
+class BenchError(RuntimeError):
+    """A phase of the bench could not be measured (a probe or worker died, stalled, wrote
+    nothing); ``appeals bench`` reports it in one line, exit status 1."""
+
+
 def _interrupted_child(proc: subprocess.Popen[bytes]) -> None:
     """KeyboardInterrupt when ``proc`` was ended by SIGINT: a Ctrl-C meant for the bench (a
     ``kill -INT`` to its process group), to be reported as an interruption (the CLI's
@@ -253,22 +258,40 @@ class Bench:
                                     stdin=subprocess.DEVNULL, start_new_session=OWN_SESSION,
                                     preexec_fn=die_with_parent())
         doc: dict[str, Any] = {}
+
+        def read_status() -> dict[str, Any]:
+            with contextlib.suppress(OSError, orjson.JSONDecodeError):
+                return dict(orjson.loads(status_path.read_bytes()))
+            return doc
+
         deadline = time.monotonic() + 90  # start-up and group join
+        # The cap runs on the bench's own clock from the first count it saw: the probe's
+        # elapsed_s (first record to last) stops growing when the probe stalls, and a cap on it
+        # alone waited for ever.
+        counting_since: float | None = None
         try:
             while True:
                 time.sleep(0.25)
-                with contextlib.suppress(OSError, orjson.JSONDecodeError):
-                    doc = orjson.loads(status_path.read_bytes())
+                doc = read_status()
                 if doc.get("done"):
                     break
-                if doc.get("elapsed_s", 0) >= cap:
-                    break
-                if not doc.get("count"):
-                    if time.monotonic() > deadline:
-                        raise RuntimeError(f"{kind} probe made no progress; see {out.name}")
-                    if proc.poll() is not None:
-                        _interrupted_child(proc)
-                        raise RuntimeError(f"{kind} probe exited early; see {out.name}")
+                # Every time round, not only before the first count: a probe that died after
+                # its first records left a status that never changes, and the bench waited on.
+                if proc.poll() is not None:
+                    doc = read_status()  # it may have written its last status on its way out
+                    if doc.get("done"):
+                        break
+                    _interrupted_child(proc)
+                    raise BenchError(
+                        f"{kind} probe exited with status {proc.returncode} after "
+                        f"{doc.get('count', 0):,} of {expected:,} events; see {out.name}")
+                if doc.get("count"):
+                    now = time.monotonic()
+                    counting_since = counting_since or now
+                    if doc.get("elapsed_s", 0) >= cap or now - counting_since >= cap:
+                        break
+                elif time.monotonic() > deadline:
+                    raise BenchError(f"{kind} probe made no progress in 90 s; see {out.name}")
         finally:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -337,10 +360,10 @@ class Bench:
                     for p in procs:
                         if p.proc is not None and p.proc.poll() is not None:
                             _interrupted_child(p.proc)
-                    raise RuntimeError(f"{name}: a worker died; see {self.log_dir}")
+                    raise BenchError(f"{name}: a worker died; see {self.log_dir}")
                 if t0 is not None and time.monotonic() - last_change > 60:
                     detail = ", ".join(f"{x}: {snap.committed[x]}/{snap.end[x]}" for x in inputs)
-                    raise RuntimeError(f"{name}: no progress for 60 s (committed/end: {detail}); "
+                    raise BenchError(f"{name}: no progress for 60 s (committed/end: {detail}); "
                                        f"see {self.log_dir}")
                 if time.monotonic() - last_say > 10:
                     last_say = time.monotonic()
@@ -354,7 +377,7 @@ class Bench:
                              f"{snap.end[tn(t.TRIAGE)]:,}")
                 time.sleep(0.2)
             if t0 is None:
-                raise RuntimeError(f"{name}: no output; see {self.log_dir}")
+                raise BenchError(f"{name}: no output; see {self.log_dir}")
             cpu = sum(procstat.cpu_seconds(p.proc.pid) for p in procs if p.proc) - sum(cpu0)
             peak = max(procstat.peak_rss_mb(p.proc.pid) for p in procs if p.proc)
             check = verify_effect(settings, work) if workers > 1 else {}
@@ -427,7 +450,7 @@ class Bench:
                     if time.monotonic() > deadline or not worker.alive:
                         if worker.proc is not None and worker.proc.poll() is not None:
                             _interrupted_child(worker.proc)
-                        raise RuntimeError(f"latency: worker not ready; see {worker.log_path}")
+                        raise BenchError(f"latency: worker not ready; see {worker.log_path}")
                     time.sleep(0.2)
             finally:
                 progress.close()
