@@ -75,6 +75,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.events < 1000:
         print("appeals bench: --events must be at least 1000", file=sys.stderr)
         return 2
+    if not args.skip_scaleout and args.scaleout_events < 1:
+        print(f"appeals bench: --scaleout-events must be at least 1 (got "
+              f"{args.scaleout_events}); --skip-scaleout leaves the 2-worker run out",
+              file=sys.stderr)
+        return 2
 
     def progress(line: str) -> None:
         print(line, file=sys.stderr, flush=True)

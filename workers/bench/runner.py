@@ -58,6 +58,11 @@ BENCH_FUTURE_TOLERANCE = 120 * 86400.0
 #: The probes and workers run in a session of their own where the kernel stops them should the
 #: bench die (``devstack.die_with_parent``, Linux); elsewhere they share its process group.
 OWN_SESSION = sys.platform == "linux"
+#: Seconds from the start of a pipeline phase's workers to their first registered record before
+#: the phase fails: start-up, the group join and (with two workers) its rebalance take well under
+#: a minute even on the shared machine. Without it a worker that wrote no registered record (no
+#: appeals to process, every appeal dead-lettered) kept the bench waiting for ever.
+PIPELINE_NO_OUTPUT_S = 180.0
 
 
 class BenchError(RuntimeError):
@@ -320,6 +325,9 @@ class Bench:
 
         name = "pipeline" if workers == 1 else f"scaleout{workers}"
         n, n_life = work.n, len(work.lifecycle)
+        if n < 1:
+            raise BenchError(f"{name}: no appeals to process (--events and --scaleout-events "
+                             "must be at least 1)")
         self.say(f"{name}: {workers} worker(s) over {n:,} appeals + {n_life:,} lifecycle events")
         tn = lambda base: t.topic_name(settings, base)  # noqa: E731
         inputs = [tn(t.intake_topic(c)) for c in CHANNELS] + [
@@ -334,6 +342,7 @@ class Bench:
                  for i in range(workers)]
         for p in procs:
             p.start()
+        started = time.monotonic()
         timeline: list[procstat.GroupSnapshot] = []
         t0: float | None = None
         cpu0: list[float] = []
@@ -364,7 +373,12 @@ class Bench:
                 if t0 is not None and time.monotonic() - last_change > 60:
                     detail = ", ".join(f"{x}: {snap.committed[x]}/{snap.end[x]}" for x in inputs)
                     raise BenchError(f"{name}: no progress for 60 s (committed/end: {detail}); "
-                                       f"see {self.log_dir}")
+                                     f"see {self.log_dir}")
+                if t0 is None and time.monotonic() - started > PIPELINE_NO_OUTPUT_S:
+                    raise BenchError(
+                        f"{name}: no registered record {PIPELINE_NO_OUTPUT_S:.0f} s after the "
+                        f"worker(s) started (intake committed {consumed:,}/{n:,}, dead letters "
+                        f"{snap.end[tn(t.DEADLETTER)]:,}); see {self.log_dir}")
                 if time.monotonic() - last_say > 10:
                     last_say = time.monotonic()
                     # Intake, lifecycle and the SLA's routed input are committed offsets
