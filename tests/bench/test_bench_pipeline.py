@@ -34,8 +34,12 @@ class FakeWorker:
 
 
 def script(monkeypatch: pytest.MonkeyPatch, snaps: list[Snap]) -> None:
-    """The group's snapshots in turn (the last repeated); each gets the topics and its time."""
+    """The group's snapshots in turn (the last repeated); each gets the topics and its time,
+    one second after the one before on the monotonic clock."""
+    import time
+
     calls = {"n": 0}
+    base = time.monotonic()
 
     class Progress:
         def __init__(self, bootstrap: str, group: str, topics: list[str]) -> None:
@@ -44,7 +48,7 @@ def script(monkeypatch: pytest.MonkeyPatch, snaps: list[Snap]) -> None:
         def snapshot(self) -> Any:
             i = min(calls["n"], len(snaps) - 1)
             calls["n"] += 1
-            return snaps[i](self.topics, float(calls["n"]))
+            return snaps[i](self.topics, base + calls["n"])
 
         def close(self) -> None:
             pass
@@ -99,6 +103,23 @@ def test_a_phase_over_no_appeals_is_refused(tmp_path: Path,
     script(monkeypatch, [snap(settings, 0, {}, {})])
     with pytest.raises(runner.BenchError, match="no appeals to process"):
         b.pipeline(settings, runner.Workload([], []), workers=2)
+
+
+def test_done_waits_for_end_offsets_a_fetch_confirmed(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    b, settings = bench(tmp_path)
+    intake = t.intake_topic("web")
+    # 1 s: the first output; 2 s: all committed up to short, unconfirmed ends of the routed
+    # topic (the broker's last-batch base); 3 s: the true ends, confirmed, all committed.
+    script(monkeypatch, [
+        snap(settings, 10, {intake: 5}, {intake: 10, t.ROUTED: 4}),
+        snap(settings, 10, {intake: 10, t.ROUTED: 7}, {intake: 10, t.ROUTED: 7},
+             confirmed=False),
+        snap(settings, 10, {intake: 10, t.ROUTED: 10}, {intake: 10, t.ROUTED: 10}),
+    ])
+    work = runner.Workload([(intake, None, b"{}")] * 10, [])
+    out = b.pipeline(settings, work, workers=1)
+    assert out["elapsed_s"] == 2.0, "done at the confirmed snapshot, not the short one"
 
 
 def refuse_runs(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -360,7 +360,9 @@ class Bench:
                     t0 = snap.at
                     cpu0 = [procstat.cpu_seconds(p.proc.pid) for p in procs if p.proc]
                 consumed = sum(snap.committed[x] for x in intake_topics)
-                if (t0 is not None and consumed >= n
+                # Only on end offsets a fetch confirmed: the broker's own can be short by a
+                # batch, and "committed >= end" on them declared done a batch early.
+                if (t0 is not None and snap.confirmed and consumed >= n
                         and snap.committed[tn(t.LIFECYCLE)] >= n_life
                         and all(snap.committed[x] >= snap.end[x] for x in inputs)):
                     done_at = snap.at
