@@ -75,6 +75,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.events < 1000:
         print("appeals bench: --events must be at least 1000", file=sys.stderr)
         return 2
+    if not args.skip_latency:
+        problem = ""
+        if args.latency_seconds <= 0 or args.latency_rate <= 0:
+            problem = "--latency-seconds and --latency-rate must be positive"
+        elif int(args.latency_rate * args.latency_seconds) < 2:
+            problem = ("--latency-rate x --latency-seconds must make at least 2 appeals, the "
+                       "fewest that give percentiles")
+        if problem:
+            print(f"appeals bench: {problem} (got {args.latency_rate} appeals/s for "
+                  f"{args.latency_seconds:g} s); --skip-latency leaves the latency run out",
+                  file=sys.stderr)
+            return 2
     if not args.skip_scaleout and args.scaleout_events < 1:
         print(f"appeals bench: --scaleout-events must be at least 1 (got "
               f"{args.scaleout_events}); --skip-scaleout leaves the 2-worker run out",

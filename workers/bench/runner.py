@@ -503,8 +503,11 @@ class Bench:
             if aid in want and aid in sent_at:
                 timed.append((sent_at[aid], r.timestamp - sent_at[aid]))
         lat = sorted(x for _, x in timed)
-        if not lat:
-            return {"latency_samples": 0}
+        if len(lat) < 2:
+            # Percentiles need two points (statistics.quantiles raised on one, and the whole
+            # bench ended there, its other phases' figures lost).
+            return {"latency_samples": len(lat), "latency_p50_ms": None,
+                    "latency_p99_ms": None}
         q = statistics.quantiles(lat, n=100, method="inclusive")
         return {
             "latency_rate_per_s": opts.latency_rate,
@@ -901,7 +904,10 @@ def render_table(doc: dict[str, Any]) -> str:
     lines.append("stage compute, us/event, isolated (no Kafka): " + ", ".join(
         f"{k} {v}" for k, v in doc["stage_compute_us_per_event"].items()))
     lat = doc.get("latency") or {}
-    if lat.get("latency_samples"):
+    if lat.get("latency_samples", 0) < 2 and "latency_samples" in lat:
+        lines.append(f"latency intake->routed: {lat['latency_samples']} sample(s), too few for "
+                     "percentiles (at least 2)")
+    elif lat.get("latency_samples"):
         lines.append(
             f"latency intake->routed at {lat['latency_rate_per_s']}/s for "
             f"{lat['latency_seconds']:.0f} s (achieved {lat['latency_achieved_rate_per_s']:.0f}/s,"
