@@ -72,7 +72,7 @@ HISTORY_OVERFLOW = "history_overflow"
 #: stamped before a redirect or reopen that began the running period (:func:`_before_period`):
 #: the handing-on body's extension, processed after the redirect, gave the receiving body's
 #: fresh period a month more and used up its one extension. The SLA agent gives it too to any
-#: event stamped before the appeal's registration by more than clock skew
+#: event stamped before the appeal's registration by more than ``APPEALS_SLA_PAST_TOLERANCE``
 #: (``workers.sla.agent._check_not_before_registration``), which the first period's own check
 #: here lets through.
 BEFORE_PERIOD = "before_period"
@@ -699,10 +699,11 @@ def _before_period(state: State, at: float) -> bool:
     state in another order than they were sent. Applied, an answer stamped before a redirect
     credited the receiving body with an answer in 0 s, a close ended a period before it began
     (its timers cancelled, its deadline never reported), and an extension gave a fresh period
-    a month more. The first period is not judged so: it begins at the intake's registration,
-    and an authority's clock a little behind the intake's must not lose an answer. An event
-    stamped before registration by more than that skew is refused by the SLA agent before it
-    gets here (``workers.sla.agent._check_not_before_registration``: the skew is wall-clock
+    a month more. The first period is not judged so: it begins at the registration, and a
+    body's system stamping on a date-only register or with its clock a little behind must not
+    lose an answer. An event stamped before registration by more than
+    ``APPEALS_SLA_PAST_TOLERANCE`` is refused by the SLA agent before it gets here
+    (``workers.sla.agent._check_not_before_registration``: the tolerance is wall-clock
     seconds, which this pure function cannot measure).
     """
     return at < state["start"] and state["start"] != state["reg"]
