@@ -178,6 +178,12 @@ class Settings:
     """APPEALS_EMAIL_REGIME: regime of e-mail appeals (not 59-FZ since 30 March 2025)."""
     web_regime: str = "fz59"
     """APPEALS_WEB_REGIME: regime of the authority's web-form appeals."""
+    open311_regime: str = "pos"
+    """APPEALS_OPEN311_REGIME: regime of civic apps' Open311 requests (``pos`` or ``fz59``).
+
+    They come in on the web channel, but a 59-FZ electronic appeal needs an authenticated
+    channel (ESIA) since 30 March 2025, which a civic app in general is not: ``pos`` unless the
+    deployment's apps log their users in through ESIA."""
     webhook_url: str = ""
     """APPEALS_WEBHOOK_URL: a supervisors' webhook for every alert (empty = log only)."""
     alertmanager_url: str = ""
@@ -367,6 +373,9 @@ class Settings:
                 f"APPEALS_{name.upper()}",
                 "must be fz59, pos, incident or hotline",
             )
+        _check(self.open311_regime in ("pos", "fz59"), "APPEALS_OPEN311_REGIME",
+               f"must be pos (a civic app's report) or fz59 (only if the apps authenticate "
+               f"their users through ESIA), not {self.open311_regime[:40]!r}")
 
     def _check_scaled_clock(self) -> None:
         """A sped-up SLA clock needs its epoch, and must read a year events may carry.

@@ -144,6 +144,7 @@ def install(app: faust.App, ctx: WorkerContext, router: Router, classifier: Any)
                         source=pos,
                         email_regime=settings.email_regime,
                         web_regime=settings.web_regime,
+                        open311_regime=settings.open311_regime,
                     ))
                     batch_events.append(event)
                 signatures = near_duplicates.signatures(batch, near_cfg)

@@ -101,16 +101,41 @@ def appeal_id_for(channel: str, external_id: str) -> str:
     return uuid.uuid5(_APPEAL_NS, f"{channel}\x1f{external_id}").hex[:24]
 
 
-def regime_for(channel: str, email_regime: str = "pos", web_regime: str = "fz59") -> str:
+#: ``extra["source"]`` of a request the gateway's Open311 route (``workers.intake.open311``)
+#: published: reserved, the gateway refuses it on ``/v1/appeals``.
+OPEN311_SOURCE = "open311"
+
+
+def from_open311(channel: str, extra: dict[str, Any] | None) -> bool:
+    """Whether an intake record is a civic app's Open311 request (a ``web`` record so marked).
+
+    The Open311 route publishes on the ``web`` channel (its topic, its appeal ids); the marker
+    in ``extra`` is what tells such a request from the authority's own site form.
+    """
+    return channel == "web" and isinstance(extra, dict) and extra.get("source") == OPEN311_SOURCE
+
+
+def regime_for(
+    channel: str,
+    email_regime: str = "pos",
+    web_regime: str = "fz59",
+    *,
+    open311: bool = False,
+    open311_regime: str = "pos",
+) -> str:
     """Which legal regime (and so SLA policy) an appeal from this channel falls under.
 
     E-mail stopped being a valid channel for a 59-FZ appeal on 30 March 2025, so by default it
-    registers a platform-like item; the authority's site form is a 59-FZ electronic appeal.
+    registers a platform-like item; the authority's site form is a 59-FZ electronic appeal. A
+    civic app's Open311 request (``open311``, see :func:`from_open311`) comes in on the web
+    channel but is not the authority's form, and the app does not in general log its users in
+    through ESIA, which a 59-FZ electronic appeal needs since 30 March 2025: it registers as
+    ``open311_regime`` (by default ``pos``; ``fz59`` for an app that does authenticate).
     """
     if channel == "email":
         return email_regime
     if channel == "web":
-        return web_regime
+        return open311_regime if open311 else web_regime
     return channel
 
 
@@ -359,6 +384,7 @@ def register(
     source: SourcePosition | None,
     email_regime: str = "pos",
     web_regime: str = "fz59",
+    open311_regime: str = "pos",
     duplicate_of: str | None = None,
 ) -> RegisteredAppeal:
     """The registered appeal for an accepted intake event, registered at ``registered_at``
@@ -367,7 +393,9 @@ def register(
         appeal_id=appeal_id_for(intake.channel, intake.external_id),
         channel=intake.channel,
         external_id=intake.external_id,
-        regime=regime_for(intake.channel, email_regime, web_regime),
+        regime=regime_for(intake.channel, email_regime, web_regime,
+                          open311=from_open311(intake.channel, intake.extra),
+                          open311_regime=open311_regime),
         region=intake.region,
         registered_at=registered_at.astimezone(UTC).isoformat(timespec="milliseconds"),
         submitted_at=intake.submitted_at,

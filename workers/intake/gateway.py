@@ -124,6 +124,7 @@ from workers.intake.core import (
     adapt_native,
     appeal_id_for,
     check_nesting,
+    from_open311,
     intake_from_dict,
     loads_json,
 )
@@ -689,9 +690,15 @@ class Gateway:
     # -- items
 
     def prepare(
-        self, item: Any, index: int, client: Client, item_key: str | None
+        self, item: Any, index: int, client: Client, item_key: str | None,
+        *, open311: bool = False,
     ) -> IntakeAppeal:
-        """Validate and normalise one posted item; raises ApiError(400) with field errors."""
+        """Validate and normalise one posted item; raises ApiError(400) with field errors.
+
+        ``open311``: the item is the Open311 route's own. Elsewhere a web item whose
+        ``extra.source`` claims Open311 is refused: the marker decides the appeal's regime
+        (``APPEALS_OPEN311_REGIME``), and a site's form must not pass for a civic app's request.
+        """
 
         def fail(reason: str, field_name: str | None, message: str) -> ApiError:
             return ApiError(400, "invalid", "the appeal is invalid", errors=[
@@ -736,6 +743,9 @@ class Gateway:
             log.warning("intake item rejected client=%s index=%d error=%s",
                         client.id, index, type(exc).__name__)
             raise fail("invalid_payload", None, "the payload could not be read") from None
+        if not open311 and from_open311(record.channel, record.extra):
+            raise fail("invalid_value", "extra.source",
+                       "'open311' is reserved for requests sent to /open311/v2/requests.json")
         if item_key is not None:
             record.idempotency_key = item_key
         try:

@@ -15,8 +15,13 @@ Routes:
   token, as for ``/v1/appeals``), ``service_code``, ``lat`` + ``long`` or ``address_string``
   (or ``address_id``), ``description``, ``email``, ``first_name``, ``last_name``, ``phone``,
   ``media_url``, ``device_id``, ``account_id``, ``jurisdiction_id``. Creates a ``web``-channel
-  intake event (published like any gateway appeal, acks=all) and answers ``201`` with
-  ``[{"service_request_id", "service_notice", "account_id": null}]``. ``jurisdiction_id`` is
+  intake event (published like any gateway appeal, acks=all) marked ``extra.source`` =
+  ``"open311"`` and answers ``201`` with
+  ``[{"service_request_id", "service_notice", "account_id": null}]``. The marker makes the
+  intake agent register it under ``APPEALS_OPEN311_REGIME`` (``pos`` by default), not the
+  site form's ``APPEALS_WEB_REGIME`` (``fz59``): a civic app is not the authority's site, and
+  only an ESIA-authenticated channel makes a 59-FZ electronic appeal; ``/v1/appeals`` refuses
+  a web item carrying the marker. ``jurisdiction_id`` is
   a region code (``22``, ``022``, or a vehicle-plate alias such as ``122``, see
   :func:`workers.geo.regions.normalize_code`) and sets the appeal's region; any other value is
   ``404`` "jurisdiction_id provided was not found", as GeoReport v2 says (it was replaced by
@@ -73,7 +78,7 @@ from monitoring import metrics
 from schemas.records import CATEGORIES, canonical_appeal_id
 from schemas.validation import InvalidEvent
 from workers.geo.regions import UnknownRegion, normalize_code
-from workers.intake.core import check_nesting
+from workers.intake.core import OPEN311_SOURCE, check_nesting
 from workers.sla import read_model
 
 if TYPE_CHECKING:
@@ -428,11 +433,13 @@ async def _post_request(request: web.Request) -> web.Response:
                 "phone": phone,
             },
             "attachments": [{"url": media_url}] if media_url else [],
-            "extra": {"source": "open311", "open311": open311_extra},
+            # The marker registers the request as APPEALS_OPEN311_REGIME, not as the site's
+            # form (APPEALS_WEB_REGIME): see workers.intake.core.regime_for.
+            "extra": {"source": OPEN311_SOURCE, "open311": open311_extra},
         }
         if not any(item["author"].values()):
             item["author"] = None
-        record = gw.prepare(item, 0, client, key)
+        record = gw.prepare(item, 0, client, key, open311=True)
         results = await gw.publish(
             client, [record], [key], key_space=IDEM_OPEN311,
             fingerprint=None if key is None else _request_digest(client.id, params))
