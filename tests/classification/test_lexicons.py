@@ -67,6 +67,44 @@ def test_urgent_rules_fire_on_clear_emergencies() -> None:
     assert not lex.urgent_hits(lemmatize("Прошу сделать перерасчет за отопление"))
 
 
+POWER_CUTS = ("Во всём квартале отключили электричество",
+              "Отключение электроэнергии во всем микрорайоне уже 10 часов",
+              "Авария на подстанции, весь район без света",
+              "Нам отключили свет, в квартире маленький ребенок",
+              "Отключение электроснабжения в доме с утра")
+PLANNED_CUTS = ("Плановое отключение электроэнергии 12 марта с 9 до 17",
+                "Завтра будет отключено электричество в нашем доме",
+                "В связи с ремонтом сетей будет отключен свет с 10 до 15",
+                "Опубликуйте график отключений электроэнергии",
+                "Завтра отключат электроэнергию, предупредите жителей",
+                "Висит объявление об отключении электроэнергии",
+                "Профилактические работы, отключение света с 10 до 12",
+                "Прошу сделать перерасчет за отключение электроэнергии")
+
+
+def test_urgent_rules_fire_on_a_power_cut() -> None:
+    # DESIGN §3 lists an outage as urgent; «отключили электричество», «отключение
+    # электроэнергии» and «без света» fired no rule (only «отключить электроснабжение», «нет
+    # электричество»), and the model alone called them not urgent.
+    lex = load_lexicons()
+    for text in POWER_CUTS:
+        assert lex.urgent_hits(lemmatize(text)), text
+
+
+def test_urgent_rules_leave_planned_and_announced_power_cuts_alone() -> None:
+    lex = load_lexicons()
+    for text in PLANNED_CUTS:
+        assert not lex.urgent_hits(lemmatize(text)), text
+    # recurring cuts are a complaint for the normal queue (the guide's habitual rule)
+    assert not lex.urgent_hits(lemmatize("Частые отключения электроэнергии в СНТ"))
+    # light in common areas and streets is not a house's power
+    for text in ("Отключили свет в подъезде, темно", "Весь подъезд без света, лампочки не горят",
+                 "Уличное освещение отключили, фонари не горят"):
+        assert not lex.urgent_hits(lemmatize(text)), text
+    # an address with «улица» does not veto a house's outage
+    assert lex.urgent_hits(lemmatize("На улице Ленина отключили свет во всем доме"))
+
+
 def test_habitual_cue_marks_recurring_wording() -> None:
     # Urgency rework #6: the guide's rule on recurring hazards («постоянно», «каждую ночь»,
     # «каждую весну», «по ночам» alone is not urgent) as a cue lexicon.
