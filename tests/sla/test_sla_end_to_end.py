@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import heapq
 import os
@@ -52,6 +53,7 @@ from workers.deadlines.compute import (
     pause_shift,
     pause_shift_warning,
     stage_due,
+    warning_at,
 )
 from workers.deadlines.policies import POLICY_FILE_ENV
 from workers.demo.generator import Generator
@@ -157,6 +159,18 @@ class Planner:
             return extend(old_due, adjustment[1], policy)
         return pause_shift(old_due, adjustment[1], adjustment[2], policy)
 
+    @staticmethod
+    def warning(start: float, due: float, tz: str, policy: Any, counting: str) -> float:
+        """The warning of a period counted in ``counting``, from the policy book: the share of
+        its time in its unit (``warning_at``: working days for ``pos`` and the final-answer
+        stages); a calendar-day period's wall-clock share as the engine computes it."""
+        if counting == "calendar_days":
+            return start + (due - start) * WARNING_SHARE
+        zone = ZoneInfo(tz)
+        return warning_at(dt.datetime.fromtimestamp(start, zone),
+                          dt.datetime.fromtimestamp(due, zone), WARNING_SHARE,
+                          dataclasses.replace(policy, counting=counting)).timestamp()
+
     def add(self, exp: Expected, at: float, event: str, **extra: Any) -> None:
         self.seq += 1
         payload = {"schema_version": 1, "event_id": f"{exp.appeal_id}:e2e:{self.seq}",
@@ -172,7 +186,7 @@ class Planner:
                                    subcategory=routed.get("subcategory"))
         due = stage_due(name, dt.datetime.fromtimestamp(start, ZoneInfo(tz)), tz,
                         policy).timestamp()
-        return due, start + (due - start) * WARNING_SHARE
+        return due, self.warning(start, due, tz, policy, policy.stage(name).counting)
 
     def accept(self, exp: Expected, at: float) -> None:
         """The body takes the 59-FZ appeal as its own, well before the redirect stage warns."""
@@ -187,7 +201,8 @@ class Planner:
         period = due - reg
         exp = Expected(routed["appeal_id"], group, regime, auth,
                        routed.get("parent_authority_id") or auth, reg, due,
-                       reg + period * WARNING_SHARE, alert_authority=auth, alert_due=due)
+                       self.warning(reg, due, tz, policy, policy.counting),
+                       alert_authority=auth, alert_due=due)
         exp.last_moment = due
         if regime == "fz59" and group not in ("never_accepted", "redirected"):
             self.accept(exp, reg + 0.02 * period)
@@ -243,7 +258,7 @@ class Planner:
             new_due = self.adjusted(reg, due, tz, policy, routed, ("e", 30)).timestamp()
             assert new_due > due
             answer_at = due + 0.2 * period  # after the old deadline, long before the new warning
-            assert answer_at < reg + (new_due - reg) * WARNING_SHARE
+            assert answer_at < self.warning(reg, new_due, tz, policy, policy.counting)
             self.add(exp, answer_at, "answered")
             exp.alert_due = new_due
             exp.final = "met"
@@ -289,12 +304,12 @@ class Planner:
                 exp.stage_alerts = {"redirect.warning": (auth, stage_warn),
                                     "redirect.breach": (auth, stage_due_ts)}
                 self.accept(exp, at + 0.02 * period)
-            new_due, _ = self.due(regime, at, tz, target, routed)
+            new_due, target_policy = self.due(regime, at, tz, target, routed)
             self.add(exp, new_due + 0.5 * ESCALATION, "closed")
             exp.alerts = {"warning", "breach"}
             exp.alert_authority = target
             exp.alert_due = new_due
-            exp.warn = at + (new_due - at) * WARNING_SHARE
+            exp.warn = self.warning(at, new_due, tz, target_policy, target_policy.counting)
             exp.final = "closed"
         return exp
 

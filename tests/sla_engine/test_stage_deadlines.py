@@ -3,6 +3,7 @@ the hotline's final answer; on the packaged policy book, the way the SLA agent r
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import random
 import tomllib
@@ -14,7 +15,13 @@ import pytest
 
 from schemas.records import SlaTick
 from schemas.validation import InvalidEvent, validate
-from workers.deadlines.compute import answer_due, final_answer_due, redirect_due, stage_due
+from workers.deadlines.compute import (
+    answer_due,
+    final_answer_due,
+    redirect_due,
+    stage_due,
+    warning_at,
+)
 from workers.deadlines.policies import PolicyBook, PolicyError
 from workers.sla import timers
 from workers.sla.deadline_service import DeadlineService
@@ -301,7 +308,14 @@ def test_remembered_stage_deadlines_equal_the_calendar_rules_at_any_moment() -> 
                 due, warn = service.stage_deadline(state, name, start, 0.75)
                 local = dt.datetime.fromtimestamp(start, ZoneInfo(tz))
                 assert due == stage_due(name, local, tz, policy).timestamp(), (regime, local)
-                assert warn == start + (due - start) * 0.75
+                counting = policy.stage(name).counting
+                if counting == "calendar_days":
+                    assert warn == start + (due - start) * 0.75
+                else:  # the working-day share (incident and hotline final answer)
+                    unit = dataclasses.replace(policy, counting=counting)
+                    due_local = dt.datetime.fromtimestamp(due, ZoneInfo(tz))
+                    assert warn == warning_at(local, due_local, 0.75, unit).timestamp(), (
+                        regime, local)
 
 
 def test_remembered_answer_deadlines_equal_the_calendar_rules_at_any_moment() -> None:

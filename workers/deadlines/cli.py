@@ -53,9 +53,10 @@ counting rules (see workers/deadlines/compute.py):
             opening.
   hotline   callback within 8 working hours (4 with --urgent), a configurable default.
 
-warning_at: when the policy's warning_share of the period is used; for incident and
-hotline in working time (75 % of 8 working hours = after 6 working hours), for day counts
-as a share of the wall-clock span.
+warning_at: when the policy's warning_share of the period is used, in its unit: for incident
+and hotline in working time (75 % of 8 working hours = after 6 working hours); for pos in
+working days, each counted whole, on a working day (75 % of 10 = 12:00 of the 8th working
+day after registration); for fz59 as a share of the wall-clock span.
 
 Calendar years without a known decree: for a year later than the last one the installed
 holidays package has transfers for (2027 in holidays 0.109) and that the calendar file does

@@ -52,7 +52,9 @@ Counting conventions (the legal reasons are why they are what they are):
   them, and an absurd amount from a policy file must fail clearly, not overflow.
 
 * **Warning** fires when a share of the period's time is used (DESIGN.md §2), measured in
-  working time for ``working_hours`` policies (:func:`warning_at`).
+  the period's unit (:func:`warning_at`): working time for ``working_hours`` policies,
+  working days for ``working_days`` ones (always on a working day), wall-clock time for
+  calendar days.
 """
 
 from __future__ import annotations
@@ -82,9 +84,11 @@ __all__ = [
     "period_due",
     "redirect_due",
     "registration_due",
+    "shift_warning_days",
     "stage_due",
     "to_local",
     "warning_at",
+    "working_day_share",
 ]
 
 END_OF_DAY = dt.time(23, 59, 59)
@@ -258,12 +262,12 @@ def warning_at(
       share was wrong here: registered Friday 17:00 with 8 working hours (due Monday
       16:00), 75 % of the wall-clock span is Sunday 22:15, after one working hour of eight
       (12 %); in working time it is Monday 14:00, when 6 of the 8 hours are gone.
-    * day counts, or no ``policy``: the wall-clock share, unchanged. For calendar days
-      (``fz59``) wall-clock time is the period's unit. For working days (``pos``) it is an
-      approximation: for 10 working days it fires after 60-83 % of them in ordinary weeks
-      (within about a working day and a half of 75 %) and after about 50 % over the New
-      Year holidays. That is not the unit error of the hours case (a warning after 12 % of
-      the time is no warning), so it is kept; a working-day share would be the next step.
+    * ``working_days`` (``policy`` given): the moment ``share`` of the period's working days
+      is used (:func:`working_day_share`): 75 % of 10 working days is noon of the 8th
+      working day after registration. The wall-clock share it replaced fired after 5 of 10
+      working days over the New Year holidays (registered 25 December 2026: 13 January) and
+      on days off (registered 27 April 2026: Saturday 9 May, 20:29).
+    * calendar days, or no ``policy``: the wall-clock share, the period's own unit.
 
     Returns ``due`` when the period is empty (``due`` not after ``registered_at``).
     """
@@ -283,8 +287,49 @@ def warning_at(
             moment = cal.add_working_hours(start, used, policy.work_start, policy.work_end)
             return min(moment, due).replace(microsecond=0)
         # No working time at all between them (a hand-made deadline): the wall-clock share.
+    if policy is not None and policy.counting == "working_days":
+        day_moment = working_day_share(registered_at, due, share,
+                                        calendar or default_calendar())
+        if day_moment is not None:
+            return day_moment
+        # No working day in the period (a hand-made deadline): the wall-clock share.
     moment = registered_at + (due - registered_at) * share
     return moment.astimezone(due.tzinfo).replace(microsecond=0)
+
+
+_DAY_SECONDS = 86_400
+
+
+def working_day_share(
+    registered_at: dt.datetime, due: dt.datetime, share: float, cal: BusinessCalendar
+) -> dt.datetime | None:
+    """Moment ``share`` of a working-day period is used, in the zone of ``due``; None when
+    the period has no working day.
+
+    The period's days are the working days after the registration's local date up to the
+    due date (Civil Code art. 191: the registration day never counts, whatever its hour),
+    each counted whole, 00:00 to 24:00 local, the due day too (a day-counted deadline is
+    the end of its day); days off count nothing. ``share`` of them used falls inside one
+    of those working days: 7.5 of 10 is 12:00 of the 8th. A share that ends exactly with
+    a day (5 of 10) is that day's last second, 23:59:59 like a deadline, not the next
+    day's midnight, which may be a day off. Never after ``due``.
+    """
+    _require_aware(registered_at, "registered_at")
+    _require_aware(due, "due")
+    if not 0 < share <= 1:
+        raise ValueError(f"share must be in (0, 1], got {share}")
+    tz = due.tzinfo
+    assert tz is not None
+    first = registered_at.astimezone(tz).date()
+    days = cal.working_days_between(first, due.date())
+    if days <= 0:
+        return None
+    # Whole seconds: float noise must not move the warning across a day boundary.
+    used = max(1, round(share * days * _DAY_SECONDS))
+    index, into = divmod(used - 1, _DAY_SECONDS)
+    day = cal.add_working_days(first, index + 1)
+    moment = dt.datetime.combine(day, dt.time(0), tzinfo=tz) + dt.timedelta(seconds=into + 1)
+    return min(moment, end_of_day(day, tz), due)
 
 
 def _check_extension(days: int, policy: Policy) -> None:
@@ -473,10 +518,12 @@ def pause_shift_warning(
     The warning marks a share of the period used, so a pause holds it the way it holds the
     deadline: for ``working_hours`` the working time left until the warning when the pause
     began is counted again from the resume (so a warning at 6 of 8 working hours stays at 6
-    of 8); for day counts it keeps its distance to the deadline (it moves as far as the
-    deadline did; its wall-clock share is kept, see :func:`warning_at`). A warning whose
-    moment had come when the pause began stays where it is: the share was used by then, and
-    moving it would send a warning that already went out a second time.
+    of 8); for working days it moves by the working days the deadline moved, at the same
+    time of day (so it stays a working day and keeps the working days it had used:
+    :func:`shift_warning_days`); for calendar days it keeps its wall-clock distance to the
+    deadline. A warning whose moment had come when the pause began stays where it is: the
+    share was used by then, and moving it would send a warning that already went out a
+    second time.
     """
     for name, moment in (("warning", warning), ("due", due), ("moved_due", moved_due),
                          ("paused_from", paused_from), ("resumed_at", resumed_at)):
@@ -486,7 +533,7 @@ def pause_shift_warning(
     if paused_from >= warning:
         return warning
     if policy.counting != "working_hours":
-        return warning + max(moved_due - due, dt.timedelta(0))
+        return shift_warning_days(warning, due, moved_due, policy, calendar)
     cal = calendar or default_calendar()
     tz = warning.tzinfo
     left = cal.working_hours_between(paused_from.astimezone(tz), warning, policy.work_start,
@@ -494,3 +541,35 @@ def pause_shift_warning(
     moved = cal.add_working_hours(resumed_at.astimezone(tz), left, policy.work_start,
                                   policy.work_end)
     return max(moved, warning)
+
+
+def shift_warning_days(
+    warning: dt.datetime,
+    due: dt.datetime,
+    moved_due: dt.datetime,
+    policy: Policy,
+    calendar: BusinessCalendar | None = None,
+) -> dt.datetime:
+    """A day-counted period's warning after its deadline moved from ``due`` to ``moved_due``
+    (a pause that began before the warning); never earlier than ``warning``.
+
+    ``working_days``: as many working days later as the deadline moved, at the same local
+    time of day. Adding the wall-clock difference instead (what calendar days do) put a
+    warning from a Friday, moved by a week of working days that spanned a holiday, on a
+    Saturday, and changed how many working days it had used.
+    """
+    if moved_due <= due:
+        return warning
+    if policy.counting != "working_days":
+        return warning + (moved_due - due)
+    cal = calendar or default_calendar()
+    tz = due.tzinfo
+    assert tz is not None
+    days = cal.working_days_between(due.date(), moved_due.astimezone(tz).date())
+    if days <= 0:
+        return warning
+    local = warning.astimezone(tz)
+    day = cal.add_working_days(local.date(), days)
+    moved = dt.datetime.combine(day, local.timetz().replace(tzinfo=None), tzinfo=tz)
+    return max(moved, warning)
+

@@ -27,8 +27,10 @@ from workers.deadlines.compute import (
     extend,
     pause_shift,
     pause_shift_warning,
+    shift_warning_days,
     stage_due,
     warning_at,
+    working_day_share,
 )
 from workers.deadlines.policies import POLICY_FILE_ENV, Policy, PolicyBook
 from workers.sla.engine import PAUSE_IN_UNITS, SlaParams, SlaRules, StageRule, State, zone
@@ -114,6 +116,7 @@ class DeadlineService:
         self._stage_rules = lru_cache(maxsize=4096)(self._tracked)
         self._day_stage_due = lru_cache(maxsize=16384)(self._day_due)
         self._day_answer_due = lru_cache(maxsize=16384)(self._day_answer)
+        self._working_day_warning = lru_cache(maxsize=16384)(self._day_warning)
 
     def _calendar(self, region: str | None) -> BusinessCalendar:
         """The production calendar of ``region`` (national for a region without a table)."""
@@ -158,19 +161,42 @@ class DeadlineService:
         return policy, zone(policy.timezone or state["tz"])
 
     def warning(self, state: State, start_ts: float, due_ts: float, share: float) -> float:
-        """Warning moment: ``share`` of the period used, in the policy's unit.
-
-        Working-hours policies (``incident``, ``hotline``) count working time
-        (``deadlines.compute.warning_at``); day counts keep the wall-clock share, computed
-        here as it always was so the warning of a day-counted appeal does not move.
+        """Warning moment: ``share`` of the period used, in the policy's unit
+        (``deadlines.compute.warning_at``): working time for ``incident`` and ``hotline``,
+        working days for ``pos`` (on a working day), the wall-clock share for calendar days.
         """
         policy, tz = self._state_policy(state)
-        if policy.counting != "working_hours":
+        return self._warning_in(policy, policy.counting, state["region"], tz, start_ts,
+                                due_ts, share)
+
+    def _warning_in(self, policy: Policy, counting: str, region: str, tz: ZoneInfo,
+                    start_ts: float, due_ts: float, share: float) -> float:
+        """The warning of a period of ``policy`` counted in ``counting`` (the answer's unit,
+        or a stage's)."""
+        if counting == "calendar_days":
+            # Computed here as it always was, so a calendar-day warning does not move.
+            return start_ts + (due_ts - start_ts) * share
+        if counting == "working_days":
+            # It depends on the start's local date only (the registration day never counts):
+            # remembered, as every appeal of a day and deadline shares it.
+            day = dt.datetime.fromtimestamp(start_ts, tz).date()
+            moment = self._working_day_warning(region, tz.key, day, due_ts, share)
+            if moment is not None:
+                return moment
+            # No working day in the period (a hand-made deadline): the wall-clock share.
             return start_ts + (due_ts - start_ts) * share
         start = dt.datetime.fromtimestamp(start_ts, tz)
         due = dt.datetime.fromtimestamp(due_ts, tz)
-        return warning_at(start, due, share, policy,
-                          self._calendar(state["region"])).timestamp()
+        if policy.counting != "working_hours":  # a working-hour stage of a day-counted policy
+            policy = dataclasses.replace(policy, counting="working_hours")
+        return warning_at(start, due, share, policy, self._calendar(region)).timestamp()
+
+    def _day_warning(self, region: str, tz: str, day: dt.date, due_ts: float,
+                     share: float) -> float | None:
+        start = dt.datetime.combine(day, dt.time(12), zone(tz))
+        due = dt.datetime.fromtimestamp(due_ts, zone(tz))
+        moment = working_day_share(start, due, share, self._calendar(region))
+        return None if moment is None else moment.timestamp()
 
     def pause(self, state: State, due_ts: float, warn_ts: float, paused_ts: float,
               resumed_ts: float) -> tuple[float, float]:
@@ -198,7 +224,9 @@ class DeadlineService:
         does not allow.
 
         The warning moves as it does step by step: to ``share`` of the period at an
-        extension, and by as much as the deadline at a pause that began before it.
+        extension (in the policy's unit, as :meth:`warning`), and at a pause that began
+        before it as far as the deadline moved (``pos``: by as many working days,
+        ``deadlines.compute.shift_warning_days``).
         """
         policy, tz = self._state_policy(state)
         if policy.counting == "working_hours":
@@ -214,16 +242,24 @@ class DeadlineService:
                 return None
         start_ts = float(state["start"])
         start = dt.datetime.fromtimestamp(start_ts, tz)
+        region = state["region"]
+        cal = self._calendar(region)
         dues = day_count_deadlines(start, tz, policy, steps, urgent=bool(state["urgent"]),
-                                   calendar=self._calendar(state["region"]))
+                                   calendar=cal)
         due = dues[0].timestamp()
-        warn = start_ts + (due - start_ts) * share
+        warn = self._warning_in(policy, policy.counting, region, tz, start_ts, due, share)
         for step, after in zip(steps, dues[1:], strict=True):
             moved = after.timestamp()
             if step[0] == "e":
-                warn = start_ts + (moved - start_ts) * share
+                warn = self._warning_in(policy, policy.counting, region, tz, start_ts, moved,
+                                        share)
             elif step[1].timestamp() < warn:
-                warn += max(0.0, moved - due)
+                if policy.counting == "working_days":
+                    warn = shift_warning_days(dt.datetime.fromtimestamp(warn, tz),
+                                              dt.datetime.fromtimestamp(due, tz), after,
+                                              policy, cal).timestamp()
+                else:
+                    warn += max(0.0, moved - due)
             due = moved
         return due, warn
 
@@ -252,13 +288,13 @@ class DeadlineService:
             day = dt.datetime.fromtimestamp(start_ts, tz).date()
             due_ts = self._day_stage_due(state["regime"], state["region"], state["auth"],
                                          state["cat"], state["sub"], name, tz.key, day)
-            return due_ts, start_ts + (due_ts - start_ts) * share
-        start = dt.datetime.fromtimestamp(start_ts, tz)
-        cal = self._calendar(state["region"])
-        due = stage_due(name, start, tz.key, policy, cal)
-        # Counted in the stage's working time, whatever the answer's unit is.
-        hours = dataclasses.replace(policy, counting="working_hours")
-        return due.timestamp(), warning_at(start, due, share, hours, cal).timestamp()
+        else:
+            start = dt.datetime.fromtimestamp(start_ts, tz)
+            due_ts = stage_due(name, start, tz.key, policy, self._calendar(state["region"])
+                               ).timestamp()
+        # Counted in the stage's unit, whatever the answer's unit is.
+        return due_ts, self._warning_in(policy, stage.counting, state["region"], tz, start_ts,
+                                        due_ts, share)
 
     def _day_due(self, regime: str, region: str, authority: str, category: str | None,
                  subcategory: str | None, name: str, tz: str, day: dt.date) -> float:
