@@ -11,6 +11,7 @@ under ``APPEALS_OPEN311_REGIME`` (``pos`` unless the deployment's apps authentic
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -84,3 +85,19 @@ def test_open311_regime_is_checked_at_start_up(value: str) -> None:
     message = str(info.value)
     assert message.startswith("APPEALS_OPEN311_REGIME must be pos") and "\n" not in message
     assert Settings.load({"APPEALS_OPEN311_REGIME": "fz59"}).open311_regime == "fz59"
+
+
+def test_an_open311_request_is_registered_at_its_submission_as_a_pos_item() -> None:
+    """Its registration follows its own regime's rule (a platform item: when submitted), not
+    the site form's 59-FZ one (receipt + 3 days when intake reads it later): the regime the
+    registration moment was computed under ignored the Open311 marker."""
+    settings = Settings()
+    values, _answers = _published(settings)
+    submitted = datetime.fromisoformat(orjson.loads(values[0])["submitted_at"])
+    h = AgentHarness(settings, now=submitted + timedelta(days=5))  # read five days later
+    h.run(h.batch("web", values[:1]))
+    assert h.crashes == [] and h.deadletters() == []
+    [(_base, _key, value)] = h.registered()
+    record = orjson.loads(value)
+    assert record["regime"] == "pos"
+    assert datetime.fromisoformat(record["registered_at"]) == submitted

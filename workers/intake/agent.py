@@ -112,8 +112,10 @@ def install(app: faust.App, ctx: WorkerContext, router: Router, classifier: Any)
                         # sent again corrected is a first registration, not a duplicate.
                         registration = core.registration_time(
                             appeal, now, max_age=settings.intake_max_age,
-                            regime=core.regime_for(appeal.channel, settings.email_regime,
-                                                   settings.web_regime))
+                            regime=core.regime_for(
+                                appeal.channel, settings.email_regime, settings.web_regime,
+                                open311=core.from_open311(appeal.channel, appeal.extra),
+                                open311_regime=settings.open311_regime))
                     except InvalidEvent as exc:
                         await outbox.dead_letter(event, stage=STAGE, reason=exc.reason,
                                                  detail=exc.detail)
