@@ -357,15 +357,9 @@ def _reg_date(intake: IntakeAppeal) -> date | None:
     """The office's registration date a 59-FZ letter carries (``extra.reg_date``,
     ``DD.MM.YYYY`` or ``YYYY-MM-DD``, as the fz59 adapter reads it), or None when absent or
     unreadable (the legal latest, receipt plus three days, applies then)."""
-    value = (intake.extra or {}).get("reg_date")
-    if not isinstance(value, str):
-        return None
-    for fmt in ("%Y-%m-%d", "%d.%m.%Y"):
-        try:
-            return datetime.strptime(value.strip(), fmt).date()
-        except ValueError:
-            continue
-    return None
+    from workers.intake.adapters._common import iso_date_only  # the adapters import this module
+
+    return iso_date_only((intake.extra or {}).get("reg_date"))
 
 
 def _region_zone(region: str) -> ZoneInfo:
