@@ -119,9 +119,10 @@ def test_an_undecided_appeal_is_routed_to_the_desk_and_tracked(
         assert read_topic(settings, t.ROUTED, timeout=3, idle=1) == [], "waiting for a human"
         assert client.hget(state_key, "authority_id") is None, "no SLA state while it waits"
 
-        # The wait runs on message time: once the partition is past it, the next record ends it.
-        time.sleep(max(0.0, copy.timestamp / 1000 + MAX_WAIT + 1 - time.time()))
-        produce(settings, [(t.TRIAGE_PENDING, filler.encode(), _filler(filler))])
+        # The wait runs on message time: once the partition is past it, the next record ends
+        # it. The filler is stamped past the wait rather than waited for (a minute of CI).
+        produce(settings, [(t.TRIAGE_PENDING, filler.encode(), _filler(filler))],
+                timestamp_ms=copy.timestamp + int((MAX_WAIT + 1) * 1000))
         [routed] = [orjson.loads(r.value) for r in read_topic(settings, t.ROUTED, until=1)]
         assert (routed["appeal_id"], routed["authority_id"], routed["routing_level"]) == (
             appeal_id, DESK, "triage_timeout")
