@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from tests.process_support import alive as _alive
 from workers.bench import runner
 
 REPO = Path(__file__).resolve().parents[2]
@@ -65,14 +66,6 @@ def run(self):
 runner.Bench.run = run
 sys.exit(cli.main(["bench", "--events", "1000", "--log-dir", marks + "-logs"]))
 """
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="sessions and /proc")
