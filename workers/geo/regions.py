@@ -141,6 +141,19 @@ def region_timezone(code: str | int) -> str:
     return get_region(code).timezone
 
 
+#: The zone a region this host's catalogue does not know is timed in.
+FALLBACK_TIMEZONE = "Europe/Moscow"
+
+
+def region_timezone_or_moscow(code: str | int) -> str:
+    """:func:`region_timezone`, or Moscow's for a code the catalogue does not know: the one
+    fallback the SLA agent, its figures and intake's registration day all take."""
+    try:
+        return region_timezone(code)
+    except KeyError:  # UnknownRegion
+        return FALLBACK_TIMEZONE
+
+
 def all_regions() -> list[Region]:
     """All 89 subjects in code order (a fresh list; the Region objects are shared)."""
     return list(_load().regions)

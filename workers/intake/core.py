@@ -25,7 +25,7 @@ from schemas.records import (
     SourcePosition,
 )
 from schemas.validation import InvalidEvent, parse_datetime, validate
-from workers.geo.regions import UnknownRegion, normalize_code, region_timezone
+from workers.geo.regions import UnknownRegion, normalize_code, region_timezone_or_moscow
 
 _APPEAL_NS = uuid.UUID("6f1d8a52-3c1e-4f7e-9a57-0b7a3c2d9e11")
 _KNOWN_FIELDS = frozenset(IntakeAppeal.__dataclass_fields__)
@@ -365,10 +365,7 @@ def _reg_date(intake: IntakeAppeal) -> date | None:
 def _region_zone(region: str) -> ZoneInfo:
     """The region's zone (its capital's), Moscow's for a region the catalogue has no zone
     for, as the SLA agent takes it."""
-    try:
-        return ZoneInfo(region_timezone(region))
-    except (UnknownRegion, KeyError, ValueError):
-        return ZoneInfo("Europe/Moscow")
+    return ZoneInfo(region_timezone_or_moscow(region))
 
 
 def register(

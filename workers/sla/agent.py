@@ -40,7 +40,7 @@ from schemas.records import (
 from schemas.validation import InvalidEvent, parse_datetime, validate
 from streams import topics as t
 from workers.aggregates.partials import PartitionAggregates, oldest_kept_day, publish
-from workers.geo.regions import region_timezone
+from workers.geo.regions import region_timezone_or_moscow
 from workers.runtime import (
     Outbox,
     WorkerContext,
@@ -260,10 +260,7 @@ def appeal_zone(region: str, hint: str | None) -> str:
             return hint
         log.warning("SLA: routed record names an unknown time zone %r; the region's is used",
                     hint[:64])
-    try:
-        return region_timezone(region)
-    except KeyError:
-        return "Europe/Moscow"
+    return region_timezone_or_moscow(region)
 
 
 def create_breach_series(rules: Any, book: Any = None) -> None:

@@ -1492,12 +1492,8 @@ def keyed_contributions(state: State) -> list[tuple[str, str, str]]:
 
 @lru_cache(maxsize=256)
 def _region_zone(region: str) -> str:
-    """The zone of ``region``'s capital (``workers.geo``), the one the routing rules name for
-    the region unless they say otherwise, and so the one the API cuts its days in; Moscow for
-    a region this host does not know, as the SLA agent and the API take it."""
-    from workers.geo.regions import region_timezone  # data loaded on first use, not import
+    """The zone of ``region``'s capital, the one the routing rules name for the region unless
+    they say otherwise, and so the one the API cuts its days in (Moscow for an unknown one)."""
+    from workers.geo.regions import region_timezone_or_moscow  # data loaded on first use
 
-    try:
-        return region_timezone(region)
-    except KeyError:  # UnknownRegion
-        return "Europe/Moscow"
+    return region_timezone_or_moscow(region)
