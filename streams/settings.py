@@ -144,6 +144,16 @@ class Settings:
     wait unseen, with its deadlines untracked and its text in the triage table, for ever; and
     at most the 7 days 59-FZ gives for a redirect (art. 8 p. 3), which run from registration
     whether or not anyone triaged the appeal."""
+    triage_tick_interval: float = 60.0
+    """APPEALS_TRIAGE_TICK_INTERVAL: seconds between the triage agent's clock ticks (1 s to
+    APPEALS_TRIAGE_MAX_WAIT; keep it small beside the wait, 60 s against its day).
+
+    APPEALS_TRIAGE_MAX_WAIT is counted in message time, which stands still on a partition where
+    nothing more arrives: every interval, a partition this worker owns that holds appeals (or
+    early decisions) waiting and whose time has not moved for the interval gets a tick record
+    on ``appeals.triage.decisions``, stamped by the broker client's clock. Written into the
+    log, so a replay sees the same ticks; an appeal is routed to the desk at most about two
+    intervals after its wait ends."""
     warning_share: float | None = None
     """APPEALS_WARNING_SHARE: if set, overrides every SLA policy's warning share (drills, tests)."""
     escalation_after: float | None = None
@@ -301,6 +311,11 @@ class Settings:
         _check(60 <= self.triage_max_wait <= 7 * 86400, "APPEALS_TRIAGE_MAX_WAIT",
                "must be 60..604800 s (a minute to 7 days; there is no 'off': an undecided "
                "appeal goes to the triage desk)")
+        _check(1 <= self.triage_tick_interval <= self.triage_max_wait,
+               "APPEALS_TRIAGE_TICK_INTERVAL",
+               f"must be 1..{self.triage_max_wait:g} s (at least a second, and at most "
+               "APPEALS_TRIAGE_MAX_WAIT: a tick ends the wait of appeals on a quiet partition, "
+               "so a longer interval would let them wait well past it)")
         _check(self.time_scale > 0, "APPEALS_TIME_SCALE", "must be positive")
         if self.time_scale != 1:
             self._check_scaled_clock()

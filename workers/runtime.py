@@ -149,8 +149,12 @@ class Outbox:
         self._pending: list[Awaitable[Any]] = []
         self._ack_wait = metrics.child(metrics.BROKER_ACK_WAIT, stage)  # one Outbox per batch
 
-    async def send(self, base: str, key: bytes | None, value: bytes) -> None:
-        fut = await self._producer.send(self._topology.name(base), key, value, None, None, None)
+    async def send(self, base: str, key: bytes | None, value: bytes, *,
+                   partition: int | None = None) -> None:
+        """``partition`` None: the one the key hashes to. Set, for a record that must reach one
+        partition whatever its key (the triage agent's clock ticks)."""
+        fut = await self._producer.send(self._topology.name(base), key, value, partition, None,
+                                        None)
         self._pending.append(fut)
 
     async def send_record(self, base: str, key: str | None, record: Record) -> None:

@@ -10,6 +10,11 @@ A human decision that comes after that redirects the appeal from the desk to the
 category routes to, and the SLA agent restarts the answer clock there.
 
 Before, nothing happened to such an appeal: no routed record, no SLA state, no alert.
+
+The wait is counted in message time, which stood still on a partition where nothing more
+arrived: such an appeal waited for good. Now the triage agent writes clock ticks to that
+partition of ``appeals.triage.decisions`` (``APPEALS_TRIAGE_TICK_INTERVAL``), and they end the
+wait as any other record would.
 """
 
 from __future__ import annotations
@@ -154,5 +159,52 @@ def test_an_undecided_appeal_is_routed_to_the_desk_and_tracked(
         due = dt.datetime.fromisoformat(client.hget(state_key, "due_at").decode())  # type: ignore[union-attr]
         assert due == _expected_due(router, target, decided_at)
         assert read_topic(settings, t.DEADLETTER, timeout=3, idle=1) == []
+        assert "Traceback" not in worker.log_text()
+        assert TEXT not in worker.log_text()
+
+
+def _copy(appeal_id: str) -> bytes:
+    """An appeal's pending copy as intake writes it when the classifier is unsure."""
+    return orjson.dumps({
+        "appeal_id": appeal_id, "regime": "fz59", "region": "22",
+        "registered_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "channel": "web", "subcategory": None, "municipality": "Барнаул", "text": TEXT,
+        "address": None, "complaint_about": None, "importance": None, "subject": None,
+        "duplicate_of": None, "urgent": False, "confidence": 0.3,
+        "classifier_category": "roads", "classifier_version": "m", "schema_version": 1})
+
+
+def test_an_appeal_on_a_quiet_partition_goes_to_the_desk_on_the_agent_s_ticks(
+        broker, redis_server, tmp_path: Path) -> None:
+    settings = isolated_settings(broker.url, redis_server.url, triage_max_wait=MAX_WAIT,
+                                 triage_tick_interval=1.0)
+    t.ensure_topics(settings)
+    appeal_id = "ab" * 12
+    p = partition_of(appeal_id, settings.partitions)
+    client = redis.Redis.from_url(settings.redis)
+    state_key = f"{settings.app_id}:appeal:{appeal_id}"
+
+    with running_worker(settings, tmp_path / "worker.log") as worker:
+        # The appeal went to triage a little under the wait ago (stamped so rather than waited
+        # for: a minute of CI); nobody decides it, and nothing else ever comes to its partition.
+        produce(settings, [(t.TRIAGE_PENDING, appeal_id.encode(), _copy(appeal_id))],
+                timestamp_ms=int((time.time() - MAX_WAIT + 5) * 1000))
+        # Before, its partition's time stood still at the copy's: this found nothing.
+        routed = [orjson.loads(r.value) for r in read_topic(settings, t.ROUTED, until=1,
+                                                            timeout=60, idle=1)]
+        assert [(r["appeal_id"], r["authority_id"], r["routing_level"]) for r in routed] == [
+            (appeal_id, DESK, "triage_timeout")]
+        wait_for(lambda: client.hget(state_key, "authority_id") == DESK.encode(), timeout=60,
+                 what="SLA state at the triage desk")
+
+        ticks = read_topic(settings, t.TRIAGE_DECISIONS, until=1, timeout=10, idle=1)
+        assert ticks, "the clock was written into the log"
+        assert {(r.key, r.partition) for r in ticks} == {(b"\x00triage-tick", p)}, (
+            "to the partition where the appeal waited, nowhere else")
+        assert read_topic(settings, t.DEADLETTER, timeout=3, idle=1) == []
+        # Nothing waits any more: the ticks stop (two rounds of the timer, then a look).
+        count = len(ticks)
+        time.sleep(3)
+        assert len(read_topic(settings, t.TRIAGE_DECISIONS, timeout=5, idle=1)) <= count + 1
         assert "Traceback" not in worker.log_text()
         assert TEXT not in worker.log_text()

@@ -21,12 +21,16 @@ class RecordingOutbox:
 
     def __init__(self, *, strict: bool = False, fail_flush: bool = False) -> None:
         self.sent: list[tuple[str, bytes | None, dict[str, Any]]] = []
+        #: The partition each send named (None: the key's), in the order of ``sent``.
+        self.partitions: list[int | None] = []
         self.dead: list[dict[str, Any]] = []
         self.strict = strict
         self.fail_flush = fail_flush
 
-    async def send(self, base: str, key: bytes | None, value: bytes) -> None:
+    async def send(self, base: str, key: bytes | None, value: bytes, *,
+                   partition: int | None = None) -> None:
         self.sent.append((base, key, orjson.loads(value)))
+        self.partitions.append(partition)
 
     async def send_record(self, base: str, key: str, record: Any) -> None:
         await self.send(base, key.encode(), record.to_json())

@@ -89,6 +89,7 @@ class Worker:
         app = SimpleNamespace(
             Table=lambda *a, **k: table,
             agent=lambda source, name: lambda fun: fun,
+            timer=lambda interval: lambda fun: fun,  # the clock ticks: tests of their own
             on_partitions_assigned=SimpleNamespace(connect=lambda fun: fun),
             consumer=SimpleNamespace(assignment=lambda: [
                 SimpleNamespace(topic=topic, partition=p)

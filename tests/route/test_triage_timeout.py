@@ -278,6 +278,7 @@ def test_the_gauges_of_the_installed_agent_follow_the_assignment(
         OTHER.encode(): {**pending(OTHER), "since": now - 60, "p": 2, "offset": 0}}
     app = SimpleNamespace(
         Table=lambda *a, **k: table, agent=lambda source, name: lambda fun: fun,
+        timer=lambda interval: lambda fun: fun,
         on_partitions_assigned=SimpleNamespace(connect=lambda fun: fun),
         consumer=SimpleNamespace(assignment=lambda: [
             SimpleNamespace(topic=topic, partition=p)
@@ -326,3 +327,145 @@ def test_the_triage_desk_route(router: Router) -> None:
     assert about_desk.authority_id != DESK and about_desk.level == "complaint_parent"
     nowhere = router.triage_desk(RouteInput(appeal_id=X, region_code="xx", category="roads"))
     assert (nowhere.authority_id, nowhere.level) == (DESK, "unroutable")
+
+
+# Clock ticks. Message time stands still on a partition where nothing more arrives, and the
+# appeals waiting there were never routed to the desk (nor tracked by the SLA agent). A timer
+# writes a tick record to such a partition of the decisions topic; the agent reads its
+# timestamp like any record's and routes what is due.
+
+TICK_KEY = b"\x00triage-tick"  # a wire format: ticks already in the log must stay ticks
+
+
+def tick(partition: int, ts: float, value: bytes = b'{"tick":"triage clock"}') -> Any:
+    return SimpleNamespace(message=SimpleNamespace(
+        topic=DECISIONS, partition=partition, offset=next(_offsets), timestamp=ts,
+        key=TICK_KEY, value=value))
+
+
+def test_a_tick_moves_the_time_on_and_the_waiting_appeal_goes_to_the_desk(
+        router: Router) -> None:
+    worker = Worker(router)
+    worker.run(event(PENDING, pending(X), T0))
+    before = dict(worker.table)
+    # Nothing else arrives on the partition: only ticks. One short of the wait routes nothing.
+    out = worker.run(tick(1, T0 + MAX_WAIT - 1))
+    assert out.sent == [] and out.dead == [], "a tick is neither a decision nor a bad record"
+    assert worker.table == before, "a tick stores nothing"
+    out = worker.run(tick(1, T0 + MAX_WAIT))
+    assert out.dead == []
+    [record] = out.on(t.ROUTED)
+    assert (record["appeal_id"], record["authority_id"], record["routing_level"]) == (
+        X, DESK, "triage_timeout")
+    assert worker.table[X.encode()]["timed_out"]
+    assert worker.early.copies_waiting({1}) == (0, None)
+    # A tick whatever its value (one a later version writes) is still a tick.
+    assert worker.run(tick(1, T0 + 2 * MAX_WAIT, b"")).dead == []
+
+
+def test_a_tick_is_not_pending_time_for_early_decisions(router: Router) -> None:
+    # A decision that overtook its appeal waits an hour of the pending topic's time: a tick
+    # says nothing about pending copies, so it ends that wait only at the seven days' backstop.
+    worker = Worker(router)
+    worker.run(event(DECISIONS, decision(X), T0))
+    assert worker.run(tick(1, T0 + A.EARLY_DECISION_WAIT)).dead == []
+    out = worker.run(tick(1, T0 + A.EARLY_DECISION_MAX_WAIT))
+    assert [(d["reason"], d["topic"]) for d in out.dead] == [("not_triaged", DECISIONS)]
+
+
+def test_ticks_go_to_owned_partitions_where_something_waits_and_time_stands_still(
+        router: Router) -> None:
+    worker = Worker(router)
+    early = worker.early
+    owned = {0, 1, 2, 3}
+    now = time.monotonic  # the rounds of the timer, as it reads them
+    assert early.due_ticks(owned, now()) == [], "nothing waits: no ticks (bench, demo)"
+    worker.run(event(PENDING, pending(X), T0), event(DECISIONS, decision(OTHER), T0))
+    # A copy waits on 1, an early decision on 2; both partitions moved since the last round.
+    assert early.due_ticks(owned, now()) == []
+    # Neither has moved since the previous round: a tick each.
+    assert early.due_ticks(owned, now()) == [1, 2]
+    assert early.due_ticks({1}, now()) == [1], "one a round, read or not"
+    worker.run(tick(1, T0 + 10))
+    assert early.due_ticks({1}, now()) == [1], "a tick read is not traffic"
+    worker.run(event(PENDING, pending(Y), T0 + 20))  # a record moves partition 1 on
+    assert early.due_ticks({0, 1, 3}, now()) == [], "moved since the previous round, or idle"
+    # A restarted worker has seen no record of any partition yet: due in its first round.
+    restarted = Worker(router, table=worker.table, owned={1, 3})
+    assert restarted.early.due_ticks({1, 3}, now()) == [1]
+
+
+def _installed(router: Router, table: dict[bytes, Any], owned: set[int],
+               monkeypatch: pytest.MonkeyPatch, *, ready: bool = True) -> tuple[Any, Any, Outbox]:
+    """install_triage on a stand-in app: (its agent, its timer, the outbox they send to)."""
+    monkeypatch.setattr(A, "batches", lambda stream, settings: stream(None, None))
+    monkeypatch.setattr(A, "crash_on_error", lambda stage: contextlib.nullcontext())
+    monkeypatch.setattr(A, "observe_stage_latency", lambda stage, events: None)
+    timers: list[tuple[float, Any]] = []
+
+    def timer(interval: float) -> Any:
+        def add(fun: Any) -> Any:
+            timers.append((interval, fun))
+            return fun
+        return add
+
+    outbox = Outbox()
+    app = SimpleNamespace(
+        Table=lambda *a, **k: table, agent=lambda source, name: lambda fun: fun, timer=timer,
+        on_partitions_assigned=SimpleNamespace(connect=lambda fun: fun),
+        consumer=SimpleNamespace(assignment=lambda: [
+            SimpleNamespace(topic=topic, partition=p)
+            for topic in (DECISIONS, PENDING) for p in owned]),
+        rebalancing=False, in_recovery=False,
+        tables=SimpleNamespace(recovery=SimpleNamespace(
+            completed=SimpleNamespace(is_set=lambda: ready))))
+    settings = SETTINGS.replace(triage_tick_interval=7.0)
+    ctx = SimpleNamespace(settings=settings, outbox=lambda stage: outbox, clock=SlaClock(),
+                          topology=SimpleNamespace(channel_of=lambda *bases: None))
+    agent = A.install_triage(app, ctx, router)  # type: ignore[arg-type]
+    [(interval, clock)] = timers
+    assert interval == 7.0
+    return agent, clock, outbox
+
+
+def test_the_installed_timer_ticks_quiet_partitions_after_a_restart(
+        router: Router, monkeypatch: pytest.MonkeyPatch) -> None:
+    # What a changelog brought back: appeals waiting on 1 and 2; no record arrives anywhere,
+    # so no batch rebuilds the index: the timer does.
+    table: dict[bytes, Any] = {
+        X.encode(): {**pending(X), "since": T0, "p": 1, "offset": 0},
+        OTHER.encode(): {**pending(OTHER), "since": T0, "p": 2, "offset": 0}}
+    agent, clock, outbox = _installed(router, table, {0, 1}, monkeypatch)
+    asyncio.run(clock())
+    assert [(b, k) for b, k, _v in outbox.sent] == [(t.TRIAGE_DECISIONS, TICK_KEY)]
+    assert outbox.partitions == [1], "to the partition itself, only one this worker owns"
+
+    async def stream(_: Any, __: Any) -> AsyncIterator[list[Any]]:
+        yield [tick(1, T0 + MAX_WAIT)]  # the tick, as the agent reads it
+
+    asyncio.run(agent(stream))
+    routed = outbox.on(t.ROUTED)
+    assert [(r["appeal_id"], r["routing_level"]) for r in routed] == [(X, "triage_timeout")]
+    assert outbox.dead == []
+    outbox.sent.clear()
+    asyncio.run(clock())
+    assert outbox.sent == [], "nothing waits on 1 any more; 2 is not this worker's"
+
+
+def test_the_timer_waits_for_the_tables(router: Router, monkeypatch: pytest.MonkeyPatch) -> None:
+    table: dict[bytes, Any] = {X.encode(): {**pending(X), "since": T0, "p": 1, "offset": 0}}
+    _agent, clock, outbox = _installed(router, table, {1}, monkeypatch, ready=False)
+    asyncio.run(clock())
+    assert outbox.sent == [], "an index rebuilt from a table still recovering could be wrong"
+
+
+def test_the_tick_interval_setting() -> None:
+    assert Settings.load({}).triage_tick_interval == 60
+    assert Settings.load({"APPEALS_TRIAGE_TICK_INTERVAL": "5"}).triage_tick_interval == 5
+    assert Settings.load({"APPEALS_TRIAGE_MAX_WAIT": "60",
+                          "APPEALS_TRIAGE_TICK_INTERVAL": "60"}).triage_tick_interval == 60
+    for bad in ({"APPEALS_TRIAGE_TICK_INTERVAL": "0"}, {"APPEALS_TRIAGE_TICK_INTERVAL": "-1"},
+                {"APPEALS_TRIAGE_TICK_INTERVAL": "0.5"},
+                {"APPEALS_TRIAGE_MAX_WAIT": "120", "APPEALS_TRIAGE_TICK_INTERVAL": "121"}):
+        with pytest.raises(ConfigError, match="APPEALS_TRIAGE_TICK_INTERVAL must be"):
+            Settings.load(bad)

@@ -20,6 +20,15 @@ tracks its deadlines from registration, and its copy (text, address) leaves the 
 decision that comes after that redirects it from the desk (:func:`_redirect_late`). Gauges
 (``appeals_triage_waiting``, ``appeals_triage_oldest_wait_seconds``) show what waits.
 
+Message time stands still on a partition where nothing more arrives (triage traffic is thin,
+and with several partitions one can be quiet for days), and its appeals waited unrouted and
+untracked for as long. So the clock is written into the log: every
+``APPEALS_TRIAGE_TICK_INTERVAL`` a timer (:func:`send_ticks`) puts a tick record
+(:data:`TICK_KEY`) on the decisions topic's partitions this worker owns where something waits
+and the time has not moved for that interval. The agent reads a tick as it reads any record
+(its timestamp moves the partition's time on) and then routes what is due; a replay reads the
+same ticks and decides as the first run did.
+
 Both inputs are checked when they arrive (:func:`check_pending`, :func:`_on_decision`): a record
 the routing could not use goes to the dead-letter topic with the reason instead of waiting in
 the table for the decision that would trip over it. A decision applied to a stored record that
@@ -35,6 +44,7 @@ hours for high importance instead of 8).
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import logging
 import time
@@ -240,12 +250,60 @@ def install_triage(app: faust.App, ctx: WorkerContext, router: Router) -> Any:
                 if early.needs_rebuild:
                     early.rebuild(pending.items(), assigned_partitions())
                 outbox = ctx.outbox(TRIAGE_STAGE)
-                await process_batch(outbox, pending, router, early, events, decisions_topic,
-                                    assigned_partitions, clock=ctx.clock,
-                                    pending_topic=pending_topic)
+                early.batch_in_flight = True
+                try:
+                    await process_batch(outbox, pending, router, early, events,
+                                        decisions_topic, assigned_partitions, clock=ctx.clock,
+                                        pending_topic=pending_topic)
+                finally:
+                    early.batch_in_flight = False
                 observe_stage_latency(TRIAGE_STAGE, events)
 
+    interval = settings.triage_tick_interval
+
+    @app.timer(interval)
+    async def triage_clock() -> None:
+        try:
+            if early.needs_rebuild:
+                # After a (re)start or a rebalance the index is rebuilt by the first batch;
+                # on partitions where nothing arrives there is none, and the ticks that would
+                # bring one are chosen from the index.
+                if early.batch_in_flight or not _tables_ready(app):
+                    return
+                early.rebuild(pending.items(), assigned_partitions())
+            due = early.due_ticks(owned_now(), time.monotonic())
+            if due:
+                await send_ticks(ctx.outbox(TRIAGE_STAGE), due)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a broker error: the next round sends them (due_ticks)
+            log.warning("triage: clock ticks not sent (%s); the next round tries again",
+                        type(exc).__name__)
+
     return triage
+
+
+def _tables_ready(app: Any) -> bool:
+    """The tables are recovered and no rebalance is under way (Faust's own flags): an index
+    rebuilt before would miss what the recovery has still to bring back."""
+    if getattr(app, "rebalancing", False) or getattr(app, "in_recovery", False):
+        return False
+    recovery = getattr(getattr(app, "tables", None), "recovery", None)
+    return recovery is not None and recovery.completed.is_set()
+
+
+async def send_ticks(outbox: Outbox, partitions: Sequence[int]) -> None:
+    """A clock tick to each of ``partitions`` of ``appeals.triage.decisions``
+    (:meth:`EarlyDecisions.due_ticks`), acknowledged before this returns.
+
+    Why the decisions topic: it is internal (the SLA agent's forward of ``triaged`` events
+    alone writes it) and the agent reads it with the pending topic, co-partitioned, so a tick
+    on partition p moves the time of the appeals on p. Stamped by the producer like every other
+    record there (the wall clock), so once the agent reads it every decision stamped before has
+    been read. Sent to the partition itself: no key would hash to each of them."""
+    for p in partitions:
+        await outbox.send(t.TRIAGE_DECISIONS, TICK_KEY, TICK_VALUE, partition=p)
+    await outbox.flush()
 
 
 #: How long a decision that overtook its pending appeal waits for it, in seconds of the
@@ -261,6 +319,14 @@ EARLY_DECISION_WAIT = 3600.0
 EARLY_DECISION_MAX_WAIT = 7 * 86400.0
 #: ``APPEALS_TRIAGE_MAX_WAIT``'s default: :class:`EarlyDecisions` built without settings.
 TRIAGE_MAX_WAIT = 86400.0
+#: The Kafka key of a clock tick on ``appeals.triage.decisions`` (:func:`send_ticks`). No appeal
+#: id can be it: ours are 24 hex digits, and a NUL byte is in no id anyone types. Recognised by
+#: the key alone, before the value is read, so a tick is never taken for a decision (nor
+#: dead-lettered as a bad one); whatever else came keyed so would only move the time on, as
+#: every record of the partition does.
+TICK_KEY = b"\x00triage-tick"
+#: The value of a tick: read by nobody, there for a person looking at the topic.
+TICK_VALUE = b'{"tick":"triage clock"}'
 
 
 def _age(since: float | None, now: float) -> float:
@@ -328,9 +394,9 @@ class EarlyDecisions:
     appeal, so once either topic of the partition is that far past the appeal's arrival, any
     decision stamped within the wait has been read (one read after is late, and redirects the
     appeal from the desk: :func:`_redirect_late`). Not the wall clock, so a replay times out
-    what the first run timed out; a partition where nothing at all arrives any more keeps its
-    appeals waiting, which the gauges (``appeals_triage_oldest_wait_seconds``, wall clock)
-    and the ``AppealsTriageWaiting`` alert show."""
+    what the first run timed out. A partition where nothing arrives any more would keep its
+    appeals waiting for good: :meth:`due_ticks` names those that need a clock tick written to
+    them (:func:`send_ticks`), which moves their time on as any record does."""
 
     def __init__(self, partitions: int, max_wait: float = TRIAGE_MAX_WAIT) -> None:
         self.partitions = partitions
@@ -346,13 +412,27 @@ class EarlyDecisions:
         self._oldest: dict[int, list[tuple[float, bytes]]] = {}
         self.pending_time: dict[int, float] = {}
         self.stream_time: dict[int, float] = {}
+        #: Per partition, when (``time.monotonic()``) a record other than a tick last moved its
+        #: stream time on, or a tick was last sent to it; none yet: due a tick as soon as
+        #: something waits there. A tick read does not count: then a quiet partition gets one
+        #: tick a round of the timer, not one every other round.
+        self.advanced: dict[int, float] = {}
+        #: ``now`` of the previous :meth:`due_ticks` (the timer's previous round).
+        self._last_round = float("-inf")
         self.needs_rebuild = True
+        #: The agent is in a batch: the tick timer must not rebuild the index then, it would
+        #: miss the batch's table writes, staged until the flush.
+        self.batch_in_flight = False
 
-    def observe(self, partition: int, timestamp: float | None, *, pending: bool) -> float:
-        """Advance the partition's stream times; returns the event's time."""
+    def observe(self, partition: int, timestamp: float | None, *, pending: bool,
+                tick: bool = False) -> float:
+        """Advance the partition's stream times; returns the event's time. ``tick``: the record
+        is a clock tick (:data:`TICK_KEY`)."""
         ts = float(timestamp) if timestamp is not None and timestamp > 0 else time.time()
         if ts > self.stream_time.get(partition, float("-inf")):
             self.stream_time[partition] = ts
+            if not tick:
+                self.advanced[partition] = time.monotonic()
         if pending and ts > self.pending_time.get(partition, float("-inf")):
             self.pending_time[partition] = ts
         return ts
@@ -400,6 +480,37 @@ class EarlyDecisions:
             if since is not None and (oldest is None or since < oldest):
                 oldest = since
         return count, oldest
+
+    def due_ticks(self, partitions: set[int], now: float) -> list[int]:
+        """The partitions of ``partitions`` a clock tick must be sent to in this round of the
+        tick timer (``now``: ``time.monotonic()``): something waits there (a pending appeal or
+        an early decision) and no record has moved their stream time on since the previous
+        round, an interval ago. Each is marked as ticked now: the next round sends the next
+        tick, whether or not this one was read (or sent: a failed send is tried again then).
+
+        Why rounds, not "quiet for the interval": the timer's rounds drift by milliseconds
+        either way, and a partition ticked one round must be due again the next."""
+        last_round, self._last_round = self._last_round, now
+        out = []
+        for p in sorted(partitions):
+            last = self.advanced.get(p)
+            if last is not None and last > last_round:
+                continue
+            if not self.copies.count(p) and not self._decisions_wait(p):
+                continue
+            self.advanced[p] = now
+            out.append(p)
+        return out
+
+    def _decisions_wait(self, partition: int) -> bool:
+        """Whether an early decision of ``partition`` waits (stale heap entries dropped)."""
+        heap = self._oldest.get(partition)
+        while heap:
+            since, key = heap[0]
+            if self.waiting.get(key) == (partition, since):
+                return True
+            heapq.heappop(heap)
+        return False
 
     def _wait(self, key: bytes, partition: int, since: float) -> None:
         if self.waiting.get(key) == (partition, since):
@@ -533,9 +644,14 @@ async def process_batch(outbox: Outbox, table: Any, router: Router, early: Early
     touched: set[int] = set()
     for event in events:
         msg = event.message
+        touched.add(msg.partition)
+        if msg.key == TICK_KEY:
+            # A clock tick (send_ticks): its time, not a decision's, nor a pending copy's
+            # (the early-decision wait counts pending copies only).
+            early.observe(msg.partition, msg.timestamp, pending=False, tick=True)
+            continue
         is_decision = msg.topic == decisions_topic
         at = early.observe(msg.partition, msg.timestamp, pending=not is_decision)
-        touched.add(msg.partition)
         try:
             data = parse_event(msg.value)
             if is_decision:
