@@ -21,6 +21,7 @@ from schemas.records import IntakeAppeal
 from schemas.validation import InvalidEvent
 from streams.settings import ConfigError, Settings
 from tests.intake.fakes import AgentHarness
+from workers.deadlines.policies import PolicyBook
 from workers.intake.core import decode_intake, registration_time
 from workers.sla.deadline_service import DeadlineService
 from workers.sla.engine import new_state
@@ -50,17 +51,67 @@ def _canonical(channel: str, submitted_at: str) -> IntakeAppeal:
 
 
 def test_fz59_reg_date_is_the_registration() -> None:
-    """The office's own registration date (kept in ``extra.reg_date`` by the adapter), never
-    before receipt: the letter received at 10:00 is registered at 10:00, not at midnight."""
+    """The office's own registration date (kept in ``extra.reg_date`` by the adapter), at noon
+    of that day in the region's zone: the letter received at 10:00 and registered that day is
+    registered at 12:00."""
     intake = _intake(_letter())
     assert intake.extra["reg_date"] == "02.03.2026"
-    assert registration_time(intake, READ, regime="fz59") == dt.datetime.fromisoformat(RECEIVED)
+    assert registration_time(intake, READ, regime="fz59") == dt.datetime(
+        2026, 3, 2, 12, 0, tzinfo=BARNAUL)
 
 
-def test_fz59_reg_date_after_receipt_is_the_start_of_that_local_day() -> None:
+def test_fz59_reg_date_after_receipt_is_noon_of_that_local_day() -> None:
     intake = _intake(_letter(reg_date="2026-03-04"))
     assert registration_time(intake, READ, regime="fz59") == dt.datetime(
-        2026, 3, 4, 0, 0, tzinfo=BARNAUL)
+        2026, 3, 4, 12, 0, tzinfo=BARNAUL)
+
+
+def test_fz59_reg_date_is_never_before_receipt() -> None:
+    """Received in the afternoon of its registration date: registered at its receipt."""
+    intake = _intake(_letter(received_at="2026-03-02T15:30:00+07:00"))
+    assert registration_time(intake, READ, regime="fz59") == dt.datetime(
+        2026, 3, 2, 15, 30, tzinfo=BARNAUL)
+
+
+def test_fz59_letter_without_a_receipt_time_is_registered_at_noon_of_its_date() -> None:
+    """The adapter takes the register's date as the receipt when ``received_at`` is missing
+    (the start of that day); the registration is still noon of it, not that midnight."""
+    intake = _intake(_letter(received_at=None, reg_date="03.03.2026"))
+    assert registration_time(intake, READ, regime="fz59") == dt.datetime(
+        2026, 3, 3, 12, 0, tzinfo=BARNAUL)
+
+
+#: Russia's westernmost and easternmost zones, and Moscow's.
+RUSSIAN_EXTREMES = ("Europe/Kaliningrad", "Europe/Moscow", "Asia/Barnaul", "Asia/Kamchatka")
+
+
+@pytest.mark.parametrize(("region", "received"), [
+    ("39", "2026-03-02T10:00:00+02:00"),  # Kaliningrad, UTC+2
+    ("22", "2026-03-02T10:00:00+07:00"),  # Barnaul, UTC+7
+    ("41", "2026-03-02T10:00:00+12:00"),  # Kamchatka, UTC+12
+])
+def test_fz59_reg_date_is_that_date_in_every_russian_zone(region: str, received: str) -> None:
+    """The SLA engine counts days in the routed authority's zone or the policy's, which need
+    not be the region's; the register's date must be the date there too. It was midnight in
+    the region's zone: 3 March in Barnaul was 2 March in Moscow."""
+    intake = _intake(_letter(region=region, received_at=received, reg_date="03.03.2026"))
+    registered = registration_time(intake, READ, regime="fz59")
+    for zone in RUSSIAN_EXTREMES:
+        assert registered.astimezone(ZoneInfo(zone)).date() == dt.date(2026, 3, 3), zone
+
+
+def test_fz59_reg_date_west_of_the_region_is_due_from_that_date() -> None:
+    """The reviewer's case: region 22, received 2 March, registered on 3 March, counted on
+    Moscow time (the policy's ``timezone``, as for an authority working on Moscow time): due
+    2 April (30 days from 3 March), not 1 April."""
+    intake = _intake(_letter(reg_date="03.03.2026"))
+    start = registration_time(intake, READ, regime="fz59").timestamp()
+    book = PolicyBook({**PolicyBook.read_data(None)[0],
+                       "overrides": [{"authority": "A", "timezone": "Europe/Moscow"}]}, "test")
+    moscow = ZoneInfo("Europe/Moscow")
+    for service in (DeadlineService(), DeadlineService(book)):
+        due = service.due("fz59", start, "Europe/Moscow", False, "A", None, None, "22")
+        assert dt.datetime.fromtimestamp(due, moscow).isoformat() == "2026-04-02T23:59:59+03:00"
 
 
 @pytest.mark.parametrize("reg_date", [None, "not a date", "31.02.2026"])

@@ -302,6 +302,14 @@ def _check_region(region: str) -> None:
 
 #: 59-FZ art. 8 p. 2: a written appeal is registered within three days of its receipt.
 FZ59_REGISTRATION_DAYS = 3
+#: The local hour, in the region's zone, that stands for a registration known by its date only
+#: (a register's ``reg_date``). The SLA engine counts days in the routed authority's zone or
+#: the policy's ``timezone``, not always the region's: midnight in Barnaul (+07) is 20:00 of
+#: the day before in Moscow, which moved a letter registered on 3 March to 2 March and its
+#: answer a day early. Russia's zones span UTC+2 (Kaliningrad) to UTC+12 (Kamchatka), so noon
+#: in any of them is between 02:00 and 22:00 of the same date in every other: the register's
+#: date stays the date wherever the days are counted.
+REGISTER_DAY_HOUR = time(12)
 #: APPEALS_INTAKE_MAX_AGE's default: how long before intake reads it an appeal may have been
 #: submitted (received) and still be registered, seconds (a year).
 DEFAULT_MAX_AGE = 365 * 86400.0
@@ -323,9 +331,10 @@ def registration_time(
     The moment intake read the record stays in its Kafka timestamp.
 
     - ``fz59``: the body's own registration date when the source names it (the fz59
-      channel's ``extra.reg_date``, a date: the start of that day in the region's zone, never
-      before receipt), else the last moment the law allows, receipt (``submitted_at``) plus
-      :data:`FZ59_REGISTRATION_DAYS` days;
+      channel's ``extra.reg_date``, a date: :data:`REGISTER_DAY_HOUR`, noon, of that day in
+      the region's zone, so that it is that date in whichever Russian zone the deadlines are
+      counted; never before receipt), else the last moment the law allows, receipt
+      (``submitted_at``) plus :data:`FZ59_REGISTRATION_DAYS` days;
     - ``pos``, ``incident``, ``hotline``: the platform's and the hotline's clocks start at
       submission, publication or the call: ``submitted_at``.
 
@@ -348,7 +357,7 @@ def registration_time(
     legal = receipt + timedelta(days=FZ59_REGISTRATION_DAYS)
     registered_on = _reg_date(intake) if intake.channel == "fz59" else None
     if registered_on is not None:
-        start = datetime.combine(registered_on, time(0), _region_zone(intake.region))
+        start = datetime.combine(registered_on, REGISTER_DAY_HOUR, _region_zone(intake.region))
         legal = max(receipt, start)
     return min(read_at, legal)
 
