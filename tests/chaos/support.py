@@ -26,7 +26,7 @@ import redis
 from streams import topics as t
 from streams.settings import Settings
 from workers.aggregates.readmodel import read_figures
-from workers.deadlines.compute import answer_due
+from workers.deadlines.compute import answer_due, registration_due
 from workers.demo.generator import GeneratedAppeal, Generator
 from workers.geo.regions import region_timezone
 from workers.route.agent import route_input
@@ -157,7 +157,8 @@ def expected_routing(routed: dict[str, dict[str, Any]], registered: dict[str, di
     moment, at most the reading: ``min(read, legal)`` with the reading within
     ``registered_between`` (SLA-clock Unix seconds: before the first message was produced,
     after the record was read back) and ``legal`` the message's ``submitted_at`` (a 59-FZ
-    appeal: three days after it, art. 8 p. 2; the generator names no registration date). The
+    appeal: noon of the last day of the policy's registration stage, three days from it with
+    the day-off shift, art. 8 p. 2; the generator names no registration date). The
     generator stamps ``submitted_at`` when it makes the workload, before it is produced, so a
     platform message is registered at its submission. Only two inputs are taken from the
     pipeline, both the classifier's (separately tested) call on the text: the category, and
@@ -184,8 +185,14 @@ def expected_routing(routed: dict[str, dict[str, Any]], registered: dict[str, di
         urgent = True if message.get("importance") == "high" else rec["urgent"]
         assert rec["registered_at"] == src["registered_at"], appeal_id
         registered_at = dt.datetime.fromisoformat(rec["registered_at"])
-        submitted = dt.datetime.fromisoformat(message["submitted_at"]).timestamp()
-        legal = submitted + (3 * 86400 if sent.regime == "fz59" else 0)
+        received = dt.datetime.fromisoformat(message["submitted_at"])
+        legal = received.timestamp()
+        if sent.regime == "fz59":
+            fz59 = book.resolve("fz59", region=region)
+            zone = fz59.timezone or region_timezone(region)
+            last_day = registration_due(received, zone, fz59)
+            legal = max(legal, dt.datetime.combine(last_day.date(), dt.time(12),
+                                                   last_day.tzinfo).timestamp())
         # Registered with millisecond precision: a millisecond of slack on either side.
         if legal <= low:
             assert abs(registered_at.timestamp() - legal) <= 0.001, (

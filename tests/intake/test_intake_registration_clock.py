@@ -9,6 +9,7 @@ art. 12 p. 1: answered within 30 days of registration) gives 1 April, 3 April at
 from __future__ import annotations
 
 import datetime as dt
+from importlib import resources
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,6 +22,7 @@ from schemas.records import IntakeAppeal
 from schemas.validation import InvalidEvent
 from streams.settings import ConfigError, Settings
 from tests.intake.fakes import AgentHarness
+from workers.deadlines.compute import registration_due
 from workers.deadlines.policies import PolicyBook
 from workers.intake.core import decode_intake, registration_time
 from workers.sla.deadline_service import DeadlineService
@@ -116,10 +118,105 @@ def test_fz59_reg_date_west_of_the_region_is_due_from_that_date() -> None:
 
 @pytest.mark.parametrize("reg_date", [None, "not a date", "31.02.2026"])
 def test_fz59_without_a_reg_date_is_registered_at_the_legal_latest(reg_date: str | None) -> None:
-    """Receipt plus the three days art. 8 p. 2 allows."""
+    """The last of the three days art. 8 p. 2 allows (Thursday 5 March, a working day), at
+    noon, as a register's date is."""
     intake = _intake(_letter(reg_date=reg_date))
     assert registration_time(intake, READ, regime="fz59") == dt.datetime(
-        2026, 3, 5, 10, 0, tzinfo=BARNAUL)
+        2026, 3, 5, 12, 0, tzinfo=BARNAUL)
+
+
+def test_fz59_latest_registration_over_the_new_year_is_the_registration_stage_s() -> None:
+    """The reviewer's case: received 30 December 2026 without a reg_date. Receipt plus three
+    calendar days was 2 January 2027, a public holiday, answer due 1 February; the project's
+    registration stage (``appeals sla due``'s ``registration_due``) ends on 11 January, and the
+    answer is due 10 February."""
+    intake = _intake(_letter(reg_date=None, received_at="2026-12-30T15:00:00+07:00"))
+    read = dt.datetime(2027, 1, 20, 10, 0, tzinfo=BARNAUL)
+    registered = registration_time(intake, read, regime="fz59")
+    assert registered == dt.datetime(2027, 1, 11, 12, 0, tzinfo=BARNAUL)
+    policy = PolicyBook.load().resolve("fz59", region="22")
+    stage_due = registration_due(dt.datetime.fromisoformat(intake.submitted_at),
+                                 "Asia/Barnaul", policy)
+    assert stage_due.date() == registered.date()
+    due = DeadlineService().due("fz59", registered.timestamp(), "Asia/Barnaul", False, "A",
+                                None, None, "22")
+    assert dt.datetime.fromtimestamp(due, BARNAUL).isoformat() == "2027-02-10T23:59:59+07:00"
+
+
+def test_fz59_latest_registration_is_not_a_day_off() -> None:
+    """Received on Wednesday 4 March 2026: the third day is Saturday 7 March, which the fz59
+    policy's ``previous`` shift makes Friday 6 March."""
+    intake = _intake(_letter(reg_date=None, received_at="2026-03-04T10:00:00+07:00"))
+    read = dt.datetime(2026, 3, 20, 10, 0, tzinfo=BARNAUL)
+    assert registration_time(intake, read, regime="fz59") == dt.datetime(
+        2026, 3, 6, 12, 0, tzinfo=BARNAUL)
+
+
+def test_fz59_latest_registration_is_the_registration_stage_s_day_all_year() -> None:
+    """Every receipt day of 2026 and the New Year after it: the registration's local date is
+    the last day of the policy's registration stage, as ``appeals sla due`` reports it."""
+    policy = PolicyBook.load().resolve("fz59", region="22")
+    day = dt.date(2026, 1, 1)
+    while day <= dt.date(2027, 1, 15):
+        received = dt.datetime.combine(day, dt.time(16, 30), BARNAUL)
+        intake = _intake(_letter(reg_date=None, received_at=received.isoformat()))
+        registered = registration_time(intake, received + dt.timedelta(days=30), regime="fz59")
+        expected = registration_due(received, "Asia/Barnaul", policy).date()
+        assert registered == dt.datetime.combine(expected, dt.time(12), BARNAUL), day
+        day += dt.timedelta(days=1)
+
+
+def _book(**fz59: Any) -> PolicyBook:
+    data = PolicyBook.read_data(None)[0]
+    return PolicyBook({**data, "overrides": [{"regime": "fz59", "region": "22", **fz59}]},
+                      "test")
+
+
+def test_fz59_latest_registration_follows_the_region_s_policy() -> None:
+    """The region's ``shift``, ``timezone`` and stage, as the SLA engine would read them."""
+    received = dt.datetime(2026, 3, 4, 10, 0, tzinfo=BARNAUL)  # Wednesday; Saturday is day 3
+    intake = _intake(_letter(reg_date=None, received_at=received.isoformat()))
+    read = dt.datetime(2026, 3, 20, 10, 0, tzinfo=BARNAUL)
+    # Civil Code art. 193: the next working day (Monday 9 March 2026 is a day off).
+    assert registration_time(intake, read, regime="fz59", book=_book(shift="next")) == (
+        dt.datetime(2026, 3, 10, 12, 0, tzinfo=BARNAUL))
+    # Counted on Moscow time: noon there.
+    moscow = ZoneInfo("Europe/Moscow")
+    assert registration_time(intake, read, regime="fz59",
+                             book=_book(timezone="Europe/Moscow")) == (
+        dt.datetime(2026, 3, 6, 12, 0, tzinfo=moscow))
+    # A stage counted in working hours ends at a moment, not on a day: that moment.
+    hours = _book(stages={"registration": {"counting": "working_hours", "amount": 8}})
+    assert registration_time(intake, read, regime="fz59", book=hours) == dt.datetime(
+        2026, 3, 4, 18, 0, tzinfo=BARNAUL)
+
+
+def test_fz59_latest_registration_without_the_stage_is_three_calendar_days() -> None:
+    data = PolicyBook.read_data(None)[0]
+    fz59 = {k: v for k, v in data["regimes"]["fz59"].items() if k != "stages"}
+    book = PolicyBook({**data, "regimes": {**data["regimes"], "fz59": fz59}}, "test")
+    assert "registration" not in book.resolve("fz59", region="22").stages
+    intake = _intake(_letter(reg_date=None, received_at="2026-03-04T10:00:00+07:00"))
+    read = dt.datetime(2026, 3, 20, 10, 0, tzinfo=BARNAUL)
+    assert registration_time(intake, read, regime="fz59", book=book) == dt.datetime(
+        2026, 3, 7, 12, 0, tzinfo=BARNAUL)
+
+
+def test_agent_registers_by_its_policy_file(tmp_path: Any,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The agent reads ``APPEALS_POLICY_FILE`` (a region's ``next`` shift) for it."""
+    policies = tmp_path / "policies.toml"
+    policies.write_text(
+        resources.files("workers.deadlines").joinpath("policies.toml").read_text("utf-8")
+        + '\n[[overrides]]\nregime = "fz59"\nregion = "22"\nshift = "next"\n', "utf-8")
+    monkeypatch.setenv("APPEALS_POLICY_FILE", str(policies))
+    read = dt.datetime(2026, 3, 20, 10, 0, tzinfo=BARNAUL)
+    h = AgentHarness(now=read)
+    h.run(h.batch("fz59", [orjson.dumps(
+        _letter(reg_date=None, received_at="2026-03-04T10:00:00+07:00"))]))
+    assert h.crashes == [] and h.deadletters() == []
+    [(_topic, _key, value)] = h.registered()
+    assert orjson.loads(value)["registered_at"] == "2026-03-10T05:00:00.000+00:00"
 
 
 def test_fz59_read_within_three_days_is_registered_when_read() -> None:
@@ -134,7 +231,7 @@ def test_web_form_under_fz59_is_registered_at_the_legal_latest() -> None:
     """The web channel names no registration date: receipt plus three days, at most read."""
     intake = _canonical("web", RECEIVED)
     assert registration_time(intake, READ, regime="fz59") == dt.datetime(
-        2026, 3, 5, 10, 0, tzinfo=BARNAUL)
+        2026, 3, 5, 12, 0, tzinfo=BARNAUL)
 
 
 @pytest.mark.parametrize("channel", ["pos", "incident", "hotline", "email"])

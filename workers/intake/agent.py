@@ -34,6 +34,7 @@ from monitoring import metrics
 from schemas.records import CHANNELS, IntakeAppeal, RegisteredAppeal, SourcePosition
 from schemas.validation import InvalidEvent
 from streams import topics as t
+from workers.deadlines.policies import PolicyBook
 from workers.intake import core, near_duplicates, redis_scripts
 from workers.route.agent import ROUTE_FIELDS, classify_and_route
 from workers.route.agent import STAGE as ROUTE_STAGE
@@ -85,6 +86,9 @@ def install(app: faust.App, ctx: WorkerContext, router: Router, classifier: Any)
     dedupe_ttl = settings.dedupe_window_days * 86400
     near_cfg = dataclasses.replace(near_duplicates.default_config(),
                                    key_prefix=f"{settings.app_id}:")
+    # The SLA policies, for a 59-FZ appeal's latest registration (the fz59 `registration`
+    # stage): read once at start, as the SLA agent reads them.
+    policies = PolicyBook.load()
 
     @app.agent(source, name="intake")
     async def intake(stream: faust.StreamT) -> None:
@@ -111,7 +115,7 @@ def install(app: faust.App, ctx: WorkerContext, router: Router, classifier: Any)
                         # Before the dedupe mark: a record refused here (a mistyped year) and
                         # sent again corrected is a first registration, not a duplicate.
                         registration = core.registration_time(
-                            appeal, now, max_age=settings.intake_max_age,
+                            appeal, now, max_age=settings.intake_max_age, book=policies,
                             regime=core.regime_for(
                                 appeal.channel, settings.email_regime, settings.web_regime,
                                 open311=core.from_open311(appeal.channel, appeal.extra),

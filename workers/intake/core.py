@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -26,6 +26,11 @@ from schemas.records import (
 )
 from schemas.validation import InvalidEvent, parse_datetime, validate
 from workers.geo.regions import UnknownRegion, normalize_code, region_timezone_or_moscow
+
+if TYPE_CHECKING:  # imported where a registration is computed: the gateway and the producer
+    # decode with this module and need no deadline rules (nor the holidays package)
+    from workers.deadlines.calendar import BusinessCalendar
+    from workers.deadlines.policies import PolicyBook
 
 _APPEAL_NS = uuid.UUID("6f1d8a52-3c1e-4f7e-9a57-0b7a3c2d9e11")
 _KNOWN_FIELDS = frozenset(IntakeAppeal.__dataclass_fields__)
@@ -321,6 +326,7 @@ def registration_time(
     *,
     regime: str,
     max_age: float = DEFAULT_MAX_AGE,
+    book: PolicyBook | None = None,
 ) -> datetime:
     """The legal registration moment of ``intake``, which intake reads at ``read_at``.
 
@@ -333,8 +339,10 @@ def registration_time(
     - ``fz59``: the body's own registration date when the source names it (the fz59
       channel's ``extra.reg_date``, a date: :data:`REGISTER_DAY_HOUR`, noon, of that day in
       the region's zone, so that it is that date in whichever Russian zone the deadlines are
-      counted; never before receipt), else the last moment the law allows, receipt
-      (``submitted_at``) plus :data:`FZ59_REGISTRATION_DAYS` days;
+      counted; never before receipt), else the latest the project's reading of the law
+      allows (:func:`fz59_latest_registration`: the last day of the policy's ``registration``
+      stage, three days from receipt with the day-off shift, as ``appeals sla due`` reports
+      it);
     - ``pos``, ``incident``, ``hotline``: the platform's and the hotline's clocks start at
       submission, publication or the call: ``submitted_at``.
 
@@ -344,6 +352,9 @@ def registration_time(
     :class:`InvalidEvent` ``invalid_value``: it is far more likely a mistyped year than a
     letter that waited that long, and it would make the appeal years overdue at once. Within
     it, an old letter is overdue at once, which is the truth.
+
+    ``book``: the SLA policies (the agent's, read at its start); None reads them now
+    (``$APPEALS_POLICY_FILE``, else the packaged ones).
     """
     receipt = parse_datetime(intake.submitted_at)
     age = (read_at - receipt).total_seconds()
@@ -354,18 +365,61 @@ def registration_time(
             f"APPEALS_INTAKE_MAX_AGE ({max_age:g} s) allows: is its year mistyped?")
     if regime != "fz59":
         return min(read_at, receipt)
-    legal = receipt + timedelta(days=FZ59_REGISTRATION_DAYS)
     registered_on = _reg_date(intake) if intake.channel == "fz59" else None
     if registered_on is not None:
         start = datetime.combine(registered_on, REGISTER_DAY_HOUR, _region_zone(intake.region))
         legal = max(receipt, start)
+    else:
+        legal = fz59_latest_registration(receipt, intake.region, book)
     return min(read_at, legal)
+
+
+def fz59_latest_registration(
+    receipt: datetime,
+    region: str,
+    book: PolicyBook | None = None,
+    calendar: BusinessCalendar | None = None,
+) -> datetime:
+    """The latest registration of a 59-FZ appeal received at ``receipt`` that the project's
+    ``registration`` stage calls on time: noon (:data:`REGISTER_DAY_HOUR`) of that stage's
+    last day, never before receipt.
+
+    Why: it was receipt plus three calendar days, days off ignored, while the stage
+    (``registration_due``, what ``appeals sla due`` reports) applies the policy's day-off
+    shift and never ends on its start day. A letter received on 30 December 2026 was
+    registered on 2 January 2027, a public holiday no office registers on, and answered by
+    1 February; the stage's last day is 11 January (the working day before 2 January is
+    30 December, the day of receipt, so the stage falls forward to the next working day, as
+    Civil Code art. 193 has it), and the answer 10 February. With the
+    ``fz59`` default shift ``previous``, three days ending on a Saturday end on the Friday
+    before: a Saturday registration was one the project's own deadline calls late.
+
+    The policy is the ``fz59`` one of the region (the authority is not routed yet), counted
+    in its ``timezone`` or the region's zone on the region's calendar. A day-counted stage
+    ends on a date, which noon stands for as it does for a register's date; a working-hour
+    one (a policy file's choice) at its exact moment. A policy without the stage: the three
+    calendar days of art. 8 p. 2.
+    """
+    from workers.deadlines.compute import default_calendar, registration_due
+    from workers.deadlines.policies import PolicyBook
+
+    policy = (book or PolicyBook.load()).resolve("fz59", region=region)
+    zone = ZoneInfo(policy.timezone) if policy.timezone else _region_zone(region)
+    stage = policy.stages.get("registration")
+    if stage is None:
+        last = receipt.astimezone(zone).date() + timedelta(days=FZ59_REGISTRATION_DAYS)
+        return max(receipt, datetime.combine(last, REGISTER_DAY_HOUR, zone))
+    cal = (calendar or default_calendar()).for_region(region)
+    due = registration_due(receipt, zone.key, policy, cal)
+    if stage.counting == "working_hours":
+        return max(receipt, due)
+    return max(receipt, datetime.combine(due.date(), REGISTER_DAY_HOUR, zone))
 
 
 def _reg_date(intake: IntakeAppeal) -> date | None:
     """The office's registration date a 59-FZ letter carries (``extra.reg_date``,
     ``DD.MM.YYYY`` or ``YYYY-MM-DD``, as the fz59 adapter reads it), or None when absent or
-    unreadable (the legal latest, receipt plus three days, applies then)."""
+    unreadable (the latest registration then, :func:`fz59_latest_registration`)."""
     from workers.intake.adapters._common import iso_date_only  # the adapters import this module
 
     return iso_date_only((intake.extra or {}).get("reg_date"))
