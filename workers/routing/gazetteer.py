@@ -170,6 +170,31 @@ def name_forms(name: str) -> set[tuple[str, ...]]:
     return result
 
 
+_ACRONYM_RE = re.compile(r"([А-ЯЁA-Z]{2,})[а-яёa-z]{1,3}")
+"""An acronym with a case ending written on: «ЦУРа», «ЦУРом», «МФЦе»."""
+
+
+@lru_cache(maxsize=4096)
+def _lemma(token: str) -> str:
+    """The pymorphy3 normal form of one raw token (first parse), «ё» folded; an acronym with
+    an ending keeps its capitals («ЦУРа» is «цур»: the dictionary would guess «цура»)."""
+    acronym = _ACRONYM_RE.fullmatch(token)
+    if acronym is not None:
+        return normalize_token(acronym.group(1))
+    word = normalize_token(token)
+    if not word.isalpha():
+        return word
+    return normalize_token(_morph().parse(word)[0].normal_form)
+
+
+def name_lemmas(value: str) -> tuple[str, ...]:
+    """A body's name as compared when a person wrote it: the normal form of every word, so
+    «Центра управления регионом» and «Центр управления регионом» are one name (the same
+    pymorphy3 dictionary the classifier lemmatises with). Case, «ё», quotes and punctuation
+    are ignored."""
+    return tuple(_lemma(t) for t in tokenize(value))
+
+
 @lru_cache(maxsize=4096)
 def _is_given_name(word: str) -> bool:
     """A first name, a patronymic («Иван», «Петровича») or an initial («И»)."""

@@ -43,7 +43,13 @@ import yaml
 from schemas.records import CATEGORIES
 from streams.urls import http_url_problem
 from workers.geo.regions import UnknownRegion, get_region
-from workers.routing.gazetteer import Gazetteer, GazetteerConflict, place_key, tokenize
+from workers.routing.gazetteer import (
+    Gazetteer,
+    GazetteerConflict,
+    name_lemmas,
+    place_key,
+    tokenize,
+)
 from workers.routing.model import (
     AUTHORITY_KINDS,
     Authority,
@@ -87,7 +93,7 @@ _TOP_KEYS = frozenset(
     }
 )
 _AUTH_KEYS = frozenset(
-    {"id", "name", "kind", "parent", "timezone", "supervisors", "sla", "description"}
+    {"id", "name", "aliases", "kind", "parent", "timezone", "supervisors", "sla", "description"}
 )
 _MUN_KEYS = frozenset(
     {
@@ -332,6 +338,18 @@ def _parse_authority(
     if not isinstance(sla, Mapping):
         ctx.err(f"{path}.sla", "expected a mapping of SLA policy overrides")
         sla = {}
+    aliases: list[str] = []
+    aliases_raw = raw.get("aliases")
+    if aliases_raw is not None and not isinstance(aliases_raw, list):
+        ctx.err(f"{path}.aliases", f"expected a list of names, got {aliases_raw!r}")
+    else:
+        for k, v in enumerate(aliases_raw or ()):
+            if not isinstance(v, str) or not v.strip():
+                ctx.err(f"{path}.aliases[{k}]", f"expected a non-empty string, got {v!r}")
+            elif not tokenize(v):
+                ctx.err(f"{path}.aliases[{k}]", f"{v!r}: contains no letters or digits")
+            else:
+                aliases.append(v.strip())
     if aid is None or name is None or kind is None:
         return None
     return Authority(
@@ -344,6 +362,7 @@ def _parse_authority(
         municipality=municipality,
         supervisors=tuple(supervisors),
         sla=_freeze(sla),
+        aliases=tuple(aliases),
     )
 
 
@@ -759,6 +778,7 @@ def load_rules(
     if not cycles:  # the checks below walk parent chains
         problems.extend(_departments_outside_their_municipality(parsed, authorities))
     problems.extend(_sla_problems(parsed, authorities))
+    problems.extend(_name_clashes(parsed, authorities))
     if problems:
         raise RulesError(problems, fingerprint=fingerprint)
 
@@ -887,6 +907,41 @@ def _departments_outside_their_municipality(
                         "department",
                     )
                 )
+    return problems
+
+
+def _name_clashes(
+    parsed: Sequence[tuple[_Ctx, dict[str, Any]]], authorities: Mapping[str, Authority]
+) -> list[tuple[str, str, str]]:
+    """No two bodies of a region share a name or alias as routing compares them (word normal
+    forms, :func:`~workers.routing.gazetteer.name_lemmas`).
+
+    A complaint naming such a body could not tell which one it is about, and would go to
+    the triage desk however plainly it was written: refused here, where the editor sees why.
+    """
+    problems: list[tuple[str, str, str]] = []
+    for ctx, r in parsed:
+        seen: dict[tuple[str, ...], str] = {}
+        for candidate, apath in r["authorities"]:
+            own = authorities.get(candidate.id)
+            if own is not candidate:  # a duplicate id, already reported
+                continue
+            names = [(f"{apath}.name", own.name)] + [
+                (f"{apath}.aliases[{k}]", alias) for k, alias in enumerate(own.aliases)
+            ]
+            mine: set[tuple[str, ...]] = set()
+            for path, name in names:
+                key = name_lemmas(name)
+                other = seen.get(key)
+                if other is not None and other != own.id:
+                    problems.append((
+                        ctx.file, path,
+                        f"{name!r} also names {other!r}: a complaint naming it could be "
+                        "about either body; make the names differ",
+                    ))
+                elif key not in mine:
+                    seen[key] = own.id
+                mine.add(key)
     return problems
 
 

@@ -60,6 +60,9 @@ class Authority:
     municipality: str | None = None
     supervisors: tuple[Supervisor, ...] = ()
     sla: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    aliases: tuple[str, ...] = ()
+    """Other names people write for the body («ЦУР», «Администрация Барнаула»): a complaint
+    naming it so is about this body (59-FZ art. 8 p. 6), not an unidentified one."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,10 +20,12 @@ settlement («р.п. Тальменка», «с. Луговое») or an OKTMO c
 Then the complaint rule (59-FZ art. 8 p. 6): an appeal complaining about body X never goes
 to X nor to a body subordinate to X (its own department would judge X); it goes to X's
 parent (level ``complaint_parent``), or to the region's triage desk when X is the root.
-X is identified by its id (in any case) or by its name; a complaint whose body cannot be
+X is identified by its id (in any case), by its name or by one of its ``aliases`` («ЦУР»), a
+name in any grammatical case («Центра управления регионом»); a complaint whose body cannot be
 identified (a typo, «администрация нашего района») could be about any body routing would pick,
 so it goes to the region's triage desk (level ``complaint_unidentified``), where a person
-reads it and forwards it with :meth:`Router.redirect`.
+reads it and forwards it with :meth:`Router.redirect`; unless it names the desk itself among
+its words («оператор ЦУР не ответил»): then the desk's parent (``complaint_parent``).
 
 An appeal from a region without rules (or an invalid region code) goes to the triage desk of
 the *default region* with level ``unroutable``: never dropped, always visible to a human and
@@ -40,11 +42,13 @@ never mixes two rule versions in one decision.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Final
 
 from schemas.records import CATEGORIES
 from workers.geo.regions import UnknownRegion, get_region
-from workers.routing.gazetteer import UnlistedDistrict, normalize_token, tokenize
+from workers.routing.gazetteer import UnlistedDistrict, name_lemmas, normalize_token, tokenize
 from workers.routing.model import (
     Authority,
     RegionRules,
@@ -96,15 +100,59 @@ def _decision(
 
 
 def _name_key(value: str) -> str:
-    """An authority's name or id as compared: case, «ё», quotes and punctuation ignored."""
+    """An authority's id as compared: case, «ё», quotes and punctuation ignored."""
     return " ".join(normalize_token(t) for t in tokenize(value))
 
 
-def identify_authority(rules: RoutingRules, value: str | None) -> str | None:
-    """The id of the authority ``value`` names: its id (any case) or its full name; else None.
+@dataclass(frozen=True, slots=True)
+class _NameIndex:
+    """The rules' bodies by the keys a person may write them with (built once per rules)."""
 
-    The exact id is one dict lookup; the rest (rare: a complaint field filled by hand) scans
-    the authorities, a few hundred per region at most.
+    ids: Mapping[str, str]
+    """:func:`_name_key` of each id -> the id."""
+    names: Mapping[tuple[str, ...], tuple[tuple[str, str, bool], ...]]
+    """:func:`name_lemmas` of each name and alias -> (region code, id, is an alias)."""
+    keys: Mapping[str, tuple[tuple[str, ...], ...]]
+    """Each id -> the keys of its name and aliases."""
+
+
+_index_cache: tuple[RoutingRules, _NameIndex] | None = None
+
+
+def _name_index(rules: RoutingRules) -> _NameIndex:
+    """The index of ``rules``; the last one built is kept (rules change only on a reload)."""
+    global _index_cache
+    cached = _index_cache
+    if cached is not None and cached[0] is rules:
+        return cached[1]
+    ids: dict[str, str] = {}
+    names: dict[tuple[str, ...], list[tuple[str, str, bool]]] = {}
+    keys: dict[str, tuple[tuple[str, ...], ...]] = {}
+    for authority in rules.authorities.values():
+        ids.setdefault(_name_key(authority.id), authority.id)
+        own: list[tuple[str, ...]] = []
+        for name, alias in ((authority.name, False), *((a, True) for a in authority.aliases)):
+            key = name_lemmas(name)
+            if key and key not in own:
+                own.append(key)
+                names.setdefault(key, []).append((authority.region_code, authority.id, alias))
+        keys[authority.id] = tuple(own)
+    index = _NameIndex(ids, {k: tuple(v) for k, v in names.items()}, keys)
+    _index_cache = (rules, index)
+    return index
+
+
+def identify_authority(
+    rules: RoutingRules, value: str | None, region_code: str | None = None
+) -> str | None:
+    """The id of the authority ``value`` names: its id (any case), its full name or one of its
+    ``aliases`` in any grammatical case («Центра управления регионом Алтайского края», «ЦУР»);
+    else None.
+
+    ``region_code``: the region of the appeal. A short name («ЦУР», «Администрация района»)
+    is every region's, so an alias names a body of that region only; a full name that two
+    regions share names the body of that region. The exact id is one dict lookup; the rest
+    (rare: a complaint field filled by hand) lemmatises the few words of ``value``.
     """
     if value is None:
         return None
@@ -113,23 +161,42 @@ def identify_authority(rules: RoutingRules, value: str | None) -> str | None:
     key = _name_key(value)
     if not key:
         return None
-    by_name = None
-    for authority in rules.authorities.values():
-        if _name_key(authority.id) == key:
-            return authority.id
-        if by_name is None and _name_key(authority.name) == key:
-            by_name = authority.id
-    return by_name
+    index = _name_index(rules)
+    by_id = index.ids.get(key)
+    if by_id is not None:
+        return by_id
+    found = [
+        (region, aid)
+        for region, aid, alias in index.names.get(name_lemmas(value), ())
+        if not alias or region_code is None or region == region_code
+    ]
+    if len({aid for _, aid in found}) > 1 and region_code is not None:
+        found = [(region, aid) for region, aid in found if region == region_code]
+    ids = {aid for _, aid in found}
+    return ids.pop() if len(ids) == 1 else None
 
 
-def _judges_itself(rules: RoutingRules, complained: str | None, target_id: str) -> bool:
+def _mentions(rules: RoutingRules, authority_id: str, value: str) -> bool:
+    """Does ``value`` name the body somewhere in it, by its name or an alias («оператор ЦУР
+    не ответил»), though it names no body as a whole?"""
+    words = name_lemmas(value)
+    for key in _name_index(rules).keys.get(authority_id, ()):
+        n = len(key)
+        if any(words[i : i + n] == key for i in range(len(words) - n + 1)):
+            return True
+    return False
+
+
+def _judges_itself(
+    rules: RoutingRules, complained: str | None, target_id: str, region_code: str | None = None
+) -> bool:
     """59-FZ art. 8 p. 6: is ``target_id`` the body complained about, or below it?
 
     The one test behind both :meth:`Router.route` and :meth:`Router.redirect`; the body is
     identified by :func:`identify_authority`. A value that names no authority constrains
     nothing here (:meth:`Router.route` sends such a complaint to the triage desk instead).
     """
-    body = identify_authority(rules, complained)
+    body = identify_authority(rules, complained, region_code)
     if body is None:
         return False
     return body == target_id or body in rules.ancestors(target_id)
@@ -337,8 +404,9 @@ class Router:
         """
         rules = self._rules
         authority = rules.authority(to_authority_id)
-        if _judges_itself(rules, complaint_about, to_authority_id):
-            body = identify_authority(rules, complaint_about)
+        region_code = authority.region_code
+        if _judges_itself(rules, complaint_about, to_authority_id, region_code):
+            body = identify_authority(rules, complaint_about, region_code)
             what = (
                 "the body it complains about"
                 if body == to_authority_id
@@ -381,17 +449,27 @@ class Router:
         """Apply 59-FZ art. 8 p. 6: never to the body complained about, nor below it.
 
         A complaint about a body the rules cannot identify goes to the triage desk (level
-        ``complaint_unidentified``): any target might be that body or below it. An
-        ``unroutable`` appeal is on the default region's desk already and keeps that level.
+        ``complaint_unidentified``): any target might be that body or below it; when its words
+        name the desk, to the desk's parent. An ``unroutable`` appeal is on the default
+        region's desk already and keeps that level.
         """
         if appeal.complaint_about is None or not appeal.complaint_about.strip():
             return _decision(rules, appeal.appeal_id, target, level, municipality, region_code)
-        complained = identify_authority(rules, appeal.complaint_about)
+        # An unroutable appeal's region has no rules: no alias («ЦУР») names a body of it.
+        complained = identify_authority(rules, appeal.complaint_about, region_code or "")
         if complained is None:
+            desk = region.triage
+            if level != "unroutable" and _mentions(rules, desk, appeal.complaint_about):
+                # About the desk (and perhaps bodies nobody identified): the desk may not
+                # judge it, and any other target might be the unnamed body: the desk's parent.
+                parent = rules.authorities[desk].parent
+                return _decision(rules, appeal.appeal_id, rules.authorities[parent or desk],
+                                 "complaint_parent", municipality, region_code,
+                                 complaint_about=desk)
             if level not in ("unroutable", "triage_timeout"):  # both on the desk already
-                target, level = rules.authorities[region.triage], "complaint_unidentified"
+                target, level = rules.authorities[desk], "complaint_unidentified"
             return _decision(rules, appeal.appeal_id, target, level, municipality, region_code)
-        if not _judges_itself(rules, complained, target.id):
+        if not _judges_itself(rules, complained, target.id, region_code):
             return _decision(rules, appeal.appeal_id, target, level, municipality, region_code,
                              complaint_about=complained)
         candidates = [*rules.ancestors(complained), region.triage]
