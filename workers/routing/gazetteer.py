@@ -31,7 +31,10 @@ listed place rules every listed place out.
 Adjective forms (``adjectives:``, «бийский», «бийская»...) are also street names («ул.
 Бийская», «Каменская ул.») and surnames («Заринский Иван Петрович»). So an adjective next to a
 street word, or a capitalised adjective next to a first name, patronymic or initial, is
-skipped; otherwise it counts like a name, earliest mention first. (A rule that let any name
+skipped, and so is one right after a settlement word («с. Славгородское», «в селе
+Славгородском»: a village of that name, not the town; in a place field an explicit unlisted
+settlement, as above, and so is an adjective after an unlisted «Немецкий национальный район»);
+otherwise it counts like a name, earliest mention first. (A rule that let any name
 anywhere beat an adjective sent «В Алейской ЦРБ … приходится ездить в Барнаул» to Barnaul:
 the institution names the place, the later town is where people travel.)
 """
@@ -213,16 +216,19 @@ def _capitalised(word: str) -> bool:
 
 @lru_cache(maxsize=1)
 def _district_words() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
-    """Forms of «район» (singular and plural), of «муниципальный», and of «округ»."""
+    """Forms of «район» (singular and plural), of «муниципальный» and «национальный» (the
+    krai's «Немецкий национальный район»), and of «округ»."""
 
     def forms(*words: str) -> frozenset[str]:
         return frozenset(f for w in words for f in _word_forms(w, None))
 
-    return forms("район", "районы"), forms("муниципальный"), forms("округ", "округа")
+    return (forms("район", "районы"), forms("муниципальный", "национальный"),
+            forms("округ", "округа"))
 
 
 def _district_word_at(norm: list[str], j: int) -> bool:
-    """Does «район», «р-н», «р-на»... or «муниципальный район/округ» start at token ``j``?"""
+    """Does «район», «р-н», «р-на»... or «муниципальный/национальный район/округ» start at
+    token ``j``?"""
     if j >= len(norm):
         return False
     rayon, municipal, okrug = _district_words()
@@ -245,11 +251,51 @@ def _settlement_words() -> tuple[frozenset[str], frozenset[str]]:
     return written, forms("городской")
 
 
+@lru_cache(maxsize=1)
+def _village_words() -> frozenset[str]:
+    """The settlement words of :func:`_settlement_words` that name no town («село», «пос»)."""
+    written, _ = _settlement_words()
+    town = frozenset(_word_forms("город", None)) | _CITY_MARKERS
+    return written - town
+
+
 _SETTLEMENT_ABBREVIATIONS = frozenset(
     {("р", "п"), ("п", "г", "т"), ("н", "п"), ("с",), ("п",), ("д",), ("г",), ("х",), ("ст",)}
 )
 """Dotted abbreviations («р.п.», «с.», «д.»): a dot must follow, or «с»/«д» is a preposition or
 «дом» («вход с торца», «д. 5»)."""
+_DOT_GAP_RE = re.compile(r"\.\s*")
+
+
+def _settlement_before(
+    text: str, norm: list[str], spans: list[tuple[int, int]], i: int
+) -> bool:
+    """Does a village word or a dotted abbreviation («с.», «село», «пос.», «д.», «х.»)
+    stand right before token ``i``? Then the word there names a settlement of its own
+    («с. Славгородское», «в селе Славгородском»), never the town its adjective is of."""
+    if i >= 1 and norm[i - 1] in _village_words() and (
+        _NAME_GAP_RE.fullmatch(text, spans[i - 1][1], spans[i][0])
+        or _DOT_GAP_RE.fullmatch(text, spans[i - 1][1], spans[i][0])
+    ):
+        return True
+    for length in (3, 2, 1):
+        k = i - length
+        if k < 0:
+            continue
+        abbr = tuple(norm[k:i])
+        if abbr in _SETTLEMENT_ABBREVIATIONS and abbr != ("г",):
+            return _DOT_GAP_RE.fullmatch(text, spans[i - 1][1], spans[i][0]) is not None
+    return False
+
+
+def _unlisted_district_before(raw: list[str], norm: list[str], i: int) -> bool:
+    """Is there an explicit «<adjective> район / национальный район / муниципальный округ»
+    among the tokens before ``i`` (one no entry matched, or the lookup would have stopped
+    there)?"""
+    return any(
+        _district_word_at(norm[:i], k + 1) and raw[k].isalpha() and _place_adjective(norm[k])
+        for k in range(i - 1)
+    )
 
 
 @lru_cache(maxsize=4096)
@@ -437,14 +483,16 @@ class Gazetteer:
         Тальменка») is :data:`UNLISTED_DISTRICT` too. A listed place anywhere in the field
         still wins («ул. Попова, 5, Индустриальный район, г. Барнаул» is Barnaul).
         """
-        found = self._lookup(text, strict)
+        found = self._lookup(text, strict, place_field)
         if found is None and place_field and text:
             raw = tokenize(text)
             if _names_a_place(text, raw, [normalize_token(t) for t in raw], strict=strict):
                 return UNLISTED_DISTRICT
         return found
 
-    def _lookup(self, text: str | None, strict: bool) -> str | UnlistedDistrict | None:
+    def _lookup(
+        self, text: str | None, strict: bool, place_field: bool = False
+    ) -> str | UnlistedDistrict | None:
         if not text or not self._table:
             return None
         raw = tokenize(text)
@@ -471,6 +519,13 @@ class Gazetteer:
                         spans = [m.span() for m in _TOKEN_RE.finditer(text)]
                     if _street_or_person(text, raw, norm, spans, i):
                         break
+                    if _settlement_before(text, norm, spans, i):
+                        # «с. Славгородское» is a village (of the Немецкий национальный
+                        # район), not Славгород: in a place field the explicit settlement is
+                        # then an unlisted place (see :meth:`lookup`), in free text no place.
+                        break
+                    if place_field and _unlisted_district_before(raw, norm, i):
+                        return UNLISTED_DISTRICT
                 if entry.adjectival:
                     if spans is None:
                         spans = [m.span() for m in _TOKEN_RE.finditer(text)]
