@@ -12,7 +12,10 @@ Names flagged ``ambiguous`` (a town called «Яровое» vs «яровое» 
 when capitalised in the original text or after «г.»/«город». A word in capitals («ПОСЕЯЛИ
 ЯРОВОЕ») says nothing about capitalisation, so it counts as lower case. The flag covers a
 whole municipality; ``ambiguous_names`` flags single names of one (the village «Сростки» of
-the Бийский район vs «оголённые сростки проводов», wire splices), the same way.
+the Бийский район vs «оголённые сростки проводов», wire splices), the same way. An ambiguous
+district name («Центральный район», Barnaul's, but every town has one) is weak evidence even
+capitalised: it counts only when no other listed place is named in the same field («в
+Центральном районе Бийска» is Biysk).
 
 A city adjective followed by «район»/«р-н»/«муниципальный район»/«муниципальный округ»
 («Заринский район», «в Алейском районе»), also in the plural after other districts' adjectives
@@ -392,6 +395,10 @@ class GazetteerEntry:
     """Only an adjective form («бийская»): weaker evidence, see the module docstring."""
     adjectival: bool = False
     """An adjective form, perhaps also a name form («заринском»: of Заринск and заринский)."""
+    weak: bool = False
+    """Weak evidence: counts only when no other listed place is named in the same field.
+    An ambiguous district name («Центральный район»: downtown of any town) says nothing
+    when the field names a town too («в Центральном районе Бийска»)."""
 
 
 class GazetteerConflict(ValueError):
@@ -452,8 +459,10 @@ class Gazetteer:
                         f"form {' '.join(key)!r} names both municipalities "
                         f"{other.municipality!r} and {mun_id!r}"
                     )
+                flagged = ambiguous or key not in plain
                 table[key] = GazetteerEntry(
-                    mun_id, ambiguous or key not in plain, key not in keys, key in adjectives
+                    mun_id, flagged, key not in keys, key in adjectives,
+                    flagged and any(_district_word_at(list(key), j) for j in range(1, len(key))),
                 )
         return cls(table)
 
@@ -501,6 +510,7 @@ class Gazetteer:
         table = self._table
         n = len(norm)
         spans: list[tuple[int, int]] | None = None
+        weak: str | None = None  # the first weak match, kept unless a name follows
         for i in range(n):
             if norm[i] not in first:
                 continue
@@ -533,6 +543,11 @@ class Gazetteer:
                         # A district, not the city of that name: the listed district of that
                         # adjective («Бийском … районах»), else one the rules do not list.
                         return self._district(norm[i]) or UNLISTED_DISTRICT
+                if entry.weak:
+                    weak = weak or entry.municipality
+                    break
+                if weak is not None and entry.adjective:
+                    break  # only a name outweighs weak evidence
                 return entry.municipality
             else:
                 # No entry: a listed district's adjective with a plural district word or
@@ -543,7 +558,7 @@ class Gazetteer:
                         spans = [m.span() for m in _TOKEN_RE.finditer(text)]
                     if _district_follows(text, norm, spans, i, i + 1):
                         return district
-        return None
+        return weak
 
     def _district(self, adjective: str) -> str | None:
         """The municipality listed as the district of ``adjective`` (any case), if any.
