@@ -39,7 +39,11 @@ skipped, and so is one right after a settlement word («с. Славгородс
 settlement, as above, and so is an adjective after an unlisted «Немецкий национальный район»);
 otherwise it counts like a name, earliest mention first. (A rule that let any name
 anywhere beat an adjective sent «В Алейской ЦРБ … приходится ездить в Барнаул» to Barnaul:
-the institution names the place, the later town is where people travel.)
+the institution names the place, the later town is where people travel.) A bare adjective,
+one with no noun it qualifies, stands for a noun left out, as often «улица» as anything: after
+«на»/«по» a bare feminine one is a street («На Алейской в Барнауле прорвало трубу»), and
+elsewhere it is weak evidence, used only when no name of a listed place follows in the same
+field («Возле Алейской нет воды, г. Барнаул»).
 """
 
 from __future__ import annotations
@@ -543,7 +547,11 @@ class Gazetteer:
                         # A district, not the city of that name: the listed district of that
                         # adjective («Бийском … районах»), else one the rules do not list.
                         return self._district(norm[i]) or UNLISTED_DISTRICT
-                if entry.weak:
+                if entry.weak or (
+                    entry.adjective
+                    and spans is not None
+                    and _bare_adjective(text, raw, norm, spans, i)
+                ):
                     weak = weak or entry.municipality
                     break
                 if weak is not None and entry.adjective:
@@ -614,6 +622,65 @@ def _singular_adjective(word: str) -> bool:
     return any(p.tag.POS == "ADJF" and p.tag.number == "sing" for p in _morph().parse(word))
 
 
+_CASE_OF = {"loc2": "loct", "gen2": "gent", "acc2": "accs", "voct": "nomn"}
+_STREET_PREPOSITIONS = frozenset({"на", "по"})
+"""«на Алейской», «по Бийской»: where people say which street, the street word left out."""
+_ADJECTIVES_BEFORE_NOUN = 3
+"""Adjectives looked through to the noun: «Алейской центральной районной больнице»."""
+
+
+@lru_cache(maxsize=8192)
+def _agrees(adjective: str, noun: str) -> bool:
+    """Can ``adjective`` qualify ``noun`` (one case, number and, singular, gender)?"""
+    morph = _morph()
+    nouns = [p.tag for p in morph.parse(noun) if p.tag.POS == "NOUN" and "Abbr" not in p.tag]
+    for a in morph.parse(adjective):
+        tag = a.tag
+        if tag.POS != "ADJF":
+            continue
+        for n in nouns:
+            if _CASE_OF.get(n.case, n.case) != tag.case or n.number != tag.number:
+                continue
+            if tag.number == "plur" or n.gender is None or n.gender == tag.gender or "ms-f" in n:
+                return True
+    return False
+
+
+@lru_cache(maxsize=4096)
+def _adjective_word(word: str) -> bool:
+    return any(p.tag.POS == "ADJF" for p in _morph().parse(word))
+
+
+def _bare_adjective(
+    text: str, raw: list[str], norm: list[str], spans: list[tuple[int, int]], i: int
+) -> bool:
+    """Is the adjective at token ``i`` without a noun it qualifies («на Алейской в Барнауле»,
+    not «Алейская ЦРБ», «Алейской центральной больнице»)? Such an adjective stands for a
+    noun left out: as often a street as a town."""
+    n = len(norm)
+    j = i + 1
+    for _ in range(_ADJECTIVES_BEFORE_NOUN + 1):
+        if j >= n or not _NAME_GAP_RE.fullmatch(text, spans[j - 1][1], spans[j][0]):
+            return True
+        word = raw[j]
+        if len(word) > 1 and word.isupper() and word.isalpha():  # «ЦРБ», «ТЭЦ», «МФЦ»
+            return False
+        if _agrees(norm[i], norm[j]):
+            return False
+        if not _adjective_word(norm[j]):
+            return True
+        j += 1
+    return True
+
+
+@lru_cache(maxsize=4096)
+def _feminine_singular(word: str) -> bool:
+    return any(
+        p.tag.POS == "ADJF" and p.tag.gender == "femn" and p.tag.number == "sing"
+        for p in _morph().parse(word)
+    )
+
+
 def _street_or_person(
     text: str, raw: list[str], norm: list[str], spans: list[tuple[int, int]], i: int
 ) -> bool:
@@ -624,6 +691,15 @@ def _street_or_person(
         return pattern.fullmatch(text, spans[a][1], spans[b][0]) is not None
 
     n = len(norm)
+    # «на Алейской», «по Бийской»: a street («улица» is feminine) named without its word.
+    if (
+        i >= 1
+        and norm[i - 1] in _STREET_PREPOSITIONS
+        and gap(i - 1, i, _NAME_GAP_RE)
+        and _feminine_singular(norm[i])
+        and _bare_adjective(text, raw, norm, spans, i)
+    ):
+        return True
     # «ул. Бийская», «улице Бийской», «пр-т Бийский». A dot may follow an abbreviation only:
     # «Нет проезда. Заринская администрация молчит» is a sentence end, not a street.
     if i >= 1 and norm[i - 1] in _STREET_WORDS:
