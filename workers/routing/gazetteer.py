@@ -17,13 +17,14 @@ district name («Центральный район», Barnaul's, but every town 
 capitalised: it counts only when no other listed place is named in the same field («в
 Центральном районе Бийска» is Biysk).
 
-A city adjective followed by «район»/«р-н»/«муниципальный район»/«муниципальный округ»
-(«Заринский район», «в Алейском районе»), also in the plural after other districts' adjectives
-(«в Бийском и Смоленском районах»: the first counts, like the earliest mention), names a
-district. Known districts have their own (longer) entries, also with «муниципальный район/округ»
-(«Бийского муниципального района»); any other such mention is a district the rules do not know,
-and it ends the search with no match: never the city of the same name, nor a later place in the
-text (where people travel to, see below). :meth:`Gazetteer.lookup` tells that outcome apart
+A city adjective followed by «район»/«р-н»/«округ»/«муниципальный район»/«муниципальный округ»
+(«Заринский район», «в Алейском районе», «в Заринском округе»; not «городской округ», which is
+the town), also in the plural after other districts' adjectives («в Бийском и Смоленском
+районах»: the first counts, like the earliest mention), names a district. Known districts have
+their own (longer) entries, also with «округ» and «муниципальный район/округ» («Бийского
+муниципального района»); any other such mention is a district the rules do not know, and it ends
+the search with no match: never the city of the same name, nor a later place in the text (where
+people travel to, see below). :meth:`Gazetteer.lookup` tells that outcome apart
 (:data:`UNLISTED_DISTRICT`) so that routing also stops there instead of searching the next field
 (metadata, then address, subject and text): «Заринский район» in the address says the place is
 outside every listed municipality, whatever town the text mentions. In a place field (metadata,
@@ -229,17 +230,20 @@ def _district_words() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
     def forms(*words: str) -> frozenset[str]:
         return frozenset(f for w in words for f in _word_forms(w, None))
 
+    # The plural of «округ» spelt out: «округа» parses as the noun «округа» (neighbourhood).
+    okrug_plural = {"округа", "округов", "округам", "округами", "округах"}
     return (forms("район", "районы"), forms("муниципальный", "национальный"),
-            forms("округ", "округа"))
+            forms("округ", "округа") | okrug_plural)
 
 
 def _district_word_at(norm: list[str], j: int) -> bool:
-    """Does «район», «р-н», «р-на»... or «муниципальный/национальный район/округ» start at
-    token ``j``?"""
+    """Does «район», «р-н», «р-на»..., «округ» or «муниципальный/национальный район/округ»
+    start at token ``j``? Not «городской округ»: that is a town («Рубцовский городской
+    округ»), while a municipal okrug is written «Рубцовский округ» as often as in full."""
     if j >= len(norm):
         return False
     rayon, municipal, okrug = _district_words()
-    if norm[j] in rayon:
+    if norm[j] in rayon or norm[j] in okrug:
         return True
     if norm[j] in municipal:
         return j + 1 < len(norm) and (norm[j + 1] in rayon or norm[j + 1] in okrug)
@@ -357,14 +361,14 @@ def adjective_forms(adjective: str) -> set[tuple[str, ...]]:
 
 
 def district_forms(adjective: str) -> set[tuple[str, ...]]:
-    """«Бийский район», «Бийский муниципальный район» and «Бийский муниципальный округ» in
-    every case, plus the «р-н» abbreviations (a district that became a municipal okrug keeps
-    being written both ways)."""
+    """«Бийский район», «Бийский округ», «Бийский муниципальный район» and «Бийский
+    муниципальный округ» in every case, plus the «р-н» abbreviations (a district that became
+    a municipal okrug keeps being written every way)."""
     adj = normalize_token(adjective)
     result: set[tuple[str, ...]] = set()
     for case in _CASES:
         for a in _word_forms(adj, case):
-            for r in _word_forms("район", case):
+            for r in (*_word_forms("район", case), *_word_forms("округ", case)):
                 result.add((a, r))
             for m in _word_forms("муниципальный", case):
                 for r in (*_word_forms("район", case), *_word_forms("округ", case)):
@@ -574,8 +578,8 @@ class Gazetteer:
         An ambiguous entry does not count («Центральный район» of Barnaul is also the
         downtown of any town): only its own forms, capitalised, name it.
         """
-        rayon, _, _ = _district_words()
-        for word in rayon:
+        rayon, _, okrug = _district_words()
+        for word in rayon | okrug:
             entry = self._table.get((adjective, word))
             if entry is not None and not entry.adjective and not entry.ambiguous:
                 return entry.municipality
