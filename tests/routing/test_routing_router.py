@@ -66,10 +66,15 @@ def test_region_category_without_municipality(router: Router) -> None:
 def test_subcategory_routes(router: Router) -> None:
     d = router.route(RouteInput("a", "22", "safety", subcategory="stray_dogs", text="собаки"))
     assert (d.authority_id, d.level, d.municipality) == ("22-vet", "region_category", None)
-    # A known municipality's administration comes before the regional table.
+    # The region's subcategory entry comes before a municipality's administration (its
+    # category default, too): it is the narrower rule. A municipality that handles stray
+    # dogs itself says so with its own subcategory entry (test_routing_subcategory_order).
     d = router.route(
         RouteInput("a", "22", "safety", subcategory="stray_dogs", text="собаки в Заринске")
     )
+    assert (d.authority_id, d.level) == ("22-vet", "region_category")
+    # Without a subcategory the administration still comes before the regional table.
+    d = router.route(RouteInput("a", "22", "safety", text="собаки в Заринске"))
     assert (d.authority_id, d.level) == ("22-zarinsk-admin", "municipality_default")
     d = router.route(RouteInput("a", "22", "housing_utilities", subcategory="overhaul"))
     assert d.authority_id == "22-fond-kr"

@@ -2,13 +2,17 @@
 
 Resolution order (first hit wins), each recorded as the decision's ``level``:
 
-1. ``municipality_category`` - the municipality's table for the category (subcategory first);
-2. ``municipality_default``  - the municipality's administration, except for categories the
+1. ``municipality_category`` - the municipality's table entry for the subcategory;
+2. ``region_category``       - the region's table entry for the subcategory (capital repair
+   goes to the krai-wide fund, whatever the town: a subcategory entry is narrower than any
+   whole-category entry, and a city committee would only forward it);
+3. ``municipality_category`` - the municipality's table for the category;
+4. ``municipality_default``  - the municipality's administration, except for categories the
    region lists under ``regional_competence`` (hospitals, benefits: municipalities don't run
    them, so a city hall would only forward the appeal and lose days of the 7-day redirect
    window of 59-FZ art. 8 p. 3);
-3. ``region_category``       - the regional ministry/agency for the category;
-4. ``region_triage``         - the regional triage desk (ЦУР), also for unknown categories.
+5. ``region_category``       - the regional ministry/agency for the category;
+6. ``region_triage``         - the regional triage desk (ЦУР), also for unknown categories.
 
 The municipality comes from intake metadata, then the address (where the problem is), then the
 subject line, then the text; the first that names a place decides. A place the rules do not
@@ -279,6 +283,34 @@ def detect_municipality(region: RegionRules, appeal: RouteInput) -> str | None:
     return later
 
 
+def _table_target(
+    region: RegionRules, municipality: str | None, category: str, subcategory: str | None
+) -> tuple[str | None, RouteLevel]:
+    """The target of the routing tables, most specific first (the module docstring's order).
+
+    A subcategory entry is the narrower statement: the region's («overhaul» goes to the
+    krai-wide capital-repair fund) beats a municipality's whole-category entry or its
+    administration, which know nothing of it; only the municipality's own entry for that
+    subcategory comes before it.
+    """
+    mun = region.municipalities.get(municipality) if municipality else None
+    mun_route = mun.routes.get(category) if mun is not None else None
+    region_route = region.routes.get(category)
+    if subcategory is not None:
+        if mun_route is not None and subcategory in mun_route.subcategories:
+            return mun_route.subcategories[subcategory], "municipality_category"
+        if region_route is not None and subcategory in region_route.subcategories:
+            return region_route.subcategories[subcategory], "region_category"
+    if mun is not None:
+        if mun_route is not None and mun_route.default is not None:
+            return mun_route.default, "municipality_category"
+        if mun.default is not None and category not in region.regional_competence:
+            return mun.default, "municipality_default"
+    if region_route is not None and region_route.default is not None:
+        return region_route.default, "region_category"
+    return None, "region_triage"
+
+
 def _valid_code(code: object) -> str | None:
     """Canonical code of a real federal subject (even one without rules), else None."""
     try:
@@ -346,19 +378,7 @@ class Router:
         target: str | None = None
         level: RouteLevel = "region_triage"
         if category is not None:
-            mun = region.municipalities.get(municipality) if municipality else None
-            if mun is not None:
-                route = mun.routes.get(category)
-                target = route.target(appeal.subcategory) if route else None
-                if target is not None:
-                    level = "municipality_category"
-                elif mun.default is not None and category not in region.regional_competence:
-                    target, level = mun.default, "municipality_default"
-            if target is None:
-                route = region.routes.get(category)
-                target = route.target(appeal.subcategory) if route else None
-                if target is not None:
-                    level = "region_category"
+            target, level = _table_target(region, municipality, category, appeal.subcategory)
         if target is None:
             target, level = region.triage, "region_triage"
         return self._complaint_checked(
