@@ -216,6 +216,19 @@ _UNKNOWN_CODE: Final = _UnknownCode()
 """An OKTMO code that no listed municipality's code covers."""
 
 
+def _oktmo_prefix(code: str) -> str:
+    """The prefix every OKTMO code inside a municipality starts with.
+
+    Digits 3-5 number a municipal district or city okrug, 6-8 its settlements (``000``: the
+    district or okrug itself), 9-11 their localities. So a district's code «01616000»
+    (Каменский район) covers its town «01616101» and villages «01616404101», which its own
+    code as a prefix never matched.
+    """
+    if len(code) == 8 and code.endswith("000"):
+        return code[:5]
+    return code
+
+
 def resolve_municipality(region: RegionRules, value: str | None) -> str | None:
     """Municipality id from intake metadata: an id, an OKTMO code or a place name."""
     found = _metadata_place(region, value)
@@ -237,14 +250,14 @@ def _metadata_place(
     if value.isdigit() and value.isascii():
         best: tuple[int, str] | None = None
         for mun in region.municipalities.values():
+            if not mun.oktmo:
+                continue
+            covered = _oktmo_prefix(mun.oktmo)
             if (
-                mun.oktmo
-                and (
-                    value.startswith(mun.oktmo) or (len(value) >= 8 and mun.oktmo.startswith(value))
-                )
-                and (best is None or len(mun.oktmo) > best[0])
-            ):
-                best = (len(mun.oktmo), mun.id)
+                value.startswith(covered)
+                or (len(value) >= 8 and mun.oktmo.startswith(value))
+            ) and (best is None or len(covered) > best[0]):
+                best = (len(covered), mun.id)
         return best[1] if best else _UNKNOWN_CODE
     return region.gazetteer.lookup(value, strict=False, place_field=True)
 
