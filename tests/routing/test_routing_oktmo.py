@@ -8,9 +8,11 @@ it.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from workers.routing import RouteInput, Router, RoutingRules
+from workers.routing import RouteInput, Router, RoutingRules, RulesError, load_rules
 from workers.routing.router import resolve_municipality
 
 
@@ -39,3 +41,50 @@ def test_routing_by_the_district_code(router: Router) -> None:
                                 text="в Каменском районе нет воды"))
     assert (d.authority_id, d.level, d.municipality) == (
         "22-kamen-kzhkh", "municipality_category", "kamen-na-obi")
+
+
+# An unquoted code in the rules file (routing review, D8): YAML 1.1 reads 01701000 as the octal
+# number 492032, and the error quoted '492032', a value nobody wrote, at «municipalities[0]».
+
+_FILE = """\
+region: "54"
+triage: 54-cur
+authorities:
+  - id: 54-government
+    name: Правительство Новосибирской области
+    kind: government
+  - id: 54-cur
+    name: ЦУР Новосибирской области
+    kind: triage
+    parent: 54-government
+municipalities:
+  - id: first
+    name: Первый
+  - id: novosibirsk
+    name: Новосибирск
+    oktmo: {oktmo}
+"""
+
+
+@pytest.mark.parametrize(("oktmo", "expected"), [
+    ("01701000", "municipalities[1](novosibirsk).oktmo: written as a number, which YAML read "
+                 "as 492032 (with a leading 0 it is octal"),
+    ("5070", "municipalities[1](novosibirsk).oktmo: written as a number, which YAML read as "
+             "5070"),
+    ('"5070"', "municipalities[1](novosibirsk).oktmo: '5070': expected 8 or 11 digits"),
+])
+def test_a_bad_oktmo_code_says_what_was_written_and_where(
+    tmp_path: Path, oktmo: str, expected: str
+) -> None:
+    path = tmp_path / "54.yaml"
+    path.write_text(_FILE.format(oktmo=oktmo), encoding="utf-8")
+    with pytest.raises(RulesError) as exc:
+        load_rules(path)
+    assert expected in str(exc.value)
+    assert "'492032'" not in str(exc.value)
+
+
+def test_an_unquoted_code_without_a_leading_zero_still_loads(tmp_path: Path) -> None:
+    path = tmp_path / "54.yaml"
+    path.write_text(_FILE.format(oktmo="50701000"), encoding="utf-8")
+    assert load_rules(path).regions["54"].municipalities["novosibirsk"].oktmo == "50701000"

@@ -513,9 +513,19 @@ def _parse_file(file: Path, raw: bytes) -> tuple[_Ctx, dict[str, Any] | None]:
             ctx.err(f"{path}.id", f"duplicate municipality id {mid!r} (also {seen_mun[mid]})")
         if mid is not None:
             seen_mun[mid] = path
+        # The id in the path: the index alone made the editor count list items.
+        opath = f"{path}({mid}).oktmo" if mid is not None else f"{path}.oktmo"
+        oktmo_raw = m.get("oktmo")
         oktmo = ctx.str_(m, "oktmo", path, required=False)
         if oktmo is not None and not _OKTMO.match(oktmo):
-            ctx.err(f"{path}.oktmo", f"{oktmo!r}: expected 8 or 11 digits (quote it in YAML)")
+            if isinstance(oktmo_raw, int) and not isinstance(oktmo_raw, bool):
+                # YAML 1.1 reads an unquoted 01701000 as the octal number 492032: the value
+                # reported would be one the editor never wrote.
+                ctx.err(opath, f"written as a number, which YAML read as {oktmo_raw} (with a "
+                               "leading 0 it is octal: 01701000 becomes 492032); quote the "
+                               "code, e.g. oktmo: \"01701000\"")
+            else:
+                ctx.err(opath, f"{oktmo!r}: expected 8 or 11 digits (quote it in YAML)")
         # The gazetteer is built from this validated copy only: a bad value (``names: 5``,
         # a number or an empty item in the list) is reported, never handed to it.
         spec: dict[str, Any] = {}
