@@ -58,6 +58,15 @@ PAUSE_IN_UNITS = "units"
 #: from the statutory last day). A period started before that kept the deadlines the
 #: step-by-step arithmetic gave it; recounting one moved its deadline, even earlier.
 RECOUNTED = "rc"
+#: State key: when the running period's breach escalates (SLA clock), fixed when the breach is
+#: recorded, by the policy in force then. Counted again from the rules in force at each tick
+#: and rebuild, it followed a change of ``escalation_after_hours`` (a rules reload, the policy
+#: file, ``APPEALS_ESCALATION_AFTER``) halfway: the index kept the old moment, the tick fired
+#: there and reported the new one as its ``due_at``, and a rebuild could not move it (its merge
+#: keeps the earlier score). ``appeals sla recompute`` applies a changed delay
+#: (:func:`recompute`); a state stored before the key existed counts it from the rules in
+#: force (:func:`escalation_at`). Only a breached, running period holds it.
+ESCALATION_AT = "esc_at"
 #: Outcome (and dead-letter reason) of a lifecycle event whose ``authority_id`` is not the
 #: body that holds the appeal (:func:`apply_lifecycle`).
 FOREIGN_AUTHORITY = "foreign_authority"
@@ -92,6 +101,30 @@ EXTENSION_REFUSED = "extension_refused"
 #: message size limit (review of session 13). A real appeal has a handful.
 MAX_HISTORY = 64
 _GROWING = frozenset({"reopened", "redirected", "paused"})
+
+
+#: Seconds from a breach to its escalation: one number, or each appeal's own (its policy's).
+EscalationAfter = float | Callable[[State], float]
+
+
+def escalation_at(state: State, escalation_after: EscalationAfter) -> float:
+    """When the running period's breach escalates: the moment stored with the breach
+    (:data:`ESCALATION_AT`), or for a state stored without it the breach plus
+    ``escalation_after`` (the policy in force now)."""
+    stored = state.get(ESCALATION_AT)
+    if stored is not None:
+        return float(stored)
+    after = escalation_after(state) if callable(escalation_after) else escalation_after
+    return float(state["breached"]) + after
+
+
+def _escalation_delay(state: State) -> float | None:
+    """The delay the running period's breach escalates after, as fixed when it was recorded
+    (None: no breach, or one stored without its moment)."""
+    stored, breached = state.get(ESCALATION_AT), state.get("breached")
+    if stored is None or not breached:
+        return None
+    return float(stored) - float(breached)
 
 
 @dataclass(slots=True)
@@ -397,11 +430,12 @@ def _start_period(state: State, start_ts: float, rules: SlaRules, effects: Effec
     state["warn"] = rules.warn_at(state, start_ts, due)
     state["breached"] = None
     state["escalated"] = None
+    state.pop(ESCALATION_AT, None)
     effects.timers.extend(_timers(state, state["cycle"]))
 
 
 def _move_deadline(state: State, due: float, warn: float, rules: SlaRules, effects: Effects,
-                   now: float) -> None:
+                   now: float, escalation_after: float | None = None) -> None:
     """The deadline of the running period moved (extension, pause, recompute).
 
     Every move bumps the cycle, so ticks of the old deadline are recognised as stale. An alert
@@ -413,6 +447,10 @@ def _move_deadline(state: State, due: float, warn: float, rules: SlaRules, effec
     armed again (a recompute cures a breach; the breach stays in the appeal's
     history, ``bdays``; an extension is stamped in time, so a breach its tick recorded was
     taken back first, ``_retract_breach``).
+
+    A breach carried on whose escalation is not sent escalates after the delay fixed when it
+    was recorded (an extension or a resume is no change of policy), or ``escalation_after``
+    when given (a recompute applies the policy in force).
     """
     old_cycle = state["cycle"]
     fired = {lvl for lvl in ("warning", "breach", "escalation")
@@ -420,9 +458,11 @@ def _move_deadline(state: State, due: float, warn: float, rules: SlaRules, effec
     effects.cancel.extend(_timers(state, old_cycle))
     effects.cancel.append(Timer(state["id"], "escalation", 0.0, old_cycle))
     cycle = old_cycle + 1
-    escalation_after = rules.of(state).escalation_after
+    if escalation_after is None:
+        escalation_after = _escalation_delay(state)
     was_breached = state["breached"]
     state.update(cycle=cycle, due=due, warn=warn, breached=None)
+    state.pop(ESCALATION_AT, None)
     escalated, state["escalated"] = state["escalated"], None
     carried = set()
     if "warning" in fired and warn <= now:
@@ -436,6 +476,10 @@ def _move_deadline(state: State, due: float, warn: float, rules: SlaRules, effec
         if "escalation" in fired:
             carried.add("escalation")
             state["escalated"] = escalated
+        else:
+            if escalation_after is None:
+                escalation_after = rules.of(state).escalation_after
+            state[ESCALATION_AT] = due + escalation_after
     state["alerts"].extend(f"{lvl}:{cycle}" for lvl in sorted(carried))
     if "breach" in carried:
         # The same breach goes on: its history entries follow it into the new cycle (so an
@@ -455,7 +499,7 @@ def _move_deadline(state: State, due: float, warn: float, rules: SlaRules, effec
             effects.timers.append(Timer(state["id"], "breach", due, cycle))
         elif "escalation" not in carried:
             effects.timers.append(
-                Timer(state["id"], "escalation", due + escalation_after, cycle))
+                Timer(state["id"], "escalation", state[ESCALATION_AT], cycle))
 
 
 def _retag(entries: list[Any], old_cycle: int, cycle: int) -> list[Any]:
@@ -503,6 +547,7 @@ def _retract_breach(state: State, at: float) -> None:
     state["edays"] = [e for e in state["edays"] if _cycle_of(e) != cycle]
     state["breached"] = None
     state["escalated"] = None
+    state.pop(ESCALATION_AT, None)
 
 
 def _start_stages(state: State, at: float, rules: SlaRules, effects: Effects,
@@ -738,6 +783,7 @@ def _answered(state: State, event: dict[str, Any], at: float, rules: SlaRules,
     state["on_time"] = on_time
     effects.cancel.extend(_timers(state, state["cycle"]))
     effects.cancel.append(Timer(state["id"], "escalation", 0.0, state["cycle"]))
+    state.pop(ESCALATION_AT, None)
     # From the start of the period it answers: receipt by this body (registration, or the
     # redirect), or the reopen. From receipt, a reopened appeal's second answer counted the
     # first period and the time it lay answered (review of session 15).
@@ -1094,6 +1140,7 @@ def _closed(state: State, event: dict[str, Any], at: float, rules: SlaRules,
             effects.outcome = "applied"
         effects.cancel.extend(_timers(state, state["cycle"]))
         effects.cancel.append(Timer(state["id"], "escalation", 0.0, state["cycle"]))
+        state.pop(ESCALATION_AT, None)
     _end_stages(state, "closed", at, rules, effects)
     state["status"] = "closed" if state["status"] != "answered" else "answered"
     # A second close of the period (a resend under a new id, another system) keeps the
@@ -1228,6 +1275,11 @@ def recompute(state: State, rules: SlaRules, now: float) -> Effects:
     too is carried into the new cycle rather than sent again: the supervisor already knows.
     A breach whose new deadline lies ahead is cured (like an extension cures it); the breach
     stays in the appeal's history (``bdays``).
+
+    A breach not escalated yet escalates after the policy's delay in force now: a changed
+    ``escalation_after_hours`` moves its stored moment (:data:`ESCALATION_AT`) even when the
+    deadline stays, and the escalation is armed again in a new cycle (a tick of the old moment,
+    already on its way, is stale).
     """
     effects = Effects()
     stages_moved = _recompute_stages(state, rules, now, effects)
@@ -1240,13 +1292,34 @@ def recompute(state: State, rules: SlaRules, now: float) -> Effects:
         effects.outcome = "recomputed" if stages_moved else "rejected"
         return effects
     old_due = state["due"]
+    escalation_after = rules.of(state).escalation_after
     if abs(due - old_due) < 0.5:
-        effects.outcome = "recomputed" if stages_moved else "unchanged"
+        moved = _recompute_escalation(state, rules, now, escalation_after, effects)
+        effects.outcome = "recomputed" if stages_moved or moved else "unchanged"
         return effects
-    _move_deadline(state, due, warn, rules, effects, now)
+    _move_deadline(state, due, warn, rules, effects, now, escalation_after)
     effects.deadline = (old_due, due)
     effects.outcome = "recomputed"
     return effects
+
+
+def _recompute_escalation(state: State, rules: SlaRules, now: float, escalation_after: float,
+                          effects: Effects) -> bool:
+    """Move the unsent escalation of a breach whose deadline stays to ``escalation_after``
+    after it; whether it moved. A state stored without its moment has none to compare: its
+    escalation is left to the policy in force when it fires (:func:`escalation_at`)."""
+    stored = state.get(ESCALATION_AT)
+    breached = state["breached"]
+    if (stored is None or not breached or f"escalation:{state['cycle']}" in state["alerts"]
+            or abs(float(breached) + escalation_after - float(stored)) < 0.5):
+        return False
+    if state["status"] != "running":
+        state[ESCALATION_AT] = float(breached) + escalation_after  # armed by the resume
+        return True
+    if late(state["due"], now):
+        return False  # the breach is not due by this clock: nothing to carry
+    _move_deadline(state, state["due"], state["warn"], rules, effects, now, escalation_after)
+    return True
 
 
 def _recompute_stages(state: State, rules: SlaRules, now: float, effects: Effects) -> bool:
@@ -1308,7 +1381,7 @@ def apply_tick(state: State, kind: str, cycle: int, rules: SlaRules) -> Effects:
         if not state["breached"]:
             effects.outcome = "stale"
             return effects
-        due_ts = state["breached"] + rules.of(state).escalation_after
+        due_ts = escalation_at(state, lambda st: rules.of(st).escalation_after)
     if due_ts is None:
         effects.outcome = "ignored"
         return effects
@@ -1344,10 +1417,8 @@ def _fire(state: State, level: str, cycle: int, rules: SlaRules, effects: Effect
         state["breached"] = at_ts
         state["bdays"].append([local_day(at_ts, state["tz"]), state["auth"], cycle])
         if state["status"] == "running":
-            effects.timers.append(
-                Timer(state["id"], "escalation", at_ts + rules.of(state).escalation_after,
-                      cycle)
-            )
+            state[ESCALATION_AT] = at_ts + rules.of(state).escalation_after
+            effects.timers.append(Timer(state["id"], "escalation", state[ESCALATION_AT], cycle))
     elif level == "escalation":
         state["escalated"] = at_ts
         state["edays"].append([local_day(at_ts, state["tz"]), state["auth"], cycle])

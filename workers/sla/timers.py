@@ -9,12 +9,12 @@ index) it is rebuilt from the table, so losing Redis never loses a deadline.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from redis.exceptions import ResponseError
 
-from workers.sla.engine import State, Timer, stage_timers
+from workers.sla.engine import EscalationAfter, State, Timer, escalation_at, stage_timers
 
 
 def due_key(prefix: str, partition: int) -> str:
@@ -31,14 +31,11 @@ def parse_member(member: bytes | str) -> tuple[str, str, int]:
     return appeal_id, kind, int(cycle)
 
 
-#: Seconds from a breach to its escalation: one number, or each appeal's own (its policy's).
-EscalationAfter = float | Callable[[State], float]
-
-
 def pending_timers(state: State, escalation_after: EscalationAfter) -> list[Timer]:
     """Timers an appeal still needs, from its state alone (used by the rebuild): those of the
     running answer period and of its open stages (which run on after the answer, e.g. an
-    incident's final answer)."""
+    incident's final answer). ``escalation_after`` counts the escalation only of a state
+    stored without its moment (``engine.escalation_at``)."""
     if state.get("status") != "running":
         return stage_timers(state)
     cycle = state["cycle"]
@@ -50,8 +47,8 @@ def pending_timers(state: State, escalation_after: EscalationAfter) -> list[Time
     if not breached:
         out.append(Timer(state["id"], "breach", state["due"], cycle))
     elif f"escalation:{cycle}" not in fired and state.get("breached"):
-        after = escalation_after(state) if callable(escalation_after) else escalation_after
-        out.append(Timer(state["id"], "escalation", state["breached"] + after, cycle))
+        out.append(Timer(state["id"], "escalation", escalation_at(state, escalation_after),
+                         cycle))
     out.extend(stage_timers(state))
     return out
 
