@@ -313,3 +313,40 @@ def test_a_record_written_past_its_keeping_time_expires_at_once() -> None:
     state = _state("old", "closed", closed=1.7e9, v=2)
     assert read_model._ttl(state, 1.7e9 + read_model.TTL_S + 500) == 1
     assert read_model._ttl(_state("open", v=2), 1.9e9) == 0
+
+
+def test_the_keeping_time_reaches_redis_in_wall_seconds(redis_scenario: Any) -> None:
+    """``TTL_S`` is SLA-clock time and Redis's EXPIRE counts wall seconds: on the demo's clock
+    (a day per second) an answered appeal's record was given 90 wall days by the agent's
+    writes and its rebuild, while a rebuild 91 wall seconds later counted it expired (and
+    Redis kept every record of a long demo). Both the live write and the rebuild convert."""
+    import time
+    from types import SimpleNamespace
+
+    from streams.clock import SlaClock
+    from workers.aggregates.partials import PartitionAggregates
+    from workers.sla import agent as sla_agent
+    from workers.sla.engine import SlaRules
+
+    day = 86400.0
+    clock = SlaClock(day, time.time() - 10)
+    prefix = f"{uuid.uuid4().hex}:"
+    now = clock.now()
+    live = _state("live", "answered", answered=now - 30 * day, on_time=True, v=1)
+    rebuilt = _state("rebuilt", "closed", closed=now - 60 * day, v=1)
+
+    async def scenario(client: Any) -> tuple[int, int]:
+        rt = SimpleNamespace(
+            ctx=SimpleNamespace(redis=client, clock=clock), prefix=prefix, index_dirty=set(),
+            redis_token=None, rules=SlaRules(due=lambda *_: 0.0, extend=lambda *_: 0.0),
+            partition_aggregates=lambda p: PartitionAggregates())
+        await sla_agent._write_redis(rt, {b"live": live}, {})
+        await sla_agent._rebuild_partition(rt, 0, [rebuilt])
+        return (await client.ttl(read_model.appeal_key(prefix, "live")),
+                await client.ttl(read_model.appeal_key(prefix, "rebuilt")))
+
+    live_ttl, rebuilt_ttl = redis_scenario(scenario)
+    assert 58 <= live_ttl <= 61, live_ttl  # 60 of its 90 SLA days left: 60 wall seconds
+    assert 28 <= rebuilt_ttl <= 31, rebuilt_ttl
+    assert read_model._ttl(live, now, clock) == 60
+    assert read_model._ttl(live, now, SlaClock()) == read_model._ttl(live, now) == 60 * day

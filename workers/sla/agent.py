@@ -908,7 +908,8 @@ async def _write_redis(rt: SlaRuntime, changed: dict[bytes, State],
     try:
         if schedule:
             await timers.write_plans(rt.ctx.redis, rt.prefix, schedule)
-        await read_model.write(rt.ctx.redis, rt.prefix, changed.values(), rt.ctx.clock.now())
+        await read_model.write(rt.ctx.redis, rt.prefix, changed.values(), rt.ctx.clock.now(),
+                               clock=rt.ctx.clock)
     except (redis.exceptions.RedisError, OSError):
         metrics.REDIS_ERRORS.labels("sla_index").inc()
         dirty = set(schedule) | {s["p"] for s in changed.values() if "p" in s}
@@ -1168,7 +1169,7 @@ async def _rebuild_partition(rt: SlaRuntime, p: int, states: list[State],
     # and the published figures of this partition are derived data lost with it.
     # Versions keep this snapshot from overwriting what the agent wrote meanwhile.
     await read_model.write(rt.ctx.redis, rt.prefix, states, rt.ctx.clock.now(),
-                           skip_expired=True)
+                           clock=rt.ctx.clock, skip_expired=True)
     rt.partition_aggregates(p).dirty = True
 
 

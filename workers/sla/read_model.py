@@ -10,7 +10,10 @@ every change it stores; the script below keeps a hash's fields unless the incomi
 least the stored one. The open-breach index follows the same decision.
 
 Retention: only records of answered or closed appeals expire, ``TTL_S`` after the appeal
-ended (its answer or close), whenever the record is written. An open appeal's record never
+ended (its answer or close), whenever the record is written. ``TTL_S`` is on the SLA clock,
+Redis's ``EXPIRE`` counts wall seconds: the expiry is converted through the clock, so on the
+demo's sped-up clock a record lives as many SLA days as a rebuild keeps it (it lived as many
+wall days, and Redis kept every record of a long demo). An open appeal's record never
 expires: once an appeal is escalated nothing writes it
 again until someone acts on it, so an expiry would drop exactly the most neglected appeals from
 ``/v1/appeals/{id}``, the open-breach list and the supervisor page while the figures still count
@@ -31,6 +34,7 @@ from typing import Any
 
 import orjson
 
+from streams.clock import SlaClock
 from workers.redis_lua import run
 from workers.sla.engine import OPEN_STATUSES, State
 
@@ -193,9 +197,10 @@ def _expired(state: State, now: float) -> bool:
     return ended is not None and ended + TTL_S <= now
 
 
-def _ttl(state: State, now: float) -> int:
-    """Seconds this state's record is kept after a write at ``now`` (SLA clock); 0: kept while
-    the appeal is open.
+def _ttl(state: State, now: float, clock: SlaClock | None = None) -> int:
+    """Wall-clock seconds this state's record is kept after a write at ``now`` (SLA clock), as
+    ``clock`` converts them (None: the SLA clock runs at wall speed); 0: kept while the appeal
+    is open.
 
     An ended appeal's record is kept until ``TTL_S`` after it ended, not after the write: a
     rebuild (every rebalance or restart) gave it a fresh ``TTL_S`` each time, so a record
@@ -207,9 +212,10 @@ def _ttl(state: State, now: float) -> int:
     if state["status"] in OPEN_STATUSES:
         return 0
     ended = _ended_at(state)
-    if ended is None:
-        return int(TTL_S)
-    return max(1, min(int(TTL_S), math.ceil(ended + TTL_S - now)))
+    kept = float(TTL_S) if ended is None else min(float(TTL_S), ended + TTL_S - now)
+    if clock is not None:
+        kept = clock.wall_time_of(now + kept) - clock.wall_time_of(now)
+    return max(1, math.ceil(round(kept, 3)))  # the conversion's rounding adds no second
 
 
 def _values(state: State, updated_at: str) -> list[Any]:
@@ -246,9 +252,11 @@ class UnwritableState(ValueError):
     """A stored state that no read-model record can be made of (see :func:`script_args`)."""
 
 
-def script_args(state: State, updated_at: str, now: float) -> list[Any]:
-    """One state's arguments to the write script (written at ``now``, SLA clock): version,
-    appeal id, ttl, breach action, due score, then the values of :data:`FIELDS`.
+def script_args(state: State, updated_at: str, now: float,
+                clock: SlaClock | None = None) -> list[Any]:
+    """One state's arguments to the write script (written at ``now``, SLA clock; ``clock`` as
+    for :func:`_ttl`): version, appeal id, ttl, breach action, due score, then the values of
+    :data:`FIELDS`.
 
     Raises :class:`UnwritableState` for a state that cannot be written: no appeal id, a moment
     outside what a date can show, a value Redis cannot take. Such a state was once stored (a
@@ -260,8 +268,8 @@ def script_args(state: State, updated_at: str, now: float) -> list[Any]:
         raise UnwritableState("the state has no appeal id")
     try:
         due = state["due"]
-        args = [int(state.get("v") or 0), appeal_id, _ttl(state, now), _breach_action(state), due,
-                *_values(state, updated_at)]
+        args = [int(state.get("v") or 0), appeal_id, _ttl(state, now, clock),
+                _breach_action(state), due, *_values(state, updated_at)]
     except (LookupError, TypeError, ValueError, OverflowError, AttributeError) as exc:
         raise UnwritableState(f"{type(exc).__name__}: {exc}") from None
     if isinstance(due, bool) or not isinstance(due, int | float) or not math.isfinite(due):
@@ -272,8 +280,11 @@ def script_args(state: State, updated_at: str, now: float) -> list[Any]:
 
 
 async def write(redis: Any, prefix: str, states: Iterable[State], now: float, *,
-                skip_expired: bool = False) -> int:
+                clock: SlaClock | None = None, skip_expired: bool = False) -> int:
     """Store the read model of these (routed) states; returns how many hashes were written.
+
+    ``now`` is on the SLA clock, and ``clock`` (the worker's) turns the records' keeping time
+    into the wall seconds Redis counts; None only where the SLA clock runs at wall speed.
 
     A state that cannot be written is left out, with an error in the log naming its appeal,
     so that it cannot fail the records of every other state written with it.
@@ -290,7 +301,7 @@ async def write(redis: Any, prefix: str, states: Iterable[State], now: float, *,
         if skip_expired and _expired(state, now):
             continue
         try:
-            args = script_args(state, updated_at, now)
+            args = script_args(state, updated_at, now, clock)
         except UnwritableState as exc:
             log.error("read model of appeal %r not written, its state is unusable: %s",
                       str(state.get("id"))[:80], exc)
