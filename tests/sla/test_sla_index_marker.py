@@ -143,3 +143,64 @@ def test_a_loss_between_the_read_of_the_states_and_the_rebuild_is_seen(
     lost, marker, whole, ready = redis_scenario(scenario)
     assert (lost, marker) == (-1, None)
     assert (whole, ready) == (4, b"t")
+
+
+def test_the_maintenance_pass_rebuilds_a_lost_index_before_it_publishes_figures(
+        redis_scenario: Any) -> None:
+    """Redis restarted empty, and the 2-s maintenance pass ran before the sweep noticed the
+    missing markers: it published the figures a batch had just made dirty, which is what the
+    API's readiness reads (``agg:partitions``), so the API left its 503 "rebuilding" while
+    the records and open breaches of the appeals that batch did not touch were still missing.
+    The pass now reads the markers itself and rebuilds first. (This test's keys are deleted,
+    as a FLUSHALL would: the session's Redis is shared.)"""
+    from workers.aggregates.partials import PartitionAggregates
+    from workers.aggregates.readmodel import published_partitions
+    from workers.sla import read_model
+    from workers.sla.engine import apply_tick
+
+    app_id = f"t{uuid.uuid4().hex[:12]}"
+    prefix = f"{app_id}:"
+    now = T0 + 12 * DAY
+
+    def breached(appeal_id: str, p: int) -> State:
+        routed = {"appeal_id": appeal_id, "regime": "fz59", "region": "22",
+                  "authority_id": "22-mintrans", "category": "roads", "urgent": False}
+        state = new_state(routed, p, T0, "Asia/Barnaul", RULES)[0]
+        apply_tick(state, "breach", state["cycle"], RULES)
+        read_model.bump_version(state)
+        return state
+
+    async def scenario(client: Any) -> tuple[set[int], list[bool], int]:
+        table = {aid.encode(): breached(aid, p)
+                 for aid, p in (("a0", 0), ("a1", 1), ("b0", 0), ("b1", 1))}
+        aggregates: dict[int, PartitionAggregates] = {}
+        recovery = SimpleNamespace(completed=SimpleNamespace(is_set=lambda: True))
+        rt: Any = SimpleNamespace(
+            app=SimpleNamespace(tables=SimpleNamespace(recovery=recovery), rebalancing=False,
+                                in_recovery=False),
+            ctx=SimpleNamespace(redis=client, clock=SimpleNamespace(
+                now=lambda: now, wall_time_of=lambda ts: ts)),
+            table=table, needs_rebuild=False, batch_in_flight=False, index_dirty={0, 1},
+            assigned_partitions=lambda: {0, 1}, prefix=prefix, redis_token=None,
+            rules=RULES, gauge_authorities=set(), aggregates=aggregates,
+            partition_aggregates=lambda p: aggregates.setdefault(p, PartitionAggregates()))
+        for state in table.values():
+            rt.partition_aggregates(state["p"]).apply_delta([], [("22-mintrans", "d", "x")])
+        await sla_agent._maintain(rt)  # start-up: rebuilt and published
+        async for key in client.scan_iter(match=f"{prefix}*"):
+            await client.delete(key)  # Redis restarted empty
+        changed = {key: table[key] for key in (b"a0", b"a1")}  # a batch on each partition
+        for state in changed.values():
+            read_model.bump_version(state)
+            rt.partition_aggregates(state["p"]).dirty = True
+        await sla_agent._write_redis(rt, changed, {})
+        await sla_agent._maintain(rt)  # the pass, before any sweep
+        records = [bool(await client.exists(read_model.appeal_key(prefix, aid)))
+                   for aid in ("a0", "a1", "b0", "b1")]
+        return (await published_partitions(client, prefix), records,
+                int(await client.zcard(f"{prefix}{read_model.OPEN_BREACHES}")))
+
+    published, records, breaches = redis_scenario(scenario)
+    assert published == {0, 1}
+    assert records == [True] * 4  # published only with every record of the partition
+    assert breaches == 4

@@ -967,6 +967,14 @@ async def _sweep(rt: SlaRuntime) -> None:
 async def _maintain(rt: SlaRuntime) -> None:
     """Rebuild what Redis lost, publish figures, refresh gauges.
 
+    A partition whose index readiness marker is gone or names another Redis process (Redis
+    restarted empty, or from an older snapshot) is rebuilt here, before its figures are
+    published, and one still marked for rebuild afterwards is not published. Only the sweep
+    used to notice a lost marker: a pass before it published the figures a batch had just
+    made dirty, and their ``agg:partitions`` entries are what the API's readiness reads, so
+    the API stopped answering 503 "rebuilding" while the appeals' records and open breaches
+    were still missing (404 for tracked appeals, a short breach list).
+
     A Redis outage stops the pass and marks every partition for rebuild. A bad stored state is
     not an outage: it is left out of its partition's rebuild (:func:`_writable`), and whatever
     else fails in one partition's rebuild stays with that partition. One state without an id
@@ -987,6 +995,7 @@ async def _maintain(rt: SlaRuntime) -> None:
     assigned = rt.assigned_partitions()
     try:
         rt.redis_token = await timers.server_token(rt.ctx.redis)
+        await _mark_lost_indexes(rt, assigned)
         dirty = sorted(rt.index_dirty & assigned)
         # Unmarked before the snapshot, not after the awaits: a write that fails while this
         # rebuild is in flight marks the partition again and must not be lost (the same race
@@ -1020,7 +1029,7 @@ async def _maintain(rt: SlaRuntime) -> None:
                 continue
             agg = rt.partition_aggregates(p)
             agg.expire(oldest)
-            if agg.dirty:
+            if agg.dirty and p not in rt.index_dirty:  # else published once rebuilt
                 await publish(rt.ctx.redis, rt.prefix, p, agg)
         sizes = 0
         async with rt.ctx.redis.pipeline(transaction=False) as pipe:
@@ -1033,6 +1042,18 @@ async def _maintain(rt: SlaRuntime) -> None:
         metrics.REDIS_ERRORS.labels("sla_maintain").inc()
         rt.index_dirty |= assigned
     _refresh_gauges(rt, assigned)
+
+
+async def _mark_lost_indexes(rt: SlaRuntime, partitions: set[int]) -> None:
+    """Mark for rebuild each of ``partitions`` whose index readiness marker does not say its
+    index is complete in this Redis process (the sweep's check, :func:`timers.marker_matches`)."""
+    ordered = sorted(partitions)
+    if not ordered:
+        return
+    markers = await rt.ctx.redis.mget([timers.ready_key(rt.prefix, p) for p in ordered])
+    for p, marker in zip(ordered, markers, strict=True):
+        if not timers.marker_matches(marker, rt.redis_token):
+            rt.index_dirty.add(p)
 
 
 def _is_moment(value: Any) -> TypeGuard[float]:
