@@ -350,3 +350,52 @@ def test_the_keeping_time_reaches_redis_in_wall_seconds(redis_scenario: Any) -> 
     assert 28 <= rebuilt_ttl <= 31, rebuilt_ttl
     assert read_model._ttl(live, now, clock) == 60
     assert read_model._ttl(live, now, SlaClock()) == read_model._ttl(live, now) == 60 * day
+
+
+def test_a_running_stage_keeps_an_answered_appeals_record(redis_scenario: Any) -> None:
+    """An incident answered with its first response while its final-answer stage still runs
+    got a record that expired 90 days after that response (its stage's timers still armed,
+    the index holding them): only the status was looked at. It is kept until the stage ends;
+    a stage only settled (an fz59 appeal's redirect stage, settled by the answer) keeps
+    nothing, and the close that ends the stage starts the keeping time."""
+    import datetime as dt
+
+    from workers.sla.deadline_service import DeadlineService, load_book
+    from workers.sla.engine import apply_lifecycle, new_state
+
+    day = 86400.0
+    rules = DeadlineService(load_book()).rules()
+    t0 = dt.datetime(2026, 3, 2, 3, 0, tzinfo=dt.UTC).timestamp()
+
+    def event(n: int, kind: str, at: float) -> dict[str, Any]:
+        return {"event_id": f"e{n}", "event": kind,
+                "at": dt.datetime.fromtimestamp(at, dt.UTC).isoformat()}
+
+    def answered(appeal_id: str, regime: str) -> State:
+        routed = {"appeal_id": appeal_id, "regime": regime, "region": "22",
+                  "authority_id": "22-mintrans", "category": "roads", "urgent": False}
+        state = new_state(routed, 0, t0, "Asia/Barnaul", rules)[0]
+        apply_lifecycle(state, event(1, "answered", t0 + 3600), rules)
+        state["v"] = 2
+        return state
+
+    incident, letter = answered("i1", "incident"), answered("f1", "fz59")
+    assert incident["status"] == letter["status"] == "answered"
+    later = t0 + 91 * day
+    assert read_model._ttl(incident, t0 + 9 * day) == 0
+    assert not read_model._expired(incident, later)
+    assert read_model._expired(letter, later)  # its settled stage keeps nothing
+    closed = dict(incident, v=3, stg=list(incident["stg"]))
+    apply_lifecycle(closed, event(2, "closed", t0 + 20 * day), rules)
+    assert read_model._ttl(closed, t0 + 20 * day) == read_model.TTL_S
+    prefix = f"{uuid.uuid4().hex}:"
+
+    async def scenario(client: Any) -> tuple[int, int]:
+        await read_model.write(client, prefix, [incident], t0 + 9 * day)
+        kept = await client.ttl(read_model.appeal_key(prefix, "i1"))
+        await read_model.write(client, prefix, [closed], t0 + 20 * day)
+        return kept, await client.ttl(read_model.appeal_key(prefix, "i1"))
+
+    kept, after_close = redis_scenario(scenario)
+    assert kept == -1  # no expiry
+    assert read_model.TTL_S - 2 <= after_close <= read_model.TTL_S

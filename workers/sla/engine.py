@@ -628,6 +628,13 @@ def _armed(entry: list[Any]) -> bool:
     return entry[5] is None and entry[7] is None
 
 
+def stage_running(state: State) -> bool:
+    """Whether a tracked stage of the appeal still runs (open, not settled): its timers may
+    still fire, so an answered appeal is still tracked (an incident's final answer after its
+    first response)."""
+    return state.get("status") != "closed" and any(_armed(e) for e in state.get("stg") or ())
+
+
 def _stage_timers(state: State, entry: list[Any]) -> list[Timer]:
     name, _start, due, warn, k = entry[:5]
     timers = [Timer(state["id"], f"{name}.warning", warn, k)]

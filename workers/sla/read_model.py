@@ -18,6 +18,10 @@ expires: once an appeal is escalated nothing writes it
 again until someone acts on it, so an expiry would drop exactly the most neglected appeals from
 ``/v1/appeals/{id}``, the open-breach list and the supervisor page while the figures still count
 them as open and overdue. A write that makes an appeal open again (reopen) removes the expiry.
+An answered appeal with a tracked stage still running (an incident's final answer after its
+first response) is still open in that sense: its record is kept until the stage ends, and the
+close that ends it starts the keeping time (it expired 90 days after the first response, with
+the stage's breach and timers still live).
 
 One script call per chunk of states is also cheaper for the worker than ``HSET`` + ``EXPIRE``
 (+ ``ZADD``/``ZREM``) pipelined per appeal: one command to pack and one reply to parse.
@@ -36,7 +40,7 @@ import orjson
 
 from streams.clock import SlaClock
 from workers.redis_lua import run
-from workers.sla.engine import OPEN_STATUSES, State
+from workers.sla.engine import OPEN_STATUSES, State, stage_running
 
 log = logging.getLogger(__name__)
 
@@ -191,16 +195,21 @@ def _expired(state: State, now: float) -> bool:
     """An ended appeal whose record's keeping time has run out by ``now`` (SLA clock): every
     rebuild of its partition (each rebalance or restart) wrote it again with a fresh 90 days,
     so Redis kept the record of every appeal ever handled (review of session 15)."""
-    if state.get("status") in OPEN_STATUSES:
+    if _kept_open(state):
         return False
     ended = _ended_at(state)
     return ended is not None and ended + TTL_S <= now
 
 
+def _kept_open(state: State) -> bool:
+    """A record kept with no expiry: the appeal, or one of its tracked stages, still runs."""
+    return state.get("status") in OPEN_STATUSES or stage_running(state)
+
+
 def _ttl(state: State, now: float, clock: SlaClock | None = None) -> int:
     """Wall-clock seconds this state's record is kept after a write at ``now`` (SLA clock), as
     ``clock`` converts them (None: the SLA clock runs at wall speed); 0: kept while the appeal
-    is open.
+    or a tracked stage of it runs (:func:`_kept_open`).
 
     An ended appeal's record is kept until ``TTL_S`` after it ended, not after the write: a
     rebuild (every rebalance or restart) gave it a fresh ``TTL_S`` each time, so a record
@@ -209,7 +218,7 @@ def _ttl(state: State, now: float, clock: SlaClock | None = None) -> int:
     clock is not kept longer than a write now would keep it). An ended state without its
     moment (stored by an older version) keeps ``TTL_S`` from the write.
     """
-    if state["status"] in OPEN_STATUSES:
+    if _kept_open(state):
         return 0
     ended = _ended_at(state)
     kept = float(TTL_S) if ended is None else min(float(TTL_S), ended + TTL_S - now)
