@@ -182,6 +182,10 @@ class Settings:
     (required when APPEALS_TIME_SCALE is not 1; e.g. the deployment's start)."""
     sweep_interval: float = 0.25
     """APPEALS_SWEEP_INTERVAL: seconds between timer sweeps of the due-time index."""
+    lag_interval: float = 5.0
+    """APPEALS_LAG_INTERVAL: seconds between exports of ``appeals_consumer_lag`` (what the
+    worker has yet to read, per partition); shorter only where a test watches a backlog drain
+    in seconds."""
     default_region: str = "22"
     """APPEALS_DEFAULT_REGION: region assumed for routing fallbacks and the demo."""
     email_regime: str = "pos"
@@ -320,6 +324,8 @@ class Settings:
         if self.time_scale != 1:
             self._check_scaled_clock()
         _check(self.sweep_interval > 0, "APPEALS_SWEEP_INTERVAL", "must be positive")
+        _check(0 < self.lag_interval <= 300, "APPEALS_LAG_INTERVAL",
+               "must be more than 0 and at most 300 seconds")
         _check(self.max_text_length >= 1, "APPEALS_MAX_TEXT_LENGTH", "must be positive")
         _check(86400 <= self.intake_max_age <= 3660 * 86400, "APPEALS_INTAKE_MAX_AGE",
                "must be 86400..316224000 s (a day to 3660 days; 31536000, a year, is the "

@@ -56,7 +56,7 @@ def build_worker(settings: Settings) -> tuple[faust.App, WorkerContext]:
     notify_agent.install(app, ctx, deliver=_delivery(settings, router))
     _install_rules_watcher(app, router, rules_path, settings.default_region)
     _install_metrics_endpoint(app, settings)
-    _install_lag_monitor(app)
+    _install_lag_monitor(app, settings.lag_interval)
     _install_loop_probe(app)
     return app, ctx
 
@@ -110,8 +110,9 @@ def _install_metrics_endpoint(app: faust.App, settings: Settings) -> None:
         metrics.WORKER_UP.set(1)
 
 
-def _install_lag_monitor(app: faust.App) -> None:
-    """Every 5 s: consumer lag per partition, and records the fast path delivered again.
+def _install_lag_monitor(app: faust.App, interval: float) -> None:
+    """Every ``interval`` (``APPEALS_LAG_INTERVAL``, 5 s): consumer lag per partition, and
+    records the fast path delivered again.
 
     Only partitions assigned to this worker are exported: after a rebalance a revoked
     partition's series is removed, else its last lag would stay and be counted again (by
@@ -121,7 +122,7 @@ def _install_lag_monitor(app: faust.App) -> None:
     """
     exported: set[tuple[str, str]] = set()
 
-    @app.timer(5.0)
+    @app.timer(interval)
     async def consumer_lag() -> None:
         consumer = app.consumer
         assigned = [tp for tp in consumer.assignment() if not tp.topic.endswith("-changelog")]

@@ -43,6 +43,10 @@ STREAM_BUFFER = 2048  # APPEALS_STREAM_BUFFER for this test: a small part of the
 #: may hold (one being processed, one whose outputs are on their way): the fetched records in
 #: hand when the buffer filled.
 SLACK = 1000
+#: APPEALS_LAG_INTERVAL for this test. At the default 5 s the first export covering every
+#: partition came when more than half of CI's backlog was registered (both stores, CI of
+#: 2026-11-27 on a quiet machine), so the read position was never seen while it drained.
+LAG_INTERVAL = 0.5
 INTAKE_CHANNELS = ("pos", "incident", "fz59", "hotline", "email", "web")
 
 
@@ -63,7 +67,7 @@ def test_backlog_drains_with_bounded_memory(broker, redis_server, tmp_path: Path
                                             store: str) -> None:
     settings = isolated_settings(broker.url, redis_server.url, triage_confidence=0.0,
                                  store=f"{store}://", data_dir=str(tmp_path / "state"),
-                                 stream_buffer=STREAM_BUFFER)
+                                 stream_buffer=STREAM_BUFFER, lag_interval=LAG_INTERVAL)
     t.ensure_topics(settings)
     work = s.workload(B, 61, fates=(("open", 1),))
     produce(settings, work.intake_messages())
@@ -82,7 +86,7 @@ def test_backlog_drains_with_bounded_memory(broker, redis_server, tmp_path: Path
         while time.monotonic() < deadline:
             done = sum(progress.snapshot().committed.values())
             samples.append((done, procstat.rss_mb(pid)))
-            # The lag first (up to 5 s old), the registered count after it: a stale lag
+            # The lag first (up to LAG_INTERVAL old), the registered count after it: a stale lag
             # understates what was read, never overstates it.
             lag = read_lag(worker, intake_topics, settings.partitions)
             registered = sum(outputs.snapshot().end.values())
