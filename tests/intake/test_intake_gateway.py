@@ -13,7 +13,7 @@ from streams.settings import Settings
 from tests.intake.conftest import consume_all, load_samples
 from tests.intake.gateway_support import auth, canon_appeal, gateway_client, gateway_config
 from workers.intake.core import appeal_id_for
-from workers.intake.gateway import GatewayConfig
+from workers.intake.gateway import GatewayConfig, scoped_external_id
 
 pytestmark = pytest.mark.integration
 
@@ -190,8 +190,8 @@ def test_idempotent_retry_yields_same_id_and_one_event(intake_settings: Settings
 
     b = asyncio.run(go())
     assert b[0]["appeal_id"] == b[1]["appeal_id"] == b[2]["appeal_id"]
-    mine = appeal_id_for("hotline", "pos-platform:retry-key-0001")
-    theirs = appeal_id_for("hotline", "city-app:retry-key-0001")
+    mine = appeal_id_for("hotline", scoped_external_id("pos-platform", "retry-key-0001"))
+    theirs = appeal_id_for("hotline", scoped_external_id("city-app", "retry-key-0001"))
     assert b[0]["appeal_id"] == mine
     assert [x["status"] for x in b[:3]] == ["accepted", "duplicate", "duplicate"]
     assert set(b[3]["concurrent"]) <= {202, 409} and 202 in b[3]["concurrent"]
@@ -199,7 +199,8 @@ def test_idempotent_retry_yields_same_id_and_one_event(intake_settings: Settings
     events = consume_all(intake_settings, "hotline", expect=3)
     ids = [k.decode() for k, _ in events if k]
     assert ids.count(mine) == 1 and ids.count(theirs) == 1  # two clients, two appeals
-    assert ids.count(appeal_id_for("hotline", "pos-platform:retry-key-0002")) == 1
+    assert ids.count(appeal_id_for(
+        "hotline", scoped_external_id("pos-platform", "retry-key-0002"))) == 1
     first = orjson.loads(events[0][1])
     assert first["idempotency_key"] == "retry-key-0001"
 
@@ -258,8 +259,9 @@ def test_config_from_env_and_toml(tmp_path: Any) -> None:
 
 
 def test_client_id_with_a_colon_is_refused(tmp_path: Any) -> None:
-    """``<client id>:<key>`` is the external id of a keyed appeal without one: client ``mfc``
-    with key ``22:1001`` and client ``mfc:22`` with key ``1001`` shared an appeal id."""
+    """``<client id>:<submission id>`` is the external id of a web form without a site:
+    client ``mfc`` with submission ``22:1001`` and client ``mfc:22`` with ``1001`` would share
+    an appeal id."""
     from streams.settings import ConfigError
 
     toml = tmp_path / "tokens.toml"
@@ -313,7 +315,7 @@ def test_sources_own_ids_name_the_appeal(intake_settings: Settings) -> None:
 
 def test_an_explicit_id_and_a_site_that_is_no_text_are_left_as_sent(
         intake_settings: Settings) -> None:
-    """A web form's explicit external id (the gateway's ``<client>:<key>`` too) is not scoped
+    """A web form's explicit external id (the gateway's key-made one too) is not scoped
     again, and a ``site`` that is no text stays in ``extra`` instead of refusing the form
     (review of this session's diff)."""
     form = {"channel": "web", "submitted": "2025-01-14 10:21:00", "region": "22",
@@ -330,7 +332,7 @@ def test_an_explicit_id_and_a_site_that_is_no_text_are_left_as_sent(
                 ids.append((await r.json())["appeal_id"])
             return ids
 
-    assert asyncio.run(go()) == [appeal_id_for("web", "pos-platform:k-1"),
+    assert asyncio.run(go()) == [appeal_id_for("web", scoped_external_id("pos-platform", "k-1")),
                                  appeal_id_for("web", "77"), appeal_id_for("web", "own-5")]
 
 

@@ -28,6 +28,7 @@ from tests.intake.conftest import consume_all
 from tests.intake.gateway_support import TOKENS, auth, gateway_client, gateway_config
 from workers.intake import cli
 from workers.intake.core import appeal_id_for, decode_intake, intake_from_dict
+from workers.intake.gateway import scoped_external_id
 
 pytestmark = pytest.mark.integration
 
@@ -83,7 +84,8 @@ def test_send_timeout_is_504_outcome_unknown_and_open311_retry_is_the_same_appea
     assert "Idempotency-Key" in keyed[1]["description"]
     assert retry[0] == 201 and keyed_retry[0] == 202
     rid = retry[1][0]["service_request_id"]
-    assert keyed_retry[1]["appeal_id"] == appeal_id_for("web", "pos-platform:stall-1")
+    assert keyed_retry[1]["appeal_id"] == appeal_id_for(
+        "web", scoped_external_id("pos-platform", "stall-1"))
     time.sleep(2)
     events = [orjson.loads(v) | {"_key": k.decode()}
               for k, v in consume_all(settings, "web", expect=5) if k]
@@ -208,8 +210,9 @@ def test_single_key_and_batch_item_keys_never_name_the_same_appeal(
     ids = [single["appeal_id"], *batch["appeal_ids"], spaced["appeal_id"], plain["appeal_id"]]
     assert len(set(ids)) == 5
     assert retry["status"] == "duplicate" and retry["appeal_id"] == single["appeal_id"]
-    # a batch item keeps the id it always had
-    assert batch["appeal_ids"][0] == appeal_id_for("web", f"pos-platform:{key}#0")
+    # a batch item's id is its item key's, ``<key>#0``
+    assert batch["appeal_ids"][0] == appeal_id_for("web", scoped_external_id("pos-platform",
+                                                                             f"{key}#0"))
     texts = {orjson.loads(v)["text"] for _, v in consume_all(intake_settings, "web", expect=5)}
     assert {"Не горит фонарь в парке", "Собаки во дворе", "Сломана скамейка",
             "Нет воды в доме"} <= texts

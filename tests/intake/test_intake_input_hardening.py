@@ -16,6 +16,7 @@ from schemas.validation import InvalidEvent
 from streams import topics as t
 from tests.intake.fakes import AgentHarness, auth, gateway
 from workers.intake import cli, core
+from workers.intake.gateway import scoped_external_id
 from workers.intake.producer import IntakeProducer
 
 CANONICAL: dict[str, Any] = {
@@ -132,7 +133,7 @@ def test_same_idempotency_key_from_two_clients_names_two_appeals() -> None:
         {"appeal_id": a["appeal_id"], "status": "duplicate"}]}
     assert len(sent) == 2
     ids = sorted(orjson.loads(v)["external_id"] for _t, _k, v in sent)
-    assert ids == ["client-a:1", "client-b:1"]
+    assert ids == [scoped_external_id("client-a", "1"), scoped_external_id("client-b", "1")]
 
     h = AgentHarness()
     h.run(h.batch("web", [v for _t, _k, v in sent]))
@@ -154,6 +155,57 @@ def test_open311_idempotency_key_is_scoped_to_the_client() -> None:
     (sa, a), (sb, b) = asyncio.run(go())
     assert (sa, sb) == (201, 201)
     assert a[0]["service_request_id"] != b[0]["service_request_id"]
+
+
+def test_a_key_made_id_is_never_a_sources_own_id() -> None:
+    """Client ``client-a`` sent one web appeal with Idempotency-Key ``1001`` and no id, and
+    another form with ``submission_id`` ``1001`` and no ``site``: both were ``client-a:1001``,
+    one appeal id, both answered 202, and intake dropped the second citizen's appeal as a
+    duplicate. A resend with the key still names the first appeal."""
+    keyed = _keyless("Не вывозят мусор во дворе по ул. Ленина, 5", "+79130000001")
+    form = {"channel": "web", "submission_id": "1001", "submitted": "2025-01-14 11:00:00",
+            "region": "22", "fields": {"fio": "Петров Олег",
+                                       "message": "Яма на дороге у остановки Кирова"}}
+
+    async def go() -> tuple[list[tuple[int, Any]], list[tuple[str, bytes, bytes]]]:
+        async with gateway() as (c, producer, _r):
+            out = []
+            for body, headers in ((keyed, {"Idempotency-Key": "1001"}), (form, {}),
+                                  (keyed, {"Idempotency-Key": "1001"})):  # a resend
+                r = await c.post("/v1/appeals", json=body, headers={**auth(), **headers})
+                out.append((r.status, await r.json()))
+            return out, producer.sent
+
+    results, sent = asyncio.run(go())
+    (s1, first), (s2, native), (s3, resend) = results
+    assert (s1, s2, s3) == (202, 202, 202)
+    assert first["appeal_id"] != native["appeal_id"]
+    assert native["appeal_id"] == core.appeal_id_for("web", "client-a:1001")
+    assert (resend["appeal_id"], resend["status"]) == (first["appeal_id"], "duplicate")
+    assert len(sent) == 2
+    h = AgentHarness()
+    h.run(h.batch("web", [v for _t, _k, v in sent]))
+    assert not h.deadletters()
+    assert sorted(orjson.loads(v)["text"][:3] for _b, _k, v in h.registered()) == ["Не ", "Яма"]
+
+
+def test_key_made_ids_differ_from_scoped_native_ids_and_each_other() -> None:
+    """A hotline client named by its region code (``22``) with key ``000731`` was
+    ``22:000731``, the id of region 22's native call ``000731``. Keys may hold ``:``."""
+    call = {"channel": "hotline", "call_id": "000731", "call_started": "2025-01-14 09:03:12",
+            "region": "22", "summary": "Нет воды в доме"}
+    native = core.intake_from_dict(call)
+    assert native.external_id == "22:000731"
+    keyed = scoped_external_id("22", "000731")
+    assert keyed != native.external_id and keyed.startswith("22:key:sha256:")
+    assert keyed == scoped_external_id("22", "000731")  # a resend names the same appeal
+    assert len({scoped_external_id("22", "000731"), scoped_external_id("22", "000731:"),
+                scoped_external_id("22", "key:000731"), scoped_external_id("23", "000731")}) == 4
+    long_id = scoped_external_id("c" * 150, "k" * 180)
+    assert len(long_id) <= 200
+    # the adapter and normalisation leave the id as made: the gateway's and the agent's agree
+    keyless = {k: v for k, v in call.items() if k != "call_id"}
+    assert core.intake_from_dict({**keyless, "external_id": keyed}).external_id == keyed
 
 
 # --------------------------------------------------------------------------- D3: NFC growth

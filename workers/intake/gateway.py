@@ -49,15 +49,16 @@ space of its own), next to the request's fingerprint (``<marker>:fp``: a SHA-256
 body, see :func:`request_fingerprint`; no request content). A retry (same key, same request)
 with a key marked done gets the same ``appeal_id`` and produces nothing. Each item has its own
 key, :func:`item_key`: the key itself for a single appeal, ``<key>#<index>`` inside a batch,
-never the same for two items. A payload without an external id takes ``<client id>:<item key>``
-as its external id (see :func:`scoped_external_id`), so the id is stable too, and two clients
-that happen to use the same key never share an appeal id: the client is the ``Client.id`` its
-bearer token authenticated as, never anything in the payload. When the producer fails or does
-not confirm, the pending marker is deleted so the retry can go through (it publishes the same
-appeal id again, which the intake agent's exact dedupe absorbs). The key is scoped per client (its
-Redis key holds the client id too). The same key with a different request is ``422`` (as the
-IETF Idempotency-Key draft says), not the first request's appeal id: that answer said
-"duplicate" and the second appeal was never published.
+never the same for two items. A payload without an external id takes
+``<client id>:key:sha256:<digest of client id and item key>`` as its external id (see
+:func:`scoped_external_id`), so the id is stable too, no source's own id is the same, and two
+clients that happen to use the same key never share an appeal id: the client is the
+``Client.id`` its bearer token authenticated as, never anything in the payload. When the
+producer fails or does not confirm, the pending marker is deleted so the retry can go through
+(it publishes the same appeal id again, which the intake agent's exact dedupe absorbs). The key
+is scoped per client (its Redis key holds the client id too). The same key with a different
+request is ``422`` (as the IETF Idempotency-Key draft says), not the first request's appeal id:
+that answer said "duplicate" and the second appeal was never published.
 
 Personal data never reaches the logs: the gateway logs client id, appeal id and status, and its
 access log names the route's pattern, not the path as sent (:func:`logged_path`), and omits query
@@ -74,8 +75,9 @@ not one of these is an error): a bad value is one line and exit 2, see
 * ``APPEALS_GATEWAY_TOKENS``: ``client1:token1,client2:token2``;
 * ``APPEALS_GATEWAY_TOKENS_FILE``: TOML with ``[clients.<id>]`` tables: ``token``, and optional
   ``rate``, ``burst``, ``channels`` (allowed channels) and ``region`` (Open311 default region).
-  A client id must not contain ``:`` (it separates client id and key in an external id, see
-  :func:`scoped_external_id`); such a file is refused at start-up;
+  A client id must not contain ``:`` (it separates the client id from a web form's submission
+  id when the form names no ``site``, see :meth:`Gateway.prepare`); such a file is refused at
+  start-up;
 * ``APPEALS_GATEWAY_RATE`` (``50``, requests/s per client), ``APPEALS_GATEWAY_BURST`` (``100``);
 * ``APPEALS_GATEWAY_MAX_BODY_BYTES`` (``2097152``), ``APPEALS_GATEWAY_MAX_BATCH`` (``500``);
 * ``APPEALS_GATEWAY_SEND_TIMEOUT`` (``30`` s for a request's appeals to be handed to the
@@ -128,7 +130,6 @@ from workers.intake.core import (
     intake_from_dict,
     loads_json,
 )
-from workers.intake.normalize import clean_line
 from workers.sla.read_model import key_prefix
 
 __all__ = [
@@ -310,9 +311,10 @@ def _clients_from_table(table: Any, where: str) -> list[Client]:
     out = []
     for client_id, spec in table.items():
         if ":" in str(client_id):
-            # ``<client id>:<key>`` is an appeal's external id (scoped_external_id): with a ':'
-            # in the id, client "mfc" with key "22:1001" and client "mfc:22" with key "1001"
-            # would name one appeal, and intake would drop the second as a duplicate.
+            # ``<client id>:<submission id>`` is the external id of a web form without a site
+            # (Gateway.prepare): with a ':' in the id, client "mfc" with submission "22:1001"
+            # and client "mfc:22" with submission "1001" would name one appeal, and intake
+            # would drop the second as a duplicate.
             raise ConfigError(f"{where}: clients.{client_id}: a client id must not contain ':'")
         if not isinstance(spec, Mapping) or not isinstance(spec.get("token"), str):
             raise ConfigError(f"{where}: clients.{client_id} needs a token")
@@ -536,24 +538,29 @@ def scoped_external_id(client_id: str, item_key: str) -> str:
     """The external id of an appeal sent without one: its Idempotency-Key, scoped to the client.
 
     Idempotency keys are chosen by each client and only unique per client, while the appeal id
-    derives from (channel, external id) alone. The bare key would give two clients' different
-    appeals with the key ``1`` one appeal id, and intake would drop the second as a duplicate.
-    The client is the configured ``Client.id`` its bearer token (Open311: ``api_key``)
-    authenticated as. A retry by the same client still gets the same id. Should client id and
-    key not fit the 200-character limit of ``external_id``, a digest of both stands in; so it
-    does when :func:`clean_line` would change the id (two Unicode forms of one key would
-    otherwise fold into one external id, one appeal; ``a  b`` took this path too when external
-    ids were whitespace-folded, and still does, so its appeal id stays what it was).
+    derives from (channel, external id) alone, so the key is scoped by the client: the
+    configured ``Client.id`` its bearer token authenticated as, never anything in the payload.
+    A retry by the same client with the same key gets the same id.
 
-    One-to-one because a client id never contains ``:`` (refused when the clients are loaded,
-    :func:`_clients_from_table`): otherwise client ``mfc`` with key ``22:1001`` and client
-    ``mfc:22`` with key ``1001`` would share an appeal id.
+    ``<client id>:key:sha256:<digest of client id and key>``, a form of its own (as Open311's
+    :func:`~workers.intake.open311.keyed_external_id`). It was ``<client id>:<key>``, which is
+    also what the adapters make of a source's own id scoped by its source: a web form without
+    a ``site`` (the gateway fills in the client id: ``<client id>:<submission id>``), a 122 call
+    (``<region>:<call id>``, a client named by its region code). Client ``client-a`` posting
+    one appeal with key ``1001`` and another form with ``submission_id`` ``1001`` got one
+    appeal id for two citizens, and intake dropped the second as a duplicate. The digest stands
+    for the key, not a prefix before it: keys may contain ``:`` and be 180 characters long, and
+    any text after ``<client id>:`` is some source's possible id; no native id is a digest of
+    a key the client chose. It covers the raw key, so two Unicode forms of one key stay two ids
+    (as they are two idempotency markers) and the id is never changed by normalisation.
+
+    Upgrade: see README, "Upgrading". A retry within the dedupe window of a request first sent
+    before the change finds its Redis marker (keyed by the key, not by the id) and is answered
+    ``duplicate`` with the old appeal id, publishing nothing.
     """
-    scoped = f"{client_id}:{item_key}"
-    if len(scoped) > 200 or clean_line(scoped) != scoped:
-        digest = hashlib.sha256(scoped.encode("utf-8", "surrogateescape")).hexdigest()
-        scoped = f"{client_id[:100]}:sha256:{digest}"
-    return scoped
+    digest = hashlib.sha256(f"v1-key\x00{client_id}\x00{item_key}".encode(
+        "utf-8", "surrogateescape")).hexdigest()
+    return f"{client_id[:100]}:key:sha256:{digest}"
 
 
 # --------------------------------------------------------------------------- idempotency

@@ -302,10 +302,11 @@ def keyed_external_id(client_id: str, key: str) -> str:
     """The external id of a request sent with an ``Idempotency-Key`` (``key`` as
     :func:`workers.intake.gateway.item_key` maps it): the client's key in Open311's own space.
 
-    Not ``<client id>:<key>`` as on ``/v1/appeals``: a client's web appeal posted there with
-    key ``1001`` and its Open311 request with key ``1001`` had one appeal id, so one of them
-    was lost. ``<client id>:open311:sha256:<digest of client id and key>`` is a form no
-    ``/v1`` key gives by chance (the digest stands for the key: keys may be 180 characters).
+    Not ``/v1/appeals``' id (:func:`~workers.intake.gateway.scoped_external_id`, then
+    ``<client id>:<key>``): a client's web appeal posted there with key ``1001`` and its
+    Open311 request with key ``1001`` had one appeal id, so one of them was lost.
+    ``<client id>:open311:sha256:<digest of client id and key>`` is a form no ``/v1`` key
+    gives by chance (the digest stands for the key: keys may be 180 characters).
 
     Upgrade: an Open311 request sent with a key before this form and resent after it is
     registered twice (its marker was under ``intake:idem:`` and its id was ``<client>:<key>``);

@@ -84,7 +84,7 @@ def _sender(value: Any) -> tuple[str | None, str | None]:
 def _scoped_message_id(data: dict[str, Any], region: str) -> str:
     """The Message-ID scoped by the region and the receiving mailbox (see the module
     docstring); an explicit ``external_id`` (the sender's own, or the gateway's
-    ``<client>:<key>``) stays as it is."""
+    ``<client>:key:sha256:...``) stays as it is."""
     own = _external_id(first(data, "message_id", "external_id"), "message_id")
     if first(data, "message_id") is None:
         return own

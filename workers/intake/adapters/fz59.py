@@ -82,7 +82,7 @@ _APPLICANT_USED = ("surname", "name", "patronymic", "phone", "email")
 def _scoped_reg_number(data: dict[str, Any], region: str) -> str:
     """The external id: ``reg_number`` scoped by the region and the addressee (see the module
     docstring); an explicit ``external_id`` is the sender's own id and stays as it is (the
-    gateway's ``<client>:<key>`` among them)."""
+    gateway's ``<client>:key:sha256:...`` among them)."""
     own = _external_id(first(data, "reg_number", "external_id"), "reg_number")
     if first(data, "reg_number") is None:
         return own

@@ -62,7 +62,7 @@ _USED = (
 
 def _scoped_call_id(data: dict[str, Any], region: str) -> str:
     """``<region>:<call_id>``; an explicit ``external_id`` (the sender's own, or the gateway's
-    ``<client>:<key>``) stays as it is."""
+    ``<client>:key:sha256:...``) stays as it is."""
     own = _external_id(first(data, "call_id", "external_id"), "call_id")
     if first(data, "call_id") is None:
         return own

@@ -77,7 +77,8 @@ def _pick(data: Mapping[str, Any], keys: tuple[str, ...], unused: dict[str, Any]
 def _scoped_submission(data: Mapping[str, Any], source_id: Any) -> str:
     """The external id: a ``submission_id`` scoped by the payload's ``site`` (a text), else
     as given. An explicit ``external_id`` is the sender's own id and stays as it is (the
-    gateway's ``<client>:<key>`` was scoped a second time)."""
+    gateway's key-made id, :func:`~workers.intake.gateway.scoped_external_id`, was scoped a
+    second time)."""
     own = _external_id(source_id, "submission_id")
     site = data.get("site")
     if (first(data, "submission_id") is None or isinstance(site, bool)
