@@ -266,12 +266,15 @@ class FakeRedis:
 @contextlib.asynccontextmanager
 async def gateway(
     settings: Settings | None = None,
+    now: datetime = HARNESS_NOW,
 ) -> AsyncIterator[tuple[TestClient, FakeProducer, FakeRedis]]:
+    """The gateway over in-memory Kafka and Redis; ``now`` is its clock (the harness's, so the
+    January 2025 samples stay within APPEALS_INTAKE_MAX_AGE)."""
     settings = settings or Settings()
     config = GatewayConfig(clients=tuple(Client(id=c, token=tok) for c, tok in TOKENS.items()),
                            create_topics=False, rate=1000.0, burst=1000)
     producer, redis = FakeProducer(), FakeRedis()
-    app = create_app(settings, config, producer=producer, redis=redis)
+    app = create_app(settings, config, producer=producer, redis=redis, now=lambda: now)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server(**runner_options())
     client = TestClient(server)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
 from streams.settings import Settings
+from tests.intake.fakes import HARNESS_NOW
 from workers.intake.gateway import Client, GatewayConfig, create_app, runner_options
 
 TOKENS = {"pos-platform": "tok-pos-1", "city-app": "tok-city-2", "hotline": "tok-hot-3"}
@@ -35,9 +37,11 @@ def gateway_config(**changes: Any) -> GatewayConfig:
 
 
 @contextlib.asynccontextmanager
-async def gateway_client(settings: Settings, config: GatewayConfig | None = None
-                         ) -> AsyncIterator[TestClient]:
-    app = create_app(settings, config or gateway_config())
+async def gateway_client(settings: Settings, config: GatewayConfig | None = None,
+                         now: datetime = HARNESS_NOW) -> AsyncIterator[TestClient]:
+    """``now``: the gateway's clock (the agent harness's, so the January 2025 samples stay
+    within APPEALS_INTAKE_MAX_AGE)."""
+    app = create_app(settings, config or gateway_config(), now=lambda: now)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server(**runner_options())  # TestServer() drops runner kwargs
     client = TestClient(server)

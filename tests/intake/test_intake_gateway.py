@@ -11,6 +11,7 @@ import pytest
 
 from streams.settings import Settings
 from tests.intake.conftest import consume_all, load_samples
+from tests.intake.fakes import HARNESS_NOW
 from tests.intake.gateway_support import auth, canon_appeal, gateway_client, gateway_config
 from workers.intake.core import appeal_id_for
 from workers.intake.gateway import GatewayConfig, scoped_external_id
@@ -216,7 +217,8 @@ def test_failed_publish_releases_the_key(intake_settings: Settings) -> None:
         from workers.intake.gateway import create_app
 
         out = []
-        app = create_app(intake_settings, gateway_config(), producer=Broken())
+        app = create_app(intake_settings, gateway_config(), producer=Broken(),
+                         now=lambda: HARNESS_NOW)
         async with TestClient(TestServer(app)) as c:
             headers = {**auth(), "Idempotency-Key": "fail-then-ok"}
             r = await c.post("/v1/appeals", json=canon_appeal("f-1"), headers=headers)

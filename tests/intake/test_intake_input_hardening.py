@@ -7,6 +7,7 @@ Fast tests (no Kafka, no Redis): the real agent body runs over in-memory batches
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -14,7 +15,8 @@ import pytest
 
 from schemas.validation import InvalidEvent
 from streams import topics as t
-from tests.intake.fakes import AgentHarness, auth, gateway
+from streams.settings import Settings
+from tests.intake.fakes import HARNESS_NOW, AgentHarness, auth, gateway
 from workers.intake import cli, core
 from workers.intake.gateway import scoped_external_id
 from workers.intake.producer import IntakeProducer
@@ -82,6 +84,8 @@ def test_produce_command_rejects_a_deep_line_and_goes_on() -> None:
         _encoded = IntakeProducer._encoded
         max_text_length = 20_000
         max_message_bytes = 1_000_000
+        max_age = core.DEFAULT_MAX_AGE
+        now = staticmethod(lambda: HARNESS_NOW)
 
         def send(self, data: Any, channel: str | None = None) -> None:
             self.prepare(data, channel).to_json()
@@ -316,3 +320,53 @@ def test_gateway_names_the_extra_conflict() -> None:
     assert status == 400
     assert body["errors"][0]["reason"] == "extra_conflict"
     assert body["errors"][0]["field"] == "extra"
+
+
+# --------------------------------------------------------------------------- the age limit
+
+def _aged(external_id: str, days: float) -> dict[str, Any]:
+    submitted = HARNESS_NOW - timedelta(days=days)
+    return canonical(external_id=external_id, submitted_at=submitted.isoformat())
+
+
+@pytest.mark.parametrize(("days", "verdict"), [(364.9, "accepted"), (365.1, "invalid_value"),
+                                                (400, "invalid_value")])
+def test_gateway_and_agent_agree_on_the_max_age(days: float, verdict: str) -> None:
+    """The gateway answered 202 "accepted" for an appeal submitted more than
+    APPEALS_INTAKE_MAX_AGE (a year) before, which the intake agent then dead-lettered: the
+    client was told it was in. Both judge it now, on one clock, by one rule."""
+    body = _aged(f"aged-{days}", days)
+
+    async def go() -> tuple[int, Any, list[tuple[str, bytes, bytes]]]:
+        async with gateway(now=HARNESS_NOW) as (c, producer, _r):
+            r = await c.post("/v1/appeals", json=body, headers=auth())
+            return r.status, await r.json(), producer.sent
+
+    status, answer, sent = asyncio.run(go())
+    h = AgentHarness(now=HARNESS_NOW)
+    h.run(h.batch("pos", [orjson.dumps(body)]))
+    if verdict == "accepted":
+        assert status == 202 and len(sent) == 1
+        assert len(h.registered()) == 1 and not h.deadletters()
+    else:
+        assert status == 400 and sent == []
+        [error] = answer["errors"]
+        assert (error["field"], error["reason"]) == ("submitted_at", "invalid_value")
+        assert "APPEALS_INTAKE_MAX_AGE" in error["message"]
+        assert [d[1] for d in h.deadletters()] == ["invalid_value"] and not h.registered()
+
+
+def test_gateway_ages_appeals_by_the_intake_max_age_setting() -> None:
+    """APPEALS_INTAKE_MAX_AGE, the agent's setting, is the gateway's limit too; a native
+    payload's time (here a hotline call's) is judged once the adapter has read it."""
+    call = {"channel": "hotline", "call_id": "c-1", "region": "22", "summary": "Нет воды",
+            "call_started": (HARNESS_NOW - timedelta(days=3)).strftime("%Y-%m-%d %H:%M:%S")}
+
+    async def go(max_days: int) -> int:
+        async with gateway(Settings(intake_max_age=max_days * 86400.0),
+                           now=HARNESS_NOW) as (c, _p, _r):
+            r = await c.post("/v1/appeals", json=call, headers=auth())
+            return r.status
+
+    assert asyncio.run(go(2)) == 400
+    assert asyncio.run(go(4)) == 202

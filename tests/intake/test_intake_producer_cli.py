@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from schemas.validation import InvalidEvent
 from streams.settings import Settings
 from tests.intake.conftest import DATA, consume_all, load_samples
+from tests.intake.fakes import HARNESS_NOW
 from workers.intake import cli
 from workers.intake.core import appeal_id_for
 from workers.intake.producer import IntakeProducer
@@ -19,8 +21,22 @@ from workers.intake.producer import IntakeProducer
 pytestmark = pytest.mark.integration
 
 
+def _now() -> datetime:
+    """The SDK's clock here: the samples (January 2025) must not age out of
+    APPEALS_INTAKE_MAX_AGE (a year)."""
+    return HARNESS_NOW
+
+
+@pytest.fixture(autouse=True)
+def _samples_max_age(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``appeals produce`` ages lines on the wall clock: the longest allowed age (3660 days)
+    keeps the January 2025 samples in."""
+    monkeypatch.setenv("APPEALS_INTAKE_MAX_AGE", str(3660 * 86400))
+
+
 def test_sdk_sends_valid_and_refuses_invalid(intake_settings: Settings) -> None:
-    with IntakeProducer(intake_settings.kafka, intake_settings.topic_prefix) as producer:
+    with IntakeProducer(intake_settings.kafka, intake_settings.topic_prefix,
+                        now=_now) as producer:
         ids = [producer.send(s) for s in load_samples("incident")]
         canon = load_samples("canonical")[0]
         waited = producer.send(canon, wait=True)
@@ -94,7 +110,7 @@ def test_sdk_refuses_a_record_over_the_message_limit_before_sending(
     canon = load_samples("canonical")[0]
     big = {**canon, "external_id": "canon-big-1", "extra": {"scan": "x" * 5000}}
     with IntakeProducer(intake_settings.kafka, intake_settings.topic_prefix,
-                        max_message_bytes=4096) as producer:
+                        max_message_bytes=4096, now=_now) as producer:
         with pytest.raises(InvalidEvent) as info:
             producer.prepare(big)
         assert info.value.reason == "oversize_message"
@@ -135,8 +151,40 @@ def test_produce_rejects_a_line_kafka_refuses_for_its_size_and_goes_on(
     lines = [_pos("mid-1", "Нет отопления").encode(), _pos("mid-2", "я" * 3000).encode(),
              _pos("mid-3", "Нет воды").encode()]
     with IntakeProducer(intake_settings.kafka, intake_settings.topic_prefix,
-                        max_request_size=4096) as producer:  # below the record of line 2
+                        max_request_size=4096, now=_now) as producer:  # below line 2's record
         sent, rejected = cli.produce(lines, producer)
     assert (sent, rejected) == (2, {"message_too_large": [2]})
     events = consume_all(intake_settings, "pos", expect=2)
     assert sorted(orjson.loads(v)["external_id"] for _, v in events) == ["mid-1", "mid-3"]
+
+
+def test_sdk_and_produce_refuse_an_appeal_older_than_the_max_age(
+    intake_settings: Settings, tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SDK (and ``appeals produce`` through it) sent an appeal submitted more than
+    APPEALS_INTAKE_MAX_AGE before, which the intake agent then dead-lettered as
+    ``invalid_value``: the SDK promises intake's verdict before sending."""
+    old = {"schema_version": 1, "channel": "pos", "external_id": "old-1", "region": "22",
+           "submitted_at": (HARNESS_NOW - timedelta(days=400)).isoformat(), "text": "Нет воды"}
+    with IntakeProducer(intake_settings.kafka, intake_settings.topic_prefix,
+                        now=_now) as producer:
+        with pytest.raises(InvalidEvent) as info:
+            producer.send(old, wait=True)
+        assert info.value.reason == "invalid_value" and "APPEALS_INTAKE_MAX_AGE" in str(
+            info.value.detail)
+    with IntakeProducer(intake_settings.kafka, intake_settings.topic_prefix,
+                        max_age=500 * 86400.0, now=_now) as producer:
+        assert producer.prepare(old).external_id == "old-1"
+
+    monkeypatch.setenv("APPEALS_INTAKE_MAX_AGE", str(365 * 86400))
+    now = datetime.now(UTC)
+    path = tmp_path / "aged.jsonl"
+    path.write_text("\n".join(json.dumps({**old, "external_id": eid, "submitted_at": (
+        now - timedelta(days=days)).isoformat()}) for eid, days in (
+            ("aged-1", 1), ("aged-2", 400), ("aged-3", 300))) + "\n", encoding="utf-8")
+    rc = cli.main(["produce", str(path), "--quiet", "--kafka", intake_settings.kafka,
+                   "--topic-prefix", intake_settings.topic_prefix])
+    assert rc == 1
+    assert "invalid_value: 1 (lines 2)" in capsys.readouterr().err
+    events = consume_all(intake_settings, "pos", expect=2)
+    assert sorted(orjson.loads(v)["external_id"] for _, v in events) == ["aged-1", "aged-3"]

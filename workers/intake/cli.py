@@ -162,6 +162,7 @@ def produce(
 
 
 def _cmd_produce(args: argparse.Namespace) -> int:
+    from streams.clock import SlaClock
     from streams.settings import Settings
     from workers.intake.producer import DeliveryError, IntakeProducer
 
@@ -189,7 +190,9 @@ def _cmd_produce(args: argparse.Namespace) -> int:
     try:
         producer = IntakeProducer(url, prefix, enable_idempotence=args.idempotence,
                                   max_text_length=settings.max_text_length,
-                                  max_message_bytes=settings.max_message_bytes)
+                                  max_message_bytes=settings.max_message_bytes,
+                                  max_age=settings.intake_max_age,
+                                  now=SlaClock(settings.time_scale, settings.clock_epoch).now_dt)
     except Exception as exc:
         print(kafka_failure_message("produce", url, exc,
                                     "--kafka" if args.kafka else "APPEALS_KAFKA"),

@@ -205,7 +205,8 @@ def intake_from_dict(
     too (:data:`RAW_TEXT_FACTOR` times the limit), so a text far too long is refused before
     the work of normalising it. Only what satisfies the contract *as published* is
     accepted, so the gateway, the SDK and the intake agent (which re-decodes the published,
-    normalised record) always reach the same verdict.
+    normalised record) always reach the same verdict. The age limit needs a clock and is
+    :func:`check_age`, which the three apply after this.
     """
     check_nesting(data)
     if "schema_version" not in data:
@@ -320,6 +321,24 @@ REGISTER_DAY_HOUR = time(12)
 DEFAULT_MAX_AGE = 365 * 86400.0
 
 
+def check_age(receipt: datetime, read_at: datetime, max_age: float = DEFAULT_MAX_AGE) -> None:
+    """Refuse (:class:`InvalidEvent` ``invalid_value``) an appeal received (``submitted_at``)
+    more than ``max_age`` seconds (``APPEALS_INTAKE_MAX_AGE``) before ``read_at``.
+
+    The agent's rule (:func:`registration_time`), which the gateway and the producer SDK apply
+    too, at the moment they accept the appeal on the SLA clock: they answered "accepted" for an
+    appeal the agent then dead-lettered. ``intake_from_dict`` cannot check it, having no clock,
+    and the agent's verdict is at its own reading, so an appeal accepted within a few seconds
+    of the limit may still age past it before the agent reads it.
+    """
+    age = (read_at - receipt).total_seconds()
+    if age > max_age:
+        raise InvalidEvent(
+            "invalid_value",
+            f"submitted_at lies {age / 86400:.0f} days in the past, more than "
+            f"APPEALS_INTAKE_MAX_AGE ({max_age:g} s) allows: is its year mistyped?")
+
+
 def registration_time(
     intake: IntakeAppeal,
     read_at: datetime,
@@ -357,12 +376,7 @@ def registration_time(
     (``$APPEALS_POLICY_FILE``, else the packaged ones).
     """
     receipt = parse_datetime(intake.submitted_at)
-    age = (read_at - receipt).total_seconds()
-    if age > max_age:
-        raise InvalidEvent(
-            "invalid_value",
-            f"submitted_at lies {age / 86400:.0f} days before intake read the appeal, more than "
-            f"APPEALS_INTAKE_MAX_AGE ({max_age:g} s) allows: is its year mistyped?")
+    check_age(receipt, read_at, max_age)
     if regime != "fz59":
         return min(read_at, receipt)
     registered_on = _reg_date(intake) if intake.channel == "fz59" else None

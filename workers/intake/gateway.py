@@ -10,7 +10,9 @@ Routes:
     every event is durably in Kafka (aiokafka producer, ``acks="all"``, send futures awaited).
     ``status`` is ``accepted``, or ``duplicate`` for an idempotent retry (nothing re-sent);
   - ``400 {"error": "invalid", "errors": [{"index", "field", "reason", "message"}]}``: per-field
-    errors from the JSON Schema contract (field paths like ``author.phone``). A batch is
+    errors from the JSON Schema contract (field paths like ``author.phone``) and intake's own
+    checks (a ``submitted_at`` older than ``APPEALS_INTAKE_MAX_AGE`` on the SLA clock:
+    ``invalid_value``, as the intake agent would dead-letter it). A batch is
     validated as a whole: one invalid item rejects the batch and nothing is published, so a
     client can fix and resend it without tracking which items went through;
   - ``401`` without ``Authorization: Bearer <token>``, ``403`` with an unknown token (compared
@@ -102,7 +104,7 @@ import os
 import re
 import time
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
@@ -117,7 +119,8 @@ import workers.intake.adapters  # registers the channel adapters
 import workers.intake.normalize  # noqa: F401  (registers the normaliser)
 from monitoring import metrics
 from schemas.records import CHANNELS, IntakeAppeal
-from schemas.validation import InvalidEvent, runtime_schema
+from schemas.validation import InvalidEvent, parse_datetime, runtime_schema
+from streams.clock import SlaClock
 from streams.payload_logging import quiet_payload_loggers
 from streams.settings import ConfigError, Settings, _coerce, _coerce_file_value
 from workers.geo.regions import UnknownRegion, normalize_code
@@ -125,6 +128,7 @@ from workers.intake.adapters import NATIVE_ID_FIELDS
 from workers.intake.core import (
     adapt_native,
     appeal_id_for,
+    check_age,
     check_nesting,
     from_open311,
     intake_from_dict,
@@ -606,11 +610,14 @@ class Gateway:
         *,
         producer: Any = None,
         redis: Any = None,
+        now: Callable[[], datetime] | None = None,
     ) -> None:
         self.settings = settings
         self.config = config
         self.producer = producer
         self.redis = redis
+        #: The SLA clock, the intake agent's: an appeal's age is judged as the agent judges it.
+        self.now = now or SlaClock(settings.time_scale, settings.clock_epoch).now_dt
         self._own_producer = producer is None
         self._own_redis = redis is None
         self._buckets: dict[str, TokenBucket] = {}
@@ -753,6 +760,12 @@ class Gateway:
         if not open311 and from_open311(record.channel, record.extra):
             raise fail("invalid_value", "extra.source",
                        "'open311' is reserved for requests sent to /open311/v2/requests.json")
+        try:
+            # The agent refuses it (registration_time), after this answered 202 "accepted".
+            check_age(parse_datetime(record.submitted_at), self.now(),
+                      self.settings.intake_max_age)
+        except InvalidEvent as exc:
+            raise fail(exc.reason, "submitted_at", _safe_detail(exc)) from None
         if item_key is not None:
             record.idempotency_key = item_key
         try:
@@ -1249,13 +1262,15 @@ def create_app(
     *,
     producer: Any = None,
     redis: Any = None,
+    now: Callable[[], datetime] | None = None,
 ) -> web.Application:
-    """The aiohttp application (gateway routes + Open311); Kafka and Redis start with it."""
+    """The aiohttp application (gateway routes + Open311); Kafka and Redis start with it.
+    ``now``: the clock appeals are aged by (the SLA clock unless a test gives one)."""
     from workers.intake import open311
 
     settings = settings or Settings.load()
     config = config or GatewayConfig.load(settings)
-    gw = Gateway(settings, config, producer=producer, redis=redis)
+    gw = Gateway(settings, config, producer=producer, redis=redis, now=now)
     app = web.Application(client_max_size=config.max_body_bytes,
                           middlewares=[count_requests, json_errors])
     app[GATEWAY] = gw

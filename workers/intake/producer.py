@@ -16,6 +16,10 @@ What ``send`` does: the payload (canonical, or the channel's native shape, see
 :class:`~schemas.validation.InvalidEvent` and nothing is sent. The canonical, normalised event
 is produced to ``{topic_prefix}appeals.intake.<channel>`` keyed by its ``appeal_id`` (so all
 events of one appeal share a partition), and the deterministic ``appeal_id`` is returned at once.
+An appeal whose ``submitted_at`` lies more than ``max_age`` seconds (the deployment's
+``APPEALS_INTAKE_MAX_AGE``, a year by default) before ``now`` (the wall clock, or the
+deployment's SLA clock) is refused as the intake agent would refuse it
+(:func:`workers.intake.core.check_age`).
 
 Delivery guarantees:
 
@@ -36,7 +40,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 
@@ -45,8 +50,9 @@ from kafka import KafkaProducer
 import workers.intake.adapters  # registers the channel adapters
 import workers.intake.normalize  # noqa: F401  (registers the normaliser)
 from schemas.records import CHANNELS, IntakeAppeal
-from schemas.validation import InvalidEvent
-from workers.intake.core import appeal_id_for, intake_from_dict
+from schemas.validation import InvalidEvent, parse_datetime
+from streams.clock import SlaClock
+from workers.intake.core import DEFAULT_MAX_AGE, appeal_id_for, check_age, intake_from_dict
 
 __all__ = ["DeliveryError", "IntakeProducer", "bootstrap_from_url"]
 
@@ -82,12 +88,16 @@ class IntakeProducer:
         request_timeout_ms: int = 30_000,
         max_text_length: int = 20_000,
         max_message_bytes: int = 1_000_000,
+        max_age: float = DEFAULT_MAX_AGE,
+        now: Callable[[], datetime] | None = None,
         client_id: str = "appeals-intake-sdk",
         **kafka_config: Any,
     ) -> None:
         self.topic_prefix = topic_prefix
         self.max_text_length = max_text_length
         self.max_message_bytes = max_message_bytes
+        self.max_age = max_age
+        self.now = now or SlaClock().now_dt
         self._lock = threading.Lock()
         self._failed: dict[str, BaseException] = {}
         from streams.payload_logging import quiet_payload_loggers
@@ -122,9 +132,10 @@ class IntakeProducer:
     def _encoded(
         self, appeal: Mapping[str, Any] | IntakeAppeal, channel: str | None
     ) -> tuple[IntakeAppeal, bytes]:
-        """The record and the bytes to send. The size is intake's check too: a record over
-        ``max_message_bytes`` passed here and was dead-lettered by the intake agent as
-        ``oversize_message`` after it had been sent (review of session 15)."""
+        """The record and the bytes to send. The size and the age are intake's checks too: a
+        record over ``max_message_bytes`` passed here and was dead-lettered by the intake agent
+        as ``oversize_message`` after it had been sent (review of session 15), one older than
+        ``max_age`` as ``invalid_value``."""
         if channel is not None and channel not in CHANNELS:
             raise InvalidEvent("unknown_channel", f"channel {channel!r} is not known")
         if isinstance(appeal, IntakeAppeal):
@@ -138,6 +149,7 @@ class IntakeProducer:
         record = intake_from_dict(
             data, channel_hint=channel, max_text_length=self.max_text_length
         )
+        check_age(parse_datetime(record.submitted_at), self.now(), self.max_age)
         value = record.to_json()
         if len(value) > self.max_message_bytes:
             raise InvalidEvent("oversize_message",
