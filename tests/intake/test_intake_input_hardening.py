@@ -370,3 +370,64 @@ def test_gateway_ages_appeals_by_the_intake_max_age_setting() -> None:
 
     assert asyncio.run(go(2)) == 400
     assert asyncio.run(go(4)) == 202
+
+
+# --------------------------------------------------------------------------- attachment sizes
+
+def _with_size(external_id: str, size: Any) -> dict[str, Any]:
+    return canonical(external_id=external_id,
+                     attachments=[{"url": "https://x.example/y.jpg", "size": size}])
+
+
+@pytest.mark.parametrize(("raw", "verdict"), [
+    (b"30000000", "attachment_too_large"), (b"30000000.0", "attachment_too_large"),
+    (b"3e7", "attachment_too_large"), (b"1e300", "attachment_too_large"),
+    (b"20971520.0", 20971520), (b"1e3", 1000), (b"3.5", "wrong_type"),
+])
+def test_an_attachment_size_written_as_a_float_is_the_number_it_is(
+        raw: bytes, verdict: Any) -> None:
+    """JSON Schema's ``integer`` accepts 3e7 and 30000000.0, which orjson reads as floats, and
+    the 20 MiB limit compared ints only: the gateway answered 202, the agent registered the
+    appeal, with a float in the record's integer ``size``. Gateway and agent now agree, and a
+    whole float is stored as an int."""
+    body = orjson.dumps(_with_size("sz-1", 0)).replace(b'"size":0', b'"size":' + raw)
+
+    async def go() -> tuple[int, Any, list[tuple[str, bytes, bytes]]]:
+        async with gateway() as (c, producer, _r):
+            r = await c.post("/v1/appeals", data=body,
+                             headers={**auth(), "Content-Type": "application/json"})
+            return r.status, await r.json(), producer.sent
+
+    status, answer, sent = asyncio.run(go())
+    h = AgentHarness()
+    h.run(h.batch("pos", [body]))
+    if isinstance(verdict, int):
+        assert status == 202
+        [(_b, _k, published)] = sent
+        [(_b, _k, registered)] = h.registered()
+        for value in (published, registered):
+            [attachment] = orjson.loads(value)["attachments"]
+            assert attachment["size"] == verdict and type(attachment["size"]) is int
+    else:
+        assert status == 400 and sent == []
+        assert [e["reason"] for e in answer["errors"]] == [verdict]
+        assert [d[1] for d in h.deadletters()] == [verdict] and not h.registered()
+
+
+@pytest.mark.parametrize(("size", "verdict"), [
+    (30_000_000.0, "attachment_too_large"), (3.7, "wrong_type"), (float("inf"), "wrong_type"),
+    (float("nan"), "wrong_type"), ("3e7", "wrong_type"), (1000.0, 1000),
+])
+def test_a_native_attachment_size_gets_the_canonical_verdict(size: Any, verdict: Any) -> None:
+    """The adapters cut a float size with ``int()``: 3.7 became 3 where the canonical path
+    refuses it, and ``inf`` raised OverflowError (an internal error, not a reason)."""
+    form = {"channel": "web", "submission_id": "f-1", "site": "a.ru", "region": "22",
+            "submitted": "2025-01-14 10:21:00", "fields": {"message": "Яма у дома"},
+            "files": [{"url": "https://x.example/y.jpg", "size": size}]}
+    if isinstance(verdict, int):
+        [attachment] = core.intake_from_dict(form).attachments or []
+        assert attachment.size == verdict and type(attachment.size) is int
+    else:
+        with pytest.raises(InvalidEvent) as info:
+            core.intake_from_dict(form)
+        assert info.value.reason == verdict

@@ -58,6 +58,7 @@ import phonenumbers
 
 from schemas.validation import InvalidEvent
 from streams.settings import ConfigError
+from workers.intake.adapters._common import whole_bytes
 from workers.intake.core import register_normaliser
 from workers.intake.mailbox import UnreadableMailbox, split_mailbox
 
@@ -482,10 +483,13 @@ def _check_attachments(items: list[Any]) -> list[Any]:
             cleaned.append(item)
             continue
         size = item.get("size")
+        if isinstance(size, float):  # 3e7: the int it is, checked and stored as one
+            size = whole_bytes(size, f"attachment {i}: size")
         if isinstance(size, int) and size > cfg.max_attachment_bytes:
+            shown = size if size < 10**15 else "over 10^15"  # 1e300 has 301 digits
             raise InvalidEvent(
                 "attachment_too_large",
-                f"attachment {i}: {size} bytes > {cfg.max_attachment_bytes}",
+                f"attachment {i}: {shown} bytes > {cfg.max_attachment_bytes}",
             )
         url = item.get("url")
         if isinstance(url, str):
@@ -498,6 +502,8 @@ def _check_attachments(items: list[Any]) -> list[Any]:
                 )
         new = dict(item)
         new["url"] = url
+        if "size" in new:
+            new["size"] = size
         if isinstance(new.get("name"), str):
             new["name"] = clean_line(new["name"]) or None
         cleaned.append(new)

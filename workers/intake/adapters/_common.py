@@ -11,6 +11,7 @@ payload cannot be mapped (the code becomes a bounded metric label on the dead-le
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -218,14 +219,27 @@ def attachment(item: Any, *, url: str = "url", name: str = "name", size: str = "
     if s is not None:
         if isinstance(s, bool) or not isinstance(s, int | float | str):
             raise InvalidEvent("wrong_type", "attachment size must be a number")
-        try:
-            out["size"] = int(s)
-        except ValueError:
-            raise InvalidEvent("wrong_type", "attachment size must be a number") from None
+        if isinstance(s, float):
+            out["size"] = whole_bytes(s)
+        else:
+            try:
+                out["size"] = int(s)
+            except ValueError:
+                raise InvalidEvent("wrong_type", "attachment size must be a number") from None
     m = text_or_none(item.get(mime))
     if m is not None:
         out["mime"] = m
     return out
+
+
+def whole_bytes(size: float, where: str = "attachment size") -> int:
+    """A size written as a JSON float (``3e7``, ``30000000.0``: orjson reads both as floats,
+    and JSON Schema's ``integer`` accepts them) as the int it is; ``wrong_type`` when it is not
+    a whole number. The size limit compared ints only, so 30000000.0 and 1e300 passed 20 MiB,
+    and an adapter's ``int()`` cut 3.7 to 3 where the canonical path refused it."""
+    if not math.isfinite(size) or not size.is_integer():
+        raise InvalidEvent("wrong_type", f"{where} must be a whole number of bytes")
+    return int(size)
 
 
 def attachments(items: Any, **names: str) -> list[dict[str, Any]]:
