@@ -242,6 +242,37 @@ def test_an_email_date_of_minus_0000_is_utc(received: str, expected: str) -> Non
     assert iso_datetime(received, region="22", field="received") == expected
 
 
+@pytest.mark.parametrize(("received", "expected"), [
+    ("Tue, 14 Jan 2025 09:12:05 MSK", "2025-01-14T09:12:05+03:00"),
+    ("Tue, 14 Jan 2025 09:12:05 msk (Moscow)", "2025-01-14T09:12:05+03:00"),
+    ("Sat, 14 Jan 2012 09:12:05 MSK", "2012-01-14T09:12:05+04:00"),  # Moscow was +04 then
+    ("Tue, 14 Jan 2025 09:12:05 YEKT", "2025-01-14T09:12:05+05:00"),
+    ("Tue, 14 Jan 2025 09:12:05 KRAT", "2025-01-14T09:12:05+07:00"),
+    ("Tue, 14 Jan 2025 09:12:05 PETT", "2025-01-14T09:12:05+12:00"),
+    ("Tue, 14 Jan 2025 09:12:05 KALT", "2025-01-14T09:12:05+02:00"),
+    ("Tue, 14 Jan 2025 09:12:05 GMT", "2025-01-14T09:12:05+00:00"),
+    ("Tue, 14 Jan 2025 09:12:05 +0300 (MSK)", "2025-01-14T09:12:05+03:00"),
+])
+def test_an_email_date_with_a_russian_zone_name_is_read_in_that_zone(
+        received: str, expected: str) -> None:
+    """Python's RFC 2822 parser knows no ``MSK``: it returned the time without a zone, and
+    the adapter took it as the region's, so 09:12 MSK was 09:12+07:00 in Barnaul, four hours
+    early (and so were the appeal's deadlines)."""
+    from workers.intake.adapters._common import iso_datetime
+
+    assert iso_datetime(received, region="22", field="received") == expected
+
+
+@pytest.mark.parametrize("zone", ["CET", "IST", "XYZ"])
+def test_an_email_date_with_an_unknown_zone_name_is_refused_not_guessed(zone: str) -> None:
+    email = {"channel": "email", "message_id": "<m1@x>", "to": "priemnaya@x.ru", "region": "22",
+             "received": f"Tue, 14 Jan 2025 09:12:05 {zone}", "body": "Нет воды"}
+    with pytest.raises(InvalidEvent) as info:
+        intake_from_dict(email)
+    assert info.value.reason == "invalid_value"
+    assert "received" in info.value.detail and zone not in info.value.detail
+
+
 def test_a_complaint_may_name_any_shipped_authority_by_its_full_name() -> None:
     """complaint_about was capped at 100 characters, and three shipped authorities have
     longer names: a 59-FZ complaint naming one was dead-lettered as too_long, though the

@@ -139,9 +139,11 @@ def iso_datetime(value: Any, *, region: str | None = None, field: str = "submitt
     """An ISO 8601 timestamp with an offset, as the intake schema demands.
 
     Accepted: ISO 8601 (with ``Z``, an offset, or naive), ``DD.MM.YYYY[ HH:MM[:SS]]`` (Russian
-    office style, used by registries and scanned letters), RFC 2822 (e-mail ``Date:``), and Unix
-    epoch seconds or milliseconds. A naive time is taken as local time of the appeal's region
-    (a hotline in Barnaul logs Barnaul time), or Moscow time when the region is unknown.
+    office style, used by registries and scanned letters), RFC 2822 (e-mail ``Date:``; a zone
+    by name only when Python knows it or it is Russian, :data:`RUSSIAN_ZONES`, else
+    ``invalid_value``), and Unix epoch seconds or milliseconds. A naive time is taken as local
+    time of the appeal's region (a hotline in Barnaul logs Barnaul time), or Moscow time when
+    the region is unknown.
     """
     if value is None or value == "":
         raise InvalidEvent("missing_field", f"{field} is missing")
@@ -156,7 +158,14 @@ def iso_datetime(value: Any, *, region: str | None = None, field: str = "submitt
             raise InvalidEvent("invalid_value", f"{field} is out of range") from None
     elif isinstance(value, str):
         raw = value.strip()
-        dt = _parse_text_datetime(raw)
+        try:
+            dt = _parse_text_datetime(raw)
+        except UnknownZone:
+            # the name is not echoed: an unparsed word of the payload
+            raise InvalidEvent(
+                "invalid_value",
+                f"{field} names a time zone intake does not know; send a numeric offset "
+                "(+0300) or a Russian zone's abbreviation (MSK, YEKT, ...)") from None
     if dt is None:
         raise InvalidEvent("invalid_value", f"{field} is not a recognised timestamp")
     if dt.tzinfo is None:
@@ -167,6 +176,23 @@ def iso_datetime(value: Any, *, region: str | None = None, field: str = "submitt
 
 
 _UNKNOWN_LOCAL_ZONE = re.compile(r"\s-0000\s*(\([^()]*\))?\s*$")
+# A zone named by letters at the end of an RFC 2822 date, before an optional comment.
+_ZONE_NAME = re.compile(r"\s([A-Za-z]+)\s*(\([^()]*\))?\s*$")
+#: Russia's zone abbreviations, which Python's RFC 2822 parser does not know (it knows UT,
+#: GMT, Z and the US zones): ``09:12:05 MSK`` came back with no zone and was taken as the
+#: region's local time, 4 hours off in Barnaul. Each names its IANA zone rather than an offset,
+#: because the offsets moved (MSK was +04 from 2011 to 2014, NOVT +06 until 2016).
+RUSSIAN_ZONES = {
+    "KALT": "Europe/Kaliningrad", "MSK": "Europe/Moscow", "SAMT": "Europe/Samara",
+    "YEKT": "Asia/Yekaterinburg", "OMST": "Asia/Omsk", "NOVT": "Asia/Novosibirsk",
+    "KRAT": "Asia/Krasnoyarsk", "IRKT": "Asia/Irkutsk", "YAKT": "Asia/Yakutsk",
+    "VLAT": "Asia/Vladivostok", "MAGT": "Asia/Magadan", "SAKT": "Asia/Sakhalin",
+    "PETT": "Asia/Kamchatka",
+}
+
+
+class UnknownZone(ValueError):
+    """A date ends in a zone name that is neither Python's nor in :data:`RUSSIAN_ZONES`."""
 
 
 def _parse_text_datetime(raw: str) -> datetime | None:
@@ -187,6 +213,16 @@ def _parse_text_datetime(raw: str) -> datetime | None:
         # RFC 5322 3.3: "-0000" is UTC with the sender's zone unknown. Python gives it naive,
         # and as naive it was taken as the region's local time: 7 h off in Barnaul.
         parsed = parsed.replace(tzinfo=UTC)
+    named = _ZONE_NAME.search(raw) if parsed.tzinfo is None else None
+    if named:
+        # A zone name Python does not know also comes back naive. A Russian one is read as
+        # its zone; any other (CET, IST: some are ambiguous) is refused, not guessed.
+        zone = RUSSIAN_ZONES.get(named.group(1).upper())
+        if zone is None:
+            raise UnknownZone(named.group(1))
+        from zoneinfo import ZoneInfo
+
+        parsed = parsed.replace(tzinfo=ZoneInfo(zone))
     return parsed
 
 

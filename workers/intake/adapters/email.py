@@ -9,7 +9,7 @@ Native shape (the mail gateway's JSON rendering of a received message)::
       "to": "priemnaya@minstroy.example.ru",                # the receiving mailbox
       "subject": "...",
       "body": "...",                 # text/plain part (the gateway strips HTML)
-      "received": "Tue, 14 Jan 2025 09:12:05 +0700",          # RFC 2822 or ISO 8601
+      "received": "Tue, 14 Jan 2025 09:12:05 +0700",          # RFC 2822 (MSK too) or ISO 8601
       "region": "22",                # the authority's region (set by the gateway per mailbox)
       "phone": "...",                # when the gateway extracted one from a signature
       "address": "...",
