@@ -241,6 +241,15 @@ WORKER_UP = Gauge(
     "1 while the worker process is running its agents.",
     registry=REGISTRY,
 )
+FAUST_PATCH_ACTIVE = Gauge(
+    "appeals_faust_patch_active",
+    "1 when the worker runs with the Faust patch (fastpath, resume_order, natural_batches), 0 "
+    "when it runs with Faust's own behaviour, which lost records on recovery and stop: the "
+    "installed faust-streaming differs from the checked one (APPEALS_REQUIRE_FAUST_PATCHES="
+    "false) or the patch is turned off.",
+    ["patch"],
+    registry=REGISTRY,
+)
 REDIS_ERRORS = Counter(
     "appeals_redis_errors",
     "Failed Redis operations (the pipeline goes on; Redis holds only derived data).",

@@ -22,6 +22,7 @@ from streams import (
     consumer_tuning,
     end_offsets,
     fastpath,
+    faust_patches,
     fetch_snapshot,
     resume_order,
     rocksdb_store,
@@ -57,6 +58,9 @@ def heartbeat_interval(session_timeout: float) -> float:
 
 
 def create_app(settings: Settings) -> faust.App:
+    # Before anything is patched: a patch that does not match the installed Faust stops the
+    # worker here (FaustPatchError) unless APPEALS_REQUIRE_FAUST_PATCHES is false.
+    faust_patches.check(settings)
     ack_safety.install()
     changelog_flush.install()
     fastpath.install(settings.faust_fastpath)

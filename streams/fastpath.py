@@ -87,6 +87,11 @@ def source_digest() -> str:
     return faust_sources.digest(original)
 
 
+def installed() -> bool:
+    """Whether :func:`install` replaced Faust's hand-off in this process."""
+    return _installed
+
+
 def refetched(offset: int, committed: int | None) -> bool:
     """A record below the read offset that must still be delivered: read again after a seek.
 

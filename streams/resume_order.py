@@ -144,6 +144,11 @@ _REPLACEMENTS = {"on_recovery_completed": on_recovery_completed,
                  "_resume_streams": _resume_streams}
 
 
+def installed() -> bool:
+    """Whether :func:`install` replaced Faust's methods in this process."""
+    return bool(_originals)
+
+
 def install(enabled: bool = True) -> bool:
     """Replace both methods once per process; returns whether the seek-first order is active."""
     if not enabled:

@@ -117,6 +117,14 @@ class Settings:
     """APPEALS_GC_THRESHOLD: worker GC thresholds "gen0,gen1,gen2"; "python" leaves GC as is."""
     faust_fastpath: bool = True
     """APPEALS_FAUST_FASTPATH: hand fetched records to streams without a task per record."""
+    require_faust_patches: bool = True
+    """APPEALS_REQUIRE_FAUST_PATCHES: refuse to start when a Faust patch the loss fixes rest on
+    (fastpath, resume_order, natural_batches) does not match the installed faust-streaming.
+
+    false: start anyway with Faust's own behaviour for it (a warning in the log, and
+    ``appeals_faust_patch_active`` 0, alert AppealsFaustPatchInactive), which lost records on
+    table recovery and on stop; only to keep a worker running while a Faust upgrade is
+    checked (streams/faust_patches.py)."""
     max_text_length: int = 20_000
     """APPEALS_MAX_TEXT_LENGTH: longest appeal text accepted, characters."""
     max_message_bytes: int = 1_000_000

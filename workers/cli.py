@@ -236,6 +236,18 @@ def _override(settings: Settings, **changes: Any) -> Settings:
         raise SystemExit(2) from None
 
 
+def check_faust_patches(settings: Settings) -> None:
+    """Stop with one line, exit 2, when a Faust patch the loss fixes rest on cannot be
+    installed on this faust-streaming (unless APPEALS_REQUIRE_FAUST_PATCHES=false)."""
+    from streams.faust_patches import FaustPatchError, check
+
+    try:
+        check(settings, warn=False)  # create_app warns, once
+    except FaustPatchError as exc:
+        print(f"appeals worker: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     settings = _settings()
     changes: dict[str, Any] = {}
@@ -257,6 +269,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from workers.pipeline import run_worker
 
     check_environment()  # a bad APPEALS_NEAR_DUP_* or APPEALS_PHONE_REGION: one line, exit 2
+    check_faust_patches(settings)  # before Kafka: a Faust the patches do not fit, one line
     with kafka_errors("worker", settings.kafka, "--kafka" if args.kafka else "APPEALS_KAFKA"):
         ensure_topics(settings)
     run_worker(settings, create_topics=False)

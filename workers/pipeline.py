@@ -16,7 +16,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from monitoring import metrics
-from streams import fastpath, gc_tuning
+from streams import fastpath, faust_patches, gc_tuning
 from streams.app import create_app
 from streams.payload_logging import quiet_payload_loggers
 from streams.settings import Settings
@@ -43,6 +43,9 @@ def build_worker(settings: Settings) -> tuple[faust.App, WorkerContext]:
     from workers.classification.classifier import load_classifier
 
     app = create_app(settings)
+    active = faust_patches.active()
+    for patch in faust_patches.PATCHES:
+        metrics.FAUST_PATCH_ACTIVE.labels(patch=patch).set(1 if active[patch] else 0)
     ctx = WorkerContext.create(app, settings)
     router, rules_path = load_router(settings)
     started = time.perf_counter()

@@ -123,6 +123,55 @@ def test_worker_metrics_port_in_use_stops_before_kafka(capsys: Any,
         assert f"(APPEALS_METRICS_PORT={port}): address already in use" in one_line(err)
 
 
+def _changed_faust(monkeypatch: pytest.MonkeyPatch, qualname: str) -> None:
+    """``qualname`` (a Faust function a patch replaces) looks like another release's."""
+    from streams import faust_sources
+
+    real = faust_sources.digest
+    monkeypatch.setattr(faust_sources, "digest", lambda f: "0" * 64
+                        if getattr(f, "__qualname__", "") == qualname else real(f))
+
+
+class _Started(Exception):
+    """The worker went on to create its topics."""
+
+
+def test_worker_refuses_a_faust_its_patches_do_not_match(capsys: Any,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """An untested faust-streaming (an image built from unpinned ranges) switched the loss fixes
+    off with a warning only; the worker now stops before Kafka, naming patch and versions."""
+    from importlib import metadata
+
+    _changed_faust(monkeypatch, "Consumer._drain_messages")
+    rc, err = run(["worker", "--metrics-port", "0"], capsys)
+    assert rc == 2
+    line = one_line(err)
+    assert line.startswith(f"appeals worker: faust-streaming {metadata.version('faust-streaming')}"
+                           f", aiokafka {metadata.version('aiokafka')} installed"), line
+    assert "fastpath (Consumer._drain_messages)" in line
+    assert "APPEALS_REQUIRE_FAUST_PATCHES=false" in line
+
+
+def test_worker_starts_on_such_a_faust_when_allowed(capsys: Any,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import streams.topics
+
+    def started(*_: Any, **__: Any) -> list[str]:
+        raise _Started
+
+    monkeypatch.setattr(streams.topics, "ensure_topics", started)
+    monkeypatch.setattr(cli, "broker_unreachable", lambda *_: "")  # as if a broker answered
+    _changed_faust(monkeypatch, "Consumer._drain_messages")
+    monkeypatch.setenv("APPEALS_REQUIRE_FAUST_PATCHES", "false")
+    with pytest.raises(_Started):
+        run(["worker", "--metrics-port", "0"], capsys)
+    # Turned off, the patch is not required either.
+    monkeypatch.delenv("APPEALS_REQUIRE_FAUST_PATCHES")
+    monkeypatch.setenv("APPEALS_FAUST_FASTPATH", "0")
+    with pytest.raises(_Started):
+        run(["worker", "--metrics-port", "0"], capsys)
+
+
 def test_api_port_in_use_as_a_process() -> None:
     with taken_port("127.0.0.1") as port:
         proc = subprocess.run(

@@ -16,7 +16,8 @@ TEST_FILES = sorted((PROM / "tests").glob("*.yml"))
 SEVERITIES = {"warning", "critical", "page"}
 # Labels an annotation may print: ids of bounded things, never of appeals or people.
 PRINTABLE_LABELS = {"instance", "job", "topic", "partition", "stage", "reason", "regime",
-                    "authority", "level", "channel", "category", "window"}  # fmt: skip
+                    "authority", "level", "channel", "category", "window",
+                    "patch"}  # fmt: skip
 
 
 def _rel(path: Path) -> str:
