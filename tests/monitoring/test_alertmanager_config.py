@@ -23,6 +23,7 @@ from monitoring_support import MONITORING, REPO, require_tool, run_tool
 
 from schemas.records import SlaAlert
 from workers.notify.delivery import alertmanager_alert
+from workers.notify.webhook_sink import recipient
 
 CONFIG = MONITORING / "alertmanager" / "alertmanager.yml"
 REL = str(CONFIG.relative_to(REPO))
@@ -30,16 +31,19 @@ REL = str(CONFIG.relative_to(REPO))
 # labels -> receivers that must get the alert (in order)
 ROUTES = [
     ({"alertname": "AppealSlaWarning", "authority": "22-minzhkh", "severity": "warning",
-      "regime": "fz59", "region": "22"}, ["22-minzhkh-supervisors"]),
+      "regime": "fz59", "region": "22"}, ["authority-supervisors"]),
     ({"alertname": "AppealSlaBreach", "authority": "22-barnaul-kzhkh", "severity": "critical",
-      "regime": "pos", "region": "22"}, ["22-barnaul-kzhkh-supervisors"]),
+      "regime": "pos", "region": "22"}, ["authority-supervisors"]),
+    # One of the 37 packaged authorities that had no route and went to the situation centre.
+    ({"alertname": "AppealSlaBreach", "authority": "22-vet", "severity": "critical",
+      "regime": "pos", "region": "22"}, ["authority-supervisors"]),
     ({"alertname": "AppealSlaEscalation", "authority": "22-minzhkh", "severity": "page",
       "regime": "fz59", "region": "22"},
-     ["regional-situation-centre-escalations", "22-minzhkh-supervisors"]),
+     ["regional-situation-centre-escalations", "authority-supervisors"]),
     ({"alertname": "AppealsAuthorityBreachRateHigh", "authority": "22-barnaul-kzhkh",
-      "severity": "critical"}, ["22-barnaul-kzhkh-supervisors"]),
-    # An authority without its own route: the regional situation centre.
-    ({"alertname": "AppealSlaBreach", "authority": "22-unknown-body", "severity": "critical"},
+      "severity": "critical"}, ["authority-supervisors"]),
+    # An alert about no authority that is neither a platform nor an SLO alert: the centre.
+    ({"alertname": "AppealsTriageWaiting", "severity": "warning"},
      ["regional-situation-centre"]),
     ({"alertname": "AppealsWorkerDown", "team": "platform", "severity": "warning",
       "instance": "worker-1:9464"}, ["appeals-platform-oncall"]),
@@ -314,10 +318,18 @@ def test_the_authoritys_supervisors_are_notified_of_every_appeal(tmp_path):
             ((path, payload), *_) = notified("b" * 24, "AppealSlaBreach")
             _api(base, "/api/v2/alerts", [_sla("c" * 24, "warning")])
             notified("c" * 24, "AppealSlaWarning")
+            # An authority without a route of its own until the single authority route.
+            _api(base, "/api/v2/alerts", [_sla("d" * 24, "breach", authority="22-vet")])
+            ((vet_path, vet_payload), *_) = notified("d" * 24, "AppealSlaBreach")
     finally:
         sink.shutdown()
         sink.server_close()
-    assert path == "/hooks/authority/22-minzhkh"
+    assert path == "/hooks/authority"
+    assert payload["receiver"] == "authority-supervisors"
     assert payload["groupLabels"] == {"alertname": "AppealSlaBreach", "authority": "22-minzhkh"}
     assert sorted(a["labels"]["appeal"] for a in payload["alerts"]) == ["a" * 24, "b" * 24]
-    assert {p for p, _ in sink.posts} == {"/hooks/authority/22-minzhkh"}
+    # The compose stand-in (as the notification gateway) dispatches on the group's authority.
+    assert recipient(path, payload) == "/hooks/authority/22-minzhkh"
+    assert recipient(vet_path, vet_payload) == "/hooks/authority/22-vet"
+    assert [a["labels"]["appeal"] for a in vet_payload["alerts"]] == ["d" * 24]
+    assert {p for p, _ in sink.posts} == {"/hooks/authority"}

@@ -27,7 +27,8 @@ def sink() -> Iterator[str]:
 
 
 PAYLOAD = {
-    "version": "4", "status": "firing", "receiver": "22-minzhkh-supervisors",
+    "version": "4", "status": "firing", "receiver": "authority-supervisors",
+    "groupLabels": {"alertname": "AppealSlaBreach", "authority": "22-minzhkh"},
     "alerts": [{"status": "firing", "labels": {
         "alertname": "AppealSlaBreach", "authority": "22-minzhkh", "severity": "critical"}}],
 }
@@ -35,7 +36,7 @@ PAYLOAD = {
 
 def test_logs_each_alert_and_answers_200(sink: str, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="appeals.notify_sink")
-    req = urllib.request.Request(sink + "/hooks/authority/22-minzhkh",
+    req = urllib.request.Request(sink + "/hooks/authority",
                                  data=json.dumps(PAYLOAD).encode(), method="POST",
                                  headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=5) as resp:
@@ -44,6 +45,22 @@ def test_logs_each_alert_and_answers_200(sink: str, caplog: pytest.LogCaptureFix
             "severity=critical") in caplog.messages
     with urllib.request.urlopen(sink + "/healthz", timeout=5) as resp:
         assert resp.status == 200
+
+
+def test_the_supervisors_hook_dispatches_on_the_groups_authority() -> None:
+    """Alertmanager cannot put the authority into the receiver's URL: one receiver posts every
+    authority's notifications to /hooks/authority, and the gateway reads whose they are from
+    groupLabels (the route groups by authority)."""
+    alert = {"status": "firing", "labels": {"alertname": "AppealSlaWarning", "authority": "22-vet"}}
+    payload = {"groupLabels": {"alertname": "AppealSlaWarning", "authority": "22-vet"},
+               "alerts": [alert]}
+    assert describe("/hooks/authority", payload) == [
+        "/hooks/authority/22-vet firing alertname=AppealSlaWarning authority=22-vet"]
+    assert describe("/hooks/situation-centre", payload)[0].startswith(
+        "/hooks/situation-centre firing")
+    for group in ({}, {"authority": "../x y"}, {"authority": ""}):
+        line = describe("/hooks/authority", {"groupLabels": group, "alerts": [alert]})[0]
+        assert line.startswith("/hooks/authority (no authority in groupLabels"), line
 
 
 def test_rejects_what_is_not_json(sink: str) -> None:

@@ -9,6 +9,12 @@ the SLA alerts' stage and appeal id (labels only: they never hold personal data)
 ``docker compose logs notify-gateway`` shows what would have been sent. It answers
 ``GET /healthz`` for the compose healthcheck.
 
+Every authority's alerts reach it through one receiver, ``authority-supervisors``, posting to
+``/hooks/authority``: Alertmanager cannot put a label into a webhook URL, so the notification
+gateway picks the supervisors by the notification's ``groupLabels.authority`` (the route groups
+by authority, so a notification is one authority's). The stand-in does the same and logs such
+a notification under ``/hooks/authority/<authority>``, the supervisors it would have reached.
+
     python -m workers.notify.webhook_sink [--host 0.0.0.0] [--port 8080]
 """
 
@@ -17,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -33,10 +40,30 @@ SHOWN_LABELS = ("alertname", "authority", "severity", "regime", "team", "slo", "
                 "stage", "appeal")
 
 
+#: The supervisors' receiver of every authority (monitoring/alertmanager/alertmanager.yml).
+AUTHORITY_HOOK = "/hooks/authority"
+#: What an authority id of the routing rules looks like (``22-minzhkh``); anything else is not
+#: put into a log line as a path.
+AUTHORITY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def recipient(path: str, payload: dict[str, Any]) -> str:
+    """Where a notification goes: the hook's path, or for the supervisors' hook the path of the
+    authority its ``groupLabels.authority`` names."""
+    if path.split("?", 1)[0].rstrip("/") != AUTHORITY_HOOK:
+        return path
+    group = payload.get("groupLabels")
+    authority = group.get("authority") if isinstance(group, dict) else None
+    if isinstance(authority, str) and AUTHORITY_ID.fullmatch(authority):
+        return f"{AUTHORITY_HOOK}/{authority}"
+    return f"{AUTHORITY_HOOK} (no authority in groupLabels: nobody's supervisors)"
+
+
 def describe(path: str, payload: Any) -> list[str]:
     """One log line per alert of an Alertmanager webhook payload."""
     if not isinstance(payload, dict) or not isinstance(payload.get("alerts"), list):
         return [f"{path}: not an Alertmanager webhook payload"]
+    path = recipient(path, payload)
     lines = []
     for alert in payload["alerts"]:
         labels = alert.get("labels") if isinstance(alert, dict) else None
