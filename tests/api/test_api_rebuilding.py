@@ -87,6 +87,10 @@ def test_an_emptied_read_model_is_503_rebuilding_until_every_partition_published
             await publish(redis, f"{settings.app_id}:", 1, PartitionAggregates())
             r = await client.get(READS[0])
             assert (r.status, await _code(r)) == (503, "rebuilding")
+            # Some partitions published and not the rest: the message names the setting an
+            # API configured with more partitions than the topics have would wait on for ever.
+            assert "1 of 2 partitions" in (message := (await r.json())["error"]["message"])
+            assert "APPEALS_PARTITIONS (2)" in message
             assert (await (await client.get("/healthz")).json())["partitions_published"] == 1
 
             await seed(redis, settings)  # the workers' rebuild: every partition again

@@ -135,7 +135,13 @@ class ReadModelRebuilding(Exception):
     """
 
     def __init__(self, published: int, expected: int) -> None:
-        super().__init__(f"{published} of {expected} partitions have published their figures")
+        message = f"{published} of {expected} partitions have published their figures"
+        if published:
+            # Some published and the rest never do: an API configured with more partitions
+            # than the topics have waits for ever, and this is all an operator sees of it.
+            message += (f"; if this lasts while the workers run, check that APPEALS_PARTITIONS "
+                        f"({expected}) is the partition count of the appeals topics")
+        super().__init__(message)
         self.published, self.expected = published, expected
 
 
