@@ -124,3 +124,71 @@ def test_a_token_longer_than_any_word_is_not_spell_checked(monkeypatch: pytest.M
     assert calls == []
     assert n.spell_fix("отапление") == "отопление"  # a real typo is still corrected
     assert calls
+
+
+#: :data:`.normalize.MAX_SPELL_FIXES` and :data:`.normalize.MAX_TOKENS` (literal, so these
+#: tests fail by their assertions, not by an import, on code without the budget).
+_BUDGET = 20
+_MAX_TOKENS = 1000
+
+
+def _fresh_unknown_words(n: int) -> list[str]:
+    """``n`` distinct random Cyrillic words no cache has seen (uuid-seeded)."""
+    import random
+    import uuid
+
+    rng = random.Random(uuid.uuid4().int)
+    letters = "бвгджзклмнпрстфхцчшщ"
+    return ["".join(rng.choice(letters) for _ in range(12)) for _ in range(n)]
+
+
+def test_a_text_of_unknown_words_gets_at_most_the_budget_of_corrections(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each correction costs up to ~450 dictionary look-ups: 20 texts of 20,000 characters of
+    random words took 11 s and a batch held the routing worker's event loop for minutes
+    (review of session 18). Counts calls, both on the inference path and in :func:`analyse`."""
+    from workers.classification import normalize as n
+    from workers.classification.classifier import DEFAULT_MODEL_PATH, Classifier, read_artifact
+    from workers.classification.features import analyse
+    from workers.classification.lexicons import load_lexicons
+
+    fresh = Classifier(read_artifact(DEFAULT_MODEL_PATH), load_lexicons())
+    calls: list[str] = []
+    real = n.spell_fix
+    monkeypatch.setattr(n, "spell_fix", lambda w: calls.append(w) or real(w))
+    words = _fresh_unknown_words(3 * _BUDGET)
+    text = "Прорвало трубу " + " ".join(words)
+    res = fresh.classify(text)
+    assert 0 < len(set(calls) & set(words)) <= _BUDGET
+    assert res.category == "housing_utilities"
+    calls.clear()
+    words = _fresh_unknown_words(3 * _BUDGET)
+    doc = analyse(" ".join(words))
+    assert 0 < len(set(calls) & set(words)) <= _BUDGET
+    # Past the budget an unknown word is its own lemma.
+    assert doc.lemmas[-1] == doc.tokens[-1]
+
+
+def test_the_budget_is_per_text_and_a_repeat_of_a_corrected_word_stays_corrected() -> None:
+    from workers.classification import normalize as n
+
+    assert n.MAX_SPELL_FIXES == _BUDGET
+    toks = ["отапление", *_fresh_unknown_words(_BUDGET + 5), "отапление"]
+    mask = n.spell_fix_mask(toks)
+    assert mask[0] and mask[-1]
+    assert sum(not m for m in mask) == 6
+    assert all(n.spell_fix_mask(["отапление"]))
+
+
+def test_only_the_first_max_tokens_of_a_text_are_classified() -> None:
+    from workers.classification import normalize as n
+    from workers.classification.classifier import load_classifier
+    from workers.classification.features import analyse
+
+    enc = load_classifier().featurizer._encoder()
+    long = "ямы на дороге " * _MAX_TOKENS + "пахнет газом"
+    assert enc.ids_of_texts([long, "яма"])[1] == [_MAX_TOKENS, 1]
+    assert len(analyse(long).tokens) == _MAX_TOKENS
+    glued = ",".join(["яма"] * (2 * _MAX_TOKENS))  # one whitespace chunk
+    assert enc.ids_of_texts([glued])[1] == [_MAX_TOKENS]
+    assert n.MAX_TOKENS == _MAX_TOKENS

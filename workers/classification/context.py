@@ -112,9 +112,10 @@ _VERBISH = ("VERB", "INFN", "PRTS", "PRTF", "GRND")
 
 
 @lru_cache(maxsize=262_144)
-def token_flags(token: str) -> int:
-    """Context flags of one normalised token (cached: the inference hot path sees each once)."""
-    lem = lemma(token)
+def token_flags(token: str, fix: bool = True) -> int:
+    """Context flags of one normalised token (cached: the inference hot path sees each once);
+    ``fix`` as in :func:`.normalize.lemma`."""
+    lem = lemma(token, fix)
     f = 0
     if lem in NEG:
         f |= F_NEG
@@ -134,7 +135,7 @@ def token_flags(token: str) -> int:
     if lem in FIX:
         f |= F_FIXLEM
     if len(token) > 2:
-        tag = morph_tag(token)
+        tag = morph_tag(token, fix)
         if lem in SYMPTOM:
             f |= F_NEGATABLE
             if "gent" in tag:

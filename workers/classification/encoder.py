@@ -25,7 +25,17 @@ from scipy import sparse
 
 from .context import HIT_KINDS, context_row, hit_kinds, token_flags
 from .lexicons import CATEGORIES, CUE_NAMES, _Entry, _positions, entry_matches
-from .normalize import FROST_TOKEN, char_ngrams, chunk_tokens, lemma, split_chunks
+from .normalize import (
+    FROST_TOKEN,
+    MAX_SPELL_FIXES,
+    MAX_TOKENS,
+    char_ngrams,
+    chunk_tokens,
+    lemma,
+    needs_spell_fix,
+    spell_fix_mask,
+    split_chunks,
+)
 
 if TYPE_CHECKING:
     from .features import Doc, Featurizer
@@ -118,7 +128,13 @@ class BatchEncoder:
     # -- record table --------------------------------------------------------------------
     def _clear(self) -> None:
         self._rid: dict[str, int] = {}
+        #: Records of unknown words lemmatised without a spelling fix (a text past its
+        #: :data:`.normalize.MAX_SPELL_FIXES`).
+        self._rid_raw: dict[str, int] = {}
+        #: Chunks with no word to spell-correct → record ids; chunks with one → their tokens
+        #: (whether a word is corrected depends on the text's budget, not on the chunk).
         self._chunks: dict[str, tuple[int, ...]] = {}
+        self._fix_chunks: dict[str, tuple[str, ...]] = {}
         self._lem: list[str] = []
         self._chars: list[bytes] = []
         self._hits: list[tuple[_Hit, ...]] = []
@@ -138,14 +154,16 @@ class BatchEncoder:
             new[: len(old)] = old
             setattr(self, name, new)
 
-    def _record(self, tok: str) -> int:
-        """Id of the record for one normalised token (created on first sight)."""
-        rid = self._rid.get(tok)
+    def _record(self, tok: str, fix: bool = True) -> int:
+        """Id of the record for one normalised token (created on first sight); ``fix`` false:
+        lemmatised without a spelling fix (:func:`.normalize.spell_fix_mask`)."""
+        table = self._rid if fix else self._rid_raw
+        rid = table.get(tok)
         if rid is not None:
             return rid
         feat, stop = self.feat, self._stop
         wv, cv = feat.word_vocab, feat.char_vocab
-        lem = lemma(tok)
+        lem = lemma(tok, fix)
         rid = len(self._lem)
         if rid >= len(self._wcol):
             self._grow()
@@ -167,17 +185,13 @@ class BatchEncoder:
         known = not in_stop and w is not None and lem != FROST_TOKEN
         self._flags[rid] = (known | (content << 1)
                             | ((lem in self._neg) << 2) | (bool(hits) << 3))
-        self._cflags[rid] = token_flags(tok) if feat.context else 0
-        self._rid[tok] = rid
+        self._cflags[rid] = token_flags(tok, fix) if feat.context else 0
+        table[tok] = rid
         return rid
 
-    def _chunk(self, chunk: str) -> tuple[int, ...]:
-        ids = tuple(self._record(t) for t in chunk_tokens(chunk))
-        self._chunks[chunk] = ids
-        return ids
-
     def _check_limits(self) -> None:
-        if len(self._rid) > TOKEN_LIMIT or len(self._chunks) > CHUNK_LIMIT:
+        if (len(self._rid) + len(self._rid_raw) > TOKEN_LIMIT
+                or len(self._chunks) + len(self._fix_chunks) > CHUNK_LIMIT):
             self._clear()
 
     # -- batches -------------------------------------------------------------------------
@@ -185,13 +199,41 @@ class BatchEncoder:
         """Record ids of all tokens of all texts (flat) and the token count per text."""
         self._check_limits()
         get = self._chunks.get
+        get_fix = self._fix_chunks.get
+        record = self._record
         flat: list[int] = []
         lens: list[int] = []
         for t in texts:
             start = len(flat)
+            end = start + MAX_TOKENS
+            fixed: set[str] = set()  # the unknown words corrected in this text so far
             for c in split_chunks(t if isinstance(t, str) else ""):
                 ids = get(c)
-                flat += ids if ids is not None else self._chunk(c)
+                if ids is not None and len(flat) + len(ids) <= end:
+                    flat += ids
+                    continue
+                toks = get_fix(c)
+                if toks is None:
+                    toks = tuple(chunk_tokens(c))
+                    if not any(map(needs_spell_fix, toks)):
+                        if len(flat) + len(toks) <= end:
+                            ids = self._chunks[c] = tuple(map(record, toks))
+                            flat += ids
+                            continue
+                    else:
+                        self._fix_chunks[c] = toks
+                # The text's last chunk(s) within MAX_TOKENS, or a chunk with unknown words:
+                # same rule as :func:`.normalize.spell_fix_mask`, token by token.
+                for tok in toks[: end - len(flat)]:
+                    fix = True
+                    if needs_spell_fix(tok) and tok not in fixed:
+                        if len(fixed) >= MAX_SPELL_FIXES:
+                            fix = False
+                        else:
+                            fixed.add(tok)
+                    flat.append(record(tok, fix))
+                if len(flat) >= end:
+                    break
             lens.append(len(flat) - start)
         return flat, lens
 
@@ -201,7 +243,8 @@ class BatchEncoder:
         flat: list[int] = []
         lens: list[int] = []
         for d in docs:
-            flat.extend(self._record(t) for t in d.tokens)
+            flat.extend(self._record(t, m)
+                        for t, m in zip(d.tokens, spell_fix_mask(d.tokens), strict=True))
             lens.append(len(d.tokens))
         return flat, lens
 

@@ -27,7 +27,7 @@ from scipy import sparse
 from .context import CTX_NAMES
 from .encoder import BatchEncoder, tfidf_inplace
 from .lexicons import CUE_NAMES, LEGACY_CUE_NAMES, LexiconSet
-from .normalize import char_ngrams, lemma, tokenize
+from .normalize import MAX_TOKENS, char_ngrams, lemma, spell_fix_mask, tokenize
 
 __all__ = ["Doc", "Featurizer", "analyse"]
 
@@ -51,8 +51,8 @@ class Doc:
 
 def analyse(text: str) -> Doc:
     """Normalise one text into tokens + lemmas (cached per token in :mod:`normalize`)."""
-    toks = tokenize(text or "")
-    return Doc(toks, [lemma(t) for t in toks])
+    toks = tokenize(text or "")[:MAX_TOKENS]
+    return Doc(toks, [lemma(t, m) for t, m in zip(toks, spell_fix_mask(toks), strict=True)])
 
 
 _NEG = frozenset({"не", "ни"})

@@ -13,19 +13,24 @@ before, which is what keeps batched classification at thousands of appeals per s
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from functools import lru_cache
 
 import pymorphy3
 
 __all__ = [
     "FROST_TOKEN",
+    "MAX_SPELL_FIXES",
+    "MAX_TOKENS",
     "char_ngrams",
     "chunk_tokens",
     "lemma",
     "lemmatize",
     "morph_tag",
+    "needs_spell_fix",
     "normalize_text",
     "spell_fix",
+    "spell_fix_mask",
     "split_chunks",
     "stem",
     "tokenize",
@@ -223,6 +228,46 @@ def spell_fix(token: str) -> str:
     return token
 
 
+#: Distinct unknown words of one text that get a spelling fix (:func:`spell_fix`) and
+#: pymorphy3's guessed lemma; later unknown words of that text are taken as written. A
+#: correction costs up to ~450 dictionary look-ups (a 12-letter word) and a guess about as much
+#: as all other features of the word, so a hostile 20,000-character text of random words took
+#: 0.56 s and a batch of them held the routing worker's event loop for minutes (review of
+#: session 18). No text of the corpus has more than 5 unknown words, so the budget changes no
+#: training feature; a real appeal with 20 typos is rare enough that its 21st may stay as typed.
+MAX_SPELL_FIXES = 20
+#: Tokens of one text that are classified; the rest is left out. An appeal states its subject
+#: early, and no corpus text has more than 91 tokens, so this changes no training feature; it
+#: bounds the per-token cost (features of each new word) of a hostile 20,000-character text
+#: of short random words (review of session 18).
+MAX_TOKENS = 1000
+
+
+@lru_cache(maxsize=262_144)
+def needs_spell_fix(token: str) -> bool:
+    """Whether ``token`` is a word pymorphy3 does not know, which :func:`lemma` would correct
+    or guess (a Cyrillic token of two letters or more): the words :data:`MAX_SPELL_FIXES`
+    counts."""
+    return (len(token) >= 2 and _CYR_RE.search(token) is not None
+            and not _MORPH.word_is_known(token))
+
+
+def spell_fix_mask(tokens: Sequence[str]) -> list[bool]:
+    """Per token of one text: may it be spell-corrected? False for the unknown words after the
+    first :data:`MAX_SPELL_FIXES` distinct ones (a repeat of a corrected word is corrected)."""
+    fixed: set[str] = set()
+    out: list[bool] = []
+    for t in tokens:
+        ok = True
+        if needs_spell_fix(t) and t not in fixed:
+            if len(fixed) >= MAX_SPELL_FIXES:
+                ok = False
+            else:
+                fixed.add(t)
+        out.append(ok)
+    return out
+
+
 @lru_cache(maxsize=65_536)
 def _first_parse(token: str) -> pymorphy3.analyzer.Parse:
     """pymorphy3's first parse of a token after :func:`spell_fix` (shared by :func:`lemma` and
@@ -231,28 +276,34 @@ def _first_parse(token: str) -> pymorphy3.analyzer.Parse:
 
 
 @lru_cache(maxsize=262_144)
-def lemma(token: str) -> str:
+def lemma(token: str, fix: bool = True) -> str:
     """The pymorphy3 normal form of one token (first parse), ё folded; cached because it's hot.
 
     Unknown words first get a one-edit spelling fix (:func:`spell_fix`), so a typo'd
-    «сосуоьки» still reaches the lexicons as «сосулька».
+    «сосуоьки» still reaches the lexicons as «сосулька». With ``fix`` false (the text's
+    budget is spent, :func:`spell_fix_mask`) an unknown word is its own lemma: pymorphy3's
+    guess for an unknown word costs as much again as the rest of its features.
     """
     if len(token) < 2 or _CYR_RE.search(token) is None:
         return token
+    if not fix and needs_spell_fix(token):
+        return token.replace("ё", "е")
     return str(_first_parse(token).normal_form).replace("ё", "е")
 
 
-def morph_tag(token: str) -> str:
+def morph_tag(token: str, fix: bool = True) -> str:
     """The grammatical tag of :func:`lemma`'s parse as text («VERB,perf,intr plur,past,indc»);
-    empty for tokens :func:`lemma` leaves alone (one letter, no Cyrillic)."""
-    if len(token) < 2 or _CYR_RE.search(token) is None:
+    empty for tokens :func:`lemma` leaves alone (one letter, no Cyrillic, an unknown word past
+    the text's spelling budget)."""
+    if len(token) < 2 or _CYR_RE.search(token) is None or (not fix and needs_spell_fix(token)):
         return ""
     return str(_first_parse(token).tag)
 
 
 def lemmatize(text: str) -> list[str]:
     """Text → list of lemmas; the representation used by the word features and the lexicons."""
-    return [lemma(t) for t in tokenize(text)]
+    toks = tokenize(text)
+    return [lemma(t, m) for t, m in zip(toks, spell_fix_mask(toks), strict=True)]
 
 
 _STEMMER = None
