@@ -192,3 +192,30 @@ def test_only_the_first_max_tokens_of_a_text_are_classified() -> None:
     glued = ",".join(["яма"] * (2 * _MAX_TOKENS))  # one whitespace chunk
     assert enc.ids_of_texts([glued])[1] == [_MAX_TOKENS]
     assert n.MAX_TOKENS == _MAX_TOKENS
+
+
+@pytest.mark.parametrize("mark", ["\u0301", "\u0300", "\u00ad", "\u200b", "\u200c", "\u200d",
+                                  "\u2060", "\ufeff"])
+def test_stress_marks_and_invisible_characters_do_not_split_words(mark: str) -> None:
+    """The token pattern read them as separators: «све́та» was «све» + «та» (review of
+    session 18)."""
+    from workers.classification.normalize import chunk_tokens, split_chunks
+
+    text = f"Нет све{mark}та во всём до{mark}ме, Га{mark}зом пахнет"
+    expected = ["нет", "света", "во", "всем", "доме", "газом", "пахнет"]
+    assert tokenize(text) == expected
+    assert [t for c in split_chunks(text) for t in chunk_tokens(c)] == expected
+
+
+def test_decomposed_letters_are_one_letter() -> None:
+    import unicodedata
+
+    text = "Всё ещё нет горячей воды"
+    assert tokenize(unicodedata.normalize("NFD", text)) == tokenize(text)
+
+
+def test_a_stressed_power_cut_is_urgent() -> None:
+    from workers.classification.classifier import load_classifier
+
+    res = load_classifier().classify("Нет све\u0301та во всём до\u0301ме")
+    assert res.urgent and res.category == "housing_utilities"

@@ -13,6 +13,7 @@ before, which is what keeps batched classification at thousands of appeals per s
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -101,11 +102,30 @@ _LAT_RE = re.compile(r"[a-z]")
 _MORPH = pymorphy3.MorphAnalyzer()
 
 
+#: Deleted before anything else: stress marks (U+0300, U+0301: «све́та», kept by intake's NFC
+#: because no precomposed Cyrillic letter carries them) and invisible format characters (soft
+#: hyphen, zero-width space / non-joiner / joiner, word joiner, BOM). The token pattern reads
+#: them as separators, so «све́та» became «све» + «та» and a soft hyphen split «Га­зом»: the
+#: emergency words were lost (review of session 18).
+_INVISIBLE = dict.fromkeys(map(ord, "\u0300\u0301\u00ad\u200b\u200c\u200d\u2060\ufeff"))
+
+
+def _clean(text: str) -> str:
+    """:data:`_INVISIBLE` deleted and the text in NFC (a decomposed «й» is one letter again).
+
+    Decomposed first: NFC alone would compose «е» + U+0300 into «ѐ» and «г» + U+0301 into «ѓ»,
+    letters no Russian word has."""
+    if not text.isascii():
+        text = unicodedata.normalize(
+            "NFC", unicodedata.normalize("NFD", text).translate(_INVISIBLE))
+    return text
+
+
 def normalize_text(text: str) -> str:
     """Lower-case, fold ё→е, mark frost and collapse «ААААА» so caps and emphasis don't matter."""
     if not text:
         return ""
-    s = text.lower().replace("ё", "е")
+    s = _clean(text).lower().replace("ё", "е")
     s = _FROST_RE.sub(_mark_frost, s)
     return _REPEAT_RE.sub(r"\1", s)
 
@@ -150,7 +170,7 @@ def split_chunks(text: str) -> list[str]:
     """
     if not text:
         return []
-    s = text.lower().replace("ё", "е")
+    s = _clean(text).lower().replace("ё", "е")
     for trig in _FROST_TRIGGERS:
         if trig in s:
             s = _FROST_RE.sub(_mark_frost, s)
