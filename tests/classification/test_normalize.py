@@ -219,3 +219,34 @@ def test_a_stressed_power_cut_is_urgent() -> None:
 
     res = load_classifier().classify("Нет све\u0301та во всём до\u0301ме")
     assert res.urgent and res.category == "housing_utilities"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("ПAXHET ГAЗOM B ПOДЪEЗДE", ["пахнет", "газом", "в", "подъезде"]),
+    ("HET CBETA BO BCЁM ДOME", ["нет", "света", "во", "всем", "доме"]),
+    ("ПРOPBAЛO TPУБУ", ["прорвало", "трубу"]),
+])
+def test_caps_latin_look_alikes_b_h_m_t_are_repaired(text: str, expected: list[str]) -> None:
+    """Capital B H M T look like В Н М Т; only «aceopxyk» were mapped, after lower-casing
+    (review of session 18)."""
+    from workers.classification.normalize import chunk_tokens, split_chunks
+
+    assert tokenize(text) == expected
+    assert [t for c in split_chunks(text) for t in chunk_tokens(c)] == expected
+
+
+def test_lower_case_b_h_m_t_and_latin_words_are_left_alone() -> None:
+    # Lower-case b h m t do not look like в н м т; «OK» stays a Latin word; «°C» is Celsius.
+    assert tokenize("гaзom") == ["газоm"]
+    assert tokenize("OK, спасибо") == ["хорошо", "спасибо"]
+    assert tokenize("до +17 °C в квартире") == ["до", "c", "в", "квартире"]
+    assert tokenize("HET света") == ["нет", "света"]
+    assert tokenize("HELLO WORLD") == ["hello", "world"]  # no Cyrillic: left as it is
+
+
+def test_caps_look_alike_emergencies_are_urgent() -> None:
+    from workers.classification.classifier import load_classifier
+
+    c = load_classifier()
+    assert c.classify("ПAXHET ГAЗOM B ПOДЪEЗДE").urgent
+    assert c.classify("HET CBETA BO BCЁM ДOME").urgent

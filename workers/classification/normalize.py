@@ -121,11 +121,47 @@ def _clean(text: str) -> str:
     return text
 
 
+#: Capital Latin letters drawn like capital Cyrillic ones. In lower case only «aceopxyk» still
+#: look alike (:data:`_LATIN_LOOKALIKE`): «b h m t» do not look like «в н м т», so caps text
+#: («ПAXHET ГAЗOM B ПOДЪEЗДE», «HET CBETA») is repaired before lower-casing, while the case
+#: is still known (review of session 18).
+_CAPS_LOOKALIKE = str.maketrans("ABCEHKMOPTXY", "АВСЕНКМОРТХУ")
+_CAPS_LAT_RE = re.compile(r"[ABCEHKMOPTXY]")
+_ANY_CYR_RE = re.compile(r"[А-Яа-яЁё]")
+_CAPS_WORD_RE = re.compile(r"[ABCEHKMOPTXY]+")
+
+
+def _caps_word(m: re.Match[str]) -> str:
+    """A letter run with capital look-alikes: mapped if it mixes scripts, or if it is all such
+    capitals, not one of :data:`_LATIN_WORDS` («OK»), and the mapped word is a Russian word
+    pymorphy3 knows («HET», «BO»). Of single letters only «B» (the preposition «в»): «°C» is
+    Celsius and «5A» a building letter."""
+    w = m.group(0)
+    if _CAPS_LAT_RE.search(w) is None:
+        return w
+    if _ANY_CYR_RE.search(w) is not None:
+        return w.translate(_CAPS_LOOKALIKE)
+    if ((len(w) > 1 or w == "B") and _CAPS_WORD_RE.fullmatch(w)
+            and w.lower() not in _LATIN_WORDS):
+        c = w.translate(_CAPS_LOOKALIKE)
+        if _MORPH.word_is_known(c.lower()):
+            return c
+    return w
+
+
+def _repair_caps(text: str) -> str:
+    """:func:`_caps_word` on every letter run of a text that has Cyrillic letters and capital
+    look-alikes (others are returned as they are, at the cost of two searches)."""
+    if _CAPS_LAT_RE.search(text) is None or _ANY_CYR_RE.search(text) is None:
+        return text
+    return _TOKEN_RE.sub(_caps_word, text)
+
+
 def normalize_text(text: str) -> str:
     """Lower-case, fold ё→е, mark frost and collapse «ААААА» so caps and emphasis don't matter."""
     if not text:
         return ""
-    s = _clean(text).lower().replace("ё", "е")
+    s = _repair_caps(_clean(text)).lower().replace("ё", "е")
     s = _FROST_RE.sub(_mark_frost, s)
     return _REPEAT_RE.sub(r"\1", s)
 
@@ -170,7 +206,7 @@ def split_chunks(text: str) -> list[str]:
     """
     if not text:
         return []
-    s = _clean(text).lower().replace("ё", "е")
+    s = _repair_caps(_clean(text)).lower().replace("ё", "е")
     for trig in _FROST_TRIGGERS:
         if trig in s:
             s = _FROST_RE.sub(_mark_frost, s)
