@@ -205,3 +205,55 @@ def test_lexicon_error_is_not_blamed_on_the_model(monkeypatch: pytest.MonkeyPatc
     err = capsys.readouterr().err
     assert err.startswith(f"error: {p}:1: not UTF-8") and "model" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def _damaged(name: str) -> dict[str, object]:
+    import numpy as np
+
+    from workers.classification.classifier import DEFAULT_MODEL_PATH, read_artifact
+
+    art = dict(read_artifact(DEFAULT_MODEL_PATH))
+    if name == "cut_rows":
+        art["w_cat"] = art["w_cat"][:-5]
+    elif name == "short_classes":
+        art["classes"] = list(art["classes"])[:-1]
+    elif name == "renamed_class":
+        art["classes"] = [c if c != "roads" else "road" for c in art["classes"]]
+    elif name == "nan_weights":
+        art["w_cat"] = art["w_cat"].copy()
+        art["w_cat"][0, :] = np.nan
+    elif name == "nan_urgency":
+        art["w_urg"] = art["w_urg"].copy()
+        art["w_urg"][3] = np.inf
+    elif name == "nan_threshold":
+        art["urgent_threshold"] = float("nan")
+    elif name == "threshold_one":
+        art["urgent_threshold"] = 1.0
+    return art
+
+
+@pytest.mark.parametrize("damage", ["cut_rows", "short_classes", "renamed_class",
+                                    "nan_weights", "nan_urgency", "nan_threshold",
+                                    "threshold_one"])
+def test_a_damaged_model_is_refused_at_load(damage: str, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """Only unpickling and keys were checked: these loaded and then crashed, routed on a NaN
+    confidence or made nothing urgent (review of session 18)."""
+    import pickle
+
+    from workers.classification import cli
+    from workers.classification.dataio import DataError
+
+    path = tmp_path / f"{damage}.pkl"
+    path.write_bytes(pickle.dumps(_damaged(damage)))
+    with pytest.raises(DataError, match="not a model this version reads"):
+        load_classifier(path)
+    assert cli.main(["classify", "text", "--model", str(path), "Пахнет газом"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(path) in err
+
+
+def test_a_nan_confidence_needs_triage() -> None:
+    res = Classification("roads", False, float("nan"), (("roads", float("nan")),), "x")
+    assert res.needs_triage()
+    assert not Classification("roads", False, 0.9, (("roads", 0.9),), "x").needs_triage()

@@ -191,3 +191,12 @@ def test_a_pending_copy_with_an_importance_routing_cannot_read_is_refused(
         A.check_pending(copy)
     assert caught.value.reason == "invalid_value"
     assert "importance" in caught.value.detail
+
+
+def test_a_nan_confidence_is_not_routed(router: Router) -> None:
+    """``nan < threshold`` is False, so a damaged model's NaN confidence was routed as sure
+    (review of session 18); the classifier now refuses such a model, and routing still sends
+    a confidence that is not at least the threshold to triage."""
+    outbox = classify_and_route(router, [incident(None)], urgent=False,
+                                confidence=float("nan"))
+    assert outbox.on(t.ROUTED) == []

@@ -18,6 +18,7 @@ is what keeps model load under a second and throughput in the thousands per seco
 
 from __future__ import annotations
 
+import math
 import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -61,7 +62,8 @@ class Classification:
 
     def needs_triage(self, threshold: float = DEFAULT_TRIAGE_THRESHOLD) -> bool:
         """True when a human should pick the category instead of routing on a guess."""
-        return self.confidence < threshold
+        # Written so that a NaN confidence (a damaged model) goes to a human, not to routing.
+        return not self.confidence >= threshold
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form (top3 as a list of ``[category, probability]`` pairs)."""
@@ -98,6 +100,35 @@ class Classifier:
         self._vectors = Projection.from_state(vectors) if vectors is not None else None
         if self._vectors is not None and self._vectors.n_outputs != len(self.classes) + 1:
             raise ValueError("model's word-vector table does not match its classes")
+        self._check()
+
+    def _check(self) -> None:
+        """Refuse a damaged model at load: its weights must fit its features and classes, be
+        finite, its threshold a probability, and one probe text must classify. Only unpickling
+        and keys were checked: cut weight rows loaded and crashed at the first appeal, a short
+        class list raised IndexError, NaN weights gave confidence nan (``nan < 0.45`` is False,
+        so the appeal was routed on it) and a NaN threshold made nothing urgent (review of
+        session 18)."""
+        n_feat, n_cls = self.featurizer.n_features, len(self.classes)
+        if len(self.classes) != len(CATEGORIES) or set(self.classes) != set(CATEGORIES):
+            raise ValueError(f"model's classes {list(self.classes)!r} are not the "
+                             f"{len(CATEGORIES)} category codes")
+        shapes = {"w_cat": (self._w_cat, (n_feat, n_cls)), "b_cat": (self._b_cat, (n_cls,)),
+                  "w_urg": (self._w_urg, (n_feat,))}
+        for name, (arr, shape) in shapes.items():
+            if not isinstance(arr, np.ndarray) or arr.shape != shape:
+                got = getattr(arr, "shape", type(arr).__name__)
+                raise ValueError(f"model's {name} has shape {got}, expected {shape}")
+            if not np.isfinite(arr).all():
+                raise ValueError(f"model's {name} has non-finite weights")
+        if not math.isfinite(self._b_urg):
+            raise ValueError("model's b_urg is not finite")
+        if not 0.0 < self.urgent_threshold < 1.0:
+            raise ValueError(f"model's urgent_threshold {self.urgent_threshold!r} is not "
+                             "between 0 and 1")
+        probe = self.classify("В подъезде пахнет газом")
+        if not (0.0 <= probe.confidence <= 1.0) or probe.category not in CATEGORIES:
+            raise ValueError("model gives no valid classification of a probe text")
 
     def classify(self, text: str) -> Classification:
         """Classify one appeal; never raises on odd input (None/empty/garbage → ``other``)."""

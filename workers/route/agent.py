@@ -174,7 +174,7 @@ async def classify_and_route(ctx: WorkerContext, outbox: Outbox, appeals: Sequen
     now = ctx.clock.now_dt()
     for appeal, result in zip(appeals, results, strict=True):
         metrics.child(metrics.CLASSIFIED, result.category, str(result.urgent).lower()).inc()
-        if result.confidence < threshold:
+        if not result.confidence >= threshold:  # a NaN confidence goes to triage too
             await _to_triage(outbox, appeal, result)
             continue
         decision = router.route(route_input(appeal, result.category))
