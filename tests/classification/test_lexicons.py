@@ -140,6 +140,15 @@ def test_byte_order_mark_is_accepted(tmp_path: Path) -> None:
     ("!подъезд & !двор", "only negated conditions"),
     ("112", "no word the classifier reads"),
     ("нет свет & !112", "no word the classifier reads"),
+    # Regex / wildcard syntax meant something else: «(нет|без) свет» needed all three words,
+    # «отключ* свет» never fired (review of session 18).
+    ("(нет|без) свет", "not regular expressions"),
+    ("отключ* свет", "not regular expressions"),
+    (r"нет\s+воды", "not regular expressions"),
+    ("газ[а-я]", "not regular expressions"),
+    ("^пожар$", "not regular expressions"),
+    ("свет?", "not regular expressions"),
+    ("вод{1,2}", "not regular expressions"),
 ])
 def test_malformed_line_names_file_and_line(tmp_path: Path, line: str, msg: str) -> None:
     # These were skipped or half-read in silence: a trailing '&' dropped the conditions after

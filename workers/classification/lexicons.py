@@ -19,7 +19,8 @@ expert adds after training.
 
 Every file is read at load time and must be UTF-8; a missing file, a file in another encoding
 or a line that cannot mean what it says (an empty condition around ``&``, ``!`` conditions
-only, a condition with no word in it such as «112») is an error naming the file and line, not
+only, a condition with no word in it such as «112», regular-expression or wildcard syntax
+such as «(нет|без)» or «отключ*») is an error naming the file and line, not
 a lexicon that silently lost rules.
 """
 
@@ -57,6 +58,8 @@ LEXICON_DIR = Path(__file__).with_name("lexicons")
 CUE_NAMES: tuple[str, ...] = ("past", "planned", "hypo", "now", "habitual")
 #: The cues of models trained before ``habitual`` (urgency rework #6) was added.
 LEGACY_CUE_NAMES: tuple[str, ...] = CUE_NAMES[:4]
+#: Regular-expression and wildcard syntax, which a line may not contain (:meth:`Lexicon.add`).
+_REGEX_CHARS = frozenset("|*()[]{}\\?+^$")
 _WINDOW_SLACK = 3  # extra tokens allowed between the lemmas of one phrase
 _log = logging.getLogger(__name__)
 
@@ -85,9 +88,16 @@ class Lexicon:
         writer meant: an empty condition around ``&`` (a trailing ``&`` was ignored, so a line
         cut to «нет свет &» fired on every «нет света»), a condition with no word the
         classifier reads («112»: digits and punctuation are dropped), or only negated
-        conditions (``!подъезд`` alone can never match). Such lines used to be skipped or
-        half-read without a word.
+        conditions (``!подъезд`` alone can never match), or regular-expression / wildcard
+        syntax (``| * ( ) [ ] { } \\ ? + ^ $``: a line is words). Such lines used to be skipped
+        or half-read without a word.
         """
+        bad = sorted(set(raw) & _REGEX_CHARS)
+        if bad:
+            # «(нет|без) свет» required all three words, «отключ* свет» never fired: the
+            # characters are dropped as punctuation (review of session 18).
+            raise ValueError(f"{' '.join(bad)} in a line: lexicon lines are words, not regular "
+                             "expressions; write one line per alternative and whole words")
         parts: list[tuple[str, ...]] = []
         negated: list[tuple[str, ...]] = []
         for piece in (p.strip() for p in raw.split("&")):
