@@ -229,3 +229,21 @@ def test_phrase_window_reads_each_position_a_bounded_number_of_times(near_at_end
     assert _phrase_in(("нет", "вода"), pos) is near_at_end
     assert _CountingList.reads <= 4 * len(lemmas)
     assert parse_lexicon_lines("x", ["нет воды"]).count(lemmas) == int(near_at_end)
+
+
+def test_a_misnamed_or_extra_lexicon_file_is_an_error(tmp_path: Path) -> None:
+    """A file the classifier does not read was ignored in silence (review of session 18)."""
+    d = tmp_path / "lexicons"
+    shutil.copytree(LEXICON_DIR, d)
+    (d / "housing_utilities.txt").rename(d / "housing_utilites.txt")
+    with pytest.raises(DataError, match=r"unknown lexicon file\(s\) housing_utilites\.txt "
+                                        r"\(did you mean housing_utilities\.txt\?\)"):
+        load_lexicons(d)
+    (d / "housing_utilites.txt").rename(d / "housing_utilities.txt")
+    (d / "urgent_extra.txt").write_text("пожар\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"unknown lexicon file\(s\) urgent_extra\.txt \(did "
+                                        r"you mean urgent\.txt\?\)"):
+        load_lexicons(d)
+    (d / "urgent_extra.txt").unlink()
+    (d / "notes.md").write_text("not a lexicon\n", encoding="utf-8")  # other kinds of file
+    assert len(load_lexicons(d).urgent) > 0

@@ -26,6 +26,7 @@ a lexicon that silently lost rules.
 
 from __future__ import annotations
 
+import difflib
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -297,13 +298,26 @@ def load_lexicons(directory: Path | None = None) -> LexiconSet:
 
     A missing file raises :class:`.dataio.DataError` naming every missing one: a deleted or
     renamed ``urgent.txt`` used to load as an empty lexicon, silently switching the urgency
-    rules off. The number of rules of each lexicon is logged (info), so an edit that lost
+    rules off. So does any other ``*.txt`` in the directory, with the nearest expected name:
+    it was ignored. The number of rules of each lexicon is logged (info), so an edit that lost
     most of a file shows at worker start.
     """
     from .dataio import DataError
 
     d = Path(directory) if directory is not None else LEXICON_DIR
-    missing = [name for name in lexicon_files() if not (d / name).is_file()]
+    expected = lexicon_files()
+    unknown = sorted(p.name for p in d.glob("*.txt") if p.name not in expected)
+    if unknown:
+        # A misnamed «housing_utilites.txt» or an added «urgent_extra.txt» was read by nobody
+        # while its author believed its rules were live (review of session 18).
+        hints = []
+        for name in unknown:
+            near = difflib.get_close_matches(name, expected, n=1, cutoff=0.6)
+            hints.append(f"{name} (did you mean {near[0]}?)" if near else name)
+        raise DataError(f"{d}: unknown lexicon file(s) {', '.join(hints)}; the classifier reads "
+                        f"only {', '.join(expected)}: rename the file or move its lines into "
+                        "one of them")
+    missing = [name for name in expected if not (d / name).is_file()]
     if missing:
         raise DataError(f"{d}: missing lexicon file(s) {', '.join(missing)}; restore them (a "
                         "file of comments only, for a lexicon meant to be empty)")
