@@ -257,3 +257,26 @@ def test_a_nan_confidence_needs_triage() -> None:
     res = Classification("roads", False, float("nan"), (("roads", float("nan")),), "x")
     assert res.needs_triage()
     assert not Classification("roads", False, 0.9, (("roads", 0.9),), "x").needs_triage()
+
+
+def test_a_shared_classifier_featurises_under_its_lock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """load_classifier() hands every caller one instance whose encoder caches are mutated while
+    a batch is featurised: two threads at once got exceptions and wrong results (review of
+    session 18)."""
+    from workers.classification.classifier import DEFAULT_MODEL_PATH, read_artifact
+    from workers.classification.lexicons import load_lexicons
+
+    c = Classifier(read_artifact(DEFAULT_MODEL_PATH), load_lexicons())
+    real = c.featurizer.transform_texts
+    held: list[bool] = []
+
+    def spy(texts: object) -> object:
+        lock = getattr(c, "_lock", None)
+        held.append(lock is not None and lock.locked())
+        return real(texts)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(c.featurizer, "transform_texts", spy)
+    c.classify_batch(["Пахнет газом", "Яма на дороге"])
+    c.urgency_scores(["Пахнет газом"])
+    assert held == [True, True]
+

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import pickle
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -94,6 +95,11 @@ class Classifier:
         self.featurizer = Featurizer.from_state(artifact["featurizer"], self.lexicons)
         self._other = self.classes.index("other") if "other" in self.classes else 0
         self.meta: dict[str, Any] = artifact.get("meta", {})
+        #: Held while a batch is featurised and scored: the encoder's per-token and per-chunk
+        #: caches (:mod:`.encoder`) are appended to and dropped when full, and
+        #: :func:`load_classifier` hands every caller the same instance, so two threads
+        #: classifying at once got exceptions and wrong results (review of session 18).
+        self._lock = threading.Lock()
         vectors = artifact.get("word_vectors")
         #: Word-vector block (:mod:`.embeddings`): per word, its share of each class logit and
         #: of the urgency logit. ``None`` for models trained without it.
@@ -138,8 +144,9 @@ class Classifier:
         """Classify many appeals at once: one sparse matrix product for the whole batch."""
         if not texts:
             return []
-        x, rule, known = self.featurizer.transform_texts(texts)
-        logits, p_urg = self._scores(x, texts)
+        with self._lock:
+            x, rule, known = self.featurizer.transform_texts(texts)
+            logits, p_urg = self._scores(x, texts)
         logits -= logits.max(axis=1, keepdims=True)
         probs = np.exp(logits)
         probs /= probs.sum(axis=1, keepdims=True)
@@ -164,8 +171,9 @@ class Classifier:
     def urgency_scores(self, texts: Sequence[str]) -> np.ndarray:
         """The urgency probability of each text, before the threshold (for studies that rank
         by it: average precision, precision at a recall)."""
-        x, _rule, _known = self.featurizer.transform_texts(texts)
-        return np.asarray(self._scores(x, texts)[1], dtype=float)
+        with self._lock:
+            x, _rule, _known = self.featurizer.transform_texts(texts)
+            return np.asarray(self._scores(x, texts)[1], dtype=float)
 
     def _scores(self, x: Any, texts: Sequence[object]) -> tuple[np.ndarray, np.ndarray]:
         """Category logits and urgency probability of a batch (its features ``x``)."""
