@@ -75,6 +75,30 @@ INTERNAL_RECORDS = frozenset({
     "triage-feedback", "dead-letter",
 })
 
+#: Records published for consumers outside the project (the output topics of README's table).
+#: Their files are published open (``"additionalProperties": true`` on every object), since a
+#: consumer validating with an earlier copy of a file of the same ``$id`` refused every record
+#: once an optional field was added within the version (``timezone``, ``duplicate_of`` on
+#: ``routed-appeal``, ``stage`` on ``sla-alert``). Consumers ignore fields they do not know;
+#: only a removed, retyped or newly required field makes a ``*.v2.json``. :func:`validate`
+#: checks them closed (:func:`strict_schema`), so a misspelt field we emit is still caught.
+PUBLISHED_RECORDS = frozenset({
+    "registered-appeal", "routed-appeal", "triage-item", "triage-feedback", "sla-alert",
+    "dead-letter",
+})
+
+
+def strict_schema(schema: Any) -> Any:
+    """A copy of a published schema closed wherever the file is open (every
+    ``"additionalProperties": true`` made ``false``): what this release writes, no more. Open
+    objects without the keyword (``extra``, a free map) stay open."""
+    if isinstance(schema, dict):
+        return {k: (False if k == "additionalProperties" and v is True else strict_schema(v))
+                for k, v in schema.items()}
+    if isinstance(schema, list):
+        return [strict_schema(v) for v in schema]
+    return schema
+
 
 #: The annotation under which a schema lists, per field, keywords the pipeline checks in code
 #: (``intake-appeal``: limits that are settings, checks made after Unicode normalisation, each
@@ -106,6 +130,8 @@ def _compiled(name: str, version: int, tolerant: bool = False) -> Callable[[Any]
     schema = runtime_schema(name, version)
     if tolerant:
         schema = _without_closed_objects(schema)
+    elif name in PUBLISHED_RECORDS:
+        schema = strict_schema(schema)
     return fastjsonschema.compile(schema, formats={"date-time": is_datetime})
 
 
@@ -188,7 +214,8 @@ def _leap_second(value: Any) -> bool:
 
 def validate(name: str, obj: Any, version: int = 1) -> None:
     """Raise :class:`InvalidEvent` with a reason code naming the kind of fault (the strict
-    schema: what a writer may write)."""
+    schema: what a writer may write; a :data:`PUBLISHED_RECORDS` file closed by
+    :func:`strict_schema`)."""
     _check_version(obj, version)
     _check(_compiled(name, version, False), obj)  # the same cache key as validate_incoming's
 

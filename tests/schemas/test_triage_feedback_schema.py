@@ -14,7 +14,7 @@ import jsonschema
 import pytest
 
 from schemas.records import CATEGORIES, TriageFeedback
-from schemas.validation import InvalidEvent, load_schema, validate
+from schemas.validation import InvalidEvent, load_schema, strict_schema, validate
 
 TS = "2026-11-25T10:00:00+07:00"
 
@@ -32,7 +32,7 @@ def test_minimal_record_is_valid_and_round_trips() -> None:
     assert doc["schema_version"] == 1
     assert doc["classifier_category"] is None and doc["confidence"] is None
     validate("triage-feedback", doc)
-    jsonschema.Draft202012Validator(load_schema("triage-feedback")).validate(doc)
+    jsonschema.Draft202012Validator(strict_schema(load_schema("triage-feedback"))).validate(doc)
     assert TriageFeedback.from_dict(doc) == TriageFeedback.from_json(json.dumps(doc))
 
 
