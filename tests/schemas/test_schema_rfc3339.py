@@ -45,6 +45,9 @@ NOT_RFC3339 = [
     "2026-11-25T24:00:00Z",               # hour 24
     "2026-02-30T10:00:00Z",               # no such day
     "2026-11-25T10:00:00+24:00",          # no such offset
+    "2026-11-25T10:00:00+03:60",          # offset minutes 60 (was read as +04:00)
+    "2026-11-25T10:00:00+03:99",          # offset minutes 99 (was read as +04:39)
+    "2026-11-25T10:00:00-05:75",          # offset minutes 75 (was read as -06:15)
 ]
 
 
@@ -89,6 +92,17 @@ def test_the_submitted_at_pattern_needs_seconds(schema: str) -> None:
     assert pattern.search("2026-11-25t10:00:00.5z")
 
 
+@pytest.mark.parametrize("schema", ["intake-appeal", "registered-appeal"])
+def test_the_submitted_at_pattern_keeps_the_offset_in_range(schema: str) -> None:
+    """RFC 3339 ``time-numoffset``: hours 00-23, minutes 00-59."""
+    pattern = re.compile(load_schema(schema)["properties"]["submitted_at"]["pattern"])
+    for offset in ("+03:60", "+03:99", "-05:75", "+24:00", "+99:00"):
+        assert not pattern.search(f"2026-11-25T10:00:00{offset}"), offset
+    for offset in ("+00:00", "-00:00", "+05:45", "+23:59", "-12:00", "+14:00"):
+        assert pattern.search(f"2026-11-25T10:00:00{offset}"), offset
+        assert is_datetime(f"2026-11-25T10:00:00{offset}"), offset
+
+
 CANONICAL = {"schema_version": 1, "channel": "pos", "external_id": "pos-1",
              "submitted_at": "2026-11-25T10:00:00+07:00", "region": "22",
              "text": "Во дворе не вывозят мусор"}
@@ -98,6 +112,13 @@ def test_a_canonical_submitted_at_without_seconds_is_refused_at_intake() -> None
     with pytest.raises(InvalidEvent) as info:
         intake_from_dict(dict(CANONICAL, submitted_at="2026-11-25T10:00+07:00"))
     assert "submitted_at" in info.value.detail
+
+
+def test_a_canonical_submitted_at_with_offset_minutes_over_59_is_refused_at_intake() -> None:
+    """``+03:99`` was registered verbatim and read as +04:39."""
+    with pytest.raises(InvalidEvent) as info:
+        intake_from_dict(dict(CANONICAL, submitted_at="2026-11-25T10:00:00+03:99"))
+    assert info.value.reason == "invalid_value" and "submitted_at" in info.value.detail
 
 
 def test_an_accepted_intake_record_registers_valid() -> None:
