@@ -359,8 +359,33 @@ def test_a_tick_moves_the_time_on_and_the_waiting_appeal_goes_to_the_desk(
         X, DESK, "triage_timeout")
     assert worker.table[X.encode()]["timed_out"]
     assert worker.early.copies_waiting({1}) == (0, None)
-    # A tick whatever its value (one a later version writes) is still a tick.
-    assert worker.run(tick(1, T0 + 2 * MAX_WAIT, b"")).dead == []
+    assert A.TICK_VALUE == b'{"tick":"triage clock"}'  # a wire format too
+
+
+@pytest.mark.parametrize("value", [
+    b"",
+    b'{"tick": "triage clock"}',
+    orjson.dumps({**decision("\x00triage-tick"), "category": "roads"}),
+])
+def test_a_record_under_the_tick_key_that_is_not_a_tick_is_dead_lettered(
+        router: Router, value: bytes) -> None:
+    """A ``triaged`` event whose appeal id was the tick key was forwarded here keyed so and
+    dropped as a tick without a trace. Only the tick's exact value is a tick now."""
+    worker = Worker(router)
+    worker.run(event(PENDING, pending(X), T0))
+    before = dict(worker.table)
+    out = worker.run(tick(1, T0 + 10, value))
+    assert [(d["reason"], d["topic"]) for d in out.dead] == [("reserved_key", DECISIONS)]
+    assert "tick" in out.dead[0]["detail"]
+    assert out.sent == [] and worker.table == before
+
+
+def test_the_tick_key_on_the_pending_topic_is_not_a_tick(router: Router) -> None:
+    worker = Worker(router)
+    msg = tick(1, T0)
+    msg.message.topic = PENDING
+    out = worker.run(msg)
+    assert [(d["reason"], d["topic"]) for d in out.dead] == [("reserved_key", PENDING)]
 
 
 def test_a_tick_is_not_pending_time_for_early_decisions(router: Router) -> None:

@@ -47,3 +47,40 @@ def test_event_specific_fields(fields: dict[str, Any], reason: str | None) -> No
     with pytest.raises(InvalidEvent) as info:
         validate("lifecycle-event", doc)
     assert info.value.reason == reason
+
+
+#: Ids as authorities write them: anything printable, not only our 24 hex digits.
+PRINTABLE_IDS = ["c" * 24, "C" * 24, "МФЦ-2026/15", "ABC 12", "22:web:77", "a\u00a0b", "id\u200b"]
+#: A control character anywhere (the triage agent's tick key among them).
+CONTROL_IDS = ["\u0000triage-tick", "abc\u0000", "a\tb", "a\nb", "abc\n", "a\u007fb",
+               "a\u0085b", "\u009f"]
+
+
+@pytest.mark.parametrize("value", PRINTABLE_IDS)
+@pytest.mark.parametrize("field", ["appeal_id", "event_id"])
+def test_an_id_may_be_spelt_as_its_authority_writes_it(field: str, value: str) -> None:
+    validate("lifecycle-event", {**BASE, "event": "answered", field: value})
+
+
+@pytest.mark.parametrize("value", CONTROL_IDS)
+@pytest.mark.parametrize("field", ["appeal_id", "event_id", "authority_id", "to_authority_id"])
+def test_an_id_with_a_control_character_is_refused(field: str, value: str) -> None:
+    """``"\\u0000triage-tick"`` as appeal id was valid: the SLA agent forwarded the
+    ``triaged`` event keyed by it, the triage agent's tick key, and it was dropped unseen."""
+    doc = {**BASE, "event": "redirected", "to_authority_id": "22-minzdrav", field: value}
+    with pytest.raises(InvalidEvent) as info:
+        validate("lifecycle-event", doc)
+    assert info.value.reason == "invalid_value"
+    assert f"data.{field}" in info.value.detail
+
+
+def test_a_lifecycle_event_under_the_tick_key_is_refused_before_it_is_forwarded() -> None:
+    import orjson
+
+    from workers.route.agent import TICK_KEY
+    from workers.runtime import parse_event
+
+    doc = {**BASE, "event": "triaged", "category": "roads",
+           "appeal_id": TICK_KEY.decode()}
+    with pytest.raises(InvalidEvent):
+        parse_event(orjson.dumps(doc), "lifecycle-event")

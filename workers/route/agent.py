@@ -320,12 +320,12 @@ EARLY_DECISION_MAX_WAIT = 7 * 86400.0
 #: ``APPEALS_TRIAGE_MAX_WAIT``'s default: :class:`EarlyDecisions` built without settings.
 TRIAGE_MAX_WAIT = 86400.0
 #: The Kafka key of a clock tick on ``appeals.triage.decisions`` (:func:`send_ticks`). No appeal
-#: id can be it: ours are 24 hex digits, and a NUL byte is in no id anyone types. Recognised by
-#: the key alone, before the value is read, so a tick is never taken for a decision (nor
-#: dead-lettered as a bad one); whatever else came keyed so would only move the time on, as
-#: every record of the partition does.
+#: id can be it: ours are 24 hex digits, and ``lifecycle-event`` refuses an id with a control
+#: character (an authority's ``triaged`` event with appeal id ``"\u0000triage-tick"`` was
+#: schema-valid, forwarded here under this very key and dropped as a tick without a trace).
 TICK_KEY = b"\x00triage-tick"
-#: The value of a tick: read by nobody, there for a person looking at the topic.
+#: The value of a tick. A record under :data:`TICK_KEY` is a tick only with exactly this value;
+#: anything else so keyed is dead-lettered (``reserved_key``), never dropped unseen.
 TICK_VALUE = b'{"tick":"triage clock"}'
 
 
@@ -645,13 +645,18 @@ async def process_batch(outbox: Outbox, table: Any, router: Router, early: Early
     for event in events:
         msg = event.message
         touched.add(msg.partition)
-        if msg.key == TICK_KEY:
+        is_decision = msg.topic == decisions_topic
+        if msg.key == TICK_KEY and is_decision and msg.value == TICK_VALUE:
             # A clock tick (send_ticks): its time, not a decision's, nor a pending copy's
             # (the early-decision wait counts pending copies only).
             early.observe(msg.partition, msg.timestamp, pending=False, tick=True)
             continue
-        is_decision = msg.topic == decisions_topic
         at = early.observe(msg.partition, msg.timestamp, pending=not is_decision)
+        if msg.key == TICK_KEY:
+            await outbox.dead_letter(event, stage=TRIAGE_STAGE, reason="reserved_key", detail=(
+                "keyed as the triage agent's clock tick (\\x00triage-tick) but not a tick; "
+                "no appeal id may be that key"))
+            continue
         try:
             data = parse_event(msg.value)
             if is_decision:
