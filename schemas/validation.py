@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
@@ -220,24 +220,25 @@ def validate(name: str, obj: Any, version: int = 1) -> None:
     """Raise :class:`InvalidEvent` with a reason code naming the kind of fault (the strict
     schema: what a writer may write; a :data:`PUBLISHED_RECORDS` file closed by
     :func:`strict_schema`)."""
-    _check_version(obj, version)
+    check_record_version(obj, version)
     _check(_compiled(name, version, False), obj)  # the same cache key as validate_incoming's
 
 
 def validate_incoming(name: str, obj: Any, version: int = 1) -> None:
     """:func:`validate` for a record read from a topic: an :data:`INTERNAL_RECORDS` record may
     carry fields this release does not know (they are ignored by ``Record.from_dict``)."""
-    _check_version(obj, version)
+    check_record_version(obj, version)
     _check(_compiled(name, version, name in INTERNAL_RECORDS), obj)
 
 
-def _check_version(obj: Any, version: int) -> None:
+def check_record_version(obj: Any, version: int) -> None:
     """A record of another ``schema_version`` is ``unsupported_schema_version`` whatever else
     it breaks: checked before the schema run, since a version that renamed or removed a
     required field failed ``required`` first and was dead-lettered as ``missing_field`` (its
     producer then looked for a field it had not meant to send). The same test as the schemas'
     ``"const"``: ``1.0`` is version 1, ``true`` is not. A missing version is left to the
-    schema (``missing_field``)."""
+    schema (``missing_field``). The HTTP gateway calls it too, before its own schema run, so
+    it answers what the intake agent would dead-letter."""
     if not isinstance(obj, dict) or "schema_version" not in obj:
         return
     check_version(obj["schema_version"], version, "data.")
@@ -278,8 +279,19 @@ def _out_of_range(exc: fastjsonschema.JsonSchemaValueException) -> bool:
 
 
 def _reason_code(exc: fastjsonschema.JsonSchemaValueException) -> str:
-    rule = exc.rule or "invalid"
-    path = exc.path or []
+    return reason_for(exc.rule, exc.path or [])
+
+
+def reason_for(rule: str | None, path: Sequence[Any]) -> str:
+    """The reason code of a refusal by the schema keyword ``rule`` of the field at ``path``
+    (its last element names the field; fastjsonschema's paths start with ``data``).
+
+    The one mapping for every validator: the HTTP gateway lists its field errors from a
+    Draft 2020-12 validator (it reports every fault, fastjsonschema stops at the first) and
+    maps each here, so it names a fault as the intake agent's dead letter does. It had its own
+    table (``invalid_format`` for a pattern or format, ``empty`` for ``minLength``), so one
+    payload got one code from ``/v1/appeals`` and another on Kafka."""
+    rule = rule or "invalid"
     if rule == "required":
         return "missing_field"
     if rule == "type":

@@ -119,7 +119,13 @@ import workers.intake.adapters  # registers the channel adapters
 import workers.intake.normalize  # noqa: F401  (registers the normaliser)
 from monitoring import metrics
 from schemas.records import CHANNELS, IntakeAppeal
-from schemas.validation import InvalidEvent, parse_datetime, runtime_schema
+from schemas.validation import (
+    InvalidEvent,
+    check_record_version,
+    parse_datetime,
+    reason_for,
+    runtime_schema,
+)
 from streams.clock import SlaClock
 from streams.payload_logging import quiet_payload_loggers
 from streams.settings import ConfigError, Settings, _coerce, _coerce_file_value
@@ -422,21 +428,6 @@ def _validator() -> Any:
     return Draft202012Validator(runtime_schema("intake-appeal"))
 
 
-_REASONS = {
-    "required": "missing_field",
-    "type": "wrong_type",
-    "maxLength": "too_long",
-    "maxItems": "too_long",
-    "minLength": "empty",
-    "pattern": "invalid_format",
-    "format": "invalid_format",
-    "enum": "invalid_value",
-    "const": "invalid_value",
-    "minimum": "invalid_value",
-    "additionalProperties": "unknown_field",
-}
-
-
 def _message(err: Any) -> str:
     """A message that names the rule, never the submitted value (it may be personal data)."""
     v, vv = err.validator, err.validator_value
@@ -462,7 +453,17 @@ def _message(err: Any) -> str:
 
 
 def field_errors(data: Any, index: int) -> list[dict[str, Any]]:
-    """Per-field errors of a canonical dict against the intake JSON Schema (``[]`` if valid)."""
+    """Per-field errors of a canonical dict against the intake JSON Schema (``[]`` if valid),
+    with the reason codes the intake agent's dead letter would give (``reason_for``).
+
+    Another ``schema_version`` is the only error, whatever else the payload breaks, as on
+    Kafka: a v2 that renamed ``text`` was answered ``schema_version invalid_value`` and
+    ``text missing_field``, naming a field its producer had not meant to send."""
+    try:
+        check_record_version(data, 1)
+    except InvalidEvent as exc:
+        return [{"index": index, "field": "schema_version", "reason": exc.reason,
+                 "message": _safe_detail(exc)}]
     out = []
     for err in _validator().iter_errors(data):
         path = [str(p) for p in err.absolute_path]
@@ -473,9 +474,7 @@ def field_errors(data: Any, index: int) -> list[dict[str, Any]]:
                             "reason": "missing_field", "message": "is required"})
             continue
         name = ".".join(path) or None
-        reason = _REASONS.get(err.validator, "invalid_value")
-        if name == "channel":
-            reason = "unknown_channel"
+        reason = reason_for(err.validator, path)
         out.append({"index": index, "field": name, "reason": reason, "message": _message(err)})
     out.sort(key=lambda e: (e["field"] or "", e["reason"]))
     return out
