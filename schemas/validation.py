@@ -279,12 +279,21 @@ def _out_of_range(exc: fastjsonschema.JsonSchemaValueException) -> bool:
 
 
 def _reason_code(exc: fastjsonschema.JsonSchemaValueException) -> str:
-    return reason_for(exc.rule, exc.path or [])
+    return reason_for(exc.rule, exc.path or [], exc.definition)
 
 
-def reason_for(rule: str | None, path: Sequence[Any]) -> str:
+#: The annotation under which a field's schema names, per keyword, the reason code a refusal
+#: by that keyword gets when the generic one would contradict the field's other checks:
+#: ``intake-appeal``'s ``text`` of ``""`` was ``invalid_value`` (``minLength``) while one of
+#: blanks or a zero-width space was ``empty_text``, and an ``external_id`` of ``""``
+#: ``invalid_value`` while ``"  "`` was ``missing_field``.
+REASON_CODES = "x-reason-codes"
+
+
+def reason_for(rule: str | None, path: Sequence[Any], node: Any = None) -> str:
     """The reason code of a refusal by the schema keyword ``rule`` of the field at ``path``
-    (its last element names the field; fastjsonschema's paths start with ``data``).
+    (its last element names the field; fastjsonschema's paths start with ``data``); ``node``
+    is the field's schema, whose :data:`REASON_CODES` may name the code.
 
     The one mapping for every validator: the HTTP gateway lists its field errors from a
     Draft 2020-12 validator (it reports every fault, fastjsonschema stops at the first) and
@@ -292,6 +301,9 @@ def reason_for(rule: str | None, path: Sequence[Any]) -> str:
     table (``invalid_format`` for a pattern or format, ``empty`` for ``minLength``), so one
     payload got one code from ``/v1/appeals`` and another on Kafka."""
     rule = rule or "invalid"
+    named = node.get(REASON_CODES) if isinstance(node, dict) else None
+    if isinstance(named, dict) and isinstance(named.get(rule), str):
+        return str(named[rule])
     if rule == "required":
         return "missing_field"
     if rule == "type":

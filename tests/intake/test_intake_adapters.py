@@ -178,7 +178,7 @@ def test_canonical_samples_are_valid() -> None:
         ("fz59", {"received_at": None, "reg_date": None}, "missing_field"),
         ("hotline", {"call_id": ""}, "missing_field"),
         ("email", {"received": None}, "missing_field"),
-        ("web", {"fields": {"message": "  "}}, "invalid_value"),
+        ("web", {"fields": {"message": "  "}}, "empty_text"),  # as a canonical blank text
         ("web", {"files": "not a list"}, "wrong_type"),
     ],
 )

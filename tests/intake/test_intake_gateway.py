@@ -79,7 +79,7 @@ def test_invalid_input_gets_400_with_field_errors(intake_settings: Settings) -> 
     fields = {(e["field"], e["reason"]) for e in b1["errors"]}
     assert ("submitted_at", "missing_field") in fields
     assert ("region", "invalid_value") in fields  # the intake agent's codes (reason_for)
-    assert ("text", "invalid_value") in fields
+    assert ("text", "empty_text") in fields
     assert ("author.phone", "too_long") in fields
     assert "1111" not in json.dumps(b1)  # messages name the rule, not the value
     assert s2 == 400 and b2["errors"] == [

@@ -5,11 +5,14 @@ own and checked no version first: a ``schema_version`` 2 that renamed ``text`` w
 ``schema_version invalid_value`` and ``text missing_field`` (the intake agent dead-letters it
 ``unsupported_schema_version``), a ``submitted_at`` without seconds or a one-digit region
 ``invalid_format`` (the agent: ``invalid_value``). Both now check the version first with
-``check_record_version`` and map each fault with ``schemas.validation.reason_for``.
+``check_record_version`` and map each fault with ``schemas.validation.reason_for``, which
+reads the codes a field's schema names (``x-reason-codes``: an empty text is ``empty_text``, as
+a blank one is).
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -17,8 +20,9 @@ import pytest
 import workers.intake.adapters  # registers the channel adapters
 import workers.intake.normalize  # noqa: F401  (registers the normaliser)
 from schemas.validation import InvalidEvent
+from streams.settings import Settings
 from workers.intake.core import intake_from_dict
-from workers.intake.gateway import field_errors
+from workers.intake.gateway import ApiError, Client, Gateway, GatewayConfig, field_errors
 
 GOOD = {"schema_version": 1, "channel": "pos", "external_id": "p-1",
         "submitted_at": "2026-03-02T10:00:00+03:00", "region": "22", "text": "Яма на дороге"}
@@ -89,3 +93,52 @@ def test_several_faults_are_each_listed_with_the_kafka_path_s_code() -> None:
 def test_a_valid_appeal_has_no_field_errors() -> None:
     assert field_errors(dict(GOOD), 0) == []
     intake_from_dict(dict(GOOD))
+
+
+#: An empty value and one with nothing visible are one fault: (field, value, reason).
+EMPTIES = [
+    ("text", "", "empty_text"),
+    ("text", "   ", "empty_text"),
+    ("text", "\u200b", "empty_text"),
+    ("external_id", "", "missing_field"),
+    ("external_id", "  ", "missing_field"),
+    ("external_id", "\u200b", "missing_field"),
+]
+
+
+@pytest.mark.parametrize(("field", "value", "reason"), EMPTIES)
+def test_an_empty_value_gets_the_code_of_a_blank_one(field: str, value: str,
+                                                     reason: str) -> None:
+    """``text: ""`` was ``invalid_value`` (the schema's ``minLength``) while ``"  "`` or a
+    zero-width space was ``empty_text``; ``external_id: ""`` ``invalid_value`` while ``"  "``
+    was ``missing_field``. The schema names the code (``x-reason-codes``)."""
+    doc = _doc({field: value})
+    assert _kafka_reason(doc) == reason
+    with pytest.raises(ApiError) as info:
+        _gateway().prepare(doc, 2, CLIENT, None)
+    assert [(e["index"], e["field"], e["reason"]) for e in info.value.errors] == [
+        (2, field, reason)]
+
+
+@pytest.mark.parametrize("url", ["", " ", "\u200b"])
+def test_an_empty_attachment_url_is_not_a_url(url: str) -> None:
+    doc = _doc({"attachments": [{"url": url}]})
+    assert _kafka_reason(doc) == "attachment_not_url"
+    with pytest.raises(ApiError) as info:
+        _gateway().prepare(doc, 0, CLIENT, None)
+    assert [e["reason"] for e in info.value.errors] == ["attachment_not_url"]
+
+
+def test_an_empty_text_is_listed_beside_the_other_faults() -> None:
+    doc = _doc({"text": "", "region": "2"})
+    assert {(e["field"], e["reason"]) for e in field_errors(doc, 0)} == {
+        ("text", "empty_text"), ("region", "invalid_value")}
+
+
+CLIENT = Client(id="pos-platform", token="tok-pos-1")
+
+
+def _gateway() -> Gateway:
+    now = datetime(2026, 3, 3, tzinfo=UTC)
+    return Gateway(Settings.load({}), GatewayConfig(clients=(CLIENT,)), producer=object(),
+                   redis=object(), now=lambda: now)

@@ -474,17 +474,21 @@ def field_errors(data: Any, index: int) -> list[dict[str, Any]]:
                             "reason": "missing_field", "message": "is required"})
             continue
         name = ".".join(path) or None
-        reason = reason_for(err.validator, path)
+        reason = reason_for(err.validator, path, err.schema)
         out.append({"index": index, "field": name, "reason": reason, "message": _message(err)})
     out.sort(key=lambda e: (e["field"] or "", e["reason"]))
     return out
 
 
 def _field_from_detail(detail: str) -> str | None:
-    """fastjsonschema names the field as ``data.author.phone``; other errors name none."""
+    """fastjsonschema names the field as ``data.author.phone``; intake's own checks start with
+    the top-level field they refuse (``external_id is empty after normalisation``: a blank
+    id was answered without a field, an empty one with ``external_id``); other errors name
+    none."""
     if detail.startswith("data."):
         return detail[5:].split(" ", 1)[0] or None
-    return None
+    first = detail.split(" ", 1)[0]
+    return first if first in runtime_schema("intake-appeal")["properties"] else None
 
 
 _REASON_FIELDS = {
