@@ -189,6 +189,9 @@ class RegisteredAppeal(Record):
     registered_at: str
     submitted_at: str
     text: str
+    #: The intake record it was registered from. Required: ``registered-appeal.v1.json``
+    #: refuses a null ``source``, and ``None`` here wrote exactly that.
+    source: SourcePosition
     schema_version: int = SCHEMA_VERSION
     idempotency_key: str | None = None
     subject: str | None = None
@@ -202,7 +205,6 @@ class RegisteredAppeal(Record):
     attachments: list[Attachment] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     duplicate_of: str | None = None
-    source: SourcePosition | None = None
 
 
 @dataclass(slots=True)

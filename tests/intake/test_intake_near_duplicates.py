@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.records import Author, RegisteredAppeal
+from schemas.records import Author, RegisteredAppeal, SourcePosition
 from workers.intake.near_duplicates import (
     NearDupConfig,
     find_near_duplicate,
@@ -40,7 +40,7 @@ def _appeal(appeal_id: str, *, text: str = TEXT, phone: str | None = "+791300011
         appeal_id=appeal_id, channel="pos", external_id=appeal_id, regime="pos", region="22",
         registered_at=at, submitted_at=at, text=text, address=address,
         author=Author(name="Тестова Алевтина", phone=phone, email=email),
-        duplicate_of=duplicate_of,
+        duplicate_of=duplicate_of, source=SourcePosition("appeals.intake.pos", 0, 0),
     )
 
 
@@ -196,6 +196,7 @@ def _incident(appeal_id: str, handle: str, network: str | None) -> RegisteredApp
         region="22", registered_at="2025-01-14T08:00:00+07:00",
         submitted_at="2025-01-14T08:00:00+07:00", text=TEXT,
         author=Author(handle=handle), extra={} if network is None else {"network": network},
+        source=SourcePosition("appeals.intake.incident", 0, 0),
     )
 
 

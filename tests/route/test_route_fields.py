@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import workers.intake.adapters  # noqa: F401  (registers the native adapters)
-from schemas.records import RoutedAppeal
+from schemas.records import RoutedAppeal, SourcePosition
 from schemas.validation import validate
 from streams import topics as t
 from tests.route.test_route_importance import (
@@ -43,7 +43,7 @@ def router() -> Router:
 
 def registered(native: dict[str, Any], **changes: Any) -> dict[str, Any]:
     intake = intake_from_dict(native, channel_hint=native["channel"])
-    reg = register(intake, registered_at=MONDAY_10, source=None)
+    reg = register(intake, registered_at=MONDAY_10, source=SourcePosition("appeals.intake", 0, 0))
     return route_view(dataclasses.replace(reg, **changes))
 
 

@@ -23,7 +23,7 @@ import orjson
 import pytest
 
 import workers.intake.adapters  # noqa: F401  (registers the native adapters)
-from schemas.records import RoutedAppeal
+from schemas.records import RoutedAppeal, SourcePosition
 from schemas.validation import InvalidEvent, validate
 from streams import topics as t
 from streams.clock import SlaClock
@@ -75,7 +75,8 @@ def incident(importance: str | None, incident_id: str = "inc-1") -> dict[str, An
     if importance is not None:
         raw["importance"] = importance
     intake = intake_from_dict(raw, channel_hint="incident")
-    return route_view(register(intake, registered_at=MONDAY_10, source=None))
+    source = SourcePosition("appeals.intake.incident", 0, 0)
+    return route_view(register(intake, registered_at=MONDAY_10, source=source))
 
 
 def classify_and_route(router: Router, appeals: list[dict[str, Any]], *, urgent: bool,

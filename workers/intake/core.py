@@ -449,14 +449,15 @@ def register(
     intake: IntakeAppeal,
     *,
     registered_at: datetime,
-    source: SourcePosition | None,
+    source: SourcePosition,
     email_regime: str = "pos",
     web_regime: str = "fz59",
     open311_regime: str = "pos",
     duplicate_of: str | None = None,
 ) -> RegisteredAppeal:
     """The registered appeal for an accepted intake event, registered at ``registered_at``
-    (the legal registration moment, :func:`registration_time`)."""
+    (the legal registration moment, :func:`registration_time`), read at ``source`` (never
+    None: the schema refuses a null ``source``)."""
     return RegisteredAppeal(
         appeal_id=appeal_id_for(intake.channel, intake.external_id),
         channel=intake.channel,
