@@ -30,16 +30,18 @@ def _exported(topic: str) -> dict[str, float]:
 
 def _monitor(consumer: Any) -> Callable[[], Any]:
     """The lag monitor's timer body, installed on a stand-in app with ``consumer``."""
-    timers: list[Callable[[], Any]] = []
+    timers: list[tuple[float, Callable[[], Any]]] = []
 
-    def timer(_interval: float) -> Callable[[Callable[[], Any]], Callable[[], Any]]:
+    def timer(interval: float) -> Callable[[Callable[[], Any]], Callable[[], Any]]:
         def register(fn: Callable[[], Any]) -> Callable[[], Any]:
-            timers.append(fn)
+            timers.append((interval, fn))
             return fn
         return register
 
-    pipeline._install_lag_monitor(SimpleNamespace(consumer=consumer, timer=timer))  # type: ignore[arg-type]
-    (tick,) = timers
+    app = SimpleNamespace(consumer=consumer, timer=timer)
+    pipeline._install_lag_monitor(app, 2.5)  # type: ignore[arg-type]
+    ((interval, tick),) = timers
+    assert interval == 2.5  # APPEALS_LAG_INTERVAL
     return tick
 
 
