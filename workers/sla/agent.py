@@ -664,9 +664,9 @@ class BeforePeriod(NotApplied):
 
 class ExtensionRefused(NotApplied):
     """An extension the rules refuse: beyond the policy's number for the body, declared after
-    the deadline, ``extension_days`` the policy or calendar refuses, or one that moves
-    nothing (the detail names which). Counted only, it let the body's system believe its
-    deadline had moved."""
+    the deadline, ``extension_days`` the policy or calendar refuses, one that moves nothing,
+    or one of an appeal answered or closed (the detail names which). Counted only, it let the
+    body's system believe its deadline had moved."""
 
     reason = EXTENSION_REFUSED
 

@@ -88,7 +88,8 @@ BEFORE_PERIOD = "before_period"
 #: Outcome (and dead-letter reason) of an extension the rules refuse (:func:`_extended`): one
 #: beyond the policy's ``extensions_allowed`` for the body, one declared after the deadline
 #: (59-FZ art. 12 p.2 extends a running term), ``extension_days`` the policy or the calendar
-#: refuses, or one that moves nothing. ``Effects.detail`` says which. One reason for the four:
+#: refuses, one that moves nothing, or one of an appeal answered or closed (no running term to
+#: extend). ``Effects.detail`` says which. One reason for them all:
 #: it is a metric label; the detail is for the operator and the authority. Before, such an
 #: extension was only counted (``rejected``): the body's system believed its deadline moved,
 #: and nobody could tell which event was refused or why.
@@ -847,13 +848,21 @@ def _extended(state: State, event: dict[str, Any], at: float, rules: SlaRules,
               effects: Effects, _rp: Any) -> None:
     """Move the running deadline by ``extension_days`` (59-FZ art. 12 p.2), once per body.
 
-    An extension the rules refuse changes nothing and comes back as ``EXTENSION_REFUSED``
-    with the rule in ``effects.detail``, for the agent to dead-letter: the body's system must
-    learn that its deadline did not move.
+    An extension the rules refuse, or one of an appeal answered or closed, changes nothing and
+    comes back as ``EXTENSION_REFUSED`` with the rule (or the status) in ``effects.detail``,
+    for the agent to dead-letter: the body's system must learn that its deadline did not move.
     """
     days = event.get("extension_days") or 30
     if state["status"] not in OPEN_STATUSES:
-        effects.outcome = "not_open"
+        # Answered or closed: no deadline to move. Refused like the rules' refusals (it was a
+        # bare ``not_open``, counted and not dead-lettered: the body's system believed its
+        # deadline moved, and an extension stamped before the answer but processed after it,
+        # which would have made a late answer timely, left no trace).
+        status = state["status"]
+        ended = state["answered"] if status == "answered" else state.get("closed")
+        when = f" (at {_local_iso(float(ended), state['tz'])})" if ended is not None else ""
+        _refuse_extension(effects, f"the appeal is {status}{when}: only an open answer "
+                                   "period can be extended")
         return
     if _before_period(state, at):  # the extension of an earlier period, processed late
         effects.outcome = BEFORE_PERIOD
