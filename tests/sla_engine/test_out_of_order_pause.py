@@ -17,6 +17,7 @@ import pytest
 from tests.sla_engine.test_breach_order_and_warning import BOOK, DAY, SIMPLE, T0, TZ
 from workers.sla import timers
 from workers.sla.engine import (
+    EARLY_RESUME_OVERFLOW,
     MAX_EARLY_RESUMES,
     SlaRules,
     State,
@@ -100,10 +101,13 @@ def test_two_inverted_pairs_each_find_their_resume() -> None:
     assert swapped["due"] == T0 + 34 * DAY
 
 
-def test_kept_resumes_are_bounded() -> None:
-    events = [_ev("resumed", T0 + i * 3600, i) for i in range(MAX_EARLY_RESUMES + 5)]
+def test_kept_resumes_are_bounded_and_one_more_is_refused_not_dropped() -> None:
+    """Beyond the bound the newcomer is refused (the agent dead-letters it), whatever its
+    stamp; the oldest kept one used to be dropped for it without a trace."""
+    events = [_ev("resumed", T0 + i * 3600, i) for i in range(5, MAX_EARLY_RESUMES + 5)]
+    events += [_ev("resumed", T0 + i * 3600, i) for i in (1, 50)]
     state, outcomes = _run(SIMPLE, events)
-    assert set(outcomes) == {"early"}
+    assert outcomes == ["early"] * MAX_EARLY_RESUMES + [EARLY_RESUME_OVERFLOW] * 2
     assert state["eres"] == [T0 + i * 3600 for i in range(5, MAX_EARLY_RESUMES + 5)]
 
 

@@ -53,6 +53,7 @@ from workers.sla import lifecycle_routing, read_model, recompute, timers
 from workers.sla.deadline_service import DeadlineService, load_book
 from workers.sla.engine import (
     BEFORE_PERIOD,
+    EARLY_RESUME_OVERFLOW,
     EXTENSION_REFUSED,
     FOREIGN_AUTHORITY,
     HISTORY_OVERFLOW,
@@ -653,6 +654,14 @@ class HistoryOverflow(NotApplied):
     reason = HISTORY_OVERFLOW
 
 
+class EarlyResumeOverflow(NotApplied):
+    """A resume of a running appeal that already keeps ``MAX_EARLY_RESUMES`` resumes for
+    pauses that have not arrived (``engine._resumed``). Dropping the oldest kept one instead,
+    without a trace, left the pause it would have ended holding the appeal for good."""
+
+    reason = EARLY_RESUME_OVERFLOW
+
+
 class BeforePeriod(NotApplied):
     """A pause stamped before the answer period it would pause began, an extension stamped
     before the redirect or reopen that began the period it would extend, or any event stamped
@@ -767,6 +776,8 @@ def _check_reporter(state: State, data: dict[str, Any], effects: Effects) -> Non
                                "began (registration, redirect or reopen)")
     elif effects.outcome == EXTENSION_REFUSED:
         refusal = ExtensionRefused(f"{event} refused: {effects.detail}")
+    elif effects.outcome == EARLY_RESUME_OVERFLOW:
+        refusal = EarlyResumeOverflow(effects.detail)
     elif effects.outcome == FOREIGN_AUTHORITY:
         refusal = ForeignAuthority(f"{event} reported by {data.get('authority_id')!r}, the "
                                    f"appeal is held by {state.get('auth')!r}")

@@ -47,8 +47,16 @@ OPEN_STATUSES = frozenset({"running", "paused"})
 #: answered the period running now; ``tests/sla/test_sla_event_memory.py``). Only such
 #: appeals hold long lists.
 MAX_EVENT_IDS = 512
-#: Resumes kept while their pause has not arrived yet (:func:`_resumed`); the oldest go first.
+#: Resumes kept while their pause has not arrived yet (:func:`_resumed`); one more is refused
+#: (:data:`EARLY_RESUME_OVERFLOW`).
 MAX_EARLY_RESUMES = 8
+#: Outcome (and dead-letter reason) of a resume of a running appeal that already keeps
+#: :data:`MAX_EARLY_RESUMES` resumes for pauses that have not arrived. The oldest kept one used
+#: to be dropped for it without a trace: its id stayed remembered (a resend was a duplicate) and
+#: the pause it would have ended, when it came, held the appeal with no deadline. Refusing the
+#: newcomer, as the held events beyond ``MAX_PENDING`` are, dead-letters its own bytes and
+#: keeps no id: resent after its pause, it ends it.
+EARLY_RESUME_OVERFLOW = "early_resume_overflow"
 #: Fourth element of an ``adj`` pause entry ``["p", paused from, resumed at, PAUSE_IN_UNITS]``:
 #: the pause was counted in the policy's unit (``SlaRules.pause``). Entries without it were
 #: applied as wall-clock time (the version before, or rules without a policy book) and are
@@ -1062,16 +1070,24 @@ def _resumed(state: State, event: dict[str, Any], at: float, rules: SlaRules,
     in either order. A resume that overtook its pause was dropped ("not_open"), and the pause
     then held the appeal with no timers for good: its deadline never came. Now such a resume
     is kept (``eres``, at most :data:`MAX_EARLY_RESUMES`), and a pause stamped at or before
-    it applies both; a pause stamped after every kept resume is an ordinary pause.
+    it applies both; a pause stamped after every kept resume is an ordinary pause. One more
+    is refused (:data:`EARLY_RESUME_OVERFLOW`, the kept ones named in ``effects.detail``).
     """
     if state["status"] != "paused":
         if state["status"] != "running":
             effects.outcome = "not_open"
             return
-        early = state.setdefault("eres", [])
-        early.append(at)
-        early.sort()
-        del early[: max(0, len(early) - MAX_EARLY_RESUMES)]
+        early = state.get("eres") or []
+        if len(early) >= MAX_EARLY_RESUMES:
+            tz = state["tz"]
+            effects.outcome = EARLY_RESUME_OVERFLOW
+            effects.detail = (
+                f"resumed stamped {event['at']}: {len(early)} resumes of appeal {state['id']} "
+                "already wait for pauses that have not arrived (stamped "
+                f"{_local_iso(float(min(early)), tz)} to {_local_iso(float(max(early)), tz)}); "
+                "resend it after its pause")
+            return
+        state["eres"] = sorted([*early, at])
         effects.outcome = "early"
         return
     _resume(state, at, rules, effects)
