@@ -1012,7 +1012,14 @@ async def _redirect_late(outbox: Outbox, router: Router, held: dict[str, Any],
     The pending copy is gone, so the decided category is routed without the text: from the
     municipality id and the complaint's body id routing found at the timeout (an unidentified
     complaint stays at the desk, as routing would keep it there). When that is the desk,
-    nothing is sent. No training line: the text is no longer kept."""
+    nothing is sent (a redirect to the body that holds the appeal is refused), so neither the
+    category nor the urgency changes there. No training line: the text left the table with
+    the pending copy, and personal data is not kept longer for it.
+
+    The decision's explicit ``urgent`` travels in the redirect (the SLA engine counts the
+    receiving body's term with it: ``engine._take_urgency``); before, it was lost, and a human's
+    "urgent" got the ordinary term. Left null, it is left out, and the appeal keeps the urgency
+    it was routed to the desk with, as a decision in time keeps :func:`is_urgent`'s."""
     desk = held["authority_id"]
     category = decision_event["category"]
     if held.get("complaint") and not held.get("complaint_about"):
@@ -1032,6 +1039,8 @@ async def _redirect_late(outbox: Outbox, router: Router, held: dict[str, Any],
         "reason": (f"triage decision ({category}) after APPEALS_TRIAGE_MAX_WAIT; the appeal "
                    f"was routed to the triage desk at {held['timed_out']}"),
     }
+    if isinstance(decision_event.get("urgent"), bool):
+        event["urgent"] = decision_event["urgent"]
     validate(LifecycleEvent.schema, event)
     await outbox.send(t.SLA_LIFECYCLE, appeal_id.encode(), orjson.dumps(event))
     metrics.LIFECYCLE.labels("triaged", "late_redirected").inc()

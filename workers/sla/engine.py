@@ -956,6 +956,9 @@ def _redirected(state: State, event: dict[str, Any], at: float, rules: SlaRules,
     A deadline passed before its breach timer fired (a backlog or a replay) is reported here,
     once, as ``_answered`` and ``_closed`` do: a redirect must not erase the breach, and the
     figures must not depend on whether the tick or the redirect was processed first.
+
+    A redirect that names ``urgent`` counts the receiving body's period with it
+    (:func:`_take_urgency`).
     """
     target = event.get("to_authority_id")
     if not target:
@@ -966,7 +969,8 @@ def _redirected(state: State, event: dict[str, Any], at: float, rules: SlaRules,
             if target == state["auth"]:
                 effects.outcome = "rejected"
                 return
-            _redirected_after_answer(state, target, at, rules, effects, resolve_parent)
+            _redirected_after_answer(state, event, target, at, rules, effects,
+                                     resolve_parent)
             return
         effects.outcome = "not_open"
         return
@@ -987,6 +991,7 @@ def _redirected(state: State, event: dict[str, Any], at: float, rules: SlaRules,
     state["auth"] = target
     state["parent"] = resolve_parent(target) if resolve_parent else None
     state["recv"] = at
+    _take_urgency(state, event)
     state["status"] = "running"
     state["paused"] = None
     state["ext"] = 0  # the receiving body's own extension (59-FZ art. 12 p.2)
@@ -1007,8 +1012,8 @@ def _restartable_stage(state: State, kind: str, rules: SlaRules) -> bool:
                for e in state.get("stg", ()))
 
 
-def _redirected_after_answer(state: State, target: str, at: float, rules: SlaRules,
-                             effects: Effects,
+def _redirected_after_answer(state: State, event: dict[str, Any], target: str, at: float,
+                             rules: SlaRules, effects: Effects,
                              resolve_parent: Callable[[str], str | None] | None) -> None:
     """A redirect of an answered appeal whose stage it restarts still runs (policies.toml:
     an incident's or a call's ``final_answer`` is ``restarted_by`` ``redirected``).
@@ -1029,10 +1034,27 @@ def _redirected_after_answer(state: State, target: str, at: float, rules: SlaRul
     state["auth"] = target
     state["parent"] = resolve_parent(target) if resolve_parent else None
     state["recv"] = at
+    _take_urgency(state, event)
     target_zone = rules.zone_of(target) if rules.zone_of is not None else None
     if target_zone:
         state["tz"] = target_zone
     _start_stages(state, at, rules, effects, "redirected")
+
+
+def _take_urgency(state: State, event: dict[str, Any]) -> None:
+    """The urgency a redirect names (``urgent`` true or false; null or absent keeps the
+    appeal's) for the receiving body's deadlines, counted from the redirect on; the handing-on
+    body's ended with the urgency it had.
+
+    Why: a triage decision that comes after ``APPEALS_TRIAGE_MAX_WAIT`` is such a redirect from
+    the triage desk (``workers.route.agent._redirect_late``), and its ``urgent`` (a human's
+    "no heating in frost") was lost there: the receiving body got the ordinary term of the
+    classifier's unsure guess instead of the policy's ``urgent_answer``. Kept in the state, it
+    holds for the periods after (a reopen) and for a recompute, as the routed record's does.
+    """
+    urgent = event.get("urgent")
+    if isinstance(urgent, bool):
+        state["urgent"] = urgent
 
 
 def _paused(state: State, event: dict[str, Any], at: float, rules: SlaRules,
