@@ -248,6 +248,13 @@ class Settings:
     More requests than this in flight wait up to 2 s for a free connection, then get
     503 ``busy`` with Retry-After (never "Redis not reachable"); size it with Redis's
     ``maxclients`` (10000 by default) divided by the API replicas and the workers in mind."""
+    api_tokens: str = field(default="", repr=False)
+    """APPEALS_API_TOKENS: bearer tokens the HTTP API accepts, comma-separated (empty: open).
+
+    Each 16..256 visible ASCII characters, no spaces or commas. Set, every route but
+    ``/healthz``, ``/metrics`` and ``/openapi.json`` answers 401 without one of them; empty,
+    the API is open and must sit behind an authenticating proxy (it warns at start-up).
+    Appeal ids are derived from source ids and guessable, so this is the access control."""
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Tables of the config file that are not settings (``[gateway]``), for the sub-systems."""
 
@@ -350,6 +357,8 @@ class Settings:
         _check(self.rating_refresh > 0, "APPEALS_RATING_REFRESH", "must be positive")
         _check(1 <= self.api_redis_connections <= 10_000, "APPEALS_API_REDIS_CONNECTIONS",
                "must be 1..10000")
+        _check(api_tokens_problem(self.api_tokens) is None, "APPEALS_API_TOKENS",
+               api_tokens_problem(self.api_tokens) or "")
         _check(_gc_threshold_ok(self.gc_threshold), "APPEALS_GC_THRESHOLD",
                "must be three non-negative integers, e.g. 50000,50,1000, or python")
         _check(1 <= self.webhook_attempts <= 20, "APPEALS_WEBHOOK_ATTEMPTS", "must be 1..20")
@@ -509,6 +518,29 @@ class Settings:
             default = "unset" if f.default is None else repr(f.default)
             rows.append((f"APPEALS_{f.name.upper()}", default, docs.get(f.name, "")))
         return rows
+
+
+#: One API token: visible ASCII without ``,`` (the separator), 16..256 characters, so a
+#: short guessable value or a stray space from a shell quote is refused at start-up.
+API_TOKEN = re.compile(r"[\x21-\x2b\x2d-\x7e]{16,256}")
+
+
+def api_tokens_problem(value: str) -> str | None:
+    """What is wrong with an ``APPEALS_API_TOKENS`` value, or None. A value that is set but
+    names no token (``","``, a template whose variable was empty) is refused: read as no
+    tokens it would open the API."""
+    if not value.strip():
+        return None
+    for n, token in enumerate(value.split(","), 1):
+        if not API_TOKEN.fullmatch(token.strip()):
+            return (f"token {n} must be 16..256 visible ASCII characters without spaces or "
+                    "commas (tokens are comma-separated)")
+    return None
+
+
+def api_token_list(value: str) -> tuple[str, ...]:
+    """The tokens of a valid ``APPEALS_API_TOKENS`` value (none: the API is open)."""
+    return tuple(t.strip() for t in value.split(",")) if value.strip() else ()
 
 
 def _first_paragraph(lines: list[str]) -> str:

@@ -37,15 +37,22 @@ UPDATED = 1736900000.0  # 2025-01-15T00:13:20+00:00
 
 
 async def _store_read_model(rds: Any, settings: Settings, appeal_id: str, status: str,
-                            authority_id: str) -> None:
+                            authority_id: str, **more: Any) -> None:
     """The appeal's read model, through the SLA agent's own writer and key prefix."""
     state: State = {"id": appeal_id, "p": 0, "status": status, "auth": authority_id,
                     "regime": "fz59", "cat": "roads", "muni": None, "reg": DUE - 30 * 86400,
                     "due": DUE, "answered": UPDATED if status == "answered" else None,
                     "on_time": True, "alerts": [], "cycle": 0, "ext": 0, "breached": None,
-                    "bdays": [], "v": 1}
+                    "bdays": [], "v": 1, **more}
     prefix = read_model.key_prefix(settings.app_id)
     assert await read_model.write(rds, prefix, [state], UPDATED) == 1
+
+
+async def _mark_open311(rds: Any, settings: Settings, appeal_id: str) -> None:
+    """The gateway's record of an Open311 submission (here without its time)."""
+    await rds.hset(open311.OPEN311_KEY.format(prefix=read_model.key_prefix(settings.app_id),
+                                              appeal_id=appeal_id),
+                   mapping={"service_code": "roads"})
 
 
 def test_status_is_read_from_the_sla_read_model(redis_server: Any) -> None:
@@ -58,6 +65,8 @@ def test_status_is_read_from_the_sla_read_model(redis_server: Any) -> None:
         rds = aioredis.from_url(settings.redis)
         await _store_read_model(rds, settings, open_id, "running", "22-minzdrav")
         await _store_read_model(rds, settings, answered_id, "answered", "22-mintrans")
+        for rid in (open_id, answered_id):
+            await _mark_open311(rds, settings, rid)
         app = web.Application()
         app[GATEWAY] = SimpleNamespace(redis=rds, settings=settings)
         open311.setup(app)
@@ -80,8 +89,43 @@ def test_status_is_read_from_the_sla_read_model(redis_server: Any) -> None:
         assert body[0]["service_code"] == "roads" and body[0]["service_name"] == "Дороги"
         assert body[0]["expected_datetime"] == "2025-02-13T16:59:59+00:00"
         assert body[0]["updated_datetime"] == "2025-01-15T00:13:20+00:00"
-        # no submission record here: the registration time comes from the read model
+        # no submission time kept here: the registration time comes from the read model
         assert body[0]["requested_datetime"] == "2025-01-14T16:59:59+00:00"
+
+
+def test_get_answers_only_for_appeals_submitted_through_open311(redis_server: Any) -> None:
+    """The route is public and appeal ids are guessable (UUIDv5 of channel and source id:
+    59-FZ registration numbers, sequential POS ids): it answered for any appeal of any channel
+    from the read model, telling anyone its category (healthcare, social), body and dates.
+    An appeal the gateway did not take through Open311 now answers exactly as an unknown id,
+    and no answer carries ``duplicate_of`` (it links two appeals of one author)."""
+    settings = Settings(redis=redis_server.url, app_id=f"o311-{uuid.uuid4().hex[:8]}")
+    fz59_id, open311_id, unknown_id = (uuid.uuid4().hex[:24] for _ in range(3))
+
+    async def go() -> list[tuple[int, Any]]:
+        rds = aioredis.from_url(settings.redis)
+        await _store_read_model(rds, settings, fz59_id, "running", "22-minzdrav")
+        await _store_read_model(rds, settings, open311_id, "running", "22-minzdrav",
+                                dup=fz59_id)
+        await _mark_open311(rds, settings, open311_id)
+        app = web.Application()
+        app[GATEWAY] = SimpleNamespace(redis=rds, settings=settings)
+        open311.setup(app)
+        out = []
+        try:
+            async with TestClient(TestServer(app)) as c:
+                for rid in (fz59_id, unknown_id, open311_id):
+                    r = await c.get(f"/open311/v2/requests/{rid}.json")
+                    out.append((r.status, await r.json()))
+        finally:
+            await rds.aclose()
+        return out
+
+    (s1, b1), (s2, b2), (s3, b3) = asyncio.run(go())
+    assert (s1, b1) == (s2, b2) == (404, [{"code": 404,
+                                           "description": "service_request_id not found"}])
+    assert s3 == 200 and set(b3[0]) == REQUEST_FIELDS
+    assert fz59_id not in orjson.dumps(b3).decode()
 
 
 def test_services(intake_settings: Settings) -> None:

@@ -10,7 +10,12 @@ connection stayed in use for the wait: see ``workers.api.pool``; 500 ``internal_
 anything else, its details in the log only). The routing rules are reloaded
 while the process runs (``RulesWatcher``, as in the workers).
 Personal data: none is stored in the read model, none is returned, and the access log is off
-(appeal ids in paths are not personal, but there is no need to keep them either).
+(appeal ids in paths are not personal, but there is no need to keep them either). What an
+appeal's record says (its category, body, dates, the earlier appeal it repeats) is still about
+a person, and appeal ids are derived from the source systems' ids (registration numbers,
+sequential message ids), so anyone can guess them: with ``APPEALS_API_TOKENS`` set every route
+but :data:`~workers.api.openapi.OPEN_PATHS` needs one of its bearer tokens (:func:`bearer_auth`);
+without, the API warns at start-up that it is open and belongs behind an authenticating proxy.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import base64
 import binascii
 import contextlib
 import datetime as dt
+import hmac
 import logging
 import math
 import re
@@ -34,7 +40,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from monitoring import metrics
 from schemas.records import CATEGORIES, canonical_appeal_id
-from streams.settings import Settings
+from streams.settings import Settings, api_token_list
 from workers.api import openapi, page
 from workers.api.pool import PoolBusy, make_client
 from workers.api.service import (
@@ -64,6 +70,9 @@ SERVICE: web.AppKey[ApiService] = web.AppKey("service", ApiService)
 REGISTRY: web.AppKey[CollectorRegistry] = web.AppKey("registry", CollectorRegistry)
 RULES_PATH: web.AppKey[str] = web.AppKey("rules_path", str)
 RULES_POLL: web.AppKey[float] = web.AppKey("rules_poll", float)
+TOKENS: web.AppKey[tuple[bytes, ...]] = web.AppKey("tokens", tuple)
+#: The realm a 401's ``WWW-Authenticate`` names (RFC 6750).
+REALM = "appeals-api"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -135,6 +144,35 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         log.exception("answered 500 to %s %s", request.method, request.path[:200])
         return error_response(500, "internal_error",
                               "the API failed to answer this request; its log says why")
+
+
+@web.middleware
+async def bearer_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """401 without one of ``APPEALS_API_TOKENS`` (none configured: every request passes).
+
+    Every token is compared, each in constant time, so neither the answer's timing nor the
+    order of the tokens tells how much of a guess was right."""
+    tokens = request.app[TOKENS]
+    if not tokens or request.path in openapi.OPEN_PATHS:
+        return await handler(request)
+    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not presented.strip():
+        return _unauthorized("missing_token", "this API needs Authorization: Bearer <token>",
+                             f'Bearer realm="{REALM}"')
+    given = presented.strip().encode("utf-8", "surrogateescape")
+    matched = False
+    for token in tokens:
+        matched |= hmac.compare_digest(given, token)
+    if not matched:
+        return _unauthorized("invalid_token", "the bearer token is not valid",
+                             f'Bearer realm="{REALM}", error="invalid_token"')
+    return await handler(request)
+
+
+def _unauthorized(code: str, message: str, challenge: str) -> web.Response:
+    response = error_response(401, code, message)
+    response.headers["WWW-Authenticate"] = challenge
+    return response
 
 
 def _unavailable_retry_after(request: web.Request, exc: BaseException) -> int:
@@ -476,7 +514,8 @@ def create_app(settings: Settings, redis_client: Any | None = None,
         rules = load_rules(rules_path, default_region=settings.default_region)
     client: aioredis.Redis = redis_client or make_client(settings)
     service = ApiService(settings, client, rules)
-    app = web.Application(middlewares=[errors])
+    app = web.Application(middlewares=[errors, bearer_auth])
+    app[TOKENS] = tuple(t.encode() for t in api_token_list(settings.api_tokens))
     app[SERVICE] = service
     app[REGISTRY] = api_registry()
     app[RULES_PATH] = rules_path
@@ -497,7 +536,15 @@ def create_app(settings: Settings, redis_client: Any | None = None,
     app.router.add_get("/v1/breaches", breaches)
     app.cleanup_ctx.append(_refresher)
     app.cleanup_ctx.append(_rules_watcher)
+    app.on_startup.append(_announce_access)
     return app
+
+
+async def _announce_access(app: web.Application) -> None:
+    if not app[TOKENS]:
+        log.warning("the API is open: APPEALS_API_TOKENS is not set, so anyone who can reach "
+                    "it reads any appeal (appeal ids are guessable); run it behind an "
+                    "authenticating proxy or set APPEALS_API_TOKENS")
 
 
 async def _rules_watcher(app: web.Application) -> AsyncIterator[None]:

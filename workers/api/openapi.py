@@ -16,6 +16,10 @@ _WINDOW = {"name": "window", "in": "query", "required": False,
            "description": "Rolling window of local days ending today in the region's zone."}
 
 
+#: Paths that answer without a token: probes, the scrape and this document carry no appeal.
+OPEN_PATHS = ("/healthz", "/metrics", "/openapi.json")
+
+
 def _error_response(description: str) -> dict[str, Any]:
     return {"description": description,
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
@@ -286,6 +290,11 @@ def document(version: str = "0.1.0") -> dict[str, Any]:
                                  "items": {"$ref": "#/components/schemas/Breach"}}}}}}},
                 "400": bad, "404": missing, "503": UNAVAILABLE}}},
     }
+    # Bearer on every path when APPEALS_API_TOKENS is set; these three stay open (probes,
+    # the scrape, this document), which an empty ``security`` list says per operation.
+    for path in OPEN_PATHS:
+        for operation in paths[path].values():
+            operation["security"] = []
     return {
         "openapi": "3.1.0",
         "info": {
@@ -293,10 +302,17 @@ def document(version: str = "0.1.0") -> dict[str, Any]:
             "version": version,
             "description": "Appeal status, authorities' figures and the rating of authorities. "
                            "Read-only, derived from Kafka through the Redis read model; "
-                           "no personal data.",
+                           "no personal data. When APPEALS_API_TOKENS is set every path "
+                           "but /healthz, /metrics and /openapi.json needs "
+                           "`Authorization: Bearer <token>` (else 401 with WWW-Authenticate); "
+                           "appeal ids are guessable, so that token (or an authenticating "
+                           "proxy) is what keeps appeals from being read by anyone.",
         },
+        "security": [{"bearer": []}],
         "paths": paths,
-        "components": {"schemas": {
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
             "Error": {"type": "object", "required": ["error"], "properties": {"error": {
                 "type": "object", "required": ["code", "message"],
                 "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}},
@@ -306,5 +322,5 @@ def document(version: str = "0.1.0") -> dict[str, Any]:
             "Breach": breach,
             "Appeal": appeal,
             "Stats": stats,
-        }},
+            }},
     }

@@ -49,14 +49,19 @@ Routes:
   ``authority_id``, ``due_at``, ``category``, ``registered_at``, ``updated_at``), plus what the
   gateway kept at submission (hash ``<APPEALS_APP_ID>:open311:{appeal_id}``: service code,
   time, coordinates).
-  ``404`` when neither exists.
+  ``404`` without that hash: an appeal of another channel answers as an unknown one (the route
+  is public and appeal ids are guessable), and so does an Open311 request
+  ``APPEALS_OPEN311_TTL_DAYS`` after its submission, or one whose hash could not be stored
+  (Redis failed right after Kafka took it; logged). Never ``duplicate_of``: it links two
+  appeals of one author (``/v1/appeals/{id}`` has it, behind its token).
 
 ``agency_responsible`` is the authority's id (e.g. ``22-mintrans``), not its name: the read model
 carries only the id, and the names live in the routing rules, which the gateway does not load
 (it routes nothing, and would have to follow the workers' rule reloads to stay right). The field
 is optional in GeoReport v2; ``/v1/appeals/{id}`` and ``/v1/authorities`` give the name.
 
-Privacy: the GET route is public per the spec, so it never returns personal data. The gateway
+Privacy: the GET route is public per the spec, so it never returns personal data, and answers
+only for requests submitted through it. The gateway
 keeps no description, address or contact details for it and the read model carries none either:
 ``description``, ``address`` (both optional in the spec) are always ``null``; the coordinates it
 returns are the problem's location as submitted.
@@ -445,7 +450,9 @@ async def _post_request(request: web.Request) -> web.Response:
             client, [record], [key], key_space=IDEM_OPEN311,
             fingerprint=None if key is None else _request_digest(client.id, params))
         appeal_id = results[0]["appeal_id"]
-        if results[0]["status"] == "accepted":
+        # A keyed retry ("duplicate") too: the GET answers only where this record exists, and
+        # the first attempt may have ended before writing it (a 504, Redis failing then).
+        if results[0]["status"] in ("accepted", "duplicate"):
             await _remember(gw, appeal_id, service_code, now, lat, lon)
     except ApiError as exc:
         if exc.status == 504:
@@ -490,7 +497,9 @@ _JURISDICTION_NOT_FOUND = "jurisdiction_id provided was not found"
 
 async def _remember(gw: Any, appeal_id: str, service_code: str, at: datetime,
                     lat: float | None, lon: float | None) -> None:
-    """Keep what GET needs before the read model knows the appeal (no personal data)."""
+    """Keep what GET needs before the read model knows the appeal (no personal data); its
+    existence is also what lets GET answer for the appeal at all. Fields already kept stay
+    (``HSETNX``): a retry does not move the request's time."""
     key = OPEN311_KEY.format(prefix=read_model.key_prefix(gw.settings.app_id), appeal_id=appeal_id)
     fields: dict[str, str] = {
         "service_code": service_code,
@@ -500,7 +509,8 @@ async def _remember(gw: Any, appeal_id: str, service_code: str, at: datetime,
         fields["lat"], fields["long"] = repr(lat), repr(lon)
     try:
         async with gw.redis.pipeline(transaction=False) as pipe:
-            pipe.hset(key, mapping=fields)
+            for name, value in fields.items():
+                pipe.hsetnx(key, name, value)
             pipe.expire(key, gw.config.open311_ttl_s)  # APPEALS_OPEN311_TTL_DAYS
             await pipe.execute()
     except Exception as exc:  # the appeal is in Kafka; GET falls back to the read model
@@ -526,7 +536,13 @@ async def get_request(request: web.Request) -> web.Response:
     except Exception as exc:
         log.error("open311 lookup failed appeal_id=%s error=%s", appeal_id, type(exc).__name__)
         return _errors(503, "status store unavailable", headers={"Retry-After": "5"})
-    if not model and not mine:
+    if not mine:
+        # Only requests that came in through Open311: the route is public (no credentials in
+        # GeoReport v2), and appeal ids are derived from source ids anyone can guess (59-FZ
+        # registration numbers, sequential message ids), so answering from the read model
+        # alone told anyone an appeal's category, body and dates for any channel. The read
+        # model does not keep the source; the gateway's record, written only here at
+        # submission, is the marker. An appeal of another channel answers as an unknown one.
         return _errors(404, "service_request_id not found")
     model, mine = model or {}, mine or {}
     status, notes = status_for(_text(model, "status"))
