@@ -299,6 +299,28 @@ GATEWAY_KAFKA_LAST_ACK = Gauge(
     registry=GATEWAY_REGISTRY,
 )
 
+# The HTTP servers' own errors, logged at most once a minute each (streams/http_logging.py):
+# these count them all. ``server`` is ``gateway`` or ``api``; the API registers them too.
+HTTP_BAD_REQUESTS = Counter(
+    "appeals_http_bad_requests",
+    "Malformed HTTP requests aiohttp refused before any handler (bad request line or header, "
+    "a line too long), by server (gateway, api).",
+    ["server"],
+    registry=GATEWAY_REGISTRY,
+)
+HTTP_SERVER_ERRORS = Counter(
+    "appeals_http_server_errors",
+    "Errors aiohttp's server logged outside the handlers' own error handling, by server.",
+    ["server"],
+    registry=GATEWAY_REGISTRY,
+)
+HTTP_ACCEPT_ERRORS = Counter(
+    "appeals_http_accept_errors",
+    "Failed accept() of new connections (out of file descriptors or memory), by server.",
+    ["server"],
+    registry=GATEWAY_REGISTRY,
+)
+
 
 def _exported_names() -> frozenset[str]:
     """Names as they appear in a scrape, including the suffixes prometheus-client adds."""

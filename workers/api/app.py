@@ -40,6 +40,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from monitoring import metrics
 from schemas.records import CATEGORIES, canonical_appeal_id
+from streams.http_logging import install_http_log_filters
 from streams.settings import Settings, api_token_list
 from workers.api import openapi, page
 from workers.api.pool import PoolBusy, make_client
@@ -487,7 +488,7 @@ def api_registry() -> CollectorRegistry:
     """The API's own registry: the figures it computes and what this process counts
     (``appeals_redis_errors_total``: ``rating_refresh`` and ``rating_publish`` by the
     background refresh, ``api_read`` by requests, ``appeal_read`` for a MULTI a full Redis
-    refused).
+    refused; ``appeals_http_*_total{server="api"}``, the HTTP server's own errors).
 
     Why not the workers' registry: the API would then export ``appeals_worker_up 0`` and
     zeroed pipeline counters under its own instance, confusing the worker alerts.
@@ -495,6 +496,9 @@ def api_registry() -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=True)
     registry.register(metrics.ON_TIME_RATIO)
     registry.register(metrics.REDIS_ERRORS)
+    for counter in (metrics.HTTP_BAD_REQUESTS, metrics.HTTP_SERVER_ERRORS,
+                    metrics.HTTP_ACCEPT_ERRORS):  # streams/http_logging.py
+        registry.register(counter)
     return registry
 
 
@@ -537,6 +541,8 @@ def create_app(settings: Settings, redis_client: Any | None = None,
     app.cleanup_ctx.append(_refresher)
     app.cleanup_ctx.append(_rules_watcher)
     app.on_startup.append(_announce_access)
+    # Here rather than in run_api: every server of this app (tests, benchmarks) logs alike.
+    install_http_log_filters("api")
     return app
 
 

@@ -127,6 +127,7 @@ from schemas.validation import (
     runtime_schema,
 )
 from streams.clock import SlaClock
+from streams.http_logging import install_http_log_filters
 from streams.payload_logging import quiet_payload_loggers
 from streams.settings import ConfigError, Settings, _coerce, _coerce_file_value
 from workers.geo.regions import UnknownRegion, normalize_code
@@ -1233,7 +1234,9 @@ def logged_path(request: web.BaseRequest) -> str:
     route), else :data:`UNMATCHED_PATH`. Never the path as sent: it was logged percent-decoded,
     so a mistaken ``GET /v1/appeals/+79130007701`` or a name as an Open311 id was personal
     data in the log."""
-    match_info = getattr(request, "match_info", None)  # a BaseRequest was never routed
+    # A BaseRequest was never routed; a Request aiohttp made for a message it could not parse
+    # has no match info either, and reading it raised AssertionError in the access log.
+    match_info = getattr(request, "_match_info", None)
     route = match_info.route if match_info is not None else None
     resource = route.resource if route is not None else None
     if resource is not None:
@@ -1292,6 +1295,9 @@ def create_app(
 
     app.on_startup.append(_start)
     app.on_cleanup.append(_stop)
+    # Malformed requests' bytes and peers out of the log (streams/http_logging.py); here, not
+    # in run_gateway, so every server of this app (tests included) logs alike.
+    install_http_log_filters("gateway")
     return app
 
 
