@@ -267,12 +267,15 @@ class FakeRedis:
 async def gateway(
     settings: Settings | None = None,
     now: datetime = HARNESS_NOW,
+    clients: tuple[Client, ...] | None = None,
 ) -> AsyncIterator[tuple[TestClient, FakeProducer, FakeRedis]]:
     """The gateway over in-memory Kafka and Redis; ``now`` is its clock (the harness's, so the
-    January 2025 samples stay within APPEALS_INTAKE_MAX_AGE)."""
+    January 2025 samples stay within APPEALS_INTAKE_MAX_AGE); ``clients`` replaces the
+    default ones of TOKENS (which own no channel's ids)."""
     settings = settings or Settings()
-    config = GatewayConfig(clients=tuple(Client(id=c, token=tok) for c, tok in TOKENS.items()),
-                           create_topics=False, rate=1000.0, burst=1000)
+    if clients is None:
+        clients = tuple(Client(id=c, token=tok) for c, tok in TOKENS.items())
+    config = GatewayConfig(clients=clients, create_topics=False, rate=1000.0, burst=1000)
     producer, redis = FakeProducer(), FakeRedis()
     app = create_app(settings, config, producer=producer, redis=redis, now=lambda: now)
     server = TestServer(app, host="127.0.0.1")

@@ -29,6 +29,10 @@ def canon_appeal(external_id: str = "gw-1", **fields: Any) -> dict[str, Any]:
 
 def gateway_config(**changes: Any) -> GatewayConfig:
     clients = [Client(id=cid, token=tok) for cid, tok in TOKENS.items()]
+    # The federal platform's connector owns the pos id space (its ids name appeals as sent);
+    # the other clients' explicit ids are scoped by the client.
+    clients[0] = Client(id="pos-platform", token=TOKENS["pos-platform"],
+                        id_owner=frozenset({"pos"}))
     clients[2] = Client(id="hotline", token=TOKENS["hotline"], channels=frozenset({"hotline"}))
     base: dict[str, Any] = {"clients": tuple(clients), "create_topics": False,
                             "rate": 1000.0, "burst": 1000, "send_timeout": 15.0}

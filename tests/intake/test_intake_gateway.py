@@ -14,7 +14,7 @@ from tests.intake.conftest import consume_all, load_samples
 from tests.intake.fakes import HARNESS_NOW
 from tests.intake.gateway_support import auth, canon_appeal, gateway_client, gateway_config
 from workers.intake.core import appeal_id_for
-from workers.intake.gateway import GatewayConfig, scoped_external_id
+from workers.intake.gateway import GatewayConfig, client_external_id, scoped_external_id
 
 pytestmark = pytest.mark.integration
 
@@ -308,18 +308,20 @@ def test_sources_own_ids_name_the_appeal(intake_settings: Settings) -> None:
 
     sites, posts = asyncio.run(go())
     assert len(set(sites)) == 3
-    assert sites[0] == appeal_id_for("web", "minstroy.example.ru:1001")
-    assert sites[2] == appeal_id_for("web", "city-app:1001")  # no site: the client scopes it
-    assert posts == [appeal_id_for("incident", post["post_url"])] * 3
+    # Neither client owns web ids: the site's scoped id is scoped by the client too.
+    assert sites[0] == appeal_id_for("web", "pos-platform:ext:minstroy.example.ru:1001")
+    assert sites[2] == appeal_id_for("web", "city-app:ext:1001")  # no site: the client's
+    assert posts == [appeal_id_for("incident",
+                                   client_external_id("pos-platform", post["post_url"]))] * 3
     web_events = consume_all(intake_settings, "web", expect=3)
     assert sorted(k.decode() for k, _ in web_events) == sorted(sites)
 
 
 def test_an_explicit_id_and_a_site_that_is_no_text_are_left_as_sent(
         intake_settings: Settings) -> None:
-    """A web form's explicit external id (the gateway's key-made one too) is not scoped
-    again, and a ``site`` that is no text stays in ``extra`` instead of refusing the form
-    (review of this session's diff)."""
+    """A web form's explicit external id is not scoped by its site (the gateway's key-made one
+    is not scoped at all), only by the client, which owns no web ids; a ``site`` that is no
+    text stays in ``extra`` instead of refusing the form (review of this session's diff)."""
     form = {"channel": "web", "submitted": "2025-01-14 10:21:00", "region": "22",
             "fields": {"message": "Не горит фонарь во дворе"}}
 
@@ -335,7 +337,8 @@ def test_an_explicit_id_and_a_site_that_is_no_text_are_left_as_sent(
             return ids
 
     assert asyncio.run(go()) == [appeal_id_for("web", scoped_external_id("pos-platform", "k-1")),
-                                 appeal_id_for("web", "77"), appeal_id_for("web", "own-5")]
+                                 appeal_id_for("web", "pos-platform:ext:77"),
+                                 appeal_id_for("web", "pos-platform:ext:own-5")]
 
 
 @pytest.mark.parametrize(("env", "named"), [

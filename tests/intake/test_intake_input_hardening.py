@@ -184,7 +184,8 @@ def test_a_key_made_id_is_never_a_sources_own_id() -> None:
     (s1, first), (s2, native), (s3, resend) = results
     assert (s1, s2, s3) == (202, 202, 202)
     assert first["appeal_id"] != native["appeal_id"]
-    assert native["appeal_id"] == core.appeal_id_for("web", "client-a:1001")
+    # client-a owns no web ids: its form's id is scoped by it (client_external_id)
+    assert native["appeal_id"] == core.appeal_id_for("web", "client-a:ext:1001")
     assert (resend["appeal_id"], resend["status"]) == (first["appeal_id"], "duplicate")
     assert len(sent) == 2
     h = AgentHarness()

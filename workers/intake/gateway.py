@@ -76,7 +76,10 @@ not one of these is an error): a bad value is one line and exit 2, see
   ``8080``, so both run on one host with the defaults);
 * ``APPEALS_GATEWAY_TOKENS``: ``client1:token1,client2:token2``;
 * ``APPEALS_GATEWAY_TOKENS_FILE``: TOML with ``[clients.<id>]`` tables: ``token``, and optional
-  ``rate``, ``burst``, ``channels`` (allowed channels) and ``region`` (Open311 default region).
+  ``rate``, ``burst``, ``channels`` (allowed channels; every channel when absent),
+  ``region`` (Open311 default region) and ``id_owner`` (the channels whose id space the client
+  owns, one owner per channel at most: its explicit ids name appeals as sent; every other
+  client's are scoped by the client, ``<client id>:ext:<id>``, see :func:`client_external_id`).
   A client id must not contain ``:`` (it separates the client id from a web form's submission
   id when the form names no ``site``, see :meth:`Gateway.prepare`); such a file is refused at
   start-up;
@@ -104,7 +107,7 @@ import os
 import re
 import time
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
@@ -132,6 +135,7 @@ from streams.payload_logging import quiet_payload_loggers
 from streams.settings import ConfigError, Settings, _coerce, _coerce_file_value
 from workers.geo.regions import UnknownRegion, normalize_code
 from workers.intake.adapters import NATIVE_ID_FIELDS
+from workers.intake.adapters._common import MAX_ID_LENGTH
 from workers.intake.core import (
     adapt_native,
     appeal_id_for,
@@ -148,6 +152,7 @@ __all__ = [
     "Client",
     "Gateway",
     "GatewayConfig",
+    "client_external_id",
     "create_app",
     "item_key",
     "run_gateway",
@@ -174,6 +179,9 @@ class Client:
     burst: int | None = None
     channels: frozenset[str] | None = None
     region: str | None = None
+    #: The channels whose id space this client owns: its explicit ids there name appeals as
+    #: sent; every other client's are scoped by the client (:func:`client_external_id`).
+    id_owner: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +258,7 @@ class GatewayConfig:
             clients[c.id] = c
         for c in _clients_from_table(table.get("clients", {}), in_file):
             clients.setdefault(c.id, c)
+        _check_id_owners(clients.values())
         d = cls()
         cfg = cls(
             host=pick("host", d.host),
@@ -292,7 +301,7 @@ _TABLE_KEYS = ("host", "port", "tokens", "tokens_file", "rate", "burst", "max_bo
                "max_batch", "send_timeout", "create_topics", "open311_retry_window",
                "open311_ttl_days", "clients")
 #: Keys of a ``[clients.<id>]`` table.
-_CLIENT_KEYS = ("token", "rate", "burst", "channels", "region")
+_CLIENT_KEYS = ("token", "rate", "burst", "channels", "region", "id_owner")
 
 
 def _clients_from_spec(spec: str) -> list[Client]:
@@ -357,6 +366,13 @@ def _clients_from_table(table: Any, where: str) -> list[Client]:
                 raise ConfigError(f"{where}: clients.{client_id}.region = {region!r}: not a "
                                   "region code (such as \"22\", see workers/geo/regions.csv)"
                                   ) from None
+        owned = spec.get("id_owner", [])
+        if not isinstance(owned, list) or not set(owned) <= set(CHANNELS):
+            raise ConfigError(f"{where}: clients.{client_id}.id_owner: must be a list of "
+                              f"channels ({', '.join(CHANNELS)})")
+        if channels is not None and not set(owned) <= set(channels):
+            raise ConfigError(f"{where}: clients.{client_id}.id_owner: names a channel the "
+                              "client's channels do not allow")
         out.append(Client(
             id=str(client_id),
             token=spec["token"],
@@ -364,8 +380,21 @@ def _clients_from_table(table: Any, where: str) -> list[Client]:
             burst=burst,
             channels=frozenset(channels) if channels is not None else None,
             region=region,
+            id_owner=frozenset(owned),
         ))
     return out
+
+
+def _check_id_owners(clients: Iterable[Client]) -> None:
+    """A channel's id space has one owner at most: two owners could again take each other's
+    ids, which is what scoping the other clients' ids prevents."""
+    owner: dict[str, str] = {}
+    for c in clients:
+        for channel in sorted(c.id_owner):
+            if channel in owner:
+                raise ConfigError(f"gateway clients {owner[channel]} and {c.id} both name "
+                                  f"{channel} in id_owner; a channel has one owner at most")
+            owner[channel] = c.id
 
 
 # --------------------------------------------------------------------------- errors, limits
@@ -571,6 +600,30 @@ def scoped_external_id(client_id: str, item_key: str) -> str:
     return f"{client_id[:100]}:key:sha256:{digest}"
 
 
+def client_external_id(client_id: str, external_id: str) -> str:
+    """A non-owner client's explicit external id, scoped by the client: ``<client id>:ext:<id>``.
+
+    The appeal id derives from (channel, external id) alone. Trusted as sent, a civic app's
+    canonical ``pos`` appeal with ``external_id`` ``1834521999`` took the appeal id of the POS
+    platform's message ``1834521999``: both were answered ``202`` with one appeal id, and intake
+    registered the first and dropped the citizen's message as a duplicate, with no dead letter.
+    Two sites posting canonical web records with their own counters collided the same way.
+    Only the channel's owner (``id_owner``) names appeals by its raw ids; every other client's
+    ids live under its own ``Client.id`` (the token's, never the payload's). A client id holds
+    no ``:``, so the prefix up to ``:ext:`` names the client whatever the id contains, and
+    ``:ext:`` sets it apart from the key-made ``:key:sha256:`` and Open311's
+    ``:open311:sha256:``. Past the schema's 200 characters the id is
+    ``<client id>:ext:sha256:<digest of client and id>``: stable, so a resend is the same
+    appeal.
+    """
+    scoped = f"{client_id}:ext:{external_id}"
+    if len(scoped) <= MAX_ID_LENGTH:
+        return scoped
+    digest = hashlib.sha256(f"v1-ext\x00{client_id}\x00{external_id}".encode(
+        "utf-8", "surrogateescape")).hexdigest()
+    return f"{client_id[:100]}:ext:sha256:{digest}"
+
+
 # --------------------------------------------------------------------------- idempotency
 
 # The Redis key spaces of the Idempotency-Key markers, one per endpoint: a client's keys on
@@ -734,14 +787,19 @@ class Gateway:
                            f"this client may not submit to the {channel} channel")
         data = dict(item)
         native = "schema_version" not in data
+        # The id is the gateway's own (the client's key, Open311's) or the payload's; the
+        # payload's names the appeal as sent only for the channel's id owner.
+        made_here = open311
         if item_key is not None and not _own_id(data, channel, native):
             data["external_id"] = scoped_external_id(client.id, item_key)
+            made_here = True
+        owner = channel in client.id_owner
         site = data.get("site")
-        if native and channel == "web" and (site is None or (isinstance(site, str)
-                                                             and not site.strip())):
+        if owner and native and channel == "web" and (
+                site is None or (isinstance(site, str) and not site.strip())):
             # A site's submission ids are its own counter: scoped by the site (the web
             # adapter; a number is a site id too), or by the client that posted them when
-            # the handler names no site.
+            # the handler names no site. Another client's are scoped by it below.
             data["site"] = client.id
         try:
             check_nesting(data)  # before anything walks the payload
@@ -770,6 +828,8 @@ class Gateway:
                       self.settings.intake_max_age)
         except InvalidEvent as exc:
             raise fail(exc.reason, "submitted_at", _safe_detail(exc)) from None
+        if not made_here and not owner:
+            record.external_id = client_external_id(client.id, record.external_id)
         if item_key is not None:
             record.idempotency_key = item_key
         try:
