@@ -589,7 +589,8 @@ OTHER_VARIABLES: tuple[tuple[str, str, str], ...] = (
      "days the gateway keeps an Open311 request's code/time/place in Redis for GET "
      "([gateway] open311_ttl_days)"),
     ("APPEALS_NEAR_DUP_SALT", "dev salt",
-     "secret of the near-duplicate bucket HMAC: set it in production"),
+     "secret of the near-duplicate bucket HMAC and of intake's exact-dedupe keys: set it "
+     "in production; a new one starts both windows afresh"),
     ("APPEALS_NEAR_DUP_THRESHOLD", "0.8",
      "estimated Jaccard similarity from which texts are near-duplicates"),
     ("APPEALS_NEAR_DUP_WINDOW_S", "86400", "seconds a near-duplicate is looked for"),

@@ -13,7 +13,8 @@ the moment the agent reads it, which the registered record's Kafka timestamp kee
 deadline counts from ``registered_at``, and a backlog must not move them later.
 
 Exact duplicates (same channel and external id within the dedupe window) are recognised with a
-Redis ``SET NX`` whose value is the source position of the first registration. A replay of that
+Redis ``SET NX`` whose value is the source position of the first registration, under a keyed
+digest of channel and external id (:func:`dedupe_key`), not the id itself. A replay of that
 very message after a crash finds its own position there and registers again, which downstream
 absorbs because the appeal id is derived; a true resend from the citizen finds another position
 and is counted as a duplicate. Losing Redis only lets a resend through, which the per-appeal SLA
@@ -23,6 +24,8 @@ state absorbs the same way: no appeal is ever lost for a Redis fault.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
 import logging
 from datetime import datetime
 from typing import Any
@@ -131,7 +134,8 @@ def install(app: faust.App, ctx: WorkerContext, router: Router, classifier: Any)
                                                  detail=type(exc).__name__)
                         continue
                     pos = SourcePosition(msg.topic, msg.partition, msg.offset)
-                    key = f"{settings.app_id}:dedupe:{appeal.channel}:{appeal.external_id}"
+                    key = dedupe_key(settings.app_id, near_cfg.salt, appeal.channel,
+                                     appeal.external_id)
                     accepted.append((appeal, pos, key))
                     accepted_events.append(event)
                     registered_at.append(registration)
@@ -199,6 +203,22 @@ async def _send_registered(
 def route_view(registered: RegisteredAppeal) -> dict[str, Any]:
     """The fields routing reads, as the dict the triage path also stores."""
     return {name: getattr(registered, name) for name in ROUTE_FIELDS}
+
+
+def dedupe_key(app_id: str, salt: bytes, channel: str, external_id: str) -> str:
+    """The Redis key of an appeal's exact-dedupe mark: ``<app id>:dedupe:<channel>:<digest>``.
+
+    The external id was in the key as sent, and for an incident it is a post URL naming its
+    author (``vk.com/id123...``): personal data in every Redis key listing and dump. An
+    HMAC-SHA256 with the near-duplicate salt (``APPEALS_NEAR_DUP_SALT``, the secret the
+    near-duplicate buckets are keyed with already), so the key names the appeal without
+    showing it and cannot be turned back into a guessed URL or phone without the salt; 160
+    bits, as the gateway's idempotency keys. Changing the salt starts a new set of marks (see
+    README, "Upgrading").
+    """
+    digest = hmac.new(salt, f"v1-dedupe\x1f{channel}\x1f{external_id}".encode(
+        "utf-8", "surrogateescape"), hashlib.sha256).hexdigest()[:40]
+    return f"{app_id}:dedupe:{channel}:{digest}"
 
 
 async def _first_seen(
