@@ -451,6 +451,12 @@ class PolicyBook:
     def regimes(self) -> tuple[str, ...]:
         return tuple(self._defaults)
 
+    def subcategories(self) -> frozenset[str]:
+        """The subcategories the overrides select: the only ones whose deadline differs, so
+        the only ones the routed record needs to carry (see ``route.agent.routed_record``)."""
+        return frozenset(o.selectors["subcategory"] for o in self._overrides
+                         if "subcategory" in o.selectors)
+
     def authorities(self) -> frozenset[str]:
         """The authority ids the overrides select: ``sla due --authority`` accepts a body the
         routing rules do not list (yet) when the policy file names it."""

@@ -45,6 +45,7 @@ hours for high importance instead of 8).
 from __future__ import annotations
 
 import asyncio
+import functools
 import heapq
 import logging
 import time
@@ -75,7 +76,9 @@ from schemas.validation import (
 )
 from streams import topics as t
 from streams.clock import SlaClock
+from workers.deadlines.policies import PolicyBook
 from workers.routing import RouteInput, Router
+from workers.routing.model import RoutingRules
 from workers.runtime import (
     Outbox,
     WorkerContext,
@@ -112,9 +115,50 @@ def is_urgent(appeal: dict[str, Any], classifier_urgent: bool) -> bool:
     return bool(classifier_urgent) or appeal.get("importance") == "high"
 
 
+@functools.cache
+def _policy_subcategories() -> frozenset[str]:
+    """The SLA policy file's subcategory selectors, read once (as the agents read the file)."""
+    return PolicyBook.load().subcategories()
+
+
+_rule_subcategories: tuple[RoutingRules, frozenset[str]] | None = None
+
+
+def known_subcategories(rules: RoutingRules | None) -> frozenset[str]:
+    """The subcategories the routing rules or the SLA policies name: codes an operator wrote,
+    never a source's free text. Cached per rules object (the rules are swapped on reload)."""
+    global _rule_subcategories
+    if rules is None:
+        return _policy_subcategories()
+    cached = _rule_subcategories
+    if cached is None or cached[0] is not rules:
+        subs: set[str] = set()
+        for region in rules.regions.values():
+            for route in region.routes.values():
+                subs.update(route.subcategories)
+            for muni in region.municipalities.values():
+                for route in muni.routes.values():
+                    subs.update(route.subcategories)
+        cached = _rule_subcategories = (rules, frozenset(subs) | _policy_subcategories())
+    return cached[1]
+
+
+def routed_subcategory(value: Any, rules: RoutingRules | None) -> str | None:
+    """The subcategory the routed record carries: ``value`` when the rules or the policies
+    know it, else null. A source's subcategory is free text (the ПОС sends its name, a form
+    whatever was typed: "Отопление +79137770011" reached appeals.routed and the SLA state's
+    changelog), and appeals.routed carries no personal data. Routing still matches the
+    appeal's own value (:func:`route_input`); only what is stored is limited to known codes,
+    which are all the router and the deadline policies can use."""
+    if isinstance(value, str) and value in known_subcategories(rules):
+        return value
+    return None
+
+
 def routed_record(appeal: dict[str, Any], decision: Any, category: str, urgent: bool,
                   confidence: float, classifier_version: str | None,
-                  routed_at: datetime | None = None) -> RoutedAppeal:
+                  routed_at: datetime | None = None,
+                  rules: RoutingRules | None = None) -> RoutedAppeal:
     """The routed record of ``appeal``. ``routed_at`` is read on the SLA clock
     (``ctx.clock.now_dt()``), the clock intake reads appeals on (``registered_at`` is at
     most that reading): on the demo's sped-up clock the wall clock put the routing weeks
@@ -134,7 +178,8 @@ def routed_record(appeal: dict[str, Any], decision: Any, category: str, urgent: 
         rule_version=decision.rule_version,
         routed_at=routed_at.astimezone(UTC).isoformat(timespec="milliseconds"),
         channel=appeal.get("channel"),
-        subcategory=appeal.get("subcategory"),
+        # ``rules``: the router's, whose subcategories are known besides the policies'.
+        subcategory=routed_subcategory(appeal.get("subcategory"), rules),
         classifier_version=classifier_version,
         parent_authority_id=decision.parent_authority_id,
         municipality=decision.municipality,
@@ -180,7 +225,7 @@ async def classify_and_route(ctx: WorkerContext, outbox: Outbox, appeals: Sequen
         decision = router.route(route_input(appeal, result.category))
         record = routed_record(appeal, decision, result.category,
                                is_urgent(appeal, result.urgent), result.confidence,
-                               result.model_version, now)
+                               result.model_version, now, router.rules)
         await outbox.send_record(t.ROUTED, appeal["appeal_id"], record)
         metrics.child(metrics.ROUTED, result.category, decision.level).inc()
 
@@ -745,7 +790,7 @@ async def _time_out(outbox: Outbox, staged: _Staged, early: EarlyDecisions,
             record = routed_record(
                 held, decision, category, is_urgent(held, bool(held.get("urgent"))),
                 float(confidence) if isinstance(confidence, int | float) else 0.0,
-                held.get("classifier_version"), now)
+                held.get("classifier_version"), now, router.rules)
         except (InvalidEvent, KeyError, ValueError, TypeError) as exc:
             why = (f"({exc.reason}): {exc.detail}" if isinstance(exc, InvalidEvent)
                    else f"({_fault(exc)})")
@@ -1069,7 +1114,8 @@ async def _route_decided(outbox: Outbox, router: Router, appeal: dict[str, Any],
     urgent = is_urgent(appeal, classifier_urgent) if decided is None else bool(decided)
     label = classifier_urgent if decided is None else bool(decided)
     decision = router.route(route_input(appeal, category))
-    record = routed_record(appeal, decision, category, urgent, 1.0, "triage", now)
+    record = routed_record(appeal, decision, category, urgent, 1.0, "triage", now,
+                           router.rules)
     feedback = _feedback(appeal, decision_event, category, label)
     await outbox.send_record(t.ROUTED, appeal["appeal_id"], record)
     if feedback is not None:
