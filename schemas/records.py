@@ -233,6 +233,10 @@ class RoutedAppeal(Record):
     timezone: str | None = None
     duplicate_of: str | None = None
     """The intake's near-duplicate flag: the earlier appeal this one repeats (within 24 h)."""
+    received_at: str | None = None
+    """The appeal's receipt (its ``submitted_at``), only where it is not ``registered_at``: a
+    59-FZ letter intake reads late is registered up to days after it, and a body may stamp
+    its events from the receipt (the SLA agent's past tolerance counts from the earlier)."""
 
 
 @dataclass(slots=True)

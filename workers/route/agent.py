@@ -98,7 +98,7 @@ TRIAGE_STAGE = "triage"
 #: intake's near-duplicate flag, is not read by routing but carried into the routed record).
 ROUTE_FIELDS = ("appeal_id", "regime", "region", "registered_at", "channel", "subcategory",
                 "municipality", "text", "address", "complaint_about", "importance", "subject",
-                "duplicate_of")
+                "duplicate_of", "submitted_at")
 #: ``schema_version`` of a pending copy (``appeals.triage.pending``, no schema file of its own).
 #: Copies written before it was added carry none and are read as version 1.
 PENDING_VERSION = 1
@@ -192,7 +192,21 @@ def routed_record(appeal: dict[str, Any], decision: Any, category: str, urgent: 
         timezone=decision.timezone,
         # The intake's near-duplicate flag, so the authority sees it is a resend.
         duplicate_of=appeal.get("duplicate_of"),
+        received_at=_received_at(appeal),
     )
+
+
+def _received_at(appeal: dict[str, Any]) -> str | None:
+    """The appeal's ``submitted_at`` when it is another moment than ``registered_at`` (a 59-FZ
+    letter intake read late), else None: the SLA agent's past tolerance counts from the
+    earlier of the two, since a body stamps its events from the receipt. None too for a
+    pending copy stored before the field was carried, or one not an RFC 3339 date-time."""
+    received = appeal.get("submitted_at")
+    if not isinstance(received, str) or not is_datetime(received):
+        return None
+    if parse_datetime(received) == parse_datetime(appeal["registered_at"]):
+        return None
+    return received
 
 
 def route_input(appeal: dict[str, Any], category: str) -> RouteInput:

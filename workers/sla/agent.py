@@ -730,6 +730,11 @@ def _check_not_before_registration(rt: SlaRuntime, state: State,
     register kept by the date (a letter registered "on 2 March", at midnight, before its
     receipt that morning), and such events are real. It is in wall-clock seconds through
     ``clock.wall_time_of``, so that the demo's sped-up clock refuses none of its own events.
+    It counts from the earlier of registration and receipt (``rcpt``, the routed record's
+    ``received_at``, kept only when earlier; states stored before lack it): a 59-FZ letter
+    without a ``reg_date`` that intake read late is registered at the end of the registration
+    stage, up to twelve days after its receipt over New Year, and the body's ``accepted``
+    stamped on the day it got the letter was dead-lettered as a mistyped year.
 
     Checked by the agent, not the engine: the engine is a pure function of state and event
     and knows no wall clock. It runs where an event meets its routed appeal, applied at once
@@ -742,15 +747,19 @@ def _check_not_before_registration(rt: SlaRuntime, state: State,
     if (event not in STAMPED_KINDS or not _is_moment(registered)
             or data.get("event_id") in state.get("events", ())):
         return
+    since, what = registered, "registered"
+    received = state.get("rcpt")
+    if _is_moment(received) and received < registered:
+        since, what = received, "received"
     clock = rt.ctx.clock
     at = event_time(data)
     tolerance = float(rt.ctx.settings.sla_past_tolerance)
-    if clock.wall_time_of(registered) - clock.wall_time_of(at) <= tolerance:
+    if clock.wall_time_of(since) - clock.wall_time_of(at) <= tolerance:
         return
     metrics.child(metrics.LIFECYCLE, event, "rejected").inc()
     raise BeforePeriod(
-        f"{event} stamped {_span(registered - at)} before the appeal was registered "
-        f"({_iso_utc(registered)}), more than APPEALS_SLA_PAST_TOLERANCE ({tolerance:g} s) "
+        f"{event} stamped {_span(since - at)} before the appeal was {what} "
+        f"({_iso_utc(since)}), more than APPEALS_SLA_PAST_TOLERANCE ({tolerance:g} s) "
         "allows: is its date (the year) mistyped?")
 
 

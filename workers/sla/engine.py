@@ -393,6 +393,14 @@ def new_state(
         # period, replayed by recompute.
         "adj": [],
     }
+    received = routed.get("received_at")
+    if received:
+        received_ts = parse_datetime(received).timestamp()
+        if received_ts < registered_ts:
+            # The receipt of a letter intake read late, registered days after it: a body stamps
+            # its events from the receipt, and the agent's past tolerance counts from the
+            # earlier. Kept only where it is earlier (states written before lack it: ``reg``).
+            state["rcpt"] = received_ts
     effects = Effects()
     _start_period(state, registered_ts, rules, effects)
     _start_stages(state, registered_ts, rules, effects, None)
