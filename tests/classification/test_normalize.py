@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import unicodedata
+
+import orjson
 import pytest
 
+from workers.classification import normalize
 from workers.classification.normalize import (
     FROST_TOKEN,
     char_ngrams,
@@ -250,3 +254,73 @@ def test_caps_look_alike_emergencies_are_urgent() -> None:
     c = load_classifier()
     assert c.classify("ПAXHET ГAЗOM B ПOДЪEЗДE").urgent
     assert c.classify("HET CBETA BO BCЁM ДOME").urgent
+
+
+# -- _clean's fast path (review of today's commit 305589e: the NFD + NFC passes made every
+# non-ASCII text a third slower to classify) ------------------------------------------------
+
+def _full_clean(text: str) -> str:
+    """:func:`normalize._clean` as 305589e wrote it: NFD, the deletions, NFC, for every
+    non-ASCII text."""
+    if text.isascii():
+        return text
+    return unicodedata.normalize(
+        "NFC", unicodedata.normalize("NFD", text).translate(normalize._INVISIBLE))
+
+
+def _corpus_texts() -> list[str]:
+    """Every text of the training corpus and of the test sets (the ``.tsv`` files' fields)."""
+    from tests.classification.conftest import CORPUS
+
+    texts: list[str] = []
+    for path in sorted(CORPUS.rglob("*")):
+        if path.suffix == ".jsonl":
+            texts += [orjson.loads(line)["text"] for line in path.read_bytes().splitlines()
+                      if line.strip()]
+        elif path.suffix == ".tsv":
+            texts += [f for line in path.read_text("utf-8").splitlines() for f in line.split("\t")]
+    return texts
+
+
+#: Texts the fast path must hand to the full one: precomposed letters whose NFD holds U+0300
+#: or U+0301 lose the mark (é, ѓ, ѐ, ќ, ѝ, Greek tonos, ǘ), stress marks and invisible
+#: characters are deleted, decomposed and non-NFC texts are composed.
+TRICKY = [
+    "Кафе «Café» на углу", "ѓ ѐ ќ ѝ Ѓ Ѐ Ќ Ѝ", "ά έ ΐ ǘ ǽ ḗ ṓ", "Нет све\u0301та во всём до\u0301ме",
+    "Га\u00adзом пахнет", "не\u200bт св\u200cе\u200dта\u2060\ufeff", "ии\u0306 decomposed й",
+    "е\u0308лка", "Å\u030a", "\u212b ангстрем", "a\u0323\u0302 порядок меток", "Ѐ\u0301",
+    "обычный текст без меток", "смешанный ёжик й", "",
+]
+
+
+def test_the_fast_path_gives_the_full_paths_text_for_the_whole_corpus() -> None:
+    texts = _corpus_texts()
+    assert len(texts) > 20_000
+    assert [t for t in texts if normalize._clean(t) != _full_clean(t)] == []
+    assert [t for t in TRICKY if normalize._clean(t) != _full_clean(t)] == []
+    assert normalize._clean("Café") == "Cafe" and normalize._clean("ѓ ќ ѝ ѐ") == "г к и е"
+
+
+def test_every_letter_with_a_deleted_mark_in_its_decomposition_takes_the_full_path() -> None:
+    """The fast path's character set is exact: no single character of Unicode that the full
+    path changes is left as it is."""
+    changed = [chr(c) for c in range(0x110000)
+               if not 0xD800 <= c <= 0xDFFF and _full_clean(chr(c)) != chr(c)]
+    assert len(changed) > 250
+    assert [c for c in changed if normalize._clean(c) == c] == []
+
+
+def test_a_text_in_nfc_with_nothing_to_delete_skips_the_normalisation(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    real = unicodedata.normalize
+
+    def counting(form: str, text: str) -> str:
+        calls.append(form)
+        return real(form, text)
+
+    plain = [t for t in _corpus_texts() if not t.isascii() and _full_clean(t) == t][:3000]
+    assert len(plain) == 3000
+    monkeypatch.setattr(unicodedata, "normalize", counting)
+    assert [normalize._clean(t) for t in plain] == plain
+    assert calls == [], "the NFD + NFC passes ran for texts they leave as they are"
