@@ -141,6 +141,15 @@ class Settings:
     """APPEALS_DEDUPE_WINDOW_DAYS: how long an exact duplicate is recognised."""
     triage_confidence: float = 0.45
     """APPEALS_TRIAGE_CONFIDENCE: below this classifier confidence an appeal goes to triage."""
+    classifier_model: str = ""
+    """APPEALS_CLASSIFIER_MODEL: classifier model file the workers load (empty = the model
+    shipped in the package); a file written by `appeals classify train --out`.
+
+    Why a setting: a model retrained on triage feedback keeps those texts' words in its
+    vocabulary, so it belongs outside the package directory (which ships in the wheel and the
+    image), and the workers could load only the packaged one. A worker refuses to start when
+    the file is missing, unreadable or not a model this version reads. Pickle runs code:
+    only a file of your own `classify train`."""
     triage_max_wait: float = 86400.0
     """APPEALS_TRIAGE_MAX_WAIT: seconds an appeal may wait for a triage decision; then it is
     routed to its region's triage desk (routing_level triage_timeout) with its registration
@@ -327,6 +336,16 @@ class Settings:
         _check(self.escalation_after is None or self.escalation_after > 0,
                "APPEALS_ESCALATION_AFTER", "must be positive seconds")
         _check(0 <= self.triage_confidence <= 1, "APPEALS_TRIAGE_CONFIDENCE", "must be in [0, 1]")
+        if self.classifier_model:
+            # Existence here, so `appeals config` and every command say it at once; whether the
+            # file is a model is checked where it is loaded (`appeals worker` before Kafka).
+            path = self.classifier_model
+            _check(os.path.isfile(path), "APPEALS_CLASSIFIER_MODEL",
+                   f"({path!r}) must be a model file written by `appeals classify train --out` "
+                   f"({'a directory' if os.path.isdir(path) else 'no such file'}; empty: the "
+                   "shipped model)")
+            _check(os.access(path, os.R_OK), "APPEALS_CLASSIFIER_MODEL",
+                   f"({path!r}) is not readable by this user")
         _check(60 <= self.triage_max_wait <= 7 * 86400, "APPEALS_TRIAGE_MAX_WAIT",
                "must be 60..604800 s (a minute to 7 days; there is no 'off': an undecided "
                "appeal goes to the triage desk)")

@@ -248,6 +248,25 @@ def check_faust_patches(settings: Settings) -> None:
         raise SystemExit(2) from None
 
 
+def check_classifier(settings: Settings, command: str = "worker") -> None:
+    """Exit 2 with one line when APPEALS_CLASSIFIER_MODEL is not a model this version reads.
+
+    Loaded here, before Kafka, with the classifier's own checks (format, lexicons): a wrong
+    file otherwise failed in build_worker after the topics were ensured. The load is cached,
+    so the worker's own costs nothing more."""
+    if not settings.classifier_model:
+        return
+    from workers.classification.classifier import load_classifier
+    from workers.classification.dataio import DataError
+
+    try:
+        load_classifier(settings.classifier_model)
+    except (DataError, OSError) as exc:
+        print(f"appeals {command}: APPEALS_CLASSIFIER_MODEL={settings.classifier_model}: "
+              f"cannot load the model: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     settings = _settings()
     changes: dict[str, Any] = {}
@@ -270,6 +289,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     check_environment()  # a bad APPEALS_NEAR_DUP_* or APPEALS_PHONE_REGION: one line, exit 2
     check_faust_patches(settings)  # before Kafka: a Faust the patches do not fit, one line
+    check_classifier(settings)
     with kafka_errors("worker", settings.kafka, "--kafka" if args.kafka else "APPEALS_KAFKA"):
         ensure_topics(settings)
     run_worker(settings, create_topics=False)

@@ -49,9 +49,10 @@ def build_worker(settings: Settings) -> tuple[faust.App, WorkerContext]:
     ctx = WorkerContext.create(app, settings)
     router, rules_path = load_router(settings)
     started = time.perf_counter()
-    classifier = load_classifier()
-    log.info("classifier loaded in %.2f s; routing rules %s (version %s)",
-             time.perf_counter() - started, rules_path, router.rules.version)
+    classifier = load_classifier(settings.classifier_model or None)
+    log.info("classifier %s loaded in %.2f s; routing rules %s (version %s)",
+             classifier.version, time.perf_counter() - started, rules_path,
+             router.rules.version)
 
     intake_agent.install(app, ctx, router, classifier)
     route_agent.install_triage(app, ctx, router)

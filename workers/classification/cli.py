@@ -21,6 +21,17 @@ from workers.cli import positive_int
 __all__ = ["main", "register"]
 
 
+def _model(args: argparse.Namespace) -> str | None:
+    """``--model``, else APPEALS_CLASSIFIER_MODEL (the model the workers load), else None: the
+    shipped model. Why the setting: `eval` and `text` should judge the model a deployment runs
+    (one retrained on feedback lives outside the package), not always the packaged one."""
+    if args.model:
+        return str(args.model)
+    from streams.settings import Settings
+
+    return Settings.load().classifier_model or None
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from .classifier import load_classifier
     from .dataio import read_labelled
@@ -30,7 +41,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if not examples:
         print(f"error: {', '.join(args.data)}: no labelled lines", file=sys.stderr)
         return 2
-    metrics, _ = evaluate(load_classifier(args.model), examples)
+    metrics, _ = evaluate(load_classifier(_model(args)), examples)
     if args.json:
         sys.stdout.write(orjson.dumps(metrics).decode() + "\n")
     else:
@@ -39,8 +50,24 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .train import SEED, train
+    from .classifier import DEFAULT_MODEL_PATH
+    from .train import CORPUS_DIR, SEED, train
 
+    out = Path(args.out) if args.out else DEFAULT_MODEL_PATH
+    beyond_corpus = bool(args.extra) or (
+        args.data is not None and Path(args.data).resolve() != CORPUS_DIR.resolve())
+    root = _package_dir_holding(out)
+    if beyond_corpus and root is not None and not args.allow_in_package:
+        # A model keeps word and character n-grams of its training texts: trained on exported
+        # feedback (citizens' names, phones) and written into the package, it shipped in every
+        # wheel and image, and replaced the reproducible shipped model.
+        given = "--data/--extra" if args.extra and args.data else (
+            "--extra" if args.extra else "--data")
+        print(f"error: with {given}, the model's vocabulary holds those texts; --out {out} is "
+              f"inside the package directory {root}, whose files ship in the wheel and the "
+              f"Docker image; write it elsewhere (e.g. --out {DEFAULT_TRAINED_OUT}, then "
+              "APPEALS_CLASSIFIER_MODEL) or pass --allow-in-package", file=sys.stderr)
+        return 2
     try:
         train(Path(args.data) if args.data else None, Path(args.out) if args.out else None,
               seed=SEED if args.seed is None else args.seed,
@@ -57,7 +84,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_text(args: argparse.Namespace) -> int:
     from .classifier import load_classifier
 
-    clf = load_classifier(args.model)
+    clf = load_classifier(_model(args))
     text = " ".join(args.text) if args.text else sys.stdin.read()
     if not text.strip():
         print("appeals classify text: error: no text (give it as arguments or on stdin)",
@@ -75,6 +102,8 @@ def _cmd_text(args: argparse.Namespace) -> int:
 _SHIPPED_PACKAGES = ("workers", "streams", "schemas", "monitoring")
 #: Where ``export-feedback`` writes by default: outside the packages, git- and docker-ignored.
 DEFAULT_FEEDBACK_OUT = Path("var") / "feedback" / "feedback.jsonl"
+#: Where the documentation puts a model trained on more than the shipped corpus.
+DEFAULT_TRAINED_OUT = Path("var") / "models" / "classifier.pkl"
 
 
 def _package_roots() -> list[Path]:
@@ -146,7 +175,7 @@ def _quiet_kafka_logs() -> Iterator[None]:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_bench
 
-    res = run_bench(n=args.n, batch_size=args.batch_size, model=args.model)
+    res = run_bench(n=args.n, batch_size=args.batch_size, model=_model(args))
     sys.stdout.write(orjson.dumps(res).decode() + "\n")
     return 0
 
@@ -171,16 +200,32 @@ def register(
                    help='JSONL lines {"text","category","urgent"}; repeat to score several '
                         "files as one pooled set")
     e.add_argument("--json", action="store_true", help="print one JSON object")
-    e.add_argument("--model", default=None, help="model file (default: shipped model)")
+    e.add_argument("--model", default=None,
+                   help="model file (default: APPEALS_CLASSIFIER_MODEL, else the shipped model)")
     e.set_defaults(func=_cmd_eval)
 
-    t = sub.add_parser("train", help="retrain the model reproducibly from the corpus")
+    t = sub.add_parser(
+        "train", help="retrain the model reproducibly from the corpus",
+        description="Train the category and urgency models on every *.jsonl of --data not named "
+                    "test* plus each --extra file. Without --out the shipped model is "
+                    "overwritten, which is refused when training on anything beyond the "
+                    "shipped corpus (its texts end up in the model's vocabulary, and the "
+                    "package ships in the wheel and the image): write such a model elsewhere, "
+                    f"e.g. --out {DEFAULT_TRAINED_OUT}, and point the workers at it with "
+                    "APPEALS_CLASSIFIER_MODEL.",
+        epilog="Exit status: 0 trained; 2 bad data, or a model trained on more than the "
+               "shipped corpus written inside the package directory.")
     t.add_argument("--data", default=None,
                    help="corpus directory (all *.jsonl except test*; default: shipped corpus)")
     t.add_argument("--extra", action="append", default=[], metavar="FILE",
                    help="one more training JSONL file outside the corpus directory, e.g. "
                         f"exported triage feedback ({DEFAULT_FEEDBACK_OUT}); repeatable")
-    t.add_argument("--out", default=None, help="model path (default: shipped model path)")
+    t.add_argument("--out", default=None,
+                   help="model path (default: the shipped model's, allowed only for the "
+                        f"shipped corpus alone; e.g. {DEFAULT_TRAINED_OUT})")
+    t.add_argument("--allow-in-package", action="store_true",
+                   help="write a model trained on --extra/--data inside the package directory "
+                        "anyway (it would then ship in the wheel and the Docker image)")
     t.add_argument("--seed", type=int, default=None, help=argparse.SUPPRESS)
     t.add_argument("--word-vectors", action="store_true",
                    help="add the pre-trained word-vector block (issue 4, round 4: not shipped; "
@@ -190,7 +235,8 @@ def register(
     x = sub.add_parser("text", help="classify one text and print JSON")
     x.add_argument("text", nargs="*", help="appeal text (default: read stdin)")
     x.add_argument("--explain", action="store_true", help="also show lemmas and rule hits")
-    x.add_argument("--model", default=None, help="model file (default: shipped model)")
+    x.add_argument("--model", default=None,
+                   help="model file (default: APPEALS_CLASSIFIER_MODEL, else the shipped model)")
     x.set_defaults(func=_cmd_text)
 
     f = sub.add_parser(
@@ -231,7 +277,8 @@ def register(
                    help="texts to classify: corpus texts made unique (default 20,000)")
     b.add_argument("--batch-size", type=positive_int, default=256,
                    help="texts per classify_batch call, as the worker batches them (default 256)")
-    b.add_argument("--model", default=None, help="model file (default: shipped model)")
+    b.add_argument("--model", default=None,
+                   help="model file (default: APPEALS_CLASSIFIER_MODEL, else the shipped model)")
     b.set_defaults(func=_cmd_bench)
     return p
 
