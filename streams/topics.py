@@ -103,6 +103,33 @@ def durability_config(replication: int) -> dict[str, str]:
             "unclean.leader.election.enable": "false"}
 
 
+class TopicMissing(RuntimeError):
+    """A topic a command writes to does not exist.
+
+    Why an error of its own: the producers no longer let the broker auto-create topics (a
+    fresh broker got ``appeals.sla.lifecycle`` with its default partition count, which
+    `topics create` and the workers then refused; a mistyped prefix "succeeded" into stray
+    topics), and kafka-python only says so after ``max_block_ms`` as a metadata timeout."""
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+        super().__init__(f"topic {topic} does not exist (check APPEALS_TOPIC_PREFIX, or run "
+                         "`appeals topics create`)")
+
+
+def existing_topics(bootstrap: str, client_id: str = "appeals-cli",
+                    timeout: float = 10.0) -> set[str]:
+    """The names of the topics the broker at ``bootstrap`` (``host:port,...``) has."""
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id=client_id,
+                             request_timeout_ms=int(timeout * 1000))
+    try:
+        return set(admin.list_topics())
+    finally:
+        admin.close()
+
+
 def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
     """Create missing topics with our partition count and configs; returns those created.
 

@@ -140,7 +140,8 @@ def test_cli_produce_sends_a_line_over_1_mib_when_the_limit_allows_it(
                                _pos("big-3", "Нет воды")]) + "\n", encoding="utf-8")
     rc = cli.main(["produce", str(path), "--quiet", "--kafka", intake_settings.kafka,
                    "--topic-prefix", intake_settings.topic_prefix])
-    assert (rc, capsys.readouterr().err.strip()) == (0, "sent 3, rejected 0")
+    topic = f"{intake_settings.topic_prefix}appeals.intake.pos"
+    assert (rc, capsys.readouterr().err.strip()) == (0, f"sent 3, rejected 0\n  to {topic} (3)")
     events = consume_all(intake_settings, "pos", expect=3)
     assert sorted(orjson.loads(v)["external_id"] for _, v in events) == [
         "big-1", "big-2", "big-3"]
@@ -188,3 +189,36 @@ def test_sdk_and_produce_refuse_an_appeal_older_than_the_max_age(
     assert "invalid_value: 1 (lines 2)" in capsys.readouterr().err
     events = consume_all(intake_settings, "pos", expect=2)
     assert sorted(orjson.loads(v)["external_id"] for _, v in events) == ["aged-1", "aged-3"]
+
+
+def test_cli_produce_creates_no_topic_and_names_the_missing_one(
+    intake_settings: Settings, tmp_path: Path, capsys: Any
+) -> None:
+    """A wrong --topic-prefix "succeeded" into stray auto-created topics no worker reads
+    (review of the CLI, D2): now one line naming the topic, exit 2, nothing created."""
+    from streams.topics import existing_topics
+
+    path = tmp_path / "pos.jsonl"
+    path.write_text(_pos("stray-1", "Нет отопления") + "\n", encoding="utf-8")
+    prefix = intake_settings.topic_prefix + "typo."
+    rc = cli.main(["produce", str(path), "--quiet", "--kafka", intake_settings.kafka,
+                   "--topic-prefix", prefix])
+    err = capsys.readouterr().err.strip()
+    assert (rc, err) == (2, f"appeals produce: topic {prefix}appeals.intake.pos does not exist "
+                            "(check APPEALS_TOPIC_PREFIX, or run `appeals topics create`)")
+    assert not any(name.startswith(prefix)
+                   for name in existing_topics(intake_settings.kafka_bootstrap))
+
+
+def test_cli_produce_names_the_topics_it_wrote_to(
+    intake_settings: Settings, tmp_path: Path, capsys: Any
+) -> None:
+    path = tmp_path / "mixed.jsonl"
+    lines = [json.dumps(s, ensure_ascii=False) for s in load_samples("pos")[:2]]
+    lines += [json.dumps(s, ensure_ascii=False) for s in load_samples("incident")[:1]]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    rc = cli.main(["produce", str(path), "--quiet", "--kafka", intake_settings.kafka,
+                   "--topic-prefix", intake_settings.topic_prefix])
+    p = intake_settings.topic_prefix
+    assert (rc, capsys.readouterr().err.strip()) == (0, (
+        f"sent 3, rejected 0\n  to {p}appeals.intake.incident (1), {p}appeals.intake.pos (2)"))

@@ -354,3 +354,24 @@ def test_cli_help_documents_recompute(capsys: pytest.CaptureFixture[str]) -> Non
     assert deadlines_cli.main(["sla", "recompute", "--help"]) == 0
     text = capsys.readouterr().out
     assert "APPEALS_CALENDAR_FILE" in text and "recompute_failed" in text
+
+
+@pytest.mark.integration
+def test_cli_creates_no_topic_and_names_the_missing_one(
+        broker: Any, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a fresh broker (or with a wrong prefix) the request auto-created
+    appeals.sla.lifecycle with the broker's default partition count, which `topics create` and
+    the workers then refused (review of the CLI, D2)."""
+    from streams import topics as t
+    from streams.testing import isolated_settings
+
+    settings = isolated_settings(broker.url, "redis://127.0.0.1:1/0", partitions=3)
+    monkeypatch.setenv("APPEALS_KAFKA", settings.kafka)
+    monkeypatch.setenv("APPEALS_TOPIC_PREFIX", settings.topic_prefix)
+    topic = t.topic_name(settings, t.SLA_LIFECYCLE)
+    assert deadlines_cli.main(["sla", "recompute", "--timeout", "10"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"appeals sla recompute: error: topic {topic} does not exist (check "
+                   "APPEALS_TOPIC_PREFIX, or run `appeals topics create`)"), err
+    assert topic not in t.existing_topics(settings.kafka_bootstrap)

@@ -20,10 +20,11 @@ the broker did not acknowledge everything, or the file or broker could not be op
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
 import orjson
@@ -200,6 +201,8 @@ def _cmd_produce(args: argparse.Namespace) -> int:
         return 2
     from kafka.errors import KafkaError
 
+    from streams.topics import TopicMissing
+
     undelivered = 0
     try:
         sent, rejected = produce(lines, producer, channel=args.channel, progress=progress)
@@ -207,22 +210,43 @@ def _cmd_produce(args: argparse.Namespace) -> int:
             producer.close()
         except DeliveryError as exc:
             undelivered = len(exc.failed)
-    except KafkaError as exc:  # e.g. the topic does not exist, or the broker went away
-        print(f"\nappeals produce: Kafka error: {type(exc).__name__}: {exc}", file=sys.stderr)
+    except TopicMissing as exc:  # a wrong prefix, or `appeals topics create` not run
+        _break_progress(progress)
+        sent_before = sum(producer.topics_sent.values())
+        with contextlib.suppress(DeliveryError):  # the lines before it: sent if they can be
+            producer.close(timeout=10)
+        print(f"appeals produce: {exc}"
+              + (f"; {sent_before} line(s) before it were sent" if sent_before else ""),
+              file=sys.stderr)
+        return 2
+    except KafkaError as exc:  # e.g. the broker went away
+        _break_progress(progress)
+        print(f"appeals produce: Kafka error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         producer.close(timeout=5)
         raise
-    print(_summary(sent - undelivered, rejected, undelivered), file=sys.stderr)
+    print(_summary(sent - undelivered, rejected, undelivered, producer.topics_sent),
+          file=sys.stderr)
     if undelivered:
         return 2
     return 1 if rejected else 0
 
 
-def _summary(sent: int, rejected: dict[str, list[int]], undelivered: int) -> str:
+def _break_progress(progress: _Progress) -> None:
+    """End a progress line a terminal shows, so a message after it starts a line of its own."""
+    if progress.tty and not progress.quiet:
+        progress.stream.write("\n")
+
+
+def _summary(sent: int, rejected: dict[str, list[int]], undelivered: int,
+             topics: Mapping[str, int] | None = None) -> str:
     count = sum(len(v) for v in rejected.values())
     out = [f"sent {sent}, rejected {count}" + (f", undelivered {undelivered}" if undelivered
                                                  else "")]
+    if topics:
+        # Which topics: a prefix nobody reads is visible here (the topics must exist now).
+        out.append("  to " + ", ".join(f"{topic} ({n})" for topic, n in sorted(topics.items())))
     for reason, lines in sorted(Counter({r: len(v) for r, v in rejected.items()}).items(),
                                 key=lambda kv: (-kv[1], kv[0])):
         where = ", ".join(str(n) for n in rejected[reason][:5])

@@ -32,6 +32,10 @@ Delivery guarantees:
 * ``enable_idempotence`` (default ``False``) removes even those broker-side duplicates where the
   broker supports idempotent producers; the embedded dev broker (Tansu) refuses them, hence
   off by default. Turn it on against Apache Kafka;
+* topics are never auto-created: a send to a topic the broker does not have raises
+  :class:`~streams.topics.TopicMissing` at once (the topics are asked for once per topic),
+  rather than creating a stray topic with the broker's default partition count (a wrong
+  ``topic_prefix`` "succeeded" that way);
 * delivery is confirmed by :meth:`flush` (or ``send(..., wait=True)``); failures are collected
   and raised there as :class:`DeliveryError` listing the appeal ids that were not delivered.
 """
@@ -40,6 +44,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from types import TracebackType
@@ -52,6 +57,7 @@ import workers.intake.normalize  # noqa: F401  (registers the normaliser)
 from schemas.records import CHANNELS, IntakeAppeal
 from schemas.validation import InvalidEvent, parse_datetime
 from streams.clock import SlaClock
+from streams.topics import TopicMissing, existing_topics
 from workers.intake.core import DEFAULT_MAX_AGE, appeal_id_for, check_age, intake_from_dict
 
 __all__ = ["DeliveryError", "IntakeProducer", "bootstrap_from_url"]
@@ -108,8 +114,15 @@ class IntakeProducer:
         # over 1 MiB made send() raise MessageSizeTooLargeError. The key and the batch's
         # framing take the 4 KiB on top.
         kafka_config.setdefault("max_request_size", max(1_048_576, max_message_bytes + 4096))
+        kafka_config.setdefault("allow_auto_create_topics", False)
+        self._check_topics = not kafka_config["allow_auto_create_topics"]
+        self._bootstrap = bootstrap_from_url(bootstrap)
+        self._client_id = client_id
+        #: Topics the broker was found to have; the ones sent to, with how many records.
+        self._known_topics: set[str] = set()
+        self.topics_sent: Counter[str] = Counter()
         self._producer = KafkaProducer(
-            bootstrap_servers=bootstrap_from_url(bootstrap).split(","),
+            bootstrap_servers=self._bootstrap.split(","),
             client_id=client_id,
             acks="all",
             retries=retries,
@@ -171,14 +184,25 @@ class IntakeProducer:
         """
         record, value = self._encoded(appeal, channel)
         appeal_id = appeal_id_for(record.channel, record.external_id)
-        future = self._producer.send(
-            self.topic_for(record.channel), value=value, key=appeal_id.encode()
-        )
+        topic = self.topic_for(record.channel)
+        self._check_topic(topic)
+        future = self._producer.send(topic, value=value, key=appeal_id.encode())
+        self.topics_sent[topic] += 1
         if wait:
             future.get(timeout=timeout)
         else:
             future.add_errback(self._on_error, appeal_id)
         return appeal_id
+
+    def _check_topic(self, topic: str) -> None:
+        """Raise :class:`TopicMissing` unless the broker has ``topic`` (asked once per topic
+        found: without auto-creation kafka-python waits ``max_block_ms`` for its metadata and
+        then times out without naming it)."""
+        if not self._check_topics or topic in self._known_topics:
+            return
+        self._known_topics = existing_topics(self._bootstrap, client_id=self._client_id)
+        if topic not in self._known_topics:
+            raise TopicMissing(topic)
 
     def _on_error(self, appeal_id: str, exc: BaseException) -> None:
         log.warning("intake delivery failed appeal_id=%s error=%s", appeal_id,

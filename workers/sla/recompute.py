@@ -146,14 +146,21 @@ def publish_recompute(settings: Settings, partitions: Iterable[int] | None = Non
     topic = t.topic_name(settings, t.SLA_LIFECYCLE)
     request_id = uuid.uuid4().hex
     try:
+        if topic not in t.existing_topics(settings.kafka_bootstrap, timeout=timeout):
+            # Asked first: without auto-creation the producer waits for the topic's metadata
+            # until max_block_ms, then times out without naming it.
+            raise t.TopicMissing(topic)
+        # No auto-creation: on a fresh broker the request created appeals.sla.lifecycle with
+        # the broker's default partition count, which `topics create` and the workers refuse.
         producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
-                                 retries=5, request_timeout_ms=int(timeout * 1000))
+                                 retries=5, request_timeout_ms=int(timeout * 1000),
+                                 allow_auto_create_topics=False)
     except KafkaError as exc:
         raise RuntimeError(f"cannot reach Kafka at {settings.kafka_bootstrap}: {exc}") from exc
     try:
         available = producer.partitions_for(topic)
         if not available:
-            raise RuntimeError(f"topic {topic} does not exist (run `appeals topics create`)")
+            raise t.TopicMissing(topic)
         wanted = sorted(available) if partitions is None else sorted(set(partitions))
         unknown = [p for p in wanted if p not in available]
         if unknown:
