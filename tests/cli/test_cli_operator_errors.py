@@ -56,6 +56,12 @@ def test_classify_missing_file_is_one_line(argv: list[str], capsys: Any) -> None
     (["demo", "--duration", "0"], "--duration"),
     (["demo", "--duration", "nan"], "--duration"),
     (["demo", "--duration", "inf"], "--duration"),
+    # produce and export-feedback took any prefix and address: a traceback after the file was
+    # read, or a 30 s bootstrap ending in KafkaTimeoutError (review of the CLI, D3).
+    (["produce", "x.jsonl", "--topic-prefix", "a b/"], "--topic-prefix"),
+    (["produce", "x.jsonl", "--kafka", "foo"], "--kafka"),
+    (["classify", "export-feedback", "--topic-prefix", "a b/"], "--topic-prefix"),
+    (["classify", "export-feedback", "--kafka", "foo"], "--kafka"),
 ])
 def test_bad_option_values(argv: list[str], option: str, capsys: Any) -> None:
     rc, err = run(argv, capsys)

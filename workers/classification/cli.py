@@ -16,7 +16,7 @@ from pathlib import Path
 
 import orjson
 
-from workers.cli import positive_int
+from workers.cli import positive_int, setting_value
 
 __all__ = ["main", "register"]
 
@@ -265,9 +265,9 @@ def register(
     f.add_argument("--allow-in-package", action="store_true",
                    help="write --out even inside the package directory (it would then ship "
                         "in the wheel and the Docker image)")
-    f.add_argument("--kafka", default=None,
+    f.add_argument("--kafka", type=setting_value("kafka"), default=None,
                    help="broker URL, kafka://host:port (default: APPEALS_KAFKA)")
-    f.add_argument("--topic-prefix", default=None,
+    f.add_argument("--topic-prefix", type=setting_value("topic_prefix"), default=None,
                    help="topic name prefix (default: APPEALS_TOPIC_PREFIX)")
     f.add_argument("--quiet", action="store_true", help="no progress on stderr")
     f.set_defaults(func=_cmd_export)

@@ -37,6 +37,7 @@ from workers.cli import (
     kafka_errors,
     kafka_failure_message,
     port_number,
+    setting_value,
 )
 from workers.intake.core import loads_json
 
@@ -55,8 +56,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("file", help="JSON Lines file, one appeal per line ('-' for stdin)")
     p.add_argument("--channel", choices=CHANNELS,
                    help="channel of lines that don't name one (native payloads)")
-    p.add_argument("--kafka", help="broker URL, kafka://host:port (default: APPEALS_KAFKA)")
-    p.add_argument("--topic-prefix", default=None,
+    # The settings' own checks: a prefix Kafka cannot name topics with ended in a traceback
+    # after the file was read, an address that is no host:port in a 30 s bootstrap timeout.
+    p.add_argument("--kafka", type=setting_value("kafka"),
+                   help="broker URL, kafka://host:port (default: APPEALS_KAFKA)")
+    p.add_argument("--topic-prefix", type=setting_value("topic_prefix"), default=None,
                    help="topic name prefix (default: APPEALS_TOPIC_PREFIX)")
     p.add_argument("--idempotence", action="store_true",
                    help="enable the idempotent producer (Apache Kafka; Tansu refuses it)")
