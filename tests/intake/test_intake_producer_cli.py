@@ -222,3 +222,34 @@ def test_cli_produce_names_the_topics_it_wrote_to(
     p = intake_settings.topic_prefix
     assert (rc, capsys.readouterr().err.strip()) == (0, (
         f"sent 3, rejected 0\n  to {p}appeals.intake.incident (1), {p}appeals.intake.pos (2)"))
+
+
+def test_cli_produce_says_why_a_reason_refused_lines(
+    intake_settings: Settings, tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The summary said only "invalid_value: 2 (lines 1, 2)": which field, and why, was left to
+    guessing (review of the CLI, D4). The first refusal's detail is shown; it names the field
+    and the rule, never the line's personal data."""
+    monkeypatch.setenv("APPEALS_INTAKE_MAX_AGE", str(365 * 86400))
+    old = json.dumps({"schema_version": 1, "channel": "pos", "external_id": "old-1",
+                      "submitted_at": "2019-01-14T08:00:00+07:00", "region": "22",
+                      "text": "Ксенофонтов Евлампий, телефон 89131234567: нет отопления"},
+                     ensure_ascii=False)
+    path = tmp_path / "old.jsonl"
+    path.write_text(old + "\n" + old.replace("old-1", "old-2") + "\n", encoding="utf-8")
+    rc = cli.main(["produce", str(path), "--quiet", "--kafka", intake_settings.kafka,
+                   "--topic-prefix", intake_settings.topic_prefix])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1
+    assert err[:2] == ["sent 0, rejected 2", "  invalid_value: 2 (lines 1, 2)"]
+    assert err[2].startswith("    first: submitted_at lies ") and "APPEALS_INTAKE_MAX_AGE" in err[2]
+    assert len(err) == 3
+    assert not any(s in "\n".join(err) for s in ("Ксенофонтов", "89131234567"))
+
+
+def test_the_detail_of_an_adapter_failure_quotes_nothing_of_the_payload() -> None:
+    exc = InvalidEvent("adapter_failed",
+                       "hotline payload: invalid literal for int(): '89131234567'")
+    assert cli._detail(exc) == "hotline payload: the channel's adapter could not read it"
+    long = InvalidEvent("invalid_value", "x" * 500)
+    assert len(cli._detail(long)) == cli.DETAIL_CHARS and cli._detail(long).endswith("…")

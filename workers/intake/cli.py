@@ -5,7 +5,8 @@ line (canonical, or a channel's native shape), through the producer SDK: each li
 locally with the intake rules before it is sent, so a broken line is reported with the same
 reason code intake would give it and never reaches Kafka. Progress goes to stderr (a line
 rewritten in place on a terminal, a line every 10 % otherwise); the summary at the end lists the
-lines sent and the lines rejected, grouped by reason with the first few line numbers.
+lines sent (and the topics they went to) and the lines rejected, grouped by reason with the
+first few line numbers and the first refusal's detail (which names the field, not its value).
 
 Exit status: ``0`` when every line was sent, ``1`` when some lines were rejected (the valid ones
 *were* sent and acknowledged: a script can tell "partly bad input" from success), ``2`` when
@@ -128,6 +129,7 @@ def produce(
     *,
     channel: str | None = None,
     progress: _Progress | None = None,
+    details: dict[str, str] | None = None,
 ) -> tuple[int, dict[str, list[int]]]:
     """Send each line through ``producer`` (an IntakeProducer); ``(sent, {reason: [line no]})``.
 
@@ -137,6 +139,8 @@ def produce(
     the lines after it not sent). Other Kafka errors of ``send()`` (no metadata for the topic
     within ``max_block_ms``, a full buffer) are the broker's, not the line's: every later line
     would wait as long for the same error, so they still end the command.
+
+    ``details``, if given, gets the first refusal's detail per reason (see :func:`_detail`).
     """
     from kafka.errors import MessageSizeTooLargeError
 
@@ -159,6 +163,8 @@ def produce(
             rejected["message_too_large"].append(lineno)
         except InvalidEvent as exc:
             rejected[exc.reason].append(lineno)
+            if details is not None:
+                details.setdefault(exc.reason, _detail(exc))
         if progress is not None:
             progress.update(done, sent, sum(len(v) for v in rejected.values()))
     if progress is not None:
@@ -208,8 +214,10 @@ def _cmd_produce(args: argparse.Namespace) -> int:
     from streams.topics import TopicMissing
 
     undelivered = 0
+    details: dict[str, str] = {}
     try:
-        sent, rejected = produce(lines, producer, channel=args.channel, progress=progress)
+        sent, rejected = produce(lines, producer, channel=args.channel, progress=progress,
+                                 details=details)
         try:
             producer.close()
         except DeliveryError as exc:
@@ -230,11 +238,29 @@ def _cmd_produce(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         producer.close(timeout=5)
         raise
-    print(_summary(sent - undelivered, rejected, undelivered, producer.topics_sent),
+    print(_summary(sent - undelivered, rejected, undelivered, producer.topics_sent, details),
           file=sys.stderr)
     if undelivered:
         return 2
     return 1 if rejected else 0
+
+
+#: Longest reason detail the summary shows (the line above it names reason and lines).
+DETAIL_CHARS = 160
+
+
+def _detail(exc: InvalidEvent) -> str:
+    """What the summary says about a reason: the first refusal's detail, shortened.
+
+    Why it is safe to show: intake's details name the field and the rule, never the value
+    (they go into dead letters; a timestamp refused for its year is quoted, which holds no
+    personal data). The exception is ``adapter_failed``, whose detail carries a Python
+    exception's text, which may quote the payload: only its channel part is shown."""
+    detail = exc.detail
+    if exc.reason == "adapter_failed":
+        detail = detail.split(":", 1)[0] + ": the channel's adapter could not read it"
+    detail = " ".join(detail.split())  # one line
+    return detail if len(detail) <= DETAIL_CHARS else detail[:DETAIL_CHARS - 1] + "…"
 
 
 def _break_progress(progress: _Progress) -> None:
@@ -244,7 +270,8 @@ def _break_progress(progress: _Progress) -> None:
 
 
 def _summary(sent: int, rejected: dict[str, list[int]], undelivered: int,
-             topics: Mapping[str, int] | None = None) -> str:
+             topics: Mapping[str, int] | None = None,
+             details: Mapping[str, str] | None = None) -> str:
     count = sum(len(v) for v in rejected.values())
     out = [f"sent {sent}, rejected {count}" + (f", undelivered {undelivered}" if undelivered
                                                  else "")]
@@ -256,6 +283,8 @@ def _summary(sent: int, rejected: dict[str, list[int]], undelivered: int,
         where = ", ".join(str(n) for n in rejected[reason][:5])
         more = " ..." if len(rejected[reason]) > 5 else ""
         out.append(f"  {reason}: {lines} (lines {where}{more})")
+        if details and reason in details:  # "invalid_value: 6" alone did not say which field
+            out.append(f"    first: {details[reason]}")
     return "\n".join(out)
 
 
