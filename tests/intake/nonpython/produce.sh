@@ -8,6 +8,8 @@
 # Each line goes to {PREFIX}appeals.intake.<its channel> (jq picks the channel and re-serialises
 # the line, so the bytes on the wire are not Python's), keyed by its external id, with acks=all
 # and the idempotent producer. Needs kcat and jq (Debian packages; tests/system-deps.sh).
+# The samples of tests/data/intake/ are dated January 2025: a worker reading them needs
+# APPEALS_INTAKE_MAX_AGE above their age (316224000, its maximum), or it dead-letters them.
 #
 # Debian bookworm's kcat links librdkafka 2.0.2, which cannot read the ApiVersions v3 response
 # of the Tansu broker ("ApiVersionRequest failed: Local: Read underflow"). So kcat runs against
