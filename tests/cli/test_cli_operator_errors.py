@@ -62,6 +62,14 @@ def test_classify_missing_file_is_one_line(argv: list[str], capsys: Any) -> None
     (["produce", "x.jsonl", "--kafka", "foo"], "--kafka"),
     (["classify", "export-feedback", "--topic-prefix", "a b/"], "--topic-prefix"),
     (["classify", "export-feedback", "--kafka", "foo"], "--kafka"),
+    # bench took nan and inf (a traceback), 0 and negative counts (review of the CLI, D6); a
+    # latency rate or scale-out count of 0 is refused by the command unless its run is skipped
+    # (tests/bench).
+    (["bench", "--latency-seconds", "nan"], "--latency-seconds"),
+    (["bench", "--latency-seconds", "inf"], "--latency-seconds"),
+    (["bench", "--naive-seconds", "0"], "--naive-seconds"),
+    (["bench", "--partitions", "-1"], "--partitions"),
+    (["bench", "--batch-size", "0"], "--batch-size"),
 ])
 def test_bad_option_values(argv: list[str], option: str, capsys: Any) -> None:
     rc, err = run(argv, capsys)

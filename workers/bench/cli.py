@@ -12,6 +12,8 @@ from pathlib import Path
 
 import orjson
 
+from workers.cli import finite_float, positive_float, positive_int
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -37,16 +39,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--skip-scaleout", action="store_true", help="skip the 2-worker run")
     p.add_argument("--scaleout-events", type=int, default=50_000,
                    help="appeals in the 2-worker run (default 50000, at most --events)")
-    p.add_argument("--latency-seconds", type=float, default=60.0,
+    p.add_argument("--latency-seconds", type=finite_float, default=60.0,
                    help="length of the steady-rate latency run (default 60)")
     p.add_argument("--latency-rate", type=int, default=1000,
                    help="appeals per second in the latency run (default 1000)")
-    p.add_argument("--naive-seconds", type=float, default=25.0,
+    p.add_argument("--naive-seconds", type=positive_float, default=25.0,
                    help="time cap of the naive baseline, from its first event (default 25)")
-    p.add_argument("--partitions", type=int, default=4, help="partitions per topic (default 4)")
+    # Checked here: nan, inf, 0 or a negative count ended in a traceback after the broker and
+    # Redis had started (review of the CLI, D6). --latency-rate, --latency-seconds and
+    # --scaleout-events are checked by cmd_bench only when their run is not left out.
+    p.add_argument("--partitions", type=positive_int, default=4,
+                   help="partitions per topic (default 4)")
     p.add_argument("--no-lifecycle", action="store_true",
                    help="appeals only, no authorities' lifecycle events")
-    p.add_argument("--batch-size", type=int, default=None,
+    p.add_argument("--batch-size", type=positive_int, default=None,
                    help="override APPEALS_BATCH_SIZE of the measured workers")
     p.add_argument("--batch-linger", type=float, default=None,
                    help="override APPEALS_BATCH_LINGER of the measured workers")
