@@ -1365,17 +1365,23 @@ def run_gateway(
     settings: Settings | None = None, host: str | None = None, port: int | None = None
 ) -> None:
     """Serve until interrupted (``appeals gateway``)."""
+    from workers.cli import setup_logging
+
     settings = settings or Settings.load()
     config = GatewayConfig.load(settings)
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # The CLI's logging, as every other command: a basicConfig of its own let ~19 kafka-python
+    # INFO lines through at start, and nothing said where the gateway listens.
+    setup_logging(settings.log_level)
     if not config.clients:
         log.warning("no intake clients configured (APPEALS_GATEWAY_TOKENS): every POST is "
                     "refused, 401 without a token, 403 with one")
+    host = host or config.host
+    port = port if port is not None else config.port
+    log.info("gateway on http://%s:%d/", f"[{host}]" if ":" in host else host, port)
     web.run_app(
         create_app(settings, config),
-        host=host or config.host,
-        port=port if port is not None else config.port,
+        host=host,
+        port=port,
         print=None,
         **runner_options(),
     )
