@@ -93,6 +93,7 @@ class _Progress:
         self.tty = stream.isatty()
         self.last = 0.0
         self.last_decile = -1
+        self.last_line: tuple[int, int, int] | None = None
         self.start = time.monotonic()
 
     def update(self, done: int, sent: int, rejected: int, final: bool = False) -> None:
@@ -108,8 +109,12 @@ class _Progress:
             self.stream.flush()
         elif self.total:
             decile = done * 10 // self.total
-            if decile != self.last_decile or final:
+            # The final call repeats the last line's figures when the last line reached 100 %:
+            # it was printed twice.
+            line = (done, sent, rejected)
+            if decile != self.last_decile or (final and line != self.last_line):
                 self.last_decile = decile
+                self.last_line = line
                 self.stream.write(self._line(done, sent, rejected, now) + "\n")
 
     def _line(self, done: int, sent: int, rejected: int, now: float) -> str:
