@@ -64,7 +64,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--topic-prefix", type=setting_value("topic_prefix"), default=None,
                    help="topic name prefix (default: APPEALS_TOPIC_PREFIX)")
     p.add_argument("--idempotence", action="store_true",
-                   help="enable the idempotent producer (Apache Kafka; Tansu refuses it)")
+                   help="enable the idempotent producer: a retry then writes no broker-side "
+                        "duplicate (off by default; intake drops such a repeat by its id "
+                        "anyway)")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=_cmd_produce)
 

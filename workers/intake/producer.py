@@ -30,8 +30,9 @@ Delivery guarantees:
   by design: the ``appeal_id`` is derived from (channel, external id), and intake drops the
   repeat by exact dedupe, so it is registered once;
 * ``enable_idempotence`` (default ``False``) removes even those broker-side duplicates where the
-  broker supports idempotent producers; the embedded dev broker (Tansu) refuses them, hence
-  off by default. Turn it on against Apache Kafka;
+  broker supports idempotent producers, as Apache Kafka and the embedded dev broker (Tansu)
+  both do for kafka-python's (it is aiokafka's that Tansu refuses); off by default because
+  intake's exact dedupe already makes a repeat harmless;
 * topics are never auto-created: a send to a topic the broker does not have raises
   :class:`~streams.topics.TopicMissing` at once (the topics are asked for once per topic),
   rather than creating a stray topic with the broker's default partition count (a wrong
