@@ -17,9 +17,9 @@ an error message or a log.
 from __future__ import annotations
 
 import ipaddress
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
-__all__ = ["http_url_problem"]
+__all__ = ["http_url_problem", "redacted_url"]
 
 #: Longest DNS name in its textual form, without the trailing dot (RFC 1035 §2.3.4: 255 octets
 #: on the wire).
@@ -73,3 +73,34 @@ def _host_problem(host: str) -> str:
     if len(name.removesuffix(b".")) > _MAX_DNS_NAME:
         return f"host {shown!r} is longer than {_MAX_DNS_NAME} characters"
     return ""
+
+
+def redacted_url(url: str) -> str:
+    """``url`` with any password replaced by ``***``, for a log line or message naming it.
+
+    Why: a Redis URL carries its password (``redis://:secret@host``, ``redis://user:secret@host``,
+    ``rediss://...``, or redis-py's ``?password=secret``), and the address is exactly what an
+    operator needs to see when it cannot be reached. User-info without a colon is taken for a
+    password too (``redis://secret@host`` is a common slip, and redis-py sends it to AUTH), and
+    a URL that cannot be parsed keeps only its scheme.
+    """
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises for a malformed port; the netloc may hold a password)
+    except ValueError:
+        scheme, sep, _ = url.partition("://")
+        return f"{scheme}://***" if sep else "***"
+    netloc = parts.netloc
+    userinfo, at, hostport = netloc.rpartition("@")
+    if at:
+        user, colon, _password = userinfo.partition(":")
+        netloc = f"{user}:***@{hostport}" if colon else f"***@{hostport}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if any(k.lower() == "password" for k, _ in pairs):
+            query = urlencode([(k, "***" if k.lower() == "password" else v) for k, v in pairs],
+                              safe="*")
+    # By hand: urlunsplit drops the empty authority of unix:///path.
+    return (f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
+            + (f"#{parts.fragment}" if parts.fragment else ""))

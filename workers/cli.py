@@ -204,6 +204,52 @@ def kafka_errors(command: str, url: str, source: str = "APPEALS_KAFKA") -> Itera
         raise SystemExit(2) from None
 
 
+# -- Redis not reachable: running without it is by design, but say so once, naming the setting
+# and the address (a worker pointed at a wrong Redis logged ~200 warnings in 90 s naming
+# neither, the API only "rating refresh failed: ConnectionError").
+
+#: Seconds the start-up PING may take: a Redis that answers at all answers in milliseconds.
+REDIS_PROBE_S = 2.0
+
+
+def redis_problem(url: str, timeout: float = REDIS_PROBE_S) -> BaseException | None:
+    """The error of one PING to ``url`` (connect and reply within ``timeout`` s), or None."""
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout,
+                                  retry_on_timeout=False)
+    try:
+        client.ping()
+    except (redis.exceptions.RedisError, OSError) as exc:
+        return exc
+    finally:
+        client.close()
+    return None
+
+
+def warn_if_redis_unreachable(url: str, without: str, source: str = "APPEALS_REDIS") -> bool:
+    """One WARNING when Redis at ``url`` does not answer a PING; True when it does.
+
+    The URL is shown with its password replaced (:func:`streams.urls.redacted_url`), the error
+    by its class only (a message could quote the server's reply)."""
+    from streams.urls import redacted_url
+
+    problem = redis_problem(url)
+    if problem is None:
+        return True
+    log.warning("%s=%s unreachable (%s): running without %s until it is back", source,
+                redacted_url(url), type(problem).__name__, without)
+    return False
+
+
+#: What a worker does without Redis (README, "Derived data is rebuilt").
+WORKER_WITHOUT_REDIS = ("intake's exact dedupe and near-duplicate flags, the SLA due-time index "
+                        "and the read model (rebuilt from the SLA table)")
+#: What the API does without Redis.
+API_WITHOUT_REDIS = ("the read model (requests that need it answer 503 unavailable; ratings "
+                     "are not refreshed)")
+
+
 # -- A listen address that cannot be used: one line naming the setting, exit 2, before anything
 # starts (the API and the gateway ended in a traceback; a worker found out after it had joined
 # the consumer group, when its metrics task died).
@@ -305,6 +351,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     check_classifier(settings)
     with kafka_errors("worker", settings.kafka, "--kafka" if args.kafka else "APPEALS_KAFKA"):
         ensure_topics(settings)
+    warn_if_redis_unreachable(settings.redis, WORKER_WITHOUT_REDIS,
+                              "--redis" if args.redis else "APPEALS_REDIS")
     run_worker(settings, create_topics=False)
     return 0
 

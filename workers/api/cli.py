@@ -10,7 +10,14 @@ from workers.cli import port_number, setting_value
 
 def cmd_api(args: argparse.Namespace) -> int:
     from workers.api.app import run_api
-    from workers.cli import _override, _settings, check_listen, setup_logging
+    from workers.cli import (
+        API_WITHOUT_REDIS,
+        _override,
+        _settings,
+        check_listen,
+        setup_logging,
+        warn_if_redis_unreachable,
+    )
     from workers.routing.loader import RulesError, default_rules_path
 
     settings = _settings()
@@ -21,6 +28,8 @@ def cmd_api(args: argparse.Namespace) -> int:
     port = settings.api_port if args.port is None else args.port
     check_listen("api", host, port, "--host" if args.host else "APPEALS_API_HOST",
                  "--port" if args.port is not None else "APPEALS_API_PORT")
+    warn_if_redis_unreachable(settings.redis, API_WITHOUT_REDIS,
+                              "--redis" if args.redis else "APPEALS_REDIS")
     try:
         run_api(settings, host, port)
     except RulesError as exc:  # at start-up only: a running API keeps its rules on a bad edit
