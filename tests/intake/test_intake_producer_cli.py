@@ -272,3 +272,38 @@ def test_cli_produce_with_the_idempotent_producer_works_on_the_dev_broker(
     produce = next(a for a in parser._subparsers._group_actions  # type: ignore[union-attr]
                    if isinstance(a, argparse._SubParsersAction)).choices["produce"]
     assert "Tansu refuses" not in " ".join(produce.format_help().split())
+
+
+def test_cli_produce_interrupted_says_what_was_acknowledged_and_that_a_rerun_is_safe(
+    intake_settings: Settings, tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C printed only "appeals: interrupted": how much had reached the broker, and whether
+    the file could simply be sent again, was left to guess (review of the CLI, D9a)."""
+    from workers import cli as appeals
+
+    path = tmp_path / "pos.jsonl"
+    path.write_text("\n".join(json.dumps(s, ensure_ascii=False) for s in load_samples("pos"))
+                    + "\n", encoding="utf-8")
+    real_send = IntakeProducer.send
+    calls = 0
+
+    def send(self: IntakeProducer, *args: Any, **kwargs: Any) -> str:
+        nonlocal calls
+        calls += 1
+        if calls == 4:  # Ctrl-C while the fourth line is sent
+            raise KeyboardInterrupt
+        return real_send(self, *args, **kwargs)
+
+    monkeypatch.setattr(IntakeProducer, "send", send)
+    monkeypatch.setenv("APPEALS_DEDUPE_WINDOW_DAYS", "45")
+    rc = appeals.main(["produce", str(path), "--quiet", "--kafka", intake_settings.kafka,
+                       "--topic-prefix", intake_settings.topic_prefix])
+    assert rc == appeals.INTERRUPTED
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "appeals produce: interrupted: the broker acknowledged 3 of the file's 5 line(s) (the "
+        "others were rejected, not sent yet or not confirmed); running the same file again is "
+        "safe within the workers' APPEALS_DEDUPE_WINDOW_DAYS (45 here) of this run: appeal ids "
+        "derive from the channel and source id, and intake registers each one once in that "
+        "window",
+        "appeals: interrupted"]
+    assert len(consume_all(intake_settings, "pos", expect=3)) == 3

@@ -243,13 +243,35 @@ def _cmd_produce(args: argparse.Namespace) -> int:
         print(f"appeals produce: Kafka error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        producer.close(timeout=5)
+        _break_progress(progress)
+        # What is queued gets 5 s to be acknowledged; a delivery error or a flush timeout
+        # only leaves those lines out of the count below.
+        with contextlib.suppress(Exception):
+            producer.close(timeout=5)
+        print(_interrupted_summary(producer.acknowledged, total,
+                                   settings.dedupe_window_days), file=sys.stderr)
         raise
     print(_summary(sent - undelivered, rejected, undelivered, producer.topics_sent, details),
           file=sys.stderr)
     if undelivered:
         return 2
     return 1 if rejected else 0
+
+
+def _interrupted_summary(acknowledged: int, total: int, window_days: int) -> str:
+    """What a Ctrl-C leaves behind, and that sending the file again is the remedy.
+
+    Why re-sending is safe: an appeal's id derives from its channel and source id (never
+    from the run), and intake registers each (channel, source id) once within
+    APPEALS_DEDUPE_WINDOW_DAYS (its Redis ``SET NX`` mark; a resend from another offset is
+    counted in ``appeals_duplicates_total``). Past the window, or while the workers' Redis is
+    down, a repeat is registered again under the same appeal id, which the per-appeal state
+    downstream absorbs (workers/intake/agent.py)."""
+    return (f"appeals produce: interrupted: the broker acknowledged {acknowledged} of the "
+            f"file's {total} line(s) (the others were rejected, not sent yet or not "
+            "confirmed); running the same file again is safe within the workers' "
+            f"APPEALS_DEDUPE_WINDOW_DAYS ({window_days} here) of this run: appeal ids derive "
+            "from the channel and source id, and intake registers each one once in that window")
 
 
 #: Longest reason detail the summary shows (the line above it names reason and lines).

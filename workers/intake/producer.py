@@ -122,6 +122,9 @@ class IntakeProducer:
         #: Topics the broker was found to have; the ones sent to, with how many records.
         self._known_topics: set[str] = set()
         self.topics_sent: Counter[str] = Counter()
+        #: Appeals the broker has acknowledged so far (all in-sync replicas have them): what an
+        #: interrupted ``appeals produce`` can say was delivered.
+        self.acknowledged = 0
         self._producer = KafkaProducer(
             bootstrap_servers=self._bootstrap.split(","),
             client_id=client_id,
@@ -189,11 +192,16 @@ class IntakeProducer:
         self._check_topic(topic)
         future = self._producer.send(topic, value=value, key=appeal_id.encode())
         self.topics_sent[topic] += 1
+        future.add_callback(self._on_ack)
         if wait:
             future.get(timeout=timeout)
         else:
             future.add_errback(self._on_error, appeal_id)
         return appeal_id
+
+    def _on_ack(self, _metadata: Any) -> None:
+        with self._lock:
+            self.acknowledged += 1
 
     def _check_topic(self, topic: str) -> None:
         """Raise :class:`TopicMissing` unless the broker has ``topic`` (asked once per topic
