@@ -408,6 +408,21 @@ def cmd_config(_: argparse.Namespace) -> int:
     return 0
 
 
+#: The distribution ``appeals`` is installed as (pyproject.toml's project name).
+DISTRIBUTION = "citizen-appeals"
+
+
+def package_version() -> str:
+    """The installed version of :data:`DISTRIBUTION`; a checkout run without installing says
+    so rather than failing (``--version`` must answer wherever ``--help`` does)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        return "(version unknown: not installed, run from a source tree)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(
         prog="appeals",
@@ -417,6 +432,8 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog="Configuration comes from APPEALS_* environment variables: see `appeals config`.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}",
+                        help="print the installed version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
