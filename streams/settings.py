@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import logging
 import math
 import os
 import re
@@ -31,6 +32,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from streams.urls import http_url_problem
+
+log = logging.getLogger(__name__)
 
 #: Table stores a worker can run with (streams/rocksdb_store.py makes the RocksDB ones).
 STORE_SCHEMES = ("memory", "rocksdb", "rocksdict")
@@ -469,6 +472,8 @@ class Settings:
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
+        if env is os.environ:  # the process's own settings: a typo there is worth a word
+            warn_unknown_variables(env)
         values: dict[str, Any] = {}
         extra: dict[str, Any] = {}
         from_file: dict[str, str] = {}  # field -> "APPEALS_CONFIG=<path>: key" for messages
@@ -621,6 +626,62 @@ OTHER_VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("APPEALS_MAX_ATTACHMENT_BYTES", "20971520", "largest declared attachment size, bytes"),
     ("APPEALS_PHONE_REGION", "'RU'", "region assumed for phone numbers without a country code"),
 )
+
+
+#: APPEALS_* variables read only by the project's tests and scripts, never by ``appeals``
+#: itself: set in a CI job's environment, they are not typos of a setting.
+TOOLING_VARIABLES: tuple[tuple[str, str, str], ...] = (
+    ("APPEALS_TEST_LOG_DIR", "var/test-logs", "tests: where the test suite writes its logs"),
+    ("APPEALS_SKIP_SYSTEM_TOOLS", "unset",
+     "tests: 1 skips the tests whose system tools (tests/system-deps.sh) are missing"),
+    ("APPEALS_RDKAFKA_DIR", "unset",
+     "tests/intake/nonpython/produce.sh: a directory holding librdkafka"),
+)
+
+
+def known_variables() -> frozenset[str]:
+    """Every APPEALS_* name the project reads: the settings, :data:`OTHER_VARIABLES` and
+    :data:`TOOLING_VARIABLES`."""
+    names = {f"APPEALS_{f.name.upper()}" for f in dataclasses.fields(Settings)
+             if f.name != "extra"}
+    names.update(var for var, _, _ in OTHER_VARIABLES + TOOLING_VARIABLES)
+    return frozenset(names)
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[tuple[str, str | None]]:
+    """``(name, the known name it is most like or None)`` for each APPEALS_* variable of
+    ``environ`` that nothing reads, sorted by name."""
+    known = known_variables()
+    bare = {var.removeprefix("APPEALS_"): var for var in known}
+    found = []
+    for name in sorted(environ):
+        if not name.startswith("APPEALS_") or name in known:
+            continue
+        close = difflib.get_close_matches(name.removeprefix("APPEALS_").upper(), bare, n=1)
+        found.append((name, bare[close[0]] if close else None))
+    return found
+
+
+#: Unknown variables already warned about in this process.
+_warned: set[str] = set()
+
+
+def warn_unknown_variables(environ: Mapping[str, str]) -> None:
+    """A WARNING per APPEALS_* variable nothing reads, once per process, with the setting it
+    most resembles.
+
+    Why a warning and not an error, as the same typo in the APPEALS_CONFIG file is: other tools
+    (a CI job, a wrapper script, a newer release's manifest) may set APPEALS_ variables of their
+    own, and refusing to start for them would be worse than the typo. Silently ignored, though,
+    a misspelt APPEALS_KAFKA left a worker on the default broker with nothing said. The value is
+    never shown: it may be a password."""
+    for name, close in unknown_variables(environ):
+        if name in _warned:
+            continue
+        _warned.add(name)
+        hint = f" (did you mean {close}?)" if close else ""
+        log.warning("%s is set, but appeals reads no such variable%s: it is ignored "
+                    "(`appeals config` lists the variables read)", name, hint)
 
 
 def gc_thresholds(value: str) -> tuple[int, int, int] | None:

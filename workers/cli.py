@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NoReturn
 
-from streams.settings import OTHER_VARIABLES, ConfigError, Settings, _coerce
+from streams.settings import OTHER_VARIABLES, TOOLING_VARIABLES, ConfigError, Settings, _coerce
 
 log = logging.getLogger("appeals")
 
@@ -399,6 +399,10 @@ def cmd_config(_: argparse.Namespace) -> int:
     print("\nRead by sub-systems straight from the environment (gateway ones also from a "
           "[gateway] table of the APPEALS_CONFIG file):")
     for var, default, meaning in OTHER_VARIABLES:
+        print(f"{var:30} {default:28} {meaning}")
+    print("\nRead only by the project's tests and scripts (any other APPEALS_* variable is "
+          "warned about at start-up, with the setting it most resembles):")
+    for var, default, meaning in TOOLING_VARIABLES:
         print(f"{var:30} {default:28} {meaning}")
     print("\nAPPEALS_CONFIG names a TOML file whose keys are the lower-case names without the "
           "APPEALS_ prefix; the environment overrides the file. Values are checked like "
