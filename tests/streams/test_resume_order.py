@@ -8,6 +8,7 @@ records and then nothing more (measured 2026-11-26); with the seek first it proc
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,6 +21,8 @@ from streams import topics as t
 from streams.processes import WorkerProcess
 from streams.settings import Settings
 from streams.testing import isolated_settings, read_topic, wait_for
+
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.integration
 
@@ -141,18 +144,19 @@ def test_installed_faust_is_the_checked_version() -> None:
         assert resume_order.source_digest(name) in digests, name
 
 
-def test_install_refuses_an_unchecked_faust_version(monkeypatch: pytest.MonkeyPatch) -> None:
-    from faust.tables.recovery import Recovery
-
-    from streams import resume_order
-
-    if resume_order._originals:
-        pytest.skip("already installed in this process by an earlier test")
-    original = Recovery.on_recovery_completed
-    monkeypatch.setattr(resume_order, "source_digest", lambda name: "0" * 64)
-    assert resume_order.install() is False
-    assert Recovery.on_recovery_completed is original
-    assert resume_order.install(enabled=False) is False
+def test_install_refuses_an_unchecked_faust_version() -> None:
+    """In a fresh interpreter: in this one an earlier test (any that builds the app) may have
+    installed the patch already, and the check was then skipped (CI of c204720)."""
+    code = (
+        "from faust.tables.recovery import Recovery\n"
+        "from streams import resume_order\n"
+        "original = Recovery.on_recovery_completed\n"
+        "resume_order.source_digest = lambda name: '0' * 64\n"
+        "assert resume_order.install() is False\n"
+        "assert Recovery.on_recovery_completed is original\n"
+        "assert resume_order.install(enabled=False) is False\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, timeout=120)
 
 
 def test_a_fetch_asks_for_the_partitions_active_when_it_was_made() -> None:
