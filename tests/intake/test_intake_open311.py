@@ -67,18 +67,7 @@ def test_status_is_read_from_the_sla_read_model(redis_server: Any) -> None:
         await _store_read_model(rds, settings, answered_id, "answered", "22-mintrans")
         for rid in (open_id, answered_id):
             await _mark_open311(rds, settings, rid)
-        app = web.Application()
-        app[GATEWAY] = SimpleNamespace(redis=rds, settings=settings)
-        open311.setup(app)
-        out = []
-        try:
-            async with TestClient(TestServer(app)) as c:
-                for rid in (open_id, answered_id):
-                    r = await c.get(f"/open311/v2/requests/{rid}.json")
-                    out.append((r.status, await r.json()))
-        finally:
-            await rds.aclose()
-        return out
+        return await _get_requests(rds, settings, (open_id, answered_id))
 
     (s1, b1), (s2, b2) = asyncio.run(go())
     assert (s1, s2) == (200, 200)
@@ -91,6 +80,24 @@ def test_status_is_read_from_the_sla_read_model(redis_server: Any) -> None:
         assert body[0]["updated_datetime"] == "2025-01-15T00:13:20+00:00"
         # no submission time kept here: the registration time comes from the read model
         assert body[0]["requested_datetime"] == "2025-01-14T16:59:59+00:00"
+
+
+async def _get_requests(rds: Any, settings: Settings,
+                        ids: tuple[str, ...]) -> list[tuple[int, Any]]:
+    """(status, body) of the Open311 GET of each of ``ids`` on a gateway app over ``rds``,
+    which is closed afterwards."""
+    app = web.Application()
+    app[GATEWAY] = SimpleNamespace(redis=rds, settings=settings)
+    open311.setup(app)
+    out = []
+    try:
+        async with TestClient(TestServer(app)) as c:
+            for rid in ids:
+                r = await c.get(f"/open311/v2/requests/{rid}.json")
+                out.append((r.status, await r.json()))
+    finally:
+        await rds.aclose()
+    return out
 
 
 def test_get_answers_only_for_appeals_submitted_through_open311(redis_server: Any) -> None:
@@ -108,18 +115,7 @@ def test_get_answers_only_for_appeals_submitted_through_open311(redis_server: An
         await _store_read_model(rds, settings, open311_id, "running", "22-minzdrav",
                                 dup=fz59_id)
         await _mark_open311(rds, settings, open311_id)
-        app = web.Application()
-        app[GATEWAY] = SimpleNamespace(redis=rds, settings=settings)
-        open311.setup(app)
-        out = []
-        try:
-            async with TestClient(TestServer(app)) as c:
-                for rid in (fz59_id, unknown_id, open311_id):
-                    r = await c.get(f"/open311/v2/requests/{rid}.json")
-                    out.append((r.status, await r.json()))
-        finally:
-            await rds.aclose()
-        return out
+        return await _get_requests(rds, settings, (fz59_id, unknown_id, open311_id))
 
     (s1, b1), (s2, b2), (s3, b3) = asyncio.run(go())
     assert (s1, b1) == (s2, b2) == (404, [{"code": 404,
