@@ -27,8 +27,8 @@ from .context import HIT_KINDS, context_row, hit_kinds, token_flags
 from .lexicons import CATEGORIES, CUE_NAMES, _Entry, _positions, entry_matches
 from .normalize import (
     FROST_TOKEN,
-    MAX_SPELL_FIXES,
     MAX_TOKENS,
+    SpellBudget,
     char_ngrams,
     chunk_tokens,
     lemma,
@@ -206,7 +206,7 @@ class BatchEncoder:
         for t in texts:
             start = len(flat)
             end = start + MAX_TOKENS
-            fixed: set[str] = set()  # the unknown words corrected in this text so far
+            budget = SpellBudget()  # the unknown words this text may still have corrected
             for c in split_chunks(t if isinstance(t, str) else ""):
                 ids = get(c)
                 if ids is not None and len(flat) + len(ids) <= end:
@@ -223,15 +223,9 @@ class BatchEncoder:
                     else:
                         self._fix_chunks[c] = toks
                 # The text's last chunk(s) within MAX_TOKENS, or a chunk with unknown words:
-                # same rule as :func:`.normalize.spell_fix_mask`, token by token.
+                # token by token, on the text's spelling budget (as spell_fix_mask).
                 for tok in toks[: end - len(flat)]:
-                    fix = True
-                    if needs_spell_fix(tok) and tok not in fixed:
-                        if len(fixed) >= MAX_SPELL_FIXES:
-                            fix = False
-                        else:
-                            fixed.add(tok)
-                    flat.append(record(tok, fix))
+                    flat.append(record(tok, budget.allow(tok)))
                 if len(flat) >= end:
                     break
             lens.append(len(flat) - start)

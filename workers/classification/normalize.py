@@ -334,20 +334,31 @@ def needs_spell_fix(token: str) -> bool:
             and not _MORPH.word_is_known(token))
 
 
+class SpellBudget:
+    """One text's spelling-fix budget: the first :data:`MAX_SPELL_FIXES` distinct unknown
+    words may be corrected (a repeat of a corrected word is corrected too), later ones not.
+    The one rule behind :func:`spell_fix_mask` (training) and the encoder (inference), so the
+    two cannot count differently."""
+
+    __slots__ = ("_fixed",)
+
+    def __init__(self) -> None:
+        self._fixed: set[str] = set()
+
+    def allow(self, token: str) -> bool:
+        """May ``token``, the text's next one, be spell-corrected?"""
+        if not needs_spell_fix(token) or token in self._fixed:
+            return True
+        if len(self._fixed) >= MAX_SPELL_FIXES:
+            return False
+        self._fixed.add(token)
+        return True
+
+
 def spell_fix_mask(tokens: Sequence[str]) -> list[bool]:
-    """Per token of one text: may it be spell-corrected? False for the unknown words after the
-    first :data:`MAX_SPELL_FIXES` distinct ones (a repeat of a corrected word is corrected)."""
-    fixed: set[str] = set()
-    out: list[bool] = []
-    for t in tokens:
-        ok = True
-        if needs_spell_fix(t) and t not in fixed:
-            if len(fixed) >= MAX_SPELL_FIXES:
-                ok = False
-            else:
-                fixed.add(t)
-        out.append(ok)
-    return out
+    """Per token of one text: may it be spell-corrected? (:class:`SpellBudget`)"""
+    budget = SpellBudget()
+    return [budget.allow(t) for t in tokens]
 
 
 @lru_cache(maxsize=65_536)
