@@ -72,13 +72,6 @@ class CategoryRoute:
     default: str | None = None
     subcategories: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
 
-    def target(self, subcategory: str | None) -> str | None:
-        if subcategory is not None:
-            hit = self.subcategories.get(subcategory)
-            if hit is not None:
-                return hit
-        return self.default
-
 
 @dataclass(frozen=True, slots=True)
 class Municipality:
