@@ -25,7 +25,6 @@ import base64
 import binascii
 import contextlib
 import datetime as dt
-import hmac
 import logging
 import math
 import re
@@ -40,6 +39,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from monitoring import metrics
 from schemas.records import CATEGORIES, canonical_appeal_id
+from streams.http_auth import bearer_token, match_token
 from streams.http_logging import install_http_log_filters
 from streams.settings import Settings, api_token_list
 from workers.api import openapi, page
@@ -151,20 +151,16 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 async def bearer_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     """401 without one of ``APPEALS_API_TOKENS`` (none configured: every request passes).
 
-    Every token is compared, each in constant time, so neither the answer's timing nor the
-    order of the tokens tells how much of a guess was right."""
+    The header is read and the tokens compared as the gateway does
+    (:mod:`streams.http_auth`: every token, each in constant time)."""
     tokens = request.app[TOKENS]
     if not tokens or request.path in openapi.OPEN_PATHS:
         return await handler(request)
-    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not presented.strip():
+    presented = bearer_token(request.headers.get("Authorization"))
+    if presented is None:
         return _unauthorized("missing_token", "this API needs Authorization: Bearer <token>",
                              f'Bearer realm="{REALM}"')
-    given = presented.strip().encode("utf-8", "surrogateescape")
-    matched = False
-    for token in tokens:
-        matched |= hmac.compare_digest(given, token)
-    if not matched:
+    if match_token(presented, ((token, True) for token in tokens)) is None:
         return _unauthorized("invalid_token", "the bearer token is not valid",
                              f'Bearer realm="{REALM}", error="invalid_token"')
     return await handler(request)

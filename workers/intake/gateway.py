@@ -100,7 +100,6 @@ import asyncio
 import dataclasses
 import difflib
 import hashlib
-import hmac
 import logging
 import math
 import os
@@ -130,6 +129,7 @@ from schemas.validation import (
     runtime_schema,
 )
 from streams.clock import SlaClock
+from streams.http_auth import bearer_token, match_token
 from streams.http_logging import install_http_log_filters
 from streams.payload_logging import quiet_payload_loggers
 from streams.settings import ConfigError, Settings, _coerce, _coerce_file_value
@@ -725,19 +725,15 @@ class Gateway:
         if not header:
             raise ApiError(401, "unauthorized", "Authorization: Bearer <token> is required",
                            headers={"WWW-Authenticate": 'Bearer realm="appeals"'})
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = bearer_token(header)
+        if token is None:
             raise ApiError(401, "unauthorized", "Authorization must be a Bearer token",
                            headers={"WWW-Authenticate": 'Bearer realm="appeals"'})
-        return self.client_for_token(token.strip())
+        return self.client_for_token(token)
 
     def client_for_token(self, token: str) -> Client:
-        """Constant-time comparison against every configured token (no early exit)."""
-        given = token.encode("utf-8", "surrogateescape")
-        found: Client | None = None
-        for expected, client in self._tokens:
-            if hmac.compare_digest(given, expected) and found is None:
-                found = client
+        """Constant-time comparison against every configured token (:func:`match_token`)."""
+        found = match_token(token, self._tokens)
         if found is None:
             raise ApiError(403, "forbidden", "unknown client token")
         return found
