@@ -122,8 +122,11 @@ def existing_topics(bootstrap: str, client_id: str = "appeals-cli",
     """The names of the topics the broker at ``bootstrap`` (``host:port,...``) has."""
     from kafka.admin import KafkaAdminClient
 
+    # bootstrap_timeout_ms too: against a port that accepts TCP but never answers (not a
+    # broker, or a hung one), kafka-python's own 30 s bootstrap wait ignored ``timeout``.
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id=client_id,
-                             request_timeout_ms=int(timeout * 1000))
+                             request_timeout_ms=int(timeout * 1000),
+                             bootstrap_timeout_ms=int(timeout * 1000))
     try:
         return set(admin.list_topics())
     finally:
@@ -147,10 +150,14 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
     deadline = time.monotonic() + timeout
     while True:
         try:
+            # The bootstrap wait bounded by what is left of ``timeout`` (kafka-python's own is
+            # 30 s per attempt, against a port that accepts TCP but never answers).
+            left_ms = int(max(1.0, deadline - time.monotonic()) * 1000)
             admin = KafkaAdminClient(
                 bootstrap_servers=settings.kafka_bootstrap,
                 client_id=f"{settings.app_id}-admin",
-                request_timeout_ms=10_000,
+                request_timeout_ms=min(10_000, left_ms),
+                bootstrap_timeout_ms=left_ms,
             )
             break
         except KafkaError as exc:
