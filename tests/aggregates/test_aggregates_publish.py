@@ -249,6 +249,51 @@ def test_a_windowed_field_without_a_day_is_left_out(caplog: pytest.LogCaptureFix
     assert "'22-minzdrav||" in " ".join(r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.parametrize("odd", [b'{"100000": 100}', b'{"99999999999999999999": 1}',
+                                 b'{"300": 1.5}', b'{"300": true}', b'{"300": 0}', b'{"300": -3}',
+                                 b'{"x": 1}', b'[1, 2]', b'{"300": "7"}'])
+def test_a_sketch_out_of_the_mapping_or_with_odd_counts_is_left_out(
+        odd: bytes, caplog: pytest.LogCaptureFixture) -> None:
+    """A bin ``100000`` (written by hand) passed the parse, then ``_MAPPING.value`` raised
+    OverflowError in the quantile: the region's rating, its pages and the rating refresher
+    failed each time. Such a sketch, and one whose counts are no positive integers, is left
+    out with a warning naming its key; the other sketches still count."""
+    import logging
+
+    import orjson
+
+    import workers.aggregates.readmodel as readmodel
+    from workers.aggregates.sketch import Sketch
+
+    good = Sketch()
+    good.add(3600.0)
+    sketches = {b"22-minsoc|2026-11-20": odd,
+                b"22-minzdrav|2026-11-20": orjson.dumps(good.to_json_map())}
+    with caplog.at_level(logging.WARNING, logger="workers.aggregates.readmodel"):
+        parsed = readmodel.parse_maps([], [sketches])
+    assert [s for s, _d, _k in parsed.sketches] == ["22-minzdrav"]
+    figures = readmodel.figures_from_parsed(parsed, dt.date(2026, 11, 20), "1d", "any")
+    assert figures["22-minzdrav"].median_response_s is not None
+    assert "22-minsoc|2026-11-20" in " ".join(r.getMessage() for r in caplog.records)
+
+
+def test_a_sketch_as_the_writer_makes_it_is_read_whole() -> None:
+    """The check refuses nothing the writer publishes: its lowest and highest bins read back."""
+    import orjson
+
+    import workers.aggregates.readmodel as readmodel
+    from workers.aggregates.sketch import Sketch
+
+    sketch = Sketch()
+    for seconds in (0.0, 1e-9, 1.0, 3600.0, 86400.0 * 365 * 50):
+        sketch.add(seconds)
+    sketch.add(60.0, weight=3)
+    parsed = readmodel.parse_maps([], [{b"22-minzdrav|2026-11-20":
+                                        orjson.dumps(sketch.to_json_map())}])
+    assert len(parsed.sketches) == 1
+    assert parsed.sketches[0][2].bins == sketch.bins
+
+
 def test_a_member_of_the_partitions_set_that_is_no_number_is_left_out(
         redis_scenario: Callable[..., object], caplog: pytest.LogCaptureFixture) -> None:
     """A member ``x`` of agg:partitions raised in ``int()``: every figures endpoint answered

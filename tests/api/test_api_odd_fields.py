@@ -14,7 +14,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from streams.settings import Settings
-from tests.api.api_support import api_settings, run_api
+from tests.api.api_support import TZ_TODAY, api_settings, run_api
 from workers.api.app import SERVICE
 
 pytestmark = pytest.mark.integration
@@ -37,6 +37,23 @@ def test_a_field_without_a_day_and_an_odd_partition_member_are_left_out(
         metrics = await client.get("/metrics")
         assert metrics.status == 200
         assert 'appeals_on_time_ratio{authority="22-minzdrav"' in await metrics.text()
+
+    run_api(api_settings(redis_server.url, rating_refresh=0.2), body)
+
+
+def test_a_sketch_bin_out_of_range_is_left_out(redis_server: Any) -> None:
+    """One sketch field ``{"100000": 100}`` (a bin the mapping cannot turn back into a time)
+    made the quantile raise OverflowError: the ratings, the authorities' list and figures and
+    the supervisor page answered 500, and the rating refresher failed each time."""
+    async def body(client: TestClient, settings: Settings, redis: Any) -> None:
+        await redis.hset(f"{settings.app_id}:aggsk:1",
+                         mapping={f"22-minsoc|{TZ_TODAY.isoformat()}": '{"100000": 100}'})
+        await asyncio.sleep(settings.rating_refresh + 0.3)
+        for path in (*PATHS, "/v1/authorities/22-minsoc/stats?window=1d"):
+            r = await client.get(path)
+            assert r.status == 200, (path, r.status, (await r.text())[:200])
+        stats = await (await client.get("/v1/authorities/22-minzdrav/stats?window=1d")).json()
+        assert stats["figures"]["median_response_s"] is not None  # the seeded sketch
 
     run_api(api_settings(redis_server.url, rating_refresh=0.2), body)
 

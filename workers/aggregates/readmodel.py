@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from workers.aggregates.partials import counters_key, sketches_key
-from workers.aggregates.sketch import Sketch
+from workers.aggregates.sketch import Sketch, bin_value
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,10 @@ def parse_maps(counter_maps: list[dict[bytes, bytes]],
     sketch without one (``22-minzdrav||answered``, by hand or by an older writer) passed
     here and then raised in the window cut (``fromisoformat("")``): every figures endpoint
     and ``/metrics`` answered 500 again.
+
+    A sketch is read only when every bin stands for a finite time and every count is a
+    positive integer (:func:`_sketch`): one bin ``100000`` raised OverflowError in the
+    quantile, and the region's rating, its pages and the rating refresher failed with it.
     """
     parsed = ParsedMaps()
     skipped = 0
@@ -150,7 +154,7 @@ def parse_maps(counter_maps: list[dict[bytes, bytes]],
             try:
                 subject, day = parts
                 a_day(day)
-                sketch = Sketch.from_json_map(orjson.loads(raw_val))
+                sketch = _sketch(raw_val)
             except (ValueError, TypeError, KeyError, AttributeError):
                 skipped += 1
                 example = example or raw_key.decode(errors="replace")
@@ -158,9 +162,27 @@ def parse_maps(counter_maps: list[dict[bytes, bytes]],
             parsed.sketches.append((subject, day, sketch))
     if skipped:
         log.warning("read model: %d fields of the agg:/aggsk: hashes do not parse (e.g. %r: "
-                    "expected subject|YYYY-MM-DD|counter, or subject||open); left out of the "
+                    "expected subject|YYYY-MM-DD|counter, subject||open, or subject|YYYY-MM-DD "
+                    "with positive counts in bins of the sketch's range); left out of the "
                     "figures, remove them with HDEL", skipped, example[:100])
     return parsed
+
+
+def _sketch(raw: bytes) -> Sketch:
+    """A sketch field's value as the writer makes it (``{"<bin>": <count>, ...}``), else
+    ValueError: a count that is no positive integer (``1.5``, ``true``, ``-3``) would skew or
+    break the quantiles as surely as a bin out of the mapping's range."""
+    data = orjson.loads(raw)
+    if not isinstance(data, dict):
+        raise ValueError("sketch is no JSON object")
+    bins: dict[int, int] = {}
+    for raw_key, count in data.items():
+        if type(count) is not int or count <= 0:
+            raise ValueError(f"sketch bin {raw_key[:20]!r}: count is no positive integer")
+        key = int(raw_key)
+        bin_value(key)
+        bins[key] = bins.get(key, 0) + count
+    return Sketch(bins)
 
 
 def figures_from_parsed(

@@ -9,6 +9,7 @@ true value at that rank (Masson et al., VLDB 2019).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 
 from ddsketch.mapping import LogarithmicMapping
@@ -16,6 +17,20 @@ from ddsketch.mapping import LogarithmicMapping
 RELATIVE_ACCURACY = 0.01
 _MAPPING = LogarithmicMapping(RELATIVE_ACCURACY)
 _MIN_VALUE = 1e-3  # response times under a millisecond count in the lowest bin
+
+
+def bin_value(key: int) -> float:
+    """The response time bin ``key`` stands for; ValueError for a key the mapping cannot turn
+    back into a finite time. The writer never makes one, but a bin read back from Redis is
+    whatever the hash holds, and ``_MAPPING.value`` raised OverflowError for it in the middle
+    of a quantile: the whole region's rating failed with it."""
+    try:
+        value = float(_MAPPING.value(key))
+    except OverflowError:
+        raise ValueError(f"sketch bin {key} out of range") from None
+    if not math.isfinite(value):
+        raise ValueError(f"sketch bin {key} out of range")
+    return value
 
 
 class Sketch:
