@@ -87,6 +87,7 @@ class Snapshot:
     ratings: dict[tuple[str, str], list[RatingEntry]] = field(default_factory=dict)
     figures: dict[tuple[dt.date, str], dict[str, AuthorityFigures]] = field(default_factory=dict)
     default_today: dt.date | None = None
+    """The categories' day (``RoutingRules.category_zone``), windows without a region."""
     rules: RoutingRules | None = None
     own_day: dict[str, dt.date] = field(default_factory=dict)
     """Authorities with a zone of their own whose local day is not their region's."""
@@ -220,7 +221,7 @@ class ApiService:
         return None
 
     def today(self, region: str | None) -> dt.date:
-        return _local_day(self.rules, region or self.settings.default_region, self.clock.now())
+        return _local_day(self.rules, region, self.clock.now())
 
     # ----------------------------------------------------------------- snapshot
     def _fresh(self, snap: Snapshot, age_limit: float) -> bool:
@@ -341,7 +342,7 @@ class ApiService:
         the zones' difference (review of session 16).
         """
         today = {code: _local_day(rules, code, now_sla) for code in rules.regions}
-        default_today = _local_day(rules, self.settings.default_region, now_sla)
+        default_today = _local_day(rules, None, now_sla)
         own_day = _own_days(rules, today, now_sla)
         snap = Snapshot(computed_mono, now_sla, parsed, today, default_today=default_today,
                         rules=rules, own_day=own_day)
@@ -419,8 +420,9 @@ class ApiService:
             await pipe.execute()
 
     def _day(self, snap: Snapshot, region: str | None, subject: str = "") -> dt.date:
-        """The local day a snapshot's windows of ``region`` end on (None: default region), or
-        of ``subject``, an authority whose own zone has another day."""
+        """The local day a snapshot's windows of ``region`` end on (None: the categories', the
+        rules' default region's), or of ``subject``, an authority whose own zone has another
+        day."""
         if subject in snap.own_day:
             return snap.own_day[subject]
         if region is None:
@@ -657,9 +659,11 @@ def _own_days(rules: RoutingRules, today: dict[str, dt.date], ts: float) -> dict
 
 
 def _local_day(rules: RoutingRules, region: str | None, ts: float) -> dt.date:
-    """The calendar day at ``ts`` in ``region``'s zone (Moscow time for an unknown region)."""
-    region_rules = rules.regions.get(region or "")
-    tz = region_rules.timezone if region_rules else "Europe/Moscow"
+    """The calendar day at ``ts`` in ``region``'s zone (Moscow time for an unknown region),
+    or with ``region`` None the categories' day: the zones the SLA agent buckets a place's and
+    a category's figures in (``RoutingRules.day_zone``, ``category_zone``), so a window is
+    cut on the days its figures were kept on."""
+    tz = rules.category_zone() if region is None else rules.day_zone(region)
     return dt.datetime.fromtimestamp(ts, ZoneInfo(tz)).date()
 
 

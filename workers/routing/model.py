@@ -126,6 +126,34 @@ class RoutingRules:
         except KeyError:
             raise UnknownAuthority(authority_id) from None
 
+    def day_zone(self, region: str | None) -> str:
+        """The zone whose calendar days the figures of ``region``'s places are kept on and
+        the API cuts their windows on: the ``timezone:`` of the region's rules, Moscow's for a
+        region without rules.
+
+        The one answer for the SLA agent that buckets a place's figures and the API that cuts
+        them: the agent took the geo catalogue's capital zone, the API the rules', and with
+        rules naming another zone for their region an answer at 21:30 Moscow time landed on
+        the next day of the place's figures and out of its 1d window.
+        """
+        from workers.geo.regions import FALLBACK_TIMEZONE, UnknownRegion, get_region
+
+        rules = self.regions.get(region or "")
+        if rules is None and region:
+            try:
+                rules = self.regions.get(get_region(region).code)
+            except (UnknownRegion, TypeError):
+                rules = None
+        return rules.timezone if rules is not None else FALLBACK_TIMEZONE
+
+    def category_zone(self) -> str:
+        """The zone whose days the categories' figures are kept on and cut on: the default
+        region's (:meth:`day_zone`). A category gathers appeals of every region and
+        ``/v1/categories`` cuts one day for all of them; bucketed on the appeal's own region's
+        day, an appeal of a region without rules answered at 01:30 in Barnaul went to the
+        Moscow day before, out of the category's 1d window."""
+        return self.day_zone(self.default_region)
+
     def ancestors(self, authority_id: str) -> list[str]:
         """Parent chain, nearest first (validation guarantees it is finite)."""
         chain: list[str] = []

@@ -264,6 +264,20 @@ def appeal_zone(region: str, hint: str | None) -> str:
     return region_timezone_or_moscow(region)
 
 
+def figure_zones(router: Any, region: str) -> tuple[str, str] | None:
+    """The zones of the days a new appeal's place and category figures are kept on: the ones
+    the API cuts their windows on, from the routing rules by the same functions
+    (``RoutingRules.day_zone``, ``category_zone``). None without rules (the state then falls
+    back to the region's capital zone) or for a zone this host does not know."""
+    rules = getattr(router, "rules", None)
+    if rules is None:
+        return None
+    place, category = known_zone(rules.day_zone(region)), known_zone(rules.category_zone())
+    if place is None or category is None:
+        return None
+    return place, category
+
+
 def create_breach_series(rules: Any, book: Any = None) -> None:
     """Create the breach counters' series at 0: every authority of the rules per regime, and
     per regime the breaches of the answer deadline and of each stage the policy book's regime
@@ -552,7 +566,8 @@ def _on_routed(rt: SlaRuntime, state: State | None, data: dict[str, Any], partit
     # which fromisoformat refuses; such an appeal was dead-lettered and never tracked.
     registered_ts = parse_datetime(data["registered_at"]).timestamp()
     tz = rt.region_tz(data["region"], data.get("timezone"))
-    new, effects = new_state(data, partition, registered_ts, tz, rt.rules)
+    new, effects = new_state(data, partition, registered_ts, tz, rt.rules,
+                             figure_zones(getattr(rt, "router", None), data["region"]))
     counted = keyed_contributions(new)
     for pending in (state or {}).get("pending", []):
         trial = cast(State, copy_state(new))

@@ -343,8 +343,14 @@ def new_state(
     registered_ts: float,
     tz: str,
     rules: SlaRules,
+    figure_zones: tuple[str, str] | None = None,
 ) -> tuple[State, Effects]:
-    """State for a freshly routed appeal, with its warning and breach timers."""
+    """State for a freshly routed appeal, with its warning and breach timers.
+
+    ``figure_zones``: the zones of the place's and the category's days, as the routing rules
+    name them (``RoutingRules.day_zone`` of the region, ``category_zone``): kept in the state
+    so that :func:`keyed_contributions` stays a function of the state alone.
+    """
     state: State = {
         "id": routed["appeal_id"],
         "p": partition,
@@ -393,6 +399,10 @@ def new_state(
         # period, replayed by recompute.
         "adj": [],
     }
+    if figure_zones is not None:
+        # The zones a place's (``mtz``) and a category's (``ctz``) days are kept in, the ones
+        # the API cuts their windows on; states written before lack them (see _figures_zone).
+        state["mtz"], state["ctz"] = figure_zones
     received = routed.get("received_at")
     if received:
         received_ts = parse_datetime(received).timestamp()
@@ -1594,39 +1604,64 @@ def keyed_contributions(state: State) -> list[tuple[str, str, str]]:
     Still a pure function of the state, so the delta maintenance and the rebuild after
     recovery stay exact for the second keys too.
 
-    The second keys are bucketed on the local day of the appeal's region, the day the API
-    cuts a place's or a category's windows on. Bucketed on the day in the zone of a body with
-    a zone of its own, an answer at 22:00 in Barnaul, 01:00 in Vladivostok, went to the next
-    day and stayed out of the place's and the category's 1d figures until the region's day
-    turned (review of session 17). Days the state keeps as dates only (earlier periods'
-    outcomes, breaches, escalations) cannot be moved to another zone and stay on the day
-    of the body's zone; the registration and the current period's outcome are moved.
+    The second keys are bucketed on the local days the API cuts a place's or a category's
+    windows on: a place's in its region's zone, a category's in the default region's, both
+    as the routing rules name them and kept in the state when it was made (``mtz``, ``ctz``;
+    :meth:`RoutingRules.day_zone`, the function the API cuts with). Bucketed on the day in the
+    zone of a body with a zone of its own, an answer at 22:00 in Barnaul, 01:00 in
+    Vladivostok, went to the next day and stayed out of the place's and the category's 1d
+    figures until the region's day turned (review of session 17); bucketed in the geo
+    catalogue's capital zone, rules naming another zone for their region had the same
+    effect. Days the state keeps as dates only (earlier periods' outcomes, breaches,
+    escalations) cannot be moved to another zone and stay on the day of the body's zone;
+    the registration and the current period's outcome are moved.
     """
     base = contributions(state)
     extra = subjects(state)[1:]
     if not extra:
         return base
-    region_zone = _region_zone(str(state.get("region") or ""))
-    if region_zone == state["tz"] and not state.get("prev"):
-        once = base
-    else:
-        once = contributions(state if region_zone == state["tz"]
-                             else {**state, "tz": region_zone}, earlier_bodies=False)
-        # A place or a category received the appeal once, however many bodies it passed
-        # through, on the day it was registered: counted on the current body's receipt, a
-        # redirect moved it to the redirect's day and changed past windows of the place
-        # (review of session 15).
-        if state.get("reg") is not None:
-            once[0] = (once[0][0], local_day(state["reg"], region_zone), "received")
-        elif state.get("prev"):  # no registration moment: the first body's day, as before
-            once[0] = (once[0][0], state["prev"][0][1], "received")
-    return base + [(subject, day, counter) for subject in extra for _a, day, counter in once]
+    out = list(base)
+    moved: dict[str, list[tuple[str, str, str]]] = {}
+    for subject in extra:
+        zone = _figures_zone(state, subject)
+        if zone not in moved:
+            moved[zone] = _counted_once(state, base, zone)
+        out.extend((subject, day, counter) for _a, day, counter in moved[zone])
+    return out
+
+
+def _counted_once(state: State, base: list[tuple[str, str, str]],
+                  zone: str) -> list[tuple[str, str, str]]:
+    """The appeal's contributions as a place or a category counts them, on ``zone``'s days."""
+    if zone == state["tz"] and not state.get("prev"):
+        return base
+    once = contributions(state if zone == state["tz"] else {**state, "tz": zone},
+                         earlier_bodies=False)
+    # A place or a category received the appeal once, however many bodies it passed
+    # through, on the day it was registered: counted on the current body's receipt, a
+    # redirect moved it to the redirect's day and changed past windows of the place
+    # (review of session 15).
+    if state.get("reg") is not None:
+        once[0] = (once[0][0], local_day(state["reg"], zone), "received")
+    elif state.get("prev"):  # no registration moment: the first body's day, as before
+        once[0] = (once[0][0], state["prev"][0][1], "received")
+    return once
+
+
+def _figures_zone(state: State, subject: str) -> str:
+    """The zone of ``subject``'s days (a ``muni:`` or ``cat:`` key): the one the state was
+    made with, or for a state stored before it kept one, the region's capital zone it was
+    bucketed in then (so its figures are maintained as they were built)."""
+    kept = state.get("ctz" if subject.startswith("cat:") else "mtz")
+    if isinstance(kept, str) and kept:
+        return kept
+    return _region_zone(str(state.get("region") or ""))
 
 
 @lru_cache(maxsize=256)
 def _region_zone(region: str) -> str:
-    """The zone of ``region``'s capital, the one the routing rules name for the region unless
-    they say otherwise, and so the one the API cuts its days in (Moscow for an unknown one)."""
+    """The zone of ``region``'s capital (Moscow for an unknown one): the days a state stored
+    before it kept its figures' zones (``mtz``, ``ctz``) had its place and category on."""
     from workers.geo.regions import region_timezone_or_moscow  # data loaded on first use
 
     return region_timezone_or_moscow(region)
