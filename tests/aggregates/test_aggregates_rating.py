@@ -180,3 +180,17 @@ def test_the_trend_window_is_the_trend_days() -> None:
     from workers.api.service import TREND_DAYS, TREND_WINDOW
 
     assert WINDOWS[TREND_WINDOW] == TREND_DAYS
+
+
+def test_the_readme_formula_states_the_breach_rate_cap() -> None:
+    """README wrote the breach term as ``(1 − 0.25·breaches/n)`` while the score caps the
+    rate at 1: a window holding more breaches than n (breaches count on the deadline's day, n
+    on the answer's) scored 0.75 of the share, where README's formula gave less."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    formula = next(line for line in readme.splitlines() if line.startswith("`score = 100"))
+    assert "(1 − 0.25·min(1, breaches/n))" in formula
+    f = fig("a", answered=20, on_time=20, breaches=60)
+    value, shrunk, b, _o = score(f, 1.0, RatingPolicy(min_volume=20)) or (0, 0, 0, 0)
+    assert b == 1.0 and value == pytest.approx(round(100 * shrunk * 0.75, 1))
