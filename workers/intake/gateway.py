@@ -154,6 +154,7 @@ __all__ = [
     "GatewayConfig",
     "client_external_id",
     "create_app",
+    "digest_external_id",
     "item_key",
     "run_gateway",
     "scoped_external_id",
@@ -595,9 +596,7 @@ def scoped_external_id(client_id: str, item_key: str) -> str:
     before the change finds its Redis marker (keyed by the key, not by the id) and is answered
     ``duplicate`` with the old appeal id, publishing nothing.
     """
-    digest = hashlib.sha256(f"v1-key\x00{client_id}\x00{item_key}".encode(
-        "utf-8", "surrogateescape")).hexdigest()
-    return f"{client_id[:100]}:key:sha256:{digest}"
+    return digest_external_id(client_id, "key", "v1-key", item_key)
 
 
 def client_external_id(client_id: str, external_id: str) -> str:
@@ -619,9 +618,22 @@ def client_external_id(client_id: str, external_id: str) -> str:
     scoped = f"{client_id}:ext:{external_id}"
     if len(scoped) <= MAX_ID_LENGTH:
         return scoped
-    digest = hashlib.sha256(f"v1-ext\x00{client_id}\x00{external_id}".encode(
+    return digest_external_id(client_id, "ext", "v1-ext", external_id)
+
+
+def digest_external_id(client_id: str, tag: str, domain: str, value: str) -> str:
+    """``<client id>:<tag>:sha256:<digest>``, the digest over ``domain``, the client id and
+    ``value`` (NUL-separated, UTF-8 with lone surrogates kept): the one form of the gateway's
+    key-made (``key``), long explicit (``ext``) and Open311 key-made (``open311``) ids.
+
+    ``domain`` is its own argument, not derived from ``tag``: ids made with ``v1-key`` and
+    ``v1-ext`` are in Kafka already and must stay byte for byte what they were
+    (tests/intake/test_intake_digest_ids.py pins them). The client id is cut to 100
+    characters in the prefix only; the digest covers all of it.
+    """
+    digest = hashlib.sha256(f"{domain}\x00{client_id}\x00{value}".encode(
         "utf-8", "surrogateescape")).hexdigest()
-    return f"{client_id[:100]}:ext:sha256:{digest}"
+    return f"{client_id[:100]}:{tag}:sha256:{digest}"
 
 
 # --------------------------------------------------------------------------- idempotency

@@ -317,9 +317,9 @@ def keyed_external_id(client_id: str, key: str) -> str:
     registered twice (its marker was under ``intake:idem:`` and its id was ``<client>:<key>``);
     let clients finish such retries first.
     """
-    digest = hashlib.sha256(f"open311\x00{client_id}\x00{key}".encode(
-        "utf-8", "surrogateescape")).hexdigest()
-    return f"{client_id[:100]}:open311:sha256:{digest}"
+    from workers.intake.gateway import digest_external_id
+
+    return digest_external_id(client_id, "open311", "open311", key)
 
 
 async def _retry_identity(gw: Gateway, client: Client, params: dict[str, Any],
