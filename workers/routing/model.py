@@ -7,10 +7,10 @@ mutate the rules another coroutine is reading.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 if TYPE_CHECKING:
     from workers.routing.gazetteer import Gazetteer
@@ -31,6 +31,7 @@ RouteLevel = Literal[
 ]
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +119,27 @@ class RoutingRules:
     default_region: str | None
     source: str
     fingerprint: str | None = None
+    _derived: dict[str, Any] = field(default_factory=dict, init=False, repr=False,
+                                     compare=False)
+    """What :meth:`derived` built from these rules, by name. Not an ``__init__`` argument,
+    so ``dataclasses.replace`` (and a reload, which builds new rules) starts empty."""
+
+    def derived(self, name: str, build: Callable[[RoutingRules], _T]) -> _T:
+        """``build(self)``, built on first use and kept with these rules (the router's name
+        index, the route agent's subcategory set).
+
+        Why here and not in a module global keyed by the rules: the value lives and dies with
+        the rules it was built from, so rules loaded on a reload can never be given the
+        index of the rules before, and two rules in use at once (a worker's and a test's, the
+        API's and a tool's) do not evict each other's. ``build`` must depend on the rules
+        only. Two threads building at once both build; the first one stored is kept and
+        returned to both, as the rules never change.
+        """
+        try:
+            value: _T = self._derived[name]
+        except KeyError:
+            value = self._derived.setdefault(name, build(self))
+        return value
 
     def authority(self, authority_id: str) -> Authority:
         """The authority by id; raises :class:`UnknownAuthority`."""

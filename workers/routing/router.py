@@ -120,15 +120,12 @@ class _NameIndex:
     """Each id -> the keys of its name and aliases."""
 
 
-_index_cache: tuple[RoutingRules, _NameIndex] | None = None
-
-
 def _name_index(rules: RoutingRules) -> _NameIndex:
-    """The index of ``rules``; the last one built is kept (rules change only on a reload)."""
-    global _index_cache
-    cached = _index_cache
-    if cached is not None and cached[0] is rules:
-        return cached[1]
+    """The index of ``rules``, built once per rules object (:meth:`RoutingRules.derived`)."""
+    return rules.derived("router.name_index", _build_name_index)
+
+
+def _build_name_index(rules: RoutingRules) -> _NameIndex:
     ids: dict[str, str] = {}
     names: dict[tuple[str, ...], list[tuple[str, str, bool]]] = {}
     keys: dict[str, tuple[tuple[str, ...], ...]] = {}
@@ -141,9 +138,7 @@ def _name_index(rules: RoutingRules) -> _NameIndex:
                 own.append(key)
                 names.setdefault(key, []).append((authority.region_code, authority.id, alias))
         keys[authority.id] = tuple(own)
-    index = _NameIndex(ids, {k: tuple(v) for k, v in names.items()}, keys)
-    _index_cache = (rules, index)
-    return index
+    return _NameIndex(ids, {k: tuple(v) for k, v in names.items()}, keys)
 
 
 def identify_authority(
