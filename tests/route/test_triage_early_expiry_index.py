@@ -63,7 +63,7 @@ def test_a_quiet_batch_looks_at_the_oldest_waiting_decision_only() -> None:
             compared += 1
             return real_get(key, default)
 
-    early.waiting = Counting(early.waiting)
+    early.decisions.since = Counting(early.waiting)
     assert early.expired({0}) == []
     assert compared == 1
     early.observe(0, 1000.0 + A.EARLY_DECISION_WAIT + 2.5, pending=True)

@@ -396,7 +396,12 @@ def _age(since: float | None, now: float) -> float:
 class _Waits:
     """Keys waiting since a moment, per partition: counts, and the oldest first without a scan
     (a heap per partition; an entry whose key no longer waits with that moment is stale and
-    dropped when it comes up, as in :class:`EarlyDecisions`)."""
+    dropped when it comes up). :class:`EarlyDecisions` keeps two: the pending appeals waiting
+    for a decision and the early decisions waiting for their appeal.
+
+    Why a heap: :meth:`EarlyDecisions.expired` runs on every batch, and a scan of every
+    waiting decision cost 12 ms a batch at 100,000 waiting (84 ms at 1,000,000), i.e. per
+    event when the stream is quiet (review of session 13)."""
 
     def __init__(self) -> None:
         self.since: dict[bytes, tuple[int, float]] = {}
@@ -433,8 +438,14 @@ class _Waits:
     def due(self, partition: int, limit: float) -> list[bytes]:
         """The keys of ``partition`` waiting since ``limit`` or before, oldest first; they
         wait no more."""
+        return self.pop_while(partition, lambda since: since <= limit)
+
+    def pop_while(self, partition: int, over: Callable[[float], bool]) -> list[bytes]:
+        """The keys of ``partition``, oldest first, while ``over(since)`` says their wait is
+        over; they wait no more. ``over`` must hold for every moment before one it holds for:
+        the walk stops at the first key still in time."""
         out = []
-        while (since := self.oldest(partition)) is not None and since <= limit:
+        while (since := self.oldest(partition)) is not None and over(since):
             key = heapq.heappop(self._heaps[partition])[1]
             self.drop(key)
             out.append(key)
@@ -462,13 +473,8 @@ class EarlyDecisions:
         self.max_wait = float(max_wait)
         #: Pending appeals waiting for a decision: key -> (partition, since).
         self.copies = _Waits()
-        self.waiting: dict[bytes, tuple[int, float]] = {}
-        #: Per partition, (since, key) of the waiting decisions, oldest first. Entries whose
-        #: key no longer waits with that ``since`` are stale and dropped when they come up.
-        #: Why: :meth:`expired` runs on every batch, and a scan of every waiting decision
-        #: cost 12 ms a batch at 100,000 waiting (84 ms at 1,000,000), i.e. per event when
-        #: the stream is quiet (review of session 13).
-        self._oldest: dict[int, list[tuple[float, bytes]]] = {}
+        #: Early decisions waiting for their pending appeal: key -> (partition, since).
+        self.decisions = _Waits()
         self.pending_time: dict[int, float] = {}
         self.stream_time: dict[int, float] = {}
         #: Per partition, when (``time.monotonic()``) a record other than a tick last moved its
@@ -496,15 +502,20 @@ class EarlyDecisions:
             self.pending_time[partition] = ts
         return ts
 
+    @property
+    def waiting(self) -> dict[bytes, tuple[int, float]]:
+        """The early decisions waiting: key -> (partition, since)."""
+        return self.decisions.since
+
     def track(self, key: bytes, value: Any) -> None:
         if _is_early(value):
-            self._wait(key, int(value.get("p", -1)), float(value.get("since", 0.0)))
+            self.decisions.add(key, int(value.get("p", -1)), float(value.get("since", 0.0)))
             self.copies.drop(key)
         elif _is_waiting_copy(value):
-            self.waiting.pop(key, None)
+            self.decisions.drop(key)
             self.copies.add(key, *self._copy_wait(key, value))
         else:
-            self.waiting.pop(key, None)
+            self.decisions.drop(key)
             self.copies.drop(key)
 
     def _copy_wait(self, key: bytes, value: dict[str, Any]) -> tuple[int, float]:
@@ -555,35 +566,18 @@ class EarlyDecisions:
             last = self.advanced.get(p)
             if last is not None and last > last_round:
                 continue
-            if not self.copies.count(p) and not self._decisions_wait(p):
+            if not self.copies.count(p) and self.decisions.oldest(p) is None:
                 continue
             self.advanced[p] = now
             out.append(p)
         return out
-
-    def _decisions_wait(self, partition: int) -> bool:
-        """Whether an early decision of ``partition`` waits (stale heap entries dropped)."""
-        heap = self._oldest.get(partition)
-        while heap:
-            since, key = heap[0]
-            if self.waiting.get(key) == (partition, since):
-                return True
-            heapq.heappop(heap)
-        return False
-
-    def _wait(self, key: bytes, partition: int, since: float) -> None:
-        if self.waiting.get(key) == (partition, since):
-            return  # already indexed: one heap entry per wait
-        self.waiting[key] = (partition, since)
-        heapq.heappush(self._oldest.setdefault(partition, []), (since, key))
 
     def partition_of(self, key: bytes) -> int:
         """The table partition of ``key`` (the tables use Kafka's default partitioner)."""
         return (murmur2(key) & 0x7FFFFFFF) % self.partitions
 
     def rebuild(self, items: Any, assigned: set[int]) -> None:
-        self.waiting = {}
-        self._oldest = {}
+        self.decisions = _Waits()
         self.copies = _Waits()
         for key, value in items:
             if not isinstance(key, bytes):
@@ -603,7 +597,7 @@ class EarlyDecisions:
             since = value.get("since")
             if not isinstance(since, int | float):
                 since = _timestamp(value["decision"].get("at"))
-            self._wait(key, p, float(since))
+            self.decisions.add(key, p, float(since))
         self.needs_rebuild = False
         if self.waiting:
             log.info("triage: %d early decisions waiting for their appeal", len(self.waiting))
@@ -611,28 +605,25 @@ class EarlyDecisions:
             log.info("triage: %d appeals waiting for a triage decision", len(self.copies.since))
 
     def expired(self, partitions: set[int]) -> list[bytes]:
-        """The decisions of ``partitions`` whose wait is over, oldest first (the caller stops
-        their wait). Both limits are reached by the oldest ``since`` first, so the walk stops
-        at the first decision still in time."""
+        """The decisions of ``partitions`` whose wait is over, oldest first; they wait no
+        more (the caller dead-letters them). Both limits are reached by the oldest ``since``
+        first, so the walk stops at the first decision still in time."""
         out = []
         for p in partitions:
-            heap = self._oldest.get(p)
-            if not heap:
-                continue
-            pending_time = self.pending_time.get(p, float("-inf"))
-            stream_time = self.stream_time.get(p, float("-inf"))
-            while heap:
-                since, key = heap[0]
-                if self.waiting.get(key) != (p, since):
-                    heapq.heappop(heap)  # stale: decided, replaced or expired before
-                    continue
-                if (pending_time - since >= EARLY_DECISION_WAIT
-                        or stream_time - since >= EARLY_DECISION_MAX_WAIT):
-                    heapq.heappop(heap)
-                    out.append(key)
-                    continue
-                break
+            out.extend(self.decisions.pop_while(p, self._decision_over(p)))
         return out
+
+    def _decision_over(self, partition: int) -> Callable[[float], bool]:
+        """Whether an early decision of ``partition`` waiting since a moment waited long
+        enough, at the partition's present stream times."""
+        pending_time = self.pending_time.get(partition, float("-inf"))
+        stream_time = self.stream_time.get(partition, float("-inf"))
+
+        def over(since: float) -> bool:
+            return (pending_time - since >= EARLY_DECISION_WAIT
+                    or stream_time - since >= EARLY_DECISION_MAX_WAIT)
+
+        return over
 
 
 def _is_early(value: Any) -> bool:
@@ -755,7 +746,6 @@ async def _expire_early(outbox: Outbox, staged: _Staged, early: EarlyDecisions,
     """Dead-letter (``not_triaged``) the decisions whose appeal did not come in time."""
     for key in early.expired(partitions):
         held = staged.get(key)
-        early.waiting.pop(key, None)
         if not _is_early(held):
             continue
         decision = held["decision"]
