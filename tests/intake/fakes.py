@@ -114,8 +114,10 @@ HARNESS_NOW = datetime(2025, 2, 1, tzinfo=UTC)
 
 class AgentHarness:
     def __init__(self, settings: Settings | None = None,
-                 now: datetime = HARNESS_NOW) -> None:
+                 now: datetime = HARNESS_NOW, router: Any = None) -> None:
         self.settings = settings or Settings()
+        #: The agent's router; the default has no rules (the classifier sends all to triage).
+        self.router = SimpleNamespace() if router is None else router
         #: The moment the agent reads the batches (its clock).
         self.now = now
         self.sent: list[tuple[Any, ...]] = []
@@ -160,7 +162,7 @@ class AgentHarness:
         cached = dict(redis_lua._scripts)
         redis_lua._scripts.clear()
         try:
-            fn = intake_agent.install(app, ctx, SimpleNamespace(), FakeClassifier())
+            fn = intake_agent.install(app, ctx, self.router, FakeClassifier())
             await fn(None)
         finally:
             intake_agent.batches, intake_agent.crash_on_error = orig_b, orig_c

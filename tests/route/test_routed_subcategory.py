@@ -8,6 +8,8 @@ changelog, while README and routed-appeal.v1.json say routed carries no personal
 
 from __future__ import annotations
 
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +17,7 @@ import pytest
 from streams import topics as t
 from tests.route.test_route_fields import letter, registered, router  # noqa: F401  (fixture)
 from tests.route.test_route_importance import classify_and_route
+from workers.deadlines.policies import POLICY_FILE_ENV
 from workers.route import agent as A
 from workers.routing import Router
 
@@ -42,11 +45,14 @@ def test_a_rules_code_is_carried_and_still_routes(router: Router) -> None:  # no
 
 
 def test_a_policy_selector_is_carried(router: Router,  # noqa: F811
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
+                                      monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The ПОС sends names: a policy override may select one (its answer period), so a name
     the policy file names is a known code and reaches the SLA agent."""
-    monkeypatch.setattr(A, "_policy_subcategories", lambda: frozenset({"Отопление"}))
-    monkeypatch.setattr(A, "_rule_subcategories", None)
+    policies = tmp_path / "policies.toml"
+    policies.write_text(
+        resources.files("workers.deadlines").joinpath("policies.toml").read_text("utf-8")
+        + '\n[[overrides]]\nsubcategory = "Отопление"\nwarning_share = 0.5\n', "utf-8")
+    monkeypatch.setenv(POLICY_FILE_ENV, str(policies))
     a = appeal("Отопление")
     decision = router.route(A.route_input(a, "housing_utilities"))
     record = A.routed_record(a, decision, "housing_utilities", False, 0.9, "test",

@@ -379,6 +379,8 @@ class PolicyBook:
         # Stable sort: file order decides nothing because duplicate selectors are refused.
         self._overrides.sort(key=lambda o: o.specificity)
         self._cache: dict[tuple[str | None, ...], Policy] = {}
+        self._subcategories = frozenset(o.selectors["subcategory"] for o in self._overrides
+                                        if "subcategory" in o.selectors)
 
     def _parse_override(self, entry: Any, where: str) -> _Override:
         if not isinstance(entry, Mapping):
@@ -453,9 +455,9 @@ class PolicyBook:
 
     def subcategories(self) -> frozenset[str]:
         """The subcategories the overrides select: the only ones whose deadline differs, so
-        the only ones the routed record needs to carry (see ``route.agent.routed_record``)."""
-        return frozenset(o.selectors["subcategory"] for o in self._overrides
-                         if "subcategory" in o.selectors)
+        the only ones the routed record needs to carry (see ``route.agent.routed_record``,
+        which asks for every appeal: computed once)."""
+        return self._subcategories
 
     def authorities(self) -> frozenset[str]:
         """The authority ids the overrides select: ``sla due --authority`` accepts a body the

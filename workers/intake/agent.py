@@ -37,7 +37,6 @@ from monitoring import metrics
 from schemas.records import CHANNELS, IntakeAppeal, RegisteredAppeal, SourcePosition
 from schemas.validation import InvalidEvent
 from streams import topics as t
-from workers.deadlines.policies import PolicyBook
 from workers.intake import core, near_duplicates, redis_scripts
 from workers.route.agent import ROUTE_FIELDS, classify_and_route
 from workers.route.agent import STAGE as ROUTE_STAGE
@@ -49,6 +48,7 @@ from workers.runtime import (
     crash_on_error,
     observe_stage_latency,
 )
+from workers.sla.deadline_service import policy_book
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +90,10 @@ def install(app: faust.App, ctx: WorkerContext, router: Router, classifier: Any)
     near_cfg = dataclasses.replace(near_duplicates.default_config(),
                                    key_prefix=f"{settings.app_id}:")
     # The SLA policies, for a 59-FZ appeal's latest registration (the fz59 `registration`
-    # stage): read once at start, as the SLA agent reads them.
-    policies = PolicyBook.load()
+    # stage): the process's book of the routing rules in use, the SLA agent's, so a reload
+    # of the rules that changes its policies changes intake's at the same moment. Read now,
+    # so a worker without valid policies does not start.
+    policy_book(getattr(router, "rules", None))
 
     @app.agent(source, name="intake")
     async def intake(stream: faust.StreamT) -> None:
@@ -101,6 +103,7 @@ def install(app: faust.App, ctx: WorkerContext, router: Router, classifier: Any)
                 # The moment intake reads the batch (the registered record's Kafka timestamp
                 # keeps it); the appeal's registered_at is its legal registration, at most this.
                 now = ctx.clock.now_dt()
+                policies = policy_book(getattr(router, "rules", None))
                 accepted: list[tuple[IntakeAppeal, SourcePosition, str]] = []
                 registered_at: list[datetime] = []
                 accepted_events: list[faust.EventT] = []

@@ -372,8 +372,9 @@ def registration_time(
     letter that waited that long, and it would make the appeal years overdue at once. Within
     it, an old letter is overdue at once, which is the truth.
 
-    ``book``: the SLA policies (the agent's, read at its start); None reads them now
-    (``$APPEALS_POLICY_FILE``, else the packaged ones).
+    ``book``: the SLA policies (the agent's, those of the routing rules in use); None: the
+    policy file's alone (``$APPEALS_POLICY_FILE``, else the packaged one), as
+    ``deadline_service.policy_book`` keeps it.
     """
     receipt = parse_datetime(intake.submitted_at)
     check_age(receipt, read_at, max_age)
@@ -415,9 +416,9 @@ def fz59_latest_registration(
     calendar days of art. 8 p. 2.
     """
     from workers.deadlines.compute import default_calendar, registration_due
-    from workers.deadlines.policies import PolicyBook
+    from workers.sla.deadline_service import policy_book
 
-    policy = (book or PolicyBook.load()).resolve("fz59", region=region)
+    policy = (book or policy_book()).resolve("fz59", region=region)
     zone = ZoneInfo(policy.timezone) if policy.timezone else _region_zone(region)
     stage = policy.stages.get("registration")
     if stage is None:

@@ -45,7 +45,6 @@ hours for high importance instead of 8).
 from __future__ import annotations
 
 import asyncio
-import functools
 import heapq
 import logging
 import time
@@ -76,7 +75,6 @@ from schemas.validation import (
 )
 from streams import topics as t
 from streams.clock import SlaClock
-from workers.deadlines.policies import PolicyBook
 from workers.routing import RouteInput, Router
 from workers.routing.model import RoutingRules
 from workers.runtime import (
@@ -87,6 +85,7 @@ from workers.runtime import (
     observe_stage_latency,
     parse_event,
 )
+from workers.sla.deadline_service import policy_book
 
 log = logging.getLogger(__name__)
 
@@ -115,32 +114,27 @@ def is_urgent(appeal: dict[str, Any], classifier_urgent: bool) -> bool:
     return bool(classifier_urgent) or appeal.get("importance") == "high"
 
 
-@functools.cache
-def _policy_subcategories() -> frozenset[str]:
-    """The SLA policy file's subcategory selectors, read once (as the agents read the file)."""
-    return PolicyBook.load().subcategories()
-
-
-_rule_subcategories: tuple[RoutingRules, frozenset[str]] | None = None
+def _rule_subcategories(rules: RoutingRules) -> frozenset[str]:
+    """The subcategories the routing rules' tables name (built once per rules object)."""
+    subs: set[str] = set()
+    for region in rules.regions.values():
+        for route in region.routes.values():
+            subs.update(route.subcategories)
+        for muni in region.municipalities.values():
+            for route in muni.routes.values():
+                subs.update(route.subcategories)
+    return frozenset(subs)
 
 
 def known_subcategories(rules: RoutingRules | None) -> frozenset[str]:
     """The subcategories the routing rules or the SLA policies name: codes an operator wrote,
-    never a source's free text. Cached per rules object (the rules are swapped on reload)."""
-    global _rule_subcategories
+    never a source's free text. The policies are the process's book of ``rules``
+    (``deadline_service.policy_book``, the SLA agent's), so a reload that changes them
+    changes what the routed record may carry at once."""
+    policies = policy_book(rules).subcategories()
     if rules is None:
-        return _policy_subcategories()
-    cached = _rule_subcategories
-    if cached is None or cached[0] is not rules:
-        subs: set[str] = set()
-        for region in rules.regions.values():
-            for route in region.routes.values():
-                subs.update(route.subcategories)
-            for muni in region.municipalities.values():
-                for route in muni.routes.values():
-                    subs.update(route.subcategories)
-        cached = _rule_subcategories = (rules, frozenset(subs) | _policy_subcategories())
-    return cached[1]
+        return policies
+    return rules.derived("route.subcategories", _rule_subcategories) | policies
 
 
 def routed_subcategory(value: Any, rules: RoutingRules | None) -> str | None:
@@ -150,7 +144,11 @@ def routed_subcategory(value: Any, rules: RoutingRules | None) -> str | None:
     changelog), and appeals.routed carries no personal data. Routing still matches the
     appeal's own value (:func:`route_input`); only what is stored is limited to known codes,
     which are all the router and the deadline policies can use."""
-    if isinstance(value, str) and value in known_subcategories(rules):
+    if not isinstance(value, str):
+        return None
+    if value in policy_book(rules).subcategories() or (
+            rules is not None and value in rules.derived("route.subcategories",
+                                                          _rule_subcategories)):
         return value
     return None
 

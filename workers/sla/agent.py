@@ -50,7 +50,7 @@ from workers.runtime import (
     parse_event,
 )
 from workers.sla import lifecycle_routing, read_model, recompute, timers
-from workers.sla.deadline_service import DeadlineService, load_book
+from workers.sla.deadline_service import DeadlineService, policy_book, rules_book
 from workers.sla.engine import (
     BEFORE_PERIOD,
     EARLY_RESUME_OVERFLOW,
@@ -160,19 +160,19 @@ class SlaRuntime:
         The authorities' SLA overrides live in the routing rules; the book was built once at
         start, so an edited override reached the router on reload but not the deadlines of
         new appeals until a restart. Appeals already tracked keep their deadlines (a change of
-        policy is not an event of theirs; ``appeals sla recompute`` applies it to them). The
-        rules loader has validated the overrides with this same book, so a failure here is
-        unexpected: the old book stays, with an error in the log.
+        policy is not an event of theirs; ``appeals sla recompute`` applies it to them).
+
+        The book is the process's one for these rules (``deadline_service.rules_book``), which
+        intake and route use too. The rules loader has validated the overrides with the same
+        loader, so a book that cannot be built is unexpected (an edited policy file): the old
+        book stays, for every agent, with an error in the log.
         """
         current = getattr(self.router, "rules", None)
         if current is None or current is self.rules_of:
             return
-        try:
-            service = DeadlineService(load_book(current.authorities.values()))
-        except Exception as exc:
-            log.error("SLA: the reloaded rules' SLA overrides cannot be used, the policies "
-                      "of the rules before stay: %s", f"{type(exc).__name__}: {exc}"[:300])
-        else:
+        book, own = rules_book(current)
+        if own:
+            service = DeadlineService(book)
             settings = self.ctx.settings
             self.rules = sla_rules(service, settings, self.router)
             log.info("SLA: policies rebuilt from the reloaded routing rules")
@@ -300,7 +300,7 @@ def create_breach_series(rules: Any, book: Any = None) -> None:
 
 def install(app: faust.App, ctx: WorkerContext, router: Any) -> SlaRuntime:
     settings = ctx.settings
-    service = DeadlineService(load_book(router.rules.authorities.values()))
+    service = DeadlineService(policy_book(router.rules))
     rules = sla_rules(service, settings, router)
 
     def resolve_parent(authority_id: str) -> str | None:

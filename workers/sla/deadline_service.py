@@ -13,7 +13,9 @@ from __future__ import annotations
 import copy
 import dataclasses
 import datetime as dt
+import logging
 import os
+import threading
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any
@@ -34,6 +36,8 @@ from workers.deadlines.compute import (
 )
 from workers.deadlines.policies import POLICY_FILE_ENV, Policy, PolicyBook
 from workers.sla.engine import PAUSE_IN_UNITS, SlaParams, SlaRules, StageRule, State, zone
+
+log = logging.getLogger(__name__)
 
 # How an authority's `sla:` block in the routing rules names a period, per regime.
 _UNIT_KEYS = {"working_days": "working_days", "calendar_days": "calendar_days",
@@ -103,6 +107,74 @@ def _policy_data(path: str | None, _stamp: int) -> tuple[dict[str, Any], str]:
     return PolicyBook.read_data(path)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Shared:
+    rules: Any
+    path: str | None
+    book: PolicyBook
+    own: bool
+
+
+_shared: _Shared | None = None
+_shared_lock = threading.Lock()
+
+
+def rules_book(rules: Any) -> tuple[PolicyBook, bool]:
+    """The policy book of the routing rules ``rules`` (:func:`load_book` with their
+    authorities' blocks), the same object for every agent of the process, and whether it is
+    these rules' own.
+
+    Why one: intake (a 59-FZ appeal's latest registration), route (the subcategories the
+    routed record may carry) and the SLA agent (deadlines) each read the policy file on their
+    own; the SLA agent rebuilt its book when the rules watcher swapped the rules (and read the
+    file again if it had changed), the other two kept the one read at start. A subcategory
+    an edited policy file selected then got its deadline in the SLA agent, but route still
+    dropped it from the routed record as unknown, so it never applied until a restart; and
+    intake registered 59-FZ letters by the old registration stage. Now the book follows the
+    rules object: the first agent to see new rules builds it, the others get the same one.
+
+    Built once per rules object (and policy file named by ``$APPEALS_POLICY_FILE``). A book
+    that cannot be built for new rules (a policy file edited into an invalid one) is logged
+    once and the book of the rules before stays in use by every agent: ``(book, False)``. The
+    first book of the process raises, as a worker must not start without policies.
+    """
+    global _shared
+    path = os.environ.get(POLICY_FILE_ENV) or None
+    current = _shared
+    if current is not None and current.rules is rules and current.path == path:
+        return current.book, current.own
+    with _shared_lock:
+        current = _shared
+        if current is None or current.rules is not rules or current.path != path:
+            try:
+                current = _Shared(rules, path, load_book(rules.authorities.values(), path),
+                                  True)
+            except Exception as exc:
+                if current is None:
+                    raise
+                log.error("the SLA policies cannot be built for the routing rules %s; every "
+                          "agent keeps the policies of the rules before: %s",
+                          getattr(rules, "version", "?"),
+                          f"{type(exc).__name__}: {exc}"[:300])
+                current = _Shared(rules, path, current.book, False)
+            _shared = current
+    return current.book, current.own
+
+
+def policy_book(rules: Any = None) -> PolicyBook:
+    """The policy book agents and tools use: that of ``rules`` (:func:`rules_book`), or
+    without routing rules the policy file's alone, built once per version of the file."""
+    if rules is not None:
+        return rules_book(rules)[0]
+    path = os.environ.get(POLICY_FILE_ENV) or None
+    return _file_book(path, _stamp(path))
+
+
+@lru_cache(maxsize=8)
+def _file_book(path: str | None, _stamp: int) -> PolicyBook:
+    return load_book((), path)
+
+
 class DeadlineService:
     """Deadlines of the SLA engine; ``calendar`` is the national calendar whose regions are
     used (default: the process-wide ``default_calendar()``, read at each call so a reload
@@ -110,7 +182,7 @@ class DeadlineService:
 
     def __init__(self, book: PolicyBook | None = None,
                  calendar: BusinessCalendar | None = None) -> None:
-        self.book = book or PolicyBook.load()
+        self.book = book or policy_book()
         self.calendar = calendar
         self._policy = lru_cache(maxsize=4096)(self._resolve)
         self._stage_rules = lru_cache(maxsize=4096)(self._tracked)
