@@ -678,10 +678,10 @@ class EarlyResumeOverflow(NotApplied):
 
 
 class BeforePeriod(NotApplied):
-    """A pause stamped before the answer period it would pause began, an extension stamped
-    before the redirect or reopen that began the period it would extend, or any event stamped
-    before the appeal's registration by more than ``APPEALS_SLA_PAST_TOLERANCE``
-    (:func:`_check_not_before_registration`)."""
+    """A pause stamped before the answer period it would pause began, an extension or a
+    redirect stamped before the redirect or reopen that began the period it would extend or
+    hand on, or any event stamped before the appeal's registration by more than
+    ``APPEALS_SLA_PAST_TOLERANCE`` (:func:`_check_not_before_registration`)."""
 
     reason = BEFORE_PERIOD
 
@@ -795,9 +795,9 @@ def _check_reporter(state: State, data: dict[str, Any], effects: Effects) -> Non
             f"{event}: the appeal already has {state.get('hist')} reopens, redirects and "
             "pauses")
     elif effects.outcome == BEFORE_PERIOD:
+        verb = {"extended": "extend", "redirected": "hand on"}.get(event, "pause")
         refusal = BeforePeriod(f"{event} stamped {data.get('at')}, before the answer period "
-                               f"it would {'extend' if event == 'extended' else 'pause'} "
-                               "began (registration, redirect or reopen)")
+                               f"it would {verb} began (registration, redirect or reopen)")
     elif effects.outcome == EXTENSION_REFUSED:
         refusal = ExtensionRefused(f"{event} refused: {effects.detail}")
     elif effects.outcome == EARLY_RESUME_OVERFLOW:

@@ -88,8 +88,10 @@ HISTORY_OVERFLOW = "history_overflow"
 #: so the appeal stayed paused with no deadline (review of session 16). Also of an extension
 #: stamped before a redirect or reopen that began the running period (:func:`_before_period`):
 #: the handing-on body's extension, processed after the redirect, gave the receiving body's
-#: fresh period a month more and used up its one extension. The SLA agent gives it too to any
-#: event stamped before the appeal's registration by more than ``APPEALS_SLA_PAST_TOLERANCE``
+#: fresh period a month more and used up its one extension. And of a redirect so stamped
+#: (:func:`_redirected`): processed after a later redirect, it moved the appeal back in time.
+#: The SLA agent gives it too to any event stamped before the appeal's registration by more
+#: than ``APPEALS_SLA_PAST_TOLERANCE``
 #: (``workers.sla.agent._check_not_before_registration``), which the first period's own check
 #: here lets through.
 BEFORE_PERIOD = "before_period"
@@ -977,10 +979,22 @@ def _redirected(state: State, event: dict[str, Any], at: float, rules: SlaRules,
 
     A redirect that names ``urgent`` counts the receiving body's period with it
     (:func:`_take_urgency`).
+
+    One stamped before the redirect or reopen that began the running period (or before the
+    redirect that gave an answered appeal to its body) is refused as ``BEFORE_PERIOD``, as a
+    pause or an extension is: it belongs to an earlier period.
     """
     target = event.get("to_authority_id")
     if not target:
         effects.outcome = "rejected"
+        return
+    if _before_period(state, at) or (at < state["recv"] and state["recv"] != state["reg"]):
+        # Stamped before the redirect (or reopen) that began the running period, or that gave
+        # the answered appeal to its current body: an earlier body's redirect, processed late
+        # (re-keyed events reach the state in the order they are re-published). Applied, it
+        # moved the appeal back in time: A->B of day 3 after B->C of day 10 left the appeal
+        # at B with C's timers cancelled.
+        effects.outcome = BEFORE_PERIOD
         return
     if state["status"] not in OPEN_STATUSES:
         if state["status"] == "answered" and _restartable_stage(state, "redirected", rules):
