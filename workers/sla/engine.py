@@ -792,7 +792,16 @@ def _before_period(state: State, at: float) -> bool:
 
 def _accepted(state: State, event: dict[str, Any], at: float, rules: SlaRules,
               effects: Effects, _rp: Any) -> None:
+    """Record the acceptance and settle (or complete) the stages it names.
+
+    One stamped before the redirect or reopen that began the running period is the earlier
+    body's (or period's), processed late: its moment is kept, but the stages, which run for
+    the current body, are left alone. Before, the handing-on body's ``accepted`` settled the
+    receiving body's redirect stage (its warning timer cancelled) from before its run began.
+    """
     state.setdefault("accepted", at)
+    if _before_period(state, at):
+        return
     _end_stages(state, "accepted", at, rules, effects)
 
 
