@@ -75,6 +75,12 @@ RECOUNTED = "rc"
 #: (:func:`recompute`); a state stored before the key existed counts it from the rules in
 #: force (:func:`escalation_at`). Only a breached, running period holds it.
 ESCALATION_AT = "esc_at"
+#: State key: the escalation of the running breach was sent, then taken back from the figures
+#: by a pause stamped before its moment (:func:`_retract_escalation`); the escalation that the
+#: resume arms again is recorded by its tick without a second alert. Processed in order, the
+#: pause held the escalation until the resume; processed after the escalation's tick, it left
+#: the escalation counted, so the figures depended on processing order.
+ESCALATION_SENT = "esq"
 #: Outcome (and dead-letter reason) of a lifecycle event whose ``authority_id`` is not the
 #: body that holds the appeal (:func:`apply_lifecycle`).
 FOREIGN_AUTHORITY = "foreign_authority"
@@ -460,6 +466,7 @@ def _start_period(state: State, start_ts: float, rules: SlaRules, effects: Effec
     state["breached"] = None
     state["escalated"] = None
     state.pop(ESCALATION_AT, None)
+    state.pop(ESCALATION_SENT, None)
     effects.timers.extend(_timers(state, state["cycle"]))
 
 
@@ -501,7 +508,12 @@ def _move_deadline(state: State, due: float, warn: float, rules: SlaRules, effec
         state["breached"] = due
         # The escalation of a breach that goes on stays sent, even when the new deadline puts
         # its moment ahead: the supervisor was told of this very breach already (re-arming it
-        # sent a second escalation of one breach).
+        # sent a second escalation of one breach). One a pause took back from the figures
+        # (``escalated`` cleared, :func:`_retract_escalation`) is armed again, as the pause
+        # processed in order left it, and its tick records it without a second alert.
+        if "escalation" in fired and escalated is None:
+            state[ESCALATION_SENT] = 1
+            fired.discard("escalation")
         if "escalation" in fired:
             carried.add("escalation")
             state["escalated"] = escalated
@@ -509,6 +521,8 @@ def _move_deadline(state: State, due: float, warn: float, rules: SlaRules, effec
             if escalation_after is None:
                 escalation_after = rules.of(state).escalation_after
             state[ESCALATION_AT] = due + escalation_after
+    if "breach" not in carried:
+        state.pop(ESCALATION_SENT, None)  # a breach cured: a later one is a new breach
     state["alerts"].extend(f"{lvl}:{cycle}" for lvl in sorted(carried))
     if "breach" in carried:
         # The same breach goes on: its history entries follow it into the new cycle (so an
@@ -566,8 +580,12 @@ def _retract_breach(state: State, at: float) -> None:
     the timer's tick was only processed first. The breach (and an escalation after it) leaves
     the figures, so they do not depend on the order of tick and event; the alert already sent
     stays sent (``alerts`` keeps its key, so it is never sent twice). Entries from before
-    breaches named their cycle are kept."""
-    if not state["breached"] or late(at, state["due"]):
+    breaches named their cycle are kept. One stamped after the deadline but before the
+    escalation takes back the escalation only (:func:`_retract_escalation`)."""
+    if not state["breached"]:
+        return
+    if late(at, state["due"]):
+        _retract_escalation(state, at)
         return
     cycle = state["cycle"]
     if not any(_cycle_of(e) == cycle for e in state["bdays"]):
@@ -577,6 +595,25 @@ def _retract_breach(state: State, at: float) -> None:
     state["breached"] = None
     state["escalated"] = None
     state.pop(ESCALATION_AT, None)
+    state.pop(ESCALATION_SENT, None)
+
+
+def _retract_escalation(state: State, at: float) -> None:
+    """An event stamped past the deadline but before the escalation moment (an answer, a
+    close, a redirect ending the period; a pause holding it) shows that the escalation its
+    tick recorded did not happen: processed in order, the event cancelled (or held) it. The
+    escalation leaves the figures (``edays``, ``escalated``); the alert already sent stays
+    sent. Figures are event-time sums, so a replay in another order must give the same ones:
+    before, an answer of day 31 processed after the escalation tick of day 33 left the
+    escalation counted, and in order it was not."""
+    escalated = state.get("escalated")
+    if not escalated or at >= float(escalated):
+        return
+    cycle = state["cycle"]
+    if not any(_cycle_of(e) == cycle for e in state["edays"]):
+        return
+    state["edays"] = [e for e in state["edays"] if _cycle_of(e) != cycle]
+    state["escalated"] = None
 
 
 def _start_stages(state: State, at: float, rules: SlaRules, effects: Effects,
@@ -1517,6 +1554,8 @@ def _fire(state: State, level: str, cycle: int, rules: SlaRules, effects: Effect
     elif level == "escalation":
         state["escalated"] = at_ts
         state["edays"].append([local_day(at_ts, state["tz"]), state["auth"], cycle])
+        if state.pop(ESCALATION_SENT, None) is not None:
+            return  # its alert was sent before a pause took it back (_move_deadline)
     notify = state["auth"]
     if level == "escalation":
         notify = state.get("parent") or state["auth"]
