@@ -927,6 +927,9 @@ def _extended(state: State, event: dict[str, Any], at: float, rules: SlaRules,
     for the agent to dead-letter: the body's system must learn that its deadline did not move.
     """
     days = event.get("extension_days") or 30
+    if _extended_before_its_answer(state, at, rules):
+        _extension_under_the_answer(state, event, at, rules, effects)
+        return
     if state["status"] not in OPEN_STATUSES:
         # Answered or closed: no deadline to move. Refused like the rules' refusals (it was a
         # bare ``not_open``, counted and not dead-lettered: the body's system believed its
@@ -935,8 +938,14 @@ def _extended(state: State, event: dict[str, Any], at: float, rules: SlaRules,
         status = state["status"]
         ended = state["answered"] if status == "answered" else state.get("closed")
         when = f" (at {_local_iso(float(ended), state['tz'])})" if ended is not None else ""
+        why = ""
+        if status == "answered":
+            why = ("; one stamped before the answer is applied under it only within the "
+                   "period, by the deadline then running "
+                   f"({_local_iso(float(state['due']), state['tz'])}), with the body's "
+                   "extension unused, and not when the answer ended a pause")
         _refuse_extension(effects, f"the appeal is {status}{when}: only an open answer "
-                                   "period can be extended")
+                                   f"period can be extended{why}")
         return
     if _before_period(state, at):  # the extension of an earlier period, processed late
         effects.outcome = BEFORE_PERIOD
@@ -978,6 +987,56 @@ def _extended(state: State, event: dict[str, Any], at: float, rules: SlaRules,
     state["ext"] += 1
     state.setdefault("adj", []).append(["e", int(days)])
     _move_deadline(state, due, warn, rules, effects, now=at)
+
+
+def _extended_before_its_answer(state: State, at: float, rules: SlaRules) -> bool:
+    """Did the answer overtake this extension: answered, the body's extension unused, the
+    extension stamped within the period at or before both the answer and the deadline that
+    ran then?
+
+    Sent without the appeal's key, each is re-published keyed from the partition it was read
+    on, so the answer can reach the state first. The extension was then refused and the
+    answer, in time with it, counted late with a breach (and a resend was refused again). An
+    answer that resumed a pause is left alone, as :func:`_closed_before_its_answer` leaves a
+    close that did: the pause's end would move, and the deadline with it.
+    """
+    answered = state["answered"]
+    if (state["status"] != "answered" or answered is None or state.get("filed")
+            or state["ext"] >= rules.of(state).max_extensions
+            or not state["start"] <= at <= float(answered) or late(at, float(state["due"]))):
+        return False
+    return not any(entry[0] == "p" and entry[2] == answered for entry in state.get("adj", ()))
+
+
+def _extension_under_the_answer(state: State, event: dict[str, Any], at: float,
+                                rules: SlaRules, effects: Effects) -> None:
+    """Apply an extension that an answer overtook (:func:`_extended_before_its_answer`), then
+    the answer again: the state the two give in the order they were stamped. A breach the late
+    answer reported is taken back when the extended deadline holds it (the alert already sent
+    stays sent). The answer's response time was counted when it was first applied and does not
+    change: it is not reported again (``effects.answered``). Worked on a copy, so an extension
+    the rules refuse leaves the state as it was, with the rule in ``effects.detail``."""
+    trial = copy_state(state)
+    assert trial is not None
+    answered = float(trial["answered"])
+    resp = trial.get("resp") or []
+    if resp and resp[-1][1] == local_day(answered, trial["tz"]):
+        resp.pop()  # the answer's own entry: added back, the same, by _answered below
+    trial["status"] = "running"
+    trial["answered"] = None
+    trial.pop("on_time", None)
+    inner = Effects()
+    _extended(trial, event, at, rules, inner, None)
+    if inner.outcome != "applied":
+        effects.outcome, effects.detail = inner.outcome, inner.detail
+        return
+    _answered(trial, event, answered, rules, inner, None)
+    state.clear()
+    state.update(trial)
+    effects.alerts.extend(inner.alerts)
+    effects.timers.extend(inner.timers)
+    effects.cancel.extend(inner.cancel)
+    effects.outcome = "applied"
 
 
 def _refuse_extension(effects: Effects, detail: str) -> None:
