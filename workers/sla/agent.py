@@ -53,10 +53,14 @@ from workers.sla import lifecycle_routing, read_model, recompute, timers
 from workers.sla.deadline_service import DeadlineService, policy_book, rules_book
 from workers.sla.engine import (
     BEFORE_PERIOD,
+    EARLY_EVENT_OVERFLOW,
     EARLY_RESUME_OVERFLOW,
     EXTENSION_REFUSED,
     FOREIGN_AUTHORITY,
     HISTORY_OVERFLOW,
+    IGNORED,
+    NOT_CLOSED,
+    NOT_OPEN,
     Effects,
     SlaRules,
     State,
@@ -695,6 +699,22 @@ class ExtensionRefused(NotApplied):
     reason = EXTENSION_REFUSED
 
 
+class WrongState(NotApplied):
+    """An event the appeal's state refuses (``engine.NOT_OPEN``, ``NOT_CLOSED``, ``IGNORED``)
+    or one more than the engine keeps for an event that has not arrived
+    (``EARLY_EVENT_OVERFLOW``); the reason is the engine's outcome, the detail names the state
+    and its moment. Only counted before, with the id kept: the sender never learnt of it, and
+    its resend was swallowed as a duplicate."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+#: Engine outcomes :class:`WrongState` dead-letters.
+_WRONG_STATE = frozenset({NOT_OPEN, NOT_CLOSED, IGNORED, EARLY_EVENT_OVERFLOW})
+
+
 class FutureTimestamp(NotApplied):
     """Stamped further ahead of the SLA clock than ``APPEALS_SLA_FUTURE_TOLERANCE``."""
 
@@ -805,6 +825,8 @@ def _check_reporter(state: State, data: dict[str, Any], effects: Effects) -> Non
     elif effects.outcome == FOREIGN_AUTHORITY:
         refusal = ForeignAuthority(f"{event} reported by {data.get('authority_id')!r}, the "
                                    f"appeal is held by {state.get('auth')!r}")
+    elif effects.outcome in _WRONG_STATE:
+        refusal = WrongState(effects.outcome, effects.detail or f"{event}: {effects.outcome}")
     else:
         return
     metrics.child(metrics.LIFECYCLE, event, "rejected").inc()

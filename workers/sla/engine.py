@@ -57,6 +57,25 @@ MAX_EARLY_RESUMES = 8
 #: newcomer, as the held events beyond ``MAX_PENDING`` are, dead-letters its own bytes and
 #: keeps no id: resent after its pause, it ends it.
 EARLY_RESUME_OVERFLOW = "early_resume_overflow"
+#: Reopens and answers kept while the event they follow has not arrived yet (:func:`_reopened`,
+#: :func:`_answered`), each; one more is refused (:data:`EARLY_EVENT_OVERFLOW`).
+MAX_EARLY_EVENTS = 8
+#: Outcome (and dead-letter reason) of a reopen or an answer that would be kept for an event
+#: that has not arrived while :data:`MAX_EARLY_EVENTS` of its kind already wait; its id is not
+#: kept, so resent after the event it follows, it applies.
+EARLY_EVENT_OVERFLOW = "early_event_overflow"
+#: Outcomes (and dead-letter reasons) of lifecycle events the state they find refuses: an
+#: answer, close, pause, resume or redirect of an appeal whose period is not open (or stamped
+#: before the period that runs), a reopen that can reopen nothing, an event with no SLA
+#: transition. ``Effects.detail`` names the state and its moment. They were only counted and
+#: their ids kept: nothing told the sender, and its resend was swallowed as a duplicate.
+NOT_OPEN = "not_open"
+#: Outcome of an answer of an answered appeal stamped at the very moment of the answer it
+#: holds: the same answer under a new id (another system's resend). Nothing changes; no dead
+#: letter; its id is remembered like an applied event's.
+REPEATED = "repeated"
+NOT_CLOSED = "not_closed"
+IGNORED = "ignored"
 #: Fourth element of an ``adj`` pause entry ``["p", paused from, resumed at, PAUSE_IN_UNITS]``:
 #: the pause was counted in the policy's unit (``SlaRules.pause``). Entries without it were
 #: applied as wall-clock time (the version before, or rules without a policy book) and are
@@ -768,10 +787,13 @@ def apply_lifecycle(state: State, event: dict[str, Any], rules: SlaRules,
     can still end. An event naming an ``authority_id`` other than the appeal's current body is
     not applied (outcome ``FOREIGN_AUTHORITY``): after a redirect, the handing-on body's close or
     extension must not end or move the receiving body's period. Events without one apply to
-    whichever body holds the appeal. A pause or extension of an earlier period
-    (``BEFORE_PERIOD``) and an extension the rules refuse (``EXTENSION_REFUSED``, the rule in
-    ``effects.detail``) change nothing but the remembered event ids; the agent throws that
-    state away and dead-letters the event, so a resend is judged again.
+    whichever body holds the appeal. A pause, extension or redirect of an earlier period
+    (``BEFORE_PERIOD``), an extension the rules refuse (``EXTENSION_REFUSED``, the rule in
+    ``effects.detail``) and an event the state refuses (``NOT_OPEN``, ``NOT_CLOSED``,
+    ``IGNORED``, the state in ``effects.detail``) change nothing, and their ids are not
+    remembered (:data:`_NOT_KEPT`): the agent dead-letters them, and a resend is judged again.
+    A reopen or answer that overtook the event it follows is kept (outcome ``early``) and
+    applied when that event arrives (:func:`_apply_held`).
 
     Raises on an event it cannot apply, possibly after changing ``state``: callers apply it
     to a copy they can throw away (``workers.sla.agent``).
@@ -796,16 +818,122 @@ def apply_lifecycle(state: State, event: dict[str, Any], rules: SlaRules,
     at = parse_datetime(event["at"]).timestamp()
     handler = _HANDLERS.get(kind)
     if handler is None:
-        effects.outcome = "ignored"
+        effects.outcome = IGNORED
+        effects.detail = f"{kind} stamped {event['at']}: no SLA transition for it"
     else:
         handler(state, event, at, rules, effects, resolve_parent)
         if kind in _GROWING and effects.outcome == "applied":
             state["hist"] = state.get("hist", 0) + 1
+        if effects.outcome in ("applied", "early"):
+            _apply_held(state, rules, effects)
+    if effects.outcome in _NOT_KEPT:
+        # Refused, or a repeat under a new id: the id is not remembered, so a resend (after
+        # the event it waited for, or corrected) is judged again.
+        return effects
     events = state["events"]
     events.append(event_id)
     if len(events) > MAX_EVENT_IDS:
         del events[: len(events) - MAX_EVENT_IDS]
     return effects
+
+
+#: Outcomes whose event id :func:`apply_lifecycle` does not remember.
+_NOT_KEPT = frozenset({NOT_OPEN, NOT_CLOSED, IGNORED, BEFORE_PERIOD, EXTENSION_REFUSED,
+                       EARLY_RESUME_OVERFLOW, EARLY_EVENT_OVERFLOW, "duplicate"})
+
+
+def _ended_at(state: State) -> float | None:
+    """When the answer period that is not open any more ended: its answer, else its close."""
+    if state["answered"] is not None:
+        return float(state["answered"])
+    closed = state.get("closed")
+    return None if closed is None else float(closed)
+
+
+def _state_detail(state: State) -> str:
+    """The appeal's status and its moment, for a refusal's detail (no personal data)."""
+    tz, status = state["tz"], state["status"]
+    if status == "running":
+        return f"its answer period runs since {_local_iso(float(state['start']), tz)}"
+    if status == "paused":
+        paused = state["paused"]
+        since = f" since {_local_iso(float(paused), tz)}" if paused is not None else ""
+        return f"it is paused{since}"
+    ended = _ended_at(state)
+    parts = []
+    if state["answered"] is not None:
+        parts.append(f"answered at {_local_iso(float(state['answered']), tz)}")
+    if state.get("closed") is not None:
+        parts.append(f"closed at {_local_iso(float(state['closed']), tz)}")
+    return "it is " + (" and ".join(parts) if ended is not None else status)
+
+
+def _refuse(effects: Effects, outcome: str, event: dict[str, Any], why: str) -> None:
+    effects.outcome = outcome
+    effects.detail = f"{event['event']} stamped {event['at']}: {why}"[:300]
+
+
+def _hold(state: State, key: str, at: float, event: dict[str, Any], effects: Effects,
+          waits_for: str) -> None:
+    """Keep ``at`` under ``key`` until the event it follows arrives (:func:`_apply_held`), at
+    most :data:`MAX_EARLY_EVENTS`; one more is refused, its id not kept."""
+    held = state.get(key) or []
+    if len(held) >= MAX_EARLY_EVENTS:
+        tz = state["tz"]
+        _refuse(effects, EARLY_EVENT_OVERFLOW, event,
+                f"{len(held)} {event['event']} events of appeal {state['id']} already wait for "
+                f"{waits_for} that has not arrived (stamped {_local_iso(float(min(held)), tz)} "
+                f"to {_local_iso(float(max(held)), tz)}); resend it after that")
+        return
+    state[key] = sorted([*held, at])
+    effects.outcome = "early"
+
+
+def _take_held(state: State, key: str, since: float) -> float | None:
+    """The earliest moment kept under ``key`` at or after ``since`` (removed), or None."""
+    held = state.get(key)
+    if not held:
+        return None
+    for i, moment in enumerate(held):
+        if moment >= since:
+            del held[i]
+            if not held:
+                del state[key]
+            return float(moment)
+    return None
+
+
+def _apply_held(state: State, rules: SlaRules, effects: Effects) -> None:
+    """Apply the reopens and answers kept for an event that has now arrived.
+
+    A reopen that found its period still open is kept (``erop``): the close or answer it
+    reopens was sent before it but re-keyed behind it. It applies once the period ends at or
+    before its stamp. An answer that found the period ended before its stamp is kept
+    (``eans``): it answers a reopen still on its way, and applies once a reopen at or before
+    its stamp starts the period. Each applies as had it come in order (and may free the next).
+    """
+    for _ in range(2 * MAX_EARLY_EVENTS):
+        status = state["status"]
+        if status in OPEN_STATUSES:
+            answer_at = _take_held(state, "eans", float(state["start"]))
+            if answer_at is None:
+                return
+            inner = Effects()
+            _answered(state, {}, answer_at, rules, inner, None)
+        else:
+            ended = _ended_at(state)
+            if (ended is None or state.get("hist", 0) >= MAX_HISTORY
+                    or (reopen_at := _take_held(state, "erop", ended)) is None):
+                return
+            inner = Effects()
+            _reopened(state, {}, reopen_at, rules, inner, None)
+            state["hist"] = state.get("hist", 0) + 1
+        effects.alerts.extend(inner.alerts)
+        effects.timers.extend(inner.timers)
+        effects.cancel.extend(inner.cancel)
+        if inner.answered is not None:
+            effects.answered = inner.answered
+        effects.answers += inner.answers
 
 
 def _before_period(state: State, at: float) -> bool:
@@ -845,16 +973,36 @@ def _accepted(state: State, event: dict[str, Any], at: float, rules: SlaRules,
 def _answered(state: State, event: dict[str, Any], at: float, rules: SlaRules,
               effects: Effects, _rp: Any) -> None:
     if state["status"] not in OPEN_STATUSES:
+        ended = _ended_at(state)
         if _closed_before_its_answer(state, at):
             _answer_under_the_close(state, event, at, rules, effects)
+        elif state["answered"] is not None and at == float(state["answered"]):
+            # The same answer again under a new id (a resend by another system): it changes
+            # nothing and is no error, so it is no dead letter. Its id is remembered, so a
+            # replay does not judge it again against a later period (after a reopen it would
+            # answer that period in 0 s).
+            effects.outcome = REPEATED
+        elif ended is not None and at > ended and not state.get("filed"):
+            # Stamped after the period ended: the answer of a reopen that was sent before it
+            # but has not arrived (re-keyed events reach the state in the order they are
+            # re-published). Kept until that reopen comes (:func:`_apply_held`).
+            _hold(state, "eans", at, event, effects, "the reopen it answers")
         else:
-            effects.outcome = "not_open"
+            _refuse(effects, NOT_OPEN, event,
+                    f"{_state_detail(state)}; an answer needs an open answer period")
         return
     if _before_period(state, at):
         # Stamped before the reopen or redirect that started this period: an answer of an
         # earlier period (processed late, or resent), not of this one. Applied, it answered
         # the period before it began.
-        effects.outcome = "not_open"
+        _refuse(effects, NOT_OPEN, event,
+                f"before the answer period it would answer began; {_state_detail(state)} "
+                "(after a redirect or reopen)")
+        return
+    if any(reopen_at <= at for reopen_at in state.get("erop") or ()):
+        # Stamped after a reopen kept for the answer or close it reopens: it answers that
+        # reopen, not the period running now (whose end has not arrived either).
+        _hold(state, "eans", at, event, effects, "the reopen it answers")
         return
     if state["status"] == "paused" and state["paused"] is not None:
         _resume(state, at, rules, effects)
@@ -1109,7 +1257,8 @@ def _redirected(state: State, event: dict[str, Any], at: float, rules: SlaRules,
             _redirected_after_answer(state, event, target, at, rules, effects,
                                      resolve_parent)
             return
-        effects.outcome = "not_open"
+        _refuse(effects, NOT_OPEN, event,
+                f"{_state_detail(state)}; only an open appeal is handed on")
         return
     if target == state["auth"]:
         effects.outcome = "rejected"
@@ -1197,7 +1346,8 @@ def _take_urgency(state: State, event: dict[str, Any]) -> None:
 def _paused(state: State, event: dict[str, Any], at: float, rules: SlaRules,
             effects: Effects, _rp: Any) -> None:
     if state["status"] != "running":
-        effects.outcome = "not_open"
+        _refuse(effects, NOT_OPEN, event,
+                f"{_state_detail(state)}; only a running answer period is paused")
         return
     if at < state["start"]:
         effects.outcome = BEFORE_PERIOD
@@ -1234,7 +1384,8 @@ def _resumed(state: State, event: dict[str, Any], at: float, rules: SlaRules,
     """
     if state["status"] != "paused":
         if state["status"] != "running":
-            effects.outcome = "not_open"
+            _refuse(effects, NOT_OPEN, event,
+                    f"{_state_detail(state)}; only a paused answer period is resumed")
             return
         early = state.get("eres") or []
         if len(early) >= MAX_EARLY_RESUMES:
@@ -1315,7 +1466,9 @@ def _closed(state: State, event: dict[str, Any], at: float, rules: SlaRules,
         # The close of an earlier period (before the reopen or redirect that began this one),
         # processed late: it closed the running period before it began and cancelled its
         # timers, and as a second close it moved ``closed`` back into the earlier period.
-        effects.outcome = "not_open"
+        _refuse(effects, NOT_OPEN, event,
+                f"before the answer period it would close began; {_state_detail(state)} "
+                "(after a redirect or reopen)")
         return
     first = (state["status"] in OPEN_STATUSES or state.get("closed") is None
              or _before_period(state, float(state["closed"])))
@@ -1398,7 +1551,15 @@ def _reopened(state: State, event: dict[str, Any], at: float, rules: SlaRules,
     and the new period adds its own. The extension count is kept (see ``_start_period``).
     """
     if state["status"] in OPEN_STATUSES:
-        effects.outcome = "not_closed"
+        if _before_period(state, at):
+            effects.outcome = BEFORE_PERIOD
+        elif at < state["start"]:
+            _refuse(effects, NOT_CLOSED, event,
+                    f"{_state_detail(state)}; a reopen needs an answered or closed appeal")
+        else:
+            # Stamped within the open period: the reopen of an answer or close that was sent
+            # before it but has not arrived. Kept until that comes (:func:`_apply_held`).
+            _hold(state, "erop", at, event, effects, "the answer or close it reopens")
         return
     state.setdefault("outcomes", []).extend(
         [auth, day, outcome] for auth, day, outcome in _period_outcome(state))
