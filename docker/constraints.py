@@ -2,7 +2,7 @@
 
 Why: ``pip wheel .`` alone resolves the newest releases pyproject's ranges allow, so an image
 built next month runs a faust-streaming nobody tested, and the Faust patches the loss fixes
-rest on (streams/fastpath.py, resume_order.py, natural_batches.py) do not install on it. The
+rest on (streams/faust_patches.py lists them) do not install on it. The
 image is built with ``pip wheel -c docker/constraints.txt .`` instead.
 
 Run it from the repository root in the environment the tests pass in (the project installed,

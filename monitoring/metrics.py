@@ -243,7 +243,8 @@ WORKER_UP = Gauge(
 )
 FAUST_PATCH_ACTIVE = Gauge(
     "appeals_faust_patch_active",
-    "1 when the worker runs with the Faust patch (fastpath, resume_order, natural_batches), 0 "
+    "1 when the worker runs with the Faust patch (fastpath, resume_order, natural_batches, "
+    "changelog_flush, ack_safety, fetch_snapshot, end_offsets), 0 "
     "when it runs with Faust's own behaviour, which lost records on recovery and stop: the "
     "installed faust-streaming differs from the checked one (APPEALS_REQUIRE_FAUST_PATCHES="
     "false) or the patch is turned off.",

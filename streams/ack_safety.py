@@ -28,8 +28,26 @@ import functools
 import logging
 from typing import Any, cast
 
+from streams import faust_sources
+
 log = logging.getLogger(__name__)
 
+#: sha256 of ``inspect.getsource`` of what this module wraps (``ack``, ``perform_seek``) and of
+#: the code that reads the private ``_acked``, ``_acked_index`` and ``_gap`` it clears, in the
+#: faust-streaming the patch was checked against (docker/constraints.txt). Another release
+#: keeps Faust's own acknowledgements until someone compares them and adds its digests.
+KNOWN_SOURCES: dict[str, frozenset[str]] = {
+    "faust.transport.consumer:Consumer.ack": frozenset({
+        "5fcf41cf45153475de3790dc56fec1b83335956dc8b3bf7ff6bbb2b57627f03f"}),
+    "faust.transport.consumer:Consumer.perform_seek": frozenset({
+        "0e8c130ff4b0afd82c0be9c5fd831316e10febc62c94032833911096e156d7c6"}),
+    "faust.transport.consumer:Consumer._new_offset": frozenset({
+        "1d2c7ea89a7ad4f1a216c1d51936e569162cd66bd56f889e13fd29c910b58eb0"}),
+    "faust.transport.consumer:Consumer._add_gap": frozenset({
+        "4df2573ded7c1c2cde04dc6bde6d4480cb5875ef565256e56966b585ae39b1c1"}),
+}
+#: Both replacements keep Faust's function as ``__wrapped__``: nothing to save.
+_originals: dict[str, Any] = {}
 _installed = False
 
 
@@ -43,6 +61,8 @@ _handed: dict[int, Any] = {}
 
 def handed_to_body(events: Any) -> None:
     """Mark a batch's records as processed by our code: only these may be acknowledged."""
+    if not _installed:  # Faust's own ack: nothing would ever take them out again
+        return
     for event in events:
         message = event.message
         _handed[id(message)] = message
@@ -65,11 +85,17 @@ def forget_acks(consumer: Any) -> int:
     return dropped
 
 
-def install() -> None:
-    """Wrap ``Consumer.perform_seek`` and ``Consumer.ack`` once per process (idempotent)."""
+def install() -> bool:
+    """Wrap ``Consumer.perform_seek`` and ``Consumer.ack`` once per process (idempotent);
+    returns whether they are wrapped (not on an unchecked Faust)."""
     global _installed
     if _installed:
-        return
+        return True
+    if not source_checked():
+        log.warning("faust-streaming's Consumer.ack/perform_seek differ from the checked "
+                    "version; keeping Faust's own acknowledgements (a commit can pass records "
+                    "no stream processed)")
+        return False
     from faust.transport.consumer import Consumer
 
     original = Consumer.perform_seek
@@ -103,3 +129,14 @@ def install() -> None:
 
     cast(Any, Consumer).ack = ack
     _installed = True
+    return True
+
+
+def source_checked() -> bool:
+    """Whether the installed Faust code this module replaces or relies on is the checked one."""
+    return not faust_sources.mismatched(KNOWN_SOURCES, _originals)
+
+
+def installed() -> bool:
+    """Whether :func:`install` patched Faust in this process."""
+    return _installed

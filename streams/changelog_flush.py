@@ -29,7 +29,26 @@ import logging
 import os
 from typing import Any, cast
 
+from streams import faust_sources
+
 log = logging.getLogger(__name__)
+
+_BUFFER = "faust.transport.producer:ProducerBuffer"
+#: sha256 of ``inspect.getsource`` of what this module replaces (the buffer's hand-over and
+#: flush), wraps (the aiokafka producer's flush) and relies on (``publish_message(wait=False)``
+#: returning the delivery), in the checked faust-streaming.
+KNOWN_SOURCES: dict[str, frozenset[str]] = {
+    f"{_BUFFER}._send_pending": frozenset({
+        "4a9d5f932b56bc6842151bfc868aec1570d53cab7ff129ece408d966ac7f7da8"}),
+    f"{_BUFFER}.flush": frozenset({
+        "26fbebb124ad9c9890f19b4615585cf3eda102b61203e6aa885d3fabfda9b157"}),
+    "faust.transport.drivers.aiokafka:Producer.flush": frozenset({
+        "36d0cb3615f65b01010d1ec8c5b0f6180110e24c486799bc47c0d72be5152270"}),
+    "faust.topics:Topic.publish_message": frozenset({
+        "4ce1cbc353047a36edfa0ea78ae5c542b660bda6a3a04f5b8f2d1c9919701404"}),
+}
+#: Faust's functions this module replaced outright (the digests are of these).
+_originals: dict[str, Any] = {}
 
 WARN_AFTER_S = 10.0
 EXIT_CODE = 70
@@ -124,10 +143,17 @@ def _topic_of(fut: Any) -> str:
         return "?"
 
 
-def install() -> None:
+def install() -> bool:
+    """Replace the buffer's hand-over and flush once per process (idempotent); returns whether
+    they are replaced (not on an unchecked Faust)."""
     global _installed
     if _installed:
-        return
+        return True
+    if not source_checked():
+        log.warning("faust-streaming's ProducerBuffer/Producer.flush differ from the checked "
+                    "version; keeping Faust's own flush (a commit can pass changelog records "
+                    "not yet delivered)")
+        return False
     from faust.transport.drivers.aiokafka import Producer
     from faust.transport.producer import ProducerBuffer
 
@@ -175,7 +201,20 @@ def install() -> None:
         await original_flush(self)
         _exit_if_lost(self.buffer)
 
+    _originals[f"{_BUFFER}._send_pending"] = ProducerBuffer._send_pending
+    _originals[f"{_BUFFER}.flush"] = ProducerBuffer.flush
     cast(Any, ProducerBuffer)._send_pending = _send_pending
     cast(Any, ProducerBuffer).flush = flush
     cast(Any, Producer).flush = producer_flush
     _installed = True
+    return True
+
+
+def source_checked() -> bool:
+    """Whether the installed Faust code this module replaces or relies on is the checked one."""
+    return not faust_sources.mismatched(KNOWN_SOURCES, _originals)
+
+
+def installed() -> bool:
+    """Whether :func:`install` patched Faust in this process."""
+    return _installed

@@ -28,8 +28,22 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
+from streams import faust_sources
+
 log = logging.getLogger(__name__)
 
+#: sha256 of ``inspect.getsource`` of the wrapped ``_highwaters`` and of the two helpers the
+#: probe consumer is built with, in the checked faust-streaming.
+KNOWN_SOURCES: dict[str, frozenset[str]] = {
+    "faust.transport.drivers.aiokafka:AIOKafkaConsumerThread._highwaters": frozenset({
+        "a7f4f97d9f32aca2777713e22671d70eae4b3ae51541bb09a90448ce83acefce"}),
+    "faust.transport.drivers.aiokafka:server_list": frozenset({
+        "5a13d9708b3ced16569c1626e636254af9a8f7420feb23099ad26c991e01f342"}),
+    "faust.transport.drivers.aiokafka:credentials_to_aiokafka_auth": frozenset({
+        "364c9c9c68523c509239799c4ece511022cc10e32c06e53a204716861c9553f7"}),
+}
+#: The replacement keeps Faust's function as ``__wrapped__``: nothing to save.
+_originals: dict[str, Any] = {}
 _ATTR = "_appeals_verify_end_offsets"
 PROBE_TIMEOUT_S = 10.0
 #: Probes of one recovery's end offsets before it fails, and the pause after a failed one (s,
@@ -44,15 +58,24 @@ class EndOffsetsUnverified(RuntimeError):
 
 
 def configure(app: Any, enabled: bool) -> None:
-    """Record the choice on the app; the patched consumer thread reads it from there."""
+    """Record the choice on the app; the patched consumer thread reads it from there (Faust's
+    own ``_highwaters`` is left alone while no app of the process turned the probe on)."""
     setattr(app, _ATTR, enabled)
-    install()
+    if enabled:
+        install()
 
 
-def install() -> None:
+def install() -> bool:
+    """Wrap ``AIOKafkaConsumerThread._highwaters`` once per process (idempotent); returns
+    whether it is wrapped (not on an unchecked Faust)."""
     global _installed
     if _installed:
-        return
+        return True
+    if not source_checked():
+        log.warning("faust-streaming's AIOKafkaConsumerThread._highwaters differs from the "
+                    "checked version; table recovery reads up to the broker's own end offsets "
+                    "(short on the embedded broker: newest states missed)")
+        return False
     from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
     original = AIOKafkaConsumerThread._highwaters
@@ -66,6 +89,17 @@ def install() -> None:
 
     cast(Any, AIOKafkaConsumerThread)._highwaters = _highwaters
     _installed = True
+    return True
+
+
+def source_checked() -> bool:
+    """Whether the installed Faust code this module replaces or relies on is the checked one."""
+    return not faust_sources.mismatched(KNOWN_SOURCES, _originals)
+
+
+def installed() -> bool:
+    """Whether :func:`install` patched Faust in this process."""
+    return _installed
 
 
 async def verified_end_offsets(make_probe: Callable[[], Any],

@@ -79,12 +79,16 @@ async def _continue(coro: Coroutine[Any, Any, Any], yielded: Any) -> Any:
 _faust_original: Any = None
 
 
-def source_digest() -> str:
-    """Digest of Faust's own ``_drain_messages`` (also after :func:`install` replaced it)."""
-    from faust.transport.consumer import Consumer
+def source_digest() -> str | None:
+    """Digest of Faust's own ``_drain_messages`` (also after :func:`install` replaced it); None
+    on a release without it."""
 
-    original = _faust_original or Consumer._drain_messages
-    return faust_sources.digest(original)
+    def original() -> Any:
+        from faust.transport.consumer import Consumer
+
+        return _faust_original or Consumer._drain_messages
+
+    return faust_sources.digest_or_none(original)
 
 
 def installed() -> bool:
@@ -236,7 +240,8 @@ def install(enabled: bool = True) -> bool:
     digest = source_digest()
     if digest not in KNOWN_SOURCES:
         log.warning("faust-streaming's Consumer._drain_messages differs from the checked "
-                    "versions (sha256 %s); keeping Faust's own hand-off", digest[:12])
+                    "versions (sha256 %s); keeping Faust's own hand-off",
+                    (digest or "none: absent")[:12])
         return False
     _faust_original = Consumer._drain_messages
     cast(Any, Consumer)._drain_messages = _drain_messages

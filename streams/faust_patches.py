@@ -1,13 +1,19 @@
 """Whether the Faust patches the loss fixes rest on can be installed, and what to do if not.
 
-Three modules replace or copy faust-streaming code and install only on the source they were
-compared with (:mod:`streams.faust_sources`): :mod:`streams.fastpath` (a record below Faust's
-read offset is delivered again rather than dropped), :mod:`streams.resume_order` (seek before
-the streams fetch again after recovery) and :mod:`streams.natural_batches` (a batch is
-acknowledged only once its body finished, not when a stop closes it). On any other source they
-keep Faust's own behaviour, which lost records on table recovery and on stop (README "Faust
-behaviours we work around"). That used to be a warning in the log only, so an image built with
-a newer faust-streaming ran without the fixes and nobody knew.
+Seven modules replace, wrap or copy faust-streaming code and install only on the source they
+were compared with (:mod:`streams.faust_sources`): :mod:`streams.fastpath` (a record below
+Faust's read offset is delivered again rather than dropped), :mod:`streams.resume_order` (seek
+before the streams fetch again after recovery), :mod:`streams.natural_batches` (a batch is
+acknowledged only once its body finished, not when a stop closes it),
+:mod:`streams.changelog_flush` (a commit waits until every changelog record is delivered),
+:mod:`streams.ack_safety` (no acknowledgement of records no stream processed),
+:mod:`streams.fetch_snapshot` (a fetch drains only the partitions it asked for) and
+:mod:`streams.end_offsets` (recovery reads up to the true end of a changelog). On any other
+source they keep Faust's own behaviour, which lost records on table recovery and on stop
+(README "Faust behaviours we work around"). That used to be a warning in the log only, so an
+image built with a newer faust-streaming ran without the fixes and nobody knew; and the last
+four were installed on any release, over code nobody had compared them with, and a release
+without a patched function stopped the worker with a traceback whatever the setting.
 
 Now a worker refuses to start when a patch it would use cannot be installed
 (``APPEALS_REQUIRE_FAUST_PATCHES``, true by default), with one line naming the patches and the
@@ -20,8 +26,17 @@ from __future__ import annotations
 
 import logging
 from importlib import metadata
+from typing import Any
 
-from streams import fastpath, natural_batches, resume_order
+from streams import (
+    ack_safety,
+    changelog_flush,
+    end_offsets,
+    fastpath,
+    fetch_snapshot,
+    natural_batches,
+    resume_order,
+)
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -32,6 +47,10 @@ PATCHES: dict[str, str] = {
     "fastpath": "Consumer._drain_messages",
     "resume_order": "Recovery.on_recovery_completed/_resume_streams",
     "natural_batches": "Stream.take_events",
+    "changelog_flush": "ProducerBuffer._send_pending/flush, Producer.flush",
+    "ack_safety": "Consumer.ack/perform_seek",
+    "fetch_snapshot": "ThreadDelegateConsumer._getmany",
+    "end_offsets": "AIOKafkaConsumerThread._highwaters",
 }
 
 
@@ -48,15 +67,31 @@ def source_checked(patch: str) -> bool:
                    for name, digests in resume_order.KNOWN_SOURCES.items())
     if patch == "natural_batches":
         return natural_batches.source_digest() in natural_batches.KNOWN_SOURCES
+    if patch in _CHECKED_BY_MODULE:
+        return _CHECKED_BY_MODULE[patch].source_checked()
     raise KeyError(patch)
+
+
+#: The patches whose module checks every Faust function it replaces or relies on itself.
+_CHECKED_BY_MODULE: dict[str, Any] = {
+    "changelog_flush": changelog_flush,
+    "ack_safety": ack_safety,
+    "fetch_snapshot": fetch_snapshot,
+    "end_offsets": end_offsets,
+}
 
 
 def wanted(settings: Settings) -> list[str]:
     """The patches ``settings`` ask for (natural_batches always: its acknowledgement is also
-    what ``APPEALS_NATURAL_BATCHES=false`` runs with)."""
+    what ``APPEALS_NATURAL_BATCHES=false`` runs with; end_offsets unless
+    ``APPEALS_VERIFY_END_OFFSETS=0``)."""
     enabled = {"fastpath": settings.faust_fastpath,
                "resume_order": settings.seek_before_resume,
-               "natural_batches": True}
+               "natural_batches": True,
+               "changelog_flush": True,
+               "ack_safety": True,
+               "fetch_snapshot": True,
+               "end_offsets": settings.verify_end_offsets}
     return [patch for patch in PATCHES if enabled[patch]]
 
 
@@ -93,4 +128,5 @@ def active() -> dict[str, bool]:
     """Which patches are in effect in this process (after :func:`streams.app.create_app`)."""
     return {"fastpath": fastpath.installed(),
             "resume_order": resume_order.installed(),
-            "natural_batches": source_checked("natural_batches")}
+            "natural_batches": source_checked("natural_batches"),
+            **{patch: module.installed() for patch, module in _CHECKED_BY_MODULE.items()}}

@@ -22,16 +22,36 @@ nothing else; records of partitions resumed later wait in aiokafka's buffer for 
 from __future__ import annotations
 
 import functools
+import logging
 from typing import Any, cast
 
+from streams import faust_sources
+
+log = logging.getLogger(__name__)
+
+#: sha256 of ``inspect.getsource`` of the wrapped ``_getmany`` and of the consumer thread's
+#: ``getmany`` it hands the partitions to, in the checked faust-streaming.
+KNOWN_SOURCES: dict[str, frozenset[str]] = {
+    "faust.transport.consumer:ThreadDelegateConsumer._getmany": frozenset({
+        "f9d47aa9010b5ff2b874ba65f927871f3612718d8a9db00b58601554a35236c4"}),
+    "faust.transport.drivers.aiokafka:AIOKafkaConsumerThread.getmany": frozenset({
+        "26fc5fc9f3b667e104f9657dbc49da3b3b6620d40cc9856761cbaf4da2172557"}),
+}
+#: The replacement keeps Faust's function as ``__wrapped__``: nothing to save.
+_originals: dict[str, Any] = {}
 _installed = False
 
 
-def install() -> None:
-    """Wrap ``ThreadDelegateConsumer._getmany`` once per process (idempotent)."""
+def install() -> bool:
+    """Wrap ``ThreadDelegateConsumer._getmany`` once per process (idempotent); returns whether
+    it is wrapped (not on an unchecked Faust)."""
     global _installed
     if _installed:
-        return
+        return True
+    if not source_checked():
+        log.warning("faust-streaming's ThreadDelegateConsumer._getmany differs from the checked "
+                    "version; keeping Faust's own fetch (records can be skipped after recovery)")
+        return False
     from faust.transport.consumer import ThreadDelegateConsumer
 
     original = ThreadDelegateConsumer._getmany
@@ -47,3 +67,14 @@ def install() -> None:
 
     cast(Any, ThreadDelegateConsumer)._getmany = _getmany
     _installed = True
+    return True
+
+
+def source_checked() -> bool:
+    """Whether the installed Faust code this module replaces or relies on is the checked one."""
+    return not faust_sources.mismatched(KNOWN_SOURCES, _originals)
+
+
+def installed() -> bool:
+    """Whether :func:`install` patched Faust in this process."""
+    return _installed

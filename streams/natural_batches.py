@@ -39,10 +39,15 @@ KNOWN_SOURCES: frozenset[str] = frozenset({
 })
 
 
-def source_digest() -> str:
-    from faust.streams import Stream
+def source_digest() -> str | None:
+    """Digest of Faust's ``Stream.take_events``; None on a release without it."""
 
-    return faust_sources.digest(Stream.take_events)
+    def original() -> Any:
+        from faust.streams import Stream
+
+        return Stream.take_events
+
+    return faust_sources.digest_or_none(original)
 
 
 def take_events(stream: Any, max_: int, within: float,

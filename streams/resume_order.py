@@ -51,12 +51,16 @@ KNOWN_SOURCES: dict[str, frozenset[str]] = {
 _originals: dict[str, Any] = {}
 
 
-def source_digest(name: str) -> str:
-    """Digest of Faust's own ``Recovery.<name>`` (also after :func:`install` replaced it)."""
-    from faust.tables.recovery import Recovery
+def source_digest(name: str) -> str | None:
+    """Digest of Faust's own ``Recovery.<name>`` (also after :func:`install` replaced it); None
+    on a release without it."""
 
-    method = _originals.get(name) or getattr(Recovery, name)
-    return faust_sources.digest(method)
+    def original() -> Any:
+        from faust.tables.recovery import Recovery
+
+        return _originals.get(name) or getattr(Recovery, name)
+
+    return faust_sources.digest_or_none(original)
 
 
 async def _seek_then_resume(recovery: Any, assignment: set[Any]) -> None:

@@ -25,6 +25,8 @@ def highwaters(monkeypatch: pytest.MonkeyPatch) -> Any:
 
     monkeypatch.setattr(AIOKafkaConsumerThread, "_highwaters", reported)
     monkeypatch.setattr(end_offsets, "_installed", False)
+    # The stand-in is not Faust's checked source: wrap it all the same.
+    monkeypatch.setattr(end_offsets, "source_checked", lambda: True)
     monkeypatch.setattr(end_offsets, "PROBE_RETRY_PAUSE_S", 0.0, raising=False)
     monkeypatch.setattr(end_offsets, "_probe_consumer", lambda thread: object())
     end_offsets.install()

@@ -18,7 +18,15 @@ from typing import Any
 import pytest
 
 from monitoring import metrics
-from streams import fastpath, faust_patches, faust_sources
+from streams import (
+    ack_safety,
+    changelog_flush,
+    end_offsets,
+    fastpath,
+    faust_patches,
+    faust_sources,
+    fetch_snapshot,
+)
 from streams.settings import ConfigError, Settings
 
 REAL_DIGEST = faust_sources.digest
@@ -105,5 +113,86 @@ def test_the_worker_exports_which_patches_are_active(monkeypatch: pytest.MonkeyP
                           require_faust_patches=False))
     assert fastpath.installed() is False
     assert _gauge("fastpath") == 0
-    assert _gauge("resume_order") == 1
-    assert _gauge("natural_batches") == 1
+    for patch in ("resume_order", "natural_batches", "changelog_flush", "ack_safety",
+                  "fetch_snapshot", "end_offsets"):
+        assert _gauge(patch) == 1, patch
+
+
+#: For each patch that wraps or replaces Faust code, a function it replaces and one whose
+#: private state it relies on: each is compared with the checked release.
+CHECKED_TARGETS = [
+    ("changelog_flush", "ProducerBuffer._send_pending"),
+    ("changelog_flush", "ProducerBuffer.flush"),
+    ("changelog_flush", "Topic.publish_message"),
+    ("ack_safety", "Consumer.ack"),
+    ("ack_safety", "Consumer.perform_seek"),
+    ("ack_safety", "Consumer._new_offset"),
+    ("fetch_snapshot", "ThreadDelegateConsumer._getmany"),
+    ("end_offsets", "AIOKafkaConsumerThread._highwaters"),
+]
+
+
+@pytest.mark.parametrize(("patch", "qualname"), CHECKED_TARGETS)
+def test_every_patch_is_checked_against_the_faust_code_it_touches(
+        monkeypatch: pytest.MonkeyPatch, patch: str, qualname: str) -> None:
+    """changelog_flush, ack_safety, fetch_snapshot and end_offsets were installed on any
+    faust-streaming: a release whose hand-over, flush or acknowledgements differ was patched
+    without a word, though the README says a worker refuses to start on it."""
+    changed_faust(monkeypatch, qualname)
+    with pytest.raises(faust_patches.FaustPatchError) as err:
+        faust_patches.check(Settings())
+    assert f"{patch} (" in str(err.value)
+    assert faust_patches.check(Settings(require_faust_patches=False)) == [patch]
+
+
+@pytest.mark.parametrize(("module", "qualname"), [
+    (changelog_flush, "ProducerBuffer._send_pending"),
+    (ack_safety, "Consumer.ack"),
+    (fetch_snapshot, "ThreadDelegateConsumer._getmany"),
+    (end_offsets, "AIOKafkaConsumerThread._highwaters"),
+])
+def test_an_unchecked_faust_keeps_its_own_code(monkeypatch: pytest.MonkeyPatch, module: Any,
+                                               qualname: str) -> None:
+    """With APPEALS_REQUIRE_FAUST_PATCHES=false the worker runs Faust's own behaviour there."""
+    import faust.topics
+    from faust.transport import consumer, producer
+    from faust.transport.drivers import aiokafka
+
+    owners = [producer.ProducerBuffer, aiokafka.Producer, consumer.Consumer,
+              consumer.ThreadDelegateConsumer, aiokafka.AIOKafkaConsumerThread,
+              faust.topics.Topic]
+    before = {(owner, name): value for owner in owners for name, value in vars(owner).items()}
+    changed_faust(monkeypatch, qualname)
+    monkeypatch.setattr(module, "_installed", False)  # as in a fresh process
+    assert module.install() is False
+    assert module.installed() is False
+    after = {(owner, name): value for owner in owners for name, value in vars(owner).items()}
+    assert after == before
+
+
+def test_a_release_without_a_patched_function_is_a_mismatch_not_a_traceback(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """An AttributeError from the digest stopped the start even with the setting false."""
+    from faust.transport.consumer import Consumer, ThreadDelegateConsumer
+
+    monkeypatch.setattr(fastpath, "_faust_original", None)
+    monkeypatch.setattr(fastpath, "_installed", False)
+    monkeypatch.delattr(Consumer, "_drain_messages")
+    monkeypatch.delattr(ThreadDelegateConsumer, "_getmany")
+    with pytest.raises(faust_patches.FaustPatchError, match=r"fastpath.*fetch_snapshot"):
+        faust_patches.check(Settings())
+    with caplog.at_level(logging.WARNING):
+        missing = faust_patches.check(Settings(require_faust_patches=False))
+        assert missing == ["fastpath", "fetch_snapshot"]
+        assert fastpath.install() is False
+    assert "fastpath, fetch_snapshot" in caplog.text
+
+
+def test_the_metric_and_the_docs_name_every_patch() -> None:
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text()
+    alerts = (root / "monitoring" / "README.md").read_text()
+    for patch in faust_patches.PATCHES:
+        assert f"`{patch}`" in readme, patch
+        assert f"`{patch}`" in alerts, patch
+    assert set(faust_patches.active()) == set(faust_patches.PATCHES)
