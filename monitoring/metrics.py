@@ -241,6 +241,13 @@ WORKER_UP = Gauge(
     "1 while the worker process is running its agents.",
     registry=REGISTRY,
 )
+TABLE_STATE_DISCARDED = Counter(
+    "appeals_table_state_discarded",
+    "Worker starts that discarded the local RocksDB table state (APPEALS_STORE=rocksdb://) "
+    "because the last stop on the data directory was not clean (killed or crashed): the "
+    "tables then recover fully from their changelogs.",
+    registry=REGISTRY,
+)
 FAUST_PATCH_ACTIVE = Gauge(
     "appeals_faust_patch_active",
     "1 when the worker runs with the Faust patch (fastpath, resume_order, natural_batches, "

@@ -10,6 +10,7 @@ Table values use Faust's ``json`` codec, which is orjson underneath when orjson 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -30,6 +31,8 @@ from streams import (
 from streams.partitioner import partition_for
 from streams.settings import Settings
 
+log = logging.getLogger(__name__)
+
 
 class _App(faust.App):
     """Faust's app without its built-in ``Monitor`` sensor.
@@ -42,11 +45,28 @@ class _App(faust.App):
     taken out of the sensor set Faust adds it to. Sensors added by other code stay.
     """
 
+    #: The RocksDB table directory (``APPEALS_STORE=rocksdb://``), None with the memory store.
+    clean_stop_dir: Path | None = None
+
     def on_init_dependencies(self) -> Iterable[ServiceT]:
         deps = super().on_init_dependencies()
         with contextlib.suppress(KeyError):
             self.sensors.remove(self.monitor)
         return deps
+
+    async def on_shutdown(self) -> None:
+        """Every service stopped, the producer last: if every changelog record reached the
+        broker, the local table state matches the changelogs and the next start may keep it
+        (streams.rocksdb_store)."""
+        await super().on_shutdown()
+        if self.clean_stop_dir is None:
+            return
+        producer = self._producer  # None: never started, nothing was written
+        if producer is None or changelog_flush.all_delivered(producer.buffer):
+            rocksdb_store.mark_clean_stop(self.clean_stop_dir)
+        else:
+            log.warning("stopped with table changelog records not delivered: the next start "
+                        "discards the local table state and recovers it from the changelogs")
 
 
 def heartbeat_interval(session_timeout: float) -> float:
@@ -104,6 +124,11 @@ def create_app(settings: Settings) -> faust.App:
         web_port=settings.web_port,
         web_bind="127.0.0.1",
     )
+    if rocksdb_store.uses_rocksdb(settings.store):
+        # Before any table opens its databases: state a kill may have left ahead of its
+        # changelog is discarded here, and a second process on this directory refused.
+        app.clean_stop_dir = Path(app.conf.tabledir)
+        rocksdb_store.open_local_state(datadir, app.clean_stop_dir)
     # A table write cannot await, so Faust queues its changelog record and pauses every stream
     # while more than ``max_messages`` wait for the producer, logging a warning each time. Its
     # fixed 100 is less than one SLA batch writes: under load the warning came ~15 times a

@@ -126,6 +126,22 @@ def check_deliveries(buffer: Any) -> None:
             f"{type(exc).__name__}: {exc}")
 
 
+def all_delivered(buffer: Any) -> bool:
+    """Whether every record ``buffer`` was given reached the broker: none queued or being handed
+    over, none whose delivery is still open or failed (a stop after which the local table
+    state matches the changelog; streams.rocksdb_store)."""
+    if not _installed or buffer.size or getattr(buffer, _INFLIGHT, 0):
+        return False  # without the patch its deliveries are not watched: cannot tell
+    unconfirmed: dict[asyncio.Future[Any], str] = getattr(buffer, _UNCONFIRMED, {})
+    if any(not delivery.done() for delivery in unconfirmed):
+        return False
+    try:
+        check_deliveries(buffer)
+    except ChangelogDeliveryError:
+        return False
+    return True
+
+
 def _exit_if_lost(buffer: Any) -> None:
     try:
         check_deliveries(buffer)
