@@ -6,9 +6,10 @@ again), but each appeal has one read-model entry with the authority the routing 
 the deadline the deadline rules give, its alert is delivered under one alert id, and the
 authorities' figures equal the truth computed from the test's own input.
 
-With ``rocksdb`` a worker on a fresh data directory, with Redis emptied, must then rebuild the
-same read model and figures from the changelogs alone: state the killed workers kept only in
-their RocksDB would be missing there.
+Each kill must land on a worker with work in hand (inputs produced but not yet committed), not
+on one idle after the stream; and with ``rocksdb`` a worker on a fresh data directory, with
+Redis emptied, must rebuild the same read model and figures from the changelogs alone: state
+the killed workers kept only in their RocksDB would be missing there.
 
 Size: 10,000 appeals by default (CHAOS_KILL_APPEALS to change). The issue asks for 50,000;
 ``CHAOS_KILL_APPEALS=50000`` runs the full size, and passed for both stores on 2026-11-26 in
@@ -81,6 +82,14 @@ def test_sigkill_three_times_exactly_once_in_effect(broker, redis_server, tmp_pa
     def produced() -> int:
         return sum(progress.snapshot().end.values())
 
+    inputs = sorted({t.topic_name(settings, base) for base, _, _ in intake + answers})
+    backlog = GroupProgress(settings.kafka_bootstrap, settings.app_id, inputs)
+
+    def unprocessed() -> int:
+        """Input records the group has not committed yet: work the worker still has."""
+        snap = backlog.snapshot()
+        return sum(max(0, end - snap.committed.get(topic, 0)) for topic, end in snap.end.items())
+
     log = s.log_path("kill")
     started = time.time()
     worker = WorkerProcess(settings, log).start()
@@ -88,14 +97,18 @@ def test_sigkill_three_times_exactly_once_in_effect(broker, redis_server, tmp_pa
     producer.start()
     try:
         for i in range(KILLS):
-            # Kill while the worker is producing outputs (or, if the stream is already
-            # through, after 30 s anyway): a random point inside a live batch cycle.
+            # Kill while the worker is producing outputs: a random point inside a live batch
+            # cycle. A kill of a worker with nothing left to do proves nothing, so it fails
+            # the test rather than passing it (the stream lasts ~40 s, the kills ~30 s).
             before = produced()
-            with contextlib.suppress(TimeoutError):
-                wait_for(lambda b=before: produced() > b, timeout=30, interval=0.2)
+            wait_for(lambda b=before: produced() > b, timeout=120, interval=0.2,
+                     what=f"new outputs before kill {i + 1}")
             time.sleep(rng.uniform(0.3, 3.0))
+            streaming, pending = producer.is_alive(), unprocessed()
             worker.kill()
-            print(f"kill {i + 1} at t={time.time():.1f}: output records so far {produced()}")
+            print(f"kill {i + 1} at t={time.time():.1f}: output records so far {produced()}, "
+                  f"inputs not yet committed {pending}, producer running {streaming}")
+            assert streaming or pending, f"kill {i + 1} hit a worker with no work in hand"
             worker = WorkerProcess(settings, log).start()
         producer.join(180)
         assert not producer.is_alive()
@@ -187,4 +200,5 @@ def test_sigkill_three_times_exactly_once_in_effect(broker, redis_server, tmp_pa
     finally:
         worker.stop()
         progress.close()
+        backlog.close()
         receiver.down()
