@@ -880,3 +880,91 @@ def test_a_warning_and_its_breach_in_one_batch_go_out_as_the_breach_only(redis_s
         assert await h.sent(warning) and await h.sent(breach)
 
     _run(redis_server.url, scenario)
+
+
+def _escalation_to(parent: str, appeal_id: str, authority: str = "22-a") -> SlaAlert:
+    """The escalation of ``_alert(appeal_id, authority)``'s breach, notified to ``parent``."""
+    return SlaAlert.from_dict({**_alert(appeal_id, authority, level="escalation").to_dict(),
+                               "notify_authority_id": parent, "severity": "page"})
+
+
+def _am_authorities(rec: Receivers) -> list[tuple[str, str]]:
+    return [(a["labels"]["alertname"], a["labels"]["authority"])
+            for body in rec.bodies("/api/v2/alerts") for a in body]
+
+
+def _parent_hooks(rec: Receivers) -> dict[str, list[str]]:
+    return {"22-a": [rec.url("/a")], "22-parent": [rec.url("/parent")]}
+
+
+def test_an_escalation_to_the_parent_does_not_supersede_the_authoritys_breach_in_a_batch(
+        redis_server) -> None:
+    """The breach (to 22-a) and its escalation (to the parent body) in one batch: Alertmanager
+    took the escalation first, and the breach was settled as superseded: 22-a's supervisors
+    never saw it at Alertmanager."""
+    breach = _alert("appeal-esc-batch", level="breach")
+    escalation = _escalation_to("22-parent", "appeal-esc-batch")
+
+    async def scenario(rec: Receivers, h: Harness) -> None:
+        out = await h.alerts(breach.to_json(), escalation.to_json())
+        assert not out.parked() and not out.dead
+        assert sorted(_am_authorities(rec)) == [("AppealSlaBreach", "22-a"),
+                                                ("AppealSlaEscalation", "22-parent")]
+        assert rec.keys("/a") == [breach.alert_id]
+        assert rec.keys("/parent") == [escalation.alert_id]
+
+    _run(redis_server.url, scenario, router_hooks=_parent_hooks,
+         alertmanager_url=lambda rec: rec.base)
+
+
+def test_a_parked_breach_reaches_alertmanager_after_the_escalation_to_the_parent(
+        redis_server) -> None:
+    """Alertmanager down longer than the escalation delay: the breach waited parked, the
+    escalation to the parent went out, and the breach's retry dropped it as superseded."""
+    breach = _alert("appeal-esc-parked", level="breach")
+    escalation = _escalation_to("22-parent", "appeal-esc-parked")
+
+    async def scenario(rec: Receivers, h: Harness) -> None:
+        rec.scripts["/api/v2/alerts"] = [503, 503]
+        (parked,) = (await h.alerts(breach.to_json())).parked()
+        h.delivery._failed_at.clear()
+        await h.alerts(escalation.to_json())
+        out = await h.retries(parked)
+        assert not out.parked() and not out.dead
+        assert _am_authorities(rec)[-2:] == [("AppealSlaEscalation", "22-parent"),
+                                             ("AppealSlaBreach", "22-a")]
+        assert await h.sent(breach)
+
+    _run(redis_server.url, scenario, router_hooks=_parent_hooks,
+         alertmanager_url=lambda rec: rec.base)
+
+
+def test_the_shared_fallback_hook_gets_the_breach_and_the_escalation_to_the_parent(
+        redis_server) -> None:
+    breach = _alert("appeal-esc-fallback", level="breach")
+    escalation = _escalation_to("22-parent", "appeal-esc-fallback")
+    warning = _alert("appeal-esc-fallback", level="warning")
+
+    async def scenario(rec: Receivers, h: Harness) -> None:
+        await h.alerts(breach.to_json(), escalation.to_json())
+        assert sorted(rec.keys("/fallback")) == sorted([breach.alert_id, escalation.alert_id])
+        # The authority's own breach still supersedes its warning there.
+        await h.alerts(warning.to_json())
+        assert warning.alert_id not in rec.keys("/fallback")
+
+    _run(redis_server.url, scenario, router_hooks=lambda rec: {"22-a": [], "22-parent": []},
+         webhook_url=lambda rec: rec.url("/fallback"))
+
+
+def test_an_escalation_to_the_authority_itself_still_supersedes_its_warning(
+        redis_server) -> None:
+    """No parent body: the escalation goes to the authority, a later level of its warning."""
+    warning = _alert("appeal-esc-self", level="warning")
+    escalation = _escalation_to("22-a", "appeal-esc-self")
+
+    async def scenario(rec: Receivers, h: Harness) -> None:
+        await h.alerts(warning.to_json(), escalation.to_json())
+        assert rec.keys("/a") == [escalation.alert_id]
+        assert [n for n, _ in _am_authorities(rec)] == ["AppealSlaEscalation"]
+
+    _run(redis_server.url, scenario, alertmanager_url=lambda rec: rec.base)

@@ -31,14 +31,17 @@ refused and none that took it (it was marked sent, and the replay dropped as a d
 90 days). A lost marker at worst re-delivers with the same idempotency key, which receivers
 (webhooks with Idempotency-Key, Alertmanager by label set) absorb.
 
-Alerts of one appeal's deadline (same stage and cycle) keep their order: a warning is not
-sent to a receiver that already took the breach or escalation of that deadline (the alert ids
-name them), it is *superseded* (``appeals_notifications_total{result="superseded"}``, a log
+Alerts of one appeal's deadline (same stage and cycle) notified to one authority keep their
+order: a warning is not sent to a receiver that already took the breach or escalation of that
+deadline for the same authority (the alert ids name them, the receiver's marker the authority),
+it is *superseded* (``appeals_notifications_total{result="superseded"}``, a log
 line). So a warning parked while its receiver hiccupped no longer arrives after the breach
 that went out meanwhile; within a batch of either agent the higher level is tried first. A
 superseded warning is settled (marked sent), not dead-lettered: the receiver has the newer
 alert of the same deadline. Only the moment a warning's retry is already in flight when the
-breach goes out is not covered.
+breach goes out is not covered. An escalation notifies the parent body: it supersedes nothing
+of the authority's own alerts, also at a receiver every authority shares (Alertmanager, the
+fallback hook).
 
 No alert can stop the worker: an alert that fails its schema, cannot be expressed in a
 request (a ``fired_at`` without a UTC moment), is refused for good by a receiver (a 3xx, a
@@ -169,7 +172,7 @@ class Notifier:
         # back every other supervisor's alerts behind its retries.
         results = await _in_family_order([alert for _, alert in pending], self._first_try)
         finished: list[str] = []
-        served: list[tuple[str, list[str]]] = []
+        served: list[tuple[SlaAlert, list[str]]] = []
         now = self._clock()
         for (event, alert), result in zip(pending, results, strict=True):
             if isinstance(result, _Error):
@@ -177,7 +180,7 @@ class Notifier:
                                          detail=result.detail)
                 continue
             await self._dead_letter_rejected(outbox, event, result)
-            served.append((alert.alert_id, [x.key for x in result.sent]))
+            served.append((alert, [x.key for x in result.sent]))
             if not result.failed:
                 if not result.refused:  # refused: its dead letter's replay must not be a no-op
                     finished.append(alert.alert_id)
@@ -296,11 +299,11 @@ class Notifier:
             # Refused by some receiver (now or at an earlier attempt): not marked sent as a
             # whole, so the replay of its dead letter reaches those that refused.
             await self._mark_sent([] if rejected else [alert_id],
-                                  [(alert_id, [x.key for x in result.sent])])
+                                  [(parked.alert, [x.key for x in result.sent])])
             log.info("parked alert %s delivered at retry %d%s", alert_id, parked.attempt,
                      " (refused by some receivers)" if rejected else "")
             return [x.key for x in result.sent]
-        await self._mark_sent([], [(alert_id, [x.key for x in result.sent])])
+        await self._mark_sent([], [(parked.alert, [x.key for x in result.sent])])
         now = self._clock()
         age = now - parked.first_failed_at
         if age >= self.settings.notify_retry_max_age:
@@ -432,11 +435,12 @@ class Notifier:
     async def _unserved(self, alert: SlaAlert, targets: list[Target],
                         above: frozenset[str] = frozenset()) -> list[Target]:
         """The targets that have taken neither this alert nor a later level of its deadline
-        (``above``: target keys this batch gave one; Redis holds the earlier batches')."""
+        notified to the same authority (``above``: target keys this batch gave one; Redis
+        holds the earlier batches', each marker naming the authority it notified)."""
         if not targets:
             return targets
         later = _later_ids(alert)
-        ids = [alert.alert_id, *later]
+        ids = [alert.alert_id, *(i for i, _ in later)]
         try:
             marks = await self.ctx.redis.mget(
                 [self._target_marker(i, x.key) for x in targets for i in ids])
@@ -448,7 +452,9 @@ class Notifier:
             own, *higher = marks[n * len(ids):(n + 1) * len(ids)]
             if own is not None:
                 metrics.NOTIFICATIONS.labels(target.channel, "duplicate").inc()
-            elif target.key in above or any(m is not None for m in higher):
+            elif target.key in above or any(
+                    _same_receiver(mark, level, alert.notify_authority_id)
+                    for mark, (_, level) in zip(higher, later, strict=True)):
                 metrics.NOTIFICATIONS.labels(target.channel, "superseded").inc()
                 log.info("alert %s not sent to %s %s: superseded, it has a later level of "
                          "the same deadline", alert.alert_id, target.channel, target.host)
@@ -457,18 +463,21 @@ class Notifier:
         return out
 
     async def _mark_sent(self, alert_ids: list[str],
-                         served: Sequence[tuple[str, list[str]]] = ()) -> None:
+                         served: Sequence[tuple[SlaAlert, list[str]]] = ()) -> None:
         """Mark ``alert_ids`` sent as a whole, and each (alert, target keys) of ``served``
-        taken by those targets."""
+        taken by those targets. A target's marker holds the authority the alert notified:
+        a later level supersedes an earlier one only for the same authority
+        (:func:`_same_receiver`)."""
         if not alert_ids and not any(keys for _, keys in served):
             return
         try:
             async with self.ctx.redis.pipeline(transaction=False) as pipe:
                 for alert_id in alert_ids:
                     pipe.set(f"{self.prefix}alert:sent:{alert_id}", "1", ex=SENT_TTL)
-                for alert_id, keys in served:
+                for alert, keys in served:
                     for key in keys:
-                        pipe.set(self._target_marker(alert_id, key), "1", ex=SENT_TTL)
+                        pipe.set(self._target_marker(alert.alert_id, key),
+                                 alert.notify_authority_id or "-", ex=SENT_TTL)
                 await pipe.execute()
         except (redis.exceptions.RedisError, OSError):
             metrics.REDIS_ERRORS.labels("notify_dedupe").inc()
@@ -489,26 +498,50 @@ def _family(alert: SlaAlert) -> tuple[str, str, int] | None:
     return prefix, cycle, LEVELS.index(alert.level)
 
 
-def _later_ids(alert: SlaAlert) -> list[str]:
-    """Ids of the later levels of this alert's deadline (same appeal, stage and cycle)."""
+def _later_ids(alert: SlaAlert) -> list[tuple[str, str]]:
+    """(id, level) of the later levels of this alert's deadline (same appeal, stage and
+    cycle)."""
     family = _family(alert)
     if family is None:
         return []
     prefix, cycle, rank = family
-    return [f"{prefix}{level}:{cycle}" for level in LEVELS[rank + 1:]]
+    return [(f"{prefix}{level}:{cycle}", level) for level in LEVELS[rank + 1:]]
+
+
+def _same_receiver(mark: bytes | str | None, level: str, notify_authority_id: str) -> bool:
+    """Whether a target's marker of a later level (``level``) supersedes an alert notified to
+    ``notify_authority_id``: only when that level notified the same authority.
+
+    An escalation goes to the parent body (DESIGN.md §2: one level up, in addition to the
+    breach the authority's supervisors get); Alertmanager and the shared fallback hook have one
+    key for every authority, so taking the parent's escalation as a later level of the
+    authority's own breach dropped that breach as superseded, marked sent, with no dead
+    letter. Markers written before they named the authority hold "1": a breach always notified
+    the deadline's own authority, an escalation may not have.
+    """
+    if mark is None:
+        return False
+    value = mark.decode() if isinstance(mark, bytes) else mark
+    if value == "1":
+        return level != "escalation"
+    return value == notify_authority_id
 
 
 async def _in_family_order(
         alerts: Sequence[SlaAlert],
         run: Callable[[SlaAlert, frozenset[str]], Awaitable[Any]]) -> list[Any]:
     """``run`` each alert, side by side, except that alerts of one deadline (same appeal,
-    stage and cycle) run one after the other, the latest level first; each is given the keys
-    of the targets the later levels reached (``Outcome.sent``, or a retry's returned keys)."""
+    stage and cycle) notified to one authority run one after the other, the latest level
+    first; each is given the keys of the targets the later levels reached (``Outcome.sent``,
+    or a retry's returned keys)."""
     results: list[Any] = [None] * len(alerts)
     chains: dict[Any, list[int]] = {}
     for i, alert in enumerate(alerts):
         family = _family(alert)
-        chains.setdefault(family[:2] if family else i, []).append(i)
+        # The notified authority is part of the chain: an escalation to the parent body is
+        # no later level of the breach its authority's supervisors get (_same_receiver).
+        key = (*family[:2], alert.notify_authority_id) if family else i
+        chains.setdefault(key, []).append(i)
 
     async def chain(indexes: list[int]) -> None:
         reached: set[str] = set()
