@@ -8,6 +8,7 @@ Prometheus rules is read by :mod:`promql_names`; each series name must be export
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -190,3 +191,67 @@ def test_recording_rules_follow_naming_convention():
     for name in RECORDED:
         assert name.count(":") == 2, name
         assert name not in METRIC_NAMES, name
+
+
+# ---------------------------------------------------------------- what panels count
+
+
+def _metric_labels() -> dict[str, frozenset[str]]:
+    """Label names of every exported series name (a counter's ``_total`` too)."""
+    from prometheus_client.metrics import MetricWrapperBase
+
+    from monitoring import metrics
+
+    out: dict[str, frozenset[str]] = {}
+    for obj in vars(metrics).values():
+        if isinstance(obj, MetricWrapperBase):
+            names = frozenset(obj._labelnames)
+            out[obj._name] = names
+            out[f"{obj._name}_total"] = names
+    return out
+
+
+def test_alert_deliveries_are_never_summed_over_channels():
+    """One alert is one log line plus one delivery per webhook and Alertmanager: a sum over
+    every channel counted each alert two or three times ("notifications sent")."""
+    bad = []
+    for path in DASHBOARDS:
+        for where, expr in _dashboard_exprs(_load(path)):
+            if "appeals_notifications_total" not in metric_names(expr):
+                continue
+            per_channel = re.search(r"\bby\s*\([^)]*\bchannel\b", expr) is not None
+            one_channel = re.search(r'\bchannel\s*=\s*"[^"]+"', expr) is not None
+            if not (per_channel or one_channel):
+                bad.append(f"{path.name}: {where}")
+    assert bad == []
+
+
+def test_breach_panels_count_the_same_breaches_of_the_selected_authorities():
+    """"Breaches, last 24h" counted every stage's breaches of every authority while "Breaches
+    per authority" beside it counts answer breaches of the authorities chosen in $authority."""
+    dashboard = _load(GRAFANA / "dashboards" / "sla-breaches.json")
+    assert "authority" in {v["name"] for v in dashboard["templating"]["list"]}
+    panels = [p for p in _panels(dashboard["panels"]) if p["title"].startswith("Breaches")]
+    assert len(panels) >= 2
+    for panel in panels:
+        for target in panel["targets"]:
+            assert metric_names(target["expr"]) == {"appeals_sla_breaches_total"}, panel["title"]
+            assert 'authority=~"$authority"' in target["expr"], panel["title"]
+
+
+def test_authority_series_honour_the_authority_variable():
+    """On a dashboard with an ``authority`` variable, a query of a series that has an
+    ``authority`` label selects the authorities chosen."""
+    labels = _metric_labels()
+    bad = []
+    for path in DASHBOARDS:
+        dashboard = _load(path)
+        if "authority" not in {v["name"] for v in dashboard.get("templating", {}).get("list", [])}:
+            continue
+        for where, expr in _dashboard_exprs(dashboard):
+            names = metric_names(expr)
+            by_authority = any("authority" in labels.get(n, ()) or n.startswith("authority:")
+                               for n in names)
+            if by_authority and "$authority" not in expr:
+                bad.append(f"{path.name}: {where}")
+    assert bad == []
