@@ -107,6 +107,13 @@ SLA_ALERTS = Counter(
     ["level", "regime", "stage"],
     registry=REGISTRY,
 )
+SLA_ALERTS_ENDED = Counter(
+    "appeals_sla_alerts_ended",
+    "End records of SLA alerts emitted (the period ended, or the deadline the alert was about "
+    "moved past it), by the level ended and stage (answer, or a tracked stage).",
+    ["level", "stage"],
+    registry=REGISTRY,
+)
 BREACHES = Counter(
     "appeals_sla_breaches",
     "SLA breaches of the answer deadline per authority (bounded by the routing configuration) "

@@ -315,6 +315,8 @@ class SlaAlert(Record):
     category: str | None = None
     urgent: bool = False
     stage: str | None = None  # a tracked stage deadline; None: the answer deadline
+    #: Set: an end record, the alert ``alert_id`` is over (``workers.sla.resolution``).
+    resolved_at: str | None = None
 
 
 @dataclass(slots=True)

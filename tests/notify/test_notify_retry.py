@@ -968,3 +968,94 @@ def test_an_escalation_to_the_authority_itself_still_supersedes_its_warning(
         assert [n for n, _ in _am_authorities(rec)] == ["AppealSlaEscalation"]
 
     _run(redis_server.url, scenario, alertmanager_url=lambda rec: rec.base)
+
+
+# ------------------------------------------------------------------------------ end records
+
+
+def _ended(alert: SlaAlert, at: str = "2026-12-11T09:00:00+00:00") -> SlaAlert:
+    """The SLA agent's end record of ``alert``: the same alert with ``resolved_at``."""
+    return SlaAlert.from_dict({**alert.to_dict(), "fired_at": at, "resolved_at": at})
+
+
+def test_an_end_record_resolves_the_alert_at_alertmanager_and_the_hooks(redis_server) -> None:
+    warning = _alert("appeal-end", level="warning")
+    end = _ended(warning)
+    validate_incoming("sla-alert", end.to_dict())
+
+    async def scenario(rec: Receivers, h: Harness) -> None:
+        await h.alerts(warning.to_json())
+        (firing,) = rec.bodies("/api/v2/alerts")[-1]
+        out = await h.alerts(end.to_json())
+        assert not out.sent and not out.dead
+        (resolved,) = rec.bodies("/api/v2/alerts")[-1]
+        assert resolved["labels"] == firing["labels"]  # the same alert at Alertmanager
+        ends = dt.datetime.fromisoformat(resolved["endsAt"].replace("Z", "+00:00"))
+        assert ends.timestamp() <= time.time()
+        assert [b["status"] for b in rec.bodies("/a")] == ["firing", "resolved"]
+        assert rec.bodies("/a")[-1]["resolved_at"] == end.resolved_at
+        # Its own Idempotency-Key: under the alert's, a receiver dropped it as a repeat.
+        assert rec.keys("/a") == [warning.alert_id, f"{warning.alert_id}:resolved"]
+        # A replay of the end sends nothing again.
+        count = len(rec.requests)
+        await h.alerts(end.to_json())
+        assert len(rec.requests) == count
+
+    _run(redis_server.url, scenario, alertmanager_url=lambda rec: rec.base)
+
+
+def test_a_parked_alert_whose_end_came_meanwhile_is_dropped(redis_server) -> None:
+    """Alertmanager was down when the warning went out; the appeal was answered meanwhile.
+    The retry posted the warning firing for APPEALS_ALERT_TTL."""
+    warning = _alert("appeal-end-parked", level="warning")
+
+    async def scenario(rec: Receivers, h: Harness) -> None:
+        rec.scripts["/api/v2/alerts"] = [503, 503]
+        (parked,) = (await h.alerts(warning.to_json())).parked()
+        dropped = _count(metrics.NOTIFICATIONS, "log", "ended_undelivered")
+        h.delivery._failed_at.clear()
+        out = await h.alerts(_ended(warning).to_json())
+        assert not out.sent and not out.dead
+        # The hook that took the warning got its end; Alertmanager, which never had it, not.
+        assert [b["status"] for b in rec.bodies("/a")] == ["firing", "resolved"]
+        assert len(rec.bodies("/api/v2/alerts")) == 2
+        out = await h.retries(parked)
+        assert not out.sent and not out.dead  # settled, neither parked again nor lost
+        assert len(rec.bodies("/api/v2/alerts")) == 2
+        assert _count(metrics.NOTIFICATIONS, "log", "ended_undelivered") == dropped + 1
+        assert await h.sent(warning)
+
+    _run(redis_server.url, scenario, alertmanager_url=lambda rec: rec.base)
+
+
+def test_an_alert_and_its_end_in_one_batch_deliver_nothing(redis_server) -> None:
+    warning = _alert("appeal-end-batch", level="warning")
+
+    async def scenario(rec: Receivers, h: Harness) -> None:
+        out = await h.alerts(warning.to_json(), _ended(warning).to_json())
+        assert not out.sent and not out.dead
+        assert rec.requests == []
+        # Replayed later, the alert stays undelivered.
+        await h.alerts(warning.to_json())
+        assert rec.requests == []
+
+    _run(redis_server.url, scenario, alertmanager_url=lambda rec: rec.base)
+
+
+def test_a_failed_end_is_parked_and_retried_to_the_receiver_that_failed(redis_server) -> None:
+    warning = _alert("appeal-end-retry", level="warning")
+    end = _ended(warning)
+
+    async def scenario(rec: Receivers, h: Harness) -> None:
+        await h.alerts(warning.to_json())
+        rec.scripts["/a"] = [503, 503]
+        (parked,) = (await h.alerts(end.to_json())).parked()
+        assert parked.alert.resolved_at == end.resolved_at
+        assert [a["labels"]["alertname"] for b in rec.bodies("/api/v2/alerts") for a in b] == [
+            "AppealSlaWarning", "AppealSlaWarning"]
+        out = await h.retries(parked)
+        assert not out.sent and not out.dead
+        assert [b["status"] for b in rec.bodies("/a")][-1] == "resolved"
+        assert len(rec.bodies("/api/v2/alerts")) == 2  # Alertmanager took it the first time
+
+    _run(redis_server.url, scenario, alertmanager_url=lambda rec: rec.base)

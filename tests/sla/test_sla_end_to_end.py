@@ -452,7 +452,8 @@ async def _scenario(broker: Broker, own_redis: RedisServer, tmp_path: Path) -> d
         # Let the last timers fire and the alerts arrive.
         await asyncio.sleep(2.0)
         wanted = sum(len(e.levels()) for e in expected.values())
-        await _until(lambda: len([x for x in seen.alerts if x["appeal_id"] in expected])
+        await _until(lambda: len([x for x in seen.alerts if x["appeal_id"] in expected
+                                  and not x.get("resolved_at")])
                      >= wanted, 15, f"{wanted} alerts", worker)
         await asyncio.sleep(1.0)
         prefix = f"{settings.app_id}:"
@@ -482,7 +483,13 @@ def test_sla_end_to_end_with_redis_flush(broker: Broker, own_redis: RedisServer,
     seen: Seen = out["seen"]
     assert len(expected) >= 0.9 * (N_APPEALS + N_INCIDENTS), \
         f"only {len(expected)} routed ({out['triaged']} went to triage)"
-    alerts = [a for a in seen.alerts if a["appeal_id"] in expected]
+    # End records (resolved_at: the period ended, or its deadline moved past the alert) end
+    # alerts sent before, each once.
+    ends = Counter(a["alert_id"] for a in seen.alerts
+                   if a["appeal_id"] in expected and a.get("resolved_at"))
+    assert [k for k, n in ends.items() if n > 1] == []
+    alerts = [a for a in seen.alerts if a["appeal_id"] in expected and not a.get("resolved_at")]
+    assert set(ends) <= {a["alert_id"] for a in alerts}
 
     def level(alert: dict[str, Any]) -> str:
         return f"{alert['stage']}.{alert['level']}" if alert.get("stage") else alert["level"]

@@ -43,6 +43,13 @@ breach goes out is not covered. An escalation notifies the parent body: it super
 of the authority's own alerts, also at a receiver every authority shares (Alertmanager, the
 fallback hook).
 
+An end record (``resolved_at``: the SLA agent's word that an alert it sent is over, see
+:mod:`workers.sla.resolution`) is delivered only to the receivers that took the alert it ends
+(their markers), under its own id (``<alert_id>:resolved``, :func:`delivery_id`), parked and
+retried like an alert. Before any delivery it leaves an *ended* marker: the alert it ends, if
+still undelivered (parked, later in the batch, replayed), is dropped and settled
+(``appeals_notifications_total{result="ended_undelivered"}``), not delivered firing.
+
 No alert can stop the worker: an alert that fails its schema, cannot be expressed in a
 request (a ``fired_at`` without a UTC moment), is refused for good by a receiver (a 3xx, a
 4xx other than 408/409/425/429, 501 or 505: :func:`workers.notify.delivery.retryable`), has
@@ -71,7 +78,14 @@ from monitoring import metrics
 from schemas.records import SlaAlert
 from schemas.validation import InvalidEvent
 from streams import topics as t
-from workers.notify.delivery import Delivery, Outcome, Target, UndeliverableAlert, check_alert
+from workers.notify.delivery import (
+    Delivery,
+    Outcome,
+    Target,
+    UndeliverableAlert,
+    check_alert,
+    delivery_id,
+)
 from workers.notify.retry import Parked, ParkedTracker, retry_delay
 from workers.runtime import (
     Outbox,
@@ -112,6 +126,7 @@ class _Error:
 
 
 _ALREADY_SENT = object()
+_ENDED = object()  # a parked alert whose end record came meanwhile
 
 
 class Notifier:
@@ -155,12 +170,22 @@ class Notifier:
             alert = await self._read_alert(event, outbox)
             if alert is None:
                 continue
-            if alert.alert_id in todo:
+            if delivery_id(alert) in todo:
                 metrics.NOTIFICATIONS.labels("log", "duplicate").inc()
                 continue
-            todo[alert.alert_id] = (event, alert)
+            todo[delivery_id(alert)] = (event, alert)
+        ended = {alert.alert_id for _, alert in todo.values() if alert.resolved_at}
+        await self._note_ended(ended)  # before any delivery: a retry under way sees it
         pending = await self._not_yet_sent(list(todo.values()))
+        pending = await self._drop_ended(pending, ended)
         for _, alert in pending:
+            if alert.resolved_at:
+                log.info("SLA %s%s ended: appeal %s, authority %s (notify %s), at %s",
+                         alert.level.upper(), f" of stage {alert.stage}" if alert.stage else "",
+                         alert.appeal_id, alert.authority_id, alert.notify_authority_id,
+                         alert.resolved_at)
+                metrics.NOTIFICATIONS.labels("log", "resolved").inc()
+                continue
             log.warning(
                 "SLA %s%s: appeal %s, authority %s (notify %s), regime %s, due %s",
                 alert.level.upper(), f" of stage {alert.stage}" if alert.stage else "",
@@ -183,7 +208,7 @@ class Notifier:
             served.append((alert, [x.key for x in result.sent]))
             if not result.failed:
                 if not result.refused:  # refused: its dead letter's replay must not be a no-op
-                    finished.append(alert.alert_id)
+                    finished.append(delivery_id(alert))
                 continue
             parked = Parked(alert=alert, attempt=1, first_failed_at=now,
                             not_before=now + self._delay(1, result),
@@ -218,6 +243,13 @@ class Notifier:
             return Outcome()
         try:
             targets = self.delivery.targets(alert)
+            if alert.resolved_at:
+                targets = await self._took_it(alert, targets)
+                if not targets:
+                    return Outcome()
+                return await self.delivery.send(alert, targets,
+                                                budget=self.settings.notify_inline_budget,
+                                                hold_off=self.delivery.hold_off)
             if not targets and self.delivery.has_receivers():
                 # Receivers are configured, but none for this authority (no supervisors' hook,
                 # no fallback, no Alertmanager): not "delivered". Dead-lettered like a parked
@@ -255,7 +287,7 @@ class Notifier:
                 await outbox.dead_letter(event, stage=STAGE, reason="bad_retry_record",
                                          detail=type(exc).__name__)
                 continue
-            alert_id = parked.alert.alert_id
+            alert_id = delivery_id(parked.alert)
             if alert_id in items:
                 items[alert_id][1].merge(parked)
                 metrics.NOTIFICATIONS.labels("log", "duplicate").inc()
@@ -268,10 +300,10 @@ class Notifier:
         # ends when the last is done, so a record waits at most
         # APPEALS_NOTIFY_RETRY_BACKOFF_MAX (or APPEALS_NOTIFY_RETRY_AFTER_MAX, if longer)
         # behind another of its partition.
-        by_alert = {parked.alert.alert_id: (event, parked) for event, parked in items.values()}
+        by_alert = {delivery_id(parked.alert): (event, parked) for event, parked in items.values()}
 
         async def settle(alert: SlaAlert, above: frozenset[str]) -> list[str]:
-            event, parked = by_alert[alert.alert_id]
+            event, parked = by_alert[delivery_id(alert)]
             return await self._retry_and_settle(event, parked, outbox, above)
 
         await _in_family_order([parked.alert for _, parked in items.values()], settle)
@@ -281,9 +313,15 @@ class Notifier:
                                 above: frozenset[str] = frozenset()) -> list[str]:
         """Retry one record and settle it; returns the keys of the targets it reached."""
         result = await self._retry(parked, above)
-        alert_id = parked.alert.alert_id
+        alert_id = delivery_id(parked.alert)
         if result is _ALREADY_SENT:
             self.tracker.resolved(alert_id)
+            return []
+        if result is _ENDED:
+            # Its appeal's period ended (or the deadline moved past it) while it waited: an
+            # alert delivered now would fire at receivers about something already over.
+            self.tracker.resolved(alert_id)
+            await self._mark_sent([alert_id])
             return []
         if isinstance(result, _Error):
             self.tracker.resolved(alert_id)
@@ -345,12 +383,21 @@ class Notifier:
             await self._sleep(wait)
         alert = parked.alert
         try:
-            if await self._was_sent(alert.alert_id):
+            if await self._was_sent(delivery_id(alert)):
                 metrics.NOTIFICATIONS.labels("log", "duplicate").inc()
                 return _ALREADY_SENT
+            if not alert.resolved_at and await self._ended(alert.alert_id):
+                _count_ended(alert)
+                return _ENDED
             if self.delivery is None:
                 return Outcome()
             targets = [x for x in self.delivery.targets(alert) if x.key not in parked.done]
+            if alert.resolved_at:
+                targets = await self._took_it(alert, targets)
+                if not targets:
+                    return Outcome()
+                return await self.delivery.send(alert, targets, budget=self._retry_budget(),
+                                                hold_off=0.0, whole_requests=True)
             if not targets:
                 # The receivers it waited for were removed from the rules (or Alertmanager was
                 # switched off): nobody is left to deliver to. Not "delivered": dead-lettered.
@@ -409,7 +456,7 @@ class Notifier:
         try:
             async with self.ctx.redis.pipeline(transaction=False) as pipe:
                 for _, alert in items:
-                    pipe.exists(f"{self.prefix}alert:sent:{alert.alert_id}")
+                    pipe.exists(f"{self.prefix}alert:sent:{delivery_id(alert)}")
                 seen = await pipe.execute()
         except (redis.exceptions.RedisError, OSError):
             metrics.REDIS_ERRORS.labels("notify_dedupe").inc()
@@ -431,6 +478,74 @@ class Notifier:
 
     def _target_marker(self, alert_id: str, target_key: str) -> str:
         return f"{self.prefix}alert:sent-to:{target_key}:{alert_id}"
+
+    def _ended_marker(self, alert_id: str) -> str:
+        return f"{self.prefix}alert:ended:{alert_id}"
+
+    async def _note_ended(self, alert_ids: Iterable[str]) -> None:
+        """Remember that these alerts are over, for the alerts of them still waiting (parked,
+        or later in the topic after a replay): they are dropped, not delivered."""
+        ids = list(alert_ids)
+        if not ids:
+            return
+        try:
+            async with self.ctx.redis.pipeline(transaction=False) as pipe:
+                for alert_id in ids:
+                    pipe.set(self._ended_marker(alert_id), "1", ex=SENT_TTL)
+                await pipe.execute()
+        except (redis.exceptions.RedisError, OSError):
+            metrics.REDIS_ERRORS.labels("notify_dedupe").inc()
+
+    async def _ended(self, alert_id: str) -> bool:
+        try:
+            return bool(await self.ctx.redis.exists(self._ended_marker(alert_id)))
+        except (redis.exceptions.RedisError, OSError):
+            metrics.REDIS_ERRORS.labels("notify_dedupe").inc()
+            return False
+
+    async def _drop_ended(self, items: list[tuple[Any, SlaAlert]], ended: set[str]
+                          ) -> list[tuple[Any, SlaAlert]]:
+        """The alerts of ``items`` not over yet: an alert whose end record came before it was
+        delivered (the same batch, or an earlier one: a replay) is settled, not delivered."""
+        firing = [alert.alert_id for _, alert in items if not alert.resolved_at]
+        marks: list[Any] = []
+        if firing:
+            try:
+                marks = await self.ctx.redis.mget([self._ended_marker(i) for i in firing])
+            except (redis.exceptions.RedisError, OSError):
+                metrics.REDIS_ERRORS.labels("notify_dedupe").inc()
+        over = ended | {i for i, m in zip(firing, marks, strict=False) if m is not None}
+        out, dropped = [], []
+        for event, alert in items:
+            if not alert.resolved_at and alert.alert_id in over:
+                _count_ended(alert)
+                dropped.append(delivery_id(alert))
+            else:
+                out.append((event, alert))
+        await self._mark_sent(dropped)
+        return out
+
+    async def _took_it(self, alert: SlaAlert, targets: list[Target]) -> list[Target]:
+        """For an end record: the targets that took the alert it ends and not yet its end.
+        A receiver never given the alert (it was superseded there, or is still parked for it)
+        gets no end of it."""
+        if not targets:
+            return targets
+        keys = [self._target_marker(i, x.key) for x in targets
+                for i in (alert.alert_id, delivery_id(alert))]
+        try:
+            marks = await self.ctx.redis.mget(keys)
+        except (redis.exceptions.RedisError, OSError):
+            metrics.REDIS_ERRORS.labels("notify_dedupe").inc()
+            return []
+        out = []
+        for n, target in enumerate(targets):
+            took, ended = marks[2 * n], marks[2 * n + 1]
+            if ended is not None:
+                metrics.NOTIFICATIONS.labels(target.channel, "duplicate").inc()
+            elif took is not None:
+                out.append(target)
+        return out
 
     async def _unserved(self, alert: SlaAlert, targets: list[Target],
                         above: frozenset[str] = frozenset()) -> list[Target]:
@@ -476,7 +591,7 @@ class Notifier:
                     pipe.set(f"{self.prefix}alert:sent:{alert_id}", "1", ex=SENT_TTL)
                 for alert, keys in served:
                     for key in keys:
-                        pipe.set(self._target_marker(alert.alert_id, key),
+                        pipe.set(self._target_marker(delivery_id(alert), key),
                                  alert.notify_authority_id or "-", ex=SENT_TTL)
                 await pipe.execute()
         except (redis.exceptions.RedisError, OSError):
@@ -489,7 +604,7 @@ LEVELS = ("warning", "breach", "escalation")  # the order alerts of one deadline
 def _family(alert: SlaAlert) -> tuple[str, str, int] | None:
     """(prefix, cycle, rank) of an alert id as the SLA agent derives it,
     ``<appeal>:[<stage>.]<level>:<cycle>``; None for any other id (never superseded)."""
-    if alert.level not in LEVELS:
+    if alert.level not in LEVELS or alert.resolved_at:
         return None
     prefix = f"{alert.appeal_id}:{alert.stage + '.' if alert.stage else ''}"
     head, _, cycle = alert.alert_id.rpartition(":")
@@ -555,6 +670,12 @@ async def _in_family_order(
 
     await asyncio.gather(*(chain(indexes) for indexes in chains.values()))
     return results
+
+
+def _count_ended(alert: SlaAlert) -> None:
+    """An alert dropped because its end record came before it was delivered."""
+    metrics.NOTIFICATIONS.labels("log", "ended_undelivered").inc()
+    log.info("alert %s not delivered: it ended before its delivery", alert.alert_id)
 
 
 def _count_retry(outcome: Outcome) -> None:

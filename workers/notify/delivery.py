@@ -31,7 +31,8 @@ Why this shape:
   silenced every other appeal's warning of that authority. Grouping by ``alertname`` and
   ``authority`` (``monitoring/alertmanager/alertmanager.yml``) still makes one notification
   per authority and level, listing its appeals. The set stays bounded: Alertmanager forgets
-  an alert after its ``endsAt`` (delivery + ``APPEALS_ALERT_TTL``) has passed, and no metric
+  an alert after its ``endsAt`` (delivery + ``APPEALS_ALERT_TTL``, or the delivery of its end
+  record: :func:`alertmanager_alert`) has passed, and no metric
   carries an appeal id. Labels hold ids and codes only; the link and texts are annotations.
 - Nothing of the citizen goes out: an :class:`SlaAlert` holds ids, codes and moments only, and
   the body is built from an explicit list of its fields, so a field added to the record later
@@ -70,7 +71,7 @@ ALERT_NAMES = {
 # Fields of SlaAlert that may leave the system (no personal data: ids, codes and moments).
 PUBLIC_FIELDS = ("alert_id", "appeal_id", "level", "regime", "region", "authority_id",
                  "notify_authority_id", "due_at", "fired_at", "severity", "category", "urgent",
-                 "stage", "schema_version")
+                 "stage", "resolved_at", "schema_version")
 # 4xx answers worth retrying: the receiver may accept the same request later. 409 is what a
 # receiver implementing Idempotency-Key answers a repeat that arrives while the first request
 # with that key is still being processed (draft-ietf-httpapi-idempotency-key-header, "Error
@@ -170,6 +171,13 @@ class Outcome:
         return sorted({t.channel for t, _ in self.failed})
 
 
+def delivery_id(alert: SlaAlert) -> str:
+    """What the delivery of ``alert`` is known by (Idempotency-Key, sent markers): its alert id,
+    or for an end record (``resolved_at``) that id with ``:resolved``. Under the alert's own id,
+    a receiver honouring Idempotency-Key dropped the end as a repeat of the alert."""
+    return f"{alert.alert_id}:resolved" if alert.resolved_at else alert.alert_id
+
+
 def appeal_url(public_url: str, appeal_id: str) -> str:
     return f"{public_url.rstrip('/')}/v1/appeals/{appeal_id}"
 
@@ -179,6 +187,9 @@ def webhook_body(alert: SlaAlert, public_url: str) -> dict[str, Any]:
     data = alert.to_dict()
     body = {name: data.get(name) for name in PUBLIC_FIELDS}
     body["url"] = appeal_url(public_url, alert.appeal_id)
+    # "resolved": the alert with this alert_id is over (its period ended, or its deadline moved
+    # past it), at resolved_at.
+    body["status"] = "resolved" if alert.resolved_at else "firing"
     return body
 
 
@@ -221,12 +232,18 @@ def alertmanager_alert(alert: SlaAlert, public_url: str, ttl: float,
     time, so such an alert starts now. ``endsAt`` is ``ttl`` seconds after the delivery (now),
     not after ``fired_at``: an alert delivered late (a receiver down for a while, a backlog)
     must arrive firing, not already resolved. A re-sent alert (same labels) refreshes it.
+
+    An end record (``resolved_at``) is the same alert (the same labels) with ``endsAt`` the
+    delivery moment: Alertmanager resolves it now (and sends the resolved notification of
+    ``send_resolved``), by wall time like the rest.
     """
     wall_now = dt.datetime.fromtimestamp(time.time() if now is None else now, dt.UTC)
     try:
         starts = min(_parse_ts(alert.fired_at), wall_now)
         starts_at = _rfc3339(starts)
-        ends_at = _rfc3339(max(starts, wall_now) + dt.timedelta(seconds=ttl))
+        ends = wall_now if alert.resolved_at else (
+            max(starts, wall_now) + dt.timedelta(seconds=ttl))
+        ends_at = _rfc3339(ends)
     except (ValueError, OverflowError) as exc:
         raise UndeliverableAlert(
             "bad_timestamp", f"fired_at {alert.fired_at[:40]!r} has no UTC moment: {exc}"
@@ -455,7 +472,7 @@ class Delivery:
         started = loop.time()
         deadline = None if budget is None else started + budget
         skip_since = None if hold_off is None else started - hold_off
-        headers = {"Idempotency-Key": alert.alert_id}
+        headers = {"Idempotency-Key": delivery_id(alert)}
         payloads = [self._payload(target, alert) for target in targets]
         results = await asyncio.gather(*(
             self._deliver(target, payload, headers, deadline, skip_since, whole_requests)

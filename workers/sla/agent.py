@@ -74,12 +74,12 @@ from workers.sla.engine import (
     responses,
     subjects,
 )
+from workers.sla.resolution import SEVERITY, end_records, note_period
 
 log = logging.getLogger(__name__)
 
 STAGE = "sla"
 LIFECYCLE_STAGE = "lifecycle"
-SEVERITY = {"warning": "warning", "breach": "critical", "escalation": "page"}
 #: Lifecycle events one appeal may hold while its routing has not arrived; more are
 #: dead-lettered (reason ``pending_overflow``) instead of growing its state without end.
 MAX_PENDING = 32
@@ -443,7 +443,8 @@ async def _handle(rt: SlaRuntime, outbox: Outbox, event: faust.EventT, batch: Ba
         source = batch.changed.get(key)
         known = batch.counted.get(key) if source is not None else None
         figures = Figures(known[1] if known is not None and known[0] is source else None)
-        state = copy_state(rt.table.get(key) if source is None else source)
+        old = rt.table.get(key) if source is None else source
+        state = copy_state(old)
         if msg.topic == rt.ticks_topic:
             new, effects = _on_tick(rt, state, data, figures)
         elif msg.topic == rt.routed_topic:
@@ -492,6 +493,7 @@ async def _handle(rt: SlaRuntime, outbox: Outbox, event: faust.EventT, batch: Ba
         return
     try:
         await _emit(rt, outbox, new, effects, batch.now)
+        await _emit_ends(rt, outbox, old, new, effects)
     except Exception as exc:  # a bug must not stop every other appeal
         log.exception("SLA: cannot emit effects of %s[%d]@%d", msg.topic, msg.partition,
                       msg.offset)
@@ -923,6 +925,19 @@ async def _emit(rt: SlaRuntime, outbox: Any, state: State, effects: Effects, now
         for auth, day, seconds in responses(state)[-max(1, effects.answers):]:
             for subject in [auth, *subjects(state)[1:]]:
                 agg.add_response(subject, day, seconds)
+
+
+async def _emit_ends(rt: SlaRuntime, outbox: Any, old: Any, new: State,
+                     effects: Effects) -> None:
+    """An end record for each alert the transition ended (:mod:`workers.sla.resolution`):
+    notify resolves it at the receivers that took it and drops it where it still waits."""
+    before = old if isinstance(old, dict) else None
+    note_period(before, new)
+    stamp = dt.datetime.fromtimestamp(rt.ctx.clock.now(), dt.UTC).isoformat(timespec="seconds")
+    for record in end_records(before, new, effects.alerts, stamp):
+        await outbox.send_record(t.SLA_ALERTS, new["id"], record)
+        metrics.child(metrics.SLA_ALERTS_ENDED, record.level,
+                      record.stage or "answer").inc()
 
 
 def _store(rt: SlaRuntime, changed: dict[bytes, State], owned: set[int]) -> dict[bytes, State]:

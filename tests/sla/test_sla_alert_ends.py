@@ -1,0 +1,188 @@
+"""End records of SLA alerts (``resolved_at``) through the SLA agent's handling of one event.
+
+Before, the schema had only warning, breach and escalation: a warning of an appeal answered on
+time kept firing at Alertmanager for ``APPEALS_ALERT_TTL`` (and was repeated every 4 h), a
+parked warning of an appeal answered meanwhile was delivered late as firing, and webhooks never
+learnt that an alert was over. Now the transition that ends an alert's period, or moves the
+deadline it was about past it, emits the alert once more with ``resolved_at``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from types import SimpleNamespace
+from typing import Any, cast
+
+import orjson
+
+from schemas.validation import validate
+from streams import topics as t
+from streams.settings import Settings
+from tests.sla.recording_outbox import RecordingOutbox
+from workers.sla import agent as sla_agent
+from workers.sla.engine import SlaRules
+
+DAY = 86400.0
+T0 = dt.datetime(2026, 11, 2, 3, 0, tzinfo=dt.UTC)
+EXTERNAL, INTERNAL, ROUTED, TICKS = "p.lifecycle", "p.sla.lifecycle", "p.routed", "p.ticks"
+APPEAL = "e" * 24
+KEY = APPEAL.encode()
+
+
+def _runtime(parent: str | None = None) -> Any:
+    clock = SimpleNamespace(now=lambda: T0.timestamp() + 60 * DAY, wall_time_of=lambda ts: ts)
+    rt = SimpleNamespace(
+        table={}, aggregates={}, router=None,
+        rules=SlaRules(due=lambda regime, start, *_: start + 10 * DAY,
+                       extend=lambda regime, due, days, *a: due + days * DAY,
+                       escalation_after=DAY),
+        resolve_parent=lambda authority: parent,
+        region_tz=lambda region, hint: "Asia/Barnaul",
+        ctx=SimpleNamespace(clock=clock, settings=Settings()),
+        external_lifecycle_topic=EXTERNAL, lifecycle_topic=INTERNAL, routed_topic=ROUTED,
+        ticks_topic=TICKS, owns=lambda key, partition: True)
+    rt.partition_aggregates = lambda p: sla_agent.SlaRuntime.partition_aggregates(
+        cast(Any, rt), p)
+    return rt
+
+
+def _event(topic: str, value: dict[str, Any]) -> Any:
+    return SimpleNamespace(message=SimpleNamespace(topic=topic, partition=0, offset=0,
+                                                   key=KEY, value=orjson.dumps(value)))
+
+
+def _routed(parent: str | None = None) -> Any:
+    return _event(ROUTED, {
+        "schema_version": 1, "appeal_id": APPEAL, "regime": "fz59", "region": "22",
+        "registered_at": T0.isoformat(), "category": "roads", "urgent": False,
+        "confidence": 0.9, "authority_id": "22-a", "parent_authority_id": parent,
+        "routing_level": "region", "rule_version": "t", "routed_at": T0.isoformat()})
+
+
+def _lifecycle(kind: str, n: int, days: float, **extra: Any) -> Any:
+    at = T0 + dt.timedelta(days=days)
+    return _event(INTERNAL, {"schema_version": 1, "event_id": f"{APPEAL}:{n}",
+                             "appeal_id": APPEAL, "event": kind, "at": at.isoformat(),
+                             **extra})
+
+
+def _tick(kind: str, rt: Any) -> Any:
+    state = rt.table[KEY]
+    due = {"warning": state["warn"], "breach": state["due"]}.get(kind, state["due"] + DAY)
+    return _event(TICKS, {"schema_version": 1, "appeal_id": APPEAL, "kind": kind,
+                          "due_ts": due, "cycle": state["cycle"]})
+
+
+def _run(rt: Any, *events: Any) -> list[dict[str, Any]]:
+    """Each event in its own batch; the SLA alert records sent."""
+
+    async def main() -> list[dict[str, Any]]:
+        outbox = RecordingOutbox()
+        for event in events:
+            batch = sla_agent.Batch(now=T0.timestamp())
+            await sla_agent._handle(rt, outbox, event, batch)
+            await outbox.flush()
+            rt.table.update(batch.changed)
+        assert outbox.dead == []
+        return outbox.of(t.SLA_ALERTS)
+
+    return asyncio.run(main())
+
+
+def _ends(records: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    return [(r["alert_id"], r["level"]) for r in records if r.get("resolved_at")]
+
+
+def _firing(records: list[dict[str, Any]]) -> list[str]:
+    return [r["alert_id"] for r in records if not r.get("resolved_at")]
+
+
+def test_an_answer_on_time_ends_the_warning_it_had() -> None:
+    rt = _runtime()
+    _run(rt, _routed())
+    warned = _run(rt, _tick("warning", rt))
+    assert _firing(warned) == [f"{APPEAL}:warning:0"]
+    records = _run(rt, _lifecycle("answered", 1, 9))
+    assert _ends(records) == [(f"{APPEAL}:warning:0", "warning")]
+    (end,) = records
+    validate("sla-alert", end)
+    # The same alert as sent, so the same labels at Alertmanager.
+    for name in ("appeal_id", "level", "regime", "region", "authority_id",
+                 "notify_authority_id", "severity", "stage"):
+        assert end[name] == warned[0][name], name
+    assert end["resolved_at"] == end["fired_at"]
+
+
+def test_closing_ends_the_breach_its_escalation_and_warning() -> None:
+    rt = _runtime(parent="22-parent")
+    _run(rt, _routed(parent="22-parent"))
+    sent = _run(rt, _tick("warning", rt), _tick("breach", rt), _tick("escalation", rt))
+    assert _firing(sent) == [f"{APPEAL}:{lvl}:0" for lvl in ("warning", "breach", "escalation")]
+    records = _run(rt, _lifecycle("closed", 1, 12))
+    assert sorted(_ends(records)) == sorted(
+        (f"{APPEAL}:{lvl}:0", lvl) for lvl in ("warning", "breach", "escalation"))
+    escalation = next(r for r in records if r["level"] == "escalation")
+    assert escalation["notify_authority_id"] == "22-parent"
+    # Nothing is ended twice: a later event of the closed appeal ends nothing.
+    assert _ends(_run(rt, _lifecycle("answered", 2, 13))) == []
+
+
+def test_an_extension_that_puts_the_warning_ahead_ends_it() -> None:
+    rt = _runtime()
+    _run(rt, _routed())
+    _run(rt, _tick("warning", rt))
+    records = _run(rt, _lifecycle("extended", 1, 8, extension_days=20))
+    assert _ends(records) == [(f"{APPEAL}:warning:0", "warning")]
+
+
+def test_a_breach_taken_back_by_an_answer_stamped_in_time_is_ended() -> None:
+    rt = _runtime()
+    _run(rt, _routed())
+    _run(rt, _tick("breach", rt))
+    records = _run(rt, _lifecycle("answered", 1, 9.5))
+    assert _ends(records) == [(f"{APPEAL}:breach:0", "breach")]
+
+
+def test_a_breach_the_late_answer_reports_is_not_ended_by_it() -> None:
+    """The answer past the deadline raises the breach (its tick had not come): it reports a
+    breach that happened; ended at once, Alertmanager could drop it unnotified."""
+    rt = _runtime()
+    _run(rt, _routed())
+    _run(rt, _tick("warning", rt))
+    records = _run(rt, _lifecycle("answered", 1, 11))
+    assert _firing(records) == [f"{APPEAL}:breach:0"]
+    assert _ends(records) == [(f"{APPEAL}:warning:0", "warning")]
+
+
+def test_a_breach_carried_over_a_pause_is_not_ended() -> None:
+    """Paused past the deadline and resumed: the breach goes on (carried into the new cycle),
+    the supervisor's alert is not ended."""
+    rt = _runtime()
+    _run(rt, _routed())
+    _run(rt, _tick("breach", rt))
+    records = _run(rt, _lifecycle("paused", 1, 10.5), _lifecycle("resumed", 2, 11))
+    assert _ends(records) == []
+    # When it is answered at last, the breach is ended under the id it was sent with.
+    records = _run(rt, _lifecycle("answered", 3, 12))
+    assert (f"{APPEAL}:breach:0", "breach") in _ends(records)
+
+
+def test_events_that_end_nothing_emit_no_end() -> None:
+    rt = _runtime()
+    _run(rt, _routed())
+    assert _ends(_run(rt, _lifecycle("accepted", 1, 1), _lifecycle("answered", 2, 2))) == []
+
+
+def test_a_reopened_period_ends_its_own_alerts_only() -> None:
+    """The first period's warning was ended when it was answered; the reopened period's end
+    ends its own warning, not the first one's again."""
+    rt = _runtime()
+    _run(rt, _routed())
+    _run(rt, _tick("warning", rt))
+    assert _ends(_run(rt, _lifecycle("answered", 1, 9))) == [(f"{APPEAL}:warning:0", "warning")]
+    _run(rt, _lifecycle("reopened", 2, 9.5))
+    cycle = rt.table[KEY]["cycle"]
+    assert _firing(_run(rt, _tick("warning", rt))) == [f"{APPEAL}:warning:{cycle}"]
+    records = _run(rt, _lifecycle("answered", 3, 18))
+    assert _ends(records) == [(f"{APPEAL}:warning:{cycle}", "warning")]
