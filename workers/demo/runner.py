@@ -124,6 +124,8 @@ def registration(value: bytes) -> tuple[str, float]:
 #: How long (SLA time) the demo's triage operator takes to decide an appeal.
 TRIAGE_DELAY = 0.25 * DAY
 DEFAULT_METRICS_PORT = 9464
+#: How long the drain waits for the pipeline to catch up before the final summary.
+DRAIN_SECONDS = 20.0
 METRICS_HOST = "127.0.0.1"  # the demo's /metrics, like its broker and Redis, stays local
 
 
@@ -402,18 +404,39 @@ async def _feed(settings: Settings, opts: DemoOptions, procs: list[subprocess.Po
             await asyncio.sleep(0.05)
         await producer.flush()
         print("draining: waiting for the pipeline to catch up…", flush=True)
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + DRAIN_SECONDS
         # The operator goes on deciding what triage sends in, and the authorities go on
         # answering, until every appeal is registered and every triage decision is sent.
-        while time.monotonic() < deadline and (
-                tally.registered < tally.sent or decisions or tally.to_decide
-                or tally.routed + tally.triage < tally.registered):
+        while not drained(tally, decisions) and time.monotonic() < deadline:
             seq = await send_due(seq)
             await producer.flush()
             await asyncio.sleep(0.25)
+        if not drained(tally, decisions):
+            print(drain_shortfall(tally, decisions), flush=True)
         await asyncio.sleep(3)
     _print_final(tally, settings, clock)
     return 0
+
+
+def drained(tally: Tally, decisions: set[int]) -> bool:
+    """Every appeal sent is registered and routed, and no triage decision waits to be made or
+    sent. An appeal sent to triage counts once in ``triage`` and again in ``routed`` when its
+    decision is routed: the drain stopped at ``routed + triage >= registered``, up to
+    ``triage`` appeals early, and the summary showed them as never routed."""
+    return (tally.registered >= tally.sent and tally.routed >= tally.registered
+            and not decisions and not tally.to_decide)
+
+
+def drain_shortfall(tally: Tally, decisions: set[int]) -> str:
+    """What the drain left undone when its time ran out."""
+    parts = [f"{max(0, tally.registered - tally.routed)} registered appeal(s) not routed yet"]
+    if tally.sent > tally.registered:
+        parts.append(f"{tally.sent - tally.registered} sent but not registered yet")
+    waiting = len(decisions) + len(tally.to_decide)
+    if waiting:
+        parts.append(f"{waiting} triage decision(s) not sent yet")
+    return (f"the drain stopped after {DRAIN_SECONDS:g} s: " + ", ".join(parts) +
+            " (the summary shows them as they were then)")
 
 
 async def _wait_ready(producer: Any, settings: Settings, tally: Tally, stop: asyncio.Event,
