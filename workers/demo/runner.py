@@ -174,6 +174,101 @@ def _fresh_logs(log_dir: Path) -> None:
                 old.unlink()
 
 
+#: Starts again on another port of a worker whose default metrics port was taken before it
+#: bound it, before the demo gives up.
+PORT_RETRIES = 3
+
+
+class DemoWorkers:
+    """The demo's worker processes and what it takes to start one again.
+
+    Why: the default metrics port is checked free a few seconds before the worker binds it; a
+    program (or a second demo) that took it meanwhile made the worker exit 2 and the demo say
+    only that the workers did not come up. A port the user did not ask for is now replaced.
+    """
+
+    def __init__(self, settings: Settings, ports: list[int], log_dir: Path,
+                 ports_movable: bool) -> None:
+        self.settings = settings
+        self.ports = ports
+        self.logs = [log_dir / f"worker-{i + 1}.log" for i in range(len(ports))]
+        self.ports_movable = ports_movable
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self._log_starts: list[int] = []  # where each worker's current start begins its log
+        self._moves = [0] * len(ports)
+
+    def start(self) -> None:
+        for i in range(len(self.ports)):
+            self.procs.append(self._start(i))
+            self._log_starts.append(0)
+
+    def _start(self, i: int) -> subprocess.Popen[bytes]:
+        # Their own session only where the kernel stops them should the demo die
+        # (die_with_parent): elsewhere the shared process group does.
+        return start_worker(self.settings, self.ports[i], self.logs[i],
+                            new_session=sys.platform == "linux")
+
+    def exited(self) -> int | None:
+        """The index of a worker that has exited, if any."""
+        return next((i for i, proc in enumerate(self.procs) if proc.poll() is not None), None)
+
+    def move_port(self, i: int) -> bool:
+        """Start worker ``i`` again on another free port when it exited because its metrics
+        port, one the user did not ask for, was taken; False when that is not why it exited."""
+        if not self.ports_movable or self._moves[i] >= PORT_RETRIES:
+            return False
+        if not _port_taken(self._log_since(i), self.ports[i]):
+            return False
+        old = self.ports[i]
+        self.ports[i] = free_port()
+        self._moves[i] += 1
+        print(f"port {old} was taken before worker {i + 1} bound it: starting it again with "
+              f"its metrics on http://{METRICS_HOST}:{self.ports[i]}/metrics", flush=True)
+        self._log_starts[i] = _size(self.logs[i])
+        self.procs[i] = self._start(i)
+        return True
+
+    def _log_since(self, i: int) -> str:
+        try:
+            with open(self.logs[i], "rb") as f:
+                f.seek(self._log_starts[i])
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def why(self, i: int) -> str:
+        """Where worker ``i``'s log is and what it last said, for a one-line error."""
+        proc = self.procs[i]
+        state = "is running" if proc.poll() is None else f"exited with status {proc.returncode}"
+        last = _last_line(self._log_since(i))
+        return (f"worker {i + 1} {state}; its log {self.logs[i]} ends: {last}" if last else
+                f"worker {i + 1} {state}; its log {self.logs[i]} is empty")
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _port_taken(log: str, port: int) -> bool:
+    """Whether a worker's output says its metrics port was in use: the start-up check's line
+    (``cannot listen on 127.0.0.1:9464 (...): address already in use``) or the bind's own
+    OSError when the port went between the check and the bind."""
+    lowered = log.lower()
+    return "address already in use" in lowered and str(port) in lowered
+
+
+def _last_line(log: str, limit: int = 300) -> str:
+    """The log's last line that says something: not blank, not a traceback's carets."""
+    for line in reversed(log.splitlines()):
+        text = line.strip()
+        if text and set(text) - set("^~ "):
+            return text if len(text) <= limit else text[:limit] + "…"
+    return ""
+
+
 def run_demo(opts: DemoOptions) -> int:
     log_dir = Path(opts.log_dir)
     try:
@@ -205,23 +300,20 @@ def _run(opts: DemoOptions, log_dir: Path, ports: list[int], hangup: HangupOutpu
                 metrics_host=METRICS_HOST,
             )
             t.ensure_topics(settings)
-            procs: list[subprocess.Popen[bytes]] = []
+            workers = DemoWorkers(settings, ports, log_dir,
+                                  ports_movable=opts.metrics_port in (None, 0))
             stopping = Stopping()
             try:
-                for i, port in enumerate(ports):
-                    # Their own session only where the kernel stops them should the demo
-                    # die (die_with_parent): elsewhere the shared process group does.
-                    procs.append(start_worker(settings, port, log_dir / f"worker-{i + 1}.log",
-                                              new_session=sys.platform == "linux"))
+                workers.start()
                 print(f"workers: {opts.workers}; metrics: " +
                       ", ".join(f"http://{METRICS_HOST}:{p}/metrics" for p in ports),
                       flush=True)
-                return asyncio.run(_stream(settings, opts, procs, hangup, stopping))
+                return asyncio.run(_stream(settings, opts, workers, hangup, stopping))
             except KeyboardInterrupt:  # a second Ctrl-C while draining, or one at start-up
                 _say("\ninterrupted: stopping without draining")
                 return 128 + (stopping.signum or signal.SIGINT)
             finally:
-                _stop_workers(procs)
+                _stop_workers(workers.procs)
     except DevStackError as exc:
         print(f"demo: {exc}", file=sys.stderr)
         return 1
@@ -256,9 +348,8 @@ def _stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
     stop_processes(procs)
 
 
-async def _stream(settings: Settings, opts: DemoOptions,
-                  procs: list[subprocess.Popen[bytes]], hangup: HangupOutput,
-                  stopping: Stopping) -> int:
+async def _stream(settings: Settings, opts: DemoOptions, workers: DemoWorkers,
+                  hangup: HangupOutput, stopping: Stopping) -> int:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
     clock = SlaClock(settings.time_scale, settings.clock_epoch)
@@ -303,13 +394,14 @@ async def _stream(settings: Settings, opts: DemoOptions,
         ready = False
         if not stop.is_set():
             print("waiting for the workers to join the consumer group…", flush=True)
-            ready = await _wait_ready(producer, settings, tally, stop, procs)
+            ready = await _wait_ready(producer, settings, tally, stop, workers)
         if stop.is_set():  # before streaming began: stop now, nothing to drain
             return 128 + (stopping.signum or signal.SIGINT)
         if not ready:
             return 1
         stopping.streaming = True
-        return await _feed(settings, opts, procs, producer, tally, stop, clock)
+        return await _feed(settings, opts, workers.procs, producer, tally, stop, clock,
+                           workers)
     finally:
         if watcher is not None:
             watcher.cancel()
@@ -329,7 +421,8 @@ def _capped_duration(opts: DemoOptions, sla_now: float) -> float:
 
 
 async def _feed(settings: Settings, opts: DemoOptions, procs: list[subprocess.Popen[bytes]],
-                producer: Any, tally: Tally, stop: asyncio.Event, clock: SlaClock) -> int:
+                producer: Any, tally: Tally, stop: asyncio.Event, clock: SlaClock,
+                workers: DemoWorkers | None = None) -> int:
     duration = _capped_duration(opts, clock.now())
     print(f"streaming {opts.rate:g} appeals/s; SLA clock runs {opts.time_scale:g}× "
           f"({opts.time_scale / 86400:g} day(s) per second)" +
@@ -382,7 +475,10 @@ async def _feed(settings: Settings, opts: DemoOptions, procs: list[subprocess.Po
             if duration is not None and now - started >= duration:
                 break
             if any(p.poll() is not None for p in procs):
-                print("a worker exited unexpectedly; see its log", file=sys.stderr)
+                gone = workers.exited() if workers is not None else None
+                print("a worker exited unexpectedly" +
+                      (f": {workers.why(gone)}" if workers is not None and gone is not None
+                       else "; see its log"), file=sys.stderr)
                 return 1
             due_count = int((now - started) * opts.rate) - (tally.sent + tally.malformed_sent)
             for _ in range(max(0, due_count)):
@@ -440,7 +536,7 @@ def drain_shortfall(tally: Tally, decisions: set[int]) -> str:
 
 
 async def _wait_ready(producer: Any, settings: Settings, tally: Tally, stop: asyncio.Event,
-                      procs: list[subprocess.Popen[bytes]], timeout: float = 120.0) -> bool:
+                      workers: DemoWorkers, timeout: float = 120.0) -> bool:
     """Send one probe appeal and wait until it is routed: the whole pipeline is up.
 
     Returns as soon as ``stop`` is set (the caller looks at it first): a Ctrl-C while the
@@ -463,8 +559,16 @@ async def _wait_ready(producer: Any, settings: Settings, tally: Tally, stop: asy
     tally.sent += 1
     deadline = time.monotonic() + timeout
     while tally.routed + tally.triage == 0 and not stop.is_set():
-        if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
-            print("the workers did not come up; see the worker logs", file=sys.stderr)
+        gone = workers.exited()
+        if gone is not None:
+            if workers.move_port(gone):
+                continue
+            print(f"the workers did not come up: {workers.why(gone)}", file=sys.stderr)
+            return False
+        if time.monotonic() > deadline:
+            print(f"the workers did not come up within {timeout:g} s: " +
+                  "; ".join(workers.why(i) for i in range(len(workers.procs))),
+                  file=sys.stderr)
             return False
         await asyncio.sleep(0.2)
     return True
