@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import heapq
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -24,7 +26,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
@@ -48,6 +50,8 @@ log = logging.getLogger(__name__)
 
 #: Where the output goes once the terminal is gone (workers/demo/terminal.py).
 HANGUP_LOG = "demo-after-hangup.log"
+#: Held by the demo writing to a log directory (``_lock_log_dir``).
+LOCK_FILE = ".demo.lock"
 
 
 @dataclass
@@ -276,12 +280,43 @@ def run_demo(opts: DemoOptions) -> int:
     except OSError as exc:
         print(f"appeals demo: --log-dir {log_dir}: {exc.strerror or exc}", file=sys.stderr)
         return 2
-    ports = _metrics_ports(opts)
-    if ports is None:
-        return 2
-    _fresh_logs(log_dir)
-    with output_survives_hangup(log_dir / HANGUP_LOG) as hangup:
-        return _run(opts, log_dir, ports, hangup)
+    with contextlib.ExitStack() as held:
+        lock = _lock_log_dir(log_dir)
+        if lock is None:
+            return 2
+        held.callback(lock.close)
+        ports = _metrics_ports(opts)
+        if ports is None:
+            return 2
+        _fresh_logs(log_dir)
+        with output_survives_hangup(log_dir / HANGUP_LOG) as hangup:
+            return _run(opts, log_dir, ports, hangup)
+
+
+def _lock_log_dir(log_dir: Path) -> IO[str] | None:
+    """Hold ``<log-dir>/.demo.lock`` for the run (None, after one line on stderr, when another
+    demo holds it). Why: each run starts with fresh logs, and a second demo in the same
+    directory deleted the logs of the first while it ran."""
+    path = log_dir / LOCK_FILE
+    try:
+        lock = open(path, "a+")  # noqa: SIM115 - held open for the run, closed by the caller
+    except OSError as exc:
+        print(f"appeals demo: --log-dir {log_dir}: {exc.strerror or exc}", file=sys.stderr)
+        return None
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        lock.seek(0)
+        holder = lock.read().strip() or "unknown"
+        lock.close()
+        print(f"appeals demo: another demo (pid {holder}) is running with its logs in "
+              f"{log_dir}/; stop it first, or give this one another --log-dir", file=sys.stderr)
+        return None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(f"{os.getpid()}\n")
+    lock.flush()
+    return lock
 
 
 def _run(opts: DemoOptions, log_dir: Path, ports: list[int], hangup: HangupOutput) -> int:
