@@ -81,6 +81,24 @@ def positive_float(text: str) -> float:
     return value
 
 
+def demo_time_scale(text: str) -> float:
+    """``--time-scale`` of the demo: > 0 and slow enough that the SLA clock stays within the
+    years events may carry (``schemas.validation.MAX_YEAR``) through start-up and a minute."""
+    import time
+
+    from schemas.validation import MAX_YEAR
+    from workers.demo.runner import MIN_RUN_SECONDS, max_time_scale
+
+    value = positive_float(text)
+    limit = max_time_scale(time.time())
+    if value > limit:
+        raise argparse.ArgumentTypeError(
+            f"must be at most {limit:.3g} ({limit / 86400:.0f} SLA days a second), got {text}: "
+            f"faster, the SLA clock passes the end of {MAX_YEAR}, the last year events may "
+            f"carry, before the workers are up and {MIN_RUN_SECONDS:g} s have streamed")
+    return value
+
+
 def finite_float(text: str) -> float:
     """A number that is not nan or inf; its range is the command's to check (``bench`` lets
     a run it leaves out have any value, and says which option to drop)."""
@@ -474,8 +492,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds of streaming after start-up, > 0 (default: until Ctrl-C)")
     p.add_argument("--rate", type=positive_float, default=50.0,
                    help="appeals per second (default 50)")
-    p.add_argument("--time-scale", type=positive_float, default=86400.0,
-                   help="SLA-clock seconds per real second (default 86400: a day a second)")
+    p.add_argument("--time-scale", type=demo_time_scale, default=86400.0,
+                   help="SLA-clock seconds per real second (default 86400: a day a second; at "
+                        "most about 1e7, which keeps the clock within the years events may "
+                        "carry)")
     p.add_argument("--workers", type=positive_int, default=1,
                    help="worker processes, at least 1 (default 1)")
     p.add_argument("--metrics-port", type=port_number, default=None,

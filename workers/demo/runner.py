@@ -87,6 +87,8 @@ class Tally:
     alerts: Counter[str] = field(default_factory=Counter)  # the answer deadline's, by level
     stage_alerts: Counter[str] = field(default_factory=Counter)  # "<stage> <level>"
     deadletter: Counter[str] = field(default_factory=Counter)
+    #: (stage, reason, detail) of the first dead letter: before streaming, the probe's
+    first_deadletter: tuple[str, str, str] | None = None
     categories: Counter[str] = field(default_factory=Counter)
 
 
@@ -446,6 +448,20 @@ async def _stream(settings: Settings, opts: DemoOptions, workers: DemoWorkers,
         await producer.stop()
 
 
+#: What the SLA clock must stay in range for: the longest wait for the workers
+#: (``_wait_ready``) and a minute of streaming.
+STARTUP_SECONDS = 120.0
+MIN_RUN_SECONDS = 60.0
+
+
+def max_time_scale(now: float) -> float:
+    """The fastest SLA clock that stays before the end of ``MAX_YEAR`` (less the week kept for
+    deadlines) through start-up and a minute's run: at 1e9 the probe appeal was dead-lettered
+    before the workers were up, and the demo waited two minutes to say they never came up."""
+    end = datetime(MAX_YEAR + 1, 1, 1, tzinfo=UTC).timestamp() - 7 * 86400
+    return max(0.0, end - now) / (STARTUP_SECONDS + MIN_RUN_SECONDS)
+
+
 def _capped_duration(opts: DemoOptions, sla_now: float) -> float:
     """The run's length in seconds, stopped before the scaled SLA clock leaves the years events
     may carry (``schemas.validation.MAX_YEAR``): past it every appeal would be dead-lettered as
@@ -594,6 +610,15 @@ async def _wait_ready(producer: Any, settings: Settings, tally: Tally, stop: asy
     tally.sent += 1
     deadline = time.monotonic() + timeout
     while tally.routed + tally.triage == 0 and not stop.is_set():
+        if tally.first_deadletter is not None:
+            # Nothing but the probe was sent: it will never be routed (at --time-scale 1e9
+            # its SLA clock passed the last year events may carry, and the demo waited the
+            # whole timeout and blamed the workers).
+            stage, reason, detail = tally.first_deadletter
+            print(f"the probe appeal was dead-lettered at the {stage} stage ({reason}"
+                  f"{': ' + detail if detail else ''}): the workers are up but refuse it",
+                  file=sys.stderr)
+            return False
         gone = workers.exited()
         if gone is not None:
             if workers.move_port(gone):
@@ -637,7 +662,11 @@ async def _watch(consumer: Any, settings: Settings, tally: Tally) -> None:
                         else:
                             tally.alerts[alert["level"]] += 1
                 else:
-                    tally.deadletter[orjson.loads(rec.value)["reason"]] += 1
+                    dead = orjson.loads(rec.value)
+                    tally.deadletter[dead["reason"]] += 1
+                    if tally.first_deadletter is None:
+                        tally.first_deadletter = (dead.get("stage") or "?", dead["reason"],
+                                                  dead.get("detail") or "")
 
 
 def _print_live(tally: Tally, clock: SlaClock, elapsed: float) -> None:
