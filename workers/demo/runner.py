@@ -322,11 +322,14 @@ def _lock_log_dir(log_dir: Path) -> IO[str] | None:
 
 
 def _run(opts: DemoOptions, log_dir: Path, ports: list[int], hangup: HangupOutput) -> int:
+    # Before the broker and Redis: a bad APPEALS_* value is one line (ConfigError, the CLI's
+    # exit 2) without servers started for nothing and their logs to read past.
+    base = Settings.load()
     print(f"citizen-appeals demo: starting a local broker and Redis (logs in {log_dir}/)",
           flush=True)
     try:
         with dev_stack(log_dir=log_dir) as (broker, redis_server):
-            settings = Settings.load().replace(
+            settings = base.replace(
                 kafka=broker.url,
                 redis=redis_server.url,
                 partitions=opts.partitions,
