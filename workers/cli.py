@@ -463,7 +463,8 @@ def build_parser() -> argparse.ArgumentParser:
         "worker",
         help="run the pipeline workers against an external Kafka and Redis",
         description=(
-            "Run every agent (intake, lifecycle, classify+route, SLA, notify) in one process. "
+            "Run every agent (intake, lifecycle, classify+route, triage, SLA, notify, "
+            "notify-retry) in one process. "
             "Start several for scale-out: they share the work through the consumer group. "
             "Kafka and Redis come from APPEALS_KAFKA and APPEALS_REDIS."
         ),

@@ -272,7 +272,11 @@ def register(
     f.add_argument("--quiet", action="store_true", help="no progress on stderr")
     f.set_defaults(func=_cmd_export)
 
-    b = sub.add_parser("bench", help="measure classification throughput (appeals/s)")
+    b = sub.add_parser(
+        "bench", help="measure classification throughput (appeals/s)",
+        description="Classify --n corpus texts, each made unique so no cache helps, in batches "
+                    "of --batch-size as the worker does, and print the result as one JSON line "
+                    "(throughput in appeals/s among it). Needs no broker or Redis.")
     b.add_argument("--n", type=positive_int, default=20_000,
                    help="texts to classify: corpus texts made unique (default 20,000)")
     b.add_argument("--batch-size", type=positive_int, default=256,
