@@ -186,3 +186,66 @@ def test_a_reopened_period_ends_its_own_alerts_only() -> None:
     assert _firing(_run(rt, _tick("warning", rt))) == [f"{APPEAL}:warning:{cycle}"]
     records = _run(rt, _lifecycle("answered", 3, 18))
     assert _ends(records) == [(f"{APPEAL}:warning:{cycle}", "warning")]
+
+
+def _breach_escalation_pause_resume(rt: Any) -> list[dict[str, Any]]:
+    """Deadline day 10, escalation due day 11: both ticks processed before a pause stamped
+    day 10.5 (after the deadline, before the escalation moment), resumed day 12; then the
+    escalation tick of the new cycle. The records sent from the pause on."""
+    _run(rt, _routed(parent="22-parent"))
+    sent = _run(rt, _tick("breach", rt), _tick("escalation", rt))
+    assert _firing(sent) == [f"{APPEAL}:breach:0", f"{APPEAL}:escalation:0"]
+    records = _run(rt, _lifecycle("paused", 1, 10.5), _lifecycle("resumed", 2, 12))
+    return records + _run(rt, _tick("escalation", rt))
+
+
+def test_an_escalation_held_by_a_pause_is_recorded_by_its_tick_and_stays_live() -> None:
+    """Before, the tick after the resume recorded the escalation without an alert, and the
+    agent dropped that state (it stored ticks only with alerts): the escalation was never
+    recorded (no figures), and the pause had already ended the escalation as if cancelled."""
+    rt = _runtime(parent="22-parent")
+    records = _breach_escalation_pause_resume(rt)
+    assert records == []  # no end at the pause, no second escalation at the tick
+    state = rt.table[KEY]
+    assert state["escalated"] is not None
+    assert [e[2] for e in state["edays"]] == [state["cycle"]]
+    assert "esq" not in state
+    counters = rt.partition_aggregates(0).counters
+    assert sum(v for k, v in counters.items() if k[0] == "22-a" and k[2] == "escalations") == 1
+    # The answer ends the escalation under the id it was sent with, and the breach once.
+    ends = _ends(_run(rt, _lifecycle("answered", 3, 14)))
+    assert sorted(ends) == [(f"{APPEAL}:breach:0", "breach"),
+                            (f"{APPEAL}:escalation:0", "escalation")]
+
+
+def test_a_breach_carried_over_a_pause_ends_under_the_id_it_was_sent_with() -> None:
+    """Before, every key of the run back from the current cycle was ended: ``breach:1`` (only
+    carried, never sent) and ``breach:0`` for one breach."""
+    rt = _runtime(parent="22-parent")
+    _run(rt, _routed(parent="22-parent"))
+    _run(rt, _tick("breach", rt))
+    _run(rt, _lifecycle("paused", 1, 10.5), _lifecycle("resumed", 2, 12))
+    assert _firing(_run(rt, _tick("escalation", rt))) == [f"{APPEAL}:escalation:1"]
+    ends = _ends(_run(rt, _lifecycle("answered", 3, 14)))
+    assert sorted(ends) == [(f"{APPEAL}:breach:0", "breach"),
+                            (f"{APPEAL}:escalation:1", "escalation")]
+
+
+def test_a_breach_taken_back_by_an_extension_under_the_answer_ends() -> None:
+    """A late answer reports its breach (not ended: it happened); an extension stamped before
+    the deadline, processed after the answer, shows the answer was in time: the breach is
+    taken back and ends. Before, only open periods were looked at: nothing ended."""
+    rt = _runtime()
+    _run(rt, _routed())
+    assert _firing(_run(rt, _lifecycle("answered", 1, 11))) == [f"{APPEAL}:breach:0"]
+    records = _run(rt, _lifecycle("extended", 2, 9, extension_days=20))
+    assert rt.table[KEY]["breached"] is None
+    assert _ends(records) == [(f"{APPEAL}:breach:0", "breach")]
+
+
+def test_a_breach_the_answer_ended_is_not_ended_again_by_the_extension_under_it() -> None:
+    rt = _runtime()
+    _run(rt, _routed())
+    _run(rt, _tick("breach", rt))
+    assert _ends(_run(rt, _lifecycle("answered", 1, 11))) == [(f"{APPEAL}:breach:0", "breach")]
+    assert _ends(_run(rt, _lifecycle("extended", 2, 9, extension_days=20))) == []

@@ -61,6 +61,7 @@ from workers.sla.engine import (
     IGNORED,
     NOT_CLOSED,
     NOT_OPEN,
+    TICK_CHANGED,
     Effects,
     SlaRules,
     State,
@@ -858,7 +859,9 @@ def _on_tick(rt: SlaRuntime, state: State | None, data: dict[str, Any],
         return None, Effects(outcome="stale")
     before = _before(state, figures)
     effects = apply_tick(state, tick.kind, tick.cycle, rt.rules)
-    if not effects.alerts:
+    if effects.outcome not in TICK_CHANGED:
+        # Not "no alerts": the tick of an escalation a pause held records it without one
+        # (``engine.RECORDED``), and dropping that state lost the escalation and its figures.
         return None, effects
     rt.partition_aggregates(state["p"]).apply_delta(before, _after(state, figures))
     return state, effects
@@ -932,12 +935,12 @@ async def _emit_ends(rt: SlaRuntime, outbox: Any, old: Any, new: State,
     """An end record for each alert the transition ended (:mod:`workers.sla.resolution`):
     notify resolves it at the receivers that took it and drops it where it still waits."""
     before = old if isinstance(old, dict) else None
-    note_period(before, new)
     stamp = dt.datetime.fromtimestamp(rt.ctx.clock.now(), dt.UTC).isoformat(timespec="seconds")
     for record in end_records(before, new, effects.alerts, stamp):
         await outbox.send_record(t.SLA_ALERTS, new["id"], record)
         metrics.child(metrics.SLA_ALERTS_ENDED, record.level,
                       record.stage or "answer").inc()
+    note_period(before, new, effects.alerts)
 
 
 def _store(rt: SlaRuntime, changed: dict[bytes, State], owned: set[int]) -> dict[bytes, State]:

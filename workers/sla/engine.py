@@ -96,10 +96,28 @@ RECOUNTED = "rc"
 ESCALATION_AT = "esc_at"
 #: State key: the escalation of the running breach was sent, then taken back from the figures
 #: by a pause stamped before its moment (:func:`_retract_escalation`); the escalation that the
-#: resume arms again is recorded by its tick without a second alert. Processed in order, the
+#: resume arms again is recorded by its tick without a second alert (outcome :data:`RECORDED`).
+#: Holds the key it was sent under (states stored before hold 1): the alert stays live until
+#: its period ends (``workers.sla.resolution``). Processed in order, the
 #: pause held the escalation until the resume; processed after the escalation's tick, it left
 #: the escalation counted, so the figures depended on processing order.
 ESCALATION_SENT = "esq"
+#: State key: ``[key, sent key]`` of every alert key carried into a later cycle (or a stage's
+#: later run) without being sent again (:func:`_move_deadline`, a recompute, the tick of an
+#: escalation a pause held): the id its alert was delivered under, which an end record must
+#: name (``workers.sla.resolution``). Before, every key of the unbroken run back from the
+#: current one was ended, so one breach carried over a pause was ended as ``breach:1`` and
+#: ``breach:0``, an alert that never existed among them. Begun with each answer period
+#: (states written before lack it until their next one); only the newest entries matter
+#: (each names the key it was carried from's sent key directly), so it keeps
+#: :data:`MAX_CARRIED`.
+ALERTS_CARRIED = "acar"
+MAX_CARRIED = 32
+#: Outcome of a tick that recorded its escalation without an alert (one sent before a pause
+#: held it, :data:`ESCALATION_SENT`): the state changed and is stored, nothing is sent.
+RECORDED = "recorded"
+#: Tick outcomes whose state the SLA agent stores (the others changed nothing).
+TICK_CHANGED = frozenset({"applied", RECORDED})
 #: Outcome (and dead-letter reason) of a lifecycle event whose ``authority_id`` is not the
 #: body that holds the appeal (:func:`apply_lifecycle`).
 FOREIGN_AUTHORITY = "foreign_authority"
@@ -486,6 +504,8 @@ def _start_period(state: State, start_ts: float, rules: SlaRules, effects: Effec
     state["escalated"] = None
     state.pop(ESCALATION_AT, None)
     state.pop(ESCALATION_SENT, None)
+    # A new period: the carried keys of the earlier one are done with (a stage's stay).
+    state[ALERTS_CARRIED] = [e for e in state.get(ALERTS_CARRIED) or () if "." in e[0]]
     effects.timers.extend(_timers(state, state["cycle"]))
 
 
@@ -531,7 +551,9 @@ def _move_deadline(state: State, due: float, warn: float, rules: SlaRules, effec
         # (``escalated`` cleared, :func:`_retract_escalation`) is armed again, as the pause
         # processed in order left it, and its tick records it without a second alert.
         if "escalation" in fired and escalated is None:
-            state[ESCALATION_SENT] = 1
+            # The id it was delivered under: it stays live (``workers.sla.resolution``), and
+            # the tick that records it again carries it (:func:`_fire`).
+            state[ESCALATION_SENT] = sent_key(state, f"escalation:{old_cycle}")
             fired.discard("escalation")
         if "escalation" in fired:
             carried.add("escalation")
@@ -542,7 +564,8 @@ def _move_deadline(state: State, due: float, warn: float, rules: SlaRules, effec
             state[ESCALATION_AT] = due + escalation_after
     if "breach" not in carried:
         state.pop(ESCALATION_SENT, None)  # a breach cured: a later one is a new breach
-    state["alerts"].extend(f"{lvl}:{cycle}" for lvl in sorted(carried))
+    for lvl in sorted(carried):
+        _carry(state, f"{lvl}:{old_cycle}", f"{lvl}:{cycle}")
     if "breach" in carried:
         # The same breach goes on: its history entries follow it into the new cycle (so an
         # event that later shows there was none takes back the right ones). One taken back
@@ -562,6 +585,30 @@ def _move_deadline(state: State, due: float, warn: float, rules: SlaRules, effec
         elif "escalation" not in carried:
             effects.timers.append(
                 Timer(state["id"], "escalation", state[ESCALATION_AT], cycle))
+
+
+def sent_key(state: State, key: str) -> str:
+    """The key the alert ``key`` names was delivered under: itself unless it was carried."""
+    for carried, sent in reversed(state.get(ALERTS_CARRIED) or ()):
+        if carried == key:
+            return str(sent)
+    return key
+
+
+def _note_carried(state: State, key: str, sent: str) -> None:
+    """Record that ``key`` stands for the alert sent as ``sent`` (no-op on a state written
+    before carried keys were recorded: its ends follow the old walk)."""
+    carried = state.get(ALERTS_CARRIED)
+    if carried is None or key == sent:
+        return
+    state[ALERTS_CARRIED] = [*carried[-(MAX_CARRIED - 1):], [key, sent]]
+
+
+def _carry(state: State, old_key: str, key: str) -> None:
+    """Carry the alert of ``old_key`` into ``key``: not sent again, ended under its sent id."""
+    sent = sent_key(state, old_key)
+    state["alerts"].append(key)
+    _note_carried(state, key, sent)
 
 
 def _retag(entries: list[Any], old_cycle: int, cycle: int) -> list[Any]:
@@ -1708,7 +1755,8 @@ def _recompute_stages(state: State, rules: SlaRules, now: float, effects: Effect
         new = [name, start, due, warn, int(k) + 1, None, *entry[6:]]
         carried = {lvl for lvl, moment in (("warning", warn), ("breach", due))
                    if f"{name}.{lvl}:{k}" in state["alerts"] and moment <= now}
-        state["alerts"].extend(f"{name}.{lvl}:{new[4]}" for lvl in sorted(carried))
+        for lvl in sorted(carried):
+            _carry(state, f"{name}.{lvl}:{k}", f"{name}.{lvl}:{new[4]}")
         if "breach" not in carried:
             effects.timers.extend(t for t in _stage_timers(state, new)
                                   if t.kind.rsplit(".", 1)[1] not in carried)
@@ -1774,8 +1822,15 @@ def _fire(state: State, level: str, cycle: int, rules: SlaRules, effects: Effect
     elif level == "escalation":
         state["escalated"] = at_ts
         state["edays"].append([local_day(at_ts, state["tz"]), state["auth"], cycle])
-        if state.pop(ESCALATION_SENT, None) is not None:
-            return  # its alert was sent before a pause took it back (_move_deadline)
+        sent = state.pop(ESCALATION_SENT, None)
+        if sent is not None:
+            # Its alert was sent before a pause took it back (_move_deadline): recorded, not
+            # sent again, and carried under the id it was sent with (a state stored before
+            # holds 1, no id). The state changed: the agent stores it with its figures.
+            if isinstance(sent, str):
+                _note_carried(state, key, sent)
+            effects.outcome = RECORDED
+            return
     notify = state["auth"]
     if level == "escalation":
         notify = state.get("parent") or state["auth"]
