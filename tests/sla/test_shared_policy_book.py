@@ -128,3 +128,60 @@ def test_a_book_that_cannot_be_built_keeps_the_one_before_for_every_agent(
     assert rules_book(router.rules) == (book, False)
     sla_agent.SlaRuntime.refresh_rules(rt)
     assert rt.rules is sla_rules_before and rt.rules_of is router.rules
+
+
+def _edit_policies(policies: Path, text: str) -> None:
+    before = policies.stat().st_mtime_ns
+    policies.write_text(text, "utf-8")
+    os.utime(policies, ns=(before + 10**9, before + 10**9))  # a later version of the file
+
+
+def test_a_recompute_puts_every_agent_on_the_edited_policy_file(
+        setup: tuple[Path, Path, Router]) -> None:
+    """`appeals sla recompute` re-read the policy file into a book of the SLA agent's own:
+    route kept the shared book and dropped the subcategory the edited file added."""
+    from workers.sla import recompute
+
+    policies, _rules_dir, router = setup
+    rt = _sla_runtime(router)
+    _edit_policies(policies, PACKAGED + EDIT)
+    recompute.reload_rules(rt)
+    state = {"regime": "pos", "region": "22", "auth": "22-urb", "cat": "housing_utilities",
+             "sub": "lifts_test", "tz": "Asia/Barnaul"}
+    assert rt.rules.params(state).warning_share == 0.5
+    assert route_agent.routed_subcategory("lifts_test", router.rules) == "lifts_test"
+    assert rt.book_of is policy_book(router.rules)
+
+
+def test_an_edited_policy_file_reaches_every_agent_at_its_next_batch(
+        setup: tuple[Path, Path, Router]) -> None:
+    policies, _rules_dir, router = setup
+    rt = _sla_runtime(router)
+    sla_agent.SlaRuntime.refresh_rules(rt)
+    assert route_agent.routed_subcategory("lifts_test", router.rules) is None
+    _edit_policies(policies, PACKAGED + EDIT)
+    sla_agent.SlaRuntime.refresh_rules(rt)
+    assert route_agent.routed_subcategory("lifts_test", router.rules) == "lifts_test"
+    assert rt.book_of is policy_book(router.rules)
+    assert "lifts_test" in rt.book_of.subcategories()
+
+
+def test_a_worker_started_with_a_broken_policy_file_is_refused(
+        setup: tuple[Path, Path, Router]) -> None:
+    """Only the process's first book raised: a later worker of the process (new rules, a
+    broken file) silently got the earlier rules' book. At a start it raises; only a reload
+    keeps the book in use."""
+    from workers.deadlines.policies import PolicyError
+
+    policies, rules_dir, router = setup
+    policy_book(router.rules)
+    _edit_policies(policies, "regimes = 1\n")
+    other = Router(load_rules(rules_dir))
+    with pytest.raises(PolicyError):
+        policy_book(other.rules, reload=False)
+    assert rules_book(other.rules)[1] is False  # a reload keeps the book in use
+    with pytest.raises(PolicyError):
+        policy_book(other.rules, reload=False)  # and a start is still refused
+    with pytest.raises(ValueError, match="regimes"):
+        from workers.sla.deadline_service import refresh_book
+        refresh_book(other.rules)

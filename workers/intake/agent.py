@@ -93,7 +93,7 @@ def install(app: faust.App, ctx: WorkerContext, router: Router, classifier: Any)
     # stage): the process's book of the routing rules in use, the SLA agent's, so a reload
     # of the rules that changes its policies changes intake's at the same moment. Read now,
     # so a worker without valid policies does not start.
-    policy_book(getattr(router, "rules", None))
+    policy_book(getattr(router, "rules", None), reload=False)
 
     @app.agent(source, name="intake")
     async def intake(stream: faust.StreamT) -> None:

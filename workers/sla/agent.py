@@ -122,6 +122,8 @@ class SlaRuntime:
         self.router: Any = None
         #: The routing rules ``rules`` was built from (``refresh_rules``).
         self.rules_of: Any = None
+        #: The shared policy book ``rules`` was built from (``deadline_service.rules_book``).
+        self.book_of: Any = None
         self.prefix = f"{ctx.settings.app_id}:"
         self.aggregates: dict[int, PartitionAggregates] = {}
         self.needs_rebuild = True
@@ -173,15 +175,21 @@ class SlaRuntime:
         book stays, for every agent, with an error in the log.
         """
         current = getattr(self.router, "rules", None)
-        if current is None or current is self.rules_of:
+        if current is None:
             return
+        # Also when only the policy file changed: intake and route take the edited file's book
+        # at their next call (``rules_book`` follows the file's version), and so must this
+        # agent, or a subcategory route now forwards would get no deadline of its own.
         book, own = rules_book(current)
-        if own:
+        if current is self.rules_of and book is getattr(self, "book_of", None):
+            return
+        if own and book is not getattr(self, "book_of", None):
             service = DeadlineService(book)
             settings = self.ctx.settings
             self.rules = sla_rules(service, settings, self.router)
-            log.info("SLA: policies rebuilt from the reloaded routing rules")
+            log.info("SLA: policies rebuilt from the reloaded routing rules or policy file")
             create_breach_series(current, service.book)
+            self.book_of = book
         self.rules_of = current
 
     def partition_aggregates(self, partition: int) -> PartitionAggregates:
@@ -305,7 +313,8 @@ def create_breach_series(rules: Any, book: Any = None) -> None:
 
 def install(app: faust.App, ctx: WorkerContext, router: Any) -> SlaRuntime:
     settings = ctx.settings
-    service = DeadlineService(policy_book(router.rules))
+    # reload=False: a worker whose policies cannot be built does not start.
+    service = DeadlineService(policy_book(router.rules, reload=False))
     rules = sla_rules(service, settings, router)
 
     def resolve_parent(authority_id: str) -> str | None:
@@ -318,6 +327,7 @@ def install(app: faust.App, ctx: WorkerContext, router: Any) -> SlaRuntime:
     rt = SlaRuntime(app, ctx, rules, resolve_parent, appeal_zone)
     rt.router = router
     rt.rules_of = router.rules
+    rt.book_of = service.book
     create_breach_series(router.rules, service.book)
     source = ctx.topology.channel_of(t.ROUTED, t.LIFECYCLE, t.SLA_LIFECYCLE, t.SLA_TICKS)
 

@@ -111,15 +111,17 @@ def _policy_data(path: str | None, _stamp: int) -> tuple[dict[str, Any], str]:
 class _Shared:
     rules: Any
     path: str | None
+    stamp: int  # the policy file's modification time when the book was built (or refused)
     book: PolicyBook
     own: bool
+    error: str = ""  # why these rules' own book could not be built (``own`` False)
 
 
 _shared: _Shared | None = None
 _shared_lock = threading.Lock()
 
 
-def rules_book(rules: Any) -> tuple[PolicyBook, bool]:
+def rules_book(rules: Any, *, reload: bool = True) -> tuple[PolicyBook, bool]:
     """The policy book of the routing rules ``rules`` (:func:`load_book` with their
     authorities' blocks), the same object for every agent of the process, and whether it is
     these rules' own.
@@ -131,41 +133,60 @@ def rules_book(rules: Any) -> tuple[PolicyBook, bool]:
     an edited policy file selected then got its deadline in the SLA agent, but route still
     dropped it from the routed record as unknown, so it never applied until a restart; and
     intake registered 59-FZ letters by the old registration stage. Now the book follows the
-    rules object: the first agent to see new rules builds it, the others get the same one.
+    rules object and the policy file's version: the first agent to call after either changed
+    builds it, the others get the same one. Before, the file's version was not part of it,
+    and ``appeals sla recompute``, which re-reads the file, built a book of its own for the
+    SLA agent alone: route still dropped the subcategory the edited file added.
 
-    Built once per rules object (and policy file named by ``$APPEALS_POLICY_FILE``). A book
-    that cannot be built for new rules (a policy file edited into an invalid one) is logged
-    once and the book of the rules before stays in use by every agent: ``(book, False)``. The
-    first book of the process raises, as a worker must not start without policies.
+    A book that cannot be built on a reload (``reload``: new rules, an edited policy file) is
+    logged once and the book before stays in use by every agent: ``(book, False)``. At a
+    worker's start (``reload=False``) it raises, as a worker must not start without
+    policies: before, only the process's first book raised, and a later one (another worker
+    of the same process, a test) silently got the book of earlier rules.
     """
     global _shared
     path = os.environ.get(POLICY_FILE_ENV) or None
+    stamp = _stamp(path)
     current = _shared
-    if current is not None and current.rules is rules and current.path == path:
+    if (current is not None and current.rules is rules and current.path == path
+            and current.stamp == stamp and (current.own or reload)):
         return current.book, current.own
     with _shared_lock:
         current = _shared
-        if current is None or current.rules is not rules or current.path != path:
+        if (current is None or current.rules is not rules or current.path != path
+                or current.stamp != stamp or not (current.own or reload)):
             try:
-                current = _Shared(rules, path, load_book(rules.authorities.values(), path),
-                                  True)
+                current = _Shared(rules, path, stamp,
+                                  load_book(rules.authorities.values(), path), True)
             except Exception as exc:
-                if current is None:
+                if current is None or not reload:
                     raise
-                log.error("the SLA policies cannot be built for the routing rules %s; every "
-                          "agent keeps the policies of the rules before: %s",
-                          getattr(rules, "version", "?"),
-                          f"{type(exc).__name__}: {exc}"[:300])
-                current = _Shared(rules, path, current.book, False)
+                error = f"{type(exc).__name__}: {exc}"[:300]
+                log.error("the SLA policies cannot be built for the routing rules %s and the "
+                          "policy file in place; every agent keeps the policies in use: %s",
+                          getattr(rules, "version", "?"), error)
+                current = _Shared(rules, path, stamp, current.book, False, error)
             _shared = current
     return current.book, current.own
 
 
-def policy_book(rules: Any = None) -> PolicyBook:
-    """The policy book agents and tools use: that of ``rules`` (:func:`rules_book`), or
-    without routing rules the policy file's alone, built once per version of the file."""
+def refresh_book(rules: Any) -> PolicyBook:
+    """The shared book of ``rules`` with the policy file as it is now (``appeals sla
+    recompute``), for every agent of the process; raises ``ValueError`` naming why when it
+    cannot be built, the book in use staying."""
+    book, own = rules_book(rules)
+    if not own:
+        assert _shared is not None
+        raise ValueError(_shared.error or "the SLA policies cannot be built")
+    return book
+
+
+def policy_book(rules: Any = None, *, reload: bool = True) -> PolicyBook:
+    """The policy book agents and tools use: that of ``rules`` (:func:`rules_book`; at a
+    worker's start ``reload=False``: raises rather than keep another book), or without
+    routing rules the policy file's alone, built once per version of the file."""
     if rules is not None:
-        return rules_book(rules)[0]
+        return rules_book(rules, reload=reload)[0]
     path = os.environ.get(POLICY_FILE_ENV) or None
     return _file_book(path, _stamp(path))
 

@@ -59,16 +59,18 @@ def reload_rules(rt: Any) -> None:
     """Re-read policy and calendar files; raises (PolicyError, CalendarFileError) if broken."""
     from workers.deadlines.calendar import BusinessCalendar
     from workers.deadlines.compute import default_calendar
-    from workers.sla.deadline_service import DeadlineService, load_book
+    from workers.sla.deadline_service import DeadlineService, policy_book, refresh_book
 
     router = getattr(rt, "router", None)
-    authorities = router.rules.authorities.values() if router is not None else ()
     # Both files are read and checked before anything in use is replaced. The calendar's
     # process-wide cache used to be cleared first: a broken calendar file refused the
     # request and then failed every later deadline (new appeals dead-lettered as
     # unprocessable) while the log said only "recompute refused" (review of session 15).
     calendar = BusinessCalendar.from_env()
-    book = load_book(authorities)  # with the authorities' own SLA blocks
+    # The process's shared book (with the authorities' own SLA blocks), read again if the file
+    # changed: intake and route take the same one. A book of the recompute's own put the SLA
+    # agent on other policies than route, which dropped a subcategory the edited file added.
+    book = refresh_book(router.rules) if router is not None else policy_book()
     default_calendar.cache_clear()
     service = DeadlineService(book, calendar)
     from workers.sla.agent import sla_rules
@@ -77,6 +79,9 @@ def reload_rules(rt: Any) -> None:
     # receiving body of a redirect) included, or a recompute counted redirected appeals in
     # the wrong zone from then on.
     rt.rules = sla_rules(service, rt.ctx.settings, router)
+    rt.book_of = book
+    if router is not None:
+        rt.rules_of = router.rules
 
 
 async def recompute_partition(rt: Any, data: dict[str, Any], partition: int,
