@@ -1059,3 +1059,32 @@ def test_a_failed_end_is_parked_and_retried_to_the_receiver_that_failed(redis_se
         assert len(rec.bodies("/api/v2/alerts")) == 2  # Alertmanager took it the first time
 
     _run(redis_server.url, scenario, alertmanager_url=lambda rec: rec.base)
+
+
+def test_an_end_handled_while_redis_fails_is_parked_not_lost(redis_server) -> None:
+    """Redis could not say which receivers took the alert: that was read as "nobody", and the
+    end was settled and marked sent without reaching the hook that had the alert."""
+    import redis as redis_errors
+
+    warning = _alert("appeal-end-redis", level="warning")
+    end = _ended(warning)
+
+    async def scenario(rec: Receivers, h: Harness) -> None:
+        await h.alerts(warning.to_json())
+        real_mget = h.redis.mget
+
+        async def failing_mget(*args: Any, **kwargs: Any) -> Any:
+            raise redis_errors.exceptions.ConnectionError("redis restarting")
+
+        h.redis.mget = failing_mget  # type: ignore[method-assign]
+        try:
+            (parked,) = (await h.alerts(end.to_json())).parked()
+        finally:
+            h.redis.mget = real_mget  # type: ignore[method-assign]
+        assert [b["status"] for b in rec.bodies("/a")] == ["firing"]
+        assert not await h.redis.exists(f"{h.settings.app_id}:alert:sent:{end.alert_id}:resolved")
+        out = await h.retries(parked)  # Redis back
+        assert not out.sent and not out.dead
+        assert [b["status"] for b in rec.bodies("/a")] == ["firing", "resolved"]
+
+    _run(redis_server.url, scenario, alertmanager_url=lambda rec: rec.base)

@@ -244,10 +244,12 @@ class Notifier:
         try:
             targets = self.delivery.targets(alert)
             if alert.resolved_at:
-                targets = await self._took_it(alert, targets)
-                if not targets:
+                took = await self._took_it(alert, targets)
+                if took is None:
+                    return _unknown_takers(targets)
+                if not took:
                     return Outcome()
-                return await self.delivery.send(alert, targets,
+                return await self.delivery.send(alert, took,
                                                 budget=self.settings.notify_inline_budget,
                                                 hold_off=self.delivery.hold_off)
             if not targets and self.delivery.has_receivers():
@@ -393,10 +395,12 @@ class Notifier:
                 return Outcome()
             targets = [x for x in self.delivery.targets(alert) if x.key not in parked.done]
             if alert.resolved_at:
-                targets = await self._took_it(alert, targets)
-                if not targets:
+                took = await self._took_it(alert, targets)
+                if took is None:
+                    return _unknown_takers(targets)
+                if not took:
                     return Outcome()
-                return await self.delivery.send(alert, targets, budget=self._retry_budget(),
+                return await self.delivery.send(alert, took, budget=self._retry_budget(),
                                                 hold_off=0.0, whole_requests=True)
             if not targets:
                 # The receivers it waited for were removed from the rules (or Alertmanager was
@@ -525,10 +529,11 @@ class Notifier:
         await self._mark_sent(dropped)
         return out
 
-    async def _took_it(self, alert: SlaAlert, targets: list[Target]) -> list[Target]:
+    async def _took_it(self, alert: SlaAlert, targets: list[Target]) -> list[Target] | None:
         """For an end record: the targets that took the alert it ends and not yet its end.
         A receiver never given the alert (it was superseded there, or is still parked for it)
-        gets no end of it."""
+        gets no end of it. None when Redis cannot say (:func:`_unknown_takers`): before, that
+        was "nobody", and the end was marked sent without reaching anyone, lost for good."""
         if not targets:
             return targets
         keys = [self._target_marker(i, x.key) for x in targets
@@ -537,7 +542,7 @@ class Notifier:
             marks = await self.ctx.redis.mget(keys)
         except (redis.exceptions.RedisError, OSError):
             metrics.REDIS_ERRORS.labels("notify_dedupe").inc()
-            return []
+            return None
         out = []
         for n, target in enumerate(targets):
             took, ended = marks[2 * n], marks[2 * n + 1]
@@ -685,6 +690,15 @@ def _count_retry(outcome: Outcome) -> None:
         metrics.NOTIFY_RETRIES.labels(target.channel, "failed").inc()
     for target, _ in outcome.refused:
         metrics.NOTIFY_RETRIES.labels(target.channel, "rejected").inc()
+
+
+def _unknown_takers(targets: list[Target]) -> Outcome:
+    """An end record whose receivers Redis could not name: failed at every target, so it is
+    parked and retried like a failed delivery (the retry asks Redis again), never marked sent
+    undelivered. Not sent to every target instead: one never given the alert would get the
+    end of an alert it never had."""
+    return Outcome(failed=[(x, "Redis unavailable: which receivers took the alert is "
+                               "unknown") for x in targets])
 
 
 def _failures(outcome: Outcome) -> str:
