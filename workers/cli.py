@@ -371,7 +371,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
         ensure_topics(settings)
     warn_if_redis_unreachable(settings.redis, WORKER_WITHOUT_REDIS,
                               "--redis" if args.redis else "APPEALS_REDIS")
-    run_worker(settings, create_topics=False)
+    from streams.rocksdb_store import DataDirInUse
+
+    try:
+        run_worker(settings, create_topics=False)
+    except DataDirInUse as exc:  # a second worker on one APPEALS_DATA_DIR: one line, exit 2
+        print(f"appeals worker: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

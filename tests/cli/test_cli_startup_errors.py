@@ -237,3 +237,25 @@ def test_api_and_gateway_default_ports_differ(capsys: Any,
     assert rc == 0
     line = next(x for x in out.splitlines() if x.lstrip().startswith("APPEALS_GATEWAY_PORT"))
     assert line.split()[1] == "8081", line
+
+
+def test_worker_on_a_data_dir_in_use_says_so_in_one_line(capsys: Any,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second worker on a locked APPEALS_DATA_DIR died with a traceback (DataDirInUse raised
+    by run_worker), unlike every other start-up error."""
+    import workers.pipeline
+    from streams.rocksdb_store import DataDirInUse
+
+    def in_use(*_: Any, **__: Any) -> None:
+        raise DataDirInUse("APPEALS_DATA_DIR /x is in use by another process: every worker "
+                           "needs a data directory of its own")
+
+    import streams.topics
+
+    monkeypatch.setattr(streams.topics, "ensure_topics", lambda *_, **__: [])
+    monkeypatch.setattr(cli, "broker_unreachable", lambda *_: "")  # as if a broker answered
+    monkeypatch.setattr(workers.pipeline, "run_worker", in_use)
+    rc, err = run(["worker", "--metrics-port", "0"], capsys)
+    assert rc == 2
+    assert one_line(err) == ("appeals worker: APPEALS_DATA_DIR /x is in use by another process: "
+                             "every worker needs a data directory of its own")

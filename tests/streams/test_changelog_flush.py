@@ -186,3 +186,16 @@ def test_the_buffer_flush_does_not_return_after_a_failed_delivery(
             await buffer.stop()
 
     assert asyncio.run(main()) == 70
+
+
+def test_a_stop_without_the_delivery_patch_is_not_called_undelivered(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """With APPEALS_REQUIRE_FAUST_PATCHES=false on a Faust the patch does not fit, every clean
+    stop logged "changelog records not delivered": nothing was lost, the patch was off."""
+    from streams import app as streams_app
+
+    monkeypatch.setattr(changelog_flush, "_installed", False)
+    assert "patch is not installed" in streams_app.unclean_stop_message()
+    assert "not delivered" not in streams_app.unclean_stop_message()
+    monkeypatch.setattr(changelog_flush, "_installed", True)
+    assert "not delivered" in streams_app.unclean_stop_message()
