@@ -24,12 +24,14 @@ __all__ = ["main", "register"]
 def _model(args: argparse.Namespace) -> str | None:
     """``--model``, else APPEALS_CLASSIFIER_MODEL (the model the workers load), else None: the
     shipped model. Why the setting: `eval` and `text` should judge the model a deployment runs
-    (one retrained on feedback lives outside the package), not always the packaged one."""
+    (one retrained on feedback lives outside the package), not always the packaged one. Only
+    that setting is read: these commands need no broker, and an evaluator's bad APPEALS_KAFKA
+    or APPEALS_PARTITIONS stopped them."""
     if args.model:
         return str(args.model)
     from streams.settings import Settings
 
-    return Settings.load().classifier_model or None
+    return Settings.load(only=("classifier_model",)).classifier_model or None
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
