@@ -11,6 +11,8 @@ from .lexicons import CATEGORIES
 
 __all__ = ["DataError", "Example", "read_labelled"]
 
+_UTF8_BOM = b"\xef\xbb\xbf"
+
 
 class DataError(ValueError):
     """A labelled file is malformed; the message names the file and line number."""
@@ -45,6 +47,9 @@ def read_labelled(path: Path, *, require_urgent: bool = True) -> list[Example]:
     except OSError as e:
         raise DataError(f"{p}: cannot read: {e.strerror or e}") from e
     for n, raw in enumerate(raw_lines, 1):
+        # Windows editors (Notepad, Excel's "CSV UTF-8") start a UTF-8 file with a byte order
+        # mark, which orjson refuses; a file concatenated from such files has one mid-file.
+        raw = raw.removeprefix(_UTF8_BOM)
         if not raw.strip():
             continue
         where = f"{p}:{n}"
