@@ -199,8 +199,9 @@ def register(
                     "threshold. With --json: one object whose keys include n, accuracy, "
                     "macro_f1, urgent_precision, urgent_recall.")
     e.add_argument("--data", required=True, action="append",
-                   help='JSONL lines {"text","category","urgent"}; repeat to score several '
-                        "files as one pooled set")
+                   help='JSONL lines {"text","category","urgent"} (UTF-8; gzip, a byte order '
+                        "mark or one JSON array of such objects are read too; - is stdin); "
+                        "repeat to score several files as one pooled set")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.add_argument("--model", default=None,
                    help="model file (default: APPEALS_CLASSIFIER_MODEL, else the shipped model)")
