@@ -68,6 +68,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def cmd_bench(args: argparse.Namespace) -> int:
     import logging
 
+    from streams.devstack import DevStackError
     from workers.bench.runner import (
         Bench,
         BenchError,
@@ -119,11 +120,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
     )
     try:
         doc = Bench(opts).run()
-    except BenchError as exc:  # a probe or worker died or stalled: the line names its log
+    # A probe or worker died or stalled (the line names its log), or the embedded broker or
+    # Redis could not be started (the line says which and why): one line, no traceback.
+    except (BenchError, DevStackError) as exc:
         print(f"appeals bench: {exc}", file=sys.stderr)
         return 1
     if args.json:
         sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
         print(render_table(doc))
+    failed = doc.get("failed_phases") or []
+    if failed:  # what was measured is printed above; the failed phases are marked in it
+        print(f"appeals bench: phase(s) failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
     return 0

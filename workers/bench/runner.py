@@ -146,6 +146,8 @@ class Bench:
         self.started = time.monotonic()
         self.result: dict[str, Any] = {}
         self._runs = 0
+        #: Later phases (latency, scale-out) that failed: reported, the rest still printed.
+        self.failed_phases: list[str] = []
         self.log_dir = opts.log_dir / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         self.log_dir.mkdir(parents=True, exist_ok=True)
 
@@ -232,19 +234,44 @@ class Bench:
             stages = stage_compute(work)
             latency: dict[str, Any] = {}
             if not opts.skip_latency:
-                latency = self.latency_phase(broker.url, redis_server.url)
+                latency = self.later_phase(
+                    "latency", lambda: self.latency_phase(broker.url, redis_server.url))
             scale: dict[str, Any] = {}
             if not opts.skip_scaleout:
-                other = self.settings(broker.url, redis_server.url)
-                t.ensure_topics(other)
-                sub = work.subset(opts.scaleout_events)
-                produce(other, sub.appeals + sub.lifecycle)
-                scale = self.pipeline(other, sub, workers=2)
-                # Rates, not times: the 2-worker run may use a subset to fit the time budget.
-                scale["speedup"] = round(scale["events_per_s"] / pipeline["events_per_s"], 2)
-                self.say(f"scale-out: 2 workers {scale['appeals_per_s']:,.0f} appeals/s, "
-                         f"speed-up x{scale['speedup']}")
+                scale = self.later_phase(
+                    "scale-out", lambda: self.scaleout(broker.url, redis_server.url, work,
+                                                       pipeline))
         return self.report(work, ceiling, naive, pipeline, stages, latency, scale, load_before)
+
+    def later_phase(self, name: str, measure: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """A phase after the pipeline's: its failure is reported beside what was measured.
+
+        Why: the latency and scale-out phases come after minutes of measuring; a worker that
+        died in one of them (or a broker that would not start) ended the bench with one line
+        and every earlier figure lost. Now the phase is marked ``failed`` with the reason, the
+        table and ``--json`` still print, and ``appeals bench`` exits 1 (``failed_phases``).
+        """
+        from streams.devstack import DevStackError
+
+        try:
+            return measure()
+        except (BenchError, DevStackError) as exc:
+            self.say(f"{name}: FAILED: {exc}")
+            self.failed_phases.append(name)
+            return {"failed": str(exc)}
+
+    def scaleout(self, kafka: str, redis: str, work: Workload,
+                 pipeline: dict[str, Any]) -> dict[str, Any]:
+        other = self.settings(kafka, redis)
+        t.ensure_topics(other)
+        sub = work.subset(self.opts.scaleout_events)
+        produce(other, sub.appeals + sub.lifecycle)
+        scale = self.pipeline(other, sub, workers=2)
+        # Rates, not times: the 2-worker run may use a subset to fit the time budget.
+        scale["speedup"] = round(scale["events_per_s"] / pipeline["events_per_s"], 2)
+        self.say(f"scale-out: 2 workers {scale['appeals_per_s']:,.0f} appeals/s, "
+                 f"speed-up x{scale['speedup']}")
+        return scale
 
     def probe(self, kind: str, bootstrap: str, topics: list[str], expected: int,
               cap: float) -> dict[str, Any]:
@@ -559,6 +586,7 @@ class Bench:
             "latency": latency,
             "scaleout": scale,
             "scaleout_speedup": scale.get("speedup"),
+            "failed_phases": list(self.failed_phases),
             "total_seconds": round(time.monotonic() - self.started, 1),
         }
         return doc
@@ -884,7 +912,9 @@ def render_table(doc: dict[str, Any]) -> str:
     for stage, s in p["stages"].items():
         row(f"  stage {stage}", s.get("events_per_s"), None, None, "(while active)")
     sc = doc.get("scaleout") or {}
-    if sc:
+    if sc.get("failed"):
+        rows.append(("scale-out 2 workers, appeals/s", "-", "-", "-", "-", "FAILED"))
+    elif sc:
         row("scale-out 2 workers, appeals/s", sc["appeals_per_s"], sc["cpu_s_per_1k_appeals"],
             sc["peak_rss_mb"], f"speed-up x{sc['speedup']}")
     header = ("measurement", "events/s", "/ceiling", "/naive", "CPU s/1k", "peak RSS MB")
@@ -904,7 +934,9 @@ def render_table(doc: dict[str, Any]) -> str:
     lines.append("stage compute, us/event, isolated (no Kafka): " + ", ".join(
         f"{k} {v}" for k, v in doc["stage_compute_us_per_event"].items()))
     lat = doc.get("latency") or {}
-    if lat.get("latency_samples", 0) < 2 and "latency_samples" in lat:
+    if lat.get("failed"):
+        lines.append(f"latency intake->routed: FAILED: {lat['failed']}")
+    elif lat.get("latency_samples", 0) < 2 and "latency_samples" in lat:
         lines.append(f"latency intake->routed: {lat['latency_samples']} sample(s), too few for "
                      "percentiles (at least 2)")
     elif lat.get("latency_samples"):
@@ -925,7 +957,9 @@ def render_table(doc: dict[str, Any]) -> str:
                 f"  worker event loop ({lat['loop_probes']:,} probes of 100 ms): held "
                 f"25 ms or more in {lat['loop_lag_over_25ms_share']:.1%}, 100 ms or more in "
                 f"{lat['loop_lag_over_100ms_share']:.1%}")
-    if sc:
+    if sc.get("failed"):
+        lines.append(f"scale-out: FAILED: {sc['failed']}")
+    elif sc:
         lines.append(
             f"scale-out over {sc['appeals']:,} appeals: 2 workers {sc['events_per_s']:,.0f} vs "
             f"1 worker {p['events_per_s']:,.0f} input events/s = x{sc['speedup']}; "
@@ -935,6 +969,8 @@ def render_table(doc: dict[str, Any]) -> str:
             f"{sc.get('routed_distinct'):,}, triaged {sc.get('triaged_distinct'):,}, read-model "
             f"{sc.get('read_model_entries'):,}, aggregate received "
             f"{sc.get('aggregate_received'):,})")
+    if doc.get("failed_phases"):
+        lines.append("FAILED phases: " + ", ".join(doc["failed_phases"]))
     lines.append(f"total bench time {doc['total_seconds']} s")
     return "\n".join(lines)
 
