@@ -36,8 +36,10 @@ class FakeWorker:
         return ""
 
 
-def fake_phase(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every appeal the paced part sends is routed 50 ms later."""
+def fake_phase(monkeypatch: pytest.MonkeyPatch, routed_share: float = 1.0,
+               dies: bool = False) -> None:
+    """Every appeal the paced part sends is routed 50 ms later (the first ``routed_share`` of
+    them; the rest never); with ``dies`` the worker is gone when the sending ends."""
     sent: list[tuple[str, bytes]] = []
 
     class Progress:
@@ -45,13 +47,17 @@ def fake_phase(monkeypatch: pytest.MonkeyPatch) -> None:
             pass
 
         def snapshot(self) -> Any:
-            return SimpleNamespace(end={"routed": 200}, committed={}, confirmed=True)
+            # The warm-up's 200, then what the worker wrote of the steady appeals.
+            return SimpleNamespace(end={"routed": 200 + int(len(sent) * routed_share)},
+                                   committed={}, confirmed=True)
 
         def close(self) -> None:
             pass
 
     async def paced_produce(settings: Any, messages: list[Any], rate: int, say: Any) -> float:
         sent.extend((base, value) for base, _, value in messages)
+        if dies:
+            FakeWorker.alive = False
         return float(rate)
 
     def read_topic(settings: Any, base: str, **kwargs: Any) -> list[Any]:
@@ -59,10 +65,12 @@ def fake_phase(monkeypatch: pytest.MonkeyPatch) -> None:
             return [SimpleNamespace(
                 value=orjson.dumps({"appeal_id": appeal_id_for(d["channel"], d["external_id"])}),
                 timestamp=1000 + i * 10 + 50)
-                for i, d in enumerate(orjson.loads(v) for _, v in sent)]
+                for i, d in enumerate(orjson.loads(v) for _, v in sent)
+                if i < len(sent) * routed_share]
         return [SimpleNamespace(value=v, timestamp=1000 + i * 10)
                 for i, (b, v) in enumerate(sent) if b == base]
 
+    monkeypatch.setattr(FakeWorker, "alive", True)
     monkeypatch.setattr("streams.testing.WorkerProcess", FakeWorker)
     monkeypatch.setattr("streams.testing.read_topic", read_topic)
     monkeypatch.setattr(t, "ensure_topics", lambda settings: [])
@@ -92,6 +100,42 @@ def test_two_latency_samples_give_percentiles(tmp_path: Path,
     fake_phase(monkeypatch)
     out = latency(tmp_path, rate=2, seconds=1.0)
     assert out["latency_samples"] == 2 and out["latency_p50_ms"] == 50.0
+
+
+def test_a_worker_that_dies_during_the_run_fails_the_phase(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # It routed 40% before it died: those used to give p50/p99 and no error at all.
+    fake_phase(monkeypatch, routed_share=0.4, dies=True)
+    with pytest.raises(runner.BenchError, match=r"latency: the worker died .*latency\.log"):
+        latency(tmp_path, rate=100, seconds=1.0)
+
+
+@pytest.mark.timeout(30)
+def test_appeals_never_routed_fail_the_phase(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    # The worker lives on but stops routing: the wait ends when nothing new comes, and the
+    # phase fails instead of giving percentiles over the first 60%.
+    fake_phase(monkeypatch, routed_share=0.6)
+    monkeypatch.setattr(runner, "LATENCY_STALL_S", 0.5, raising=False)
+    with pytest.raises(runner.BenchError, match="routed or triaged and nothing new"):
+        latency(tmp_path, rate=100, seconds=1.0)
+
+
+def test_a_routed_record_missing_from_the_read_fails_the_phase(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_phase(monkeypatch)
+    import streams.testing
+
+    read = streams.testing.read_topic
+
+    def short(settings: Any, base: str, **kwargs: Any) -> list[Any]:
+        # All outputs "written", but one routed record is not there to read.
+        out = read(settings, base, **kwargs)
+        return out[1:] if base == t.ROUTED else out
+
+    monkeypatch.setattr("streams.testing.read_topic", short)
+    with pytest.raises(runner.BenchError, match="1 of 100 appeals to be routed"):
+        latency(tmp_path, rate=100, seconds=1.0)
 
 
 def test_the_report_says_too_few_samples() -> None:

@@ -63,6 +63,9 @@ OWN_SESSION = sys.platform == "linux"
 #: a minute even on the shared machine. Without it a worker that wrote no registered record (no
 #: appeals to process, every appeal dead-lettered) kept the bench waiting for ever.
 PIPELINE_NO_OUTPUT_S = 180.0
+#: Seconds without a new routed or triage record, after the latency run's sending, before the
+#: phase fails: the worker drains its backlog for as long as it makes progress.
+LATENCY_STALL_S = 30.0
 
 
 class BenchError(RuntimeError):
@@ -504,6 +507,8 @@ class Bench:
             sent_rate = asyncio.run(paced_produce(
                 settings, [(t.intake_topic(a.channel), None, a.value) for a in steady],
                 opts.latency_rate, self.say))
+            self._check_alive(worker, "during the steady run")
+            self._await_outputs(settings, worker, len(warm) + total)
             cpu = procstat.cpu_seconds(worker.proc.pid) if worker.proc else 0.0
             rss = procstat.peak_rss_mb(worker.proc.pid) if worker.proc else 0.0
             try:
@@ -511,8 +516,10 @@ class Bench:
             except OSError:
                 loop_lag = {}
             want = {a.appeal_id for a in steady}
-            routed = read_topic(settings, t.ROUTED, until=len(warm) + total, timeout=120,
-                                idle=2.0)
+            # Every output is written (_await_outputs): these reads only collect them.
+            routed = read_topic(settings, t.ROUTED, until=1, timeout=120, idle=2.0)
+            triaged = {orjson.loads(r.value)["appeal_id"]
+                       for r in read_topic(settings, t.TRIAGE, timeout=60, idle=1.0)}
             intake = []
             for c in CHANNELS:
                 intake.extend(read_topic(settings, t.intake_topic(c), timeout=60, idle=1.0))
@@ -525,10 +532,20 @@ class Bench:
             doc = orjson.loads(r.value)
             sent_at[appeal_id_for(doc["channel"], doc["external_id"])] = r.timestamp
         timed: list[tuple[float, float]] = []
+        seen: set[str] = set()
         for r in routed:
             aid = orjson.loads(r.value)["appeal_id"]
-            if aid in want and aid in sent_at:
+            if aid in want and aid in sent_at and aid not in seen:
+                seen.add(aid)
                 timed.append((sent_at[aid], r.timestamp - sent_at[aid]))
+        # Percentiles over the appeals that made it would hide the ones that did not (a worker
+        # that died mid-run "passed" on the 40% it routed before): every steady appeal not sent
+        # to triage must have its sample.
+        missing = want - triaged - seen
+        if missing:
+            raise BenchError(
+                f"latency: {len(missing):,} of {len(want - triaged):,} appeals to be routed "
+                f"have no routed record (or no intake record); see {self.log_dir / 'latency.log'}")
         lat = sorted(x for _, x in timed)
         if len(lat) < 2:
             # Percentiles need two points (statistics.quantiles raised on one, and the whole
@@ -550,6 +567,41 @@ class Bench:
             "latency_worker_cpu_s": round(cpu, 1),
             "latency_worker_peak_rss_mb": round(rss, 1),
         }
+
+    @staticmethod
+    def _check_alive(worker: Any, when: str) -> None:
+        if not worker.alive:
+            if worker.proc is not None and worker.proc.poll() is not None:
+                _interrupted_child(worker.proc)
+            raise BenchError(f"latency: the worker died {when}; see {worker.log_path}")
+
+    def _await_outputs(self, settings: Settings, worker: Any, expected: int) -> None:
+        """Wait until the routed and triage topics hold ``expected`` records in all.
+
+        No fixed timeout: a worker that fell behind at the steady rate has a backlog to drain,
+        and the 120 s read that stood here cut a long backlog short (its appeals silently left
+        out of the percentiles). The wait lasts as long as the outputs grow; it fails when the
+        worker dies or nothing new is written for ``LATENCY_STALL_S``.
+        """
+        progress = procstat.GroupProgress(settings.kafka_bootstrap, settings.app_id,
+                                          [t.topic_name(settings, t.ROUTED),
+                                           t.topic_name(settings, t.TRIAGE)])
+        try:
+            last, last_change = -1, time.monotonic()
+            while True:
+                written = sum(progress.snapshot().end.values())
+                if written >= expected:
+                    return
+                if written != last:
+                    last, last_change = written, time.monotonic()
+                self._check_alive(worker, f"with {expected - written:,} appeals to route")
+                if time.monotonic() - last_change > LATENCY_STALL_S:
+                    raise BenchError(
+                        f"latency: {written:,} of {expected:,} appeals routed or triaged and "
+                        f"nothing new for {LATENCY_STALL_S:.0f} s; see {worker.log_path}")
+                time.sleep(0.2)
+        finally:
+            progress.close()
 
     # -- report -----------------------------------------------------------------------------
 
