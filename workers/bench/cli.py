@@ -24,7 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "lifecycle events, and measure in one run: a bare aiokafka consume+decode loop "
             "(the ceiling), a naive one-event-at-a-time Faust agent with a table counter, the "
             "full pipeline in one worker process, intake->routed latency at a steady rate, and "
-            "two workers against one (speed-up, outputs exactly-once in effect). Compare the "
+            "two workers against one (speed-up), and exactly-once in effect across a "
+            "rebalance (a second worker joining mid-stream). Compare the "
             "ratios: absolute figures depend on what else runs on the machine."
         ),
     )
@@ -39,6 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--skip-scaleout", action="store_true", help="skip the 2-worker run")
     p.add_argument("--scaleout-events", type=int, default=50_000,
                    help="appeals in the 2-worker run (default 50000, at most --events)")
+    p.add_argument("--rebalance-events", type=int, default=20_000,
+                   help="appeals in the rebalance run, where the second worker joins once the "
+                        "first has committed 30%% of the work (default 20000, at most --events)")
     p.add_argument("--latency-seconds", type=finite_float, default=60.0,
                    help="length of the steady-rate latency run (default 60)")
     p.add_argument("--latency-rate", type=int, default=1000,
@@ -99,6 +103,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
               f"{args.scaleout_events}); --skip-scaleout leaves the 2-worker run out",
               file=sys.stderr)
         return 2
+    if not args.skip_scaleout and args.rebalance_events < 1:
+        print(f"appeals bench: --rebalance-events must be at least 1 (got "
+              f"{args.rebalance_events}); --skip-scaleout leaves the 2-worker runs out",
+              file=sys.stderr)
+        return 2
 
     def progress(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
@@ -114,6 +123,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         partitions=args.partitions, skip_latency=args.skip_latency,
         latency_shared_broker=args.latency_shared_broker,
         skip_scaleout=args.skip_scaleout, scaleout_events=args.scaleout_events,
+        rebalance_events=args.rebalance_events,
         lifecycle=not args.no_lifecycle,
         log_dir=args.log_dir, batch_size=args.batch_size, batch_linger=args.batch_linger,
         progress=progress, command=command_line(), overrides=overrides,

@@ -19,9 +19,11 @@ What is measured, and how (from outside the measured process, with nothing added
 * **latency** - a fresh worker on a broker of its own (``--latency-shared-broker``: the
   others'), appeals produced at a steady rate; latency = the routed
   record's Kafka timestamp minus the intake record's (both CreateTime, same clock).
-* **scale-out** - two workers on the same N appeals; speed-up against the single worker, and
-  the outputs checked exactly-once in effect appeal by appeal against truth from the workload
-  (:mod:`workers.bench.effect`), duplicates in raw topics counted.
+* **scale-out** - two workers started together on N appeals: the speed-up against the single
+  worker; then a smaller run where the second worker starts once the first has committed 30%
+  of the work (a rebalance with work in flight, its generations read from the workers' logs).
+  Both runs' outputs are checked exactly-once in effect appeal by appeal against truth from
+  the workload (:mod:`workers.bench.effect`), duplicates in raw topics counted.
 """
 
 from __future__ import annotations
@@ -65,6 +67,11 @@ PIPELINE_NO_OUTPUT_S = 180.0
 #: Seconds without a new routed or triage record, after the latency run's sending, before the
 #: phase fails: the worker drains its backlog for as long as it makes progress.
 LATENCY_STALL_S = 30.0
+#: Share of the work (intake, lifecycle and the SLA stage's routed input) the first worker of
+#: the rebalance run has committed when the second one starts: late enough that the first holds
+#: committed work and state, early enough that the second (a few seconds to start and join)
+#: still finds work left to take over.
+REBALANCE_JOIN_AT = 0.3
 
 
 class BenchError(RuntimeError):
@@ -91,6 +98,7 @@ class BenchOptions:
     latency_shared_broker: bool = False
     skip_scaleout: bool = False
     scaleout_events: int = 50_000
+    rebalance_events: int = 20_000
     lifecycle: bool = True
     log_dir: Path = Path("var/bench")
     seed: int = 7
@@ -264,6 +272,14 @@ class Bench:
 
     def scaleout(self, kafka: str, redis: str, work: Workload,
                  pipeline: dict[str, Any]) -> dict[str, Any]:
+        """The speed-up (two workers from the start), then exactly-once across a rebalance.
+
+        Why two runs: workers started together join in one assignment generation, so the
+        speed-up run moves no partition with work in flight and says nothing about the
+        rebalance. The second, smaller run starts the second worker once the first has
+        committed ``REBALANCE_JOIN_AT`` of the intake, and its outputs are checked appeal by
+        appeal; the verdict fails when no rebalance was seen in the workers' logs.
+        """
         other = self.settings(kafka, redis)
         t.ensure_topics(other)
         sub = work.subset(self.opts.scaleout_events)
@@ -273,6 +289,21 @@ class Bench:
         scale["speedup"] = round(scale["events_per_s"] / pipeline["events_per_s"], 2)
         self.say(f"scale-out: 2 workers {scale['appeals_per_s']:,.0f} appeals/s, "
                  f"speed-up x{scale['speedup']}")
+        moved = self.settings(kafka, redis)
+        t.ensure_topics(moved)
+        part = work.subset(self.opts.rebalance_events)
+        produce(moved, part.appeals + part.lifecycle)
+        reb = self.pipeline(moved, part, workers=2, join_at=REBALANCE_JOIN_AT)
+        keep = ("appeals", "lifecycle_events", "elapsed_s", "joined_at_share",
+                "assigned_at_share", "assignments", "generations", "rebalance_seen",
+                "exactly_once_in_effect", "exactly_once_across_rebalance",
+                "effect_differences", "registered_records", "registered_distinct",
+                "routed_records", "routed_distinct", "triaged_distinct", "alert_records",
+                "alerts_firing_distinct", "read_model_entries", "aggregate_received")
+        scale["rebalance"] = {k: reb[k] for k in keep if k in reb}
+        self.say(f"rebalance: second worker started at {reb.get('joined_at_share')} of the "
+                 f"work committed; rebalance seen {reb['rebalance_seen']}; exactly once "
+                 f"across it {reb['exactly_once_across_rebalance']}")
         return scale
 
     def probe(self, kind: str, bootstrap: str, topics: list[str], expected: int,
@@ -349,10 +380,19 @@ class Bench:
             "capped": not doc.get("done", False),
         }
 
-    def pipeline(self, settings: Settings, work: Workload, workers: int) -> dict[str, Any]:
+    def pipeline(self, settings: Settings, work: Workload, workers: int,
+                 join_at: float | None = None) -> dict[str, Any]:
+        """One run of ``workers`` worker processes over ``work``, pre-produced.
+
+        ``join_at``: the workers after the first start only once the group has committed that
+        share of the intake, so partitions move from a worker in mid-stream (a rebalance with
+        work in flight), which workers started together never see: they join in one
+        assignment generation.
+        """
         from streams.testing import WorkerProcess
 
-        name = "pipeline" if workers == 1 else f"scaleout{workers}"
+        name = ("pipeline" if workers == 1 else f"scaleout{workers}" if join_at is None
+                else f"rebalance{workers}")
         n, n_life = work.n, len(work.lifecycle)
         if n < 1:
             raise BenchError(f"{name}: no appeals to process (--events and --scaleout-events "
@@ -369,9 +409,12 @@ class Bench:
         procs = [WorkerProcess(settings.replace(data_dir=str(self.log_dir / f"{name}-{i}-state")),
                                self.log_dir / f"{name}-{i}.log", new_session=OWN_SESSION)
                  for i in range(workers)]
-        for p in procs:
+        for p in procs[:1] if join_at is not None else procs:
             p.start()
         started = time.monotonic()
+        # Share of the work committed when the others started, when the last got partitions.
+        joined_at_share: float | None = None
+        assigned_at_share: float | None = None
         timeline: list[procstat.GroupSnapshot] = []
         t0: float | None = None
         cpu0: list[float] = []
@@ -389,6 +432,19 @@ class Bench:
                     t0 = snap.at
                     cpu0 = [procstat.cpu_seconds(p.proc.pid) for p in procs if p.proc]
                 consumed = sum(snap.committed[x] for x in intake_topics)
+                # The share of the run's work committed: intake, lifecycle and the SLA stage's
+                # routed input (it trails the intake by far: partitions move with work left).
+                share = min(1.0, (consumed + snap.committed[tn(t.LIFECYCLE)]
+                                  + snap.committed[tn(t.ROUTED)]) / (2 * n + n_life))
+                if join_at is not None and joined_at_share is None and share >= join_at:
+                    joined_at_share = round(share, 3)
+                    self.say(f"{name}: {share:.0%} of the work committed; starting the other "
+                             f"worker(s)")
+                    for p in procs[1:]:
+                        p.start()
+                if (joined_at_share is not None and assigned_at_share is None
+                        and all(assignments(p.log_path) for p in procs[1:])):
+                    assigned_at_share = round(share, 3)
                 # Only on end offsets a fetch confirmed: the broker's own can be short by a
                 # batch, and "committed >= end" on them declared done a batch early.
                 if (t0 is not None and snap.confirmed and consumed >= n
@@ -396,7 +452,7 @@ class Bench:
                         and all(snap.committed[x] >= snap.end[x] for x in inputs)):
                     done_at = snap.at
                     break
-                if any(not p.alive for p in procs):
+                if any(not p.alive for p in procs if p.proc is not None):
                     for p in procs:
                         if p.proc is not None and p.proc.poll() is not None:
                             _interrupted_child(p.proc)
@@ -425,9 +481,8 @@ class Bench:
                 raise BenchError(f"{name}: no output; see {self.log_dir}")
             cpu = sum(procstat.cpu_seconds(p.proc.pid) for p in procs if p.proc) - sum(cpu0)
             peak = max(procstat.peak_rss_mb(p.proc.pid) for p in procs if p.proc)
-            check = verify_effect(settings, work) if workers > 1 else {}
-            if workers == 1:
-                check = verify_effect(settings, work, light=True)
+            # Appeal by appeal with two workers; one worker gets the light check (counts).
+            check = verify_effect(settings, work, light=workers == 1)
         finally:
             for p in procs:
                 p.stop()
@@ -452,6 +507,10 @@ class Bench:
             "dead_letters": timeline[-1].end[tn(t.DEADLETTER)],
         }
         out.update(check)
+        if join_at is not None:
+            out.update(rebalance_report(procs, joined_at_share, assigned_at_share))
+            out["exactly_once_across_rebalance"] = bool(
+                out.get("exactly_once_in_effect") and out["rebalance_seen"])
         return out
 
     def latency_phase(self, shared_kafka: str, redis: str) -> dict[str, Any]:
@@ -704,6 +763,38 @@ async def paced_produce(settings: Settings, messages: list[Message], rate: int,
     finally:
         await producer.stop()
     return sent / max(1e-9, time.perf_counter() - started)
+
+
+def assignments(log_path: Path) -> list[str]:
+    """The Faust assignment generations a worker's log shows, in order (one per assignment).
+
+    Faust logs ``generation id N`` on each assignment it takes (``Executing
+    _on_partitions_assigned`` just before): a worker present at a rebalance logs one more.
+    """
+    try:
+        text = log_path.read_text(errors="replace")
+    except OSError:
+        return []
+    return [line.split("generation id ", 1)[1].split()[0] for line in text.splitlines()
+            if "generation id " in line]
+
+
+def rebalance_report(procs: list[Any], joined_at_share: float | None,
+                     assigned_at_share: float | None) -> dict[str, Any]:
+    """Whether partitions moved in mid-stream: the first worker took a second assignment
+    after the others started, and they got theirs while intake was still uncommitted."""
+    seen = {f"worker-{i}": assignments(p.log_path) for i, p in enumerate(procs)}
+    first = seen["worker-0"]
+    others = [seen[f"worker-{i}"] for i in range(1, len(procs))]
+    return {
+        "joined_at_share": joined_at_share,
+        "assigned_at_share": assigned_at_share,
+        "assignments": {w: len(g) for w, g in seen.items()},
+        "generations": seen,
+        "rebalance_seen": bool(joined_at_share is not None and len(first) >= 2
+                               and all(others) and assigned_at_share is not None
+                               and assigned_at_share < 1.0),
+    }
 
 
 def stage_rates(timeline: list[procstat.GroupSnapshot], settings: Settings, n: int,
@@ -1006,10 +1097,20 @@ def render_table(doc: dict[str, Any]) -> str:
             f"{sc.get('routed_distinct'):,}, triaged {sc.get('triaged_distinct'):,}, read-model "
             f"{sc.get('read_model_entries'):,}, aggregate received "
             f"{sc.get('aggregate_received'):,})")
-        if sc.get("effect_differences"):
-            lines.append("  differences: " + "; ".join(
-                f"{kind} {d['count']:,} (e.g. {', '.join(d['e.g.'])})"
-                for kind, d in sc["effect_differences"].items()))
+        reb = sc.get("rebalance") or {}
+        if reb:
+            lines.append(
+                f"rebalance over {reb['appeals']:,} appeals: second worker started at "
+                f"{reb.get('joined_at_share')} of the work committed, assigned at "
+                f"{reb.get('assigned_at_share')}; assignments {reb.get('assignments')} "
+                f"(generations {reb.get('generations')}); rebalance seen "
+                f"{reb.get('rebalance_seen')}; exactly once in effect across it: "
+                f"{reb.get('exactly_once_across_rebalance')}")
+        for what in (sc, reb):
+            if what.get("effect_differences"):
+                lines.append("  differences: " + "; ".join(
+                    f"{kind} {d['count']:,} (e.g. {', '.join(d['e.g.'])})"
+                    for kind, d in what["effect_differences"].items()))
     if doc.get("failed_phases"):
         lines.append("FAILED phases: " + ", ".join(doc["failed_phases"]))
     lines.append(f"total bench time {doc['total_seconds']} s")
