@@ -70,6 +70,29 @@ def fake_phase(monkeypatch: pytest.MonkeyPatch, routed_share: float = 1.0,
         return [SimpleNamespace(value=v, timestamp=1000 + i * 10)
                 for i, (b, v) in enumerate(sent) if b == base]
 
+    class Watch:
+        """The live consumer of appeals.routed: each record arrives 10 ms after its
+        CreateTime (the producer's hand-over), 60 ms after the intake record's."""
+
+        def __init__(self, settings: Any) -> None:
+            pass
+
+        def start(self) -> None:
+            pass
+
+        def settle(self) -> None:
+            pass
+
+        def stop(self) -> None:
+            pass
+
+        @property
+        def arrived(self) -> dict[str, float]:
+            return {appeal_id_for(d["channel"], d["external_id"]): 1000 + i * 10 + 60
+                    for i, d in enumerate(orjson.loads(v) for _, v in sent)
+                    if i < len(sent) * routed_share}
+
+    monkeypatch.setattr(runner, "RoutedWatch", Watch, raising=False)
     monkeypatch.setattr(FakeWorker, "alive", True)
     monkeypatch.setattr("streams.testing.WorkerProcess", FakeWorker)
     monkeypatch.setattr("streams.testing.read_topic", read_topic)
@@ -99,7 +122,17 @@ def test_two_latency_samples_give_percentiles(tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     fake_phase(monkeypatch)
     out = latency(tmp_path, rate=2, seconds=1.0)
-    assert out["latency_samples"] == 2 and out["latency_p50_ms"] == 50.0
+    assert out["latency_samples"] == 2 and out["latency_p50_ms"] == 60.0
+
+
+def test_latency_is_measured_to_arrival_not_to_the_routed_create_time(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The routed record's CreateTime is the worker producer's hand-over, 10 ms before a
+    # consumer of appeals.routed has it: the reported latency is to that arrival.
+    fake_phase(monkeypatch)
+    out = latency(tmp_path, rate=50, seconds=1.0)
+    assert out["latency_p50_ms"] == 60.0 and out["latency_p99_ms"] == 60.0
+    assert out["latency_to_handover_p50_ms"] == 50.0
 
 
 def test_a_worker_that_dies_during_the_run_fails_the_phase(
