@@ -210,3 +210,10 @@ def test_the_command_line_refuses_a_latency_run_too_small_to_measure(
     monkeypatch.setattr(runner.Bench, "run", lambda self: {})
     monkeypatch.setattr(runner, "render_table", lambda doc: "")
     assert cli.main(["bench", *options, "--skip-latency", "--log-dir", str(tmp_path)]) == 0
+
+
+def test_a_p99_from_fewer_than_100_samples_carries_a_warning(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_phase(monkeypatch)
+    assert "fewer than 100" in latency(tmp_path, rate=50, seconds=1.0)["latency_p99_warning"]
+    assert "latency_p99_warning" not in latency(tmp_path, rate=200, seconds=1.0)

@@ -133,3 +133,15 @@ def test_the_scaleout_phase_reports_the_rebalance_run(
     assert calls == [(800, 2, None), (500, 2, runner.REBALANCE_JOIN_AT)]
     assert scale["speedup"] == 2.0
     assert scale["rebalance"]["exactly_once_across_rebalance"] is True
+
+
+def test_two_workers_peak_rss_is_their_sum(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    b = runner.Bench(runner.BenchOptions(events=1000, log_dir=tmp_path))
+    settings = b.settings("kafka://127.0.0.1:1", "redis://127.0.0.1:1/0")
+    script(monkeypatch, tmp_path, settings, 1000, [0, 1])
+    monkeypatch.setattr(procstat, "peak_rss_mb", lambda pid: 100.0)
+    work = runner.Workload([(t.intake_topic("web"), None, b"{}")] * 1000, [])
+    out = b.pipeline(settings, work, workers=2)
+    assert out["peak_rss_mb"] == 200.0
+    assert out["peak_rss_mb_per_worker"] == [100.0, 100.0]

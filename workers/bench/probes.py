@@ -3,7 +3,9 @@
 * ``ceiling``: a bare aiokafka consumer-group loop that reads and orjson-decodes every record:
   what Python can do on this machine and broker before any framework or business logic.
 * ``naive``: a plain Faust agent that decodes each event and increments a table counter per
-  category, one event at a time: the way Faust tutorials write it.
+  key, one event at a time: the way Faust tutorials write it. The key is the appeal's
+  channel, since an intake record has no category yet (classification is the pipeline's
+  work): the issue's "counter per category" with the field the record has.
 
 Each probe measures itself (wall time from its first record to its last, CPU time and peak RSS
 of its own process) and writes one JSON status file, rewritten as it goes, so the benchmark

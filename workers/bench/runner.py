@@ -483,7 +483,9 @@ class Bench:
             if t0 is None:
                 raise BenchError(f"{name}: no output; see {self.log_dir}")
             cpu = sum(procstat.cpu_seconds(p.proc.pid) for p in procs if p.proc) - sum(cpu0)
-            peak = max(procstat.peak_rss_mb(p.proc.pid) for p in procs if p.proc)
+            # Per worker process, and their sum: two workers hold twice the memory of one (the
+            # max alone, reported until 2026-11-28, read as the pair's footprint).
+            peaks = [procstat.peak_rss_mb(p.proc.pid) for p in procs if p.proc]
             # Appeal by appeal with two workers; one worker gets the light check (counts).
             check = verify_effect(settings, work, light=workers == 1)
         finally:
@@ -504,7 +506,8 @@ class Bench:
             "cpu_s_per_1k_events": round(1000 * cpu / events, 4),
             "cpu_s_per_1k_appeals": round(1000 * cpu / n, 4),
             "cpu_utilisation": round(cpu / elapsed / workers, 2),
-            "peak_rss_mb": round(peak, 1),
+            "peak_rss_mb": round(sum(peaks), 1),
+            "peak_rss_mb_per_worker": [round(x, 1) for x in peaks],
             "stages": stage_rates(timeline, settings, n, n_life),
             "triaged": timeline[-1].end[tn(t.TRIAGE)],
             "dead_letters": timeline[-1].end[tn(t.DEADLETTER)],
@@ -627,6 +630,10 @@ class Bench:
                     "latency_p99_ms": None}
         q = statistics.quantiles(lat, n=100, method="inclusive")
         return {
+            # Under 100 samples the 99th percentile is an interpolation between the largest
+            # few, not a measured tail: said so beside it.
+            **({"latency_p99_warning": f"from {len(lat)} samples (fewer than 100)"}
+               if len(lat) < 100 else {}),
             "latency_rate_per_s": opts.latency_rate,
             "latency_achieved_rate_per_s": round(sent_rate, 1),
             "latency_seconds": opts.latency_seconds,
@@ -1133,13 +1140,16 @@ def render_table(doc: dict[str, Any]) -> str:
         p["peak_rss_mb"], f"({p['appeals']:,} appeals + {p['lifecycle_events']:,} lifecycle)")
     row("pipeline, appeals/s", p["appeals_per_s"], p["cpu_s_per_1k_appeals"], None)
     for stage, s in p["stages"].items():
-        row(f"  stage {stage}", s.get("events_per_s"), None, None, "(while active)")
+        # Output growth (SLA: committed offsets, in 1 s commit steps) between first and last
+        # change: no CPU or RSS of their own, all stages share one process.
+        row(f"  stage {stage}", s.get("events_per_s"), None, None,
+            "(while active; rate only, from output growth)")
     sc = doc.get("scaleout") or {}
     if sc.get("failed"):
         rows.append(("scale-out 2 workers, appeals/s", "-", "-", "-", "-", "FAILED"))
     elif sc:
         row("scale-out 2 workers, appeals/s", sc["appeals_per_s"], sc["cpu_s_per_1k_appeals"],
-            sc["peak_rss_mb"], f"speed-up x{sc['speedup']}")
+            sc["peak_rss_mb"], f"speed-up x{sc['speedup']} (CPU and RSS: both workers, summed)")
     header = ("measurement", "events/s", "/ceiling", "/naive", "CPU s/1k", "peak RSS MB")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
     lines = [f"appeals bench - {doc['date']} - {doc['machine']['cpu']}, "
@@ -1169,6 +1179,7 @@ def render_table(doc: dict[str, Any]) -> str:
             f" {lat['latency_samples']:,} samples): p50 {lat['latency_p50_ms']} ms, "
             f"p90 {lat['latency_p90_ms']} ms, p99 {lat['latency_p99_ms']} ms, "
             f"max {lat['latency_max_ms']} ms"
+            + (f" (p99 {lat['latency_p99_warning']})" if lat.get("latency_p99_warning") else "")
             + (" (a broker of its own)" if lat.get("latency_broker") == "fresh" else
                " (the other phases' broker)" if lat.get("latency_broker") == "shared" else ""))
         if lat.get("latency_to_handover_p50_ms") is not None:
