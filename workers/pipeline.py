@@ -76,11 +76,11 @@ def _delivery(settings: Settings, router: Any) -> Any:
 def _install_rules_watcher(
     app: faust.App, router: Any, path: str, default_region: str | None
 ) -> None:
-    from workers.routing.watcher import RulesWatcher
+    from workers.routing.watcher import POLL_INTERVAL_S, RulesWatcher
 
     @app.task
     async def watch_rules() -> None:
-        watcher = RulesWatcher(path, router.swap, interval=5.0, initial=router.rules,
+        watcher = RulesWatcher(path, router.swap, interval=POLL_INTERVAL_S, initial=router.rules,
                                default_region=default_region)
         watcher.start()
 

@@ -137,11 +137,12 @@ def _edit_policies(policies: Path, text: str) -> None:
 
 
 def test_a_recompute_puts_every_agent_on_the_edited_policy_file(
-        setup: tuple[Path, Path, Router]) -> None:
+        setup: tuple[Path, Path, Router], monkeypatch: pytest.MonkeyPatch) -> None:
     """`appeals sla recompute` re-read the policy file into a book of the SLA agent's own:
     route kept the shared book and dropped the subcategory the edited file added."""
     from workers.sla import recompute
 
+    monkeypatch.setattr("workers.sla.deadline_service.SETTLE_S", 0.0)  # edited just now
     policies, _rules_dir, router = setup
     rt = _sla_runtime(router)
     _edit_policies(policies, PACKAGED + EDIT)
@@ -153,13 +154,26 @@ def test_a_recompute_puts_every_agent_on_the_edited_policy_file(
     assert rt.book_of is policy_book(router.rules)
 
 
-def test_an_edited_policy_file_reaches_every_agent_at_its_next_batch(
+def test_an_edited_policy_file_reaches_every_agent_with_the_watcher_s_reload(
         setup: tuple[Path, Path, Router]) -> None:
-    policies, _rules_dir, router = setup
+    """The rules watcher watches the policy file too: once the edit has settled it loads new
+    rules, whose book every agent takes at its next batch (and not before: the file on disk
+    is not looked at per batch, see test_policy_file_settling)."""
+    import asyncio
+
+    from workers.routing import RulesWatcher
+
+    policies, rules_dir, router = setup
     rt = _sla_runtime(router)
+    watcher = RulesWatcher(rules_dir, router.swap, initial=router.rules)
     sla_agent.SlaRuntime.refresh_rules(rt)
     assert route_agent.routed_subcategory("lifts_test", router.rules) is None
+    asyncio.run(watcher.check())
     _edit_policies(policies, PACKAGED + EDIT)
+    assert not asyncio.run(watcher.check())  # changed since the last poll: maybe mid-save
+    sla_agent.SlaRuntime.refresh_rules(rt)
+    assert route_agent.routed_subcategory("lifts_test", router.rules) is None
+    assert asyncio.run(watcher.check())  # the same on two polls: taken
     sla_agent.SlaRuntime.refresh_rules(rt)
     assert route_agent.routed_subcategory("lifts_test", router.rules) == "lifts_test"
     assert rt.book_of is policy_book(router.rules)
@@ -184,4 +198,4 @@ def test_a_worker_started_with_a_broken_policy_file_is_refused(
         policy_book(other.rules, reload=False)  # and a start is still refused
     with pytest.raises(ValueError, match="regimes"):
         from workers.sla.deadline_service import refresh_book
-        refresh_book(other.rules)
+        refresh_book(other.rules, settle=0.0)

@@ -289,6 +289,7 @@ def test_a_misspelt_regime_table_refuses_the_recompute(tmp_path: Path,
     bad.write_text(text.replace("[regimes.fz59", "[regimes.fz95"), encoding="utf-8")
     rules = DeadlineService().rules(0.75, 3 * DAY)  # started with the good file
     monkeypatch.setenv("APPEALS_POLICY_FILE", str(bad))
+    monkeypatch.setattr("workers.sla.deadline_service.SETTLE_S", 0.0)  # written just now
     rt = _Runtime(_Ctx(Settings.load({}), _Clock(T0)), rules, {})
     try:
         with pytest.raises(PolicyError, match=rf"^{bad}: regimes\.fz95: unknown regime"):

@@ -377,7 +377,9 @@ how it works:
   again; a breach whose new deadline lies ahead is cured. Appeals whose deadline is the same
   are left untouched, so running the command twice is harmless. Answered and closed appeals
   keep their history. A broken file is refused: the request is dead-lettered
-  (reason recompute_failed) and the worker keeps its current rules.
+  (reason recompute_failed) and the worker keeps its current rules. So is a policy file
+  changed less than 5 s before (the routing rules watcher's poll) or while it is read: it
+  may be half saved; run the command again once the file is in place.
 
   Kafka and the topic prefix come from APPEALS_KAFKA and APPEALS_TOPIC_PREFIX.
   Output: one JSON object {"request_id", "topic", "partitions", "reason"}; exit 2 on error.

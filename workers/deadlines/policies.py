@@ -435,6 +435,13 @@ class PolicyBook:
             text = resources.files("workers.deadlines").joinpath("policies.toml").read_text(
                 "utf-8")
             source = "workers/deadlines/policies.toml"
+        return PolicyBook.parse_data(text, source), source
+
+    @staticmethod
+    def parse_data(text: str, source: str) -> dict[str, Any]:
+        """The data of a policy file's ``text`` (YAML when ``source`` says so, else TOML),
+        not yet validated: for a caller that read the bytes itself (the routing rules
+        loader keeps the file as read with the rules, see ``deadline_service.rules_book``)."""
         if source.endswith((".yaml", ".yml")):
             import yaml
 
@@ -447,7 +454,7 @@ class PolicyBook:
                 data = tomllib.loads(text)
             except tomllib.TOMLDecodeError as exc:
                 raise PolicyError(f"{source}: invalid TOML: {exc}") from exc
-        return data, source
+        return cast(dict[str, Any], data)
 
     @property
     def regimes(self) -> tuple[str, ...]:

@@ -66,6 +66,8 @@ __all__ = [
     "content_fingerprint",
     "default_rules_path",
     "load_rules",
+    "policy_entry",
+    "policy_file_path",
     "rule_files",
 ]
 
@@ -195,6 +197,21 @@ def content_fingerprint(contents: Iterable[tuple[str, bytes | None]]) -> str:
         else:
             digest.update(b"%d\0" % len(data) + data)
     return digest.hexdigest()
+
+
+def policy_file_path() -> Path | None:
+    """The SLA policy file the rules are loaded with (``$APPEALS_POLICY_FILE``), None for the
+    packaged one (part of the installed code, never edited in place)."""
+    from workers.deadlines.policies import POLICY_FILE_ENV
+
+    chosen = os.environ.get(POLICY_FILE_ENV)
+    return Path(chosen) if chosen else None
+
+
+def policy_entry(path: Path) -> str:
+    """The name the policy file has among the rule files in :func:`content_fingerprint`: no
+    rule file can have it, so a rule file of the same name is another entry."""
+    return f"\0policy:{path}"
 
 
 def _freeze(value: Any) -> Any:
@@ -692,6 +709,19 @@ def load_rules(
         problems.extend(ctx.problems)
         if result is not None:
             parsed.append((ctx, result))
+    # The policy file is read here too, once, and is part of the fingerprint: its book is
+    # built from these bytes (``deadline_service.rules_book``), so an edit of it reaches the
+    # agents as new rules, once the watcher has seen it settle like a rule file. Read per
+    # batch instead, a file caught mid-save was used at once (a subcategory and an override
+    # missing), and could stay in use when the rest of the save kept its mtime.
+    policy: tuple[str, bytes | None] | None = None
+    policy_path = policy_file_path()
+    if policy_path is not None:
+        try:
+            policy = (str(policy_path), policy_path.read_bytes())
+        except OSError:
+            policy = (str(policy_path), None)  # the book reports it (the rules are fine)
+        contents.append((policy_entry(policy_path), policy[1]))
     fingerprint = content_fingerprint(contents)
     if not files:
         raise RulesError([(str(root), "", "no *.yaml rule files found")], fingerprint=fingerprint)
@@ -787,7 +817,7 @@ def load_rules(
     problems.extend(cycles)
     if not cycles:  # the checks below walk parent chains
         problems.extend(_departments_outside_their_municipality(parsed, authorities))
-    problems.extend(_sla_problems(parsed, authorities))
+    problems.extend(_sla_problems(parsed, authorities, policy))
     problems.extend(_name_clashes(parsed, authorities))
     if problems:
         raise RulesError(problems, fingerprint=fingerprint)
@@ -829,6 +859,7 @@ def load_rules(
         default_region=default_region,
         source=str(root),
         fingerprint=fingerprint,
+        policy_file=policy,
     )
 
 
@@ -968,7 +999,9 @@ def _policy_reason(exc: Exception) -> tuple[str | None, str]:
 
 
 def _sla_problems(
-    parsed: Sequence[tuple[_Ctx, dict[str, Any]]], authorities: Mapping[str, Authority]
+    parsed: Sequence[tuple[_Ctx, dict[str, Any]]],
+    authorities: Mapping[str, Authority],
+    policy: tuple[str, bytes | None] | None = None,
 ) -> list[tuple[str, str, str]]:
     """Check the authorities' ``sla:`` blocks the way the SLA worker will use them.
 
@@ -978,7 +1011,8 @@ def _sla_problems(
     cannot accept what the book refuses (nor the other way round), and a reload with a bad
     block keeps the working rules instead of failing the SLA worker at its next start or
     recompute with a message naming the policy file. A key the conversion ignores (a typo
-    such as ``workingdays``) is reported too.
+    such as ``workingdays``) is reported too. ``policy`` is the policy file as read with the
+    rules (:attr:`RoutingRules.policy_file`), the one their book is built from.
     """
     located: list[tuple[Authority, str, str]] = []
     for ctx, r in parsed:
@@ -992,7 +1026,7 @@ def _sla_problems(
     from workers.sla.deadline_service import load_book
 
     try:
-        regimes = load_book(()).regimes
+        regimes = load_book((), snapshot=policy).regimes
     except (PolicyError, OSError, ValueError) as exc:
         # Not a problem of the rules file: the SLA worker reports it on its own.
         log.warning("SLA overrides in the routing rules not checked: %s", exc)
@@ -1003,12 +1037,12 @@ def _sla_problems(
         found: list[tuple[tuple[str, ...], str]] = []
         _sla_unused(auth.id, (), auth.sla, found)
         for key, value in auth.sla.items():
-            found.extend(_sla_key_problems(auth.id, str(key), value, regimes))
+            found.extend(_sla_key_problems(auth.id, str(key), value, regimes, policy))
         if not found:
             # The whole block, resolved as the SLA worker will resolve it: overrides that
             # pass one by one may still combine into an invalid policy.
             try:
-                book = load_book([auth])
+                book = load_book([auth], snapshot=policy)
                 for regime in book.regimes:
                     for category in (None, *CATEGORIES):
                         book.resolve(regime, auth.region_code, auth.id, category)
@@ -1059,7 +1093,11 @@ def _sla_unused(
 
 
 def _sla_key_problems(
-    auth_id: str, key: str, value: Any, regimes: Sequence[str]
+    auth_id: str,
+    key: str,
+    value: Any,
+    regimes: Sequence[str],
+    policy: tuple[str, bytes | None] | None = None,
 ) -> list[tuple[tuple[str, ...], str]]:
     """One top-level key of an ``sla:`` block through the policy book, on its own, so an
     error names that key (and, within a regime, the unit or setting at fault)."""
@@ -1067,7 +1105,7 @@ def _sla_key_problems(
     from workers.sla.deadline_service import load_book
 
     try:
-        load_book([_SlaProbe(auth_id, {key: value})])
+        load_book([_SlaProbe(auth_id, {key: value})], snapshot=policy)
     except PolicyError as exc:
         field, message = _policy_reason(exc)
     else:

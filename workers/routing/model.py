@@ -119,6 +119,12 @@ class RoutingRules:
     default_region: str | None
     source: str
     fingerprint: str | None = None
+    policy_file: tuple[str, bytes | None] | None = None
+    """The SLA policy file (``$APPEALS_POLICY_FILE``) as :func:`~workers.routing.loader.load_rules`
+    read it with the rule files: ``(path, bytes)``, bytes None when it could not be read;
+    None without such a file (the packaged policies). The policy book of these rules is built
+    from these bytes (``deadline_service.rules_book``), so the rules watcher's settling keeps
+    a policy file caught mid-save out of use as it does a rule file."""
     _derived: dict[str, Any] = field(default_factory=dict, init=False, repr=False,
                                      compare=False)
     """What :meth:`derived` built from these rules, by name. Not an ``__init__`` argument,

@@ -19,6 +19,10 @@ keeps size and mtime (``cp -p``, ``rsync -t``). A writer that dies mid-file stil
 settled, shorter file: the reload that takes it warns with what it drops. Replacing the file
 atomically (write a temp file, rename it over) avoids all of this.
 
+The SLA policy file (``$APPEALS_POLICY_FILE``) is watched with the rule files: the rules carry
+it as read (``RoutingRules.policy_file``) and the agents' policy book is built from it, so an
+edit of it settles the same way and is taken as new rules.
+
 Why an unreadable file is looked at again on every poll: fixing it (``chmod``, ``chown``, an
 ACL, the directory's permissions) changes neither its size, mtime nor inode, so a fingerprint
 taken while it could not be read would never let the fixed file be read. The ctime and mode
@@ -36,16 +40,26 @@ import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from workers.routing.loader import RulesError, content_fingerprint, load_rules, rule_files
+from workers.routing.loader import (
+    RulesError,
+    content_fingerprint,
+    load_rules,
+    policy_entry,
+    policy_file_path,
+    rule_files,
+)
 from workers.routing.model import RoutingRules
 
-__all__ = ["RulesWatcher"]
+__all__ = ["POLL_INTERVAL_S", "RulesWatcher"]
 
 log = logging.getLogger(__name__)
 
 OnChange = Callable[[RoutingRules], Awaitable[None] | None]
 StatFingerprint = tuple[tuple[str, int, int, int, int, int], ...]
 """``(file name, size, mtime_ns, inode, ctime_ns, mode)`` per rule file."""
+POLL_INTERVAL_S = 5.0
+"""How often the workers poll the rule files and the policy file (a change is taken once it
+has stayed the same for one interval)."""
 _LISTED = 10
 """Ids named in the warning about a reload that drops entries; the rest are counted."""
 
@@ -107,9 +121,18 @@ class RulesWatcher:
             # poll hashes the files once. (Rules without a fingerprint are reloaded then.)
             self._content_fp = initial.fingerprint
 
+    def _files(self) -> list[tuple[str, Path]]:
+        """(fingerprint name, path) of the rule files and the policy file, in the order
+        :func:`load_rules` reads them."""
+        files = [(f.name, f) for f in rule_files(self.path)]
+        policy = policy_file_path()
+        if policy is not None:
+            files.append((policy_entry(policy), policy))
+        return files
+
     def _stat_fingerprint(self) -> StatFingerprint:
         items = []
-        for f in rule_files(self.path):
+        for name, f in self._files():
             try:
                 st = f.stat()
             except OSError:
@@ -117,7 +140,7 @@ class RulesWatcher:
             # ctime and mode: a chmod that makes an unreadable file readable changes nothing
             # else (see the module docstring).
             items.append(
-                (f.name, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, st.st_mode)
+                (name, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, st.st_mode)
             )
         return tuple(items)
 
@@ -126,11 +149,11 @@ class RulesWatcher:
         every file could be read."""
         contents: list[tuple[str, bytes | None]] = []
         readable = True
-        for f in rule_files(self.path):
+        for name, f in self._files():
             try:
-                contents.append((f.name, f.read_bytes()))
+                contents.append((name, f.read_bytes()))
             except OSError:
-                contents.append((f.name, None))
+                contents.append((name, None))
                 readable = False
         return content_fingerprint(contents), readable
 

@@ -177,9 +177,10 @@ class SlaRuntime:
         current = getattr(self.router, "rules", None)
         if current is None:
             return
-        # Also when only the policy file changed: intake and route take the edited file's book
-        # at their next call (``rules_book`` follows the file's version), and so must this
-        # agent, or a subcategory route now forwards would get no deadline of its own.
+        # Also when only the policy file changed (the watcher loads new rules for it, and a
+        # recompute replaces the book of the rules in use): intake and route take that book at
+        # their next call, and so must this agent, or a subcategory route now forwards would
+        # get no deadline of its own.
         book, own = rules_book(current)
         if current is self.rules_of and book is getattr(self, "book_of", None):
             return

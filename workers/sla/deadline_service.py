@@ -16,8 +16,10 @@ import datetime as dt
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -34,7 +36,7 @@ from workers.deadlines.compute import (
     warning_at,
     working_day_share,
 )
-from workers.deadlines.policies import POLICY_FILE_ENV, Policy, PolicyBook
+from workers.deadlines.policies import POLICY_FILE_ENV, Policy, PolicyBook, PolicyError
 from workers.sla.engine import PAUSE_IN_UNITS, SlaParams, SlaRules, StageRule, State, zone
 
 log = logging.getLogger(__name__)
@@ -76,16 +78,21 @@ def authority_overrides(authorities: Iterable[Any]) -> list[dict[str, Any]]:
     return out
 
 
-def load_book(authorities: Iterable[Any] = (), path: str | None = None) -> PolicyBook:
-    """The policy file (``path``, else ``$APPEALS_POLICY_FILE``, TOML or YAML, else the
-    packaged one) plus the authorities' own blocks.
+def load_book(authorities: Iterable[Any] = (), path: str | None = None, *,
+              snapshot: tuple[str, bytes | None] | None = None) -> PolicyBook:
+    """The policy file (``snapshot``, the file's path and bytes as already read; else
+    ``path``, else ``$APPEALS_POLICY_FILE``, TOML or YAML, else the packaged one) plus the
+    authorities' own blocks.
 
-    The file is parsed once per version of it (its path and modification time): a routing
-    rules load checks every authority's block with a book of its own (twelve in the demo
-    rules), and each used to read and parse the file again.
+    The file is parsed once per version of it (its bytes, or its stat): a routing rules load
+    checks every authority's block with a book of its own (twelve in the demo rules), and
+    each used to read and parse the file again.
     """
-    path = path or os.environ.get(POLICY_FILE_ENV) or None
-    data, source = _policy_data(path, _stamp(path))
+    if snapshot is not None:
+        data, source = _snapshot_data(*snapshot)
+    else:
+        path = path or os.environ.get(POLICY_FILE_ENV) or None
+        data, source = _policy_data(path, _stamp(path))
     data = copy.deepcopy(data)  # the cached parse stays as it was read
     extra = authority_overrides(authorities)
     if extra:
@@ -93,25 +100,80 @@ def load_book(authorities: Iterable[Any] = (), path: str | None = None) -> Polic
     return PolicyBook(data, source)
 
 
-def _stamp(path: str | None) -> int:
+Stamp = tuple[int, int, int, int]
+"""``(size, mtime_ns, inode, ctime_ns)`` of a policy file: the mtime alone stays the same
+across a truncate and the write after it on a coarse clock (kernels before 6.13)."""
+
+
+def _stat_stamp(st: os.stat_result) -> Stamp:
+    return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+
+
+def _stamp(path: str | None) -> Stamp:
     if path is None:
-        return 0
+        return (0, 0, 0, 0)
     try:
-        return os.stat(path).st_mtime_ns
+        return _stat_stamp(os.stat(path))
     except OSError:
-        return -1  # read_data reports the file
+        return (-1, -1, -1, -1)  # read_data reports the file
 
 
 @lru_cache(maxsize=8)
-def _policy_data(path: str | None, _stamp: int) -> tuple[dict[str, Any], str]:
+def _policy_data(path: str | None, _stamp: Stamp) -> tuple[dict[str, Any], str]:
     return PolicyBook.read_data(path)
+
+
+@lru_cache(maxsize=8)
+def _snapshot_data(path: str, raw: bytes | None) -> tuple[dict[str, Any], str]:
+    if raw is None:
+        raise PolicyError(f"{path}: cannot read policy file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PolicyError(f"{path}: cannot read policy file: {exc}") from exc
+    return PolicyBook.parse_data(text, path), path
+
+
+SETTLE_S = 5.0
+"""How long a policy file must have been left alone before ``appeals sla recompute`` reads
+it: the rules watcher's poll interval (``workers.routing.watcher.POLL_INTERVAL_S``), after
+which the watcher takes a changed file too."""
+
+
+def settled_policy_file(path: str, settle: float | None = None) -> tuple[str, bytes]:
+    """``(path, bytes)`` of the policy file as it is now, for ``appeals sla recompute``;
+    raises ``ValueError`` when it may be mid-save: changed while read (its stat before and
+    after differ) or less than ``settle`` seconds ago (default :data:`SETTLE_S`).
+
+    Why: a file saved in place is, between the truncate and the last write, valid TOML with
+    overrides and subcategories missing, and a recompute that read it then applied those
+    deadlines to every open appeal. A refused request changes nothing; repeat it once the
+    file is saved.
+    """
+    window = SETTLE_S if settle is None else settle
+    try:
+        before = os.stat(path)
+        raw = Path(path).read_bytes()
+        after = os.stat(path)
+    except OSError as exc:
+        raise PolicyError(f"{path}: cannot read policy file: {exc}") from exc
+    if _stat_stamp(before) != _stat_stamp(after):
+        raise ValueError(f"the policy file {path} changed while it was read (being saved?); "
+                         "nothing recomputed: repeat the recompute once it is saved")
+    age = (time.time_ns() - max(after.st_mtime_ns, after.st_ctime_ns)) / 1e9
+    # A moment further ahead than the window is another clock's (a file server's), not a
+    # save in progress: refusing it would refuse every recompute until that moment.
+    if -window < age < window:
+        raise ValueError(f"the policy file {path} changed {max(age, 0.0):.1f} s ago, within "
+                         f"the rules watcher's {window:g} s poll: it may still be being saved; "
+                         f"nothing recomputed: repeat the recompute in {window:g} s")
+    return path, raw
 
 
 @dataclasses.dataclass(frozen=True)
 class _Shared:
     rules: Any
-    path: str | None
-    stamp: int  # the policy file's modification time when the book was built (or refused)
+    path: str | None  # $APPEALS_POLICY_FILE when the book was built (or refused)
     book: PolicyBook
     own: bool
     error: str = ""  # why these rules' own book could not be built (``own`` False)
@@ -121,43 +183,53 @@ _shared: _Shared | None = None
 _shared_lock = threading.Lock()
 
 
+def _snapshot_of(rules: Any, path: str | None) -> tuple[str, bytes | None] | None:
+    """The policy file as ``rules`` were loaded with it; None (read it now) for rules loaded
+    with another file or none, or built without the loader."""
+    snapshot: tuple[str, bytes | None] | None = getattr(rules, "policy_file", None)
+    if path is not None and snapshot is not None and snapshot[0] == path:
+        return snapshot
+    return None
+
+
 def rules_book(rules: Any, *, reload: bool = True) -> tuple[PolicyBook, bool]:
     """The policy book of the routing rules ``rules`` (:func:`load_book` with their
-    authorities' blocks), the same object for every agent of the process, and whether it is
-    these rules' own.
+    authorities' blocks and the policy file as the rules were loaded with it,
+    ``RoutingRules.policy_file``), the same object for every agent of the process, and
+    whether it is these rules' own.
 
     Why one: intake (a 59-FZ appeal's latest registration), route (the subcategories the
     routed record may carry) and the SLA agent (deadlines) each read the policy file on their
-    own; the SLA agent rebuilt its book when the rules watcher swapped the rules (and read the
-    file again if it had changed), the other two kept the one read at start. A subcategory
-    an edited policy file selected then got its deadline in the SLA agent, but route still
-    dropped it from the routed record as unknown, so it never applied until a restart; and
-    intake registered 59-FZ letters by the old registration stage. Now the book follows the
-    rules object and the policy file's version: the first agent to call after either changed
-    builds it, the others get the same one. Before, the file's version was not part of it,
-    and ``appeals sla recompute``, which re-reads the file, built a book of its own for the
-    SLA agent alone: route still dropped the subcategory the edited file added.
+    own; the SLA agent rebuilt its book when the rules watcher swapped the rules, the other
+    two kept the one read at start. A subcategory an edited policy file selected then got its
+    deadline in the SLA agent, but route still dropped it from the routed record as unknown.
+    Now the book follows the rules object: the first agent to call after a reload builds it,
+    the others get the same one.
 
-    A book that cannot be built on a reload (``reload``: new rules, an edited policy file) is
-    logged once and the book before stays in use by every agent: ``(book, False)``. At a
-    worker's start (``reload=False``) it raises, as a worker must not start without
-    policies: before, only the process's first book raised, and a later one (another worker
-    of the same process, a test) silently got the book of earlier rules.
+    Why the file as the rules read it, and not the file's version on disk at each call: a
+    file caught mid-save (truncated, half written) was used at once, dropping a subcategory
+    from the appeals routed meanwhile for good, and with a coarse mtime could stay in use
+    after the save completed. The rules watcher takes a policy file edit as it takes a rule
+    file's, once it has settled, as new rules; no call here stats the file.
+
+    A book that cannot be built on a reload (``reload``: new rules) is logged once and the
+    book before stays in use by every agent: ``(book, False)``. At a worker's start
+    (``reload=False``) it raises, as a worker must not start without policies.
     """
     global _shared
     path = os.environ.get(POLICY_FILE_ENV) or None
-    stamp = _stamp(path)
     current = _shared
     if (current is not None and current.rules is rules and current.path == path
-            and current.stamp == stamp and (current.own or reload)):
+            and (current.own or reload)):
         return current.book, current.own
     with _shared_lock:
         current = _shared
         if (current is None or current.rules is not rules or current.path != path
-                or current.stamp != stamp or not (current.own or reload)):
+                or not (current.own or reload)):
             try:
-                current = _Shared(rules, path, stamp,
-                                  load_book(rules.authorities.values(), path), True)
+                book = load_book(rules.authorities.values(), path,
+                                 snapshot=_snapshot_of(rules, path))
+                current = _Shared(rules, path, book, True)
             except Exception as exc:
                 if current is None or not reload:
                     raise
@@ -165,26 +237,36 @@ def rules_book(rules: Any, *, reload: bool = True) -> tuple[PolicyBook, bool]:
                 log.error("the SLA policies cannot be built for the routing rules %s and the "
                           "policy file in place; every agent keeps the policies in use: %s",
                           getattr(rules, "version", "?"), error)
-                current = _Shared(rules, path, stamp, current.book, False, error)
+                current = _Shared(rules, path, current.book, False, error)
             _shared = current
     return current.book, current.own
 
 
-def refresh_book(rules: Any) -> PolicyBook:
-    """The shared book of ``rules`` with the policy file as it is now (``appeals sla
-    recompute``), for every agent of the process; raises ``ValueError`` naming why when it
-    cannot be built, the book in use staying."""
-    book, own = rules_book(rules)
-    if not own:
-        assert _shared is not None
-        raise ValueError(_shared.error or "the SLA policies cannot be built")
+def refresh_book(rules: Any, *, settle: float | None = None) -> PolicyBook:
+    """The book of ``rules`` (None: the policy file's alone) with the policy file as it is
+    now (``appeals sla recompute``), made the shared one for every agent of the process;
+    raises ``ValueError`` naming why when the file may be mid-save
+    (:func:`settled_policy_file`) or the book cannot be built, the book in use staying."""
+    global _shared
+    path = os.environ.get(POLICY_FILE_ENV) or None
+    snapshot = settled_policy_file(path, settle) if path is not None else None
+    authorities = rules.authorities.values() if rules is not None else ()
+    if rules is None:
+        return load_book(authorities, path, snapshot=snapshot)  # its PolicyError names the key
+    try:
+        book = load_book(authorities, path, snapshot=snapshot)
+    except Exception as exc:
+        raise ValueError(f"{type(exc).__name__}: {exc}"[:300]) from exc
+    with _shared_lock:
+        _shared = _Shared(rules, path, book, True)
     return book
 
 
 def policy_book(rules: Any = None, *, reload: bool = True) -> PolicyBook:
     """The policy book agents and tools use: that of ``rules`` (:func:`rules_book`; at a
     worker's start ``reload=False``: raises rather than keep another book), or without
-    routing rules the policy file's alone, built once per version of the file."""
+    routing rules the policy file's alone, built once per version of the file (one-shot
+    tools)."""
     if rules is not None:
         return rules_book(rules, reload=reload)[0]
     path = os.environ.get(POLICY_FILE_ENV) or None
@@ -192,7 +274,7 @@ def policy_book(rules: Any = None, *, reload: bool = True) -> PolicyBook:
 
 
 @lru_cache(maxsize=8)
-def _file_book(path: str | None, _stamp: int) -> PolicyBook:
+def _file_book(path: str | None, _stamp: Stamp) -> PolicyBook:
     return load_book((), path)
 
 

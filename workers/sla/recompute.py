@@ -59,7 +59,7 @@ def reload_rules(rt: Any) -> None:
     """Re-read policy and calendar files; raises (PolicyError, CalendarFileError) if broken."""
     from workers.deadlines.calendar import BusinessCalendar
     from workers.deadlines.compute import default_calendar
-    from workers.sla.deadline_service import DeadlineService, policy_book, refresh_book
+    from workers.sla.deadline_service import DeadlineService, refresh_book
 
     router = getattr(rt, "router", None)
     # Both files are read and checked before anything in use is replaced. The calendar's
@@ -67,10 +67,11 @@ def reload_rules(rt: Any) -> None:
     # request and then failed every later deadline (new appeals dead-lettered as
     # unprocessable) while the log said only "recompute refused" (review of session 15).
     calendar = BusinessCalendar.from_env()
-    # The process's shared book (with the authorities' own SLA blocks), read again if the file
-    # changed: intake and route take the same one. A book of the recompute's own put the SLA
-    # agent on other policies than route, which dropped a subcategory the edited file added.
-    book = refresh_book(router.rules) if router is not None else policy_book()
+    # The process's shared book (with the authorities' own SLA blocks), the file read again:
+    # intake and route take the same one. A book of the recompute's own put the SLA agent on
+    # other policies than route, which dropped a subcategory the edited file added. A file
+    # changed within the rules watcher's poll may be mid-save: the request is refused.
+    book = refresh_book(router.rules if router is not None else None)
     default_calendar.cache_clear()
     service = DeadlineService(book, calendar)
     from workers.sla.agent import sla_rules
