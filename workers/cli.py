@@ -83,19 +83,36 @@ def positive_float(text: str) -> float:
 
 def demo_time_scale(text: str) -> float:
     """``--time-scale`` of the demo: > 0 and slow enough that the SLA clock stays within the
-    years events may carry (``schemas.validation.MAX_YEAR``) through start-up and a minute."""
+    years events may carry (``schemas.validation.MAX_YEAR``) through start-up and a minute,
+    and that an appeal waiting out the workers' start-up is not older than intake accepts
+    (``APPEALS_INTAKE_MAX_AGE``)."""
     import time
 
     from schemas.validation import MAX_YEAR
-    from workers.demo.runner import MIN_RUN_SECONDS, max_time_scale
+    from workers.demo.runner import (
+        DEFAULT_INTAKE_MAX_AGE,
+        MIN_RUN_SECONDS,
+        STARTUP_SECONDS,
+        max_time_scale,
+    )
 
     value = positive_float(text)
-    limit = max_time_scale(time.time())
+    try:
+        max_age = Settings.load(only={"intake_max_age"}).intake_max_age
+    except ConfigError:
+        max_age = DEFAULT_INTAKE_MAX_AGE  # the demo's own load reports the bad value
+    by_year = max_time_scale(time.time(), math.inf)
+    limit = min(by_year, max_time_scale(time.time(), max_age))
     if value > limit:
+        why = (f"the SLA clock passes the end of {MAX_YEAR}, the last year events may carry, "
+               f"before the workers are up and {MIN_RUN_SECONDS:g} s have streamed"
+               if limit == by_year else
+               f"an appeal waiting up to {STARTUP_SECONDS:g} s for the workers to start is "
+               f"older than APPEALS_INTAKE_MAX_AGE ({max_age / 86400:g} days) when intake "
+               "reads it, and is dead-lettered")
         raise argparse.ArgumentTypeError(
-            f"must be at most {limit:.3g} ({limit / 86400:.0f} SLA days a second), got {text}: "
-            f"faster, the SLA clock passes the end of {MAX_YEAR}, the last year events may "
-            f"carry, before the workers are up and {MIN_RUN_SECONDS:g} s have streamed")
+            f"must be at most {limit:.3g} ({limit / 86400:.3g} SLA days a second), got "
+            f"{text}: faster, {why}")
     return value
 
 
@@ -501,8 +518,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="appeals per second (default 50)")
     p.add_argument("--time-scale", type=demo_time_scale, default=86400.0,
                    help="SLA-clock seconds per real second (default 86400: a day a second; at "
-                        "most about 1e7, which keeps the clock within the years events may "
-                        "carry)")
+                        "most APPEALS_INTAKE_MAX_AGE / 120 s, about 2.6e5 with its default of "
+                        "365 days, so an appeal waiting out the workers' start-up is not too "
+                        "old for intake, and never so fast that the clock leaves the years "
+                        "events may carry)")
     p.add_argument("--workers", type=positive_int, default=1,
                    help="worker processes, at least 1 (default 1)")
     p.add_argument("--metrics-port", type=port_number, default=None,

@@ -457,12 +457,21 @@ STARTUP_SECONDS = 120.0
 MIN_RUN_SECONDS = 60.0
 
 
-def max_time_scale(now: float) -> float:
+DEFAULT_INTAKE_MAX_AGE: float = Settings.load({}, only={"intake_max_age"}).intake_max_age
+
+
+def max_time_scale(now: float, intake_max_age: float = DEFAULT_INTAKE_MAX_AGE) -> float:
     """The fastest SLA clock that stays before the end of ``MAX_YEAR`` (less the week kept for
     deadlines) through start-up and a minute's run: at 1e9 the probe appeal was dead-lettered
-    before the workers were up, and the demo waited two minutes to say they never came up."""
+    before the workers were up, and the demo waited two minutes to say they never came up.
+
+    And under which an appeal waiting for the workers as long as start-up may take is not
+    older than intake accepts (``APPEALS_INTAKE_MAX_AGE``, ``intake_max_age``) when they read
+    it: at 1.2e7 a year of SLA time passed in 2.6 s, and the probe, sent while the workers
+    started, was dead-lettered as submitted too long ago."""
     end = datetime(MAX_YEAR + 1, 1, 1, tzinfo=UTC).timestamp() - 7 * 86400
-    return max(0.0, end - now) / (STARTUP_SECONDS + MIN_RUN_SECONDS)
+    return min(max(0.0, end - now) / (STARTUP_SECONDS + MIN_RUN_SECONDS),
+               intake_max_age / STARTUP_SECONDS)
 
 
 def _capped_duration(opts: DemoOptions, sla_now: float) -> float:
@@ -597,7 +606,9 @@ async def _wait_ready(producer: Any, settings: Settings, tally: Tally, stop: asy
     workers started was only acted on once they were up, 13-15 s later, and the demo then
     streamed, drained and printed a summary of a run that never began."""
     gen = Generator(seed=0, malformed_share=0.0, run_id="probe")
-    probe = gen.appeal(time.time(), channel="pos")
+    # On the SLA clock the workers judge it by, as every appeal the demo sends: stamped with
+    # the wall time, it was a year old for intake after 2.6 s at --time-scale 1.2e7.
+    probe = gen.appeal(SlaClock(settings.time_scale, settings.clock_epoch).now(), channel="pos")
     # Not past a Ctrl-C: the first send waits for the new topics' leaders.
     sent = asyncio.ensure_future(
         producer.send_and_wait(t.topic_name(settings, t.intake_topic("pos")), probe.value))
