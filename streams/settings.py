@@ -476,7 +476,9 @@ class Settings:
 
         ``only``: read and check just these fields, the others keep their defaults. Why: a
         command that needs one setting (``appeals classify eval`` its model) refused to run for
-        a bad value of an unrelated one (APPEALS_KAFKA=bogus) it never uses.
+        a bad value of an unrelated one (APPEALS_KAFKA=bogus) it never uses. A key of the
+        APPEALS_CONFIG file that is no setting at all is still refused, naming the one it
+        resembles: a typo of the one setting read would otherwise leave its default in use.
         """
         env = os.environ if environ is None else environ
         if env is os.environ:  # the process's own settings: a typo there is worth a word
@@ -484,8 +486,8 @@ class Settings:
         values: dict[str, Any] = {}
         extra: dict[str, Any] = {}
         from_file: dict[str, str] = {}  # field -> "APPEALS_CONFIG=<path>: key" for messages
-        fields = {f.name: f for f in dataclasses.fields(cls)
-                  if f.name != "extra" and (only is None or f.name in only)}
+        every = {f.name: f for f in dataclasses.fields(cls) if f.name != "extra"}
+        fields = {name: f for name, f in every.items() if only is None or name in only}
         if only is not None and set(only) - fields.keys():
             raise ValueError(f"not settings: {sorted(set(only) - fields.keys())}")
         path = env.get("APPEALS_CONFIG")
@@ -498,16 +500,19 @@ class Settings:
             for key, value in data.items():
                 where = f"APPEALS_CONFIG={path}: {key}"
                 f = fields.get(key)
-                if only is not None and f is None:
-                    continue  # another command's concern
+                if f is None and key in every:
+                    continue  # another command's concern (``only``)
                 if f is not None:
                     values[key] = _coerce_file_value(where, value, f.default, str(f.type))
                     from_file[key] = where
                 elif isinstance(value, dict):
                     extra[key] = value  # a sub-system's own section, e.g. [gateway]
                 else:
+                    # Against every setting, also with ``only``: a misspelt key there
+                    # (clasifier_model) was skipped as another command's, and the command
+                    # silently ran on the default.
                     close = difflib.get_close_matches(
-                        key.lower().removeprefix("appeals_"), fields, n=1)
+                        key.lower().removeprefix("appeals_"), every, n=1)
                     hint = f" (did you mean {close[0]}?)" if close else ""
                     raise ConfigError(f"{where}: not a setting{hint}; keys are the lower-case "
                                       "names of `appeals config` without APPEALS_")

@@ -86,3 +86,20 @@ def test_relative_data_dir_is_created_from_any_directory(
     app = create_app(Settings(app_id="data-dir-test"))
     assert (tmp_path / "var" / "worker").is_dir()
     assert Path(app.conf.datadir).is_absolute()
+
+
+def test_a_typo_in_the_file_is_refused_when_only_some_settings_are_read(
+        tmp_path: Path) -> None:
+    """``Settings.load(only=...)`` (``appeals classify eval`` reads only its model) skipped a
+    misspelt key as another command's: clasifier_model left the packaged model in use with
+    nothing said, where the full load names the setting meant."""
+    path = tmp_path / "appeals.toml"
+    path.write_text('clasifier_model = "/models/v7"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="did you mean classifier_model") as exc:
+        Settings.load({"APPEALS_CONFIG": str(path)}, only={"classifier_model"})
+    assert str(path) in str(exc.value)
+    # Another command's setting and a section are still no concern of this one.
+    path.write_text('intake_max_age = 86400\npartitions = "many"\n[gateway]\nrate = 3\n',
+                    encoding="utf-8")
+    s = Settings.load({"APPEALS_CONFIG": str(path)}, only={"intake_max_age"})
+    assert s.intake_max_age == 86400 and s.extra == {"gateway": {"rate": 3}}
