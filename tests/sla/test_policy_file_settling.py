@@ -112,3 +112,20 @@ def test_a_recompute_refuses_a_policy_file_written_while_it_is_read(
     with pytest.raises(ValueError, match="changed while it was read"):
         refresh_book(router.rules, settle=0.0)
     assert _answer(policy_book(router.rules)) == 5
+
+
+def test_the_rules_snapshot_is_used_whatever_the_spelling_of_the_path(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``APPEALS_POLICY_FILE=/dir//policies.toml`` (or ``./policies.toml``): the loader keeps the
+    bytes under its own spelling of the path, and the book was read from disk again instead of
+    from the bytes the rules were checked with."""
+    policies = tmp_path / "policies.toml"
+    policies.write_text(PACKAGED + POS_22.format(5), "utf-8")
+    monkeypatch.setenv(POLICY_FILE_ENV, f"{tmp_path}//policies.toml")
+    rules_dir = tmp_path / "rules"
+    rules_dir.mkdir()
+    (rules_dir / "22.yaml").write_text(RULES, encoding="utf-8")
+    rules = load_rules(rules_dir)
+    # The file changes on disk after the rules were loaded: the rules' book is the loaded one.
+    policies.write_text(PACKAGED + POS_22.format(9), "utf-8")
+    assert _answer(policy_book(rules, reload=False)) == 5

@@ -187,7 +187,10 @@ def _snapshot_of(rules: Any, path: str | None) -> tuple[str, bytes | None] | Non
     """The policy file as ``rules`` were loaded with it; None (read it now) for rules loaded
     with another file or none, or built without the loader."""
     snapshot: tuple[str, bytes | None] | None = getattr(rules, "policy_file", None)
-    if path is not None and snapshot is not None and snapshot[0] == path:
+    # Compared as the loader names it (``policy_file_path``: a ``Path``, so "/a//b.toml" and
+    # "./b.toml" are spelt as it spells them); compared raw, such a name never matched and every
+    # book was read from disk again, not from the bytes the rules were checked with.
+    if path is not None and snapshot is not None and snapshot[0] == str(Path(path)):
         return snapshot
     return None
 
