@@ -619,8 +619,10 @@ class Bench:
         if missing:
             raise BenchError(
                 f"latency: {len(missing):,} of {len(want - triaged):,} appeals to be routed "
-                f"have no routed record seen arriving (or no intake record); see "
-                f"{self.log_dir / 'latency.log'}")
+                f"have no routed record seen arriving (or no intake record)"
+                + (f"; the consumer stamping arrivals failed: {watch.error}" if watch.error
+                   else "")
+                + f"; see {self.log_dir / 'latency.log'}")
         lat = sorted(x for _, x in timed)
         if len(lat) < 2:
             # Percentiles need two points (statistics.quantiles raised on one, and the whole
@@ -1039,6 +1041,9 @@ class RoutedWatch:
         self._ctx = multiprocessing.get_context("spawn")
         self._stop = self._ctx.Event()
         self._ready = self._ctx.Event()
+        self._failed = self._ctx.Event()
+        #: The child's error, once collected (start, stop).
+        self.error = ""
         self._last_new = self._ctx.Value("d", time.monotonic())
         self._results: Any = self._ctx.Queue()
         self._proc: Any = None
@@ -1046,13 +1051,22 @@ class RoutedWatch:
     def start(self) -> None:
         self._proc = self._ctx.Process(
             target=_routed_watch_main, name="routed-watch", daemon=True,
-            args=(self.settings, self._stop, self._ready, self._last_new, self._results))
+            args=(self.settings, self._stop, self._ready, self._failed, self._last_new,
+                  self._results))
         self._proc.start()
-        if not self._ready.wait(60) or not self._proc.is_alive():
+        # Polled, so a child that dies before it is ready (an import or unpickling error) is
+        # seen at once rather than after the whole minute.
+        deadline = time.monotonic() + 60
+        while not self._ready.wait(0.5):
+            if not self._proc.is_alive() or time.monotonic() > deadline:
+                break
+        if not self._ready.is_set() or self._failed.is_set() or not self._proc.is_alive():
+            # A child that failed sets ``failed`` before ``ready``: it may still be alive,
+            # sending its error, when this wakes (a live child was taken for a started one).
             error = self._collect(5.0)
             self.stop()
             raise BenchError(f"latency: the consumer of appeals.routed did not start "
-                             f"({error or 'no assignment in 60 s'})")
+                             f"({error or self.error or 'no assignment in 60 s'})")
 
     def settle(self, idle: float = 1.0, cap: float = 10.0) -> None:
         """Every output is written: let the last ones arrive here too."""
@@ -1069,6 +1083,7 @@ class RoutedWatch:
         except queue.Empty:
             return ""
         self.arrived.update(arrived)
+        self.error = self.error or error
         return error
 
     def stop(self) -> None:
@@ -1083,7 +1098,7 @@ class RoutedWatch:
         self._proc = None
 
 
-def _routed_watch_main(settings: Settings, stop: Any, ready: Any, last_new: Any,
+def _routed_watch_main(settings: Settings, stop: Any, ready: Any, failed: Any, last_new: Any,
                        results: Any) -> None:
     """The :class:`RoutedWatch` process: stamps until ``stop``, then sends its stamps. Ctrl-C
     reaches the whole process group: the bench stops this process itself (or it dies with it,
@@ -1103,7 +1118,7 @@ def _routed_watch_main(settings: Settings, stop: Any, ready: Any, last_new: Any,
             auto_offset_reset="latest", enable_auto_commit=False, fetch_max_wait_ms=5)
         try:
             await consumer.start()
-            while not consumer.assignment():
+            while not consumer.assignment() and not stop.is_set():
                 await consumer.getmany(timeout_ms=50)
             for tp in consumer.assignment():
                 await consumer.position(tp)  # fixed before the first appeal is sent
@@ -1122,6 +1137,7 @@ def _routed_watch_main(settings: Settings, stop: Any, ready: Any, last_new: Any,
         asyncio.run(run())
     except Exception as exc:  # reported by start() or as missing samples
         error = f"{type(exc).__name__}: {exc}"
+        failed.set()  # before ready: start() must not take a failed child for a started one
         ready.set()
     results.put((arrived, error))
 
