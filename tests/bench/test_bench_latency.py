@@ -74,6 +74,8 @@ def fake_phase(monkeypatch: pytest.MonkeyPatch, routed_share: float = 1.0,
         """The live consumer of appeals.routed: each record arrives 10 ms after its
         CreateTime (the producer's hand-over), 60 ms after the intake record's."""
 
+        error = ""  # what the real one's consumer process failed with, if it did
+
         def __init__(self, settings: Any) -> None:
             pass
 
