@@ -186,11 +186,13 @@ _shared_lock = threading.Lock()
 def _snapshot_of(rules: Any, path: str | None) -> tuple[str, bytes | None] | None:
     """The policy file as ``rules`` were loaded with it; None (read it now) for rules loaded
     with another file or none, or built without the loader."""
+    from workers.routing.loader import policy_file_path  # the loader imports this module
+
     snapshot: tuple[str, bytes | None] | None = getattr(rules, "policy_file", None)
-    # Compared as the loader names it (``policy_file_path``: a ``Path``, so "/a//b.toml" and
-    # "./b.toml" are spelt as it spells them); compared raw, such a name never matched and every
-    # book was read from disk again, not from the bytes the rules were checked with.
-    if path is not None and snapshot is not None and snapshot[0] == str(Path(path)):
+    # Named as the loader names it (``policy_file_path``); compared raw, "/a//b.toml" or
+    # "./b.toml" never matched and every book was read from disk again, not from the bytes the
+    # rules were checked with.
+    if path is not None and snapshot is not None and snapshot[0] == str(policy_file_path()):
         return snapshot
     return None
 
