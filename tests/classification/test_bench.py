@@ -64,9 +64,28 @@ def test_pruned_spelling_fix_corrects_as_before() -> None:
     tokens |= {"".join(rnd.choice(syllables) for _ in range(rnd.randint(3, 6)))
                for _ in range(500)}
     tokens |= {"отапление", "сосуоьки", "леддяные", "ёлочка", "елочкаа", "Ковербаов"}
+    # Capitalised and upper-case tokens are pruned too (on their lower-case spelling).
+    tokens |= {t.capitalize() for t in sorted(tokens)[::7]} | {t.upper() for t in
+                                                                 sorted(tokens)[::11]}
     fixed = 0
     for t in sorted(tokens):
         want = _spell_fix_without_pruning(t)
         assert normalize.spell_fix(t) == want, t
         fixed += want != t
     assert fixed > 500  # the set holds corrections, not only words left alone
+
+
+def test_the_fast_dictionary_test_answers_as_pymorphy3() -> None:
+    """:func:`normalize.spell_fix` looks candidates up with a membership test of the DAWG
+    where pymorphy3's fuzzy ``word_is_known`` is not needed; the answers must not change."""
+    rnd = random.Random(5)
+    words = sorted({t for text in _texts(2000) for t in tokenize(text)})
+    sample = words[:: max(1, len(words) // 400)]
+    probes = set(sample) | {w.upper() for w in sample[::5]} | {w.capitalize() for w in sample[::3]}
+    probes |= {w[:-1] + rnd.choice(normalize._ALPHABET) for w in sample if len(w) > 3}
+    probes |= {"ёлка", "елка", "ЕЛКА", "еж", "ёж", "всё", "все", "ЁЖ", "ежик", "ёжик",
+               "dom", "İstanbul", ""}
+    answers = {w: normalize._MORPH.word_is_known(w) for w in sorted(probes)}
+    assert {w: normalize._KNOWN(w) for w in answers} == answers
+    assert sum(answers.values()) > 300 and not all(answers.values())
+    assert normalize._KNOWN("елка") and normalize._KNOWN("ЕЛКА")  # the «ё» reading is kept
