@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -139,8 +140,26 @@ def cmd_bench(args: argparse.Namespace) -> int:
         sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
         print(render_table(doc))
-    failed = doc.get("failed_phases") or []
-    if failed:  # what was measured is printed above; the failed phases are marked in it
-        print(f"appeals bench: phase(s) failed: {', '.join(failed)}", file=sys.stderr)
+    return exit_status(doc)
+
+
+def exit_status(doc: dict[str, Any]) -> int:
+    """1 when a phase failed or a correctness verdict came out false, with one line on stderr
+    saying which; else 0. What was measured is printed before, with both marked in it.
+
+    Why the verdicts too: a run whose outputs were not exactly once in effect exited 0, the
+    ``false`` visible only to whoever read the table (a CI job or script took it for a pass).
+    """
+    from workers.bench.runner import failed_verdicts
+
+    problems = []
+    phases = doc.get("failed_phases") or []
+    if phases:
+        problems.append(f"phase(s) failed: {', '.join(phases)}")
+    verdicts = failed_verdicts(doc)  # from the verdicts themselves, as the report lists them
+    if verdicts:
+        problems.append(f"verdict(s) false: {', '.join(verdicts)}")
+    if problems:
+        print(f"appeals bench: {'; '.join(problems)}", file=sys.stderr)
         return 1
     return 0

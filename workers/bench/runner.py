@@ -724,7 +724,32 @@ class Bench:
             "failed_phases": list(self.failed_phases),
             "total_seconds": round(time.monotonic() - self.started, 1),
         }
+        doc["failed_verdicts"] = failed_verdicts(doc)
         return doc
+
+
+def failed_verdicts(doc: dict[str, Any]) -> list[str]:
+    """The correctness verdicts of a report that came out false, by their keys in ``--json``.
+
+    Why apart from ``failed_phases``: a phase that measured its outputs and found them not
+    exactly once did not fail to run, so it was printed (``false`` in the table and the JSON)
+    and ``appeals bench`` still exited 0; a script or CI job running the bench took a broken
+    pipeline for a pass. ``appeals bench`` exits 1 when this is not empty. A verdict not
+    reached (its phase skipped or failed) is not listed here: ``failed_phases`` has those.
+    """
+    out: list[str] = []
+    scale = doc.get("scaleout") or {}
+    for key, run in (("pipeline", doc.get("pipeline") or {}), ("scaleout", scale)):
+        if run.get("exactly_once_in_effect") is False:
+            out.append(f"{key}.exactly_once_in_effect")
+    reb = scale.get("rebalance") or {}
+    if reb.get("exactly_once_across_rebalance") is False:
+        why = ("outputs not exactly once in effect" if reb.get("exactly_once_in_effect") is False
+               else "no rebalance seen while work was left" if not reb.get("rebalance_seen")
+               else "")
+        out.append("scaleout.rebalance.exactly_once_across_rebalance"
+                   + (f" ({why})" if why else ""))
+    return out
 
 
 # -- measurement pieces ---------------------------------------------------------------------
@@ -1281,6 +1306,8 @@ def render_table(doc: dict[str, Any]) -> str:
                     for kind, d in what["effect_differences"].items()))
     if doc.get("failed_phases"):
         lines.append("FAILED phases: " + ", ".join(doc["failed_phases"]))
+    if doc.get("failed_verdicts"):
+        lines.append("FAILED verdicts: " + ", ".join(doc["failed_verdicts"]))
     lines.append(f"total bench time {doc['total_seconds']} s")
     return "\n".join(lines)
 
