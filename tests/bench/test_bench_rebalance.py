@@ -111,8 +111,9 @@ def test_the_scaleout_phase_reports_the_rebalance_run(
     calls: list[Any] = []
 
     def pipeline(self: runner.Bench, settings: Any, work: Any, workers: int,
-                 join_at: float | None = None) -> dict[str, Any]:
-        calls.append((work.n, workers, join_at))
+                 join_at: float | None = None, feed: list[Any] | None = None
+                 ) -> dict[str, Any]:
+        calls.append((work.n, workers, join_at, len(feed) if feed is not None else None))
         out = {"events_per_s": 10.0, "appeals_per_s": 5.0, "appeals": work.n,
                "exactly_once_in_effect": True}
         if join_at is not None:
@@ -130,7 +131,8 @@ def test_the_scaleout_phase_reports_the_rebalance_run(
                            {str(i): "web" for i in range(1000)})
     scale = b.scaleout("kafka://127.0.0.1:1", "redis://127.0.0.1:1/0", work,
                        {"events_per_s": 5.0})
-    assert calls == [(800, 2, None), (500, 2, runner.REBALANCE_JOIN_AT)]
+    # The rebalance run: half pre-produced, the other half fed while it runs.
+    assert calls == [(800, 2, None, None), (500, 2, runner.REBALANCE_JOIN_AT, 250)]
     assert scale["speedup"] == 2.0
     assert scale["rebalance"]["exactly_once_across_rebalance"] is True
 

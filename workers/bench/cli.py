@@ -42,8 +42,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--scaleout-events", type=int, default=50_000,
                    help="appeals in the 2-worker run (default 50000, at most --events)")
     p.add_argument("--rebalance-events", type=int, default=20_000,
-                   help="appeals in the rebalance run, where the second worker joins once the "
-                        "first has committed 30%% of the work (default 20000, at most --events)")
+                   help="appeals in the rebalance run: half are pre-produced, the second "
+                        "worker starts once the first has committed 30%% of the work, and the "
+                        "other half is sent while the run goes on, so the rebalance happens "
+                        "with input still arriving (default 20000, at most --events)")
     p.add_argument("--latency-seconds", type=finite_float, default=60.0,
                    help="length of the steady-rate latency run (default 60)")
     p.add_argument("--latency-rate", type=int, default=1000,

@@ -23,7 +23,8 @@ What is measured, and how (from outside the measured process, with nothing added
   linger and acknowledgement) gives ``latency_to_handover_*`` for comparison.
 * **scale-out** - two workers started together on N appeals: the speed-up against the single
   worker; then a smaller run where the second worker starts once the first has committed 30%
-  of the work (a rebalance with work in flight, its generations read from the workers' logs).
+  of the work, half of whose input is sent while it runs (a rebalance with work in flight and
+  input arriving, its generations read from the workers' logs).
   Both runs' outputs are checked exactly-once in effect appeal by appeal against truth from
   the workload (:mod:`workers.bench.effect`), duplicates in raw topics counted.
 """
@@ -39,6 +40,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -74,6 +76,16 @@ LATENCY_STALL_S = 30.0
 #: committed work and state, early enough that the second (a few seconds to start and join)
 #: still finds work left to take over.
 REBALANCE_JOIN_AT = 0.3
+#: Share of the rebalance run's appeals (with their lifecycle events) produced before its first
+#: worker starts; the rest is sent while the run goes on (:class:`Feeder`). Above
+#: ``REBALANCE_JOIN_AT`` by enough that the triaged appeals (never routed, so never in the
+#: share's routed part) do not keep the share from reaching it.
+REBALANCE_HEAD = 0.5
+#: Seconds over which the rest of the rebalance run's input is spread once the second worker
+#: starts, until it has its partitions (then the remainder goes at once): its start and group
+#: join take well under this even on the shared machine, so the input is still arriving when
+#: the partitions move, however small the run or fast the host.
+REBALANCE_FEED_S = 60.0
 
 
 class BenchError(RuntimeError):
@@ -150,6 +162,24 @@ class Workload:
         keep = {i.encode() for i in ids}
         return Workload(self.appeals[:n], [m for m in self.lifecycle if m[1] in keep],
                         {i: self.by_id[i] for i in ids})
+
+    def split(self, share: float) -> tuple[list[Message], list[Message]]:
+        """The first ``share`` of the appeals with their lifecycle events (appeals first, as
+        the pre-produced runs send them), and the rest, each appeal followed by its own
+        lifecycle events: the order of a stream arriving while the run goes on."""
+        k = max(1, min(self.n, round(self.n * share)))
+        ids = list(self.by_id)
+        head_ids = {i.encode() for i in ids[:k]}
+        head = self.appeals[:k] + [m for m in self.lifecycle if m[1] in head_ids]
+        life_of: dict[bytes | None, list[Message]] = {}
+        for m in self.lifecycle:
+            if m[1] not in head_ids:
+                life_of.setdefault(m[1], []).append(m)
+        tail: list[Message] = []
+        for appeal_id, msg in zip(ids[k:], self.appeals[k:], strict=True):
+            tail.append(msg)
+            tail.extend(life_of.get(appeal_id.encode(), []))
+        return head, tail
 
 
 class Bench:
@@ -294,10 +324,15 @@ class Bench:
         moved = self.settings(kafka, redis)
         t.ensure_topics(moved)
         part = work.subset(self.opts.rebalance_events)
-        produce(moved, part.appeals + part.lifecycle)
-        reb = self.pipeline(moved, part, workers=2, join_at=REBALANCE_JOIN_AT)
+        # Half pre-produced, the rest sent while the run goes on: with everything pre-produced
+        # a small run (or a fast host) consumed the whole input before the second worker had
+        # joined, and the verdict failed on "no rebalance seen" with nothing wrong.
+        head, tail = part.split(REBALANCE_HEAD)
+        produce(moved, head)
+        reb = self.pipeline(moved, part, workers=2, join_at=REBALANCE_JOIN_AT, feed=tail)
         keep = ("appeals", "lifecycle_events", "elapsed_s", "joined_at_share",
-                "assigned_at_share", "assignments", "generations", "rebalance_seen",
+                "assigned_at_share", "fed_records", "fed_before_assignment",
+                "assignments", "generations", "rebalance_seen",
                 "exactly_once_in_effect", "exactly_once_across_rebalance",
                 "effect_differences", "registered_records", "registered_distinct",
                 "routed_records", "routed_distinct", "triaged_distinct", "alert_records",
@@ -383,13 +418,18 @@ class Bench:
         }
 
     def pipeline(self, settings: Settings, work: Workload, workers: int,
-                 join_at: float | None = None) -> dict[str, Any]:
-        """One run of ``workers`` worker processes over ``work``, pre-produced.
+                 join_at: float | None = None,
+                 feed: list[Message] | None = None) -> dict[str, Any]:
+        """One run of ``workers`` worker processes over ``work``, pre-produced (but ``feed``).
 
         ``join_at``: the workers after the first start only once the group has committed that
-        share of the intake, so partitions move from a worker in mid-stream (a rebalance with
+        share of the work, so partitions move from a worker in mid-stream (a rebalance with
         work in flight), which workers started together never see: they join in one
         assignment generation.
+
+        ``feed`` (with ``join_at``): the part of ``work`` not pre-produced, sent from the moment
+        the others start, spread over ``REBALANCE_FEED_S`` until they all have partitions, then
+        the rest at once (:class:`Feeder`); the share and "done" still count all of ``work``.
         """
         from streams.testing import WorkerProcess
 
@@ -417,6 +457,8 @@ class Bench:
         # Share of the work committed when the others started, when the last got partitions.
         joined_at_share: float | None = None
         assigned_at_share: float | None = None
+        feeder: Feeder | None = None
+        fed_before_assignment: int | None = None
         timeline: list[procstat.GroupSnapshot] = []
         t0: float | None = None
         cpu0: list[float] = []
@@ -444,9 +486,17 @@ class Bench:
                              f"worker(s)")
                     for p in procs[1:]:
                         p.start()
+                    if feed:
+                        feeder = Feeder(settings, feed, REBALANCE_FEED_S, self.say)
+                        feeder.start()
                 if (joined_at_share is not None and assigned_at_share is None
                         and all(assignments(p.log_path) for p in procs[1:])):
                     assigned_at_share = round(share, 3)
+                    if feeder is not None:
+                        fed_before_assignment = feeder.sent
+                        feeder.rush()
+                if feeder is not None:
+                    feeder.check()
                 # Only on end offsets a fetch confirmed: the broker's own can be short by a
                 # batch, and "committed >= end" on them declared done a batch early.
                 if (t0 is not None and snap.confirmed and consumed >= n
@@ -488,6 +538,8 @@ class Bench:
             # Appeal by appeal with two workers; one worker gets the light check (counts).
             check = verify_effect(settings, work, light=workers == 1)
         finally:
+            if feeder is not None:
+                feeder.stop()
             for p in procs:
                 p.stop()
             progress.close()
@@ -514,6 +566,9 @@ class Bench:
         out.update(check)
         if join_at is not None:
             out.update(rebalance_report(procs, joined_at_share, assigned_at_share))
+            if feed:
+                out["fed_records"] = len(feed)
+                out["fed_before_assignment"] = fed_before_assignment
             out["exactly_once_across_rebalance"] = bool(
                 out.get("exactly_once_in_effect") and out["rebalance_seen"])
         return out
@@ -786,9 +841,12 @@ async def _produce(settings: Settings, messages: list[Message]) -> float:
     return len(messages) / max(1e-9, time.perf_counter() - started)
 
 
-async def paced_produce(settings: Settings, messages: list[Message], rate: int,
-                        say: Callable[[str], None]) -> float:
-    """Send at ``rate`` records/s in 10 ms slices (each record stamped when sent)."""
+async def paced_produce(settings: Settings, messages: list[Message], rate: float,
+                        say: Callable[[str], None], *, label: str = "latency",
+                        rush: threading.Event | None = None,
+                        sent_count: Callable[[int], None] | None = None) -> float:
+    """Send at ``rate`` records/s in 10 ms slices (each record stamped when sent); once
+    ``rush`` is set, the rest as fast as it goes. ``sent_count`` hears the count so far."""
     producer = await _producer(settings)
     started = time.perf_counter()
     sent = 0
@@ -796,23 +854,80 @@ async def paced_produce(settings: Settings, messages: list[Message], rate: int,
     try:
         last_say = started
         while sent < len(messages):
-            due = min(len(messages), int((time.perf_counter() - started) * rate) + 1)
+            due = (len(messages) if rush is not None and rush.is_set() else
+                   min(len(messages), int((time.perf_counter() - started) * rate) + 1))
             while sent < due:
                 base, key, value = messages[sent]
                 pending.append(await producer.send(t.topic_name(settings, base), value,
                                                    key=key))
                 sent += 1
+            if sent_count is not None:
+                sent_count(sent)
             if len(pending) > 2000:
                 await asyncio.gather(*pending)
                 pending = []
             if time.perf_counter() - last_say > 15:
                 last_say = time.perf_counter()
-                say(f"latency: {sent:,}/{len(messages):,} sent")
+                say(f"{label}: {sent:,}/{len(messages):,} sent")
             await asyncio.sleep(0.01)
         await asyncio.gather(*pending)
     finally:
         await producer.stop()
     return sent / max(1e-9, time.perf_counter() - started)
+
+
+class Feeder:
+    """Sends the rebalance run's input not pre-produced, in a thread, while the run goes on:
+    spread evenly over ``seconds``, and all that is left at once after :meth:`rush`.
+
+    Why: the rebalance must happen while input is still arriving. Pre-produced, a small run
+    (or a fast host) had consumed all of it before the second worker joined, and the verdict
+    failed with nothing wrong; fed over a time longer than a join takes, the input outlasts the
+    join on any host. It does not make a missing rebalance pass: a second worker that has no
+    partitions when all the input is committed still fails the verdict.
+    """
+
+    def __init__(self, settings: Settings, messages: list[Message], seconds: float,
+                 say: Callable[[str], None]) -> None:
+        self.settings = settings
+        self.messages = messages
+        self.rate = len(messages) / max(seconds, 1e-3)
+        self.say = say
+        #: Records handed to the producer so far.
+        self.sent = 0
+        self.error = ""
+        self._rush = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rebalance-feed", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def rush(self) -> None:
+        self._rush.set()
+
+    def _count(self, n: int) -> None:
+        self.sent = n
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(paced_produce(self.settings, self.messages, self.rate, self.say,
+                                      label="rebalance feed", rush=self._rush,
+                                      sent_count=self._count))
+        except Exception as exc:  # reported by check() in the run's loop
+            self.error = f"{type(exc).__name__}: {exc}"
+
+    def check(self) -> None:
+        """BenchError when sending failed: the run would wait for input that never comes."""
+        if self.error:
+            raise BenchError(f"rebalance: sending the rest of the input failed "
+                             f"({self.error}) after {self.sent:,} of {len(self.messages):,}")
+
+    def stop(self) -> None:
+        """Send what is left at once and wait for it (a few seconds), so no send is cut off
+        mid-way when the run ends early (an error) or no thread outlives the run."""
+        self.rush()
+        if self._thread.is_alive():
+            self._thread.join(60)
 
 
 def assignments(log_path: Path) -> list[str]:
@@ -1295,7 +1410,12 @@ def render_table(doc: dict[str, Any]) -> str:
             lines.append(
                 f"rebalance over {reb['appeals']:,} appeals: second worker started at "
                 f"{reb.get('joined_at_share')} of the work committed, assigned at "
-                f"{reb.get('assigned_at_share')}; assignments {reb.get('assignments')} "
+                f"{reb.get('assigned_at_share')}"
+                + (f" (by then {reb['fed_before_assignment']:,} of the "
+                   f"{reb['fed_records']:,} records fed during the run were sent)"
+                   if reb.get("fed_records") and reb.get("fed_before_assignment") is not None
+                   else "")
+                + f"; assignments {reb.get('assignments')} "
                 f"(generations {reb.get('generations')}); rebalance seen "
                 f"{reb.get('rebalance_seen')}; exactly once in effect across it: "
                 f"{reb.get('exactly_once_across_rebalance')}")
