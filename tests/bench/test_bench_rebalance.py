@@ -71,6 +71,9 @@ def script(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, settings: Any, n: in
     monkeypatch.setattr(procstat, "peak_rss_mb", lambda pid: 0.0)
     monkeypatch.setattr(runner, "verify_effect",
                         lambda *a, **k: {"exactly_once_in_effect": True})
+    # No Redis here: the figures published nothing after the inputs were committed.
+    monkeypatch.setattr(runner, "last_publication",
+                        lambda settings, since, sample: (since, sample(), True))
     monkeypatch.setattr("time.sleep", lambda s: None)
     return starts
 
