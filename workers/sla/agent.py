@@ -557,10 +557,18 @@ async def _recompute(rt: SlaRuntime, outbox: Outbox, event: faust.EventT, data: 
                                  detail=str(exc)[:300])
         return
     for moved_key, moved_state, moved_effects in moved:
+        # The state the recompute started from (as recompute_partition took it): an earlier
+        # event of the batch wins over the table. Its alerts that the new deadline ends
+        # (a breach cured by a later deadline) get their end records, as an extension's do;
+        # without them they kept firing until APPEALS_ALERT_TTL.
+        old = batch.changed.get(moved_key)
+        if old is None:
+            old = rt.table.get(moved_key)
         batch.changed[moved_key] = moved_state
         batch.schedule.setdefault(moved_state["p"], timers.Plan()).record(moved_effects)
         try:
             await _emit(rt, outbox, moved_state, moved_effects, batch.now)
+            await _emit_ends(rt, outbox, old, moved_state, moved_effects)
         except Exception:  # a bug must not stop the recompute of every other appeal
             log.exception("SLA: cannot emit the recompute effects of %r", moved_key)
 
