@@ -94,7 +94,8 @@ def test_the_longest_history_the_cap_allows_is_remembered_whole() -> None:
 def test_an_old_answer_pushed_out_by_repeated_acceptances_does_not_answer_a_later_period(
         ) -> None:
     """Acceptances apply without limit, so 512 of them push the first answer's id out (review
-    of session 14); its resend is stamped before the reopen and is not this period's answer."""
+    of session 14); its resend is stamped before the reopen and is not this period's answer:
+    it is the ended period's answer again (``repeated``, changing nothing)."""
     state = _fresh()
     log = _log(1)  # accepted, extended, answered, closed, reopened
     hour = T0 + dt.timedelta(hours=10)
@@ -104,7 +105,7 @@ def test_an_old_answer_pushed_out_by_repeated_acceptances_does_not_answer_a_late
     before = copy.deepcopy(state)
     first_answer = log[2]
     assert first_answer["event"] == "answered" and first_answer["event_id"] not in state["events"]
-    assert apply_lifecycle(state, first_answer, RULES).outcome == "not_open"
+    assert apply_lifecycle(state, first_answer, RULES).outcome == "repeated"
     assert state["status"] == "running" and state["answered"] is None
     assert {k: v for k, v in state.items() if k != "events"} == {
         k: v for k, v in before.items() if k != "events"}

@@ -76,6 +76,11 @@ NOT_OPEN = "not_open"
 REPEATED = "repeated"
 NOT_CLOSED = "not_closed"
 IGNORED = "ignored"
+#: State key: the answer moments of the periods reopens ended (one per reopen, so at most
+#: :data:`MAX_HISTORY`), by which a resend of such an answer is told from a new one
+#: (:func:`_answered_before`). States reopened before it was kept lack those answers: their
+#: resends stay ``not_open``.
+EARLIER_ANSWERS = "pans"
 #: Fourth element of an ``adj`` pause entry ``["p", paused from, resumed at, PAUSE_IN_UNITS]``:
 #: the pause was counted in the policy's unit (``SlaRules.pause``). Entries without it were
 #: applied as wall-clock time (the version before, or rules without a policy book) and are
@@ -1029,6 +1034,8 @@ def _answered(state: State, event: dict[str, Any], at: float, rules: SlaRules,
             # replay does not judge it again against a later period (after a reopen it would
             # answer that period in 0 s).
             effects.outcome = REPEATED
+        elif _answered_before(state, at):
+            effects.outcome = REPEATED
         elif ended is not None and at > ended and not state.get("filed"):
             # Stamped after the period ended: the answer of a reopen that was sent before it
             # but has not arrived (re-keyed events reach the state in the order they are
@@ -1041,7 +1048,10 @@ def _answered(state: State, event: dict[str, Any], at: float, rules: SlaRules,
     if _before_period(state, at):
         # Stamped before the reopen or redirect that started this period: an answer of an
         # earlier period (processed late, or resent), not of this one. Applied, it answered
-        # the period before it began.
+        # the period before it began. The very answer of an earlier period is a repeat.
+        if _answered_before(state, at):
+            effects.outcome = REPEATED
+            return
         _refuse(effects, NOT_OPEN, event,
                 f"before the answer period it would answer began; {_state_detail(state)} "
                 "(after a redirect or reopen)")
@@ -1076,6 +1086,18 @@ def _answered(state: State, event: dict[str, Any], at: float, rules: SlaRules,
         # Usually the breach timer fired first and _fire reports "duplicate": that is about
         # the alert, not this event. The answer itself was applied and must be stored.
         effects.outcome = "applied"
+
+
+def _answered_before(state: State, at: float) -> bool:
+    """Is ``at`` the moment of the answer of a period a reopen ended (:data:`EARLIER_ANSWERS`)?
+
+    Such an answer under a new id is that answer resent (another system, a sender replaying
+    its log after the reopen): it changes nothing, as the same answer of a period still
+    answered does (``repeated``). It was dead-lettered as ``not_open`` instead, though the
+    sender had done nothing wrong. An answer of an earlier period at any other moment is new
+    and stays refused.
+    """
+    return any(float(moment) == at for moment in state.get(EARLIER_ANSWERS) or ())
 
 
 def _closed_before_its_answer(state: State, at: float) -> bool:
@@ -1610,6 +1632,8 @@ def _reopened(state: State, event: dict[str, Any], at: float, rules: SlaRules,
         return
     state.setdefault("outcomes", []).extend(
         [auth, day, outcome] for auth, day, outcome in _period_outcome(state))
+    if state["answered"] is not None:
+        state.setdefault(EARLIER_ANSWERS, []).append(state["answered"])
     state["status"] = "running"
     state["answered"] = None
     state.pop("on_time", None)
