@@ -181,6 +181,20 @@ class Settings:
     sla_pending_max_age: float = 7 * 86400.0
     """APPEALS_SLA_PENDING_MAX_AGE: seconds (wall clock) lifecycle events may wait for their
     appeal's routing; then they are dead-lettered as ``unknown_appeal`` (an hour to 366 days)."""
+    sla_early_max_age: float = 7 * 86400.0
+    """APPEALS_SLA_EARLY_MAX_AGE: seconds (SLA clock, from the event's own ``at``) a reopen or
+    answer kept for the event it follows may wait; then it is dead-lettered as
+    ``held_expired`` (an hour to 366 days).
+
+    A reopen processed before the close it reopens, or an answer before the reopen it answers,
+    is kept for that event; one for an event that never comes (an interim answer followed by
+    the final one, a reopen of a close never sent) stayed kept for good, and nobody learnt of
+    it. Seven days: re-keying reorders events by seconds, and a sender's retries after an
+    outage by a day or two, so a week keeps every real reordering (a long weekend of a
+    stopped consumer too) while the sender still hears of a lost event within the week, well
+    inside the answer periods it concerns (30 days for 59-FZ). Counted from the stamp, not
+    from when it was kept, so a replay expires it at the same moment: a backlog older than
+    this expires what it keeps at the next timer sweep."""
     sla_future_tolerance: float = 300.0
     """APPEALS_SLA_FUTURE_TOLERANCE: seconds (wall clock) events may be stamped ahead of now.
 
@@ -330,6 +344,8 @@ class Settings:
         _check(self.warning_share is None or 0 < self.warning_share < 1,
                "APPEALS_WARNING_SHARE", "must be between 0 and 1")
         _check(3600 <= self.sla_pending_max_age <= 366 * 86400, "APPEALS_SLA_PENDING_MAX_AGE",
+               "must be 3600..31622400 s (an hour to 366 days)")
+        _check(3600 <= self.sla_early_max_age <= 366 * 86400, "APPEALS_SLA_EARLY_MAX_AGE",
                "must be 3600..31622400 s (an hour to 366 days)")
         _check(0 <= self.sla_future_tolerance <= 3660 * 86400, "APPEALS_SLA_FUTURE_TOLERANCE",
                "must be 0..316224000 s (up to 3660 days; 300 allows for clock skew)")

@@ -188,7 +188,8 @@ def test_recompute_keeps_the_authorities_zones() -> None:
              for k, z in zones.items()}
     router = SimpleNamespace(rules=SimpleNamespace(authorities=auths),
                              authority=lambda i: auths[i])
-    settings = SimpleNamespace(warning_share=None, escalation_after=None)
+    settings = SimpleNamespace(warning_share=None, escalation_after=None,
+                               sla_early_max_age=7 * DAY)
     rt = SimpleNamespace(router=router, ctx=SimpleNamespace(settings=settings))
     rt.rules = sla_rules(DeadlineService(), settings, router)
     recompute.reload_rules(rt)

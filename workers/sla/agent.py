@@ -57,6 +57,7 @@ from workers.sla.engine import (
     EARLY_RESUME_OVERFLOW,
     EXTENSION_REFUSED,
     FOREIGN_AUTHORITY,
+    HELD_EXPIRED,
     HISTORY_OVERFLOW,
     IGNORED,
     NOT_CLOSED,
@@ -264,7 +265,7 @@ def sla_rules(service: DeadlineService, settings: Any, router: Any) -> SlaRules:
         return known_zone(name)  # the rules loader checked it; one this host lacks: None
 
     return dataclasses.replace(service.rules(settings.warning_share, settings.escalation_after),
-                               zone_of=zone_of)
+                               zone_of=zone_of, early_hold=float(settings.sla_early_max_age))
 
 
 def appeal_zone(region: str, hint: str | None) -> str:
@@ -503,6 +504,7 @@ async def _handle(rt: SlaRuntime, outbox: Outbox, event: faust.EventT, batch: Ba
         batch.counted.pop(key, None)
     if "id" not in new:  # still only pending events
         return
+    await _dead_letter_expired(rt, outbox, key, new, effects)
     try:
         await _emit(rt, outbox, new, effects, batch.now)
         await _emit_ends(rt, outbox, old, new, effects)
@@ -512,6 +514,21 @@ async def _handle(rt: SlaRuntime, outbox: Outbox, event: faust.EventT, batch: Ba
         await outbox.dead_letter(event, stage=STAGE, reason="internal_error",
                                  detail=type(exc).__name__)
     batch.schedule.setdefault(new["p"], timers.Plan()).record(effects)
+
+
+async def _dead_letter_expired(rt: SlaRuntime, outbox: Outbox, key: bytes, state: State,
+                               effects: Effects) -> None:
+    """Dead-letter (``held_expired``) the kept reopens and answers the transition gave up
+    (``engine.HELD_EXPIRED``): the event as far as the state kept it (id, kind, stamp; its
+    other fields were never kept, and no personal data is among these), for the sender to
+    resend once the event it waited for is sent."""
+    for held in effects.expired:
+        value = {"schema_version": 1, "event_id": held.event_id, "appeal_id": state["id"],
+                 "event": held.kind, "at": _iso_utc(held.at)}
+        await outbox.dead_letter_raw(orjson.dumps(value), key, topic=rt.lifecycle_topic,
+                                     partition=-1, offset=-1, stage=STAGE,
+                                     reason=HELD_EXPIRED, detail=held.detail)
+        metrics.child(metrics.LIFECYCLE, held.kind, HELD_EXPIRED).inc()
 
 
 def _read(rt: SlaRuntime, topic: str, raw: bytes | None) -> tuple[dict[str, Any], bool]:
@@ -627,6 +644,7 @@ def _merge(into: Effects, more: Effects) -> None:
     into.alerts.extend(more.alerts)
     into.timers.extend(more.timers)
     into.cancel.extend(more.cancel)
+    into.expired.extend(more.expired)
     if more.answered:
         into.answered = more.answered
     into.answers += more.answers

@@ -64,6 +64,27 @@ MAX_EARLY_EVENTS = 8
 #: that has not arrived while :data:`MAX_EARLY_EVENTS` of its kind already wait; its id is not
 #: kept, so resent after the event it follows, it applies.
 EARLY_EVENT_OVERFLOW = "early_event_overflow"
+#: State keys of the kept reopens (``erop``, for the answer or close they reopen) and answers
+#: (``eans``, for the reopen they answer), with the event each holds. An entry is
+#: ``[at, event id, expires]`` (SLA clock): enough to dead-letter it (:data:`HELD_EXPIRED`)
+#: without keeping the event's other fields. States stored before hold bare moments; they
+#: load and apply as before, and get their expiry when the engine next touches them
+#: (:func:`_held`).
+EARLY_KEYS: dict[str, str] = {"erop": "reopened", "eans": "answered"}
+_WAITS_FOR = {"erop": "the answer or close it reopens", "eans": "the reopen it answers"}
+#: Dead-letter reason (and tick outcome) of a kept reopen or answer that can no longer apply:
+#: the event it waits for did not come within ``SlaRules.early_hold`` of its stamp, or the
+#: answer period that runs began after it. Before, such events stayed kept for good and
+#: nobody learnt of them: a second ``answered`` of an answered appeal (an interim answer, then
+#: the final one) was kept for a reopen that never came, up to eight per appeal, silently.
+#: Their ids are forgotten, so a resend is judged again.
+HELD_EXPIRED = "held_expired"
+#: Timer kind of the earliest expiry among an appeal's kept reopens and answers
+#: (:func:`held_timer`); its ``cycle`` is that moment's whole second, so a changed expiry is
+#: another index member and the sweep's removal of a fired member never takes a newer one.
+HELD_TIMER = "held"
+#: Default of ``SlaRules.early_hold`` (``APPEALS_SLA_EARLY_MAX_AGE``), SLA-clock seconds.
+EARLY_HOLD = 7 * 86400.0
 #: Outcomes (and dead-letter reasons) of lifecycle events the state they find refuses: an
 #: answer, close, pause, resume or redirect of an appeal whose period is not open (or stamped
 #: before the period that runs), a reopen that can reopen nothing, an event with no SLA
@@ -122,7 +143,7 @@ MAX_CARRIED = 32
 #: held it, :data:`ESCALATION_SENT`): the state changed and is stored, nothing is sent.
 RECORDED = "recorded"
 #: Tick outcomes whose state the SLA agent stores (the others changed nothing).
-TICK_CHANGED = frozenset({"applied", RECORDED})
+TICK_CHANGED = frozenset({"applied", RECORDED, HELD_EXPIRED})
 #: Outcome (and dead-letter reason) of a lifecycle event whose ``authority_id`` is not the
 #: body that holds the appeal (:func:`apply_lifecycle`).
 FOREIGN_AUTHORITY = "foreign_authority"
@@ -228,6 +249,20 @@ class Effects:
     #: Why an event was refused, one line for its dead letter (the rule and its numbers, never
     #: personal data); "" unless a handler says more than ``outcome`` (``EXTENSION_REFUSED``).
     detail: str = ""
+    #: Kept reopens and answers the transition gave up (:data:`HELD_EXPIRED`), for the agent
+    #: to dead-letter; the state no longer holds them.
+    expired: list[Expired] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Expired:
+    """A kept reopen or answer given up, as its dead letter needs it (no personal data: the
+    engine never kept more)."""
+
+    kind: str  # reopened | answered
+    event_id: str | None  # None: kept by a version that stored only its moment
+    at: float
+    detail: str
 
 
 # Deadline function: (regime, start_ts, tz, urgent, authority, category, subcategory, region)
@@ -307,6 +342,11 @@ class SlaRules:
     #: no stage is tracked (tests' simple rules).
     stages: Callable[[State], dict[str, StageRule]] | None = None
     stage_due: StageDueFn | None = None
+    #: SLA-clock seconds a reopen or answer kept for an event that has not arrived waits,
+    #: from its own stamp, before it is dead-lettered (:data:`HELD_EXPIRED`;
+    #: ``APPEALS_SLA_EARLY_MAX_AGE``). Counted from the stamp so that the engine stays a
+    #: function of state and event (a replay expires an entry at the same moment).
+    early_hold: float = EARLY_HOLD
 
     def stage_rules(self, state: State) -> dict[str, StageRule]:
         if self.stages is None or self.stage_due is None:
@@ -845,7 +885,9 @@ def apply_lifecycle(state: State, event: dict[str, Any], rules: SlaRules,
     ``IGNORED``, the state in ``effects.detail``) change nothing, and their ids are not
     remembered (:data:`_NOT_KEPT`): the agent dead-letters them, and a resend is judged again.
     A reopen or answer that overtook the event it follows is kept (outcome ``early``) and
-    applied when that event arrives (:func:`_apply_held`).
+    applied when that event arrives (:func:`_apply_held`); one that can no longer apply is
+    given up (``effects.expired``, :data:`HELD_EXPIRED`), and the index's held timer follows
+    what stays kept (:func:`held_timer`).
 
     Raises on an event it cannot apply, possibly after changing ``state``: callers apply it
     to a copy they can throw away (``workers.sla.agent``).
@@ -873,11 +915,15 @@ def apply_lifecycle(state: State, event: dict[str, Any], rules: SlaRules,
         effects.outcome = IGNORED
         effects.detail = f"{kind} stamped {event['at']}: no SLA transition for it"
     else:
+        armed = held_timer(state)
+        for key in EARLY_KEYS:
+            _held(state, key, rules)  # bare moments of an older state get their expiry
         handler(state, event, at, rules, effects, resolve_parent)
         if kind in _GROWING and effects.outcome == "applied":
             state["hist"] = state.get("hist", 0) + 1
         if effects.outcome in ("applied", "early"):
             _apply_held(state, rules, effects)
+        _rearm_held(state, armed, effects)
     if effects.outcome in _NOT_KEPT:
         # Refused, or a repeat under a new id: the id is not remembered, so a resend (after
         # the event it waited for, or corrected) is judged again.
@@ -892,6 +938,8 @@ def apply_lifecycle(state: State, event: dict[str, Any], rules: SlaRules,
 #: Outcomes whose event id :func:`apply_lifecycle` does not remember.
 _NOT_KEPT = frozenset({NOT_OPEN, NOT_CLOSED, IGNORED, BEFORE_PERIOD, EXTENSION_REFUSED,
                        EARLY_RESUME_OVERFLOW, EARLY_EVENT_OVERFLOW, "duplicate"})
+#: Outcomes of an event the state refused (not a repeat).
+_REFUSED = _NOT_KEPT - {"duplicate"}
 
 
 def _ended_at(state: State) -> float | None:
@@ -925,34 +973,108 @@ def _refuse(effects: Effects, outcome: str, event: dict[str, Any], why: str) -> 
     effects.detail = f"{event['event']} stamped {event['at']}: {why}"[:300]
 
 
+def _held(state: State, key: str, rules: SlaRules) -> list[list[Any]]:
+    """The entries kept under ``key`` (:data:`EARLY_KEYS`), oldest stamp first. Bare moments
+    of a state stored before entries named their event become ``[at, None, at +
+    early_hold]``: they still apply, and expire like the others (their dead letter can name
+    no event id)."""
+    held = state.get(key)
+    if not held:
+        return []
+    if not all(isinstance(entry, list) for entry in held):
+        held = state[key] = sorted(
+            (entry if isinstance(entry, list)
+             else [float(entry), None, float(entry) + rules.early_hold] for entry in held),
+            key=lambda entry: float(entry[0]))
+    return list(held)
+
+
+def held_timer(state: State) -> Timer | None:
+    """The timer of the earliest expiry among the appeal's kept reopens and answers (kind
+    :data:`HELD_TIMER`), or None. Bare moments of an older state have none until the engine
+    gives them one (:func:`_held`)."""
+    moments = [float(entry[2]) for key in EARLY_KEYS for entry in state.get(key) or ()
+               if isinstance(entry, list)]
+    if not moments or "id" not in state:
+        return None
+    due = min(moments)
+    return Timer(state["id"], HELD_TIMER, due, int(due))
+
+
+def _rearm_held(state: State, armed: Timer | None, effects: Effects) -> None:
+    """Move the held timer from ``armed`` (before the transition) to what is kept now."""
+    now = held_timer(state)
+    if now == armed:
+        return
+    if armed is not None and (now is None or now.member != armed.member):
+        effects.cancel.append(armed)
+    if now is not None:
+        effects.timers.append(now)
+
+
 def _hold(state: State, key: str, at: float, event: dict[str, Any], effects: Effects,
-          waits_for: str) -> None:
-    """Keep ``at`` under ``key`` until the event it follows arrives (:func:`_apply_held`), at
-    most :data:`MAX_EARLY_EVENTS`; one more is refused, its id not kept."""
-    held = state.get(key) or []
+          rules: SlaRules) -> None:
+    """Keep ``at`` and the event's id under ``key`` until the event it follows arrives
+    (:func:`_apply_held`), at most :data:`MAX_EARLY_EVENTS` and ``rules.early_hold`` past its
+    stamp (:func:`expire_held`); one more is refused, its id not kept."""
+    held = _held(state, key, rules)
     if len(held) >= MAX_EARLY_EVENTS:
         tz = state["tz"]
         _refuse(effects, EARLY_EVENT_OVERFLOW, event,
                 f"{len(held)} {event['event']} events of appeal {state['id']} already wait for "
-                f"{waits_for} that has not arrived (stamped {_local_iso(float(min(held)), tz)} "
-                f"to {_local_iso(float(max(held)), tz)}); resend it after that")
+                f"{_WAITS_FOR[key]} that has not arrived (stamped "
+                f"{_local_iso(float(held[0][0]), tz)} to {_local_iso(float(held[-1][0]), tz)}); "
+                "resend it after that")
         return
-    state[key] = sorted([*held, at])
+    entry = [at, event.get("event_id"), at + rules.early_hold]
+    state[key] = sorted([*held, entry], key=lambda e: float(e[0]))
     effects.outcome = "early"
 
 
-def _take_held(state: State, key: str, since: float) -> float | None:
-    """The earliest moment kept under ``key`` at or after ``since`` (removed), or None."""
-    held = state.get(key)
-    if not held:
-        return None
-    for i, moment in enumerate(held):
-        if moment >= since:
+def _take_held(state: State, key: str, since: float, rules: SlaRules) -> list[Any] | None:
+    """The entry kept under ``key`` with the earliest stamp at or after ``since`` (removed),
+    or None."""
+    held = _held(state, key, rules)
+    for i, entry in enumerate(held):
+        if float(entry[0]) >= since:
             del held[i]
-            if not held:
+            if held:
+                state[key] = held
+            else:
                 del state[key]
-            return float(moment)
+            return entry
     return None
+
+
+def _drop_held(state: State, key: str, entries: list[list[Any]]) -> None:
+    """Remove ``entries`` (entries of ``key`` as :func:`_held` gave them) from the state."""
+    kept = [entry for entry in state.get(key) or () if entry not in entries]
+    if kept:
+        state[key] = kept
+    else:
+        state.pop(key, None)
+
+
+def _held_event(key: str, entry: list[Any]) -> dict[str, Any]:
+    """The kept event as far as the entry holds it (for a refusal's detail, a hold again)."""
+    return {"event_id": entry[1], "event": EARLY_KEYS[key], "at": _iso_utc(float(entry[0]))}
+
+
+def _iso_utc(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds")
+
+
+def _give_up(state: State, key: str, entry: list[Any], effects: Effects, why: str) -> None:
+    """Drop a kept event for good: its dead letter in ``effects.expired``, its id forgotten
+    (a resend is judged again, as any refused event's is)."""
+    event_id = entry[1]
+    if event_id is not None and event_id in state["events"]:
+        state["events"].remove(event_id)
+    kind = EARLY_KEYS[key]
+    effects.expired.append(Expired(
+        kind, event_id, float(entry[0]),
+        f"{kind} stamped {_iso_utc(float(entry[0]))} was kept for {_WAITS_FOR[key]}: "
+        f"{why}"[:300]))
 
 
 def _apply_held(state: State, rules: SlaRules, effects: Effects) -> None:
@@ -963,29 +1085,65 @@ def _apply_held(state: State, rules: SlaRules, effects: Effects) -> None:
     before its stamp. An answer that found the period ended before its stamp is kept
     (``eans``): it answers a reopen still on its way, and applies once a reopen at or before
     its stamp starts the period. Each applies as had it come in order (and may free the next).
+
+    Then, while a period runs, what is kept with a stamp before its start is given up
+    (:func:`_give_up`): a reopen or answer of an earlier period is refused as such
+    (:func:`_before_period`), so no later event can apply it.
     """
     for _ in range(2 * MAX_EARLY_EVENTS):
         status = state["status"]
+        inner = Effects()
         if status in OPEN_STATUSES:
-            answer_at = _take_held(state, "eans", float(state["start"]))
-            if answer_at is None:
-                return
-            inner = Effects()
-            _answered(state, {}, answer_at, rules, inner, None)
+            key = "eans"
+            entry = _take_held(state, key, float(state["start"]), rules)
+            if entry is None:
+                break
+            _answered(state, _held_event(key, entry), float(entry[0]), rules, inner, None)
         else:
+            key = "erop"
             ended = _ended_at(state)
             if (ended is None or state.get("hist", 0) >= MAX_HISTORY
-                    or (reopen_at := _take_held(state, "erop", ended)) is None):
-                return
-            inner = Effects()
-            _reopened(state, {}, reopen_at, rules, inner, None)
-            state["hist"] = state.get("hist", 0) + 1
+                    or (entry := _take_held(state, key, ended, rules)) is None):
+                break
+            _reopened(state, _held_event(key, entry), float(entry[0]), rules, inner, None)
+            if inner.outcome == "applied":
+                state["hist"] = state.get("hist", 0) + 1
+        if inner.outcome in _REFUSED:  # refused now: it cannot apply any more
+            _give_up(state, key, entry, effects, inner.detail or inner.outcome)
         effects.alerts.extend(inner.alerts)
         effects.timers.extend(inner.timers)
         effects.cancel.extend(inner.cancel)
+        effects.expired.extend(inner.expired)
         if inner.answered is not None:
             effects.answered = inner.answered
         effects.answers += inner.answers
+    if state["status"] in OPEN_STATUSES:
+        start = float(state["start"])
+        for key in EARLY_KEYS:
+            passed = [e for e in _held(state, key, rules) if float(e[0]) < start]
+            _drop_held(state, key, passed)
+            for entry in passed:
+                _give_up(state, key, entry, effects,
+                         f"the answer period running since {_iso_utc(start)} began after it, "
+                         "so it can no longer apply")
+
+
+def expire_held(state: State, cycle: int, rules: SlaRules, effects: Effects) -> Effects:
+    """The held timer fired (kind :data:`HELD_TIMER`, ``cycle`` the whole second it was set
+    for): give up the kept reopens and answers whose expiry it reached (outcome
+    :data:`HELD_EXPIRED`; ``stale`` when none) and arm the timer of those left."""
+    armed = held_timer(state)
+    for key in EARLY_KEYS:
+        due = [e for e in _held(state, key, rules) if int(float(e[2])) <= cycle]
+        _drop_held(state, key, due)
+        for entry in due:
+            waited = (float(entry[2]) - float(entry[0])) / 86400
+            _give_up(state, key, entry, effects,
+                     f"that did not come within {waited:g} days of its stamp "
+                     "(APPEALS_SLA_EARLY_MAX_AGE); resend it once that event is sent")
+    effects.outcome = HELD_EXPIRED if effects.expired else "stale"
+    _rearm_held(state, armed, effects)
+    return effects
 
 
 def _before_period(state: State, at: float) -> bool:
@@ -1040,7 +1198,7 @@ def _answered(state: State, event: dict[str, Any], at: float, rules: SlaRules,
             # Stamped after the period ended: the answer of a reopen that was sent before it
             # but has not arrived (re-keyed events reach the state in the order they are
             # re-published). Kept until that reopen comes (:func:`_apply_held`).
-            _hold(state, "eans", at, event, effects, "the reopen it answers")
+            _hold(state, "eans", at, event, effects, rules)
         else:
             _refuse(effects, NOT_OPEN, event,
                     f"{_state_detail(state)}; an answer needs an open answer period")
@@ -1056,10 +1214,10 @@ def _answered(state: State, event: dict[str, Any], at: float, rules: SlaRules,
                 f"before the answer period it would answer began; {_state_detail(state)} "
                 "(after a redirect or reopen)")
         return
-    if any(reopen_at <= at for reopen_at in state.get("erop") or ()):
+    if any(float(entry[0]) <= at for entry in _held(state, "erop", rules)):
         # Stamped after a reopen kept for the answer or close it reopens: it answers that
         # reopen, not the period running now (whose end has not arrived either).
-        _hold(state, "eans", at, event, effects, "the reopen it answers")
+        _hold(state, "eans", at, event, effects, rules)
         return
     if state["status"] == "paused" and state["paused"] is not None:
         _resume(state, at, rules, effects)
@@ -1628,7 +1786,7 @@ def _reopened(state: State, event: dict[str, Any], at: float, rules: SlaRules,
         else:
             # Stamped within the open period: the reopen of an answer or close that was sent
             # before it but has not arrived. Kept until that comes (:func:`_apply_held`).
-            _hold(state, "erop", at, event, effects, "the answer or close it reopens")
+            _hold(state, "erop", at, event, effects, rules)
         return
     state.setdefault("outcomes", []).extend(
         [auth, day, outcome] for auth, day, outcome in _period_outcome(state))
@@ -1792,6 +1950,8 @@ def _recompute_stages(state: State, rules: SlaRules, now: float, effects: Effect
 def apply_tick(state: State, kind: str, cycle: int, rules: SlaRules) -> Effects:
     """A timer fired. Stale (old cycle, closed appeal) or repeated ticks change nothing."""
     effects = Effects()
+    if kind == HELD_TIMER:
+        return expire_held(state, cycle, rules, effects)
     if "." in kind:
         return _stage_tick(state, kind, cycle, rules, effects)
     if cycle != state["cycle"] or state["status"] != "running":

@@ -14,7 +14,14 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
-from workers.sla.engine import EscalationAfter, State, Timer, escalation_at, stage_timers
+from workers.sla.engine import (
+    EscalationAfter,
+    State,
+    Timer,
+    escalation_at,
+    held_timer,
+    stage_timers,
+)
 
 
 def due_key(prefix: str, partition: int) -> str:
@@ -33,11 +40,13 @@ def parse_member(member: bytes | str) -> tuple[str, str, int]:
 
 def pending_timers(state: State, escalation_after: EscalationAfter) -> list[Timer]:
     """Timers an appeal still needs, from its state alone (used by the rebuild): those of the
-    running answer period and of its open stages (which run on after the answer, e.g. an
-    incident's final answer). ``escalation_after`` counts the escalation only of a state
-    stored without its moment (``engine.escalation_at``)."""
+    running answer period, of its open stages (which run on after the answer, e.g. an
+    incident's final answer) and of its kept reopens and answers (``engine.held_timer``,
+    whatever the status: an answered appeal's second answer waits there). ``escalation_after``
+    counts the escalation only of a state stored without its moment (``engine.escalation_at``)."""
+    held = held_timer(state)
     if state.get("status") != "running":
-        return stage_timers(state)
+        return [*stage_timers(state), *([held] if held is not None else [])]
     cycle = state["cycle"]
     fired = set(state["alerts"])
     out = []
@@ -50,6 +59,8 @@ def pending_timers(state: State, escalation_after: EscalationAfter) -> list[Time
         out.append(Timer(state["id"], "escalation", escalation_at(state, escalation_after),
                          cycle))
     out.extend(stage_timers(state))
+    if held is not None:
+        out.append(held)
     return out
 
 

@@ -1,0 +1,86 @@
+"""A reopen or answer kept for an event that never comes is dead-lettered as ``held_expired``
+by the SLA agent, when its ``held`` timer ticks ``APPEALS_SLA_EARLY_MAX_AGE`` after its stamp.
+
+Before, it stayed in the appeal's state for good and nobody learnt of it: a second answer of an
+answered appeal (an interim answer, then the final one) waited for a reopen that never came.
+The engine side is in ``tests/sla_engine/test_held_events_expire.py``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from types import SimpleNamespace
+from typing import Any
+
+import orjson
+import pytest
+
+from schemas.validation import validate
+from streams.settings import ConfigError, Settings
+from tests.sla.sla_support import DAY, INTERNAL, ROUTED, TICKS, fixed_clock, stand_in_runtime
+from tests.sla.test_sla_bad_events import APPEAL, _event, _lifecycle, _routed, _run
+from workers.sla import agent as sla_agent
+from workers.sla.deadline_service import DeadlineService
+from workers.sla.engine import SlaRules
+
+T0 = dt.datetime(2026, 11, 2, 3, 0, tzinfo=dt.UTC)
+KEY = APPEAL.encode()
+HOLD = 7 * DAY  # the default of SlaRules.early_hold (APPEALS_SLA_EARLY_MAX_AGE)
+#: The dead-letter reason and the timer kind (``engine.HELD_EXPIRED``, ``HELD_TIMER``): part of
+#: the dead-letter and tick topics' contracts, so spelt out here.
+HELD_EXPIRED, HELD_TIMER = "held_expired", "held"
+
+
+def _runtime() -> Any:
+    rules = SlaRules(due=lambda regime, start, *_: start + 10 * DAY,
+                     extend=lambda regime, due, days, *_: due + days * DAY)
+    return stand_in_runtime(clock=fixed_clock(T0.timestamp() + 30 * DAY), rules=rules,
+                            settings=Settings(), owns=lambda key, partition: True)
+
+
+def _tick(member_cycle: int, due: float) -> dict[str, Any]:
+    tick = {"schema_version": 1, "appeal_id": APPEAL, "kind": HELD_TIMER, "due_ts": due,
+            "cycle": member_cycle}
+    validate("sla-tick", tick)  # the tick topic's contract takes the new kind
+    return tick
+
+
+def test_a_final_answer_kept_for_a_reopen_that_never_comes_is_dead_lettered() -> None:
+    rt = _runtime()
+    interim = _lifecycle("answered", 1, T0 + dt.timedelta(days=1), authority_id="22-mintrans")
+    final = _lifecycle("answered", 2, T0 + dt.timedelta(days=2), authority_id="22-mintrans",
+                       reason="the final answer")
+    outbox, [_, _, kept] = _run(rt, [_event(ROUTED, _routed())], [_event(INTERNAL, interim)],
+                                [_event(INTERNAL, final)])
+    assert outbox.dead == []
+    expires = (T0 + dt.timedelta(days=2)).timestamp() + HOLD
+    [(timer, armed)] = kept.schedule[0]._last.values()
+    assert (timer.kind, timer.due_ts, armed) == (HELD_TIMER, expires, True)
+
+    outbox, [batch] = _run(rt, [_event(TICKS, _tick(timer.cycle, expires))])
+    [(reason, value, detail)] = outbox.dead
+    assert reason == HELD_EXPIRED
+    assert orjson.loads(value) == {  # what the state kept of it: no other field
+        "schema_version": 1, "event_id": final["event_id"], "appeal_id": APPEAL,
+        "event": "answered", "at": "2026-11-04T03:00:00+00:00"}
+    assert detail is not None and "the reopen it answers" in detail and "7 days" in detail
+    state = rt.table[KEY]
+    assert "eans" not in state and final["event_id"] not in state["events"]
+    assert state["answered"] == (T0 + dt.timedelta(days=1)).timestamp()
+    [(gone, still)] = batch.schedule[0]._last.values()
+    assert (gone.member, still) == (timer.member, False)
+
+    # The same tick again (a replay) finds nothing: no second dead letter, nothing stored.
+    outbox, [again] = _run(rt, [_event(TICKS, _tick(timer.cycle, expires))])
+    assert outbox.dead == [] and KEY not in again.changed
+
+
+def test_the_hold_is_the_setting() -> None:
+    assert Settings().sla_early_max_age == HOLD
+    assert Settings.load({"APPEALS_SLA_EARLY_MAX_AGE": "7200"}).sla_early_max_age == 7200
+    for bad in ("60", "0", "-1", str(400 * DAY)):
+        with pytest.raises(ConfigError, match="APPEALS_SLA_EARLY_MAX_AGE must be"):
+            Settings.load({"APPEALS_SLA_EARLY_MAX_AGE": bad})
+    router = SimpleNamespace(authority=lambda authority_id: SimpleNamespace(timezone=None))
+    rules = sla_agent.sla_rules(DeadlineService(), Settings(sla_early_max_age=2 * DAY), router)
+    assert rules.early_hold == 2 * DAY
