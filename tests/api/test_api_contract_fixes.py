@@ -210,8 +210,10 @@ def test_small_contract_gaps(redis_server: Any) -> None:
         assert (await r.json())["error"]["code"] == "method_not_allowed"
         for path, status, code in (
             ("/v1/appeals/pos-abc%0A", 400, "bad_appeal_id"),
-            ("/v1/appeals/%7Bpos-abc%7D", 400, "bad_appeal_id"),
-            ("/v1/appeals/%7B%7D", 400, "bad_appeal_id"),
+            # The router's segment took no braces: its generic not_found, not the handler's
+            # answer. Braces are a storable id's characters (test_api_odd_ids).
+            ("/v1/appeals/%7Bpos-abc%7D", 404, "unknown_appeal"),
+            ("/v1/appeals/%7B%7D", 404, "unknown_appeal"),
             ("/v1/breaches?limit=%D9%A5", 400, "bad_limit"),
             ("/v1/breaches?limit=1_0", 400, "bad_limit"),
             ("/v1/breaches?limit=%205", 400, "bad_limit"),

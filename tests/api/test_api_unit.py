@@ -56,7 +56,7 @@ def test_routes_figures_ratings_and_errors(redis_server: Any) -> None:
         assert all("email" not in str(a) and "webhook" not in str(a) for a in auths.values())
         for path, status, code in (
             ("/v1/appeals/nope", 404, "unknown_appeal"),
-            ("/v1/appeals/bad%20id", 400, "bad_appeal_id"),
+            ("/v1/appeals/bad%09id", 400, "bad_appeal_id"),
             ("/v1/authorities/22-nobody/stats", 404, "unknown_authority"),
             ("/v1/authorities/22-minzdrav/stats?window=2d", 400, "bad_window"),
             ("/v1/ratings?region=99", 404, "unknown_region"),

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import jsonschema
+import orjson
 import pytest
 
 import workers.intake.normalize  # noqa: F401  (registers the normaliser)
@@ -34,6 +35,7 @@ from workers.intake import gateway, normalize
 from workers.intake.core import intake_from_dict, register
 from workers.routing import load_rules
 from workers.routing import loader as rules_loader
+from workers.runtime import parse_event
 
 BASE: dict[str, Any] = {"schema_version": 1, "channel": "pos", "external_id": "pos-1",
                         "submitted_at": "2026-11-25T10:00:00+07:00", "region": "22",
@@ -176,6 +178,22 @@ def test_routed_ids_that_would_break_the_read_model_keys_are_refused(
     with pytest.raises(InvalidEvent) as info:
         validate("routed-appeal", _routed(**fields))
     assert info.value.reason == "invalid_value"
+
+
+@pytest.mark.parametrize(("appeal_id", "reason"), [
+    ("x" * 129, "too_long"), ("", "invalid_value"), ("a\nb", "invalid_value"),
+    ("\x00triage-tick", "invalid_value"), ("a\x85", "invalid_value"), ("..", "invalid_value"),
+])
+def test_routed_appeal_ids_the_api_cannot_read_are_refused(appeal_id: str, reason: str) -> None:
+    """The SLA agent stored any string as an appeal id; the API reads 1..128 characters
+    without a control character from a URL path and a cursor, so the rest is dead-lettered."""
+    with pytest.raises(InvalidEvent) as info:
+        validate("routed-appeal", _routed(appeal_id=appeal_id))
+    assert info.value.reason == reason
+    with pytest.raises(InvalidEvent) as info:  # what the SLA agent reads a routed record with
+        parse_event(orjson.dumps(_routed(appeal_id=appeal_id)), "routed-appeal")
+    assert info.value.reason == reason
+    validate("routed-appeal", _routed(appeal_id="ПОС-2026/000123 " + "я" * 112))
 
 
 def test_every_id_of_the_shipped_rules_matches_the_routed_patterns() -> None:

@@ -54,8 +54,22 @@ from workers.routing.model import Authority, RoutingRules
 
 log = logging.getLogger(__name__)
 
-#: Checked with ``fullmatch``: ``match`` with ``$`` let an id with a trailing newline through.
-APPEAL_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+#: Longest appeal id read (characters): ``routed-appeal.v1.json`` lets the SLA agent store no
+#: longer one (it dead-letters it, ``too_long``), so every stored appeal can be asked for.
+APPEAL_ID_MAX = 128
+#: An appeal id as the routed-appeal schema lets the SLA agent store it, after the path's
+#: percent-decoding: 1..128 characters, none a control character (U+0000-U+001F,
+#: U+007F-U+009F). ``[A-Za-z0-9._:-]`` refused ids the pipeline stores and lists
+#: (``ПОС-2026/000123``, ``59fz 2026 17``): such an appeal could not be read. A ``/`` is sent
+#: as ``%2F`` (the router matches the encoded path, one segment). Checked with ``fullmatch``:
+#: ``match`` with ``$`` let an id with a trailing newline through.
+APPEAL_ID = re.compile(rf"[^\x00-\x1f\x7f-\x9f]{{1,{APPEAL_ID_MAX}}}")
+#: Ids no URL can name: clients and the server resolve ``.`` and ``..`` (``%2E`` too, RFC 3986
+#: §6.2.2.2) as dot segments before routing. The schema refuses them as well.
+DOT_SEGMENTS = (".", "..")
+#: Longest ``cursor`` parameter taken: a cursor of the longest id of 4-byte characters, or of
+#: one escaped by JSON throughout (6 bytes a character), is about 1,050 characters.
+CURSOR_MAX = 2048
 #: Seconds a client is asked to wait after a 503 ``busy``.
 BUSY_RETRY_AFTER_S = 1
 #: Seconds a client is asked to wait after a 503 ``unavailable`` from a read that does not go
@@ -217,11 +231,18 @@ def _authority_dict(a: Authority) -> dict[str, Any]:
             "supervisor_roles": [s.role for s in a.supervisors]}
 
 
+def readable_appeal_id(appeal_id: str) -> bool:
+    """Whether ``/v1/appeals/{appeal_id}`` can name this id (what ``routed-appeal`` lets the
+    SLA agent store)."""
+    return APPEAL_ID.fullmatch(appeal_id) is not None and appeal_id not in DOT_SEGMENTS
+
+
 async def get_appeal(request: web.Request) -> web.Response:
     svc = request.app[SERVICE]
     appeal_id = request.match_info["appeal_id"]
-    if not APPEAL_ID.fullmatch(appeal_id):
-        raise ApiError(400, "bad_appeal_id", "appeal ids are 1-128 characters [A-Za-z0-9._:-]")
+    if not readable_appeal_id(appeal_id):
+        raise ApiError(400, "bad_appeal_id", f"appeal ids are 1-{APPEAL_ID_MAX} characters "
+                                             "(percent-encoded), no control characters")
     # The spelling the SLA worker stores under: an id copied from a system that prints hex
     # ids in upper case (SQL Server, .NET) named no record and answered 404.
     appeal_id = canonical_appeal_id(appeal_id)
@@ -376,19 +397,23 @@ def encode_cursor(due: float, appeal_id: str) -> str:
 
 def _cursor(request: web.Request) -> tuple[float, bytes] | None:
     """The ``cursor`` parameter decoded; 400 ``bad_cursor`` for anything that is not one
-    :func:`encode_cursor` made."""
+    :func:`encode_cursor` made.
+
+    The id is any non-empty string: it is only a position in the index (compared, looked up
+    by ZRANK), never a key read, and whatever id the index holds is what a page ends on. Held
+    to :data:`APPEAL_ID` it refused the cursor of a page ending on ``ПОС-2026/000123``, and
+    that listing could not be paged past it, ever."""
     raw = request.query.get("cursor")
     if raw is None:
         return None
     try:
-        if not raw or len(raw) > 400 or not raw.isascii():
+        if not raw or len(raw) > CURSOR_MAX or not raw.isascii():
             raise ValueError(raw)
         data = orjson.loads(base64.b64decode(raw + "=" * (-len(raw) % 4), altchars=b"-_",
                                              validate=True))
         due, appeal_id = data
         if (isinstance(due, bool) or not isinstance(due, int | float)
-                or not math.isfinite(due) or not isinstance(appeal_id, str)
-                or not APPEAL_ID.fullmatch(appeal_id)):
+                or not math.isfinite(due) or not isinstance(appeal_id, str) or not appeal_id):
             raise ValueError(raw)
     except (ValueError, TypeError, binascii.Error):
         raise ApiError(400, "bad_cursor", "cursor must be the next_cursor of an earlier page, "
@@ -526,7 +551,8 @@ def create_app(settings: Settings, redis_client: Any | None = None,
     app.router.add_get("/metrics", metrics_endpoint)
     app.router.add_get("/openapi.json", openapi_doc)
     # Any segment reaches the handler's id check (aiohttp's default segment excludes braces,
-    # so "{x}" got the router's generic 404 instead of 400 bad_appeal_id).
+    # so "{x}" got the router's generic 404). The router matches the encoded path, so an id
+    # with a "/" is one segment sent as %2F, and match_info holds it decoded.
     app.router.add_get("/v1/appeals/{appeal_id:[^/]+}", get_appeal)
     app.router.add_get("/v1/authorities", list_authorities)
     app.router.add_get("/v1/authorities/{authority_id}/stats", authority_stats)

@@ -215,7 +215,13 @@ def document(version: str = "0.1.0") -> dict[str, Any]:
         "/v1/appeals/{appeal_id}": {"get": {
             "summary": "Status, category, authority, deadlines and history of one appeal",
             "parameters": [{"name": "appeal_id", "in": "path", "required": True,
-                            "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"}}],
+                            "description": "the appeal id as listed (any characters but "
+                                           "control characters, 1-128 of them, not . or ..), "
+                                           "percent-encoded: a / as %2F, a space as %20; "
+                                           "anything else: 400 bad_appeal_id",
+                            "schema": {"type": "string", "minLength": 1, "maxLength": 128,
+                                       "pattern": "^[^\\u0000-\\u001F\\u007F-\\u009F]*$",
+                                       "not": {"enum": [".", ".."]}}}],
             "responses": {"200": _json("Appeal"), "400": bad, "404": missing,
                           "503": UNAVAILABLE}}},
         "/v1/authorities": {"get": {
