@@ -1,4 +1,5 @@
-"""Every Prometheus metric the workers (and the intake gateway) export, declared in one place.
+"""Every Prometheus metric the workers (and the intake gateway and the API) export, declared in
+one place.
 
 Why one module: dashboards, alert rules and their tests refer to these names, and a test parses
 the dashboards against :data:`METRIC_NAMES`; a name invented inside an agent would slip past that
@@ -314,6 +315,42 @@ GATEWAY_KAFKA_LAST_ACK = Gauge(
     registry=GATEWAY_REGISTRY,
 )
 
+# --------------------------------------------------------------------------- HTTP API
+# The read API (workers/api/app.py) registers these in its own registry (``api_registry``) next
+# to ``appeals_on_time_ratio`` and ``appeals_redis_errors_total``; API_REGISTRY holds them for
+# the catalogue and its lint. ``route`` is the route's path template (``/v1/appeals/{appeal_id}``,
+# never the requested path: no appeal ids) or ``unmatched``, ``code`` the status answered.
+API_REGISTRY = CollectorRegistry(auto_describe=True)
+
+# API answers: milliseconds from the cached snapshot, up to seconds when a snapshot is computed
+# or Redis is slow (its socket timeout is 5 s, a pooled connection is waited for 2 s).
+_API_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+API_REQUESTS = Counter(
+    "appeals_api_requests",
+    "HTTP requests answered by the read API, by route (its path template, or unmatched) and "
+    "status code: 503 when Redis is unreachable, busy or the read model is rebuilt, 500 a bug.",
+    ["route", "code"],
+    registry=API_REGISTRY,
+)
+API_REQUEST_DURATION = Histogram(
+    "appeals_api_request_duration_seconds",
+    "Time the read API took to answer a request, by route (its path template, or unmatched).",
+    ["route"],
+    buckets=_API_BUCKETS,
+    registry=API_REGISTRY,
+)
+API_READ_MODEL_READY = Gauge(
+    "appeals_api_read_model_ready",
+    "1 when every one of APPEALS_PARTITIONS partitions has published its figures to the read "
+    "model, 0 while it is rebuilt after Redis lost its data (figure, appeal and breach reads "
+    "answer 503 rebuilding), as this API process last read it (NaN before its first read).",
+    registry=API_REGISTRY,
+)
+# Unknown until the API first reads the partitions' marker: a 0 at start-up with Redis away
+# would read as a rebuild (AppealsApiReadModelRebuilding) instead of an outage.
+API_READ_MODEL_READY.set(float("nan"))
+
 # The HTTP servers' own errors, logged at most once a minute each (streams/http_logging.py):
 # these count them all. ``server`` is ``gateway`` or ``api``; the API registers them too.
 HTTP_BAD_REQUESTS = Counter(
@@ -340,7 +377,7 @@ HTTP_ACCEPT_ERRORS = Counter(
 def _exported_names() -> frozenset[str]:
     """Names as they appear in a scrape, including the suffixes prometheus-client adds."""
     names: set[str] = set()
-    for metric in [*REGISTRY.collect(), *GATEWAY_REGISTRY.collect()]:
+    for metric in [*REGISTRY.collect(), *GATEWAY_REGISTRY.collect(), *API_REGISTRY.collect()]:
         base = metric.name
         if metric.type == "counter":
             names.update({f"{base}_total", f"{base}_created"})

@@ -106,9 +106,10 @@ def test_promtool_check_metrics_on_the_catalogue(promtool):
     # a live worker's /metrics scrape belongs with the end-to-end tests that run a worker.)
     from prometheus_client import generate_latest
 
-    from monitoring.metrics import GATEWAY_REGISTRY, REGISTRY
+    from monitoring.metrics import API_REGISTRY, GATEWAY_REGISTRY, REGISTRY
 
-    for registry in (REGISTRY, GATEWAY_REGISTRY):  # the workers', the intake gateway's
+    # the workers', the intake gateway's, the API's own
+    for registry in (REGISTRY, GATEWAY_REGISTRY, API_REGISTRY):
         proc = subprocess.run(
             [promtool, "check", "metrics"],
             input=generate_latest(registry),

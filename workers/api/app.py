@@ -28,6 +28,7 @@ import datetime as dt
 import logging
 import math
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -104,6 +105,40 @@ def error_response(status: int, code: str, message: str) -> web.Response:
 def _json(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status,
                         content_type="application/json")
+
+
+#: ``route`` label of a request no route matched (404, 405): never the requested path.
+UNMATCHED = "unmatched"
+
+
+def _route_label(request: web.Request) -> str:
+    """The matched route's path template (``/v1/appeals/{appeal_id}``): a bounded label
+    with no appeal id in it."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else UNMATCHED
+
+
+@web.middleware
+async def request_metrics(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Count every answer by route and status, and time it (``appeals_api_requests_total``,
+    ``appeals_api_request_duration_seconds``). Outermost, so it sees the status the client
+    got, the error middleware's 500 and 503s included: before, a 500, a 503 ``busy`` or
+    ``rebuilding`` changed no series, and nothing alerted on an API failing its readers."""
+    started = time.perf_counter()
+    status: int | None = None
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:  # a redirect the error middleware passes on
+        status = exc.status
+        raise
+    finally:
+        if status is not None:  # None: cancelled (shutdown), nothing was answered
+            route = _route_label(request)
+            metrics.child(metrics.API_REQUESTS, route, str(status)).inc()
+            metrics.child(metrics.API_REQUEST_DURATION, route).observe(
+                time.perf_counter() - started)
 
 
 @web.middleware
@@ -509,7 +544,9 @@ def api_registry() -> CollectorRegistry:
     """The API's own registry: the figures it computes and what this process counts
     (``appeals_redis_errors_total``: ``rating_refresh`` and ``rating_publish`` by the
     background refresh, ``api_read`` by requests, ``appeal_read`` for a MULTI a full Redis
-    refused; ``appeals_http_*_total{server="api"}``, the HTTP server's own errors).
+    refused; ``appeals_api_requests_total`` and ``appeals_api_request_duration_seconds``,
+    its answers; ``appeals_api_read_model_ready``; ``appeals_http_*_total{server="api"}``,
+    the HTTP server's own errors).
 
     Why not the workers' registry: the API would then export ``appeals_worker_up 0`` and
     zeroed pipeline counters under its own instance, confusing the worker alerts.
@@ -517,6 +554,9 @@ def api_registry() -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=True)
     registry.register(metrics.ON_TIME_RATIO)
     registry.register(metrics.REDIS_ERRORS)
+    for collector in (metrics.API_REQUESTS, metrics.API_REQUEST_DURATION,
+                      metrics.API_READ_MODEL_READY):
+        registry.register(collector)
     for counter in (metrics.HTTP_BAD_REQUESTS, metrics.HTTP_SERVER_ERRORS,
                     metrics.HTTP_ACCEPT_ERRORS):  # streams/http_logging.py
         registry.register(counter)
@@ -539,7 +579,7 @@ def create_app(settings: Settings, redis_client: Any | None = None,
         rules = load_rules(rules_path, default_region=settings.default_region)
     client: aioredis.Redis = redis_client or make_client(settings)
     service = ApiService(settings, client, rules)
-    app = web.Application(middlewares=[errors, bearer_auth])
+    app = web.Application(middlewares=[request_metrics, errors, bearer_auth])
     app[TOKENS] = tuple(t.encode() for t in api_token_list(settings.api_tokens))
     app[SERVICE] = service
     app[REGISTRY] = api_registry()

@@ -196,7 +196,8 @@ def document(version: str = "0.1.0") -> dict[str, Any]:
                                    "`busy` (with Retry-After): every Redis connection of this "
                                    "process stayed in use for the wait",
                     "headers": UNAVAILABLE["headers"]}}}},
-        "/metrics": {"get": {"summary": "Prometheus metrics (appeals_on_time_ratio)",
+        "/metrics": {"get": {"summary": "Prometheus metrics (appeals_on_time_ratio, answers by "
+                                        "route and code, read model readiness)",
                              "responses": {"200": {
                                  "description": "text exposition format; with Redis away or "
                                                 "the read model rebuilding the gauges as last "

@@ -306,8 +306,12 @@ class ApiService:
                 await task
 
     def _published(self, published: set[int]) -> int:
-        """How many of the configured partitions are in ``published``."""
-        return len(published & set(range(self.settings.partitions)))
+        """How many of the configured partitions are in ``published``; every read of it sets
+        ``appeals_api_read_model_ready``, so a rebuild that lasts is alerted on
+        (AppealsApiReadModelRebuilding) and not only answered 503 request by request."""
+        count = len(published & set(range(self.settings.partitions)))
+        metrics.API_READ_MODEL_READY.set(1 if count >= self.settings.partitions else 0)
+        return count
 
     async def check_ready(self) -> None:
         """Raise :class:`ReadModelRebuilding` unless every partition has published: for the
@@ -321,8 +325,9 @@ class ApiService:
         set as a gauge) while a partition has not published its figures."""
         rules = self.rules
         published = await published_partitions(self.redis, self.prefix)
-        if self._published(published) < self.settings.partitions:
-            raise ReadModelRebuilding(self._published(published), self.settings.partitions)
+        count = self._published(published)
+        if count < self.settings.partitions:
+            raise ReadModelRebuilding(count, self.settings.partitions)
         parsed = await fetch_maps(self.redis, self.prefix, self.settings.partitions,
                                   published=published)
         computed_mono, now_sla = time.monotonic(), self.clock.now()
