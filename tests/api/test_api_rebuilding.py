@@ -119,3 +119,23 @@ def test_rebuilding_is_documented_on_the_paths_that_read_the_read_model() -> Non
     health = doc["paths"]["/healthz"]["get"]["responses"]["200"]
     schema = health["content"]["application/json"]["schema"]
     assert schema["properties"]["read_model"]["enum"] == ["ready", "rebuilding"]
+
+
+def test_the_supervisor_page_is_503_rebuilding_while_its_snapshot_is_cached(
+        redis_server: Any) -> None:
+    """The page reads the rating from the cached snapshot (up to APPEALS_RATING_REFRESH old)
+    and the breaches from Redis: with Redis emptied since, it answered 200 with "0 open
+    breaches" where /v1/breaches answered 503 rebuilding."""
+    async def body(client: TestClient, settings: Settings, redis: Any) -> None:
+        r = await client.get("/?region=22")
+        assert r.status == 200 and 'data-appeal="pos-abc"' in await r.text()
+        # Redis lost its data (the snapshot stays cached for the 30 s refresh).
+        await redis.delete(f"{settings.app_id}:agg:partitions",
+                           f"{settings.app_id}:breaches:open",
+                           f"{settings.app_id}:breaches:open:22-minzdrav")
+        for path in ("/?region=22", "/supervisor", "/v1/breaches"):
+            r = await client.get(path)
+            assert (r.status, await _code(r)) == (503, "rebuilding"), path
+            assert r.headers["Retry-After"] == "5"
+
+    run_api(api_settings(redis_server.url, rating_refresh=30.0), body)

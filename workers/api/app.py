@@ -487,6 +487,9 @@ async def supervisor_page(request: web.Request) -> web.Response:
     snap = await svc.snapshot()
     authorities = svc.authorities(region)
     names = {a.id: a.name for a in authorities}
+    # As /v1/breaches: the snapshot may be cached from before Redis lost its data, and the
+    # index being refilled read as "0 open breaches" on the page supervisors watch.
+    await svc.check_ready()
     breach_page = await svc.open_breaches([a.id for a in authorities], 50)
     body = page.render(
         region=region, region_name=svc.rules.regions[region].name, window=window,
