@@ -64,6 +64,10 @@ RANK_MARGIN = 64
 Position = tuple[float, bytes]
 OPEN_BREACHES = read_model.OPEN_BREACHES
 _BREACH_FIELDS = ("authority_id", "category", "regime", "municipality", "status", "sla")
+_FIELD_NAMES = tuple(f.encode() for f in _BREACH_FIELDS)
+#: Records whose bytes that are not UTF-8 are logged once per process; past this many, every
+#: further one is logged at each read (the set stays bounded).
+UNDECODABLE_KEYS_LOGGED = 1024
 
 
 def rating_key(app_id: str, region: str, window: str) -> str:
@@ -196,6 +200,7 @@ class ApiService:
         self._inflight: asyncio.Task[Snapshot] | None = None
         self._failure: _Failure | None = None
         self._gauge_labels: set[tuple[str, str]] = set()
+        self._undecodable: set[str] = set()
 
     # ----------------------------------------------------------------- routing data
     def replace_rules(self, rules: RoutingRules) -> None:
@@ -449,6 +454,37 @@ class ApiService:
         return (today - dt.timedelta(days=WINDOWS[window] - 1)).isoformat(), today.isoformat()
 
     # ----------------------------------------------------------------- appeals, breaches
+    def _decoded(self, key: str, fields: Iterable[bytes], values: Iterable[bytes | None]
+                 ) -> tuple[list[str], list[str]]:
+        """A record's field names and values as text (None: ``""``).
+
+        Bytes that are not UTF-8 become U+FFFD and the rest is served: one such byte in one
+        appeal's hash made ``/v1/breaches``, the supervisor page and the appeal answer 500 for
+        every reader. The key and the field names are logged, once per key and process,
+        never a value (what an appeal says is about a person)."""
+        names, texts, bad = [], [], []
+        for name, value in zip(fields, values, strict=True):
+            try:
+                text = name.decode()
+            except UnicodeDecodeError:
+                text = name.decode(errors="replace")
+                bad.append(text)
+            names.append(text)
+            if value is None:
+                texts.append("")
+                continue
+            try:
+                texts.append(value.decode())
+            except UnicodeDecodeError:
+                texts.append(value.decode(errors="replace"))
+                bad.append(text)
+        if bad and key not in self._undecodable:
+            if len(self._undecodable) < UNDECODABLE_KEYS_LOGGED:
+                self._undecodable.add(key)
+            log.warning("read model record %s: field(s) %s hold bytes that are not UTF-8; "
+                        "served with U+FFFD in their place", key, ", ".join(sorted(set(bad))))
+        return names, texts
+
     async def appeal(self, appeal_id: str) -> dict[str, str] | None:
         row, _ = await self.appeal_and_breach(appeal_id)
         return row
@@ -483,7 +519,8 @@ class ApiService:
                 raw, score = await pipe.execute()
         if not raw:
             return None, False
-        return {k.decode(): v.decode() for k, v in raw.items()}, score is not None
+        names, values = self._decoded(key, raw.keys(), raw.values())
+        return dict(zip(names, values, strict=True)), score is not None
 
     async def open_breaches(self, authority_ids: Iterable[str] | None = None,
                             limit: int = 100, after: Position | None = None) -> BreachPage:
@@ -586,29 +623,33 @@ class ApiService:
         (shared by the pages of one listing) skips an id met before: the index can move
         while it is paged through."""
         allowed = set(wanted) if wanted is not None else None
+        prefix = read_model.appeal_key(self.prefix, "").encode()
         out: list[OpenBreach] = []
         stale = 0
         for start in range(0, len(merged), BREACH_CHUNK):
             if len(out) >= limit:
                 break
             part = merged[start:start + BREACH_CHUNK]
+            # The key from the member's bytes as they are: an id that is not UTF-8 (a
+            # corrupted index) still finds its record.
+            keys = [prefix + member for _due, member in part]
             async with self.redis.pipeline(transaction=False) as pipe:
-                for _due, member in part:
-                    pipe.hmget(read_model.appeal_key(self.prefix, member.decode()),
-                               *_BREACH_FIELDS)
+                for key in keys:
+                    pipe.hmget(key, *_BREACH_FIELDS)
                 rows = await pipe.execute()
-            for (due, member), row in zip(part, rows, strict=True):
+            for (due, member), key, row in zip(part, keys, rows, strict=True):
                 if member in seen:
                     continue
                 seen.add(member)
-                values = [v.decode() if v is not None else "" for v in row]
+                appeal_id = member.decode(errors="replace")
+                _, values = self._decoded(key.decode(errors="replace"), _FIELD_NAMES, row)
                 auth, category, regime, muni, status, sla = values
                 if not auth or status not in OPEN_STATUSES or (
                         allowed is not None and auth not in allowed):
                     stale += 1  # record lost (Redis data loss), closed, or moved since
                     continue
                 if len(out) < limit:
-                    out.append(OpenBreach(member.decode(), auth, category, regime, muni,
+                    out.append(OpenBreach(appeal_id, auth, category, regime, muni,
                                           _iso(due), max(0.0, now - due), sla, due))
         return out, stale
 
