@@ -172,7 +172,9 @@ def document(version: str = "0.1.0") -> dict[str, Any]:
                                  {"type": "null"}]},
         },
     }
-    bad = _error_response("invalid parameter (e.g. an unknown window)")
+    bad = _error_response("invalid parameter (e.g. an unknown window); on the /v1 paths also "
+                          "error.code `unknown_parameter`, a query parameter the path does "
+                          "not list (a misspelt filter is not ignored)")
     missing = _error_response("unknown appeal, authority, region, municipality or category")
     stats_get = {
         "parameters": [_WINDOW],
