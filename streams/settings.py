@@ -158,20 +158,22 @@ class Settings:
     routed to its region's triage desk (routing_level triage_timeout) with its registration
     time, so its deadlines are tracked (60 s to 7 days; 0 is refused).
 
-    Measured in message time of the triage agent's inputs (the later of the pending and the
-    decisions topic on the appeal's partition), as the early-decision wait is, so a replay
-    decides as the first run did. Not 0 for "no limit": an appeal nobody decides must not
-    wait unseen, with its deadlines untracked and its text in the triage table, for ever; and
-    at most the 7 days 59-FZ gives for a redirect (art. 8 p. 3), which run from registration
-    whether or not anyone triaged the appeal."""
+    Measured from the pending copy's message time on the triage agent's clock: the message
+    time of ``appeals.triage.decisions`` on the appeal's partition (decisions and clock ticks
+    in offset order), so whether a decision came in time follows from that log and a replay,
+    however its batches fall, decides as the first run did. Not 0 for "no limit": an appeal
+    nobody decides must not wait unseen, with its deadlines untracked and its text in the
+    triage table, for ever; and at most the 7 days 59-FZ gives for a redirect (art. 8 p. 3),
+    which run from registration whether or not anyone triaged the appeal."""
     triage_tick_interval: float = 60.0
     """APPEALS_TRIAGE_TICK_INTERVAL: seconds between the triage agent's clock ticks (1 s to
     APPEALS_TRIAGE_MAX_WAIT; keep it small beside the wait, 60 s against its day).
 
-    APPEALS_TRIAGE_MAX_WAIT is counted in message time, which stands still on a partition where
-    nothing more arrives: every interval, a partition this worker owns that holds appeals (or
-    early decisions) waiting and whose time has not moved for the interval gets a tick record
-    on ``appeals.triage.decisions``, stamped by the broker client's clock. Written into the
+    APPEALS_TRIAGE_MAX_WAIT is counted on the decisions topic's message time, which stands
+    still on a partition where no decision arrives: every interval, a partition this worker
+    owns that holds appeals (or early decisions) waiting and whose clock no decision has moved
+    for the interval gets a tick record on ``appeals.triage.decisions``, stamped by the broker
+    client's clock. Written into the
     log, so a replay sees the same ticks; an appeal is routed to the desk at most about two
     intervals after its wait ends."""
     warning_share: float | None = None

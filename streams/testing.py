@@ -56,10 +56,10 @@ def running_worker(settings: Settings, log_path: Path, **kwargs: Any) -> Iterato
 
 
 def produce(settings: Settings, messages: Iterable[tuple[str, bytes | None, bytes]], *,
-            timestamp_ms: int | None = None) -> int:
+            timestamp_ms: int | None = None, partition: int | None = None) -> int:
     """Send (topic base name, key, value) with acks=all; returns how many were sent.
     ``timestamp_ms``: the records' message time (None: the producer's clock), for agents that
-    judge waits on message time."""
+    judge waits on message time; ``partition``: the partition (None: the key's)."""
     from kafka import KafkaProducer
 
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
@@ -68,7 +68,7 @@ def produce(settings: Settings, messages: Iterable[tuple[str, bytes | None, byte
     try:
         for base, key, value in messages:
             producer.send(t.topic_name(settings, base), key=key, value=value,
-                          timestamp_ms=timestamp_ms)
+                          timestamp_ms=timestamp_ms, partition=partition)
             n += 1
         producer.flush(60)
     finally:

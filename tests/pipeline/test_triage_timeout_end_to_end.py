@@ -1,20 +1,22 @@
 """An appeal nobody triages, through a real worker on the real broker and Redis.
 
 The appeal is registered by intake and sent to triage (every appeal is, with
-``APPEALS_TRIAGE_CONFIDENCE=1``). Nobody decides it. Once the triage agent's inputs on its
-partition are ``APPEALS_TRIAGE_MAX_WAIT`` (here the minimum, 60 s) past its pending copy, it is
-routed to the region's triage desk (``triage_timeout``) with its own ``registered_at``, and the
-SLA agent tracks it there: the 59-FZ answer deadline counted from registration. The pending
-copy's text leaves the triage table (its changelog's last value for the appeal is a marker).
+``APPEALS_TRIAGE_CONFIDENCE=1``). Nobody decides it. Once the triage agent's clock on its
+partition (the decisions topic's message time) is ``APPEALS_TRIAGE_MAX_WAIT`` (here the
+minimum, 60 s) past its pending copy, it is routed to the region's triage desk
+(``triage_timeout``) with its own ``registered_at``, and the SLA agent tracks it there: the
+59-FZ answer deadline counted from registration. The pending copy's text leaves the triage
+table (its changelog's last value for the appeal is a marker).
 A human decision that comes after that redirects the appeal from the desk to the body the
 category routes to, and the SLA agent restarts the answer clock there.
 
 Before, nothing happened to such an appeal: no routed record, no SLA state, no alert.
 
-The wait is counted in message time, which stood still on a partition where nothing more
-arrived: such an appeal waited for good. Now the triage agent writes clock ticks to that
-partition of ``appeals.triage.decisions`` (``APPEALS_TRIAGE_TICK_INTERVAL``), and they end the
-wait as any other record would.
+The wait is counted in the decisions topic's message time (pending appeals arriving do not
+move it, so that a decision's effect does not depend on how a fetch interleaves the two
+topics), which stood still on a partition where no decision arrived: such an appeal waited for
+good. Now the triage agent writes clock ticks to that partition of ``appeals.triage.decisions``
+(``APPEALS_TRIAGE_TICK_INTERVAL``), and they end the wait as a decision would.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from streams.testing import (
 from workers.deadlines.compute import answer_due
 from workers.geo.regions import region_timezone
 from workers.intake.core import appeal_id_for
+from workers.route.agent import TICK_KEY, TICK_VALUE
 from workers.routing import RouteInput, Router, load_rules
 from workers.sla.deadline_service import load_book
 
@@ -124,9 +127,14 @@ def test_an_undecided_appeal_is_routed_to_the_desk_and_tracked(
         assert read_topic(settings, t.ROUTED, timeout=3, idle=1) == [], "waiting for a human"
         assert client.hget(state_key, "authority_id") is None, "no SLA state while it waits"
 
-        # The wait runs on message time: once the partition is past it, the next record ends
-        # it. The filler is stamped past the wait rather than waited for (a minute of CI).
+        # Pending appeals arriving later do not end the wait: it runs on the decisions topic's
+        # message time (decisions and the agent's clock ticks).
         produce(settings, [(t.TRIAGE_PENDING, filler.encode(), _filler(filler))],
+                timestamp_ms=copy.timestamp + int((MAX_WAIT + 1) * 1000))
+        assert read_topic(settings, t.ROUTED, timeout=3, idle=1) == []
+        # Once that clock is past the wait, it ends. A tick stamped past the wait rather than
+        # waited for (a minute of CI).
+        produce(settings, [(t.TRIAGE_DECISIONS, TICK_KEY, TICK_VALUE)], partition=p,
                 timestamp_ms=copy.timestamp + int((MAX_WAIT + 1) * 1000))
         [routed] = [orjson.loads(r.value) for r in read_topic(settings, t.ROUTED, until=1)]
         assert (routed["appeal_id"], routed["authority_id"], routed["routing_level"]) == (

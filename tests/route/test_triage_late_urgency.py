@@ -27,11 +27,11 @@ from tests.route.test_triage_timeout import (
     TEXT,
     Worker,
     X,
-    Y,
     _timed_out,
     decision,
     event,
     pending,
+    tick,
 )
 from workers.routing import Router, load_rules
 from workers.sla.deadline_service import DeadlineService
@@ -75,6 +75,6 @@ def _desk_routing(router: Router, classifier: bool) -> list[dict[str, Any]]:
     worker = Worker(router)
     worker.run(event(PENDING, pending(X, municipality="Бийск", regime="incident",
                                       urgent=classifier), T0))
-    out = worker.run(event(PENDING, pending(Y), T0 + MAX_WAIT))
+    out = worker.run(tick(1, T0 + MAX_WAIT))
     return [r for r in out.on(t.ROUTED) if r["appeal_id"] == X]
 

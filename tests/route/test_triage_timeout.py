@@ -4,10 +4,10 @@ Before, an appeal sent to triage and never decided got no routed record: the SLA
 none of its deadlines (59-FZ's run from registration), nothing alerted, the API did not know it,
 and its pending copy (text and address) stayed in the ``triage-pending`` table for good. Now:
 
-- after the wait, counted in the partition's stream time (message timestamps of either input
-  topic, as the early-decision wait is), it is routed to the desk (``triage_timeout``) with its
-  own ``registered_at``; the copy is replaced by a marker without personal data, written after
-  the routed record is acknowledged;
+- after the wait, counted from its own message time in the partition's triage clock (message
+  timestamps of the decisions topic there: decisions and the agent's clock ticks), it is routed
+  to the desk (``triage_timeout``) with its own ``registered_at``; the copy is replaced by a
+  marker without personal data, written after the routed record is acknowledged;
 - a decision that comes after that is a ``redirected`` lifecycle event from the desk to the body
   the decided category routes to (once; a repeat or a second decision sends nothing);
 - the gauges count the waiting appeals of the worker's own partitions and the oldest one's age.
@@ -114,9 +114,11 @@ def router() -> Router:
 def test_an_undecided_appeal_goes_to_the_triage_desk_after_the_wait(router: Router) -> None:
     worker = Worker(router)
     assert worker.run(event(PENDING, pending(X, text=TEXT + " в Бийске"), T0)).sent == []
-    # Other appeals keep coming on the partition; one second short of the wait: nothing.
-    assert worker.run(event(PENDING, pending(Y), T0 + MAX_WAIT - 1)).on(t.ROUTED) == []
-    out = worker.run(event(PENDING, pending(Z), T0 + MAX_WAIT))
+    # Other appeals keep coming on the partition: the pending topic's time is no clock.
+    assert worker.run(event(PENDING, pending(Y), T0 + 2 * MAX_WAIT)).on(t.ROUTED) == []
+    # The decisions topic's is: one second short of the wait, nothing.
+    assert worker.run(tick(1, T0 + MAX_WAIT - 1)).on(t.ROUTED) == []
+    out = worker.run(tick(1, T0 + MAX_WAIT))
     [record] = out.on(t.ROUTED)
     validate(RoutedAppeal.schema, record)
     assert (record["appeal_id"], record["authority_id"], record["routing_level"]) == (
@@ -131,7 +133,7 @@ def test_an_undecided_appeal_goes_to_the_triage_desk_after_the_wait(router: Rout
     assert TEXT not in str(marker) and ADDRESS not in str(marker) and "text" not in marker
     assert datetime.fromisoformat(marker["timed_out"]) == datetime.fromisoformat(
         record["routed_at"])
-    # Y and Z still wait; a replay of X's copy does not bring it back.
+    # Y still waits; a replay of X's copy does not bring it back.
     assert worker.run(event(PENDING, pending(X), T0)).sent == []
     assert worker.table[X.encode()] == marker
 
@@ -160,9 +162,9 @@ def test_a_decision_within_the_wait_routes_as_before(router: Router) -> None:
 def test_a_failed_flush_leaves_the_appeal_waiting_and_the_replay_routes_it_once(
         router: Router) -> None:
     worker = Worker(router)
-    worker.run(event(PENDING, pending(X), T0))
+    worker.run(event(PENDING, pending(X), T0), event(PENDING, pending(Y), T0 + 10))
     before = dict(worker.table)
-    later = event(PENDING, pending(Y), T0 + MAX_WAIT)
+    later = tick(1, T0 + MAX_WAIT)
     broken = Outbox(fail_flush=True)
     with pytest.raises(ConnectionError):
         worker.run(later, outbox=broken)
@@ -171,9 +173,9 @@ def test_a_failed_flush_leaves_the_appeal_waiting_and_the_replay_routes_it_once(
     # A restarted worker (the index rebuilt from the table) replays the batch.
     again = Worker(router, table=worker.table)
     assert [r["appeal_id"] for r in again.run(later).on(t.ROUTED)] == [X]
-    # Once acknowledged and marked, X is not routed again; Y (stored by ``later``) is, later.
+    # Once acknowledged and marked, X is not routed again; Y is, later.
     assert [r["appeal_id"] for r in again.run(
-        event(PENDING, pending(Z), T0 + 5 * MAX_WAIT)).on(t.ROUTED)] == [Y]
+        tick(1, T0 + 5 * MAX_WAIT)).on(t.ROUTED)] == [Y]
 
 
 def test_the_wait_survives_a_restart_and_copies_stored_before_it_count_from_registration(
@@ -185,11 +187,14 @@ def test_the_wait_survives_a_restart_and_copies_stored_before_it_count_from_regi
     registered_y = datetime.fromisoformat("2026-09-21T02:00:00+00:00").timestamp()
     restarted = Worker(router, table=worker.table)
     assert restarted.early.copies_waiting({1}) == (2, registered_y)
-    out = restarted.run(event(PENDING, pending(Z), registered_y + MAX_WAIT))
+    out = restarted.run(event(PENDING, pending(Z), T0 + 10),
+                        tick(1, registered_y + MAX_WAIT))
     assert [r["appeal_id"] for r in out.on(t.ROUTED)] == [Y]
+    # X's wait ends at the decision's clock, before the decision routes Z.
     out = restarted.run(event(PENDING, pending(OTHER), T0 + MAX_WAIT),
                         event(DECISIONS, decision(Z), T0 + MAX_WAIT))
-    assert [r["appeal_id"] for r in out.on(t.ROUTED)] == [Z, X]
+    assert [(r["appeal_id"], r["routing_level"]) for r in out.on(t.ROUTED)] == [
+        (X, "triage_timeout"), (Z, "region_category")]
 
 
 def test_a_stored_copy_that_cannot_be_routed_is_dead_lettered_without_personal_data(
@@ -197,7 +202,7 @@ def test_a_stored_copy_that_cannot_be_routed_is_dead_lettered_without_personal_d
     table: dict[bytes, Any] = {X.encode(): {"appeal_id": X, "text": TEXT, "address": ADDRESS,
                                             "since": T0, "p": 1, "offset": 7}}
     worker = Worker(router, table=table)
-    out = worker.run(event(PENDING, pending(Y), T0 + MAX_WAIT))
+    out = worker.run(tick(1, T0 + MAX_WAIT))
     assert [(d["reason"], d["topic"], d["partition"], d["offset"]) for d in out.dead] == [
         ("unprocessable", PENDING, 1, 7)]
     assert TEXT not in out.dead[0]["detail"] and ADDRESS not in out.dead[0]["detail"]
@@ -208,7 +213,7 @@ def test_a_stored_copy_that_cannot_be_routed_is_dead_lettered_without_personal_d
 def _timed_out(router: Router, **changes: Any) -> Worker:
     worker = Worker(router)
     worker.run(event(PENDING, pending(X, **changes), T0))
-    worker.run(event(PENDING, pending(Y), T0 + MAX_WAIT))
+    worker.run(tick(1, T0 + MAX_WAIT))
     assert worker.table[X.encode()]["timed_out"]
     return worker
 
@@ -406,14 +411,17 @@ def test_ticks_go_to_owned_partitions_where_something_waits_and_time_stands_stil
     now = time.monotonic  # the rounds of the timer, as it reads them
     assert early.due_ticks(owned, now()) == [], "nothing waits: no ticks (bench, demo)"
     worker.run(event(PENDING, pending(X), T0), event(DECISIONS, decision(OTHER), T0))
-    # A copy waits on 1, an early decision on 2; both partitions moved since the last round.
-    assert early.due_ticks(owned, now()) == []
+    # A copy waits on 1, an early decision on 2; the decision moved 2 on since the last
+    # round, the copy moved no triage clock.
+    assert early.due_ticks(owned, now()) == [1]
     # Neither has moved since the previous round: a tick each.
     assert early.due_ticks(owned, now()) == [1, 2]
     assert early.due_ticks({1}, now()) == [1], "one a round, read or not"
     worker.run(tick(1, T0 + 10))
     assert early.due_ticks({1}, now()) == [1], "a tick read is not traffic"
-    worker.run(event(PENDING, pending(Y), T0 + 20))  # a record moves partition 1 on
+    worker.run(event(PENDING, pending(Y), T0 + 20))
+    assert early.due_ticks({1}, now()) == [1], "a pending copy moves no triage clock"
+    worker.run(event(DECISIONS, decision(Y), T0 + 30))  # a decision moves partition 1 on
     assert early.due_ticks({0, 1, 3}, now()) == [], "moved since the previous round, or idle"
     # A restarted worker has seen no record of any partition yet: due in its first round.
     restarted = Worker(router, table=worker.table, owned={1, 3})

@@ -2,7 +2,7 @@
 it; one that leaves it null or out keeps the appeal's.
 
 Why: a triage decision that comes after ``APPEALS_TRIAGE_MAX_WAIT`` becomes a redirect from the
-region's triage desk (``workers.route.agent._redirect_late``). The decision's ``urgent`` (a
+region's triage desk (``workers.route.agent._late_redirect``). The decision's ``urgent`` (a
 human saying "no heating in frost") was lost there: the appeal kept the urgency it was routed to
 the desk with (the classifier's, unsure by definition) and the receiving body got the ordinary
 term instead of the policy's ``urgent_answer``. ``lifecycle-event`` already carries ``urgent``

@@ -15,17 +15,18 @@ unknown id, an appeal that was routed directly). The table is written only after
 routed records are acknowledged (:class:`_Staged`).
 
 A pending appeal waits for its decision no longer than ``APPEALS_TRIAGE_MAX_WAIT`` (message time
-again): then it is routed to its region's triage desk (:func:`_time_out`), so the SLA agent
+again, of the decisions topic alone: the triage clock of :class:`EarlyDecisions`): then it is
+routed to its region's triage desk (:func:`_time_out`), so the SLA agent
 tracks its deadlines from registration, and its copy (text, address) leaves the table. A
-decision that comes after that redirects it from the desk (:func:`_redirect_late`). Gauges
+decision that comes after that redirects it from the desk (:func:`_late_redirect`). Gauges
 (``appeals_triage_waiting``, ``appeals_triage_oldest_wait_seconds``) show what waits.
 
-Message time stands still on a partition where nothing more arrives (triage traffic is thin,
+That clock stands still on a partition where no decision arrives (triage traffic is thin,
 and with several partitions one can be quiet for days), and its appeals waited unrouted and
 untracked for as long. So the clock is written into the log: every
 ``APPEALS_TRIAGE_TICK_INTERVAL`` a timer (:func:`send_ticks`) puts a tick record
 (:data:`TICK_KEY`) on the decisions topic's partitions this worker owns where something waits
-and the time has not moved for that interval. The agent reads a tick as it reads any record
+and no decision has moved the clock for that interval. The agent reads a tick as it reads any record
 (its timestamp moves the partition's time on) and then routes what is due; a replay reads the
 same ticks and decides as the first run did.
 
@@ -457,14 +458,23 @@ class EarlyDecisions:
     index is rebuilt from the table after every rebalance, so a restart neither forgets a wait
     nor starts it again.
 
-    A pending appeal waits ``max_wait`` (``APPEALS_TRIAGE_MAX_WAIT``) of its partition's stream
-    time, the later message time of either input topic there: a decision is keyed like its
-    appeal, so once either topic of the partition is that far past the appeal's arrival, any
-    decision stamped within the wait has been read (one read after is late, and redirects the
-    appeal from the desk: :func:`_redirect_late`). Not the wall clock, so a replay times out
-    what the first run timed out. A partition where nothing arrives any more would keep its
+    A pending appeal waits ``max_wait`` (``APPEALS_TRIAGE_MAX_WAIT``) from its own message time
+    (``since``) in its partition's triage clock (:attr:`decision_time`): the latest message
+    time read so far on that partition of the decisions topic, its decisions and clock ticks
+    in offset order. A decision is keyed like its appeal, so once that clock is past the wait
+    every decision stamped within it has been read; the decision (or tick) that takes it there
+    times the appeal out before anything after it is applied, and a decision read after is
+    late (it redirects the appeal from the desk: :func:`_late_redirect`).
+
+    Why that topic alone: whether a decision is in time must follow from the log, not from how
+    a fetch interleaved the two topics or where a batch ended (a replay after a crash splits
+    them otherwise). With the pending topic's time in the clock, or with the timeouts run once
+    after a batch, the same decision routed the appeal directly in one run and redirected it
+    from the desk in the replay, where the SLA agent kept the first routing and dropped the
+    second as a duplicate: the human decision was lost. Not the wall clock, so a replay times
+    out what the first run timed out. A partition where no decision arrives would keep its
     appeals waiting for good: :meth:`due_ticks` names those that need a clock tick written to
-    them (:func:`send_ticks`), which moves their time on as any record does."""
+    them (:func:`send_ticks`), which moves their clock on as a decision does."""
 
     def __init__(self, partitions: int, max_wait: float = TRIAGE_MAX_WAIT) -> None:
         self.partitions = partitions
@@ -475,10 +485,14 @@ class EarlyDecisions:
         self.decisions = _Waits()
         self.pending_time: dict[int, float] = {}
         self.stream_time: dict[int, float] = {}
-        #: Per partition, when (``time.monotonic()``) a record other than a tick last moved its
-        #: stream time on, or a tick was last sent to it; none yet: due a tick as soon as
-        #: something waits there. A tick read does not count: then a quiet partition gets one
-        #: tick a round of the timer, not one every other round.
+        #: The triage clock: per partition, the latest message time of the decisions topic
+        #: (decisions and ticks) read there. ``APPEALS_TRIAGE_MAX_WAIT`` is counted on it.
+        self.decision_time: dict[int, float] = {}
+        #: Per partition, when (``time.monotonic()``) a decision last moved its triage clock
+        #: on, or a tick was last sent to it; none yet: due a tick as soon as something waits
+        #: there. A tick read does not count: then a quiet partition gets one tick a round of
+        #: the timer, not one every other round. Nor does a pending copy: it moves no clock
+        #: the wait is counted on.
         self.advanced: dict[int, float] = {}
         #: ``now`` of the previous :meth:`due_ticks` (the timer's previous round).
         self._last_round = float("-inf")
@@ -490,15 +504,29 @@ class EarlyDecisions:
     def observe(self, partition: int, timestamp: float | None, *, pending: bool,
                 tick: bool = False) -> float:
         """Advance the partition's stream times; returns the event's time. ``tick``: the record
-        is a clock tick (:data:`TICK_KEY`)."""
+        is a clock tick (:data:`TICK_KEY`); ``pending``: it is from the pending topic, else
+        from the decisions topic."""
         ts = float(timestamp) if timestamp is not None and timestamp > 0 else time.time()
         if ts > self.stream_time.get(partition, float("-inf")):
             self.stream_time[partition] = ts
+        if pending:
+            if ts > self.pending_time.get(partition, float("-inf")):
+                self.pending_time[partition] = ts
+        elif ts > self.decision_time.get(partition, float("-inf")):
+            self.decision_time[partition] = ts
             if not tick:
                 self.advanced[partition] = time.monotonic()
-        if pending and ts > self.pending_time.get(partition, float("-inf")):
-            self.pending_time[partition] = ts
         return ts
+
+    def clock(self, partition: int) -> float | None:
+        """The partition's triage clock (None before its first decision or tick)."""
+        return self.decision_time.get(partition)
+
+    def late(self, since: float, clock: float) -> bool:
+        """Whether an appeal waiting since ``since`` is past its wait at triage clock
+        ``clock``: :meth:`timed_out` routes it to the desk then, so a decision read at that
+        clock comes after the timeout, wherever the batches and fetches split the log."""
+        return clock - since >= self.max_wait
 
     @property
     def waiting(self) -> dict[bytes, tuple[int, float]]:
@@ -530,13 +558,19 @@ class EarlyDecisions:
 
     def timed_out(self, partitions: set[int]) -> list[bytes]:
         """The pending appeals of ``partitions`` that waited ``max_wait`` of their partition's
-        stream time, oldest first; they wait no more (the caller routes them to the desk)."""
+        triage clock, oldest first; they wait no more (the caller routes them to the desk)."""
         out: list[bytes] = []
         for p in partitions:
-            stream_time = self.stream_time.get(p)
-            if stream_time is not None:
-                out.extend(self.copies.due(p, stream_time - self.max_wait))
+            clock = self.decision_time.get(p)
+            if clock is not None:
+                out.extend(self.copies.pop_while(p, self._copy_over(clock)))
         return out
+
+    def _copy_over(self, clock: float) -> Callable[[float], bool]:
+        def over(since: float) -> bool:
+            return self.late(since, clock)
+
+        return over
 
     def copies_waiting(self, partitions: set[int]) -> tuple[int, float | None]:
         """How many pending appeals of ``partitions`` wait for a decision, and since when the
@@ -552,7 +586,7 @@ class EarlyDecisions:
     def due_ticks(self, partitions: set[int], now: float) -> list[int]:
         """The partitions of ``partitions`` a clock tick must be sent to in this round of the
         tick timer (``now``: ``time.monotonic()``): something waits there (a pending appeal or
-        an early decision) and no record has moved their stream time on since the previous
+        an early decision) and no decision has moved their triage clock on since the previous
         round, an interval ago. Each is marked as ticked now: the next round sends the next
         tick, whether or not this one was read (or sent: a failed send is tried again then).
 
@@ -645,11 +679,15 @@ def _timestamp(at: Any) -> float:
 class _Staged:
     """A batch's table writes, applied only after the outbox flush: a ``done`` marker in the
     changelog must never describe a routed record the broker did not take (the replayed
-    decision would then be skipped and the appeal lost). Reads see the staged writes."""
+    decision would then be skipped and the appeal lost). Reads see the staged writes, and
+    ``on_change`` (the index's :meth:`EarlyDecisions.track`) sees each at once: the timeouts
+    run event by event, and a copy stored by one event waits from then on."""
 
-    def __init__(self, table: Any) -> None:
+    def __init__(self, table: Any,
+                 on_change: Callable[[bytes, Any], None] | None = None) -> None:
         self.table = table
         self.changes: dict[bytes, Any] = {}
+        self.on_change = on_change
 
     def get(self, key: bytes) -> Any:
         if key in self.changes:
@@ -658,9 +696,13 @@ class _Staged:
 
     def __setitem__(self, key: bytes, value: Any) -> None:
         self.changes[key] = value
+        if self.on_change is not None:
+            self.on_change(key, value)
 
     def __delitem__(self, key: bytes) -> None:
         self.changes[key] = None
+        if self.on_change is not None:
+            self.on_change(key, None)
 
     def commit(self, owned: Callable[[bytes], bool] | None = None) -> None:
         """Apply the writes; with ``owned``, skip keys of partitions revoked meanwhile (a
@@ -684,11 +726,19 @@ async def process_batch(outbox: Outbox, table: Any, router: Router, early: Early
     """One batch of pending appeals and decisions; the table is written after the flush.
     ``clock`` is the SLA clock the routed records' ``routed_at`` is read on (None: the wall
     clock, for tests). ``pending_topic`` names the pending topic in dead letters of pending
-    appeals that time out (None: the decisions topic's prefix with the pending topic's name)."""
+    appeals that time out (None: the decisions topic's prefix with the pending topic's name).
+
+    The timeouts run event by event: before a record of partition p is applied, the appeals
+    of p past their wait at p's triage clock (:class:`EarlyDecisions`), which that record may
+    have moved on, go to the desk; and once more after the last record, for copies stored
+    already past their wait. So what a decision does depends on the log alone, not on where
+    the batch ends: run once after the batch, the timeouts let a decision read after the tick
+    that ended its appeal's wait route the appeal directly when both came in one batch, while
+    with a batch boundary between them the same log routed it to the desk and redirected it."""
     now = (clock or SlaClock()).now_dt()
     if pending_topic is None:
         pending_topic = decisions_topic.removesuffix(t.TRIAGE_DECISIONS) + t.TRIAGE_PENDING
-    staged = _Staged(table)
+    staged = _Staged(table, early.track)
     touched: set[int] = set()
     for event in events:
         msg = event.message
@@ -698,8 +748,10 @@ async def process_batch(outbox: Outbox, table: Any, router: Router, early: Early
             # A clock tick (send_ticks): its time, not a decision's, nor a pending copy's
             # (the early-decision wait counts pending copies only).
             early.observe(msg.partition, msg.timestamp, pending=False, tick=True)
+            await _time_out(outbox, staged, early, {msg.partition}, router, pending_topic, now)
             continue
         at = early.observe(msg.partition, msg.timestamp, pending=not is_decision)
+        await _time_out(outbox, staged, early, {msg.partition}, router, pending_topic, now)
         if msg.key == TICK_KEY:
             await outbox.dead_letter(event, stage=TRIAGE_STAGE, reason="reserved_key", detail=(
                 "keyed as the triage agent's clock tick (\\x00triage-tick) but not a tick; "
@@ -710,10 +762,10 @@ async def process_batch(outbox: Outbox, table: Any, router: Router, early: Early
             if is_decision:
                 await _on_decision(outbox, staged, router, data, at=at,
                                    partition=msg.partition, offset=msg.offset, now=now,
-                                   key=msg.key)
+                                   key=msg.key, clock=early.clock(msg.partition))
             else:
                 await _on_pending(outbox, staged, router, data, now=now, key=msg.key, at=at,
-                                  partition=msg.partition, offset=msg.offset)
+                                  partition=msg.partition, offset=msg.offset, early=early)
         except InvalidEvent as exc:
             await outbox.dead_letter(event, stage=TRIAGE_STAGE, reason=exc.reason,
                                      detail=exc.detail)
@@ -727,8 +779,6 @@ async def process_batch(outbox: Outbox, table: Any, router: Router, early: Early
                         msg.offset, type(exc).__name__)
             await outbox.dead_letter(event, stage=TRIAGE_STAGE, reason="unprocessable",
                                      detail=_fault(exc))
-    for key, value in staged.changes.items():
-        early.track(key, value)
     await _expire_early(outbox, staged, early, touched, decisions_topic)
     await _time_out(outbox, staged, early, touched, router, pending_topic, now)
     await outbox.flush()
@@ -772,7 +822,7 @@ async def _time_out(outbox: Outbox, staged: _Staged, early: EarlyDecisions,
 
     The pending copy is replaced by a marker with no personal data: the desk, and the
     municipality and complaint ids routing found (what a late decision needs to be routed,
-    :func:`_redirect_late`). Written like any table change of the batch, after the routed
+    :func:`_late_redirect`). Written like any table change of the batch, after the routed
     record is acknowledged (:class:`_Staged`): a crash in between replays the batch and routes
     the appeal to the desk again, a duplicate the SLA agent ignores (the first routing wins).
 
@@ -782,17 +832,9 @@ async def _time_out(outbox: Outbox, staged: _Staged, early: EarlyDecisions,
         held = staged.get(key)
         if not _is_waiting_copy(held):
             continue
-        category = held.get("classifier_category")
-        if category not in CATEGORIES:
-            category = "other"
         try:
             check_pending(held)
-            decision = router.triage_desk(route_input(held, category))
-            confidence = held.get("confidence")
-            record = routed_record(
-                held, decision, category, is_urgent(held, bool(held.get("urgent"))),
-                float(confidence) if isinstance(confidence, int | float) else 0.0,
-                held.get("classifier_version"), now, router.rules)
+            record, marker = _to_desk(router, held, now)
         except (InvalidEvent, KeyError, ValueError, TypeError) as exc:
             why = (f"({exc.reason}): {exc.detail}" if isinstance(exc, InvalidEvent)
                    else f"({_fault(exc)})")
@@ -807,18 +849,39 @@ async def _time_out(outbox: Outbox, staged: _Staged, early: EarlyDecisions,
                        f"fails its check {why}"[:300])
             del staged[key]
             continue
-        await outbox.send_record(t.ROUTED, held["appeal_id"], record)
-        metrics.ROUTED.labels(category, decision.level).inc()
-        metrics.LIFECYCLE.labels("triaged", "timed_out").inc()
-        complaint = held.get("complaint_about")
-        staged[key] = {
-            "done": True, "timed_out": record.routed_at, "authority_id": decision.authority_id,
-            "region": held["region"], "subcategory": held.get("subcategory"),
-            "municipality": decision.municipality,
-            "complaint": isinstance(complaint, str) and bool(complaint.strip()),
-            "complaint_about": decision.complaint_about,
-        }
-        early.copies.drop(key)
+        await _send_to_desk(outbox, record)
+        staged[key] = marker
+
+
+def _to_desk(router: Router, held: dict[str, Any],
+             now: datetime) -> tuple[RoutedAppeal, dict[str, Any]]:
+    """The routed record of a pending copy (checked) to its region's triage desk after
+    ``APPEALS_TRIAGE_MAX_WAIT``, and the table's marker that replaces the copy (ids only, no
+    personal data: what a late decision needs, :func:`_late_redirect`)."""
+    category = held.get("classifier_category")
+    if category not in CATEGORIES:
+        category = "other"
+    decision = router.triage_desk(route_input(held, category))
+    confidence = held.get("confidence")
+    record = routed_record(
+        held, decision, category, is_urgent(held, bool(held.get("urgent"))),
+        float(confidence) if isinstance(confidence, int | float) else 0.0,
+        held.get("classifier_version"), now, router.rules)
+    complaint = held.get("complaint_about")
+    marker = {
+        "done": True, "timed_out": record.routed_at, "authority_id": decision.authority_id,
+        "region": held["region"], "subcategory": held.get("subcategory"),
+        "municipality": decision.municipality,
+        "complaint": isinstance(complaint, str) and bool(complaint.strip()),
+        "complaint_about": decision.complaint_about,
+    }
+    return record, marker
+
+
+async def _send_to_desk(outbox: Outbox, record: RoutedAppeal) -> None:
+    await outbox.send_record(t.ROUTED, record.appeal_id, record)
+    metrics.ROUTED.labels(record.category, record.routing_level).inc()
+    metrics.LIFECYCLE.labels("triaged", "timed_out").inc()
 
 
 def _int(value: Any) -> int:
@@ -960,10 +1023,16 @@ def _held(pending: Any, key: bytes) -> dict[str, Any] | None:
 async def _on_pending(outbox: Outbox, pending: Any, router: Router,
                       appeal: dict[str, Any], *, now: datetime | None = None,
                       key: Any = _UNCHECKED, at: float | None = None, partition: int = -1,
-                      offset: int = -1) -> None:
+                      offset: int = -1, early: EarlyDecisions | None = None) -> None:
     """A pending appeal: routed at once if its decision came first, else stored to wait for
     one, stamped with its message time ``at`` (where ``APPEALS_TRIAGE_MAX_WAIT`` is counted
-    from, :func:`_time_out`), partition and offset."""
+    from, :func:`_time_out`), partition and offset.
+
+    A decision that came first but at a triage clock past this appeal's wait
+    (``early``'s :meth:`EarlyDecisions.late`; the decisions topic was read ahead of the
+    pending one) is late: the appeal goes to the desk and the decision redirects it from
+    there, as when the pending copy is read first. Which topic a fetch brings first must not
+    change where an appeal ends up."""
     key = _check_key(key, check_pending(appeal), "pending appeal")
     held = _held(pending, key)
     if held is not None and "decision" in held:
@@ -977,6 +1046,16 @@ async def _on_pending(outbox: Outbox, pending: Any, router: Router,
         except InvalidEvent as exc:
             raise InvalidEvent("unprocessable", f"the waiting decision for {appeal['appeal_id']} "
                                f"fails its check ({exc.reason}): {exc.detail}") from None
+        since = time.time() if at is None else at
+        clock = held.get("clock", held.get("since"))
+        if (early is not None and isinstance(clock, int | float) and not isinstance(clock, bool)
+                and early.late(since, float(clock))):
+            record, marker = _to_desk(router, appeal, now or datetime.now(UTC))
+            redirect = _late_redirect(router, marker, decision, appeal["appeal_id"])
+            await _send_to_desk(outbox, record)
+            await _send_late_redirect(outbox, redirect)
+            pending[key] = {**marker, "decided": decision["category"]}
+            return
         await _route_decided(outbox, router, appeal, decision, now)
         pending[key] = {"done": True}
         return
@@ -991,12 +1070,15 @@ async def _on_pending(outbox: Outbox, pending: Any, router: Router,
 
 async def _on_decision(outbox: Outbox, pending: Any, router: Router, data: dict[str, Any], *,
                        at: float | None = None, partition: int = -1, offset: int = -1,
-                       now: datetime | None = None, key: Any = _UNCHECKED) -> None:
+                       now: datetime | None = None, key: Any = _UNCHECKED,
+                       clock: float | None = None) -> None:
     """A human named the category: route the waiting appeal (once; repeats find nothing).
 
     The first decision wins: later ones for the same appeal are counted and ignored (and
     ``classify export-feedback`` keeps the first too). A decision that overtook its appeal
-    waits, stamped with its message time ``at``, until :func:`_expire_early` gives up on it.
+    waits, stamped with its message time ``at`` and the partition's triage ``clock`` (whether
+    it is late for the appeal, :func:`_on_pending`), until :func:`_expire_early` gives up on
+    it.
 
     The stored appeal is checked again before it is routed: one stored before
     :func:`check_pending` existed comes back from the changelog unchecked. If it fails, this
@@ -1008,13 +1090,14 @@ async def _on_decision(outbox: Outbox, pending: Any, router: Router, data: dict[
     held = _held(pending, key)
     if held is None:
         # The decision overtook the pending appeal: keep it until the appeal arrives.
-        pending[key] = {"decision": data, "since": time.time() if at is None else at,
-                        "p": partition, "offset": offset}
+        since = time.time() if at is None else at
+        pending[key] = {"decision": data, "since": since, "p": partition, "offset": offset,
+                        "clock": since if clock is None else clock}
         metrics.LIFECYCLE.labels("triaged", "early").inc()
         return
     if _timed_out(held) and "decided" not in held:
         # Routed to the triage desk after APPEALS_TRIAGE_MAX_WAIT, before this decision came.
-        await _redirect_late(outbox, router, held, data, appeal_id)
+        await _send_late_redirect(outbox, _late_redirect(router, held, data, appeal_id))
         pending[key] = {**held, "decided": data["category"]}
         return
     if "decision" in held or held.get("done"):
@@ -1040,8 +1123,8 @@ def _timed_out(held: dict[str, Any]) -> bool:
 LATE_REDIRECT_ID = "{appeal_id}:triage-redirect"
 
 
-async def _redirect_late(outbox: Outbox, router: Router, held: dict[str, Any],
-                         decision_event: dict[str, Any], appeal_id: str) -> None:
+def _late_redirect(router: Router, held: dict[str, Any], decision_event: dict[str, Any],
+                   appeal_id: str) -> dict[str, Any] | None:
     """A decision for an appeal :func:`_time_out` already routed to the triage desk: a
     ``redirected`` lifecycle event from the desk to the body the decided category routes to,
     on ``appeals.sla.lifecycle`` keyed by the appeal id (the SLA agent applies it where it
@@ -1066,7 +1149,10 @@ async def _redirect_late(outbox: Outbox, router: Router, held: dict[str, Any],
     The decision's explicit ``urgent`` travels in the redirect (the SLA engine counts the
     receiving body's term with it: ``engine._take_urgency``); before, it was lost, and a human's
     "urgent" got the ordinary term. Left null, it is left out, and the appeal keeps the urgency
-    it was routed to the desk with, as a decision in time keeps :func:`is_urgent`'s."""
+    it was routed to the desk with, as a decision in time keeps :func:`is_urgent`'s.
+
+    Returns the event (None: the desk keeps it), built before anything is sent
+    (:func:`_send_late_redirect` sends it)."""
     desk = held["authority_id"]
     category = decision_event["category"]
     if held.get("complaint") and not held.get("complaint_about"):
@@ -1077,9 +1163,8 @@ async def _redirect_late(outbox: Outbox, router: Router, held: dict[str, Any],
             subcategory=held.get("subcategory"), municipality=held.get("municipality"),
             complaint_about=held.get("complaint_about"))).authority_id
     if target == desk:
-        metrics.LIFECYCLE.labels("triaged", "late_kept_at_desk").inc()
-        return
-    event = {
+        return None
+    event: dict[str, Any] = {
         "schema_version": 1, "event_id": LATE_REDIRECT_ID.format(appeal_id=appeal_id),
         "appeal_id": appeal_id, "event": "redirected", "at": decision_event["at"],
         "authority_id": desk, "to_authority_id": target,
@@ -1089,7 +1174,15 @@ async def _redirect_late(outbox: Outbox, router: Router, held: dict[str, Any],
     if isinstance(decision_event.get("urgent"), bool):
         event["urgent"] = decision_event["urgent"]
     validate(LifecycleEvent.schema, event)
-    await outbox.send(t.SLA_LIFECYCLE, appeal_id.encode(), orjson.dumps(event))
+    return event
+
+
+async def _send_late_redirect(outbox: Outbox, event: dict[str, Any] | None) -> None:
+    """Send what :func:`_late_redirect` built (nothing for None: kept at the desk)."""
+    if event is None:
+        metrics.LIFECYCLE.labels("triaged", "late_kept_at_desk").inc()
+        return
+    await outbox.send(t.SLA_LIFECYCLE, event["appeal_id"].encode(), orjson.dumps(event))
     metrics.LIFECYCLE.labels("triaged", "late_redirected").inc()
 
 

@@ -1560,7 +1560,7 @@ def _take_urgency(state: State, event: dict[str, Any]) -> None:
     body's ended with the urgency it had.
 
     Why: a triage decision that comes after ``APPEALS_TRIAGE_MAX_WAIT`` is such a redirect from
-    the triage desk (``workers.route.agent._redirect_late``), and its ``urgent`` (a human's
+    the triage desk (``workers.route.agent._late_redirect``), and its ``urgent`` (a human's
     "no heating in frost") was lost there: the receiving body got the ordinary term of the
     classifier's unsure guess instead of the policy's ``urgent_answer``. Kept in the state, it
     holds for the periods after (a reopen) and for a recompute, as the routed record's does.
