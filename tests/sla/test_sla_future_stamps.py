@@ -180,3 +180,30 @@ def test_the_tolerance_is_a_validated_setting() -> None:
     for bad in ("-1", "nan", "5m", str(3661 * 86400)):
         with pytest.raises(ConfigError, match="APPEALS_SLA_FUTURE_TOLERANCE"):
             Settings.load({"APPEALS_SLA_FUTURE_TOLERANCE": bad})
+
+
+def _triaged(at: str, n: int = 1) -> dict[str, Any]:
+    return {"schema_version": 1, "event_id": f"{APPEAL}:t:{n}", "appeal_id": APPEAL,
+            "event": "triaged", "at": at, "category": "roads"}
+
+
+def test_a_triage_decision_from_the_future_is_refused_before_it_is_forwarded() -> None:
+    """A ``triaged`` event was forwarded to the triage agent before the check: stamped 2099,
+    it routed the appeal (or redirected it from the desk with ``at`` 2099, a redirect this
+    agent then refused), the triage table marked the appeal decided, and the operator's
+    corrected decision was ignored. Now it is dead-lettered like any other event, and the
+    corrected one goes through."""
+    rt = _runtime(now=_local(12))
+    counted = _dead_count()
+    ahead = _triaged("2099-01-01T00:00:00+00:00")
+    outbox, batch = _run(rt, _event(EXTERNAL, ahead, 1))
+    [(reason, value, detail)] = outbox.dead
+    assert (reason, orjson.loads(value)) == ("future_timestamp", ahead)
+    assert detail is not None and "APPEALS_SLA_FUTURE_TOLERANCE" in detail
+    assert _dead_count() == counted + 1
+    assert outbox.of(t.TRIAGE_DECISIONS) == [] and batch.changed == {}
+    # Within the tolerance (clock skew), and the corrected decision: forwarded.
+    for n, at in ((2, _local(12, 4)), (3, _local(11))):
+        decided = _triaged(at.isoformat(), n)
+        outbox, _ = _run(rt, _event(EXTERNAL, decided, n))
+        assert outbox.dead == [] and outbox.of(t.TRIAGE_DECISIONS) == [decided]

@@ -433,6 +433,17 @@ async def _handle(rt: SlaRuntime, outbox: Outbox, event: faust.EventT, batch: Ba
             # partition that does not own the appeal: re-keyed, seen again. The producer's
             # bytes, unless its appeal id was spelt otherwise (upper case): then the event
             # with the canonical id, so the triage agent reads the id it is keyed by.
+            if forward == t.TRIAGE_DECISIONS:
+                # Checked here: the triage agent is not the SLA agent, and the re-keyed events
+                # are checked when read back. A decision stamped in the future was routed,
+                # or sent as the late redirect with its ``at``, which this agent then refused:
+                # the triage table had marked the appeal decided and ignored the correction.
+                try:
+                    _check_not_ahead(rt, data)
+                except FutureTimestamp as exc:
+                    await outbox.dead_letter(event, stage=STAGE, reason=exc.reason,
+                                             detail=str(exc)[:300])
+                    return
             value = orjson.dumps(data) if respelt else msg.value or b""
             await outbox.send(forward, data["appeal_id"].encode(), value)
             return
