@@ -156,7 +156,8 @@ def test_a_decision_within_the_wait_routes_as_before(router: Router) -> None:
                      event(PENDING, pending(Y), T0 + 2 * MAX_WAIT))
     assert [(r["appeal_id"], r["authority_id"]) for r in out.on(t.ROUTED)] == [
         (X, "22-minzdrav")]
-    assert worker.table[X.encode()] == {"done": True}
+    assert worker.table[X.encode()] == {"done": True, "decided": "healthcare",
+                                       "decided_urgent": None}
 
 
 def test_a_failed_flush_leaves_the_appeal_waiting_and_the_replay_routes_it_once(
@@ -230,10 +231,11 @@ def test_a_late_decision_redirects_the_appeal_from_the_desk(router: Router) -> N
     assert redirect["at"] == decision(X)["at"]
     assert redirect["event_id"] == f"{X}:triage-redirect"
     assert TEXT not in redirect["reason"]
-    # The first decision wins: a repeat or another decision sends nothing.
+    # The first decision wins: a repeat or another decision sends nothing (another one is
+    # dead-lettered: tests/route/test_triage_repeat_decisions.py).
     again = worker.run(event(DECISIONS, decision(X, "roads"), T0 + MAX_WAIT + 70),
                        event(DECISIONS, decision(X, "education", 2), T0 + MAX_WAIT + 80))
-    assert again.sent == [] and again.dead == []
+    assert again.sent == [] and [d["reason"] for d in again.dead] == ["already_triaged"]
 
 
 def test_a_late_decision_for_the_desk_itself_sends_nothing(router: Router) -> None:

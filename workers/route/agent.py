@@ -955,6 +955,10 @@ def check_pending(appeal: dict[str, Any]) -> str:
     return appeal_id
 
 
+#: ``lifecycle-event`` fields a ``triaged`` event must not carry (:func:`check_decision`).
+_NOT_FOR_DECISIONS = ("to_authority_id", "extension_days")
+
+
 def check_decision(data: dict[str, Any]) -> str:
     """Refuse (:class:`InvalidEvent`) a decision the routed record could not carry; returns the
     appeal id. Lifecycle events are validated upstream, but this topic is a topic like any
@@ -979,6 +983,13 @@ def check_decision(data: dict[str, Any]) -> str:
         raise InvalidEvent("invalid_value", "triage decision category is not a known category")
     if not isinstance(data.get("urgent"), bool | None):
         raise InvalidEvent("wrong_type", "triage decision urgent is not a boolean or null")
+    for name in _NOT_FOR_DECISIONS:
+        if data.get(name) is not None:
+            # The schema allows them on any event; on a decision they were ignored unseen,
+            # a body the sender named (or mistyped) silently replaced by the category's.
+            raise InvalidEvent("invalid_value", (
+                f"triage decision: {name} is not for a triaged event (the category decides "
+                "the body, routing finds it); send the decision without it"))
     try:
         validate(LifecycleEvent.schema, data)
     except InvalidEvent as exc:
@@ -1054,10 +1065,10 @@ async def _on_pending(outbox: Outbox, pending: Any, router: Router,
             redirect = _late_redirect(router, marker, decision, appeal["appeal_id"])
             await _send_to_desk(outbox, record)
             await _send_late_redirect(outbox, redirect)
-            pending[key] = {**marker, "decided": decision["category"]}
+            pending[key] = {**marker, **_decided(decision)}
             return
         await _route_decided(outbox, router, appeal, decision, now)
-        pending[key] = {"done": True}
+        pending[key] = {"done": True, **_decided(decision)}
         return
     if held is not None and held.get("done"):
         return  # a replay of an appeal already routed (by its decision, or to the desk)
@@ -1098,9 +1109,10 @@ async def _on_decision(outbox: Outbox, pending: Any, router: Router, data: dict[
     if _timed_out(held) and "decided" not in held:
         # Routed to the triage desk after APPEALS_TRIAGE_MAX_WAIT, before this decision came.
         await _send_late_redirect(outbox, _late_redirect(router, held, data, appeal_id))
-        pending[key] = {**held, "decided": data["category"]}
+        pending[key] = {**held, **_decided(data)}
         return
     if "decision" in held or held.get("done"):
+        _check_repeat(held, data, appeal_id)
         metrics.LIFECYCLE.labels("triaged", "not_pending").inc()
         return
     try:
@@ -1109,7 +1121,42 @@ async def _on_decision(outbox: Outbox, pending: Any, router: Router, data: dict[
         raise InvalidEvent("unprocessable", f"the stored pending appeal {appeal_id} fails its "
                            f"check ({exc.reason}): {exc.detail}") from None
     await _route_decided(outbox, router, held, data, now)
-    pending[key] = {"done": True}
+    pending[key] = {"done": True, **_decided(data)}
+
+
+def _decided(decision: dict[str, Any]) -> dict[str, Any]:
+    """What the table keeps of the decision applied (its category and ``urgent``): a later
+    decision that says otherwise is dead-lettered (:func:`_check_repeat`)."""
+    return {"decided": decision["category"], "decided_urgent": decision.get("urgent")}
+
+
+def _check_repeat(held: dict[str, Any], data: dict[str, Any], appeal_id: str) -> None:
+    """Refuse (``already_triaged``) a decision for an appeal already decided (or with a
+    decision already waiting for it) when it says something else: another category or
+    another ``urgent``. The first decision wins; a repeat of it (a replay, a resend) stays
+    quiet.
+
+    Why: such a decision was only counted (``not_pending``), so an operator who corrected a
+    category never learnt that the correction was not applied. A marker written before the
+    table kept the decision (``{"done": true}``) has nothing to compare: quiet, as before."""
+    if _is_early(held):
+        applied: Any = held["decision"].get("category")
+        urgent: Any = held["decision"].get("urgent")
+        knows_urgent = True
+    elif "decided" in held:
+        applied, urgent = held["decided"], held.get("decided_urgent")
+        knows_urgent = "decided_urgent" in held
+    else:
+        return
+    if data["category"] == applied and (not knows_urgent or data.get("urgent") == urgent):
+        return
+    metrics.LIFECYCLE.labels("triaged", "already_triaged").inc()
+    said = "" if not knows_urgent else f", urgent {orjson.dumps(urgent).decode()}"
+    raise InvalidEvent("already_triaged", (
+        f"appeal {appeal_id} was already triaged ({applied}{said}); this decision "
+        f"({data['category']}, urgent {orjson.dumps(data.get('urgent')).decode()}) is not "
+        "applied: the first decision wins. To move the appeal, the body holding it "
+        "redirects it"))
 
 
 def _timed_out(held: dict[str, Any]) -> bool:
