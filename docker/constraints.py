@@ -11,7 +11,7 @@ as by ``pip install -e '.[test]'``):
     python docker/constraints.py > docker/constraints.txt
 
 Only the project's runtime closure is written (its ``dependencies`` and theirs, markers
-evaluated for this interpreter and platform, the image's: CPython 3.11 on x86_64): no test
+evaluated for the image's Python, ``IMAGE_PYTHON``, on this platform, x86_64): no test
 tools, no extras, not the project itself. tests/docker/test_constraints.py checks that every
 dependency pyproject names is pinned within its range.
 """
@@ -25,6 +25,11 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 PROJECT = "citizen-appeals"
+#: The Python of the image (docker/Dockerfile's ``FROM python:X.Y-slim``; a test keeps them
+#: equal). Markers are evaluated for it, not for the interpreter running this: on 3.12+
+#: pymorphy3 pulls in setuptools (``python_version >= "3.12"``), which the image never
+#: installs, and the closure of a 3.13 test run asked for a pin the image cannot use.
+IMAGE_PYTHON = "3.11"
 
 
 def runtime_closure(project: str = PROJECT) -> dict[str, str]:
@@ -36,7 +41,14 @@ def runtime_closure(project: str = PROJECT) -> dict[str, str]:
         name = canonicalize_name(req.name)
         if name in pins:
             continue
-        dist = metadata.distribution(req.name)
+        try:
+            dist = metadata.distribution(req.name)
+        except metadata.PackageNotFoundError:
+            # Needed on the image's Python, not installed on this one (a marker such as
+            # python_version < "3.12" read on 3.13): its version cannot be read here.
+            if _IMAGE_ENV["python_version"] != _here():
+                continue
+            raise
         pins[name] = dist.version
         extras = tuple(sorted(req.extras))
         todo.extend(r for r in _requirements(req.name) if _applies(r, extras))
@@ -47,11 +59,19 @@ def _requirements(dist_name: str) -> list[Requirement]:
     return [Requirement(text) for text in metadata.requires(dist_name) or ()]
 
 
+_IMAGE_ENV = {"python_version": IMAGE_PYTHON, "python_full_version": f"{IMAGE_PYTHON}.0"}
+
+
+def _here() -> str:
+    return f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
 def _applies(req: Requirement, extras: tuple[str, ...]) -> bool:
-    """Whether ``req`` is needed here: its marker holds without an extra or with one asked for."""
+    """Whether ``req`` is needed in the image: its marker holds, on the image's Python
+    (:data:`IMAGE_PYTHON`) and this platform, without an extra or with one asked for."""
     if req.marker is None:
         return True
-    return any(req.marker.evaluate({"extra": extra}) for extra in ("", *extras))
+    return any(req.marker.evaluate({**_IMAGE_ENV, "extra": extra}) for extra in ("", *extras))
 
 
 def main() -> int:

@@ -11,7 +11,9 @@ import importlib.util
 import re
 import tomllib
 from pathlib import Path
+from typing import Any
 
+import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
@@ -83,3 +85,28 @@ def test_the_image_builds_its_wheels_with_the_constraints() -> None:
     ignored = (REPO / "docker" / "Dockerfile.dockerignore").read_text().splitlines()
     assert not any(p.strip() in ("docker", "docker/", "docker/constraints.txt", "*.txt")
                    for p in ignored), "constraints.txt must reach the build context"
+
+
+def _freeze() -> object:
+    spec = importlib.util.spec_from_file_location("freeze", REPO / "docker" / "constraints.py")
+    assert spec and spec.loader
+    freeze = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(freeze)
+    return freeze
+
+
+def test_the_closure_is_the_image_python_s_whatever_python_runs_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """On Python 3.12+ pymorphy3 requires setuptools (``python_version >= "3.12"``); the
+    closure read there asked constraints.txt for a pin the 3.11 image never installs, and the
+    test above failed on 3.13. Markers are read for the image's Python, kept equal to the
+    Dockerfile's."""
+    freeze: Any = _freeze()
+    froms = re.findall(r"^FROM python:(\d+\.\d+)", DOCKERFILE.read_text(), re.M)
+    assert froms and set(froms) == {freeze.IMAGE_PYTHON}
+    needs = Requirement('setuptools>=68; python_version >= "3.12"')
+    assert not freeze._applies(needs, ())
+    monkeypatch.setattr(freeze, "IMAGE_PYTHON", "3.12")
+    monkeypatch.setattr(freeze, "_IMAGE_ENV", {"python_version": "3.12",
+                                              "python_full_version": "3.12.0"})
+    assert freeze._applies(needs, ())
