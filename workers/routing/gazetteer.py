@@ -44,7 +44,10 @@ the institution names the place, the later town is where people travel.) A bare 
 one with no noun it qualifies, stands for a noun left out, as often «улица» as anything: after
 «на»/«по» a bare feminine one is a street («На Алейской в Барнауле прорвало трубу»), and
 elsewhere it is weak evidence, used only when no name of a listed place follows in the same
-field («Возле Алейской нет воды, г. Барнаул»).
+field («Возле Алейской нет воды, г. Барнаул»). A capitalised bare adjective with no preposition
+(or «г.») before it is not a place at all but a surname: «Мой сосед Каменский завалил двор
+снегом», «Учитель Алейская унижает детей» (a place is said with a preposition: «в Алейском»;
+a body is named in quotes: МО МВД России «Славгородский»).
 """
 
 from __future__ import annotations
@@ -551,11 +554,21 @@ class Gazetteer:
                         # A district, not the city of that name: the listed district of that
                         # adjective («Бийском … районах»), else one the rules do not list.
                         return self._district(norm[i]) or UNLISTED_DISTRICT
-                if entry.weak or (
+                bare = (
                     entry.adjective
                     and spans is not None
                     and _bare_adjective(text, raw, norm, spans, i)
+                )
+                if (
+                    bare
+                    and spans is not None
+                    and _capitalised(raw[i])
+                    and not _place_word_before(norm, i)
+                    and not _quoted(text, spans, i)
                 ):
+                    # «Мой сосед Каменский», «Учитель Алейская унижает детей»: a surname.
+                    break
+                if entry.weak or bare:
                     weak = weak or entry.municipality
                     break
                 if weak is not None and entry.adjective:
@@ -675,6 +688,30 @@ def _bare_adjective(
             return True
         j += 1
     return True
+
+
+@lru_cache(maxsize=1024)
+def _preposition(word: str) -> bool:
+    """«в», «на», «из», «возле», «около», «под»...: the first parse is a preposition."""
+    return _morph().parse(word)[0].tag.POS == "PREP"
+
+
+def _place_word_before(norm: list[str], i: int) -> bool:
+    """Does a preposition or «г.»/«город» stand right before token ``i``? A place is said
+    with one («в Алейском», «возле Алейской», «из Каменского»); a capitalised adjective
+    without one and without a noun is said of a person: «Мой сосед Каменский», «Участковый
+    Каменский не реагирует», «Каменский завалил двор снегом»."""
+    return i >= 1 and (norm[i - 1] in _CITY_MARKERS or _preposition(norm[i - 1]))
+
+
+_OPENING_QUOTES = frozenset("«\"“„'")
+
+
+def _quoted(text: str, spans: list[tuple[int, int]], i: int) -> bool:
+    """Does an opening quote stand right before token ``i``? «МО МВД России «Славгородский»»
+    names a body by its town, a surname is not quoted."""
+    start = spans[i][0]
+    return start > 0 and text[start - 1] in _OPENING_QUOTES
 
 
 @lru_cache(maxsize=4096)
