@@ -7,7 +7,10 @@ gazetteer names *once*, at rule load, into a dict ``token tuple -> municipality`
 matching an appeal is a regex tokenisation plus dict lookups (well over 10,000 texts/s).
 
 Matching is longest-first at each position, earliest position wins, so «Бийского района»
-(the district) beats «бийского» (the city adjective) and «Камень-на-Оби» is one match.
+(the district) beats «бийского» (the city adjective) and «Камень-на-Оби» is one match. In a place
+field (metadata, address) every match counts and a settlement named by its name beats a district
+in either order: addresses name the district before the town («Алтайский край, Рубцовский
+район, г. Рубцовск» is Рубцовск, «Заринский район, г. Заринск» is Заринск).
 Names flagged ``ambiguous`` (a town called «Яровое» vs «яровое» = spring crops) only match
 when capitalised in the original text or after «г.»/«город». A word in capitals («ПОСЕЯЛИ
 ЯРОВОЕ») says nothing about capitalisation, so it counts as lower case. The flag covers a
@@ -56,7 +59,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 _TOKEN_RE = re.compile(r"[0-9A-Za-zА-Яа-яЁё]+")
 _CASES = ("nomn", "gent", "datv", "accs", "ablt", "loct")
@@ -410,6 +413,30 @@ class GazetteerEntry:
     """Weak evidence: counts only when no other listed place is named in the same field.
     An ambiguous district name («Центральный район»: downtown of any town) says nothing
     when the field names a town too («в Центральном районе Бийска»)."""
+    district: bool = False
+    """A district's name with its district word («Бийский район», «Центральный р-н»)."""
+
+
+_Kind = Literal["settlement", "district", "other"]
+"""What a match in a place field names: a settlement by its name («г. Рубцовск», «Рубцовск»,
+«с. Сростки»), a district («Рубцовский район», an unlisted «Заринский район»), or a town by
+its adjective («Бийская ЦРБ»)."""
+
+
+def _place_field_choice(
+    hits: list[tuple[str | UnlistedDistrict, _Kind]],
+) -> str | UnlistedDistrict:
+    """The place a field names, from all its matches in order.
+
+    An address names the district before the town as often as after it («Алтайский край,
+    Рубцовский район, г. Рубцовск»): the settlement is the narrower statement, so a district
+    gives way to any settlement named in the same field, whatever the order (the district
+    «Рубцовский район» surrounds the city okrug of Рубцовск; «Заринский район, г. Заринск» is
+    Заринск, not an unlisted district). Otherwise the earliest match wins.
+    """
+    if any(kind == "settlement" for _, kind in hits):
+        return next(hit for hit, kind in hits if kind != "district")
+    return hits[0][0]
 
 
 class GazetteerConflict(ValueError):
@@ -471,9 +498,10 @@ class Gazetteer:
                         f"{other.municipality!r} and {mun_id!r}"
                     )
                 flagged = ambiguous or key not in plain
+                district = any(_district_word_at(list(key), j) for j in range(1, len(key)))
                 table[key] = GazetteerEntry(
-                    mun_id, flagged, key not in keys, key in adjectives,
-                    flagged and any(_district_word_at(list(key), j) for j in range(1, len(key))),
+                    mun_id, flagged, key not in keys, key in adjectives, flagged and district,
+                    district,
                 )
         return cls(table)
 
@@ -513,6 +541,9 @@ class Gazetteer:
     def _lookup(
         self, text: str | None, strict: bool, place_field: bool = False
     ) -> str | UnlistedDistrict | None:
+        """The earliest match (see the module docstring); in a place field every match is
+        collected, and a settlement named there beats a district named there whatever the
+        order (:func:`_place_field_choice`)."""
         if not text or not self._table:
             return None
         raw = tokenize(text)
@@ -522,9 +553,14 @@ class Gazetteer:
         n = len(norm)
         spans: list[tuple[int, int]] | None = None
         weak: str | None = None  # the first weak match, kept unless a name follows
+        hits: list[tuple[str | UnlistedDistrict, _Kind]] = []  # place fields only
+        next_free = 0  # in a place field, the first token after the last match
         for i in range(n):
-            if norm[i] not in first:
+            if i < next_free or norm[i] not in first:
                 continue
+            hit: str | UnlistedDistrict | None = None
+            kind: _Kind = "other"
+            width = 1
             for length in range(min(self._max_len, n - i), 0, -1):
                 entry = table.get(tuple(norm[i : i + length]))
                 if entry is None:
@@ -546,14 +582,16 @@ class Gazetteer:
                         # then an unlisted place (see :meth:`lookup`), in free text no place.
                         break
                     if place_field and _unlisted_district_before(raw, norm, i):
-                        return UNLISTED_DISTRICT
+                        hit, kind = UNLISTED_DISTRICT, "district"
+                        break
                 if entry.adjectival:
                     if spans is None:
                         spans = [m.span() for m in _TOKEN_RE.finditer(text)]
                     if _district_follows(text, norm, spans, i, i + length):
                         # A district, not the city of that name: the listed district of that
                         # adjective («Бийском … районах»), else one the rules do not list.
-                        return self._district(norm[i]) or UNLISTED_DISTRICT
+                        hit, kind = self._district(norm[i]) or UNLISTED_DISTRICT, "district"
+                        break
                 bare = (
                     entry.adjective
                     and spans is not None
@@ -573,7 +611,10 @@ class Gazetteer:
                     break
                 if weak is not None and entry.adjective:
                     break  # only a name outweighs weak evidence
-                return entry.municipality
+                hit, width = entry.municipality, length
+                kind = "district" if entry.district else (
+                    "other" if entry.adjective else "settlement")
+                break
             else:
                 # No entry: a listed district's adjective with a plural district word or
                 # before coordinated ones («в Ленинском и Индустриальном районах»).
@@ -582,7 +623,15 @@ class Gazetteer:
                     if spans is None:
                         spans = [m.span() for m in _TOKEN_RE.finditer(text)]
                     if _district_follows(text, norm, spans, i, i + 1):
-                        return district
+                        hit, kind = district, "district"
+            if hit is None:
+                continue
+            if not place_field:
+                return hit
+            hits.append((hit, kind))
+            next_free = i + width
+        if hits:
+            return _place_field_choice(hits)
         return weak
 
     def _district(self, adjective: str) -> str | None:

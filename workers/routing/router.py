@@ -19,7 +19,9 @@ subject line, then the text; the first that names a place decides. A place the r
 list ends the search there with no municipality (so the category's regional body gets it),
 never a town named in a later field: a district («Заринский район», anywhere), and in the
 metadata or the address any «<adjective> район/муниципальный район/округ/городской округ», a
-settlement («р.п. Тальменка», «с. Луговое») or an OKTMO code no listed municipality has.
+settlement («р.п. Тальменка», «с. Луговое») or an OKTMO code no listed municipality has. Within
+the metadata or the address a listed settlement beats a district named in the same field, in
+either order («Рубцовский район, г. Рубцовск» is Рубцовск).
 
 Then the complaint rule (59-FZ art. 8 p. 6): an appeal complaining about body X never goes
 to X nor to a body subordinate to X (its own department would judge X); it goes to X's
