@@ -35,6 +35,13 @@ address) the same holds for any district or settlement named explicitly that mat
 («Тальменский район», «р.п. Тальменка»): a field that says where the problem is and names no
 listed place rules every listed place out.
 
+A misspelt town («в Барнуле», «в Борнауле», «в Новоалтайсе») or one typed with a Latin
+look-alike letter («Барнаyл», Latin y) is still the town: Latin look-alikes in a word that mixes
+both scripts are made Cyrillic first, and a word of 6+ letters that no dictionary knows, one
+letter (inserted, deleted, replaced, or two swapped) away from a settlement name form of 6+
+letters of exactly one municipality, is read as that form. Never an adjective, a district or
+an ambiguous name, and never a shorter word («в Бийку» is the river Бийка, not Бийск).
+
 Adjective forms (``adjectives:``, «бийский», «бийская»...) are also street names («ул.
 Бийская», «Каменская ул.») and surnames («Заринский Иван Петрович»). So an adjective next to a
 street word, or a capitalised adjective next to a first name, patronymic or initial, is
@@ -417,6 +424,83 @@ class GazetteerEntry:
     """A district's name with its district word («Бийский район», «Центральный р-н»)."""
 
 
+_TYPO_MIN = 6
+"""Only words and settlement name forms this long are matched with a typo: one letter is too
+much of a shorter word. «в Бийку» (5 letters) is the river Бийка, not «в Бийску»; so «в
+Бийсе» is not read as «в Бийске» either."""
+_TYPO_CACHE = 65536
+
+
+def _typo_index(
+    table: Mapping[tuple[str, ...], GazetteerEntry],
+) -> dict[str, tuple[str, ...]]:
+    """Single-word settlement name forms by themselves and by each of their one-letter
+    deletions (a symmetric-deletion index: a word one edit from a form shares a key with it).
+
+    Only names: never an adjective (also a surname, a street), a district (the adjective is the
+    name), an ambiguous name (an ordinary word) or a weak one.
+    """
+    index: dict[str, set[str]] = {}
+    for key, entry in table.items():
+        if len(key) != 1 or entry.adjectival or entry.ambiguous or entry.district or entry.weak:
+            continue
+        form = key[0]
+        if len(form) < _TYPO_MIN or not form.isalpha():
+            continue
+        index.setdefault(form, set()).add(form)
+        for k in range(len(form)):
+            index.setdefault(form[:k] + form[k + 1 :], set()).add(form)
+    return {k: tuple(sorted(v)) for k, v in index.items()}
+
+
+def _one_edit(a: str, b: str) -> bool:
+    """Are ``a`` and ``b`` different by exactly one inserted, deleted or replaced letter, or
+    two neighbours swapped?"""
+    if a == b:
+        return False
+    la, lb = len(a), len(b)
+    if abs(la - lb) > 1:
+        return False
+    p = 0
+    while p < min(la, lb) and a[p] == b[p]:
+        p += 1
+    if la == lb:
+        if a[p + 1 :] == b[p + 1 :]:
+            return True  # replaced
+        return p + 1 < la and a[p] == b[p + 1] and a[p + 1] == b[p] and a[p + 2 :] == b[p + 2 :]
+    if la > lb:
+        return a[p + 1 :] == b[p:]
+    return a[p:] == b[p + 1 :]
+
+
+@lru_cache(maxsize=4096)
+def _known_word(word: str) -> bool:
+    """Is ``word`` in the pymorphy3 dictionary? Then it is a word, not a misspelt town."""
+    return bool(_morph().word_is_known(word))
+
+
+_LATIN_RE = re.compile(r"[A-Za-z]")
+_CYRILLIC_RE = re.compile(r"[А-Яа-яЁё]")
+_WORD_RE = re.compile(r"[A-Za-zА-Яа-яЁё]+")
+_HOMOGLYPHS = str.maketrans("AaBCcEeHKkMOoPpTXxYy", "АаВСсЕеНКкМОоРрТХхУу")
+
+
+def fold_homoglyphs(text: str) -> str:
+    """Latin letters that look Cyrillic («Барнаyл» with a Latin y, «Бийcк» with a Latin c)
+    made Cyrillic, in words that mix the two scripts only (a Latin word stays Latin). The
+    text keeps its length, so token positions stay valid."""
+    if not _LATIN_RE.search(text):
+        return text
+
+    def fold(m: re.Match[str]) -> str:
+        word = m.group(0)
+        if _LATIN_RE.search(word) and _CYRILLIC_RE.search(word):
+            return word.translate(_HOMOGLYPHS)
+        return word
+
+    return _WORD_RE.sub(fold, text)
+
+
 _Kind = Literal["settlement", "district", "other"]
 """What a match in a place field names: a settlement by its name («г. Рубцовск», «Рубцовск»,
 «с. Сростки»), a district («Рубцовский район», an unlisted «Заринский район»), or a town by
@@ -446,12 +530,14 @@ class GazetteerConflict(ValueError):
 class Gazetteer:
     """Immutable ``token tuple -> municipality`` table with longest-match lookup."""
 
-    __slots__ = ("_first", "_max_len", "_table")
+    __slots__ = ("_first", "_fuzzy", "_fuzzy_seen", "_max_len", "_table")
 
     def __init__(self, table: Mapping[tuple[str, ...], GazetteerEntry]) -> None:
         self._table = dict(table)
         self._first = frozenset(k[0] for k in self._table)
         self._max_len = max((len(k) for k in self._table), default=0)
+        self._fuzzy = _typo_index(self._table)
+        self._fuzzy_seen: dict[str, str | None] = {}
 
     @classmethod
     def build(cls, specs: Iterable[tuple[str, Mapping[str, Any]]]) -> Gazetteer:
@@ -531,6 +617,8 @@ class Gazetteer:
         Тальменка») is :data:`UNLISTED_DISTRICT` too. A listed place anywhere in the field
         still wins («ул. Попова, 5, Индустриальный район, г. Барнаул» is Barnaul).
         """
+        if text:
+            text = fold_homoglyphs(text)
         found = self._lookup(text, strict, place_field)
         if found is None and place_field and text:
             raw = tokenize(text)
@@ -549,6 +637,12 @@ class Gazetteer:
         raw = tokenize(text)
         norm = [normalize_token(t) for t in raw]
         first = self._first
+        if self._fuzzy:
+            for i, word in enumerate(norm):
+                if word not in first and len(word) >= _TYPO_MIN:
+                    fixed = self._typo_fix(word)
+                    if fixed is not None:
+                        norm[i] = fixed
         table = self._table
         n = len(norm)
         spans: list[tuple[int, int]] | None = None
@@ -633,6 +727,29 @@ class Gazetteer:
         if hits:
             return _place_field_choice(hits)
         return weak
+
+    def _typo_fix(self, word: str) -> str | None:
+        """The settlement name form ``word`` is one typo away from («барнуле» → «барнауле»),
+        when exactly one place has such a form and ``word`` is no dictionary word; else None.
+        Remembered per word (a bounded cache: appeals repeat their words)."""
+        seen = self._fuzzy_seen
+        try:
+            return seen[word]  # one lookup: another thread may clear the cache meanwhile
+        except KeyError:
+            pass
+        fixed: str | None = None
+        if word.isalpha():
+            candidates = set(self._fuzzy.get(word, ()))
+            for k in range(len(word)):
+                candidates.update(self._fuzzy.get(word[:k] + word[k + 1 :], ()))
+            forms = sorted(f for f in candidates if _one_edit(word, f))
+            places = {self._table[(f,)].municipality for f in forms}
+            if len(places) == 1 and not _known_word(word):
+                fixed = forms[0]
+        if len(seen) >= _TYPO_CACHE:
+            seen.clear()
+        seen[word] = fixed
+        return fixed
 
     def _district(self, adjective: str) -> str | None:
         """The municipality listed as the district of ``adjective`` (any case), if any.
