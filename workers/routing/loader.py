@@ -747,6 +747,24 @@ def load_rules(
             authorities[auth.id] = auth
             where[auth.id] = f"{ctx.file}: {apath}"
 
+    # A municipality id names one place in every region: the figures key it alone
+    # (``muni:<id>``), so a «pervomayskiy-rayon» of region 22 and one of region 70 would
+    # merge into one municipality on the dashboards and in the API.
+    municipality_where: dict[str, tuple[str, str]] = {}
+    for ctx, r in parsed:
+        for m in r["municipalities"]:
+            first = municipality_where.get(m["id"])
+            if first is None:
+                municipality_where[m["id"]] = (r["code"], f"{ctx.file}: {m['path']}")
+            elif first[0] != r["code"]:  # twice in one region is reported by _parse_file
+                ctx.err(
+                    f"{m['path']}({m['id']}).id",
+                    f"municipality id {m['id']!r} of region {r['code']} is also a "
+                    f"municipality of region {first[0]} ({first[1]}); figures are keyed by "
+                    "the id alone and would merge the two: make it unique across regions, "
+                    f"e.g. '{r['code']}-{m['id']}'",
+                )
+
     regions: dict[str, RegionRules] = {}
     for ctx, r in parsed:
         for candidate, apath in r["authorities"]:
