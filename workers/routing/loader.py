@@ -385,8 +385,15 @@ def _parse_authority(
 
 _RUSSIAN_OFFSETS = (timedelta(hours=2), timedelta(hours=12))
 """UTC offsets of Russia's time zones: Kaliningrad (+2) to Kamchatka (+12)."""
-_OFFSET_INSTANT = datetime(2025, 1, 15, tzinfo=UTC)
-"""When the offset is taken: a fixed recent instant (Russia keeps no daylight saving time)."""
+
+
+def _offset_instants() -> tuple[datetime, datetime]:
+    """A January and a July instant of the current year: a zone whose offset differs between
+    them keeps daylight saving time, which Russia abolished in 2011 (a body there is in no such
+    zone; Europe/Zaporozhye and Europe/Kiev are Kyiv time, UTC+2 in winter and +3 in summer)."""
+    year = datetime.now(UTC).year
+    return datetime(year, 1, 15, tzinfo=UTC), datetime(year, 7, 15, tzinfo=UTC)
+
 _NOT_ZONES = frozenset({"localtime", "posixrules"})
 """Files of the host's zone database that name no zone of their own (they copy another)."""
 
@@ -414,13 +421,20 @@ def _check_timezone(ctx: _Ctx, tz: str | None, path: str) -> None:
             "the body's city zone (e.g. 'Asia/Barnaul')",
         )
         return
-    offset = _OFFSET_INSTANT.astimezone(zone).utcoffset()
+    january, july = (instant.astimezone(zone).utcoffset() for instant in _offset_instants())
     low, high = _RUSSIAN_OFFSETS
-    if offset is None or not low <= offset <= high:
+    if january is None or not low <= january <= high:
         ctx.err(
             path,
-            f"{tz!r}: UTC offset {_format_offset(offset)}, outside Russia's UTC+2..+12; "
+            f"{tz!r}: UTC offset {_format_offset(january)}, outside Russia's UTC+2..+12; "
             "name the body's city zone (Etc/GMT+7 is UTC−7: use Asia/Barnaul)",
+        )
+    elif july != january:
+        ctx.err(
+            path,
+            f"{tz!r}: keeps daylight saving time (UTC{_format_offset(january)} in January, "
+            f"UTC{_format_offset(july)} in July), which Russia does not; name the body's "
+            "Russian city zone (e.g. 'Europe/Moscow', 'Asia/Barnaul')",
         )
 
 
