@@ -17,16 +17,14 @@ request bytes, no peer, no traceback), writes at most one such line per kind eve
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 
 from aiohttp.http_exceptions import HttpProcessingError
 
 from monitoring import metrics
+from streams.log_limit import LOG_INTERVAL_S, LogLimiter
 
-#: Seconds between two lines of one kind; the ones in between are counted, not written.
-LOG_INTERVAL_S = 60.0
 #: The logger aiohttp's server writes request-handling errors to.
 AIOHTTP_SERVER = "aiohttp.server"
 #: asyncio's message when ``accept()`` fails for lack of descriptors or memory.
@@ -39,10 +37,17 @@ class HttpErrorLogFilter(logging.Filter):
     def __init__(self, server: str, interval: float = LOG_INTERVAL_S,
                  clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
-        self.server, self.interval, self.clock = server, interval, clock
-        self._last: dict[str, float] = {}
-        self._skipped: dict[str, int] = {}
-        self._lock = threading.Lock()
+        self.server, self.clock = server, clock
+        # Through ``self``: the clock may be set after construction (tests do).
+        self._limiter = LogLimiter(interval, lambda: self.clock())
+
+    @property
+    def interval(self) -> float:
+        return self._limiter.interval
+
+    @interval.setter
+    def interval(self, value: float) -> None:
+        self._limiter.interval = value
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.name == AIOHTTP_SERVER and record.exc_info:
@@ -71,14 +76,9 @@ class HttpErrorLogFilter(logging.Filter):
 
     def _rewrite(self, record: logging.LogRecord, kind: str, level: int, msg: str,
                  *args: object) -> bool:
-        now = self.clock()
-        with self._lock:
-            last = self._last.get(kind)
-            if last is not None and now - last < self.interval:
-                self._skipped[kind] = self._skipped.get(kind, 0) + 1
-                return False
-            self._last[kind] = now
-            skipped = self._skipped.pop(kind, 0)
+        skipped = self._limiter.allow(kind)
+        if skipped is None:
+            return False
         if skipped:
             msg += f" ({skipped} more since the last such line)"
         record.msg, record.args = msg, args

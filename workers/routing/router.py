@@ -53,6 +53,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from schemas.records import CATEGORIES
+from streams.log_limit import LogLimiter
 from workers.geo.regions import UnknownRegion, get_region
 from workers.routing.gazetteer import UnlistedDistrict, name_lemmas, normalize_token, tokenize
 from workers.routing.model import (
@@ -76,6 +77,25 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 _CATEGORIES = frozenset(CATEGORIES)
+
+
+_UNROUTABLE_LOG = LogLimiter()
+"""One warning a minute per region without rules: every such appeal is counted in
+``appeals_routed_total{level="unroutable"}``; one line per appeal flooded the log at the rate
+of a misconfigured intake."""
+
+
+def _log_unroutable(appeal: RouteInput, desk_region: str) -> None:
+    code = _valid_code(appeal.region_code)
+    skipped = _UNROUTABLE_LOG.allow(code)  # None: an invalid code, all of them one key
+    if skipped is None:
+        return
+    log.warning(
+        "appeal %s: no routing rules for region %s, sent to the triage desk of region %s "
+        "(level unroutable; %d more such appeals of that region since the last such line, "
+        "all counted in appeals_routed_total{level=\"unroutable\"})",
+        appeal.appeal_id, code or "(an invalid region code)", desk_region, skipped,
+    )
 
 
 class RedirectRejected(ValueError):
@@ -378,7 +398,7 @@ class Router:
         if region is None:
             fallback = rules.regions[rules.default_region]  # type: ignore[index]
             desk = rules.authorities[fallback.triage]
-            log.warning("appeal %s: no routing rules for its region", appeal.appeal_id)
+            _log_unroutable(appeal, fallback.code)
             return self._complaint_checked(
                 rules, appeal, desk, "unroutable", None, fallback, _valid_code(appeal.region_code)
             )
