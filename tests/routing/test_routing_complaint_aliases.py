@@ -107,10 +107,10 @@ def _problems(tmp_path: Path, extra: str) -> str:
 
 
 @pytest.mark.parametrize(("aliases", "expected"), [
-    ("ЦУР", "authorities[2].aliases: expected a list of names"),
-    ("['']", "authorities[2].aliases[0]: expected a non-empty string"),
-    ("[5]", "authorities[2].aliases[0]: expected a non-empty string"),
-    ("['«»']", "authorities[2].aliases[0]: '«»': contains no letters or digits"),
+    ("ЦУР", "authorities[2](54-minzhkh).aliases: expected a list of names"),
+    ("['']", "authorities[2](54-minzhkh).aliases[0]: expected a non-empty string"),
+    ("[5]", "authorities[2](54-minzhkh).aliases[0]: expected a non-empty string"),
+    ("['«»']", "authorities[2](54-minzhkh).aliases[0]: '«»': contains no letters or digits"),
 ])
 def test_bad_aliases_are_rules_errors(tmp_path: Path, aliases: str, expected: str) -> None:
     extra = f"""\
@@ -132,7 +132,7 @@ def test_an_alias_that_names_another_body_is_refused(tmp_path: Path) -> None:
     parent: 54-government
 """
     text = _problems(tmp_path, extra)
-    assert "authorities[2].aliases[0]" in text and "also names '54-cur'" in text
+    assert "authorities[2](54-minzhkh).aliases[0]" in text and "also names '54-cur'" in text
 
 
 def test_aliases_load(tmp_path: Path) -> None:

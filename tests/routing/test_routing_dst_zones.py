@@ -40,7 +40,7 @@ def test_a_zone_with_daylight_saving_time_is_refused(tmp_path: Path, tz: str) ->
     with pytest.raises(RulesError) as exc:
         load(tmp_path, tz)
     [(_, path, message)] = exc.value.problems
-    assert path == "authorities[1].timezone"
+    assert path == "authorities[1](54-cur).timezone"
     assert message.startswith(f"{tz!r}: keeps daylight saving time (UTC+02:00 in January, "
                               "UTC+03:00 in July)")
     assert "'Europe/Moscow'" in message

@@ -114,14 +114,14 @@ def test_env_var_names_the_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 def test_missing_parent(tmp_path: Path) -> None:
     msg = problems(write(tmp_path, MINIMAL.replace("parent: 54-government\n", "parent: 54-x\n", 1)))
-    assert "54.yaml: authorities[1].parent: unknown parent authority id '54-x'" in msg
+    assert "54.yaml: authorities[1](54-cur).parent: unknown parent authority id '54-x'" in msg
 
 
 def test_parent_required_except_government(tmp_path: Path) -> None:
     text = MINIMAL.replace("    parent: 54-government\n", "", 1)
-    assert "authorities[1].parent: required for every authority except kind 'government'" in (
-        problems(write(tmp_path, text))
-    )
+    assert (
+        "authorities[1](54-cur).parent: required for every authority except kind 'government'"
+    ) in problems(write(tmp_path, text))
 
 
 def test_unknown_category_code(tmp_path: Path) -> None:
@@ -135,8 +135,8 @@ def test_duplicate_id(tmp_path: Path) -> None:
         + "  - id: 54-cur\n    name: Ещё один\n    kind: agency\n    parent: 54-government\n"
     )
     msg = problems(write(tmp_path, text))
-    assert "authorities[3].id: duplicate authority id '54-cur'" in msg
-    assert "authorities[1]" in msg  # where the first one is
+    assert "authorities[3](54-cur).id: duplicate authority id '54-cur'" in msg
+    assert "(also " in msg and "authorities[1](54-cur))" in msg  # where the first one is
 
 
 def test_duplicate_id_across_files(tmp_path: Path) -> None:
@@ -161,8 +161,10 @@ def test_unknown_route_target_and_kind_and_timezone(tmp_path: Path) -> None:
     )
     msg = problems(write(tmp_path, text))
     assert "routes.roads: unknown authority id '54-nobody'" in msg
-    assert "authorities[2].kind: 'ministery': expected one of government, ministry" in msg
-    assert "authorities[1].timezone: 'Asia/Nowhere': not an IANA time zone" in msg
+    assert (
+        "authorities[2](54-mintrans).kind: 'ministery': expected one of government, ministry"
+    ) in msg
+    assert "authorities[1](54-cur).timezone: 'Asia/Nowhere': not an IANA time zone" in msg
 
 
 def test_bad_region_and_id_prefix(tmp_path: Path) -> None:
@@ -197,9 +199,11 @@ def test_municipality_errors(tmp_path: Path) -> None:
         "    routes:\n      roads: {subcategories: {Bad Sub: 54-cur}}\n"
     )
     msg = problems(write(tmp_path, text))
-    assert "municipalities[0].id: 'Novosibirsk': expected a lower-case slug" in msg
-    assert "municipalities[0].default: unknown authority id '54-nobody'" in msg
-    assert "municipalities[0].routes.roads.subcategories.Bad Sub: subcategory must be" in msg
+    assert "municipalities[0](Novosibirsk).id: 'Novosibirsk': expected a lower-case slug" in msg
+    assert "municipalities[0](Novosibirsk).default: unknown authority id '54-nobody'" in msg
+    assert (
+        "municipalities[0](Novosibirsk).routes.roads.subcategories.Bad Sub: subcategory must be"
+    ) in msg
 
 
 def test_two_default_regions_rejected(tmp_path: Path, demo_yaml: str) -> None:
@@ -237,28 +241,28 @@ def test_not_utf8_is_a_rules_error(tmp_path: Path, raw: bytes) -> None:
 @pytest.mark.parametrize(
     ("spec", "expected"),
     [
-        ("{id: a, name: A, names: 5}", "municipalities[0].names: expected a list of"),
+        ("{id: a, name: A, names: 5}", "municipalities[0](a).names: expected a list of"),
         (
             "{id: a, name: A, names: [Бердск, 50701000]}",
-            "municipalities[0].names[1]: expected a non-empty string, got 50701000",
+            "municipalities[0](a).names[1]: expected a non-empty string, got 50701000",
         ),
         (
             "{id: a, name: A, forms: [Бердске, null]}",
-            "municipalities[0].forms[1]: expected a non-empty string, got None",
+            "municipalities[0](a).forms[1]: expected a non-empty string, got None",
         ),
         (
             "{id: a, name: A, adjectives: ['—']}",
-            "municipalities[0].adjectives[0]: '—': contains no letters or digits",
+            "municipalities[0](a).adjectives[0]: '—': contains no letters or digits",
         ),
-        ("{id: a, name: A, district_of: бердский}", "municipalities[0].district_of: expected"),
+        ("{id: a, name: A, district_of: бердский}", "municipalities[0](a).district_of: expected"),
         (
             "{id: a, name: A, names: [Бердск], ambiguous_names: [Бердск, Бердкс]}",
-            "municipalities[0].ambiguous_names[1]: 'Бердкс' is none of this municipality's "
+            "municipalities[0](a).ambiguous_names[1]: 'Бердкс' is none of this municipality's "
             "names: or forms:",
         ),
         (
             "{id: a, name: A, names: [Бердск], ambiguous_names: Бердск}",
-            "municipalities[0].ambiguous_names: expected a list of",
+            "municipalities[0](a).ambiguous_names: expected a list of",
         ),
     ],
 )
@@ -272,7 +276,7 @@ def test_empty_list_item_is_a_rules_error(tmp_path: Path) -> None:
     text = MINIMAL + (
         "municipalities:\n  - id: a\n    name: A\n    names:\n      - Бердск\n      -\n"
     )
-    assert "54.yaml: municipalities[0].names[1]: expected a non-empty string, got None" in (
+    assert "54.yaml: municipalities[0](a).names[1]: expected a non-empty string, got None" in (
         problems(write(tmp_path, text))
     )
 
@@ -326,13 +330,13 @@ def test_fingerprint_names_the_bytes_loaded(tmp_path: Path) -> None:
         (
             "      roads: 22-biysk-ugh",
             "      roads: 22-barnaul-kdht",
-            "municipalities[1].routes.roads: '22-barnaul-kdht' is a body of municipality "
+            "municipalities[1](biysk).routes.roads: '22-barnaul-kdht' is a body of municipality "
             "'barnaul', not 'biysk'",
         ),
         (
             "    default: 22-yarovoye-admin",
             "    default: 22-barnaul-admin",
-            "municipalities[9].default: '22-barnaul-admin' is a body of municipality "
+            "municipalities[9](yarovoye).default: '22-barnaul-admin' is a body of municipality "
             "'barnaul', not 'yarovoye'",
         ),
         (
@@ -361,7 +365,7 @@ def test_fingerprint_names_the_bytes_loaded(tmp_path: Path) -> None:
         (
             "      roads: 22-biysk-ugh",
             "      roads: 54-mintrans",
-            "municipalities[1].routes.roads: '54-mintrans' belongs to region 54, not 22",
+            "municipalities[1](biysk).routes.roads: '54-mintrans' belongs to region 54, not 22",
         ),
     ],
     ids=[
@@ -412,7 +416,7 @@ def test_timezone_must_be_one_a_russian_body_can_have(
     # hours in UTC−7 or New York time.
     text = MINIMAL.replace("kind: ministry\n", f"kind: ministry\n    timezone: {tz}\n")
     msg = problems(write(tmp_path, text))
-    assert f"54.yaml: authorities[2].timezone: {expected}" in msg
+    assert f"54.yaml: authorities[2](54-mintrans).timezone: {expected}" in msg
     if tz == "Etc/GMT+7":
         assert "Etc/GMT+7 is UTC−7: use Asia/Barnaul" in msg
 
@@ -446,7 +450,7 @@ def test_a_supervisors_hook_gets_the_settings_url_check(
     )
     msg = problems(write(tmp_path, text))
     (line,) = (x for x in msg.splitlines() if "webhook" in x)
-    _, _, what = line.partition("54.yaml: authorities[2].supervisors[0].webhook: ")
+    _, _, what = line.partition("54.yaml: authorities[2](54-mintrans).supervisors[0].webhook: ")
     assert what.startswith("expected an http(s) URL (") and expected in what
     assert "/alerts" not in what and "/x" not in what  # the host only: a path may hold a secret
 

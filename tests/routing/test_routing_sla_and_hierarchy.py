@@ -12,7 +12,7 @@ from workers.routing import RouteInput, Router, RoutingRules, RulesError, RulesW
 from workers.sla.deadline_service import load_book
 
 URB_SLA = "    sla:\n      pos: {working_days: 5}\n"
-URB = "authorities[12]"  # 22-urb in the demo file
+URB = "authorities[12](22-urb)"  # in the demo file
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -130,7 +130,8 @@ def test_municipal_department_under_a_ministry_is_a_rules_error(
     path = _write(tmp_path, demo_yaml.replace(old, old.replace("22-barnaul-admin", "22-minobr")))
     msg = _problems(path)
     assert (
-        f"{path}: municipalities[0].authorities[4].parent: '22-barnaul-kobr' belongs to "
+        f"{path}: municipalities[0](barnaul).authorities[4](22-barnaul-kobr).parent: "
+        "'22-barnaul-kobr' belongs to "
         "municipality 'barnaul' but does not sit below its administration '22-barnaul-admin'"
     ) in msg
 

@@ -3,7 +3,9 @@
 Why strict validation: rules are edited by people who run the regional desks, and a typo
 (an unknown category code, a parent id that does not exist) would otherwise surface as
 appeals silently landing on the wrong desk. Every problem is reported together, each as
-``file: path.to.key: what was expected``, and a bad file never replaces good rules.
+``file: path.to.key: what was expected`` (a list item with its id:
+``municipalities[6](slavgorod).authorities[1](22-slavgorod-ugkh).parent``), and a bad file
+never replaces good rules.
 
 File format: see ``workers/routing/data/22-altai-krai.yaml`` (commented).
 
@@ -319,14 +321,16 @@ def _parse_authority(
     name = ctx.str_(raw, "name", path)
     kind = ctx.str_(raw, "kind", path)
     parent = ctx.str_(raw, "parent", path, required=False)
-    tz = ctx.str_(raw, "timezone", path, required=False) or region_tz
+    own_tz = ctx.str_(raw, "timezone", path, required=False)
+    tz = own_tz or region_tz
     if aid is not None and not _AUTHORITY_ID.match(aid):
         ctx.err(f"{path}.id", f"{aid!r}: expected '<region code>-<slug>', e.g. '22-minzhkh'")
     elif aid is not None and not aid.startswith(f"{region_code}-"):
         ctx.err(f"{path}.id", f"{aid!r}: must start with the region code '{region_code}-'")
     if kind is not None and kind not in AUTHORITY_KINDS:
         ctx.err(f"{path}.kind", f"{kind!r}: expected one of {', '.join(AUTHORITY_KINDS)}")
-    _check_timezone(ctx, tz, f"{path}.timezone")
+    if own_tz is not None:  # the region's zone is checked once, where it is written
+        _check_timezone(ctx, own_tz, f"{path}.timezone")
     supervisors: list[Supervisor] = []
     sup_raw = raw.get("supervisors") or []
     if not isinstance(sup_raw, list):
@@ -447,6 +451,15 @@ def _format_offset(offset: timedelta | None) -> str:
     return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
+def _item_path(key: str, index: int, item: Any) -> str:
+    """``municipalities[6](slavgorod)``: a list item's path names its id too, when it has one
+    (the index alone made the editor count list items to find it)."""
+    item_id = item.get("id") if isinstance(item, Mapping) else None
+    if isinstance(item_id, str) and item_id.strip():
+        return f"{key}[{index}]({item_id.strip()})"
+    return f"{key}[{index}]"
+
+
 def _parse_file(file: Path, raw: bytes) -> tuple[_Ctx, dict[str, Any] | None]:
     """Parse one region file into plain parts; cross-file checks happen in load_rules."""
     ctx = _Ctx(str(file))
@@ -517,7 +530,7 @@ def _parse_file(file: Path, raw: bytes) -> tuple[_Ctx, dict[str, Any] | None]:
         ctx.err("authorities", "expected a list of authorities")
         auth_raw = []
     for j, a in enumerate(auth_raw):
-        path = f"authorities[{j}]"
+        path = _item_path("authorities", j, a)
         auth = _parse_authority(ctx, a, path, code, tz, None)
         if auth is not None:
             authorities.append((auth, path))
@@ -531,7 +544,7 @@ def _parse_file(file: Path, raw: bytes) -> tuple[_Ctx, dict[str, Any] | None]:
         mun_raw = []
     seen_mun: dict[str, str] = {}
     for j, m in enumerate(mun_raw):
-        path = f"municipalities[{j}]"
+        path = _item_path("municipalities", j, m)
         if not isinstance(m, Mapping):
             ctx.err(path, "expected a mapping with id, name, default, ...")
             continue
@@ -544,8 +557,7 @@ def _parse_file(file: Path, raw: bytes) -> tuple[_Ctx, dict[str, Any] | None]:
             ctx.err(f"{path}.id", f"duplicate municipality id {mid!r} (also {seen_mun[mid]})")
         if mid is not None:
             seen_mun[mid] = path
-        # The id in the path: the index alone made the editor count list items.
-        opath = f"{path}({mid}).oktmo" if mid is not None else f"{path}.oktmo"
+        opath = f"{path}.oktmo"
         oktmo_raw = m.get("oktmo")
         oktmo = ctx.str_(m, "oktmo", path, required=False)
         if oktmo is not None and not _OKTMO.match(oktmo):
@@ -598,7 +610,7 @@ def _parse_file(file: Path, raw: bytes) -> tuple[_Ctx, dict[str, Any] | None]:
             ctx.err(f"{path}.authorities", "expected a list of authorities")
             m_auth_raw = []
         for k, a in enumerate(m_auth_raw):
-            apath = f"{path}.authorities[{k}]"
+            apath = _item_path(f"{path}.authorities", k, a)
             auth = _parse_authority(ctx, a, apath, code, tz, mid)
             if auth is not None:
                 authorities.append((auth, apath))
@@ -772,7 +784,7 @@ def load_rules(
                 municipality_where[m["id"]] = (r["code"], f"{ctx.file}: {m['path']}")
             elif first[0] != r["code"]:  # twice in one region is reported by _parse_file
                 ctx.err(
-                    f"{m['path']}({m['id']}).id",
+                    f"{m['path']}.id",
                     f"municipality id {m['id']!r} of region {r['code']} is also a "
                     f"municipality of region {first[0]} ({first[1]}); figures are keyed by "
                     "the id alone and would merge the two: make it unique across regions, "
@@ -968,6 +980,8 @@ def _departments_outside_their_municipality(
             while current is not None and current in authorities and current not in chain:
                 chain.append(current)
                 current = authorities[current].parent
+            if current is not None and current not in authorities:
+                continue  # an unknown parent, reported as such: one problem, at its source
             if admin not in chain:
                 problems.append(
                     (
