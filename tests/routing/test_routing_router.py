@@ -184,7 +184,8 @@ def test_complaint_about_parent_of_target_goes_further_up(router: Router) -> Non
 
 def test_complaint_about_root_goes_to_triage_desk(router: Router) -> None:
     d = router.route(RouteInput("a", "22", "roads", complaint_about="22-government"))
-    assert (d.authority_id, d.level) == ("22-cur", "complaint_parent")
+    # The desk is below the government, no parent of it: its own level (routing fixes, D1).
+    assert (d.authority_id, d.level) == ("22-cur", "complaint_root")
 
 
 def test_complaint_about_triage_desk(router: Router) -> None:

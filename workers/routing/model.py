@@ -24,6 +24,7 @@ RouteLevel = Literal[
     "region_category",
     "region_triage",
     "complaint_parent",
+    "complaint_root",
     "complaint_unidentified",
     "redirect",
     "unroutable",

@@ -25,7 +25,10 @@ either order («Рубцовский район, г. Рубцовск» is Ру�
 
 Then the complaint rule (59-FZ art. 8 p. 6): an appeal complaining about body X never goes
 to X nor to a body subordinate to X (its own department would judge X); it goes to X's
-parent (level ``complaint_parent``), or to the region's triage desk when X is the root.
+parent (level ``complaint_parent``); when X is the root (the regional government), to the
+region's triage desk (level ``complaint_root``: the desk is below X, no parent of it), which
+forwards it outside the region or returns it to the applicant with the explanation 59-FZ
+art. 8 p. 6 requires (no body of the region may judge it).
 X is identified by its id (in any case), by its name or by one of its ``aliases`` («ЦУР»), a
 name in any grammatical case («Центра управления регионом»); a complaint whose body cannot be
 identified (a typo, «администрация нашего района») could be about any body routing would pick,
@@ -422,8 +425,8 @@ class Router:
         there, and a later decision is routed from it without the text). A region without
         rules is the default region's desk, as for :meth:`route` (level ``unroutable``). The
         complaint rule still applies: a complaint about the desk itself or a body above it
-        goes to the complained body's parent (``complaint_parent``), as :meth:`route` sends
-        it. Never raises."""
+        goes to the complained body's parent (``complaint_parent``), or for the root to the
+        desk (``complaint_root``), as :meth:`route` sends it. Never raises."""
         rules = self._rules
         region = self._region(rules, appeal.region_code)
         if region is None:
@@ -533,7 +536,9 @@ class Router:
             rules,
             appeal.appeal_id,
             rules.authorities[chosen],
-            "complaint_parent",
+            # The desk is no parent of the root: the level says why it got the complaint.
+            "complaint_root" if chosen == region.triage and len(candidates) == 1
+            else "complaint_parent",
             municipality,
             region_code,
             complaint_about=complained,
