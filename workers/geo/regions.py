@@ -5,18 +5,29 @@ routing rules are keyed by region code, so every worker needs one authoritative,
 lookup ``region code -> name, IANA time zone``. The data lives in ``regions.csv`` next to
 this module (editable without touching code) and is parsed once, on first use.
 
-Codes are the two-digit subject codes used on vehicle plates and in ГИБДД/ОКАТО-style
-registers ("22" Altai Krai, "77" Moscow, ...). The 89 subjects are listed as the Russian
-Federation lists them (including the Republic of Crimea, Sevastopol and the four subjects
-added in 2022). The time zone is the zone of the subject's capital.
+Code scheme. The canonical codes are the two-digit subject codes of the vehicle plates
+(ГИБДД): "22" Altai Krai, "77" Moscow. For 01-79, 83, 86, 87, 89 and 92 they are also the
+subject codes of the tax service (ФНС), which the address registers КЛАДР, ФИАС and ГАР use;
+for the subjects added since 2014 the two differ, and the catalogue's codes are the plate ones:
+Crimea 82 (ФНС 91), the DNR 80 (ФНС 93), the LNR 81 (ФНС 94), Kherson Oblast 84 (ФНС 95),
+Zaporozhye Oblast 85 (ФНС 90); Sevastopol is 92 in both. They are not ОКАТО codes (there Altai
+Krai is 01). The 89 subjects are listed as the Russian Federation lists them. The time zone is
+the zone of the subject's capital.
 
 Accepted input forms for a code (normalised by :func:`normalize_code`):
 
 * ``22``, ``"22"``, ``"022"``, ``" 22 "`` and ``"4"``/``"04"`` -> canonical ``"22"``/``"04"``
   (leading zeros are insignificant: no real code starts with 0 beyond the padding);
-* extra vehicle-plate codes listed in the ``aliases`` column (``"122"`` -> ``"22"``,
-  ``"95"`` -> ``"20"``, ``"777"`` -> ``"77"``...). They are accepted as input only; the
-  canonical code is what :class:`Region` carries and what we emit.
+* the codes in the ``aliases`` column: extra plate codes (``"122"`` -> ``"22"``, ``"777"`` ->
+  ``"77"``...) and the ФНС codes of the five subjects above (``"91"`` -> ``"82"``, ``"93"``
+  -> ``"80"``, ``"94"`` -> ``"81"``, ``"95"`` -> ``"84"``, ``"90"`` -> ``"85"``). They are
+  accepted as input only; the canonical code is what :class:`Region` carries and what we emit.
+
+Where the two schemes collide the ФНС code wins: region codes in intake data come from address
+registers (ГАР/ФИАС, ФНС codes), so 90, 93 and 95 are Zaporozhye Oblast, the DNR and Kherson
+Oblast, no longer the extra plate codes of Moscow Oblast, Krasnodar Krai and Chechnya (a plate's
+region is no address). 99, a Moscow plate code, is Baikonur in the ФНС list, no subject: it
+stays Moscow.
 """
 
 from __future__ import annotations
