@@ -89,6 +89,39 @@ def heartbeat_interval(session_timeout: float) -> float:
     return min(max(1.0, session_timeout / 5), session_timeout / 4)
 
 
+#: Bytes a registered appeal may carry beyond the intake record it was registered from, as
+#: intake measured that record (``core.decode_intake``, against ``APPEALS_MAX_MESSAGE_BYTES``):
+#: the appeal id, regime, registration time, ``duplicate_of`` and the source position (a topic
+#: name of at most 249 characters) come to well under 1 KB.
+REGISTERED_ENVELOPE_BYTES = 4096
+#: The producer's request size limit below which it is never set (the value it had alone):
+#: other records than registered appeals (table changelogs) are sized by it.
+MIN_PRODUCER_REQUEST_BYTES = 4 * 1024 * 1024
+#: Room above the largest record for the record batch and request headers around it.
+PRODUCER_REQUEST_HEADROOM = 64 * 1024
+
+
+def max_registered_bytes(settings: Settings) -> int:
+    """The largest registered appeal intake sends (larger ones are dead-lettered).
+
+    Why: a registered appeal over the producer's ``max_request_size`` made the send raise, the
+    worker exit with status 70 and replay the same record on every restart. Intake refuses an
+    intake record over ``APPEALS_MAX_MESSAGE_BYTES`` as it would write it, so this bound is
+    that plus :data:`REGISTERED_ENVELOPE_BYTES`; the producer's limit is above it
+    (:func:`producer_max_request_size`)."""
+    return settings.max_message_bytes + REGISTERED_ENVELOPE_BYTES
+
+
+def producer_max_request_size(settings: Settings) -> int:
+    """The worker producer's ``max_request_size``: 4 MiB, or more when
+    ``APPEALS_MAX_MESSAGE_BYTES`` is raised so far that a registered appeal would not fit.
+    It was 4 MiB whatever the setting, and a setting above it accepted appeals the worker
+    could not send. The broker's own limit (Apache Kafka's ``message.max.bytes``, 1,048,588
+    bytes by default) must be raised with the setting too."""
+    return max(MIN_PRODUCER_REQUEST_BYTES,
+               max_registered_bytes(settings) + PRODUCER_REQUEST_HEADROOM)
+
+
 def create_app(settings: Settings) -> faust.App:
     # Before anything is patched: a patch that does not match the installed Faust stops the
     # worker here (FaustPatchError) unless APPEALS_REQUIRE_FAUST_PATCHES is false.
@@ -128,7 +161,7 @@ def create_app(settings: Settings) -> faust.App:
         producer_linger_ms=2,
         producer_partitioner=partition_for,  # murmur2 with the key's hash cached
         producer_max_batch_size=256 * 1024,
-        producer_max_request_size=4 * 1024 * 1024,
+        producer_max_request_size=producer_max_request_size(settings),
         stream_buffer_maxsize=settings.stream_buffer,
         stream_wait_empty=False,
         table_standby_replicas=0,

@@ -131,7 +131,8 @@ class Settings:
     max_text_length: int = 20_000
     """APPEALS_MAX_TEXT_LENGTH: longest appeal text accepted, characters."""
     max_message_bytes: int = 1_000_000
-    """APPEALS_MAX_MESSAGE_BYTES: largest intake message accepted, bytes."""
+    """APPEALS_MAX_MESSAGE_BYTES: largest intake message accepted, bytes, as sent and as intake
+    writes it again (orjson re-encoded; ``oversize_message``)."""
     intake_max_age: float = 365 * 86400.0
     """APPEALS_INTAKE_MAX_AGE: seconds (SLA clock) an appeal's ``submitted_at`` may lie before
     intake reads it (a day to 3660 days; a year by default).

@@ -37,6 +37,7 @@ from monitoring import metrics
 from schemas.records import CHANNELS, IntakeAppeal, RegisteredAppeal, SourcePosition
 from schemas.validation import InvalidEvent
 from streams import topics as t
+from streams.app import max_registered_bytes
 from workers.intake import core, near_duplicates, redis_scripts
 from workers.route.agent import ROUTE_FIELDS, classify_and_route
 from workers.route.agent import STAGE as ROUTE_STAGE
@@ -87,6 +88,7 @@ def install(app: faust.App, ctx: WorkerContext, router: Router, classifier: Any)
     channel_by_topic = {t.topic_name(settings, t.intake_topic(c)): c for c in CHANNELS}
     source = topo.channel_of(*(t.intake_topic(c) for c in CHANNELS))
     dedupe_ttl = settings.dedupe_window_days * 86400
+    record_limit = max_registered_bytes(settings)
     near_cfg = dataclasses.replace(near_duplicates.default_config(),
                                    key_prefix=f"{settings.app_id}:")
     # The SLA policies, for a 59-FZ appeal's latest registration (the fz59 `registration`
@@ -163,7 +165,7 @@ def install(app: faust.App, ctx: WorkerContext, router: Router, classifier: Any)
                 signatures = near_duplicates.signatures(batch, near_cfg)
                 await _flag_near_duplicates(ctx, batch, near_cfg, signatures)
                 batch, signatures = await _send_registered(outbox, batch, batch_events,
-                                                           signatures)
+                                                           signatures, record_limit)
                 observe_stage_latency(STAGE, events)
                 await classify_and_route(ctx, outbox, [route_view(r) for r in batch],
                                          classifier, router)
@@ -179,12 +181,16 @@ async def _send_registered(
     batch: list[RegisteredAppeal],
     events: list[faust.EventT],
     signatures: list[near_duplicates.Signature],
+    limit: int,
 ) -> tuple[list[RegisteredAppeal], list[near_duplicates.Signature]]:
     """Publish each registered appeal; returns the ones sent (and their signatures).
 
-    Defence in depth: decoding already rejects what cannot be written (too deep a payload), but
-    should one record still fail to serialise, only that record goes to the dead-letter topic.
-    An exception here would otherwise end the worker (``crash_on_error``), and the replayed
+    Defence in depth: decoding already rejects what cannot be written (too deep a payload, a
+    record over ``APPEALS_MAX_MESSAGE_BYTES`` as intake writes it), but should one record
+    still fail to serialise, or come out over ``limit`` bytes
+    (:func:`streams.app.max_registered_bytes`, below the producer's request size), only that
+    record goes to the dead-letter topic. An exception here (the producer refuses a record
+    over its limit) would otherwise end the worker (``crash_on_error``), and the replayed
     batch would fail the same way on every restart.
     """
     sent: list[RegisteredAppeal] = []
@@ -195,6 +201,10 @@ async def _send_registered(
         except (TypeError, ValueError) as exc:  # orjson.JSONEncodeError is a TypeError
             await outbox.dead_letter(event, stage=STAGE, reason="unserialisable",
                                      detail=f"{type(exc).__name__}: {exc}"[:200])
+            continue
+        if len(value) > limit:
+            await outbox.dead_letter(event, stage=STAGE, reason="oversize_message",
+                                     detail=f"registered appeal of {len(value)} bytes > {limit}")
             continue
         await outbox.send(t.REGISTERED, registered.appeal_id.encode(), value)
         metrics.child(metrics.REGISTERED, registered.channel, registered.regime).inc()

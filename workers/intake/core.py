@@ -156,6 +156,14 @@ def decode_intake(
     Raises :class:`InvalidEvent` whose ``reason`` is a short code (a bounded metric label).
     ``channel_hint`` is the channel of the topic the bytes came from: a native payload carries
     no channel of its own, and a canonical one must agree with its topic.
+
+    ``max_message_bytes`` bounds the bytes as sent (before they are read at all) and the record
+    as intake writes it again (``oversize_message`` either way). Re-encoding can grow a record
+    several times over: orjson writes ``1e15`` as ``1000000000000000.0``, and unknown fields
+    are carried on in ``extra``. A record of 1 MB as sent became a registered appeal of 3.8 MB
+    that the worker's producer (or the broker) refused: the worker exited on every restart and
+    the partition stood still, the record never dead-lettered. The gateway and the producer
+    SDK measure the record re-encoded too, so all three reach the same verdict.
     """
     if raw is None or len(raw) == 0:
         raise InvalidEvent("empty", "message has no value")
@@ -164,9 +172,17 @@ def decode_intake(
     data = loads_json(raw)
     if not isinstance(data, dict):
         raise InvalidEvent("not_object", f"JSON {type(data).__name__}, expected an object")
-    return intake_from_dict(
+    appeal = intake_from_dict(
         data, channel_hint=channel_hint, max_text_length=max_text_length
     )
+    try:
+        size = len(appeal.to_json())
+    except (TypeError, ValueError) as exc:  # orjson.JSONEncodeError is a TypeError
+        raise InvalidEvent("unserialisable", f"{type(exc).__name__}: {exc}"[:200]) from None
+    if size > max_message_bytes:
+        raise InvalidEvent("oversize_message", f"{size} bytes as intake writes it "
+                           f"({len(raw)} as sent) > {max_message_bytes}")
+    return appeal
 
 
 def loads_json(raw: bytes | str) -> Any:
