@@ -30,3 +30,10 @@ class SlaClock:
         if self.scale == 1.0:
             return sla_ts
         return self.epoch + (sla_ts - self.epoch) / self.scale
+
+    def sla_time_of(self, wall_ts: float) -> float:
+        """The SLA-clock time (Unix seconds) at the wall-clock Unix time ``wall_ts``: a Kafka
+        timestamp on the SLA clock (the inverse of :meth:`wall_time_of`)."""
+        if self.scale == 1.0:
+            return wall_ts
+        return self.epoch + (wall_ts - self.epoch) * self.scale

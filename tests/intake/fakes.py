@@ -26,6 +26,7 @@ from aiohttp.test_utils import TestClient, TestServer
 import workers.intake.adapters  # registers the adapters
 import workers.intake.normalize  # noqa: F401  (registers the normaliser)
 from streams import topics as t
+from streams.clock import SlaClock
 from streams.settings import Settings
 from workers import redis_lua
 from workers.intake import agent as intake_agent
@@ -118,8 +119,11 @@ class AgentHarness:
         self.settings = settings or Settings()
         #: The agent's router; the default has no rules (the classifier sends all to triage).
         self.router = SimpleNamespace() if router is None else router
-        #: The moment the agent reads the batches (its clock).
+        #: The SLA clock's now while the agent processes the batches.
         self.now = now
+        #: How the agent maps a record's Kafka timestamp (``Msg.timestamp``, wall seconds; 0:
+        #: none, the record is read at ``now``) onto the SLA clock.
+        self.clock = SlaClock()
         self.sent: list[tuple[Any, ...]] = []
         self.crashes: list[BaseException] = []
         self.redis = FakeScriptRedis()
@@ -152,7 +156,7 @@ class AgentHarness:
             settings=self.settings,
             topology=SimpleNamespace(channel_of=lambda *a: None),
             outbox=lambda stage: FakeOutbox(self.sent),
-            clock=SimpleNamespace(now_dt=lambda: self.now),
+            clock=SimpleNamespace(now_dt=lambda: self.now, sla_time_of=self.clock.sla_time_of),
             redis=self.redis,
         )
         orig_b, orig_c = intake_agent.batches, intake_agent.crash_on_error

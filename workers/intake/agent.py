@@ -9,8 +9,9 @@ by the broker before the batch's offsets can be committed, as everywhere (see th
 
 An appeal is registered at its legal registration moment (``core.registration_time``: 59-FZ's
 from receipt and the body's register, the platforms' and the hotline's at submission), at most
-the moment the agent reads it, which the registered record's Kafka timestamp keeps: every
-deadline counts from ``registered_at``, and a backlog must not move them later.
+the moment the intake record reached Kafka (its timestamp, :func:`read_moment`): every deadline
+counts from ``registered_at``, a backlog must not move them later, and a replay of the record
+must register it at the same moment.
 
 Exact duplicates (same channel and external id within the dedupe window) are recognised with a
 Redis ``SET NX`` whose value is the source position of the first registration, under a keyed
@@ -27,7 +28,8 @@ import dataclasses
 import hashlib
 import hmac
 import logging
-from datetime import datetime
+import math
+from datetime import UTC, datetime
 from typing import Any
 
 import faust
@@ -38,6 +40,7 @@ from schemas.records import CHANNELS, IntakeAppeal, RegisteredAppeal, SourcePosi
 from schemas.validation import InvalidEvent
 from streams import topics as t
 from streams.app import max_registered_bytes
+from streams.clock import SlaClock
 from workers.intake import core, near_duplicates, redis_scripts
 from workers.route.agent import ROUTE_FIELDS, classify_and_route
 from workers.route.agent import STAGE as ROUTE_STAGE
@@ -102,8 +105,7 @@ def install(app: faust.App, ctx: WorkerContext, router: Router, classifier: Any)
         async for events in batches(stream, settings):
             with crash_on_error(STAGE):
                 outbox = ctx.outbox(STAGE)
-                # The moment intake reads the batch (the registered record's Kafka timestamp
-                # keeps it); the appeal's registered_at is its legal registration, at most this.
+                # The SLA clock's now: no intake record is read later than this (read_moment).
                 now = ctx.clock.now_dt()
                 policies = policy_book(getattr(router, "rules", None))
                 accepted: list[tuple[IntakeAppeal, SourcePosition, str]] = []
@@ -123,7 +125,8 @@ def install(app: faust.App, ctx: WorkerContext, router: Router, classifier: Any)
                         # Before the dedupe mark: a record refused here (a mistyped year) and
                         # sent again corrected is a first registration, not a duplicate.
                         registration = core.registration_time(
-                            appeal, now, max_age=settings.intake_max_age, book=policies,
+                            appeal, read_moment(ctx.clock, msg.timestamp, now),
+                            max_age=settings.intake_max_age, book=policies,
                             regime=core.regime_for(
                                 appeal.channel, settings.email_regime, settings.web_regime,
                                 open311=core.from_open311(appeal.channel, appeal.extra),
@@ -174,6 +177,33 @@ def install(app: faust.App, ctx: WorkerContext, router: Router, classifier: Any)
                 observe_stage_latency(ROUTE_STAGE, events)
 
     return intake
+
+
+#: Kafka timestamps are whole milliseconds.
+KAFKA_TIMESTAMP_RESOLUTION = 0.001
+
+
+def read_moment(clock: SlaClock, timestamp: float | None, now: datetime) -> datetime:
+    """The moment intake reads an intake record on the SLA clock: its Kafka timestamp, at most
+    ``now`` (the SLA clock's), or ``now`` for a record without a usable timestamp.
+
+    Why: a registration is at most the moment intake reads the appeal (59-FZ's latest
+    registration, a ``submitted_at`` in the future), and that was the clock's now when the
+    batch was processed. A batch replayed after a crash was registered again at a later
+    moment: the same appeal, read at the same offset, got two ``registered_at`` (and two sets
+    of deadlines) 40 s apart. The record's timestamp is the same on every replay. It is the
+    producer's (or, with ``LogAppendTime``, the broker's) wall clock, mapped onto the SLA
+    clock as the clock maps wall time (``APPEALS_TIME_SCALE``); the end of its millisecond,
+    since the record was written within it (a sped-up clock makes a millisecond 86 s, which
+    put the reading before a ``submitted_at`` stamped just before the send). Never after
+    ``now``: a producer's clock ahead of ours is not a reading in the future.
+    """
+    if timestamp is None or not math.isfinite(timestamp) or timestamp <= 0:
+        return now
+    at = clock.sla_time_of(timestamp + KAFKA_TIMESTAMP_RESOLUTION)
+    if not 0 < at < now.timestamp():  # ahead of now; before 1970 (a sped-up clock's past)
+        return now
+    return datetime.fromtimestamp(at, UTC)
 
 
 async def _send_registered(

@@ -363,13 +363,14 @@ def registration_time(
     max_age: float = DEFAULT_MAX_AGE,
     book: PolicyBook | None = None,
 ) -> datetime:
-    """The legal registration moment of ``intake``, which intake reads at ``read_at``.
+    """The legal registration moment of ``intake``, which intake reads at ``read_at`` (the
+    agent's ``read_moment``: the intake record's Kafka timestamp on the SLA clock, the same on
+    every replay of the record).
 
     Why: every deadline counts from ``registered_at`` (the SLA engine's period start), and it
     was the moment intake read the record. After a backlog or an outage a 59-FZ letter the
     office received and registered on 2 March and intake read on 12 March was due on
     10 April, where 59-FZ (art. 8 p. 2, art. 12 p. 1) gives 1 April, 3 April at the latest.
-    The moment intake read the record stays in its Kafka timestamp.
 
     - ``fz59``: the body's own registration date when the source names it (the fz59
       channel's ``extra.reg_date``, a date: :data:`REGISTER_DAY_HOUR`, noon, of that day in
