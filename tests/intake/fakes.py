@@ -258,6 +258,15 @@ class FakeRedis:
     def pipeline(self, transaction: bool = False) -> _Pipe:
         return _Pipe(self)
 
+    async def set(self, k: str, v: Any, nx: bool = False, ex: int | None = None) -> bool | None:
+        if nx and k in self.kv:
+            return None
+        self.kv[k] = v.encode() if isinstance(v, str) else v
+        return True
+
+    async def get(self, k: str) -> Any:
+        return self.kv.get(k)
+
     async def delete(self, *keys: str) -> None:
         for k in keys:
             self.kv.pop(k, None)
