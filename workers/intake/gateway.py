@@ -82,7 +82,8 @@ not one of these is an error): a bad value is one line and exit 2, see
   client's are scoped by the client, ``<client id>:ext:<id>``, see :func:`client_external_id`).
   A client id must not contain ``:`` (it separates the client id from a web form's submission
   id when the form names no ``site``, see :meth:`Gateway.prepare`); such a file is refused at
-  start-up;
+  start-up. A token's leading and trailing whitespace is dropped, as in
+  ``APPEALS_GATEWAY_TOKENS`` (a request's token is stripped too); a blank one is refused;
 * ``APPEALS_GATEWAY_RATE`` (``50``, requests/s per client), ``APPEALS_GATEWAY_BURST`` (``100``);
 * ``APPEALS_GATEWAY_MAX_BODY_BYTES`` (``2097152``), ``APPEALS_GATEWAY_MAX_BATCH`` (``500``);
 * ``APPEALS_GATEWAY_SEND_TIMEOUT`` (``30`` s for a request's appeals to be handed to the
@@ -339,6 +340,12 @@ def _clients_from_table(table: Any, where: str) -> list[Client]:
             raise ConfigError(f"{where}: clients.{client_id}: a client id must not contain ':'")
         if not isinstance(spec, Mapping) or not isinstance(spec.get("token"), str):
             raise ConfigError(f"{where}: clients.{client_id} needs a token")
+        # Stripped, as APPEALS_GATEWAY_TOKENS' are and as the Authorization header's token is
+        # (streams.http_auth.bearer_token): a token written " t1" or "t1\n" (a multi-line
+        # TOML string) could never match, and start-up said nothing.
+        token = spec["token"].strip()
+        if not token:
+            raise ConfigError(f"{where}: clients.{client_id}.token is blank")
         unknown = sorted(set(spec) - set(_CLIENT_KEYS))
         if unknown:  # a mistyped "channels" let the client post to every channel
             raise ConfigError(f"{where}: clients.{client_id}.{unknown[0]}: not a client "
@@ -376,7 +383,7 @@ def _clients_from_table(table: Any, where: str) -> list[Client]:
                               "client's channels do not allow")
         out.append(Client(
             id=str(client_id),
-            token=spec["token"],
+            token=token,
             rate=float(rate) if rate is not None else None,
             burst=burst,
             channels=frozenset(channels) if channels is not None else None,
