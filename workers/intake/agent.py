@@ -46,6 +46,7 @@ from workers.route.agent import ROUTE_FIELDS, classify_and_route
 from workers.route.agent import STAGE as ROUTE_STAGE
 from workers.routing import Router
 from workers.runtime import (
+    LogLimiter,
     Outbox,
     WorkerContext,
     batches,
@@ -92,6 +93,7 @@ def install(app: faust.App, ctx: WorkerContext, router: Router, classifier: Any)
     source = topo.channel_of(*(t.intake_topic(c) for c in CHANNELS))
     dedupe_ttl = settings.dedupe_window_days * 86400
     record_limit = max_registered_bytes(settings)
+    dedupe_down_log = LogLimiter()  # "Redis unavailable": once a minute, not once a batch
     near_cfg = dataclasses.replace(near_duplicates.default_config(),
                                    key_prefix=f"{settings.app_id}:")
     # The SLA policies, for a 59-FZ appeal's latest registration (the fz59 `registration`
@@ -148,7 +150,7 @@ def install(app: faust.App, ctx: WorkerContext, router: Router, classifier: Any)
                     accepted_events.append(event)
                     registered_at.append(registration)
 
-                fresh = await _first_seen(ctx, accepted, dedupe_ttl)
+                fresh = await _first_seen(ctx, accepted, dedupe_ttl, dedupe_down_log)
                 batch: list[RegisteredAppeal] = []
                 batch_events: list[faust.EventT] = []
                 for (appeal, pos, _key), event, is_new, at in zip(
@@ -268,10 +270,13 @@ async def _first_seen(
     ctx: WorkerContext,
     accepted: list[tuple[IntakeAppeal, SourcePosition, str]],
     ttl: int,
+    down_log: LogLimiter,
 ) -> list[bool]:
     """For each appeal: is this its first registration (or a replay of it)?
 
     One round trip per batch (a Lua script). Inside one batch the same key twice is a resend.
+    Without Redis, only that: the outage is logged through ``down_log`` (at most once a
+    minute; it was once a batch) and counted in ``appeals_redis_errors_total``.
     """
     if not accepted:
         return []
@@ -281,7 +286,10 @@ async def _first_seen(
                                           [key for _, _, key in accepted], [ttl, *marks])
     except (redis.exceptions.RedisError, OSError):
         metrics.REDIS_ERRORS.labels("intake_dedupe").inc()
-        log.warning("Redis unavailable for intake dedupe; registering without it")
+        skipped = down_log.allow()
+        if skipped is not None:
+            log.warning("Redis unavailable for intake dedupe; registering without it%s",
+                        f" ({skipped} more batches since the last such line)" if skipped else "")
         return _dedupe_within_batch(accepted)
     return [bool(r) for r in replies]
 
