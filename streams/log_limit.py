@@ -31,9 +31,10 @@ class LogLimiter:
         self._skipped: dict[Hashable, int] = {}
         self._lock = threading.Lock()
 
-    def allow(self, key: Hashable) -> int | None:
+    def allow(self, key: Hashable = None) -> int | None:
         """None: leave this line out (counted). Else write it, noting the returned number of
-        lines of ``key`` left out since the last one written."""
+        lines of ``key`` left out since the last one written. A limiter of one condition (Redis
+        down for intake's dedupe) needs no key."""
         now = self.clock()
         with self._lock:
             last = self._last.get(key)

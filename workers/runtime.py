@@ -16,7 +16,7 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -225,40 +225,6 @@ class Outbox:
 
     def __len__(self) -> int:
         return len(self._pending)
-
-
-#: Seconds between two lines of one repeated condition (:class:`LogLimiter`), as between two
-#: lines of one kind of HTTP server error (``streams.http_logging.LOG_INTERVAL_S``).
-REPEATED_LOG_INTERVAL_S = 60.0
-
-
-class LogLimiter:
-    """Lets one log line of a lasting condition through every ``interval`` seconds and counts
-    the ones left out, for the next line to say.
-
-    Why: a condition met once per batch (Redis down for intake's dedupe) wrote a line per
-    batch, several a second for as long as it lasted; the HTTP servers' repeated errors are
-    written so already (``streams.http_logging``), and ``appeals_redis_errors_total`` counts
-    every one.
-    """
-
-    __slots__ = ("_clock", "_last", "_skipped", "interval")
-
-    def __init__(self, interval: float = REPEATED_LOG_INTERVAL_S,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.interval, self._clock = interval, clock
-        self._last: float | None = None
-        self._skipped = 0
-
-    def allow(self) -> int | None:
-        """None: leave this line out. Else write it: how many were left out since the last."""
-        now = self._clock()
-        if self._last is not None and now - self._last < self.interval:
-            self._skipped += 1
-            return None
-        self._last = now
-        skipped, self._skipped = self._skipped, 0
-        return skipped
 
 
 @contextlib.contextmanager

@@ -2,7 +2,7 @@
 
 "Redis unavailable for intake dedupe" was written for every batch while Redis was down: under
 load several lines a second for as long as the outage lasted. It now comes through a
-:class:`~workers.runtime.LogLimiter`, as the HTTP servers' repeated errors do; every failure
+:class:`~streams.log_limit.LogLimiter`, as the HTTP servers' repeated errors do; every failure
 is still counted in ``appeals_redis_errors_total``.
 """
 
@@ -15,8 +15,8 @@ import orjson
 import pytest
 import redis.exceptions
 
+from streams.log_limit import LogLimiter
 from tests.intake.fakes import AgentHarness
-from workers.runtime import LogLimiter
 
 DOWN = "Redis unavailable for intake dedupe"
 

@@ -41,12 +41,12 @@ from schemas.validation import InvalidEvent
 from streams import topics as t
 from streams.app import max_registered_bytes
 from streams.clock import SlaClock
+from streams.log_limit import LogLimiter
 from workers.intake import core, near_duplicates, redis_scripts
 from workers.route.agent import ROUTE_FIELDS, classify_and_route
 from workers.route.agent import STAGE as ROUTE_STAGE
 from workers.routing import Router
 from workers.runtime import (
-    LogLimiter,
     Outbox,
     WorkerContext,
     batches,
