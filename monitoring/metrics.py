@@ -67,14 +67,17 @@ TRIAGED = Counter(
 )
 TRIAGE_WAITING = Gauge(
     "appeals_triage_waiting",
-    "Appeals waiting in the triage table for a human decision, in this worker's partitions "
-    "(after APPEALS_TRIAGE_MAX_WAIT they go to the region's triage desk).",
+    "Appeals waiting in the triage table for a human decision, in this worker's partitions, "
+    "by regime (after APPEALS_TRIAGE_MAX_WAIT, APPEALS_TRIAGE_INCIDENT_MAX_WAIT for incident "
+    "and hotline, they go to the region's triage desk).",
+    ["regime"],
     registry=REGISTRY,
 )
 TRIAGE_OLDEST_WAIT = Gauge(
     "appeals_triage_oldest_wait_seconds",
-    "Seconds (wall clock) the oldest appeal waiting for a triage decision in this worker's "
-    "partitions has waited since its pending copy was written (0 when none).",
+    "Seconds (wall clock) the oldest appeal of the regime waiting for a triage decision in "
+    "this worker's partitions has waited since its pending copy was written (0 when none).",
+    ["regime"],
     registry=REGISTRY,
 )
 ROUTED = Counter(

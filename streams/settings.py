@@ -52,6 +52,10 @@ LONGEST_TOPIC_BASE = "appeals.triage.decisions"
 #: route agent's ``triage-pending`` table. tests/streams/test_settings_limits.py keeps both
 #: figures in step with the topics and the tables of a worker.
 LONGEST_APP_TOPIC_SUFFIX = "-triage-pending-changelog"
+#: APPEALS_TRIAGE_INCIDENT_MAX_WAIT when unset (and APPEALS_TRIAGE_MAX_WAIT is not shorter):
+#: an hour, well inside the shortest first-response deadline of DESIGN §2 that is common
+#: (4 working hours for a high-importance incident), so the desk still has most of it.
+TRIAGE_INCIDENT_WAIT = 3600.0
 
 
 class ConfigError(ValueError):
@@ -166,6 +170,19 @@ class Settings:
     nobody decides must not wait unseen, with its deadlines untracked and its text in the
     triage table, for ever; and at most the 7 days 59-FZ gives for a redirect (art. 8 p. 3),
     which run from registration whether or not anyone triaged the appeal."""
+    triage_incident_max_wait: float | None = None
+    """APPEALS_TRIAGE_INCIDENT_MAX_WAIT: seconds an ``incident`` or ``hotline`` appeal may wait
+    for a triage decision before it goes to the triage desk (60 s to APPEALS_TRIAGE_MAX_WAIT;
+    unset: 3600 s, or APPEALS_TRIAGE_MAX_WAIT when that is shorter).
+
+    Why a wait of its own: those regimes' first deadline is counted in working hours (DESIGN
+    §2: an incident's first public response within 1-8 of them, 4 for high importance; the
+    packaged hotline policy's callback within 8, 4 when urgent), and in triage an appeal has
+    no SLA state. With the one global day an incident could wait unwatched past its deadline,
+    its breach known only after the timeout routing. The wait is stored with the pending copy
+    when the agent stores it: a replay decides as the first run did, and a changed setting
+    applies to copies stored from then on (a copy stored by an older version, without one,
+    gets the present setting's)."""
     triage_tick_interval: float = 60.0
     """APPEALS_TRIAGE_TICK_INTERVAL: seconds between the triage agent's clock ticks (1 s to
     APPEALS_TRIAGE_MAX_WAIT; keep it small beside the wait, 60 s against its day).
@@ -371,6 +388,12 @@ class Settings:
         _check(60 <= self.triage_max_wait <= 7 * 86400, "APPEALS_TRIAGE_MAX_WAIT",
                "must be 60..604800 s (a minute to 7 days; there is no 'off': an undecided "
                "appeal goes to the triage desk)")
+        _check(self.triage_incident_max_wait is None
+               or 60 <= self.triage_incident_max_wait <= self.triage_max_wait,
+               "APPEALS_TRIAGE_INCIDENT_MAX_WAIT",
+               f"must be 60..{self.triage_max_wait:g} s (a minute to APPEALS_TRIAGE_MAX_WAIT: "
+               "an incident or hotline appeal must not wait longer than any other; unset: "
+               "3600 s, or APPEALS_TRIAGE_MAX_WAIT when shorter)")
         _check(1 <= self.triage_tick_interval <= self.triage_max_wait,
                "APPEALS_TRIAGE_TICK_INTERVAL",
                f"must be 1..{self.triage_max_wait:g} s (at least a second, and at most "
@@ -482,6 +505,15 @@ class Settings:
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
+
+    @property
+    def triage_short_wait(self) -> float:
+        """The wait of an ``incident`` or ``hotline`` appeal in triage: the
+        APPEALS_TRIAGE_INCIDENT_MAX_WAIT set, else an hour or APPEALS_TRIAGE_MAX_WAIT if
+        shorter (a deployment that shortened the global wait below an hour keeps it)."""
+        if self.triage_incident_max_wait is not None:
+            return self.triage_incident_max_wait
+        return min(TRIAGE_INCIDENT_WAIT, self.triage_max_wait)
 
     @property
     def kafka_bootstrap(self) -> str:

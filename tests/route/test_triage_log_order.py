@@ -14,6 +14,9 @@ pending copy at a clock past that copy's wait is late as well. So every split of
 batches gives the same outputs, and so does every merge of the two topics as a fetch may bring
 them; a crash replay routes an appeal to one body and keeps its decision.
 
+The same holds with copies of different waits on one partition (an incident's hour,
+``APPEALS_TRIAGE_INCIDENT_MAX_WAIT``, beside a letter's day): :func:`incident_log`.
+
 No broker: ``process_batch`` with a recording outbox and a dict for the table.
 """
 
@@ -47,7 +50,9 @@ from tests.route.test_triage_timeout import (
 from workers.route import agent as A
 from workers.routing import Router, load_rules
 
-X, Y, Z, V, W = ids_on(1, 5)
+X, Y, Z, V, W, N, J, K = ids_on(1, 8)
+#: The wait of incident copies (``APPEALS_TRIAGE_INCIDENT_MAX_WAIT``'s default).
+SHORT = 3600.0
 #: The routing time of every record, so that runs can be compared whole.
 NOW = datetime(2026, 9, 30, 12, 0, tzinfo=UTC)
 
@@ -87,6 +92,35 @@ def log() -> tuple[list[Any], list[Any]]:
     return pending_topic, decisions_topic
 
 
+def incident_log() -> tuple[list[Any], list[Any]]:
+    """Partition 1 of both topics with incident copies waiting :data:`SHORT` beside a letter
+    (X) waiting a day, stored before them: (pending, decisions).
+
+    J: decided in time. N: timed out by a tick at its due time while X, older, still waits;
+    then decided (late). K: its decision is the record that ends K's wait (late). X: timed out
+    by the day's tick, then decided (late)."""
+    pend = [(X, "fz59", T0), (N, "incident", T0 + 100), (J, "incident", T0 + 200),
+            (K, "incident", T0 + 300)]
+    pending_topic = [msg(PENDING, pending(a, regime=regime), ts, i)
+                     for i, (a, regime, ts) in enumerate(pend)]
+    dec: list[tuple[str | None, str, float]] = [
+        (J, "healthcare", T0 + 1000), (None, "", T0 + 100 + SHORT),
+        (N, "healthcare", T0 + 100 + SHORT + 5), (K, "healthcare", T0 + 300 + SHORT),
+        (None, "", T0 + MAX_WAIT), (X, "healthcare", T0 + MAX_WAIT + 5)]
+    decisions_topic = [
+        msg(DECISIONS, A.TICK_VALUE, ts, i, key=A.TICK_KEY) if a is None
+        else msg(DECISIONS, decision(a, category), ts, i)
+        for i, (a, category, ts) in enumerate(dec)]
+    return pending_topic, decisions_topic
+
+
+#: Each log, with the order of a reference run (a merge of its two topics).
+LOGS = {
+    "letters": (log, lambda p, d: [*p[:3], *d[:5], *p[3:], *d[5:]]),
+    "incidents": (incident_log, lambda p, d: [*p, *d]),
+}
+
+
 class Worker:
     """A triage worker over a dict table; ``crash`` drops a batch's table writes after its
     outputs were acknowledged, as a process killed between the flush and the table write."""
@@ -94,7 +128,7 @@ class Worker:
     def __init__(self, router: Router, table: dict[bytes, Any] | None = None) -> None:
         self.router = router
         self.table: dict[bytes, Any] = {} if table is None else table
-        self.early = A.EarlyDecisions(SETTINGS.partitions, MAX_WAIT)
+        self.early = A.EarlyDecisions(SETTINGS.partitions, MAX_WAIT, SHORT)
         self.early.rebuild(self.table.items(), set(range(SETTINGS.partitions)))
 
     def run(self, events: list[Any], outbox: Outbox, crash: bool = False) -> None:
@@ -172,9 +206,25 @@ def test_the_log_s_outcome_is_what_the_reference_says(router: Router) -> None:
     assert all(table[a.encode()].get("done") for a in (X, Y, Z, V, W))
 
 
-def test_every_split_of_the_log_into_batches_gives_the_same_outputs(router: Router) -> None:
-    pend, dec = log()
-    events = [*pend[:3], *dec[:5], *pend[3:], *dec[5:]]
+def test_the_incident_log_s_outcome_is_what_the_reference_says(router: Router) -> None:
+    pend, dec = incident_log()
+    for events in ([*pend, *dec], [*dec, *pend]):  # either topic fetched first, one event a batch
+        outbox, table = run_batches(router, [[e] for e in events])
+        assert outbox.dead == []
+        assert _where(outbox) == {
+            J: [("routed", "22-minzdrav", "region_category")],
+            N: [("routed", DESK, "triage_timeout"), ("redirected", DESK, "22-minzdrav")],
+            K: [("routed", DESK, "triage_timeout"), ("redirected", DESK, "22-minzdrav")],
+            X: [("routed", DESK, "triage_timeout"), ("redirected", DESK, "22-minzdrav")],
+        }
+        assert all(table[a.encode()].get("done") for a in (X, N, J, K))
+
+
+@pytest.mark.parametrize("name", LOGS)
+def test_every_split_of_the_log_into_batches_gives_the_same_outputs(
+        router: Router, name: str) -> None:
+    make, order = LOGS[name]
+    events = order(*make())
     reference, table = run_batches(router, [events])
     assert reference.dead == [] and reference.sent
     for n in range(len(events)):
@@ -184,10 +234,12 @@ def test_every_split_of_the_log_into_batches_gives_the_same_outputs(router: Rout
             assert got == table, cuts
 
 
+@pytest.mark.parametrize("name", LOGS)
 def test_every_merge_of_the_two_topics_gives_each_appeal_the_same_outputs(
-        router: Router) -> None:
-    pend, dec = log()
-    reference, table = run_batches(router, [[*pend[:3], *dec[:5], *pend[3:], *dec[5:]]])
+        router: Router, name: str) -> None:
+    make, order = LOGS[name]
+    pend, dec = make()
+    reference, table = run_batches(router, [order(pend, dec)])
     rng = random.Random(20261)
     for _ in range(300):
         events = merged(pend, dec, rng)
@@ -213,6 +265,26 @@ def test_a_crash_replay_with_other_batches_routes_once_and_keeps_the_decision(
         assert {w for w in where if w[0] == "routed"} == {("routed", DESK, "triage_timeout")}
         assert where[-1] == ("redirected", DESK, "22-minzdrav")
         assert sla_authority(outbox, X) == "22-minzdrav", "the human decision holds"
+
+
+def test_a_crash_replay_keeps_an_incident_s_own_wait(router: Router) -> None:
+    """The replay's worker is rebuilt from the table: the incident's stored hour, not the
+    letter's day, still ends its wait, so the replayed tick routes it to the desk once."""
+    pend, dec = incident_log()
+    copy_x, copy_i, tick, decide_i = pend[0], pend[1], dec[1], dec[2]
+    for first, replay in (([tick], [[tick, decide_i]]),
+                          ([tick, decide_i], [[tick], [decide_i]])):
+        worker, outbox = Worker(router), Outbox()
+        worker.run([copy_x, copy_i], outbox)
+        worker.run(first, outbox, crash=True)
+        again = Worker(router, table=worker.table)
+        for batch in replay:
+            again.run(batch, outbox)
+        where = _where(outbox)
+        assert X not in where, "the letter waits its day"
+        assert {w for w in where[N] if w[0] == "routed"} == {("routed", DESK, "triage_timeout")}
+        assert where[N][-1] == ("redirected", DESK, "22-minzdrav")
+        assert sla_authority(outbox, N) == "22-minzdrav", "the human decision holds"
 
 
 def sla_authority(outbox: Outbox, appeal_id: str) -> str:

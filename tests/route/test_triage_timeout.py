@@ -279,9 +279,12 @@ def test_the_gauges_of_the_installed_agent_follow_the_assignment(
     monkeypatch.setattr(A, "observe_stage_latency", lambda stage, events: None)
     owned = {1, 2}
     now = time.time()
-    # What a changelog brought back: two appeals waiting, on partitions 1 and 2.
+    # What a changelog brought back: three appeals waiting, on partitions 1 and 2, one an
+    # incident.
     table: dict[bytes, Any] = {
         X.encode(): {**pending(X), "since": now - 7200, "p": 1, "offset": 0},
+        Z.encode(): {**pending(Z, regime="incident"), "since": now - 1800, "p": 1,
+                     "offset": 1, "wait": 3600.0},
         OTHER.encode(): {**pending(OTHER), "since": now - 60, "p": 2, "offset": 0}}
     app = SimpleNamespace(
         Table=lambda *a, **k: table, agent=lambda source, name: lambda fun: fun,
@@ -299,16 +302,24 @@ def test_the_gauges_of_the_installed_agent_follow_the_assignment(
 
     asyncio.run(agent(stream))
 
-    def gauge(name: str) -> float:
-        value = metrics.REGISTRY.get_sample_value(name)
+    def gauge(name: str, regime: str = "fz59") -> float:
+        value = metrics.REGISTRY.get_sample_value(name, {"regime": regime})
         assert value is not None
         return value
 
+    # By regime, each of the four exported (bounded): an incident's wait is told apart.
     assert gauge("appeals_triage_waiting") == 3
     assert 7190 <= gauge("appeals_triage_oldest_wait_seconds") <= 7300
+    assert gauge("appeals_triage_waiting", "incident") == 1
+    assert 1790 <= gauge("appeals_triage_oldest_wait_seconds", "incident") <= 1900
+    assert gauge("appeals_triage_waiting", "pos") == gauge("appeals_triage_waiting",
+                                                           "hotline") == 0
+    assert gauge("appeals_triage_oldest_wait_seconds", "hotline") == 0
     owned.discard(1)  # revoked, and no batch since
     assert gauge("appeals_triage_waiting") == 1
     assert gauge("appeals_triage_oldest_wait_seconds") < 120
+    assert gauge("appeals_triage_waiting", "incident") == 0
+    assert gauge("appeals_triage_oldest_wait_seconds", "incident") == 0
     owned.clear()
     assert gauge("appeals_triage_waiting") == 0
     assert gauge("appeals_triage_oldest_wait_seconds") == 0

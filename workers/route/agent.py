@@ -14,12 +14,14 @@ timestamps, so a replay behaves like the first run) it is dead-lettered as ``not
 unknown id, an appeal that was routed directly). The table is written only after the batch's
 routed records are acknowledged (:class:`_Staged`).
 
-A pending appeal waits for its decision no longer than ``APPEALS_TRIAGE_MAX_WAIT`` (message time
-again, of the decisions topic alone: the triage clock of :class:`EarlyDecisions`): then it is
-routed to its region's triage desk (:func:`_time_out`), so the SLA agent
-tracks its deadlines from registration, and its copy (text, address) leaves the table. A
-decision that comes after that redirects it from the desk (:func:`_late_redirect`). Gauges
-(``appeals_triage_waiting``, ``appeals_triage_oldest_wait_seconds``) show what waits.
+A pending appeal waits for its decision no longer than ``APPEALS_TRIAGE_MAX_WAIT`` (an
+``incident`` or ``hotline`` one ``APPEALS_TRIAGE_INCIDENT_MAX_WAIT``: :data:`SHORT_WAIT_REGIMES`;
+the wait is stored with the copy) (message time again, of the decisions topic alone: the triage
+clock of :class:`EarlyDecisions`): then it is routed to its region's triage desk
+(:func:`_time_out`), so the SLA agent tracks its deadlines from registration, and its copy
+(text, address) leaves the table. A decision that comes after that redirects it from the desk
+(:func:`_late_redirect`). Gauges (``appeals_triage_waiting``,
+``appeals_triage_oldest_wait_seconds``, by regime) show what waits.
 
 That clock stands still on a partition where no decision arrives (triage traffic is thin,
 and with several partitions one can be quiet for days), and its appeals waited unrouted and
@@ -46,6 +48,7 @@ hours for high importance instead of 8).
 from __future__ import annotations
 
 import asyncio
+import functools
 import heapq
 import logging
 import time
@@ -280,7 +283,8 @@ def install_triage(app: faust.App, ctx: WorkerContext, router: Router) -> Any:
         use_partitioner=True,
     )
     pending_topic = t.topic_name(settings, t.TRIAGE_PENDING)
-    early = EarlyDecisions(settings.partitions, settings.triage_max_wait)
+    early = EarlyDecisions(settings.partitions, settings.triage_max_wait,
+                           settings.triage_short_wait)
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def _assigned(app: faust.App, assigned: Any, **_: Any) -> None:
@@ -297,9 +301,18 @@ def install_triage(app: faust.App, ctx: WorkerContext, router: Router) -> Any:
         except Exception:  # no consumer yet (before start, or stopping): nothing owned
             return set()
 
-    metrics.TRIAGE_WAITING.set_function(lambda: early.copies_waiting(owned_now())[0])
-    metrics.TRIAGE_OLDEST_WAIT.set_function(
-        lambda: _age(early.copies_waiting(owned_now())[1], time.time()))
+    # Per regime (four values): an incident waiting an hour is news, a 59-FZ letter is not
+    # (AppealsTriageWaiting's thresholds differ by regime).
+    def waiting(regime: str) -> float:
+        return early.copies_waiting(owned_now(), regime)[0]
+
+    def oldest_wait(regime: str) -> float:
+        return _age(early.copies_waiting(owned_now(), regime)[1], time.time())
+
+    for regime in REGIMES:
+        metrics.TRIAGE_WAITING.labels(regime).set_function(functools.partial(waiting, regime))
+        metrics.TRIAGE_OLDEST_WAIT.labels(regime).set_function(
+            functools.partial(oldest_wait, regime))
 
     @app.agent(source, name="triage")
     async def triage(stream: faust.StreamT) -> None:
@@ -377,6 +390,13 @@ EARLY_DECISION_WAIT = 3600.0
 EARLY_DECISION_MAX_WAIT = 7 * 86400.0
 #: ``APPEALS_TRIAGE_MAX_WAIT``'s default: :class:`EarlyDecisions` built without settings.
 TRIAGE_MAX_WAIT = 86400.0
+#: The regimes whose pending copies wait ``APPEALS_TRIAGE_INCIDENT_MAX_WAIT`` instead: those
+#: whose first deadline is counted in working hours (DESIGN §2: an incident's first public
+#: response within 1-8 working hours; a hotline callback is set by the region, and the packaged
+#: policy gives 8 working hours, 4 when urgent). A day in triage, where an appeal has no SLA
+#: state, is past either before anybody is warned. ``fz59`` (30 days) and ``pos`` (8-10 working
+#: days) keep ``APPEALS_TRIAGE_MAX_WAIT``.
+SHORT_WAIT_REGIMES = frozenset({"incident", "hotline"})
 #: The Kafka key of a clock tick on ``appeals.triage.decisions`` (:func:`send_ticks`). No appeal
 #: id can be it: ours are 24 hex digits, and ``lifecycle-event`` refuses an id with a control
 #: character (an authority's ``triaged`` event with appeal id ``"\u0000triage-tick"`` was
@@ -451,6 +471,62 @@ class _Waits:
         return out
 
 
+class _Copies:
+    """The pending copies waiting for a decision: by when their wait ends (``since`` plus the
+    copy's own wait, :attr:`due`: the timeouts pop them in that order) and, per regime, by
+    ``since`` (:attr:`regimes`: the gauges' count and oldest wait).
+
+    Why two orders: copies of one partition wait for different times (an incident an hour, a
+    59-FZ letter a day), so the oldest copy is not the first due, and a walk by ``since`` would
+    stop at a day-long wait with an incident behind it already due."""
+
+    def __init__(self) -> None:
+        #: key -> (partition, since + wait).
+        self.due = _Waits()
+        #: regime (None: none this version knows, a copy stored before check_pending) ->
+        #: key -> (partition, since).
+        self.regimes: dict[str | None, _Waits] = {}
+        self._regime: dict[bytes, str | None] = {}
+
+    def add(self, key: bytes, partition: int, since: float, wait: float,
+            regime: str | None) -> None:
+        old = self._regime.get(key, regime)
+        if old != regime:
+            self.regimes[old].drop(key)
+        self._regime[key] = regime
+        self.due.add(key, partition, since + wait)
+        self.regimes.setdefault(regime, _Waits()).add(key, partition, since)
+
+    def drop(self, key: bytes) -> None:
+        self.due.drop(key)
+        if key in self._regime:
+            self.regimes[self._regime.pop(key)].drop(key)
+
+    def __len__(self) -> int:
+        return len(self._regime)
+
+    def count(self, partition: int, regime: Any = ...) -> int:
+        """How many wait on ``partition`` (of ``regime``; all of them without)."""
+        if regime is ...:
+            return self.due.count(partition)
+        waits = self.regimes.get(regime)
+        return 0 if waits is None else waits.count(partition)
+
+    def oldest(self, partition: int, regime: Any = ...) -> float | None:
+        """Since when the oldest of ``partition`` (of ``regime``; of any without) waits."""
+        found = [w.oldest(partition) for r, w in self.regimes.items()
+                 if regime is ... or r == regime]
+        return min((s for s in found if s is not None), default=None)
+
+    def pop_due(self, partition: int, clock: float) -> list[bytes]:
+        """The keys of ``partition`` whose wait is over at triage clock ``clock``, first due
+        first; they wait no more."""
+        out = self.due.pop_while(partition, lambda due: due <= clock)
+        for key in out:
+            self.drop(key)
+        return out
+
+
 class EarlyDecisions:
     """Decisions waiting in the table for their pending appeal, pending appeals waiting for
     their decision (:attr:`copies`), and the stream times that end both waits. What waits, with
@@ -458,8 +534,10 @@ class EarlyDecisions:
     index is rebuilt from the table after every rebalance, so a restart neither forgets a wait
     nor starts it again.
 
-    A pending appeal waits ``max_wait`` (``APPEALS_TRIAGE_MAX_WAIT``) from its own message time
-    (``since``) in its partition's triage clock (:attr:`decision_time`): the latest message
+    A pending appeal waits ``max_wait`` (``APPEALS_TRIAGE_MAX_WAIT``; ``short_wait``,
+    ``APPEALS_TRIAGE_INCIDENT_MAX_WAIT``, for :data:`SHORT_WAIT_REGIMES`: :meth:`wait_for`) from
+    its own message time (``since``) in its partition's triage clock (:attr:`decision_time`):
+    the latest message
     time read so far on that partition of the decisions topic, its decisions and clock ticks
     in offset order. A decision is keyed like its appeal, so once that clock is past the wait
     every decision stamped within it has been read; the decision (or tick) that takes it there
@@ -476,11 +554,13 @@ class EarlyDecisions:
     appeals waiting for good: :meth:`due_ticks` names those that need a clock tick written to
     them (:func:`send_ticks`), which moves their clock on as a decision does."""
 
-    def __init__(self, partitions: int, max_wait: float = TRIAGE_MAX_WAIT) -> None:
+    def __init__(self, partitions: int, max_wait: float = TRIAGE_MAX_WAIT,
+                 short_wait: float | None = None) -> None:
         self.partitions = partitions
         self.max_wait = float(max_wait)
-        #: Pending appeals waiting for a decision: key -> (partition, since).
-        self.copies = _Waits()
+        self.short_wait = self.max_wait if short_wait is None else float(short_wait)
+        #: Pending appeals waiting for a decision, by due time and by regime.
+        self.copies = _Copies()
         #: Early decisions waiting for their pending appeal: key -> (partition, since).
         self.decisions = _Waits()
         self.pending_time: dict[int, float] = {}
@@ -522,11 +602,26 @@ class EarlyDecisions:
         """The partition's triage clock (None before its first decision or tick)."""
         return self.decision_time.get(partition)
 
-    def late(self, since: float, clock: float) -> bool:
-        """Whether an appeal waiting since ``since`` is past its wait at triage clock
-        ``clock``: :meth:`timed_out` routes it to the desk then, so a decision read at that
-        clock comes after the timeout, wherever the batches and fetches split the log."""
-        return clock - since >= self.max_wait
+    def late(self, since: float, clock: float, wait: float | None = None) -> bool:
+        """Whether an appeal waiting ``wait`` (``max_wait`` without) since ``since`` is past
+        it at triage clock ``clock``: :meth:`timed_out` routes it to the desk then (the same
+        sum, so the same verdict), so a decision read at that clock comes after the timeout,
+        wherever the batches and fetches split the log."""
+        return clock >= since + (self.max_wait if wait is None else wait)
+
+    def wait_for(self, appeal: dict[str, Any]) -> float:
+        """How long a pending copy of ``appeal`` waits for a decision, by its regime; stored
+        with the copy (:func:`_on_pending`), so the setting of the day it was stored holds."""
+        return self.short_wait if appeal.get("regime") in SHORT_WAIT_REGIMES else self.max_wait
+
+    def stored_wait(self, value: dict[str, Any]) -> float:
+        """The wait stored with a pending copy (``wait``); :meth:`wait_for` of the copy for one
+        stored by a version without it, or with a value that is no positive number."""
+        wait = value.get("wait")
+        if (isinstance(wait, int | float) and not isinstance(wait, bool)
+                and 0 < wait < float("inf")):
+            return float(wait)
+        return self.wait_for(value)
 
     @property
     def waiting(self) -> dict[bytes, tuple[int, float]]:
@@ -539,46 +634,43 @@ class EarlyDecisions:
             self.copies.drop(key)
         elif _is_waiting_copy(value):
             self.decisions.drop(key)
-            self.copies.add(key, *self._copy_wait(key, value))
+            self.copies.add(key, *self._copy_wait(key, value), _regime(value))
         else:
             self.decisions.drop(key)
             self.copies.drop(key)
 
-    def _copy_wait(self, key: bytes, value: dict[str, Any]) -> tuple[int, float]:
-        """(partition, since) of a stored pending appeal. One stored before the wait had a
-        limit has neither: its key's partition, and its registration time (intake writes the
-        pending copy at registration)."""
+    def _copy_wait(self, key: bytes, value: dict[str, Any]) -> tuple[int, float, float]:
+        """(partition, since, wait) of a stored pending appeal. One stored before the wait had
+        a limit has neither partition nor since: its key's partition, and its registration
+        time (intake writes the pending copy at registration); for the wait,
+        :meth:`stored_wait`."""
         p = value.get("p")
         if not isinstance(p, int) or isinstance(p, bool):
             p = self.partition_of(key)
         since = value.get("since")
         if not isinstance(since, int | float) or isinstance(since, bool):
             since = _timestamp(value.get("registered_at"))
-        return p, float(since)
+        return p, float(since), self.stored_wait(value)
 
     def timed_out(self, partitions: set[int]) -> list[bytes]:
-        """The pending appeals of ``partitions`` that waited ``max_wait`` of their partition's
-        triage clock, oldest first; they wait no more (the caller routes them to the desk)."""
+        """The pending appeals of ``partitions`` that waited their wait (:meth:`stored_wait`)
+        of their partition's triage clock, first due first; they wait no more (the caller
+        routes them to the desk)."""
         out: list[bytes] = []
         for p in partitions:
             clock = self.decision_time.get(p)
             if clock is not None:
-                out.extend(self.copies.pop_while(p, self._copy_over(clock)))
+                out.extend(self.copies.pop_due(p, clock))
         return out
 
-    def _copy_over(self, clock: float) -> Callable[[float], bool]:
-        def over(since: float) -> bool:
-            return self.late(since, clock)
-
-        return over
-
-    def copies_waiting(self, partitions: set[int]) -> tuple[int, float | None]:
-        """How many pending appeals of ``partitions`` wait for a decision, and since when the
-        oldest of them does (None for none)."""
+    def copies_waiting(self, partitions: set[int],
+                       regime: Any = ...) -> tuple[int, float | None]:
+        """How many pending appeals of ``partitions`` (of ``regime``; of any without) wait
+        for a decision, and since when the oldest of them does (None for none)."""
         count, oldest = 0, None
         for p in partitions:
-            count += self.copies.count(p)
-            since = self.copies.oldest(p)
+            count += self.copies.count(p, regime)
+            since = self.copies.oldest(p, regime)
             if since is not None and (oldest is None or since < oldest):
                 oldest = since
         return count, oldest
@@ -610,14 +702,14 @@ class EarlyDecisions:
 
     def rebuild(self, items: Any, assigned: set[int]) -> None:
         self.decisions = _Waits()
-        self.copies = _Waits()
+        self.copies = _Copies()
         for key, value in items:
             if not isinstance(key, bytes):
                 continue
             if _is_waiting_copy(value):
-                p, since = self._copy_wait(key, value)
+                p, since, wait = self._copy_wait(key, value)
                 if p in assigned:
-                    self.copies.add(key, p, since)
+                    self.copies.add(key, p, since, wait, _regime(value))
                 continue
             if not _is_early(value):
                 continue
@@ -633,8 +725,8 @@ class EarlyDecisions:
         self.needs_rebuild = False
         if self.waiting:
             log.info("triage: %d early decisions waiting for their appeal", len(self.waiting))
-        if self.copies.since:
-            log.info("triage: %d appeals waiting for a triage decision", len(self.copies.since))
+        if self.copies:
+            log.info("triage: %d appeals waiting for a triage decision", len(self.copies))
 
     def expired(self, partitions: set[int]) -> list[bytes]:
         """The decisions of ``partitions`` whose wait is over, oldest first; they wait no
@@ -667,6 +759,14 @@ def _is_waiting_copy(value: Any) -> bool:
     decision nor a ``done`` marker)."""
     return (isinstance(value, dict) and "appeal_id" in value and "decision" not in value
             and not value.get("done"))
+
+
+def _regime(value: dict[str, Any]) -> str | None:
+    """A pending copy's regime for the gauges' label: one of :data:`REGIMES`, else None (a
+    copy stored before :func:`check_pending`: counted in no regime's gauge, it is
+    dead-lettered when its wait ends)."""
+    regime = value.get("regime")
+    return regime if isinstance(regime, str) and regime in REGIMES else None
 
 
 def _timestamp(at: Any) -> float:
@@ -890,8 +990,8 @@ def _int(value: Any) -> int:
 
 
 #: What the triage agent adds to a pending copy it stores: its message time, partition and
-#: offset (the wait's start, and where a dead letter of it points).
-_WAIT_FIELDS = ("since", "p", "offset")
+#: offset (the wait's start, and where a dead letter of it points), and how long it waits.
+_WAIT_FIELDS = ("since", "p", "offset", "wait")
 
 
 def _appeal_id(data: dict[str, Any]) -> str:
@@ -1036,8 +1136,8 @@ async def _on_pending(outbox: Outbox, pending: Any, router: Router,
                       key: Any = _UNCHECKED, at: float | None = None, partition: int = -1,
                       offset: int = -1, early: EarlyDecisions | None = None) -> None:
     """A pending appeal: routed at once if its decision came first, else stored to wait for
-    one, stamped with its message time ``at`` (where ``APPEALS_TRIAGE_MAX_WAIT`` is counted
-    from, :func:`_time_out`), partition and offset.
+    one, stamped with its message time ``at`` (where its wait is counted from,
+    :func:`_time_out`), partition, offset and wait (:meth:`EarlyDecisions.wait_for`).
 
     A decision that came first but at a triage clock past this appeal's wait
     (``early``'s :meth:`EarlyDecisions.late`; the decisions topic was read ahead of the
@@ -1060,7 +1160,7 @@ async def _on_pending(outbox: Outbox, pending: Any, router: Router,
         since = time.time() if at is None else at
         clock = held.get("clock", held.get("since"))
         if (early is not None and isinstance(clock, int | float) and not isinstance(clock, bool)
-                and early.late(since, float(clock))):
+                and early.late(since, float(clock), early.wait_for(appeal))):
             record, marker = _to_desk(router, appeal, now or datetime.now(UTC))
             redirect = _late_redirect(router, marker, decision, appeal["appeal_id"])
             await _send_to_desk(outbox, record)
@@ -1076,6 +1176,10 @@ async def _on_pending(outbox: Outbox, pending: Any, router: Router,
         return  # a replay (or a resend) of a copy already waiting: its wait goes on
     stored = {k: v for k, v in appeal.items() if k not in ("decision", "done", *_WAIT_FIELDS)}
     stored.update(since=time.time() if at is None else at, p=partition, offset=offset)
+    if early is not None:
+        # Its wait, by regime, as the settings are now: a replay of the table waits the same,
+        # and a setting changed later applies to copies stored from then on.
+        stored["wait"] = early.wait_for(appeal)
     pending[key] = stored
 
 
