@@ -442,8 +442,10 @@ def test_ticks_go_to_owned_partitions_where_something_waits_and_time_stands_stil
 
 
 def _installed(router: Router, table: dict[bytes, Any], owned: set[int],
-               monkeypatch: pytest.MonkeyPatch, *, ready: bool = True) -> tuple[Any, Any, Outbox]:
-    """install_triage on a stand-in app: (its agent, its timer, the outbox they send to)."""
+               monkeypatch: pytest.MonkeyPatch, *, ready: bool = True,
+               **changes: Any) -> tuple[Any, Any, Outbox]:
+    """install_triage on a stand-in app: (its agent, its timer, the outbox they send to);
+    ``changes``: settings other than the tests' own."""
     monkeypatch.setattr(A, "batches", lambda stream, settings: stream(None, None))
     monkeypatch.setattr(A, "crash_on_error", lambda stage: contextlib.nullcontext())
     monkeypatch.setattr(A, "observe_stage_latency", lambda stage, events: None)
@@ -465,7 +467,7 @@ def _installed(router: Router, table: dict[bytes, Any], owned: set[int],
         rebalancing=False, in_recovery=False,
         tables=SimpleNamespace(recovery=SimpleNamespace(
             completed=SimpleNamespace(is_set=lambda: ready))))
-    settings = SETTINGS.replace(triage_tick_interval=7.0)
+    settings = SETTINGS.replace(triage_tick_interval=7.0, **changes)
     ctx = SimpleNamespace(settings=settings, outbox=lambda stage: outbox, clock=SlaClock(),
                           topology=SimpleNamespace(channel_of=lambda *bases: None))
     agent = A.install_triage(app, ctx, router)  # type: ignore[arg-type]

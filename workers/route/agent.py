@@ -37,7 +37,9 @@ the routing could not use goes to the dead-letter topic with the reason instead 
 the table for the decision that would trip over it. A decision applied to a stored record that
 still fails (one stored before the check, replayed from the changelog) is dead-lettered as
 ``unprocessable``, and so is any other event that raises ``KeyError``, ``ValueError`` or
-``TypeError`` while it is applied: one bad record never stops the agent.
+``TypeError`` while it is applied: one bad record never stops the agent. A decision stamped
+long before its appeal's registration is dead-lettered ``before_period`` where it meets the
+appeal (:class:`PastTolerance`), the appeal left undecided for the corrected one.
 
 An appeal registered with ``importance: high`` is routed ``urgent`` whatever the classifier
 thinks (:func:`is_urgent`): the SLA agent picks the policy's shorter ``urgent_answer`` from that
@@ -53,6 +55,7 @@ import heapq
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -325,7 +328,8 @@ def install_triage(app: faust.App, ctx: WorkerContext, router: Router) -> Any:
                 try:
                     await process_batch(outbox, pending, router, early, events,
                                         decisions_topic, assigned_partitions, clock=ctx.clock,
-                                        pending_topic=pending_topic)
+                                        pending_topic=pending_topic,
+                                        past_tolerance=settings.sla_past_tolerance)
                 finally:
                     early.batch_in_flight = False
                 observe_stage_latency(TRIAGE_STAGE, events)
@@ -390,6 +394,8 @@ EARLY_DECISION_WAIT = 3600.0
 EARLY_DECISION_MAX_WAIT = 7 * 86400.0
 #: ``APPEALS_TRIAGE_MAX_WAIT``'s default: :class:`EarlyDecisions` built without settings.
 TRIAGE_MAX_WAIT = 86400.0
+#: ``APPEALS_SLA_PAST_TOLERANCE``'s default: :func:`process_batch` called without settings.
+SLA_PAST_TOLERANCE = 3 * 86400.0
 #: The regimes whose pending copies wait ``APPEALS_TRIAGE_INCIDENT_MAX_WAIT`` instead: those
 #: whose first deadline is counted in working hours (DESIGN §2: an incident's first public
 #: response within 1-8 working hours; a hotline callback is set by the region, and the packaged
@@ -822,11 +828,13 @@ async def process_batch(outbox: Outbox, table: Any, router: Router, early: Early
                         events: Sequence[Any], decisions_topic: str,
                         assigned: Callable[[], set[int]] | None = None, *,
                         clock: SlaClock | None = None,
-                        pending_topic: str | None = None) -> None:
+                        pending_topic: str | None = None,
+                        past_tolerance: float = SLA_PAST_TOLERANCE) -> None:
     """One batch of pending appeals and decisions; the table is written after the flush.
     ``clock`` is the SLA clock the routed records' ``routed_at`` is read on (None: the wall
     clock, for tests). ``pending_topic`` names the pending topic in dead letters of pending
     appeals that time out (None: the decisions topic's prefix with the pending topic's name).
+    ``past_tolerance``: ``APPEALS_SLA_PAST_TOLERANCE`` (:class:`PastTolerance`).
 
     The timeouts run event by event: before a record of partition p is applied, the appeals
     of p past their wait at p's triage clock (:class:`EarlyDecisions`), which that record may
@@ -835,7 +843,9 @@ async def process_batch(outbox: Outbox, table: Any, router: Router, early: Early
     the batch ends: run once after the batch, the timeouts let a decision read after the tick
     that ended its appeal's wait route the appeal directly when both came in one batch, while
     with a batch boundary between them the same log routed it to the desk and redirected it."""
-    now = (clock or SlaClock()).now_dt()
+    sla_clock = clock or SlaClock()
+    now = sla_clock.now_dt()
+    past = PastTolerance(sla_clock, past_tolerance)
     if pending_topic is None:
         pending_topic = decisions_topic.removesuffix(t.TRIAGE_DECISIONS) + t.TRIAGE_PENDING
     staged = _Staged(table, early.track)
@@ -862,10 +872,11 @@ async def process_batch(outbox: Outbox, table: Any, router: Router, early: Early
             if is_decision:
                 await _on_decision(outbox, staged, router, data, at=at,
                                    partition=msg.partition, offset=msg.offset, now=now,
-                                   key=msg.key, clock=early.clock(msg.partition))
+                                   key=msg.key, clock=early.clock(msg.partition), past=past)
             else:
                 await _on_pending(outbox, staged, router, data, now=now, key=msg.key, at=at,
-                                  partition=msg.partition, offset=msg.offset, early=early)
+                                  partition=msg.partition, offset=msg.offset, early=early,
+                                  past=past, decisions_topic=decisions_topic)
         except InvalidEvent as exc:
             await outbox.dead_letter(event, stage=TRIAGE_STAGE, reason=exc.reason,
                                      detail=exc.detail)
@@ -896,13 +907,14 @@ async def _expire_early(outbox: Outbox, staged: _Staged, early: EarlyDecisions,
         held = staged.get(key)
         if not _is_early(held):
             continue
-        decision = held["decision"]
-        await outbox.dead_letter_raw(
-            orjson.dumps(decision), key, topic=decisions_topic,
-            partition=int(held.get("p", -1)), offset=int(held.get("offset", -1)),
-            stage=TRIAGE_STAGE, reason="not_triaged",
-            detail=f"no appeal {decision.get('appeal_id')} waiting for triage")
-        metrics.LIFECYCLE.labels("triaged", "not_triaged").inc()
+        for entry in _early_entries(held):
+            decision = entry["decision"]
+            await outbox.dead_letter_raw(
+                orjson.dumps(decision), key, topic=decisions_topic,
+                partition=int(entry.get("p", -1)), offset=int(entry.get("offset", -1)),
+                stage=TRIAGE_STAGE, reason="not_triaged",
+                detail=f"no appeal {decision.get('appeal_id')} waiting for triage")
+            metrics.LIFECYCLE.labels("triaged", "not_triaged").inc()
         del staged[key]
 
 
@@ -974,7 +986,12 @@ def _to_desk(router: Router, held: dict[str, Any],
         "municipality": decision.municipality,
         "complaint": isinstance(complaint, str) and bool(complaint.strip()),
         "complaint_about": decision.complaint_about,
+        # What a late decision's stamp is checked against (:class:`PastTolerance`), as the
+        # routed record has them: no personal data.
+        "registered_at": record.registered_at,
     }
+    if record.received_at is not None:
+        marker["received_at"] = record.received_at
     return record, marker
 
 
@@ -1134,7 +1151,9 @@ def _held(pending: Any, key: bytes) -> dict[str, Any] | None:
 async def _on_pending(outbox: Outbox, pending: Any, router: Router,
                       appeal: dict[str, Any], *, now: datetime | None = None,
                       key: Any = _UNCHECKED, at: float | None = None, partition: int = -1,
-                      offset: int = -1, early: EarlyDecisions | None = None) -> None:
+                      offset: int = -1, early: EarlyDecisions | None = None,
+                      past: PastTolerance | None = None,
+                      decisions_topic: str = t.TRIAGE_DECISIONS) -> None:
     """A pending appeal: routed at once if its decision came first, else stored to wait for
     one, stamped with its message time ``at`` (where its wait is counted from,
     :func:`_time_out`), partition, offset and wait (:meth:`EarlyDecisions.wait_for`).
@@ -1143,7 +1162,14 @@ async def _on_pending(outbox: Outbox, pending: Any, router: Router,
     (``early``'s :meth:`EarlyDecisions.late`; the decisions topic was read ahead of the
     pending one) is late: the appeal goes to the desk and the decision redirects it from
     there, as when the pending copy is read first. Which topic a fetch brings first must not
-    change where an appeal ends up."""
+    change where an appeal ends up.
+
+    The decisions that came first are judged now, in the order they came, as they would
+    have been had the copy been read first: one stamped too long before this appeal's
+    registration (``past``, :class:`PastTolerance`) is dead-lettered ``before_period`` and
+    the next one is tried; the first that passes is applied, and the others are repeats
+    (:func:`_check_repeat`). When every one is refused, the copy waits as if none had come, so
+    the corrected decision still applies."""
     key = _check_key(key, check_pending(appeal), "pending appeal")
     held = _held(pending, key)
     if held is not None and "decision" in held:
@@ -1158,18 +1184,40 @@ async def _on_pending(outbox: Outbox, pending: Any, router: Router,
             raise InvalidEvent("unprocessable", f"the waiting decision for {appeal['appeal_id']} "
                                f"fails its check ({exc.reason}): {exc.detail}") from None
         since = time.time() if at is None else at
-        clock = held.get("clock", held.get("since"))
-        if (early is not None and isinstance(clock, int | float) and not isinstance(clock, bool)
-                and early.late(since, float(clock), early.wait_for(appeal))):
-            record, marker = _to_desk(router, appeal, now or datetime.now(UTC))
-            redirect = _late_redirect(router, marker, decision, appeal["appeal_id"])
-            await _send_to_desk(outbox, record)
-            await _send_late_redirect(outbox, redirect)
-            pending[key] = {**marker, **_decided(decision)}
+        state: dict[str, Any] | None = None  # None: nothing applied yet, the copy waits
+        for entry in _early_entries(held):
+            decision = entry["decision"]
+            if state is not None:
+                try:
+                    _check_repeat(state, decision, appeal["appeal_id"])
+                except InvalidEvent as exc:
+                    await _dead_letter_early(outbox, key, entry, decisions_topic, exc)
+                else:
+                    metrics.LIFECYCLE.labels("triaged", "not_pending").inc()
+                continue
+            if past is not None:
+                try:
+                    past.check(decision, appeal["registered_at"], _received_at(appeal),
+                               appeal["appeal_id"])
+                except InvalidEvent as exc:
+                    await _dead_letter_early(outbox, key, entry, decisions_topic, exc)
+                    continue
+            clock = entry.get("clock", entry.get("since"))
+            if (early is not None and isinstance(clock, int | float)
+                    and not isinstance(clock, bool)
+                    and early.late(since, float(clock), early.wait_for(appeal))):
+                record, marker = _to_desk(router, appeal, now or datetime.now(UTC))
+                redirect = _late_redirect(router, marker, decision, appeal["appeal_id"])
+                await _send_to_desk(outbox, record)
+                await _send_late_redirect(outbox, redirect)
+                state = {**marker, **_decided(decision)}
+            else:
+                await _route_decided(outbox, router, appeal, decision, now)
+                state = {"done": True, **_decided(decision)}
+        if state is not None:
+            pending[key] = state
             return
-        await _route_decided(outbox, router, appeal, decision, now)
-        pending[key] = {"done": True, **_decided(decision)}
-        return
+        held = None  # every one refused: the copy waits as if none had come
     if held is not None and held.get("done"):
         return  # a replay of an appeal already routed (by its decision, or to the desk)
     if held is not None and _is_waiting_copy(held) and "since" in held:
@@ -1186,7 +1234,7 @@ async def _on_pending(outbox: Outbox, pending: Any, router: Router,
 async def _on_decision(outbox: Outbox, pending: Any, router: Router, data: dict[str, Any], *,
                        at: float | None = None, partition: int = -1, offset: int = -1,
                        now: datetime | None = None, key: Any = _UNCHECKED,
-                       clock: float | None = None) -> None:
+                       clock: float | None = None, past: PastTolerance | None = None) -> None:
     """A human named the category: route the waiting appeal (once; repeats find nothing).
 
     The first decision wins: later ones for the same appeal are counted and ignored (and
@@ -1199,6 +1247,11 @@ async def _on_decision(outbox: Outbox, pending: Any, router: Router, data: dict[
     :func:`check_pending` existed comes back from the changelog unchecked. If it fails, this
     decision is dead-lettered (``unprocessable``) and the table is left as it was, so the
     stored copy is neither routed on a guess nor dropped unseen.
+
+    A decision stamped before the appeal's registration (or receipt) by more than
+    ``APPEALS_SLA_PAST_TOLERANCE`` (``past``, :class:`PastTolerance`) is dead-lettered
+    ``before_period`` and the table is left as it was: the appeal is not marked decided, so the
+    corrected decision applies.
     """
     appeal_id = check_decision(data)
     key = _check_key(key, appeal_id, "triage decision")
@@ -1211,9 +1264,32 @@ async def _on_decision(outbox: Outbox, pending: Any, router: Router, data: dict[
         metrics.LIFECYCLE.labels("triaged", "early").inc()
         return
     if _timed_out(held) and "decided" not in held:
-        # Routed to the triage desk after APPEALS_TRIAGE_MAX_WAIT, before this decision came.
+        # Routed to the triage desk after its wait, before this decision came. A marker
+        # written before it kept registered_at is not checked (nothing to check against).
+        if past is not None:
+            past.check(data, held.get("registered_at"), held.get("received_at"), appeal_id)
         await _send_late_redirect(outbox, _late_redirect(router, held, data, appeal_id))
         pending[key] = {**held, **_decided(data)}
+        return
+    if _is_early(held):
+        # Another decision before the copy: it waits too, judged when the copy comes
+        # (:func:`_on_pending`). Judged now against the first, it was lost when the first
+        # turned out stamped before the registration, and only in this order of the topics.
+        more = held.get("more")
+        more = more if isinstance(more, list) else []
+        if any(data == e.get("decision") for e in _early_entries(held)):
+            metrics.LIFECYCLE.labels("triaged", "not_pending").inc()
+            return  # a resend of one that waits
+        if len(more) >= EARLY_MORE_MAX:
+            metrics.LIFECYCLE.labels("triaged", "already_triaged").inc()
+            raise InvalidEvent("already_triaged", (
+                f"{len(more) + 1} decisions for appeal {appeal_id} already wait for its pending "
+                "copy; this one is not kept: the first decision that applies wins"))
+        since = time.time() if at is None else at
+        pending[key] = {**held, "more": [*more, {
+            "decision": data, "since": since, "p": partition, "offset": offset,
+            "clock": since if clock is None else clock}]}
+        metrics.LIFECYCLE.labels("triaged", "early").inc()
         return
     if "decision" in held or held.get("done"):
         _check_repeat(held, data, appeal_id)
@@ -1224,8 +1300,82 @@ async def _on_decision(outbox: Outbox, pending: Any, router: Router, data: dict[
     except InvalidEvent as exc:
         raise InvalidEvent("unprocessable", f"the stored pending appeal {appeal_id} fails its "
                            f"check ({exc.reason}): {exc.detail}") from None
+    if past is not None:
+        past.check(data, held["registered_at"], _received_at(held), appeal_id)
     await _route_decided(outbox, router, held, data, now)
     pending[key] = {"done": True, **_decided(data)}
+
+
+@dataclass(frozen=True)
+class PastTolerance:
+    """How far before its appeal's registration (or receipt, when earlier) a triage decision
+    may be stamped: ``APPEALS_SLA_PAST_TOLERANCE``, wall-clock seconds through ``clock``, as
+    the SLA agent counts it for every lifecycle event
+    (``workers.sla.agent._check_not_before_registration``).
+
+    Why here: a decision's ``at`` is the moment a late one redirects the appeal from the desk.
+    Stamped with a mistyped year, the redirect was refused by the SLA agent (``before_period``)
+    after this table had marked the appeal decided, so the appeal stayed at the desk and the
+    operator's corrected decision was ignored (``already_triaged`` or quiet). The SLA agent
+    cannot check it before forwarding: while the appeal waits in triage it has no state there.
+    The reason is the SLA agent's, so one dead-letter code means one thing."""
+
+    clock: SlaClock
+    seconds: float = SLA_PAST_TOLERANCE
+
+    def check(self, decision: dict[str, Any], registered_at: Any, received_at: Any,
+              appeal_id: str) -> None:
+        """Raise :class:`InvalidEvent` (``before_period``) for ``decision`` stamped too long
+        before ``registered_at`` (or ``received_at``, when earlier). Nothing to check against
+        (a marker written before it kept the registration) passes."""
+        registered = _moment(registered_at)
+        at = _moment(decision.get("at"))
+        if registered is None or at is None:
+            return
+        since, what = registered, "registered"
+        received = _moment(received_at)
+        if received is not None and received < registered:
+            since, what = received, "received"
+        if self.clock.wall_time_of(since) - self.clock.wall_time_of(at) <= self.seconds:
+            return
+        metrics.LIFECYCLE.labels("triaged", "before_period").inc()
+        gap = since - at
+        span = f"{gap / 3600:.1f} h" if gap < 2 * 86400 else f"{gap / 86400:.1f} days"
+        raise InvalidEvent("before_period", (
+            f"triage decision for {appeal_id} stamped {span} before the appeal was {what} "
+            f"({datetime.fromtimestamp(since, UTC).isoformat()}), more than "
+            f"APPEALS_SLA_PAST_TOLERANCE ({self.seconds:g} s) allows: is its date (the year) "
+            "mistyped? The appeal is not marked decided: send the corrected decision"))
+
+
+def _moment(value: Any) -> float | None:
+    """An RFC 3339 date-time as Unix seconds, None for anything else."""
+    if not isinstance(value, str) or not is_datetime(value):
+        return None
+    return parse_datetime(value).timestamp()
+
+
+#: How many further decisions may wait with the first for a pending copy that has not come
+#: (:func:`_on_decision`); more are dead-lettered ``already_triaged``.
+EARLY_MORE_MAX = 8
+
+
+def _early_entries(held: dict[str, Any]) -> list[dict[str, Any]]:
+    """The decisions waiting for their copy, in the order they came: the first (``held``
+    itself, its ``decision``, ``since``, ``p``, ``offset`` and ``clock``) and those that came
+    after it (``more``, entries of the same fields)."""
+    more = held.get("more")
+    rest = [e for e in more if _is_early(e)] if isinstance(more, list) else []
+    return [held, *rest]
+
+
+async def _dead_letter_early(outbox: Outbox, key: bytes, entry: dict[str, Any],
+                             decisions_topic: str, exc: InvalidEvent) -> None:
+    """Dead-letter a decision that waited for its copy, where it was read."""
+    await outbox.dead_letter_raw(
+        orjson.dumps(entry["decision"]), key, topic=decisions_topic,
+        partition=_int(entry.get("p")), offset=_int(entry.get("offset")),
+        stage=TRIAGE_STAGE, reason=exc.reason, detail=exc.detail)
 
 
 def _decided(decision: dict[str, Any]) -> dict[str, Any]:
@@ -1235,23 +1385,19 @@ def _decided(decision: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check_repeat(held: dict[str, Any], data: dict[str, Any], appeal_id: str) -> None:
-    """Refuse (``already_triaged``) a decision for an appeal already decided (or with a
-    decision already waiting for it) when it says something else: another category or
-    another ``urgent``. The first decision wins; a repeat of it (a replay, a resend) stays
-    quiet.
+    """Refuse (``already_triaged``) a decision for an appeal already decided when it says
+    something else: another category or another ``urgent``. The first decision wins; a repeat
+    of it (a replay, a resend) stays quiet. (Decisions that came before the appeal's copy are
+    judged so when the copy comes, :func:`_on_pending`: the first of them may yet be refused.)
 
     Why: such a decision was only counted (``not_pending``), so an operator who corrected a
     category never learnt that the correction was not applied. A marker written before the
     table kept the decision (``{"done": true}``) has nothing to compare: quiet, as before."""
-    if _is_early(held):
-        applied: Any = held["decision"].get("category")
-        urgent: Any = held["decision"].get("urgent")
-        knows_urgent = True
-    elif "decided" in held:
-        applied, urgent = held["decided"], held.get("decided_urgent")
-        knows_urgent = "decided_urgent" in held
-    else:
+    if "decided" not in held:
         return
+    applied: Any = held["decided"]
+    urgent: Any = held.get("decided_urgent")
+    knows_urgent = "decided_urgent" in held
     if data["category"] == applied and (not knows_urgent or data.get("urgent") == urgent):
         return
     metrics.LIFECYCLE.labels("triaged", "already_triaged").inc()
