@@ -122,12 +122,14 @@ __all__ = [
     "RegionYear",
     "ShiftMode",
     "art112_transfers",
+    "day_end",
     "decree_working_weekends",
     "last_decree_year",
     "load_overrides",
     "missing_decree_note",
     "missing_regional_note",
     "shipped_regions",
+    "valid_hours",
 ]
 
 log = logging.getLogger(__name__)
@@ -142,6 +144,24 @@ SHIFT_MODES: tuple[ShiftMode, ...] = ("previous", "next", "none")
 _MAX_CONSECUTIVE_DAYS_OFF = 60
 
 _ONE_DAY = dt.timedelta(days=1)
+
+
+def day_end(day: dt.date, end: dt.time) -> dt.datetime:
+    """The naive wall time at which working hours ending at ``end`` close on ``day``.
+
+    ``end`` 00:00 is the midnight at the end of ``day`` (a policy's ``work_end = "24:00"``,
+    a line working until midnight or round the clock): no ``dt.time`` holds 24:00, and
+    23:59:59 lost a second of working time at every midnight.
+    """
+    if end == dt.time(0):
+        return dt.datetime.combine(day + _ONE_DAY, end)
+    return dt.datetime.combine(day, end)
+
+
+def valid_hours(start: dt.time, end: dt.time) -> bool:
+    """Whether ``start``..``end`` is a working day: ``start`` before ``end``, or ``end`` the
+    day's closing midnight (00:00, see :func:`day_end`)."""
+    return end == dt.time(0) or start < end
 
 # Upper bounds of a period (policy files, the CLI and the arithmetic below all refuse more).
 # 3650 days (about 14 years of working days) and 10000 working hours (over 4 years of
@@ -748,7 +768,7 @@ class BusinessCalendar:
         """When the working day ``day`` closes: ``end``, an hour earlier on a shortened day
         when that still leaves an hour of work (a day of less than two hours is not
         shortened: it would have less time than a longer day shortened)."""
-        closing = dt.datetime.combine(day, end)
+        closing = day_end(day, end)
         if self.is_shortened(day):
             earlier = closing - dt.timedelta(hours=1)
             if earlier >= dt.datetime.combine(day, start) + dt.timedelta(hours=1):
@@ -827,7 +847,7 @@ class BusinessCalendar:
         budget = hours if isinstance(hours, dt.timedelta) else dt.timedelta(hours=hours)
         if budget < dt.timedelta(0):
             raise ValueError(f"hours must be >= 0, got {hours}")
-        if not start < end:
+        if not valid_hours(start, end):
             raise ValueError(f"working day start {start} must be before end {end}")
         tz = start_at.tzinfo
         wall = start_at.replace(tzinfo=None)
@@ -861,7 +881,7 @@ class BusinessCalendar:
         at which that much working time is used after ``a``: ``b`` itself when ``b`` lies
         inside working hours (or at a closing time). Zero when ``last`` is not after ``first``.
         """
-        if not start < end:
+        if not valid_hours(start, end):
             raise ValueError(f"working day start {start} must be before end {end}")
         lo_wall = first.replace(tzinfo=None)
         hi_wall = last.replace(tzinfo=None)

@@ -37,7 +37,7 @@ from workers.deadlines.compute import (
     to_local,
     warning_at,
 )
-from workers.deadlines.policies import REGIMES, PolicyBook, PolicyError
+from workers.deadlines.policies import HOUR_COUNTINGS, REGIMES, PolicyBook, PolicyError
 
 __all__ = ["main", "register", "run_due"]
 
@@ -51,12 +51,14 @@ counting rules (see workers/deadlines/compute.py):
   incident  first public response within H working hours (default 8, 4 with --urgent),
             09:00-18:00 local on working days; outside hours the clock starts at the next
             opening.
-  hotline   callback within 8 working hours (4 with --urgent), a configurable default.
+  hotline   callback within 8 working hours (4 with --urgent), a configurable default; a
+            line working round the clock counts clock hours (policy file: counting =
+            "hours": every hour of every day, no calendar).
 
 warning_at: when the policy's warning_share of the period is used, in its unit: for incident
 and hotline in working time (75 % of 8 working hours = after 6 working hours); for pos in
 working days, each counted whole, on a working day (75 % of 10 = 12:00 of the 8th working
-day after registration); for fz59 as a share of the wall-clock span.
+day after registration); for fz59 and clock hours as a share of the wall-clock span.
 
 Calendar years without a known decree: for a year later than the last one the installed
 holidays package has transfers for (2027 in holidays 0.109) and that the calendar file does
@@ -230,7 +232,7 @@ def run_due(args: argparse.Namespace) -> dict[str, Any]:
         else:
             ignored.append("--working-days")
     if args.hours is not None:
-        if policy.counting == "working_hours":
+        if policy.counting in HOUR_COUNTINGS:
             # Explicit hours beat the urgent default: the operator asked for this number.
             changes["answer"] = args.hours
             changes["urgent_answer"] = None
@@ -339,10 +341,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                           f"1..{MAX_PERIOD_DAYS}: about 14 years of working days, far above "
                           "any SLA, and beyond it the calendar has no meaning")
     due.add_argument("--hours", type=_hours_arg, metavar="H",
-                     help="override the working-hours period (incident/hotline first "
-                          f"response), > 0 and at most {MAX_PERIOD_HOURS} (over 4 years of "
-                          "9-hour working days; first responses take hours); wins over "
-                          "--urgent")
+                     help="override the period in hours, working or clock hours as the "
+                          "policy counts (incident/hotline first response), > 0 and at "
+                          f"most {MAX_PERIOD_HOURS} (over 4 years of 9-hour working days; "
+                          "first responses take hours); wins over --urgent")
     due.add_argument("--urgent", action="store_true",
                      help="urgent appeal: use the policy's shorter period (incident: 4 h)")
     due.add_argument("--authority",

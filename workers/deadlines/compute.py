@@ -30,7 +30,15 @@ Counting conventions (the legal reasons are why they are what they are):
   the policy's working hours (09:00-18:00 by default, no lunch break) on working days in
   the local zone counts. Registration outside hours starts the clock at the next opening;
   a budget used up exactly at closing gives that closing moment. The due moment is exact,
-  not an end of day, because a first response is measured in hours.
+  not an end of day, because a first response is measured in hours. ``work_end = "24:00"``
+  closes the working day at midnight.
+
+* **Clock hours (``hours``: a 122 line or a ЦУР shift working round the clock).** Every hour
+  counts, nights, weekends and holidays too: the deadline is the registration moment plus
+  the amount, elapsed time in the region's zone, with no calendar and no shift. Its warning
+  is the wall-clock share, a pause gives back the clock time that was left when it began,
+  and an extension of ``N`` days adds ``N`` × 24 hours to the deadline (the unit of
+  ``extension_days``; a policy allows one only with ``extension_max_days``).
 
 * **Extension** (59-FZ art. 12 p.2) adds days to the period's statutory last day and shifts
   once (:func:`day_count_deadlines`, what the SLA engine uses). :func:`extend` adds them to the
@@ -47,14 +55,15 @@ Counting conventions (the legal reasons are why they are what they are):
   nothing and a pause across N local midnights moves the last day by N calendar days
   (``fz59``) or by the working days among them (``pos``).
 
-* **Limits.** Day counts above ``MAX_PERIOD_DAYS`` (3650) and working-hour budgets above
-  ``MAX_PERIOD_HOURS`` (10000) raise ``ValueError`` (see ``calendar.py``): no SLA is near
-  them, and an absurd amount from a policy file must fail clearly, not overflow.
+* **Limits.** Day counts above ``MAX_PERIOD_DAYS`` (3650) and hour amounts (working or
+  clock hours) above ``MAX_PERIOD_HOURS`` (10000) raise ``ValueError`` (see
+  ``calendar.py``): no SLA is near them, and an absurd amount from a policy file must fail
+  clearly, not overflow.
 
 * **Warning** fires when a share of the period's time is used (DESIGN.md §2), measured in
   the period's unit (:func:`warning_at`): working time for ``working_hours`` policies,
   working days for ``working_days`` ones (always on a working day), wall-clock time for
-  calendar days.
+  calendar days and clock ``hours``.
 """
 
 from __future__ import annotations
@@ -67,12 +76,18 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from workers.deadlines.calendar import MAX_PERIOD_DAYS, BusinessCalendar, ShiftMode
-from workers.deadlines.policies import Counting, Policy
+from workers.deadlines.calendar import (
+    MAX_PERIOD_DAYS,
+    MAX_PERIOD_HOURS,
+    BusinessCalendar,
+    ShiftMode,
+)
+from workers.deadlines.policies import HOUR_COUNTINGS, Counting, Policy
 
 __all__ = [
     "END_OF_DAY",
     "Period",
+    "after_clock_hours",
     "answer_due",
     "default_calendar",
     "end_of_day",
@@ -115,6 +130,22 @@ def to_local(moment: dt.datetime, tz: str | dt.tzinfo) -> dt.datetime:
     return moment.astimezone(_zone(tz))
 
 
+def after_clock_hours(moment: dt.datetime, hours: float | dt.timedelta) -> dt.datetime:
+    """``moment`` plus ``hours`` of elapsed time, in the zone of ``moment`` (``hours``
+    counting). Added on UTC, as time elapses: the aware arithmetic of ``datetime`` adds wall
+    time, an hour off across a change of a zone's offset."""
+    _require_aware(moment, "moment")
+    if isinstance(hours, dt.timedelta):
+        delta = hours
+    else:
+        if not (math.isfinite(hours) and 0 <= hours <= MAX_PERIOD_HOURS):
+            raise ValueError(f"hours must be a number in 0..{MAX_PERIOD_HOURS}, got {hours}")
+        delta = dt.timedelta(hours=hours)
+    if delta < dt.timedelta(0):
+        raise ValueError(f"hours must be >= 0, got {hours}")
+    return (moment.astimezone(dt.UTC) + delta).astimezone(moment.tzinfo)
+
+
 def end_of_day(day: dt.date, tz: str | dt.tzinfo) -> dt.datetime:
     """23:59:59 local on ``day``: the last second of a day-counted period (Civil Code 194)."""
     return dt.datetime.combine(day, END_OF_DAY, tzinfo=_zone(tz))
@@ -143,6 +174,8 @@ def period_due(
     local = to_local(start_at, tz)
     if period.counting == "working_hours":
         return cal.add_working_hours(local, period.amount, period.work_start, period.work_end)
+    if period.counting == "hours":
+        return after_clock_hours(local, period.amount)
     if not (math.isfinite(period.amount) and 0 <= period.amount <= MAX_PERIOD_DAYS):
         raise ValueError(f"a day count must be a whole number in 0..{MAX_PERIOD_DAYS}, "
                          f"got {period.amount}")
@@ -267,7 +300,8 @@ def warning_at(
       working day after registration. The wall-clock share it replaced fired after 5 of 10
       working days over the New Year holidays (registered 25 December 2026: 13 January) and
       on days off (registered 27 April 2026: Saturday 9 May, 20:29).
-    * calendar days, or no ``policy``: the wall-clock share, the period's own unit.
+    * calendar days, clock ``hours``, or no ``policy``: the wall-clock share, the period's
+      own unit.
 
     Returns ``due`` when the period is empty (``due`` not after ``registered_at``).
     """
@@ -356,11 +390,15 @@ def extend(
     """Deadline after an extension of ``days`` (59-FZ art. 12 p.2: up to 30, with notice).
 
     Counts in the policy's day unit (calendar days for fz59, working days otherwise) from
-    the local date of ``due`` and re-applies the shift. Whether an extension is still
-    allowed (``extensions_allowed``) depends on the appeal's history: the caller checks it.
+    the local date of ``due`` and re-applies the shift; a clock-``hours`` period gets
+    ``days`` × 24 hours added to ``due`` itself (no end of day, no shift: its unit has no
+    calendar). Whether an extension is still allowed (``extensions_allowed``) depends on the
+    appeal's history: the caller checks it.
     """
     _require_aware(due, "due")
     _check_extension(days, policy)
+    if policy.counting == "hours":
+        return after_clock_hours(due, dt.timedelta(days=days))
     cal = calendar or default_calendar()
     tz = due.tzinfo
     assert tz is not None
@@ -388,6 +426,7 @@ def pause_shift(
     * ``working_hours``: the working time in ``[paused_from, due)`` is added to
       ``resumed_at`` with ``add_working_hours`` (paused Friday 17:30 with the deadline
       Monday 16:00, resumed Monday 09:00: 7.5 h remain, due Monday 16:30).
+    * ``hours``: the clock time in ``[paused_from, due)`` is added to ``resumed_at``.
     * ``working_days``: the working days after the pause's local day up to the due day are
       counted again after the resume day (end of day), so the deadline moves by the working
       days among the local days after the pause began, up to the resume day.
@@ -426,6 +465,8 @@ def pause_shift(
         left = cal.working_hours_between(paused, due, policy.work_start, policy.work_end)
         moved = cal.add_working_hours(resumed, left, policy.work_start, policy.work_end)
         return max(moved, due)
+    if policy.counting == "hours":
+        return max(after_clock_hours(resumed, due - paused), due)
     if paused.date() == resumed.date():
         return due
     if policy.counting == "calendar_days":
@@ -466,8 +507,8 @@ def day_count_deadlines(
     earlier. Raises ValueError for an extension the policy does not allow.
     """
     _require_aware(start_at, "start_at")
-    if policy.counting == "working_hours":
-        raise ValueError("working-hour periods are adjusted by extend and pause_shift")
+    if policy.counting in HOUR_COUNTINGS:
+        raise ValueError("hour periods are adjusted by extend and pause_shift")
     cal = calendar or default_calendar()
     zone_ = _zone(tz)
     period = Period(policy.counting, policy.answer_amount(urgent), policy.shift,
@@ -518,8 +559,9 @@ def pause_shift_warning(
     The warning marks a share of the period used, so a pause holds it the way it holds the
     deadline: for ``working_hours`` the working time left until the warning when the pause
     began is counted again from the resume (so a warning at 6 of 8 working hours stays at 6
-    of 8); for working days it moves by the working days the deadline moved, at the same
-    time of day (so it stays a working day and keeps the working days it had used:
+    of 8); for clock ``hours`` the clock time left until it is counted again from the resume;
+    for working days it moves by the working days the deadline moved, at the same time of
+    day (so it stays a working day and keeps the working days it had used:
     :func:`shift_warning_days`); for calendar days it keeps its wall-clock distance to the
     deadline. A warning whose moment had come when the pause began stays where it is: the
     share was used by then, and moving it would send a warning that already went out a
@@ -532,6 +574,9 @@ def pause_shift_warning(
         raise ValueError("resumed_at is before paused_from")
     if paused_from >= warning:
         return warning
+    if policy.counting == "hours":
+        return max(after_clock_hours(resumed_at.astimezone(warning.tzinfo),
+                                     warning - paused_from), warning)
     if policy.counting != "working_hours":
         return shift_warning_days(warning, due, moved_due, policy, calendar)
     cal = calendar or default_calendar()

@@ -14,6 +14,7 @@ subject beats a wider organisation, an authority beats its region).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 import os
@@ -31,10 +32,12 @@ from workers.deadlines.calendar import (
     MAX_PERIOD_HOURS,
     SHIFT_MODES,
     ShiftMode,
+    valid_hours,
 )
 
 __all__ = [
     "COUNTING_KINDS",
+    "HOUR_COUNTINGS",
     "POLICY_FILE_ENV",
     "REGIMES",
     "STAGE_END_EVENTS",
@@ -47,8 +50,14 @@ __all__ = [
 ]
 
 POLICY_FILE_ENV = "APPEALS_POLICY_FILE"
-Counting = Literal["calendar_days", "working_days", "working_hours"]
-COUNTING_KINDS: tuple[Counting, ...] = ("calendar_days", "working_days", "working_hours")
+Counting = Literal["calendar_days", "working_days", "working_hours", "hours"]
+COUNTING_KINDS: tuple[Counting, ...] = ("calendar_days", "working_days", "working_hours",
+                                        "hours")
+#: The countings in hours: their amounts may be fractional and their deadlines are exact
+#: moments, not ends of days. ``hours`` is clock time in the region's zone, every hour of
+#: every day (a 122 line that works round the clock: DESIGN.md §2 leaves its deadline to the
+#: region); ``working_hours`` only the policy's working hours on working days.
+HOUR_COUNTINGS: frozenset[Counting] = frozenset({"working_hours", "hours"})
 REGIMES: tuple[str, ...] = ("fz59", "pos", "incident", "hotline")
 
 _SELECTORS = ("regime", "region", "authority", "category", "subcategory")
@@ -138,15 +147,27 @@ class Policy:
                 f"(has: {', '.join(sorted(self.stages)) or 'none'})") from None
 
 
-def _parse_time(value: Any, where: str) -> dt.time:
-    if isinstance(value, dt.time):
-        return value
+#: ``work_end = "24:00"``: the working day ends at midnight, the start of the next day. Held as
+#: 00:00, which the calendar reads as that midnight for a closing time (``calendar.day_end``);
+#: 23:59:59, the closest time a ``dt.time`` holds, lost a second of working time every day.
+_MIDNIGHT_END = ("24:00", "24:00:00")
+
+
+def _parse_time(value: Any, where: str, *, end: bool = False) -> dt.time:
+    if end and value in _MIDNIGHT_END:
+        return dt.time(0)
+    parsed: dt.time | None = value if isinstance(value, dt.time) else None
     if isinstance(value, str):
-        try:
-            return dt.time.fromisoformat(value)
-        except ValueError:
-            pass
-    raise PolicyError(f"{where}: expected a time HH:MM, got {value!r}")
+        with contextlib.suppress(ValueError):
+            parsed = dt.time.fromisoformat(value)
+    if parsed is None:
+        raise PolicyError(f"{where}: expected a time HH:MM"
+                          f"{' (or 24:00, the end of the day)' if end else ''}, got {value!r}")
+    if end and parsed == dt.time(0):
+        # One spelling for midnight at the end of a day; 00:00 reads as the day's start.
+        raise PolicyError(f"{where}: a working day ending at midnight is written \"24:00\", "
+                          f"got {value!r}")
+    return parsed
 
 
 def _number(value: Any, where: str, *, integer: bool, minimum: float, strict: bool,
@@ -175,7 +196,7 @@ def _counting(value: Any, where: str) -> Counting:
 def _amount(value: Any, counting: Counting, where: str) -> float:
     # Days are whole by law and by the calendar; hours may be fractional (e.g. 1.5 h).
     # Upper bounds: see MAX_PERIOD_DAYS / MAX_PERIOD_HOURS in calendar.py.
-    hours = counting == "working_hours"
+    hours = counting in HOUR_COUNTINGS
     return _number(value, where, integer=not hours, minimum=0, strict=True,
                    maximum=MAX_PERIOD_HOURS if hours else MAX_PERIOD_DAYS)
 
@@ -239,8 +260,8 @@ def _build_policy(regime: str, raw: Mapping[str, Any], where: str) -> Policy:
         raise PolicyError(f"{where}.warning_share: must be in (0, 1], got {share}")
     urgent = raw.get("urgent_answer")
     work_start = _parse_time(raw.get("work_start", "09:00"), f"{where}.work_start")
-    work_end = _parse_time(raw.get("work_end", "18:00"), f"{where}.work_end")
-    if not work_start < work_end:
+    work_end = _parse_time(raw.get("work_end", "18:00"), f"{where}.work_end", end=True)
+    if not valid_hours(work_start, work_end):
         raise PolicyError(f"{where}: work_start {work_start} must be before work_end {work_end}")
     tz = raw.get("timezone")
     if tz is not None:

@@ -433,6 +433,7 @@ def fz59_latest_registration(
     calendar days of art. 8 p. 2.
     """
     from workers.deadlines.compute import default_calendar, registration_due
+    from workers.deadlines.policies import HOUR_COUNTINGS
     from workers.sla.deadline_service import policy_book
 
     policy = (book or policy_book()).resolve("fz59", region=region)
@@ -442,7 +443,7 @@ def fz59_latest_registration(
         last = receipt.astimezone(zone).date() + timedelta(days=FZ59_REGISTRATION_DAYS)
         return max(receipt, datetime.combine(last, REGISTER_DAY_HOUR, zone))
     cal = (calendar or default_calendar()).for_region(region)
-    if stage.counting == "working_hours":
+    if stage.counting in HOUR_COUNTINGS:
         return max(receipt, registration_due(receipt, zone.key, policy, cal))
     received_on = receipt.astimezone(zone).date()
     key = (region, id(policy), id(cal), zone.key, received_on)

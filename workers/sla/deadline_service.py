@@ -36,14 +36,23 @@ from workers.deadlines.compute import (
     warning_at,
     working_day_share,
 )
-from workers.deadlines.policies import POLICY_FILE_ENV, Policy, PolicyBook, PolicyError
+from workers.deadlines.policies import (
+    HOUR_COUNTINGS,
+    POLICY_FILE_ENV,
+    Policy,
+    PolicyBook,
+    PolicyError,
+)
 from workers.sla.engine import PAUSE_IN_UNITS, SlaParams, SlaRules, StageRule, State, zone
 
 log = logging.getLogger(__name__)
 
-# How an authority's `sla:` block in the routing rules names a period, per regime.
+# How an authority's `sla:` block in the routing rules names a period, per regime: each unit
+# key is the policy file's counting of that name (`days` keeps the regime's own day unit).
+# `hours` is clock hours: it was taken for working hours, so a round-the-clock 122 line
+# written `hotline: {hours: 2}` skipped nights, weekends and holidays.
 _UNIT_KEYS = {"working_days": "working_days", "calendar_days": "calendar_days",
-              "days": None, "working_hours": "working_hours", "hours": "working_hours"}
+              "days": None, "working_hours": "working_hours", "hours": "hours"}
 
 
 def authority_overrides(authorities: Iterable[Any]) -> list[dict[str, Any]]:
@@ -314,7 +323,7 @@ class DeadlineService:
         policy = self._policy(regime, region, authority, category, subcategory)
         tz = policy.timezone or tz
         start = dt.datetime.fromtimestamp(start_ts, zone(tz))
-        if policy.counting != "working_hours":
+        if policy.counting not in HOUR_COUNTINGS:
             # A day-counted deadline ends on a day that depends on the start's local date
             # only: remembered per day, as every appeal of a day and policy shares it.
             return self._day_answer_due(regime, region, authority, category, subcategory, tz,
@@ -343,7 +352,8 @@ class DeadlineService:
     def warning(self, state: State, start_ts: float, due_ts: float, share: float) -> float:
         """Warning moment: ``share`` of the period used, in the policy's unit
         (``deadlines.compute.warning_at``): working time for ``incident`` and ``hotline``,
-        working days for ``pos`` (on a working day), the wall-clock share for calendar days.
+        working days for ``pos`` (on a working day), the wall-clock share for calendar days
+        and clock hours.
         """
         policy, tz = self._state_policy(state)
         return self._warning_in(policy, policy.counting, state["region"], tz, start_ts,
@@ -353,7 +363,7 @@ class DeadlineService:
                     start_ts: float, due_ts: float, share: float) -> float:
         """The warning of a period of ``policy`` counted in ``counting`` (the answer's unit,
         or a stage's)."""
-        if counting == "calendar_days":
+        if counting in ("calendar_days", "hours"):
             # Computed here as it always was, so a calendar-day warning does not move.
             return start_ts + (due_ts - start_ts) * share
         if counting == "working_days":
@@ -409,7 +419,7 @@ class DeadlineService:
         ``deadlines.compute.shift_warning_days``).
         """
         policy, tz = self._state_policy(state)
-        if policy.counting == "working_hours":
+        if policy.counting in HOUR_COUNTINGS:
             return None
         steps: list[tuple[Any, ...]] = []
         for entry in adjustments:
@@ -463,7 +473,7 @@ class DeadlineService:
         :meth:`warning` does for the answer)."""
         policy, tz = self._state_policy(state)
         stage = policy.stage(name)
-        if stage.counting != "working_hours":
+        if stage.counting not in HOUR_COUNTINGS:
             # A day-counted stage ends on a day that depends on its start's local date only.
             day = dt.datetime.fromtimestamp(start_ts, tz).date()
             due_ts = self._day_stage_due(state["regime"], state["region"], state["auth"],
