@@ -413,10 +413,16 @@ class DeadlineService:
         arithmetic (``extend``, ``pause``). Raises ValueError for an extension the policy
         does not allow.
 
-        The warning moves as it does step by step: to ``share`` of the period at an
-        extension (in the policy's unit, as :meth:`warning`), and at a pause that began
-        before it as far as the deadline moved (``pos``: by as many working days,
-        ``deadlines.compute.shift_warning_days``).
+        The warning is ``share`` of the period with all its extensions (in the policy's
+        unit, as :meth:`warning`), moved by each pause that began before it as far as that
+        pause moved the deadline (``pos``: by as many working days,
+        ``deadlines.compute.shift_warning_days``): paused time is not time used. It depends
+        on the extensions and the pauses, not on their order: a pause enters ``adj`` at its
+        resume, so an extension declared during the pause came before it and was moved by
+        it, while one declared after the resume reset the warning to ``share`` of the whole
+        span, pause included (fz59 registered 2 March 2026, paused 10-20 March, extended by
+        30 days: 22 April, or 24 April when extended during the pause; the same deadline,
+        8 May).
         """
         policy, tz = self._state_policy(state)
         if policy.counting in HOUR_COUNTINGS:
@@ -434,24 +440,28 @@ class DeadlineService:
         start = dt.datetime.fromtimestamp(start_ts, tz)
         region = state["region"]
         cal = self._calendar(region)
-        dues = day_count_deadlines(start, tz, policy, steps, urgent=bool(state["urgent"]),
-                                   calendar=cal)
-        due = dues[0].timestamp()
-        warn = self._warning_in(policy, policy.counting, region, tz, start_ts, due, share)
-        for step, after in zip(steps, dues[1:], strict=True):
+        urgent = bool(state["urgent"])
+        dues = day_count_deadlines(start, tz, policy, steps, urgent=urgent, calendar=cal)
+        # The warning's track: every extension first, then the pauses in their order.
+        extensions = [step for step in steps if step[0] == "e"]
+        pauses = [step for step in steps if step[0] == "p"]
+        ordered = [*extensions, *pauses]
+        track = dues if ordered == steps else day_count_deadlines(
+            start, tz, policy, ordered, urgent=urgent, calendar=cal)
+        before = track[len(extensions)].timestamp()
+        warn = self._warning_in(policy, policy.counting, region, tz, start_ts, before, share)
+        for step, after in zip(pauses, track[len(extensions) + 1:], strict=True):
             moved = after.timestamp()
-            if step[0] == "e":
-                warn = self._warning_in(policy, policy.counting, region, tz, start_ts, moved,
-                                        share)
-            elif step[1].timestamp() < warn:
+            if step[1].timestamp() < warn:
                 if policy.counting == "working_days":
                     warn = shift_warning_days(dt.datetime.fromtimestamp(warn, tz),
-                                              dt.datetime.fromtimestamp(due, tz), after,
+                                              dt.datetime.fromtimestamp(before, tz), after,
                                               policy, cal).timestamp()
                 else:
-                    warn += max(0.0, moved - due)
-            due = moved
-        return due, warn
+                    warn += max(0.0, moved - before)
+            before = moved
+        due = dues[-1].timestamp()
+        return due, min(warn, due)
 
     def tracked_stages(self, state: State) -> dict[str, StageRule]:
         """The appeal's policy's tracked stages (those with ``ended_by``); asked at every

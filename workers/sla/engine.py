@@ -1343,7 +1343,8 @@ def _extended(state: State, event: dict[str, Any], at: float, rules: SlaRules,
         if counted is None:
             due = rules.extend(state["regime"], state["due"], int(days), state["tz"],
                                state["auth"], state["cat"], state["sub"], state["region"])
-            warn = rules.warn_at(state, state["start"], due)
+            warn = _stepped_warning(state, rules, [*state.get("adj", []), ["e", int(days)]],
+                                    due)
         else:
             due, warn = counted
     except ValueError as exc:
@@ -1834,16 +1835,52 @@ def replay_deadline(state: State, rules: SlaRules) -> tuple[float, float]:
     due = rules.due(state["regime"], start, state["tz"], state["urgent"], state["auth"],
                     state["cat"], state["sub"], state["region"])
     warn = rules.warn_at(state, start, due)
-    for adj in state.get("adj", []):
+    for i, adj in enumerate(state.get("adj", [])):
         if adj[0] == "e":
             due = rules.extend(state["regime"], due, int(adj[1]), state["tz"], state["auth"],
                                state["cat"], state["sub"], state["region"])
-            warn = rules.warn_at(state, start, due)
+            warn = _stepped_warning(state, rules, state["adj"][:i + 1], due)
         elif adj[0] == "p":
             in_units = len(adj) > 3 and adj[3] == PAUSE_IN_UNITS
             due, warn = rules.after_pause(state, due, warn, float(adj[1]), float(adj[2]),
                                           in_units)
     return due, warn
+
+
+def _stepped_warning(state: State, rules: SlaRules, adj: list[list[Any]], due: float) -> float:
+    """The warning of the current period with the adjustments ``adj`` (its extensions and
+    pauses, in order) by the step-by-step arithmetic, whose deadline is ``due``; never after
+    it.
+
+    ``share`` of the period with every extension, then moved by each pause as
+    :meth:`SlaRules.after_pause` moves it: paused time is not time used, whatever the order
+    of the events. A pause enters ``adj`` at its resume, and the warning of an extension
+    declared after it was ``share`` of the whole span, the pause counted as used, while one
+    declared during the pause was moved by it. Without a pause before an extension, the
+    share of the period up to ``due``, as it always was.
+    """
+    start = state["start"]
+    seen_pause = False
+    for entry in adj:
+        if entry[0] == "p":
+            seen_pause = True
+        elif entry[0] == "e" and seen_pause:
+            break
+    else:
+        return rules.warn_at(state, start, due)
+    moved = rules.due(state["regime"], start, state["tz"], state["urgent"], state["auth"],
+                      state["cat"], state["sub"], state["region"])
+    for entry in adj:
+        if entry[0] == "e":
+            moved = rules.extend(state["regime"], moved, int(entry[1]), state["tz"],
+                                 state["auth"], state["cat"], state["sub"], state["region"])
+    warn = rules.warn_at(state, start, moved)
+    for entry in adj:
+        if entry[0] == "p":
+            in_units = len(entry) > 3 and entry[3] == PAUSE_IN_UNITS
+            moved, warn = rules.after_pause(state, moved, warn, float(entry[1]),
+                                            float(entry[2]), in_units)
+    return min(warn, due)
 
 
 def recompute(state: State, rules: SlaRules, now: float) -> Effects:
