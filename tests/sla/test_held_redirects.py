@@ -8,15 +8,11 @@ from typing import Any
 
 import pytest
 
-from streams.settings import Settings
-from tests.sla.sla_support import fixed_clock
-from workers.aggregates.partials import PartitionAggregates
+from tests.sla.sla_support import DAY, fixed_clock, stand_in_runtime, ten_day_rules
 from workers.routing import Router, load_rules
 from workers.routing.loader import PACKAGED_DATA
 from workers.sla import agent as sla_agent
-from workers.sla.engine import SlaRules
 
-DAY = 86400.0
 T0 = dt.datetime(2026, 11, 2, 3, 0, tzinfo=dt.UTC)
 ROUTED = {"appeal_id": "a" * 24, "regime": "fz59", "region": "22",
           "registered_at": T0.isoformat(), "authority_id": "22-government",
@@ -25,16 +21,9 @@ ROUTED = {"appeal_id": "a" * 24, "regime": "fz59", "region": "22",
 
 
 def _runtime() -> Any:
-    router = Router(load_rules(PACKAGED_DATA))
-    aggregates: dict[int, PartitionAggregates] = {}
-    return SimpleNamespace(
-        router=router,
-        rules=SlaRules(due=lambda regime, start, *a: start + 10 * DAY,
-                       extend=lambda regime, due, days, *a: due + days * DAY),
-        resolve_parent=lambda aid: None,
-        region_tz=lambda region, hint: hint or "Asia/Barnaul",
-        partition_aggregates=lambda p: aggregates.setdefault(p, PartitionAggregates()),
-        ctx=SimpleNamespace(clock=fixed_clock(T0.timestamp() + 2 * DAY), settings=Settings()))
+    return stand_in_runtime(clock=fixed_clock(T0.timestamp() + 2 * DAY), rules=ten_day_rules(),
+                            router=Router(load_rules(PACKAGED_DATA)),
+                            region_tz=lambda region, hint: hint or "Asia/Barnaul")
 
 
 def _redirect(to: str) -> dict[str, Any]:

@@ -9,62 +9,38 @@ deadline it was about past it, emits the alert once more with ``resolved_at``.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-from types import SimpleNamespace
-from typing import Any, cast
-
-import orjson
+from typing import Any
 
 from schemas.validation import validate
 from streams import topics as t
-from streams.settings import Settings
-from tests.sla.recording_outbox import RecordingOutbox
-from workers.sla import agent as sla_agent
-from workers.sla.engine import SlaRules
+from tests.sla import sla_support as sla
+from tests.sla.sla_support import DAY, INTERNAL, ROUTED, T0, TICKS
 
-DAY = 86400.0
-T0 = dt.datetime(2026, 11, 2, 3, 0, tzinfo=dt.UTC)
-EXTERNAL, INTERNAL, ROUTED, TICKS = "p.lifecycle", "p.sla.lifecycle", "p.routed", "p.ticks"
 APPEAL = "e" * 24
 KEY = APPEAL.encode()
 
 
 def _runtime(parent: str | None = None) -> Any:
-    clock = SimpleNamespace(now=lambda: T0.timestamp() + 60 * DAY, wall_time_of=lambda ts: ts)
-    rt = SimpleNamespace(
-        table={}, aggregates={}, router=None,
-        rules=SlaRules(due=lambda regime, start, *_: start + 10 * DAY,
-                       extend=lambda regime, due, days, *a: due + days * DAY,
-                       escalation_after=DAY),
-        resolve_parent=lambda authority: parent,
-        region_tz=lambda region, hint: "Asia/Barnaul",
-        ctx=SimpleNamespace(clock=clock, settings=Settings()),
-        external_lifecycle_topic=EXTERNAL, lifecycle_topic=INTERNAL, routed_topic=ROUTED,
-        ticks_topic=TICKS, owns=lambda key, partition: True)
-    rt.partition_aggregates = lambda p: sla_agent.SlaRuntime.partition_aggregates(
-        cast(Any, rt), p)
-    return rt
+    """Ten-day deadlines escalated a day after the breach to ``parent``; the SLA clock reads
+    two months after T0, so no event here is refused as stamped ahead of it."""
+    return sla.stand_in_runtime(clock=sla.fixed_clock(T0.timestamp() + 60 * DAY),
+                                rules=sla.ten_day_rules(escalation_after=DAY),
+                                resolve_parent=lambda authority: parent)
 
 
 def _event(topic: str, value: dict[str, Any]) -> Any:
-    return SimpleNamespace(message=SimpleNamespace(topic=topic, partition=0, offset=0,
-                                                   key=KEY, value=orjson.dumps(value)))
+    return sla.message(topic, value, key=KEY)
 
 
 def _routed(parent: str | None = None) -> Any:
-    return _event(ROUTED, {
-        "schema_version": 1, "appeal_id": APPEAL, "regime": "fz59", "region": "22",
-        "registered_at": T0.isoformat(), "category": "roads", "urgent": False,
-        "confidence": 0.9, "authority_id": "22-a", "parent_authority_id": parent,
-        "routing_level": "region", "rule_version": "t", "routed_at": T0.isoformat()})
+    return _event(ROUTED, sla.routed_record(appeal_id=APPEAL, authority_id="22-a",
+                                            parent_authority_id=parent))
 
 
 def _lifecycle(kind: str, n: int, days: float, **extra: Any) -> Any:
     at = T0 + dt.timedelta(days=days)
-    return _event(INTERNAL, {"schema_version": 1, "event_id": f"{APPEAL}:{n}",
-                             "appeal_id": APPEAL, "event": kind, "at": at.isoformat(),
-                             **extra})
+    return _event(INTERNAL, sla.lifecycle(kind, n, at, appeal_id=APPEAL, **extra))
 
 
 def _tick(kind: str, rt: Any) -> Any:
@@ -76,18 +52,9 @@ def _tick(kind: str, rt: Any) -> Any:
 
 def _run(rt: Any, *events: Any) -> list[dict[str, Any]]:
     """Each event in its own batch; the SLA alert records sent."""
-
-    async def main() -> list[dict[str, Any]]:
-        outbox = RecordingOutbox()
-        for event in events:
-            batch = sla_agent.Batch(now=T0.timestamp())
-            await sla_agent._handle(rt, outbox, event, batch)
-            await outbox.flush()
-            rt.table.update(batch.changed)
-        assert outbox.dead == []
-        return outbox.of(t.SLA_ALERTS)
-
-    return asyncio.run(main())
+    outbox = sla.run_each(rt, *events)
+    assert outbox.dead == []
+    return outbox.of(t.SLA_ALERTS)
 
 
 def _ends(records: list[dict[str, Any]]) -> list[tuple[str, str]]:

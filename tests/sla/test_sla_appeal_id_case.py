@@ -9,27 +9,16 @@ without a trace, while the appeal itself breached (review of the SLA timers).
 from __future__ import annotations
 
 import datetime as dt
-from types import SimpleNamespace
 from typing import Any
 
 import orjson
 
 from streams import topics as t
-from streams.settings import Settings
+from tests.sla import sla_support as sla
 from tests.sla.recording_outbox import RecordingOutbox
-from tests.sla.sla_support import (
-    DAY,
-    EXTERNAL,
-    INTERNAL,
-    ROUTED,
-    fixed_clock,
-    stand_in_runtime,
-    ten_day_rules,
-)
-from tests.sla.test_sla_bad_events import _run as _run_batches
+from tests.sla.sla_support import DAY, EXTERNAL, INTERNAL, ROUTED, T0
 from workers.sla.lifecycle_routing import PartitionCheck
 
-T0 = dt.datetime(2026, 11, 2, 3, 0, tzinfo=dt.UTC)
 PARTITIONS = 8
 APPEAL = "0b7c7a0e1f7e5a559a0b3d0f"  # 24 hex digits, as workers.intake.core.appeal_id_for
 UPPER = APPEAL.upper()
@@ -38,27 +27,22 @@ UPPER = APPEAL.upper()
 def _runtime() -> Any:
     # The SLA clock reads a month after T0: the answers, three days after it, are in its past
     # (one stamped ahead of it is refused: agent._check_not_ahead).
-    return stand_in_runtime(clock=fixed_clock(T0.timestamp() + 30 * DAY), rules=ten_day_rules(),
-                            settings=Settings(), owns=PartitionCheck(PARTITIONS))
+    return sla.stand_in_runtime(clock=sla.fixed_clock(T0.timestamp() + 30 * DAY),
+                                rules=sla.ten_day_rules(), owns=PartitionCheck(PARTITIONS))
 
 
 def _event(rt: Any, topic: str, value: dict[str, Any] | bytes, key: bytes) -> Any:
     """An event placed as our producers place it: murmur2 of ``key``."""
-    raw = value if isinstance(value, bytes) else orjson.dumps(value)
-    return SimpleNamespace(message=SimpleNamespace(
-        topic=topic, partition=rt.owns.partition_of(key), offset=0, key=key, value=raw))
+    return sla.message(topic, value, key=key, partition=rt.owns.partition_of(key))
 
 
 def _run(rt: Any, *batches: list[Any]) -> RecordingOutbox:
-    """Each list of events as one batch, stored as the agent does (test_sla_bad_events')."""
-    return _run_batches(rt, *batches)[0]
+    """Each list of events as one batch, stored as the agent does."""
+    return sla.run_batches(rt, *batches)[0]
 
 
 def _routed() -> dict[str, Any]:
-    return {"schema_version": 1, "appeal_id": APPEAL, "regime": "fz59", "region": "22",
-            "registered_at": T0.isoformat(), "category": "roads", "urgent": False,
-            "confidence": 0.9, "authority_id": "22-mintrans", "routing_level": "region",
-            "rule_version": "t", "routed_at": T0.isoformat()}
+    return sla.routed_record(appeal_id=APPEAL)
 
 
 def _answer(appeal_id: str = UPPER) -> dict[str, Any]:

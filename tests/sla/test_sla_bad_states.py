@@ -19,17 +19,16 @@ from typing import Any
 import pytest
 
 from monitoring import metrics
+from tests.sla.sla_support import ten_day_rules
 from workers.aggregates.partials import PartitionAggregates, counters_key
 from workers.sla import agent as sla_agent
 from workers.sla import read_model, timers
-from workers.sla.engine import SlaRules, State, keyed_contributions, new_state
+from workers.sla.engine import State, keyed_contributions, new_state
 
 pytestmark = pytest.mark.integration
 
-DAY = 86400.0
 T0 = dt.datetime(2026, 11, 2, 3, 0, tzinfo=dt.UTC).timestamp()
-RULES = SlaRules(due=lambda regime, start, *_: start + 10 * DAY,
-                 extend=lambda regime, due, days, *_: due + days * DAY)
+RULES = ten_day_rules()
 YEAR_10000 = dt.datetime(9999, 12, 31, 23, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
 
 

@@ -22,8 +22,15 @@ import pytest
 
 from schemas.records import RoutedAppeal, SourcePosition
 from schemas.validation import validate
-from streams.settings import Settings
-from tests.sla.sla_support import EXTERNAL, ROUTED, fixed_clock, run_one_batch, stand_in_runtime
+from tests.sla.sla_support import (
+    EXTERNAL,
+    ROUTED,
+    fixed_clock,
+    lifecycle,
+    message,
+    run_one_batch,
+    stand_in_runtime,
+)
 from workers.deadlines.policies import PolicyBook
 from workers.intake import core
 from workers.intake.agent import route_view
@@ -57,20 +64,16 @@ def _routed(submitted: dt.datetime, read_at: dt.datetime, channel: str = "web",
 
 
 def _event(topic: str, value: dict[str, Any], offset: int) -> Any:
-    key = value["appeal_id"].encode()
-    return SimpleNamespace(message=SimpleNamespace(topic=topic, partition=0, offset=offset,
-                                                   key=key, value=orjson.dumps(value)))
+    return message(topic, value, offset, key=value["appeal_id"].encode())
 
 
 def _lifecycle(appeal_id: str, kind: str, at: dt.datetime, n: int) -> dict[str, Any]:
-    return {"schema_version": 1, "event_id": f"{appeal_id}:{n}", "appeal_id": appeal_id,
-            "event": kind, "at": at.isoformat()}
+    return lifecycle(kind, n, at, appeal_id=appeal_id)
 
 
 def _runtime(now: dt.datetime) -> Any:
     return stand_in_runtime(clock=fixed_clock(now.timestamp()),
-                            rules=DeadlineService().rules(), settings=Settings(),
-                            owns=lambda key, partition: True)
+                            rules=DeadlineService().rules())
 
 
 @pytest.mark.parametrize("submitted, read_at", [

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -31,7 +30,11 @@ from tests.sla.sla_support import (
     EXTERNAL,
     INTERNAL,
     ROUTED,
+    dead_count,
     fixed_clock,
+    lifecycle,
+    message,
+    routed_record,
     run_one_batch,
     stand_in_runtime,
 )
@@ -49,25 +52,20 @@ MISTYPED = REGISTERED.replace(year=2016) + dt.timedelta(days=1)  # 26 Nov 2016
 
 def _runtime(clock: Any = None, **settings: Any) -> Any:
     return stand_in_runtime(clock=clock or fixed_clock(NOW.timestamp()),
-                            rules=DeadlineService().rules(), settings=Settings(**settings),
-                            owns=lambda key, partition: True)
+                            rules=DeadlineService().rules(), settings=Settings(**settings))
 
 
 def _event(topic: str, value: dict[str, Any], offset: int = 0) -> Any:
-    return SimpleNamespace(message=SimpleNamespace(topic=topic, partition=0, offset=offset,
-                                                   key=KEY, value=orjson.dumps(value)))
+    return message(topic, value, offset, key=KEY)
 
 
 def _routed(registered: dt.datetime = REGISTERED) -> dict[str, Any]:
-    return {"schema_version": 1, "appeal_id": APPEAL, "regime": "pos", "region": "22",
-            "registered_at": registered.isoformat(), "category": "roads", "urgent": False,
-            "confidence": 0.9, "authority_id": "22-mintrans", "routing_level": "region",
-            "rule_version": "v1", "routed_at": registered.isoformat()}
+    return routed_record(registered, appeal_id=APPEAL, regime="pos", rule_version="v1",
+                         routed_at=registered.isoformat())
 
 
 def _lifecycle(kind: str, at: dt.datetime, n: int = 1, **extra: Any) -> dict[str, Any]:
-    return {"schema_version": 1, "event_id": f"{APPEAL}:{n}", "appeal_id": APPEAL,
-            "event": kind, "at": at.isoformat(), **extra}
+    return lifecycle(kind, n, at, appeal_id=APPEAL, **extra)
 
 
 def _run(rt: Any, *events: Any) -> tuple[RecordingOutbox, sla_agent.Batch]:
@@ -75,8 +73,7 @@ def _run(rt: Any, *events: Any) -> tuple[RecordingOutbox, sla_agent.Batch]:
 
 
 def _dead_count() -> float:
-    value: float = metrics.DEADLETTER.labels("sla", BEFORE_PERIOD)._value.get()
-    return value
+    return dead_count(BEFORE_PERIOD)
 
 
 def test_an_answer_with_a_mistyped_year_is_dead_lettered_not_counted_on_time() -> None:

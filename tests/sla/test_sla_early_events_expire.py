@@ -17,14 +17,25 @@ import pytest
 
 from schemas.validation import validate
 from streams.settings import ConfigError, Settings
-from tests.sla.sla_support import DAY, INTERNAL, ROUTED, TICKS, fixed_clock, stand_in_runtime
-from tests.sla.test_sla_bad_events import APPEAL, _event, _lifecycle, _routed, _run
+from tests.sla.sla_support import (
+    APPEAL,
+    DAY,
+    INTERNAL,
+    KEY,
+    ROUTED,
+    T0,
+    TICKS,
+    fixed_clock,
+    lifecycle,
+    message,
+    routed_record,
+    run_batches,
+    stand_in_runtime,
+    ten_day_rules,
+)
 from workers.sla import agent as sla_agent
 from workers.sla.deadline_service import DeadlineService
-from workers.sla.engine import SlaRules
 
-T0 = dt.datetime(2026, 11, 2, 3, 0, tzinfo=dt.UTC)
-KEY = APPEAL.encode()
 HOLD = 7 * DAY  # the default of SlaRules.early_hold (APPEALS_SLA_EARLY_MAX_AGE)
 #: The dead-letter reason and the timer kind (``engine.HELD_EXPIRED``, ``HELD_TIMER``): part of
 #: the dead-letter and tick topics' contracts, so spelt out here.
@@ -32,10 +43,7 @@ HELD_EXPIRED, HELD_TIMER = "held_expired", "held"
 
 
 def _runtime() -> Any:
-    rules = SlaRules(due=lambda regime, start, *_: start + 10 * DAY,
-                     extend=lambda regime, due, days, *_: due + days * DAY)
-    return stand_in_runtime(clock=fixed_clock(T0.timestamp() + 30 * DAY), rules=rules,
-                            settings=Settings(), owns=lambda key, partition: True)
+    return stand_in_runtime(clock=fixed_clock(T0.timestamp() + 30 * DAY), rules=ten_day_rules())
 
 
 def _tick(member_cycle: int, due: float) -> dict[str, Any]:
@@ -47,17 +55,17 @@ def _tick(member_cycle: int, due: float) -> dict[str, Any]:
 
 def test_a_final_answer_kept_for_a_reopen_that_never_comes_is_dead_lettered() -> None:
     rt = _runtime()
-    interim = _lifecycle("answered", 1, T0 + dt.timedelta(days=1), authority_id="22-mintrans")
-    final = _lifecycle("answered", 2, T0 + dt.timedelta(days=2), authority_id="22-mintrans",
-                       reason="the final answer")
-    outbox, [_, _, kept] = _run(rt, [_event(ROUTED, _routed())], [_event(INTERNAL, interim)],
-                                [_event(INTERNAL, final)])
+    interim = lifecycle("answered", 1, T0 + dt.timedelta(days=1), authority_id="22-mintrans")
+    final = lifecycle("answered", 2, T0 + dt.timedelta(days=2), authority_id="22-mintrans",
+                      reason="the final answer")
+    outbox, [_, _, kept] = run_batches(rt, [message(ROUTED, routed_record())],
+                                       [message(INTERNAL, interim)], [message(INTERNAL, final)])
     assert outbox.dead == []
     expires = (T0 + dt.timedelta(days=2)).timestamp() + HOLD
     [(timer, armed)] = kept.schedule[0]._last.values()
     assert (timer.kind, timer.due_ts, armed) == (HELD_TIMER, expires, True)
 
-    outbox, [batch] = _run(rt, [_event(TICKS, _tick(timer.cycle, expires))])
+    outbox, [batch] = run_batches(rt, [message(TICKS, _tick(timer.cycle, expires))])
     [(reason, value, detail)] = outbox.dead
     assert reason == HELD_EXPIRED
     assert orjson.loads(value) == {  # what the state kept of it: no other field
@@ -71,7 +79,7 @@ def test_a_final_answer_kept_for_a_reopen_that_never_comes_is_dead_lettered() ->
     assert (gone.member, still) == (timer.member, False)
 
     # The same tick again (a replay) finds nothing: no second dead letter, nothing stored.
-    outbox, [again] = _run(rt, [_event(TICKS, _tick(timer.cycle, expires))])
+    outbox, [again] = run_batches(rt, [message(TICKS, _tick(timer.cycle, expires))])
     assert outbox.dead == [] and KEY not in again.changed
 
 

@@ -11,41 +11,39 @@ dead-letter topic, counted, its id is not kept, and a resend after its pause arr
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import orjson
 
-from tests.sla.test_sla_bad_events import (
+from tests.sla.sla_support import (
     APPEAL,
     EXTERNAL,
+    KEY,
     ROUTED,
     T0,
-    _count,
-    _event,
-    _lifecycle,
-    _routed,
-    _run,
-    _runtime,
+    dead_count,
+    lifecycle,
+    message,
+    routed_record,
+    run_batches,
 )
-from workers.sla.engine import EARLY_RESUME_OVERFLOW, MAX_EARLY_RESUMES
+from workers.sla.engine import EARLY_RESUME_OVERFLOW, MAX_EARLY_RESUMES, State
 
-KEY = APPEAL.encode()
 HOUR = dt.timedelta(hours=1)
 
 
 def test_a_resume_beyond_the_kept_ones_is_dead_lettered_and_a_resend_after_its_pause_applies(
-        ) -> None:
-    rt = _runtime()
-    _run(rt, [_event(ROUTED, _routed())])
-    kept = [_lifecycle("resumed", n, T0 + (1 + n) * HOUR) for n in range(MAX_EARLY_RESUMES)]
-    outbox, _ = _run(rt, [_event(EXTERNAL, e, n) for n, e in enumerate(kept)])
+        rt: Any, routed_state: State) -> None:
+    kept = [lifecycle("resumed", n, T0 + (1 + n) * HOUR) for n in range(MAX_EARLY_RESUMES)]
+    outbox, _ = run_batches(rt, [message(EXTERNAL, e, n) for n, e in enumerate(kept)])
     assert outbox.dead == [] and len(rt.table[KEY]["eres"]) == MAX_EARLY_RESUMES
     before = rt.table[KEY]
-    dead = _count(EARLY_RESUME_OVERFLOW)
-    extra = _lifecycle("resumed", 99, T0 + 20 * HOUR)  # after every kept one
-    outbox, [batch] = _run(rt, [_event(EXTERNAL, extra, 50)])
+    dead = dead_count(EARLY_RESUME_OVERFLOW)
+    extra = lifecycle("resumed", 99, T0 + 20 * HOUR)  # after every kept one
+    outbox, [batch] = run_batches(rt, [message(EXTERNAL, extra, 50)])
     [(reason, value, detail)] = outbox.dead
     assert (reason, orjson.loads(value)) == (EARLY_RESUME_OVERFLOW, extra)
-    assert _count(EARLY_RESUME_OVERFLOW) == dead + 1
+    assert dead_count(EARLY_RESUME_OVERFLOW) == dead + 1
     assert detail == (
         f"resumed stamped {extra['at']}: {MAX_EARLY_RESUMES} resumes of appeal {APPEAL} already "
         "wait for pauses that have not arrived (stamped 2026-11-02T11:00:00+07:00 to "
@@ -56,21 +54,21 @@ def test_a_resume_beyond_the_kept_ones_is_dead_lettered_and_a_resend_after_its_p
     # Its pause comes (after every kept resume: an ordinary pause), then the resend: the pause
     # ends, the deadline moves by its 5 hours.
     due = before["due"]
-    _run(rt, [_event(EXTERNAL, _lifecycle("paused", 100, T0 + 15 * HOUR), 51)])
+    run_batches(rt, [message(EXTERNAL, lifecycle("paused", 100, T0 + 15 * HOUR), 51)])
     assert rt.table[KEY]["status"] == "paused"
-    outbox, _ = _run(rt, [_event(EXTERNAL, extra, 52)])
+    outbox, _ = run_batches(rt, [message(EXTERNAL, extra, 52)])
     state = rt.table[KEY]
     assert outbox.dead == [] and state["status"] == "running"
     assert state["due"] == due + 5 * 3600 and len(state["eres"]) == MAX_EARLY_RESUMES
 
 
-def test_a_held_resume_beyond_the_kept_ones_is_dead_lettered_when_the_routing_comes() -> None:
-    rt = _runtime()
-    resumes = [_lifecycle("resumed", n, T0 + (10 + n) * HOUR)
+def test_a_held_resume_beyond_the_kept_ones_is_dead_lettered_when_the_routing_comes(
+        rt: Any) -> None:
+    resumes = [lifecycle("resumed", n, T0 + (10 + n) * HOUR)
                for n in range(MAX_EARLY_RESUMES + 1)]
-    _run(rt, [_event(EXTERNAL, e, n) for n, e in enumerate(resumes)])
+    run_batches(rt, [message(EXTERNAL, e, n) for n, e in enumerate(resumes)])
     assert len(rt.table[KEY]["pending"]) == MAX_EARLY_RESUMES + 1
-    outbox, _ = _run(rt, [_event(ROUTED, _routed())])
+    outbox, _ = run_batches(rt, [message(ROUTED, routed_record())])
     [(reason, value, _detail)] = outbox.dead
     assert (reason, orjson.loads(value)) == (EARLY_RESUME_OVERFLOW, resumes[-1])
     assert len(rt.table[KEY]["eres"]) == MAX_EARLY_RESUMES

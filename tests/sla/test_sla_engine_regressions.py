@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from tests.sla.sla_support import DAY
 from workers.sla.engine import SlaRules, apply_lifecycle, apply_tick, new_state
 
-DAY = 86400.0
 T0 = dt.datetime(2026, 11, 2, 3, 0, tzinfo=dt.UTC).timestamp()
 
 

@@ -13,26 +13,15 @@ the body's extension is unused: ``tests/sla_engine/test_extension_under_the_answ
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import orjson
 import pytest
 
-from tests.sla.test_sla_bad_events import (
-    APPEAL,
-    EXTERNAL,
-    ROUTED,
-    T0,
-    _count,
-    _event,
-    _lifecycle,
-    _routed,
-    _run,
-    _runtime,
-)
+from tests.sla import sla_support as sla
+from tests.sla.sla_support import EXTERNAL, KEY, ROUTED, T0
 from tests.sla_engine.test_refused_extensions import SIMPLE, _ext, _state
-from workers.sla.engine import EXTENSION_REFUSED, apply_lifecycle
-
-KEY = APPEAL.encode()
+from workers.sla.engine import EXTENSION_REFUSED, State, apply_lifecycle
 
 
 @pytest.mark.parametrize(("ending", "status"), [("answered", "answered"), ("closed", "closed")])
@@ -50,30 +39,30 @@ def test_the_engine_refuses_an_extension_of_an_ended_period_naming_the_status(
     assert state["due"] == due and state["ext"] == 0 and not effects.timers
 
 
-def test_the_agent_dead_letters_an_extension_of_an_answered_appeal() -> None:
-    rt = _runtime()
-    _run(rt, [_event(ROUTED, _routed())])
-    _run(rt, [_event(EXTERNAL, _lifecycle("answered", 1, T0 + dt.timedelta(days=3)), 1)])
+def test_the_agent_dead_letters_an_extension_of_an_answered_appeal(
+        rt: Any, routed_state: State) -> None:
+    answered = sla.lifecycle("answered", 1, T0 + dt.timedelta(days=3))
+    sla.run_batches(rt, [sla.message(EXTERNAL, answered, 1)])
     assert rt.table[KEY]["status"] == "answered"
     before = rt.table[KEY]
-    dead = _count(EXTENSION_REFUSED)
-    extension = _lifecycle("extended", 2, T0 + dt.timedelta(days=4), extension_days=30)
-    outbox, [batch] = _run(rt, [_event(EXTERNAL, extension, 2)])
+    dead = sla.dead_count(EXTENSION_REFUSED)
+    extension = sla.lifecycle("extended", 2, T0 + dt.timedelta(days=4), extension_days=30)
+    outbox, [batch] = sla.run_batches(rt, [sla.message(EXTERNAL, extension, 2)])
     [(reason, value, detail)] = outbox.dead
     assert (reason, orjson.loads(value)) == (EXTENSION_REFUSED, extension)
     assert detail is not None and detail.startswith(
         "extended refused: the appeal is answered (at ")
-    assert _count(EXTENSION_REFUSED) == dead + 1
+    assert sla.dead_count(EXTENSION_REFUSED) == dead + 1
     assert KEY not in batch.changed and rt.table[KEY] is before
     assert extension["event_id"] not in rt.table[KEY]["events"]
 
 
-def test_a_held_extension_of_an_appeal_closed_by_an_earlier_held_event_is_dead_lettered() -> None:
-    rt = _runtime()
-    closed = _lifecycle("closed", 1, T0 + dt.timedelta(days=1))
-    extension = _lifecycle("extended", 2, T0 + dt.timedelta(days=2), extension_days=30)
-    _run(rt, [_event(EXTERNAL, closed, 1), _event(EXTERNAL, extension, 2)])
-    outbox, _ = _run(rt, [_event(ROUTED, _routed())])
+def test_a_held_extension_of_an_appeal_closed_by_an_earlier_held_event_is_dead_lettered(
+        rt: Any) -> None:
+    closed = sla.lifecycle("closed", 1, T0 + dt.timedelta(days=1))
+    extension = sla.lifecycle("extended", 2, T0 + dt.timedelta(days=2), extension_days=30)
+    sla.run_batches(rt, [sla.message(EXTERNAL, closed, 1), sla.message(EXTERNAL, extension, 2)])
+    outbox, _ = sla.run_batches(rt, [sla.message(ROUTED, sla.routed_record())])
     [(reason, value, _detail)] = outbox.dead
     assert (reason, orjson.loads(value)) == (EXTENSION_REFUSED, extension)
     assert rt.table[KEY]["status"] == "closed"

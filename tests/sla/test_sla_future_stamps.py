@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
 
-from monitoring import metrics
 from streams import topics as t
 from streams.clock import SlaClock
 from streams.settings import ConfigError, Settings
@@ -30,7 +28,10 @@ from tests.sla.sla_support import (
     INTERNAL,
     ROUTED,
     TICKS,
+    dead_count,
     fixed_clock,
+    message,
+    routed_record,
     run_one_batch,
     stand_in_runtime,
 )
@@ -54,20 +55,17 @@ def _runtime(now: dt.datetime | None = None, clock: Any = None, **settings: Any)
         assert now is not None
         clock = fixed_clock(now.timestamp())
     return stand_in_runtime(clock=clock, rules=DeadlineService().rules(),
-                            settings=Settings(**settings), owns=lambda key, partition: True)
+                            settings=Settings(**settings))
 
 
 def _event(topic: str, value: dict[str, Any], offset: int = 0) -> Any:
-    return SimpleNamespace(message=SimpleNamespace(topic=topic, partition=0, offset=offset,
-                                                   key=KEY, value=orjson.dumps(value)))
+    return message(topic, value, offset, key=KEY)
 
 
 def _routed(registered: dt.datetime) -> dict[str, Any]:
-    return {"schema_version": 1, "appeal_id": APPEAL, "regime": "incident", "region": "22",
-            "registered_at": registered.isoformat(), "category": "housing_utilities",
-            "urgent": False, "confidence": 0.9, "authority_id": "22-minzhkh",
-            "routing_level": "region", "rule_version": "t",
-            "routed_at": registered.isoformat()}
+    return routed_record(registered, appeal_id=APPEAL, regime="incident",
+                         category="housing_utilities", authority_id="22-minzhkh",
+                         routed_at=registered.isoformat())
 
 
 def _answer(at: str, n: int = 1) -> dict[str, Any]:
@@ -80,8 +78,7 @@ def _run(rt: Any, *events: Any) -> tuple[RecordingOutbox, sla_agent.Batch]:
 
 
 def _dead_count() -> float:
-    value: float = metrics.DEADLETTER.labels("sla", sla_agent.FUTURE_TIMESTAMP)._value.get()
-    return value
+    return dead_count(sla_agent.FUTURE_TIMESTAMP)
 
 
 def test_an_answer_stamped_local_time_as_utc_is_refused_and_the_warning_still_comes() -> None:

@@ -23,14 +23,16 @@ from tests.sla.sla_support import (
     DAY,
     INTERNAL,
     ROUTED,
+    T0,
     fixed_clock,
+    message,
+    routed_record,
     stand_in_runtime,
     ten_day_rules,
 )
 from workers.sla import agent as sla_agent
 from workers.sla.lifecycle_routing import PartitionCheck
 
-T0 = dt.datetime(2026, 11, 2, 3, 0, tzinfo=dt.UTC)
 PARTITIONS = 4
 MAX_AGE = 7 * DAY
 UNKNOWN = "ffffffffffffffffffffffff"
@@ -58,9 +60,7 @@ def _runtime(assigned: set[int] | None = None) -> Any:
 
 
 def _event(rt: Any, topic: str, value: dict[str, Any], key: str) -> Any:
-    return SimpleNamespace(message=SimpleNamespace(
-        topic=topic, partition=rt.owns.partition_of(key.encode()), offset=0,
-        key=key.encode(), value=orjson.dumps(value)))
+    return message(topic, value, key=key.encode(), partition=rt.owns.partition_of(key.encode()))
 
 
 def _handle(rt: Any, now: float, *events: Any) -> None:
@@ -81,10 +81,7 @@ def _answer(appeal_id: str, n: int = 1) -> dict[str, Any]:
 
 
 def _routed(appeal_id: str) -> dict[str, Any]:
-    return {"schema_version": 1, "appeal_id": appeal_id, "regime": "fz59", "region": "22",
-            "registered_at": T0.isoformat(), "category": "roads", "urgent": False,
-            "confidence": 0.9, "authority_id": "22-mintrans", "routing_level": "region",
-            "rule_version": "t", "routed_at": T0.isoformat()}
+    return routed_record(appeal_id=appeal_id)
 
 
 def _expire(rt: Any, now: float) -> tuple[int, list[tuple[str, Any, str | None]]]:

@@ -14,42 +14,31 @@ from typing import Any
 
 import orjson
 
-from tests.sla.test_sla_bad_events import (
-    APPEAL,
-    EXTERNAL,
-    T0,
-    _count,
-    _event,
-    _lifecycle,
-    _routed_state,
-    _run,
-    _runtime,
-)
-from workers.sla.engine import HISTORY_OVERFLOW, MAX_HISTORY, apply_lifecycle, new_state
+from tests.sla.sla_support import EXTERNAL, KEY, T0, dead_count, lifecycle, message, run_batches
+from workers.sla.engine import HISTORY_OVERFLOW, MAX_HISTORY, State, apply_lifecycle, new_state
 
 
 def _at(hours: float) -> dt.datetime:
     return T0 + dt.timedelta(hours=hours)
 
 
-def test_reopens_beyond_the_cap_are_dead_lettered_and_the_appeal_can_still_end() -> None:
-    rt = _runtime()
-    _routed_state(rt)
+def test_reopens_beyond_the_cap_are_dead_lettered_and_the_appeal_can_still_end(
+        rt: Any, routed_state: State) -> None:
     events: list[dict[str, Any]] = []
     n = 0
     for i in range(MAX_HISTORY + 3):
-        events.append(_lifecycle("answered", n, _at(2 * i + 1)))
-        events.append(_lifecycle("reopened", n + 1, _at(2 * i + 2)))
+        events.append(lifecycle("answered", n, _at(2 * i + 1)))
+        events.append(lifecycle("reopened", n + 1, _at(2 * i + 2)))
         n += 2
-    events.append(_lifecycle("answered", n, _at(2 * MAX_HISTORY + 10)))
-    events.append(_lifecycle("closed", n + 1, _at(2 * MAX_HISTORY + 11)))
-    before = _count(HISTORY_OVERFLOW)
-    outbox, _ = _run(rt, [_event(EXTERNAL, e, i) for i, e in enumerate(events)])
+    events.append(lifecycle("answered", n, _at(2 * MAX_HISTORY + 10)))
+    events.append(lifecycle("closed", n + 1, _at(2 * MAX_HISTORY + 11)))
+    before = dead_count(HISTORY_OVERFLOW)
+    outbox, _ = run_batches(rt, [message(EXTERNAL, e, i) for i, e in enumerate(events)])
     refused = [orjson.loads(value)["event_id"] for reason, value, _ in outbox.dead
                if reason == HISTORY_OVERFLOW]
-    assert len(refused) == 3 and _count(HISTORY_OVERFLOW) == before + 3
+    assert len(refused) == 3 and dead_count(HISTORY_OVERFLOW) == before + 3
     assert all(orjson.loads(v)["event"] == "reopened" for r, v, _ in outbox.dead)
-    state = rt.table[APPEAL.encode()]
+    state = rt.table[KEY]
     assert state["hist"] == MAX_HISTORY
     assert state["status"] == "answered" and state.get("closed") is not None
     assert len(orjson.dumps(state)) < 40_000

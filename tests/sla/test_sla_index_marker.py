@@ -16,16 +16,15 @@ from typing import Any
 
 import pytest
 
+from tests.sla.sla_support import DAY, ten_day_rules
 from workers.sla import agent as sla_agent
 from workers.sla import timers
-from workers.sla.engine import SlaRules, State, new_state
+from workers.sla.engine import State, new_state
 
 pytestmark = pytest.mark.integration
 
-DAY = 86400.0
 T0 = dt.datetime(2026, 11, 2, 3, 0, tzinfo=dt.UTC).timestamp()
-RULES = SlaRules(due=lambda regime, start, *_: start + 10 * DAY,
-                 extend=lambda regime, due, days, *_: due + days * DAY)
+RULES = ten_day_rules()
 
 
 def _states(n: int) -> list[State]:

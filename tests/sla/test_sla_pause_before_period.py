@@ -10,35 +10,26 @@ ten years early made every later resume, answer and close fail, the appeal stuck
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import orjson
 
-from tests.sla.test_sla_bad_events import (
-    APPEAL,
-    EXTERNAL,
-    T0,
-    _count,
-    _event,
-    _lifecycle,
-    _routed_state,
-    _run,
-    _runtime,
-)
+from tests.sla.sla_support import EXTERNAL, KEY, T0, dead_count, lifecycle, message, run_batches
 from workers.sla.deadline_service import DeadlineService
-from workers.sla.engine import BEFORE_PERIOD, apply_lifecycle, new_state
+from workers.sla.engine import BEFORE_PERIOD, State, apply_lifecycle, new_state
 
 
-def test_a_pause_dated_before_registration_is_dead_lettered_and_the_appeal_still_ends() -> None:
-    rt = _runtime()
-    due = _routed_state(rt)["due"]
-    before = _count(BEFORE_PERIOD)
-    events = [_lifecycle("paused", 0, T0.replace(year=2016)),
-              _lifecycle("answered", 1, T0 + dt.timedelta(days=2))]
-    outbox, _ = _run(rt, [_event(EXTERNAL, e, i) for i, e in enumerate(events)])
+def test_a_pause_dated_before_registration_is_dead_lettered_and_the_appeal_still_ends(
+        rt: Any, routed_state: State) -> None:
+    due = routed_state["due"]
+    before = dead_count(BEFORE_PERIOD)
+    events = [lifecycle("paused", 0, T0.replace(year=2016)),
+              lifecycle("answered", 1, T0 + dt.timedelta(days=2))]
+    outbox, _ = run_batches(rt, [message(EXTERNAL, e, i) for i, e in enumerate(events)])
     assert [(reason, orjson.loads(v)["event_id"]) for reason, v, _ in outbox.dead] == [
         (BEFORE_PERIOD, events[0]["event_id"])]
-    assert _count(BEFORE_PERIOD) == before + 1
-    state = rt.table[APPEAL.encode()]
+    assert dead_count(BEFORE_PERIOD) == before + 1
+    state = rt.table[KEY]
     assert state["due"] == due and state["status"] == "answered" and state["on_time"]
     assert events[0]["event_id"] not in state["events"]
 
@@ -88,23 +79,22 @@ def test_a_pause_before_a_reopen_is_refused_and_one_after_it_applies() -> None:
     assert state["status"] == "paused"
 
 
-def test_an_extension_stamped_before_the_redirect_is_dead_lettered() -> None:
+def test_an_extension_stamped_before_the_redirect_is_dead_lettered(
+        rt: Any, routed_state: State) -> None:
     """The handing-on body's extension, processed after the redirect (re-keyed events come in
     the order they are re-published), gave the receiving body's fresh period a month more and
     used up its one extension."""
-    rt = _runtime()
-    _routed_state(rt)
-    redirect = _lifecycle("redirected", 0, T0 + dt.timedelta(days=6),
-                          to_authority_id="22-minzhkh")
-    _run(rt, [_event(EXTERNAL, redirect)])
-    due = rt.table[APPEAL.encode()]["due"]
-    before = _count(BEFORE_PERIOD)
-    extension = _lifecycle("extended", 1, T0 + dt.timedelta(days=5), extension_days=30)
-    outbox, _ = _run(rt, [_event(EXTERNAL, extension, 1)])
+    redirect = lifecycle("redirected", 0, T0 + dt.timedelta(days=6),
+                         to_authority_id="22-minzhkh")
+    run_batches(rt, [message(EXTERNAL, redirect)])
+    due = rt.table[KEY]["due"]
+    before = dead_count(BEFORE_PERIOD)
+    extension = lifecycle("extended", 1, T0 + dt.timedelta(days=5), extension_days=30)
+    outbox, _ = run_batches(rt, [message(EXTERNAL, extension, 1)])
     [(reason, value, detail)] = outbox.dead
     assert (reason, orjson.loads(value)["event_id"]) == (BEFORE_PERIOD, extension["event_id"])
     assert detail is not None and "would extend" in detail
-    assert _count(BEFORE_PERIOD) == before + 1
-    state = rt.table[APPEAL.encode()]
+    assert dead_count(BEFORE_PERIOD) == before + 1
+    state = rt.table[KEY]
     assert state["due"] == due and state["ext"] == 0 and state["auth"] == "22-minzhkh"
     assert extension["event_id"] not in state["events"]

@@ -14,14 +14,13 @@ import datetime as dt
 from collections import Counter
 from types import SimpleNamespace
 
+from tests.sla.sla_support import ten_day_rules
 from workers.aggregates.partials import PartitionAggregates
 from workers.sla import agent as sla_agent
-from workers.sla.engine import SlaRules, State, keyed_contributions, new_state
+from workers.sla.engine import State, keyed_contributions, new_state
 
-DAY = 86400.0
 T0 = dt.datetime(2026, 11, 2, 3, 0, tzinfo=dt.UTC).timestamp()
-RULES = SlaRules(due=lambda regime, start, *_: start + 10 * DAY,
-                 extend=lambda regime, due, days, *_: due + days * DAY)
+RULES = ten_day_rules()
 
 
 def _state(appeal_id: str) -> State:

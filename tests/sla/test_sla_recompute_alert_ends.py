@@ -13,9 +13,8 @@ import datetime as dt
 from typing import Any
 
 from streams import topics as t
-from streams.settings import Settings
 from tests.sla.recording_outbox import RecordingOutbox
-from tests.sla.sla_support import DAY, INTERNAL, fixed_clock, stand_in_runtime
+from tests.sla.sla_support import DAY, INTERNAL, fixed_clock, stand_in_runtime, ten_day_rules
 from tests.sla.test_sla_recompute_bad_state import _event
 from workers.sla import agent as sla_agent
 from workers.sla import recompute as rc
@@ -25,8 +24,7 @@ T0 = dt.datetime(2026, 11, 2, 3, 0, tzinfo=dt.UTC).timestamp()
 NOW = T0 + 8 * DAY  # past the new warning (7.5 days), before the new deadline
 SHORT = SlaRules(due=lambda regime, start, *_: start + 5 * DAY,
                  extend=lambda regime, due, days, *_: due + days * DAY)
-LONG = SlaRules(due=lambda regime, start, *_: start + 10 * DAY,  # the policy got longer
-                extend=lambda regime, due, days, *_: due + days * DAY)
+LONG = ten_day_rules()  # the policy got longer
 
 
 def _breached(appeal_id: str) -> dict[str, Any]:
@@ -52,8 +50,7 @@ def _recompute(rt: Any, batch: sla_agent.Batch) -> RecordingOutbox:
 
 def test_a_breach_the_recompute_cures_is_ended() -> None:
     appeal = "c" * 24
-    rt = stand_in_runtime(clock=fixed_clock(NOW), rules=LONG, settings=Settings(),
-                          owns=lambda key, partition: True,
+    rt = stand_in_runtime(clock=fixed_clock(NOW), rules=LONG,
                           table={appeal.encode(): _breached(appeal)},
                           recompute_request="req-1")  # the files "already reloaded"
     batch = sla_agent.Batch(now=NOW)
@@ -74,8 +71,7 @@ def test_a_breach_taken_up_in_the_same_batch_is_ended_from_the_batch_state() -> 
     stored = new_state({"appeal_id": appeal, "regime": "fz59", "region": "22",
                         "authority_id": "22-mintrans", "category": "roads",
                         "urgent": False}, 0, T0, "Asia/Barnaul", SHORT)[0]
-    rt = stand_in_runtime(clock=fixed_clock(NOW), rules=LONG, settings=Settings(),
-                          owns=lambda key, partition: True, table={key: stored},
+    rt = stand_in_runtime(clock=fixed_clock(NOW), rules=LONG, table={key: stored},
                           recompute_request="req-1")
     batch = sla_agent.Batch(now=NOW)
     batch.changed[key] = _breached(appeal)  # the breach tick of this batch

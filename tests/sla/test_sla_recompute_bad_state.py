@@ -14,15 +14,14 @@ from monitoring import metrics
 from streams import topics as t
 from streams.settings import Settings
 from tests.sla.recording_outbox import RecordingOutbox
+from tests.sla.sla_support import DAY, message, ten_day_rules
 from workers.aggregates.partials import PartitionAggregates
 from workers.sla import agent as sla_agent
 from workers.sla import recompute as rc
 from workers.sla.engine import SlaRules, new_state
 
-DAY = 86400.0
 T0 = dt.datetime(2026, 11, 2, 3, 0, tzinfo=dt.UTC).timestamp()
-OLD = SlaRules(due=lambda regime, start, *_: start + 10 * DAY,
-               extend=lambda regime, due, days, *_: due + days * DAY)
+OLD = ten_day_rules()
 NEW = SlaRules(due=lambda regime, start, *_: start + 5 * DAY,   # the policy got shorter
                extend=lambda regime, due, days, *_: due + days * DAY)
 YEAR_10000 = dt.datetime(9999, 12, 31, 23, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
@@ -35,8 +34,7 @@ def _state(appeal_id: str) -> dict[str, Any]:
 
 
 def _event(topic: str, key: bytes, value: bytes) -> Any:
-    return SimpleNamespace(message=SimpleNamespace(topic=topic, key=key, value=value,
-                                                   partition=0, offset=7))
+    return message(topic, value, 7, key=key)
 
 
 def test_a_bad_state_does_not_stop_the_recompute_of_its_partition() -> None:
