@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.sla_engine.test_breach_order_and_warning import BOOK, DAY, T0, TZ, _ev
+from tests.sla_engine.engine_support import BOOK, DAY, T0, TZ, ev
 from workers.sla.engine import apply_lifecycle, new_state
 
 
@@ -21,9 +21,9 @@ def _routed() -> dict[str, Any]:
 
 def test_a_late_acceptance_of_the_handing_on_body_leaves_the_receiving_body_s_stage() -> None:
     state = new_state(_routed(), 0, T0, TZ, BOOK)[0]
-    apply_lifecycle(state, _ev("redirected", T0 + 3 * DAY, 1, to_authority_id="B"), BOOK)
+    apply_lifecycle(state, ev("redirected", T0 + 3 * DAY, 1, to_authority_id="B"), BOOK)
     stages = [list(e) for e in state["stg"]]
-    effects = apply_lifecycle(state, _ev("accepted", T0 + 1 * DAY, 2), BOOK)
+    effects = apply_lifecycle(state, ev("accepted", T0 + 1 * DAY, 2), BOOK)
     assert effects.outcome == "applied"
     assert not effects.cancel and not effects.alerts
     assert state["stg"] == stages
@@ -32,7 +32,7 @@ def test_a_late_acceptance_of_the_handing_on_body_leaves_the_receiving_body_s_st
 
 def test_an_acceptance_in_the_running_period_still_settles_the_stage() -> None:
     state = new_state(_routed(), 0, T0, TZ, BOOK)[0]
-    apply_lifecycle(state, _ev("redirected", T0 + 3 * DAY, 1, to_authority_id="B"), BOOK)
-    effects = apply_lifecycle(state, _ev("accepted", T0 + 4 * DAY, 2), BOOK)
+    apply_lifecycle(state, ev("redirected", T0 + 3 * DAY, 1, to_authority_id="B"), BOOK)
+    effects = apply_lifecycle(state, ev("accepted", T0 + 4 * DAY, 2), BOOK)
     assert [t.kind for t in effects.cancel] == ["redirect.warning"]
     assert [e[7] for e in state["stg"] if e[0] == "redirect"] == [T0 + 4 * DAY]

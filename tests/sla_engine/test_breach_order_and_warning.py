@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from tests.sla_engine.engine_support import BOOK, DAY, SIMPLE, T0, TZ, ev, routed
 from workers.sla import timers
-from workers.sla.deadline_service import DeadlineService
 from workers.sla.engine import (
     SlaRules,
     State,
@@ -21,22 +21,6 @@ from workers.sla.engine import (
     contributions,
     new_state,
 )
-
-DAY = 86400.0
-TZ = "Asia/Barnaul"
-T0 = dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.timezone(dt.timedelta(hours=7))).timestamp()
-SIMPLE = SlaRules(due=lambda r, s, *_: s + 30 * DAY, extend=lambda r, d, n, *_: d + n * DAY)
-BOOK = DeadlineService().rules()
-
-
-def _routed() -> dict[str, Any]:
-    return {"appeal_id": "a1", "regime": "fz59", "region": "22", "authority_id": "A",
-            "parent_authority_id": "P", "category": "roads", "urgent": False}
-
-
-def _ev(event: str, at: float, n: int, **extra: Any) -> dict[str, Any]:
-    return {"event_id": f"e{n}", "appeal_id": "a1", "event": event,
-            "at": dt.datetime.fromtimestamp(at, dt.UTC).isoformat(), **extra}
 
 
 def _sweep(state: State, pending: list[Timer], now: float, rules: SlaRules) -> list[str]:
@@ -57,10 +41,10 @@ def test_no_warning_after_the_breach_of_a_pause_past_the_deadline(rules: SlaRule
     """Paused after the deadline before the breach tick (the pause reports the breach), then
     resumed: the resume must not arm the unsent warning at its past moment, the warning tick
     is stale, and the index rebuild does not add it either."""
-    state, _ = new_state(_routed(), 0, T0, TZ, rules)
+    state, _ = new_state(routed(), 0, T0, TZ, rules)
     due = state["due"]
-    sent = [a.level for a in apply_lifecycle(state, _ev("paused", due + DAY, 1), rules).alerts]
-    resumed = apply_lifecycle(state, _ev("resumed", due + 2 * DAY, 2), rules)
+    sent = [a.level for a in apply_lifecycle(state, ev("paused", due + DAY, 1), rules).alerts]
+    resumed = apply_lifecycle(state, ev("resumed", due + 2 * DAY, 2), rules)
     assert sent == ["breach"] and not resumed.alerts
     assert "warning" not in {t.kind for t in resumed.timers}
     rebuilt = timers.pending_timers(state, 3 * DAY)
@@ -73,23 +57,23 @@ def test_no_warning_after_the_breach_of_a_pause_past_the_deadline(rules: SlaRule
 
 
 def test_a_warning_tick_after_the_breach_of_its_cycle_is_stale() -> None:
-    state, _ = new_state(_routed(), 0, T0, TZ, SIMPLE)
+    state, _ = new_state(routed(), 0, T0, TZ, SIMPLE)
     assert [a.level for a in apply_tick(state, "breach", 0, SIMPLE).alerts] == ["breach"]
     assert apply_tick(state, "warning", 0, SIMPLE).alerts == []
     assert [t.kind for t in timers.pending_timers(state, 3 * DAY)] == ["escalation"]
 
 
 def _ordered(tick_first: bool, event: str, **extra: Any) -> tuple[State, Counter[str]]:
-    state, _ = new_state(_routed(), 0, T0, TZ, BOOK)
+    state, _ = new_state(routed(), 0, T0, TZ, BOOK)
     at = state["due"] - 1800  # 23:29:59 local on the last day
     apply_tick(state, "warning", 0, BOOK)
     if tick_first:
         assert apply_tick(state, "breach", 0, BOOK).alerts
-    apply_lifecycle(state, _ev(event, at, 1, **extra), BOOK)
+    apply_lifecycle(state, ev(event, at, 1, **extra), BOOK)
     if event not in ("answered", "closed"):
         if event == "paused":
-            apply_lifecycle(state, _ev("resumed", at + DAY, 2), BOOK)
-        apply_lifecycle(state, _ev("answered", at + DAY + 600, 3), BOOK)  # in time
+            apply_lifecycle(state, ev("resumed", at + DAY, 2), BOOK)
+        apply_lifecycle(state, ev("answered", at + DAY + 600, 3), BOOK)  # in time
     return state, _figures(state)
 
 
@@ -108,30 +92,30 @@ def test_breach_figures_do_not_depend_on_the_order_of_tick_and_event(
 
 
 def test_taking_a_breach_back_is_idempotent_and_keeps_real_breaches() -> None:
-    state, _ = new_state(_routed(), 0, T0, TZ, BOOK)
+    state, _ = new_state(routed(), 0, T0, TZ, BOOK)
     due = state["due"]
     apply_tick(state, "breach", 0, BOOK)
-    answered = _ev("answered", due - 60, 1)
+    answered = ev("answered", due - 60, 1)
     apply_lifecycle(state, answered, BOOK)
     assert state["on_time"] and _figures(state)["breaches"] == 0
     assert apply_lifecycle(state, answered, BOOK).outcome == "duplicate"
     assert apply_tick(state, "breach", 0, BOOK).alerts == []  # never sent twice
     assert _figures(state)["breaches"] == 0 and _figures(state)["answered_on_time"] == 1
     # An answer after the deadline keeps the breach its tick recorded.
-    late, _ = new_state(_routed(), 0, T0, TZ, BOOK)
+    late, _ = new_state(routed(), 0, T0, TZ, BOOK)
     apply_tick(late, "breach", 0, BOOK)
-    apply_lifecycle(late, _ev("answered", late["due"] + 60, 1), BOOK)
+    apply_lifecycle(late, ev("answered", late["due"] + 60, 1), BOOK)
     assert _figures(late)["breaches"] == 1 and not late["on_time"]
 
 
 def test_a_breach_taken_back_by_a_pause_counts_when_the_resumed_deadline_passes() -> None:
-    state, _ = new_state(_routed(), 0, T0, TZ, SIMPLE)
+    state, _ = new_state(routed(), 0, T0, TZ, SIMPLE)
     due = state["due"]
     apply_tick(state, "warning", 0, SIMPLE)
     apply_tick(state, "breach", 0, SIMPLE)
-    apply_lifecycle(state, _ev("paused", due - 3600, 1), SIMPLE)
+    apply_lifecycle(state, ev("paused", due - 3600, 1), SIMPLE)
     assert _figures(state)["breaches"] == 0 and state["breached"] is None
-    resumed = apply_lifecycle(state, _ev("resumed", due + DAY, 2), SIMPLE)
+    resumed = apply_lifecycle(state, ev("resumed", due + DAY, 2), SIMPLE)
     assert state["due"] == due + DAY + 3600
     assert [t.kind for t in resumed.timers if t.kind == "breach"] == ["breach"]
     assert _sweep(state, resumed.timers, state["due"], SIMPLE) == ["breach"]
@@ -141,16 +125,16 @@ def test_a_breach_taken_back_by_a_pause_counts_when_the_resumed_deadline_passes(
 def test_an_answer_at_the_deadline_is_on_time_whichever_came_first() -> None:
     """The deadline (23:59:59 local) is the moment its breach timer fires: an answer stamped
     then is on time, processed before the tick or after it; a moment later is late."""
-    state, _ = new_state(_routed(), 0, T0, TZ, BOOK)
+    state, _ = new_state(routed(), 0, T0, TZ, BOOK)
     due = state["due"]
     assert dt.datetime.fromtimestamp(due, dt.timezone(dt.timedelta(hours=7))).time() \
         == dt.time(23, 59, 59)
-    eff = apply_lifecycle(state, _ev("answered", due, 1), BOOK)
+    eff = apply_lifecycle(state, ev("answered", due, 1), BOOK)
     assert state["on_time"] and eff.alerts == []
-    other, _ = new_state(_routed(), 0, T0, TZ, BOOK)
+    other, _ = new_state(routed(), 0, T0, TZ, BOOK)
     apply_tick(other, "breach", 0, BOOK)
-    apply_lifecycle(other, _ev("answered", due, 1), BOOK)
+    apply_lifecycle(other, ev("answered", due, 1), BOOK)
     assert other["on_time"] and _figures(other)["breaches"] == 0
-    late, _ = new_state(_routed(), 0, T0, TZ, BOOK)
-    apply_lifecycle(late, _ev("answered", due + 0.5, 1), BOOK)
+    late, _ = new_state(routed(), 0, T0, TZ, BOOK)
+    apply_lifecycle(late, ev("answered", due + 0.5, 1), BOOK)
     assert not late["on_time"]

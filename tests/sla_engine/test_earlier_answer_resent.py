@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.sla_engine.test_breach_order_and_warning import DAY, SIMPLE, T0, TZ, _ev
+from tests.sla_engine.engine_support import DAY, SIMPLE, T0, TZ, ev
 from workers.sla.engine import (
     NOT_OPEN,
     REPEATED,
@@ -42,9 +42,9 @@ def test_the_first_answer_resent_after_a_reopen_is_repeated(
     state = _state()
     history = [("answered", 1), ("reopened", 3), *then]
     for n, (kind, day) in enumerate(history):
-        assert apply_lifecycle(state, _ev(kind, T0 + day * DAY, n), SIMPLE).outcome == "applied"
+        assert apply_lifecycle(state, ev(kind, T0 + day * DAY, n), SIMPLE).outcome == "applied"
     before = _view(state)
-    effects = apply_lifecycle(state, _ev("answered", T0 + 1 * DAY, 99), SIMPLE)
+    effects = apply_lifecycle(state, ev("answered", T0 + 1 * DAY, 99), SIMPLE)
     assert (effects.outcome, effects.detail, effects.alerts) == (REPEATED, "", [])
     assert _view(state) == before
     assert "e99" in state["events"]  # remembered like an applied event's id
@@ -52,7 +52,7 @@ def test_the_first_answer_resent_after_a_reopen_is_repeated(
 
 def test_a_new_answer_of_an_earlier_period_stays_refused() -> None:
     state = _state()
-    apply_lifecycle(state, _ev("answered", T0 + 1 * DAY, 1), SIMPLE)
-    apply_lifecycle(state, _ev("reopened", T0 + 3 * DAY, 2), SIMPLE)
-    effects = apply_lifecycle(state, _ev("answered", T0 + 2 * DAY, 3), SIMPLE)
+    apply_lifecycle(state, ev("answered", T0 + 1 * DAY, 1), SIMPLE)
+    apply_lifecycle(state, ev("reopened", T0 + 3 * DAY, 2), SIMPLE)
+    effects = apply_lifecycle(state, ev("answered", T0 + 2 * DAY, 3), SIMPLE)
     assert effects.outcome == NOT_OPEN and "e3" not in state["events"]

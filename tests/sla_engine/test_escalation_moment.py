@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from tests.sla_engine.engine_support import DAY
 from workers.sla import timers
 from workers.sla.engine import (
     ESCALATION_AT,
@@ -24,7 +25,6 @@ from workers.sla.engine import (
     recompute,
 )
 
-DAY = 86400.0
 T0 = dt.datetime(2026, 11, 2, 3, 0, tzinfo=dt.UTC).timestamp()
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.sla_engine.test_breach_order_and_warning import DAY, SIMPLE, T0, TZ, _ev
+from tests.sla_engine.engine_support import DAY, SIMPLE, T0, TZ, ev
 from workers.sla.engine import (
     Effects,
     State,
@@ -48,7 +48,7 @@ def _escalations(effects: list[Effects]) -> int:
 @pytest.mark.parametrize("kind,extra", [("answered", {}), ("closed", {}),
                                         ("redirected", {"to_authority_id": "B"})])
 def test_an_end_before_the_escalation_takes_it_back(kind: str, extra: dict[str, Any]) -> None:
-    event = _ev(kind, DUE + 1 * DAY, 1, **extra)
+    event = ev(kind, DUE + 1 * DAY, 1, **extra)
     in_order = _state()
     _tick(in_order, "breach")
     sent = [apply_lifecycle(in_order, event, SIMPLE)]
@@ -69,7 +69,7 @@ def test_an_end_after_the_escalation_keeps_it() -> None:
     state = _state()
     _tick(state, "breach")
     _tick(state, "escalation")
-    apply_lifecycle(state, _ev("answered", DUE + 4 * DAY, 1), SIMPLE)
+    apply_lifecycle(state, ev("answered", DUE + 4 * DAY, 1), SIMPLE)
     assert any(c[2] == "escalations" for c in _counters(state))
 
 
@@ -77,8 +77,8 @@ def test_a_pause_before_the_escalation_holds_it_until_the_resume() -> None:
     """In order the pause holds the escalation and the resume arms it again; processed after
     the escalation's tick, the pause takes it back and the resume arms it quietly: the same
     figures, one alert."""
-    pause = _ev("paused", DUE + 1 * DAY, 1)
-    resume = _ev("resumed", DUE + 5 * DAY, 2)
+    pause = ev("paused", DUE + 1 * DAY, 1)
+    resume = ev("resumed", DUE + 5 * DAY, 2)
     in_order = _state()
     _tick(in_order, "breach")
     sent = [apply_lifecycle(in_order, pause, SIMPLE), _tick(in_order, "escalation")]
@@ -102,13 +102,13 @@ def _paused_view() -> State:
     """The state in order after the pause: breached, not escalated."""
     state = _state()
     _tick(state, "breach")
-    apply_lifecycle(state, _ev("paused", DUE + 1 * DAY, 1), SIMPLE)
+    apply_lifecycle(state, ev("paused", DUE + 1 * DAY, 1), SIMPLE)
     return state
 
 
 def test_a_pause_then_a_close_leaves_no_escalation_in_either_order() -> None:
-    pause = _ev("paused", DUE + 1 * DAY, 1)
-    close = _ev("closed", DUE + 5 * DAY, 2)
+    pause = ev("paused", DUE + 1 * DAY, 1)
+    close = ev("closed", DUE + 5 * DAY, 2)
     in_order = _state()
     _tick(in_order, "breach")
     for event in (pause, close):

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.sla_engine.test_breach_order_and_warning import BOOK, DAY, SIMPLE, T0, TZ, _ev
+from tests.sla_engine.engine_support import BOOK, DAY, SIMPLE, T0, TZ, ev, routed
 from workers.sla import timers
 from workers.sla.engine import (
     BEFORE_PERIOD,
@@ -36,13 +36,10 @@ KEYS = ("status", "auth", "start", "due", "warn", "ext", "answered", "on_time", 
         "resp", "adj")
 
 
-def _routed(regime: str = "fz59") -> dict[str, Any]:
-    return {"appeal_id": "a1", "regime": regime, "region": "22", "authority_id": "A",
-            "parent_authority_id": "P", "category": "roads", "urgent": False}
 
 
 def _state(rules: SlaRules, regime: str = "fz59") -> State:
-    return new_state(_routed(regime), 0, T0, TZ, rules)[0]
+    return new_state(routed(regime), 0, T0, TZ, rules)[0]
 
 
 def _view(state: State, rules: SlaRules) -> tuple[Any, ...]:
@@ -58,9 +55,9 @@ def test_a_close_before_a_reopen_does_not_close_the_reopened_period(
         rules: SlaRules, regime: str) -> None:
     """Answered on day 10, closed on day 11, reopened on day 15: the close processed after
     the reopen ended the reopened period, as closed on day 11."""
-    events = {"answered": _ev("answered", T0 + 10 * DAY, 1),
-              "closed": _ev("closed", T0 + 11 * DAY, 2),
-              "reopened": _ev("reopened", T0 + 15 * DAY, 3)}
+    events = {"answered": ev("answered", T0 + 10 * DAY, 1),
+              "closed": ev("closed", T0 + 11 * DAY, 2),
+              "reopened": ev("reopened", T0 + 15 * DAY, 3)}
     in_order, late_close = _state(rules, regime), _state(rules, regime)
     for kind in ("answered", "closed", "reopened"):
         assert apply_lifecycle(in_order, events[kind], rules).outcome == "applied"
@@ -79,9 +76,9 @@ def test_a_close_before_a_reopen_leaves_the_reopened_period_s_close_alone() -> N
     ``closed`` back before the reopen (a second close keeps the earliest moment)."""
     state = _state(SIMPLE)
     for n, (kind, days) in enumerate([("closed", 11), ("reopened", 15), ("closed", 20)]):
-        assert apply_lifecycle(state, _ev(kind, T0 + days * DAY, n), SIMPLE).outcome == (
+        assert apply_lifecycle(state, ev(kind, T0 + days * DAY, n), SIMPLE).outcome == (
             "applied")
-    assert apply_lifecycle(state, _ev("closed", T0 + 12 * DAY, 9), SIMPLE).outcome == (
+    assert apply_lifecycle(state, ev("closed", T0 + 12 * DAY, 9), SIMPLE).outcome == (
         "not_open")
     assert state["closed"] == T0 + 20 * DAY and state["status"] == "closed"
 
@@ -93,7 +90,7 @@ def test_the_close_of_a_reopened_answered_period_is_its_own() -> None:
     state = _state(SIMPLE)
     for n, (kind, days) in enumerate([("answered", 10), ("closed", 11), ("reopened", 15),
                                       ("answered", 20), ("closed", 21)]):
-        assert apply_lifecycle(state, _ev(kind, T0 + days * DAY, n), SIMPLE).outcome == (
+        assert apply_lifecycle(state, ev(kind, T0 + days * DAY, n), SIMPLE).outcome == (
             "applied")
     assert state["closed"] == T0 + 21 * DAY
 
@@ -103,9 +100,9 @@ def test_an_extension_before_a_redirect_does_not_extend_the_receiving_body(
         rules: SlaRules) -> None:
     """A's extension on day 5, the redirect to B on day 6, B's answer on day 51: late in order
     (B's own 30 days), on time when the extension was processed after the redirect."""
-    extension = _ev("extended", T0 + 5 * DAY, 1, extension_days=30)
-    redirect = _ev("redirected", T0 + 6 * DAY, 2, to_authority_id="B")
-    answer = _ev("answered", T0 + 51 * DAY, 3)
+    extension = ev("extended", T0 + 5 * DAY, 1, extension_days=30)
+    redirect = ev("redirected", T0 + 6 * DAY, 2, to_authority_id="B")
+    answer = ev("answered", T0 + 51 * DAY, 3)
     results = []
     for order, want in (((extension, redirect), ["applied", "applied"]),
                         ((redirect, extension), ["applied", BEFORE_PERIOD])):
@@ -121,14 +118,14 @@ def test_an_extension_before_a_redirect_does_not_extend_the_receiving_body(
 def test_an_extension_before_a_reopen_is_refused_and_one_after_it_applies() -> None:
     state = _state(SIMPLE)
     for n, (kind, days) in enumerate([("answered", 10), ("reopened", 15)]):
-        apply_lifecycle(state, _ev(kind, T0 + days * DAY, n), SIMPLE)
+        apply_lifecycle(state, ev(kind, T0 + days * DAY, n), SIMPLE)
     due = state["due"]
     trial = copy_state(state)
     assert trial is not None
-    assert apply_lifecycle(trial, _ev("extended", T0 + 12 * DAY, 8), SIMPLE).outcome == (
+    assert apply_lifecycle(trial, ev("extended", T0 + 12 * DAY, 8), SIMPLE).outcome == (
         BEFORE_PERIOD)
     assert trial["due"] == due and trial["adj"] == []
-    assert apply_lifecycle(state, _ev("extended", T0 + 16 * DAY, 9), SIMPLE).outcome == (
+    assert apply_lifecycle(state, ev("extended", T0 + 16 * DAY, 9), SIMPLE).outcome == (
         "applied")
     assert state["due"] == due + 30 * DAY
 
@@ -143,9 +140,9 @@ def test_an_answer_or_close_before_a_redirect_does_not_end_the_receiving_body_s_
     runs: which of the two happened cannot be told from the events, but B's period is never
     ended by an event from before it."""
     state = _state(rules)
-    apply_lifecycle(state, _ev("redirected", T0 + 6 * DAY, 1, to_authority_id="B"), rules)
+    apply_lifecycle(state, ev("redirected", T0 + 6 * DAY, 1, to_authority_id="B"), rules)
     before = _view(state, rules)
-    effects = apply_lifecycle(state, _ev(kind, T0 + 3 * DAY, 2), rules)
+    effects = apply_lifecycle(state, ev(kind, T0 + 3 * DAY, 2), rules)
     assert effects.outcome == "not_open" and not effects.cancel and not effects.alerts
     assert _view(state, rules) == before
     assert state["status"] == "running" and state["auth"] == "B" and state["resp"] == []
@@ -159,4 +156,4 @@ def test_the_first_period_takes_an_event_stamped_just_before_registration(
     and such an answer, close or extension is still the first period's."""
     state = _state(rules)
     extra = {"extension_days": 30} if kind == "extended" else {}
-    assert apply_lifecycle(state, _ev(kind, T0 - 60, 1, **extra), rules).outcome == "applied"
+    assert apply_lifecycle(state, ev(kind, T0 - 60, 1, **extra), rules).outcome == "applied"

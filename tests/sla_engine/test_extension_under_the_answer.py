@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.sla_engine.test_breach_order_and_warning import BOOK, DAY, SIMPLE, T0, TZ, _ev
+from tests.sla_engine.engine_support import BOOK, DAY, SIMPLE, T0, TZ, ev
 from workers.sla import timers
 from workers.sla.engine import (
     EXTENSION_REFUSED,
@@ -46,8 +46,8 @@ def _view(state: State, rules: SlaRules) -> tuple[Any, ...]:
 @pytest.mark.parametrize("rules", [SIMPLE, BOOK], ids=["simple", "policy_book"])
 @pytest.mark.parametrize("tick", [False, True], ids=["no_tick", "breach_tick_first"])
 def test_the_answer_processed_first_ends_as_in_order(rules: SlaRules, tick: bool) -> None:
-    extension = _ev("extended", T0 + 20 * DAY, 1, extension_days=30)
-    answer = _ev("answered", T0 + 40 * DAY, 2)
+    extension = ev("extended", T0 + 20 * DAY, 1, extension_days=30)
+    answer = ev("answered", T0 + 40 * DAY, 2)
     in_order = _state(rules)
     for event in (extension, answer):
         assert apply_lifecycle(in_order, event, rules).outcome == "applied"
@@ -69,24 +69,24 @@ def test_the_answer_processed_first_ends_as_in_order(rules: SlaRules, tick: bool
 
 def test_an_extension_after_the_answer_is_still_refused() -> None:
     state = _state(SIMPLE)
-    apply_lifecycle(state, _ev("answered", T0 + 10 * DAY, 1), SIMPLE)
-    effects = apply_lifecycle(state, _ev("extended", T0 + 12 * DAY, 2), SIMPLE)
+    apply_lifecycle(state, ev("answered", T0 + 10 * DAY, 1), SIMPLE)
+    effects = apply_lifecycle(state, ev("extended", T0 + 12 * DAY, 2), SIMPLE)
     assert effects.outcome == EXTENSION_REFUSED and "answered" in effects.detail
 
 
 def test_an_extension_after_the_deadline_is_still_refused() -> None:
     state = _state(SIMPLE)
-    apply_lifecycle(state, _ev("answered", T0 + 40 * DAY, 1), SIMPLE)
-    effects = apply_lifecycle(state, _ev("extended", T0 + 35 * DAY, 2), SIMPLE)
+    apply_lifecycle(state, ev("answered", T0 + 40 * DAY, 1), SIMPLE)
+    effects = apply_lifecycle(state, ev("extended", T0 + 35 * DAY, 2), SIMPLE)
     assert effects.outcome == EXTENSION_REFUSED and "deadline then running" in effects.detail
     assert state["on_time"] is False
 
 
 def test_a_second_extension_under_the_answer_is_refused_and_changes_nothing() -> None:
     state = _state(SIMPLE)
-    apply_lifecycle(state, _ev("extended", T0 + 5 * DAY, 1, extension_days=5), SIMPLE)
-    apply_lifecycle(state, _ev("answered", T0 + 40 * DAY, 2), SIMPLE)
+    apply_lifecycle(state, ev("extended", T0 + 5 * DAY, 1, extension_days=5), SIMPLE)
+    apply_lifecycle(state, ev("answered", T0 + 40 * DAY, 2), SIMPLE)
     before = _view(state, SIMPLE)
-    effects = apply_lifecycle(state, _ev("extended", T0 + 20 * DAY, 3), SIMPLE)
+    effects = apply_lifecycle(state, ev("extended", T0 + 20 * DAY, 3), SIMPLE)
     assert effects.outcome == EXTENSION_REFUSED and "unused" in effects.detail
     assert _view(state, SIMPLE) == before

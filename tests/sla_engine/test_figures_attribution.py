@@ -11,12 +11,12 @@ from typing import Any
 
 from monitoring import metrics
 from streams.settings import Settings
+from tests.sla_engine.engine_support import DAY, thirty_day_rules
 from workers.aggregates.partials import PartitionAggregates
 from workers.aggregates.rating import rate
 from workers.aggregates.readmodel import figures_from_maps
 from workers.sla import agent as sla_agent
 from workers.sla.engine import (
-    SlaRules,
     State,
     apply_lifecycle,
     apply_tick,
@@ -26,10 +26,8 @@ from workers.sla.engine import (
     responses,
 )
 
-DAY = 86400.0
 T0 = dt.datetime(2026, 1, 12, 3, tzinfo=dt.UTC).timestamp()
-RULES = SlaRules(due=lambda regime, start, *_: start + 30 * DAY,
-                 extend=lambda regime, due, days, *_: due + days * DAY)
+RULES = thirty_day_rules()
 
 
 def _iso(ts: float) -> str:

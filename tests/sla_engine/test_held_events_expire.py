@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.sla_engine.test_breach_order_and_warning import DAY, SIMPLE, T0, TZ, _ev
+from tests.sla_engine.engine_support import DAY, SIMPLE, T0, TZ, ev
 from workers.sla import timers
 from workers.sla.engine import (
     EARLY_HOLD,
@@ -46,8 +46,8 @@ def _held_timers(state: State) -> list[Timer]:
 
 def test_a_second_answer_of_an_answered_appeal_is_dead_lettered_after_the_hold() -> None:
     state = _state()
-    apply_lifecycle(state, _ev("answered", T0 + 1 * DAY, 1), SIMPLE)
-    effects = apply_lifecycle(state, _ev("answered", T0 + 2 * DAY, 2), SIMPLE)  # the final one
+    apply_lifecycle(state, ev("answered", T0 + 1 * DAY, 1), SIMPLE)
+    effects = apply_lifecycle(state, ev("answered", T0 + 2 * DAY, 2), SIMPLE)  # the final one
     assert effects.outcome == "early" and effects.expired == []
     expires = T0 + 2 * DAY + EARLY_HOLD
     timer = Timer("a1", HELD_TIMER, expires, int(expires))
@@ -66,13 +66,13 @@ def test_a_second_answer_of_an_answered_appeal_is_dead_lettered_after_the_hold()
     assert tick.cancel == [timer] and _held_timers(state) == []
     assert state["status"] == "answered" and state["answered"] == T0 + 1 * DAY
     # Resent, it is kept again (with a hold of its own), not swallowed as a duplicate.
-    assert apply_lifecycle(state, _ev("answered", T0 + 2 * DAY, 2), SIMPLE).outcome == "early"
+    assert apply_lifecycle(state, ev("answered", T0 + 2 * DAY, 2), SIMPLE).outcome == "early"
 
 
 def test_a_reopen_whose_close_never_comes_is_dead_lettered_after_the_hold() -> None:
     rules = SlaRules(due=SIMPLE.due, extend=SIMPLE.extend, early_hold=2 * DAY)
     state = _state(rules)
-    assert apply_lifecycle(state, _ev("reopened", T0 + 1 * DAY, 1), rules).outcome == "early"
+    assert apply_lifecycle(state, ev("reopened", T0 + 1 * DAY, 1), rules).outcome == "early"
     [timer] = _held_timers(state)
     assert timer.due_ts == T0 + 3 * DAY
     tick = apply_tick(state, HELD_TIMER, timer.cycle, rules)
@@ -83,7 +83,7 @@ def test_a_reopen_whose_close_never_comes_is_dead_lettered_after_the_hold() -> N
         "resend it once that event is sent")]
     assert "erop" not in state and state["status"] == "running"
     # The close that comes later closes the appeal; nothing is reopened any more.
-    assert apply_lifecycle(state, _ev("closed", T0 + 1 * DAY, 2), rules).outcome == "applied"
+    assert apply_lifecycle(state, ev("closed", T0 + 1 * DAY, 2), rules).outcome == "applied"
     assert state["status"] == "closed"
 
 
@@ -91,9 +91,9 @@ def test_an_answer_the_running_period_began_after_is_given_up_at_once() -> None:
     """Kept for a reopen at or before its stamp, it can never apply once a later reopen began
     the period: an earlier period's answer is refused as such."""
     state = _state()
-    apply_lifecycle(state, _ev("answered", T0 + 1 * DAY, 1), SIMPLE)
-    assert apply_lifecycle(state, _ev("answered", T0 + 5 * DAY, 2), SIMPLE).outcome == "early"
-    effects = apply_lifecycle(state, _ev("reopened", T0 + 6 * DAY, 3), SIMPLE)
+    apply_lifecycle(state, ev("answered", T0 + 1 * DAY, 1), SIMPLE)
+    assert apply_lifecycle(state, ev("answered", T0 + 5 * DAY, 2), SIMPLE).outcome == "early"
+    effects = apply_lifecycle(state, ev("reopened", T0 + 6 * DAY, 3), SIMPLE)
     assert effects.outcome == "applied" and state["status"] == "running"
     [gone] = effects.expired
     assert (gone.kind, gone.event_id) == ("answered", "e2")
@@ -104,9 +104,9 @@ def test_an_answer_the_running_period_began_after_is_given_up_at_once() -> None:
 
 def test_held_ones_still_apply_and_leave_no_timer() -> None:
     state = _state()
-    apply_lifecycle(state, _ev("answered", T0 + 1 * DAY, 1), SIMPLE)
-    apply_lifecycle(state, _ev("answered", T0 + 5 * DAY, 2), SIMPLE)
-    effects = apply_lifecycle(state, _ev("reopened", T0 + 3 * DAY, 3), SIMPLE)
+    apply_lifecycle(state, ev("answered", T0 + 1 * DAY, 1), SIMPLE)
+    apply_lifecycle(state, ev("answered", T0 + 5 * DAY, 2), SIMPLE)
+    effects = apply_lifecycle(state, ev("reopened", T0 + 3 * DAY, 3), SIMPLE)
     assert effects.expired == [] and state["answered"] == T0 + 5 * DAY
     assert "eans" not in state and _held_timers(state) == []
     assert [t.kind for t in effects.cancel if t.kind == HELD_TIMER] == [HELD_TIMER]
@@ -116,19 +116,19 @@ def test_held_ones_still_apply_and_leave_no_timer() -> None:
 def test_a_state_stored_with_bare_moments_loads_applies_and_expires(key: str) -> None:
     state = _state()
     if key == "eans":  # answered on day 1, the answer of day 5 kept by the older version
-        apply_lifecycle(state, _ev("answered", T0 + 1 * DAY, 1), SIMPLE)
+        apply_lifecycle(state, ev("answered", T0 + 1 * DAY, 1), SIMPLE)
         state["eans"] = [T0 + 5 * DAY]
-        follow = _ev("reopened", T0 + 3 * DAY, 3)
+        follow = ev("reopened", T0 + 3 * DAY, 3)
     else:  # the reopen of day 3 kept by the older version, its close comes now
         state["erop"] = [T0 + 3 * DAY]
-        follow = _ev("closed", T0 + 2 * DAY, 3)
+        follow = ev("closed", T0 + 2 * DAY, 3)
     applied = copy_state(state) or {}
     assert apply_lifecycle(applied, follow, SIMPLE).outcome == "applied"
     assert key not in applied and applied["status"] == (
         "answered" if key == "eans" else "running")
     assert held_timer(state) is None  # no expiry known yet: nothing armed at a rebuild
     # Another event touches the state: the bare moment gets its expiry, and its timer.
-    touched = apply_lifecycle(state, _ev("accepted", T0 + 1 * DAY, 4), SIMPLE)
+    touched = apply_lifecycle(state, ev("accepted", T0 + 1 * DAY, 4), SIMPLE)
     moment = T0 + (5 if key == "eans" else 3) * DAY
     assert state[key] == [[moment, None, moment + EARLY_HOLD]]
     [timer] = touched.timers

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.sla_engine.test_breach_order_and_warning import BOOK, DAY, SIMPLE, T0, TZ, _ev
+from tests.sla_engine.engine_support import BOOK, DAY, SIMPLE, T0, TZ, ev
 from workers.sla import timers
 from workers.sla.engine import (
     EARLY_EVENT_OVERFLOW,
@@ -57,7 +57,7 @@ def _run(rules: SlaRules, events: list[dict[str, Any]]) -> tuple[State, list[str
     [("closed", 2), ("reopened", 3), ("answered", 5)],
 ], ids=["close_reopen", "answer_reopen_answer", "with_close", "two_reopens", "close_answer"])
 def test_every_order_ends_as_in_order(rules: SlaRules, history: list[tuple[str, int]]) -> None:
-    events = [_ev(kind, T0 + day * DAY, n) for n, (kind, day) in enumerate(history)]
+    events = [ev(kind, T0 + day * DAY, n) for n, (kind, day) in enumerate(history)]
     in_order, outcomes = _run(rules, events)
     assert set(outcomes) == {"applied"}
     for i in range(len(events) - 1):  # each event processed before the one it follows
@@ -73,9 +73,9 @@ def test_every_order_ends_as_in_order(rules: SlaRules, history: list[tuple[str, 
 
 
 def test_a_reopened_period_answered_before_its_reopen_arrived_does_not_breach() -> None:
-    state, outcomes = _run(SIMPLE, [_ev("answered", T0 + 1 * DAY, 1),
-                                    _ev("answered", T0 + 5 * DAY, 2),
-                                    _ev("reopened", T0 + 3 * DAY, 3)])
+    state, outcomes = _run(SIMPLE, [ev("answered", T0 + 1 * DAY, 1),
+                                    ev("answered", T0 + 5 * DAY, 2),
+                                    ev("reopened", T0 + 3 * DAY, 3)])
     assert outcomes == ["applied", "early", "applied"]
     assert state["status"] == "answered" and state["answered"] == T0 + 5 * DAY
     assert not [t for t in timers.pending_timers(state, SIMPLE.escalation_after)]
@@ -83,17 +83,17 @@ def test_a_reopened_period_answered_before_its_reopen_arrived_does_not_breach() 
 
 def test_the_same_answer_under_a_new_id_is_a_silent_repeat() -> None:
     state = _state(SIMPLE)
-    apply_lifecycle(state, _ev("answered", T0 + 1 * DAY, 1), SIMPLE)
+    apply_lifecycle(state, ev("answered", T0 + 1 * DAY, 1), SIMPLE)
     before = _view(state, SIMPLE)
-    effects = apply_lifecycle(state, _ev("answered", T0 + 1 * DAY, 2), SIMPLE)
+    effects = apply_lifecycle(state, ev("answered", T0 + 1 * DAY, 2), SIMPLE)
     assert effects.outcome == "repeated" and not effects.alerts and effects.detail == ""
     assert _view(state, SIMPLE) == before
 
 
 def test_an_answer_stamped_before_the_answer_held_is_refused_with_its_reason() -> None:
     state = _state(SIMPLE)
-    apply_lifecycle(state, _ev("answered", T0 + 2 * DAY, 1), SIMPLE)
-    effects = apply_lifecycle(state, _ev("answered", T0 + 1 * DAY, 2), SIMPLE)
+    apply_lifecycle(state, ev("answered", T0 + 2 * DAY, 1), SIMPLE)
+    effects = apply_lifecycle(state, ev("answered", T0 + 1 * DAY, 2), SIMPLE)
     assert effects.outcome == NOT_OPEN
     assert "it is answered at 2026-03-04T10:00:00+07:00" in effects.detail
     assert "e2" not in state["events"]
@@ -102,8 +102,8 @@ def test_an_answer_stamped_before_the_answer_held_is_refused_with_its_reason() -
 @pytest.mark.parametrize("kind", ["paused", "resumed", "redirected"])
 def test_other_events_of_an_ended_appeal_are_refused_and_not_remembered(kind: str) -> None:
     state = _state(SIMPLE)
-    apply_lifecycle(state, _ev("closed", T0 + 2 * DAY, 1), SIMPLE)
-    effects = apply_lifecycle(state, _ev(kind, T0 + 3 * DAY, 2, to_authority_id="B"), SIMPLE)
+    apply_lifecycle(state, ev("closed", T0 + 2 * DAY, 1), SIMPLE)
+    effects = apply_lifecycle(state, ev(kind, T0 + 3 * DAY, 2, to_authority_id="B"), SIMPLE)
     assert effects.outcome == NOT_OPEN
     assert effects.detail.startswith(f"{kind} stamped ")
     assert "it is closed at 2026-03-04T10:00:00+07:00" in effects.detail
@@ -113,8 +113,8 @@ def test_other_events_of_an_ended_appeal_are_refused_and_not_remembered(kind: st
 def test_a_reopen_beyond_the_kept_ones_is_refused_and_not_remembered() -> None:
     state = _state(SIMPLE)
     for n in range(MAX_EARLY_EVENTS):
-        assert apply_lifecycle(state, _ev("reopened", T0 + (n + 1) * 3600, n), SIMPLE).outcome \
+        assert apply_lifecycle(state, ev("reopened", T0 + (n + 1) * 3600, n), SIMPLE).outcome \
             == "early"
-    effects = apply_lifecycle(state, _ev("reopened", T0 + DAY, 99), SIMPLE)
+    effects = apply_lifecycle(state, ev("reopened", T0 + DAY, 99), SIMPLE)
     assert effects.outcome == EARLY_EVENT_OVERFLOW and "e99" not in state["events"]
     assert f"{MAX_EARLY_EVENTS} reopened events" in effects.detail

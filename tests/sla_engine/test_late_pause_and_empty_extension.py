@@ -13,6 +13,7 @@ import datetime as dt
 from collections import Counter
 from typing import Any
 
+from tests.sla_engine.engine_support import DAY, ev, routed, thirty_day_rules
 from workers.sla.deadline_service import DeadlineService
 from workers.sla.engine import (
     EXTENSION_REFUSED,
@@ -23,24 +24,15 @@ from workers.sla.engine import (
     new_state,
 )
 
-DAY = 86400.0
 T0 = 1_790_000_000.0
 
 
 def _rules() -> SlaRules:
-    return SlaRules(due=lambda regime, start, *_: start + 30 * DAY,
-                    extend=lambda regime, due, days, *_: due + days * DAY,
-                    warning_share=0.75, escalation_after=3 * DAY)
+    return thirty_day_rules(warning_share=0.75, escalation_after=3 * DAY)
 
 
-def _routed(regime: str = "fz59") -> dict[str, Any]:
-    return {"appeal_id": "a1", "regime": regime, "region": "22", "authority_id": "A",
-            "parent_authority_id": "P", "category": "roads", "urgent": False}
 
 
-def _ev(event: str, at: float, n: int, **extra: Any) -> dict[str, Any]:
-    return {"event_id": f"e{n}", "appeal_id": "a1", "event": event,
-            "at": dt.datetime.fromtimestamp(at, dt.UTC).isoformat(), **extra}
 
 
 def _counts(state: dict[str, Any]) -> Counter[str]:
@@ -49,8 +41,8 @@ def _counts(state: dict[str, Any]) -> Counter[str]:
 
 def test_pause_after_the_deadline_reports_the_breach_once() -> None:
     rules = _rules()
-    state, _ = new_state(_routed(), 0, T0, "Asia/Barnaul", rules)
-    eff = apply_lifecycle(state, _ev("paused", T0 + 31 * DAY, 1), rules)
+    state, _ = new_state(routed(), 0, T0, "Asia/Barnaul", rules)
+    eff = apply_lifecycle(state, ev("paused", T0 + 31 * DAY, 1), rules)
     assert [(a.level, a.due_ts) for a in eff.alerts] == [("breach", T0 + 30 * DAY)]
     assert state["status"] == "paused" and state["breached"] == T0 + 30 * DAY
     counts = _counts(state)
@@ -59,17 +51,17 @@ def test_pause_after_the_deadline_reports_the_breach_once() -> None:
     assert not apply_tick(state, "breach", state["cycle"], rules).alerts
     # Resumed: the pause began after the deadline, so it cures nothing and the breach is not
     # sent again; the answer is late.
-    eff = apply_lifecycle(state, _ev("resumed", T0 + 33 * DAY, 2), rules)
+    eff = apply_lifecycle(state, ev("resumed", T0 + 33 * DAY, 2), rules)
     assert not eff.alerts and state["breached"]
-    eff = apply_lifecycle(state, _ev("answered", T0 + 34 * DAY, 3), rules)
+    eff = apply_lifecycle(state, ev("answered", T0 + 34 * DAY, 3), rules)
     assert not eff.alerts and state["on_time"] is False
     assert _counts(state)["breaches"] == 1
 
 
 def test_pause_before_the_deadline_reports_nothing() -> None:
     rules = _rules()
-    state, _ = new_state(_routed(), 0, T0, "Asia/Barnaul", rules)
-    eff = apply_lifecycle(state, _ev("paused", T0 + 29 * DAY, 1), rules)
+    state, _ = new_state(routed(), 0, T0, "Asia/Barnaul", rules)
+    eff = apply_lifecycle(state, ev("paused", T0 + 29 * DAY, 1), rules)
     assert not eff.alerts and state["breached"] is None
     assert _counts(state)["open_overdue"] == 0
 
@@ -79,15 +71,15 @@ def test_extension_that_moves_nothing_is_refused_and_keeps_the_one_extension() -
     # Registered Wed 11 Mar 2026 (Moscow): the 30th day is Fri 10 Apr, 23:59:59. +1 day is
     # Sat 11 Apr, walked back to Fri 10 Apr by fz59's `previous` shift: it moves nothing.
     reg = dt.datetime(2026, 3, 11, 10, 0, tzinfo=dt.timezone(dt.timedelta(hours=3)))
-    state, _ = new_state(_routed(), 0, reg.timestamp(), "Europe/Moscow", rules)
+    state, _ = new_state(routed(), 0, reg.timestamp(), "Europe/Moscow", rules)
     due = state["due"]
     assert dt.datetime.fromtimestamp(due, dt.UTC).date() == dt.date(2026, 4, 10)
-    eff = apply_lifecycle(state, _ev("extended", reg.timestamp() + 5 * DAY, 1,
-                                     extension_days=1), rules)
+    eff = apply_lifecycle(state, ev("extended", reg.timestamp() + 5 * DAY, 1,
+                                    extension_days=1), rules)
     assert eff.outcome == EXTENSION_REFUSED and state["due"] == due and state["ext"] == 0
     # The real extension still goes through: +30 from Fri 10 Apr is Sun 10 May, walked back
     # to Fri 8 May.
-    eff = apply_lifecycle(state, _ev("extended", reg.timestamp() + 6 * DAY, 2,
-                                     extension_days=30), rules)
+    eff = apply_lifecycle(state, ev("extended", reg.timestamp() + 6 * DAY, 2,
+                                    extension_days=30), rules)
     assert eff.outcome == "applied" and state["ext"] == 1
     assert dt.datetime.fromtimestamp(state["due"], dt.UTC).date() == dt.date(2026, 5, 8)

@@ -10,12 +10,11 @@ figures and the timers the in-order events give.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import pytest
 
-from tests.sla_engine.test_breach_order_and_warning import BOOK, DAY, SIMPLE, T0, TZ
+from tests.sla_engine.engine_support import BOOK, DAY, SIMPLE, T0, TZ, ev, routed
 from workers.sla import timers
 from workers.sla.engine import (
     SlaRules,
@@ -30,18 +29,12 @@ KEYS = ("status", "due", "warn", "cycle", "answered", "on_time", "closed", "brea
         "escalated", "bdays", "edays", "resp", "stg", "adj")
 
 
-def _routed(regime: str) -> dict[str, Any]:
-    return {"appeal_id": "a1", "regime": regime, "region": "22", "authority_id": "A",
-            "parent_authority_id": "P", "category": "roads", "urgent": False}
 
 
-def _ev(event: str, at: float, n: int) -> dict[str, Any]:
-    return {"event_id": f"e{n}", "appeal_id": "a1", "event": event,
-            "at": dt.datetime.fromtimestamp(at, dt.UTC).isoformat()}
 
 
 def _state(rules: SlaRules, regime: str) -> State:
-    return new_state(_routed(regime), 0, T0, TZ, rules)[0]
+    return new_state(routed(regime), 0, T0, TZ, rules)[0]
 
 
 def _view(state: State) -> dict[str, Any]:
@@ -55,7 +48,7 @@ def _armed(state: State, rules: SlaRules) -> set[str]:
 def _both_orders(rules: SlaRules, regime: str, answer_at: float, close_at: float,
                  tick_first: bool = False) -> tuple[State, State, list[str]]:
     """(in order, swapped, outcomes of the swapped pair)."""
-    answered, closed = _ev("answered", answer_at, 1), _ev("closed", close_at, 2)
+    answered, closed = ev("answered", answer_at, 1), ev("closed", close_at, 2)
     in_order = _state(rules, regime)
     swapped = _state(rules, regime)
     if tick_first:  # the breach tick was processed before either event
@@ -95,8 +88,8 @@ def test_an_answer_stamped_after_the_close_waits_for_its_reopen() -> None:
     """It is no answer of the closed period: kept for a reopen still on its way
     (``tests/sla_engine/test_held_reopens_and_answers.py``), and not applied to the closed one."""
     state = _state(SIMPLE, "fz59")
-    apply_lifecycle(state, _ev("closed", T0 + 3600, 1), SIMPLE)
-    assert apply_lifecycle(state, _ev("answered", T0 + 7200, 2), SIMPLE).outcome == "early"
+    apply_lifecycle(state, ev("closed", T0 + 3600, 1), SIMPLE)
+    assert apply_lifecycle(state, ev("answered", T0 + 7200, 2), SIMPLE).outcome == "early"
     assert state["answered"] is None and state["status"] == "closed"
 
 
@@ -104,9 +97,9 @@ def test_an_answer_of_an_earlier_period_does_not_answer_the_reopened_one() -> No
     state = _state(SIMPLE, "fz59")
     for n, (kind, hours) in enumerate([("answered", 1), ("closed", 2), ("reopened", 3),
                                        ("closed", 5)]):
-        apply_lifecycle(state, _ev(kind, T0 + hours * 3600, n), SIMPLE)
+        apply_lifecycle(state, ev(kind, T0 + hours * 3600, n), SIMPLE)
     # Stamped in the first period, before the reopen: it is not this period's answer.
-    assert apply_lifecycle(state, _ev("answered", T0 + 2.5 * 3600, 9), SIMPLE).outcome == (
+    assert apply_lifecycle(state, ev("answered", T0 + 2.5 * 3600, 9), SIMPLE).outcome == (
         "not_open")
     assert state["answered"] is None
 
@@ -114,8 +107,8 @@ def test_an_answer_of_an_earlier_period_does_not_answer_the_reopened_one() -> No
 def test_an_answer_stamped_before_the_reopen_does_not_answer_the_open_reopened_period() -> None:
     state = _state(SIMPLE, "fz59")
     for n, (kind, hours) in enumerate([("closed", 2), ("reopened", 3)]):
-        apply_lifecycle(state, _ev(kind, T0 + hours * 3600, n), SIMPLE)
-    assert apply_lifecycle(state, _ev("answered", T0 + 3600, 9), SIMPLE).outcome == "not_open"
+        apply_lifecycle(state, ev(kind, T0 + hours * 3600, n), SIMPLE)
+    assert apply_lifecycle(state, ev("answered", T0 + 3600, 9), SIMPLE).outcome == "not_open"
     assert state["answered"] is None and state["status"] == "running"
 
 
@@ -124,8 +117,8 @@ def test_an_answer_between_two_closes_counts_the_same_in_every_order() -> None:
     two was refused when processed between them and applied when processed after both
     (review of session 14). The earliest close's moment is kept: in every order the answer is
     no answer of the closed period (kept for a reopen that may follow it)."""
-    c1, answered, c2 = (_ev("closed", T0 + 3600, 1), _ev("answered", T0 + 2 * 3600, 2),
-                        _ev("closed", T0 + 3 * 3600, 3))
+    c1, answered, c2 = (ev("closed", T0 + 3600, 1), ev("answered", T0 + 2 * 3600, 2),
+                        ev("closed", T0 + 3 * 3600, 3))
     results = []
     for order in ((c1, answered, c2), (c1, c2, answered), (c2, c1, answered)):
         state = _state(SIMPLE, "fz59")
@@ -140,7 +133,7 @@ def test_a_close_that_ended_a_pause_keeps_a_later_processed_answer_out() -> None
     """The close resumed the pause at its own moment; the answer would have ended it earlier,
     so its deadline would differ. Not reordered: the answer stays ``not_open``."""
     state = _state(SIMPLE, "fz59")
-    apply_lifecycle(state, _ev("paused", T0 + 3600, 1), SIMPLE)
-    apply_lifecycle(state, _ev("closed", T0 + 3 * DAY, 2), SIMPLE)
-    assert apply_lifecycle(state, _ev("answered", T0 + 2 * DAY, 3), SIMPLE).outcome == (
+    apply_lifecycle(state, ev("paused", T0 + 3600, 1), SIMPLE)
+    apply_lifecycle(state, ev("closed", T0 + 3 * DAY, 2), SIMPLE)
+    assert apply_lifecycle(state, ev("answered", T0 + 2 * DAY, 3), SIMPLE).outcome == (
         "not_open")

@@ -9,12 +9,11 @@ result is the state the in-order events give.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import pytest
 
-from tests.sla_engine.test_breach_order_and_warning import BOOK, DAY, SIMPLE, T0, TZ
+from tests.sla_engine.engine_support import BOOK, DAY, SIMPLE, T0, TZ, ev, routed
 from workers.sla import timers
 from workers.sla.engine import (
     EARLY_RESUME_OVERFLOW,
@@ -29,19 +28,13 @@ from workers.sla.engine import (
 KEYS = ("status", "due", "warn", "cycle", "paused", "adj", "breached", "alerts", "bdays")
 
 
-def _routed(regime: str = "fz59") -> dict[str, Any]:
-    return {"appeal_id": "a1", "regime": regime, "region": "22", "authority_id": "A",
-            "parent_authority_id": "P", "category": "roads", "urgent": False}
 
 
-def _ev(event: str, at: float, n: int) -> dict[str, Any]:
-    return {"event_id": f"e{n}", "appeal_id": "a1", "event": event,
-            "at": dt.datetime.fromtimestamp(at, dt.UTC).isoformat()}
 
 
 def _run(rules: SlaRules, events: list[dict[str, Any]], regime: str = "fz59"
          ) -> tuple[State, list[str]]:
-    state, _ = new_state(_routed(regime), 0, T0, TZ, rules)
+    state, _ = new_state(routed(regime), 0, T0, TZ, rules)
     outcomes = [apply_lifecycle(state, e, rules).outcome for e in events]
     return state, outcomes
 
@@ -58,7 +51,7 @@ def _armed(state: State, rules: SlaRules) -> set[str]:
 @pytest.mark.parametrize("regime", ["fz59", "incident"])
 def test_a_resume_processed_before_its_pause_gives_the_in_order_state(
         rules: SlaRules, regime: str) -> None:
-    paused, resumed = _ev("paused", T0 + 3 * 3600, 1), _ev("resumed", T0 + 2 * DAY, 2)
+    paused, resumed = ev("paused", T0 + 3 * 3600, 1), ev("resumed", T0 + 2 * DAY, 2)
     in_order, outcomes = _run(rules, [paused, resumed], regime)
     assert outcomes == ["applied", "applied"] and in_order["status"] == "running"
     swapped, outcomes = _run(rules, [resumed, paused], regime)
@@ -73,27 +66,27 @@ def test_the_breach_tick_between_them_is_taken_back_when_the_pause_arrives() -> 
     """The resume arrives, the (unpaused) deadline passes and its breach fires, then the pause
     stamped long before the deadline arrives: the breach is taken back and the deadline moved
     by the pause, as if the events had come in order."""
-    state, _ = new_state(_routed(), 0, T0, TZ, SIMPLE)
+    state, _ = new_state(routed(), 0, T0, TZ, SIMPLE)
     due = state["due"]
-    apply_lifecycle(state, _ev("resumed", due - DAY, 2), SIMPLE)
+    apply_lifecycle(state, ev("resumed", due - DAY, 2), SIMPLE)
     assert [a.level for a in apply_tick(state, "breach", 0, SIMPLE).alerts] == ["breach"]
-    apply_lifecycle(state, _ev("paused", due - 5 * DAY, 1), SIMPLE)
+    apply_lifecycle(state, ev("paused", due - 5 * DAY, 1), SIMPLE)
     assert state["status"] == "running" and state["breached"] is None
     assert state["due"] == due + 4 * DAY
 
 
 def test_a_pause_after_every_kept_resume_is_an_ordinary_pause() -> None:
-    state, outcomes = _run(SIMPLE, [_ev("resumed", T0 + DAY, 1), _ev("paused", T0 + 2 * DAY, 2)])
+    state, outcomes = _run(SIMPLE, [ev("resumed", T0 + DAY, 1), ev("paused", T0 + 2 * DAY, 2)])
     assert outcomes == ["early", "applied"]
     assert state["status"] == "paused" and state["eres"] == [T0 + DAY]
     # Its own resume then ends it as usual.
-    apply_lifecycle(state, _ev("resumed", T0 + 3 * DAY, 3), SIMPLE)
+    apply_lifecycle(state, ev("resumed", T0 + 3 * DAY, 3), SIMPLE)
     assert state["status"] == "running" and state["due"] == T0 + 31 * DAY
 
 
 def test_two_inverted_pairs_each_find_their_resume() -> None:
-    events = [_ev("paused", T0 + DAY, 1), _ev("resumed", T0 + 2 * DAY, 2),
-              _ev("paused", T0 + 5 * DAY, 3), _ev("resumed", T0 + 8 * DAY, 4)]
+    events = [ev("paused", T0 + DAY, 1), ev("resumed", T0 + 2 * DAY, 2),
+              ev("paused", T0 + 5 * DAY, 3), ev("resumed", T0 + 8 * DAY, 4)]
     in_order, _ = _run(SIMPLE, events)
     swapped, outcomes = _run(SIMPLE, [events[1], events[3], events[0], events[2]])
     assert outcomes == ["early", "early", "applied", "applied"]
@@ -104,13 +97,13 @@ def test_two_inverted_pairs_each_find_their_resume() -> None:
 def test_kept_resumes_are_bounded_and_one_more_is_refused_not_dropped() -> None:
     """Beyond the bound the newcomer is refused (the agent dead-letters it), whatever its
     stamp; the oldest kept one used to be dropped for it without a trace."""
-    events = [_ev("resumed", T0 + i * 3600, i) for i in range(5, MAX_EARLY_RESUMES + 5)]
-    events += [_ev("resumed", T0 + i * 3600, i) for i in (1, 50)]
+    events = [ev("resumed", T0 + i * 3600, i) for i in range(5, MAX_EARLY_RESUMES + 5)]
+    events += [ev("resumed", T0 + i * 3600, i) for i in (1, 50)]
     state, outcomes = _run(SIMPLE, events)
     assert outcomes == ["early"] * MAX_EARLY_RESUMES + [EARLY_RESUME_OVERFLOW] * 2
     assert state["eres"] == [T0 + i * 3600 for i in range(5, MAX_EARLY_RESUMES + 5)]
 
 
 def test_a_resume_of_an_answered_appeal_is_still_not_open() -> None:
-    state, outcomes = _run(SIMPLE, [_ev("answered", T0 + DAY, 1), _ev("resumed", T0 + 2 * DAY, 2)])
+    state, outcomes = _run(SIMPLE, [ev("answered", T0 + DAY, 1), ev("resumed", T0 + 2 * DAY, 2)])
     assert outcomes == ["applied", "not_open"] and "eres" not in state

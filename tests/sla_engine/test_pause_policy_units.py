@@ -18,6 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.sla_engine.engine_support import TZ, next_ev
 from workers.sla.deadline_service import DeadlineService
 from workers.sla.engine import (
     SlaRules,
@@ -30,18 +31,12 @@ from workers.sla.engine import (
     replay_deadline,
 )
 
-TZ = "Asia/Barnaul"
+pytestmark = pytest.mark.usefixtures("packaged_files")
 BARNAUL = ZoneInfo(TZ)
 RULES = DeadlineService().rules()
 HOUR = 3600.0
 
 
-@pytest.fixture(autouse=True)
-def _packaged_files(monkeypatch: pytest.MonkeyPatch) -> None:
-    from workers.deadlines.compute import default_calendar
-
-    monkeypatch.delenv("APPEALS_CALENDAR_FILE", raising=False)
-    default_calendar.cache_clear()
 
 
 def at(y: int, m: int, d: int, hh: int = 0, mm: int = 0, ss: int = 0) -> float:
@@ -59,13 +54,6 @@ def _routed(regime: str, authority: str = "22-gzhi") -> dict[str, Any]:
             "urgent": False}
 
 
-_N = [0]
-
-
-def _ev(kind: str, moment: float, **extra: Any) -> dict[str, Any]:
-    _N[0] += 1
-    return {"event_id": f"e{_N[0]}", "appeal_id": "a1", "event": kind,
-            "at": dt.datetime.fromtimestamp(moment, dt.UTC).isoformat(), **extra}
 
 
 def _start(regime: str, registered: float, rules: SlaRules = RULES) -> State:
@@ -75,9 +63,9 @@ def _start(regime: str, registered: float, rules: SlaRules = RULES) -> State:
 
 def _pause_resume(state: State, paused: float, resumed: float) -> None:
     """Pause, check the running deadline at the resume moment, resume, check the replay."""
-    apply_lifecycle(state, _ev("paused", paused), RULES)
+    apply_lifecycle(state, next_ev("paused", paused), RULES)
     running = _running_due(state, resumed, RULES)
-    apply_lifecycle(state, _ev("resumed", resumed), RULES)
+    apply_lifecycle(state, next_ev("resumed", resumed), RULES)
     assert running == state["due"]  # a pause still running counts like its resume
     assert replay_deadline(state, RULES) == (state["due"], state["warn"])
     assert recompute(state, RULES, now=resumed).outcome == "unchanged"
@@ -134,8 +122,8 @@ def test_the_warning_after_a_pause_keeps_its_share_of_the_working_time() -> None
 def test_a_fired_warning_is_not_sent_again_after_a_pause() -> None:
     state = _start("incident", at(2026, 3, 16, 10))
     assert apply_tick(state, "warning", 0, RULES).alerts  # at 16:00
-    apply_lifecycle(state, _ev("paused", at(2026, 3, 16, 17)), RULES)
-    resumed = apply_lifecycle(state, _ev("resumed", at(2026, 3, 17, 9)), RULES)
+    apply_lifecycle(state, next_ev("paused", at(2026, 3, 16, 17)), RULES)
+    resumed = apply_lifecycle(state, next_ev("resumed", at(2026, 3, 17, 9)), RULES)
     assert state["due"] == at(2026, 3, 17, 10)  # the 1 h left, from Tue 09:00
     assert state["warn"] == at(2026, 3, 16, 16)
     assert f"warning:{state['cycle']}" in state["alerts"]  # carried, not re-armed
@@ -155,21 +143,21 @@ def test_an_extension_while_paused_is_judged_by_the_running_deadline() -> None:
     # fz59 paused on its last day (Fri 13 Mar); an extension declared on the Saturday while
     # the pause holds the clock is in time: the running deadline is Monday.
     state = _start("fz59", at(2026, 2, 11, 10))
-    apply_lifecycle(state, _ev("paused", at(2026, 3, 13, 10)), RULES)
+    apply_lifecycle(state, next_ev("paused", at(2026, 3, 13, 10)), RULES)
     assert _running_due(state, at(2026, 3, 14, 10), RULES) == eod(2026, 3, 16)
-    ext = apply_lifecycle(state, _ev("extended", at(2026, 3, 14, 10), extension_days=30),
+    ext = apply_lifecycle(state, next_ev("extended", at(2026, 3, 14, 10), extension_days=30),
                           RULES)
     assert ext.outcome == "applied"
-    apply_lifecycle(state, _ev("resumed", at(2026, 3, 15, 10)), RULES)
+    apply_lifecycle(state, next_ev("resumed", at(2026, 3, 15, 10)), RULES)
     assert replay_deadline(state, RULES) == (state["due"], state["warn"])
 
 
 def test_a_pause_after_the_deadline_cures_nothing() -> None:
     state = _start("incident", at(2026, 3, 16, 10))  # due 18:00
     assert apply_tick(state, "breach", 0, RULES).alerts
-    apply_lifecycle(state, _ev("paused", at(2026, 3, 16, 19)), RULES)
+    apply_lifecycle(state, next_ev("paused", at(2026, 3, 16, 19)), RULES)
     assert _running_due(state, at(2026, 3, 17, 12), RULES) == at(2026, 3, 16, 18)
-    resumed = apply_lifecycle(state, _ev("resumed", at(2026, 3, 17, 12)), RULES)
+    resumed = apply_lifecycle(state, next_ev("resumed", at(2026, 3, 17, 12)), RULES)
     assert state["due"] == at(2026, 3, 16, 18) and resumed.alerts == []
     assert state["breached"] == at(2026, 3, 16, 18)
 
@@ -189,7 +177,7 @@ def test_a_state_stored_before_the_fix_loads_and_keeps_the_deadlines_it_was_give
            "escalated": None, "alerts": [], "bdays": [], "edays": [], "resp": [],
            "prev": [], "events": ["e0"], "adj": []}
     state = copy.deepcopy(old)
-    apply_lifecycle(state, _ev("resumed", at(2026, 3, 16, 9)), RULES)
+    apply_lifecycle(state, next_ev("resumed", at(2026, 3, 16, 9)), RULES)
     assert state["due"] == at(2026, 3, 16, 16, 30)  # was Thu 19 Mar 07:30
     # The old wall-clock warning (Sun 22:15) held 0.5 working hours: Mon 09:30.
     assert state["warn"] == at(2026, 3, 16, 9, 30)
@@ -203,8 +191,8 @@ def test_a_state_stored_before_the_fix_loads_and_keeps_the_deadlines_it_was_give
     assert recompute(stored, RULES, now=at(2026, 3, 16, 17)).outcome == "unchanged"
     assert stored["due"] == at(2026, 3, 19, 7, 30)
     # A later pause of that period counts in units, from the deadline it was given.
-    apply_lifecycle(stored, _ev("paused", at(2026, 3, 17, 10)), RULES)
-    apply_lifecycle(stored, _ev("resumed", at(2026, 3, 17, 12)), RULES)
+    apply_lifecycle(stored, next_ev("paused", at(2026, 3, 17, 10)), RULES)
+    apply_lifecycle(stored, next_ev("resumed", at(2026, 3, 17, 12)), RULES)
     # 17 working hours were left at Tue 10:00 (up to Wed 18:00, the last before Thu 07:30),
     # counted again from Tue 12:00: Thu 11:00.
     assert stored["due"] == at(2026, 3, 19, 11)
@@ -221,9 +209,9 @@ def test_rules_without_a_policy_book_keep_the_wall_clock() -> None:
     rules = SlaRules(due=lambda regime, start, *_: start + 30 * day,
                      extend=lambda regime, due, days, *_: due + days * day)
     state = _start("fz59", at(2026, 3, 2), rules)
-    apply_lifecycle(state, _ev("paused", at(2026, 3, 5, 12)), rules)
+    apply_lifecycle(state, next_ev("paused", at(2026, 3, 5, 12)), rules)
     assert _running_due(state, at(2026, 3, 6, 0), rules) == at(2026, 4, 1) + 12 * HOUR
-    apply_lifecycle(state, _ev("resumed", at(2026, 3, 7)), rules)
+    apply_lifecycle(state, next_ev("resumed", at(2026, 3, 7)), rules)
     assert state["due"] == at(2026, 4, 2) + 12 * HOUR
     assert replay_deadline(state, rules) == (state["due"], state["warn"])
 
@@ -259,10 +247,10 @@ def test_live_and_replay_agree_for_any_history(regime: str, registered: int,
         if state["status"] == "paused" and state["paused"] is not None:
             trial = copy.deepcopy(state)
             running = _running_due(state, now, RULES)
-            apply_lifecycle(trial, _ev("resumed", now), RULES)
+            apply_lifecycle(trial, next_ev("resumed", now), RULES)
             assert running == trial["due"]
         before = state["due"]
-        apply_lifecycle(state, _ev(kind, now, **extra), RULES)
+        apply_lifecycle(state, next_ev(kind, now, **extra), RULES)
         if kind == "resumed":
             assert state["due"] >= before
         if state["status"] in ("running", "paused"):

@@ -19,11 +19,11 @@ from typing import Any
 
 import pytest
 
+from tests.sla_engine.engine_support import DAY, ev, thirty_day_rules
 from workers.aggregates.partials import PartitionAggregates
 from workers.aggregates.readmodel import AuthorityFigures, figures_from_maps
 from workers.sla.engine import (
     EXTENSION_REFUSED,
-    SlaRules,
     State,
     apply_lifecycle,
     apply_tick,
@@ -32,16 +32,11 @@ from workers.sla.engine import (
     new_state,
 )
 
-DAY = 86400.0
 T0 = dt.datetime(2026, 1, 12, 3, tzinfo=dt.UTC).timestamp()  # 10:00 in Barnaul
-RULES = SlaRules(due=lambda regime, start, *_: start + 30 * DAY,
-                 extend=lambda regime, due, days, *_: due + days * DAY)
+RULES = thirty_day_rules()
 _IDS = itertools.count(1)
 
 
-def _ev(kind: str, at: float, n: int, **extra: Any) -> dict[str, Any]:
-    return {"event_id": f"e{n}", "appeal_id": "a1", "event": kind,
-            "at": dt.datetime.fromtimestamp(at, dt.UTC).isoformat(), **extra}
 
 
 def _new(authority: str = "22-A") -> State:
@@ -56,7 +51,7 @@ def _apply(state: State, history: list[tuple[str, float, dict[str, Any]]]) -> li
         if kind == "tick":
             effects.append(apply_tick(state, extra["level"], state["cycle"], RULES))
         else:
-            effects.append(apply_lifecycle(state, _ev(kind, at, next(_IDS), **extra), RULES))
+            effects.append(apply_lifecycle(state, ev(kind, at, next(_IDS), **extra), RULES))
     return effects
 
 
@@ -81,15 +76,15 @@ def test_a_redirect_to_the_body_that_holds_the_appeal_is_refused() -> None:
     apply_tick(state, "breach", 0, RULES)
     before = (state["due"], state["cycle"], state["breached"], state["recv"],
               contributions(state))
-    effects = apply_lifecycle(state, _ev("redirected", T0 + 40 * DAY, 1,
-                                         to_authority_id="22-A"), RULES)
+    effects = apply_lifecycle(state, ev("redirected", T0 + 40 * DAY, 1,
+                                        to_authority_id="22-A"), RULES)
     assert effects.outcome == "rejected"
     assert effects.timers == [] and effects.cancel == [] and effects.alerts == []
     assert (state["due"], state["cycle"], state["breached"], state["recv"],
             contributions(state)) == before
     assert state.get("prev") == []  # not recorded as a body that handed it on
     # The open-overdue item stays, and the late answer is late.
-    apply_lifecycle(state, _ev("answered", T0 + 45 * DAY, 2), RULES)
+    apply_lifecycle(state, ev("answered", T0 + 45 * DAY, 2), RULES)
     assert state["on_time"] is False
     assert _figures(state)["22-A"].on_time_share == 0.0
 
@@ -134,8 +129,8 @@ def test_a_redirect_past_the_deadline_reports_the_missed_breach_once() -> None:
     _apply(tick_first, [("tick", 0, {"level": "breach"}),
                         ("redirected", T0 + 40 * DAY, {"to_authority_id": "22-B"})])
     redirect_first = _new()
-    effects = apply_lifecycle(redirect_first, _ev("redirected", T0 + 40 * DAY, 1,
-                                                  to_authority_id="22-B"), RULES)
+    effects = apply_lifecycle(redirect_first, ev("redirected", T0 + 40 * DAY, 1,
+                                                 to_authority_id="22-B"), RULES)
     assert effects.outcome == "applied"
     assert [(a.level, a.cycle, a.due_ts, a.authority_id, a.notify_authority_id)
             for a in effects.alerts] == [("breach", 0, T0 + 30 * DAY, "22-A", "22-A")]

@@ -19,6 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.sla_engine.engine_support import TZ, next_ev
 from workers.deadlines.calendar import BusinessCalendar
 from workers.deadlines.compute import warning_at
 from workers.deadlines.policies import PolicyBook
@@ -33,20 +34,13 @@ from workers.sla.engine import (
     replay_deadline,
 )
 
-TZ = "Asia/Barnaul"
+pytestmark = pytest.mark.usefixtures("packaged_files")
 BARNAUL = ZoneInfo(TZ)
 RULES = DeadlineService().rules()
 CAL = BusinessCalendar()
 BOOK = PolicyBook.load()
 
 
-@pytest.fixture(autouse=True)
-def _packaged_files(monkeypatch: pytest.MonkeyPatch) -> None:
-    from workers.deadlines.compute import default_calendar
-
-    monkeypatch.delenv("APPEALS_CALENDAR_FILE", raising=False)
-    monkeypatch.delenv("APPEALS_POLICY_FILE", raising=False)
-    default_calendar.cache_clear()
 
 
 def at(y: int, m: int, d: int, hh: int = 0, mm: int = 0, ss: int = 0) -> float:
@@ -58,13 +52,6 @@ def local(ts: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(ts, BARNAUL)
 
 
-_N = [0]
-
-
-def _ev(kind: str, moment: float, **extra: Any) -> dict[str, Any]:
-    _N[0] += 1
-    return {"event_id": f"e{_N[0]}", "appeal_id": "a1", "event": kind,
-            "at": dt.datetime.fromtimestamp(moment, dt.UTC).isoformat(), **extra}
 
 
 def _start(regime: str, registered: float) -> tuple[State, Any]:
@@ -112,8 +99,8 @@ def test_a_pause_keeps_the_pos_warning_on_a_working_day_and_the_replay_agrees() 
     # two working days later, Wed 13 May 12:00 (9-11 May off): 28-30 Apr, 4, 7, 8 and 12 May
     # used, half of the 8th. The wall-clock distance would have put it on Sunday 10 May.
     state, _ = _start("pos", at(2026, 4, 27, 10))
-    apply_lifecycle(state, _ev("paused", at(2026, 5, 4, 10)), RULES)
-    resumed = apply_lifecycle(state, _ev("resumed", at(2026, 5, 6, 10)), RULES)
+    apply_lifecycle(state, next_ev("paused", at(2026, 5, 4, 10)), RULES)
+    resumed = apply_lifecycle(state, next_ev("resumed", at(2026, 5, 6, 10)), RULES)
     assert (state["due"], state["warn"]) == (at(2026, 5, 15, 23, 59, 59), at(2026, 5, 13, 12))
     assert ("warning", state["warn"]) in {(t.kind, t.due_ts) for t in resumed.timers}
     assert replay_deadline(state, RULES) == (state["due"], state["warn"])
@@ -131,7 +118,7 @@ def test_an_extended_pos_period_warns_at_its_share_of_working_days() -> None:
               "parent_authority_id": "22-government", "category": "housing_utilities",
               "urgent": False}
     state, _ = new_state(routed, 0, at(2026, 4, 27, 10), TZ, rules)
-    effects = apply_lifecycle(state, _ev("extended", at(2026, 5, 5, 10), extension_days=10),
+    effects = apply_lifecycle(state, next_ev("extended", at(2026, 5, 5, 10), extension_days=10),
                               rules)
     assert effects.outcome == "applied"
     # 10 more working days after 13 May: 14, 15, 18-22, 25-27 May; 15 of 20 used at the end

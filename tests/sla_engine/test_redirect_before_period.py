@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.sla_engine.test_breach_order_and_warning import BOOK, DAY, SIMPLE, T0, TZ, _ev
+from tests.sla_engine.engine_support import BOOK, DAY, SIMPLE, T0, TZ, ev
 from workers.sla.engine import BEFORE_PERIOD, SlaRules, State, apply_lifecycle, new_state
 
 
@@ -24,8 +24,8 @@ def _state(rules: SlaRules) -> State:
 
 @pytest.mark.parametrize("rules", [SIMPLE, BOOK], ids=["simple", "policy_book"])
 def test_an_earlier_redirect_processed_late_is_refused(rules: SlaRules) -> None:
-    to_b = _ev("redirected", T0 + 3 * DAY, 1, to_authority_id="B")
-    to_c = _ev("redirected", T0 + 10 * DAY, 2, to_authority_id="C")
+    to_b = ev("redirected", T0 + 3 * DAY, 1, to_authority_id="B")
+    to_c = ev("redirected", T0 + 10 * DAY, 2, to_authority_id="C")
     in_order = _state(rules)
     for event in (to_b, to_c):
         assert apply_lifecycle(in_order, event, rules).outcome == "applied"
@@ -42,13 +42,13 @@ def test_an_earlier_redirect_processed_late_is_refused(rules: SlaRules) -> None:
 def test_a_redirect_before_a_reopen_is_refused() -> None:
     state = _state(SIMPLE)
     for n, (kind, days) in enumerate([("answered", 5), ("reopened", 8)]):
-        apply_lifecycle(state, _ev(kind, T0 + days * DAY, n), SIMPLE)
-    effects = apply_lifecycle(state, _ev("redirected", T0 + 6 * DAY, 7, to_authority_id="B"),
+        apply_lifecycle(state, ev(kind, T0 + days * DAY, n), SIMPLE)
+    effects = apply_lifecycle(state, ev("redirected", T0 + 6 * DAY, 7, to_authority_id="B"),
                               SIMPLE)
     assert effects.outcome == BEFORE_PERIOD and state["auth"] == "A"
 
 
 def test_the_first_period_still_takes_a_redirect_stamped_at_registration() -> None:
     state = _state(SIMPLE)
-    effects = apply_lifecycle(state, _ev("redirected", T0 - 60, 1, to_authority_id="B"), SIMPLE)
+    effects = apply_lifecycle(state, ev("redirected", T0 - 60, 1, to_authority_id="B"), SIMPLE)
     assert effects.outcome == "applied" and state["auth"] == "B"

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from streams.settings import Settings
+from tests.sla_engine.engine_support import BOOK, DAY, T0, TZ, ev
 from workers.sla import agent as sla_agent
 from workers.sla import recompute
 from workers.sla.agent import sla_rules
@@ -28,17 +29,10 @@ from workers.sla.engine import (
     new_state,
 )
 
-DAY = 86400.0
 H = 3600.0
-TZ = "Asia/Barnaul"
-T0 = dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.timezone(dt.timedelta(hours=7))).timestamp()
-BOOK = DeadlineService().rules()
 FOREIGN_AUTHORITY = "foreign_authority"  # outcome and dead-letter reason
 
 
-def _ev(event: str, at: float, n: int, **extra: Any) -> dict[str, Any]:
-    return {"event_id": f"e{n}", "appeal_id": "a1", "event": event,
-            "at": dt.datetime.fromtimestamp(at, dt.UTC).isoformat(), **extra}
 
 
 def _routed(regime: str = "fz59") -> dict[str, Any]:
@@ -48,8 +42,8 @@ def _routed(regime: str = "fz59") -> dict[str, Any]:
 
 def _redirected_to_b(rules: SlaRules = BOOK) -> State:
     state, _ = new_state(_routed(), 0, T0, TZ, rules)
-    apply_lifecycle(state, _ev("redirected", T0 + 3 * DAY, 1, authority_id="A",
-                               to_authority_id="B"), rules)
+    apply_lifecycle(state, ev("redirected", T0 + 3 * DAY, 1, authority_id="A",
+                              to_authority_id="B"), rules)
     assert state["auth"] == "B"
     return state
 
@@ -60,19 +54,19 @@ def _redirected_to_b(rules: SlaRules = BOOK) -> State:
 def test_the_handing_on_body_s_events_change_nothing(event: str, extra: dict[str, Any]) -> None:
     state = _redirected_to_b()
     before = (dict(state), Counter(contributions(state)))
-    eff = apply_lifecycle(state, _ev(event, T0 + 3 * DAY + 60, 2, authority_id="A", **extra),
+    eff = apply_lifecycle(state, ev(event, T0 + 3 * DAY + 60, 2, authority_id="A", **extra),
                           BOOK)
     assert eff.outcome == FOREIGN_AUTHORITY and not eff.alerts and not eff.timers
     assert (dict(state), Counter(contributions(state))) == before
     # B's own event (or one naming no body) applies.
-    own = apply_lifecycle(state, _ev(event, T0 + 3 * DAY + 120, 3, authority_id="B", **extra),
+    own = apply_lifecycle(state, ev(event, T0 + 3 * DAY + 120, 3, authority_id="B", **extra),
                           BOOK)
     assert own.outcome == "applied"
 
 
 def test_b_still_breaches_after_a_s_close_was_refused() -> None:
     state = _redirected_to_b()
-    apply_lifecycle(state, _ev("closed", T0 + 3 * DAY + 60, 2, authority_id="A"), BOOK)
+    apply_lifecycle(state, ev("closed", T0 + 3 * DAY + 60, 2, authority_id="A"), BOOK)
     tick = apply_tick(state, "breach", state["cycle"], BOOK)
     assert [(a.level, a.authority_id) for a in tick.alerts] == [("breach", "B")]
 
@@ -105,11 +99,11 @@ def test_the_agent_dead_letters_a_foreign_body_s_event() -> None:
     rt = _rt()
     state = _redirected_to_b()
     with pytest.raises(sla_agent.ForeignAuthority):
-        sla_agent._on_lifecycle(rt, state, _ev("closed", T0 + 4 * DAY, 2, authority_id="A"))
+        sla_agent._on_lifecycle(rt, state, ev("closed", T0 + 4 * DAY, 2, authority_id="A"))
     # Held before the routing came: left out (dead-lettered), the routing and the rest apply.
     routed = {**_routed(), "registered_at": dt.datetime.fromtimestamp(T0, dt.UTC).isoformat()}
-    held = [_ev("accepted", T0 + H, 1, authority_id="A"),
-            _ev("closed", T0 + 2 * H, 2, authority_id="C")]
+    held = [ev("accepted", T0 + H, 1, authority_id="A"),
+            ev("closed", T0 + 2 * H, 2, authority_id="C")]
     refused: list[tuple[dict[str, Any], str, str]] = []
     new, _eff = sla_agent._on_routed(rt, {"pending": held}, routed, 0, refused)
     assert new is not None and new["status"] == "running" and new.get("accepted") == T0 + H
@@ -128,8 +122,8 @@ def test_handle_dead_letters_it_with_its_reason() -> None:
     rt.routed_topic = "routed"
     import orjson
 
-    value = orjson.dumps({"schema_version": 1, **_ev("extended", T0 + 4 * DAY, 2,
-                                                     authority_id="A", extension_days=30)})
+    value = orjson.dumps({"schema_version": 1, **ev("extended", T0 + 4 * DAY, 2,
+                                                    authority_id="A", extension_days=30)})
     msg = SimpleNamespace(key=key, topic="lc", value=value, partition=0, offset=7)
     batch = SimpleNamespace(changed={}, counted={}, schedule={}, now=T0)
     outbox = _Outbox()
@@ -141,9 +135,9 @@ def test_handle_dead_letters_it_with_its_reason() -> None:
 @pytest.mark.parametrize("regime", ["incident", "hotline"])
 def test_a_redirect_after_the_first_response_restarts_the_final_answer(regime: str) -> None:
     state, _ = new_state(_routed(regime), 0, T0, TZ, BOOK)
-    apply_lifecycle(state, _ev("answered", T0 + 2 * H, 1), BOOK)  # the first response
+    apply_lifecycle(state, ev("answered", T0 + 2 * H, 1), BOOK)  # the first response
     figures_before = Counter(contributions(state))
-    eff = apply_lifecycle(state, _ev("redirected", T0 + DAY, 2, to_authority_id="B"), BOOK)
+    eff = apply_lifecycle(state, ev("redirected", T0 + DAY, 2, to_authority_id="B"), BOOK)
     stage = next(e for e in state["stg"] if e[0] == "final_answer")
     assert eff.outcome == "applied" and state["auth"] == "B"
     assert stage[4] == 1 and stage[1] == T0 + DAY and stage[5] is None
@@ -161,11 +155,11 @@ def test_a_redirect_after_the_first_response_restarts_the_final_answer(regime: s
     assert keyed[("muni:barnaul", "received")] == 1
     assert keyed[("muni:barnaul", "answered_on_time")] == 1
     # B closes it: the final answer ends, the figures do not move.
-    closed = apply_lifecycle(state, _ev("closed", T0 + 2 * DAY, 3, authority_id="B"), BOOK)
+    closed = apply_lifecycle(state, ev("closed", T0 + 2 * DAY, 3, authority_id="B"), BOOK)
     assert closed.outcome == "applied" and state["stg"][0][5] == T0 + 2 * DAY
     assert Counter((a, c) for a, _d, c in contributions(state)) == figures
     # A redirect to the body holding it is still refused; a reopen counts B's new period.
-    apply_lifecycle(state, _ev("reopened", T0 + 3 * DAY, 4), BOOK)
+    apply_lifecycle(state, ev("reopened", T0 + 3 * DAY, 4), BOOK)
     assert state["status"] == "running" and state["auth"] == "B"
     again = Counter((a, c) for a, _d, c in contributions(state))
     assert again[("A", "answered_on_time")] == 1 and again[("B", "open")] == 1
@@ -173,12 +167,12 @@ def test_a_redirect_after_the_first_response_restarts_the_final_answer(regime: s
 
 def test_a_redirect_after_the_answer_with_no_running_stage_is_still_refused() -> None:
     state, _ = new_state(_routed("fz59"), 0, T0, TZ, BOOK)
-    apply_lifecycle(state, _ev("answered", T0 + DAY, 1), BOOK)
-    eff = apply_lifecycle(state, _ev("redirected", T0 + 2 * DAY, 2, to_authority_id="B"), BOOK)
+    apply_lifecycle(state, ev("answered", T0 + DAY, 1), BOOK)
+    eff = apply_lifecycle(state, ev("redirected", T0 + 2 * DAY, 2, to_authority_id="B"), BOOK)
     assert eff.outcome == "not_open" and state["auth"] == "A"
     inc, _ = new_state(_routed("incident"), 0, T0, TZ, BOOK)
-    apply_lifecycle(inc, _ev("answered", T0 + 2 * H, 1), BOOK)
-    same = apply_lifecycle(inc, _ev("redirected", T0 + DAY, 2, to_authority_id="A"), BOOK)
+    apply_lifecycle(inc, ev("answered", T0 + 2 * H, 1), BOOK)
+    same = apply_lifecycle(inc, ev("redirected", T0 + DAY, 2, to_authority_id="A"), BOOK)
     assert same.outcome == "rejected"
 
 

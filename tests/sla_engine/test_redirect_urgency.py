@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
+from tests.sla_engine.engine_support import DAY
 from workers.sla.deadline_service import DeadlineService
 from workers.sla.engine import SlaRules, apply_lifecycle, new_state, replay_deadline
 
-DAY = 86400.0
 T0 = dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.UTC).timestamp()
 #: Urgent appeals get one day, the others thirty.
 RULES = SlaRules(due=lambda regime, start, tz, urgent, *_: start + (DAY if urgent else 30 * DAY),

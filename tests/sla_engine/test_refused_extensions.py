@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from workers.sla.deadline_service import DeadlineService
+from tests.sla_engine.engine_support import BOOK, SIMPLE
 from workers.sla.engine import (
     EXTENSION_REFUSED,
     SlaRules,
@@ -25,13 +25,9 @@ from workers.sla.engine import (
     new_state,
 )
 
-DAY = 86400.0
 BARNAUL = dt.timezone(dt.timedelta(hours=7))
 #: A Wednesday; fz59's 30th day is Fri 10 Apr 2026, and +1 day (Sat) walks back to it.
 REG = dt.datetime(2026, 3, 11, 10, 0, tzinfo=BARNAUL)
-SIMPLE = SlaRules(due=lambda regime, start, *_: start + 30 * DAY,
-                  extend=lambda regime, due, days, *_: due + days * DAY)
-BOOK = DeadlineService().rules()
 
 
 def _state(rules: SlaRules, regime: str = "fz59") -> State:

@@ -10,27 +10,21 @@ every region counted on the national calendar, so each regional expectation here
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests.sla_engine.engine_support import next_ev
 from workers.deadlines.calendar import BusinessCalendar
 from workers.sla.deadline_service import DeadlineService
 from workers.sla.engine import State, apply_lifecycle, new_state, replay_deadline
 
+pytestmark = pytest.mark.usefixtures("packaged_files")
 MSK = ZoneInfo("Europe/Moscow")
 ZONES = {"16": "Europe/Moscow", "77": "Europe/Moscow", "22": "Asia/Barnaul",
          "02": "Asia/Yekaterinburg"}
 
 
-@pytest.fixture(autouse=True)
-def _packaged_files(monkeypatch: pytest.MonkeyPatch) -> None:
-    from workers.deadlines.compute import default_calendar
-
-    monkeypatch.delenv("APPEALS_CALENDAR_FILE", raising=False)
-    monkeypatch.delenv("APPEALS_POLICY_FILE", raising=False)
-    default_calendar.cache_clear()
 
 
 def at(region: str, y: int, m: int, d: int, hh: int = 0, mm: int = 0, ss: int = 0) -> float:
@@ -42,13 +36,6 @@ def eod(region: str, y: int, m: int, d: int) -> float:
     return at(region, y, m, d, 23, 59, 59)
 
 
-_N = [0]
-
-
-def _ev(kind: str, moment: float, **extra: Any) -> dict[str, Any]:
-    _N[0] += 1
-    return {"event_id": f"e{_N[0]}", "appeal_id": "a1", "event": kind,
-            "at": dt.datetime.fromtimestamp(moment, dt.UTC).isoformat(), **extra}
 
 
 def _start(service: DeadlineService, regime: str, region: str, registered: float) -> State:
@@ -117,8 +104,8 @@ def test_a_pause_resumes_on_the_regional_calendar() -> None:
                                ("16", at("16", 2026, 11, 9, 10), at("16", 2026, 11, 9, 11))):
         state = _start(service, "incident", region, at(region, 2026, 11, 5, 10))
         assert state["due"] == due, region
-        apply_lifecycle(state, _ev("paused", at(region, 2026, 11, 5, 16)), service.rules())
-        apply_lifecycle(state, _ev("resumed", at(region, 2026, 11, 5, 19)), service.rules())
+        apply_lifecycle(state, next_ev("paused", at(region, 2026, 11, 5, 16)), service.rules())
+        apply_lifecycle(state, next_ev("resumed", at(region, 2026, 11, 5, 19)), service.rules())
         assert state["due"] == moved, region
         assert replay_deadline(state, service.rules())[0] == moved
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.sla_engine.test_breach_order_and_warning import BOOK, DAY, SIMPLE, T0, TZ, _ev
+from tests.sla_engine.engine_support import BOOK, DAY, SIMPLE, T0, TZ, ev, routed
 from workers.sla.engine import (
     SlaRules,
     State,
@@ -29,13 +29,10 @@ from workers.sla.engine import (
 KEYS = ("status", "due", "warn", "closed", "answered", "breached", "escalated", "adj", "resp")
 
 
-def _routed(regime: str) -> dict[str, Any]:
-    return {"appeal_id": "a1", "regime": regime, "region": "22", "authority_id": "A",
-            "parent_authority_id": "P", "category": "roads", "urgent": False}
 
 
 def _state(rules: SlaRules, regime: str) -> State:
-    return new_state(_routed(regime), 0, T0, TZ, rules)[0]
+    return new_state(routed(regime), 0, T0, TZ, rules)[0]
 
 
 def _view(state: State) -> tuple[Any, ...]:
@@ -69,7 +66,7 @@ def _both_orders(rules: SlaRules, regime: str, first: list[dict[str, Any]],
 def test_a_close_in_time_processed_after_a_late_one_takes_its_breach_back(
         rules: SlaRules, regime: str, tick: bool) -> None:
     due = _state(rules, regime)["due"]
-    early, late = _ev("closed", T0 + 3600, 1), _ev("closed", due + DAY, 2)
+    early, late = ev("closed", T0 + 3600, 1), ev("closed", due + DAY, 2)
     in_order, _ = _both_orders(rules, regime, [], early, late)
     assert in_order["breached"] is None and in_order["closed"] == T0 + 3600
     # With the breach tick processed before both closes, each order gives the same too.
@@ -85,8 +82,8 @@ def test_two_late_closes_keep_the_breach(rules: SlaRules, regime: str) -> None:
     """And the stages the later close ended end at the earlier one (an answer processed after
     both, under the close, finds them as in order)."""
     due = _state(rules, regime)["due"]
-    in_order, swapped = _both_orders(rules, regime, [], _ev("closed", due + 3600, 1),
-                                     _ev("closed", due + DAY, 2))
+    in_order, swapped = _both_orders(rules, regime, [], ev("closed", due + 3600, 1),
+                                     ev("closed", due + DAY, 2))
     assert in_order["breached"] is not None
     assert _view(swapped) == _view(in_order)
 
@@ -96,9 +93,9 @@ def test_two_late_closes_keep_the_breach(rules: SlaRules, regime: str) -> None:
 def test_the_earlier_close_ends_the_pause_the_later_one_ended(
         rules: SlaRules, regime: str) -> None:
     """Paused on day 2, closed on days 5 and 40: the deadline counts the pause to day 5."""
-    paused = _ev("paused", T0 + 2 * DAY, 1)
-    in_order, swapped = _both_orders(rules, regime, [paused], _ev("closed", T0 + 5 * DAY, 2),
-                                     _ev("closed", T0 + 40 * DAY, 3))
+    paused = ev("paused", T0 + 2 * DAY, 1)
+    in_order, swapped = _both_orders(rules, regime, [paused], ev("closed", T0 + 5 * DAY, 2),
+                                     ev("closed", T0 + 40 * DAY, 3))
     assert in_order["adj"][-1][2] == T0 + 5 * DAY
     assert _view(swapped) == _view(in_order)
 
@@ -110,8 +107,8 @@ def test_a_pause_after_the_earlier_close_is_not_counted(rules: SlaRules, regime:
     pause finds the appeal closed (``not_open``). Processed first, the pause reported the
     breach and the late close ended it; the close in time, processed last, leaves neither."""
     due = _state(rules, regime)["due"]
-    early = _ev("closed", T0 + 3600, 1)
-    pause, late = _ev("paused", due + 3600, 2), _ev("closed", due + DAY, 3)
+    early = ev("closed", T0 + 3600, 1)
+    pause, late = ev("paused", due + 3600, 2), ev("closed", due + DAY, 3)
     in_order = _state(rules, regime)
     outcomes = [apply_lifecycle(in_order, e, rules).outcome for e in (early, pause, late)]
     assert outcomes == ["applied", "not_open", "applied"]
@@ -127,8 +124,8 @@ def test_a_pause_after_the_earlier_close_is_not_counted(rules: SlaRules, regime:
 def test_an_answer_and_two_closes_give_one_state_in_every_order(
         rules: SlaRules, regime: str) -> None:
     due = _state(rules, regime)["due"]
-    events = [_ev("answered", T0 + 1800, 1), _ev("closed", T0 + 3600, 2),
-              _ev("closed", due + DAY, 3)]
+    events = [ev("answered", T0 + 1800, 1), ev("closed", T0 + 3600, 2),
+              ev("closed", due + DAY, 3)]
     views = []
     for order in itertools.permutations(events):
         state = _state(rules, regime)

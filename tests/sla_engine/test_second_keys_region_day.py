@@ -11,13 +11,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from workers.sla.engine import SlaRules, apply_lifecycle, keyed_contributions, new_state
+from tests.sla_engine.engine_support import DAY, thirty_day_rules
+from workers.sla.engine import apply_lifecycle, keyed_contributions, new_state
 
-DAY = 86400.0
 OWN = "Asia/Vladivostok"
-RULES = SlaRules(due=lambda regime, start, *_: start + 30 * DAY,
-                 extend=lambda regime, due, days, *_: due + days * DAY,
-                 zone_of=lambda authority: None)
+RULES = thirty_day_rules(zone_of=lambda authority: None)
 # 15:00 UTC: 22:00 in Barnaul (10 March), 01:00 in Vladivostok (11 March).
 LATE_EVENING = dt.datetime(2026, 3, 10, 15, 0, tzinfo=dt.UTC)
 

@@ -15,6 +15,7 @@ import pytest
 
 from schemas.records import SlaTick
 from schemas.validation import InvalidEvent, validate
+from tests.sla_engine.engine_support import DAY, TZ, ev, routed
 from workers.deadlines.compute import (
     answer_due,
     final_answer_due,
@@ -36,8 +37,6 @@ from workers.sla.engine import (
     recompute,
 )
 
-TZ = "Asia/Barnaul"
-DAY = 86400.0
 # Monday 2 March 2026, 10:00 in Barnaul: no holiday within the next three weeks.
 T0 = dt.datetime(2026, 3, 2, 10, 0, tzinfo=ZoneInfo(TZ)).timestamp()
 
@@ -51,14 +50,8 @@ def _rules(patch: str = "") -> SlaRules:
     return DeadlineService(_book(patch)).rules()
 
 
-def _routed(regime: str, authority: str = "A") -> dict[str, Any]:
-    return {"appeal_id": "a1", "regime": regime, "region": "22", "authority_id": authority,
-            "parent_authority_id": "P", "category": "roads", "urgent": False}
 
 
-def _ev(event: str, at: float, n: int, **extra: Any) -> dict[str, Any]:
-    return {"event_id": f"e{n}", "appeal_id": "a1", "event": event,
-            "at": dt.datetime.fromtimestamp(at, dt.UTC).isoformat(), **extra}
 
 
 def _stage(state: State, name: str) -> list[Any]:
@@ -70,7 +63,7 @@ def _stage_alerts(effects: Effects) -> list[tuple[str, str, int, str]]:
 
 
 def _start(regime: str, rules: SlaRules) -> tuple[State, Effects]:
-    return new_state(_routed(regime), 0, T0, TZ, rules)
+    return new_state(routed(regime), 0, T0, TZ, rules)
 
 
 def test_fz59_redirect_stage_starts_with_the_answer_clock_at_the_statutory_day() -> None:
@@ -91,7 +84,7 @@ def test_fz59_redirect_stage_starts_with_the_answer_clock_at_the_statutory_day()
 def test_accepting_in_time_ends_the_redirect_stage_without_an_alert() -> None:
     rules = _rules()
     state, _ = _start("fz59", rules)
-    effects = apply_lifecycle(state, _ev("accepted", T0 + 2 * DAY, 1), rules)
+    effects = apply_lifecycle(state, ev("accepted", T0 + 2 * DAY, 1), rules)
     assert effects.alerts == []
     assert "redirect.warning" in {t.kind for t in effects.cancel}
     assert _stage(state, "redirect")[7] == T0 + 2 * DAY
@@ -122,7 +115,7 @@ def test_a_competent_body_answering_after_the_seven_days_breaches_no_stage() -> 
     rules = _rules()
     state, _ = _start("fz59", rules)
     due = _stage(state, "redirect")[2]
-    effects = apply_lifecycle(state, _ev("answered", due + 5 * DAY, 1), rules)
+    effects = apply_lifecycle(state, ev("answered", due + 5 * DAY, 1), rules)
     assert _stage_alerts(effects) == [] and effects.alerts == []
     # Settled, not ended: a later redirect would still be checked against the 7 days.
     assert _stage(state, "redirect")[5:] == [None, False, due + 5 * DAY]
@@ -145,7 +138,7 @@ def test_a_late_redirect_reports_the_handing_on_bodys_stage_breach_and_restarts_
     state, _ = _start("fz59", rules)
     first_due = _stage(state, "redirect")[2]
     at = first_due + DAY  # the breach tick has not run (a backlog)
-    effects = apply_lifecycle(state, _ev("redirected", at, 1, to_authority_id="B"), rules)
+    effects = apply_lifecycle(state, ev("redirected", at, 1, to_authority_id="B"), rules)
     assert _stage_alerts(effects) == [("redirect", "breach", 0, "A")]
     _name, start, due, _warn, k, ended, _timer = _stage(state, "redirect")[:7]
     assert (start, k, ended) == (at, 1, None)
@@ -161,10 +154,10 @@ def test_accepting_does_not_excuse_a_late_redirect() -> None:
     """A body that took the appeal as its own and redirects it on day 9 redirected it late."""
     rules = _rules()
     state, _ = _start("fz59", rules)
-    apply_lifecycle(state, _ev("accepted", T0 + DAY, 1), rules)
+    apply_lifecycle(state, ev("accepted", T0 + DAY, 1), rules)
     due = _stage(state, "redirect")[2]
     assert apply_tick(state, "redirect.warning", 0, rules).outcome == "stale"  # settled
-    effects = apply_lifecycle(state, _ev("redirected", due + DAY, 2, to_authority_id="B"),
+    effects = apply_lifecycle(state, ev("redirected", due + DAY, 2, to_authority_id="B"),
                               rules)
     assert _stage_alerts(effects) == [("redirect", "breach", 0, "A")]
 
@@ -172,7 +165,7 @@ def test_accepting_does_not_excuse_a_late_redirect() -> None:
 def test_a_redirect_in_time_ends_the_stage_quietly_and_the_receiving_body_gets_its_own() -> None:
     rules = _rules()
     state, _ = _start("fz59", rules)
-    effects = apply_lifecycle(state, _ev("redirected", T0 + 3 * DAY, 1, to_authority_id="B"),
+    effects = apply_lifecycle(state, ev("redirected", T0 + 3 * DAY, 1, to_authority_id="B"),
                               rules)
     assert _stage_alerts(effects) == []
     assert _stage(state, "redirect")[1:5:3] == [T0 + 3 * DAY, 1]
@@ -184,7 +177,7 @@ def test_incident_final_answer_runs_on_after_the_first_response_until_closed() -
     expected = final_answer_due(dt.datetime.fromtimestamp(T0, ZoneInfo(TZ)), TZ,
                                 _book().resolve("incident", region="22")).timestamp()
     assert _stage(state, "final_answer")[2] == expected
-    first = apply_lifecycle(state, _ev("answered", T0 + 3600, 1), rules)
+    first = apply_lifecycle(state, ev("answered", T0 + 3600, 1), rules)
     assert state["status"] == "answered" and first.alerts == []
     assert _stage(state, "final_answer")[5] is None  # a first response is no final answer
     # The index rebuild still arms the final answer's timers for an answered incident.
@@ -193,7 +186,7 @@ def test_incident_final_answer_runs_on_after_the_first_response_until_closed() -
     assert not {k for k, _ in pending} & {"warning", "breach", "escalation"}
     breach = apply_tick(state, "final_answer.breach", 0, rules)
     assert _stage_alerts(breach) == [("final_answer", "breach", 0, "A")]
-    closed = apply_lifecycle(state, _ev("closed", expected + DAY, 2), rules)
+    closed = apply_lifecycle(state, ev("closed", expected + DAY, 2), rules)
     assert closed.alerts == []  # reported already, not again
     assert _stage(state, "final_answer")[5] == expected + DAY
     assert timers.pending_timers(state, 3 * DAY) == []
@@ -202,9 +195,9 @@ def test_incident_final_answer_runs_on_after_the_first_response_until_closed() -
 def test_closing_an_incident_late_before_the_tick_reports_the_final_answer_breach_once() -> None:
     rules = _rules()
     state, _ = _start("incident", rules)
-    apply_lifecycle(state, _ev("answered", T0 + 3600, 1), rules)
+    apply_lifecycle(state, ev("answered", T0 + 3600, 1), rules)
     due = _stage(state, "final_answer")[2]
-    closed = apply_lifecycle(state, _ev("closed", due + 60, 2), rules)
+    closed = apply_lifecycle(state, ev("closed", due + 60, 2), rules)
     assert _stage_alerts(closed) == [("final_answer", "breach", 0, "A")]
     assert apply_tick(state, "final_answer.breach", 0, rules).outcome == "stale"
 
@@ -212,7 +205,7 @@ def test_closing_an_incident_late_before_the_tick_reports_the_final_answer_breac
 def test_closing_in_time_ends_every_stage_quietly() -> None:
     rules = _rules()
     state, _ = _start("incident", rules)
-    effects = apply_lifecycle(state, _ev("closed", T0 + DAY, 1), rules)
+    effects = apply_lifecycle(state, ev("closed", T0 + DAY, 1), rules)
     assert _stage_alerts(effects) == []
     assert {t.kind for t in effects.cancel} >= {"final_answer.warning", "final_answer.breach"}
     assert apply_tick(state, "final_answer.warning", 0, rules).outcome == "stale"
@@ -221,9 +214,9 @@ def test_closing_in_time_ends_every_stage_quietly() -> None:
 def test_a_reopen_restarts_the_final_answer() -> None:
     rules = _rules()
     state, _ = _start("incident", rules)
-    apply_lifecycle(state, _ev("answered", T0 + 3600, 1), rules)
-    apply_lifecycle(state, _ev("closed", T0 + DAY, 2), rules)
-    reopened = apply_lifecycle(state, _ev("reopened", T0 + 2 * DAY, 3), rules)
+    apply_lifecycle(state, ev("answered", T0 + 3600, 1), rules)
+    apply_lifecycle(state, ev("closed", T0 + DAY, 2), rules)
+    reopened = apply_lifecycle(state, ev("reopened", T0 + 2 * DAY, 3), rules)
     _name, start, due, _warn, k, ended, _timer = _stage(state, "final_answer")[:7]
     assert (start, k, ended) == (T0 + 2 * DAY, 1, None)
     assert ("final_answer.breach", 1, due) in {(t.kind, t.cycle, t.due_ts)
@@ -243,7 +236,7 @@ def test_pos_stages_are_not_tracked_and_a_policy_can_switch_tracking_off() -> No
 def test_recompute_moves_an_open_stage_and_carries_an_alert_already_sent() -> None:
     rules = _rules()
     state, _ = _start("incident", rules)
-    apply_lifecycle(state, _ev("answered", T0 + 3600, 1), rules)
+    apply_lifecycle(state, ev("answered", T0 + 3600, 1), rules)
     old_due = _stage(state, "final_answer")[2]
     apply_tick(state, "final_answer.warning", 0, rules)
     # Policy change: the final answer within 10 working days instead of 7.
@@ -348,10 +341,10 @@ def test_a_restart_after_the_final_answer_deadline_keeps_its_breach(trigger: str
     rules = _rules()
     state, _ = _start("incident", rules)
     if trigger == "reopened":
-        apply_lifecycle(state, _ev("answered", T0 + 3600, 1), rules)
+        apply_lifecycle(state, ev("answered", T0 + 3600, 1), rules)
     due = _stage(state, "final_answer")[2]
     extra = {"to_authority_id": "B"} if trigger == "redirected" else {}
-    event = _ev(trigger, due + 3600, 2, **extra)
+    event = ev(trigger, due + 3600, 2, **extra)
     steps = [lambda: apply_tick(state, "final_answer.breach", 0, rules),
              lambda: apply_lifecycle(state, event, rules)]
     alerts = [a for step in (steps if order == "tick_first" else steps[::-1])
@@ -367,8 +360,8 @@ def test_only_alerts_raised_by_their_timer_say_so() -> None:
     state, _ = _start("fz59", rules)
     tick = apply_tick(state, "redirect.warning", 0, rules)
     assert [a.from_timer for a in tick.alerts] == [True]
-    late = apply_lifecycle(state, _ev("redirected", _stage(state, "redirect")[2] + 9 * DAY, 1,
-                                      to_authority_id="B"), rules)
+    late = apply_lifecycle(state, ev("redirected", _stage(state, "redirect")[2] + 9 * DAY, 1,
+                                     to_authority_id="B"), rules)
     assert [(a.stage, a.level, a.from_timer) for a in late.alerts] == [
         ("redirect", "breach", False)]
     assert [a.from_timer for a in apply_tick(state, "warning", state["cycle"], rules).alerts] \
@@ -379,7 +372,7 @@ def test_a_stage_the_receiving_bodys_policy_does_not_track_ends_at_the_redirect(
     untracked_b = _rules('\n[[overrides]]\nauthority = "B"\nregime = "incident"\n'
                          'stages.final_answer.ended_by = []\n')
     state, _ = _start("incident", untracked_b)
-    effects = apply_lifecycle(state, _ev("redirected", T0 + 3600, 1, to_authority_id="B"),
+    effects = apply_lifecycle(state, ev("redirected", T0 + 3600, 1, to_authority_id="B"),
                               untracked_b)
     assert "final_answer.breach" in {t.kind for t in effects.cancel}
     assert _stage(state, "final_answer")[5] == T0 + 3600
@@ -413,7 +406,7 @@ def test_a_working_hours_stage_warns_in_working_time_in_a_day_counted_regime() -
     patch = ('\n[regimes.pos.stages.review]\ncounting = "working_hours"\namount = 8\n'
              'ended_by = ["accepted"]\n')
     friday = dt.datetime(2026, 3, 6, 17, 0, tzinfo=ZoneInfo(TZ)).timestamp()
-    state, _ = new_state(_routed("pos"), 0, friday, TZ, _rules(patch))
+    state, _ = new_state(routed("pos"), 0, friday, TZ, _rules(patch))
     _name, _start_ts, due, warn = _stage(state, "review")[:4]
     local = ZoneInfo(TZ)
     assert dt.datetime.fromtimestamp(due, local) == dt.datetime(2026, 3, 10, 16, 0,
