@@ -40,10 +40,6 @@ def _extend(regime: str, due: float, days: int, *_: Any) -> float:
 RULES = SlaRules(due=_due, extend=_extend, warning_share=0.75, escalation_after=3 * DAY)
 
 
-
-
-
-
 def _sweep(state: State, pending: list[Timer], now: float, rules: SlaRules = RULES) -> list[str]:
     """What the sweeper does: fire every pending timer whose moment has passed."""
     fired: list[str] = []

@@ -36,8 +36,6 @@ KEYS = ("status", "auth", "start", "due", "warn", "ext", "answered", "on_time", 
         "resp", "adj")
 
 
-
-
 def _state(rules: SlaRules, regime: str = "fz59") -> State:
     return new_state(routed(regime), 0, T0, TZ, rules)[0]
 

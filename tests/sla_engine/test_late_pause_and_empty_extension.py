@@ -31,10 +31,6 @@ def _rules() -> SlaRules:
     return thirty_day_rules(warning_share=0.75, escalation_after=3 * DAY)
 
 
-
-
-
-
 def _counts(state: dict[str, Any]) -> Counter[str]:
     return Counter(counter for _auth, _day, counter in contributions(state))
 

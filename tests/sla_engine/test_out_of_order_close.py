@@ -29,10 +29,6 @@ KEYS = ("status", "due", "warn", "cycle", "answered", "on_time", "closed", "brea
         "escalated", "bdays", "edays", "resp", "stg", "adj")
 
 
-
-
-
-
 def _state(rules: SlaRules, regime: str) -> State:
     return new_state(routed(regime), 0, T0, TZ, rules)[0]
 

@@ -28,10 +28,6 @@ from workers.sla.engine import (
 KEYS = ("status", "due", "warn", "cycle", "paused", "adj", "breached", "alerts", "bdays")
 
 
-
-
-
-
 def _run(rules: SlaRules, events: list[dict[str, Any]], regime: str = "fz59"
          ) -> tuple[State, list[str]]:
     state, _ = new_state(routed(regime), 0, T0, TZ, rules)

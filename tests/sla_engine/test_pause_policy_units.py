@@ -32,11 +32,10 @@ from workers.sla.engine import (
 )
 
 pytestmark = pytest.mark.usefixtures("packaged_files")
+
 BARNAUL = ZoneInfo(TZ)
 RULES = DeadlineService().rules()
 HOUR = 3600.0
-
-
 
 
 def at(y: int, m: int, d: int, hh: int = 0, mm: int = 0, ss: int = 0) -> float:
@@ -52,8 +51,6 @@ def _routed(regime: str, authority: str = "22-gzhi") -> dict[str, Any]:
     return {"appeal_id": "a1", "regime": regime, "region": "22", "authority_id": authority,
             "parent_authority_id": "22-government", "category": "housing_utilities",
             "urgent": False}
-
-
 
 
 def _start(regime: str, registered: float, rules: SlaRules = RULES) -> State:

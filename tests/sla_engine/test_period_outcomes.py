@@ -37,8 +37,6 @@ RULES = thirty_day_rules()
 _IDS = itertools.count(1)
 
 
-
-
 def _new(authority: str = "22-A") -> State:
     routed = {"appeal_id": "a1", "regime": "fz59", "region": "22", "authority_id": authority,
               "municipality": "barnaul", "category": "roads"}

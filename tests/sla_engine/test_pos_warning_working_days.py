@@ -35,12 +35,11 @@ from workers.sla.engine import (
 )
 
 pytestmark = pytest.mark.usefixtures("packaged_files")
+
 BARNAUL = ZoneInfo(TZ)
 RULES = DeadlineService().rules()
 CAL = BusinessCalendar()
 BOOK = PolicyBook.load()
-
-
 
 
 def at(y: int, m: int, d: int, hh: int = 0, mm: int = 0, ss: int = 0) -> float:
@@ -50,8 +49,6 @@ def at(y: int, m: int, d: int, hh: int = 0, mm: int = 0, ss: int = 0) -> float:
 
 def local(ts: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(ts, BARNAUL)
-
-
 
 
 def _start(regime: str, registered: float) -> tuple[State, Any]:

@@ -33,8 +33,6 @@ H = 3600.0
 FOREIGN_AUTHORITY = "foreign_authority"  # outcome and dead-letter reason
 
 
-
-
 def _routed(regime: str = "fz59") -> dict[str, Any]:
     return {"appeal_id": "a1", "regime": regime, "region": "22", "authority_id": "A",
             "municipality": "barnaul", "category": "roads", "urgent": False}

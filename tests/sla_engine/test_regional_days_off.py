@@ -20,11 +20,10 @@ from workers.sla.deadline_service import DeadlineService
 from workers.sla.engine import State, apply_lifecycle, new_state, replay_deadline
 
 pytestmark = pytest.mark.usefixtures("packaged_files")
+
 MSK = ZoneInfo("Europe/Moscow")
 ZONES = {"16": "Europe/Moscow", "77": "Europe/Moscow", "22": "Asia/Barnaul",
          "02": "Asia/Yekaterinburg"}
-
-
 
 
 def at(region: str, y: int, m: int, d: int, hh: int = 0, mm: int = 0, ss: int = 0) -> float:
@@ -34,8 +33,6 @@ def at(region: str, y: int, m: int, d: int, hh: int = 0, mm: int = 0, ss: int = 
 
 def eod(region: str, y: int, m: int, d: int) -> float:
     return at(region, y, m, d, 23, 59, 59)
-
-
 
 
 def _start(service: DeadlineService, regime: str, region: str, registered: float) -> State:

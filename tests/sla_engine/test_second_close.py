@@ -29,8 +29,6 @@ from workers.sla.engine import (
 KEYS = ("status", "due", "warn", "closed", "answered", "breached", "escalated", "adj", "resp")
 
 
-
-
 def _state(rules: SlaRules, regime: str) -> State:
     return new_state(routed(regime), 0, T0, TZ, rules)[0]
 

@@ -50,10 +50,6 @@ def _rules(patch: str = "") -> SlaRules:
     return DeadlineService(_book(patch)).rules()
 
 
-
-
-
-
 def _stage(state: State, name: str) -> list[Any]:
     return next(e for e in state["stg"] if e[0] == name)
 
