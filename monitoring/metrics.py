@@ -243,7 +243,8 @@ INDEX_REBUILDS = Counter(
 )
 CONSUMER_LAG = Gauge(
     "appeals_consumer_lag",
-    "Messages behind the end of each assigned partition (high watermark minus position).",
+    "Records of each assigned partition not yet processed and committed (its end minus the "
+    "committed offset; records read into a stream's buffer count until processed).",
     ["topic", "partition"],
     registry=REGISTRY,
 )

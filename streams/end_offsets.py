@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, cast
 
 from streams import faust_sources
@@ -140,13 +140,17 @@ async def verified_end_offsets(make_probe: Callable[[], Any],
 
 
 def _probe_consumer(thread: Any) -> Any:
-    """A group-less consumer with the worker's connection settings (TLS, SASL)."""
+    return probe_consumer(thread.app, thread.transport)
+
+
+def probe_consumer(app: Any, transport: Any) -> Any:
+    """A group-less consumer with the worker's connection settings (TLS, SASL), unstarted."""
     import aiokafka
     from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth, server_list
 
-    conf = thread.app.conf
+    conf = app.conf
     return aiokafka.AIOKafkaConsumer(
-        bootstrap_servers=server_list(thread.transport.url, thread.transport.default_port),
+        bootstrap_servers=server_list(transport.url, transport.default_port),
         client_id=f"{conf.broker_client_id}-end-offsets",
         group_id=None,
         enable_auto_commit=False,
@@ -174,23 +178,9 @@ async def true_end_offsets(probe: Any, reported: Mapping[Any, int | None],
     original_key = {TopicPartition(tp.topic, tp.partition): tp for tp in reported}
     await probe.start()
     try:
-        probe.assign(list(todo))
-        for tp, end in todo.items():
-            probe.seek(tp, end - 1)
-        pending = set(todo)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while pending:
-            left = deadline - loop.time()
-            if left <= 0:
-                raise TimeoutError(f"no fetch answer for {len(pending)} partitions")
-            await probe.getmany(*pending, timeout_ms=int(min(left, 1.0) * 1000))
-            for tp in list(pending):
-                high = probe.highwater(tp)
-                if high is not None:
-                    pending.discard(tp)
-                    if high > todo[tp]:
-                        out[original_key[tp]] = high
+        for tp, high in (await _fetched_high_watermarks(probe, todo, timeout)).items():
+            if high > todo[tp]:
+                out[original_key[tp]] = high
         raised = {tp: (end, out[original_key[tp]]) for tp, end in todo.items()
                   if out[original_key[tp]] != end}
         if raised:
@@ -199,5 +189,57 @@ async def true_end_offsets(probe: Any, reported: Mapping[Any, int | None],
                      ", ".join(f"{tp.topic}[{tp.partition}] {a}->{b}"
                                for tp, (a, b) in list(raised.items())[:3]))
         return out
+    finally:
+        await probe.stop()
+
+
+async def _fetched_high_watermarks(probe: Any, todo: Mapping[Any, int],
+                                   timeout: float) -> dict[Any, int]:
+    """The high watermark one fetch from ``end - 1`` of each partition shows (``todo``: aiokafka
+    partitions to a reported end above 0; ``probe`` started, assigned here)."""
+    probe.assign(list(todo))
+    for tp, end in todo.items():
+        probe.seek(tp, end - 1)
+    pending = set(todo)
+    found: dict[Any, int] = {}
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while pending:
+        left = deadline - loop.time()
+        if left <= 0:
+            raise TimeoutError(f"no fetch answer for {len(pending)} partitions")
+        await probe.getmany(*pending, timeout_ms=int(min(left, 1.0) * 1000))
+        for tp in list(pending):
+            high = probe.highwater(tp)
+            if high is not None:
+                pending.discard(tp)
+                found[tp] = high
+    return found
+
+
+async def current_end_offsets(probe: Any, partitions: Collection[Any],
+                              timeout: float = PROBE_TIMEOUT_S) -> dict[Any, int]:
+    """End offsets of ``partitions`` (Faust TPs) now: the broker's (ListOffsets), raised to the
+    high watermark a fetch shows (the broker's are short on the embedded broker).
+
+    For the lag of partitions the worker does not fetch (Faust pauses a stream's partitions
+    while its buffer is full): a consumer's own high watermark comes with its fetches and stands
+    still meanwhile. ``probe`` is an unstarted group-less consumer, started and stopped here;
+    any error (a slow broker, :class:`TimeoutError`) goes to the caller.
+    """
+    from aiokafka import TopicPartition
+
+    keys = {TopicPartition(tp.topic, tp.partition): tp for tp in partitions}
+    if not keys:
+        return {}
+    await probe.start()
+    try:
+        listed = await asyncio.wait_for(probe.end_offsets(list(keys)), timeout)
+        ends = {tp: int(listed.get(tp) or 0) for tp in keys}
+        todo = {tp: end for tp, end in ends.items() if end > 0}
+        if todo:
+            for tp, high in (await _fetched_high_watermarks(probe, todo, timeout)).items():
+                ends[tp] = max(ends[tp], high)
+        return {keys[tp]: end for tp, end in ends.items()}
     finally:
         await probe.stop()

@@ -238,8 +238,8 @@ class Settings:
     """APPEALS_SWEEP_INTERVAL: seconds between timer sweeps of the due-time index."""
     lag_interval: float = 5.0
     """APPEALS_LAG_INTERVAL: seconds between exports of ``appeals_consumer_lag`` (what the
-    worker has yet to read, per partition); shorter only where a test watches a backlog drain
-    in seconds."""
+    worker has yet to process and commit, per partition); shorter only where a test watches a
+    backlog drain in seconds."""
     default_region: str = "22"
     """APPEALS_DEFAULT_REGION: region assumed for routing fallbacks and the demo."""
     email_regime: str = "pos"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from typing import Any, cast
+from typing import Any
 
 import faust
 from aiohttp import web
@@ -20,6 +20,7 @@ from streams import fastpath, faust_patches, gc_tuning
 from streams.app import create_app
 from streams.payload_logging import quiet_payload_loggers
 from streams.settings import Settings
+from workers import lag
 from workers.intake import agent as intake_agent
 from workers.notify import agent as notify_agent
 from workers.route import agent as route_agent
@@ -118,31 +119,43 @@ def _install_lag_monitor(app: faust.App, interval: float) -> None:
     """Every ``interval`` (``APPEALS_LAG_INTERVAL``, 5 s): consumer lag per partition, and
     records the fast path delivered again.
 
+    Lag is the records after the committed offset (:mod:`workers.lag`): those read into a
+    stream's buffer but not processed count, so a worker whose agents hang shows its backlog.
+    Partitions whose high watermark stands still while records wait (Faust stopped fetching
+    them, their buffer being full) get their end from a probe every
+    :data:`workers.lag.PROBE_INTERVAL_S`.
+
     Only partitions assigned to this worker are exported: after a rebalance a revoked
     partition's series is removed, else its last lag would stay and be counted again (by
     ``topic:appeals_consumer_lag:sum``) with the new owner's. Table changelogs are left out:
-    they are read only during recovery and then paused, so the offset Faust's streams track
-    never moves for them, and a stale lag stayed in the total (review of session 14).
+    they are read only during recovery and then paused, and nothing commits offsets for them,
+    so a stale lag stayed in the total (review of session 14).
     """
     exported: set[tuple[str, str]] = set()
+    probe = lag.EndProbe()
+    latest: dict[str, Any] = {"lags": {}, "highs": {}}
 
     @app.timer(interval)
     async def consumer_lag() -> None:
         consumer = app.consumer
         assigned = [tp for tp in consumer.assignment() if not tp.topic.endswith("-changelog")]
+        committed = lag.committed_offsets(consumer, assigned)
+        probe.keep_only(assigned)
+        lags: dict[Any, int | None] = {}
+        highs: dict[Any, int | None] = {}
         for tp in assigned:
             try:
                 high = consumer.highwater(tp)
             except Exception:  # the partition may have just been revoked
                 continue
-            read = cast(Any, consumer)._read_offset.get(tp)  # what Faust has read
-            if high is None:
+            highs[tp] = high
+            lags[tp] = behind = lag.committed_lag(high, probe.end(tp, high), committed[tp])
+            if behind is None:
                 continue
-            # Offset 0 read is one record read: ``read or -1`` took it for none (lag 1).
-            lag = max(0, high - ((-1 if read is None else read) + 1))
             labels = (tp.topic, str(tp.partition))
-            metrics.CONSUMER_LAG.labels(*labels).set(lag)
+            metrics.CONSUMER_LAG.labels(*labels).set(behind)
             exported.add(labels)
+        latest["lags"], latest["highs"] = lags, highs
         for labels in exported - {(tp.topic, str(tp.partition)) for tp in assigned}:
             with contextlib.suppress(KeyError):  # removed elsewhere already
                 metrics.CONSUMER_LAG.remove(*labels)
@@ -152,6 +165,34 @@ def _install_lag_monitor(app: faust.App, interval: float) -> None:
             metrics.RECORDS_REDELIVERED.inc(redelivered)
             log.info("%d records re-read after a seek were delivered again (Faust would have "
                      "dropped them as already read)", redelivered)
+
+    failures = {"in_a_row": 0}
+
+    @app.timer(lag.PROBE_INTERVAL_S)
+    async def probe_end_offsets() -> None:
+        due = probe.due(latest["lags"], latest["highs"])
+        if not due:
+            return
+        import asyncio
+
+        from streams import end_offsets
+
+        try:
+            found = await asyncio.wait_for(
+                end_offsets.current_end_offsets(
+                    end_offsets.probe_consumer(app, app.consumer.transport), due),
+                2 * end_offsets.PROBE_TIMEOUT_S)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the next round tries again
+            failures["in_a_row"] += 1
+            if failures["in_a_row"] == 1:  # once per spell, not every 20 s
+                log.warning("end offsets of %d partitions whose records wait could not be "
+                            "probed (%s): their consumer lag is counted to the last end the "
+                            "worker saw", len(due), type(exc).__name__)
+            return
+        failures["in_a_row"] = 0
+        probe.found(found)
 
 
 LOOP_PROBE_INTERVAL_S = 0.1

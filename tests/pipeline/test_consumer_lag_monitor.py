@@ -1,8 +1,10 @@
-"""``appeals_consumer_lag`` exports only the partitions assigned to this worker.
+"""``appeals_consumer_lag``: what this worker's partitions hold after the committed offset.
 
 A revoked partition kept exporting its last lag, so after a rebalance the recording rule
 ``topic:appeals_consumer_lag:sum`` counted it twice (this worker's stale value and the new
-owner's).
+owner's). The lag was counted from what Faust had *read*, so records waiting unprocessed in a
+stream's buffer did not count, and a partition Faust had stopped fetching kept its old high
+watermark: a worker whose agents hung showed no growing lag (review of the ops session).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from types import SimpleNamespace
 from typing import Any, NamedTuple
 
 from monitoring import metrics
-from workers import pipeline
+from workers import lag, pipeline
 
 
 class TP(NamedTuple):
@@ -28,9 +30,11 @@ def _exported(topic: str) -> dict[str, float]:
             if s.labels["topic"] == topic}
 
 
-def _monitor(consumer: Any) -> Callable[[], Any]:
-    """The lag monitor's timer body, installed on a stand-in app with ``consumer``."""
-    timers: list[tuple[float, Callable[[], Any]]] = []
+def _monitor(consumer: Any, timers: list[tuple[float, Callable[[], Any]]] | None = None
+             ) -> Callable[[], Any]:
+    """The lag monitor's timer body, installed on a stand-in app with ``consumer``;
+    ``timers`` gets every timer it installs (the end-offset probe's too)."""
+    timers = [] if timers is None else timers
 
     def timer(interval: float) -> Callable[[Callable[[], Any]], Callable[[], Any]]:
         def register(fn: Callable[[], Any]) -> Callable[[], Any]:
@@ -40,7 +44,7 @@ def _monitor(consumer: Any) -> Callable[[], Any]:
 
     app = SimpleNamespace(consumer=consumer, timer=timer)
     pipeline._install_lag_monitor(app, 2.5)  # type: ignore[arg-type]
-    ((interval, tick),) = timers
+    (interval, tick), *_ = timers
     assert interval == 2.5  # APPEALS_LAG_INTERVAL
     return tick
 
@@ -49,14 +53,14 @@ def test_a_revoked_partition_stops_exporting_its_lag() -> None:
     topic = f"appeals.routed.{uuid.uuid4().hex[:8]}"
     assignment = [TP(topic, 0), TP(topic, 1), TP(topic, 2)]
     consumer = SimpleNamespace(assignment=lambda: list(assignment), highwater=lambda tp: 5000,
-                               _read_offset={})
+                               _committed_offset={})
     tick = _monitor(consumer)
 
     asyncio.run(tick())
     assert _exported(topic) == {"0": 5000.0, "1": 5000.0, "2": 5000.0}
 
     assignment[:] = [TP(topic, 0)]  # rebalance: partitions 1 and 2 go to another worker
-    consumer._read_offset[TP(topic, 0)] = 4899
+    consumer._committed_offset[TP(topic, 0)] = 4900
     asyncio.run(tick())
     assert _exported(topic) == {"0": 100.0}
 
@@ -74,19 +78,90 @@ def test_table_changelogs_are_not_counted_as_lag() -> None:
     topic = f"appeals.routed.{uuid.uuid4().hex[:8]}"
     changelog = f"citizen-appeals-{uuid.uuid4().hex[:6]}-sla-state-changelog"
     consumer = SimpleNamespace(assignment=lambda: [TP(topic, 0), TP(changelog, 0)],
-                               highwater=lambda tp: 10, _read_offset={TP(topic, 0): 9})
+                               highwater=lambda tp: 10, _committed_offset={TP(topic, 0): 10})
     tick = _monitor(consumer)
     asyncio.run(tick())
     assert _exported(topic) == {"0": 0.0}
     assert _exported(changelog) == {}
 
 
-def test_a_partition_whose_only_record_was_read_has_no_lag() -> None:
-    """Read offset 0 is the first record read, not "nothing read" (was lag 1 for good on a
-    partition with one record; review of session 16)."""
+def test_a_partition_whose_only_record_was_committed_has_no_lag() -> None:
+    """Committed offset 1 is the first record processed (offset 0, "nothing committed", and
+    a partition never committed count from its start)."""
     topic = f"appeals.routed.{uuid.uuid4().hex[:8]}"
     consumer = SimpleNamespace(assignment=lambda: [TP(topic, 0), TP(topic, 1)],
-                               highwater=lambda tp: 1, _read_offset={TP(topic, 0): 0})
+                               highwater=lambda tp: 1, _committed_offset={TP(topic, 0): 1})
     tick = _monitor(consumer)
     asyncio.run(tick())
     assert _exported(topic) == {"0": 0.0, "1": 1.0}
+
+
+def test_records_read_but_not_processed_count_as_lag() -> None:
+    """A stage that hangs has read up to its stream buffer: those records are not processed."""
+    topic = f"appeals.intake.pos.{uuid.uuid4().hex[:8]}"
+    tp = TP(topic, 0)
+    consumer = SimpleNamespace(assignment=lambda: [tp], highwater=lambda tp: 9000,
+                               _read_offset={tp: 8999}, _committed_offset={tp: 50})
+    tick = _monitor(consumer)
+    asyncio.run(tick())
+    assert _exported(topic) == {"0": 8950.0}
+
+
+def test_a_partition_no_longer_fetched_gets_its_end_from_a_probe(monkeypatch) -> None:
+    """Faust stops fetching a partition whose stream buffer is full: its high watermark stands
+    still while records keep arriving. A probe finds the end; a partition whose watermark
+    moves (or that has nothing waiting) is never probed."""
+    from streams import end_offsets
+
+    topic = f"appeals.intake.pos.{uuid.uuid4().hex[:8]}"
+    stuck, moving, idle = TP(topic, 0), TP(topic, 1), TP(topic, 2)
+    highs = {stuck: 8242, moving: 100, idle: 7}
+    consumer = SimpleNamespace(assignment=lambda: [stuck, moving, idle],
+                               highwater=lambda tp: highs[tp], transport=None,
+                               _committed_offset={stuck: 50, moving: 90, idle: 7})
+    probed: list[list[Any]] = []
+
+    async def current_end_offsets(probe: Any, tps: Any, timeout: float = 0) -> dict[Any, int]:
+        probed.append(sorted(tps))
+        return {tp: 25_000 for tp in tps}
+
+    monkeypatch.setattr(end_offsets, "current_end_offsets", current_end_offsets)
+    monkeypatch.setattr(end_offsets, "probe_consumer", lambda app, transport: object())
+    timers: list[tuple[float, Callable[[], Any]]] = []
+    tick = _monitor(consumer, timers)
+    ((_, probe_timer),) = [(i, fn) for i, fn in timers if fn is not tick]
+
+    asyncio.run(tick())
+    asyncio.run(probe_timer())  # first round: no watermark seen standing still yet
+    assert probed == []
+    highs[moving] = 160
+    asyncio.run(tick())
+    asyncio.run(probe_timer())
+    assert probed == [[stuck]]
+    asyncio.run(tick())
+    assert _exported(topic) == {"0": 25_000 - 50.0, "1": 70.0, "2": 0.0}
+
+    highs[stuck] = 30_000  # fetched again: its own watermark is newer than the probe's
+    asyncio.run(tick())
+    assert _exported(topic)["0"] == 30_000 - 50.0
+
+
+def test_committed_lag_arithmetic() -> None:
+    assert lag.committed_lag(None, None, 5) is None  # no end known yet: not exported
+    assert lag.committed_lag(100, None, None) == 100  # nothing committed: from the start
+    assert lag.committed_lag(100, None, 0) == 100
+    assert lag.committed_lag(100, None, 100) == 0
+    assert lag.committed_lag(100, 400, 60) == 340  # the probe saw further
+    assert lag.committed_lag(500, 400, 60) == 440  # the consumer's own watermark is newer
+    assert lag.committed_lag(None, 400, 60) == 340
+    assert lag.committed_lag(10, None, 12) == 0  # never negative (a watermark not yet seen)
+
+
+def test_an_end_probe_forgets_revoked_partitions_and_ends_overtaken() -> None:
+    probe = lag.EndProbe()
+    probe.found({"a": 50, "b": 70})
+    probe.found({"a": 40})  # an older answer never lowers an end
+    assert probe.end("a", 10) == 50
+    assert probe.end("a", 60) is None and probe.end("a", 10) is None  # overtaken: dropped
+    probe.keep_only({"a"})
+    assert probe.end("b", None) is None

@@ -79,6 +79,21 @@ def test_true_end_offsets_match_the_records_written(broker, tmp_path: Path) -> N
     assert set(fixed) == set(reported)
 
 
+def test_current_end_offsets_match_the_records_written(broker) -> None:
+    """The lag monitor's probe (partitions the worker no longer fetches): the true ends,
+    keyed by the caller's own TPs, empty partitions included."""
+    topic = f"eo-now-{time.time_ns()}"
+    _create(broker.bootstrap, topic, 3)
+    batches = {0: [40, 25], 1: [], 2: [1, 9]}
+
+    async def run() -> dict[TP, int]:
+        await _produce_batches(broker.bootstrap, topic, batches)
+        probe = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, enable_auto_commit=False)
+        return await end_offsets.current_end_offsets(probe, [TP(topic, p) for p in batches])
+
+    assert asyncio.run(run()) == {TP(topic, 0): 65, TP(topic, 1): 0, TP(topic, 2): 10}
+
+
 def test_a_table_recovers_every_changelog_record(broker, redis_server, tmp_path: Path) -> None:
     """A worker starting on a changelog written in batches holds every key after recovery."""
     settings = isolated_settings(broker.url, redis_server.url, partitions=2)
