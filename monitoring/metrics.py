@@ -248,6 +248,14 @@ CONSUMER_LAG = Gauge(
     ["topic", "partition"],
     registry=REGISTRY,
 )
+STAGE_LAST_PROGRESS = Gauge(
+    "appeals_stage_last_progress_timestamp_seconds",
+    "Unix time a stage of this worker (intake, triage, sla, notify, notify_retry) last finished "
+    "a batch, had no record of its partitions waiting to be processed and committed, or could "
+    "not work (start-up, rebalance, table recovery): far behind now, the stage hangs.",
+    ["stage"],
+    registry=REGISTRY,
+)
 WORKER_UP = Gauge(
     "appeals_worker_up",
     "1 while the worker process is running its agents.",

@@ -240,6 +240,11 @@ class Settings:
     """APPEALS_LAG_INTERVAL: seconds between exports of ``appeals_consumer_lag`` (what the
     worker has yet to process and commit, per partition); shorter only where a test watches a
     backlog drain in seconds."""
+    stage_stall_timeout: float = 600.0
+    """APPEALS_STAGE_STALL_TIMEOUT: seconds a stage of a worker may go without finishing a
+    batch while records of its partitions wait to be processed; longer, ``/healthz`` answers
+    503 naming the stage (a hung agent). An idle stage, a rebalance or a table recovery never
+    counts. At least twice APPEALS_LAG_INTERVAL (what tells an idle stage), at most a day."""
     default_region: str = "22"
     """APPEALS_DEFAULT_REGION: region assumed for routing fallbacks and the demo."""
     email_regime: str = "pos"
@@ -405,6 +410,12 @@ class Settings:
         _check(self.sweep_interval > 0, "APPEALS_SWEEP_INTERVAL", "must be positive")
         _check(0 < self.lag_interval <= 300, "APPEALS_LAG_INTERVAL",
                "must be more than 0 and at most 300 seconds")
+        # Shorter, an idle stage could look stalled between two lag exports, which are what
+        # tell it has nothing waiting.
+        _check(2 * self.lag_interval <= self.stage_stall_timeout <= 86400,
+               "APPEALS_STAGE_STALL_TIMEOUT",
+               f"must be at least twice APPEALS_LAG_INTERVAL ({2 * self.lag_interval:g} s) "
+               "and at most 86400 s (a day)")
         _check(self.max_text_length >= 1, "APPEALS_MAX_TEXT_LENGTH", "must be positive")
         _check(86400 <= self.intake_max_age <= 3660 * 86400, "APPEALS_INTAKE_MAX_AGE",
                "must be 86400..316224000 s (a day to 3660 days; 31536000, a year, is the "

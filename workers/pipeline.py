@@ -20,7 +20,7 @@ from streams import fastpath, faust_patches, gc_tuning
 from streams.app import create_app
 from streams.payload_logging import quiet_payload_loggers
 from streams.settings import Settings
-from workers import lag
+from workers import lag, progress
 from workers.intake import agent as intake_agent
 from workers.notify import agent as notify_agent
 from workers.route import agent as route_agent
@@ -93,7 +93,9 @@ def _install_metrics_endpoint(app: faust.App, settings: Settings) -> None:
 
     async def health(_: web.Request) -> web.Response:
         ok = app.consumer is not None and not app.should_stop
-        return web.json_response({"status": "ok" if ok else "stopping"}, status=200 if ok else 503)
+        if not ok:
+            return web.json_response({"status": "stopping"}, status=503)
+        return _stall_report(progress.STAGES, settings.stage_stall_timeout)
 
     @app.task
     async def serve_metrics() -> None:
@@ -113,6 +115,26 @@ def _install_metrics_endpoint(app: faust.App, settings: Settings) -> None:
             shown = f"[{shown}]"
         log.info("metrics on http://%s:%d/metrics", shown, port)
         metrics.WORKER_UP.set(1)
+
+
+def _stall_report(stages: progress.StageProgress, threshold: float) -> web.Response:
+    """``/healthz``: 503 while a stage is stalled (:mod:`workers.progress`), so a worker whose
+    agents hang is not taken for a healthy one by its healthcheck."""
+    stalled = stages.stalled(threshold)
+    if not stalled:
+        return web.json_response({"status": "ok"})
+    detail = "; ".join(
+        f"stage {s.stage}: no batch finished for {s.seconds:.0f} s while {s.backlog} records "
+        "of its partitions wait" for s in stalled)
+    return web.json_response({
+        "status": "stalled",
+        "stalled_stages": {s.stage: {"seconds": round(s.seconds, 1), "backlog": s.backlog}
+                           for s in stalled},
+        "stall_timeout_seconds": threshold,
+        "detail": f"{detail} (APPEALS_STAGE_STALL_TIMEOUT {threshold:g} s): an agent hangs; "
+                  "its log and the broker's and Redis's health tell why, a restart replays "
+                  "what it had not committed",
+    }, status=503)
 
 
 def _install_lag_monitor(app: faust.App, interval: float) -> None:
@@ -156,6 +178,7 @@ def _install_lag_monitor(app: faust.App, interval: float) -> None:
             metrics.CONSUMER_LAG.labels(*labels).set(behind)
             exported.add(labels)
         latest["lags"], latest["highs"] = lags, highs
+        progress.STAGES.observe(lags, progress.can_work(app))
         for labels in exported - {(tp.topic, str(tp.partition)) for tp in assigned}:
             with contextlib.suppress(KeyError):  # removed elsewhere already
                 metrics.CONSUMER_LAG.remove(*labels)

@@ -32,6 +32,7 @@ from streams import ack_safety, natural_batches
 from streams import topics as t
 from streams.clock import SlaClock
 from streams.settings import Settings
+from workers import progress
 
 log = logging.getLogger(__name__)
 
@@ -267,7 +268,8 @@ def parse_event(raw: bytes | None, schema: str | None = None) -> dict[str, Any]:
     return data
 
 
-def batches(stream: faust.StreamT, settings: Settings) -> AsyncIterator[Sequence[faust.EventT]]:
+def batches(stream: faust.StreamT, settings: Settings, *,
+            stage: str | None = None) -> AsyncIterator[Sequence[faust.EventT]]:
     """The stream in batches of events (``take_events``): partition, offset and key included.
 
     Batches are where the pipeline's speed comes from (one classifier call, one Redis round
@@ -275,16 +277,24 @@ def batches(stream: faust.StreamT, settings: Settings) -> AsyncIterator[Sequence
     offsets only after the loop body for it has finished. A batch is handed over when it is
     full, when the stream has nothing more waiting, or after the linger
     (:mod:`streams.natural_batches`).
+
+    ``stage``: the stage label the loop reports its finished batches under
+    (:mod:`workers.progress`, which tells a hung stage); None reports nothing.
     """
+    if stage is not None:
+        progress.STAGES.register(stage, getattr(stream.channel, "topics", ()))
     return _marked(natural_batches.take_events(stream, settings.batch_size, settings.batch_linger,
-                                               natural=settings.natural_batches))
+                                               natural=settings.natural_batches), stage)
 
 
-async def _marked(source: Any) -> AsyncIterator[Sequence[faust.EventT]]:
-    """Record each batch as handed to our code: only such records may be acknowledged."""
+async def _marked(source: Any, stage: str | None) -> AsyncIterator[Sequence[faust.EventT]]:
+    """Record each batch as handed to our code: only such records may be acknowledged; and,
+    when the loop asks for the next one, the batch as done."""
     async for events in source:
         ack_safety.handed_to_body(events)
         yield events
+        if stage is not None:
+            progress.STAGES.batch_done(stage)
 
 
 def observe_stage_latency(stage: str, events: Sequence[faust.EventT]) -> None:

@@ -140,7 +140,7 @@ class AgentHarness:
     async def _run(self, batches: list[list[Msg]]) -> None:
         events_batches = [[SimpleNamespace(message=m) for m in b] for b in batches]
 
-        async def fake_batches(stream: Any, settings: Any) -> AsyncIterator[list[Any]]:
+        async def fake_batches(stream: Any, settings: Any, **_: Any) -> AsyncIterator[list[Any]]:
             for b in events_batches:
                 yield b
 

@@ -1,8 +1,10 @@
-"""A worker whose intake stage hangs shows it: its consumer lag counts every record waiting.
+"""A worker whose intake stage hangs shows it: its consumer lag counts every record waiting,
+the stage's progress gauge stands still and ``/healthz`` answers 503 naming the stage.
 
 The lag used to be counted from what Faust had read into the stream's buffer, and a partition
 Faust stopped fetching (its buffer full) kept its old high watermark: with intake hung the
-exported lag stayed at 0, then flat, and nothing showed the worker (review of the ops session).
+exported lag stayed at 0, then flat, and ``appeals_worker_up`` 1 and ``/healthz`` 200 told
+nothing either (review of the ops session).
 The worker here runs every agent; only its intake stage's wait for acknowledgements hangs while
 a flag file exists (``stuck_worker.py``). A small stream buffer and batch make Faust stop
 fetching after a few dozen records.
@@ -10,8 +12,13 @@ fetching after a few dozen records.
 
 from __future__ import annotations
 
+import json
 import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -40,6 +47,17 @@ def _lag(worker: WorkerProcess, topic: str) -> float | None:
     return _sample(worker, "appeals_consumer_lag", topic=topic, partition="0")
 
 
+def _health(worker: WorkerProcess) -> tuple[int, dict[str, Any]]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{worker.metrics_port}/healthz",
+                                    timeout=5) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+    except OSError:
+        return 0, {}
+
+
 def _records(n: int, start: int) -> list[tuple[str, bytes, bytes]]:
     # Not JSON: dead-lettered by intake, which still ends its batch with the wait that hangs.
     return [(t.intake_topic("pos"), b"k%d" % i, b"garbage") for i in range(start, start + n)]
@@ -48,7 +66,7 @@ def _records(n: int, start: int) -> list[tuple[str, bytes, bytes]]:
 def test_a_hung_stage_shows_every_waiting_record_as_lag(broker, redis_server,
                                                         tmp_path: Path) -> None:
     settings = isolated_settings(broker.url, redis_server.url, partitions=1, lag_interval=1.0,
-                                 stream_buffer=64, batch_size=50)
+                                 stream_buffer=64, batch_size=50, stage_stall_timeout=5.0)
     t.ensure_topics(settings)
     topic = t.topic_name(settings, t.intake_topic("pos"))
     flag = tmp_path / "hang"
@@ -62,9 +80,12 @@ def test_a_hung_stage_shows_every_waiting_record_as_lag(broker, redis_server,
         wait_for(lambda: _lag(worker, topic) == 0 or not worker.alive, 180,
                  what="the worker to process the first records")
         assert worker.alive, worker.log_text()[-3000:]
+        time.sleep(8)  # idle for longer than the stall timeout: nothing waits, so healthy
+        assert _health(worker) == (200, {"status": "ok"})
 
         flag.touch()
         produce(settings, _records(400, 20))
+        produced_at = time.time()
         # Everything after the last committed record: the hung batch, the stream's buffer and
         # the records Faust no longer fetches.
         wait_for(lambda: _lag(worker, topic) == 400, 60, what="a lag of 400")
@@ -75,8 +96,22 @@ def test_a_hung_stage_shows_every_waiting_record_as_lag(broker, redis_server,
         produce(settings, _records(300, 720))
         wait_for(lambda: _lag(worker, topic) == 1000, 60, what="a lag of 1000")
 
+        def stalled() -> dict[str, Any] | None:
+            code, body = _health(worker)
+            return body if code == 503 else None
+
+        body = wait_for(stalled, 60, what="/healthz to answer 503")
+        assert body["status"] == "stalled" and list(body["stalled_stages"]) == ["intake"], body
+        assert body["stalled_stages"]["intake"]["backlog"] == 1000
+        last = _sample(worker, "appeals_stage_last_progress_timestamp_seconds", stage="intake")
+        assert last is not None and last <= produced_at  # nothing since the records came
+        assert _sample(worker, "appeals_worker_up") == 1  # what used to be all there was
+
         flag.unlink()
         wait_for(lambda: _lag(worker, topic) == 0, 120, what="the backlog to drain")
+        wait_for(lambda: _health(worker)[0] == 200, 30, what="/healthz to answer 200 again")
+        last = _sample(worker, "appeals_stage_last_progress_timestamp_seconds", stage="intake")
+        assert last is not None and last > produced_at
         assert worker.alive, worker.log_text()[-3000:]
     finally:
         flag.unlink(missing_ok=True)

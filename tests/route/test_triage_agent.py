@@ -116,7 +116,7 @@ class Worker:
 @pytest.fixture(autouse=True)
 def _no_broker(monkeypatch: pytest.MonkeyPatch) -> None:
     # The real ones exit the process on an error (os._exit) and time the batch.
-    monkeypatch.setattr(A, "batches", lambda stream, settings: stream(None, None))
+    monkeypatch.setattr(A, "batches", lambda stream, settings, **_: stream(None, None))
     monkeypatch.setattr(A, "crash_on_error", lambda stage: contextlib.nullcontext())
     monkeypatch.setattr(A, "observe_stage_latency", lambda stage, events: None)
 

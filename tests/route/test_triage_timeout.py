@@ -274,7 +274,7 @@ def test_the_gauges_count_the_worker_s_own_partitions(router: Router) -> None:
 def test_the_gauges_of_the_installed_agent_follow_the_assignment(
         router: Router, monkeypatch: pytest.MonkeyPatch) -> None:
     # The real ones exit the process on an error (os._exit) and time the batch.
-    monkeypatch.setattr(A, "batches", lambda stream, settings: stream(None, None))
+    monkeypatch.setattr(A, "batches", lambda stream, settings, **_: stream(None, None))
     monkeypatch.setattr(A, "crash_on_error", lambda stage: contextlib.nullcontext())
     monkeypatch.setattr(A, "observe_stage_latency", lambda stage, events: None)
     owned = {1, 2}
@@ -446,7 +446,7 @@ def _installed(router: Router, table: dict[bytes, Any], owned: set[int],
                **changes: Any) -> tuple[Any, Any, Outbox]:
     """install_triage on a stand-in app: (its agent, its timer, the outbox they send to);
     ``changes``: settings other than the tests' own."""
-    monkeypatch.setattr(A, "batches", lambda stream, settings: stream(None, None))
+    monkeypatch.setattr(A, "batches", lambda stream, settings, **_: stream(None, None))
     monkeypatch.setattr(A, "crash_on_error", lambda stage: contextlib.nullcontext())
     monkeypatch.setattr(A, "observe_stage_latency", lambda stage, events: None)
     timers: list[tuple[float, Any]] = []

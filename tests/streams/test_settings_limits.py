@@ -155,3 +155,15 @@ def test_a_sped_up_clock_from_a_recent_epoch_is_accepted() -> None:
     assert (s.time_scale, s.clock_epoch) == (86400.0, now)
     # Real time needs no epoch (the default 0 is ignored).
     assert Settings.load({"APPEALS_TIME_SCALE": "1"}).clock_epoch == 0.0
+
+
+def test_a_stall_timeout_an_idle_stage_could_reach_is_refused() -> None:
+    """An idle stage is told on track by each lag export (APPEALS_LAG_INTERVAL): a stall timeout
+    below two of them could take an idle worker for a hung one (``/healthz`` 503)."""
+    assert Settings.load({}).stage_stall_timeout == 600.0
+    assert Settings.load({"APPEALS_STAGE_STALL_TIMEOUT": "10", "APPEALS_LAG_INTERVAL": "5"})
+    for env in ({"APPEALS_STAGE_STALL_TIMEOUT": "9", "APPEALS_LAG_INTERVAL": "5"},
+                {"APPEALS_STAGE_STALL_TIMEOUT": "0"}, {"APPEALS_STAGE_STALL_TIMEOUT": "86401"}):
+        with pytest.raises(ConfigError, match=r"^APPEALS_STAGE_STALL_TIMEOUT must be at least "
+                                              r"twice APPEALS_LAG_INTERVAL"):
+            Settings.load(env)

@@ -104,7 +104,7 @@ def install(app: faust.App, ctx: WorkerContext, router: Router, classifier: Any)
 
     @app.agent(source, name="intake")
     async def intake(stream: faust.StreamT) -> None:
-        async for events in batches(stream, settings):
+        async for events in batches(stream, settings, stage=STAGE):
             with crash_on_error(STAGE):
                 outbox = ctx.outbox(STAGE)
                 # The SLA clock's now: no intake record is read later than this (read_moment).

@@ -719,14 +719,14 @@ def install(app: faust.App, ctx: WorkerContext, deliver: Delivery | None = None)
 
     @app.agent(ctx.topology.topic(t.SLA_ALERTS), name="notify")
     async def notify(stream: faust.StreamT) -> None:
-        async for events in batches(stream, ctx.settings):
+        async for events in batches(stream, ctx.settings, stage=STAGE):
             with crash_on_error(STAGE):
                 await notifier.alerts(events, ctx.outbox(STAGE))
                 observe_stage_latency(STAGE, events)
 
     @app.agent(ctx.topology.topic(t.NOTIFY_RETRY), name="notify-retry")
     async def notify_retry(stream: faust.StreamT) -> None:
-        async for events in batches(stream, ctx.settings):
+        async for events in batches(stream, ctx.settings, stage=RETRY_STAGE):
             with crash_on_error(RETRY_STAGE):
                 await notifier.retries(events, ctx.outbox(RETRY_STAGE))
 

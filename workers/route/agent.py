@@ -319,7 +319,7 @@ def install_triage(app: faust.App, ctx: WorkerContext, router: Router) -> Any:
 
     @app.agent(source, name="triage")
     async def triage(stream: faust.StreamT) -> None:
-        async for events in batches(stream, settings):
+        async for events in batches(stream, settings, stage=TRIAGE_STAGE):
             with crash_on_error(TRIAGE_STAGE):
                 if early.needs_rebuild:
                     early.rebuild(pending.items(), assigned_partitions())

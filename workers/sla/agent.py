@@ -348,7 +348,7 @@ def install(app: faust.App, ctx: WorkerContext, router: Any) -> SlaRuntime:
 
     @app.agent(source, name="sla")
     async def sla(stream: faust.StreamT) -> None:
-        async for events in batches(stream, settings):
+        async for events in batches(stream, settings, stage=STAGE):
             with crash_on_error(STAGE):
                 rt.refresh_rules()
                 if rt.needs_rebuild and not _recovering(app):
