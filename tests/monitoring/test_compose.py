@@ -96,6 +96,17 @@ def test_workers(compose):
     assert targets == {f"{name}:{port}" for name in WORKERS}
 
 
+def test_the_readme_states_the_workers_stop_grace(compose):
+    """README said `docker compose stop` gives a worker "the default 10 s grace" to stop
+    cleanly (and keep its table state), while compose gives it stop_grace_period: 30s."""
+    graces = {compose["services"][name]["stop_grace_period"] for name in WORKERS}
+    assert len(graces) == 1
+    seconds = int(re.fullmatch(r"(\d+)s", graces.pop()).group(1))
+    readme = " ".join((REPO / "README.md").read_text().split())
+    stated = re.findall(r"\(`docker compose stop`[^)]*?(\d+) s\b", readme)
+    assert stated and all(int(s) == seconds for s in stated), stated
+
+
 def test_the_webhook_sink_stops_on_sigterm(compose):
     """The sink sets no SIGTERM handler and PID 1 ignores unhandled signals: an init runs it."""
     assert compose["services"]["notify-gateway"]["init"] is True
