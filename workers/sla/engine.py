@@ -1777,8 +1777,15 @@ def _reopened(state: State, event: dict[str, Any], at: float, rules: SlaRules,
     overdue close) followed by a reopen and a quick answer scored on time. Now the ended
     period's outcome moves to ``outcomes`` unchanged (the figures do not move at the reopen),
     and the new period adds its own. The extension count is kept (see ``_start_period``).
+
+    A reopen stamped before the answer or close that ended the period is judged as at its
+    stamp, when the period was still open: kept for an end at or before it, or refused. It
+    reopened the appeal at its stamp instead, before the answer it would reopen: the period
+    then began before that answer, and a replay of a reopen given up (``_apply_held``) after
+    a redirect started a period before the redirect.
     """
-    if state["status"] in OPEN_STATUSES:
+    ended = _ended_at(state)
+    if state["status"] in OPEN_STATUSES or (ended is not None and at < ended):
         if _before_period(state, at):
             effects.outcome = BEFORE_PERIOD
         elif at < state["start"]:
