@@ -52,7 +52,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 
@@ -179,7 +179,10 @@ def delivery_id(alert: SlaAlert) -> str:
 
 
 def appeal_url(public_url: str, appeal_id: str) -> str:
-    return f"{public_url.rstrip('/')}/v1/appeals/{appeal_id}"
+    """The API's link to the appeal, its id percent-encoded as one path segment: the API reads
+    any id the pipeline stores (``ПОС-2026/000123``, ``59fz 2026 17``), but only so encoded;
+    the raw id gave a link with spaces, or one that the API answered 404."""
+    return f"{public_url.rstrip('/')}/v1/appeals/{quote(appeal_id, safe='')}"
 
 
 def webhook_body(alert: SlaAlert, public_url: str) -> dict[str, Any]:
