@@ -8,6 +8,7 @@ The engine side is in ``tests/sla_engine/test_held_events_expire.py``.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from types import SimpleNamespace
 from typing import Any
@@ -81,6 +82,52 @@ def test_a_final_answer_kept_for_a_reopen_that_never_comes_is_dead_lettered() ->
     # The same tick again (a replay) finds nothing: no second dead letter, nothing stored.
     outbox, [again] = run_batches(rt, [message(TICKS, _tick(timer.cycle, expires))])
     assert outbox.dead == [] and KEY not in again.changed
+
+
+class CapturingRedis:
+    """Records the members a rebuild writes; its finishing script reports Redis lost part
+    of the index, so the rebuild stops before the read model (not under test here)."""
+
+    def __init__(self) -> None:
+        self.members: dict[str, float] = {}
+
+    async def delete(self, *keys: str) -> int:
+        return 0
+
+    async def zadd(self, key: str, mapping: dict[str, float]) -> int:
+        self.members.update(mapping)
+        return len(mapping)
+
+    async def eval(self, *args: Any) -> int:
+        return 0
+
+
+def test_an_answer_kept_by_the_version_before_expiries_is_dead_lettered_after_a_rebuild(
+) -> None:
+    """A state stored before 470f26f keeps bare moments (no expiry). The index rebuild (start-up,
+    Redis loss) armed no held timer for them, and an answered appeal rarely gets another event
+    to convert them: its kept answer stayed for good. The rebuild now arms it at the moment
+    plus the configured hold, and its tick dead-letters it."""
+    hold = 2 * DAY  # not the default: the rebuild must use the configured APPEALS_SLA_EARLY_MAX_AGE
+    rt = stand_in_runtime(clock=fixed_clock(T0.timestamp() + 30 * DAY),
+                          rules=ten_day_rules(early_hold=hold), prefix="t:", redis_token="x",
+                          index_dirty=set())
+    interim = lifecycle("answered", 1, T0 + dt.timedelta(days=1), authority_id="22-mintrans")
+    run_batches(rt, [message(ROUTED, routed_record())], [message(INTERNAL, interim)])
+    kept_at = (T0 + dt.timedelta(days=2)).timestamp()
+    rt.table[KEY]["eans"] = [kept_at]  # as the older version stored the final answer
+
+    redis = CapturingRedis()
+    rt.ctx.redis = redis
+    asyncio.run(sla_agent._rebuild_partition(rt, 0, [rt.table[KEY]]))
+    expires = kept_at + hold
+    assert redis.members[f"{APPEAL}|{HELD_TIMER}|{int(expires)}"] == expires
+
+    outbox, _ = run_batches(rt, [message(TICKS, _tick(int(expires), expires))])
+    [(reason, value, detail)] = outbox.dead
+    assert reason == HELD_EXPIRED and orjson.loads(value)["event_id"] is None
+    assert detail is not None and "2 days" in detail
+    assert "eans" not in rt.table[KEY]
 
 
 def test_the_hold_is_the_setting() -> None:

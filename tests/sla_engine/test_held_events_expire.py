@@ -10,6 +10,7 @@ dead-lettered them later either (review of the held events).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -126,13 +127,39 @@ def test_a_state_stored_with_bare_moments_loads_applies_and_expires(key: str) ->
     assert apply_lifecycle(applied, follow, SIMPLE).outcome == "applied"
     assert key not in applied and applied["status"] == (
         "answered" if key == "eans" else "running")
-    assert held_timer(state) is None  # no expiry known yet: nothing armed at a rebuild
+    moment = T0 + (5 if key == "eans" else 3) * DAY
+    # The rebuild arms it at the moment plus the hold, as the engine will store it...
+    assert _held_timers(state) == [Timer("a1", HELD_TIMER, moment + EARLY_HOLD,
+                                         int(moment + EARLY_HOLD))]
+    # ... and the engine re-adds it when it converts the moment: an index kept from the
+    # version before held timers lacks it.
+    assert held_timer(state) is None
     # Another event touches the state: the bare moment gets its expiry, and its timer.
     touched = apply_lifecycle(state, ev("accepted", T0 + 1 * DAY, 4), SIMPLE)
-    moment = T0 + (5 if key == "eans" else 3) * DAY
     assert state[key] == [[moment, None, moment + EARLY_HOLD]]
     [timer] = touched.timers
     assert timer.kind == HELD_TIMER and timer.due_ts == moment + EARLY_HOLD
     tick = apply_tick(state, HELD_TIMER, timer.cycle, SIMPLE)
     [gone] = tick.expired
     assert gone.event_id is None and gone.at == moment and key not in state
+
+
+@pytest.mark.parametrize("key", ["eans", "erop"])
+def test_bare_moments_get_their_held_timer_from_the_rebuild_and_expire(key: str) -> None:
+    """A state stored before 470f26f keeps bare moments. The index rebuild (start-up, Redis
+    loss) armed nothing for them, and an answered appeal rarely sees the event that would
+    convert them, so its kept answer never expired. The rebuild arms them at the moment plus
+    the configured hold, and that tick dead-letters them."""
+    rules = dataclasses.replace(SIMPLE, early_hold=3 * DAY)  # not the default
+    state = _state(rules)
+    apply_lifecycle(state, ev("answered", T0 + 1 * DAY, 1), rules)
+    moment = T0 + 2 * DAY
+    state[key] = [moment]
+    [timer] = [t for t in timers.pending_timers(state, rules.escalation_after,
+                                                early_hold=rules.early_hold)
+               if t.kind == HELD_TIMER]
+    assert (timer.due_ts, timer.cycle) == (moment + 3 * DAY, int(moment + 3 * DAY))
+    tick = apply_tick(state, HELD_TIMER, timer.cycle, rules)
+    assert tick.outcome == HELD_EXPIRED
+    assert [(gone.event_id, gone.at) for gone in tick.expired] == [(None, moment)]
+    assert key not in state and tick.timers == []

@@ -1301,7 +1301,8 @@ async def _rebuild_partition(rt: SlaRuntime, p: int, states: list[State],
     """The due-time index and read model of partition ``p``, from its stored ``states``."""
     count = await timers.rebuild(rt.ctx.redis, rt.prefix, p, states,
                                  lambda st: rt.rules.of(st).escalation_after,
-                                 token=rt.redis_token or "1", guard=guard)
+                                 token=rt.redis_token or "1", guard=guard,
+                                 early_hold=rt.rules.early_hold)
     if count < 0:
         rt.index_dirty.add(p)
         log.warning("SLA: Redis lost part of partition %d's due-time index while it was "
@@ -1326,7 +1327,8 @@ def _writable(rt: SlaRuntime, state: State) -> bool:
     """
     try:
         read_model.script_args(state, "", 0.0)  # whether it can be written: any moment
-        for timer in timers.pending_timers(state, lambda st: rt.rules.of(st).escalation_after):
+        for timer in timers.pending_timers(state, lambda st: rt.rules.of(st).escalation_after,
+                                           early_hold=rt.rules.early_hold):
             if not math.isfinite(timer.due_ts):
                 raise ValueError(f"the {timer.kind} timer is due at {timer.due_ts}")
     except Exception as exc:

@@ -68,8 +68,8 @@ EARLY_EVENT_OVERFLOW = "early_event_overflow"
 #: (``eans``, for the reopen they answer), with the event each holds. An entry is
 #: ``[at, event id, expires]`` (SLA clock): enough to dead-letter it (:data:`HELD_EXPIRED`)
 #: without keeping the event's other fields. States stored before hold bare moments; they
-#: load and apply as before, and get their expiry when the engine next touches them
-#: (:func:`_held`).
+#: load and apply as before, get their expiry when the engine next touches them
+#: (:func:`_held`), and the index rebuild arms their timer meanwhile (:func:`held_timer`).
 EARLY_KEYS: dict[str, str] = {"erop": "reopened", "eans": "answered"}
 _WAITS_FOR = {"erop": "the answer or close it reopens", "eans": "the reopen it answers"}
 #: Dead-letter reason (and tick outcome) of a kept reopen or answer that can no longer apply:
@@ -989,12 +989,24 @@ def _held(state: State, key: str, rules: SlaRules) -> list[list[Any]]:
     return list(held)
 
 
-def held_timer(state: State) -> Timer | None:
+def held_timer(state: State, early_hold: float | None = None) -> Timer | None:
     """The timer of the earliest expiry among the appeal's kept reopens and answers (kind
-    :data:`HELD_TIMER`), or None. Bare moments of an older state have none until the engine
-    gives them one (:func:`_held`)."""
-    moments = [float(entry[2]) for key in EARLY_KEYS for entry in state.get(key) or ()
-               if isinstance(entry, list)]
+    :data:`HELD_TIMER`), or None.
+
+    Bare moments of a state stored before 470f26f count as expiring ``early_hold`` after
+    them, as :func:`_held` will store them: the index rebuild passes it, else an answered
+    appeal's old kept answer, which rarely sees another event to convert it, never expired.
+    Without ``early_hold`` they are left out: the engine asks so for the timer armed before a
+    transition, so that converting them always (re)adds their timer, which an index kept from
+    the older version lacks.
+    """
+    moments = []
+    for key in EARLY_KEYS:
+        for entry in state.get(key) or ():
+            if isinstance(entry, list):
+                moments.append(float(entry[2]))
+            elif early_hold is not None:
+                moments.append(float(entry) + early_hold)
     if not moments or "id" not in state:
         return None
     due = min(moments)

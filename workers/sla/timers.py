@@ -15,6 +15,7 @@ from typing import Any
 from redis.exceptions import ResponseError
 
 from workers.sla.engine import (
+    EARLY_HOLD,
     EscalationAfter,
     State,
     Timer,
@@ -38,13 +39,16 @@ def parse_member(member: bytes | str) -> tuple[str, str, int]:
     return appeal_id, kind, int(cycle)
 
 
-def pending_timers(state: State, escalation_after: EscalationAfter) -> list[Timer]:
+def pending_timers(state: State, escalation_after: EscalationAfter, *,
+                   early_hold: float = EARLY_HOLD) -> list[Timer]:
     """Timers an appeal still needs, from its state alone (used by the rebuild): those of the
     running answer period, of its open stages (which run on after the answer, e.g. an
     incident's final answer) and of its kept reopens and answers (``engine.held_timer``,
     whatever the status: an answered appeal's second answer waits there). ``escalation_after``
-    counts the escalation only of a state stored without its moment (``engine.escalation_at``)."""
-    held = held_timer(state)
+    counts the escalation only of a state stored without its moment (``engine.escalation_at``);
+    ``early_hold`` (``SlaRules.early_hold``) the expiry of kept ones stored as bare moments by
+    a version before 470f26f, which would otherwise never get a timer."""
+    held = held_timer(state, early_hold)
     if state.get("status") != "running":
         return [*stage_timers(state), *([held] if held is not None else [])]
     cycle = state["cycle"]
@@ -190,12 +194,13 @@ def marker_matches(value: bytes | str | None, token: str | None) -> bool:
 
 async def rebuild(redis: Any, prefix: str, partition: int, states: Iterable[State],
                   escalation_after: EscalationAfter, chunk: int = 5000,
-                  token: str = "1", guard: str | None = None) -> int:
+                  token: str = "1", guard: str | None = None,
+                  early_hold: float = EARLY_HOLD) -> int:
     """Replace one partition's index with the timers its states need; returns the count, or
     -1 when Redis lost part of it meanwhile (not marked ready: the caller rebuilds again).
     ``token`` (:func:`server_token`) is the readiness marker's value; ``guard`` a key the
     caller set before it read ``states`` (:func:`set_guard`), gone if Redis lost its data
-    since."""
+    since; ``early_hold`` as in :func:`pending_timers`."""
     key = due_key(prefix, partition)
     tmp = f"{key}:rebuild"
     total = 0
@@ -203,7 +208,7 @@ async def rebuild(redis: Any, prefix: str, partition: int, states: Iterable[Stat
     batch: dict[str, float] = {}
     await redis.delete(tmp)
     for state in states:
-        for timer in pending_timers(state, escalation_after):
+        for timer in pending_timers(state, escalation_after, early_hold=early_hold):
             batch[timer.member] = timer.due_ts
         if len(batch) >= chunk:
             added += int(await redis.zadd(tmp, batch))
