@@ -227,19 +227,43 @@ async def current_end_offsets(probe: Any, partitions: Collection[Any],
     still meanwhile. ``probe`` is an unstarted group-less consumer, started and stopped here;
     any error (a slow broker, :class:`TimeoutError`) goes to the caller.
     """
+    ends, _ = await current_offsets(probe, partitions, timeout, starts=False)
+    return ends
+
+
+async def current_offsets(probe: Any, partitions: Collection[Any],
+                          timeout: float = PROBE_TIMEOUT_S, starts: bool = True
+                          ) -> tuple[dict[Any, int], dict[Any, int]]:
+    """(end offsets as :func:`current_end_offsets`, log-start offsets) of ``partitions``.
+
+    The log start is where a group without a committed offset begins (the workers reset to
+    the earliest record): the lag monitor counts such a partition's backlog from there, not
+    from offset 0, which retention may have deleted long ago. A broker that cannot list them
+    leaves them out (the ends still count); ``starts=False`` does not ask.
+    """
     from aiokafka import TopicPartition
 
     keys = {TopicPartition(tp.topic, tp.partition): tp for tp in partitions}
     if not keys:
-        return {}
+        return {}, {}
     await probe.start()
     try:
+        first: dict[Any, int] = {}
+        if starts:
+            try:
+                listed_starts = await asyncio.wait_for(
+                    probe.beginning_offsets(list(keys)), timeout)
+            except Exception as exc:
+                log.debug("log-start offsets not listed (%s)", type(exc).__name__)
+            else:
+                first = {keys[tp]: int(start) for tp, start in listed_starts.items()
+                         if tp in keys and start is not None}
         listed = await asyncio.wait_for(probe.end_offsets(list(keys)), timeout)
         ends = {tp: int(listed.get(tp) or 0) for tp in keys}
         todo = {tp: end for tp, end in ends.items() if end > 0}
         if todo:
             for tp, high in (await _fetched_high_watermarks(probe, todo, timeout)).items():
                 ends[tp] = max(ends[tp], high)
-        return {keys[tp]: end for tp, end in ends.items()}
+        return {keys[tp]: end for tp, end in ends.items()}, first
     finally:
         await probe.stop()

@@ -145,7 +145,8 @@ def _install_lag_monitor(app: faust.App, interval: float) -> None:
     stream's buffer but not processed count, so a worker whose agents hang shows its backlog.
     Partitions whose high watermark stands still while records wait (Faust stopped fetching
     them, their buffer being full) get their end from a probe every
-    :data:`workers.lag.PROBE_INTERVAL_S`.
+    :data:`workers.lag.PROBE_INTERVAL_S`, and their log start: a partition the group never
+    committed counts from there, not from offset 0 (retention may have deleted its head).
 
     Only partitions assigned to this worker are exported: after a rebalance a revoked
     partition's series is removed, else its last lag would stay and be counted again (by
@@ -171,7 +172,8 @@ def _install_lag_monitor(app: faust.App, interval: float) -> None:
             except Exception:  # the partition may have just been revoked
                 continue
             highs[tp] = high
-            lags[tp] = behind = lag.committed_lag(high, probe.end(tp, high), committed[tp])
+            lags[tp] = behind = lag.committed_lag(high, probe.end(tp, high), committed[tp],
+                                                  probe.start(tp, high))
             if behind is None:
                 continue
             labels = (tp.topic, str(tp.partition))
@@ -201,10 +203,10 @@ def _install_lag_monitor(app: faust.App, interval: float) -> None:
         from streams import end_offsets
 
         try:
-            found = await asyncio.wait_for(
-                end_offsets.current_end_offsets(
+            found, starts = await asyncio.wait_for(
+                end_offsets.current_offsets(
                     end_offsets.probe_consumer(app, app.consumer.transport), due),
-                2 * end_offsets.PROBE_TIMEOUT_S)
+                3 * end_offsets.PROBE_TIMEOUT_S)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the next round tries again
@@ -215,7 +217,7 @@ def _install_lag_monitor(app: faust.App, interval: float) -> None:
                             "worker saw", len(due), type(exc).__name__)
             return
         failures["in_a_row"] = 0
-        probe.found(found)
+        probe.found(found, starts)
 
 
 LOOP_PROBE_INTERVAL_S = 0.1

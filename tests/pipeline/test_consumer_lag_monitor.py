@@ -10,13 +10,14 @@ watermark: a worker whose agents hung showed no growing lag (review of the ops s
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any, NamedTuple
 
 from monitoring import metrics
-from workers import lag, pipeline
+from workers import lag, pipeline, progress
 
 
 class TP(NamedTuple):
@@ -121,11 +122,12 @@ def test_a_partition_no_longer_fetched_gets_its_end_from_a_probe(monkeypatch) ->
                                _committed_offset={stuck: 50, moving: 90, idle: 7})
     probed: list[list[Any]] = []
 
-    async def current_end_offsets(probe: Any, tps: Any, timeout: float = 0) -> dict[Any, int]:
+    async def current_offsets(probe: Any, tps: Any, timeout: float = 0
+                              ) -> tuple[dict[Any, int], dict[Any, int]]:
         probed.append(sorted(tps))
-        return {tp: 25_000 for tp in tps}
+        return {tp: 25_000 for tp in tps}, {tp: 0 for tp in tps}
 
-    monkeypatch.setattr(end_offsets, "current_end_offsets", current_end_offsets)
+    monkeypatch.setattr(end_offsets, "current_offsets", current_offsets)
     monkeypatch.setattr(end_offsets, "probe_consumer", lambda app, transport: object())
     timers: list[tuple[float, Callable[[], Any]]] = []
     tick = _monitor(consumer, timers)
@@ -159,9 +161,67 @@ def test_committed_lag_arithmetic() -> None:
 
 def test_an_end_probe_forgets_revoked_partitions_and_ends_overtaken() -> None:
     probe = lag.EndProbe()
-    probe.found({"a": 50, "b": 70})
-    probe.found({"a": 40})  # an older answer never lowers an end
-    assert probe.end("a", 10) == 50
+    probe.found({"a": 50, "b": 70}, {"a": 20, "b": 30})
+    probe.found({"a": 40}, {"a": 10})  # an older answer never lowers an end nor a start
+    assert probe.end("a", 10) == 50 and probe.start("a", 30) == 20
     assert probe.end("a", 60) is None and probe.end("a", 10) is None  # overtaken: dropped
+    assert probe.start("a", 60) == 20  # a start stays: it only ever moves forward
     probe.keep_only({"a"})
-    assert probe.end("b", None) is None
+    assert probe.end("b", None) is None and probe.start("b", None) is None
+    assert probe.start("a", 5) is None  # below the start: the topic was made again
+
+
+def test_a_partition_never_committed_counts_from_its_log_start() -> None:
+    """Nothing committed used to count from offset 0: a partition whose head retention deleted
+    showed its whole end offset as lag for good. The log start is where the group begins."""
+    assert lag.committed_lag(120, None, None, start=120) == 0  # head deleted, nothing waits
+    assert lag.committed_lag(125, None, None, start=120) == 5  # five wait from the log start
+    assert lag.committed_lag(125, None, 50, start=120) == 5  # committed before the deletion
+    assert lag.committed_lag(125, None, 122, start=120) == 3  # the committed offset rules
+    assert lag.committed_lag(125, None, None, start=None) == 125  # not probed yet
+
+
+def _stalled_after_probes(monkeypatch: Any, tp: TP, high: int, start: int,
+                          committed: dict[Any, int], **consumer: Any) -> list[Any]:
+    """The lag monitor and its probe over a stand-in consumer, with a stage reading ``tp``'s
+    topic registered 700 s ago: the stalls left after a few rounds (probes find ``start``)."""
+    from streams import end_offsets
+
+    async def current_offsets(probe: Any, tps: Any, timeout: float = 0
+                              ) -> tuple[dict[Any, int], dict[Any, int]]:
+        return {t: high for t in tps}, {t: start for t in tps}
+
+    monkeypatch.setattr(end_offsets, "current_offsets", current_offsets)
+    monkeypatch.setattr(end_offsets, "probe_consumer", lambda app, transport: object())
+    stages = progress.StageProgress(export=False)
+    stages.register("intake", [tp.topic], now=time.time() - 700)
+    monkeypatch.setattr(progress, "STAGES", stages)
+    timers: list[tuple[float, Callable[[], Any]]] = []
+    tick = _monitor(SimpleNamespace(assignment=lambda: [tp], highwater=lambda _: high,
+                                    transport=None, _committed_offset=committed, **consumer),
+                    timers)
+    ((_, probe_timer),) = [(i, fn) for i, fn in timers if fn is not tick]
+    for _ in range(3):
+        asyncio.run(tick())
+        asyncio.run(probe_timer())
+    asyncio.run(tick())
+    return stages.stalled(600)
+
+
+def test_a_partition_whose_head_retention_deleted_is_not_a_stall(monkeypatch: Any) -> None:
+    """A new group (or expired offsets) on a partition whose records retention deleted: nothing
+    to process, so nothing is ever committed; its end offset counted as backlog for good and
+    the stage was reported stalled (``/healthz`` 503, AppealsStageStalled)."""
+    tp = TP(f"appeals.intake.hotline.{uuid.uuid4().hex[:8]}", 3)
+    assert _stalled_after_probes(monkeypatch, tp, high=120, start=120, committed={}) == []
+    assert _exported(tp.topic) == {"3": 0.0}
+
+
+def test_a_fresh_group_hung_on_its_first_batch_is_still_a_stall(monkeypatch: Any) -> None:
+    """Read (its position moved) but nothing processed nor committed: every record from the
+    log start waits, and the stage is stalled."""
+    tp = TP(f"appeals.intake.hotline.{uuid.uuid4().hex[:8]}", 0)
+    [stall] = _stalled_after_probes(monkeypatch, tp, high=105, start=100, committed={},
+                                    _read_offset={tp: 104})
+    assert (stall.stage, stall.backlog) == ("intake", 5)
+    assert _exported(tp.topic) == {"0": 5.0}
