@@ -184,8 +184,9 @@ class Settings:
     applies to copies stored from then on (a copy stored by an older version, without one,
     gets the present setting's)."""
     triage_tick_interval: float = 60.0
-    """APPEALS_TRIAGE_TICK_INTERVAL: seconds between the triage agent's clock ticks (1 s to
-    APPEALS_TRIAGE_MAX_WAIT; keep it small beside the wait, 60 s against its day).
+    """APPEALS_TRIAGE_TICK_INTERVAL: seconds between the triage agent's clock ticks (1 s to the
+    shortest wait: APPEALS_TRIAGE_INCIDENT_MAX_WAIT's, itself at most APPEALS_TRIAGE_MAX_WAIT;
+    keep it small beside that wait, 60 s against the incident's hour).
 
     APPEALS_TRIAGE_MAX_WAIT is counted on the decisions topic's message time, which stands
     still on a partition where no decision arrives: every interval, a partition this worker
@@ -399,11 +400,19 @@ class Settings:
                f"must be 60..{self.triage_max_wait:g} s (a minute to APPEALS_TRIAGE_MAX_WAIT: "
                "an incident or hotline appeal must not wait longer than any other; unset: "
                "3600 s, or APPEALS_TRIAGE_MAX_WAIT when shorter)")
-        _check(1 <= self.triage_tick_interval <= self.triage_max_wait,
+        # Against the shortest wait in effect, the incident and hotline one: checked against
+        # the global day only, an interval of hours was taken, and an incident copy on a quiet
+        # partition reached the desk hours after its hour.
+        shortest = self.triage_short_wait
+        incident_wait = ("APPEALS_TRIAGE_INCIDENT_MAX_WAIT" if self.triage_incident_max_wait
+                         is not None else "APPEALS_TRIAGE_INCIDENT_MAX_WAIT (unset: 3600 s, or "
+                         "APPEALS_TRIAGE_MAX_WAIT when shorter)")
+        _check(1 <= self.triage_tick_interval <= shortest,
                "APPEALS_TRIAGE_TICK_INTERVAL",
-               f"must be 1..{self.triage_max_wait:g} s (at least a second, and at most "
-               "APPEALS_TRIAGE_MAX_WAIT: a tick ends the wait of appeals on a quiet partition, "
-               "so a longer interval would let them wait well past it)")
+               f"must be 1..{shortest:g} s (at least a second, and at most the shortest triage "
+               f"wait: {incident_wait}, {shortest:g} s here, and APPEALS_TRIAGE_MAX_WAIT, "
+               f"{self.triage_max_wait:g} s: a tick ends the wait of appeals on a quiet "
+               "partition, so a longer interval would let them wait well past it)")
         _check(self.time_scale > 0, "APPEALS_TIME_SCALE", "must be positive")
         if self.time_scale != 1:
             self._check_scaled_clock()

@@ -190,3 +190,21 @@ def test_the_incident_wait_setting() -> None:
         with pytest.raises(ConfigError, match="APPEALS_TRIAGE_INCIDENT_MAX_WAIT must be"):
             Settings.load(bad)
     assert "APPEALS_TRIAGE_INCIDENT_MAX_WAIT" in {row[0] for row in Settings.describe()}
+
+
+def test_the_tick_interval_is_checked_against_the_incident_wait() -> None:
+    """The tick interval was checked against APPEALS_TRIAGE_MAX_WAIT only: 10800 s was taken,
+    and an incident copy on a quiet partition reached the desk hours after its hour."""
+    def tick(interval: float, **env: str) -> float:
+        return Settings.load({"APPEALS_TRIAGE_TICK_INTERVAL": str(interval), **env}
+                             ).triage_tick_interval
+
+    assert tick(3600) == 3600  # the default incident wait
+    assert tick(7200, APPEALS_TRIAGE_INCIDENT_MAX_WAIT="7200") == 7200
+    for interval, env in ((10800, {}), (3601, {}),
+                          (7201, {"APPEALS_TRIAGE_INCIDENT_MAX_WAIT": "7200"}),
+                          (601, {"APPEALS_TRIAGE_MAX_WAIT": "600"})):
+        with pytest.raises(ConfigError, match="APPEALS_TRIAGE_TICK_INTERVAL must be") as err:
+            tick(interval, **env)
+        assert "APPEALS_TRIAGE_INCIDENT_MAX_WAIT" in str(err.value)
+        assert "APPEALS_TRIAGE_MAX_WAIT" in str(err.value)
