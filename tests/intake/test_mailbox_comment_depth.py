@@ -17,7 +17,9 @@ def test_comments_nested_too_deeply_are_unreadable(depth: int) -> None:
     with pytest.raises(UnreadableMailbox):
         split_mailbox("(" * depth + "a@b.ru")
     with pytest.raises(UnreadableMailbox):
-        split_mailbox("Иван " + "(x " * depth + ")" * depth + " <ivan@example.ru>")
+        split_mailbox("Иван " + "(x " * depth + ")" * depth + " ivan@example.ru")
+    # An angle address after them is still the mailbox's; the junk before it is no name.
+    assert split_mailbox("(" * depth + "<a@b.ru>") == (None, "a@b.ru")
 
 
 def test_ordinary_comments_quotes_and_escapes_are_read() -> None:

@@ -13,9 +13,10 @@ address counts only when it has an ``@``: ``parseaddr``'s when it does, else the
 ``parseaddr`` reads comments ``(...)`` recursively: a few hundred nested ``(`` end in
 ``RecursionError``. That is reported as :class:`UnreadableMailbox`, so a caller refuses it
 with a reason code instead of failing with an internal error. Comments nested deeper than
-:data:`MAX_COMMENT_DEPTH` are refused the same way before ``parseaddr`` reads them: Python
-3.13's stricter ``parseaddr`` returns ``('', '')`` for them instead of raising, and the same
-header was refused on 3.11 and taken as a mail without a sender on 3.13.
+:data:`MAX_COMMENT_DEPTH` are not given to ``parseaddr`` at all: the header's last angle
+address is taken, and without one it is refused the same way (Python 3.13's stricter
+``parseaddr`` returns ``('', '')`` for them instead of raising, and the same header was refused
+on 3.11 and taken as a mail without a sender on 3.13).
 """
 
 from __future__ import annotations
@@ -51,7 +52,12 @@ def split_mailbox(text: str) -> tuple[str | None, str | None]:
     Иванов`` has only a name to give.
     """
     if _comment_depth(text) > MAX_COMMENT_DEPTH:
-        raise UnreadableMailbox(f"comments nested deeper than {MAX_COMMENT_DEPTH}")
+        # Not given to parseaddr; an angle address is still the mailbox's (the junk before
+        # it is no name).
+        angle = next(reversed(list(_ANGLE_ADDR.finditer(text))), None)
+        if angle is None:
+            raise UnreadableMailbox(f"comments nested deeper than {MAX_COMMENT_DEPTH}")
+        return None, angle.group(1)
     try:
         name, address = parseaddr(text)
     except RecursionError:
