@@ -1,9 +1,10 @@
-"""A reopen stamped before the answer that ended the period is judged as at its stamp.
+"""A reopen stamped before the answer that ended the period reopens it at that answer.
 
 It reopened the appeal at its stamp, so the new period began before the answer it would
-reopen. Found by the replay property test (``test_replaying_any_history_changes_nothing``)
-on a random draw: a reopen kept early, given up when a redirect began a later period, was
-replayed after the answer and opened a period before the redirect, with a false breach.
+reopen (and ce68205's first mend held it 7 days for an end that had already come). Found by
+the replay property test (``test_replaying_any_history_changes_nothing``) on a random draw: a
+reopen kept early, given up when a redirect began a later period, was replayed after the
+answer and opened a period before the redirect, with a false breach.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.sla_engine.test_sla_engine import DAY, RULES, T0, _ev, _routed
-from workers.sla.engine import BEFORE_PERIOD, HELD_TIMER, apply_lifecycle, new_state
+from workers.sla.engine import BEFORE_PERIOD, apply_lifecycle, new_state
 
 
 def _parent(_authority: str) -> str:
@@ -23,14 +24,21 @@ def _state() -> dict[str, Any]:
     return state
 
 
-def test_a_reopen_stamped_before_the_answer_does_not_reopen_before_it() -> None:
+def test_a_reopen_stamped_before_the_answer_reopens_at_the_answer() -> None:
     state = _state()
     assert apply_lifecycle(state, _ev("answered", T0 + 5 * DAY, 1), RULES).outcome == "applied"
+    eff = apply_lifecycle(state, _ev("reopened", T0 + 5 * DAY - 1, 2), RULES)  # a second early
+    assert eff.outcome == "applied" and state["status"] == "running"
+    assert state["start"] == T0 + 5 * DAY  # not before the answer it reopens
+    assert "erop" not in state  # not kept for an end that already came (review of ce68205)
+
+
+def test_a_reopen_stamped_before_a_close_without_answer_reopens_at_the_close() -> None:
+    state = _state()
+    assert apply_lifecycle(state, _ev("closed", T0 + 5 * DAY, 1), RULES).outcome == "applied"
     eff = apply_lifecycle(state, _ev("reopened", T0 + 3 * DAY, 2), RULES)
-    # At its stamp the period was open: kept for an end at or before it, as in order.
-    assert eff.outcome == "early"
-    assert state["status"] == "answered" and state["answered"] == T0 + 5 * DAY
-    assert eff.alerts == [] and [t.kind for t in eff.timers] == [HELD_TIMER]  # its expiry
+    assert eff.outcome == "applied" and state["start"] == T0 + 5 * DAY
+    assert "erop" not in state
 
 
 def test_a_given_up_reopen_replayed_after_a_redirect_and_answer_changes_nothing() -> None:

@@ -1790,14 +1790,20 @@ def _reopened(state: State, event: dict[str, Any], at: float, rules: SlaRules,
     period's outcome moves to ``outcomes`` unchanged (the figures do not move at the reopen),
     and the new period adds its own. The extension count is kept (see ``_start_period``).
 
-    A reopen stamped before the answer or close that ended the period is judged as at its
-    stamp, when the period was still open: kept for an end at or before it, or refused. It
-    reopened the appeal at its stamp instead, before the answer it would reopen: the period
-    then began before that answer, and a replay of a reopen given up (``_apply_held``) after
-    a redirect started a period before the redirect.
+    A reopen stamped before the answer or close that ended the period (two systems' clocks a
+    little apart, a register kept by the date) reopens it at that end: the new period cannot
+    begin before the answer it reopens. It began at the reopen's stamp, and a replay of a
+    reopen given up (``_apply_held``) after a redirect started a period before the redirect;
+    one stamped before the running period began is refused (``before_period``), as when the
+    period is open.
     """
     ended = _ended_at(state)
-    if state["status"] in OPEN_STATUSES or (ended is not None and at < ended):
+    if state["status"] not in OPEN_STATUSES and ended is not None and at < ended:
+        if _before_period(state, at):
+            effects.outcome = BEFORE_PERIOD
+            return
+        at = ended
+    if state["status"] in OPEN_STATUSES:
         if _before_period(state, at):
             effects.outcome = BEFORE_PERIOD
         elif at < state["start"]:
