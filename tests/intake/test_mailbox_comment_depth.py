@@ -31,3 +31,14 @@ def test_ordinary_comments_quotes_and_escapes_are_read() -> None:
     assert split_mailbox(escaped)[1] == "a@b.ru"
     nested = "(" * MAX_COMMENT_DEPTH + "x" + ")" * MAX_COMMENT_DEPTH + " a@b.ru"
     assert split_mailbox(nested)[1] == "a@b.ru"
+
+
+@pytest.mark.parametrize("depth", [MAX_COMMENT_DEPTH + 1, 100])
+def test_an_address_inside_the_comments_is_never_the_sender(depth: int) -> None:
+    """Comment text is no address (RFC 5322 3.2.2): one level more of nesting turned
+    ``good@y.ru`` into the commented ``evil@x.ru`` (review of 7c535e6)."""
+    comment = "(" * depth + "<evil@x.ru>" + ")" * depth
+    assert split_mailbox("Иван <good@y.ru> " + comment)[1] == "good@y.ru"
+    assert split_mailbox(comment + " Иван <good@y.ru>")[1] == "good@y.ru"
+    with pytest.raises(UnreadableMailbox):
+        split_mailbox(comment + " good@y.ru")  # no angle address outside them: unreadable

@@ -52,9 +52,10 @@ def split_mailbox(text: str) -> tuple[str | None, str | None]:
     Иванов`` has only a name to give.
     """
     if _comment_depth(text) > MAX_COMMENT_DEPTH:
-        # Not given to parseaddr; an angle address is still the mailbox's (the junk before
-        # it is no name).
-        angle = next(reversed(list(_ANGLE_ADDR.finditer(text))), None)
+        # Not given to parseaddr; an angle address outside the comments is still the
+        # mailbox's (the junk before it is no name). Comment text is never an address (RFC
+        # 5322 3.2.2): «(((<evil@x.ru>))) good@y.ru» must not become evil@x.ru.
+        angle = next(reversed(list(_ANGLE_ADDR.finditer(_blank_comments(text)))), None)
         if angle is None:
             raise UnreadableMailbox(f"comments nested deeper than {MAX_COMMENT_DEPTH}")
         return None, angle.group(1)
@@ -71,6 +72,31 @@ def split_mailbox(text: str) -> tuple[str | None, str | None]:
         return name.strip(), None
     # No name either: the text is the name, unless it is a broken address or comment.
     return (None if any(c in text for c in "@<>()") else _unquote(text)), None
+
+
+def _blank_comments(text: str) -> str:
+    """``text`` with every closed comment (parentheses and their content, nested) replaced by
+    spaces, the same length; quoted strings and escapes read as :func:`_comment_depth` reads
+    them. A ``(`` never closed is left as text: ``((((<a@b.ru>`` still names its address."""
+    out = list(text)
+    opened: list[int] = []
+    quoted = escaped = False
+    for i, ch in enumerate(text):
+        if escaped:
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif quoted:
+            quoted = ch != '"'
+        elif ch == '"' and not opened:
+            quoted = True
+        elif ch == "(":
+            opened.append(i)
+        elif ch == ")" and opened:
+            start = opened.pop()
+            if not opened:
+                out[start:i + 1] = " " * (i + 1 - start)
+    return "".join(out)
 
 
 def _comment_depth(text: str) -> int:
