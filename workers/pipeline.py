@@ -195,7 +195,8 @@ def _install_lag_monitor(app: faust.App, interval: float) -> None:
 
     @app.timer(lag.PROBE_INTERVAL_S)
     async def probe_end_offsets() -> None:
-        due = probe.due(latest["lags"], latest["highs"])
+        due = [tp for tp in probe.due(latest["lags"], latest["highs"])
+               if not progress.STAGES.waits_on_purpose(tp.topic)]
         if not due:
             return
         import asyncio

@@ -87,6 +87,14 @@ class StageProgress:
     def stages(self) -> Collection[str]:
         return self._stages.keys()
 
+    def waits_on_purpose(self, topic: str) -> bool:
+        """Whether only stages that wait on purpose (:data:`WAITS_ON_PURPOSE`) read ``topic``:
+        its records wait with the watermark still as a matter of course, so the lag monitor's
+        end probe leaves it alone (it opened a consumer every 20 s for as long as alerts were
+        parked)."""
+        readers = [stage for stage, entry in self._stages.items() if topic in entry.topics]
+        return bool(readers) and all(stage in WAITS_ON_PURPOSE for stage in readers)
+
     def _on_track(self, stage: str, entry: _Stage, now: float) -> None:
         if now > entry.on_track_at:
             entry.on_track_at = now

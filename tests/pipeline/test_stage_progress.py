@@ -99,3 +99,19 @@ def test_healthz_answers_503_naming_the_stalled_stage() -> None:
     healthy = pipeline._stall_report(stages, 600)
     assert healthy.status == 200
     assert json.loads(healthy.body) == {"status": "ok"}  # type: ignore[arg-type]
+
+
+def test_a_topic_read_only_by_a_stage_that_waits_on_purpose_is_not_probed() -> None:
+    """Parked alerts wait on appeals.notify.retry with its watermark still: the lag monitor's
+    end probe opened a consumer for it every 20 s for as long as a receiver was down."""
+    from workers.progress import StageProgress
+
+    stages = StageProgress(export=False)
+    stages.register("notify_retry", ["appeals.notify.retry"], now=0.0)
+    stages.register("intake", ["appeals.intake.web"], now=0.0)
+    stages.register("sla", ["appeals.routed", "appeals.shared"], now=0.0)
+    stages.register("notify", ["appeals.shared"], now=0.0)
+    assert stages.waits_on_purpose("appeals.notify.retry")
+    assert not stages.waits_on_purpose("appeals.intake.web")
+    assert not stages.waits_on_purpose("appeals.shared")  # another stage reads it too
+    assert not stages.waits_on_purpose("appeals.unknown")
