@@ -51,11 +51,12 @@ def split_mailbox(text: str) -> tuple[str | None, str | None]:
     the whole text when it holds no ``@ < > ( )``: a gateway that renders ``From: Иван
     Иванов`` has only a name to give.
     """
-    if _comment_depth(text) > MAX_COMMENT_DEPTH:
+    depth, outside = _comments(text)
+    if depth > MAX_COMMENT_DEPTH:
         # Not given to parseaddr; an angle address outside the comments is still the
         # mailbox's (the junk before it is no name). Comment text is never an address (RFC
         # 5322 3.2.2): «(((<evil@x.ru>))) good@y.ru» must not become evil@x.ru.
-        angle = next(reversed(list(_ANGLE_ADDR.finditer(_blank_comments(text)))), None)
+        angle = next(reversed(list(_ANGLE_ADDR.finditer(outside))), None)
         if angle is None:
             raise UnreadableMailbox(f"comments nested deeper than {MAX_COMMENT_DEPTH}")
         return None, angle.group(1)
@@ -74,12 +75,14 @@ def split_mailbox(text: str) -> tuple[str | None, str | None]:
     return (None if any(c in text for c in "@<>()") else _unquote(text)), None
 
 
-def _blank_comments(text: str) -> str:
-    """``text`` with every closed comment (parentheses and their content, nested) replaced by
-    spaces, the same length; quoted strings and escapes read as :func:`_comment_depth` reads
-    them. A ``(`` never closed is left as text: ``((((<a@b.ru>`` still names its address."""
+def _comments(text: str) -> tuple[int, str]:
+    """How deep comments nest in ``text``, and ``text`` with every closed comment
+    (parentheses and their content, nested) replaced by spaces, the same length (RFC 5322
+    3.2.2: ``(`` outside a quoted string opens one, a backslash escapes the next character).
+    A ``(`` never closed is left as text: ``((((<a@b.ru>`` still names its address."""
     out = list(text)
     opened: list[int] = []
+    deepest = 0
     quoted = escaped = False
     for i, ch in enumerate(text):
         if escaped:
@@ -92,33 +95,12 @@ def _blank_comments(text: str) -> str:
             quoted = True
         elif ch == "(":
             opened.append(i)
+            deepest = max(deepest, len(opened))
         elif ch == ")" and opened:
             start = opened.pop()
             if not opened:
                 out[start:i + 1] = " " * (i + 1 - start)
-    return "".join(out)
-
-
-def _comment_depth(text: str) -> int:
-    """How deep comments nest in ``text`` (RFC 5322 3.2.2: ``(`` outside a quoted string opens
-    one, a backslash escapes the next character)."""
-    depth = deepest = 0
-    quoted = escaped = False
-    for ch in text:
-        if escaped:
-            escaped = False
-        elif ch == "\\":
-            escaped = True
-        elif quoted:
-            quoted = ch != '"'
-        elif ch == '"' and depth == 0:
-            quoted = True
-        elif ch == "(":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif ch == ")" and depth:
-            depth -= 1
-    return deepest
+    return deepest, "".join(out)
 
 
 def addresses(text: str) -> list[str]:
